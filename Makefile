@@ -1,0 +1,51 @@
+# multihome — developer entry points. Run as root on Debian 12.
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+APT_PACKAGES := iproute2 nftables dnsmasq-base isc-dhcp-client curl iputils-ping procps
+STAMP := $(VENV)/.installed
+
+.PHONY: all deps venv test unit lint typecheck demo bench clean
+
+all: test
+
+# Install the system packages the tests and the lab need (only what is missing).
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: venv
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+unit: venv
+	$(PY) -m pytest -q tests/unit
+
+# The whole suite: lint, types, unit tests, namespace tests, lab end-to-end tests.
+test: deps venv lint typecheck
+	$(PY) -m pytest -q -n 2 tests
+
+demo: deps venv
+	$(VENV)/bin/multihome lab demo
+
+bench: deps venv
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

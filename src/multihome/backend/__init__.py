@@ -1,0 +1,57 @@
+"""Kernel backends: the only code that reads or changes network state.
+
+``NetlinkBackend`` talks to the kernel of the current network namespace through pyroute2
+(so ``ip netns exec NS multihome ...`` works); ``FakeBackend`` is its in-memory twin for unit
+tests of pure logic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from multihome.model import HostState, IPAddress
+
+if TYPE_CHECKING:
+    from multihome.plan import Change
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """The answer of a route lookup (``ip route get``)."""
+
+    ifname: str | None
+    gateway: IPAddress | None
+    prefsrc: IPAddress | None
+    table: int | None
+
+
+class Backend(Protocol):
+    """Reads and changes the network state of one namespace."""
+
+    def read(self) -> HostState:
+        """Links, addresses, routes of every table, rules and the relevant sysctls."""
+
+    def apply(self, changes: Sequence[Change]) -> int:
+        """Make ``changes`` in order; stop at the first failure and raise ``ChangeFailed``.
+
+        Returns how many changes were made.
+        """
+
+    def lookup(self, dst: IPAddress, src: IPAddress | None = None,
+               oif: str | None = None) -> Lookup | None:
+        """Resolve ``dst`` as the kernel would; None when unreachable."""
+
+    def close(self) -> None:
+        """Release the netlink socket (if any)."""
+
+
+class ChangeFailed(Exception):  # noqa: N818 - a signal between backend and apply, not an error
+    """A change failed; ``done`` changes before it were made."""
+
+    def __init__(self, change: Change, done: int, reason: str) -> None:
+        super().__init__(reason)
+        self.change = change
+        self.done = done
+        self.reason = reason

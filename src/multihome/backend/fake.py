@@ -1,0 +1,129 @@
+"""An in-memory twin of the kernel backend, for unit tests of pure logic.
+
+It keeps a HostState, applies changes to it with the kernel's own refusals (adding an
+existing route slot or rule is EEXIST, removing a missing one is ESRCH), can fail on the
+k-th change, and answers lookups with a simplified rule walk (enough for the policy's rules).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from multihome.backend import ChangeFailed, Lookup
+from multihome.model import (
+    TABLE_LOCAL,
+    TABLE_MAIN,
+    HostState,
+    IPAddress,
+    Route,
+    Rule,
+    Sysctl,
+)
+
+if TYPE_CHECKING:
+    from multihome.plan import Change
+
+DEFAULT_RULES = (
+    Rule(family=4, priority=0, table=TABLE_LOCAL, proto=2),
+    Rule(family=4, priority=32766, table=TABLE_MAIN, proto=2),
+    Rule(family=4, priority=32767, table=253, proto=2),
+)
+
+
+class FakeBackend:
+    """A namespace in memory."""
+
+    def __init__(self, state: HostState, fail_at: int | None = None) -> None:
+        self.state = state
+        self.fail_at = fail_at
+        self.calls = 0
+
+    def read(self) -> HostState:
+        return self.state
+
+    def apply(self, changes: Sequence[Change]) -> int:
+        done = 0
+        for change in changes:
+            self.calls += 1
+            if self.fail_at is not None and self.calls == self.fail_at:
+                raise ChangeFailed(change, done, "injected failure")
+            error = self._apply_one(change)
+            if error:
+                raise ChangeFailed(change, done, error)
+            done += 1
+        return done
+
+    def _apply_one(self, change: Change) -> str | None:
+        obj = change.obj
+        state = self.state
+        if isinstance(obj, Sysctl):
+            sysctls = dict(state.sysctls)
+            sysctls[obj.name] = obj.value
+            self.state = HostState.build(state.links, state.addresses, state.routes,
+                                         state.rules, sysctls)
+            return None
+        if isinstance(obj, Route):
+            routes = set(state.routes)
+            if change.action == "add":
+                if any(r.slot == obj.slot for r in routes):
+                    return "File exists"
+                routes.add(obj)
+            else:
+                if obj not in routes:
+                    return "No such process"
+                routes.discard(obj)
+            self.state = replace(state, routes=tuple(sorted(routes, key=lambda r: r.key)))
+            return None
+        rules = set(state.rules)
+        if change.action == "add":
+            if obj in rules:
+                return "File exists"
+            rules.add(obj)
+        else:
+            if obj not in rules:
+                return "No such file or directory"
+            rules.discard(obj)
+        self.state = replace(state, rules=tuple(sorted(rules, key=lambda r: r.key)))
+        return None
+
+    def lookup(self, dst: IPAddress, src: IPAddress | None = None,
+               oif: str | None = None) -> Lookup | None:
+        rules = sorted(self.state.rules or DEFAULT_RULES, key=lambda r: r.priority)
+        for rule in rules:
+            if rule.family != dst.version or rule.table == TABLE_LOCAL:
+                continue
+            if rule.src is not None and (src is None or src not in rule.src):
+                continue
+            if rule.dst is not None and dst not in rule.dst:
+                continue
+            if rule.oifname is not None and rule.oifname != oif:
+                continue
+            if rule.iifname is not None:
+                continue  # locally generated traffic has iif lo
+            best = self._best_route(rule.table, dst, oif)
+            if best is None:
+                continue
+            if (rule.suppress_prefixlength is not None
+                    and best.dst.prefixlen <= rule.suppress_prefixlength):
+                continue
+            return Lookup(best.ifname, best.gateway, best.prefsrc, rule.table)
+        return None
+
+    def _best_route(self, table: int, dst: IPAddress, oif: str | None) -> Route | None:
+        candidates = [r for r in self.state.routes
+                      if r.table == table and r.family == dst.version and dst in r.dst
+                      and (oif is None or r.ifname == oif)]
+        if not candidates:
+            return None
+        return min(candidates, key=lambda r: (-r.dst.prefixlen, r.metric))
+
+    def close(self) -> None:
+        return None
+
+
+def net(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """Shorthand for tests."""
+    return ipaddress.ip_network(text)

@@ -1,0 +1,287 @@
+"""The ``multihome`` command: verbs only. It parses arguments, calls the library and maps
+errors to exit codes (0 ok, 1 failure, 2 bad input, 3 rolled back)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from multihome._version import __version__
+from multihome.errors import DetailedExitCode, ExitCode, InputError, MultihomeError
+
+#: Subcommands that live in their own module, imported only when used (start-up time).
+LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "lab": ("multihome.lab.cli", "lab", "A miniature OpenStack tenant network to try it on."),
+}
+
+EPILOG = """\b
+Examples:
+  multihome status                      what is there, and what is wrong
+  multihome plan                        the changes apply would make
+  sudo multihome apply                  make them (idempotent, transactional)
+  multihome verify --json               proof per address, machine-readable
+  ip netns exec vm1 multihome apply     the same inside a network namespace
+"""
+
+
+class LazyGroup(click.Group):
+    """A group whose heavy subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            module_name, attr, _ = LAZY_COMMANDS[cmd_name]
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError:
+                return None
+            command = getattr(module, attr)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@dataclass
+class Context:
+    """Options shared by every verb."""
+
+    config_path: Path | None
+    root: Path
+    color: bool
+
+    def config(self) -> Any:
+        from multihome.config import DEFAULT_CONFIG_PATH, load_config
+        from multihome.files import under_root
+
+        if self.config_path is not None:
+            return load_config(self.config_path, explicit=True)
+        return load_config(under_root(self.root, DEFAULT_CONFIG_PATH))
+
+
+@click.group(cls=LazyGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h",
+                                                                                      "--help"]})
+@click.version_option(__version__, prog_name="multihome")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="Configuration file [default: /etc/multihome/config.yaml if present].")
+@click.option("--root", type=click.Path(path_type=Path), default=Path("/"), show_default=True,
+              help="Prefix for every file multihome reads or writes (tests, images).")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, root: Path) -> None:
+    """Make every port of a multi-port Linux VM route correctly.
+
+    Each managed interface gets its own routing table and `ip rule`s, so that replies
+    leave through the port they arrived on and floating IPs on secondary ports work.
+    """
+    ctx.obj = Context(config_path=config_path, root=root, color=sys.stdout.isatty())
+
+
+@contextmanager
+def _backend() -> Iterator[Any]:
+    from multihome.backend.netlink import NetlinkBackend
+
+    backend = NetlinkBackend()
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+def _echo_json(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+def _styled(line: str, color: bool) -> str:
+    if not color:
+        return line
+    colors = {"+": "green", "-": "red", "~": "yellow"}
+    return click.style(line, fg=colors.get(line[:1]))
+
+
+@cli.command(epilog="\b\nExamples:\n  multihome status\n  multihome status --json | jq .problems")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def status(obj: Context, as_json: bool) -> None:
+    """Show interfaces, addresses, gateways, tables, rules and what is wrong."""
+    from multihome.engine import snapshot
+    from multihome.status import build_report
+
+    config = obj.config()
+    with _backend() as backend:
+        snap = snapshot(backend, config)
+        report = build_report(backend, snap, config)
+    if as_json:
+        _echo_json(report.to_json())
+        return
+    desired = snap.desired
+    click.echo(f"primary: {desired.primary or '(none)'}")
+    click.echo(f"{'INTERFACE':<12} {'ROLE':<10} {'ADDRESSES':<32} {'GATEWAY':<16} TABLE")
+    for iface in desired.interfaces:
+        table = f"{iface.table.id} {iface.table.name}" if iface.table else "-"
+        addrs = ",".join(str(a.interface) for a in iface.addresses)
+        click.echo(f"{iface.name:<12} {iface.role:<10} {addrs:<32} "
+                   f"{str(iface.gateway or '-'):<16} {table}")
+    for skipped in desired.skipped:
+        click.echo(f"{skipped.ifname:<12} {'skipped':<10} {skipped.reason}")
+    from multihome.policy import owned_rules
+
+    rules = sorted(owned_rules(snap.state, config), key=lambda r: r.key)
+    click.echo(f"rules ({len(rules)} owned by multihome):")
+    for rule in rules:
+        click.echo(f"  {rule.describe(desired.table_names)}")
+    if report.problems:
+        click.echo("problems:")
+        for problem in report.problems:
+            click.echo(_styled(f"- {problem.message}; fix: {problem.fix}", obj.color))
+    else:
+        click.echo("problems: none")
+
+
+@cli.command(epilog="\b\nExamples:\n  multihome plan\n  multihome plan --json")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--source", type=click.Choice(["auto", "kernel"]), default="auto",
+              show_default=True, help="Where the interfaces' facts come from.")
+@click.pass_obj
+def plan(obj: Context, as_json: bool, source: str) -> None:
+    """Show the exact changes `apply` would make (nothing is changed)."""
+    from multihome.engine import snapshot
+
+    config = obj.config()
+    with _backend() as backend:
+        snap = snapshot(backend, config)
+    if as_json:
+        _echo_json(dict(snap.plan.to_json(), source="kernel",
+                        interfaces=[i.to_json() for i in snap.desired.interfaces],
+                        skipped=[{"name": s.ifname, "reason": s.reason}
+                                 for s in snap.desired.skipped]))
+        return
+    _print_plan(obj, snap)
+
+
+def _print_plan(obj: Context, snap: Any) -> None:
+    for skipped in snap.desired.skipped:
+        click.echo(f"# {skipped.ifname}: skipped ({skipped.reason})")
+    for note in snap.plan.notes:
+        click.echo(f"# {note}")
+    if snap.plan.empty:
+        click.echo("no changes: the kernel already matches the policy")
+        return
+    for line in snap.plan.lines():
+        click.echo(_styled(line, obj.color))
+    click.echo(f"{len(snap.plan.changes)} change(s)")
+
+
+@cli.command(epilog="\b\nExamples:\n  sudo multihome apply\n  sudo multihome apply --dry-run\n"
+                    "  sudo multihome apply --detailed-exit-codes; echo $?   # 0 same, 2 changed")
+@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+@click.option("--detailed-exit-codes", is_flag=True,
+              help="Exit 0 when nothing changed, 2 when something changed, 1 on any error.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing when nothing changes.")
+@click.pass_obj
+def apply(obj: Context, dry_run: bool, detailed_exit_codes: bool, quiet: bool) -> None:
+    """Apply the policy to the kernel, as one transaction, then verify it."""
+    from multihome.engine import apply_plan, require_root, snapshot
+    from multihome.verify import verify
+
+    click.get_current_context().meta["detailed"] = detailed_exit_codes
+    config = obj.config()
+    if not dry_run:
+        require_root()
+    with _backend() as backend:
+        snap = snapshot(backend, config)
+        if dry_run:
+            _print_plan(obj, snap)
+            return
+        total = len(snap.plan.changes)
+        progress = None
+        if sys.stderr.isatty() and total > 50:
+            def progress(done: int, count: int, _change: Any) -> None:
+                if done % 50 == 0 or done == count:
+                    click.echo(f"\r{done}/{count} changes", err=True, nl=done == count)
+        result = apply_plan(backend, snap.plan, root=obj.root, progress=progress)
+        if not snap.plan.empty and not quiet:
+            for line in snap.plan.lines():
+                click.echo(_styled(line, obj.color))
+        if result.applied:
+            checks = verify(backend, snapshot(backend, config).desired, config)
+            failed = [c for c in checks if not c.ok]
+            click.echo(f"applied {result.applied} change(s); verify: "
+                       f"{len(checks) - len(failed)}/{len(checks)} checks pass")
+            for check in failed:
+                click.echo(f"  FAIL {check.interface} {check.address} {check.name} -> "
+                           f"{check.destination}: expected {check.expected}, got {check.got}",
+                           err=True)
+            if failed:
+                raise MultihomeError(f"{len(failed)} verification check(s) failed after apply")
+        elif not quiet:
+            click.echo("no changes: the kernel already matches the policy")
+    if detailed_exit_codes and result.changed:
+        raise click.exceptions.Exit(DetailedExitCode.CHANGED)
+
+
+@cli.command(epilog="\b\nExamples:\n  multihome verify\n  multihome verify --json")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def verify(obj: Context, as_json: bool) -> None:
+    """Prove per address that replies leave through their own interface and gateway."""
+    from multihome.engine import snapshot
+    from multihome.verify import verify as run_verify
+
+    config = obj.config()
+    with _backend() as backend:
+        snap = snapshot(backend, config)
+        checks = run_verify(backend, snap.desired, config)
+    in_sync = snap.plan.empty
+    ok = all(c.ok for c in checks) and in_sync
+    if as_json:
+        _echo_json({"ok": ok, "in_sync": in_sync, "checks": [c.to_json() for c in checks]})
+    else:
+        for check in checks:
+            mark = "ok  " if check.ok else "FAIL"
+            click.echo(f"{mark} {check.interface:<10} {check.address:<16} {check.name:<16} "
+                       f"-> {check.destination:<16} {check.got}"
+                       + ("" if check.ok else f" (expected {check.expected})"))
+        if not checks:
+            click.echo("nothing to verify: no interface needs its own table")
+        click.echo("in sync with the policy" if in_sync else
+                   f"NOT in sync: {len(snap.plan.changes)} change(s) pending (multihome plan)")
+    if not ok:
+        raise click.exceptions.Exit(ExitCode.FAILURE)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"multihome: error: {message}", err=True)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and map errors to exit codes."""
+    detailed = "--detailed-exit-codes" in (argv if argv is not None else sys.argv[1:])
+    code_for: Callable[[int], int] = (
+        (lambda code: DetailedExitCode.ERROR if code else 0) if detailed else (lambda c: c))
+    try:
+        cli.main(args=argv, prog_name="multihome", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        exc.show()
+        sys.exit(code_for(ExitCode.BAD_INPUT))
+    except click.Abort:
+        _fail("aborted", code_for(ExitCode.FAILURE))
+    except InputError as exc:
+        _fail(str(exc), code_for(exc.exit_code))
+    except MultihomeError as exc:
+        _fail(str(exc), code_for(exc.exit_code))
+    except KeyboardInterrupt:
+        _fail("interrupted", code_for(ExitCode.FAILURE))
+    except BrokenPipeError:
+        sys.exit(0)

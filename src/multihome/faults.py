@@ -1,0 +1,28 @@
+"""Failure injection for tests of the transaction (and of crash recovery).
+
+``MULTIHOME_FAILPOINT=change:K`` makes the K-th kernel change of an apply fail as if the
+kernel had refused it; ``MULTIHOME_FAILPOINT=kill:K`` kills the process with SIGKILL just
+before the K-th change. Unset (always, in production) it costs one dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+ENV = "MULTIHOME_FAILPOINT"
+
+
+def failpoint() -> tuple[str, int] | None:
+    """The configured failpoint as (kind, k), or None."""
+    value = os.environ.get(ENV)
+    if not value:
+        return None
+    kind, _, number = value.partition(":")
+    if kind not in ("change", "kill") or not number.isdigit() or int(number) < 1:
+        return None
+    return kind, int(number)
+
+
+def kill_now() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,62 @@
+"""All file I/O of multihome: atomic writes (tmp + fsync + rename) under a ``--root`` prefix."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from multihome.errors import InputError
+
+HEADER = "# Managed by multihome; do not edit: it is rewritten on every apply/persist.\n"
+
+
+def under_root(root: Path, path: Path | str) -> Path:
+    """``path`` (absolute, as on the target system) below ``root``."""
+    relative = str(path).lstrip("/")
+    return root / relative
+
+
+def read_text(path: Path) -> str | None:
+    """The file's text, or None when it does not exist."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def write_atomic(path: Path, content: str, mode: int = 0o644) -> bool:
+    """Write ``content`` to ``path`` atomically; return False when it already had it."""
+    if read_text(path) == content:
+        return False
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise InputError(f"{path.parent}: cannot write here ({exc.strerror}); pass a "
+                         "writable --root or run as root") from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def remove_file(path: Path) -> bool:
+    """Remove ``path``; return False when it was not there."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True

@@ -1,0 +1,124 @@
+"""The plan: a pure, ordered diff between the current and the desired state.
+
+The order keeps connectivity at every step: sysctls first, then the per-interface tables
+are filled, then the rules that use them are added (in ascending priority, so that
+nothing points into an empty table; main's specifics rule first), then stale owned rules and routes go, and only at the
+end the secondary defaults leave main -- when replies already have their own path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from multihome.config import Config
+from multihome.model import HostState, Route, Rule, Sysctl, Table
+from multihome.policy import DesiredState, owned_routes, owned_rules
+
+Action = Literal["add", "remove", "set"]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One kernel change. ``old`` is the prior value of a sysctl (None if unknown)."""
+
+    action: Action
+    obj: Route | Rule | Sysctl
+    old: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return type(self.obj).__name__.lower()
+
+    def inverse(self) -> Change:
+        """The change that undoes this one."""
+        if isinstance(self.obj, Sysctl):
+            if self.old is None:
+                raise ValueError(f"cannot undo {self.obj.name}: its prior value is unknown")
+            return Change("set", Sysctl(self.obj.name, self.old), self.obj.value)
+        return Change("remove" if self.action == "add" else "add", self.obj)
+
+    def describe(self, table_names: Mapping[int, str] | None = None) -> str:
+        """Diff-style text: ``+ rule 10002 from 192.168.0.112 lookup mh-eth1``."""
+        if isinstance(self.obj, Sysctl):
+            return f"~ sysctl {self.obj.name} {self.old if self.old is not None else '?'} " \
+                   f"-> {self.obj.value}"
+        sign = "+" if self.action == "add" else "-"
+        return f"{sign} {self.kind} {self.obj.describe(table_names)}"
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"action": self.action, "kind": self.kind}
+        if isinstance(self.obj, Sysctl):
+            data.update(name=self.obj.name, value=self.obj.value, old=self.old)
+        else:
+            data.update(self.obj.to_json())
+        return data
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The ordered changes, and the table names they use."""
+
+    changes: tuple[Change, ...]
+    tables: tuple[Table, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    @property
+    def table_names(self) -> dict[int, str]:
+        return {t.id: t.name for t in self.tables}
+
+    def lines(self) -> list[str]:
+        names = self.table_names
+        return [c.describe(names) for c in self.changes]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "changes": [c.to_json() for c in self.changes],
+            "tables": [{"id": t.id, "name": t.name, "interface": t.ifname}
+                       for t in self.tables],
+            "notes": list(self.notes),
+        }
+
+
+def make_plan(current: HostState, desired: DesiredState, config: Config) -> Plan:
+    """Diff ``current`` against ``desired``; only owned objects are ever removed."""
+    have_rules = owned_rules(current, config)
+    have_routes = owned_routes(current, config)
+    changes: list[Change] = []
+
+    for sysctl in desired.sysctls:
+        old = current.sysctls.get(sysctl.name)
+        if old != sysctl.value:
+            changes.append(Change("set", sysctl, old))
+
+    stale_routes = have_routes - desired.routes
+    new_routes = sorted(desired.routes - have_routes,
+                        key=lambda r: (r.table, r.is_default, r.gateway is not None,
+                                       -r.dst.prefixlen, r.key))
+    displaced: set[Route] = set()
+    for route in new_routes:
+        # The kernel holds one IPv4 route per (table, dst, metric): replace in place.
+        for old_route in sorted(stale_routes - displaced, key=lambda r: r.key):
+            if old_route.slot == route.slot:
+                changes.append(Change("remove", old_route))
+                displaced.add(old_route)
+        changes.append(Change("add", route))
+
+    # Ascending priority: on-link and main-specifics rules exist before any catch-all.
+    for rule in sorted(desired.rules - have_rules, key=lambda r: (r.priority, r.key)):
+        changes.append(Change("add", rule))
+    for rule in sorted(have_rules - desired.rules, key=lambda r: (-r.priority, r.key)):
+        changes.append(Change("remove", rule))
+    for route in sorted(stale_routes - displaced, key=lambda r: (r.table, r.is_default, r.key),
+                        reverse=True):
+        changes.append(Change("remove", route))
+
+    present = set(current.routes)
+    for route in sorted(desired.main_removals & present, key=lambda r: r.key):
+        changes.append(Change("remove", route))
+    return Plan(changes=tuple(changes), tables=desired.tables, notes=desired.notes)

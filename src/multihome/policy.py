@@ -1,0 +1,373 @@
+"""The policy: a pure function from what the host has (HostState + Config) to what it should have.
+
+All decisions live here (DESIGN.md, "Rules that the policy must get right"):
+
+* which interfaces are managed (and why the others are skipped or left alone);
+* which one is primary (the lowest-metric default route in main, unless configured);
+* one table per managed interface with a gateway, with a stable id derived from the MAC and
+  kept once assigned, and a name (``mh-eth1``);
+* the interface's routes copied into its table; secondary interfaces' defaults taken out of
+  main (the how-to's fix), the primary's left alone;
+* rules in the reserved priority band, marked with multihome's protocol number::
+
+      band+0  from <addr>/32 to <own prefix> lookup <table>   (on-link peers via the own port)
+      band+1  lookup main suppress_prefixlength 0             (main-table specifics first)
+      band+2  from <addr>/32 lookup <table>
+      band+3  oif <if> lookup <table>
+      band+4  iif <if> lookup <table>
+
+* ARP-flux and reverse-path sysctls per managed interface, explicitly, when multi-homed.
+
+No I/O happens here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from multihome.config import Config
+from multihome.errors import InputError
+from multihome.model import (
+    PROTO_MULTIHOME,
+    RTN_UNICAST,
+    SCOPE_UNIVERSE,
+    TABLE_MAIN,
+    Address,
+    HostState,
+    IPAddress,
+    Link,
+    Route,
+    Rule,
+    Sysctl,
+    Table,
+    conf_sysctl,
+)
+
+#: Link kinds that are not VM ports: left alone unless listed in interfaces.include.
+IGNORED_KINDS = frozenset({
+    "bridge", "tun", "tap", "wireguard", "gre", "gretap", "ip6gre", "ip6gretap", "ipip",
+    "sit", "ip6tnl", "vti", "vti6", "vxlan", "geneve", "ifb", "dummy", "nlmon", "vrf",
+    "macsec", "xfrm", "openvswitch",
+})
+#: Name prefixes of container, VPN and virtualisation plumbing.
+IGNORED_PREFIXES = ("docker", "veth", "br-", "virbr", "cali", "flannel", "cni", "lxc", "lxd",
+                    "vnet", "tailscale", "wg", "tun", "tap", "kube", "cilium", "weave",
+                    "podman", "zt", "vxlan", "genev", "nebula")
+
+#: Offsets of each rule kind inside the priority band.
+RULE_OFFSETS = {"onlink": 0, "suppress": 1, "from": 2, "oif": 3, "iif": 4}
+
+
+@dataclass(frozen=True)
+class ManagedInterface:
+    """A port multihome manages, and the decisions made for it."""
+
+    name: str
+    role: str
+    """``primary``, ``secondary`` or ``isolated`` (no gateway: no table needed)."""
+    addresses: tuple[Address, ...]
+    table: Table | None
+    gateway: IPAddress | None
+    metric: int | None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name, "role": self.role,
+            "addresses": [str(a.interface) for a in self.addresses],
+            "table": None if self.table is None else {"id": self.table.id,
+                                                      "name": self.table.name},
+            "gateway": None if self.gateway is None else str(self.gateway),
+            "metric": self.metric,
+        }
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An interface that is not managed, and why (said to the user)."""
+
+    ifname: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """What the policy wants. ``routes`` and ``rules`` are owned by multihome."""
+
+    interfaces: tuple[ManagedInterface, ...]
+    skipped: tuple[Skipped, ...]
+    ignored: tuple[Skipped, ...]
+    tables: tuple[Table, ...]
+    routes: frozenset[Route]
+    rules: frozenset[Rule]
+    sysctls: tuple[Sysctl, ...]
+    main_removals: frozenset[Route]
+    primary: str | None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def table_names(self) -> dict[int, str]:
+        return {t.id: t.name for t in self.tables}
+
+    def interface(self, name: str) -> ManagedInterface | None:
+        for iface in self.interfaces:
+            if iface.name == name:
+                return iface
+        return None
+
+
+def is_owned_rule(rule: Rule, config: Config) -> bool:
+    """A rule multihome created: its protocol number and inside its priority band."""
+    low, high = config.priority_range
+    return rule.proto == PROTO_MULTIHOME and low <= rule.priority <= high
+
+
+def is_owned_route(route: Route, config: Config) -> bool:
+    """A route multihome created: its protocol number and inside its table range."""
+    low, high = config.table_range
+    return route.proto == PROTO_MULTIHOME and low <= route.table <= high
+
+
+def owned_rules(state: HostState, config: Config) -> frozenset[Rule]:
+    return frozenset(r for r in state.rules if is_owned_rule(r, config))
+
+
+def owned_routes(state: HostState, config: Config) -> frozenset[Route]:
+    return frozenset(r for r in state.routes if is_owned_route(r, config))
+
+
+def is_left_alone(link: Link) -> str | None:
+    """Why a link is not a VM port (None when it is one)."""
+    if link.loopback or link.name == "lo":
+        return "loopback"
+    if link.master:
+        return f"enslaved to {link.master}"
+    if link.kind in IGNORED_KINDS:
+        return f"{link.kind} device"
+    if link.name.startswith(IGNORED_PREFIXES):
+        return "container, VPN or virtualisation plumbing"
+    return None
+
+
+def compute_policy(state: HostState, config: Config) -> DesiredState:
+    """Compute the desired state for ``state`` under ``config`` (pure)."""
+    check_config_against_host(state, config)
+    managed, skipped, ignored = _select(state, config)
+    owned_rule_set = owned_rules(state, config)
+    owned_route_set = owned_routes(state, config)
+    assigned = _existing_tables(owned_rule_set, owned_route_set)
+    routes_by_if = {link.name: _main_routes(state, link.name) for link in managed}
+
+    # A default route per interface: main's (fresh from DHCP) wins over our earlier copy.
+    defaults: dict[str, Route] = {}
+    for link in managed:
+        in_main = [r for r in routes_by_if[link.name] if r.is_default]
+        copies = [r for r in owned_route_set if r.is_default and r.ifname == link.name
+                  and r.family == 4 and assigned.get(link.name) == r.table]
+        chosen = min(in_main or copies, key=lambda r: r.metric, default=None)
+        if chosen is not None:
+            defaults[link.name] = chosen
+
+    primary = _choose_primary(state, config, managed, defaults)
+    multihomed = len(managed) >= 2
+    tables = _assign_tables(state, config, [m for m in managed if m.name in defaults]
+                            if multihomed else [], assigned)
+
+    interfaces: list[ManagedInterface] = []
+    routes: set[Route] = set()
+    rules: set[Rule] = set()
+    main_removals: set[Route] = set()
+    band = config.priority_range[0]
+    for link in managed:
+        addrs = tuple(a for a in state.addresses_of(link.name, 4) if a.scope == SCOPE_UNIVERSE)
+        default = defaults.get(link.name)
+        table = tables.get(link.name)
+        role = "isolated" if default is None else (
+            "primary" if link.name == primary else "secondary")
+        interfaces.append(ManagedInterface(
+            name=link.name, role=role, addresses=addrs, table=table,
+            gateway=None if default is None else default.gateway,
+            metric=None if default is None else default.metric))
+        if table is None or default is None:
+            continue
+        copies = [_copy(r, table.id) for r in routes_by_if[link.name] if not r.is_default]
+        copies.append(_copy(default, table.id))
+        routes.update(copies)
+        if role == "secondary":
+            main_removals.update(r for r in routes_by_if[link.name] if r.is_default)
+        for addr in addrs:
+            host = ipaddress.ip_network(addr.ip)
+            if "onlink" in config.rule_kinds:
+                for route in copies:
+                    if not route.is_default:
+                        rules.add(_rule(band, "onlink", table.id, src=host, dst=route.dst))
+            rules.add(_rule(band, "from", table.id, src=host))
+        if "oif" in config.rule_kinds:
+            rules.add(_rule(band, "oif", table.id, oifname=link.name))
+        if "iif" in config.rule_kinds:
+            rules.add(_rule(band, "iif", table.id, iifname=link.name))
+    if rules:
+        rules.add(_rule(band, "suppress", TABLE_MAIN, suppress_prefixlength=0))
+
+    preserved_rules, preserved_routes, notes = _preserve_for_skipped(
+        state, config, skipped, owned_rule_set, owned_route_set, assigned)
+    rules |= preserved_rules
+    routes |= preserved_routes
+    if preserved_rules and not any(r.suppress_prefixlength is not None for r in rules):
+        rules.add(_rule(band, "suppress", TABLE_MAIN, suppress_prefixlength=0))
+
+    sysctls: list[Sysctl] = []
+    if multihomed:
+        for link in managed:
+            for knob, value in config.sysctls.items():
+                if value is not None:
+                    sysctls.append(conf_sysctl(link.name, knob, value))
+    elif managed:
+        notes.append(f"only one managed interface ({managed[0].name}): nothing to do")
+    if any(s.reason == "down" or s.reason == "no IPv4 address" for s in skipped):
+        notes.append("skipped interfaces keep what multihome set up for them earlier")
+    return DesiredState(
+        interfaces=tuple(interfaces), skipped=tuple(skipped), ignored=tuple(ignored),
+        tables=tuple(sorted(tables.values())), routes=frozenset(routes),
+        rules=frozenset(rules), sysctls=tuple(sysctls),
+        main_removals=frozenset(main_removals), primary=primary, notes=tuple(notes))
+
+
+def check_config_against_host(state: HostState, config: Config) -> None:
+    """Configuration errors only the host can reveal (exit 2, nothing changed)."""
+    names = {link.name for link in state.links}
+    for ifname in ((config.primary,) if config.primary else ()) + config.include:
+        if ifname not in names:
+            key = "primary" if ifname == config.primary else "interfaces.include"
+            raise InputError(f"{config.source}: {key}: interface {ifname!r} does not exist on "
+                             f"this host (it has {', '.join(sorted(names))}); fix the name or "
+                             "remove it")
+    low, high = config.priority_range
+    for rule in state.rules:
+        if low <= rule.priority <= high and not is_owned_rule(rule, config):
+            raise InputError(
+                f"{config.source}: priorities.range [{low}, {high}] overlaps the existing rule "
+                f"'{rule.describe()}' that multihome does not own; choose a free band in "
+                "priorities.range (multihome never changes other tools' rules)")
+
+
+def _select(state: HostState, config: Config) -> tuple[list[Link], list[Skipped], list[Skipped]]:
+    managed: list[Link] = []
+    skipped: list[Skipped] = []
+    ignored: list[Skipped] = []
+    for link in state.links:
+        if link.name in config.exclude:
+            ignored.append(Skipped(link.name, "excluded by configuration"))
+            continue
+        if config.include:
+            if link.name not in config.include:
+                ignored.append(Skipped(link.name, "not in interfaces.include"))
+                continue
+        else:
+            why = is_left_alone(link)
+            if why:
+                ignored.append(Skipped(link.name, why))
+                continue
+        if not link.up:
+            skipped.append(Skipped(link.name, "down"))
+        elif not any(a.scope == SCOPE_UNIVERSE for a in state.addresses_of(link.name, 4)):
+            skipped.append(Skipped(link.name, "no IPv4 address"))
+        else:
+            managed.append(link)
+    return managed, skipped, ignored
+
+
+def _main_routes(state: HostState, ifname: str) -> list[Route]:
+    return [r for r in state.routes
+            if r.table == TABLE_MAIN and r.ifname == ifname and r.family == 4
+            and r.type == RTN_UNICAST and r.proto != PROTO_MULTIHOME]
+
+
+def _existing_tables(rules: Iterable[Rule], routes: Iterable[Route]) -> dict[str, int]:
+    """Tables already assigned by an earlier apply: they never change (stable identity)."""
+    found: dict[str, int] = {}
+    for rule in sorted(rules, key=lambda r: r.key):
+        for ifname in (rule.oifname, rule.iifname):
+            if ifname:
+                found.setdefault(ifname, rule.table)
+    for route in sorted(routes, key=lambda r: r.key):
+        if route.ifname:
+            found.setdefault(route.ifname, route.table)
+    return found
+
+
+def _choose_primary(state: HostState, config: Config, managed: list[Link],
+                    defaults: dict[str, Route]) -> str | None:
+    if config.primary is not None:
+        if config.primary not in {m.name for m in managed}:
+            raise InputError(f"{config.source}: primary: interface {config.primary!r} is not "
+                             "manageable now (down, no address or excluded); bring it up or "
+                             "choose another primary")
+        return config.primary
+    in_main = [r for r in state.routes if r.table == TABLE_MAIN and r.is_default
+               and r.family == 4 and r.ifname in defaults and r.proto != PROTO_MULTIHOME]
+    candidates = in_main or list(defaults.values())
+    if not candidates:
+        return None
+    index = {link.name: link.index for link in state.links}
+    best = min(candidates, key=lambda r: (r.metric, index.get(r.ifname or "", 0)))
+    return best.ifname
+
+
+def _assign_tables(state: HostState, config: Config, links: list[Link],
+                   assigned: dict[str, int]) -> dict[str, Table]:
+    low, high = config.table_range
+    foreign = {r.table for r in state.routes if not is_owned_route(r, config)}
+    foreign |= {r.table for r in state.rules if not is_owned_rule(r, config)}
+    used: set[int] = set(foreign)
+    result: dict[str, Table] = {}
+    for link in links:
+        table_id = assigned.get(link.name)
+        if table_id is not None and low <= table_id <= high and table_id not in used:
+            result[link.name] = Table(table_id, config.table_name(link.name), link.name)
+            used.add(table_id)
+    for link in sorted(links, key=lambda x: (x.mac or "", x.name)):
+        if link.name in result:
+            continue
+        size = high - low + 1
+        start = zlib.crc32((link.mac or link.name).encode()) % size
+        for step in range(size):
+            candidate = low + (start + step) % size
+            if candidate not in used and candidate not in assigned.values():
+                break
+        else:
+            raise InputError(f"{config.source}: tables.range [{low}, {high}] has no free table "
+                             "id left; widen tables.range")
+        used.add(candidate)
+        result[link.name] = Table(candidate, config.table_name(link.name), link.name)
+    return result
+
+
+def _preserve_for_skipped(
+    state: HostState, config: Config, skipped: list[Skipped], rules: frozenset[Rule],
+    routes: frozenset[Route], assigned: dict[str, int],
+) -> tuple[set[Rule], set[Route], list[str]]:
+    """Owned state of interfaces that still exist but are down or unaddressed is kept.
+
+    Missing data never causes a deletion (DESIGN rule 7): a port whose lease is being renewed
+    or whose link flaps gets its rules back when it returns, without anyone re-planning.
+    """
+    keep_tables = {assigned[s.ifname] for s in skipped if s.ifname in assigned}
+    kept_rules = {r for r in rules if r.table in keep_tables}
+    kept_routes = {r for r in routes if r.table in keep_tables}
+    notes = [f"{s.ifname}: {s.reason}; its table {assigned[s.ifname]} and rules are kept"
+             for s in skipped if s.ifname in assigned]
+    return kept_rules, kept_routes, notes
+
+
+def _copy(route: Route, table: int) -> Route:
+    return Route(table=table, dst=route.dst, ifname=route.ifname, gateway=route.gateway,
+                 metric=route.metric, proto=PROTO_MULTIHOME, scope=route.scope,
+                 prefsrc=route.prefsrc, type=route.type)
+
+
+def _rule(band: int, kind: str, table: int, **selectors: object) -> Rule:
+    return Rule(family=4, priority=band + RULE_OFFSETS[kind], table=table,
+                proto=PROTO_MULTIHOME, **selectors)  # type: ignore[arg-type]

@@ -1,0 +1,81 @@
+"""``multihome status``: what is there, and what is wrong (a read-only report)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from multihome.backend import Backend
+from multihome.config import Config
+from multihome.engine import Snapshot
+from multihome.model import SCOPE_UNIVERSE, TABLE_MAIN
+from multihome.policy import is_left_alone, owned_rules
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong, with a stable code and the fix."""
+
+    code: str
+    interface: str | None
+    message: str
+    fix: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "interface": self.interface, "message": self.message,
+                "fix": self.fix}
+
+
+@dataclass(frozen=True)
+class Report:
+    snapshot: Snapshot
+    problems: tuple[Problem, ...]
+    config: Config
+
+    def to_json(self) -> dict[str, Any]:
+        snap = self.snapshot
+        names = snap.desired.table_names
+        return {
+            "primary": snap.desired.primary,
+            "interfaces": [i.to_json() for i in snap.desired.interfaces],
+            "skipped": [{"name": s.ifname, "reason": s.reason} for s in snap.desired.skipped],
+            "ignored": [{"name": s.ifname, "reason": s.reason} for s in snap.desired.ignored],
+            "rules": [dict(r.to_json(), text=r.describe(names))
+                      for r in sorted(owned_rules(snap.state, self.config),
+                                      key=lambda r: r.key)],
+            "pending_changes": len(snap.plan.changes),
+            "problems": [p.to_json() for p in self.problems],
+        }
+
+
+def build_report(backend: Backend, snap: Snapshot, config: Config) -> Report:
+    """Inspect ``snap`` and the kernel's own route lookups for problems."""
+    problems: list[Problem] = []
+    state = snap.state
+    for link in state.links:
+        if is_left_alone(link) or not link.up or link.name in config.exclude:
+            continue
+        for addr in state.addresses_of(link.name, 4):
+            if addr.scope != SCOPE_UNIVERSE:
+                continue
+            found = backend.lookup(config.probe, src=addr.ip)
+            if found is not None and found.ifname and found.ifname != link.name:
+                problems.append(Problem(
+                    "reply-wrong-interface", link.name,
+                    f"{link.name}: replies from {addr.ip} leave through {found.ifname} "
+                    f"(port security drops them: {addr.ip} is not {found.ifname}'s address)",
+                    "run `multihome apply`"))
+    defaults = [r for r in state.routes if r.table == TABLE_MAIN and r.is_default
+                and r.family == 4]
+    if len({r.ifname for r in defaults}) > 1 and not owned_rules(state, config):
+        problems.append(Problem(
+            "several-defaults-no-policy", None,
+            f"main holds {len(defaults)} default routes "
+            f"({', '.join(sorted(str(r.ifname) for r in defaults))}) and no policy rules: only "
+            "the lowest metric is used", "run `multihome apply`"))
+    if not snap.plan.empty:
+        problems.append(Problem(
+            "pending-changes", None,
+            f"{len(snap.plan.changes)} change(s) pending: the kernel differs from the policy",
+            "run `multihome plan` to see them, `multihome apply` to make them"))
+    return Report(snap, tuple(problems), config)
