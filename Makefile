@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 VENV  ?= .venv
 PY    := $(VENV)/bin/python
-APT_PACKAGES := iproute2 nftables dnsmasq-base isc-dhcp-client curl iputils-ping procps
+# System packages: one file per feature in .ci/apt.d/, one package per line.
+APT_PACKAGES := $(sort $(shell cat .ci/apt.d/*.txt 2>/dev/null | sed 's/\#.*//'))
 STAMP := $(VENV)/.installed
 
 .PHONY: all deps venv test unit lint typecheck demo bench clean

@@ -4,6 +4,7 @@ errors to exit codes (0 ok, 1 failure, 2 bad input, 3 rolled back)."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -18,8 +19,17 @@ from multihome._version import __version__
 from multihome.errors import DetailedExitCode, ExitCode, InputError, MultihomeError
 
 #: Subcommands that live in their own module, imported only when used (start-up time).
-LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
-    "lab": ("multihome.lab.cli", "lab", "A miniature OpenStack tenant network to try it on."),
+#: name -> (module, attribute). A module that is not installed hides its command.
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "agent": ("multihome.agent.cli", "agent"),
+    "cloud": ("multihome.cloud.cli", "cloud"),
+    "confirm": ("multihome.safety.cli", "confirm"),
+    "doctor": ("multihome.safety.cli", "doctor"),
+    "lab": ("multihome.lab.cli", "lab"),
+    "persist": ("multihome.persist.cli", "persist"),
+    "reset": ("multihome.safety.cli", "reset"),
+    "rollback": ("multihome.safety.cli", "rollback"),
+    "unpersist": ("multihome.persist.cli", "unpersist"),
 }
 
 EPILOG = """\b
@@ -36,19 +46,26 @@ class LazyGroup(click.Group):
     """A group whose heavy subcommands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+        present = [name for name, (module, _) in LAZY_COMMANDS.items() if _module_exists(module)]
+        return sorted([*super().list_commands(ctx), *present])
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in LAZY_COMMANDS:
-            module_name, attr, _ = LAZY_COMMANDS[cmd_name]
-            try:
-                module = importlib.import_module(module_name)
-            except ModuleNotFoundError:
+            module_name, attr = LAZY_COMMANDS[cmd_name]
+            if not _module_exists(module_name):
                 return None
+            module = importlib.import_module(module_name)
             command = getattr(module, attr)
             assert isinstance(command, click.Command)
             return command
         return super().get_command(ctx, cmd_name)
+
+
+def _module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 @dataclass
@@ -186,8 +203,11 @@ def _print_plan(obj: Context, snap: Any) -> None:
 @click.option("--detailed-exit-codes", is_flag=True,
               help="Exit 0 when nothing changed, 2 when something changed, 1 on any error.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing when nothing changes.")
+@click.option("--interface", "interface", metavar="IF", default=None,
+              help="Only the changes that concern this interface (udev, systemd instances).")
 @click.pass_obj
-def apply(obj: Context, dry_run: bool, detailed_exit_codes: bool, quiet: bool) -> None:
+def apply(obj: Context, dry_run: bool, detailed_exit_codes: bool, quiet: bool,
+          interface: str | None) -> None:
     """Apply the policy to the kernel, as one transaction, then verify it."""
     from multihome.engine import apply_plan, require_root, snapshot
     from multihome.verify import verify
@@ -198,6 +218,8 @@ def apply(obj: Context, dry_run: bool, detailed_exit_codes: bool, quiet: bool) -
         require_root()
     with _backend() as backend:
         snap = snapshot(backend, config)
+        if interface is not None:
+            snap = _restrict(snap, interface)
         if dry_run:
             _print_plan(obj, snap)
             return
@@ -226,6 +248,17 @@ def apply(obj: Context, dry_run: bool, detailed_exit_codes: bool, quiet: bool) -
             click.echo("no changes: the kernel already matches the policy")
     if detailed_exit_codes and result.changed:
         raise click.exceptions.Exit(DetailedExitCode.CHANGED)
+
+
+def _restrict(snap: Any, interface: str) -> Any:
+    from dataclasses import replace
+
+    if snap.state.link(interface) is None:
+        raise InputError(f"--interface {interface}: no such interface (have "
+                         f"{', '.join(link.name for link in snap.state.links)}); check the name")
+    tables = [t.id for t in snap.desired.tables if t.ifname == interface]
+    tables += [r.table for r in snap.state.rules if interface in (r.iifname, r.oifname)]
+    return replace(snap, plan=snap.plan.restrict(interface, tables))
 
 
 @cli.command(epilog="\b\nExamples:\n  multihome verify\n  multihome verify --json")

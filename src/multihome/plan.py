@@ -8,7 +8,7 @@ end the secondary defaults leave main -- when replies already have their own pat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -75,6 +75,23 @@ class Plan:
     def lines(self) -> list[str]:
         names = self.table_names
         return [c.describe(names) for c in self.changes]
+
+    def restrict(self, ifname: str, tables: Iterable[int]) -> Plan:
+        """Only the changes that concern ``ifname`` (whose tables are ``tables``), plus the
+        shared main-specifics rule: what ``apply --interface`` makes."""
+        own = set(tables)
+        marker = f".conf.{ifname.replace('.', '/')}."
+
+        def concerns(change: Change) -> bool:
+            obj = change.obj
+            if isinstance(obj, Sysctl):
+                return marker in obj.name
+            if isinstance(obj, Route):
+                return obj.ifname == ifname or obj.table in own
+            return (obj.table in own or ifname in (obj.iifname, obj.oifname)
+                    or obj.suppress_prefixlength is not None)
+
+        return Plan(tuple(c for c in self.changes if concerns(c)), self.tables, self.notes)
 
     def to_json(self) -> dict[str, Any]:
         return {
