@@ -146,7 +146,7 @@ def status(obj: Context, as_json: bool) -> None:
         table = f"{iface.table.id} {iface.table.name}" if iface.table else "-"
         addrs = ",".join(str(a.interface) for a in iface.addresses)
         click.echo(f"{iface.name:<12} {iface.role:<10} {addrs:<32} "
-                   f"{str(iface.gateway or '-'):<16} {table}")
+                   f"{iface.gateway or '-'!s:<16} {table}")
     for skipped in desired.skipped:
         click.echo(f"{skipped.ifname:<12} {'skipped':<10} {skipped.reason}")
     from multihome.policy import owned_rules

@@ -38,7 +38,7 @@ from multihome.errors import ConfigError
 from multihome.model import RESERVED_TABLES, IPAddress
 
 DEFAULT_CONFIG_PATH = Path("/etc/multihome/config.yaml")
-RULE_KINDS = ("onlink", "from", "oif", "iif")
+RULE_KINDS: tuple[str, ...] = ("onlink", "from", "oif", "iif")
 SYSCTL_KNOBS = ("rp_filter", "arp_ignore", "arp_announce", "arp_filter")
 DEFAULT_SYSCTLS: Mapping[str, int | None] = MappingProxyType(
     {"rp_filter": 2, "arp_ignore": 1, "arp_announce": 2, "arp_filter": 1}
@@ -48,6 +48,9 @@ SYSCTL_RANGES = {"rp_filter": (0, 2), "arp_ignore": (0, 8), "arp_announce": (0, 
 _IFNAME = re.compile(r"^[^\s/:]{1,15}$")
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
 MIN_BAND = 5
+DEFAULT_TABLE_RANGE = (10000, 10999)
+DEFAULT_PRIORITY_RANGE = (10000, 10099)
+DEFAULT_PROBE: IPAddress = ipaddress.ip_address("198.51.100.10")
 
 
 @dataclass(frozen=True)
@@ -57,12 +60,12 @@ class Config:
     primary: str | None = None
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
-    table_range: tuple[int, int] = (10000, 10999)
+    table_range: tuple[int, int] = DEFAULT_TABLE_RANGE
     table_names: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    priority_range: tuple[int, int] = (10000, 10099)
+    priority_range: tuple[int, int] = DEFAULT_PRIORITY_RANGE
     rule_kinds: tuple[str, ...] = RULE_KINDS
     sysctls: Mapping[str, int | None] = field(default_factory=lambda: DEFAULT_SYSCTLS)
-    probe: IPAddress = ipaddress.ip_address("198.51.100.10")
+    probe: IPAddress = DEFAULT_PROBE
     source: str = "(defaults)"
     """Where this configuration came from, for messages."""
 
@@ -111,90 +114,120 @@ def parse_config(text: str, source: str) -> Config:
                      {"primary", "interfaces", "tables", "priorities", "rules", "sysctls",
                       "probe"})
     primary = reader.ifname(top.get("primary"), "primary", optional=True)
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    if "interfaces" in top:
-        ifaces = reader.mapping(top["interfaces"], "interfaces")
-        reader.only_keys(ifaces, "interfaces", {"include", "exclude"})
-        include = reader.ifname_list(ifaces.get("include", []), "interfaces.include")
-        exclude = reader.ifname_list(ifaces.get("exclude", []), "interfaces.exclude")
-        both = sorted(set(include) & set(exclude))
-        if both:
-            raise ConfigError(f"{source}: interfaces.include and interfaces.exclude both list "
-                              f"{', '.join(both)}; keep each interface in one list")
+    include, exclude = _interfaces(reader, top)
     if primary is not None and primary in exclude:
         raise ConfigError(f"{source}: primary: {primary} is also in interfaces.exclude; "
                           "remove it from one of them")
-    table_range = Config.table_range
-    table_names: dict[str, str] = {}
-    if "tables" in top:
-        tables = reader.mapping(top["tables"], "tables")
-        reader.only_keys(tables, "tables", {"range", "names"})
-        if "range" in tables:
-            table_range = reader.int_range(tables["range"], "tables.range", 1, 2**32 - 1)
-            reserved = sorted(t for t in RESERVED_TABLES
-                              if table_range[0] <= t <= table_range[1])
-            if reserved:
-                raise ConfigError(
-                    f"{source}: tables.range {list(table_range)} includes reserved table id "
-                    f"{reserved[0]} (0 unspec, 253 default, 254 main, 255 local); choose a "
-                    "range outside them, e.g. [10000, 10999]")
-        names = reader.mapping(tables.get("names", {}), "tables.names")
-        for ifname, name in names.items():
-            reader.ifname(ifname, f"tables.names key {ifname!r}")
-            if not isinstance(name, str) or not _TABLE_NAME.match(name) or name in (
-                    "main", "local", "default", "unspec"):
-                raise ConfigError(f"{source}: tables.names.{ifname}: {name!r} is not a usable "
-                                  "table name; use letters, digits, '-', '_' or '.', starting "
-                                  "with a letter, and not main/local/default/unspec")
-            table_names[str(ifname)] = name
-        if len(set(table_names.values())) != len(table_names):
-            raise ConfigError(f"{source}: tables.names gives two interfaces the same table "
-                              "name; give each interface its own name")
-    priority_range = Config.priority_range
-    if "priorities" in top:
-        prios = reader.mapping(top["priorities"], "priorities")
-        reader.only_keys(prios, "priorities", {"range"})
-        priority_range = reader.int_range(prios.get("range"), "priorities.range", 1, 32765)
-        if priority_range[1] - priority_range[0] + 1 < MIN_BAND:
-            raise ConfigError(f"{source}: priorities.range {list(priority_range)} holds fewer "
-                              f"than {MIN_BAND} priorities; widen it, e.g. [10000, 10099]")
-    rule_kinds = RULE_KINDS
-    if "rules" in top:
-        kinds = top["rules"]
-        if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
-            raise ConfigError(f"{source}: rules: expected a list of rule kinds such as "
-                              f"[{', '.join(RULE_KINDS)}]")
-        unknown = [k for k in kinds if k not in RULE_KINDS]
-        if unknown:
-            raise ConfigError(f"{source}: rules: unknown rule kind {unknown[0]!r}; choose from "
-                              f"{', '.join(RULE_KINDS)}")
-        if "from" not in kinds:
-            raise ConfigError(f"{source}: rules: 'from' is required (without it replies "
-                              "leave through the wrong port); add it to the list")
-        rule_kinds = tuple(k for k in RULE_KINDS if k in kinds)
-    sysctls = dict(DEFAULT_SYSCTLS)
-    if "sysctls" in top:
-        given = reader.mapping(top["sysctls"], "sysctls")
-        reader.only_keys(given, "sysctls", set(SYSCTL_KNOBS))
-        for knob, value in given.items():
-            low, high = SYSCTL_RANGES[knob]
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or not low <= value <= high):
-                raise ConfigError(f"{source}: sysctls.{knob}: {value!r} is not valid; use an "
-                                  f"integer from {low} to {high}, or null to leave it alone")
-            sysctls[knob] = value
-    probe = Config.probe
-    if "probe" in top:
-        try:
-            probe = ipaddress.ip_address(str(top["probe"]))
-        except ValueError as exc:
-            raise ConfigError(f"{source}: probe: {top['probe']!r} is not an IP address; give "
-                              "an off-subnet address such as 198.51.100.10") from exc
+    table_range, table_names = _tables(reader, top)
+    priority_range = _priorities(reader, top)
+    rule_kinds = _rule_kinds(reader, top)
+    sysctls = _sysctls(reader, top)
+    probe = _probe(reader, top)
     return Config(primary=primary, include=include, exclude=exclude, table_range=table_range,
                   table_names=MappingProxyType(table_names), priority_range=priority_range,
                   rule_kinds=rule_kinds, sysctls=MappingProxyType(sysctls), probe=probe,
                   source=source)
+
+
+def _interfaces(reader: _Reader, top: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if "interfaces" not in top:
+        return (), ()
+    ifaces = reader.mapping(top["interfaces"], "interfaces")
+    reader.only_keys(ifaces, "interfaces", {"include", "exclude"})
+    include = reader.ifname_list(ifaces.get("include", []), "interfaces.include")
+    exclude = reader.ifname_list(ifaces.get("exclude", []), "interfaces.exclude")
+    both = sorted(set(include) & set(exclude))
+    if both:
+        raise ConfigError(f"{reader.source}: interfaces.include and interfaces.exclude both "
+                          f"list {', '.join(both)}; keep each interface in one list")
+    return include, exclude
+
+
+def _tables(reader: _Reader, top: dict[str, Any]) -> tuple[tuple[int, int], dict[str, str]]:
+    table_range = DEFAULT_TABLE_RANGE
+    table_names: dict[str, str] = {}
+    if "tables" not in top:
+        return table_range, table_names
+    source = reader.source
+    tables = reader.mapping(top["tables"], "tables")
+    reader.only_keys(tables, "tables", {"range", "names"})
+    if "range" in tables:
+        table_range = reader.int_range(tables["range"], "tables.range", 1, 2**32 - 1)
+        reserved = sorted(t for t in RESERVED_TABLES if table_range[0] <= t <= table_range[1])
+        if reserved:
+            raise ConfigError(
+                f"{source}: tables.range {list(table_range)} includes reserved table id "
+                f"{reserved[0]} (0 unspec, 253 default, 254 main, 255 local); choose a "
+                "range outside them, e.g. [10000, 10999]")
+    names = reader.mapping(tables.get("names", {}), "tables.names")
+    for ifname, name in names.items():
+        reader.ifname(ifname, f"tables.names key {ifname!r}")
+        if not isinstance(name, str) or not _TABLE_NAME.match(name) or name in (
+                "main", "local", "default", "unspec"):
+            raise ConfigError(f"{source}: tables.names.{ifname}: {name!r} is not a usable "
+                              "table name; use letters, digits, '-', '_' or '.', starting "
+                              "with a letter, and not main/local/default/unspec")
+        table_names[str(ifname)] = name
+    if len(set(table_names.values())) != len(table_names):
+        raise ConfigError(f"{source}: tables.names gives two interfaces the same table "
+                          "name; give each interface its own name")
+    return table_range, table_names
+
+
+def _priorities(reader: _Reader, top: dict[str, Any]) -> tuple[int, int]:
+    if "priorities" not in top:
+        return DEFAULT_PRIORITY_RANGE
+    prios = reader.mapping(top["priorities"], "priorities")
+    reader.only_keys(prios, "priorities", {"range"})
+    priority_range = reader.int_range(prios.get("range"), "priorities.range", 1, 32765)
+    if priority_range[1] - priority_range[0] + 1 < MIN_BAND:
+        raise ConfigError(f"{reader.source}: priorities.range {list(priority_range)} holds "
+                          f"fewer than {MIN_BAND} priorities; widen it, e.g. [10000, 10099]")
+    return priority_range
+
+
+def _rule_kinds(reader: _Reader, top: dict[str, Any]) -> tuple[str, ...]:
+    if "rules" not in top:
+        return RULE_KINDS
+    kinds = top["rules"]
+    source = reader.source
+    if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
+        raise ConfigError(f"{source}: rules: expected a list of rule kinds such as "
+                          f"[{', '.join(RULE_KINDS)}]")
+    unknown = [k for k in kinds if k not in RULE_KINDS]
+    if unknown:
+        raise ConfigError(f"{source}: rules: unknown rule kind {unknown[0]!r}; choose from "
+                          f"{', '.join(RULE_KINDS)}")
+    if "from" not in kinds:
+        raise ConfigError(f"{source}: rules: 'from' is required (without it replies "
+                          "leave through the wrong port); add it to the list")
+    return tuple(k for k in RULE_KINDS if k in kinds)
+
+
+def _sysctls(reader: _Reader, top: dict[str, Any]) -> dict[str, int | None]:
+    sysctls = dict(DEFAULT_SYSCTLS)
+    if "sysctls" not in top:
+        return sysctls
+    given = reader.mapping(top["sysctls"], "sysctls")
+    reader.only_keys(given, "sysctls", set(SYSCTL_KNOBS))
+    for knob, value in given.items():
+        low, high = SYSCTL_RANGES[knob]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not low <= value <= high):
+            raise ConfigError(f"{reader.source}: sysctls.{knob}: {value!r} is not valid; use "
+                              f"an integer from {low} to {high}, or null to leave it alone")
+        sysctls[knob] = value
+    return sysctls
+
+
+def _probe(reader: _Reader, top: dict[str, Any]) -> IPAddress:
+    if "probe" not in top:
+        return DEFAULT_PROBE
+    try:
+        return ipaddress.ip_address(str(top["probe"]))
+    except ValueError as exc:
+        raise ConfigError(f"{reader.source}: probe: {top['probe']!r} is not an IP address; "
+                          "give an off-subnet address such as 198.51.100.10") from exc
 
 
 class _Reader:

@@ -1,8 +1,9 @@
 """The plan: a pure, ordered diff between the current and the desired state.
 
 The order keeps connectivity at every step: sysctls first, then the per-interface tables
-are filled, then the rules that use them are added (in ascending priority, so that
-nothing points into an empty table; main's specifics rule first), then stale owned rules and routes go, and only at the
+are filled, then the rules that use them are added (in ascending priority, so that nothing
+points into an empty table and main's specifics rule comes first), then stale owned rules
+and routes go, and only at the
 end the secondary defaults leave main -- when replies already have their own path.
 """
 

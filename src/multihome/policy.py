@@ -197,17 +197,7 @@ def compute_policy(state: HostState, config: Config) -> DesiredState:
         routes.update(copies)
         if role == "secondary":
             main_removals.update(r for r in routes_by_if[link.name] if r.is_default)
-        for addr in addrs:
-            host = ipaddress.ip_network(addr.ip)
-            if "onlink" in config.rule_kinds:
-                for route in copies:
-                    if not route.is_default:
-                        rules.add(_rule(band, "onlink", table.id, src=host, dst=route.dst))
-            rules.add(_rule(band, "from", table.id, src=host))
-        if "oif" in config.rule_kinds:
-            rules.add(_rule(band, "oif", table.id, oifname=link.name))
-        if "iif" in config.rule_kinds:
-            rules.add(_rule(band, "iif", table.id, iifname=link.name))
+        rules |= _interface_rules(config, link.name, table.id, addrs, copies)
     if rules:
         rules.add(_rule(band, "suppress", TABLE_MAIN, suppress_prefixlength=0))
 
@@ -226,13 +216,31 @@ def compute_policy(state: HostState, config: Config) -> DesiredState:
                     sysctls.append(conf_sysctl(link.name, knob, value))
     elif managed:
         notes.append(f"only one managed interface ({managed[0].name}): nothing to do")
-    if any(s.reason == "down" or s.reason == "no IPv4 address" for s in skipped):
+    if any(s.reason in {"down", "no IPv4 address"} for s in skipped):
         notes.append("skipped interfaces keep what multihome set up for them earlier")
     return DesiredState(
         interfaces=tuple(interfaces), skipped=tuple(skipped), ignored=tuple(ignored),
         tables=tuple(sorted(tables.values())), routes=frozenset(routes),
         rules=frozenset(rules), sysctls=tuple(sysctls),
         main_removals=frozenset(main_removals), primary=primary, notes=tuple(notes))
+
+
+def _interface_rules(config: Config, ifname: str, table: int, addrs: Iterable[Address],
+                     copies: Iterable[Route]) -> set[Rule]:
+    """The rules that send an interface's traffic to its table."""
+    band = config.priority_range[0]
+    rules: set[Rule] = set()
+    specifics = [r.dst for r in copies if not r.is_default]
+    for addr in addrs:
+        host = ipaddress.ip_network(addr.ip)
+        if "onlink" in config.rule_kinds:
+            rules.update(_rule(band, "onlink", table, src=host, dst=dst) for dst in specifics)
+        rules.add(_rule(band, "from", table, src=host))
+    if "oif" in config.rule_kinds:
+        rules.add(_rule(band, "oif", table, oifname=ifname))
+    if "iif" in config.rule_kinds:
+        rules.add(_rule(band, "iif", table, iifname=ifname))
+    return rules
 
 
 def check_config_against_host(state: HostState, config: Config) -> None:

@@ -71,10 +71,7 @@ def _run(backend: Backend, desired: DesiredState, config: Config) -> list[Check]
 
 def _check(backend: Backend, iface: ManagedInterface, src: IPAddress | None, name: str,
            dst: IPAddress, *, want_gateway: bool) -> Check:
-    if src is None:
-        found = backend.lookup(dst, oif=iface.name)
-    else:
-        found = backend.lookup(dst, src=src)
+    found = backend.lookup(dst, oif=iface.name) if src is None else backend.lookup(dst, src=src)
     gateway = iface.gateway if want_gateway else None
     expected = f"dev {iface.name}" + (f" via {gateway}" if gateway is not None else "")
     ok = found is not None and found.ifname == iface.name and (
