@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -302,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
     code_for: Callable[[int], int] = (
         (lambda code: DetailedExitCode.ERROR if code else 0) if detailed else (lambda c: c))
     try:
-        cli.main(args=argv, prog_name="multihome", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="multihome", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.UsageError as exc:
@@ -318,3 +319,10 @@ def main(argv: list[str] | None = None) -> None:
         _fail("interrupted", code_for(ExitCode.FAILURE))
     except BrokenPipeError:
         sys.exit(0)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
+        if os.environ.get("MULTIHOME_DEBUG"):
+            raise
+        _fail(f"internal error: {type(exc).__name__}: {exc} (set MULTIHOME_DEBUG=1 for the "
+              "traceback and report it)", code_for(ExitCode.FAILURE))
+    # click returns the code of a click.exceptions.Exit when not in standalone mode
+    sys.exit(code if isinstance(code, int) else 0)

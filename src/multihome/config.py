@@ -81,16 +81,16 @@ def load_config(path: Path | None, *, explicit: bool = False) -> Config:
     """
     if path is None:
         return Config()
-    if not path.exists():
-        if explicit:
-            raise ConfigError(f"{path}: no such file; pass an existing file to --config "
-                              "or omit --config to use the defaults")
-        return Config()
     try:
         text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        if explicit:
+            raise ConfigError(f"{path}: no such file; pass an existing file to --config "
+                              "or omit --config to use the defaults") from exc
+        return Config()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror}); check the file's "
-                          "permissions") from exc
+                          "permissions (or run as root)") from exc
     return parse_config(text, str(path))
 
 

@@ -171,7 +171,9 @@ def compute_policy(state: HostState, config: Config) -> DesiredState:
             defaults[link.name] = chosen
 
     primary = _choose_primary(state, config, managed, defaults)
-    multihomed = len(managed) >= 2
+    # A port that is down for a moment still counts: its peers keep their tables meanwhile.
+    resting = [s for s in skipped if s.ifname in assigned]
+    multihomed = len(managed) + len(resting) >= 2
     tables = _assign_tables(state, config, [m for m in managed if m.name in defaults]
                             if multihomed else [], assigned)
 

@@ -1,0 +1,329 @@
+"""Policy and plan on the in-memory twin: the cases DESIGN.md and issue 2 name."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import replace
+
+import pytest
+from unit_states import host, link, port
+
+from multihome.backend.fake import FakeBackend
+from multihome.config import Config, parse_config
+from multihome.engine import apply_plan, snapshot
+from multihome.errors import ApplyError, InputError
+from multihome.model import (
+    PROTO_DHCP,
+    PROTO_MULTIHOME,
+    TABLE_MAIN,
+    Address,
+    HostState,
+    Route,
+    Rule,
+)
+from multihome.plan import make_plan
+from multihome.policy import compute_policy
+
+CONFIG = Config()
+IP = ipaddress.ip_address
+NET = ipaddress.ip_network
+
+
+def converge(state: HostState, config: Config = CONFIG, tmp_root: object = None) -> FakeBackend:
+    backend = FakeBackend(state)
+    snap = snapshot(backend, config)
+    backend.apply(list(snap.plan.changes))
+    return backend
+
+
+def test_howto_pair_gets_a_table_each_and_loses_the_secondary_default(howto: HostState) -> None:
+    """The how-to's same-subnet pair: tables, rules, and eth1's default moved out of main."""
+    desired = compute_policy(howto, CONFIG)
+    assert desired.primary == "eth0"
+    roles = {i.name: i.role for i in desired.interfaces}
+    assert roles == {"eth0": "primary", "eth1": "secondary"}
+    eth1 = desired.interface("eth1")
+    assert eth1 is not None and eth1.table is not None
+    assert eth1.table.name == "mh-eth1"
+    t1 = eth1.table.id
+    assert Rule(4, 10002, t1, src=NET("192.168.0.112/32"), proto=PROTO_MULTIHOME) in desired.rules
+    assert Rule(4, 10003, t1, oifname="eth1", proto=PROTO_MULTIHOME) in desired.rules
+    assert Rule(4, 10004, t1, iifname="eth1", proto=PROTO_MULTIHOME) in desired.rules
+    assert Rule(4, 10001, TABLE_MAIN, suppress_prefixlength=0,
+                proto=PROTO_MULTIHOME) in desired.rules
+    table_routes = {(str(r.dst), str(r.gateway)) for r in desired.routes if r.table == t1}
+    assert table_routes == {("0.0.0.0/0", "192.168.0.1"), ("192.168.0.0/24", "None"),
+                            ("169.254.169.254/32", "192.168.0.100")}
+    assert {(r.ifname, str(r.dst)) for r in desired.main_removals} == {("eth1", "0.0.0.0/0")}
+    assert all(r.proto == PROTO_MULTIHOME for r in desired.routes)
+
+
+def test_same_subnet_ports_get_arp_and_rp_filter_sysctls(howto: HostState) -> None:
+    """ARP flux and reverse-path sysctls are set per managed interface, explicitly."""
+    desired = compute_policy(howto, CONFIG)
+    values = {s.name: s.value for s in desired.sysctls}
+    for ifname in ("eth0", "eth1"):
+        assert values[f"net.ipv4.conf.{ifname}.arp_ignore"] == "1"
+        assert values[f"net.ipv4.conf.{ifname}.arp_announce"] == "2"
+        assert values[f"net.ipv4.conf.{ifname}.arp_filter"] == "1"
+        assert values[f"net.ipv4.conf.{ifname}.rp_filter"] == "2"
+
+
+def test_apply_then_replan_is_empty_and_replies_use_their_own_port(howto: HostState) -> None:
+    """Idempotence on the twin, and the lookup from .112 leaves through eth1."""
+    backend = converge(howto)
+    again = snapshot(backend, CONFIG)
+    assert again.plan.empty, again.plan.lines()
+    found = backend.lookup(IP("198.51.100.10"), src=IP("192.168.0.112"))
+    assert found is not None and found.ifname == "eth1"
+    found = backend.lookup(IP("198.51.100.10"), src=IP("192.168.0.107"))
+    assert found is not None and found.ifname == "eth0"
+    found = backend.lookup(IP("192.168.0.1"), src=IP("192.168.0.112"))
+    assert found is not None and found.ifname == "eth1"
+
+
+def test_before_apply_replies_from_the_secondary_leave_through_eth0(howto: HostState) -> None:
+    """The how-to's failure, reproduced on the twin (so the lookup model can fail)."""
+    found = FakeBackend(howto).lookup(IP("198.51.100.10"), src=IP("192.168.0.112"))
+    assert found is not None and found.ifname == "eth0"
+
+
+@pytest.mark.parametrize(
+    ("ports", "expected_roles"),
+    [
+        pytest.param(
+            [("eth0", "10.0.1.5/24", "10.0.1.1", 100), ("eth1", "10.0.2.5/24", "10.0.2.1", 101)],
+            {"eth0": "primary", "eth1": "secondary"}, id="different-subnets"),
+        pytest.param(
+            [("eth0", "10.0.1.5/24", "10.0.1.1", 100), ("eth1", "10.0.1.6/24", "10.0.1.1", 101),
+             ("eth2", "10.0.2.5/24", "10.0.2.1", 102)],
+            {"eth0": "primary", "eth1": "secondary", "eth2": "secondary"}, id="three-ports"),
+        pytest.param(
+            [("eth0", "10.0.1.5/24", "10.0.1.1", 200), ("eth1", "10.0.2.5/24", "10.0.2.1", 50)],
+            {"eth0": "secondary", "eth1": "primary"}, id="primary-is-lowest-metric"),
+        pytest.param(
+            [("eth0", "10.0.1.5/24", "10.0.1.1", 100), ("eth1", "10.9.0.5/24", None, 0)],
+            {"eth0": "primary", "eth1": "isolated"}, id="gateway-less-isolated"),
+    ],
+)
+def test_roles_tables_and_convergence(ports: list[tuple[str, str, str | None, int]],
+                                      expected_roles: dict[str, str]) -> None:
+    """Each case: roles as expected, a table per gateway port, converges in one apply."""
+    state = host(*(port(n, i + 2, a, g, m) for i, (n, a, g, m) in enumerate(ports)))
+    desired = compute_policy(state, CONFIG)
+    assert {i.name: i.role for i in desired.interfaces} == expected_roles
+    for iface in desired.interfaces:
+        assert (iface.table is None) == (iface.role == "isolated")
+    ids = [i.table.id for i in desired.interfaces if i.table]
+    assert len(ids) == len(set(ids))
+    backend = converge(state)
+    assert snapshot(backend, CONFIG).plan.empty
+    for iface in desired.interfaces:
+        if iface.role == "isolated":
+            continue
+        for addr in iface.addresses:
+            found = backend.lookup(IP("198.51.100.10"), src=addr.ip)
+            assert found is not None and found.ifname == iface.name
+
+
+def test_isolated_port_needs_no_table_and_no_rules() -> None:
+    """A gateway-less network: no table, no rules that mention it, but its sysctls."""
+    state = host(port("eth0", 2, "10.0.1.5/24", "10.0.1.1", 100),
+                 port("eth1", 3, "10.9.0.5/24", None, 0))
+    desired = compute_policy(state, CONFIG)
+    assert not [r for r in desired.rules if "eth1" in (r.iifname, r.oifname)]
+    assert not [r for r in desired.routes if r.ifname == "eth1"]
+    assert any(s.name == "net.ipv4.conf.eth1.arp_ignore" for s in desired.sysctls)
+
+
+def test_port_with_several_addresses_gets_a_from_rule_per_address() -> None:
+    """Secondary addresses / allowed address pairs: one from-rule each."""
+    lnk, addrs, routes = port("eth1", 3, "10.0.1.6/24", "10.0.1.1", 101)
+    addrs.append(Address("eth1", ipaddress.ip_interface("10.0.1.50/24")))
+    state = host(port("eth0", 2, "10.0.1.5/24", "10.0.1.1", 100), (lnk, addrs, routes))
+    desired = compute_policy(state, CONFIG)
+    sources = {str(r.src) for r in desired.rules if r.priority == 10002}
+    assert sources == {"10.0.1.5/32", "10.0.1.6/32", "10.0.1.50/32"}
+
+
+def test_down_and_unaddressed_ports_are_skipped_and_said_so() -> None:
+    """Down or address-less interfaces are skipped with a reason."""
+    down_link, _, _ = port("eth2", 4, "10.0.3.5/24", None, 0)
+    state = host(port("eth0", 2, "10.0.1.5/24", "10.0.1.1", 100),
+                 port("eth1", 3, "10.0.2.5/24", "10.0.2.1", 101),
+                 (replace(down_link, up=False), [], []),
+                 (link("eth3", 5), [], []))
+    desired = compute_policy(state, CONFIG)
+    reasons = {s.ifname: s.reason for s in desired.skipped}
+    assert reasons == {"eth2": "down", "eth3": "no IPv4 address"}
+
+
+def test_plumbing_is_left_alone_unless_included() -> None:
+    """Loopback, bridges, docker0, container veths and tunnels are not managed by default."""
+    extra = (link("docker0", 10, kind="bridge"), link("veth12ab", 11),
+             link("wg0", 12, kind="wireguard"), link("br0", 13, kind="bridge"),
+             link("eth9", 14, master="br0"))
+    state = host(port("eth0", 2, "10.0.1.5/24", "10.0.1.1", 100),
+                 port("eth1", 3, "10.0.2.5/24", "10.0.2.1", 101), extra_links=extra)
+    desired = compute_policy(state, CONFIG)
+    assert {i.name for i in desired.interfaces} == {"eth0", "eth1"}
+    assert {s.ifname for s in desired.ignored} == {"lo", "docker0", "veth12ab", "wg0", "br0",
+                                                   "eth9"}
+    config = parse_config("interfaces:\n  include: [eth0, eth1, wg0]\n", "test.yaml")
+    wg = (link("wg0", 12, kind="wireguard"), [Address("wg0", ipaddress.ip_interface(
+        "10.8.0.2/24"))], [])
+    state = host(port("eth0", 2, "10.0.1.5/24", "10.0.1.1", 100),
+                 port("eth1", 3, "10.0.2.5/24", "10.0.2.1", 101), wg)
+    assert "wg0" in {i.name for i in compute_policy(state, config).interfaces}
+
+
+def test_table_ids_are_stable_when_ports_come_and_go() -> None:
+    """Adding a NIC or renumbering ifindexes never changes an assigned table id."""
+    two = host(port("eth0", 2, "10.0.1.5/24", "10.0.1.1", 100),
+               port("eth1", 3, "10.0.2.5/24", "10.0.2.1", 101))
+    backend = converge(two)
+    before = {t.ifname: t.id for t in compute_policy(backend.read(), CONFIG).tables}
+    state = backend.read()
+    l2, a2, r2 = port("eth2", 9, "10.0.3.5/24", "10.0.3.1", 102)
+    grown = HostState.build([*state.links, l2], [*state.addresses, *a2],
+                            [*state.routes, *r2], state.rules, state.sysctls)
+    after = {t.ifname: t.id for t in compute_policy(grown, CONFIG).tables}
+    assert {k: after[k] for k in before} == before
+    renumbered = host(port("eth1", 2, "10.0.2.5/24", "10.0.2.1", 101),
+                      port("eth0", 7, "10.0.1.5/24", "10.0.1.1", 100))
+    fresh = {t.ifname: t.id for t in compute_policy(renumbered, CONFIG).tables}
+    assert fresh["eth0"] != fresh["eth1"]
+    ids_by_mac_only = {t.ifname: t.id for t in compute_policy(two, CONFIG).tables}
+    assert set(ids_by_mac_only.values()) == set(before.values())
+
+
+def test_dhcp_renew_putting_the_default_back_is_corrected_again(howto: HostState) -> None:
+    """After a renew, eth1's default reappears in main; the next plan removes it only."""
+    backend = converge(howto)
+    state = backend.read()
+    readded = Route(table=TABLE_MAIN, dst=NET("0.0.0.0/0"), ifname="eth1",
+                    gateway=IP("192.168.0.1"), proto=PROTO_DHCP, prefsrc=IP("192.168.0.112"),
+                    metric=101)
+    backend.state = replace(state, routes=(*state.routes, readded))
+    plan = snapshot(backend, CONFIG).plan
+    assert [c.describe() for c in plan.changes] == [
+        "- route default via 192.168.0.1 dev eth1 table main proto dhcp src 192.168.0.112 "
+        "metric 101"]
+
+
+def test_new_gateway_on_renew_replaces_the_table_default(howto: HostState) -> None:
+    """A renewed lease with another router moves the table's default to it."""
+    backend = converge(howto)
+    state = backend.read()
+    moved = Route(table=TABLE_MAIN, dst=NET("0.0.0.0/0"), ifname="eth1",
+                  gateway=IP("192.168.0.254"), proto=PROTO_DHCP, prefsrc=IP("192.168.0.112"),
+                  metric=101)
+    backend.state = replace(state, routes=(*state.routes, moved))
+    plan = snapshot(backend, CONFIG).plan
+    backend.apply(list(plan.changes))
+    desired = compute_policy(backend.read(), CONFIG)
+    eth1 = desired.interface("eth1")
+    assert eth1 is not None and str(eth1.gateway) == "192.168.0.254"
+    assert snapshot(backend, CONFIG).plan.empty
+    found = backend.lookup(IP("198.51.100.10"), src=IP("192.168.0.112"))
+    assert found is not None and str(found.gateway) == "192.168.0.254"
+
+
+def test_foreign_rules_routes_and_tables_are_never_removed(howto: HostState) -> None:
+    """Docker-, VPN- and user-made state outside the band/protocol is never in a plan."""
+    foreign_rules = (Rule(4, 100, 77, src=NET("10.8.0.0/24")),
+                     Rule(4, 5210, 52, fwmark=0x80000, fwmask=0xFF0000),
+                     Rule(4, 10500, 10040, proto=PROTO_MULTIHOME))  # our proto, not our band
+    foreign_routes = (Route(table=77, dst=NET("0.0.0.0/0"), ifname="eth0",
+                            gateway=IP("192.168.0.1")),
+                      Route(table=10040, dst=NET("10.0.0.0/8"), ifname="eth0"))
+    state = host(port("eth0", 2, "192.168.0.107/24", "192.168.0.1", 100),
+                 port("eth1", 3, "192.168.0.112/24", "192.168.0.1", 101),
+                 extra_routes=foreign_routes, extra_rules=foreign_rules)
+    snap = snapshot(FakeBackend(state), CONFIG)
+    touched = {c.obj for c in snap.plan.changes}
+    assert not touched & (set(foreign_rules) | set(foreign_routes))
+    assert 10040 not in {t.id for t in snap.desired.tables}, "foreign table id reused"
+
+
+def test_skipped_port_keeps_its_owned_state(howto: HostState) -> None:
+    """A port that goes down keeps its table and rules: missing data never deletes."""
+    backend = converge(howto)
+    state = backend.read()
+    links = [replace(lnk, up=False) if lnk.name == "eth1" else lnk for lnk in state.links]
+    routes = [r for r in state.routes if r.ifname != "eth1"]
+    backend.state = HostState.build(links, state.addresses, routes, state.rules, state.sysctls)
+    plan = snapshot(backend, CONFIG).plan
+    assert not [c for c in plan.changes if c.action == "remove" and isinstance(c.obj, Rule)]
+
+
+def test_vanished_port_has_its_owned_state_removed(howto: HostState) -> None:
+    """A port that no longer exists: its rules and table routes go, nothing else."""
+    backend = converge(howto)
+    state = backend.read()
+    gone = HostState.build([lnk for lnk in state.links if lnk.name != "eth1"],
+                           [a for a in state.addresses if a.ifname != "eth1"],
+                           [r for r in state.routes if r.ifname != "eth1"],
+                           state.rules, state.sysctls)
+    backend.state = gone
+    plan = snapshot(backend, CONFIG).plan
+    backend.apply(list(plan.changes))
+    left = backend.read()
+    assert not [r for r in left.rules if r.proto == PROTO_MULTIHOME]
+    assert not [r for r in left.routes if r.proto == PROTO_MULTIHOME]
+
+
+def test_failure_halfway_undoes_everything(howto: HostState, tmp_path: object) -> None:
+    """An injected failure at every position k leaves the twin exactly as it was."""
+    plan = snapshot(FakeBackend(howto), CONFIG).plan
+    for k in range(1, len(plan.changes) + 1):
+        backend = FakeBackend(howto, fail_at=k)
+        with pytest.raises(ApplyError, match=f"change {k} of"):
+            apply_plan(backend, plan, root=tmp_path)  # type: ignore[arg-type]
+        assert backend.read() == howto
+
+
+def test_configured_primary_wins() -> None:
+    """`primary:` overrides the lowest-metric choice."""
+    state = host(port("eth0", 2, "10.0.1.5/24", "10.0.1.1", 100),
+                 port("eth1", 3, "10.0.2.5/24", "10.0.2.1", 101))
+    desired = compute_policy(state, parse_config("primary: eth1\n", "c.yaml"))
+    assert desired.primary == "eth1"
+    assert {r.ifname for r in desired.main_removals} == {"eth0"}
+
+
+def test_host_level_config_errors_name_the_key() -> None:
+    """Unknown interfaces and an occupied priority band are input errors."""
+    state = host(port("eth0", 2, "10.0.1.5/24", "10.0.1.1", 100),
+                 port("eth1", 3, "10.0.2.5/24", "10.0.2.1", 101),
+                 extra_rules=(Rule(4, 10005, 77),))
+    with pytest.raises(InputError, match=r"c.yaml: primary: interface 'eth7' does not exist"):
+        compute_policy(state, parse_config("primary: eth7\n", "c.yaml"))
+    with pytest.raises(InputError, match=r"priorities.range \[10000, 10099\] overlaps"):
+        compute_policy(state, CONFIG)
+    ok = compute_policy(state, parse_config("priorities:\n  range: [20000, 20099]\n", "c.yaml"))
+    assert min(r.priority for r in ok.rules) == 20000
+
+
+def test_single_port_vm_needs_nothing() -> None:
+    """One managed interface: empty plan, with a note saying why."""
+    state = host(port("eth0", 2, "10.0.1.5/24", "10.0.1.1", 100))
+    snap = snapshot(FakeBackend(state), CONFIG)
+    assert snap.plan.empty
+    assert any("only one managed interface" in n for n in snap.plan.notes)
+
+
+def test_plan_text_and_json_match(howto: HostState) -> None:
+    """The human plan reads like the issue's example; JSON carries the same changes."""
+    snap = snapshot(FakeBackend(howto), CONFIG)
+    lines = snap.plan.lines()
+    assert "+ rule 10002 from 192.168.0.112 lookup mh-eth1" in lines
+    assert "~ sysctl net.ipv4.conf.eth1.arp_ignore 0 -> 1" in lines
+    data = snap.plan.to_json()
+    assert len(data["changes"]) == len(lines)
+    assert {t["name"] for t in data["tables"]} == {"mh-eth0", "mh-eth1"}
+    kinds = [c["kind"] for c in data["changes"]]
+    # sysctls, then routes, then rules, then the main removal last
+    assert kinds.index("route") > max(i for i, k in enumerate(kinds) if k == "sysctl")
+    assert lines[-1].startswith("- route default via 192.168.0.1 dev eth1 table main")
+    assert make_plan(snap.state, snap.desired, CONFIG) == snap.plan
