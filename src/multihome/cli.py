@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail("interrupted", code_for(ExitCode.FAILURE))
     except BrokenPipeError:
         sys.exit(0)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
+    except Exception as exc:  # the last line of defence: never a traceback
         if os.environ.get("MULTIHOME_DEBUG"):
             raise
         _fail(f"internal error: {type(exc).__name__}: {exc} (set MULTIHOME_DEBUG=1 for the "
