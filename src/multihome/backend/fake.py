@@ -8,9 +8,9 @@ k-th change, and answers lookups with a simplified rule walk (enough for the pol
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from multihome.backend import ChangeFailed, Lookup
 from multihome.model import (
@@ -66,28 +66,14 @@ class FakeBackend:
                                          state.rules, sysctls)
             return None
         if isinstance(obj, Route):
-            routes = set(state.routes)
-            if change.action == "add":
-                if any(r.slot == obj.slot for r in routes):
-                    return "File exists"
-                routes.add(obj)
-            else:
-                if obj not in routes:
-                    return "No such process"
-                routes.discard(obj)
-            self.state = replace(state, routes=tuple(sorted(routes, key=lambda r: r.key)))
-            return None
-        rules = set(state.rules)
-        if change.action == "add":
-            if obj in rules:
-                return "File exists"
-            rules.add(obj)
-        else:
-            if obj not in rules:
-                return "No such file or directory"
-            rules.discard(obj)
-        self.state = replace(state, rules=tuple(sorted(rules, key=lambda r: r.key)))
-        return None
+            routes, error = _toggled(state.routes, obj, change.action,
+                                     clash=lambda r: r.slot == obj.slot, missing="No such process")
+            self.state = replace(state, routes=routes)
+            return error
+        rules, error = _toggled(state.rules, obj, change.action, clash=lambda r: r == obj,
+                                missing="No such file or directory")
+        self.state = replace(state, rules=rules)
+        return error
 
     def lookup(self, dst: IPAddress, src: IPAddress | None = None,
                oif: str | None = None) -> Lookup | None:
@@ -122,6 +108,24 @@ class FakeBackend:
 
     def close(self) -> None:
         return None
+
+
+T = TypeVar("T", Route, Rule)
+
+
+def _toggled(items: tuple[T, ...], obj: T, action: str, *, clash: Callable[[T], bool],
+             missing: str) -> tuple[tuple[T, ...], str | None]:
+    """``items`` with ``obj`` added or removed, or unchanged and the kernel's refusal."""
+    present = set(items)
+    if action == "add":
+        if any(clash(item) for item in present):
+            return items, "File exists"
+        present.add(obj)
+    elif obj in present:
+        present.discard(obj)
+    else:
+        return items, missing
+    return tuple(sorted(present, key=lambda item: item.key)), None
 
 
 def net(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
