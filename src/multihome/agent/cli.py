@@ -6,10 +6,11 @@ import json
 import logging
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
+
+from multihome.errors import ExitCode
 
 EPILOG = """\b
 Examples:
@@ -160,7 +161,9 @@ def status(obj: Any, as_json: bool) -> None:
         if data.get("last_error"):
             click.echo(f"last error: {data['last_error']}")
     if data is None or not data.get("alive"):
-        raise click.exceptions.Exit(1)
+        # sys.exit, not click's Exit: main() runs click with standalone_mode=False, which
+        # turns Exit into a return value that main() does not pass on.
+        sys.exit(ExitCode.FAILURE)
 
 
 def _setup_logging(level: str) -> None:
@@ -179,4 +182,3 @@ def _setup_logging(level: str) -> None:
 
 
 __all__ = ["agent"]
-_ = Path

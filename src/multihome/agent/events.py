@@ -14,6 +14,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,9 +63,13 @@ class Event:
     at: float = 0.0
     """``time.monotonic()`` when the reader received it."""
 
-    def describe(self) -> str:
-        name = self.ifname or (f"if{self.index}" if self.index else "")
-        return " ".join(p for p in (self.kind, self.action, name, self.detail) if p)
+    def describe(self, names: Mapping[int, str] | None = None) -> str:
+        """``route new default table 254 dev eth1``, naming the link when known."""
+        name = self.ifname or (names or {}).get(self.index or 0)
+        if name is None and self.index:
+            name = f"if{self.index}"
+        where = f"dev {name}" if name and self.kind in ("route", "addr") else name
+        return " ".join(p for p in (self.kind, self.action, self.detail, where) if p)
 
 
 def event_from(msg: Any, now: float) -> Event | None:
@@ -95,11 +100,7 @@ def event_from(msg: Any, now: float) -> Event | None:
         index = msg.get("RTA_OIF")
         dst = msg.get("RTA_DST")
         table = msg.get("RTA_TABLE") or msg.get("table")
-        detail = (
-            f"{dst or 'default'}/{msg.get('dst_len')} table {table}"
-            if dst
-            else f"default table {table}"
-        )
+        detail = f"{dst}/{msg.get('dst_len')} table {table}" if dst else f"default table {table}"
     else:
         detail = f"priority {msg.get('FRA_PRIORITY') or 0}"
     return Event(kind, action, index, ifname, detail, now)

@@ -101,6 +101,7 @@ class Agent:
         self.metadata: Metadata | None = None
         self.memory: dict[tuple[str, str | None], frozenset[Route]] = {}
         self.known: set[int] = set()
+        self.names: dict[int, str] = {}
         self.hotplugged: set[str] = set()
         self.left_to: dict[str, str] = {}
         self.refreshed: set[str] = set()
@@ -188,7 +189,7 @@ class Agent:
                 continue
             self.status.events += len(burst)
             self._observe(burst)
-            trigger = _describe(burst) if burst else "timer"
+            trigger = _describe(burst, self.names) if burst else "timer"
             self.reconcile(trigger, burst[0].at if burst else now)
 
     def _wait(self) -> list[Event]:
@@ -266,6 +267,7 @@ class Agent:
         lines: list[str] = []
         try:
             state = self.backend.read()
+            self.names.update((link.index, link.name) for link in state.links)
             lines += self._forget_gone(state)
             lines += self._address_ports(state)
             if lines:
@@ -483,8 +485,8 @@ class Agent:
                 self.memory[(iface.name, macs.get(iface.name))] = routes
 
 
-def _describe(burst: list[Event]) -> str:
-    first = burst[0].describe()
+def _describe(burst: list[Event], names: dict[int, str]) -> str:
+    first = burst[0].describe(names)
     return first if len(burst) == 1 else f"{first} (+{len(burst) - 1} more events)"
 
 
