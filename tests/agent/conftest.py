@@ -24,32 +24,62 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 MULTIHOME = [str(Path(sys.executable).parent / "multihome")]
 GATEWAY = "192.168.0.1"
-MAC = {"eth0": "fa:16:3e:00:00:0a", "eth1": "fa:16:3e:00:00:0b", "eth2": "fa:16:3e:00:00:0c",
-       "eth3": "fa:16:3e:00:00:0d"}
-ADDRESS = {"eth0": "192.168.0.107", "eth1": "192.168.0.112", "eth2": "192.168.0.120",
-           "eth3": "192.168.0.130"}
+MAC = {
+    "eth0": "fa:16:3e:00:00:0a",
+    "eth1": "fa:16:3e:00:00:0b",
+    "eth2": "fa:16:3e:00:00:0c",
+    "eth3": "fa:16:3e:00:00:0d",
+}
+ADDRESS = {
+    "eth0": "192.168.0.107",
+    "eth1": "192.168.0.112",
+    "eth2": "192.168.0.120",
+    "eth3": "192.168.0.130",
+}
 
 
 def sh(*argv: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=timeout)
 
 
-def network_data(static: tuple[str, ...] = (), dhcp: tuple[str, ...] = ("eth0", "eth1"),
-                 ) -> dict[str, Any]:
+def network_data(
+    static: tuple[str, ...] = (),
+    dhcp: tuple[str, ...] = ("eth0", "eth1"),
+) -> dict[str, Any]:
     """A network_data.json as Nova writes it: DHCP ports and DHCP-disabled (static) ports."""
     links, networks = [], []
     for number, ifname in enumerate((*dhcp, *static)):
-        links.append({"id": f"tap{ifname}", "type": "ovs", "ethernet_mac_address": MAC[ifname],
-                      "mtu": 1500, "vif_id": f"port-{ifname}"})
+        links.append(
+            {
+                "id": f"tap{ifname}",
+                "type": "ovs",
+                "ethernet_mac_address": MAC[ifname],
+                "mtu": 1500,
+                "vif_id": f"port-{ifname}",
+            }
+        )
         if ifname in static:
-            networks.append({"id": f"network{number}", "type": "ipv4", "link": f"tap{ifname}",
-                             "ip_address": ADDRESS[ifname], "netmask": "255.255.255.0",
-                             "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0",
-                                         "gateway": GATEWAY}],
-                             "network_id": "net-1", "services": []})
+            networks.append(
+                {
+                    "id": f"network{number}",
+                    "type": "ipv4",
+                    "link": f"tap{ifname}",
+                    "ip_address": ADDRESS[ifname],
+                    "netmask": "255.255.255.0",
+                    "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": GATEWAY}],
+                    "network_id": "net-1",
+                    "services": [],
+                }
+            )
         else:
-            networks.append({"id": f"network{number}", "type": "ipv4_dhcp",
-                             "link": f"tap{ifname}", "network_id": "net-1"})
+            networks.append(
+                {
+                    "id": f"network{number}",
+                    "type": "ipv4_dhcp",
+                    "link": f"tap{ifname}",
+                    "network_id": "net-1",
+                }
+            )
     return {"links": links, "networks": networks, "services": []}
 
 
@@ -91,8 +121,13 @@ class Lab:
         return self.json("route", "show", "table", table)
 
     def owned_routes(self) -> list[dict[str, Any]]:
-        return [r for r in self.routes() if r.get("protocol") in ("222", "multihome")
-                or str(r.get("table", "")).isdigit() and 10000 <= int(r["table"]) <= 10999]
+        return [
+            r
+            for r in self.routes()
+            if r.get("protocol") in ("222", "multihome")
+            or str(r.get("table", "")).isdigit()
+            and 10000 <= int(r["table"]) <= 10999
+        ]
 
     def main_defaults(self) -> list[dict[str, Any]]:
         return [r for r in self.routes("main") if r.get("dst") == "default"]
@@ -101,12 +136,32 @@ class Lab:
         data = self.json("-4", "addr", "show", "dev", ifname)
         return [a["local"] for entry in data for a in entry.get("addr_info", [])]
 
-    def add_port(self, ifname: str, address: str | None, *, up: bool = True,
-                 default_metric: int | None = None) -> None:
+    def add_port(
+        self,
+        ifname: str,
+        address: str | None,
+        *,
+        up: bool = True,
+        default_metric: int | None = None,
+    ) -> None:
         """A veth from the guest's ``ifname`` to the peer's bridge (a Neutron port)."""
         peer_end = f"p{ifname[-1]}"
-        sh("ip", "link", "add", ifname, "netns", self.guest, "address", MAC[ifname],
-           "type", "veth", "peer", peer_end, "netns", self.peer)
+        sh(
+            "ip",
+            "link",
+            "add",
+            ifname,
+            "netns",
+            self.guest,
+            "address",
+            MAC[ifname],
+            "type",
+            "veth",
+            "peer",
+            peer_end,
+            "netns",
+            self.peer,
+        )
         self.peer_ip("link", "set", peer_end, "master", "br0")
         self.peer_ip("link", "set", peer_end, "up")
         if address:
@@ -114,23 +169,74 @@ class Lab:
         if up:
             self.ip("link", "set", ifname, "up")
         if default_metric is not None:
-            self.ip("route", "add", "default", "via", GATEWAY, "dev", ifname, "proto", "dhcp",
-                    "metric", str(default_metric))
+            self.ip(
+                "route",
+                "add",
+                "default",
+                "via",
+                GATEWAY,
+                "dev",
+                ifname,
+                "proto",
+                "dhcp",
+                "metric",
+                str(default_metric),
+            )
 
     def serve_metadata(self, directory: Path) -> None:
         """An HTTP metadata service at 169.254.169.254:80 in the peer namespace."""
         process = subprocess.Popen(
-            ["ip", "netns", "exec", self.peer, sys.executable, "-m", "http.server", "80",
-             "--bind", "169.254.169.254", "--directory", str(directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.peer,
+                sys.executable,
+                "-m",
+                "http.server",
+                "80",
+                "--bind",
+                "169.254.169.254",
+                "--directory",
+                str(directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.processes.append(process)
-        wait_until(lambda: sh("ip", "netns", "exec", self.peer, "curl", "-sf", "-o",
-                              "/dev/null", "http://169.254.169.254/", check=False
-                              ).returncode == 0, 10, "metadata service up")
+        wait_until(
+            lambda: (
+                sh(
+                    "ip",
+                    "netns",
+                    "exec",
+                    self.peer,
+                    "curl",
+                    "-sf",
+                    "-o",
+                    "/dev/null",
+                    "http://169.254.169.254/",
+                    check=False,
+                ).returncode
+                == 0
+            ),
+            10,
+            "metadata service up",
+        )
 
     def multihome(self, *argv: str, check: bool = False) -> subprocess.CompletedProcess[str]:
-        return sh("ip", "netns", "exec", self.guest, *MULTIHOME, "--root", str(self.tmp / "root"),
-                  *argv, check=check, timeout=60)
+        return sh(
+            "ip",
+            "netns",
+            "exec",
+            self.guest,
+            *MULTIHOME,
+            "--root",
+            str(self.tmp / "root"),
+            *argv,
+            check=check,
+            timeout=60,
+        )
 
     def start_agent(self, *argv: str, notify: Path | None = None) -> subprocess.Popen[str]:
         env = dict(os.environ)
@@ -138,12 +244,30 @@ class Lab:
             env["NOTIFY_SOCKET"] = str(notify)
         log = (self.tmp / "agent.log").open("a")
         process = subprocess.Popen(
-            ["ip", "netns", "exec", self.guest, *MULTIHOME, "--root", str(self.tmp / "root"),
-             "agent", "--dhcp-grace", "0.3", *argv],
-            stdout=log, stderr=log, text=True, env=env)
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.guest,
+                *MULTIHOME,
+                "--root",
+                str(self.tmp / "root"),
+                "agent",
+                "--dhcp-grace",
+                "0.3",
+                *argv,
+            ],
+            stdout=log,
+            stderr=log,
+            text=True,
+            env=env,
+        )
         self.processes.append(process)
-        wait_until(lambda: self.agent_state().get("pid") == process.pid
-                   or process.poll() is not None, 20, "agent ready")
+        wait_until(
+            lambda: self.agent_state().get("pid") == process.pid or process.poll() is not None,
+            20,
+            "agent ready",
+        )
         assert process.poll() is None, self.agent_log()
         return process
 
@@ -201,13 +325,28 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
         lab.peer_ip("link", "set", "lo", "up")
         lab.ip("link", "set", "lo", "up")
         # IPv4 lab: no IPv6 (its DAD and router events would only add noise to the timings).
-        for knob in ("net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
-                     "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"):
+        for knob in (
+            "net.ipv4.conf.all.rp_filter=0",
+            "net.ipv4.conf.default.rp_filter=0",
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        ):
             sh("ip", "netns", "exec", lab.guest, "sysctl", "-qw", knob)
         lab.add_port("eth0", ADDRESS["eth0"], default_metric=100)
         lab.add_port("eth1", ADDRESS["eth1"], default_metric=101)
-        lab.ip("route", "add", "169.254.169.254", "via", "192.168.0.100", "dev", "eth0",
-               "proto", "dhcp", "metric", "100")
+        lab.ip(
+            "route",
+            "add",
+            "169.254.169.254",
+            "via",
+            "192.168.0.100",
+            "dev",
+            "eth0",
+            "proto",
+            "dhcp",
+            "metric",
+            "100",
+        )
         yield lab
     finally:
         for process in reversed(lab.processes):

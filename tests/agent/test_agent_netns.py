@@ -16,19 +16,21 @@ BOUND = 5.0  # seconds: generous, the machine is shared; the benchmark has the r
 
 
 def tables_of(lab: Lab, ifname: str) -> set[str]:
-    return {str(r["table"]) for r in lab.owned_rules() if ifname in (r.get("oif"),
-                                                                     r.get("iif"))}
+    return {str(r["table"]) for r in lab.owned_rules() if ifname in (r.get("oif"), r.get("iif"))}
 
 
 def has_table_default(lab: Lab, ifname: str) -> bool:
-    return any(r.get("dst") == "default" and r.get("dev") == ifname
-               and str(r.get("table", "")).isdigit() for r in lab.routes())
+    return any(
+        r.get("dst") == "default" and r.get("dev") == ifname and str(r.get("table", "")).isdigit()
+        for r in lab.routes()
+    )
 
 
 def converged(lab: Lab) -> bool:
     """Every port has its rules and its table's default; main keeps only eth0's default."""
-    return (all(tables_of(lab, i) and has_table_default(lab, i) for i in ("eth0", "eth1"))
-            and [r["dev"] for r in lab.main_defaults()] == ["eth0"])
+    return all(tables_of(lab, i) and has_table_default(lab, i) for i in ("eth0", "eth1")) and [
+        r["dev"] for r in lab.main_defaults()
+    ] == ["eth0"]
 
 
 def test_agent_applies_at_start_and_reports_ready(lab: Lab, notify_socket: tuple) -> None:
@@ -57,14 +59,30 @@ def test_default_readded_to_main_is_removed(lab: Lab) -> None:
     lab.start_agent("--source", "kernel")
     wait_until(lambda: converged(lab), BOUND, "policy applied")
     for _ in range(3):
-        lab.ip("route", "add", "default", "via", GATEWAY, "dev", "eth1", "proto", "dhcp",
-               "metric", "101")
-        wait_until(lambda: [r["dev"] for r in lab.main_defaults()] == ["eth0"], BOUND,
-                   "eth1's default removed from main again")
+        lab.ip(
+            "route",
+            "add",
+            "default",
+            "via",
+            GATEWAY,
+            "dev",
+            "eth1",
+            "proto",
+            "dhcp",
+            "metric",
+            "101",
+        )
+        wait_until(
+            lambda: [r["dev"] for r in lab.main_defaults()] == ["eth0"],
+            BOUND,
+            "eth1's default removed from main again",
+        )
     repairs = [line for line in lab.agent_log().splitlines() if "repair after" in line]
-    assert any("route new default table 254 dev eth1" in line
-               and "- route default via 192.168.0.1 dev eth1 table main" in line
-               for line in repairs), lab.agent_log()
+    assert any(
+        "route new default table 254 dev eth1" in line
+        and "- route default via 192.168.0.1 dev eth1 table main" in line
+        for line in repairs
+    ), lab.agent_log()
 
 
 def test_link_flap_is_repaired(lab: Lab) -> None:
@@ -89,17 +107,31 @@ def test_hotplug_and_detach(lab: Lab) -> None:
     lab.start_agent("--source", "kernel")
     wait_until(lambda: converged(lab), BOUND, "policy applied")
     lab.add_port("eth2", ADDRESS["eth2"], default_metric=102)
-    wait_until(lambda: tables_of(lab, "eth2") and has_table_default(lab, "eth2")
-               and "eth2" not in [r["dev"] for r in lab.main_defaults()], BOUND,
-               "eth2 gets its table and rules")
+    wait_until(
+        lambda: (
+            tables_of(lab, "eth2")
+            and has_table_default(lab, "eth2")
+            and "eth2" not in [r["dev"] for r in lab.main_defaults()]
+        ),
+        BOUND,
+        "eth2 gets its table and rules",
+    )
     table = tables_of(lab, "eth2").pop()
-    assert any(r.get("src") == ADDRESS["eth2"] and str(r["table"]) == table
-               for r in lab.owned_rules())
+    assert any(
+        r.get("src") == ADDRESS["eth2"] and str(r["table"]) == table for r in lab.owned_rules()
+    )
     lab.ip("link", "del", "eth2")
-    wait_until(lambda: not any("eth2" in (r.get("oif"), r.get("iif"))
-                               or r.get("src") == ADDRESS["eth2"] for r in lab.owned_rules())
-               and not [r for r in lab.routes() if str(r.get("table")) == table], BOUND,
-               "eth2's rules and table gone")
+    wait_until(
+        lambda: (
+            not any(
+                "eth2" in (r.get("oif"), r.get("iif")) or r.get("src") == ADDRESS["eth2"]
+                for r in lab.owned_rules()
+            )
+            and not [r for r in lab.routes() if str(r.get("table")) == table]
+        ),
+        BOUND,
+        "eth2's rules and table gone",
+    )
     assert converged(lab)
 
 
@@ -114,8 +146,15 @@ def test_dhcp_disabled_port_gets_its_address_from_metadata(lab: Lab) -> None:
     assert lab.agent_state()["source"] == "openstack"
     write_drive(drive, network_data(static=("eth2",)))  # Nova adds the attached port
     lab.add_port("eth2", None, up=False)
-    wait_until(lambda: ADDRESS["eth2"] in lab.addresses("eth2") and tables_of(lab, "eth2")
-               and has_table_default(lab, "eth2"), BOUND, "eth2 addressed from metadata")
+    wait_until(
+        lambda: (
+            ADDRESS["eth2"] in lab.addresses("eth2")
+            and tables_of(lab, "eth2")
+            and has_table_default(lab, "eth2")
+        ),
+        BOUND,
+        "eth2 addressed from metadata",
+    )
     assert "static" in lab.agent_state()["configured"]["eth2"]
     assert [r["dev"] for r in lab.main_defaults()] == ["eth0"]
 
@@ -127,20 +166,42 @@ def test_dhcp_for_a_hotplugged_port_nothing_manages(lab: Lab) -> None:
     wait_until(lambda: converged(lab), BOUND, "policy applied")
     leases = lab.tmp / "dnsmasq.leases"
     dnsmasq = [
-        "ip", "netns", "exec", lab.peer, "dnsmasq", "--keep-in-foreground", "--port=0",
-        "--bind-interfaces", "--interface=br0", "--except-interface=lo", "--no-ping",
-        "--dhcp-range=192.168.0.0,static,255.255.255.0,2m", f"--dhcp-leasefile={leases}",
-        f"--dhcp-host=fa:16:3e:00:00:0d,{ADDRESS['eth3']}", "--dhcp-option=3,192.168.0.1",
+        "ip",
+        "netns",
+        "exec",
+        lab.peer,
+        "dnsmasq",
+        "--keep-in-foreground",
+        "--port=0",
+        "--bind-interfaces",
+        "--interface=br0",
+        "--except-interface=lo",
+        "--no-ping",
+        "--dhcp-range=192.168.0.0,static,255.255.255.0,2m",
+        f"--dhcp-leasefile={leases}",
+        f"--dhcp-host=fa:16:3e:00:00:0d,{ADDRESS['eth3']}",
+        "--dhcp-option=3,192.168.0.1",
         "--dhcp-option=121,169.254.169.254/32,192.168.0.100,0.0.0.0/0,192.168.0.1",
-        "--pid-file=", "--conf-file=/dev/null", "--log-facility=-"]
+        "--pid-file=",
+        "--conf-file=/dev/null",
+        "--log-facility=-",
+    ]
     import subprocess
 
-    lab.processes.append(subprocess.Popen(dnsmasq, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL))
+    lab.processes.append(
+        subprocess.Popen(dnsmasq, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    )
     time.sleep(0.3)
     lab.add_port("eth3", None, up=False)
-    wait_until(lambda: ADDRESS["eth3"] in lab.addresses("eth3") and tables_of(lab, "eth3")
-               and has_table_default(lab, "eth3"), 20, "eth3 leased and given a table")
+    wait_until(
+        lambda: (
+            ADDRESS["eth3"] in lab.addresses("eth3")
+            and tables_of(lab, "eth3")
+            and has_table_default(lab, "eth3")
+        ),
+        20,
+        "eth3 leased and given a table",
+    )
     assert "dhcp" in lab.agent_state()["configured"]["eth3"]
     assert [r["dev"] for r in lab.main_defaults()] == ["eth0"]
 
