@@ -5,6 +5,7 @@ is deleted by name, also on failure; every process started here is stopped by it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -125,8 +126,7 @@ class Lab:
             r
             for r in self.routes()
             if r.get("protocol") in ("222", "multihome")
-            or str(r.get("table", "")).isdigit()
-            and 10000 <= int(r["table"]) <= 10999
+            or (str(r.get("table", "")).isdigit() and 10000 <= int(r["table"]) <= 10999)
         ]
 
     def main_defaults(self) -> list[dict[str, Any]]:
@@ -355,10 +355,8 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
             # Processes this test started inside its namespaces (dhclient, dnsmasq) by pid.
             pids = sh("ip", "netns", "pids", namespace, check=False).stdout.split()
             for pid in pids:
-                try:
+                with contextlib.suppress(ProcessLookupError, ValueError):
                     os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
             sh("ip", "netns", "del", namespace, check=False)
 
 

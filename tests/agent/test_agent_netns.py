@@ -5,6 +5,7 @@ main, detach, metadata-configured ports, systemd notification, idle CPU. Bounds 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -186,8 +187,6 @@ def test_dhcp_for_a_hotplugged_port_nothing_manages(lab: Lab) -> None:
         "--conf-file=/dev/null",
         "--log-facility=-",
     ]
-    import subprocess
-
     lab.processes.append(
         subprocess.Popen(dnsmasq, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     )

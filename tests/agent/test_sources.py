@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from conftest import ADDRESS, MAC, Lab, network_data, sh, write_drive
@@ -34,7 +35,7 @@ from multihome.source import (
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    failures: list[int] = []
+    failures: ClassVar[list[int]] = []
 
     def do_GET(self) -> None:
         if self.failures:
@@ -50,7 +51,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 def http_service(tmp_path: Path) -> Iterator[tuple[str, list[int]]]:
     """A local HTTP server for the drive tree; the list holds error codes to answer first."""
     write_drive(tmp_path / "md", network_data(static=("eth2",)))
-    failures: list[int] = []
+    failures: ClassVar[list[int]] = []
     handler = type("H", (_Handler,), {"failures": failures})
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), lambda *a: handler(*a, directory=str(tmp_path / "md"))
