@@ -266,14 +266,17 @@ class Agent:
         self.status.reconciles += 1
         lines: list[str] = []
         try:
-            state = self.backend.read()
+            snap = snapshot(self.backend, self.config)  # one read in the common case
+            state = snap.state
             self.names.update((link.index, link.name) for link in state.links)
             lines += self._forget_gone(state)
-            lines += self._address_ports(state)
-            if lines:
+            addressed = self._address_ports(state)
+            if addressed:
                 state = self.backend.read()
-            lines += self._restore_tables(state)
-            snap = snapshot(self.backend, self.config)
+            restored = self._restore_tables(state)
+            lines += addressed + restored
+            if addressed or restored:
+                snap = snapshot(self.backend, self.config)
             plan = snap.plan
             if not plan.empty:
                 apply_plan(self.backend, plan, root=self.root)
