@@ -35,6 +35,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pyroute2 import IPRoute
+
 GATEWAY = "192.168.0.1"
 GROUPS = 0x1 | 0x10 | 0x40 | 0x80  # link, IPv4 addresses, routes, rules
 TABLE_LOW, TABLE_HIGH = 10000, 10999
@@ -81,9 +83,7 @@ class Watcher:
                 self.drain()
 
 
-def inner(events: int, peer: str, pace: float) -> dict[str, Any]:
-    from pyroute2 import IPRoute
-
+def inner(events: int, peer: str, pace: float) -> dict[str, Any]:  # noqa: PLR0915 - one linear script
     ipr = IPRoute()
     watch = Watcher()
 
@@ -158,7 +158,7 @@ def inner(events: int, peer: str, pace: float) -> dict[str, Any]:
             ipr.addr("add", index=eth2, address="192.168.0.120", prefixlen=24)
             ipr.link("set", index=eth2, state="up")
             ipr.route("add", dst="0.0.0.0/0", gateway=GATEWAY, oif=eth2, priority=102, proto=16)
-            done = watch.until(lambda: rules_on("eth2") and table_default_on(eth2, "eth2"))
+            done = watch.until(lambda i=eth2: rules_on("eth2") and table_default_on(i, "eth2"))
             results["hotplug"].append((done - start) * 1000)
             settle()
             start = time.monotonic()
@@ -249,10 +249,12 @@ def outer(events: int, idle: float, pace: float) -> dict[str, Any]:
     guest, peer = f"mhagent-bench-{suffix}-g", f"mhagent-bench-{suffix}-p"
     multihome = str(Path(sys.executable).parent / "multihome")
     agent: subprocess.Popen[str] | None = None
-    with tempfile.TemporaryDirectory(prefix="mhagent-bench-") as tmp:
+    # The agent's --root on tmpfs, as /run is on a real system (its state file lives there).
+    shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
+    with tempfile.TemporaryDirectory(prefix="mhagent-bench-", dir=shm) as tmp:
         try:
             build(guest, peer)
-            log = Path(tmp, "agent.log").open("w")
+            log = Path(tmp, "agent.log").open("w")  # noqa: SIM115 - the agent's stdout
             agent = subprocess.Popen(
                 [
                     "ip",

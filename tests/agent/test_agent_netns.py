@@ -156,7 +156,11 @@ def test_dhcp_disabled_port_gets_its_address_from_metadata(lab: Lab) -> None:
         BOUND,
         "eth2 addressed from metadata",
     )
-    assert "static" in lab.agent_state()["configured"]["eth2"]
+    wait_until(
+        lambda: "static" in lab.agent_state()["configured"].get("eth2", ""),
+        BOUND,
+        "agent.json says eth2 was addressed from metadata",
+    )
     assert [r["dev"] for r in lab.main_defaults()] == ["eth0"]
 
 
@@ -201,7 +205,11 @@ def test_dhcp_for_a_hotplugged_port_nothing_manages(lab: Lab) -> None:
         20,
         "eth3 leased and given a table",
     )
-    assert "dhcp" in lab.agent_state()["configured"]["eth3"]
+    wait_until(
+        lambda: "dhcp" in lab.agent_state()["configured"].get("eth3", ""),
+        BOUND,
+        "agent.json says eth3 got a DHCP client",
+    )
     assert [r["dev"] for r in lab.main_defaults()] == ["eth0"]
 
 

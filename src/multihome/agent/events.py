@@ -191,6 +191,10 @@ class EventSource:
                 return events
             events.append(event)
 
+    def pending(self) -> int:
+        """How many events wait in the queue now (approximate, never blocks)."""
+        return self._queue.qsize()
+
     def drain(self) -> list[Event]:
         """Everything queued now, without waiting."""
         events: list[Event] = []

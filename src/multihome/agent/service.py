@@ -115,6 +115,7 @@ class Agent:
         self._reload = False
         self._idle = False
         self._watchdog = sdnotify.watchdog_interval()
+        self._dirty = False
 
     # -- life cycle --------------------------------------------------------------------
     def run(self) -> None:
@@ -147,11 +148,15 @@ class Agent:
             client.stop()
         self.clients.clear()
         self.status.running = False
+        self._save()
+        log.info("agent %d stopped after %d repairs", self.status.pid, self.status.repairs)
+
+    def _save(self) -> None:
+        self._dirty = False
         try:
             write_status(self.root, self.status)
         except MultihomeError as exc:
             log.error("cannot write the state file: %s", exc)
-        log.info("agent %d stopped after %d repairs", self.status.pid, self.status.repairs)
 
     def request_stop(self) -> None:
         self._stop = True
@@ -193,6 +198,8 @@ class Agent:
             self.reconcile(trigger, burst[0].at if burst else now)
 
     def _wait(self) -> list[Event]:
+        if self._dirty and self.events.pending() == 0:
+            self._save()  # only when idle: the file never delays a repair
         due = self.timers.next()
         timeout = None if due is None else max(0.0, due - time.monotonic())
         self._idle = True
@@ -300,7 +307,7 @@ class Agent:
         log.error("repair after %s failed: %s (retry in %.1f s)", trigger, exc, self.backoff)
         self.timers.retry_at = time.monotonic() + self.backoff
         self.backoff = min(MAX_BACKOFF, self.backoff * 2)
-        write_status(self.root, self.status)
+        self._dirty = True
 
     def _repaired(self, trigger: str, started: float, lines: list[str]) -> None:
         now = time.monotonic()
@@ -317,7 +324,7 @@ class Agent:
             latency,
             "; ".join(lines),
         )
-        write_status(self.root, self.status)
+        self._dirty = True
         self.recent.append(now)
         if len(self.recent) == FIGHT_REPAIRS and now - self.recent[0] < FIGHT_WINDOW:
             self.timers.hold_until = now + self.hold
