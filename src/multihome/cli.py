@@ -164,24 +164,39 @@ def status(obj: Context, as_json: bool) -> None:
         click.echo("problems: none")
 
 
-@cli.command(epilog="\b\nExamples:\n  multihome plan\n  multihome plan --json")
+@cli.command(epilog="\b\nExamples:\n  multihome plan\n  multihome plan --json\n"
+                    "  multihome plan --source openstack      # config drive, then 169.254.169.254\n"
+                    "  multihome plan --source openstack --metadata /mnt/config\n"
+                    "  multihome plan --source kernel         # ignore any metadata")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--source", type=click.Choice(["auto", "kernel"]), default="auto",
-              show_default=True, help="Where the interfaces' facts come from.")
+@click.option("--source", type=click.Choice(["auto", "kernel", "openstack"]), default="auto",
+              show_default=True,
+              help="Where the interfaces' facts come from: the kernel alone, or OpenStack "
+                   "metadata too (network_data.json: DHCP-disabled ports' addresses). auto: "
+                   "metadata when a config drive is present or the host is an OpenStack "
+                   "guest, else the kernel. The output says which was used.")
+@click.option("--metadata", "metadata", metavar="URL|DIR|DEVICE", default=None,
+              help="Where to read the metadata [default: the filesystem labelled config-2, "
+                   "then http://169.254.169.254].")
 @click.pass_obj
-def plan(obj: Context, as_json: bool, source: str) -> None:
+def plan(obj: Context, as_json: bool, source: str, metadata: str | None) -> None:
     """Show the exact changes `apply` would make (nothing is changed)."""
-    from multihome.engine import snapshot
+    from multihome.source.planning import sourced_snapshot
 
     config = obj.config()
     with _backend() as backend:
-        snap = snapshot(backend, config)
+        sourced = sourced_snapshot(backend, config, source, metadata)
+    snap = sourced.snapshot
     if as_json:
-        _echo_json(dict(snap.plan.to_json(), source="kernel",
+        _echo_json(dict(snap.plan.to_json(), **sourced.to_json(),
                         interfaces=[i.to_json() for i in snap.desired.interfaces],
                         skipped=[{"name": s.ifname, "reason": s.reason}
                                  for s in snap.desired.skipped]))
         return
+    origin = f" ({sourced.resolved.origin})" if sourced.resolved.origin else ""
+    click.echo(f"# source: {sourced.resolved.used}{origin}")
+    for note in sourced.notes:
+        click.echo(f"# {note}")
     _print_plan(obj, snap)
 
 

@@ -1,0 +1,212 @@
+"""Addressing ports that nothing else addresses: static addresses from metadata, or DHCP.
+
+Who addresses a hot-plugged port (the decision, see multihome-agent(8)):
+
+1. A port that already has an IPv4 address is never touched here.
+2. A port the metadata lists as DHCP-disabled (``"type": "ipv4"``) gets its fixed address,
+   its subnet route and its gateway from ``network_data.json`` (routes marked ``proto static``
+   with metric 1000+ifindex, addresses ``noprefixroute``), at once.
+3. Any other unaddressed port gets a DHCP client -- only when nothing else manages it: no
+   systemd-networkd link state for it, no NetworkManager device that is not "unmanaged", no
+   ifupdown stanza, no DHCP client already running for it in this namespace, and only after a
+   grace period that lets those act first. The client is ISC dhclient with multihome's own
+   script (:mod:`multihome.agent.dhcphook`), which gives every lease route the port's metric.
+4. A port that is administratively down is brought up only when it was hot-plugged while the
+   agent runs; a port someone set down before stays down.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from multihome.backend.netlink import NetlinkBackend
+from multihome.files import read_text, under_root, write_atomic
+from multihome.plan import Change
+from multihome.source.ports import StaticConfig
+
+log = logging.getLogger(__name__)
+
+IFA_F_NOPREFIXROUTE = 0x200
+RUN_DIR = Path("/run/multihome")
+DHCP_CLIENTS = ("dhclient", "dhcpcd", "udhcpc", "dhcpcd5")
+
+
+def set_up(backend: NetlinkBackend, ifname: str) -> None:
+    index = _index(backend, ifname)
+    backend.ipr.link("set", index=index, state="up")
+
+
+def configure_static(backend: NetlinkBackend, config: StaticConfig) -> None:
+    """Bring the link up and give it the metadata's addresses and routes (idempotent)."""
+    from pyroute2 import NetlinkError  # noqa: PLC0415 - lazy import: multihome starts at boot
+
+    index = _index(backend, config.ifname)
+    backend.ipr.link("set", index=index, state="up")
+    for address in config.addresses:
+        try:
+            backend.ipr.addr(
+                "add",
+                index=index,
+                address=str(address.ip),
+                prefixlen=address.interface.network.prefixlen,
+                flags=IFA_F_NOPREFIXROUTE,
+            )
+        except NetlinkError as exc:
+            if exc.code != 17:  # EEXIST: already there
+                raise
+    backend.read()  # refresh the ifindex map the route changes use
+    present = {r.key for r in backend.read().routes}
+    # Connected routes first, then the ones through a gateway.
+    for route in sorted(config.routes, key=lambda r: (r.gateway is not None, r.key)):
+        if route.key not in present:
+            backend.apply([Change("add", route)])
+
+
+def _index(backend: NetlinkBackend, ifname: str) -> int:
+    found = backend.ipr.link_lookup(ifname=ifname)
+    if not found:
+        raise OSError(f"no interface {ifname}")
+    return int(found[0])
+
+
+# -- who manages a port ------------------------------------------------------------------
+def manager_of(ifname: str, index: int, root: Path = Path("/")) -> str | None:
+    """Who already manages ``ifname`` (a reason string), or None when nothing does."""
+    links = under_root(root, f"/run/systemd/netif/links/{index}")
+    text = read_text(links) if links.exists() else None
+    if text is not None and "ADMIN_STATE=unmanaged" not in text:
+        return "systemd-networkd"
+    if under_root(root, "/run/NetworkManager").is_dir() and _nm_manages(ifname):
+        return "NetworkManager"
+    interfaces = read_text(under_root(root, "/etc/network/interfaces")) or ""
+    if any(
+        line.split()[:2] == ["iface", ifname] for line in interfaces.splitlines() if line.strip()
+    ):
+        return "ifupdown (/etc/network/interfaces)"
+    client = dhcp_client_running(ifname)
+    if client is not None:
+        return f"{client[1]} (pid {client[0]})"
+    return None
+
+
+def _nm_manages(ifname: str) -> bool:
+    nmcli = shutil.which("nmcli")
+    if nmcli is None:
+        return True  # NetworkManager runs but cannot be asked: assume it manages the port
+    try:
+        done = subprocess.run(
+            [nmcli, "-t", "-f", "DEVICE,STATE", "device"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return True
+    for line in done.stdout.splitlines():
+        device, _, state = line.partition(":")
+        if device == ifname:
+            return not state.startswith("unmanaged")
+    return True
+
+
+def dhcp_client_running(ifname: str) -> tuple[int, str] | None:
+    """A DHCP client process for ``ifname`` in this network namespace, as (pid, name)."""
+    try:
+        own = os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        return None
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
+                argv = handle.read().split(b"\0")
+            if not argv or os.path.basename(argv[0].decode(errors="replace")) not in DHCP_CLIENTS:
+                continue
+            if ifname.encode() not in argv:
+                continue
+            if os.stat(f"/proc/{entry.name}/ns/net").st_ino != own:
+                continue
+        except OSError:
+            continue
+        return int(entry.name), os.path.basename(argv[0].decode(errors="replace"))
+    return None
+
+
+# -- running a DHCP client ---------------------------------------------------------------
+@dataclass
+class DhcpClient:
+    """A DHCP client the agent started for one port."""
+
+    ifname: str
+    process: subprocess.Popen[bytes]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 3.0) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout)
+
+
+def dhclient_available() -> str | None:
+    return shutil.which("dhclient")
+
+
+def start_dhclient(ifname: str, root: Path) -> DhcpClient:
+    """Run ISC dhclient for ``ifname`` in the foreground as the agent's child, with
+    multihome's script, its lease and pid files under ``{root}/run/multihome``."""
+    dhclient = dhclient_available()
+    if dhclient is None:
+        raise FileNotFoundError("dhclient (package isc-dhcp-client) is not installed")
+    run_dir = under_root(root, RUN_DIR)
+    script = run_dir / "dhclient-script"
+    write_atomic(
+        script,
+        f"#!/bin/sh\n# Written by multihome agent: dhclient's script.\n"
+        f"exec '{sys.executable}' -m multihome.agent.dhcphook\n",
+        mode=0o755,
+    )
+    argv = [
+        dhclient,
+        "-4",
+        "-d",
+        "-q",
+        "-sf",
+        str(script),
+        "-pf",
+        str(run_dir / f"dhclient.{ifname}.pid"),
+        "-lf",
+        str(run_dir / f"dhclient.{ifname}.leases"),
+        ifname,
+    ]
+    env: dict[str, Any] = dict(os.environ)
+    env.pop("NOTIFY_SOCKET", None)
+    process = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=False,
+    )
+    return DhcpClient(ifname, process)

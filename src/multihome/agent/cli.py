@@ -1,0 +1,184 @@
+"""``multihome agent``: the event-driven repairer, and ``multihome agent status``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+import click
+
+from multihome.errors import ExitCode
+
+EPILOG = """\b
+Examples:
+  sudo multihome agent                         run in the foreground (systemd runs it so)
+  sudo multihome agent --source openstack      use network_data.json for unaddressed ports
+  sudo multihome agent --no-dhcp               never start a DHCP client
+  ip netns exec vm1 multihome agent            watch and repair one namespace
+  multihome agent status --json                the running agent's counters and last repair
+\b
+systemd unit (Type=notify; `multihome persist` installs one):
+  [Service]
+  Type=notify
+  ExecStart=/usr/bin/multihome agent
+  Restart=on-failure
+"""
+
+
+@click.group(invoke_without_command=True, epilog=EPILOG)
+@click.option(
+    "--source",
+    type=click.Choice(["auto", "kernel", "openstack"]),
+    default="auto",
+    show_default=True,
+    help="Where facts about unaddressed ports come from (see `multihome plan`).",
+)
+@click.option(
+    "--metadata",
+    metavar="URL|DIR|DEVICE",
+    default=None,
+    help="Where to read OpenStack metadata [default: the filesystem labelled "
+    "config-2, then http://169.254.169.254].",
+)
+@click.option(
+    "--debounce",
+    type=click.FloatRange(0, 1),
+    default=0.005,
+    show_default=True,
+    help="Seconds without events that end a burst.",
+)
+@click.option(
+    "--dhcp-grace",
+    type=click.FloatRange(0, 3600),
+    default=3.0,
+    show_default=True,
+    help="Seconds an unaddressed port is left to others before a DHCP client is started for it.",
+)
+@click.option(
+    "--dhcp/--no-dhcp",
+    default=True,
+    show_default=True,
+    help="Start a DHCP client for unaddressed ports that nothing else manages.",
+)
+@click.option(
+    "--address/--no-address",
+    "address",
+    default=True,
+    show_default=True,
+    help="Address unaddressed ports at all (static from metadata, or DHCP).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+@click.pass_context
+def agent(  # noqa: PLR0917 - click passes options as parameters
+    ctx: click.Context,
+    source: str,
+    metadata: str | None,
+    debounce: float,
+    dhcp_grace: float,
+    dhcp: bool,
+    address: bool,
+    log_level: str,
+) -> None:
+    """Keep the policy true while the VM changes: repair on netlink events.
+
+    Subscribes to link, address, route and rule events of the current network namespace,
+    gathers a burst (a few ms), re-plans and applies only the difference: a hot-plugged port
+    gets its table and rules, a removed port's state goes, a link flap or a renewed lease is
+    repaired, a default route a DHCP client puts back into main is removed again. Every
+    repair is one log line; the state is in /run/multihome/agent.json. Idle, it uses no CPU.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from multihome.agent.service import Agent, AgentOptions  # noqa: PLC0415 - lazy import: multihome starts at boot
+    from multihome.backend.netlink import NetlinkBackend  # noqa: PLC0415 - lazy import: multihome starts at boot
+    from multihome.engine import require_root  # noqa: PLC0415 - lazy import: multihome starts at boot
+
+    obj: Any = ctx.obj
+    require_root()
+    _setup_logging(log_level)
+    options = AgentOptions(
+        source=source,
+        metadata=metadata,
+        quiet=debounce,
+        limit=max(0.1, debounce * 20),
+        grace=dhcp_grace,
+        dhcp=dhcp,
+        address=address,
+    )
+    backend = NetlinkBackend()
+    try:
+        Agent(backend, obj.config, obj.root, options).run()
+    finally:
+        backend.close()
+
+
+@agent.command(epilog="\b\nExamples:\n  multihome agent status\n  multihome agent status --json")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def status(obj: Any, as_json: bool) -> None:
+    """Show the agent's state: running or not, counters, last repair, last error.
+
+    Exit 1 when no agent is running.
+    """
+    from multihome.agent.state import read_status, state_path  # noqa: PLC0415 - lazy import: multihome starts at boot
+
+    data = read_status(obj.root)
+    if as_json:
+        click.echo(
+            json.dumps(data if data is not None else {"alive": False}, indent=2, sort_keys=True)
+        )
+    elif data is None:
+        click.echo(f"agent: not running (no {state_path(obj.root)})")
+    elif "error" in data:
+        click.echo(f"agent: {data['error']}")
+    else:
+        running = "running" if data["alive"] else "not running (stale state file)"
+        click.echo(f"agent: {running}, pid {data.get('pid')}, since {data.get('started')}")
+        origin = f" ({data['origin']})" if data.get("origin") else ""
+        click.echo(f"source: {data.get('source')}{origin}")
+        click.echo(
+            f"events {data.get('events')}, reconciles {data.get('reconciles')}, "
+            f"repairs {data.get('repairs')}, changes {data.get('changes')}, "
+            f"errors {data.get('errors')}"
+        )
+        for ifname, how in sorted((data.get("configured") or {}).items()):
+            click.echo(f"addressed by the agent: {ifname}: {how}")
+        last = data.get("last_repair")
+        if last:
+            click.echo(
+                f"last repair: {last['at']} after {last['trigger']} ({last['latency_ms']} ms)"
+            )
+            for line in last["changes"]:
+                click.echo(f"  {line}")
+        if data.get("last_error"):
+            click.echo(f"last error: {data['last_error']}")
+    if data is None or not data.get("alive"):
+        # sys.exit, not click's Exit: main() runs click with standalone_mode=False, which
+        # turns Exit into a return value that main() does not pass on.
+        sys.exit(ExitCode.FAILURE)
+
+
+def _setup_logging(level: str) -> None:
+    under_journal = bool(os.environ.get("JOURNAL_STREAM"))
+    fmt = (
+        "%(levelname)s %(message)s"
+        if under_journal
+        else "%(asctime)s multihome-agent %(levelname)s %(message)s"
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(fmt))
+    root = logging.getLogger("multihome")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+__all__ = ["agent"]

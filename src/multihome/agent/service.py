@@ -1,0 +1,504 @@
+"""The agent's reconcile loop: netlink events in, the policy's delta out.
+
+One reconcile: read the namespace; forget ports that are gone (stop their DHCP clients);
+address ports that nothing addresses (static from metadata, DHCP otherwise, see
+:mod:`multihome.agent.addressing`); restore the table of a port whose routes a link flap
+flushed (from memory of its last good table, since the policy cannot invent a gateway); then
+``engine.snapshot`` -> ``engine.apply_plan`` of just the difference. Every repair is one log
+line. Nothing runs between events: the main thread blocks on the event queue, waking only for
+a timer it set itself (DHCP grace period, retry after a failed apply, systemd's watchdog).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+from multihome.agent import addressing, sdnotify
+from multihome.agent.events import Event, EventSource
+from multihome.agent.state import AgentStatus, Repair, write_status
+from multihome.backend import ChangeFailed
+from multihome.backend.netlink import NetlinkBackend
+from multihome.config import Config
+from multihome.engine import apply_plan, snapshot
+from multihome.errors import InputError, MultihomeError
+from multihome.model import HostState, Link, Route
+from multihome.plan import Change, Plan
+from multihome.policy import DesiredState, is_left_alone
+from multihome.source import Metadata, MetadataUnavailable, Retry, resolve
+from multihome.source.ports import has_ipv4, intents, static_config
+
+log = logging.getLogger("multihome.agent")
+
+#: More repairs than this within FIGHT_WINDOW seconds: another tool is undoing ours.
+FIGHT_REPAIRS = 50
+FIGHT_WINDOW = 5.0
+MAX_BACKOFF = 30.0
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    """How the agent behaves (the command's options)."""
+
+    source: str = "auto"
+    metadata: str | None = None
+    quiet: float = 0.005
+    """Debounce: a burst ends after this many seconds without an event."""
+    limit: float = 0.1
+    """Debounce: a burst never delays a reconcile by more than this."""
+    grace: float = 3.0
+    """Seconds an unaddressed port is left to others before the agent runs DHCP for it."""
+    dhcp: bool = True
+    address: bool = True
+    """Address unaddressed ports at all (static from metadata, DHCP)."""
+
+
+class _Wake(Exception):
+    """Raised by a signal handler to leave the blocking wait."""
+
+
+@dataclass
+class _Timers:
+    dhcp: dict[str, float] = field(default_factory=dict)
+    retry_at: float | None = None
+    hold_until: float | None = None
+    watchdog_at: float | None = None
+
+    def next(self) -> float | None:
+        due = [
+            t
+            for t in (*self.dhcp.values(), self.retry_at, self.hold_until, self.watchdog_at)
+            if t is not None
+        ]
+        return min(due) if due else None
+
+
+class Agent:
+    """The long-running repairer of one network namespace."""
+
+    def __init__(
+        self,
+        backend: NetlinkBackend,
+        load_config: Callable[[], Config],
+        root: Path,
+        options: AgentOptions,
+        events: EventSource | None = None,
+    ) -> None:
+        self.backend = backend
+        self.load_config = load_config
+        self.root = root
+        self.options = options
+        self.events = events or EventSource()
+        self.config = Config()
+        self.metadata: Metadata | None = None
+        self.memory: dict[tuple[str, str | None], frozenset[Route]] = {}
+        self.known: set[int] = set()
+        self.names: dict[int, str] = {}
+        self.hotplugged: set[str] = set()
+        self.left_to: dict[str, str] = {}
+        self.refreshed: set[str] = set()
+        self.clients: dict[str, addressing.DhcpClient] = {}
+        self.timers = _Timers()
+        self.recent: collections.deque[float] = collections.deque(maxlen=FIGHT_REPAIRS)
+        self.backoff = 0.5
+        self.hold = 1.0
+        self.status = AgentStatus(pid=os.getpid(), started=_now())
+        self._stop = False
+        self._reload = False
+        self._idle = False
+        self._watchdog = sdnotify.watchdog_interval()
+        self._dirty = False
+
+    # -- life cycle --------------------------------------------------------------------
+    def run(self) -> None:
+        """Subscribe, reconcile once, tell systemd we are ready, then repair until SIGTERM."""
+        self._install_signals()
+        self.config = self.load_config()
+        self.events.start()  # subscribed before the first read: no change can slip between
+        state = self.backend.read()
+        self.known = {link.index for link in state.links}
+        self._load_metadata(state)
+        self.reconcile("start", time.monotonic())
+        write_status(self.root, self.status)
+        sdnotify.notify(
+            f"READY=1\nSTATUS=watching {len(state.links)} links; source {self.status.source}"
+        )
+        log.info(
+            "agent %d ready: source %s%s, watching link/address/route/rule events",
+            self.status.pid,
+            self.status.source,
+            f" ({self.status.origin})" if self.status.origin else "",
+        )
+        try:
+            self._loop()
+        finally:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        sdnotify.notify("STOPPING=1")
+        for client in self.clients.values():
+            client.stop()
+        self.clients.clear()
+        self.status.running = False
+        self._save()
+        log.info("agent %d stopped after %d repairs", self.status.pid, self.status.repairs)
+
+    def _save(self) -> None:
+        self._dirty = False
+        try:
+            write_status(self.root, self.status)
+        except MultihomeError as exc:
+            log.error("cannot write the state file: %s", exc)
+
+    def request_stop(self) -> None:
+        self._stop = True
+
+    def _install_signals(self) -> None:
+        def stop(_signum: int, _frame: FrameType | None) -> None:
+            self._stop = True
+            if self._idle:
+                raise _Wake()
+
+        def reload(_signum: int, _frame: FrameType | None) -> None:
+            self._reload = True
+            if self._idle:
+                raise _Wake()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, reload)
+
+    def _loop(self) -> None:
+        while not self._stop:
+            if self._reload:
+                self._reload = False
+                self._do_reload()
+            burst = self._wait()
+            if self._stop:
+                break
+            now = time.monotonic()
+            self._feed_watchdog(now)
+            if self.timers.hold_until is not None and now < self.timers.hold_until:
+                continue
+            self.timers.hold_until = None
+            timer_due = self._timer_due(now)
+            if not burst and not timer_due:
+                continue
+            self.status.events += len(burst)
+            self._observe(burst)
+            trigger = _describe(burst, self.names) if burst else "timer"
+            self.reconcile(trigger, burst[0].at if burst else now)
+
+    def _wait(self) -> list[Event]:
+        if self._dirty and self.events.pending() == 0:
+            self._save()  # only when idle: the file never delays a repair
+        due = self.timers.next()
+        timeout = None if due is None else max(0.0, due - time.monotonic())
+        self._idle = True
+        try:
+            first = self.events.wait(timeout)
+        except _Wake:
+            return []
+        finally:
+            self._idle = False
+        if first is None:
+            return []
+        return self.events.burst(first, self.options.quiet, self.options.limit)
+
+    def _timer_due(self, now: float) -> bool:
+        due = False
+        if self.timers.retry_at is not None and now >= self.timers.retry_at:
+            self.timers.retry_at = None
+            due = True
+        if any(now >= t for t in self.timers.dhcp.values()):
+            due = True
+        return due
+
+    def _feed_watchdog(self, now: float) -> None:
+        if self._watchdog is None:
+            return
+        if self.timers.watchdog_at is None or now >= self.timers.watchdog_at:
+            sdnotify.notify("WATCHDOG=1")
+            self.timers.watchdog_at = now + self._watchdog
+
+    def _do_reload(self) -> None:
+        try:
+            self.config = self.load_config()
+        except InputError as exc:
+            log.error("reload: %s (keeping the previous configuration)", exc)
+            return
+        state = self.backend.read()
+        self._load_metadata(state)
+        log.info("reloaded the configuration and the metadata")
+        self.reconcile("reload", time.monotonic())
+
+    # -- metadata ------------------------------------------------------------------------
+    def _load_metadata(self, state: HostState, retry: Retry | None = None) -> None:
+        try:
+            resolved = resolve(self.options.source, state, self.options.metadata, retry)
+        except (MetadataUnavailable, InputError) as exc:
+            # Missing or malformed metadata: the kernel's view, never a deletion.
+            log.warning("metadata: %s; using the kernel's view", exc)
+            self.status.last_error = str(exc)
+            return
+        if resolved.metadata is not None:
+            self.metadata = resolved.metadata
+        elif resolved.note:
+            log.info("metadata: %s", resolved.note)
+        self.status.source = resolved.used if self.metadata is None else "openstack"
+        self.status.origin = None if self.metadata is None else self.metadata.origin
+
+    def _observe(self, burst: list[Event]) -> None:
+        for event in burst:
+            if event.kind != "link" or event.index is None:
+                continue
+            if event.action == "new" and event.index not in self.known:
+                self.known.add(event.index)
+                if event.ifname:
+                    self.hotplugged.add(event.ifname)
+            elif event.action == "del":
+                self.known.discard(event.index)
+
+    # -- one reconcile ---------------------------------------------------------------------
+    def reconcile(self, trigger: str, started: float) -> Plan | None:
+        """Bring the namespace back to the policy; return the plan applied (None if none)."""
+        self.status.reconciles += 1
+        lines: list[str] = []
+        try:
+            snap = snapshot(self.backend, self.config)  # one read in the common case
+            state = snap.state
+            self.names.update((link.index, link.name) for link in state.links)
+            lines += self._forget_gone(state)
+            addressed = self._address_ports(state)
+            if addressed:
+                state = self.backend.read()
+            restored = self._restore_tables(state)
+            lines += addressed + restored
+            if addressed or restored:
+                snap = snapshot(self.backend, self.config)
+            plan = snap.plan
+            if not plan.empty:
+                apply_plan(self.backend, plan, root=self.root)
+                lines += plan.lines()
+            self._remember(snap.state, snap.desired)
+        except (MultihomeError, ChangeFailed, OSError) as exc:
+            self._failed(trigger, exc)
+            return None
+        except Exception as exc:
+            self._failed(trigger, exc)
+            return None
+        self.backoff = 0.5
+        if not lines:
+            return None
+        self._repaired(trigger, started, lines)
+        return plan
+
+    def _failed(self, trigger: str, exc: BaseException) -> None:
+        self.status.errors += 1
+        self.status.last_error = f"{_now()} after {trigger}: {exc}"
+        log.error("repair after %s failed: %s (retry in %.1f s)", trigger, exc, self.backoff)
+        self.timers.retry_at = time.monotonic() + self.backoff
+        self.backoff = min(MAX_BACKOFF, self.backoff * 2)
+        self._dirty = True
+
+    def _repaired(self, trigger: str, started: float, lines: list[str]) -> None:
+        now = time.monotonic()
+        latency = (now - started) * 1000
+        self.status.repairs += 1
+        self.status.changes += len(lines)
+        self.status.last_repair = Repair(
+            at=_now(), trigger=trigger, changes=tuple(lines), latency_ms=round(latency, 3)
+        )
+        log.info(
+            "repair after %s: %d change(s) in %.1f ms: %s",
+            trigger,
+            len(lines),
+            latency,
+            "; ".join(lines),
+        )
+        self._dirty = True
+        self.recent.append(now)
+        if len(self.recent) == FIGHT_REPAIRS and now - self.recent[0] < FIGHT_WINDOW:
+            self.timers.hold_until = now + self.hold
+            log.warning(
+                "%d repairs in %.1f s: another tool keeps undoing multihome's state; "
+                "pausing %.0f s (configure it to leave multihome's tables and rules "
+                "alone, see multihome-agent(8))",
+                FIGHT_REPAIRS,
+                now - self.recent[0],
+                self.hold,
+            )
+            self.hold = min(MAX_BACKOFF, self.hold * 2)
+            self.recent.clear()
+
+    def _ports(self, state: HostState) -> list[Link]:
+        config = self.config
+        ports = []
+        for link in state.links:
+            if link.name in config.exclude:
+                continue
+            if config.include:
+                if link.name not in config.include:
+                    continue
+            elif is_left_alone(link):
+                continue
+            ports.append(link)
+        return ports
+
+    def _forget_gone(self, state: HostState) -> list[str]:
+        present = {(link.name, link.mac) for link in state.links}
+        names = {link.name for link in state.links}
+        for key in [k for k in self.memory if k not in present]:
+            del self.memory[key]
+        lines = []
+        for ifname in [n for n in self.clients if n not in names]:
+            self.clients.pop(ifname).stop()
+            lines.append(f"- dhcp client for {ifname} (port removed)")
+        for ifname in [n for n in self.status.configured if n not in names]:
+            del self.status.configured[ifname]
+        self.hotplugged &= names
+        for ifname in [n for n in self.timers.dhcp if n not in names]:
+            del self.timers.dhcp[ifname]
+        for ifname in [n for n in self.left_to if n not in names]:
+            del self.left_to[ifname]
+        return lines
+
+    def _address_ports(self, state: HostState) -> list[str]:
+        if not self.options.address:
+            return []
+        lines: list[str] = []
+        waiting: set[str] = set()
+        for link in self._ports(state):
+            if has_ipv4(state, link.name):
+                continue
+            client = self.clients.get(link.name)
+            if client is not None and client.running():
+                continue
+            if not link.up and link.name not in self.hotplugged:
+                continue  # set down by someone, not hot-plugged: leave it down
+            mode = self._mode_of(state, link)
+            if mode == "static":
+                lines.extend(self._configure_static(state, link))
+            elif self.options.dhcp:
+                lines.extend(self._maybe_dhcp(link))
+                if link.name in self.timers.dhcp:
+                    waiting.add(link.name)
+        for ifname in [n for n in self.timers.dhcp if n not in waiting]:
+            del self.timers.dhcp[ifname]
+        return lines
+
+    def _mode_of(self, state: HostState, link: Link) -> str:
+        if self.metadata is None and self.options.source == "kernel":
+            return "unknown"
+        known = self.metadata is not None and self.metadata.network.link_by_mac(link.mac)
+        if (
+            not known
+            and link.mac
+            and link.mac not in self.refreshed
+            and self.options.source != "kernel"
+        ):
+            # A port attached after boot: the metadata service knows it, a config drive not.
+            self.refreshed.add(link.mac)
+            self._load_metadata(state, Retry(3, 1.0, 0.2))
+        if self.metadata is None:
+            return "unknown"
+        for intent in intents(state, self.metadata.network):
+            if intent.ifname == link.name:
+                return intent.mode
+        return "unknown"
+
+    def _configure_static(self, state: HostState, link: Link) -> list[str]:
+        assert self.metadata is not None
+        intent = next(i for i in intents(state, self.metadata.network) if i.ifname == link.name)
+        config = static_config(link, intent)
+        addressing.configure_static(self.backend, config)
+        for note in config.notes:
+            log.warning("%s", note)
+        self.status.configured[link.name] = f"static from {self.metadata.origin}"
+        return [f"+ {config.describe()}"]
+
+    def _maybe_dhcp(self, link: Link) -> list[str]:
+        now = time.monotonic()
+        deadline = self.timers.dhcp.setdefault(link.name, now + self.options.grace)
+        if now < deadline:
+            return []
+        del self.timers.dhcp[link.name]
+        manager = addressing.manager_of(link.name, link.index, self.root)
+        if manager is not None:
+            if self.left_to.get(link.name) != manager:
+                self.left_to[link.name] = manager
+                log.info("%s: no address yet; left to %s", link.name, manager)
+            return []
+        if addressing.dhclient_available() is None:
+            if self.left_to.get(link.name) != "nobody":
+                self.left_to[link.name] = "nobody"
+                log.warning(
+                    "%s: no address and no DHCP client to get one (install isc-dhcp-client)",
+                    link.name,
+                )
+            return []
+        if not link.up:
+            addressing.set_up(self.backend, link.name)
+        client = addressing.start_dhclient(link.name, self.root)
+        self.clients[link.name] = client
+        self.status.configured[link.name] = f"dhcp (dhclient pid {client.pid})"
+        return [f"+ dhcp client for {link.name} (dhclient pid {client.pid})"]
+
+    def _restore_tables(self, state: HostState) -> list[str]:
+        """A link flap flushes every route through the port, its table's too; the policy
+        cannot tell the gateway any more. Put back the table as it last was, when the port is
+        up again with the same MAC and addresses and nothing else gives it a default."""
+        changes: list[Change] = []
+        present = {r.key for r in state.routes}
+        for link in self._ports(state):
+            remembered = self.memory.get((link.name, link.mac))
+            if not remembered or not link.up or not has_ipv4(state, link.name):
+                continue
+            if any(r.is_default and r.ifname == link.name and r.family == 4 for r in state.routes):
+                continue
+            networks = [a.network for a in state.addresses_of(link.name, 4)]
+            addresses = {a.ip for a in state.addresses_of(link.name)}
+            for route in sorted(remembered, key=lambda r: (r.gateway is not None, r.key)):
+                if route.key in present:
+                    continue
+                if route.prefsrc is not None and route.prefsrc not in addresses:
+                    continue
+                if route.gateway is not None and not any(route.gateway in n for n in networks):
+                    continue
+                changes.append(Change("add", route))
+        if not changes:
+            return []
+        done = 0
+        for change in changes:
+            try:
+                self.backend.apply([change])
+                done += 1
+            except ChangeFailed as exc:
+                log.warning("restoring %s: %s", change.describe(), exc.reason)
+        return [c.describe() for c in changes[:done]]
+
+    def _remember(self, state: HostState, desired: DesiredState) -> None:
+        macs = {link.name: link.mac for link in state.links}
+        for iface in desired.interfaces:
+            if iface.table is None or iface.role == "isolated":
+                continue
+            routes = frozenset(r for r in desired.routes if r.table == iface.table.id)
+            if any(r.is_default for r in routes):
+                self.memory[(iface.name, macs.get(iface.name))] = routes
+
+
+def _describe(burst: list[Event], names: dict[int, str]) -> str:
+    first = burst[0].describe(names)
+    return first if len(burst) == 1 else f"{first} (+{len(burst) - 1} more events)"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

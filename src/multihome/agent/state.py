@@ -1,0 +1,92 @@
+"""The agent's state file, ``{root}/run/multihome/agent.json``, for ``multihome status``.
+
+Written atomically at start, after every repair or error, and at stop; never while idle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from multihome.files import read_text, remove_file, under_root, write_atomic
+
+STATE_FILE = Path("/run/multihome/agent.json")
+
+
+@dataclass(frozen=True)
+class Repair:
+    """One repair: when, what triggered it, what changed, how long it took."""
+
+    at: str
+    trigger: str
+    changes: tuple[str, ...]
+    latency_ms: float
+    """From the first event of the burst to the kernel corrected."""
+
+
+@dataclass
+class AgentStatus:
+    """Counters and the last repair, as written to ``agent.json``."""
+
+    pid: int
+    started: str
+    source: str = "kernel"
+    origin: str | None = None
+    running: bool = True
+    events: int = 0
+    reconciles: int = 0
+    repairs: int = 0
+    changes: int = 0
+    errors: int = 0
+    configured: dict[str, str] = field(default_factory=dict)
+    """Ports the agent addressed itself: interface -> ``static ...`` or ``dhcp (pid N)``."""
+    last_repair: Repair | None = None
+    last_error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.last_repair is not None:
+            data["last_repair"]["changes"] = list(self.last_repair.changes)
+        return data
+
+
+def state_path(root: Path) -> Path:
+    return under_root(root, STATE_FILE)
+
+
+def write_status(root: Path, status: AgentStatus) -> None:
+    write_atomic(state_path(root), json.dumps(status.to_json(), indent=2, sort_keys=True) + "\n")
+
+
+def clear_status(root: Path) -> None:
+    remove_file(state_path(root))
+
+
+def read_status(root: Path) -> dict[str, Any] | None:
+    """The agent's last written state, with ``alive`` telling whether its pid still runs;
+    None when no agent has written one. A damaged file reads as ``{"error": ...}``."""
+    text = read_text(state_path(root))
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        return {"error": f"{state_path(root)}: unreadable ({exc})", "alive": False}
+    if not isinstance(data, dict):
+        return {"error": f"{state_path(root)}: not an object", "alive": False}
+    pid = data.get("pid")
+    data["alive"] = bool(data.get("running")) and isinstance(pid, int) and _alive(pid)
+    return data
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

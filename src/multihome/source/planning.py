@@ -1,0 +1,78 @@
+"""A snapshot of the host whose facts come from the chosen source (kernel or OpenStack)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from multihome.backend import Backend
+from multihome.config import Config
+from multihome.engine import Snapshot
+from multihome.plan import make_plan
+from multihome.policy import compute_policy
+from multihome.source import Resolved, Retry, resolve
+from multihome.source.ports import PortIntent, StaticConfig, augment, intents, pending_static
+
+
+@dataclass(frozen=True)
+class SourcedSnapshot:
+    """The snapshot, and what the metadata contributed to it."""
+
+    snapshot: Snapshot
+    resolved: Resolved
+    intents: tuple[PortIntent, ...] = ()
+    static: tuple[StaticConfig, ...] = ()
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        notes = [] if self.resolved.note is None else [self.resolved.note]
+        for config in self.static:
+            notes.append(
+                f"{config.describe()} (not configured yet: `multihome agent` "
+                "configures it; the plan below assumes it)"
+            )
+            notes.extend(config.notes)
+        return tuple(notes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.resolved.used,
+            "origin": self.resolved.origin,
+            "ports": [i.to_json() for i in self.intents],
+            "static": [
+                {
+                    "interface": c.ifname,
+                    "addresses": [str(a.interface) for a in c.addresses],
+                    "routes": [r.to_json() for r in c.routes],
+                }
+                for c in self.static
+            ],
+        }
+
+
+def sourced_snapshot(
+    backend: Backend,
+    config: Config,
+    source: str,
+    location: str | None = None,
+    retry: Retry | None = None,
+) -> SourcedSnapshot:
+    """Read the kernel, add what the metadata says DHCP-disabled ports should have, and plan.
+
+    Raises InputError for malformed metadata and MetadataUnavailable when ``source`` is
+    ``openstack`` and there is none; reads only, changes nothing.
+    """
+    state = backend.read()
+    resolved = resolve(source, state, location, retry)
+    if resolved.metadata is None:
+        desired = compute_policy(state, config)
+        return SourcedSnapshot(
+            Snapshot(state, desired, make_plan(state, desired, config)), resolved
+        )
+    data = resolved.metadata.network
+    static = pending_static(state, data)
+    view = augment(state, static)
+    desired = compute_policy(view, config)
+    plan = make_plan(view, desired, config)
+    snap = Snapshot(view, desired, replace(plan, notes=plan.notes))
+    return SourcedSnapshot(snap, resolved, intents(state, data), static)

@@ -1,0 +1,172 @@
+"""From metadata to the policy's input: match links by MAC, decide how each port is addressed.
+
+Pure functions only. The metadata never removes anything from the kernel's view: it can only
+add what a DHCP-disabled port should have (its fixed address, its subnet route, its gateway),
+so missing or partial metadata at worst leaves the kernel's view as it is (DESIGN rule 7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from multihome.model import (
+    PROTO_STATIC,
+    SCOPE_LINK,
+    SCOPE_UNIVERSE,
+    TABLE_MAIN,
+    Address,
+    HostState,
+    Link,
+    Route,
+)
+from multihome.policy import is_left_alone
+from multihome.source.network_data import MetaNetwork, NetworkData
+
+#: Routes multihome configures from metadata get this metric plus the link's ifindex: higher
+#: than DHCP clients' (100, 101, ...), so that a hot-plugged port never becomes the primary.
+STATIC_METRIC_BASE = 1000
+
+Mode = Literal["static", "dhcp", "unknown"]
+
+
+@dataclass(frozen=True)
+class PortIntent:
+    """How one kernel link is meant to be addressed, according to the metadata."""
+
+    ifname: str
+    mac: str | None
+    mode: Mode
+    """``static`` (DHCP disabled: configure from metadata), ``dhcp``, or ``unknown`` (the
+    metadata does not list this MAC, or lists no IPv4 network for it)."""
+    link_id: str | None = None
+    port_id: str | None = None
+    networks: tuple[MetaNetwork, ...] = ()
+
+    @property
+    def static_networks(self) -> tuple[MetaNetwork, ...]:
+        return tuple(n for n in self.networks if n.static and n.family == 4)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "interface": self.ifname,
+            "mac": self.mac,
+            "mode": self.mode,
+            "link": self.link_id,
+            "port": self.port_id,
+            "addresses": [str(n.address) for n in self.static_networks],
+        }
+
+
+@dataclass(frozen=True)
+class StaticConfig:
+    """What a DHCP-disabled port needs: addresses and main-table routes (proto static)."""
+
+    ifname: str
+    addresses: tuple[Address, ...]
+    routes: tuple[Route, ...]
+    notes: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        addrs = ", ".join(str(a.interface) for a in self.addresses)
+        gateways = sorted({str(r.gateway) for r in self.routes if r.gateway is not None})
+        via = f" via {', '.join(gateways)}" if gateways else ""
+        return f"{self.ifname}: static {addrs}{via} from metadata"
+
+
+def intents(state: HostState, data: NetworkData) -> tuple[PortIntent, ...]:
+    """One intent per VM port of ``state``, matched to the metadata by MAC."""
+    found: list[PortIntent] = []
+    for link in state.links:
+        if is_left_alone(link) or not link.mac:
+            continue
+        meta = data.link_by_mac(link.mac)
+        if meta is None:
+            found.append(PortIntent(link.name, link.mac, "unknown"))
+            continue
+        networks = data.networks_of(meta.id)
+        v4 = [n for n in networks if n.family == 4]
+        mode: Mode = "unknown"
+        if any(n.static for n in v4):
+            mode = "static"
+        elif any(n.dhcp for n in v4):
+            mode = "dhcp"
+        found.append(PortIntent(link.name, link.mac, mode, meta.id, meta.vif_id, networks))
+    return tuple(found)
+
+
+def has_ipv4(state: HostState, ifname: str) -> bool:
+    return any(a.scope == SCOPE_UNIVERSE for a in state.addresses_of(ifname, 4))
+
+
+def static_config(link: Link, intent: PortIntent) -> StaticConfig:
+    """The addresses and routes ``link`` should get from its static networks."""
+    metric = STATIC_METRIC_BASE + link.index
+    addresses: list[Address] = []
+    routes: list[Route] = []
+    notes: list[str] = []
+    for network in intent.static_networks:
+        assert network.address is not None  # static networks always carry one
+        iface = network.address
+        addresses.append(Address(link.name, iface))
+        routes.append(
+            Route(
+                table=TABLE_MAIN,
+                dst=iface.network,
+                ifname=link.name,
+                metric=metric,
+                proto=PROTO_STATIC,
+                scope=SCOPE_LINK,
+                prefsrc=iface.ip,
+            )
+        )
+        for meta_route in network.routes:
+            if meta_route.gateway not in iface.network:
+                notes.append(
+                    f"{link.name}: route {meta_route.network} via "
+                    f"{meta_route.gateway} skipped: the gateway is not on "
+                    f"{iface.network}"
+                )
+                continue
+            routes.append(
+                Route(
+                    table=TABLE_MAIN,
+                    dst=meta_route.network,
+                    ifname=link.name,
+                    gateway=meta_route.gateway,
+                    metric=metric,
+                    proto=PROTO_STATIC,
+                    prefsrc=iface.ip,
+                )
+            )
+    return StaticConfig(link.name, tuple(addresses), tuple(sorted(set(routes))), tuple(notes))
+
+
+def pending_static(state: HostState, data: NetworkData) -> tuple[StaticConfig, ...]:
+    """Static configuration for the ports that the metadata says are DHCP-disabled and that
+    have no IPv4 address yet (a port that has one is left exactly as it is)."""
+    configs: list[StaticConfig] = []
+    for intent in intents(state, data):
+        link = state.link(intent.ifname)
+        if link is None or intent.mode != "static" or has_ipv4(state, link.name):
+            continue
+        configs.append(static_config(link, intent))
+    return tuple(configs)
+
+
+def augment(state: HostState, configs: Iterable[StaticConfig]) -> HostState:
+    """``state`` as it will be once ``configs`` are configured (links up, addresses, routes):
+    the policy's input for ``plan --source openstack``. Only adds; never removes."""
+    configs = tuple(configs)
+    if not configs:
+        return state
+    names = {c.ifname for c in configs}
+    links = [replace(link, up=True) if link.name in names else link for link in state.links]
+    addresses = list(state.addresses)
+    routes = list(state.routes)
+    taken = {r.slot for r in routes}
+    for config in configs:
+        addresses.extend(config.addresses)
+        routes.extend(r for r in config.routes if r.slot not in taken)
+    return HostState.build(links, addresses, routes, state.rules, state.sysctls)
