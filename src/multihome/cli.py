@@ -165,7 +165,7 @@ def status(obj: Context, as_json: bool) -> None:
 
 
 @cli.command(epilog="\b\nExamples:\n  multihome plan\n  multihome plan --json\n"
-                    "  multihome plan --source openstack      # config drive, then 169.254.169.254\n"
+                    "  multihome plan --source openstack    # config drive, then 169.254.169.254\n"
                     "  multihome plan --source openstack --metadata /mnt/config\n"
                     "  multihome plan --source kernel         # ignore any metadata")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ADDRESS, GATEWAY, Lab, network_data, wait_until, write_drive
+from agent_util import ADDRESS, GATEWAY, Lab, network_data, wait_until, write_drive
 
 pytestmark = pytest.mark.netns
-BOUND = 5.0  # seconds: generous, the machine is shared; the benchmark has the real figures
+BOUND = 15.0  # seconds: generous, the machine is shared; the benchmark has the real figures
 
 
 def tables_of(lab: Lab, ifname: str) -> set[str]:

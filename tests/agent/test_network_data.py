@@ -7,7 +7,7 @@ import ipaddress
 import json
 
 import pytest
-from conftest import network_data
+from agent_util import network_data
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

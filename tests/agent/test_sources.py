@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from conftest import ADDRESS, MAC, Lab, network_data, sh, write_drive
+from agent_util import ADDRESS, MAC, Lab, network_data, sh, write_drive
 
 from multihome.agent.dhcphook import classless_routes, lease_routes
 from multihome.model import PROTO_STATIC, TABLE_MAIN, Address, HostState, Link, Route

@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from netns_util import build_howto, namespaces, unique
-
-
-@dataclass(frozen=True)
-class HowtoVM:
-    ns: str
-    switch: str
-    root: Path
+from netns_util import HowtoVM, build_howto, namespaces, unique
 
 
 def _vm(tmp_path: Path, ports: int) -> Iterator[HowtoVM]:

@@ -9,7 +9,18 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+
+
+@dataclass(frozen=True)
+class HowtoVM:
+    """The how-to's VM namespace, its switch namespace, and a --root for files."""
+
+    ns: str
+    switch: str
+    root: Path
+
 
 MULTIHOME = [sys.executable, "-m", "multihome"]
 KNOBS = ("rp_filter", "arp_ignore", "arp_announce", "arp_filter")
@@ -74,7 +85,7 @@ def rules(ns: str) -> list[dict[str, object]]:
 
 def routes(ns: str) -> list[dict[str, object]]:
     out: list[dict[str, object]] = json.loads(
-        sh("ip", "-n", ns, "-j", "route", "show", "table", "all").stdout)
+        sh("ip", "-4", "-n", ns, "-j", "route", "show", "table", "all").stdout)
     return out
 
 

@@ -8,8 +8,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import HowtoVM
-from netns_util import dump, multihome, routes, rules, sh
+from netns_util import HowtoVM, dump, multihome, routes, rules, sh
 
 pytestmark = pytest.mark.netns
 

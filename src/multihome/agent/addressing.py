@@ -46,7 +46,7 @@ def set_up(backend: NetlinkBackend, ifname: str) -> None:
 
 def configure_static(backend: NetlinkBackend, config: StaticConfig) -> None:
     """Bring the link up and give it the metadata's addresses and routes (idempotent)."""
-    from pyroute2 import NetlinkError  # noqa: PLC0415 - lazy import: multihome starts at boot
+    from pyroute2 import NetlinkError
 
     index = _index(backend, config.ifname)
     backend.ipr.link("set", index=index, state="up")

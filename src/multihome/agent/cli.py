@@ -77,7 +77,7 @@ systemd unit (Type=notify; `multihome persist` installs one):
     show_default=True,
 )
 @click.pass_context
-def agent(  # noqa: PLR0917 - click passes options as parameters
+def agent(
     ctx: click.Context,
     source: str,
     metadata: str | None,
@@ -97,9 +97,9 @@ def agent(  # noqa: PLR0917 - click passes options as parameters
     """
     if ctx.invoked_subcommand is not None:
         return
-    from multihome.agent.service import Agent, AgentOptions  # noqa: PLC0415 - lazy import: multihome starts at boot
-    from multihome.backend.netlink import NetlinkBackend  # noqa: PLC0415 - lazy import: multihome starts at boot
-    from multihome.engine import require_root  # noqa: PLC0415 - lazy import: multihome starts at boot
+    from multihome.agent.service import Agent, AgentOptions
+    from multihome.backend.netlink import NetlinkBackend
+    from multihome.engine import require_root
 
     obj: Any = ctx.obj
     require_root()
@@ -128,7 +128,7 @@ def status(obj: Any, as_json: bool) -> None:
 
     Exit 1 when no agent is running.
     """
-    from multihome.agent.state import read_status, state_path  # noqa: PLC0415 - lazy import: multihome starts at boot
+    from multihome.agent.state import read_status, state_path
 
     data = read_status(obj.root)
     if as_json:

@@ -68,7 +68,7 @@ def run(env: Mapping[str, str]) -> int:
     ifname = env.get("interface", "")
     if not ifname or (reason not in BIND | UNBIND and reason != "PREINIT"):
         return 0
-    from pyroute2 import IPRoute, NetlinkError  # noqa: PLC0415 - lazy import: multihome starts at boot
+    from pyroute2 import IPRoute, NetlinkError
 
     with IPRoute() as ipr:
         found = ipr.link_lookup(ifname=ifname)
@@ -110,7 +110,7 @@ def run(env: Mapping[str, str]) -> int:
 
 
 def _forget(ipr: Any, index: int, address: str, mask: str) -> None:
-    from pyroute2 import NetlinkError  # noqa: PLC0415 - lazy import: multihome starts at boot
+    from pyroute2 import NetlinkError
 
     iface = ipaddress.IPv4Interface(f"{address}/{mask}")
     with contextlib.suppress(NetlinkError):

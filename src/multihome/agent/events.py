@@ -137,7 +137,7 @@ class EventSource:
         return None
 
     def _read(self) -> None:
-        from pyroute2 import IPRoute, NetlinkError  # noqa: PLC0415 - lazy import: multihome starts at boot
+        from pyroute2 import IPRoute, NetlinkError
 
         try:
             self._ipr = IPRoute()

@@ -164,8 +164,8 @@ def read_service(
 
 
 def _fetch(url: str, retry: Retry, sleep: Callable[[float], None]) -> bytes:
-    import urllib.error  # noqa: PLC0415 - lazy import: multihome starts at boot
-    import urllib.request  # noqa: PLC0415 - lazy import: multihome starts at boot
+    import urllib.error
+    import urllib.request
 
     # Never through a proxy: 169.254.169.254 is link-local, a proxy cannot reach it.
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
