@@ -137,11 +137,20 @@ def status(obj: Context, as_json: bool) -> None:
     with _backend() as backend:
         snap = snapshot(backend, config)
         report = build_report(backend, snap, config)
+    from multihome.agent.state import read_status
+
+    agent = read_status(obj.root)
     if as_json:
-        _echo_json(report.to_json())
+        _echo_json(dict(report.to_json(), agent=agent))
         return
     desired = snap.desired
     click.echo(f"primary: {desired.primary or '(none)'}")
+    if agent is not None:
+        running = "running" if agent.get("alive") else "not running"
+        last = agent.get("last_repair") or {}
+        when = f", last {last.get('at', '?')}" if last else ""
+        click.echo(f"agent: {running} (pid {agent.get('pid')}, "
+                   f"{agent.get('repairs', 0)} repair(s){when})")
     click.echo(f"{'INTERFACE':<12} {'ROLE':<10} {'ADDRESSES':<32} {'GATEWAY':<16} TABLE")
     for iface in desired.interfaces:
         table = f"{iface.table.id} {iface.table.name}" if iface.table else "-"
