@@ -47,7 +47,7 @@ class Backend(Protocol):
         """Release the netlink socket (if any)."""
 
 
-class ChangeFailed(Exception):  # noqa: N818 - a signal between backend and apply, not an error
+class ChangeFailed(Exception):
     """A change failed; ``done`` changes before it were made."""
 
     def __init__(self, change: Change, done: int, reason: str) -> None:
