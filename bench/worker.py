@@ -1,7 +1,8 @@
 """The part of the benchmark that runs INSIDE the bench namespace (``ip netns exec NS``).
 
 It refuses to run anywhere but in the namespace named by ``--netns`` (checked against
-``/run/netns/NAME``), so that nothing here can ever change the host's own network. Subcommands (all print one JSON document):
+``/run/netns/NAME``), so that nothing here can ever change the host's own network.
+Subcommands (all print one JSON document):
 
 ``plan PLAN``            compute multihome's plan for the namespace, pickle it to PLAN
 ``time METHOD PLAN ...`` make the plan's changes one way, return the seconds it took:

@@ -56,7 +56,30 @@ _EXPORTS = {
     "make_plan": "multihome.plan",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "Address",
+    "ApplyError",
+    "Change",
+    "Config",
+    "ConfigError",
+    "DesiredState",
+    "ExitCode",
+    "HostState",
+    "InputError",
+    "Link",
+    "MultihomeError",
+    "NetlinkBackend",
+    "NotPermittedError",
+    "Plan",
+    "Route",
+    "Rule",
+    "Sysctl",
+    "Table",
+    "__version__",
+    "compute_policy",
+    "load_config",
+    "make_plan",
+]
 
 
 def __getattr__(name: str) -> Any:
