@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,18 @@ from multihome.policy import compute_policy
 
 
 def parity() -> dict[str, Any]:
-    backend = NetlinkBackend()
-    try:
-        mine = backend.read()
-    finally:
-        backend.close()
-    reference = read_with_pyroute2()
+    """Compare the two readers; IPv6 link-local routes appear a moment after a link comes
+    up, so a difference is read again (up to 20 times, 0.25 s apart) before it counts."""
+    for _ in range(20):
+        backend = NetlinkBackend()
+        try:
+            mine = backend.read()
+        finally:
+            backend.close()
+        reference = read_with_pyroute2()
+        if mine == reference:
+            break
+        time.sleep(0.25)
     answer: dict[str, Any] = {}
     for name in ("links", "addresses", "routes", "rules"):
         a, b = set(getattr(mine, name)), set(getattr(reference, name))
