@@ -104,6 +104,8 @@ VERSIONS = {socket.AF_INET: 4, socket.AF_INET6: 6}
 #: rtm_table / fib_rule_hdr.table hold 8 bits; larger ids travel in RTA_TABLE / FRA_TABLE.
 RT_TABLE_UNSPEC = 0
 Request = tuple[int, int, bytes]
+#: A link dump without the interface statistics (less for the kernel to fill in).
+LINK_DUMP = IFINFOMSG.pack(0, 0, 0, 0, 0) + attr_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)
 
 
 class NetlinkBackend:
@@ -114,6 +116,7 @@ class NetlinkBackend:
         self._ipr: Any = None
         self._proc_sys = proc_sys
         self._index: dict[str, int] = {}
+        self._names: dict[int, str] = {}
 
     @property
     def sock(self) -> RtnlSocket:
@@ -144,12 +147,13 @@ class NetlinkBackend:
         sock = self.sock
         raw_links = sock.dump(
             RTM_GETLINK,
-            IFINFOMSG.pack(0, 0, 0, 0, 0) + attr_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS),
+            LINK_DUMP,
             _raw_link,
         )
         names = {index: name for index, name, *_ in raw_links}
         links = [_link(raw, names) for raw in raw_links]
         self._index = {name: index for index, name in names.items()}
+        self._names = names
         addresses = sock.dump(
             RTM_GETADDR, IFADDRMSG.pack(0, 0, 0, 0, 0), lambda m: _address(m, names)
         )
@@ -163,6 +167,12 @@ class NetlinkBackend:
             rules += sock.dump(RTM_GETRULE, FIBRULEHDR.pack(family, 0, 0, 0, 0, 0, 0, 0, 0), _rule)
         sysctls = self._read_sysctls([link.name for link in links])
         return HostState.build(links, addresses, routes, rules, sysctls)
+
+    def _read_index(self) -> None:
+        """Interface names and indexes alone (when changes come without a read)."""
+        raw_links = self.sock.dump(RTM_GETLINK, LINK_DUMP, _raw_link)
+        self._names = {index: name for index, name, *_ in raw_links}
+        self._index = {name: index for index, name in self._names.items()}
 
     def _read_sysctls(self, ifnames: list[str]) -> dict[str, str]:
         values: dict[str, str] = {}
@@ -187,15 +197,7 @@ class NetlinkBackend:
         """Make ``changes`` in order: sysctls one by one, each run of route and rule
         changes as one batch. Stops at the first failure (see the module's docstring)."""
         if not self._index and any(not isinstance(c.obj, Sysctl) for c in changes):
-            self._index = {
-                name: index
-                for index, name, *_ in self.sock.dump(
-                    RTM_GETLINK,
-                    IFINFOMSG.pack(0, 0, 0, 0, 0)
-                    + attr_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS),
-                    _raw_link,
-                )
-            }
+            self._read_index()
         done = 0
         start = 0
         while start < len(changes):
@@ -377,7 +379,9 @@ class NetlinkBackend:
         if not answers:
             return None
         attrs = attributes(answers[0].body, RTMSG.size)
-        names = {index: name for name, index in self._index.items()}
+        if not self._names:
+            self._read_index()
+        names = self._names
         oif_index = u32(attrs[RTA_OIF]) if RTA_OIF in attrs else None
         gateway = attrs.get(RTA_GATEWAY)
         prefsrc = attrs.get(RTA_PREFSRC)
@@ -390,6 +394,12 @@ class NetlinkBackend:
 
 
 # -- decoding dumps into the model ------------------------------------------------------------
+#: Per family: (network class, address class), built straight from the packed bytes (the
+#: generic ``ipaddress.ip_*`` factories are several times slower).
+CLASSES: dict[int, tuple[Any, Any]] = {
+    AF_INET: (ipaddress.IPv4Network, ipaddress.IPv4Address),
+    AF_INET6: (ipaddress.IPv6Network, ipaddress.IPv6Address),
+}
 RawLink = tuple[int, str, int, str | None, str | None, int | None, str | None]
 
 
@@ -441,8 +451,8 @@ def _address(msg: Message, names: dict[int, str]) -> Address | None:
     value = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
     if value is None:
         return None
-    iface = ipaddress.ip_interface((ipaddress.ip_address(value), prefixlen))
-    return Address(ifname=ifname, interface=iface, scope=scope)
+    interface = ipaddress.IPv4Interface if family == AF_INET else ipaddress.IPv6Interface
+    return Address(ifname=ifname, interface=interface((value, prefixlen)), scope=scope)
 
 
 def _route(msg: Message, names: dict[int, str]) -> Route | None:
@@ -457,16 +467,16 @@ def _route(msg: Message, names: dict[int, str]) -> Route | None:
     metric = attrs.get(RTA_PRIORITY)
     table_attr = attrs.get(RTA_TABLE)
     oif_index = u32(oif) if oif else 0
-    network = ipaddress.IPv4Network if family == AF_INET else ipaddress.IPv6Network
+    network, address = CLASSES[family]
     return Route(
         table=(u32(table_attr) if table_attr else 0) or table,
         dst=network((dst or 0, dst_len), strict=False),
         ifname=names.get(oif_index) if oif_index else None,
-        gateway=ipaddress.ip_address(gateway) if gateway else None,
+        gateway=address(gateway) if gateway else None,
         metric=u32(metric) if metric else 0,
         proto=proto,
         scope=scope,
-        prefsrc=ipaddress.ip_address(prefsrc) if prefsrc else None,
+        prefsrc=address(prefsrc) if prefsrc else None,
         type=kind,
     )
 
@@ -478,7 +488,7 @@ def _rule(msg: Message) -> Rule | None:
     if family not in VERSIONS:
         return None
     attrs = attributes(msg.body, FIBRULEHDR.size)
-    network = ipaddress.IPv4Network if family == AF_INET else ipaddress.IPv6Network
+    network = CLASSES[family][0]
     src = attrs.get(FRA_SRC)
     dst = attrs.get(FRA_DST)
     suppress = attrs.get(FRA_SUPPRESS_PREFIXLEN)
