@@ -377,8 +377,8 @@ def main() -> int:
     parser.add_argument(
         "--out",
         type=Path,
-        default=REPO / "build" / "bench",
-        help="directory for report.md and results.json [build/bench]",
+        default=REPO / "bench" / "out",
+        help="directory for report.md and results.json [bench/out]",
     )
     args = parser.parse_args()
     if os.geteuid() != 0:
