@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -312,9 +313,17 @@ class HostState:
                 return link
         return None
 
+    @cached_property
+    def _addresses_by_ifname(self) -> dict[str, list[Address]]:
+        """Addresses grouped by interface, built on first use (hosts with 100s of ports)."""
+        grouped: dict[str, list[Address]] = {}
+        for address in self.addresses:
+            grouped.setdefault(address.ifname, []).append(address)
+        return grouped
+
     def addresses_of(self, ifname: str, family: int | None = None) -> tuple[Address, ...]:
-        return tuple(a for a in self.addresses
-                     if a.ifname == ifname and (family is None or a.family == family))
+        return tuple(a for a in self._addresses_by_ifname.get(ifname, ())
+                     if family is None or a.family == family)
 
     def routes_in(self, table: int) -> tuple[Route, ...]:
         return tuple(r for r in self.routes if r.table == table)

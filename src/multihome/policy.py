@@ -158,14 +158,16 @@ def compute_policy(state: HostState, config: Config) -> DesiredState:
     owned_rule_set = owned_rules(state, config)
     owned_route_set = owned_routes(state, config)
     assigned = _existing_tables(owned_rule_set, owned_route_set)
-    routes_by_if = {link.name: _main_routes(state, link.name) for link in managed}
+    # Grouped once, not scanned once per interface (hosts with hundreds of ports).
+    routes_by_if, owned_defaults = (_main_routes_by_if(state, [m.name for m in managed]),
+                                    _ipv4_defaults_by_if(owned_route_set))
 
     # A default route per interface: main's (fresh from DHCP) wins over our earlier copy.
     defaults: dict[str, Route] = {}
     for link in managed:
         in_main = [r for r in routes_by_if[link.name] if r.is_default]
-        copies = [r for r in owned_route_set if r.is_default and r.ifname == link.name
-                  and r.family == 4 and assigned.get(link.name) == r.table]
+        copies = [r for r in owned_defaults.get(link.name, ())
+                  if assigned.get(link.name) == r.table]
         chosen = min(in_main or copies, key=lambda r: r.metric, default=None)
         if chosen is not None:
             defaults[link.name] = chosen
@@ -289,10 +291,23 @@ def _select(state: HostState, config: Config) -> tuple[list[Link], list[Skipped]
     return managed, skipped, ignored
 
 
-def _main_routes(state: HostState, ifname: str) -> list[Route]:
-    return [r for r in state.routes
-            if r.table == TABLE_MAIN and r.ifname == ifname and r.family == 4
-            and r.type == RTN_UNICAST and r.proto != PROTO_MULTIHOME]
+def _ipv4_defaults_by_if(routes: Iterable[Route]) -> dict[str | None, list[Route]]:
+    """IPv4 default routes grouped by interface: one pass, not one per interface."""
+    found: dict[str | None, list[Route]] = {}
+    for route in routes:
+        if route.is_default and route.family == 4:
+            found.setdefault(route.ifname, []).append(route)
+    return found
+
+
+def _main_routes_by_if(state: HostState, ifnames: list[str]) -> dict[str, list[Route]]:
+    """Each interface's own IPv4 unicast routes in main (not multihome's), in state order."""
+    found: dict[str, list[Route]] = {name: [] for name in ifnames}
+    for r in state.routes:
+        if (r.table == TABLE_MAIN and r.ifname in found and r.family == 4
+                and r.type == RTN_UNICAST and r.proto != PROTO_MULTIHOME):
+            found[r.ifname].append(r)
+    return found
 
 
 def _existing_tables(rules: Iterable[Rule], routes: Iterable[Route]) -> dict[str, int]:

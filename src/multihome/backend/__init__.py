@@ -39,8 +39,9 @@ class Backend(Protocol):
         Returns how many changes were made.
         """
 
-    def lookup(self, dst: IPAddress, src: IPAddress | None = None,
-               oif: str | None = None) -> Lookup | None:
+    def lookup(
+        self, dst: IPAddress, src: IPAddress | None = None, oif: str | None = None
+    ) -> Lookup | None:
         """Resolve ``dst`` as the kernel would; None when unreachable."""
 
     def close(self) -> None:

@@ -62,8 +62,9 @@ class FakeBackend:
         if isinstance(obj, Sysctl):
             sysctls = dict(state.sysctls)
             sysctls[obj.name] = obj.value
-            self.state = HostState.build(state.links, state.addresses, state.routes,
-                                         state.rules, sysctls)
+            self.state = HostState.build(
+                state.links, state.addresses, state.routes, state.rules, sysctls
+            )
             return None
         if isinstance(obj, Route):
             routes, error = _toggled(state.routes, obj, change.action,
@@ -75,8 +76,9 @@ class FakeBackend:
         self.state = replace(state, rules=rules)
         return error
 
-    def lookup(self, dst: IPAddress, src: IPAddress | None = None,
-               oif: str | None = None) -> Lookup | None:
+    def lookup(
+        self, dst: IPAddress, src: IPAddress | None = None, oif: str | None = None
+    ) -> Lookup | None:
         rules = sorted(self.state.rules or DEFAULT_RULES, key=lambda r: r.priority)
         for rule in rules:
             if rule.family != dst.version or rule.table == TABLE_LOCAL:
@@ -92,16 +94,23 @@ class FakeBackend:
             best = self._best_route(rule.table, dst, oif)
             if best is None:
                 continue
-            if (rule.suppress_prefixlength is not None
-                    and best.dst.prefixlen <= rule.suppress_prefixlength):
+            if (
+                rule.suppress_prefixlength is not None
+                and best.dst.prefixlen <= rule.suppress_prefixlength
+            ):
                 continue
             return Lookup(best.ifname, best.gateway, best.prefsrc, rule.table)
         return None
 
     def _best_route(self, table: int, dst: IPAddress, oif: str | None) -> Route | None:
-        candidates = [r for r in self.state.routes
-                      if r.table == table and r.family == dst.version and dst in r.dst
-                      and (oif is None or r.ifname == oif)]
+        candidates = [
+            r
+            for r in self.state.routes
+            if r.table == table
+            and r.family == dst.version
+            and dst in r.dst
+            and (oif is None or r.ifname == oif)
+        ]
         if not candidates:
             return None
         return min(candidates, key=lambda r: (-r.dst.prefixlen, r.metric))

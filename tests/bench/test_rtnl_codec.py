@@ -1,0 +1,122 @@
+"""The rtnetlink codec without a kernel: what the backend encodes, its decoder reads back
+unchanged; attributes, padding and the kernel's error messages are parsed as rtnetlink(7)
+lays them out."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import struct
+
+import pytest
+
+from multihome.backend.netlink import NetlinkBackend, _route, _rule
+from multihome.backend.rtnl import (
+    NLM_F_ACK_TLVS,
+    NLM_F_CAPPED,
+    NLMSGERR_ATTR_MSG,
+    NLMSGHDR,
+    Message,
+    attr,
+    attr_str,
+    attr_u32,
+    attributes,
+    error,
+)
+from multihome.model import Route, Rule
+
+ROUTES = [
+    Route(
+        table=10042,
+        dst=ipaddress.ip_network("0.0.0.0/0"),
+        ifname="p1",
+        gateway=ipaddress.ip_address("10.0.1.1"),
+        metric=101,
+        proto=222,
+        prefsrc=ipaddress.ip_address("10.0.1.10"),
+    ),
+    Route(
+        table=10042,
+        dst=ipaddress.ip_network("10.0.1.0/24"),
+        ifname="p1",
+        metric=101,
+        proto=222,
+        scope=253,
+        prefsrc=ipaddress.ip_address("10.0.1.10"),
+    ),
+    Route(
+        table=254,
+        dst=ipaddress.ip_network("169.254.169.254/32"),
+        ifname="p1",
+        gateway=ipaddress.ip_address("10.0.1.100"),
+        proto=16,
+    ),
+    Route(
+        table=10043, dst=ipaddress.ip_network("2001:db8::/64"), ifname="p1", metric=1024, proto=222
+    ),
+]
+RULES = [
+    Rule(family=4, priority=10001, table=254, suppress_prefixlength=0, proto=222),
+    Rule(
+        family=4,
+        priority=10000,
+        table=10042,
+        src=ipaddress.ip_network("10.0.1.10/32"),
+        dst=ipaddress.ip_network("10.0.1.0/24"),
+        proto=222,
+    ),
+    Rule(family=4, priority=10003, table=10042, oifname="p1", proto=222),
+    Rule(family=4, priority=10004, table=10042, iifname="p1", proto=222),
+    Rule(family=4, priority=100, table=7, fwmark=0x10, fwmask=0xFF),
+    Rule(
+        family=6,
+        priority=10002,
+        table=10043,
+        src=ipaddress.ip_network("2001:db8::5/128"),
+        proto=222,
+    ),
+]
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.describe())
+def test_route_message_decodes_to_the_same_route(route: Route) -> None:
+    """An encoded route (table ids above 255 in RTA_TABLE) decodes back to itself."""
+    backend = NetlinkBackend()
+    backend._index = {"p1": 7}
+    body = backend.route_message(route)
+    assert _route(Message(24, 0, body), {7: "p1"}) == route
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.describe())
+def test_rule_message_decodes_to_the_same_rule(rule: Rule) -> None:
+    """An encoded rule (selectors, interfaces, marks, protocol) decodes back to itself."""
+    assert _rule(Message(32, 0, NetlinkBackend.rule_message(rule))) == rule
+
+
+def test_route_to_a_missing_interface_is_refused_before_the_kernel() -> None:
+    """No ifindex for the route's interface: ENODEV, nothing is encoded."""
+    with pytest.raises(OSError) as caught:
+        NetlinkBackend().route_message(ROUTES[0])
+    assert caught.value.errno == errno.ENODEV
+
+
+def test_attributes_are_padded_and_parsed_in_order() -> None:
+    """Attributes are 4-byte aligned; odd-length payloads are padded; the parser skips the
+    padding and keeps every attribute's payload."""
+    data = attr_str(3, "p1") + attr_u32(6, 10002) + attr(2, b"\x0a\x00\x01\x0a") + attr(9, b"")
+    assert len(data) % 4 == 0
+    found = attributes(data, 0)
+    assert found[3] == b"p1\0"
+    assert struct.unpack("=I", found[6]) == (10002,)
+    assert found[2] == b"\x0a\x00\x01\x0a"
+    assert found[9] == b""
+
+
+def test_error_carries_the_kernels_extended_ack_text() -> None:
+    """An NLMSG_ERROR with NLM_F_CAPPED|NLM_F_ACK_TLVS: errno and the kernel's message."""
+    echoed = NLMSGHDR.pack(40, 32, 0x605, 77, 0)
+    payload = struct.pack("=i", -errno.EEXIST) + echoed + attr_str(NLMSGERR_ATTR_MSG, "Rule exists")
+    failure = error(errno.EEXIST, payload, NLM_F_CAPPED | NLM_F_ACK_TLVS)
+    assert failure.errno == errno.EEXIST
+    assert failure.strerror == "File exists (Rule exists)"
+    assert error(errno.ENOENT, payload[:4] + echoed, 0).strerror == "No such file or directory"
