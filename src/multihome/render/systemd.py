@@ -52,7 +52,6 @@ def unit(program: str) -> str:
     return f"""{header()}# One instance per port: systemctl enable --now multihome@eth1.service
 [Unit]
 Description=multihome policy routing for %I
-Documentation=man:multihome-persist(8)
 Wants=network-online.target
 After=network-online.target
 StartLimitIntervalSec=0
