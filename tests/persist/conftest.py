@@ -54,8 +54,11 @@ def ns_rules(ns: str) -> list[dict[str, object]]:
 
 
 def ns_routes(ns: str, table: int | str) -> list[dict[str, object]]:
-    return json.loads(run("ip", "-n", ns, "-j", "route", "show", "table", str(table)).stdout
-                      or "[]")
+    """``ip -j route show table T`` (empty when the table does not exist yet)."""
+    proc = run("ip", "-n", ns, "-j", "route", "show", "table", str(table), check=False)
+    if proc.returncode != 0:
+        return []
+    return json.loads(proc.stdout or "[]")
 
 
 def rule_tuple(rule: dict[str, object]) -> tuple[object, ...]:
