@@ -217,3 +217,34 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def howto_vm(spaces: Namespaces) -> str:
+    """The how-to's VM as the kernel sees it after DHCP (static copy of /tmp/howto.sh)."""
+    ns = spaces.add("vm")
+    sw = spaces.add("sw")
+    run("ip", "-n", sw, "link", "add", "br0", "type", "bridge")
+    for i, port in enumerate(("eth0", "eth1")):
+        run("ip", "link", "add", port, "netns", ns, "address", MACS[port], "type", "veth",
+            "peer", f"p{i}", "netns", sw)
+        run("ip", "-n", sw, "link", "set", f"p{i}", "master", "br0")
+        run("ip", "-n", sw, "link", "set", f"p{i}", "up")
+        run("ip", "-n", ns, "link", "set", port, "up")
+    run("ip", "-n", sw, "link", "set", "br0", "up")
+    run("ip", "-n", sw, "addr", "add", "192.168.0.1/24", "dev", "br0")
+    run("ip", "-n", sw, "addr", "add", "192.168.0.100/24", "dev", "br0")
+    for port, addr, metric in (("eth0", "192.168.0.107", 100), ("eth1", "192.168.0.112", 101)):
+        run("ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", port, "noprefixroute")
+        base = ["dev", port, "src", addr, "metric", str(metric)]
+        run("ip", "-n", ns, "route", "add", "192.168.0.0/24", *base, "proto", "kernel",
+            "scope", "link")
+        run("ip", "-n", ns, "route", "add", "default", "via", "192.168.0.1", *base,
+            "proto", "dhcp")
+        run("ip", "-n", ns, "route", "add", "169.254.169.254", "via", "192.168.0.100", *base,
+            "proto", "dhcp")
+    return ns
+
+
+def multihome(ns: str, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """``ip netns exec NS multihome ARGS`` (the installed console script of this venv)."""
+    return run("ip", "netns", "exec", ns, MULTIHOME, *args, check=check)
