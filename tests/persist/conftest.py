@@ -50,12 +50,12 @@ def need_root() -> None:
 
 def ns_rules(ns: str) -> list[dict[str, object]]:
     """``ip -j rule`` of a namespace (checked independently of multihome's code)."""
-    return json.loads(run("ip", "-n", ns, "-j", "rule").stdout or "[]")
+    return json.loads(run("ip", "-N", "-n", ns, "-j", "rule").stdout or "[]")
 
 
 def ns_routes(ns: str, table: int | str) -> list[dict[str, object]]:
     """``ip -j route show table T`` (empty when the table does not exist yet)."""
-    proc = run("ip", "-n", ns, "-j", "route", "show", "table", str(table), check=False)
+    proc = run("ip", "-N", "-n", ns, "-j", "route", "show", "table", str(table), check=False)
     if proc.returncode != 0:
         return []
     return json.loads(proc.stdout or "[]")
@@ -70,7 +70,8 @@ def rule_tuple(rule: dict[str, object]) -> tuple[object, ...]:
     if dst is not None and rule.get("dstlen") not in (None, 32):
         dst = f"{dst}/{rule['dstlen']}"
     return (int(rule["priority"]), src, dst, rule.get("iif"), rule.get("oif"),
-            str(rule.get("table")), rule.get("suppress_prefixlen"))
+            {"254": "main"}.get(str(rule.get("table")), str(rule.get("table"))),
+            rule.get("suppress_prefixlen"))
 
 
 def desired_rule_tuple(rule: object) -> tuple[object, ...]:
@@ -248,3 +249,52 @@ def howto_vm(spaces: Namespaces) -> str:
 def multihome(ns: str, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
     """``ip netns exec NS multihome ARGS`` (the installed console script of this venv)."""
     return run("ip", "netns", "exec", ns, MULTIHOME, *args, check=check)
+
+
+NETWORKD_SCRIPT = """
+set -e
+mount -t tmpfs tmpfs /run
+mkdir -p /run/systemd/netif/links /run/systemd/netif/leases /run/systemd/netif/lldp /run/dbus \
+  /run/mh-empty /run/mh-empty-conf
+chown -R systemd-network:systemd-network /run/systemd/netif
+mount -t tmpfs tmpfs /etc/systemd
+mkdir -p /etc/systemd/network /etc/systemd/networkd.conf.d "$1/etc/systemd/networkd.conf.d"
+mount --bind "$1/etc/systemd/network" /etc/systemd/network
+mount --bind "$1/etc/systemd/networkd.conf.d" /etc/systemd/networkd.conf.d
+mount --bind /run/mh-empty /lib/systemd/network
+mount -o remount,ro /sys 2>/dev/null || true
+dbus-daemon --system --fork --nopidfile
+exec /lib/systemd/systemd-networkd
+"""
+
+
+@dataclass
+class Networkd:
+    """systemd-networkd running in a lab's VM namespace, configured from ``root``/etc."""
+
+    lab: Lab
+    root: Path
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        (self.root / "etc/systemd/network").mkdir(parents=True, exist_ok=True)
+        self.proc = self.lab.spaces.spawn(
+            ["ip", "netns", "exec", self.lab.vm, "unshare", "-m", "--propagation", "private",
+             "sh", "-c", NETWORKD_SCRIPT, "sh", str(self.root)], self.log)
+
+    def stop(self) -> None:
+        """Stop networkd (and its private dbus) like a shutdown would."""
+        if self.proc is not None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=10)
+            self.proc = None
+        for pid in run("ip", "netns", "pids", self.lab.vm, check=False).stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def networkctl(self, *args: str) -> None:
+        assert self.proc is not None  # ip netns exec -> unshare -> sh all exec: it is networkd
+        run("nsenter", "-t", str(self.proc.pid), "-m", "-n", "networkctl", *args)
