@@ -298,3 +298,55 @@ class Networkd:
     def networkctl(self, *args: str) -> None:
         assert self.proc is not None  # ip netns exec -> unshare -> sh all exec: it is networkd
         run("nsenter", "-t", str(self.proc.pid), "-m", "-n", "networkctl", *args)
+
+
+NM_SCRIPT = """
+set -e
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /var/lib/NetworkManager
+mkdir -p /run/dbus /run/mh-empty
+mount --bind /run/mh-empty /etc/NetworkManager/dispatcher.d
+mount --bind /run/mh-empty /etc/NetworkManager/conf.d
+[ -d /usr/lib/NetworkManager/conf.d ] && mount --bind /run/mh-empty /usr/lib/NetworkManager/conf.d
+mount -o remount,ro /sys 2>/dev/null || true
+dbus-daemon --system --fork --nopidfile
+exec NetworkManager --no-daemon --debug --config="$1"
+"""
+
+
+@dataclass
+class NetworkManager:
+    """NetworkManager in a lab's VM namespace, reading keyfiles from ``root``/etc."""
+
+    lab: Lab
+    root: Path
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def keyfiles(self) -> Path:
+        return self.root / "etc/NetworkManager/system-connections"
+
+    def start(self) -> None:
+        self.keyfiles.mkdir(parents=True, exist_ok=True)
+        conf = self.root / "nm.conf"
+        conf.write_text(f"[main]\nplugins=keyfile\nno-auto-default=*\ndhcp=internal\n"
+                        f"[keyfile]\npath={self.keyfiles}\n[logging]\nlevel=INFO\n")
+        self.proc = self.lab.spaces.spawn(
+            ["ip", "netns", "exec", self.lab.vm, "unshare", "-m", "--propagation", "private",
+             "sh", "-c", NM_SCRIPT, "sh", str(conf)], self.log)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=15)
+            self.proc = None
+        for pid in run("ip", "netns", "pids", self.lab.vm, check=False).stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def nmcli(self, *args: str) -> str:
+        assert self.proc is not None
+        return run("nsenter", "-t", str(self.proc.pid), "-m", "-n", "nmcli", *args).stdout

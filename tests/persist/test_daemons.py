@@ -11,6 +11,7 @@ import pytest
 from conftest import (
     Lab,
     Networkd,
+    NetworkManager,
     desired_rule_tuple,
     multihome,
     need,
@@ -149,3 +150,73 @@ def test_networkd_keeps_multihome_rules_only_with_the_drop_in(
 
     time.sleep(2)
     assert band_rules(lab.vm) == applied
+
+
+USER_PROFILE = """[connection]
+id=cloud-{name}
+uuid=00000000-0000-4000-8000-00000000000{index}
+type=ethernet
+interface-name={name}
+
+[ipv4]
+method=auto
+route-metric={metric}
+"""
+
+
+@pytest.fixture
+def nm_lab(make_lab: Any, tmp_path: Path) -> tuple[Lab, NetworkManager]:
+    need("NetworkManager", "nmcli", "dbus-daemon")
+    lab = make_lab(2)
+    nm = NetworkManager(lab, tmp_path / "root", tmp_path / "nm.log")
+    nm.keyfiles.mkdir(parents=True)
+    for i, name in enumerate(lab.ports):
+        profile = nm.keyfiles / f"cloud-{name}.nmconnection"
+        profile.write_text(USER_PROFILE.format(name=name, index=i, metric=100 + i))
+        profile.chmod(0o600)
+    nm.start()
+    wait_for(lambda: len(defaults(lab.vm, "main")) == 2, 30, "DHCP defaults of eth0 and eth1")
+    return lab, nm
+
+
+def test_networkmanager_applies_the_rendered_policy_and_keeps_it(
+        nm_lab: tuple[Lab, NetworkManager]) -> None:
+    """NetworkManager activates multihome's keyfiles over the distribution's profiles: the
+    policy's rules and tables; after eth1 goes down and up the policy is back; after a real
+    DHCP renew (T1 of a 2-minute lease) with a new router eth1's table follows it and main
+    gets none of eth1's routes."""
+    lab, nm = nm_lab
+    rules, tables = desired(lab.vm)
+    assert set(tables) == {"eth0", "eth1"}
+    (nm.root / "usr/sbin").mkdir(parents=True)
+    (nm.root / "usr/sbin/NetworkManager").write_text("")
+    proc = multihome(lab.vm, "persist", "--backend", "networkmanager", "--root", str(nm.root))
+    assert proc.returncode == 0, proc.stderr
+    assert (nm.keyfiles / "cloud-eth1.nmconnection").read_text().startswith("[connection]")
+    nm.stop()
+    for port in lab.ports:  # as after a reboot: NetworkManager would assume live devices
+        run("ip", "-n", lab.vm, "addr", "flush", "dev", port)
+        run("ip", "-n", lab.vm, "link", "set", port, "down")
+    nm.start()
+    wait_for(lambda: policy_in_place(lab.vm, rules, tables), 40,
+             "NetworkManager to put the policy in place")
+    active = nm.nmcli("-t", "-f", "NAME", "connection", "show", "--active")
+    assert sorted(n for n in active.split() if n != "lo") == ["multihome-eth0", "multihome-eth1"]
+    main_before = defaults(lab.vm, "main")
+    assert main_before == [("192.168.0.1", "eth0")]
+
+    run("ip", "-n", lab.vm, "link", "set", "eth1", "down")
+    wait_for(lambda: defaults(lab.vm, tables["eth1"]) == [], 15, "eth1's table to empty")
+    run("ip", "-n", lab.vm, "link", "set", "eth1", "up")
+    wait_for(lambda: policy_in_place(lab.vm, rules, tables), 40,
+             "the policy after eth1 down/up")
+
+    acks = (lab.workdir / "dnsmasq.log").read_text().count("DHCPACK(br0) 192.168.0.112")
+    lab.router("192.168.0.2")
+    wait_for(lambda: (lab.workdir / "dnsmasq.log").read_text().count(
+        "DHCPACK(br0) 192.168.0.112") > acks, 150, "eth1's DHCP renew")
+    wait_for(lambda: defaults(lab.vm, tables["eth1"]) == [("192.168.0.2", "eth1")], 15,
+             "the renewed lease's router in eth1's table")
+    # eth0 (primary) may renew too and move main's default to the new router: that is right.
+    assert [r for r in ns_routes(lab.vm, "main") if r.get("dev") == "eth1"] == []
+    assert band_rules(lab.vm) == rules

@@ -6,7 +6,8 @@ profile is never edited and comes back as soon as multihome's is removed (``unpe
 
 * ``ipv4.route-table`` makes a secondary port's DHCP routes (default, option 121 and the
   prefix route) land in the port's table at every lease and renew;
-* ``ipv4.routes`` with ``table=`` carries the routes DHCP does not make (the primary's copies);
+* ``ipv4.routes`` with ``table=`` carries the routes DHCP does not make (the primary's copies,
+  without ``src=``: NetworkManager adds them before the lease's address exists);
 * ``ipv4.routing-rules`` carries every rule of the policy, in NetworkManager's normal form.
 
 NetworkManager silently drops invalid values from keyfiles: the tests round-trip every
@@ -97,9 +98,10 @@ def _route(n: int, route: Route) -> list[str]:
         else ("0.0.0.0" if route.family == 4 else "::")
     )
     text = f"route{n}={route.dst},{hop}" + (f",{route.metric}" if route.metric else "")
+    # No src=: NetworkManager adds static routes before the DHCP address is there, and the
+    # kernel refuses a preferred source that is not local yet (EINVAL), for good. The port's
+    # rules select the table; the kernel picks the port's address as source.
     options = [f"table={route.table}"]
-    if route.prefsrc is not None:
-        options.append(f"src={route.prefsrc}")
     if route.scope != SCOPE_UNIVERSE:
         options.append(f"scope={route.scope}")
     return [text, f"route{n}_options={','.join(sorted(options))}"]
