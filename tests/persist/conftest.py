@@ -6,6 +6,7 @@ also when a test fails. Nothing here touches the host's own network.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -17,8 +18,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from multihome.render.base import net_text
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -29,9 +33,13 @@ MACS = {"eth0": "fa:16:3e:00:00:01", "eth1": "fa:16:3e:00:00:02", "eth2": "fa:16
 LEASES = {"eth0": "192.168.0.107", "eth1": "192.168.0.112", "eth2": "192.168.0.120"}
 
 
-def run(*args: str, check: bool = True, timeout: float = 60, **kw: object) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, check: bool = True, timeout: float = 60, **kw: Any
+) -> subprocess.CompletedProcess[str]:
     """Run a command, text mode, capturing output; fail with its stderr."""
-    proc = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, **kw)
+    proc = subprocess.run(
+        list(args), capture_output=True, text=True, timeout=timeout, check=False, **kw
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -69,20 +77,30 @@ def rule_tuple(rule: dict[str, object]) -> tuple[object, ...]:
     dst = rule.get("dst")
     if dst is not None and rule.get("dstlen") not in (None, 32):
         dst = f"{dst}/{rule['dstlen']}"
-    return (int(rule["priority"]), src, dst, rule.get("iif"), rule.get("oif"),
-            {"254": "main"}.get(str(rule.get("table")), str(rule.get("table"))),
-            rule.get("suppress_prefixlen"))
+    return (
+        int(rule["priority"]),
+        src,
+        dst,
+        rule.get("iif"),
+        rule.get("oif"),
+        {"254": "main"}.get(str(rule.get("table")), str(rule.get("table"))),
+        rule.get("suppress_prefixlen"),
+    )
 
 
 def desired_rule_tuple(rule: object) -> tuple[object, ...]:
     """The same shape for a :class:`multihome.model.Rule`."""
-    from multihome.render.base import net_text
-
     r = rule
     table = {254: "main", 255: "local", 253: "default"}.get(r.table, str(r.table))
-    return (r.priority, "all" if r.src is None else net_text(r.src),
-            None if r.dst is None else net_text(r.dst), r.iifname, r.oifname, table,
-            r.suppress_prefixlength)
+    return (
+        r.priority,
+        "all" if r.src is None else net_text(r.src),
+        None if r.dst is None else net_text(r.dst),
+        r.iifname,
+        r.oifname,
+        table,
+        r.suppress_prefixlength,
+    )
 
 
 @dataclass
@@ -104,8 +122,9 @@ class Namespaces:
     def spawn(self, args: list[str], log: Path) -> subprocess.Popen[bytes]:
         """Start a long-running process (its own session, killed at the end)."""
         handle = log.open("ab")
-        proc = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            args, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.pids.append(proc.pid)
         return proc
 
@@ -125,17 +144,13 @@ class Namespaces:
                     break
                 time.sleep(0.05)
             else:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
         for name in reversed(self.names):
             pids = run("ip", "netns", "pids", name, check=False).stdout.split()
             for pid in pids:
-                try:
+                with contextlib.suppress(ProcessLookupError, ValueError):
                     os.kill(int(pid), signal.SIGKILL)
-                except (ProcessLookupError, ValueError):
-                    pass
             run("ip", "netns", "del", name, check=False)
         for directory in self.etc_dirs:
             shutil.rmtree(directory, ignore_errors=True)
@@ -169,19 +184,31 @@ class Lab:
     def start_dhcp(self, router: str = "192.168.0.1") -> None:
         pidfile = self.workdir / "dnsmasq.pid"
         if pidfile.exists():
-            try:
+            with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
-            except (ProcessLookupError, ValueError):
-                pass
             time.sleep(0.2)
         hosts = [f"--dhcp-host={MACS[p]},{LEASES[p]}" for p in self.ports]
-        run("ip", "netns", "exec", self.switch, "dnsmasq", "--port=0", "--bind-interfaces",
-            "--interface=br0", "--except-interface=lo", "--no-ping", "--dhcp-authoritative",
-            "--dhcp-range=192.168.0.0,static,255.255.255.0,2m", *hosts,
+        run(
+            "ip",
+            "netns",
+            "exec",
+            self.switch,
+            "dnsmasq",
+            "--port=0",
+            "--bind-interfaces",
+            "--interface=br0",
+            "--except-interface=lo",
+            "--no-ping",
+            "--dhcp-authoritative",
+            "--dhcp-range=192.168.0.0,static,255.255.255.0,2m",
+            *hosts,
             f"--dhcp-option=3,{router}",
             f"--dhcp-option=121,169.254.169.254/32,192.168.0.100,0.0.0.0/0,{router}",
-            f"--dhcp-leasefile={self.workdir}/leases", f"--pid-file={pidfile}",
-            f"--log-facility={self.workdir}/dnsmasq.log", "--log-dhcp")
+            f"--dhcp-leasefile={self.workdir}/leases",
+            f"--pid-file={pidfile}",
+            f"--log-facility={self.workdir}/dnsmasq.log",
+            "--log-dhcp",
+        )
 
 
 @pytest.fixture
@@ -195,8 +222,22 @@ def make_lab(namespaces: Namespaces, tmp_path: Path) -> Callable[[int], Lab]:
         run("ip", "-n", sw, "link", "add", "br0", "type", "bridge")
         ports = [f"eth{i}" for i in range(n)]
         for i, port in enumerate(ports):
-            run("ip", "link", "add", port, "netns", vm, "address", MACS[port], "type", "veth",
-                "peer", f"p{i}", "netns", sw)
+            run(
+                "ip",
+                "link",
+                "add",
+                port,
+                "netns",
+                vm,
+                "address",
+                MACS[port],
+                "type",
+                "veth",
+                "peer",
+                f"p{i}",
+                "netns",
+                sw,
+            )
             run("ip", "-n", sw, "link", "set", f"p{i}", "master", "br0")
             run("ip", "-n", sw, "link", "set", f"p{i}", "up")
         run("ip", "-n", sw, "link", "set", "br0", "up")
@@ -226,8 +267,22 @@ def howto_vm(spaces: Namespaces) -> str:
     sw = spaces.add("sw")
     run("ip", "-n", sw, "link", "add", "br0", "type", "bridge")
     for i, port in enumerate(("eth0", "eth1")):
-        run("ip", "link", "add", port, "netns", ns, "address", MACS[port], "type", "veth",
-            "peer", f"p{i}", "netns", sw)
+        run(
+            "ip",
+            "link",
+            "add",
+            port,
+            "netns",
+            ns,
+            "address",
+            MACS[port],
+            "type",
+            "veth",
+            "peer",
+            f"p{i}",
+            "netns",
+            sw,
+        )
         run("ip", "-n", sw, "link", "set", f"p{i}", "master", "br0")
         run("ip", "-n", sw, "link", "set", f"p{i}", "up")
         run("ip", "-n", ns, "link", "set", port, "up")
@@ -237,12 +292,33 @@ def howto_vm(spaces: Namespaces) -> str:
     for port, addr, metric in (("eth0", "192.168.0.107", 100), ("eth1", "192.168.0.112", 101)):
         run("ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", port, "noprefixroute")
         base = ["dev", port, "src", addr, "metric", str(metric)]
-        run("ip", "-n", ns, "route", "add", "192.168.0.0/24", *base, "proto", "kernel",
-            "scope", "link")
-        run("ip", "-n", ns, "route", "add", "default", "via", "192.168.0.1", *base,
-            "proto", "dhcp")
-        run("ip", "-n", ns, "route", "add", "169.254.169.254", "via", "192.168.0.100", *base,
-            "proto", "dhcp")
+        run(
+            "ip",
+            "-n",
+            ns,
+            "route",
+            "add",
+            "192.168.0.0/24",
+            *base,
+            "proto",
+            "kernel",
+            "scope",
+            "link",
+        )
+        run("ip", "-n", ns, "route", "add", "default", "via", "192.168.0.1", *base, "proto", "dhcp")
+        run(
+            "ip",
+            "-n",
+            ns,
+            "route",
+            "add",
+            "169.254.169.254",
+            "via",
+            "192.168.0.100",
+            *base,
+            "proto",
+            "dhcp",
+        )
     return ns
 
 
@@ -280,8 +356,23 @@ class Networkd:
     def start(self) -> None:
         (self.root / "etc/systemd/network").mkdir(parents=True, exist_ok=True)
         self.proc = self.lab.spaces.spawn(
-            ["ip", "netns", "exec", self.lab.vm, "unshare", "-m", "--propagation", "private",
-             "sh", "-c", NETWORKD_SCRIPT, "sh", str(self.root)], self.log)
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.lab.vm,
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                NETWORKD_SCRIPT,
+                "sh",
+                str(self.root),
+            ],
+            self.log,
+        )
 
     def stop(self) -> None:
         """Stop networkd (and its private dbus) like a shutdown would."""
@@ -290,10 +381,8 @@ class Networkd:
             self.proc.wait(timeout=10)
             self.proc = None
         for pid in run("ip", "netns", "pids", self.lab.vm, check=False).stdout.split():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pid), signal.SIGTERM)
-            except ProcessLookupError:
-                pass
 
     def networkctl(self, *args: str) -> None:
         assert self.proc is not None  # ip netns exec -> unshare -> sh all exec: it is networkd
@@ -330,11 +419,28 @@ class NetworkManager:
     def start(self) -> None:
         self.keyfiles.mkdir(parents=True, exist_ok=True)
         conf = self.root / "nm.conf"
-        conf.write_text(f"[main]\nplugins=keyfile\nno-auto-default=*\ndhcp=internal\n"
-                        f"[keyfile]\npath={self.keyfiles}\n[logging]\nlevel=INFO\n")
+        conf.write_text(
+            f"[main]\nplugins=keyfile\nno-auto-default=*\ndhcp=internal\n"
+            f"[keyfile]\npath={self.keyfiles}\n[logging]\nlevel=INFO\n"
+        )
         self.proc = self.lab.spaces.spawn(
-            ["ip", "netns", "exec", self.lab.vm, "unshare", "-m", "--propagation", "private",
-             "sh", "-c", NM_SCRIPT, "sh", str(conf)], self.log)
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.lab.vm,
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                NM_SCRIPT,
+                "sh",
+                str(conf),
+            ],
+            self.log,
+        )
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -342,10 +448,8 @@ class NetworkManager:
             self.proc.wait(timeout=15)
             self.proc = None
         for pid in run("ip", "netns", "pids", self.lab.vm, check=False).stdout.split():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pid), signal.SIGTERM)
-            except ProcessLookupError:
-                pass
 
     def nmcli(self, *args: str) -> str:
         assert self.proc is not None

@@ -43,20 +43,45 @@ def dhcp_host(ports: list[Port]) -> HostState:
         src = iface.ip
         gw = ipaddress.ip_address(port.gateway)
         routes += [
-            Route(TABLE_MAIN, ipaddress.ip_network("0.0.0.0/0"), port.name, gw, port.metric,
-                  PROTO_DHCP, prefsrc=src),
-            Route(TABLE_MAIN, iface.network, port.name, None, port.metric, PROTO_KERNEL,
-                  SCOPE_LINK, prefsrc=src),
+            Route(
+                TABLE_MAIN,
+                ipaddress.ip_network("0.0.0.0/0"),
+                port.name,
+                gw,
+                port.metric,
+                PROTO_DHCP,
+                prefsrc=src,
+            ),
+            Route(
+                TABLE_MAIN,
+                iface.network,
+                port.name,
+                None,
+                port.metric,
+                PROTO_KERNEL,
+                SCOPE_LINK,
+                prefsrc=src,
+            ),
         ]
         if port.metadata:
-            routes.append(Route(TABLE_MAIN, ipaddress.ip_network("169.254.169.254/32"),
-                                port.name, ipaddress.ip_address(port.metadata), port.metric,
-                                PROTO_DHCP, prefsrc=src))
+            routes.append(
+                Route(
+                    TABLE_MAIN,
+                    ipaddress.ip_network("169.254.169.254/32"),
+                    port.name,
+                    ipaddress.ip_address(port.metadata),
+                    port.metric,
+                    PROTO_DHCP,
+                    prefsrc=src,
+                )
+            )
     return HostState.build(links, addresses, routes)
 
 
-HOWTO = [Port("eth0", "192.168.0.107/24", "192.168.0.1", 100),
-         Port("eth1", "192.168.0.112/24", "192.168.0.1", 101)]
+HOWTO = [
+    Port("eth0", "192.168.0.107/24", "192.168.0.1", 100),
+    Port("eth1", "192.168.0.112/24", "192.168.0.1", 101),
+]
 THREE = [*HOWTO, Port("eth2", "10.20.0.30/24", "10.20.0.1", 102, metadata=None)]
 
 SCENARIOS = {"howto": HOWTO, "three": THREE}
@@ -77,8 +102,7 @@ def facts_of(name: str, backend: str) -> HostFacts:
     """
     known = ["eth0", "eth1"]
     if backend == "networkd":
-        return HostFacts(networkd_files=MappingProxyType(
-            {n: f"10-{n}.network" for n in known}))
+        return HostFacts(networkd_files=MappingProxyType({n: f"10-{n}.network" for n in known}))
     if backend == "netplan":
         return HostFacts(netplan_ids=MappingProxyType({n: n for n in known}))
     if backend == "systemd":

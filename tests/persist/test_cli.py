@@ -12,8 +12,11 @@ pytestmark = pytest.mark.netns
 
 
 def files_under(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): (p.read_text() if not p.is_symlink() else "link")
-            for p in sorted(root.rglob("*")) if p.is_file() or p.is_symlink()}
+    return {
+        str(p.relative_to(root)): (p.read_text() if not p.is_symlink() else "link")
+        for p in sorted(root.rglob("*"))
+        if p.is_file() or p.is_symlink()
+    }
 
 
 def fake_install(root: Path, *paths: str) -> None:
@@ -34,8 +37,7 @@ def test_dry_run_shows_a_diff_and_writes_nothing(vm: str, tmp_path: Path) -> Non
     """--dry-run prints unified diffs of the files it would write, and writes none of them."""
     fake_install(tmp_path, "/lib/systemd/systemd-networkd")
     before = files_under(tmp_path)
-    proc = multihome(vm, "persist", "--backend", "networkd", "--root", str(tmp_path),
-                     "--dry-run")
+    proc = multihome(vm, "persist", "--backend", "networkd", "--root", str(tmp_path), "--dry-run")
     assert proc.returncode == 0, proc.stderr
     assert "+++ b/etc/systemd/network/50-multihome-eth1.network" in proc.stdout
     assert "+RouteTable=" in proc.stdout and "+OutgoingInterface=eth1" in proc.stdout
@@ -44,7 +46,8 @@ def test_dry_run_shows_a_diff_and_writes_nothing(vm: str, tmp_path: Path) -> Non
 
 
 def test_persist_writes_then_is_idempotent_then_unpersist_removes_only_its_files(
-        vm: str, tmp_path: Path) -> None:
+    vm: str, tmp_path: Path
+) -> None:
     """A second persist changes nothing; unpersist removes exactly multihome's files and
     leaves the user's .network file (which persist extended with a drop-in) untouched."""
     fake_install(tmp_path, "/lib/systemd/systemd-networkd")
@@ -62,26 +65,47 @@ def test_persist_writes_then_is_idempotent_then_unpersist_removes_only_its_files
     assert "no changes" in again.stdout
     gone = multihome(vm, "unpersist", "--root", str(tmp_path))
     assert gone.returncode == 0, gone.stderr
-    assert files_under(tmp_path) == {"etc/systemd/network/10-eth1.network":
-                                     "[Match]\nName=eth1\n\n[Network]\nDHCP=ipv4\n",
-                                     "lib/systemd/systemd-networkd": "#!/bin/sh\n"}
+    assert files_under(tmp_path) == {
+        "etc/systemd/network/10-eth1.network": "[Match]\nName=eth1\n\n[Network]\nDHCP=ipv4\n",
+        "lib/systemd/systemd-networkd": "#!/bin/sh\n",
+    }
 
 
-@pytest.mark.parametrize(("setup", "chosen", "why"), [
-    (["/usr/sbin/netplan", "/etc/netplan/50-cloud-init.yaml"], "netplan", "netplan configures"),
-    (["/usr/sbin/NetworkManager",
-      "/etc/systemd/system/multi-user.target.wants/NetworkManager.service"],
-     "networkmanager", "NetworkManager is enabled"),
-    (["/usr/sbin/NetworkManager", "/etc/sysconfig/network-scripts/ifcfg-eth0",
-      "/etc/systemd/system/multi-user.target.wants/NetworkManager.service"],
-     "ifcfg", "ifcfg files"),
-    (["/lib/systemd/systemd-networkd",
-      "/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"],
-     "networkd", "networkd is enabled"),
-    (["/bin/systemctl"], "systemd", "multihome@.service"),
-])
-def test_auto_says_what_it_chose_and_why(vm: str, tmp_path: Path, setup: list[str],
-                                         chosen: str, why: str) -> None:
+@pytest.mark.parametrize(
+    ("setup", "chosen", "why"),
+    [
+        (["/usr/sbin/netplan", "/etc/netplan/50-cloud-init.yaml"], "netplan", "netplan configures"),
+        (
+            [
+                "/usr/sbin/NetworkManager",
+                "/etc/systemd/system/multi-user.target.wants/NetworkManager.service",
+            ],
+            "networkmanager",
+            "NetworkManager is enabled",
+        ),
+        (
+            [
+                "/usr/sbin/NetworkManager",
+                "/etc/sysconfig/network-scripts/ifcfg-eth0",
+                "/etc/systemd/system/multi-user.target.wants/NetworkManager.service",
+            ],
+            "ifcfg",
+            "ifcfg files",
+        ),
+        (
+            [
+                "/lib/systemd/systemd-networkd",
+                "/etc/systemd/system/multi-user.target.wants/systemd-networkd.service",
+            ],
+            "networkd",
+            "networkd is enabled",
+        ),
+        (["/bin/systemctl"], "systemd", "multihome@.service"),
+    ],
+)
+def test_auto_says_what_it_chose_and_why(
+    vm: str, tmp_path: Path, setup: list[str], chosen: str, why: str
+) -> None:
     """--backend auto detects the system's network configuration and names its reason."""
     fake_install(tmp_path, *setup)
     netplan = tmp_path / "etc/netplan/50-cloud-init.yaml"
@@ -143,17 +167,21 @@ def test_foreign_file_in_the_way_is_never_overwritten(vm: str, tmp_path: Path) -
     proc = multihome(vm, "persist", "--backend", "networkmanager", "--root", str(tmp_path))
     assert proc.returncode == 2 and "is not multihome's" in proc.stderr
     assert theirs.read_text() == "[connection]\nid=mine\n"
-    assert not (tmp_path / "etc/NetworkManager/system-connections/multihome-eth0.nmconnection"
-                ).exists()
+    assert not (
+        tmp_path / "etc/NetworkManager/system-connections/multihome-eth0.nmconnection"
+    ).exists()
 
 
 def test_switching_backend_removes_the_old_files(vm: str, tmp_path: Path) -> None:
     """Files of an earlier persist that the new backend does not render are removed."""
     fake_install(tmp_path, "/usr/sbin/NetworkManager", "/bin/systemctl")
-    assert multihome(vm, "persist", "--backend", "networkmanager", "--root",
-                     str(tmp_path)).returncode == 0
+    assert (
+        multihome(vm, "persist", "--backend", "networkmanager", "--root", str(tmp_path)).returncode
+        == 0
+    )
     proc = multihome(vm, "persist", "--backend", "systemd", "--root", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
-    assert "removed /etc/NetworkManager/system-connections/multihome-eth1.nmconnection" in proc.stdout
+    gone = "removed /etc/NetworkManager/system-connections/multihome-eth1.nmconnection"
+    assert gone in proc.stdout
     unit = tmp_path / "etc/systemd/system/multi-user.target.wants/multihome@eth1.service"
     assert unit.is_symlink() and unit.resolve().name == "multihome@.service"

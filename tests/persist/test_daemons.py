@@ -3,7 +3,9 @@ their ports served by dnsmasq. Checked with ``ip -j``, never with multihome's ow
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from conftest import (
 )
 
 from multihome.model import Rule
+from multihome.render.systemd import networkd_conf
 
 pytestmark = pytest.mark.netns
 BASE_NETWORK = "[Match]\nName={name}\n\n[Network]\nDHCP=ipv4\n\n[DHCPv4]\nRouteMetric={metric}\n"
@@ -42,31 +45,40 @@ def desired(ns: str) -> tuple[list[tuple[object, ...]], dict[str, int]]:
         # rule's own "action" field, FR_ACT_TO_TBL, overwrites the change's "action" in
         # plan --json: reported to the core.)
         if change["kind"] == "rule":
-            rules.append(desired_rule_tuple(Rule(
-                family=change["family"], priority=change["priority"], table=change["table"],
-                src=None if change["src"] is None else _net(change["src"]),
-                dst=None if change["dst"] is None else _net(change["dst"]),
-                iifname=change["iif"], oifname=change["oif"],
-                suppress_prefixlength=change["suppress_prefixlength"])))
+            rules.append(
+                desired_rule_tuple(
+                    Rule(
+                        family=change["family"],
+                        priority=change["priority"],
+                        table=change["table"],
+                        src=None if change["src"] is None else _net(change["src"]),
+                        dst=None if change["dst"] is None else _net(change["dst"]),
+                        iifname=change["iif"],
+                        oifname=change["oif"],
+                        suppress_prefixlength=change["suppress_prefixlength"],
+                    )
+                )
+            )
     tables = {i["name"]: i["table"]["id"] for i in data["interfaces"] if i["table"]}
     return sorted(rules), tables
 
 
 def _net(text: str) -> Any:
-    import ipaddress
-
     return ipaddress.ip_network(text)
 
 
 def defaults(ns: str, table: int | str) -> list[tuple[object, object]]:
-    return sorted((r.get("gateway"), r.get("dev")) for r in ns_routes(ns, table)
-                  if r["dst"] == "default")
+    return sorted(
+        (r.get("gateway"), r.get("dev")) for r in ns_routes(ns, table) if r["dst"] == "default"
+    )
 
 
-def policy_in_place(ns: str, rules: list[tuple[object, ...]], tables: dict[str, int],
-                    gateway: str = "192.168.0.1") -> bool:
-    return (band_rules(ns) == rules
-            and all(defaults(ns, t) == [(gateway, ifname)] for ifname, t in tables.items()))
+def policy_in_place(
+    ns: str, rules: list[tuple[object, ...]], tables: dict[str, int], gateway: str = "192.168.0.1"
+) -> bool:
+    return band_rules(ns) == rules and all(
+        defaults(ns, t) == [(gateway, ifname)] for ifname, t in tables.items()
+    )
 
 
 @pytest.fixture
@@ -84,8 +96,9 @@ def networkd_lab(make_lab: Any, tmp_path: Path) -> tuple[Lab, Networkd]:
     return lab, nd
 
 
-def test_networkd_applies_the_rendered_policy_and_keeps_it(networkd_lab: tuple[Lab, Networkd],
-                                                            tmp_path: Path) -> None:
+def test_networkd_applies_the_rendered_policy_and_keeps_it(
+    networkd_lab: tuple[Lab, Networkd], tmp_path: Path
+) -> None:
     """networkd with multihome's drop-ins: the policy's rules and tables; after a renew with a
     new router the default in eth1's table follows it and main is untouched; after eth1 goes
     down and up the policy is back."""
@@ -98,8 +111,9 @@ def test_networkd_applies_the_rendered_policy_and_keeps_it(networkd_lab: tuple[L
     assert proc.returncode == 0, proc.stderr
     nd.stop()
     nd.start()
-    wait_for(lambda: policy_in_place(lab.vm, rules, tables), 30,
-             "networkd to put the policy in place")
+    wait_for(
+        lambda: policy_in_place(lab.vm, rules, tables), 30, "networkd to put the policy in place"
+    )
     main_before = defaults(lab.vm, "main")
     assert main_before == [("192.168.0.1", "eth0")]  # eth1's default lives in its table only
     log = nd.log.read_text()
@@ -107,8 +121,11 @@ def test_networkd_applies_the_rendered_policy_and_keeps_it(networkd_lab: tuple[L
 
     lab.router("192.168.0.2")
     nd.networkctl("renew", "eth1")
-    wait_for(lambda: defaults(lab.vm, tables["eth1"]) == [("192.168.0.2", "eth1")], 20,
-             "the renewed lease's router in eth1's table")
+    wait_for(
+        lambda: defaults(lab.vm, tables["eth1"]) == [("192.168.0.2", "eth1")],
+        20,
+        "the renewed lease's router in eth1's table",
+    )
     assert defaults(lab.vm, "main") == main_before
     assert band_rules(lab.vm) == rules
 
@@ -116,13 +133,13 @@ def test_networkd_applies_the_rendered_policy_and_keeps_it(networkd_lab: tuple[L
     run("ip", "-n", lab.vm, "link", "set", "eth1", "down")
     wait_for(lambda: defaults(lab.vm, tables["eth1"]) == [], 10, "eth1's table to empty")
     run("ip", "-n", lab.vm, "link", "set", "eth1", "up")
-    wait_for(lambda: policy_in_place(lab.vm, rules, tables), 30,
-             "the policy after eth1 down/up")
+    wait_for(lambda: policy_in_place(lab.vm, rules, tables), 30, "the policy after eth1 down/up")
     assert defaults(lab.vm, "main") == main_before
 
 
 def test_networkd_keeps_multihome_rules_only_with_the_drop_in(
-        networkd_lab: tuple[Lab, Networkd]) -> None:
+    networkd_lab: tuple[Lab, Networkd],
+) -> None:
     """The trap: networkd deletes rules it did not make when it reconfigures a link; the
     systemd backend's networkd.conf.d drop-in (ManageForeignRoutingPolicyRules=no) keeps the
     rules `multihome apply` made."""
@@ -136,8 +153,6 @@ def test_networkd_keeps_multihome_rules_only_with_the_drop_in(
 
     conf = nd.root / "etc/systemd/networkd.conf.d"
     conf.mkdir(parents=True, exist_ok=True)
-    from multihome.render.systemd import networkd_conf
-
     (conf / "50-multihome.conf").write_text(networkd_conf())
     nd.stop()
     nd.start()
@@ -146,8 +161,6 @@ def test_networkd_keeps_multihome_rules_only_with_the_drop_in(
     assert band_rules(lab.vm) == applied
     nd.networkctl("reconfigure", "eth0", "eth1")
     wait_for(lambda: len(defaults(lab.vm, "main")) >= 1, 20, "networkd to reconfigure")
-    import time
-
     time.sleep(2)
     assert band_rules(lab.vm) == applied
 
@@ -180,7 +193,8 @@ def nm_lab(make_lab: Any, tmp_path: Path) -> tuple[Lab, NetworkManager]:
 
 
 def test_networkmanager_applies_the_rendered_policy_and_keeps_it(
-        nm_lab: tuple[Lab, NetworkManager]) -> None:
+    nm_lab: tuple[Lab, NetworkManager],
+) -> None:
     """NetworkManager activates multihome's keyfiles over the distribution's profiles: the
     policy's rules and tables; after eth1 goes down and up the policy is back; after a real
     DHCP renew (T1 of a 2-minute lease) with a new router eth1's table follows it and main
@@ -198,8 +212,11 @@ def test_networkmanager_applies_the_rendered_policy_and_keeps_it(
         run("ip", "-n", lab.vm, "addr", "flush", "dev", port)
         run("ip", "-n", lab.vm, "link", "set", port, "down")
     nm.start()
-    wait_for(lambda: policy_in_place(lab.vm, rules, tables), 40,
-             "NetworkManager to put the policy in place")
+    wait_for(
+        lambda: policy_in_place(lab.vm, rules, tables),
+        40,
+        "NetworkManager to put the policy in place",
+    )
     active = nm.nmcli("-t", "-f", "NAME", "connection", "show", "--active")
     assert sorted(n for n in active.split() if n != "lo") == ["multihome-eth0", "multihome-eth1"]
     main_before = defaults(lab.vm, "main")
@@ -208,15 +225,22 @@ def test_networkmanager_applies_the_rendered_policy_and_keeps_it(
     run("ip", "-n", lab.vm, "link", "set", "eth1", "down")
     wait_for(lambda: defaults(lab.vm, tables["eth1"]) == [], 15, "eth1's table to empty")
     run("ip", "-n", lab.vm, "link", "set", "eth1", "up")
-    wait_for(lambda: policy_in_place(lab.vm, rules, tables), 40,
-             "the policy after eth1 down/up")
+    wait_for(lambda: policy_in_place(lab.vm, rules, tables), 40, "the policy after eth1 down/up")
 
     acks = (lab.workdir / "dnsmasq.log").read_text().count("DHCPACK(br0) 192.168.0.112")
     lab.router("192.168.0.2")
-    wait_for(lambda: (lab.workdir / "dnsmasq.log").read_text().count(
-        "DHCPACK(br0) 192.168.0.112") > acks, 150, "eth1's DHCP renew")
-    wait_for(lambda: defaults(lab.vm, tables["eth1"]) == [("192.168.0.2", "eth1")], 15,
-             "the renewed lease's router in eth1's table")
+    wait_for(
+        lambda: (
+            (lab.workdir / "dnsmasq.log").read_text().count("DHCPACK(br0) 192.168.0.112") > acks
+        ),
+        150,
+        "eth1's DHCP renew",
+    )
+    wait_for(
+        lambda: defaults(lab.vm, tables["eth1"]) == [("192.168.0.2", "eth1")],
+        15,
+        "the renewed lease's router in eth1's table",
+    )
     # eth0 (primary) may renew too and move main's default to the new router: that is right.
     assert [r for r in ns_routes(lab.vm, "main") if r.get("dev") == "eth1"] == []
     assert band_rules(lab.vm) == rules

@@ -23,16 +23,18 @@ CASES = [(s, b) for s in SCENARIOS for b in REGISTRY]
 
 def as_tree(files: dict[PurePosixPath, FileSpec]) -> dict[str, str]:
     """Files as golden-tree text: symlinks as ``-> target``, the mode in a MODES file."""
-    tree = {str(p).lstrip("/"): (f"-> {s.content}\n" if s.symlink else s.content)
-            for p, s in files.items()}
-    tree["MODES"] = "".join(f"{oct(s.mode)} {str(p).lstrip('/')}\n" for p, s in
-                            sorted(files.items()) if not s.symlink)
+    tree = {
+        str(p).lstrip("/"): (f"-> {s.content}\n" if s.symlink else s.content)
+        for p, s in files.items()
+    }
+    tree["MODES"] = "".join(
+        f"{oct(s.mode)} {str(p).lstrip('/')}\n" for p, s in sorted(files.items()) if not s.symlink
+    )
     return tree
 
 
 def read_tree(base: Path) -> dict[str, str]:
-    return {str(p.relative_to(base)): p.read_text() for p in sorted(base.rglob("*"))
-            if p.is_file()}
+    return {str(p.relative_to(base)): p.read_text() for p in sorted(base.rglob("*")) if p.is_file()}
 
 
 @pytest.mark.parametrize(("scenario", "backend"), CASES)

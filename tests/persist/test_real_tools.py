@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import configparser
 import shlex
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -61,13 +62,19 @@ def sections(text: str) -> list[tuple[str, dict[str, str]]]:
 
 def networkd_rule(keys: dict[str, str]) -> tuple[object, ...]:
     table = keys["Table"]
-    return (int(keys["Priority"]), keys.get("From", "all"), keys.get("To"),
-            keys.get("IncomingInterface"), keys.get("OutgoingInterface"),
-            "main" if table in ("main", "254") else table,
-            int(keys["SuppressPrefixLength"]) if "SuppressPrefixLength" in keys else None)
+    return (
+        int(keys["Priority"]),
+        keys.get("From", "all"),
+        keys.get("To"),
+        keys.get("IncomingInterface"),
+        keys.get("OutgoingInterface"),
+        "main" if table in ("main", "254") else table,
+        int(keys["SuppressPrefixLength"]) if "SuppressPrefixLength" in keys else None,
+    )
 
 
 # -- netplan -----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_netplan_generate_gives_the_policys_rules_and_routes(scenario: str, tmp_path: Path) -> None:
@@ -83,15 +90,22 @@ def test_netplan_generate_gives_the_policys_rules_and_routes(scenario: str, tmp_
     assert "Error" not in proc.stderr
     for port in inp.ports:
         generated = tmp_path / f"run/systemd/network/10-netplan-{port.name}.network"
-        dropin = tmp_path / f"etc/systemd/network/10-netplan-{port.name}.network.d/50-multihome.conf"
+        dropin = (
+            tmp_path / f"etc/systemd/network/10-netplan-{port.name}.network.d" / "50-multihome.conf"
+        )
         assert generated.exists() and dropin.exists(), port.name
         parsed = sections(generated.read_text()) + sections(dropin.read_text())
         rules = sorted(networkd_rule(k) for s, k in parsed if s == "RoutingPolicyRule")
         assert rules == sorted(desired_rule_tuple(r) for r in port.rules)
-        routes = sorted((k.get("Destination", "0.0.0.0/0"), k.get("Gateway"), int(k["Table"]))
-                        for s, k in parsed if s == "Route")
-        assert routes == sorted((str(r.dst), None if r.gateway is None else str(r.gateway),
-                                 r.table) for r in port.static_routes)
+        routes = sorted(
+            (k.get("Destination", "0.0.0.0/0"), k.get("Gateway"), int(k["Table"]))
+            for s, k in parsed
+            if s == "Route"
+        )
+        assert routes == sorted(
+            (str(r.dst), None if r.gateway is None else str(r.gateway), r.table)
+            for r in port.static_routes
+        )
         tables = [k["RouteTable"] for s, k in parsed if "RouteTable" in k]
         assert tables == ([] if port.dhcp_table is None else [str(port.dhcp_table)])
         assert any(s == "Network" and k.get("DHCP") == "ipv4" for s, k in parsed)
@@ -111,8 +125,6 @@ def test_netplan_rejects_a_broken_file_naming_line_and_column(tmp_path: Path) ->
 
 def test_netplan_networkmanager_renderer_is_warned_about() -> None:
     """With renderer NetworkManager, netplan 0.106 drops routing-policy: the renderer says so."""
-    from dataclasses import replace
-
     inp = input_of("howto", "netplan")
     nm = replace(inp, facts=replace(inp.facts, netplan_renderer="NetworkManager"))
     assert any("drops routing-policy" in n for n in REGISTRY["netplan"].notes(nm))
@@ -120,6 +132,7 @@ def test_netplan_networkmanager_renderer_is_warned_about() -> None:
 
 
 # -- NetworkManager ----------------------------------------------------------------------------
+
 
 def keyfile_items(text: str) -> set[tuple[str, str, str]]:
     parser = configparser.ConfigParser(interpolation=None, strict=True)
@@ -129,8 +142,9 @@ def keyfile_items(text: str) -> set[tuple[str, str, str]]:
 
 
 def nm_round_trip(text: str) -> str:
-    return run("nmcli", "--offline", "connection", "modify", "connection.autoconnect", "yes",
-               input=text).stdout
+    return run(
+        "nmcli", "--offline", "connection", "modify", "connection.autoconnect", "yes", input=text
+    ).stdout
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
@@ -159,6 +173,7 @@ def test_round_trip_catches_a_value_nm_drops() -> None:
 
 # -- systemd and udev --------------------------------------------------------------------------
 
+
 def test_unit_passes_systemd_analyze_verify_without_a_word(tmp_path: Path) -> None:
     """systemd-analyze verify accepts an instance of multihome@.service with no output at all
     (typos only warn, so any stderr counts as a failure)."""
@@ -181,20 +196,35 @@ def test_verify_is_a_real_check(tmp_path: Path) -> None:
 
 
 @pytest.mark.netns
-def test_udev_rule_wants_an_instance_for_a_port_only(namespaces: Namespaces,
-                                                     tmp_path: Path) -> None:
+def test_udev_rule_wants_an_instance_for_a_port_only(
+    namespaces: Namespaces, tmp_path: Path
+) -> None:
     """udevadm test: a new port eth1 pulls in multihome@eth1.service; a veth does not."""
     need("udevadm")
     ns = namespaces.add("udev")
-    run("ip", "-n", ns, "link", "add", "eth1", "address", MACS["eth1"], "type", "veth", "peer",
-        "vethx")
+    run(
+        "ip",
+        "-n",
+        ns,
+        "link",
+        "add",
+        "eth1",
+        "address",
+        MACS["eth1"],
+        "type",
+        "veth",
+        "peer",
+        "vethx",
+    )
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "90-multihome.rules").write_text(systemd_renderer.udev_rule())
 
     def wants(dev: str) -> list[str]:
-        script = (f"mount --bind {shlex.quote(str(rules))} /etc/udev/rules.d && "
-                  f"udevadm test --action=add /sys/class/net/{dev} 2>&1")
+        script = (
+            f"mount --bind {shlex.quote(str(rules))} /etc/udev/rules.d && "
+            f"udevadm test --action=add /sys/class/net/{dev} 2>&1"
+        )
         out = run("ip", "netns", "exec", ns, "unshare", "-m", "sh", "-c", script).stdout
         return [line for line in out.splitlines() if line.startswith("SYSTEMD_WANTS=")]
 
@@ -203,6 +233,7 @@ def test_udev_rule_wants_an_instance_for_a_port_only(namespaces: Namespaces,
 
 
 # -- ifcfg ---------------------------------------------------------------------------------------
+
 
 def ifcfg_values(text: str) -> dict[str, str]:
     values = {}
@@ -215,8 +246,9 @@ def ifcfg_values(text: str) -> dict[str, str]:
 
 @pytest.mark.netns
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-def test_ifcfg_lines_replayed_by_iproute2_give_the_policy(scenario: str,
-                                                          namespaces: Namespaces) -> None:
+def test_ifcfg_lines_replayed_by_iproute2_give_the_policy(
+    scenario: str, namespaces: Namespaces
+) -> None:
     """network-scripts replay route- lines as `ip route add` and rules as `ip rule add`: in a
     namespace with the scenario's ports, that yields exactly the policy's rules and routes."""
     need("ip")
@@ -224,8 +256,20 @@ def test_ifcfg_lines_replayed_by_iproute2_give_the_policy(scenario: str,
     files = REGISTRY["ifcfg"].render(inp)
     ns = namespaces.add("ifcfg")
     for port in inp.ports:
-        run("ip", "-n", ns, "link", "add", port.name, "address", MACS[port.name], "type",
-            "veth", "peer", f"peer-{port.name}")
+        run(
+            "ip",
+            "-n",
+            ns,
+            "link",
+            "add",
+            port.name,
+            "address",
+            MACS[port.name],
+            "type",
+            "veth",
+            "peer",
+            f"peer-{port.name}",
+        )
         for dev in (port.name, f"peer-{port.name}"):
             run("ip", "-n", ns, "link", "set", dev, "up")
         for addr in port.addresses:
@@ -247,6 +291,11 @@ def test_ifcfg_lines_replayed_by_iproute2_give_the_policy(scenario: str,
     assert got == sorted(desired_rule_tuple(r) for r in inp.desired.rules)
     for port in inp.ports:
         table = {(r["dst"], r.get("gateway")) for r in ns_routes(ns, port.table.id)}
-        wanted = {("default" if r.is_default else net_text(r.dst),
-                   None if r.gateway is None else str(r.gateway)) for r in port.static_routes}
+        wanted = {
+            (
+                "default" if r.is_default else net_text(r.dst),
+                None if r.gateway is None else str(r.gateway),
+            )
+            for r in port.static_routes
+        }
         assert table == wanted, port.name
