@@ -1,0 +1,123 @@
+"""``multihome persist`` and ``multihome unpersist``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from multihome.errors import InputError
+from multihome.persist.core import BACKENDS
+
+PERSIST_EPILOG = """\b
+Examples:
+  sudo multihome persist                       detect the backend, say why, write the files
+  multihome persist --dry-run                  the files as a diff; nothing is written
+  sudo multihome persist --backend netplan     Ubuntu: 90-multihome.yaml + networkd drop-ins
+  sudo multihome persist --backend networkmanager   RHEL 9 / Fedora: keyfiles
+  sudo multihome persist --backend systemd     multihome@.service + a udev rule, anywhere
+  multihome persist --root /mnt/image --backend networkd   write into an image
+"""
+
+UNPERSIST_EPILOG = """\b
+Examples:
+  sudo multihome unpersist             remove every file persist wrote (and nothing else)
+  multihome unpersist --dry-run        list them
+"""
+
+
+def _root(ctx: click.Context, root: Path | None) -> Path:
+    if root is not None:
+        return root
+    obj = ctx.find_root().obj
+    return Path(getattr(obj, "root", Path("/")))
+
+
+@click.command(epilog=PERSIST_EPILOG)
+@click.option(
+    "--backend",
+    default="auto",
+    show_default=True,
+    metavar="NAME",
+    help=f"auto, or one of: {', '.join(BACKENDS)}.",
+)
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write under this directory instead of / (an image, a test).",
+)
+@click.option("--dry-run", is_flag=True, help="Show the files as a diff; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
+@click.pass_context
+def persist(
+    ctx: click.Context, backend: str, root: Path | None, dry_run: bool, as_json: bool
+) -> None:
+    """Make the policy permanent in the system's own network configuration.
+
+    Renders the same tables, routes and rules `multihome apply` makes into the backend the
+    system uses (auto: netplan on Ubuntu, NetworkManager on RHEL/Fedora, networkd, or the
+    systemd unit) so that the DHCP client itself keeps each port's routes in the port's
+    table, across renews, link flaps and reboots. Only multihome's own files are written.
+    """
+    # Lazy imports (noqa): pyroute2 only when the command runs.
+    from multihome.backend.netlink import NetlinkBackend
+    from multihome.engine import snapshot
+    from multihome.persist.core import persist as run_persist
+
+    target = _root(ctx, root)
+    if backend != "auto" and backend not in BACKENDS:
+        raise InputError(
+            f"--backend {backend}: unknown backend; choose auto or one of {', '.join(BACKENDS)}"
+        )
+    obj: Any = ctx.find_root().obj
+    config = obj.config()
+    kernel = NetlinkBackend()
+    try:
+        snap = snapshot(kernel, config)
+    finally:
+        kernel.close()
+    result = run_persist(target, snap.state, snap.desired, backend, dry_run=dry_run)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
+        return
+    click.echo(f"backend: {result.choice.renderer.name} ({result.choice.reason})")
+    for note in result.notes:
+        click.echo(f"warning: {note}", err=True)
+    for change in result.changes:
+        if dry_run:
+            click.echo(change.diff(), nl=False)
+        elif change.action != "keep":
+            click.echo(f"{'wrote' if change.action == 'write' else 'removed'} {change.path}")
+    if not result.changed:
+        click.echo("no changes: the files already say this")
+    elif dry_run:
+        click.echo(f"{sum(c.action != 'keep' for c in result.changes)} file(s) would change")
+    else:
+        click.echo(f"effective at the next boot; to apply now: {result.choice.renderer.activate}")
+
+
+@click.command(epilog=UNPERSIST_EPILOG)
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Remove under this directory instead of /.",
+)
+@click.option("--dry-run", is_flag=True, help="List the files; remove nothing.")
+@click.pass_context
+def unpersist(ctx: click.Context, root: Path | None, dry_run: bool) -> None:
+    """Remove every file `multihome persist` wrote, and nothing else.
+
+    The distribution's own configuration (never edited by persist) takes over again at the
+    next boot or network reload. The kernel state is left alone: see `multihome reset`.
+    """
+    from multihome.persist.core import unpersist as run_unpersist
+
+    changes = run_unpersist(_root(ctx, root), dry_run=dry_run)
+    for change in changes:
+        click.echo(f"{'would remove' if dry_run else 'removed'} {change.path}")
+    if not changes:
+        click.echo("nothing to remove: no files of multihome persist found")

@@ -1,0 +1,223 @@
+"""What every renderer shares: its input (:class:`RenderInput`), its output (:class:`FileSpec`)
+and the per-port view of the desired state (:class:`Port`).
+
+A renderer is a pure function ``RenderInput -> {path: FileSpec}``. The input is built from the
+policy's :class:`~multihome.policy.DesiredState` (the same tables, routes and rules that
+``multihome apply`` makes) plus :class:`HostFacts`, the few facts about the target system's
+existing configuration that decide *where* multihome's own files go (which networkd
+``.network`` file an interface already has, which netplan id defines it, ...). Facts are read
+by :mod:`multihome.persist`; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from types import MappingProxyType
+
+from multihome.files import HEADER
+from multihome.model import (
+    PROTO_DHCP,
+    PROTO_KERNEL,
+    TABLE_MAIN,
+    Address,
+    HostState,
+    IPAddress,
+    IPNetwork,
+    Route,
+    Rule,
+    Table,
+)
+from multihome.names import RT_PROTOS_FILE, RT_TABLES_FILE, render_rt_protos, render_rt_tables
+from multihome.policy import DesiredState
+
+#: The first line of every file multihome writes (persist and unpersist recognise it).
+MARKER = HEADER
+#: Route protocols whose routes a DHCP client (or the kernel, for the prefix route) makes:
+#: with a per-interface DHCP route table they land in the port's table by themselves.
+DYNAMIC_PROTOS = frozenset({PROTO_DHCP, PROTO_KERNEL, 9})  # 9: ra
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One file multihome owns on the target system."""
+
+    content: str
+    """Text, or the link target when ``symlink`` is set."""
+    mode: int = 0o644
+    symlink: bool = False
+
+
+Rendered = dict[PurePosixPath, FileSpec]
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What the target system's existing configuration says (read by persist, under --root).
+
+    Every mapping is keyed by interface name; a missing key means "nothing found".
+    """
+
+    networkd_files: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """Basename of the ``.network`` file networkd uses for the interface (``10-eth1.network``)."""
+    netplan_ids: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """The netplan definition id that configures the interface (``eth1``)."""
+    netplan_renderer: str = "networkd"
+    """``networkd`` or ``NetworkManager``: what netplan renders to on this system."""
+    has_networkd: bool = False
+    """networkd runs on the target (the systemd backend then protects its rules from it)."""
+    program: str = "/usr/local/bin/multihome"
+    """The multihome executable the systemd unit runs."""
+
+
+@dataclass(frozen=True)
+class Port:
+    """One managed interface with a table: everything a renderer needs about it."""
+
+    name: str
+    mac: str | None
+    role: str
+    """``primary`` or ``secondary`` (see :class:`~multihome.policy.ManagedInterface`)."""
+    table: Table
+    metric: int | None
+    gateway: IPAddress | None
+    addresses: tuple[Address, ...]
+    dhcp: bool
+    """The interface's configuration comes from DHCP (its routes carry proto dhcp)."""
+    routes: tuple[Route, ...]
+    """Every desired route of the port's table (what ``apply`` puts there)."""
+    static_routes: tuple[Route, ...]
+    """The routes of the table a DHCP client does not make by itself (all of them for the
+    primary, whose DHCP routes stay in main, and for statically configured ports)."""
+    rules: tuple[Rule, ...]
+    """The desired rules that look up the port's table, plus the shared main-suppress rule."""
+
+    @property
+    def dhcp_table(self) -> int | None:
+        """The table the DHCP client should write into (None: leave it in main)."""
+        return self.table.id if self.dhcp and self.role != "primary" else None
+
+
+@dataclass(frozen=True)
+class RenderInput:
+    """The input of every renderer."""
+
+    desired: DesiredState
+    ports: tuple[Port, ...]
+    facts: HostFacts = field(default_factory=HostFacts)
+
+    @property
+    def table_names(self) -> dict[int, str]:
+        return self.desired.table_names
+
+
+def build_input(
+    state: HostState, desired: DesiredState, facts: HostFacts | None = None
+) -> RenderInput:
+    """The per-port view of ``desired`` (pure; ``state`` only tells where routes came from)."""
+    facts = facts or HostFacts()
+    shared = tuple(sorted((r for r in desired.rules if r.table == TABLE_MAIN), key=_rule_order))
+    ports = []
+    for iface in desired.interfaces:
+        if iface.table is None:
+            continue
+        link = state.link(iface.name)
+        main = [r for r in state.routes if r.table == TABLE_MAIN and r.ifname == iface.name]
+        dhcp = any(r.proto == PROTO_DHCP for r in main) or any(
+            r.proto == PROTO_DHCP and r.ifname == iface.name for r in desired.main_removals
+        )
+        routes = tuple(
+            sorted((r for r in desired.routes if r.table == iface.table.id), key=_route_order)
+        )
+        if dhcp and iface.role != "primary":
+            origin = {(r.dst, r.gateway): r.proto for r in main}
+            static = tuple(
+                r
+                for r in routes
+                if not r.is_default and origin.get((r.dst, r.gateway)) not in DYNAMIC_PROTOS
+            )
+        else:
+            static = routes
+        own = tuple(
+            sorted((r for r in desired.rules if r.table == iface.table.id), key=_rule_order)
+        )
+        ports.append(
+            Port(
+                name=iface.name,
+                mac=None if link is None else link.mac,
+                role=iface.role,
+                table=iface.table,
+                metric=iface.metric,
+                gateway=iface.gateway,
+                addresses=iface.addresses,
+                dhcp=dhcp,
+                routes=routes,
+                static_routes=static,
+                rules=tuple(sorted(own + shared, key=_rule_order)),
+            )
+        )
+    return RenderInput(
+        desired=desired, ports=tuple(sorted(ports, key=lambda p: p.name)), facts=facts
+    )
+
+
+def _rule_order(rule: Rule) -> tuple[object, ...]:
+    return (
+        rule.priority,
+        str(rule.src),
+        str(rule.dst),
+        rule.iifname or "",
+        rule.oifname or "",
+        rule.table,
+    )
+
+
+def _route_order(route: Route) -> tuple[object, ...]:
+    return (
+        route.dst.prefixlen != 0,
+        int(route.dst.network_address),
+        route.dst.prefixlen,
+        route.metric,
+        str(route.gateway),
+    )
+
+
+def name_files(inp: RenderInput) -> Rendered:
+    """rt_tables.d and rt_protos.d entries: table and protocol names for iproute2."""
+    return {
+        PurePosixPath(str(RT_TABLES_FILE)): FileSpec(render_rt_tables(inp.desired.tables)),
+        PurePosixPath(str(RT_PROTOS_FILE)): FileSpec(render_rt_protos()),
+    }
+
+
+def header(comment: str = "#") -> str:
+    """The "managed by multihome" marker in a file's own comment syntax."""
+    return MARKER if comment == "#" else MARKER.replace("#", comment, 1)
+
+
+def net_text(net: IPNetwork) -> str:
+    """A network as iproute2 prints it: a host route without its ``/32``."""
+    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
+
+
+def rule_selector_text(rule: Rule) -> str:
+    """A rule in iproute2/NetworkManager syntax without ``lookup`` (shared by NM and ifcfg)."""
+    parts = [f"priority {rule.priority}"]
+    parts.append(
+        f"from {net_text(rule.src)}"
+        if rule.src is not None
+        else ("from 0.0.0.0/0" if rule.family == 4 else "from ::/0")
+    )
+    if rule.dst is not None:
+        parts.append(f"to {net_text(rule.dst)}")
+    if rule.iifname:
+        parts.append(f"iif {rule.iifname}")
+    if rule.oifname:
+        parts.append(f"oif {rule.oifname}")
+    if rule.fwmark is not None:
+        parts.append(f"fwmark {rule.fwmark:#x}" + (f"/{rule.fwmask:#x}" if rule.fwmask else ""))
+    if rule.suppress_prefixlength is not None:
+        parts.append(f"suppress_prefixlength {rule.suppress_prefixlength}")
+    parts.append(f"table {rule.table}")
+    return " ".join(parts)

@@ -1,0 +1,100 @@
+"""RHEL 7/8 ifcfg files for NetworkManager's ifcfg-rh plugin: ``ifcfg-multihome-<if>`` and
+``route-multihome-<if>`` in ``/etc/sysconfig/network-scripts``.
+
+* the rules are ``ROUTING_RULE_N=`` lines inside multihome's ifcfg file: ifcfg-rh ignores
+  BOTH ``rule-ethX`` and ``route-ethX`` as soon as a ``rule-ethX`` file exists, so multihome
+  never writes one;
+* the routes DHCP does not make are ip-style lines (``DEST via GW dev IF ... table N``) in the
+  ``route-`` file that belongs to multihome's ifcfg file (same suffix);
+* ``IPV4_ROUTE_TABLE=`` makes a secondary port's DHCP routes land in its table.
+
+The profile is multihome's own (its own NAME and a stable UUID) and outranks the
+distribution's ``ifcfg-ethX`` through ``AUTOCONNECT_PRIORITY``; the user's files are never edited.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from multihome.model import SCOPE_HOST, SCOPE_LINK, Route
+from multihome.render.base import (
+    FileSpec,
+    Port,
+    Rendered,
+    RenderInput,
+    header,
+    name_files,
+    rule_selector_text,
+)
+from multihome.render.networkmanager import AUTOCONNECT_PRIORITY, connection_uuid
+
+NAME = "ifcfg"
+SCRIPTS_DIR = PurePosixPath("/etc/sysconfig/network-scripts")
+
+
+def render(inp: RenderInput) -> Rendered:
+    """An ifcfg file (and a route file when needed) per port, and the iproute2 names."""
+    files = name_files(inp)
+    for port in inp.ports:
+        files[SCRIPTS_DIR / f"ifcfg-multihome-{port.name}"] = FileSpec(ifcfg(port))
+        routes = route_lines(port)
+        if routes:
+            files[SCRIPTS_DIR / f"route-multihome-{port.name}"] = FileSpec(
+                header() + "".join(f"{line}\n" for line in routes)
+            )
+    return files
+
+
+def ifcfg(port: Port) -> str:
+    lines = [
+        f"# {port.name}: {port.role} port, table {port.table.id} ({port.table.name})",
+        f"NAME=multihome-{port.name}",
+        f"UUID={connection_uuid(port.name)}",
+        f"DEVICE={port.name}",
+        "TYPE=Ethernet",
+        "ONBOOT=yes",
+        f"AUTOCONNECT_PRIORITY={AUTOCONNECT_PRIORITY}",
+    ]
+    if port.mac:
+        lines.append(f"HWADDR={port.mac.upper()}")
+    if port.dhcp:
+        lines.append("BOOTPROTO=dhcp")
+    else:
+        lines.append("BOOTPROTO=none")
+        for n, addr in enumerate(port.addresses):
+            lines += [f"IPADDR{n}={addr.ip}", f"PREFIX{n}={addr.interface.network.prefixlen}"]
+        if port.role == "primary" and port.gateway is not None:
+            lines.append(f"GATEWAY={port.gateway}")
+        else:
+            lines.append("DEFROUTE=no")
+    if port.metric is not None:
+        lines.append(f"IPV4_ROUTE_METRIC={port.metric}")
+    if port.dhcp_table is not None:
+        lines.append(f"IPV4_ROUTE_TABLE={port.dhcp_table}")
+    for n, rule in enumerate(port.rules, 1):
+        key = "ROUTING_RULE" if rule.family == 4 else "ROUTING_RULE6"
+        lines.append(f'{key}_{n}="{rule_selector_text(rule)}"')
+    return header() + "\n".join(lines) + "\n"
+
+
+def route_lines(port: Port) -> list[str]:
+    """``ip route add`` arguments, one route per line (what network-scripts replays)."""
+    return [route_text(r) for r in port.static_routes]
+
+
+def route_text(route: Route) -> str:
+    parts = ["default" if route.is_default else str(route.dst)]
+    if route.gateway is not None:
+        parts += ["via", str(route.gateway)]
+    if route.ifname:
+        parts += ["dev", route.ifname]
+    if route.scope == SCOPE_LINK:
+        parts += ["scope", "link"]
+    elif route.scope == SCOPE_HOST:
+        parts += ["scope", "host"]
+    if route.prefsrc is not None:
+        parts += ["src", str(route.prefsrc)]
+    if route.metric:
+        parts += ["metric", str(route.metric)]
+    parts += ["table", str(route.table)]
+    return " ".join(parts)

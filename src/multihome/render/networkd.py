@@ -1,0 +1,137 @@
+"""systemd-networkd: a drop-in per interface (``<its .network>.d/50-multihome.conf``).
+
+* ``[DHCPv4] RouteTable=`` puts a secondary port's DHCP routes (default, option 121, prefix
+  route) into the port's table, at every lease and renew, so main never sees them;
+* ``[Route] Table=`` for the routes DHCP does not make (all of the primary's copies; the
+  primary's default follows the DHCP router through ``Gateway=_dhcp4``), marked with
+  multihome's protocol number;
+* ``[RoutingPolicyRule]`` for every rule of the policy (from, to, iif, oif, suppress).
+
+Rules and routes living in networkd's own configuration are immune to networkd's
+``ManageForeignRoutingPolicyRules=``/``ManageForeignRoutes=`` clean-up. When an interface has no
+``.network`` file yet, a complete one (``50-multihome-<if>.network``) is written instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from multihome.model import (
+    PROTO_MULTIHOME,
+    SCOPE_HOST,
+    SCOPE_LINK,
+    TABLE_MAIN,
+    Route,
+    Rule,
+)
+from multihome.render.base import (
+    FileSpec,
+    Port,
+    Rendered,
+    RenderInput,
+    header,
+    name_files,
+    net_text,
+)
+
+NAME = "networkd"
+NETWORK_DIR = PurePosixPath("/etc/systemd/network")
+DROPIN_NAME = "50-multihome.conf"
+
+
+def dropin_path(network_file: str) -> PurePosixPath:
+    """The drop-in for the ``.network`` file ``network_file`` (a basename)."""
+    return NETWORK_DIR / f"{network_file}.d" / DROPIN_NAME
+
+
+def render(inp: RenderInput) -> Rendered:
+    """networkd drop-ins (or whole files) for every port, and the iproute2 names."""
+    files = name_files(inp)
+    for port in inp.ports:
+        existing = inp.facts.networkd_files.get(port.name)
+        if existing:
+            body = "\n".join(port_sections(port, dhcp_gateway=True))
+            files[dropin_path(existing)] = FileSpec(_top(port) + body)
+        else:
+            body = "\n".join([*_standalone(port), *port_sections(port, dhcp_gateway=True)])
+            files[NETWORK_DIR / f"50-multihome-{port.name}.network"] = FileSpec(_top(port) + body)
+    return files
+
+
+def _top(port: Port) -> str:
+    return (
+        f"{header()}# {port.name}: {port.role} port, table {port.table.id} ({port.table.name})\n\n"
+    )
+
+
+def _standalone(port: Port) -> list[str]:
+    match = f"MACAddress={port.mac}" if port.mac else f"Name={port.name}"
+    lines = ["[Match]", match, "", "[Network]"]
+    if port.dhcp:
+        lines.append("DHCP=ipv4")
+    else:
+        lines += [f"Address={a.interface}" for a in port.addresses]
+        if port.role == "primary" and port.gateway is not None:
+            lines.append(f"Gateway={port.gateway}")
+    return [*lines, ""]
+
+
+def port_sections(
+    port: Port, *, dhcp_gateway: bool, routes: bool = True, rules: tuple[Rule, ...] | None = None
+) -> list[str]:
+    """The sections for ``port``: DHCP table and metric, routes, rules (each optional)."""
+    lines: list[str] = []
+    if port.dhcp and (port.dhcp_table is not None or port.metric is not None):
+        lines.append("[DHCPv4]")
+        if port.dhcp_table is not None:
+            lines.append(f"RouteTable={port.dhcp_table}")
+        if port.metric is not None:
+            lines.append(f"RouteMetric={port.metric}")
+        lines.append("")
+    if routes:
+        for route in port.static_routes:
+            lines += route_section(route, use_dhcp_gateway=dhcp_gateway and port.dhcp)
+    for rule in port.rules if rules is None else rules:
+        lines += rule_section(rule)
+    return lines
+
+
+def route_section(route: Route, *, use_dhcp_gateway: bool) -> list[str]:
+    """A ``[Route]`` section; a DHCP port's default follows its lease (``_dhcp4``)."""
+    lines = ["[Route]"]
+    if not route.is_default:
+        lines.append(f"Destination={route.dst}")
+    if route.gateway is not None:
+        dynamic = use_dhcp_gateway and route.is_default and route.family == 4
+        lines.append(f"Gateway={'_dhcp4' if dynamic else route.gateway}")
+    if route.prefsrc is not None:
+        lines.append(f"PreferredSource={route.prefsrc}")
+    if route.scope == SCOPE_LINK:
+        lines.append("Scope=link")
+    elif route.scope == SCOPE_HOST:
+        lines.append("Scope=host")
+    if route.metric:
+        lines.append(f"Metric={route.metric}")
+    lines += [f"Table={route.table}", f"Protocol={PROTO_MULTIHOME}", ""]
+    return lines
+
+
+def rule_section(rule: Rule) -> list[str]:
+    """A ``[RoutingPolicyRule]`` section with exactly the rule's selectors."""
+    lines = ["[RoutingPolicyRule]", f"Priority={rule.priority}"]
+    if rule.src is not None:
+        lines.append(f"From={net_text(rule.src)}")
+    if rule.dst is not None:
+        lines.append(f"To={net_text(rule.dst)}")
+    if rule.iifname:
+        lines.append(f"IncomingInterface={rule.iifname}")
+    if rule.oifname:
+        lines.append(f"OutgoingInterface={rule.oifname}")
+    if rule.fwmark is not None:
+        lines.append(f"FirewallMark={rule.fwmark}" + (f"/{rule.fwmask}" if rule.fwmask else ""))
+    if rule.suppress_prefixlength is not None:
+        lines.append(f"SuppressPrefixLength={rule.suppress_prefixlength}")
+    if rule.family == 6:
+        lines.append("Family=ipv6")
+    lines += [f"Table={'main' if rule.table == TABLE_MAIN else rule.table}", ""]
+    return lines

@@ -1,0 +1,107 @@
+"""NetworkManager keyfiles: one connection profile per port, ``multihome-<if>.nmconnection``.
+
+The profile is multihome's own file (mode 0600, a stable uuid5); it binds to the interface
+and outranks the distribution's profile through ``autoconnect-priority``, so the user's
+profile is never edited and comes back as soon as multihome's is removed (``unpersist``).
+
+* ``ipv4.route-table`` makes a secondary port's DHCP routes (default, option 121 and the
+  prefix route) land in the port's table at every lease and renew;
+* ``ipv4.routes`` with ``table=`` carries the routes DHCP does not make (the primary's copies,
+  without ``src=``: NetworkManager adds them before the lease's address exists);
+* ``ipv4.routing-rules`` carries every rule of the policy, in NetworkManager's normal form.
+
+NetworkManager silently drops invalid values from keyfiles: the tests round-trip every
+rendered profile through ``nmcli --offline`` and compare the keys.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import PurePosixPath
+
+from multihome.model import SCOPE_UNIVERSE, Route
+from multihome.render.base import (
+    FileSpec,
+    Port,
+    Rendered,
+    RenderInput,
+    header,
+    name_files,
+    rule_selector_text,
+)
+
+NAME = "networkmanager"
+CONNECTION_DIR = PurePosixPath("/etc/NetworkManager/system-connections")
+#: Above the default (0) of the profiles cloud-init and the installer create.
+AUTOCONNECT_PRIORITY = 50
+_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "multihome.invalid")
+
+
+def connection_uuid(ifname: str) -> str:
+    """A stable uuid for the profile of ``ifname`` (the same on every run and host)."""
+    return str(uuid.uuid5(_NAMESPACE, f"networkmanager/{ifname}"))
+
+
+def connection_path(ifname: str) -> PurePosixPath:
+    return CONNECTION_DIR / f"multihome-{ifname}.nmconnection"
+
+
+def render(inp: RenderInput) -> Rendered:
+    """A keyfile per port, and the iproute2 names."""
+    files = name_files(inp)
+    for port in inp.ports:
+        files[connection_path(port.name)] = FileSpec(keyfile(port), mode=0o600)
+    return files
+
+
+def keyfile(port: Port) -> str:
+    """The keyfile text for ``port``."""
+    lines = [
+        header().rstrip("\n"),
+        f"# {port.name}: {port.role} port, table {port.table.id} ({port.table.name})",
+        "[connection]",
+        f"id=multihome-{port.name}",
+        f"uuid={connection_uuid(port.name)}",
+        "type=ethernet",
+        f"interface-name={port.name}",
+        f"autoconnect-priority={AUTOCONNECT_PRIORITY}",
+        "",
+    ]
+    if port.mac:
+        lines += ["[ethernet]", f"mac-address={port.mac.upper()}", ""]
+    lines.append("[ipv4]")
+    if port.dhcp:
+        lines.append("method=auto")
+    else:
+        lines.append("method=manual")
+        for n, addr in enumerate(port.addresses, 1):
+            lines.append(f"address{n}={addr.interface}")
+        if port.role != "primary":
+            lines.append("never-default=true")
+        elif port.gateway is not None:
+            lines.append(f"gateway={port.gateway}")
+    if port.metric is not None:
+        lines.append(f"route-metric={port.metric}")
+    if port.dhcp_table is not None:
+        lines.append(f"route-table={port.dhcp_table}")
+    for n, route in enumerate(port.static_routes, 1):
+        lines += _route(n, route)
+    for n, rule in enumerate(port.rules, 1):
+        lines.append(f"routing-rule{n}={rule_selector_text(rule)}")
+    return "\n".join(lines) + "\n"
+
+
+def _route(n: int, route: Route) -> list[str]:
+    hop = (
+        str(route.gateway)
+        if route.gateway is not None
+        else ("0.0.0.0" if route.family == 4 else "::")
+    )
+    text = f"route{n}={route.dst},{hop}" + (f",{route.metric}" if route.metric else "")
+    # No src=: NetworkManager adds static routes before the DHCP address is there, and the
+    # kernel refuses a preferred source that is not local yet (EINVAL), for good. The port's
+    # rules select the table; the kernel picks the port's address as source.
+    options = [f"table={route.table}"]
+    if route.scope != SCOPE_UNIVERSE:
+        options.append(f"scope={route.scope}")
+    return [text, f"route{n}_options={','.join(sorted(options))}"]

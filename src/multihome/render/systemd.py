@@ -1,0 +1,85 @@
+"""systemd: a template unit ``multihome@.service`` (the how-to's ``pbr@eth0`` done right) and a
+udev rule so that a hot-plugged port gets its own instance.
+
+Each instance waits (bounded) until its interface has a default route from DHCP or static
+configuration, then runs the idempotent ``multihome apply --interface IF``: the very same
+tables, routes and rules as a manual ``multihome apply``, marked with multihome's protocol
+number. Instances of the current ports are enabled through ``multi-user.target.wants``
+symlinks; the udev rule adds ``SYSTEMD_WANTS`` for ports that appear later.
+
+On a networkd system a ``networkd.conf.d`` drop-in turns ``ManageForeignRoutingPolicyRules=``
+and ``ManageForeignRoutes=`` off: otherwise networkd deletes the rules and routes multihome
+made whenever it reconfigures a link (``netplan apply``, a carrier change).
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from multihome.policy import IGNORED_PREFIXES
+from multihome.render.base import FileSpec, Rendered, RenderInput, header, name_files
+
+NAME = "systemd"
+UNIT_DIR = PurePosixPath("/etc/systemd/system")
+UNIT_PATH = UNIT_DIR / "multihome@.service"
+WANTS_DIR = UNIT_DIR / "multi-user.target.wants"
+UDEV_RULE_PATH = PurePosixPath("/etc/udev/rules.d/90-multihome.rules")
+NETWORKD_CONF_PATH = PurePosixPath("/etc/systemd/networkd.conf.d/50-multihome.conf")
+#: How long an instance waits for its interface's default route (seconds).
+WAIT_SECONDS = 30
+
+
+def render(inp: RenderInput) -> Rendered:
+    """The template unit, one enabled instance per port, the udev rule, the names."""
+    files = name_files(inp)
+    files[UNIT_PATH] = FileSpec(unit(inp.facts.program))
+    for port in inp.ports:
+        files[WANTS_DIR / f"multihome@{port.name}.service"] = FileSpec(
+            "../multihome@.service", symlink=True
+        )
+    files[UDEV_RULE_PATH] = FileSpec(udev_rule())
+    if inp.facts.has_networkd:
+        files[NETWORKD_CONF_PATH] = FileSpec(networkd_conf())
+    return files
+
+
+def unit(program: str) -> str:
+    """The template unit; ``%I`` is the interface name."""
+    wait = (
+        f'i=0; while [ $$i -lt {WAIT_SECONDS * 2} ] && [ -z "$$(ip -4 route show '
+        'table main default dev "$$1" 2>/dev/null)" ]; do i=$$((i+1)); sleep 0.5; done'
+    )
+    return f"""{header()}# One instance per port: systemctl enable --now multihome@eth1.service
+[Unit]
+Description=multihome policy routing for %I
+Wants=network-online.target
+After=network-online.target
+StartLimitIntervalSec=0
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+TimeoutStartSec={WAIT_SECONDS + 60}
+ExecStartPre=/bin/sh -c '{wait}' sh %I
+ExecStart={program} apply --quiet --interface %I
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def udev_rule() -> str:
+    """Start ``multihome@IF.service`` for every network port that appears (not plumbing)."""
+    skip = "|".join(["lo", *(f"{p}*" for p in IGNORED_PREFIXES)])
+    return (
+        f"{header()}"
+        f'SUBSYSTEM=="net", ACTION=="add", KERNEL!="{skip}", ATTR{{type}}=="1", '
+        'TAG+="systemd", ENV{SYSTEMD_WANTS}+="multihome@$name.service"\n'
+    )
+
+
+def networkd_conf() -> str:
+    return (
+        f"{header()}# networkd must not delete the rules and routes multihome@.service "
+        "makes\n[Network]\nManageForeignRoutingPolicyRules=no\nManageForeignRoutes=no\n"
+    )

@@ -1,0 +1,114 @@
+"""Host states of the golden scenarios: the how-to's 2-port VM and a 3-port VM."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from multihome.config import Config
+from multihome.model import (
+    PROTO_DHCP,
+    PROTO_KERNEL,
+    SCOPE_LINK,
+    TABLE_MAIN,
+    Address,
+    HostState,
+    Link,
+    Route,
+)
+from multihome.policy import DesiredState, compute_policy
+from multihome.render import HostFacts, RenderInput, build_input
+
+MACS = {"eth0": "fa:16:3e:00:00:01", "eth1": "fa:16:3e:00:00:02", "eth2": "fa:16:3e:00:00:03"}
+
+
+@dataclass(frozen=True)
+class Port:
+    name: str
+    address: str
+    gateway: str
+    metric: int
+    metadata: str | None = "192.168.0.100"
+
+
+def dhcp_host(ports: list[Port]) -> HostState:
+    """A VM whose ports got address, default and option-121 routes from DHCP (as the how-to)."""
+    links = [Link("lo", 1, None, up=True, loopback=True)]
+    addresses, routes = [], []
+    for index, port in enumerate(ports, 2):
+        links.append(Link(port.name, index, MACS[port.name], up=True))
+        iface = ipaddress.ip_interface(port.address)
+        addresses.append(Address(port.name, iface))
+        src = iface.ip
+        gw = ipaddress.ip_address(port.gateway)
+        routes += [
+            Route(
+                TABLE_MAIN,
+                ipaddress.ip_network("0.0.0.0/0"),
+                port.name,
+                gw,
+                port.metric,
+                PROTO_DHCP,
+                prefsrc=src,
+            ),
+            Route(
+                TABLE_MAIN,
+                iface.network,
+                port.name,
+                None,
+                port.metric,
+                PROTO_KERNEL,
+                SCOPE_LINK,
+                prefsrc=src,
+            ),
+        ]
+        if port.metadata:
+            routes.append(
+                Route(
+                    TABLE_MAIN,
+                    ipaddress.ip_network("169.254.169.254/32"),
+                    port.name,
+                    ipaddress.ip_address(port.metadata),
+                    port.metric,
+                    PROTO_DHCP,
+                    prefsrc=src,
+                )
+            )
+    return HostState.build(links, addresses, routes)
+
+
+HOWTO = [
+    Port("eth0", "192.168.0.107/24", "192.168.0.1", 100),
+    Port("eth1", "192.168.0.112/24", "192.168.0.1", 101),
+]
+THREE = [*HOWTO, Port("eth2", "10.20.0.30/24", "10.20.0.1", 102, metadata=None)]
+
+SCENARIOS = {"howto": HOWTO, "three": THREE}
+
+
+def state_of(name: str) -> HostState:
+    return dhcp_host(SCENARIOS[name])
+
+
+def desired_of(name: str) -> DesiredState:
+    return compute_policy(state_of(name), Config())
+
+
+def facts_of(name: str, backend: str) -> HostFacts:
+    """What persist would find on a typical system of that backend.
+
+    In the 3-port scenario eth2 was hot-plugged: it has no configuration of its own yet.
+    """
+    known = ["eth0", "eth1"]
+    if backend == "networkd":
+        return HostFacts(networkd_files=MappingProxyType({n: f"10-{n}.network" for n in known}))
+    if backend == "netplan":
+        return HostFacts(netplan_ids=MappingProxyType({n: n for n in known}))
+    if backend == "systemd":
+        return HostFacts(has_networkd=True)
+    return HostFacts()
+
+
+def input_of(name: str, backend: str) -> RenderInput:
+    return build_input(state_of(name), desired_of(name), facts_of(name, backend))
