@@ -207,7 +207,9 @@ Examples:
 \b
 With a confirmation window (the default when stdin is a terminal) the changes are checked
 (the path back to the SSH client must still work, plus every --check) and rolled back unless
-confirmed in time, by a watchdog that survives a lost terminal. Exit 3: rolled back.
+confirmed in time, by a watchdog that survives a lost terminal. When an SSH client or a
+--check is known the checks run on every apply, and a failed one rolls back. Exit 3: rolled
+back.
 """
 #: The confirmation window when stdin is a terminal and --confirm-timeout is not given.
 DEFAULT_CONFIRM_TIMEOUT = 120.0
@@ -247,11 +249,12 @@ def apply(obj: Context, dry_run: bool, detailed_exit_codes: bool, quiet: bool,
     probes = tuple(parse_probe(spec) for spec in checks)
     if confirm_timeout is None:
         confirm_timeout = DEFAULT_CONFIRM_TIMEOUT if sys.stdin.isatty() else 0.0
-    guarded = confirm_timeout > 0 or bool(probes) or management_peer is not None
-    peer = find_peer(management_peer, os.environ) if guarded else None
     if not dry_run:
         require_root()
     with _backend() as backend:
+        peer = find_peer(management_peer, os.environ,
+                         [a.ip for a in backend.read().addresses])
+        guarded = confirm_timeout > 0 or bool(probes) or peer is not None
         if dry_run:
             snap = snapshot(backend, config)
             if interface is not None:
@@ -329,6 +332,8 @@ def _guarded_apply(obj: Context, backend: Any, session: Any, snap: Any, config: 
     for check in done.checks:
         if not check.ok:
             click.echo(f"check FAILED: {check.name}: {check.detail}", err=True)
+        elif timeout <= 0:
+            click.echo(f"check ok: {check.name}: {check.detail}", err=True)
     if done.outcome == "rolled-back":
         message = (f"rolled back ({done.reason}): {done.restored} change(s) undone, the "
                    "namespace is as before the apply")

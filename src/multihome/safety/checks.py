@@ -97,31 +97,52 @@ def _unmap(address: IPAddress) -> IPAddress:
 
 
 def find_peer(explicit: str | None, environ: Mapping[str, str],
+              local_addresses: Iterable[IPAddress] | None = None,
               proc: Path = Path("/proc")) -> Peer | None:
-    """The management peer: ``explicit``, the environment, or a parent's environment."""
+    """The management peer: ``explicit``, the environment, or a parent's environment.
+
+    An SSH connection whose local address is not in ``local_addresses`` (the addresses of
+    this network namespace) ends elsewhere (``ip netns exec`` from the host's SSH session)
+    and is ignored; so are parents in another network namespace.
+    """
     if explicit is not None:
         try:
             return Peer(ipaddress.ip_address(explicit), None, "--management-peer")
         except ValueError as exc:
             raise InputError(f"--management-peer {explicit}: not an IP address; give the "
                              "address of the host you manage this machine from") from exc
+    here = None if local_addresses is None else set(local_addresses)
+
+    def usable(peer: Peer | None) -> bool:
+        return peer is not None and (here is None or peer.local is None or peer.local in here)
+
     for name in ("SSH_CONNECTION", "SSH_CLIENT"):
         if environ.get(name):
             peer = parse_ssh(environ[name], f"${name}")
-            if peer is not None:
+            if usable(peer):
                 return peer
+            break
+    mine = _netns_of(proc, "self")
     pid = os.getppid()
     for _ in range(64):  # sudo resets the environment: ask the parents
-        if pid <= 1:
+        if pid <= 1 or _netns_of(proc, str(pid)) != mine:
             break
         env = _environ_of(proc, pid)
         for name in ("SSH_CONNECTION", "SSH_CLIENT"):
             if env.get(name):
                 peer = parse_ssh(env[name], f"${name} of process {pid}")
-                if peer is not None:
+                if usable(peer):
                     return peer
+                return None
         pid = _parent_of(proc, pid)
     return None
+
+
+def _netns_of(proc: Path, pid: str) -> int | None:
+    try:
+        return os.stat(proc / pid / "ns/net").st_ino
+    except OSError:
+        return None
 
 
 def _environ_of(proc: Path, pid: int) -> dict[str, str]:
