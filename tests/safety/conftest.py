@@ -72,8 +72,9 @@ class Lab:
 
     def kernel(self) -> dict[str, Any]:
         """The VM's rules, routes of every table and ARP/rp sysctls, via ip -j and /proc."""
-        rules = json.loads(sh("ip", "-n", self.vm, "-j", "rule").stdout)
-        rules += json.loads(sh("ip", "-n", self.vm, "-6", "-j", "rule").stdout)
+        rules = [dict(r, family=family)
+                 for family in ("-4", "-6")
+                 for r in json.loads(sh("ip", "-n", self.vm, family, "-j", "rule").stdout)]
         routes = json.loads(sh("ip", "-n", self.vm, "-j", "route", "show", "table",
                                "all").stdout)
         sysctls = {}
