@@ -431,7 +431,7 @@ def main(argv: list[str] | None = None) -> None:
     code_for: Callable[[int], int] = (
         (lambda code: DetailedExitCode.ERROR if code else 0) if detailed else (lambda c: c))
     try:
-        cli.main(args=argv, prog_name="multihome", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="multihome", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.UsageError as exc:
@@ -447,3 +447,5 @@ def main(argv: list[str] | None = None) -> None:
         _fail("interrupted", code_for(ExitCode.FAILURE))
     except BrokenPipeError:
         sys.exit(0)
+    # click returns the code of a click.exceptions.Exit when not in standalone mode
+    sys.exit(code if isinstance(code, int) else 0)
