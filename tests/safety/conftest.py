@@ -24,8 +24,7 @@ KNOBS = ("rp_filter", "arp_ignore", "arp_announce", "arp_filter")
 
 
 def sh(*args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), capture_output=True, text=True, check=check,
-                          timeout=timeout)
+    return subprocess.run(list(args), capture_output=True, text=True, check=check, timeout=timeout)
 
 
 def ns_sh(ns: str, script: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -48,44 +47,69 @@ class Lab:
     client: str
     root: Path
 
-    def mh(self, *args: str, env: dict[str, str] | None = None, timeout: float = 90,
-           check_rc: int | None = None) -> subprocess.CompletedProcess[str]:
-        full_env = {k: v for k, v in os.environ.items()
-                    if k not in ("SSH_CONNECTION", "SSH_CLIENT", "MULTIHOME_FAILPOINT")}
+    def mh(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        timeout: float = 90,
+        check_rc: int | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        full_env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("SSH_CONNECTION", "SSH_CLIENT", "MULTIHOME_FAILPOINT")
+        }
         full_env.update(env or {})
-        done = subprocess.run(["ip", "netns", "exec", self.vm, MULTIHOME, "--root",
-                               str(self.root), *args], capture_output=True, text=True,
-                              env=full_env, timeout=timeout, stdin=subprocess.DEVNULL,
-                              check=False)
+        done = subprocess.run(
+            ["ip", "netns", "exec", self.vm, MULTIHOME, "--root", str(self.root), *args],
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
         if check_rc is not None:
             assert done.returncode == check_rc, (done.returncode, done.stdout, done.stderr)
         return done
 
     def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        full_env = {k: v for k, v in os.environ.items()
-                    if k not in ("SSH_CONNECTION", "SSH_CLIENT", "MULTIHOME_FAILPOINT")}
+        full_env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("SSH_CONNECTION", "SSH_CLIENT", "MULTIHOME_FAILPOINT")
+        }
         full_env.update(env or {})
-        return subprocess.Popen(["ip", "netns", "exec", self.vm, MULTIHOME, "--root",
-                                 str(self.root), *args], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                                env=full_env)
+        return subprocess.Popen(
+            ["ip", "netns", "exec", self.vm, MULTIHOME, "--root", str(self.root), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=full_env,
+        )
 
     def kernel(self) -> dict[str, Any]:
         """The VM's rules, routes of every table and ARP/rp sysctls, via ip -j and /proc."""
-        rules = [dict(r, family=family)
-                 for family in ("-4", "-6")
-                 for r in json.loads(sh("ip", "-n", self.vm, family, "-j", "rule").stdout)]
-        routes = json.loads(sh("ip", "-n", self.vm, "-j", "route", "show", "table",
-                               "all").stdout)
+        rules = [
+            dict(r, family=family)
+            for family in ("-4", "-6")
+            for r in json.loads(sh("ip", "-n", self.vm, family, "-j", "rule").stdout)
+        ]
+        routes = json.loads(sh("ip", "-n", self.vm, "-j", "route", "show", "table", "all").stdout)
         sysctls = {}
-        script = ("for k in " + " ".join(KNOBS) + "; do for f in /proc/sys/net/ipv4/conf/*/$k; "
-                  "do echo $f $(cat $f); done; done")
+        script = (
+            "for k in " + " ".join(KNOBS) + "; do for f in /proc/sys/net/ipv4/conf/*/$k; "
+            "do echo $f $(cat $f); done; done"
+        )
         for line in ns_sh(self.vm, script).stdout.splitlines():
             path, value = line.split()
             sysctls[path] = value
-        return {"rules": sorted(json.dumps(r, sort_keys=True) for r in rules),
-                "routes": sorted(json.dumps(r, sort_keys=True) for r in routes),
-                "sysctls": sysctls}
+        return {
+            "rules": sorted(json.dumps(r, sort_keys=True) for r in rules),
+            "routes": sorted(json.dumps(r, sort_keys=True) for r in routes),
+            "sysctls": sysctls,
+        }
 
     def state_dir(self) -> Path:
         dirs = list((self.root / "run/multihome").glob("net-*"))
@@ -94,8 +118,24 @@ class Lab:
 
     def client_ping(self, address: str = "192.168.0.107") -> bool:
         """The "SSH client" reaches ``address`` (and gets the answer back)."""
-        return sh("ip", "netns", "exec", self.client, "ping", "-n", "-q", "-c", "1", "-W",
-                  "2", address, check=False).returncode == 0
+        return (
+            sh(
+                "ip",
+                "netns",
+                "exec",
+                self.client,
+                "ping",
+                "-n",
+                "-q",
+                "-c",
+                "1",
+                "-W",
+                "2",
+                address,
+                check=False,
+            ).returncode
+            == 0
+        )
 
 
 def _build(prefix: str, variant: str) -> Lab:
@@ -103,14 +143,20 @@ def _build(prefix: str, variant: str) -> Lab:
     for ns in (vm, sw, client):
         sh("ip", "netns", "add", ns)
         # IPv6 link-local routes appear asynchronously (DAD): keep the comparisons exact
-        ns_sh(ns, "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 "
-                  "net.ipv6.conf.default.disable_ipv6=1")
+        ns_sh(
+            ns, "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1"
+        )
     sh("ip", "link", "add", "eth0", "netns", vm, "type", "veth", "peer", "p0", "netns", sw)
     sh("ip", "link", "add", "eth1", "netns", vm, "type", "veth", "peer", "p1", "netns", sw)
     sh("ip", "link", "add", "c0", "netns", sw, "type", "veth", "peer", "eth0", "netns", client)
-    conf = ("for k in rp_filter arp_ignore arp_announce arp_filter; do "
-            "for i in all default; do echo 0 > /proc/sys/net/ipv4/conf/$i/$k; done; done; ")
-    ns_sh(sw, conf + """
+    conf = (
+        "for k in rp_filter arp_ignore arp_announce arp_filter; do "
+        "for i in all default; do echo 0 > /proc/sys/net/ipv4/conf/$i/$k; done; done; "
+    )
+    ns_sh(
+        sw,
+        conf
+        + """
         sysctl -qw net.ipv4.ip_forward=1
         ip link add br0 type bridge
         ip link set p0 master br0
@@ -118,13 +164,22 @@ def _build(prefix: str, variant: str) -> Lab:
         ip addr add 192.168.0.1/24 dev br0
         ip addr add 192.168.0.100/24 dev br0
         ip addr add 10.99.0.1/24 dev c0
-    """ + ("ip link set p1 master br0\n" if variant == "howto" else ""))
-    ns_sh(client, conf + """
+    """
+        + ("ip link set p1 master br0\n" if variant == "howto" else ""),
+    )
+    ns_sh(
+        client,
+        conf
+        + """
         ip link set lo up; ip link set eth0 up
         ip addr add 10.99.0.2/24 dev eth0
         ip route add default via 10.99.0.1
-    """)
-    ns_sh(vm, conf + """
+    """,
+    )
+    ns_sh(
+        vm,
+        conf
+        + """
         for l in lo eth0 eth1; do ip link set $l up; done
         for i in eth0 eth1; do for k in rp_filter arp_ignore arp_announce arp_filter; do
           echo 0 > /proc/sys/net/ipv4/conf/$i/$k; done; done
@@ -133,21 +188,28 @@ def _build(prefix: str, variant: str) -> Lab:
         ip route add default via 192.168.0.1 dev eth0 proto dhcp src 192.168.0.107 metric 100
         ip route add 169.254.169.254 via 192.168.0.100 dev eth0 proto dhcp \
           src 192.168.0.107 metric 100
-    """)
+    """,
+    )
     if variant == "howto":
-        ns_sh(vm, """
+        ns_sh(
+            vm,
+            """
         ip addr add 192.168.0.112/24 dev eth1 noprefixroute
         ip route add 192.168.0.0/24 dev eth1 proto kernel scope link src 192.168.0.112 metric 101
         ip route add default via 192.168.0.1 dev eth1 proto dhcp src 192.168.0.112 metric 101
         ip route add 169.254.169.254 via 192.168.0.100 dev eth1 proto dhcp \
           src 192.168.0.112 metric 101
-        """)
+        """,
+        )
     else:
-        ns_sh(vm, """
+        ns_sh(
+            vm,
+            """
         ip addr add 192.168.1.112/24 dev eth1 noprefixroute
         ip route add 192.168.1.0/24 dev eth1 proto kernel scope link src 192.168.1.112 metric 101
         ip route add default via 192.168.1.1 dev eth1 proto dhcp src 192.168.1.112 metric 101
-        """)
+        """,
+        )
     return Lab(vm, sw, client, Path())
 
 

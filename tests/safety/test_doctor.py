@@ -15,8 +15,7 @@ pytestmark = pytest.mark.netns
 
 #: The how-to's commands (table 1 stands for its "port2").
 HOWTO = (
-    "ip route add default via 192.168.0.1 dev eth1 proto dhcp src 192.168.0.112 metric 101"
-    " table 1",
+    "ip route add default via 192.168.0.1 dev eth1 proto dhcp src 192.168.0.112 metric 101 table 1",
     "ip route add 169.254.169.254 via 192.168.0.100 dev eth1 proto dhcp src 192.168.0.112"
     " metric 101 table 1",
     "ip route add 192.168.0.0/24 dev eth1 proto kernel scope link src 192.168.0.112"
@@ -114,9 +113,25 @@ def test_dhcp_client_will_undo(lab: Lab, tmp_path: Path) -> None:
     lab.mh("apply", check_rc=0)
     _persist(lab)
     client = subprocess.Popen(
-        ["ip", "netns", "exec", lab.vm, "dhclient", "-d", "-4", "-sf", "/bin/true",
-         "-lf", str(tmp_path / "lease"), "-pf", str(tmp_path / "pid"), "eth1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            "ip",
+            "netns",
+            "exec",
+            lab.vm,
+            "dhclient",
+            "-d",
+            "-4",
+            "-sf",
+            "/bin/true",
+            "-lf",
+            str(tmp_path / "lease"),
+            "-pf",
+            str(tmp_path / "pid"),
+            "eth1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         found = _codes(_doctor(lab, 1))
         assert found["dhcp-will-undo"] == {"eth1"}
@@ -144,8 +159,9 @@ def test_netplan_networkmanager_renderer_drops_routing_policy(lab: Lab) -> None:
     assert found["netplan-nm-drops-policy"] == {"eth1"}
     status = lab.root / "var/lib/dpkg/status"
     status.parent.mkdir(parents=True)
-    status.write_text("Package: netplan.io\nStatus: install ok installed\n"
-                      "Version: 0.106-2+deb12u1\n\n")
+    status.write_text(
+        "Package: netplan.io\nStatus: install ok installed\nVersion: 0.106-2+deb12u1\n\n"
+    )
     assert "netplan-nm-drops-policy" in _codes(_doctor(lab, 1))
     status.write_text("Package: netplan.io\nStatus: install ok installed\nVersion: 1.2-1\n")
     assert "netplan-nm-drops-policy" not in _codes(_doctor_any(lab))

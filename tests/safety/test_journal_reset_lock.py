@@ -19,10 +19,13 @@ KILL_POINTS = (1, 2, 13, 21, 26)
 
 def _foreign_state(lab: Lab) -> None:
     """Another tool's rule and table (say, a VPN client): multihome must never touch them."""
-    ns_sh(lab.vm, """
+    ns_sh(
+        lab.vm,
+        """
         ip route add 10.77.0.0/16 via 192.168.0.1 dev eth0 table 77 proto static
         ip rule add priority 500 from 10.66.0.0/16 lookup 77
-    """)
+    """,
+    )
 
 
 def test_kill_at_each_point_is_finished_by_the_next_apply(lab: Lab) -> None:
@@ -97,8 +100,11 @@ def test_reset_without_state_rebuilds_the_moved_default(lab: Lab) -> None:
     assert data["ok"] and any("no record" in n for n in data["notes"])
     after = lab.kernel()
     assert after["rules"] == before["rules"]
-    main_defaults = [json.loads(r) for r in after["routes"]
-                     if json.loads(r).get("dst") == "default" and "table" not in json.loads(r)]
+    main_defaults = [
+        json.loads(r)
+        for r in after["routes"]
+        if json.loads(r).get("dst") == "default" and "table" not in json.loads(r)
+    ]
     assert sorted(r["dev"] for r in main_defaults) == ["eth0", "eth1"]
 
 
@@ -107,10 +113,19 @@ def test_second_apply_waits_then_fails_clearly(lab: Lab) -> None:
     waits --lock-timeout seconds, then exits 1 naming the holder and the way out; after
     `multihome confirm` it runs."""
     first = lab.popen("apply", "--confirm-timeout", "60")
-    wait_for(lambda: (lab.root / "run/multihome").exists()
-             and any(lab.state_dir().glob("pending.json")), 30, "the confirmation window")
-    wait_for(lambda: json.loads((lab.state_dir() / "pending.json").read_text())["deadline"]
-             < time.time() + 61, 30, "the countdown")
+    wait_for(
+        lambda: (lab.root / "run/multihome").exists() and any(lab.state_dir().glob("pending.json")),
+        30,
+        "the confirmation window",
+    )
+    wait_for(
+        lambda: (
+            json.loads((lab.state_dir() / "pending.json").read_text())["deadline"]
+            < time.time() + 61
+        ),
+        30,
+        "the countdown",
+    )
     start = time.monotonic()
     second = lab.mh("apply", "--lock-timeout", "1.5", check_rc=1)
     waited = time.monotonic() - start

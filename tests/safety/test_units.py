@@ -38,24 +38,53 @@ ip = ipaddress.ip_address
 
 def howto_state() -> HostState:
     """The how-to's VM: eth0 .107 and eth1 .112 on 192.168.0.0/24, two defaults."""
-    links = [Link("lo", 1, loopback=True, up=True),
-             Link("eth0", 2, mac="52:54:00:00:00:07", kind="veth", up=True),
-             Link("eth1", 3, mac="52:54:00:00:00:12", kind="veth", up=True)]
-    addrs = [Address("eth0", ipaddress.ip_interface("192.168.0.107/24")),
-             Address("eth1", ipaddress.ip_interface("192.168.0.112/24"))]
+    links = [
+        Link("lo", 1, loopback=True, up=True),
+        Link("eth0", 2, mac="52:54:00:00:00:07", kind="veth", up=True),
+        Link("eth1", 3, mac="52:54:00:00:00:12", kind="veth", up=True),
+    ]
+    addrs = [
+        Address("eth0", ipaddress.ip_interface("192.168.0.107/24")),
+        Address("eth1", ipaddress.ip_interface("192.168.0.112/24")),
+    ]
     routes = []
     for ifname, src, metric in (("eth0", "192.168.0.107", 100), ("eth1", "192.168.0.112", 101)):
         routes += [
-            Route(TABLE_MAIN, net("192.168.0.0/24"), ifname, None, metric, PROTO_KERNEL,
-                  SCOPE_LINK, ip(src)),
-            Route(TABLE_MAIN, net("0.0.0.0/0"), ifname, ip("192.168.0.1"), metric, PROTO_DHCP,
-                  prefsrc=ip(src)),
-            Route(TABLE_MAIN, net("169.254.169.254/32"), ifname, ip("192.168.0.100"), metric,
-                  PROTO_DHCP, prefsrc=ip(src)),
+            Route(
+                TABLE_MAIN,
+                net("192.168.0.0/24"),
+                ifname,
+                None,
+                metric,
+                PROTO_KERNEL,
+                SCOPE_LINK,
+                ip(src),
+            ),
+            Route(
+                TABLE_MAIN,
+                net("0.0.0.0/0"),
+                ifname,
+                ip("192.168.0.1"),
+                metric,
+                PROTO_DHCP,
+                prefsrc=ip(src),
+            ),
+            Route(
+                TABLE_MAIN,
+                net("169.254.169.254/32"),
+                ifname,
+                ip("192.168.0.100"),
+                metric,
+                PROTO_DHCP,
+                prefsrc=ip(src),
+            ),
         ]
     rules = [Rule(4, 0, 255, proto=2), Rule(4, 32766, 254, proto=2), Rule(4, 32767, 253, proto=2)]
-    sysctls = {f"net.ipv4.conf.{i}.{k}": "0" for i in ("all", "default", "eth0", "eth1")
-               for k in ("rp_filter", "arp_ignore", "arp_announce", "arp_filter")}
+    sysctls = {
+        f"net.ipv4.conf.{i}.{k}": "0"
+        for i in ("all", "default", "eth0", "eth1")
+        for k in ("rp_filter", "arp_ignore", "arp_announce", "arp_filter")
+    }
     return HostState.build(links, addrs, routes, rules, sysctls)
 
 
@@ -149,9 +178,14 @@ def test_record_first_value_wins_and_prune(tmp_path: Path) -> None:
     plan = make_plan(state, compute_policy(state, config), config)
     first = snapshot.capture(state, plan.changes, config, tmp_path)
     record = snapshot.Record().add(first)
-    later = snapshot.Saved(id="x", created=0.0, boot="b", table_range=(1, 2),
-                           priority_range=(1, 5),
-                           sysctls={"net.ipv4.conf.eth1.arp_ignore": "1"})
+    later = snapshot.Saved(
+        id="x",
+        created=0.0,
+        boot="b",
+        table_range=(1, 2),
+        priority_range=(1, 5),
+        sysctls={"net.ipv4.conf.eth1.arp_ignore": "1"},
+    )
     assert record.add(later).sysctls["net.ipv4.conf.eth1.arp_ignore"] == "0"
     assert len(record.moved) == 1
     assert record.prune(state).moved == ()
@@ -189,13 +223,16 @@ def test_parse_ssh_and_find_peer() -> None:
         find_peer("nope", {}, here)
 
 
-@pytest.mark.parametrize(("spec", "probe"), [
-    ("ping:10.0.0.1", Probe("ping", "10.0.0.1")),
-    ("tcp:example.org:443", Probe("tcp", "example.org:443")),
-    ("tcp:[2001:db8::1]:22", Probe("tcp", "[2001:db8::1]:22")),
-    ("http://198.51.100.10/", Probe("http", "http://198.51.100.10/")),
-    ("gateways", Probe("gateways", "")),
-])
+@pytest.mark.parametrize(
+    ("spec", "probe"),
+    [
+        ("ping:10.0.0.1", Probe("ping", "10.0.0.1")),
+        ("tcp:example.org:443", Probe("tcp", "example.org:443")),
+        ("tcp:[2001:db8::1]:22", Probe("tcp", "[2001:db8::1]:22")),
+        ("http://198.51.100.10/", Probe("http", "http://198.51.100.10/")),
+        ("gateways", Probe("gateways", "")),
+    ],
+)
 def test_parse_probe(spec: str, probe: Probe) -> None:
     """Every documented probe form parses."""
     assert parse_probe(spec) == probe

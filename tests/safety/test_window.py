@@ -34,10 +34,19 @@ def test_confirmed_apply_stays(lab: Lab) -> None:
     changes are still there after the deadline has passed."""
     before = lab.kernel()
     apply = lab.popen("apply", "--confirm-timeout", "4")
-    wait_for(lambda: (lab.root / "run/multihome").exists()
-             and any(lab.state_dir().glob("pending.json")), 30, "the confirmation window")
-    wait_for(lambda: json.loads((lab.state_dir() / "pending.json").read_text())["deadline"]
-             < time.time() + 10, 30, "the countdown")
+    wait_for(
+        lambda: (lab.root / "run/multihome").exists() and any(lab.state_dir().glob("pending.json")),
+        30,
+        "the confirmation window",
+    )
+    wait_for(
+        lambda: (
+            json.loads((lab.state_dir() / "pending.json").read_text())["deadline"]
+            < time.time() + 10
+        ),
+        30,
+        "the countdown",
+    )
     confirm = lab.mh("confirm", check_rc=0)
     assert "confirmed" in confirm.stdout
     out, err = apply.communicate(timeout=30)
@@ -61,8 +70,16 @@ def test_apply_that_cuts_the_management_path_rolls_back(deadgw_lab: Lab) -> None
     (lab.root / "cfg.yaml").write_text("primary: eth1\n")
     before = lab.kernel()
     start = time.monotonic()
-    done = lab.mh("--config", str(lab.root / "cfg.yaml"), "apply", "--confirm-timeout", "60",
-                  "--management-peer", "10.99.0.2", check_rc=3)
+    done = lab.mh(
+        "--config",
+        str(lab.root / "cfg.yaml"),
+        "apply",
+        "--confirm-timeout",
+        "60",
+        "--management-peer",
+        "10.99.0.2",
+        check_rc=3,
+    )
     elapsed = time.monotonic() - start
     assert "management path to 10.99.0.2" in done.stderr
     assert "192.168.1.1 does not answer" in done.stderr or "did not answer" in done.stderr
@@ -74,10 +91,14 @@ def test_apply_that_cuts_the_management_path_rolls_back(deadgw_lab: Lab) -> None
 def test_ssh_peer_from_the_environment_passes(lab: Lab) -> None:
     """With $SSH_CONNECTION naming the client and the address it reached, the good apply
     passes its check (the reply path stays on eth0) and keeps its changes (timeout 0)."""
-    done = lab.mh("apply", "--confirm-timeout", "0", env={
-        "SSH_CONNECTION": "10.99.0.2 50000 192.168.0.107 22"}, check_rc=0)
-    assert "management path to 10.99.0.2 ($SSH_CONNECTION): dev eth0 via 192.168.0.1" \
-        in done.stderr
+    done = lab.mh(
+        "apply",
+        "--confirm-timeout",
+        "0",
+        env={"SSH_CONNECTION": "10.99.0.2 50000 192.168.0.107 22"},
+        check_rc=0,
+    )
+    assert "management path to 10.99.0.2 ($SSH_CONNECTION): dev eth0 via 192.168.0.1" in done.stderr
     assert lab.client_ping()
     assert lab.client_ping("192.168.0.112")
 
@@ -85,8 +106,16 @@ def test_ssh_peer_from_the_environment_passes(lab: Lab) -> None:
 def test_failed_probe_rolls_back(lab: Lab) -> None:
     """An extra --check that fails (a TCP port nobody listens on) undoes the apply."""
     before = lab.kernel()
-    done = lab.mh("apply", "--confirm-timeout", "0", "--check", "tcp:192.168.0.1:1",
-                  "--check", "gateways", check_rc=3)
+    done = lab.mh(
+        "apply",
+        "--confirm-timeout",
+        "0",
+        "--check",
+        "tcp:192.168.0.1:1",
+        "--check",
+        "gateways",
+        check_rc=3,
+    )
     assert "tcp 192.168.0.1:1" in done.stderr
     assert lab.kernel() == before
 
@@ -107,6 +136,7 @@ def _wait_pid_gone(pid: int, timeout: float) -> None:
         except ChildProcessError:
             return True
         return waited == pid
+
     wait_for(gone, timeout, f"process {pid} to end")
 
 
@@ -117,8 +147,21 @@ def test_terminal_hangup_the_watchdog_still_rolls_back(lab: Lab) -> None:
     before = lab.kernel()
     pid, fd = pty.fork()
     if pid == 0:  # the child: a session with the pty as its controlling terminal
-        os.execvp("ip", ["ip", "netns", "exec", lab.vm, MULTIHOME, "--root", str(lab.root),
-                         "apply", "--confirm-timeout", "3"])
+        os.execvp(
+            "ip",
+            [
+                "ip",
+                "netns",
+                "exec",
+                lab.vm,
+                MULTIHOME,
+                "--root",
+                str(lab.root),
+                "apply",
+                "--confirm-timeout",
+                "3",
+            ],
+        )
     try:
         text = read_until(fd, b"press any key", 30)
         assert b"within 3 s" in text
@@ -138,8 +181,21 @@ def test_terminal_default_window_and_keypress_confirms(lab: Lab) -> None:
     before = lab.kernel()
     pid, fd = pty.fork()
     if pid == 0:
-        os.execvp("ip", ["ip", "netns", "exec", lab.vm, MULTIHOME, "--root", str(lab.root),
-                         "apply", "--management-peer", "10.99.0.2"])
+        os.execvp(
+            "ip",
+            [
+                "ip",
+                "netns",
+                "exec",
+                lab.vm,
+                MULTIHOME,
+                "--root",
+                str(lab.root),
+                "apply",
+                "--management-peer",
+                "10.99.0.2",
+            ],
+        )
     try:
         text = read_until(fd, b"press any key", 30)
         assert b"within 120 s" in text
@@ -160,10 +216,19 @@ def test_rollback_during_the_window_and_idempotent_rollback(lab: Lab) -> None:
     apply it goes back to the snapshot, and a second rollback changes nothing."""
     before = lab.kernel()
     apply = lab.popen("apply", "--confirm-timeout", "60")
-    wait_for(lambda: (lab.root / "run/multihome").exists()
-             and any(lab.state_dir().glob("pending.json")), 30, "the confirmation window")
-    wait_for(lambda: json.loads((lab.state_dir() / "pending.json").read_text())["deadline"]
-             < time.time() + 61, 30, "the countdown")
+    wait_for(
+        lambda: (lab.root / "run/multihome").exists() and any(lab.state_dir().glob("pending.json")),
+        30,
+        "the confirmation window",
+    )
+    wait_for(
+        lambda: (
+            json.loads((lab.state_dir() / "pending.json").read_text())["deadline"]
+            < time.time() + 61
+        ),
+        30,
+        "the countdown",
+    )
     lab.mh("rollback", check_rc=0)
     _, err = apply.communicate(timeout=30)
     assert apply.returncode == 3, err
@@ -184,10 +249,21 @@ def test_watchdog_sigterm_rolls_back(lab: Lab) -> None:
     unconfirmed apply."""
     before = lab.kernel()
     apply = lab.popen("apply", "--confirm-timeout", "60")
-    wait_for(lambda: (lab.root / "run/multihome").exists()
-             and any(lab.state_dir().glob("watchdog.json")), 30, "the watchdog")
-    wait_for(lambda: json.loads((lab.state_dir() / "pending.json").read_text())["deadline"]
-             < time.time() + 61, 30, "the countdown")
+    wait_for(
+        lambda: (
+            (lab.root / "run/multihome").exists() and any(lab.state_dir().glob("watchdog.json"))
+        ),
+        30,
+        "the watchdog",
+    )
+    wait_for(
+        lambda: (
+            json.loads((lab.state_dir() / "pending.json").read_text())["deadline"]
+            < time.time() + 61
+        ),
+        30,
+        "the countdown",
+    )
     watchdog = json.loads((lab.state_dir() / "watchdog.json").read_text())["pid"]
     os.kill(watchdog, signal.SIGTERM)
     _, err = apply.communicate(timeout=30)

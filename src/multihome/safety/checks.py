@@ -96,9 +96,12 @@ def _unmap(address: IPAddress) -> IPAddress:
     return address
 
 
-def find_peer(explicit: str | None, environ: Mapping[str, str],
-              local_addresses: Iterable[IPAddress] | None = None,
-              proc: Path = Path("/proc")) -> Peer | None:
+def find_peer(
+    explicit: str | None,
+    environ: Mapping[str, str],
+    local_addresses: Iterable[IPAddress] | None = None,
+    proc: Path = Path("/proc"),
+) -> Peer | None:
     """The management peer: ``explicit``, the environment, or a parent's environment.
 
     An SSH connection whose local address is not in ``local_addresses`` (the addresses of
@@ -109,8 +112,10 @@ def find_peer(explicit: str | None, environ: Mapping[str, str],
         try:
             return Peer(ipaddress.ip_address(explicit), None, "--management-peer")
         except ValueError as exc:
-            raise InputError(f"--management-peer {explicit}: not an IP address; give the "
-                             "address of the host you manage this machine from") from exc
+            raise InputError(
+                f"--management-peer {explicit}: not an IP address; give the "
+                "address of the host you manage this machine from"
+            ) from exc
     here = None if local_addresses is None else set(local_addresses)
 
     def usable(peer: Peer | None) -> bool:
@@ -185,12 +190,18 @@ def parse_probe(spec: str) -> Probe:
         host, _, port = target.rpartition(":")
         if host and port.isdigit() and 0 < int(port) < 65536:
             return Probe("tcp", target)
-    raise InputError(f"--check {spec}: not a probe; use ping:ADDR, tcp:HOST:PORT, an "
-                     "http:// or https:// URL, or gateways")
+    raise InputError(
+        f"--check {spec}: not a probe; use ping:ADDR, tcp:HOST:PORT, an "
+        "http:// or https:// URL, or gateways"
+    )
 
 
-def run_checks(backend: Backend, peer: Peer | None, probes: Iterable[Probe],
-               interfaces: Iterable[ManagedInterface]) -> list[CheckResult]:
+def run_checks(
+    backend: Backend,
+    peer: Peer | None,
+    probes: Iterable[Probe],
+    interfaces: Iterable[ManagedInterface],
+) -> list[CheckResult]:
     """The management path (when a peer is known) and every probe, in order."""
     state = backend.read()
     results: list[CheckResult] = []
@@ -198,8 +209,11 @@ def run_checks(backend: Backend, peer: Peer | None, probes: Iterable[Probe],
         results.append(management_path(backend, state, peer))
     for probe in probes:
         if probe.kind == "gateways":
-            results.extend(_gateway(state, iface) for iface in interfaces
-                           if iface.gateway is not None and iface.table is not None)
+            results.extend(
+                _gateway(state, iface)
+                for iface in interfaces
+                if iface.gateway is not None and iface.table is not None
+            )
         elif probe.kind == "ping":
             results.append(_ping(probe.target))
         elif probe.kind == "tcp":
@@ -216,19 +230,25 @@ def management_path(backend: Backend, state: HostState, peer: Peer) -> CheckResu
     local = peer.local if owners else None
     found = backend.lookup(peer.address, src=local)
     if found is None or not found.ifname:
-        return CheckResult(name, False, f"no route to {peer.address}"
-                           + (f" from {local}" if local else ""))
+        return CheckResult(
+            name, False, f"no route to {peer.address}" + (f" from {local}" if local else "")
+        )
     link = state.link(found.ifname)
     if link is None or not link.up:
-        return CheckResult(name, False, f"the route leaves through {found.ifname}, which is "
-                           "down or has no carrier")
+        return CheckResult(
+            name, False, f"the route leaves through {found.ifname}, which is down or has no carrier"
+        )
     via = f"dev {found.ifname}" + (f" via {found.gateway}" if found.gateway else "")
     if link.loopback:
         return CheckResult(name, True, via)
     if local is not None and found.ifname not in owners:
-        return CheckResult(name, False, f"replies from {local} leave through "
-                           f"{found.ifname}, not {', '.join(owners)} which holds {local}: "
-                           "port security (anti-spoofing) and reverse-path filters drop them")
+        return CheckResult(
+            name,
+            False,
+            f"replies from {local} leave through "
+            f"{found.ifname}, not {', '.join(owners)} which holds {local}: "
+            "port security (anti-spoofing) and reverse-path filters drop them",
+        )
     hop = found.gateway or peer.address
     problem = neighbour_problem(hop, found.ifname, state)
     if problem:
@@ -243,8 +263,9 @@ def _gateway(state: HostState, iface: ManagedInterface) -> CheckResult:
     return CheckResult(name, problem is None, problem or "answers")
 
 
-def neighbour_problem(hop: IPAddress, ifname: str, state: HostState,
-                      timeout: float = ARP_TIMEOUT) -> str | None:
+def neighbour_problem(
+    hop: IPAddress, ifname: str, state: HostState, timeout: float = ARP_TIMEOUT
+) -> str | None:
     """None when ``hop`` answers ARP/ND on ``ifname`` within ``timeout`` seconds."""
     from pyroute2 import IPRoute
 
@@ -294,8 +315,13 @@ def _ping(target: str) -> CheckResult:
     ping = shutil.which("ping")
     if ping is None:
         return CheckResult(name, False, "ping is not installed (package iputils-ping)")
-    done = subprocess.run([ping, "-n", "-q", "-c", "3", "-i", "0.2", "-W", "1", target],
-                          capture_output=True, text=True, check=False, timeout=PROBE_TIMEOUT + 5)
+    done = subprocess.run(
+        [ping, "-n", "-q", "-c", "3", "-i", "0.2", "-W", "1", target],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=PROBE_TIMEOUT + 5,
+    )
     if done.returncode == 0:
         return CheckResult(name, True, "answers")
     summary = [line for line in done.stdout.splitlines() if "packets" in line]

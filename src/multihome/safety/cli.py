@@ -42,8 +42,10 @@ def _print(outcome: Any, as_json: bool) -> None:
         raise click.exceptions.Exit(ExitCode.FAILURE)
 
 
-@click.command(epilog="\b\nExamples:\n  sudo multihome apply --confirm-timeout 120   # then, "
-                      "from a new SSH session:\n  sudo multihome confirm")
+@click.command(
+    epilog="\b\nExamples:\n  sudo multihome apply --confirm-timeout 120   # then, "
+    "from a new SSH session:\n  sudo multihome confirm"
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def confirm(obj: Any, as_json: bool) -> None:
@@ -57,11 +59,16 @@ def confirm(obj: Any, as_json: bool) -> None:
     _print(commands.confirm(obj.root), as_json)
 
 
-@click.command(epilog="\b\nExamples:\n  sudo multihome rollback\n  sudo multihome rollback "
-                      "--json")
+@click.command(epilog="\b\nExamples:\n  sudo multihome rollback\n  sudo multihome rollback --json")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
-              metavar="SECONDS", help=LOCK_TIMEOUT_HELP)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help=LOCK_TIMEOUT_HELP,
+)
 @click.pass_obj
 def rollback(obj: Any, as_json: bool, lock_timeout: float) -> None:
     """Go back to the state before the last apply that changed something.
@@ -78,11 +85,18 @@ def rollback(obj: Any, as_json: bool, lock_timeout: float) -> None:
     _print(outcome, as_json)
 
 
-@click.command(epilog="\b\nExamples:\n  sudo multihome reset\n  ip netns exec vm1 multihome "
-                      "reset --json")
+@click.command(
+    epilog="\b\nExamples:\n  sudo multihome reset\n  ip netns exec vm1 multihome reset --json"
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
-              metavar="SECONDS", help=LOCK_TIMEOUT_HELP)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help=LOCK_TIMEOUT_HELP,
+)
 @click.pass_obj
 def reset(obj: Any, as_json: bool, lock_timeout: float) -> None:
     """Remove everything multihome made in this network namespace.
@@ -101,8 +115,10 @@ def reset(obj: Any, as_json: bool, lock_timeout: float) -> None:
     _print(outcome, as_json)
 
 
-@click.command(epilog="\b\nExamples:\n  multihome doctor\n  multihome doctor --json | jq -r "
-                      "'.problems[].code'\n  ip netns exec vm1 multihome doctor")
+@click.command(
+    epilog="\b\nExamples:\n  multihome doctor\n  multihome doctor --json | jq -r "
+    "'.problems[].code'\n  ip netns exec vm1 multihome doctor"
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def doctor(obj: Any, as_json: bool) -> None:

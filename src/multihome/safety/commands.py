@@ -42,8 +42,14 @@ class Outcome:
     files: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"message": self.message, "changes": self.changes, "problems": self.problems,
-                "notes": self.notes, "files": self.files, "ok": not self.problems}
+        return {
+            "message": self.message,
+            "changes": self.changes,
+            "problems": self.problems,
+            "notes": self.notes,
+            "files": self.files,
+            "ok": not self.problems,
+        }
 
 
 def _clock(timestamp: object) -> str:
@@ -56,8 +62,12 @@ def _live_window(state: StateDir) -> dict[str, Any] | None:
     """The pending window whose watchdog is alive, if any."""
     pending = state.read_json(PENDING)
     watchdog = state.read_json(WATCHDOG_PID)
-    if (pending is None or watchdog is None or watchdog.get("id") != pending.get("id")
-            or not pid_alive(int(watchdog.get("pid", 0)))):
+    if (
+        pending is None
+        or watchdog is None
+        or watchdog.get("id") != pending.get("id")
+        or not pid_alive(int(watchdog.get("pid", 0)))
+    ):
         return None
     return pending
 
@@ -82,10 +92,13 @@ def confirm(root: Path, *, wait: float = WAIT) -> Outcome:
             raise NothingToConfirmError(
                 f"nothing waits for a confirmation: the last apply was rolled back at "
                 f"{_clock(last.get('time'))} ({last.get('reason')}); run `multihome apply` "
-                "again")
-        raise NothingToConfirmError(f"nothing waits for a confirmation in this network "
-                                    f"namespace ({state.path}); `multihome apply` opens a "
-                                    "confirmation window with --confirm-timeout")
+                "again"
+            )
+        raise NothingToConfirmError(
+            f"nothing waits for a confirmation in this network "
+            f"namespace ({state.path}); `multihome apply` opens a "
+            "confirmation window with --confirm-timeout"
+        )
     apply_id = str(pending.get("id"))
     state.touch(CONFIRM, "multihome confirm\n")
     result = _await_result(state, apply_id, wait)
@@ -93,17 +106,22 @@ def confirm(root: Path, *, wait: float = WAIT) -> Outcome:
         journal.finish_window(state, apply_id, "confirmed", "confirmed (watchdog gone)")
         result = state.read_json(RESULT)
     if result is None:
-        raise MultihomeError(f"the watchdog of apply {apply_id} did not answer within "
-                             f"{wait:g} s; see {state.path}/watchdog.log and run "
-                             "`multihome confirm` again")
+        raise MultihomeError(
+            f"the watchdog of apply {apply_id} did not answer within "
+            f"{wait:g} s; see {state.path}/watchdog.log and run "
+            "`multihome confirm` again"
+        )
     if result.get("outcome") != "confirmed":
-        raise MultihomeError(f"too late: apply {apply_id} was rolled back at "
-                             f"{_clock(result.get('time'))} ({result.get('reason')})")
+        raise MultihomeError(
+            f"too late: apply {apply_id} was rolled back at "
+            f"{_clock(result.get('time'))} ({result.get('reason')})"
+        )
     return Outcome(f"confirmed: the changes of apply {apply_id} stay")
 
 
-def rollback(backend: Backend, root: Path, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
-             ) -> Outcome:
+def rollback(
+    backend: Backend, root: Path, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+) -> Outcome:
     """Go back to the snapshot taken before the last apply that changed something."""
     from multihome.engine import locked
 
@@ -114,19 +132,26 @@ def rollback(backend: Backend, root: Path, *, lock_timeout: float = DEFAULT_LOCK
         state.touch(ROLLBACK_REQUEST, "multihome rollback\n")
         result = _await_result(state, apply_id, WAIT + lock_timeout)
         if result is None:
-            raise MultihomeError(f"the watchdog of apply {apply_id} did not roll back within "
-                                 f"{WAIT + lock_timeout:g} s; see {state.path}/watchdog.log")
-        return Outcome(f"rolled back apply {apply_id} (it was waiting for a confirmation): "
-                       f"{result.get('changes', 0)} change(s)",
-                       problems=list(result.get("problems", [])))
-    with locked(backend, root=root, timeout=lock_timeout, purpose="rollback",
-                mode="undo") as session:
+            raise MultihomeError(
+                f"the watchdog of apply {apply_id} did not roll back within "
+                f"{WAIT + lock_timeout:g} s; see {state.path}/watchdog.log"
+            )
+        return Outcome(
+            f"rolled back apply {apply_id} (it was waiting for a confirmation): "
+            f"{result.get('changes', 0)} change(s)",
+            problems=list(result.get("problems", [])),
+        )
+    with locked(
+        backend, root=root, timeout=lock_timeout, purpose="rollback", mode="undo"
+    ) as session:
         if session.recovery is not None:
             return Outcome(session.recovery.message, problems=session.recovery.problems)
         saved = snapshot.load(state)
         if saved is None:
-            return Outcome(f"nothing to roll back: no snapshot in {state.path} (no apply has "
-                           "changed this namespace since the last reset or boot)")
+            return Outcome(
+                f"nothing to roll back: no snapshot in {state.path} (no apply has "
+                "changed this namespace since the last reset or boot)"
+            )
         current = backend.read()
         changes, notes = snapshot.restore_changes(current, saved)
         done, problems = snapshot.execute(backend, changes)
@@ -137,12 +162,14 @@ def rollback(backend: Backend, root: Path, *, lock_timeout: float = DEFAULT_LOCK
         message = f"nothing to roll back: the namespace is at the snapshot of {when}"
     else:
         message = f"rolled back to the snapshot of {when} ({saved.id}): {done} change(s)"
-    return Outcome(message, [c.describe() for c in changes], problems, notes,
-                   [str(f) for f in files])
+    return Outcome(
+        message, [c.describe() for c in changes], problems, notes, [str(f) for f in files]
+    )
 
 
-def reset(backend: Backend, root: Path, config: Config, *,
-          lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Outcome:
+def reset(
+    backend: Backend, root: Path, config: Config, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+) -> Outcome:
     """Remove everything multihome owns; put back moved routes and prior sysctl values."""
     from multihome.engine import locked
 
@@ -152,16 +179,16 @@ def reset(backend: Backend, root: Path, config: Config, *,
     if window is not None:
         state.touch(ROLLBACK_REQUEST, "multihome reset\n")
         if _await_result(state, str(window.get("id")), WAIT) is not None:
-            notes.append(f"rolled back apply {window.get('id')}, which waited for a "
-                         "confirmation")
-    with locked(backend, root=root, timeout=lock_timeout, purpose="reset",
-                mode="undo") as session:
+            notes.append(f"rolled back apply {window.get('id')}, which waited for a confirmation")
+    with locked(backend, root=root, timeout=lock_timeout, purpose="reset", mode="undo") as session:
         if session.recovery is not None:
             notes.append(session.recovery.message)
         record = snapshot.Record.load(state)
         if not state.exists(RECORD):
-            notes.append(f"no record in {state.path}: sysctls are left as they are; "
-                         "defaults moved out of main are rebuilt from multihome's tables")
+            notes.append(
+                f"no record in {state.path}: sysctls are left as they are; "
+                "defaults moved out of main are rebuilt from multihome's tables"
+            )
         current = backend.read()
         changes, more = snapshot.reset_changes(current, config, record)
         notes += more
@@ -170,7 +197,11 @@ def reset(backend: Backend, root: Path, config: Config, *,
         if not problems:
             for name in (RECORD, SNAPSHOT, RESULT):
                 state.remove(name)
-    message = (f"reset: {done} change(s); multihome owns nothing in this namespace now"
-               if changes or files else "nothing to reset: multihome owns nothing here")
-    return Outcome(message, [c.describe() for c in changes], problems, notes,
-                   [str(f) for f in files])
+    message = (
+        f"reset: {done} change(s); multihome owns nothing in this namespace now"
+        if changes or files
+        else "nothing to reset: multihome owns nothing here"
+    )
+    return Outcome(
+        message, [c.describe() for c in changes], problems, notes, [str(f) for f in files]
+    )

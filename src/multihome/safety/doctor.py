@@ -28,14 +28,24 @@ from multihome.status import Problem, check_defaults, check_pending, check_reply
 
 #: Every code doctor can report, in the order of the checks.
 CODES = (
-    "several-defaults-no-policy", "reply-wrong-interface", "rp-filter-strict", "arp-flux",
-    "duplicate-rules", "orphan-table", "pending-changes", "not-persisted", "dhcp-will-undo",
-    "netplan-nm-drops-policy", "interrupted-apply", "confirmation-pending",
+    "several-defaults-no-policy",
+    "reply-wrong-interface",
+    "rp-filter-strict",
+    "arp-flux",
+    "duplicate-rules",
+    "orphan-table",
+    "pending-changes",
+    "not-persisted",
+    "dhcp-will-undo",
+    "netplan-nm-drops-policy",
+    "interrupted-apply",
+    "confirmation-pending",
 )
 
 #: Files that show multihome's state is persisted (globs below --root).
 PERSISTED_GLOBS = (
-    "etc/systemd/network/*multihome*", "etc/netplan/*multihome*",
+    "etc/systemd/network/*multihome*",
+    "etc/netplan/*multihome*",
     "etc/NetworkManager/system-connections/*multihome*",
     "etc/systemd/system/multihome*.service",
 )
@@ -83,12 +93,16 @@ class Diagnosis:
         return not self.problems
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "problems": [p.to_json() for p in self.problems],
-                "checked": list(self.checked)}
+        return {
+            "ok": self.ok,
+            "problems": [p.to_json() for p in self.problems],
+            "checked": list(self.checked),
+        }
 
 
-def diagnose(backend: Backend, snap: Snapshot, config: Config, root: Path,
-             proc: Path = Path("/proc")) -> Diagnosis:
+def diagnose(
+    backend: Backend, snap: Snapshot, config: Config, root: Path, proc: Path = Path("/proc")
+) -> Diagnosis:
     """Run every check (read-only)."""
     ctx = Context(backend, snap, config, root, tuple(processes_here(proc)))
     problems: list[Problem] = []
@@ -111,8 +125,11 @@ def processes_here(proc: Path = Path("/proc")) -> Iterator[Process]:
             if os.stat(entry / "ns/net").st_ino != mine:
                 continue
             comm = (entry / "comm").read_text().strip()
-            argv = tuple(a.decode(errors="replace")
-                         for a in (entry / "cmdline").read_bytes().split(b"\0") if a)
+            argv = tuple(
+                a.decode(errors="replace")
+                for a in (entry / "cmdline").read_bytes().split(b"\0")
+                if a
+            )
         except OSError:
             continue
         yield Process(int(entry.name), comm, argv)
@@ -120,16 +137,23 @@ def processes_here(proc: Path = Path("/proc")) -> Iterator[Process]:
 
 def _ports(state: HostState, config: Config) -> list[Link]:
     """Up links that are VM ports with an IPv4 address."""
-    return [link for link in state.links
-            if not is_left_alone(link) and link.up and link.name not in config.exclude
-            and any(a.scope == SCOPE_UNIVERSE for a in state.addresses_of(link.name, 4))]
+    return [
+        link
+        for link in state.links
+        if not is_left_alone(link)
+        and link.up
+        and link.name not in config.exclude
+        and any(a.scope == SCOPE_UNIVERSE for a in state.addresses_of(link.name, 4))
+    ]
 
 
 def _knob(state: HostState, ifname: str, knob: str) -> tuple[int, int] | None:
     """(all, interface) values of an IPv4 conf knob, or None when unknown."""
     try:
-        return (int(state.sysctls[f"net.ipv4.conf.all.{knob}"]),
-                int(state.sysctls[f"net.ipv4.conf.{ifname.replace('.', '/')}.{knob}"]))
+        return (
+            int(state.sysctls[f"net.ipv4.conf.all.{knob}"]),
+            int(state.sysctls[f"net.ipv4.conf.{ifname.replace('.', '/')}.{knob}"]),
+        )
     except (KeyError, ValueError):
         return None
 
@@ -147,8 +171,10 @@ def _rule_text(rule: Rule, names: dict[int, str]) -> str:
 
 def _table_names(root: Path) -> dict[int, str]:
     names: dict[int, str] = {}
-    paths = [under_root(root, "etc/iproute2/rt_tables"),
-             *sorted(under_root(root, "etc/iproute2/rt_tables.d").glob("*.conf"))]
+    paths = [
+        under_root(root, "etc/iproute2/rt_tables"),
+        *sorted(under_root(root, "etc/iproute2/rt_tables.d").glob("*.conf")),
+    ]
     for path in paths:
         for line in (read_text(path) or "").splitlines():
             parts = line.split("#", 1)[0].split()
@@ -159,8 +185,10 @@ def _table_names(root: Path) -> dict[int, str]:
 
 # -- the checks ---------------------------------------------------------------------------------
 def _status_checks(ctx: Context) -> list[Problem]:
-    return [*check_defaults(ctx.state, ctx.config),
-            *check_reply_paths(ctx.backend, ctx.state, ctx.config)]
+    return [
+        *check_defaults(ctx.state, ctx.config),
+        *check_reply_paths(ctx.backend, ctx.state, ctx.config),
+    ]
 
 
 def check_rp_filter(ctx: Context) -> list[Problem]:
@@ -189,14 +217,18 @@ def check_rp_filter(ctx: Context) -> list[Problem]:
                     wrong.append(f"{target} (via {found.ifname})")
             if wrong:
                 which = "all" if values[0] == 1 else link.name
-                problems.append(Problem(
-                    "rp-filter-strict", link.name,
-                    f"{link.name}: strict rp_filter (net.ipv4.conf.{which}.rp_filter=1) and "
-                    f"the way back from {addr.ip} to {', '.join(wrong)} is not {link.name}: "
-                    f"the kernel drops packets (and ARP) that arrive on {link.name} from them",
-                    f"`multihome apply` (its rules make the reverse path {link.name} and set "
-                    f"loose mode), or `sysctl -w net.ipv4.conf.{link.name}.rp_filter=2`"
-                    + (" net.ipv4.conf.all.rp_filter=2" if values[0] == 1 else "")))
+                problems.append(
+                    Problem(
+                        "rp-filter-strict",
+                        link.name,
+                        f"{link.name}: strict rp_filter (net.ipv4.conf.{which}.rp_filter=1) and "
+                        f"the way back from {addr.ip} to {', '.join(wrong)} is not {link.name}: "
+                        f"the kernel drops packets (and ARP) that arrive on {link.name} from them",
+                        f"`multihome apply` (its rules make the reverse path {link.name} and set "
+                        f"loose mode), or `sysctl -w net.ipv4.conf.{link.name}.rp_filter=2`"
+                        + (" net.ipv4.conf.all.rp_filter=2" if values[0] == 1 else ""),
+                    )
+                )
                 break
     return problems
 
@@ -228,16 +260,21 @@ def check_arp_flux(ctx: Context) -> list[Problem]:
             others = ", ".join(sorted(ifnames - {ifname}))
             what = []
             if answers:
-                what.append(f"answers ARP for {others}'s addresses (arp_ignore="
-                            f"{max(ignore)}, arp_filter=0)")
+                what.append(
+                    f"answers ARP for {others}'s addresses (arp_ignore={max(ignore)}, arp_filter=0)"
+                )
             if announces:
                 what.append(f"may announce their addresses (arp_announce={max(announce)})")
-            problems.append(Problem(
-                "arp-flux", ifname,
-                f"{ifname} shares {network} with {others} and {' and '.join(what)}: traffic "
-                f"for one port's address arrives on another (ARP flux)",
-                f"`multihome apply`, or `sysctl -w net.ipv4.conf.{ifname}.arp_ignore=1 "
-                f"net.ipv4.conf.{ifname}.arp_announce=2 net.ipv4.conf.{ifname}.arp_filter=1`"))
+            problems.append(
+                Problem(
+                    "arp-flux",
+                    ifname,
+                    f"{ifname} shares {network} with {others} and {' and '.join(what)}: traffic "
+                    f"for one port's address arrives on another (ARP flux)",
+                    f"`multihome apply`, or `sysctl -w net.ipv4.conf.{ifname}.arp_ignore=1 "
+                    f"net.ipv4.conf.{ifname}.arp_announce=2 net.ipv4.conf.{ifname}.arp_filter=1`",
+                )
+            )
     return problems
 
 
@@ -254,14 +291,20 @@ def check_duplicate_rules(ctx: Context) -> list[Problem]:
             continue
         rules.sort(key=lambda r: r.priority)
         extra = rules[1:]
-        problems.append(Problem(
-            "duplicate-rules", rules[0].iifname or rules[0].oifname,
-            f"the rule '{_rule_text(rules[0], names)}' exists {len(rules)} times (priorities "
-            f"{', '.join(str(r.priority) for r in rules)}): a script added it again without "
-            "a fixed priority",
-            "; ".join(f"ip {'-6 ' if r.family == 6 else ''}rule del priority {r.priority}"
-                      for r in extra)
-            + " (keeps the first); give `ip rule add` a priority so it stays idempotent"))
+        problems.append(
+            Problem(
+                "duplicate-rules",
+                rules[0].iifname or rules[0].oifname,
+                f"the rule '{_rule_text(rules[0], names)}' exists {len(rules)} times (priorities "
+                f"{', '.join(str(r.priority) for r in rules)}): a script added it again without "
+                "a fixed priority",
+                "; ".join(
+                    f"ip {'-6 ' if r.family == 6 else ''}rule del priority {r.priority}"
+                    for r in extra
+                )
+                + " (keeps the first); give `ip rule add` a priority so it stays idempotent",
+            )
+        )
     return problems
 
 
@@ -292,12 +335,16 @@ def check_orphan_tables(ctx: Context) -> list[Problem]:
         left = [r for r in routes if r.table == table]
         if not using and not left:
             continue
-        problems.append(Problem(
-            "orphan-table", ifname,
-            f"table {table} was made for {ifname}, which no longer exists; "
-            f"{len(using)} rule(s) still point into it and it holds {len(left)} route(s)",
-            "`multihome apply` removes them (or `multihome reset` removes everything "
-            "multihome made)"))
+        problems.append(
+            Problem(
+                "orphan-table",
+                ifname,
+                f"table {table} was made for {ifname}, which no longer exists; "
+                f"{len(using)} rule(s) still point into it and it holds {len(left)} route(s)",
+                "`multihome apply` removes them (or `multihome reset` removes everything "
+                "multihome made)",
+            )
+        )
     return problems
 
 
@@ -307,8 +354,11 @@ def _persisted_files(root: Path) -> list[Path]:
     if ifcfg.is_dir():
         for path in sorted(ifcfg.iterdir()):
             text = read_text(path) if path.is_file() else None
-            if text and "multihome" in text and ("ROUTING_RULE" in text
-                                                 or path.name.startswith(("route-", "rule-"))):
+            if (
+                text
+                and "multihome" in text
+                and ("ROUTING_RULE" in text or path.name.startswith(("route-", "rule-")))
+            ):
                 found.append(path)
     return found
 
@@ -317,12 +367,16 @@ def check_persisted(ctx: Context) -> list[Problem]:
     """``not-persisted``: multihome's rules are in the kernel but in no configuration."""
     if not owned_rules(ctx.state, ctx.config) or _persisted_files(ctx.root):
         return []
-    return [Problem(
-        "not-persisted", None,
-        "multihome's rules and tables are only in the kernel: no persisted configuration "
-        f"under {ctx.root} (networkd, netplan, NetworkManager, ifcfg or multihome@.service); "
-        "a reboot loses them",
-        "run `multihome persist`")]
+    return [
+        Problem(
+            "not-persisted",
+            None,
+            "multihome's rules and tables are only in the kernel: no persisted configuration "
+            f"under {ctx.root} (networkd, netplan, NetworkManager, ifcfg or multihome@.service); "
+            "a reboot loses them",
+            "run `multihome persist`",
+        )
+    ]
 
 
 def _agent_running(ctx: Context) -> bool:
@@ -330,8 +384,10 @@ def _agent_running(ctx: Context) -> bool:
 
 
 def _networkd_keeps_foreign(root: Path) -> bool:
-    for path in [under_root(root, "etc/systemd/networkd.conf"),
-                 *sorted(under_root(root, "etc/systemd/networkd.conf.d").glob("*.conf"))]:
+    for path in [
+        under_root(root, "etc/systemd/networkd.conf"),
+        *sorted(under_root(root, "etc/systemd/networkd.conf.d").glob("*.conf")),
+    ]:
         text = read_text(path) or ""
         if re.search(r"^\s*ManageForeignRoutingPolicyRules\s*=\s*(no|false|0)\b", text, re.M):
             return True
@@ -345,8 +401,13 @@ def check_dhcp_clients(ctx: Context) -> list[Problem]:
     if not owned_rules(state, ctx.config) or _agent_running(ctx):
         return []
     in_main = {r.ifname for r in state.routes if r.table == TABLE_MAIN and r.is_default}
-    moved = sorted({str(r.ifname) for r in owned_routes(state, ctx.config)
-                    if r.is_default and r.ifname not in in_main})
+    moved = sorted(
+        {
+            str(r.ifname)
+            for r in owned_routes(state, ctx.config)
+            if r.is_default and r.ifname not in in_main
+        }
+    )
     links = {link.name for link in state.links}
     root = ctx.root
     problems = []
@@ -356,36 +417,52 @@ def check_dhcp_clients(ctx: Context) -> list[Problem]:
             served = [a for a in process.argv[1:] if a in links] or moved
             hit = [i for i in served if i in moved]
             if hit:
-                problems.append(Problem(
-                    "dhcp-will-undo", hit[0],
-                    f"{name} (pid {process.pid}) serves {', '.join(hit)}: on the next renew "
-                    f"its script puts {', '.join(hit)}'s default route back into main, and "
-                    "replies leave through the wrong port again",
-                    "run `multihome agent` (it corrects this within milliseconds), or "
-                    "`multihome persist` for a backend whose DHCP client writes into the "
-                    "interface's table (networkd, NetworkManager)"))
+                problems.append(
+                    Problem(
+                        "dhcp-will-undo",
+                        hit[0],
+                        f"{name} (pid {process.pid}) serves {', '.join(hit)}: on the next renew "
+                        f"its script puts {', '.join(hit)}'s default route back into main, and "
+                        "replies leave through the wrong port again",
+                        "run `multihome agent` (it corrects this within milliseconds), or "
+                        "`multihome persist` for a backend whose DHCP client writes into the "
+                        "interface's table (networkd, NetworkManager)",
+                    )
+                )
         elif process.comm == NETWORKD:
-            if list(root.glob("etc/systemd/network/*multihome*")) or list(
-                    root.glob("etc/netplan/*multihome*")) or _networkd_keeps_foreign(root):
+            if (
+                list(root.glob("etc/systemd/network/*multihome*"))
+                or list(root.glob("etc/netplan/*multihome*"))
+                or _networkd_keeps_foreign(root)
+            ):
                 continue
-            problems.append(Problem(
-                "dhcp-will-undo", None,
-                f"systemd-networkd (pid {process.pid}) manages this namespace and removes "
-                "routing-policy rules and routes it did not configure whenever it "
-                "reconfigures a link (a renew, a link flap)",
-                "`multihome persist --backend networkd` (the rules become networkd's own), or "
-                "a networkd.conf.d drop-in with ManageForeignRoutingPolicyRules=no and "
-                "ManageForeignRoutes=no"))
+            problems.append(
+                Problem(
+                    "dhcp-will-undo",
+                    None,
+                    f"systemd-networkd (pid {process.pid}) manages this namespace and removes "
+                    "routing-policy rules and routes it did not configure whenever it "
+                    "reconfigures a link (a renew, a link flap)",
+                    "`multihome persist --backend networkd` (the rules become networkd's own), or "
+                    "a networkd.conf.d drop-in with ManageForeignRoutingPolicyRules=no and "
+                    "ManageForeignRoutes=no",
+                )
+            )
         elif process.comm == NETWORK_MANAGER:
             if list(root.glob("etc/NetworkManager/system-connections/*multihome*")) or list(
-                    root.glob("etc/netplan/*multihome*")):
+                root.glob("etc/netplan/*multihome*")
+            ):
                 continue
-            problems.append(Problem(
-                "dhcp-will-undo", None,
-                f"NetworkManager (pid {process.pid}) puts each connection's DHCP default "
-                "route back into main on renew and reconnect",
-                "`multihome persist --backend networkmanager` (ipv4.route-table and "
-                "ipv4.routing-rules in the connections)"))
+            problems.append(
+                Problem(
+                    "dhcp-will-undo",
+                    None,
+                    f"NetworkManager (pid {process.pid}) puts each connection's DHCP default "
+                    "route back into main on renew and reconnect",
+                    "`multihome persist --backend networkmanager` (ipv4.route-table and "
+                    "ipv4.routing-rules in the connections)",
+                )
+            )
     return problems
 
 
@@ -432,13 +509,17 @@ def check_netplan_nm(ctx: Context) -> list[Problem]:
                 if renderer != "NetworkManager":
                     continue
                 shown = ".".join(str(p) for p in version) if version else "unknown"
-                problems.append(Problem(
-                    "netplan-nm-drops-policy", str(name),
-                    f"{path}: {name} has routing-policy under the NetworkManager renderer; "
-                    f"netplan before 1.2 (here: {shown}) silently drops it, so the rules "
-                    "never reach the kernel",
-                    "`multihome persist --backend networkmanager` (keyfiles with "
-                    "ipv4.routing-rules), or renderer: networkd for this device"))
+                problems.append(
+                    Problem(
+                        "netplan-nm-drops-policy",
+                        str(name),
+                        f"{path}: {name} has routing-policy under the NetworkManager renderer; "
+                        f"netplan before 1.2 (here: {shown}) silently drops it, so the rules "
+                        "never reach the kernel",
+                        "`multihome persist --backend networkmanager` (keyfiles with "
+                        "ipv4.routing-rules), or renderer: networkd for this device",
+                    )
+                )
     return problems
 
 
@@ -451,26 +532,40 @@ def check_safety_state(ctx: Context) -> list[Problem]:
     problems = []
     journal = state.read_json(JOURNAL)
     if journal is not None and not busy:
-        problems.append(Problem(
-            "interrupted-apply", None,
-            f"an apply (pid {journal.get('pid')}) was interrupted half-way: "
-            f"{state.file(JOURNAL)} is left",
-            "`multihome apply` finishes it, `multihome rollback` undoes it"))
+        problems.append(
+            Problem(
+                "interrupted-apply",
+                None,
+                f"an apply (pid {journal.get('pid')}) was interrupted half-way: "
+                f"{state.file(JOURNAL)} is left",
+                "`multihome apply` finishes it, `multihome rollback` undoes it",
+            )
+        )
     pending = state.read_json(PENDING)
     if pending is not None:
         watchdog = state.read_json(WATCHDOG_PID) or {}
-        alive = watchdog.get("id") == pending.get("id") and pid_alive(
-            int(watchdog.get("pid", 0)))
-        problems.append(Problem(
-            "confirmation-pending", None,
-            f"apply {pending.get('id')} waits for a confirmation"
-            + ("" if alive else " and its watchdog is gone (the next run rolls it back)"),
-            "`multihome confirm` keeps it, `multihome rollback` undoes it"))
+        alive = watchdog.get("id") == pending.get("id") and pid_alive(int(watchdog.get("pid", 0)))
+        problems.append(
+            Problem(
+                "confirmation-pending",
+                None,
+                f"apply {pending.get('id')} waits for a confirmation"
+                + ("" if alive else " and its watchdog is gone (the next run rolls it back)"),
+                "`multihome confirm` keeps it, `multihome rollback` undoes it",
+            )
+        )
     return problems
 
 
 CHECKS: tuple[Callable[[Context], list[Problem]], ...] = (
-    _status_checks, check_rp_filter, check_arp_flux, check_duplicate_rules,
-    check_orphan_tables, lambda ctx: check_pending(ctx.snap), check_persisted,
-    check_dhcp_clients, check_netplan_nm, check_safety_state,
+    _status_checks,
+    check_rp_filter,
+    check_arp_flux,
+    check_duplicate_rules,
+    check_orphan_tables,
+    lambda ctx: check_pending(ctx.snap),
+    check_persisted,
+    check_dhcp_clients,
+    check_netplan_nm,
+    check_safety_state,
 )

@@ -48,10 +48,18 @@ class GuardedResult:
 Announce = Callable[[ApplyResult, list[CheckResult], float], None]
 
 
-def guarded_apply(backend: Backend, session: Session, snap: Snapshot, config: Config,
-                  root: Path, guard: Guard, *, progress: Progress | None = None,
-                  announce: Announce | None = None,
-                  poll: Callable[[float], bool] | None = None) -> GuardedResult:
+def guarded_apply(
+    backend: Backend,
+    session: Session,
+    snap: Snapshot,
+    config: Config,
+    root: Path,
+    guard: Guard,
+    *,
+    progress: Progress | None = None,
+    announce: Announce | None = None,
+    poll: Callable[[float], bool] | None = None,
+) -> GuardedResult:
     """Apply ``snap.plan`` inside a confirmation window (the caller holds ``session``).
 
     ``announce(result, checks, deadline)`` is called when the window starts counting down;
@@ -62,8 +70,9 @@ def guarded_apply(backend: Backend, session: Session, snap: Snapshot, config: Co
         return GuardedResult(result, "unchanged")
     win = window.open_window(session, guard.timeout)
     try:
-        result = apply_plan(backend, snap.plan, root=root, config=config, session=session,
-                            progress=progress)
+        result = apply_plan(
+            backend, snap.plan, root=root, config=config, session=session, progress=progress
+        )
     except ApplyError as exc:
         window.end_unchanged(win, f"the apply failed and undid itself: {exc}")
         raise
@@ -86,7 +95,12 @@ def guarded_apply(backend: Backend, session: Session, snap: Snapshot, config: Co
     return _ended(result, checks, window.wait(win, backend, poll=poll))
 
 
-def _ended(result: ApplyResult, checks: list[CheckResult], data: dict[str, Any]
-           ) -> GuardedResult:
-    return GuardedResult(result, str(data.get("outcome")), str(data.get("reason", "")), checks,
-                         int(data.get("changes", 0)), list(data.get("problems", [])))
+def _ended(result: ApplyResult, checks: list[CheckResult], data: dict[str, Any]) -> GuardedResult:
+    return GuardedResult(
+        result,
+        str(data.get("outcome")),
+        str(data.get("reason", "")),
+        checks,
+        int(data.get("changes", 0)),
+        list(data.get("problems", [])),
+    )

@@ -77,17 +77,24 @@ def still_needed(changes: Sequence[Change], state: HostState) -> list[Change]:
 
 def begin(state_dir: StateDir, saved: snapshot.Saved, changes: Sequence[Change]) -> None:
     """Write the journal (durably) before the first kernel change."""
-    state_dir.write_json(JOURNAL, {
-        "version": 1, "pid": os.getpid(), "started": time.time(), "boot_id": saved.boot,
-        "snapshot": saved.to_json(), "changes": [change_to_json(c) for c in changes]})
+    state_dir.write_json(
+        JOURNAL,
+        {
+            "version": 1,
+            "pid": os.getpid(),
+            "started": time.time(),
+            "boot_id": saved.boot,
+            "snapshot": saved.to_json(),
+            "changes": [change_to_json(c) for c in changes],
+        },
+    )
 
 
 def end(state_dir: StateDir) -> None:
     state_dir.remove(JOURNAL)
 
 
-def recover(backend: Backend, state_dir: StateDir, root: Path, *, mode: Mode
-            ) -> Recovery | None:
+def recover(backend: Backend, state_dir: StateDir, root: Path, *, mode: Mode) -> Recovery | None:
     """Finish or undo an interrupted apply; the caller holds the lock. None: nothing to do."""
     journal = state_dir.read_json(JOURNAL)
     pending = state_dir.read_json(PENDING)
@@ -95,21 +102,32 @@ def recover(backend: Backend, state_dir: StateDir, root: Path, *, mode: Mode
         return None
     if any(d is not None and d.get("boot_id") != boot_id() for d in (journal, pending)):
         clear(state_dir)
-        return Recovery("discarded", "discarded the journal of an apply from an earlier boot "
-                        "(its kernel state is gone)")
+        return Recovery(
+            "discarded",
+            "discarded the journal of an apply from an earlier boot (its kernel state is gone)",
+        )
     if pending is not None:
         saved = snapshot.load(state_dir)
         if saved is None or saved.id != pending.get("id"):
             clear(state_dir)
-            return Recovery("discarded", "an unconfirmed apply was interrupted before it "
-                            "changed anything; nothing to undo")
+            return Recovery(
+                "discarded",
+                "an unconfirmed apply was interrupted before it changed anything; nothing to undo",
+            )
         recovery = undo(backend, saved, root, state_dir)
         recovery.action = "rolled-back"
-        recovery.message = (f"rolled back the unconfirmed apply {saved.id} (its watchdog "
-                            f"is gone): {recovery.message}")
-        finish_window(state_dir, str(pending.get("id")), "rolled-back",
-                      "its apply and watchdog were gone; the next run rolled it back",
-                      recovery.changes, recovery.problems)
+        recovery.message = (
+            f"rolled back the unconfirmed apply {saved.id} (its watchdog "
+            f"is gone): {recovery.message}"
+        )
+        finish_window(
+            state_dir,
+            str(pending.get("id")),
+            "rolled-back",
+            "its apply and watchdog were gone; the next run rolled it back",
+            recovery.changes,
+            recovery.problems,
+        )
         end(state_dir)
         return recovery
     assert journal is not None
@@ -127,16 +145,21 @@ def recover(backend: Backend, state_dir: StateDir, root: Path, *, mode: Mode
             backend.apply([change])
         except ChangeFailed as failure:
             recovery = undo(backend, saved, root, state_dir)
-            recovery.message = (f"could not finish the interrupted apply {saved.id} "
-                                f"({change.describe()}: {failure.reason}); undid it: "
-                                f"{recovery.message}")
+            recovery.message = (
+                f"could not finish the interrupted apply {saved.id} "
+                f"({change.describe()}: {failure.reason}); undid it: "
+                f"{recovery.message}"
+            )
             end(state_dir)
             return recovery
         done += 1
     end(state_dir)
-    return Recovery("finished", f"finished the interrupted apply {saved.id}: made the "
-                    f"{done} of its {len(changes)} change(s) that were not yet in effect",
-                    changes=done)
+    return Recovery(
+        "finished",
+        f"finished the interrupted apply {saved.id}: made the "
+        f"{done} of its {len(changes)} change(s) that were not yet in effect",
+        changes=done,
+    )
 
 
 def undo(backend: Backend, saved: snapshot.Saved, root: Path, state_dir: StateDir) -> Recovery:
@@ -153,12 +176,27 @@ def undo(backend: Backend, saved: snapshot.Saved, root: Path, state_dir: StateDi
     return Recovery("undone", text, done, problems)
 
 
-def finish_window(state_dir: StateDir, apply_id: str, outcome: str, reason: str,
-                  changes: int = 0, problems: Sequence[str] = ()) -> None:
+def finish_window(
+    state_dir: StateDir,
+    apply_id: str,
+    outcome: str,
+    reason: str,
+    changes: int = 0,
+    problems: Sequence[str] = (),
+) -> None:
     """End a confirmation window: write the result, remove pending/confirm/request files."""
-    state_dir.write_json(RESULT, {"id": apply_id, "outcome": outcome, "reason": reason,
-                                  "changes": changes, "problems": list(problems),
-                                  "time": time.time(), "pid": os.getpid()})
+    state_dir.write_json(
+        RESULT,
+        {
+            "id": apply_id,
+            "outcome": outcome,
+            "reason": reason,
+            "changes": changes,
+            "problems": list(problems),
+            "time": time.time(),
+            "pid": os.getpid(),
+        },
+    )
     for name in (PENDING, CONFIRM, ROLLBACK_REQUEST):
         state_dir.remove(name)
 
@@ -170,4 +208,3 @@ def clear(state_dir: StateDir) -> None:
 
 def _when(timestamp: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(timestamp))
-

@@ -51,8 +51,9 @@ class Lock:
         self.release()
 
 
-def acquire(state: StateDir, *, timeout: float = DEFAULT_LOCK_TIMEOUT,
-            purpose: str = "apply") -> Lock:
+def acquire(
+    state: StateDir, *, timeout: float = DEFAULT_LOCK_TIMEOUT, purpose: str = "apply"
+) -> Lock:
     """Take the lock, waiting at most ``timeout`` seconds; raise :class:`LockTimeoutError`."""
     state.ensure()
     path = state.file(LOCK)
@@ -67,8 +68,9 @@ def acquire(state: StateDir, *, timeout: float = DEFAULT_LOCK_TIMEOUT,
                 os.close(fd)
                 raise LockTimeoutError(_busy_message(state, timeout)) from None
             time.sleep(POLL)
-    state.write_json(LOCK_OWNER, {"pid": os.getpid(), "purpose": purpose,
-                                  "since": time.time(), "argv": sys.argv})
+    state.write_json(
+        LOCK_OWNER, {"pid": os.getpid(), "purpose": purpose, "since": time.time(), "argv": sys.argv}
+    )
     return Lock(state, fd)
 
 
@@ -102,19 +104,25 @@ def describe_owner(state: StateDir) -> str:
         text += f" ({', '.join(details)})"
     pending = state.read_json(PENDING)
     if pending and isinstance(pending.get("deadline"), int | float):
-        text += (f", waiting for `multihome confirm` until {_clock(pending['deadline'])} "
-                 "(then it rolls back)")
+        text += (
+            f", waiting for `multihome confirm` until {_clock(pending['deadline'])} "
+            "(then it rolls back)"
+        )
     return text
 
 
 def _busy_message(state: StateDir, timeout: float) -> str:
     hint = ""
     if state.exists(PENDING):
-        hint = ("; end its confirmation window with `multihome confirm` (keep) or "
-                "`multihome rollback` (undo)")
-    return (f"another multihome is changing this network namespace: {describe_owner(state)}; "
-            f"waited {timeout:g} s for the lock {state.file(LOCK)}. Wait for it to finish "
-            f"and run the command again, or give a longer --lock-timeout{hint}")
+        hint = (
+            "; end its confirmation window with `multihome confirm` (keep) or "
+            "`multihome rollback` (undo)"
+        )
+    return (
+        f"another multihome is changing this network namespace: {describe_owner(state)}; "
+        f"waited {timeout:g} s for the lock {state.file(LOCK)}. Wait for it to finish "
+        f"and run the command again, or give a longer --lock-timeout{hint}"
+    )
 
 
 def _clock(timestamp: float) -> str:

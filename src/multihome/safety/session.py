@@ -34,8 +34,14 @@ class Session:
         self.close()
 
 
-def open_session(backend: Backend, root: Path, *, timeout: float = DEFAULT_LOCK_TIMEOUT,
-                 purpose: str = "apply", mode: journal.Mode = "finish") -> Session:
+def open_session(
+    backend: Backend,
+    root: Path,
+    *,
+    timeout: float = DEFAULT_LOCK_TIMEOUT,
+    purpose: str = "apply",
+    mode: journal.Mode = "finish",
+) -> Session:
     """Take the lock, then finish (``mode="finish"``) or undo an interrupted apply."""
     state = StateDir.current(root)
     lock = acquire(state, timeout=timeout, purpose=purpose)

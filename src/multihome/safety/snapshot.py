@@ -66,23 +66,29 @@ class Saved:
 
     def ownership(self) -> Config:
         """A configuration that owns exactly what the apply's configuration owned."""
-        return replace(Config(), table_range=self.table_range,
-                       priority_range=self.priority_range)
+        return replace(Config(), table_range=self.table_range, priority_range=self.priority_range)
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "version": 1, "id": self.id, "created": self.created, "boot_id": self.boot,
-            "table_range": list(self.table_range), "priority_range": list(self.priority_range),
+            "version": 1,
+            "id": self.id,
+            "created": self.created,
+            "boot_id": self.boot,
+            "table_range": list(self.table_range),
+            "priority_range": list(self.priority_range),
             "rules": [rule_to_json(r) for r in self.rules],
             "routes": [route_to_json(r) for r in self.routes],
             "moved": [route_to_json(r) for r in self.moved],
-            "sysctls": dict(self.sysctls), "files": dict(self.files),
+            "sysctls": dict(self.sysctls),
+            "files": dict(self.files),
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Saved:
         return cls(
-            id=str(data["id"]), created=float(data["created"]), boot=str(data["boot_id"]),
+            id=str(data["id"]),
+            created=float(data["created"]),
+            boot=str(data["boot_id"]),
             table_range=(int(data["table_range"][0]), int(data["table_range"][1])),
             priority_range=(int(data["priority_range"][0]), int(data["priority_range"][1])),
             rules=tuple(rule_from_json(r) for r in data.get("rules", [])),
@@ -93,21 +99,44 @@ class Saved:
         )
 
 
-def capture(state: HostState, changes: Sequence[Change], config: Config, root: Path,
-            snapshot_id: str | None = None) -> Saved:
+def capture(
+    state: HostState,
+    changes: Sequence[Change],
+    config: Config,
+    root: Path,
+    snapshot_id: str | None = None,
+) -> Saved:
     """The snapshot of ``state`` before ``changes`` are made."""
-    moved = tuple(sorted((c.obj for c in changes if isinstance(c.obj, Route)
-                          and c.action == "remove" and not is_owned_route(c.obj, config)),
-                         key=lambda r: r.key))
-    sysctls = {c.obj.name: state.sysctls[c.obj.name] for c in changes
-               if isinstance(c.obj, Sysctl) and c.obj.name in state.sysctls}
+    moved = tuple(
+        sorted(
+            (
+                c.obj
+                for c in changes
+                if isinstance(c.obj, Route)
+                and c.action == "remove"
+                and not is_owned_route(c.obj, config)
+            ),
+            key=lambda r: r.key,
+        )
+    )
+    sysctls = {
+        c.obj.name: state.sysctls[c.obj.name]
+        for c in changes
+        if isinstance(c.obj, Sysctl) and c.obj.name in state.sysctls
+    }
     files = {str(path): read_text(under_root(root, path)) for path in NAME_FILES}
     return Saved(
-        id=snapshot_id or new_id(), created=time.time(), boot=boot_id(),
-        table_range=config.table_range, priority_range=config.priority_range,
+        id=snapshot_id or new_id(),
+        created=time.time(),
+        boot=boot_id(),
+        table_range=config.table_range,
+        priority_range=config.priority_range,
         rules=tuple(sorted(owned_rules(state, config), key=lambda r: r.key)),
         routes=tuple(sorted(owned_routes(state, config), key=lambda r: r.key)),
-        moved=moved, sysctls=MappingProxyType(sysctls), files=MappingProxyType(files))
+        moved=moved,
+        sysctls=MappingProxyType(sysctls),
+        files=MappingProxyType(files),
+    )
 
 
 def load(state_dir: StateDir) -> Saved | None:
@@ -140,16 +169,25 @@ def _put_back(current: HostState, routes: Iterable[Route]) -> tuple[list[Change]
     return changes, notes
 
 
-def _towards(current: HostState, config: Config, rules: Iterable[Any], routes: Iterable[Route],
-             sysctls: Mapping[str, str]) -> list[Change]:
+def _towards(
+    current: HostState,
+    config: Config,
+    rules: Iterable[Any],
+    routes: Iterable[Route],
+    sysctls: Mapping[str, str],
+) -> list[Change]:
     """make_plan's ordered diff from ``current`` to the given owned rules/routes/sysctls."""
     desired = DesiredState(
-        interfaces=(), skipped=(), ignored=(), tables=(),
+        interfaces=(),
+        skipped=(),
+        ignored=(),
+        tables=(),
         routes=frozenset(r for r in routes if not r.ifname or current.link(r.ifname)),
         rules=frozenset(rules),
-        sysctls=tuple(Sysctl(n, v) for n, v in sorted(sysctls.items())
-                      if n in current.sysctls),
-        main_removals=frozenset(), primary=None)
+        sysctls=tuple(Sysctl(n, v) for n, v in sorted(sysctls.items()) if n in current.sysctls),
+        main_removals=frozenset(),
+        primary=None,
+    )
     return list(make_plan(current, desired, config).changes)
 
 
@@ -195,14 +233,19 @@ class Record:
     sysctls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": 1, "moved": [route_to_json(r) for r in self.moved],
-                "sysctls": dict(self.sysctls)}
+        return {
+            "version": 1,
+            "moved": [route_to_json(r) for r in self.moved],
+            "sysctls": dict(self.sysctls),
+        }
 
     @classmethod
     def load(cls, state_dir: StateDir) -> Record:
         data = state_dir.read_json(RECORD) or {}
-        return cls(moved=tuple(route_from_json(r) for r in data.get("moved", [])),
-                   sysctls=MappingProxyType(dict(data.get("sysctls", {}))))
+        return cls(
+            moved=tuple(route_from_json(r) for r in data.get("moved", [])),
+            sysctls=MappingProxyType(dict(data.get("sysctls", {}))),
+        )
 
     def save(self, state_dir: StateDir) -> None:
         state_dir.write_json(RECORD, self.to_json())
@@ -214,8 +257,10 @@ class Record:
             moved.setdefault(route.key, route)
         sysctls = dict(saved.sysctls)
         sysctls.update(self.sysctls)
-        return Record(tuple(sorted(moved.values(), key=lambda r: r.key)),
-                      MappingProxyType(dict(sorted(sysctls.items()))))
+        return Record(
+            tuple(sorted(moved.values(), key=lambda r: r.key)),
+            MappingProxyType(dict(sorted(sysctls.items()))),
+        )
 
     def prune(self, current: HostState) -> Record:
         """Forget moved routes that are back in main (nothing left to put back)."""
@@ -230,20 +275,26 @@ def reconstruct_moved(current: HostState, config: Config, record: Record) -> lis
     moved route; its original protocol is unknown, so it goes back as ``proto boot``.
     """
     recorded = {r.ifname for r in record.moved if r.is_default}
-    in_main = {(r.family, r.ifname) for r in current.routes
-               if r.table == TABLE_MAIN and r.is_default}
+    in_main = {
+        (r.family, r.ifname) for r in current.routes if r.table == TABLE_MAIN and r.is_default
+    }
     found: dict[tuple[int, str | None], Route] = {}
     for route in sorted(owned_routes(current, config), key=lambda r: (r.metric, r.key)):
-        if (not route.is_default or route.ifname in recorded
-                or (route.family, route.ifname) in in_main):
+        if (
+            not route.is_default
+            or route.ifname in recorded
+            or (route.family, route.ifname) in in_main
+        ):
             continue
-        found.setdefault((route.family, route.ifname),
-                         replace(route, table=TABLE_MAIN, proto=PROTO_BOOT))
+        found.setdefault(
+            (route.family, route.ifname), replace(route, table=TABLE_MAIN, proto=PROTO_BOOT)
+        )
     return list(found.values())
 
 
-def reset_changes(current: HostState, config: Config, record: Record
-                  ) -> tuple[list[Change], list[str]]:
+def reset_changes(
+    current: HostState, config: Config, record: Record
+) -> tuple[list[Change], list[str]]:
     """The changes that remove everything multihome owns and put back what it moved."""
     moved = list(record.moved) + reconstruct_moved(current, config, record)
     changes, notes = _put_back(current, moved)

@@ -34,8 +34,10 @@ def netns_key(proc: Path = Path("/proc")) -> str:
     try:
         return f"net-{os.stat(proc / 'self/ns/net').st_ino}"
     except OSError as exc:
-        raise InputError(f"{proc}/self/ns/net: cannot identify the network namespace "
-                         f"({exc.strerror}); mount /proc") from exc
+        raise InputError(
+            f"{proc}/self/ns/net: cannot identify the network namespace "
+            f"({exc.strerror}); mount /proc"
+        ) from exc
 
 
 def boot_id(proc: Path = Path("/proc")) -> str:
@@ -60,8 +62,10 @@ class StateDir:
         try:
             self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
-            raise InputError(f"{self.path}: cannot create the state directory "
-                             f"({exc.strerror}); run as root or pass a writable --root") from exc
+            raise InputError(
+                f"{self.path}: cannot create the state directory "
+                f"({exc.strerror}); run as root or pass a writable --root"
+            ) from exc
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -103,10 +107,12 @@ def route_to_json(route: Route) -> dict[str, Any]:
 
 def route_from_json(data: dict[str, Any]) -> Route:
     return Route(
-        table=int(data["table"]), dst=ipaddress.ip_network(data["dst"]),
+        table=int(data["table"]),
+        dst=ipaddress.ip_network(data["dst"]),
         ifname=data.get("dev"),
         gateway=None if data.get("gateway") is None else ipaddress.ip_address(data["gateway"]),
-        metric=int(data.get("metric", 0)), proto=int(data["proto"]),
+        metric=int(data.get("metric", 0)),
+        proto=int(data["proto"]),
         scope=int(data.get("scope", 0)),
         prefsrc=None if data.get("prefsrc") is None else ipaddress.ip_address(data["prefsrc"]),
         type=int(data.get("type", 1)),
@@ -114,11 +120,20 @@ def route_from_json(data: dict[str, Any]) -> Route:
 
 
 def rule_to_json(rule: Rule) -> dict[str, Any]:
-    return {"family": rule.family, "priority": rule.priority, "table": rule.table,
-            "src": _opt(rule.src), "dst": _opt(rule.dst), "iif": rule.iifname,
-            "oif": rule.oifname, "suppress_prefixlength": rule.suppress_prefixlength,
-            "fwmark": rule.fwmark, "fwmask": rule.fwmask, "action": rule.action,
-            "proto": rule.proto}
+    return {
+        "family": rule.family,
+        "priority": rule.priority,
+        "table": rule.table,
+        "src": _opt(rule.src),
+        "dst": _opt(rule.dst),
+        "iif": rule.iifname,
+        "oif": rule.oifname,
+        "suppress_prefixlength": rule.suppress_prefixlength,
+        "fwmark": rule.fwmark,
+        "fwmask": rule.fwmask,
+        "action": rule.action,
+        "proto": rule.proto,
+    }
 
 
 def rule_from_json(data: dict[str, Any]) -> Rule:
@@ -127,11 +142,18 @@ def rule_from_json(data: dict[str, Any]) -> Rule:
         return None if value is None else ipaddress.ip_network(value)
 
     return Rule(
-        family=int(data["family"]), priority=int(data["priority"]), table=int(data["table"]),
-        src=net("src"), dst=net("dst"), iifname=data.get("iif"), oifname=data.get("oif"),
+        family=int(data["family"]),
+        priority=int(data["priority"]),
+        table=int(data["table"]),
+        src=net("src"),
+        dst=net("dst"),
+        iifname=data.get("iif"),
+        oifname=data.get("oif"),
         suppress_prefixlength=data.get("suppress_prefixlength"),
-        fwmark=data.get("fwmark"), fwmask=data.get("fwmask"),
-        action=int(data.get("action", 1)), proto=int(data["proto"]),
+        fwmark=data.get("fwmark"),
+        fwmask=data.get("fwmask"),
+        action=int(data.get("action", 1)),
+        proto=int(data["proto"]),
     )
 
 

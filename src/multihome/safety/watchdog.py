@@ -54,15 +54,29 @@ def main(argv: list[str] | None = None) -> int:
     terminated: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, _frame: terminated.append(signum))
     os.chdir("/")
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format=f"%(asctime)s watchdog[{os.getpid()}] %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format=f"%(asctime)s watchdog[{os.getpid()}] %(message)s",
+    )
     state = StateDir(args.state_dir, args.state_dir.name)
     if netns_key() != state.netns:
-        log.error("%s belongs to network namespace %s, this process runs in %s: refusing",
-                  state.path, state.netns, netns_key())
+        log.error(
+            "%s belongs to network namespace %s, this process runs in %s: refusing",
+            state.path,
+            state.netns,
+            netns_key(),
+        )
         return 1
-    state.write_json(LOCK_OWNER, {"pid": os.getpid(), "since": time.time(), "argv": sys.argv,
-                                  "purpose": f"the confirmation watchdog of apply {args.id}"})
+    state.write_json(
+        LOCK_OWNER,
+        {
+            "pid": os.getpid(),
+            "since": time.time(),
+            "argv": sys.argv,
+            "purpose": f"the confirmation watchdog of apply {args.id}",
+        },
+    )
     state.write_json(WATCHDOG_PID, {"id": args.id, "pid": os.getpid()})
     log.info("watching apply %s", args.id)
     try:
@@ -82,8 +96,10 @@ def watch(state: StateDir, root: Path, apply_id: str, terminated: list[int]) -> 
             return 0
         reason = None
         if state.exists(ROLLBACK_REQUEST):
-            text = (state.file(ROLLBACK_REQUEST).read_text(errors="replace").strip()
-                    or "rollback requested")
+            text = (
+                state.file(ROLLBACK_REQUEST).read_text(errors="replace").strip()
+                or "rollback requested"
+            )
             reason = text
         elif state.exists(CONFIRM):
             journal.finish_window(state, apply_id, "confirmed", "confirmed")
@@ -95,8 +111,11 @@ def watch(state: StateDir, root: Path, apply_id: str, terminated: list[int]) -> 
             reason = f"no confirmation within {pending.get('timeout', '?')} s"
         if reason is not None:
             running = state.read_json(JOURNAL)
-            busy = (running is not None and isinstance(running.get("pid"), int)
-                    and pid_alive(running["pid"]))
+            busy = (
+                running is not None
+                and isinstance(running.get("pid"), int)
+                and pid_alive(running["pid"])
+            )
             if busy and waited_for_apply < APPLY_WAIT:
                 time.sleep(POLL)  # the apply is still making its changes
                 waited_for_apply += POLL

@@ -80,15 +80,25 @@ def open_window(session: Session, timeout: float) -> Window:
     for name in (CONFIRM, ROLLBACK_REQUEST):
         state.remove(name)
     now = time.time()
-    state.write_json(PENDING, {
-        "id": session.apply_id, "pid": os.getpid(), "created": now, "timeout": timeout,
-        "deadline": now + timeout + APPLY_ALLOWANCE, "boot_id": boot_id()})
+    state.write_json(
+        PENDING,
+        {
+            "id": session.apply_id,
+            "pid": os.getpid(),
+            "created": now,
+            "timeout": timeout,
+            "deadline": now + timeout + APPLY_ALLOWANCE,
+            "boot_id": boot_id(),
+        },
+    )
     pid = _spawn(session)
     if pid is None:
         state.remove(PENDING)
-        raise MultihomeError(f"could not start the rollback watchdog (see "
-                             f"{state.file(WATCHDOG_LOG)}); nothing was changed. Run without "
-                             "--confirm-timeout (or with 0) to apply unguarded")
+        raise MultihomeError(
+            f"could not start the rollback watchdog (see "
+            f"{state.file(WATCHDOG_LOG)}); nothing was changed. Run without "
+            "--confirm-timeout (or with 0) to apply unguarded"
+        )
     return Window(state, session.root, session.apply_id, timeout, pid)
 
 
@@ -97,10 +107,26 @@ def _spawn(session: Session) -> int | None:
     env = {k: v for k, v in os.environ.items() if k != FAILPOINT_ENV}
     with open(state.file(WATCHDOG_LOG), "a", encoding="utf-8") as log:
         child = subprocess.Popen(
-            [sys.executable, "-m", "multihome.safety.watchdog", "--state-dir",
-             str(state.path), "--root", str(session.root), "--id", session.apply_id],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, cwd="/",
-            pass_fds=(session.lock.fd,), start_new_session=True, close_fds=True)
+            [
+                sys.executable,
+                "-m",
+                "multihome.safety.watchdog",
+                "--state-dir",
+                str(state.path),
+                "--root",
+                str(session.root),
+                "--id",
+                session.apply_id,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=env,
+            cwd="/",
+            pass_fds=(session.lock.fd,),
+            start_new_session=True,
+            close_fds=True,
+        )
     try:
         child.wait(timeout=START_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -127,8 +153,13 @@ def request(window: Window, name: str, reason: str, backend: Backend) -> dict[st
     return wait(window, backend, grace=30.0)
 
 
-def wait(window: Window, backend: Backend, *, poll: Callable[[float], bool] | None = None,
-         grace: float = 30.0) -> dict[str, Any]:
+def wait(
+    window: Window,
+    backend: Backend,
+    *,
+    poll: Callable[[float], bool] | None = None,
+    grace: float = 30.0,
+) -> dict[str, Any]:
     """Wait for the window's result; ``poll(seconds_left)`` returns True to confirm now.
 
     If the watchdog is gone, do its work here (the apply process shares its lock).
@@ -159,22 +190,26 @@ def take_over(window: Window, backend: Backend) -> dict[str, Any]:
     if state.exists(CONFIRM) and not state.exists(ROLLBACK_REQUEST):
         journal.finish_window(state, window.id, "confirmed", "confirmed (watchdog gone)")
     else:
-        roll_back(state, window.root, window.id, backend, "the watchdog is gone; rolled back "
-                  "by the apply process")
+        roll_back(
+            state,
+            window.root,
+            window.id,
+            backend,
+            "the watchdog is gone; rolled back by the apply process",
+        )
     result = window.result()
     assert result is not None
     return result
 
 
-def roll_back(state: StateDir, root: Path, apply_id: str, backend: Backend,
-              reason: str) -> None:
+def roll_back(state: StateDir, root: Path, apply_id: str, backend: Backend, reason: str) -> None:
     """Restore the snapshot of apply ``apply_id`` and end its window with ``reason``."""
     saved = snapshot.load(state)
     if saved is None or saved.id != apply_id:
-        journal.finish_window(state, apply_id, "rolled-back",
-                              f"{reason}; nothing had been changed")
+        journal.finish_window(state, apply_id, "rolled-back", f"{reason}; nothing had been changed")
         return
     recovery = journal.undo(backend, saved, root, state)
     journal.end(state)
-    journal.finish_window(state, apply_id, "rolled-back", reason, recovery.changes,
-                          recovery.problems)
+    journal.finish_window(
+        state, apply_id, "rolled-back", reason, recovery.changes, recovery.problems
+    )
