@@ -43,6 +43,7 @@ def open_session(
     mode: journal.Mode = "finish",
 ) -> Session:
     """Take the lock, then finish (``mode="finish"``) or undo an interrupted apply."""
+    root = root.absolute()  # the watchdog runs from /
     state = StateDir.current(root)
     lock = acquire(state, timeout=timeout, purpose=purpose)
     try:
