@@ -170,7 +170,8 @@ def test_terminal_hangup_the_watchdog_still_rolls_back(lab: Lab) -> None:
     finally:
         os.close(fd)  # hang up: the kernel sends SIGHUP to the terminal's session
     _wait_pid_gone(pid, 10)
-    wait_for(lambda: lab.kernel() == before, 20, "the watchdog's rollback")
+    wait_for((lab.state_dir() / "result.json").exists, 20, "the watchdog's rollback")
+    assert lab.kernel() == before
     result = json.loads((lab.state_dir() / "result.json").read_text())
     assert result["outcome"] == "rolled-back"
     assert result["pid"] != pid
