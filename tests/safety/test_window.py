@@ -271,3 +271,28 @@ def test_watchdog_sigterm_rolls_back(lab: Lab) -> None:
     assert apply.returncode == 3, err
     assert "SIGTERM" in err
     assert lab.kernel() == before
+
+
+def test_ctrl_c_during_the_window_rolls_back_now(lab: Lab) -> None:
+    """SIGINT (Ctrl-C) while waiting for the confirmation means "no": rolled back at once."""
+    before = lab.kernel()
+    apply = lab.popen("apply", "--confirm-timeout", "60")
+    wait_for(
+        lambda: (lab.root / "run/multihome").exists()
+        and any(lab.state_dir().glob("pending.json")),
+        30,
+        "the confirmation window",
+    )
+    wait_for(
+        lambda: json.loads((lab.state_dir() / "pending.json").read_text())["deadline"]
+        < time.time() + 61,
+        30,
+        "the countdown",
+    )
+    start = time.monotonic()
+    apply.send_signal(signal.SIGINT)
+    _, err = apply.communicate(timeout=30)
+    assert apply.returncode == 3, err
+    assert "Ctrl-C" in err
+    assert time.monotonic() - start < 15
+    assert lab.kernel() == before

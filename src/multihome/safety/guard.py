@@ -92,7 +92,12 @@ def guarded_apply(
     deadline = win.start_countdown()
     if announce is not None:
         announce(result, checks, deadline)
-    return _ended(result, checks, window.wait(win, backend, poll=poll))
+    try:
+        data = window.wait(win, backend, poll=poll)
+    except KeyboardInterrupt:
+        reason = "interrupted (Ctrl-C) before a confirmation"
+        data = window.request(win, ROLLBACK_REQUEST, reason, backend)
+    return _ended(result, checks, data)
 
 
 def _ended(result: ApplyResult, checks: list[CheckResult], data: dict[str, Any]) -> GuardedResult:
