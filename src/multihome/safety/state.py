@@ -56,7 +56,7 @@ class StateDir:
     def current(cls, root: Path) -> StateDir:
         """The state directory of the namespace this process runs in."""
         key = netns_key()
-        return cls(under_root(root, STATE_BASE / key), key)
+        return cls(under_root(root.absolute(), STATE_BASE / key), key)
 
     def ensure(self) -> None:
         try:
