@@ -222,59 +222,187 @@ def _print_plan(obj: Context, snap: Any) -> None:
     click.echo(f"{len(snap.plan.changes)} change(s)")
 
 
-@cli.command(epilog="\b\nExamples:\n  sudo multihome apply\n  sudo multihome apply --dry-run\n"
-                    "  sudo multihome apply --detailed-exit-codes; echo $?   # 0 same, 2 changed")
+APPLY_EPILOG = """\b
+Examples:
+  sudo multihome apply                       on a terminal: keep only after a keypress
+  sudo multihome apply --confirm-timeout 60  wait 60 s for `multihome confirm`, else undo
+  sudo multihome apply --check gateways --check http://198.51.100.10/
+  sudo multihome apply --dry-run
+  sudo multihome apply --detailed-exit-codes; echo $?   # 0 same, 2 changed
+\b
+With a confirmation window (the default when stdin is a terminal) the changes are checked
+(the path back to the SSH client must still work, plus every --check) and rolled back unless
+confirmed in time, by a watchdog that survives a lost terminal. When an SSH client or a
+--check is known the checks run on every apply, and a failed one rolls back. Exit 3: rolled
+back.
+"""
+#: The confirmation window when stdin is a terminal and --confirm-timeout is not given.
+DEFAULT_CONFIRM_TIMEOUT = 120.0
+
+
+@cli.command(epilog=APPLY_EPILOG)
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
 @click.option("--detailed-exit-codes", is_flag=True,
               help="Exit 0 when nothing changed, 2 when something changed, 1 on any error.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing when nothing changes.")
 @click.option("--interface", "interface", metavar="IF", default=None,
               help="Only the changes that concern this interface (udev, systemd instances).")
+@click.option("--confirm-timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="Roll back unless `multihome confirm` (or a key) comes within SECONDS; 0 "
+                   "keeps the changes when the checks pass. [default: 120 when stdin is a "
+                   "terminal, else off]")
+@click.option("--management-peer", metavar="ADDR", default=None,
+              help="The host you manage this machine from; its path must survive the apply "
+                   "[default: the SSH client, from $SSH_CONNECTION].")
+@click.option("--check", "checks", metavar="PROBE", multiple=True,
+              help="Extra post-apply check (repeatable): ping:ADDR, tcp:HOST:PORT, an "
+                   "http(s):// URL, or gateways.")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              metavar="SECONDS", help="How long to wait for another multihome to finish.")
 @click.pass_obj
 def apply(obj: Context, dry_run: bool, detailed_exit_codes: bool, quiet: bool,
-          interface: str | None) -> None:
+          interface: str | None, confirm_timeout: float | None, management_peer: str | None,
+          checks: tuple[str, ...], lock_timeout: float) -> None:
     """Apply the policy to the kernel, as one transaction, then verify it."""
-    from multihome.engine import apply_plan, require_root, snapshot
-    from multihome.verify import verify
+    import os
+
+    from multihome.engine import locked, require_root, snapshot
+    from multihome.safety.checks import find_peer, parse_probe
 
     click.get_current_context().meta["detailed"] = detailed_exit_codes
     config = obj.config()
+    probes = tuple(parse_probe(spec) for spec in checks)
+    if confirm_timeout is None:
+        confirm_timeout = DEFAULT_CONFIRM_TIMEOUT if sys.stdin.isatty() else 0.0
     if not dry_run:
         require_root()
     with _backend() as backend:
-        snap = snapshot(backend, config)
-        if interface is not None:
-            snap = _restrict(snap, interface)
+        peer = find_peer(management_peer, os.environ,
+                         [a.ip for a in backend.read().addresses])
+        guarded = confirm_timeout > 0 or bool(probes) or peer is not None
         if dry_run:
+            snap = snapshot(backend, config)
+            if interface is not None:
+                snap = _restrict(snap, interface)
             _print_plan(obj, snap)
             return
-        total = len(snap.plan.changes)
-        progress = None
-        if sys.stderr.isatty() and total > 50:
-            def progress(done: int, count: int, _change: Any) -> None:
-                if done % 50 == 0 or done == count:
-                    click.echo(f"\r{done}/{count} changes", err=True, nl=done == count)
-        result = apply_plan(backend, snap.plan, root=obj.root, progress=progress)
-        if not snap.plan.empty and not quiet:
-            for line in snap.plan.lines():
-                click.echo(_styled(line, obj.color))
-        if result.applied:
-            # The policy is a pure function of what was read; the apply changed only owned
-            # routes, rules and sysctls, so the desired state is the same: no second read.
-            checks = verify(backend, snap.desired, config)
-            failed = [c for c in checks if not c.ok]
-            click.echo(f"applied {result.applied} change(s); verify: "
-                       f"{len(checks) - len(failed)}/{len(checks)} checks pass")
-            for check in failed:
-                click.echo(f"  FAIL {check.interface} {check.address} {check.name} -> "
-                           f"{check.destination}: expected {check.expected}, got {check.got}",
-                           err=True)
-            if failed:
-                raise MultihomeError(f"{len(failed)} verification check(s) failed after apply")
-        elif not quiet:
-            click.echo("no changes: the kernel already matches the policy")
+        with locked(backend, root=obj.root, timeout=lock_timeout) as session:
+            if session.recovery is not None:
+                click.echo(f"multihome: {session.recovery.message}", err=True)
+            snap = snapshot(backend, config)
+            if interface is not None:
+                snap = _restrict(snap, interface)
+            total = len(snap.plan.changes)
+            progress = None
+            if sys.stderr.isatty() and total > 50:
+                def progress(done: int, count: int, _change: Any) -> None:
+                    if done % 50 == 0 or done == count:
+                        click.echo(f"\r{done}/{count} changes", err=True, nl=done == count)
+            if not snap.plan.empty and not quiet:
+                for line in snap.plan.lines():
+                    click.echo(_styled(line, obj.color))
+            if guarded:
+                result = _guarded_apply(obj, backend, session, snap, config, confirm_timeout,
+                                        peer, probes, progress)
+            else:
+                from multihome.engine import apply_plan
+
+                result = apply_plan(backend, snap.plan, root=obj.root, progress=progress,
+                                    config=config, session=session)
+        _report_apply(backend, config, result, quiet, snap.desired)
     if detailed_exit_codes and result.changed:
         raise click.exceptions.Exit(DetailedExitCode.CHANGED)
+
+
+def _report_apply(backend: Any, config: Any, result: Any, quiet: bool, desired: Any) -> None:
+    from multihome.verify import verify
+
+    if result.applied:
+        # The policy is a pure function of what was read; the apply changed only owned
+        # routes, rules and sysctls, so the desired state is the same: no second read.
+        checks = verify(backend, desired, config)
+        failed = [c for c in checks if not c.ok]
+        click.echo(f"applied {result.applied} change(s); verify: "
+                   f"{len(checks) - len(failed)}/{len(checks)} checks pass")
+        for check in failed:
+            click.echo(f"  FAIL {check.interface} {check.address} {check.name} -> "
+                       f"{check.destination}: expected {check.expected}, got {check.got}",
+                       err=True)
+        if failed:
+            raise MultihomeError(f"{len(failed)} verification check(s) failed after apply")
+    elif not quiet:
+        click.echo("no changes: the kernel already matches the policy")
+
+
+def _guarded_apply(obj: Context, backend: Any, session: Any, snap: Any, config: Any,
+                   timeout: float, peer: Any, probes: Any, progress: Any) -> Any:
+    from multihome.errors import RolledBackError
+    from multihome.safety.guard import Guard, guarded_apply
+
+    interactive = sys.stdin.isatty()
+    with _keypress(interactive) as poll:
+        def announce(result: Any, checks: Any, deadline: float) -> None:
+            for check in checks:
+                click.echo(f"check ok: {check.name}: {check.detail}", err=True)
+            if peer is None:
+                click.echo("note: no management peer known (no $SSH_CONNECTION); give "
+                           "--management-peer to check the path back to you", err=True)
+            how = "press any key or run" if interactive else "run"
+            click.echo(f"applied {result.applied} change(s); {how} `multihome confirm` within "
+                       f"{timeout:g} s to keep them, or they are rolled back "
+                       f"(state: {session.state.path})", err=True)
+
+        done = guarded_apply(backend, session, snap, config, obj.root,
+                             Guard(timeout, peer, probes), progress=progress,
+                             announce=announce, poll=poll)
+    for check in done.checks:
+        if not check.ok:
+            click.echo(f"check FAILED: {check.name}: {check.detail}", err=True)
+        elif timeout <= 0:
+            click.echo(f"check ok: {check.name}: {check.detail}", err=True)
+    if done.outcome == "rolled-back":
+        message = (f"rolled back ({done.reason}): {done.restored} change(s) undone, the "
+                   "namespace is as before the apply")
+        if done.problems:
+            message += f"; INCOMPLETE: {'; '.join(done.problems)}"
+        raise RolledBackError(message)
+    if done.outcome == "confirmed" and timeout > 0:
+        click.echo("confirmed: the changes stay", err=True)
+    return done.result
+
+
+@contextmanager
+def _keypress(interactive: bool) -> Iterator[Callable[[float], bool] | None]:
+    """A poll(seconds_left) that shows a countdown and returns True on a keypress."""
+    if not interactive:
+        yield None
+        return
+    import os
+    import select
+    import termios
+    import tty
+
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    flushed: list[bool] = []
+
+    def poll(left: float) -> bool:
+        if not flushed:
+            termios.tcflush(fd, termios.TCIFLUSH)  # keys typed during the apply do not count
+            flushed.append(True)
+        click.echo(f"\r{left:5.0f} s left ", err=True, nl=False)
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            os.read(fd, 64)
+            click.echo("", err=True)
+            return True
+        return False
+
+    tty.setcbreak(fd)
+    try:
+        yield poll
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 def _restrict(snap: Any, interface: str) -> Any:

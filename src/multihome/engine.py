@@ -2,15 +2,23 @@
 
 The transaction: changes are made in the plan's order; if one fails, the ones made before it
 are undone in reverse order and :class:`ApplyError` says what failed and what was undone.
+
+Every apply runs under the namespace's lock and writes a journal and a snapshot before the
+first kernel change (:mod:`multihome.safety`): two applies never interleave, an apply killed
+half-way is finished or undone by the next run, and ``multihome rollback`` / ``reset`` can go
+back. Callers that compute their plan should do it inside :func:`locked`, so that the plan is
+made from the state after any recovery; ``apply_plan`` takes the lock itself otherwise.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from multihome import faults
 from multihome.backend import Backend, ChangeFailed
@@ -21,7 +29,13 @@ from multihome.names import register_names
 from multihome.plan import Change, Plan, make_plan
 from multihome.policy import DesiredState, compute_policy
 
+if TYPE_CHECKING:
+    from multihome.safety.journal import Mode, Recovery
+    from multihome.safety.session import Session
+
 log = logging.getLogger(__name__)
+#: How long an apply waits for another one to finish (seconds).
+DEFAULT_LOCK_TIMEOUT = 30.0
 Progress = Callable[[int, int, Change], None]
 
 
@@ -41,6 +55,10 @@ class ApplyResult:
     plan: Plan
     applied: int = 0
     files: list[Path] = field(default_factory=list)
+    recovered: Recovery | None = None
+    """What was done about an interrupted earlier apply before this one."""
+    snapshot_id: str | None = None
+    """The snapshot taken before the changes (None when nothing changed)."""
 
     @property
     def changed(self) -> bool:
@@ -60,16 +78,56 @@ def require_root() -> None:
                                 "it with sudo, or use `multihome plan` to see the changes")
 
 
+@contextmanager
+def locked(backend: Backend, *, root: Path = Path("/"), timeout: float = DEFAULT_LOCK_TIMEOUT,
+           purpose: str = "apply", mode: Mode = "finish") -> Iterator[Session]:
+    """Hold the namespace's lock; an interrupted apply is finished (or undone) first.
+
+    Raises :class:`multihome.safety.lock.LockTimeoutError` when another multihome holds the
+    lock for longer than ``timeout`` seconds.
+    """
+    from multihome.safety.session import open_session
+
+    session = open_session(backend, root, timeout=timeout, purpose=purpose, mode=mode)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
 def apply_plan(backend: Backend, plan: Plan, *, root: Path = Path("/"),
-               progress: Progress | None = None) -> ApplyResult:
+               progress: Progress | None = None, config: Config | None = None,
+               session: Session | None = None,
+               lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> ApplyResult:
     """Make the plan's changes as one transaction and register the table names.
 
+    Runs under the namespace's lock (``session``, or one taken here for at most
+    ``lock_timeout`` seconds). Changes already in effect are skipped. Before the first kernel
+    change the snapshot (for ``rollback``) and the journal (for recovery after a kill) are
+    written; ``config`` says which rules and routes are multihome's (default ranges if None).
     On failure everything done so far is undone and :class:`ApplyError` is raised.
     """
-    result = ApplyResult(plan)
+    if session is None:
+        with locked(backend, root=root, timeout=lock_timeout) as own:
+            return _apply_locked(backend, plan, root, progress, config or Config(), own)
+    return _apply_locked(backend, plan, root, progress, config or Config(), session)
+
+
+def _apply_locked(backend: Backend, plan: Plan, root: Path, progress: Progress | None,
+                  config: Config, session: Session) -> ApplyResult:
+    from multihome.safety import journal, snapshot
+
+    state = backend.read()
+    plan = replace(plan, changes=tuple(journal.still_needed(plan.changes, state)))
+    result = ApplyResult(plan, recovered=session.recovery)
     if plan.empty:
         result.files = register_names(root, plan.tables) if plan.tables else []
         return result
+    saved = snapshot.capture(state, plan.changes, config, root, session.apply_id)
+    snapshot.save(session.state, saved)
+    snapshot.Record.load(session.state).add(saved).save(session.state)
+    journal.begin(session.state, saved, plan.changes)
+    result.snapshot_id = saved.id
     result.files = register_names(root, plan.tables)
     changes = list(plan.changes)
     try:
@@ -81,11 +139,14 @@ def apply_plan(backend: Backend, plan: Plan, *, root: Path = Path("/"),
                    f"({what}): {failure.reason}; ")
         if problems:
             message += (f"undo was INCOMPLETE ({len(problems)} change(s) could not be undone: "
-                        f"{'; '.join(problems)}); run `multihome status` and fix by hand")
+                        f"{'; '.join(problems)}); the journal is kept: the next multihome "
+                        "run finishes or undoes it (`multihome rollback` undoes it now)")
         else:
+            journal.end(session.state)
             message += (f"undid the {undone} change(s) made before it; the namespace is as it "
                         "was. Run `multihome plan` to see the changes again")
         raise ApplyError(message) from failure
+    journal.end(session.state)
     return result
 
 

@@ -8,7 +8,14 @@ from typing import Any
 from multihome.backend import Backend
 from multihome.config import Config
 from multihome.engine import Snapshot
-from multihome.model import SCOPE_UNIVERSE, TABLE_MAIN
+from multihome.model import (
+    SCOPE_UNIVERSE,
+    TABLE_DEFAULT,
+    TABLE_LOCAL,
+    TABLE_MAIN,
+    HostState,
+    Rule,
+)
 from multihome.policy import is_left_alone, owned_rules
 
 
@@ -50,8 +57,14 @@ class Report:
 
 def build_report(backend: Backend, snap: Snapshot, config: Config) -> Report:
     """Inspect ``snap`` and the kernel's own route lookups for problems."""
+    problems = [*check_reply_paths(backend, snap.state, config),
+                *check_defaults(snap.state, config), *check_pending(snap)]
+    return Report(snap, tuple(problems), config)
+
+
+def check_reply_paths(backend: Backend, state: HostState, config: Config) -> list[Problem]:
+    """``reply-wrong-interface``: an address whose replies leave through another port."""
     problems: list[Problem] = []
-    state = snap.state
     for link in state.links:
         if is_left_alone(link) or not link.up or link.name in config.exclude:
             continue
@@ -65,17 +78,44 @@ def build_report(backend: Backend, snap: Snapshot, config: Config) -> Report:
                     f"{link.name}: replies from {addr.ip} leave through {found.ifname} "
                     f"(port security drops them: {addr.ip} is not {found.ifname}'s address)",
                     "run `multihome apply`"))
-    defaults = [r for r in state.routes if r.table == TABLE_MAIN and r.is_default
-                and r.family == 4]
-    if len({r.ifname for r in defaults}) > 1 and not owned_rules(state, config):
-        problems.append(Problem(
-            "several-defaults-no-policy", None,
-            f"main holds {len(defaults)} default routes "
-            f"({', '.join(sorted(str(r.ifname) for r in defaults))}) and no policy rules: only "
-            "the lowest metric is used", "run `multihome apply`"))
-    if not snap.plan.empty:
-        problems.append(Problem(
-            "pending-changes", None,
-            f"{len(snap.plan.changes)} change(s) pending: the kernel differs from the policy",
-            "run `multihome plan` to see them, `multihome apply` to make them"))
-    return Report(snap, tuple(problems), config)
+    return problems
+
+
+def check_defaults(state: HostState, config: Config) -> list[Problem]:
+    """``several-defaults-no-policy``: main has defaults via several interfaces and no rule
+    sends the other interfaces' traffic anywhere else (the how-to's failure)."""
+    defaults = sorted((r for r in state.routes if r.table == TABLE_MAIN and r.is_default
+                       and r.family == 4), key=lambda r: (r.metric, r.key))
+    if len({r.ifname for r in defaults}) < 2:
+        return []
+    used = defaults[0].ifname
+    others = {r.ifname for r in defaults if r.ifname != used}
+    if owned_rules(state, config) or any(_steers(rule, state, others) for rule in state.rules):
+        return []
+    return [Problem(
+        "several-defaults-no-policy", None,
+        f"main holds {len(defaults)} default routes "
+        f"({', '.join(sorted(str(r.ifname) for r in defaults))}) and no policy rules: only "
+        f"the lowest metric ({used}) is used, replies from "
+        f"{', '.join(sorted(str(i) for i in others))} leave through {used}",
+        "run `multihome apply`")]
+
+
+def _steers(rule: Rule, state: HostState, ifnames: set[str | None]) -> bool:
+    """True when ``rule`` selects traffic of one of ``ifnames`` (by source, iif or oif)."""
+    if rule.family != 4 or rule.table in (TABLE_MAIN, TABLE_LOCAL, TABLE_DEFAULT):
+        return False
+    if rule.iifname in ifnames or rule.oifname in ifnames:
+        return True
+    return rule.src is not None and any(
+        a.ip in rule.src for a in state.addresses if a.ifname in ifnames and a.family == 4)
+
+
+def check_pending(snap: Snapshot) -> list[Problem]:
+    """``pending-changes``: the kernel differs from the policy."""
+    if snap.plan.empty:
+        return []
+    return [Problem(
+        "pending-changes", None,
+        f"{len(snap.plan.changes)} change(s) pending: the kernel differs from the policy",
+        "run `multihome plan` to see them, `multihome apply` to make them")]

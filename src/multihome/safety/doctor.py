@@ -1,0 +1,571 @@
+"""``multihome doctor``: find what will break multi-port routing, say why and the exact fix.
+
+Every check returns :class:`~multihome.status.Problem` s with a stable ``code`` (the list is
+:data:`CODES`; the three from ``status`` are reused, not repeated). Read-only: nothing is
+changed, no lock is taken.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from multihome.backend import Backend
+from multihome.config import Config
+from multihome.engine import Snapshot
+from multihome.files import read_text, under_root
+from multihome.model import SCOPE_UNIVERSE, TABLE_MAIN, HostState, Link, Rule
+from multihome.names import RT_TABLES_FILE
+from multihome.policy import is_left_alone, owned_routes, owned_rules
+from multihome.safety.lock import is_locked
+from multihome.safety.state import JOURNAL, PENDING, WATCHDOG_PID, StateDir, pid_alive
+from multihome.status import Problem, check_defaults, check_pending, check_reply_paths
+
+#: Every code doctor can report, in the order of the checks.
+CODES = (
+    "several-defaults-no-policy",
+    "reply-wrong-interface",
+    "rp-filter-strict",
+    "arp-flux",
+    "duplicate-rules",
+    "orphan-table",
+    "pending-changes",
+    "not-persisted",
+    "dhcp-will-undo",
+    "netplan-nm-drops-policy",
+    "interrupted-apply",
+    "confirmation-pending",
+)
+
+#: Files that show multihome's state is persisted (globs below --root).
+PERSISTED_GLOBS = (
+    "etc/systemd/network/*multihome*",
+    "etc/netplan/*multihome*",
+    "etc/NetworkManager/system-connections/*multihome*",
+    "etc/systemd/system/multihome*.service",
+)
+IFCFG_DIR = "etc/sysconfig/network-scripts"
+#: netplan's NetworkManager renderer emits routing-policy since 1.2 (LP: #2086544).
+NETPLAN_NM_POLICY_FIXED = (1, 2)
+DHCP_CLIENTS = ("dhclient", "dhcpcd", "udhcpc", "dhcpcd5")
+NETWORKD = "systemd-network"  # /proc/PID/comm is cut at 15 characters
+NETWORK_MANAGER = "NetworkManager"
+
+
+@dataclass(frozen=True)
+class Process:
+    """A process running in this network namespace."""
+
+    pid: int
+    comm: str
+    argv: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the checks look at."""
+
+    backend: Backend
+    snap: Snapshot
+    config: Config
+    root: Path
+    processes: tuple[Process, ...]
+
+    @property
+    def state(self) -> HostState:
+        return self.snap.state
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """The problems found, and the checks that ran."""
+
+    problems: tuple[Problem, ...]
+    checked: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "problems": [p.to_json() for p in self.problems],
+            "checked": list(self.checked),
+        }
+
+
+def diagnose(
+    backend: Backend, snap: Snapshot, config: Config, root: Path, proc: Path = Path("/proc")
+) -> Diagnosis:
+    """Run every check (read-only)."""
+    ctx = Context(backend, snap, config, root, tuple(processes_here(proc)))
+    problems: list[Problem] = []
+    for check in CHECKS:
+        problems.extend(check(ctx))
+    return Diagnosis(tuple(problems), CODES)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def processes_here(proc: Path = Path("/proc")) -> Iterator[Process]:
+    """Processes in the network namespace of this one (other namespaces are not ours)."""
+    try:
+        mine = os.stat(proc / "self/ns/net").st_ino
+    except OSError:
+        return
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.stat(entry / "ns/net").st_ino != mine:
+                continue
+            comm = (entry / "comm").read_text().strip()
+            argv = tuple(
+                a.decode(errors="replace")
+                for a in (entry / "cmdline").read_bytes().split(b"\0")
+                if a
+            )
+        except OSError:
+            continue
+        yield Process(int(entry.name), comm, argv)
+
+
+def _ports(state: HostState, config: Config) -> list[Link]:
+    """Up links that are VM ports with an IPv4 address."""
+    return [
+        link
+        for link in state.links
+        if not is_left_alone(link)
+        and link.up
+        and link.name not in config.exclude
+        and any(a.scope == SCOPE_UNIVERSE for a in state.addresses_of(link.name, 4))
+    ]
+
+
+def _knob(state: HostState, ifname: str, knob: str) -> tuple[int, int] | None:
+    """(all, interface) values of an IPv4 conf knob, or None when unknown."""
+    try:
+        return (
+            int(state.sysctls[f"net.ipv4.conf.all.{knob}"]),
+            int(state.sysctls[f"net.ipv4.conf.{ifname.replace('.', '/')}.{knob}"]),
+        )
+    except (KeyError, ValueError):
+        return None
+
+
+def _gateway(state: HostState, ifname: str) -> Any:
+    for route in sorted(state.routes, key=lambda r: (r.table != TABLE_MAIN, r.metric)):
+        if route.is_default and route.ifname == ifname and route.gateway is not None:
+            return route.gateway
+    return None
+
+
+def _rule_text(rule: Rule, names: dict[int, str]) -> str:
+    return rule.describe(names).split(" ", 1)[1]
+
+
+def _table_names(root: Path) -> dict[int, str]:
+    names: dict[int, str] = {}
+    paths = [
+        under_root(root, "etc/iproute2/rt_tables"),
+        *sorted(under_root(root, "etc/iproute2/rt_tables.d").glob("*.conf")),
+    ]
+    for path in paths:
+        for line in (read_text(path) or "").splitlines():
+            parts = line.split("#", 1)[0].split()
+            if len(parts) >= 2 and parts[0].isdigit():
+                names[int(parts[0])] = parts[1]
+    return names
+
+
+# -- the checks ---------------------------------------------------------------------------------
+def _status_checks(ctx: Context) -> list[Problem]:
+    return [
+        *check_defaults(ctx.state, ctx.config),
+        *check_reply_paths(ctx.backend, ctx.state, ctx.config),
+    ]
+
+
+def check_rp_filter(ctx: Context) -> list[Problem]:
+    """``rp-filter-strict``: strict reverse-path filtering where the reverse path leaves
+    through another port: the kernel drops what arrives (even ARP from the gateway)."""
+    state = ctx.state
+    ports = _ports(state, ctx.config)
+    if len(ports) < 2:
+        return []
+    problems = []
+    for link in ports:
+        values = _knob(state, link.name, "rp_filter")
+        if values is None or max(values) != 1:
+            continue
+        targets = [ctx.config.probe]
+        gateway = _gateway(state, link.name)
+        if gateway is not None:
+            targets.append(gateway)
+        for addr in state.addresses_of(link.name, 4):
+            if addr.scope != SCOPE_UNIVERSE:
+                continue
+            wrong = []
+            for target in targets:
+                found = ctx.backend.lookup(target, src=addr.ip)
+                if found is not None and found.ifname and found.ifname != link.name:
+                    wrong.append(f"{target} (via {found.ifname})")
+            if wrong:
+                which = "all" if values[0] == 1 else link.name
+                problems.append(
+                    Problem(
+                        "rp-filter-strict",
+                        link.name,
+                        f"{link.name}: strict rp_filter (net.ipv4.conf.{which}.rp_filter=1) and "
+                        f"the way back from {addr.ip} to {', '.join(wrong)} is not {link.name}: "
+                        f"the kernel drops packets (and ARP) that arrive on {link.name} from them",
+                        f"`multihome apply` (its rules make the reverse path {link.name} and set "
+                        f"loose mode), or `sysctl -w net.ipv4.conf.{link.name}.rp_filter=2`"
+                        + (" net.ipv4.conf.all.rp_filter=2" if values[0] == 1 else ""),
+                    )
+                )
+                break
+    return problems
+
+
+def check_arp_flux(ctx: Context) -> list[Problem]:
+    """``arp-flux``: ports on one subnet that answer ARP for each other's addresses."""
+    state = ctx.state
+    by_net: dict[Any, set[str]] = defaultdict(set)
+    for link in _ports(state, ctx.config):
+        for addr in state.addresses_of(link.name, 4):
+            if addr.scope == SCOPE_UNIVERSE and addr.network.prefixlen < 32:
+                by_net[addr.network].add(link.name)
+    problems = []
+    reported: set[str] = set()
+    for network, ifnames in sorted(by_net.items(), key=lambda item: str(item[0])):
+        if len(ifnames) < 2:
+            continue
+        for ifname in sorted(ifnames - reported):
+            ignore = _knob(state, ifname, "arp_ignore")
+            announce = _knob(state, ifname, "arp_announce")
+            arp_filter = _knob(state, ifname, "arp_filter")
+            if ignore is None or announce is None or arp_filter is None:
+                continue
+            answers = max(ignore) == 0 and not any(arp_filter)
+            announces = max(announce) < 2
+            if not answers and not announces:
+                continue
+            reported.add(ifname)
+            others = ", ".join(sorted(ifnames - {ifname}))
+            what = []
+            if answers:
+                what.append(
+                    f"answers ARP for {others}'s addresses (arp_ignore={max(ignore)}, arp_filter=0)"
+                )
+            if announces:
+                what.append(f"may announce their addresses (arp_announce={max(announce)})")
+            problems.append(
+                Problem(
+                    "arp-flux",
+                    ifname,
+                    f"{ifname} shares {network} with {others} and {' and '.join(what)}: traffic "
+                    f"for one port's address arrives on another (ARP flux)",
+                    f"`multihome apply`, or `sysctl -w net.ipv4.conf.{ifname}.arp_ignore=1 "
+                    f"net.ipv4.conf.{ifname}.arp_announce=2 net.ipv4.conf.{ifname}.arp_filter=1`",
+                )
+            )
+    return problems
+
+
+def check_duplicate_rules(ctx: Context) -> list[Problem]:
+    """``duplicate-rules``: the same rule several times at different priorities (what
+    ``ip rule add`` without a priority leaves after a script's second run)."""
+    groups: dict[tuple[Any, ...], list[Rule]] = defaultdict(list)
+    for rule in ctx.state.rules:
+        groups[rule.key[:1] + rule.key[2:11]].append(rule)
+    names = _table_names(ctx.root)
+    problems = []
+    for rules in groups.values():
+        if len(rules) < 2:
+            continue
+        rules.sort(key=lambda r: r.priority)
+        extra = rules[1:]
+        problems.append(
+            Problem(
+                "duplicate-rules",
+                rules[0].iifname or rules[0].oifname,
+                f"the rule '{_rule_text(rules[0], names)}' exists {len(rules)} times (priorities "
+                f"{', '.join(str(r.priority) for r in rules)}): a script added it again without "
+                "a fixed priority",
+                "; ".join(
+                    f"ip {'-6 ' if r.family == 6 else ''}rule del priority {r.priority}"
+                    for r in extra
+                )
+                + " (keeps the first); give `ip rule add` a priority so it stays idempotent",
+            )
+        )
+    return problems
+
+
+def check_orphan_tables(ctx: Context) -> list[Problem]:
+    """``orphan-table``: multihome tables still used by rules for interfaces that are gone."""
+    state = ctx.state
+    links = {link.name for link in state.links}
+    rules = owned_rules(state, ctx.config)
+    routes = owned_routes(state, ctx.config)
+    owner: dict[int, str] = {}
+    text = read_text(under_root(ctx.root, RT_TABLES_FILE)) or ""
+    for line in text.splitlines():
+        match = re.match(r"^(\d+)\s+(\S+)\s+#\s*(\S+)", line)
+        if match:
+            owner[int(match[1])] = match[3]
+    for rule in sorted(rules, key=lambda r: r.key):
+        for ifname in (rule.iifname, rule.oifname):
+            if ifname:
+                owner.setdefault(rule.table, ifname)
+    for route in sorted(routes, key=lambda r: r.key):
+        if route.ifname:
+            owner.setdefault(route.table, route.ifname)
+    problems = []
+    for table, ifname in sorted(owner.items()):
+        if ifname in links:
+            continue
+        using = [r for r in rules if r.table == table]
+        left = [r for r in routes if r.table == table]
+        if not using and not left:
+            continue
+        problems.append(
+            Problem(
+                "orphan-table",
+                ifname,
+                f"table {table} was made for {ifname}, which no longer exists; "
+                f"{len(using)} rule(s) still point into it and it holds {len(left)} route(s)",
+                "`multihome apply` removes them (or `multihome reset` removes everything "
+                "multihome made)",
+            )
+        )
+    return problems
+
+
+def _persisted_files(root: Path) -> list[Path]:
+    found = [path for pattern in PERSISTED_GLOBS for path in sorted(root.glob(pattern))]
+    ifcfg = under_root(root, IFCFG_DIR)
+    if ifcfg.is_dir():
+        for path in sorted(ifcfg.iterdir()):
+            text = read_text(path) if path.is_file() else None
+            if (
+                text
+                and "multihome" in text
+                and ("ROUTING_RULE" in text or path.name.startswith(("route-", "rule-")))
+            ):
+                found.append(path)
+    return found
+
+
+def check_persisted(ctx: Context) -> list[Problem]:
+    """``not-persisted``: multihome's rules are in the kernel but in no configuration."""
+    if not owned_rules(ctx.state, ctx.config) or _persisted_files(ctx.root):
+        return []
+    return [
+        Problem(
+            "not-persisted",
+            None,
+            "multihome's rules and tables are only in the kernel: no persisted configuration "
+            f"under {ctx.root} (networkd, netplan, NetworkManager, ifcfg or multihome@.service); "
+            "a reboot loses them",
+            "run `multihome persist`",
+        )
+    ]
+
+
+def _agent_running(ctx: Context) -> bool:
+    return any("multihome" in " ".join(p.argv[:3]) and "agent" in p.argv for p in ctx.processes)
+
+
+def _networkd_keeps_foreign(root: Path) -> bool:
+    for path in [
+        under_root(root, "etc/systemd/networkd.conf"),
+        *sorted(under_root(root, "etc/systemd/networkd.conf.d").glob("*.conf")),
+    ]:
+        text = read_text(path) or ""
+        if re.search(r"^\s*ManageForeignRoutingPolicyRules\s*=\s*(no|false|0)\b", text, re.M):
+            return True
+    return False
+
+
+def check_dhcp_clients(ctx: Context) -> list[Problem]:
+    """``dhcp-will-undo``: a DHCP client or network manager that puts the defaults back into
+    main (or removes the rules) on the next renew, with no agent to correct it."""
+    state = ctx.state
+    if not owned_rules(state, ctx.config) or _agent_running(ctx):
+        return []
+    in_main = {r.ifname for r in state.routes if r.table == TABLE_MAIN and r.is_default}
+    moved = sorted(
+        {
+            str(r.ifname)
+            for r in owned_routes(state, ctx.config)
+            if r.is_default and r.ifname not in in_main
+        }
+    )
+    links = {link.name for link in state.links}
+    root = ctx.root
+    problems = []
+    for process in sorted(ctx.processes, key=lambda p: p.pid):
+        name = Path(process.argv[0]).name if process.argv else process.comm
+        if process.comm in DHCP_CLIENTS or name in DHCP_CLIENTS:
+            served = [a for a in process.argv[1:] if a in links] or moved
+            hit = [i for i in served if i in moved]
+            if hit:
+                problems.append(
+                    Problem(
+                        "dhcp-will-undo",
+                        hit[0],
+                        f"{name} (pid {process.pid}) serves {', '.join(hit)}: on the next renew "
+                        f"its script puts {', '.join(hit)}'s default route back into main, and "
+                        "replies leave through the wrong port again",
+                        "run `multihome agent` (it corrects this within milliseconds), or "
+                        "`multihome persist` for a backend whose DHCP client writes into the "
+                        "interface's table (networkd, NetworkManager)",
+                    )
+                )
+        elif process.comm == NETWORKD:
+            if (
+                list(root.glob("etc/systemd/network/*multihome*"))
+                or list(root.glob("etc/netplan/*multihome*"))
+                or _networkd_keeps_foreign(root)
+            ):
+                continue
+            problems.append(
+                Problem(
+                    "dhcp-will-undo",
+                    None,
+                    f"systemd-networkd (pid {process.pid}) manages this namespace and removes "
+                    "routing-policy rules and routes it did not configure whenever it "
+                    "reconfigures a link (a renew, a link flap)",
+                    "`multihome persist --backend networkd` (the rules become networkd's own), or "
+                    "a networkd.conf.d drop-in with ManageForeignRoutingPolicyRules=no and "
+                    "ManageForeignRoutes=no",
+                )
+            )
+        elif process.comm == NETWORK_MANAGER:
+            if list(root.glob("etc/NetworkManager/system-connections/*multihome*")) or list(
+                root.glob("etc/netplan/*multihome*")
+            ):
+                continue
+            problems.append(
+                Problem(
+                    "dhcp-will-undo",
+                    None,
+                    f"NetworkManager (pid {process.pid}) puts each connection's DHCP default "
+                    "route back into main on renew and reconnect",
+                    "`multihome persist --backend networkmanager` (ipv4.route-table and "
+                    "ipv4.routing-rules in the connections)",
+                )
+            )
+    return problems
+
+
+def _netplan_version(root: Path) -> tuple[int, ...] | None:
+    text = read_text(under_root(root, "var/lib/dpkg/status")) or ""
+    for stanza in text.split("\n\n"):
+        if re.search(r"^Package: netplan\.io$", stanza, re.M):
+            match = re.search(r"^Version: (?:\d+:)?(\d+(?:\.\d+)*)", stanza, re.M)
+            if match:
+                return tuple(int(p) for p in match[1].split("."))
+    return None
+
+
+def check_netplan_nm(ctx: Context) -> list[Problem]:
+    """``netplan-nm-drops-policy``: routing-policy under netplan's NetworkManager renderer,
+    which netplan before 1.2 silently drops."""
+    import yaml
+
+    version = _netplan_version(ctx.root)
+    if version is not None and version >= NETPLAN_NM_POLICY_FIXED:
+        return []
+    files = sorted(under_root(ctx.root, "etc/netplan").glob("*.yaml"))
+    docs = []
+    for path in files:
+        try:
+            data = yaml.safe_load(read_text(path) or "")
+        except yaml.YAMLError:
+            continue
+        if isinstance(data, dict) and isinstance(data.get("network"), dict):
+            docs.append((path, data["network"]))
+    global_renderer = None
+    for _, network in docs:  # later files override earlier ones, as netplan merges them
+        global_renderer = network.get("renderer", global_renderer)
+    problems = []
+    for path, network in docs:
+        for kind in ("ethernets", "bonds", "bridges", "vlans", "wifis"):
+            devices = network.get(kind)
+            if not isinstance(devices, dict):
+                continue
+            for name, device in sorted(devices.items()):
+                if not isinstance(device, dict) or not device.get("routing-policy"):
+                    continue
+                renderer = device.get("renderer", network.get("renderer", global_renderer))
+                if renderer != "NetworkManager":
+                    continue
+                shown = ".".join(str(p) for p in version) if version else "unknown"
+                problems.append(
+                    Problem(
+                        "netplan-nm-drops-policy",
+                        str(name),
+                        f"{path}: {name} has routing-policy under the NetworkManager renderer; "
+                        f"netplan before 1.2 (here: {shown}) silently drops it, so the rules "
+                        "never reach the kernel",
+                        "`multihome persist --backend networkmanager` (keyfiles with "
+                        "ipv4.routing-rules), or renderer: networkd for this device",
+                    )
+                )
+    return problems
+
+
+def check_safety_state(ctx: Context) -> list[Problem]:
+    """``interrupted-apply`` and ``confirmation-pending`` from the state directory."""
+    state = StateDir.current(ctx.root)
+    if not state.path.is_dir():
+        return []
+    busy = is_locked(state)
+    problems = []
+    journal = state.read_json(JOURNAL)
+    if journal is not None and not busy:
+        problems.append(
+            Problem(
+                "interrupted-apply",
+                None,
+                f"an apply (pid {journal.get('pid')}) was interrupted half-way: "
+                f"{state.file(JOURNAL)} is left",
+                "`multihome apply` finishes it, `multihome rollback` undoes it",
+            )
+        )
+    pending = state.read_json(PENDING)
+    if pending is not None:
+        watchdog = state.read_json(WATCHDOG_PID) or {}
+        alive = watchdog.get("id") == pending.get("id") and pid_alive(int(watchdog.get("pid", 0)))
+        problems.append(
+            Problem(
+                "confirmation-pending",
+                None,
+                f"apply {pending.get('id')} waits for a confirmation"
+                + ("" if alive else " and its watchdog is gone (the next run rolls it back)"),
+                "`multihome confirm` keeps it, `multihome rollback` undoes it",
+            )
+        )
+    return problems
+
+
+CHECKS: tuple[Callable[[Context], list[Problem]], ...] = (
+    _status_checks,
+    check_rp_filter,
+    check_arp_flux,
+    check_duplicate_rules,
+    check_orphan_tables,
+    lambda ctx: check_pending(ctx.snap),
+    check_persisted,
+    check_dhcp_clients,
+    check_netplan_nm,
+    check_safety_state,
+)

@@ -1,0 +1,111 @@
+"""``apply --confirm-timeout``: apply, check, then keep only what is confirmed.
+
+Under the namespace's lock: open the confirmation window (watchdog started), apply the plan
+(snapshot and journal first), run the post-apply checks; a failed check rolls back at once;
+otherwise wait for ``multihome confirm`` or a keypress until the deadline, then roll back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from multihome.backend import Backend
+from multihome.config import Config
+from multihome.engine import ApplyResult, Progress, Snapshot, apply_plan
+from multihome.errors import ApplyError
+from multihome.safety import window
+from multihome.safety.checks import CheckResult, Peer, Probe, run_checks
+from multihome.safety.session import Session
+from multihome.safety.state import CONFIRM, ROLLBACK_REQUEST
+
+
+@dataclass(frozen=True)
+class Guard:
+    """What protects one apply."""
+
+    timeout: float
+    """Seconds to wait for a confirmation after the checks; 0: keep when the checks pass."""
+    peer: Peer | None = None
+    probes: tuple[Probe, ...] = ()
+
+
+@dataclass
+class GuardedResult:
+    """How a guarded apply ended."""
+
+    result: ApplyResult
+    outcome: str
+    """``unchanged``, ``confirmed`` or ``rolled-back``."""
+    reason: str = ""
+    checks: list[CheckResult] = field(default_factory=list)
+    restored: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+Announce = Callable[[ApplyResult, list[CheckResult], float], None]
+
+
+def guarded_apply(
+    backend: Backend,
+    session: Session,
+    snap: Snapshot,
+    config: Config,
+    root: Path,
+    guard: Guard,
+    *,
+    progress: Progress | None = None,
+    announce: Announce | None = None,
+    poll: Callable[[float], bool] | None = None,
+) -> GuardedResult:
+    """Apply ``snap.plan`` inside a confirmation window (the caller holds ``session``).
+
+    ``announce(result, checks, deadline)`` is called when the window starts counting down;
+    ``poll(seconds_left)`` waits a little and returns True when the user confirmed.
+    """
+    if snap.plan.empty:
+        result = apply_plan(backend, snap.plan, root=root, config=config, session=session)
+        return GuardedResult(result, "unchanged")
+    win = window.open_window(session, guard.timeout)
+    try:
+        result = apply_plan(
+            backend, snap.plan, root=root, config=config, session=session, progress=progress
+        )
+    except ApplyError as exc:
+        window.end_unchanged(win, f"the apply failed and undid itself: {exc}")
+        raise
+    except BaseException:
+        win.state.touch(ROLLBACK_REQUEST, "the apply was interrupted\n")
+        raise
+    if result.snapshot_id is None:
+        window.end_unchanged(win, "nothing to change")
+        return GuardedResult(result, "unchanged")
+    checks = run_checks(backend, guard.peer, guard.probes, snap.desired.interfaces)
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        reason = "check failed: " + "; ".join(f"{c.name}: {c.detail}" for c in failed)
+        return _ended(result, checks, window.request(win, ROLLBACK_REQUEST, reason, backend))
+    if guard.timeout <= 0:
+        return _ended(result, checks, window.request(win, CONFIRM, "checks passed", backend))
+    deadline = win.start_countdown()
+    if announce is not None:
+        announce(result, checks, deadline)
+    try:
+        data = window.wait(win, backend, poll=poll)
+    except KeyboardInterrupt:
+        reason = "interrupted (Ctrl-C) before a confirmation"
+        data = window.request(win, ROLLBACK_REQUEST, reason, backend)
+    return _ended(result, checks, data)
+
+
+def _ended(result: ApplyResult, checks: list[CheckResult], data: dict[str, Any]) -> GuardedResult:
+    return GuardedResult(
+        result,
+        str(data.get("outcome")),
+        str(data.get("reason", "")),
+        checks,
+        int(data.get("changes", 0)),
+        list(data.get("problems", [])),
+    )

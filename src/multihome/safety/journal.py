@@ -1,0 +1,210 @@
+"""The journal of an apply, and the recovery of an interrupted one.
+
+Before the first kernel change an apply writes ``journal.json``: its changes, in order, and
+the snapshot of the state before them. It removes the journal when the last change is made
+(or undone). A journal found by the next run means the apply was killed (SIGKILL, power
+loss, a lost terminal): the next ``apply`` finishes it (makes the changes not yet in effect,
+in order; if one fails, everything goes back to the snapshot); ``rollback`` and ``reset`` undo
+it. Either way the namespace is never left half-way. A journal from an earlier boot describes
+a kernel that no longer exists and is discarded.
+
+A ``pending.json`` whose watchdog and apply are both gone is an unconfirmed apply: it is
+rolled back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from multihome.backend import Backend, ChangeFailed
+from multihome.model import HostState, Route, Sysctl
+from multihome.plan import Change
+from multihome.safety import snapshot
+from multihome.safety.state import (
+    CONFIRM,
+    JOURNAL,
+    PENDING,
+    RESULT,
+    ROLLBACK_REQUEST,
+    StateDir,
+    boot_id,
+    change_from_json,
+    change_to_json,
+)
+
+log = logging.getLogger(__name__)
+Mode = Literal["finish", "undo"]
+
+
+@dataclass
+class Recovery:
+    """What the recovery of an interrupted apply did."""
+
+    action: str
+    """``finished``, ``undone``, ``rolled-back`` (unconfirmed) or ``discarded``."""
+    message: str
+    changes: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def in_effect(change: Change, state: HostState) -> bool:
+    """True when ``state`` already shows the change's effect."""
+    obj = change.obj
+    if isinstance(obj, Sysctl):
+        return state.sysctls.get(obj.name) == obj.value
+    present = obj in (state.routes if isinstance(obj, Route) else state.rules)
+    return present if change.action == "add" else not present
+
+
+def still_needed(changes: Sequence[Change], state: HostState) -> list[Change]:
+    """``changes`` minus those already in effect; sysctls' prior values read afresh."""
+    needed = []
+    for change in changes:
+        if in_effect(change, state):
+            continue
+        if isinstance(change.obj, Sysctl):
+            needed.append(Change("set", change.obj, state.sysctls.get(change.obj.name)))
+        else:
+            needed.append(change)
+    return needed
+
+
+def begin(state_dir: StateDir, saved: snapshot.Saved, changes: Sequence[Change]) -> None:
+    """Write the journal (durably) before the first kernel change."""
+    state_dir.write_json(
+        JOURNAL,
+        {
+            "version": 1,
+            "pid": os.getpid(),
+            "started": time.time(),
+            "boot_id": saved.boot,
+            "snapshot": saved.to_json(),
+            "changes": [change_to_json(c) for c in changes],
+        },
+    )
+
+
+def end(state_dir: StateDir) -> None:
+    state_dir.remove(JOURNAL)
+
+
+def recover(backend: Backend, state_dir: StateDir, root: Path, *, mode: Mode) -> Recovery | None:
+    """Finish or undo an interrupted apply; the caller holds the lock. None: nothing to do."""
+    journal = state_dir.read_json(JOURNAL)
+    pending = state_dir.read_json(PENDING)
+    if journal is None and pending is None:
+        return None
+    if any(d is not None and d.get("boot_id") != boot_id() for d in (journal, pending)):
+        clear(state_dir)
+        return Recovery(
+            "discarded",
+            "discarded the journal of an apply from an earlier boot (its kernel state is gone)",
+        )
+    if pending is not None:
+        saved = snapshot.load(state_dir)
+        if saved is None or saved.id != pending.get("id"):
+            clear(state_dir)
+            return Recovery(
+                "discarded",
+                "an unconfirmed apply was interrupted before it changed anything; nothing to undo",
+            )
+        recovery = undo(backend, saved, root, state_dir)
+        recovery.action = "rolled-back"
+        recovery.message = (
+            f"rolled back the unconfirmed apply {saved.id} (its watchdog "
+            f"is gone): {recovery.message}"
+        )
+        finish_window(
+            state_dir,
+            str(pending.get("id")),
+            "rolled-back",
+            "its apply and watchdog were gone; the next run rolled it back",
+            recovery.changes,
+            recovery.problems,
+        )
+        end(state_dir)
+        return recovery
+    assert journal is not None
+    saved = snapshot.Saved.from_json(journal["snapshot"])
+    if mode == "undo":
+        recovery = undo(backend, saved, root, state_dir)
+        recovery.message = f"undid the interrupted apply {saved.id}: {recovery.message}"
+        end(state_dir)
+        return recovery
+    changes = [change_from_json(c) for c in journal["changes"]]
+    needed = still_needed(changes, backend.read())
+    done = 0
+    for change in needed:
+        try:
+            backend.apply([change])
+        except ChangeFailed as failure:
+            recovery = undo(backend, saved, root, state_dir)
+            recovery.message = (
+                f"could not finish the interrupted apply {saved.id} "
+                f"({change.describe()}: {failure.reason}); undid it: "
+                f"{recovery.message}"
+            )
+            end(state_dir)
+            return recovery
+        done += 1
+    end(state_dir)
+    return Recovery(
+        "finished",
+        f"finished the interrupted apply {saved.id}: made the "
+        f"{done} of its {len(changes)} change(s) that were not yet in effect",
+        changes=done,
+    )
+
+
+def undo(backend: Backend, saved: snapshot.Saved, root: Path, state_dir: StateDir) -> Recovery:
+    """Bring the namespace back to ``saved`` and prune the record."""
+    current = backend.read()
+    changes, notes = snapshot.restore_changes(current, saved)
+    done, problems = snapshot.execute(backend, changes)
+    snapshot.restore_files(root, saved)
+    record = snapshot.Record.load(state_dir)
+    record.prune(backend.read()).save(state_dir)
+    text = f"{done} change(s) back to the snapshot of {_when(saved.created)}"
+    if notes:
+        text += "; " + "; ".join(notes)
+    return Recovery("undone", text, done, problems)
+
+
+def finish_window(
+    state_dir: StateDir,
+    apply_id: str,
+    outcome: str,
+    reason: str,
+    changes: int = 0,
+    problems: Sequence[str] = (),
+) -> None:
+    """End a confirmation window: write the result, remove pending/confirm/request files."""
+    state_dir.write_json(
+        RESULT,
+        {
+            "id": apply_id,
+            "outcome": outcome,
+            "reason": reason,
+            "changes": changes,
+            "problems": list(problems),
+            "time": time.time(),
+            "pid": os.getpid(),
+        },
+    )
+    for name in (PENDING, CONFIRM, ROLLBACK_REQUEST):
+        state_dir.remove(name)
+
+
+def clear(state_dir: StateDir) -> None:
+    for name in (JOURNAL, PENDING, CONFIRM, ROLLBACK_REQUEST):
+        state_dir.remove(name)
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(timestamp))

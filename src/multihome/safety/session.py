@@ -1,0 +1,54 @@
+"""A session: the lock of the namespace, held while multihome changes it, and the recovery
+of an interrupted apply that every session starts with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from multihome.backend import Backend
+from multihome.safety import journal, snapshot
+from multihome.safety.lock import DEFAULT_LOCK_TIMEOUT, Lock, acquire
+from multihome.safety.state import StateDir
+
+
+@dataclass
+class Session:
+    """The held lock of one namespace's state directory."""
+
+    state: StateDir
+    lock: Lock
+    root: Path
+    apply_id: str
+    """The id the next snapshot gets (a confirmation window refers to it)."""
+    recovery: journal.Recovery | None = None
+    """What was done about an interrupted apply found when the session opened."""
+
+    def close(self) -> None:
+        self.lock.release()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_session(
+    backend: Backend,
+    root: Path,
+    *,
+    timeout: float = DEFAULT_LOCK_TIMEOUT,
+    purpose: str = "apply",
+    mode: journal.Mode = "finish",
+) -> Session:
+    """Take the lock, then finish (``mode="finish"``) or undo an interrupted apply."""
+    root = root.absolute()  # the watchdog runs from /
+    state = StateDir.current(root)
+    lock = acquire(state, timeout=timeout, purpose=purpose)
+    try:
+        recovery = journal.recover(backend, state, root, mode=mode)
+    except BaseException:
+        lock.release()
+        raise
+    return Session(state, lock, root, snapshot.new_id(), recovery)

@@ -1,0 +1,313 @@
+"""Snapshots of what multihome owns, the cumulative record, and the changes that go back.
+
+A snapshot (taken right before an apply changes the kernel) holds the owned rules and routes,
+the foreign routes the apply moves out of main, the prior values of the sysctls it sets and the
+prior content of the name files it writes. Restoring it is a diff against the current state
+(so it is exact, idempotent, and works from any half-way point).
+
+The record accumulates over applies what ``reset`` needs to put back: every foreign route
+moved out of main, and the first prior value of every sysctl multihome changed.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from multihome.backend import Backend, ChangeFailed
+from multihome.config import Config
+from multihome.files import HEADER, read_text, remove_file, under_root, write_atomic
+from multihome.model import PROTO_BOOT, TABLE_MAIN, HostState, Route, Sysctl
+from multihome.names import RT_PROTOS_FILE, RT_TABLES_FILE
+from multihome.plan import Change, make_plan
+from multihome.policy import DesiredState, is_owned_route, owned_routes, owned_rules
+from multihome.safety.state import (
+    RECORD,
+    SNAPSHOT,
+    StateDir,
+    boot_id,
+    route_from_json,
+    route_to_json,
+    rule_from_json,
+    rule_to_json,
+)
+
+NAME_FILES = (RT_TABLES_FILE, RT_PROTOS_FILE)
+
+
+def new_id() -> str:
+    return f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class Saved:
+    """The owned state right before one apply (what ``rollback`` goes back to)."""
+
+    id: str
+    created: float
+    boot: str
+    table_range: tuple[int, int]
+    priority_range: tuple[int, int]
+    rules: tuple[Any, ...] = ()
+    """Owned rules (:class:`~multihome.model.Rule`)."""
+    routes: tuple[Route, ...] = ()
+    """Owned routes."""
+    moved: tuple[Route, ...] = ()
+    """Foreign routes the apply takes out of main (put back by a restore)."""
+    sysctls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """Prior values of the sysctls the apply sets."""
+    files: Mapping[str, str | None] = field(default_factory=lambda: MappingProxyType({}))
+    """Prior content (None: absent) of the name files, by path on the target system."""
+
+    def ownership(self) -> Config:
+        """A configuration that owns exactly what the apply's configuration owned."""
+        return replace(Config(), table_range=self.table_range, priority_range=self.priority_range)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "id": self.id,
+            "created": self.created,
+            "boot_id": self.boot,
+            "table_range": list(self.table_range),
+            "priority_range": list(self.priority_range),
+            "rules": [rule_to_json(r) for r in self.rules],
+            "routes": [route_to_json(r) for r in self.routes],
+            "moved": [route_to_json(r) for r in self.moved],
+            "sysctls": dict(self.sysctls),
+            "files": dict(self.files),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Saved:
+        return cls(
+            id=str(data["id"]),
+            created=float(data["created"]),
+            boot=str(data["boot_id"]),
+            table_range=(int(data["table_range"][0]), int(data["table_range"][1])),
+            priority_range=(int(data["priority_range"][0]), int(data["priority_range"][1])),
+            rules=tuple(rule_from_json(r) for r in data.get("rules", [])),
+            routes=tuple(route_from_json(r) for r in data.get("routes", [])),
+            moved=tuple(route_from_json(r) for r in data.get("moved", [])),
+            sysctls=MappingProxyType(dict(data.get("sysctls", {}))),
+            files=MappingProxyType(dict(data.get("files", {}))),
+        )
+
+
+def capture(
+    state: HostState,
+    changes: Sequence[Change],
+    config: Config,
+    root: Path,
+    snapshot_id: str | None = None,
+) -> Saved:
+    """The snapshot of ``state`` before ``changes`` are made."""
+    moved = tuple(
+        sorted(
+            (
+                c.obj
+                for c in changes
+                if isinstance(c.obj, Route)
+                and c.action == "remove"
+                and not is_owned_route(c.obj, config)
+            ),
+            key=lambda r: r.key,
+        )
+    )
+    sysctls = {
+        c.obj.name: state.sysctls[c.obj.name]
+        for c in changes
+        if isinstance(c.obj, Sysctl) and c.obj.name in state.sysctls
+    }
+    files = {str(path): read_text(under_root(root, path)) for path in NAME_FILES}
+    return Saved(
+        id=snapshot_id or new_id(),
+        created=time.time(),
+        boot=boot_id(),
+        table_range=config.table_range,
+        priority_range=config.priority_range,
+        rules=tuple(sorted(owned_rules(state, config), key=lambda r: r.key)),
+        routes=tuple(sorted(owned_routes(state, config), key=lambda r: r.key)),
+        moved=moved,
+        sysctls=MappingProxyType(sysctls),
+        files=MappingProxyType(files),
+    )
+
+
+def load(state_dir: StateDir) -> Saved | None:
+    data = state_dir.read_json(SNAPSHOT)
+    return None if data is None else Saved.from_json(data)
+
+
+def save(state_dir: StateDir, saved: Saved) -> None:
+    state_dir.write_json(SNAPSHOT, saved.to_json())
+
+
+# -- going back ---------------------------------------------------------------------------
+def _put_back(current: HostState, routes: Iterable[Route]) -> tuple[list[Change], list[str]]:
+    """Changes that add ``routes`` back where they are missing and their slot is free."""
+    present = set(current.routes)
+    slots = {r.slot for r in current.routes}
+    changes: list[Change] = []
+    notes: list[str] = []
+    for route in sorted(routes, key=lambda r: (r.is_default, r.key)):
+        if route in present:
+            continue
+        if route.ifname and current.link(route.ifname) is None:
+            notes.append(f"not put back (interface {route.ifname} is gone): {route.describe()}")
+            continue
+        if route.family == 4 and route.slot in slots:
+            notes.append(f"not put back (another route holds its place): {route.describe()}")
+            continue
+        slots.add(route.slot)
+        changes.append(Change("add", route))
+    return changes, notes
+
+
+def _towards(
+    current: HostState,
+    config: Config,
+    rules: Iterable[Any],
+    routes: Iterable[Route],
+    sysctls: Mapping[str, str],
+) -> list[Change]:
+    """make_plan's ordered diff from ``current`` to the given owned rules/routes/sysctls."""
+    desired = DesiredState(
+        interfaces=(),
+        skipped=(),
+        ignored=(),
+        tables=(),
+        routes=frozenset(r for r in routes if not r.ifname or current.link(r.ifname)),
+        rules=frozenset(rules),
+        sysctls=tuple(Sysctl(n, v) for n, v in sorted(sysctls.items()) if n in current.sysctls),
+        main_removals=frozenset(),
+        primary=None,
+    )
+    return list(make_plan(current, desired, config).changes)
+
+
+def restore_changes(current: HostState, saved: Saved) -> tuple[list[Change], list[str]]:
+    """The changes that bring ``current`` back to ``saved`` (empty when it is there)."""
+    changes, notes = _put_back(current, saved.moved)
+    changes += _towards(current, saved.ownership(), saved.rules, saved.routes, saved.sysctls)
+    return changes, notes
+
+
+def restore_files(root: Path, saved: Saved) -> list[Path]:
+    """Put the name files back as they were; return the ones that changed."""
+    changed = []
+    for path, content in sorted(saved.files.items()):
+        target = under_root(root, path)
+        if content is None:
+            if remove_file(target):
+                changed.append(target)
+        elif write_atomic(target, content):
+            changed.append(target)
+    return changed
+
+
+def execute(backend: Backend, changes: Sequence[Change]) -> tuple[int, list[str]]:
+    """Make ``changes`` one by one, going on after a failure; return (done, problems)."""
+    done = 0
+    problems: list[str] = []
+    for change in changes:
+        try:
+            backend.apply([change])
+            done += 1
+        except ChangeFailed as failure:
+            problems.append(f"{change.describe()}: {failure.reason}")
+    return done, problems
+
+
+# -- the record -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Record:
+    """What every apply so far moved or changed: what ``reset`` puts back."""
+
+    moved: tuple[Route, ...] = ()
+    sysctls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "moved": [route_to_json(r) for r in self.moved],
+            "sysctls": dict(self.sysctls),
+        }
+
+    @classmethod
+    def load(cls, state_dir: StateDir) -> Record:
+        data = state_dir.read_json(RECORD) or {}
+        return cls(
+            moved=tuple(route_from_json(r) for r in data.get("moved", [])),
+            sysctls=MappingProxyType(dict(data.get("sysctls", {}))),
+        )
+
+    def save(self, state_dir: StateDir) -> None:
+        state_dir.write_json(RECORD, self.to_json())
+
+    def add(self, saved: Saved) -> Record:
+        """This record plus what the apply of ``saved`` moves and changes (first value wins)."""
+        moved = {r.key: r for r in self.moved}
+        for route in saved.moved:
+            moved.setdefault(route.key, route)
+        sysctls = dict(saved.sysctls)
+        sysctls.update(self.sysctls)
+        return Record(
+            tuple(sorted(moved.values(), key=lambda r: r.key)),
+            MappingProxyType(dict(sorted(sysctls.items()))),
+        )
+
+    def prune(self, current: HostState) -> Record:
+        """Forget moved routes that are back in main (nothing left to put back)."""
+        present = set(current.routes)
+        return Record(tuple(r for r in self.moved if r not in present), self.sysctls)
+
+
+def reconstruct_moved(current: HostState, config: Config, record: Record) -> list[Route]:
+    """Defaults that must go back to main but are missing from the record (state lost).
+
+    An owned default copy for an interface that has no default left in main stands for a
+    moved route; its original protocol is unknown, so it goes back as ``proto boot``.
+    """
+    recorded = {r.ifname for r in record.moved if r.is_default}
+    in_main = {
+        (r.family, r.ifname) for r in current.routes if r.table == TABLE_MAIN and r.is_default
+    }
+    found: dict[tuple[int, str | None], Route] = {}
+    for route in sorted(owned_routes(current, config), key=lambda r: (r.metric, r.key)):
+        if (
+            not route.is_default
+            or route.ifname in recorded
+            or (route.family, route.ifname) in in_main
+        ):
+            continue
+        found.setdefault(
+            (route.family, route.ifname), replace(route, table=TABLE_MAIN, proto=PROTO_BOOT)
+        )
+    return list(found.values())
+
+
+def reset_changes(
+    current: HostState, config: Config, record: Record
+) -> tuple[list[Change], list[str]]:
+    """The changes that remove everything multihome owns and put back what it moved."""
+    moved = list(record.moved) + reconstruct_moved(current, config, record)
+    changes, notes = _put_back(current, moved)
+    changes += _towards(current, config, (), (), record.sysctls)
+    return changes, notes
+
+
+def remove_name_files(root: Path) -> list[Path]:
+    """Remove the rt_tables.d/rt_protos.d files multihome wrote (recognised by its header)."""
+    removed = []
+    for path in NAME_FILES:
+        target = under_root(root, path)
+        text = read_text(target)
+        if text is not None and text.startswith(HEADER) and remove_file(target):
+            removed.append(target)
+    return removed
