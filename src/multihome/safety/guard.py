@@ -89,10 +89,10 @@ def guarded_apply(
         return _ended(result, checks, window.request(win, ROLLBACK_REQUEST, reason, backend))
     if guard.timeout <= 0:
         return _ended(result, checks, window.request(win, CONFIRM, "checks passed", backend))
-    deadline = win.start_countdown()
-    if announce is not None:
-        announce(result, checks, deadline)
-    try:
+    try:  # from the first second of the countdown on, Ctrl-C means "no"
+        deadline = win.start_countdown()
+        if announce is not None:
+            announce(result, checks, deadline)
         data = window.wait(win, backend, poll=poll)
     except KeyboardInterrupt:
         reason = "interrupted (Ctrl-C) before a confirmation"
