@@ -1,7 +1,7 @@
 """Execute a cloud plan, step by step, and translate the cloud's refusals.
 
-Every creation carries the topology's tag (ports in the request itself; other resources right
-after, with a marker in their description in between), so a run that stops midway leaves
+Every creation carries the topology's tag (added right after the creation, Neutron ignores
+tags in the request; the description carries a marker in between), so a run that stops midway leaves
 resources the next ``apply`` finds and completes. Steps dispatch through :data:`HANDLERS`,
 keyed by (kind, verb).
 """
@@ -142,7 +142,7 @@ class Executor:
         attrs: dict[str, Any] = {}
         if create:
             attrs.update(name=port.name, network_id=self.id_of("network", port.network),
-                         tags=[self.tag], description=self.marker)
+                         description=self.marker)
         if port.subnet is not None or port.fixed_ip is not None:
             fixed: dict[str, str] = {}
             if port.subnet is not None:
@@ -297,8 +297,8 @@ def _detach_interface(ex: Executor, action: Action) -> None:
 
 
 def _create_port(ex: Executor, action: Action) -> None:
-    res = ex.net.create("port", **ex.port_attrs(ex.port_spec(action.name), create=True))
-    ex.ids[("port", action.name)] = res.id
+    res = _create_then_tag(ex, "port", **ex.port_attrs(ex.port_spec(action.name),
+                                                       create=True))
     ex.ports[action.name] = to_port(res)
 
 

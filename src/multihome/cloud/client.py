@@ -211,10 +211,10 @@ class NetworkApi:
         self.proxy.add_tag(res, tag)
 
     def add_router_interface(self, router_id: str, subnet_id: str) -> None:
-        self.proxy.add_interface_to_router(router_id, subnet_id=subnet_id)
+        self.proxy.add_interface_to_router(router_id, subnet=subnet_id)
 
     def remove_router_interface(self, router_id: str, subnet_id: str) -> None:
-        self.proxy.remove_interface_from_router(router_id, subnet_id=subnet_id)
+        self.proxy.remove_interface_from_router(router_id, subnet=subnet_id)
 
 
 CREATE = {"network": "create_network", "subnet": "create_subnet",

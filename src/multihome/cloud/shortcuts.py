@@ -24,9 +24,7 @@ def _one(items: list[Any], kind: str, name: str, hint: str) -> Any:
 
 
 def _by_name_or_id(lister: Any, kind: str, name: str, hint: str) -> Any:
-    found = lister(name=name)
-    if not found:
-        found = [r for r in lister(id=name)]
+    found = lister(name=name) or lister(id=name)
     return _one(found, kind, name, hint)
 
 
@@ -64,13 +62,14 @@ def attach_port(net: NetworkApi, compute: ComputeApi, *, server: str, network: s
                 n += 1
             port_name = f"{server}-port{n}"
         attrs: dict[str, Any] = {"name": port_name, "network_id": net_found.id,
-                                 "tags": [tag], "description": marker(tag)}
+                                 "description": marker(tag)}
         if fixed:
             attrs["fixed_ips"] = [fixed]
         if group_ids:
             attrs["security_group_ids"] = group_ids
         step = Action("create", "port", port_name)
         port = net.create("port", **attrs)
+        net.add_tag("port", port.id, tag)
         step = Action("attach", "server-port", server, target=port_name)
         compute.attach_port(target.id, port.id)
         address = None

@@ -15,7 +15,7 @@ from types import MappingProxyType
 def marker(tag: str) -> str:
     """The text multihome puts in the description of what it creates.
 
-    Neutron takes tags only after a resource exists (ports excepted); the marker lets the next
+    Neutron takes tags only after a resource exists; the marker lets the next
     ``apply`` recognise a resource whose tagging was interrupted and finish the job.
     """
     return f"[{tag}]"
