@@ -281,7 +281,7 @@ def user_data(path: Path) -> None:
               help="Security group (repeatable) [default: the project's default].")
 @click.option("--floating-ip", "floating_ip", metavar="EXT", default=None,
               help="Associate a floating IP from this external network.")
-@click.option("--port-name", default=None, help="Name of the port [default: SERVER-portN].")
+@click.option("--port-name", default=None, help="Name of the port [default: SERVER-portN, N = its number of ports + 1].")
 @click.option("--tag-as", "tag_as", default="adhoc", show_default=True, metavar="NAME",
               help="Tag the port and floating IP multihome:NAME (destroy --name NAME).")
 @os_cloud_option

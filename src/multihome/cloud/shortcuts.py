@@ -57,7 +57,7 @@ def attach_port(net: NetworkApi, compute: ComputeApi, *, server: str, network: s
                                     "--external`").id
         if port_name is None:
             existing = {p.name for p in net.ports(device_id=target.id)}
-            n = 1
+            n = len(existing) + 1  # the server's Nth port, like the how-to's "port2"
             while f"{server}-port{n}" in existing:
                 n += 1
             port_name = f"{server}-port{n}"
