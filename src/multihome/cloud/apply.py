@@ -444,10 +444,14 @@ def translate(exc: Exception, action: Action, ex: Executor | None, done: int,
         return CloudError(f"{where}: the cloud refused the credentials or the permission "
                           f"({status}); check the cloud entry (--os-cloud / OS_CLOUD) and "
                           "the project's roles" + progress)
-    if status is None and exc.__class__.__module__.startswith(("keystoneauth1", "requests")):
-        return CloudError(f"{where}: cannot reach the cloud ({type(exc).__name__}); check "
-                          "the network and the auth_url / endpoint of the cloud entry"
-                          + progress)
+    if status is None and exc.__class__.__module__.startswith(("keystoneauth1", "requests",
+                                                               "urllib3")):
+        kind = type(exc).__name__
+        if "Unauthorized" in kind or "Auth" in kind:
+            return CloudError(f"{where}: the cloud refused the credentials ({kind}); check "
+                              "the cloud entry (--os-cloud / OS_CLOUD)" + progress)
+        return CloudError(f"{where}: cannot reach the cloud ({kind}); check the network and "
+                          "the auth_url / endpoint of the cloud entry" + progress)
     if status is None and exc.__class__.__module__.startswith("openstack"):
         return CloudError(f"{where}: {text}" + progress)
     if status is None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -73,10 +75,41 @@ def compute_api(conn: Any) -> ComputeApi | None:
 
 
 def _session(os_cloud: str | None) -> tuple[Any, CallCounter]:
+    import logging
+
     from multihome.cloud.client import CallCounter, connect
 
+    # keystoneauth and openstacksdk log tracebacks (with URLs) on failures; multihome reports
+    # them itself, translated, and never logs a request that could carry a secret
+    for name in ("keystoneauth", "keystoneauth1", "openstack", "stevedore"):
+        logging.getLogger(name).addHandler(logging.NullHandler())
+        logging.getLogger(name).propagate = False
     counter = CallCounter()
     return connect(os_cloud, counter), counter
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _translated(func: F) -> F:
+    """Turn an untranslated failure of openstacksdk/keystoneauth into a CloudError."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from multihome.cloud.apply import translate
+        from multihome.cloud.plan import Action
+        from multihome.errors import MultihomeError
+
+        try:
+            return func(*args, **kwargs)
+        except (MultihomeError, click.exceptions.Exit, click.ClickException):
+            raise
+        except Exception as exc:
+            if not type(exc).__module__.startswith(("openstack", "keystoneauth1", "requests",
+                                                    "urllib3")):
+                raise
+            raise translate(exc, Action("contact", "the", "cloud"), None, 0, 0) from exc
+    return wrapper  # type: ignore[return-value]
 
 
 def _load(path: Path) -> Topology:
@@ -125,6 +158,7 @@ def _color(line: str) -> str:
 @os_cloud_option
 @network_only_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_translated
 def plan(path: Path, os_cloud: str | None, network_only: bool, as_json: bool) -> None:
     """Show what apply would create, change or leave (nothing is changed)."""
     from multihome.cloud.plan import make_plan
@@ -179,6 +213,7 @@ def _table(rows: tuple[PortResult, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--detailed-exit-codes", is_flag=True,
               help="Exit 0 when nothing changed, 2 when something changed, 1 on any error.")
+@_translated
 def apply(path: Path, os_cloud: str | None, network_only: bool, as_json: bool,
           detailed_exit_codes: bool) -> None:
     """Create what is missing, update what differs; print each port and its addresses.
@@ -220,6 +255,7 @@ def apply(path: Path, os_cloud: str | None, network_only: bool, as_json: bool,
               help="The topology name instead of a file (tag multihome:NAME).")
 @os_cloud_option
 @click.option("--dry-run", is_flag=True, help="Only show what would be deleted.")
+@_translated
 def destroy(path: Path | None, name: str | None, os_cloud: str | None, dry_run: bool) -> None:
     """Delete what multihome created for a topology, in dependency order.
 
@@ -286,6 +322,7 @@ def user_data(path: Path) -> None:
               help="Tag the port and floating IP multihome:NAME (destroy --name NAME).")
 @os_cloud_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_translated
 def attach_port(  # noqa: PLR0917 - one parameter per click option
         server: str, network: str, subnet: str | None, fixed_ip: str | None,
                 security_groups: tuple[str, ...], floating_ip: str | None,
@@ -329,6 +366,7 @@ def attach_port(  # noqa: PLR0917 - one parameter per click option
 @click.argument("addresses", nargs=-1, required=True, metavar="IP...")
 @click.option("--replace", is_flag=True, help="Set exactly these pairs (default: add them).")
 @os_cloud_option
+@_translated
 def allow_address_pairs(port: str, addresses: tuple[str, ...], replace: bool,
                         os_cloud: str | None) -> None:
     """Let PORT send from other addresses (the cloud-side fix, on the default-route port)."""

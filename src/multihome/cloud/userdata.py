@@ -23,8 +23,9 @@ def commands(topology: Topology) -> list[list[str]]:
         cmds.append(["python3", "-m", "venv", VENV])
         cmds.append([f"{VENV}/bin/pip", "install", "--quiet", guest.package])
         cmds.append(["ln", "-sf", f"{VENV}/bin/multihome", BIN])
-    cmds.append(["multihome", "apply"])
-    cmds.append(["multihome", "persist", "--backend", guest.persist_backend])
+    program = BIN if guest.install == "pip" else "multihome"
+    cmds.append([program, "apply"])
+    cmds.append([program, "persist", "--backend", guest.persist_backend])
     return cmds
 
 
