@@ -38,7 +38,29 @@ EXTERNAL_CIDR = "203.0.113.0/24"
 
 
 def lock_hash() -> str:
-    return hashlib.sha256(LOCK.read_bytes() + SERVER.read_bytes()).hexdigest()[:12]
+    return hashlib.sha256(LOCK.read_bytes()).hexdigest()[:12]
+
+
+def server_hash() -> str:
+    return hashlib.sha256(SERVER.read_bytes()).hexdigest()[:12]
+
+
+def template(venv: Path) -> Path:
+    """The configured template database for the current server script (built once)."""
+    tmpl = venv / f"template-{server_hash()}"
+    if (tmpl / ".ready").exists():
+        return tmpl
+    with open(CACHE / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (tmpl / ".ready").exists():
+            shutil.rmtree(tmpl, ignore_errors=True)
+            subprocess.run(
+                [str(venv / "bin/python"), str(SERVER), "setup", str(tmpl)],
+                check=True,
+                capture_output=True,
+            )
+            (tmpl / ".ready").write_text(server_hash())
+    return tmpl
 
 
 def build_venv() -> Path:
@@ -55,14 +77,19 @@ def build_venv() -> Path:
         # venvs are not relocatable: build under the final name; the stamp marks it done
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        pip = [str(venv / "bin/python"), "-m", "pip", "install", "--quiet",
-               "--disable-pip-version-check"]
-        done = subprocess.run([*pip, "--no-deps", "-r", str(LOCK)], capture_output=True,
-                              text=True)
+        pip = [
+            str(venv / "bin/python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ]
+        done = subprocess.run(
+            [*pip, "--no-deps", "-r", str(LOCK)], capture_output=True, check=False, text=True
+        )
         if done.returncode != 0:
             raise RuntimeError(f"building the Neutron venv failed:\n{done.stderr[-3000:]}")
-        subprocess.run([str(venv / "bin/python"), str(SERVER), "setup",
-                        str(venv / "template")], check=True, capture_output=True)
         ready.write_text(lock_hash())
     return venv
 
@@ -83,6 +110,7 @@ class Neutron:
     cloud: str = "mhtest"
 
     def stats(self) -> dict[str, Any]:
+        """count, seconds (server time) and requests since the last reset."""
         with urllib.request.urlopen(f"{self.url}/__mh_stats", timeout=10) as resp:
             data: dict[str, Any] = json.load(resp)
             return data
@@ -95,8 +123,9 @@ class Neutron:
     def connect(self) -> Any:
         import openstack
 
-        return openstack.connect(auth_type="none", network_endpoint_override=self.url + "/",
-                                 region_name="RegionOne")
+        return openstack.connect(
+            auth_type="none", network_endpoint_override=self.url + "/", region_name="RegionOne"
+        )
 
 
 def start_neutron(workdir: Path) -> Iterator[Neutron]:
@@ -104,12 +133,15 @@ def start_neutron(workdir: Path) -> Iterator[Neutron]:
     venv = build_venv()
     python = str(venv / "bin/python")
     state = workdir / "neutron"
-    subprocess.run([python, str(SERVER), "clone", str(state), str(venv / "template")],
-                   check=True)
+    subprocess.run([python, str(SERVER), "clone", str(state), str(template(venv))], check=True)
     port = free_port()
     log = open(workdir / "neutron.log", "w")  # noqa: SIM115 - closed in finally
-    proc = subprocess.Popen([python, str(SERVER), "serve", str(state), str(port)],
-                            stdout=subprocess.PIPE, stderr=log, text=True)
+    proc = subprocess.Popen(
+        [python, str(SERVER), "serve", str(state), str(port)],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         deadline = time.monotonic() + 180
@@ -124,7 +156,8 @@ def start_neutron(workdir: Path) -> Iterator[Neutron]:
         clouds = workdir / "clouds.yaml"
         clouds.write_text(
             "clouds:\n  mhtest:\n    auth_type: none\n"
-            f"    network_endpoint_override: {url}/\n    region_name: RegionOne\n")
+            f"    network_endpoint_override: {url}/\n    region_name: RegionOne\n"
+        )
         yield Neutron(url=url, venv=venv, clouds_yaml=clouds)
     finally:
         proc.terminate()
@@ -143,12 +176,20 @@ def neutron(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Neutron]:
     gen = start_neutron(workdir)
     server = next(gen)
     conn = server.connect()
-    ext = conn.network.create_network(name=EXTERNAL, is_router_external=True,
-                                      provider_network_type="flat",
-                                      provider_physical_network="physnet1")
-    conn.network.create_subnet(name=f"{EXTERNAL}-v4", network_id=ext.id, ip_version=4,
-                               cidr=EXTERNAL_CIDR, gateway_ip="203.0.113.1",
-                               is_dhcp_enabled=False)
+    ext = conn.network.create_network(
+        name=EXTERNAL,
+        is_router_external=True,
+        provider_network_type="flat",
+        provider_physical_network="physnet1",
+    )
+    conn.network.create_subnet(
+        name=f"{EXTERNAL}-v4",
+        network_id=ext.id,
+        ip_version=4,
+        cidr=EXTERNAL_CIDR,
+        gateway_ip="203.0.113.1",
+        is_dhcp_enabled=False,
+    )
     try:
         yield server
     finally:
@@ -161,8 +202,11 @@ def cloud_env(neutron: Neutron, monkeypatch: pytest.MonkeyPatch) -> Neutron:
     """Point openstacksdk (in this process and in child processes) at the test Neutron."""
     monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(neutron.clouds_yaml))
     monkeypatch.setenv("OS_CLOUD", neutron.cloud)
-    for var in [v for v in os.environ if v.startswith("OS_") and v not in (
-            "OS_CLIENT_CONFIG_FILE", "OS_CLOUD")]:
+    for var in [
+        v
+        for v in os.environ
+        if v.startswith("OS_") and v not in ("OS_CLIENT_CONFIG_FILE", "OS_CLOUD")
+    ]:
         monkeypatch.delenv(var)
     return neutron
 

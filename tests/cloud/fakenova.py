@@ -54,9 +54,12 @@ class FakeNova:
         self.calls.append(("servers", query))
         tag = query.get("tags")
         name = query.get("name")
-        return [s for s in self.servers.values()
-                if (tag is None or tag in (s.tags or []))
-                and (name is None or name.strip("^$") == s.name)]
+        return [
+            s
+            for s in self.servers.values()
+            if (tag is None or tag in (s.tags or []))
+            and (name is None or name.strip("^$") == s.name)
+        ]
 
     def _flavor(self, name: str, ignore_missing: bool = True) -> Any:
         if name not in FLAVORS:
@@ -73,11 +76,16 @@ class FakeNova:
     def _create(self, **attrs: Any) -> Any:
         self.calls.append(("create_server", attrs))
         server = fakes.generate_fake_resource(
-            _server.Server, name=attrs["name"], status="ACTIVE", tags=list(attrs["tags"]),
-            key_name=attrs.get("key_name"), has_config_drive=attrs.get("config_drive"),
+            _server.Server,
+            name=attrs["name"],
+            status="ACTIVE",
+            tags=list(attrs["tags"]),
+            key_name=attrs.get("key_name"),
+            has_config_drive=attrs.get("config_drive"),
             flavor={"original_name": self.flavor_names[attrs["flavor_id"]]},
             image={"id": attrs["image_id"]},
-            user_data=attrs.get("user_data"))
+            user_data=attrs.get("user_data"),
+        )
         for net in attrs["networks"]:
             self._bind(server.id, net["port"])
         self.servers[server.id] = server
@@ -87,9 +95,12 @@ class FakeNova:
         port = self.network.network.get_port(port_id)
         if port.device_id:
             raise RuntimeError(f"port {port_id} is in use by {port.device_id}")  # Nova: 409
-        self.network.network.update_port(port_id, device_id=server_id,
-                                         device_owner="compute:nova",
-                                         binding_host_id="fake-compute-host")
+        self.network.network.update_port(
+            port_id,
+            device_id=server_id,
+            device_owner="compute:nova",
+            binding_host_id="fake-compute-host",
+        )
 
     def _attach(self, server_id: str, port_id: str) -> Any:
         self.calls.append(("create_server_interface", {"server": server_id, "port": port_id}))
@@ -99,6 +110,7 @@ class FakeNova:
     def _delete(self, server: Any, ignore_missing: bool = True) -> None:
         self.calls.append(("delete_server", {"server": server.id}))
         for port in self.network.network.ports(device_id=server.id):
-            self.network.network.update_port(port.id, device_id="", device_owner="",
-                                             binding_host_id="")
+            self.network.network.update_port(
+                port.id, device_id="", device_owner="", binding_host_id=""
+            )
         self.servers.pop(server.id, None)

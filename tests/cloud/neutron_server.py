@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ rpc_state_report_workers = 0
 
 [database]
 connection = sqlite:///{state}/neutron.sqlite
+sqlite_synchronous = false
 
 [quotas]
 default_quota = -1
@@ -108,8 +110,7 @@ class BindEverything(api.MechanismDriver):
 
 DIST_INFO_METADATA = "Metadata-Version: 2.1\nName: multihome-test-mech\nVersion: 0.0.0\n"
 DIST_INFO_ENTRY_POINTS = (
-    "[neutron.ml2.mechanism_drivers]\n"
-    "multihome_test = multihome_test_mech:BindEverything\n"
+    "[neutron.ml2.mechanism_drivers]\nmultihome_test = multihome_test_mech:BindEverything\n"
 )
 
 
@@ -141,10 +142,19 @@ def setup(state: Path) -> None:
         "model_base.BASEV2.metadata.create_all(e)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
-    subprocess.run([str(venv / "bin" / "neutron-db-manage"),
-                    "--config-file", str(state / "neutron.conf"),
-                    "--config-file", str(state / "plugins/ml2/ml2_conf.ini"),
-                    "stamp", "heads"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            str(venv / "bin" / "neutron-db-manage"),
+            "--config-file",
+            str(state / "neutron.conf"),
+            "--config-file",
+            str(state / "plugins/ml2/ml2_conf.ini"),
+            "stamp",
+            "heads",
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 def write_config(state: Path, venv: Path) -> None:
@@ -169,6 +179,7 @@ class Counter:
         self.app = app
         self.lock = threading.Lock()
         self.requests: list[str] = []
+        self.seconds = 0.0
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
@@ -177,16 +188,27 @@ class Counter:
             if method == "DELETE":
                 with self.lock:
                     self.requests.clear()
+                    self.seconds = 0.0
             with self.lock:
-                body = json.dumps({"count": len(self.requests),
-                                   "requests": list(self.requests)}).encode()
-            start_response("200 OK", [("Content-Type", "application/json"),
-                                      ("Content-Length", str(len(body)))])
+                body = json.dumps(
+                    {
+                        "count": len(self.requests),
+                        "seconds": self.seconds,
+                        "requests": list(self.requests),
+                    }
+                ).encode()
+            start_response(
+                "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            )
             return [body]
         query = environ.get("QUERY_STRING", "")
-        with self.lock:
-            self.requests.append(f"{method} {path}" + (f"?{query}" if query else ""))
-        return self.app(environ, start_response)
+        started = time.monotonic()
+        try:
+            return list(self.app(environ, start_response))
+        finally:
+            with self.lock:
+                self.requests.append(f"{method} {path}" + (f"?{query}" if query else ""))
+                self.seconds += time.monotonic() - started
 
 
 def serve(state: Path, port: int) -> None:
@@ -198,11 +220,12 @@ def serve(state: Path, port: int) -> None:
     from neutron.wsgi.api import application
 
     class QuietHandler(simple_server.WSGIRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    httpd = simple_server.make_server("127.0.0.1", port, Counter(application),
-                                      handler_class=QuietHandler)
+    httpd = simple_server.make_server(
+        "127.0.0.1", port, Counter(application), handler_class=QuietHandler
+    )
     print("READY", flush=True)
     httpd.serve_forever()
 

@@ -13,18 +13,20 @@ EXAMPLES = sorted((REPO / "examples").glob("scenario*.yaml"))
 
 def _tagged(conn: Any, tag: str) -> dict[str, list[str]]:
     net = conn.network
-    return {"networks": sorted(n.name for n in net.networks(tags=tag)),
-            "subnets": sorted(s.name for s in net.subnets(tags=tag)),
-            "security_groups": sorted(g.name for g in net.security_groups(tags=tag)),
-            "routers": sorted(r.name for r in net.routers(tags=tag)),
-            "ports": sorted(p.name for p in net.ports(tags=tag)),
-            "floating_ips": sorted(f.description for f in net.ips(tags=tag))}
+    return {
+        "networks": sorted(n.name for n in net.networks(tags=tag)),
+        "subnets": sorted(s.name for s in net.subnets(tags=tag)),
+        "security_groups": sorted(g.name for g in net.security_groups(tags=tag)),
+        "routers": sorted(r.name for r in net.routers(tags=tag)),
+        "ports": sorted(p.name for p in net.ports(tags=tag)),
+        "floating_ips": sorted(f.description for f in net.ips(tags=tag)),
+    }
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
-def test_example_applies_then_noop_then_destroys(example: Path, fake_nova: Any,
-                                                 cloud_env: Neutron,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_example_applies_then_noop_then_destroys(
+    example: Path, fake_nova: Any, cloud_env: Neutron, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Each example applies against the real Neutron; a second apply changes nothing and
     makes only read calls; destroy removes every tagged resource."""
     from multihome.cloud.topology import load_topology
@@ -53,8 +55,9 @@ def test_example_applies_then_noop_then_destroys(example: Path, fake_nova: Any,
     assert sorted(c[1]["name"] for c in servers) == sorted(s.name for s in topo.servers)
 
     cloud_env.reset_stats()
-    code, out, err = run_cli(["cloud", "apply", "-f", str(example),
-                              "--detailed-exit-codes"], capsys)
+    code, out, err = run_cli(
+        ["cloud", "apply", "-f", str(example), "--detailed-exit-codes"], capsys
+    )
     assert code == 0, err
     assert "no changes" in out
     requests = cloud_env.stats()["requests"]
@@ -63,6 +66,5 @@ def test_example_applies_then_noop_then_destroys(example: Path, fake_nova: Any,
 
     code, out, err = run_cli(["cloud", "destroy", "-f", str(example)], capsys)
     assert code == 0, err
-    assert all(not names for names in _tagged(conn, topo.tag).values()), _tagged(
-        conn, topo.tag)
+    assert all(not names for names in _tagged(conn, topo.tag).values()), _tagged(conn, topo.tag)
     assert not fake_nova.servers

@@ -31,9 +31,16 @@ def test_create_server_sends_ports_config_drive_tag_and_user_data() -> None:
     api, compute, _images = _api()
     booted = fakes.generate_fake_resource(server.Server, status="ACTIVE")
     compute.create_server.return_value = booted
-    server_id = api.create_server(name="vm", image_id="img", flavor_id="fl",
-                                  port_ids=["p0", "p1"], key_name="key", config_drive=True,
-                                  user_data="#cloud-config\n", tag="multihome:t")
+    server_id = api.create_server(
+        name="vm",
+        image_id="img",
+        flavor_id="fl",
+        port_ids=["p0", "p1"],
+        key_name="key",
+        config_drive=True,
+        user_data="#cloud-config\n",
+        tag="multihome:t",
+    )
     assert server_id == booted.id
     kwargs = compute.create_server.call_args.kwargs
     assert kwargs["networks"] == [{"port": "p0"}, {"port": "p1"}]
@@ -61,9 +68,17 @@ def test_lookups_name_the_fix() -> None:
 def test_servers_are_listed_by_tag_and_attach_uses_os_interface() -> None:
     """servers() filters by the topology's tag; attach_port creates a server interface."""
     api, compute, _images = _api()
-    compute.servers.return_value = [fakes.generate_fake_resource(
-        server.Server, name="vm", tags=["multihome:t"], has_config_drive="True",
-        flavor={"original_name": "m1.small"}, image={"id": "i"}, key_name="k")]
+    compute.servers.return_value = [
+        fakes.generate_fake_resource(
+            server.Server,
+            name="vm",
+            tags=["multihome:t"],
+            has_config_drive="True",
+            flavor={"original_name": "m1.small"},
+            image={"id": "i"},
+            key_name="k",
+        )
+    ]
     (found,) = api.servers("multihome:t")
     assert compute.servers.call_args.kwargs["tags"] == "multihome:t"
     assert found.config_drive is True and found.flavor_name == "m1.small"

@@ -26,13 +26,13 @@ servers:
       - {name: p0, network: net, security_groups: [closed], floating_ip: public}
       - {name: p1, network: net, security_groups: [closed]}
 """
-PUBLIC = FoundNetwork(id="ext", name="public", tags=(), description="", port_security=True,
-                      external=True)
+PUBLIC = FoundNetwork(
+    id="ext", name="public", tags=(), description="", port_security=True, external=True
+)
 
 
 def _state(**kw: object) -> CloudState:
-    return CloudState(tag="multihome:w", ext_networks=MappingProxyType({"public": PUBLIC}),
-                      **kw)  # type: ignore[arg-type]
+    return CloudState(tag="multihome:w", ext_networks=MappingProxyType({"public": PUBLIC}), **kw)  # type: ignore[arg-type]
 
 
 def test_warnings_of_the_howto() -> None:
@@ -40,15 +40,16 @@ def test_warnings_of_the_howto() -> None:
     IP on a subnet without a router each give a warning that says the fix."""
     plan = make_plan(parse_topology(BASE, "t"), _state())
     text = "\n".join(plan.warnings)
-    assert "port p0: gets a floating IP but its security groups (closed) admit no ingress" in (
-        text)
+    assert "port p0: gets a floating IP but its security groups (closed) admit no ingress" in (text)
     assert "server vm: 2 ports and no config drive" in text and "config_drive: true" in text
     assert "subnet sub has no router interface towards it" in text
     assert "external_network: public, subnets: [sub]" in text
-    fixed = BASE.replace("rules: [{direction: egress, protocol: tcp, port: 443}]",
-                         "rules: [{protocol: tcp, port: 22}]").replace(
-        "    flavor: small\n", "    flavor: small\n    config_drive: true\n") + (
-        "routers:\n  - {name: r, external_network: public, subnets: [sub]}\n")
+    fixed = BASE.replace(
+        "rules: [{direction: egress, protocol: tcp, port: 443}]",
+        "rules: [{protocol: tcp, port: 22}]",
+    ).replace("    flavor: small\n", "    flavor: small\n    config_drive: true\n") + (
+        "routers:\n  - {name: r, external_network: public, subnets: [sub]}\n"
+    )
     assert make_plan(parse_topology(fixed, "t"), _state()).warnings == ()
 
 
@@ -66,17 +67,39 @@ def test_changed_cidr_is_a_conflict_and_gateway_an_update() -> None:
     """A found subnet with another CIDR cannot be changed in place: the plan refuses;
     a different gateway is an update."""
     topo = parse_topology(BASE, "t")
-    net = FoundNetwork(id="n", name="net", tags=("multihome:w",), description=marker(
-        "multihome:w"), port_security=True, external=False)
-    sub = FoundSubnet(id="s", name="sub", tags=("multihome:w",), description="",
-                      network_id="n", cidr="10.0.0.0/24", gateway_ip="10.0.0.1", dhcp=True,
-                      dns_nameservers=())
+    net = FoundNetwork(
+        id="n",
+        name="net",
+        tags=("multihome:w",),
+        description=marker("multihome:w"),
+        port_security=True,
+        external=False,
+    )
+    sub = FoundSubnet(
+        id="s",
+        name="sub",
+        tags=("multihome:w",),
+        description="",
+        network_id="n",
+        cidr="10.0.0.0/24",
+        gateway_ip="10.0.0.1",
+        dhcp=True,
+        dns_nameservers=(),
+    )
     with pytest.raises(CloudConflictError) as err:
         make_plan(topo, _state(networks=(net,), subnets=(sub,)))
     assert "subnet sub: CIDR is 10.0.0.0/24" in str(err.value) and "destroy" in str(err.value)
-    moved = FoundSubnet(id="s", name="sub", tags=("multihome:w",), description="",
-                        network_id="n", cidr="192.168.0.0/24", gateway_ip="192.168.0.254",
-                        dhcp=True, dns_nameservers=())
+    moved = FoundSubnet(
+        id="s",
+        name="sub",
+        tags=("multihome:w",),
+        description="",
+        network_id="n",
+        cidr="192.168.0.0/24",
+        gateway_ip="192.168.0.254",
+        dhcp=True,
+        dns_nameservers=(),
+    )
     plan = make_plan(topo, _state(networks=(net,), subnets=(moved,)))
     update = next(a for a in plan.actions if a.kind == "subnet")
     assert update.verb == "update"

@@ -35,8 +35,9 @@ def _check_multihome_argv(argv: list[str]) -> None:
     command.make_context(verb, list(rest))  # raises on an unknown option
 
 
-def test_user_data_is_valid_cloud_config(capsys: pytest.CaptureFixture[str],
-                                         tmp_path: Path) -> None:
+def test_user_data_is_valid_cloud_config(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     """`cloud user-data` prints #cloud-config that yaml parses, whose runcmd installs
     multihome and then runs apply and persist with arguments multihome accepts, and that
     cloud-init's own schema check accepts."""
@@ -48,8 +49,7 @@ def test_user_data_is_valid_cloud_config(capsys: pytest.CaptureFixture[str],
     runcmd = doc["runcmd"]
     assert all(isinstance(c, list) and all(isinstance(a, str) for a in c) for c in runcmd)
     assert runcmd[0] == ["python3", "-m", "venv", "/opt/multihome"]
-    assert runcmd[1][:2] == ["/opt/multihome/bin/pip", "install"] and runcmd[1][-1] == (
-        "multihome")
+    assert runcmd[1][:2] == ["/opt/multihome/bin/pip", "install"] and runcmd[1][-1] == ("multihome")
     assert runcmd[2] == ["ln", "-sf", "/opt/multihome/bin/multihome", BIN]
     guest = [c for c in runcmd if c[0] == BIN]
     assert [c[1] for c in guest] == ["apply", "persist"]
@@ -59,8 +59,12 @@ def test_user_data_is_valid_cloud_config(capsys: pytest.CaptureFixture[str],
         pytest.skip("cloud-init is not installed (make deps installs it from .ci/apt.d)")
     path = tmp_path / "user-data"
     path.write_text(out)
-    done = subprocess.run(["cloud-init", "schema", "--config-file", str(path)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["cloud-init", "schema", "--config-file", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Valid cloud-config" in done.stdout
 
@@ -72,27 +76,30 @@ def test_user_data_without_install(tmp_path: Path) -> None:
     path.write_text(text)
     doc = yaml.safe_load(render(load_topology(path)))
     assert "packages" not in doc
-    assert doc["runcmd"] == [["multihome", "apply"], ["multihome", "persist", "--backend",
-                                                        "auto"]]
+    assert doc["runcmd"] == [["multihome", "apply"], ["multihome", "persist", "--backend", "auto"]]
 
 
-def test_apply_passes_user_data_and_config_drive(fake_nova: Any, cloud_env: Neutron,
-                                                 tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_apply_passes_user_data_and_config_drive(
+    fake_nova: Any, cloud_env: Neutron, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """apply boots the server with both pre-created ports in order, the config drive, the
     tag, and multihome's user-data (base64, as the compute API wants it)."""
-    text = SCENARIO4.read_text().replace("name: scenario4", "name: ud4").replace(
-        "s4-", "ud4-").replace("multiport-test", "ud4-vm")
+    text = (
+        SCENARIO4.read_text()
+        .replace("name: scenario4", "name: ud4")
+        .replace("s4-", "ud4-")
+        .replace("multiport-test", "ud4-vm")
+    )
     path = tmp_path / "t.yaml"
     path.write_text(text)
     assert run_cli(["cloud", "apply", "-f", str(path)], capsys)[0] == 0
-    (_, attrs), = [c for c in fake_nova.calls if c[0] == "create_server"]
+    ((_, attrs),) = [c for c in fake_nova.calls if c[0] == "create_server"]
     conn = cloud_env.connect()
     ports = [next(conn.network.ports(name=f"ud4-vm-eth{i}")).id for i in (0, 1)]
     assert attrs["networks"] == [{"port": ports[0]}, {"port": ports[1]}]
     assert attrs["config_drive"] is True and attrs["tags"] == ["multihome:ud4"]
     assert attrs["key_name"] == "mykey"
-    assert base64.b64decode(attrs["user_data"]).decode() == render(load_topology(path),
-                                                                    load_topology(path)
-                                                                    .servers[0])
+    assert base64.b64decode(attrs["user_data"]).decode() == render(
+        load_topology(path), load_topology(path).servers[0]
+    )
     assert run_cli(["cloud", "destroy", "-f", str(path)], capsys)[0] == 0

@@ -39,8 +39,12 @@ class PortResult:
     floating_ip: str | None
 
     def to_json(self) -> dict[str, Any]:
-        return {"server": self.server, "port": self.port, "fixed_ips": list(self.fixed_ips),
-                "floating_ip": self.floating_ip}
+        return {
+            "server": self.server,
+            "port": self.port,
+            "fixed_ips": list(self.fixed_ips),
+            "floating_ip": self.floating_ip,
+        }
 
 
 @dataclass(frozen=True)
@@ -94,8 +98,10 @@ class Executor:
         try:
             return self.ids[(kind, name)]
         except KeyError:
-            raise CloudError(f"{kind} {name}: not found in the cloud; it should have been "
-                             "created earlier in this run (run apply again)") from None
+            raise CloudError(
+                f"{kind} {name}: not found in the cloud; it should have been "
+                "created earlier in this run (run apply again)"
+            ) from None
 
     def run(self, plan: CloudPlan) -> int:
         done = 0
@@ -124,10 +130,14 @@ class Executor:
         for port in self.topology.ports:
             found = self.ports.get(port.name)
             fip = self.fips.get(port.name)
-            rows.append(PortResult(server=port.server, port=port.name,
-                                   fixed_ips=tuple(ip for _, ip in found.fixed_ips)
-                                   if found else (),
-                                   floating_ip=fip.address if fip else None))
+            rows.append(
+                PortResult(
+                    server=port.server,
+                    port=port.name,
+                    fixed_ips=tuple(ip for _, ip in found.fixed_ips) if found else (),
+                    floating_ip=fip.address if fip else None,
+                )
+            )
         return tuple(rows)
 
     # -- desired payloads ------------------------------------------------------------------
@@ -141,8 +151,11 @@ class Executor:
     def port_attrs(self, port: Port, *, create: bool) -> dict[str, Any]:
         attrs: dict[str, Any] = {}
         if create:
-            attrs.update(name=port.name, network_id=self.id_of("network", port.network),
-                         description=self.marker)
+            attrs.update(
+                name=port.name,
+                network_id=self.id_of("network", port.network),
+                description=self.marker,
+            )
         if port.subnet is not None or port.fixed_ip is not None:
             fixed: dict[str, str] = {}
             if port.subnet is not None:
@@ -153,13 +166,15 @@ class Executor:
         if port.port_security is not None:
             attrs["port_security_enabled"] = port.port_security
         if port.security_groups is not None:
-            attrs["security_group_ids"] = [self.id_of("security-group", g)
-                                           for g in port.security_groups]
+            attrs["security_group_ids"] = [
+                self.id_of("security-group", g) for g in port.security_groups
+            ]
         elif port.port_security is False:
             attrs["security_group_ids"] = []
         attrs["allowed_address_pairs"] = [
             {"ip_address": p.ip, **({"mac_address": p.mac} if p.mac else {})}
-            for p in port.allowed_address_pairs]
+            for p in port.allowed_address_pairs
+        ]
         return attrs
 
 
@@ -187,8 +202,9 @@ def _create_then_tag(ex: Executor, kind: str, **attrs: Any) -> Any:
 def _create_network(ex: Executor, action: Action) -> None:
     net = ex.topo().network(action.name)
     assert net is not None
-    _create_then_tag(ex, "network", name=net.name, description=ex.marker,
-                     port_security_enabled=net.port_security)
+    _create_then_tag(
+        ex, "network", name=net.name, description=ex.marker, port_security_enabled=net.port_security
+    )
 
 
 def _update_network(ex: Executor, action: Action) -> None:
@@ -200,17 +216,26 @@ def _update_network(ex: Executor, action: Action) -> None:
 def _subnet_attrs(ex: Executor, name: str) -> dict[str, Any]:
     sub = ex.topo().subnet(name)
     assert sub is not None
-    return {"gateway_ip": None if sub.gateway is None else str(sub.gateway),
-            "is_dhcp_enabled": sub.dhcp,
-            "dns_nameservers": [str(d) for d in sub.dns_nameservers]}
+    return {
+        "gateway_ip": None if sub.gateway is None else str(sub.gateway),
+        "is_dhcp_enabled": sub.dhcp,
+        "dns_nameservers": [str(d) for d in sub.dns_nameservers],
+    }
 
 
 def _create_subnet(ex: Executor, action: Action) -> None:
     sub = ex.topo().subnet(action.name)
     assert sub is not None
-    _create_then_tag(ex, "subnet", name=sub.name, description=ex.marker,
-                     network_id=ex.id_of("network", sub.network), cidr=str(sub.cidr),
-                     ip_version=sub.ip_version, **_subnet_attrs(ex, sub.name))
+    _create_then_tag(
+        ex,
+        "subnet",
+        name=sub.name,
+        description=ex.marker,
+        network_id=ex.id_of("network", sub.network),
+        cidr=str(sub.cidr),
+        ip_version=sub.ip_version,
+        **_subnet_attrs(ex, sub.name),
+    )
 
 
 def _update_subnet(ex: Executor, action: Action) -> None:
@@ -225,22 +250,25 @@ def _group_description(ex: Executor, name: str) -> str:
 
 
 def _create_group(ex: Executor, action: Action) -> None:
-    _create_then_tag(ex, "security-group", name=action.name,
-                     description=_group_description(ex, action.name))
+    _create_then_tag(
+        ex, "security-group", name=action.name, description=_group_description(ex, action.name)
+    )
 
 
 def _update_group(ex: Executor, action: Action) -> None:
     assert action.id is not None
-    ex.net.update("security-group", action.id,
-                  description=_group_description(ex, action.name))
+    ex.net.update("security-group", action.id, description=_group_description(ex, action.name))
 
 
 def _create_rule(ex: Executor, action: Action) -> None:
     group = ex.topo().security_group(action.name)
     assert group is not None
     rule = next(r for r in group.rules if r.describe() == action.target)
-    attrs: dict[str, Any] = {"security_group_id": ex.id_of("security-group", group.name),
-                             "direction": rule.direction, "ethertype": rule.ethertype}
+    attrs: dict[str, Any] = {
+        "security_group_id": ex.id_of("security-group", group.name),
+        "direction": rule.direction,
+        "ethertype": rule.ethertype,
+    }
     if rule.protocol is not None:
         attrs["protocol"] = rule.protocol
     if rule.port_min is not None:
@@ -277,49 +305,54 @@ def _create_router(ex: Executor, action: Action) -> None:
 
 def _update_router(ex: Executor, action: Action) -> None:
     assert action.id is not None
-    ex.net.update("router", action.id, external_gateway_info=_router_gateway(ex, action.name)
-                  or {})
+    ex.net.update("router", action.id, external_gateway_info=_router_gateway(ex, action.name) or {})
 
 
 def _attach_interface(ex: Executor, action: Action) -> None:
     assert action.target is not None
-    ex.net.add_router_interface(ex.id_of("router", action.name),
-                                ex.id_of("subnet", action.target))
+    ex.net.add_router_interface(ex.id_of("router", action.name), ex.id_of("subnet", action.target))
 
 
 def _detach_interface(ex: Executor, action: Action) -> None:
     assert action.target is not None
     router_id = action.id or ex.id_of("router", action.name)
-    subnet_id = (action.target[3:] if action.target.startswith("id:")
-                 else ex.ids.get(("subnet", action.target))
-                 or next(s.id for s in ex.state.subnets if s.name == action.target))
+    subnet_id = (
+        action.target[3:]
+        if action.target.startswith("id:")
+        else ex.ids.get(("subnet", action.target))
+        or next(s.id for s in ex.state.subnets if s.name == action.target)
+    )
     ex.net.remove_router_interface(router_id, subnet_id)
 
 
 def _create_port(ex: Executor, action: Action) -> None:
-    res = _create_then_tag(ex, "port", **ex.port_attrs(ex.port_spec(action.name),
-                                                       create=True))
+    res = _create_then_tag(ex, "port", **ex.port_attrs(ex.port_spec(action.name), create=True))
     ex.ports[action.name] = to_port(res)
 
 
 def _update_port(ex: Executor, action: Action) -> None:
     assert action.id is not None
-    res = ex.net.update("port", action.id,
-                        **ex.port_attrs(ex.port_spec(action.name), create=False))
+    res = ex.net.update("port", action.id, **ex.port_attrs(ex.port_spec(action.name), create=False))
     ex.ports[action.name] = to_port(res)
 
 
 def _create_server(ex: Executor, action: Action) -> None:
     if ex.compute is None:
-        raise CloudError(f"server {action.name}: the cloud offers no compute endpoint; check "
-                         "the cloud's catalogue, or apply with --network-only")
+        raise CloudError(
+            f"server {action.name}: the cloud offers no compute endpoint; check "
+            "the cloud's catalogue, or apply with --network-only"
+        )
     server = next(s for s in ex.topo().servers if s.name == action.name)
     server_id = ex.compute.create_server(
-        name=server.name, image_id=ex.compute.image_id(server.image),
+        name=server.name,
+        image_id=ex.compute.image_id(server.image),
         flavor_id=ex.compute.flavor_id(server.flavor),
         port_ids=[ex.id_of("port", p.name) for p in server.ports],
-        key_name=server.key_name, config_drive=server.config_drive,
-        user_data=for_server(ex.topo(), server), tag=ex.tag)
+        key_name=server.key_name,
+        config_drive=server.config_drive,
+        user_data=for_server(ex.topo(), server),
+        tag=ex.tag,
+    )
     ex.ids[("server", server.name)] = server_id
 
 
@@ -340,9 +373,11 @@ def _delete_server(ex: Executor, action: Action) -> None:
 def _create_fip(ex: Executor, action: Action) -> None:
     port = ex.port_spec(action.name)
     assert port.floating_ip is not None
-    attrs: dict[str, Any] = {"floating_network_id": ex.id_of("network", port.floating_ip),
-                             "port_id": ex.id_of("port", port.name),
-                             "description": f"{ex.marker} {port.name}"}
+    attrs: dict[str, Any] = {
+        "floating_network_id": ex.id_of("network", port.floating_ip),
+        "port_id": ex.id_of("port", port.name),
+        "description": f"{ex.marker} {port.name}",
+    }
     if port.fixed_ip is not None:
         attrs["fixed_ip_address"] = str(port.fixed_ip)
     res = ex.net.create("floating-ip", **attrs)
@@ -394,8 +429,15 @@ HANDLERS: dict[tuple[str, str], Handler] = {
 }
 
 
-def execute(plan: CloudPlan, state: CloudState, net: NetworkApi, compute: ComputeApi | None,
-            topology: Topology | None, *, progress: Progress | None = None) -> ApplyResult:
+def execute(
+    plan: CloudPlan,
+    state: CloudState,
+    net: NetworkApi,
+    compute: ComputeApi | None,
+    topology: Topology | None,
+    *,
+    progress: Progress | None = None,
+) -> ApplyResult:
     """Run ``plan``; raise :class:`CloudError` (translated) on the first refusal."""
     ex = Executor(topology=topology, state=state, net=net, compute=compute, progress=progress)
     applied = ex.run(plan)
@@ -411,16 +453,20 @@ def _message(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def translate(exc: Exception, action: Action, ex: Executor | None, done: int,
-              total: int) -> CloudError:
+def translate(
+    exc: Exception, action: Action, ex: Executor | None, done: int, total: int
+) -> CloudError:
     """A :class:`CloudError` that says what the cloud refused and what to do about it."""
     status = getattr(exc, "status_code", None)
     text = _message(exc)
     lower = text.lower()
     where = f"{action.verb} {action.label}"
-    progress = (f"\n{done} of {total} step(s) were done; fix the cause and run apply again: "
-                "it finds what was created (by its tag) and does only the rest"
-                if total else "")
+    progress = (
+        f"\n{done} of {total} step(s) were done; fix the cause and run apply again: "
+        "it finds what was created (by its tag) and does only the rest"
+        if total
+        else ""
+    )
     if status == 404 and ("not reachable" in lower or "external network" in lower):
         return CloudError(_no_router_message(action, ex, text) + progress)
     if status == 409 and "port security must be enabled" in lower:
@@ -430,28 +476,39 @@ def translate(exc: Exception, action: Action, ex: Executor | None, done: int,
             "allowed address pairs on a port with port security (409). Enable it "
             f"(`port_security: true` in the topology, or `openstack port set "
             f"--enable-port-security {port}`), or drop the address pairs: with port security "
-            f"off the port already passes any source address." + progress)
+            f"off the port already passes any source address." + progress
+        )
     if status == 409 and "in use" in lower:
         return CloudError(
             f"{where}: still in use by something multihome did not create ({text}); remove "
             "or move that (e.g. `openstack port list --network NAME`) and run the command "
-            "again" + progress)
+            "again" + progress
+        )
     if status == 409 and "floating ip" in lower and "already" in lower:
-        return CloudError(f"{where}: {text}; the port already has a floating IP that is not "
-                          "managed by multihome: release it or drop floating_ip from the "
-                          "topology" + progress)
+        return CloudError(
+            f"{where}: {text}; the port already has a floating IP that is not "
+            "managed by multihome: release it or drop floating_ip from the "
+            "topology" + progress
+        )
     if status in (401, 403):
-        return CloudError(f"{where}: the cloud refused the credentials or the permission "
-                          f"({status}); check the cloud entry (--os-cloud / OS_CLOUD) and "
-                          "the project's roles" + progress)
-    if status is None and exc.__class__.__module__.startswith(("keystoneauth1", "requests",
-                                                               "urllib3")):
+        return CloudError(
+            f"{where}: the cloud refused the credentials or the permission "
+            f"({status}); check the cloud entry (--os-cloud / OS_CLOUD) and "
+            "the project's roles" + progress
+        )
+    if status is None and exc.__class__.__module__.startswith(
+        ("keystoneauth1", "requests", "urllib3")
+    ):
         kind = type(exc).__name__
         if "Unauthorized" in kind or "Auth" in kind:
-            return CloudError(f"{where}: the cloud refused the credentials ({kind}); check "
-                              "the cloud entry (--os-cloud / OS_CLOUD)" + progress)
-        return CloudError(f"{where}: cannot reach the cloud ({kind}); check the network and "
-                          "the auth_url / endpoint of the cloud entry" + progress)
+            return CloudError(
+                f"{where}: the cloud refused the credentials ({kind}); check "
+                "the cloud entry (--os-cloud / OS_CLOUD)" + progress
+            )
+        return CloudError(
+            f"{where}: cannot reach the cloud ({kind}); check the network and "
+            "the auth_url / endpoint of the cloud entry" + progress
+        )
     if status is None and exc.__class__.__module__.startswith("openstack"):
         return CloudError(f"{where}: {text}" + progress)
     if status is None:
@@ -468,13 +525,16 @@ def _no_router_message(action: Action, ex: Executor | None, text: str) -> str:
     external = spec.floating_ip if spec is not None and spec.floating_ip else "EXTERNAL"
     router = None
     if ex is not None and ex.topology is not None:
-        router = next((r.name for r in ex.topology.routers
-                       if r.external_network == external), None)
-    fix = (f"add {subnet} to the subnets of router {router} in the topology"
-           if router else
-           f"add a router to the topology: '- {{name: ROUTER, external_network: {external}, "
-           f"subnets: [{subnet}]}}'")
-    return (f"floating IP for port {port_name}: Neutron cannot reach external network "
-            f"{external} from subnet {subnet}, because no router connects them (404: {text}). "
-            f"Add a router interface on {subnet} to a router whose gateway is on {external}: "
-            f"{fix}, or `openstack router add subnet {router or 'ROUTER'} {subnet}`.")
+        router = next((r.name for r in ex.topology.routers if r.external_network == external), None)
+    fix = (
+        f"add {subnet} to the subnets of router {router} in the topology"
+        if router
+        else f"add a router to the topology: '- {{name: ROUTER, external_network: {external}, "
+        f"subnets: [{subnet}]}}'"
+    )
+    return (
+        f"floating IP for port {port_name}: Neutron cannot reach external network "
+        f"{external} from subnet {subnet}, because no router connects them (404: {text}). "
+        f"Add a router interface on {subnet} to a router whose gateway is on {external}: "
+        f"{fix}, or `openstack router add subnet {router or 'ROUTER'} {subnet}`."
+    )

@@ -53,7 +53,8 @@ def connect(os_cloud: str | None, counter: CallCounter | None = None) -> Any:
     except ImportError as exc:
         raise EnvironmentMissingError(
             "multihome cloud needs openstacksdk; install it with `pip install "
-            "'multihome[cloud]'` (or `apt install python3-openstacksdk`)") from exc
+            "'multihome[cloud]'` (or `apt install python3-openstacksdk`)"
+        ) from exc
     try:
         conn = openstack.connect(cloud=os_cloud, load_envvars=True, load_yaml_config=True)
     except openstack.exceptions.ConfigException as exc:
@@ -61,7 +62,8 @@ def connect(os_cloud: str | None, counter: CallCounter | None = None) -> Any:
         raise InputError(
             f"no usable OpenStack credentials ({_first_line(exc)}); pass --os-cloud NAME for "
             "an entry of clouds.yaml (~/.config/openstack/ or /etc/openstack/), set OS_CLOUD, "
-            "or source an openrc file (OS_AUTH_URL, OS_USERNAME, ...)") from exc
+            "or source an openrc file (OS_AUTH_URL, OS_USERNAME, ...)"
+        ) from exc
     if counter is not None:
         session = conn.session
         request = session.request
@@ -95,76 +97,123 @@ def _tags(res: Any) -> tuple[str, ...]:
 
 
 def to_network(res: Any) -> FoundNetwork:
-    return FoundNetwork(id=res.id, name=res.name or "", tags=_tags(res),
-                        description=res.description or "",
-                        port_security=bool(res.is_port_security_enabled
-                                           if res.is_port_security_enabled is not None
-                                           else True),
-                        external=bool(res.is_router_external))
+    return FoundNetwork(
+        id=res.id,
+        name=res.name or "",
+        tags=_tags(res),
+        description=res.description or "",
+        port_security=bool(
+            res.is_port_security_enabled if res.is_port_security_enabled is not None else True
+        ),
+        external=bool(res.is_router_external),
+    )
 
 
 def to_subnet(res: Any) -> FoundSubnet:
-    return FoundSubnet(id=res.id, name=res.name or "", tags=_tags(res),
-                       description=res.description or "", network_id=res.network_id,
-                       cidr=res.cidr, gateway_ip=res.gateway_ip or None,
-                       dhcp=bool(res.is_dhcp_enabled),
-                       dns_nameservers=tuple(res.dns_nameservers or ()))
+    return FoundSubnet(
+        id=res.id,
+        name=res.name or "",
+        tags=_tags(res),
+        description=res.description or "",
+        network_id=res.network_id,
+        cidr=res.cidr,
+        gateway_ip=res.gateway_ip or None,
+        dhcp=bool(res.is_dhcp_enabled),
+        dns_nameservers=tuple(res.dns_nameservers or ()),
+    )
 
 
 def to_rule(raw: Any) -> FoundRule:
     data: dict[str, Any] = raw if isinstance(raw, dict) else raw.to_dict()
-    return FoundRule(id=str(data["id"]), direction=str(data["direction"]),
-                     ethertype=str(data["ethertype"]), protocol=data.get("protocol"),
-                     port_min=data.get("port_range_min"), port_max=data.get("port_range_max"),
-                     remote_ip_prefix=data.get("remote_ip_prefix"),
-                     remote_group_id=data.get("remote_group_id"))
+    return FoundRule(
+        id=str(data["id"]),
+        direction=str(data["direction"]),
+        ethertype=str(data["ethertype"]),
+        protocol=data.get("protocol"),
+        port_min=data.get("port_range_min"),
+        port_max=data.get("port_range_max"),
+        remote_ip_prefix=data.get("remote_ip_prefix"),
+        remote_group_id=data.get("remote_group_id"),
+    )
 
 
 def to_group(res: Any) -> FoundSecurityGroup:
-    return FoundSecurityGroup(id=res.id, name=res.name or "", tags=_tags(res),
-                              description=res.description or "",
-                              rules=tuple(to_rule(r) for r in res.security_group_rules or ()))
+    return FoundSecurityGroup(
+        id=res.id,
+        name=res.name or "",
+        tags=_tags(res),
+        description=res.description or "",
+        rules=tuple(to_rule(r) for r in res.security_group_rules or ()),
+    )
 
 
 def to_router(res: Any, interfaces: Iterable[str] = ()) -> FoundRouter:
     gw = res.external_gateway_info or {}
-    return FoundRouter(id=res.id, name=res.name or "", tags=_tags(res),
-                       description=res.description or "",
-                       external_network_id=gw.get("network_id"),
-                       interface_subnet_ids=tuple(sorted(interfaces)))
+    return FoundRouter(
+        id=res.id,
+        name=res.name or "",
+        tags=_tags(res),
+        description=res.description or "",
+        external_network_id=gw.get("network_id"),
+        interface_subnet_ids=tuple(sorted(interfaces)),
+    )
 
 
 def to_port(res: Any) -> FoundPort:
     return FoundPort(
-        id=res.id, name=res.name or "", tags=_tags(res), network_id=res.network_id,
+        id=res.id,
+        name=res.name or "",
+        tags=_tags(res),
+        network_id=res.network_id,
         fixed_ips=tuple((f["subnet_id"], f["ip_address"]) for f in res.fixed_ips or ()),
         security_group_ids=tuple(sorted(res.security_group_ids or ())),
-        address_pairs=tuple(sorted((p["ip_address"], p.get("mac_address") or res.mac_address)
-                                   for p in res.allowed_address_pairs or ())),
-        port_security=bool(res.is_port_security_enabled
-                           if res.is_port_security_enabled is not None else True),
-        mac=res.mac_address or "", device_id=res.device_id or "",
-        device_owner=res.device_owner or "")
+        address_pairs=tuple(
+            sorted(
+                (p["ip_address"], p.get("mac_address") or res.mac_address)
+                for p in res.allowed_address_pairs or ()
+            )
+        ),
+        port_security=bool(
+            res.is_port_security_enabled if res.is_port_security_enabled is not None else True
+        ),
+        mac=res.mac_address or "",
+        device_id=res.device_id or "",
+        device_owner=res.device_owner or "",
+    )
 
 
 def to_fip(res: Any) -> FoundFloatingIp:
-    return FoundFloatingIp(id=res.id, tags=_tags(res), description=res.description or "",
-                           floating_network_id=res.floating_network_id,
-                           address=res.floating_ip_address, port_id=res.port_id or None,
-                           fixed_ip=res.fixed_ip_address or None)
+    return FoundFloatingIp(
+        id=res.id,
+        tags=_tags(res),
+        description=res.description or "",
+        floating_network_id=res.floating_network_id,
+        address=res.floating_ip_address,
+        port_id=res.port_id or None,
+        fixed_ip=res.fixed_ip_address or None,
+    )
 
 
 def to_server(res: Any) -> FoundServer:
     flavor = res.flavor or {}
     image = res.image or {}
-    flavor_name = (flavor.get("original_name") or flavor.get("name")
-                   if isinstance(flavor, dict) else getattr(flavor, "name", None))
+    flavor_name = (
+        flavor.get("original_name") or flavor.get("name")
+        if isinstance(flavor, dict)
+        else getattr(flavor, "name", None)
+    )
     image_id = image.get("id") if isinstance(image, dict) else getattr(image, "id", None)
     drive = res.has_config_drive
-    return FoundServer(id=res.id, name=res.name or "", tags=_tags(res),
-                       status=str(res.status or ""), image_id=image_id,
-                       flavor_name=flavor_name, key_name=res.key_name or None,
-                       config_drive=drive in (True, "True", "true", "1"))
+    return FoundServer(
+        id=res.id,
+        name=res.name or "",
+        tags=_tags(res),
+        status=str(res.status or ""),
+        image_id=image_id,
+        flavor_name=flavor_name,
+        key_name=res.key_name or None,
+        config_drive=drive in (True, "True", "true", "1"),
+    )
 
 
 # -- network -------------------------------------------------------------------------------
@@ -217,15 +266,32 @@ class NetworkApi:
         self.proxy.remove_interface_from_router(router_id, subnet=subnet_id)
 
 
-CREATE = {"network": "create_network", "subnet": "create_subnet",
-          "security-group": "create_security_group", "rule": "create_security_group_rule",
-          "router": "create_router", "port": "create_port", "floating-ip": "create_ip"}
-UPDATE = {"network": "update_network", "subnet": "update_subnet",
-          "security-group": "update_security_group", "router": "update_router",
-          "port": "update_port", "floating-ip": "update_ip"}
-DELETE = {"network": "delete_network", "subnet": "delete_subnet",
-          "security-group": "delete_security_group", "rule": "delete_security_group_rule",
-          "router": "delete_router", "port": "delete_port", "floating-ip": "delete_ip"}
+CREATE = {
+    "network": "create_network",
+    "subnet": "create_subnet",
+    "security-group": "create_security_group",
+    "rule": "create_security_group_rule",
+    "router": "create_router",
+    "port": "create_port",
+    "floating-ip": "create_ip",
+}
+UPDATE = {
+    "network": "update_network",
+    "subnet": "update_subnet",
+    "security-group": "update_security_group",
+    "router": "update_router",
+    "port": "update_port",
+    "floating-ip": "update_ip",
+}
+DELETE = {
+    "network": "delete_network",
+    "subnet": "delete_subnet",
+    "security-group": "delete_security_group",
+    "rule": "delete_security_group_rule",
+    "router": "delete_router",
+    "port": "delete_port",
+    "floating-ip": "delete_ip",
+}
 
 
 def _resource_class(module: str, name: str) -> Callable[[Any], Any]:
@@ -233,6 +299,7 @@ def _resource_class(module: str, name: str) -> Callable[[Any], Any]:
         import importlib
 
         return getattr(importlib.import_module(f"openstack.network.v2.{module}"), name)
+
     return get
 
 
@@ -252,8 +319,9 @@ RESOURCE: dict[str, Callable[[Any], Any]] = {
 class ComputeApi:
     """Nova (and Glance for image names) through openstacksdk proxies."""
 
-    def __init__(self, compute: Any, image: Any, *, poll: float = 1.0,
-                 timeout: float = 600.0) -> None:
+    def __init__(
+        self, compute: Any, image: Any, *, poll: float = 1.0, timeout: float = 600.0
+    ) -> None:
         self.compute = compute
         self.image = image
         self.poll = poll
@@ -265,31 +333,47 @@ class ComputeApi:
     def image_id(self, name: str) -> str:
         image = self.image.find_image(name, ignore_missing=True)
         if image is None:
-            raise CloudError(f"image {name!r} not found; list them with `openstack image "
-                             "list` and fix the server's 'image:'")
+            raise CloudError(
+                f"image {name!r} not found; list them with `openstack image "
+                "list` and fix the server's 'image:'"
+            )
         return str(image.id)
 
     def flavor_id(self, name: str) -> str:
         flavor = self.compute.find_flavor(name, ignore_missing=True)
         if flavor is None:
-            raise CloudError(f"flavor {name!r} not found; list them with `openstack flavor "
-                             "list` and fix the server's 'flavor:'")
+            raise CloudError(
+                f"flavor {name!r} not found; list them with `openstack flavor "
+                "list` and fix the server's 'flavor:'"
+            )
         return str(flavor.id)
 
-    def create_server(self, *, name: str, image_id: str, flavor_id: str, port_ids: list[str],
-                      key_name: str | None, config_drive: bool, user_data: str | None,
-                      tag: str) -> str:
+    def create_server(
+        self,
+        *,
+        name: str,
+        image_id: str,
+        flavor_id: str,
+        port_ids: list[str],
+        key_name: str | None,
+        config_drive: bool,
+        user_data: str | None,
+        tag: str,
+    ) -> str:
         attrs: dict[str, Any] = {
-            "name": name, "image_id": image_id, "flavor_id": flavor_id,
-            "networks": [{"port": p} for p in port_ids], "config_drive": config_drive,
-            "tags": [tag]}
+            "name": name,
+            "image_id": image_id,
+            "flavor_id": flavor_id,
+            "networks": [{"port": p} for p in port_ids],
+            "config_drive": config_drive,
+            "tags": [tag],
+        }
         if key_name:
             attrs["key_name"] = key_name
         if user_data is not None:
             attrs["user_data"] = base64.b64encode(user_data.encode()).decode()
         server = self.compute.create_server(**attrs)
-        self.compute.wait_for_server(server, status="ACTIVE", interval=self.poll,
-                                     wait=self.timeout)
+        self.compute.wait_for_server(server, status="ACTIVE", interval=self.poll, wait=self.timeout)
         return str(server.id)
 
     def attach_port(self, server_id: str, port_id: str) -> None:
@@ -305,7 +389,8 @@ class ComputeApi:
 
 
 def read_state(  # noqa: PLR0915 - one block per resource type, in order
-        net: NetworkApi, compute: ComputeApi | None, topology: Topology) -> CloudState:
+    net: NetworkApi, compute: ComputeApi | None, topology: Topology
+) -> CloudState:
     """What the cloud holds for ``topology``: one list call per resource type, plus name
     look-ups only for what is missing or undeclared."""
     tag = topology.tag
@@ -317,22 +402,29 @@ def read_state(  # noqa: PLR0915 - one block per resource type, in order
     fips = net.floating_ips(tags=tag)
     untagged: list[Untagged] = []
 
-    def look_for(kind: str, declared: Iterable[str], found: Iterable[Any],
-                 lister: Callable[..., list[Any]]) -> None:
+    def look_for(
+        kind: str, declared: Iterable[str], found: Iterable[Any], lister: Callable[..., list[Any]]
+    ) -> None:
         missing = sorted(set(declared) - {f.name for f in found})
         if missing:
             for res in lister(name=missing if len(missing) > 1 else missing[0]):
                 if tag not in res.tags and res.name in missing:
-                    untagged.append(Untagged(kind, res.name, res.id,
-                                             getattr(res, "description", "")))
+                    untagged.append(
+                        Untagged(kind, res.name, res.id, getattr(res, "description", ""))
+                    )
 
     look_for("network", (n.name for n in topology.networks), networks, net.networks)
     look_for("subnet", (s.name for s in topology.subnets), subnets, net.subnets)
-    look_for("security-group", (g.name for g in topology.security_groups), groups,
-             net.security_groups)
+    look_for(
+        "security-group", (g.name for g in topology.security_groups), groups, net.security_groups
+    )
     routers_found = [to_router(r) for r in routers_raw]
-    look_for("router", (r.name for r in topology.routers), routers_found,
-             lambda **q: [to_router(r) for r in net.routers(**q)])
+    look_for(
+        "router",
+        (r.name for r in topology.routers),
+        routers_found,
+        lambda **q: [to_router(r) for r in net.routers(**q)],
+    )
 
     ext_names = set(topology.external_networks())
     ext_networks: dict[str, FoundNetwork] = {}
@@ -344,10 +436,12 @@ def read_state(  # noqa: PLR0915 - one block per resource type, in order
             raise InputError(
                 f"{topology.source}: network {unknown[0]!r} is neither declared under "
                 "networks: nor found in the cloud; declare it, or fix the name (list them "
-                "with `openstack network list`)")
+                "with `openstack network list`)"
+            )
     declared_subnets = {s.name for s in topology.subnets}
     ext_subnet_names = {p.subnet for p in topology.ports if p.subnet} | {
-        s for r in topology.routers for s in r.subnets}
+        s for r in topology.routers for s in r.subnets
+    }
     ext_subnet_names -= declared_subnets
     ext_subnets: dict[str, FoundSubnet] = {}
     if ext_subnet_names:
@@ -355,9 +449,11 @@ def read_state(  # noqa: PLR0915 - one block per resource type, in order
             ext_subnets.setdefault(found_sub.name, found_sub)
         unknown = sorted(ext_subnet_names - set(ext_subnets))
         if unknown:
-            raise InputError(f"{topology.source}: subnet {unknown[0]!r} is neither declared "
-                             "under networks: nor found in the cloud; declare it or fix the "
-                             "name")
+            raise InputError(
+                f"{topology.source}: subnet {unknown[0]!r} is neither declared "
+                "under networks: nor found in the cloud; declare it or fix the "
+                "name"
+            )
     group_names = {g for p in topology.ports for g in (p.security_groups or ())}
     if any(p.security_groups is None and p.floating_ip for p in topology.ports):
         group_names.add("default")
@@ -368,9 +464,11 @@ def read_state(  # noqa: PLR0915 - one block per resource type, in order
             ext_groups.setdefault(found_group.name, found_group)
         unknown = sorted(group_names - set(ext_groups) - {"default"})
         if unknown:
-            raise InputError(f"{topology.source}: security group {unknown[0]!r} is neither "
-                             "declared under security_groups: nor found in the cloud; declare "
-                             "it or fix the name")
+            raise InputError(
+                f"{topology.source}: security group {unknown[0]!r} is neither "
+                "declared under security_groups: nor found in the cloud; declare "
+                "it or fix the name"
+            )
     interfaces: dict[str, set[str]] = {}
     ext_router_subnets: set[str] = set()
     if topology.routers or any(p.floating_ip for p in topology.ports):
@@ -380,22 +478,36 @@ def read_state(  # noqa: PLR0915 - one block per resource type, in order
                 ext_router_subnets.add(subnet_id)
     routers = [to_router(r, interfaces.get(r.id, ())) for r in routers_raw]
     port_fips: list[FoundFloatingIp] = []
-    our_port_ids = {p.id for p in ports if any(tp.name == p.name and tp.floating_ip
-                                               for tp in topology.ports)}
+    our_port_ids = {
+        p.id for p in ports if any(tp.name == p.name and tp.floating_ip for tp in topology.ports)
+    }
     have_fip = {f.port_id for f in fips}
     if our_port_ids - have_fip:
-        port_fips = [f for f in net.floating_ips(port_id=sorted(our_port_ids - have_fip))
-                     if tag not in f.tags]
+        port_fips = [
+            f
+            for f in net.floating_ips(port_id=sorted(our_port_ids - have_fip))
+            if tag not in f.tags
+        ]
     servers: list[FoundServer] = []
     if compute is not None and topology.servers:
         servers = compute.servers(tag)
-    return CloudState(tag=tag, networks=tuple(networks), subnets=tuple(subnets),
-                      security_groups=tuple(groups), routers=tuple(routers),
-                      ports=tuple(ports), floating_ips=tuple(fips), servers=tuple(servers),
-                      untagged=tuple(untagged), ext_networks=ext_networks,
-                      ext_subnets=ext_subnets, ext_groups=ext_groups,
-                      ext_router_subnet_ids=frozenset(ext_router_subnets),
-                      port_fips=tuple(port_fips), compute=compute is not None)
+    return CloudState(
+        tag=tag,
+        networks=tuple(networks),
+        subnets=tuple(subnets),
+        security_groups=tuple(groups),
+        routers=tuple(routers),
+        ports=tuple(ports),
+        floating_ips=tuple(fips),
+        servers=tuple(servers),
+        untagged=tuple(untagged),
+        ext_networks=ext_networks,
+        ext_subnets=ext_subnets,
+        ext_groups=ext_groups,
+        ext_router_subnet_ids=frozenset(ext_router_subnets),
+        port_fips=tuple(port_fips),
+        compute=compute is not None,
+    )
 
 
 def read_owned(net: NetworkApi, compute: ComputeApi | None, tag: str) -> CloudState:
@@ -403,14 +515,19 @@ def read_owned(net: NetworkApi, compute: ComputeApi | None, tag: str) -> CloudSt
     routers_raw = net.routers(tags=tag)
     interfaces: dict[str, set[str]] = {}
     if routers_raw:
-        for port in net.ports(device_owner=list(ROUTER_INTERFACE_OWNERS),
-                              device_id=[r.id for r in routers_raw]):
+        for port in net.ports(
+            device_owner=list(ROUTER_INTERFACE_OWNERS), device_id=[r.id for r in routers_raw]
+        ):
             for subnet_id, _ip in port.fixed_ips:
                 interfaces.setdefault(port.device_id, set()).add(subnet_id)
     return CloudState(
-        tag=tag, networks=tuple(net.networks(tags=tag)), subnets=tuple(net.subnets(tags=tag)),
+        tag=tag,
+        networks=tuple(net.networks(tags=tag)),
+        subnets=tuple(net.subnets(tags=tag)),
         security_groups=tuple(net.security_groups(tags=tag)),
         routers=tuple(to_router(r, interfaces.get(r.id, ())) for r in routers_raw),
-        ports=tuple(net.ports(tags=tag)), floating_ips=tuple(net.floating_ips(tags=tag)),
+        ports=tuple(net.ports(tags=tag)),
+        floating_ips=tuple(net.floating_ips(tags=tag)),
         servers=tuple(compute.servers(tag)) if compute is not None else (),
-        compute=compute is not None)
+        compute=compute is not None,
+    )

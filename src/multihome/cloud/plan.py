@@ -23,14 +23,34 @@ from multihome.cloud.topology import Port, Rule, Topology
 from multihome.errors import InputError
 
 #: Creation order; ``destroy`` walks it backwards.
-KINDS = ("network", "subnet", "security-group", "rule", "router", "router-interface", "port",
-         "server", "server-port", "floating-ip")
-ROUTER_INTERFACE_OWNERS = ("network:router_interface", "network:router_interface_distributed",
-                           "network:ha_router_replicated_interface")
+KINDS = (
+    "network",
+    "subnet",
+    "security-group",
+    "rule",
+    "router",
+    "router-interface",
+    "port",
+    "server",
+    "server-port",
+    "floating-ip",
+)
+ROUTER_INTERFACE_OWNERS = (
+    "network:router_interface",
+    "network:router_interface_distributed",
+    "network:ha_router_replicated_interface",
+)
 
 
-SIGNS = {"create": "+", "update": "~", "tag": "~", "attach": "+", "detach": "-",
-         "delete": "-", "keep": "="}
+SIGNS = {
+    "create": "+",
+    "update": "~",
+    "tag": "~",
+    "attach": "+",
+    "detach": "-",
+    "delete": "-",
+    "keep": "=",
+}
 
 
 class CloudConflictError(InputError):
@@ -62,8 +82,14 @@ class Action:
         return f"{SIGNS.get(self.verb, '?')} {self.verb} {self.label}{extra}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"verb": self.verb, "kind": self.kind, "name": self.name, "target": self.target,
-                "id": self.id, "changes": list(self.changes)}
+        return {
+            "verb": self.verb,
+            "kind": self.kind,
+            "name": self.name,
+            "target": self.target,
+            "id": self.id,
+            "changes": list(self.changes),
+        }
 
 
 @dataclass(frozen=True)
@@ -83,9 +109,11 @@ class CloudPlan:
         return [a.line() for a in self.actions]
 
     def to_json(self) -> dict[str, Any]:
-        return {"changes": [a.to_json() for a in self.actions],
-                "unchanged": [a.to_json() for a in self.kept],
-                "warnings": list(self.warnings)}
+        return {
+            "changes": [a.to_json() for a in self.actions],
+            "unchanged": [a.to_json() for a in self.kept],
+            "warnings": list(self.warnings),
+        }
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -103,8 +131,15 @@ def admits_ingress(rules: tuple[Rule, ...] | tuple[FoundRule, ...]) -> bool:
 
 
 def rule_key(rule: Rule) -> tuple[object, ...]:
-    return (rule.direction, rule.ethertype, rule.protocol, rule.port_min, rule.port_max,
-            rule.remote_ip_prefix, rule.remote_group)
+    return (
+        rule.direction,
+        rule.ethertype,
+        rule.protocol,
+        rule.port_min,
+        rule.port_max,
+        rule.remote_ip_prefix,
+        rule.remote_group,
+    )
 
 
 def found_rule_key(rule: FoundRule, state: CloudState) -> tuple[object, ...]:
@@ -115,8 +150,15 @@ def found_rule_key(rule: FoundRule, state: CloudState) -> tuple[object, ...]:
     proto = rule.protocol
     if proto == "icmpv6":
         proto = "ipv6-icmp"
-    return (rule.direction, rule.ethertype, proto, rule.port_min, rule.port_max, prefix,
-            group or (rule.remote_group_id and f"id:{rule.remote_group_id}"))
+    return (
+        rule.direction,
+        rule.ethertype,
+        proto,
+        rule.port_min,
+        rule.port_max,
+        prefix,
+        group or (rule.remote_group_id and f"id:{rule.remote_group_id}"),
+    )
 
 
 def _by_name(items: tuple[Any, ...], name: str) -> Any:
@@ -148,9 +190,11 @@ def make_plan(topology: Topology, state: CloudState, *, servers: bool = True) ->
             "the cloud holds resources of this topology that cannot be changed in place:\n  "
             + "\n  ".join(builder.conflicts)
             + f"\nnothing was changed; run `multihome cloud destroy -f {topology.source}` and "
-            "apply again, or give the resources new names")
-    return CloudPlan(actions=tuple(builder.actions), warnings=tuple(builder.warnings),
-                     kept=tuple(builder.kept))
+            "apply again, or give the resources new names"
+        )
+    return CloudPlan(
+        actions=tuple(builder.actions), warnings=tuple(builder.warnings), kept=tuple(builder.kept)
+    )
 
 
 class _Builder:
@@ -172,14 +216,22 @@ class _Builder:
         """Create ``name``, or finish an interrupted creation of ours (tag it)."""
         other = self.untagged.get((kind, name))
         if other is not None and self.marker in other.description:
-            self.add(Action("tag", kind, name, id=other.id,
-                            changes=("finish an interrupted creation: add the tag",)))
+            self.add(
+                Action(
+                    "tag",
+                    kind,
+                    name,
+                    id=other.id,
+                    changes=("finish an interrupted creation: add the tag",),
+                )
+            )
             return
         if other is not None:
             self.warnings.append(
                 f"{kind} {name}: an untagged {kind} with this name exists ({other.id}); "
                 f"multihome leaves it alone and creates its own, tagged {self.topo.tag} "
-                "(rename one of them to avoid confusion in other tools)")
+                "(rename one of them to avoid confusion in other tools)"
+            )
         self.add(Action("create", kind, name))
 
     def build(self) -> None:
@@ -201,8 +253,15 @@ class _Builder:
                 continue
             changes: list[str] = []
             _diff(changes, "port_security", found.port_security, net.port_security)
-            self.add(Action("update" if changes else "keep", "network", net.name, id=found.id,
-                            changes=tuple(changes)))
+            self.add(
+                Action(
+                    "update" if changes else "keep",
+                    "network",
+                    net.name,
+                    id=found.id,
+                    changes=tuple(changes),
+                )
+            )
 
     def subnets(self) -> None:
         for sub in self.topo.subnets:
@@ -211,22 +270,35 @@ class _Builder:
                 self.missing("subnet", sub.name)
                 continue
             if ipaddress.ip_network(found.cidr, strict=False) != sub.cidr:
-                self.conflicts.append(f"subnet {sub.name}: CIDR is {found.cidr}, the topology "
-                                      f"says {sub.cidr} (Neutron cannot change a CIDR)")
+                self.conflicts.append(
+                    f"subnet {sub.name}: CIDR is {found.cidr}, the topology "
+                    f"says {sub.cidr} (Neutron cannot change a CIDR)"
+                )
                 continue
             if self.state.network_name(found.network_id) != sub.network:
-                self.conflicts.append(f"subnet {sub.name}: belongs to another network than "
-                                      f"{sub.network}")
+                self.conflicts.append(
+                    f"subnet {sub.name}: belongs to another network than {sub.network}"
+                )
                 continue
             changes: list[str] = []
-            gateway = None if found.gateway_ip is None else ipaddress.ip_address(
-                found.gateway_ip)
+            gateway = None if found.gateway_ip is None else ipaddress.ip_address(found.gateway_ip)
             _diff(changes, "gateway_ip", gateway, sub.gateway)
             _diff(changes, "dhcp", found.dhcp, sub.dhcp)
-            _diff(changes, "dns_nameservers", set(found.dns_nameservers),
-                  {str(d) for d in sub.dns_nameservers})
-            self.add(Action("update" if changes else "keep", "subnet", sub.name, id=found.id,
-                            changes=tuple(changes)))
+            _diff(
+                changes,
+                "dns_nameservers",
+                set(found.dns_nameservers),
+                {str(d) for d in sub.dns_nameservers},
+            )
+            self.add(
+                Action(
+                    "update" if changes else "keep",
+                    "subnet",
+                    sub.name,
+                    id=found.id,
+                    changes=tuple(changes),
+                )
+            )
 
     def groups(self) -> None:
         for group in self.topo.security_groups:
@@ -239,20 +311,40 @@ class _Builder:
             want_description = f"{group.description} {self.marker}".strip()
             changes: list[str] = []
             _diff(changes, "description", found.description, want_description)
-            self.add(Action("update" if changes else "keep", "security-group", group.name,
-                            id=found.id, changes=tuple(changes)))
+            self.add(
+                Action(
+                    "update" if changes else "keep",
+                    "security-group",
+                    group.name,
+                    id=found.id,
+                    changes=tuple(changes),
+                )
+            )
             have = {found_rule_key(r, self.state): r for r in found.rules}
             wanted = {rule_key(r): r for r in group.rules}
             manage_egress = any(r.direction == "egress" for r in group.rules)
             for key, rule in wanted.items():
-                self.add(Action("keep" if key in have else "create", "rule", group.name,
-                                target=rule.describe(),
-                                id=have[key].id if key in have else None))
+                self.add(
+                    Action(
+                        "keep" if key in have else "create",
+                        "rule",
+                        group.name,
+                        target=rule.describe(),
+                        id=have[key].id if key in have else None,
+                    )
+                )
             for key, found_rule in have.items():
                 if key in wanted or (found_rule.direction == "egress" and not manage_egress):
                     continue
-                self.add(Action("delete", "rule", group.name, id=found_rule.id,
-                                target=_describe_found(found_rule, self.state)))
+                self.add(
+                    Action(
+                        "delete",
+                        "rule",
+                        group.name,
+                        id=found_rule.id,
+                        target=_describe_found(found_rule, self.state),
+                    )
+                )
 
     def routers(self) -> None:
         for router in self.topo.routers:
@@ -262,20 +354,42 @@ class _Builder:
                 self.missing("router", router.name)
             else:
                 changes: list[str] = []
-                ext = (self.state.network_name(found.external_network_id)
-                       if found.external_network_id else None)
-                _diff(changes, "external_network", ext or found.external_network_id,
-                      router.external_network)
-                self.add(Action("update" if changes else "keep", "router", router.name,
-                                id=found.id, changes=tuple(changes)))
-                interfaces = {self.state.subnet_name(s) or f"id:{s}"
-                              for s in found.interface_subnet_ids}
+                ext = (
+                    self.state.network_name(found.external_network_id)
+                    if found.external_network_id
+                    else None
+                )
+                _diff(
+                    changes,
+                    "external_network",
+                    ext or found.external_network_id,
+                    router.external_network,
+                )
+                self.add(
+                    Action(
+                        "update" if changes else "keep",
+                        "router",
+                        router.name,
+                        id=found.id,
+                        changes=tuple(changes),
+                    )
+                )
+                interfaces = {
+                    self.state.subnet_name(s) or f"id:{s}" for s in found.interface_subnet_ids
+                }
             for sub in router.subnets:
                 verb = "keep" if sub in interfaces else "attach"
                 self.add(Action(verb, "router-interface", router.name, target=sub))
             for extra in sorted(interfaces - set(router.subnets)):
-                self.add(Action("detach", "router-interface", router.name, target=extra,
-                                id=found.id if found else None))
+                self.add(
+                    Action(
+                        "detach",
+                        "router-interface",
+                        router.name,
+                        target=extra,
+                        id=found.id if found else None,
+                    )
+                )
 
     def ports(self) -> None:
         for port in self.topo.ports:
@@ -284,8 +398,10 @@ class _Builder:
                 self.add(Action("create", "port", port.name))
                 continue
             if self.state.network_name(found.network_id) != port.network:
-                self.conflicts.append(f"port {port.name}: is on another network than "
-                                      f"{port.network} (a port cannot change network)")
+                self.conflicts.append(
+                    f"port {port.name}: is on another network than "
+                    f"{port.network} (a port cannot change network)"
+                )
                 continue
             self.add(self.port_update(port, found))
 
@@ -303,21 +419,34 @@ class _Builder:
             _diff(changes, "port_security", found.port_security, port.port_security)
         have_pairs = {(ip, mac) for ip, mac in found.address_pairs}
         want_pairs = {(p.ip, p.mac or found.mac) for p in port.allowed_address_pairs}
-        _diff(changes, "allowed_address_pairs", {ip for ip, _ in have_pairs},
-              {ip for ip, _ in want_pairs})
+        _diff(
+            changes,
+            "allowed_address_pairs",
+            {ip for ip, _ in have_pairs},
+            {ip for ip, _ in want_pairs},
+        )
         if not changes and have_pairs != want_pairs:
             changes.append("allowed_address_pairs: MAC addresses differ")
-        return Action("update" if changes else "keep", "port", port.name, id=found.id,
-                      changes=tuple(changes))
+        return Action(
+            "update" if changes else "keep", "port", port.name, id=found.id, changes=tuple(changes)
+        )
 
     def server_actions(self) -> None:
         for server in self.topo.servers:
             found = _by_name(self.state.servers, server.name)
             if found is None:
-                self.add(Action("create", "server", server.name,
-                                changes=(f"{server.image}, {server.flavor}, "
-                                         f"{len(server.ports)} port(s)"
-                                         + (", config drive" if server.config_drive else ""),)))
+                self.add(
+                    Action(
+                        "create",
+                        "server",
+                        server.name,
+                        changes=(
+                            f"{server.image}, {server.flavor}, "
+                            f"{len(server.ports)} port(s)"
+                            + (", config drive" if server.config_drive else ""),
+                        ),
+                    )
+                )
                 continue
             drift: list[str] = []
             if found.flavor_name and found.flavor_name != server.flavor:
@@ -325,13 +454,16 @@ class _Builder:
             if found.key_name != server.key_name:
                 drift.append(f"key pair {found.key_name} (topology: {server.key_name})")
             if found.config_drive != server.config_drive:
-                drift.append(f"config drive {str(found.config_drive).lower()} (topology: "
-                             f"{str(server.config_drive).lower()})")
+                drift.append(
+                    f"config drive {str(found.config_drive).lower()} (topology: "
+                    f"{str(server.config_drive).lower()})"
+                )
             if drift:
                 self.warnings.append(
                     f"server {server.name}: runs with {', '.join(drift)}; these cannot change "
                     "on a running server and are left as they are (rebuild: destroy it and "
-                    "apply)")
+                    "apply)"
+                )
             self.add(Action("keep", "server", server.name, id=found.id))
             for port in server.ports:
                 found_port = _by_name(self.state.ports, port.name)
@@ -340,7 +472,8 @@ class _Builder:
                 elif found_port is not None and found_port.device_id:
                     self.conflicts.append(
                         f"port {port.name}: is attached to device {found_port.device_id}, not "
-                        f"to server {server.name}")
+                        f"to server {server.name}"
+                    )
                 else:
                     self.add(Action("attach", "server-port", server.name, target=port.name))
 
@@ -355,34 +488,63 @@ class _Builder:
             fip = ours.get(found_port.id) if found_port else None
             ext = self.state.ext_networks.get(port.floating_ip)
             if fip is not None and ext is not None and fip.floating_network_id != ext.id:
-                self.add(Action("delete", "floating-ip", port.name, id=fip.id,
-                                changes=(f"{fip.address} is from another network than "
-                                         f"{port.floating_ip}",)))
+                self.add(
+                    Action(
+                        "delete",
+                        "floating-ip",
+                        port.name,
+                        id=fip.id,
+                        changes=(f"{fip.address} is from another network than {port.floating_ip}",),
+                    )
+                )
                 fip = None
             if fip is not None:
-                self.add(Action("keep", "floating-ip", port.name, id=fip.id,
-                                changes=(fip.address,)))
+                self.add(
+                    Action("keep", "floating-ip", port.name, id=fip.id, changes=(fip.address,))
+                )
                 continue
             other = theirs.get(found_port.id) if found_port else None
             if other is not None and self.marker in other.description:
-                self.add(Action("tag", "floating-ip", port.name, id=other.id,
-                                changes=(other.address,
-                                         "finish an interrupted creation: add the tag")))
+                self.add(
+                    Action(
+                        "tag",
+                        "floating-ip",
+                        port.name,
+                        id=other.id,
+                        changes=(other.address, "finish an interrupted creation: add the tag"),
+                    )
+                )
                 continue
             if other is not None:
                 self.warnings.append(
                     f"port {port.name}: already has floating IP {other.address}, not managed "
-                    "by multihome; it is left as it is and no other one is allocated")
+                    "by multihome; it is left as it is and no other one is allocated"
+                )
                 continue
-            spare = next((f for f in loose if self.marker + " " + port.name == f.description
-                          and (ext is None or f.floating_network_id == ext.id)), None)
+            spare = next(
+                (
+                    f
+                    for f in loose
+                    if self.marker + " " + port.name == f.description
+                    and (ext is None or f.floating_network_id == ext.id)
+                ),
+                None,
+            )
             if spare is not None:
                 loose.remove(spare)
-                self.add(Action("update", "floating-ip", port.name, id=spare.id,
-                                changes=(f"associate {spare.address} with the port",)))
+                self.add(
+                    Action(
+                        "update",
+                        "floating-ip",
+                        port.name,
+                        id=spare.id,
+                        changes=(f"associate {spare.address} with the port",),
+                    )
+                )
                 continue
-            self.add(Action("create", "floating-ip", port.name,
-                            changes=(f"from {port.floating_ip}",)))
+            self.add(
+                Action("create", "floating-ip", port.name, changes=(f"from {port.floating_ip}",))
+            )
 
     # -- what the how-to warns about -------------------------------------------------------
     def advice(self) -> None:
@@ -391,7 +553,8 @@ class _Builder:
                 self.warnings.append(
                     f"server {server.name}: {len(server.ports)} ports and no config drive: "
                     "with several ports cloud-init may not reach the metadata service and the "
-                    "SSH key may not be injected; add 'config_drive: true'")
+                    "SSH key may not be injected; add 'config_drive: true'"
+                )
         for port in self.topo.ports:
             if port.floating_ip is None:
                 continue
@@ -400,18 +563,23 @@ class _Builder:
                 self.warnings.append(
                     f"port {port.name}: gets a floating IP but its security groups ({groups}) "
                     "admit no ingress from outside, so nothing will reach it; add a rule "
-                    "such as '{protocol: tcp, port: 22}' to one of them")
+                    "such as '{protocol: tcp, port: 22}' to one of them"
+                )
             if not self.subnet_has_router(port):
                 subnet = port.subnet or "(the port's subnet)"
                 self.warnings.append(
                     f"port {port.name}: floating IP from {port.floating_ip} requested, but "
                     f"subnet {subnet} has no router interface towards it; Neutron will refuse "
                     f"(404). Add a router: '- {{name: ROUTER, external_network: "
-                    f"{port.floating_ip}, subnets: [{subnet}]}}'")
+                    f"{port.floating_ip}, subnets: [{subnet}]}}'"
+                )
         if any(a.kind == "server" and a.verb == "create" for a in self.actions) and not (
-                self.state.compute):
-            self.warnings.append("the cloud offers no compute endpoint: servers cannot be "
-                                 "created (use --network-only)")
+            self.state.compute
+        ):
+            self.warnings.append(
+                "the cloud offers no compute endpoint: servers cannot be "
+                "created (use --network-only)"
+            )
 
     def port_admits_ingress(self, port: Port) -> bool:
         net = self.topo.network(port.network)
@@ -437,8 +605,7 @@ class _Builder:
         for router in self.topo.routers:
             if subnet in router.subnets and router.external_network == port.floating_ip:
                 return True
-        found_subnet = (_by_name(self.state.subnets, subnet)
-                        or self.state.ext_subnets.get(subnet))
+        found_subnet = _by_name(self.state.subnets, subnet) or self.state.ext_subnets.get(subnet)
         if found_subnet is None:
             return self.topo.subnet(subnet) is None  # undeclared and not found: cannot tell
         return bool(found_subnet.id in self.state.ext_router_subnet_ids)
@@ -457,8 +624,15 @@ def destroy_plan(state: CloudState) -> CloudPlan:
     """Delete every resource carrying the topology's tag, in reverse dependency order."""
     actions: list[Action] = []
     for fip in state.floating_ips:
-        actions.append(Action("delete", "floating-ip", fip.description.removeprefix(
-            marker(state.tag)).strip() or fip.address, id=fip.id, changes=(fip.address,)))
+        actions.append(
+            Action(
+                "delete",
+                "floating-ip",
+                fip.description.removeprefix(marker(state.tag)).strip() or fip.address,
+                id=fip.id,
+                changes=(fip.address,),
+            )
+        )
     for server in state.servers:
         actions.append(Action("delete", "server", server.name, id=server.id))
     for port in state.ports:
@@ -466,9 +640,15 @@ def destroy_plan(state: CloudState) -> CloudPlan:
     subnet_names = {s.id: s.name for s in state.subnets}
     for router in state.routers:
         for subnet_id in router.interface_subnet_ids:
-            actions.append(Action("detach", "router-interface", router.name,
-                                  target=subnet_names.get(subnet_id, f"id:{subnet_id}"),
-                                  id=router.id))
+            actions.append(
+                Action(
+                    "detach",
+                    "router-interface",
+                    router.name,
+                    target=subnet_names.get(subnet_id, f"id:{subnet_id}"),
+                    id=router.id,
+                )
+            )
         actions.append(Action("delete", "router", router.name, id=router.id))
     for group in state.security_groups:
         actions.append(Action("delete", "security-group", group.name, id=group.id))
