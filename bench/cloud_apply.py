@@ -1,7 +1,7 @@
 """Benchmark: the how-to's scenario 4 via `multihome cloud apply` vs the `openstack` CLI.
 
 Both run against the same real Neutron API on 127.0.0.1 (started here from the pinned venv
-of tests/cloud/, see tests/cloud/conftest.py), in the same run. API calls are counted by the
+of tests/cloud/, see tests/cloud/cloud_support.py), in the same run. API calls are counted by the
 server (every HTTP request Neutron receives); wall time includes each tool's start-up, as a
 person running the steps would see it. Servers are left out on both sides (no Nova here):
 the network side of scenario 4 is network, subnet, security group + 2 rules, router with
@@ -102,7 +102,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", type=Path, default=None, help="write the markdown here")
     args = parser.parse_args()
-    from conftest import EXTERNAL, EXTERNAL_CIDR, start_neutron
+    from cloud_support import EXTERNAL, EXTERNAL_CIDR, start_neutron
 
     with tempfile.TemporaryDirectory(prefix="mh-bench-cloud-") as tmp:
         gen = start_neutron(Path(tmp))

@@ -1,6 +1,6 @@
 """Run a real Neutron API on 127.0.0.1 (noauth, ML2, SQLite). Test infrastructure only.
 
-Runs with the Python of the Neutron venv (never multihome's), see conftest.py::
+Runs with the Python of the Neutron venv (never multihome's), see cloud_support.py::
 
     python neutron_server.py setup STATE_DIR          # config + template database, once
     python neutron_server.py serve STATE_DIR PORT     # serve until killed

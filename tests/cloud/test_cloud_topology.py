@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from cloud_support import REPO
 
 from multihome.cloud.topology import parse_topology
 from multihome.errors import ConfigError

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, Neutron, run_cli
+from cloud_support import REPO, Neutron, run_cli
 
 EXAMPLES = sorted((REPO / "examples").glob("scenario*.yaml"))
 

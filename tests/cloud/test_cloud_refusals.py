@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EXTERNAL, REPO, Neutron, run_cli
+from cloud_support import EXTERNAL, REPO, Neutron, run_cli
 
 SCENARIO4 = REPO / "examples" / "scenario4-two-ports-two-floating-ips.yaml"
 

@@ -11,7 +11,7 @@ from typing import Any
 import click
 import pytest
 import yaml
-from conftest import REPO, Neutron, run_cli
+from cloud_support import REPO, Neutron, run_cli
 
 from multihome.cloud.topology import load_topology
 from multihome.cloud.userdata import BIN, render
