@@ -1,0 +1,540 @@
+"""Execute a cloud plan, step by step, and translate the cloud's refusals.
+
+Every creation carries the topology's tag (added right after the creation, Neutron ignores
+tags in the request; the description carries a marker in between), so a run that stops midway leaves
+resources the next ``apply`` finds and completes. Steps dispatch through :data:`HANDLERS`,
+keyed by (kind, verb).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from multihome.cloud.client import (
+    CloudError,
+    ComputeApi,
+    NetworkApi,
+    to_fip,
+    to_port,
+)
+from multihome.cloud.plan import Action, CloudPlan
+from multihome.cloud.state import CloudState, FoundFloatingIp, FoundPort, marker
+from multihome.cloud.topology import Port, Topology
+from multihome.cloud.userdata import for_server
+
+#: progress(action, "start" | "done", seconds)
+Progress = Callable[[Action, str, float], None]
+
+
+@dataclass(frozen=True)
+class PortResult:
+    """One row of the result table."""
+
+    server: str | None
+    port: str
+    fixed_ips: tuple[str, ...]
+    floating_ip: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "server": self.server,
+            "port": self.port,
+            "fixed_ips": list(self.fixed_ips),
+            "floating_ip": self.floating_ip,
+        }
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    applied: int
+    ports: tuple[PortResult, ...]
+
+
+@dataclass
+class Executor:
+    """Runs the actions of one plan against the cloud."""
+
+    topology: Topology | None
+    state: CloudState
+    net: NetworkApi
+    compute: ComputeApi | None
+    progress: Progress | None = None
+    ids: dict[tuple[str, str], str] = field(default_factory=dict)
+    ports: dict[str, FoundPort] = field(default_factory=dict)
+    fips: dict[str, FoundFloatingIp] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        st = self.state
+        for net in (*st.ext_networks.values(), *st.networks):
+            self.ids[("network", net.name)] = net.id
+        for sub in (*st.ext_subnets.values(), *st.subnets):
+            self.ids[("subnet", sub.name)] = sub.id
+        for group in (*st.ext_groups.values(), *st.security_groups):
+            self.ids[("security-group", group.name)] = group.id
+        for router in st.routers:
+            self.ids[("router", router.name)] = router.id
+        for port in st.ports:
+            self.ids[("port", port.name)] = port.id
+            self.ports[port.name] = port
+        for server in st.servers:
+            self.ids[("server", server.name)] = server.id
+        names = {p.id: p.name for p in st.ports}
+        for fip in st.floating_ips:
+            if fip.port_id in names:
+                self.fips[names[fip.port_id]] = fip
+
+    @property
+    def tag(self) -> str:
+        return self.state.tag
+
+    @property
+    def marker(self) -> str:
+        return marker(self.tag)
+
+    def id_of(self, kind: str, name: str) -> str:
+        try:
+            return self.ids[(kind, name)]
+        except KeyError:
+            raise CloudError(
+                f"{kind} {name}: not found in the cloud; it should have been "
+                "created earlier in this run (run apply again)"
+            ) from None
+
+    def run(self, plan: CloudPlan) -> int:
+        done = 0
+        for action in plan.actions:
+            handler = HANDLERS.get((action.kind, action.verb))
+            if handler is None:
+                raise CloudError(f"no way to {action.verb} a {action.kind} (internal error)")
+            if self.progress is not None:
+                self.progress(action, "start", 0.0)
+            started = time.monotonic()
+            try:
+                handler(self, action)
+            except CloudError:
+                raise
+            except Exception as exc:
+                raise translate(exc, action, self, done, len(plan.actions)) from exc
+            done += 1
+            if self.progress is not None:
+                self.progress(action, "done", time.monotonic() - started)
+        return done
+
+    def result(self) -> tuple[PortResult, ...]:
+        rows = []
+        if self.topology is None:
+            return ()
+        for port in self.topology.ports:
+            found = self.ports.get(port.name)
+            fip = self.fips.get(port.name)
+            rows.append(
+                PortResult(
+                    server=port.server,
+                    port=port.name,
+                    fixed_ips=tuple(ip for _, ip in found.fixed_ips) if found else (),
+                    floating_ip=fip.address if fip else None,
+                )
+            )
+        return tuple(rows)
+
+    # -- desired payloads ------------------------------------------------------------------
+    def topo(self) -> Topology:
+        assert self.topology is not None, "apply needs a topology"
+        return self.topology
+
+    def port_spec(self, name: str) -> Port:
+        return next(p for p in self.topo().ports if p.name == name)
+
+    def port_attrs(self, port: Port, *, create: bool) -> dict[str, Any]:
+        attrs: dict[str, Any] = {}
+        if create:
+            attrs.update(
+                name=port.name,
+                network_id=self.id_of("network", port.network),
+                description=self.marker,
+            )
+        if port.subnet is not None or port.fixed_ip is not None:
+            fixed: dict[str, str] = {}
+            if port.subnet is not None:
+                fixed["subnet_id"] = self.id_of("subnet", port.subnet)
+            if port.fixed_ip is not None:
+                fixed["ip_address"] = str(port.fixed_ip)
+            attrs["fixed_ips"] = [fixed]
+        if port.port_security is not None:
+            attrs["port_security_enabled"] = port.port_security
+        if port.security_groups is not None:
+            attrs["security_group_ids"] = [
+                self.id_of("security-group", g) for g in port.security_groups
+            ]
+        elif port.port_security is False:
+            attrs["security_group_ids"] = []
+        attrs["allowed_address_pairs"] = [
+            {"ip_address": p.ip, **({"mac_address": p.mac} if p.mac else {})}
+            for p in port.allowed_address_pairs
+        ]
+        return attrs
+
+
+# -- handlers ------------------------------------------------------------------------------
+
+
+def _tag(ex: Executor, action: Action) -> None:
+    assert action.id is not None
+    ex.net.add_tag(action.kind, action.id, ex.tag)
+    if action.kind in ("network", "subnet", "security-group", "router", "port"):
+        ex.ids[(action.kind, action.name)] = action.id
+    if action.kind == "floating-ip":
+        found = ex.state.port_fips
+        fip = next(f for f in found if f.id == action.id)
+        ex.fips[action.name] = fip
+
+
+def _create_then_tag(ex: Executor, kind: str, **attrs: Any) -> Any:
+    res = ex.net.create(kind, **attrs)
+    ex.net.add_tag(kind, res.id, ex.tag)
+    ex.ids[(kind, attrs["name"])] = res.id
+    return res
+
+
+def _create_network(ex: Executor, action: Action) -> None:
+    net = ex.topo().network(action.name)
+    assert net is not None
+    _create_then_tag(
+        ex, "network", name=net.name, description=ex.marker, port_security_enabled=net.port_security
+    )
+
+
+def _update_network(ex: Executor, action: Action) -> None:
+    net = ex.topo().network(action.name)
+    assert net is not None and action.id is not None
+    ex.net.update("network", action.id, port_security_enabled=net.port_security)
+
+
+def _subnet_attrs(ex: Executor, name: str) -> dict[str, Any]:
+    sub = ex.topo().subnet(name)
+    assert sub is not None
+    return {
+        "gateway_ip": None if sub.gateway is None else str(sub.gateway),
+        "is_dhcp_enabled": sub.dhcp,
+        "dns_nameservers": [str(d) for d in sub.dns_nameservers],
+    }
+
+
+def _create_subnet(ex: Executor, action: Action) -> None:
+    sub = ex.topo().subnet(action.name)
+    assert sub is not None
+    _create_then_tag(
+        ex,
+        "subnet",
+        name=sub.name,
+        description=ex.marker,
+        network_id=ex.id_of("network", sub.network),
+        cidr=str(sub.cidr),
+        ip_version=sub.ip_version,
+        **_subnet_attrs(ex, sub.name),
+    )
+
+
+def _update_subnet(ex: Executor, action: Action) -> None:
+    assert action.id is not None
+    ex.net.update("subnet", action.id, **_subnet_attrs(ex, action.name))
+
+
+def _group_description(ex: Executor, name: str) -> str:
+    group = ex.topo().security_group(name)
+    assert group is not None
+    return f"{group.description} {ex.marker}".strip()
+
+
+def _create_group(ex: Executor, action: Action) -> None:
+    _create_then_tag(
+        ex, "security-group", name=action.name, description=_group_description(ex, action.name)
+    )
+
+
+def _update_group(ex: Executor, action: Action) -> None:
+    assert action.id is not None
+    ex.net.update("security-group", action.id, description=_group_description(ex, action.name))
+
+
+def _create_rule(ex: Executor, action: Action) -> None:
+    group = ex.topo().security_group(action.name)
+    assert group is not None
+    rule = next(r for r in group.rules if r.describe() == action.target)
+    attrs: dict[str, Any] = {
+        "security_group_id": ex.id_of("security-group", group.name),
+        "direction": rule.direction,
+        "ethertype": rule.ethertype,
+    }
+    if rule.protocol is not None:
+        attrs["protocol"] = rule.protocol
+    if rule.port_min is not None:
+        attrs["port_range_min"] = rule.port_min
+        attrs["port_range_max"] = rule.port_max
+    if rule.remote_ip_prefix is not None:
+        attrs["remote_ip_prefix"] = rule.remote_ip_prefix
+    if rule.remote_group is not None:
+        attrs["remote_group_id"] = ex.id_of("security-group", rule.remote_group)
+    ex.net.create("rule", **attrs)
+
+
+def _delete(ex: Executor, action: Action) -> None:
+    assert action.id is not None
+    ex.net.delete(action.kind, action.id)
+    if action.kind == "floating-ip":
+        ex.fips.pop(action.name, None)
+
+
+def _router_gateway(ex: Executor, name: str) -> dict[str, Any] | None:
+    router = next(r for r in ex.topo().routers if r.name == name)
+    if router.external_network is None:
+        return None
+    return {"network_id": ex.id_of("network", router.external_network)}
+
+
+def _create_router(ex: Executor, action: Action) -> None:
+    attrs: dict[str, Any] = {"name": action.name, "description": ex.marker}
+    gateway = _router_gateway(ex, action.name)
+    if gateway is not None:
+        attrs["external_gateway_info"] = gateway
+    _create_then_tag(ex, "router", **attrs)
+
+
+def _update_router(ex: Executor, action: Action) -> None:
+    assert action.id is not None
+    ex.net.update("router", action.id, external_gateway_info=_router_gateway(ex, action.name) or {})
+
+
+def _attach_interface(ex: Executor, action: Action) -> None:
+    assert action.target is not None
+    ex.net.add_router_interface(ex.id_of("router", action.name), ex.id_of("subnet", action.target))
+
+
+def _detach_interface(ex: Executor, action: Action) -> None:
+    assert action.target is not None
+    router_id = action.id or ex.id_of("router", action.name)
+    subnet_id = (
+        action.target[3:]
+        if action.target.startswith("id:")
+        else ex.ids.get(("subnet", action.target))
+        or next(s.id for s in ex.state.subnets if s.name == action.target)
+    )
+    ex.net.remove_router_interface(router_id, subnet_id)
+
+
+def _create_port(ex: Executor, action: Action) -> None:
+    res = _create_then_tag(ex, "port", **ex.port_attrs(ex.port_spec(action.name), create=True))
+    ex.ports[action.name] = to_port(res)
+
+
+def _update_port(ex: Executor, action: Action) -> None:
+    assert action.id is not None
+    res = ex.net.update("port", action.id, **ex.port_attrs(ex.port_spec(action.name), create=False))
+    ex.ports[action.name] = to_port(res)
+
+
+def _create_server(ex: Executor, action: Action) -> None:
+    if ex.compute is None:
+        raise CloudError(
+            f"server {action.name}: the cloud offers no compute endpoint; check "
+            "the cloud's catalogue, or apply with --network-only"
+        )
+    server = next(s for s in ex.topo().servers if s.name == action.name)
+    server_id = ex.compute.create_server(
+        name=server.name,
+        image_id=ex.compute.image_id(server.image),
+        flavor_id=ex.compute.flavor_id(server.flavor),
+        port_ids=[ex.id_of("port", p.name) for p in server.ports],
+        key_name=server.key_name,
+        config_drive=server.config_drive,
+        user_data=for_server(ex.topo(), server),
+        tag=ex.tag,
+    )
+    ex.ids[("server", server.name)] = server_id
+
+
+def _attach_port(ex: Executor, action: Action) -> None:
+    if ex.compute is None:
+        raise CloudError(f"server {action.name}: the cloud offers no compute endpoint")
+    assert action.target is not None
+    ex.compute.attach_port(ex.id_of("server", action.name), ex.id_of("port", action.target))
+
+
+def _delete_server(ex: Executor, action: Action) -> None:
+    if ex.compute is None:
+        raise CloudError(f"server {action.name}: the cloud offers no compute endpoint")
+    assert action.id is not None
+    ex.compute.delete_server(action.id)
+
+
+def _create_fip(ex: Executor, action: Action) -> None:
+    port = ex.port_spec(action.name)
+    assert port.floating_ip is not None
+    attrs: dict[str, Any] = {
+        "floating_network_id": ex.id_of("network", port.floating_ip),
+        "port_id": ex.id_of("port", port.name),
+        "description": f"{ex.marker} {port.name}",
+    }
+    if port.fixed_ip is not None:
+        attrs["fixed_ip_address"] = str(port.fixed_ip)
+    res = ex.net.create("floating-ip", **attrs)
+    ex.net.add_tag("floating-ip", res.id, ex.tag)
+    ex.fips[port.name] = to_fip(res)
+
+
+def _associate_fip(ex: Executor, action: Action) -> None:
+    assert action.id is not None
+    port = ex.port_spec(action.name)
+    attrs: dict[str, Any] = {"port_id": ex.id_of("port", port.name)}
+    if port.fixed_ip is not None:
+        attrs["fixed_ip_address"] = str(port.fixed_ip)
+    ex.fips[port.name] = to_fip(ex.net.update("floating-ip", action.id, **attrs))
+
+
+Handler = Callable[[Executor, Action], None]
+HANDLERS: dict[tuple[str, str], Handler] = {
+    ("network", "create"): _create_network,
+    ("network", "update"): _update_network,
+    ("network", "tag"): _tag,
+    ("network", "delete"): _delete,
+    ("subnet", "create"): _create_subnet,
+    ("subnet", "update"): _update_subnet,
+    ("subnet", "tag"): _tag,
+    ("subnet", "delete"): _delete,
+    ("security-group", "create"): _create_group,
+    ("security-group", "update"): _update_group,
+    ("security-group", "tag"): _tag,
+    ("security-group", "delete"): _delete,
+    ("rule", "create"): _create_rule,
+    ("rule", "delete"): _delete,
+    ("router", "create"): _create_router,
+    ("router", "update"): _update_router,
+    ("router", "tag"): _tag,
+    ("router", "delete"): _delete,
+    ("router-interface", "attach"): _attach_interface,
+    ("router-interface", "detach"): _detach_interface,
+    ("port", "create"): _create_port,
+    ("port", "update"): _update_port,
+    ("port", "delete"): _delete,
+    ("server", "create"): _create_server,
+    ("server", "delete"): _delete_server,
+    ("server-port", "attach"): _attach_port,
+    ("floating-ip", "create"): _create_fip,
+    ("floating-ip", "update"): _associate_fip,
+    ("floating-ip", "tag"): _tag,
+    ("floating-ip", "delete"): _delete,
+}
+
+
+def execute(
+    plan: CloudPlan,
+    state: CloudState,
+    net: NetworkApi,
+    compute: ComputeApi | None,
+    topology: Topology | None,
+    *,
+    progress: Progress | None = None,
+) -> ApplyResult:
+    """Run ``plan``; raise :class:`CloudError` (translated) on the first refusal."""
+    ex = Executor(topology=topology, state=state, net=net, compute=compute, progress=progress)
+    applied = ex.run(plan)
+    return ApplyResult(applied=applied, ports=ex.result())
+
+
+# -- translation of the cloud's refusals ---------------------------------------------------
+
+
+def _message(exc: BaseException) -> str:
+    details = getattr(exc, "details", None)
+    text = str(details or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def translate(
+    exc: Exception, action: Action, ex: Executor | None, done: int, total: int
+) -> CloudError:
+    """A :class:`CloudError` that says what the cloud refused and what to do about it."""
+    status = getattr(exc, "status_code", None)
+    text = _message(exc)
+    lower = text.lower()
+    where = f"{action.verb} {action.label}"
+    progress = (
+        f"\n{done} of {total} step(s) were done; fix the cause and run apply again: "
+        "it finds what was created (by its tag) and does only the rest"
+        if total
+        else ""
+    )
+    if status == 404 and ("not reachable" in lower or "external network" in lower):
+        return CloudError(_no_router_message(action, ex, text) + progress)
+    if status == 409 and "port security must be enabled" in lower:
+        port = action.target if action.kind == "server-port" else action.name
+        return CloudError(
+            f"{where}: port {port} has port security disabled, and Neutron only accepts "
+            "allowed address pairs on a port with port security (409). Enable it "
+            f"(`port_security: true` in the topology, or `openstack port set "
+            f"--enable-port-security {port}`), or drop the address pairs: with port security "
+            f"off the port already passes any source address." + progress
+        )
+    if status == 409 and "in use" in lower:
+        return CloudError(
+            f"{where}: still in use by something multihome did not create ({text}); remove "
+            "or move that (e.g. `openstack port list --network NAME`) and run the command "
+            "again" + progress
+        )
+    if status == 409 and "floating ip" in lower and "already" in lower:
+        return CloudError(
+            f"{where}: {text}; the port already has a floating IP that is not "
+            "managed by multihome: release it or drop floating_ip from the "
+            "topology" + progress
+        )
+    if status in (401, 403):
+        return CloudError(
+            f"{where}: the cloud refused the credentials or the permission "
+            f"({status}); check the cloud entry (--os-cloud / OS_CLOUD) and "
+            "the project's roles" + progress
+        )
+    if status is None and exc.__class__.__module__.startswith(
+        ("keystoneauth1", "requests", "urllib3")
+    ):
+        kind = type(exc).__name__
+        if "Unauthorized" in kind or "Auth" in kind:
+            return CloudError(
+                f"{where}: the cloud refused the credentials ({kind}); check "
+                "the cloud entry (--os-cloud / OS_CLOUD)" + progress
+            )
+        return CloudError(
+            f"{where}: cannot reach the cloud ({kind}); check the network and "
+            "the auth_url / endpoint of the cloud entry" + progress
+        )
+    if status is None and exc.__class__.__module__.startswith("openstack"):
+        return CloudError(f"{where}: {text}" + progress)
+    if status is None:
+        raise exc
+    return CloudError(f"{where}: the cloud refused ({status}): {text}" + progress)
+
+
+def _no_router_message(action: Action, ex: Executor | None, text: str) -> str:
+    port_name = action.target if action.kind == "server-port" else action.name
+    spec = None
+    if ex is not None and ex.topology is not None:
+        spec = next((p for p in ex.topology.ports if p.name == port_name), None)
+    subnet = spec.subnet if spec is not None and spec.subnet else "SUBNET"
+    external = spec.floating_ip if spec is not None and spec.floating_ip else "EXTERNAL"
+    router = None
+    if ex is not None and ex.topology is not None:
+        router = next((r.name for r in ex.topology.routers if r.external_network == external), None)
+    fix = (
+        f"add {subnet} to the subnets of router {router} in the topology"
+        if router
+        else f"add a router to the topology: '- {{name: ROUTER, external_network: {external}, "
+        f"subnets: [{subnet}]}}'"
+    )
+    return (
+        f"floating IP for port {port_name}: Neutron cannot reach external network "
+        f"{external} from subnet {subnet}, because no router connects them (404: {text}). "
+        f"Add a router interface on {subnet} to a router whose gateway is on {external}: "
+        f"{fix}, or `openstack router add subnet {router or 'ROUTER'} {subnet}`."
+    )
