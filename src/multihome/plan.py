@@ -10,12 +10,12 @@ end the secondary defaults leave main -- when replies already have their own pat
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from multihome.config import Config
-from multihome.model import HostState, Route, Rule, Sysctl, Table
-from multihome.policy import DesiredState, owned_routes, owned_rules
+from multihome.model import PROTO_MULTIHOME, HostState, Route, Rule, Sysctl, Table
+from multihome.policy import DesiredState, owned_routes, owned_rules, persisted_rules
 
 Action = Literal["add", "remove", "set"]
 
@@ -49,11 +49,10 @@ class Change:
         return f"{sign} {self.kind} {self.obj.describe(table_names)}"
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"action": self.action, "kind": self.kind}
-        if isinstance(self.obj, Sysctl):
-            data.update(name=self.obj.name, value=self.obj.value, old=self.old)
-        else:
-            data.update(self.obj.to_json())
+        data: dict[str, Any] = (
+            {"name": self.obj.name, "value": self.obj.value, "old": self.old}
+            if isinstance(self.obj, Sysctl) else self.obj.to_json())
+        data.update(action=self.action, kind=self.kind, text=self.describe())
         return data
 
 
@@ -128,7 +127,10 @@ def make_plan(current: HostState, desired: DesiredState, config: Config) -> Plan
         changes.append(Change("add", route))
 
     # Ascending priority: on-link and main-specifics rules exist before any catch-all.
-    for rule in sorted(desired.rules - have_rules, key=lambda r: (r.priority, r.key)):
+    # A rule a network manager keeps from the persisted configuration (its own protocol
+    # number) already does the job: adding ours too would be refused as a duplicate.
+    kept = {replace(r, proto=PROTO_MULTIHOME) for r in persisted_rules(current, config)}
+    for rule in sorted(desired.rules - have_rules - kept, key=lambda r: (r.priority, r.key)):
         changes.append(Change("add", rule))
     for rule in sorted(have_rules - desired.rules, key=lambda r: (-r.priority, r.key)):
         changes.append(Change("remove", rule))

@@ -130,6 +130,34 @@ def is_owned_route(route: Route, config: Config) -> bool:
     return route.proto == PROTO_MULTIHOME and low <= route.table <= high
 
 
+def is_persisted_rule(rule: Rule, config: Config) -> bool:
+    """A rule in multihome's band that a network manager installed from the configuration
+    ``multihome persist`` wrote (networkd and NetworkManager mark rules with their own
+    protocol): it points into multihome's table range, or is the main-specifics rule."""
+    low, high = config.priority_range
+    if rule.proto == PROTO_MULTIHOME or not low <= rule.priority <= high:
+        return False
+    first, last = config.table_range
+    return first <= rule.table <= last or (rule.table == TABLE_MAIN
+                                          and rule.suppress_prefixlength == 0)
+
+
+def persisted_rules(state: HostState, config: Config) -> frozenset[Rule]:
+    return frozenset(r for r in state.rules if is_persisted_rule(r, config))
+
+
+def native_table_routes(state: HostState, config: Config,
+                        assigned: dict[str, int]) -> dict[str, list[Route]]:
+    """Routes a network manager keeps in an interface's own table (DHCP's ``RouteTable=``,
+    ``ipv4.route-table``): not multihome's, but exactly where the policy wants them."""
+    found: dict[str, list[Route]] = {}
+    for r in state.routes:
+        if (r.ifname is not None and assigned.get(r.ifname) == r.table and r.family == 4
+                and r.type == RTN_UNICAST and not is_owned_route(r, config)):
+            found.setdefault(r.ifname, []).append(r)
+    return found
+
+
 def owned_rules(state: HostState, config: Config) -> frozenset[Rule]:
     return frozenset(r for r in state.rules if is_owned_rule(r, config))
 
@@ -157,27 +185,20 @@ def compute_policy(state: HostState, config: Config) -> DesiredState:
     managed, skipped, ignored = _select(state, config)
     owned_rule_set = owned_rules(state, config)
     owned_route_set = owned_routes(state, config)
-    assigned = _existing_tables(owned_rule_set, owned_route_set)
+    assigned = _existing_tables(owned_rule_set | persisted_rules(state, config), owned_route_set)
     # Grouped once, not scanned once per interface (hosts with hundreds of ports).
     routes_by_if, owned_defaults = (_main_routes_by_if(state, [m.name for m in managed]),
                                     _ipv4_defaults_by_if(owned_route_set))
+    native = native_table_routes(state, config, assigned)
 
-    # A default route per interface: main's (fresh from DHCP) wins over our earlier copy.
-    defaults: dict[str, Route] = {}
-    for link in managed:
-        in_main = [r for r in routes_by_if[link.name] if r.is_default]
-        copies = [r for r in owned_defaults.get(link.name, ())
-                  if assigned.get(link.name) == r.table]
-        chosen = min(in_main or copies, key=lambda r: r.metric, default=None)
-        if chosen is not None:
-            defaults[link.name] = chosen
+    defaults = _defaults(managed, routes_by_if, native, owned_defaults, assigned)
 
     primary = _choose_primary(state, config, managed, defaults)
     # A port that is down for a moment still counts: its peers keep their tables meanwhile.
     resting = [s for s in skipped if s.ifname in assigned]
     multihomed = len(managed) + len(resting) >= 2
     tables = _assign_tables(state, config, [m for m in managed if m.name in defaults]
-                            if multihomed else [], assigned)
+                            if multihomed else [], assigned, native)
 
     interfaces: list[ManagedInterface] = []
     routes: set[Route] = set()
@@ -196,9 +217,14 @@ def compute_policy(state: HostState, config: Config) -> DesiredState:
             metric=None if default is None else default.metric))
         if table is None or default is None:
             continue
-        copies = [_copy(r, table.id) for r in routes_by_if[link.name] if not r.is_default]
-        copies.append(_copy(default, table.id))
+        # What the network manager already keeps in the table is not copied again.
+        kept = {r.dst for r in native.get(link.name, ()) if r.table == table.id}
+        copies = [_copy(r, table.id) for r in routes_by_if[link.name]
+                  if not r.is_default and r.dst not in kept]
+        if default.dst not in kept:
+            copies.append(_copy(default, table.id))
         routes.update(copies)
+        copies += [r for r in native.get(link.name, ()) if r.table == table.id]
         if role == "secondary":
             main_removals.update(r for r in routes_by_if[link.name] if r.is_default)
         rules |= _interface_rules(config, link.name, table.id, addrs, copies)
@@ -258,7 +284,8 @@ def check_config_against_host(state: HostState, config: Config) -> None:
                              "remove it")
     low, high = config.priority_range
     for rule in state.rules:
-        if low <= rule.priority <= high and not is_owned_rule(rule, config):
+        if (low <= rule.priority <= high and not is_owned_rule(rule, config)
+                and not is_persisted_rule(rule, config)):
             raise InputError(
                 f"{config.source}: priorities.range [{low}, {high}] overlaps the existing rule "
                 f"'{rule.describe()}' that multihome does not own; choose a free band in "
@@ -289,6 +316,23 @@ def _select(state: HostState, config: Config) -> tuple[list[Link], list[Skipped]
         else:
             managed.append(link)
     return managed, skipped, ignored
+
+
+def _defaults(managed: list[Link], routes_by_if: dict[str, list[Route]],
+              native: dict[str, list[Route]], owned_defaults: dict[str | None, list[Route]],
+              assigned: dict[str, int]) -> dict[str, Route]:
+    """A default route per interface: main's (fresh from DHCP) wins over one that the network
+    manager keeps in the interface's table (persisted), which wins over our earlier copy."""
+    defaults: dict[str, Route] = {}
+    for link in managed:
+        in_main = [r for r in routes_by_if[link.name] if r.is_default]
+        in_table = [r for r in native.get(link.name, ()) if r.is_default]
+        copies = [r for r in owned_defaults.get(link.name, ())
+                  if assigned.get(link.name) == r.table]
+        chosen = min(in_main or in_table or copies, key=lambda r: r.metric, default=None)
+        if chosen is not None:
+            defaults[link.name] = chosen
+    return defaults
 
 
 def _ipv4_defaults_by_if(routes: Iterable[Route]) -> dict[str | None, list[Route]]:
@@ -342,10 +386,14 @@ def _choose_primary(state: HostState, config: Config, managed: list[Link],
 
 
 def _assign_tables(state: HostState, config: Config, links: list[Link],
-                   assigned: dict[str, int]) -> dict[str, Table]:
+                   assigned: dict[str, int],
+                   native: dict[str, list[Route]]) -> dict[str, Table]:
     low, high = config.table_range
-    foreign = {r.table for r in state.routes if not is_owned_route(r, config)}
-    foreign |= {r.table for r in state.rules if not is_owned_rule(r, config)}
+    ours = {id(r) for routes in native.values() for r in routes}
+    foreign = {r.table for r in state.routes
+               if not is_owned_route(r, config) and id(r) not in ours}
+    foreign |= {r.table for r in state.rules
+                if not is_owned_rule(r, config) and not is_persisted_rule(r, config)}
     used: set[int] = set(foreign)
     result: dict[str, Table] = {}
     for link in links:

@@ -7,7 +7,7 @@ import pickle
 from pathlib import Path
 
 import pytest
-from conftest import BENCH, HERE, inside
+from bench_util import BENCH, HERE, inside
 from lab import BenchLab, split_changes
 
 from multihome.model import Rule

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import BENCH
+from bench_util import BENCH
 
 pytestmark = pytest.mark.netns
 

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Lab, ns_sh
+from safety_util import Lab, ns_sh
 
 pytestmark = pytest.mark.netns
 

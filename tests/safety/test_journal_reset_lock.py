@@ -8,7 +8,7 @@ import os
 import time
 
 import pytest
-from conftest import Lab, ns_sh, sh, wait_for
+from safety_util import Lab, ns_sh, sh, wait_for
 
 pytestmark = pytest.mark.netns
 

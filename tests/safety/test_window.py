@@ -10,7 +10,7 @@ import signal
 import time
 
 import pytest
-from conftest import MULTIHOME, Lab, read_until, wait_for
+from safety_util import MULTIHOME, Lab, read_until, wait_for
 
 pytestmark = pytest.mark.netns
 

@@ -409,7 +409,7 @@ def user_data(path: Path) -> None:
 @os_cloud_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_translated
-def attach_port(  # noqa: PLR0917 - one parameter per click option
+def attach_port(
     server: str,
     network: str,
     subnet: str | None,

@@ -20,6 +20,7 @@ from multihome.files import HEADER
 from multihome.model import (
     PROTO_DHCP,
     PROTO_KERNEL,
+    PROTO_MULTIHOME,
     TABLE_MAIN,
     Address,
     HostState,
@@ -123,7 +124,9 @@ def build_input(
         if iface.table is None:
             continue
         link = state.link(iface.name)
-        main = [r for r in state.routes if r.table == TABLE_MAIN and r.ifname == iface.name]
+        # Where the DHCP client writes: main, or already the port's own table (persisted).
+        main = [r for r in state.routes if r.ifname == iface.name
+                and r.table in (TABLE_MAIN, iface.table.id) and r.proto != PROTO_MULTIHOME]
         dhcp = any(r.proto == PROTO_DHCP for r in main) or any(
             r.proto == PROTO_DHCP and r.ifname == iface.name for r in desired.main_removals
         )
