@@ -7,16 +7,28 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from multihome.errors import ExitCode, InputError
-
-if TYPE_CHECKING:
-    from multihome.lab.probe import ProbeReport
-    from multihome.lab.runtime import Lab
-    from multihome.lab.scenario import Outcome, Scenario
+from multihome.lab.probe import ProbeReport
+from multihome.lab.probe import probe as run_probe
+from multihome.lab.runtime import (
+    NETNS_RUN,
+    Lab,
+    LabError,
+    find_programs,
+    interruptible,
+    require_root,
+)
+from multihome.lab.scenario import Outcome, Scenario, builtin_scenarios, load_scenario
+from multihome.lab.topology import (
+    DEFAULT_PREFIX,
+    INTERNET_INTERFACE,
+    ROUTER_SNAT,
+    LabNames,
+)
 
 Paint = Callable[..., str]
 NAME_HELP = "Lab name: the prefix of every namespace and file it makes."
@@ -49,8 +61,6 @@ def lab() -> None:
 
 
 def _open(name: str) -> Lab:
-    from multihome.lab.runtime import Lab, find_programs
-    from multihome.lab.topology import LabNames
 
     names = LabNames.checked(name)
     return Lab(names, find_programs())
@@ -59,6 +69,7 @@ def _open(name: str) -> Lab:
 def _paint(color: bool) -> Paint:
     def paint(text: str, **style: Any) -> str:
         return click.style(text, **style) if color else text
+
     return paint
 
 
@@ -72,17 +83,21 @@ def _echo_json(data: object) -> None:
 
 
 def _name_option(function: Callable[..., Any]) -> Callable[..., Any]:
-    from multihome.lab.topology import DEFAULT_PREFIX
 
-    return click.option("--name", "name", default=DEFAULT_PREFIX, show_default=True,
-                        metavar="PREFIX", help=NAME_HELP)(function)
+    return click.option(
+        "--name",
+        "name",
+        default=DEFAULT_PREFIX,
+        show_default=True,
+        metavar="PREFIX",
+        help=NAME_HELP,
+    )(function)
 
 
 @lab.command("list", epilog="\b\nExamples:\n  multihome lab list\n  multihome lab list --json")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_(as_json: bool) -> None:
     """List the scenarios (one per section of the how-to)."""
-    from multihome.lab.scenario import builtin_scenarios
 
     scenarios = builtin_scenarios()
     if as_json:
@@ -92,11 +107,19 @@ def list_(as_json: bool) -> None:
         click.echo(f"{scenario.number}  {scenario.name:<26} {scenario.title}")
 
 
-@lab.command(epilog="\b\nExamples:\n  sudo multihome lab up\n"
-                    "  sudo multihome lab up --scenario 3 --name lab3\n"
-                    "  sudo multihome lab up --scenario ./my-scenario.yaml")
-@click.option("--scenario", "wanted", default="4", show_default=True, metavar="N|NAME|FILE",
-              help="Scenario number or name (multihome lab list), or a scenario file.")
+@lab.command(
+    epilog="\b\nExamples:\n  sudo multihome lab up\n"
+    "  sudo multihome lab up --scenario 3 --name lab3\n"
+    "  sudo multihome lab up --scenario ./my-scenario.yaml"
+)
+@click.option(
+    "--scenario",
+    "wanted",
+    default="4",
+    show_default=True,
+    metavar="N|NAME|FILE",
+    help="Scenario number or name (multihome lab list), or a scenario file.",
+)
 @_name_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def up(wanted: str, name: str, as_json: bool) -> None:
@@ -104,31 +127,50 @@ def up(wanted: str, name: str, as_json: bool) -> None:
 
     If anything fails or the command is interrupted, everything built so far is removed.
     """
-    from multihome.lab.runtime import interruptible
-    from multihome.lab.scenario import load_scenario
 
     scenario = load_scenario(wanted)
     lab_ = _open(name)
     with interruptible():
         result = lab_.up(scenario)
     if as_json:
-        _echo_json({"prefix": name, "scenario": scenario.name, "number": scenario.number,
-                    "namespaces": dict(zip(("guest", "switch", "router", "dhcp", "internet"),
-                                           lab_.names.namespaces, strict=True)),
-                    "seconds": round(result.seconds, 3)})
+        _echo_json(
+            {
+                "prefix": name,
+                "scenario": scenario.name,
+                "number": scenario.number,
+                "namespaces": dict(
+                    zip(
+                        ("guest", "switch", "router", "dhcp", "internet"),
+                        lab_.names.namespaces,
+                        strict=True,
+                    )
+                ),
+                "seconds": round(result.seconds, 3),
+            }
+        )
         return
     paint = _paint(_color())
-    click.echo(paint(f"lab {name!r} is up: scenario {scenario.number}, {scenario.title} "
-                     f"({result.seconds:.1f} s)", bold=True))
+    click.echo(
+        paint(
+            f"lab {name!r} is up: scenario {scenario.number}, {scenario.title} "
+            f"({result.seconds:.1f} s)",
+            bold=True,
+        )
+    )
     click.echo(_indent(scenario.story))
     _print_topology(scenario, paint)
-    click.echo("\nnext:  multihome lab probe" + _name_arg(name)
-               + "    multihome lab exec" + _name_arg(name) + " -- ip route"
-               + "    multihome lab down" + _name_arg(name))
+    click.echo(
+        "\nnext:  multihome lab probe"
+        + _name_arg(name)
+        + "    multihome lab exec"
+        + _name_arg(name)
+        + " -- ip route"
+        + "    multihome lab down"
+        + _name_arg(name)
+    )
 
 
 def _name_arg(name: str) -> str:
-    from multihome.lab.topology import DEFAULT_PREFIX
 
     return "" if name == DEFAULT_PREFIX else f" --name {name}"
 
@@ -138,10 +180,11 @@ def _indent(text: str, by: str = "  ") -> str:
 
 
 def _print_topology(scenario: Scenario, paint: Paint) -> None:
-    from multihome.lab.topology import INTERNET_INTERFACE
 
-    click.echo(f"  internet host {INTERNET_INTERFACE.ip} (HTTP echo)  <-  tenant router  <-  "
-               "switch with port security  <-  guest:")
+    click.echo(
+        f"  internet host {INTERNET_INTERFACE.ip} (HTTP echo)  <-  tenant router  <-  "
+        "switch with port security  <-  guest:"
+    )
     for port in scenario.ports:
         network = scenario.network(port.network)
         addresses = []
@@ -150,37 +193,52 @@ def _print_topology(scenario: Scenario, paint: Paint) -> None:
             addresses.append(f"{ip}" + (f" (public {public})" if public else ""))
         how = "DHCP" if network.dhcp else "static"
         gateway = f"gateway {network.gateway}" if network.gateway else "no gateway"
-        pairs = (f", allowed address pairs {', '.join(map(str, port.allowed_address_pairs))}"
-                 if port.allowed_address_pairs else "")
-        click.echo(f"    {paint(port.name, bold=True)} {', '.join(addresses)}  [{network.name} "
-                   f"{network.cidr}, {gateway}, {how}, metric {port.metric}{pairs}]")
+        pairs = (
+            f", allowed address pairs {', '.join(map(str, port.allowed_address_pairs))}"
+            if port.allowed_address_pairs
+            else ""
+        )
+        click.echo(
+            f"    {paint(port.name, bold=True)} {', '.join(addresses)}  [{network.name} "
+            f"{network.cidr}, {gateway}, {how}, metric {port.metric}{pairs}]"
+        )
 
 
-@lab.command(epilog="\b\nExamples:\n  sudo multihome lab down\n"
-                    "  sudo multihome lab down --name lab3")
+@lab.command(
+    epilog="\b\nExamples:\n  sudo multihome lab down\n  sudo multihome lab down --name lab3"
+)
 @_name_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def down(name: str, as_json: bool) -> None:
     """Remove the lab: every namespace, every process in them, every file (idempotent)."""
-    from multihome.lab.runtime import require_root
 
     require_root()
     result = _open(name).down()
     if as_json:
-        _echo_json({"prefix": name, "namespaces": list(result.namespaces),
-                    "processes": result.processes, "paths": list(result.paths),
-                    "seconds": round(result.seconds, 3)})
+        _echo_json(
+            {
+                "prefix": name,
+                "namespaces": list(result.namespaces),
+                "processes": result.processes,
+                "paths": list(result.paths),
+                "seconds": round(result.seconds, 3),
+            }
+        )
         return
     if not result.anything:
         click.echo(f"no lab named {name!r}: nothing to remove")
         return
-    click.echo(f"lab {name!r} removed: {len(result.namespaces)} namespace(s), "
-               f"{result.processes} process(es), {len(result.paths)} folder(s) "
-               f"({result.seconds:.2f} s)")
+    click.echo(
+        f"lab {name!r} removed: {len(result.namespaces)} namespace(s), "
+        f"{result.processes} process(es), {len(result.paths)} folder(s) "
+        f"({result.seconds:.2f} s)"
+    )
 
 
-@lab.command(epilog="\b\nExamples:\n  sudo multihome lab status\n"
-                    "  sudo multihome lab status --json | jq .guest.routes")
+@lab.command(
+    epilog="\b\nExamples:\n  sudo multihome lab status\n"
+    "  sudo multihome lab status --json | jq .guest.routes"
+)
 @_name_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(name: str, as_json: bool) -> None:
@@ -198,17 +256,24 @@ def status(name: str, as_json: bool) -> None:
         else:
             click.echo(f"lab {name!r}: scenario {report.scenario or '(unknown)'}")
             for namespace, present in report.namespaces.items():
-                click.echo(f"  namespace {namespace:<24} "
-                           + (paint("present", fg="green") if present
-                              else paint("MISSING", fg="red")))
+                click.echo(
+                    f"  namespace {namespace:<24} "
+                    + (paint("present", fg="green") if present else paint("MISSING", fg="red"))
+                )
             for process in report.processes:
-                state = paint("running", fg="green") if process.alive else paint("NOT RUNNING",
-                                                                                 fg="red")
-                click.echo(f"  {process.name:<16} in {process.node:<9} pid "
-                           f"{process.pid or '-':<8} {state}")
-            for title, lines in (("guest addresses", report.guest_addresses),
-                                 ("guest routes (main)", report.guest_routes),
-                                 ("guest rules", report.guest_rules)):
+                state = (
+                    paint("running", fg="green")
+                    if process.alive
+                    else paint("NOT RUNNING", fg="red")
+                )
+                click.echo(
+                    f"  {process.name:<16} in {process.node:<9} pid {process.pid or '-':<8} {state}"
+                )
+            for title, lines in (
+                ("guest addresses", report.guest_addresses),
+                ("guest routes (main)", report.guest_routes),
+                ("guest rules", report.guest_rules),
+            ):
                 click.echo(f"{title}:")
                 for line in lines:
                     click.echo(f"  {line}")
@@ -218,14 +283,20 @@ def status(name: str, as_json: bool) -> None:
         raise click.exceptions.Exit(ExitCode.FAILURE)
 
 
-@lab.command(epilog="\b\nExamples:\n  sudo multihome lab probe\n"
-                    "  sudo multihome lab probe --expect before\n"
-                    "  sudo multihome lab probe --json | jq .outcome")
+@lab.command(
+    epilog="\b\nExamples:\n  sudo multihome lab probe\n"
+    "  sudo multihome lab probe --expect before\n"
+    "  sudo multihome lab probe --json | jq .outcome"
+)
 @_name_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--expect", type=click.Choice(["before", "after"]), default=None,
-              help="Compare with the scenario's expectation before/after `multihome apply`; "
-                   "exit 1 when they differ.")
+@click.option(
+    "--expect",
+    type=click.Choice(["before", "after"]),
+    default=None,
+    help="Compare with the scenario's expectation before/after `multihome apply`; "
+    "exit 1 when they differ.",
+)
 def probe(name: str, as_json: bool, expect: str | None) -> None:
     """Probe the lab: what the internet reaches, what the guest egresses as, drops.
 
@@ -234,7 +305,6 @@ def probe(name: str, as_json: bool, expect: str | None) -> None:
     saw), and a ping to each port's gateway. From the switch: the packets port security
     dropped during the probe. Timeouts are 1-2 s; all probes run at once.
     """
-    from multihome.lab.probe import probe as run_probe
 
     lab_ = _open(name)
     scenario = lab_.scenario()
@@ -247,8 +317,10 @@ def probe(name: str, as_json: bool, expect: str | None) -> None:
         _echo_json(data)
     else:
         paint = _paint(_color())
-        click.echo(f"lab {name!r}, scenario {scenario.number} ({scenario.name}), probed in "
-                   f"{report.seconds:.1f} s")
+        click.echo(
+            f"lab {name!r}, scenario {scenario.number} ({scenario.name}), probed in "
+            f"{report.seconds:.1f} s"
+        )
         for line in probe_table(report, scenario, paint):
             click.echo(line)
         if expect:
@@ -272,38 +344,45 @@ def _mark(ok: bool, paint: Paint, yes: str = "ok", no: str = "FAIL") -> str:
 
 def probe_table(report: ProbeReport, scenario: Scenario, paint: Paint) -> list[str]:
     """The probe as an aligned, colored table."""
-    from multihome.lab.topology import INTERNET_INTERFACE, ROUTER_SNAT
 
-    lines = [paint(f"  from the internet host {INTERNET_INTERFACE.ip}", bold=True)
-             + "                   ping  http  reached"]
+    lines = [
+        paint(f"  from the internet host {INTERNET_INTERFACE.ip}", bold=True)
+        + "                   ping  http  reached"
+    ]
     for item in report.inbound:
-        lines.append(f"    {item.public:<15} -> {item.port} {item.private:<15}     "
-                     f"{_mark(item.ping, paint)} {_mark(item.http, paint)} "
-                     f"{item.served_by or '-'}")
+        lines.append(
+            f"    {item.public:<15} -> {item.port} {item.private:<15}     "
+            f"{_mark(item.ping, paint)} {_mark(item.http, paint)} "
+            f"{item.served_by or '-'}"
+        )
     if not report.inbound:
         lines.append("    (no floating IP or public address)")
-    lines.append(paint("  from the guest, bound to each source address", bold=True)
-                 + "               the internet saw")
+    lines.append(
+        paint("  from the guest, bound to each source address", bold=True)
+        + "               the internet saw"
+    )
+    own_public = {
+        str(ip): str(scenario.public_address(p, ip) or ROUTER_SNAT)
+        for p in scenario.ports
+        for ip in p.ips
+    }
     for egress in report.egress:
-        own = None
-        for port in scenario.ports:
-            for ip in port.ips:
-                if str(ip) == egress.source:
-                    own = scenario.public_address(port, ip) or ROUTER_SNAT
+        own = own_public.get(egress.source)
         if egress.seen is None:
             seen = paint(f"no answer ({egress.error})", fg="red", bold=True)
-        elif egress.seen == str(own):
+        elif egress.seen == own:
             seen = paint(f"{egress.seen}", fg="green") + "  (its own public address)"
         else:
             seen = paint(egress.seen, fg="yellow") + f"  (not its own {own})"
-        lines.append(f"    {egress.port} {egress.source:<15}  curl --interface {egress.source:<15}"
-                     f"   {seen}")
+        lines.append(
+            f"    {egress.port} {egress.source:<15}  curl --interface {egress.source:<15}   {seen}"
+        )
     lines.append(paint("  gateway ping from the guest", bold=True))
     for gateway in report.gateway:
-        lines.append(f"    ping -I {gateway.port} {gateway.gateway:<15}"
-                     f"{'':<23}{_mark(gateway.ok, paint)}")
-    lines.append(paint("  port security drops during this probe", bold=True)
-                 + " (since lab up)")
+        lines.append(
+            f"    ping -I {gateway.port} {gateway.gateway:<15}{'':<23}{_mark(gateway.ok, paint)}"
+        )
+    lines.append(paint("  port security drops during this probe", bold=True) + " (since lab up)")
     ports = sorted({d.port for d in report.drops}, key=lambda p: int(p[3:]))
     for port in ports:
         cells = []
@@ -318,14 +397,22 @@ def probe_table(report: ProbeReport, scenario: Scenario, paint: Paint) -> list[s
     return lines
 
 
-@lab.command("exec", context_settings={"ignore_unknown_options": True},
-             epilog="\b\nExamples:\n  sudo multihome lab exec -- ip route\n"
-                    "  sudo multihome lab exec -- multihome apply\n"
-                    "  sudo multihome lab exec --node internet -- curl -s 203.0.113.112\n"
-                    "  sudo multihome lab exec                 a shell in the guest")
+@lab.command(
+    "exec",
+    context_settings={"ignore_unknown_options": True},
+    epilog="\b\nExamples:\n  sudo multihome lab exec -- ip route\n"
+    "  sudo multihome lab exec -- multihome apply\n"
+    "  sudo multihome lab exec --node internet -- curl -s 203.0.113.112\n"
+    "  sudo multihome lab exec                 a shell in the guest",
+)
 @_name_option
-@click.option("--node", type=click.Choice(NODES), default="guest", show_default=True,
-              help="Which namespace to run in.")
+@click.option(
+    "--node",
+    type=click.Choice(NODES),
+    default="guest",
+    show_default=True,
+    help="Which namespace to run in.",
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def exec_(name: str, node: str, command: tuple[str, ...]) -> None:
     """Run COMMAND inside the guest (or another node); without one, a shell.
@@ -333,13 +420,14 @@ def exec_(name: str, node: str, command: tuple[str, ...]) -> None:
     The folder of this multihome is put first on PATH, so `multihome` inside is this one.
     The exit status is COMMAND's.
     """
-    from multihome.lab.runtime import NETNS_RUN
 
     lab_ = _open(name)
     namespace = lab_.names.namespace(node)
     if not (NETNS_RUN / namespace).exists():
-        raise InputError(f"no lab named {name!r} is up (namespace {namespace} does not "
-                         f"exist); start one with `multihome lab up{_name_arg(name)}`")
+        raise InputError(
+            f"no lab named {name!r} is up (namespace {namespace} does not "
+            f"exist); start one with `multihome lab up{_name_arg(name)}`"
+        )
     argv = list(command) or [os.environ.get("SHELL", "/bin/sh")]
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
@@ -350,8 +438,11 @@ def exec_(name: str, node: str, command: tuple[str, ...]) -> None:
 
 @lab.command(epilog="\b\nExamples:\n  sudo multihome lab demo\n  make demo")
 @_name_option
-@click.option("--keep", is_flag=True, help="Leave the lab up afterwards (remove it with "
-                                           "`multihome lab down`).")
+@click.option(
+    "--keep",
+    is_flag=True,
+    help="Leave the lab up afterwards (remove it with `multihome lab down`).",
+)
 def demo(name: str, keep: bool) -> None:
     """The how-to's scenario 4, its failure, and multihome's fix, end to end.
 
@@ -360,9 +451,6 @@ def demo(name: str, keep: bool) -> None:
     IP answers, each source address leaves with its own floating IP), and removes the lab.
     Exits 1 when a probe does not show what the scenario expects.
     """
-    from multihome.lab.probe import probe as run_probe
-    from multihome.lab.runtime import interruptible
-    from multihome.lab.scenario import load_scenario
 
     paint = _paint(_color())
     scenario = load_scenario("4")
@@ -379,25 +467,32 @@ def demo(name: str, keep: bool) -> None:
             click.echo("  the guest's routing table, from its DHCP client (the how-to's):")
             for route in lab_.status().guest_routes:
                 click.echo(paint(f"    {route}", fg="cyan"))
-            problems += _demo_probe(2, "before the fix", "before", lab_, scenario, paint,
-                                    run_probe)
+            problems += _demo_probe(2, "before", lab_, scenario, paint)
             _step(3, "multihome apply, inside the guest", paint)
             _demo_apply(lab_, paint)
-            problems += _demo_probe(4, "after the fix", "after", lab_, scenario, paint,
-                                    run_probe)
+            problems += _demo_probe(4, "after", lab_, scenario, paint)
         finally:
             if not keep:
                 gone = lab_.down()
-                _step(5, f"removed the lab ({len(gone.namespaces)} namespaces, "
-                      f"{gone.processes} processes, {gone.seconds:.2f} s)", paint)
+                _step(
+                    5,
+                    f"removed the lab ({len(gone.namespaces)} namespaces, "
+                    f"{gone.processes} processes, {gone.seconds:.2f} s)",
+                    paint,
+                )
     if problems:
         click.echo(paint("demo: the probes did NOT show what the scenario expects:", fg="red"))
         for problem in problems:
             click.echo(paint(f"  - {problem}", fg="red"))
         raise click.exceptions.Exit(ExitCode.FAILURE)
-    click.echo(paint("Every port works through its own floating IP and gateway. Try it "
-                     "yourself: multihome lab up; multihome lab probe; multihome lab exec -- "
-                     "multihome apply; multihome lab down", bold=True))
+    click.echo(
+        paint(
+            "Every port works through its own floating IP and gateway. Try it "
+            "yourself: multihome lab up; multihome lab probe; multihome lab exec -- "
+            "multihome apply; multihome lab down",
+            bold=True,
+        )
+    )
     if keep:
         click.echo(f"the lab is still up: multihome lab down{_name_arg(name)}")
 
@@ -406,30 +501,41 @@ def _step(number: int, text: str, paint: Paint) -> None:
     click.echo(paint(f"\n{number}. {text}", bold=True))
 
 
-def _demo_probe(number: int, title: str, phase: str, lab_: Lab, scenario: Scenario,
-                paint: Paint, run_probe: Callable[[Lab, Scenario], ProbeReport]) -> list[str]:
-    _step(number, f"probe {title}", paint)
+def _demo_probe(number: int, phase: str, lab_: Lab, scenario: Scenario, paint: Paint) -> list[str]:
+    _step(number, f"probe {phase} the fix", paint)
     report = run_probe(lab_, scenario)
     for line in probe_table(report, scenario, paint):
         click.echo(line)
     outcome = report.outcome()
     problems = scenario.expect[phase].mismatches(outcome)
-    click.echo(_explain(phase, outcome, report, paint))
+    click.echo(_explain(phase, scenario, outcome, report, paint))
     return [f"{phase}: {problem}" for problem in problems]
 
 
-def _explain(phase: str, outcome: Outcome, report: ProbeReport, paint: Paint) -> str:
+def _explain(
+    phase: str, scenario: Scenario, outcome: Outcome, report: ProbeReport, paint: Paint
+) -> str:
     dead = [public for public, ok in outcome.reachable.items() if not ok]
     drops = sum(d.during for d in report.drops if d.reason == "ip")
+    if dead and phase == "before":
+        ports = ", ".join(sorted({i.port for i in report.inbound if not i.ok}))
+        routed = [p for p in scenario.ports if scenario.network(p.network).gateway is not None]
+        primary = min(routed, key=lambda p: p.metric).name if routed else "the first port"
+        return paint(
+            f"  => {', '.join(dead)} unreachable: the replies for {ports} leave through "
+            f"{primary} (the lowest-metric default route) with {ports}'s address, and "
+            f"port security dropped {drops} such packet(s) - the how-to's failure.",
+            fg="red",
+            bold=True,
+        )
     if dead:
-        ports = ", ".join(i.port for i in report.inbound if not i.ok)
-        return paint(f"  => {', '.join(dead)} unreachable: replies to {ports} leave through the "
-                     "lowest-metric default route (eth0) with "
-                     f"{ports}'s address, and port security dropped {drops} such packet(s)."
-                     if phase == "before" else
-                     f"  => still unreachable: {', '.join(dead)}", fg="red", bold=True)
-    return paint("  => every floating IP answers, each source address leaves with its own "
-                 f"floating IP, {drops} spoofed packet(s) dropped.", fg="green", bold=True)
+        return paint(f"  => still unreachable: {', '.join(dead)}", fg="red", bold=True)
+    return paint(
+        "  => every floating IP answers, each source address leaves with its own "
+        f"floating IP, {drops} spoofed packet(s) dropped.",
+        fg="green",
+        bold=True,
+    )
 
 
 def _demo_apply(lab_: Lab, paint: Paint) -> None:
@@ -440,10 +546,4 @@ def _demo_apply(lab_: Lab, paint: Paint) -> None:
     for line in (done.stdout + done.stderr).splitlines():
         click.echo(paint(f"    {line}", fg=colors.get(line[:1])))
     if done.returncode != 0:
-        raise _apply_failed(done.returncode)
-
-
-def _apply_failed(code: int) -> Exception:
-    from multihome.lab.runtime import LabError
-
-    return LabError(f"`multihome apply` inside the guest failed with exit {code}")
+        raise LabError(f"`multihome apply` inside the guest failed with exit {done.returncode}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -98,44 +99,66 @@ class ProbeReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "scenario": self.scenario, "seconds": round(self.seconds, 3),
-            "inbound": [{"public": i.public, "private": i.private, "port": i.port,
-                         "ping": i.ping, "http": i.http, "served_by": i.served_by, "ok": i.ok}
-                        for i in self.inbound],
-            "egress": [{"source": e.source, "port": e.port, "seen": e.seen, "error": e.error}
-                       for e in self.egress],
-            "gateway": [{"port": g.port, "gateway": g.gateway, "ok": g.ok}
-                        for g in self.gateway],
-            "drops": [{"port": d.port, "reason": d.reason, "during": d.during,
-                       "total": d.total} for d in self.drops],
+            "scenario": self.scenario,
+            "seconds": round(self.seconds, 3),
+            "inbound": [
+                {
+                    "public": i.public,
+                    "private": i.private,
+                    "port": i.port,
+                    "ping": i.ping,
+                    "http": i.http,
+                    "served_by": i.served_by,
+                    "ok": i.ok,
+                }
+                for i in self.inbound
+            ],
+            "egress": [
+                {"source": e.source, "port": e.port, "seen": e.seen, "error": e.error}
+                for e in self.egress
+            ],
+            "gateway": [{"port": g.port, "gateway": g.gateway, "ok": g.ok} for g in self.gateway],
+            "drops": [
+                {"port": d.port, "reason": d.reason, "during": d.during, "total": d.total}
+                for d in self.drops
+            ],
             "outcome": self.outcome().to_json(),
         }
 
 
 def probe(lab: Lab, scenario: Scenario) -> ProbeReport:
     """Run every probe of ``scenario`` against the running ``lab``."""
-    import time
-
     started = time.monotonic()
     before = read_counters(lab)
     with ThreadPoolExecutor(max_workers=16) as pool:
-        inbound = [pool.submit(_inbound, lab, port.name, str(ip), str(public))
-                   for port in scenario.ports for ip in port.ips
-                   if (public := scenario.public_address(port, ip)) is not None]
-        egress = [pool.submit(_egress, lab, port.name, str(ip))
-                  for port in scenario.ports for ip in port.ips
-                  if scenario.network(port.network).gateway is not None]
-        gateway = [pool.submit(_gateway, lab, port.name, str(gw))
-                   for port in scenario.ports
-                   if (gw := scenario.network(port.network).gateway) is not None]
+        inbound = [
+            pool.submit(_inbound, lab, port.name, str(ip), str(public))
+            for port in scenario.ports
+            for ip in port.ips
+            if (public := scenario.public_address(port, ip)) is not None
+        ]
+        egress = [
+            pool.submit(_egress, lab, port.name, str(ip))
+            for port in scenario.ports
+            for ip in port.ips
+            if scenario.network(port.network).gateway is not None
+        ]
+        gateway = [
+            pool.submit(_gateway, lab, port.name, str(gw))
+            for port in scenario.ports
+            if (gw := scenario.network(port.network).gateway) is not None
+        ]
         results_in = tuple(f.result() for f in inbound)
         results_out = tuple(f.result() for f in egress)
         results_gw = tuple(f.result() for f in gateway)
     after = read_counters(lab)
-    drops = tuple(Drops(port, reason, total - before.get((port, reason), 0), total)
-                  for (port, reason), total in sorted(after.items(), key=_counter_order))
-    return ProbeReport(scenario.name, results_in, results_out, results_gw, drops,
-                       time.monotonic() - started)
+    drops = tuple(
+        Drops(port, reason, total - before.get((port, reason), 0), total)
+        for (port, reason), total in sorted(after.items(), key=_counter_order)
+    )
+    return ProbeReport(
+        scenario.name, results_in, results_out, results_gw, drops, time.monotonic() - started
+    )
 
 
 def _counter_order(item: tuple[tuple[str, str], int]) -> tuple[str, int]:
@@ -143,37 +166,74 @@ def _counter_order(item: tuple[tuple[str, str], int]) -> tuple[str, int]:
     return (port, topo.DROP_REASONS.index(reason) if reason in topo.DROP_REASONS else 99)
 
 
-def _run(lab: Lab, node: str, command: Sequence[str], timeout: float
-         ) -> subprocess.CompletedProcess[str]:
+def _run(
+    lab: Lab, node: str, command: Sequence[str], timeout: float
+) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run(lab.exec_argv(node, command), capture_output=True, text=True,
-                              timeout=timeout, check=False)
+        return subprocess.run(
+            lab.exec_argv(node, command),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return subprocess.CompletedProcess(list(command), 124, "", "timed out")
 
 
 def _curl(lab: Lab, extra: Sequence[str], url: str) -> list[str]:
-    return [lab.programs["curl"], "-sS", "-i", "--noproxy", "*",
-            "--connect-timeout", str(CONNECT_TIMEOUT), "--max-time", str(MAX_TIME),
-            *extra, url]
+    return [
+        lab.programs["curl"],
+        "-sS",
+        "-i",
+        "--noproxy",
+        "*",
+        "--connect-timeout",
+        str(CONNECT_TIMEOUT),
+        "--max-time",
+        str(MAX_TIME),
+        *extra,
+        url,
+    ]
 
 
 def _ping(lab: Lab, extra: Sequence[str], target: str) -> list[str]:
-    return [lab.programs["ping"], "-n", "-q", "-c", "2", "-i", "0.2", "-W", str(PING_WAIT),
-            *extra, target]
+    return [
+        lab.programs["ping"],
+        "-n",
+        "-q",
+        "-c",
+        "2",
+        "-i",
+        "0.2",
+        "-W",
+        str(PING_WAIT),
+        *extra,
+        target,
+    ]
 
 
 def _inbound(lab: Lab, port: str, private: str, public: str) -> Inbound:
     ping = _run(lab, "internet", _ping(lab, [], public), timeout=5)
     http = _run(lab, "internet", _curl(lab, [], f"http://{public}/"), timeout=5)
     status, headers, _ = _parse_http(http.stdout) if http.returncode == 0 else (0, {}, "")
-    return Inbound(public=public, private=private, port=port, ping=ping.returncode == 0,
-                   http=status == 200, served_by=headers.get("x-local-address"))
+    return Inbound(
+        public=public,
+        private=private,
+        port=port,
+        ping=ping.returncode == 0,
+        http=status == 200,
+        served_by=headers.get("x-local-address"),
+    )
 
 
 def _egress(lab: Lab, port: str, source: str) -> Egress:
-    done = _run(lab, "guest", _curl(lab, ["--interface", source],
-                                    f"http://{topo.INTERNET_INTERFACE.ip}/"), timeout=5)
+    done = _run(
+        lab,
+        "guest",
+        _curl(lab, ["--interface", source], f"http://{topo.INTERNET_INTERFACE.ip}/"),
+        timeout=5,
+    )
     if done.returncode != 0:
         return Egress(source, port, None, _curl_error(done))
     status, _, body = _parse_http(done.stdout)
@@ -209,8 +269,12 @@ def _parse_http(raw: str) -> tuple[int, dict[str, str], str]:
 
 def read_counters(lab: Lab) -> dict[tuple[str, str], int]:
     """(port, reason) -> packets dropped so far, from the switch's named counters."""
-    done = _run(lab, "switch", [lab.programs["nft"], "-j", "list", "counters", "table",
-                                "bridge", topo.PORTSEC_TABLE], timeout=5)
+    done = _run(
+        lab,
+        "switch",
+        [lab.programs["nft"], "-j", "list", "counters", "table", "bridge", topo.PORTSEC_TABLE],
+        timeout=5,
+    )
     if done.returncode != 0:
         return {}
     return parse_counters(done.stdout)

@@ -12,6 +12,7 @@ process running in one of them, and every file, whatever state the lab is in.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -34,13 +35,18 @@ from multihome.errors import (
     NotPermittedError,
 )
 from multihome.lab import topology as topo
-from multihome.lab.scenario import METADATA_ADDRESS, Scenario, parse_scenario
+from multihome.lab.scenario import METADATA_ADDRESS, PUBLIC_RANGE, Scenario, parse_scenario
 from multihome.lab.topology import LabNames
 
 #: Program -> the Debian/Ubuntu package that provides it.
 REQUIRED_PROGRAMS: Mapping[str, str] = {
-    "ip": "iproute2", "nft": "nftables", "dnsmasq": "dnsmasq-base",
-    "dhclient": "isc-dhcp-client", "curl": "curl", "ping": "iputils-ping", "sysctl": "procps",
+    "ip": "iproute2",
+    "nft": "nftables",
+    "dnsmasq": "dnsmasq-base",
+    "dhclient": "isc-dhcp-client",
+    "curl": "curl",
+    "ping": "iputils-ping",
+    "sysctl": "procps",
 }
 NETNS_RUN = Path("/run/netns")
 FAILPOINT_ENV = "MULTIHOME_LAB_FAILPOINT"
@@ -87,14 +93,16 @@ def find_programs(search_path: str | None = None) -> Programs:
         packages = " ".join(sorted({package for _, package in missing}))
         raise MissingProgramError(
             f"the lab needs {programs}, not found on PATH; install with: "
-            f"apt-get install {packages}   (or run `make deps`); nothing was changed")
+            f"apt-get install {packages}   (or run `make deps`); nothing was changed"
+        )
     return Programs(found)
 
 
 def require_root() -> None:
     if os.geteuid() != 0:
-        raise NotPermittedError("the lab creates network namespaces and needs root; run it "
-                                "with sudo")
+        raise NotPermittedError(
+            "the lab creates network namespaces and needs root; run it with sudo"
+        )
 
 
 @dataclass(frozen=True)
@@ -148,13 +156,22 @@ class LabStatus:
         return self.scenario is not None and all(self.namespaces.values())
 
     def to_json(self) -> dict[str, Any]:
-        return {"prefix": self.prefix, "up": self.up, "scenario": self.scenario,
-                "namespaces": dict(self.namespaces),
-                "processes": [{"name": p.name, "node": p.node, "pid": p.pid, "alive": p.alive}
-                              for p in self.processes],
-                "guest": {"addresses": list(self.guest_addresses),
-                          "routes": list(self.guest_routes), "rules": list(self.guest_rules)},
-                "problems": list(self.problems)}
+        return {
+            "prefix": self.prefix,
+            "up": self.up,
+            "scenario": self.scenario,
+            "namespaces": dict(self.namespaces),
+            "processes": [
+                {"name": p.name, "node": p.node, "pid": p.pid, "alive": p.alive}
+                for p in self.processes
+            ],
+            "guest": {
+                "addresses": list(self.guest_addresses),
+                "routes": list(self.guest_routes),
+                "rules": list(self.guest_rules),
+            },
+            "problems": list(self.problems),
+        }
 
 
 def failpoint(step: str) -> None:
@@ -181,29 +198,41 @@ class Lab:
         """The command line that runs ``command`` inside ``node``'s namespace."""
         return [self.programs["ip"], "netns", "exec", self.names.namespace(node), *command]
 
-    def run(self, node: str, command: Sequence[str], what: str,
-            timeout: float = COMMAND_TIMEOUT, stdin: str | None = None
-            ) -> subprocess.CompletedProcess[str]:
+    def run(
+        self,
+        node: str,
+        command: Sequence[str],
+        what: str,
+        timeout: float = COMMAND_TIMEOUT,
+        stdin: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``command`` in ``node``; a failure raises :class:`LabError` saying ``what``."""
         argv = self.exec_argv(node, command)
         try:
-            done = subprocess.run(argv, input=stdin, capture_output=True, text=True,
-                                  timeout=timeout, check=False)
+            done = subprocess.run(
+                argv, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+            )
         except subprocess.TimeoutExpired as exc:
-            raise LabError(f"{what}: `{' '.join(command)}` in {node} did not finish within "
-                           f"{timeout:g} s") from exc
+            raise LabError(
+                f"{what}: `{' '.join(command)}` in {node} did not finish within {timeout:g} s"
+            ) from exc
         if done.returncode != 0:
             detail = (done.stderr or done.stdout).strip().splitlines()
-            raise LabError(f"{what}: `{' '.join(command)}` in {node} failed with exit "
-                           f"{done.returncode}: {' / '.join(detail[-3:]) or '(no output)'}")
+            raise LabError(
+                f"{what}: `{' '.join(command)}` in {node} failed with exit "
+                f"{done.returncode}: {' / '.join(detail[-3:]) or '(no output)'}"
+            )
         return done
 
     def existing_namespaces(self) -> list[str]:
         return [ns for ns in self.names.namespaces if (NETNS_RUN / ns).exists()]
 
     def exists(self) -> bool:
-        return bool(self.existing_namespaces()) or self.names.state_dir.exists() or \
-            self.names.guest_etc.exists()
+        return (
+            bool(self.existing_namespaces())
+            or self.names.state_dir.exists()
+            or self.names.guest_etc.exists()
+        )
 
     def state(self) -> dict[str, Any] | None:
         try:
@@ -215,8 +244,10 @@ class Lab:
     def scenario(self) -> Scenario:
         """The scenario of the running lab (read back from its state)."""
         if self.state() is None:
-            raise InputError(f"no lab named {self.names.prefix!r} is up; start one with "
-                             f"`multihome lab up --name {self.names.prefix}`")
+            raise InputError(
+                f"no lab named {self.names.prefix!r} is up; start one with "
+                f"`multihome lab up --name {self.names.prefix}`"
+            )
         path = self.names.state_dir / SCENARIO_FILE
         return parse_scenario(path.read_text(encoding="utf-8"), str(path))
 
@@ -227,12 +258,14 @@ class Lab:
         if self.exists():
             state = self.state() or {}
             what = f" (scenario {state['scenario']})" if "scenario" in state else ""
-            raise InputError(f"a lab named {self.names.prefix!r} already exists{what}; remove "
-                             f"it with `multihome lab down --name {self.names.prefix}`, or "
-                             "pick another --name")
+            raise InputError(
+                f"a lab named {self.names.prefix!r} already exists{what}; remove "
+                f"it with `multihome lab down --name {self.names.prefix}`, or "
+                "pick another --name"
+            )
         started = time.monotonic()
-        _make_state_dir(self.names.state_dir)
         try:
+            _make_state_dir(self.names.state_dir)
             self._build(scenario)
         except BaseException:
             self.down()
@@ -242,20 +275,30 @@ class Lab:
         return UpResult(self.names, scenario, seconds)
 
     def _write_state(self, scenario: Scenario, *, complete: bool, seconds: float = 0.0) -> None:
-        state = {"prefix": self.names.prefix, "scenario": scenario.name,
-                 "number": scenario.number, "complete": complete,
-                 "namespaces": list(self.names.namespaces), "up_seconds": round(seconds, 3),
-                 "created_by_pid": os.getpid()}
-        (self.names.state_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n",
-                                                       encoding="utf-8")
+        state = {
+            "prefix": self.names.prefix,
+            "scenario": scenario.name,
+            "number": scenario.number,
+            "complete": complete,
+            "namespaces": list(self.names.namespaces),
+            "up_seconds": round(seconds, 3),
+            "created_by_pid": os.getpid(),
+        }
+        (self.names.state_dir / STATE_FILE).write_text(
+            json.dumps(state, indent=2) + "\n", encoding="utf-8"
+        )
 
     def _build(self, scenario: Scenario) -> None:
         state_dir = self.names.state_dir
         (state_dir / SCENARIO_FILE).write_text(scenario.text, encoding="utf-8")
         self._write_state(scenario, complete=False)
         for namespace in self.names.namespaces:
-            done = subprocess.run([self.programs["ip"], "netns", "add", namespace],
-                                  capture_output=True, text=True, check=False)
+            done = subprocess.run(
+                [self.programs["ip"], "netns", "add", namespace],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if done.returncode != 0:
                 raise LabError(f"cannot create namespace {namespace}: {done.stderr.strip()}")
         failpoint("namespaces")
@@ -266,10 +309,18 @@ class Lab:
         guest_iproute2 = self.names.guest_etc / "iproute2"
         shutil.copytree("/etc/iproute2", guest_iproute2, symlinks=True)
         failpoint("etc")
-        self.run("switch", [self.programs["nft"], "-f", "-"], "port security",
-                 stdin=topo.render_portsec(scenario))
-        self.run("router", [self.programs["nft"], "-f", "-"], "router NAT",
-                 stdin=topo.render_router_nat(scenario))
+        self.run(
+            "switch",
+            [self.programs["nft"], "-f", "-"],
+            "port security",
+            stdin=topo.render_portsec(scenario),
+        )
+        self.run(
+            "router",
+            [self.programs["nft"], "-f", "-"],
+            "router NAT",
+            stdin=topo.render_router_nat(scenario),
+        )
         failpoint("firewall")
         self._services(scenario)
         failpoint("services")
@@ -279,17 +330,24 @@ class Lab:
     def _sysctls(self, scenario: Scenario) -> None:
         """Explicit values: a new namespace copies the host's defaults."""
         quiet = {"net.ipv6.conf.all.disable_ipv6": 1, "net.ipv6.conf.default.disable_ipv6": 1}
-        plain = {**quiet, "net.ipv4.conf.all.rp_filter": 0,
-                 "net.ipv4.conf.default.rp_filter": 0}
+        plain = {**quiet, "net.ipv4.conf.all.rp_filter": 0, "net.ipv4.conf.default.rp_filter": 0}
         guest = dict(quiet)
         for scope in ("all", "default"):
             for knob, value in scenario.guest_sysctls.items():
                 guest[f"net.ipv4.conf.{scope}.{knob}"] = value
-        per_node = {"guest": guest, "switch": quiet, "router": {**plain, "net.ipv4.ip_forward": 1},
-                    "dhcp": plain, "internet": plain}
+        per_node = {
+            "guest": guest,
+            "switch": quiet,
+            "router": {**plain, "net.ipv4.ip_forward": 1},
+            "dhcp": plain,
+            "internet": plain,
+        }
         for node, values in per_node.items():
-            self.run(node, [self.programs["sysctl"], "-q", "-w",
-                            *(f"{k}={v}" for k, v in values.items())], "sysctls")
+            self.run(
+                node,
+                [self.programs["sysctl"], "-q", "-w", *(f"{k}={v}" for k, v in values.items())],
+                "sysctls",
+            )
 
     def _links(self, scenario: Scenario) -> None:
         names = self.names
@@ -308,44 +366,71 @@ class Lab:
         names = self.names
         with netlink(names.switch) as sw:
             for index, _network in enumerate(scenario.networks):
-                sw.link("add", ifname=topo.bridge(index), kind="bridge", br_stp_state=0,
-                        br_forward_delay=0)
+                sw.link(
+                    "add",
+                    ifname=topo.bridge(index),
+                    kind="bridge",
+                    br_stp_state=0,
+                    br_forward_delay=0,
+                )
                 sw.link("set", index=_index(sw, topo.bridge(index)), state="up")
         with netlink(names.guest) as guest:
             for index, port in enumerate(scenario.ports):
-                guest.link("add", ifname=port.name, kind="veth", address=port.mac,
-                           peer={"ifname": topo.switch_port(index), "net_ns_fd": switch_fd})
+                guest.link(
+                    "add",
+                    ifname=port.name,
+                    kind="veth",
+                    address=port.mac,
+                    peer={"ifname": topo.switch_port(index), "net_ns_fd": switch_fd},
+                )
                 guest.link("set", index=_index(guest, port.name), state="up")
         with netlink(names.router) as rtr:
             for index, network in enumerate(scenario.networks):
                 if network.gateway is None:
                     continue
                 leg = topo.router_leg(scenario, index)
-                rtr.link("add", ifname=leg, kind="veth",
-                         peer={"ifname": topo.router_leg_peer(index), "net_ns_fd": switch_fd})
+                rtr.link(
+                    "add",
+                    ifname=leg,
+                    kind="veth",
+                    peer={"ifname": topo.router_leg_peer(index), "net_ns_fd": switch_fd},
+                )
                 _up_with_address(rtr, leg, str(network.gateway), network.cidr.prefixlen)
-            rtr.link("add", ifname=topo.UPLINK, kind="veth",
-                     peer={"ifname": "eth0", "net_ns_fd": internet_fd})
-            _up_with_address(rtr, topo.UPLINK, str(topo.ROUTER_UPLINK.ip),
-                             topo.ROUTER_UPLINK.network.prefixlen)
+            rtr.link(
+                "add",
+                ifname=topo.UPLINK,
+                kind="veth",
+                peer={"ifname": "eth0", "net_ns_fd": internet_fd},
+            )
+            _up_with_address(
+                rtr, topo.UPLINK, str(topo.ROUTER_UPLINK.ip), topo.ROUTER_UPLINK.network.prefixlen
+            )
         with netlink(names.dhcp) as dhcp:
-            dhcp.addr("add", index=_index(dhcp, "lo"), address=str(METADATA_ADDRESS),
-                      prefixlen=32)
+            dhcp.addr("add", index=_index(dhcp, "lo"), address=str(METADATA_ADDRESS), prefixlen=32)
             for index, network in enumerate(scenario.networks):
                 if network.dhcp_server is None:
                     continue
                 leg = topo.dhcp_leg(index)
-                dhcp.link("add", ifname=leg, kind="veth",
-                          peer={"ifname": topo.dhcp_leg_peer(index), "net_ns_fd": switch_fd})
+                dhcp.link(
+                    "add",
+                    ifname=leg,
+                    kind="veth",
+                    peer={"ifname": topo.dhcp_leg_peer(index), "net_ns_fd": switch_fd},
+                )
                 _up_with_address(dhcp, leg, str(network.dhcp_server), network.cidr.prefixlen)
         with netlink(names.internet) as inet:
-            _up_with_address(inet, "eth0", str(topo.INTERNET_INTERFACE.ip),
-                             topo.INTERNET_INTERFACE.network.prefixlen)
-            inet.route("add", dst=str(topo.PUBLIC_RANGE), gateway=str(topo.ROUTER_UPLINK.ip))
+            _up_with_address(
+                inet,
+                "eth0",
+                str(topo.INTERNET_INTERFACE.ip),
+                topo.INTERNET_INTERFACE.network.prefixlen,
+            )
+            inet.route("add", dst=str(PUBLIC_RANGE), gateway=str(topo.ROUTER_UPLINK.ip))
         with netlink(names.switch) as sw:
             for index, port in enumerate(scenario.ports):
-                _enslave(sw, topo.switch_port(index),
-                         topo.bridge(topo.net_index(scenario, port.network)))
+                _enslave(
+                    sw, topo.switch_port(index), topo.bridge(topo.net_index(scenario, port.network))
+                )
             for index, network in enumerate(scenario.networks):
                 if network.gateway is not None:
                     _enslave(sw, topo.router_leg_peer(index), topo.bridge(index))
@@ -355,20 +440,32 @@ class Lab:
     def _services(self, scenario: Scenario) -> None:
         state_dir = self.names.state_dir
         if any(n.dhcp for n in scenario.networks):
-            self.run("dhcp", [self.programs["dnsmasq"],
-                              *topo.dnsmasq_args(scenario, state_dir)], "DHCP server")
+            self.run(
+                "dhcp",
+                [self.programs["dnsmasq"], *topo.dnsmasq_args(scenario, state_dir)],
+                "DHCP server",
+            )
         network_data = state_dir / NETWORK_DATA_FILE
         network_data.write_text(topo.network_data_json(scenario), encoding="utf-8")
-        self._echo("dhcp", "metadata", str(METADATA_ADDRESS),
-                   files={METADATA_PATH: network_data})
+        self._echo("dhcp", "metadata", str(METADATA_ADDRESS), files={METADATA_PATH: network_data})
         self._echo("internet", "internet", str(topo.INTERNET_INTERFACE.ip))
 
-    def _echo(self, node: str, name: str, bind: str, files: Mapping[str, Path] | None = None
-              ) -> None:
+    def _echo(
+        self, node: str, name: str, bind: str, files: Mapping[str, Path] | None = None
+    ) -> None:
         state_dir = self.names.state_dir
-        command = [sys.executable, str(ECHO_SCRIPT), "--bind", bind,
-                   "--port", str(topo.HTTP_PORT), "--pid-file", str(state_dir / f"{name}.pid"),
-                   "--log", str(state_dir / f"{name}.log")]
+        command = [
+            sys.executable,
+            str(ECHO_SCRIPT),
+            "--bind",
+            bind,
+            "--port",
+            str(topo.HTTP_PORT),
+            "--pid-file",
+            str(state_dir / f"{name}.pid"),
+            "--log",
+            str(state_dir / f"{name}.log"),
+        ]
         for url, path in (files or {}).items():
             command += ["--file", f"{url}={path}"]
         self.run(node, command, f"{name} HTTP service")
@@ -385,16 +482,34 @@ class Lab:
         def lease(index: int) -> None:
             port = scenario.ports[index]
             try:
-                self.run("guest", [
-                    self.programs["dhclient"], "-4", "-1", "-cf", str(conf), "-sf", str(script),
-                    "-lf", str(state_dir / f"dhclient.{port.name}.leases"),
-                    "-pf", str(state_dir / f"dhclient.{port.name}.pid"),
-                    "-e", f"IF_METRIC={port.metric}", port.name],
-                    f"DHCP client on {port.name}", timeout=30)
+                self.run(
+                    "guest",
+                    [
+                        self.programs["dhclient"],
+                        "-4",
+                        "-1",
+                        "-cf",
+                        str(conf),
+                        "-sf",
+                        str(script),
+                        "-lf",
+                        str(state_dir / f"dhclient.{port.name}.leases"),
+                        "-pf",
+                        str(state_dir / f"dhclient.{port.name}.pid"),
+                        "-e",
+                        f"IF_METRIC={port.metric}",
+                        port.name,
+                    ],
+                    f"DHCP client on {port.name}",
+                    timeout=30,
+                )
             except LabError as exc:
                 errors.append(str(exc))
 
-        threads = [threading.Thread(target=lease, args=(i,)) for i in topo.dhcp_ports(scenario)]
+        threads = [
+            threading.Thread(target=lease, args=(i,), daemon=True)
+            for i in topo.dhcp_ports(scenario)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -413,9 +528,25 @@ class Lab:
                     command += ["metric", str(port.metric)]
                 self.run("guest", command, f"static address on {port.name}")
             if not network.dhcp and network.gateway is not None:
-                self.run("guest", [ip, "-4", "route", "add", "default", "via",
-                                   str(network.gateway), "dev", port.name, "proto", "static",
-                                   "metric", str(port.metric)], f"static route on {port.name}")
+                self.run(
+                    "guest",
+                    [
+                        ip,
+                        "-4",
+                        "route",
+                        "add",
+                        "default",
+                        "via",
+                        str(network.gateway),
+                        "dev",
+                        port.name,
+                        "proto",
+                        "static",
+                        "metric",
+                        str(port.metric),
+                    ],
+                    f"static route on {port.name}",
+                )
         self._echo("guest", "guest", "0.0.0.0")
 
     # -- down ------------------------------------------------------------------------------
@@ -427,8 +558,11 @@ class Lab:
             pids = sorted({pid for ns in namespaces for pid in netns_pids(ns)})
             _terminate(pids)
             for namespace in namespaces:
-                subprocess.run([self.programs["ip"], "netns", "delete", namespace],
-                               capture_output=True, check=False)
+                subprocess.run(
+                    [self.programs["ip"], "netns", "delete", namespace],
+                    capture_output=True,
+                    check=False,
+                )
             paths: list[str] = []
             for path in (self.names.guest_etc, self.names.state_dir):
                 if path.exists():
@@ -438,10 +572,11 @@ class Lab:
                 topo.STATE_ROOT.rmdir()  # only when empty: other labs may be up
         left = self.existing_namespaces()
         if left:
-            raise LabError(f"could not remove namespace(s) {', '.join(left)}; see "
-                           "`ip netns pids NAME`, then `ip netns delete NAME`")
-        return DownResult(tuple(namespaces), len(pids), tuple(paths),
-                          time.monotonic() - started)
+            raise LabError(
+                f"could not remove namespace(s) {', '.join(left)}; see "
+                "`ip netns pids NAME`, then `ip netns delete NAME`"
+            )
+        return DownResult(tuple(namespaces), len(pids), tuple(paths), time.monotonic() - started)
 
     # -- status ----------------------------------------------------------------------------
     def status(self) -> LabStatus:
@@ -454,8 +589,10 @@ class Lab:
             with suppress(MultihomeError, OSError):
                 scenario = self.scenario()
             if not state.get("complete"):
-                problems.append("the lab is being built, or its `up` was interrupted; run "
-                                f"`multihome lab down --name {self.names.prefix}`")
+                problems.append(
+                    "the lab is being built, or its `up` was interrupted; run "
+                    f"`multihome lab down --name {self.names.prefix}`"
+                )
         for name, node in self._daemons(scenario):
             pid = _read_pid(self.names.state_dir / f"{name}.pid")
             alive = pid is not None and _alive(pid)
@@ -465,17 +602,28 @@ class Lab:
         for namespace, present in namespaces.items():
             if state is not None and not present:
                 problems.append(f"namespace {namespace} is missing")
-        addresses = routes = rules = ()
+        addresses: tuple[str, ...] = ()
+        routes: tuple[str, ...] = ()
+        rules: tuple[str, ...] = ()
         if namespaces[self.names.guest]:
             addresses = self._lines(["-4", "-brief", "addr", "show"])
             routes = self._lines(["-4", "route", "show"])
             rules = self._lines(["-4", "rule", "show"])
         if state is None and any(namespaces.values()):
-            problems.append("namespaces of this lab exist without its state; remove them with "
-                            f"`multihome lab down --name {self.names.prefix}`")
-        return LabStatus(self.names.prefix, str(state["scenario"]) if state else None,
-                         namespaces, tuple(processes), addresses, routes, rules,
-                         tuple(problems))
+            problems.append(
+                "namespaces of this lab exist without its state; remove them with "
+                f"`multihome lab down --name {self.names.prefix}`"
+            )
+        return LabStatus(
+            self.names.prefix,
+            str(state["scenario"]) if state else None,
+            namespaces,
+            tuple(processes),
+            addresses,
+            routes,
+            rules,
+            tuple(problems),
+        )
 
     def _daemons(self, scenario: Scenario | None) -> list[tuple[str, str]]:
         daemons = [("internet", "internet"), ("metadata", "dhcp"), ("guest", "guest")]
@@ -483,13 +631,19 @@ class Lab:
             return daemons
         if any(n.dhcp for n in scenario.networks):
             daemons.append(("dnsmasq", "dhcp"))
-        daemons += [(f"dhclient.{scenario.ports[i].name}", "guest")
-                    for i in topo.dhcp_ports(scenario)]
+        daemons += [
+            (f"dhclient.{scenario.ports[i].name}", "guest") for i in topo.dhcp_ports(scenario)
+        ]
         return daemons
 
     def _lines(self, args: list[str]) -> tuple[str, ...]:
-        done = subprocess.run([self.programs["ip"], "-n", self.names.guest, *args],
-                              capture_output=True, text=True, check=False, timeout=10)
+        done = subprocess.run(
+            [self.programs["ip"], "-n", self.names.guest, *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
+        )
         return tuple(" ".join(line.split()) for line in done.stdout.splitlines() if line.strip())
 
 
@@ -497,8 +651,6 @@ CLONE_NEWNET = 0x40000000
 
 
 def _setns(fd: int) -> None:
-    import ctypes
-
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.setns(fd, CLONE_NEWNET) != 0:
         error = ctypes.get_errno()
@@ -512,7 +664,7 @@ def netlink(namespace: str) -> Iterator[Any]:
     The calling thread enters the namespace only to open the socket and returns at once
     (pyroute2's own ``netns=`` forks a helper per socket, which stalls for seconds at times).
     """
-    from pyroute2 import IPRoute  # lazy: a 0.1 s import
+    from pyroute2 import IPRoute  # noqa: PLC0415 - lazy: a 0.1 s import
 
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     try:
@@ -632,6 +784,7 @@ def _signals_ignored() -> Iterator[None]:
 @contextmanager
 def interruptible() -> Iterator[None]:
     """Turn SIGTERM and SIGHUP into KeyboardInterrupt, so that ``up`` cleans up after itself."""
+
     def handler(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
@@ -644,4 +797,3 @@ def interruptible() -> Iterator[None]:
     finally:
         for sig, previous in old.items():
             signal.signal(sig, previous)
-

@@ -51,8 +51,10 @@ class LabNames:
     @classmethod
     def checked(cls, prefix: str) -> LabNames:
         if not _PREFIX.match(prefix):
-            raise InputError(f"--name {prefix!r}: not a usable lab name; use 1-20 lower-case "
-                             "letters, digits or '-', starting with a letter (e.g. mhlab2)")
+            raise InputError(
+                f"--name {prefix!r}: not a usable lab name; use 1-20 lower-case "
+                "letters, digits or '-', starting with a letter (e.g. mhlab2)"
+            )
         return cls(prefix)
 
     def namespace(self, node: str) -> str:
@@ -141,12 +143,16 @@ def render_portsec(scenario: Scenario) -> str:
             lines.append(f"\tcounter {counter_name(port.name, reason)} {{ }}")
         allowed = [*port.ips, *port.allowed_address_pairs]
         elements = ", ".join(f"{ip} . {port.mac}" for ip in allowed)
-        lines += [f"\tset {port.name}_allowed {{",
-                  "\t\ttype ipv4_addr . ether_addr",
-                  f"\t\telements = {{ {elements} }}",
-                  "\t}"]
-    lines += ["\tchain prerouting {",
-              "\t\ttype filter hook prerouting priority -200; policy accept;"]
+        lines += [
+            f"\tset {port.name}_allowed {{",
+            "\t\ttype ipv4_addr . ether_addr",
+            f"\t\telements = {{ {elements} }}",
+            "\t}",
+        ]
+    lines += [
+        "\tchain prerouting {",
+        "\t\ttype filter hook prerouting priority -200; policy accept;",
+    ]
     for index, port in enumerate(scenario.ports):
         lines.append(f'\t\tiifname "{switch_port(index)}" jump port_{port.name}')
     lines.append("\t}")
@@ -170,8 +176,11 @@ def render_portsec(scenario: Scenario) -> str:
 
 def outside_interfaces(scenario: Scenario) -> list[str]:
     """The router's interfaces towards the outside: the uplink and external networks."""
-    return [UPLINK] + [router_leg(scenario, i) for i, n in enumerate(scenario.networks)
-                       if n.external and n.gateway is not None]
+    return [UPLINK] + [
+        router_leg(scenario, i)
+        for i, n in enumerate(scenario.networks)
+        if n.external and n.gateway is not None
+    ]
 
 
 def render_router_nat(scenario: Scenario) -> str:
@@ -185,45 +194,62 @@ def render_router_nat(scenario: Scenario) -> str:
             snat.append(f"\t\toifname {{ {outside} }} ip saddr {fixed} snat to {floating}")
     for network in scenario.networks:
         if network.gateway is not None and not network.external:
-            snat.append(f"\t\toifname {{ {outside} }} ip saddr {network.cidr} "
-                        f"snat to {ROUTER_SNAT}")
-    lines = [f"table ip {NAT_TABLE} {{",
-             "\tchain prerouting {",
-             "\t\ttype nat hook prerouting priority dstnat; policy accept;",
-             *dnat,
-             "\t}",
-             "\tchain postrouting {",
-             "\t\ttype nat hook postrouting priority srcnat; policy accept;",
-             *snat,
-             "\t}",
-             "}"]
+            snat.append(
+                f"\t\toifname {{ {outside} }} ip saddr {network.cidr} snat to {ROUTER_SNAT}"
+            )
+    lines = [
+        f"table ip {NAT_TABLE} {{",
+        "\tchain prerouting {",
+        "\t\ttype nat hook prerouting priority dstnat; policy accept;",
+        *dnat,
+        "\t}",
+        "\tchain postrouting {",
+        "\t\ttype nat hook postrouting priority srcnat; policy accept;",
+        *snat,
+        "\t}",
+        "}",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def dnsmasq_args(scenario: Scenario, state_dir: Path) -> list[str]:
     """dnsmasq's command line (without the program): DHCP only, one fixed address per port,
     the router option and option 121/249 with the metadata host route and the default."""
-    args = ["--conf-file=/dev/null", "--port=0", "--bind-interfaces", "--except-interface=lo",
-            "--no-resolv", "--no-hosts", "--no-ping", "--dhcp-authoritative",
-            "--user=root", "--group=root", "--log-dhcp",
-            f"--log-facility={state_dir / 'dnsmasq.log'}",
-            f"--dhcp-leasefile={state_dir / 'dnsmasq.leases'}",
-            f"--pid-file={state_dir / 'dnsmasq.pid'}"]
+    args = [
+        "--conf-file=/dev/null",
+        "--port=0",
+        "--bind-interfaces",
+        "--except-interface=lo",
+        "--no-resolv",
+        "--no-hosts",
+        "--no-ping",
+        "--dhcp-authoritative",
+        "--user=root",
+        "--group=root",
+        "--log-dhcp",
+        f"--log-facility={state_dir / 'dnsmasq.log'}",
+        f"--dhcp-leasefile={state_dir / 'dnsmasq.leases'}",
+        f"--pid-file={state_dir / 'dnsmasq.pid'}",
+    ]
     for index, network in enumerate(scenario.networks):
         if not network.dhcp or network.dhcp_server is None:
             continue
         tag = f"net{index}"
-        args += [f"--interface={dhcp_leg(index)}",
-                 f"--dhcp-range=set:{tag},{network.cidr.network_address},static,"
-                 f"{network.cidr.netmask},12h"]
+        args += [
+            f"--interface={dhcp_leg(index)}",
+            f"--dhcp-range=set:{tag},{network.cidr.network_address},static,"
+            f"{network.cidr.netmask},12h",
+        ]
         routes = [f"{METADATA_ADDRESS}/32,{network.dhcp_server}"]
         if network.gateway is not None:
             args.append(f"--dhcp-option=tag:{tag},option:router,{network.gateway}")
             routes.append(f"0.0.0.0/0,{network.gateway}")
         else:
             args.append(f"--dhcp-option=tag:{tag},option:router")
-        args += [f"--dhcp-option=tag:{tag},option:classless-static-route,{','.join(routes)}",
-                 f"--dhcp-option=tag:{tag},249,{','.join(routes)}"]
+        args += [
+            f"--dhcp-option=tag:{tag},option:classless-static-route,{','.join(routes)}",
+            f"--dhcp-option=tag:{tag},249,{','.join(routes)}",
+        ]
     for port in scenario.ports:
         if scenario.network(port.network).dhcp:
             args.append(f"--dhcp-host={port.mac},{port.ips[0]}")
@@ -316,24 +342,37 @@ def network_data(scenario: Scenario) -> dict[str, object]:
     for port in scenario.ports:
         port_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"multihome-lab:{port.mac}"))
         link_id = f"tap{port_id[:11]}"
-        links.append({"id": link_id, "vif_id": port_id, "type": "ovs", "mtu": 1500,
-                      "ethernet_mac_address": port.mac})
+        links.append(
+            {
+                "id": link_id,
+                "vif_id": port_id,
+                "type": "ovs",
+                "mtu": 1500,
+                "ethernet_mac_address": port.mac,
+            }
+        )
         network = scenario.network(port.network)
         for number, ip in enumerate(port.ips):
             routes = []
             if network.gateway is not None:
-                routes.append({"network": "0.0.0.0", "netmask": "0.0.0.0",
-                               "gateway": str(network.gateway)})
+                routes.append(
+                    {"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": str(network.gateway)}
+                )
             dhcp = network.dhcp and number == 0
-            networks.append({
-                "id": f"network{len(networks)}", "link": link_id,
-                "type": "ipv4_dhcp" if dhcp else "ipv4",
-                "ip_address": str(ip), "netmask": str(network.cidr.netmask),
-                "routes": routes,
-                "network_id": str(uuid.uuid5(uuid.NAMESPACE_URL,
-                                             f"multihome-lab:{network.name}")),
-                "services": [],
-            })
+            networks.append(
+                {
+                    "id": f"network{len(networks)}",
+                    "link": link_id,
+                    "type": "ipv4_dhcp" if dhcp else "ipv4",
+                    "ip_address": str(ip),
+                    "netmask": str(network.cidr.netmask),
+                    "routes": routes,
+                    "network_id": str(
+                        uuid.uuid5(uuid.NAMESPACE_URL, f"multihome-lab:{network.name}")
+                    ),
+                    "services": [],
+                }
+            )
     return {"links": links, "networks": networks, "services": []}
 
 
