@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -58,6 +58,12 @@ def lab() -> None:
     the how-to can be built, probed, fixed with `multihome apply` and removed. Addresses
     are documentation ranges that never leave the namespaces; the host is not touched.
     """
+
+
+def _exit(code: int) -> NoReturn:
+    """Exit with ``code``. (``click.exceptions.Exit`` is swallowed by ``cli.main`` in
+    non-standalone mode, which would turn every failure into exit 0.)"""
+    sys.exit(code)
 
 
 def _open(name: str) -> Lab:
@@ -280,7 +286,7 @@ def status(name: str, as_json: bool) -> None:
             for problem in report.problems:
                 click.echo(paint(f"problem: {problem}", fg="red"))
     if not report.up or report.problems:
-        raise click.exceptions.Exit(ExitCode.FAILURE)
+        _exit(ExitCode.FAILURE)
 
 
 @lab.command(
@@ -326,7 +332,7 @@ def probe(name: str, as_json: bool, expect: str | None) -> None:
         if expect:
             _print_verdict(expect, problems, paint)
     if problems:
-        raise click.exceptions.Exit(ExitCode.FAILURE)
+        _exit(ExitCode.FAILURE)
 
 
 def _print_verdict(phase: str, problems: Sequence[str], paint: Paint) -> None:
@@ -484,7 +490,7 @@ def demo(name: str, keep: bool) -> None:
         click.echo(paint("demo: the probes did NOT show what the scenario expects:", fg="red"))
         for problem in problems:
             click.echo(paint(f"  - {problem}", fg="red"))
-        raise click.exceptions.Exit(ExitCode.FAILURE)
+        _exit(ExitCode.FAILURE)
     click.echo(
         paint(
             "Every port works through its own floating IP and gateway. Try it "

@@ -781,17 +781,24 @@ def _signals_ignored() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+class LabInterrupted(LabError):
+    """A signal stopped a lab command; what ``up`` had built is removed on the way out."""
+
+
 @contextmanager
 def interruptible() -> Iterator[None]:
-    """Turn SIGTERM and SIGHUP into KeyboardInterrupt, so that ``up`` cleans up after itself."""
+    """Turn SIGINT, SIGTERM and SIGHUP into :class:`LabInterrupted`, so that ``up`` (and
+    ``demo``) clean up after themselves and the message says what happened."""
 
     def handler(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
+        raise LabInterrupted(
+            f"interrupted by {signal.Signals(signum).name}; everything the lab had built is removed"
+        )
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    old = {sig: signal.signal(sig, handler) for sig in _SIGNALS}
     try:
         yield
     finally:
