@@ -312,6 +312,7 @@ def probe(name: str, as_json: bool, expect: str | None) -> None:
     dropped during the probe. Timeouts are 1-2 s; all probes run at once.
     """
 
+    require_root()
     lab_ = _open(name)
     scenario = lab_.scenario()
     report = run_probe(lab_, scenario)
@@ -427,6 +428,7 @@ def exec_(name: str, node: str, command: tuple[str, ...]) -> None:
     The exit status is COMMAND's.
     """
 
+    require_root()
     lab_ = _open(name)
     namespace = lab_.names.namespace(node)
     if not (NETNS_RUN / namespace).exists():

@@ -14,6 +14,7 @@ All probes run at once (threads around subprocesses), so a probe takes about one
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -245,7 +246,8 @@ def _egress(lab: Lab, port: str, source: str) -> Egress:
 def _curl_error(done: subprocess.CompletedProcess[str]) -> str:
     text = done.stderr.strip().splitlines()
     message = text[-1] if text else f"exit {done.returncode}"
-    return message.removeprefix("curl: ").split(" after ")[0]
+    message = re.sub(r"^\(\d+\)\s*", "", message.removeprefix("curl: "))
+    return message.split(" after ")[0]
 
 
 def _gateway(lab: Lab, port: str, gateway: str) -> GatewayPing:
