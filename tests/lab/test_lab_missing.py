@@ -35,3 +35,15 @@ def test_missing_program_names_the_package(program: str, package: str, tmp_path:
         assert "Traceback" not in done.stderr
         assert leftovers(name) == []
     assert Path(sys.executable).exists()
+
+
+@pytest.mark.netns
+def test_down_needs_only_ip(lab_name: str, tmp_path: Path) -> None:
+    """A lab can be removed even after dnsmasq & co. were uninstalled: `down` needs `ip`."""
+    assert run_cli("lab", "up", "--scenario", "1", "--name", lab_name).returncode == 0
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ip").symlink_to(str(shutil.which("ip")))
+    done = run_cli("lab", "down", "--name", lab_name, env=dict(os.environ, PATH=str(bin_dir)))
+    assert done.returncode == 0, done.stderr
+    assert leftovers(lab_name) == []

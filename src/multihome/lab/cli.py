@@ -15,7 +15,10 @@ from multihome.errors import ExitCode, InputError
 from multihome.lab.probe import ProbeReport
 from multihome.lab.probe import probe as run_probe
 from multihome.lab.runtime import (
+    MINIMAL_PROGRAMS,
     NETNS_RUN,
+    PROBE_PROGRAMS,
+    REQUIRED_PROGRAMS,
     Lab,
     LabError,
     find_programs,
@@ -66,10 +69,9 @@ def _exit(code: int) -> NoReturn:
     sys.exit(code)
 
 
-def _open(name: str) -> Lab:
-
+def _open(name: str, needed: Sequence[str] = tuple(REQUIRED_PROGRAMS)) -> Lab:
     names = LabNames.checked(name)
-    return Lab(names, find_programs())
+    return Lab(names, find_programs(needed))
 
 
 def _paint(color: bool) -> Paint:
@@ -219,7 +221,7 @@ def down(name: str, as_json: bool) -> None:
     """Remove the lab: every namespace, every process in them, every file (idempotent)."""
 
     require_root()
-    result = _open(name).down()
+    result = _open(name, MINIMAL_PROGRAMS).down()
     if as_json:
         _echo_json(
             {
@@ -252,7 +254,7 @@ def status(name: str, as_json: bool) -> None:
 
     Exits 1 when the lab is not up or something of it is missing.
     """
-    report = _open(name).status()
+    report = _open(name, MINIMAL_PROGRAMS).status()
     if as_json:
         _echo_json(report.to_json())
     else:
@@ -313,7 +315,7 @@ def probe(name: str, as_json: bool, expect: str | None) -> None:
     """
 
     require_root()
-    lab_ = _open(name)
+    lab_ = _open(name, PROBE_PROGRAMS)
     scenario = lab_.scenario()
     report = run_probe(lab_, scenario)
     problems = scenario.expect[expect].mismatches(report.outcome()) if expect else []
@@ -429,7 +431,7 @@ def exec_(name: str, node: str, command: tuple[str, ...]) -> None:
     """
 
     require_root()
-    lab_ = _open(name)
+    lab_ = _open(name, MINIMAL_PROGRAMS)
     namespace = lab_.names.namespace(node)
     if not (NETNS_RUN / namespace).exists():
         raise InputError(

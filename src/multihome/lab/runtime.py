@@ -56,6 +56,8 @@ SCENARIO_FILE = "scenario.yaml"
 NETWORK_DATA_FILE = "network_data.json"
 METADATA_PATH = "/openstack/latest/network_data.json"
 COMMAND_TIMEOUT = 20.0
+#: Where the host's iproute2 configuration is (newer iproute2 ships it in /usr/share only).
+IPROUTE2_CONFIG = (Path("/etc/iproute2"), Path("/usr/share/iproute2"))
 
 
 class LabError(MultihomeError):
@@ -78,11 +80,19 @@ class Programs:
         return self.paths[name]
 
 
-def find_programs(search_path: str | None = None) -> Programs:
-    """Find every required program on PATH (or ``search_path``), or say what to install."""
+#: What each verb needs: removing or entering a lab needs only ``ip``.
+PROBE_PROGRAMS = ("ip", "nft", "curl", "ping")
+MINIMAL_PROGRAMS = ("ip",)
+
+
+def find_programs(
+    needed: Sequence[str] = tuple(REQUIRED_PROGRAMS), search_path: str | None = None
+) -> Programs:
+    """Find the ``needed`` programs on PATH (or ``search_path``), or say what to install."""
     found: dict[str, str] = {}
     missing: list[tuple[str, str]] = []
-    for program, package in REQUIRED_PROGRAMS.items():
+    for program in needed:
+        package = REQUIRED_PROGRAMS[program]
         path = shutil.which(program, path=search_path)
         if path is None:
             missing.append((program, package))
@@ -307,7 +317,11 @@ class Lab:
         self._links(scenario)
         failpoint("links")
         guest_iproute2 = self.names.guest_etc / "iproute2"
-        shutil.copytree("/etc/iproute2", guest_iproute2, symlinks=True)
+        source = next((p for p in IPROUTE2_CONFIG if p.is_dir()), None)
+        if source is None:
+            guest_iproute2.mkdir(parents=True)
+        else:
+            shutil.copytree(source, guest_iproute2, symlinks=True)
         failpoint("etc")
         self.run(
             "switch",
