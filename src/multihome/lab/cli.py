@@ -91,7 +91,6 @@ def _echo_json(data: object) -> None:
 
 
 def _name_option(function: Callable[..., Any]) -> Callable[..., Any]:
-
     return click.option(
         "--name",
         "name",
@@ -106,7 +105,6 @@ def _name_option(function: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_(as_json: bool) -> None:
     """List the scenarios (one per section of the how-to)."""
-
     scenarios = builtin_scenarios()
     if as_json:
         _echo_json([s.to_json() for s in scenarios])
@@ -135,7 +133,6 @@ def up(wanted: str, name: str, as_json: bool) -> None:
 
     If anything fails or the command is interrupted, everything built so far is removed.
     """
-
     scenario = load_scenario(wanted)
     lab_ = _open(name)
     with interruptible():
@@ -179,7 +176,6 @@ def up(wanted: str, name: str, as_json: bool) -> None:
 
 
 def _name_arg(name: str) -> str:
-
     return "" if name == DEFAULT_PREFIX else f" --name {name}"
 
 
@@ -188,7 +184,6 @@ def _indent(text: str, by: str = "  ") -> str:
 
 
 def _print_topology(scenario: Scenario, paint: Paint) -> None:
-
     click.echo(
         f"  internet host {INTERNET_INTERFACE.ip} (HTTP echo)  <-  tenant router  <-  "
         "switch with port security  <-  guest:"
@@ -219,7 +214,6 @@ def _print_topology(scenario: Scenario, paint: Paint) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def down(name: str, as_json: bool) -> None:
     """Remove the lab: every namespace, every process in them, every file (idempotent)."""
-
     require_root()
     result = _open(name, MINIMAL_PROGRAMS).down()
     if as_json:
@@ -313,7 +307,6 @@ def probe(name: str, as_json: bool, expect: str | None) -> None:
     saw), and a ping to each port's gateway. From the switch: the packets port security
     dropped during the probe. Timeouts are 1-2 s; all probes run at once.
     """
-
     require_root()
     lab_ = _open(name, PROBE_PROGRAMS)
     scenario = lab_.scenario()
@@ -353,7 +346,6 @@ def _mark(ok: bool, paint: Paint, yes: str = "ok", no: str = "FAIL") -> str:
 
 def probe_table(report: ProbeReport, scenario: Scenario, paint: Paint) -> list[str]:
     """The probe as an aligned, colored table."""
-
     lines = [
         paint(f"  from the internet host {INTERNET_INTERFACE.ip}", bold=True)
         + "                   ping  http  reached"
@@ -429,7 +421,6 @@ def exec_(name: str, node: str, command: tuple[str, ...]) -> None:
     The folder of this multihome is put first on PATH, so `multihome` inside is this one.
     The exit status is COMMAND's.
     """
-
     require_root()
     lab_ = _open(name, MINIMAL_PROGRAMS)
     namespace = lab_.names.namespace(node)
@@ -461,7 +452,6 @@ def demo(name: str, keep: bool) -> None:
     IP answers, each source address leaves with its own floating IP), and removes the lab.
     Exits 1 when a probe does not show what the scenario expects.
     """
-
     paint = _paint(_color())
     scenario = load_scenario("4")
     lab_ = _open(name)

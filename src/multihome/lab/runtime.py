@@ -275,7 +275,13 @@ class Lab:
             )
         started = time.monotonic()
         try:
-            _make_state_dir(self.names.state_dir)
+            _make_state_dir(self.names.state_dir)  # the lock: one `up` per name at a time
+        except FileExistsError as exc:
+            raise InputError(
+                f"a lab named {self.names.prefix!r} is being built by another command; "
+                "pick another --name"
+            ) from exc
+        try:
             self._build(scenario)
         except BaseException:
             self.down()
