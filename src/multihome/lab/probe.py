@@ -215,8 +215,10 @@ def _ping(lab: Lab, extra: Sequence[str], target: str) -> list[str]:
 
 
 def _inbound(lab: Lab, port: str, private: str, public: str) -> Inbound:
-    ping = _run(lab, "internet", _ping(lab, [], public), timeout=5)
-    http = _run(lab, "internet", _curl(lab, [], f"http://{public}/"), timeout=5)
+    with ThreadPoolExecutor(max_workers=1) as side:  # ping and HTTP at once
+        pinging = side.submit(_run, lab, "internet", _ping(lab, [], public), 5)
+        http = _run(lab, "internet", _curl(lab, [], f"http://{public}/"), timeout=5)
+        ping = pinging.result()
     status, headers, _ = _parse_http(http.stdout) if http.returncode == 0 else (0, {}, "")
     return Inbound(
         public=public,
