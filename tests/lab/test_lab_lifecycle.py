@@ -157,3 +157,34 @@ def test_status_and_exec(lab_name: str) -> None:
         time.sleep(0.1)
     assert any("dnsmasq" in p for p in status["problems"])
     assert run_cli("lab", "status", "--name", lab_name).returncode == 1
+
+
+@pytest.mark.netns
+def test_interrupted_demo_removes_the_lab(lab_name: str) -> None:
+    """SIGTERM while `demo` probes (the lab complete and running) removes everything."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "multihome", "lab", "demo", "--name", lab_name],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        state = Path(f"/run/multihome-lab/{lab_name}/lab.json")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if json.loads(state.read_text())["complete"]:
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.02)
+        assert json.loads(state.read_text())["complete"], "demo did not build the lab"
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, stdout + stderr
+    assert "interrupted by SIGTERM" in stderr and "Traceback" not in stderr
+    assert "removed the lab" in stdout
+    assert leftovers(lab_name) == []
