@@ -133,7 +133,9 @@ def test_dnsmasq_sends_option_121_with_metadata_route_and_default() -> None:
     assert f"--dhcp-option=tag:net0,option:classless-static-route,{routes}" in args
     assert f"--dhcp-option=tag:net0,249,{routes}" in args
     assert "--no-ping" in args and "--port=0" in args
-    assert sum(a.startswith("--dhcp-host=") for a in args) == 2
+    assert "--dhcp-hostsfile=/run/x/dhcp-hosts" in args
+    scenario = load_scenario("4")
+    assert topo.dhcp_hosts(scenario) == "".join(f"{p.mac},{p.ips[0]}\n" for p in scenario.ports)
     isolated = topo.dnsmasq_args(load_scenario("2"), Path("/run/x"))
     assert not any("192.168.10." in a for a in isolated)
 

@@ -105,6 +105,9 @@ def test_two_labs_side_by_side_are_independent(lab_names: list[str]) -> None:
     assert run_json("lab", "probe", "--name", first, "--expect", "after")["expect"]["ok"]
     assert run_json("lab", "probe", "--name", second, "--expect", "before")["expect"]["ok"]
 
+    refused = run_cli("lab", "demo", "--name", second)
+    assert refused.returncode == 2 and "exists" in refused.stderr
+
     assert run_cli("lab", "down", "--name", first).returncode == 0
     assert leftovers(first) == []
     assert run_cli("lab", "status", "--name", second).returncode == 0

@@ -21,6 +21,8 @@ from multihome.lab.runtime import (
     REQUIRED_PROGRAMS,
     Lab,
     LabError,
+    LabExistsError,
+    LabInterrupted,
     find_programs,
     interruptible,
     require_root,
@@ -135,8 +137,14 @@ def up(wanted: str, name: str, as_json: bool) -> None:
     """
     scenario = load_scenario(wanted)
     lab_ = _open(name)
-    with interruptible():
-        result = lab_.up(scenario)
+    result = None
+    try:
+        with interruptible():
+            result = lab_.up(scenario)
+    except LabInterrupted:
+        if result is not None:  # the signal came just after `up` finished
+            lab_.down()
+        raise
     if as_json:
         _echo_json(
             {
@@ -459,9 +467,16 @@ def demo(name: str, keep: bool) -> None:
     click.echo(paint(f"  how-to section: {scenario.howto}", dim=True))
     click.echo(_indent(scenario.story))
     problems: list[str] = []
+    if lab_.exists():  # checked before any signal handler: never remove someone else's lab
+        raise LabExistsError(
+            f"a lab named {name!r} exists; remove it with `multihome lab down"
+            f"{_name_arg(name)}`, or give the demo another --name"
+        )
+    owned = False
     with interruptible():
-        result = lab_.up(scenario)
         try:
+            owned = True
+            result = lab_.up(scenario)
             _step(1, f"built the lab in network namespaces ({result.seconds:.1f} s)", paint)
             _print_topology(scenario, paint)
             click.echo("  the guest's routing table, from its DHCP client (the how-to's):")
@@ -471,9 +486,12 @@ def demo(name: str, keep: bool) -> None:
             _step(3, "multihome apply, inside the guest", paint)
             _demo_apply(lab_, paint)
             problems += _demo_probe(4, "after", lab_, scenario, paint)
+        except LabExistsError:
+            owned = False  # another command took the name meanwhile
+            raise
         finally:
-            if not keep:
-                gone = lab_.down()
+            gone = lab_.down() if owned and not keep else None
+            if gone is not None and gone.anything:
                 _step(
                     5,
                     f"removed the lab ({len(gone.namespaces)} namespaces, "

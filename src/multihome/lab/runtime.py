@@ -64,6 +64,10 @@ class LabError(MultihomeError):
     """Building or removing the lab failed (what was built is removed again)."""
 
 
+class LabExistsError(InputError):
+    """A lab of that name exists (or is being built): nothing was changed."""
+
+
 class MissingProgramError(EnvironmentMissingError):
     """A program the lab needs is not installed: exit 2, nothing was changed."""
 
@@ -268,7 +272,7 @@ class Lab:
         if self.exists():
             state = self.state() or {}
             what = f" (scenario {state['scenario']})" if "scenario" in state else ""
-            raise InputError(
+            raise LabExistsError(
                 f"a lab named {self.names.prefix!r} already exists{what}; remove "
                 f"it with `multihome lab down --name {self.names.prefix}`, or "
                 "pick another --name"
@@ -277,18 +281,18 @@ class Lab:
         try:
             _make_state_dir(self.names.state_dir)  # the lock: one `up` per name at a time
         except FileExistsError as exc:
-            raise InputError(
+            raise LabExistsError(
                 f"a lab named {self.names.prefix!r} is being built by another command; "
                 "pick another --name"
             ) from exc
         try:
             self._build(scenario)
+            seconds = time.monotonic() - started
+            self._write_state(scenario, complete=True, seconds=seconds)
+            return UpResult(self.names, scenario, seconds)
         except BaseException:
             self.down()
             raise
-        seconds = time.monotonic() - started
-        self._write_state(scenario, complete=True, seconds=seconds)
-        return UpResult(self.names, scenario, seconds)
 
     def _write_state(self, scenario: Scenario, *, complete: bool, seconds: float = 0.0) -> None:
         state = {
@@ -460,6 +464,9 @@ class Lab:
     def _services(self, scenario: Scenario) -> None:
         state_dir = self.names.state_dir
         if any(n.dhcp for n in scenario.networks):
+            (state_dir / topo.DHCP_HOSTS_FILE).write_text(
+                topo.dhcp_hosts(scenario), encoding="utf-8"
+            )
             self.run(
                 "dhcp",
                 [self.programs["dnsmasq"], *topo.dnsmasq_args(scenario, state_dir)],
@@ -606,7 +613,7 @@ class Lab:
         problems: list[str] = []
         scenario: Scenario | None = None
         if state is not None:
-            with suppress(MultihomeError, OSError):
+            with suppress(InputError, OSError):  # not LabInterrupted
                 scenario = self.scenario()
             if not state.get("complete"):
                 problems.append(

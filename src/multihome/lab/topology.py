@@ -213,8 +213,9 @@ def render_router_nat(scenario: Scenario) -> str:
 
 
 def dnsmasq_args(scenario: Scenario, state_dir: Path) -> list[str]:
-    """dnsmasq's command line (without the program): DHCP only, one fixed address per port,
-    the router option and option 121/249 with the metadata host route and the default."""
+    """dnsmasq's command line (without the program): DHCP only, one fixed address per port
+    (:func:`dhcp_hosts`), the router option and option 121/249 with the metadata host route
+    and the default."""
     args = [
         "--conf-file=/dev/null",
         "--port=0",
@@ -250,10 +251,21 @@ def dnsmasq_args(scenario: Scenario, state_dir: Path) -> list[str]:
             f"--dhcp-option=tag:{tag},option:classless-static-route,{','.join(routes)}",
             f"--dhcp-option=tag:{tag},249,{','.join(routes)}",
         ]
-    for port in scenario.ports:
-        if scenario.network(port.network).dhcp:
-            args.append(f"--dhcp-host={port.mac},{port.ips[0]}")
+    args.append(f"--dhcp-hostsfile={state_dir / DHCP_HOSTS_FILE}")
     return args
+
+
+DHCP_HOSTS_FILE = "dhcp-hosts"
+
+
+def dhcp_hosts(scenario: Scenario) -> str:
+    """dnsmasq's ``--dhcp-hostsfile``: ``MAC,IP`` per DHCP port (re-read on SIGHUP, so a
+    port can be added to a running lab)."""
+    return "".join(
+        f"{port.mac},{port.ips[0]}\n"
+        for port in scenario.ports
+        if scenario.network(port.network).dhcp
+    )
 
 
 def dhcp_ports(scenario: Scenario) -> list[int]:
