@@ -1,4 +1,4 @@
-"""``python -m multihome``: the same as the ``multihome`` command."""
+"""``python -m multihome``: the same as the ``multihome`` command (used inside namespaces)."""
 
 from multihome.cli import main
 

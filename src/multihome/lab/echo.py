@@ -1,0 +1,78 @@
+"""The lab's HTTP echo service (standard library only; run as a script, not imported).
+
+``GET /`` answers with the caller's address, like ifconfig.me; the header ``X-Local-Address``
+names the address that was reached. ``--file URLPATH=FILE`` serves a file (the metadata host's
+``network_data.json``). It binds, then detaches: the parent writes the daemon's pid to
+``--pid-file`` and exits 0, so the caller knows it is listening; a bind error exits 1.
+
+    python3 echo.py --bind 198.51.100.10 --port 80 --pid-file /run/.../echo.pid
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+class EchoHandler(BaseHTTPRequestHandler):
+    """Answers GET with the caller's address, or with a configured file."""
+
+    files: dict[str, Path] = {}  # noqa: RUF012 - set once per process before serving
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path in self.files:
+            body = self.files[path].read_bytes()
+            content_type = "application/json"
+        else:
+            body = f"{self.client_address[0]}\n".encode()
+            content_type = "text/plain"
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Local-Address", self.connection.getsockname()[0])
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        sys.stderr.write(f"{self.client_address[0]} {format % args}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="HTTP echo of the caller's address")
+    parser.add_argument("--bind", default="0.0.0.0")
+    parser.add_argument("--port", type=int, default=80)
+    parser.add_argument("--pid-file", required=True, type=Path)
+    parser.add_argument("--log", type=Path, default=Path(os.devnull))
+    parser.add_argument("--file", action="append", default=[], metavar="URLPATH=FILE")
+    args = parser.parse_args(argv)
+    EchoHandler.files = {}
+    for spec in args.file:
+        url, _, file = spec.partition("=")
+        EchoHandler.files[url] = Path(file)
+    ThreadingHTTPServer.allow_reuse_address = True
+    ThreadingHTTPServer.daemon_threads = True
+    try:
+        server = ThreadingHTTPServer((args.bind, args.port), EchoHandler)
+    except OSError as exc:
+        print(f"echo: cannot listen on {args.bind}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    pid = os.fork()
+    if pid:
+        args.pid_file.write_text(f"{pid}\n", encoding="utf-8")
+        return 0
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDWR)
+    log = os.open(args.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(null, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

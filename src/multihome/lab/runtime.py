@@ -1,0 +1,833 @@
+"""Building, inspecting and removing a lab: the only module of the lab that changes the host.
+
+Namespaces, links, addresses and routes are made through pyroute2 (the netlink library the
+rest of multihome uses); the switch's port security and the router's NAT through ``nft``;
+DHCP through the real ``dnsmasq`` and ISC ``dhclient``; the guest's static addresses through
+``ip`` inside the guest, as its own tools would. Every name carries the lab's prefix; the
+state (pid files, leases, logs, the scenario) lives in ``/run/multihome-lab/<prefix>/``.
+
+``up`` undoes itself on any failure or interruption; ``down`` removes every namespace, every
+process running in one of them, and every file, whatever state the lab is in.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from multihome.errors import (
+    EnvironmentMissingError,
+    ExitCode,
+    InputError,
+    MultihomeError,
+    NotPermittedError,
+)
+from multihome.lab import topology as topo
+from multihome.lab.scenario import METADATA_ADDRESS, PUBLIC_RANGE, Scenario, parse_scenario
+from multihome.lab.topology import LabNames
+
+#: Program -> the Debian/Ubuntu package that provides it.
+REQUIRED_PROGRAMS: Mapping[str, str] = {
+    "ip": "iproute2",
+    "nft": "nftables",
+    "dnsmasq": "dnsmasq-base",
+    "dhclient": "isc-dhcp-client",
+    "curl": "curl",
+    "ping": "iputils-ping",
+    "sysctl": "procps",
+}
+NETNS_RUN = Path("/run/netns")
+FAILPOINT_ENV = "MULTIHOME_LAB_FAILPOINT"
+ECHO_SCRIPT = Path(__file__).with_name("echo.py")
+STATE_FILE = "lab.json"
+SCENARIO_FILE = "scenario.yaml"
+NETWORK_DATA_FILE = "network_data.json"
+METADATA_PATH = "/openstack/latest/network_data.json"
+COMMAND_TIMEOUT = 20.0
+#: Where the host's iproute2 configuration is (newer iproute2 ships it in /usr/share only).
+IPROUTE2_CONFIG = (Path("/etc/iproute2"), Path("/usr/share/iproute2"))
+
+
+class LabError(MultihomeError):
+    """Building or removing the lab failed (what was built is removed again)."""
+
+
+class LabExistsError(InputError):
+    """A lab of that name exists (or is being built): nothing was changed."""
+
+
+class MissingProgramError(EnvironmentMissingError):
+    """A program the lab needs is not installed: exit 2, nothing was changed."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+@dataclass(frozen=True)
+class Programs:
+    """Absolute paths of the programs the lab runs, found once on PATH."""
+
+    paths: Mapping[str, str]
+
+    def __getitem__(self, name: str) -> str:
+        return self.paths[name]
+
+
+#: What each verb needs: removing or entering a lab needs only ``ip``.
+PROBE_PROGRAMS = ("ip", "nft", "curl", "ping")
+MINIMAL_PROGRAMS = ("ip",)
+
+
+def find_programs(
+    needed: Sequence[str] = tuple(REQUIRED_PROGRAMS), search_path: str | None = None
+) -> Programs:
+    """Find the ``needed`` programs on PATH (or ``search_path``), or say what to install."""
+    found: dict[str, str] = {}
+    missing: list[tuple[str, str]] = []
+    for program in needed:
+        package = REQUIRED_PROGRAMS[program]
+        path = shutil.which(program, path=search_path)
+        if path is None:
+            missing.append((program, package))
+        else:
+            found[program] = path
+    if missing:
+        programs = ", ".join(f"`{program}` (package {package})" for program, package in missing)
+        packages = " ".join(sorted({package for _, package in missing}))
+        raise MissingProgramError(
+            f"the lab needs {programs}, not found on PATH; install with: "
+            f"apt-get install {packages}   (or run `make deps`); nothing was changed"
+        )
+    return Programs(found)
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise NotPermittedError(
+            "the lab creates network namespaces and needs root; run it with sudo"
+        )
+
+
+@dataclass(frozen=True)
+class UpResult:
+    """What ``up`` built."""
+
+    names: LabNames
+    scenario: Scenario
+    seconds: float
+
+
+@dataclass(frozen=True)
+class DownResult:
+    """What ``down`` removed."""
+
+    namespaces: tuple[str, ...]
+    processes: int
+    paths: tuple[str, ...]
+    seconds: float
+
+    @property
+    def anything(self) -> bool:
+        return bool(self.namespaces or self.processes or self.paths)
+
+
+@dataclass(frozen=True)
+class Process:
+    """A daemon of the lab: which node it runs on, its pid, and whether it is alive."""
+
+    name: str
+    node: str
+    pid: int | None
+    alive: bool
+
+
+@dataclass(frozen=True)
+class LabStatus:
+    """A running lab as found on the host."""
+
+    prefix: str
+    scenario: str | None
+    namespaces: Mapping[str, bool]
+    processes: tuple[Process, ...]
+    guest_addresses: tuple[str, ...]
+    guest_routes: tuple[str, ...]
+    guest_rules: tuple[str, ...]
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def up(self) -> bool:
+        return self.scenario is not None and all(self.namespaces.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "prefix": self.prefix,
+            "up": self.up,
+            "scenario": self.scenario,
+            "namespaces": dict(self.namespaces),
+            "processes": [
+                {"name": p.name, "node": p.node, "pid": p.pid, "alive": p.alive}
+                for p in self.processes
+            ],
+            "guest": {
+                "addresses": list(self.guest_addresses),
+                "routes": list(self.guest_routes),
+                "rules": list(self.guest_rules),
+            },
+            "problems": list(self.problems),
+        }
+
+
+def failpoint(step: str) -> None:
+    """Test hook: ``MULTIHOME_LAB_FAILPOINT=<step>`` fails ``up`` at that step,
+    ``<step>:hang`` makes it wait there (to be interrupted)."""
+    value = os.environ.get(FAILPOINT_ENV, "")
+    wanted, _, mode = value.partition(":")
+    if wanted != step:
+        return
+    if mode == "hang":
+        time.sleep(120)
+    raise LabError(f"injected failure at step {step!r} ({FAILPOINT_ENV})")
+
+
+class Lab:
+    """One lab, named by its prefix."""
+
+    def __init__(self, names: LabNames, programs: Programs) -> None:
+        self.names = names
+        self.programs = programs
+
+    # -- helpers ---------------------------------------------------------------------------
+    def exec_argv(self, node: str, command: Sequence[str]) -> list[str]:
+        """The command line that runs ``command`` inside ``node``'s namespace."""
+        return [self.programs["ip"], "netns", "exec", self.names.namespace(node), *command]
+
+    def run(
+        self,
+        node: str,
+        command: Sequence[str],
+        what: str,
+        timeout: float = COMMAND_TIMEOUT,
+        stdin: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``command`` in ``node``; a failure raises :class:`LabError` saying ``what``."""
+        argv = self.exec_argv(node, command)
+        try:
+            done = subprocess.run(
+                argv, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise LabError(
+                f"{what}: `{' '.join(command)}` in {node} did not finish within {timeout:g} s"
+            ) from exc
+        if done.returncode != 0:
+            detail = (done.stderr or done.stdout).strip().splitlines()
+            raise LabError(
+                f"{what}: `{' '.join(command)}` in {node} failed with exit "
+                f"{done.returncode}: {' / '.join(detail[-3:]) or '(no output)'}"
+            )
+        return done
+
+    def existing_namespaces(self) -> list[str]:
+        return [ns for ns in self.names.namespaces if (NETNS_RUN / ns).exists()]
+
+    def exists(self) -> bool:
+        return (
+            bool(self.existing_namespaces())
+            or self.names.state_dir.exists()
+            or self.names.guest_etc.exists()
+        )
+
+    def state(self) -> dict[str, Any] | None:
+        try:
+            data = json.loads((self.names.state_dir / STATE_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def scenario(self) -> Scenario:
+        """The scenario of the running lab (read back from its state)."""
+        if self.state() is None:
+            raise InputError(
+                f"no lab named {self.names.prefix!r} is up; start one with "
+                f"`multihome lab up --name {self.names.prefix}`"
+            )
+        path = self.names.state_dir / SCENARIO_FILE
+        return parse_scenario(path.read_text(encoding="utf-8"), str(path))
+
+    # -- up --------------------------------------------------------------------------------
+    def up(self, scenario: Scenario) -> UpResult:
+        """Build the lab for ``scenario``; on any failure or interruption remove it again."""
+        require_root()
+        if self.exists():
+            state = self.state() or {}
+            what = f" (scenario {state['scenario']})" if "scenario" in state else ""
+            raise LabExistsError(
+                f"a lab named {self.names.prefix!r} already exists{what}; remove "
+                f"it with `multihome lab down --name {self.names.prefix}`, or "
+                "pick another --name"
+            )
+        started = time.monotonic()
+        try:
+            _make_state_dir(self.names.state_dir)  # the lock: one `up` per name at a time
+        except FileExistsError as exc:
+            raise LabExistsError(
+                f"a lab named {self.names.prefix!r} is being built by another command; "
+                "pick another --name"
+            ) from exc
+        try:
+            self._build(scenario)
+            seconds = time.monotonic() - started
+            self._write_state(scenario, complete=True, seconds=seconds)
+            return UpResult(self.names, scenario, seconds)
+        except BaseException:
+            self.down()
+            raise
+
+    def _write_state(self, scenario: Scenario, *, complete: bool, seconds: float = 0.0) -> None:
+        state = {
+            "prefix": self.names.prefix,
+            "scenario": scenario.name,
+            "number": scenario.number,
+            "complete": complete,
+            "namespaces": list(self.names.namespaces),
+            "up_seconds": round(seconds, 3),
+            "created_by_pid": os.getpid(),
+        }
+        (self.names.state_dir / STATE_FILE).write_text(
+            json.dumps(state, indent=2) + "\n", encoding="utf-8"
+        )
+
+    def _build(self, scenario: Scenario) -> None:
+        state_dir = self.names.state_dir
+        (state_dir / SCENARIO_FILE).write_text(scenario.text, encoding="utf-8")
+        self._write_state(scenario, complete=False)
+        for namespace in self.names.namespaces:
+            done = subprocess.run(
+                [self.programs["ip"], "netns", "add", namespace],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode != 0:
+                raise LabError(f"cannot create namespace {namespace}: {done.stderr.strip()}")
+        failpoint("namespaces")
+        self._sysctls(scenario)
+        failpoint("sysctls")
+        self._links(scenario)
+        failpoint("links")
+        guest_iproute2 = self.names.guest_etc / "iproute2"
+        source = next((p for p in IPROUTE2_CONFIG if p.is_dir()), None)
+        if source is None:
+            guest_iproute2.mkdir(parents=True)
+        else:
+            shutil.copytree(source, guest_iproute2, symlinks=True)
+        failpoint("etc")
+        self.run(
+            "switch",
+            [self.programs["nft"], "-f", "-"],
+            "port security",
+            stdin=topo.render_portsec(scenario),
+        )
+        self.run(
+            "router",
+            [self.programs["nft"], "-f", "-"],
+            "router NAT",
+            stdin=topo.render_router_nat(scenario),
+        )
+        failpoint("firewall")
+        self._services(scenario)
+        failpoint("services")
+        self._guest(scenario)
+        failpoint("guest")
+
+    def _sysctls(self, scenario: Scenario) -> None:
+        """Explicit values: a new namespace copies the host's defaults."""
+        quiet = {"net.ipv6.conf.all.disable_ipv6": 1, "net.ipv6.conf.default.disable_ipv6": 1}
+        plain = {**quiet, "net.ipv4.conf.all.rp_filter": 0, "net.ipv4.conf.default.rp_filter": 0}
+        guest = dict(quiet)
+        for scope in ("all", "default"):
+            for knob, value in scenario.guest_sysctls.items():
+                guest[f"net.ipv4.conf.{scope}.{knob}"] = value
+        per_node = {
+            "guest": guest,
+            "switch": quiet,
+            "router": {**plain, "net.ipv4.ip_forward": 1},
+            "dhcp": plain,
+            "internet": plain,
+        }
+        for node, values in per_node.items():
+            self.run(
+                node,
+                [self.programs["sysctl"], "-q", "-w", *(f"{k}={v}" for k, v in values.items())],
+                "sysctls",
+            )
+
+    def _links(self, scenario: Scenario) -> None:
+        names = self.names
+        for namespace in names.namespaces:
+            with netlink(namespace) as ipr:
+                ipr.link("set", index=_index(ipr, "lo"), state="up")
+        switch_fd = os.open(NETNS_RUN / names.switch, os.O_RDONLY)
+        internet_fd = os.open(NETNS_RUN / names.internet, os.O_RDONLY)
+        try:
+            self._wire(scenario, switch_fd, internet_fd)
+        finally:
+            os.close(switch_fd)
+            os.close(internet_fd)
+
+    def _wire(self, scenario: Scenario, switch_fd: int, internet_fd: int) -> None:
+        names = self.names
+        with netlink(names.switch) as sw:
+            for index, _network in enumerate(scenario.networks):
+                sw.link(
+                    "add",
+                    ifname=topo.bridge(index),
+                    kind="bridge",
+                    br_stp_state=0,
+                    br_forward_delay=0,
+                )
+                sw.link("set", index=_index(sw, topo.bridge(index)), state="up")
+        with netlink(names.guest) as guest:
+            for index, port in enumerate(scenario.ports):
+                guest.link(
+                    "add",
+                    ifname=port.name,
+                    kind="veth",
+                    address=port.mac,
+                    peer={"ifname": topo.switch_port(index), "net_ns_fd": switch_fd},
+                )
+                guest.link("set", index=_index(guest, port.name), state="up")
+        with netlink(names.router) as rtr:
+            for index, network in enumerate(scenario.networks):
+                if network.gateway is None:
+                    continue
+                leg = topo.router_leg(scenario, index)
+                rtr.link(
+                    "add",
+                    ifname=leg,
+                    kind="veth",
+                    peer={"ifname": topo.router_leg_peer(index), "net_ns_fd": switch_fd},
+                )
+                _up_with_address(rtr, leg, str(network.gateway), network.cidr.prefixlen)
+            rtr.link(
+                "add",
+                ifname=topo.UPLINK,
+                kind="veth",
+                peer={"ifname": "eth0", "net_ns_fd": internet_fd},
+            )
+            _up_with_address(
+                rtr, topo.UPLINK, str(topo.ROUTER_UPLINK.ip), topo.ROUTER_UPLINK.network.prefixlen
+            )
+        with netlink(names.dhcp) as dhcp:
+            dhcp.addr("add", index=_index(dhcp, "lo"), address=str(METADATA_ADDRESS), prefixlen=32)
+            for index, network in enumerate(scenario.networks):
+                if network.dhcp_server is None:
+                    continue
+                leg = topo.dhcp_leg(index)
+                dhcp.link(
+                    "add",
+                    ifname=leg,
+                    kind="veth",
+                    peer={"ifname": topo.dhcp_leg_peer(index), "net_ns_fd": switch_fd},
+                )
+                _up_with_address(dhcp, leg, str(network.dhcp_server), network.cidr.prefixlen)
+        with netlink(names.internet) as inet:
+            _up_with_address(
+                inet,
+                "eth0",
+                str(topo.INTERNET_INTERFACE.ip),
+                topo.INTERNET_INTERFACE.network.prefixlen,
+            )
+            inet.route("add", dst=str(PUBLIC_RANGE), gateway=str(topo.ROUTER_UPLINK.ip))
+        with netlink(names.switch) as sw:
+            for index, port in enumerate(scenario.ports):
+                _enslave(
+                    sw, topo.switch_port(index), topo.bridge(topo.net_index(scenario, port.network))
+                )
+            for index, network in enumerate(scenario.networks):
+                if network.gateway is not None:
+                    _enslave(sw, topo.router_leg_peer(index), topo.bridge(index))
+                if network.dhcp_server is not None:
+                    _enslave(sw, topo.dhcp_leg_peer(index), topo.bridge(index))
+
+    def _services(self, scenario: Scenario) -> None:
+        state_dir = self.names.state_dir
+        if any(n.dhcp for n in scenario.networks):
+            (state_dir / topo.DHCP_HOSTS_FILE).write_text(
+                topo.dhcp_hosts(scenario), encoding="utf-8"
+            )
+            self.run(
+                "dhcp",
+                [self.programs["dnsmasq"], *topo.dnsmasq_args(scenario, state_dir)],
+                "DHCP server",
+            )
+        network_data = state_dir / NETWORK_DATA_FILE
+        network_data.write_text(topo.network_data_json(scenario), encoding="utf-8")
+        self._echo("dhcp", "metadata", str(METADATA_ADDRESS), files={METADATA_PATH: network_data})
+        self._echo("internet", "internet", str(topo.INTERNET_INTERFACE.ip))
+
+    def _echo(
+        self, node: str, name: str, bind: str, files: Mapping[str, Path] | None = None
+    ) -> None:
+        state_dir = self.names.state_dir
+        command = [
+            sys.executable,
+            str(ECHO_SCRIPT),
+            "--bind",
+            bind,
+            "--port",
+            str(topo.HTTP_PORT),
+            "--pid-file",
+            str(state_dir / f"{name}.pid"),
+            "--log",
+            str(state_dir / f"{name}.log"),
+        ]
+        for url, path in (files or {}).items():
+            command += ["--file", f"{url}={path}"]
+        self.run(node, command, f"{name} HTTP service")
+
+    def _guest(self, scenario: Scenario) -> None:
+        state_dir = self.names.state_dir
+        conf = state_dir / "dhclient.conf"
+        conf.write_text(topo.DHCLIENT_CONF, encoding="utf-8")
+        script = state_dir / "dhclient-script"
+        script.write_text(topo.dhclient_script(self.programs["ip"]), encoding="utf-8")
+        script.chmod(0o755)
+        errors: list[str] = []
+
+        def lease(index: int) -> None:
+            port = scenario.ports[index]
+            try:
+                self.run(
+                    "guest",
+                    [
+                        self.programs["dhclient"],
+                        "-4",
+                        "-1",
+                        "-cf",
+                        str(conf),
+                        "-sf",
+                        str(script),
+                        "-lf",
+                        str(state_dir / f"dhclient.{port.name}.leases"),
+                        "-pf",
+                        str(state_dir / f"dhclient.{port.name}.pid"),
+                        "-e",
+                        f"IF_METRIC={port.metric}",
+                        port.name,
+                    ],
+                    f"DHCP client on {port.name}",
+                    timeout=30,
+                )
+            except LabError as exc:
+                errors.append(str(exc))
+
+        threads = [
+            threading.Thread(target=lease, args=(i,), daemon=True)
+            for i in topo.dhcp_ports(scenario)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise LabError("; ".join(errors))
+        failpoint("guest-dhcp")
+        ip = self.programs["ip"]
+        for port in scenario.ports:
+            network = scenario.network(port.network)
+            prefix = network.cidr.prefixlen
+            extra = port.ips[1:] if network.dhcp else port.ips
+            for number, address in enumerate(extra):
+                command = [ip, "-4", "addr", "add", f"{address}/{prefix}", "dev", port.name]
+                if not network.dhcp and number == 0:
+                    command += ["metric", str(port.metric)]
+                self.run("guest", command, f"static address on {port.name}")
+            if not network.dhcp and network.gateway is not None:
+                self.run(
+                    "guest",
+                    [
+                        ip,
+                        "-4",
+                        "route",
+                        "add",
+                        "default",
+                        "via",
+                        str(network.gateway),
+                        "dev",
+                        port.name,
+                        "proto",
+                        "static",
+                        "metric",
+                        str(port.metric),
+                    ],
+                    f"static route on {port.name}",
+                )
+        self._echo("guest", "guest", "0.0.0.0")
+
+    # -- down ------------------------------------------------------------------------------
+    def down(self) -> DownResult:
+        """Remove every process, namespace and file of this lab; safe to repeat."""
+        started = time.monotonic()
+        with _signals_ignored():
+            namespaces = self.existing_namespaces()
+            pids = sorted({pid for ns in namespaces for pid in netns_pids(ns)})
+            _terminate(pids)
+            for namespace in namespaces:
+                subprocess.run(
+                    [self.programs["ip"], "netns", "delete", namespace],
+                    capture_output=True,
+                    check=False,
+                )
+            paths: list[str] = []
+            for path in (self.names.guest_etc, self.names.state_dir):
+                if path.exists():
+                    shutil.rmtree(path, ignore_errors=True)
+                    paths.append(str(path))
+            with suppress(OSError):
+                topo.STATE_ROOT.rmdir()  # only when empty: other labs may be up
+        left = self.existing_namespaces()
+        if left:
+            raise LabError(
+                f"could not remove namespace(s) {', '.join(left)}; see "
+                "`ip netns pids NAME`, then `ip netns delete NAME`"
+            )
+        return DownResult(tuple(namespaces), len(pids), tuple(paths), time.monotonic() - started)
+
+    # -- status ----------------------------------------------------------------------------
+    def status(self) -> LabStatus:
+        state = self.state()
+        namespaces = {ns: (NETNS_RUN / ns).exists() for ns in self.names.namespaces}
+        processes: list[Process] = []
+        problems: list[str] = []
+        scenario: Scenario | None = None
+        if state is not None:
+            with suppress(InputError, OSError):  # not LabInterrupted
+                scenario = self.scenario()
+            if not state.get("complete"):
+                problems.append(
+                    "the lab is being built, or its `up` was interrupted; run "
+                    f"`multihome lab down --name {self.names.prefix}`"
+                )
+        for name, node in self._daemons(scenario):
+            pid = _read_pid(self.names.state_dir / f"{name}.pid")
+            alive = pid is not None and _alive(pid)
+            processes.append(Process(name, node, pid, alive))
+            if state is not None and not alive:
+                problems.append(f"{name} ({node}) is not running")
+        for namespace, present in namespaces.items():
+            if state is not None and not present:
+                problems.append(f"namespace {namespace} is missing")
+        addresses: tuple[str, ...] = ()
+        routes: tuple[str, ...] = ()
+        rules: tuple[str, ...] = ()
+        if namespaces[self.names.guest]:
+            addresses = self._lines(["-4", "-brief", "addr", "show"])
+            routes = self._lines(["-4", "route", "show"])
+            rules = self._lines(["-4", "rule", "show"])
+        if state is None and any(namespaces.values()):
+            problems.append(
+                "namespaces of this lab exist without its state; remove them with "
+                f"`multihome lab down --name {self.names.prefix}`"
+            )
+        return LabStatus(
+            self.names.prefix,
+            str(state["scenario"]) if state else None,
+            namespaces,
+            tuple(processes),
+            addresses,
+            routes,
+            rules,
+            tuple(problems),
+        )
+
+    def _daemons(self, scenario: Scenario | None) -> list[tuple[str, str]]:
+        daemons = [("internet", "internet"), ("metadata", "dhcp"), ("guest", "guest")]
+        if scenario is None:
+            return daemons
+        if any(n.dhcp for n in scenario.networks):
+            daemons.append(("dnsmasq", "dhcp"))
+        daemons += [
+            (f"dhclient.{scenario.ports[i].name}", "guest") for i in topo.dhcp_ports(scenario)
+        ]
+        return daemons
+
+    def _lines(self, args: list[str]) -> tuple[str, ...]:
+        done = subprocess.run(
+            [self.programs["ip"], "-n", self.names.guest, *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
+        )
+        return tuple(" ".join(line.split()) for line in done.stdout.splitlines() if line.strip())
+
+
+CLONE_NEWNET = 0x40000000
+
+
+def _setns(fd: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error))
+
+
+@contextmanager
+def netlink(namespace: str) -> Iterator[Any]:
+    """A pyroute2 ``IPRoute`` whose socket lives in ``namespace``.
+
+    The calling thread enters the namespace only to open the socket and returns at once
+    (pyroute2's own ``netns=`` forks a helper per socket, which stalls for seconds at times).
+    """
+    from pyroute2 import IPRoute
+
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        target = os.open(NETNS_RUN / namespace, os.O_RDONLY)
+    except OSError:
+        os.close(home)
+        raise
+    try:
+        _setns(target)
+        try:
+            ipr = IPRoute()
+        finally:
+            _setns(home)  # never fails: an fd of the namespace this thread came from
+    finally:
+        os.close(target)
+        os.close(home)
+    try:
+        yield ipr
+    finally:
+        ipr.close()
+
+
+def _index(ipr: Any, ifname: str) -> int:
+    found = ipr.link_lookup(ifname=ifname)
+    if not found:
+        raise LabError(f"interface {ifname} did not appear")
+    return int(found[0])
+
+
+def _up_with_address(ipr: Any, ifname: str, address: str, prefixlen: int) -> None:
+    index = _index(ipr, ifname)
+    ipr.addr("add", index=index, address=address, prefixlen=prefixlen)
+    ipr.link("set", index=index, state="up")
+
+
+def _enslave(ipr: Any, ifname: str, bridge: str) -> None:
+    ipr.link("set", index=_index(ipr, ifname), master=_index(ipr, bridge), state="up")
+
+
+def _make_state_dir(path: Path) -> None:
+    """Create ``path``; another lab's ``down`` may remove an empty parent meanwhile."""
+    for _ in range(5):
+        try:
+            path.parent.mkdir(mode=0o755, exist_ok=True)
+            path.mkdir(mode=0o700)
+            return
+        except FileNotFoundError:
+            continue
+    path.mkdir(mode=0o700, parents=True)
+
+
+def netns_pids(namespace: str) -> list[int]:
+    """Pids of the processes running in ``namespace`` (what ``ip netns pids`` prints)."""
+    try:
+        target = os.stat(NETNS_RUN / namespace)
+    except OSError:
+        return []
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            found = os.stat(f"/proc/{entry}/ns/net")
+        except OSError:
+            continue
+        if (found.st_dev, found.st_ino) == (target.st_dev, target.st_ino):
+            pids.append(int(entry))
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text(encoding="utf-8").split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _terminate(pids: Sequence[int], grace: float = 2.0) -> None:
+    """SIGTERM, wait up to ``grace`` seconds, then SIGKILL what is left."""
+    for pid in pids:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.02)
+    for pid in pids:
+        if _alive(pid):
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """Let a teardown finish even when the user presses Ctrl-C again."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in _SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+class LabInterrupted(LabError):
+    """A signal stopped a lab command; what ``up`` had built is removed on the way out."""
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """Turn SIGINT, SIGTERM and SIGHUP into :class:`LabInterrupted`, so that ``up`` (and
+    ``demo``) clean up after themselves and the message says what happened."""
+
+    def handler(signum: int, _frame: object) -> None:
+        raise LabInterrupted(
+            f"interrupted by {signal.Signals(signum).name}; everything the lab had built is removed"
+        )
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {sig: signal.signal(sig, handler) for sig in _SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)

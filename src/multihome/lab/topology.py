@@ -1,0 +1,392 @@
+"""The lab's names and configuration texts: pure functions of a prefix and a scenario.
+
+Nodes (one network namespace each, named ``<prefix>-<suffix>``)::
+
+    internet 198.51.100.10 (HTTP echo) ── up0 ── router (1:1 NAT per floating IP, SNAT)
+                                                  │ qr-N (gateway) / qg-N (external network)
+                    dhcp (dnsmasq, 169.254.169.254) ── switch (bridge brN per network,
+                                                  │      nftables port security per guest port)
+                                        guest (eth0, eth1, ...: DHCP client, HTTP echo)
+
+Interface names inside a namespace need no prefix: each lab has its own namespaces.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from multihome.errors import InputError
+from multihome.lab.scenario import INTERNET_HOST, METADATA_ADDRESS, PUBLIC_RANGE, Scenario
+
+STATE_ROOT = Path("/run/multihome-lab")
+NETNS_ETC = Path("/etc/netns")
+DEFAULT_PREFIX = "mhlab"
+#: The router's address towards the internet host, and its default SNAT address.
+ROUTER_UPLINK = ipaddress.IPv4Interface("198.51.100.1/24")
+INTERNET_INTERFACE = ipaddress.IPv4Interface(f"{INTERNET_HOST}/24")
+ROUTER_SNAT = PUBLIC_RANGE.network_address + 2
+UPLINK = "up0"
+HTTP_PORT = 80
+#: nftables objects (one table per namespace, so no prefix is needed).
+PORTSEC_TABLE = "portsec"
+NAT_TABLE = "nat"
+#: The reasons port security drops a packet; each has a named counter per guest port.
+DROP_REASONS = ("mac", "ip", "arp", "other")
+_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+#: Node name -> namespace suffix, in creation order.
+NODES = {"guest": "vm", "switch": "sw", "router": "rtr", "dhcp": "dhcp", "internet": "inet"}
+
+
+@dataclass(frozen=True)
+class LabNames:
+    """Every name a lab with ``prefix`` uses on the host."""
+
+    prefix: str
+
+    @classmethod
+    def checked(cls, prefix: str) -> LabNames:
+        if not _PREFIX.match(prefix):
+            raise InputError(
+                f"--name {prefix!r}: not a usable lab name; use 1-20 lower-case "
+                "letters, digits or '-', starting with a letter (e.g. mhlab2)"
+            )
+        return cls(prefix)
+
+    def namespace(self, node: str) -> str:
+        return f"{self.prefix}-{NODES[node]}"
+
+    @property
+    def guest(self) -> str:
+        return self.namespace("guest")
+
+    @property
+    def switch(self) -> str:
+        return self.namespace("switch")
+
+    @property
+    def router(self) -> str:
+        return self.namespace("router")
+
+    @property
+    def dhcp(self) -> str:
+        return self.namespace("dhcp")
+
+    @property
+    def internet(self) -> str:
+        return self.namespace("internet")
+
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        return tuple(self.namespace(node) for node in NODES)
+
+    @property
+    def state_dir(self) -> Path:
+        return STATE_ROOT / self.prefix
+
+    @property
+    def guest_etc(self) -> Path:
+        """``ip netns exec`` bind-mounts this over /etc in the guest (its own iproute2/)."""
+        return NETNS_ETC / self.guest
+
+
+def switch_port(port_index: int) -> str:
+    """The switch's side of guest port ``eth<port_index>`` (Neutron's tapXXXX)."""
+    return f"tap{port_index}"
+
+
+def bridge(net_index: int) -> str:
+    return f"br{net_index}"
+
+
+def router_leg(scenario: Scenario, net_index: int) -> str:
+    """The router's interface on a network: qr-N (tenant) or qg-N (external)."""
+    network = scenario.networks[net_index]
+    return f"{'qg' if network.external else 'qr'}-{net_index}"
+
+
+def router_leg_peer(net_index: int) -> str:
+    return f"rtr{net_index}"
+
+
+def dhcp_leg(net_index: int) -> str:
+    return f"ns-{net_index}"
+
+
+def dhcp_leg_peer(net_index: int) -> str:
+    return f"dhcp{net_index}"
+
+
+def net_index(scenario: Scenario, name: str) -> int:
+    return [n.name for n in scenario.networks].index(name)
+
+
+def counter_name(port: str, reason: str) -> str:
+    return f"{port}_{reason}"
+
+
+def render_portsec(scenario: Scenario) -> str:
+    """The switch's nftables ruleset: Neutron-style port security for every guest port.
+
+    The source MAC must be the port's; IPv4 only from ``address . mac`` pairs of the port's
+    fixed IPs and allowed address pairs (DHCP discovery from 0.0.0.0 excepted); ARP only with
+    the port's MAC and one of those addresses; everything else dropped, with a named counter
+    per port and reason.
+    """
+    lines = [f"table bridge {PORTSEC_TABLE} {{"]
+    for port in scenario.ports:
+        for reason in DROP_REASONS:
+            lines.append(f"\tcounter {counter_name(port.name, reason)} {{ }}")
+        allowed = [*port.ips, *port.allowed_address_pairs]
+        elements = ", ".join(f"{ip} . {port.mac}" for ip in allowed)
+        lines += [
+            f"\tset {port.name}_allowed {{",
+            "\t\ttype ipv4_addr . ether_addr",
+            f"\t\telements = {{ {elements} }}",
+            "\t}",
+        ]
+    lines += [
+        "\tchain prerouting {",
+        "\t\ttype filter hook prerouting priority -200; policy accept;",
+    ]
+    for index, port in enumerate(scenario.ports):
+        lines.append(f'\t\tiifname "{switch_port(index)}" jump port_{port.name}')
+    lines.append("\t}")
+    for port in scenario.ports:
+        name = port.name
+        lines += [
+            f"\tchain port_{name} {{",
+            f'\t\tether saddr != {port.mac} counter name "{counter_name(name, "mac")}" drop',
+            "\t\tip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept",
+            f"\t\tip saddr . ether saddr @{name}_allowed accept",
+            f'\t\tether type ip counter name "{counter_name(name, "ip")}" drop',
+            f"\t\tarp saddr ether {port.mac} arp saddr ip 0.0.0.0 accept",
+            f"\t\tarp saddr ip . arp saddr ether @{name}_allowed accept",
+            f'\t\tether type arp counter name "{counter_name(name, "arp")}" drop',
+            f'\t\tcounter name "{counter_name(name, "other")}" drop',
+            "\t}",
+        ]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def outside_interfaces(scenario: Scenario) -> list[str]:
+    """The router's interfaces towards the outside: the uplink and external networks."""
+    return [UPLINK] + [
+        router_leg(scenario, i)
+        for i, n in enumerate(scenario.networks)
+        if n.external and n.gateway is not None
+    ]
+
+
+def render_router_nat(scenario: Scenario) -> str:
+    """The router's nftables ruleset: 1:1 DNAT+SNAT per floating IP, default SNAT."""
+    outside = ", ".join(f'"{name}"' for name in outside_interfaces(scenario))
+    dnat: list[str] = []
+    snat: list[str] = []
+    for port in scenario.ports:
+        for fixed, floating in port.floating_ips.items():
+            dnat.append(f"\t\tip daddr {floating} dnat to {fixed}")
+            snat.append(f"\t\toifname {{ {outside} }} ip saddr {fixed} snat to {floating}")
+    for network in scenario.networks:
+        if network.gateway is not None and not network.external:
+            snat.append(
+                f"\t\toifname {{ {outside} }} ip saddr {network.cidr} snat to {ROUTER_SNAT}"
+            )
+    lines = [
+        f"table ip {NAT_TABLE} {{",
+        "\tchain prerouting {",
+        "\t\ttype nat hook prerouting priority dstnat; policy accept;",
+        *dnat,
+        "\t}",
+        "\tchain postrouting {",
+        "\t\ttype nat hook postrouting priority srcnat; policy accept;",
+        *snat,
+        "\t}",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def dnsmasq_args(scenario: Scenario, state_dir: Path) -> list[str]:
+    """dnsmasq's command line (without the program): DHCP only, one fixed address per port
+    (:func:`dhcp_hosts`), the router option and option 121/249 with the metadata host route
+    and the default."""
+    args = [
+        "--conf-file=/dev/null",
+        "--port=0",
+        "--bind-interfaces",
+        "--except-interface=lo",
+        "--no-resolv",
+        "--no-hosts",
+        "--no-ping",
+        "--dhcp-authoritative",
+        "--user=root",
+        "--group=root",
+        "--log-dhcp",
+        f"--log-facility={state_dir / 'dnsmasq.log'}",
+        f"--dhcp-leasefile={state_dir / 'dnsmasq.leases'}",
+        f"--pid-file={state_dir / 'dnsmasq.pid'}",
+    ]
+    for index, network in enumerate(scenario.networks):
+        if not network.dhcp or network.dhcp_server is None:
+            continue
+        tag = f"net{index}"
+        args += [
+            f"--interface={dhcp_leg(index)}",
+            f"--dhcp-range=set:{tag},{network.cidr.network_address},static,"
+            f"{network.cidr.netmask},12h",
+        ]
+        routes = [f"{METADATA_ADDRESS}/32,{network.dhcp_server}"]
+        if network.gateway is not None:
+            args.append(f"--dhcp-option=tag:{tag},option:router,{network.gateway}")
+            routes.append(f"0.0.0.0/0,{network.gateway}")
+        else:
+            args.append(f"--dhcp-option=tag:{tag},option:router")
+        args += [
+            f"--dhcp-option=tag:{tag},option:classless-static-route,{','.join(routes)}",
+            f"--dhcp-option=tag:{tag},249,{','.join(routes)}",
+        ]
+    args.append(f"--dhcp-hostsfile={state_dir / DHCP_HOSTS_FILE}")
+    return args
+
+
+DHCP_HOSTS_FILE = "dhcp-hosts"
+
+
+def dhcp_hosts(scenario: Scenario) -> str:
+    """dnsmasq's ``--dhcp-hostsfile``: ``MAC,IP`` per DHCP port (re-read on SIGHUP, so a
+    port can be added to a running lab)."""
+    return "".join(
+        f"{port.mac},{port.ips[0]}\n"
+        for port in scenario.ports
+        if scenario.network(port.network).dhcp
+    )
+
+
+def dhcp_ports(scenario: Scenario) -> list[int]:
+    """Indexes of the ports whose first address comes from DHCP."""
+    return [i for i, p in enumerate(scenario.ports) if scenario.network(p.network).dhcp]
+
+
+DHCLIENT_CONF = """\
+# multihome lab: ISC dhclient configuration for the guest's NICs.
+option rfc3442-classless-static-routes code 121 = array of unsigned integer 8;
+timeout 10;
+retry 5;
+request subnet-mask, broadcast-address, routers, interface-mtu,
+        rfc3442-classless-static-routes;
+"""
+
+_DHCLIENT_SCRIPT = r"""#!/bin/sh
+# multihome lab: the guest's DHCP client script (ISC dhclient -sf).
+# Like Debian's dhclient-script, but every route of a lease carries the NIC's own metric
+# (IF_METRIC, given with dhclient -e): two NICs then give the how-to's routing table.
+IP=@IP@
+metric=${IF_METRIC:-0}
+dev=$interface
+
+add_routes() {
+    if [ -n "$new_rfc3442_classless_static_routes" ]; then
+        set -- $new_rfc3442_classless_static_routes
+        while [ $# -ge 5 ]; do
+            width=$1; shift
+            octets=$(( (width + 7) / 8 ))
+            net=""; i=0
+            while [ $i -lt 4 ]; do
+                if [ $i -lt $octets ]; then byte=$1; shift; else byte=0; fi
+                net="$net${net:+.}$byte"; i=$((i + 1))
+            done
+            gw="$1.$2.$3.$4"; shift 4
+            if [ "$width" = 0 ]; then dst=default; else dst="$net/$width"; fi
+            if [ "$gw" = 0.0.0.0 ]; then
+                $IP -4 route replace "$dst" dev "$dev" proto dhcp scope link \
+                    src "$new_ip_address" metric "$metric"
+            else
+                $IP -4 route replace "$dst" via "$gw" dev "$dev" proto dhcp \
+                    src "$new_ip_address" metric "$metric"
+            fi
+        done
+    elif [ -n "$new_routers" ]; then
+        for router in $new_routers; do
+            $IP -4 route replace default via "$router" dev "$dev" proto dhcp \
+                src "$new_ip_address" metric "$metric"
+            break
+        done
+    fi
+}
+
+case "$reason" in
+    PREINIT)
+        $IP link set dev "$dev" up
+        ;;
+    BOUND|RENEW|REBIND|REBOOT)
+        if [ -n "$old_ip_address" ] && [ "$old_ip_address" != "$new_ip_address" ]; then
+            $IP -4 addr flush dev "$dev"
+        fi
+        $IP -4 addr replace "$new_ip_address/$new_subnet_mask" dev "$dev" metric "$metric"
+        add_routes
+        ;;
+    EXPIRE|FAIL|RELEASE|STOP)
+        $IP -4 addr flush dev "$dev"
+        ;;
+    TIMEOUT)
+        exit 1
+        ;;
+esac
+exit 0
+"""
+
+
+def dhclient_script(ip_program: str) -> str:
+    """The guest's dhclient-script, calling ``ip_program`` (dhclient passes no PATH)."""
+    return _DHCLIENT_SCRIPT.replace("@IP@", ip_program)
+
+
+def network_data(scenario: Scenario) -> dict[str, object]:
+    """OpenStack's ``network_data.json`` for the guest, served by the metadata host."""
+    links: list[dict[str, object]] = []
+    networks: list[dict[str, object]] = []
+    for port in scenario.ports:
+        port_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"multihome-lab:{port.mac}"))
+        link_id = f"tap{port_id[:11]}"
+        links.append(
+            {
+                "id": link_id,
+                "vif_id": port_id,
+                "type": "ovs",
+                "mtu": 1500,
+                "ethernet_mac_address": port.mac,
+            }
+        )
+        network = scenario.network(port.network)
+        for number, ip in enumerate(port.ips):
+            routes = []
+            if network.gateway is not None:
+                routes.append(
+                    {"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": str(network.gateway)}
+                )
+            dhcp = network.dhcp and number == 0
+            networks.append(
+                {
+                    "id": f"network{len(networks)}",
+                    "link": link_id,
+                    "type": "ipv4_dhcp" if dhcp else "ipv4",
+                    "ip_address": str(ip),
+                    "netmask": str(network.cidr.netmask),
+                    "routes": routes,
+                    "network_id": str(
+                        uuid.uuid5(uuid.NAMESPACE_URL, f"multihome-lab:{network.name}")
+                    ),
+                    "services": [],
+                }
+            )
+    return {"links": links, "networks": networks, "services": []}
+
+
+def network_data_json(scenario: Scenario) -> str:
+    return json.dumps(network_data(scenario), indent=2, sort_keys=True) + "\n"

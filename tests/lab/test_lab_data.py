@@ -1,0 +1,285 @@
+"""The lab's pure parts: scenario files, their checks, and the configuration texts rendered
+from them (nftables, dnsmasq, the DHCP client script, network_data.json)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from labtools import run_cli
+
+from multihome.errors import InputError
+from multihome.lab import topology as topo
+from multihome.lab.probe import parse_counters
+from multihome.lab.scenario import Outcome, builtin_scenarios, load_scenario, parse_scenario
+
+#: The how-to's `ip route` on the two-port VM, verbatim.
+HOWTO_ROUTES = [
+    "default via 192.168.0.1 dev eth0 proto dhcp src 192.168.0.107 metric 100",
+    "default via 192.168.0.1 dev eth1 proto dhcp src 192.168.0.112 metric 101",
+    "169.254.169.254 via 192.168.0.100 dev eth0 proto dhcp src 192.168.0.107 metric 100",
+    "169.254.169.254 via 192.168.0.100 dev eth1 proto dhcp src 192.168.0.112 metric 101",
+    "192.168.0.0/24 dev eth0 proto kernel scope link src 192.168.0.107 metric 100",
+    "192.168.0.0/24 dev eth1 proto kernel scope link src 192.168.0.112 metric 101",
+]
+
+MINIMAL = """
+number: 9
+name: minimal
+title: t
+howto: h
+story: s
+networks:
+  private: {cidr: 192.168.0.0/24, gateway: 192.168.0.1}
+ports:
+  - {name: eth0, network: private, ips: [192.168.0.10], floating_ips: {192.168.0.10: 203.0.113.10}}
+expect:
+  before: {spoof_drops: false}
+  after: {spoof_drops: false}
+"""
+
+
+def test_builtin_scenarios_are_the_five_sections_of_the_howto() -> None:
+    """Five scenarios, numbered 1-5, each with expectations before and after apply."""
+    scenarios = builtin_scenarios()
+    assert [s.number for s in scenarios] == [1, 2, 3, 4, 5]
+    assert len({s.name for s in scenarios}) == 5
+    for scenario in scenarios:
+        assert set(scenario.expect) == {"before", "after"}
+        publics = {
+            str(scenario.public_address(p, ip))
+            for p in scenario.ports
+            for ip in p.ips
+            if scenario.public_address(p, ip) is not None
+        }
+        assert set(scenario.expect["after"].reachable) == publics
+
+
+def test_scenario4_is_the_howto_and_expects_the_failure_then_the_fix() -> None:
+    """Scenario 4: the how-to's table; .112 dead before, alive after; own egress address."""
+    scenario = load_scenario("two-ports-one-subnet")
+    assert list(scenario.guest_routes) == HOWTO_ROUTES
+    before, after = scenario.expect["before"], scenario.expect["after"]
+    assert before.reachable == {"203.0.113.107": True, "203.0.113.112": False}
+    assert after.reachable == {"203.0.113.107": True, "203.0.113.112": True}
+    assert after.egress == {"192.168.0.107": "203.0.113.107", "192.168.0.112": "203.0.113.112"}
+    assert before.spoof_drops and not after.spoof_drops
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("number: 9", "number: nine", "number: 'nine' is not a positive integer"),
+        ("story: s", "story: s\ncolour: red", "unknown key 'colour'"),
+        ("ips: [192.168.0.10]", "ips: [10.0.0.1]", "ports[0].ips: 10.0.0.1 is outside"),
+        ("203.0.113.10}", "198.51.100.7}", "is not a free floating IP"),
+        ("network: private", "network: public", "ports[0].network: 'public' is not defined"),
+        ("name: eth0", "name: eth5", "ports[0].name: 'eth5' is not eth0"),
+        ("gateway: 192.168.0.1", "gateway: 10.0.0.1", "gateway: 10.0.0.1 is outside"),
+        (
+            "before: {spoof_drops: false}",
+            "before: {spoof_drops: maybe}",
+            "expect.before.spoof_drops",
+        ),
+    ],
+)
+def test_scenario_errors_name_the_file_the_key_and_the_fix(
+    old: str, new: str, message: str
+) -> None:
+    """A broken scenario file is refused with a message naming file and key."""
+    assert parse_scenario(MINIMAL, "x.yaml").number == 9
+    with pytest.raises(InputError) as caught:
+        parse_scenario(MINIMAL.replace(old, new), "x.yaml")
+    assert str(caught.value).startswith("x.yaml: ")
+    assert message in str(caught.value)
+
+
+def test_unknown_scenario_lists_the_choices() -> None:
+    """--scenario with an unknown name says which ones exist."""
+    with pytest.raises(InputError, match=r"choose one of 1 \(single-port\)"):
+        load_scenario("42")
+
+
+def test_port_security_allows_own_pairs_and_counts_every_drop() -> None:
+    """Allowed address pairs join the port's set; each port has 4 named drop counters."""
+    scenario = load_scenario("3")
+    rules = topo.render_portsec(scenario)
+    eth0, eth1 = scenario.ports
+    assert f"elements = {{ 192.168.0.107 . {eth0.mac}, 192.168.0.112 . {eth0.mac} }}" in rules
+    assert f"elements = {{ 192.168.0.112 . {eth1.mac} }}" in rules
+    for port in ("eth0", "eth1"):
+        for reason in topo.DROP_REASONS:
+            assert f"counter {port}_{reason} {{ }}" in rules
+            assert f'counter name "{port}_{reason}" drop' in rules
+    assert 'iifname "tap1" jump port_eth1' in rules
+
+
+def test_router_nat_maps_each_floating_ip_both_ways_and_snats_the_rest() -> None:
+    """1:1 DNAT and SNAT per floating IP, default SNAT for the tenant subnet."""
+    rules = topo.render_router_nat(load_scenario("5"))
+    assert "ip daddr 203.0.113.121 dnat to 192.168.1.21" in rules
+    assert 'oifname { "up0" } ip saddr 192.168.1.21 snat to 203.0.113.121' in rules
+    assert "ip saddr 192.168.1.0/24 snat to 203.0.113.2" in rules
+    assert rules.index("snat to 203.0.113.121") < rules.index("192.168.1.0/24 snat")
+
+
+def test_dnsmasq_sends_option_121_with_metadata_route_and_default() -> None:
+    """Option 121 (and 249) carry the metadata host route and the default, like Neutron."""
+    args = topo.dnsmasq_args(load_scenario("4"), Path("/run/x"))
+    routes = "169.254.169.254/32,192.168.0.100,0.0.0.0/0,192.168.0.1"
+    assert f"--dhcp-option=tag:net0,option:classless-static-route,{routes}" in args
+    assert f"--dhcp-option=tag:net0,249,{routes}" in args
+    assert "--no-ping" in args and "--port=0" in args
+    assert "--dhcp-hostsfile=/run/x/dhcp-hosts" in args
+    scenario = load_scenario("4")
+    assert topo.dhcp_hosts(scenario) == "".join(f"{p.mac},{p.ips[0]}\n" for p in scenario.ports)
+    isolated = topo.dnsmasq_args(load_scenario("2"), Path("/run/x"))
+    assert not any("192.168.10." in a for a in isolated)
+
+
+def _run_dhclient_script(tmp_path: Path, env: dict[str, str]) -> list[str]:
+    log = tmp_path / "ip.log"
+    stub = tmp_path / "ip"
+    stub.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    stub.chmod(0o755)
+    script = tmp_path / "dhclient-script"
+    script.write_text(topo.dhclient_script(str(stub)))
+    script.chmod(0o755)
+    done = subprocess.run(
+        [str(script)],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_dhclient_script_gives_every_lease_route_the_nics_metric(tmp_path: Path) -> None:
+    """BOUND with option 121: address and both routes with the NIC's metric (the how-to's)."""
+    calls = _run_dhclient_script(
+        tmp_path,
+        {
+            "reason": "BOUND",
+            "interface": "eth1",
+            "IF_METRIC": "101",
+            "new_ip_address": "192.168.0.112",
+            "new_subnet_mask": "255.255.255.0",
+            "new_routers": "192.168.0.1",
+            "new_rfc3442_classless_static_routes": "32 169 254 169 254 192 168 0 100 0 192 168 0 1",
+        },
+    )
+    assert calls == [
+        "-4 addr replace 192.168.0.112/255.255.255.0 dev eth1 metric 101",
+        "-4 route replace 169.254.169.254/32 via 192.168.0.100 dev eth1 proto dhcp "
+        "src 192.168.0.112 metric 101",
+        "-4 route replace default via 192.168.0.1 dev eth1 proto dhcp src 192.168.0.112 metric 101",
+    ]
+
+
+def test_dhclient_script_without_121_uses_the_router_option(tmp_path: Path) -> None:
+    """Without option 121 the first router becomes the default, with the metric."""
+    calls = _run_dhclient_script(
+        tmp_path,
+        {
+            "reason": "REBOOT",
+            "interface": "eth0",
+            "IF_METRIC": "100",
+            "new_ip_address": "10.0.0.5",
+            "new_subnet_mask": "255.255.0.0",
+            "new_routers": "10.0.0.1 10.0.0.2",
+        },
+    )
+    assert (
+        calls[-1] == "-4 route replace default via 10.0.0.1 dev eth0 proto dhcp src 10.0.0.5 "
+        "metric 100"
+    )
+    assert (
+        _run_dhclient_script(tmp_path, {"reason": "EXPIRE", "interface": "eth0"})[-1]
+        == "-4 addr flush dev eth0"
+    )
+
+
+def test_outcome_mismatches_say_what_differs() -> None:
+    """Comparing a probe with an expectation names each difference."""
+    expected = Outcome(
+        {"203.0.113.112": True}, {"192.168.0.112": "203.0.113.112"}, {"eth1": True}, False
+    )
+    observed = Outcome({"203.0.113.112": False}, {"192.168.0.112": None}, {"eth1": True}, True)
+    problems = expected.mismatches(observed)
+    assert problems == [
+        "203.0.113.112: expected reachable, got unreachable",
+        "egress from 192.168.0.112: expected 203.0.113.112, got no answer",
+        "port security: expected no drops, got drops",
+    ]
+    assert expected.mismatches(expected) == []
+
+
+def test_counters_are_parsed_from_nft_json() -> None:
+    """`nft -j list counters` -> (port, reason) -> packets."""
+    text = json.dumps(
+        {
+            "nftables": [
+                {"metainfo": {"version": "1.0.6"}},
+                {
+                    "counter": {
+                        "family": "bridge",
+                        "name": "eth0_ip",
+                        "table": "portsec",
+                        "packets": 7,
+                        "bytes": 462,
+                    }
+                },
+                {
+                    "counter": {
+                        "family": "bridge",
+                        "name": "eth10_arp",
+                        "table": "portsec",
+                        "packets": 1,
+                        "bytes": 28,
+                    }
+                },
+            ]
+        }
+    )
+    assert parse_counters(text) == {("eth0", "ip"): 7, ("eth10", "arp"): 1}
+    assert parse_counters("not json") == {}
+
+
+def test_lab_names_carry_the_prefix_and_refuse_bad_ones() -> None:
+    """Every namespace and path carries the prefix; unusable prefixes are refused."""
+    names = topo.LabNames.checked("lab2")
+    assert names.namespaces == ("lab2-vm", "lab2-sw", "lab2-rtr", "lab2-dhcp", "lab2-inet")
+    assert str(names.state_dir) == "/run/multihome-lab/lab2"
+    assert str(names.guest_etc) == "/etc/netns/lab2-vm"
+    for bad in ("", "Lab", "a/b", "x" * 21, "-lab"):
+        with pytest.raises(InputError, match="--name"):
+            topo.LabNames.checked(bad)
+
+
+def test_network_data_describes_every_port_and_address() -> None:
+    """The metadata host's network_data.json: a link per port, a network per address."""
+    data = topo.network_data(load_scenario("5"))
+    assert [link["ethernet_mac_address"] for link in data["links"]] == [
+        p.mac for p in load_scenario("5").ports
+    ]
+    assert [n["ip_address"] for n in data["networks"]] == [
+        "192.168.0.107",
+        "192.168.0.112",
+        "192.168.1.20",
+        "192.168.1.21",
+    ]
+    assert [n["type"] for n in data["networks"]] == ["ipv4_dhcp"] * 3 + ["ipv4"]
+
+
+def test_lab_list_shows_every_scenario() -> None:
+    """`multihome lab list --json` lists the five scenarios with their expectations."""
+    done = run_cli("lab", "list", "--json")
+    assert done.returncode == 0
+    listed = json.loads(done.stdout)
+    assert [s["number"] for s in listed] == [1, 2, 3, 4, 5]
+    assert listed[3]["expect"]["before"]["reachable"]["203.0.113.112"] is False
