@@ -65,6 +65,11 @@ class _Wake(Exception):
     """Raised by a signal handler to leave the blocking wait."""
 
 
+#: How often, and how far apart, the metadata is read again for a port it does not list yet.
+METADATA_REFRESHES = 10
+METADATA_REFRESH_DELAY = 2.0
+
+
 @dataclass
 class _Timers:
     dhcp: dict[str, float] = field(default_factory=dict)
@@ -104,7 +109,8 @@ class Agent:
         self.names: dict[int, str] = {}
         self.hotplugged: set[str] = set()
         self.left_to: dict[str, str] = {}
-        self.refreshed: set[str] = set()
+        self.refreshed: dict[str, int] = {}
+        """MAC -> metadata refreshes made for a port the metadata did not know yet."""
         self.clients: dict[str, addressing.DhcpClient] = {}
         self.timers = _Timers()
         self.recent: collections.deque[float] = collections.deque(maxlen=FIGHT_REPAIRS)
@@ -402,12 +408,16 @@ class Agent:
         if (
             not known
             and link.mac
-            and link.mac not in self.refreshed
+            and self.refreshed.get(link.mac, 0) < METADATA_REFRESHES
             and self.options.source != "kernel"
         ):
             # A port attached after boot: the metadata service knows it, a config drive not.
-            self.refreshed.add(link.mac)
+            # Nova may publish it a moment after the port appears: look again a few times.
+            self.refreshed[link.mac] = self.refreshed.get(link.mac, 0) + 1
             self._load_metadata(state, Retry(3, 1.0, 0.2))
+            if self.metadata is None or not self.metadata.network.link_by_mac(link.mac):
+                retry = time.monotonic() + METADATA_REFRESH_DELAY
+                self.timers.retry_at = min(self.timers.retry_at or retry, retry)
         if self.metadata is None:
             return "unknown"
         for intent in intents(state, self.metadata.network):
