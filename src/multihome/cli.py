@@ -277,9 +277,6 @@ def apply(obj: Context, dry_run: bool, detailed_exit_codes: bool, quiet: bool,
     if not dry_run:
         require_root()
     with _backend() as backend:
-        peer = find_peer(management_peer, os.environ,
-                         [a.ip for a in backend.read().addresses])
-        guarded = confirm_timeout > 0 or bool(probes) or peer is not None
         if dry_run:
             snap = snapshot(backend, config)
             if interface is not None:
@@ -292,6 +289,8 @@ def apply(obj: Context, dry_run: bool, detailed_exit_codes: bool, quiet: bool,
             snap = snapshot(backend, config)
             if interface is not None:
                 snap = _restrict(snap, interface)
+            peer = find_peer(management_peer, os.environ, [a.ip for a in snap.state.addresses])
+            guarded = confirm_timeout > 0 or bool(probes) or peer is not None
             total = len(snap.plan.changes)
             progress = None
             if sys.stderr.isatty() and total > 50:
@@ -308,7 +307,7 @@ def apply(obj: Context, dry_run: bool, detailed_exit_codes: bool, quiet: bool,
                 from multihome.engine import apply_plan
 
                 result = apply_plan(backend, snap.plan, root=obj.root, progress=progress,
-                                    config=config, session=session)
+                                    config=config, session=session, state=snap.state)
         _report_apply(backend, config, result, quiet, snap.desired)
     if detailed_exit_codes and result.changed:
         raise click.exceptions.Exit(DetailedExitCode.CHANGED)

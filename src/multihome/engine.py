@@ -98,26 +98,30 @@ def locked(backend: Backend, *, root: Path = Path("/"), timeout: float = DEFAULT
 def apply_plan(backend: Backend, plan: Plan, *, root: Path = Path("/"),
                progress: Progress | None = None, config: Config | None = None,
                session: Session | None = None,
-               lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> ApplyResult:
+               lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+               state: HostState | None = None) -> ApplyResult:
     """Make the plan's changes as one transaction and register the table names.
 
     Runs under the namespace's lock (``session``, or one taken here for at most
     ``lock_timeout`` seconds). Changes already in effect are skipped. Before the first kernel
     change the snapshot (for ``rollback``) and the journal (for recovery after a kill) are
     written; ``config`` says which rules and routes are multihome's (default ranges if None).
+    ``state`` is the state the plan was computed from, when it was read under ``session``
+    (it saves a second read; without it the state is read again here).
     On failure everything done so far is undone and :class:`ApplyError` is raised.
     """
     if session is None:
         with locked(backend, root=root, timeout=lock_timeout) as own:
-            return _apply_locked(backend, plan, root, progress, config or Config(), own)
-    return _apply_locked(backend, plan, root, progress, config or Config(), session)
+            return _apply_locked(backend, plan, root, progress, config or Config(), own, None)
+    return _apply_locked(backend, plan, root, progress, config or Config(), session, state)
 
 
 def _apply_locked(backend: Backend, plan: Plan, root: Path, progress: Progress | None,
-                  config: Config, session: Session) -> ApplyResult:
+                  config: Config, session: Session, state: HostState | None) -> ApplyResult:
     from multihome.safety import journal, snapshot
 
-    state = backend.read()
+    if state is None:
+        state = backend.read()
     plan = replace(plan, changes=tuple(journal.still_needed(plan.changes, state)))
     result = ApplyResult(plan, recovered=session.recovery)
     if plan.empty:

@@ -66,12 +66,14 @@ def guarded_apply(
     ``poll(seconds_left)`` waits a little and returns True when the user confirmed.
     """
     if snap.plan.empty:
-        result = apply_plan(backend, snap.plan, root=root, config=config, session=session)
+        result = apply_plan(backend, snap.plan, root=root, config=config, session=session,
+                            state=snap.state)
         return GuardedResult(result, "unchanged")
     win = window.open_window(session, guard.timeout)
     try:
         result = apply_plan(
-            backend, snap.plan, root=root, config=config, session=session, progress=progress
+            backend, snap.plan, root=root, config=config, session=session, progress=progress,
+            state=snap.state,
         )
     except ApplyError as exc:
         window.end_unchanged(win, f"the apply failed and undid itself: {exc}")

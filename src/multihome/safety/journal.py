@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 from multihome.backend import Backend, ChangeFailed
-from multihome.model import HostState, Route, Sysctl
+from multihome.model import HostState, Route, Rule, Sysctl
 from multihome.plan import Change
 from multihome.safety import snapshot
 from multihome.safety.state import (
@@ -53,20 +53,24 @@ class Recovery:
     problems: list[str] = field(default_factory=list)
 
 
-def in_effect(change: Change, state: HostState) -> bool:
-    """True when ``state`` already shows the change's effect."""
+def in_effect(change: Change, state: HostState,
+              present: frozenset[Route | Rule] | None = None) -> bool:
+    """True when ``state`` already shows the change's effect (``present``: the state's
+    routes and rules as a set, when the caller asks about many changes)."""
     obj = change.obj
     if isinstance(obj, Sysctl):
         return state.sysctls.get(obj.name) == obj.value
-    present = obj in (state.routes if isinstance(obj, Route) else state.rules)
-    return present if change.action == "add" else not present
+    if present is None:
+        present = frozenset((*state.routes, *state.rules))
+    return (obj in present) == (change.action == "add")
 
 
 def still_needed(changes: Sequence[Change], state: HostState) -> list[Change]:
     """``changes`` minus those already in effect; sysctls' prior values read afresh."""
     needed = []
+    present: frozenset[Route | Rule] = frozenset((*state.routes, *state.rules))
     for change in changes:
-        if in_effect(change, state):
+        if in_effect(change, state, present):
             continue
         if isinstance(change.obj, Sysctl):
             needed.append(Change("set", change.obj, state.sysctls.get(change.obj.name)))

@@ -86,7 +86,8 @@ class StateDir:
 
     def write_json(self, name: str, data: dict[str, Any]) -> None:
         self.ensure()
-        write_atomic(self.file(name), json.dumps(data, indent=1, sort_keys=True) + "\n", 0o600)
+        text = json.dumps(data, separators=(",", ":"), sort_keys=True)  # large at scale
+        write_atomic(self.file(name), text + "\n", 0o600)
 
     def touch(self, name: str, content: str = "") -> None:
         self.ensure()
