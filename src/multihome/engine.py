@@ -79,7 +79,7 @@ def require_root() -> None:
 
 
 @contextmanager
-def locked(backend: Backend, *, root: Path = Path("/"), timeout: float = DEFAULT_LOCK_TIMEOUT,
+def locked(backend: Backend, *, root: Path, timeout: float = DEFAULT_LOCK_TIMEOUT,
            purpose: str = "apply", mode: Mode = "finish") -> Iterator[Session]:
     """Hold the namespace's lock; an interrupted apply is finished (or undone) first.
 
@@ -95,7 +95,7 @@ def locked(backend: Backend, *, root: Path = Path("/"), timeout: float = DEFAULT
         session.close()
 
 
-def apply_plan(backend: Backend, plan: Plan, *, root: Path = Path("/"),
+def apply_plan(backend: Backend, plan: Plan, *, root: Path,
                progress: Progress | None = None, config: Config | None = None,
                session: Session | None = None,
                lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
