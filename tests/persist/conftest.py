@@ -7,153 +7,59 @@ also when a test fails. Nothing here touches the host's own network.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from multihome.render.base import net_text
-
 sys.path.insert(0, str(Path(__file__).parent))
 
-VENV_BIN = Path(sys.executable).parent
-MULTIHOME = str(VENV_BIN / "multihome")
+from persist_util import (
+    LEASES,
+    MACS,
+    MULTIHOME,
+    VENV_BIN,
+    Namespaces,
+    desired_rule_tuple,
+    need,
+    need_root,
+    ns_routes,
+    ns_rules,
+    rule_tuple,
+    run,
+    start_dnsmasq,
+    wait_for,
+)
+
 GOLDEN = Path(__file__).parent / "golden"
-MACS = {"eth0": "fa:16:3e:00:00:01", "eth1": "fa:16:3e:00:00:02", "eth2": "fa:16:3e:00:00:03"}
-LEASES = {"eth0": "192.168.0.107", "eth1": "192.168.0.112", "eth2": "192.168.0.120"}
 
-
-def run(
-    *args: str, check: bool = True, timeout: float = 60, **kw: Any
-) -> subprocess.CompletedProcess[str]:
-    """Run a command, text mode, capturing output; fail with its stderr."""
-    proc = subprocess.run(
-        list(args), capture_output=True, text=True, timeout=timeout, check=False, **kw
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def need(*programs: str) -> None:
-    for program in programs:
-        if shutil.which(program) is None and not Path(program).exists():
-            pytest.skip(f"{program} is not installed (make deps)")
-
-
-def need_root() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces)")
-
-
-def ns_rules(ns: str) -> list[dict[str, object]]:
-    """``ip -j rule`` of a namespace (checked independently of multihome's code)."""
-    return json.loads(run("ip", "-N", "-n", ns, "-j", "rule").stdout or "[]")
-
-
-def ns_routes(ns: str, table: int | str) -> list[dict[str, object]]:
-    """``ip -j route show table T`` (empty when the table does not exist yet)."""
-    proc = run("ip", "-N", "-n", ns, "-j", "route", "show", "table", str(table), check=False)
-    if proc.returncode != 0:
-        return []
-    return json.loads(proc.stdout or "[]")
-
-
-def rule_tuple(rule: dict[str, object]) -> tuple[object, ...]:
-    """A rule of ``ip -j rule`` as comparable selectors (protocol left out)."""
-    src = rule.get("src", "all")
-    if src != "all" and rule.get("srclen") not in (None, 32):
-        src = f"{src}/{rule['srclen']}"
-    dst = rule.get("dst")
-    if dst is not None and rule.get("dstlen") not in (None, 32):
-        dst = f"{dst}/{rule['dstlen']}"
-    return (
-        int(rule["priority"]),
-        src,
-        dst,
-        rule.get("iif"),
-        rule.get("oif"),
-        {"254": "main"}.get(str(rule.get("table")), str(rule.get("table"))),
-        rule.get("suppress_prefixlen"),
-    )
-
-
-def desired_rule_tuple(rule: object) -> tuple[object, ...]:
-    """The same shape for a :class:`multihome.model.Rule`."""
-    r = rule
-    table = {254: "main", 255: "local", 253: "default"}.get(r.table, str(r.table))
-    return (
-        r.priority,
-        "all" if r.src is None else net_text(r.src),
-        None if r.dst is None else net_text(r.dst),
-        r.iifname,
-        r.oifname,
-        table,
-        r.suppress_prefixlength,
-    )
-
-
-@dataclass
-class Namespaces:
-    """Creates uniquely named namespaces and removes them (and their processes) at the end."""
-
-    prefix: str
-    names: list[str] = field(default_factory=list)
-    pids: list[int] = field(default_factory=list)
-    etc_dirs: list[Path] = field(default_factory=list)
-
-    def add(self, suffix: str) -> str:
-        name = f"{self.prefix}-{suffix}"
-        run("ip", "netns", "add", name)
-        self.names.append(name)
-        run("ip", "-n", name, "link", "set", "lo", "up")
-        return name
-
-    def spawn(self, args: list[str], log: Path) -> subprocess.Popen[bytes]:
-        """Start a long-running process (its own session, killed at the end)."""
-        handle = log.open("ab")
-        proc = subprocess.Popen(
-            args, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        self.pids.append(proc.pid)
-        return proc
-
-    def cleanup(self) -> None:
-        for pid in reversed(self.pids):
-            try:
-                os.killpg(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-        deadline = time.monotonic() + 5
-        for pid in self.pids:
-            while time.monotonic() < deadline:
-                try:
-                    if os.waitpid(pid, os.WNOHANG)[0]:
-                        break
-                except ChildProcessError:
-                    break
-                time.sleep(0.05)
-            else:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
-        for name in reversed(self.names):
-            pids = run("ip", "netns", "pids", name, check=False).stdout.split()
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError, ValueError):
-                    os.kill(int(pid), signal.SIGKILL)
-            run("ip", "netns", "del", name, check=False)
-        for directory in self.etc_dirs:
-            shutil.rmtree(directory, ignore_errors=True)
+__all__ = [  # what the test modules import from here
+    "GOLDEN",
+    "LEASES",
+    "MACS",
+    "MULTIHOME",
+    "VENV_BIN",
+    "Lab",
+    "Namespaces",
+    "NetworkManager",
+    "Networkd",
+    "desired_rule_tuple",
+    "howto_vm",
+    "multihome",
+    "need",
+    "need_root",
+    "ns_routes",
+    "ns_rules",
+    "rule_tuple",
+    "run",
+    "wait_for",
+]
 
 
 @pytest.fixture
@@ -182,33 +88,7 @@ class Lab:
         self.start_dhcp(router=address)
 
     def start_dhcp(self, router: str = "192.168.0.1") -> None:
-        pidfile = self.workdir / "dnsmasq.pid"
-        if pidfile.exists():
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
-            time.sleep(0.2)
-        hosts = [f"--dhcp-host={MACS[p]},{LEASES[p]}" for p in self.ports]
-        run(
-            "ip",
-            "netns",
-            "exec",
-            self.switch,
-            "dnsmasq",
-            "--port=0",
-            "--bind-interfaces",
-            "--interface=br0",
-            "--except-interface=lo",
-            "--no-ping",
-            "--dhcp-authoritative",
-            "--dhcp-range=192.168.0.0,static,255.255.255.0,2m",
-            *hosts,
-            f"--dhcp-option=3,{router}",
-            f"--dhcp-option=121,169.254.169.254/32,192.168.0.100,0.0.0.0/0,{router}",
-            f"--dhcp-leasefile={self.workdir}/leases",
-            f"--pid-file={pidfile}",
-            f"--log-facility={self.workdir}/dnsmasq.log",
-            "--log-dhcp",
-        )
+        start_dnsmasq(self.switch, self.ports, self.workdir, router)
 
 
 @pytest.fixture
@@ -249,16 +129,6 @@ def make_lab(namespaces: Namespaces, tmp_path: Path) -> Callable[[int], Lab]:
         return lab
 
     return build
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``check`` until true; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def howto_vm(spaces: Namespaces) -> str:
