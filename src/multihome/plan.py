@@ -15,7 +15,13 @@ from typing import Any, Literal
 
 from multihome.config import Config
 from multihome.model import HostState, Route, Rule, Sysctl, Table
-from multihome.policy import DesiredState, owned_routes, owned_rules
+from multihome.policy import (
+    DesiredState,
+    owned_routes,
+    owned_rules,
+    persisted_routes,
+    persisted_rules,
+)
 
 Action = Literal["add", "remove", "set"]
 
@@ -104,9 +110,16 @@ class Plan:
 
 
 def make_plan(current: HostState, desired: DesiredState, config: Config) -> Plan:
-    """Diff ``current`` against ``desired``; only owned objects are ever removed."""
+    """Diff ``current`` against ``desired``; only owned objects are ever removed.
+
+    Persisted rules and routes (made by networkd or NetworkManager from multihome's files) are
+    there already when desired, and otherwise left to their backend, except a stale persisted
+    route in a slot a desired route needs: it is replaced.
+    """
     have_rules = owned_rules(current, config)
     have_routes = owned_routes(current, config)
+    kept_rules = persisted_rules(current, config)
+    kept_routes = persisted_routes(current, config)
     changes: list[Change] = []
 
     for sysctl in desired.sysctls:
@@ -115,20 +128,22 @@ def make_plan(current: HostState, desired: DesiredState, config: Config) -> Plan
             changes.append(Change("set", sysctl, old))
 
     stale_routes = have_routes - desired.routes
-    new_routes = sorted(desired.routes - have_routes,
+    new_routes = sorted(desired.routes - have_routes - kept_routes,
                         key=lambda r: (r.table, r.is_default, r.gateway is not None,
                                        -r.dst.prefixlen, r.key))
     displaced: set[Route] = set()
     for route in new_routes:
         # The kernel holds one IPv4 route per (table, dst, metric): replace in place.
-        for old_route in sorted(stale_routes - displaced, key=lambda r: r.key):
+        for old_route in sorted((stale_routes | (kept_routes - desired.routes)) - displaced,
+                                key=lambda r: r.key):
             if old_route.slot == route.slot:
                 changes.append(Change("remove", old_route))
                 displaced.add(old_route)
         changes.append(Change("add", route))
 
     # Ascending priority: on-link and main-specifics rules exist before any catch-all.
-    for rule in sorted(desired.rules - have_rules, key=lambda r: (r.priority, r.key)):
+    for rule in sorted(desired.rules - have_rules - kept_rules,
+                       key=lambda r: (r.priority, r.key)):
         changes.append(Change("add", rule))
     for rule in sorted(have_rules - desired.rules, key=lambda r: (-r.priority, r.key)):
         changes.append(Change("remove", rule))

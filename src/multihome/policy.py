@@ -18,6 +18,14 @@ All decisions live here (DESIGN.md, "Rules that the policy must get right"):
 
 * ARP-flux and reverse-path sysctls per managed interface, explicitly, when multi-homed.
 
+After ``multihome persist`` with a native backend and a reboot, networkd or NetworkManager
+make the rules and routes themselves, with their own protocol number (they cannot set
+multihome's): rules in the band that look up a table of multihome's range (and the band's
+main-suppress rule), and the routes in those tables, are *persisted*. They are multihome's
+too (never foreign), they tell the tables and defaults like owned ones do, the policy adopts
+them where they say what it wants (no duplicate is added next to them), and only the native
+backend removes them (multihome only replaces a stale one in a slot it needs).
+
 No I/O happens here.
 """
 
@@ -138,6 +146,50 @@ def owned_routes(state: HostState, config: Config) -> frozenset[Route]:
     return frozenset(r for r in state.routes if is_owned_route(r, config))
 
 
+def is_persisted_rule(rule: Rule, config: Config) -> bool:
+    """A rule a native backend made from multihome's persisted files: in the band, another
+    protocol, looking up a table of multihome's range (or the band's main-suppress rule)."""
+    low, high = config.priority_range
+    if rule.proto == PROTO_MULTIHOME or not low <= rule.priority <= high:
+        return False
+    table_low, table_high = config.table_range
+    if table_low <= rule.table <= table_high:
+        return True
+    return (rule.table == TABLE_MAIN and rule.suppress_prefixlength is not None
+            and rule.priority == low + RULE_OFFSETS["suppress"])
+
+
+def persisted_rules(state: HostState, config: Config) -> frozenset[Rule]:
+    return frozenset(r for r in state.rules if is_persisted_rule(r, config))
+
+
+def persisted_routes(state: HostState, config: Config) -> frozenset[Route]:
+    """Routes a native backend put into a table that persisted rules look up (DHCP routes
+    of a port with a route table, static copies of the primary's routes)."""
+    tables = {r.table for r in persisted_rules(state, config) if r.table != TABLE_MAIN}
+    return frozenset(r for r in state.routes
+                     if r.table in tables and r.proto != PROTO_MULTIHOME)
+
+
+def _rule_sans_proto(rule: Rule) -> tuple[object, ...]:
+    return rule.key[:-1]
+
+
+def _route_essence(route: Route) -> tuple[object, ...]:
+    """What must agree for a persisted route to stand for a desired one (not the protocol,
+    not the preferred source: NetworkManager's static copies have none)."""
+    return (*route.slot, route.ifname, str(route.gateway), route.scope, route.type)
+
+
+def adopt(desired_rules: Iterable[Rule], desired_routes: Iterable[Route],
+          rules: Iterable[Rule], routes: Iterable[Route]) -> tuple[set[Rule], set[Route]]:
+    """The desired rules and routes, each replaced by the persisted one that says the same."""
+    by_rule = {_rule_sans_proto(r): r for r in rules}
+    by_route = {_route_essence(r): r for r in routes}
+    return ({by_rule.get(_rule_sans_proto(r), r) for r in desired_rules},
+            {by_route.get(_route_essence(r), r) for r in desired_routes})
+
+
 def is_left_alone(link: Link) -> str | None:
     """Why a link is not a VM port (None when it is one)."""
     if link.loopback or link.name == "lo":
@@ -157,10 +209,13 @@ def compute_policy(state: HostState, config: Config) -> DesiredState:
     managed, skipped, ignored = _select(state, config)
     owned_rule_set = owned_rules(state, config)
     owned_route_set = owned_routes(state, config)
-    assigned = _existing_tables(owned_rule_set, owned_route_set)
+    kept_rules, kept_routes = persisted_rules(state, config), persisted_routes(state, config)
+    assigned = _existing_tables(owned_rule_set | kept_rules, owned_route_set | kept_routes)
     # Grouped once, not scanned once per interface (hosts with hundreds of ports).
-    routes_by_if, owned_defaults = (_main_routes_by_if(state, [m.name for m in managed]),
-                                    _ipv4_defaults_by_if(owned_route_set))
+    routes_by_if, owned_defaults, table_routes_by_if = (
+        _main_routes_by_if(state, [m.name for m in managed]),
+        _ipv4_defaults_by_if(owned_route_set | kept_routes),
+        _table_specifics_by_if(kept_routes, assigned))
 
     # A default route per interface: main's (fresh from DHCP) wins over our earlier copy.
     defaults: dict[str, Route] = {}
@@ -196,7 +251,8 @@ def compute_policy(state: HostState, config: Config) -> DesiredState:
             metric=None if default is None else default.metric))
         if table is None or default is None:
             continue
-        copies = [_copy(r, table.id) for r in routes_by_if[link.name] if not r.is_default]
+        specifics = routes_by_if[link.name] + table_routes_by_if.get(link.name, [])
+        copies = [_copy(r, table.id) for r in specifics if not r.is_default]
         copies.append(_copy(default, table.id))
         routes.update(copies)
         if role == "secondary":
@@ -211,14 +267,10 @@ def compute_policy(state: HostState, config: Config) -> DesiredState:
     routes |= preserved_routes
     if preserved_rules and not any(r.suppress_prefixlength is not None for r in rules):
         rules.add(_rule(band, "suppress", TABLE_MAIN, suppress_prefixlength=0))
+    rules, routes = adopt(rules, routes, kept_rules, kept_routes)
 
-    sysctls: list[Sysctl] = []
-    if multihomed:
-        for link in managed:
-            for knob, value in config.sysctls.items():
-                if value is not None:
-                    sysctls.append(conf_sysctl(link.name, knob, value))
-    elif managed:
+    sysctls = _sysctls(config, managed) if multihomed else []
+    if managed and not multihomed:
         notes.append(f"only one managed interface ({managed[0].name}): nothing to do")
     if any(s.reason in {"down", "no IPv4 address"} for s in skipped):
         notes.append("skipped interfaces keep what multihome set up for them earlier")
@@ -227,6 +279,12 @@ def compute_policy(state: HostState, config: Config) -> DesiredState:
         tables=tuple(sorted(tables.values())), routes=frozenset(routes),
         rules=frozenset(rules), sysctls=tuple(sysctls),
         main_removals=frozenset(main_removals), primary=primary, notes=tuple(notes))
+
+
+def _sysctls(config: Config, managed: list[Link]) -> list[Sysctl]:
+    """The ARP-flux and reverse-path sysctls of every managed interface."""
+    return [conf_sysctl(link.name, knob, value) for link in managed
+            for knob, value in config.sysctls.items() if value is not None]
 
 
 def _interface_rules(config: Config, ifname: str, table: int, addrs: Iterable[Address],
@@ -258,7 +316,8 @@ def check_config_against_host(state: HostState, config: Config) -> None:
                              "remove it")
     low, high = config.priority_range
     for rule in state.rules:
-        if low <= rule.priority <= high and not is_owned_rule(rule, config):
+        if (low <= rule.priority <= high and not is_owned_rule(rule, config)
+                and not is_persisted_rule(rule, config)):
             raise InputError(
                 f"{config.source}: priorities.range [{low}, {high}] overlaps the existing rule "
                 f"'{rule.describe()}' that multihome does not own; choose a free band in "
@@ -310,6 +369,18 @@ def _main_routes_by_if(state: HostState, ifnames: list[str]) -> dict[str, list[R
     return found
 
 
+def _table_specifics_by_if(routes: Iterable[Route],
+                           assigned: dict[str, int]) -> dict[str, list[Route]]:
+    """The persisted non-default routes in each port's own table: a port whose DHCP client
+    writes into the port's table has its specifics there, not in main."""
+    found: dict[str, list[Route]] = {}
+    for route in sorted(routes, key=lambda r: r.key):
+        if (route.ifname and assigned.get(route.ifname) == route.table and route.family == 4
+                and not route.is_default and route.type == RTN_UNICAST):
+            found.setdefault(route.ifname, []).append(route)
+    return found
+
+
 def _existing_tables(rules: Iterable[Rule], routes: Iterable[Route]) -> dict[str, int]:
     """Tables already assigned by an earlier apply: they never change (stable identity)."""
     found: dict[str, int] = {}
@@ -344,8 +415,10 @@ def _choose_primary(state: HostState, config: Config, managed: list[Link],
 def _assign_tables(state: HostState, config: Config, links: list[Link],
                    assigned: dict[str, int]) -> dict[str, Table]:
     low, high = config.table_range
-    foreign = {r.table for r in state.routes if not is_owned_route(r, config)}
-    foreign |= {r.table for r in state.rules if not is_owned_rule(r, config)}
+    kept = persisted_routes(state, config)
+    foreign = {r.table for r in state.routes if not is_owned_route(r, config) and r not in kept}
+    foreign |= {r.table for r in state.rules
+                if not is_owned_rule(r, config) and not is_persisted_rule(r, config)}
     used: set[int] = set(foreign)
     result: dict[str, Table] = {}
     for link in links:

@@ -124,18 +124,24 @@ def build_input(
             continue
         link = state.link(iface.name)
         main = [r for r in state.routes if r.table == TABLE_MAIN and r.ifname == iface.name]
-        dhcp = any(r.proto == PROTO_DHCP for r in main) or any(
-            r.proto == PROTO_DHCP and r.ifname == iface.name for r in desired.main_removals
-        )
         routes = tuple(
             sorted((r for r in desired.routes if r.table == iface.table.id), key=_route_order)
+        )
+        # After persist and a reboot a secondary's DHCP routes are in its table already
+        # (the policy adopts them, protocol and all): they count like DHCP routes in main.
+        dhcp = (
+            any(r.proto == PROTO_DHCP for r in main)
+            or any(r.proto == PROTO_DHCP and r.ifname == iface.name for r in desired.main_removals)
+            or any(r.proto == PROTO_DHCP and r.ifname == iface.name for r in routes)
         )
         if dhcp and iface.role != "primary":
             origin = {(r.dst, r.gateway): r.proto for r in main}
             static = tuple(
                 r
                 for r in routes
-                if not r.is_default and origin.get((r.dst, r.gateway)) not in DYNAMIC_PROTOS
+                if not r.is_default
+                and origin.get((r.dst, r.gateway)) not in DYNAMIC_PROTOS
+                and r.proto not in DYNAMIC_PROTOS
             )
         else:
             static = routes
