@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Namespaces, howto_vm, multihome, run
+from persist_util import Namespaces, howto_vm, multihome, run
 
 pytestmark = pytest.mark.netns
 

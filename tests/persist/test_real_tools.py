@@ -9,7 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import (
+from persist_scenarios import SCENARIOS, input_of
+from persist_util import (
     MACS,
     MULTIHOME,
     Namespaces,
@@ -20,7 +21,6 @@ from conftest import (
     rule_tuple,
     run,
 )
-from persist_scenarios import SCENARIOS, input_of
 
 from multihome.render import REGISTRY, FileSpec, RenderInput
 from multihome.render import systemd as systemd_renderer
