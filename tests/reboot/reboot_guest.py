@@ -220,6 +220,19 @@ route-metric={metric}
 method=ignore
 """
 
+#: In a VM, udev's 99-systemd.rules runs ``systemd-sysctl --prefix=/net/ipv4/conf/<if>`` for
+#: every NIC that appears. The container has no udev, and only ``/proc/sys/net`` is writable
+#: (all of ``/proc/sys`` would let the guest change the host's kernel settings): at boot,
+#: systemd-sysctl applies the per-interface settings, as udev would.
+SYSCTL_DROPIN = """[Unit]
+ConditionPathIsReadWrite=
+ConditionPathIsReadWrite=/proc/sys/net/
+
+[Service]
+ExecStart=
+ExecStart=/lib/systemd/systemd-sysctl --prefix=/net/ipv4/conf
+"""
+
 #: What each network stack needs enabled (and what must not run next to it).
 SERVICES = {
     "networkd": (["systemd-networkd.service"], ["NetworkManager.service"]),
@@ -269,6 +282,7 @@ class Guest:
         (self.root / "etc/machine-id").write_text(secrets.token_hex(16) + "\n")
         for unit in NOISE:
             self.systemctl("mask", unit)
+        self.write("/etc/systemd/system/systemd-sysctl.service.d/50-container.conf", SYSCTL_DROPIN)
 
     def systemctl(self, *args: str) -> None:
         """``systemctl --root``: enable, disable or mask units in the guest's file system."""
@@ -518,8 +532,10 @@ class Guest:
         )
 
     def sysctl(self, name: str) -> str:
-        path = f"/proc/{self.pid1}/root/proc/sys/{name.replace('.', '/')}"
-        return Path(path).read_text().strip()
+        """A sysctl as the guest sees it (``/proc/sys/net`` answers for the reader's netns)."""
+        assert self.pid1 is not None
+        path = f"/proc/sys/{name.replace('.', '/')}"
+        return run("nsenter", "-t", str(self.pid1), "-n", "cat", path).stdout.strip()
 
 
 def _children(pid: int) -> list[int]:
@@ -624,6 +640,7 @@ class Expected:
 
     rules: list[tuple[object, ...]]
     tables: dict[str, int]
+    sysctls: dict[str, str]
 
 
 def expected_from_plan(plan: dict[str, Any]) -> Expected:
@@ -645,7 +662,8 @@ def expected_from_plan(plan: dict[str, Any]) -> Expected:
             )
         )
     tables = {i["name"]: i["table"]["id"] for i in plan["interfaces"] if i["table"]}
-    return Expected(sorted(rules), tables)
+    sysctls = {c["name"]: c["value"] for c in plan["changes"] if c["kind"] == "sysctl"}
+    return Expected(sorted(rules), tables, sysctls)
 
 
 def _host(net: str) -> str:
@@ -687,6 +705,9 @@ def policy_problems(guest: Guest, expected: Expected) -> list[str]:
     doubled_routes = [k for k, n in keys.items() if n > 1]
     if doubled_routes:
         problems.append(f"duplicate routes: {doubled_routes}")
+    sysctls = {name: guest.sysctl(name) for name in expected.sysctls}
+    if sysctls != expected.sysctls:
+        problems.append(f"sysctls {sysctls}, want {expected.sysctls}")
     return problems
 
 
