@@ -78,6 +78,8 @@ PACKAGES = (
 RECIPE = 1
 PORTS = ("eth0", "eth1")
 GATEWAY = "192.168.0.1"
+#: An address beyond the gateway (the lab's "internet" host; nothing is sent to it).
+INTERNET = "198.51.100.10"
 #: The band of rule priorities multihome owns (DESIGN.md).
 BAND = range(10000, 10100)
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -695,6 +697,13 @@ def policy_problems(guest: Guest, expected: Expected) -> list[str]:
                 problems.append(f"{port}: want exactly one rule {want}")
         if guest.defaults(table) != [(GATEWAY, port)]:
             problems.append(f"{port}: table {table} defaults {guest.defaults(table)}")
+        # What the kernel does with it: a reply from the port's address to the internet
+        # leaves through the port and its gateway (the how-to's bug: eth1's left via eth0).
+        for selector in (("from", LEASES[port]), ("oif", port)):
+            got = guest.ip("route", "get", INTERNET, *selector)
+            hop = [(r.get("dev"), r.get("gateway")) for r in got]
+            if hop != [(port, GATEWAY)]:
+                problems.append(f"{port}: route get {INTERNET} {' '.join(selector)}: {hop}")
     if guest.defaults("main") != [(GATEWAY, "eth0")]:
         problems.append(f"main's defaults: {guest.defaults('main')} (want eth0's only)")
     routes = guest.ip("route", "show", "table", "all")
