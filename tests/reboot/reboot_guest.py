@@ -104,6 +104,7 @@ def rootfs_tarball() -> Path:
         if tarball.exists():
             return tarball
         build = CACHE_DIR / f"build-{key}-{os.getpid()}"
+        tmp = tarball.with_name(f".{tarball.name}.{os.getpid()}")
         try:
             safe_rmtree(build)
             # In a private mount namespace: debootstrap's /proc and /sys mounts in the target
@@ -131,7 +132,6 @@ def rootfs_tarball() -> Path:
             for junk in ("usr/share/doc", "usr/share/man", "usr/share/info", "var/lib/apt/lists"):
                 safe_rmtree(build / junk)
             (build / "var/lib/apt/lists/partial").mkdir(parents=True)
-            tmp = tarball.with_name(f".{tarball.name}.{os.getpid()}")
             run("tar", "-C", str(build), "--numeric-owner", "--xattrs", "-cf", str(tmp), ".")
             os.replace(tmp, tarball)
             for old in CACHE_DIR.glob(f"rootfs-{SUITE}-*.tar"):
@@ -139,6 +139,7 @@ def rootfs_tarball() -> Path:
                     old.unlink(missing_ok=True)
         finally:
             safe_rmtree(build)
+            tmp.unlink(missing_ok=True)
     return tarball
 
 
