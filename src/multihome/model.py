@@ -237,7 +237,7 @@ class Rule:
             "dst": None if self.dst is None else str(self.dst),
             "iif": self.iifname, "oif": self.oifname,
             "suppress_prefixlength": self.suppress_prefixlength,
-            "fwmark": self.fwmark, "action": self.action, "proto": self.proto,
+            "fwmark": self.fwmark, "rule_action": self.action, "proto": self.proto,
         }
 
 

@@ -10,18 +10,12 @@ end the secondary defaults leave main -- when replies already have their own pat
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from multihome.config import Config
-from multihome.model import HostState, Route, Rule, Sysctl, Table
-from multihome.policy import (
-    DesiredState,
-    owned_routes,
-    owned_rules,
-    persisted_routes,
-    persisted_rules,
-)
+from multihome.model import PROTO_MULTIHOME, HostState, Route, Rule, Sysctl, Table
+from multihome.policy import DesiredState, owned_routes, owned_rules, persisted_rules
 
 Action = Literal["add", "remove", "set"]
 
@@ -55,11 +49,10 @@ class Change:
         return f"{sign} {self.kind} {self.obj.describe(table_names)}"
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"action": self.action, "kind": self.kind}
-        if isinstance(self.obj, Sysctl):
-            data.update(name=self.obj.name, value=self.obj.value, old=self.old)
-        else:
-            data.update(self.obj.to_json())
+        data: dict[str, Any] = (
+            {"name": self.obj.name, "value": self.obj.value, "old": self.old}
+            if isinstance(self.obj, Sysctl) else self.obj.to_json())
+        data.update(action=self.action, kind=self.kind, text=self.describe())
         return data
 
 
@@ -110,16 +103,9 @@ class Plan:
 
 
 def make_plan(current: HostState, desired: DesiredState, config: Config) -> Plan:
-    """Diff ``current`` against ``desired``; only owned objects are ever removed.
-
-    Persisted rules and routes (made by networkd or NetworkManager from multihome's files) are
-    there already when desired, and otherwise left to their backend, except a stale persisted
-    route in a slot a desired route needs: it is replaced.
-    """
+    """Diff ``current`` against ``desired``; only owned objects are ever removed."""
     have_rules = owned_rules(current, config)
     have_routes = owned_routes(current, config)
-    kept_rules = persisted_rules(current, config)
-    kept_routes = persisted_routes(current, config)
     changes: list[Change] = []
 
     for sysctl in desired.sysctls:
@@ -128,22 +114,28 @@ def make_plan(current: HostState, desired: DesiredState, config: Config) -> Plan
             changes.append(Change("set", sysctl, old))
 
     stale_routes = have_routes - desired.routes
-    new_routes = sorted(desired.routes - have_routes - kept_routes,
+    present = set(current.routes)
+    # A network manager's stale route in multihome's table (persisted configuration that
+    # names an old gateway) gives way to the desired one in its slot; others are left alone.
+    low, high = config.table_range
+    blocking = {r for r in present - desired.routes - have_routes if low <= r.table <= high}
+    new_routes = sorted(desired.routes - have_routes - present,
                         key=lambda r: (r.table, r.is_default, r.gateway is not None,
                                        -r.dst.prefixlen, r.key))
     displaced: set[Route] = set()
     for route in new_routes:
         # The kernel holds one IPv4 route per (table, dst, metric): replace in place.
-        for old_route in sorted((stale_routes | (kept_routes - desired.routes)) - displaced,
-                                key=lambda r: r.key):
+        for old_route in sorted((stale_routes | blocking) - displaced, key=lambda r: r.key):
             if old_route.slot == route.slot:
                 changes.append(Change("remove", old_route))
                 displaced.add(old_route)
         changes.append(Change("add", route))
 
     # Ascending priority: on-link and main-specifics rules exist before any catch-all.
-    for rule in sorted(desired.rules - have_rules - kept_rules,
-                       key=lambda r: (r.priority, r.key)):
+    # A rule a network manager keeps from the persisted configuration (its own protocol
+    # number) already does the job: adding ours too would be refused as a duplicate.
+    kept = {replace(r, proto=PROTO_MULTIHOME) for r in persisted_rules(current, config)}
+    for rule in sorted(desired.rules - have_rules - kept, key=lambda r: (r.priority, r.key)):
         changes.append(Change("add", rule))
     for rule in sorted(have_rules - desired.rules, key=lambda r: (-r.priority, r.key)):
         changes.append(Change("remove", rule))
@@ -151,7 +143,6 @@ def make_plan(current: HostState, desired: DesiredState, config: Config) -> Plan
                         reverse=True):
         changes.append(Change("remove", route))
 
-    present = set(current.routes)
     for route in sorted(desired.main_removals & present, key=lambda r: r.key):
         changes.append(Change("remove", route))
     return Plan(changes=tuple(changes), tables=desired.tables, notes=desired.notes)

@@ -18,14 +18,6 @@ All decisions live here (DESIGN.md, "Rules that the policy must get right"):
 
 * ARP-flux and reverse-path sysctls per managed interface, explicitly, when multi-homed.
 
-After ``multihome persist`` with a native backend and a reboot, networkd or NetworkManager
-make the rules and routes themselves, with their own protocol number (they cannot set
-multihome's): rules in the band that look up a table of multihome's range (and the band's
-main-suppress rule), and the routes in those tables, are *persisted*. They are multihome's
-too (never foreign), they tell the tables and defaults like owned ones do, the policy adopts
-them where they say what it wants (no duplicate is added next to them), and only the native
-backend removes them (multihome only replaces a stale one in a slot it needs).
-
 No I/O happens here.
 """
 
@@ -138,56 +130,40 @@ def is_owned_route(route: Route, config: Config) -> bool:
     return route.proto == PROTO_MULTIHOME and low <= route.table <= high
 
 
-def owned_rules(state: HostState, config: Config) -> frozenset[Rule]:
-    return frozenset(r for r in state.rules if is_owned_rule(r, config))
-
-
-def owned_routes(state: HostState, config: Config) -> frozenset[Route]:
-    return frozenset(r for r in state.routes if is_owned_route(r, config))
-
-
 def is_persisted_rule(rule: Rule, config: Config) -> bool:
-    """A rule a native backend made from multihome's persisted files: in the band, another
-    protocol, looking up a table of multihome's range (or the band's main-suppress rule)."""
+    """A rule in multihome's band that a network manager installed from the configuration
+    ``multihome persist`` wrote (networkd and NetworkManager mark rules with their own
+    protocol): it points into multihome's table range, or is the main-specifics rule."""
     low, high = config.priority_range
     if rule.proto == PROTO_MULTIHOME or not low <= rule.priority <= high:
         return False
-    table_low, table_high = config.table_range
-    if table_low <= rule.table <= table_high:
-        return True
-    return (rule.table == TABLE_MAIN and rule.suppress_prefixlength is not None
-            and rule.priority == low + RULE_OFFSETS["suppress"])
+    first, last = config.table_range
+    return first <= rule.table <= last or (rule.table == TABLE_MAIN
+                                          and rule.suppress_prefixlength == 0)
 
 
 def persisted_rules(state: HostState, config: Config) -> frozenset[Rule]:
     return frozenset(r for r in state.rules if is_persisted_rule(r, config))
 
 
-def persisted_routes(state: HostState, config: Config) -> frozenset[Route]:
-    """Routes a native backend put into a table that persisted rules look up (DHCP routes
-    of a port with a route table, static copies of the primary's routes)."""
-    tables = {r.table for r in persisted_rules(state, config) if r.table != TABLE_MAIN}
-    return frozenset(r for r in state.routes
-                     if r.table in tables and r.proto != PROTO_MULTIHOME)
+def native_table_routes(state: HostState, config: Config,
+                        assigned: dict[str, int]) -> dict[str, list[Route]]:
+    """Routes a network manager keeps in an interface's own table (DHCP's ``RouteTable=``,
+    ``ipv4.route-table``): not multihome's, but exactly where the policy wants them."""
+    found: dict[str, list[Route]] = {}
+    for r in state.routes:
+        if (r.ifname is not None and assigned.get(r.ifname) == r.table and r.family == 4
+                and r.type == RTN_UNICAST and not is_owned_route(r, config)):
+            found.setdefault(r.ifname, []).append(r)
+    return found
 
 
-def _rule_sans_proto(rule: Rule) -> tuple[object, ...]:
-    return rule.key[:-1]
+def owned_rules(state: HostState, config: Config) -> frozenset[Rule]:
+    return frozenset(r for r in state.rules if is_owned_rule(r, config))
 
 
-def _route_essence(route: Route) -> tuple[object, ...]:
-    """What must agree for a persisted route to stand for a desired one (not the protocol,
-    not the preferred source: NetworkManager's static copies have none)."""
-    return (*route.slot, route.ifname, str(route.gateway), route.scope, route.type)
-
-
-def adopt(desired_rules: Iterable[Rule], desired_routes: Iterable[Route],
-          rules: Iterable[Rule], routes: Iterable[Route]) -> tuple[set[Rule], set[Route]]:
-    """The desired rules and routes, each replaced by the persisted one that says the same."""
-    by_rule = {_rule_sans_proto(r): r for r in rules}
-    by_route = {_route_essence(r): r for r in routes}
-    return ({by_rule.get(_rule_sans_proto(r), r) for r in desired_rules},
-            {by_route.get(_route_essence(r), r) for r in desired_routes})
+def owned_routes(state: HostState, config: Config) -> frozenset[Route]:
+    return frozenset(r for r in state.routes if is_owned_route(r, config))
 
 
 def is_left_alone(link: Link) -> str | None:
@@ -209,30 +185,20 @@ def compute_policy(state: HostState, config: Config) -> DesiredState:
     managed, skipped, ignored = _select(state, config)
     owned_rule_set = owned_rules(state, config)
     owned_route_set = owned_routes(state, config)
-    kept_rules, kept_routes = persisted_rules(state, config), persisted_routes(state, config)
-    assigned = _existing_tables(owned_rule_set | kept_rules, owned_route_set | kept_routes)
+    assigned = _existing_tables(owned_rule_set | persisted_rules(state, config), owned_route_set)
     # Grouped once, not scanned once per interface (hosts with hundreds of ports).
-    routes_by_if, owned_defaults, table_routes_by_if = (
-        _main_routes_by_if(state, [m.name for m in managed]),
-        _ipv4_defaults_by_if(owned_route_set | kept_routes),
-        _table_specifics_by_if(kept_routes, assigned))
+    routes_by_if, owned_defaults = (_main_routes_by_if(state, [m.name for m in managed]),
+                                    _ipv4_defaults_by_if(owned_route_set))
+    native = native_table_routes(state, config, assigned)
 
-    # A default route per interface: main's (fresh from DHCP) wins over our earlier copy.
-    defaults: dict[str, Route] = {}
-    for link in managed:
-        in_main = [r for r in routes_by_if[link.name] if r.is_default]
-        copies = [r for r in owned_defaults.get(link.name, ())
-                  if assigned.get(link.name) == r.table]
-        chosen = min(in_main or copies, key=lambda r: r.metric, default=None)
-        if chosen is not None:
-            defaults[link.name] = chosen
+    defaults = _defaults(managed, routes_by_if, native, owned_defaults, assigned)
 
     primary = _choose_primary(state, config, managed, defaults)
     # A port that is down for a moment still counts: its peers keep their tables meanwhile.
     resting = [s for s in skipped if s.ifname in assigned]
     multihomed = len(managed) + len(resting) >= 2
     tables = _assign_tables(state, config, [m for m in managed if m.name in defaults]
-                            if multihomed else [], assigned)
+                            if multihomed else [], assigned, native)
 
     interfaces: list[ManagedInterface] = []
     routes: set[Route] = set()
@@ -251,9 +217,12 @@ def compute_policy(state: HostState, config: Config) -> DesiredState:
             metric=None if default is None else default.metric))
         if table is None or default is None:
             continue
-        specifics = routes_by_if[link.name] + table_routes_by_if.get(link.name, [])
-        copies = [_copy(r, table.id) for r in specifics if not r.is_default]
+        copies = [_copy(r, table.id) for r in routes_by_if[link.name] if not r.is_default]
         copies.append(_copy(default, table.id))
+        # What the network manager already keeps in the table stands for our copy of it, and
+        # is wanted as it is (persist renders it again, plan adds nothing next to it).
+        copies = _with_native(copies, [r for r in native.get(link.name, ())
+                                       if r.table == table.id])
         routes.update(copies)
         if role == "secondary":
             main_removals.update(r for r in routes_by_if[link.name] if r.is_default)
@@ -267,10 +236,14 @@ def compute_policy(state: HostState, config: Config) -> DesiredState:
     routes |= preserved_routes
     if preserved_rules and not any(r.suppress_prefixlength is not None for r in rules):
         rules.add(_rule(band, "suppress", TABLE_MAIN, suppress_prefixlength=0))
-    rules, routes = adopt(rules, routes, kept_rules, kept_routes)
 
-    sysctls = _sysctls(config, managed) if multihomed else []
-    if managed and not multihomed:
+    sysctls: list[Sysctl] = []
+    if multihomed:
+        for link in managed:
+            for knob, value in config.sysctls.items():
+                if value is not None:
+                    sysctls.append(conf_sysctl(link.name, knob, value))
+    elif managed:
         notes.append(f"only one managed interface ({managed[0].name}): nothing to do")
     if any(s.reason in {"down", "no IPv4 address"} for s in skipped):
         notes.append("skipped interfaces keep what multihome set up for them earlier")
@@ -279,12 +252,6 @@ def compute_policy(state: HostState, config: Config) -> DesiredState:
         tables=tuple(sorted(tables.values())), routes=frozenset(routes),
         rules=frozenset(rules), sysctls=tuple(sysctls),
         main_removals=frozenset(main_removals), primary=primary, notes=tuple(notes))
-
-
-def _sysctls(config: Config, managed: list[Link]) -> list[Sysctl]:
-    """The ARP-flux and reverse-path sysctls of every managed interface."""
-    return [conf_sysctl(link.name, knob, value) for link in managed
-            for knob, value in config.sysctls.items() if value is not None]
 
 
 def _interface_rules(config: Config, ifname: str, table: int, addrs: Iterable[Address],
@@ -350,6 +317,39 @@ def _select(state: HostState, config: Config) -> tuple[list[Link], list[Skipped]
     return managed, skipped, ignored
 
 
+def _route_essence(route: Route) -> tuple[object, ...]:
+    """What a network manager's route must share with our copy to stand for it: not the
+    protocol, not the preferred source (NetworkManager's static copies have none)."""
+    return (*route.slot, route.ifname, str(route.gateway), route.scope, route.type)
+
+
+def _with_native(copies: list[Route], native: list[Route]) -> list[Route]:
+    """``copies`` with each one the network manager keeps already replaced by its route, plus
+    the manager's other routes in the table (a secondary's DHCP routes). A stale one (another
+    gateway) is not taken: the copy replaces it in its slot."""
+    by_essence = {_route_essence(r): r for r in native}
+    result = [by_essence.pop(_route_essence(c), c) for c in copies]
+    slots = {r.slot for r in result}
+    return result + [r for r in by_essence.values() if r.slot not in slots]
+
+
+def _defaults(managed: list[Link], routes_by_if: dict[str, list[Route]],
+              native: dict[str, list[Route]], owned_defaults: dict[str | None, list[Route]],
+              assigned: dict[str, int]) -> dict[str, Route]:
+    """A default route per interface: main's (fresh from DHCP) wins over one that the network
+    manager keeps in the interface's table (persisted), which wins over our earlier copy."""
+    defaults: dict[str, Route] = {}
+    for link in managed:
+        in_main = [r for r in routes_by_if[link.name] if r.is_default]
+        in_table = [r for r in native.get(link.name, ()) if r.is_default]
+        copies = [r for r in owned_defaults.get(link.name, ())
+                  if assigned.get(link.name) == r.table]
+        chosen = min(in_main or in_table or copies, key=lambda r: r.metric, default=None)
+        if chosen is not None:
+            defaults[link.name] = chosen
+    return defaults
+
+
 def _ipv4_defaults_by_if(routes: Iterable[Route]) -> dict[str | None, list[Route]]:
     """IPv4 default routes grouped by interface: one pass, not one per interface."""
     found: dict[str | None, list[Route]] = {}
@@ -366,18 +366,6 @@ def _main_routes_by_if(state: HostState, ifnames: list[str]) -> dict[str, list[R
         if (r.table == TABLE_MAIN and r.ifname in found and r.family == 4
                 and r.type == RTN_UNICAST and r.proto != PROTO_MULTIHOME):
             found[r.ifname].append(r)
-    return found
-
-
-def _table_specifics_by_if(routes: Iterable[Route],
-                           assigned: dict[str, int]) -> dict[str, list[Route]]:
-    """The persisted non-default routes in each port's own table: a port whose DHCP client
-    writes into the port's table has its specifics there, not in main."""
-    found: dict[str, list[Route]] = {}
-    for route in sorted(routes, key=lambda r: r.key):
-        if (route.ifname and assigned.get(route.ifname) == route.table and route.family == 4
-                and not route.is_default and route.type == RTN_UNICAST):
-            found.setdefault(route.ifname, []).append(route)
     return found
 
 
@@ -413,10 +401,12 @@ def _choose_primary(state: HostState, config: Config, managed: list[Link],
 
 
 def _assign_tables(state: HostState, config: Config, links: list[Link],
-                   assigned: dict[str, int]) -> dict[str, Table]:
+                   assigned: dict[str, int],
+                   native: dict[str, list[Route]]) -> dict[str, Table]:
     low, high = config.table_range
-    kept = persisted_routes(state, config)
-    foreign = {r.table for r in state.routes if not is_owned_route(r, config) and r not in kept}
+    ours = {id(r) for routes in native.values() for r in routes}
+    foreign = {r.table for r in state.routes
+               if not is_owned_route(r, config) and id(r) not in ours}
     foreign |= {r.table for r in state.rules
                 if not is_owned_rule(r, config) and not is_persisted_rule(r, config)}
     used: set[int] = set(foreign)

@@ -1,9 +1,7 @@
-"""Helpers of the persistence tests (and of the reboot tests, which reuse them): running
-commands, namespaces that clean up after themselves, rule tuples for comparisons, the lab's
-DHCP server, networkd and NetworkManager in a namespace.
+"""Fixtures of the persistence tests: namespaces, a DHCP-served lab, and helpers.
 
-A uniquely named module: when pytest collects several package-less test directories, a test
-module's ``from conftest import ...`` may get another directory's conftest.
+Every namespace is named ``mhpersist-<random>-...`` and removed (with every process in it)
+also when a test fails. Nothing here touches the host's own network.
 """
 
 from __future__ import annotations
@@ -11,12 +9,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,11 @@ import pytest
 
 from multihome.render.base import net_text
 
+sys.path.insert(0, str(Path(__file__).parent))
+
 VENV_BIN = Path(sys.executable).parent
 MULTIHOME = str(VENV_BIN / "multihome")
+GOLDEN = Path(__file__).parent / "golden"
 MACS = {"eth0": "fa:16:3e:00:00:01", "eth1": "fa:16:3e:00:00:02", "eth2": "fa:16:3e:00:00:03"}
 LEASES = {"eth0": "192.168.0.107", "eth1": "192.168.0.112", "eth2": "192.168.0.120"}
 
@@ -154,26 +156,24 @@ class Namespaces:
             shutil.rmtree(directory, ignore_errors=True)
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``check`` until true; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+@pytest.fixture
+def namespaces() -> Iterator[Namespaces]:
+    """A namespace factory; everything it made is removed after the test."""
+    need_root()
+    spaces = Namespaces(f"mhpersist-{secrets.token_hex(3)}")
+    try:
+        yield spaces
+    finally:
+        spaces.cleanup()
 
 
 def start_dnsmasq(
-    switch: str,
-    ports: list[str],
-    workdir: Path,
-    router: str = "192.168.0.1",
-    interface: str = "br0",
+    switch: str, ports: list[str], workdir: Path, router: str = "192.168.0.1"
 ) -> None:
-    """Serve ``ports`` (by MAC, fixed leases) from ``switch``'s bridge like Neutron's DHCP agent:
-    router option, option 121 with the metadata route and the default, instant leases
-    (``--no-ping``). A dnsmasq already running from ``workdir`` is stopped first."""
+    """Serve ``ports`` (fixed lease per MAC) from the bridge br0 in ``switch`` as Neutron's DHCP
+    agent does: router option, option 121 with the metadata route and the default, instant
+    leases (``--no-ping``); a dnsmasq already serving from ``workdir`` is stopped first. Also
+    used by the reboot tests, whose guest reboots while this "cloud" stays up."""
     pidfile = workdir / "dnsmasq.pid"
     if pidfile.exists():
         with contextlib.suppress(ProcessLookupError, ValueError):
@@ -188,7 +188,7 @@ def start_dnsmasq(
         "dnsmasq",
         "--port=0",
         "--bind-interfaces",
-        f"--interface={interface}",
+        "--interface=br0",
         "--except-interface=lo",
         "--no-ping",
         "--dhcp-authoritative",
@@ -201,9 +201,6 @@ def start_dnsmasq(
         f"--log-facility={workdir}/dnsmasq.log",
         "--log-dhcp",
     )
-
-
-GOLDEN = Path(__file__).parent / "golden"
 
 
 @dataclass
@@ -222,6 +219,56 @@ class Lab:
 
     def start_dhcp(self, router: str = "192.168.0.1") -> None:
         start_dnsmasq(self.switch, self.ports, self.workdir, router)
+
+
+@pytest.fixture
+def make_lab(namespaces: Namespaces, tmp_path: Path) -> Callable[[int], Lab]:
+    """Build a lab with ``n`` ports: VM namespace, switch namespace with br0, dnsmasq."""
+    need("dnsmasq")
+
+    def build(n: int) -> Lab:
+        vm = namespaces.add("vm")
+        sw = namespaces.add("sw")
+        run("ip", "-n", sw, "link", "add", "br0", "type", "bridge")
+        ports = [f"eth{i}" for i in range(n)]
+        for i, port in enumerate(ports):
+            run(
+                "ip",
+                "link",
+                "add",
+                port,
+                "netns",
+                vm,
+                "address",
+                MACS[port],
+                "type",
+                "veth",
+                "peer",
+                f"p{i}",
+                "netns",
+                sw,
+            )
+            run("ip", "-n", sw, "link", "set", f"p{i}", "master", "br0")
+            run("ip", "-n", sw, "link", "set", f"p{i}", "up")
+        run("ip", "-n", sw, "link", "set", "br0", "up")
+        for addr in ("192.168.0.1/24", "192.168.0.100/24", "192.168.0.2/24"):
+            run("ip", "-n", sw, "addr", "add", addr, "dev", "br0")
+        lab = Lab(vm, sw, ports, tmp_path / "lab", namespaces)
+        lab.workdir.mkdir()
+        lab.start_dhcp()
+        return lab
+
+    return build
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``check`` until true; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def howto_vm(spaces: Namespaces) -> str:

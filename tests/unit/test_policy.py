@@ -14,7 +14,9 @@ from multihome.engine import apply_plan, snapshot
 from multihome.errors import ApplyError, InputError
 from multihome.model import (
     PROTO_DHCP,
+    PROTO_KERNEL,
     PROTO_MULTIHOME,
+    PROTO_STATIC,
     TABLE_MAIN,
     Address,
     HostState,
@@ -327,3 +329,46 @@ def test_plan_text_and_json_match(howto: HostState) -> None:
     assert kinds.index("route") > max(i for i, k in enumerate(kinds) if k == "sysctl")
     assert lines[-1].startswith("- route default via 192.168.0.1 dev eth1 table main")
     assert make_plan(snap.state, snap.desired, CONFIG) == snap.plan
+
+
+def _as_persisted(state: HostState, applied: HostState) -> HostState:
+    """What networkd makes of `multihome persist`: the same rules with its own protocol
+    (static), eth1's DHCP routes written straight into eth1's table (RouteTable=), the
+    [Route] sections with multihome's protocol."""
+    tables = {r.oifname: r.table for r in applied.rules if r.oifname}
+    rules = [replace(r, proto=PROTO_STATIC) if r.proto == PROTO_MULTIHOME else r
+             for r in applied.rules]
+    routes = [r for r in state.routes if r.ifname != "eth1" or r.proto == PROTO_KERNEL]
+    routes += [replace(r, table=tables["eth1"]) for r in state.routes
+               if r.ifname == "eth1" and r.proto == PROTO_DHCP]
+    dhcp = {r.dst for r in state.routes if r.ifname == "eth1" and r.proto == PROTO_DHCP}
+    routes += [r for r in applied.routes if r.proto == PROTO_MULTIHOME
+               and (r.ifname == "eth0" or r.dst not in dhcp)]  # [Route] sections: ours
+    return HostState.build(applied.links, applied.addresses, routes, rules, applied.sysctls)
+
+
+def test_a_natively_persisted_host_is_recognised_not_refused(howto: HostState) -> None:
+    """Rules a network manager installed from multihome's persisted files (its own protocol
+    number, same band and tables) are neither an overlap error nor duplicated; DHCP routes
+    in the port's own table count as the port's routes."""
+    applied = converge(howto).read()
+    persisted = _as_persisted(howto, applied)
+    snap = snapshot(FakeBackend(persisted), CONFIG)
+    assert {i.name: i.role for i in snap.desired.interfaces} == {"eth0": "primary",
+                                                                 "eth1": "secondary"}
+    assert snap.desired.tables == compute_policy(applied, CONFIG).tables
+    assert snap.plan.empty, snap.plan.lines()
+    found = FakeBackend(persisted).lookup(IP("198.51.100.10"), src=IP("192.168.0.112"))
+    assert found is not None and found.ifname == "eth1"
+
+
+def test_a_stale_persisted_rule_is_left_to_its_owner(howto: HostState) -> None:
+    """A persisted rule for an old address stays (it is the network manager's), and the
+    rule for the new address is added by multihome."""
+    applied = converge(howto).read()
+    persisted = _as_persisted(howto, applied)
+    table = next(r.table for r in persisted.rules if r.oifname == "eth1")
+    stale = Rule(4, 10002, table, src=NET("192.168.0.99/32"), proto=PROTO_STATIC)
+    state = replace(persisted, rules=(*persisted.rules, stale))
+    plan = snapshot(FakeBackend(state), CONFIG).plan
+    assert not [c for c in plan.changes if c.obj == stale]

@@ -20,6 +20,7 @@ from multihome.files import HEADER
 from multihome.model import (
     PROTO_DHCP,
     PROTO_KERNEL,
+    PROTO_MULTIHOME,
     TABLE_MAIN,
     Address,
     HostState,
@@ -123,25 +124,21 @@ def build_input(
         if iface.table is None:
             continue
         link = state.link(iface.name)
-        main = [r for r in state.routes if r.table == TABLE_MAIN and r.ifname == iface.name]
+        # Where the DHCP client writes: main, or already the port's own table (persisted).
+        main = [r for r in state.routes if r.ifname == iface.name
+                and r.table in (TABLE_MAIN, iface.table.id) and r.proto != PROTO_MULTIHOME]
+        dhcp = any(r.proto == PROTO_DHCP for r in main) or any(
+            r.proto == PROTO_DHCP and r.ifname == iface.name for r in desired.main_removals
+        )
         routes = tuple(
             sorted((r for r in desired.routes if r.table == iface.table.id), key=_route_order)
-        )
-        # After persist and a reboot a secondary's DHCP routes are in its table already
-        # (the policy adopts them, protocol and all): they count like DHCP routes in main.
-        dhcp = (
-            any(r.proto == PROTO_DHCP for r in main)
-            or any(r.proto == PROTO_DHCP and r.ifname == iface.name for r in desired.main_removals)
-            or any(r.proto == PROTO_DHCP and r.ifname == iface.name for r in routes)
         )
         if dhcp and iface.role != "primary":
             origin = {(r.dst, r.gateway): r.proto for r in main}
             static = tuple(
                 r
                 for r in routes
-                if not r.is_default
-                and origin.get((r.dst, r.gateway)) not in DYNAMIC_PROTOS
-                and r.proto not in DYNAMIC_PROTOS
+                if not r.is_default and origin.get((r.dst, r.gateway)) not in DYNAMIC_PROTOS
             )
         else:
             static = routes
