@@ -114,13 +114,18 @@ def make_plan(current: HostState, desired: DesiredState, config: Config) -> Plan
             changes.append(Change("set", sysctl, old))
 
     stale_routes = have_routes - desired.routes
-    new_routes = sorted(desired.routes - have_routes,
+    present = set(current.routes)
+    # A network manager's stale route in multihome's table (persisted configuration that
+    # names an old gateway) gives way to the desired one in its slot; others are left alone.
+    low, high = config.table_range
+    blocking = {r for r in present - desired.routes - have_routes if low <= r.table <= high}
+    new_routes = sorted(desired.routes - have_routes - present,
                         key=lambda r: (r.table, r.is_default, r.gateway is not None,
                                        -r.dst.prefixlen, r.key))
     displaced: set[Route] = set()
     for route in new_routes:
         # The kernel holds one IPv4 route per (table, dst, metric): replace in place.
-        for old_route in sorted(stale_routes - displaced, key=lambda r: r.key):
+        for old_route in sorted((stale_routes | blocking) - displaced, key=lambda r: r.key):
             if old_route.slot == route.slot:
                 changes.append(Change("remove", old_route))
                 displaced.add(old_route)
@@ -138,7 +143,6 @@ def make_plan(current: HostState, desired: DesiredState, config: Config) -> Plan
                         reverse=True):
         changes.append(Change("remove", route))
 
-    present = set(current.routes)
     for route in sorted(desired.main_removals & present, key=lambda r: r.key):
         changes.append(Change("remove", route))
     return Plan(changes=tuple(changes), tables=desired.tables, notes=desired.notes)

@@ -217,14 +217,13 @@ def compute_policy(state: HostState, config: Config) -> DesiredState:
             metric=None if default is None else default.metric))
         if table is None or default is None:
             continue
-        # What the network manager already keeps in the table is not copied again.
-        kept = {r.dst for r in native.get(link.name, ()) if r.table == table.id}
-        copies = [_copy(r, table.id) for r in routes_by_if[link.name]
-                  if not r.is_default and r.dst not in kept]
-        if default.dst not in kept:
-            copies.append(_copy(default, table.id))
+        copies = [_copy(r, table.id) for r in routes_by_if[link.name] if not r.is_default]
+        copies.append(_copy(default, table.id))
+        # What the network manager already keeps in the table stands for our copy of it, and
+        # is wanted as it is (persist renders it again, plan adds nothing next to it).
+        copies = _with_native(copies, [r for r in native.get(link.name, ())
+                                       if r.table == table.id])
         routes.update(copies)
-        copies += [r for r in native.get(link.name, ()) if r.table == table.id]
         if role == "secondary":
             main_removals.update(r for r in routes_by_if[link.name] if r.is_default)
         rules |= _interface_rules(config, link.name, table.id, addrs, copies)
@@ -316,6 +315,22 @@ def _select(state: HostState, config: Config) -> tuple[list[Link], list[Skipped]
         else:
             managed.append(link)
     return managed, skipped, ignored
+
+
+def _route_essence(route: Route) -> tuple[object, ...]:
+    """What a network manager's route must share with our copy to stand for it: not the
+    protocol, not the preferred source (NetworkManager's static copies have none)."""
+    return (*route.slot, route.ifname, str(route.gateway), route.scope, route.type)
+
+
+def _with_native(copies: list[Route], native: list[Route]) -> list[Route]:
+    """``copies`` with each one the network manager keeps already replaced by its route, plus
+    the manager's other routes in the table (a secondary's DHCP routes). A stale one (another
+    gateway) is not taken: the copy replaces it in its slot."""
+    by_essence = {_route_essence(r): r for r in native}
+    result = [by_essence.pop(_route_essence(c), c) for c in copies]
+    slots = {r.slot for r in result}
+    return result + [r for r in by_essence.values() if r.slot not in slots]
 
 
 def _defaults(managed: list[Link], routes_by_if: dict[str, list[Route]],

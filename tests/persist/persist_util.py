@@ -167,6 +167,42 @@ def namespaces() -> Iterator[Namespaces]:
         spaces.cleanup()
 
 
+def start_dnsmasq(
+    switch: str, ports: list[str], workdir: Path, router: str = "192.168.0.1"
+) -> None:
+    """Serve ``ports`` (fixed lease per MAC) from the bridge br0 in ``switch`` as Neutron's DHCP
+    agent does: router option, option 121 with the metadata route and the default, instant
+    leases (``--no-ping``); a dnsmasq already serving from ``workdir`` is stopped first. Also
+    used by the reboot tests, whose guest reboots while this "cloud" stays up."""
+    pidfile = workdir / "dnsmasq.pid"
+    if pidfile.exists():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
+        time.sleep(0.2)
+    hosts = [f"--dhcp-host={MACS[p]},{LEASES[p]}" for p in ports]
+    run(
+        "ip",
+        "netns",
+        "exec",
+        switch,
+        "dnsmasq",
+        "--port=0",
+        "--bind-interfaces",
+        "--interface=br0",
+        "--except-interface=lo",
+        "--no-ping",
+        "--dhcp-authoritative",
+        "--dhcp-range=192.168.0.0,static,255.255.255.0,2m",
+        *hosts,
+        f"--dhcp-option=3,{router}",
+        f"--dhcp-option=121,169.254.169.254/32,192.168.0.100,0.0.0.0/0,{router}",
+        f"--dhcp-leasefile={workdir}/leases",
+        f"--pid-file={pidfile}",
+        f"--log-facility={workdir}/dnsmasq.log",
+        "--log-dhcp",
+    )
+
+
 @dataclass
 class Lab:
     """A VM namespace with ports eth0..ethN on a bridge served by dnsmasq (Neutron-like DHCP)."""
@@ -182,33 +218,7 @@ class Lab:
         self.start_dhcp(router=address)
 
     def start_dhcp(self, router: str = "192.168.0.1") -> None:
-        pidfile = self.workdir / "dnsmasq.pid"
-        if pidfile.exists():
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
-            time.sleep(0.2)
-        hosts = [f"--dhcp-host={MACS[p]},{LEASES[p]}" for p in self.ports]
-        run(
-            "ip",
-            "netns",
-            "exec",
-            self.switch,
-            "dnsmasq",
-            "--port=0",
-            "--bind-interfaces",
-            "--interface=br0",
-            "--except-interface=lo",
-            "--no-ping",
-            "--dhcp-authoritative",
-            "--dhcp-range=192.168.0.0,static,255.255.255.0,2m",
-            *hosts,
-            f"--dhcp-option=3,{router}",
-            f"--dhcp-option=121,169.254.169.254/32,192.168.0.100,0.0.0.0/0,{router}",
-            f"--dhcp-leasefile={self.workdir}/leases",
-            f"--pid-file={pidfile}",
-            f"--log-facility={self.workdir}/dnsmasq.log",
-            "--log-dhcp",
-        )
+        start_dnsmasq(self.switch, self.ports, self.workdir, router)
 
 
 @pytest.fixture

@@ -186,12 +186,33 @@ def _route_order(route: Route) -> tuple[object, ...]:
     )
 
 
+#: The ports' ARP-flux and reverse-path sysctls (systemd-sysctl applies them at boot, and
+#: udev's 99-systemd.rules again for each network device that appears).
+SYSCTL_PATH = PurePosixPath("/etc/sysctl.d/90-multihome.conf")
+
+
 def name_files(inp: RenderInput) -> Rendered:
-    """rt_tables.d and rt_protos.d entries: table and protocol names for iproute2."""
-    return {
+    """What every backend writes: table and protocol names for iproute2 (rt_tables.d,
+    rt_protos.d) and the policy's per-port sysctls (sysctl.d), which no network manager's
+    own configuration can carry."""
+    files = {
         PurePosixPath(str(RT_TABLES_FILE)): FileSpec(render_rt_tables(inp.desired.tables)),
         PurePosixPath(str(RT_PROTOS_FILE)): FileSpec(render_rt_protos()),
     }
+    if inp.desired.sysctls:
+        files[SYSCTL_PATH] = FileSpec(sysctl_conf(inp))
+    return files
+
+
+def sysctl_conf(inp: RenderInput) -> str:
+    """``sysctl.d`` lines for the policy's sysctls (dotted names: a '/' stands for a '.' in an
+    interface name, as sysctl.d(5) reads it)."""
+    lines = [
+        header(),
+        "# ARP flux and reverse-path filtering of the ports multihome manages\n",
+    ]
+    lines += [f"{s.name} = {s.value}\n" for s in sorted(inp.desired.sysctls, key=lambda s: s.name)]
+    return "".join(lines)
 
 
 def header(comment: str = "#") -> str:

@@ -1,0 +1,137 @@
+"""The policy on a host whose policy was persisted with a native backend and rebooted.
+
+networkd and NetworkManager make the rules and routes from multihome's files with their own
+protocol numbers (they cannot set multihome's). Found by the reboot tests: `multihome persist`
+run again after the reboot dropped the primary's table routes from the files (they were "kept"
+by the network manager, so no longer desired), and the next boot lost eth0's default in its
+table; a persisted route naming an old gateway was never replaced.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import replace
+from types import MappingProxyType
+
+import pytest
+
+from multihome.config import Config
+from multihome.errors import InputError
+from multihome.model import (
+    PROTO_DHCP,
+    PROTO_KERNEL,
+    PROTO_STATIC,
+    TABLE_MAIN,
+    HostState,
+    Route,
+    Rule,
+)
+from multihome.plan import make_plan
+from multihome.policy import compute_policy
+from multihome.render import HostFacts, build_input, networkd, networkmanager
+
+CONFIG = Config()
+
+
+def tables_of(state: HostState) -> dict[str, int]:
+    desired = compute_policy(state, CONFIG)
+    return {i.name: i.table.id for i in desired.interfaces if i.table is not None}
+
+
+def rebooted(state: HostState, backend: str) -> HostState:
+    """``state`` after `multihome persist --backend BACKEND` and a reboot, as observed in the
+    reboot tests: every rule with protocol static; eth1's DHCP routes (and its prefix route)
+    in eth1's table; eth0's copies as networkd's [Route]s (multihome's protocol, the default
+    following the lease: dhcp) or NetworkManager's static routes (no preferred source)."""
+    desired = compute_policy(state, CONFIG)
+    tables = tables_of(state)
+    routes: list[Route] = []
+    for route in state.routes:
+        if route.table == TABLE_MAIN and route.ifname == "eth1":
+            proto = (
+                PROTO_KERNEL if backend == "networkmanager" and not route.gateway else PROTO_DHCP
+            )
+            routes.append(replace(route, table=tables["eth1"], proto=proto))
+        else:
+            routes.append(route)
+    for route in desired.routes:
+        if route.table != tables["eth0"]:
+            continue
+        if backend == "networkmanager":
+            routes.append(replace(route, proto=PROTO_STATIC, prefsrc=None))
+        else:
+            routes.append(replace(route, proto=PROTO_DHCP) if route.is_default else route)
+    rules = [*state.rules, *(replace(r, proto=PROTO_STATIC) for r in desired.rules)]
+    return HostState.build(state.links, state.addresses, routes, rules, dict(state.sysctls))
+
+
+def route_and_rule_changes(state: HostState) -> list[str]:
+    plan = make_plan(state, compute_policy(state, CONFIG), CONFIG)
+    return [f"{c.action} {c.obj}" for c in plan.changes if isinstance(c.obj, Route | Rule)]
+
+
+@pytest.mark.parametrize("backend", ["networkd", "networkmanager"])
+def test_a_persisted_host_needs_no_route_or_rule_change(howto: HostState, backend: str) -> None:
+    """After the reboot the policy recognises the persisted rules and routes as multihome's:
+    same tables, same roles, and a plan that adds and removes nothing (no duplicates)."""
+    after = rebooted(howto, backend)
+    desired = compute_policy(after, CONFIG)
+    assert tables_of(after) == tables_of(howto)
+    assert {i.name: i.role for i in desired.interfaces} == {"eth0": "primary", "eth1": "secondary"}
+    assert route_and_rule_changes(after) == []
+
+
+def test_a_stale_persisted_route_is_replaced_in_its_slot(howto: HostState) -> None:
+    """A persisted static copy that names an old gateway is replaced (not duplicated), since
+    the kernel holds one route per table, destination and metric."""
+    after = rebooted(howto, "networkmanager")
+    table = tables_of(howto)["eth0"]
+    old_gateway = ipaddress.ip_address("192.168.0.254")
+    routes = tuple(
+        replace(r, gateway=old_gateway) if r.table == table and r.is_default else r
+        for r in after.routes
+    )
+    changes = route_and_rule_changes(replace(after, routes=routes))
+    assert [c.split("(")[0] for c in changes] == ["remove Route", "add Route"]
+    assert "192.168.0.254" in changes[0] and "192.168.0.1" in changes[1]
+
+
+def test_a_foreign_rule_in_the_band_is_still_refused(howto: HostState) -> None:
+    """Only rules that look up multihome's tables count as persisted: another tool's rule in
+    the band (table 100) is still an error, nothing planned."""
+    foreign = Rule(
+        family=4,
+        priority=10002,
+        table=100,
+        proto=PROTO_STATIC,
+        src=ipaddress.ip_network("10.9.9.9/32"),
+    )
+    with pytest.raises(InputError, match="does not own"):
+        compute_policy(replace(howto, rules=(*howto.rules, foreign)), CONFIG)
+
+
+@pytest.mark.parametrize(
+    ("backend", "module", "facts"),
+    [
+        (
+            "networkd",
+            networkd,
+            HostFacts(
+                networkd_files=MappingProxyType(
+                    {"eth0": "10-eth0.network", "eth1": "10-eth1.network"}
+                )
+            ),
+        ),
+        ("networkmanager", networkmanager, HostFacts()),
+    ],
+)
+def test_persist_again_after_the_reboot_renders_the_same_files(
+    howto: HostState, backend: str, module: object, facts: HostFacts
+) -> None:
+    """`multihome persist` run again on the rebooted host writes what it wrote before: eth1 is
+    still a DHCP port whose routes the client puts into its table, with the same rules."""
+    render = module.render  # type: ignore[attr-defined]
+    before = render(build_input(howto, compute_policy(howto, CONFIG), facts))
+    after_state = rebooted(howto, backend)
+    after = render(build_input(after_state, compute_policy(after_state, CONFIG), facts))
+    assert after == before
