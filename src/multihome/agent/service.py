@@ -414,7 +414,7 @@ class Agent:
             # A port attached after boot: the metadata service knows it, a config drive not.
             # Nova may publish it a moment after the port appears: look again a few times.
             self.refreshed[link.mac] = self.refreshed.get(link.mac, 0) + 1
-            self._load_metadata(state, Retry(3, 1.0, 0.2))
+            self._load_metadata(state, Retry(3, 2.0, 0.2))
             if self.metadata is None or not self.metadata.network.link_by_mac(link.mac):
                 retry = time.monotonic() + METADATA_REFRESH_DELAY
                 self.timers.retry_at = min(self.timers.retry_at or retry, retry)
