@@ -24,9 +24,10 @@ from __future__ import annotations
 import fcntl
 import ipaddress
 import os
+import secrets
 import signal
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -42,6 +43,7 @@ from multihome.lab.runtime import (
     _index,
     _read_pid,
     _terminate,
+    failpoint,
     netlink,
     netns_pids,
 )
@@ -51,7 +53,6 @@ from multihome.lab.scenario import (
     Network,
     Port,
     Scenario,
-    default_mac,
 )
 
 LOCK_FILE = "events.lock"
@@ -73,10 +74,17 @@ class PortRequest:
 
 
 # -- choosing a new port (pure) --------------------------------------------------------
-def plan_port(scenario: Scenario, request: PortRequest, taken: Collection[str] = ()) -> Port:
+def plan_port(
+    scenario: Scenario,
+    request: PortRequest,
+    taken: Collection[str] = (),
+    random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+) -> Port:
     """The port to attach: the lowest free ``ethN`` (not in ``taken`` either), on the
     requested network (default: eth0's, else the first), with the requested or the first
-    free address, its MAC, metric and floating IP. Bad input raises :class:`InputError`."""
+    free address, its metric and floating IP, and a new MAC (Neutron's prefix fa:16:3e and
+    three random bytes, as Neutron makes one per port: a port attached again after a detach
+    is a new port). Bad input raises :class:`InputError`."""
     network = _network(scenario, request.network)
     ip = _address(scenario, network.name, request.ip)
     names = {p.name for p in scenario.ports} | set(taken)
@@ -87,11 +95,8 @@ def plan_port(scenario: Scenario, request: PortRequest, taken: Collection[str] =
             "with `multihome lab detach-port IF`"
         )
     floating = _floating_ip(scenario, network.name, ip, request.floating_ip)
-    mac = default_mac(ip)
     macs = {p.mac for p in scenario.ports}
-    while mac in macs:  # two subnets may share the low three bytes
-        last = (int(mac[-2:], 16) + 1) % 256
-        mac = f"{mac[:-2]}{last:02x}"
+    mac = next(m for m in iter(lambda: _random_mac(random_bytes), None) if m not in macs)
     return Port(
         name=f"eth{number}",
         network=network.name,
@@ -103,6 +108,10 @@ def plan_port(scenario: Scenario, request: PortRequest, taken: Collection[str] =
         dhcp=request.dhcp and network.dhcp,
         hotplugged=True,
     )
+
+
+def _random_mac(random_bytes: Callable[[int], bytes]) -> str:
+    return "fa:16:3e:" + ":".join(f"{b:02x}" for b in random_bytes(3))
 
 
 def _network(scenario: Scenario, wanted: str | None) -> Network:
@@ -317,6 +326,7 @@ def _plug(lab: Lab, after: Scenario, port: Port) -> None:
         lab.write_dhcp(after)
         lab.reload_dhcp(after)
     lab.write_metadata(after)
+    failpoint("attach")
     _plug_nic(lab, after, port)
 
 

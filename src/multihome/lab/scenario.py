@@ -508,7 +508,7 @@ def _ports(reader: _Reader, raw: object, networks: dict[str, Network]) -> tuple[
             for a in (reader.address(p, f"{key}.allowed_address_pairs") for p in pairs_raw)
             if a is not None
         )
-        mac = str(spec.get("mac") or default_mac(ips[0])).lower()
+        mac = str(spec.get("mac") or _default_mac(ips[0])).lower()
         if not _MAC.match(mac):
             raise reader.fail(
                 f"{key}.mac", f"{mac!r} is not a MAC address", "write e.g. fa:16:3e:00:00:07"
@@ -527,7 +527,7 @@ def _ports(reader: _Reader, raw: object, networks: dict[str, Network]) -> tuple[
     return tuple(ports)
 
 
-def default_mac(ip: ipaddress.IPv4Address | None) -> str:
+def _default_mac(ip: ipaddress.IPv4Address | None) -> str:
     """Neutron's OUI plus the last three bytes of the port's first address."""
     tail = ip.packed[1:] if ip is not None else b"\0\0\1"
     return "fa:16:3e:" + ":".join(f"{b:02x}" for b in tail)
