@@ -27,13 +27,16 @@ PROTO_MULTIHOME = ("222", "multihome")
 PROGRAMS = ("ip", "nft", "dnsmasq", "dhclient", "curl", "ping", "sysctl")
 
 
-def run_cli(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    """Run ``multihome ARGS`` (this checkout's, as a separate process)."""
+def run_cli(
+    *args: str, timeout: float = 90, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``multihome ARGS`` (this checkout's, as a separate process; ``env`` added)."""
     return subprocess.run(
         [sys.executable, "-m", "multihome", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
+        env={**os.environ, **(env or {})},
         check=False,
     )
 
@@ -169,7 +172,7 @@ class LiveLab:
         found = []
         for pid in pids:
             try:
-                argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().rstrip("\0").split("\0")
             except OSError:
                 continue
             if os.path.basename(argv[0]) == program:
