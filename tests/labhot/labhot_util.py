@@ -151,7 +151,7 @@ class LiveLab:
             stderr=log,
             text=True,
         )
-        state = self.tmp / "root" / "run" / "multihome" / "agent.json"
+        state = self.run_dir() / "agent.json"
         agent = self.agent
 
         def ready() -> bool:
@@ -178,6 +178,11 @@ class LiveLab:
             if os.path.basename(argv[0]) == program:
                 found.append(argv)
         return found
+
+    def run_dir(self) -> Path:
+        """The agent's folder: ``{root}/run/multihome/net-<inode of the guest namespace>``."""
+        netns = os.stat(NETNS_RUN / self.guest).st_ino
+        return self.tmp / "root" / "run" / "multihome" / f"net-{netns}"
 
     def agent_log(self) -> str:
         path = self.tmp / "agent.log"

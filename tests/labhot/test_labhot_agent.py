@@ -10,6 +10,11 @@ are generous (the machine is shared); the benchmark measures the real latency.
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from labhot_util import LiveLab, wait_until
@@ -72,6 +77,9 @@ def test_hotplug_flap_renew_detach_with_the_agent(scenario4: LiveLab) -> None:
         ip: fip,
     }
     assert took < BOUND
+    # The agent's DHCP client keeps its files in the guest namespace's own folder.
+    assert (lab.run_dir() / f"dhclient.{name}.leases").exists()
+    assert not (lab.tmp / "root" / "run" / "multihome" / "agent.json").exists()
 
     # A link flap flushes eth1's routes (its table's too); the rules stay.
     table = table_of(lab, "eth1")
@@ -181,3 +189,30 @@ def test_static_port_from_metadata_router_change_and_lost_lease(scenario4: LiveL
     refused = lab.cli("renew", "eth1")
     assert refused.returncode == 2
     assert "not the lab's" in refused.stderr
+
+
+@pytest.mark.netns
+def test_agents_in_two_namespaces_have_their_own_state_folders(tmp_path: Path) -> None:
+    """`ip netns exec A multihome agent` and `... B ...` on one host write their state file
+    and their DHCP clients' files in two folders (found by the lab: both used
+    /run/multihome/agent.json, so `agent status` in one namespace showed the other's)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    names = [f"mhhot-{secrets.token_hex(3)}-ns{i}" for i in (1, 2)]
+    code = "from pathlib import Path; from multihome.agent.state import state_path; " \
+        "print(state_path(Path('/')))"  # fmt: skip
+    try:
+        paths = []
+        for name in names:
+            subprocess.run(["ip", "netns", "add", name], check=True)
+            done = subprocess.run(
+                ["ip", "netns", "exec", name, sys.executable, "-c", code],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            inode = os.stat(f"/run/netns/{name}").st_ino
+            paths.append(done.stdout.strip())
+            assert done.stdout.strip() == f"/run/multihome/net-{inode}/agent.json"
+        assert paths[0] != paths[1]
+    finally:
+        for name in names:
+            subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)
