@@ -740,8 +740,8 @@ def renew(name: str, ifname: str, router: str | None) -> None:
     lab_ = _open(name, LEASE_PROGRAMS)
     done = do_renew(lab_, ifname, router)
     click.echo(
-        f"{done.port.name} of lab {name!r} renewed its lease in {done.seconds:.1f} s "
-        f"({done.port.ips[0]}, router {done.router})"
+        f"{done.port.name} of lab {name!r} renewed its lease in {done.seconds:.2f} s "
+        f"({done.port.ips[0]}, router {done.router or 'none'})"
     )
 
 

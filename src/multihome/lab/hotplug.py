@@ -402,8 +402,8 @@ class Renewal:
     """What ``renew`` did."""
 
     port: Port
-    router: ipaddress.IPv4Address
-    """The router the lease hands out now."""
+    router: ipaddress.IPv4Address | None
+    """The router the lease hands out now (None: the network has none)."""
     seconds: float
 
 
@@ -425,9 +425,7 @@ def renew(lab: Lab, ifname: str, router: str | None = None) -> Renewal:
         started = time.monotonic()
         _stop_client(lab, port)
         lab.lease(port)
-        handed = port.router or network.gateway
-        assert handed is not None  # _check_lab_client: only DHCP ports; gateway checked below
-        return Renewal(port, handed, time.monotonic() - started)
+        return Renewal(port, port.router or network.gateway, time.monotonic() - started)
 
 
 def expire(lab: Lab, ifname: str) -> Port:
@@ -454,8 +452,6 @@ def _check_lab_client(lab: Lab, scenario: Scenario, port: Port, verb: str) -> No
             else "it was attached with --no-dhcp"
         )
         raise InputError(f"{port.name}: its address is static ({why}); there is no lease to {verb}")
-    if network.gateway is None:
-        raise InputError(f"{port.name}: network {network.name} has no router; nothing to {verb}")
     foreign = [pid for pid, name in _clients_of(lab, port.name) if pid != _client_pid(lab, port)]
     if port.hotplugged or foreign:
         who = f" (pid {', '.join(map(str, foreign))})" if foreign else ""
@@ -479,6 +475,11 @@ def _set_router(lab: Lab, scenario: Scenario, port: Port, wanted: str) -> Port:
         raise InputError(
             f"--router {wanted}: not a host address of {port.name}'s network {network.name} "
             f"({cidr}); give one of it"
+        )
+    if network.gateway is None:
+        raise InputError(
+            f"--router {wanted}: network {network.name} has no router to answer on it; "
+            "leave --router out"
         )
     used = _used(scenario, network.name)
     owner = used.get(router)
