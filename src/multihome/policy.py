@@ -38,6 +38,7 @@ from multihome.model import (
     Address,
     HostState,
     IPAddress,
+    IPNetwork,
     Link,
     Route,
     Rule,
@@ -218,6 +219,12 @@ def compute_policy(state: HostState, config: Config) -> DesiredState:
         if table is None or default is None:
             continue
         copies = [_copy(r, table.id) for r in routes_by_if[link.name] if not r.is_default]
+        # A default that is our earlier copy: the port's routes left main (a link flap
+        # flushes them; the DHCP client adds them again only at its next renewal). Missing
+        # data is no reason to delete: the other earlier copies stay too.
+        if default.proto == PROTO_MULTIHOME:
+            copies += _earlier_copies(owned_route_set, link.name, table.id, addrs,
+                                      {r.dst for r in copies})
         copies.append(_copy(default, table.id))
         # What the network manager already keeps in the table stands for our copy of it, and
         # is wanted as it is (persist renders it again, plan adds nothing next to it).
@@ -348,6 +355,19 @@ def _defaults(managed: list[Link], routes_by_if: dict[str, list[Route]],
         if chosen is not None:
             defaults[link.name] = chosen
     return defaults
+
+
+def _earlier_copies(owned: Iterable[Route], ifname: str, table: int, addrs: tuple[Address, ...],
+                   have: set[IPNetwork]) -> list[Route]:
+    """Our copies of ``ifname``'s non-default routes in its table that still fit its
+    addresses (source among them, gateway on one of their subnets), except ``have``."""
+    ips = {a.ip for a in addrs}
+    networks = [a.network for a in addrs]
+    return sorted(r for r in owned
+                  if r.ifname == ifname and r.table == table and r.family == 4
+                  and not r.is_default and r.dst not in have
+                  and (r.prefsrc is None or r.prefsrc in ips)
+                  and (r.gateway is None or any(r.gateway in n for n in networks)))
 
 
 def _ipv4_defaults_by_if(routes: Iterable[Route]) -> dict[str | None, list[Route]]:

@@ -272,7 +272,9 @@ class Lab:
         return process
 
     def agent_state(self) -> dict[str, Any]:
-        path = self.tmp / "root" / "run" / "multihome" / "agent.json"
+        # The agent's folder is its network namespace's: net-<inode of the namespace>.
+        netns = os.stat(f"/run/netns/{self.guest}").st_ino
+        path = self.tmp / "root" / "run" / "multihome" / f"net-{netns}" / "agent.json"
         try:
             return dict(json.loads(path.read_text()))
         except (OSError, ValueError):

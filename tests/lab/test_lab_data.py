@@ -114,16 +114,19 @@ def test_port_security_allows_own_pairs_and_counts_every_drop() -> None:
         for reason in topo.DROP_REASONS:
             assert f"counter {port}_{reason} {{ }}" in rules
             assert f'counter name "{port}_{reason}" drop' in rules
-    assert 'iifname "tap1" jump port_eth1' in rules
+    assert '"tap1" : jump port_eth1' in rules
+    assert "iifname vmap @ports" in rules
 
 
 def test_router_nat_maps_each_floating_ip_both_ways_and_snats_the_rest() -> None:
     """1:1 DNAT and SNAT per floating IP, default SNAT for the tenant subnet."""
     rules = topo.render_router_nat(load_scenario("5"))
-    assert "ip daddr 203.0.113.121 dnat to 192.168.1.21" in rules
-    assert 'oifname { "up0" } ip saddr 192.168.1.21 snat to 203.0.113.121' in rules
+    assert "203.0.113.121 : 192.168.1.21" in rules
+    assert "192.168.1.21 : 203.0.113.121" in rules
+    assert "dnat to ip daddr map @floating_dnat" in rules
+    assert 'oifname { "up0" } snat to ip saddr map @floating_snat' in rules
     assert "ip saddr 192.168.1.0/24 snat to 203.0.113.2" in rules
-    assert rules.index("snat to 203.0.113.121") < rules.index("192.168.1.0/24 snat")
+    assert rules.index("map @floating_snat") < rules.index("192.168.1.0/24 snat")
 
 
 def test_dnsmasq_sends_option_121_with_metadata_route_and_default() -> None:
@@ -135,7 +138,11 @@ def test_dnsmasq_sends_option_121_with_metadata_route_and_default() -> None:
     assert "--no-ping" in args and "--port=0" in args
     assert "--dhcp-hostsfile=/run/x/dhcp-hosts" in args
     scenario = load_scenario("4")
-    assert topo.dhcp_hosts(scenario) == "".join(f"{p.mac},{p.ips[0]}\n" for p in scenario.ports)
+    assert topo.dhcp_hosts(scenario) == "".join(
+        f"{p.mac},set:{p.name},{p.ips[0]}\n" for p in scenario.ports
+    )
+    assert "--dhcp-optsfile=/run/x/dhcp-opts" in args
+    assert topo.dhcp_opts(scenario) == ""
     isolated = topo.dnsmasq_args(load_scenario("2"), Path("/run/x"))
     assert not any("192.168.10." in a for a in isolated)
 

@@ -35,7 +35,6 @@ from multihome.source.ports import StaticConfig
 log = logging.getLogger(__name__)
 
 IFA_F_NOPREFIXROUTE = 0x200
-RUN_DIR = Path("/run/multihome")
 DHCP_CLIENTS = ("dhclient", "dhcpcd", "udhcpc", "dhcpcd5")
 
 
@@ -174,11 +173,14 @@ def dhclient_available() -> str | None:
 
 def start_dhclient(ifname: str, root: Path) -> DhcpClient:
     """Run ISC dhclient for ``ifname`` in the foreground as the agent's child, with
-    multihome's script, its lease and pid files under ``{root}/run/multihome``."""
+    multihome's script, its lease and pid files in the namespace's folder under
+    ``{root}/run/multihome`` (:func:`multihome.agent.state.run_dir`)."""
     dhclient = dhclient_available()
     if dhclient is None:
         raise FileNotFoundError("dhclient (package isc-dhcp-client) is not installed")
-    run_dir = under_root(root, RUN_DIR)
+    from multihome.agent.state import run_dir as namespace_dir
+
+    run_dir = namespace_dir(root)
     script = run_dir / "dhclient-script"
     write_atomic(
         script,

@@ -1,6 +1,10 @@
-"""The agent's state file, ``{root}/run/multihome/agent.json``, for ``multihome status``.
+"""The agent's state file, ``{root}/run/multihome/net-<inode>/agent.json``, for ``multihome
+status``.
 
-Written atomically at start, after every repair or error, and at stop; never while idle.
+Written atomically at start, after every repair or error, and at stop; never while idle. Its
+folder is the network namespace's own (the inode of ``/proc/self/ns/net``, as the safety
+state's): agents in several namespaces of one host (``ip netns exec NS multihome agent``)
+never share a state file or a DHCP client's lease and pid files.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from typing import Any
 
 from multihome.files import read_text, remove_file, under_root, write_atomic
 
-STATE_FILE = Path("/run/multihome/agent.json")
+RUN_BASE = Path("/run/multihome")
+STATE_NAME = "agent.json"
 
 
 @dataclass(frozen=True)
@@ -53,8 +58,15 @@ class AgentStatus:
         return data
 
 
+def run_dir(root: Path) -> Path:
+    """``{root}/run/multihome/net-<inode>/``: this network namespace's folder."""
+    from multihome.safety.state import netns_key
+
+    return under_root(root, RUN_BASE / netns_key())
+
+
 def state_path(root: Path) -> Path:
-    return under_root(root, STATE_FILE)
+    return run_dir(root) / STATE_NAME
 
 
 def write_status(root: Path, status: AgentStatus) -> None:

@@ -46,6 +46,8 @@ Examples:
   sudo multihome lab probe                   what works and what does not
   sudo multihome lab exec -- ip route        a command inside the guest
   sudo multihome lab exec -- multihome apply the fix, inside the guest
+  sudo multihome lab attach-port --floating-ip auto   hot-plug a port (then detach-port)
+  sudo multihome lab flap eth1               link down and up; also: renew, expire
   sudo multihome lab down                    remove everything the lab made
   multihome lab list                         the scenarios
 """
@@ -565,3 +567,202 @@ def _demo_apply(lab_: Lab, paint: Paint) -> None:
         click.echo(paint(f"    {line}", fg=colors.get(line[:1])))
     if done.returncode != 0:
         raise LabError(f"`multihome apply` inside the guest failed with exit {done.returncode}")
+
+
+# -- events of the running guest ---------------------------------------------------------
+HOT_PROGRAMS = ("ip", "nft", "dnsmasq")
+LEASE_PROGRAMS = ("ip", "dhclient", "dnsmasq")
+
+
+@lab.command(
+    "attach-port",
+    epilog="\b\nExamples:\n  sudo multihome lab attach-port --floating-ip auto\n"
+    "  sudo multihome lab attach-port --ip 192.168.0.120 --floating-ip 203.0.113.120\n"
+    "  sudo multihome lab attach-port --no-dhcp     the address only in network_data.json\n"
+    "  sudo multihome lab exec -- ip link           the new NIC, down and unconfigured",
+)
+@_name_option
+@click.option(
+    "--network",
+    "network",
+    default=None,
+    metavar="NET",
+    help="The scenario network to attach to [default: eth0's].",
+)
+@click.option(
+    "--ip",
+    "ip",
+    default=None,
+    metavar="ADDR",
+    help="The port's fixed IP [default: the first free address from .10 on].",
+)
+@click.option(
+    "--floating-ip",
+    "floating_ip",
+    default=None,
+    metavar="FIP|auto",
+    help="Give the port a floating IP from 203.0.113.0/24 (auto: one is chosen).",
+)
+@click.option(
+    "--no-dhcp",
+    "no_dhcp",
+    is_flag=True,
+    help="No DHCP for this port: its address is only in network_data.json (type ipv4), "
+    "like a port on a network with DHCP disabled.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def attach_port(
+    name: str,
+    network: str | None,
+    ip: str | None,
+    floating_ip: str | None,
+    no_dhcp: bool,
+    as_json: bool,
+) -> None:
+    """Attach a new port to the running guest, like `openstack server add port`.
+
+    The cloud's side first: the port's security chain and drop counters on the switch, its
+    floating IP on the router, its DHCP host entry (dnsmasq restarts), its entry in the
+    network_data.json that 169.254.169.254 serves; then the NIC: the next free ethN
+    appears in the guest, down and unconfigured, as a hot-plugged NIC does. Nothing in the
+    guest configures it: that is what `multihome agent` is for. The config drive is not
+    changed (Nova writes it at boot). On any failure or interruption it is all undone.
+    """
+    from multihome.lab.hotplug import PortRequest
+    from multihome.lab.hotplug import attach_port as attach
+
+    require_root()
+    lab_ = _open(name, HOT_PROGRAMS)
+    request = PortRequest(network=network, ip=ip, floating_ip=floating_ip, dhcp=not no_dhcp)
+    with interruptible("the port is not attached (every step was undone)"):
+        port = attach(lab_, request)
+    if as_json:
+        _echo_json({"prefix": name, "port": port.to_json()})
+        return
+    fips = ", ".join(f"floating IP {f}" for f in port.floating_ips.values()) or "no floating IP"
+    how = "DHCP" if port.dhcp else "no DHCP: static, from network_data.json only"
+    click.echo(
+        f"attached {port.name} to lab {name!r}: {port.ips[0]} on {port.network}, "
+        f"MAC {port.mac}, {fips}, {how}"
+    )
+    click.echo(
+        f"  the guest's {port.name} is down and unconfigured, as after a Nova interface "
+        "attach; `multihome agent` in the guest brings it up and addresses it"
+    )
+
+
+@lab.command(
+    "detach-port",
+    epilog="\b\nExamples:\n  sudo multihome lab detach-port eth2\n"
+    "  sudo multihome lab detach-port eth1 --name lab3",
+)
+@_name_option
+@click.argument("ifname", metavar="IF")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def detach_port(name: str, ifname: str, as_json: bool) -> None:
+    """Detach port IF from the running guest (any port, also one of the scenario's).
+
+    The NIC goes first (the lab's DHCP client for it stops), then the port's security
+    chain and counters, its floating IP, its DHCP host entry and its network_data.json
+    entry.
+    """
+    from multihome.lab.hotplug import detach_port as detach
+
+    require_root()
+    lab_ = _open(name, HOT_PROGRAMS)
+    with interruptible("the port may be half removed: run the same command again"):
+        port = detach(lab_, ifname)
+    if as_json:
+        _echo_json({"prefix": name, "port": port.to_json()})
+        return
+    fips = "".join(f", floating IP {f}" for f in port.floating_ips.values())
+    click.echo(
+        f"detached {port.name} ({port.ips[0]}{fips}) from lab {name!r}: NIC, port security, "
+        "DHCP host entry and metadata entry removed"
+    )
+
+
+@lab.command(
+    epilog="\b\nExamples:\n  sudo multihome lab flap eth1\n"
+    "  sudo multihome lab flap eth1 --down-for 3"
+)
+@_name_option
+@click.argument("ifname", metavar="IF")
+@click.option(
+    "--down-for",
+    "down_for",
+    type=click.FloatRange(0, 60),
+    default=0.5,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long the link stays down.",
+)
+def flap(name: str, ifname: str, down_for: float) -> None:
+    """Set the guest's port IF down and up again (a link flap).
+
+    The kernel flushes every route through IF while it is down (the port's table's too),
+    while the rules stay: the state `multihome agent` must repair.
+    """
+    from multihome.lab.hotplug import flap as do_flap
+
+    require_root()
+    lab_ = _open(name, MINIMAL_PROGRAMS)
+    port = do_flap(lab_, ifname, down_for)
+    click.echo(f"{port.name} of lab {name!r}: down, and up again after {down_for:g} s")
+
+
+@lab.command(
+    epilog="\b\nExamples:\n  sudo multihome lab renew eth1\n"
+    "  sudo multihome lab renew eth1 --router 192.168.0.254\n"
+    "  sudo multihome lab renew eth1 --router 192.168.0.1    back to the gateway"
+)
+@_name_option
+@click.argument("ifname", metavar="IF")
+@click.option(
+    "--router",
+    "router",
+    default=None,
+    metavar="ADDR",
+    help="From now on, DHCP hands IF this router (the tenant router answers on it too); "
+    "the network's gateway restores the normal one.",
+)
+def renew(name: str, ifname: str, router: str | None) -> None:
+    """Make the guest's DHCP client of IF renew its lease.
+
+    The lab's ISC dhclient for IF is restarted with its lease file: it asks for the same
+    lease again (INIT-REBOOT) and its script re-installs the lease's routes in main,
+    the default route included, as a DHCP client does on every renewal. Only for the
+    clients the lab started at `up` (a hot-plugged port's client is the guest's own).
+    """
+    from multihome.lab.hotplug import renew as do_renew
+
+    require_root()
+    lab_ = _open(name, LEASE_PROGRAMS)
+    done = do_renew(lab_, ifname, router)
+    click.echo(
+        f"{done.port.name} of lab {name!r} renewed its lease in {done.seconds:.2f} s "
+        f"({done.port.ips[0]}, router {done.router or 'none'})"
+    )
+
+
+@lab.command(
+    epilog="\b\nExamples:\n  sudo multihome lab expire eth1\n  sudo multihome lab renew eth1"
+)
+@_name_option
+@click.argument("ifname", metavar="IF")
+def expire(name: str, ifname: str) -> None:
+    """The DHCP lease of IF is lost: its client stops and its address goes.
+
+    The lab's dhclient for IF is stopped without a release, and its script runs as at the
+    lease's expiry (reason EXPIRE), which removes the address and with it every route
+    through it. `multihome lab renew IF` starts the client again.
+    """
+    from multihome.lab.hotplug import expire as do_expire
+
+    require_root()
+    lab_ = _open(name, LEASE_PROGRAMS)
+    port = do_expire(lab_, ifname)
+    click.echo(
+        f"{port.name} of lab {name!r} lost its lease: DHCP client stopped, {port.ips[0]} "
+        f"removed (multihome lab renew {port.name}{_name_arg(name)} gets it back)"
+    )

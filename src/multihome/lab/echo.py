@@ -2,7 +2,8 @@
 
 ``GET /`` answers with the caller's address, like ifconfig.me; the header ``X-Local-Address``
 names the address that was reached. ``--file URLPATH=FILE`` serves a file (the metadata host's
-``network_data.json``). It binds, then detaches: the parent writes the daemon's pid to
+``network_data.json`` and ``meta_data.json``, read on every request); with files, any other
+path but ``/`` is 404. It binds, then detaches: the parent writes the daemon's pid to
 ``--pid-file`` and exits 0, so the caller knows it is listening; a bind error exits 1.
 
     python3 echo.py --bind 198.51.100.10 --port 80 --pid-file /run/.../echo.pid
@@ -27,6 +28,11 @@ class EchoHandler(BaseHTTPRequestHandler):
         if path in self.files:
             body = self.files[path].read_bytes()
             content_type = "application/json"
+        elif self.files and path != "/":
+            # A metadata host: an unknown document is 404, as on Nova's metadata service
+            # (an echo there would look like malformed JSON to the guest).
+            self.send_error(404)
+            return
         else:
             body = f"{self.client_address[0]}\n".encode()
             content_type = "text/plain"

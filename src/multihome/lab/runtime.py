@@ -35,7 +35,13 @@ from multihome.errors import (
     NotPermittedError,
 )
 from multihome.lab import topology as topo
-from multihome.lab.scenario import METADATA_ADDRESS, PUBLIC_RANGE, Scenario, parse_scenario
+from multihome.lab.scenario import (
+    METADATA_ADDRESS,
+    PUBLIC_RANGE,
+    Port,
+    Scenario,
+    parse_scenario,
+)
 from multihome.lab.topology import LabNames
 
 #: Program -> the Debian/Ubuntu package that provides it.
@@ -54,7 +60,13 @@ ECHO_SCRIPT = Path(__file__).with_name("echo.py")
 STATE_FILE = "lab.json"
 SCENARIO_FILE = "scenario.yaml"
 NETWORK_DATA_FILE = "network_data.json"
+META_DATA_FILE = "meta_data.json"
 METADATA_PATH = "/openstack/latest/network_data.json"
+META_DATA_PATH = "/openstack/latest/meta_data.json"
+#: The config drive's tree, as Nova writes it at boot (a hot-plugged port is not in it).
+CONFIG_DRIVE_DIR = "config-drive"
+#: The guest's current ports, once a port was attached or detached (else the scenario's).
+PORTS_FILE = "ports.json"
 COMMAND_TIMEOUT = 20.0
 #: Where the host's iproute2 configuration is (newer iproute2 ships it in /usr/share only).
 IPROUTE2_CONFIG = (Path("/etc/iproute2"), Path("/usr/share/iproute2"))
@@ -256,14 +268,86 @@ class Lab:
         return data if isinstance(data, dict) else None
 
     def scenario(self) -> Scenario:
-        """The scenario of the running lab (read back from its state)."""
+        """The scenario of the running lab (read back from its state), with the ports the
+        guest has now (``attach-port`` and ``detach-port`` change them)."""
         if self.state() is None:
             raise InputError(
                 f"no lab named {self.names.prefix!r} is up; start one with "
                 f"`multihome lab up --name {self.names.prefix}`"
             )
         path = self.names.state_dir / SCENARIO_FILE
-        return parse_scenario(path.read_text(encoding="utf-8"), str(path))
+        scenario = parse_scenario(path.read_text(encoding="utf-8"), str(path))
+        try:
+            raw = (self.names.state_dir / PORTS_FILE).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return scenario
+        ports = tuple(Port.from_json(item) for item in json.loads(raw)["ports"])
+        return scenario.with_ports(ports)
+
+    def save_ports(self, ports: Sequence[Port]) -> None:
+        """Record the guest's current ports (atomically: a reader sees old or new)."""
+        _write_atomic(
+            self.names.state_dir / PORTS_FILE,
+            json.dumps({"ports": [p.to_json() for p in ports]}, indent=2) + "\n",
+        )
+
+    def write_metadata(self, scenario: Scenario) -> None:
+        """What the metadata host serves now (the echo reads the files on every request)."""
+        state_dir = self.names.state_dir
+        _write_atomic(state_dir / NETWORK_DATA_FILE, topo.network_data_json(scenario))
+        _write_atomic(state_dir / META_DATA_FILE, topo.meta_data_json(self.names))
+
+    def write_dhcp(self, scenario: Scenario) -> None:
+        """dnsmasq's hosts and options files (read again by :meth:`reload_dhcp`)."""
+        state_dir = self.names.state_dir
+        _write_atomic(state_dir / topo.DHCP_HOSTS_FILE, topo.dhcp_hosts(scenario))
+        _write_atomic(state_dir / topo.DHCP_OPTS_FILE, topo.dhcp_opts(scenario))
+
+    def reload_dhcp(self, scenario: Scenario) -> bool:
+        """Make dnsmasq read its hosts and options files again; False when it never ran.
+
+        Not with SIGHUP: dnsmasq 2.90 (Debian 12) dies of a general protection fault on
+        SIGHUP once it has served a lease, whatever the configuration. It is restarted
+        instead; its leases file keeps the leases, and a client that asks meanwhile (a few
+        ms) retries.
+        """
+        state_dir = self.names.state_dir
+        pid = _read_pid(state_dir / "dnsmasq.pid")
+        if pid is None:
+            return False
+        if _alive(pid) and str(state_dir).encode() in _cmdline(pid):
+            _terminate([pid])
+        self.run(
+            "dhcp",
+            [self.programs["dnsmasq"], *topo.dnsmasq_args(scenario, state_dir)],
+            "DHCP server restart",
+        )
+        return True
+
+    def dhclient_argv(self, port: Port) -> list[str]:
+        """The lab's DHCP client for ``port``: ISC dhclient with the lab's script, which
+        gives every route of the lease the port's metric; it forks once it has a lease."""
+        state_dir = self.names.state_dir
+        return [
+            self.programs["dhclient"],
+            "-4",
+            "-1",
+            "-cf",
+            str(state_dir / "dhclient.conf"),
+            "-sf",
+            str(state_dir / "dhclient-script"),
+            "-lf",
+            str(state_dir / f"dhclient.{port.name}.leases"),
+            "-pf",
+            str(state_dir / f"dhclient.{port.name}.pid"),
+            "-e",
+            f"IF_METRIC={port.metric}",
+            port.name,
+        ]
+
+    def lease(self, port: Port) -> None:
+        """Run the lab's DHCP client for ``port`` until it has a lease (it stays running)."""
+        self.run("guest", self.dhclient_argv(port), f"DHCP client on {port.name}", timeout=30)
 
     # -- up --------------------------------------------------------------------------------
     def up(self, scenario: Scenario) -> UpResult:
@@ -399,13 +483,13 @@ class Lab:
                 )
                 sw.link("set", index=_index(sw, topo.bridge(index)), state="up")
         with netlink(names.guest) as guest:
-            for index, port in enumerate(scenario.ports):
+            for port in scenario.ports:
                 guest.link(
                     "add",
                     ifname=port.name,
                     kind="veth",
                     address=port.mac,
-                    peer={"ifname": topo.switch_port(index), "net_ns_fd": switch_fd},
+                    peer={"ifname": topo.tap(port), "net_ns_fd": switch_fd},
                 )
                 guest.link("set", index=_index(guest, port.name), state="up")
         with netlink(names.router) as rtr:
@@ -451,10 +535,8 @@ class Lab:
             )
             inet.route("add", dst=str(PUBLIC_RANGE), gateway=str(topo.ROUTER_UPLINK.ip))
         with netlink(names.switch) as sw:
-            for index, port in enumerate(scenario.ports):
-                _enslave(
-                    sw, topo.switch_port(index), topo.bridge(topo.net_index(scenario, port.network))
-                )
+            for port in scenario.ports:
+                _enslave(sw, topo.tap(port), topo.bridge(topo.net_index(scenario, port.network)))
             for index, network in enumerate(scenario.networks):
                 if network.gateway is not None:
                     _enslave(sw, topo.router_leg_peer(index), topo.bridge(index))
@@ -464,17 +546,26 @@ class Lab:
     def _services(self, scenario: Scenario) -> None:
         state_dir = self.names.state_dir
         if any(n.dhcp for n in scenario.networks):
-            (state_dir / topo.DHCP_HOSTS_FILE).write_text(
-                topo.dhcp_hosts(scenario), encoding="utf-8"
-            )
+            self.write_dhcp(scenario)
             self.run(
                 "dhcp",
                 [self.programs["dnsmasq"], *topo.dnsmasq_args(scenario, state_dir)],
                 "DHCP server",
             )
-        network_data = state_dir / NETWORK_DATA_FILE
-        network_data.write_text(topo.network_data_json(scenario), encoding="utf-8")
-        self._echo("dhcp", "metadata", str(METADATA_ADDRESS), files={METADATA_PATH: network_data})
+        self.write_metadata(scenario)
+        drive = state_dir / CONFIG_DRIVE_DIR / "openstack" / "latest"
+        drive.mkdir(parents=True)
+        shutil.copyfile(state_dir / NETWORK_DATA_FILE, drive / NETWORK_DATA_FILE)
+        shutil.copyfile(state_dir / META_DATA_FILE, drive / META_DATA_FILE)
+        self._echo(
+            "dhcp",
+            "metadata",
+            str(METADATA_ADDRESS),
+            files={
+                METADATA_PATH: state_dir / NETWORK_DATA_FILE,
+                META_DATA_PATH: state_dir / META_DATA_FILE,
+            },
+        )
         self._echo("internet", "internet", str(topo.INTERNET_INTERFACE.ip))
 
     def _echo(
@@ -506,36 +597,15 @@ class Lab:
         script.chmod(0o755)
         errors: list[str] = []
 
-        def lease(index: int) -> None:
-            port = scenario.ports[index]
+        def lease(port: Port) -> None:
             try:
-                self.run(
-                    "guest",
-                    [
-                        self.programs["dhclient"],
-                        "-4",
-                        "-1",
-                        "-cf",
-                        str(conf),
-                        "-sf",
-                        str(script),
-                        "-lf",
-                        str(state_dir / f"dhclient.{port.name}.leases"),
-                        "-pf",
-                        str(state_dir / f"dhclient.{port.name}.pid"),
-                        "-e",
-                        f"IF_METRIC={port.metric}",
-                        port.name,
-                    ],
-                    f"DHCP client on {port.name}",
-                    timeout=30,
-                )
+                self.lease(port)
             except LabError as exc:
                 errors.append(str(exc))
 
         threads = [
-            threading.Thread(target=lease, args=(i,), daemon=True)
-            for i in topo.dhcp_ports(scenario)
+            threading.Thread(target=lease, args=(port,), daemon=True)
+            for port in topo.lab_clients(scenario)
         ]
         for thread in threads:
             thread.start()
@@ -548,13 +618,13 @@ class Lab:
         for port in scenario.ports:
             network = scenario.network(port.network)
             prefix = network.cidr.prefixlen
-            extra = port.ips[1:] if network.dhcp else port.ips
+            extra = port.ips[1:] if scenario.port_dhcp(port) else port.ips
             for number, address in enumerate(extra):
                 command = [ip, "-4", "addr", "add", f"{address}/{prefix}", "dev", port.name]
-                if not network.dhcp and number == 0:
+                if not scenario.port_dhcp(port) and number == 0:
                     command += ["metric", str(port.metric)]
                 self.run("guest", command, f"static address on {port.name}")
-            if not network.dhcp and network.gateway is not None:
+            if not scenario.port_dhcp(port) and network.gateway is not None:
                 self.run(
                     "guest",
                     [
@@ -658,9 +728,7 @@ class Lab:
             return daemons
         if any(n.dhcp for n in scenario.networks):
             daemons.append(("dnsmasq", "dhcp"))
-        daemons += [
-            (f"dhclient.{scenario.ports[i].name}", "guest") for i in topo.dhcp_ports(scenario)
-        ]
+        daemons += [(f"dhclient.{port.name}", "guest") for port in topo.lab_clients(scenario)]
         return daemons
 
     def _lines(self, args: list[str]) -> tuple[str, ...]:
@@ -731,6 +799,13 @@ def _enslave(ipr: Any, ifname: str, bridge: str) -> None:
     ipr.link("set", index=_index(ipr, ifname), master=_index(ipr, bridge), state="up")
 
 
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``path`` through a temporary file and a rename."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
 def _make_state_dir(path: Path) -> None:
     """Create ``path``; another lab's ``down`` may remove an empty parent meanwhile."""
     for _ in range(5):
@@ -768,6 +843,13 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _read_pid(path: Path) -> int | None:
@@ -813,14 +895,13 @@ class LabInterrupted(LabError):
 
 
 @contextmanager
-def interruptible() -> Iterator[None]:
+def interruptible(undone: str = "everything the lab had built is removed") -> Iterator[None]:
     """Turn SIGINT, SIGTERM and SIGHUP into :class:`LabInterrupted`, so that ``up`` (and
-    ``demo``) clean up after themselves and the message says what happened."""
+    ``demo``, ``attach-port``) clean up after themselves and the message says what happened
+    (``undone``)."""
 
     def handler(signum: int, _frame: object) -> None:
-        raise LabInterrupted(
-            f"interrupted by {signal.Signals(signum).name}; everything the lab had built is removed"
-        )
+        raise LabInterrupted(f"interrupted by {signal.Signals(signum).name}; {undone}")
 
     if threading.current_thread() is not threading.main_thread():
         yield

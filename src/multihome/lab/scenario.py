@@ -33,7 +33,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,56 @@ class Port:
     allowed_address_pairs: tuple[ipaddress.IPv4Address, ...]
     metric: int
     """The metric of the routes the guest's DHCP client installs for this NIC."""
+    dhcp: bool = True
+    """DHCP serves the port when its network has DHCP (``lab attach-port --no-dhcp``: not;
+    the port's address is then only in ``network_data.json``, type ``ipv4``)."""
+    hotplugged: bool = False
+    """Attached to the running guest (``lab attach-port``): the lab runs no DHCP client for
+    it; whatever runs in the guest (``multihome agent``) must bring it up."""
+    router: ipaddress.IPv4Address | None = None
+    """The router DHCP hands this port when not its network's gateway (``lab renew
+    --router``)."""
+
+    @property
+    def number(self) -> int:
+        """N of ethN: it also names the port's switch port (tapN) and sets its metric."""
+        return int(self.name[3:])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "network": self.network,
+            "mac": self.mac,
+            "ips": [str(i) for i in self.ips],
+            "floating_ips": {str(k): str(v) for k, v in self.floating_ips.items()},
+            "allowed_address_pairs": [str(a) for a in self.allowed_address_pairs],
+            "metric": self.metric,
+            "dhcp": self.dhcp,
+            "hotplugged": self.hotplugged,
+            "router": None if self.router is None else str(self.router),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Port:
+        """The inverse of :meth:`to_json` (the lab's own state file; no user input)."""
+        router = data.get("router")
+        return cls(
+            name=str(data["name"]),
+            network=str(data["network"]),
+            mac=str(data["mac"]),
+            ips=tuple(ipaddress.IPv4Address(i) for i in data["ips"]),
+            floating_ips={
+                ipaddress.IPv4Address(k): ipaddress.IPv4Address(v)
+                for k, v in data["floating_ips"].items()
+            },
+            allowed_address_pairs=tuple(
+                ipaddress.IPv4Address(a) for a in data["allowed_address_pairs"]
+            ),
+            metric=int(data["metric"]),
+            dhcp=bool(data.get("dhcp", True)),
+            hotplugged=bool(data.get("hotplugged", False)),
+            router=None if router is None else ipaddress.IPv4Address(router),
+        )
 
 
 @dataclass(frozen=True)
@@ -180,6 +230,17 @@ class Scenario:
                 return network
         raise KeyError(name)
 
+    def port(self, name: str) -> Port | None:
+        return next((p for p in self.ports if p.name == name), None)
+
+    def port_dhcp(self, port: Port) -> bool:
+        """Whether the port's first address comes from DHCP."""
+        return port.dhcp and self.network(port.network).dhcp
+
+    def with_ports(self, ports: tuple[Port, ...]) -> Scenario:
+        """The same lab with other ports (after ``attach-port`` / ``detach-port``)."""
+        return replace(self, ports=ports)
+
     def public_address(self, port: Port, ip: ipaddress.IPv4Address) -> ipaddress.IPv4Address | None:
         """The address the internet reaches ``ip`` at: its floating IP, or itself when the
         port is on an external network; None when it has none."""
@@ -205,18 +266,7 @@ class Scenario:
                 }
                 for n in self.networks
             ],
-            "ports": [
-                {
-                    "name": p.name,
-                    "network": p.network,
-                    "mac": p.mac,
-                    "ips": [str(i) for i in p.ips],
-                    "floating_ips": {str(k): str(v) for k, v in p.floating_ips.items()},
-                    "allowed_address_pairs": [str(a) for a in p.allowed_address_pairs],
-                    "metric": p.metric,
-                }
-                for p in self.ports
-            ],
+            "ports": [p.to_json() for p in self.ports],
             "expect": {phase: outcome.to_json() for phase, outcome in self.expect.items()},
         }
 

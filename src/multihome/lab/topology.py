@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from multihome.errors import InputError
-from multihome.lab.scenario import INTERNET_HOST, METADATA_ADDRESS, PUBLIC_RANGE, Scenario
+from multihome.lab.scenario import (
+    INTERNET_HOST,
+    METADATA_ADDRESS,
+    PUBLIC_RANGE,
+    Port,
+    Scenario,
+)
 
 STATE_ROOT = Path("/run/multihome-lab")
 NETNS_ETC = Path("/etc/netns")
@@ -99,6 +105,11 @@ def switch_port(port_index: int) -> str:
     return f"tap{port_index}"
 
 
+def tap(port: Port) -> str:
+    """The switch's side of ``port`` (tapN for ethN, whatever ports came and went)."""
+    return switch_port(port.number)
+
+
 def bridge(net_index: int) -> str:
     return f"br{net_index}"
 
@@ -135,42 +146,72 @@ def render_portsec(scenario: Scenario) -> str:
     The source MAC must be the port's; IPv4 only from ``address . mac`` pairs of the port's
     fixed IPs and allowed address pairs (DHCP discovery from 0.0.0.0 excepted); ARP only with
     the port's MAC and one of those addresses; everything else dropped, with a named counter
-    per port and reason.
+    per port and reason. The prerouting chain dispatches through the verdict map ``ports``
+    (switch port -> the port's chain), so a port can be added or removed on its own
+    (:func:`render_portsec_add`, :func:`render_portsec_remove`) without touching the others
+    or their counters.
     """
     lines = [f"table bridge {PORTSEC_TABLE} {{"]
     for port in scenario.ports:
-        for reason in DROP_REASONS:
-            lines.append(f"\tcounter {counter_name(port.name, reason)} {{ }}")
-        allowed = [*port.ips, *port.allowed_address_pairs]
-        elements = ", ".join(f"{ip} . {port.mac}" for ip in allowed)
-        lines += [
-            f"\tset {port.name}_allowed {{",
-            "\t\ttype ipv4_addr . ether_addr",
-            f"\t\telements = {{ {elements} }}",
-            "\t}",
-        ]
+        lines += _portsec_objects(port)
+    lines += ["\tmap ports {", "\t\ttype ifname : verdict"]
+    if scenario.ports:
+        jumps = ", ".join(f'"{tap(port)}" : jump port_{port.name}' for port in scenario.ports)
+        lines.append(f"\t\telements = {{ {jumps} }}")
     lines += [
+        "\t}",
         "\tchain prerouting {",
         "\t\ttype filter hook prerouting priority -200; policy accept;",
+        "\t\tiifname vmap @ports",
+        "\t}",
+        "}",
     ]
-    for index, port in enumerate(scenario.ports):
-        lines.append(f'\t\tiifname "{switch_port(index)}" jump port_{port.name}')
-    lines.append("\t}")
-    for port in scenario.ports:
-        name = port.name
-        lines += [
-            f"\tchain port_{name} {{",
-            f'\t\tether saddr != {port.mac} counter name "{counter_name(name, "mac")}" drop',
-            "\t\tip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept",
-            f"\t\tip saddr . ether saddr @{name}_allowed accept",
-            f'\t\tether type ip counter name "{counter_name(name, "ip")}" drop',
-            f"\t\tarp saddr ether {port.mac} arp saddr ip 0.0.0.0 accept",
-            f"\t\tarp saddr ip . arp saddr ether @{name}_allowed accept",
-            f'\t\tether type arp counter name "{counter_name(name, "arp")}" drop',
-            f'\t\tcounter name "{counter_name(name, "other")}" drop',
-            "\t}",
-        ]
-    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _portsec_objects(port: Port) -> list[str]:
+    """One port's counters, allowed set and chain (inside the table block)."""
+    name = port.name
+    lines = [f"\tcounter {counter_name(name, reason)} {{ }}" for reason in DROP_REASONS]
+    allowed = [*port.ips, *port.allowed_address_pairs]
+    elements = ", ".join(f"{ip} . {port.mac}" for ip in allowed)
+    lines += [
+        f"\tset {name}_allowed {{",
+        "\t\ttype ipv4_addr . ether_addr",
+        f"\t\telements = {{ {elements} }}",
+        "\t}",
+        f"\tchain port_{name} {{",
+        f'\t\tether saddr != {port.mac} counter name "{counter_name(name, "mac")}" drop',
+        "\t\tip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept",
+        f"\t\tip saddr . ether saddr @{name}_allowed accept",
+        f'\t\tether type ip counter name "{counter_name(name, "ip")}" drop',
+        f"\t\tarp saddr ether {port.mac} arp saddr ip 0.0.0.0 accept",
+        f"\t\tarp saddr ip . arp saddr ether @{name}_allowed accept",
+        f'\t\tether type arp counter name "{counter_name(name, "arp")}" drop',
+        f'\t\tcounter name "{counter_name(name, "other")}" drop',
+        "\t}",
+    ]
+    return lines
+
+
+def render_portsec_add(port: Port) -> str:
+    """Add one port's port security to the running switch (one nft transaction)."""
+    lines = [f"table bridge {PORTSEC_TABLE} {{", *_portsec_objects(port), "}"]
+    lines.append(
+        f'add element bridge {PORTSEC_TABLE} ports {{ "{tap(port)}" : jump port_{port.name} }}'
+    )
+    return "\n".join(lines) + "\n"
+
+
+def render_portsec_remove(port: Port) -> str:
+    """Remove one port's port security from the running switch (one nft transaction)."""
+    table = f"bridge {PORTSEC_TABLE}"
+    lines = [
+        f'delete element {table} ports {{ "{tap(port)}" }}',
+        f"delete chain {table} port_{port.name}",
+        f"delete set {table} {port.name}_allowed",
+        *(f"delete counter {table} {counter_name(port.name, r)}" for r in DROP_REASONS),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -184,32 +225,64 @@ def outside_interfaces(scenario: Scenario) -> list[str]:
 
 
 def render_router_nat(scenario: Scenario) -> str:
-    """The router's nftables ruleset: 1:1 DNAT+SNAT per floating IP, default SNAT."""
+    """The router's nftables ruleset: 1:1 DNAT+SNAT per floating IP, default SNAT.
+
+    Floating IPs live in two maps (``floating_dnat``: floating -> fixed, ``floating_snat``:
+    fixed -> floating), so a port's floating IPs can be added and removed on their own
+    (:func:`render_nat_add`, :func:`render_nat_remove`); the per-address SNAT comes before
+    the subnet's default SNAT.
+    """
     outside = ", ".join(f'"{name}"' for name in outside_interfaces(scenario))
-    dnat: list[str] = []
-    snat: list[str] = []
-    for port in scenario.ports:
-        for fixed, floating in port.floating_ips.items():
-            dnat.append(f"\t\tip daddr {floating} dnat to {fixed}")
-            snat.append(f"\t\toifname {{ {outside} }} ip saddr {fixed} snat to {floating}")
-    for network in scenario.networks:
-        if network.gateway is not None and not network.external:
-            snat.append(
-                f"\t\toifname {{ {outside} }} ip saddr {network.cidr} snat to {ROUTER_SNAT}"
-            )
-    lines = [
-        f"table ip {NAT_TABLE} {{",
+    dnat = [f"{f} : {x}" for port in scenario.ports for x, f in port.floating_ips.items()]
+    snat = [f"{x} : {f}" for port in scenario.ports for x, f in port.floating_ips.items()]
+    lines = [f"table ip {NAT_TABLE} {{"]
+    for name, elements in (("floating_dnat", dnat), ("floating_snat", snat)):
+        lines += [f"\tmap {name} {{", "\t\ttype ipv4_addr : ipv4_addr"]
+        if elements:
+            lines.append(f"\t\telements = {{ {', '.join(elements)} }}")
+        lines.append("\t}")
+    lines += [
         "\tchain prerouting {",
         "\t\ttype nat hook prerouting priority dstnat; policy accept;",
-        *dnat,
+        "\t\tdnat to ip daddr map @floating_dnat",
         "\t}",
         "\tchain postrouting {",
         "\t\ttype nat hook postrouting priority srcnat; policy accept;",
-        *snat,
-        "\t}",
-        "}",
+        f"\t\toifname {{ {outside} }} snat to ip saddr map @floating_snat",
     ]
+    for network in scenario.networks:
+        if network.gateway is not None and not network.external:
+            lines.append(
+                f"\t\toifname {{ {outside} }} ip saddr {network.cidr} snat to {ROUTER_SNAT}"
+            )
+    lines += ["\t}", "}"]
     return "\n".join(lines) + "\n"
+
+
+def render_nat_add(port: Port) -> str:
+    """Add ``port``'s floating IPs to the running router ("" when it has none)."""
+    return _nat_elements("add", port)
+
+
+def render_nat_remove(port: Port) -> str:
+    """Remove ``port``'s floating IPs from the running router ("" when it has none)."""
+    return _nat_elements("delete", port)
+
+
+def _nat_elements(verb: str, port: Port) -> str:
+    if not port.floating_ips:
+        return ""
+    pairs = port.floating_ips.items()
+    if verb == "add":
+        dnat = ", ".join(f"{f} : {x}" for x, f in pairs)
+        snat = ", ".join(f"{x} : {f}" for x, f in pairs)
+    else:
+        dnat = ", ".join(str(f) for _, f in pairs)
+        snat = ", ".join(str(x) for x, _ in pairs)
+    return (
+        f"{verb} element ip {NAT_TABLE} floating_dnat {{ {dnat} }}\n"
+        f"{verb} element ip {NAT_TABLE} floating_snat {{ {snat} }}\n"
+    )
 
 
 def dnsmasq_args(scenario: Scenario, state_dir: Path) -> list[str]:
@@ -252,25 +325,50 @@ def dnsmasq_args(scenario: Scenario, state_dir: Path) -> list[str]:
             f"--dhcp-option=tag:{tag},249,{','.join(routes)}",
         ]
     args.append(f"--dhcp-hostsfile={state_dir / DHCP_HOSTS_FILE}")
+    args.append(f"--dhcp-optsfile={state_dir / DHCP_OPTS_FILE}")
     return args
 
 
 DHCP_HOSTS_FILE = "dhcp-hosts"
+DHCP_OPTS_FILE = "dhcp-opts"
 
 
 def dhcp_hosts(scenario: Scenario) -> str:
-    """dnsmasq's ``--dhcp-hostsfile``: ``MAC,IP`` per DHCP port (re-read on SIGHUP, so a
-    port can be added to a running lab)."""
+    """dnsmasq's ``--dhcp-hostsfile``: ``MAC,set:PORT,IP`` per DHCP port (the tag selects
+    the port's own options). A running lab changes it and restarts dnsmasq."""
     return "".join(
-        f"{port.mac},{port.ips[0]}\n"
+        f"{port.mac},set:{port.name},{port.ips[0]}\n"
         for port in scenario.ports
-        if scenario.network(port.network).dhcp
+        if scenario.port_dhcp(port)
     )
+
+
+def dhcp_opts(scenario: Scenario) -> str:
+    """dnsmasq's ``--dhcp-optsfile``: the options of ports whose router differs from their
+    network's gateway (``lab renew --router``). A host's tag outranks the network's."""
+    lines = []
+    for port in scenario.ports:
+        network = scenario.network(port.network)
+        if port.router is None or not scenario.port_dhcp(port) or network.dhcp_server is None:
+            continue
+        routes = f"{METADATA_ADDRESS}/32,{network.dhcp_server},0.0.0.0/0,{port.router}"
+        lines += [
+            f"tag:{port.name},option:router,{port.router}",
+            f"tag:{port.name},option:classless-static-route,{routes}",
+            f"tag:{port.name},249,{routes}",
+        ]
+    return "".join(f"{line}\n" for line in lines)
 
 
 def dhcp_ports(scenario: Scenario) -> list[int]:
     """Indexes of the ports whose first address comes from DHCP."""
-    return [i for i, p in enumerate(scenario.ports) if scenario.network(p.network).dhcp]
+    return [i for i, p in enumerate(scenario.ports) if scenario.port_dhcp(p)]
+
+
+def lab_clients(scenario: Scenario) -> list[Port]:
+    """The ports whose DHCP client the lab runs: DHCP ports that were there at ``up`` (a
+    hot-plugged port is left to what runs in the guest, as on a real VM)."""
+    return [p for p in scenario.ports if scenario.port_dhcp(p) and not p.hotplugged]
 
 
 DHCLIENT_CONF = """\
@@ -370,7 +468,7 @@ def network_data(scenario: Scenario) -> dict[str, object]:
                 routes.append(
                     {"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": str(network.gateway)}
                 )
-            dhcp = network.dhcp and number == 0
+            dhcp = scenario.port_dhcp(port) and number == 0
             networks.append(
                 {
                     "id": f"network{len(networks)}",
@@ -390,3 +488,18 @@ def network_data(scenario: Scenario) -> dict[str, object]:
 
 def network_data_json(scenario: Scenario) -> str:
     return json.dumps(network_data(scenario), indent=2, sort_keys=True) + "\n"
+
+
+def meta_data_json(names: LabNames) -> str:
+    """OpenStack's ``meta_data.json`` for the guest (the fields a guest reads)."""
+    uuid_ = str(uuid.uuid5(uuid.NAMESPACE_URL, f"multihome-lab:{names.prefix}"))
+    data = {
+        "uuid": uuid_,
+        "name": names.guest,
+        "hostname": names.guest,
+        "launch_index": 0,
+        "availability_zone": "nova",
+        "project_id": "multihome-lab",
+        "meta": {},
+    }
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"

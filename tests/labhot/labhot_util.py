@@ -1,0 +1,245 @@
+"""Helpers of the live-lab tests: the CLI, a lab per test, the agent in its guest, and checks
+made with `ip`, `nft` and `curl` directly (never with the code under test).
+
+(A uniquely named module, so that it does not clash with other areas' test helpers.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SUFFIXES = ("vm", "sw", "rtr", "dhcp", "inet")
+STATE_ROOT = Path("/run/multihome-lab")
+NETNS_RUN = Path("/run/netns")
+PROTO_MULTIHOME = ("222", "multihome")
+PROGRAMS = ("ip", "nft", "dnsmasq", "dhclient", "curl", "ping", "sysctl")
+
+
+def run_cli(
+    *args: str, timeout: float = 90, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``multihome ARGS`` (this checkout's, as a separate process; ``env`` added)."""
+    return subprocess.run(
+        [sys.executable, "-m", "multihome", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def ns_run(namespace: str, *command: str, timeout: float = 10) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["ip", "netns", "exec", namespace, *command],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> float:
+    """Poll ``predicate`` until true; the seconds it took, or fail saying ``what``."""
+    start = time.monotonic()
+    while True:
+        if predicate():
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(0.05)
+
+
+@dataclass
+class LiveLab:
+    """A lab (one unique prefix) and what a test started in it."""
+
+    name: str
+    tmp: Path
+    agent: subprocess.Popen[str] | None = None
+    extra: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    @property
+    def guest(self) -> str:
+        return f"{self.name}-vm"
+
+    def cli(self, verb: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """``multihome lab VERB --name NAME ARGS``."""
+        return run_cli("lab", verb, "--name", self.name, *args)
+
+    def ok(self, verb: str, *args: str) -> str:
+        done = self.cli(verb, *args)
+        assert done.returncode == 0, f"lab {verb} {args}: {done.stdout}{done.stderr}"
+        return done.stdout
+
+    def probe(self) -> dict[str, Any]:
+        return dict(json.loads(self.ok("probe", "--json")))
+
+    def ip_json(self, *args: str) -> list[dict[str, Any]]:
+        done = subprocess.run(
+            ["ip", "-n", self.guest, "-j", *args], capture_output=True, text=True, check=True
+        )
+        return json.loads(done.stdout) if done.stdout.strip() else []
+
+    def rules(self) -> list[dict[str, Any]]:
+        return self.ip_json("-4", "rule")
+
+    def routes(self, table: str = "all") -> list[dict[str, Any]]:
+        return self.ip_json("-4", "route", "show", "table", table)
+
+    def owned(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Rules and routes marked with multihome's protocol."""
+        rules = [r for r in self.rules() if str(r.get("protocol")) in PROTO_MULTIHOME]
+        routes = [r for r in self.routes() if str(r.get("protocol")) in PROTO_MULTIHOME]
+        return rules, routes
+
+    def main_defaults(self) -> list[str]:
+        return sorted(r["dev"] for r in self.routes("main") if r.get("dst") == "default")
+
+    def addresses(self, ifname: str) -> list[str]:
+        data = self.ip_json("-4", "addr", "show", "dev", ifname)
+        return [a["local"] for entry in data for a in entry.get("addr_info", [])]
+
+    def http(self, node: str, url: str, *extra: str) -> str | None:
+        done = ns_run(
+            f"{self.name}-{node}",
+            "curl",
+            "-s",
+            "--noproxy",
+            "*",
+            "--connect-timeout",
+            "1",
+            "--max-time",
+            "2",
+            *extra,
+            url,
+        )
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    def start_agent(self, *args: str) -> subprocess.Popen[str]:
+        """`multihome agent` in the guest (its state under the test's folder), ready."""
+        log = (self.tmp / "agent.log").open("a")
+        self.agent = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.guest,
+                sys.executable,
+                "-m",
+                "multihome",
+                "--root",
+                str(self.tmp / "root"),
+                "agent",
+                "--dhcp-grace",
+                "0.3",
+                *args,
+            ],
+            stdout=log,
+            stderr=log,
+            text=True,
+        )
+        state = self.run_dir() / "agent.json"
+        agent = self.agent
+
+        def ready() -> bool:
+            assert agent.poll() is None, self.agent_log()
+            try:
+                return bool(json.loads(state.read_text()).get("pid") == agent.pid)
+            except (OSError, ValueError):
+                return False
+
+        wait_until(ready, 20, "the agent is ready")
+        return self.agent
+
+    def guest_processes(self, program: str) -> list[list[str]]:
+        """argv of each ``program`` process running in the guest (read from /proc)."""
+        pids = subprocess.run(
+            ["ip", "netns", "pids", self.guest], capture_output=True, text=True, check=False
+        ).stdout.split()
+        found = []
+        for pid in pids:
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().rstrip("\0").split("\0")
+            except OSError:
+                continue
+            if os.path.basename(argv[0]) == program:
+                found.append(argv)
+        return found
+
+    def run_dir(self) -> Path:
+        """The agent's folder: ``{root}/run/multihome/net-<inode of the guest namespace>``."""
+        netns = os.stat(NETNS_RUN / self.guest).st_ino
+        return self.tmp / "root" / "run" / "multihome" / f"net-{netns}"
+
+    def agent_log(self) -> str:
+        path = self.tmp / "agent.log"
+        return path.read_text() if path.exists() else ""
+
+    def stop_agent(self) -> None:
+        for process in [p for p in (self.agent, *self.extra) if p is not None]:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(5)
+
+
+def leftovers(name: str) -> list[str]:
+    """Everything of lab ``name`` still on the host: namespaces, folders, processes."""
+    found = [f"namespace {name}-{s}" for s in SUFFIXES if (NETNS_RUN / f"{name}-{s}").exists()]
+    for path in (STATE_ROOT / name, Path("/etc/netns") / f"{name}-vm"):
+        if path.exists():
+            found.append(f"path {path}")
+    marker = str(STATE_ROOT / name).encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+        except OSError:
+            continue
+        if marker in cmdline and state not in ("Z", "X"):
+            text = cmdline.replace(b"\0", b" ").decode(errors="replace")
+            found.append(f"process {entry}: {text[:120]}")
+    return found
+
+
+def force_remove(name: str) -> None:
+    """Remove lab ``name`` by its names, whatever state it is in."""
+    run_cli("lab", "down", "--name", name, timeout=60)
+    for suffix in SUFFIXES:
+        namespace = f"{name}-{suffix}"
+        if (NETNS_RUN / namespace).exists():
+            pids = subprocess.run(
+                ["ip", "netns", "pids", namespace], capture_output=True, text=True, check=False
+            ).stdout.split()
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid), signal.SIGKILL)
+            subprocess.run(["ip", "netns", "delete", namespace], capture_output=True, check=False)
+    shutil.rmtree(STATE_ROOT / name, ignore_errors=True)
+    shutil.rmtree(Path("/etc/netns") / f"{name}-vm", ignore_errors=True)
+
+
+def new_name() -> str:
+    return f"mhhot-{secrets.token_hex(3)}"
+
+
+def missing_programs() -> list[str]:
+    return [p for p in PROGRAMS if shutil.which(p) is None]
