@@ -27,8 +27,13 @@ def test_down_leaves_nothing_behind(lab_name: str) -> None:
     assert len(pids) == 7  # dnsmasq, 3 dhclient, 3 HTTP services
     assert Path(f"/etc/netns/{lab_name}-vm/iproute2/rt_tables").exists()
     assert leftovers(lab_name)
+    inode = os.stat(f"/run/netns/{lab_name}-vm").st_ino
+    assert run_cli("lab", "exec", "--name", lab_name, "--", "multihome", "apply").returncode == 0
+    guest_state = Path(f"/run/multihome/net-{inode}")
+    assert guest_state.is_dir()  # the apply's snapshot and lock: kept under /run
 
     down = run_json("lab", "down", "--name", lab_name)
+    assert not guest_state.exists()
     assert down["processes"] == 7 and len(down["namespaces"]) == 5
     assert leftovers(lab_name) == []
     for pid in pids:

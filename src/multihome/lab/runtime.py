@@ -652,6 +652,10 @@ class Lab:
         started = time.monotonic()
         with _signals_ignored():
             namespaces = self.existing_namespaces()
+            # What multihome (apply, agent) ran inside the guest kept under /run: the state
+            # directory is named after the guest namespace's inode, which goes with it.
+            guest_state = [_multihome_state_dir(ns) for ns in namespaces
+                           if ns == self.names.guest]
             pids = sorted({pid for ns in namespaces for pid in netns_pids(ns)})
             _terminate(pids)
             for namespace in namespaces:
@@ -661,12 +665,14 @@ class Lab:
                     check=False,
                 )
             paths: list[str] = []
-            for path in (self.names.guest_etc, self.names.state_dir):
+            for path in (self.names.guest_etc, self.names.state_dir,
+                         *(p for p in guest_state if p is not None)):
                 if path.exists():
                     shutil.rmtree(path, ignore_errors=True)
                     paths.append(str(path))
-            with suppress(OSError):
-                topo.STATE_ROOT.rmdir()  # only when empty: other labs may be up
+            for parent in (topo.STATE_ROOT, Path("/run/multihome")):
+                with suppress(OSError):
+                    parent.rmdir()  # only when empty: other labs (or multihome) use it
         left = self.existing_namespaces()
         if left:
             raise LabError(
@@ -912,3 +918,12 @@ def interruptible(undone: str = "everything the lab had built is removed") -> It
     finally:
         for sig, previous in old.items():
             signal.signal(sig, previous)
+
+
+def _multihome_state_dir(namespace: str) -> Path | None:
+    """``/run/multihome/net-<inode>`` of a named namespace (see multihome-safety(8))."""
+    try:
+        inode = os.stat(NETNS_RUN / namespace).st_ino
+    except OSError:
+        return None
+    return Path("/run/multihome") / f"net-{inode}"
