@@ -277,14 +277,17 @@ class Nova:
             region_name="RegionOne",
         )
 
+    def _stats_url(self) -> str:
+        return self.compute_url.removesuffix("/v2.1") + "/__mh_stats"
+
     def stats(self) -> dict[str, Any]:
         """Requests to the compute API since the last reset (see ``reset_stats``)."""
-        with urllib.request.urlopen(f"{self.compute_url}/__mh_stats", timeout=10) as resp:
+        with urllib.request.urlopen(self._stats_url(), timeout=10) as resp:
             data: dict[str, Any] = json.load(resp)
             return data
 
     def reset_stats(self) -> None:
-        req = urllib.request.Request(f"{self.compute_url}/__mh_stats", method="DELETE")
+        req = urllib.request.Request(self._stats_url(), method="DELETE")
         with urllib.request.urlopen(req, timeout=10):
             pass
 
@@ -514,3 +517,26 @@ def start_nova(workdir: Path, neutron: Neutron) -> Iterator[Nova]:
         yield nova
     finally:
         procs.stop()
+
+
+@pytest.fixture(scope="session")
+def nova(neutron: Neutron, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nova]:
+    """A real Nova API (fake compute driver) with Placement, Glance and RabbitMQ for the whole
+    session, wired to the session's Neutron; the examples' image, flavors and key pair exist.
+    Tests using it carry ``@pytest.mark.xdist_group("nova")`` so that one worker starts it."""
+    with start_nova(tmp_path_factory.mktemp("nova"), neutron) as server:
+        yield server
+
+
+@pytest.fixture
+def nova_env(nova: Nova, monkeypatch: pytest.MonkeyPatch) -> Nova:
+    """Point openstacksdk (in this process and in child processes) at Nova and Neutron."""
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(nova.clouds_yaml))
+    monkeypatch.setenv("OS_CLOUD", nova.cloud)
+    for var in [
+        v
+        for v in os.environ
+        if v.startswith("OS_") and v not in ("OS_CLIENT_CONFIG_FILE", "OS_CLOUD")
+    ]:
+        monkeypatch.delenv(var)
+    return nova

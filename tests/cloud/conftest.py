@@ -8,6 +8,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))  # cloud_support, fakenova
 
-from cloud_support import cloud_env, fake_nova, neutron
+from cloud_support import cloud_env, fake_nova, neutron, nova, nova_env
 
-__all__ = ["cloud_env", "fake_nova", "neutron"]
+__all__ = ["cloud_env", "fake_nova", "neutron", "nova", "nova_env"]
