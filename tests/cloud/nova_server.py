@@ -225,7 +225,11 @@ def write_config(state: Path, ports: dict[str, int]) -> None:
 
 def _run(*args: str, env: dict[str, str] | None = None) -> None:
     done = subprocess.run(
-        list(args), capture_output=True, text=True, env=dict(os.environ, **(env or {}))
+        list(args),
+        check=False,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, **(env or {})),
     )
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed:\n{done.stdout[-2000:]}{done.stderr[-4000:]}")

@@ -33,6 +33,35 @@ def _macs_in_boot_order(server: Any) -> list[str]:
     return [a["OS-EXT-IPS-MAC:mac_addr"] for addrs in server.addresses.values() for a in addrs]
 
 
+def _check_server(conn: Any, topo: Any, spec: Any, out: str) -> None:
+    """The server of ``spec`` runs as the topology says, on its ports, in order."""
+    from multihome.cloud.userdata import for_server
+
+    (server,) = [
+        s for s in conn.compute.servers(details=True, tags=topo.tag) if s.name == spec.name
+    ]
+    server = conn.compute.get_server(server.id)  # user_data: admin, microversion 2.3+
+    assert server.status == "ACTIVE"
+    # Nova says "True" or "" (not False): the drive is there exactly when asked for
+    assert (server.has_config_drive in (True, "True")) is spec.config_drive
+    assert server.key_name == spec.key_name
+    assert server.flavor["original_name"] == spec.flavor
+    assert server.tags == [topo.tag]
+    stored = server.user_data
+    assert (base64.b64decode(stored).decode() if stored else None) == for_server(topo, spec)
+    ports = [next(conn.network.ports(name=p.name, tags=topo.tag)) for p in spec.ports]
+    for port, port_spec in zip(ports, spec.ports, strict=True):
+        assert port.device_id == server.id
+        assert port.device_owner.startswith("compute:")
+        assert port.binding_host_id == COMPUTE_HOST
+        assert port.status == "ACTIVE"
+        if port_spec.fixed_ip is not None:
+            assert [f["ip_address"] for f in port.fixed_ips] == [str(port_spec.fixed_ip)]
+            assert str(port_spec.fixed_ip) in out
+    assert _macs_in_boot_order(server) == [p.mac_address for p in ports]
+    assert {i.port_id for i in conn.compute.server_interfaces(server)} == {p.id for p in ports}
+
+
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_example_applies_then_noop_then_destroys(
     example: Path, nova_env: Nova, capsys: pytest.CaptureFixture[str]
@@ -42,7 +71,6 @@ def test_example_applies_then_noop_then_destroys(
     user-data; a second apply only reads; destroy removes every tagged resource and leaves a
     same-named untagged server alone."""
     from multihome.cloud.topology import load_topology
-    from multihome.cloud.userdata import for_server
 
     topo = load_topology(example)
     assert topo.servers, f"{example} declares no server"
@@ -67,31 +95,7 @@ def test_example_applies_then_noop_then_destroys(
         assert found["servers"] == sorted(s.name for s in topo.servers)
         assert len(found["floating_ips"]) == sum(1 for p in topo.ports if p.floating_ip)
         for spec in topo.servers:
-            (server,) = [
-                s for s in conn.compute.servers(details=True, tags=topo.tag) if s.name == spec.name
-            ]
-            server = conn.compute.get_server(server.id)
-            assert server.status == "ACTIVE"
-            # Nova says "True" or "" (not False): the drive is there exactly when asked for
-            assert (server.has_config_drive in (True, "True")) is spec.config_drive
-            assert server.key_name == spec.key_name
-            assert server.flavor["original_name"] == spec.flavor
-            assert server.tags == [topo.tag]
-            user_data = for_server(topo, spec)
-            stored = server.user_data
-            assert (base64.b64decode(stored).decode() if stored else None) == user_data
-            ports = [next(conn.network.ports(name=p.name, tags=topo.tag)) for p in spec.ports]
-            for port, port_spec in zip(ports, spec.ports, strict=True):
-                assert port.device_id == server.id
-                assert port.device_owner.startswith("compute:")
-                assert port.binding_host_id == COMPUTE_HOST
-                assert port.status == "ACTIVE"
-                if port_spec.fixed_ip is not None:
-                    assert [f["ip_address"] for f in port.fixed_ips] == [str(port_spec.fixed_ip)]
-                    assert str(port_spec.fixed_ip) in out
-            assert _macs_in_boot_order(server) == [p.mac_address for p in ports]
-            interfaces = {i.port_id for i in conn.compute.server_interfaces(server)}
-            assert interfaces == {p.id for p in ports}
+            _check_server(conn, topo, spec, out)
 
         nova_env.neutron.reset_stats()
         nova_env.reset_stats()
@@ -108,9 +112,7 @@ def test_example_applies_then_noop_then_destroys(
 
         code, out, err = run_cli(["cloud", "destroy", "-f", str(example)], capsys)
         assert code == 0, err
-        assert all(not names for names in _tagged(conn, topo.tag).values()), _tagged(
-            conn, topo.tag
-        )
+        assert all(not names for names in _tagged(conn, topo.tag).values()), _tagged(conn, topo.tag)
         survivor = conn.compute.get_server(planted.id)
         assert survivor.status == "ACTIVE" and not survivor.tags
     finally:

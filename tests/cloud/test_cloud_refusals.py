@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
-from cloud_support import EXTERNAL, REPO, Neutron, run_cli
+from cloud_support import COMPUTE_HOST, EXTERNAL, REPO, Neutron, Nova, run_cli
 
 SCENARIO4 = REPO / "examples" / "scenario4-two-ports-two-floating-ips.yaml"
 
@@ -15,15 +15,20 @@ SCENARIO4 = REPO / "examples" / "scenario4-two-ports-two-floating-ips.yaml"
 def _unique(text: str, name: str) -> str:
     """The topology ``text`` with a fresh name and fresh resource-name prefix."""
     suffix = uuid.uuid4().hex[:6]
-    return text.replace("name: scenario4", f"name: {name}-{suffix}").replace("s4-", f"s4{suffix}-")
+    return (
+        text.replace("name: scenario4", f"name: {name}-{suffix}")
+        .replace("s4-", f"s4{suffix}-")
+        .replace("multiport-test", f"mpt{suffix}")
+    )
 
 
+@pytest.mark.xdist_group("nova")
 def test_untagged_resources_are_never_touched(
-    fake_nova: Any, cloud_env: Neutron, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    nova_env: Nova, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Resources planted without the tag, even with the topology's names, survive apply and
     destroy unchanged; apply warns about the same-named ones and creates its own."""
-    conn = cloud_env.connect()
+    conn = nova_env.connect()
     topo = tmp_path / "t.yaml"
     topo.write_text(_unique(SCENARIO4.read_text(), "plant"))
     from multihome.cloud.topology import load_topology
@@ -58,8 +63,9 @@ def test_untagged_resources_are_never_touched(
     assert not list(conn.network.networks(tags=t.tag))
 
 
+@pytest.mark.xdist_group("nova")
 def test_floating_ip_without_router_is_translated_and_resumable(
-    fake_nova: Any, cloud_env: Neutron, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    nova_env: Nova, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Without a router Neutron refuses the floating IP (404); the message names the router
     interface to add. After adding the router, the next apply completes the rest only."""
@@ -111,26 +117,29 @@ def test_address_pairs_on_port_without_port_security(
     assert [p["ip_address"] for p in pairs] == ["10.77.0.50"]
 
 
+@pytest.mark.xdist_group("nova")
 def test_attach_port_to_running_server(
-    fake_nova: Any, cloud_env: Neutron, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    nova_env: Nova, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """attach-port creates a port, attaches it to a running server (bound in Neutron), gives
     it a floating IP and says what to run in the guest; destroy --name removes it."""
     text = _unique(SCENARIO4.read_text(), "attach")
-    one_port = text.split("      - name: multiport-test-eth1")[0] + "guest:\n  install: none\n"
+    one_port = re.split(r"      - name: mpt\w+-eth1", text)[0] + "guest:\n  install: none\n"
     topo = tmp_path / "t.yaml"
     topo.write_text(one_port)
     assert run_cli(["cloud", "apply", "-f", str(topo)], capsys)[0] == 0
     from multihome.cloud.topology import load_topology
 
     t = load_topology(topo)
-    conn = cloud_env.connect()
-    server = next(iter(fake_nova.servers.values()))
+    conn = nova_env.connect()
+    (server,) = conn.compute.servers(tags=t.tag)
+    assert server.status == "ACTIVE"
+    nova_env.reset_stats()
     code, out, err = run_cli(
         [
             "cloud",
             "attach-port",
-            "multiport-test",
+            t.servers[0].name,
             "--network",
             t.networks[0].name,
             "--fixed-ip",
@@ -147,19 +156,27 @@ def test_attach_port_to_running_server(
     assert code == 0, err
     assert "192.168.0.112" in out and "203.0.113." in out
     assert "sudo multihome apply" in out
-    port = next(conn.network.ports(name="multiport-test-port2"))
+    port = next(conn.network.ports(name=f"{t.servers[0].name}-port2"))
     assert port.device_id == server.id and port.status == "ACTIVE"
-    assert ("create_server_interface", {"server": server.id, "port": port.id}) in (fake_nova.calls)
+    # Nova's own interface-attach did it: the port is among the server's interfaces and in
+    # its network info (what the guest sees as its next NIC)
+    assert f"POST /v2.1/servers/{server.id}/os-interface" in nova_env.stats()["requests"]
+    assert port.id in {i.port_id for i in conn.compute.server_interfaces(server)}
+    server = conn.compute.get_server(server.id)
+    macs = [a["OS-EXT-IPS-MAC:mac_addr"] for addrs in server.addresses.values() for a in addrs]
+    assert port.mac_address in macs and len(macs) == 2
+    assert port.binding_host_id == COMPUTE_HOST
     fip = next(conn.network.ips(port_id=port.id))
     assert fip.floating_ip_address in out
     code, out, err = run_cli(["cloud", "destroy", "--name", t.name + "-adhoc"], capsys)
     assert code == 0, err
-    assert not list(conn.network.ports(name="multiport-test-port2"))
+    assert not list(conn.network.ports(name=f"{t.servers[0].name}-port2"))
     assert run_cli(["cloud", "destroy", "-f", str(topo)], capsys)[0] == 0
 
 
+@pytest.mark.xdist_group("nova")
 def test_attach_port_floating_ip_without_router(
-    fake_nova: Any, cloud_env: Neutron, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    nova_env: Nova, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """attach-port on a subnet without a router: the 404 names the subnet and the fix."""
     text = _unique(SCENARIO4.read_text(), "attach404")
@@ -175,7 +192,7 @@ def test_attach_port_floating_ip_without_router(
         [
             "cloud",
             "attach-port",
-            "multiport-test",
+            t.servers[0].name,
             "--network",
             t.networks[0].name,
             "--subnet",
