@@ -24,7 +24,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     and every worker would start its own Nova. This sets the suffix where pytest keeps the id
     now, and does nothing where xdist's own suffix took effect or outside ``loadgroup``.
     """
-    if not config.getvalue("loadgroup"):
+    if not getattr(config.option, "loadgroup", False):  # set on xdist workers only
         return
     try:
         from _pytest.nodeid import coerce_node_id

@@ -29,8 +29,14 @@ def _tagged(conn: Any, tag: str) -> dict[str, list[str]]:
 
 def _macs_in_boot_order(server: Any) -> list[str]:
     """The MACs of the server's interfaces in the order Nova plugs them (eth0, eth1, ...):
-    Nova's network info cache, which ``addresses`` lists network by network, in order."""
-    return [a["OS-EXT-IPS-MAC:mac_addr"] for addrs in server.addresses.values() for a in addrs]
+    Nova's network info cache, which ``addresses`` lists network by network, in order
+    (floating IPs, once Nova has seen them, repeat the MAC of their port: left out)."""
+    return [
+        a["OS-EXT-IPS-MAC:mac_addr"]
+        for addrs in server.addresses.values()
+        for a in addrs
+        if a["OS-EXT-IPS:type"] == "fixed"
+    ]
 
 
 def _check_server(conn: Any, topo: Any, spec: Any, out: str) -> None:

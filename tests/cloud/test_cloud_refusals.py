@@ -163,7 +163,12 @@ def test_attach_port_to_running_server(
     assert f"POST /v2.1/servers/{server.id}/os-interface" in nova_env.stats()["requests"]
     assert port.id in {i.port_id for i in conn.compute.server_interfaces(server)}
     server = conn.compute.get_server(server.id)
-    macs = [a["OS-EXT-IPS-MAC:mac_addr"] for addrs in server.addresses.values() for a in addrs]
+    macs = [
+        a["OS-EXT-IPS-MAC:mac_addr"]
+        for addrs in server.addresses.values()
+        for a in addrs
+        if a["OS-EXT-IPS:type"] == "fixed"
+    ]
     assert port.mac_address in macs and len(macs) == 2
     assert port.binding_host_id == COMPUTE_HOST
     fip = next(conn.network.ips(port_id=port.id))
