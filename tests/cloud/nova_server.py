@@ -45,6 +45,10 @@ debug = false
 periodic_fuzzy_delay = 0
 heal_instance_info_cache_interval = 5
 allow_resize_to_same_host = true
+# the fake host has 8 vCPUs, 8000 MB and 500 GB: room for the servers of the whole suite
+cpu_allocation_ratio = 64.0
+ram_allocation_ratio = 64.0
+disk_allocation_ratio = 64.0
 # the API answers on its own port (wsgi runner); no eventlet servers
 enabled_apis = osapi_compute
 
@@ -86,6 +90,11 @@ num_retries = 0
 
 [cinder]
 auth_type = none
+
+[quota]
+# no limits but the ones a test sets (the project is shared by the whole session)
+cores = -1
+ram = -1
 
 [service_user]
 send_service_user_token = false

@@ -213,3 +213,87 @@ def test_attach_port_floating_ip_without_router(
     assert f"from subnet {t.subnets[0].name}" in err and "no router connects them" in err
     assert f"openstack router add subnet ROUTER {t.subnets[0].name}" in err
     assert run_cli(["cloud", "destroy", "-f", str(topo)], capsys)[0] == 0
+
+
+@pytest.mark.xdist_group("nova")
+def test_server_nova_cannot_boot_is_translated_and_replaced(
+    nova_env: Nova, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A flavor no host has room for: Nova puts the server in ERROR; apply says why (Nova's
+    fault) and what the next apply does; with the flavor fixed, the next apply deletes the
+    failed server and boots it again on the same ports."""
+    text = _unique(SCENARIO4.read_text(), "noboot")
+    topo = tmp_path / "t.yaml"
+    topo.write_text(text.replace("flavor: m1.small", "flavor: m1.huge"))
+    from multihome.cloud.topology import load_topology
+
+    t = load_topology(topo)
+    name = t.servers[0].name
+    try:
+        code, _out, err = run_cli(["cloud", "apply", "-f", str(topo)], capsys)
+        assert code == 1
+        assert f"create server {name}: Nova could not boot it: No valid host" in err, err
+        assert "the next apply deletes it and boots it again" in err
+        assert "run apply again" in err and "Traceback" not in err
+        conn = nova_env.connect()
+        (failed,) = conn.compute.servers(tags=t.tag)
+        assert failed.status == "ERROR"
+
+        topo.write_text(text)
+        code, out, err = run_cli(["cloud", "plan", "-f", str(topo)], capsys)
+        assert code == 0, err
+        assert f"- delete server {name} (status ERROR: replaced)" in out
+        assert f"+ create server {name}" in out
+        code, out, err = run_cli(["cloud", "apply", "-f", str(topo)], capsys)
+        assert code == 0, err
+        (server,) = conn.compute.servers(tags=t.tag)
+        assert server.id != failed.id and server.status == "ACTIVE"
+        assert server.flavor["original_name"] == "m1.small"
+        for port in t.ports:
+            assert next(conn.network.ports(name=port.name)).device_id == server.id
+        assert out.count("203.0.113.") == 2
+    finally:
+        assert run_cli(["cloud", "destroy", "-f", str(topo)], capsys)[0] == 0
+
+
+@pytest.mark.xdist_group("nova")
+def test_missing_key_pair_is_translated(
+    nova_env: Nova, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nova refuses a server whose key pair does not exist (400); apply names the key pair
+    and how to create it."""
+    text = _unique(SCENARIO4.read_text(), "nokey").replace("key_name: mykey", "key_name: nokey")
+    topo = tmp_path / "t.yaml"
+    topo.write_text(text)
+    try:
+        code, _out, err = run_cli(["cloud", "apply", "-f", str(topo)], capsys)
+        assert code == 1
+        assert "Nova has no key pair nokey in this project (400" in err, err
+        assert "openstack keypair create --public-key ~/.ssh/id_ed25519.pub nokey" in err
+        assert "Traceback" not in err
+    finally:
+        assert run_cli(["cloud", "destroy", "-f", str(topo)], capsys)[0] == 0
+
+
+@pytest.mark.xdist_group("nova")
+def test_quota_refusal_is_not_called_a_credentials_problem(
+    nova_env: Nova, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nova refuses a server over the project's quota with 403 (like a missing permission);
+    apply says that the quota is used up, not that the credentials are wrong."""
+    conn = nova_env.connect()
+    # the default quota class (per-project quotas would need Keystone to check the project)
+    quota_url = "/os-quota-class-sets/default"
+    resp = conn.compute.put(quota_url, json={"quota_class_set": {"instances": 0}})
+    assert resp.status_code == 200, resp.text
+    topo = tmp_path / "t.yaml"
+    topo.write_text(_unique(SCENARIO4.read_text(), "quota"))
+    try:
+        code, _out, err = run_cli(["cloud", "apply", "-f", str(topo)], capsys)
+        assert code == 1
+        assert "the project's quota is used up (403: Quota exceeded for instances" in err, err
+        assert "credentials" not in err and "Traceback" not in err
+    finally:
+        resp = conn.compute.put(quota_url, json={"quota_class_set": {"instances": -1}})
+        assert resp.status_code == 200, resp.text
+        assert run_cli(["cloud", "destroy", "-f", str(topo)], capsys)[0] == 0
