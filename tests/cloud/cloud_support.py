@@ -271,19 +271,23 @@ class Nova:
             region_name="RegionOne",
         )
 
-    def _stats_url(self) -> str:
-        return self.compute_url.removesuffix("/v2.1") + "/__mh_stats"
+    def _stats_url(self, service: str) -> str:
+        url = {"compute": self.compute_url.removesuffix("/v2.1"), "image": self.image_url}
+        return url[service].rstrip("/") + "/__mh_stats"
 
-    def stats(self) -> dict[str, Any]:
-        """Requests to the compute API since the last reset (see ``reset_stats``)."""
-        with urllib.request.urlopen(self._stats_url(), timeout=10) as resp:
+    def stats(self, service: str = "compute") -> dict[str, Any]:
+        """Requests to the compute (or image) API since the last reset (``reset_stats``)."""
+        with urllib.request.urlopen(self._stats_url(service), timeout=10) as resp:
             data: dict[str, Any] = json.load(resp)
             return data
 
     def reset_stats(self) -> None:
-        req = urllib.request.Request(self._stats_url(), method="DELETE")
-        with urllib.request.urlopen(req, timeout=10):
-            pass
+        """Forget the requests counted so far by Nova, Glance and Neutron."""
+        for service in ("compute", "image"):
+            req = urllib.request.Request(self._stats_url(service), method="DELETE")
+            with urllib.request.urlopen(req, timeout=10):
+                pass
+        self.neutron.reset_stats()
 
 
 class Processes:

@@ -384,7 +384,7 @@ def serve(name: str, state: Path, port: int) -> None:
         daemon_threads = True
 
     app = with_identity(application, IDENTITY[name])
-    if name == "nova-api":
+    if name in ("nova-api", "glance"):
         from neutron_server import Counter  # GET/DELETE /__mh_stats, like Neutron's
 
         app = Counter(app)

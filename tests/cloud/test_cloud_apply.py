@@ -103,7 +103,6 @@ def test_example_applies_then_noop_then_destroys(
         for spec in topo.servers:
             _check_server(conn, topo, spec, out)
 
-        nova_env.neutron.reset_stats()
         nova_env.reset_stats()
         code, out, err = run_cli(
             ["cloud", "apply", "-f", str(example), "--detailed-exit-codes"], capsys
