@@ -3,9 +3,14 @@
 The Neutron venv is built once from ``neutron-requirements.lock`` (every package pinned) into
 ``/var/cache/multihome-test/neutron-venv-<hash of the lock>`` (``MULTIHOME_TEST_CACHE``
 overrides the directory), with a template SQLite database next to it; each test session
-copies the template and starts ``neutron_server.py serve`` on a free port. Servers (Nova) are
-driven through openstacksdk's own fakes (``openstack.test.fakes``) that bind ports in the real
-Neutron the way Nova does (see ``fakenova.py``).
+copies the template and starts ``neutron_server.py serve`` on a free port.
+
+Servers go to a real Nova (``compute_driver = fake.FakeDriver``), built the same way from
+``nova-requirements.lock`` into ``nova-venv-<hash>`` (with Placement and Glance) and started by
+the session fixture ``nova`` on free ports, with a RabbitMQ node of its own (``rabbitmq-server``
+from apt, see .ci/apt.d/nova.txt) and wired to the session's Neutron, which binds the ports
+(see ``nova_server.py``). Tests that use it are marked ``xdist_group("nova")``: one xdist worker
+(``--dist loadgroup``) starts it and runs them all.
 """
 
 from __future__ import annotations
@@ -37,41 +42,46 @@ EXTERNAL = "public"
 EXTERNAL_CIDR = "203.0.113.0/24"
 
 
-def lock_hash() -> str:
-    return hashlib.sha256(LOCK.read_bytes()).hexdigest()[:12]
+def lock_hash(lock: Path = LOCK) -> str:
+    return hashlib.sha256(lock.read_bytes()).hexdigest()[:12]
 
 
-def server_hash() -> str:
-    return hashlib.sha256(SERVER.read_bytes()).hexdigest()[:12]
+def server_hash(script: Path = SERVER) -> str:
+    return hashlib.sha256(script.read_bytes()).hexdigest()[:12]
 
 
-def template(venv: Path) -> Path:
-    """The configured template database for the current server script (built once)."""
-    tmpl = venv / f"template-{server_hash()}"
+def template(venv: Path, script: Path = SERVER) -> Path:
+    """The template state (configuration, databases) that ``script setup`` builds in
+    ``venv``, once per version of the script."""
+    tmpl = venv / f"template-{server_hash(script)}"
     if (tmpl / ".ready").exists():
         return tmpl
     with open(CACHE / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (tmpl / ".ready").exists():
             shutil.rmtree(tmpl, ignore_errors=True)
-            subprocess.run(
-                [str(venv / "bin/python"), str(SERVER), "setup", str(tmpl)],
-                check=True,
+            done = subprocess.run(
+                [str(venv / "bin/python"), str(script), "setup", str(tmpl)],
+                check=False,
                 capture_output=True,
+                text=True,
             )
-            (tmpl / ".ready").write_text(server_hash())
+            if done.returncode != 0:
+                raise RuntimeError(f"{script.name} setup failed:\n{done.stderr[-3000:]}")
+            (tmpl / ".ready").write_text(server_hash(script))
     return tmpl
 
 
-def build_venv() -> Path:
-    """The Neutron venv for the current lock file (built once; later runs reuse it)."""
-    venv = CACHE / f"neutron-venv-{lock_hash()}"
+def build_venv(lock: Path = LOCK, prefix: str = "neutron-venv") -> Path:
+    """The venv of ``lock`` (every package pinned), built once under ``CACHE`` as
+    ``PREFIX-<hash of the lock>``; later runs reuse it."""
+    venv = CACHE / f"{prefix}-{lock_hash(lock)}"
     ready = venv / ".multihome-ready"
     if ready.exists():
         return venv
     CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / ".build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder; xdist workers wait for it
+    with open(CACHE / ".build.lock", "w") as build_lock:
+        fcntl.flock(build_lock, fcntl.LOCK_EX)  # one builder; xdist workers wait for it
         if ready.exists():
             return venv
         # venvs are not relocatable: build under the final name; the stamp marks it done
@@ -86,11 +96,11 @@ def build_venv() -> Path:
             "--disable-pip-version-check",
         ]
         done = subprocess.run(
-            [*pip, "--no-deps", "-r", str(LOCK)], capture_output=True, check=False, text=True
+            [*pip, "--no-deps", "-r", str(lock)], capture_output=True, check=False, text=True
         )
         if done.returncode != 0:
-            raise RuntimeError(f"building the Neutron venv failed:\n{done.stderr[-3000:]}")
-        ready.write_text(lock_hash())
+            raise RuntimeError(f"building {venv} failed:\n{done.stderr[-3000:]}")
+        ready.write_text(lock_hash(lock))
     return venv
 
 
@@ -211,18 +221,6 @@ def cloud_env(neutron: Neutron, monkeypatch: pytest.MonkeyPatch) -> Neutron:
     return neutron
 
 
-@pytest.fixture
-def fake_nova(cloud_env: Neutron, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Servers through openstacksdk's fakes, binding ports in the real Neutron like Nova."""
-    from fakenova import FakeNova
-
-    from multihome.cloud import cli as cloud_cli
-
-    nova = FakeNova(cloud_env.connect())
-    monkeypatch.setattr(cloud_cli, "compute_api", lambda conn: nova.api())
-    return nova
-
-
 def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     """Run ``multihome ARGS`` in this process (so fixtures apply); return code, out, err."""
     from multihome.cli import main
@@ -234,3 +232,299 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
         code = int(exc.code or 0)
     out, err = capsys.readouterr()
     return code, out, err
+
+
+# -- a real Nova (fake compute driver), Placement, Glance and RabbitMQ ----------------------
+
+NOVA_LOCK = HERE / "nova-requirements.lock"
+NOVA_SERVER = HERE / "nova_server.py"
+RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+COMPUTE_HOST = "mhtest-compute"  # nova_server.COMPUTE_HOST
+IMAGE = "ubuntu-24.04"  # the examples' image: a few bytes in Glance's file store
+# ram MB, vcpus, disk GB; no host has room for m1.huge (Nova puts such a server in ERROR)
+FLAVORS = {"m1.small": (2048, 1, 20), "m1.tiny": (512, 1, 1), "m1.huge": (4_000_000, 1, 1)}
+KEYPAIR = "mykey"
+NOVA_START_TIMEOUT = float(os.environ.get("MULTIHOME_TEST_NOVA_TIMEOUT", "300"))
+
+
+@dataclass
+class Nova:
+    """A running Nova API (with conductor, scheduler, a fake compute host), Placement, Glance
+    and the session's Neutron, reachable through ``clouds_yaml`` as cloud ``mhnova``."""
+
+    compute_url: str
+    image_url: str
+    placement_url: str
+    neutron: Neutron
+    state: Path
+    clouds_yaml: Path
+    cloud: str = "mhnova"
+
+    def connect(self) -> Any:
+        import openstack
+
+        return openstack.connect(
+            auth_type="none",
+            network_endpoint_override=self.neutron.url + "/",
+            compute_endpoint_override=self.compute_url,
+            image_endpoint_override=self.image_url,
+            region_name="RegionOne",
+        )
+
+    def _stats_url(self, service: str) -> str:
+        url = {"compute": self.compute_url.removesuffix("/v2.1"), "image": self.image_url}
+        return url[service].rstrip("/") + "/__mh_stats"
+
+    def stats(self, service: str = "compute") -> dict[str, Any]:
+        """Requests to the compute (or image) API since the last reset (``reset_stats``)."""
+        with urllib.request.urlopen(self._stats_url(service), timeout=10) as resp:
+            data: dict[str, Any] = json.load(resp)
+            return data
+
+    def reset_stats(self) -> None:
+        """Forget the requests counted so far by Nova, Glance and Neutron."""
+        for service in ("compute", "image"):
+            req = urllib.request.Request(self._stats_url(service), method="DELETE")
+            with urllib.request.urlopen(req, timeout=10):
+                pass
+        self.neutron.reset_stats()
+
+
+class Processes:
+    """Child processes, each in its own session (process group), logged to ``logs``;
+    :meth:`stop` kills each group."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.started: list[tuple[str, subprocess.Popen[str]]] = []
+
+    def start(
+        self,
+        name: str,
+        args: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        ready_line: bool = False,
+    ) -> subprocess.Popen[str]:
+        log = open(self.logs / f"{name}.log", "w")  # noqa: SIM115 - the child owns it
+        try:
+            proc = subprocess.Popen(
+                args,
+                stdout=subprocess.PIPE if ready_line else log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                env=dict(os.environ, **(env or {})),
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        self.started.append((name, proc))
+        return proc
+
+    def check(self) -> None:
+        """Raise if a process has died, with the end of its log."""
+        for name, proc in self.started:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
+
+    def tail(self, name: str) -> str:
+        path = self.logs / f"{name}.log"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+    def wait_ready(self, name: str, deadline: float) -> None:
+        """Wait for the ``READY`` line of a ``ready_line`` process."""
+        proc = dict(self.started)[name]
+        assert proc.stdout is not None
+        os.set_blocking(proc.stdout.fileno(), False)
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if line.strip() == "READY":
+                return
+            if proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"{name} did not start:\n{self.tail(name)}")
+
+    def stop(self) -> None:
+        # SIGKILL at once: the state is thrown away, and a graceful stop of the Nova services
+        # takes seconds (compute 6 s) for nothing
+        for _name, proc in reversed(self.started):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, 9)  # the group: also erl_child_setup, inet_gethost, ...
+        for _name, proc in self.started:
+            proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+
+def _start_rabbitmq(procs: Processes, workdir: Path, ports: dict[str, int]) -> None:
+    """A RabbitMQ node of our own (own epmd, own ports, own data), bound to 127.0.0.1."""
+    if not RABBITMQ_SERVER.exists():
+        raise RuntimeError("rabbitmq-server is not installed; run `make deps` (.ci/apt.d)")
+    base = workdir / "rabbitmq"
+    base.mkdir()
+    (base / "enabled_plugins").write_text("[].\n")
+    (base / "rabbitmq.conf").write_text("loopback_users = none\n")
+    (base / "rabbitmq-env.conf").write_text("")
+    epmd = {"ERL_EPMD_PORT": str(ports["epmd"]), "ERL_EPMD_ADDRESS": "127.0.0.1"}
+    procs.start("epmd", ["epmd", "-port", str(ports["epmd"])], env=epmd)
+    procs.start(
+        "rabbitmq",
+        [str(RABBITMQ_SERVER)],
+        env=dict(
+            epmd,
+            HOME=str(base),  # the Erlang cookie
+            RABBITMQ_NODENAME=f"mhtest-{ports['rabbit']}@localhost",
+            RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+            RABBITMQ_NODE_PORT=str(ports["rabbit"]),
+            RABBITMQ_DIST_PORT=str(ports["rabbit_dist"]),
+            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}",
+            RABBITMQ_MNESIA_BASE=str(base / "mnesia"),
+            RABBITMQ_LOG_BASE=str(base / "log"),
+            RABBITMQ_LOGS="-",
+            RABBITMQ_ENABLED_PLUGINS_FILE=str(base / "enabled_plugins"),
+            RABBITMQ_CONFIG_FILE=str(base / "rabbitmq"),
+            RABBITMQ_CONF_ENV_FILE=str(base / "rabbitmq-env.conf"),
+            RABBITMQ_PID_FILE=str(base / "pid"),
+        ),
+    )
+
+
+def _json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.load(resp)
+
+
+def _compute_ready(state: Path, placement_url: str) -> bool:
+    """The compute host reported its inventory to Placement and is mapped to the cell."""
+    import sqlite3
+
+    try:
+        providers = _json(f"{placement_url}/resource_providers?name={COMPUTE_HOST}")
+    except OSError:
+        return False
+    if not providers.get("resource_providers"):
+        return False
+    rp = providers["resource_providers"][0]["uuid"]
+    inventories = _json(f"{placement_url}/resource_providers/{rp}/inventories")
+    if "VCPU" not in inventories.get("inventories", {}):
+        return False
+    con = sqlite3.connect(f"file:{state / 'nova_api.sqlite'}?mode=ro", uri=True, timeout=10)
+    try:
+        (mapped,) = con.execute(
+            "SELECT count(*) FROM host_mappings WHERE host = ?", (COMPUTE_HOST,)
+        ).fetchone()
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        con.close()
+    return bool(mapped)
+
+
+def _seed(conn: Any) -> None:
+    """What the examples name: the image, the flavors, the key pair."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    for name, (ram, vcpus, disk) in FLAVORS.items():
+        conn.compute.create_flavor(name=name, ram=ram, vcpus=vcpus, disk=disk)
+    image = conn.image.create_image(
+        name=IMAGE,
+        disk_format="raw",
+        container_format="bare",
+        data=b"multihome test image\n" * 16,
+    )
+    conn.image.wait_for_status(image, status="active", interval=0.2, wait=60)
+    public = (
+        ed25519.Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+    conn.compute.create_keypair(name=KEYPAIR, public_key=f"{public} multihome-test")
+
+
+@contextlib.contextmanager
+def start_nova(workdir: Path, neutron: Neutron) -> Iterator[Nova]:
+    """Start RabbitMQ, Placement, Glance and Nova (API, conductor, scheduler, compute with
+    ``fake.FakeDriver``) on free ports, wired to ``neutron``; seed the image, flavors and key
+    pair of the examples; stop every process afterwards, also when starting fails."""
+    venv = build_venv(NOVA_LOCK, "nova-venv")
+    python = str(venv / "bin/python")
+    tmpl = template(venv, NOVA_SERVER)
+    logs = workdir / "logs"
+    logs.mkdir(parents=True)
+    state = workdir / "state"
+    names = ("rabbit", "rabbit_dist", "epmd", "placement", "glance", "nova")
+    ports = {name: free_port() for name in names}
+    ports["neutron"] = int(neutron.url.rsplit(":", 1)[1])
+    procs = Processes(logs)
+    try:
+        _start_rabbitmq(procs, workdir, ports)
+        subprocess.run(
+            [python, str(NOVA_SERVER), "clone", str(tmpl), str(state), json.dumps(ports)],
+            check=True,
+        )
+        for name, port in (("placement", "placement"), ("glance", "glance"), ("nova-api", "nova")):
+            procs.start(
+                name,
+                [python, str(NOVA_SERVER), "wsgi", name, str(state), str(ports[port])],
+                ready_line=True,
+            )
+        for name in ("conductor", "scheduler", "compute"):
+            procs.start(f"nova-{name}", [python, str(NOVA_SERVER), "service", name, str(state)])
+        deadline = time.monotonic() + NOVA_START_TIMEOUT
+        for name in ("placement", "glance", "nova-api"):
+            procs.wait_ready(name, deadline)
+        placement_url = f"http://127.0.0.1:{ports['placement']}"
+        while not _compute_ready(state, placement_url):
+            procs.check()
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    "the fake compute host did not come up; see "
+                    f"{logs}/nova-compute.log:\n{procs.tail('nova-compute')}"
+                )
+            time.sleep(0.5)
+        clouds = workdir / "clouds.yaml"
+        nova = Nova(
+            compute_url=f"http://127.0.0.1:{ports['nova']}/v2.1",
+            image_url=f"http://127.0.0.1:{ports['glance']}/",
+            placement_url=placement_url,
+            neutron=neutron,
+            state=state,
+            clouds_yaml=clouds,
+        )
+        clouds.write_text(
+            f"clouds:\n  {nova.cloud}:\n    auth_type: none\n    region_name: RegionOne\n"
+            f"    network_endpoint_override: {neutron.url}/\n"
+            f"    compute_endpoint_override: {nova.compute_url}\n"
+            f"    image_endpoint_override: {nova.image_url}\n"
+        )
+        _seed(nova.connect())
+        yield nova
+    finally:
+        procs.stop()
+
+
+@pytest.fixture(scope="session")
+def nova(neutron: Neutron, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nova]:
+    """A real Nova API (fake compute driver) with Placement, Glance and RabbitMQ for the whole
+    session, wired to the session's Neutron; the examples' image, flavors and key pair exist.
+    Tests using it carry ``@pytest.mark.xdist_group("nova")`` so that one worker starts it."""
+    with start_nova(tmp_path_factory.mktemp("nova"), neutron) as server:
+        yield server
+
+
+@pytest.fixture
+def nova_env(nova: Nova, monkeypatch: pytest.MonkeyPatch) -> Nova:
+    """Point openstacksdk (in this process and in child processes) at Nova and Neutron."""
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(nova.clouds_yaml))
+    monkeypatch.setenv("OS_CLOUD", nova.cloud)
+    for var in [
+        v
+        for v in os.environ
+        if v.startswith("OS_") and v not in ("OS_CLIENT_CONFIG_FILE", "OS_CLOUD")
+    ]:
+        monkeypatch.delenv(var)
+    return nova

@@ -179,6 +179,8 @@ class Counter:
         self.app = app
         self.lock = threading.Lock()
         self.requests: list[str] = []
+        self.agents: list[str] = []  # the User-Agent of each request (who asked)
+        self.durations: list[float] = []  # seconds spent on each request
         self.seconds = 0.0
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
@@ -188,6 +190,8 @@ class Counter:
             if method == "DELETE":
                 with self.lock:
                     self.requests.clear()
+                    self.agents.clear()
+                    self.durations.clear()
                     self.seconds = 0.0
             with self.lock:
                 body = json.dumps(
@@ -195,6 +199,8 @@ class Counter:
                         "count": len(self.requests),
                         "seconds": self.seconds,
                         "requests": list(self.requests),
+                        "agents": list(self.agents),
+                        "durations": list(self.durations),
                     }
                 ).encode()
             start_response(
@@ -208,7 +214,9 @@ class Counter:
         finally:
             with self.lock:
                 self.requests.append(f"{method} {path}" + (f"?{query}" if query else ""))
-                self.seconds += time.monotonic() - started
+                self.agents.append(environ.get("HTTP_USER_AGENT", ""))
+                self.durations.append(time.monotonic() - started)
+                self.seconds += self.durations[-1]
 
 
 def serve(state: Path, port: int) -> None:

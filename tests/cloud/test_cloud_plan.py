@@ -105,3 +105,31 @@ def test_changed_cidr_is_a_conflict_and_gateway_an_update() -> None:
     assert update.verb == "update"
     assert update.changes == ("gateway_ip: 192.168.0.254 -> 192.168.0.1",)
     assert next(a for a in plan.kept if a.kind == "network").verb == "keep"
+
+
+def test_server_in_error_is_replaced() -> None:
+    """A server of ours that Nova left in ERROR is deleted and booted again (in that order);
+    an ACTIVE one is kept."""
+    from multihome.cloud.state import FoundServer
+
+    topo = parse_topology(BASE, "t")
+
+    def server(status: str) -> FoundServer:
+        return FoundServer(
+            id="s1",
+            name="vm",
+            tags=("multihome:w",),
+            status=status,
+            image_id="img",
+            flavor_name="huge",
+            key_name=None,
+            config_drive=False,
+        )
+
+    plan = make_plan(topo, _state(servers=(server("ERROR"),)))
+    steps = [(a.verb, a.kind, a.id) for a in plan.actions if a.kind == "server"]
+    assert steps == [("delete", "server", "s1"), ("create", "server", None)]
+    assert not any("runs with flavor huge" in w for w in plan.warnings)
+    plan = make_plan(topo, _state(servers=(server("ACTIVE"),)))
+    assert not [a for a in plan.actions if a.kind == "server"]
+    assert any("runs with flavor huge" in w for w in plan.warnings)

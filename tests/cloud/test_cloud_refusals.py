@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
-from cloud_support import EXTERNAL, REPO, Neutron, run_cli
+from cloud_support import COMPUTE_HOST, EXTERNAL, REPO, Neutron, Nova, run_cli
 
 SCENARIO4 = REPO / "examples" / "scenario4-two-ports-two-floating-ips.yaml"
 
@@ -15,15 +15,20 @@ SCENARIO4 = REPO / "examples" / "scenario4-two-ports-two-floating-ips.yaml"
 def _unique(text: str, name: str) -> str:
     """The topology ``text`` with a fresh name and fresh resource-name prefix."""
     suffix = uuid.uuid4().hex[:6]
-    return text.replace("name: scenario4", f"name: {name}-{suffix}").replace("s4-", f"s4{suffix}-")
+    return (
+        text.replace("name: scenario4", f"name: {name}-{suffix}")
+        .replace("s4-", f"s4{suffix}-")
+        .replace("multiport-test", f"mpt{suffix}")
+    )
 
 
+@pytest.mark.xdist_group("nova")
 def test_untagged_resources_are_never_touched(
-    fake_nova: Any, cloud_env: Neutron, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    nova_env: Nova, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Resources planted without the tag, even with the topology's names, survive apply and
     destroy unchanged; apply warns about the same-named ones and creates its own."""
-    conn = cloud_env.connect()
+    conn = nova_env.connect()
     topo = tmp_path / "t.yaml"
     topo.write_text(_unique(SCENARIO4.read_text(), "plant"))
     from multihome.cloud.topology import load_topology
@@ -58,8 +63,9 @@ def test_untagged_resources_are_never_touched(
     assert not list(conn.network.networks(tags=t.tag))
 
 
+@pytest.mark.xdist_group("nova")
 def test_floating_ip_without_router_is_translated_and_resumable(
-    fake_nova: Any, cloud_env: Neutron, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    nova_env: Nova, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Without a router Neutron refuses the floating IP (404); the message names the router
     interface to add. After adding the router, the next apply completes the rest only."""
@@ -111,26 +117,29 @@ def test_address_pairs_on_port_without_port_security(
     assert [p["ip_address"] for p in pairs] == ["10.77.0.50"]
 
 
+@pytest.mark.xdist_group("nova")
 def test_attach_port_to_running_server(
-    fake_nova: Any, cloud_env: Neutron, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    nova_env: Nova, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """attach-port creates a port, attaches it to a running server (bound in Neutron), gives
     it a floating IP and says what to run in the guest; destroy --name removes it."""
     text = _unique(SCENARIO4.read_text(), "attach")
-    one_port = text.split("      - name: multiport-test-eth1")[0] + "guest:\n  install: none\n"
+    one_port = re.split(r"      - name: mpt\w+-eth1", text)[0] + "guest:\n  install: none\n"
     topo = tmp_path / "t.yaml"
     topo.write_text(one_port)
     assert run_cli(["cloud", "apply", "-f", str(topo)], capsys)[0] == 0
     from multihome.cloud.topology import load_topology
 
     t = load_topology(topo)
-    conn = cloud_env.connect()
-    server = next(iter(fake_nova.servers.values()))
+    conn = nova_env.connect()
+    (server,) = conn.compute.servers(tags=t.tag)
+    assert server.status == "ACTIVE"
+    nova_env.reset_stats()
     code, out, err = run_cli(
         [
             "cloud",
             "attach-port",
-            "multiport-test",
+            t.servers[0].name,
             "--network",
             t.networks[0].name,
             "--fixed-ip",
@@ -147,19 +156,32 @@ def test_attach_port_to_running_server(
     assert code == 0, err
     assert "192.168.0.112" in out and "203.0.113." in out
     assert "sudo multihome apply" in out
-    port = next(conn.network.ports(name="multiport-test-port2"))
+    port = next(conn.network.ports(name=f"{t.servers[0].name}-port2"))
     assert port.device_id == server.id and port.status == "ACTIVE"
-    assert ("create_server_interface", {"server": server.id, "port": port.id}) in (fake_nova.calls)
+    # Nova's own interface-attach did it: the port is among the server's interfaces and in
+    # its network info (what the guest sees as its next NIC)
+    assert f"POST /v2.1/servers/{server.id}/os-interface" in nova_env.stats()["requests"]
+    assert port.id in {i.port_id for i in conn.compute.server_interfaces(server)}
+    server = conn.compute.get_server(server.id)
+    macs = [
+        a["OS-EXT-IPS-MAC:mac_addr"]
+        for addrs in server.addresses.values()
+        for a in addrs
+        if a["OS-EXT-IPS:type"] == "fixed"
+    ]
+    assert port.mac_address in macs and len(macs) == 2
+    assert port.binding_host_id == COMPUTE_HOST
     fip = next(conn.network.ips(port_id=port.id))
     assert fip.floating_ip_address in out
     code, out, err = run_cli(["cloud", "destroy", "--name", t.name + "-adhoc"], capsys)
     assert code == 0, err
-    assert not list(conn.network.ports(name="multiport-test-port2"))
+    assert not list(conn.network.ports(name=f"{t.servers[0].name}-port2"))
     assert run_cli(["cloud", "destroy", "-f", str(topo)], capsys)[0] == 0
 
 
+@pytest.mark.xdist_group("nova")
 def test_attach_port_floating_ip_without_router(
-    fake_nova: Any, cloud_env: Neutron, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    nova_env: Nova, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """attach-port on a subnet without a router: the 404 names the subnet and the fix."""
     text = _unique(SCENARIO4.read_text(), "attach404")
@@ -175,7 +197,7 @@ def test_attach_port_floating_ip_without_router(
         [
             "cloud",
             "attach-port",
-            "multiport-test",
+            t.servers[0].name,
             "--network",
             t.networks[0].name,
             "--subnet",
@@ -191,3 +213,87 @@ def test_attach_port_floating_ip_without_router(
     assert f"from subnet {t.subnets[0].name}" in err and "no router connects them" in err
     assert f"openstack router add subnet ROUTER {t.subnets[0].name}" in err
     assert run_cli(["cloud", "destroy", "-f", str(topo)], capsys)[0] == 0
+
+
+@pytest.mark.xdist_group("nova")
+def test_server_nova_cannot_boot_is_translated_and_replaced(
+    nova_env: Nova, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A flavor no host has room for: Nova puts the server in ERROR; apply says why (Nova's
+    fault) and what the next apply does; with the flavor fixed, the next apply deletes the
+    failed server and boots it again on the same ports."""
+    text = _unique(SCENARIO4.read_text(), "noboot")
+    topo = tmp_path / "t.yaml"
+    topo.write_text(text.replace("flavor: m1.small", "flavor: m1.huge"))
+    from multihome.cloud.topology import load_topology
+
+    t = load_topology(topo)
+    name = t.servers[0].name
+    try:
+        code, _out, err = run_cli(["cloud", "apply", "-f", str(topo)], capsys)
+        assert code == 1
+        assert f"create server {name}: Nova could not boot it: No valid host" in err, err
+        assert "the next apply deletes it and boots it again" in err
+        assert "run apply again" in err and "Traceback" not in err
+        conn = nova_env.connect()
+        (failed,) = conn.compute.servers(tags=t.tag)
+        assert failed.status == "ERROR"
+
+        topo.write_text(text)
+        code, out, err = run_cli(["cloud", "plan", "-f", str(topo)], capsys)
+        assert code == 0, err
+        assert f"- delete server {name} (status ERROR: replaced)" in out
+        assert f"+ create server {name}" in out
+        code, out, err = run_cli(["cloud", "apply", "-f", str(topo)], capsys)
+        assert code == 0, err
+        (server,) = conn.compute.servers(tags=t.tag)
+        assert server.id != failed.id and server.status == "ACTIVE"
+        assert server.flavor["original_name"] == "m1.small"
+        for port in t.ports:
+            assert next(conn.network.ports(name=port.name)).device_id == server.id
+        assert out.count("203.0.113.") == 2
+    finally:
+        assert run_cli(["cloud", "destroy", "-f", str(topo)], capsys)[0] == 0
+
+
+@pytest.mark.xdist_group("nova")
+def test_missing_key_pair_is_translated(
+    nova_env: Nova, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nova refuses a server whose key pair does not exist (400); apply names the key pair
+    and how to create it."""
+    text = _unique(SCENARIO4.read_text(), "nokey").replace("key_name: mykey", "key_name: nokey")
+    topo = tmp_path / "t.yaml"
+    topo.write_text(text)
+    try:
+        code, _out, err = run_cli(["cloud", "apply", "-f", str(topo)], capsys)
+        assert code == 1
+        assert "Nova has no key pair nokey in this project (400" in err, err
+        assert "openstack keypair create --public-key ~/.ssh/id_ed25519.pub nokey" in err
+        assert "Traceback" not in err
+    finally:
+        assert run_cli(["cloud", "destroy", "-f", str(topo)], capsys)[0] == 0
+
+
+@pytest.mark.xdist_group("nova")
+def test_quota_refusal_is_not_called_a_credentials_problem(
+    nova_env: Nova, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nova refuses a server over the project's quota with 403 (like a missing permission);
+    apply says that the quota is used up, not that the credentials are wrong."""
+    conn = nova_env.connect()
+    # the default quota class (per-project quotas would need Keystone to check the project)
+    quota_url = "/os-quota-class-sets/default"
+    resp = conn.compute.put(quota_url, json={"quota_class_set": {"instances": 0}})
+    assert resp.status_code == 200, resp.text
+    topo = tmp_path / "t.yaml"
+    topo.write_text(_unique(SCENARIO4.read_text(), "quota"))
+    try:
+        code, _out, err = run_cli(["cloud", "apply", "-f", str(topo)], capsys)
+        assert code == 1
+        assert "the project's quota is used up (403: Quota exceeded for instances" in err, err
+        assert "credentials" not in err and "Traceback" not in err
+    finally:
+        resp = conn.compute.put(quota_url, json={"quota_class_set": {"instances": -1}})
+        assert resp.status_code == 200, resp.text
+        assert run_cli(["cloud", "destroy", "-f", str(topo)], capsys)[0] == 0

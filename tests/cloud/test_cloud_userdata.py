@@ -6,12 +6,11 @@ import base64
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import click
 import pytest
 import yaml
-from cloud_support import REPO, Neutron, run_cli
+from cloud_support import REPO, Nova, run_cli
 
 from multihome.cloud.topology import load_topology
 from multihome.cloud.userdata import BIN, render
@@ -79,27 +78,45 @@ def test_user_data_without_install(tmp_path: Path) -> None:
     assert doc["runcmd"] == [["multihome", "apply"], ["multihome", "persist", "--backend", "auto"]]
 
 
-def test_apply_passes_user_data_and_config_drive(
-    fake_nova: Any, cloud_env: Neutron, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.xdist_group("nova")
+@pytest.mark.parametrize("literal", [False, True], ids=["multihome", "literal"])
+def test_user_data_reaches_the_server(
+    literal: bool, nova_env: Nova, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """apply boots the server with both pre-created ports in order, the config drive, the
-    tag, and multihome's user-data (base64, as the compute API wants it)."""
+    """apply hands the real Nova the user-data the topology asks for (multihome's
+    cloud-config, or a literal block) and Nova stores it with the server, byte for byte;
+    the server has its config drive and key pair."""
     text = (
         SCENARIO4.read_text()
-        .replace("name: scenario4", "name: ud4")
-        .replace("s4-", "ud4-")
-        .replace("multiport-test", "ud4-vm")
+        .replace("name: scenario4", f"name: ud4{int(literal)}")
+        .replace("s4-", f"ud4{int(literal)}-")
+        .replace("multiport-test", f"ud4{int(literal)}-vm")
     )
+    own = "#cloud-config\nruncmd:\n  - [touch, /run/from-multihome-test]\n"
+    if literal:
+        assert "    user_data: multihome\n" in text
+        text = text.replace(
+            "    user_data: multihome\n",
+            "    user_data: |\n" + "".join(f"      {line}\n" for line in own.splitlines()),
+        )
     path = tmp_path / "t.yaml"
     path.write_text(text)
-    assert run_cli(["cloud", "apply", "-f", str(path)], capsys)[0] == 0
-    ((_, attrs),) = [c for c in fake_nova.calls if c[0] == "create_server"]
-    conn = cloud_env.connect()
-    ports = [next(conn.network.ports(name=f"ud4-vm-eth{i}")).id for i in (0, 1)]
-    assert attrs["networks"] == [{"port": ports[0]}, {"port": ports[1]}]
-    assert attrs["config_drive"] is True and attrs["tags"] == ["multihome:ud4"]
-    assert attrs["key_name"] == "mykey"
-    assert base64.b64decode(attrs["user_data"]).decode() == render(
-        load_topology(path), load_topology(path).servers[0]
-    )
-    assert run_cli(["cloud", "destroy", "-f", str(path)], capsys)[0] == 0
+    topo = load_topology(path)
+    code, _out, err = run_cli(["cloud", "apply", "-f", str(path)], capsys)
+    assert code == 0, err
+    try:
+        conn = nova_env.connect()
+        (server,) = conn.compute.servers(tags=topo.tag)
+        server = conn.compute.get_server(server.id)  # user_data: admin, microversion 2.3+
+        stored = base64.b64decode(server.user_data).decode()
+        assert stored == (own if literal else render(topo, topo.servers[0]))
+        if not literal:
+            doc = yaml.safe_load(stored)
+            assert doc["runcmd"][-2:] == [
+                [BIN, "apply"],
+                [BIN, "persist", "--backend", "auto"],
+            ]
+        assert server.has_config_drive in (True, "True")
+        assert server.key_name == "mykey"
+    finally:
+        assert run_cli(["cloud", "destroy", "-f", str(path)], capsys)[0] == 0

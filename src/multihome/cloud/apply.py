@@ -17,6 +17,7 @@ from multihome.cloud.client import (
     CloudError,
     ComputeApi,
     NetworkApi,
+    ServerBootError,
     to_fip,
     to_port,
 )
@@ -490,11 +491,32 @@ def translate(
             "managed by multihome: release it or drop floating_ip from the "
             "topology" + progress
         )
+    if status in (403, 409, 413) and "quota" in lower:
+        # Nova says 403 (older: 413), Neutron 409; neither is about the credentials
+        return CloudError(
+            f"{where}: the project's quota is used up ({status}: {text}); delete what is no "
+            "longer needed or ask for a larger quota (`openstack quota show`), then run "
+            "apply again" + progress
+        )
     if status in (401, 403):
         return CloudError(
             f"{where}: the cloud refused the credentials or the permission "
             f"({status}); check the cloud entry (--os-cloud / OS_CLOUD) and "
             "the project's roles" + progress
+        )
+    if isinstance(exc, ServerBootError):
+        return CloudError(
+            f"{where}: Nova could not boot it: {exc.fault}. The server stays, in ERROR, and "
+            "the next apply deletes it and boots it again from the same ports: fix the cause "
+            f"first (see `openstack server show {action.name} -c fault`; 'No valid host' means "
+            "no compute host has room for the flavor or the image)" + progress
+        )
+    if status == 400 and action.kind == "server" and "key_name" in lower:
+        key = _server_key(ex, action.name)
+        return CloudError(
+            f"{where}: Nova has no key pair {key} in this project (400: {text}); create it "
+            f"with `openstack keypair create --public-key ~/.ssh/id_ed25519.pub {key}`, or fix "
+            "the server's 'key_name:'" + progress
         )
     if status is None and exc.__class__.__module__.startswith(
         ("keystoneauth1", "requests", "urllib3")
@@ -514,6 +536,14 @@ def translate(
     if status is None:
         raise exc
     return CloudError(f"{where}: the cloud refused ({status}): {text}" + progress)
+
+
+def _server_key(ex: Executor | None, name: str) -> str:
+    if ex is not None and ex.topology is not None:
+        for server in ex.topology.servers:
+            if server.name == name and server.key_name:
+                return server.key_name
+    return "KEY"
 
 
 def _no_router_message(action: Action, ex: Executor | None, text: str) -> str:

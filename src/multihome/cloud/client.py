@@ -36,6 +36,15 @@ class CloudError(MultihomeError):
     """The cloud refused or failed a request; the message says what to do about it."""
 
 
+class ServerBootError(Exception):
+    """Nova accepted a server but could not boot it (status ERROR); the text is its fault."""
+
+    def __init__(self, server_id: str, fault: str) -> None:
+        super().__init__(fault)
+        self.server_id = server_id
+        self.fault = fault
+
+
 @dataclass
 class CallCounter:
     """Counts the HTTP requests made through a connection (shown after apply)."""
@@ -373,8 +382,27 @@ class ComputeApi:
         if user_data is not None:
             attrs["user_data"] = base64.b64encode(user_data.encode()).decode()
         server = self.compute.create_server(**attrs)
-        self.compute.wait_for_server(server, status="ACTIVE", interval=self.poll, wait=self.timeout)
+        try:
+            self.compute.wait_for_server(
+                server, status="ACTIVE", interval=self.poll, wait=self.timeout
+            )
+        except Exception as exc:
+            if type(exc).__name__ != "ResourceFailure":
+                raise
+            raise ServerBootError(str(server.id), self._fault(server.id)) from exc
         return str(server.id)
+
+    def _fault(self, server_id: str) -> str:
+        """Nova's reason for a server in ERROR (its ``fault``), or a hint where to look."""
+        try:
+            fault = self.compute.get_server(server_id).fault or {}
+        except Exception:  # the reason is a courtesy; the failure is reported anyway
+            fault = {}
+        message = str(fault.get("message") or "").strip() if isinstance(fault, dict) else ""
+        if not message:
+            return "no reason given"
+        code = fault.get("code")
+        return f"{message} ({code})" if code else message
 
     def attach_port(self, server_id: str, port_id: str) -> None:
         self.compute.create_server_interface(server_id, port_id=port_id)

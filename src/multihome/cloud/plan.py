@@ -434,19 +434,31 @@ class _Builder:
     def server_actions(self) -> None:
         for server in self.topo.servers:
             found = _by_name(self.state.servers, server.name)
+            create = Action(
+                "create",
+                "server",
+                server.name,
+                changes=(
+                    f"{server.image}, {server.flavor}, {len(server.ports)} port(s)"
+                    + (", config drive" if server.config_drive else ""),
+                ),
+            )
             if found is None:
+                self.add(create)
+                continue
+            if found.status.upper() == "ERROR":
+                # Nova could not boot it (no valid host, a port it refused, ...): ours, and
+                # useless; boot it again from the same ports
                 self.add(
                     Action(
-                        "create",
+                        "delete",
                         "server",
                         server.name,
-                        changes=(
-                            f"{server.image}, {server.flavor}, "
-                            f"{len(server.ports)} port(s)"
-                            + (", config drive" if server.config_drive else ""),
-                        ),
+                        id=found.id,
+                        changes=("status ERROR: replaced",),
                     )
                 )
+                self.add(create)
                 continue
             drift: list[str] = []
             if found.flavor_name and found.flavor_name != server.flavor:
