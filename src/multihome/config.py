@@ -94,18 +94,23 @@ def load_config(path: Path | None, *, explicit: bool = False) -> Config:
     return parse_config(text, str(path))
 
 
-def parse_config(text: str, source: str) -> Config:
-    """Parse the YAML ``text`` (named ``source`` in messages) into a :class:`Config`."""
+def load_yaml(text: str, source: str) -> Any:
+    """``text`` parsed as YAML; a syntax error names ``source``, line and column, and the fix."""
     import yaml  # lazy: multihome starts at boot and from udev
 
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{source}{where}: malformed YAML: {problem}; fix the syntax "
                           "(indentation, colons, brackets)") from exc
+
+
+def parse_config(text: str, source: str) -> Config:
+    """Parse the YAML ``text`` (named ``source`` in messages) into a :class:`Config`."""
+    data = load_yaml(text, source)
     if data is None:
         return Config(source=source)
     reader = _Reader(source)

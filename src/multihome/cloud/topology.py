@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from multihome.config import load_yaml
 from multihome.errors import ConfigError
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -254,18 +255,7 @@ def load_topology(path: Path) -> Topology:
 
 def parse_topology(text: str, source: str) -> Topology:
     """Parse the YAML ``text`` (called ``source`` in messages) into a :class:`Topology`."""
-    import yaml  # lazy: multihome starts at boot and from udev
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(
-            f"{source}{where}: malformed YAML: {problem}; fix the syntax "
-            "(indentation, colons, brackets)"
-        ) from exc
+    data = load_yaml(text, source)
     return _Parser(source).topology(data)
 
 
