@@ -22,13 +22,13 @@ NETNS_RUN = Path("/run/netns")
 def run_cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 90
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``multihome ARGS`` (this checkout's, as a separate process)."""
+    """Run ``multihome ARGS`` (this checkout's, as a separate process; ``env`` added)."""
     return subprocess.run(
         [sys.executable, "-m", "multihome", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=env,
+        env={**os.environ, **(env or {})},
         check=False,
     )
 

@@ -6,7 +6,6 @@ made with `ip`, `nft` and `curl` directly (never with the code under test).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
@@ -20,35 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SUFFIXES = ("vm", "sw", "rtr", "dhcp", "inet")
-STATE_ROOT = Path("/run/multihome-lab")
-NETNS_RUN = Path("/run/netns")
+# The lab's own test tools (tests/lab/labtools.py), shared rather than copied.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))
+from labtools import NETNS_RUN, force_remove, leftovers, ns_run, run_cli
+
+__all__ = ["NETNS_RUN", "LiveLab", "force_remove", "leftovers", "missing_programs", "new_name",
+           "ns_run", "run_cli", "wait_until"]
+
 PROTO_MULTIHOME = ("222", "multihome")
 PROGRAMS = ("ip", "nft", "dnsmasq", "dhclient", "curl", "ping", "sysctl")
-
-
-def run_cli(
-    *args: str, timeout: float = 90, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run ``multihome ARGS`` (this checkout's, as a separate process; ``env`` added)."""
-    return subprocess.run(
-        [sys.executable, "-m", "multihome", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
-
-
-def ns_run(namespace: str, *command: str, timeout: float = 10) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["ip", "netns", "exec", namespace, *command],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> float:
@@ -197,44 +176,6 @@ class LiveLab:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait(5)
-
-
-def leftovers(name: str) -> list[str]:
-    """Everything of lab ``name`` still on the host: namespaces, folders, processes."""
-    found = [f"namespace {name}-{s}" for s in SUFFIXES if (NETNS_RUN / f"{name}-{s}").exists()]
-    for path in (STATE_ROOT / name, Path("/etc/netns") / f"{name}-vm"):
-        if path.exists():
-            found.append(f"path {path}")
-    marker = str(STATE_ROOT / name).encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-        except OSError:
-            continue
-        if marker in cmdline and state not in ("Z", "X"):
-            text = cmdline.replace(b"\0", b" ").decode(errors="replace")
-            found.append(f"process {entry}: {text[:120]}")
-    return found
-
-
-def force_remove(name: str) -> None:
-    """Remove lab ``name`` by its names, whatever state it is in."""
-    run_cli("lab", "down", "--name", name, timeout=60)
-    for suffix in SUFFIXES:
-        namespace = f"{name}-{suffix}"
-        if (NETNS_RUN / namespace).exists():
-            pids = subprocess.run(
-                ["ip", "netns", "pids", namespace], capture_output=True, text=True, check=False
-            ).stdout.split()
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError, ValueError):
-                    os.kill(int(pid), signal.SIGKILL)
-            subprocess.run(["ip", "netns", "delete", namespace], capture_output=True, check=False)
-    shutil.rmtree(STATE_ROOT / name, ignore_errors=True)
-    shutil.rmtree(Path("/etc/netns") / f"{name}-vm", ignore_errors=True)
 
 
 def new_name() -> str:
