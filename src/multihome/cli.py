@@ -308,15 +308,18 @@ def apply(obj: Context, dry_run: bool, detailed_exit_codes: bool, quiet: bool,
 
                 result = apply_plan(backend, snap.plan, root=obj.root, progress=progress,
                                     config=config, session=session, state=snap.state)
-        _report_apply(backend, config, result, quiet, snap.desired)
+        _report_apply(backend, config, result, quiet, snap.desired, snap.state)
     if detailed_exit_codes and result.changed:
         raise click.exceptions.Exit(DetailedExitCode.CHANGED)
 
 
-def _report_apply(backend: Any, config: Any, result: Any, quiet: bool, desired: Any) -> None:
+def _report_apply(backend: Any, config: Any, result: Any, quiet: bool, desired: Any,
+                  state: Any) -> None:
+    from multihome.engine import announce_addresses
     from multihome.verify import verify
 
     if result.applied:
+        announce_addresses(backend, state, desired)
         # The policy is a pure function of what was read; the apply changed only owned
         # routes, rules and sysctls, so the desired state is the same: no second read.
         checks = verify(backend, desired, config)

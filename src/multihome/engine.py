@@ -154,6 +154,30 @@ def _apply_locked(backend: Backend, plan: Plan, root: Path, progress: Progress |
     return result
 
 
+def announce_addresses(backend: Backend, state: HostState, desired: DesiredState) -> int:
+    """After the policy changed, tell the neighbours which port owns each managed address.
+
+    Before the apply, a same-subnet peer may have answered ARP for another port's address
+    (ARP flux): the gateway then keeps sending that address's traffic to the wrong port until
+    its cache entry ages out. A gratuitous ARP from the right port corrects it at once (what
+    keepalived does after a failover). Best effort: a failure is logged, never fatal.
+    """
+    sent = 0
+    if len(desired.interfaces) < 2:
+        return sent
+    for iface in desired.interfaces:
+        link = state.link(iface.name)
+        if link is None or not link.mac:
+            continue
+        for addr in iface.addresses:
+            try:
+                backend.announce(iface.name, link.mac, addr.ip)
+                sent += 1
+            except OSError as exc:
+                log.warning("gratuitous ARP for %s on %s failed: %s", addr.ip, iface.name, exc)
+    return sent
+
+
 def _apply_changes(backend: Backend, changes: Sequence[Change],
                    progress: Progress | None) -> int:
     point = faults.failpoint()

@@ -174,3 +174,17 @@ def test_not_root_exits_2(vm: HowtoVM) -> None:
     assert "needs root" in result.stderr
     assert dump(vm.ns) == before
     assert plan.returncode == 0 and "+ rule 10002 from 192.168.0.112" in plan.stdout
+
+
+def test_apply_corrects_neighbours_that_learnt_an_address_through_the_wrong_port(
+    vm: HowtoVM,
+) -> None:
+    """ARP flux before the apply left the gateway believing .112 lives at eth0's MAC; the
+    gratuitous ARP that apply sends from eth1 corrects the gateway's cache at once."""
+    macs = {dev: json.loads(sh("ip", "-n", vm.ns, "-j", "link", "show", dev).stdout)[0]
+            ["address"] for dev in ("eth0", "eth1")}
+    sh("ip", "-n", vm.switch, "neigh", "replace", "192.168.0.112", "lladdr", macs["eth0"],
+       "dev", "br0", "nud", "stale")
+    assert multihome(vm.ns, "apply", root=vm.root).returncode == 0
+    neigh = json.loads(sh("ip", "-n", vm.switch, "-j", "neigh", "show", "192.168.0.112").stdout)
+    assert [n["lladdr"] for n in neigh] == [macs["eth1"]]

@@ -372,3 +372,16 @@ def test_a_stale_persisted_rule_is_left_to_its_owner(howto: HostState) -> None:
     state = replace(persisted, rules=(*persisted.rules, stale))
     plan = snapshot(FakeBackend(state), CONFIG).plan
     assert not [c for c in plan.changes if c.obj == stale]
+
+
+def test_announce_addresses_sends_one_gratuitous_arp_per_managed_address(
+    howto: HostState,
+) -> None:
+    """Each managed address is announced from its own port with that port's MAC."""
+    from multihome.engine import announce_addresses
+
+    backend = FakeBackend(howto)
+    sent = announce_addresses(backend, howto, compute_policy(howto, CONFIG))
+    assert sent == 2
+    assert sorted(backend.announced) == [("eth0", "52:54:00:00:00:02", "192.168.0.107"),
+                                         ("eth1", "52:54:00:00:00:03", "192.168.0.112")]

@@ -44,6 +44,10 @@ class Backend(Protocol):
     ) -> Lookup | None:
         """Resolve ``dst`` as the kernel would; None when unreachable."""
 
+    def announce(self, ifname: str, mac: str, address: IPAddress) -> None:
+        """Send a gratuitous ARP for ``address`` from ``ifname`` (MAC ``mac``), so that
+        neighbours' caches that learnt it through another port (ARP flux) are corrected."""
+
     def close(self) -> None:
         """Release the netlink socket (if any)."""
 

@@ -40,6 +40,7 @@ class FakeBackend:
         self.state = state
         self.fail_at = fail_at
         self.calls = 0
+        self.announced: list[tuple[str, str, str]] = []
 
     def read(self) -> HostState:
         return self.state
@@ -114,6 +115,9 @@ class FakeBackend:
         if not candidates:
             return None
         return min(candidates, key=lambda r: (-r.dst.prefixlen, r.metric))
+
+    def announce(self, ifname: str, mac: str, address: IPAddress) -> None:
+        self.announced.append((ifname, mac, str(address)))
 
     def close(self) -> None:
         return None

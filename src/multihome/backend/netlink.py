@@ -18,6 +18,7 @@ import ipaddress
 import logging
 import os
 import socket
+import struct
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,6 +97,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+ETH_P_ARP = 0x0806
+ETH_P_IP = 0x0800
 IFF_UP = 0x1
 IFF_LOOPBACK = 0x8
 NO_SUPPRESS = 0xFFFFFFFF
@@ -353,6 +356,19 @@ class NetlinkBackend:
         if rule.fwmask is not None:
             body.append(attr_u32(FRA_FWMASK, rule.fwmask))
         return b"".join(body)
+
+    # -- neighbours ----------------------------------------------------------------------
+    def announce(self, ifname: str, mac: str, address: IPAddress) -> None:
+        if address.version != 4:
+            return  # IPv6 neighbours learn from unsolicited advertisements (not yet)
+        hw = bytes.fromhex(mac.replace(":", ""))
+        frame = b"\xff" * 6 + hw + struct.pack("!H", ETH_P_ARP)
+        # A gratuitous ARP request: sender and target are the address itself.
+        frame += struct.pack("!HHBBH", 1, ETH_P_IP, 6, 4, 1) + hw + address.packed
+        frame += b"\x00" * 6 + address.packed
+        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP)) as raw:
+            raw.bind((ifname, ETH_P_ARP))
+            raw.send(frame)
 
     # -- lookups -----------------------------------------------------------------------
     def lookup(
