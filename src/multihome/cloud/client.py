@@ -13,7 +13,7 @@ import base64
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from multihome.cloud.plan import ROUTER_INTERFACE_OWNERS
 from multihome.cloud.state import (
@@ -416,7 +416,7 @@ class ComputeApi:
 # -- reading the state ---------------------------------------------------------------------
 
 
-def read_state(  # noqa: PLR0915 - one block per resource type, in order
+def read_state(
     net: NetworkApi, compute: ComputeApi | None, topology: Topology
 ) -> CloudState:
     """What the cloud holds for ``topology``: one list call per resource type, plus name
@@ -455,48 +455,26 @@ def read_state(  # noqa: PLR0915 - one block per resource type, in order
     )
 
     ext_names = set(topology.external_networks())
-    ext_networks: dict[str, FoundNetwork] = {}
-    if ext_names:
-        for found_net in net.networks(name=sorted(ext_names)):
-            ext_networks.setdefault(found_net.name, found_net)
-        unknown = sorted(ext_names - set(ext_networks))
-        if unknown:
-            raise InputError(
-                f"{topology.source}: network {unknown[0]!r} is neither declared under "
-                "networks: nor found in the cloud; declare it, or fix the name (list them "
-                "with `openstack network list`)"
-            )
+    ext_networks = _find_undeclared(
+        ext_names, net.networks, topology.source, "network", "networks:",
+        " (list them with `openstack network list`)",
+    )
     declared_subnets = {s.name for s in topology.subnets}
     ext_subnet_names = {p.subnet for p in topology.ports if p.subnet} | {
         s for r in topology.routers for s in r.subnets
     }
     ext_subnet_names -= declared_subnets
-    ext_subnets: dict[str, FoundSubnet] = {}
-    if ext_subnet_names:
-        for found_sub in net.subnets(name=sorted(ext_subnet_names)):
-            ext_subnets.setdefault(found_sub.name, found_sub)
-        unknown = sorted(ext_subnet_names - set(ext_subnets))
-        if unknown:
-            raise InputError(
-                f"{topology.source}: subnet {unknown[0]!r} is neither declared "
-                "under networks: nor found in the cloud; declare it or fix the "
-                "name"
-            )
+    ext_subnets = _find_undeclared(
+        ext_subnet_names, net.subnets, topology.source, "subnet", "networks:"
+    )
     group_names = {g for p in topology.ports for g in (p.security_groups or ())}
     if any(p.security_groups is None and p.floating_ip for p in topology.ports):
         group_names.add("default")
     group_names -= {g.name for g in topology.security_groups}
-    ext_groups: dict[str, FoundSecurityGroup] = {}
-    if group_names:
-        for found_group in net.security_groups(name=sorted(group_names)):
-            ext_groups.setdefault(found_group.name, found_group)
-        unknown = sorted(group_names - set(ext_groups) - {"default"})
-        if unknown:
-            raise InputError(
-                f"{topology.source}: security group {unknown[0]!r} is neither "
-                "declared under security_groups: nor found in the cloud; declare "
-                "it or fix the name"
-            )
+    ext_groups = _find_undeclared(
+        group_names, net.security_groups, topology.source, "security group",
+        "security_groups:", optional={"default"},
+    )
     interfaces: dict[str, set[str]] = {}
     ext_router_subnets: set[str] = set()
     if topology.routers or any(p.floating_ip for p in topology.ports):
@@ -559,3 +537,31 @@ def read_owned(net: NetworkApi, compute: ComputeApi | None, tag: str) -> CloudSt
         servers=tuple(compute.servers(tag)) if compute is not None else (),
         compute=compute is not None,
     )
+
+
+_Found = TypeVar("_Found", FoundNetwork, FoundSubnet, FoundSecurityGroup)
+
+
+def _find_undeclared(
+    names: set[str],
+    lister: Callable[..., Iterable[_Found]],
+    source: str,
+    kind: str,
+    section: str,
+    hint: str = "",
+    optional: frozenset[str] | set[str] = frozenset(),
+) -> dict[str, _Found]:
+    """Resources the topology names but does not declare, found in the cloud by name (first
+    of each name); one that is missing (and not ``optional``) is bad input."""
+    found: dict[str, _Found] = {}
+    if not names:
+        return found
+    for item in lister(name=sorted(names)):
+        found.setdefault(item.name, item)
+    unknown = sorted(names - set(found) - set(optional))
+    if unknown:
+        raise InputError(
+            f"{source}: {kind} {unknown[0]!r} is neither declared under {section} nor found "
+            f"in the cloud; declare it, or fix the name{hint}"
+        )
+    return found

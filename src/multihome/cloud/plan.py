@@ -212,6 +212,11 @@ class _Builder:
     def add(self, action: Action) -> None:
         (self.kept if action.verb == "keep" else self.actions).append(action)
 
+    def keep_or_update(self, kind: str, name: str, found_id: str, changes: list[str]) -> None:
+        """An existing resource: kept as it is, or updated where ``changes`` say it differs."""
+        self.add(Action("update" if changes else "keep", kind, name, id=found_id,
+                        changes=tuple(changes)))
+
     def missing(self, kind: str, name: str) -> None:
         """Create ``name``, or finish an interrupted creation of ours (tag it)."""
         other = self.untagged.get((kind, name))
@@ -253,15 +258,7 @@ class _Builder:
                 continue
             changes: list[str] = []
             _diff(changes, "port_security", found.port_security, net.port_security)
-            self.add(
-                Action(
-                    "update" if changes else "keep",
-                    "network",
-                    net.name,
-                    id=found.id,
-                    changes=tuple(changes),
-                )
-            )
+            self.keep_or_update("network", net.name, found.id, changes)
 
     def subnets(self) -> None:
         for sub in self.topo.subnets:
@@ -290,15 +287,7 @@ class _Builder:
                 set(found.dns_nameservers),
                 {str(d) for d in sub.dns_nameservers},
             )
-            self.add(
-                Action(
-                    "update" if changes else "keep",
-                    "subnet",
-                    sub.name,
-                    id=found.id,
-                    changes=tuple(changes),
-                )
-            )
+            self.keep_or_update("subnet", sub.name, found.id, changes)
 
     def groups(self) -> None:
         for group in self.topo.security_groups:
@@ -311,15 +300,7 @@ class _Builder:
             want_description = f"{group.description} {self.marker}".strip()
             changes: list[str] = []
             _diff(changes, "description", found.description, want_description)
-            self.add(
-                Action(
-                    "update" if changes else "keep",
-                    "security-group",
-                    group.name,
-                    id=found.id,
-                    changes=tuple(changes),
-                )
-            )
+            self.keep_or_update("security-group", group.name, found.id, changes)
             have = {found_rule_key(r, self.state): r for r in found.rules}
             wanted = {rule_key(r): r for r in group.rules}
             manage_egress = any(r.direction == "egress" for r in group.rules)
@@ -365,15 +346,7 @@ class _Builder:
                     ext or found.external_network_id,
                     router.external_network,
                 )
-                self.add(
-                    Action(
-                        "update" if changes else "keep",
-                        "router",
-                        router.name,
-                        id=found.id,
-                        changes=tuple(changes),
-                    )
-                )
+                self.keep_or_update("router", router.name, found.id, changes)
                 interfaces = {
                     self.state.subnet_name(s) or f"id:{s}" for s in found.interface_subnet_ids
                 }
