@@ -149,7 +149,8 @@ def status(obj: Context, as_json: bool) -> None:
         running = "running" if agent.get("alive") else "not running"
         last = agent.get("last_repair") or {}
         when = f", last {last.get('at', '?')}" if last else ""
-        click.echo(f"agent: {running} (pid {agent.get('pid')}, "
+        paused = ", PAUSED (`multihome agent resume`)" if agent.get("paused") else ""
+        click.echo(f"agent: {running}{paused} (pid {agent.get('pid')}, "
                    f"{agent.get('repairs', 0)} repair(s){when})")
     click.echo(f"{'INTERFACE':<12} {'ROLE':<10} {'ADDRESSES':<32} {'GATEWAY':<16} TABLE")
     for iface in desired.interfaces:
@@ -263,10 +264,10 @@ DEFAULT_CONFIRM_TIMEOUT = 120.0
 def apply(obj: Context, dry_run: bool, detailed_exit_codes: bool, quiet: bool,
           interface: str | None, confirm_timeout: float | None, management_peer: str | None,
           checks: tuple[str, ...], lock_timeout: float) -> None:
-    """Apply the policy to the kernel, as one transaction, then verify it."""
+    """Apply the policy to the kernel, as one transaction, then announce and verify it."""
     import os
 
-    from multihome.engine import locked, require_root, snapshot
+    from multihome.engine import converge, locked, require_root, snapshot
     from multihome.safety.checks import find_peer, parse_probe
 
     click.get_current_context().meta["detailed"] = detailed_exit_codes
@@ -283,9 +284,13 @@ def apply(obj: Context, dry_run: bool, detailed_exit_codes: bool, quiet: bool,
                 snap = _restrict(snap, interface)
             _print_plan(obj, snap)
             return
+        # Everything from the read to the verification happens under the lock: no reset,
+        # rollback or other apply can change the namespace in between.
         with locked(backend, root=obj.root, timeout=lock_timeout) as session:
             if session.recovery is not None:
                 click.echo(f"multihome: {session.recovery.message}", err=True)
+            if interface is None:
+                _resume_agent(obj.root)
             snap = snapshot(backend, config)
             if interface is not None:
                 snap = _restrict(snap, interface)
@@ -301,39 +306,43 @@ def apply(obj: Context, dry_run: bool, detailed_exit_codes: bool, quiet: bool,
                 for line in snap.plan.lines():
                     click.echo(_styled(line, obj.color))
             if guarded:
-                result = _guarded_apply(obj, backend, session, snap, config, confirm_timeout,
-                                        peer, probes, progress)
+                settled = _guarded_apply(obj, backend, session, snap, config, confirm_timeout,
+                                         peer, probes, progress)
             else:
-                from multihome.engine import apply_plan
-
-                result = apply_plan(backend, snap.plan, root=obj.root, progress=progress,
-                                    config=config, session=session, state=snap.state)
-        _report_apply(backend, config, result, quiet, snap.desired, snap.state)
-    if detailed_exit_codes and result.changed:
+                settled = converge(backend, config, root=obj.root, session=session,
+                                   assessed=snap, progress=progress)
+                assert settled is not None  # None only when a prepare step declines
+        _report_apply(settled, quiet)
+    if detailed_exit_codes and settled.changed:
         raise click.exceptions.Exit(DetailedExitCode.CHANGED)
 
 
-def _report_apply(backend: Any, config: Any, result: Any, quiet: bool, desired: Any,
-                  state: Any) -> None:
-    from multihome.engine import announce_addresses
-    from multihome.verify import verify
+def _resume_agent(root: Path) -> None:
+    from multihome.agent.state import resume
 
-    if result.applied:
-        announce_addresses(backend, state, desired)
-        # The policy is a pure function of what was read; the apply changed only owned
-        # routes, rules and sysctls, so the desired state is the same: no second read.
-        checks = verify(backend, desired, config)
-        failed = [c for c in checks if not c.ok]
-        click.echo(f"applied {result.applied} change(s); verify: "
-                   f"{len(checks) - len(failed)}/{len(checks)} checks pass")
-        for check in failed:
-            click.echo(f"  FAIL {check.interface} {check.address} {check.name} -> "
-                       f"{check.destination}: expected {check.expected}, got {check.got}",
-                       err=True)
-        if failed:
-            raise MultihomeError(f"{len(failed)} verification check(s) failed after apply")
-    elif not quiet:
-        click.echo("no changes: the kernel already matches the policy")
+    marker = resume(root)
+    if marker is not None:
+        click.echo(f"multihome: resumed the agent (paused by {marker.get('by', '?')} at "
+                   f"{marker.get('at', '?')})", err=True)
+
+
+def _report_apply(settled: Any, quiet: bool) -> None:
+    result = settled.result
+    if not settled.changed:
+        if not quiet:
+            click.echo("no changes: the kernel already matches the policy")
+        return
+    made = f"applied {result.applied} change(s)"
+    if result.recovered_changes:
+        made += (f" (and {result.recovered_changes} finishing or undoing an interrupted "
+                 "apply)")
+    checks, failed = settled.checks, settled.failed
+    click.echo(f"{made}; verify: {len(checks) - len(failed)}/{len(checks)} checks pass")
+    for check in failed:
+        click.echo(f"  FAIL {check.interface} {check.address} {check.name} -> "
+                   f"{check.destination}: expected {check.expected}, got {check.got}", err=True)
+    if failed:
+        raise MultihomeError(f"{len(failed)} verification check(s) failed after apply")
 
 
 def _guarded_apply(obj: Context, backend: Any, session: Any, snap: Any, config: Any,
@@ -370,7 +379,7 @@ def _guarded_apply(obj: Context, backend: Any, session: Any, snap: Any, config: 
         raise RolledBackError(message)
     if done.outcome == "confirmed" and timeout > 0:
         click.echo("confirmed: the changes stay", err=True)
-    return done.result
+    return done.settled
 
 
 @contextmanager
@@ -467,9 +476,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(code_for(ExitCode.BAD_INPUT))
     except click.Abort:
         _fail("aborted", code_for(ExitCode.FAILURE))
-    except InputError as exc:
-        _fail(str(exc), code_for(exc.exit_code))
-    except MultihomeError as exc:
+    except MultihomeError as exc:  # InputError included: its exit_code is 2
         _fail(str(exc), code_for(exc.exit_code))
     except KeyboardInterrupt:
         _fail("interrupted", code_for(ExitCode.FAILURE))

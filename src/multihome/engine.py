@@ -1,7 +1,15 @@
-"""Orchestration: read -> policy -> plan -> apply inside a transaction -> verify.
+"""Orchestration: read -> policy -> plan -> apply inside a transaction -> announce -> verify.
 
 The transaction: changes are made in the plan's order; if one fails, the ones made before it
 are undone in reverse order and :class:`ApplyError` says what failed and what was undone.
+
+:func:`converge` is the one path every change to a namespace takes (``multihome apply``, with
+or without ``--interface``, and the agent's repairs): under the namespace's lock it finishes
+an interrupted apply, reads, plans, applies (journal first), announces the managed addresses
+(gratuitous ARP) and verifies, and only then releases the lock, so that no other multihome
+(``reset``, ``rollback``, another apply) can change the namespace between the apply and its
+proof. The guarded apply (:mod:`multihome.safety.guard`) runs the same :func:`settle` step
+inside its confirmation window.
 
 Every apply runs under the namespace's lock and writes a journal and a snapshot before the
 first kernel change (:mod:`multihome.safety`): two applies never interleave, an apply killed
@@ -14,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -28,6 +37,7 @@ from multihome.model import HostState
 from multihome.names import register_names
 from multihome.plan import Change, Plan, make_plan
 from multihome.policy import DesiredState, compute_policy
+from multihome.verify import Check, verify
 
 if TYPE_CHECKING:
     from multihome.safety.journal import Mode, Recovery
@@ -61,8 +71,50 @@ class ApplyResult:
     """The snapshot taken before the changes (None when nothing changed)."""
 
     @property
+    def recovered_changes(self) -> int:
+        """Kernel changes the recovery of an interrupted apply made before this one."""
+        return self.recovered.changes if self.recovered is not None else 0
+
+    @property
     def changed(self) -> bool:
-        return self.applied > 0 or bool(self.files)
+        """Something changed: this apply's changes, its files, or the recovery's changes."""
+        return self.applied > 0 or bool(self.files) or self.recovered_changes > 0
+
+
+@dataclass
+class Convergence:
+    """What one pass of the transaction did: the plan, the changes, the announcement, the
+    proof, and the recovery of an interrupted apply it started with."""
+
+    snapshot: Snapshot
+    """The read and plan the changes came from (restricted, for ``--interface``)."""
+    result: ApplyResult
+    announced: int = 0
+    """Gratuitous ARPs sent after the changes."""
+    checks: list[Check] = field(default_factory=list)
+    """The verification (empty when nothing changed: nothing to prove)."""
+    changed_at: float | None = None
+    """``time.monotonic()`` when the last kernel change was made (None: none was)."""
+
+    @property
+    def plan(self) -> Plan:
+        """The changes that were still needed and were made (or none)."""
+        return self.result.plan
+
+    @property
+    def recovered(self) -> Recovery | None:
+        return self.result.recovered
+
+    @property
+    def changed(self) -> bool:
+        return self.result.changed
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+
+Prepare = Callable[[Snapshot], Snapshot | None]
 
 
 def snapshot(backend: Backend, config: Config) -> Snapshot:
@@ -93,6 +145,60 @@ def locked(backend: Backend, *, root: Path, timeout: float = DEFAULT_LOCK_TIMEOU
         yield session
     finally:
         session.close()
+
+
+def converge(
+    backend: Backend,
+    config: Config,
+    *,
+    root: Path,
+    session: Session | None = None,
+    assessed: Snapshot | None = None,
+    prepare: Prepare | None = None,
+    progress: Progress | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    verify_retries: int = 5,
+) -> Convergence | None:
+    """Plan, apply, announce, verify and journal, all under the namespace's lock.
+
+    ``session``: the lock the caller already holds (else it is taken here for at most
+    ``lock_timeout`` seconds, and an interrupted apply is finished first). ``assessed``: the
+    read and plan the caller made under ``session`` (else one is made here).
+    ``prepare(snapshot)`` runs under the lock before the apply and returns the snapshot to
+    apply (restricted, or read again after changes of its own), or None to change nothing
+    (then None is returned). Announcement and verification run when anything changed, the
+    recovery's changes included. A failed check is reported in the result, not raised.
+    """
+    if session is None:
+        with locked(backend, root=root, timeout=lock_timeout) as own:
+            return converge(
+                backend, config, root=root, session=own, assessed=assessed, prepare=prepare,
+                progress=progress, verify_retries=verify_retries,
+            )
+    snap = assessed if assessed is not None else snapshot(backend, config)
+    if prepare is not None:
+        prepared = prepare(snap)
+        if prepared is None:
+            return None
+        snap = prepared
+    result = apply_plan(backend, snap.plan, root=root, progress=progress, config=config,
+                        session=session, state=snap.state)
+    return settle(backend, snap, result, config, retries=verify_retries)
+
+
+def settle(backend: Backend, snap: Snapshot, result: ApplyResult, config: Config, *,
+           retries: int = 5) -> Convergence:
+    """After a change (this apply's or the recovery's): announce the managed addresses, then
+    verify that the policy is in force (``retries`` times more while checks fail)."""
+    done = Convergence(snap, result)
+    if not result.changed:
+        return done
+    done.changed_at = time.monotonic()
+    done.announced = announce_addresses(backend, snap.state, snap.desired)
+    # The policy is a pure function of what was read; the apply changed only owned routes,
+    # rules and sysctls, so the desired state is the same: no second read.
+    done.checks = verify(backend, snap.desired, config, retries=retries)
+    return done
 
 
 def apply_plan(backend: Backend, plan: Plan, *, root: Path,

@@ -27,53 +27,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from multihome.backend.netlink import NetlinkBackend
+from multihome.backend import Backend
 from multihome.files import read_text, under_root, write_atomic
 from multihome.plan import Change
 from multihome.source.ports import StaticConfig
 
 log = logging.getLogger(__name__)
 
-IFA_F_NOPREFIXROUTE = 0x200
 DHCP_CLIENTS = ("dhclient", "dhcpcd", "udhcpc", "dhcpcd5")
 
 
-def set_up(backend: NetlinkBackend, ifname: str) -> None:
-    index = _index(backend, ifname)
-    backend.ipr.link("set", index=index, state="up")
-
-
-def configure_static(backend: NetlinkBackend, config: StaticConfig) -> None:
+def configure_static(backend: Backend, config: StaticConfig) -> None:
     """Bring the link up and give it the metadata's addresses and routes (idempotent)."""
-    from pyroute2 import NetlinkError
-
-    index = _index(backend, config.ifname)
-    backend.ipr.link("set", index=index, state="up")
+    backend.set_link_up(config.ifname)
     for address in config.addresses:
-        try:
-            backend.ipr.addr(
-                "add",
-                index=index,
-                address=str(address.ip),
-                prefixlen=address.interface.network.prefixlen,
-                flags=IFA_F_NOPREFIXROUTE,
-            )
-        except NetlinkError as exc:
-            if exc.code != 17:  # EEXIST: already there
-                raise
-    backend.read()  # refresh the ifindex map the route changes use
+        backend.add_address(address, prefix_route=False)  # the route below is ours
     present = {r.key for r in backend.read().routes}
     # Connected routes first, then the ones through a gateway.
     for route in sorted(config.routes, key=lambda r: (r.gateway is not None, r.key)):
         if route.key not in present:
             backend.apply([Change("add", route)])
-
-
-def _index(backend: NetlinkBackend, ifname: str) -> int:
-    found = backend.ipr.link_lookup(ifname=ifname)
-    if not found:
-        raise OSError(f"no interface {ifname}")
-    return int(found[0])
 
 
 # -- who manages a port ------------------------------------------------------------------

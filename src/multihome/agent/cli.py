@@ -19,6 +19,7 @@ Examples:
   sudo multihome agent --no-dhcp               never start a DHCP client
   ip netns exec vm1 multihome agent            watch and repair one namespace
   multihome agent status --json                the running agent's counters and last repair
+  sudo multihome agent resume                  end a pause (`reset` and `rollback` pause it)
 \b
 systemd unit (Type=notify; `multihome persist` installs one):
   [Service]
@@ -143,6 +144,11 @@ def status(obj: Any, as_json: bool) -> None:
     else:
         running = "running" if data["alive"] else "not running (stale state file)"
         click.echo(f"agent: {running}, pid {data.get('pid')}, since {data.get('started')}")
+        marker = data.get("paused")
+        if marker:
+            from multihome.agent.state import resume_message
+
+            click.echo(f"PAUSED {marker.get('at', '?')}: {resume_message(marker.get('by', '?'))}")
         origin = f" ({data['origin']})" if data.get("origin") else ""
         click.echo(f"source: {data.get('source')}{origin}")
         click.echo(
@@ -165,6 +171,35 @@ def status(obj: Any, as_json: bool) -> None:
         # sys.exit, not click's Exit: main() runs click with standalone_mode=False, which
         # turns Exit into a return value that main() does not pass on.
         sys.exit(ExitCode.FAILURE)
+
+
+@agent.command(epilog="\b\nExamples:\n  sudo multihome agent resume\n  sudo multihome apply")
+@click.pass_obj
+def resume(obj: Any) -> None:
+    """End the pause a `reset` or `rollback` put the agent in; it repairs at once.
+
+    `multihome apply` (without --interface) ends the pause too, applying the policy itself.
+    """
+    import signal
+
+    from multihome.agent import state
+    from multihome.engine import require_root
+
+    require_root()
+    marker = state.resume(obj.root)
+    data = state.read_status(obj.root)
+    alive = data is not None and bool(data.get("alive"))
+    if marker is None:
+        click.echo("the agent was not paused" + ("" if alive else " (and is not running)"))
+        return
+    click.echo(f"resumed: the pause by {marker.get('by', '?')} at {marker.get('at', '?')} ended")
+    if alive and data is not None:
+        try:
+            os.kill(int(data["pid"]), signal.SIGUSR1)  # reconcile now, not at the next event
+        except OSError as exc:
+            click.echo(f"could not wake the agent (pid {data['pid']}): {exc.strerror}", err=True)
+        else:
+            click.echo(f"the agent (pid {data['pid']}) repairs the namespace now")
 
 
 def _setup_logging(level: str) -> None:

@@ -1,12 +1,15 @@
 """The agent's reconcile loop: netlink events in, the policy's delta out.
 
-One reconcile: read the namespace; forget ports that are gone (stop their DHCP clients);
-address ports that nothing addresses (static from metadata, DHCP otherwise, see
-:mod:`multihome.agent.addressing`); restore the table of a port whose routes a link flap
-flushed (from memory of its last good table, since the policy cannot invent a gateway); then
-``engine.snapshot`` -> ``engine.apply_plan`` of just the difference. Every repair is one log
-line. Nothing runs between events: the main thread blocks on the event queue, waking only for
-a timer it set itself (DHCP grace period, retry after a failed apply, systemd's watchdog).
+One reconcile is one :func:`multihome.engine.converge`, the transaction ``multihome apply``
+also runs, under the namespace's lock: read the namespace; unless a ``reset`` or ``rollback``
+paused the agent (:func:`multihome.agent.state.paused`): forget ports that are gone (stop
+their DHCP clients); address ports that nothing addresses (static from metadata, DHCP
+otherwise, see :mod:`multihome.agent.addressing`); restore the table of a port whose routes a
+link flap flushed (from memory of its last good table, since the policy cannot invent a
+gateway); then apply just the difference, announce the managed addresses (gratuitous ARP) and
+verify, after the last kernel change. Every repair is one log line. Nothing runs between
+events: the main thread blocks on the event queue, waking only for a timer it set itself (DHCP
+grace period, retry after a failed apply, systemd's watchdog) or a signal.
 """
 
 from __future__ import annotations
@@ -24,17 +27,16 @@ from types import FrameType
 
 from multihome.agent import addressing, sdnotify
 from multihome.agent.events import Event, EventSource
-from multihome.agent.state import AgentStatus, Repair, write_status
-from multihome.backend import ChangeFailed
-from multihome.backend.netlink import NetlinkBackend
+from multihome.agent.state import AgentStatus, Repair, paused, resume_message, write_status
+from multihome.backend import Backend, ChangeFailed
 from multihome.config import Config
-from multihome.engine import apply_plan, snapshot
+from multihome.engine import Convergence, Snapshot, converge, snapshot
 from multihome.errors import InputError, MultihomeError
-from multihome.model import HostState, Link, Route
+from multihome.model import HostState, IPAddress, Link, Route
 from multihome.plan import Change, Plan
 from multihome.policy import DesiredState, is_left_alone
 from multihome.source import Metadata, MetadataUnavailable, Retry, resolve
-from multihome.source.ports import has_ipv4, intents, static_config
+from multihome.source.ports import has_ipv4, intents, static_config, taken_addresses
 
 log = logging.getLogger("multihome.agent")
 
@@ -42,6 +44,9 @@ log = logging.getLogger("multihome.agent")
 FIGHT_REPAIRS = 50
 FIGHT_WINDOW = 5.0
 MAX_BACKOFF = 30.0
+#: How long a repair waits for another multihome (an apply, a reset) to release the lock;
+#: then it fails and is retried (backoff), so that systemd's watchdog is still fed.
+LOCK_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,7 @@ class Agent:
 
     def __init__(
         self,
-        backend: NetlinkBackend,
+        backend: Backend,
         load_config: Callable[[], Config],
         root: Path,
         options: AgentOptions,
@@ -111,6 +116,8 @@ class Agent:
         self.left_to: dict[str, str] = {}
         self.refreshed: dict[str, int] = {}
         """MAC -> metadata refreshes made for a port the metadata did not know yet."""
+        self.refused: dict[str, str] = {}
+        """Interface -> why its metadata was refused (logged once; the port stays bare)."""
         self.clients: dict[str, addressing.DhcpClient] = {}
         self.timers = _Timers()
         self.recent: collections.deque[float] = collections.deque(maxlen=FIGHT_REPAIRS)
@@ -119,6 +126,7 @@ class Agent:
         self.status = AgentStatus(pid=os.getpid(), started=_now())
         self._stop = False
         self._reload = False
+        self._kick = False
         self._idle = False
         self._watchdog = sdnotify.watchdog_interval()
         self._dirty = False
@@ -178,15 +186,24 @@ class Agent:
             if self._idle:
                 raise _Wake()
 
+        def kick(_signum: int, _frame: FrameType | None) -> None:
+            self._kick = True  # `multihome agent resume`: reconcile now
+            if self._idle:
+                raise _Wake()
+
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, reload)
+        signal.signal(signal.SIGUSR1, kick)
 
     def _loop(self) -> None:
         while not self._stop:
             if self._reload:
                 self._reload = False
                 self._do_reload()
+            if self._kick:
+                self._kick = False
+                self.reconcile("resume", time.monotonic())
             burst = self._wait()
             if self._stop:
                 break
@@ -279,33 +296,63 @@ class Agent:
         self.status.reconciles += 1
         lines: list[str] = []
         try:
-            snap = snapshot(self.backend, self.config)  # one read in the common case
-            state = snap.state
-            self.names.update((link.index, link.name) for link in state.links)
-            lines += self._forget_gone(state)
-            addressed = self._address_ports(state)
-            if addressed:
-                state = self.backend.read()
-            restored = self._restore_tables(state)
-            lines += addressed + restored
-            if addressed or restored:
-                snap = snapshot(self.backend, self.config)
-            plan = snap.plan
-            if not plan.empty:
-                apply_plan(self.backend, plan, root=self.root)
-                lines += plan.lines()
-            self._remember(snap.state, snap.desired)
-        except (MultihomeError, ChangeFailed, OSError) as exc:
-            self._failed(trigger, exc)
-            return None
-        except Exception as exc:
+            done = converge(
+                self.backend,
+                self.config,
+                root=self.root,
+                prepare=lambda snap: self._prepare(snap, lines),
+                lock_timeout=LOCK_TIMEOUT,
+                verify_retries=0,  # a failed check is logged; the next event repairs again
+            )
+        except Exception as exc:  # every failure is logged and retried, never fatal
             self._failed(trigger, exc)
             return None
         self.backoff = 0.5
-        if not lines:
+        if done is None:  # paused
             return None
-        self._repaired(trigger, started, lines)
-        return plan
+        self._remember(done.snapshot.state, done.snapshot.desired)
+        if done.result.applied:
+            lines += done.plan.lines()
+        if not lines and not done.changed:
+            return None
+        self._repaired(trigger, started, lines, done)
+        return done.plan
+
+    def _prepare(self, snap: Snapshot, lines: list[str]) -> Snapshot | None:
+        """Under the lock, before the apply: nothing when paused; else the agent's own
+        changes (ports gone, ports to address, tables a flap flushed) and the snapshot to
+        apply."""
+        if self._paused():
+            return None
+        state = snap.state
+        self.names.update((link.index, link.name) for link in state.links)
+        lines += self._forget_gone(state)
+        addressed = self._address_ports(state)
+        if addressed:
+            state = self.backend.read()
+        restored = self._restore_tables(state)
+        lines += addressed + restored
+        if addressed or restored:
+            snap = snapshot(self.backend, self.config)
+        return snap
+
+    def _paused(self) -> bool:
+        marker = paused(self.root)
+        if marker is None:
+            if self.status.paused is not None:
+                log.info("resumed (was %s)", self.status.paused)
+                self.status.paused = None
+                self._dirty = True
+            return False
+        if self.status.paused is None:
+            by = str(marker.get("by", "?"))
+            self.status.paused = f"by {by} at {marker.get('at', '?')}"
+            self._dirty = True
+            log.warning("%s", resume_message(by))
+        # Nothing is due while paused: a timer would only wake the loop for nothing.
+        self.timers.dhcp.clear()
+        self.timers.retry_at = None
+        return True
 
     def _failed(self, trigger: str, exc: BaseException) -> None:
         self.status.errors += 1
@@ -315,21 +362,39 @@ class Agent:
         self.backoff = min(MAX_BACKOFF, self.backoff * 2)
         self._dirty = True
 
-    def _repaired(self, trigger: str, started: float, lines: list[str]) -> None:
+    def _repaired(
+        self, trigger: str, started: float, lines: list[str], done: Convergence
+    ) -> None:
         now = time.monotonic()
-        latency = (now - started) * 1000
+        # The latency ends with the last kernel change; announce and verify come after it.
+        latency = ((done.changed_at or now) - started) * 1000
+        checks, failed = done.checks, done.failed
+        verified = f"{len(checks) - len(failed)}/{len(checks)}" if checks else ""
         self.status.repairs += 1
         self.status.changes += len(lines)
         self.status.last_repair = Repair(
-            at=_now(), trigger=trigger, changes=tuple(lines), latency_ms=round(latency, 3)
+            at=_now(),
+            trigger=trigger,
+            changes=tuple(lines),
+            latency_ms=round(latency, 3),
+            announced=done.announced,
+            verified=verified,
         )
         log.info(
-            "repair after %s: %d change(s) in %.1f ms: %s",
+            "repair after %s: %d change(s) in %.1f ms: %s%s",
             trigger,
             len(lines),
             latency,
             "; ".join(lines),
+            f" (verify {verified}, {done.announced} announced)" if checks else "",
         )
+        if failed:
+            self.status.errors += 1
+            self.status.last_error = f"{_now()} after {trigger}: verification: " + "; ".join(
+                f"{c.interface} {c.address} {c.name}: expected {c.expected}, got {c.got}"
+                for c in failed
+            )
+            log.warning("after the repair, %s", self.status.last_error.split(": ", 1)[1])
         self._dirty = True
         self.recent.append(now)
         if len(self.recent) == FIGHT_REPAIRS and now - self.recent[0] < FIGHT_WINDOW:
@@ -375,6 +440,8 @@ class Agent:
             del self.timers.dhcp[ifname]
         for ifname in [n for n in self.left_to if n not in names]:
             del self.left_to[ifname]
+        for ifname in [n for n in self.refused if n not in names]:
+            del self.refused[ifname]
         return lines
 
     def _address_ports(self, state: HostState) -> list[str]:
@@ -382,6 +449,7 @@ class Agent:
             return []
         lines: list[str] = []
         waiting: set[str] = set()
+        taken = taken_addresses(state)  # grows with each port addressed below
         for link in self._ports(state):
             if has_ipv4(state, link.name):
                 continue
@@ -392,7 +460,7 @@ class Agent:
                 continue  # set down by someone, not hot-plugged: leave it down
             mode = self._mode_of(state, link)
             if mode == "static":
-                lines.extend(self._configure_static(state, link))
+                lines.extend(self._configure_static(state, link, taken))
             elif self.options.dhcp:
                 lines.extend(self._maybe_dhcp(link))
                 if link.name in self.timers.dhcp:
@@ -425,11 +493,21 @@ class Agent:
                 return intent.mode
         return "unknown"
 
-    def _configure_static(self, state: HostState, link: Link) -> list[str]:
+    def _configure_static(
+        self, state: HostState, link: Link, taken: dict[IPAddress, str]
+    ) -> list[str]:
         assert self.metadata is not None
         intent = next(i for i in intents(state, self.metadata.network) if i.ifname == link.name)
-        config = static_config(link, intent)
+        config = static_config(link, intent, taken)
+        if config.refused is not None:
+            if self.refused.get(link.name) != config.refused:
+                self.refused[link.name] = config.refused
+                log.error("%s (fix the port's fixed IP in OpenStack)", config.describe())
+            self.status.configured[link.name] = f"refused: {config.refused}"
+            return []
+        self.refused.pop(link.name, None)
         addressing.configure_static(self.backend, config)
+        taken.update((a.ip, a.ifname) for a in config.addresses)
         for note in config.notes:
             log.warning("%s", note)
         self.status.configured[link.name] = f"static from {self.metadata.origin}"
@@ -456,7 +534,7 @@ class Agent:
                 )
             return []
         if not link.up:
-            addressing.set_up(self.backend, link.name)
+            self.backend.set_link_up(link.name)
         client = addressing.start_dhclient(link.name, self.root)
         self.clients[link.name] = client
         self.status.configured[link.name] = f"dhcp (dhclient pid {client.pid})"

@@ -5,6 +5,12 @@ Written atomically at start, after every repair or error, and at stop; never whi
 folder is the network namespace's own (the inode of ``/proc/self/ns/net``, as the safety
 state's): agents in several namespaces of one host (``ip netns exec NS multihome agent``)
 never share a state file or a DHCP client's lease and pid files.
+
+The same folder holds the pause marker, ``agent-paused.json``: ``multihome reset`` and
+``rollback`` write it (under the namespace's lock) when an agent runs, so that the agent does
+not put back what they took away; the agent checks it under the lock before every repair and
+changes nothing while it exists. ``multihome apply`` (without ``--interface``) and
+``multihome agent resume`` remove it.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +26,7 @@ from multihome.files import read_text, remove_file, under_root, write_atomic
 
 RUN_BASE = Path("/run/multihome")
 STATE_NAME = "agent.json"
+PAUSE_NAME = "agent-paused.json"
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,10 @@ class Repair:
     changes: tuple[str, ...]
     latency_ms: float
     """From the first event of the burst to the kernel corrected."""
+    announced: int = 0
+    """Gratuitous ARPs sent after the changes."""
+    verified: str = ""
+    """``passed/total`` verification checks after the changes (empty: none ran)."""
 
 
 @dataclass
@@ -50,6 +62,8 @@ class AgentStatus:
     """Ports the agent addressed itself: interface -> ``static ...`` or ``dhcp (pid N)``."""
     last_repair: Repair | None = None
     last_error: str | None = None
+    paused: str | None = None
+    """Why the agent leaves the namespace alone (a reset or rollback paused it), or None."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -78,8 +92,9 @@ def clear_status(root: Path) -> None:
 
 
 def read_status(root: Path) -> dict[str, Any] | None:
-    """The agent's last written state, with ``alive`` telling whether its pid still runs;
-    None when no agent has written one. A damaged file reads as ``{"error": ...}``."""
+    """The agent's last written state, with ``alive`` telling whether its pid still runs and
+    ``paused`` the pause marker (or None); None when no agent has written one. A damaged file
+    reads as ``{"error": ...}``."""
     text = read_text(state_path(root))
     if text is None:
         return None
@@ -91,7 +106,52 @@ def read_status(root: Path) -> dict[str, Any] | None:
         return {"error": f"{state_path(root)}: not an object", "alive": False}
     pid = data.get("pid")
     data["alive"] = bool(data.get("running")) and isinstance(pid, int) and _alive(pid)
+    data["paused"] = paused(root)
     return data
+
+
+# -- the pause marker ---------------------------------------------------------------------
+def pause_path(root: Path) -> Path:
+    return run_dir(root) / PAUSE_NAME
+
+
+def paused(root: Path) -> dict[str, Any] | None:
+    """The pause marker (``by``, ``at``, ``pid``), or None when the agent is not paused."""
+    text = read_text(pause_path(root))
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    return data if isinstance(data, dict) else {"by": "unknown", "at": "?"}
+
+
+def pause(root: Path, by: str) -> int | None:
+    """Pause the running agent of this namespace (call under the namespace's lock); returns
+    its pid, or None when no agent runs (then nothing is written)."""
+    status = read_status(root)
+    if status is None or not status.get("alive"):
+        return None
+    marker = {"by": by, "at": datetime.now(UTC).isoformat(timespec="seconds"), "pid": os.getpid()}
+    write_atomic(pause_path(root), json.dumps(marker, sort_keys=True) + "\n")
+    pid = status.get("pid")
+    return pid if isinstance(pid, int) else None
+
+
+def resume(root: Path) -> dict[str, Any] | None:
+    """End a pause; returns the marker that was removed (None: the agent was not paused)."""
+    marker = paused(root)
+    if marker is not None:
+        remove_file(pause_path(root))
+    return marker
+
+
+def resume_message(by: str) -> str:
+    return (
+        f"paused by {by}: the agent leaves this namespace alone until `multihome apply` or "
+        "`multihome agent resume`"
+    )
 
 
 def _alive(pid: int) -> bool:

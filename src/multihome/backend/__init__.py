@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from multihome.model import HostState, IPAddress
+from multihome.model import Address, HostState, IPAddress
 
 if TYPE_CHECKING:
     from multihome.plan import Change
@@ -43,6 +43,18 @@ class Backend(Protocol):
         self, dst: IPAddress, src: IPAddress | None = None, oif: str | None = None
     ) -> Lookup | None:
         """Resolve ``dst`` as the kernel would; None when unreachable."""
+
+    def set_link_up(self, ifname: str) -> None:
+        """Set ``ifname`` administratively up (a no-op when it is); ``OSError`` when it is
+        gone. The link's state, like its addresses, is part of :meth:`read`."""
+
+    def add_address(self, address: Address, *, prefix_route: bool = True) -> bool:
+        """Add ``address`` to its link; False when it was there already. Without
+        ``prefix_route`` the kernel adds no subnet route for it (``noprefixroute``): the
+        caller adds its own. ``OSError`` on any other refusal."""
+
+    def remove_address(self, address: Address) -> bool:
+        """Remove ``address`` from its link; False when it was not there."""
 
     def announce(self, ifname: str, mac: str, address: IPAddress) -> None:
         """Send a gratuitous ARP for ``address`` from ``ifname`` (MAC ``mac``), so that

@@ -3,6 +3,10 @@
 It keeps a HostState, applies changes to it with the kernel's own refusals (adding an
 existing route slot or rule is EEXIST, removing a missing one is ESRCH), can fail on the
 k-th change, and answers lookups with a simplified rule walk (enough for the policy's rules).
+Links go up and addresses come and go as in the kernel (an address brings its subnet route
+into main unless ``prefix_route=False``; a link or address that goes takes the routes through
+it along); :meth:`set_link_down`, :meth:`add_link` and :meth:`remove_link` let a test play the
+events a VM sees (a flap, a hot-plug, a detach).
 """
 
 from __future__ import annotations
@@ -14,10 +18,14 @@ from typing import TYPE_CHECKING, TypeVar
 
 from multihome.backend import ChangeFailed, Lookup
 from multihome.model import (
+    PROTO_KERNEL,
+    SCOPE_LINK,
     TABLE_LOCAL,
     TABLE_MAIN,
+    Address,
     HostState,
     IPAddress,
+    Link,
     Route,
     Rule,
     Sysctl,
@@ -41,6 +49,8 @@ class FakeBackend:
         self.fail_at = fail_at
         self.calls = 0
         self.announced: list[tuple[str, str, str]] = []
+        self.lookups = 0
+        """How many route lookups were asked (verification makes them)."""
 
     def read(self) -> HostState:
         return self.state
@@ -77,9 +87,70 @@ class FakeBackend:
         self.state = replace(state, rules=rules)
         return error
 
+    # -- links and addresses -------------------------------------------------------------
+    def set_link_up(self, ifname: str) -> None:
+        self._set_link(ifname, up=True)
+
+    def set_link_down(self, ifname: str) -> None:
+        """As the kernel does: every route through the link goes, in every table."""
+        self._set_link(ifname, up=False)
+        self._drop_routes(lambda r: r.ifname == ifname)
+
+    def add_link(self, link: Link) -> None:
+        state = self.state
+        self.state = replace(state, links=(*state.links, link))
+
+    def remove_link(self, ifname: str) -> None:
+        state = self.state
+        self.state = replace(
+            state,
+            links=tuple(lnk for lnk in state.links if lnk.name != ifname),
+            addresses=tuple(a for a in state.addresses if a.ifname != ifname),
+        )
+        self._drop_routes(lambda r: r.ifname == ifname)
+
+    def add_address(self, address: Address, *, prefix_route: bool = True) -> bool:
+        self._require_link(address.ifname)
+        state = self.state
+        if any(a.key == address.key for a in state.addresses):
+            return False
+        routes = state.routes
+        if prefix_route:
+            subnet = Route(table=TABLE_MAIN, dst=address.network, ifname=address.ifname,
+                           proto=PROTO_KERNEL, scope=SCOPE_LINK, prefsrc=address.ip)
+            routes = (*routes, subnet)
+        self.state = replace(state, addresses=(*state.addresses, address), routes=routes)
+        return True
+
+    def remove_address(self, address: Address) -> bool:
+        state = self.state
+        kept = tuple(a for a in state.addresses if a.key != address.key)
+        if len(kept) == len(state.addresses):
+            return False
+        self.state = replace(state, addresses=kept)
+        self._drop_routes(lambda r: r.prefsrc == address.ip)
+        return True
+
+    def _set_link(self, ifname: str, *, up: bool) -> None:
+        link = self._require_link(ifname)
+        state = self.state
+        links = tuple(replace(link, up=up) if lnk.name == ifname else lnk for lnk in state.links)
+        self.state = replace(state, links=links)
+
+    def _require_link(self, ifname: str) -> Link:
+        link = self.state.link(ifname)
+        if link is None:
+            raise OSError(19, f"no interface {ifname}")
+        return link
+
+    def _drop_routes(self, gone: Callable[[Route], bool]) -> None:
+        state = self.state
+        self.state = replace(state, routes=tuple(r for r in state.routes if not gone(r)))
+
     def lookup(
         self, dst: IPAddress, src: IPAddress | None = None, oif: str | None = None
     ) -> Lookup | None:
+        self.lookups += 1
         rules = sorted(self.state.rules or DEFAULT_RULES, key=lambda r: r.priority)
         for rule in rules:
             if rule.family != dst.version or rule.table == TABLE_LOCAL:

@@ -39,6 +39,7 @@ from multihome.backend.rtnl import (
     FRA_SUPPRESS_PREFIXLEN,
     FRA_TABLE,
     IFA_ADDRESS,
+    IFA_FLAGS,
     IFA_LOCAL,
     IFADDRMSG,
     IFINFOMSG,
@@ -60,12 +61,15 @@ from multihome.backend.rtnl import (
     RTA_SRC,
     RTA_TABLE,
     RTEXT_FILTER_SKIP_STATS,
+    RTM_DELADDR,
     RTM_DELROUTE,
     RTM_DELRULE,
     RTM_GETADDR,
     RTM_GETLINK,
     RTM_GETROUTE,
     RTM_GETRULE,
+    RTM_NEWADDR,
+    RTM_NEWLINK,
     RTM_NEWROUTE,
     RTM_NEWRULE,
     RTMSG,
@@ -101,6 +105,7 @@ ETH_P_ARP = 0x0806
 ETH_P_IP = 0x0800
 IFF_UP = 0x1
 IFF_LOOPBACK = 0x8
+IFA_F_NOPREFIXROUTE = 0x200
 NO_SUPPRESS = 0xFFFFFFFF
 FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
 VERSIONS = {socket.AF_INET: 4, socket.AF_INET6: 6}
@@ -356,6 +361,47 @@ class NetlinkBackend:
         if rule.fwmask is not None:
             body.append(attr_u32(FRA_FWMASK, rule.fwmask))
         return b"".join(body)
+
+    # -- links and addresses -----------------------------------------------------------------
+    def _ifindex(self, ifname: str) -> int:
+        if ifname not in self._index:
+            self._read_index()
+        if ifname not in self._index:
+            raise OSError(errno.ENODEV, f"no interface {ifname}")
+        return self._index[ifname]
+
+    def set_link_up(self, ifname: str) -> None:
+        index = self._ifindex(ifname)
+        self.sock.request(RTM_NEWLINK, 0, IFINFOMSG.pack(0, 0, index, IFF_UP, IFF_UP))
+
+    def add_address(self, address: Address, *, prefix_route: bool = True) -> bool:
+        body = self._address_message(address)
+        if not prefix_route:
+            body += attr_u32(IFA_FLAGS, IFA_F_NOPREFIXROUTE)
+        try:
+            self.sock.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body)
+        except NetlinkError as exc:
+            if exc.errno == errno.EEXIST:
+                return False
+            raise
+        return True
+
+    def remove_address(self, address: Address) -> bool:
+        try:
+            self.sock.request(RTM_DELADDR, 0, self._address_message(address))
+        except NetlinkError as exc:
+            if exc.errno in (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ESRCH):
+                return False
+            raise
+        return True
+
+    def _address_message(self, address: Address) -> bytes:
+        index = self._ifindex(address.ifname)
+        ip = address.ip.packed
+        header = IFADDRMSG.pack(
+            FAMILIES[address.family], address.interface.network.prefixlen, 0, 0, index
+        )
+        return header + attr(IFA_LOCAL, ip) + attr(IFA_ADDRESS, ip)
 
     # -- neighbours ----------------------------------------------------------------------
     def announce(self, ifname: str, mac: str, address: IPAddress) -> None:

@@ -40,9 +40,12 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    agent: str | None = None
+    """``paused`` when a running agent was paused first, ``not running``; None: not asked."""
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "agent": self.agent,
             "message": self.message,
             "changes": self.changes,
             "problems": self.problems,
@@ -80,6 +83,17 @@ def _await_result(state: StateDir, apply_id: str, wait: float) -> dict[str, Any]
             return result
         time.sleep(0.05)
     return None
+
+
+def _pause_agent(root: Path, by: str) -> tuple[str, list[str]]:
+    """Pause the namespace's running agent, so that it does not put back what ``by`` takes
+    away: (``paused`` or ``not running``, the note that says so)."""
+    from multihome.agent.state import pause, resume_message
+
+    pid = pause(root, by)
+    if pid is None:
+        return "not running", []
+    return "paused", [f"agent (pid {pid}) {resume_message(by)}"]
 
 
 def confirm(root: Path, *, wait: float = WAIT) -> Outcome:
@@ -128,6 +142,7 @@ def rollback(
     state = StateDir.current(root)
     window = _live_window(state)
     if window is not None:
+        agent, agent_notes = _pause_agent(root, "rollback")
         apply_id = str(window.get("id"))
         state.touch(ROLLBACK_REQUEST, "multihome rollback\n")
         result = _await_result(state, apply_id, WAIT + lock_timeout)
@@ -140,17 +155,27 @@ def rollback(
             f"rolled back apply {apply_id} (it was waiting for a confirmation): "
             f"{result.get('changes', 0)} change(s)",
             problems=list(result.get("problems", [])),
+            notes=agent_notes,
+            agent=agent,
         )
     with locked(
         backend, root=root, timeout=lock_timeout, purpose="rollback", mode="undo"
     ) as session:
+        agent, agent_notes = _pause_agent(root, "rollback")
         if session.recovery is not None:
-            return Outcome(session.recovery.message, problems=session.recovery.problems)
+            return Outcome(
+                session.recovery.message,
+                problems=session.recovery.problems,
+                notes=agent_notes,
+                agent=agent,
+            )
         saved = snapshot.load(state)
         if saved is None:
             return Outcome(
                 f"nothing to roll back: no snapshot in {state.path} (no apply has "
-                "changed this namespace since the last reset or boot)"
+                "changed this namespace since the last reset or boot)",
+                notes=agent_notes,
+                agent=agent,
             )
         current = backend.read()
         changes, notes = snapshot.restore_changes(current, saved)
@@ -163,7 +188,12 @@ def rollback(
     else:
         message = f"rolled back to the snapshot of {when} ({saved.id}): {done} change(s)"
     return Outcome(
-        message, [c.describe() for c in changes], problems, notes, [str(f) for f in files]
+        message,
+        [c.describe() for c in changes],
+        problems,
+        [*agent_notes, *notes],
+        [str(f) for f in files],
+        agent,
     )
 
 
@@ -175,12 +205,16 @@ def reset(
 
     state = StateDir.current(root)
     notes: list[str] = []
+    agent, agent_notes = _pause_agent(root, "reset")
     window = _live_window(state)
     if window is not None:
         state.touch(ROLLBACK_REQUEST, "multihome reset\n")
         if _await_result(state, str(window.get("id")), WAIT) is not None:
             notes.append(f"rolled back apply {window.get('id')}, which waited for a confirmation")
     with locked(backend, root=root, timeout=lock_timeout, purpose="reset", mode="undo") as session:
+        if agent != "paused":  # an agent that started while we waited for the lock
+            agent, agent_notes = _pause_agent(root, "reset")
+        notes += agent_notes
         if session.recovery is not None:
             notes.append(session.recovery.message)
         record = snapshot.Record.load(state)
@@ -203,5 +237,5 @@ def reset(
         else "nothing to reset: multihome owns nothing here"
     )
     return Outcome(
-        message, [c.describe() for c in changes], problems, notes, [str(f) for f in files]
+        message, [c.describe() for c in changes], problems, notes, [str(f) for f in files], agent
     )

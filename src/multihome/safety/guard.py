@@ -1,8 +1,10 @@
 """``apply --confirm-timeout``: apply, check, then keep only what is confirmed.
 
 Under the namespace's lock: open the confirmation window (watchdog started), apply the plan
-(snapshot and journal first), run the post-apply checks; a failed check rolls back at once;
-otherwise wait for ``multihome confirm`` or a keypress until the deadline, then roll back.
+(snapshot and journal first), announce and verify it (:func:`multihome.engine.settle`, the
+step every apply shares), run the post-apply checks; a failed verification or check rolls
+back at once; otherwise wait for ``multihome confirm`` or a keypress until the deadline, then
+roll back.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 from multihome.backend import Backend
 from multihome.config import Config
-from multihome.engine import ApplyResult, Progress, Snapshot, apply_plan
+from multihome.engine import ApplyResult, Convergence, Progress, Snapshot, apply_plan, settle
 from multihome.errors import ApplyError
 from multihome.safety import window
 from multihome.safety.checks import CheckResult, Peer, Probe, run_checks
@@ -36,13 +38,18 @@ class Guard:
 class GuardedResult:
     """How a guarded apply ended."""
 
-    result: ApplyResult
+    settled: Convergence
+    """The apply, its announcement and its verification."""
     outcome: str
     """``unchanged``, ``confirmed`` or ``rolled-back``."""
     reason: str = ""
     checks: list[CheckResult] = field(default_factory=list)
     restored: int = 0
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def result(self) -> ApplyResult:
+        return self.settled.result
 
 
 Announce = Callable[[ApplyResult, list[CheckResult], float], None]
@@ -68,7 +75,7 @@ def guarded_apply(
     if snap.plan.empty:
         result = apply_plan(backend, snap.plan, root=root, config=config, session=session,
                             state=snap.state)
-        return GuardedResult(result, "unchanged")
+        return GuardedResult(settle(backend, snap, result, config), "unchanged")
     win = window.open_window(session, guard.timeout)
     try:
         result = apply_plan(
@@ -81,16 +88,24 @@ def guarded_apply(
     except BaseException:
         win.state.touch(ROLLBACK_REQUEST, "the apply was interrupted\n")
         raise
+    settled = settle(backend, snap, result, config)
     if result.snapshot_id is None:
         window.end_unchanged(win, "nothing to change")
-        return GuardedResult(result, "unchanged")
+        return GuardedResult(settled, "unchanged")
+    if settled.failed:
+        reason = "verification failed: " + "; ".join(
+            f"{c.interface} {c.address} {c.name} -> {c.destination}: expected {c.expected}, "
+            f"got {c.got}"
+            for c in settled.failed
+        )
+        return _ended(settled, [], window.request(win, ROLLBACK_REQUEST, reason, backend))
     checks = run_checks(backend, guard.peer, guard.probes, snap.desired.interfaces)
     failed = [c for c in checks if not c.ok]
     if failed:
         reason = "check failed: " + "; ".join(f"{c.name}: {c.detail}" for c in failed)
-        return _ended(result, checks, window.request(win, ROLLBACK_REQUEST, reason, backend))
+        return _ended(settled, checks, window.request(win, ROLLBACK_REQUEST, reason, backend))
     if guard.timeout <= 0:
-        return _ended(result, checks, window.request(win, CONFIRM, "checks passed", backend))
+        return _ended(settled, checks, window.request(win, CONFIRM, "checks passed", backend))
     try:  # from the first second of the countdown on, Ctrl-C means "no"
         deadline = win.start_countdown()
         if announce is not None:
@@ -99,12 +114,14 @@ def guarded_apply(
     except KeyboardInterrupt:
         reason = "interrupted (Ctrl-C) before a confirmation"
         data = window.request(win, ROLLBACK_REQUEST, reason, backend)
-    return _ended(result, checks, data)
+    return _ended(settled, checks, data)
 
 
-def _ended(result: ApplyResult, checks: list[CheckResult], data: dict[str, Any]) -> GuardedResult:
+def _ended(
+    settled: Convergence, checks: list[CheckResult], data: dict[str, Any]
+) -> GuardedResult:
     return GuardedResult(
-        result,
+        settled,
         str(data.get("outcome")),
         str(data.get("reason", "")),
         checks,

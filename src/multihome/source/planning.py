@@ -27,6 +27,9 @@ class SourcedSnapshot:
     def notes(self) -> tuple[str, ...]:
         notes = [] if self.resolved.note is None else [self.resolved.note]
         for config in self.static:
+            if config.refused is not None:
+                notes.append(config.describe())
+                continue
             notes.append(
                 f"{config.describe()} (not configured yet: `multihome agent` "
                 "configures it; the plan below assumes it)"

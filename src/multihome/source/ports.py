@@ -7,7 +7,7 @@ so missing or partial metadata at worst leaves the kernel's view as it is (DESIG
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -18,6 +18,7 @@ from multihome.model import (
     TABLE_MAIN,
     Address,
     HostState,
+    IPAddress,
     Link,
     Route,
 )
@@ -67,8 +68,13 @@ class StaticConfig:
     addresses: tuple[Address, ...]
     routes: tuple[Route, ...]
     notes: tuple[str, ...] = ()
+    refused: str | None = None
+    """Why the metadata's addresses are refused (then there are none): the port stays
+    unaddressed."""
 
     def describe(self) -> str:
+        if self.refused is not None:
+            return f"{self.ifname}: metadata refused: {self.refused}; the port stays unaddressed"
         addrs = ", ".join(str(a.interface) for a in self.addresses)
         gateways = sorted({str(r.gateway) for r in self.routes if r.gateway is not None})
         via = f" via {', '.join(gateways)}" if gateways else ""
@@ -100,8 +106,38 @@ def has_ipv4(state: HostState, ifname: str) -> bool:
     return any(a.scope == SCOPE_UNIVERSE for a in state.addresses_of(ifname, 4))
 
 
-def static_config(link: Link, intent: PortIntent) -> StaticConfig:
-    """The addresses and routes ``link`` should get from its static networks."""
+def taken_addresses(state: HostState) -> dict[IPAddress, str]:
+    """Every address the namespace holds -> the interface holding it."""
+    return {a.ip: a.ifname for a in state.addresses}
+
+
+def refusal(ifname: str, address: Address, taken: Mapping[IPAddress, str]) -> str | None:
+    """Why ``address`` must not be given to ``ifname`` (None: it may): another port holds
+    it, or it is its subnet's network or broadcast address (not a host's)."""
+    iface = address.interface
+    owner = taken.get(iface.ip)
+    if owner is not None and owner != ifname:
+        return f"{iface.ip} is {owner}'s address (a duplicate would break both ports)"
+    network = iface.network
+    if network.prefixlen < network.max_prefixlen - 1:  # /31 and /32 have no such addresses
+        if iface.ip == network.network_address:
+            return f"{iface} is the network address of {network}, not a host's"
+        if network.version == 4 and iface.ip == network.broadcast_address:
+            return f"{iface} is the broadcast address of {network}, not a host's"
+    return None
+
+
+def static_config(
+    link: Link, intent: PortIntent, taken: Mapping[IPAddress, str] | None = None
+) -> StaticConfig:
+    """The addresses and routes ``link`` should get from its static networks, or none at all
+    (``refused`` says why) when one of the addresses is another port's (``taken``: address ->
+    interface, :func:`taken_addresses`) or its subnet's network or broadcast address."""
+    for network in intent.static_networks:
+        assert network.address is not None  # static networks always carry one
+        why = refusal(link.name, Address(link.name, network.address), taken or {})
+        if why is not None:
+            return StaticConfig(link.name, (), (), (), refused=why)
     metric = STATIC_METRIC_BASE + link.index
     addresses: list[Address] = []
     routes: list[Route] = []
@@ -147,18 +183,22 @@ def pending_static(state: HostState, data: NetworkData) -> tuple[StaticConfig, .
     """Static configuration for the ports that the metadata says are DHCP-disabled and that
     have no IPv4 address yet (a port that has one is left exactly as it is)."""
     configs: list[StaticConfig] = []
+    taken = taken_addresses(state)
     for intent in intents(state, data):
         link = state.link(intent.ifname)
         if link is None or intent.mode != "static" or has_ipv4(state, link.name):
             continue
-        configs.append(static_config(link, intent))
+        config = static_config(link, intent, taken)
+        taken.update((a.ip, a.ifname) for a in config.addresses)
+        configs.append(config)
     return tuple(configs)
 
 
 def augment(state: HostState, configs: Iterable[StaticConfig]) -> HostState:
     """``state`` as it will be once ``configs`` are configured (links up, addresses, routes):
-    the policy's input for ``plan --source openstack``. Only adds; never removes."""
-    configs = tuple(configs)
+    the policy's input for ``plan --source openstack``. Only adds; never removes; a refused
+    configuration adds nothing."""
+    configs = tuple(c for c in configs if c.refused is None)
     if not configs:
         return state
     names = {c.ifname for c in configs}
