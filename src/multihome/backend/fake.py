@@ -89,7 +89,21 @@ class FakeBackend:
 
     # -- links and addresses -------------------------------------------------------------
     def set_link_up(self, ifname: str) -> None:
+        """As the kernel does: a link that comes up gets its addresses' subnet routes back
+        (the fake does not model ``noprefixroute`` here)."""
+        was_up = self._require_link(ifname).up
         self._set_link(ifname, up=True)
+        if was_up:
+            return
+        state = self.state
+        present = {(r.table, r.dst, r.ifname) for r in state.routes}
+        subnets = tuple(
+            Route(table=TABLE_MAIN, dst=a.network, ifname=ifname, proto=PROTO_KERNEL,
+                  scope=SCOPE_LINK, prefsrc=a.ip)
+            for a in state.addresses_of(ifname, 4)
+            if (TABLE_MAIN, a.network, ifname) not in present
+        )
+        self.state = replace(state, routes=(*state.routes, *subnets))
 
     def set_link_down(self, ifname: str) -> None:
         """As the kernel does: every route through the link goes, in every table."""

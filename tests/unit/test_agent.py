@@ -1,0 +1,246 @@
+"""The agent's reconcile logic on the in-memory backend: hot-plug, flap, detach, a foreign
+default put back into main, a pause by reset, refused metadata. Every repair goes through
+the one transaction (plan, apply, announce, verify) and the tests check that the announcement
+and the verification ran, and what the namespace holds afterwards."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from pathlib import Path
+
+import pytest
+from unit_states import host, link, port
+
+from multihome.agent.service import Agent, AgentOptions
+from multihome.agent.state import AgentStatus, pause, paused, resume, write_status
+from multihome.backend.fake import FakeBackend
+from multihome.config import Config
+from multihome.model import PROTO_DHCP, TABLE_MAIN, Address, HostState, Route
+from multihome.plan import Change
+from multihome.source.network_data import MetaData, parse_network_data
+from multihome.source.readers import Metadata
+
+GATEWAY = ipaddress.ip_address("192.168.0.1")
+ETH1 = ipaddress.ip_address("192.168.0.112")
+PROBE = ipaddress.ip_address("198.51.100.10")
+
+
+def howto() -> HostState:
+    """The how-to's VM before the fix: eth0 .107 and eth1 .112, a default per port in main."""
+    return host(
+        port("eth0", 2, "192.168.0.107/24", "192.168.0.1", 100, metadata="192.168.0.100"),
+        port("eth1", 3, "192.168.0.112/24", "192.168.0.1", 101),
+    )
+
+
+def make_agent(
+    tmp_path: Path, state: HostState, source: str = "kernel"
+) -> tuple[Agent, FakeBackend]:
+    backend = FakeBackend(state)
+    return Agent(backend, Config, tmp_path, AgentOptions(source=source, dhcp=False)), backend
+
+
+def table_of(state: HostState, ifname: str) -> int | None:
+    tables = {r.table for r in state.rules if ifname in (r.oifname, r.iifname)}
+    assert len(tables) <= 1, tables
+    return tables.pop() if tables else None
+
+
+def has_table_default(state: HostState, ifname: str) -> bool:
+    table = table_of(state, ifname)
+    return table is not None and any(
+        r.is_default and r.ifname == ifname for r in state.routes_in(table)
+    )
+
+
+def main_defaults(state: HostState) -> list[str | None]:
+    return sorted(r.ifname for r in state.routes_in(TABLE_MAIN) if r.is_default)
+
+
+def converged(backend: FakeBackend, ports: tuple[str, ...] = ("eth0", "eth1")) -> bool:
+    """Each port has its table's default and its replies leave through it; main keeps only
+    eth0's default."""
+    state = backend.state
+    for ifname in ports:
+        if not has_table_default(state, ifname):
+            return False
+        for address in state.addresses_of(ifname, 4):
+            found = backend.lookup(PROBE, src=address.ip)
+            if found is None or found.ifname != ifname:
+                return False
+    return main_defaults(state) == ["eth0"]
+
+
+def assert_settled(agent: Agent, backend: FakeBackend, announced_before: int) -> None:
+    """The last repair announced every managed address and every verify check passed."""
+    repair = agent.status.last_repair
+    assert repair is not None
+    assert repair.announced > 0 and len(backend.announced) == announced_before + repair.announced
+    passed, total = (int(n) for n in repair.verified.split("/"))
+    assert total > 0 and passed == total, repair
+    assert agent.status.last_error is None, agent.status.last_error
+
+
+def started(tmp_path: Path, state: HostState | None = None) -> tuple[Agent, FakeBackend]:
+    agent, backend = make_agent(tmp_path, state or howto())
+    assert agent.reconcile("start", 0.0) is not None
+    assert converged(backend)
+    assert_settled(agent, backend, 0)
+    return agent, backend
+
+
+def test_start_applies_announces_and_verifies(tmp_path: Path) -> None:
+    """The first reconcile applies the policy, sends one gratuitous ARP per managed address
+    from its own port and proves each address's path with kernel lookups."""
+    agent, backend = started(tmp_path)
+    assert sorted(backend.announced) == sorted(
+        [("eth0", "52:54:00:00:00:02", "192.168.0.107"), ("eth1", "52:54:00:00:00:03", str(ETH1))]
+    )
+    assert backend.lookups > 0
+    lookups = backend.lookups
+    assert agent.reconcile("nothing happened", 0.0) is None
+    assert backend.lookups == lookups  # nothing changed: nothing to announce or prove
+    assert len(backend.announced) == 2
+
+
+def test_foreign_default_readded_to_main_is_removed(tmp_path: Path) -> None:
+    """A DHCP client putting eth1's default back into main is undone, and the repair is
+    announced and verified."""
+    agent, backend = started(tmp_path)
+    before = len(backend.announced)
+    foreign = Route(table=TABLE_MAIN, dst=ipaddress.ip_network("0.0.0.0/0"), ifname="eth1",
+                    gateway=GATEWAY, proto=PROTO_DHCP, prefsrc=ETH1, metric=101)
+    backend.apply([Change("add", foreign)])
+    assert main_defaults(backend.state) == ["eth0", "eth1"]
+    plan = agent.reconcile("route new default table 254 dev eth1", 0.0)
+    assert plan is not None and Change("remove", foreign) in plan.changes
+    assert converged(backend)
+    assert_settled(agent, backend, before)
+    assert agent.status.last_repair is not None
+    assert any("default via 192.168.0.1 dev eth1" in line
+               for line in agent.status.last_repair.changes)
+
+
+def test_link_flap_restores_the_table(tmp_path: Path) -> None:
+    """eth1 down flushes every route through it (its table's too); once up again the agent
+    puts eth1's table back, so its replies leave through eth1 again."""
+    agent, backend = started(tmp_path)
+    backend.set_link_down("eth1")
+    assert not has_table_default(backend.state, "eth1")
+    agent.reconcile("link new eth1 down", 0.0)
+    backend.set_link_up("eth1")
+    before = len(backend.announced)
+    agent.reconcile("link new eth1 up", 0.0)
+    assert converged(backend)
+    assert_settled(agent, backend, before)
+    found = backend.lookup(PROBE, src=ETH1)
+    assert found is not None and (found.ifname, found.gateway) == ("eth1", GATEWAY)
+
+
+def test_hotplug_then_detach(tmp_path: Path) -> None:
+    """A third port attached while the agent runs gets its table and rules and is announced;
+    detached, it leaves no rule or table behind."""
+    agent, backend = started(tmp_path)
+    eth2 = ipaddress.ip_interface("192.168.0.120/24")
+    backend.add_link(link("eth2", 4))
+    backend.add_address(Address("eth2", eth2))
+    backend.apply([Change("add", Route(table=TABLE_MAIN, dst=ipaddress.ip_network("0.0.0.0/0"),
+                                       ifname="eth2", gateway=GATEWAY, proto=PROTO_DHCP,
+                                       prefsrc=eth2.ip, metric=102))])
+    before = len(backend.announced)
+    agent.reconcile("link new eth2 up", 0.0)
+    assert converged(backend, ("eth0", "eth1", "eth2"))
+    assert_settled(agent, backend, before)
+    assert ("eth2", "52:54:00:00:00:04", "192.168.0.120") in backend.announced[before:]
+    table = table_of(backend.state, "eth2")
+    backend.remove_link("eth2")
+    agent.reconcile("link del eth2 removed", 0.0)
+    state = backend.state
+    assert table_of(state, "eth2") is None
+    assert not [r for r in state.rules if r.src is not None and eth2.ip in r.src]
+    assert table is not None and not state.routes_in(table)
+    assert converged(backend)
+
+
+def test_reset_pause_leaves_the_namespace_alone_until_resumed(tmp_path: Path) -> None:
+    """While the pause marker exists (a reset or rollback wrote it) a reconcile changes
+    nothing and the status says paused; once it is gone the next event repairs."""
+    agent, backend = started(tmp_path)
+    write_status(tmp_path, AgentStatus(pid=os.getpid(), started="now"))  # an agent "runs"
+    assert pause(tmp_path, "reset") == os.getpid()
+    foreign = Route(table=TABLE_MAIN, dst=ipaddress.ip_network("0.0.0.0/0"), ifname="eth1",
+                    gateway=GATEWAY, proto=PROTO_DHCP, prefsrc=ETH1, metric=101)
+    backend.apply([Change("add", foreign)])
+    state = backend.state
+    assert agent.reconcile("route new default table 254 dev eth1", 0.0) is None
+    assert backend.state is state
+    assert agent.status.paused is not None and agent.status.paused.startswith("by reset at ")
+    assert not agent.timers.dhcp and agent.timers.retry_at is None
+    assert resume(tmp_path) is not None and paused(tmp_path) is None
+    agent.reconcile("resume", 0.0)
+    assert agent.status.paused is None
+    assert converged(backend)
+
+
+def test_pause_without_a_running_agent_writes_nothing(tmp_path: Path) -> None:
+    """No agent runs: `reset` has nobody to pause and leaves no marker behind that would
+    pause an agent started later."""
+    assert pause(tmp_path, "reset") is None
+    assert paused(tmp_path) is None
+
+
+def _metadata(ip: str) -> Metadata:
+    doc = {
+        "links": [{"id": "tap2", "type": "ovs", "ethernet_mac_address": "52:54:00:00:00:04",
+                   "vif_id": "port-2"}],
+        "networks": [{"id": "network2", "type": "ipv4", "link": "tap2", "ip_address": ip,
+                      "netmask": "255.255.255.0", "network_id": "net-1",
+                      "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0",
+                                  "gateway": "192.168.0.1"}]}],
+        "services": [],
+    }
+    network = parse_network_data(json.dumps(doc).encode(), "test")
+    return Metadata(network, MetaData(uuid="0000", name="vm1"), "config drive (test)")
+
+
+@pytest.mark.parametrize(
+    ("ip", "why"),
+    [
+        ("192.168.0.112", "192.168.0.112 is eth1's address"),
+        ("192.168.0.0", "is the network address of 192.168.0.0/24"),
+        ("192.168.0.255", "is the broadcast address of 192.168.0.0/24"),
+    ],
+)
+def test_metadata_giving_a_taken_or_special_address_is_refused(
+    tmp_path: Path, ip: str, why: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A hot-plugged DHCP-disabled port whose metadata gives it another port's IP, or its
+    subnet's network or broadcast address, stays unaddressed; the log says why, once."""
+    agent, backend = make_agent(tmp_path, howto(), source="openstack")
+    agent.metadata = _metadata(ip)
+    agent.reconcile("start", 0.0)
+    backend.add_link(link("eth2", 4))
+    agent.reconcile("link new eth2 up", 0.0)
+    agent.reconcile("addr new", 0.0)
+    assert backend.state.addresses_of("eth2") == ()
+    assert table_of(backend.state, "eth2") is None
+    assert converged(backend)
+    refusals = [r.getMessage() for r in caplog.records if "metadata refused" in r.getMessage()]
+    assert len(refusals) == 1 and why in refusals[0], refusals
+    assert agent.status.configured["eth2"].startswith("refused: ")
+
+
+def test_metadata_with_a_free_address_configures_the_port(tmp_path: Path) -> None:
+    """The same metadata with a free host address addresses the port, routes it, and the
+    repair is announced and verified (the refusal above is not a blanket one)."""
+    agent, backend = make_agent(tmp_path, howto(), source="openstack")
+    agent.metadata = _metadata("192.168.0.130")
+    agent.reconcile("start", 0.0)
+    backend.add_link(link("eth2", 4))
+    before = len(backend.announced)
+    agent.reconcile("link new eth2 up", 0.0)
+    assert [str(a.interface) for a in backend.state.addresses_of("eth2")] == ["192.168.0.130/24"]
+    assert has_table_default(backend.state, "eth2")
+    assert_settled(agent, backend, before)
