@@ -337,7 +337,8 @@ def _report_apply(settled: Any, quiet: bool) -> None:
         made += (f" (and {result.recovered_changes} finishing or undoing an interrupted "
                  "apply)")
     checks, failed = settled.checks, settled.failed
-    click.echo(f"{made}; verify: {len(checks) - len(failed)}/{len(checks)} checks pass")
+    click.echo(f"{made}; verify: {len(checks) - len(failed)}/{len(checks)} checks pass; "
+               f"{settled.announced} address(es) announced")
     for check in failed:
         click.echo(f"  FAIL {check.interface} {check.address} {check.name} -> "
                    f"{check.destination}: expected {check.expected}, got {check.got}", err=True)
