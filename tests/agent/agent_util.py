@@ -320,7 +320,9 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
     try:
         sh("ip", "netns", "add", lab.guest)
         sh("ip", "netns", "add", lab.peer)
-        lab.peer_ip("link", "add", "br0", "type", "bridge")
+        # A fixed MAC: a bridge without one takes its ports' lowest, so a hot-plugged port
+        # could change the gateway's MAC under the guest's ARP cache (seconds of timeouts).
+        lab.peer_ip("link", "add", "br0", "address", "02:00:00:00:00:01", "type", "bridge")
         for address in ("192.168.0.1/24", "192.168.0.100/24", "169.254.169.254/32"):
             lab.peer_ip("addr", "add", address, "dev", "br0")
         lab.peer_ip("link", "set", "br0", "up")

@@ -503,7 +503,8 @@ class Agent:
             if self.refused.get(link.name) != config.refused:
                 self.refused[link.name] = config.refused
                 log.error("%s (fix the port's fixed IP in OpenStack)", config.describe())
-            self.status.configured[link.name] = f"refused: {config.refused}"
+                self.status.configured[link.name] = f"refused: {config.refused}"
+                self._dirty = True
             return []
         self.refused.pop(link.name, None)
         addressing.configure_static(self.backend, config)
