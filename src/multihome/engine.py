@@ -11,8 +11,8 @@ an interrupted apply, reads, plans, applies (journal first), announces the manag
 proof. The guarded apply (:mod:`multihome.safety.guard`) runs the same :func:`settle` step
 inside its confirmation window.
 
-Every apply runs under the namespace's lock and writes a journal and a snapshot before the
-first kernel change (:mod:`multihome.safety`): two applies never interleave, an apply killed
+Every apply runs under the namespace's lock and writes a journal and a checkpoint before the
+first kernel change (:mod:`multihome.transaction`): two applies never interleave, an apply killed
 half-way is finished or undone by the next run, and ``multihome rollback`` / ``reset`` can go
 back. Callers that compute their plan should do it inside :func:`locked`, so that the plan is
 made from the state after any recovery; ``apply_plan`` takes the lock itself otherwise.
@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from multihome import faults
 from multihome.backend import Backend, ChangeFailed
@@ -35,27 +34,16 @@ from multihome.config import Config
 from multihome.errors import ApplyError, NotPermittedError
 from multihome.model import HostState
 from multihome.names import register_names
-from multihome.plan import Change, Plan, make_plan
-from multihome.policy import DesiredState, compute_policy
+from multihome.plan import Assessment, Change, Plan
+from multihome.policy import DesiredState
+from multihome.transaction import checkpoint, journal
+from multihome.transaction.journal import Mode, Recovery
+from multihome.transaction.lock import DEFAULT_LOCK_TIMEOUT
+from multihome.transaction.session import Session, open_session
 from multihome.verify import Check, verify
 
-if TYPE_CHECKING:
-    from multihome.safety.journal import Mode, Recovery
-    from multihome.safety.session import Session
-
 log = logging.getLogger(__name__)
-#: How long an apply waits for another one to finish (seconds).
-DEFAULT_LOCK_TIMEOUT = 30.0
 Progress = Callable[[int, int, Change], None]
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What one read of the host gave, and what the policy wants of it."""
-
-    state: HostState
-    desired: DesiredState
-    plan: Plan
 
 
 @dataclass
@@ -67,8 +55,8 @@ class ApplyResult:
     files: list[Path] = field(default_factory=list)
     recovered: Recovery | None = None
     """What was done about an interrupted earlier apply before this one."""
-    snapshot_id: str | None = None
-    """The snapshot taken before the changes (None when nothing changed)."""
+    checkpoint_id: str | None = None
+    """The checkpoint saved before the changes (None when nothing changed)."""
 
     @property
     def recovered_changes(self) -> int:
@@ -86,7 +74,7 @@ class Convergence:
     """What one pass of the transaction did: the plan, the changes, the announcement, the
     proof, and the recovery of an interrupted apply it started with."""
 
-    snapshot: Snapshot
+    assessment: Assessment
     """The read and plan the changes came from (restricted, for ``--interface``)."""
     result: ApplyResult
     announced: int = 0
@@ -114,14 +102,12 @@ class Convergence:
         return [c for c in self.checks if not c.ok]
 
 
-Prepare = Callable[[Snapshot], Snapshot | None]
+Prepare = Callable[[Assessment], Assessment | None]
 
 
-def snapshot(backend: Backend, config: Config) -> Snapshot:
+def assess(backend: Backend, config: Config) -> Assessment:
     """Read the host once and compute the desired state and the plan."""
-    state = backend.read()
-    desired = compute_policy(state, config)
-    return Snapshot(state, desired, make_plan(state, desired, config))
+    return Assessment.of(backend.read(), config)
 
 
 def require_root() -> None:
@@ -135,11 +121,9 @@ def locked(backend: Backend, *, root: Path, timeout: float = DEFAULT_LOCK_TIMEOU
            purpose: str = "apply", mode: Mode = "finish") -> Iterator[Session]:
     """Hold the namespace's lock; an interrupted apply is finished (or undone) first.
 
-    Raises :class:`multihome.safety.lock.LockTimeoutError` when another multihome holds the
+    Raises :class:`multihome.transaction.lock.LockTimeoutError` when another multihome holds the
     lock for longer than ``timeout`` seconds.
     """
-    from multihome.safety.session import open_session
-
     session = open_session(backend, root, timeout=timeout, purpose=purpose, mode=mode)
     try:
         yield session
@@ -153,7 +137,7 @@ def converge(
     *,
     root: Path,
     session: Session | None = None,
-    assessed: Snapshot | None = None,
+    assessed: Assessment | None = None,
     prepare: Prepare | None = None,
     progress: Progress | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
@@ -164,8 +148,8 @@ def converge(
     ``session``: the lock the caller already holds (else it is taken here for at most
     ``lock_timeout`` seconds, and an interrupted apply is finished first). ``assessed``: the
     read and plan the caller made under ``session`` (else one is made here).
-    ``prepare(snapshot)`` runs under the lock before the apply and returns the snapshot to
-    apply (restricted, or read again after changes of its own), or None to change nothing
+    ``prepare(assessment)`` runs under the lock before the apply and returns the assessment
+    to apply (restricted, or read again after changes of its own), or None to change nothing
     (then None is returned). Announcement and verification run when anything changed, the
     recovery's changes included. A failed check is reported in the result, not raised.
     """
@@ -175,29 +159,29 @@ def converge(
                 backend, config, root=root, session=own, assessed=assessed, prepare=prepare,
                 progress=progress, verify_retries=verify_retries,
             )
-    snap = assessed if assessed is not None else snapshot(backend, config)
+    assessment = assessed if assessed is not None else assess(backend, config)
     if prepare is not None:
-        prepared = prepare(snap)
+        prepared = prepare(assessment)
         if prepared is None:
             return None
-        snap = prepared
-    result = apply_plan(backend, snap.plan, root=root, progress=progress, config=config,
-                        session=session, state=snap.state)
-    return settle(backend, snap, result, config, retries=verify_retries)
+        assessment = prepared
+    result = apply_plan(backend, assessment.plan, root=root, progress=progress, config=config,
+                        session=session, state=assessment.state)
+    return settle(backend, assessment, result, config, retries=verify_retries)
 
 
-def settle(backend: Backend, snap: Snapshot, result: ApplyResult, config: Config, *,
+def settle(backend: Backend, assessment: Assessment, result: ApplyResult, config: Config, *,
            retries: int = 5) -> Convergence:
     """After a change (this apply's or the recovery's): announce the managed addresses, then
     verify that the policy is in force (``retries`` times more while checks fail)."""
-    done = Convergence(snap, result)
+    done = Convergence(assessment, result)
     if not result.changed:
         return done
     done.changed_at = time.monotonic()
-    done.announced = announce_addresses(backend, snap.state, snap.desired)
+    done.announced = announce_addresses(backend, assessment.state, assessment.desired)
     # The policy is a pure function of what was read; the apply changed only owned routes,
     # rules and sysctls, so the desired state is the same: no second read.
-    done.checks = verify(backend, snap.desired, config, retries=retries)
+    done.checks = verify(backend, assessment.desired, config, retries=retries)
     return done
 
 
@@ -210,7 +194,7 @@ def apply_plan(backend: Backend, plan: Plan, *, root: Path,
 
     Runs under the namespace's lock (``session``, or one taken here for at most
     ``lock_timeout`` seconds). Changes already in effect are skipped. Before the first kernel
-    change the snapshot (for ``rollback``) and the journal (for recovery after a kill) are
+    change the checkpoint (for ``rollback``) and the journal (for recovery after a kill) are
     written; ``config`` says which rules and routes are multihome's (default ranges if None).
     ``state`` is the state the plan was computed from, when it was read under ``session``
     (it saves a second read; without it the state is read again here).
@@ -224,8 +208,6 @@ def apply_plan(backend: Backend, plan: Plan, *, root: Path,
 
 def _apply_locked(backend: Backend, plan: Plan, root: Path, progress: Progress | None,
                   config: Config, session: Session, state: HostState | None) -> ApplyResult:
-    from multihome.safety import journal, snapshot
-
     if state is None:
         state = backend.read()
     plan = replace(plan, changes=tuple(journal.still_needed(plan.changes, state)))
@@ -233,11 +215,11 @@ def _apply_locked(backend: Backend, plan: Plan, root: Path, progress: Progress |
     if plan.empty:
         result.files = register_names(root, plan.tables) if plan.tables else []
         return result
-    saved = snapshot.capture(state, plan.changes, config, root, session.apply_id)
-    snapshot.save(session.state, saved)
-    snapshot.Record.load(session.state).add(saved).save(session.state)
+    saved = checkpoint.capture(state, plan.changes, config, root, session.apply_id)
+    checkpoint.save(session.state, saved)
+    checkpoint.Record.load(session.state).add(saved).save(session.state)
     journal.begin(session.state, saved, plan.changes)
-    result.snapshot_id = saved.id
+    result.checkpoint_id = saved.id
     result.files = register_names(root, plan.tables)
     changes = list(plan.changes)
     try:

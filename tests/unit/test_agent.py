@@ -14,13 +14,14 @@ import pytest
 from unit_states import host, link, port
 
 from multihome.agent.service import Agent, AgentOptions
-from multihome.agent.state import AgentStatus, pause, paused, resume, write_status
+from multihome.agent.state import AgentStatus, write_status
 from multihome.backend.fake import FakeBackend
 from multihome.config import Config
 from multihome.model import PROTO_DHCP, TABLE_MAIN, Address, HostState, Route
 from multihome.plan import Change
 from multihome.source.network_data import MetaData, parse_network_data
 from multihome.source.readers import Metadata
+from multihome.transaction.pause import pause, paused, resume
 
 GATEWAY = ipaddress.ip_address("192.168.0.1")
 ETH1 = ipaddress.ip_address("192.168.0.112")
@@ -169,7 +170,7 @@ def test_reset_pause_leaves_the_namespace_alone_until_resumed(tmp_path: Path) ->
     nothing and the status says paused; once it is gone the next event repairs."""
     agent, backend = started(tmp_path)
     write_status(tmp_path, AgentStatus(pid=os.getpid(), started="now"))  # an agent "runs"
-    assert pause(tmp_path, "reset") == os.getpid()
+    assert pause(tmp_path, "reset", os.getpid()) == os.getpid()
     foreign = Route(table=TABLE_MAIN, dst=ipaddress.ip_network("0.0.0.0/0"), ifname="eth1",
                     gateway=GATEWAY, proto=PROTO_DHCP, prefsrc=ETH1, metric=101)
     backend.apply([Change("add", foreign)])
@@ -187,7 +188,7 @@ def test_reset_pause_leaves_the_namespace_alone_until_resumed(tmp_path: Path) ->
 def test_pause_without_a_running_agent_writes_nothing(tmp_path: Path) -> None:
     """No agent runs: `reset` has nobody to pause and leaves no marker behind that would
     pause an agent started later."""
-    assert pause(tmp_path, "reset") is None
+    assert pause(tmp_path, "reset", os.getpid()) is None
     assert paused(tmp_path) is None
 
 

@@ -146,9 +146,9 @@ def status(obj: Any, as_json: bool) -> None:
         click.echo(f"agent: {running}, pid {data.get('pid')}, since {data.get('started')}")
         marker = data.get("paused")
         if marker:
-            from multihome.agent.state import resume_message
+            from multihome.transaction.pause import describe
 
-            click.echo(f"PAUSED {marker.get('at', '?')}: {resume_message(marker.get('by', '?'))}")
+            click.echo(f"PAUSED {marker.get('at', '?')}: {describe(marker.get('by', '?'))}")
         origin = f" ({data['origin']})" if data.get("origin") else ""
         click.echo(f"source: {data.get('source')}{origin}")
         click.echo(
@@ -182,24 +182,25 @@ def resume(obj: Any) -> None:
     """
     import signal
 
-    from multihome.agent import state
     from multihome.engine import require_root
+    from multihome.transaction.pause import resume as end_pause
+    from multihome.transaction.pause import running_agent
 
     require_root()
-    marker = state.resume(obj.root)
-    data = state.read_status(obj.root)
-    alive = data is not None and bool(data.get("alive"))
+    marker = end_pause(obj.root)
+    pid = running_agent(obj.root)
+    alive = pid is not None
     if marker is None:
         click.echo("the agent was not paused" + ("" if alive else " (and is not running)"))
         return
     click.echo(f"resumed: the pause by {marker.get('by', '?')} at {marker.get('at', '?')} ended")
-    if alive and data is not None:
+    if pid is not None:
         try:
-            os.kill(int(data["pid"]), signal.SIGUSR1)  # reconcile now, not at the next event
+            os.kill(pid, signal.SIGUSR1)  # reconcile now, not at the next event
         except OSError as exc:
-            click.echo(f"could not wake the agent (pid {data['pid']}): {exc.strerror}", err=True)
+            click.echo(f"could not wake the agent (pid {pid}): {exc.strerror}", err=True)
         else:
-            click.echo(f"the agent (pid {data['pid']}) repairs the namespace now")
+            click.echo(f"the agent (pid {pid}) repairs the namespace now")
 
 
 def _setup_logging(level: str) -> None:

@@ -27,16 +27,17 @@ from types import FrameType
 
 from multihome.agent import addressing, sdnotify
 from multihome.agent.events import Event, EventSource
-from multihome.agent.state import AgentStatus, Repair, paused, resume_message, write_status
+from multihome.agent.state import AgentStatus, Repair, write_status
 from multihome.backend import Backend, ChangeFailed
 from multihome.config import Config
-from multihome.engine import Convergence, Snapshot, converge, snapshot
+from multihome.engine import Convergence, assess, converge
 from multihome.errors import InputError, MultihomeError
 from multihome.model import HostState, IPAddress, Link, Route
-from multihome.plan import Change, Plan
+from multihome.plan import Assessment, Change, Plan
 from multihome.policy import DesiredState, is_left_alone
 from multihome.source import Metadata, MetadataUnavailable, Retry, resolve
 from multihome.source.ports import has_ipv4, intents, static_config, taken_addresses
+from multihome.transaction.pause import describe, paused
 
 log = logging.getLogger("multihome.agent")
 
@@ -300,7 +301,7 @@ class Agent:
                 self.backend,
                 self.config,
                 root=self.root,
-                prepare=lambda snap: self._prepare(snap, lines),
+                prepare=lambda found: self._prepare(found, lines),
                 lock_timeout=LOCK_TIMEOUT,
                 verify_retries=0,  # a failed check is logged; the next event repairs again
             )
@@ -310,7 +311,7 @@ class Agent:
         self.backoff = 0.5
         if done is None:  # paused
             return None
-        self._remember(done.snapshot.state, done.snapshot.desired)
+        self._remember(done.assessment.state, done.assessment.desired)
         if done.result.applied:
             lines += done.plan.lines()
         if not lines and not done.changed:
@@ -318,13 +319,13 @@ class Agent:
         self._repaired(trigger, started, lines, done)
         return done.plan
 
-    def _prepare(self, snap: Snapshot, lines: list[str]) -> Snapshot | None:
+    def _prepare(self, assessment: Assessment, lines: list[str]) -> Assessment | None:
         """Under the lock, before the apply: nothing when paused; else the agent's own
-        changes (ports gone, ports to address, tables a flap flushed) and the snapshot to
+        changes (ports gone, ports to address, tables a flap flushed) and the assessment to
         apply."""
         if self._paused():
             return None
-        state = snap.state
+        state = assessment.state
         self.names.update((link.index, link.name) for link in state.links)
         lines += self._forget_gone(state)
         addressed = self._address_ports(state)
@@ -333,8 +334,8 @@ class Agent:
         restored = self._restore_tables(state)
         lines += addressed + restored
         if addressed or restored:
-            snap = snapshot(self.backend, self.config)
-        return snap
+            assessment = assess(self.backend, self.config)
+        return assessment
 
     def _paused(self) -> bool:
         marker = paused(self.root)
@@ -348,7 +349,7 @@ class Agent:
             by = str(marker.get("by", "?"))
             self.status.paused = f"by {by} at {marker.get('at', '?')}"
             self._dirty = True
-            log.warning("%s", resume_message(by))
+            log.warning("%s", describe(by))
         # Nothing is due while paused: a timer would only wake the loop for nothing.
         self.timers.dhcp.clear()
         self.timers.retry_at = None

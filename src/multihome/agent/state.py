@@ -6,27 +6,22 @@ folder is the network namespace's own (the inode of ``/proc/self/ns/net``, as th
 state's): agents in several namespaces of one host (``ip netns exec NS multihome agent``)
 never share a state file or a DHCP client's lease and pid files.
 
-The same folder holds the pause marker, ``agent-paused.json``: ``multihome reset`` and
-``rollback`` write it (under the namespace's lock) when an agent runs, so that the agent does
-not put back what they took away; the agent checks it under the lock before every repair and
-changes nothing while it exists. ``multihome apply`` (without ``--interface``) and
-``multihome agent resume`` remove it.
+The same folder holds the pause marker (:mod:`multihome.transaction.pause`) that ``reset``
+and ``rollback`` write so that the agent does not put back what they took away.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from multihome.files import read_text, remove_file, under_root, write_atomic
+from multihome.transaction.pause import AGENT_STATUS, agent_alive, paused
 
 RUN_BASE = Path("/run/multihome")
-STATE_NAME = "agent.json"
-PAUSE_NAME = "agent-paused.json"
+STATE_NAME = AGENT_STATUS
 
 
 @dataclass(frozen=True)
@@ -74,7 +69,7 @@ class AgentStatus:
 
 def run_dir(root: Path) -> Path:
     """``{root}/run/multihome/net-<inode>/``: this network namespace's folder."""
-    from multihome.safety.state import netns_key
+    from multihome.transaction.statedir import netns_key
 
     return under_root(root, RUN_BASE / netns_key())
 
@@ -104,61 +99,6 @@ def read_status(root: Path) -> dict[str, Any] | None:
         return {"error": f"{state_path(root)}: unreadable ({exc})", "alive": False}
     if not isinstance(data, dict):
         return {"error": f"{state_path(root)}: not an object", "alive": False}
-    pid = data.get("pid")
-    data["alive"] = bool(data.get("running")) and isinstance(pid, int) and _alive(pid)
+    data["alive"] = agent_alive(data)
     data["paused"] = paused(root)
     return data
-
-
-# -- the pause marker ---------------------------------------------------------------------
-def pause_path(root: Path) -> Path:
-    return run_dir(root) / PAUSE_NAME
-
-
-def paused(root: Path) -> dict[str, Any] | None:
-    """The pause marker (``by``, ``at``, ``pid``), or None when the agent is not paused."""
-    text = read_text(pause_path(root))
-    if text is None:
-        return None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        data = None
-    return data if isinstance(data, dict) else {"by": "unknown", "at": "?"}
-
-
-def pause(root: Path, by: str) -> int | None:
-    """Pause the running agent of this namespace (call under the namespace's lock); returns
-    its pid, or None when no agent runs (then nothing is written)."""
-    status = read_status(root)
-    if status is None or not status.get("alive"):
-        return None
-    marker = {"by": by, "at": datetime.now(UTC).isoformat(timespec="seconds"), "pid": os.getpid()}
-    write_atomic(pause_path(root), json.dumps(marker, sort_keys=True) + "\n")
-    pid = status.get("pid")
-    return pid if isinstance(pid, int) else None
-
-
-def resume(root: Path) -> dict[str, Any] | None:
-    """End a pause; returns the marker that was removed (None: the agent was not paused)."""
-    marker = paused(root)
-    if marker is not None:
-        remove_file(pause_path(root))
-    return marker
-
-
-def resume_message(by: str) -> str:
-    return (
-        f"paused by {by}: the agent leaves this namespace alone until `multihome apply` or "
-        "`multihome agent resume`"
-    )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

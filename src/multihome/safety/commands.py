@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,15 +11,15 @@ from typing import Any
 from multihome.backend import Backend
 from multihome.config import Config
 from multihome.errors import MultihomeError
-from multihome.safety import journal, snapshot
-from multihome.safety.lock import DEFAULT_LOCK_TIMEOUT, is_locked
-from multihome.safety.state import (
+from multihome.transaction import checkpoint, journal, pause
+from multihome.transaction.lock import DEFAULT_LOCK_TIMEOUT, is_locked
+from multihome.transaction.statedir import (
+    CHECKPOINT,
     CONFIRM,
     PENDING,
     RECORD,
     RESULT,
     ROLLBACK_REQUEST,
-    SNAPSHOT,
     WATCHDOG_PID,
     StateDir,
     pid_alive,
@@ -88,12 +89,10 @@ def _await_result(state: StateDir, apply_id: str, wait: float) -> dict[str, Any]
 def _pause_agent(root: Path, by: str) -> tuple[str, list[str]]:
     """Pause the namespace's running agent, so that it does not put back what ``by`` takes
     away: (``paused`` or ``not running``, the note that says so)."""
-    from multihome.agent.state import pause, resume_message
-
-    pid = pause(root, by)
-    if pid is None:
+    agent = pause.pause(root, by, os.getpid())
+    if agent is None:
         return "not running", []
-    return "paused", [f"agent (pid {pid}) {resume_message(by)}"]
+    return "paused", [f"agent (pid {agent}) {pause.describe(by)}"]
 
 
 def confirm(root: Path, *, wait: float = WAIT) -> Outcome:
@@ -136,7 +135,7 @@ def confirm(root: Path, *, wait: float = WAIT) -> Outcome:
 def rollback(
     backend: Backend, root: Path, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
 ) -> Outcome:
-    """Go back to the snapshot taken before the last apply that changed something."""
+    """Go back to the checkpoint saved before the last apply that changed something."""
     from multihome.engine import locked
 
     state = StateDir.current(root)
@@ -169,24 +168,24 @@ def rollback(
                 notes=agent_notes,
                 agent=agent,
             )
-        saved = snapshot.load(state)
+        saved = checkpoint.load(state)
         if saved is None:
             return Outcome(
-                f"nothing to roll back: no snapshot in {state.path} (no apply has "
+                f"nothing to roll back: no checkpoint in {state.path} (no apply has "
                 "changed this namespace since the last reset or boot)",
                 notes=agent_notes,
                 agent=agent,
             )
         current = backend.read()
-        changes, notes = snapshot.restore_changes(current, saved)
-        done, problems = snapshot.execute(backend, changes)
-        files = snapshot.restore_files(root, saved)
-        snapshot.Record.load(state).prune(backend.read()).save(state)
+        changes, notes = checkpoint.restore_changes(current, saved)
+        done, problems = checkpoint.execute(backend, changes)
+        files = checkpoint.restore_files(root, saved)
+        checkpoint.Record.load(state).prune(backend.read()).save(state)
     when = _clock(saved.created)
     if not changes and not files:
-        message = f"nothing to roll back: the namespace is at the snapshot of {when}"
+        message = f"nothing to roll back: the namespace is at the checkpoint of {when}"
     else:
-        message = f"rolled back to the snapshot of {when} ({saved.id}): {done} change(s)"
+        message = f"rolled back to the checkpoint of {when} ({saved.id}): {done} change(s)"
     return Outcome(
         message,
         [c.describe() for c in changes],
@@ -217,19 +216,19 @@ def reset(
         notes += agent_notes
         if session.recovery is not None:
             notes.append(session.recovery.message)
-        record = snapshot.Record.load(state)
+        record = checkpoint.Record.load(state)
         if not state.exists(RECORD):
             notes.append(
                 f"no record in {state.path}: sysctls are left as they are; "
                 "defaults moved out of main are rebuilt from multihome's tables"
             )
         current = backend.read()
-        changes, more = snapshot.reset_changes(current, config, record)
+        changes, more = checkpoint.reset_changes(current, config, record)
         notes += more
-        done, problems = snapshot.execute(backend, changes)
-        files = snapshot.remove_name_files(root)
+        done, problems = checkpoint.execute(backend, changes)
+        files = checkpoint.remove_name_files(root)
         if not problems:
-            for name in (RECORD, SNAPSHOT, RESULT):
+            for name in (RECORD, CHECKPOINT, RESULT):
                 state.remove(name)
     message = (
         f"reset: {done} change(s); multihome owns nothing in this namespace now"
