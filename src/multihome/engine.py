@@ -83,6 +83,8 @@ class Convergence:
     """The verification (empty when nothing changed: nothing to prove)."""
     changed_at: float | None = None
     """``time.monotonic()`` when the last kernel change was made (None: none was)."""
+    prepared: int = 0
+    """Kernel changes the caller's ``prepare`` step made before the apply."""
 
     @property
     def plan(self) -> Plan:
@@ -95,14 +97,16 @@ class Convergence:
 
     @property
     def changed(self) -> bool:
-        return self.result.changed
+        return self.result.changed or self.prepared > 0
 
     @property
     def failed(self) -> list[Check]:
         return [c for c in self.checks if not c.ok]
 
 
-Prepare = Callable[[Assessment], Assessment | None]
+Prepare = Callable[[Assessment], tuple[Assessment, int] | None]
+"""Under the lock, before the apply: the assessment to apply and how many kernel changes the
+step made itself (they are announced and verified like the apply's), or None: change nothing."""
 
 
 def assess(backend: Backend, config: Config) -> Assessment:
@@ -148,10 +152,10 @@ def converge(
     ``session``: the lock the caller already holds (else it is taken here for at most
     ``lock_timeout`` seconds, and an interrupted apply is finished first). ``assessed``: the
     read and plan the caller made under ``session`` (else one is made here).
-    ``prepare(assessment)`` runs under the lock before the apply and returns the assessment
-    to apply (restricted, or read again after changes of its own), or None to change nothing
-    (then None is returned). Announcement and verification run when anything changed, the
-    recovery's changes included. A failed check is reported in the result, not raised.
+    ``prepare(assessment)`` runs under the lock before the apply (:data:`Prepare`); None
+    from it changes nothing and returns None. Announcement and verification run when anything
+    changed (the recovery's and ``prepare``'s changes included). A failed check is reported in
+    the result, not raised.
     """
     if session is None:
         with locked(backend, root=root, timeout=lock_timeout) as own:
@@ -160,22 +164,24 @@ def converge(
                 progress=progress, verify_retries=verify_retries,
             )
     assessment = assessed if assessed is not None else assess(backend, config)
+    prepared = 0
     if prepare is not None:
-        prepared = prepare(assessment)
-        if prepared is None:
+        step = prepare(assessment)
+        if step is None:
             return None
-        assessment = prepared
+        assessment, prepared = step
     result = apply_plan(backend, assessment.plan, root=root, progress=progress, config=config,
                         session=session, state=assessment.state)
-    return settle(backend, assessment, result, config, retries=verify_retries)
+    return settle(backend, assessment, result, config, retries=verify_retries, prepared=prepared)
 
 
 def settle(backend: Backend, assessment: Assessment, result: ApplyResult, config: Config, *,
-           retries: int = 5) -> Convergence:
-    """After a change (this apply's or the recovery's): announce the managed addresses, then
-    verify that the policy is in force (``retries`` times more while checks fail)."""
-    done = Convergence(assessment, result)
-    if not result.changed:
+           retries: int = 5, prepared: int = 0) -> Convergence:
+    """After a change (this apply's, the recovery's, or ``prepared`` ones a caller made just
+    before): announce the managed addresses, then verify that the policy is in force
+    (``retries`` times more while checks fail)."""
+    done = Convergence(assessment, result, prepared=prepared)
+    if not done.changed:
         return done
     done.changed_at = time.monotonic()
     done.announced = announce_addresses(backend, assessment.state, assessment.desired)

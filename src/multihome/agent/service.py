@@ -2,7 +2,7 @@
 
 One reconcile is one :func:`multihome.engine.converge`, the transaction ``multihome apply``
 also runs, under the namespace's lock: read the namespace; unless a ``reset`` or ``rollback``
-paused the agent (:func:`multihome.agent.state.paused`): forget ports that are gone (stop
+paused the agent (:mod:`multihome.transaction.pause`): forget ports that are gone (stop
 their DHCP clients); address ports that nothing addresses (static from metadata, DHCP
 otherwise, see :mod:`multihome.agent.addressing`); restore the table of a port whose routes a
 link flap flushed (from memory of its last good table, since the policy cannot invent a
@@ -319,10 +319,10 @@ class Agent:
         self._repaired(trigger, started, lines, done)
         return done.plan
 
-    def _prepare(self, assessment: Assessment, lines: list[str]) -> Assessment | None:
+    def _prepare(self, assessment: Assessment, lines: list[str]) -> tuple[Assessment, int] | None:
         """Under the lock, before the apply: nothing when paused; else the agent's own
-        changes (ports gone, ports to address, tables a flap flushed) and the assessment to
-        apply."""
+        changes (ports gone, ports to address, tables a flap flushed), the assessment to apply
+        and how many kernel changes were made here."""
         if self._paused():
             return None
         state = assessment.state
@@ -335,7 +335,7 @@ class Agent:
         lines += addressed + restored
         if addressed or restored:
             assessment = assess(self.backend, self.config)
-        return assessment
+        return assessment, len(addressed) + len(restored)
 
     def _paused(self) -> bool:
         marker = paused(self.root)
