@@ -273,7 +273,9 @@ def outer(events: int, idle: float, pace: float) -> dict[str, Any]:
                 stderr=log,
                 text=True,
             )
-            state = Path(tmp, "run/multihome/agent.json")
+            # The agent's folder is its namespace's own: run/multihome/net-<inode>/.
+            netns = os.stat(f"/run/netns/{guest}").st_ino
+            state = Path(tmp, f"run/multihome/net-{netns}/agent.json")
             deadline = time.monotonic() + 30
             while not state.exists() and time.monotonic() < deadline:
                 time.sleep(0.05)

@@ -389,7 +389,7 @@ class Agent:
             "; ".join(lines),
             f" (verify {verified}, {done.announced} announced)" if checks else "",
         )
-        if failed:
+        if failed and self.events.pending() == 0:  # else the namespace moved on already
             self.status.errors += 1
             self.status.last_error = f"{_now()} after {trigger}: verification: " + "; ".join(
                 f"{c.interface} {c.address} {c.name}: expected {c.expected}, got {c.got}"
