@@ -151,6 +151,31 @@ def test_intents_match_by_mac_and_only_add() -> None:
     assert pending_static(addressed, data) == ()
 
 
+@pytest.mark.parametrize(
+    ("ip", "why"),
+    [
+        (ADDRESS["eth1"], "is eth1's address"),
+        ("192.168.0.0", "network address of 192.168.0.0/24"),
+        ("192.168.0.255", "broadcast address of 192.168.0.0/24"),
+    ],
+)
+def test_static_metadata_with_a_taken_or_special_address_adds_nothing(ip: str, why: str) -> None:
+    """A DHCP-disabled port whose metadata gives it another port's address, or its subnet's
+    network or broadcast address: the configuration is refused (saying why), adds nothing to
+    the policy's input, and its description (`plan --source openstack` prints it) says so."""
+    doc = network_data(static=("eth2",))
+    for network in doc["networks"]:
+        if network["link"] == "tapeth2":
+            network["ip_address"] = ip
+    data = parse_network_data(json.dumps(doc).encode(), "t")
+    state = _state()
+    (config,) = pending_static(state, data)
+    assert config.refused is not None and why in config.refused
+    assert config.addresses == () and config.routes == ()
+    assert "metadata refused" in config.describe()
+    assert augment(state, [config]) == state
+
+
 def test_dhcp_hook_decodes_classless_routes() -> None:
     """Option 121 as dhclient passes it; option 3 only without 121 (RFC 3442)."""
     text = "32 169 254 169 254 192 168 0 100 0 192 168 0 1 24 10 1 2 192 168 0 1"

@@ -7,10 +7,12 @@ no pyroute2), sysctls through ``/proc/sys``, gratuitous ARP through an ``AF_PACK
 ``FakeBackend`` (:mod:`~multihome.backend.fake`) is its in-memory twin for unit tests of pure
 logic.
 
-The backend is *not* yet the only code that reaches the kernel. Outside it, through pyroute2's
-``IPRoute``: the agent brings links up and configures metadata-only ports
-(:mod:`multihome.agent.addressing`, via ``NetlinkBackend.ipr``), listens for netlink events
-(:mod:`multihome.agent.events`) and, as a DHCP client hook, moves leases into their tables
+The agent's repairs go through it too: it brings links up and gives metadata-only ports their
+addresses with :meth:`Backend.set_link_up` and :meth:`Backend.add_address`, so that its logic
+runs on the in-memory twin. The backend is *not* yet the only code that reaches the kernel.
+Outside it, through pyroute2's ``IPRoute``: the agent listens for netlink events
+(:mod:`multihome.agent.events`, an event source injected into the agent, not a backend call)
+and, as a DHCP client hook, moves leases into their tables
 (:mod:`multihome.agent.dhcphook`); the post-apply checks probe neighbours
 (:mod:`multihome.safety.checks`). The lab (:mod:`multihome.lab`) drives ``ip``, ``nft`` and
 daemons as subprocesses in its own namespaces.

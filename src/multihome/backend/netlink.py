@@ -121,7 +121,6 @@ class NetlinkBackend:
 
     def __init__(self, proc_sys: Path = Path("/proc/sys")) -> None:
         self._sock: RtnlSocket | None = None
-        self._ipr: Any = None
         self._proc_sys = proc_sys
         self._index: dict[str, int] = {}
         self._names: dict[int, str] = {}
@@ -132,23 +131,10 @@ class NetlinkBackend:
             self._sock = RtnlSocket()
         return self._sock
 
-    @property
-    def ipr(self) -> Any:
-        """A pyroute2 ``IPRoute`` in this namespace, for callers that need more than the
-        :class:`Backend` protocol (imported on first use: it costs about 0.15 s)."""
-        if self._ipr is None:
-            from pyroute2 import IPRoute
-
-            self._ipr = IPRoute()
-        return self._ipr
-
     def close(self) -> None:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-        if self._ipr is not None:
-            self._ipr.close()
-            self._ipr = None
 
     # -- reading -----------------------------------------------------------------------
     def read(self) -> HostState:
