@@ -9,7 +9,7 @@ from typing import Any
 
 from multihome.backend import Backend
 from multihome.config import Config
-from multihome.errors import MultihomeError
+from multihome.errors import MultihomeError, NothingToConfirmError
 from multihome.safety import journal, snapshot
 from multihome.safety.lock import DEFAULT_LOCK_TIMEOUT, is_locked
 from multihome.safety.state import (
@@ -25,10 +25,6 @@ from multihome.safety.state import (
 )
 
 WAIT = 30.0
-
-
-class NothingToConfirmError(MultihomeError):
-    """``multihome confirm`` found no apply waiting for a confirmation."""
 
 
 @dataclass
