@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from multihome.errors import MetadataUnavailable
+from multihome.reader import MAX_BYTES
 from multihome.source.network_data import (
-    MAX_BYTES,
     MetaData,
     NetworkData,
     parse_meta_data,
