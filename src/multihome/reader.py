@@ -360,12 +360,13 @@ def read_file(path: Path, *, missing_fix: str, unreadable_fix: str = "") -> str:
         raise InputError.at(
             str(path), f"cannot read ({exc.strerror})", unreadable_fix
         ) from exc
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise InputError.at(
+            str(path), f"not a regular file ({_file_kind(mode)})", "give the path of a file"
+        )
     with os.fdopen(fd, "rb") as handle:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise InputError.at(
-                str(path), f"not a regular file ({_file_kind(mode)})", "give the path of a file"
-            )
         try:
             raw = handle.read(MAX_BYTES + 1)
         except OSError as exc:
