@@ -99,7 +99,7 @@ class Network:
 
 
 @dataclass(frozen=True, order=True)
-class Rule:
+class SecurityRule:
     """One security-group rule; its fields are its identity."""
 
     direction: str
@@ -135,7 +135,7 @@ class SecurityGroup:
 
     name: str
     description: str
-    rules: tuple[Rule, ...]
+    rules: tuple[SecurityRule, ...]
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ class AddressPair:
 
 
 @dataclass(frozen=True)
-class Port:
+class PortSpec:
     """A port, created ahead of its server (the how-to's advice)."""
 
     name: str
@@ -182,7 +182,7 @@ class Server:
     flavor: str
     key_name: str | None
     config_drive: bool
-    ports: tuple[Port, ...]
+    ports: tuple[PortSpec, ...]
     user_data: str | None
     """None, :data:`USER_DATA_MULTIHOME`, or literal user-data."""
 
@@ -207,7 +207,7 @@ class Topology:
     security_groups: tuple[SecurityGroup, ...]
     routers: tuple[Router, ...]
     servers: tuple[Server, ...]
-    ports: tuple[Port, ...]
+    ports: tuple[PortSpec, ...]
     """Every port, those of servers included, in file order."""
     guest: Guest
     source: str
@@ -438,7 +438,7 @@ def _security_group(node: Node) -> SecurityGroup:
     )
 
 
-def _rule(node: Node) -> Rule:
+def _rule(node: Node) -> SecurityRule:
     data = node.mapping(
         {"direction", "protocol", "port", "ports", "remote", "remote_group", "ethertype"}
     )
@@ -488,7 +488,7 @@ def _rule(node: Node) -> Rule:
         )
     if protocol == "icmp" and ethertype == "IPv6":
         protocol = "ipv6-icmp"
-    return Rule(
+    return SecurityRule(
         direction=direction,
         ethertype=ethertype,
         protocol=protocol,
@@ -554,7 +554,7 @@ def _server(node: Node, networks: tuple[Network, ...]) -> Server:
     )
 
 
-def _port(node: Node, networks: tuple[Network, ...], server: str | None) -> Port:
+def _port(node: Node, networks: tuple[Network, ...], server: str | None) -> PortSpec:
     data = node.mapping(
         {
             "name",
@@ -632,7 +632,7 @@ def _port(node: Node, networks: tuple[Network, ...], server: str | None) -> Port
             "the floating IP would come from the port's own network",
             "name the external network, e.g. public",
         )
-    return Port(
+    return PortSpec(
         name=name,
         network=network_name,
         subnet=subnet_name,
