@@ -46,6 +46,8 @@ MAX_DEPTH = 64
 MAX_NODES = 100_000
 #: Values quoted in messages are cut to this many characters.
 SHOWN = 60
+#: Keys shown as they are in key paths; others are quoted and cut like values.
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_.:/-]{1,60}$")
 
 Mark = tuple[int, int]
 """A position in a file: line and column, both counted from 1."""
@@ -155,26 +157,20 @@ class Node:
     def shown(self) -> str:
         return shown(self.value)
 
-    def fail(self, problem: str, fix: str = "", *, path: str | None = None) -> InputError:
+    def fail(self, problem: str, fix: str = "") -> InputError:
         """The error for this value: ``FILE:LINE:COL: PATH: problem; fix``."""
         return InputError.at(
-            self.origin.source,
-            problem,
-            self.origin.remedy or fix,
-            path=self.key if path is None else path,
-            mark=self.mark,
+            self.origin.source, problem, self.origin.remedy or fix, path=self.key, mark=self.mark
         )
 
     def child(self, key: str | int, value: object, mark: Mark | None) -> Node:
+        """The node of item ``key`` (an index or a mapping key) of this one."""
         if isinstance(key, int):
             path = f"{self.key}[{key}]"
         else:
-            path = f"{self.path}.{key}" if self.path else key
+            name = key if _PLAIN_KEY.match(key) else shown(key)
+            path = f"{self.path}.{name}" if self.path else name
         return Node(self.origin, value, path, mark if mark is not None else self.mark)
-
-    def named(self, path: str) -> Node:
-        """This value under another name in messages (a key, or a cross-reference)."""
-        return Node(self.origin, self.value, path, self.mark)
 
     # -- containers ----------------------------------------------------------------------------
     def mapping(

@@ -103,6 +103,14 @@ def test_big_values_are_cut_in_messages() -> None:
     assert len(shown(list(range(100_000)))) <= SHOWN
 
 
+def test_long_keys_are_cut_in_key_paths() -> None:
+    """A huge key is quoted and cut in the key path too, not only in the problem."""
+    with pytest.raises(InputError) as caught:
+        parse_config("tables:\n  names:\n    ? " + "x" * 100_000 + "\n    : a\n", "c.yaml")
+    assert str(caught.value).startswith("c.yaml:3:7: tables.names.'xxx")
+    assert len(str(caught.value)) < SHORT
+
+
 def test_aliases_to_scalars_and_merge_keys_still_work() -> None:
     """Aliases within the limit and merge keys are ordinary YAML and keep working; a merged
     key overridden in the mapping itself is not a duplicate."""
