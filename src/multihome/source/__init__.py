@@ -50,7 +50,6 @@ __all__ = [
     "MetaNetwork",
     "MetaRoute",
     "Metadata",
-    "MetadataUnavailable",
     "NetworkData",
     "PortIntent",
     "Resolved",
