@@ -47,6 +47,7 @@ SYSCTL_RANGES = {"rp_filter": (0, 2), "arp_ignore": (0, 8), "arp_announce": (0, 
                  "arp_filter": (0, 1)}
 _IFNAME = re.compile(r"^[^\s/:]{1,15}$")
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
+_KERNEL_TABLES = ("main", "local", "default", "unspec")
 MIN_BAND = 5
 DEFAULT_TABLE_RANGE = (10000, 10999)
 DEFAULT_PRIORITY_RANGE = (10000, 10099)
@@ -175,18 +176,14 @@ def _tables(node: Node) -> tuple[tuple[int, int], dict[str, str]]:
     names = tables["names"].mapping(optional=True)
     for ifname, name in names.items():
         _ifname(names.key(ifname))
-        if not isinstance(name.value, str) or not _TABLE_NAME.match(name.value) or name.value in (
-            "main",
-            "local",
-            "default",
-            "unspec",
-        ):
+        value = name.value
+        if not isinstance(value, str) or not _TABLE_NAME.match(value) or value in _KERNEL_TABLES:
             raise name.fail(
                 f"{name.shown} is not a usable table name",
                 "use letters, digits, '-', '_' or '.', starting with a letter, and not "
                 "main/local/default/unspec",
             )
-        table_names[ifname] = name.value
+        table_names[ifname] = value
     if len(set(table_names.values())) != len(table_names):
         raise tables["names"].fail(
             "two interfaces have the same table name", "give each interface its own name"

@@ -353,9 +353,7 @@ def read_file(path: Path, *, missing_fix: str, unreadable_fix: str = "") -> str:
     except FileNotFoundError as exc:
         raise InputError.at(str(path), "no such file", missing_fix) from exc
     except OSError as exc:
-        raise InputError.at(
-            str(path), f"cannot read ({exc.strerror})", unreadable_fix
-        ) from exc
+        raise InputError.at(str(path), f"cannot read ({exc.strerror})", unreadable_fix) from exc
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
@@ -366,9 +364,7 @@ def read_file(path: Path, *, missing_fix: str, unreadable_fix: str = "") -> str:
         try:
             raw = handle.read(MAX_BYTES + 1)
         except OSError as exc:
-            raise InputError.at(
-                str(path), f"cannot read ({exc.strerror})", unreadable_fix
-            ) from exc
+            raise InputError.at(str(path), f"cannot read ({exc.strerror})", unreadable_fix) from exc
     return decode(raw, str(path))
 
 

@@ -81,9 +81,7 @@ def multihome(*args: str, prefix: tuple[str, ...] = ()) -> subprocess.CompletedP
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 @pytest.mark.parametrize("kind", sorted(HOSTILE))
-def test_hostile_file_exits_2_with_one_short_line(
-    tmp_path: Path, command: str, kind: str
-) -> None:
+def test_hostile_file_exits_2_with_one_short_line(tmp_path: Path, command: str, kind: str) -> None:
     """Each hostile file, given to each command that reads a YAML file: exit 2, nothing on
     stdout, one line on stderr naming the file, the line and column, and the fix."""
     path = tmp_path / f"{kind}.yaml"

@@ -652,11 +652,8 @@ def _address_pair(node: Node) -> AddressPair:
         data = node.mapping({"ip", "mac"}, required=("ip",))
         ip = data["ip"]
         if not data["mac"].absent:
-            mac = data["mac"].matching(
-                _MAC,
-                "a MAC address",
-                "write e.g. fa:16:3e:00:00:01, or omit it (the port's MAC)",
-            ).lower()
+            fix = "write e.g. fa:16:3e:00:00:01, or omit it (the port's MAC)"
+            mac = data["mac"].matching(_MAC, "a MAC address", fix).lower()
     try:
         if not isinstance(ip.value, str):
             raise ValueError(ip.value)
