@@ -13,7 +13,7 @@ import pytest
 
 from multihome.backend.fake import FakeBackend, net
 from multihome.config import Config
-from multihome.errors import InputError
+from multihome.errors import InputError, LockTimeoutError
 from multihome.model import (
     PROTO_DHCP,
     PROTO_KERNEL,
@@ -30,7 +30,7 @@ from multihome.plan import Change, make_plan
 from multihome.policy import compute_policy
 from multihome.safety.checks import Probe, find_peer, parse_probe, parse_ssh
 from multihome.transaction import checkpoint, journal
-from multihome.transaction.lock import LockTimeoutError, acquire
+from multihome.transaction.lock import acquire
 from multihome.transaction.statedir import StateDir, change_from_json, change_to_json
 
 ip = ipaddress.ip_address

@@ -31,11 +31,11 @@ from multihome.agent.state import AgentStatus, Repair, write_status
 from multihome.backend import Backend, ChangeFailed
 from multihome.config import Config
 from multihome.engine import Convergence, assess, converge
-from multihome.errors import InputError, MultihomeError
+from multihome.errors import InputError, MetadataUnavailable, MultihomeError
 from multihome.model import HostState, IPAddress, Link, Route
 from multihome.plan import Assessment, Change, Plan
 from multihome.policy import DesiredState, is_left_alone
-from multihome.source import Metadata, MetadataUnavailable, Retry, resolve
+from multihome.source import Metadata, Retry, resolve
 from multihome.source.ports import has_ipv4, intents, static_config, taken_addresses
 from multihome.transaction.pause import describe, paused
 

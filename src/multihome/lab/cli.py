@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 import click
 
-from multihome.errors import ExitCode, InputError
+from multihome.errors import ExitCode, InputError, LabError, LabExistsError, LabInterrupted
 from multihome.lab.probe import ProbeReport
 from multihome.lab.probe import probe as run_probe
 from multihome.lab.runtime import (
@@ -20,9 +20,6 @@ from multihome.lab.runtime import (
     PROBE_PROGRAMS,
     REQUIRED_PROGRAMS,
     Lab,
-    LabError,
-    LabExistsError,
-    LabInterrupted,
     find_programs,
     interruptible,
     require_root,

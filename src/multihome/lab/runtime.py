@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from multihome.errors import (
-    EnvironmentMissingError,
-    ExitCode,
     InputError,
-    MultihomeError,
+    LabError,
+    LabExistsError,
+    LabInterrupted,
+    MissingProgramError,
     NotPermittedError,
 )
 from multihome.lab import topology as topo
@@ -70,20 +71,6 @@ PORTS_FILE = "ports.json"
 COMMAND_TIMEOUT = 20.0
 #: Where the host's iproute2 configuration is (newer iproute2 ships it in /usr/share only).
 IPROUTE2_CONFIG = (Path("/etc/iproute2"), Path("/usr/share/iproute2"))
-
-
-class LabError(MultihomeError):
-    """Building or removing the lab failed (what was built is removed again)."""
-
-
-class LabExistsError(InputError):
-    """A lab of that name exists (or is being built): nothing was changed."""
-
-
-class MissingProgramError(EnvironmentMissingError):
-    """A program the lab needs is not installed: exit 2, nothing was changed."""
-
-    exit_code = ExitCode.BAD_INPUT
 
 
 @dataclass(frozen=True)
@@ -894,10 +881,6 @@ def _signals_ignored() -> Iterator[None]:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
-
-
-class LabInterrupted(LabError):
-    """A signal stopped a lab command; what ``up`` had built is removed on the way out."""
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from typing import Any
 
 from multihome.backend import Backend
 from multihome.config import Config
-from multihome.errors import MultihomeError
+from multihome.errors import MultihomeError, NothingToConfirmError
 from multihome.transaction import checkpoint, journal, pause
 from multihome.transaction.lock import DEFAULT_LOCK_TIMEOUT, is_locked
 from multihome.transaction.statedir import (
@@ -26,10 +26,6 @@ from multihome.transaction.statedir import (
 )
 
 WAIT = 30.0
-
-
-class NothingToConfirmError(MultihomeError):
-    """``multihome confirm`` found no apply waiting for a confirmation."""
 
 
 @dataclass
