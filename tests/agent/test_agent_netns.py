@@ -56,7 +56,7 @@ def test_agent_applies_at_start_and_reports_ready(lab: Lab, notify_socket: tuple
 
 def test_default_readded_to_main_is_removed(lab: Lab) -> None:
     """A DHCP client putting eth1's default back into main (renew) is undone within the
-    bound, and the repair is one log line."""
+    bound, and the repair is one log line that says it was verified and announced."""
     lab.start_agent("--source", "kernel")
     wait_until(lambda: converged(lab), BOUND, "policy applied")
     for _ in range(3):
@@ -82,8 +82,15 @@ def test_default_readded_to_main_is_removed(lab: Lab) -> None:
     assert any(
         "route new default table 254 dev eth1" in line
         and "- route default via 192.168.0.1 dev eth1 table main" in line
+        and line.endswith("(verify 6/6, 2 announced)")
         for line in repairs
     ), lab.agent_log()
+    wait_until(
+        lambda: (lab.agent_state().get("last_repair") or {}).get("verified") == "6/6",
+        BOUND,
+        "agent.json: the last repair was verified",
+    )
+    assert lab.agent_state()["last_repair"]["announced"] == 2
 
 
 def test_link_flap_is_repaired(lab: Lab) -> None:
