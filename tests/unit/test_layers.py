@@ -2,7 +2,7 @@
 
 The layers, from the ground up (docs/design.md draws them):
 
-1. foundation: the frozen model, the errors, the config file, file I/O helpers, names, faults;
+1. foundation: the frozen model, the errors, the config file, file I/O, names, faults, processes;
 2. decisions: the pure policy and the plan (the plan's ``Change`` is what a backend executes);
 3. backend: the kernel (rtnetlink) and its in-memory twin;
 4. transaction: lock, state directory, journal, checkpoint, session;
@@ -37,6 +37,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "multihome.files",
             "multihome.names",
             "multihome.faults",
+            "multihome.processes",
         ),
     ),
     ("decisions", ("multihome.policy", "multihome.plan")),

@@ -24,7 +24,7 @@ from types import MappingProxyType
 from typing import Any
 
 from multihome.errors import InputError
-from multihome.files import read_text, remove_file, under_root, write_atomic
+from multihome.files import json_text, read_text, remove_file, under_root, write_atomic
 from multihome.model import HostState
 from multihome.policy import DesiredState
 from multihome.render import REGISTRY, FileSpec, HostFacts, Rendered, Renderer, build_input
@@ -41,7 +41,8 @@ NETWORKD_DIRS = (
 )
 NETPLAN_DIRS = ("/lib/netplan", "/etc/netplan", "/run/netplan")
 PROGRAMS = ("/usr/local/bin/multihome", "/usr/bin/multihome")
-BACKENDS = ("networkd", "netplan", "networkmanager", "ifcfg", "systemd")
+#: The backend names: the renderer registry's, in its order (the registry is the one list).
+BACKENDS = tuple(REGISTRY)
 
 
 @dataclass(frozen=True)
@@ -376,9 +377,7 @@ def write_changes(root: Path, changes: Iterable[FileChange], backend: str) -> No
             remove_file(target)
             _prune_dirs(root, target.parent)
     owned = sorted(str(c.path) for c in changes if c.action != "remove")
-    write_atomic(
-        _at(root, MANIFEST), json.dumps({"backend": backend, "files": owned}, indent=2) + "\n"
-    )
+    write_atomic(_at(root, MANIFEST), json_text({"backend": backend, "files": owned}))
 
 
 def persist(

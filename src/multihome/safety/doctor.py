@@ -22,9 +22,10 @@ from multihome.model import SCOPE_UNIVERSE, TABLE_MAIN, HostState, Link, Rule
 from multihome.names import RT_TABLES_FILE
 from multihome.plan import Assessment
 from multihome.policy import is_left_alone, owned_routes, owned_rules
+from multihome.processes import DHCP_CLIENTS, pid_alive
 from multihome.status import Problem, check_defaults, check_pending, check_reply_paths
 from multihome.transaction.lock import is_locked
-from multihome.transaction.statedir import JOURNAL, PENDING, WATCHDOG_PID, StateDir, pid_alive
+from multihome.transaction.statedir import JOURNAL, PENDING, WATCHDOG_PID, StateDir
 
 #: Every code doctor can report, in the order of the checks.
 CODES = (
@@ -52,7 +53,6 @@ PERSISTED_GLOBS = (
 IFCFG_DIR = "etc/sysconfig/network-scripts"
 #: netplan's NetworkManager renderer emits routing-policy since 1.2 (LP: #2086544).
 NETPLAN_NM_POLICY_FIXED = (1, 2)
-DHCP_CLIENTS = ("dhclient", "dhcpcd", "udhcpc", "dhcpcd5")
 NETWORKD = "systemd-network"  # /proc/PID/comm is cut at 15 characters
 NETWORK_MANAGER = "NetworkManager"
 
