@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from multihome.errors import InputError
 
@@ -18,7 +18,7 @@ def json_text(data: object) -> str:
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
-def under_root(root: Path, path: Path | str) -> Path:
+def under_root(root: Path, path: PurePath | str) -> Path:
     """``path`` (absolute, as on the target system) below ``root``."""
     relative = str(path).lstrip("/")
     return root / relative
