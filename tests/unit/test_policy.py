@@ -1,4 +1,4 @@
-"""Policy and plan on the in-memory twin: the cases DESIGN.md and issue 2 name."""
+"""Policy and plan on the in-memory twin: the cases docs/design.md and issue 2 name."""
 
 from __future__ import annotations
 
