@@ -6,7 +6,7 @@ import ipaddress
 from dataclasses import replace
 
 import pytest
-from unit_states import host, link, port
+from hosts import host, link, port
 
 from multihome.backend.fake import FakeBackend
 from multihome.config import Config, parse_config

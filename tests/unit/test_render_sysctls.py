@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 import pytest
-from unit_states import host, port
+from hosts import host, port
 
 from multihome.config import Config
 from multihome.model import HostState
