@@ -18,7 +18,9 @@ MACS = {"eth0": "fa:16:3e:00:00:01", "eth1": "fa:16:3e:00:00:02", "eth2": "fa:16
 
 
 @dataclass(frozen=True)
-class Port:
+class ScenarioPort:
+    """One port of a golden scenario, as DHCP configured it (address, gateway, metric)."""
+
     name: str
     address: str
     gateway: str
@@ -26,7 +28,7 @@ class Port:
     metadata: str | None = "192.168.0.100"
 
 
-def dhcp_host(ports: list[Port]) -> HostState:
+def dhcp_host(ports: list[ScenarioPort]) -> HostState:
     """A VM whose ports got address, default and option-121 routes from DHCP (as the how-to)."""
     return host(
         *(
@@ -37,10 +39,10 @@ def dhcp_host(ports: list[Port]) -> HostState:
 
 
 HOWTO = [
-    Port("eth0", "192.168.0.107/24", "192.168.0.1", 100),
-    Port("eth1", "192.168.0.112/24", "192.168.0.1", 101),
+    ScenarioPort("eth0", "192.168.0.107/24", "192.168.0.1", 100),
+    ScenarioPort("eth1", "192.168.0.112/24", "192.168.0.1", 101),
 ]
-THREE = [*HOWTO, Port("eth2", "10.20.0.30/24", "10.20.0.1", 102, metadata=None)]
+THREE = [*HOWTO, ScenarioPort("eth2", "10.20.0.30/24", "10.20.0.1", 102, metadata=None)]
 
 SCENARIOS = {"howto": HOWTO, "three": THREE}
 

@@ -2,9 +2,10 @@
 status``.
 
 Written atomically at start, after every repair or error, and at stop; never while idle. Its
-folder is the network namespace's own (the inode of ``/proc/self/ns/net``, as the safety
-state's): agents in several namespaces of one host (``ip netns exec NS multihome agent``)
-never share a state file or a DHCP client's lease and pid files.
+folder is the network namespace's own state directory (the inode of ``/proc/self/ns/net``,
+:mod:`multihome.transaction.statedir`): agents in several namespaces of one host
+(``ip netns exec NS multihome agent``) never share a state file or a DHCP client's lease and
+pid files.
 """
 
 from __future__ import annotations
