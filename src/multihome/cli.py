@@ -474,9 +474,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(code_for(ExitCode.BAD_INPUT))
     except click.Abort:
         _fail("aborted", code_for(ExitCode.FAILURE))
-    except InputError as exc:
-        _fail(str(exc), code_for(exc.exit_code))
-    except MultihomeError as exc:
+    except MultihomeError as exc:  # InputError included: its exit_code is 2
         _fail(str(exc), code_for(exc.exit_code))
     except KeyboardInterrupt:
         _fail("interrupted", code_for(ExitCode.FAILURE))

@@ -14,7 +14,7 @@ from hosts import howto_host
 
 from multihome.backend.fake import FakeBackend, net
 from multihome.config import Config
-from multihome.errors import InputError
+from multihome.errors import InputError, LockTimeoutError
 from multihome.model import (
     PROTO_DHCP,
     Rule,
@@ -24,7 +24,7 @@ from multihome.plan import Change, make_plan
 from multihome.policy import compute_policy
 from multihome.safety.checks import Probe, find_peer, parse_probe, parse_ssh
 from multihome.transaction import checkpoint, journal
-from multihome.transaction.lock import LockTimeoutError, acquire
+from multihome.transaction.lock import acquire
 from multihome.transaction.statedir import StateDir, change_from_json, change_to_json
 
 ip = ipaddress.ip_address

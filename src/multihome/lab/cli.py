@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 
 import click
 
-from multihome.errors import ExitCode, InputError
+from multihome.errors import ExitCode, InputError, LabError, LabExistsError, LabInterrupted
 from multihome.files import json_text
 from multihome.lab.probe import ProbeReport
 from multihome.lab.probe import probe as run_probe
@@ -20,9 +20,6 @@ from multihome.lab.runtime import (
     PROBE_PROGRAMS,
     REQUIRED_PROGRAMS,
     Lab,
-    LabError,
-    LabExistsError,
-    LabInterrupted,
     find_programs,
     interruptible,
     require_root,

@@ -32,12 +32,11 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from multihome.errors import InputError
+from multihome.errors import InputError, LabError
 from multihome.lab import topology as topo
 from multihome.lab.runtime import (
     NETNS_RUN,
     Lab,
-    LabError,
     _enslave,
     _index,
     _read_pid,

@@ -29,10 +29,11 @@ from typing import Any
 
 from multihome import processes
 from multihome.errors import (
-    EnvironmentMissingError,
-    ExitCode,
     InputError,
-    MultihomeError,
+    LabError,
+    LabExistsError,
+    LabInterrupted,
+    MissingProgramError,
 )
 from multihome.files import json_text, write_atomic
 from multihome.lab import topology as topo
@@ -72,20 +73,6 @@ PORTS_FILE = "ports.json"
 COMMAND_TIMEOUT = 20.0
 #: Where the host's iproute2 configuration is (newer iproute2 ships it in /usr/share only).
 IPROUTE2_CONFIG = (Path("/etc/iproute2"), Path("/usr/share/iproute2"))
-
-
-class LabError(MultihomeError):
-    """Building or removing the lab failed (what was built is removed again)."""
-
-
-class LabExistsError(InputError):
-    """A lab of that name exists (or is being built): nothing was changed."""
-
-
-class MissingProgramError(EnvironmentMissingError):
-    """A program the lab needs is not installed: exit 2, nothing was changed."""
-
-    exit_code = ExitCode.BAD_INPUT
 
 
 @dataclass(frozen=True)
@@ -880,10 +867,6 @@ def _signals_ignored() -> Iterator[None]:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
-
-
-class LabInterrupted(LabError):
-    """A signal stopped a lab command; what ``up`` had built is removed on the way out."""
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from typing import Any
 
 from multihome.backend import Backend
 from multihome.config import Config
-from multihome.errors import MultihomeError
+from multihome.errors import MultihomeError, NothingToConfirmError
 from multihome.processes import pid_alive
 from multihome.transaction import DEFAULT_LOCK_TIMEOUT, checkpoint, journal
 from multihome.transaction.lock import is_locked
@@ -25,10 +25,6 @@ from multihome.transaction.statedir import (
 )
 
 WAIT = 30.0
-
-
-class NothingToConfirmError(MultihomeError):
-    """``multihome confirm`` found no apply waiting for a confirmation."""
 
 
 @dataclass
