@@ -21,7 +21,6 @@ made from the state after any recovery; ``apply_plan`` takes the lock itself oth
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,14 +30,13 @@ from pathlib import Path
 from multihome import faults
 from multihome.backend import Backend, ChangeFailed
 from multihome.config import Config
-from multihome.errors import ApplyError, NotPermittedError
+from multihome.errors import ApplyError
 from multihome.model import HostState
 from multihome.names import register_names
 from multihome.plan import Assessment, Change, Plan
 from multihome.policy import DesiredState
-from multihome.transaction import checkpoint, journal
+from multihome.transaction import DEFAULT_LOCK_TIMEOUT, checkpoint, journal
 from multihome.transaction.journal import Mode, Recovery
-from multihome.transaction.lock import DEFAULT_LOCK_TIMEOUT
 from multihome.transaction.session import Session, open_session
 from multihome.verify import Check, verify
 
@@ -112,12 +110,6 @@ step made itself (they are announced and verified like the apply's), or None: ch
 def assess(backend: Backend, config: Config) -> Assessment:
     """Read the host once and compute the desired state and the plan."""
     return Assessment.of(backend.read(), config)
-
-
-def require_root() -> None:
-    if os.geteuid() != 0:
-        raise NotPermittedError("changing routes and rules needs root (CAP_NET_ADMIN); run "
-                                "it with sudo, or use `multihome plan` to see the changes")
 
 
 @contextmanager

@@ -38,7 +38,7 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """Exit codes of the ``multihome`` command (see docs/design.md)."""
+    """Exit codes of the ``multihome`` command (docs/design.md, section 11)."""
 
     OK = 0
     FAILURE = 1

@@ -30,11 +30,11 @@ from typing import Any
 from multihome.backend import Backend
 from multihome.files import read_text, under_root, write_atomic
 from multihome.plan import Change
+from multihome.processes import DHCP_CLIENTS
 from multihome.source.ports import StaticConfig
 
 log = logging.getLogger(__name__)
 
-DHCP_CLIENTS = ("dhclient", "dhcpcd", "udhcpc", "dhcpcd5")
 
 
 def configure_static(backend: Backend, config: StaticConfig) -> None:

@@ -2,9 +2,10 @@
 status``.
 
 Written atomically at start, after every repair or error, and at stop; never while idle. Its
-folder is the network namespace's own (the inode of ``/proc/self/ns/net``, as the safety
-state's): agents in several namespaces of one host (``ip netns exec NS multihome agent``)
-never share a state file or a DHCP client's lease and pid files.
+folder is the network namespace's own state directory (the inode of ``/proc/self/ns/net``,
+:mod:`multihome.transaction.statedir`): agents in several namespaces of one host
+(``ip netns exec NS multihome agent``) never share a state file or a DHCP client's lease and
+pid files.
 
 The same folder holds the pause marker (:mod:`multihome.transaction.pause`) that ``reset``
 and ``rollback`` write so that the agent does not put back what they took away.
@@ -17,10 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from multihome.files import read_text, remove_file, under_root, write_atomic
+from multihome.files import json_text, read_text, remove_file, write_atomic
 from multihome.transaction.pause import AGENT_STATUS, agent_alive, paused
 
-RUN_BASE = Path("/run/multihome")
 STATE_NAME = AGENT_STATUS
 
 
@@ -68,10 +68,11 @@ class AgentStatus:
 
 
 def run_dir(root: Path) -> Path:
-    """``{root}/run/multihome/net-<inode>/``: this network namespace's folder."""
-    from multihome.transaction.statedir import netns_key
+    """``{root}/run/multihome/net-<inode>/``: this network namespace's folder (the
+    transaction's state directory, :class:`~multihome.transaction.statedir.StateDir`)."""
+    from multihome.transaction.statedir import StateDir
 
-    return under_root(root, RUN_BASE / netns_key())
+    return StateDir.current(root).path
 
 
 def state_path(root: Path) -> Path:
@@ -79,7 +80,7 @@ def state_path(root: Path) -> Path:
 
 
 def write_status(root: Path, status: AgentStatus) -> None:
-    write_atomic(state_path(root), json.dumps(status.to_json(), indent=2, sort_keys=True) + "\n")
+    write_atomic(state_path(root), json_text(status.to_json()))
 
 
 def clear_status(root: Path) -> None:
@@ -102,3 +103,5 @@ def read_status(root: Path) -> dict[str, Any] | None:
     data["alive"] = agent_alive(data)
     data["paused"] = paused(root)
     return data
+
+

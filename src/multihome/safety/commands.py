@@ -11,8 +11,9 @@ from typing import Any
 from multihome.backend import Backend
 from multihome.config import Config
 from multihome.errors import MultihomeError, NothingToConfirmError
-from multihome.transaction import checkpoint, journal, pause
-from multihome.transaction.lock import DEFAULT_LOCK_TIMEOUT, is_locked
+from multihome.processes import pid_alive
+from multihome.transaction import DEFAULT_LOCK_TIMEOUT, checkpoint, journal, pause
+from multihome.transaction.lock import is_locked
 from multihome.transaction.statedir import (
     CHECKPOINT,
     CONFIRM,
@@ -22,7 +23,6 @@ from multihome.transaction.statedir import (
     ROLLBACK_REQUEST,
     WATCHDOG_PID,
     StateDir,
-    pid_alive,
 )
 
 WAIT = 30.0

@@ -15,10 +15,11 @@ import time
 from datetime import datetime
 
 from multihome.errors import LockTimeoutError
-from multihome.transaction.statedir import LOCK, LOCK_OWNER, PENDING, StateDir, pid_alive
+from multihome.processes import pid_alive
+from multihome.transaction import DEFAULT_LOCK_TIMEOUT
+from multihome.transaction.statedir import LOCK, LOCK_OWNER, PENDING, StateDir
 
 #: How long a second apply waits for the first, by default (seconds).
-DEFAULT_LOCK_TIMEOUT = 30.0
 POLL = 0.05
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from multihome.files import read_text, remove_file, write_atomic
-from multihome.transaction.statedir import StateDir, pid_alive
+from multihome.processes import pid_alive
+from multihome.transaction.statedir import StateDir
 
 #: The agent's state file (written by :mod:`multihome.agent.state`) and the pause marker.
 AGENT_STATUS = "agent.json"
