@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
-from unit_states import host, link, port
+from hosts import howto_host, link
 
 from multihome.agent.service import Agent, AgentOptions
 from multihome.agent.state import AgentStatus, write_status
@@ -26,14 +26,6 @@ from multihome.transaction.pause import pause, paused, resume
 GATEWAY = ipaddress.ip_address("192.168.0.1")
 ETH1 = ipaddress.ip_address("192.168.0.112")
 PROBE = ipaddress.ip_address("198.51.100.10")
-
-
-def howto() -> HostState:
-    """The how-to's VM before the fix: eth0 .107 and eth1 .112, a default per port in main."""
-    return host(
-        port("eth0", 2, "192.168.0.107/24", "192.168.0.1", 100, metadata="192.168.0.100"),
-        port("eth1", 3, "192.168.0.112/24", "192.168.0.1", 101),
-    )
 
 
 def make_agent(
@@ -85,7 +77,7 @@ def assert_settled(agent: Agent, backend: FakeBackend, announced_before: int) ->
 
 
 def started(tmp_path: Path, state: HostState | None = None) -> tuple[Agent, FakeBackend]:
-    agent, backend = make_agent(tmp_path, state or howto())
+    agent, backend = make_agent(tmp_path, state or howto_host())
     assert agent.reconcile("start", 0.0) is not None
     assert converged(backend)
     assert_settled(agent, backend, 0)
@@ -219,7 +211,7 @@ def test_metadata_giving_a_taken_or_special_address_is_refused(
 ) -> None:
     """A hot-plugged DHCP-disabled port whose metadata gives it another port's IP, or its
     subnet's network or broadcast address, stays unaddressed; the log says why, once."""
-    agent, backend = make_agent(tmp_path, howto(), source="openstack")
+    agent, backend = make_agent(tmp_path, howto_host(), source="openstack")
     agent.metadata = _metadata(ip)
     agent.reconcile("start", 0.0)
     backend.add_link(link("eth2", 4))
@@ -236,7 +228,7 @@ def test_metadata_giving_a_taken_or_special_address_is_refused(
 def test_metadata_with_a_free_address_configures_the_port(tmp_path: Path) -> None:
     """The same metadata with a free host address addresses the port, routes it, and the
     repair is announced and verified (the refusal above is not a blanket one)."""
-    agent, backend = make_agent(tmp_path, howto(), source="openstack")
+    agent, backend = make_agent(tmp_path, howto_host(), source="openstack")
     agent.metadata = _metadata("192.168.0.130")
     agent.reconcile("start", 0.0)
     backend.add_link(link("eth2", 4))
