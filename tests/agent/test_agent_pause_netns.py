@@ -23,8 +23,9 @@ def owned(lab: Lab) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
 
 def readd_default(lab: Lab) -> None:
     """What a DHCP client does on a renew: eth1's default back into main."""
-    lab.ip("route", "add", "default", "via", GATEWAY, "dev", "eth1", "proto", "dhcp",
-           "metric", "101")
+    lab.ip(
+        "route", "add", "default", "via", GATEWAY, "dev", "eth1", "proto", "dhcp", "metric", "101"
+    )
 
 
 def test_reset_pauses_the_agent_until_apply(lab: Lab) -> None:

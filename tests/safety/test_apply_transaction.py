@@ -26,8 +26,9 @@ def test_detailed_exit_codes_count_the_changes_that_finished_an_interrupted_appl
     done = lab.mh("apply", "--detailed-exit-codes")
     assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
     assert "finished the interrupted apply" in done.stderr
-    found = re.search(r"verify: (\d+)/(\d+) checks pass; (\d+) address\(es\) announced",
-                      done.stdout)
+    found = re.search(
+        r"verify: (\d+)/(\d+) checks pass; (\d+) address\(es\) announced", done.stdout
+    )
     assert found is not None, done.stdout
     passed, total, announced = (int(n) for n in found.groups())
     assert total > 0 and passed == total and announced == 2, done.stdout
@@ -39,8 +40,12 @@ def test_apply_verifies_under_the_lock_while_reset_runs_in_a_loop(lab: Lab) -> N
     """Rounds of `apply` while another process resets the namespace again and again: every
     apply either changes nothing or applies and verifies completely; none fails."""
     resets = subprocess.Popen(
-        ["sh", "-c", f"for i in $(seq 12); do ip netns exec {lab.vm} {MULTIHOME} --root "
-         f"{lab.root} reset >/dev/null || exit 1; done"],
+        [
+            "sh",
+            "-c",
+            f"for i in $(seq 12); do ip netns exec {lab.vm} {MULTIHOME} --root "
+            f"{lab.root} reset >/dev/null || exit 1; done",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -17,7 +17,7 @@ from multihome.agent.service import Agent, AgentOptions
 from multihome.agent.state import AgentStatus, write_status
 from multihome.backend.fake import FakeBackend
 from multihome.config import Config
-from multihome.model import PROTO_DHCP, TABLE_MAIN, Address, HostState, Route
+from multihome.model import PROTO_DHCP, TABLE_MAIN, Address, HostState, IPAddress, Route
 from multihome.plan import Change
 from multihome.source.network_data import MetaData, parse_network_data
 from multihome.source.readers import Metadata
@@ -26,6 +26,19 @@ from multihome.transaction.pause import pause, paused, resume
 GATEWAY = ipaddress.ip_address("192.168.0.1")
 ETH1 = ipaddress.ip_address("192.168.0.112")
 PROBE = ipaddress.ip_address("198.51.100.10")
+
+
+def dhcp_default(ifname: str, src: IPAddress, metric: int) -> Route:
+    """The default a DHCP client puts into main for a port."""
+    return Route(
+        table=TABLE_MAIN,
+        dst=ipaddress.ip_network("0.0.0.0/0"),
+        ifname=ifname,
+        gateway=GATEWAY,
+        proto=PROTO_DHCP,
+        prefsrc=src,
+        metric=metric,
+    )
 
 
 def make_agent(
@@ -103,8 +116,7 @@ def test_foreign_default_readded_to_main_is_removed(tmp_path: Path) -> None:
     announced and verified."""
     agent, backend = started(tmp_path)
     before = len(backend.announced)
-    foreign = Route(table=TABLE_MAIN, dst=ipaddress.ip_network("0.0.0.0/0"), ifname="eth1",
-                    gateway=GATEWAY, proto=PROTO_DHCP, prefsrc=ETH1, metric=101)
+    foreign = dhcp_default("eth1", ETH1, 101)
     backend.apply([Change("add", foreign)])
     assert main_defaults(backend.state) == ["eth0", "eth1"]
     plan = agent.reconcile("route new default table 254 dev eth1", 0.0)
@@ -112,8 +124,9 @@ def test_foreign_default_readded_to_main_is_removed(tmp_path: Path) -> None:
     assert converged(backend)
     assert_settled(agent, backend, before)
     assert agent.status.last_repair is not None
-    assert any("default via 192.168.0.1 dev eth1" in line
-               for line in agent.status.last_repair.changes)
+    assert any(
+        "default via 192.168.0.1 dev eth1" in line for line in agent.status.last_repair.changes
+    )
 
 
 def test_link_flap_restores_the_table(tmp_path: Path) -> None:
@@ -139,9 +152,7 @@ def test_hotplug_then_detach(tmp_path: Path) -> None:
     eth2 = ipaddress.ip_interface("192.168.0.120/24")
     backend.add_link(link("eth2", 4))
     backend.add_address(Address("eth2", eth2))
-    backend.apply([Change("add", Route(table=TABLE_MAIN, dst=ipaddress.ip_network("0.0.0.0/0"),
-                                       ifname="eth2", gateway=GATEWAY, proto=PROTO_DHCP,
-                                       prefsrc=eth2.ip, metric=102))])
+    backend.apply([Change("add", dhcp_default("eth2", eth2.ip, 102))])
     before = len(backend.announced)
     agent.reconcile("link new eth2 up", 0.0)
     assert converged(backend, ("eth0", "eth1", "eth2"))
@@ -163,8 +174,7 @@ def test_reset_pause_leaves_the_namespace_alone_until_resumed(tmp_path: Path) ->
     agent, backend = started(tmp_path)
     write_status(tmp_path, AgentStatus(pid=os.getpid(), started="now"))  # an agent "runs"
     assert pause(tmp_path, "reset", os.getpid()) == os.getpid()
-    foreign = Route(table=TABLE_MAIN, dst=ipaddress.ip_network("0.0.0.0/0"), ifname="eth1",
-                    gateway=GATEWAY, proto=PROTO_DHCP, prefsrc=ETH1, metric=101)
+    foreign = dhcp_default("eth1", ETH1, 101)
     backend.apply([Change("add", foreign)])
     state = backend.state
     assert agent.reconcile("route new default table 254 dev eth1", 0.0) is None
@@ -186,12 +196,25 @@ def test_pause_without_a_running_agent_writes_nothing(tmp_path: Path) -> None:
 
 def _metadata(ip: str) -> Metadata:
     doc = {
-        "links": [{"id": "tap2", "type": "ovs", "ethernet_mac_address": "52:54:00:00:00:04",
-                   "vif_id": "port-2"}],
-        "networks": [{"id": "network2", "type": "ipv4", "link": "tap2", "ip_address": ip,
-                      "netmask": "255.255.255.0", "network_id": "net-1",
-                      "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0",
-                                  "gateway": "192.168.0.1"}]}],
+        "links": [
+            {
+                "id": "tap2",
+                "type": "ovs",
+                "ethernet_mac_address": "52:54:00:00:00:04",
+                "vif_id": "port-2",
+            }
+        ],
+        "networks": [
+            {
+                "id": "network2",
+                "type": "ipv4",
+                "link": "tap2",
+                "ip_address": ip,
+                "netmask": "255.255.255.0",
+                "network_id": "net-1",
+                "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "192.168.0.1"}],
+            }
+        ],
         "services": [],
     }
     network = parse_network_data(json.dumps(doc).encode(), "test")
