@@ -138,11 +138,13 @@ def converge(
     progress: Progress | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     verify_retries: int = 5,
+    purpose: str = "apply",
 ) -> Convergence | None:
     """Plan, apply, announce, verify and journal, all under the namespace's lock.
 
     ``session``: the lock the caller already holds (else it is taken here for at most
-    ``lock_timeout`` seconds, and an interrupted apply is finished first). ``assessed``: the
+    ``lock_timeout`` seconds, and an interrupted apply is finished first; ``purpose`` is what
+    a waiter is told holds it). ``assessed``: the
     read and plan the caller made under ``session`` (else one is made here).
     ``prepare(assessment)`` runs under the lock before the apply (:data:`Prepare`); None
     from it changes nothing and returns None. Announcement and verification run when anything
@@ -150,7 +152,7 @@ def converge(
     the result, not raised.
     """
     if session is None:
-        with locked(backend, root=root, timeout=lock_timeout) as own:
+        with locked(backend, root=root, timeout=lock_timeout, purpose=purpose) as own:
             return converge(
                 backend, config, root=root, session=own, assessed=assessed, prepare=prepare,
                 progress=progress, verify_retries=verify_retries,

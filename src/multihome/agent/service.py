@@ -304,6 +304,7 @@ class Agent:
                 prepare=lambda found: self._prepare(found, lines),
                 lock_timeout=LOCK_TIMEOUT,
                 verify_retries=0,  # a failed check is logged; the next event repairs again
+                purpose="agent repair",
             )
         except Exception as exc:  # every failure is logged and retried, never fatal
             self._failed(trigger, exc)
