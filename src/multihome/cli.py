@@ -293,8 +293,6 @@ def apply(obj: CliOptions, dry_run: bool, detailed_exit_codes: bool, quiet: bool
         with locked(backend, root=obj.root, timeout=lock_timeout) as session:
             if session.recovery is not None:
                 click.echo(f"multihome: {session.recovery.message}", err=True)
-            if interface is None:
-                _resume_agent(obj.root)
             assessment = assess(backend, config)
             if interface is not None:
                 assessment = _restrict(assessment, interface)
@@ -317,6 +315,8 @@ def apply(obj: CliOptions, dry_run: bool, detailed_exit_codes: bool, quiet: bool
                 settled = converge(backend, config, root=obj.root, session=session,
                                    assessed=assessment, progress=progress)
                 assert settled is not None  # None only when a prepare step declines
+            if interface is None:  # after the apply: a rolled-back one leaves the pause on
+                _resume_agent(obj.root)
         _report_apply(settled, quiet)
     if detailed_exit_codes and settled.changed:
         raise click.exceptions.Exit(DetailedExitCode.CHANGED)

@@ -58,6 +58,20 @@ def test_reset_pauses_the_agent_until_apply(lab: Lab) -> None:
     wait_until(lambda: converged(lab), BOUND, "the agent repairs again")
 
 
+def test_a_rolled_back_apply_leaves_the_pause_on(lab: Lab) -> None:
+    """After a reset paused the agent, an apply whose confirmation window runs out is rolled
+    back and does not end the pause: the agent does not re-apply what the rollback undid."""
+    lab.start_agent("--source", "kernel", "--no-dhcp")
+    wait_until(lambda: converged(lab), BOUND, "policy applied")
+    assert lab.multihome("reset").returncode == 0
+    done = lab.multihome("apply", "--confirm-timeout", "1")
+    assert done.returncode == 3, (done.stdout, done.stderr)
+    assert "resumed the agent" not in done.stderr
+    time.sleep(1.0)
+    assert owned(lab) == ([], []), lab.agent_log()
+    assert json.loads(lab.multihome("agent", "status", "--json").stdout)["paused"]["by"] == "reset"
+
+
 def test_rollback_pauses_the_agent_until_resume(lab: Lab) -> None:
     """rollback with the agent running pauses it and says so; the rolled-back state stays;
     `agent resume` ends the pause and wakes the agent, which applies the policy again."""
