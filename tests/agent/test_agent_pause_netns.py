@@ -49,6 +49,7 @@ def test_reset_pauses_the_agent_until_apply(lab: Lab) -> None:
     assert status.returncode == 0 and "PAUSED" in status.stdout, status.stdout
     assert json.loads(lab.multihome("agent", "status", "--json").stdout)["paused"]["by"] == "reset"
     assert "paused by reset" in lab.agent_log()
+    assert "PAUSED" in lab.multihome("status").stdout
     applied = lab.multihome("apply")
     assert applied.returncode == 0, applied.stderr
     assert "resumed the agent (paused by reset" in applied.stderr
