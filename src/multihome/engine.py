@@ -82,7 +82,11 @@ class Convergence:
     changed_at: float | None = None
     """``time.monotonic()`` when the last kernel change was made (None: none was)."""
     prepared: int = 0
-    """Kernel changes the caller's ``prepare`` step made before the apply."""
+    """Kernel changes the caller's ``prepare`` step made before the apply (or made by an
+    earlier pass whose announcement and verification were postponed)."""
+    postponed: bool = False
+    """The caller's ``postpone`` asked to leave the announcement and the verification to a
+    later pass (its changes are owed them)."""
 
     @property
     def plan(self) -> Plan:
@@ -139,6 +143,7 @@ def converge(
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     verify_retries: int = 5,
     purpose: str = "apply",
+    postpone: Callable[[], bool] | None = None,
 ) -> Convergence | None:
     """Plan, apply, announce, verify and journal, all under the namespace's lock.
 
@@ -148,14 +153,16 @@ def converge(
     read and plan the caller made under ``session`` (else one is made here).
     ``prepare(assessment)`` runs under the lock before the apply (:data:`Prepare`); None
     from it changes nothing and returns None. Announcement and verification run when anything
-    changed (the recovery's and ``prepare``'s changes included). A failed check is reported in
-    the result, not raised.
+    changed (the recovery's and ``prepare``'s changes included), unless ``postpone()``, asked
+    after the last change, says the namespace is still moving (the agent: more events wait);
+    then the caller owes them to a later pass (``prepare``'s count). A failed check is
+    reported in the result, not raised.
     """
     if session is None:
         with locked(backend, root=root, timeout=lock_timeout, purpose=purpose) as own:
             return converge(
                 backend, config, root=root, session=own, assessed=assessed, prepare=prepare,
-                progress=progress, verify_retries=verify_retries,
+                progress=progress, verify_retries=verify_retries, postpone=postpone,
             )
     assessment = assessed if assessed is not None else assess(backend, config)
     prepared = 0
@@ -166,18 +173,23 @@ def converge(
         assessment, prepared = step
     result = apply_plan(backend, assessment.plan, root=root, progress=progress, config=config,
                         session=session, state=assessment.state)
-    return settle(backend, assessment, result, config, retries=verify_retries, prepared=prepared)
+    return settle(backend, assessment, result, config, retries=verify_retries, prepared=prepared,
+                  postpone=postpone)
 
 
 def settle(backend: Backend, assessment: Assessment, result: ApplyResult, config: Config, *,
-           retries: int = 5, prepared: int = 0) -> Convergence:
+           retries: int = 5, prepared: int = 0,
+           postpone: Callable[[], bool] | None = None) -> Convergence:
     """After a change (this apply's, the recovery's, or ``prepared`` ones a caller made just
     before): announce the managed addresses, then verify that the policy is in force
-    (``retries`` times more while checks fail)."""
+    (``retries`` times more while checks fail); both are left out when ``postpone()``."""
     done = Convergence(assessment, result, prepared=prepared)
     if not done.changed:
         return done
     done.changed_at = time.monotonic()
+    if postpone is not None and postpone():
+        done.postponed = True
+        return done
     done.announced = announce_addresses(backend, assessment.state, assessment.desired)
     # The policy is a pure function of what was read; the apply changed only owned routes,
     # rules and sysctls, so the desired state is the same: no second read.

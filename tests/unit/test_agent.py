@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from hosts import howto_host, link
 
+from multihome.agent.events import EventSource
 from multihome.agent.service import Agent, AgentOptions
 from multihome.agent.state import AgentStatus, write_status
 from multihome.backend.fake import FakeBackend
@@ -260,3 +261,38 @@ def test_metadata_with_a_free_address_configures_the_port(tmp_path: Path) -> Non
     assert [str(a.interface) for a in backend.state.addresses_of("eth2")] == ["192.168.0.130/24"]
     assert has_table_default(backend.state, "eth2")
     assert_settled(agent, backend, before)
+
+
+class Waiting(EventSource):
+    """An event source whose queue holds ``waiting`` events (nothing is read from it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = 0
+
+    def pending(self) -> int:
+        return self.waiting
+
+
+def test_announce_and_verify_wait_while_more_events_wait(tmp_path: Path) -> None:
+    """A repair made while more events wait leaves the announcement and the verification to
+    the next pass, which makes them even when it has nothing to change; the repair counts
+    once."""
+    events = Waiting()
+    backend = FakeBackend(howto_host())
+    agent = Agent(backend, Config, tmp_path, AgentOptions(source="kernel", dhcp=False), events)
+    agent.reconcile("start", 0.0)
+    repairs, announced, lookups = agent.status.repairs, len(backend.announced), backend.lookups
+    events.waiting = 3
+    backend.apply([Change("add", dhcp_default("eth1", ETH1, 101))])
+    assert agent.reconcile("route new default table 254 dev eth1", 0.0) is not None
+    assert (len(backend.announced), backend.lookups) == (announced, lookups)
+    assert converged(backend)
+    assert agent.status.last_repair is not None and agent.status.last_repair.verified == ""
+    events.waiting = 0
+    assert agent.reconcile("route del default table 254 dev eth1", 0.0) is None
+    assert agent.status.repairs == repairs + 1
+    assert_settled(agent, backend, announced)
+    assert agent.status.last_repair.trigger == "route new default table 254 dev eth1"
+    assert agent.reconcile("nothing", 0.0) is None
+    assert len(backend.announced) == announced + agent.status.last_repair.announced

@@ -36,7 +36,6 @@ from multihome.source.ports import StaticConfig
 log = logging.getLogger(__name__)
 
 
-
 def configure_static(backend: Backend, config: StaticConfig) -> None:
     """Bring the link up and give it the metadata's addresses and routes (idempotent)."""
     backend.set_link_up(config.ifname)

@@ -20,7 +20,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -128,6 +128,8 @@ class Agent:
         self._stop = False
         self._reload = False
         self._kick = False
+        self._owed = False
+        """A repair whose announcement and verification were postponed (events waited)."""
         self._idle = False
         self._watchdog = sdnotify.watchdog_interval()
         self._dirty = False
@@ -305,6 +307,9 @@ class Agent:
                 lock_timeout=LOCK_TIMEOUT,
                 verify_retries=0,  # a failed check is logged; the next event repairs again
                 purpose="agent repair",
+                # More events wait: the next pass repairs, announces and verifies; the ARPs
+                # and lookups would only delay it.
+                postpone=lambda: self.events.pending() > 0,
             )
         except Exception as exc:  # every failure is logged and retried, never fatal
             self._failed(trigger, exc)
@@ -312,13 +317,26 @@ class Agent:
         self.backoff = 0.5
         if done is None:  # paused
             return None
+        self._owed = done.postponed
         self._remember(done.assessment.state, done.assessment.desired)
         if done.result.applied:
             lines += done.plan.lines()
-        if not lines and not done.changed:
-            return None
-        self._repaired(trigger, started, lines, done)
-        return done.plan
+        if lines:
+            self._repaired(trigger, started, lines, done)
+        elif done.checks and self.status.last_repair is not None:  # a postponed one's turn
+            last = self.status.last_repair
+            self.status.last_repair = replace(
+                last, announced=done.announced, verified=_verified(done)
+            )
+            log.info(
+                "repair after %s: verify %s, %d announced",
+                last.trigger,
+                _verified(done),
+                done.announced,
+            )
+            self._dirty = True
+        self._check_verified(trigger, done)
+        return done.plan if lines else None
 
     def _prepare(self, assessment: Assessment, lines: list[str]) -> tuple[Assessment, int] | None:
         """Under the lock, before the apply: nothing when paused; else the agent's own
@@ -336,7 +354,7 @@ class Agent:
         lines += addressed + restored
         if addressed or restored:
             assessment = assess(self.backend, self.config)
-        return assessment, len(addressed) + len(restored)
+        return assessment, len(addressed) + len(restored) + int(self._owed)
 
     def _paused(self) -> bool:
         marker = paused(self.root)
@@ -364,14 +382,10 @@ class Agent:
         self.backoff = min(MAX_BACKOFF, self.backoff * 2)
         self._dirty = True
 
-    def _repaired(
-        self, trigger: str, started: float, lines: list[str], done: Convergence
-    ) -> None:
+    def _repaired(self, trigger: str, started: float, lines: list[str], done: Convergence) -> None:
         now = time.monotonic()
         # The latency ends with the last kernel change; announce and verify come after it.
         latency = ((done.changed_at or now) - started) * 1000
-        checks, failed = done.checks, done.failed
-        verified = f"{len(checks) - len(failed)}/{len(checks)}" if checks else ""
         self.status.repairs += 1
         self.status.changes += len(lines)
         self.status.last_repair = Repair(
@@ -380,23 +394,20 @@ class Agent:
             changes=tuple(lines),
             latency_ms=round(latency, 3),
             announced=done.announced,
-            verified=verified,
+            verified=_verified(done),
         )
+        if done.postponed:
+            settled = " (announce and verify postponed: more events wait)"
+        else:
+            settled = f" (verify {_verified(done)}, {done.announced} announced)"
         log.info(
             "repair after %s: %d change(s) in %.1f ms: %s%s",
             trigger,
             len(lines),
             latency,
             "; ".join(lines),
-            f" (verify {verified}, {done.announced} announced)" if checks else "",
+            settled if done.checks or done.postponed else "",
         )
-        if failed and self.events.pending() == 0:  # else the namespace moved on already
-            self.status.errors += 1
-            self.status.last_error = f"{_now()} after {trigger}: verification: " + "; ".join(
-                f"{c.interface} {c.address} {c.name}: expected {c.expected}, got {c.got}"
-                for c in failed
-            )
-            log.warning("after the repair, %s", self.status.last_error.split(": ", 1)[1])
         self._dirty = True
         self.recent.append(now)
         if len(self.recent) == FIGHT_REPAIRS and now - self.recent[0] < FIGHT_WINDOW:
@@ -411,6 +422,17 @@ class Agent:
             )
             self.hold = min(MAX_BACKOFF, self.hold * 2)
             self.recent.clear()
+
+    def _check_verified(self, trigger: str, done: Convergence) -> None:
+        """A failed check is an error, unless more events wait (the namespace moved on)."""
+        failed = done.failed
+        if failed and self.events.pending() == 0:
+            self.status.errors += 1
+            self.status.last_error = f"{_now()} after {trigger}: verification: " + "; ".join(
+                f"{c.interface} {c.address} {c.name}: expected {c.expected}, got {c.got}"
+                for c in failed
+            )
+            log.warning("after the repair, %s", self.status.last_error.split(": ", 1)[1])
 
     def _ports(self, state: HostState) -> list[Link]:
         config = self.config
@@ -589,6 +611,13 @@ class Agent:
 def _describe(burst: list[Event], names: dict[int, str]) -> str:
     first = burst[0].describe(names)
     return first if len(burst) == 1 else f"{first} (+{len(burst) - 1} more events)"
+
+
+def _verified(done: Convergence) -> str:
+    """``passed/total`` checks, or empty when none ran."""
+    if not done.checks:
+        return ""
+    return f"{len(done.checks) - len(done.failed)}/{len(done.checks)}"
 
 
 def _now() -> str:
