@@ -134,8 +134,10 @@ def status(obj: Context, as_json: bool) -> None:
     from multihome.status import build_report
 
     config = obj.config()
+    from multihome.source.portfacts import host_facts
+
     with _backend() as backend:
-        snap = snapshot(backend, config)
+        snap = snapshot(backend, config, host_facts(obj.root))
         report = build_report(backend, snap, config)
     from multihome.agent.state import read_status
 
@@ -191,10 +193,12 @@ def status(obj: Context, as_json: bool) -> None:
 def plan(obj: Context, as_json: bool, source: str, metadata: str | None) -> None:
     """Show the exact changes `apply` would make (nothing is changed)."""
     from multihome.source.planning import sourced_snapshot
+    from multihome.source.portfacts import host_reader
 
     config = obj.config()
     with _backend() as backend:
-        sourced = sourced_snapshot(backend, config, source, metadata)
+        sourced = sourced_snapshot(backend, config, source, metadata,
+                                   leases=host_reader(obj.root))
     snap = sourced.snapshot
     if as_json:
         _echo_json(dict(snap.plan.to_json(), **sourced.to_json(),
@@ -268,6 +272,7 @@ def apply(obj: Context, dry_run: bool, detailed_exit_codes: bool, quiet: bool,
 
     from multihome.engine import locked, require_root, snapshot
     from multihome.safety.checks import find_peer, parse_probe
+    from multihome.source.portfacts import host_facts
 
     click.get_current_context().meta["detailed"] = detailed_exit_codes
     config = obj.config()
@@ -277,8 +282,9 @@ def apply(obj: Context, dry_run: bool, detailed_exit_codes: bool, quiet: bool,
     if not dry_run:
         require_root()
     with _backend() as backend:
+        facts = host_facts(obj.root)
         if dry_run:
-            snap = snapshot(backend, config)
+            snap = snapshot(backend, config, facts)
             if interface is not None:
                 snap = _restrict(snap, interface)
             _print_plan(obj, snap)
@@ -286,7 +292,7 @@ def apply(obj: Context, dry_run: bool, detailed_exit_codes: bool, quiet: bool,
         with locked(backend, root=obj.root, timeout=lock_timeout) as session:
             if session.recovery is not None:
                 click.echo(f"multihome: {session.recovery.message}", err=True)
-            snap = snapshot(backend, config)
+            snap = snapshot(backend, config, facts)
             if interface is not None:
                 snap = _restrict(snap, interface)
             peer = find_peer(management_peer, os.environ, [a.ip for a in snap.state.addresses])
@@ -424,11 +430,12 @@ def _restrict(snap: Any, interface: str) -> Any:
 def verify(obj: Context, as_json: bool) -> None:
     """Prove per address that replies leave through their own interface and gateway."""
     from multihome.engine import snapshot
+    from multihome.source.portfacts import host_facts
     from multihome.verify import verify as run_verify
 
     config = obj.config()
     with _backend() as backend:
-        snap = snapshot(backend, config)
+        snap = snapshot(backend, config, host_facts(obj.root))
         checks = run_verify(backend, snap.desired, config)
     in_sync = snap.plan.empty
     ok = all(c.ok for c in checks) and in_sync

@@ -24,6 +24,7 @@ from multihome import faults
 from multihome.backend import Backend, ChangeFailed
 from multihome.config import Config
 from multihome.errors import ApplyError, NotPermittedError
+from multihome.facts import NO_FACTS, PortFacts
 from multihome.model import HostState
 from multihome.names import register_names
 from multihome.plan import Change, Plan, make_plan
@@ -65,10 +66,12 @@ class ApplyResult:
         return self.applied > 0 or bool(self.files)
 
 
-def snapshot(backend: Backend, config: Config) -> Snapshot:
-    """Read the host once and compute the desired state and the plan."""
+def snapshot(backend: Backend, config: Config,
+             facts: Callable[[HostState], PortFacts] | None = None) -> Snapshot:
+    """Read the host once and compute the desired state and the plan; ``facts`` gives the
+    ports' own facts for the state read (leases, metadata, memory: :mod:`multihome.facts`)."""
     state = backend.read()
-    desired = compute_policy(state, config)
+    desired = compute_policy(state, config, NO_FACTS if facts is None else facts(state))
     return Snapshot(state, desired, make_plan(state, desired, config))
 
 

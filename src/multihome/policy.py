@@ -324,8 +324,10 @@ def _table_routes(ifname: str, table: int, addrs: tuple[Address, ...], default: 
         take(route, "seen earlier in the table")
     for addr in addrs:
         if addr.network not in have and addr.network.prefixlen < addr.network.max_prefixlen:
-            take(Route(table=table, dst=addr.network, ifname=ifname, proto=PROTO_MULTIHOME,
-                       scope=SCOPE_LINK, prefsrc=addr.ip), f"the address {addr.interface}")
+            # The port's metric, as DHCP clients and network managers give the prefix route.
+            take(Route(table=table, dst=addr.network, ifname=ifname, metric=default.metric,
+                       proto=PROTO_MULTIHOME, scope=SCOPE_LINK, prefsrc=addr.ip),
+                 f"the address {addr.interface}")
     copy = _copy(default, table)
     copies.append(copy)
     if default.table != TABLE_MAIN or default.proto == PROTO_MULTIHOME:

@@ -11,6 +11,8 @@ from multihome.engine import Snapshot
 from multihome.plan import make_plan
 from multihome.policy import compute_policy
 from multihome.source import Resolved, Retry, resolve
+from multihome.source.leases import LeaseReader
+from multihome.source.portfacts import gather
 from multihome.source.ports import PortIntent, StaticConfig, augment, intents, pending_static
 
 
@@ -56,23 +58,28 @@ def sourced_snapshot(
     source: str,
     location: str | None = None,
     retry: Retry | None = None,
+    leases: LeaseReader | None = None,
 ) -> SourcedSnapshot:
-    """Read the kernel, add what the metadata says DHCP-disabled ports should have, and plan.
+    """Read the kernel, add what the metadata says DHCP-disabled ports should have, and plan
+    with the ports' own facts (``leases``, and the metadata's declarations).
 
     Raises InputError for malformed metadata and MetadataUnavailable when ``source`` is
     ``openstack`` and there is none; reads only, changes nothing.
     """
     state = backend.read()
     resolved = resolve(source, state, location, retry)
+    reader = leases
     if resolved.metadata is None:
-        desired = compute_policy(state, config)
+        desired = compute_policy(state, config, gather(state, reader))
         return SourcedSnapshot(
             Snapshot(state, desired, make_plan(state, desired, config)), resolved
         )
     data = resolved.metadata.network
     static = pending_static(state, data)
     view = augment(state, static)
-    desired = compute_policy(view, config)
+    desired = compute_policy(
+        view, config, gather(view, reader, data, resolved.metadata.origin)
+    )
     plan = make_plan(view, desired, config)
     snap = Snapshot(view, desired, replace(plan, notes=plan.notes))
     return SourcedSnapshot(snap, resolved, intents(state, data), static)
