@@ -242,6 +242,10 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
                                declared.get(link.name),
                                [*owned_by_if.get(link.name, ()), *facts.seen.get(link.name, ())],
                                {r.dst for r in kept}, origins)
+        # Our copy already in the table stands for a new one that differs only in its metric
+        # (one route per destination: the metric means nothing there), so that a route
+        # coming back to main with another metric changes nothing.
+        copies = _with_existing(copies, owned_by_if.get(link.name, ()), table.id, origins)
         # What the network manager already keeps in the table stands for our copy of it, and
         # is wanted as it is (persist renders it again, plan adds nothing next to it).
         copies = _with_native(copies, kept)
@@ -420,6 +424,31 @@ def _route_essence(route: Route) -> tuple[object, ...]:
     """What a network manager's route must share with our copy to stand for it: not the
     protocol, not the preferred source (NetworkManager's static copies have none)."""
     return (*route.slot, route.ifname, str(route.gateway), route.scope, route.type)
+
+
+def _with_existing(copies: list[Route], owned: Iterable[Route], table: int,
+                   origins: dict[tuple[object, ...], str]) -> list[Route]:
+    """``copies`` with each one replaced by our route already in ``table`` that differs from
+    it only in its metric (the only one for its destination there)."""
+    def essence(route: Route) -> tuple[object, ...]:
+        return (route.dst, route.ifname, route.gateway, route.scope, route.prefsrc, route.type)
+
+    existing: dict[tuple[object, ...], list[Route]] = {}
+    for route in owned:
+        if route.table == table:
+            existing.setdefault(essence(route), []).append(route)
+    counts: dict[tuple[object, ...], int] = {}
+    for copy in copies:
+        counts[essence(copy)] = counts.get(essence(copy), 0) + 1
+    result = []
+    for copy in copies:
+        found = existing.get(essence(copy), [])
+        if len(found) == 1 and found[0] != copy and counts[essence(copy)] == 1:
+            if copy.key in origins:
+                origins[found[0].key] = origins[copy.key]
+            copy = found[0]
+        result.append(copy)
+    return result
 
 
 def _with_native(copies: list[Route], native: list[Route]) -> list[Route]:
