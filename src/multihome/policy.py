@@ -263,13 +263,8 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
     if preserved_rules and not any(r.suppress_prefixlength is not None for r in rules):
         rules.add(_rule(band, "suppress", TABLE_MAIN, suppress_prefixlength=0))
 
-    sysctls: list[Sysctl] = []
-    if multihomed:
-        for link in managed:
-            for knob, value in config.sysctls.items():
-                if value is not None:
-                    sysctls.append(conf_sysctl(link.name, knob, value))
-    elif managed:
+    sysctls = _sysctls(config, managed) if multihomed else []
+    if not multihomed and managed:
         notes.append(f"only one managed interface ({managed[0].name}): nothing to do")
     if any(s.reason in {"down", "no IPv4 address"} for s in skipped):
         notes.append("skipped interfaces keep what multihome set up for them earlier")
@@ -280,6 +275,12 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
         rules=frozenset(rules), sysctls=tuple(sysctls),
         main_removals=frozenset(main_removals), primary=primary, notes=tuple(notes),
         origins=_origins_of(routes, origins))
+
+
+def _sysctls(config: Config, managed: list[Link]) -> list[Sysctl]:
+    """The ARP-flux and reverse-path sysctls of each managed port of a multi-homed host."""
+    return [conf_sysctl(link.name, knob, value) for link in managed
+            for knob, value in config.sysctls.items() if value is not None]
 
 
 def _origins_of(routes: set[Route],
@@ -446,8 +447,9 @@ def _with_existing(copies: list[Route], owned: Iterable[Route], table: int,
         if len(found) == 1 and found[0] != copy and counts[essence(copy)] == 1:
             if copy.key in origins:
                 origins[found[0].key] = origins[copy.key]
-            copy = found[0]
-        result.append(copy)
+            result.append(found[0])
+        else:
+            result.append(copy)
     return result
 
 

@@ -12,7 +12,7 @@ from unit_states import host, port
 
 from multihome.backend.fake import FakeBackend
 from multihome.config import Config
-from multihome.engine import snapshot
+from multihome.engine import assess
 from multihome.facts import Declaration, DeclaredRoute, PortFacts
 from multihome.model import (
     PROTO_DHCP,
@@ -47,14 +47,14 @@ NEUTRON_LEASE = (("169.254.169.254/32", "192.168.0.100"), ("0.0.0.0/0", "192.168
 def applied(state: HostState, facts: PortFacts | None = None) -> FakeBackend:
     """The twin after one apply of the policy (what `multihome apply` leaves)."""
     backend = FakeBackend(state)
-    backend.apply(list(snapshot(backend, CONFIG, None if facts is None else lambda _s: facts)
+    backend.apply(list(assess(backend, CONFIG, None if facts is None else lambda _s: facts)
                        .plan.changes))
     return backend
 
 
 def repair(backend: FakeBackend, facts: PortFacts | None = None) -> None:
     """One reconcile: the plan for the state as it is now, applied."""
-    plan = snapshot(backend, CONFIG, None if facts is None else lambda _s: facts).plan
+    plan = assess(backend, CONFIG, None if facts is None else lambda _s: facts).plan
     backend.apply(list(plan.changes))
 
 
@@ -154,7 +154,7 @@ def test_a_new_gateway_in_the_lease_replaces_the_table_default(howto: HostState)
                                    "0.0.0.0/0 via 192.168.0.254"}
     found = backend.lookup(IP("198.51.100.10"), src=ETH1)
     assert found is not None and str(found.gateway) == "192.168.0.254"
-    assert snapshot(backend, CONFIG, lambda _s: facts).plan.empty
+    assert assess(backend, CONFIG, lambda _s: facts).plan.empty
 
 
 def test_a_classless_route_dropped_from_a_newer_lease_goes(howto: HostState) -> None:
@@ -200,7 +200,7 @@ def test_main_getting_a_route_back_changes_nothing(howto: HostState) -> None:
     repair(backend, lease(*NEUTRON_LEASE))
     add_main(backend, Route(table=TABLE_MAIN, dst=SUBNET, ifname="eth1", proto=PROTO_KERNEL,
                             scope=SCOPE_LINK, prefsrc=ETH1, metric=101), MAIN_DEFAULT)
-    plan = snapshot(backend, CONFIG, lambda _s: lease(*NEUTRON_LEASE)).plan
+    plan = assess(backend, CONFIG, lambda _s: lease(*NEUTRON_LEASE)).plan
     assert [c.describe() for c in plan.changes] == [
         "- route default via 192.168.0.1 dev eth1 table main proto dhcp src 192.168.0.112 "
         "metric 101"]

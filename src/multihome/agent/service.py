@@ -2,7 +2,7 @@
 
 One reconcile: read the namespace; forget ports that are gone (stop their DHCP clients);
 address ports that nothing addresses (static from metadata, DHCP otherwise, see
-:mod:`multihome.agent.addressing`); then ``engine.snapshot`` -> ``engine.apply_plan`` of just
+:mod:`multihome.agent.addressing`); then ``engine.assess`` -> ``engine.apply_plan`` of just
 the difference. The policy builds each port's table from the port's own facts
 (:mod:`multihome.facts`): its lease or the metadata, and what its table held before
 (``seen``: a link flap flushes the table, and main may get back only some of its routes).
@@ -30,7 +30,7 @@ from multihome.agent.state import AgentStatus, Repair, write_status
 from multihome.backend import ChangeFailed
 from multihome.backend.netlink import NetlinkBackend
 from multihome.config import Config
-from multihome.engine import apply_plan, snapshot
+from multihome.engine import apply_plan, assess
 from multihome.errors import InputError, MultihomeError
 from multihome.facts import PortFacts
 from multihome.model import HostState, Link, Route
@@ -287,14 +287,14 @@ class Agent:
         self.status.reconciles += 1
         lines: list[str] = []
         try:
-            snap = snapshot(self.backend, self.config, self._facts)  # one read, commonly
+            snap = assess(self.backend, self.config, self._facts)  # one read, commonly
             state = snap.state
             self.names.update((link.index, link.name) for link in state.links)
             lines += self._forget_gone(state)
             addressed = self._address_ports(state)
             lines += addressed
             if addressed:
-                snap = snapshot(self.backend, self.config, self._facts)
+                snap = assess(self.backend, self.config, self._facts)
             plan = snap.plan
             if not plan.empty:
                 apply_plan(self.backend, plan, root=self.root)

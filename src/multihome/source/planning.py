@@ -1,15 +1,13 @@
-"""A snapshot of the host whose facts come from the chosen source (kernel or OpenStack)."""
+"""An assessment of the host whose facts come from the chosen source (kernel or OpenStack)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from multihome.backend import Backend
 from multihome.config import Config
-from multihome.engine import Snapshot
-from multihome.plan import make_plan
-from multihome.policy import compute_policy
+from multihome.plan import Assessment
 from multihome.source import Resolved, Retry, resolve
 from multihome.source.leases import LeaseReader
 from multihome.source.portfacts import gather
@@ -17,10 +15,10 @@ from multihome.source.ports import PortIntent, StaticConfig, augment, intents, p
 
 
 @dataclass(frozen=True)
-class SourcedSnapshot:
-    """The snapshot, and what the metadata contributed to it."""
+class SourcedAssessment:
+    """The assessment, and what the metadata contributed to it."""
 
-    snapshot: Snapshot
+    assessment: Assessment
     resolved: Resolved
     intents: tuple[PortIntent, ...] = ()
     static: tuple[StaticConfig, ...] = ()
@@ -52,14 +50,14 @@ class SourcedSnapshot:
         }
 
 
-def sourced_snapshot(
+def sourced_assessment(
     backend: Backend,
     config: Config,
     source: str,
     location: str | None = None,
     retry: Retry | None = None,
     leases: LeaseReader | None = None,
-) -> SourcedSnapshot:
+) -> SourcedAssessment:
     """Read the kernel, add what the metadata says DHCP-disabled ports should have, and plan
     with the ports' own facts (``leases``, and the metadata's declarations).
 
@@ -70,16 +68,11 @@ def sourced_snapshot(
     resolved = resolve(source, state, location, retry)
     reader = leases
     if resolved.metadata is None:
-        desired = compute_policy(state, config, gather(state, reader))
-        return SourcedSnapshot(
-            Snapshot(state, desired, make_plan(state, desired, config)), resolved
-        )
+        return SourcedAssessment(Assessment.of(state, config, gather(state, reader)), resolved)
     data = resolved.metadata.network
     static = pending_static(state, data)
     view = augment(state, static)
-    desired = compute_policy(
-        view, config, gather(view, reader, data, resolved.metadata.origin)
+    facts = gather(view, reader, data, resolved.metadata.origin)
+    return SourcedAssessment(
+        Assessment.of(view, config, facts), resolved, intents(state, data), static
     )
-    plan = make_plan(view, desired, config)
-    snap = Snapshot(view, desired, replace(plan, notes=plan.notes))
-    return SourcedSnapshot(snap, resolved, intents(state, data), static)
