@@ -203,6 +203,7 @@ def plan(obj: CliOptions, as_json: bool, source: str, metadata: str | None) -> N
     if as_json:
         _echo_json(dict(assessment.plan.to_json(), **sourced.to_json(),
                         interfaces=[i.to_json() for i in assessment.desired.interfaces],
+                        table_route_origins=assessment.desired.route_origins(),
                         skipped=[{"name": s.ifname, "reason": s.reason}
                                  for s in assessment.desired.skipped]))
         return
@@ -221,7 +222,12 @@ def _print_plan(obj: CliOptions, assessment: Any) -> None:
     if assessment.plan.empty:
         click.echo("no changes: the kernel already matches the policy")
         return
-    for line in assessment.plan.lines():
+    origins = assessment.desired.origins
+    names = assessment.plan.table_names
+    for change in assessment.plan.changes:
+        line = change.describe(names)
+        if change.action == "add" and change.obj.key in origins:
+            line += f"  # from {origins[change.obj.key]}"
         click.echo(_styled(line, obj.color))
     click.echo(f"{len(assessment.plan.changes)} change(s)")
 

@@ -119,6 +119,12 @@ class DesiredState:
     def table_names(self) -> dict[int, str]:
         return {t.id: t.name for t in self.tables}
 
+    def route_origins(self) -> list[dict[str, str]]:
+        """Where each desired table route that main does not hold came from (JSON)."""
+        names = self.table_names
+        return [{"route": r.describe(names), "origin": self.origins[r.key]}
+                for r in sorted(self.routes, key=lambda r: r.key) if r.key in self.origins]
+
     def interface(self, name: str) -> ManagedInterface | None:
         for iface in self.interfaces:
             if iface.name == name:

@@ -267,9 +267,10 @@ def parse_networkd(text: str, origin: str, ifindex: int, mtime: float) -> Lease:
 
 
 def parse_nm_device(text: str, origin: str, ifindex: int, mtime: float) -> Lease | None:
-    """The ``[dhcp4]`` section of NetworkManager's device state file (its DHCP options:
-    ``ip_address``, ``subnet_mask``, ``routers``, ``classless_static_routes`` as
-    ``dst/len gateway ...``, ``expiry`` in seconds since the epoch); None without one."""
+    """The ``[dhcp4]`` section of NetworkManager's device state file (its DHCP options, as
+    1.42 writes them: ``dhcp4.ip_address``, ``dhcp4.subnet_mask``, ``dhcp4.routers``,
+    ``dhcp4.rfc3442_classless_static_routes`` as ``dst/len gateway ...``, ``dhcp4.expiry`` in
+    seconds since the epoch); None without one."""
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read_string(text)
@@ -277,11 +278,14 @@ def parse_nm_device(text: str, origin: str, ifindex: int, mtime: float) -> Lease
         raise LeaseError(f"not a keyfile ({exc.message.splitlines()[0]})") from exc
     if not parser.has_section("dhcp4"):
         return None
-    options = parser["dhcp4"]
+    # NetworkManager 1.42 writes ``dhcp4.ip_address=``; the prefix is optional here.
+    options = {key.removeprefix("dhcp4."): value for key, value in parser["dhcp4"].items()}
     if "ip_address" not in options:
         raise LeaseError("[dhcp4] has no ip_address")
     classless: tuple[DeclaredRoute, ...] | None = None
-    words = options.get("classless_static_routes", "").split()
+    words = options.get(
+        "rfc3442_classless_static_routes", options.get("classless_static_routes", "")
+    ).split()
     if words:
         if len(words) % 2:
             raise LeaseError("classless_static_routes is not pairs of destination and gateway")
