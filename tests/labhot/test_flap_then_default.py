@@ -101,6 +101,8 @@ def test_flap_then_only_the_default_back_keeps_eth1_whole(scenario4: LiveLab) ->
     assert peer["dev"] == "eth1" and "gateway" not in peer, peer
     ping = subprocess.run(
         ["ip", "netns", "exec", lab.guest, "ping", "-c1", "-W1", "-I", ETH1, "192.168.0.1"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert ping.returncode == 0, ping.stdout + ping.stderr

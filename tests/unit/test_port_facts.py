@@ -47,8 +47,9 @@ NEUTRON_LEASE = (("169.254.169.254/32", "192.168.0.100"), ("0.0.0.0/0", "192.168
 def applied(state: HostState, facts: PortFacts | None = None) -> FakeBackend:
     """The twin after one apply of the policy (what `multihome apply` leaves)."""
     backend = FakeBackend(state)
-    backend.apply(list(assess(backend, CONFIG, None if facts is None else lambda _s: facts)
-                       .plan.changes))
+    backend.apply(
+        list(assess(backend, CONFIG, None if facts is None else lambda _s: facts).plan.changes)
+    )
     return backend
 
 
@@ -77,8 +78,9 @@ def flap(backend: FakeBackend, ifname: str = "eth1") -> None:
 
 def add_main(backend: FakeBackend, *routes: Route) -> None:
     state = backend.read()
-    backend.state = HostState.build(state.links, state.addresses, (*state.routes, *routes),
-                                    state.rules, dict(state.sysctls))
+    backend.state = HostState.build(
+        state.links, state.addresses, (*state.routes, *routes), state.rules, dict(state.sysctls)
+    )
 
 
 def leaves_eth1(backend: FakeBackend, dst: str, src: ipaddress.IPv4Address = ETH1) -> bool:
@@ -86,10 +88,20 @@ def leaves_eth1(backend: FakeBackend, dst: str, src: ipaddress.IPv4Address = ETH
     return found is not None and found.ifname == "eth1"
 
 
-MAIN_DEFAULT = Route(table=TABLE_MAIN, dst=DEFAULT, ifname="eth1", gateway=IP("192.168.0.1"),
-                     proto=PROTO_DHCP, prefsrc=ETH1, metric=101)
-FULL_TABLE = {"192.168.0.0/24 via None", "169.254.169.254/32 via 192.168.0.100",
-              "0.0.0.0/0 via 192.168.0.1"}
+MAIN_DEFAULT = Route(
+    table=TABLE_MAIN,
+    dst=DEFAULT,
+    ifname="eth1",
+    gateway=IP("192.168.0.1"),
+    proto=PROTO_DHCP,
+    prefsrc=ETH1,
+    metric=101,
+)
+FULL_TABLE = {
+    "192.168.0.0/24 via None",
+    "169.254.169.254/32 via 192.168.0.100",
+    "0.0.0.0/0 via 192.168.0.1",
+}
 
 
 def test_flap_then_only_the_default_back_keeps_the_table_whole(howto: HostState) -> None:
@@ -98,8 +110,13 @@ def test_flap_then_only_the_default_back_keeps_the_table_whole(howto: HostState)
     the subnet and metadata routes, nor their rules, out of eth1's table (today's code did:
     main no longer had them)."""
     backend = applied(howto)
-    seen = {"eth1": frozenset(r for r in backend.read().routes
-                              if r.table not in (TABLE_MAIN, 255) and r.ifname == "eth1")}
+    seen = {
+        "eth1": frozenset(
+            r
+            for r in backend.read().routes
+            if r.table not in (TABLE_MAIN, 255) and r.ifname == "eth1"
+        )
+    }
     flap(backend)
     repair(backend, PortFacts(seen=seen))
     assert eth1_table(backend) == FULL_TABLE
@@ -111,8 +128,9 @@ def test_flap_then_only_the_default_back_keeps_the_table_whole(howto: HostState)
     assert to_dsts == {SUBNET, METADATA}
     assert leaves_eth1(backend, "169.254.169.254")
     assert leaves_eth1(backend, "192.168.0.1")
-    assert not any(r.table == TABLE_MAIN and r.ifname == "eth1" and r.is_default
-                   for r in state.routes)
+    assert not any(
+        r.table == TABLE_MAIN and r.ifname == "eth1" and r.is_default for r in state.routes
+    )
 
 
 def test_agent_restart_with_main_emptied_keeps_the_table(howto: HostState) -> None:
@@ -120,8 +138,10 @@ def test_agent_restart_with_main_emptied_keeps_the_table(howto: HostState) -> No
     the table still has our copies: they are kept (main losing a route is no reason)."""
     backend = applied(howto)
     state = backend.read()
-    backend.state = replace(state, routes=tuple(
-        r for r in state.routes if not (r.table == TABLE_MAIN and r.ifname == "eth1")))
+    backend.state = replace(
+        state,
+        routes=tuple(r for r in state.routes if not (r.table == TABLE_MAIN and r.ifname == "eth1")),
+    )
     add_main(backend, MAIN_DEFAULT)
     repair(backend)
     assert eth1_table(backend) == FULL_TABLE
@@ -149,9 +169,11 @@ def test_a_new_gateway_in_the_lease_replaces_the_table_default(howto: HostState)
     backend = applied(howto)
     facts = lease(("169.254.169.254/32", "192.168.0.100"), ("0.0.0.0/0", "192.168.0.254"))
     repair(backend, facts)
-    assert eth1_table(backend) == {"192.168.0.0/24 via None",
-                                   "169.254.169.254/32 via 192.168.0.100",
-                                   "0.0.0.0/0 via 192.168.0.254"}
+    assert eth1_table(backend) == {
+        "192.168.0.0/24 via None",
+        "169.254.169.254/32 via 192.168.0.100",
+        "0.0.0.0/0 via 192.168.0.254",
+    }
     found = backend.lookup(IP("198.51.100.10"), src=ETH1)
     assert found is not None and str(found.gateway) == "192.168.0.254"
     assert assess(backend, CONFIG, lambda _s: facts).plan.empty
@@ -162,30 +184,51 @@ def test_a_classless_route_dropped_from_a_newer_lease_goes(howto: HostState) -> 
     go; the subnet route (from the address) and the default stay."""
     backend = applied(howto)
     state = backend.read()
-    backend.state = replace(state, routes=tuple(
-        r for r in state.routes if not (r.table == TABLE_MAIN and r.dst == METADATA
-                                        and r.ifname == "eth1")))
+    backend.state = replace(
+        state,
+        routes=tuple(
+            r
+            for r in state.routes
+            if not (r.table == TABLE_MAIN and r.dst == METADATA and r.ifname == "eth1")
+        ),
+    )
     repair(backend, lease(("0.0.0.0/0", "192.168.0.1")))
     assert eth1_table(backend) == {"192.168.0.0/24 via None", "0.0.0.0/0 via 192.168.0.1"}
-    assert not any(r.dst == METADATA and r.src == NET("192.168.0.112/32")
-                   for r in backend.read().rules)
+    assert not any(
+        r.dst == METADATA and r.src == NET("192.168.0.112/32") for r in backend.read().rules
+    )
 
 
 def test_a_removed_address_takes_what_depends_on_it(howto: HostState) -> None:
     """eth1 has .112 and .113; .113 goes: the routes sourced from it and its rules go,
     .112's stay; a lease for .113 says nothing about .112 any more."""
     second = Address("eth1", ipaddress.ip_interface("192.168.0.113/24"))
-    extra = Route(table=TABLE_MAIN, dst=NET("10.9.0.0/16"), ifname="eth1",
-                  gateway=IP("192.168.0.9"), proto=PROTO_DHCP, prefsrc=second.ip, metric=101)
-    state = HostState.build(howto.links, (*howto.addresses, second), (*howto.routes, extra),
-                            howto.rules, dict(howto.sysctls))
+    extra = Route(
+        table=TABLE_MAIN,
+        dst=NET("10.9.0.0/16"),
+        ifname="eth1",
+        gateway=IP("192.168.0.9"),
+        proto=PROTO_DHCP,
+        prefsrc=second.ip,
+        metric=101,
+    )
+    state = HostState.build(
+        howto.links,
+        (*howto.addresses, second),
+        (*howto.routes, extra),
+        howto.rules,
+        dict(howto.sysctls),
+    )
     backend = applied(state)
     assert "10.9.0.0/16 via 192.168.0.9" in eth1_table(backend)
     now = backend.read()
     backend.state = HostState.build(
-        now.links, [a for a in now.addresses if a != second],
+        now.links,
+        [a for a in now.addresses if a != second],
         [r for r in now.routes if r.prefsrc != second.ip or r.table != TABLE_MAIN],
-        now.rules, dict(now.sysctls))
+        now.rules,
+        dict(now.sysctls),
+    )
     stale = lease(("0.0.0.0/0", "192.168.0.77"), address="192.168.0.113")
     repair(backend, stale)
     assert eth1_table(backend) == FULL_TABLE
@@ -198,22 +241,38 @@ def test_main_getting_a_route_back_changes_nothing(howto: HostState) -> None:
     backend = applied(howto)
     flap(backend)
     repair(backend, lease(*NEUTRON_LEASE))
-    add_main(backend, Route(table=TABLE_MAIN, dst=SUBNET, ifname="eth1", proto=PROTO_KERNEL,
-                            scope=SCOPE_LINK, prefsrc=ETH1, metric=101), MAIN_DEFAULT)
+    add_main(
+        backend,
+        Route(
+            table=TABLE_MAIN,
+            dst=SUBNET,
+            ifname="eth1",
+            proto=PROTO_KERNEL,
+            scope=SCOPE_LINK,
+            prefsrc=ETH1,
+            metric=101,
+        ),
+        MAIN_DEFAULT,
+    )
     plan = assess(backend, CONFIG, lambda _s: lease(*NEUTRON_LEASE)).plan
     assert [c.describe() for c in plan.changes] == [
         "- route default via 192.168.0.1 dev eth1 table main proto dhcp src 192.168.0.112 "
-        "metric 101"]
+        "metric 101"
+    ]
 
 
 def test_without_a_lease_a_port_never_loses_its_table_copies() -> None:
     """No lease known (another DHCP client): earlier copies through a gateway stay while
     they fit the address, whatever main holds."""
-    state = host(port("eth0", 2, "192.168.0.107/24", "192.168.0.1", 100, "192.168.0.100"),
-                 port("eth1", 3, "192.168.0.112/24", "192.168.0.1", 101, "192.168.0.100"))
+    state = host(
+        port("eth0", 2, "192.168.0.107/24", "192.168.0.1", 100, "192.168.0.100"),
+        port("eth1", 3, "192.168.0.112/24", "192.168.0.1", 101, "192.168.0.100"),
+    )
     backend = applied(state)
     now = backend.read()
-    backend.state = replace(now, routes=tuple(
-        r for r in now.routes if not (r.table == TABLE_MAIN and r.ifname == "eth1")))
+    backend.state = replace(
+        now,
+        routes=tuple(r for r in now.routes if not (r.table == TABLE_MAIN and r.ifname == "eth1")),
+    )
     repair(backend)
     assert eth1_table(backend) == FULL_TABLE
