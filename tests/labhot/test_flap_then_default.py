@@ -106,3 +106,24 @@ def test_flap_then_only_the_default_back_keeps_eth1_whole(scenario4: LiveLab) ->
         check=False,
     )
     assert ping.returncode == 0, ping.stdout + ping.stderr
+
+
+@pytest.mark.netns
+def test_flap_while_no_agent_runs_then_the_agent_rebuilds_from_the_lease(
+    scenario4: LiveLab,
+) -> None:
+    """The agent's memory is empty (it was not running): eth1 flaps, which flushes its table;
+    main gets back only the prefix route (the kernel's), not the default nor the metadata
+    route. The agent started then rebuilds eth1's table from eth1's dhclient lease (the file
+    named by the running dhclient's -lf) and its address: every floating IP answers and
+    metadata answers through eth1 (before, eth1 was taken for an isolated port)."""
+    lab = scenario4
+    guest(lab, "ip", "link", "set", "eth1", "down")
+    time.sleep(0.3)
+    guest(lab, "ip", "link", "set", "eth1", "up")
+    assert not [
+        r for r in lab.routes("main") if r.get("dev") == "eth1" and r["dst"] != "192.168.0.0/24"
+    ]
+    lab.start_agent()
+    wait_until(lambda: healthy(lab), BOUND, "eth1 works again\n" + lab.agent_log())
+    assert route_get(lab, "198.51.100.10", ETH1).get("gateway") == "192.168.0.1"
