@@ -111,8 +111,8 @@ class DesiredState:
     main_removals: frozenset[Route]
     primary: str | None
     notes: tuple[str, ...] = ()
-    origins: Mapping[tuple[object, ...], str] = field(default_factory=dict)
-    """Where each table route that main does not hold came from (by ``Route.key``): a lease,
+    origins: Mapping[Route, str] = field(default_factory=dict)
+    """Where each table route that main does not hold came from: a lease,
     the metadata, the address, or an earlier copy (see :mod:`multihome.facts`)."""
 
     @property
@@ -122,8 +122,8 @@ class DesiredState:
     def route_origins(self) -> list[dict[str, str]]:
         """Where each desired table route that main does not hold came from (JSON)."""
         names = self.table_names
-        return [{"route": r.describe(names), "origin": self.origins[r.key]}
-                for r in sorted(self.routes, key=lambda r: r.key) if r.key in self.origins]
+        return [{"route": r.describe(names), "origin": origin}
+                for r, origin in sorted(self.origins.items(), key=lambda item: item[0].key)]
 
     def interface(self, name: str) -> ManagedInterface | None:
         for iface in self.interfaces:
@@ -229,7 +229,7 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
     routes: set[Route] = set()
     rules: set[Rule] = set()
     main_removals: set[Route] = set()
-    origins: dict[tuple[object, ...], str] = {}
+    origins: dict[Route, str] = {}
     band = config.priority_range[0]
     for link in managed:
         addrs = tuple(a for a in state.addresses_of(link.name, 4) if a.scope == SCOPE_UNIVERSE)
@@ -246,7 +246,8 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
         kept = [r for r in native.get(link.name, ()) if r.table == table.id]
         copies = _table_routes(link.name, table.id, addrs, default, routes_by_if[link.name],
                                declared.get(link.name),
-                               [*owned_by_if.get(link.name, ()), *facts.seen.get(link.name, ())],
+                               [*owned_by_if.get(link.name, ()),
+                                *sorted(facts.seen.get(link.name, ()), key=lambda r: r.key)],
                                {r.dst for r in kept}, origins)
         # Our copy already in the table stands for a new one that differs only in its metric
         # (one route per destination: the metric means nothing there), so that a route
@@ -289,17 +290,15 @@ def _sysctls(config: Config, managed: list[Link]) -> list[Sysctl]:
             for knob, value in config.sysctls.items() if value is not None]
 
 
-def _origins_of(routes: set[Route],
-                origins: dict[tuple[object, ...], str]) -> dict[tuple[object, ...], str]:
+def _origins_of(routes: set[Route], origins: dict[Route, str]) -> dict[Route, str]:
     """The origins of the routes that made it into the desired state."""
-    keys = {r.key for r in routes}
-    return {key: origin for key, origin in origins.items() if key in keys}
+    return {route: origin for route, origin in origins.items() if route in routes}
 
 
 def _table_routes(ifname: str, table: int, addrs: tuple[Address, ...], default: Route,
                   in_main: list[Route], declaration: Declaration | None,
                   earlier: list[Route], native: set[IPNetwork],
-                  origins: dict[tuple[object, ...], str]) -> list[Route]:
+                  origins: dict[Route, str]) -> list[Route]:
     """The routes of ``ifname``'s table, one per destination, from its facts in this order:
     main's routes of the port now; the routes its lease or metadata declares; the routes seen
     earlier (our copies, the agent's memory) that still fit its addresses -- through a
@@ -318,7 +317,7 @@ def _table_routes(ifname: str, table: int, addrs: tuple[Address, ...], default: 
     def take(route: Route, origin: str) -> None:
         copies.append(route)
         have.add(route.dst)
-        origins[route.key] = origin
+        origins[route] = origin
 
     if declaration is not None:
         for declared in declaration.routes:
@@ -327,7 +326,7 @@ def _table_routes(ifname: str, table: int, addrs: tuple[Address, ...], default: 
                           prefsrc=declaration.address)
             if not declared.is_default and declared.dst not in have and fits(route):
                 take(route, declaration.origin)
-    for old in sorted(earlier, key=lambda r: r.key):
+    for old in earlier:  # our copies (state order: sorted), then the memory (sorted by caller)
         route = _copy(old, table)
         if (route.family != 4 or route.is_default or route.dst in have or not fits(route)
                 or (route.gateway is not None and declaration is not None)):
@@ -342,10 +341,10 @@ def _table_routes(ifname: str, table: int, addrs: tuple[Address, ...], default: 
     copy = _copy(default, table)
     copies.append(copy)
     if default.table != TABLE_MAIN or default.proto == PROTO_MULTIHOME:
-        origins[copy.key] = ("seen earlier in the table" if default.proto == PROTO_MULTIHOME
+        origins[copy] = ("seen earlier in the table" if default.proto == PROTO_MULTIHOME
                              else "the network manager's table")
     elif default.proto == PROTO_DHCP and declaration is not None and default not in in_main:
-        origins[copy.key] = declaration.origin
+        origins[copy] = declaration.origin
     return copies
 
 
@@ -434,16 +433,18 @@ def _route_essence(route: Route) -> tuple[object, ...]:
 
 
 def _with_existing(copies: list[Route], owned: Iterable[Route], table: int,
-                   origins: dict[tuple[object, ...], str]) -> list[Route]:
+                   origins: dict[Route, str]) -> list[Route]:
     """``copies`` with each one replaced by our route already in ``table`` that differs from
     it only in its metric (the only one for its destination there)."""
     def essence(route: Route) -> tuple[object, ...]:
         return (route.dst, route.ifname, route.gateway, route.scope, route.prefsrc, route.type)
 
+    owned = [r for r in owned if r.table == table]
+    if not owned or set(copies) <= set(owned):
+        return copies  # the common case: the table is as wanted
     existing: dict[tuple[object, ...], list[Route]] = {}
     for route in owned:
-        if route.table == table:
-            existing.setdefault(essence(route), []).append(route)
+        existing.setdefault(essence(route), []).append(route)
     counts: dict[tuple[object, ...], int] = {}
     for copy in copies:
         counts[essence(copy)] = counts.get(essence(copy), 0) + 1
@@ -451,8 +452,8 @@ def _with_existing(copies: list[Route], owned: Iterable[Route], table: int,
     for copy in copies:
         found = existing.get(essence(copy), [])
         if len(found) == 1 and found[0] != copy and counts[essence(copy)] == 1:
-            if copy.key in origins:
-                origins[found[0].key] = origins[copy.key]
+            if copy in origins:
+                origins[found[0]] = origins[copy]
             result.append(found[0])
         else:
             result.append(copy)
