@@ -215,6 +215,8 @@ def plan(obj: CliOptions, as_json: bool, source: str, metadata: str | None) -> N
 
 
 def _print_plan(obj: CliOptions, assessment: Any) -> None:
+    from multihome.model import Route
+
     for skipped in assessment.desired.skipped:
         click.echo(f"# {skipped.ifname}: skipped ({skipped.reason})")
     for note in assessment.plan.notes:
@@ -226,8 +228,8 @@ def _print_plan(obj: CliOptions, assessment: Any) -> None:
     names = assessment.plan.table_names
     for change in assessment.plan.changes:
         line = change.describe(names)
-        if change.action == "add" and change.obj.key in origins:
-            line += f"  # from {origins[change.obj.key]}"
+        if change.action == "add" and isinstance(change.obj, Route) and change.obj in origins:
+            line += f"  # from {origins[change.obj]}"
         click.echo(_styled(line, obj.color))
     click.echo(f"{len(assessment.plan.changes)} change(s)")
 
