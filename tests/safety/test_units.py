@@ -10,19 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
+from hosts import howto_host
 
 from multihome.backend.fake import FakeBackend, net
 from multihome.config import Config
-from multihome.errors import InputError
+from multihome.errors import InputError, LockTimeoutError
 from multihome.model import (
     PROTO_DHCP,
-    PROTO_KERNEL,
-    SCOPE_LINK,
-    TABLE_MAIN,
-    Address,
-    HostState,
-    Link,
-    Route,
     Rule,
     Sysctl,
 )
@@ -30,62 +24,10 @@ from multihome.plan import Change, make_plan
 from multihome.policy import compute_policy
 from multihome.safety.checks import Probe, find_peer, parse_probe, parse_ssh
 from multihome.transaction import checkpoint, journal
-from multihome.transaction.lock import LockTimeoutError, acquire
+from multihome.transaction.lock import acquire
 from multihome.transaction.statedir import StateDir, change_from_json, change_to_json
 
 ip = ipaddress.ip_address
-
-
-def howto_state() -> HostState:
-    """The how-to's VM: eth0 .107 and eth1 .112 on 192.168.0.0/24, two defaults."""
-    links = [
-        Link("lo", 1, loopback=True, up=True),
-        Link("eth0", 2, mac="52:54:00:00:00:07", kind="veth", up=True),
-        Link("eth1", 3, mac="52:54:00:00:00:12", kind="veth", up=True),
-    ]
-    addrs = [
-        Address("eth0", ipaddress.ip_interface("192.168.0.107/24")),
-        Address("eth1", ipaddress.ip_interface("192.168.0.112/24")),
-    ]
-    routes = []
-    for ifname, src, metric in (("eth0", "192.168.0.107", 100), ("eth1", "192.168.0.112", 101)):
-        routes += [
-            Route(
-                TABLE_MAIN,
-                net("192.168.0.0/24"),
-                ifname,
-                None,
-                metric,
-                PROTO_KERNEL,
-                SCOPE_LINK,
-                ip(src),
-            ),
-            Route(
-                TABLE_MAIN,
-                net("0.0.0.0/0"),
-                ifname,
-                ip("192.168.0.1"),
-                metric,
-                PROTO_DHCP,
-                prefsrc=ip(src),
-            ),
-            Route(
-                TABLE_MAIN,
-                net("169.254.169.254/32"),
-                ifname,
-                ip("192.168.0.100"),
-                metric,
-                PROTO_DHCP,
-                prefsrc=ip(src),
-            ),
-        ]
-    rules = [Rule(4, 0, 255, proto=2), Rule(4, 32766, 254, proto=2), Rule(4, 32767, 253, proto=2)]
-    sysctls = {
-        f"net.ipv4.conf.{i}.{k}": "0"
-        for i in ("all", "default", "eth0", "eth1")
-        for k in ("rp_filter", "arp_ignore", "arp_announce", "arp_filter")
-    }
-    return HostState.build(links, addrs, routes, rules, sysctls)
 
 
 def _apply_policy(backend: FakeBackend, config: Config) -> list[Change]:
@@ -99,7 +41,7 @@ def test_restore_after_apply_is_exact_and_idempotent(tmp_path: Path) -> None:
     """capture -> apply -> restore_changes brings routes, rules and sysctls back exactly;
     restoring again finds nothing to do."""
     config = Config()
-    backend = FakeBackend(howto_state())
+    backend = FakeBackend(howto_host())
     before = backend.read()
     plan = make_plan(before, compute_policy(before, config), config)
     saved = checkpoint.capture(before, plan.changes, config, tmp_path)
@@ -122,7 +64,7 @@ def test_restore_from_half_way(tmp_path: Path) -> None:
     """A restore from any prefix of the plan (a killed apply) is exact too."""
     config = Config()
     for k in (0, 1, 9, 17, 25):
-        backend = FakeBackend(howto_state())
+        backend = FakeBackend(howto_host())
         before = backend.read()
         plan = make_plan(before, compute_policy(before, config), config)
         saved = checkpoint.capture(before, plan.changes, config, tmp_path)
@@ -136,7 +78,7 @@ def test_restore_from_half_way(tmp_path: Path) -> None:
 def test_still_needed_finishes_a_prefix() -> None:
     """After k changes, still_needed gives exactly the remaining ones, in order."""
     config = Config()
-    backend = FakeBackend(howto_state())
+    backend = FakeBackend(howto_host())
     state = backend.read()
     plan = make_plan(state, compute_policy(state, config), config)
     backend.apply(plan.changes[:10])
@@ -150,7 +92,7 @@ def test_reset_changes_with_and_without_record(tmp_path: Path) -> None:
     """reset removes everything owned and puts back the moved default: from the record with
     its own protocol, or rebuilt from the owned copy (proto boot) when the record is lost."""
     config = Config()
-    backend = FakeBackend(howto_state())
+    backend = FakeBackend(howto_host())
     before = backend.read()
     plan = make_plan(before, compute_policy(before, config), config)
     record = checkpoint.Record().add(checkpoint.capture(before, plan.changes, config, tmp_path))
@@ -174,7 +116,7 @@ def test_reset_changes_with_and_without_record(tmp_path: Path) -> None:
 def test_record_first_value_wins_and_prune(tmp_path: Path) -> None:
     """The record keeps the first prior value of a sysctl and forgets routes back in main."""
     config = Config()
-    state = howto_state()
+    state = howto_host()
     plan = make_plan(state, compute_policy(state, config), config)
     first = checkpoint.capture(state, plan.changes, config, tmp_path)
     record = checkpoint.Record().add(first)
@@ -194,7 +136,7 @@ def test_record_first_value_wins_and_prune(tmp_path: Path) -> None:
 def test_codecs_round_trip(tmp_path: Path) -> None:
     """Checkpoints and changes survive JSON unchanged (fwmask included)."""
     config = Config()
-    state = howto_state()
+    state = howto_host()
     plan = make_plan(state, compute_policy(state, config), config)
     saved = checkpoint.capture(state, plan.changes, config, tmp_path)
     assert checkpoint.Checkpoint.from_json(saved.to_json()) == saved

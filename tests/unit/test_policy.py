@@ -1,4 +1,4 @@
-"""Policy and plan on the in-memory twin: the cases DESIGN.md and issue 2 name."""
+"""Policy and plan on the in-memory twin: the cases docs/design.md and issue 2 name."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import ipaddress
 from dataclasses import replace
 
 import pytest
-from unit_states import host, link, port
+from hosts import host, link, port
 
 from multihome.backend.fake import FakeBackend
 from multihome.config import Config, parse_config

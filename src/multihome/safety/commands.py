@@ -9,9 +9,10 @@ from typing import Any
 
 from multihome.backend import Backend
 from multihome.config import Config
-from multihome.errors import MultihomeError
-from multihome.transaction import checkpoint, journal
-from multihome.transaction.lock import DEFAULT_LOCK_TIMEOUT, is_locked
+from multihome.errors import MultihomeError, NothingToConfirmError
+from multihome.processes import pid_alive
+from multihome.transaction import DEFAULT_LOCK_TIMEOUT, checkpoint, journal
+from multihome.transaction.lock import is_locked
 from multihome.transaction.statedir import (
     CHECKPOINT,
     CONFIRM,
@@ -21,14 +22,9 @@ from multihome.transaction.statedir import (
     ROLLBACK_REQUEST,
     WATCHDOG_PID,
     StateDir,
-    pid_alive,
 )
 
 WAIT = 30.0
-
-
-class NothingToConfirmError(MultihomeError):
-    """``multihome confirm`` found no apply waiting for a confirmation."""
 
 
 @dataclass

@@ -12,19 +12,23 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from multihome.backend import Backend
 from multihome.config import Config
+from multihome.errors import InputError
 from multihome.files import read_text, under_root
+from multihome.manifest import Manifest, manifest_path, read_manifest
 from multihome.model import SCOPE_UNIVERSE, TABLE_MAIN, HostState, Link, Rule
 from multihome.names import RT_TABLES_FILE
 from multihome.plan import Assessment
 from multihome.policy import is_left_alone, owned_routes, owned_rules
+from multihome.processes import DHCP_CLIENTS, pid_alive
 from multihome.status import Problem, check_defaults, check_pending, check_reply_paths
 from multihome.transaction.lock import is_locked
-from multihome.transaction.statedir import JOURNAL, PENDING, WATCHDOG_PID, StateDir, pid_alive
+from multihome.transaction.statedir import JOURNAL, PENDING, WATCHDOG_PID, StateDir
 
 #: Every code doctor can report, in the order of the checks.
 CODES = (
@@ -42,19 +46,15 @@ CODES = (
     "confirmation-pending",
 )
 
-#: Files that show multihome's state is persisted (globs below --root).
-PERSISTED_GLOBS = (
-    "etc/systemd/network/*multihome*",
-    "etc/netplan/*multihome*",
-    "etc/NetworkManager/system-connections/*multihome*",
-    "etc/systemd/system/multihome*.service",
-)
-IFCFG_DIR = "etc/sysconfig/network-scripts"
 #: netplan's NetworkManager renderer emits routing-policy since 1.2 (LP: #2086544).
 NETPLAN_NM_POLICY_FIXED = (1, 2)
-DHCP_CLIENTS = ("dhclient", "dhcpcd", "udhcpc", "dhcpcd5")
 NETWORKD = "systemd-network"  # /proc/PID/comm is cut at 15 characters
 NETWORK_MANAGER = "NetworkManager"
+#: The persist backends whose files make each daemon keep multihome's rules and tables itself.
+KEPT_BY = {
+    NETWORKD: ("networkd", "netplan"),
+    NETWORK_MANAGER: ("networkmanager", "ifcfg", "netplan"),
+}
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,19 @@ class Evidence:
     @property
     def state(self) -> HostState:
         return self.assessment.state
+
+    @cached_property
+    def persisted(self) -> tuple[Manifest, str | None]:
+        """What ``multihome persist`` wrote (its manifest), and why it cannot be read."""
+        try:
+            return read_manifest(self.root), None
+        except InputError as exc:
+            return Manifest(), str(exc)
+
+    def persisted_by(self, backends: tuple[str, ...]) -> bool:
+        """persist wrote files for one of ``backends`` and they are still there."""
+        manifest, _ = self.persisted
+        return manifest.backend in backends and bool(manifest.present(self.root))
 
 
 @dataclass(frozen=True)
@@ -348,32 +361,22 @@ def check_orphan_tables(ctx: Evidence) -> list[Problem]:
     return problems
 
 
-def _persisted_files(root: Path) -> list[Path]:
-    found = [path for pattern in PERSISTED_GLOBS for path in sorted(root.glob(pattern))]
-    ifcfg = under_root(root, IFCFG_DIR)
-    if ifcfg.is_dir():
-        for path in sorted(ifcfg.iterdir()):
-            text = read_text(path) if path.is_file() else None
-            if (
-                text
-                and "multihome" in text
-                and ("ROUTING_RULE" in text or path.name.startswith(("route-", "rule-")))
-            ):
-                found.append(path)
-    return found
-
-
 def check_persisted(ctx: Evidence) -> list[Problem]:
     """``not-persisted``: multihome's rules are in the kernel but in no configuration."""
-    if not owned_rules(ctx.state, ctx.config) or _persisted_files(ctx.root):
+    manifest, unreadable = ctx.persisted
+    if not owned_rules(ctx.state, ctx.config) or manifest.present(ctx.root):
         return []
+    why = unreadable or (
+        f"{manifest_path(ctx.root)} names no file that is still there"
+        if manifest.files
+        else f"no {manifest_path(ctx.root)}"
+    )
     return [
         Problem(
             "not-persisted",
             None,
-            "multihome's rules and tables are only in the kernel: no persisted configuration "
-            f"under {ctx.root} (networkd, netplan, NetworkManager, ifcfg or multihome@.service); "
-            "a reboot loses them",
+            "multihome's rules and tables are only in the kernel: `multihome persist` has "
+            f"written no configuration ({why}); a reboot loses them",
             "run `multihome persist`",
         )
     ]
@@ -430,11 +433,7 @@ def check_dhcp_clients(ctx: Evidence) -> list[Problem]:
                     )
                 )
         elif process.comm == NETWORKD:
-            if (
-                list(root.glob("etc/systemd/network/*multihome*"))
-                or list(root.glob("etc/netplan/*multihome*"))
-                or _networkd_keeps_foreign(root)
-            ):
+            if ctx.persisted_by(KEPT_BY[NETWORKD]) or _networkd_keeps_foreign(root):
                 continue
             problems.append(
                 Problem(
@@ -449,9 +448,7 @@ def check_dhcp_clients(ctx: Evidence) -> list[Problem]:
                 )
             )
         elif process.comm == NETWORK_MANAGER:
-            if list(root.glob("etc/NetworkManager/system-connections/*multihome*")) or list(
-                root.glob("etc/netplan/*multihome*")
-            ):
+            if ctx.persisted_by(KEPT_BY[NETWORK_MANAGER]):
                 continue
             problems.append(
                 Problem(
