@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-from unit_states import host, port
+from hosts import host, port
 
 from multihome.config import Config
 from multihome.model import Link
