@@ -31,6 +31,7 @@ from multihome import faults
 from multihome.backend import Backend, ChangeFailed
 from multihome.config import Config
 from multihome.errors import ApplyError
+from multihome.facts import NO_FACTS, PortFacts
 from multihome.model import HostState
 from multihome.names import register_names
 from multihome.plan import Assessment, Change, Plan
@@ -111,9 +112,12 @@ Prepare = Callable[[Assessment], tuple[Assessment, int] | None]
 step made itself (they are announced and verified like the apply's), or None: change nothing."""
 
 
-def assess(backend: Backend, config: Config) -> Assessment:
-    """Read the host once and compute the desired state and the plan."""
-    return Assessment.of(backend.read(), config)
+def assess(backend: Backend, config: Config,
+           facts: Callable[[HostState], PortFacts] | None = None) -> Assessment:
+    """Read the host once and compute the desired state and the plan; ``facts`` gives the
+    ports' own facts for the state read (leases, metadata, memory: :mod:`multihome.facts`)."""
+    state = backend.read()
+    return Assessment.of(state, config, NO_FACTS if facts is None else facts(state))
 
 
 @contextmanager
@@ -144,13 +148,15 @@ def converge(
     verify_retries: int = 5,
     purpose: str = "apply",
     postpone: Callable[[], bool] | None = None,
+    facts: Callable[[HostState], PortFacts] | None = None,
 ) -> Convergence | None:
     """Plan, apply, announce, verify and journal, all under the namespace's lock.
 
     ``session``: the lock the caller already holds (else it is taken here for at most
     ``lock_timeout`` seconds, and an interrupted apply is finished first; ``purpose`` is what
     a waiter is told holds it). ``assessed``: the
-    read and plan the caller made under ``session`` (else one is made here).
+    read and plan the caller made under ``session`` (else one is made here, with the ports'
+    ``facts``, as :func:`assess`).
     ``prepare(assessment)`` runs under the lock before the apply (:data:`Prepare`); None
     from it changes nothing and returns None. Announcement and verification run when anything
     changed (the recovery's and ``prepare``'s changes included), unless ``postpone()``, asked
@@ -163,8 +169,9 @@ def converge(
             return converge(
                 backend, config, root=root, session=own, assessed=assessed, prepare=prepare,
                 progress=progress, verify_retries=verify_retries, postpone=postpone,
+                facts=facts,
             )
-    assessment = assessed if assessed is not None else assess(backend, config)
+    assessment = assessed if assessed is not None else assess(backend, config, facts)
     prepared = 0
     if prepare is not None:
         step = prepare(assessment)
