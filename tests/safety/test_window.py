@@ -277,8 +277,7 @@ def test_ctrl_c_during_the_window_rolls_back_now(lab: Lab) -> None:
     before = lab.kernel()
     apply = lab.popen("apply", "--confirm-timeout", "60")
     wait_for(
-        lambda: (lab.root / "run/multihome").exists()
-        and any(lab.state_dir().glob("pending.json")),
+        lambda: any((lab.root / "run/multihome").glob("net-*/pending.json")),
         30,
         "the confirmation window",
     )
