@@ -184,7 +184,6 @@ def _plan(lab: Lab, *argv: str) -> dict[str, object]:
     return dict(data)
 
 
-@pytest.mark.netns
 def test_config_drive_and_service_give_the_same_plan(lab: Lab) -> None:
     """With a DHCP-disabled eth2 (up, no address): a config-drive directory, the metadata
     service at 169.254.169.254 and a real filesystem labelled config-2 give the same plan,

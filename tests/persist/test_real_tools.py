@@ -195,7 +195,6 @@ def test_verify_is_a_real_check(tmp_path: Path) -> None:
     assert run("systemd-analyze", "verify", str(instance), check=False).stderr
 
 
-@pytest.mark.netns
 def test_udev_rule_wants_an_instance_for_a_port_only(
     namespaces: Namespaces, tmp_path: Path
 ) -> None:
@@ -244,7 +243,6 @@ def ifcfg_values(text: str) -> dict[str, str]:
     return values
 
 
-@pytest.mark.netns
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_ifcfg_lines_replayed_by_iproute2_give_the_policy(
     scenario: str, namespaces: Namespaces

@@ -1,5 +1,5 @@
-"""Pure tests of the live-lab verbs' decisions and texts, and of the policy fix the lab's flap
-test found (no root, no namespaces)."""
+"""lab/hotplug.py: the port a live lab's ``port add`` plans (name, address, floating IP,
+MAC), its refusals, and the port list's JSON form (no root, no namespaces)."""
 
 from __future__ import annotations
 
@@ -7,26 +7,12 @@ import ipaddress
 import itertools
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
-from hosts import howto_host
 
-from multihome.backend.fake import FakeBackend
-from multihome.config import Config
-from multihome.engine import apply_plan, assess
 from multihome.errors import InputError
-from multihome.lab import topology as topo
 from multihome.lab.hotplug import PortRequest, plan_port
 from multihome.lab.scenario import GuestPort, load_scenario
-from multihome.model import (
-    PROTO_DHCP,
-    PROTO_MULTIHOME,
-    TABLE_MAIN,
-    HostState,
-    Route,
-)
-from multihome.policy import compute_policy
 
 IP = ipaddress.IPv4Address
 
@@ -108,106 +94,4 @@ def test_port_json_round_trip() -> None:
         assert GuestPort.from_json(json.loads(json.dumps(each.to_json()))) == each
 
 
-def test_port_security_add_and_remove_name_the_same_objects() -> None:
-    """What render_portsec_add creates, render_portsec_remove deletes: chain, set, four
-    counters and the verdict-map element; the full ruleset renders a port the same way."""
-    scenario = load_scenario("4")
-    port = plan_port(scenario, PortRequest(), random_bytes=counting())
-    added = topo.render_portsec_add(port)
-    removed = topo.render_portsec_remove(port)
-    assert 'add element bridge portsec ports { "tap2" : jump port_eth2 }' in added
-    assert f"192.168.0.10 . {port.mac}" in added
-    assert 'delete element bridge portsec ports { "tap2" }' in removed
-    for name in ("chain bridge portsec port_eth2", "set bridge portsec eth2_allowed"):
-        assert f"delete {name}" in removed
-    for reason in topo.DROP_REASONS:
-        assert f"counter eth2_{reason} {{ }}" in added
-        assert f"delete counter bridge portsec eth2_{reason}" in removed
-    full = topo.render_portsec(scenario.with_ports((*scenario.ports, port)))
-    block = added.split("table bridge portsec {\n", 1)[1].split("\n}\n", 1)[0]
-    assert block in full
 
-
-def test_nat_add_and_remove_both_directions() -> None:
-    """A floating IP is one element in each NAT map; no floating IP, no nft script."""
-    scenario = load_scenario("4")
-    port = plan_port(scenario, PortRequest(ip="192.168.0.120", floating_ip="203.0.113.120"))
-    assert topo.render_nat_add(port) == (
-        "add element ip nat floating_dnat { 203.0.113.120 : 192.168.0.120 }\n"
-        "add element ip nat floating_snat { 192.168.0.120 : 203.0.113.120 }\n"
-    )
-    assert topo.render_nat_remove(port) == (
-        "delete element ip nat floating_dnat { 203.0.113.120 }\n"
-        "delete element ip nat floating_snat { 192.168.0.120 }\n"
-    )
-    assert topo.render_nat_add(plan_port(scenario, PortRequest())) == ""
-    assert "floating_dnat {\n\t\ttype ipv4_addr : ipv4_addr\n\t}" in topo.render_router_nat(
-        load_scenario("2")
-    )  # no floating IP at all: empty maps
-
-
-def test_dhcp_hosts_opts_and_metadata_follow_the_ports() -> None:
-    """A --no-dhcp port is not a DHCP host and is "ipv4" in network_data.json; a port's own
-    router is sent with its tag (router option, 121 and 249); hot-plugged ports get no lab
-    DHCP client."""
-    scenario = load_scenario("4")
-    static = plan_port(scenario, PortRequest(ip="192.168.0.130", dhcp=False))
-    eth1 = replace(scenario.ports[1], router=IP("192.168.0.254"))
-    live = scenario.with_ports((scenario.ports[0], eth1, static))
-    assert "192.168.0.130" not in topo.dhcp_hosts(live)
-    assert f"{eth1.mac},set:eth1,192.168.0.112" in topo.dhcp_hosts(live)
-    routes = "169.254.169.254/32,192.168.0.100,0.0.0.0/0,192.168.0.254"
-    assert topo.dhcp_opts(live) == (
-        "tag:eth1,option:router,192.168.0.254\n"
-        f"tag:eth1,option:classless-static-route,{routes}\n"
-        f"tag:eth1,249,{routes}\n"
-    )
-    networks = topo.network_data(live)["networks"]
-    assert isinstance(networks, list)
-    assert [(n["ip_address"], n["type"]) for n in networks] == [
-        ("192.168.0.107", "ipv4_dhcp"),
-        ("192.168.0.112", "ipv4_dhcp"),
-        ("192.168.0.130", "ipv4"),
-    ]
-    assert [p.name for p in topo.lab_clients(live)] == ["eth0", "eth1"]
-    hotplugged = plan_port(scenario, PortRequest())
-    assert topo.lab_clients(scenario.with_ports((*scenario.ports, hotplugged))) == list(
-        scenario.ports
-    )
-    meta = json.loads(topo.meta_data_json(topo.LabNames("lab2")))
-    assert meta["name"] == "lab2-vm" and len(meta["uuid"]) == 36
-
-
-# -- the policy after a link flap ---------------------------------------------------------
-def test_after_a_flap_the_table_keeps_its_copies_while_main_lacks_the_port_routes(
-    tmp_path: Path,
-) -> None:
-    """A link flap flushes eth1's DHCP routes from main (the client re-adds them only at its
-    next renewal); with eth1's table restored (as the agent does) the policy keeps it all:
-    the metadata host route and its rule stay beside the default (found by the lab's flap
-    test: they used to be deleted while the default was kept)."""
-    config = Config()
-    backend = FakeBackend(howto_host())
-    apply_plan(backend, assess(backend, config).plan, root=tmp_path)
-    applied = backend.read()
-    flapped = HostState.build(
-        applied.links,
-        applied.addresses,
-        [r for r in applied.routes
-         if not (r.table == TABLE_MAIN and r.ifname == "eth1" and r.proto == PROTO_DHCP)],
-        applied.rules,
-        dict(applied.sysctls),
-    )  # fmt: skip
-    desired = compute_policy(flapped, config)
-    assert desired.routes == compute_policy(applied, config).routes
-    plan = assess(FakeBackend(flapped), config).plan
-    assert plan.empty, plan.lines()
-    # A copy that no longer fits the port (its gateway off eth1's subnet) is not kept.
-    table = next(r.table for r in desired.routes if r.ifname == "eth1")
-    stray = Route(table, ipaddress.ip_network("10.9.9.0/24"), ifname="eth1",
-                  gateway=IP("10.0.0.1"), proto=PROTO_MULTIHOME, prefsrc=IP("192.168.0.112"),
-                  metric=101)  # fmt: skip
-    odd = HostState.build(flapped.links, flapped.addresses, [*flapped.routes, stray],
-                          flapped.rules, dict(flapped.sysctls))  # fmt: skip
-    assert stray not in compute_policy(odd, config).routes
-    assert compute_policy(odd, config).routes == desired.routes

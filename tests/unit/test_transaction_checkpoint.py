@@ -1,40 +1,19 @@
-"""Pure tests of the safety library (no root, no namespaces): checkpoints and restores on the
-in-memory backend, the record, the journal's view of changes, codecs, checks' parsing, the
-lock."""
+"""transaction/checkpoint.py on the in-memory backend: capture the owned state before an
+apply, restore it exactly (also from half-way), reset with and without the record, the
+record's first-value rule and pruning, the checkpoint's JSON form."""
 
 from __future__ import annotations
 
-import ipaddress
-import os
-import time
 from pathlib import Path
 
-import pytest
 from hosts import howto_host
 
-from multihome.backend.fake import FakeBackend, net
+from multihome.backend.fake import FakeBackend
 from multihome.config import Config
-from multihome.errors import InputError, LockTimeoutError
-from multihome.model import (
-    PROTO_DHCP,
-    Rule,
-    Sysctl,
-)
-from multihome.plan import Change, make_plan
+from multihome.model import PROTO_DHCP
+from multihome.plan import make_plan
 from multihome.policy import compute_policy
-from multihome.safety.checks import Probe, find_peer, parse_probe, parse_ssh
-from multihome.transaction import checkpoint, journal
-from multihome.transaction.lock import acquire
-from multihome.transaction.statedir import StateDir, change_from_json, change_to_json
-
-ip = ipaddress.ip_address
-
-
-def _apply_policy(backend: FakeBackend, config: Config) -> list[Change]:
-    state = backend.read()
-    plan = make_plan(state, compute_policy(state, config), config)
-    backend.apply(plan.changes)
-    return list(plan.changes)
+from multihome.transaction import checkpoint
 
 
 def test_restore_after_apply_is_exact_and_idempotent(tmp_path: Path) -> None:
@@ -73,19 +52,6 @@ def test_restore_from_half_way(tmp_path: Path) -> None:
         checkpoint.execute(backend, changes)
         assert set(backend.read().routes) == set(before.routes), k
         assert set(backend.read().rules) == set(before.rules), k
-
-
-def test_still_needed_finishes_a_prefix() -> None:
-    """After k changes, still_needed gives exactly the remaining ones, in order."""
-    config = Config()
-    backend = FakeBackend(howto_host())
-    state = backend.read()
-    plan = make_plan(state, compute_policy(state, config), config)
-    backend.apply(plan.changes[:10])
-    rest = journal.still_needed(plan.changes, backend.read())
-    assert [c.obj for c in rest] == [c.obj for c in plan.changes[10:]]
-    backend.apply(rest)
-    assert journal.still_needed(plan.changes, backend.read()) == []
 
 
 def test_reset_changes_with_and_without_record(tmp_path: Path) -> None:
@@ -133,75 +99,11 @@ def test_record_first_value_wins_and_prune(tmp_path: Path) -> None:
     assert record.prune(state).moved == ()
 
 
-def test_codecs_round_trip(tmp_path: Path) -> None:
-    """Checkpoints and changes survive JSON unchanged (fwmask included)."""
+def test_checkpoint_survives_json_unchanged(tmp_path: Path) -> None:
+    """A checkpoint of the how-to's apply is read back from its JSON form unchanged."""
     config = Config()
     state = howto_host()
     plan = make_plan(state, compute_policy(state, config), config)
     saved = checkpoint.capture(state, plan.changes, config, tmp_path)
+    assert saved.moved and saved.sysctls  # a checkpoint with something in it
     assert checkpoint.Checkpoint.from_json(saved.to_json()) == saved
-    odd = Rule(4, 900, 77, src=net("10.0.0.0/8"), fwmark=3, fwmask=255, proto=4)
-    for change in [*plan.changes, Change("add", odd), Change("set", Sysctl("a.b", "1"), "0")]:
-        assert change_from_json(change_to_json(change)) == change
-
-
-def test_parse_ssh_and_find_peer() -> None:
-    """SSH variables give the peer; a connection that ends in another namespace is ignored;
-    a bad --management-peer is bad input."""
-    peer = parse_ssh("10.99.0.2 50000 192.168.0.107 22", "$SSH_CONNECTION")
-    assert peer is not None and peer.address == ip("10.99.0.2")
-    assert peer.local == ip("192.168.0.107")
-    mapped = parse_ssh("::ffff:10.0.0.9 1 ::ffff:10.0.0.1 22", "x")
-    assert mapped is not None and mapped.address == ip("10.0.0.9")
-    client = parse_ssh("10.99.0.2 50000 22", "$SSH_CLIENT")
-    assert client is not None and client.local is None
-    env = {"SSH_CONNECTION": "10.99.0.2 50000 192.168.0.107 22"}
-    here = [ip("192.168.0.107")]
-    found = find_peer(None, env, here)
-    assert found is not None and found.source == "$SSH_CONNECTION"
-    assert find_peer(None, env, [ip("10.0.0.1")], proc=Path("/nonexistent")) is None
-    assert find_peer("10.1.1.1", {}, here) is not None
-    with pytest.raises(InputError, match="--management-peer nope"):
-        find_peer("nope", {}, here)
-
-
-@pytest.mark.parametrize(
-    ("spec", "probe"),
-    [
-        ("ping:10.0.0.1", Probe("ping", "10.0.0.1")),
-        ("tcp:example.org:443", Probe("tcp", "example.org:443")),
-        ("tcp:[2001:db8::1]:22", Probe("tcp", "[2001:db8::1]:22")),
-        ("http://198.51.100.10/", Probe("http", "http://198.51.100.10/")),
-        ("gateways", Probe("gateways", "")),
-    ],
-)
-def test_parse_probe(spec: str, probe: Probe) -> None:
-    """Every documented probe form parses."""
-    assert parse_probe(spec) == probe
-
-
-@pytest.mark.parametrize("spec", ["ping:host", "tcp:host", "tcp:host:0", "ftp://x", "dns"])
-def test_parse_probe_rejects(spec: str) -> None:
-    """Anything else is bad input naming the option."""
-    with pytest.raises(InputError, match=f"--check {spec}"):
-        parse_probe(spec)
-
-
-def test_state_dir_is_per_namespace(tmp_path: Path) -> None:
-    """The state dir is keyed by the inode of this process's network namespace."""
-    state = StateDir.current(tmp_path)
-    assert state.netns == f"net-{os.stat('/proc/self/ns/net').st_ino}"
-    assert state.path == tmp_path / "run/multihome" / state.netns
-
-
-def test_lock_is_exclusive_and_bounded(tmp_path: Path) -> None:
-    """A second holder (another open file) waits about the timeout, then gets a message
-    naming the first; after release it gets the lock."""
-    state = StateDir.current(tmp_path)
-    first = acquire(state, timeout=0, purpose="apply")
-    start = time.monotonic()
-    with pytest.raises(LockTimeoutError, match=rf"apply \(pid {os.getpid()}"):
-        acquire(state, timeout=0.3, purpose="reset")
-    assert 0.3 <= time.monotonic() - start < 3
-    first.release()
-    acquire(state, timeout=0, purpose="reset").release()
