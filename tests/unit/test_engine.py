@@ -104,8 +104,12 @@ def test_progress_reports_every_change_in_order(tmp_path: Path) -> None:
     """The progress callback sees (done, total, change) after each change, in plan order."""
     plan = howto_plan()
     seen: list[tuple[int, int, Change]] = []
-    apply_plan(FakeBackend(howto_host()), plan, root=tmp_path,
-               progress=lambda done, total, change: seen.append((done, total, change)))
+    apply_plan(
+        FakeBackend(howto_host()),
+        plan,
+        root=tmp_path,
+        progress=lambda done, total, change: seen.append((done, total, change)),
+    )
     total = len(plan.changes)
     assert seen == [(i, total, c) for i, c in enumerate(plan.changes, start=1)]
 
@@ -237,8 +241,10 @@ def test_announce_addresses_sends_one_gratuitous_arp_per_managed_address() -> No
     backend = FakeBackend(howto)
     sent = announce_addresses(backend, howto, compute_policy(howto, CONFIG))
     assert sent == 2
-    assert sorted(backend.announced) == [("eth0", "52:54:00:00:00:02", "192.168.0.107"),
-                                         ("eth1", "52:54:00:00:00:03", "192.168.0.112")]
+    assert sorted(backend.announced) == [
+        ("eth0", "52:54:00:00:00:02", "192.168.0.107"),
+        ("eth1", "52:54:00:00:00:03", "192.168.0.112"),
+    ]
 
 
 def test_a_single_port_is_not_announced_and_a_failed_announce_is_not_fatal(

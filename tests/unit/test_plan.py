@@ -45,27 +45,40 @@ def test_dhcp_renew_putting_the_default_back_is_corrected_again(howto: HostState
     """After a renew, eth1's default reappears in main; the next plan removes it only."""
     backend = converge(howto)
     state = backend.read()
-    readded = Route(table=TABLE_MAIN, dst=NET("0.0.0.0/0"), ifname="eth1",
-                    gateway=IP("192.168.0.1"), proto=PROTO_DHCP, prefsrc=IP("192.168.0.112"),
-                    metric=101)
+    readded = Route(
+        table=TABLE_MAIN,
+        dst=NET("0.0.0.0/0"),
+        ifname="eth1",
+        gateway=IP("192.168.0.1"),
+        proto=PROTO_DHCP,
+        prefsrc=IP("192.168.0.112"),
+        metric=101,
+    )
     backend.state = replace(state, routes=(*state.routes, readded))
     plan = Assessment.of(backend.read(), CONFIG).plan
     assert [c.describe() for c in plan.changes] == [
         "- route default via 192.168.0.1 dev eth1 table main proto dhcp src 192.168.0.112 "
-        "metric 101"]
+        "metric 101"
+    ]
 
 
 def test_foreign_rules_routes_and_tables_are_never_removed(howto: HostState) -> None:
     """Docker-, VPN- and user-made state outside the band/protocol is never in a plan."""
-    foreign_rules = (Rule(4, 100, 77, src=NET("10.8.0.0/24")),
-                     Rule(4, 5210, 52, fwmark=0x80000, fwmask=0xFF0000),
-                     Rule(4, 10500, 10040, proto=PROTO_MULTIHOME))  # our proto, not our band
-    foreign_routes = (Route(table=77, dst=NET("0.0.0.0/0"), ifname="eth0",
-                            gateway=IP("192.168.0.1")),
-                      Route(table=10040, dst=NET("10.0.0.0/8"), ifname="eth0"))
-    state = host(port("eth0", 2, "192.168.0.107/24", "192.168.0.1", 100),
-                 port("eth1", 3, "192.168.0.112/24", "192.168.0.1", 101),
-                 extra_routes=foreign_routes, extra_rules=foreign_rules)
+    foreign_rules = (
+        Rule(4, 100, 77, src=NET("10.8.0.0/24")),
+        Rule(4, 5210, 52, fwmark=0x80000, fwmask=0xFF0000),
+        Rule(4, 10500, 10040, proto=PROTO_MULTIHOME),
+    )  # our proto, not our band
+    foreign_routes = (
+        Route(table=77, dst=NET("0.0.0.0/0"), ifname="eth0", gateway=IP("192.168.0.1")),
+        Route(table=10040, dst=NET("10.0.0.0/8"), ifname="eth0"),
+    )
+    state = host(
+        port("eth0", 2, "192.168.0.107/24", "192.168.0.1", 100),
+        port("eth1", 3, "192.168.0.112/24", "192.168.0.1", 101),
+        extra_routes=foreign_routes,
+        extra_rules=foreign_rules,
+    )
     assessment = Assessment.of(state, CONFIG)
     touched = {c.obj for c in assessment.plan.changes}
     assert not touched & (set(foreign_rules) | set(foreign_routes))
@@ -87,10 +100,13 @@ def test_vanished_port_has_its_owned_state_removed(howto: HostState) -> None:
     """A port that no longer exists: its rules and table routes go, nothing else."""
     backend = converge(howto)
     state = backend.read()
-    gone = HostState.build([lnk for lnk in state.links if lnk.name != "eth1"],
-                           [a for a in state.addresses if a.ifname != "eth1"],
-                           [r for r in state.routes if r.ifname != "eth1"],
-                           state.rules, state.sysctls)
+    gone = HostState.build(
+        [lnk for lnk in state.links if lnk.name != "eth1"],
+        [a for a in state.addresses if a.ifname != "eth1"],
+        [r for r in state.routes if r.ifname != "eth1"],
+        state.rules,
+        state.sysctls,
+    )
     backend.state = gone
     plan = Assessment.of(backend.read(), CONFIG).plan
     backend.apply(list(plan.changes))
