@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from inifiles import sections
 from persist_scenarios import SCENARIOS, input_of
 from persist_util import (
     MACS,
@@ -43,21 +44,6 @@ def write_tree(root: Path, files: dict[object, FileSpec]) -> None:
         else:
             target.write_text(spec.content)
             target.chmod(spec.mode)
-
-
-def sections(text: str) -> list[tuple[str, dict[str, str]]]:
-    """A systemd ini file as (section, keys) in order (each section name may repeat)."""
-    found: list[tuple[str, dict[str, str]]] = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("["):
-            found.append((line.strip("[]"), {}))
-        else:
-            key, value = line.split("=", 1)
-            found[-1][1][key] = value
-    return found
 
 
 def networkd_rule(keys: dict[str, str]) -> tuple[object, ...]:

@@ -8,26 +8,13 @@ import ipaddress
 from dataclasses import replace
 from pathlib import PurePosixPath
 
+from inifiles import sections
+
 from multihome.model import PROTO_BOOT, TABLE_MAIN, Rule
 from multihome.render import RenderInput
 from multihome.render.networkd import dropin_path, render
 
 NETWORK = PurePosixPath("/etc/systemd/network")
-
-
-def sections(text: str) -> list[tuple[str, dict[str, str]]]:
-    """systemd.network(5) text as (section, keys) in file order (sections repeat)."""
-    found: list[tuple[str, dict[str, str]]] = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("["):
-            found.append((line.strip("[]"), {}))
-        else:
-            key, _, value = line.partition("=")
-            found[-1][1][key] = value
-    return found
 
 
 def rule_of(keys: dict[str, str]) -> Rule:
