@@ -77,6 +77,29 @@ def test_apply_makes_the_plan_and_writes_checkpoint_record_and_names(tmp_path: P
         assert session.recovery is None
 
 
+def test_an_apply_inside_a_session_uses_its_state_and_its_apply_id(tmp_path: Path) -> None:
+    """A caller that plans under the lock passes its session and the state it read: the
+    backend is not read again, and the checkpoint gets the session's apply id (the id a
+    confirmation window and ``rollback`` refer to)."""
+
+    class CountingReads(FakeBackend):
+        reads = 0
+
+        def read(self) -> HostState:
+            self.reads += 1
+            return super().read()
+
+    backend = CountingReads(howto_host())
+    with locked(backend, root=tmp_path) as session:
+        state = backend.read()
+        plan = assess(FakeBackend(state), CONFIG).plan
+        result = apply_plan(backend, plan, root=tmp_path, session=session, state=state)
+    assert backend.reads == 1
+    assert result.checkpoint_id == session.apply_id
+    saved = checkpoint.load(state_dir(tmp_path))
+    assert saved is not None and saved.id == session.apply_id
+
+
 def test_an_empty_plan_changes_nothing_and_keeps_the_last_checkpoint(tmp_path: Path) -> None:
     """Applying again on a converged namespace makes no change, saves no new checkpoint and
     rewrites no file: rollback still goes back to before the first apply."""

@@ -151,3 +151,24 @@ def test_without_oif_rules_there_is_no_bound_to_device_proof() -> None:
     assert {c.name for c in checks} == {"egress", "gateway"}
     assert {c.destination for c in checks if c.name == "egress"} == {"203.0.113.77"}
     assert all(c.ok for c in checks)
+
+
+def test_the_right_port_through_the_wrong_gateway_fails() -> None:
+    """Leaving by eth1 is not enough: a table whose default names another router than the
+    port's fails the egress proof, and says which router it found."""
+    backend = converge(howto_host())
+    desired = compute_policy(backend.read(), CONFIG)
+    eth1 = desired.interface("eth1")
+    assert eth1 is not None and eth1.table is not None
+    state = backend.read()
+    wrong = [
+        replace(r, gateway=ipaddress.ip_address("192.168.0.254"))
+        if r.table == eth1.table.id and r.is_default
+        else r
+        for r in state.routes
+    ]
+    backend.state = replace(state, routes=tuple(wrong))
+    checks = by_name(verify(backend, desired, CONFIG, retries=0))
+    egress = checks[("eth1", "192.168.0.112", "egress")]
+    assert not egress.ok and egress.got == "dev eth1 via 192.168.0.254"
+    assert checks[("eth1", "192.168.0.112", "gateway")].ok  # the router itself is on-link
