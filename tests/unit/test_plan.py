@@ -6,9 +6,11 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import replace
 
+import pytest
 from hosts import host, port
 from twin import converge
 
+from multihome.backend.fake import FakeBackend
 from multihome.config import Config
 from multihome.model import (
     PROTO_DHCP,
@@ -17,8 +19,9 @@ from multihome.model import (
     HostState,
     Route,
     Rule,
+    Sysctl,
 )
-from multihome.plan import Assessment, make_plan
+from multihome.plan import Assessment, Change, make_plan
 
 CONFIG = Config()
 IP = ipaddress.ip_address
@@ -121,3 +124,39 @@ def test_single_port_vm_needs_nothing() -> None:
     assessment = Assessment.of(state, CONFIG)
     assert assessment.plan.empty
     assert any("only one managed interface" in n for n in assessment.plan.notes)
+
+
+def test_every_change_has_an_inverse_that_undoes_it(howto: HostState) -> None:
+    """An add's inverse removes the same object and the reverse; a sysctl goes back to its
+    prior value; without a known prior value there is nothing to go back to."""
+    plan = Assessment.of(howto, CONFIG).plan
+    backend = FakeBackend(howto)
+    backend.apply(plan.changes)
+    backend.apply([c.inverse() for c in reversed(plan.changes)])
+    assert set(backend.read().routes) == set(howto.routes)
+    assert set(backend.read().rules) == set(howto.rules)
+    assert dict(backend.read().sysctls) == dict(howto.sysctls)
+    unknown = Change("set", Sysctl("net.ipv4.conf.eth9.rp_filter", "2"), None)
+    with pytest.raises(ValueError, match="prior value is unknown"):
+        unknown.inverse()
+
+
+def test_restrict_keeps_one_ports_changes_and_the_shared_rule(howto: HostState) -> None:
+    """``apply --interface eth1`` makes only eth1's changes: its sysctls, its table, its
+    rules, its default leaving main, plus the main-suppress rule every port needs; nothing
+    of eth0's."""
+    plan = Assessment.of(howto, CONFIG).plan
+    eth1 = next(t for t in plan.tables if t.ifname == "eth1")
+    only = plan.restrict("eth1", [eth1.id])
+    assert only.changes and set(only.changes) < set(plan.changes)
+    assert [c for c in plan.changes if c in only.changes] == list(only.changes)  # order kept
+    for change in only.changes:
+        obj = change.obj
+        if isinstance(obj, Sysctl):
+            assert ".conf.eth1." in obj.name
+        elif isinstance(obj, Route):
+            assert obj.ifname == "eth1"
+        else:
+            assert obj.table == eth1.id or obj.suppress_prefixlength == 0
+    assert any(isinstance(c.obj, Rule) and c.obj.suppress_prefixlength == 0 for c in only.changes)
+    assert [c.describe() for c in only.changes if c.action == "remove"] == [plan.lines()[-1]]
