@@ -22,6 +22,11 @@ def _table_of(vm: HowtoVM, ifname: str) -> int:
     raise AssertionError(f"no oif rule for {ifname}: {rules(vm.ns)}")
 
 
+def _ip(vm: HowtoVM, command: str) -> None:
+    """``ip -n VM <command>`` (words split on blanks)."""
+    sh("ip", "-n", vm.ns, *command.split())
+
+
 def _ours(vm: HowtoVM) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
     """multihome's rules and routes (protocol 222) as ``ip -j`` shows them."""
     return (
@@ -48,21 +53,8 @@ def test_another_tools_rule_and_route_in_eth1s_table_move_nothing(vm: HowtoVM) -
     foreign rule and route intact; status and doctor name them; a second apply makes 0."""
     _apply(vm)
     t1, t0 = _table_of(vm, "eth1"), _table_of(vm, "eth0")
-    sh("ip", "-n", vm.ns, "rule", "add", "priority", "10500", "fwmark", "0x1", "lookup", str(t1))
-    sh(
-        "ip",
-        "-n",
-        vm.ns,
-        "route",
-        "add",
-        "10.9.0.0/24",
-        "via",
-        "192.168.0.1",
-        "dev",
-        "eth0",
-        "table",
-        str(t1),
-    )
+    _ip(vm, f"rule add priority 10500 fwmark 0x1 lookup {t1}")
+    _ip(vm, f"route add 10.9.0.0/24 via 192.168.0.1 dev eth0 table {t1}")
     foreign_rule = [r for r in rules(vm.ns) if r["priority"] == 10500]
     foreign_route = [r for r in routes(vm.ns) if r["dst"] == "10.9.0.0/24"]
     assert len(foreign_rule) == len(foreign_route) == 1
@@ -135,21 +127,8 @@ def test_doctor_finds_leftovers_and_reset_removes_registered_ones(
     _apply(vm)
     old = {_table_of(vm, "eth0"), _table_of(vm, "eth1")}
     for rule in _ours(vm)[0]:
-        sh("ip", "-n", vm.ns, "rule", "del", "priority", str(rule["priority"]))
-    sh(
-        "ip",
-        "-n",
-        vm.ns,
-        "route",
-        "add",
-        "10.5.0.0/16",
-        "dev",
-        "eth0",
-        "table",
-        "500",
-        "proto",
-        "222",
-    )
+        _ip(vm, f"rule del priority {rule['priority']}")
+    _ip(vm, "route add 10.5.0.0/16 dev eth0 table 500 proto 222")
     config = _config(tmp_path)
     doctor = multihome(vm.ns, "--config", config, "doctor", "--json", root=vm.root)
     leftovers = [p for p in json.loads(doctor.stdout)["problems"] if p["code"] == "leftover-routes"]
