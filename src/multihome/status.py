@@ -116,6 +116,7 @@ class Report:
                       for r in sorted(owned_rules(assessment.state, self.config),
                                       key=lambda r: r.key)],
             "references": [ref.to_json() for ref in self.references],
+            "table_route_origins": assessment.desired.route_origins(),
             "pending_changes": len(assessment.plan.changes),
             "problems": [p.to_json() for p in self.problems],
         }
