@@ -92,11 +92,16 @@ def test_another_tools_rule_and_route_in_eth1s_table_move_nothing(vm: HowtoVM) -
 
 
 def test_a_changed_table_range_is_moved_to_cleanly(vm: HowtoVM, tmp_path: Path) -> None:
-    """tables.range changes in the config file: re-apply moves both ports into the new
-    range and leaves no route in the old tables; the next apply makes no change."""
+    """tables.range changes in the config file: doctor names the old tables (multihome's
+    rules still use them) with `multihome apply` as the fix; re-apply moves both ports into
+    the new range and leaves no route in the old tables; the next apply makes no change."""
     _apply(vm)
     old = {_table_of(vm, "eth0"), _table_of(vm, "eth1")}
     config = _config(tmp_path)
+    doctor = multihome(vm.ns, "--config", config, "doctor", "--json", root=vm.root)
+    outside = [p for p in json.loads(doctor.stdout)["problems"] if p["code"] == "leftover-routes"]
+    assert {int(p["message"].split()[1]) for p in outside} == old, doctor.stdout
+    assert all("`multihome apply` moves the ports" in p["fix"] for p in outside)
     _apply(vm, "--config", config)
     new = {_table_of(vm, "eth0"), _table_of(vm, "eth1")}
     assert all(20000 <= t <= 20999 for t in new), new

@@ -24,7 +24,13 @@ from multihome.manifest import Manifest, manifest_path, read_manifest
 from multihome.model import SCOPE_UNIVERSE, TABLE_MAIN, HostState, Link, Rule
 from multihome.names import RT_TABLES_FILE, registered_tables
 from multihome.plan import Assessment
-from multihome.policy import is_left_alone, owned_routes, owned_rules, stray_routes
+from multihome.policy import (
+    is_left_alone,
+    owned_routes,
+    owned_rules,
+    owned_tables_elsewhere,
+    stray_routes,
+)
 from multihome.processes import DHCP_CLIENTS, pid_alive
 from multihome.status import (
     Problem,
@@ -371,14 +377,26 @@ def check_orphan_tables(ctx: Evidence) -> list[Problem]:
 
 
 def check_leftover_routes(ctx: Evidence) -> list[Problem]:
-    """``leftover-routes``: routes with multihome's protocol outside ``tables.range`` that no
-    rule of multihome's uses (left by an earlier ``tables.range``, or another tool's)."""
+    """``leftover-routes``: tables outside ``tables.range`` that multihome's rules still use
+    (the range changed), and routes with multihome's protocol outside it that no rule of
+    multihome's uses (left by an earlier ``tables.range``, or another tool's)."""
     low, high = ctx.config.table_range
     registered = registered_tables(ctx.root)
     by_table: dict[int, int] = defaultdict(int)
     for route in stray_routes(ctx.state, ctx.config):
         by_table[route.table] += 1
-    problems = []
+    problems = [
+        Problem(
+            "leftover-routes",
+            None,
+            f"table {table}" + (f" ({registered[table]})" if table in registered else "")
+            + f" is outside tables.range [{low}, {high}] and multihome's rules still use it: "
+            "tables.range changed since it was given out",
+            "`multihome apply` moves the ports into the new range and empties it "
+            "(`multihome reset` removes it)",
+        )
+        for table in sorted(owned_tables_elsewhere(ctx.state, ctx.config))
+    ]
     for table, count in sorted(by_table.items()):
         name = registered.get(table)
         where = f"table {table}" + (f" ({name})" if name else "")
