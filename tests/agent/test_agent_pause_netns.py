@@ -10,11 +10,8 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
 from agent_util import ADDRESS, GATEWAY, Lab, network_data, wait_until, write_drive
 from test_agent_netns import BOUND, converged
-
-pytestmark = pytest.mark.netns
 
 
 def owned(lab: Lab) -> tuple[list[dict[str, object]], list[dict[str, object]]]:

@@ -7,10 +7,7 @@ from __future__ import annotations
 import json
 import sys
 
-import pytest
 from netns_util import HowtoVM, sh
-
-pytestmark = pytest.mark.netns
 
 SCRIPT = """
 import ipaddress, json

@@ -7,10 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 
-import pytest
 from safety_util import MULTIHOME, Lab
-
-pytestmark = pytest.mark.netns
 
 
 def test_detailed_exit_codes_count_the_changes_that_finished_an_interrupted_apply(

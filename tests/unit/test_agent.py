@@ -105,10 +105,10 @@ def test_start_applies_announces_and_verifies(tmp_path: Path) -> None:
     assert sorted(backend.announced) == sorted(
         [("eth0", "52:54:00:00:00:02", "192.168.0.107"), ("eth1", "52:54:00:00:00:03", str(ETH1))]
     )
-    assert backend.lookups > 0
-    lookups = backend.lookups
+    assert backend.route_lookups > 0
+    lookups = backend.route_lookups
     assert agent.reconcile("nothing happened", 0.0) is None
-    assert backend.lookups == lookups  # nothing changed: nothing to announce or prove
+    assert backend.route_lookups == lookups  # nothing changed: nothing to announce or prove
     assert len(backend.announced) == 2
 
 
@@ -282,11 +282,15 @@ def test_announce_and_verify_wait_while_more_events_wait(tmp_path: Path) -> None
     backend = FakeBackend(howto_host())
     agent = Agent(backend, Config, tmp_path, AgentOptions(source="kernel", dhcp=False), events)
     agent.reconcile("start", 0.0)
-    repairs, announced, lookups = agent.status.repairs, len(backend.announced), backend.lookups
+    repairs, announced, lookups = (
+        agent.status.repairs,
+        len(backend.announced),
+        backend.route_lookups,
+    )
     events.waiting = 3
     backend.apply([Change("add", dhcp_default("eth1", ETH1, 101))])
     assert agent.reconcile("route new default table 254 dev eth1", 0.0) is not None
-    assert (len(backend.announced), backend.lookups) == (announced, lookups)
+    assert (len(backend.announced), backend.route_lookups) == (announced, lookups)
     assert converged(backend)
     assert agent.status.last_repair is not None and agent.status.last_repair.verified == ""
     events.waiting = 0

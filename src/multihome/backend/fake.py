@@ -49,7 +49,7 @@ class FakeBackend:
         self.fail_at = fail_at
         self.calls = 0
         self.announced: list[tuple[str, str, str]] = []
-        self.lookups = 0
+        self.route_lookups = 0
         """How many route lookups were asked (verification makes them)."""
 
     def read(self) -> HostState:
@@ -164,7 +164,7 @@ class FakeBackend:
     def lookup(
         self, dst: IPAddress, src: IPAddress | None = None, oif: str | None = None
     ) -> Lookup | None:
-        self.lookups += 1
+        self.route_lookups += 1
         rules = sorted(self.state.rules or DEFAULT_RULES, key=lambda r: r.priority)
         for rule in rules:
             if rule.family != dst.version or rule.table == TABLE_LOCAL:
