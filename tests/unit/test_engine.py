@@ -12,17 +12,19 @@ import pytest
 from hosts import host, howto_host, port
 from twin import DyingBackend, Killed, converge
 
-from multihome.backend import ChangeFailed
+from multihome import engine
+from multihome.backend import ChangeFailed, Lookup
 from multihome.backend.fake import FakeBackend
 from multihome.config import Config
 from multihome.engine import announce_addresses, apply_plan, assess, locked
 from multihome.errors import ApplyError, LockTimeoutError
 from multihome.faults import ENV as FAILPOINT
-from multihome.model import HostState, Route, Rule
+from multihome.model import HostState, IPAddress, Route, Rule
 from multihome.names import RT_TABLES_FILE
 from multihome.plan import Change, Plan
 from multihome.policy import compute_policy
 from multihome.transaction import checkpoint
+from multihome.transaction.lock import is_locked
 from multihome.transaction.statedir import JOURNAL, StateDir
 
 CONFIG = Config()
@@ -291,3 +293,78 @@ def test_a_single_port_is_not_announced_and_a_failed_announce_is_not_fatal(
     assert announce_addresses(flaky, howto, compute_policy(howto, CONFIG)) == 1
     assert [a[0] for a in flaky.announced] == ["eth1"]
     assert "gratuitous ARP for 192.168.0.107 on eth0 failed" in caplog.text
+
+
+# -- converge: the one apply path ---------------------------------------------------------
+class LockWitness(FakeBackend):
+    """A twin that notes, at every announcement and route lookup, whether the namespace's
+    lock is held."""
+
+    def __init__(self, state: HostState, root: Path) -> None:
+        super().__init__(state)
+        self.root = root
+        self.locked_at: list[tuple[str, bool]] = []
+
+    def _note(self, what: str) -> None:
+        self.locked_at.append((what, is_locked(StateDir.current(self.root))))
+
+    def announce(self, ifname: str, mac: str, address: IPAddress) -> None:
+        self._note("announce")
+        super().announce(ifname, mac, address)
+
+    def lookup(
+        self, dst: IPAddress, src: IPAddress | None = None, oif: str | None = None
+    ) -> Lookup | None:
+        self._note("lookup")
+        return super().lookup(dst, src, oif)
+
+
+def test_converge_announces_and_verifies_under_the_lock(tmp_path: Path) -> None:
+    """converge plans, applies, announces every managed address and proves the policy, all
+    while the namespace's lock is held (a reset cannot slip in between); then it is free."""
+    backend = LockWitness(howto_host(), tmp_path)
+    done = engine.converge(backend, CONFIG, root=tmp_path)
+    assert done is not None and done.result.applied == len(howto_plan().changes)
+    assert done.announced == 2 and len(backend.announced) == 2
+    assert done.checks and not done.failed
+    assert {what for what, _ in backend.locked_at} == {"announce", "lookup"}
+    assert all(held for _, held in backend.locked_at), backend.locked_at
+    assert not is_locked(StateDir.current(tmp_path))
+
+
+def test_converge_with_nothing_to_change_neither_announces_nor_verifies(tmp_path: Path) -> None:
+    """A second converge finds nothing to do: no change, no announcement, no proof."""
+    first = FakeBackend(howto_host())
+    assert engine.converge(first, CONFIG, root=tmp_path) is not None
+    backend = LockWitness(first.read(), tmp_path)
+    done = engine.converge(backend, CONFIG, root=tmp_path)
+    assert done is not None and not done.changed
+    assert (done.announced, done.checks, backend.locked_at) == (0, [], [])
+
+
+def test_converge_counts_the_changes_that_finished_an_interrupted_apply(tmp_path: Path) -> None:
+    """The recovery finished a killed apply and left nothing to plan: that is a change
+    (``apply --detailed-exit-codes`` exits 2), announced and verified."""
+    dying = DyingBackend(howto_host(), dies_at=9)
+    with pytest.raises(Killed):
+        apply_plan(dying, howto_plan(), root=tmp_path)
+    backend = FakeBackend(dying.read())
+    done = engine.converge(backend, CONFIG, root=tmp_path)
+    assert done is not None and done.result.applied == 0
+    assert done.result.recovered_changes == len(howto_plan().changes) - 8
+    assert done.changed and done.announced == 2 and done.checks and not done.failed
+
+
+def test_converge_prepare_can_decline_and_postpone_leaves_the_proof_owed(tmp_path: Path) -> None:
+    """``prepare`` returning None changes nothing; ``postpone`` saying yes applies the plan
+    but leaves the announcement and the verification to a later pass, which makes them when
+    ``prepare`` says changes are owed."""
+    backend = FakeBackend(howto_host())
+    assert engine.converge(backend, CONFIG, root=tmp_path, prepare=lambda _a: None) is None
+    assert backend.read() == howto_host()
+    done = engine.converge(backend, CONFIG, root=tmp_path, postpone=lambda: True)
+    assert done is not None and done.result.applied and done.postponed
+    assert (done.announced, done.checks, backend.announced) == (0, [], [])
+    later = engine.converge(backend, CONFIG, root=tmp_path, prepare=lambda a: (a, 1))
+    assert later is not None and later.result.applied == 0 and later.prepared == 1
+    assert later.announced == 2 and later.checks and not later.failed
