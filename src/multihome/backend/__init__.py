@@ -41,6 +41,10 @@ class Lookup:
 class Backend(Protocol):
     """Reads and changes the network state of one namespace."""
 
+    namespace_lock: str | None
+    """The abstract unix socket name that serialises the writers of this namespace
+    (:data:`multihome.transaction.NAMESPACE_LOCK`); None for a namespace in memory."""
+
     def read(self) -> HostState:
         """Links, addresses, routes of every table, rules and the relevant sysctls."""
 

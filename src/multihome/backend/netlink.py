@@ -91,6 +91,7 @@ from multihome.model import (
     Sysctl,
     conf_sysctl,
 )
+from multihome.transaction import NAMESPACE_LOCK
 
 if TYPE_CHECKING:
     from multihome.plan import Change
@@ -113,6 +114,8 @@ LINK_DUMP = IFINFOMSG.pack(0, 0, 0, 0, 0) + attr_u32(IFLA_EXT_MASK, RTEXT_FILTER
 
 class NetlinkBackend:
     """Reads and changes the kernel state of the namespace this process runs in."""
+
+    namespace_lock: str | None = NAMESPACE_LOCK
 
     def __init__(self, proc_sys: Path = Path("/proc/sys")) -> None:
         self._sock: RtnlSocket | None = None
