@@ -5,12 +5,14 @@ lock."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import time
 from pathlib import Path
 
 import pytest
 from hosts import howto_host
+from netnsid import own_cookie
 
 from multihome.backend.fake import FakeBackend, net
 from multihome.config import Config
@@ -188,9 +190,15 @@ def test_parse_probe_rejects(spec: str) -> None:
 
 
 def test_state_dir_is_per_namespace(tmp_path: Path) -> None:
-    """The state dir is keyed by the inode of this process's network namespace."""
+    """The state dir is keyed by the cookie of this process's network namespace, and records
+    the namespace's cookie, inode and boot id."""
     state = StateDir.current(tmp_path)
-    assert state.netns == f"net-{os.stat('/proc/self/ns/net').st_ino}"
+    assert state.netns == f"netns-{own_cookie()}"
+    state.ensure()
+    recorded = json.loads((state.path / "namespace.json").read_text())
+    assert recorded["cookie"] == own_cookie()
+    assert recorded["inode"] == os.stat("/proc/self/ns/net").st_ino
+    assert recorded["boot_id"] == Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     assert state.path == tmp_path / "run/multihome" / state.netns
 
 

@@ -18,10 +18,11 @@ import errno
 import fcntl
 import os
 import socket
-import struct
 import sys
 import time
+from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 from multihome.errors import LockTimeoutError
 from multihome.processes import pid_alive
@@ -112,28 +113,39 @@ def _bind_namespace(state: StateDir, name: str, deadline: float, timeout: float)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
             sock.bind(address)
-            sock.listen(8)  # a waiter that gives up connects to learn the holder's pid
             return sock
         except OSError as exc:
             sock.close()
             if exc.errno != errno.EADDRINUSE:
                 raise
         if time.monotonic() >= deadline:
-            raise LockTimeoutError(_busy_message(state, timeout, holder_pid(name))) from None
+            raise LockTimeoutError(_busy_message(state, timeout, holders(name))) from None
         time.sleep(POLL)
 
 
-def holder_pid(name: str) -> int | None:
-    """The pid that bound the namespace lock ``name`` (``SO_PEERCRED``); None if nobody."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
-        sock.settimeout(0.5)
+def holders(name: str, proc: Path = Path("/proc")) -> list[int]:
+    """The pids that hold a descriptor of the socket bound to the abstract name ``name`` in
+    this network namespace (``/proc/net/unix``, then every process's ``fd/``): the holder,
+    and a confirmation watchdog that inherited it. Only called after a lock timeout."""
+    wanted = "@" + name
+    inodes = set()
+    try:
+        lines = (proc / "net/unix").read_text().splitlines()[1:]
+    except OSError:
+        return []
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 8 and fields[7] == wanted:
+            inodes.add(f"socket:[{fields[6]}]")
+    pids = []
+    for task in proc.glob("[0-9]*"):
         try:
-            sock.connect(b"\0" + name.encode())
-            cred = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            links = {os.readlink(fd) for fd in (task / "fd").iterdir()}
         except OSError:
-            return None
-    pid: int = struct.unpack("3i", cred)[0]
-    return pid or None
+            continue  # exited, or not ours to read
+        if links & inodes:
+            pids.append(int(task.name))
+    return sorted(pids)
 
 
 def is_locked(state: StateDir) -> bool:
@@ -162,7 +174,7 @@ def describe_owner(state: StateDir) -> str:
     return text
 
 
-def _busy_message(state: StateDir, timeout: float, pid: int | None = None) -> str:
+def _busy_message(state: StateDir, timeout: float, pids: Sequence[int] | None = None) -> str:
     hint = ""
     if state.exists(PENDING):
         hint = (
@@ -170,8 +182,11 @@ def _busy_message(state: StateDir, timeout: float, pid: int | None = None) -> st
             "`multihome rollback` (undo)"
         )
     owner, lock = describe_owner(state), str(state.file(LOCK))
-    if pid is not None:  # the namespace lock: the holder may use another --root
-        owner, lock = f"pid {pid} ({_command(pid)})", "@multihome/lock (abstract socket)"
+    if pids is not None and not is_locked(state):  # a holder with another --root
+        lock = "@multihome/lock (an abstract unix socket)"
+        owner = ", ".join(f"pid {pid} ({_command(pid)})" for pid in pids) or (
+            "a process this one cannot see (`ss -xlp | grep multihome/lock` names it)"
+        )
     return (
         f"another multihome is changing this network namespace: {owner}; "
         f"waited {timeout:g} s for the lock {lock}. Wait for it to finish "
@@ -189,5 +204,5 @@ def _command(pid: int) -> str:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             words = f.read().split(b"\0")
     except OSError:
-        return "exited; a process it started holds the lock: a confirmation watchdog?"
+        return "exited"
     return " ".join(w.decode(errors="replace") for w in words if w) or "?"

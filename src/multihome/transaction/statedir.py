@@ -95,12 +95,6 @@ def netns_cookie() -> int | None:
     return int.from_bytes(raw, sys.byteorder)
 
 
-def namespace_key(netns: Path) -> str:
-    """``net-<inode>`` of the network namespace file ``netns`` (``/run/netns/NAME``): how a
-    state directory was named before cookies, and still is without them. Raises OSError."""
-    return f"net-{os.stat(netns).st_ino}"
-
-
 def current_namespace(proc: Path = Path("/proc")) -> NamespaceId:
     """The identity of the network namespace this process runs in."""
     try:
@@ -168,7 +162,7 @@ class StateDir:
                 f"{self.path}: state of another network namespace ({reason}) that cannot be "
                 f"removed ({exc.strerror}); remove it, or run as root"
             ) from exc
-        log.info("removed %s: state of a network namespace that no longer exists (%s)",
+        log.warning("removed %s: state of a network namespace that no longer exists (%s)",
                  self.path, reason)
 
     def ensure(self) -> None:

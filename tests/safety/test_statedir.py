@@ -1,0 +1,78 @@
+"""The state directory's namespace identity and the sweep of dead namespaces' folders (real
+files under a temporary root; which namespaces are alive is given, not faked in the kernel)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+
+from netnsid import own_cookie
+
+from multihome.transaction.statedir import STATE_BASE, StateDir, current_namespace, sweep
+
+
+def _folder(root: Path, name: str, identity: dict[str, object] | None) -> Path:
+    path = root / STATE_BASE.relative_to("/") / name
+    path.mkdir(parents=True)
+    (path / "snapshot.json").write_text("{}")
+    if identity is not None:
+        (path / "namespace.json").write_text(json.dumps(identity))
+    return path
+
+
+def test_sweep_removes_exactly_the_folders_of_dead_namespaces(tmp_path: Path) -> None:
+    """Removed: an earlier boot's, one recording this namespace's inode with another cookie, one
+    whose inode no live namespace has, a pre-cookie folder of a dead inode. Kept: this
+    namespace's, a live inode's, a pre-cookie folder of a live inode, a folder whose lock is
+    held, and what is not a namespace folder."""
+    me = current_namespace()
+    boot = me.boot
+
+    def ident(cookie: int, inode: int, boot_id: str = boot) -> dict[str, object]:
+        return {"version": 1, "cookie": cookie, "inode": inode, "boot_id": boot_id}
+
+    mine = StateDir.current(tmp_path)
+    mine.ensure()
+    gone = [
+        _folder(tmp_path, "netns-900001", ident(900001, 4026530001, "an-earlier-boot")),
+        _folder(tmp_path, "netns-900002", ident(900002, me.inode)),
+        _folder(tmp_path, "netns-900003", ident(900003, 4026530003)),
+        _folder(tmp_path, "net-4026530004", None),
+    ]
+    kept = [
+        mine.path,
+        _folder(tmp_path, "netns-900005", ident(900005, 4026530005)),
+        _folder(tmp_path, "net-4026530006", None),
+        _folder(tmp_path, "netns-900007", ident(900007, 4026530007, "an-earlier-boot")),
+        _folder(tmp_path, "lab-something", None),
+    ]
+    held = os.open(kept[3] / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        removed = sweep(tmp_path, me, live={me.inode, 4026530005, 4026530006})
+    finally:
+        os.close(held)
+    assert sorted(removed) == sorted(gone)
+    assert [p for p in gone if p.exists()] == []
+    assert [p for p in kept if not p.exists()] == []
+
+
+def test_a_folder_of_another_boot_under_this_name_is_never_used(tmp_path: Path) -> None:
+    """A folder named after this namespace's cookie that an earlier boot's namespace wrote
+    (cookies restart at boot) is removed before anything reads it; the new one records this
+    namespace."""
+    me = current_namespace()
+    stale = _folder(
+        tmp_path,
+        me.key,
+        {"version": 1, "cookie": me.cookie, "inode": me.inode, "boot_id": "an-earlier-boot"},
+    )
+    state = StateDir.current(tmp_path)
+    assert state.path == stale and not stale.exists()
+    state.ensure()
+    recorded = json.loads((state.path / "namespace.json").read_text())
+    assert recorded == {"version": 1, "cookie": own_cookie(), "inode": me.inode,
+                        "boot_id": me.boot}  # fmt: skip
+    assert not (state.path / "snapshot.json").exists()
