@@ -10,7 +10,13 @@ from pathlib import Path
 
 from netnsid import own_cookie
 
-from multihome.transaction.statedir import STATE_BASE, StateDir, current_namespace, sweep
+from multihome.transaction.statedir import (
+    STATE_BASE,
+    StateDir,
+    current_namespace,
+    sweep,
+    sweep_due,
+)
 
 
 def _folder(root: Path, name: str, identity: dict[str, object] | None) -> Path:
@@ -76,3 +82,15 @@ def test_a_folder_of_another_boot_under_this_name_is_never_used(tmp_path: Path) 
     assert recorded == {"version": 1, "cookie": own_cookie(), "inode": me.inode,
                         "boot_id": me.boot}  # fmt: skip
     assert not (state.path / "snapshot.json").exists()
+
+
+def test_a_namespace_sweeps_at_most_once_per_interval(tmp_path: Path) -> None:
+    """The first session sweeps and notes the time; the next within the interval does not;
+    once the interval has passed it sweeps again."""
+    state = StateDir.current(tmp_path)
+    assert sweep_due(state, 60)
+    assert not sweep_due(state, 60)
+    past = (state.path / "swept").stat().st_mtime - 120
+    os.utime(state.path / "swept", (past, past))
+    assert sweep_due(state, 60)
+    assert not sweep_due(state, 60)

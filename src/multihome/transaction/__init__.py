@@ -7,6 +7,7 @@ one that got a deleted namespace's inode (:mod:`~multihome.transaction.statedir`
 
 =====================  ======================================================================
 ``namespace.json``     what identifies the namespace (cookie, inode, boot id)
+``swept``              when this namespace last removed dead namespaces' folders
 ``lock``               ``flock`` held by whoever changes the namespace (apply, rollback,
                        reset; the watchdog during a confirmation window), besides the
                        namespace-wide lock ``@multihome/lock`` (an abstract unix socket)

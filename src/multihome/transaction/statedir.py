@@ -12,6 +12,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ ROLLBACK_REQUEST = "rollback-request"
 RESULT = "result.json"
 WATCHDOG_PID = "watchdog.json"
 WATCHDOG_LOG = "watchdog.log"
+SWEPT = "swept"
 
 
 #: ``SO_NETNS_COOKIE`` (Linux 5.14+, asm-generic value): the network namespace's cookie, a
@@ -45,6 +47,8 @@ SO_NETNS_COOKIE: int = getattr(socket, "SO_NETNS_COOKIE", 71)
 IDENTITY = "namespace.json"
 #: How many other namespaces' folders one session start inspects at most (bounded cost).
 SWEEP_LIMIT = 256
+#: A namespace's sessions sweep at most this often (seconds); the time is in :data:`SWEPT`.
+SWEEP_INTERVAL = 60.0
 
 log = logging.getLogger(__name__)
 
@@ -236,17 +240,32 @@ def live_namespace_inodes(proc: Path = Path("/proc"), named: Path = Path("/run/n
     A namespace held only by an open descriptor or a bind mount elsewhere is not seen; its
     state directory is spared only while someone holds its lock."""
     inodes: set[int] = set()
-    for folder, pattern in ((proc, "[0-9]*/ns/net"), (named, "*")):
+    for folder, suffix in ((proc, "/ns/net"), (named, "")):
         try:
-            paths = list(folder.glob(pattern))
+            entries = list(os.scandir(folder))
         except OSError:
             continue
-        for path in paths:
+        for entry in entries:
+            if suffix and not entry.name.isdigit():
+                continue
             try:
-                inodes.add(os.stat(path).st_ino)
+                inodes.add(os.stat(entry.path + suffix).st_ino)
             except OSError:
                 continue  # the process exited meanwhile, or a stale name
     return inodes
+
+
+def sweep_due(state: StateDir, interval: float = SWEEP_INTERVAL) -> bool:
+    """True (and noted in the folder) when this namespace has not swept for ``interval``
+    seconds: an agent opens a session for every repair and need not sweep each time."""
+    marker = state.file(SWEPT)
+    try:
+        if time.time() - marker.stat().st_mtime < interval:
+            return False
+        os.utime(marker)
+    except OSError:
+        state.touch(SWEPT)
+    return True
 
 
 def sweep(root: Path, current: NamespaceId, *, limit: int = SWEEP_LIMIT,
