@@ -21,8 +21,9 @@ import pytest
 from netnsid import cookie_of, state_dir_of
 from safety_util import Lab, ns_sh, sh, wait_for
 
-#: How many new namespaces the test creates, at most, to get a deleted one's inode back.
-REUSE_TRIES = 200
+#: How many new namespaces the test creates, at most, to get a deleted one's inode back (the
+#: kernel frees a namespace's inode asynchronously, and other users of the machine may take it).
+REUSE_TRIES = 300
 ROUNDS = 20
 
 
@@ -34,14 +35,16 @@ def _delete_namespace(name: str) -> None:
 
 
 def _namespace_with_inode(prefix: str, inode: int, created: list[str]) -> str | None:
-    """Create namespaces until one has ``inode`` (they all go into ``created``)."""
+    """Create namespaces until one has ``inode`` (they all go into ``created`` and are kept
+    meanwhile, so that the kernel hands out the next free number each time)."""
+    time.sleep(0.3)  # let the kernel finish tearing the deleted namespace down
     for index in range(REUSE_TRIES):
         name = f"{prefix}-n{index}"
         sh("ip", "netns", "add", name)
         created.append(name)
         if os.stat(f"/run/netns/{name}").st_ino == inode:
             return name
-        time.sleep(0.01)  # the kernel frees a namespace's inode asynchronously
+        time.sleep(0.02)
     return None
 
 
