@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from multihome.backend import ChangeFailed, Lookup
+from multihome.backend import NAMESPACE_LOCK, ChangeFailed, Lookup
 from multihome.backend.rtnl import (
     AF_INET,
     AF_INET6,
@@ -91,7 +91,6 @@ from multihome.model import (
     Sysctl,
     conf_sysctl,
 )
-from multihome.transaction import NAMESPACE_LOCK
 
 if TYPE_CHECKING:
     from multihome.plan import Change

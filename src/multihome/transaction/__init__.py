@@ -34,8 +34,3 @@ rollback, reset, doctor) live in :mod:`multihome.safety`.
 #: seconds. Defined here, in the package's face that imports nothing, so that the CLI can show
 #: it as ``--lock-timeout``'s default without importing the transaction machinery.
 DEFAULT_LOCK_TIMEOUT = 30.0
-
-#: The abstract unix socket whose binding is the lock of a whole network namespace (whatever
-#: ``--root``): abstract names are per network namespace, and the kernel releases one when the
-#: last descriptor of its socket closes, also when its holder is killed.
-NAMESPACE_LOCK = "multihome/lock"

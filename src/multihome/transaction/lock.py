@@ -1,7 +1,7 @@
 """The lock that keeps two applies (a user and the agent, say) from interleaving.
 
 Two locks, taken in this order. The namespace lock: a unix socket bound to the abstract name
-``@multihome/lock`` (:data:`~multihome.transaction.NAMESPACE_LOCK`). Abstract names live in
+``@multihome/lock`` (:data:`~multihome.backend.NAMESPACE_LOCK`). Abstract names live in
 the network namespace, so it serialises every multihome changing this namespace whatever its
 ``--root`` (two roots mean two state directories, which must not decide alone); the kernel
 frees the name when the last descriptor of the socket closes, also on SIGKILL. A backend that
