@@ -23,7 +23,7 @@ from safety_util import Lab, ns_sh, sh, wait_for
 
 #: How many new namespaces the test creates, at most, to get a deleted one's inode back (the
 #: kernel frees a namespace's inode asynchronously, and other users of the machine may take it).
-REUSE_TRIES = 300
+REUSE_TRIES = 200
 ROUNDS = 20
 
 
@@ -35,16 +35,23 @@ def _delete_namespace(name: str) -> None:
 
 
 def _namespace_with_inode(prefix: str, inode: int, created: list[str]) -> str | None:
-    """Create namespaces until one has ``inode`` (they all go into ``created`` and are kept
-    meanwhile, so that the kernel hands out the next free number each time)."""
+    """Create namespaces until one has ``inode`` (kept ones go into ``created``).
+
+    The kernel hands out the lowest free number, to namespaces and to their /proc entries
+    alike: a namespace with a lower number fills a hole below and is kept; one with a higher
+    number is deleted again (its /proc entries may hold the number we wait for)."""
     time.sleep(0.3)  # let the kernel finish tearing the deleted namespace down
     for index in range(REUSE_TRIES):
         name = f"{prefix}-n{index}"
         sh("ip", "netns", "add", name)
-        created.append(name)
-        if os.stat(f"/run/netns/{name}").st_ino == inode:
-            return name
-        time.sleep(0.02)
+        got = os.stat(f"/run/netns/{name}").st_ino
+        if got > inode:
+            _delete_namespace(name)
+        else:
+            created.append(name)
+            if got == inode:
+                return name
+        time.sleep(0.05)
     return None
 
 
