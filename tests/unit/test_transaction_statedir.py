@@ -1,5 +1,7 @@
-"""The state directory's namespace identity and the sweep of dead namespaces' folders (real
-files under a temporary root; which namespaces are alive is given, not faked in the kernel)."""
+"""transaction/statedir.py: the state directory is per network namespace (named after its
+cookie, the folders of dead namespaces swept away: real files under a temporary root, which
+namespaces are alive given), and the changes it keeps (journal, checkpoint) survive their JSON
+form unchanged."""
 
 from __future__ import annotations
 
@@ -8,15 +10,47 @@ import json
 import os
 from pathlib import Path
 
+from hosts import howto_host
 from netnsid import own_cookie
 
+from multihome.backend.fake import net
+from multihome.config import Config
+from multihome.model import Rule, Sysctl
+from multihome.plan import Change, make_plan
+from multihome.policy import compute_policy
 from multihome.transaction.statedir import (
     STATE_BASE,
     StateDir,
+    change_from_json,
+    change_to_json,
     current_namespace,
     sweep,
     sweep_due,
 )
+
+
+def test_state_dir_is_per_namespace(tmp_path: Path) -> None:
+    """The state dir is keyed by the cookie of this process's network namespace, and records
+    the namespace's cookie, inode and boot id."""
+    state = StateDir.current(tmp_path)
+    assert state.netns == f"netns-{own_cookie()}"
+    assert state.path == tmp_path / "run/multihome" / state.netns
+    state.ensure()
+    recorded = json.loads((state.path / "namespace.json").read_text())
+    assert recorded["cookie"] == own_cookie()
+    assert recorded["inode"] == os.stat("/proc/self/ns/net").st_ino
+    assert recorded["boot_id"] == Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+
+
+def test_changes_survive_json_unchanged() -> None:
+    """Every change of the how-to's plan, a rule with fwmark/fwmask and a sysctl with its
+    prior value are read back from their JSON form unchanged."""
+    config = Config()
+    state = howto_host()
+    plan = make_plan(state, compute_policy(state, config), config)
+    odd = Rule(4, 900, 77, src=net("10.0.0.0/8"), fwmark=3, fwmask=255, proto=4)
+    for change in [*plan.changes, Change("add", odd), Change("set", Sysctl("a.b", "1"), "0")]:
+        assert change_from_json(change_to_json(change)) == change
 
 
 def _folder(root: Path, name: str, identity: dict[str, object] | None) -> Path:
