@@ -21,9 +21,9 @@ import pytest
 from netnsid import cookie_of, state_dir_of
 from safety_util import Lab, ns_sh, sh, wait_for
 
-#: How many new namespaces the test creates, at most, to get a deleted one's inode back (the
-#: kernel frees a namespace's inode asynchronously, and other users of the machine may take it).
-REUSE_TRIES = 200
+#: How long the test creates new namespaces, at most, to get a deleted one's inode back (the
+#: kernel frees it asynchronously, and another user of the machine may take it first).
+REUSE_SECONDS = 10.0
 ROUNDS = 20
 
 
@@ -35,13 +35,17 @@ def _delete_namespace(name: str) -> None:
 
 
 def _namespace_with_inode(prefix: str, inode: int, created: list[str]) -> str | None:
-    """Create namespaces until one has ``inode`` (kept ones go into ``created``).
+    """Create namespaces until one has ``inode`` (kept ones go into ``created``), for at most
+    :data:`REUSE_SECONDS`.
 
-    The kernel hands out the lowest free number, to namespaces and to their /proc entries
-    alike: a namespace with a lower number fills a hole below and is kept; one with a higher
-    number is deleted again (its /proc entries may hold the number we wait for)."""
-    time.sleep(0.3)  # let the kernel finish tearing the deleted namespace down
-    for index in range(REUSE_TRIES):
+    Namespaces of every kind (and ``ip netns exec`` makes a mount namespace each time) draw
+    their numbers from one pool, and the freed number is soon taken by whoever asks first: so
+    ask at once, keep a namespace that got a lower number (it fills a hole below) and give one
+    with a higher number back."""
+    deadline = time.monotonic() + REUSE_SECONDS
+    index = 0
+    while time.monotonic() < deadline:
+        index += 1
         name = f"{prefix}-n{index}"
         sh("ip", "netns", "add", name)
         got = os.stat(f"/run/netns/{name}").st_ino
@@ -51,7 +55,7 @@ def _namespace_with_inode(prefix: str, inode: int, created: list[str]) -> str | 
             created.append(name)
             if got == inode:
                 return name
-        time.sleep(0.05)
+        time.sleep(0.01)  # the deleted namespace may still be being torn down
     return None
 
 
@@ -78,7 +82,10 @@ def test_a_namespace_with_a_deleted_ones_inode_inherits_nothing(lab: Lab) -> Non
     try:
         name = _namespace_with_inode(lab.vm, inode, created)
         if name is None:
-            pytest.skip(f"the kernel did not reuse inode {inode} in {REUSE_TRIES} namespaces")
+            pytest.skip(
+                f"the kernel did not give inode {inode} to a new namespace within "
+                f"{REUSE_SECONDS:g} s (another namespace on this machine holds it)"
+            )
         new = replace(lab, vm=name)
         assert cookie_of(name) != identity["cookie"]
         # The same interfaces as the stranger had, with sysctls of its own (1, not 0).
