@@ -273,12 +273,14 @@ def outer(events: int, idle: float, pace: float) -> dict[str, Any]:
                 stderr=log,
                 text=True,
             )
-            # The agent's folder is its namespace's own: run/multihome/net-<inode>/.
-            netns = os.stat(f"/run/netns/{guest}").st_ino
-            state = Path(tmp, f"run/multihome/net-{netns}/agent.json")
+            # The agent's folder is its namespace's own (run/multihome/netns-<cookie>/); this
+            # root serves only the guest namespace.
             deadline = time.monotonic() + 30
-            while not state.exists() and time.monotonic() < deadline:
+            while not (found := sorted(Path(tmp).glob("run/multihome/*/agent.json"))):
+                if time.monotonic() > deadline:
+                    sys.exit(f"the agent wrote no state file under {tmp}")
                 time.sleep(0.05)
+            state = found[0]
             started = memory_kib(agent.pid)
             measured = subprocess.run(
                 [
