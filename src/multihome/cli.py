@@ -351,7 +351,7 @@ def _resume_agent(root: Path) -> None:
 
 def _report_apply(settled: Any, quiet: bool) -> None:
     result = settled.result
-    if not settled.changed:
+    if not settled.kernel_changed:  # name files alone: still "changed" for the exit code
         if not quiet:
             click.echo("no changes: the kernel already matches the policy")
         return

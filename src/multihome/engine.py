@@ -63,9 +63,14 @@ class ApplyResult:
         return self.recovered.changes if self.recovered is not None else 0
 
     @property
+    def kernel_changes(self) -> int:
+        """Kernel changes: this apply's and the recovery's."""
+        return self.applied + self.recovered_changes
+
+    @property
     def changed(self) -> bool:
         """Something changed: this apply's changes, its files, or the recovery's changes."""
-        return self.applied > 0 or bool(self.files) or self.recovered_changes > 0
+        return self.kernel_changes > 0 or bool(self.files)
 
 
 @dataclass
@@ -100,7 +105,13 @@ class Convergence:
 
     @property
     def changed(self) -> bool:
+        """Anything changed, the name files included (``--detailed-exit-codes``)."""
         return self.result.changed or self.prepared > 0
+
+    @property
+    def kernel_changed(self) -> bool:
+        """The kernel changed (what is announced and verified)."""
+        return self.result.kernel_changes + self.prepared > 0
 
     @property
     def failed(self) -> list[Check]:
@@ -189,9 +200,10 @@ def settle(backend: Backend, assessment: Assessment, result: ApplyResult, config
            postpone: Callable[[], bool] | None = None) -> Convergence:
     """After a change (this apply's, the recovery's, or ``prepared`` ones a caller made just
     before): announce the managed addresses, then verify that the policy is in force
-    (``retries`` times more while checks fail); both are left out when ``postpone()``."""
+    (``retries`` times more while checks fail); both are left out when ``postpone()``. Name
+    files alone are not a change to announce or prove."""
     done = Convergence(assessment, result, prepared=prepared)
-    if not done.changed:
+    if not done.kernel_changed:
         return done
     done.changed_at = time.monotonic()
     if postpone is not None and postpone():
