@@ -129,11 +129,11 @@ def status(obj: Any, as_json: bool) -> None:
     Exit 1 when no agent is running.
     """
     from multihome.agent.state import read_status, state_path
-    from multihome.files import json_text
+    from multihome.files import json_output
 
     data = read_status(obj.root)
     if as_json:
-        click.echo(json_text(data if data is not None else {"alive": False}), nl=False)
+        click.echo(json_output(data if data is not None else {"alive": False}), nl=False)
     elif data is None:
         click.echo(f"agent: not running (no {state_path(obj.root)})")
     elif "error" in data:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
 import click
 
 from multihome.errors import ExitCode, InputError, LabError, LabExistsError, LabInterrupted
-from multihome.files import json_text
+from multihome.files import json_output
 from multihome.lab.probe import ProbeReport
 from multihome.lab.probe import probe as run_probe
 from multihome.lab.runtime import (
@@ -87,8 +87,8 @@ def _color() -> bool:
     return bool(getattr(obj, "color", sys.stdout.isatty()))
 
 
-def _echo_json(data: object) -> None:
-    click.echo(json_text(data), nl=False)
+def _echo_json(data: Mapping[str, object]) -> None:
+    click.echo(json_output(data), nl=False)
 
 
 def _name_option(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -108,7 +108,7 @@ def list_(as_json: bool) -> None:
     """List the scenarios (one per section of the how-to)."""
     scenarios = builtin_scenarios()
     if as_json:
-        _echo_json([s.to_json() for s in scenarios])
+        _echo_json({"scenarios": [s.to_json() for s in scenarios]})
         return
     for scenario in scenarios:
         click.echo(f"{scenario.number}  {scenario.name:<26} {scenario.title}")

@@ -26,10 +26,10 @@ def _backend() -> Iterator[Any]:
 
 
 def _print(outcome: Any, as_json: bool) -> None:
-    from multihome.files import json_text
+    from multihome.files import json_output
 
     if as_json:
-        click.echo(json_text(outcome.to_json()), nl=False)
+        click.echo(json_output(outcome.to_json()), nl=False)
     else:
         for line in outcome.changes:
             click.echo(line)
@@ -131,14 +131,14 @@ def doctor(obj: Any, as_json: bool) -> None:
     netplan-nm-drops-policy, interrupted-apply, confirmation-pending.
     """
     from multihome.engine import assess
-    from multihome.files import json_text
+    from multihome.files import json_output
     from multihome.safety.doctor import diagnose
 
     config = obj.config()
     with _backend() as backend:
         found = diagnose(backend, assess(backend, config), config, obj.root)
     if as_json:
-        click.echo(json_text(found.to_json()), nl=False)
+        click.echo(json_output(found.to_json()), nl=False)
     elif not found.problems:
         click.echo(f"healthy: {len(found.checked)} checks found nothing")
     else:
