@@ -131,16 +131,23 @@ def _styled(line: str, color: bool) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def status(obj: CliOptions, as_json: bool) -> None:
-    """Show interfaces, addresses, gateways, tables, rules and what is wrong."""
+    """Show interfaces, addresses, gateways, tables, rules and what is wrong.
+
+    The problems are exactly those of `multihome doctor` (every check). Exit 0 also when
+    there are problems (doctor exits 1); 2 on bad input, 1 on any other error.
+    """
     from multihome.engine import assess
     from multihome.status import build_report
 
     config = obj.config()
+    from multihome.safety.doctor import diagnose
     from multihome.source.portfacts import host_facts
 
     with _backend() as backend:
         assessment = assess(backend, config, host_facts(obj.root))
+        # One truth: the problems are doctor's, every check of it (status's own included).
         report = build_report(backend, assessment, config)
+        report = report.with_problems(diagnose(backend, assessment, config, obj.root).problems)
     from multihome.agent.state import read_status
 
     agent = read_status(obj.root)

@@ -10,6 +10,12 @@ from pathlib import Path, PurePath
 
 from multihome.errors import InputError
 
+#: Where multihome's own program is installed (README, `pip` installs, cloud user-data), the
+#: one place that says so; persist renders the first of :data:`PROGRAMS` present on the target.
+PROGRAM = "/usr/local/bin/multihome"
+#: The places a distribution package or an install puts the program, in order of preference.
+PROGRAMS = (PROGRAM, "/usr/bin/multihome")
+
 HEADER = "# Managed by multihome; do not edit: it is rewritten on every apply/persist.\n"
 
 

@@ -133,10 +133,11 @@ def doctor(obj: Any, as_json: bool) -> None:
     from multihome.engine import assess
     from multihome.files import json_output
     from multihome.safety.doctor import diagnose
+    from multihome.source.portfacts import host_facts
 
     config = obj.config()
-    with _backend() as backend:
-        found = diagnose(backend, assess(backend, config), config, obj.root)
+    with _backend() as backend:  # the same facts as status, plan and apply: one truth
+        found = diagnose(backend, assess(backend, config, host_facts(obj.root)), config, obj.root)
     if as_json:
         click.echo(json_output(found.to_json()), nl=False)
     elif not found.problems:
