@@ -40,6 +40,10 @@ Examples:
   sudo multihome apply                  make them (idempotent, transactional)
   multihome verify --json               proof per address, machine-readable
   ip netns exec vm1 multihome apply     the same inside a network namespace
+\b
+Exit status: 0 success; 1 failure (a change failed and was undone, a check failed);
+2 bad input or usage, nothing changed; 3 rolled back. With --json a failure also prints
+{"error": {...}} on stdout (docs/multihome.8.md, JSON OUTPUT).
 """
 
 
@@ -84,6 +88,13 @@ class CliOptions:
         if self.config_path is not None:
             return load_config(self.config_path, explicit=True)
         return load_config(under_root(self.root, DEFAULT_CONFIG_PATH))
+
+    def facts(self) -> Any:
+        """The ports' facts under ``root`` (DHCP leases) that status, plan, apply and doctor
+        all assess with: one truth."""
+        from multihome.source.portfacts import host_facts
+
+        return host_facts(self.root)
 
 
 @click.group(cls=LazyGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h",
@@ -204,7 +215,11 @@ def status(obj: CliOptions, as_json: bool) -> None:
                    "then http://169.254.169.254].")
 @click.pass_obj
 def plan(obj: CliOptions, as_json: bool, source: str, metadata: str | None) -> None:
-    """Show the exact changes `apply` would make (nothing is changed)."""
+    """Show the exact changes `apply` would make (nothing is changed).
+
+    Exit 0 (also when changes are pending: `multihome verify` exits 1 then); 2 on bad
+    input; 1 on any other error.
+    """
     from multihome.source.planning import sourced_assessment
     from multihome.source.portfacts import host_reader
 
@@ -453,7 +468,11 @@ def _restrict(assessment: Any, interface: str) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def verify(obj: CliOptions, as_json: bool) -> None:
-    """Prove per address that replies leave through their own interface and gateway."""
+    """Prove per address that replies leave through their own interface and gateway.
+
+    Exit 0 when every check passes and nothing is pending; 1 when a check fails or changes
+    are pending (`multihome plan` shows them); 2 on bad input.
+    """
     from multihome.engine import assess
     from multihome.source.portfacts import host_facts
     from multihome.verify import verify as run_verify

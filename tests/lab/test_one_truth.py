@@ -28,3 +28,23 @@ def test_status_shows_the_problems_doctor_finds(lab_name: str, tmp_path: Path) -
     assert "problems: none" not in text
     for problem in found:
         assert problem["message"] in text
+
+
+def test_rollback_and_reset_speak_like_plan(lab_name: str, tmp_path: Path) -> None:
+    """rollback and reset print tables by their `mh-*` names, as plan and apply do, and say
+    of each file whether it was restored or removed."""
+    assert run_cli("lab", "up", "--name", lab_name, "--scenario", "4").returncode == 0
+    guest = ("lab", "exec", "--name", lab_name, "--", "multihome", "--root", str(tmp_path))
+    for undo in ("rollback", "reset"):
+        applied = run_cli(*guest, "apply")
+        assert applied.returncode == 0, applied.stderr
+        assert "lookup mh-eth1" in applied.stdout
+        done = run_cli(*guest, undo)
+        assert done.returncode == 0, done.stderr
+        rules = [line for line in done.stdout.splitlines() if line.startswith("- rule ")]
+        assert rules and all(" lookup mh-eth" in line for line in rules if "main" not in line)
+        assert "restored or removed" not in done.stdout
+        files = [line for line in done.stdout.splitlines() if line.startswith("# removed ")]
+        assert f"# removed {tmp_path}/etc/iproute2/rt_tables.d/multihome.conf" in files, (
+            done.stdout
+        )

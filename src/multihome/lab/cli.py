@@ -38,7 +38,7 @@ NODES = ("guest", "switch", "router", "dhcp", "internet")
 
 LAB_EPILOG = """\b
 Examples:
-  sudo multihome lab demo                    the how-to's failure and the fix, in 30 s
+  sudo multihome lab demo                    the how-to's failure and the fix, in ~4 s
   sudo multihome lab up --scenario 4         build the how-to's two-port VM
   sudo multihome lab probe                   what works and what does not
   sudo multihome lab exec -- ip route        a command inside the guest
@@ -502,11 +502,12 @@ def demo(name: str, keep: bool) -> None:
         for problem in problems:
             click.echo(paint(f"  - {problem}", fg="red"))
         _exit(ExitCode.FAILURE)
+    named = _name_arg(name)
     click.echo(
         paint(
             "Every port works through its own floating IP and gateway. Try it "
-            "yourself: multihome lab up; multihome lab probe; multihome lab exec -- "
-            "multihome apply; multihome lab down",
+            f"yourself: multihome lab up{named}; multihome lab probe{named}; multihome lab "
+            f"exec{named} -- multihome apply; multihome lab down{named}",
             bold=True,
         )
     )

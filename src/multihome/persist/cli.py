@@ -19,6 +19,10 @@ Examples:
   sudo multihome persist --backend networkmanager   RHEL 9 / Fedora: keyfiles
   sudo multihome persist --backend systemd     multihome@.service + a udev rule, anywhere
   multihome persist --root /mnt/image --backend networkd   write into an image
+\b
+--root must hold the target system: the backend is detected or checked by its programs under
+it (networkd: lib/systemd/systemd-networkd, systemd: usr/bin/systemctl, ...), so an empty
+directory is refused; multihome-persist(8), OPTIONS, lists them.
 """
 
 UNPERSIST_EPILOG = """\b

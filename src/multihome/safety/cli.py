@@ -35,8 +35,8 @@ def _print(outcome: Any, as_json: bool) -> None:
             click.echo(line)
         for note in outcome.notes:
             click.echo(f"# {note}")
-        for path in outcome.files:
-            click.echo(f"# restored or removed {path}")
+        for line in outcome.files:
+            click.echo(f"# {line}")
         click.echo(outcome.message)
         for problem in outcome.problems:
             click.echo(f"FAILED: {problem}", err=True)
@@ -133,11 +133,9 @@ def doctor(obj: Any, as_json: bool) -> None:
     from multihome.engine import assess
     from multihome.files import json_output
     from multihome.safety.doctor import diagnose
-    from multihome.source.portfacts import host_facts
-
     config = obj.config()
     with _backend() as backend:  # the same facts as status, plan and apply: one truth
-        found = diagnose(backend, assess(backend, config, host_facts(obj.root)), config, obj.root)
+        found = diagnose(backend, assess(backend, config, obj.facts()), config, obj.root)
     if as_json:
         click.echo(json_output(found.to_json()), nl=False)
     elif not found.problems:
