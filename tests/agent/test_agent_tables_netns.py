@@ -3,10 +3,8 @@ eth1 to a new table 19 ms after the rule appeared), against the real kernel."""
 
 from __future__ import annotations
 
-import pytest
 from agent_util import GATEWAY, Lab, wait_until
 
-pytestmark = pytest.mark.netns
 BOUND = 15.0  # seconds: generous, the machine is shared
 
 

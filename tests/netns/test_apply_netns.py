@@ -11,8 +11,6 @@ from pathlib import Path
 import pytest
 from netns_util import HowtoVM, dump, multihome, routes, rules, sh
 
-pytestmark = pytest.mark.netns
-
 
 def _table_of(vm: HowtoVM, ifname: str) -> int:
     for rule in rules(vm.ns):

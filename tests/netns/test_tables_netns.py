@@ -7,10 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from netns_util import HowtoVM, multihome, routes, rules, sh
-
-pytestmark = pytest.mark.netns
 
 NEW_RANGE = "tables:\n  range: [20000, 20999]\n"
 
