@@ -45,6 +45,20 @@ def test_rollback_and_reset_speak_like_plan(lab_name: str, tmp_path: Path) -> No
         assert rules and all(" lookup mh-eth" in line for line in rules if "main" not in line)
         assert "restored or removed" not in done.stdout
         files = [line for line in done.stdout.splitlines() if line.startswith("# removed ")]
-        assert f"# removed {tmp_path}/etc/iproute2/rt_tables.d/multihome.conf" in files, (
-            done.stdout
-        )
+        assert f"# removed {tmp_path}/etc/iproute2/rt_tables.d/multihome.conf" in files, done.stdout
+
+
+def test_persist_in_a_lab_guest_does_not_touch_the_host(lab_name: str) -> None:
+    """Following doctor's "run `multihome persist`" inside `lab exec` (whose guest shares the
+    host's files, --root /) is refused with exit 2 and the fix, and writes nothing; the same
+    for unpersist, which would remove the host's persisted files."""
+    assert run_cli("lab", "up", "--name", lab_name, "--scenario", "4").returncode == 0
+    guest = ("lab", "exec", "--name", lab_name, "--", "multihome")
+    before = sorted(Path("/etc").rglob("*multihome*"))
+    done = run_cli(*guest, "persist", "--json")
+    assert done.returncode == 2, done.stdout + done.stderr
+    error = json.loads(done.stdout)["error"]
+    assert error["input"] == "--root" and "shares the host's files" in error["message"]
+    done = run_cli(*guest, "unpersist")
+    assert done.returncode == 2 and "give --root DIR" in done.stderr, done.stderr
+    assert sorted(Path("/etc").rglob("*multihome*")) == before

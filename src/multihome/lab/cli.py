@@ -426,7 +426,9 @@ def exec_(name: str, node: str, command: tuple[str, ...]) -> None:
     """Run COMMAND inside the guest (or another node); without one, a shell.
 
     The folder of this multihome is put first on PATH, so `multihome` inside is this one.
-    The exit status is COMMAND's.
+    The exit status is COMMAND's. The guest shares the host's files (only /etc/iproute2 is
+    its own): `multihome persist` and `unpersist` inside refuse to run without a --root of
+    the guest's own, since they would change the host's network configuration.
     """
     require_root()
     lab_ = _open(name, MINIMAL_PROGRAMS)

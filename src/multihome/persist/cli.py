@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,18 @@ Examples:
 
 
 def _root(ctx: click.Context, root: Path | None) -> Path:
-    if root is not None:
-        return root
-    obj = ctx.find_root().obj
-    return Path(getattr(obj, "root", Path("/")))
+    if root is None:
+        root = Path(getattr(ctx.find_root().obj, "root", Path("/")))
+    lab = os.environ.get("MULTIHOME_LAB")  # set by `multihome lab exec`
+    if lab and root.resolve() == Path("/"):
+        error = InputError(
+            f"--root /: this runs in a node of the lab ({lab}), which shares the host's files, "
+            f"so {ctx.info_name} would change the host's own network configuration; give "
+            "--root DIR, a folder of the guest's own (for example --root /tmp/guest)"
+        )
+        error.source = "--root"
+        raise error
+    return root
 
 
 @click.command(epilog=PERSIST_EPILOG)
