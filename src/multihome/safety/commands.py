@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from multihome.backend import Backend
 from multihome.config import Config
 from multihome.errors import MultihomeError, NothingToConfirmError
 from multihome.names import registered_tables
+from multihome.plan import Change
 from multihome.processes import pid_alive
 from multihome.transaction import DEFAULT_LOCK_TIMEOUT, checkpoint, journal, pause
 from multihome.transaction.lock import is_locked
@@ -175,6 +177,7 @@ def rollback(
                 agent=agent,
             )
         current = backend.read()
+        names = registered_tables(root)  # read before the name files are put back
         changes, notes = checkpoint.restore_changes(current, saved)
         done, problems = checkpoint.execute(backend, changes)
         files = checkpoint.restore_files(root, saved)
@@ -186,12 +189,23 @@ def rollback(
         message = f"rolled back to the checkpoint of {when} ({saved.id}): {done} change(s)"
     return Outcome(
         message,
-        [c.describe() for c in changes],
+        _lines(changes, names),
         problems,
         [*agent_notes, *notes],
-        [str(f) for f in files],
+        _file_lines(files),
         agent,
     )
+
+
+def _lines(changes: Sequence[Change], names: Mapping[int, str]) -> list[str]:
+    """The changes as plan and apply print them: tables by their ``mh-*`` names."""
+    return [c.describe(names) for c in changes]
+
+
+def _file_lines(files: Sequence[Path]) -> list[str]:
+    """Each file put back, saying which: ``restored PATH`` (written back as it was before the
+    apply) or ``removed PATH`` (it did not exist before)."""
+    return [f"{'restored' if f.exists() else 'removed'} {f}" for f in files]
 
 
 def reset(
@@ -221,9 +235,8 @@ def reset(
                 "defaults moved out of main are rebuilt from multihome's tables"
             )
         current = backend.read()
-        changes, more = checkpoint.reset_changes(
-            current, config, record, registered_tables(root)
-        )
+        names = registered_tables(root)
+        changes, more = checkpoint.reset_changes(current, config, record, names)
         notes += more
         done, problems = checkpoint.execute(backend, changes)
         files = checkpoint.remove_name_files(root)
@@ -236,5 +249,5 @@ def reset(
         else "nothing to reset: multihome owns nothing here"
     )
     return Outcome(
-        message, [c.describe() for c in changes], problems, notes, [str(f) for f in files], agent
+        message, _lines(changes, names), problems, notes, _file_lines(files), agent
     )
