@@ -104,7 +104,7 @@ def test_a_namespace_with_a_deleted_ones_inode_inherits_nothing(lab: Lab) -> Non
         before = new.kernel()
 
         agent_status = new.mh("agent", "status", "--json", check_rc=1)
-        assert json.loads(agent_status.stdout) == {"alive": False}
+        assert json.loads(agent_status.stdout) == {"alive": False, "schema": 1}
         status = new.mh("status", "--json")
         assert status.returncode in (0, 1), status.stderr
         assert json.loads(status.stdout)["agent"] is None
