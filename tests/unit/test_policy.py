@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
@@ -377,11 +378,32 @@ def test_a_stale_persisted_rule_is_left_to_its_owner(howto: HostState) -> None:
 def test_announce_addresses_sends_one_gratuitous_arp_per_managed_address(
     howto: HostState,
 ) -> None:
-    """Each managed address is announced from its own port with that port's MAC."""
+    """Each managed address is announced from its own port with that port's MAC, all of
+    them in one batch (one socket for the whole apply)."""
     from multihome.engine import announce_addresses
 
     backend = FakeBackend(howto)
     sent = announce_addresses(backend, howto, compute_policy(howto, CONFIG))
     assert sent == 2
+    assert backend.announce_calls == 1
     assert sorted(backend.announced) == [("eth0", "52:54:00:00:00:02", "192.168.0.107"),
                                          ("eth1", "52:54:00:00:00:03", "192.168.0.112")]
+
+
+def test_announce_addresses_is_best_effort(howto: HostState) -> None:
+    """An address whose port the backend cannot send from is logged and not counted; a
+    backend that cannot send at all (no packet socket) makes the announcement a no-op."""
+    from multihome.backend import Announcement
+    from multihome.engine import announce_addresses
+
+    desired = compute_policy(howto, CONFIG)
+    gone = replace(howto, links=tuple(link for link in howto.links if link.name != "eth1"))
+    backend = FakeBackend(gone)
+    assert announce_addresses(backend, howto, desired) == 1
+    assert [a[0] for a in backend.announced] == ["eth0"]
+
+    class NoSocket(FakeBackend):
+        def announce(self, items: Sequence[Announcement]) -> list[tuple[Announcement, str]]:
+            raise PermissionError(1, "Operation not permitted")
+
+    assert announce_addresses(NoSocket(howto), howto, desired) == 0

@@ -27,6 +27,15 @@ class Lookup:
     table: int | None
 
 
+@dataclass(frozen=True)
+class Announcement:
+    """A gratuitous ARP to send: ``address`` lives on ``ifname``, whose MAC is ``mac``."""
+
+    ifname: str
+    mac: str
+    address: IPAddress
+
+
 class Backend(Protocol):
     """Reads and changes the network state of one namespace."""
 
@@ -44,9 +53,14 @@ class Backend(Protocol):
     ) -> Lookup | None:
         """Resolve ``dst`` as the kernel would; None when unreachable."""
 
-    def announce(self, ifname: str, mac: str, address: IPAddress) -> None:
-        """Send a gratuitous ARP for ``address`` from ``ifname`` (MAC ``mac``), so that
-        neighbours' caches that learnt it through another port (ARP flux) are corrected."""
+    def announce(self, items: Sequence[Announcement]) -> list[tuple[Announcement, str]]:
+        """Send a gratuitous ARP for each item from its port, so that neighbours' caches that
+        learnt an address through another port (ARP flux) are corrected.
+
+        One batch per apply: the announcements share one socket (a packet socket's bind and
+        close each wait for the network stack, ~16 ms). Returns the items that could not be
+        sent, with the reason; raises ``OSError`` when nothing could be sent at all.
+        """
 
     def close(self) -> None:
         """Release the netlink socket (if any)."""

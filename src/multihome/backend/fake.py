@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
-from multihome.backend import ChangeFailed, Lookup
+from multihome.backend import Announcement, ChangeFailed, Lookup
 from multihome.model import (
     TABLE_LOCAL,
     TABLE_MAIN,
@@ -41,6 +41,8 @@ class FakeBackend:
         self.fail_at = fail_at
         self.calls = 0
         self.announced: list[tuple[str, str, str]] = []
+        self.announce_calls = 0
+        """How many batches of announcements were sent (one per apply)."""
 
     def read(self) -> HostState:
         return self.state
@@ -116,8 +118,15 @@ class FakeBackend:
             return None
         return min(candidates, key=lambda r: (-r.dst.prefixlen, r.metric))
 
-    def announce(self, ifname: str, mac: str, address: IPAddress) -> None:
-        self.announced.append((ifname, mac, str(address)))
+    def announce(self, items: Sequence[Announcement]) -> list[tuple[Announcement, str]]:
+        self.announce_calls += 1
+        failed = []
+        for item in items:
+            if item.ifname not in {link.name for link in self.state.links}:
+                failed.append((item, "No such device"))
+                continue
+            self.announced.append((item.ifname, item.mac, str(item.address)))
+        return failed
 
     def close(self) -> None:
         return None

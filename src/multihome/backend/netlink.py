@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from multihome.backend import ChangeFailed, Lookup
+from multihome.backend import Announcement, ChangeFailed, Lookup
 from multihome.backend.rtnl import (
     AF_INET,
     AF_INET6,
@@ -358,17 +358,22 @@ class NetlinkBackend:
         return b"".join(body)
 
     # -- neighbours ----------------------------------------------------------------------
-    def announce(self, ifname: str, mac: str, address: IPAddress) -> None:
-        if address.version != 4:
-            return  # IPv6 neighbours learn from unsolicited advertisements (not yet)
-        hw = bytes.fromhex(mac.replace(":", ""))
-        frame = b"\xff" * 6 + hw + struct.pack("!H", ETH_P_ARP)
-        # A gratuitous ARP request: sender and target are the address itself.
-        frame += struct.pack("!HHBBH", 1, ETH_P_IP, 6, 4, 1) + hw + address.packed
-        frame += b"\x00" * 6 + address.packed
-        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP)) as raw:
-            raw.bind((ifname, ETH_P_ARP))
-            raw.send(frame)
+    def announce(self, items: Sequence[Announcement]) -> list[tuple[Announcement, str]]:
+        """One packet socket for every announcement: opened with protocol 0 (it receives
+        nothing), never bound, each frame sent to its port with ``sendto``, closed once. A
+        packet socket's bind and its close each wait for the network stack (~16 ms), which
+        per address made the announcement most of an apply."""
+        failed = [(item, "not an IPv4 address") for item in items if item.address.version != 4]
+        frames = [(item, arp_frame(item)) for item in items if item.address.version == 4]
+        if not frames:
+            return failed
+        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0) as raw:
+            for item, frame in frames:
+                try:
+                    raw.sendto(frame, (item.ifname, ETH_P_ARP))
+                except OSError as exc:
+                    failed.append((item, exc.strerror or str(exc)))
+        return failed
 
     # -- lookups -----------------------------------------------------------------------
     def lookup(
@@ -407,6 +412,22 @@ class NetlinkBackend:
             prefsrc=ipaddress.ip_address(prefsrc) if prefsrc else None,
             table=u32(attrs[RTA_TABLE]) if RTA_TABLE in attrs else None,
         )
+
+
+def arp_frame(item: Announcement) -> bytes:
+    """A gratuitous ARP request (sender and target are the address itself), broadcast."""
+    hw = bytes.fromhex(item.mac.replace(":", ""))
+    packed = item.address.packed
+    return (
+        b"\xff" * 6
+        + hw
+        + struct.pack("!H", ETH_P_ARP)
+        + struct.pack("!HHBBH", 1, ETH_P_IP, 6, 4, 1)
+        + hw
+        + packed
+        + b"\x00" * 6
+        + packed
+    )
 
 
 # -- decoding dumps into the model ------------------------------------------------------------
