@@ -286,6 +286,9 @@ def apply(obj: Context, dry_run: bool, detailed_exit_codes: bool, quiet: bool,
         with locked(backend, root=obj.root, timeout=lock_timeout) as session:
             if session.recovery is not None:
                 click.echo(f"multihome: {session.recovery.message}", err=True)
+            whole = interface is None and session.recovery is None
+            if whole and _unchanged(obj, backend, session, config, quiet):
+                return
             snap = snapshot(backend, config)
             if interface is not None:
                 snap = _restrict(snap, interface)
@@ -309,8 +312,24 @@ def apply(obj: Context, dry_run: bool, detailed_exit_codes: bool, quiet: bool,
                 result = apply_plan(backend, snap.plan, root=obj.root, progress=progress,
                                     config=config, session=session, state=snap.state)
         _report_apply(backend, config, result, quiet, snap.desired, snap.state)
+        if whole and (not guarded or not result.applied):
+            from multihome.fingerprint import record
+
+            record(backend, session.state, config, obj.root, snap.state, result.plan.changes)
     if detailed_exit_codes and result.changed:
         raise click.exceptions.Exit(DetailedExitCode.CHANGED)
+
+
+def _unchanged(obj: Context, backend: Any, session: Any, config: Any, quiet: bool) -> bool:
+    """True (and said) when the namespace is as the last apply left it: nothing to do."""
+    from multihome.fingerprint import unchanged
+
+    backend.watch()  # before the read: the notifications show what else changes the kernel
+    if not unchanged(backend, session.state, config, obj.root):
+        return False
+    if not quiet:
+        click.echo("no changes: the kernel already matches the policy")
+    return True
 
 
 def _report_apply(backend: Any, config: Any, result: Any, quiet: bool, desired: Any,

@@ -25,8 +25,13 @@ def read_text(path: Path) -> str | None:
         return None
 
 
-def write_atomic(path: Path, content: str, mode: int = 0o644) -> bool:
-    """Write ``content`` to ``path`` atomically; return False when it already had it."""
+def write_atomic(path: Path, content: str, mode: int = 0o644, *, durable: bool = True) -> bool:
+    """Write ``content`` to ``path`` atomically; return False when it already had it.
+
+    ``durable``: fsync the file and its folder (what a journal needs to survive a power
+    loss); without it the rename is still atomic, only the last write may be lost (a hint
+    such as the lock's owner or a fingerprint, which the reader can do without).
+    """
     if read_text(path) == content:
         return False
     try:
@@ -38,15 +43,17 @@ def write_atomic(path: Path, content: str, mode: int = 0o644) -> bool:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        if durable:
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -7,7 +7,7 @@ tests of pure logic.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -36,6 +36,15 @@ class Announcement:
     address: IPAddress
 
 
+@dataclass(frozen=True)
+class Fingerprint:
+    """A digest of a namespace's state, and the sysctl values it covers."""
+
+    digest: str
+    """Equal digests: equal states (links, addresses, routes, rules, sysctls)."""
+    sysctls: Mapping[str, str]
+
+
 class Backend(Protocol):
     """Reads and changes the network state of one namespace."""
 
@@ -61,6 +70,18 @@ class Backend(Protocol):
         close each wait for the network stack, ~16 ms). Returns the items that could not be
         sent, with the reason; raises ``OSError`` when nothing could be sent at all.
         """
+
+    def fingerprint(self) -> Fingerprint:
+        """A digest of everything :meth:`read` returns, computed without building the model
+        (a no-op apply compares it with the one recorded after the last apply)."""
+
+    def watch(self) -> None:
+        """Record, from now on, the namespace's link, address, route and rule notifications."""
+
+    def notifications(self) -> list[str] | None:
+        """What :meth:`watch` recorded since, and stop: ``route new 2``, ``rule del 10``
+        (kind, action, address family), ``link``, ``addr``. None when nothing was watched or
+        notifications were lost."""
 
     def close(self) -> None:
         """Release the netlink socket (if any)."""

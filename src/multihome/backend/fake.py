@@ -7,12 +7,14 @@ k-th change, and answers lookups with a simplified rule walk (enough for the pol
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
-from multihome.backend import Announcement, ChangeFailed, Lookup
+from multihome.backend import Announcement, ChangeFailed, Fingerprint, Lookup
 from multihome.model import (
     TABLE_LOCAL,
     TABLE_MAIN,
@@ -43,6 +45,8 @@ class FakeBackend:
         self.announced: list[tuple[str, str, str]] = []
         self.announce_calls = 0
         """How many batches of announcements were sent (one per apply)."""
+        self.watched: list[str] | None = None
+        """The notifications since ``watch()`` (None: not watching)."""
 
     def read(self) -> HostState:
         return self.state
@@ -56,6 +60,9 @@ class FakeBackend:
             error = self._apply_one(change)
             if error:
                 raise ChangeFailed(change, done, error)
+            if self.watched is not None and not isinstance(change.obj, Sysctl):
+                action = "new" if change.action == "add" else "del"
+                self.watched.append(f"{change.kind} {action} {_FAMILIES[change.obj.family]}")
             done += 1
         return done
 
@@ -128,11 +135,29 @@ class FakeBackend:
             self.announced.append((item.ifname, item.mac, str(item.address)))
         return failed
 
+    def fingerprint(self) -> Fingerprint:
+        return Fingerprint(hashlib.blake2b(repr(self.state).encode()).hexdigest(),
+                           dict(self.state.sysctls))
+
+    def watch(self) -> None:
+        self.watched = []
+
+    def notifications(self) -> list[str] | None:
+        found, self.watched = self.watched, None
+        return found
+
+    def foreign(self, state: HostState, notification: str) -> None:
+        """Another tool changes the namespace to ``state`` (tests)."""
+        self.state = state
+        if self.watched is not None:
+            self.watched.append(notification)
+
     def close(self) -> None:
         return None
 
 
 T = TypeVar("T", Route, Rule)
+_FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
 
 
 def _toggled(items: tuple[T, ...], obj: T, action: str, *, clash: Callable[[T], bool],

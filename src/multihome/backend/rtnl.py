@@ -43,8 +43,10 @@ NLA_TYPE_MASK = 0x3FFF
 
 # -- rtnetlink message types --------------------------------------------------------------------
 RTM_NEWLINK = 16
+RTM_DELLINK = 17
 RTM_GETLINK = 18
 RTM_NEWADDR = 20
+RTM_DELADDR = 21
 RTM_GETADDR = 22
 RTM_NEWROUTE = 24
 RTM_DELROUTE = 25
@@ -59,7 +61,9 @@ IFLA_IFNAME = 3
 IFLA_MASTER = 10
 IFLA_OPERSTATE = 16
 IFLA_LINKINFO = 18
+IFLA_AF_SPEC = 26
 IFLA_EXT_MASK = 29
+IFLA_INET_CONF = 1  # in IFLA_AF_SPEC's AF_INET: the interface's ipv4 devconf, u32 each
 IFLA_INFO_KIND = 1
 RTEXT_FILTER_SKIP_STATS = 1 << 3
 IFA_ADDRESS = 1
@@ -167,7 +171,8 @@ def message(msg_type: int, flags: int, seq: int, body: bytes) -> bytes:
 class RtnlSocket:
     """A NETLINK_ROUTE socket bound in the current network namespace."""
 
-    def __init__(self) -> None:
+    def __init__(self, groups: int = 0) -> None:
+        """``groups``: the rtnetlink multicast groups to listen to (0: none, requests only)."""
         sock = socket.socket(
             socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE
         )
@@ -180,7 +185,7 @@ class RtnlSocket:
                 # acks without the request echoed back; errors with the kernel's words
                 with contextlib.suppress(OSError):
                     sock.setsockopt(SOL_NETLINK, option, 1)
-            sock.bind((0, 0))
+            sock.bind((0, groups))
         except BaseException:
             sock.close()
             raise
@@ -209,6 +214,25 @@ class RtnlSocket:
                 break
             yield msg_type, flags, seq, data[offset + NLMSGHDR.size : offset + length]
             offset += align(length)
+
+    def notifications(self) -> list[tuple[int, int]]:
+        """(message type, address family) of every notification received so far (a socket
+        bound to multicast ``groups``), without waiting. ``OSError`` (ENOBUFS) when the
+        kernel had to drop some."""
+        found: list[tuple[int, int]] = []
+        while True:
+            try:
+                size = self._sock.recv_into(self._buffer, 0, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return found
+            offset = 0
+            while offset + NLMSGHDR.size <= size:
+                length, msg_type, _flags, _seq, _pid = NLMSGHDR.unpack_from(self._buffer, offset)
+                if length < NLMSGHDR.size:
+                    break
+                family = self._buffer[offset + NLMSGHDR.size] if length > NLMSGHDR.size else 0
+                found.append((msg_type, family))
+                offset += align(length)
 
     # -- dumps --------------------------------------------------------------------------------
     def dump(

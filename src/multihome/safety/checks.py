@@ -17,8 +17,6 @@ import shutil
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -340,6 +338,9 @@ def _tcp(target: str) -> CheckResult:
 
 
 def _http(url: str) -> CheckResult:
+    import urllib.error  # lazy: 50 ms of imports every apply would pay otherwise
+    import urllib.request
+
     name = f"http {url}"
     try:
         with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT) as answer:

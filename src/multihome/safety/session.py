@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from multihome.backend import Backend
-from multihome.safety import journal, snapshot
 from multihome.safety.lock import DEFAULT_LOCK_TIMEOUT, Lock, acquire
-from multihome.safety.state import StateDir
+from multihome.safety.state import JOURNAL, PENDING, StateDir, new_id
+
+if TYPE_CHECKING:
+    from multihome.safety import journal
 
 
 @dataclass
@@ -46,9 +49,13 @@ def open_session(
     root = root.absolute()  # the watchdog runs from /
     state = StateDir.current(root)
     lock = acquire(state, timeout=timeout, purpose=purpose)
-    try:
-        recovery = journal.recover(backend, state, root, mode=mode)
-    except BaseException:
-        lock.release()
-        raise
-    return Session(state, lock, root, snapshot.new_id(), recovery)
+    recovery = None
+    if state.exists(JOURNAL) or state.exists(PENDING):  # the journal's code only when needed
+        from multihome.safety import journal
+
+        try:
+            recovery = journal.recover(backend, state, root, mode=mode)
+        except BaseException:
+            lock.release()
+            raise
+    return Session(state, lock, root, new_id(), recovery)

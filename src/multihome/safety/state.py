@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ ROLLBACK_REQUEST = "rollback-request"
 RESULT = "result.json"
 WATCHDOG_PID = "watchdog.json"
 WATCHDOG_LOG = "watchdog.log"
+FINGERPRINT = "fingerprint.json"
 
 
 def netns_key(proc: Path = Path("/proc")) -> str:
@@ -43,6 +45,11 @@ def netns_key(proc: Path = Path("/proc")) -> str:
 def boot_id(proc: Path = Path("/proc")) -> str:
     """The kernel's boot id: state from an earlier boot describes a kernel that is gone."""
     return (read_text(proc / "sys/kernel/random/boot_id") or "unknown").strip()
+
+
+def new_id() -> str:
+    """A new apply's (and its snapshot's) id: its time and 8 random hex digits."""
+    return f"{time.strftime('%Y%m%dT%H%M%S')}-{os.urandom(4).hex()}"
 
 
 @dataclass(frozen=True)
@@ -84,10 +91,11 @@ class StateDir:
             return None
         return data if isinstance(data, dict) else None
 
-    def write_json(self, name: str, data: dict[str, Any]) -> None:
+    def write_json(self, name: str, data: dict[str, Any], *, durable: bool = True) -> None:
+        """Write ``name`` atomically (``durable``: fsynced, see :func:`write_atomic`)."""
         self.ensure()
         text = json.dumps(data, separators=(",", ":"), sort_keys=True)  # large at scale
-        write_atomic(self.file(name), text + "\n", 0o600)
+        write_atomic(self.file(name), text + "\n", 0o600, durable=durable)
 
     def touch(self, name: str, content: str = "") -> None:
         self.ensure()
