@@ -27,6 +27,10 @@ class Lookup:
     table: int | None
 
 
+#: A route lookup's question: (destination, source or None, output interface or None).
+Query = tuple[IPAddress, IPAddress | None, str | None]
+
+
 @dataclass(frozen=True)
 class Announcement:
     """A gratuitous ARP to send: ``address`` lives on ``ifname``, whose MAC is ``mac``."""
@@ -61,6 +65,9 @@ class Backend(Protocol):
         self, dst: IPAddress, src: IPAddress | None = None, oif: str | None = None
     ) -> Lookup | None:
         """Resolve ``dst`` as the kernel would; None when unreachable."""
+
+    def lookups(self, queries: Sequence[Query]) -> list[Lookup | None]:
+        """:meth:`lookup` of each ``(dst, src, oif)``, in one batch."""
 
     def announce(self, items: Sequence[Announcement]) -> list[tuple[Announcement, str]]:
         """Send a gratuitous ARP for each item from its port, so that neighbours' caches that

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
-from multihome.backend import Announcement, ChangeFailed, Fingerprint, Lookup
+from multihome.backend import Announcement, ChangeFailed, Fingerprint, Lookup, Query
 from multihome.model import (
     TABLE_LOCAL,
     TABLE_MAIN,
@@ -111,6 +111,9 @@ class FakeBackend:
                 continue
             return Lookup(best.ifname, best.gateway, best.prefsrc, rule.table)
         return None
+
+    def lookups(self, queries: Sequence[Query]) -> list[Lookup | None]:
+        return [self.lookup(dst, src, oif) for dst, src, oif in queries]
 
     def _best_route(self, table: int, dst: IPAddress, oif: str | None) -> Route | None:
         candidates = [

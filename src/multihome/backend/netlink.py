@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from multihome.backend import Announcement, ChangeFailed, Fingerprint, Lookup
+from multihome.backend import Announcement, ChangeFailed, Fingerprint, Lookup, Query
 from multihome.backend.rtnl import (
     AF_INET,
     AF_INET6,
@@ -491,35 +491,46 @@ class NetlinkBackend:
     def lookup(
         self, dst: IPAddress, src: IPAddress | None = None, oif: str | None = None
     ) -> Lookup | None:
-        family = FAMILIES[dst.version]
+        return self.lookups([(dst, src, oif)])[0]
+
+    def lookups(self, queries: Sequence[Query]) -> list[Lookup | None]:
+        """The lookups as one batch of requests (a round trip each would cost ~0.15 ms)."""
+        if any(oif is not None for _dst, _src, oif in queries) and not self._index:
+            self._read_index()
+        bodies: list[bytes | None] = [self._lookup_body(*query) for query in queries]
+        answers = iter(self.sock.gets(RTM_GETROUTE, [b for b in bodies if b is not None]))
+        if not self._names:
+            self._read_index()
+        found: list[Lookup | None] = []
+        for body in bodies:
+            answer = None if body is None else next(answers)
+            found.append(answer if answer is None else self._lookup_answer(answer))
+        return found
+
+    def _lookup_body(self, dst: IPAddress, src: IPAddress | None, oif: str | None) -> bytes | None:
+        """The RTM_GETROUTE request of one lookup (None: the interface does not exist)."""
         bits = dst.max_prefixlen
         body = [
-            RTMSG.pack(family, bits, 0 if src is None else bits, 0, 0, 0, 0, 0, 0),
+            RTMSG.pack(FAMILIES[dst.version], bits, 0 if src is None else bits, 0, 0, 0, 0, 0, 0),
             attr(RTA_DST, dst.packed),
         ]
         if src is not None:
             body.append(attr(RTA_SRC, src.packed))
         if oif is not None:
-            if not self._index:
-                self.read()
             if oif not in self._index:
                 return None
             body.append(attr_u32(RTA_OIF, self._index[oif]))
-        try:
-            answers = self.sock.request(RTM_GETROUTE, 0, b"".join(body))
-        except NetlinkError:
+        return b"".join(body)
+
+    def _lookup_answer(self, answer: Message | NetlinkError) -> Lookup | None:
+        if isinstance(answer, NetlinkError):
             return None
-        if not answers:
-            return None
-        attrs = attributes(answers[0].body, RTMSG.size)
-        if not self._names:
-            self._read_index()
-        names = self._names
+        attrs = attributes(answer.body, RTMSG.size)
         oif_index = u32(attrs[RTA_OIF]) if RTA_OIF in attrs else None
         gateway = attrs.get(RTA_GATEWAY)
         prefsrc = attrs.get(RTA_PREFSRC)
         return Lookup(
-            ifname=names.get(oif_index) if oif_index else None,
+            ifname=self._names.get(oif_index) if oif_index else None,
             gateway=ipaddress.ip_address(gateway) if gateway else None,
             prefsrc=ipaddress.ip_address(prefsrc) if prefsrc else None,
             table=u32(attrs[RTA_TABLE]) if RTA_TABLE in attrs else None,

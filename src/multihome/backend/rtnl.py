@@ -285,6 +285,37 @@ class RtnlSocket:
                     return answers
                 answers.append(Message(kind, rflags, payload))
 
+    def gets(self, msg_type: int, bodies: Sequence[bytes]) -> list[Message | NetlinkError]:
+        """``get`` requests (without a dump), ``BATCH_SIZE`` per ``send``: per request its
+        one answer, or the kernel's error."""
+        results: list[Message | NetlinkError] = []
+        for start in range(0, len(bodies), BATCH_SIZE):
+            chunk = bodies[start : start + BATCH_SIZE]
+            first = self.next_seq(len(chunk))
+            self._sock.send(
+                b"".join(
+                    message(msg_type, NLM_F_REQUEST, (first + i) & 0x7FFFFFFF, body)
+                    for i, body in enumerate(chunk)
+                )
+            )
+            answers: list[Message | NetlinkError | None] = [None] * len(chunk)
+            waiting = len(chunk)
+            while waiting:
+                for kind, flags, seq, payload in self._receive():
+                    index = (seq - first) & 0x7FFFFFFF
+                    if index >= len(chunk) or answers[index] is not None:
+                        continue
+                    if kind == NLMSG_ERROR:
+                        code = -I32.unpack_from(payload)[0]
+                        if not code:
+                            continue  # an acknowledgement, not an answer
+                        answers[index] = error(code, payload, flags)
+                    else:
+                        answers[index] = Message(kind, flags, payload)
+                    waiting -= 1
+            results += [a for a in answers if a is not None]
+        return results
+
     def batch(self, requests: Sequence[tuple[int, int, bytes]]) -> list[NetlinkError | None]:
         """Send ``requests`` (type, flags, body) in order, ``BATCH_SIZE`` per ``send``, each
         with ``NLM_F_ACK`` and its own sequence number; collect the acknowledgements.
