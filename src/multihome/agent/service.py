@@ -28,7 +28,7 @@ from multihome.agent.state import AgentStatus, Repair, write_status
 from multihome.backend import ChangeFailed
 from multihome.backend.netlink import NetlinkBackend
 from multihome.config import Config
-from multihome.engine import apply_plan, snapshot
+from multihome.engine import apply_plan, locked, snapshot
 from multihome.errors import InputError, MultihomeError
 from multihome.model import HostState, Link, Route
 from multihome.plan import Change, Plan
@@ -279,21 +279,25 @@ class Agent:
         self.status.reconciles += 1
         lines: list[str] = []
         try:
-            snap = snapshot(self.backend, self.config)  # one read in the common case
-            state = snap.state
-            self.names.update((link.index, link.name) for link in state.links)
-            lines += self._forget_gone(state)
-            addressed = self._address_ports(state)
-            if addressed:
-                state = self.backend.read()
-            restored = self._restore_tables(state)
-            lines += addressed + restored
-            if addressed or restored:
-                snap = snapshot(self.backend, self.config)
-            plan = snap.plan
-            if not plan.empty:
-                apply_plan(self.backend, plan, root=self.root)
-                lines += plan.lines()
+            # Under the lock from the read on: the plan is applied to the state it was made
+            # from, without a second read.
+            with locked(self.backend, root=self.root, purpose="agent") as session:
+                snap = snapshot(self.backend, self.config)  # one read in the common case
+                state = snap.state
+                self.names.update((link.index, link.name) for link in state.links)
+                lines += self._forget_gone(state)
+                addressed = self._address_ports(state)
+                if addressed:
+                    state = self.backend.read()
+                restored = self._restore_tables(state)
+                lines += addressed + restored
+                if addressed or restored:
+                    snap = snapshot(self.backend, self.config)
+                plan = snap.plan
+                if not plan.empty:
+                    apply_plan(self.backend, plan, root=self.root, config=self.config,
+                               session=session, state=snap.state)
+                    lines += plan.lines()
             self._remember(snap.state, snap.desired)
         except (MultihomeError, ChangeFailed, OSError) as exc:
             self._failed(trigger, exc)

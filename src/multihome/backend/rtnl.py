@@ -215,6 +215,11 @@ class RtnlSocket:
             yield msg_type, flags, seq, data[offset + NLMSGHDR.size : offset + length]
             offset += align(length)
 
+    def receive(self) -> list[Message]:
+        """The messages of the next datagram (blocks until one arrives). ``OSError``
+        (ENOBUFS) when the kernel had to drop notifications for this socket."""
+        return [Message(kind, flags, body) for kind, flags, _seq, body in self._receive()]
+
     def notifications(self) -> list[tuple[int, int]]:
         """(message type, address family) of every notification received so far (a socket
         bound to multicast ``groups``), without waiting. ``OSError`` (ENOBUFS) when the
