@@ -129,7 +129,9 @@ def _apply_locked(backend: Backend, plan: Plan, root: Path, progress: Progress |
         return result
     saved = snapshot.capture(state, plan.changes, config, root, session.apply_id)
     snapshot.save(session.state, saved)
-    snapshot.Record.load(session.state).add(saved).save(session.state)
+    record = snapshot.Record.load(session.state)
+    if (grown := record.add(saved)) != record:  # a repair rarely moves anything new
+        grown.save(session.state)
     journal.begin(session.state, saved, plan.changes)
     result.snapshot_id = saved.id
     result.files = register_names(root, plan.tables)

@@ -46,7 +46,7 @@ systemd unit (Type=notify; `multihome persist` installs one):
 @click.option(
     "--debounce",
     type=click.FloatRange(0, 1),
-    default=0.005,
+    default=0.002,
     show_default=True,
     help="Seconds without events that end a burst.",
 )
