@@ -153,6 +153,7 @@ class NetlinkBackend:
         self._names: dict[int, str] = {}
         self._watch: RtnlSocket | None = None
         self._raw: RawState | None = None
+        self._decoded: Decoded = ({}, {}, {})
 
     @property
     def sock(self) -> RtnlSocket:
@@ -191,11 +192,26 @@ class NetlinkBackend:
         raw_links, raw_addresses, raw_routes, raw_rules, sysctls = raw
         names = {index: name for index, name, *_ in raw_links}
         links = [_link(link, names) for link in raw_links]
+        if names != self._names:
+            self._decoded = ({}, {}, {})  # decoded with other interface names
         self._index = {name: index for index, name in names.items()}
         self._names = names
-        addresses = [_address(body, names) for body in raw_addresses]
-        routes = [_route(body, names) for body in raw_routes]
-        rules = [_rule(body) for body in raw_rules]
+        # Most messages are the same from one read to the next (the agent reads after every
+        # event): a message's body decodes to the same object, which keeps its sort key.
+        old_addresses, old_routes, old_rules = self._decoded
+        addresses = [
+            old_addresses[body] if body in old_addresses else _address(body, names)
+            for body in raw_addresses
+        ]
+        routes = [
+            old_routes[body] if body in old_routes else _route(body, names) for body in raw_routes
+        ]
+        rules = [old_rules[body] if body in old_rules else _rule(body) for body in raw_rules]
+        self._decoded = (
+            dict(zip(raw_addresses, addresses, strict=True)),
+            dict(zip(raw_routes, routes, strict=True)),
+            dict(zip(raw_rules, rules, strict=True)),
+        )
         return HostState.build(
             links,
             [a for a in addresses if a is not None],
@@ -562,6 +578,10 @@ CLASSES: dict[int, tuple[Any, Any]] = {
 }
 RawLink = tuple[
     int, str, int, str | None, str | None, int | None, str | None, tuple[int, ...] | None
+]
+#: The last read's message bodies and what they decoded to: addresses, routes, rules.
+Decoded = tuple[
+    dict[bytes, "Address | None"], dict[bytes, "Route | None"], dict[bytes, "Rule | None"]
 ]
 #: Links (reduced), address, route and rule message bodies, sysctls: one read, undecoded.
 RawState = tuple[list[RawLink], list[bytes], list[bytes], list[bytes], dict[str, str]]
