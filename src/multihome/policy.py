@@ -1,6 +1,6 @@
 """The policy: a pure function from what the host has (HostState + Config) to what it should have.
 
-All decisions live here (DESIGN.md, "Rules that the policy must get right"):
+All decisions live here (docs/design.md, section 5, "The policy's rules"):
 
 * which interfaces are managed (and why the others are skipped or left alone);
 * which one is primary (the lowest-metric default route in main, unless configured);
@@ -459,8 +459,8 @@ def _preserve_for_skipped(
 ) -> tuple[set[Rule], set[Route], list[str]]:
     """Owned state of interfaces that still exist but are down or unaddressed is kept.
 
-    Missing data never causes a deletion (DESIGN rule 7): a port whose lease is being renewed
-    or whose link flaps gets its rules back when it returns, without anyone re-planning.
+    Missing data never causes a deletion (docs/design.md, rule 7): a port whose lease is being
+    renewed or whose link flaps gets its rules back when it returns, without anyone re-planning.
     """
     keep_tables = {assigned[s.ifname] for s in skipped if s.ifname in assigned}
     kept_rules = {r for r in rules if r.table in keep_tables}

@@ -20,9 +20,9 @@ import pytest
 from agent_util import ADDRESS, MAC, Lab, network_data, sh, write_drive
 
 from multihome.agent.dhcphook import classless_routes, lease_routes
+from multihome.errors import MetadataUnavailable
 from multihome.model import PROTO_STATIC, TABLE_MAIN, Address, HostState, Link, Route
 from multihome.source import (
-    MetadataUnavailable,
     Retry,
     augment,
     find_config_drive,

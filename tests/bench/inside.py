@@ -74,8 +74,8 @@ def desired() -> dict[str, Any]:
 
 def claim(root: Path) -> dict[str, Any]:
     """Write the fingerprint file that an apply would write, for the state as it is now."""
-    from multihome.fingerprint import inputs
-    from multihome.safety.state import FINGERPRINT, StateDir
+    from multihome.transaction.fingerprint import inputs
+    from multihome.transaction.statedir import FINGERPRINT, StateDir
 
     backend = NetlinkBackend()
     try:

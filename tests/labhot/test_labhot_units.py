@@ -10,25 +10,21 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hosts import howto_host
 
 from multihome.backend.fake import FakeBackend
 from multihome.config import Config
-from multihome.engine import apply_plan, snapshot
+from multihome.engine import apply_plan, assess
 from multihome.errors import InputError
 from multihome.lab import topology as topo
 from multihome.lab.hotplug import PortRequest, plan_port
-from multihome.lab.scenario import Port, load_scenario
+from multihome.lab.scenario import GuestPort, load_scenario
 from multihome.model import (
     PROTO_DHCP,
-    PROTO_KERNEL,
     PROTO_MULTIHOME,
-    SCOPE_LINK,
     TABLE_MAIN,
-    Address,
     HostState,
-    Link,
     Route,
-    Rule,
 )
 from multihome.policy import compute_policy
 
@@ -109,7 +105,7 @@ def test_port_json_round_trip() -> None:
     scenario = load_scenario("5")
     port = replace(plan_port(scenario, PortRequest(floating_ip="auto")), router=IP("192.168.0.254"))
     for each in (*scenario.ports, port):
-        assert Port.from_json(json.loads(json.dumps(each.to_json()))) == each
+        assert GuestPort.from_json(json.loads(json.dumps(each.to_json()))) == each
 
 
 def test_port_security_add_and_remove_name_the_same_objects() -> None:
@@ -183,33 +179,6 @@ def test_dhcp_hosts_opts_and_metadata_follow_the_ports() -> None:
 
 
 # -- the policy after a link flap ---------------------------------------------------------
-def _howto() -> HostState:
-    """eth0 .107 (metric 100) and eth1 .112 (101) as dhclient leaves them, with the
-    metadata host route per port."""
-    net = ipaddress.ip_network("192.168.0.0/24")
-    links = [Link("lo", 1, loopback=True, up=True)]
-    addresses: list[Address] = []
-    routes: list[Route] = []
-    for index, (name, ip, metric) in enumerate(
-        (("eth0", "192.168.0.107", 100), ("eth1", "192.168.0.112", 101)), start=2
-    ):
-        links.append(Link(name, index, mac=f"52:54:00:00:00:{index:02x}", kind="veth", up=True))
-        addresses.append(Address(name, ipaddress.ip_interface(f"{ip}/24")))
-        src = ipaddress.ip_address(ip)
-        routes += [
-            Route(TABLE_MAIN, net, ifname=name, proto=PROTO_KERNEL, scope=SCOPE_LINK,
-                  prefsrc=src, metric=metric),
-            Route(TABLE_MAIN, ipaddress.ip_network("0.0.0.0/0"), ifname=name,
-                  gateway=IP("192.168.0.1"), proto=PROTO_DHCP, prefsrc=src, metric=metric),
-            Route(TABLE_MAIN, ipaddress.ip_network("169.254.169.254/32"), ifname=name,
-                  gateway=IP("192.168.0.100"), proto=PROTO_DHCP, prefsrc=src, metric=metric),
-        ]  # fmt: skip
-    rules = [Rule(family=4, priority=0, table=255, proto=2),
-             Rule(family=4, priority=32766, table=254, proto=2),
-             Rule(family=4, priority=32767, table=253, proto=2)]  # fmt: skip
-    return HostState.build(links, addresses, routes, rules, {})
-
-
 def test_after_a_flap_the_table_keeps_its_copies_while_main_lacks_the_port_routes(
     tmp_path: Path,
 ) -> None:
@@ -218,8 +187,8 @@ def test_after_a_flap_the_table_keeps_its_copies_while_main_lacks_the_port_route
     the metadata host route and its rule stay beside the default (found by the lab's flap
     test: they used to be deleted while the default was kept)."""
     config = Config()
-    backend = FakeBackend(_howto())
-    apply_plan(backend, snapshot(backend, config).plan, root=tmp_path)
+    backend = FakeBackend(howto_host())
+    apply_plan(backend, assess(backend, config).plan, root=tmp_path)
     applied = backend.read()
     flapped = HostState.build(
         applied.links,
@@ -231,7 +200,7 @@ def test_after_a_flap_the_table_keeps_its_copies_while_main_lacks_the_port_route
     )  # fmt: skip
     desired = compute_policy(flapped, config)
     assert desired.routes == compute_policy(applied, config).routes
-    plan = snapshot(FakeBackend(flapped), config).plan
+    plan = assess(FakeBackend(flapped), config).plan
     assert plan.empty, plan.lines()
     # A copy that no longer fits the port (its gateway off eth1's subnet) is not kept.
     table = next(r.table for r in desired.routes if r.ifname == "eth1")

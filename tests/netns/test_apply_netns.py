@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -130,6 +131,13 @@ BAD_CONFIGS = [
     pytest.param("interfaces: [eth0\n", "malformed YAML", id="malformed-yaml"),
     pytest.param("tables: {range: [250, 260]}\n", "reserved table id 253", id="reserved-253"),
     pytest.param("tables: {range: [0, 10]}\n", "out of bounds", id="reserved-0"),
+    pytest.param("primary: eth0\nprimary: eth1\n", ":2:1: duplicate key 'primary'", id="dup-key"),
+    pytest.param(
+        "tables:\n  range:\n    - &a [x, x, x, x, x, x, x, x, x]\n"
+        + "".join(f"    - &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in pairwise("abcdefgh")),
+        "expands to more than 100000 values through aliases",
+        id="alias-bomb",
+    ),
 ]
 
 

@@ -22,9 +22,9 @@ from persist_util import (
     run,
 )
 
+from multihome.model import net_text
 from multihome.render import REGISTRY, FileSpec, RenderInput
 from multihome.render import systemd as systemd_renderer
-from multihome.render.base import net_text
 
 CLOUD_INIT_NETPLAN = """network:
   version: 2

@@ -1,4 +1,4 @@
-"""Pure tests of the safety library (no root, no namespaces): snapshots and restores on the
+"""Pure tests of the safety library (no root, no namespaces): checkpoints and restores on the
 in-memory backend, the record, the journal's view of changes, codecs, checks' parsing, the
 lock."""
 
@@ -10,82 +10,24 @@ import time
 from pathlib import Path
 
 import pytest
+from hosts import howto_host
 
 from multihome.backend.fake import FakeBackend, net
 from multihome.config import Config
-from multihome.errors import InputError
+from multihome.errors import InputError, LockTimeoutError
 from multihome.model import (
     PROTO_DHCP,
-    PROTO_KERNEL,
-    SCOPE_LINK,
-    TABLE_MAIN,
-    Address,
-    HostState,
-    Link,
-    Route,
     Rule,
     Sysctl,
 )
 from multihome.plan import Change, make_plan
 from multihome.policy import compute_policy
-from multihome.safety import journal, snapshot
 from multihome.safety.checks import Probe, find_peer, parse_probe, parse_ssh
-from multihome.safety.lock import LockTimeoutError, acquire
-from multihome.safety.state import StateDir, change_from_json, change_to_json
+from multihome.transaction import checkpoint, journal
+from multihome.transaction.lock import acquire
+from multihome.transaction.statedir import StateDir, change_from_json, change_to_json
 
 ip = ipaddress.ip_address
-
-
-def howto_state() -> HostState:
-    """The how-to's VM: eth0 .107 and eth1 .112 on 192.168.0.0/24, two defaults."""
-    links = [
-        Link("lo", 1, loopback=True, up=True),
-        Link("eth0", 2, mac="52:54:00:00:00:07", kind="veth", up=True),
-        Link("eth1", 3, mac="52:54:00:00:00:12", kind="veth", up=True),
-    ]
-    addrs = [
-        Address("eth0", ipaddress.ip_interface("192.168.0.107/24")),
-        Address("eth1", ipaddress.ip_interface("192.168.0.112/24")),
-    ]
-    routes = []
-    for ifname, src, metric in (("eth0", "192.168.0.107", 100), ("eth1", "192.168.0.112", 101)):
-        routes += [
-            Route(
-                TABLE_MAIN,
-                net("192.168.0.0/24"),
-                ifname,
-                None,
-                metric,
-                PROTO_KERNEL,
-                SCOPE_LINK,
-                ip(src),
-            ),
-            Route(
-                TABLE_MAIN,
-                net("0.0.0.0/0"),
-                ifname,
-                ip("192.168.0.1"),
-                metric,
-                PROTO_DHCP,
-                prefsrc=ip(src),
-            ),
-            Route(
-                TABLE_MAIN,
-                net("169.254.169.254/32"),
-                ifname,
-                ip("192.168.0.100"),
-                metric,
-                PROTO_DHCP,
-                prefsrc=ip(src),
-            ),
-        ]
-    rules = [Rule(4, 0, 255, proto=2), Rule(4, 32766, 254, proto=2), Rule(4, 32767, 253, proto=2)]
-    sysctls = {
-        f"net.ipv4.conf.{i}.{k}": "0"
-        for i in ("all", "default", "eth0", "eth1")
-        for k in ("rp_filter", "arp_ignore", "arp_announce", "arp_filter")
-    }
-    return HostState.build(links, addrs, routes, rules, sysctls)
 
 
 def _apply_policy(backend: FakeBackend, config: Config) -> list[Change]:
@@ -99,36 +41,36 @@ def test_restore_after_apply_is_exact_and_idempotent(tmp_path: Path) -> None:
     """capture -> apply -> restore_changes brings routes, rules and sysctls back exactly;
     restoring again finds nothing to do."""
     config = Config()
-    backend = FakeBackend(howto_state())
+    backend = FakeBackend(howto_host())
     before = backend.read()
     plan = make_plan(before, compute_policy(before, config), config)
-    saved = snapshot.capture(before, plan.changes, config, tmp_path)
+    saved = checkpoint.capture(before, plan.changes, config, tmp_path)
     assert [r.ifname for r in saved.moved] == ["eth1"]
     assert saved.sysctls["net.ipv4.conf.eth1.arp_ignore"] == "0"
     backend.apply(plan.changes)
     assert backend.read() != before
-    changes, notes = snapshot.restore_changes(backend.read(), saved)
+    changes, notes = checkpoint.restore_changes(backend.read(), saved)
     assert notes == []
-    done, problems = snapshot.execute(backend, changes)
+    done, problems = checkpoint.execute(backend, changes)
     assert problems == [] and done == len(changes) == len(plan.changes)
     after = backend.read()
     assert set(after.routes) == set(before.routes)
     assert set(after.rules) == set(before.rules)
     assert dict(after.sysctls) == dict(before.sysctls)
-    assert snapshot.restore_changes(after, saved) == ([], [])
+    assert checkpoint.restore_changes(after, saved) == ([], [])
 
 
 def test_restore_from_half_way(tmp_path: Path) -> None:
     """A restore from any prefix of the plan (a killed apply) is exact too."""
     config = Config()
     for k in (0, 1, 9, 17, 25):
-        backend = FakeBackend(howto_state())
+        backend = FakeBackend(howto_host())
         before = backend.read()
         plan = make_plan(before, compute_policy(before, config), config)
-        saved = snapshot.capture(before, plan.changes, config, tmp_path)
+        saved = checkpoint.capture(before, plan.changes, config, tmp_path)
         backend.apply(plan.changes[:k])
-        changes, _ = snapshot.restore_changes(backend.read(), saved)
-        snapshot.execute(backend, changes)
+        changes, _ = checkpoint.restore_changes(backend.read(), saved)
+        checkpoint.execute(backend, changes)
         assert set(backend.read().routes) == set(before.routes), k
         assert set(backend.read().rules) == set(before.rules), k
 
@@ -136,7 +78,7 @@ def test_restore_from_half_way(tmp_path: Path) -> None:
 def test_still_needed_finishes_a_prefix() -> None:
     """After k changes, still_needed gives exactly the remaining ones, in order."""
     config = Config()
-    backend = FakeBackend(howto_state())
+    backend = FakeBackend(howto_host())
     state = backend.read()
     plan = make_plan(state, compute_policy(state, config), config)
     backend.apply(plan.changes[:10])
@@ -150,22 +92,22 @@ def test_reset_changes_with_and_without_record(tmp_path: Path) -> None:
     """reset removes everything owned and puts back the moved default: from the record with
     its own protocol, or rebuilt from the owned copy (proto boot) when the record is lost."""
     config = Config()
-    backend = FakeBackend(howto_state())
+    backend = FakeBackend(howto_host())
     before = backend.read()
     plan = make_plan(before, compute_policy(before, config), config)
-    record = snapshot.Record().add(snapshot.capture(before, plan.changes, config, tmp_path))
+    record = checkpoint.Record().add(checkpoint.capture(before, plan.changes, config, tmp_path))
     backend.apply(plan.changes)
     applied = backend.read()
 
-    changes, _ = snapshot.reset_changes(applied, config, record)
-    snapshot.execute(backend, changes)
+    changes, _ = checkpoint.reset_changes(applied, config, record)
+    checkpoint.execute(backend, changes)
     assert set(backend.read().routes) == set(before.routes)
     assert set(backend.read().rules) == set(before.rules)
     assert dict(backend.read().sysctls) == dict(before.sysctls)
 
     lost = FakeBackend(applied)
-    changes, _ = snapshot.reset_changes(applied, config, snapshot.Record())
-    snapshot.execute(lost, changes)
+    changes, _ = checkpoint.reset_changes(applied, config, checkpoint.Record())
+    checkpoint.execute(lost, changes)
     defaults = {(r.ifname, r.proto) for r in lost.read().routes if r.is_default}
     assert defaults == {("eth0", PROTO_DHCP), ("eth1", 3)}
     assert set(lost.read().rules) == set(before.rules)
@@ -174,11 +116,11 @@ def test_reset_changes_with_and_without_record(tmp_path: Path) -> None:
 def test_record_first_value_wins_and_prune(tmp_path: Path) -> None:
     """The record keeps the first prior value of a sysctl and forgets routes back in main."""
     config = Config()
-    state = howto_state()
+    state = howto_host()
     plan = make_plan(state, compute_policy(state, config), config)
-    first = snapshot.capture(state, plan.changes, config, tmp_path)
-    record = snapshot.Record().add(first)
-    later = snapshot.Saved(
+    first = checkpoint.capture(state, plan.changes, config, tmp_path)
+    record = checkpoint.Record().add(first)
+    later = checkpoint.Checkpoint(
         id="x",
         created=0.0,
         boot="b",
@@ -192,12 +134,12 @@ def test_record_first_value_wins_and_prune(tmp_path: Path) -> None:
 
 
 def test_codecs_round_trip(tmp_path: Path) -> None:
-    """Snapshots and changes survive JSON unchanged (fwmask included)."""
+    """Checkpoints and changes survive JSON unchanged (fwmask included)."""
     config = Config()
-    state = howto_state()
+    state = howto_host()
     plan = make_plan(state, compute_policy(state, config), config)
-    saved = snapshot.capture(state, plan.changes, config, tmp_path)
-    assert snapshot.Saved.from_json(saved.to_json()) == saved
+    saved = checkpoint.capture(state, plan.changes, config, tmp_path)
+    assert checkpoint.Checkpoint.from_json(saved.to_json()) == saved
     odd = Rule(4, 900, 77, src=net("10.0.0.0/8"), fwmark=3, fwmask=255, proto=4)
     for change in [*plan.changes, Change("add", odd), Change("set", Sysctl("a.b", "1"), "0")]:
         assert change_from_json(change_to_json(change)) == change

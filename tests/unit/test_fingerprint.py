@@ -8,10 +8,10 @@ from pathlib import Path
 
 from multihome.backend.fake import FakeBackend
 from multihome.config import Config
-from multihome.engine import apply_plan, snapshot
-from multihome.fingerprint import record, unchanged
+from multihome.engine import apply_plan, assess
 from multihome.model import HostState
-from multihome.safety.state import StateDir
+from multihome.transaction.fingerprint import record, unchanged
+from multihome.transaction.statedir import StateDir
 
 CONFIG = Config()
 
@@ -20,7 +20,7 @@ def applied(howto: HostState, root: Path) -> tuple[FakeBackend, StateDir, HostSt
     """An apply of the how-to's plan as `multihome apply` makes it: watch, read, apply, record."""
     backend = FakeBackend(howto)
     backend.watch()
-    snap = snapshot(backend, CONFIG)
+    snap = assess(backend, CONFIG)
     result = apply_plan(backend, snap.plan, root=root, config=CONFIG, state=snap.state)
     state_dir = StateDir.current(root)
     return backend, state_dir, snap.state, record(
@@ -36,7 +36,7 @@ def test_an_apply_records_the_state_it_left_and_the_next_apply_trusts_it(
     backend, state_dir, _, recorded = applied(howto, tmp_path)
     assert recorded
     assert unchanged(backend, state_dir, CONFIG, tmp_path)
-    assert snapshot(backend, CONFIG).plan.empty
+    assert assess(backend, CONFIG).plan.empty
 
 
 def test_a_change_by_someone_else_during_the_apply_records_nothing(
@@ -46,7 +46,7 @@ def test_a_change_by_someone_else_during_the_apply_records_nothing(
     notification: nothing is recorded, so the next apply reads the state in full."""
     backend = FakeBackend(howto)
     backend.watch()
-    snap = snapshot(backend, CONFIG)
+    snap = assess(backend, CONFIG)
     result = apply_plan(backend, snap.plan, root=tmp_path, config=CONFIG, state=snap.state)
     extra = replace(backend.state.routes[0], metric=7)
     backend.foreign(replace(backend.state, routes=(*backend.state.routes, extra)), "route new 2")
@@ -61,7 +61,7 @@ def test_a_sysctl_changed_during_the_apply_records_nothing(
     """Sysctls send no notification: the fingerprint's values must be those the apply left."""
     backend = FakeBackend(howto)
     backend.watch()
-    snap = snapshot(backend, CONFIG)
+    snap = assess(backend, CONFIG)
     result = apply_plan(backend, snap.plan, root=tmp_path, config=CONFIG, state=snap.state)
     sysctls = dict(backend.state.sysctls, **{"net.ipv4.conf.eth1.rp_filter": "0"})
     backend.state = HostState.build(backend.state.links, backend.state.addresses,

@@ -1,7 +1,7 @@
 """Every persistence backend writes the policy's per-port sysctls to sysctl.d.
 
 Found by the reboot tests: after persist and a reboot the rules and tables were back, but the
-ARP-flux and reverse-path settings (DESIGN rule 5) were not: networkd, netplan and
+ARP-flux and reverse-path settings (docs/design.md, rule 5) were not: networkd, netplan and
 NetworkManager have no setting for them, and no renderer wrote them anywhere.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 import pytest
-from unit_states import host, port
+from hosts import host, port
 
 from multihome.config import Config
 from multihome.model import HostState

@@ -4,7 +4,7 @@ One reconcile: read the namespace; forget ports that are gone (stop their DHCP c
 address ports that nothing addresses (static from metadata, DHCP otherwise, see
 :mod:`multihome.agent.addressing`); restore the table of a port whose routes a link flap
 flushed (from memory of its last good table, since the policy cannot invent a gateway); then
-``engine.snapshot`` -> ``engine.apply_plan`` of just the difference. Every repair is one log
+``engine.assess`` -> ``engine.apply_plan`` of just the difference. Every repair is one log
 line. Nothing runs between events: the main thread blocks on the event queue, waking only for
 a timer it set itself (DHCP grace period, retry after a failed apply, systemd's watchdog).
 """
@@ -28,12 +28,12 @@ from multihome.agent.state import AgentStatus, Repair, write_status
 from multihome.backend import ChangeFailed
 from multihome.backend.netlink import NetlinkBackend
 from multihome.config import Config
-from multihome.engine import apply_plan, locked, snapshot
-from multihome.errors import InputError, MultihomeError
+from multihome.engine import apply_plan, assess, locked
+from multihome.errors import InputError, MetadataUnavailable, MultihomeError
 from multihome.model import HostState, Link, Route
 from multihome.plan import Change, Plan
 from multihome.policy import DesiredState, is_left_alone
-from multihome.source import Metadata, MetadataUnavailable, Retry, resolve
+from multihome.source import Metadata, Retry, resolve
 from multihome.source.ports import has_ipv4, intents, static_config
 
 log = logging.getLogger("multihome.agent")
@@ -282,7 +282,7 @@ class Agent:
             # Under the lock from the read on: the plan is applied to the state it was made
             # from, without a second read.
             with locked(self.backend, root=self.root, purpose="agent") as session:
-                snap = snapshot(self.backend, self.config)  # one read in the common case
+                snap = assess(self.backend, self.config)  # one read in the common case
                 state = snap.state
                 self.names.update((link.index, link.name) for link in state.links)
                 lines += self._forget_gone(state)
@@ -292,7 +292,7 @@ class Agent:
                 restored = self._restore_tables(state)
                 lines += addressed + restored
                 if addressed or restored:
-                    snap = snapshot(self.backend, self.config)
+                    snap = assess(self.backend, self.config)
                 plan = snap.plan
                 if not plan.empty:
                     apply_plan(self.backend, plan, root=self.root, config=self.config,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
 from multihome.errors import InputError
+from multihome.files import json_text
 from multihome.persist.core import BACKENDS
 
 PERSIST_EPILOG = """\b
@@ -64,7 +64,7 @@ def persist(
     """
     # Lazy imports (noqa): pyroute2 only when the command runs.
     from multihome.backend.netlink import NetlinkBackend
-    from multihome.engine import snapshot
+    from multihome.engine import assess
     from multihome.persist.core import persist as run_persist
 
     target = _root(ctx, root)
@@ -76,12 +76,12 @@ def persist(
     config = obj.config()
     kernel = NetlinkBackend()
     try:
-        snap = snapshot(kernel, config)
+        assessment = assess(kernel, config)
     finally:
         kernel.close()
-    result = run_persist(target, snap.state, snap.desired, backend, dry_run=dry_run)
+    result = run_persist(target, assessment.state, assessment.desired, backend, dry_run=dry_run)
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
+        click.echo(json_text(result.to_json()), nl=False)
         return
     click.echo(f"backend: {result.choice.renderer.name} ({result.choice.reason})")
     for note in result.notes:

@@ -1,5 +1,5 @@
 """What every renderer shares: its input (:class:`RenderInput`), its output (:class:`FileSpec`)
-and the per-port view of the desired state (:class:`Port`).
+and the per-port view of the desired state (:class:`ManagedPort`).
 
 A renderer is a pure function ``RenderInput -> {path: FileSpec}``. The input is built from the
 policy's :class:`~multihome.policy.DesiredState` (the same tables, routes and rules that
@@ -25,10 +25,10 @@ from multihome.model import (
     Address,
     HostState,
     IPAddress,
-    IPNetwork,
     Route,
     Rule,
     Table,
+    net_text,
 )
 from multihome.names import RT_PROTOS_FILE, RT_TABLES_FILE, render_rt_protos, render_rt_tables
 from multihome.policy import DesiredState
@@ -73,7 +73,7 @@ class HostFacts:
 
 
 @dataclass(frozen=True)
-class Port:
+class ManagedPort:
     """One managed interface with a table: everything a renderer needs about it."""
 
     name: str
@@ -105,7 +105,7 @@ class RenderInput:
     """The input of every renderer."""
 
     desired: DesiredState
-    ports: tuple[Port, ...]
+    ports: tuple[ManagedPort, ...]
     facts: HostFacts = field(default_factory=HostFacts)
 
     @property
@@ -146,7 +146,7 @@ def build_input(
             sorted((r for r in desired.rules if r.table == iface.table.id), key=_rule_order)
         )
         ports.append(
-            Port(
+            ManagedPort(
                 name=iface.name,
                 mac=None if link is None else link.mac,
                 role=iface.role,
@@ -218,11 +218,6 @@ def sysctl_conf(inp: RenderInput) -> str:
 def header(comment: str = "#") -> str:
     """The "managed by multihome" marker in a file's own comment syntax."""
     return MARKER if comment == "#" else MARKER.replace("#", comment, 1)
-
-
-def net_text(net: IPNetwork) -> str:
-    """A network as iproute2 prints it: a host route without its ``/32``."""
-    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
 
 
 def rule_selector_text(rule: Rule) -> str:

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from multihome.model import SCOPE_HOST, SCOPE_LINK, TABLE_MAIN, Route, Rule
+from multihome.model import SCOPE_HOST, SCOPE_LINK, TABLE_MAIN, Route, Rule, net_text
 from multihome.render import networkd
 from multihome.render.base import (
     FileSpec,
-    Port,
+    ManagedPort,
     Rendered,
     RenderInput,
     header,
     name_files,
-    net_text,
 )
 
 NAME = "netplan"
@@ -83,7 +82,7 @@ def notes(inp: RenderInput) -> list[str]:
     return []
 
 
-def _definition(port: Port) -> list[str]:
+def _definition(port: ManagedPort) -> list[str]:
     lines = []
     if port.mac:
         lines += ["      match:", f'        macaddress: "{port.mac}"']

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from multihome.backend import Backend
-from multihome.safety.lock import DEFAULT_LOCK_TIMEOUT, Lock, acquire
-from multihome.safety.state import JOURNAL, PENDING, StateDir, new_id
+from multihome.transaction import DEFAULT_LOCK_TIMEOUT
+from multihome.transaction.lock import Lock, acquire
+from multihome.transaction.statedir import JOURNAL, PENDING, StateDir, new_id
 
 if TYPE_CHECKING:
-    from multihome.safety import journal
+    from multihome.transaction import journal
 
 
 @dataclass
@@ -23,7 +24,7 @@ class Session:
     lock: Lock
     root: Path
     apply_id: str
-    """The id the next snapshot gets (a confirmation window refers to it)."""
+    """The id the next checkpoint gets (a confirmation window refers to it)."""
     recovery: journal.Recovery | None = None
     """What was done about an interrupted apply found when the session opened."""
 
@@ -51,7 +52,7 @@ def open_session(
     lock = acquire(state, timeout=timeout, purpose=purpose)
     recovery = None
     if state.exists(JOURNAL) or state.exists(PENDING):  # the journal's code only when needed
-        from multihome.safety import journal
+        from multihome.transaction import journal
 
         try:
             recovery = journal.recover(backend, state, root, mode=mode)

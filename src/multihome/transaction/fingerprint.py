@@ -29,7 +29,7 @@ from multihome.files import read_text, under_root
 from multihome.model import HostState, Sysctl
 from multihome.names import RT_PROTOS_FILE, RT_TABLES_FILE
 from multihome.plan import Change
-from multihome.safety.state import FINGERPRINT, StateDir
+from multihome.transaction.statedir import FINGERPRINT, StateDir
 
 _FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
 
