@@ -87,6 +87,18 @@ def agent_ratio() -> float:
     return float(row["p50_ms"]) / max(float(row["disturbing_p50_ms"]), 1e-3)
 
 
+def judge(ratios: dict[str, float]) -> list[tuple[str, float, bool]]:
+    """(line to print, the ratio, within its threshold) for each gated ratio."""
+    verdicts = []
+    for name, value in ratios.items():
+        threshold, above = THRESHOLDS[name]
+        ok = value >= threshold if above else value <= threshold
+        sign = ">=" if above else "<="
+        line = f"{'ok  ' if ok else 'FAIL'} {name}: {value:.2f} (must be {sign} {threshold:g})"
+        verdicts.append((line, value, ok))
+    return verdicts
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, help="append this run's ratios (one JSON line)")
@@ -95,14 +107,10 @@ def main() -> int:
     started = time.monotonic()
     ratios = apply_ratios()
     ratios["agent: repair latency / kernel-change phase"] = agent_ratio()
-    failed = []
-    for name, value in ratios.items():
-        threshold, above = THRESHOLDS[name]
-        ok = value >= threshold if above else value <= threshold
-        sign = ">=" if above else "<="
-        print(f"{'ok  ' if ok else 'FAIL'} {name}: {value:.2f} (must be {sign} {threshold:g})")
-        if not ok:
-            failed.append(name)
+    verdicts = judge(ratios)
+    for line, _value, _ok in verdicts:
+        print(line)
+    failed = [line for line, _value, ok in verdicts if not ok]
     took = time.monotonic() - started
     print(f"gate: {len(ratios) - len(failed)}/{len(ratios)} ratios within bounds in {took:.1f} s")
     if args.json:

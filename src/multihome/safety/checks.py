@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -309,6 +307,9 @@ def _poke(hop: IPAddress, ifname: str, family: int) -> None:
 
 
 def _ping(target: str) -> CheckResult:
+    import shutil  # lazy, like urllib: every apply imports this module
+    import subprocess
+
     name = f"ping {target}"
     ping = shutil.which("ping")
     if ping is None:
