@@ -38,11 +38,14 @@ from multihome.plan import Plan  # noqa: E402
 PORTS = 64
 RUNS = 3
 AGENT_EVENTS = 10
-#: name -> (threshold, True when the ratio must stay above it).
+#: name -> (threshold, True when the ratio must stay above it). Over 20 runs on the loaded
+#: 2-core machine (bench/results/gate-spread.json) the ratios ranged 4.05-9.33, 7.29-18.35
+#: and 2.38-16.38; the regression this gate is for (a packet socket bound and closed per
+#: address) gave 1.38 and 42 for the first two.
 THRESHOLDS: dict[str, tuple[float, bool]] = {
-    "apply: how-to's way / multihome apply": (5.0, True),
-    "apply: multihome apply / ip -batch + sysctl -p": (60.0, False),
-    "agent: repair latency / kernel-change phase": (60.0, False),
+    "apply: how-to's way / multihome apply": (2.0, True),
+    "apply: multihome apply / ip -batch + sysctl -p": (36.0, False),
+    "agent: repair latency / kernel-change phase": (50.0, False),
 }
 
 
