@@ -502,6 +502,8 @@ def main() -> None:
         print(json.dumps(inner(args.events, args.peer, args.pace, int(args.ports), kinds)))
         return
     timed_environment()
+    # SIGTERM (a killed `make bench`) ends like Ctrl-C: the agent stopped, namespaces deleted
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(1))
     summaries = []
     for ports in [int(p) for p in args.ports.split(",") if p]:
         log = None if args.log is None else args.log.with_suffix(f".{ports}.log")

@@ -269,9 +269,9 @@ def apply(obj: CliOptions, dry_run: bool, detailed_exit_codes: bool, quiet: bool
     """Apply the policy to the kernel, as one transaction, then verify it."""
     import os
 
-    from multihome.engine import assess, locked
     from multihome.processes import require_root
     from multihome.safety.checks import find_peer, parse_probe
+    from multihome.transaction.session import open_session
 
     click.get_current_context().meta["detailed"] = detailed_exit_codes
     config = obj.config()
@@ -282,17 +282,21 @@ def apply(obj: CliOptions, dry_run: bool, detailed_exit_codes: bool, quiet: bool
         require_root()
     with _backend() as backend:
         if dry_run:
+            from multihome.engine import assess
+
             assessment = assess(backend, config)
             if interface is not None:
                 assessment = _restrict(assessment, interface)
             _print_plan(obj, assessment)
             return
-        with locked(backend, root=obj.root, timeout=lock_timeout) as session:
+        with open_session(backend, obj.root, timeout=lock_timeout) as session:  # the lock
             if session.recovery is not None:
                 click.echo(f"multihome: {session.recovery.message}", err=True)
             whole = interface is None and session.recovery is None
             if whole and _unchanged(obj, backend, session, config, quiet):
-                return
+                return  # without importing the engine, the policy or the plan
+            from multihome.engine import assess
+
             assessment = assess(backend, config)
             if interface is not None:
                 assessment = _restrict(assessment, interface)

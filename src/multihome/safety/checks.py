@@ -18,12 +18,14 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from multihome.backend import Backend
 from multihome.errors import InputError
 from multihome.model import HostState, IPAddress
-from multihome.policy import ManagedInterface
+
+if TYPE_CHECKING:  # the policy is not imported by an apply that has nothing to do
+    from multihome.policy import ManagedInterface
 
 NUD_INCOMPLETE = 0x01
 NUD_FAILED = 0x20

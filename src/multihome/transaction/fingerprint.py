@@ -21,6 +21,7 @@ import socket
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from multihome._version import __version__
 from multihome.backend import Backend
@@ -28,8 +29,10 @@ from multihome.config import Config
 from multihome.files import read_text, under_root
 from multihome.model import HostState, Sysctl
 from multihome.names import RT_PROTOS_FILE, RT_TABLES_FILE
-from multihome.plan import Change
 from multihome.transaction.statedir import FINGERPRINT, StateDir
+
+if TYPE_CHECKING:
+    from multihome.plan import Change
 
 _FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
 

@@ -8,12 +8,14 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from multihome.errors import InputError
 from multihome.files import read_text, remove_file, under_root, write_atomic
 from multihome.model import Route, Rule, Sysctl
-from multihome.plan import Change
+
+if TYPE_CHECKING:  # the plan (and the policy) only where changes are decoded
+    from multihome.plan import Change
 
 STATE_BASE = Path("/run/multihome")
 
@@ -188,6 +190,8 @@ def change_to_json(change: Change) -> dict[str, Any]:
 
 
 def change_from_json(data: dict[str, Any]) -> Change:
+    from multihome.plan import Change
+
     kind = data["kind"]
     body = data["obj"]
     obj: Route | Rule | Sysctl
