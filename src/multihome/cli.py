@@ -136,8 +136,10 @@ def status(obj: CliOptions, as_json: bool) -> None:
     from multihome.status import build_report
 
     config = obj.config()
+    from multihome.source.portfacts import host_facts
+
     with _backend() as backend:
-        assessment = assess(backend, config)
+        assessment = assess(backend, config, host_facts(obj.root))
         report = build_report(backend, assessment, config)
     from multihome.agent.state import read_status
 
@@ -167,6 +169,10 @@ def status(obj: CliOptions, as_json: bool) -> None:
     click.echo(f"rules ({len(rules)} owned by multihome):")
     for rule in rules:
         click.echo(f"  {rule.describe(desired.table_names)}")
+    if report.references:
+        click.echo(f"used by other tools ({len(report.references)}, left untouched):")
+        for ref in report.references:
+            click.echo(f"  {ref.describe()}")
     if report.problems:
         click.echo("problems:")
         for problem in report.problems:
@@ -193,14 +199,17 @@ def status(obj: CliOptions, as_json: bool) -> None:
 def plan(obj: CliOptions, as_json: bool, source: str, metadata: str | None) -> None:
     """Show the exact changes `apply` would make (nothing is changed)."""
     from multihome.source.planning import sourced_assessment
+    from multihome.source.portfacts import host_reader
 
     config = obj.config()
     with _backend() as backend:
-        sourced = sourced_assessment(backend, config, source, metadata)
+        sourced = sourced_assessment(backend, config, source, metadata,
+                                     leases=host_reader(obj.root))
     assessment = sourced.assessment
     if as_json:
         _echo_json(dict(assessment.plan.to_json(), **sourced.to_json(),
                         interfaces=[i.to_json() for i in assessment.desired.interfaces],
+                        table_route_origins=assessment.desired.route_origins(),
                         skipped=[{"name": s.ifname, "reason": s.reason}
                                  for s in assessment.desired.skipped]))
         return
@@ -212,6 +221,8 @@ def plan(obj: CliOptions, as_json: bool, source: str, metadata: str | None) -> N
 
 
 def _print_plan(obj: CliOptions, assessment: Any) -> None:
+    from multihome.model import Route
+
     for skipped in assessment.desired.skipped:
         click.echo(f"# {skipped.ifname}: skipped ({skipped.reason})")
     for note in assessment.plan.notes:
@@ -219,7 +230,12 @@ def _print_plan(obj: CliOptions, assessment: Any) -> None:
     if assessment.plan.empty:
         click.echo("no changes: the kernel already matches the policy")
         return
-    for line in assessment.plan.lines():
+    origins = assessment.desired.origins
+    names = assessment.plan.table_names
+    for change in assessment.plan.changes:
+        line = change.describe(names)
+        if change.action == "add" and isinstance(change.obj, Route) and change.obj in origins:
+            line += f"  # from {origins[change.obj]}"
         click.echo(_styled(line, obj.color))
     click.echo(f"{len(assessment.plan.changes)} change(s)")
 
@@ -271,6 +287,7 @@ def apply(obj: CliOptions, dry_run: bool, detailed_exit_codes: bool, quiet: bool
 
     from multihome.processes import require_root
     from multihome.safety.checks import find_peer, parse_probe
+    from multihome.source.portfacts import host_facts, host_reader
     from multihome.transaction.session import open_session
 
     click.get_current_context().meta["detailed"] = detailed_exit_codes
@@ -281,23 +298,20 @@ def apply(obj: CliOptions, dry_run: bool, detailed_exit_codes: bool, quiet: bool
     if not dry_run:
         require_root()
     with _backend() as backend:
+        reader = host_reader(obj.root)
+        facts = host_facts(obj.root, reader)
         if dry_run:
-            from multihome.engine import assess
-
-            assessment = assess(backend, config)
-            if interface is not None:
-                assessment = _restrict(assessment, interface)
-            _print_plan(obj, assessment)
+            _dry_run(obj, backend, config, facts, interface)
             return
         with open_session(backend, obj.root, timeout=lock_timeout) as session:  # the lock
             if session.recovery is not None:
                 click.echo(f"multihome: {session.recovery.message}", err=True)
             whole = interface is None and session.recovery is None
-            if whole and _unchanged(obj, backend, session, config, quiet):
+            if whole and _unchanged(obj, backend, session, config, quiet, reader.signature()):
                 return  # without importing the engine, the policy or the plan
             from multihome.engine import assess
 
-            assessment = assess(backend, config)
+            assessment = assess(backend, config, facts)
             if interface is not None:
                 assessment = _restrict(assessment, interface)
             addresses = [a.ip for a in assessment.state.addresses]
@@ -325,17 +339,28 @@ def apply(obj: CliOptions, dry_run: bool, detailed_exit_codes: bool, quiet: bool
             from multihome.transaction.fingerprint import record
 
             record(backend, session.state, config, obj.root, assessment.state,
-                   result.plan.changes)
+                   result.plan.changes, reader.signature(), reader.next_expiry())
     if detailed_exit_codes and result.changed:
         raise click.exceptions.Exit(DetailedExitCode.CHANGED)
 
 
-def _unchanged(obj: CliOptions, backend: Any, session: Any, config: Any, quiet: bool) -> bool:
+def _dry_run(obj: CliOptions, backend: Any, config: Any, facts: Any,
+             interface: str | None) -> None:
+    from multihome.engine import assess
+
+    assessment = assess(backend, config, facts)
+    if interface is not None:
+        assessment = _restrict(assessment, interface)
+    _print_plan(obj, assessment)
+
+
+def _unchanged(obj: CliOptions, backend: Any, session: Any, config: Any, quiet: bool,
+               facts: str) -> bool:
     """True (and said) when the namespace is as the last apply left it: nothing to do."""
     from multihome.transaction.fingerprint import unchanged
 
     backend.watch()  # before the read: the notifications show what else changes the kernel
-    if not unchanged(backend, session.state, config, obj.root):
+    if not unchanged(backend, session.state, config, obj.root, facts):
         return False
     if not quiet:
         click.echo("no changes: the kernel already matches the policy")
@@ -454,11 +479,12 @@ def _restrict(assessment: Any, interface: str) -> Any:
 def verify(obj: CliOptions, as_json: bool) -> None:
     """Prove per address that replies leave through their own interface and gateway."""
     from multihome.engine import assess
+    from multihome.source.portfacts import host_facts
     from multihome.verify import verify as run_verify
 
     config = obj.config()
     with _backend() as backend:
-        assessment = assess(backend, config)
+        assessment = assess(backend, config, host_facts(obj.root))
         checks = run_verify(backend, assessment.desired, config)
     in_sync = assessment.plan.empty
     ok = all(c.ok for c in checks) and in_sync

@@ -3,6 +3,7 @@ left, trusted only while the kernel state, the configuration and the name files 
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -80,3 +81,25 @@ def test_the_configuration_and_the_name_files_are_part_of_the_fingerprint(
     names = tmp_path / "etc/iproute2/rt_tables.d/multihome.conf"
     names.write_text(names.read_text() + "# edited\n")
     assert not unchanged(backend, state_dir, CONFIG, tmp_path)
+
+
+def test_the_lease_files_and_their_first_expiry_are_part_of_the_fingerprint(
+    howto: HostState, tmp_path: Path
+) -> None:
+    """The ports' facts come from DHCP leases: another lease files' signature, or the moment
+    the first recorded lease expires, and the recorded state is not trusted."""
+    backend = FakeBackend(howto)
+    backend.watch()
+    assessment = assess(backend, CONFIG)
+    result = apply_plan(backend, assessment.plan, root=tmp_path, config=CONFIG,
+                        state=assessment.state)
+    state_dir = StateDir.current(tmp_path)
+    changes = result.plan.changes
+    assert record(backend, state_dir, CONFIG, tmp_path, assessment.state, changes, "leases v1",
+                  time.time() + 3600)
+    assert unchanged(backend, state_dir, CONFIG, tmp_path, "leases v1")
+    assert not unchanged(backend, state_dir, CONFIG, tmp_path, "leases v2")
+    backend.watch()
+    assert record(backend, state_dir, CONFIG, tmp_path, backend.state, (), "leases v1",
+                  time.time() - 1)
+    assert not unchanged(backend, state_dir, CONFIG, tmp_path, "leases v1")
