@@ -26,16 +26,22 @@ def timed_environment() -> None:
     os.environ.setdefault("PYTHONPYCACHEPREFIX", tempfile.mkdtemp(prefix="mhbench-pycache-"))
 
 
+#: What the benchmarks write themselves: not a change of the code measured.
+OUTPUTS = ("docs/benchmarks.md", "docs/benchmarks-agent.md", "bench/results", "bench/out")
+
+
 def commit() -> str:
-    """``git describe --always --dirty`` of the checkout (``unknown`` outside git)."""
-    proc = subprocess.run(
-        ["git", "describe", "--always", "--dirty"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=REPO,
-    )
-    return proc.stdout.strip() if proc.returncode == 0 else "unknown"
+    """The commit of the checkout, ``-dirty`` when files other than the benchmarks' own
+    outputs differ from it (``unknown`` outside git)."""
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=False, cwd=REPO)
+
+    head = git("rev-parse", "--short", "HEAD")
+    if head.returncode != 0:
+        return "unknown"
+    status = git("status", "--porcelain", "--", ".", *(f":!{path}" for path in OUTPUTS))
+    return head.stdout.strip() + ("-dirty" if status.stdout.strip() else "")
 
 
 def machine() -> dict[str, str]:
