@@ -439,9 +439,9 @@ def report(summaries: list[dict[str, Any]], host: dict[str, str], pace: float) -
         f"- events per kind: {summaries[0]['events_per_kind']}, {pace:g} s apart",
         "",
         "From the first netlink notification of the disturbance to the last one of the "
-        "repair (the kernel's timestamps: the observer's own wake-ups and dumps are not "
-        "counted), in ms; `observed`: from before the disturbing call to the corrected state "
-        "read back by the observer.",
+        "repair (their arrival, noted by a thread that does nothing else: the observer's own "
+        "dumps are not counted), in ms; `observed`: from before the disturbing call to the "
+        "corrected state read back by the observer.",
         "",
         "| ports | kind | p50 | p99 | max | observed p50 | observed p99 | target p99 | met |",
         "|---|---|---|---|---|---|---|---|---|",
