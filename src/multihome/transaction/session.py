@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from multihome.backend import Backend
 from multihome.transaction import DEFAULT_LOCK_TIMEOUT
 from multihome.transaction.lock import Lock, acquire
-from multihome.transaction.statedir import JOURNAL, PENDING, StateDir, new_id
+from multihome.transaction.statedir import JOURNAL, PENDING, StateDir, new_id, sweep, sweep_due
 
 if TYPE_CHECKING:
     from multihome.transaction import journal
@@ -46,10 +46,15 @@ def open_session(
     purpose: str = "apply",
     mode: journal.Mode = "finish",
 ) -> Session:
-    """Take the lock, then finish (``mode="finish"``) or undo an interrupted apply."""
+    """Take the lock, then finish (``mode="finish"``) or undo an interrupted apply.
+
+    First removes (bounded, with a log line; at most once a minute) the state directories of
+    namespaces that no longer exist (:func:`~multihome.transaction.statedir.sweep`)."""
     root = root.absolute()  # the watchdog runs from /
     state = StateDir.current(root)
-    lock = acquire(state, timeout=timeout, purpose=purpose)
+    if state.identity is not None and sweep_due(state):
+        sweep(root, state.identity)
+    lock = acquire(state, timeout=timeout, purpose=purpose, namespace=backend.namespace_lock)
     recovery = None
     if state.exists(JOURNAL) or state.exists(PENDING):  # the journal's code only when needed
         from multihome.transaction import journal
