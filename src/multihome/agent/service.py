@@ -60,7 +60,7 @@ class AgentOptions:
 
     source: str = "auto"
     metadata: str | None = None
-    quiet: float = 0.005
+    quiet: float = 0.002
     """Debounce: a burst ends after this many seconds without an event."""
     limit: float = 0.1
     """Debounce: a burst never delays a reconcile by more than this."""
