@@ -44,11 +44,11 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "multihome.manifest",
         ),
     ),
-    ("decisions", ("multihome.policy", "multihome.plan")),
+    ("decisions", ("multihome.policy", "multihome.plan", "multihome.explain")),
     ("backend", ("multihome.backend",)),
     ("transaction", ("multihome.transaction",)),
     ("engine", ("multihome.engine",)),
-    ("checks", ("multihome.verify", "multihome.status")),
+    ("checks", ("multihome.verify", "multihome.status", "multihome.explain_cli")),
     ("safety", ("multihome.safety",)),
     (
         "services",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import itertools
 import logging
 import os
 import socket
@@ -27,23 +28,34 @@ from multihome.backend import ChangeFailed, Lookup
 from multihome.backend.rtnl import (
     AF_INET,
     AF_INET6,
+    FIB_RULE_INVERT,
     FIBRULEHDR,
+    FRA_DPORT_RANGE,
     FRA_DST,
     FRA_FWMARK,
     FRA_FWMASK,
+    FRA_GOTO,
     FRA_IIFNAME,
+    FRA_IP_PROTO,
+    FRA_L3MDEV,
     FRA_OIFNAME,
     FRA_PRIORITY,
     FRA_PROTOCOL,
+    FRA_SPORT_RANGE,
     FRA_SRC,
+    FRA_SUPPRESS_IFGROUP,
     FRA_SUPPRESS_PREFIXLEN,
     FRA_TABLE,
+    FRA_UID_RANGE,
     IFA_ADDRESS,
+    IFA_F_SECONDARY,
+    IFA_FLAGS,
     IFA_LOCAL,
     IFADDRMSG,
     IFINFOMSG,
     IFLA_ADDRESS,
     IFLA_EXT_MASK,
+    IFLA_GROUP,
     IFLA_IFNAME,
     IFLA_INFO_KIND,
     IFLA_LINKINFO,
@@ -52,13 +64,19 @@ from multihome.backend.rtnl import (
     NLM_F_CREATE,
     NLM_F_EXCL,
     OPERSTATES,
+    RTA_DPORT,
     RTA_DST,
     RTA_GATEWAY,
+    RTA_IIF,
+    RTA_IP_PROTO,
+    RTA_MARK,
     RTA_OIF,
     RTA_PREFSRC,
     RTA_PRIORITY,
+    RTA_SPORT,
     RTA_SRC,
     RTA_TABLE,
+    RTA_UID,
     RTEXT_FILTER_SKIP_STATS,
     RTM_DELROUTE,
     RTM_DELRULE,
@@ -102,6 +120,8 @@ ETH_P_IP = 0x0800
 IFF_UP = 0x1
 IFF_LOOPBACK = 0x8
 NO_SUPPRESS = 0xFFFFFFFF
+PORT_RANGE = struct.Struct("=HH")
+UID_RANGE = struct.Struct("=II")
 FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
 VERSIONS = {socket.AF_INET: 4, socket.AF_INET6: 6}
 #: rtm_table / fib_rule_hdr.table hold 8 bits; larger ids travel in RTA_TABLE / FRA_TABLE.
@@ -157,8 +177,11 @@ class NetlinkBackend:
         links = [_link(raw, names) for raw in raw_links]
         self._index = {name: index for index, name in names.items()}
         self._names = names
+        positions = itertools.count(1)
         addresses = sock.dump(
-            RTM_GETADDR, IFADDRMSG.pack(0, 0, 0, 0, 0), lambda m: _address(m, names)
+            RTM_GETADDR,
+            IFADDRMSG.pack(0, 0, 0, 0, 0),
+            lambda m: _address(m, names, next(positions)),
         )
         routes: list[Route] = []
         rules: list[Rule] = []
@@ -330,12 +353,12 @@ class NetlinkBackend:
                 FAMILIES[rule.family],
                 0 if rule.dst is None else rule.dst.prefixlen,
                 0 if rule.src is None else rule.src.prefixlen,
-                0,
+                rule.tos,
                 table if table < 256 else RT_TABLE_UNSPEC,
                 0,
                 0,
                 rule.action,
-                0,
+                FIB_RULE_INVERT if rule.invert else 0,
             ),
             attr_u32(FRA_PRIORITY, rule.priority),
             attr_u32(FRA_TABLE, table),
@@ -355,6 +378,19 @@ class NetlinkBackend:
             body.append(attr_u32(FRA_FWMARK, rule.fwmark))
         if rule.fwmask is not None:
             body.append(attr_u32(FRA_FWMASK, rule.fwmask))
+        if rule.ipproto is not None:
+            body.append(attr(FRA_IP_PROTO, bytes((rule.ipproto,))))
+        for kind, ports in ((FRA_SPORT_RANGE, rule.sport), (FRA_DPORT_RANGE, rule.dport)):
+            if ports is not None:
+                body.append(attr(kind, PORT_RANGE.pack(*ports)))
+        if rule.uid is not None:
+            body.append(attr(FRA_UID_RANGE, UID_RANGE.pack(*rule.uid)))
+        if rule.goto is not None:
+            body.append(attr_u32(FRA_GOTO, rule.goto))
+        if rule.l3mdev:
+            body.append(attr(FRA_L3MDEV, b"\x01"))
+        if rule.suppress_ifgroup is not None:
+            body.append(attr_u32(FRA_SUPPRESS_IFGROUP, rule.suppress_ifgroup))
         return b"".join(body)
 
     # -- neighbours ----------------------------------------------------------------------
@@ -374,6 +410,24 @@ class NetlinkBackend:
     def lookup(
         self, dst: IPAddress, src: IPAddress | None = None, oif: str | None = None
     ) -> Lookup | None:
+        found = self.route_get(dst, src, oif=oif)
+        return None if found.error is not None else found
+
+    def route_get(
+        self,
+        dst: IPAddress,
+        src: IPAddress | None = None,
+        *,
+        oif: str | None = None,
+        iif: str | None = None,
+        mark: int = 0,
+        ipproto: int = 0,
+        sport: int = 0,
+        dport: int = 0,
+        uid: int | None = None,
+    ) -> Lookup:
+        """The kernel's own answer (RTM_GETROUTE, ``ip route get``) for one flow; a refusal
+        comes back as a :class:`Lookup` with its ``error`` (an errno)."""
         family = FAMILIES[dst.version]
         bits = dst.max_prefixlen
         body = [
@@ -382,30 +436,45 @@ class NetlinkBackend:
         ]
         if src is not None:
             body.append(attr(RTA_SRC, src.packed))
-        if oif is not None:
-            if not self._index:
-                self.read()
-            if oif not in self._index:
-                return None
-            body.append(attr_u32(RTA_OIF, self._index[oif]))
+        for kind, name in ((RTA_OIF, oif), (RTA_IIF, iif)):
+            if name is None:
+                continue
+            if name not in self._index:
+                self._read_index()
+            if name not in self._index:
+                return Lookup(None, None, None, None, error=errno.ENODEV)
+            body.append(attr_u32(kind, self._index[name]))
+        if mark:
+            body.append(attr_u32(RTA_MARK, mark))
+        if uid is not None:
+            body.append(attr_u32(RTA_UID, uid))
+        if ipproto:
+            body.append(attr(RTA_IP_PROTO, bytes((ipproto,))))
+        if sport:
+            body.append(attr(RTA_SPORT, struct.pack("!H", sport)))
+        if dport:
+            body.append(attr(RTA_DPORT, struct.pack("!H", dport)))
         try:
             answers = self.sock.request(RTM_GETROUTE, 0, b"".join(body))
-        except NetlinkError:
-            return None
+        except NetlinkError as exc:
+            return Lookup(None, None, None, None, error=exc.errno or errno.EINVAL)
         if not answers:
-            return None
+            return Lookup(None, None, None, None, error=errno.ENETUNREACH)
+        kind = RTMSG.unpack_from(answers[0].body)[7]
         attrs = attributes(answers[0].body, RTMSG.size)
         if not self._names:
             self._read_index()
-        names = self._names
         oif_index = u32(attrs[RTA_OIF]) if RTA_OIF in attrs else None
+        if oif_index and oif_index not in self._names:
+            self._read_index()
         gateway = attrs.get(RTA_GATEWAY)
         prefsrc = attrs.get(RTA_PREFSRC)
         return Lookup(
-            ifname=names.get(oif_index) if oif_index else None,
+            ifname=self._names.get(oif_index) if oif_index else None,
             gateway=ipaddress.ip_address(gateway) if gateway else None,
             prefsrc=ipaddress.ip_address(prefsrc) if prefsrc else None,
             table=u32(attrs[RTA_TABLE]) if RTA_TABLE in attrs else None,
+            type=kind,
         )
 
 
@@ -416,7 +485,7 @@ CLASSES: dict[int, tuple[Any, Any]] = {
     AF_INET: (ipaddress.IPv4Network, ipaddress.IPv4Address),
     AF_INET6: (ipaddress.IPv6Network, ipaddress.IPv6Address),
 }
-RawLink = tuple[int, str, int, str | None, str | None, int | None, str | None]
+RawLink = tuple[int, str, int, str | None, str | None, int | None, str | None, int]
 
 
 def _raw_link(msg: Message) -> RawLink | None:
@@ -442,11 +511,12 @@ def _raw_link(msg: Message) -> RawLink | None:
         asciiz(kind) if kind else None,
         u32(master) if master else None,
         operstate,
+        u32(group) if (group := attrs.get(IFLA_GROUP)) else 0,
     )
 
 
 def _link(raw: RawLink, names: dict[int, str]) -> Link:
-    index, name, flags, mac, kind, master, operstate = raw
+    index, name, flags, mac, kind, master, operstate, group = raw
     return Link(
         name=name,
         index=index,
@@ -455,11 +525,12 @@ def _link(raw: RawLink, names: dict[int, str]) -> Link:
         up=bool(flags & IFF_UP) and operstate in ("UP", "UNKNOWN"),
         master=names.get(master) if master else None,
         loopback=bool(flags & IFF_LOOPBACK),
+        group=group,
     )
 
 
-def _address(msg: Message, names: dict[int, str]) -> Address | None:
-    family, prefixlen, _flags, scope, index = IFADDRMSG.unpack_from(msg.body)
+def _address(msg: Message, names: dict[int, str], position: int = 0) -> Address | None:
+    family, prefixlen, flags, scope, index = IFADDRMSG.unpack_from(msg.body)
     ifname = names.get(index)
     if ifname is None or family not in VERSIONS:
         return None
@@ -468,7 +539,15 @@ def _address(msg: Message, names: dict[int, str]) -> Address | None:
     if value is None:
         return None
     interface = ipaddress.IPv4Interface if family == AF_INET else ipaddress.IPv6Interface
-    return Address(ifname=ifname, interface=interface((value, prefixlen)), scope=scope)
+    if IFA_FLAGS in attrs:
+        flags = u32(attrs[IFA_FLAGS])
+    return Address(
+        ifname=ifname,
+        interface=interface((value, prefixlen)),
+        scope=scope,
+        secondary=bool(flags & IFA_F_SECONDARY),
+        position=position,
+    )
 
 
 def _route(msg: Message, names: dict[int, str]) -> Route | None:
@@ -498,7 +577,7 @@ def _route(msg: Message, names: dict[int, str]) -> Route | None:
 
 
 def _rule(msg: Message) -> Rule | None:
-    family, dst_len, src_len, _tos, table, _res1, _res2, action, _flags = FIBRULEHDR.unpack_from(
+    family, dst_len, src_len, tos, table, _res1, _res2, action, flags = FIBRULEHDR.unpack_from(
         msg.body
     )
     if family not in VERSIONS:
@@ -529,4 +608,22 @@ def _rule(msg: Message) -> Rule | None:
         fwmask=u32(fwmask) if fwmask else None,
         action=action,
         proto=(proto[0] if proto else 0) or PROTO_BOOT,
+        ipproto=ipproto[0] if (ipproto := attrs.get(FRA_IP_PROTO)) else None,
+        sport=_range(attrs.get(FRA_SPORT_RANGE), PORT_RANGE),
+        dport=_range(attrs.get(FRA_DPORT_RANGE), PORT_RANGE),
+        uid=_range(attrs.get(FRA_UID_RANGE), UID_RANGE),
+        goto=u32(target) if (target := attrs.get(FRA_GOTO)) else None,
+        l3mdev=bool((l3mdev := attrs.get(FRA_L3MDEV)) and l3mdev[0]),
+        suppress_ifgroup=None if (group := attrs.get(FRA_SUPPRESS_IFGROUP)) is None
+        or u32(group) == NO_SUPPRESS else u32(group),
+        invert=bool(flags & FIB_RULE_INVERT),
+        tos=tos,
     )
+
+
+def _range(value: bytes | None, layout: struct.Struct) -> tuple[int, int] | None:
+    """A (start, end) range attribute (ports, uids) or None when absent."""
+    if value is None:
+        return None
+    start, end = layout.unpack_from(value)
+    return (start, end)
