@@ -52,6 +52,7 @@ from multihome.model import (
     Link,
     Route,
     Rule,
+    table_label,
 )
 
 IPv4 = ipaddress.IPv4Address
@@ -434,14 +435,16 @@ def _walk(host: _Host, flow: Flow, iif: str) -> Walk:
             continue
         lookup = _lookup(host, rule.table, flow)
         if lookup.error is not None:
-            steps.append(RuleStep(rule, True, f"{matched}; table {rule.table} answers with an "
-                                  f"error route", "error", lookup))
+            label = table_label(rule.table)
+            steps.append(RuleStep(rule, True, f"{matched}; table {label} answers with an error "
+                                  "route", "error", lookup))
             return Walk(tuple(steps), lookup.route, rule, lookup.error)
         if lookup.route is None or lookup.throw:
             why = ("does not exist" if not lookup.exists else
                    "throws" if lookup.throw else "has no route for the destination")
-            steps.append(RuleStep(rule, True, f"{matched}; table {rule.table} {why}",
-                                  "continue", lookup))
+            label = table_label(rule.table)
+            steps.append(RuleStep(rule, True, f"{matched}; table {label} {why}", "continue",
+                                  lookup))
             continue
         suppressed = _suppressed(host, rule, lookup.route)
         if suppressed is not None:
