@@ -170,6 +170,10 @@ def status(obj: CliOptions, as_json: bool) -> None:
     click.echo(f"rules ({len(rules)} owned by multihome):")
     for rule in rules:
         click.echo(f"  {rule.describe(desired.table_names)}")
+    if report.references:
+        click.echo(f"used by other tools ({len(report.references)}, left untouched):")
+        for ref in report.references:
+            click.echo(f"  {ref.describe()}")
     if report.problems:
         click.echo("problems:")
         for problem in report.problems:

@@ -240,6 +240,28 @@ def _sysctls(node: Node) -> dict[str, int | None]:
 
 
 def _probe(node: Node) -> IPAddress:
+    """The verification target: an IPv4 address that is routed through a gateway (the policy
+    routes IPv4; loopback, unspecified, link-local, multicast and broadcast addresses never
+    leave through a port's gateway, so every verification would fail)."""
     if node.absent:
         return DEFAULT_PROBE
-    return node.address(fix="give an off-subnet address such as 198.51.100.10")
+    fix = "give an off-subnet IPv4 address reached through the gateways, such as 198.51.100.10"
+    probe = node.address(fix=fix)
+    kind = _unroutable(probe)
+    if kind:
+        raise node.fail(f"{probe} is {kind}: no lookup towards it uses a gateway", fix)
+    if probe.version != 4:
+        raise node.fail(f"{probe} is an IPv6 address; multihome's policy routes IPv4", fix)
+    return probe
+
+
+def _unroutable(address: IPAddress) -> str | None:
+    """What makes ``address`` useless as a verification target (None: nothing)."""
+    kinds = (
+        (address.is_loopback, "a loopback address"),
+        (address.is_unspecified, "the unspecified address"),
+        (address.is_link_local, "a link-local address"),
+        (address.is_multicast, "a multicast address"),
+        (address == ipaddress.IPv4Address("255.255.255.255"), "the broadcast address"),
+    )
+    return next((kind for bad, kind in kinds if bad), None)

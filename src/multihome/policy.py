@@ -34,6 +34,7 @@ from multihome.facts import NO_FACTS, Declaration, PortFacts
 from multihome.model import (
     PROTO_DHCP,
     PROTO_MULTIHOME,
+    RESERVED_TABLES,
     RTN_UNICAST,
     SCOPE_LINK,
     SCOPE_UNIVERSE,
@@ -138,10 +139,21 @@ def is_owned_rule(rule: Rule, config: Config) -> bool:
     return rule.proto == PROTO_MULTIHOME and low <= rule.priority <= high
 
 
-def is_owned_route(route: Route, config: Config) -> bool:
-    """A route multihome created: its protocol number and inside its table range."""
+def is_owned_route(route: Route, config: Config, elsewhere: Iterable[int] = ()) -> bool:
+    """A route multihome created: its protocol number, inside its table range or in one of
+    the tables ``elsewhere`` (see :func:`owned_tables_elsewhere`)."""
     low, high = config.table_range
-    return route.proto == PROTO_MULTIHOME and low <= route.table <= high
+    return route.proto == PROTO_MULTIHOME and (low <= route.table <= high
+                                               or route.table in elsewhere)
+
+
+def owned_tables_elsewhere(state: HostState, config: Config) -> frozenset[int]:
+    """Tables outside ``tables.range`` that are multihome's all the same: multihome's own
+    rules (its protocol, its band) point at them, so an earlier ``tables.range`` gave them
+    out. Another tool's protocol-222 routes elsewhere are not multihome's without this."""
+    low, high = config.table_range
+    return frozenset(r.table for r in owned_rules(state, config)
+                     if not low <= r.table <= high and r.table not in RESERVED_TABLES)
 
 
 def is_persisted_rule(rule: Rule, config: Config) -> bool:
@@ -177,7 +189,17 @@ def owned_rules(state: HostState, config: Config) -> frozenset[Rule]:
 
 
 def owned_routes(state: HostState, config: Config) -> frozenset[Route]:
-    return frozenset(r for r in state.routes if is_owned_route(r, config))
+    elsewhere = owned_tables_elsewhere(state, config)
+    return frozenset(r for r in state.routes if is_owned_route(r, config, elsewhere))
+
+
+def stray_routes(state: HostState, config: Config) -> frozenset[Route]:
+    """Routes with multihome's protocol that are not provably multihome's: outside
+    ``tables.range`` with no rule of multihome's pointing at their table (an earlier range's
+    leftovers, or another tool's that uses protocol 222). Reported, never removed by apply."""
+    elsewhere = owned_tables_elsewhere(state, config)
+    return frozenset(r for r in state.routes
+                     if r.proto == PROTO_MULTIHOME and not is_owned_route(r, config, elsewhere))
 
 
 def is_left_alone(link: Link) -> str | None:
@@ -577,9 +599,13 @@ def _assign_tables(state: HostState, config: Config, links: list[Link],
                 if not is_owned_rule(r, config) and not is_persisted_rule(r, config)}
     used: set[int] = set(foreign)
     result: dict[str, Table] = {}
+    kept: set[int] = set()
     for link in links:
+        # A table once assigned stays: another tool's rule or route pointing into it is a
+        # reference to this port's table, not a claim on the id (only new ids avoid them).
         table_id = assigned.get(link.name)
-        if table_id is not None and low <= table_id <= high and table_id not in used:
+        if table_id is not None and low <= table_id <= high and table_id not in kept:
+            kept.add(table_id)
             result[link.name] = Table(table_id, config.table_name(link.name), link.name)
             used.add(table_id)
     for link in sorted(links, key=lambda x: (x.mac or "", x.name)):

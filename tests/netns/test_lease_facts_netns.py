@@ -8,10 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 from netns_util import HowtoVM, multihome, routes, sh
-
-pytestmark = pytest.mark.netns
 
 LEASE = Path(__file__).resolve().parents[1] / "unit" / "leases" / "dhclient.eth1.leases"
 

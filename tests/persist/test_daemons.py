@@ -27,7 +27,6 @@ from persist_util import (
 from multihome.model import Rule
 from multihome.render.systemd import networkd_conf
 
-pytestmark = pytest.mark.netns
 BASE_NETWORK = "[Match]\nName={name}\n\n[Network]\nDHCP=ipv4\n\n[DHCPv4]\nRouteMetric={metric}\n"
 
 

@@ -13,8 +13,6 @@ from safety_util import Lab, ns_sh
 
 from multihome.render import REGISTRY
 
-pytestmark = pytest.mark.netns
-
 #: The how-to's commands (table 1 stands for its "port2").
 HOWTO = (
     "ip route add default via 192.168.0.1 dev eth1 proto dhcp src 192.168.0.112 metric 101 table 1",

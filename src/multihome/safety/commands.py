@@ -10,6 +10,7 @@ from typing import Any
 from multihome.backend import Backend
 from multihome.config import Config
 from multihome.errors import MultihomeError, NothingToConfirmError
+from multihome.names import registered_tables
 from multihome.processes import pid_alive
 from multihome.transaction import DEFAULT_LOCK_TIMEOUT, checkpoint, journal
 from multihome.transaction.lock import is_locked
@@ -17,6 +18,7 @@ from multihome.transaction.statedir import (
     CHECKPOINT,
     CONFIRM,
     PENDING,
+    PREVIOUS,
     RECORD,
     RESULT,
     ROLLBACK_REQUEST,
@@ -186,12 +188,14 @@ def reset(
                 "defaults moved out of main are rebuilt from multihome's tables"
             )
         current = backend.read()
-        changes, more = checkpoint.reset_changes(current, config, record)
+        changes, more = checkpoint.reset_changes(
+            current, config, record, registered_tables(root)
+        )
         notes += more
         done, problems = checkpoint.execute(backend, changes)
         files = checkpoint.remove_name_files(root)
         if not problems:
-            for name in (RECORD, CHECKPOINT, RESULT):
+            for name in (RECORD, CHECKPOINT, PREVIOUS, RESULT):
                 state.remove(name)
     message = (
         f"reset: {done} change(s); multihome owns nothing in this namespace now"

@@ -22,11 +22,24 @@ from multihome.errors import InputError
 from multihome.files import read_text, under_root
 from multihome.manifest import Manifest, manifest_path, read_manifest
 from multihome.model import SCOPE_UNIVERSE, TABLE_MAIN, HostState, Link, Rule
-from multihome.names import RT_TABLES_FILE
+from multihome.names import RT_TABLES_FILE, registered_tables
 from multihome.plan import Assessment
-from multihome.policy import is_left_alone, owned_routes, owned_rules
+from multihome.policy import (
+    is_left_alone,
+    owned_routes,
+    owned_rules,
+    owned_tables_elsewhere,
+    stray_routes,
+)
 from multihome.processes import DHCP_CLIENTS, pid_alive
-from multihome.status import Problem, check_defaults, check_pending, check_reply_paths
+from multihome.status import (
+    Problem,
+    check_defaults,
+    check_pending,
+    check_reply_paths,
+    check_shared_tables,
+    foreign_references,
+)
 from multihome.transaction.lock import is_locked
 from multihome.transaction.statedir import JOURNAL, PENDING, WATCHDOG_PID, StateDir
 
@@ -38,6 +51,8 @@ CODES = (
     "arp-flux",
     "duplicate-rules",
     "orphan-table",
+    "shared-table",
+    "leftover-routes",
     "pending-changes",
     "not-persisted",
     "dhcp-will-undo",
@@ -361,6 +376,55 @@ def check_orphan_tables(ctx: Evidence) -> list[Problem]:
     return problems
 
 
+def check_leftover_routes(ctx: Evidence) -> list[Problem]:
+    """``leftover-routes``: tables outside ``tables.range`` that multihome's rules still use
+    (the range changed), and routes with multihome's protocol outside it that no rule of
+    multihome's uses (left by an earlier ``tables.range``, or another tool's)."""
+    low, high = ctx.config.table_range
+    registered = registered_tables(ctx.root)
+    by_table: dict[int, int] = defaultdict(int)
+    for route in stray_routes(ctx.state, ctx.config):
+        by_table[route.table] += 1
+    problems = [
+        Problem(
+            "leftover-routes",
+            None,
+            f"table {table}" + (f" ({registered[table]})" if table in registered else "")
+            + f" is outside tables.range [{low}, {high}] and multihome's rules still use it: "
+            "tables.range changed since it was given out",
+            "`multihome apply` moves the ports into the new range and empties it "
+            "(`multihome reset` removes it)",
+        )
+        for table in sorted(owned_tables_elsewhere(ctx.state, ctx.config))
+    ]
+    for table, count in sorted(by_table.items()):
+        name = registered.get(table)
+        where = f"table {table}" + (f" ({name})" if name else "")
+        if name:
+            message = (
+                f"{count} route(s) of multihome (protocol 222) remain in {where}, which "
+                f"multihome registered, outside tables.range [{low}, {high}]: left by an "
+                "earlier tables.range; no rule of multihome's uses them"
+            )
+            fix = (
+                f"`multihome reset` removes them (then `multihome apply`), or "
+                f"`ip route flush table {table} proto 222`"
+            )
+        else:
+            message = (
+                f"{count} route(s) with multihome's protocol number (222) in {where}, outside "
+                f"tables.range [{low}, {high}] and not registered by multihome: an earlier "
+                "tables.range's leftovers, or another tool's that uses protocol 222; "
+                "multihome leaves them alone"
+            )
+            fix = (
+                f"if multihome made them: `ip route flush table {table} proto 222`; "
+                "otherwise nothing"
+            )
+        problems.append(Problem("leftover-routes", None, message, fix))
+    return problems
+
+
 def check_persisted(ctx: Evidence) -> list[Problem]:
     """``not-persisted``: multihome's rules are in the kernel but in no configuration."""
     manifest, unreadable = ctx.persisted
@@ -560,6 +624,10 @@ CHECKS: tuple[Callable[[Evidence], list[Problem]], ...] = (
     check_arp_flux,
     check_duplicate_rules,
     check_orphan_tables,
+    lambda ctx: check_shared_tables(
+        foreign_references(ctx.state, ctx.assessment.desired, ctx.config)
+    ),
+    check_leftover_routes,
     lambda ctx: check_pending(ctx.assessment),
     check_persisted,
     check_dhcp_clients,

@@ -25,9 +25,10 @@ from multihome.files import HEADER, read_text, remove_file, under_root, write_at
 from multihome.model import PROTO_BOOT, TABLE_MAIN, HostState, Route, Sysctl
 from multihome.names import RT_PROTOS_FILE, RT_TABLES_FILE
 from multihome.plan import Change, make_plan
-from multihome.policy import DesiredState, is_owned_route, owned_routes, owned_rules
+from multihome.policy import DesiredState, owned_routes, owned_rules, stray_routes
 from multihome.transaction.statedir import (
     CHECKPOINT,
+    PREVIOUS,
     RECORD,
     StateDir,
     boot_id,
@@ -107,14 +108,13 @@ def capture(
     checkpoint_id: str | None = None,
 ) -> Checkpoint:
     """The checkpoint of ``state`` before ``changes`` are made."""
+    owned = owned_routes(state, config)
     moved = tuple(
         sorted(
             (
                 c.obj
                 for c in changes
-                if isinstance(c.obj, Route)
-                and c.action == "remove"
-                and not is_owned_route(c.obj, config)
+                if isinstance(c.obj, Route) and c.action == "remove" and c.obj not in owned
             ),
             key=lambda r: r.key,
         )
@@ -132,7 +132,7 @@ def capture(
         table_range=config.table_range,
         priority_range=config.priority_range,
         rules=tuple(sorted(owned_rules(state, config), key=lambda r: r.key)),
-        routes=tuple(sorted(owned_routes(state, config), key=lambda r: r.key)),
+        routes=tuple(sorted(owned, key=lambda r: r.key)),
         moved=moved,
         sysctls=MappingProxyType(sysctls),
         files=MappingProxyType(files),
@@ -145,7 +145,25 @@ def load(state_dir: StateDir) -> Checkpoint | None:
 
 
 def save(state_dir: StateDir, saved: Checkpoint) -> None:
+    """Save ``saved`` before its apply changes anything; the checkpoint it replaces is kept
+    (``snapshot.previous.json``) until the next save, for :func:`discard`."""
+    try:
+        state_dir.file(CHECKPOINT).replace(state_dir.file(PREVIOUS))
+    except FileNotFoundError:
+        state_dir.remove(PREVIOUS)  # no checkpoint: nothing to go back to after a failure
     state_dir.write_json(CHECKPOINT, saved.to_json())
+
+
+def discard(state_dir: StateDir, apply_id: str) -> None:
+    """The apply ``apply_id`` failed and was undone: a failed apply never replaces the last
+    good checkpoint, so the one its :func:`save` replaced comes back (or none, if none was)."""
+    current = state_dir.read_json(CHECKPOINT)
+    if current is None or current.get("id") != apply_id:
+        return
+    try:
+        state_dir.file(PREVIOUS).replace(state_dir.file(CHECKPOINT))
+    except FileNotFoundError:
+        state_dir.remove(CHECKPOINT)
 
 
 # -- going back ---------------------------------------------------------------------------
@@ -293,12 +311,32 @@ def reconstruct_moved(current: HostState, config: Config, record: Record) -> lis
 
 
 def reset_changes(
-    current: HostState, config: Config, record: Record
+    current: HostState, config: Config, record: Record, registered: Iterable[int] = ()
 ) -> tuple[list[Change], list[str]]:
-    """The changes that remove everything multihome owns and put back what it moved."""
+    """The changes that remove everything multihome owns and put back what it moved.
+
+    Besides what it owns by its marks (:func:`~multihome.policy.owned_routes`), the
+    protocol-222 routes in the ``registered`` tables (those multihome's rt_tables.d file
+    lists: an earlier ``tables.range`` gave them out) go too; other protocol-222 routes
+    outside the range are left alone with a note.
+    """
     moved = list(record.moved) + reconstruct_moved(current, config, record)
     changes, notes = _put_back(current, moved)
     changes += _towards(current, config, (), (), record.sysctls)
+    tables = set(registered)
+    stray = stray_routes(current, config)
+    changes += [
+        Change("remove", r)
+        for r in sorted(stray, key=lambda r: (r.table, r.is_default, r.key), reverse=True)
+        if r.table in tables
+    ]
+    unknown = sorted({r.table for r in stray if r.table not in tables})
+    if unknown:
+        notes.append(
+            f"left alone: route(s) with multihome's protocol (222) in table(s) "
+            f"{', '.join(map(str, unknown))}, outside tables.range and not registered by "
+            "multihome (`multihome doctor` says more)"
+        )
     return changes, notes
 
 

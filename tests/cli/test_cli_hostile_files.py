@@ -94,14 +94,13 @@ def test_hostile_file_exits_2_with_one_short_line(tmp_path: Path, command: str, 
     assert re.match(rf"multihome: error: {re.escape(str(path))}{expected}", error), error
 
 
-@pytest.mark.netns
-def test_unknown_network_type_in_network_data_exits_2(tmp_path: Path) -> None:
+def test_unknown_network_type_in_network_data_exits_2(
+    tmp_path: Path, private_netns: tuple[str, ...]
+) -> None:
     """``plan --source openstack`` with a config drive whose network_data.json has a network
     of type ``ipv5``: exit 2 naming the file, the network and the types Nova writes (it used
     to be taken as a network without an address). Run in a private, empty network namespace
     (``unshare --net``), so that no host state is read."""
-    if os.geteuid() != 0:
-        pytest.skip("unshare --net needs root")
     latest = tmp_path / "drive" / "openstack" / "latest"
     latest.mkdir(parents=True)
     document = {
@@ -111,7 +110,7 @@ def test_unknown_network_type_in_network_data_exits_2(tmp_path: Path) -> None:
     (latest / "network_data.json").write_text(json.dumps(document))
     drive = str(tmp_path / "drive")
     done = multihome(
-        "plan", "--source", "openstack", "--metadata", drive, prefix=("unshare", "--net")
+        "plan", "--source", "openstack", "--metadata", drive, prefix=private_netns
     )
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith(
