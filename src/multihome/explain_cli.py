@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from multihome.backend import Lookup
     from multihome.config import Config
     from multihome.explain import Explanation, Flow, TableLookup
-    from multihome.model import HostState, Route, Rule
+    from multihome.model import HostState, IPAddress, Route, Rule
 
 #: The per-interface IPv4 settings route decisions depend on beyond what the state carries.
 ROUTE_KNOBS = ("forwarding", "rp_filter", "accept_local", "src_valid_mark", "bc_forwarding")
@@ -83,6 +83,23 @@ def owner_of(item: Rule | Route, config: Config) -> str:
     if item.proto == PROTO_MULTIHOME:
         return "another tool (multihome's protocol outside its band)"
     return OWNERS.get(item.proto, f"another tool (protocol {item.proto})")
+
+
+def decisive(state: HostState, src: IPAddress, dst: IPAddress, config: Config) -> str | None:
+    """The rule (and route) that decides the path from ``src`` to ``dst``, with owners, as a
+    sentence for findings; None when no rule decides (nothing matched) or not IPv4."""
+    from multihome.explain import Flow
+    from multihome.explain import explain as walk
+
+    if not isinstance(src, ipaddress.IPv4Address) or not isinstance(dst, ipaddress.IPv4Address):
+        return None
+    result = walk(state, Flow(dst=dst, src=src))
+    if result.rule is None:
+        return None
+    text = (f"decided by rule `{result.rule.describe()}` [{owner_of(result.rule, config)}]")
+    if result.route is not None:
+        text += f", route `{result.route.describe()}` [{owner_of(result.route, config)}]"
+    return text + f"; `multihome explain {src}` shows every step"
 
 
 @dataclass(frozen=True)
@@ -325,4 +342,11 @@ def _json(explanation: Explanation, verdict: Verdict, config: Config) -> dict[st
     return data
 
 
-__all__ = ["DEFAULT_DESTINATION", "compare", "explain", "owner_of", "read_route_sysctls"]
+__all__ = [
+    "DEFAULT_DESTINATION",
+    "compare",
+    "decisive",
+    "explain",
+    "owner_of",
+    "read_route_sysctls",
+]
