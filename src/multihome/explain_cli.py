@@ -48,6 +48,7 @@ Examples:
   multihome explain --from 203.0.113.9 --to 192.168.0.112 --iif eth1 --proto tcp --dport 22
       a packet arriving on eth1
   multihome explain --from 10.0.0.5 --to 1.1.1.1 --mark 0x10 --json
+  multihome explain 192.168.0.112 --dot | dot -Tsvg > path.svg
 \b
 Exit status: 0 explain and the kernel agree, 1 they disagree (a bug in multihome: please
 report it with the --json output), 2 bad input.
@@ -205,10 +206,12 @@ def build_flow(address: str | None, src: str | None, dst: str | None, iif: str |
 @click.option("--uid", type=click.IntRange(0, 0xFFFFFFFE), default=None,
               help="The socket's user id [default: yours].")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--dot", "as_dot", is_flag=True,
+              help="A picture of the routing (Graphviz dot) with this flow's path in red.")
 @click.pass_obj
 def explain(obj: Any, address: str | None, src: str | None, dst: str | None, iif: str | None,
             oif: str | None, mark: str | None, proto: str | None, dport: int | None,
-            sport: int | None, uid: int | None, as_json: bool) -> None:
+            sport: int | None, uid: int | None, as_json: bool, as_dot: bool) -> None:
     """Explain a routing decision: every rule the kernel examines for the flow, each table
     looked up, the route chosen and why the others lost, who owns each of them, and the
     result (device, gateway, source), checked against the kernel's own answer.
@@ -238,7 +241,11 @@ def explain(obj: Any, address: str | None, src: str | None, dst: str | None, iif
     finally:
         backend.close()
     verdict = compare(explanation, kernel)
-    if as_json:
+    if as_dot:
+        from multihome.picture import routing_dot
+
+        click.echo(routing_dot(state, config, explanation), nl=False)
+    elif as_json:
         from multihome.files import json_text
 
         click.echo(json_text(_json(explanation, verdict, config)), nl=False)

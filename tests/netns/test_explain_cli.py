@@ -51,3 +51,20 @@ def test_bad_input_exits_2(vm: HowtoVM, args: list[str], words: str) -> None:
     result = multihome(vm.ns, "explain", *args, root=vm.root)
     assert result.returncode == 2
     assert words in result.stderr and "Traceback" not in result.stderr
+
+
+def test_explain_dot_renders(vm: HowtoVM) -> None:
+    """``--dot`` draws the VM's routing with the explained path (eth0, main's default) in
+    red, and Debian's graphviz renders it."""
+    import shutil
+    import subprocess
+
+    dot = shutil.which("dot")
+    if dot is None:
+        pytest.skip("graphviz is not installed (.ci/apt.d/explain.txt)")
+    result = multihome(vm.ns, "explain", "192.168.0.112", "--dot", root=vm.root)
+    assert result.returncode == 0, result.stderr
+    assert '"eth0" [shape=component, color="red"' in result.stdout
+    svg = subprocess.run([dot, "-Tsvg"], input=result.stdout, capture_output=True, text=True,
+                         check=False)
+    assert svg.returncode == 0 and "<svg" in svg.stdout, svg.stderr

@@ -7,6 +7,7 @@ import errno
 import ipaddress
 from dataclasses import replace
 
+import pytest
 from hosts import howto_host
 
 from multihome.backend import Lookup
@@ -98,3 +99,27 @@ def test_address_alone_means_replies_to_the_internet() -> None:
     """``explain ADDRESS`` is --from ADDRESS --to 198.51.100.10, as UDP (ip route get's)."""
     flow = build_flow("192.168.0.112", None, None, None, None, None, None, None, None, 0)
     assert (flow.src, flow.dst, flow.ipproto) == (ETH1, INTERNET, 17)
+
+
+def test_the_picture_renders_with_graphviz_and_marks_the_path() -> None:
+    """The routing picture of the fixed how-to VM is valid dot (Debian's graphviz renders
+    it), multihome's rule is drawn as its own, and the explained path is red."""
+    import shutil
+    import subprocess
+
+    from multihome.picture import routing_dot
+
+    dot = shutil.which("dot")
+    if dot is None:
+        pytest.skip("graphviz is not installed (.ci/apt.d/explain.txt)")
+    state = _host(FIX_RULE, routes=(FIX_ROUTE,))
+    text = routing_dot(state, Config(), explain(state, Flow(dst=INTERNET, src=ETH1)))
+    assert routing_dot(state, Config()) == routing_dot(state, Config())
+    rule_line = next(line for line in text.splitlines()
+                     if line.strip().startswith('"rule 10002 from 192.168.0.112'))
+    assert 'color="red"' in rule_line
+    assert '"table 1001" -> "gateway 192.168.0.1" [label="default", color="red"' in text
+    svg = subprocess.run([dot, "-Tsvg"], input=text, capture_output=True, text=True,
+                         check=False)
+    assert svg.returncode == 0, svg.stderr
+    assert "<svg" in svg.stdout and "10002" in svg.stdout

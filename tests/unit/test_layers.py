@@ -48,7 +48,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("backend", ("multihome.backend",)),
     ("transaction", ("multihome.transaction",)),
     ("engine", ("multihome.engine",)),
-    ("checks", ("multihome.verify", "multihome.status", "multihome.explain_cli")),
+    ("checks", ("multihome.verify", "multihome.status", "multihome.explain_cli",
+                 "multihome.picture")),
     ("safety", ("multihome.safety",)),
     (
         "services",
