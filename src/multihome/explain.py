@@ -22,10 +22,10 @@ the output and input route paths of net/ipv4/route.c:
 - received traffic (``iif``): martian sources and destinations, local delivery, forwarding
   switched off and the reverse-path check (``rp_filter``) as in ``ip_route_input_slow``.
 
-Not modelled (the model does not carry them): multipath routes, route ``tos``, VRF tables
-(an ``l3mdev`` rule is reported as not matching unless a device is in a VRF), tunnel ids,
-and the order of rules that share a priority (the kernel keeps the order they were added in;
-here they are taken in the order of the state).
+Rules that share a priority are taken in the kernel's list order (``Rule.position``, from
+the dump). Not modelled (the model does not carry them): multipath routes, route ``tos``, VRF
+tables (an ``l3mdev`` rule is reported as not matching unless a device is in a VRF), tunnel
+ids.
 """
 
 from __future__ import annotations
@@ -108,9 +108,16 @@ class Flow:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "dst": str(self.dst), "src": None if self.src is None else str(self.src),
-            "iif": self.iif, "oif": self.oif, "mark": self.mark, "ipproto": self.ipproto,
-            "sport": self.sport, "dport": self.dport, "uid": self.uid, "tos": self.tos,
+            "dst": str(self.dst),
+            "src": None if self.src is None else str(self.src),
+            "iif": self.iif,
+            "oif": self.oif,
+            "mark": self.mark,
+            "ipproto": self.ipproto,
+            "sport": self.sport,
+            "dport": self.dport,
+            "uid": self.uid,
+            "tos": self.tos,
         }
 
 
@@ -130,10 +137,12 @@ class TableLookup:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "table": self.table, "exists": self.exists,
+            "table": self.table,
+            "exists": self.exists,
             "route": None if self.route is None else self.route.to_json(),
             "losers": [dict(route.to_json(), why=why) for route, why in self.losers],
-            "error": self.error, "throw": self.throw,
+            "error": self.error,
+            "throw": self.throw,
         }
 
 
@@ -151,7 +160,9 @@ class RuleStep:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "rule": self.rule.to_json(), "matched": self.matched, "reason": self.reason,
+            "rule": self.rule.to_json(),
+            "matched": self.matched,
+            "reason": self.reason,
             "outcome": self.outcome,
             "lookup": None if self.lookup is None else self.lookup.to_json(),
         }
@@ -197,10 +208,13 @@ class Explanation:
             "steps": [step.to_json() for step in self.steps],
             "route": None if self.route is None else self.route.to_json(),
             "rule": None if self.rule is None else self.rule.to_json(),
-            "dev": self.ifname, "gateway": None if self.gateway is None else str(self.gateway),
-            "src": None if self.src is None else str(self.src), "kind": self.kind,
+            "dev": self.ifname,
+            "gateway": None if self.gateway is None else str(self.gateway),
+            "src": None if self.src is None else str(self.src),
+            "kind": self.kind,
             "error": None if self.error is None else errno.errorcode.get(self.error),
-            "error_text": self.error_name, "notes": list(self.notes),
+            "error_text": self.error_name,
+            "notes": list(self.notes),
         }
 
 
@@ -210,7 +224,9 @@ class _Host:
     def __init__(self, state: HostState, sysctls: Mapping[str, str]) -> None:
         self.state = state
         self.sysctls = sysctls
-        self.rules = sorted((r for r in state.rules if r.family == 4), key=lambda r: r.priority)
+        self.rules = sorted(
+            (r for r in state.rules if r.family == 4), key=lambda r: (r.priority, r.position)
+        )
         self.tables: dict[int, list[Route]] = {}
         for route in state.routes:
             if route.family == 4:
@@ -273,24 +289,53 @@ def _output(host: _Host, flow: Flow) -> Explanation:
                 f"{flow.oif}: the kernel assumes the destination is on-link there"
             )
             src = flow.src or _select_address(host, flow.oif, None, SCOPE_LINK)
-            return Explanation(flow, walk.steps, None, walk.rule, flow.oif, None, src,
-                               "unicast", None, tuple(notes))
+            return Explanation(
+                flow,
+                walk.steps,
+                None,
+                walk.rule,
+                flow.oif,
+                None,
+                src,
+                "unicast",
+                None,
+                tuple(notes),
+            )
         return fail(code, walk)
     route = walk.route
     if route.type == RTN_LOCAL:
         src = flow.src or _v4(route.prefsrc) or flow.dst
         notes.append("the destination is an address of this host: delivered locally")
-        return Explanation(flow, walk.steps, route, walk.rule, host.loopback, None, src,
-                           "local", None, tuple(notes))
+        return Explanation(
+            flow,
+            walk.steps,
+            route,
+            walk.rule,
+            host.loopback,
+            None,
+            src,
+            "local",
+            None,
+            tuple(notes),
+        )
     src = flow.src
     if src is None:
-        src = _v4(route.prefsrc) or _select_address(host, route.ifname, route.gateway,
-                                                    route.scope)
+        src = _v4(route.prefsrc) or _select_address(host, route.ifname, route.gateway, route.scope)
         notes.append(_source_note(route, src))
     kind = "broadcast" if route.type == RTN_BROADCAST else "unicast"
     gateway = route.gateway if kind == "unicast" else None
-    return Explanation(flow, walk.steps, route, walk.rule, route.ifname, _v4(gateway), src, kind,
-                       None, tuple(notes))
+    return Explanation(
+        flow,
+        walk.steps,
+        route,
+        walk.rule,
+        route.ifname,
+        _v4(gateway),
+        src,
+        kind,
+        None,
+        tuple(notes),
+    )
 
 
 def _source_note(route: Route, src: IPv4 | None) -> str:
@@ -299,14 +344,24 @@ def _source_note(route: Route, src: IPv4 | None) -> str:
     if src is None:
         return "no source address: no device has a usable IPv4 address"
     near = " in the gateway's subnet" if route.gateway is not None else ""
-    return (f"source {src}: no prefsrc on the route, so the first primary address{near} "
-            f"of {route.ifname} with a scope the route allows")
+    return (
+        f"source {src}: no prefsrc on the route, so the first primary address{near} "
+        f"of {route.ifname} with a scope the route allows"
+    )
 
 
 def _failed(flow: Flow, code: int, walk: Walk | None, notes: Sequence[str]) -> Explanation:
     return Explanation(
-        flow, () if walk is None else walk.steps, None, None if walk is None else walk.rule,
-        None, None, None, "error", code, tuple(notes),
+        flow,
+        () if walk is None else walk.steps,
+        None,
+        None if walk is None else walk.rule,
+        None,
+        None,
+        None,
+        "error",
+        code,
+        tuple(notes),
     )
 
 
@@ -347,32 +402,74 @@ def _input(host: _Host, flow: Flow) -> Explanation:
         return _broadcast_input(host, flow, link, walk, notes)
     if route.type == RTN_LOCAL:
         if not _source_ok(host, flow, link, None):
-            return _failed(flow, errno.EINVAL, walk, [f"martian source {src}: it fails the "
-                                                      "reverse-path check"])
+            return _failed(
+                flow, errno.EINVAL, walk, [f"martian source {src}: it fails the reverse-path check"]
+            )
         notes.append("the destination is an address of this host: delivered locally")
-        return Explanation(flow, walk.steps, route, walk.rule, host.loopback, None, flow.src,
-                           "local", None, tuple(notes))
+        return Explanation(
+            flow,
+            walk.steps,
+            route,
+            walk.rule,
+            host.loopback,
+            None,
+            flow.src,
+            "local",
+            None,
+            tuple(notes),
+        )
     if not forwarding:
         return _failed(flow, errno.EHOSTUNREACH, walk, [f"forwarding is off on {flow.iif}"])
     if route.type != RTN_UNICAST:
         return _failed(flow, errno.EINVAL, walk, ["martian destination"])
     if not _source_ok(host, flow, link, route.ifname):
-        return _failed(flow, errno.EINVAL, walk, [f"martian source {src}: it fails the "
-                                                  "reverse-path check"])
-    return Explanation(flow, walk.steps, route, walk.rule, route.ifname, _v4(route.gateway),
-                       flow.src, "unicast", None, tuple(notes))
+        return _failed(
+            flow, errno.EINVAL, walk, [f"martian source {src}: it fails the reverse-path check"]
+        )
+    return Explanation(
+        flow,
+        walk.steps,
+        route,
+        walk.rule,
+        route.ifname,
+        _v4(route.gateway),
+        flow.src,
+        "unicast",
+        None,
+        tuple(notes),
+    )
 
 
 def _broadcast_input(
     host: _Host, flow: Flow, link: Link, walk: Walk, notes: list[str]
 ) -> Explanation:
     """A received broadcast is delivered locally (after the reverse-path check)."""
-    if flow.src is not None and int(flow.src) != 0 and not _source_ok(host, flow, link, None):
-        return _failed(flow, errno.EINVAL, walk, [f"martian source {flow.src}: it fails "
-                                                      "the reverse-path check"])
+    # the kernel checks a broadcast's source with no destination (0.0.0.0)
+    unaddressed = replace(flow, dst=IPv4(0))
+    if (
+        flow.src is not None
+        and int(flow.src) != 0
+        and not _source_ok(host, unaddressed, link, None)
+    ):
+        return _failed(
+            flow,
+            errno.EINVAL,
+            walk,
+            [f"martian source {flow.src}: it fails the reverse-path check"],
+        )
     notes.append("a broadcast: delivered locally")
-    return Explanation(flow, walk.steps, walk.route, walk.rule, host.loopback, None, flow.src,
-                       "broadcast", None, tuple(notes))
+    return Explanation(
+        flow,
+        walk.steps,
+        walk.route,
+        walk.rule,
+        host.loopback,
+        None,
+        flow.src,
+        "broadcast",
+        None,
+        tuple(notes),
+    )
 
 
 def _source_ok(host: _Host, flow: Flow, link: Link, out: str | None) -> bool:
@@ -383,8 +480,15 @@ def _source_ok(host: _Host, flow: Flow, link: Link, out: str | None) -> bool:
     accept_local = host.conf(link.name, "accept_local") > 0
     src_valid_mark = host.conf(link.name, "src_valid_mark") > 0
     assert flow.src is not None
-    back = Flow(dst=flow.src, src=flow.dst, mark=flow.mark if src_valid_mark else 0,
-                ipproto=flow.ipproto, sport=flow.dport, dport=flow.sport, tos=flow.tos)
+    back = Flow(
+        dst=flow.src,
+        src=flow.dst,
+        mark=flow.mark if src_valid_mark else 0,
+        ipproto=flow.ipproto,
+        sport=flow.dport,
+        dport=flow.sport,
+        tos=flow.tos,
+    )
     walk = _walk(host, back, iif=out or host.loopback)
     if walk.error is not None or walk.route is None:
         return not rpf
@@ -412,8 +516,9 @@ def _walk(host: _Host, flow: Flow, iif: str) -> Walk:
         if rule.action == FR_ACT_GOTO:
             target = next((i for i, r in enumerate(rules) if r.priority == rule.goto), None)
             if target is None:
-                steps.append(RuleStep(rule, True, f"{matched}; no rule {rule.goto} to go to",
-                                      "continue"))
+                steps.append(
+                    RuleStep(rule, True, f"{matched}; no rule {rule.goto} to go to", "continue")
+                )
                 continue
             steps.append(RuleStep(rule, True, f"{matched}; jumps to {rule.goto}", "goto"))
             index = target
@@ -430,21 +535,35 @@ def _walk(host: _Host, flow: Flow, iif: str) -> Walk:
             steps.append(RuleStep(rule, True, f"{matched}; unknown action {rule.action}", "error"))
             return Walk(tuple(steps), None, rule, code)
         if rule.l3mdev:
-            steps.append(RuleStep(rule, True, f"{matched}; VRF tables are not modelled",
-                                  "continue"))
+            steps.append(
+                RuleStep(rule, True, f"{matched}; VRF tables are not modelled", "continue")
+            )
             continue
         lookup = _lookup(host, rule.table, flow)
         if lookup.error is not None:
             label = table_label(rule.table)
-            steps.append(RuleStep(rule, True, f"{matched}; table {label} answers with an error "
-                                  "route", "error", lookup))
+            steps.append(
+                RuleStep(
+                    rule,
+                    True,
+                    f"{matched}; table {label} answers with an error route",
+                    "error",
+                    lookup,
+                )
+            )
             return Walk(tuple(steps), lookup.route, rule, lookup.error)
         if lookup.route is None or lookup.throw:
-            why = ("does not exist" if not lookup.exists else
-                   "throws" if lookup.throw else "has no route for the destination")
+            why = (
+                "does not exist"
+                if not lookup.exists
+                else "throws"
+                if lookup.throw
+                else "has no route for the destination"
+            )
             label = table_label(rule.table)
-            steps.append(RuleStep(rule, True, f"{matched}; table {label} {why}", "continue",
-                                  lookup))
+            steps.append(
+                RuleStep(rule, True, f"{matched}; table {label} {why}", "continue", lookup)
+            )
             continue
         suppressed = _suppressed(host, rule, lookup.route)
         if suppressed is not None:
@@ -483,8 +602,7 @@ def _selector_mismatch(host: _Host, rule: Rule, flow: Flow, iif: str) -> str | N
         return f"tos {rule.tos:#x}, the flow's is {flow.tos:#x}"
     if rule.ipproto is not None and rule.ipproto != flow.ipproto:
         return f"ipproto {rule.ipproto}, the flow's is {flow.ipproto}"
-    for name, ports, port in (("sport", rule.sport, flow.sport),
-                              ("dport", rule.dport, flow.dport)):
+    for name, ports, port in (("sport", rule.sport, flow.sport), ("dport", rule.dport, flow.dport)):
         if ports is not None and not ports[0] <= port <= ports[1]:
             return f"{name} {ports[0]}-{ports[1]}, the flow's is {port}"
     return None
@@ -505,13 +623,17 @@ def _suppressed(host: _Host, rule: Rule, route: Route) -> str | None:
     if rule.suppress_prefixlength is not None and (
         route.dst.prefixlen <= rule.suppress_prefixlength
     ):
-        return (f"route {route.dst} suppressed: prefix length {route.dst.prefixlen} <= "
-                f"suppress_prefixlength {rule.suppress_prefixlength}")
+        return (
+            f"route {route.dst} suppressed: prefix length {route.dst.prefixlen} <= "
+            f"suppress_prefixlength {rule.suppress_prefixlength}"
+        )
     if rule.suppress_ifgroup is not None and route.ifname is not None:
         link = host.links.get(route.ifname)
         if link is not None and link.group == rule.suppress_ifgroup:
-            return (f"route via {route.ifname} suppressed: its group is "
-                    f"suppress_ifgroup {rule.suppress_ifgroup}")
+            return (
+                f"route via {route.ifname} suppressed: its group is "
+                f"suppress_ifgroup {rule.suppress_ifgroup}"
+            )
     return None
 
 
@@ -534,8 +656,7 @@ def _lookup(host: _Host, table: int, flow: Flow) -> TableLookup:
         if route.type == RTN_THROW:
             return TableLookup(table, True, route, tuple(losers), throw=True)
         if flow.oif is not None and route.ifname != flow.oif:
-            losers.append((route, f"goes through {route.ifname}, the flow is bound to "
-                           f"{flow.oif}"))
+            losers.append((route, f"goes through {route.ifname}, the flow is bound to {flow.oif}"))
             continue
         chosen = route
     return TableLookup(table, True, chosen, tuple(losers))

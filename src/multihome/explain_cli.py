@@ -97,7 +97,7 @@ def decisive(state: HostState, src: IPAddress, dst: IPAddress, config: Config) -
     result = walk(state, Flow(dst=dst, src=src))
     if result.rule is None:
         return None
-    text = (f"decided by rule `{result.rule.describe()}` [{owner_of(result.rule, config)}]")
+    text = f"decided by rule `{result.rule.describe()}` [{owner_of(result.rule, config)}]"
     if result.route is not None:
         text += f", route `{result.route.describe()}` [{owner_of(result.route, config)}]"
     return text + f"; `multihome explain {src}` shows every step"
@@ -125,7 +125,10 @@ def compare(explanation: Explanation, kernel: Lookup) -> Verdict:
         agrees = kernel.error == explanation.error
     else:
         agrees = (kernel.ifname, kernel.gateway, source) == (
-            explanation.ifname, explanation.gateway, explanation.src)
+            explanation.ifname,
+            explanation.gateway,
+            explanation.src,
+        )
     return Verdict(kernel, source, agrees)
 
 
@@ -149,33 +152,50 @@ def _parse_address(value: str | None, option: str) -> ipaddress.IPv4Address | No
     try:
         address = ipaddress.ip_address(value)
     except ValueError:
-        raise InputError(f"{option} {value!r} is not an IP address; give one such as "
-                         "192.168.0.112") from None
+        raise InputError(
+            f"{option} {value!r} is not an IP address; give one such as 192.168.0.112"
+        ) from None
     if not isinstance(address, ipaddress.IPv4Address):
-        raise InputError(f"{option} {value}: explain covers IPv4 only for now; give an IPv4 "
-                         "address")
+        raise InputError(
+            f"{option} {value}: explain covers IPv4 only for now; give an IPv4 address"
+        )
     return address
 
 
-def build_flow(address: str | None, src: str | None, dst: str | None, iif: str | None,
-               oif: str | None, mark: str | None, proto: str | None, dport: int | None,
-               sport: int | None, uid: int | None) -> Flow:
+def build_flow(
+    address: str | None,
+    src: str | None,
+    dst: str | None,
+    iif: str | None,
+    oif: str | None,
+    mark: str | None,
+    proto: str | None,
+    dport: int | None,
+    sport: int | None,
+    uid: int | None,
+) -> Flow:
     """The flow the options describe; :class:`InputError` names the option at fault."""
     from multihome.explain import Flow
 
     if address is not None and src is not None:
-        raise InputError(f"both ADDRESS {address} and --from {src} given; ADDRESS means "
-                         "--from ADDRESS --to 198.51.100.10, so give one of them")
+        raise InputError(
+            f"both ADDRESS {address} and --from {src} given; ADDRESS means "
+            "--from ADDRESS --to 198.51.100.10, so give one of them"
+        )
     source = _parse_address(address, "ADDRESS") or _parse_address(src, "--from")
     target = _parse_address(dst, "--to")
     if target is None:
         if address is None:
-            raise InputError("no destination: give --to DST, or an ADDRESS to explain its "
-                             "replies to the internet")
+            raise InputError(
+                "no destination: give --to DST, or an ADDRESS to explain its "
+                "replies to the internet"
+            )
         target = DEFAULT_DESTINATION
     if iif is not None and oif is not None:
-        raise InputError("--iif and --oif exclude each other: --iif is a packet received on "
-                         "a port, --oif one sent by a socket bound to a port")
+        raise InputError(
+            "--iif and --oif exclude each other: --iif is a packet received on "
+            "a port, --oif one sent by a socket bound to a port"
+        )
     if (dport is not None or sport is not None) and proto is None:
         raise InputError("--dport/--sport need --proto tcp or --proto udp")
     value = 0
@@ -186,32 +206,63 @@ def build_flow(address: str | None, src: str | None, dst: str | None, iif: str |
             raise InputError(f"--mark {mark!r} is not a number; give it as 16 or 0x10") from None
         if not 0 <= value <= 0xFFFFFFFF:
             raise InputError(f"--mark {mark} is out of range: 0 to 0xffffffff")
-    return Flow(dst=target, src=source, iif=iif, oif=oif, mark=value,
-                ipproto=PROTOCOLS[proto or "udp"], sport=sport or 0, dport=dport or 0,
-                uid=os.getuid() if uid is None else uid)
+    return Flow(
+        dst=target,
+        src=source,
+        iif=iif,
+        oif=oif,
+        mark=value,
+        ipproto=PROTOCOLS[proto or "udp"],
+        sport=sport or 0,
+        dport=dport or 0,
+        uid=os.getuid() if uid is None else uid,
+    )
 
 
 @click.command(epilog=EPILOG)
 @click.argument("address", required=False, metavar="[ADDRESS]")
-@click.option("--from", "src", metavar="SRC", help="Source address (default: the kernel's "
-              "choice).")
+@click.option("--from", "src", metavar="SRC", help="Source address (default: the kernel's choice).")
 @click.option("--to", "dst", metavar="DST", help="Destination address.")
 @click.option("--iif", metavar="IF", help="A packet received on IF (forwarded or delivered).")
 @click.option("--oif", metavar="IF", help="A socket bound to IF (SO_BINDTODEVICE, ping -I).")
 @click.option("--mark", metavar="N", help="Firewall mark (16 or 0x10).")
-@click.option("--proto", type=click.Choice(sorted(PROTOCOLS)), default=None,
-              help="IP protocol [default: udp, as `ip route get` asks].")
+@click.option(
+    "--proto",
+    type=click.Choice(sorted(PROTOCOLS)),
+    default=None,
+    help="IP protocol [default: udp, as `ip route get` asks].",
+)
 @click.option("--dport", type=click.IntRange(0, 65535), default=None, help="Destination port.")
 @click.option("--sport", type=click.IntRange(0, 65535), default=None, help="Source port.")
-@click.option("--uid", type=click.IntRange(0, 0xFFFFFFFE), default=None,
-              help="The socket's user id [default: yours].")
+@click.option(
+    "--uid",
+    type=click.IntRange(0, 0xFFFFFFFE),
+    default=None,
+    help="The socket's user id [default: yours].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--dot", "as_dot", is_flag=True,
-              help="A picture of the routing (Graphviz dot) with this flow's path in red.")
+@click.option(
+    "--dot",
+    "as_dot",
+    is_flag=True,
+    help="A picture of the routing (Graphviz dot) with this flow's path in red.",
+)
 @click.pass_obj
-def explain(obj: Any, address: str | None, src: str | None, dst: str | None, iif: str | None,
-            oif: str | None, mark: str | None, proto: str | None, dport: int | None,
-            sport: int | None, uid: int | None, as_json: bool, as_dot: bool) -> None:
+def explain(
+    obj: Any,
+    address: str | None,
+    src: str | None,
+    dst: str | None,
+    iif: str | None,
+    oif: str | None,
+    mark: str | None,
+    proto: str | None,
+    dport: int | None,
+    sport: int | None,
+    uid: int | None,
+    as_json: bool,
+    as_dot: bool,
+) -> None:
     """Explain a routing decision: every rule the kernel examines for the flow, each table
     looked up, the route chosen and why the others lost, who owns each of them, and the
     result (device, gateway, source), checked against the kernel's own answer.
@@ -229,13 +280,18 @@ def explain(obj: Any, address: str | None, src: str | None, dst: str | None, iif
         state = backend.read()
         for name, option in ((flow.iif, "--iif"), (flow.oif, "--oif")):
             if name is not None and state.link(name) is None:
-                raise InputError(f"{option} {name}: no such interface here; `ip link` lists "
-                                 "them")
+                raise InputError(f"{option} {name}: no such interface here; `ip link` lists them")
         sysctls = read_route_sysctls([link.name for link in state.links])
         explanation = walk(state, flow, sysctls)
         kernel = backend.route_get(
-            flow.dst, flow.src, oif=flow.oif, iif=flow.iif, mark=flow.mark,
-            ipproto=flow.ipproto, sport=flow.sport, dport=flow.dport,
+            flow.dst,
+            flow.src,
+            oif=flow.oif,
+            iif=flow.iif,
+            mark=flow.mark,
+            ipproto=flow.ipproto,
+            sport=flow.sport,
+            dport=flow.dport,
             uid=None if uid is None else flow.uid,
         )
     finally:
@@ -260,10 +316,18 @@ def explain(obj: Any, address: str | None, src: str | None, dst: str | None, iif
 def _flow_text(flow: Flow) -> str:
     from multihome.model import IPPROTO_NAMES
 
-    where = (f"received on {flow.iif}" if flow.iif else
-             f"sent by a socket bound to {flow.oif}" if flow.oif else "sent by this host")
-    parts = [f"{flow.src or '(source not chosen)'} -> {flow.dst}", where,
-             IPPROTO_NAMES.get(flow.ipproto, str(flow.ipproto))]
+    where = (
+        f"received on {flow.iif}"
+        if flow.iif
+        else f"sent by a socket bound to {flow.oif}"
+        if flow.oif
+        else "sent by this host"
+    )
+    parts = [
+        f"{flow.src or '(source not chosen)'} -> {flow.dst}",
+        where,
+        IPPROTO_NAMES.get(flow.ipproto, str(flow.ipproto)),
+    ]
     if flow.sport or flow.dport:
         parts.append(f"ports {flow.sport} -> {flow.dport}")
     parts.append(f"mark {flow.mark:#x}")
@@ -272,13 +336,17 @@ def _flow_text(flow: Flow) -> str:
     return ", ".join(parts)
 
 
-def render(explanation: Explanation, verdict: Verdict, state: HostState,
-           config: Config) -> list[str]:
+def render(
+    explanation: Explanation, verdict: Verdict, state: HostState, config: Config
+) -> list[str]:
     """The human explanation: the flow, each rule and table, the result, the kernel's word."""
     del state  # kept for table names from rt_tables (not read yet: numbers are exact)
     names: dict[int, str] = {}
-    lines = [f"Flow: {_flow_text(explanation.flow)}", "", "Rules, in the order the kernel "
-             "examines them:"]
+    lines = [
+        f"Flow: {_flow_text(explanation.flow)}",
+        "",
+        "Rules, in the order the kernel examines them:",
+    ]
     width = max((len(s.rule.describe(names)) for s in explanation.steps), default=0)
     for step in explanation.steps:
         mark = "->" if step.outcome == "route" else "ok" if step.matched else "  "
@@ -291,11 +359,14 @@ def render(explanation: Explanation, verdict: Verdict, state: HostState,
     if explanation.error is not None:
         lines.append(f"Result: error: {_errno_text(explanation.error)}")
     else:
-        lines.append(f"Result: {explanation.kind} "
-                     + _result_text(explanation.ifname, explanation.gateway, explanation.src))
+        lines.append(
+            f"Result: {explanation.kind} "
+            + _result_text(explanation.ifname, explanation.gateway, explanation.src)
+        )
     if explanation.rule is not None:
-        lines.append(f"  decided by rule {explanation.rule.priority} "
-                     f"[{owner_of(explanation.rule, config)}]")
+        lines.append(
+            f"  decided by rule {explanation.rule.priority} [{owner_of(explanation.rule, config)}]"
+        )
     lines += [f"  {note}" for note in explanation.notes]
     lines.append("")
     if verdict.agrees:
@@ -319,12 +390,17 @@ def _lookup_lines(lookup: TableLookup, names: dict[int, str], config: Config) ->
     if lookup.route is None:
         lines = [f"       table {label}: no route holds the destination"]
     else:
-        verdict = ("error route" if lookup.error is not None else "throw" if lookup.throw
-                   else "chosen")
-        lines = [f"       table {label}: {verdict}: {lookup.route.describe(names)} "
-                 f"[{owner_of(lookup.route, config)}]"]
-    lines += [f"         lost: {route.describe(names)} [{owner_of(route, config)}]: {why}"
-              for route, why in lookup.losers]
+        verdict = (
+            "error route" if lookup.error is not None else "throw" if lookup.throw else "chosen"
+        )
+        lines = [
+            f"       table {label}: {verdict}: {lookup.route.describe(names)} "
+            f"[{owner_of(lookup.route, config)}]"
+        ]
+    lines += [
+        f"         lost: {route.describe(names)} [{owner_of(route, config)}]: {why}"
+        for route, why in lookup.losers
+    ]
     return lines
 
 
@@ -334,8 +410,9 @@ def _json(explanation: Explanation, verdict: Verdict, config: Config) -> dict[st
         item["owner"] = owner_of(step.rule, config)
         if step.lookup is not None and step.lookup.route is not None:
             item["lookup"]["route"]["owner"] = owner_of(step.lookup.route, config)
-            for (route, _why), loser in zip(step.lookup.losers, item["lookup"]["losers"],
-                                            strict=True):
+            for (route, _why), loser in zip(
+                step.lookup.losers, item["lookup"]["losers"], strict=True
+            ):
                 loser["owner"] = owner_of(route, config)
     kernel = verdict.kernel
     data["kernel"] = {

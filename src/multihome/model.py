@@ -242,6 +242,9 @@ class Rule:
     """``not``: the rule applies when its selector does *not* match."""
     tos: int = 0
     """Only packets with this TOS (``tos``/``dsfield``); 0 is any."""
+    position: int = field(default=0, compare=False)
+    """Place in the kernel's list of rules (it keeps rules of one priority in the order they
+    were added); 0 when unknown. Not part of the identity."""
 
     @property
     def key(self) -> tuple[Any, ...]:
@@ -365,6 +368,12 @@ class Table:
     ifname: str
 
 
+def sortable(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    """An identity key that sorts even where one entry has None and another a value (a rule
+    with ``iif`` beside one without, at one priority): None first, values as they are."""
+    return tuple((0,) if item is None else (1, item) for item in key)
+
+
 @dataclass(frozen=True)
 class HostState:
     """Everything multihome reads from one network namespace."""
@@ -388,8 +397,8 @@ class HostState:
         return cls(
             links=tuple(sorted(set(links))),
             addresses=tuple(sorted(set(addresses), key=lambda a: a.key)),
-            routes=tuple(sorted(set(routes), key=lambda r: r.key)),
-            rules=tuple(sorted(set(rules), key=lambda r: r.key)),
+            routes=tuple(sorted(set(routes), key=lambda r: sortable(r.key))),
+            rules=tuple(sorted(set(rules), key=lambda r: sortable(r.key))),
             sysctls=MappingProxyType(dict(sorted((sysctls or {}).items()))),
         )
 

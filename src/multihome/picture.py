@@ -44,8 +44,7 @@ def _table_id(table: int) -> str:
     return _q(f"table {table}")
 
 
-def routing_dot(state: HostState, config: Config,
-                path: Explanation | None = None) -> str:
+def routing_dot(state: HostState, config: Config, path: Explanation | None = None) -> str:
     """The picture as dot text (deterministic: same state, same text)."""
     from multihome.policy import is_owned_route, is_owned_rule
 
@@ -59,10 +58,14 @@ def routing_dot(state: HostState, config: Config,
         if path.rule is not None and path.route is not None:
             path_table, path_route = path.rule.table, path.route
         path_dev = path.ifname
-    lines = ["digraph routing {", "  rankdir=LR;", '  node [shape=box, fontname="monospace"];',
-             '  edge [fontname="monospace", fontsize=10];']
+    lines = [
+        "digraph routing {",
+        "  rankdir=LR;",
+        '  node [shape=box, fontname="monospace"];',
+        '  edge [fontname="monospace", fontsize=10];',
+    ]
     ports = [link for link in state.links if not link.loopback]
-    lines.append("  subgraph cluster_ports { label=\"ports\";")
+    lines.append('  subgraph cluster_ports { label="ports";')
     for link in ports:
         red = path_dev == link.name
         lines.append(f"    {_q(link.name)} [shape=component{', ' + RED if red else ''}];")
@@ -74,13 +77,15 @@ def routing_dot(state: HostState, config: Config,
             red = path is not None and path.src == address.ip
             lines.append(f"  {_q(str(address.ip))} [shape=ellipse{', ' + RED if red else ''}];")
             lines.append(f"  {_q(link.name)} -> {_q(str(address.ip))};")
-    lines.append("  subgraph cluster_rules { label=\"rules (priority order)\";")
+    lines.append('  subgraph cluster_rules { label="rules (priority order)";')
     for rule in rules:
         owner = OURS if is_owned_rule(rule, config) else FOREIGN
         style = RED if rule in on_path_rules else owner
         lines.append(f"    {_rule_id(rule)} [{style}];")
-    lines += [f"    {_rule_id(a)} -> {_rule_id(b)} [style=dotted, arrowhead=none];"
-              for a, b in itertools.pairwise(rules)]
+    lines += [
+        f"    {_rule_id(a)} -> {_rule_id(b)} [style=dotted, arrowhead=none];"
+        for a, b in itertools.pairwise(rules)
+    ]
     lines.append("  }")
     lines += _rule_edges(state, rules, on_path_rules)
     tables = sorted({r.table for r in rules if r.action == FR_ACT_TO_TBL and not r.l3mdev})
@@ -88,10 +93,12 @@ def routing_dot(state: HostState, config: Config,
         routes = [r for r in state.routes if r.table == table and r.family == 4]
         label = f"table {table_label(table)}" + ("" if routes else " (missing)")
         red = table == path_table
-        lines.append(f"  {_table_id(table)} [label={_q(label)}, shape=folder"
-                     f"{', ' + RED if red else ''}];")
-        lines += _route_edges(table, routes, path_route,
-                              lambda r: OURS if is_owned_route(r, config) else FOREIGN)
+        lines.append(
+            f"  {_table_id(table)} [label={_q(label)}, shape=folder{', ' + RED if red else ''}];"
+        )
+        lines += _route_edges(
+            table, routes, path_route, lambda r: OURS if is_owned_route(r, config) else FOREIGN
+        )
     lines.append("}")
     seen: set[str] = set()
     unique = []
@@ -109,17 +116,22 @@ def _rule_edges(state: HostState, rules: list[Rule], on_path: set[Rule]) -> list
         red = rule in on_path
         for link in state.links:
             for address in state.addresses_of(link.name, 4):
-                if rule.src is not None and address.scope == SCOPE_UNIVERSE and (
-                    address.ip in rule.src
+                if (
+                    rule.src is not None
+                    and address.scope == SCOPE_UNIVERSE
+                    and (address.ip in rule.src)
                 ):
-                    lines.append(f"  {_q(str(address.ip))} -> {_rule_id(rule)} "
-                                 f"[label=from{', ' + RED if red else ''}];")
+                    lines.append(
+                        f"  {_q(str(address.ip))} -> {_rule_id(rule)} "
+                        f"[label=from{', ' + RED if red else ''}];"
+                    )
         for name, label in ((rule.iifname, "iif"), (rule.oifname, "oif")):
             if name is not None and state.link(name) is not None:
                 lines.append(f"  {_q(name)} -> {_rule_id(rule)} [label={label}];")
         if rule.action == FR_ACT_TO_TBL and not rule.l3mdev:
-            lines.append(f"  {_rule_id(rule)} -> {_table_id(rule.table)}"
-                         f"{' [' + RED + ']' if red else ''};")
+            lines.append(
+                f"  {_rule_id(rule)} -> {_table_id(rule.table)}{' [' + RED + ']' if red else ''};"
+            )
         elif rule.action == FR_ACT_GOTO:
             target = next((r for r in rules if r.priority == rule.goto), None)
             if target is not None:
@@ -131,8 +143,9 @@ def _rule_edges(state: HostState, rules: list[Rule], on_path: set[Rule]) -> list
     return lines
 
 
-def _route_edges(table: int, routes: Iterable[Route], chosen: Route | None,
-                 style_of: Callable[[Route], str]) -> list[str]:
+def _route_edges(
+    table: int, routes: Iterable[Route], chosen: Route | None, style_of: Callable[[Route], str]
+) -> list[str]:
     lines = []
     for route in sorted(routes, key=lambda r: r.key):
         dst = "default" if route.is_default else str(route.dst)

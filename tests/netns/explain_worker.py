@@ -18,8 +18,13 @@ def _flow(data: dict[str, Any]) -> Flow:
     return Flow(
         dst=ipaddress.IPv4Address(data["dst"]),
         src=None if data["src"] is None else ipaddress.IPv4Address(data["src"]),
-        iif=data["iif"], oif=data["oif"], mark=data["mark"], ipproto=data["ipproto"],
-        sport=data["sport"], dport=data["dport"], uid=data["uid"],
+        iif=data["iif"],
+        oif=data["oif"],
+        mark=data["mark"],
+        ipproto=data["ipproto"],
+        sport=data["sport"],
+        dport=data["dport"],
+        uid=data["uid"],
     )
 
 
@@ -31,24 +36,39 @@ def _answers(backend: NetlinkBackend, flows: list[dict[str, Any]]) -> dict[str, 
         flow = _flow(data)
         mine = explain(state, flow, sysctls)
         kernel = backend.route_get(
-            flow.dst, flow.src, oif=flow.oif, iif=flow.iif, mark=flow.mark,
-            ipproto=flow.ipproto, sport=flow.sport, dport=flow.dport, uid=flow.uid,
+            flow.dst,
+            flow.src,
+            oif=flow.oif,
+            iif=flow.iif,
+            mark=flow.mark,
+            ipproto=flow.ipproto,
+            sport=flow.sport,
+            dport=flow.dport,
+            uid=flow.uid,
         )
-        results.append({
-            "explain": {
-                "error": mine.error, "dev": mine.ifname,
-                "gateway": None if mine.gateway is None else str(mine.gateway),
-                "src": None if mine.src is None else str(mine.src),
-            },
-            "kernel": {
-                "error": kernel.error, "dev": kernel.ifname,
-                "gateway": None if kernel.gateway is None else str(kernel.gateway),
-                "src": str(kernel.prefsrc or flow.src) if kernel.error is None
-                and (kernel.prefsrc or flow.src) else None,
-            },
-            "steps": [step.rule.describe() + " -> " + step.outcome for step in mine.steps
-                      if step.matched],
-        })
+        results.append(
+            {
+                "explain": {
+                    "error": mine.error,
+                    "dev": mine.ifname,
+                    "gateway": None if mine.gateway is None else str(mine.gateway),
+                    "src": None if mine.src is None else str(mine.src),
+                },
+                "kernel": {
+                    "error": kernel.error,
+                    "dev": kernel.ifname,
+                    "gateway": None if kernel.gateway is None else str(kernel.gateway),
+                    "src": str(kernel.prefsrc or flow.src)
+                    if kernel.error is None and (kernel.prefsrc or flow.src)
+                    else None,
+                },
+                "steps": [
+                    step.rule.describe() + " -> " + step.outcome
+                    for step in mine.steps
+                    if step.matched
+                ],
+            }
+        )
     rules = [rule.to_json() for rule in state.rules if rule.family == 4]
     return {"results": results, "rules": rules}
 

@@ -24,16 +24,29 @@ def test_explain_address_shows_the_wrong_port(vm: HowtoVM) -> None:
 def test_explain_json_and_oif(vm: HowtoVM) -> None:
     """A socket bound to eth1 leaves through eth1 (main's eth0 default lost: other device),
     in JSON with owners beside rules and routes."""
-    result = multihome(vm.ns, "explain", "--to", "8.8.8.8", "--oif", "eth1", "--proto", "tcp",
-                       "--dport", "443", "--json", root=vm.root)
+    result = multihome(
+        vm.ns,
+        "explain",
+        "--to",
+        "8.8.8.8",
+        "--oif",
+        "eth1",
+        "--proto",
+        "tcp",
+        "--dport",
+        "443",
+        "--json",
+        root=vm.root,
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["agrees"] is True and data["dev"] == "eth1"
     assert data["kernel"]["dev"] == "eth1" and data["kernel"]["src"] == "192.168.0.112"
     decisive = next(step for step in data["steps"] if step["outcome"] == "route")
     assert decisive["owner"] == "kernel"
-    assert any("the flow is bound to eth1" in loser["why"]
-               for loser in decisive["lookup"]["losers"])
+    assert any(
+        "the flow is bound to eth1" in loser["why"] for loser in decisive["lookup"]["losers"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -65,6 +78,7 @@ def test_explain_dot_renders(vm: HowtoVM) -> None:
     result = multihome(vm.ns, "explain", "192.168.0.112", "--dot", root=vm.root)
     assert result.returncode == 0, result.stderr
     assert '"eth0" [shape=component, color="red"' in result.stdout
-    svg = subprocess.run([dot, "-Tsvg"], input=result.stdout, capture_output=True, text=True,
-                         check=False)
+    svg = subprocess.run(
+        [dot, "-Tsvg"], input=result.stdout, capture_output=True, text=True, check=False
+    )
     assert svg.returncode == 0 and "<svg" in svg.stdout, svg.stderr

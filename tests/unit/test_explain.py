@@ -32,14 +32,21 @@ INTERNET = IP("198.51.100.10")
 
 def _host(*rules: Rule, routes: tuple[Route, ...] = ()) -> HostState:
     base = howto_host()
-    return HostState.build(base.links, base.addresses, (*base.routes, *routes),
-                           (*DEFAULT_RULES, *rules), base.sysctls)
+    return HostState.build(
+        base.links, base.addresses, (*base.routes, *routes), (*DEFAULT_RULES, *rules), base.sysctls
+    )
 
 
-FIX_ROUTE = Route(table=1001, dst=NET("0.0.0.0/0"), ifname="eth1", gateway=IP("192.168.0.1"),
-                  proto=PROTO_MULTIHOME)
-FIX_RULE = Rule(family=4, priority=10002, table=1001, src=NET("192.168.0.112/32"),
-                proto=PROTO_MULTIHOME)
+FIX_ROUTE = Route(
+    table=1001,
+    dst=NET("0.0.0.0/0"),
+    ifname="eth1",
+    gateway=IP("192.168.0.1"),
+    proto=PROTO_MULTIHOME,
+)
+FIX_RULE = Rule(
+    family=4, priority=10002, table=1001, src=NET("192.168.0.112/32"), proto=PROTO_MULTIHOME
+)
 
 
 def test_the_howto_reply_leaves_through_eth0() -> None:
@@ -115,11 +122,28 @@ def test_the_picture_renders_with_graphviz_and_marks_the_path() -> None:
     state = _host(FIX_RULE, routes=(FIX_ROUTE,))
     text = routing_dot(state, Config(), explain(state, Flow(dst=INTERNET, src=ETH1)))
     assert routing_dot(state, Config()) == routing_dot(state, Config())
-    rule_line = next(line for line in text.splitlines()
-                     if line.strip().startswith('"rule 10002 from 192.168.0.112'))
+    rule_line = next(
+        line
+        for line in text.splitlines()
+        if line.strip().startswith('"rule 10002 from 192.168.0.112')
+    )
     assert 'color="red"' in rule_line
     assert '"table 1001" -> "gateway 192.168.0.1" [label="default", color="red"' in text
-    svg = subprocess.run([dot, "-Tsvg"], input=text, capture_output=True, text=True,
-                         check=False)
+    svg = subprocess.run([dot, "-Tsvg"], input=text, capture_output=True, text=True, check=False)
     assert svg.returncode == 0, svg.stderr
     assert "<svg" in svg.stdout and "10002" in svg.stdout
+
+
+def test_rules_sharing_a_priority_with_and_without_iif_build_a_state() -> None:
+    """Foreign rules at one priority, one with ``iif`` and one without (the property test
+    met them), make a state instead of a TypeError in sorting; the kernel's order is kept."""
+    first = Rule(
+        family=4, priority=22, table=0, iifname="v1", action=FR_ACT_UNREACHABLE, position=2
+    )
+    second = Rule(
+        family=4, priority=22, table=0, uid=(1, 10), action=FR_ACT_UNREACHABLE, position=1
+    )
+    state = _host(first, second)
+    assert {first, second} <= set(state.rules)
+    result = explain(state, Flow(dst=INTERNET, src=ETH1, uid=5))
+    assert result.rule == second

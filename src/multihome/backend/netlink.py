@@ -191,8 +191,13 @@ class NetlinkBackend:
             routes += sock.dump(
                 RTM_GETROUTE, RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0), lambda m: _route(m, names)
             )
+        rule_positions = itertools.count(1)
         for family in (AF_INET, AF_INET6):
-            rules += sock.dump(RTM_GETRULE, FIBRULEHDR.pack(family, 0, 0, 0, 0, 0, 0, 0, 0), _rule)
+            rules += sock.dump(
+                RTM_GETRULE,
+                FIBRULEHDR.pack(family, 0, 0, 0, 0, 0, 0, 0, 0),
+                lambda m: _rule(m, next(rule_positions)),
+            )
         sysctls = self._read_sysctls([link.name for link in links])
         return HostState.build(links, addresses, routes, rules, sysctls)
 
@@ -578,7 +583,7 @@ def _route(msg: Message, names: dict[int, str]) -> Route | None:
     )
 
 
-def _rule(msg: Message) -> Rule | None:
+def _rule(msg: Message, position: int = 0) -> Rule | None:
     family, dst_len, src_len, tos, table, _res1, _res2, action, flags = FIBRULEHDR.unpack_from(
         msg.body
     )
@@ -620,6 +625,7 @@ def _rule(msg: Message) -> Rule | None:
         or u32(group) == NO_SUPPRESS else u32(group),
         invert=bool(flags & FIB_RULE_INVERT),
         tos=tos,
+        position=position,
     )
 
 
