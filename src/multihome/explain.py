@@ -278,7 +278,8 @@ def _output(host: _Host, flow: Flow) -> Explanation:
         out_link = host.links.get(flow.oif)
         if out_link is None:
             return fail(errno.ENODEV, note=f"there is no interface {flow.oif}")
-        if not out_link.up and not out_link.loopback:
+        admin_up = out_link.up if out_link.admin_up is None else out_link.admin_up
+        if not admin_up:
             return fail(errno.ENETUNREACH, note=f"{flow.oif} is down")
     walk = _walk(host, flow, iif=host.loopback)
     if walk.error is not None or walk.route is None:
@@ -375,8 +376,6 @@ def _input(host: _Host, flow: Flow) -> Explanation:
     src = flow.src or IPv4(0)
     if link is None:
         return _failed(flow, errno.ENODEV, None, [f"there is no interface {flow.iif}"])
-    if not link.up:
-        return _failed(flow, errno.ENETDOWN, None, [f"{flow.iif} is down"])
     if src.is_multicast or src == LIMITED_BROADCAST:
         return _failed(flow, errno.EINVAL, None, [f"martian source {src}"])
     if flow.dst == LIMITED_BROADCAST or (int(src) == 0 and int(flow.dst) == 0):

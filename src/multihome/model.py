@@ -111,6 +111,8 @@ class Link:
     loopback: bool = False
     group: int = 0
     """The interface group (``ip link set dev X group N``), for ``suppress_ifgroup``."""
+    admin_up: bool | None = None
+    """Administratively up (``IFF_UP``) whatever the carrier; None when not read."""
 
     @property
     def key(self) -> str:

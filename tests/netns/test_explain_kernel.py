@@ -132,6 +132,7 @@ def guest() -> Iterator[Guest]:
             for address in addresses:
                 sh("ip", "-n", ns, "addr", "add", address, "dev", name)
         sh("ip", "-n", ns, "link", "set", "v3", "group", "5")
+        sh("ip", "-n", peer, "link", "set", "pv0", "down")  # v0 loses its carrier (linkdown)
         conf = {
             "all.forwarding": 1,
             "all.rp_filter": 0,

@@ -533,6 +533,7 @@ def _link(raw: RawLink, names: dict[int, str]) -> Link:
         master=names.get(master) if master else None,
         loopback=bool(flags & IFF_LOOPBACK),
         group=group,
+        admin_up=bool(flags & IFF_UP),
     )
 
 
