@@ -7,7 +7,7 @@ import importlib
 import importlib.util
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +41,10 @@ Examples:
   sudo multihome apply                  make them (idempotent, transactional)
   multihome verify --json               proof per address, machine-readable
   ip netns exec vm1 multihome apply     the same inside a network namespace
+\b
+Exit status: 0 success; 1 failure (a change failed and was undone, a check failed);
+2 bad input or usage, nothing changed; 3 rolled back. With --json a failure also prints
+{"error": {...}} on stdout (docs/multihome.8.md, JSON OUTPUT).
 """
 
 
@@ -86,6 +90,13 @@ class CliOptions:
             return load_config(self.config_path, explicit=True)
         return load_config(under_root(self.root, DEFAULT_CONFIG_PATH))
 
+    def facts(self) -> Any:
+        """The ports' facts under ``root`` (DHCP leases) that status, plan, apply and doctor
+        all assess with: one truth."""
+        from multihome.source.portfacts import host_facts
+
+        return host_facts(self.root)
+
 
 @click.group(cls=LazyGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h",
                                                                                       "--help"]})
@@ -115,10 +126,10 @@ def _backend() -> Iterator[Any]:
         backend.close()
 
 
-def _echo_json(data: object) -> None:
-    from multihome.files import json_text
+def _echo_json(data: Mapping[str, object]) -> None:
+    from multihome.files import json_output
 
-    click.echo(json_text(data), nl=False)
+    click.echo(json_output(data), nl=False)
 
 
 def _styled(line: str, color: bool) -> str:
@@ -132,16 +143,23 @@ def _styled(line: str, color: bool) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def status(obj: CliOptions, as_json: bool) -> None:
-    """Show interfaces, addresses, gateways, tables, rules and what is wrong."""
+    """Show interfaces, addresses, gateways, tables, rules and what is wrong.
+
+    The problems are exactly those of `multihome doctor` (every check). Exit 0 also when
+    there are problems (doctor exits 1); 2 on bad input, 1 on any other error.
+    """
     from multihome.engine import assess
     from multihome.status import build_report
 
     config = obj.config()
+    from multihome.safety.doctor import diagnose
     from multihome.source.portfacts import host_facts
 
     with _backend() as backend:
         assessment = assess(backend, config, host_facts(obj.root))
+        # One truth: the problems are doctor's, every check of it (status's own included).
         report = build_report(backend, assessment, config)
+        report = report.with_problems(diagnose(backend, assessment, config, obj.root).problems)
     from multihome.agent.state import read_status
 
     agent = read_status(obj.root)
@@ -198,7 +216,11 @@ def status(obj: CliOptions, as_json: bool) -> None:
                    "then http://169.254.169.254].")
 @click.pass_obj
 def plan(obj: CliOptions, as_json: bool, source: str, metadata: str | None) -> None:
-    """Show the exact changes `apply` would make (nothing is changed)."""
+    """Show the exact changes `apply` would make (nothing is changed).
+
+    Exit 0 (also when changes are pending: `multihome verify` exits 1 then); 2 on bad
+    input; 1 on any other error.
+    """
     from multihome.source.planning import sourced_assessment
     from multihome.source.portfacts import host_reader
 
@@ -447,7 +469,11 @@ def _restrict(assessment: Any, interface: str) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def verify(obj: CliOptions, as_json: bool) -> None:
-    """Prove per address that replies leave through their own interface and gateway."""
+    """Prove per address that replies leave through their own interface and gateway.
+
+    Exit 0 when every check passes and nothing is pending; 1 when a check fails or changes
+    are pending (`multihome plan` shows them); 2 on bad input.
+    """
     from multihome.engine import assess
     from multihome.source.portfacts import host_facts
     from multihome.verify import verify as run_verify
@@ -475,14 +501,53 @@ def verify(obj: CliOptions, as_json: bool) -> None:
         raise click.exceptions.Exit(ExitCode.FAILURE)
 
 
-def _fail(message: str, code: int) -> NoReturn:
+def _json_requested(argv: list[str]) -> bool:
+    """True when the command line asks for ``--json`` (before any ``--``: what follows it,
+    such as `lab exec`'s command, is not ours)."""
+    for arg in argv:
+        if arg == "--":
+            return False
+        if arg == "--json":
+            return True
+    return False
+
+
+def error_json(exc: BaseException, code: int, message: str) -> dict[str, object]:
+    """The ``{"error": ...}`` document a ``--json`` command prints on stdout when it fails
+    (docs/multihome.8.md, "JSON output"): the exit code, the error's class, its message and,
+    for bad input, the file or option at fault with where in it and how to fix it."""
+    where: dict[str, object] = {"input": None, "path": None, "line": None, "column": None,
+                                "fix": None}
+    if isinstance(exc, InputError):
+        where.update(input=exc.source, path=exc.path, line=exc.line, column=exc.column,
+                     fix=exc.fix)
+    elif isinstance(exc, click.BadParameter) and exc.param is not None:
+        where["input"] = (exc.param.opts or [exc.param.name])[0]
+    elif isinstance(exc, click.NoSuchOption):
+        where["input"] = exc.option_name
+    kind = type(exc).__name__
+    if isinstance(exc, click.UsageError):
+        kind = "UsageError"
+    return {"error": dict(where, code=code, kind=kind, message=message)}
+
+
+def _fail(message: str, code: int, exc: BaseException | None = None,
+          as_json: bool = False) -> NoReturn:
     click.echo(f"multihome: error: {message}", err=True)
+    if as_json:
+        from multihome.files import json_output
+
+        click.echo(json_output(error_json(exc or RuntimeError(message), code, message)),
+                   nl=False)
     sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI and map errors to exit codes."""
-    detailed = "--detailed-exit-codes" in (argv if argv is not None else sys.argv[1:])
+    """Entry point: run the CLI and map errors to exit codes; with ``--json``, a failure
+    also prints one ``{"error": ...}`` document on stdout."""
+    args = argv if argv is not None else sys.argv[1:]
+    detailed = "--detailed-exit-codes" in args
+    as_json = _json_requested(args)
     code_for: Callable[[int], int] = (
         (lambda code: DetailedExitCode.ERROR if code else 0) if detailed else (lambda c: c))
     try:
@@ -491,19 +556,24 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.UsageError as exc:
         exc.show()
+        if as_json:
+            from multihome.files import json_output
+
+            click.echo(json_output(error_json(exc, code_for(ExitCode.BAD_INPUT),
+                                              exc.format_message())), nl=False)
         sys.exit(code_for(ExitCode.BAD_INPUT))
-    except click.Abort:
-        _fail("aborted", code_for(ExitCode.FAILURE))
+    except click.Abort as exc:
+        _fail("aborted", code_for(ExitCode.FAILURE), exc, as_json)
     except MultihomeError as exc:  # InputError included: its exit_code is 2
-        _fail(str(exc), code_for(exc.exit_code))
-    except KeyboardInterrupt:
-        _fail("interrupted", code_for(ExitCode.FAILURE))
+        _fail(str(exc), code_for(exc.exit_code), exc, as_json)
+    except KeyboardInterrupt as exc:
+        _fail("interrupted", code_for(ExitCode.FAILURE), exc, as_json)
     except BrokenPipeError:
         sys.exit(0)
     except Exception as exc:  # the last line of defence: never a traceback
         if os.environ.get("MULTIHOME_DEBUG"):
             raise
         _fail(f"internal error: {type(exc).__name__}: {exc} (set MULTIHOME_DEBUG=1 for the "
-              "traceback and report it)", code_for(ExitCode.FAILURE))
+              "traceback and report it)", code_for(ExitCode.FAILURE), exc, as_json)
     # click returns the code of a click.exceptions.Exit when not in standalone mode
     sys.exit(code if isinstance(code, int) else 0)

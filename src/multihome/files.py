@@ -5,9 +5,16 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path, PurePath
 
 from multihome.errors import InputError
+
+#: Where multihome's own program is installed (README, `pip` installs, cloud user-data), the
+#: one place that says so; persist renders the first of :data:`PROGRAMS` present on the target.
+PROGRAM = "/usr/local/bin/multihome"
+#: The places a distribution package or an install puts the program, in order of preference.
+PROGRAMS = (PROGRAM, "/usr/bin/multihome")
 
 HEADER = "# Managed by multihome; do not edit: it is rewritten on every apply/persist.\n"
 
@@ -16,6 +23,17 @@ def json_text(data: object) -> str:
     """``data`` as multihome writes JSON for people, files and diffs: indented by two, keys
     sorted, one trailing newline."""
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+#: The version of every JSON document a command prints with ``--json`` (its ``"schema"`` key;
+#: docs/multihome.8.md, "JSON output"). Raised when a key changes meaning or disappears.
+JSON_SCHEMA = 1
+
+
+def json_output(data: Mapping[str, object]) -> str:
+    """A command's ``--json`` document: ``data`` with its ``"schema"`` version, as
+    :func:`json_text`."""
+    return json_text({"schema": JSON_SCHEMA, **data})
 
 
 def under_root(root: Path, path: PurePath | str) -> Path:

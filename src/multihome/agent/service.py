@@ -161,7 +161,9 @@ class Agent:
         for client in self.clients.values():
             client.stop()
         self.clients.clear()
+        self.status.configured.clear()  # their DHCP clients stopped with the agent
         self.status.running = False
+        self.status.stopped = _now()
         self._save()
         log.info("agent %d stopped after %d repairs", self.status.pid, self.status.repairs)
 
