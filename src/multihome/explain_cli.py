@@ -302,9 +302,9 @@ def explain(
 
         click.echo(routing_dot(state, config, explanation), nl=False)
     elif as_json:
-        from multihome.files import json_text
+        from multihome.files import json_output
 
-        click.echo(json_text(_json(explanation, verdict, config)), nl=False)
+        click.echo(json_output(_json(explanation, verdict, config)), nl=False)
     else:
         for line in render(explanation, verdict, state, config):
             click.echo(line)

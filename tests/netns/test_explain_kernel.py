@@ -255,7 +255,14 @@ def flows(draw: st.DrawFn) -> dict[str, Any]:
     """A flow: locally generated (maybe bound to a port) or received on a port."""
     where = draw(st.sampled_from(["local"] * 3 + ["oif", "iif"]))
     iif = draw(st.sampled_from([*PORTS, "lo"])) if where == "iif" else None
-    srcs: list[str | None] = [*LOCAL] if iif is None or iif == "lo" else [*FOREIGN_SRCS, *LOCAL]
+    srcs: list[str | None] = (
+        [*LOCAL] * 4 + FOREIGN_SRCS[:1]
+        if iif is None
+        else [
+            *FOREIGN_SRCS,
+            *LOCAL,
+        ]
+    )
     src = draw(st.sampled_from([None, None, *srcs] if iif is None else srcs))
     ipproto = draw(st.sampled_from([6, 17, 17]))  # RTM_GETROUTE cannot ask without one
     return {
