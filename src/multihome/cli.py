@@ -308,10 +308,10 @@ def apply(obj: CliOptions, dry_run: bool, detailed_exit_codes: bool, quiet: bool
     """Apply the policy to the kernel, as one transaction, then verify it."""
     import os
 
-    from multihome.engine import assess, locked
     from multihome.processes import require_root
     from multihome.safety.checks import find_peer, parse_probe
-    from multihome.source.portfacts import host_facts
+    from multihome.source.portfacts import host_facts, host_reader
+    from multihome.transaction.session import open_session
 
     click.get_current_context().meta["detailed"] = detailed_exit_codes
     config = obj.config()
@@ -321,16 +321,19 @@ def apply(obj: CliOptions, dry_run: bool, detailed_exit_codes: bool, quiet: bool
     if not dry_run:
         require_root()
     with _backend() as backend:
-        facts = host_facts(obj.root)
+        reader = host_reader(obj.root)
+        facts = host_facts(obj.root, reader)
         if dry_run:
-            assessment = assess(backend, config, facts)
-            if interface is not None:
-                assessment = _restrict(assessment, interface)
-            _print_plan(obj, assessment)
+            _dry_run(obj, backend, config, facts, interface)
             return
-        with locked(backend, root=obj.root, timeout=lock_timeout) as session:
+        with open_session(backend, obj.root, timeout=lock_timeout) as session:  # the lock
             if session.recovery is not None:
                 click.echo(f"multihome: {session.recovery.message}", err=True)
+            whole = interface is None and session.recovery is None
+            if whole and _unchanged(obj, backend, session, config, quiet, reader.signature()):
+                return  # without importing the engine, the policy or the plan
+            from multihome.engine import assess
+
             assessment = assess(backend, config, facts)
             if interface is not None:
                 assessment = _restrict(assessment, interface)
@@ -343,9 +346,9 @@ def apply(obj: CliOptions, dry_run: bool, detailed_exit_codes: bool, quiet: bool
                 def progress(done: int, count: int, _change: Any) -> None:
                     if done % 50 == 0 or done == count:
                         click.echo(f"\r{done}/{count} changes", err=True, nl=done == count)
-            if not assessment.plan.empty and not quiet:
-                for line in assessment.plan.lines():
-                    click.echo(_styled(line, obj.color))
+            if not assessment.plan.empty and not quiet:  # one write: 2800 lines at 256 ports
+                click.echo("\n".join(_styled(line, obj.color)
+                                     for line in assessment.plan.lines()))
             if guarded:
                 result = _guarded_apply(obj, backend, session, assessment, config, confirm_timeout,
                                         peer, probes, progress)
@@ -355,8 +358,36 @@ def apply(obj: CliOptions, dry_run: bool, detailed_exit_codes: bool, quiet: bool
                 result = apply_plan(backend, assessment.plan, root=obj.root, progress=progress,
                                     config=config, session=session, state=assessment.state)
         _report_apply(backend, config, result, quiet, assessment.desired, assessment.state)
+        if whole and (not guarded or not result.applied):
+            from multihome.transaction.fingerprint import record
+
+            record(backend, session.state, config, obj.root, assessment.state,
+                   result.plan.changes, reader.signature(), reader.next_expiry())
     if detailed_exit_codes and result.changed:
         raise click.exceptions.Exit(DetailedExitCode.CHANGED)
+
+
+def _dry_run(obj: CliOptions, backend: Any, config: Any, facts: Any,
+             interface: str | None) -> None:
+    from multihome.engine import assess
+
+    assessment = assess(backend, config, facts)
+    if interface is not None:
+        assessment = _restrict(assessment, interface)
+    _print_plan(obj, assessment)
+
+
+def _unchanged(obj: CliOptions, backend: Any, session: Any, config: Any, quiet: bool,
+               facts: str) -> bool:
+    """True (and said) when the namespace is as the last apply left it: nothing to do."""
+    from multihome.transaction.fingerprint import unchanged
+
+    backend.watch()  # before the read: the notifications show what else changes the kernel
+    if not unchanged(backend, session.state, config, obj.root, facts):
+        return False
+    if not quiet:
+        click.echo("no changes: the kernel already matches the policy")
+    return True
 
 
 def _report_apply(backend: Any, config: Any, result: Any, quiet: bool, desired: Any,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path, PurePath
 
@@ -50,6 +49,17 @@ def read_text(path: Path) -> str | None:
         return None
 
 
+def _temporary(path: Path) -> tuple[int, str]:
+    """A new file beside ``path`` to rename over it (``tempfile.mkstemp`` without the 35 ms
+    of imports it brings: shutil, bz2, lzma)."""
+    while True:
+        tmp = str(path.parent / f".{path.name}.{os.urandom(6).hex()}")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), tmp
+        except FileExistsError:
+            continue
+
+
 def write_atomic(path: Path, content: str, mode: int = 0o644, *, durable: bool = True) -> bool:
     """Write ``content`` to ``path`` atomically; return False when it already had it.
 
@@ -59,7 +69,7 @@ def write_atomic(path: Path, content: str, mode: int = 0o644, *, durable: bool =
         return False
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        fd, tmp = _temporary(path)
     except OSError as exc:
         raise InputError(f"{path.parent}: cannot write here ({exc.strerror}); pass a "
                          "writable --root or run as root") from exc

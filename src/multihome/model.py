@@ -133,8 +133,9 @@ class Address:
     """Place in the kernel's list of the interface's addresses (source selection prefers the
     first); 0 when unknown. Not part of the identity."""
 
-    @property
+    @cached_property
     def key(self) -> tuple[str, str]:
+        """Identity and sort order (computed once: sorting thousands formats addresses)."""
         return (self.ifname, str(self.interface))
 
     @property
@@ -168,11 +169,17 @@ class Route:
     def family(self) -> int:
         return self.dst.version
 
-    @property
+    @cached_property
     def key(self) -> tuple[Any, ...]:
-        """Identity: every attribute (two routes differing in any attribute are different)."""
+        """Identity: every attribute (two routes differing in any attribute are different);
+        computed once."""
         return (self.family, self.table, str(self.dst), self.metric, self.ifname,
                 str(self.gateway), self.proto, self.scope, str(self.prefsrc), self.type)
+
+    @cached_property
+    def order(self) -> tuple[Any, ...]:
+        """Sort order: the key, sortable where one route has no device and another one."""
+        return sortable(self.key)
 
     @property
     def slot(self) -> tuple[Any, ...]:
@@ -248,10 +255,10 @@ class Rule:
     """Place in the kernel's list of rules (it keeps rules of one priority in the order they
     were added); 0 when unknown. Not part of the identity."""
 
-    @property
+    @cached_property
     def key(self) -> tuple[Any, ...]:
-        """Identity. The selectors multihome never writes join it only when set, so that the
-        keys of multihome's own rules stay as they were."""
+        """Identity (computed once). The selectors multihome never writes join it only when
+        set, so that the keys of multihome's own rules stay as they were."""
         base = (self.family, self.priority, self.table, str(self.src), str(self.dst),
                 self.iifname, self.oifname, self.suppress_prefixlength, self.fwmark,
                 self.fwmask, self.action, self.proto)
@@ -260,6 +267,11 @@ class Rule:
         if extra == (None, None, None, None, None, False, None, False, 0):
             return base
         return (*base, tuple(str(item) for item in extra))
+
+    @cached_property
+    def order(self) -> tuple[Any, ...]:
+        """Sort order: the key, sortable where one rule has None and another a value."""
+        return sortable(self.key)
 
     @property
     def mark_mask(self) -> int:
@@ -399,8 +411,8 @@ class HostState:
         return cls(
             links=tuple(sorted(set(links))),
             addresses=tuple(sorted(set(addresses), key=lambda a: a.key)),
-            routes=tuple(sorted(set(routes), key=lambda r: sortable(r.key))),
-            rules=tuple(sorted(set(rules), key=lambda r: sortable(r.key))),
+            routes=tuple(sorted(set(routes), key=lambda r: r.order)),
+            rules=tuple(sorted(set(rules), key=lambda r: r.order)),
             sysctls=MappingProxyType(dict(sorted((sysctls or {}).items()))),
         )
 

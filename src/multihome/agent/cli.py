@@ -47,7 +47,7 @@ multihome-agent(8), SYSTEMD, has the whole file):
 @click.option(
     "--debounce",
     type=click.FloatRange(0, 1),
-    default=0.005,
+    default=0.002,
     show_default=True,
     help="Seconds without events that end a burst.",
 )
