@@ -15,6 +15,7 @@ from multihome.errors import ExitCode, InputError
 
 if TYPE_CHECKING:
     from multihome.backend import Lookup
+    from multihome.backend.netlink import NetlinkBackend
     from multihome.config import Config
     from multihome.explain import Explanation, Flow, TableLookup
     from multihome.model import HostState, IPAddress, Route, Rule
@@ -66,6 +67,22 @@ def read_route_sysctls(ifnames: list[str], proc_sys: Path = Path("/proc/sys")) -
             except OSError:
                 continue
     return values
+
+
+def ask_kernel(backend: NetlinkBackend, flow: Flow, *, uid_given: bool = True) -> Lookup:
+    """The kernel's answer for ``flow`` (RTM_GETROUTE with every field of the flow; the uid
+    only when given, else the kernel takes the caller's)."""
+    return backend.route_get(
+        flow.dst,
+        flow.src,
+        oif=flow.oif,
+        iif=flow.iif,
+        mark=flow.mark,
+        ipproto=flow.ipproto,
+        sport=flow.sport,
+        dport=flow.dport,
+        uid=flow.uid if uid_given else None,
+    )
 
 
 def owner_of(item: Rule | Route, config: Config) -> str:
@@ -283,17 +300,7 @@ def explain(
                 raise InputError(f"{option} {name}: no such interface here; `ip link` lists them")
         sysctls = read_route_sysctls([link.name for link in state.links])
         explanation = walk(state, flow, sysctls)
-        kernel = backend.route_get(
-            flow.dst,
-            flow.src,
-            oif=flow.oif,
-            iif=flow.iif,
-            mark=flow.mark,
-            ipproto=flow.ipproto,
-            sport=flow.sport,
-            dport=flow.dport,
-            uid=None if uid is None else flow.uid,
-        )
+        kernel = ask_kernel(backend, flow, uid_given=uid is not None)
     finally:
         backend.close()
     verdict = compare(explanation, kernel)
@@ -428,6 +435,7 @@ def _json(explanation: Explanation, verdict: Verdict, config: Config) -> dict[st
 
 __all__ = [
     "DEFAULT_DESTINATION",
+    "ask_kernel",
     "compare",
     "decisive",
     "explain",

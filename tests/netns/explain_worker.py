@@ -11,7 +11,7 @@ from typing import Any
 
 from multihome.backend.netlink import NetlinkBackend
 from multihome.explain import Flow, explain
-from multihome.explain_cli import read_route_sysctls
+from multihome.explain_cli import ask_kernel, read_route_sysctls
 
 
 def _flow(data: dict[str, Any]) -> Flow:
@@ -35,17 +35,7 @@ def _answers(backend: NetlinkBackend, flows: list[dict[str, Any]]) -> dict[str, 
     for data in flows:
         flow = _flow(data)
         mine = explain(state, flow, sysctls)
-        kernel = backend.route_get(
-            flow.dst,
-            flow.src,
-            oif=flow.oif,
-            iif=flow.iif,
-            mark=flow.mark,
-            ipproto=flow.ipproto,
-            sport=flow.sport,
-            dport=flow.dport,
-            uid=flow.uid,
-        )
+        kernel = ask_kernel(backend, flow)
         results.append(
             {
                 "explain": {

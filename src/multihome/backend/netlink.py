@@ -602,22 +602,9 @@ class NetlinkBackend:
             return Lookup(None, None, None, None, error=exc.errno or errno.EINVAL)
         if not answers:
             return Lookup(None, None, None, None, error=errno.ENETUNREACH)
-        kind = RTMSG.unpack_from(answers[0].body)[7]
-        attrs = attributes(answers[0].body, RTMSG.size)
         if not self._names:
             self._read_index()
-        oif_index = u32(attrs[RTA_OIF]) if RTA_OIF in attrs else None
-        if oif_index and oif_index not in self._names:
-            self._read_index()
-        gateway = attrs.get(RTA_GATEWAY)
-        prefsrc = attrs.get(RTA_PREFSRC)
-        return Lookup(
-            ifname=self._names.get(oif_index) if oif_index else None,
-            gateway=ipaddress.ip_address(gateway) if gateway else None,
-            prefsrc=ipaddress.ip_address(prefsrc) if prefsrc else None,
-            table=u32(attrs[RTA_TABLE]) if RTA_TABLE in attrs else None,
-            type=kind,
-        )
+        return self._answer(answers[0])
 
     def lookups(self, queries: Sequence[Query]) -> list[Lookup | None]:
         """The lookups as one batch of requests (a round trip each would cost ~0.15 ms)."""
@@ -651,8 +638,14 @@ class NetlinkBackend:
     def _lookup_answer(self, answer: Message | NetlinkError) -> Lookup | None:
         if isinstance(answer, NetlinkError):
             return None
+        return self._answer(answer)
+
+    def _answer(self, answer: Message) -> Lookup:
+        """A route lookup's answer (RTM_NEWROUTE) as a :class:`Lookup`."""
         attrs = attributes(answer.body, RTMSG.size)
         oif_index = u32(attrs[RTA_OIF]) if RTA_OIF in attrs else None
+        if oif_index and oif_index not in self._names:
+            self._read_index()  # an interface that appeared since the last read
         gateway = attrs.get(RTA_GATEWAY)
         prefsrc = attrs.get(RTA_PREFSRC)
         return Lookup(
@@ -660,6 +653,7 @@ class NetlinkBackend:
             gateway=ipaddress.ip_address(gateway) if gateway else None,
             prefsrc=ipaddress.ip_address(prefsrc) if prefsrc else None,
             table=u32(attrs[RTA_TABLE]) if RTA_TABLE in attrs else None,
+            type=RTMSG.unpack_from(answer.body)[7],
         )
 
 
