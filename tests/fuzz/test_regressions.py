@@ -1,0 +1,57 @@
+"""Every failure the event fuzzer found, kept as a plain test replaying its exact sequence.
+
+Each test starts from the fuzzer's lab (scenario 4 fixed by `multihome apply`, the agent
+running, settled: the ``lab`` fixture), replays the steps the fuzzer printed, and checks the
+same invariant with the kernel itself (``lab.check()``) and, at the end, the lab's probes
+(``lab.final_check()``). The docstring says what broke. A test marked ``xfail(strict=True)``
+is a finding not fixed on this branch yet: it starts passing (and so failing as XPASS) when
+the fix lands; then remove the mark.
+"""
+
+from __future__ import annotations
+
+import pytest
+from fuzz_lab import EventLab
+
+NOT_FIXED_HERE = "fixed on another branch (see the reason); remove the mark once merged"
+
+
+@pytest.mark.netns
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 13's opening: a port's table mirrors main; fix in policy.py on branch facts",
+)
+def test_flap_then_dhcp_restores_only_the_default(lab: EventLab) -> None:
+    """Issue 13's opening, found again by the fuzzer (``flap_then_dhcp``): eth1 flaps, the
+    agent restores its table; then a DHCP client puts back only eth1's default in main. The
+    agent's second repair took eth1's metadata host route out of its table and the rule
+    ``from 192.168.0.112 to 169.254.169.254``, because main no longer had them: afterwards
+    ``ip route get 169.254.169.254 from 192.168.0.112`` leaves eth0 (port security drops
+    it). Expected: the table keeps what the port's lease gives it."""
+    lab.flap("eth1", down_for=0.3)
+    lab.check()
+    lab.dhcp_restore("eth1", ("default",))
+    lab.final_check()
+
+
+@pytest.mark.netns
+@pytest.mark.xfail(
+    strict=True,
+    reason="policy.py: main's specific routes of another port win for every source address",
+)
+def test_static_port_metadata_leaves_its_own_port(lab: EventLab) -> None:
+    """Found by the fuzzer's first sequence (``attach(dhcp=False)``): a hot-plugged port on
+    which DHCP is off gets its address, gateway and table from the metadata service, with
+    no 169.254.169.254 host route (network_data.json has none). Then ``ip route get
+    169.254.169.254 from 192.168.0.10`` leaves **eth0** via 192.168.0.100 with eth2's source
+    address (port security drops it): the rule ``lookup main suppress_prefixlength 0`` at
+    band+1 lets eth0's metadata host route in main win for every source. Expected: eth2's
+    address reaches 169.254.169.254 through eth2 (its own table's default, via its
+    gateway, where Neutron's router serves metadata). The same holds for any specific route
+    in main of one port (a classless static route of eth0) and the addresses of the
+    others."""
+    port = lab.attach(dhcp=False)
+    lab.check()
+    address = lab.ports[port].ip
+    got = lab.route_get("169.254.169.254", "from", address)
+    assert isinstance(got, dict) and got.get("dev") == port, got
