@@ -433,11 +433,19 @@ class EventLab:
         return found
 
     def _duplicates(self, rules: list[dict[str, Any]]) -> list[str]:
+        """No rule twice (same selector and table, whatever the priority or protocol, one of
+        them multihome's); no table of multihome's with two defaults or two ports' routes."""
+        selectors = Counter(
+            canonical({k: v for k, v in r.items() if k not in ("priority", "protocol")})
+            for r in rules
+        )
         found = [
-            f"rule {text} is there {n} times"
-            for text, n in Counter(canonical(r) for r in rules).items()
-            if n > 1
-        ]
+            f"rule {rule_args(r)} is there {selectors[text]} times"
+            for r in rules
+            if owned(r)
+            and selectors[text := canonical({k: v for k, v in r.items()
+                                             if k not in ("priority", "protocol")})] > 1
+        ]  # fmt: skip
         tables = {str(r["table"]) for r in rules if owned(r)} - {"main", "local", "default"}
         for table in sorted(tables):
             routes = self.routes(table)

@@ -156,6 +156,7 @@ class GuestEvents(RuleBasedStateMachine):
         try:
             if not self.failed:
                 self.lab.final_check()
+                print("sequence passed:", "; ".join(self.lab.steps) or "(no event)")
         finally:
             self.lab.close()
 
