@@ -31,6 +31,6 @@ def test_the_invariant_catches_damage_nobody_repairs(lab: EventLab) -> None:
     assert any("foreign rule" in p for p in lab.problems())
 
     lab.detached["eth9"] = "192.168.0.99"
-    lab.ip("-4", "rule", "add", "priority", "10002", "from", "192.168.0.99", "lookup", "7",
+    lab.ip("-4", "rule", "add", "priority", "10002", "from", "192.168.0.99", "lookup", "10007",
            "protocol", "222")  # fmt: skip
     assert any("detached port" in p for p in lab.problems())

@@ -55,3 +55,23 @@ def test_static_port_metadata_leaves_its_own_port(lab: EventLab) -> None:
     address = lab.ports[port].ip
     got = lab.route_get("169.254.169.254", "from", address)
     assert isinstance(got, dict) and got.get("dev") == port, got
+
+
+@pytest.mark.netns
+@pytest.mark.xfail(
+    strict=True, reason="agent/service.py and policy.py; not fixed on any branch yet"
+)
+def test_detaching_the_primary_port_leaves_the_other_its_default(lab: EventLab) -> None:
+    """Found by the fuzzer (seed 1: readd_address, flaps, ``detach('eth0')``; minimal:
+    ``detach('eth0')`` alone). With eth0, the primary, gone, eth1 is the only port, so the
+    policy wants no table and no rule any more; but eth1's default had been taken out of
+    main (the how-to's fix) and nobody puts it back: ``ip route get 198.51.100.10 from
+    192.168.0.112`` answers "Network is unreachable". Meanwhile the agent fights itself:
+    every repair restores eth1's table from memory (``_restore_tables``) and removes it
+    again in the same plan, 50 repairs in 4.7 s, until its fight guard pauses it. Expected:
+    eth1 keeps a default (back in main, or its table and rules kept) and the agent repairs
+    once."""
+    lab.detach("eth0")
+    lab.final_check()
+    repairs = lab.live.agent_log().count("repair after")
+    assert repairs < 5, f"{repairs} repairs for one detach"
