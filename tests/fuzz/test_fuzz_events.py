@@ -25,7 +25,7 @@ import os
 from typing import Any
 
 import pytest
-from fuzz_lab import MAX_PORTS, NETWORK_GATEWAY, OTHER_ROUTER, EventLab, skip_unless_able
+from fuzz_lab import MAX_PORTS, MIN_PORTS, NETWORK_GATEWAY, OTHER_ROUTER, EventLab, skip_unless_able
 from hypothesis import HealthCheck, Phase, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -117,7 +117,7 @@ class GuestEvents(RuleBasedStateMachine):
     def attach(self, dhcp: bool) -> None:
         self.running.attach(dhcp)
 
-    @precondition(lambda self: len(self.running.ports) > 1)
+    @precondition(lambda self: len(self.running.ports) > MIN_PORTS)
     @rule(which=WHICH)
     def detach(self, which: int) -> None:
         self.running.detach(self.pick(which))

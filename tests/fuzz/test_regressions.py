@@ -75,3 +75,20 @@ def test_detaching_the_primary_port_leaves_the_other_its_default(lab: EventLab) 
     lab.final_check()
     repairs = lab.live.agent_log().count("repair after")
     assert repairs < 5, f"{repairs} repairs for one detach"
+
+
+@pytest.mark.netns
+@pytest.mark.xfail(strict=True, reason="same cause as the test above; not fixed on any branch")
+def test_single_port_left_readds_its_address(lab: EventLab) -> None:
+    """Found by the fuzzer's fixed seed (``delete_rule``, ``detach('eth1')``, ``renew``,
+    ``delete_rule`` x2, ``readd_address('eth0')``; minimal: the two below). eth0 is the only
+    port left; its address is removed and added again, which takes its default out of main
+    (the kernel drops routes whose source is gone). The agent, on main's code, restores
+    eth0's table from memory and its plan removes it in the same repair, 50 times in 2.2 s,
+    until its fight guard pauses it; eth0 never gets a default back: ``ip route get
+    198.51.100.10 from 192.168.0.107`` is "Network is unreachable". Expected: one repair,
+    and the port's default (its lease's) back where the single port needs it, in main."""
+    lab.detach("eth1")
+    lab.check()
+    lab.readd_address("eth0")
+    lab.final_check()
