@@ -92,3 +92,19 @@ def test_single_port_left_readds_its_address(lab: EventLab) -> None:
     lab.check()
     lab.readd_address("eth0")
     lab.final_check()
+
+
+@pytest.mark.netns
+@pytest.mark.xfail(strict=True, reason="agent start without memory; see the docstring")
+def test_primary_flaps_while_the_agent_is_down(lab: EventLab) -> None:
+    """Found by the fuzzer's fixed seed (``restart_agent(kill=True, flap_while_down='eth0')``).
+    The agent is killed; eth0, the primary, flaps while no agent runs (the kernel flushes
+    eth0's default and metadata routes from main and eth0's table); the agent starts
+    again. It has no memory of eth0's gateway and main has no default any more, so it takes
+    eth0 for an isolated port and deletes eth0's five rules. Afterwards nothing gives eth0
+    a default (``ip route get 198.51.100.10 from 192.168.0.107``: "Network is
+    unreachable") and eth0's metadata traffic leaves eth1. Expected: the gateway comes from
+    the port's own facts (its DHCP lease, or the metadata's network_data.json, which the
+    agent has read), and eth0 keeps its table and rules."""
+    lab.restart_agent(kill=True, flap_while_down="eth0")
+    lab.final_check()
