@@ -34,7 +34,7 @@ from lab import ip_words, split_changes, sysctl_line
 from multihome.backend import ChangeFailed
 from multihome.backend.netlink import NetlinkBackend
 from multihome.config import Config
-from multihome.engine import snapshot
+from multihome.engine import assess
 from multihome.model import Rule, Sysctl
 from multihome.plan import Change, Plan
 
@@ -61,16 +61,16 @@ def load(path: str) -> Plan:
 def cmd_plan(args: argparse.Namespace) -> dict[str, Any]:
     backend = NetlinkBackend()
     try:
-        snap = snapshot(backend, Config())
+        assessment = assess(backend, Config())
     finally:
         backend.close()
     with open(args.plan, "wb") as handle:
-        pickle.dump(snap.plan, handle)
+        pickle.dump(assessment.plan, handle)
     kinds: dict[str, int] = {}
-    for change in snap.plan.changes:
+    for change in assessment.plan.changes:
         key = f"{change.action} {change.kind}"
         kinds[key] = kinds.get(key, 0) + 1
-    return {"changes": len(snap.plan.changes), "kinds": kinds}
+    return {"changes": len(assessment.plan.changes), "kinds": kinds}
 
 
 def _run(argv: list[str], stdin: str | None = None) -> None:

@@ -70,7 +70,7 @@ def _module_exists(name: str) -> bool:
 
 
 @dataclass
-class Context:
+class CliOptions:
     """Options shared by every verb."""
 
     config_path: Path | None
@@ -100,7 +100,7 @@ def cli(ctx: click.Context, config_path: Path | None, root: Path) -> None:
     Each managed interface gets its own routing table and `ip rule`s, so that replies
     leave through the port they arrived on and floating IPs on secondary ports work.
     """
-    ctx.obj = Context(config_path=config_path, root=root, color=sys.stdout.isatty())
+    ctx.obj = CliOptions(config_path=config_path, root=root, color=sys.stdout.isatty())
 
 
 @contextmanager
@@ -128,22 +128,22 @@ def _styled(line: str, color: bool) -> str:
 @cli.command(epilog="\b\nExamples:\n  multihome status\n  multihome status --json | jq .problems")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
-def status(obj: Context, as_json: bool) -> None:
+def status(obj: CliOptions, as_json: bool) -> None:
     """Show interfaces, addresses, gateways, tables, rules and what is wrong."""
-    from multihome.engine import snapshot
+    from multihome.engine import assess
     from multihome.status import build_report
 
     config = obj.config()
     with _backend() as backend:
-        snap = snapshot(backend, config)
-        report = build_report(backend, snap, config)
+        assessment = assess(backend, config)
+        report = build_report(backend, assessment, config)
     from multihome.agent.state import read_status
 
     agent = read_status(obj.root)
     if as_json:
         _echo_json(dict(report.to_json(), agent=agent))
         return
-    desired = snap.desired
+    desired = assessment.desired
     click.echo(f"primary: {desired.primary or '(none)'}")
     if agent is not None:
         running = "running" if agent.get("alive") else "not running"
@@ -161,7 +161,7 @@ def status(obj: Context, as_json: bool) -> None:
         click.echo(f"{skipped.ifname:<12} {'skipped':<10} {skipped.reason}")
     from multihome.policy import owned_rules
 
-    rules = sorted(owned_rules(snap.state, config), key=lambda r: r.key)
+    rules = sorted(owned_rules(assessment.state, config), key=lambda r: r.key)
     click.echo(f"rules ({len(rules)} owned by multihome):")
     for rule in rules:
         click.echo(f"  {rule.describe(desired.table_names)}")
@@ -188,38 +188,38 @@ def status(obj: Context, as_json: bool) -> None:
               help="Where to read the metadata [default: the filesystem labelled config-2, "
                    "then http://169.254.169.254].")
 @click.pass_obj
-def plan(obj: Context, as_json: bool, source: str, metadata: str | None) -> None:
+def plan(obj: CliOptions, as_json: bool, source: str, metadata: str | None) -> None:
     """Show the exact changes `apply` would make (nothing is changed)."""
-    from multihome.source.planning import sourced_snapshot
+    from multihome.source.planning import sourced_assessment
 
     config = obj.config()
     with _backend() as backend:
-        sourced = sourced_snapshot(backend, config, source, metadata)
-    snap = sourced.snapshot
+        sourced = sourced_assessment(backend, config, source, metadata)
+    assessment = sourced.assessment
     if as_json:
-        _echo_json(dict(snap.plan.to_json(), **sourced.to_json(),
-                        interfaces=[i.to_json() for i in snap.desired.interfaces],
+        _echo_json(dict(assessment.plan.to_json(), **sourced.to_json(),
+                        interfaces=[i.to_json() for i in assessment.desired.interfaces],
                         skipped=[{"name": s.ifname, "reason": s.reason}
-                                 for s in snap.desired.skipped]))
+                                 for s in assessment.desired.skipped]))
         return
     origin = f" ({sourced.resolved.origin})" if sourced.resolved.origin else ""
     click.echo(f"# source: {sourced.resolved.used}{origin}")
     for note in sourced.notes:
         click.echo(f"# {note}")
-    _print_plan(obj, snap)
+    _print_plan(obj, assessment)
 
 
-def _print_plan(obj: Context, snap: Any) -> None:
-    for skipped in snap.desired.skipped:
+def _print_plan(obj: CliOptions, assessment: Any) -> None:
+    for skipped in assessment.desired.skipped:
         click.echo(f"# {skipped.ifname}: skipped ({skipped.reason})")
-    for note in snap.plan.notes:
+    for note in assessment.plan.notes:
         click.echo(f"# {note}")
-    if snap.plan.empty:
+    if assessment.plan.empty:
         click.echo("no changes: the kernel already matches the policy")
         return
-    for line in snap.plan.lines():
+    for line in assessment.plan.lines():
         click.echo(_styled(line, obj.color))
-    click.echo(f"{len(snap.plan.changes)} change(s)")
+    click.echo(f"{len(assessment.plan.changes)} change(s)")
 
 
 APPLY_EPILOG = """\b
@@ -260,13 +260,13 @@ DEFAULT_CONFIRM_TIMEOUT = 120.0
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
               metavar="SECONDS", help="How long to wait for another multihome to finish.")
 @click.pass_obj
-def apply(obj: Context, dry_run: bool, detailed_exit_codes: bool, quiet: bool,
+def apply(obj: CliOptions, dry_run: bool, detailed_exit_codes: bool, quiet: bool,
           interface: str | None, confirm_timeout: float | None, management_peer: str | None,
           checks: tuple[str, ...], lock_timeout: float) -> None:
     """Apply the policy to the kernel, as one transaction, then verify it."""
     import os
 
-    from multihome.engine import locked, require_root, snapshot
+    from multihome.engine import assess, locked, require_root
     from multihome.safety.checks import find_peer, parse_probe
 
     click.get_current_context().meta["detailed"] = detailed_exit_codes
@@ -278,37 +278,38 @@ def apply(obj: Context, dry_run: bool, detailed_exit_codes: bool, quiet: bool,
         require_root()
     with _backend() as backend:
         if dry_run:
-            snap = snapshot(backend, config)
+            assessment = assess(backend, config)
             if interface is not None:
-                snap = _restrict(snap, interface)
-            _print_plan(obj, snap)
+                assessment = _restrict(assessment, interface)
+            _print_plan(obj, assessment)
             return
         with locked(backend, root=obj.root, timeout=lock_timeout) as session:
             if session.recovery is not None:
                 click.echo(f"multihome: {session.recovery.message}", err=True)
-            snap = snapshot(backend, config)
+            assessment = assess(backend, config)
             if interface is not None:
-                snap = _restrict(snap, interface)
-            peer = find_peer(management_peer, os.environ, [a.ip for a in snap.state.addresses])
+                assessment = _restrict(assessment, interface)
+            addresses = [a.ip for a in assessment.state.addresses]
+            peer = find_peer(management_peer, os.environ, addresses)
             guarded = confirm_timeout > 0 or bool(probes) or peer is not None
-            total = len(snap.plan.changes)
+            total = len(assessment.plan.changes)
             progress = None
             if sys.stderr.isatty() and total > 50:
                 def progress(done: int, count: int, _change: Any) -> None:
                     if done % 50 == 0 or done == count:
                         click.echo(f"\r{done}/{count} changes", err=True, nl=done == count)
-            if not snap.plan.empty and not quiet:
-                for line in snap.plan.lines():
+            if not assessment.plan.empty and not quiet:
+                for line in assessment.plan.lines():
                     click.echo(_styled(line, obj.color))
             if guarded:
-                result = _guarded_apply(obj, backend, session, snap, config, confirm_timeout,
+                result = _guarded_apply(obj, backend, session, assessment, config, confirm_timeout,
                                         peer, probes, progress)
             else:
                 from multihome.engine import apply_plan
 
-                result = apply_plan(backend, snap.plan, root=obj.root, progress=progress,
-                                    config=config, session=session, state=snap.state)
-        _report_apply(backend, config, result, quiet, snap.desired, snap.state)
+                result = apply_plan(backend, assessment.plan, root=obj.root, progress=progress,
+                                    config=config, session=session, state=assessment.state)
+        _report_apply(backend, config, result, quiet, assessment.desired, assessment.state)
     if detailed_exit_codes and result.changed:
         raise click.exceptions.Exit(DetailedExitCode.CHANGED)
 
@@ -336,7 +337,7 @@ def _report_apply(backend: Any, config: Any, result: Any, quiet: bool, desired: 
         click.echo("no changes: the kernel already matches the policy")
 
 
-def _guarded_apply(obj: Context, backend: Any, session: Any, snap: Any, config: Any,
+def _guarded_apply(obj: CliOptions, backend: Any, session: Any, assessment: Any, config: Any,
                    timeout: float, peer: Any, probes: Any, progress: Any) -> Any:
     from multihome.errors import RolledBackError
     from multihome.safety.guard import Guard, guarded_apply
@@ -354,7 +355,7 @@ def _guarded_apply(obj: Context, backend: Any, session: Any, snap: Any, config: 
                        f"{timeout:g} s to keep them, or they are rolled back "
                        f"(state: {session.state.path})", err=True)
 
-        done = guarded_apply(backend, session, snap, config, obj.root,
+        done = guarded_apply(backend, session, assessment, config, obj.root,
                              Guard(timeout, peer, probes), progress=progress,
                              announce=announce, poll=poll)
     for check in done.checks:
@@ -407,30 +408,31 @@ def _keypress(interactive: bool) -> Iterator[Callable[[float], bool] | None]:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
-def _restrict(snap: Any, interface: str) -> Any:
+def _restrict(assessment: Any, interface: str) -> Any:
     from dataclasses import replace
 
-    if snap.state.link(interface) is None:
-        raise InputError(f"--interface {interface}: no such interface (have "
-                         f"{', '.join(link.name for link in snap.state.links)}); check the name")
-    tables = [t.id for t in snap.desired.tables if t.ifname == interface]
-    tables += [r.table for r in snap.state.rules if interface in (r.iifname, r.oifname)]
-    return replace(snap, plan=snap.plan.restrict(interface, tables))
+    if assessment.state.link(interface) is None:
+        have = ", ".join(link.name for link in assessment.state.links)
+        raise InputError(f"--interface {interface}: no such interface (have {have}); "
+                         "check the name")
+    tables = [t.id for t in assessment.desired.tables if t.ifname == interface]
+    tables += [r.table for r in assessment.state.rules if interface in (r.iifname, r.oifname)]
+    return replace(assessment, plan=assessment.plan.restrict(interface, tables))
 
 
 @cli.command(epilog="\b\nExamples:\n  multihome verify\n  multihome verify --json")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
-def verify(obj: Context, as_json: bool) -> None:
+def verify(obj: CliOptions, as_json: bool) -> None:
     """Prove per address that replies leave through their own interface and gateway."""
-    from multihome.engine import snapshot
+    from multihome.engine import assess
     from multihome.verify import verify as run_verify
 
     config = obj.config()
     with _backend() as backend:
-        snap = snapshot(backend, config)
-        checks = run_verify(backend, snap.desired, config)
-    in_sync = snap.plan.empty
+        assessment = assess(backend, config)
+        checks = run_verify(backend, assessment.desired, config)
+    in_sync = assessment.plan.empty
     ok = all(c.ok for c in checks) and in_sync
     if as_json:
         _echo_json({"ok": ok, "in_sync": in_sync, "checks": [c.to_json() for c in checks]})
@@ -442,8 +444,9 @@ def verify(obj: Context, as_json: bool) -> None:
                        + ("" if check.ok else f" (expected {check.expected})"))
         if not checks:
             click.echo("nothing to verify: no interface needs its own table")
+        pending = len(assessment.plan.changes)
         click.echo("in sync with the policy" if in_sync else
-                   f"NOT in sync: {len(snap.plan.changes)} change(s) pending (multihome plan)")
+                   f"NOT in sync: {pending} change(s) pending (multihome plan)")
     if not ok:
         raise click.exceptions.Exit(ExitCode.FAILURE)
 

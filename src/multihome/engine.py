@@ -3,8 +3,8 @@
 The transaction: changes are made in the plan's order; if one fails, the ones made before it
 are undone in reverse order and :class:`ApplyError` says what failed and what was undone.
 
-Every apply runs under the namespace's lock and writes a journal and a snapshot before the
-first kernel change (:mod:`multihome.safety`): two applies never interleave, an apply killed
+Every apply runs under the namespace's lock and writes a journal and a checkpoint before the
+first kernel change (:mod:`multihome.transaction`): two applies never interleave, an apply killed
 half-way is finished or undone by the next run, and ``multihome rollback`` / ``reset`` can go
 back. Callers that compute their plan should do it inside :func:`locked`, so that the plan is
 made from the state after any recovery; ``apply_plan`` takes the lock itself otherwise.
@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from multihome import faults
 from multihome.backend import Backend, ChangeFailed
@@ -26,26 +25,15 @@ from multihome.config import Config
 from multihome.errors import ApplyError, NotPermittedError
 from multihome.model import HostState
 from multihome.names import register_names
-from multihome.plan import Change, Plan, make_plan
-from multihome.policy import DesiredState, compute_policy
-
-if TYPE_CHECKING:
-    from multihome.safety.journal import Mode, Recovery
-    from multihome.safety.session import Session
+from multihome.plan import Assessment, Change, Plan
+from multihome.policy import DesiredState
+from multihome.transaction import checkpoint, journal
+from multihome.transaction.journal import Mode, Recovery
+from multihome.transaction.lock import DEFAULT_LOCK_TIMEOUT
+from multihome.transaction.session import Session, open_session
 
 log = logging.getLogger(__name__)
-#: How long an apply waits for another one to finish (seconds).
-DEFAULT_LOCK_TIMEOUT = 30.0
 Progress = Callable[[int, int, Change], None]
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What one read of the host gave, and what the policy wants of it."""
-
-    state: HostState
-    desired: DesiredState
-    plan: Plan
 
 
 @dataclass
@@ -57,19 +45,17 @@ class ApplyResult:
     files: list[Path] = field(default_factory=list)
     recovered: Recovery | None = None
     """What was done about an interrupted earlier apply before this one."""
-    snapshot_id: str | None = None
-    """The snapshot taken before the changes (None when nothing changed)."""
+    checkpoint_id: str | None = None
+    """The checkpoint saved before the changes (None when nothing changed)."""
 
     @property
     def changed(self) -> bool:
         return self.applied > 0 or bool(self.files)
 
 
-def snapshot(backend: Backend, config: Config) -> Snapshot:
+def assess(backend: Backend, config: Config) -> Assessment:
     """Read the host once and compute the desired state and the plan."""
-    state = backend.read()
-    desired = compute_policy(state, config)
-    return Snapshot(state, desired, make_plan(state, desired, config))
+    return Assessment.of(backend.read(), config)
 
 
 def require_root() -> None:
@@ -83,11 +69,9 @@ def locked(backend: Backend, *, root: Path, timeout: float = DEFAULT_LOCK_TIMEOU
            purpose: str = "apply", mode: Mode = "finish") -> Iterator[Session]:
     """Hold the namespace's lock; an interrupted apply is finished (or undone) first.
 
-    Raises :class:`multihome.safety.lock.LockTimeoutError` when another multihome holds the
+    Raises :class:`multihome.transaction.lock.LockTimeoutError` when another multihome holds the
     lock for longer than ``timeout`` seconds.
     """
-    from multihome.safety.session import open_session
-
     session = open_session(backend, root, timeout=timeout, purpose=purpose, mode=mode)
     try:
         yield session
@@ -104,7 +88,7 @@ def apply_plan(backend: Backend, plan: Plan, *, root: Path,
 
     Runs under the namespace's lock (``session``, or one taken here for at most
     ``lock_timeout`` seconds). Changes already in effect are skipped. Before the first kernel
-    change the snapshot (for ``rollback``) and the journal (for recovery after a kill) are
+    change the checkpoint (for ``rollback``) and the journal (for recovery after a kill) are
     written; ``config`` says which rules and routes are multihome's (default ranges if None).
     ``state`` is the state the plan was computed from, when it was read under ``session``
     (it saves a second read; without it the state is read again here).
@@ -118,8 +102,6 @@ def apply_plan(backend: Backend, plan: Plan, *, root: Path,
 
 def _apply_locked(backend: Backend, plan: Plan, root: Path, progress: Progress | None,
                   config: Config, session: Session, state: HostState | None) -> ApplyResult:
-    from multihome.safety import journal, snapshot
-
     if state is None:
         state = backend.read()
     plan = replace(plan, changes=tuple(journal.still_needed(plan.changes, state)))
@@ -127,11 +109,11 @@ def _apply_locked(backend: Backend, plan: Plan, root: Path, progress: Progress |
     if plan.empty:
         result.files = register_names(root, plan.tables) if plan.tables else []
         return result
-    saved = snapshot.capture(state, plan.changes, config, root, session.apply_id)
-    snapshot.save(session.state, saved)
-    snapshot.Record.load(session.state).add(saved).save(session.state)
+    saved = checkpoint.capture(state, plan.changes, config, root, session.apply_id)
+    checkpoint.save(session.state, saved)
+    checkpoint.Record.load(session.state).add(saved).save(session.state)
     journal.begin(session.state, saved, plan.changes)
-    result.snapshot_id = saved.id
+    result.checkpoint_id = saved.id
     result.files = register_names(root, plan.tables)
     changes = list(plan.changes)
     try:

@@ -15,7 +15,13 @@ from typing import Any, Literal
 
 from multihome.config import Config
 from multihome.model import PROTO_MULTIHOME, HostState, Route, Rule, Sysctl, Table
-from multihome.policy import DesiredState, owned_routes, owned_rules, persisted_rules
+from multihome.policy import (
+    DesiredState,
+    compute_policy,
+    owned_routes,
+    owned_rules,
+    persisted_rules,
+)
 
 Action = Literal["add", "remove", "set"]
 
@@ -100,6 +106,21 @@ class Plan:
                        for t in self.tables],
             "notes": list(self.notes),
         }
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """One read of the host, what the policy wants of it, and the plan that gets it there."""
+
+    state: HostState
+    desired: DesiredState
+    plan: Plan
+
+    @classmethod
+    def of(cls, state: HostState, config: Config) -> Assessment:
+        """Compute the desired state of ``state`` and the plan towards it."""
+        desired = compute_policy(state, config)
+        return cls(state, desired, make_plan(state, desired, config))
 
 
 def make_plan(current: HostState, desired: DesiredState, config: Config) -> Plan:

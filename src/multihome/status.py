@@ -7,7 +7,6 @@ from typing import Any
 
 from multihome.backend import Backend
 from multihome.config import Config
-from multihome.engine import Snapshot
 from multihome.model import (
     SCOPE_UNIVERSE,
     TABLE_DEFAULT,
@@ -16,6 +15,7 @@ from multihome.model import (
     HostState,
     Rule,
 )
+from multihome.plan import Assessment
 from multihome.policy import is_left_alone, owned_rules
 
 
@@ -35,31 +35,31 @@ class Problem:
 
 @dataclass(frozen=True)
 class Report:
-    snapshot: Snapshot
+    assessment: Assessment
     problems: tuple[Problem, ...]
     config: Config
 
     def to_json(self) -> dict[str, Any]:
-        snap = self.snapshot
-        names = snap.desired.table_names
+        assessment = self.assessment
+        names = assessment.desired.table_names
         return {
-            "primary": snap.desired.primary,
-            "interfaces": [i.to_json() for i in snap.desired.interfaces],
-            "skipped": [{"name": s.ifname, "reason": s.reason} for s in snap.desired.skipped],
-            "ignored": [{"name": s.ifname, "reason": s.reason} for s in snap.desired.ignored],
+            "primary": assessment.desired.primary,
+            "interfaces": [i.to_json() for i in assessment.desired.interfaces],
+            "skipped": [{"name": s.ifname, "reason": s.reason} for s in assessment.desired.skipped],
+            "ignored": [{"name": s.ifname, "reason": s.reason} for s in assessment.desired.ignored],
             "rules": [dict(r.to_json(), text=r.describe(names))
-                      for r in sorted(owned_rules(snap.state, self.config),
+                      for r in sorted(owned_rules(assessment.state, self.config),
                                       key=lambda r: r.key)],
-            "pending_changes": len(snap.plan.changes),
+            "pending_changes": len(assessment.plan.changes),
             "problems": [p.to_json() for p in self.problems],
         }
 
 
-def build_report(backend: Backend, snap: Snapshot, config: Config) -> Report:
-    """Inspect ``snap`` and the kernel's own route lookups for problems."""
-    problems = [*check_reply_paths(backend, snap.state, config),
-                *check_defaults(snap.state, config), *check_pending(snap)]
-    return Report(snap, tuple(problems), config)
+def build_report(backend: Backend, assessment: Assessment, config: Config) -> Report:
+    """Inspect ``assessment`` and the kernel's own route lookups for problems."""
+    problems = [*check_reply_paths(backend, assessment.state, config),
+                *check_defaults(assessment.state, config), *check_pending(assessment)]
+    return Report(assessment, tuple(problems), config)
 
 
 def check_reply_paths(backend: Backend, state: HostState, config: Config) -> list[Problem]:
@@ -111,11 +111,11 @@ def _steers(rule: Rule, state: HostState, ifnames: set[str | None]) -> bool:
         a.ip in rule.src for a in state.addresses if a.ifname in ifnames and a.family == 4)
 
 
-def check_pending(snap: Snapshot) -> list[Problem]:
+def check_pending(assessment: Assessment) -> list[Problem]:
     """``pending-changes``: the kernel differs from the policy."""
-    if snap.plan.empty:
+    if assessment.plan.empty:
         return []
     return [Problem(
         "pending-changes", None,
-        f"{len(snap.plan.changes)} change(s) pending: the kernel differs from the policy",
+        f"{len(assessment.plan.changes)} change(s) pending: the kernel differs from the policy",
         "run `multihome plan` to see them, `multihome apply` to make them")]

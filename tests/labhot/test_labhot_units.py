@@ -13,11 +13,11 @@ import pytest
 
 from multihome.backend.fake import FakeBackend
 from multihome.config import Config
-from multihome.engine import apply_plan, snapshot
+from multihome.engine import apply_plan, assess
 from multihome.errors import InputError
 from multihome.lab import topology as topo
 from multihome.lab.hotplug import PortRequest, plan_port
-from multihome.lab.scenario import Port, load_scenario
+from multihome.lab.scenario import GuestPort, load_scenario
 from multihome.model import (
     PROTO_DHCP,
     PROTO_KERNEL,
@@ -109,7 +109,7 @@ def test_port_json_round_trip() -> None:
     scenario = load_scenario("5")
     port = replace(plan_port(scenario, PortRequest(floating_ip="auto")), router=IP("192.168.0.254"))
     for each in (*scenario.ports, port):
-        assert Port.from_json(json.loads(json.dumps(each.to_json()))) == each
+        assert GuestPort.from_json(json.loads(json.dumps(each.to_json()))) == each
 
 
 def test_port_security_add_and_remove_name_the_same_objects() -> None:
@@ -219,7 +219,7 @@ def test_after_a_flap_the_table_keeps_its_copies_while_main_lacks_the_port_route
     test: they used to be deleted while the default was kept)."""
     config = Config()
     backend = FakeBackend(_howto())
-    apply_plan(backend, snapshot(backend, config).plan, root=tmp_path)
+    apply_plan(backend, assess(backend, config).plan, root=tmp_path)
     applied = backend.read()
     flapped = HostState.build(
         applied.links,
@@ -231,7 +231,7 @@ def test_after_a_flap_the_table_keeps_its_copies_while_main_lacks_the_port_route
     )  # fmt: skip
     desired = compute_policy(flapped, config)
     assert desired.routes == compute_policy(applied, config).routes
-    plan = snapshot(FakeBackend(flapped), config).plan
+    plan = assess(FakeBackend(flapped), config).plan
     assert plan.empty, plan.lines()
     # A copy that no longer fits the port (its gateway off eth1's subnet) is not kept.
     table = next(r.table for r in desired.routes if r.ifname == "eth1")

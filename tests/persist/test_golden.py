@@ -37,16 +37,28 @@ def read_tree(base: Path) -> dict[str, str]:
     return {str(p.relative_to(base)): p.read_text() for p in sorted(base.rglob("*")) if p.is_file()}
 
 
+def write_tree(base: Path, tree: dict[str, str]) -> None:
+    shutil.rmtree(base, ignore_errors=True)
+    for rel, text in tree.items():
+        (base / rel).parent.mkdir(parents=True, exist_ok=True)
+        (base / rel).write_text(text)
+
+
 @pytest.mark.parametrize(("scenario", "backend"), CASES)
 def test_golden(scenario: str, backend: str) -> None:
-    """The rendered files equal the reviewed golden files, byte for byte."""
+    """The rendered files equal the reviewed golden files, byte for byte.
+
+    With MH_UPDATE_GOLDEN set the golden files are rewritten and the test is skipped (saying
+    whether they changed): comparing a file with what was just written proves nothing.
+    """
     tree = as_tree(REGISTRY[backend].render(input_of(scenario, backend)))
     base = GOLDEN / scenario / backend
     if os.environ.get("MH_UPDATE_GOLDEN"):
-        shutil.rmtree(base, ignore_errors=True)
-        for rel, text in tree.items():
-            (base / rel).parent.mkdir(parents=True, exist_ok=True)
-            (base / rel).write_text(text)
+        before = read_tree(base) if base.is_dir() else {}
+        write_tree(base, tree)
+        what = "unchanged" if before == tree else "CHANGED: review `git diff`"
+        pytest.skip(f"MH_UPDATE_GOLDEN: rewrote {base.relative_to(GOLDEN)} ({what})")
+    assert base.is_dir(), f"no golden files in {base}: run with MH_UPDATE_GOLDEN=1 and review"
     assert read_tree(base) == tree
 
 

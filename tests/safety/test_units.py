@@ -1,4 +1,4 @@
-"""Pure tests of the safety library (no root, no namespaces): snapshots and restores on the
+"""Pure tests of the safety library (no root, no namespaces): checkpoints and restores on the
 in-memory backend, the record, the journal's view of changes, codecs, checks' parsing, the
 lock."""
 
@@ -28,10 +28,10 @@ from multihome.model import (
 )
 from multihome.plan import Change, make_plan
 from multihome.policy import compute_policy
-from multihome.safety import journal, snapshot
 from multihome.safety.checks import Probe, find_peer, parse_probe, parse_ssh
-from multihome.safety.lock import LockTimeoutError, acquire
-from multihome.safety.state import StateDir, change_from_json, change_to_json
+from multihome.transaction import checkpoint, journal
+from multihome.transaction.lock import LockTimeoutError, acquire
+from multihome.transaction.statedir import StateDir, change_from_json, change_to_json
 
 ip = ipaddress.ip_address
 
@@ -102,20 +102,20 @@ def test_restore_after_apply_is_exact_and_idempotent(tmp_path: Path) -> None:
     backend = FakeBackend(howto_state())
     before = backend.read()
     plan = make_plan(before, compute_policy(before, config), config)
-    saved = snapshot.capture(before, plan.changes, config, tmp_path)
+    saved = checkpoint.capture(before, plan.changes, config, tmp_path)
     assert [r.ifname for r in saved.moved] == ["eth1"]
     assert saved.sysctls["net.ipv4.conf.eth1.arp_ignore"] == "0"
     backend.apply(plan.changes)
     assert backend.read() != before
-    changes, notes = snapshot.restore_changes(backend.read(), saved)
+    changes, notes = checkpoint.restore_changes(backend.read(), saved)
     assert notes == []
-    done, problems = snapshot.execute(backend, changes)
+    done, problems = checkpoint.execute(backend, changes)
     assert problems == [] and done == len(changes) == len(plan.changes)
     after = backend.read()
     assert set(after.routes) == set(before.routes)
     assert set(after.rules) == set(before.rules)
     assert dict(after.sysctls) == dict(before.sysctls)
-    assert snapshot.restore_changes(after, saved) == ([], [])
+    assert checkpoint.restore_changes(after, saved) == ([], [])
 
 
 def test_restore_from_half_way(tmp_path: Path) -> None:
@@ -125,10 +125,10 @@ def test_restore_from_half_way(tmp_path: Path) -> None:
         backend = FakeBackend(howto_state())
         before = backend.read()
         plan = make_plan(before, compute_policy(before, config), config)
-        saved = snapshot.capture(before, plan.changes, config, tmp_path)
+        saved = checkpoint.capture(before, plan.changes, config, tmp_path)
         backend.apply(plan.changes[:k])
-        changes, _ = snapshot.restore_changes(backend.read(), saved)
-        snapshot.execute(backend, changes)
+        changes, _ = checkpoint.restore_changes(backend.read(), saved)
+        checkpoint.execute(backend, changes)
         assert set(backend.read().routes) == set(before.routes), k
         assert set(backend.read().rules) == set(before.rules), k
 
@@ -153,19 +153,19 @@ def test_reset_changes_with_and_without_record(tmp_path: Path) -> None:
     backend = FakeBackend(howto_state())
     before = backend.read()
     plan = make_plan(before, compute_policy(before, config), config)
-    record = snapshot.Record().add(snapshot.capture(before, plan.changes, config, tmp_path))
+    record = checkpoint.Record().add(checkpoint.capture(before, plan.changes, config, tmp_path))
     backend.apply(plan.changes)
     applied = backend.read()
 
-    changes, _ = snapshot.reset_changes(applied, config, record)
-    snapshot.execute(backend, changes)
+    changes, _ = checkpoint.reset_changes(applied, config, record)
+    checkpoint.execute(backend, changes)
     assert set(backend.read().routes) == set(before.routes)
     assert set(backend.read().rules) == set(before.rules)
     assert dict(backend.read().sysctls) == dict(before.sysctls)
 
     lost = FakeBackend(applied)
-    changes, _ = snapshot.reset_changes(applied, config, snapshot.Record())
-    snapshot.execute(lost, changes)
+    changes, _ = checkpoint.reset_changes(applied, config, checkpoint.Record())
+    checkpoint.execute(lost, changes)
     defaults = {(r.ifname, r.proto) for r in lost.read().routes if r.is_default}
     assert defaults == {("eth0", PROTO_DHCP), ("eth1", 3)}
     assert set(lost.read().rules) == set(before.rules)
@@ -176,9 +176,9 @@ def test_record_first_value_wins_and_prune(tmp_path: Path) -> None:
     config = Config()
     state = howto_state()
     plan = make_plan(state, compute_policy(state, config), config)
-    first = snapshot.capture(state, plan.changes, config, tmp_path)
-    record = snapshot.Record().add(first)
-    later = snapshot.Saved(
+    first = checkpoint.capture(state, plan.changes, config, tmp_path)
+    record = checkpoint.Record().add(first)
+    later = checkpoint.Checkpoint(
         id="x",
         created=0.0,
         boot="b",
@@ -192,12 +192,12 @@ def test_record_first_value_wins_and_prune(tmp_path: Path) -> None:
 
 
 def test_codecs_round_trip(tmp_path: Path) -> None:
-    """Snapshots and changes survive JSON unchanged (fwmask included)."""
+    """Checkpoints and changes survive JSON unchanged (fwmask included)."""
     config = Config()
     state = howto_state()
     plan = make_plan(state, compute_policy(state, config), config)
-    saved = snapshot.capture(state, plan.changes, config, tmp_path)
-    assert snapshot.Saved.from_json(saved.to_json()) == saved
+    saved = checkpoint.capture(state, plan.changes, config, tmp_path)
+    assert checkpoint.Checkpoint.from_json(saved.to_json()) == saved
     odd = Rule(4, 900, 77, src=net("10.0.0.0/8"), fwmark=3, fwmask=255, proto=4)
     for change in [*plan.changes, Change("add", odd), Change("set", Sysctl("a.b", "1"), "0")]:
         assert change_from_json(change_to_json(change)) == change

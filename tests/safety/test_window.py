@@ -15,7 +15,7 @@ from safety_util import MULTIHOME, Lab, read_until, wait_for
 pytestmark = pytest.mark.netns
 
 
-def test_unconfirmed_apply_rolls_back_to_the_snapshot(lab: Lab) -> None:
+def test_unconfirmed_apply_rolls_back_to_the_checkpoint(lab: Lab) -> None:
     """Without `multihome confirm` the apply is undone at the deadline: exit 3 and the kernel
     (rules, routes of every table, sysctls) equals the pre-apply state."""
     before = lab.kernel()
@@ -142,7 +142,7 @@ def _wait_pid_gone(pid: int, timeout: float) -> None:
 
 def test_terminal_hangup_the_watchdog_still_rolls_back(lab: Lab) -> None:
     """apply runs on a terminal (the window is on by default there); the terminal goes away
-    (SIGHUP, the apply dies); the watchdog it left behind restores the snapshot at the
+    (SIGHUP, the apply dies); the watchdog it left behind restores the checkpoint at the
     deadline all the same."""
     before = lab.kernel()
     pid, fd = pty.fork()
@@ -214,7 +214,7 @@ def test_terminal_default_window_and_keypress_confirms(lab: Lab) -> None:
 
 def test_rollback_during_the_window_and_idempotent_rollback(lab: Lab) -> None:
     """`multihome rollback` ends a window at once (the apply exits 3); after a confirmed
-    apply it goes back to the snapshot, and a second rollback changes nothing."""
+    apply it goes back to the checkpoint, and a second rollback changes nothing."""
     before = lab.kernel()
     apply = lab.popen("apply", "--confirm-timeout", "60")
     wait_for(
@@ -238,7 +238,7 @@ def test_rollback_during_the_window_and_idempotent_rollback(lab: Lab) -> None:
     lab.mh("apply", check_rc=0)
     assert lab.kernel() != before
     first = lab.mh("rollback", check_rc=0)
-    assert "rolled back to the snapshot" in first.stdout
+    assert "rolled back to the checkpoint" in first.stdout
     assert lab.kernel() == before
     second = lab.mh("rollback", check_rc=0)
     assert "nothing to roll back" in second.stdout

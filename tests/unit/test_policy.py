@@ -10,7 +10,7 @@ from unit_states import host, link, port
 
 from multihome.backend.fake import FakeBackend
 from multihome.config import Config, parse_config
-from multihome.engine import apply_plan, snapshot
+from multihome.engine import apply_plan, assess
 from multihome.errors import ApplyError, InputError
 from multihome.model import (
     PROTO_DHCP,
@@ -33,8 +33,8 @@ NET = ipaddress.ip_network
 
 def converge(state: HostState, config: Config = CONFIG, tmp_root: object = None) -> FakeBackend:
     backend = FakeBackend(state)
-    snap = snapshot(backend, config)
-    backend.apply(list(snap.plan.changes))
+    assessment = assess(backend, config)
+    backend.apply(list(assessment.plan.changes))
     return backend
 
 
@@ -74,7 +74,7 @@ def test_same_subnet_ports_get_arp_and_rp_filter_sysctls(howto: HostState) -> No
 def test_apply_then_replan_is_empty_and_replies_use_their_own_port(howto: HostState) -> None:
     """Idempotence on the twin, and the lookup from .112 leaves through eth1."""
     backend = converge(howto)
-    again = snapshot(backend, CONFIG)
+    again = assess(backend, CONFIG)
     assert again.plan.empty, again.plan.lines()
     found = backend.lookup(IP("198.51.100.10"), src=IP("192.168.0.112"))
     assert found is not None and found.ifname == "eth1"
@@ -119,7 +119,7 @@ def test_roles_tables_and_convergence(ports: list[tuple[str, str, str | None, in
     ids = [i.table.id for i in desired.interfaces if i.table]
     assert len(ids) == len(set(ids))
     backend = converge(state)
-    assert snapshot(backend, CONFIG).plan.empty
+    assert assess(backend, CONFIG).plan.empty
     for iface in desired.interfaces:
         if iface.role == "isolated":
             continue
@@ -207,7 +207,7 @@ def test_dhcp_renew_putting_the_default_back_is_corrected_again(howto: HostState
                     gateway=IP("192.168.0.1"), proto=PROTO_DHCP, prefsrc=IP("192.168.0.112"),
                     metric=101)
     backend.state = replace(state, routes=(*state.routes, readded))
-    plan = snapshot(backend, CONFIG).plan
+    plan = assess(backend, CONFIG).plan
     assert [c.describe() for c in plan.changes] == [
         "- route default via 192.168.0.1 dev eth1 table main proto dhcp src 192.168.0.112 "
         "metric 101"]
@@ -221,12 +221,12 @@ def test_new_gateway_on_renew_replaces_the_table_default(howto: HostState) -> No
                   gateway=IP("192.168.0.254"), proto=PROTO_DHCP, prefsrc=IP("192.168.0.112"),
                   metric=101)
     backend.state = replace(state, routes=(*state.routes, moved))
-    plan = snapshot(backend, CONFIG).plan
+    plan = assess(backend, CONFIG).plan
     backend.apply(list(plan.changes))
     desired = compute_policy(backend.read(), CONFIG)
     eth1 = desired.interface("eth1")
     assert eth1 is not None and str(eth1.gateway) == "192.168.0.254"
-    assert snapshot(backend, CONFIG).plan.empty
+    assert assess(backend, CONFIG).plan.empty
     found = backend.lookup(IP("198.51.100.10"), src=IP("192.168.0.112"))
     assert found is not None and str(found.gateway) == "192.168.0.254"
 
@@ -242,10 +242,10 @@ def test_foreign_rules_routes_and_tables_are_never_removed(howto: HostState) -> 
     state = host(port("eth0", 2, "192.168.0.107/24", "192.168.0.1", 100),
                  port("eth1", 3, "192.168.0.112/24", "192.168.0.1", 101),
                  extra_routes=foreign_routes, extra_rules=foreign_rules)
-    snap = snapshot(FakeBackend(state), CONFIG)
-    touched = {c.obj for c in snap.plan.changes}
+    assessment = assess(FakeBackend(state), CONFIG)
+    touched = {c.obj for c in assessment.plan.changes}
     assert not touched & (set(foreign_rules) | set(foreign_routes))
-    assert 10040 not in {t.id for t in snap.desired.tables}, "foreign table id reused"
+    assert 10040 not in {t.id for t in assessment.desired.tables}, "foreign table id reused"
 
 
 def test_skipped_port_keeps_its_owned_state(howto: HostState) -> None:
@@ -255,7 +255,7 @@ def test_skipped_port_keeps_its_owned_state(howto: HostState) -> None:
     links = [replace(lnk, up=False) if lnk.name == "eth1" else lnk for lnk in state.links]
     routes = [r for r in state.routes if r.ifname != "eth1"]
     backend.state = HostState.build(links, state.addresses, routes, state.rules, state.sysctls)
-    plan = snapshot(backend, CONFIG).plan
+    plan = assess(backend, CONFIG).plan
     assert not [c for c in plan.changes if c.action == "remove" and isinstance(c.obj, Rule)]
 
 
@@ -268,7 +268,7 @@ def test_vanished_port_has_its_owned_state_removed(howto: HostState) -> None:
                            [r for r in state.routes if r.ifname != "eth1"],
                            state.rules, state.sysctls)
     backend.state = gone
-    plan = snapshot(backend, CONFIG).plan
+    plan = assess(backend, CONFIG).plan
     backend.apply(list(plan.changes))
     left = backend.read()
     assert not [r for r in left.rules if r.proto == PROTO_MULTIHOME]
@@ -277,7 +277,7 @@ def test_vanished_port_has_its_owned_state_removed(howto: HostState) -> None:
 
 def test_failure_halfway_undoes_everything(howto: HostState, tmp_path: object) -> None:
     """An injected failure at every position k leaves the twin exactly as it was."""
-    plan = snapshot(FakeBackend(howto), CONFIG).plan
+    plan = assess(FakeBackend(howto), CONFIG).plan
     for k in range(1, len(plan.changes) + 1):
         backend = FakeBackend(howto, fail_at=k)
         with pytest.raises(ApplyError, match=f"change {k} of"):
@@ -310,25 +310,25 @@ def test_host_level_config_errors_name_the_key() -> None:
 def test_single_port_vm_needs_nothing() -> None:
     """One managed interface: empty plan, with a note saying why."""
     state = host(port("eth0", 2, "10.0.1.5/24", "10.0.1.1", 100))
-    snap = snapshot(FakeBackend(state), CONFIG)
-    assert snap.plan.empty
-    assert any("only one managed interface" in n for n in snap.plan.notes)
+    assessment = assess(FakeBackend(state), CONFIG)
+    assert assessment.plan.empty
+    assert any("only one managed interface" in n for n in assessment.plan.notes)
 
 
 def test_plan_text_and_json_match(howto: HostState) -> None:
     """The human plan reads like the issue's example; JSON carries the same changes."""
-    snap = snapshot(FakeBackend(howto), CONFIG)
-    lines = snap.plan.lines()
+    assessment = assess(FakeBackend(howto), CONFIG)
+    lines = assessment.plan.lines()
     assert "+ rule 10002 from 192.168.0.112 lookup mh-eth1" in lines
     assert "~ sysctl net.ipv4.conf.eth1.arp_ignore 0 -> 1" in lines
-    data = snap.plan.to_json()
+    data = assessment.plan.to_json()
     assert len(data["changes"]) == len(lines)
     assert {t["name"] for t in data["tables"]} == {"mh-eth0", "mh-eth1"}
     kinds = [c["kind"] for c in data["changes"]]
     # sysctls, then routes, then rules, then the main removal last
     assert kinds.index("route") > max(i for i, k in enumerate(kinds) if k == "sysctl")
     assert lines[-1].startswith("- route default via 192.168.0.1 dev eth1 table main")
-    assert make_plan(snap.state, snap.desired, CONFIG) == snap.plan
+    assert make_plan(assessment.state, assessment.desired, CONFIG) == assessment.plan
 
 
 def _as_persisted(state: HostState, applied: HostState) -> HostState:
@@ -353,11 +353,11 @@ def test_a_natively_persisted_host_is_recognised_not_refused(howto: HostState) -
     in the port's own table count as the port's routes."""
     applied = converge(howto).read()
     persisted = _as_persisted(howto, applied)
-    snap = snapshot(FakeBackend(persisted), CONFIG)
-    assert {i.name: i.role for i in snap.desired.interfaces} == {"eth0": "primary",
+    assessment = assess(FakeBackend(persisted), CONFIG)
+    assert {i.name: i.role for i in assessment.desired.interfaces} == {"eth0": "primary",
                                                                  "eth1": "secondary"}
-    assert snap.desired.tables == compute_policy(applied, CONFIG).tables
-    assert snap.plan.empty, snap.plan.lines()
+    assert assessment.desired.tables == compute_policy(applied, CONFIG).tables
+    assert assessment.plan.empty, assessment.plan.lines()
     found = FakeBackend(persisted).lookup(IP("198.51.100.10"), src=IP("192.168.0.112"))
     assert found is not None and found.ifname == "eth1"
 
@@ -370,7 +370,7 @@ def test_a_stale_persisted_rule_is_left_to_its_owner(howto: HostState) -> None:
     table = next(r.table for r in persisted.rules if r.oifname == "eth1")
     stale = Rule(4, 10002, table, src=NET("192.168.0.99/32"), proto=PROTO_STATIC)
     state = replace(persisted, rules=(*persisted.rules, stale))
-    plan = snapshot(FakeBackend(state), CONFIG).plan
+    plan = assess(FakeBackend(state), CONFIG).plan
     assert not [c for c in plan.changes if c.obj == stale]
 
 

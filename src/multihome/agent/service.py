@@ -4,7 +4,7 @@ One reconcile: read the namespace; forget ports that are gone (stop their DHCP c
 address ports that nothing addresses (static from metadata, DHCP otherwise, see
 :mod:`multihome.agent.addressing`); restore the table of a port whose routes a link flap
 flushed (from memory of its last good table, since the policy cannot invent a gateway); then
-``engine.snapshot`` -> ``engine.apply_plan`` of just the difference. Every repair is one log
+``engine.assess`` -> ``engine.apply_plan`` of just the difference. Every repair is one log
 line. Nothing runs between events: the main thread blocks on the event queue, waking only for
 a timer it set itself (DHCP grace period, retry after a failed apply, systemd's watchdog).
 """
@@ -28,7 +28,7 @@ from multihome.agent.state import AgentStatus, Repair, write_status
 from multihome.backend import ChangeFailed
 from multihome.backend.netlink import NetlinkBackend
 from multihome.config import Config
-from multihome.engine import apply_plan, snapshot
+from multihome.engine import apply_plan, assess
 from multihome.errors import InputError, MultihomeError
 from multihome.model import HostState, Link, Route
 from multihome.plan import Change, Plan
@@ -279,7 +279,7 @@ class Agent:
         self.status.reconciles += 1
         lines: list[str] = []
         try:
-            snap = snapshot(self.backend, self.config)  # one read in the common case
+            snap = assess(self.backend, self.config)  # one read in the common case
             state = snap.state
             self.names.update((link.index, link.name) for link in state.links)
             lines += self._forget_gone(state)
@@ -289,7 +289,7 @@ class Agent:
             restored = self._restore_tables(state)
             lines += addressed + restored
             if addressed or restored:
-                snap = snapshot(self.backend, self.config)
+                snap = assess(self.backend, self.config)
             plan = snap.plan
             if not plan.empty:
                 apply_plan(self.backend, plan, root=self.root)

@@ -60,7 +60,7 @@ class AgentStatus:
 
 def run_dir(root: Path) -> Path:
     """``{root}/run/multihome/net-<inode>/``: this network namespace's folder."""
-    from multihome.safety.state import netns_key
+    from multihome.transaction.statedir import netns_key
 
     return under_root(root, RUN_BASE / netns_key())
 

@@ -1,8 +1,19 @@
-"""Kernel backends: the only code that reads or changes network state.
+"""Kernel backends: the :class:`Backend` protocol the engine reads and changes the kernel through.
 
-``NetlinkBackend`` talks to the kernel of the current network namespace through pyroute2
-(so ``ip netns exec NS multihome ...`` works); ``FakeBackend`` is its in-memory twin for unit
-tests of pure logic.
+``NetlinkBackend`` (:mod:`~multihome.backend.netlink`) serves the namespace this process runs
+in (so ``ip netns exec NS multihome ...`` works): links, addresses, routes and rules through
+multihome's own rtnetlink codec (:mod:`~multihome.backend.rtnl`, a raw ``AF_NETLINK`` socket,
+no pyroute2), sysctls through ``/proc/sys``, gratuitous ARP through an ``AF_PACKET`` socket.
+``FakeBackend`` (:mod:`~multihome.backend.fake`) is its in-memory twin for unit tests of pure
+logic.
+
+The backend is *not* yet the only code that reaches the kernel. Outside it, through pyroute2's
+``IPRoute``: the agent brings links up and configures metadata-only ports
+(:mod:`multihome.agent.addressing`, via ``NetlinkBackend.ipr``), listens for netlink events
+(:mod:`multihome.agent.events`) and, as a DHCP client hook, moves leases into their tables
+(:mod:`multihome.agent.dhcphook`); the post-apply checks probe neighbours
+(:mod:`multihome.safety.checks`). The lab (:mod:`multihome.lab`) drives ``ip``, ``nft`` and
+daemons as subprocesses in its own namespaces.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from multihome.cloud.client import (
 )
 from multihome.cloud.plan import Action, CloudPlan
 from multihome.cloud.state import CloudState, FoundFloatingIp, FoundPort, marker
-from multihome.cloud.topology import Port, Topology
+from multihome.cloud.topology import PortSpec, Topology
 from multihome.cloud.userdata import for_server
 
 #: progress(action, "start" | "done", seconds)
@@ -146,10 +146,10 @@ class Executor:
         assert self.topology is not None, "apply needs a topology"
         return self.topology
 
-    def port_spec(self, name: str) -> Port:
+    def port_spec(self, name: str) -> PortSpec:
         return next(p for p in self.topo().ports if p.name == name)
 
-    def port_attrs(self, port: Port, *, create: bool) -> dict[str, Any]:
+    def port_attrs(self, port: PortSpec, *, create: bool) -> dict[str, Any]:
         attrs: dict[str, Any] = {}
         if create:
             attrs.update(

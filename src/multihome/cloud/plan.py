@@ -19,7 +19,7 @@ from multihome.cloud.state import (
     FoundSecurityGroup,
     marker,
 )
-from multihome.cloud.topology import Port, Rule, Topology
+from multihome.cloud.topology import PortSpec, SecurityRule, Topology
 from multihome.errors import InputError
 
 #: Creation order; ``destroy`` walks it backwards.
@@ -119,18 +119,18 @@ class CloudPlan:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def admits_ingress(rules: tuple[Rule, ...] | tuple[FoundRule, ...]) -> bool:
+def admits_ingress(rules: tuple[SecurityRule, ...] | tuple[FoundRule, ...]) -> bool:
     """True when some ingress rule admits traffic from an address range (not only a group)."""
     for rule in rules:
         if rule.direction != "ingress":
             continue
-        group = rule.remote_group if isinstance(rule, Rule) else rule.remote_group_id
+        group = rule.remote_group if isinstance(rule, SecurityRule) else rule.remote_group_id
         if group is None:
             return True
     return False
 
 
-def rule_key(rule: Rule) -> tuple[object, ...]:
+def rule_key(rule: SecurityRule) -> tuple[object, ...]:
     return (
         rule.direction,
         rule.ethertype,
@@ -378,7 +378,7 @@ class _Builder:
                 continue
             self.add(self.port_update(port, found))
 
-    def port_update(self, port: Port, found: FoundPort) -> Action:
+    def port_update(self, port: PortSpec, found: FoundPort) -> Action:
         changes: list[str] = []
         ips = {(self.state.subnet_name(s), ip) for s, ip in found.fixed_ips}
         if port.fixed_ip is not None and not any(ip == str(port.fixed_ip) for _, ip in ips):
@@ -566,7 +566,7 @@ class _Builder:
                 "created (use --network-only)"
             )
 
-    def port_admits_ingress(self, port: Port) -> bool:
+    def port_admits_ingress(self, port: PortSpec) -> bool:
         net = self.topo.network(port.network)
         security = port.port_security
         if security is None and net is not None:
@@ -583,7 +583,7 @@ class _Builder:
                 return True  # unknown group: give it the benefit of the doubt
         return False
 
-    def subnet_has_router(self, port: Port) -> bool:
+    def subnet_has_router(self, port: PortSpec) -> bool:
         if port.subnet is None:
             return True  # cannot tell
         subnet: str = port.subnet

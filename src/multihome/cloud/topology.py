@@ -98,7 +98,7 @@ class Network:
 
 
 @dataclass(frozen=True, order=True)
-class Rule:
+class SecurityRule:
     """One security-group rule; its fields are its identity."""
 
     direction: str
@@ -134,7 +134,7 @@ class SecurityGroup:
 
     name: str
     description: str
-    rules: tuple[Rule, ...]
+    rules: tuple[SecurityRule, ...]
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,7 @@ class AddressPair:
 
 
 @dataclass(frozen=True)
-class Port:
+class PortSpec:
     """A port, created ahead of its server (the how-to's advice)."""
 
     name: str
@@ -181,7 +181,7 @@ class Server:
     flavor: str
     key_name: str | None
     config_drive: bool
-    ports: tuple[Port, ...]
+    ports: tuple[PortSpec, ...]
     user_data: str | None
     """None, :data:`USER_DATA_MULTIHOME`, or literal user-data."""
 
@@ -206,7 +206,7 @@ class Topology:
     security_groups: tuple[SecurityGroup, ...]
     routers: tuple[Router, ...]
     servers: tuple[Server, ...]
-    ports: tuple[Port, ...]
+    ports: tuple[PortSpec, ...]
     """Every port, those of servers included, in file order."""
     guest: Guest
     source: str
@@ -535,7 +535,7 @@ class _Parser:
             rules=rules,
         )
 
-    def rule(self, value: object, key: str) -> Rule:
+    def rule(self, value: object, key: str) -> SecurityRule:
         data = self.mapping(
             value,
             key,
@@ -602,7 +602,7 @@ class _Parser:
             )
         if protocol == "icmp" and ethertype == "IPv6":
             protocol = "ipv6-icmp"
-        return Rule(
+        return SecurityRule(
             direction=direction,
             ethertype=ethertype,
             protocol=protocol,
@@ -677,7 +677,7 @@ class _Parser:
 
     def port(
         self, value: object, key: str, networks: tuple[Network, ...], server: str | None
-    ) -> Port:
+    ) -> PortSpec:
         data = self.mapping(
             value,
             key,
@@ -781,7 +781,7 @@ class _Parser:
                     "the floating IP would come from the port's own network",
                     "name the external network, e.g. public",
                 )
-        return Port(
+        return PortSpec(
             name=name,
             network=network_name,
             subnet=subnet_name,

@@ -50,8 +50,8 @@ from multihome.lab.runtime import (
 from multihome.lab.scenario import (
     FIRST_METRIC,
     PUBLIC_RANGE,
+    GuestPort,
     Network,
-    Port,
     Scenario,
 )
 
@@ -79,7 +79,7 @@ def plan_port(
     request: PortRequest,
     taken: Collection[str] = (),
     random_bytes: Callable[[int], bytes] = secrets.token_bytes,
-) -> Port:
+) -> GuestPort:
     """The port to attach: the lowest free ``ethN`` (not in ``taken`` either), on the
     requested network (default: eth0's, else the first), with the requested or the first
     free address, its metric and floating IP, and a new MAC (Neutron's prefix fa:16:3e and
@@ -97,7 +97,7 @@ def plan_port(
     floating = _floating_ip(scenario, network.name, ip, request.floating_ip)
     macs = {p.mac for p in scenario.ports}
     mac = next(m for m in iter(lambda: _random_mac(random_bytes), None) if m not in macs)
-    return Port(
+    return GuestPort(
         name=f"eth{number}",
         network=network.name,
         mac=mac,
@@ -270,7 +270,7 @@ def _name_arg(prefix: str) -> str:
     return "" if prefix == topo.DEFAULT_PREFIX else f" --name {prefix}"
 
 
-def find_port(lab: Lab, scenario: Scenario, ifname: str) -> Port:
+def find_port(lab: Lab, scenario: Scenario, ifname: str) -> GuestPort:
     """The lab's port ``ifname``, or bad input naming the ports there are."""
     port = scenario.port(ifname)
     if port is None:
@@ -287,7 +287,7 @@ def guest_links(lab: Lab) -> set[str]:
         return {str(link.get_attr("IFLA_IFNAME")) for link in guest.get_links()}
 
 
-def attach_port(lab: Lab, request: PortRequest) -> Port:
+def attach_port(lab: Lab, request: PortRequest) -> GuestPort:
     """Attach a new port to the running guest; on any failure or interruption, undo it."""
     with locked(lab) as scenario:
         port = plan_port(scenario, request, guest_links(lab))
@@ -301,7 +301,7 @@ def attach_port(lab: Lab, request: PortRequest) -> Port:
         return port
 
 
-def detach_port(lab: Lab, ifname: str) -> Port:
+def detach_port(lab: Lab, ifname: str) -> GuestPort:
     """Remove a port of the running guest, and everything the cloud had for it."""
     with locked(lab) as scenario:
         port = find_port(lab, scenario, ifname)
@@ -310,7 +310,7 @@ def detach_port(lab: Lab, ifname: str) -> Port:
         return port
 
 
-def _plug(lab: Lab, after: Scenario, port: Port) -> None:
+def _plug(lab: Lab, after: Scenario, port: GuestPort) -> None:
     nft = lab.programs["nft"]
     lab.save_ports(after.ports)
     lab.run(
@@ -330,7 +330,7 @@ def _plug(lab: Lab, after: Scenario, port: Port) -> None:
     _plug_nic(lab, after, port)
 
 
-def _plug_nic(lab: Lab, scenario: Scenario, port: Port) -> None:
+def _plug_nic(lab: Lab, scenario: Scenario, port: GuestPort) -> None:
     """Make the veth pair in the switch (its tap in the bridge, up), then move the NIC end
     into the guest: it appears there complete, down and unconfigured."""
     names = lab.names
@@ -346,7 +346,7 @@ def _plug_nic(lab: Lab, scenario: Scenario, port: Port) -> None:
         os.close(guest_fd)
 
 
-def _unplug(lab: Lab, after: Scenario, port: Port, *, strict: bool) -> None:
+def _unplug(lab: Lab, after: Scenario, port: GuestPort, *, strict: bool) -> None:
     """Remove ``port`` (the NIC first, then the cloud's side); ``after`` is the lab without
     it. Pieces already gone are skipped; ``strict`` raises on other failures."""
     _stop_client(lab, port)
@@ -384,7 +384,7 @@ def _nft_remove(lab: Lab, node: str, script: str, what: str, strict: bool) -> No
 
 
 # -- link and lease events -------------------------------------------------------------
-def flap(lab: Lab, ifname: str, down_for: float) -> Port:
+def flap(lab: Lab, ifname: str, down_for: float) -> GuestPort:
     """Set the guest's ``ifname`` down, wait ``down_for`` seconds, set it up again."""
     with locked(lab) as scenario:
         port = find_port(lab, scenario, ifname)
@@ -401,7 +401,7 @@ def flap(lab: Lab, ifname: str, down_for: float) -> Port:
 class Renewal:
     """What ``renew`` did."""
 
-    port: Port
+    port: GuestPort
     router: ipaddress.IPv4Address | None
     """The router the lease hands out now (None: the network has none)."""
     seconds: float
@@ -428,7 +428,7 @@ def renew(lab: Lab, ifname: str, router: str | None = None) -> Renewal:
         return Renewal(port, port.router or network.gateway, time.monotonic() - started)
 
 
-def expire(lab: Lab, ifname: str) -> Port:
+def expire(lab: Lab, ifname: str) -> GuestPort:
     """The lease of ``ifname`` is lost: its client stops (no release), and the lab's
     dhclient script runs as at expiry (``reason=EXPIRE``: the address is removed).
     ``renew`` starts the client again."""
@@ -442,7 +442,7 @@ def expire(lab: Lab, ifname: str) -> Port:
         return port
 
 
-def _check_lab_client(lab: Lab, scenario: Scenario, port: Port, verb: str) -> None:
+def _check_lab_client(lab: Lab, scenario: Scenario, port: GuestPort, verb: str) -> None:
     """``renew``/``expire`` act on the lab's own DHCP clients only."""
     network = scenario.network(port.network)
     if not scenario.port_dhcp(port):
@@ -462,7 +462,7 @@ def _check_lab_client(lab: Lab, scenario: Scenario, port: Port, verb: str) -> No
         )
 
 
-def _set_router(lab: Lab, scenario: Scenario, port: Port, wanted: str) -> Port:
+def _set_router(lab: Lab, scenario: Scenario, port: GuestPort, wanted: str) -> GuestPort:
     network = scenario.network(port.network)
     try:
         router = ipaddress.IPv4Address(wanted)
@@ -497,11 +497,11 @@ def _set_router(lab: Lab, scenario: Scenario, port: Port, wanted: str) -> Port:
     return _replace_router(port, router)
 
 
-def _replace_router(port: Port, router: ipaddress.IPv4Address | None) -> Port:
+def _replace_router(port: GuestPort, router: ipaddress.IPv4Address | None) -> GuestPort:
     return replace(port, router=router)
 
 
-def _client_pid(lab: Lab, port: Port) -> int | None:
+def _client_pid(lab: Lab, port: GuestPort) -> int | None:
     return _read_pid(lab.names.state_dir / f"dhclient.{port.name}.pid")
 
 
@@ -519,7 +519,7 @@ def _clients_of(lab: Lab, ifname: str) -> list[tuple[int, str]]:
     return found
 
 
-def _stop_client(lab: Lab, port: Port) -> None:
+def _stop_client(lab: Lab, port: GuestPort) -> None:
     """Stop the lab's DHCP client of ``port`` without a release and without its script
     (SIGKILL), keeping its lease file: what a crash or a lost lease leaves."""
     pid = _client_pid(lab, port)

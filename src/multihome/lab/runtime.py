@@ -38,7 +38,7 @@ from multihome.lab import topology as topo
 from multihome.lab.scenario import (
     METADATA_ADDRESS,
     PUBLIC_RANGE,
-    Port,
+    GuestPort,
     Scenario,
     parse_scenario,
 )
@@ -281,10 +281,10 @@ class Lab:
             raw = (self.names.state_dir / PORTS_FILE).read_text(encoding="utf-8")
         except FileNotFoundError:
             return scenario
-        ports = tuple(Port.from_json(item) for item in json.loads(raw)["ports"])
+        ports = tuple(GuestPort.from_json(item) for item in json.loads(raw)["ports"])
         return scenario.with_ports(ports)
 
-    def save_ports(self, ports: Sequence[Port]) -> None:
+    def save_ports(self, ports: Sequence[GuestPort]) -> None:
         """Record the guest's current ports (atomically: a reader sees old or new)."""
         _write_atomic(
             self.names.state_dir / PORTS_FILE,
@@ -324,7 +324,7 @@ class Lab:
         )
         return True
 
-    def dhclient_argv(self, port: Port) -> list[str]:
+    def dhclient_argv(self, port: GuestPort) -> list[str]:
         """The lab's DHCP client for ``port``: ISC dhclient with the lab's script, which
         gives every route of the lease the port's metric; it forks once it has a lease."""
         state_dir = self.names.state_dir
@@ -345,7 +345,7 @@ class Lab:
             port.name,
         ]
 
-    def lease(self, port: Port) -> None:
+    def lease(self, port: GuestPort) -> None:
         """Run the lab's DHCP client for ``port`` until it has a lease (it stays running)."""
         self.run("guest", self.dhclient_argv(port), f"DHCP client on {port.name}", timeout=30)
 
@@ -597,7 +597,7 @@ class Lab:
         script.chmod(0o755)
         errors: list[str] = []
 
-        def lease(port: Port) -> None:
+        def lease(port: GuestPort) -> None:
             try:
                 self.lease(port)
             except LabError as exc:

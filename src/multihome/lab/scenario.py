@@ -77,7 +77,7 @@ class Network:
 
 
 @dataclass(frozen=True)
-class Port:
+class GuestPort:
     """One port of the guest: a NIC (eth0, eth1, ...) with fixed IPs on one network."""
 
     name: str
@@ -120,7 +120,7 @@ class Port:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Port:
+    def from_json(cls, data: Mapping[str, Any]) -> GuestPort:
         """The inverse of :meth:`to_json` (the lab's own state file; no user input)."""
         router = data.get("router")
         return cls(
@@ -213,7 +213,7 @@ class Scenario:
     howto: str
     story: str
     networks: tuple[Network, ...]
-    ports: tuple[Port, ...]
+    ports: tuple[GuestPort, ...]
     guest_sysctls: Mapping[str, int]
     guest_routes: tuple[str, ...]
     """The guest's main table after DHCP (``ip route`` lines), as the how-to shows it."""
@@ -230,18 +230,20 @@ class Scenario:
                 return network
         raise KeyError(name)
 
-    def port(self, name: str) -> Port | None:
+    def port(self, name: str) -> GuestPort | None:
         return next((p for p in self.ports if p.name == name), None)
 
-    def port_dhcp(self, port: Port) -> bool:
+    def port_dhcp(self, port: GuestPort) -> bool:
         """Whether the port's first address comes from DHCP."""
         return port.dhcp and self.network(port.network).dhcp
 
-    def with_ports(self, ports: tuple[Port, ...]) -> Scenario:
+    def with_ports(self, ports: tuple[GuestPort, ...]) -> Scenario:
         """The same lab with other ports (after ``attach-port`` / ``detach-port``)."""
         return replace(self, ports=ports)
 
-    def public_address(self, port: Port, ip: ipaddress.IPv4Address) -> ipaddress.IPv4Address | None:
+    def public_address(
+        self, port: GuestPort, ip: ipaddress.IPv4Address
+    ) -> ipaddress.IPv4Address | None:
         """The address the internet reaches ``ip`` at: its floating IP, or itself when the
         port is on an external network; None when it has none."""
         if ip in port.floating_ips:
@@ -436,10 +438,10 @@ def _networks(reader: _Reader, raw: object) -> tuple[Network, ...]:
     return tuple(result)
 
 
-def _ports(reader: _Reader, raw: object, networks: dict[str, Network]) -> tuple[Port, ...]:
+def _ports(reader: _Reader, raw: object, networks: dict[str, Network]) -> tuple[GuestPort, ...]:
     if not isinstance(raw, list) or not raw:
         raise reader.fail("ports", "expected a list of ports", "list eth0, eth1, ... in order")
-    ports: list[Port] = []
+    ports: list[GuestPort] = []
     seen_ips: set[ipaddress.IPv4Address] = set()
     seen_fips: set[ipaddress.IPv4Address] = set()
     for index, value in enumerate(raw):
@@ -514,7 +516,7 @@ def _ports(reader: _Reader, raw: object, networks: dict[str, Network]) -> tuple[
                 f"{key}.mac", f"{mac!r} is not a MAC address", "write e.g. fa:16:3e:00:00:07"
             )
         ports.append(
-            Port(
+            GuestPort(
                 name=str(name),
                 network=network.name,
                 mac=mac,

@@ -25,7 +25,7 @@ from multihome.lab.scenario import (
     INTERNET_HOST,
     METADATA_ADDRESS,
     PUBLIC_RANGE,
-    Port,
+    GuestPort,
     Scenario,
 )
 
@@ -105,7 +105,7 @@ def switch_port(port_index: int) -> str:
     return f"tap{port_index}"
 
 
-def tap(port: Port) -> str:
+def tap(port: GuestPort) -> str:
     """The switch's side of ``port`` (tapN for ethN, whatever ports came and went)."""
     return switch_port(port.number)
 
@@ -169,7 +169,7 @@ def render_portsec(scenario: Scenario) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _portsec_objects(port: Port) -> list[str]:
+def _portsec_objects(port: GuestPort) -> list[str]:
     """One port's counters, allowed set and chain (inside the table block)."""
     name = port.name
     lines = [f"\tcounter {counter_name(name, reason)} {{ }}" for reason in DROP_REASONS]
@@ -194,7 +194,7 @@ def _portsec_objects(port: Port) -> list[str]:
     return lines
 
 
-def render_portsec_add(port: Port) -> str:
+def render_portsec_add(port: GuestPort) -> str:
     """Add one port's port security to the running switch (one nft transaction)."""
     lines = [f"table bridge {PORTSEC_TABLE} {{", *_portsec_objects(port), "}"]
     lines.append(
@@ -203,7 +203,7 @@ def render_portsec_add(port: Port) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_portsec_remove(port: Port) -> str:
+def render_portsec_remove(port: GuestPort) -> str:
     """Remove one port's port security from the running switch (one nft transaction)."""
     table = f"bridge {PORTSEC_TABLE}"
     lines = [
@@ -259,17 +259,17 @@ def render_router_nat(scenario: Scenario) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_nat_add(port: Port) -> str:
+def render_nat_add(port: GuestPort) -> str:
     """Add ``port``'s floating IPs to the running router ("" when it has none)."""
     return _nat_elements("add", port)
 
 
-def render_nat_remove(port: Port) -> str:
+def render_nat_remove(port: GuestPort) -> str:
     """Remove ``port``'s floating IPs from the running router ("" when it has none)."""
     return _nat_elements("delete", port)
 
 
-def _nat_elements(verb: str, port: Port) -> str:
+def _nat_elements(verb: str, port: GuestPort) -> str:
     if not port.floating_ips:
         return ""
     pairs = port.floating_ips.items()
@@ -365,7 +365,7 @@ def dhcp_ports(scenario: Scenario) -> list[int]:
     return [i for i, p in enumerate(scenario.ports) if scenario.port_dhcp(p)]
 
 
-def lab_clients(scenario: Scenario) -> list[Port]:
+def lab_clients(scenario: Scenario) -> list[GuestPort]:
     """The ports whose DHCP client the lab runs: DHCP ports that were there at ``up`` (a
     hot-plugged port is left to what runs in the guest, as on a real VM)."""
     return [p for p in scenario.ports if scenario.port_dhcp(p) and not p.hotplugged]

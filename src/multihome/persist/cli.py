@@ -64,7 +64,7 @@ def persist(
     """
     # Lazy imports (noqa): pyroute2 only when the command runs.
     from multihome.backend.netlink import NetlinkBackend
-    from multihome.engine import snapshot
+    from multihome.engine import assess
     from multihome.persist.core import persist as run_persist
 
     target = _root(ctx, root)
@@ -76,10 +76,10 @@ def persist(
     config = obj.config()
     kernel = NetlinkBackend()
     try:
-        snap = snapshot(kernel, config)
+        assessment = assess(kernel, config)
     finally:
         kernel.close()
-    result = run_persist(target, snap.state, snap.desired, backend, dry_run=dry_run)
+    result = run_persist(target, assessment.state, assessment.desired, backend, dry_run=dry_run)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
         return

@@ -17,7 +17,7 @@ from multihome.render import ifcfg, netplan, networkd, networkmanager, systemd
 from multihome.render.base import (
     FileSpec,
     HostFacts,
-    Port,
+    ManagedPort,
     Rendered,
     RenderInput,
     build_input,
@@ -27,7 +27,7 @@ __all__ = [
     "REGISTRY",
     "FileSpec",
     "HostFacts",
-    "Port",
+    "ManagedPort",
     "RenderInput",
     "Rendered",
     "Renderer",

@@ -1,5 +1,5 @@
 """What every renderer shares: its input (:class:`RenderInput`), its output (:class:`FileSpec`)
-and the per-port view of the desired state (:class:`Port`).
+and the per-port view of the desired state (:class:`ManagedPort`).
 
 A renderer is a pure function ``RenderInput -> {path: FileSpec}``. The input is built from the
 policy's :class:`~multihome.policy.DesiredState` (the same tables, routes and rules that
@@ -73,7 +73,7 @@ class HostFacts:
 
 
 @dataclass(frozen=True)
-class Port:
+class ManagedPort:
     """One managed interface with a table: everything a renderer needs about it."""
 
     name: str
@@ -105,7 +105,7 @@ class RenderInput:
     """The input of every renderer."""
 
     desired: DesiredState
-    ports: tuple[Port, ...]
+    ports: tuple[ManagedPort, ...]
     facts: HostFacts = field(default_factory=HostFacts)
 
     @property
@@ -146,7 +146,7 @@ def build_input(
             sorted((r for r in desired.rules if r.table == iface.table.id), key=_rule_order)
         )
         ports.append(
-            Port(
+            ManagedPort(
                 name=iface.name,
                 mac=None if link is None else link.mac,
                 role=iface.role,

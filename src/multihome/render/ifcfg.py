@@ -19,7 +19,7 @@ from pathlib import PurePosixPath
 from multihome.model import SCOPE_HOST, SCOPE_LINK, Route
 from multihome.render.base import (
     FileSpec,
-    Port,
+    ManagedPort,
     Rendered,
     RenderInput,
     header,
@@ -45,7 +45,7 @@ def render(inp: RenderInput) -> Rendered:
     return files
 
 
-def ifcfg(port: Port) -> str:
+def ifcfg(port: ManagedPort) -> str:
     lines = [
         f"# {port.name}: {port.role} port, table {port.table.id} ({port.table.name})",
         f"NAME=multihome-{port.name}",
@@ -77,7 +77,7 @@ def ifcfg(port: Port) -> str:
     return header() + "\n".join(lines) + "\n"
 
 
-def route_lines(port: Port) -> list[str]:
+def route_lines(port: ManagedPort) -> list[str]:
     """``ip route add`` arguments, one route per line (what network-scripts replays)."""
     return [route_text(r) for r in port.static_routes]
 

@@ -18,7 +18,7 @@ from multihome.model import SCOPE_HOST, SCOPE_LINK, TABLE_MAIN, Route, Rule
 from multihome.render import networkd
 from multihome.render.base import (
     FileSpec,
-    Port,
+    ManagedPort,
     Rendered,
     RenderInput,
     header,
@@ -83,7 +83,7 @@ def notes(inp: RenderInput) -> list[str]:
     return []
 
 
-def _definition(port: Port) -> list[str]:
+def _definition(port: ManagedPort) -> list[str]:
     lines = []
     if port.mac:
         lines += ["      match:", f'        macaddress: "{port.mac}"']

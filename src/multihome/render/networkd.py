@@ -26,7 +26,7 @@ from multihome.model import (
 )
 from multihome.render.base import (
     FileSpec,
-    Port,
+    ManagedPort,
     Rendered,
     RenderInput,
     header,
@@ -58,13 +58,13 @@ def render(inp: RenderInput) -> Rendered:
     return files
 
 
-def _top(port: Port) -> str:
+def _top(port: ManagedPort) -> str:
     return (
         f"{header()}# {port.name}: {port.role} port, table {port.table.id} ({port.table.name})\n\n"
     )
 
 
-def _standalone(port: Port) -> list[str]:
+def _standalone(port: ManagedPort) -> list[str]:
     match = f"MACAddress={port.mac}" if port.mac else f"Name={port.name}"
     lines = ["[Match]", match, "", "[Network]"]
     if port.dhcp:
@@ -77,7 +77,11 @@ def _standalone(port: Port) -> list[str]:
 
 
 def port_sections(
-    port: Port, *, dhcp_gateway: bool, routes: bool = True, rules: tuple[Rule, ...] | None = None
+    port: ManagedPort,
+    *,
+    dhcp_gateway: bool,
+    routes: bool = True,
+    rules: tuple[Rule, ...] | None = None,
 ) -> list[str]:
     """The sections for ``port``: DHCP table and metric, routes, rules (each optional)."""
     lines: list[str] = []

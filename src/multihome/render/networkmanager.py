@@ -22,7 +22,7 @@ from pathlib import PurePosixPath
 from multihome.model import SCOPE_UNIVERSE, Route
 from multihome.render.base import (
     FileSpec,
-    Port,
+    ManagedPort,
     Rendered,
     RenderInput,
     header,
@@ -54,7 +54,7 @@ def render(inp: RenderInput) -> Rendered:
     return files
 
 
-def keyfile(port: Port) -> str:
+def keyfile(port: ManagedPort) -> str:
     """The keyfile text for ``port``."""
     lines = [
         header().rstrip("\n"),

@@ -128,12 +128,12 @@ def doctor(obj: Any, as_json: bool) -> None:
     duplicate-rules, orphan-table, pending-changes, not-persisted, dhcp-will-undo,
     netplan-nm-drops-policy, interrupted-apply, confirmation-pending.
     """
-    from multihome.engine import snapshot
+    from multihome.engine import assess
     from multihome.safety.doctor import diagnose
 
     config = obj.config()
     with _backend() as backend:
-        found = diagnose(backend, snapshot(backend, config), config, obj.root)
+        found = diagnose(backend, assess(backend, config), config, obj.root)
     if as_json:
         click.echo(json.dumps(found.to_json(), indent=2, sort_keys=True))
     elif not found.problems:

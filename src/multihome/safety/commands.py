@@ -10,15 +10,15 @@ from typing import Any
 from multihome.backend import Backend
 from multihome.config import Config
 from multihome.errors import MultihomeError
-from multihome.safety import journal, snapshot
-from multihome.safety.lock import DEFAULT_LOCK_TIMEOUT, is_locked
-from multihome.safety.state import (
+from multihome.transaction import checkpoint, journal
+from multihome.transaction.lock import DEFAULT_LOCK_TIMEOUT, is_locked
+from multihome.transaction.statedir import (
+    CHECKPOINT,
     CONFIRM,
     PENDING,
     RECORD,
     RESULT,
     ROLLBACK_REQUEST,
-    SNAPSHOT,
     WATCHDOG_PID,
     StateDir,
     pid_alive,
@@ -122,7 +122,7 @@ def confirm(root: Path, *, wait: float = WAIT) -> Outcome:
 def rollback(
     backend: Backend, root: Path, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
 ) -> Outcome:
-    """Go back to the snapshot taken before the last apply that changed something."""
+    """Go back to the checkpoint saved before the last apply that changed something."""
     from multihome.engine import locked
 
     state = StateDir.current(root)
@@ -146,22 +146,22 @@ def rollback(
     ) as session:
         if session.recovery is not None:
             return Outcome(session.recovery.message, problems=session.recovery.problems)
-        saved = snapshot.load(state)
+        saved = checkpoint.load(state)
         if saved is None:
             return Outcome(
-                f"nothing to roll back: no snapshot in {state.path} (no apply has "
+                f"nothing to roll back: no checkpoint in {state.path} (no apply has "
                 "changed this namespace since the last reset or boot)"
             )
         current = backend.read()
-        changes, notes = snapshot.restore_changes(current, saved)
-        done, problems = snapshot.execute(backend, changes)
-        files = snapshot.restore_files(root, saved)
-        snapshot.Record.load(state).prune(backend.read()).save(state)
+        changes, notes = checkpoint.restore_changes(current, saved)
+        done, problems = checkpoint.execute(backend, changes)
+        files = checkpoint.restore_files(root, saved)
+        checkpoint.Record.load(state).prune(backend.read()).save(state)
     when = _clock(saved.created)
     if not changes and not files:
-        message = f"nothing to roll back: the namespace is at the snapshot of {when}"
+        message = f"nothing to roll back: the namespace is at the checkpoint of {when}"
     else:
-        message = f"rolled back to the snapshot of {when} ({saved.id}): {done} change(s)"
+        message = f"rolled back to the checkpoint of {when} ({saved.id}): {done} change(s)"
     return Outcome(
         message, [c.describe() for c in changes], problems, notes, [str(f) for f in files]
     )
@@ -183,19 +183,19 @@ def reset(
     with locked(backend, root=root, timeout=lock_timeout, purpose="reset", mode="undo") as session:
         if session.recovery is not None:
             notes.append(session.recovery.message)
-        record = snapshot.Record.load(state)
+        record = checkpoint.Record.load(state)
         if not state.exists(RECORD):
             notes.append(
                 f"no record in {state.path}: sysctls are left as they are; "
                 "defaults moved out of main are rebuilt from multihome's tables"
             )
         current = backend.read()
-        changes, more = snapshot.reset_changes(current, config, record)
+        changes, more = checkpoint.reset_changes(current, config, record)
         notes += more
-        done, problems = snapshot.execute(backend, changes)
-        files = snapshot.remove_name_files(root)
+        done, problems = checkpoint.execute(backend, changes)
+        files = checkpoint.remove_name_files(root)
         if not problems:
-            for name in (RECORD, SNAPSHOT, RESULT):
+            for name in (RECORD, CHECKPOINT, RESULT):
                 state.remove(name)
     message = (
         f"reset: {done} change(s); multihome owns nothing in this namespace now"

@@ -17,14 +17,14 @@ from typing import Any
 
 from multihome.backend import Backend
 from multihome.config import Config
-from multihome.engine import Snapshot
 from multihome.files import read_text, under_root
 from multihome.model import SCOPE_UNIVERSE, TABLE_MAIN, HostState, Link, Rule
 from multihome.names import RT_TABLES_FILE
+from multihome.plan import Assessment
 from multihome.policy import is_left_alone, owned_routes, owned_rules
-from multihome.safety.lock import is_locked
-from multihome.safety.state import JOURNAL, PENDING, WATCHDOG_PID, StateDir, pid_alive
 from multihome.status import Problem, check_defaults, check_pending, check_reply_paths
+from multihome.transaction.lock import is_locked
+from multihome.transaction.statedir import JOURNAL, PENDING, WATCHDOG_PID, StateDir, pid_alive
 
 #: Every code doctor can report, in the order of the checks.
 CODES = (
@@ -67,18 +67,18 @@ class Process:
 
 
 @dataclass(frozen=True)
-class Context:
+class Evidence:
     """What the checks look at."""
 
     backend: Backend
-    snap: Snapshot
+    assessment: Assessment
     config: Config
     root: Path
     processes: tuple[Process, ...]
 
     @property
     def state(self) -> HostState:
-        return self.snap.state
+        return self.assessment.state
 
 
 @dataclass(frozen=True)
@@ -101,10 +101,10 @@ class Diagnosis:
 
 
 def diagnose(
-    backend: Backend, snap: Snapshot, config: Config, root: Path, proc: Path = Path("/proc")
+    backend: Backend, assessment: Assessment, config: Config, root: Path, proc: Path = Path("/proc")
 ) -> Diagnosis:
     """Run every check (read-only)."""
-    ctx = Context(backend, snap, config, root, tuple(processes_here(proc)))
+    ctx = Evidence(backend, assessment, config, root, tuple(processes_here(proc)))
     problems: list[Problem] = []
     for check in CHECKS:
         problems.extend(check(ctx))
@@ -184,14 +184,14 @@ def _table_names(root: Path) -> dict[int, str]:
 
 
 # -- the checks ---------------------------------------------------------------------------------
-def _status_checks(ctx: Context) -> list[Problem]:
+def _status_checks(ctx: Evidence) -> list[Problem]:
     return [
         *check_defaults(ctx.state, ctx.config),
         *check_reply_paths(ctx.backend, ctx.state, ctx.config),
     ]
 
 
-def check_rp_filter(ctx: Context) -> list[Problem]:
+def check_rp_filter(ctx: Evidence) -> list[Problem]:
     """``rp-filter-strict``: strict reverse-path filtering where the reverse path leaves
     through another port: the kernel drops what arrives (even ARP from the gateway)."""
     state = ctx.state
@@ -233,7 +233,7 @@ def check_rp_filter(ctx: Context) -> list[Problem]:
     return problems
 
 
-def check_arp_flux(ctx: Context) -> list[Problem]:
+def check_arp_flux(ctx: Evidence) -> list[Problem]:
     """``arp-flux``: ports on one subnet that answer ARP for each other's addresses."""
     state = ctx.state
     by_net: dict[Any, set[str]] = defaultdict(set)
@@ -278,7 +278,7 @@ def check_arp_flux(ctx: Context) -> list[Problem]:
     return problems
 
 
-def check_duplicate_rules(ctx: Context) -> list[Problem]:
+def check_duplicate_rules(ctx: Evidence) -> list[Problem]:
     """``duplicate-rules``: the same rule several times at different priorities (what
     ``ip rule add`` without a priority leaves after a script's second run)."""
     groups: dict[tuple[Any, ...], list[Rule]] = defaultdict(list)
@@ -308,7 +308,7 @@ def check_duplicate_rules(ctx: Context) -> list[Problem]:
     return problems
 
 
-def check_orphan_tables(ctx: Context) -> list[Problem]:
+def check_orphan_tables(ctx: Evidence) -> list[Problem]:
     """``orphan-table``: multihome tables still used by rules for interfaces that are gone."""
     state = ctx.state
     links = {link.name for link in state.links}
@@ -363,7 +363,7 @@ def _persisted_files(root: Path) -> list[Path]:
     return found
 
 
-def check_persisted(ctx: Context) -> list[Problem]:
+def check_persisted(ctx: Evidence) -> list[Problem]:
     """``not-persisted``: multihome's rules are in the kernel but in no configuration."""
     if not owned_rules(ctx.state, ctx.config) or _persisted_files(ctx.root):
         return []
@@ -379,7 +379,7 @@ def check_persisted(ctx: Context) -> list[Problem]:
     ]
 
 
-def _agent_running(ctx: Context) -> bool:
+def _agent_running(ctx: Evidence) -> bool:
     return any("multihome" in " ".join(p.argv[:3]) and "agent" in p.argv for p in ctx.processes)
 
 
@@ -394,7 +394,7 @@ def _networkd_keeps_foreign(root: Path) -> bool:
     return False
 
 
-def check_dhcp_clients(ctx: Context) -> list[Problem]:
+def check_dhcp_clients(ctx: Evidence) -> list[Problem]:
     """``dhcp-will-undo``: a DHCP client or network manager that puts the defaults back into
     main (or removes the rules) on the next renew, with no agent to correct it."""
     state = ctx.state
@@ -476,7 +476,7 @@ def _netplan_version(root: Path) -> tuple[int, ...] | None:
     return None
 
 
-def check_netplan_nm(ctx: Context) -> list[Problem]:
+def check_netplan_nm(ctx: Evidence) -> list[Problem]:
     """``netplan-nm-drops-policy``: routing-policy under netplan's NetworkManager renderer,
     which netplan before 1.2 silently drops."""
     import yaml
@@ -523,7 +523,7 @@ def check_netplan_nm(ctx: Context) -> list[Problem]:
     return problems
 
 
-def check_safety_state(ctx: Context) -> list[Problem]:
+def check_safety_state(ctx: Evidence) -> list[Problem]:
     """``interrupted-apply`` and ``confirmation-pending`` from the state directory."""
     state = StateDir.current(ctx.root)
     if not state.path.is_dir():
@@ -557,13 +557,13 @@ def check_safety_state(ctx: Context) -> list[Problem]:
     return problems
 
 
-CHECKS: tuple[Callable[[Context], list[Problem]], ...] = (
+CHECKS: tuple[Callable[[Evidence], list[Problem]], ...] = (
     _status_checks,
     check_rp_filter,
     check_arp_flux,
     check_duplicate_rules,
     check_orphan_tables,
-    lambda ctx: check_pending(ctx.snap),
+    lambda ctx: check_pending(ctx.assessment),
     check_persisted,
     check_dhcp_clients,
     check_netplan_nm,

@@ -1,7 +1,7 @@
 """``apply --confirm-timeout``: apply, check, then keep only what is confirmed.
 
 Under the namespace's lock: open the confirmation window (watchdog started), apply the plan
-(snapshot and journal first), run the post-apply checks; a failed check rolls back at once;
+(checkpoint and journal first), run the post-apply checks; a failed check rolls back at once;
 otherwise wait for ``multihome confirm`` or a keypress until the deadline, then roll back.
 """
 
@@ -14,12 +14,13 @@ from typing import Any
 
 from multihome.backend import Backend
 from multihome.config import Config
-from multihome.engine import ApplyResult, Progress, Snapshot, apply_plan
+from multihome.engine import ApplyResult, Progress, apply_plan
 from multihome.errors import ApplyError
+from multihome.plan import Assessment
 from multihome.safety import window
 from multihome.safety.checks import CheckResult, Peer, Probe, run_checks
-from multihome.safety.session import Session
-from multihome.safety.state import CONFIRM, ROLLBACK_REQUEST
+from multihome.transaction.session import Session
+from multihome.transaction.statedir import CONFIRM, ROLLBACK_REQUEST
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ Announce = Callable[[ApplyResult, list[CheckResult], float], None]
 def guarded_apply(
     backend: Backend,
     session: Session,
-    snap: Snapshot,
+    assessment: Assessment,
     config: Config,
     root: Path,
     guard: Guard,
@@ -60,20 +61,20 @@ def guarded_apply(
     announce: Announce | None = None,
     poll: Callable[[float], bool] | None = None,
 ) -> GuardedResult:
-    """Apply ``snap.plan`` inside a confirmation window (the caller holds ``session``).
+    """Apply ``assessment.plan`` inside a confirmation window (the caller holds ``session``).
 
     ``announce(result, checks, deadline)`` is called when the window starts counting down;
     ``poll(seconds_left)`` waits a little and returns True when the user confirmed.
     """
-    if snap.plan.empty:
-        result = apply_plan(backend, snap.plan, root=root, config=config, session=session,
-                            state=snap.state)
+    if assessment.plan.empty:
+        result = apply_plan(backend, assessment.plan, root=root, config=config, session=session,
+                            state=assessment.state)
         return GuardedResult(result, "unchanged")
     win = window.open_window(session, guard.timeout)
     try:
         result = apply_plan(
-            backend, snap.plan, root=root, config=config, session=session, progress=progress,
-            state=snap.state,
+            backend, assessment.plan, root=root, config=config, session=session, progress=progress,
+            state=assessment.state,
         )
     except ApplyError as exc:
         window.end_unchanged(win, f"the apply failed and undid itself: {exc}")
@@ -81,10 +82,10 @@ def guarded_apply(
     except BaseException:
         win.state.touch(ROLLBACK_REQUEST, "the apply was interrupted\n")
         raise
-    if result.snapshot_id is None:
+    if result.checkpoint_id is None:
         window.end_unchanged(win, "nothing to change")
         return GuardedResult(result, "unchanged")
-    checks = run_checks(backend, guard.peer, guard.probes, snap.desired.interfaces)
+    checks = run_checks(backend, guard.peer, guard.probes, assessment.desired.interfaces)
     failed = [c for c in checks if not c.ok]
     if failed:
         reason = "check failed: " + "; ".join(f"{c.name}: {c.detail}" for c in failed)

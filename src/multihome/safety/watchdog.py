@@ -6,7 +6,7 @@ re-parented to init (or the nearest subreaper), is no session leader, has no con
 terminal and ignores SIGHUP, so neither a closed terminal nor a dropped SSH session nor the
 end of the apply process stops it. It holds the namespace's lock (an inherited ``flock``
 descriptor) and the timer: at the deadline, on ``rollback-request`` or on SIGTERM it restores
-the snapshot; on ``confirm`` it leaves the changes. It runs in the apply's network namespace
+the checkpoint; on ``confirm`` it leaves the changes. It runs in the apply's network namespace
 (inherited) and refuses to act on a state directory of another one.
 """
 
@@ -21,8 +21,9 @@ import time
 import traceback
 from pathlib import Path
 
-from multihome.safety import journal
-from multihome.safety.state import (
+from multihome.safety.window import roll_back
+from multihome.transaction import journal
+from multihome.transaction.statedir import (
     CONFIRM,
     JOURNAL,
     LOCK_OWNER,
@@ -33,7 +34,6 @@ from multihome.safety.state import (
     netns_key,
     pid_alive,
 )
-from multihome.safety.window import roll_back
 
 POLL = 0.1
 #: How long a rollback waits for an apply that is still making its changes (seconds).

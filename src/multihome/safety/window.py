@@ -23,9 +23,9 @@ from typing import Any
 from multihome.backend import Backend
 from multihome.errors import MultihomeError
 from multihome.faults import ENV as FAILPOINT_ENV
-from multihome.safety import journal, snapshot
-from multihome.safety.session import Session
-from multihome.safety.state import (
+from multihome.transaction import checkpoint, journal
+from multihome.transaction.session import Session
+from multihome.transaction.statedir import (
     CONFIRM,
     PENDING,
     RESULT,
@@ -203,8 +203,8 @@ def take_over(window: Window, backend: Backend) -> dict[str, Any]:
 
 
 def roll_back(state: StateDir, root: Path, apply_id: str, backend: Backend, reason: str) -> None:
-    """Restore the snapshot of apply ``apply_id`` and end its window with ``reason``."""
-    saved = snapshot.load(state)
+    """Restore the checkpoint of apply ``apply_id`` and end its window with ``reason``."""
+    saved = checkpoint.load(state)
     if saved is None or saved.id != apply_id:
         journal.finish_window(state, apply_id, "rolled-back", f"{reason}; nothing had been changed")
         return

@@ -1,24 +1,22 @@
-"""A snapshot of the host whose facts come from the chosen source (kernel or OpenStack)."""
+"""An assessment of the host whose facts come from the chosen source (kernel or OpenStack)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from multihome.backend import Backend
 from multihome.config import Config
-from multihome.engine import Snapshot
-from multihome.plan import make_plan
-from multihome.policy import compute_policy
+from multihome.plan import Assessment
 from multihome.source import Resolved, Retry, resolve
 from multihome.source.ports import PortIntent, StaticConfig, augment, intents, pending_static
 
 
 @dataclass(frozen=True)
-class SourcedSnapshot:
-    """The snapshot, and what the metadata contributed to it."""
+class SourcedAssessment:
+    """The assessment, and what the metadata contributed to it."""
 
-    snapshot: Snapshot
+    assessment: Assessment
     resolved: Resolved
     intents: tuple[PortIntent, ...] = ()
     static: tuple[StaticConfig, ...] = ()
@@ -50,13 +48,13 @@ class SourcedSnapshot:
         }
 
 
-def sourced_snapshot(
+def sourced_assessment(
     backend: Backend,
     config: Config,
     source: str,
     location: str | None = None,
     retry: Retry | None = None,
-) -> SourcedSnapshot:
+) -> SourcedAssessment:
     """Read the kernel, add what the metadata says DHCP-disabled ports should have, and plan.
 
     Raises InputError for malformed metadata and MetadataUnavailable when ``source`` is
@@ -65,14 +63,8 @@ def sourced_snapshot(
     state = backend.read()
     resolved = resolve(source, state, location, retry)
     if resolved.metadata is None:
-        desired = compute_policy(state, config)
-        return SourcedSnapshot(
-            Snapshot(state, desired, make_plan(state, desired, config)), resolved
-        )
+        return SourcedAssessment(Assessment.of(state, config), resolved)
     data = resolved.metadata.network
     static = pending_static(state, data)
     view = augment(state, static)
-    desired = compute_policy(view, config)
-    plan = make_plan(view, desired, config)
-    snap = Snapshot(view, desired, replace(plan, notes=plan.notes))
-    return SourcedSnapshot(snap, resolved, intents(state, data), static)
+    return SourcedAssessment(Assessment.of(view, config), resolved, intents(state, data), static)

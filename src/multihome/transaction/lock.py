@@ -15,7 +15,7 @@ import time
 from datetime import datetime
 
 from multihome.errors import MultihomeError
-from multihome.safety.state import LOCK, LOCK_OWNER, PENDING, StateDir, pid_alive
+from multihome.transaction.statedir import LOCK, LOCK_OWNER, PENDING, StateDir, pid_alive
 
 #: How long a second apply waits for the first, by default (seconds).
 DEFAULT_LOCK_TIMEOUT = 30.0

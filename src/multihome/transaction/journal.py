@@ -1,10 +1,10 @@
 """The journal of an apply, and the recovery of an interrupted one.
 
 Before the first kernel change an apply writes ``journal.json``: its changes, in order, and
-the snapshot of the state before them. It removes the journal when the last change is made
+the checkpoint of the state before them. It removes the journal when the last change is made
 (or undone). A journal found by the next run means the apply was killed (SIGKILL, power
 loss, a lost terminal): the next ``apply`` finishes it (makes the changes not yet in effect,
-in order; if one fails, everything goes back to the snapshot); ``rollback`` and ``reset`` undo
+in order; if one fails, everything goes back to the checkpoint); ``rollback`` and ``reset`` undo
 it. Either way the namespace is never left half-way. A journal from an earlier boot describes
 a kernel that no longer exists and is discarded.
 
@@ -25,8 +25,8 @@ from typing import Literal
 from multihome.backend import Backend, ChangeFailed
 from multihome.model import HostState, Route, Rule, Sysctl
 from multihome.plan import Change
-from multihome.safety import snapshot
-from multihome.safety.state import (
+from multihome.transaction import checkpoint
+from multihome.transaction.statedir import (
     CONFIRM,
     JOURNAL,
     PENDING,
@@ -79,7 +79,7 @@ def still_needed(changes: Sequence[Change], state: HostState) -> list[Change]:
     return needed
 
 
-def begin(state_dir: StateDir, saved: snapshot.Saved, changes: Sequence[Change]) -> None:
+def begin(state_dir: StateDir, saved: checkpoint.Checkpoint, changes: Sequence[Change]) -> None:
     """Write the journal (durably) before the first kernel change."""
     state_dir.write_json(
         JOURNAL,
@@ -88,7 +88,7 @@ def begin(state_dir: StateDir, saved: snapshot.Saved, changes: Sequence[Change])
             "pid": os.getpid(),
             "started": time.time(),
             "boot_id": saved.boot,
-            "snapshot": saved.to_json(),
+            "snapshot": saved.to_json(),  # the checkpoint (key kept for compatibility)
             "changes": [change_to_json(c) for c in changes],
         },
     )
@@ -111,7 +111,7 @@ def recover(backend: Backend, state_dir: StateDir, root: Path, *, mode: Mode) ->
             "discarded the journal of an apply from an earlier boot (its kernel state is gone)",
         )
     if pending is not None:
-        saved = snapshot.load(state_dir)
+        saved = checkpoint.load(state_dir)
         if saved is None or saved.id != pending.get("id"):
             clear(state_dir)
             return Recovery(
@@ -135,7 +135,7 @@ def recover(backend: Backend, state_dir: StateDir, root: Path, *, mode: Mode) ->
         end(state_dir)
         return recovery
     assert journal is not None
-    saved = snapshot.Saved.from_json(journal["snapshot"])
+    saved = checkpoint.Checkpoint.from_json(journal["snapshot"])
     if mode == "undo":
         recovery = undo(backend, saved, root, state_dir)
         recovery.message = f"undid the interrupted apply {saved.id}: {recovery.message}"
@@ -166,15 +166,17 @@ def recover(backend: Backend, state_dir: StateDir, root: Path, *, mode: Mode) ->
     )
 
 
-def undo(backend: Backend, saved: snapshot.Saved, root: Path, state_dir: StateDir) -> Recovery:
+def undo(
+    backend: Backend, saved: checkpoint.Checkpoint, root: Path, state_dir: StateDir
+) -> Recovery:
     """Bring the namespace back to ``saved`` and prune the record."""
     current = backend.read()
-    changes, notes = snapshot.restore_changes(current, saved)
-    done, problems = snapshot.execute(backend, changes)
-    snapshot.restore_files(root, saved)
-    record = snapshot.Record.load(state_dir)
+    changes, notes = checkpoint.restore_changes(current, saved)
+    done, problems = checkpoint.execute(backend, changes)
+    checkpoint.restore_files(root, saved)
+    record = checkpoint.Record.load(state_dir)
     record.prune(backend.read()).save(state_dir)
-    text = f"{done} change(s) back to the snapshot of {_when(saved.created)}"
+    text = f"{done} change(s) back to the checkpoint of {_when(saved.created)}"
     if notes:
         text += "; " + "; ".join(notes)
     return Recovery("undone", text, done, problems)

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from multihome.backend import Backend
-from multihome.safety import journal, snapshot
-from multihome.safety.lock import DEFAULT_LOCK_TIMEOUT, Lock, acquire
-from multihome.safety.state import StateDir
+from multihome.transaction import checkpoint, journal
+from multihome.transaction.lock import DEFAULT_LOCK_TIMEOUT, Lock, acquire
+from multihome.transaction.statedir import StateDir
 
 
 @dataclass
@@ -20,7 +20,7 @@ class Session:
     lock: Lock
     root: Path
     apply_id: str
-    """The id the next snapshot gets (a confirmation window refers to it)."""
+    """The id the next checkpoint gets (a confirmation window refers to it)."""
     recovery: journal.Recovery | None = None
     """What was done about an interrupted apply found when the session opened."""
 
@@ -51,4 +51,4 @@ def open_session(
     except BaseException:
         lock.release()
         raise
-    return Session(state, lock, root, snapshot.new_id(), recovery)
+    return Session(state, lock, root, checkpoint.new_id(), recovery)

@@ -18,7 +18,7 @@ STATE_BASE = Path("/run/multihome")
 
 LOCK = "lock"
 LOCK_OWNER = "lock-owner.json"
-SNAPSHOT = "snapshot.json"
+CHECKPOINT = "snapshot.json"  # the checkpoint; the file keeps its old name (compatibility)
 JOURNAL = "journal.json"
 RECORD = "record.json"
 PENDING = "pending.json"

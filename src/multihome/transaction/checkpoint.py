@@ -1,6 +1,6 @@
-"""Snapshots of what multihome owns, the cumulative record, and the changes that go back.
+"""Checkpoints of what multihome owns, the cumulative record, and the changes that go back.
 
-A snapshot (taken right before an apply changes the kernel) holds the owned rules and routes,
+A checkpoint (saved right before an apply changes the kernel) holds the owned rules and routes,
 the foreign routes the apply moves out of main, the prior values of the sysctls it sets and the
 prior content of the name files it writes. Restoring it is a diff against the current state
 (so it is exact, idempotent, and works from any half-way point).
@@ -26,9 +26,9 @@ from multihome.model import PROTO_BOOT, TABLE_MAIN, HostState, Route, Sysctl
 from multihome.names import RT_PROTOS_FILE, RT_TABLES_FILE
 from multihome.plan import Change, make_plan
 from multihome.policy import DesiredState, is_owned_route, owned_routes, owned_rules
-from multihome.safety.state import (
+from multihome.transaction.statedir import (
+    CHECKPOINT,
     RECORD,
-    SNAPSHOT,
     StateDir,
     boot_id,
     route_from_json,
@@ -45,7 +45,7 @@ def new_id() -> str:
 
 
 @dataclass(frozen=True)
-class Saved:
+class Checkpoint:
     """The owned state right before one apply (what ``rollback`` goes back to)."""
 
     id: str
@@ -84,7 +84,7 @@ class Saved:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Saved:
+    def from_json(cls, data: Mapping[str, Any]) -> Checkpoint:
         return cls(
             id=str(data["id"]),
             created=float(data["created"]),
@@ -104,9 +104,9 @@ def capture(
     changes: Sequence[Change],
     config: Config,
     root: Path,
-    snapshot_id: str | None = None,
-) -> Saved:
-    """The snapshot of ``state`` before ``changes`` are made."""
+    checkpoint_id: str | None = None,
+) -> Checkpoint:
+    """The checkpoint of ``state`` before ``changes`` are made."""
     moved = tuple(
         sorted(
             (
@@ -125,8 +125,8 @@ def capture(
         if isinstance(c.obj, Sysctl) and c.obj.name in state.sysctls
     }
     files = {str(path): read_text(under_root(root, path)) for path in NAME_FILES}
-    return Saved(
-        id=snapshot_id or new_id(),
+    return Checkpoint(
+        id=checkpoint_id or new_id(),
         created=time.time(),
         boot=boot_id(),
         table_range=config.table_range,
@@ -139,13 +139,13 @@ def capture(
     )
 
 
-def load(state_dir: StateDir) -> Saved | None:
-    data = state_dir.read_json(SNAPSHOT)
-    return None if data is None else Saved.from_json(data)
+def load(state_dir: StateDir) -> Checkpoint | None:
+    data = state_dir.read_json(CHECKPOINT)
+    return None if data is None else Checkpoint.from_json(data)
 
 
-def save(state_dir: StateDir, saved: Saved) -> None:
-    state_dir.write_json(SNAPSHOT, saved.to_json())
+def save(state_dir: StateDir, saved: Checkpoint) -> None:
+    state_dir.write_json(CHECKPOINT, saved.to_json())
 
 
 # -- going back ---------------------------------------------------------------------------
@@ -191,14 +191,14 @@ def _towards(
     return list(make_plan(current, desired, config).changes)
 
 
-def restore_changes(current: HostState, saved: Saved) -> tuple[list[Change], list[str]]:
+def restore_changes(current: HostState, saved: Checkpoint) -> tuple[list[Change], list[str]]:
     """The changes that bring ``current`` back to ``saved`` (empty when it is there)."""
     changes, notes = _put_back(current, saved.moved)
     changes += _towards(current, saved.ownership(), saved.rules, saved.routes, saved.sysctls)
     return changes, notes
 
 
-def restore_files(root: Path, saved: Saved) -> list[Path]:
+def restore_files(root: Path, saved: Checkpoint) -> list[Path]:
     """Put the name files back as they were; return the ones that changed."""
     changed = []
     for path, content in sorted(saved.files.items()):
@@ -250,7 +250,7 @@ class Record:
     def save(self, state_dir: StateDir) -> None:
         state_dir.write_json(RECORD, self.to_json())
 
-    def add(self, saved: Saved) -> Record:
+    def add(self, saved: Checkpoint) -> Record:
         """This record plus what the apply of ``saved`` moves and changes (first value wins)."""
         moved = {r.key: r for r in self.moved}
         for route in saved.moved:

@@ -1,0 +1,27 @@
+"""The transaction primitives the engine applies under: lock, state dir, journal, checkpoint.
+
+Everything multihome needs to undo its own work lives in a *state directory* per network
+namespace, ``{root}/run/multihome/net-<inode>/`` (the inode of ``/proc/self/ns/net``), so that
+two namespaces on one host never share state (:mod:`~multihome.transaction.statedir`):
+
+=====================  ======================================================================
+``lock``               ``flock`` held by whoever changes the namespace (apply, rollback,
+                       reset; the watchdog during a confirmation window)
+``lock-owner.json``    who holds it (pid, what, since when), for the message of a waiter
+``snapshot.json``      the checkpoint: the owned state before the last apply that changed
+                       something (the file keeps its historical name)
+``journal.json``       present while an apply's kernel changes are in flight
+``record.json``        cumulative: foreign routes moved out of main, sysctls' prior values
+``pending.json``       an apply waits for ``multihome confirm`` (deadline, watchdog)
+``confirm``            written by ``multihome confirm``
+``rollback-request``   written by ``multihome rollback`` during a confirmation window
+``result.json``        how the last confirmation window ended
+``watchdog.log``       what the watchdog did
+=====================  ======================================================================
+
+:mod:`~multihome.transaction.lock` serialises the writers, :mod:`~multihome.transaction.checkpoint`
+saves and restores the owned state, :mod:`~multihome.transaction.journal` finishes or undoes an
+apply that was killed half-way, and :mod:`~multihome.transaction.session` ties the three
+together for one locked apply. The operations built on the engine (confirm window, watchdog,
+rollback, reset, doctor) live in :mod:`multihome.safety`.
+"""
