@@ -95,7 +95,10 @@ def test_single_port_left_readds_its_address(lab: EventLab) -> None:
 
 
 @pytest.mark.netns
-@pytest.mark.xfail(strict=True, reason="agent start without memory; see the docstring")
+@pytest.mark.xfail(
+    strict=True,
+    reason="the restarted agent has no facts of the port; fixed on branch facts (lease facts)",
+)
 def test_primary_flaps_while_the_agent_is_down(lab: EventLab) -> None:
     """Found by the fuzzer's fixed seed (``restart_agent(kill=True, flap_while_down='eth0')``).
     The agent is killed; eth0, the primary, flaps while no agent runs (the kernel flushes
