@@ -134,8 +134,10 @@ def status(obj: CliOptions, as_json: bool) -> None:
     from multihome.status import build_report
 
     config = obj.config()
+    from multihome.source.portfacts import host_facts
+
     with _backend() as backend:
-        assessment = assess(backend, config)
+        assessment = assess(backend, config, host_facts(obj.root))
         report = build_report(backend, assessment, config)
     from multihome.agent.state import read_status
 
@@ -191,14 +193,17 @@ def status(obj: CliOptions, as_json: bool) -> None:
 def plan(obj: CliOptions, as_json: bool, source: str, metadata: str | None) -> None:
     """Show the exact changes `apply` would make (nothing is changed)."""
     from multihome.source.planning import sourced_assessment
+    from multihome.source.portfacts import host_reader
 
     config = obj.config()
     with _backend() as backend:
-        sourced = sourced_assessment(backend, config, source, metadata)
+        sourced = sourced_assessment(backend, config, source, metadata,
+                                     leases=host_reader(obj.root))
     assessment = sourced.assessment
     if as_json:
         _echo_json(dict(assessment.plan.to_json(), **sourced.to_json(),
                         interfaces=[i.to_json() for i in assessment.desired.interfaces],
+                        table_route_origins=assessment.desired.route_origins(),
                         skipped=[{"name": s.ifname, "reason": s.reason}
                                  for s in assessment.desired.skipped]))
         return
@@ -217,7 +222,12 @@ def _print_plan(obj: CliOptions, assessment: Any) -> None:
     if assessment.plan.empty:
         click.echo("no changes: the kernel already matches the policy")
         return
-    for line in assessment.plan.lines():
+    origins = assessment.desired.origins
+    names = assessment.plan.table_names
+    for change in assessment.plan.changes:
+        line = change.describe(names)
+        if change.action == "add" and change.obj.key in origins:
+            line += f"  # from {origins[change.obj.key]}"
         click.echo(_styled(line, obj.color))
     click.echo(f"{len(assessment.plan.changes)} change(s)")
 
@@ -268,6 +278,7 @@ def apply(obj: CliOptions, dry_run: bool, detailed_exit_codes: bool, quiet: bool
 
     from multihome.engine import assess, locked, require_root
     from multihome.safety.checks import find_peer, parse_probe
+    from multihome.source.portfacts import host_facts
 
     click.get_current_context().meta["detailed"] = detailed_exit_codes
     config = obj.config()
@@ -277,8 +288,9 @@ def apply(obj: CliOptions, dry_run: bool, detailed_exit_codes: bool, quiet: bool
     if not dry_run:
         require_root()
     with _backend() as backend:
+        facts = host_facts(obj.root)
         if dry_run:
-            assessment = assess(backend, config)
+            assessment = assess(backend, config, facts)
             if interface is not None:
                 assessment = _restrict(assessment, interface)
             _print_plan(obj, assessment)
@@ -286,7 +298,7 @@ def apply(obj: CliOptions, dry_run: bool, detailed_exit_codes: bool, quiet: bool
         with locked(backend, root=obj.root, timeout=lock_timeout) as session:
             if session.recovery is not None:
                 click.echo(f"multihome: {session.recovery.message}", err=True)
-            assessment = assess(backend, config)
+            assessment = assess(backend, config, facts)
             if interface is not None:
                 assessment = _restrict(assessment, interface)
             addresses = [a.ip for a in assessment.state.addresses]
@@ -426,11 +438,12 @@ def _restrict(assessment: Any, interface: str) -> Any:
 def verify(obj: CliOptions, as_json: bool) -> None:
     """Prove per address that replies leave through their own interface and gateway."""
     from multihome.engine import assess
+    from multihome.source.portfacts import host_facts
     from multihome.verify import verify as run_verify
 
     config = obj.config()
     with _backend() as backend:
-        assessment = assess(backend, config)
+        assessment = assess(backend, config, host_facts(obj.root))
         checks = run_verify(backend, assessment.desired, config)
     in_sync = assessment.plan.empty
     ok = all(c.ok for c in checks) and in_sync

@@ -23,6 +23,7 @@ from multihome import faults
 from multihome.backend import Backend, ChangeFailed
 from multihome.config import Config
 from multihome.errors import ApplyError, NotPermittedError
+from multihome.facts import NO_FACTS, PortFacts
 from multihome.model import HostState
 from multihome.names import register_names
 from multihome.plan import Assessment, Change, Plan
@@ -53,9 +54,12 @@ class ApplyResult:
         return self.applied > 0 or bool(self.files)
 
 
-def assess(backend: Backend, config: Config) -> Assessment:
-    """Read the host once and compute the desired state and the plan."""
-    return Assessment.of(backend.read(), config)
+def assess(backend: Backend, config: Config,
+           facts: Callable[[HostState], PortFacts] | None = None) -> Assessment:
+    """Read the host once and compute the desired state and the plan; ``facts`` gives the
+    ports' own facts for the state read (leases, metadata, memory: :mod:`multihome.facts`)."""
+    state = backend.read()
+    return Assessment.of(state, config, NO_FACTS if facts is None else facts(state))
 
 
 def require_root() -> None:

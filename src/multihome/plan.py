@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from multihome.config import Config
+from multihome.facts import NO_FACTS, PortFacts
 from multihome.model import PROTO_MULTIHOME, HostState, Route, Rule, Sysctl, Table
 from multihome.policy import (
     DesiredState,
@@ -117,9 +118,10 @@ class Assessment:
     plan: Plan
 
     @classmethod
-    def of(cls, state: HostState, config: Config) -> Assessment:
-        """Compute the desired state of ``state`` and the plan towards it."""
-        desired = compute_policy(state, config)
+    def of(cls, state: HostState, config: Config, facts: PortFacts = NO_FACTS) -> Assessment:
+        """Compute the desired state of ``state`` (and its ports' ``facts``) and the plan
+        towards it."""
+        desired = compute_policy(state, config, facts)
         return cls(state, desired, make_plan(state, desired, config))
 
 

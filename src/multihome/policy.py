@@ -25,14 +25,17 @@ from __future__ import annotations
 
 import ipaddress
 import zlib
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from multihome.config import Config
 from multihome.errors import InputError
+from multihome.facts import NO_FACTS, Declaration, PortFacts
 from multihome.model import (
+    PROTO_DHCP,
     PROTO_MULTIHOME,
     RTN_UNICAST,
+    SCOPE_LINK,
     SCOPE_UNIVERSE,
     TABLE_MAIN,
     Address,
@@ -45,6 +48,7 @@ from multihome.model import (
     Sysctl,
     Table,
     conf_sysctl,
+    default_network,
 )
 
 #: Link kinds that are not VM ports: left alone unless listed in interfaces.include.
@@ -107,10 +111,19 @@ class DesiredState:
     main_removals: frozenset[Route]
     primary: str | None
     notes: tuple[str, ...] = ()
+    origins: Mapping[tuple[object, ...], str] = field(default_factory=dict)
+    """Where each table route that main does not hold came from (by ``Route.key``): a lease,
+    the metadata, the address, or an earlier copy (see :mod:`multihome.facts`)."""
 
     @property
     def table_names(self) -> dict[int, str]:
         return {t.id: t.name for t in self.tables}
+
+    def route_origins(self) -> list[dict[str, str]]:
+        """Where each desired table route that main does not hold came from (JSON)."""
+        names = self.table_names
+        return [{"route": r.describe(names), "origin": self.origins[r.key]}
+                for r in sorted(self.routes, key=lambda r: r.key) if r.key in self.origins]
 
     def interface(self, name: str) -> ManagedInterface | None:
         for iface in self.interfaces:
@@ -180,19 +193,30 @@ def is_left_alone(link: Link) -> str | None:
     return None
 
 
-def compute_policy(state: HostState, config: Config) -> DesiredState:
-    """Compute the desired state for ``state`` under ``config`` (pure)."""
+def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS) -> DesiredState:
+    """Compute the desired state for ``state`` under ``config`` and the ports' ``facts``
+    (pure).
+
+    A port's table is built from its own facts (docs/design.md, "Port facts"): main's routes
+    of the port as they are now, the routes its lease or the metadata declares, the routes
+    seen earlier while the port lived (our copies in its table, the agent's memory), and the
+    subnet route of each of its addresses. Main losing a route is never, by itself, a reason
+    to drop the table's copy; a lease or metadata that no longer lists a gateway route is,
+    and so is the address a route depends on going away.
+    """
     check_config_against_host(state, config)
     managed, skipped, ignored = _select(state, config)
     owned_rule_set = owned_rules(state, config)
     owned_route_set = owned_routes(state, config)
     assigned = _existing_tables(owned_rule_set | persisted_rules(state, config), owned_route_set)
     # Grouped once, not scanned once per interface (hosts with hundreds of ports).
-    routes_by_if, owned_defaults = (_main_routes_by_if(state, [m.name for m in managed]),
-                                    _ipv4_defaults_by_if(owned_route_set))
+    routes_by_if, owned_by_if = (_main_routes_by_if(state, [m.name for m in managed]),
+                                 _ipv4_by_if(owned_route_set))
     native = native_table_routes(state, config, assigned)
+    declared = _applicable(state, managed, facts)
 
-    defaults = _defaults(managed, routes_by_if, native, owned_defaults, assigned)
+    defaults = _defaults(state, managed, routes_by_if, native, owned_by_if, assigned, declared,
+                         facts)
 
     primary = _choose_primary(state, config, managed, defaults)
     # A port that is down for a moment still counts: its peers keep their tables meanwhile.
@@ -205,6 +229,7 @@ def compute_policy(state: HostState, config: Config) -> DesiredState:
     routes: set[Route] = set()
     rules: set[Rule] = set()
     main_removals: set[Route] = set()
+    origins: dict[tuple[object, ...], str] = {}
     band = config.priority_range[0]
     for link in managed:
         addrs = tuple(a for a in state.addresses_of(link.name, 4) if a.scope == SCOPE_UNIVERSE)
@@ -218,18 +243,18 @@ def compute_policy(state: HostState, config: Config) -> DesiredState:
             metric=None if default is None else default.metric))
         if table is None or default is None:
             continue
-        copies = [_copy(r, table.id) for r in routes_by_if[link.name] if not r.is_default]
-        # A default that is our earlier copy: the port's routes left main (a link flap
-        # flushes them; the DHCP client adds them again only at its next renewal). Missing
-        # data is no reason to delete: the other earlier copies stay too.
-        if default.proto == PROTO_MULTIHOME:
-            copies += _earlier_copies(owned_route_set, link.name, table.id, addrs,
-                                      {r.dst for r in copies})
-        copies.append(_copy(default, table.id))
+        kept = [r for r in native.get(link.name, ()) if r.table == table.id]
+        copies = _table_routes(link.name, table.id, addrs, default, routes_by_if[link.name],
+                               declared.get(link.name),
+                               [*owned_by_if.get(link.name, ()), *facts.seen.get(link.name, ())],
+                               {r.dst for r in kept}, origins)
+        # Our copy already in the table stands for a new one that differs only in its metric
+        # (one route per destination: the metric means nothing there), so that a route
+        # coming back to main with another metric changes nothing.
+        copies = _with_existing(copies, owned_by_if.get(link.name, ()), table.id, origins)
         # What the network manager already keeps in the table stands for our copy of it, and
         # is wanted as it is (persist renders it again, plan adds nothing next to it).
-        copies = _with_native(copies, [r for r in native.get(link.name, ())
-                                       if r.table == table.id])
+        copies = _with_native(copies, kept)
         routes.update(copies)
         if role == "secondary":
             main_removals.update(r for r in routes_by_if[link.name] if r.is_default)
@@ -244,21 +269,99 @@ def compute_policy(state: HostState, config: Config) -> DesiredState:
     if preserved_rules and not any(r.suppress_prefixlength is not None for r in rules):
         rules.add(_rule(band, "suppress", TABLE_MAIN, suppress_prefixlength=0))
 
-    sysctls: list[Sysctl] = []
-    if multihomed:
-        for link in managed:
-            for knob, value in config.sysctls.items():
-                if value is not None:
-                    sysctls.append(conf_sysctl(link.name, knob, value))
-    elif managed:
+    sysctls = _sysctls(config, managed) if multihomed else []
+    if not multihomed and managed:
         notes.append(f"only one managed interface ({managed[0].name}): nothing to do")
     if any(s.reason in {"down", "no IPv4 address"} for s in skipped):
         notes.append("skipped interfaces keep what multihome set up for them earlier")
+    notes.extend(facts.notes)
     return DesiredState(
         interfaces=tuple(interfaces), skipped=tuple(skipped), ignored=tuple(ignored),
         tables=tuple(sorted(tables.values())), routes=frozenset(routes),
         rules=frozenset(rules), sysctls=tuple(sysctls),
-        main_removals=frozenset(main_removals), primary=primary, notes=tuple(notes))
+        main_removals=frozenset(main_removals), primary=primary, notes=tuple(notes),
+        origins=_origins_of(routes, origins))
+
+
+def _sysctls(config: Config, managed: list[Link]) -> list[Sysctl]:
+    """The ARP-flux and reverse-path sysctls of each managed port of a multi-homed host."""
+    return [conf_sysctl(link.name, knob, value) for link in managed
+            for knob, value in config.sysctls.items() if value is not None]
+
+
+def _origins_of(routes: set[Route],
+                origins: dict[tuple[object, ...], str]) -> dict[tuple[object, ...], str]:
+    """The origins of the routes that made it into the desired state."""
+    keys = {r.key for r in routes}
+    return {key: origin for key, origin in origins.items() if key in keys}
+
+
+def _table_routes(ifname: str, table: int, addrs: tuple[Address, ...], default: Route,
+                  in_main: list[Route], declaration: Declaration | None,
+                  earlier: list[Route], native: set[IPNetwork],
+                  origins: dict[tuple[object, ...], str]) -> list[Route]:
+    """The routes of ``ifname``'s table, one per destination, from its facts in this order:
+    main's routes of the port now; the routes its lease or metadata declares; the routes seen
+    earlier (our copies, the agent's memory) that still fit its addresses -- through a
+    gateway only while no declaration speaks for the port, since a newer lease that no
+    longer lists a route is a reason to drop it; the subnet route of each address. A
+    destination the network manager keeps in the table (``native``) needs no other source."""
+    copies = [_copy(r, table) for r in in_main if not r.is_default]
+    have = {r.dst for r in copies} | native
+    ips = {a.ip for a in addrs}
+    networks = [a.network for a in addrs]
+
+    def fits(route: Route) -> bool:
+        return ((route.prefsrc is None or route.prefsrc in ips)
+                and (route.gateway is None or any(route.gateway in n for n in networks)))
+
+    def take(route: Route, origin: str) -> None:
+        copies.append(route)
+        have.add(route.dst)
+        origins[route.key] = origin
+
+    if declaration is not None:
+        for declared in declaration.routes:
+            route = Route(table=table, dst=declared.dst, ifname=ifname, gateway=declared.gateway,
+                          metric=default.metric, proto=PROTO_MULTIHOME,
+                          prefsrc=declaration.address)
+            if not declared.is_default and declared.dst not in have and fits(route):
+                take(route, declaration.origin)
+    for old in sorted(earlier, key=lambda r: r.key):
+        route = _copy(old, table)
+        if (route.family != 4 or route.is_default or route.dst in have or not fits(route)
+                or (route.gateway is not None and declaration is not None)):
+            continue
+        take(route, "seen earlier in the table")
+    for addr in addrs:
+        if addr.network not in have and addr.network.prefixlen < addr.network.max_prefixlen:
+            # The port's metric, as DHCP clients and network managers give the prefix route.
+            take(Route(table=table, dst=addr.network, ifname=ifname, metric=default.metric,
+                       proto=PROTO_MULTIHOME, scope=SCOPE_LINK, prefsrc=addr.ip),
+                 f"the address {addr.interface}")
+    copy = _copy(default, table)
+    copies.append(copy)
+    if default.table != TABLE_MAIN or default.proto == PROTO_MULTIHOME:
+        origins[copy.key] = ("seen earlier in the table" if default.proto == PROTO_MULTIHOME
+                             else "the network manager's table")
+    elif default.proto == PROTO_DHCP and declaration is not None and default not in in_main:
+        origins[copy.key] = declaration.origin
+    return copies
+
+
+def _applicable(state: HostState, managed: list[Link],
+                facts: PortFacts) -> dict[str, Declaration]:
+    """The declarations that apply now: the port is managed and still has the address the
+    lease was given for (a lease for another address says nothing about this one)."""
+    found: dict[str, Declaration] = {}
+    for link in managed:
+        declaration = facts.declared.get(link.name)
+        if declaration is None:
+            continue
+        ips = {a.ip for a in state.addresses_of(link.name, 4)}
+        if declaration.address is None or declaration.address in ips:
+            found[link.name] = declaration
+    return found
 
 
 def _interface_rules(config: Config, ifname: str, table: int, addrs: Iterable[Address],
@@ -330,6 +433,32 @@ def _route_essence(route: Route) -> tuple[object, ...]:
     return (*route.slot, route.ifname, str(route.gateway), route.scope, route.type)
 
 
+def _with_existing(copies: list[Route], owned: Iterable[Route], table: int,
+                   origins: dict[tuple[object, ...], str]) -> list[Route]:
+    """``copies`` with each one replaced by our route already in ``table`` that differs from
+    it only in its metric (the only one for its destination there)."""
+    def essence(route: Route) -> tuple[object, ...]:
+        return (route.dst, route.ifname, route.gateway, route.scope, route.prefsrc, route.type)
+
+    existing: dict[tuple[object, ...], list[Route]] = {}
+    for route in owned:
+        if route.table == table:
+            existing.setdefault(essence(route), []).append(route)
+    counts: dict[tuple[object, ...], int] = {}
+    for copy in copies:
+        counts[essence(copy)] = counts.get(essence(copy), 0) + 1
+    result = []
+    for copy in copies:
+        found = existing.get(essence(copy), [])
+        if len(found) == 1 and found[0] != copy and counts[essence(copy)] == 1:
+            if copy.key in origins:
+                origins[found[0].key] = origins[copy.key]
+            result.append(found[0])
+        else:
+            result.append(copy)
+    return result
+
+
 def _with_native(copies: list[Route], native: list[Route]) -> list[Route]:
     """``copies`` with each one the network manager keeps already replaced by its route, plus
     the manager's other routes in the table (a secondary's DHCP routes). A stale one (another
@@ -340,41 +469,57 @@ def _with_native(copies: list[Route], native: list[Route]) -> list[Route]:
     return result + [r for r in by_essence.values() if r.slot not in slots]
 
 
-def _defaults(managed: list[Link], routes_by_if: dict[str, list[Route]],
-              native: dict[str, list[Route]], owned_defaults: dict[str | None, list[Route]],
-              assigned: dict[str, int]) -> dict[str, Route]:
+def _defaults(state: HostState, managed: list[Link], routes_by_if: dict[str, list[Route]],
+              native: dict[str, list[Route]], owned: dict[str, list[Route]],
+              assigned: dict[str, int], declared: dict[str, Declaration],
+              facts: PortFacts) -> dict[str, Route]:
     """A default route per interface: main's (fresh from DHCP) wins over one that the network
-    manager keeps in the interface's table (persisted), which wins over our earlier copy."""
+    manager keeps in the interface's table (persisted), which wins over the lease's (or the
+    metadata's) gateway, which wins over our earlier copy, then the agent's memory. A gateway
+    must be on one of the port's subnets."""
     defaults: dict[str, Route] = {}
     for link in managed:
+        networks = [a.network for a in state.addresses_of(link.name, 4)]
+
+        def usable(route: Route, networks: list[IPNetwork] = networks) -> bool:
+            return route.gateway is None or any(route.gateway in n for n in networks)
+
         in_main = [r for r in routes_by_if[link.name] if r.is_default]
         in_table = [r for r in native.get(link.name, ()) if r.is_default]
-        copies = [r for r in owned_defaults.get(link.name, ())
-                  if assigned.get(link.name) == r.table]
-        chosen = min(in_main or in_table or copies, key=lambda r: r.metric, default=None)
+        copies = [r for r in owned.get(link.name, ()) if r.is_default and usable(r)
+                  and assigned.get(link.name) == r.table]
+        seen = [r for r in facts.seen.get(link.name, ())
+                if r.is_default and r.family == 4 and usable(r)]
+        from_lease = _declared_default(declared.get(link.name), link.name,
+                                       [*copies, *seen, *routes_by_if[link.name]])
+        if from_lease is not None and not usable(from_lease):
+            from_lease = None
+        lease = [] if from_lease is None else [from_lease]
+        chosen = min(in_main or in_table or lease or copies or seen, key=lambda r: r.metric,
+                     default=None)
         if chosen is not None:
             defaults[link.name] = chosen
     return defaults
 
 
-def _earlier_copies(owned: Iterable[Route], ifname: str, table: int, addrs: tuple[Address, ...],
-                   have: set[IPNetwork]) -> list[Route]:
-    """Our copies of ``ifname``'s non-default routes in its table that still fit its
-    addresses (source among them, gateway on one of their subnets), except ``have``."""
-    ips = {a.ip for a in addrs}
-    networks = [a.network for a in addrs]
-    return sorted(r for r in owned
-                  if r.ifname == ifname and r.table == table and r.family == 4
-                  and not r.is_default and r.dst not in have
-                  and (r.prefsrc is None or r.prefsrc in ips)
-                  and (r.gateway is None or any(r.gateway in n for n in networks)))
+def _declared_default(declaration: Declaration | None, ifname: str,
+                      known: list[Route]) -> Route | None:
+    """The default a lease declares, with the metric the port's routes have had (the earlier
+    default's, else its main routes'), so that a new gateway replaces the old in its slot."""
+    if declaration is None or declaration.gateway is None:
+        return None
+    metric = next((r.metric for r in known if r.is_default),
+                  next((r.metric for r in known), 0))
+    return Route(table=TABLE_MAIN, dst=default_network(4), ifname=ifname,
+                 gateway=declaration.gateway, metric=metric, proto=PROTO_DHCP,
+                 prefsrc=declaration.address)
 
 
-def _ipv4_defaults_by_if(routes: Iterable[Route]) -> dict[str | None, list[Route]]:
-    """IPv4 default routes grouped by interface: one pass, not one per interface."""
-    found: dict[str | None, list[Route]] = {}
+def _ipv4_by_if(routes: Iterable[Route]) -> dict[str, list[Route]]:
+    """IPv4 routes grouped by interface: one pass, not one per interface."""
+    found: dict[str, list[Route]] = {}
     for route in routes:
-        if route.is_default and route.family == 4:
+        if route.family == 4 and route.ifname is not None:
             found.setdefault(route.ifname, []).append(route)
     return found
 

@@ -50,6 +50,7 @@ class Report:
             "rules": [dict(r.to_json(), text=r.describe(names))
                       for r in sorted(owned_rules(assessment.state, self.config),
                                       key=lambda r: r.key)],
+            "table_route_origins": assessment.desired.route_origins(),
             "pending_changes": len(assessment.plan.changes),
             "problems": [p.to_json() for p in self.problems],
         }

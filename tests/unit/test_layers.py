@@ -2,7 +2,8 @@
 
 The layers, from the ground up (docs/design.md draws them):
 
-1. foundation: the frozen model, the errors, the config file, file I/O helpers, names, faults;
+1. foundation: the frozen model (and the ports' facts), the errors, the config file, file I/O
+   helpers, names, faults;
 2. decisions: the pure policy and the plan (the plan's ``Change`` is what a backend executes);
 3. backend: the kernel (rtnetlink) and its in-memory twin;
 4. transaction: lock, state directory, journal, checkpoint, session;
@@ -33,6 +34,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "multihome._version",
             "multihome.errors",
             "multihome.model",
+            "multihome.facts",
             "multihome.config",
             "multihome.files",
             "multihome.names",

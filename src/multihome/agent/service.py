@@ -2,11 +2,13 @@
 
 One reconcile: read the namespace; forget ports that are gone (stop their DHCP clients);
 address ports that nothing addresses (static from metadata, DHCP otherwise, see
-:mod:`multihome.agent.addressing`); restore the table of a port whose routes a link flap
-flushed (from memory of its last good table, since the policy cannot invent a gateway); then
-``engine.assess`` -> ``engine.apply_plan`` of just the difference. Every repair is one log
-line. Nothing runs between events: the main thread blocks on the event queue, waking only for
-a timer it set itself (DHCP grace period, retry after a failed apply, systemd's watchdog).
+:mod:`multihome.agent.addressing`); then ``engine.assess`` -> ``engine.apply_plan`` of just
+the difference. The policy builds each port's table from the port's own facts
+(:mod:`multihome.facts`): its lease or the metadata, and what its table held before
+(``seen``: a link flap flushes the table, and main may get back only some of its routes).
+Every repair is one log line. Nothing runs between events: the main thread blocks on the
+event queue, waking only for a timer it set itself (DHCP grace period, retry after a failed
+apply, systemd's watchdog).
 """
 
 from __future__ import annotations
@@ -30,10 +32,13 @@ from multihome.backend.netlink import NetlinkBackend
 from multihome.config import Config
 from multihome.engine import apply_plan, assess
 from multihome.errors import InputError, MultihomeError
+from multihome.facts import PortFacts
 from multihome.model import HostState, Link, Route
-from multihome.plan import Change, Plan
+from multihome.plan import Plan
 from multihome.policy import DesiredState, is_left_alone
 from multihome.source import Metadata, MetadataUnavailable, Retry, resolve
+from multihome.source.leases import LeaseReader
+from multihome.source.portfacts import agent_lease_files, gather
 from multihome.source.ports import has_ipv4, intents, static_config
 
 log = logging.getLogger("multihome.agent")
@@ -104,7 +109,10 @@ class Agent:
         self.events = events or EventSource()
         self.config = Config()
         self.metadata: Metadata | None = None
-        self.memory: dict[tuple[str, str | None], frozenset[Route]] = {}
+        self.seen: dict[tuple[str, str | None], frozenset[Route]] = {}
+        """(name, MAC) -> the routes the port's table held at the last reconcile."""
+        self.leases = LeaseReader(root, extra=agent_lease_files(root), process_every=2.0)
+        self.warned: set[str] = set()
         self.known: set[int] = set()
         self.names: dict[int, str] = {}
         self.hotplugged: set[str] = set()
@@ -279,17 +287,14 @@ class Agent:
         self.status.reconciles += 1
         lines: list[str] = []
         try:
-            snap = assess(self.backend, self.config)  # one read in the common case
+            snap = assess(self.backend, self.config, self._facts)  # one read, commonly
             state = snap.state
             self.names.update((link.index, link.name) for link in state.links)
             lines += self._forget_gone(state)
             addressed = self._address_ports(state)
+            lines += addressed
             if addressed:
-                state = self.backend.read()
-            restored = self._restore_tables(state)
-            lines += addressed + restored
-            if addressed or restored:
-                snap = assess(self.backend, self.config)
+                snap = assess(self.backend, self.config, self._facts)
             plan = snap.plan
             if not plan.empty:
                 apply_plan(self.backend, plan, root=self.root)
@@ -362,8 +367,8 @@ class Agent:
     def _forget_gone(self, state: HostState) -> list[str]:
         present = {(link.name, link.mac) for link in state.links}
         names = {link.name for link in state.links}
-        for key in [k for k in self.memory if k not in present]:
-            del self.memory[key]
+        for key in [k for k in self.seen if k not in present]:
+            del self.seen[key]
         lines = []
         for ifname in [n for n in self.clients if n not in names]:
             self.clients.pop(ifname).stop()
@@ -462,38 +467,18 @@ class Agent:
         self.status.configured[link.name] = f"dhcp (dhclient pid {client.pid})"
         return [f"+ dhcp client for {link.name} (dhclient pid {client.pid})"]
 
-    def _restore_tables(self, state: HostState) -> list[str]:
-        """A link flap flushes every route through the port, its table's too; the policy
-        cannot tell the gateway any more. Put back the table as it last was, when the port is
-        up again with the same MAC and addresses and nothing else gives it a default."""
-        changes: list[Change] = []
-        present = {r.key for r in state.routes}
-        for link in self._ports(state):
-            remembered = self.memory.get((link.name, link.mac))
-            if not remembered or not link.up or not has_ipv4(state, link.name):
-                continue
-            if any(r.is_default and r.ifname == link.name and r.family == 4 for r in state.routes):
-                continue
-            networks = [a.network for a in state.addresses_of(link.name, 4)]
-            addresses = {a.ip for a in state.addresses_of(link.name)}
-            for route in sorted(remembered, key=lambda r: (r.gateway is not None, r.key)):
-                if route.key in present:
-                    continue
-                if route.prefsrc is not None and route.prefsrc not in addresses:
-                    continue
-                if route.gateway is not None and not any(route.gateway in n for n in networks):
-                    continue
-                changes.append(Change("add", route))
-        if not changes:
-            return []
-        done = 0
-        for change in changes:
-            try:
-                self.backend.apply([change])
-                done += 1
-            except ChangeFailed as exc:
-                log.warning("restoring %s: %s", change.describe(), exc.reason)
-        return [c.describe() for c in changes[:done]]
+    def _facts(self, state: HostState) -> PortFacts:
+        """The ports' own facts for the policy: leases, the metadata, what was seen."""
+        macs = {link.name: link.mac for link in state.links}
+        seen = {name: routes for (name, mac), routes in self.seen.items() if macs.get(name) == mac}
+        network = None if self.metadata is None else self.metadata.network
+        origin = "metadata" if self.metadata is None else self.metadata.origin
+        facts = gather(state, self.leases, network, origin, seen)
+        for note in facts.notes:
+            if note not in self.warned:
+                self.warned.add(note)
+                log.warning("%s", note)
+        return facts
 
     def _remember(self, state: HostState, desired: DesiredState) -> None:
         macs = {link.name: link.mac for link in state.links}
@@ -502,7 +487,7 @@ class Agent:
                 continue
             routes = frozenset(r for r in desired.routes if r.table == iface.table.id)
             if any(r.is_default for r in routes):
-                self.memory[(iface.name, macs.get(iface.name))] = routes
+                self.seen[(iface.name, macs.get(iface.name))] = routes
 
 
 def _describe(burst: list[Event], names: dict[int, str]) -> str:

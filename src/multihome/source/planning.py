@@ -9,6 +9,8 @@ from multihome.backend import Backend
 from multihome.config import Config
 from multihome.plan import Assessment
 from multihome.source import Resolved, Retry, resolve
+from multihome.source.leases import LeaseReader
+from multihome.source.portfacts import gather
 from multihome.source.ports import PortIntent, StaticConfig, augment, intents, pending_static
 
 
@@ -54,17 +56,23 @@ def sourced_assessment(
     source: str,
     location: str | None = None,
     retry: Retry | None = None,
+    leases: LeaseReader | None = None,
 ) -> SourcedAssessment:
-    """Read the kernel, add what the metadata says DHCP-disabled ports should have, and plan.
+    """Read the kernel, add what the metadata says DHCP-disabled ports should have, and plan
+    with the ports' own facts (``leases``, and the metadata's declarations).
 
     Raises InputError for malformed metadata and MetadataUnavailable when ``source`` is
     ``openstack`` and there is none; reads only, changes nothing.
     """
     state = backend.read()
     resolved = resolve(source, state, location, retry)
+    reader = leases
     if resolved.metadata is None:
-        return SourcedAssessment(Assessment.of(state, config), resolved)
+        return SourcedAssessment(Assessment.of(state, config, gather(state, reader)), resolved)
     data = resolved.metadata.network
     static = pending_static(state, data)
     view = augment(state, static)
-    return SourcedAssessment(Assessment.of(view, config), resolved, intents(state, data), static)
+    facts = gather(view, reader, data, resolved.metadata.origin)
+    return SourcedAssessment(
+        Assessment.of(view, config, facts), resolved, intents(state, data), static
+    )

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from multihome.facts import Declaration, DeclaredRoute
 from multihome.model import (
     PROTO_STATIC,
     SCOPE_LINK,
@@ -141,6 +142,32 @@ def static_config(link: Link, intent: PortIntent) -> StaticConfig:
                 )
             )
     return StaticConfig(link.name, tuple(addresses), tuple(sorted(set(routes))), tuple(notes))
+
+
+def declarations(state: HostState, data: NetworkData, origin: str) -> dict[str, Declaration]:
+    """What the metadata declares for each DHCP-disabled port: the routes of its static
+    networks whose gateway is on the network (the port's own facts, like a lease's)."""
+    found: dict[str, Declaration] = {}
+    for intent in intents(state, data):
+        networks = intent.static_networks
+        if intent.mode != "static" or not networks:
+            continue
+        routes = sorted(
+            {
+                DeclaredRoute(r.network, r.gateway)
+                for n in networks
+                for r in n.routes
+                if n.address is not None and r.gateway in n.address.network
+            }
+        )
+        address = networks[0].address
+        found[intent.ifname] = Declaration(
+            intent.ifname,
+            None if address is None else address.ip,
+            tuple(routes),
+            f"network_data.json ({origin})",
+        )
+    return found
 
 
 def pending_static(state: HostState, data: NetworkData) -> tuple[StaticConfig, ...]:

@@ -1,0 +1,471 @@
+"""DHCP leases as the port's own facts: its gateway and its classless static routes.
+
+Read, all under ``--root``:
+
+* ISC dhclient (``lease { ... }`` blocks): ``/var/lib/dhcp/dhclient*.leases`` (Debian,
+  Ubuntu), ``/var/lib/dhclient/*.lease[s]`` (RHEL), NetworkManager's dhclient mode
+  (``/var/lib/NetworkManager/*.lease``, ``/run/NetworkManager/*.lease``), the agent's own
+  clients (``{root}/run/multihome/net-<inode>/dhclient.<if>.leases``) and the file named by
+  ``-lf`` of every dhclient running in this network namespace (the lab's, anyone's);
+* systemd-networkd: ``/run/systemd/netif/leases/<ifindex>`` (``KEY=VALUE``; its expiry is
+  the file's time plus ``LIFETIME``);
+* NetworkManager's internal client: the ``[dhcp4]`` options NetworkManager keeps in
+  ``/run/NetworkManager/devices/<ifindex>``.
+
+The newest valid lease per interface wins; an expired lease is ignored; a malformed file or
+lease is a warning (in :attr:`Leases.warnings`), never an error. A dhclient file holds every
+lease the client had (the newest last); networkd and NetworkManager keep only the current one.
+"""
+
+from __future__ import annotations
+
+import configparser
+import ipaddress
+import itertools
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from multihome.facts import Declaration, DeclaredRoute
+from multihome.files import under_root
+from multihome.model import Link
+
+IPv4 = ipaddress.IPv4Address
+
+#: dhclient lease files, as globs below the root.
+DHCLIENT_GLOBS = (
+    "var/lib/dhcp/dhclient*.leases",
+    "var/lib/dhclient/*.lease",
+    "var/lib/dhclient/*.leases",
+    "var/lib/NetworkManager/*.lease",
+    "run/NetworkManager/*.lease",
+)
+NETWORKD_LEASES = "/run/systemd/netif/leases"
+NM_DEVICES = "/run/NetworkManager/devices"
+DEFAULT = ipaddress.IPv4Network("0.0.0.0/0")
+
+
+_Parsed = tuple[list["Lease"], list[str]]
+_ParseFn = Callable[[str, str, float], _Parsed]
+_ParseOne = Callable[[str, str, int, float], _Parsed]
+
+
+class LeaseError(ValueError):
+    """A lease that cannot be understood (said as a warning, never raised to the user)."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """One IPv4 DHCP lease of one interface."""
+
+    origin: str
+    """What and where: ``dhclient lease /var/lib/dhcp/dhclient.eth1.leases``."""
+    ifname: str | None = None
+    """The interface (dhclient names it; networkd and NetworkManager files go by ifindex)."""
+    ifindex: int | None = None
+    address: IPv4 | None = None
+    prefixlen: int | None = None
+    routers: tuple[IPv4, ...] = ()
+    classless: tuple[DeclaredRoute, ...] | None = None
+    """Option 121 (or Microsoft's 249) when the lease has it."""
+    expires: float | None = None
+    """Seconds since the epoch; None when the lease never expires or does not say."""
+    order: float = 0.0
+    """Which of two leases is newer: the later expiry, else the later position/file time."""
+
+    @property
+    def routes(self) -> tuple[DeclaredRoute, ...]:
+        """The lease's routes: option 121 when present (RFC 3442 says that a client then
+        ignores option 3), else a default through the first router."""
+        if self.classless is not None:
+            return self.classless
+        if self.routers:
+            return (DeclaredRoute(DEFAULT, self.routers[0]),)
+        return ()
+
+    def expired(self, now: float) -> bool:
+        return self.expires is not None and self.expires <= now
+
+    def declaration(self, ifname: str) -> Declaration:
+        return Declaration(ifname, self.address, self.routes, self.origin)
+
+
+@dataclass(frozen=True)
+class Leases:
+    """The newest valid lease of each interface, and what could not be read."""
+
+    by_ifname: dict[str, Lease] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    def declarations(self) -> dict[str, Declaration]:
+        return {name: lease.declaration(name) for name, lease in self.by_ifname.items()}
+
+
+# -- parsing (pure) --------------------------------------------------------------------------
+def parse_dhclient(text: str, origin: str) -> tuple[list[Lease], list[str]]:
+    """The ``lease { ... }`` blocks of an ISC dhclient lease file, in file order, and a
+    warning per block that cannot be understood (``lease6`` blocks are not IPv4: skipped)."""
+    leases: list[Lease] = []
+    warnings: list[str] = []
+    for position, (kind, statements, line) in enumerate(_blocks(text)):
+        if kind != "lease":
+            continue
+        try:
+            leases.append(_dhclient_lease(statements, origin, position))
+        except LeaseError as exc:
+            warnings.append(f"{origin}: lease at line {line}: {exc}; ignored")
+    if _unbalanced(text):
+        warnings.append(f"{origin}: unterminated lease block at the end; ignored")
+    return leases, warnings
+
+
+def _unbalanced(text: str) -> bool:
+    depth = 0
+    for token in _tokens(text):
+        depth += token == "{"
+        depth -= token == "}"
+    return depth != 0
+
+
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|#[^\n]*|[{};]|[^\s{};"#]+')
+
+
+def _tokens(text: str) -> Iterator[str]:
+    for match in _TOKEN.finditer(text):
+        token = match.group(0)
+        if not token.startswith("#"):
+            yield token
+
+
+def _blocks(text: str) -> Iterator[tuple[str, list[list[str]], int]]:
+    """Top-level ``NAME { statement; ... }`` blocks: (name, statements, line). Nested blocks
+    (a ``lease6``'s ``ia-na``) are flattened into their parent; an unterminated block is
+    dropped (the caller warns)."""
+    depth = 0
+    name = ""
+    line = 0
+    statements: list[list[str]] = []
+    current: list[str] = []
+    for match in _TOKEN.finditer(text):
+        token = match.group(0)
+        if token.startswith("#"):
+            continue
+        if token == "{":
+            if depth == 0:
+                name, statements, current = (current[0] if current else ""), [], []
+                line = text.count("\n", 0, match.start()) + 1
+            else:
+                current = []
+            depth += 1
+        elif token == "}":
+            depth = max(0, depth - 1)
+            if depth == 0:
+                yield name, statements, line
+            current = []
+        elif token == ";":
+            if depth > 0 and current:
+                statements.append(current)
+            current = []
+        else:
+            current.append(token)
+
+
+def _dhclient_lease(statements: list[list[str]], origin: str, position: int) -> Lease:
+    ifname: str | None = None
+    address: IPv4 | None = None
+    prefixlen: int | None = None
+    routers: tuple[IPv4, ...] = ()
+    classless: tuple[DeclaredRoute, ...] | None = None
+    expires: float | None = None
+    for words in statements:
+        head, rest = words[0], words[1:]
+        if head == "interface" and rest:
+            ifname = rest[0].strip('"')
+        elif head == "fixed-address" and rest:
+            address = _ipv4(rest[0], "fixed-address")
+        elif head == "expire":
+            expires = _dhclient_time(rest)
+        elif head == "option" and len(rest) >= 2:
+            name, value = rest[0], "".join(rest[1:])
+            if name == "subnet-mask":
+                prefixlen = _prefixlen(value)
+            elif name == "routers":
+                routers = tuple(_ipv4(v, "routers") for v in value.split(",") if v)
+            elif name in ("rfc3442-classless-static-routes", "ms-classless-static-routes"):
+                classless = _rfc3442([_octet(v) for v in value.split(",") if v])
+            elif name in ("unknown-121", "unknown-249"):
+                classless = _rfc3442([_octet(v, 16) for v in value.strip('"').split(":") if v])
+    if address is None:
+        raise LeaseError("no fixed-address")
+    order = expires if expires is not None else float(position)
+    return Lease(origin, ifname, None, address, prefixlen, routers, classless, expires, order)
+
+
+def _dhclient_time(words: list[str]) -> float | None:
+    """``expire 0 2026/12/06 19:55:51`` (UTC), ``expire epoch 1765050951`` or ``never``."""
+    if words[:1] == ["never"]:
+        return None
+    if words[:1] == ["epoch"] and len(words) >= 2 and words[1].isdigit():
+        return float(words[1])
+    if len(words) >= 3:
+        try:
+            moment = datetime.strptime(f"{words[1]} {words[2]}", "%Y/%m/%d %H:%M:%S")
+        except ValueError as exc:
+            raise LeaseError(f"unreadable expiry {' '.join(words)!r}") from exc
+        return moment.replace(tzinfo=UTC).timestamp()
+    raise LeaseError(f"unreadable expiry {' '.join(words)!r}")
+
+
+def _rfc3442(octets: list[int]) -> tuple[DeclaredRoute, ...]:
+    """Decode option 121: (width, significant octets of the destination, router)*."""
+    routes: list[DeclaredRoute] = []
+    i = 0
+    while i < len(octets):
+        width = octets[i]
+        if width > 32:
+            raise LeaseError(f"classless route with prefix length {width}")
+        size = (width + 7) // 8
+        if i + 1 + size + 4 > len(octets):
+            raise LeaseError("truncated classless static routes")
+        dst = bytes(octets[i + 1 : i + 1 + size]) + bytes(4 - size)
+        router = bytes(octets[i + 1 + size : i + 5 + size])
+        network = ipaddress.IPv4Network((IPv4(dst), width), strict=False)
+        routes.append(DeclaredRoute(network, IPv4(router)))
+        i += 5 + size
+    return tuple(routes)
+
+
+def parse_networkd(text: str, origin: str, ifindex: int, mtime: float) -> Lease:
+    """A systemd-networkd lease file (``KEY=VALUE``); expiry: file time plus ``LIFETIME``."""
+    values = dict(
+        line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#")
+    )
+    if "ADDRESS" not in values:
+        raise LeaseError("no ADDRESS")
+    classless: tuple[DeclaredRoute, ...] | None = None
+    if "CLASSLESS_ROUTES" in values:
+        classless = tuple(
+            _pair(item.split(",", 1)) for item in values["CLASSLESS_ROUTES"].split() if item
+        )
+    lifetime = values.get("LIFETIME", "")
+    expires = mtime + int(lifetime) if lifetime.isdigit() else None
+    return Lease(
+        origin,
+        None,
+        ifindex,
+        _ipv4(values["ADDRESS"], "ADDRESS"),
+        _prefixlen(values["NETMASK"]) if "NETMASK" in values else None,
+        tuple(_ipv4(v, "ROUTER") for v in values.get("ROUTER", "").split()),
+        classless,
+        expires,
+        expires if expires is not None else mtime,
+    )
+
+
+def parse_nm_device(text: str, origin: str, ifindex: int, mtime: float) -> Lease | None:
+    """The ``[dhcp4]`` section of NetworkManager's device state file (its DHCP options, as
+    1.42 writes them: ``dhcp4.ip_address``, ``dhcp4.subnet_mask``, ``dhcp4.routers``,
+    ``dhcp4.rfc3442_classless_static_routes`` as ``dst/len gateway ...``, ``dhcp4.expiry`` in
+    seconds since the epoch); None without one."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(text)
+    except configparser.Error as exc:
+        raise LeaseError(f"not a keyfile ({exc.message.splitlines()[0]})") from exc
+    if not parser.has_section("dhcp4"):
+        return None
+    # NetworkManager 1.42 writes ``dhcp4.ip_address=``; the prefix is optional here.
+    options = {key.removeprefix("dhcp4."): value for key, value in parser["dhcp4"].items()}
+    if "ip_address" not in options:
+        raise LeaseError("[dhcp4] has no ip_address")
+    classless: tuple[DeclaredRoute, ...] | None = None
+    words = options.get(
+        "rfc3442_classless_static_routes", options.get("classless_static_routes", "")
+    ).split()
+    if words:
+        if len(words) % 2:
+            raise LeaseError("classless_static_routes is not pairs of destination and gateway")
+        classless = tuple(_pair(words[i : i + 2]) for i in range(0, len(words), 2))
+    expiry = options.get("expiry", "")
+    expires = float(expiry) if expiry.isdigit() else None
+    return Lease(
+        origin,
+        None,
+        ifindex,
+        _ipv4(options["ip_address"], "ip_address"),
+        _prefixlen(options["subnet_mask"]) if "subnet_mask" in options else None,
+        tuple(_ipv4(v, "routers") for v in options.get("routers", "").split()),
+        classless,
+        expires,
+        expires if expires is not None else mtime,
+    )
+
+
+def _pair(words: Sequence[str]) -> DeclaredRoute:
+    if len(words) != 2:
+        raise LeaseError(f"route {' '.join(words)!r} is not destination and gateway")
+    try:
+        return DeclaredRoute(ipaddress.IPv4Network(words[0], strict=False), IPv4(words[1]))
+    except ValueError as exc:
+        raise LeaseError(f"route {' '.join(words)!r}: {exc}") from exc
+
+
+def _ipv4(text: str, what: str) -> IPv4:
+    try:
+        return IPv4(text.strip('"'))
+    except ValueError as exc:
+        raise LeaseError(f"{what} {text!r} is not an IPv4 address") from exc
+
+
+def _prefixlen(mask: str) -> int:
+    try:
+        return ipaddress.IPv4Network(f"0.0.0.0/{mask}").prefixlen
+    except ValueError as exc:
+        raise LeaseError(f"subnet mask {mask!r} is not a netmask") from exc
+
+
+def _octet(text: str, base: int = 10) -> int:
+    try:
+        value = int(text, base)
+    except ValueError as exc:
+        raise LeaseError(f"{text!r} is not an octet") from exc
+    if not 0 <= value <= 255:
+        raise LeaseError(f"{text!r} is not an octet")
+    return value
+
+
+# -- reading (I/O) ---------------------------------------------------------------------------
+@dataclass
+class LeaseReader:
+    """Reads the leases of a host below ``root``; a file already read is parsed again only
+    when its size or modification time changed (the agent reads on every repair)."""
+
+    root: Path = Path("/")
+    extra: tuple[Path, ...] = ()
+    """More dhclient lease files or globs (absolute, not below the root)."""
+    processes: bool = True
+    """Also read the lease file of each dhclient running in this network namespace."""
+    process_every: float = 0.0
+    """Look for dhclient processes at most this often (seconds; 0: on every read). A scan of
+    /proc costs a few ms, too much for every repair of the agent."""
+    _procs: tuple[float, list[Path]] | None = field(default=None, repr=False)
+    _parsed: dict[Path, tuple[tuple[int, int], list[Lease], list[str]]] = field(
+        default_factory=dict, repr=False
+    )
+
+    def read(self, links: Iterable[Link], now: float | None = None) -> Leases:
+        """The newest unexpired lease of each of ``links``, and warnings for the rest."""
+        now = time.time() if now is None else now
+        links = tuple(links)
+        by_index = {link.index: link.name for link in links}
+        names = set(by_index.values())
+        found: dict[str, Lease] = {}
+        warnings: list[str] = []
+        for lease in self._all(links, warnings):
+            name = lease.ifname if lease.ifname is not None else by_index.get(lease.ifindex or -1)
+            if name is None or name not in names or lease.expired(now):
+                continue
+            if name not in found or lease.order >= found[name].order:
+                found[name] = lease
+        return Leases(found, tuple(warnings))
+
+    def _all(self, links: Sequence[Link], warnings: list[str]) -> Iterator[Lease]:
+        seen: set[Path] = set()
+        for path in self._dhclient_files():
+            if path in seen:
+                continue
+            seen.add(path)
+            yield from self._parse(path, warnings, _dhclient_file)
+        for link in links:
+            for base, parse in (
+                (NETWORKD_LEASES, _networkd_one),
+                (NM_DEVICES, _nm_one),
+            ):
+                path = under_root(self.root, f"{base}/{link.index}")
+                yield from self._parse(path, warnings, _by_index(parse, link.index))
+
+    def _dhclient_files(self) -> Iterator[Path]:
+        for pattern in DHCLIENT_GLOBS:
+            yield from sorted(self.root.glob(pattern))
+        for extra in self.extra:
+            if any(c in str(extra) for c in "*?["):
+                yield from sorted(Path(extra.anchor).glob(str(extra.relative_to(extra.anchor))))
+            else:
+                yield extra
+        if self.processes:
+            now = time.monotonic()
+            if self._procs is None or now - self._procs[0] >= self.process_every:
+                self._procs = (now, dhclient_lease_files())
+            yield from self._procs[1]
+
+    def _parse(self, path: Path, warnings: list[str], parse: _ParseFn) -> Iterator[Lease]:
+        try:
+            stat = path.stat()
+        except OSError:
+            return
+        stamp = (stat.st_size, stat.st_mtime_ns)
+        cached = self._parsed.get(path)
+        if cached is None or cached[0] != stamp:
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                warnings.append(f"{path}: cannot read it ({exc.strerror}); ignored")
+                return
+            try:
+                leases, problems = parse(text, str(path), stat.st_mtime)
+            except LeaseError as exc:
+                leases, problems = [], [f"{path}: {exc}; ignored"]
+            cached = (stamp, leases, problems)
+            self._parsed[path] = cached
+        warnings.extend(cached[2])
+        yield from cached[1]
+
+
+def _by_index(parse: _ParseOne, ifindex: int) -> _ParseFn:
+    def wrapped(text: str, origin: str, mtime: float) -> _Parsed:
+        return parse(text, origin, ifindex, mtime)
+
+    return wrapped
+
+
+def _dhclient_file(text: str, origin: str, _mtime: float) -> _Parsed:
+    return parse_dhclient(text, f"dhclient lease {origin}")
+
+
+def _networkd_one(text: str, origin: str, ifindex: int, mtime: float) -> _Parsed:
+    return [parse_networkd(text, f"systemd-networkd lease {origin}", ifindex, mtime)], []
+
+
+def _nm_one(text: str, origin: str, ifindex: int, mtime: float) -> _Parsed:
+    lease = parse_nm_device(text, f"NetworkManager lease {origin}", ifindex, mtime)
+    return ([] if lease is None else [lease]), []
+
+
+def dhclient_lease_files() -> list[Path]:
+    """The ``-lf`` file of every dhclient process in this network namespace."""
+    try:
+        own = os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        return []
+    found: list[Path] = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/comm", "rb") as handle:
+                if handle.read().strip() != b"dhclient":
+                    continue
+            with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
+                argv = handle.read().split(b"\0")
+            if os.stat(f"/proc/{entry.name}/ns/net").st_ino != own:
+                continue
+        except OSError:
+            continue
+        for flag, value in itertools.pairwise(argv):
+            if flag == b"-lf" and value:
+                found.append(Path(os.fsdecode(value)))
+    return found

@@ -1,0 +1,54 @@
+"""Gathering the ports' own facts for the policy: leases, metadata, what was seen earlier."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from multihome.facts import PortFacts
+from multihome.model import HostState, Route
+from multihome.source.leases import LeaseReader
+from multihome.source.network_data import NetworkData
+
+FactSource = Callable[[HostState], PortFacts]
+
+
+def gather(
+    state: HostState,
+    reader: LeaseReader | None,
+    network: NetworkData | None = None,
+    origin: str = "metadata",
+    seen: Mapping[str, frozenset[Route]] | None = None,
+) -> PortFacts:
+    """The facts of ``state``'s ports: the newest valid lease of each, the metadata's
+    declarations for DHCP-disabled ports (they win: such a port has no lease), and ``seen``."""
+    from multihome.source.ports import declarations
+
+    leases = None if reader is None else reader.read(state.links)
+    declared = {} if leases is None else leases.declarations()
+    if network is not None:
+        declared.update(declarations(state, network, origin))
+    notes = () if leases is None else tuple(f"lease ignored: {w}" for w in leases.warnings)
+    return PortFacts(declared, dict(seen or {}), notes)
+
+
+def host_reader(root: Path) -> LeaseReader:
+    """The lease reader of a host below ``root``: the standard places, the agent's clients'
+    files, the files of the dhclients running in this network namespace."""
+    return LeaseReader(root, extra=agent_lease_files(root))
+
+
+def host_facts(root: Path) -> FactSource:
+    """The facts source of a one-shot command (apply, status, verify) below ``root``."""
+    reader = host_reader(root)
+    return lambda state: gather(state, reader)
+
+
+def agent_lease_files(root: Path) -> tuple[Path, ...]:
+    """The lease files of the DHCP clients the agent started in this network namespace."""
+    from multihome.agent.state import run_dir
+
+    try:
+        return (run_dir(root) / "dhclient.*.leases",)
+    except OSError:
+        return ()
