@@ -17,17 +17,14 @@ NOT_FIXED_HERE = "fixed on another branch (see the reason); remove the mark once
 
 
 @pytest.mark.netns
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 13's opening: a port's table mirrors main; fix in policy.py on branch facts",
-)
 def test_flap_then_dhcp_restores_only_the_default(lab: EventLab) -> None:
     """Issue 13's opening, found again by the fuzzer (``flap_then_dhcp``): eth1 flaps, the
     agent restores its table; then a DHCP client puts back only eth1's default in main. The
     agent's second repair took eth1's metadata host route out of its table and the rule
     ``from 192.168.0.112 to 169.254.169.254``, because main no longer had them: afterwards
     ``ip route get 169.254.169.254 from 192.168.0.112`` leaves eth0 (port security drops
-    it). Expected: the table keeps what the port's lease gives it."""
+    it). Expected: the table keeps what the port's lease gives it. Fixed on branch facts
+    (a port's table from its own facts)."""
     lab.flap("eth1", down_for=0.3)
     lab.check()
     lab.dhcp_restore("eth1", ("default",))
@@ -95,10 +92,6 @@ def test_single_port_left_readds_its_address(lab: EventLab) -> None:
 
 
 @pytest.mark.netns
-@pytest.mark.xfail(
-    strict=True,
-    reason="the restarted agent has no facts of the port; fixed on branch facts (lease facts)",
-)
 def test_primary_flaps_while_the_agent_is_down(lab: EventLab) -> None:
     """Found by the fuzzer's fixed seed (``restart_agent(kill=True, flap_while_down='eth0')``).
     The agent is killed; eth0, the primary, flaps while no agent runs (the kernel flushes
@@ -108,6 +101,7 @@ def test_primary_flaps_while_the_agent_is_down(lab: EventLab) -> None:
     a default (``ip route get 198.51.100.10 from 192.168.0.107``: "Network is
     unreachable") and eth0's metadata traffic leaves eth1. Expected: the gateway comes from
     the port's own facts (its DHCP lease, or the metadata's network_data.json, which the
-    agent has read), and eth0 keeps its table and rules."""
+    agent has read), and eth0 keeps its table and rules. Fixed on branch facts (the lease is
+    one of the port's facts)."""
     lab.restart_agent(kill=True, flap_while_down="eth0")
     lab.final_check()
