@@ -26,7 +26,7 @@ from __future__ import annotations
 import ipaddress
 import zlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from multihome.config import Config
 from multihome.errors import InputError
@@ -139,9 +139,11 @@ def is_owned_rule(rule: Rule, config: Config) -> bool:
 
 
 def is_owned_route(route: Route, config: Config) -> bool:
-    """A route multihome created: its protocol number and inside its table range."""
+    """A route multihome created: its protocol number and inside its table range, or the
+    primary's default that multihome put back in main (its protocol number, in main)."""
     low, high = config.table_range
-    return route.proto == PROTO_MULTIHOME and low <= route.table <= high
+    return route.proto == PROTO_MULTIHOME and (
+        low <= route.table <= high or (route.table == TABLE_MAIN and route.is_default))
 
 
 def is_persisted_rule(rule: Rule, config: Config) -> bool:
@@ -261,6 +263,11 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
         rules |= _interface_rules(config, link.name, table.id, addrs, copies)
     if rules:
         rules.add(_rule(band, "suppress", TABLE_MAIN, suppress_prefixlength=0))
+    # The primary's default belongs in main. When main lost it and nobody put it back (the
+    # port left alone when its peers went, whose default multihome had moved into its
+    # table; a flap no DHCP client followed), the port's facts put it back, as ours.
+    if primary in defaults and not any(r.is_default for r in routes_by_if[primary]):
+        routes.add(replace(defaults[primary], table=TABLE_MAIN, proto=PROTO_MULTIHOME))
 
     preserved_rules, preserved_routes, notes = _preserve_for_skipped(
         state, config, skipped, owned_rule_set, owned_route_set, assigned)
@@ -484,7 +491,9 @@ def _defaults(state: HostState, managed: list[Link], routes_by_if: dict[str, lis
         def usable(route: Route, networks: list[IPNetwork] = networks) -> bool:
             return route.gateway is None or any(route.gateway in n for n in networks)
 
-        in_main = [r for r in routes_by_if[link.name] if r.is_default]
+        in_main = [r for r in routes_by_if[link.name] if r.is_default] or [
+            r for r in owned.get(link.name, ()) if r.is_default and r.table == TABLE_MAIN
+            and usable(r)]
         in_table = [r for r in native.get(link.name, ()) if r.is_default]
         copies = [r for r in owned.get(link.name, ()) if r.is_default and usable(r)
                   and assigned.get(link.name) == r.table]
@@ -542,7 +551,7 @@ def _existing_tables(rules: Iterable[Rule], routes: Iterable[Route]) -> dict[str
             if ifname:
                 found.setdefault(ifname, rule.table)
     for route in sorted(routes, key=lambda r: r.key):
-        if route.ifname:
+        if route.ifname and route.table != TABLE_MAIN:  # a primary's default put back in main
             found.setdefault(route.ifname, route.table)
     return found
 
@@ -556,7 +565,7 @@ def _choose_primary(state: HostState, config: Config, managed: list[Link],
                              "choose another primary")
         return config.primary
     in_main = [r for r in state.routes if r.table == TABLE_MAIN and r.is_default
-               and r.family == 4 and r.ifname in defaults and r.proto != PROTO_MULTIHOME]
+               and r.family == 4 and r.ifname in defaults]
     candidates = in_main or list(defaults.values())
     if not candidates:
         return None

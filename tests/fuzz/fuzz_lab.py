@@ -50,10 +50,8 @@ NETWORK_GATEWAY = "192.168.0.1"
 OTHER_ROUTER = "192.168.0.254"
 PROTO_MULTIHOME = ("222", "multihome")
 MAX_PORTS = 4
-MIN_PORTS = 2
-"""Detach only while more ports than this remain. Down to one port, that port has no default
-at all today (test_regressions.py, test_detaching_the_primary_port_...): set it to 1 once
-that is fixed."""
+MIN_PORTS = 1
+"""Detach only while more ports than this remain."""
 QUIET = 0.8
 """Seconds the guest's kernel state and the agent's state file must stay unchanged."""
 SETTLE_BOUND = 20.0
@@ -409,6 +407,7 @@ class EventLab:
                 found.append(f"{port.name} lacks its address {port.ip}")
                 continue
             found += self._egress(port)
+        found += self._unbound()
         found += self._duplicates(rules)
         found += self._stale(rules)
         found += self._foreign(rules)
@@ -439,6 +438,18 @@ class EventLab:
                 elif via not in (None, "any") and got.get("gateway") != via:
                     found.append(f"{what}: via {got.get('gateway')}, not {via}: {got}")
         return found
+
+    def _unbound(self) -> list[str]:
+        """Traffic bound to no address reaches off-subnet through a port, with that port's
+        own address as its source (else its replies come back to the wrong port)."""
+        got = self.route_get(OFF_SUBNET)
+        what = f"ip route get {OFF_SUBNET}"
+        if isinstance(got, str):
+            return [f"{what}: {got}"]
+        port = self.ports.get(str(got.get("dev")))
+        if port is None or got.get("prefsrc") != port.ip:
+            return [f"{what}: source {got.get('prefsrc')} leaves {got.get('dev')}: {got}"]
+        return []
 
     def _duplicates(self, rules: list[dict[str, Any]]) -> list[str]:
         """No rule twice (same selector and table, whatever the priority or protocol, one of

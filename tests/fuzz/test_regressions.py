@@ -55,9 +55,6 @@ def test_static_port_metadata_leaves_its_own_port(lab: EventLab) -> None:
 
 
 @pytest.mark.netns
-@pytest.mark.xfail(
-    strict=True, reason="agent/service.py and policy.py; not fixed on any branch yet"
-)
 def test_detaching_the_primary_port_leaves_the_other_its_default(lab: EventLab) -> None:
     """Found by the fuzzer (seed 1: readd_address, flaps, ``detach('eth0')``; minimal:
     ``detach('eth0')`` alone). With eth0, the primary, gone, eth1 is the only port, so the
@@ -67,7 +64,9 @@ def test_detaching_the_primary_port_leaves_the_other_its_default(lab: EventLab) 
     every repair restores eth1's table from memory (``_restore_tables``) and removes it
     again in the same plan, 50 repairs in 4.7 s, until its fight guard pauses it. Expected:
     eth1 keeps a default (back in main, or its table and rules kept) and the agent repairs
-    once."""
+    once. The fight is gone with branch facts (the agent no longer restores tables itself);
+    the default is fixed here: the policy puts the primary's default back in main from the
+    port's facts, as multihome's (policy.py, compute_policy)."""
     lab.detach("eth0")
     lab.final_check()
     repairs = lab.live.agent_log().count("repair after")
@@ -75,7 +74,6 @@ def test_detaching_the_primary_port_leaves_the_other_its_default(lab: EventLab) 
 
 
 @pytest.mark.netns
-@pytest.mark.xfail(strict=True, reason="same cause as the test above; not fixed on any branch")
 def test_single_port_left_readds_its_address(lab: EventLab) -> None:
     """Found by the fuzzer's fixed seed (``delete_rule``, ``detach('eth1')``, ``renew``,
     ``delete_rule`` x2, ``readd_address('eth0')``; minimal: the two below). eth0 is the only
@@ -84,7 +82,8 @@ def test_single_port_left_readds_its_address(lab: EventLab) -> None:
     eth0's table from memory and its plan removes it in the same repair, 50 times in 2.2 s,
     until its fight guard pauses it; eth0 never gets a default back: ``ip route get
     198.51.100.10 from 192.168.0.107`` is "Network is unreachable". Expected: one repair,
-    and the port's default (its lease's) back where the single port needs it, in main."""
+    and the port's default (its lease's) back where the single port needs it, in main.
+    Fixed with the test above."""
     lab.detach("eth1")
     lab.check()
     lab.readd_address("eth0")

@@ -385,3 +385,38 @@ def test_announce_addresses_sends_one_gratuitous_arp_per_managed_address(
     assert sent == 2
     assert sorted(backend.announced) == [("eth0", "52:54:00:00:00:02", "192.168.0.107"),
                                          ("eth1", "52:54:00:00:00:03", "192.168.0.112")]
+
+
+def _without(state: HostState, ifname: str) -> HostState:
+    """``state`` after the port ``ifname`` is detached (the kernel drops its routes)."""
+    return HostState.build(
+        links=[x for x in state.links if x.name != ifname],
+        addresses=[a for a in state.addresses if a.ifname != ifname],
+        routes=[r for r in state.routes if r.ifname != ifname],
+        rules=state.rules, sysctls=state.sysctls)
+
+
+def test_the_port_left_alone_gets_back_the_default_multihome_took_out_of_main(
+        howto: HostState) -> None:
+    """Found by the event fuzzer (tests/fuzz, detach('eth0')): the how-to's pair converged
+    (eth1's default moved out of main into its table), then eth0, the primary, is detached.
+    eth1 alone needs no table, but main must hold its default again (multihome took it out):
+    else the VM has no default at all. Converging again changes nothing more; when a
+    second port comes back, eth1 stays the primary with its default in main."""
+    backend = converge(howto)
+    alone = converge(_without(backend.read(), "eth0"))
+    state = alone.read()
+    defaults = [r for r in state.routes if r.table == TABLE_MAIN and r.is_default]
+    assert [(r.ifname, str(r.gateway), r.metric) for r in defaults] == [
+        ("eth1", "192.168.0.1", 101)]
+    assert not [r for r in state.rules if r.proto == PROTO_MULTIHOME]
+    assert assess(alone, CONFIG).plan.empty
+    # A port is attached again: eth1 keeps its default in main as the primary.
+    eth2 = port("eth2", 4, "192.168.0.10/24", "192.168.0.1", 102, "192.168.0.100")
+    both = HostState.build(
+        links=[*state.links, eth2[0]], addresses=[*state.addresses, *eth2[1]],
+        routes=[*state.routes, *eth2[2]], rules=state.rules, sysctls=state.sysctls)
+    again = converge(both).read()
+    main_defaults = {r.ifname for r in again.routes if r.table == TABLE_MAIN and r.is_default}
+    assert main_defaults == {"eth1"}
+    assert compute_policy(again, CONFIG).primary == "eth1"
