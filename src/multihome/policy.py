@@ -263,11 +263,7 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
         rules |= _interface_rules(config, link.name, table.id, addrs, copies)
     if rules:
         rules.add(_rule(band, "suppress", TABLE_MAIN, suppress_prefixlength=0))
-    # The primary's default belongs in main. When main lost it and nobody put it back (the
-    # port left alone when its peers went, whose default multihome had moved into its
-    # table; a flap no DHCP client followed), the port's facts put it back, as ours.
-    if primary in defaults and not any(r.is_default for r in routes_by_if[primary]):
-        routes.add(replace(defaults[primary], table=TABLE_MAIN, proto=PROTO_MULTIHOME))
+    routes.update(_primary_default_in_main(primary, defaults, routes_by_if))
 
     preserved_rules, preserved_routes, notes = _preserve_for_skipped(
         state, config, skipped, owned_rule_set, owned_route_set, assigned)
@@ -288,6 +284,25 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
         rules=frozenset(rules), sysctls=tuple(sysctls),
         main_removals=frozenset(main_removals), primary=primary, notes=tuple(notes),
         origins=_origins_of(routes, origins))
+
+
+def _primary_default_in_main(primary: str | None, defaults: dict[str, Route],
+                             routes_by_if: dict[str, list[Route]]) -> list[Route]:
+    """The primary's default belongs in main. When main lost it and nobody put it back (the
+    port left alone when its peers went, whose default multihome had moved into its table;
+    a flap no DHCP client followed), the port's facts put it back, as ours; only once main
+    reaches its gateway through the port (else the kernel refuses the route)."""
+    if primary is None or primary not in defaults:
+        return []
+    in_main = routes_by_if[primary]
+    if any(r.is_default for r in in_main):
+        return []
+    default = defaults[primary]
+    if default.gateway is not None and not any(
+            r.gateway is None and r.dst.prefixlen > 0 and default.gateway in r.dst
+            for r in in_main):
+        return []
+    return [replace(default, table=TABLE_MAIN, proto=PROTO_MULTIHOME)]
 
 
 def _sysctls(config: Config, managed: list[Link]) -> list[Sysctl]:

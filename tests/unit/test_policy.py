@@ -420,3 +420,24 @@ def test_the_port_left_alone_gets_back_the_default_multihome_took_out_of_main(
     main_defaults = {r.ifname for r in again.routes if r.table == TABLE_MAIN and r.is_default}
     assert main_defaults == {"eth1"}
     assert compute_policy(again, CONFIG).primary == "eth1"
+
+
+def test_the_primary_default_goes_back_to_main_only_through_a_route_to_its_gateway(
+        howto: HostState) -> None:
+    """Found by the event fuzzer (an agent-addressed port, ``noprefixroute``, flapped twice):
+    main held no route of eth0 at all, not even its subnet; putting eth0's default back in
+    main then failed ("Nexthop has invalid gateway") and took the whole repair down with it.
+    Without a main route to the gateway the default stays out of main; with the subnet
+    route back, it returns."""
+    state = converge(howto).read()
+    bare = replace(state, routes=tuple(
+        r for r in state.routes if not (r.table == TABLE_MAIN and r.ifname == "eth0")))
+    desired = compute_policy(bare, CONFIG)
+    assert desired.primary == "eth0"
+    assert not [r for r in desired.routes if r.table == TABLE_MAIN]
+    subnet = next(r for r in state.routes if r.table == TABLE_MAIN and r.ifname == "eth0"
+                  and str(r.dst) == "192.168.0.0/24")
+    with_subnet = replace(bare, routes=(*bare.routes, subnet))
+    back = [r for r in compute_policy(with_subnet, CONFIG).routes if r.table == TABLE_MAIN]
+    assert [(r.ifname, str(r.gateway), r.proto) for r in back] == [
+        ("eth0", "192.168.0.1", PROTO_MULTIHOME)]
