@@ -220,7 +220,7 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
     defaults = _defaults(state, managed, routes_by_if, native, owned_by_if, assigned, declared,
                          facts)
 
-    primary = _choose_primary(state, config, managed, defaults)
+    primary = _choose_primary(state, config, managed, defaults, routes_by_if)
     # A port that is down for a moment still counts: its peers keep their tables meanwhile.
     resting = [s for s in skipped if s.ifname in assigned]
     multihomed = len(managed) + len(resting) >= 2
@@ -298,11 +298,16 @@ def _primary_default_in_main(primary: str | None, defaults: dict[str, Route],
     if any(r.is_default for r in in_main):
         return []
     default = defaults[primary]
-    if default.gateway is not None and not any(
-            r.gateway is None and r.dst.prefixlen > 0 and default.gateway in r.dst
-            for r in in_main):
+    if not _fits_main(default, in_main):
         return []
     return [replace(default, table=TABLE_MAIN, proto=PROTO_MULTIHOME)]
+
+
+def _fits_main(default: Route, in_main: list[Route]) -> bool:
+    """Main reaches the default's gateway through the port (one of the port's own routes in
+    main, ``in_main``, is a link route that holds the gateway): main can take it."""
+    return default.gateway is None or any(
+        r.gateway is None and r.dst.prefixlen > 0 and default.gateway in r.dst for r in in_main)
 
 
 def _sysctls(config: Config, managed: list[Link]) -> list[Sysctl]:
@@ -572,7 +577,8 @@ def _existing_tables(rules: Iterable[Rule], routes: Iterable[Route]) -> dict[str
 
 
 def _choose_primary(state: HostState, config: Config, managed: list[Link],
-                    defaults: dict[str, Route]) -> str | None:
+                    defaults: dict[str, Route],
+                    routes_by_if: dict[str, list[Route]]) -> str | None:
     if config.primary is not None:
         if config.primary not in {m.name for m in managed}:
             raise InputError(f"{config.source}: primary: interface {config.primary!r} is not "
@@ -581,7 +587,11 @@ def _choose_primary(state: HostState, config: Config, managed: list[Link],
         return config.primary
     in_main = [r for r in state.routes if r.table == TABLE_MAIN and r.is_default
                and r.family == 4 and r.ifname in defaults]
-    candidates = in_main or list(defaults.values())
+    # No default left in main: a port whose default main can take again comes first (a
+    # port addressed ``noprefixroute`` whose main routes a flap flushed cannot).
+    candidates = in_main or [d for d in defaults.values()
+                             if _fits_main(d, routes_by_if[d.ifname or ""])] or list(
+        defaults.values())
     if not candidates:
         return None
     index = {link.name: link.index for link in state.links}

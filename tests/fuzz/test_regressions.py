@@ -104,3 +104,25 @@ def test_primary_flaps_while_the_agent_is_down(lab: EventLab) -> None:
     one of the port's facts)."""
     lab.restart_agent(kill=True, flap_while_down="eth0")
     lab.final_check()
+
+
+@pytest.mark.netns
+def test_no_default_left_after_restarts_with_flaps(lab: EventLab) -> None:
+    """Found by the fuzzer (seed 3, eight steps; minimal: the three below), once the policy
+    put the primary's default back in main. eth0's lease expires and the agent's own DHCP
+    client addresses it (``noprefixroute``: its subnet route in main is the client's, metric
+    1002). The agent restarts while eth0 flaps, then is killed while eth1 flaps: main holds
+    no route of eth0 at all and no default; eth0's table, rebuilt from its lease, has
+    lost its metric (0). eth0 became the primary on that metric 0, its default could not go
+    back to main (no route there to its gateway), and eth1, the secondary, had none in main
+    either: ``ip route get 198.51.100.10`` said "Network is unreachable" (and the agent's
+    metadata reads failed the same way). Expected, and fixed here (policy.py,
+    ``_choose_primary``): with no default left in main, a port whose default main can take
+    again comes first, so eth1 is the primary and its default is back in main. (The lost
+    metric is the facts branch's: a lease read after a restart knows no metric.)"""
+    lab.expire("eth0")
+    lab.check()
+    lab.restart_agent(kill=False, flap_while_down="eth0")
+    lab.check()
+    lab.restart_agent(kill=True, flap_while_down="eth1")
+    lab.final_check()

@@ -427,14 +427,16 @@ def test_the_primary_default_goes_back_to_main_only_through_a_route_to_its_gatew
     """Found by the event fuzzer (an agent-addressed port, ``noprefixroute``, flapped twice):
     main held no route of eth0 at all, not even its subnet; putting eth0's default back in
     main then failed ("Nexthop has invalid gateway") and took the whole repair down with it.
-    Without a main route to the gateway the default stays out of main; with the subnet
-    route back, it returns."""
+    Without a main route to eth0's gateway, eth1 (whose subnet route main holds) is the
+    primary and its default goes back to main; with eth0's subnet route back, eth0 is the
+    primary again and its default returns to main."""
     state = converge(howto).read()
     bare = replace(state, routes=tuple(
         r for r in state.routes if not (r.table == TABLE_MAIN and r.ifname == "eth0")))
     desired = compute_policy(bare, CONFIG)
-    assert desired.primary == "eth0"
-    assert not [r for r in desired.routes if r.table == TABLE_MAIN]
+    assert desired.primary == "eth1"
+    assert [(r.ifname, r.proto) for r in desired.routes if r.table == TABLE_MAIN] == [
+        ("eth1", PROTO_MULTIHOME)]
     subnet = next(r for r in state.routes if r.table == TABLE_MAIN and r.ifname == "eth0"
                   and str(r.dst) == "192.168.0.0/24")
     with_subnet = replace(bare, routes=(*bare.routes, subnet))
