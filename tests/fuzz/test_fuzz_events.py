@@ -182,7 +182,8 @@ def test_any_sequence_of_guest_events_keeps_every_address_on_its_own_port() -> N
     """Random event sequences (fixed seed in CI) against the real kernel and the running
     agent: after every quiescent point, every managed address's traffic to an off-subnet
     destination, to its gateway and to the metadata host leaves its own port (via its own
-    gateway off-subnet), by source address and by outgoing device; no rule is duplicated;
+    gateway off-subnet), by source address and by outgoing device; traffic bound to no
+    address has a route and leaves with its port's own address; no rule is duplicated;
     no table holds a second default or another port's routes; nothing of a detached port
     is left; the foreign rules and routes are untouched. At the end of each sequence every
     floating IP answers and every address egresses as its own floating IP."""
