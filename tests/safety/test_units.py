@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from multihome.errors import InputError
 from multihome.model import (
     PROTO_DHCP,
     PROTO_KERNEL,
+    PROTO_MULTIHOME,
     SCOPE_LINK,
     TABLE_MAIN,
     Address,
@@ -263,3 +265,38 @@ def test_lock_is_exclusive_and_bounded(tmp_path: Path) -> None:
     assert 0.3 <= time.monotonic() - start < 3
     first.release()
     acquire(state, timeout=0, purpose="reset").release()
+
+
+def test_reset_gives_the_moved_default_its_slot_back_from_our_own_in_main(
+    tmp_path: Path,
+) -> None:
+    """Once eth0 (the primary) is gone, the policy puts eth1's default, which apply had
+    moved into eth1's table, back in main as multihome's own route, in the slot of the
+    moved one. reset then removes ours and puts the moved one back (its own protocol):
+    eth1 keeps a default, and nothing of multihome's is left."""
+    config = Config()
+    backend = FakeBackend(howto_state())
+    before = backend.read()
+    plan = make_plan(before, compute_policy(before, config), config)
+    record = checkpoint.Record().add(checkpoint.capture(before, plan.changes, config, tmp_path))
+    backend.apply(plan.changes)
+    applied = backend.read()
+    alone = FakeBackend(
+        replace(
+            applied,
+            links=tuple(x for x in applied.links if x.name != "eth0"),
+            addresses=tuple(a for a in applied.addresses if a.ifname != "eth0"),
+            routes=tuple(r for r in applied.routes if r.ifname != "eth0"),
+        )
+    )
+    state = alone.read()
+    alone.apply(make_plan(state, compute_policy(state, config), config).changes)
+    ours = [r for r in alone.read().routes if r.table == TABLE_MAIN and r.is_default]
+    assert [(r.ifname, r.proto) for r in ours] == [("eth1", PROTO_MULTIHOME)]
+
+    changes, notes = checkpoint.reset_changes(alone.read(), config, record)
+    done, problems = checkpoint.execute(alone, changes)
+    assert (done, problems, notes) == (len(changes), [], [])
+    defaults = [r for r in alone.read().routes if r.table == TABLE_MAIN and r.is_default]
+    assert [(r.ifname, r.proto) for r in defaults] == [("eth1", PROTO_DHCP)]
+    assert not [r for r in alone.read().routes if r.proto == PROTO_MULTIHOME]
