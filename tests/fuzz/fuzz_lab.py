@@ -54,6 +54,9 @@ MIN_PORTS = 1
 """Detach only while more ports than this remain."""
 QUIET = 0.8
 """Seconds the guest's kernel state and the agent's state file must stay unchanged."""
+QUIET_AFTER_START = 3.0
+"""The same after the agent (re)started: a DHCP client it starts again asks for its lease
+after a second or two (INIT-REBOOT), with nothing changing meanwhile."""
 SETTLE_BOUND = 20.0
 """Seconds within which the agent must have settled after an event."""
 
@@ -142,6 +145,8 @@ class EventLab:
     detached: dict[str, str] = field(default_factory=dict)
     """ifname -> address of ports detached (and not attached again)."""
     steps: list[str] = field(default_factory=list)
+    quiet: float = QUIET
+    """The quiet period the next ``settle`` waits for."""
 
     # -- life cycle ----------------------------------------------------------------------
     @classmethod
@@ -336,6 +341,7 @@ class EventLab:
         if flap_while_down:
             self.live.ok("flap", flap_while_down, "--down-for", "0.2")
         self.live.start_agent()
+        self.quiet = QUIET_AFTER_START
 
     def foreign(self, priority: int, mark: int) -> None:
         """Another tool adds its own rule (``fwmark MARK`` at ``priority``, looking up its
@@ -385,7 +391,8 @@ class EventLab:
             view = self._view()
             if view != last:
                 last, since = view, now
-            elif view[-1] and now - since >= QUIET:
+            elif view[-1] and now - since >= self.quiet:
+                self.quiet = QUIET
                 return now - start
             if now - start > SETTLE_BOUND:
                 raise AssertionError(

@@ -126,3 +126,24 @@ def test_no_default_left_after_restarts_with_flaps(lab: EventLab) -> None:
     lab.check()
     lab.restart_agent(kill=True, flap_while_down="eth1")
     lab.final_check()
+
+
+@pytest.mark.netns
+def test_agent_restart_resumes_its_own_dhcp_client(lab: EventLab) -> None:
+    """Found by the fuzzer (seed 3, six steps; minimal: the three below). eth1's lease
+    expires, so the agent runs its own DHCP client for it (addresses ``noprefixroute``, the
+    client's hook adds the subnet and lease routes to main); eth0 is detached, so eth1 is
+    the only port. The agent restarts (SIGTERM stops its DHCP client) while eth1 flaps: the
+    flap flushes all of eth1's routes, the address stays, and the new agent, seeing an
+    address, ran no client for it: eth1 kept an address and no route at all (``ip route
+    get 198.51.100.10 from 192.168.0.112``: "Network is unreachable"), for good. Expected,
+    and fixed here (agent/service.py, ``_resume_dhcp``): a port with the agent's own lease
+    file and no DHCP client gets its client again, which renews the lease and puts the
+    routes back."""
+    lab.expire("eth1")
+    lab.check()
+    lab.detach("eth0")
+    lab.check()
+    lab.restart_agent(kill=False, flap_while_down="eth1")
+    lab.final_check()
+    assert "dhcp client for eth1 again" in lab.live.agent_log()
