@@ -34,8 +34,10 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
+# The unit tier: pure logic on the in-memory backend, no root, no namespaces, seconds.
+# `-m "not netns"` keeps it runnable as any user (a netns test put here by mistake is skipped).
 unit: venv
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q -n 0 -m "not netns" tests/unit
 
 # The whole suite: lint, types, unit tests, namespace tests, lab end-to-end tests.
 test: deps venv lint typecheck

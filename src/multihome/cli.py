@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ import click
 
 from multihome._version import __version__
 from multihome.errors import DetailedExitCode, ExitCode, InputError, MultihomeError
+from multihome.transaction import DEFAULT_LOCK_TIMEOUT
 
 #: Subcommands that live in their own module, imported only when used (start-up time).
 #: name -> (module, attribute). A module that is not installed hides its command.
@@ -115,7 +115,9 @@ def _backend() -> Iterator[Any]:
 
 
 def _echo_json(data: object) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True))
+    from multihome.files import json_text
+
+    click.echo(json_text(data), nl=False)
 
 
 def _styled(line: str, color: bool) -> str:
@@ -167,6 +169,10 @@ def status(obj: CliOptions, as_json: bool) -> None:
     click.echo(f"rules ({len(rules)} owned by multihome):")
     for rule in rules:
         click.echo(f"  {rule.describe(desired.table_names)}")
+    if report.references:
+        click.echo(f"used by other tools ({len(report.references)}, left untouched):")
+        for ref in report.references:
+            click.echo(f"  {ref.describe()}")
     if report.problems:
         click.echo("problems:")
         for problem in report.problems:
@@ -215,6 +221,8 @@ def plan(obj: CliOptions, as_json: bool, source: str, metadata: str | None) -> N
 
 
 def _print_plan(obj: CliOptions, assessment: Any) -> None:
+    from multihome.model import Route
+
     for skipped in assessment.desired.skipped:
         click.echo(f"# {skipped.ifname}: skipped ({skipped.reason})")
     for note in assessment.plan.notes:
@@ -226,8 +234,8 @@ def _print_plan(obj: CliOptions, assessment: Any) -> None:
     names = assessment.plan.table_names
     for change in assessment.plan.changes:
         line = change.describe(names)
-        if change.action == "add" and change.obj.key in origins:
-            line += f"  # from {origins[change.obj.key]}"
+        if change.action == "add" and isinstance(change.obj, Route) and change.obj in origins:
+            line += f"  # from {origins[change.obj]}"
         click.echo(_styled(line, obj.color))
     click.echo(f"{len(assessment.plan.changes)} change(s)")
 
@@ -267,8 +275,9 @@ DEFAULT_CONFIRM_TIMEOUT = 120.0
 @click.option("--check", "checks", metavar="PROBE", multiple=True,
               help="Extra post-apply check (repeatable): ping:ADDR, tcp:HOST:PORT, an "
                    "http(s):// URL, or gateways.")
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
-              metavar="SECONDS", help="How long to wait for another multihome to finish.")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=DEFAULT_LOCK_TIMEOUT,
+              show_default=True, metavar="SECONDS",
+              help="How long to wait for another multihome to finish.")
 @click.pass_obj
 def apply(obj: CliOptions, dry_run: bool, detailed_exit_codes: bool, quiet: bool,
           interface: str | None, confirm_timeout: float | None, management_peer: str | None,
@@ -276,7 +285,8 @@ def apply(obj: CliOptions, dry_run: bool, detailed_exit_codes: bool, quiet: bool
     """Apply the policy to the kernel, as one transaction, then verify it."""
     import os
 
-    from multihome.engine import assess, locked, require_root
+    from multihome.engine import assess, locked
+    from multihome.processes import require_root
     from multihome.safety.checks import find_peer, parse_probe
     from multihome.source.portfacts import host_facts
 
@@ -483,9 +493,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(code_for(ExitCode.BAD_INPUT))
     except click.Abort:
         _fail("aborted", code_for(ExitCode.FAILURE))
-    except InputError as exc:
-        _fail(str(exc), code_for(exc.exit_code))
-    except MultihomeError as exc:
+    except MultihomeError as exc:  # InputError included: its exit_code is 2
         _fail(str(exc), code_for(exc.exit_code))
     except KeyboardInterrupt:
         _fail("interrupted", code_for(ExitCode.FAILURE))

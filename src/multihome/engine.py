@@ -13,7 +13,6 @@ made from the state after any recovery; ``apply_plan`` takes the lock itself oth
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -22,15 +21,14 @@ from pathlib import Path
 from multihome import faults
 from multihome.backend import Backend, ChangeFailed
 from multihome.config import Config
-from multihome.errors import ApplyError, NotPermittedError
+from multihome.errors import ApplyError
 from multihome.facts import NO_FACTS, PortFacts
 from multihome.model import HostState
 from multihome.names import register_names
 from multihome.plan import Assessment, Change, Plan
 from multihome.policy import DesiredState
-from multihome.transaction import checkpoint, journal
+from multihome.transaction import DEFAULT_LOCK_TIMEOUT, checkpoint, journal
 from multihome.transaction.journal import Mode, Recovery
-from multihome.transaction.lock import DEFAULT_LOCK_TIMEOUT
 from multihome.transaction.session import Session, open_session
 
 log = logging.getLogger(__name__)
@@ -60,12 +58,6 @@ def assess(backend: Backend, config: Config,
     ports' own facts for the state read (leases, metadata, memory: :mod:`multihome.facts`)."""
     state = backend.read()
     return Assessment.of(state, config, NO_FACTS if facts is None else facts(state))
-
-
-def require_root() -> None:
-    if os.geteuid() != 0:
-        raise NotPermittedError("changing routes and rules needs root (CAP_NET_ADMIN); run "
-                                "it with sudo, or use `multihome plan` to see the changes")
 
 
 @contextmanager

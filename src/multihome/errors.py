@@ -1,16 +1,35 @@
 """The error hierarchy of multihome and the exit codes the CLI maps it to.
 
-::
+Every error multihome raises on purpose is a :class:`MultihomeError` defined here; the CLI
+prints its message (never a traceback) and exits with its ``exit_code``. A leaf also inherits
+the builtin exception it is a kind of, so ``except ValueError`` or ``except TimeoutError``
+around library calls keeps working (nmstate's habit)::
 
-    MultihomeError                       exit 1 unless a subclass says otherwise
-    ├── InputError(ValueError)           exit 2: bad input or usage, nothing changed
-    │   ├── ConfigError                  the config file (names file, key and fix)
-    │   └── NotPermittedError            not root / no CAP_NET_ADMIN
-    ├── ApplyError                       a kernel change failed; what was done is undone
-    ├── RolledBackError                  exit 3: an apply was rolled back on purpose
-    └── EnvironmentMissingError          a program or package the command needs is missing
+    MultihomeError(Exception)                  exit 1 unless a subclass says otherwise
+    ├── InputError(ValueError)                 exit 2: bad input or usage, nothing changed
+    │   ├── NotPermittedError(PermissionError) not root / no CAP_NET_ADMIN
+    │   ├── LabExistsError                     a lab of that name exists or is being built
+    │   └── CloudConflictError                 a cloud resource of ours cannot be changed
+    │                                            in place into the desired one
+    ├── EnvironmentMissingError                a program or package the command needs is
+    │   │                                        missing
+    │   └── MissingProgramError                exit 2: a program the lab needs
+    ├── ApplyError                             a kernel change failed; what was done is undone
+    ├── RolledBackError                        exit 3: an apply was rolled back on purpose
+    ├── LockTimeoutError(TimeoutError)         another multihome held the namespace's lock
+    ├── NothingToConfirmError(LookupError)     ``confirm`` found no apply waiting for it
+    ├── MetadataUnavailable                    no OpenStack metadata could be read: wait, or
+    │                                            use the kernel's view (never a deletion)
+    ├── CloudError                             the cloud refused or failed a request
+    └── LabError                               building or removing the lab failed
+        └── LabInterrupted                     a signal stopped a lab command
 
-Every message says what is wrong, where, and how to fix it.
+Bad input of every kind -- a command-line value, the configuration file, a topology or
+scenario file, ``network_data.json`` -- is one class, :class:`InputError` (``ConfigError`` is
+its old name, kept as an alias for library users). The boundary reader
+(:mod:`multihome.reader`) raises it with :meth:`InputError.at`, whose message reads
+``FILE:LINE:COL: KEY.PATH: what is wrong; how to fix it``. Every message says what is wrong,
+where, and how to fix it.
 """
 
 from __future__ import annotations
@@ -19,7 +38,7 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """Exit codes of the ``multihome`` command (see DESIGN.md)."""
+    """Exit codes of the ``multihome`` command (docs/design.md, section 11)."""
 
     OK = 0
     FAILURE = 1
@@ -45,14 +64,62 @@ class InputError(MultihomeError, ValueError):
     """Bad input or usage: nothing was changed."""
 
     exit_code = ExitCode.BAD_INPUT
+    source: str | None = None
+    """The file or document at fault, when the error is about one."""
+    path: str | None = None
+    """The key path in it (``servers[0].ports[1].fixed_ip``, ``(top level)``)."""
+    line: int | None = None
+    """Where in the file (counted from 1), when the loader knows it."""
+    column: int | None = None
+    fix: str | None = None
+    """How to fix it."""
+
+    @classmethod
+    def at(
+        cls,
+        source: str,
+        problem: str,
+        fix: str,
+        *,
+        path: str | None = None,
+        mark: tuple[int, int] | None = None,
+    ) -> InputError:
+        """The error about ``source`` (at ``mark``: line and column, and key ``path``):
+        ``FILE:LINE:COL: PATH: problem; fix``."""
+        where = source if mark is None else f"{source}:{mark[0]}:{mark[1]}"
+        if path is not None:
+            where = f"{where}: {path}"
+        error = cls(f"{where}: {problem}; {fix}" if fix else f"{where}: {problem}")
+        error.source, error.path, error.fix = source, path, fix or None
+        if mark is not None:
+            error.line, error.column = mark
+        return error
 
 
-class ConfigError(InputError):
-    """The configuration file is invalid; the message names the file, the key and the fix."""
+#: The old name of :class:`InputError` (the configuration file's errors are input errors).
+ConfigError = InputError
 
 
-class NotPermittedError(InputError):
+class NotPermittedError(InputError, PermissionError):
     """The command needs privileges the caller does not have."""
+
+
+class LabExistsError(InputError):
+    """A lab of that name exists (or is being built): nothing was changed."""
+
+
+class CloudConflictError(InputError):
+    """The cloud holds a resource of ours that cannot be changed in place into the desired one."""
+
+
+class EnvironmentMissingError(MultihomeError):
+    """A program or package the command needs is not installed."""
+
+
+class MissingProgramError(EnvironmentMissingError):
+    """A program the lab needs is not installed: exit 2, nothing was changed."""
+
+    exit_code = ExitCode.BAD_INPUT
 
 
 class ApplyError(MultihomeError):
@@ -65,5 +132,26 @@ class RolledBackError(MultihomeError):
     exit_code = ExitCode.ROLLED_BACK
 
 
-class EnvironmentMissingError(MultihomeError):
-    """A program or package the command needs is not installed."""
+class LockTimeoutError(MultihomeError, TimeoutError):
+    """Another multihome held the namespace's lock for longer than we were willing to wait."""
+
+
+class NothingToConfirmError(MultihomeError, LookupError):
+    """``multihome confirm`` found no apply waiting for a confirmation."""
+
+
+class MetadataUnavailable(MultihomeError):
+    """No metadata could be read (no config drive, service unreachable): wait or use the
+    kernel's view; never a reason to delete anything."""
+
+
+class CloudError(MultihomeError):
+    """The cloud refused or failed a request; the message says what to do about it."""
+
+
+class LabError(MultihomeError):
+    """Building or removing the lab failed (what was built is removed again)."""
+
+
+class LabInterrupted(LabError):
+    """A signal stopped a lab command; what ``up`` had built is removed on the way out."""

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from multihome.errors import InputError
 
 HEADER = "# Managed by multihome; do not edit: it is rewritten on every apply/persist.\n"
 
 
-def under_root(root: Path, path: Path | str) -> Path:
+def json_text(data: object) -> str:
+    """``data`` as multihome writes JSON for people, files and diffs: indented by two, keys
+    sorted, one trailing newline."""
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def under_root(root: Path, path: PurePath | str) -> Path:
     """``path`` (absolute, as on the target system) below ``root``."""
     relative = str(path).lstrip("/")
     return root / relative
@@ -25,8 +32,11 @@ def read_text(path: Path) -> str | None:
         return None
 
 
-def write_atomic(path: Path, content: str, mode: int = 0o644) -> bool:
-    """Write ``content`` to ``path`` atomically; return False when it already had it."""
+def write_atomic(path: Path, content: str, mode: int = 0o644, *, durable: bool = True) -> bool:
+    """Write ``content`` to ``path`` atomically; return False when it already had it.
+
+    ``durable``: fsync the file and its folder, so that it survives a power loss (scratch
+    files under /run need not)."""
     if read_text(path) == content:
         return False
     try:
@@ -39,14 +49,16 @@ def write_atomic(path: Path, content: str, mode: int = 0o644) -> bool:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(content)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        if durable:
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

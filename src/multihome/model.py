@@ -211,9 +211,9 @@ class Rule:
 
     def describe(self, table_names: Mapping[int, str] | None = None) -> str:
         """``ip rule`` style text."""
-        parts = [str(self.priority), "from", "all" if self.src is None else _net_text(self.src)]
+        parts = [str(self.priority), "from", "all" if self.src is None else net_text(self.src)]
         if self.dst is not None:
-            parts += ["to", _net_text(self.dst)]
+            parts += ["to", net_text(self.dst)]
         if self.fwmark is not None:
             parts += ["fwmark", hex(self.fwmark)]
         if self.iifname:
@@ -241,7 +241,8 @@ class Rule:
         }
 
 
-def _net_text(net: IPNetwork) -> str:
+def net_text(net: IPNetwork) -> str:
+    """A network as iproute2 prints it: a host route without its ``/32``."""
     return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
 
 

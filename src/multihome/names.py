@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from multihome.files import HEADER, under_root, write_atomic
+from multihome.files import HEADER, read_text, under_root, write_atomic
 from multihome.model import PROTO_MULTIHOME, Table
 
 RT_TABLES_FILE = Path("/etc/iproute2/rt_tables.d/multihome.conf")
@@ -31,3 +31,17 @@ def register_names(root: Path, tables: Iterable[Table]) -> list[Path]:
         if write_atomic(target, content):
             changed.append(target)
     return changed
+
+
+def registered_tables(root: Path) -> dict[int, str]:
+    """The table ids and names in multihome's own ``rt_tables.d`` file under ``root`` (only
+    when the file carries multihome's header): the tables earlier applies gave out."""
+    text = read_text(under_root(root, RT_TABLES_FILE))
+    if text is None or not text.startswith(HEADER):
+        return {}
+    found: dict[int, str] = {}
+    for line in text.splitlines():
+        parts = line.split("#", 1)[0].split()
+        if len(parts) >= 2 and parts[0].isdigit():
+            found[int(parts[0])] = parts[1]
+    return found

@@ -1,6 +1,6 @@
 """The policy: a pure function from what the host has (HostState + Config) to what it should have.
 
-All decisions live here (DESIGN.md, "Rules that the policy must get right"):
+All decisions live here (docs/design.md, section 5, "The policy's rules"):
 
 * which interfaces are managed (and why the others are skipped or left alone);
 * which one is primary (the lowest-metric default route in main, unless configured);
@@ -34,6 +34,7 @@ from multihome.facts import NO_FACTS, Declaration, PortFacts
 from multihome.model import (
     PROTO_DHCP,
     PROTO_MULTIHOME,
+    RESERVED_TABLES,
     RTN_UNICAST,
     SCOPE_LINK,
     SCOPE_UNIVERSE,
@@ -111,8 +112,8 @@ class DesiredState:
     main_removals: frozenset[Route]
     primary: str | None
     notes: tuple[str, ...] = ()
-    origins: Mapping[tuple[object, ...], str] = field(default_factory=dict)
-    """Where each table route that main does not hold came from (by ``Route.key``): a lease,
+    origins: Mapping[Route, str] = field(default_factory=dict)
+    """Where each table route that main does not hold came from: a lease,
     the metadata, the address, or an earlier copy (see :mod:`multihome.facts`)."""
 
     @property
@@ -122,8 +123,8 @@ class DesiredState:
     def route_origins(self) -> list[dict[str, str]]:
         """Where each desired table route that main does not hold came from (JSON)."""
         names = self.table_names
-        return [{"route": r.describe(names), "origin": self.origins[r.key]}
-                for r in sorted(self.routes, key=lambda r: r.key) if r.key in self.origins]
+        return [{"route": r.describe(names), "origin": origin}
+                for r, origin in sorted(self.origins.items(), key=lambda item: item[0].key)]
 
     def interface(self, name: str) -> ManagedInterface | None:
         for iface in self.interfaces:
@@ -138,12 +139,24 @@ def is_owned_rule(rule: Rule, config: Config) -> bool:
     return rule.proto == PROTO_MULTIHOME and low <= rule.priority <= high
 
 
-def is_owned_route(route: Route, config: Config) -> bool:
-    """A route multihome created: its protocol number and inside its table range, or the
-    primary's default that multihome put back in main (its protocol number, in main)."""
+def is_owned_route(route: Route, config: Config, elsewhere: Iterable[int] = ()) -> bool:
+    """A route multihome created: its protocol number, inside its table range or in one of
+    the tables ``elsewhere`` (see :func:`owned_tables_elsewhere`), or the primary's default
+    that multihome put back in main (its protocol number, in main)."""
     low, high = config.table_range
-    return route.proto == PROTO_MULTIHOME and (
-        low <= route.table <= high or (route.table == TABLE_MAIN and route.is_default))
+    return route.proto == PROTO_MULTIHOME and (low <= route.table <= high
+                                               or route.table in elsewhere
+                                               or (route.table == TABLE_MAIN
+                                                   and route.is_default))
+
+
+def owned_tables_elsewhere(state: HostState, config: Config) -> frozenset[int]:
+    """Tables outside ``tables.range`` that are multihome's all the same: multihome's own
+    rules (its protocol, its band) point at them, so an earlier ``tables.range`` gave them
+    out. Another tool's protocol-222 routes elsewhere are not multihome's without this."""
+    low, high = config.table_range
+    return frozenset(r.table for r in owned_rules(state, config)
+                     if not low <= r.table <= high and r.table not in RESERVED_TABLES)
 
 
 def is_persisted_rule(rule: Rule, config: Config) -> bool:
@@ -179,7 +192,17 @@ def owned_rules(state: HostState, config: Config) -> frozenset[Rule]:
 
 
 def owned_routes(state: HostState, config: Config) -> frozenset[Route]:
-    return frozenset(r for r in state.routes if is_owned_route(r, config))
+    elsewhere = owned_tables_elsewhere(state, config)
+    return frozenset(r for r in state.routes if is_owned_route(r, config, elsewhere))
+
+
+def stray_routes(state: HostState, config: Config) -> frozenset[Route]:
+    """Routes with multihome's protocol that are not provably multihome's: outside
+    ``tables.range`` with no rule of multihome's pointing at their table (an earlier range's
+    leftovers, or another tool's that uses protocol 222). Reported, never removed by apply."""
+    elsewhere = owned_tables_elsewhere(state, config)
+    return frozenset(r for r in state.routes
+                     if r.proto == PROTO_MULTIHOME and not is_owned_route(r, config, elsewhere))
 
 
 def is_left_alone(link: Link) -> str | None:
@@ -231,7 +254,7 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
     routes: set[Route] = set()
     rules: set[Rule] = set()
     main_removals: set[Route] = set()
-    origins: dict[tuple[object, ...], str] = {}
+    origins: dict[Route, str] = {}
     band = config.priority_range[0]
     for link in managed:
         addrs = tuple(a for a in state.addresses_of(link.name, 4) if a.scope == SCOPE_UNIVERSE)
@@ -248,7 +271,8 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
         kept = [r for r in native.get(link.name, ()) if r.table == table.id]
         copies = _table_routes(link.name, table.id, addrs, default, routes_by_if[link.name],
                                declared.get(link.name),
-                               [*owned_by_if.get(link.name, ()), *facts.seen.get(link.name, ())],
+                               [*owned_by_if.get(link.name, ()),
+                                *sorted(facts.seen.get(link.name, ()), key=lambda r: r.key)],
                                {r.dst for r in kept}, origins)
         # Our copy already in the table stands for a new one that differs only in its metric
         # (one route per destination: the metric means nothing there), so that a route
@@ -316,17 +340,15 @@ def _sysctls(config: Config, managed: list[Link]) -> list[Sysctl]:
             for knob, value in config.sysctls.items() if value is not None]
 
 
-def _origins_of(routes: set[Route],
-                origins: dict[tuple[object, ...], str]) -> dict[tuple[object, ...], str]:
+def _origins_of(routes: set[Route], origins: dict[Route, str]) -> dict[Route, str]:
     """The origins of the routes that made it into the desired state."""
-    keys = {r.key for r in routes}
-    return {key: origin for key, origin in origins.items() if key in keys}
+    return {route: origin for route, origin in origins.items() if route in routes}
 
 
 def _table_routes(ifname: str, table: int, addrs: tuple[Address, ...], default: Route,
                   in_main: list[Route], declaration: Declaration | None,
                   earlier: list[Route], native: set[IPNetwork],
-                  origins: dict[tuple[object, ...], str]) -> list[Route]:
+                  origins: dict[Route, str]) -> list[Route]:
     """The routes of ``ifname``'s table, one per destination, from its facts in this order:
     main's routes of the port now; the routes its lease or metadata declares; the routes seen
     earlier (our copies, the agent's memory) that still fit its addresses -- through a
@@ -345,7 +367,7 @@ def _table_routes(ifname: str, table: int, addrs: tuple[Address, ...], default: 
     def take(route: Route, origin: str) -> None:
         copies.append(route)
         have.add(route.dst)
-        origins[route.key] = origin
+        origins[route] = origin
 
     if declaration is not None:
         for declared in declaration.routes:
@@ -354,7 +376,7 @@ def _table_routes(ifname: str, table: int, addrs: tuple[Address, ...], default: 
                           prefsrc=declaration.address)
             if not declared.is_default and declared.dst not in have and fits(route):
                 take(route, declaration.origin)
-    for old in sorted(earlier, key=lambda r: r.key):
+    for old in earlier:  # our copies (state order: sorted), then the memory (sorted by caller)
         route = _copy(old, table)
         if (route.family != 4 or route.is_default or route.dst in have or not fits(route)
                 or (route.gateway is not None and declaration is not None)):
@@ -369,10 +391,10 @@ def _table_routes(ifname: str, table: int, addrs: tuple[Address, ...], default: 
     copy = _copy(default, table)
     copies.append(copy)
     if default.table != TABLE_MAIN or default.proto == PROTO_MULTIHOME:
-        origins[copy.key] = ("seen earlier in the table" if default.proto == PROTO_MULTIHOME
+        origins[copy] = ("seen earlier in the table" if default.proto == PROTO_MULTIHOME
                              else "the network manager's table")
     elif default.proto == PROTO_DHCP and declaration is not None and default not in in_main:
-        origins[copy.key] = declaration.origin
+        origins[copy] = declaration.origin
     return copies
 
 
@@ -461,16 +483,18 @@ def _route_essence(route: Route) -> tuple[object, ...]:
 
 
 def _with_existing(copies: list[Route], owned: Iterable[Route], table: int,
-                   origins: dict[tuple[object, ...], str]) -> list[Route]:
+                   origins: dict[Route, str]) -> list[Route]:
     """``copies`` with each one replaced by our route already in ``table`` that differs from
     it only in its metric (the only one for its destination there)."""
     def essence(route: Route) -> tuple[object, ...]:
         return (route.dst, route.ifname, route.gateway, route.scope, route.prefsrc, route.type)
 
+    owned = [r for r in owned if r.table == table]
+    if not owned or set(copies) <= set(owned):
+        return copies  # the common case: the table is as wanted
     existing: dict[tuple[object, ...], list[Route]] = {}
     for route in owned:
-        if route.table == table:
-            existing.setdefault(essence(route), []).append(route)
+        existing.setdefault(essence(route), []).append(route)
     counts: dict[tuple[object, ...], int] = {}
     for copy in copies:
         counts[essence(copy)] = counts.get(essence(copy), 0) + 1
@@ -478,8 +502,8 @@ def _with_existing(copies: list[Route], owned: Iterable[Route], table: int,
     for copy in copies:
         found = existing.get(essence(copy), [])
         if len(found) == 1 and found[0] != copy and counts[essence(copy)] == 1:
-            if copy.key in origins:
-                origins[found[0].key] = origins[copy.key]
+            if copy in origins:
+                origins[found[0]] = origins[copy]
             result.append(found[0])
         else:
             result.append(copy)
@@ -610,9 +634,13 @@ def _assign_tables(state: HostState, config: Config, links: list[Link],
                 if not is_owned_rule(r, config) and not is_persisted_rule(r, config)}
     used: set[int] = set(foreign)
     result: dict[str, Table] = {}
+    kept: set[int] = set()
     for link in links:
+        # A table once assigned stays: another tool's rule or route pointing into it is a
+        # reference to this port's table, not a claim on the id (only new ids avoid them).
         table_id = assigned.get(link.name)
-        if table_id is not None and low <= table_id <= high and table_id not in used:
+        if table_id is not None and low <= table_id <= high and table_id not in kept:
+            kept.add(table_id)
             result[link.name] = Table(table_id, config.table_name(link.name), link.name)
             used.add(table_id)
     for link in sorted(links, key=lambda x: (x.mac or "", x.name)):
@@ -638,8 +666,8 @@ def _preserve_for_skipped(
 ) -> tuple[set[Rule], set[Route], list[str]]:
     """Owned state of interfaces that still exist but are down or unaddressed is kept.
 
-    Missing data never causes a deletion (DESIGN rule 7): a port whose lease is being renewed
-    or whose link flaps gets its rules back when it returns, without anyone re-planning.
+    Missing data never causes a deletion (docs/design.md, rule 7): a port whose lease is being
+    renewed or whose link flaps gets its rules back when it returns, without anyone re-planning.
     """
     keep_tables = {assigned[s.ifname] for s in skipped if s.ifname in assigned}
     kept_rules = {r for r in rules if r.table in keep_tables}

@@ -8,15 +8,24 @@ from typing import Any
 from multihome.backend import Backend
 from multihome.config import Config
 from multihome.model import (
+    PROTO_NAMES,
     SCOPE_UNIVERSE,
     TABLE_DEFAULT,
     TABLE_LOCAL,
     TABLE_MAIN,
     HostState,
+    Route,
     Rule,
+    Table,
 )
 from multihome.plan import Assessment
-from multihome.policy import is_left_alone, owned_rules
+from multihome.policy import (
+    DesiredState,
+    is_left_alone,
+    owned_routes,
+    owned_rules,
+    persisted_rules,
+)
 
 
 @dataclass(frozen=True)
@@ -34,10 +43,66 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """Another tool's rule or route that uses one of multihome's tables (left untouched)."""
+
+    table: Table
+    obj: Rule | Route
+
+    def describe(self) -> str:
+        kind = "rule" if isinstance(self.obj, Rule) else "route"
+        return f"{kind} '{self.obj.describe({self.table.id: self.table.name})}'"
+
+    def to_json(self) -> dict[str, Any]:
+        rule = self.obj if isinstance(self.obj, Rule) else None
+        return {
+            "table": self.table.id, "table_name": self.table.name,
+            "interface": self.table.ifname,
+            "kind": "rule" if rule is not None else "route",
+            "priority": None if rule is None else rule.priority,
+            "protocol": PROTO_NAMES.get(self.obj.proto, str(self.obj.proto)),
+            "text": self.obj.describe({self.table.id: self.table.name}),
+        }
+
+
+def foreign_references(state: HostState, desired: DesiredState,
+                       config: Config) -> list[Reference]:
+    """Rules and routes of other tools (not multihome's, not its persisted configuration's,
+    not the network manager's routes that the policy wants) in multihome's tables."""
+    tables = {t.id: t for t in desired.tables}
+    ours_rules = owned_rules(state, config) | persisted_rules(state, config)
+    ours_routes = owned_routes(state, config) | desired.routes
+    found: list[Reference] = [
+        Reference(tables[r.table], r) for r in state.rules
+        if r.table in tables and r not in ours_rules]
+    found += [Reference(tables[r.table], r) for r in state.routes
+              if r.table in tables and r not in ours_routes]
+    return found
+
+
+def check_shared_tables(references: list[Reference]) -> list[Problem]:
+    """``shared-table``: another tool's rule or route uses a multihome table."""
+    problems: list[Problem] = []
+    for table in sorted({ref.table for ref in references}):
+        refs = [ref for ref in references if ref.table == table]
+        problems.append(Problem(
+            "shared-table", table.ifname,
+            f"table {table.id} ({table.name}, {table.ifname}'s) is also used by another tool: "
+            f"{'; '.join(ref.describe() for ref in refs)}. multihome keeps the table's id and "
+            "never touches these, but its routes are "
+            f"{table.ifname}'s: `multihome reset` or {table.ifname} going away empties it",
+            "nothing, if that is intended; otherwise point the other tool at its own table "
+            "(for a rule: `ip rule del priority N`)"))
+    return problems
+
+
+@dataclass(frozen=True)
 class Report:
     assessment: Assessment
     problems: tuple[Problem, ...]
     config: Config
+    references: tuple[Reference, ...] = ()
+    """Other tools' rules and routes in multihome's tables."""
 
     def to_json(self) -> dict[str, Any]:
         assessment = self.assessment
@@ -50,6 +115,7 @@ class Report:
             "rules": [dict(r.to_json(), text=r.describe(names))
                       for r in sorted(owned_rules(assessment.state, self.config),
                                       key=lambda r: r.key)],
+            "references": [ref.to_json() for ref in self.references],
             "table_route_origins": assessment.desired.route_origins(),
             "pending_changes": len(assessment.plan.changes),
             "problems": [p.to_json() for p in self.problems],
@@ -58,9 +124,11 @@ class Report:
 
 def build_report(backend: Backend, assessment: Assessment, config: Config) -> Report:
     """Inspect ``assessment`` and the kernel's own route lookups for problems."""
+    references = foreign_references(assessment.state, assessment.desired, config)
     problems = [*check_reply_paths(backend, assessment.state, config),
-                *check_defaults(assessment.state, config), *check_pending(assessment)]
-    return Report(assessment, tuple(problems), config)
+                *check_defaults(assessment.state, config), *check_pending(assessment),
+                *check_shared_tables(references)]
+    return Report(assessment, tuple(problems), config, tuple(references))
 
 
 def check_reply_paths(backend: Backend, state: HostState, config: Config) -> list[Problem]:

@@ -9,10 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 from agent_util import ADDRESS, GATEWAY, Lab, network_data, wait_until, write_drive
 
-pytestmark = pytest.mark.netns
 BOUND = 15.0  # seconds: generous, the machine is shared; the benchmark has the real figures
 
 

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from multihome.errors import InputError
+from multihome.reader import MAX_BYTES
 from multihome.source import parse_meta_data, parse_network_data
-from multihome.source.network_data import MAX_BYTES
 
 GOOD = json.dumps(network_data(static=("eth2",))).encode()
 
@@ -100,6 +100,56 @@ def test_bad_documents_are_input_errors(raw: bytes, where: str) -> None:
     message = str(caught.value)
     assert message.startswith("/md/network_data.json") and where in message, message
     assert "--source kernel" in message
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "ipv4",
+        "ipv6",
+        "ipv4_dhcp",
+        "ipv6_dhcp",
+        "ipv6_slaac",
+        "ipv6_dhcpv6-stateful",
+        "ipv6_dhcpv6-stateless",
+    ],
+)
+def test_every_network_type_nova_writes_is_accepted(kind: str) -> None:
+    """The seven types Nova writes (``nova/virt/netutils.py``) parse; a static one needs its
+    address, a DHCP/SLAAC one carries none."""
+    network: dict[str, object] = {"id": "n0", "type": kind, "link": "a"}
+    if kind in ("ipv4", "ipv6"):
+        network["ip_address"] = "10.0.0.5/24" if kind == "ipv4" else "2001:db8::5/64"
+    doc = {"links": [{"id": "a", "type": "phy"}], "networks": [network]}
+    (parsed,) = parse_network_data(json.dumps(doc).encode(), "t").networks
+    assert parsed.type == kind and parsed.static == (kind in ("ipv4", "ipv6"))
+
+
+def test_unknown_network_type_names_the_network_and_the_types() -> None:
+    """``ipv5`` is refused (it used to pass as a network without an address): the message
+    names the network, its JSON path, every type Nova writes and the way on."""
+    doc = {
+        "links": [{"id": "a", "type": "phy"}],
+        "networks": [
+            {"id": "n0", "type": "ipv4_dhcp", "link": "a"},
+            {"id": "private-v4", "type": "ipv5", "link": "a"},
+        ],
+    }
+    with pytest.raises(InputError) as caught:
+        parse_network_data(json.dumps(doc).encode(), "/md/network_data.json")
+    assert str(caught.value) == (
+        "/md/network_data.json: networks[1].type: network 'private-v4' has type 'ipv5', which "
+        "is none of ipv4, ipv4_dhcp, ipv6, ipv6_dhcp, ipv6_dhcpv6-stateful, "
+        "ipv6_dhcpv6-stateless, ipv6_slaac; the metadata is malformed; check the port in "
+        "Neutron, or use --source kernel"
+    )
+    assert caught.value.exit_code == 2
+
+
+def test_duplicate_json_keys_are_refused() -> None:
+    """A key given twice in one object is refused, not silently "the last one wins"."""
+    with pytest.raises(InputError, match=r"t: duplicate key 'links' in one object; .*--source"):
+        parse_network_data(b'{"links": [], "links": []}', "t")
 
 
 def test_meta_data() -> None:

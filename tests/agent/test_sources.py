@@ -1,5 +1,5 @@
 """Metadata readers (directory, HTTP with bounded retries, a real config-2 filesystem on a
-loop device), port intents by MAC, the DHCP hook's route decoding, and, in namespaces: the
+loop device), port intents by MAC, and, in namespaces: the
 config drive and the metadata service give the same plan."""
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ from typing import ClassVar
 import pytest
 from agent_util import ADDRESS, MAC, Lab, network_data, sh, write_drive
 
-from multihome.agent.dhcphook import classless_routes, lease_routes
+from multihome.errors import MetadataUnavailable
 from multihome.model import PROTO_STATIC, TABLE_MAIN, Address, HostState, Link, Route
 from multihome.source import (
-    MetadataUnavailable,
     Retry,
     augment,
     find_config_drive,
@@ -151,29 +150,6 @@ def test_intents_match_by_mac_and_only_add() -> None:
     assert pending_static(addressed, data) == ()
 
 
-def test_dhcp_hook_decodes_classless_routes() -> None:
-    """Option 121 as dhclient passes it; option 3 only without 121 (RFC 3442)."""
-    text = "32 169 254 169 254 192 168 0 100 0 192 168 0 1 24 10 1 2 192 168 0 1"
-    assert [(str(n), str(g)) for n, g in classless_routes(text)] == [
-        ("169.254.169.254/32", "192.168.0.100"),
-        ("0.0.0.0/0", "192.168.0.1"),
-        ("10.1.2.0/24", "192.168.0.1"),
-    ]
-    assert [str(g) for _, g in lease_routes({"new_routers": "192.168.0.9 192.168.0.8"})] == [
-        "192.168.0.9"
-    ]
-    assert (
-        len(
-            lease_routes(
-                {"new_rfc3442_classless_static_routes": text, "new_routers": "192.168.0.9"}
-            )
-        )
-        == 3
-    )
-    with pytest.raises(ValueError):
-        classless_routes("24 10 1")
-
-
 # -- namespaces ----------------------------------------------------------------------------
 def _plan(lab: Lab, *argv: str) -> dict[str, object]:
     result = lab.multihome("plan", "--json", "--source", "openstack", *argv)
@@ -184,7 +160,6 @@ def _plan(lab: Lab, *argv: str) -> dict[str, object]:
     return dict(data)
 
 
-@pytest.mark.netns
 def test_config_drive_and_service_give_the_same_plan(lab: Lab) -> None:
     """With a DHCP-disabled eth2 (up, no address): a config-drive directory, the metadata
     service at 169.254.169.254 and a real filesystem labelled config-2 give the same plan,

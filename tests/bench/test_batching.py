@@ -13,7 +13,6 @@ from lab import BenchLab, split_changes
 from multihome.model import Rule
 from multihome.plan import Plan
 
-pytestmark = pytest.mark.netns
 WORKER = BENCH / "worker.py"
 
 

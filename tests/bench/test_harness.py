@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 from bench_util import BENCH
 
-pytestmark = pytest.mark.netns
-
 
 def test_harness_runs_at_tiny_n_and_reports_every_measurement(tmp_path: Path) -> None:
     """`bench/run.py --sizes 2 --runs 1` exits 0, times (a) (b) (c) (c0) (d), status and the

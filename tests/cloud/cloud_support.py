@@ -50,12 +50,23 @@ def server_hash(script: Path = SERVER) -> str:
     return hashlib.sha256(script.read_bytes()).hexdigest()[:12]
 
 
+def skip_unless_ours(path: Path, what: str) -> None:
+    """Skip the tests that need ``what`` when this user cannot build it in ``path`` (the
+    cache of another user, typically root's, for a test run as an ordinary user)."""
+    if not os.access(path, os.W_OK):
+        pytest.skip(
+            f"{what} is not built yet and {path} is not writable by this user: run the cloud "
+            "tests once as the cache's owner, or set MULTIHOME_TEST_CACHE to a folder of yours"
+        )
+
+
 def template(venv: Path, script: Path = SERVER) -> Path:
     """The template state (configuration, databases) that ``script setup`` builds in
     ``venv``, once per version of the script."""
     tmpl = venv / f"template-{server_hash(script)}"
     if (tmpl / ".ready").exists():
         return tmpl
+    skip_unless_ours(venv, f"the template state of {script.name}")
     with open(CACHE / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (tmpl / ".ready").exists():
@@ -78,7 +89,15 @@ def build_venv(lock: Path = LOCK, prefix: str = "neutron-venv") -> Path:
     venv = CACHE / f"{prefix}-{lock_hash(lock)}"
     ready = venv / ".multihome-ready"
     if ready.exists():
+        if not os.access(venv / "bin/python", os.X_OK):  # built by another user: its Python
+            pytest.skip(  # (a pyenv or venv under their home) may not be executable here
+                f"{venv} was built by another user and its Python is not executable by this "
+                "one: run the cloud tests as that user, or set MULTIHOME_TEST_CACHE to a folder "
+                "of yours"
+            )
         return venv
+    if CACHE.is_dir():
+        skip_unless_ours(CACHE, venv.name)
     CACHE.mkdir(parents=True, exist_ok=True)
     with open(CACHE / ".build.lock", "w") as build_lock:
         fcntl.flock(build_lock, fcntl.LOCK_EX)  # one builder; xdist workers wait for it

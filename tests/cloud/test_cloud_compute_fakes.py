@@ -12,7 +12,8 @@ from openstack.image import image_service
 from openstack.image.v2 import image
 from openstack.test import fakes
 
-from multihome.cloud.client import CloudError, ComputeApi
+from multihome.cloud.client import ComputeApi
+from multihome.errors import CloudError
 
 
 def _api() -> tuple[ComputeApi, Any, Any]:

@@ -6,9 +6,10 @@ from types import MappingProxyType
 
 import pytest
 
-from multihome.cloud.plan import CloudConflictError, make_plan
+from multihome.cloud.plan import make_plan
 from multihome.cloud.state import CloudState, FoundNetwork, FoundSubnet, marker
 from multihome.cloud.topology import parse_topology
+from multihome.errors import CloudConflictError
 
 BASE = """\
 name: w

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from cloud_support import REPO
 
 from multihome.cloud.topology import parse_topology
-from multihome.errors import ConfigError
+from multihome.errors import InputError
 
 GOOD = """\
 name: t1
@@ -81,13 +82,15 @@ def test_good_file_parses_to_canonical_values() -> None:
     ],
 )
 def test_bad_values_name_key_and_fix(change: tuple[str, str], key: str, fix: str) -> None:
-    """Each mistake raises ConfigError naming the file, the key path and the fix."""
+    """Each mistake raises InputError naming the file, the line and column, the key path and
+    the fix."""
     text = GOOD.replace(*change)
     assert text != GOOD
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(InputError) as err:
         parse_topology(text, "t.yaml")
     message = str(err.value)
-    assert message.startswith(f"t.yaml: {key}:"), message
+    assert re.match(rf"t\.yaml:{err.value.line}:{err.value.column}: {re.escape(key)}:", message)
+    assert err.value.line is not None and err.value.path == key, message
     assert fix in message
 
 

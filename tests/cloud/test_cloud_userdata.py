@@ -20,7 +20,7 @@ SCENARIO4 = REPO / "examples" / "scenario4-two-ports-two-floating-ips.yaml"
 
 def _check_multihome_argv(argv: list[str]) -> None:
     """The guest's multihome commands parse with multihome's own CLI (or, for a verb whose
-    module is not installed here, match DESIGN.md's surface)."""
+    module is not installed here, match multihome-persist(8), docs/multihome-persist.8.md)."""
     from multihome.cli import LAZY_COMMANDS, _module_exists, cli
 
     verb, *rest = argv

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from fuzz_lab import EventLab, skip_unless_able
+from tiers import mark_netns
 
 
 @pytest.fixture
@@ -22,3 +23,8 @@ def lab() -> Iterator[EventLab]:
         yield running
     finally:
         running.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here needs root and creates network namespaces."""
+    mark_netns(items, __file__)

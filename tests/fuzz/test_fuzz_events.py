@@ -176,7 +176,6 @@ def fuzz_settings() -> dict[str, Any]:
     }
 
 
-@pytest.mark.netns
 @pytest.mark.slow
 def test_any_sequence_of_guest_events_keeps_every_address_on_its_own_port() -> None:
     """Random event sequences (fixed seed in CI) against the real kernel and the running

@@ -3,11 +3,9 @@ events do is caught by ``EventLab.problems()`` (kernel lookups, duplicates, fore
 
 from __future__ import annotations
 
-import pytest
 from fuzz_lab import EventLab
 
 
-@pytest.mark.netns
 def test_the_invariant_catches_damage_nobody_repairs(lab: EventLab) -> None:
     """The lab settled with the agent: the invariant holds. The agent stopped, each damage
     breaks it, with a message that names it: eth1's table flushed (eth1's traffic leaves

@@ -16,7 +16,6 @@ from fuzz_lab import EventLab
 NOT_FIXED_HERE = "fixed on another branch (see the reason); remove the mark once merged"
 
 
-@pytest.mark.netns
 def test_flap_then_dhcp_restores_only_the_default(lab: EventLab) -> None:
     """Issue 13's opening, found again by the fuzzer (``flap_then_dhcp``): eth1 flaps, the
     agent restores its table; then a DHCP client puts back only eth1's default in main. The
@@ -31,7 +30,6 @@ def test_flap_then_dhcp_restores_only_the_default(lab: EventLab) -> None:
     lab.final_check()
 
 
-@pytest.mark.netns
 @pytest.mark.xfail(
     strict=True,
     reason="policy.py: main's specific routes of another port win for every source address",
@@ -54,7 +52,6 @@ def test_static_port_metadata_leaves_its_own_port(lab: EventLab) -> None:
     assert isinstance(got, dict) and got.get("dev") == port, got
 
 
-@pytest.mark.netns
 def test_detaching_the_primary_port_leaves_the_other_its_default(lab: EventLab) -> None:
     """Found by the fuzzer (seed 1: readd_address, flaps, ``detach('eth0')``; minimal:
     ``detach('eth0')`` alone). With eth0, the primary, gone, eth1 is the only port, so the
@@ -73,7 +70,6 @@ def test_detaching_the_primary_port_leaves_the_other_its_default(lab: EventLab) 
     assert repairs < 5, f"{repairs} repairs for one detach"
 
 
-@pytest.mark.netns
 def test_single_port_left_readds_its_address(lab: EventLab) -> None:
     """Found by the fuzzer's fixed seed (``delete_rule``, ``detach('eth1')``, ``renew``,
     ``delete_rule`` x2, ``readd_address('eth0')``; minimal: the two below). eth0 is the only
@@ -90,7 +86,6 @@ def test_single_port_left_readds_its_address(lab: EventLab) -> None:
     lab.final_check()
 
 
-@pytest.mark.netns
 def test_primary_flaps_while_the_agent_is_down(lab: EventLab) -> None:
     """Found by the fuzzer's fixed seed (``restart_agent(kill=True, flap_while_down='eth0')``).
     The agent is killed; eth0, the primary, flaps while no agent runs (the kernel flushes
@@ -106,7 +101,6 @@ def test_primary_flaps_while_the_agent_is_down(lab: EventLab) -> None:
     lab.final_check()
 
 
-@pytest.mark.netns
 def test_no_default_left_after_restarts_with_flaps(lab: EventLab) -> None:
     """Found by the fuzzer (seed 3, eight steps; minimal: the three below), once the policy
     put the primary's default back in main. eth0's lease expires and the agent's own DHCP
@@ -128,7 +122,6 @@ def test_no_default_left_after_restarts_with_flaps(lab: EventLab) -> None:
     lab.final_check()
 
 
-@pytest.mark.netns
 def test_agent_restart_resumes_its_own_dhcp_client(lab: EventLab) -> None:
     """Found by the fuzzer (seed 3, six steps; minimal: the three below). eth1's lease
     expires, so the agent runs its own DHCP client for it (addresses ``noprefixroute``, the

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 from labtools import force_remove, new_name
+from tiers import mark_netns
 
 
 @pytest.fixture
@@ -48,3 +49,10 @@ def lab_names(needs_root: None) -> Iterator[list[str]]:
     finally:
         for name in names:
             force_remove(name)
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that bring a lab up (``needs_root``, ``lab_name``, ``lab_names``) are
+    ``netns``."""
+    mark_netns(items, __file__, fixtures=("needs_root",))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -74,7 +75,7 @@ def test_scenario4_is_the_howto_and_expects_the_failure_then_the_fix() -> None:
     [
         ("number: 9", "number: nine", "number: 'nine' is not a positive integer"),
         ("story: s", "story: s\ncolour: red", "unknown key 'colour'"),
-        ("ips: [192.168.0.10]", "ips: [10.0.0.1]", "ports[0].ips: 10.0.0.1 is outside"),
+        ("ips: [192.168.0.10]", "ips: [10.0.0.1]", "ports[0].ips[0]: 10.0.0.1 is outside"),
         ("203.0.113.10}", "198.51.100.7}", "is not a free floating IP"),
         ("network: private", "network: public", "ports[0].network: 'public' is not defined"),
         ("name: eth0", "name: eth5", "ports[0].name: 'eth5' is not eth0"),
@@ -89,11 +90,12 @@ def test_scenario4_is_the_howto_and_expects_the_failure_then_the_fix() -> None:
 def test_scenario_errors_name_the_file_the_key_and_the_fix(
     old: str, new: str, message: str
 ) -> None:
-    """A broken scenario file is refused with a message naming file and key."""
+    """A broken scenario file is refused with a message naming file, line:column and key."""
     assert parse_scenario(MINIMAL, "x.yaml").number == 9
     with pytest.raises(InputError) as caught:
         parse_scenario(MINIMAL.replace(old, new), "x.yaml")
-    assert str(caught.value).startswith("x.yaml: ")
+    assert re.match(rf"x\.yaml:{caught.value.line}:{caught.value.column}: ", str(caught.value))
+    assert caught.value.line is not None
     assert message in str(caught.value)
 
 

@@ -11,13 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from labtools import leftovers, ns_run, run_cli, run_json
 
 from multihome.lab.runtime import netns_pids
 
 
-@pytest.mark.netns
 def test_down_leaves_nothing_behind(lab_name: str) -> None:
     """After `down`: no namespace, no process (of the 7 the lab ran), no file or folder."""
     assert run_cli("lab", "up", "--scenario", "5", "--name", lab_name).returncode == 0
@@ -46,7 +44,6 @@ def test_down_leaves_nothing_behind(lab_name: str) -> None:
     assert again.returncode == 0 and "nothing to remove" in again.stdout
 
 
-@pytest.mark.netns
 def test_failed_up_removes_what_it_built(lab_name: str) -> None:
     """A failure in the middle of `up` (daemons already started) removes everything."""
     env = dict(os.environ, MULTIHOME_LAB_FAILPOINT="guest-dhcp")
@@ -57,7 +54,6 @@ def test_failed_up_removes_what_it_built(lab_name: str) -> None:
     assert leftovers(lab_name) == []
 
 
-@pytest.mark.netns
 def test_interrupted_up_removes_what_it_built(lab_name: str) -> None:
     """SIGTERM while `up` runs (DHCP clients running) removes everything."""
     env = dict(os.environ, MULTIHOME_LAB_FAILPOINT="guest-dhcp:hang")
@@ -86,7 +82,6 @@ def test_interrupted_up_removes_what_it_built(lab_name: str) -> None:
     assert leftovers(lab_name) == []
 
 
-@pytest.mark.netns
 def test_two_labs_side_by_side_are_independent(lab_names: list[str]) -> None:
     """Two labs of the same scenario come up at once; fixing one does not touch the other."""
     first, second = lab_names
@@ -118,7 +113,6 @@ def test_two_labs_side_by_side_are_independent(lab_names: list[str]) -> None:
     assert run_cli("lab", "status", "--name", second).returncode == 0
 
 
-@pytest.mark.netns
 def test_status_and_exec(lab_name: str) -> None:
     """`status` exits 1 without a lab, 0 with one; `exec` runs in the node, keeps the status."""
     absent = run_cli("lab", "status", "--name", lab_name)
@@ -167,7 +161,6 @@ def test_status_and_exec(lab_name: str) -> None:
     assert run_cli("lab", "status", "--name", lab_name).returncode == 1
 
 
-@pytest.mark.netns
 def test_interrupted_demo_removes_the_lab(lab_name: str) -> None:
     """SIGTERM while `demo` probes (the lab complete and running) removes everything."""
     proc = subprocess.Popen(

@@ -37,7 +37,6 @@ def test_missing_program_names_the_package(program: str, package: str, tmp_path:
     assert Path(sys.executable).exists()
 
 
-@pytest.mark.netns
 def test_down_needs_only_ip(lab_name: str, tmp_path: Path) -> None:
     """A lab can be removed even after dnsmasq & co. were uninstalled: `down` needs `ip`."""
     assert run_cli("lab", "up", "--scenario", "1", "--name", lab_name).returncode == 0

@@ -19,7 +19,6 @@ def guest_routes(name: str) -> list[str]:
     return [" ".join(line.split()) for line in done.stdout.splitlines() if line.strip()]
 
 
-@pytest.mark.netns
 @pytest.mark.parametrize("number", NUMBERS)
 def test_scenario_matches_its_expectations_before_and_after_apply(
     number: int, lab_name: str
@@ -42,7 +41,6 @@ def test_scenario_matches_its_expectations_before_and_after_apply(
     assert after["outcome"] == scenario.expect["after"].to_json()
 
 
-@pytest.mark.netns
 def test_scenario4_second_floating_ip_dead_before_and_alive_after(lab_name: str) -> None:
     """The how-to's failure and the fix, checked with curl, ping, nft and ip directly."""
     assert run_cli("lab", "up", "--scenario", "4", "--name", lab_name).returncode == 0

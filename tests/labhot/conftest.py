@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from labhot_util import LiveLab, force_remove, missing_programs, new_name
+from tiers import mark_netns
 
 
 @pytest.fixture
@@ -40,3 +41,9 @@ def scenario4(live: LiveLab) -> LiveLab:
     applied = live.cli("exec", "--", "multihome", "--root", str(live.tmp / "root"), "apply")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     return live
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here needs root and creates network namespaces."""
+    mark_netns(items, __file__)

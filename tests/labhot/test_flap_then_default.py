@@ -14,7 +14,6 @@ import subprocess
 import time
 from typing import Any
 
-import pytest
 from labhot_util import LiveLab, ns_run, wait_until
 
 BOUND = 10.0  # seconds: generous, the machine is shared
@@ -52,7 +51,6 @@ def healthy(lab: LiveLab) -> bool:
     )
 
 
-@pytest.mark.netns
 def test_flap_then_only_the_default_back_keeps_eth1_whole(scenario4: LiveLab) -> None:
     """Scenario 4 fixed, the agent runs. `ip link set eth1 down; sleep 0.3; ip link set eth1
     up`, 2 s, then `ip route add default via 192.168.0.1 dev eth1 proto dhcp src
@@ -108,7 +106,6 @@ def test_flap_then_only_the_default_back_keeps_eth1_whole(scenario4: LiveLab) ->
     assert ping.returncode == 0, ping.stdout + ping.stderr
 
 
-@pytest.mark.netns
 def test_flap_while_no_agent_runs_then_the_agent_rebuilds_from_the_lease(
     scenario4: LiveLab,
 ) -> None:

@@ -46,7 +46,6 @@ def table_routes(lab: LiveLab, table: int) -> list[str]:
     )
 
 
-@pytest.mark.netns
 def test_hotplug_flap_renew_detach_with_the_agent(scenario4: LiveLab) -> None:
     """Scenario 4 fixed; the agent runs. A third port with a floating IP is hot-plugged: its
     floating IP answers and it egresses as itself. eth1 flaps: its table comes back whole
@@ -129,7 +128,6 @@ def test_hotplug_flap_renew_detach_with_the_agent(scenario4: LiveLab) -> None:
     assert probe["outcome"]["reachable"] == {"203.0.113.107": True, "203.0.113.112": True}
 
 
-@pytest.mark.netns
 def test_static_port_from_metadata_router_change_and_lost_lease(scenario4: LiveLab) -> None:
     """A port on which DHCP is disabled gets its address from the metadata service (the
     agent reads network_data.json) and its floating IP answers. A renewal that hands eth1
@@ -191,7 +189,6 @@ def test_static_port_from_metadata_router_change_and_lost_lease(scenario4: LiveL
     assert "not the lab's" in refused.stderr
 
 
-@pytest.mark.netns
 def test_agents_in_two_namespaces_have_their_own_state_folders(tmp_path: Path) -> None:
     """`ip netns exec A multihome agent` and `... B ...` on one host write their state file
     and their DHCP clients' files in two folders (found by the lab: both used

@@ -51,7 +51,6 @@ def served(lab: LiveLab, document: str) -> dict[str, object]:
     return dict(json.loads(done.stdout))
 
 
-@pytest.mark.netns
 def test_attach_builds_the_cloud_side_and_detach_removes_it(live: LiveLab) -> None:
     """attach-port: switch port with its chain and counters, NAT both ways, DHCP host,
     network_data.json entry, and a NIC down and unaddressed in the guest. Nothing
@@ -106,7 +105,6 @@ def test_attach_builds_the_cloud_side_and_detach_removes_it(live: LiveLab) -> No
     }
 
 
-@pytest.mark.netns
 def test_detach_a_scenario_port_and_down_leaves_nothing(live: LiveLab) -> None:
     """A port the lab started a DHCP client for can be detached too (its client stops);
     a lab with an attached port is removed by `lab down` without a trace."""
@@ -127,7 +125,6 @@ def test_detach_a_scenario_port_and_down_leaves_nothing(live: LiveLab) -> None:
     assert leftovers(live.name) == []
 
 
-@pytest.mark.netns
 def test_bad_input_exits_2_and_changes_nothing(live: LiveLab) -> None:
     """No lab, an unknown port, a taken or foreign address, an unknown network, a static
     port to renew: exit 2 with a message naming the input, and nothing changed."""
@@ -170,7 +167,6 @@ def test_bad_input_exits_2_and_changes_nothing(live: LiveLab) -> None:
     assert guest_links(live) == ["eth0", "eth1", "lo"]
 
 
-@pytest.mark.netns
 def test_a_failed_attach_is_undone(live: LiveLab) -> None:
     """A failure just before the NIC is plugged (an injected one) undoes every step taken:
     rulesets, DHCP hosts, metadata and the lab's port list are as before."""
@@ -212,7 +208,6 @@ def plan(live: LiveLab, *source: str) -> dict[str, object]:
     return dict(json.loads(done.stdout))
 
 
-@pytest.mark.netns
 @pytest.mark.parametrize("scenario", ["4", "2"])
 def test_config_drive_and_metadata_service_give_the_same_plan(live: LiveLab, scenario: str) -> None:
     """Inside the guest, `plan --source openstack` from the metadata service and from the

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from netns_util import HowtoVM, build_howto, namespaces, unique
+from tiers import mark_netns
 
 
 def _vm(tmp_path: Path, ports: int) -> Iterator[HowtoVM]:
@@ -30,3 +31,9 @@ def vm(tmp_path: Path) -> Iterator[HowtoVM]:
 def vm3(tmp_path: Path) -> Iterator[HowtoVM]:
     """Three ports on the how-to's subnet."""
     yield from _vm(tmp_path, 3)
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here needs root and creates network namespaces."""
+    mark_netns(items, __file__)

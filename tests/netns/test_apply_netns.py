@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 from netns_util import HowtoVM, dump, multihome, routes, rules, sh
-
-pytestmark = pytest.mark.netns
 
 
 def _table_of(vm: HowtoVM, ifname: str) -> int:
@@ -130,6 +129,25 @@ BAD_CONFIGS = [
     pytest.param("interfaces: [eth0\n", "malformed YAML", id="malformed-yaml"),
     pytest.param("tables: {range: [250, 260]}\n", "reserved table id 253", id="reserved-253"),
     pytest.param("tables: {range: [0, 10]}\n", "out of bounds", id="reserved-0"),
+    pytest.param("primary: eth0\nprimary: eth1\n", ":2:1: duplicate key 'primary'", id="dup-key"),
+    pytest.param("rules: [from]\nprobe: 127.0.0.1\n", ":2:8: probe: 127.0.0.1 is a loopback "
+                 "address: no lookup towards it uses a gateway; give an off-subnet IPv4 address",
+                 id="probe-loopback"),
+    pytest.param("probe: '::1'\n", ":1:8: probe: ::1 is a loopback address", id="probe-loopback6"),
+    pytest.param("probe: 0.0.0.0\n", "probe: 0.0.0.0 is the unspecified address",
+                 id="probe-unspecified"),
+    pytest.param("probe: 224.0.0.251\n", "probe: 224.0.0.251 is a multicast address",
+                 id="probe-multicast"),
+    pytest.param("probe: 169.254.1.1\n", "probe: 169.254.1.1 is a link-local address",
+                 id="probe-link-local"),
+    pytest.param("probe: 2001:db8::10\n", "probe: 2001:db8::10 is an IPv6 address",
+                 id="probe-ipv6"),
+    pytest.param(
+        "tables:\n  range:\n    - &a [x, x, x, x, x, x, x, x, x]\n"
+        + "".join(f"    - &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in pairwise("abcdefgh")),
+        "expands to more than 100000 values through aliases",
+        id="alias-bomb",
+    ),
 ]
 
 

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from hosts import host, port
+
 from multihome.config import Config
 from multihome.model import (
-    PROTO_DHCP,
-    PROTO_KERNEL,
-    SCOPE_LINK,
-    TABLE_MAIN,
-    Address,
     HostState,
-    Link,
-    Route,
 )
 from multihome.policy import DesiredState, compute_policy
 from multihome.render import HostFacts, RenderInput, build_input
@@ -24,7 +18,9 @@ MACS = {"eth0": "fa:16:3e:00:00:01", "eth1": "fa:16:3e:00:00:02", "eth2": "fa:16
 
 
 @dataclass(frozen=True)
-class Port:
+class ScenarioPort:
+    """One port of a golden scenario, as DHCP configured it (address, gateway, metric)."""
+
     name: str
     address: str
     gateway: str
@@ -32,57 +28,21 @@ class Port:
     metadata: str | None = "192.168.0.100"
 
 
-def dhcp_host(ports: list[Port]) -> HostState:
+def dhcp_host(ports: list[ScenarioPort]) -> HostState:
     """A VM whose ports got address, default and option-121 routes from DHCP (as the how-to)."""
-    links = [Link("lo", 1, None, up=True, loopback=True)]
-    addresses, routes = [], []
-    for index, port in enumerate(ports, 2):
-        links.append(Link(port.name, index, MACS[port.name], up=True))
-        iface = ipaddress.ip_interface(port.address)
-        addresses.append(Address(port.name, iface))
-        src = iface.ip
-        gw = ipaddress.ip_address(port.gateway)
-        routes += [
-            Route(
-                TABLE_MAIN,
-                ipaddress.ip_network("0.0.0.0/0"),
-                port.name,
-                gw,
-                port.metric,
-                PROTO_DHCP,
-                prefsrc=src,
-            ),
-            Route(
-                TABLE_MAIN,
-                iface.network,
-                port.name,
-                None,
-                port.metric,
-                PROTO_KERNEL,
-                SCOPE_LINK,
-                prefsrc=src,
-            ),
-        ]
-        if port.metadata:
-            routes.append(
-                Route(
-                    TABLE_MAIN,
-                    ipaddress.ip_network("169.254.169.254/32"),
-                    port.name,
-                    ipaddress.ip_address(port.metadata),
-                    port.metric,
-                    PROTO_DHCP,
-                    prefsrc=src,
-                )
-            )
-    return HostState.build(links, addresses, routes)
+    return host(
+        *(
+            port(p.name, i, p.address, p.gateway, p.metric, p.metadata, mac=MACS[p.name], kind=None)
+            for i, p in enumerate(ports, 2)
+        )
+    )
 
 
 HOWTO = [
-    Port("eth0", "192.168.0.107/24", "192.168.0.1", 100),
-    Port("eth1", "192.168.0.112/24", "192.168.0.1", 101),
+    ScenarioPort("eth0", "192.168.0.107/24", "192.168.0.1", 100),
+    ScenarioPort("eth1", "192.168.0.112/24", "192.168.0.1", 101),
 ]
-THREE = [*HOWTO, Port("eth2", "10.20.0.30/24", "10.20.0.1", 102, metadata=None)]
+THREE = [*HOWTO, ScenarioPort("eth2", "10.20.0.30/24", "10.20.0.1", 102, metadata=None)]
 
 SCENARIOS = {"howto": HOWTO, "three": THREE}
 

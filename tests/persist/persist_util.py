@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from multihome.render.base import net_text
+from multihome.model import net_text
 
 sys.path.insert(0, str(Path(__file__).parent))
 

@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 from persist_util import Namespaces, howto_vm, multihome, run
 
-pytestmark = pytest.mark.netns
-
 
 def files_under(root: Path) -> dict[str, str]:
     return {

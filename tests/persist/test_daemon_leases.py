@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 from persist_util import Lab, Networkd, NetworkManager, run, wait_for
 from test_daemons import networkd_lab, nm_lab
 
@@ -37,7 +36,6 @@ def routes(lease: Lease) -> set[tuple[str, str]]:
     return {(str(r.dst), str(r.gateway)) for r in lease.routes}
 
 
-@pytest.mark.netns
 def test_networkd_lease_gives_address_gateway_and_classless_routes(
     networkd_lab: tuple[Lab, Networkd],
 ) -> None:
@@ -56,7 +54,6 @@ def test_networkd_lease_gives_address_gateway_and_classless_routes(
     assert lease.expires is not None and time.time() < lease.expires <= time.time() + 130
 
 
-@pytest.mark.netns
 def test_networkmanager_internal_client_lease_is_read(
     nm_lab: tuple[Lab, NetworkManager],
 ) -> None:

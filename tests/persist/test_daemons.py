@@ -27,7 +27,6 @@ from persist_util import (
 from multihome.model import Rule
 from multihome.render.systemd import networkd_conf
 
-pytestmark = pytest.mark.netns
 BASE_NETWORK = "[Match]\nName={name}\n\n[Network]\nDHCP=ipv4\n\n[DHCPv4]\nRouteMetric={metric}\n"
 
 
@@ -163,6 +162,31 @@ def test_networkd_keeps_multihome_rules_only_with_the_drop_in(
     wait_for(lambda: len(defaults(lab.vm, "main")) >= 1, 20, "networkd to reconfigure")
     time.sleep(2)
     assert band_rules(lab.vm) == applied
+
+
+def doctor_codes(ns: str, root: Path) -> set[str]:
+    """The codes ``multihome doctor --json`` reports in the namespace."""
+    proc = multihome(ns, "--root", str(root), "doctor", "--json")
+    assert proc.returncode in (0, 1), proc.stderr
+    return {p["code"] for p in json.loads(proc.stdout)["problems"]}
+
+
+def test_doctor_after_networkd_persist(networkd_lab: tuple[Lab, Networkd]) -> None:
+    """With a real networkd managing the ports: after ``apply`` alone doctor reports
+    not-persisted and dhcp-will-undo (networkd removes foreign rules); after ``persist
+    --backend networkd`` (drop-ins beside the distribution's .network files) it reports
+    neither, because it reads persist's manifest."""
+    lab, nd = networkd_lab
+    assert multihome(lab.vm, "--root", str(nd.root), "apply", check=True).returncode == 0
+    before = doctor_codes(lab.vm, nd.root)
+    assert {"not-persisted", "dhcp-will-undo"} <= before
+    (nd.root / "lib/systemd").mkdir(parents=True)
+    (nd.root / "lib/systemd/systemd-networkd").write_text("")
+    proc = multihome(lab.vm, "persist", "--backend", "networkd", "--root", str(nd.root))
+    assert proc.returncode == 0, proc.stderr
+    assert list(nd.root.glob("etc/systemd/network/10-eth1.network.d/*multihome*"))
+    after = doctor_codes(lab.vm, nd.root)
+    assert not {"not-persisted", "dhcp-will-undo"} & after, after
 
 
 USER_PROFILE = """[connection]

@@ -71,27 +71,3 @@ def test_deterministic_and_marked(scenario: str, backend: str) -> None:
         assert path.is_absolute()
         if not spec.symlink:
             assert spec.content.startswith(MARKER), path
-
-
-def test_keyfiles_are_private() -> None:
-    """NetworkManager refuses keyfiles readable by others: they are written with mode 0600."""
-    files = REGISTRY["networkmanager"].render(input_of("howto", "networkmanager"))
-    keyfiles = [s for p, s in files.items() if p.suffix == ".nmconnection"]
-    assert len(keyfiles) == 2
-    assert {s.mode for s in keyfiles} == {0o600}
-
-
-def test_ifcfg_never_writes_rule_files() -> None:
-    """ifcfg-rh ignores route- AND rule- files when a rule- file exists: there is none."""
-    for scenario in SCENARIOS:
-        files = REGISTRY["ifcfg"].render(input_of(scenario, "ifcfg"))
-        assert not [p for p in files if p.name.startswith("rule")]
-        assert any("ROUTING_RULE_1=" in s.content for s in files.values())
-
-
-def test_rules_are_the_policys() -> None:
-    """Each port carries exactly the policy's rules for its table plus the main-suppress rule."""
-    inp = input_of("three", "networkd")
-    rendered = {r for port in inp.ports for r in port.rules}
-    assert rendered == set(inp.desired.rules)
-    assert len(inp.ports) == 3

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from inifiles import sections
 from persist_scenarios import SCENARIOS, input_of
 from persist_util import (
     MACS,
@@ -22,9 +23,9 @@ from persist_util import (
     run,
 )
 
+from multihome.model import net_text
 from multihome.render import REGISTRY, FileSpec, RenderInput
 from multihome.render import systemd as systemd_renderer
-from multihome.render.base import net_text
 
 CLOUD_INIT_NETPLAN = """network:
   version: 2
@@ -43,21 +44,6 @@ def write_tree(root: Path, files: dict[object, FileSpec]) -> None:
         else:
             target.write_text(spec.content)
             target.chmod(spec.mode)
-
-
-def sections(text: str) -> list[tuple[str, dict[str, str]]]:
-    """A systemd ini file as (section, keys) in order (each section name may repeat)."""
-    found: list[tuple[str, dict[str, str]]] = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("["):
-            found.append((line.strip("[]"), {}))
-        else:
-            key, value = line.split("=", 1)
-            found[-1][1][key] = value
-    return found
 
 
 def networkd_rule(keys: dict[str, str]) -> tuple[object, ...]:
@@ -195,7 +181,6 @@ def test_verify_is_a_real_check(tmp_path: Path) -> None:
     assert run("systemd-analyze", "verify", str(instance), check=False).stderr
 
 
-@pytest.mark.netns
 def test_udev_rule_wants_an_instance_for_a_port_only(
     namespaces: Namespaces, tmp_path: Path
 ) -> None:
@@ -244,7 +229,6 @@ def ifcfg_values(text: str) -> dict[str, str]:
     return values
 
 
-@pytest.mark.netns
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_ifcfg_lines_replayed_by_iproute2_give_the_policy(
     scenario: str, namespaces: Namespaces

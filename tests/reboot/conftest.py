@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tiers import mark_netns
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -31,3 +32,9 @@ def guest(rootfs: Path, tmp_path: Path) -> Iterator[Guest]:
     powered off, its namespaces, cgroups, processes and files removed afterwards."""
     with guest_environment(tmp_path, rootfs) as guest:
         yield guest
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here needs root and creates network namespaces."""
+    mark_netns(items, __file__)

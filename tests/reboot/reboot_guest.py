@@ -80,7 +80,7 @@ PORTS = ("eth0", "eth1")
 GATEWAY = "192.168.0.1"
 #: An address beyond the gateway (the lab's "internet" host; nothing is sent to it).
 INTERNET = "198.51.100.10"
-#: The band of rule priorities multihome owns (DESIGN.md).
+#: The band of rule priorities multihome owns (docs/design.md, section 6).
 BAND = range(10000, 10100)
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

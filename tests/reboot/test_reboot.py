@@ -19,7 +19,7 @@ from reboot_guest import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.netns]
+pytestmark = pytest.mark.slow
 
 BOOTS_AFTER_PERSIST = 3
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from safety_util import Lab, ns_sh
 
-pytestmark = pytest.mark.netns
+from multihome.render import REGISTRY
 
 #: The how-to's commands (table 1 stands for its "port2").
 HOWTO = (
@@ -44,10 +44,35 @@ def _codes(data: dict[str, list[dict[str, str]]]) -> dict[str, set[str | None]]:
     return found
 
 
-def _persist(lab: Lab) -> None:
-    unit = lab.root / "etc/systemd/system/multihome@.service"
-    unit.parent.mkdir(parents=True, exist_ok=True)
-    unit.write_text("[Service]\nExecStart=/usr/bin/multihome apply --interface %i\n")
+#: The distribution's own configuration of the ports, as a cloud image has it: networkd and
+#: netplan then extend it (networkd: ``<file>.network.d/50-multihome.conf`` drop-ins).
+DISTRIBUTION = {
+    "networkd": {
+        f"etc/systemd/network/10-{name}.network": f"[Match]\nName={name}\n\n[Network]\nDHCP=ipv4\n"
+        for name in ("eth0", "eth1")
+    },
+    "netplan": {
+        "etc/netplan/50-cloud-init.yaml": "network:\n  version: 2\n  ethernets:\n"
+        "    eth0:\n      dhcp4: true\n    eth1:\n      dhcp4: true\n"
+    },
+}
+
+
+def _persist(lab: Lab, backend: str = "systemd") -> None:
+    """``multihome persist --backend BACKEND`` for real, under the lab's --root, after giving
+    the root what the backend needs to count as installed (its programs, ifcfg's folder) and
+    the distribution's own port configuration where the backend extends it."""
+    for rel, text in DISTRIBUTION.get(backend, {}).items():
+        (lab.root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (lab.root / rel).write_text(text)
+    for group in REGISTRY[backend].requires:
+        marker = lab.root / group[0].lstrip("/")
+        if marker.name == "network-scripts":
+            marker.mkdir(parents=True, exist_ok=True)
+        else:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+    lab.mh("persist", "--backend", backend, check_rc=0)
 
 
 def test_howto_vm_before_the_fix(lab: Lab) -> None:
@@ -92,12 +117,25 @@ def test_orphan_table_after_the_interface_vanished(lab: Lab) -> None:
     assert found["orphan-table"] == {"eth1"}
 
 
-def test_not_persisted_then_persisted(lab: Lab) -> None:
-    """Applied but in no configuration file: not-persisted, until a unit file exists."""
+@pytest.mark.parametrize("backend", sorted(REGISTRY))
+def test_not_persisted_until_persist_wrote_it(lab: Lab, backend: str) -> None:
+    """Applied but not persisted: not-persisted; after a real ``multihome persist`` with the
+    backend (doctor reads persist's manifest, whatever file names the backend uses, the
+    networkd drop-ins included): neither not-persisted nor dhcp-will-undo; after
+    ``unpersist``: not-persisted again."""
     lab.mh("apply", check_rc=0)
+    before = _codes(_doctor(lab, 1))
+    assert "not-persisted" in before
+    _persist(lab, backend)
+    manifest = json.loads((lab.root / "var/lib/multihome/persist.json").read_text())
+    assert manifest["backend"] == backend and manifest["files"]
+    if backend == "networkd":  # the files the old glob etc/systemd/network/*multihome* missed
+        assert "/etc/systemd/network/10-eth1.network.d/50-multihome.conf" in manifest["files"]
+    after = _codes(_doctor_any(lab))
+    assert "not-persisted" not in after
+    assert "dhcp-will-undo" not in after
+    lab.mh("unpersist", check_rc=0)
     assert "not-persisted" in _codes(_doctor(lab, 1))
-    _persist(lab)
-    assert "not-persisted" not in _codes(_doctor_any(lab))
 
 
 def _doctor_any(lab: Lab) -> dict[str, list[dict[str, str]]]:

@@ -7,10 +7,7 @@ import json
 import os
 import time
 
-import pytest
 from safety_util import Lab, ns_sh, sh, wait_for
-
-pytestmark = pytest.mark.netns
 
 #: The how-to VM's apply makes 26 kernel changes: kill before the first, early, in the
 #: middle (rules half-added), and before the last (eth1's default leaving main).

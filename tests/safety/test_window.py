@@ -9,10 +9,7 @@ import pty
 import signal
 import time
 
-import pytest
 from safety_util import MULTIHOME, Lab, read_until, wait_for
-
-pytestmark = pytest.mark.netns
 
 
 def test_unconfirmed_apply_rolls_back_to_the_checkpoint(lab: Lab) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from multihome.config import Config, load_config, parse_config
-from multihome.errors import ConfigError, ExitCode
+from multihome.errors import ExitCode, InputError
 
 
 def test_missing_default_file_means_defaults(tmp_path: Path) -> None:
@@ -20,7 +20,7 @@ def test_missing_default_file_means_defaults(tmp_path: Path) -> None:
 
 def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
     """--config pointing nowhere is bad input, exit 2."""
-    with pytest.raises(ConfigError, match="no such file") as caught:
+    with pytest.raises(InputError, match="no such file") as caught:
         load_config(tmp_path / "nope.yaml", explicit=True)
     assert caught.value.exit_code == ExitCode.BAD_INPUT
 
@@ -49,7 +49,7 @@ def test_full_file_is_parsed() -> None:
     ("text", "message"),
     [
         ("primary: [eth0\n", r"c.yaml:2:1: malformed YAML"),
-        ("- a\n- b\n", r"c.yaml: \(top level\): expected a mapping"),
+        ("- a\n- b\n", r"c.yaml:1:1: \(top level\): expected a mapping"),
         ("colour: blue\n", r"unknown key 'colour'; use one of"),
         ("tables: {range: [200, 300]}\n", r"includes reserved table id 253"),
         ("tables: {range: [0, 10]}\n", r"tables.range: \[0, 10\] is out of bounds"),
@@ -67,8 +67,8 @@ def test_full_file_is_parsed() -> None:
     ],
 )
 def test_bad_files_name_the_file_the_key_and_the_fix(text: str, message: str) -> None:
-    """Each mistake gives a ConfigError (exit 2) whose message points at it."""
-    with pytest.raises(ConfigError, match=message) as caught:
+    """Each mistake gives a InputError (exit 2) whose message points at it."""
+    with pytest.raises(InputError, match=message) as caught:
         parse_config(text, "c.yaml")
     assert str(caught.value).startswith("c.yaml")
     assert caught.value.exit_code == ExitCode.BAD_INPUT

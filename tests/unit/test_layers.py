@@ -2,8 +2,8 @@
 
 The layers, from the ground up (docs/design.md draws them):
 
-1. foundation: the frozen model (and the ports' facts), the errors, the config file, file I/O
-   helpers, names, faults;
+1. foundation: the frozen model (and the ports' facts), the errors, the config file, the
+   boundary reader, file I/O, names, faults, processes, the persist manifest;
 2. decisions: the pure policy and the plan (the plan's ``Change`` is what a backend executes);
 3. backend: the kernel (rtnetlink) and its in-memory twin;
 4. transaction: lock, state directory, journal, checkpoint, session;
@@ -36,9 +36,12 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "multihome.model",
             "multihome.facts",
             "multihome.config",
+            "multihome.reader",
             "multihome.files",
             "multihome.names",
             "multihome.faults",
+            "multihome.processes",
+            "multihome.manifest",
         ),
     ),
     ("decisions", ("multihome.policy", "multihome.plan")),

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-from unit_states import host, port
+from hosts import host, port
 
 from multihome.config import Config
 from multihome.model import Link
@@ -103,6 +103,21 @@ def test_the_newest_unexpired_lease_of_each_interface_wins(tmp_path: Path) -> No
         "eth0": {("0.0.0.0/0", "192.168.0.1")},
     }
     assert warnings == []
+
+
+def test_a_stale_file_that_expires_later_loses_to_the_newer_written_lease(tmp_path: Path) -> None:
+    """A dhclient file left from an earlier boot (a 12 h lease, router .9) and networkd's
+    current 2-minute lease (router .1, written later): the newer written lease wins, although
+    the stale one expires later."""
+    put(
+        tmp_path,
+        "/var/lib/dhcp/dhclient.eth1.leases",
+        dhclient(router="192.168.0.9", expire="2026/12/06 19:00:00"),
+        mtime=NOW - 3600,
+    )
+    put(tmp_path, "/run/systemd/netif/leases/3", (HERE / "networkd.3").read_text(), mtime=NOW - 5)
+    routes, _ = read(tmp_path)
+    assert routes == {"eth1": NEUTRON}
 
 
 def test_an_expired_lease_is_ignored(tmp_path: Path) -> None:

@@ -14,23 +14,28 @@ from dataclasses import replace
 from types import MappingProxyType
 
 import pytest
+from twin import converge
 
+from multihome.backend.fake import FakeBackend
 from multihome.config import Config
 from multihome.errors import InputError
 from multihome.model import (
     PROTO_DHCP,
     PROTO_KERNEL,
+    PROTO_MULTIHOME,
     PROTO_STATIC,
     TABLE_MAIN,
     HostState,
     Route,
     Rule,
 )
-from multihome.plan import make_plan
+from multihome.plan import Assessment, make_plan
 from multihome.policy import compute_policy
 from multihome.render import HostFacts, build_input, networkd, networkmanager
 
 CONFIG = Config()
+IP = ipaddress.ip_address
+NET = ipaddress.ip_network
 
 
 def tables_of(state: HostState) -> dict[str, int]:
@@ -135,3 +140,46 @@ def test_persist_again_after_the_reboot_renders_the_same_files(
     after_state = rebooted(howto, backend)
     after = render(build_input(after_state, compute_policy(after_state, CONFIG), facts))
     assert after == before
+
+
+def _as_persisted(state: HostState, applied: HostState) -> HostState:
+    """What networkd makes of `multihome persist`: the same rules with its own protocol
+    (static), eth1's DHCP routes written straight into eth1's table (RouteTable=), the
+    [Route] sections with multihome's protocol."""
+    tables = {r.oifname: r.table for r in applied.rules if r.oifname}
+    rules = [replace(r, proto=PROTO_STATIC) if r.proto == PROTO_MULTIHOME else r
+             for r in applied.rules]
+    routes = [r for r in state.routes if r.ifname != "eth1" or r.proto == PROTO_KERNEL]
+    routes += [replace(r, table=tables["eth1"]) for r in state.routes
+               if r.ifname == "eth1" and r.proto == PROTO_DHCP]
+    dhcp = {r.dst for r in state.routes if r.ifname == "eth1" and r.proto == PROTO_DHCP}
+    routes += [r for r in applied.routes if r.proto == PROTO_MULTIHOME
+               and (r.ifname == "eth0" or r.dst not in dhcp)]  # [Route] sections: ours
+    return HostState.build(applied.links, applied.addresses, routes, rules, applied.sysctls)
+
+
+def test_a_natively_persisted_host_is_recognised_not_refused(howto: HostState) -> None:
+    """Rules a network manager installed from multihome's persisted files (its own protocol
+    number, same band and tables) are neither an overlap error nor duplicated; DHCP routes
+    in the port's own table count as the port's routes."""
+    applied = converge(howto).read()
+    persisted = _as_persisted(howto, applied)
+    assessment = Assessment.of(persisted, CONFIG)
+    assert {i.name: i.role for i in assessment.desired.interfaces} == {"eth0": "primary",
+                                                                 "eth1": "secondary"}
+    assert assessment.desired.tables == compute_policy(applied, CONFIG).tables
+    assert assessment.plan.empty, assessment.plan.lines()
+    found = FakeBackend(persisted).lookup(IP("198.51.100.10"), src=IP("192.168.0.112"))
+    assert found is not None and found.ifname == "eth1"
+
+
+def test_a_stale_persisted_rule_is_left_to_its_owner(howto: HostState) -> None:
+    """A persisted rule for an old address stays (it is the network manager's), and the
+    rule for the new address is added by multihome."""
+    applied = converge(howto).read()
+    persisted = _as_persisted(howto, applied)
+    table = next(r.table for r in persisted.rules if r.oifname == "eth1")
+    stale = Rule(4, 10002, table, src=NET("192.168.0.99/32"), proto=PROTO_STATIC)
+    state = replace(persisted, rules=(*persisted.rules, stale))
+    plan = Assessment.of(state, CONFIG).plan
+    assert not [c for c in plan.changes if c.obj == stale]

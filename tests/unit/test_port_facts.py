@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import replace
 
-from unit_states import host, port
+from hosts import host, port
 
 from multihome.backend.fake import FakeBackend
 from multihome.config import Config

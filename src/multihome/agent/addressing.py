@@ -30,12 +30,12 @@ from typing import Any
 from multihome.backend.netlink import NetlinkBackend
 from multihome.files import read_text, under_root, write_atomic
 from multihome.plan import Change
+from multihome.processes import DHCP_CLIENTS
 from multihome.source.ports import StaticConfig
 
 log = logging.getLogger(__name__)
 
 IFA_F_NOPREFIXROUTE = 0x200
-DHCP_CLIENTS = ("dhclient", "dhcpcd", "udhcpc", "dhcpcd5")
 
 
 def set_up(backend: NetlinkBackend, ifname: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -100,7 +99,7 @@ def agent(
         return
     from multihome.agent.service import Agent, AgentOptions
     from multihome.backend.netlink import NetlinkBackend
-    from multihome.engine import require_root
+    from multihome.processes import require_root
 
     obj: Any = ctx.obj
     require_root()
@@ -130,12 +129,11 @@ def status(obj: Any, as_json: bool) -> None:
     Exit 1 when no agent is running.
     """
     from multihome.agent.state import read_status, state_path
+    from multihome.files import json_text
 
     data = read_status(obj.root)
     if as_json:
-        click.echo(
-            json.dumps(data if data is not None else {"alive": False}, indent=2, sort_keys=True)
-        )
+        click.echo(json_text(data if data is not None else {"alive": False}), nl=False)
     elif data is None:
         click.echo(f"agent: not running (no {state_path(obj.root)})")
     elif "error" in data:

@@ -31,12 +31,12 @@ from multihome.backend import ChangeFailed
 from multihome.backend.netlink import NetlinkBackend
 from multihome.config import Config
 from multihome.engine import apply_plan, assess
-from multihome.errors import InputError, MultihomeError
+from multihome.errors import InputError, MetadataUnavailable, MultihomeError
 from multihome.facts import PortFacts
 from multihome.model import HostState, Link, Route
 from multihome.plan import Plan
 from multihome.policy import DesiredState, is_left_alone
-from multihome.source import Metadata, MetadataUnavailable, Retry, resolve
+from multihome.source import Metadata, Retry, resolve
 from multihome.source.leases import LeaseReader
 from multihome.source.portfacts import agent_lease_files, gather
 from multihome.source.ports import has_ipv4, intents, static_config

@@ -2,22 +2,22 @@
 status``.
 
 Written atomically at start, after every repair or error, and at stop; never while idle. Its
-folder is the network namespace's own (the inode of ``/proc/self/ns/net``, as the safety
-state's): agents in several namespaces of one host (``ip netns exec NS multihome agent``)
-never share a state file or a DHCP client's lease and pid files.
+folder is the network namespace's own state directory (the inode of ``/proc/self/ns/net``,
+:mod:`multihome.transaction.statedir`): agents in several namespaces of one host
+(``ip netns exec NS multihome agent``) never share a state file or a DHCP client's lease and
+pid files.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from multihome.files import read_text, remove_file, under_root, write_atomic
+from multihome.files import json_text, read_text, remove_file, write_atomic
+from multihome.processes import pid_alive
 
-RUN_BASE = Path("/run/multihome")
 STATE_NAME = "agent.json"
 
 
@@ -59,10 +59,11 @@ class AgentStatus:
 
 
 def run_dir(root: Path) -> Path:
-    """``{root}/run/multihome/net-<inode>/``: this network namespace's folder."""
-    from multihome.transaction.statedir import netns_key
+    """``{root}/run/multihome/net-<inode>/``: this network namespace's folder (the
+    transaction's state directory, :class:`~multihome.transaction.statedir.StateDir`)."""
+    from multihome.transaction.statedir import StateDir
 
-    return under_root(root, RUN_BASE / netns_key())
+    return StateDir.current(root).path
 
 
 def state_path(root: Path) -> Path:
@@ -70,7 +71,7 @@ def state_path(root: Path) -> Path:
 
 
 def write_status(root: Path, status: AgentStatus) -> None:
-    write_atomic(state_path(root), json.dumps(status.to_json(), indent=2, sort_keys=True) + "\n")
+    write_atomic(state_path(root), json_text(status.to_json()))
 
 
 def clear_status(root: Path) -> None:
@@ -90,15 +91,7 @@ def read_status(root: Path) -> dict[str, Any] | None:
     if not isinstance(data, dict):
         return {"error": f"{state_path(root)}: not an object", "alive": False}
     pid = data.get("pid")
-    data["alive"] = bool(data.get("running")) and isinstance(pid, int) and _alive(pid)
+    data["alive"] = bool(data.get("running")) and isinstance(pid, int) and pid_alive(pid)
     return data
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

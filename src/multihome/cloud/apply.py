@@ -13,18 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from multihome.cloud.client import (
-    CloudError,
-    ComputeApi,
-    NetworkApi,
-    ServerBootError,
-    to_fip,
-    to_port,
-)
+from multihome.cloud.client import ComputeApi, NetworkApi, ServerBootError, to_fip, to_port
 from multihome.cloud.plan import Action, CloudPlan
 from multihome.cloud.state import CloudState, FoundFloatingIp, FoundPort, marker
 from multihome.cloud.topology import PortSpec, Topology
 from multihome.cloud.userdata import for_server
+from multihome.errors import CloudError
 
 #: progress(action, "start" | "done", seconds)
 Progress = Callable[[Action, str, float], None]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -181,6 +180,7 @@ def _color(line: str) -> str:
 def plan(path: Path, os_cloud: str | None, network_only: bool, as_json: bool) -> None:
     """Show what apply would create, change or leave (nothing is changed)."""
     from multihome.cloud.plan import make_plan
+    from multihome.files import json_text
 
     topology = _load(path)
     conn, _counter = _session(os_cloud)
@@ -188,11 +188,8 @@ def plan(path: Path, os_cloud: str | None, network_only: bool, as_json: bool) ->
     the_plan = make_plan(topology, state, servers=not network_only)
     if as_json:
         click.echo(
-            json.dumps(
-                dict(the_plan.to_json(), topology=topology.name, tag=topology.tag),
-                indent=2,
-                sort_keys=True,
-            )
+            json_text(dict(the_plan.to_json(), topology=topology.name, tag=topology.tag)),
+            nl=False,
         )
         return
     _warn(the_plan)
@@ -256,6 +253,7 @@ def apply(
     """
     from multihome.cloud.apply import execute
     from multihome.cloud.plan import make_plan
+    from multihome.files import json_text
 
     topology = _load(path)
     conn, counter = _session(os_cloud)
@@ -272,16 +270,15 @@ def apply(
     )
     if as_json:
         click.echo(
-            json.dumps(
+            json_text(
                 {
                     "topology": topology.name,
                     "changed": result.applied,
                     "api_calls": counter.count,
                     "ports": [r.to_json() for r in result.ports],
-                },
-                indent=2,
-                sort_keys=True,
-            )
+                }
+            ),
+            nl=False,
         )
     else:
         if the_plan.empty:
@@ -426,6 +423,7 @@ def attach_port(
     Then it says what to run in the guest so that the new port routes correctly.
     """
     from multihome.cloud.shortcuts import attach_port as run
+    from multihome.files import json_text
 
     if fixed_ip is not None:
         try:
@@ -454,7 +452,7 @@ def attach_port(
         tag_name=tag_as,
     )
     if as_json:
-        click.echo(json.dumps(row.to_json(), indent=2, sort_keys=True))
+        click.echo(json_text(row.to_json()), nl=False)
         return
     _table((row,))
     click.echo(

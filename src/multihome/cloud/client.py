@@ -29,11 +29,7 @@ from multihome.cloud.state import (
     Untagged,
 )
 from multihome.cloud.topology import Topology
-from multihome.errors import EnvironmentMissingError, InputError, MultihomeError
-
-
-class CloudError(MultihomeError):
-    """The cloud refused or failed a request; the message says what to do about it."""
+from multihome.errors import CloudError, EnvironmentMissingError, InputError
 
 
 class ServerBootError(Exception):

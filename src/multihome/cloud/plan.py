@@ -20,7 +20,7 @@ from multihome.cloud.state import (
     marker,
 )
 from multihome.cloud.topology import PortSpec, SecurityRule, Topology
-from multihome.errors import InputError
+from multihome.errors import CloudConflictError
 
 #: Creation order; ``destroy`` walks it backwards.
 KINDS = (
@@ -51,10 +51,6 @@ SIGNS = {
     "delete": "-",
     "keep": "=",
 }
-
-
-class CloudConflictError(InputError):
-    """The cloud holds a resource of ours that cannot be changed in place into the desired one."""
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,11 @@ import ipaddress
 from typing import Any
 
 from multihome.cloud.apply import PortResult, translate
-from multihome.cloud.client import CloudError, ComputeApi, NetworkApi, to_fip, to_port
+from multihome.cloud.client import ComputeApi, NetworkApi, to_fip, to_port
 from multihome.cloud.plan import Action
 from multihome.cloud.state import marker
 from multihome.cloud.topology import TAG_PREFIX
-from multihome.errors import InputError
+from multihome.errors import CloudError, InputError
 
 
 def _one(items: list[Any], kind: str, name: str, hint: str) -> Any:

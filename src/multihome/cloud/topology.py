@@ -1,7 +1,7 @@
 """The topology file: what ``multihome cloud`` provisions, parsed into frozen values.
 
 Validated at load; every error names the file, the key (``servers[0].ports[1].fixed_ip``) and
-the fix, and raises :class:`~multihome.errors.ConfigError` (exit 2, nothing changed).
+the fix, and raises :class:`~multihome.errors.InputError` (exit 2, nothing changed).
 
 Example (the how-to's scenario 4: one server, two ports, two floating IPs)::
 
@@ -49,13 +49,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
-from multihome.config import load_yaml
-from multihome.errors import ConfigError
+from multihome.reader import Fields, Node, read_file, shown, yaml_document
 
+_T = TypeVar("_T")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -239,613 +240,445 @@ class Topology:
 
 def load_topology(path: Path) -> Topology:
     """Read and validate the topology file at ``path``."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError(
-            f"{path}: no such file; pass an existing topology file with -f "
-            "(see examples/ for the how-to's four scenarios)"
-        ) from exc
-    except OSError as exc:
-        raise ConfigError(
-            f"{path}: cannot read ({exc.strerror}); check the path and its permissions"
-        ) from exc
+    text = read_file(
+        path,
+        missing_fix="pass an existing topology file with -f (see examples/ for the how-to's "
+        "four scenarios)",
+    )
     return parse_topology(text, str(path))
 
 
 def parse_topology(text: str, source: str) -> Topology:
     """Parse the YAML ``text`` (called ``source`` in messages) into a :class:`Topology`."""
-    data = load_yaml(text, source)
-    return _Parser(source).topology(data)
+    return _topology(yaml_document(text, source))
 
 
-class _Parser:
-    """Builds a :class:`Topology`; each error names the source, the key path and the fix."""
+# -- values ----------------------------------------------------------------------------------
+def _name(node: Node) -> str:
+    return node.matching(
+        _NAME,
+        "a usable name",
+        "use 1-63 letters, digits, '-', '_', '.' or ':', starting with a letter or digit",
+    )
 
-    def __init__(self, source: str) -> None:
-        self.source = source
 
-    def fail(self, key: str, problem: str, fix: str) -> ConfigError:
-        return ConfigError(f"{self.source}: {key}: {problem}; {fix}")
+def _optional_name(node: Node) -> str | None:
+    return None if node.absent else _name(node)
 
-    # -- generic readers -------------------------------------------------------------------
-    def mapping(
-        self, value: object, key: str, allowed: set[str], required: tuple[str, ...] = ()
-    ) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(
-                key, f"expected a mapping, got {_kind(value)}", "write it as 'key: value' lines"
-            )
-        data = {str(k): v for k, v in value.items()}
-        for k in data:
-            if k not in allowed:
-                raise self.fail(
-                    key, f"unknown key {k!r}", f"use one of {', '.join(sorted(allowed))}"
+
+def _names(node: Node) -> tuple[str, ...]:
+    return tuple(_name(item) for item in node.seq())
+
+
+def _unique(named: list[tuple[str, Node]]) -> None:
+    """Refuse a name given twice, at its second use."""
+    seen: set[str] = set()
+    for name, node in named:
+        if name in seen:
+            raise node.fail(f"the name {name!r} is used twice", "give each one its own name")
+        seen.add(name)
+
+
+# -- the file --------------------------------------------------------------------------------
+def _topology(document: Node) -> Topology:
+    if document.absent:
+        raise document.fail("the file is empty", "start from one of the files in examples/")
+    top = document.mapping(
+        {"name", "networks", "security_groups", "routers", "servers", "ports", "guest"},
+        required=("name",),
+    )
+    name = top["name"].matching(
+        _TOPOLOGY_NAME,
+        "a usable topology name",
+        f"use 1-40 letters, digits, '-', '_' or '.' (it becomes the tag {TAG_PREFIX}NAME)",
+    )
+    network_nodes = top["networks"].seq()
+    networks = tuple(_network(node) for node in network_nodes)
+    _unique([(n.name, node["name"]) for n, node in _with_fields(networks, network_nodes)])
+    subnets = {s.name: s for n in networks for s in n.subnets}
+    _unique(
+        [
+            (subnet.name, fields["subnets"].seq()[j].mapping()["name"])
+            for network, fields in _with_fields(networks, network_nodes)
+            for j, subnet in enumerate(network.subnets)
+        ]
+    )
+    group_nodes = top["security_groups"].seq()
+    groups = tuple(_security_group(node) for node in group_nodes)
+    _unique([(g.name, node["name"]) for g, node in _with_fields(groups, group_nodes)])
+    group_names = {g.name for g in groups}
+    for group, node in zip(groups, group_nodes, strict=True):
+        for rule, rule_node in zip(group.rules, node.mapping()["rules"].seq(), strict=True):
+            if rule.remote_group is not None and rule.remote_group not in group_names:
+                raise rule_node.mapping()["remote_group"].fail(
+                    f"{rule.remote_group!r} is not declared in this file",
+                    f"declare it under security_groups: or use one of "
+                    f"{', '.join(sorted(group_names))}",
                 )
-        for k in required:
-            if data.get(k) is None:
-                raise self.fail(
-                    f"{key}.{k}" if key != "(top level)" else k, "missing", f"add '{k}:' to {key}"
+    router_nodes = top["routers"].seq()
+    routers = tuple(_router(node) for node in router_nodes)
+    _unique([(r.name, node["name"]) for r, node in _with_fields(routers, router_nodes)])
+    for router, node in zip(routers, router_nodes, strict=True):
+        for sub, sub_node in zip(router.subnets, node.mapping()["subnets"].seq(), strict=True):
+            declared = subnets.get(sub)
+            if declared is not None and declared.gateway is None:
+                raise sub_node.fail(
+                    f"subnet {sub} has no gateway (gateway: none), so "
+                    "a router interface cannot take its gateway address",
+                    f"give {sub} a gateway or remove it from the router",
                 )
-        return data
-
-    def seq(self, value: object, key: str) -> list[Any]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise self.fail(
-                key, f"expected a list, got {_kind(value)}", "write it as '- item' lines or [a, b]"
-            )
-        return value
-
-    def name(self, value: object, key: str) -> str:
-        if not isinstance(value, str) or not _NAME.match(value):
-            raise self.fail(
-                key,
-                f"{value!r} is not a usable name",
-                "use 1-63 letters, digits, '-', '_', '.' or ':', starting with a letter or digit",
-            )
-        return value
-
-    def names(self, value: object, key: str) -> tuple[str, ...]:
-        return tuple(self.name(v, f"{key}[{i}]") for i, v in enumerate(self.seq(value, key)))
-
-    def boolean(self, value: object, key: str, default: bool) -> bool:
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise self.fail(key, f"{value!r} is not true or false", "write true or false")
-        return value
-
-    def text(self, value: object, key: str, default: str = "") -> str:
-        if value is None:
-            return default
-        if not isinstance(value, str):
-            raise self.fail(key, f"expected text, got {_kind(value)}", "quote the value")
-        return value
-
-    def address(self, value: object, key: str) -> IPAddress:
-        try:
-            return ipaddress.ip_address(str(value))
-        except ValueError as exc:
-            raise self.fail(
-                key, f"{value!r} is not an IP address", "give an address such as 192.168.0.107"
-            ) from exc
-
-    def unique(self, names: list[str], key: str) -> None:
-        seen: set[str] = set()
-        for name in names:
-            if name in seen:
-                raise self.fail(
-                    key, f"the name {name!r} is used twice", "give each one its own name"
+    server_nodes = top["servers"].seq()
+    servers = tuple(_server(node, networks) for node in server_nodes)
+    _unique([(s.name, node["name"]) for s, node in _with_fields(servers, server_nodes)])
+    loose_nodes = top["ports"].seq()
+    loose = tuple(_port(node, networks, None) for node in loose_nodes)
+    ports = tuple(p for s in servers for p in s.ports) + loose
+    port_nodes = [
+        port for node in server_nodes for port in node.mapping()["ports"].seq()
+    ] + loose_nodes
+    _unique([(p.name, node["name"]) for p, node in _with_fields(ports, port_nodes)])
+    seen_ips: dict[tuple[str, IPAddress], str] = {}
+    for port, node in zip(ports, port_nodes, strict=True):
+        if port.fixed_ip is not None:
+            other = seen_ips.get((port.network, port.fixed_ip))
+            if other is not None:
+                raise node.mapping()["fixed_ip"].fail(
+                    f"{port.fixed_ip} is also the fixed IP of port {other}",
+                    "give each port its own address",
                 )
-            seen.add(name)
+            seen_ips[(port.network, port.fixed_ip)] = port.name
+    return Topology(
+        name=name,
+        networks=networks,
+        security_groups=groups,
+        routers=routers,
+        servers=servers,
+        ports=ports,
+        guest=_guest(top["guest"]),
+        source=document.origin.source,
+    )
 
-    # -- the file --------------------------------------------------------------------------
-    def topology(self, data: object) -> Topology:
-        if data is None:
-            raise self.fail(
-                "(top level)", "the file is empty", "start from one of the files in examples/"
-            )
-        top = self.mapping(
-            data,
-            "(top level)",
-            {"name", "networks", "security_groups", "routers", "servers", "ports", "guest"},
-            required=("name",),
-        )
-        name = top["name"]
-        if not isinstance(name, str) or not _TOPOLOGY_NAME.match(name):
-            raise self.fail(
-                "name",
-                f"{name!r} is not a usable topology name",
-                f"use 1-40 letters, digits, '-', '_' or '.' (it becomes the tag {TAG_PREFIX}NAME)",
-            )
-        networks = tuple(
-            self.network(v, f"networks[{i}]")
-            for i, v in enumerate(self.seq(top.get("networks"), "networks"))
-        )
-        self.unique([n.name for n in networks], "networks")
-        subnets = {s.name: s for n in networks for s in n.subnets}
-        self.unique([s.name for n in networks for s in n.subnets], "networks[*].subnets")
-        groups = tuple(
-            self.security_group(v, f"security_groups[{i}]")
-            for i, v in enumerate(self.seq(top.get("security_groups"), "security_groups"))
-        )
-        self.unique([g.name for g in groups], "security_groups")
-        group_names = {g.name for g in groups}
-        for i, group in enumerate(groups):
-            for j, rule in enumerate(group.rules):
-                if rule.remote_group is not None and rule.remote_group not in group_names:
-                    raise self.fail(
-                        f"security_groups[{i}].rules[{j}].remote_group",
-                        f"{rule.remote_group!r} is not declared in this file",
-                        f"declare it under security_groups: or use one of "
-                        f"{', '.join(sorted(group_names))}",
-                    )
-        routers = tuple(
-            self.router(v, f"routers[{i}]")
-            for i, v in enumerate(self.seq(top.get("routers"), "routers"))
-        )
-        self.unique([r.name for r in routers], "routers")
-        for i, router in enumerate(routers):
-            versions: dict[str, int] = {}
-            for j, sub in enumerate(router.subnets):
-                where = f"routers[{i}].subnets[{j}]"
-                declared = subnets.get(sub)
-                if declared is not None and declared.gateway is None:
-                    raise self.fail(
-                        where,
-                        f"subnet {sub} has no gateway (gateway: none), so "
-                        "a router interface cannot take its gateway address",
-                        f"give {sub} a gateway or remove it from the router",
-                    )
-                if declared is not None:
-                    versions[sub] = declared.ip_version
-        servers = tuple(
-            self.server(v, f"servers[{i}]", networks)
-            for i, v in enumerate(self.seq(top.get("servers"), "servers"))
-        )
-        self.unique([s.name for s in servers], "servers")
-        loose = tuple(
-            self.port(v, f"ports[{i}]", networks, None)
-            for i, v in enumerate(self.seq(top.get("ports"), "ports"))
-        )
-        ports = tuple(p for s in servers for p in s.ports) + loose
-        self.unique([p.name for p in ports], "servers[*].ports and ports")
-        seen_ips: dict[tuple[str, IPAddress], str] = {}
-        for port in ports:
-            if port.fixed_ip is not None:
-                other = seen_ips.get((port.network, port.fixed_ip))
-                if other is not None:
-                    raise self.fail(
-                        f"port {port.name}.fixed_ip",
-                        f"{port.fixed_ip} is also the fixed IP of port {other}",
-                        "give each port its own address",
-                    )
-                seen_ips[(port.network, port.fixed_ip)] = port.name
-        guest = self.guest(top.get("guest"))
-        return Topology(
-            name=name,
-            networks=networks,
-            security_groups=groups,
-            routers=routers,
-            servers=servers,
-            ports=ports,
-            guest=guest,
-            source=self.source,
-        )
 
-    def network(self, value: object, key: str) -> Network:
-        data = self.mapping(value, key, {"name", "subnets", "port_security"}, required=("name",))
-        name = self.name(data["name"], f"{key}.name")
-        subnets = tuple(
-            self.subnet(v, f"{key}.subnets[{i}]", name)
-            for i, v in enumerate(self.seq(data.get("subnets"), f"{key}.subnets"))
-        )
-        if not subnets:
-            raise self.fail(
-                f"{key}.subnets",
-                "a network needs at least one subnet",
-                "add e.g. '- {name: NAME, cidr: 192.168.0.0/24}'",
-            )
-        cidrs = [s.cidr for s in subnets]
-        for i, a in enumerate(cidrs):
-            for b in cidrs[i + 1 :]:
-                if a.version == b.version and a.overlaps(b):
-                    raise self.fail(
-                        f"{key}.subnets",
-                        f"{a} and {b} overlap",
-                        "give the subnets of one network disjoint CIDRs",
-                    )
-        return Network(
-            name=name,
-            subnets=subnets,
-            port_security=self.boolean(data.get("port_security"), f"{key}.port_security", True),
-        )
+def _with_fields(values: Sequence[_T], nodes: Sequence[Node]) -> Iterator[tuple[_T, Fields]]:
+    """Each parsed value with the fields of the mapping it was parsed from."""
+    for value, node in zip(values, nodes, strict=True):
+        yield value, node.mapping()
 
-    def subnet(self, value: object, key: str, network: str) -> Subnet:
-        data = self.mapping(
-            value,
-            key,
-            {"name", "cidr", "gateway", "dhcp", "dns_nameservers"},
-            required=("name", "cidr"),
+
+def _network(node: Node) -> Network:
+    data = node.mapping({"name", "subnets", "port_security"}, required=("name",))
+    name = _name(data["name"])
+    subnets = tuple(_subnet(item, name) for item in data["subnets"].seq())
+    if not subnets:
+        raise data["subnets"].fail(
+            "a network needs at least one subnet",
+            "add e.g. '- {name: NAME, cidr: 192.168.0.0/24}'",
         )
-        name = self.name(data["name"], f"{key}.name")
-        try:
-            cidr = ipaddress.ip_network(str(data["cidr"]), strict=True)
-        except ValueError as exc:
-            raise self.fail(
-                f"{key}.cidr",
-                f"{data['cidr']!r} is not a network in CIDR notation",
-                "write e.g. 192.168.0.0/24 (host bits zero)",
-            ) from exc
-        if cidr.num_addresses < 4:
-            raise self.fail(
-                f"{key}.cidr",
-                f"{cidr} is too small for a subnet",
-                "use a prefix of /30 or shorter (IPv4), /126 or shorter (IPv6)",
-            )
-        raw_gw = data.get("gateway", "auto")
-        gateway: IPAddress | None
-        if raw_gw is None or raw_gw is False or str(raw_gw).lower() == "none":
-            gateway = None
-        elif str(raw_gw).lower() == "auto":
-            gateway = ipaddress.ip_address(cidr.network_address + 1)
-        else:
-            gateway = self.address(raw_gw, f"{key}.gateway")
-            if gateway not in cidr or gateway in (cidr.network_address, cidr.broadcast_address):
-                raise self.fail(
-                    f"{key}.gateway",
-                    f"{gateway} is not a host address of {cidr}",
-                    f"give an address inside {cidr}, 'auto' or 'none'",
+    cidrs = [s.cidr for s in subnets]
+    for i, a in enumerate(cidrs):
+        for b in cidrs[i + 1 :]:
+            if a.version == b.version and a.overlaps(b):
+                raise data["subnets"].fail(
+                    f"{a} and {b} overlap", "give the subnets of one network disjoint CIDRs"
                 )
-        dns = tuple(
-            self.address(v, f"{key}.dns_nameservers[{i}]")
-            for i, v in enumerate(self.seq(data.get("dns_nameservers"), f"{key}.dns_nameservers"))
-        )
-        return Subnet(
-            name=name,
-            network=network,
-            cidr=cidr,
-            gateway=gateway,
-            dhcp=self.boolean(data.get("dhcp"), f"{key}.dhcp", True),
-            dns_nameservers=dns,
-        )
+    return Network(
+        name=name, subnets=subnets, port_security=data["port_security"].boolean(default=True)
+    )
 
-    def security_group(self, value: object, key: str) -> SecurityGroup:
-        data = self.mapping(value, key, {"name", "description", "rules"}, required=("name",))
-        name = self.name(data["name"], f"{key}.name")
-        if name == "default":
-            raise self.fail(
-                f"{key}.name",
-                "'default' is the project's own group, which multihome does not manage",
-                "choose another name",
-            )
-        rules = tuple(
-            self.rule(v, f"{key}.rules[{i}]")
-            for i, v in enumerate(self.seq(data.get("rules"), f"{key}.rules"))
-        )
-        if len(set(rules)) != len(rules):
-            raise self.fail(f"{key}.rules", "the same rule is listed twice", "remove one")
-        return SecurityGroup(
-            name=name,
-            description=self.text(
-                data.get("description"), f"{key}.description", "managed by multihome"
-            ),
-            rules=rules,
-        )
 
-    def rule(self, value: object, key: str) -> SecurityRule:
-        data = self.mapping(
-            value,
-            key,
-            {"direction", "protocol", "port", "ports", "remote", "remote_group", "ethertype"},
+def _subnet(node: Node, network: str) -> Subnet:
+    data = node.mapping(
+        {"name", "cidr", "gateway", "dhcp", "dns_nameservers"}, required=("name", "cidr")
+    )
+    name = _name(data["name"])
+    cidr = data["cidr"].network(fix="write e.g. 192.168.0.0/24 (host bits zero)")
+    if cidr.num_addresses < 4:
+        raise data["cidr"].fail(
+            f"{cidr} is too small for a subnet",
+            "use a prefix of /30 or shorter (IPv4), /126 or shorter (IPv6)",
         )
-        direction = self.text(data.get("direction"), f"{key}.direction", "ingress")
-        if direction not in DIRECTIONS:
-            raise self.fail(
-                f"{key}.direction", f"{direction!r} is not a direction", "write ingress or egress"
+    raw_gw = "auto" if "gateway" not in data else data["gateway"].value
+    gateway: IPAddress | None
+    if raw_gw is None or raw_gw is False or str(raw_gw).lower() == "none":
+        gateway = None
+    elif str(raw_gw).lower() == "auto":
+        gateway = ipaddress.ip_address(cidr.network_address + 1)
+    else:
+        gateway = data["gateway"].address(fix=f"give an address inside {cidr}, 'auto' or 'none'")
+        if gateway not in cidr or gateway in (cidr.network_address, cidr.broadcast_address):
+            raise data["gateway"].fail(
+                f"{gateway} is not a host address of {cidr}",
+                f"give an address inside {cidr}, 'auto' or 'none'",
             )
-        protocol: str | None = self.text(data.get("protocol"), f"{key}.protocol", "any").lower()
-        if protocol not in PROTOCOLS:
-            raise self.fail(
-                f"{key}.protocol",
-                f"{protocol!r} is not supported",
-                f"use one of {', '.join(PROTOCOLS)}",
+    return Subnet(
+        name=name,
+        network=network,
+        cidr=cidr,
+        gateway=gateway,
+        dhcp=data["dhcp"].boolean(default=True),
+        dns_nameservers=tuple(item.address() for item in data["dns_nameservers"].seq()),
+    )
+
+
+def _security_group(node: Node) -> SecurityGroup:
+    data = node.mapping({"name", "description", "rules"}, required=("name",))
+    name = _name(data["name"])
+    if name == "default":
+        raise data["name"].fail(
+            "'default' is the project's own group, which multihome does not manage",
+            "choose another name",
+        )
+    rules = tuple(_rule(item) for item in data["rules"].seq())
+    if len(set(rules)) != len(rules):
+        raise data["rules"].fail("the same rule is listed twice", "remove one")
+    return SecurityGroup(
+        name=name,
+        description=data["description"].text(default="managed by multihome"),
+        rules=rules,
+    )
+
+
+def _rule(node: Node) -> SecurityRule:
+    data = node.mapping(
+        {"direction", "protocol", "port", "ports", "remote", "remote_group", "ethertype"}
+    )
+    direction = data["direction"].one_of(DIRECTIONS, "ingress", what="a direction")
+    protocol: str | None = data["protocol"].text(default="any").lower()
+    if protocol not in PROTOCOLS:
+        raise data["protocol"].fail(
+            f"{shown(protocol)} is not supported", f"use one of {', '.join(PROTOCOLS)}"
+        )
+    if protocol == "any":
+        protocol = None
+    port_min = port_max = None
+    if "port" in data and "ports" in data:
+        raise node.fail("both 'port' and 'ports' are given", "keep one of them")
+    if "port" in data or "ports" in data:
+        port = data["port" if "port" in data else "ports"]
+        if protocol not in ("tcp", "udp"):
+            raise port.fail(
+                "ports need protocol tcp or udp",
+                "add 'protocol: tcp' (or udp), or remove the port",
             )
-        if protocol == "any":
-            protocol = None
-        port_min = port_max = None
-        if "port" in data and "ports" in data:
-            raise self.fail(key, "both 'port' and 'ports' are given", "keep one of them")
-        if "port" in data or "ports" in data:
-            if protocol not in ("tcp", "udp"):
-                raise self.fail(
-                    f"{key}.port",
-                    "ports need protocol tcp or udp",
-                    "add 'protocol: tcp' (or udp), or remove the port",
+        port_min, port_max = _port_range(port)
+    remote, group_node = data["remote"], data["remote_group"]
+    if not remote.absent and not group_node.absent:
+        raise node.fail(
+            "both 'remote' and 'remote_group' are given",
+            "a rule admits either a CIDR or a group; keep one",
+        )
+    ethertype_default = "IPv4"
+    prefix: str | None = None
+    group: str | None = None
+    if not group_node.absent:
+        group = _name(group_node)
+    else:
+        net = (
+            ipaddress.ip_network("0.0.0.0/0")
+            if remote.absent
+            else remote.network(fix="write e.g. 0.0.0.0/0 or 203.0.113.0/24 (host bits zero)")
+        )
+        prefix = str(net)
+        ethertype_default = f"IPv{net.version}"
+    ethertype = data["ethertype"].text(default=ethertype_default)
+    if ethertype not in ("IPv4", "IPv6") or (prefix is not None and ethertype != ethertype_default):
+        raise data["ethertype"].fail(
+            f"{shown(ethertype)} does not fit the rule",
+            f"use {ethertype_default} (the family of 'remote') or omit it",
+        )
+    if protocol == "icmp" and ethertype == "IPv6":
+        protocol = "ipv6-icmp"
+    return SecurityRule(
+        direction=direction,
+        ethertype=ethertype,
+        protocol=protocol,
+        port_min=port_min,
+        port_max=port_max,
+        remote_ip_prefix=prefix,
+        remote_group=group,
+    )
+
+
+def _port_range(node: Node) -> tuple[int, int]:
+    raw = node.value
+    low: object
+    high: object
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        low = high = raw
+    elif isinstance(raw, str) and re.fullmatch(r"\d{1,5}-\d{1,5}", raw):
+        low, high = (int(x) for x in raw.split("-"))
+    else:
+        low = high = None
+    if not isinstance(low, int) or not isinstance(high, int) or not 1 <= low <= high <= 65535:
+        raise node.fail(
+            f"{node.shown} is not a port or port range",
+            "write a number (22) or a range in quotes ('8000-8080') in 1-65535",
+        )
+    return low, high
+
+
+def _router(node: Node) -> Router:
+    data = node.mapping({"name", "external_network", "subnets"}, required=("name",))
+    return Router(
+        name=_name(data["name"]),
+        external_network=_optional_name(data["external_network"]),
+        subnets=_names(data["subnets"]),
+    )
+
+
+def _server(node: Node, networks: tuple[Network, ...]) -> Server:
+    data = node.mapping(
+        {"name", "image", "flavor", "key_name", "config_drive", "ports", "user_data"},
+        required=("name", "image", "flavor", "ports"),
+    )
+    name = _name(data["name"])
+    ports = tuple(_port(item, networks, name) for item in data["ports"].seq())
+    if not ports:
+        raise data["ports"].fail(
+            "a server needs at least one port", "add '- {name: NAME, network: NET}'"
+        )
+    user_data = data["user_data"]
+    return Server(
+        name=name,
+        image=data["image"].text(),
+        flavor=data["flavor"].text(),
+        key_name=_optional_name(data["key_name"]),
+        config_drive=data["config_drive"].boolean(default=False),
+        ports=ports,
+        user_data=None
+        if user_data.absent
+        else user_data.text(
+            fix=f"write '{USER_DATA_MULTIHOME}' (multihome's cloud-config) or a "
+            "literal block (user_data: |)"
+        ),
+    )
+
+
+def _port(node: Node, networks: tuple[Network, ...], server: str | None) -> PortSpec:
+    data = node.mapping(
+        {
+            "name",
+            "network",
+            "subnet",
+            "fixed_ip",
+            "security_groups",
+            "allowed_address_pairs",
+            "floating_ip",
+            "port_security",
+        },
+        required=("name", "network"),
+    )
+    name = _name(data["name"])
+    network_name = _name(data["network"])
+    network = next((n for n in networks if n.name == network_name), None)
+    subnet_name = _optional_name(data["subnet"])
+    fixed_node = data["fixed_ip"]
+    fixed_ip = None if fixed_node.absent else fixed_node.address()
+    if network is not None:
+        names = [s.name for s in network.subnets]
+        if subnet_name is not None and subnet_name not in names:
+            raise data["subnet"].fail(
+                f"{subnet_name!r} is not a subnet of network {network_name}",
+                f"use one of {', '.join(names)}",
+            )
+        if subnet_name is None and fixed_ip is not None:
+            owner = next((s for s in network.subnets if fixed_ip in s.cidr), None)
+            if owner is None:
+                raise fixed_node.fail(
+                    f"{fixed_ip} is in no subnet of network {network_name} "
+                    f"({', '.join(str(s.cidr) for s in network.subnets)})",
+                    "choose an address inside one of them",
                 )
-            raw = data.get("port", data.get("ports"))
-            port_min, port_max = self.port_range(raw, f"{key}.port")
-        remote = data.get("remote")
-        group = data.get("remote_group")
-        if remote is not None and group is not None:
-            raise self.fail(
-                key,
-                "both 'remote' and 'remote_group' are given",
-                "a rule admits either a CIDR or a group; keep one",
-            )
-        ethertype_default = "IPv4"
-        prefix: str | None = None
-        if group is not None:
-            group = self.name(group, f"{key}.remote_group")
-        else:
-            raw_remote = "0.0.0.0/0" if remote is None else str(remote)
-            try:
-                net = ipaddress.ip_network(raw_remote, strict=True)
-            except ValueError as exc:
-                raise self.fail(
-                    f"{key}.remote",
-                    f"{raw_remote!r} is not a CIDR",
-                    "write e.g. 0.0.0.0/0 or 203.0.113.0/24 (host bits zero)",
-                ) from exc
-            prefix = str(net)
-            ethertype_default = f"IPv{net.version}"
-        ethertype = self.text(data.get("ethertype"), f"{key}.ethertype", ethertype_default)
-        if ethertype not in ("IPv4", "IPv6") or (
-            prefix is not None and ethertype != ethertype_default
-        ):
-            raise self.fail(
-                f"{key}.ethertype",
-                f"{ethertype!r} does not fit the rule",
-                f"use {ethertype_default} (the family of 'remote') or omit it",
-            )
-        if protocol == "icmp" and ethertype == "IPv6":
-            protocol = "ipv6-icmp"
-        return SecurityRule(
-            direction=direction,
-            ethertype=ethertype,
-            protocol=protocol,
-            port_min=port_min,
-            port_max=port_max,
-            remote_ip_prefix=prefix,
-            remote_group=group,
-        )
-
-    def port_range(self, raw: object, key: str) -> tuple[int, int]:
-        low: object
-        high: object
-        if isinstance(raw, int) and not isinstance(raw, bool):
-            low = high = raw
-        elif isinstance(raw, str) and re.fullmatch(r"\d+-\d+", raw):
-            low, high = (int(x) for x in raw.split("-"))
-        else:
-            low = high = None
-        if not isinstance(low, int) or not isinstance(high, int) or not 1 <= low <= high <= 65535:
-            raise self.fail(
-                key,
-                f"{raw!r} is not a port or port range",
-                "write a number (22) or a range in quotes ('8000-8080') in 1-65535",
-            )
-        return low, high
-
-    def router(self, value: object, key: str) -> Router:
-        data = self.mapping(value, key, {"name", "external_network", "subnets"}, required=("name",))
-        ext = data.get("external_network")
-        return Router(
-            name=self.name(data["name"], f"{key}.name"),
-            external_network=None if ext is None else self.name(ext, f"{key}.external_network"),
-            subnets=self.names(data.get("subnets"), f"{key}.subnets"),
-        )
-
-    def server(self, value: object, key: str, networks: tuple[Network, ...]) -> Server:
-        data = self.mapping(
-            value,
-            key,
-            {"name", "image", "flavor", "key_name", "config_drive", "ports", "user_data"},
-            required=("name", "image", "flavor", "ports"),
-        )
-        name = self.name(data["name"], f"{key}.name")
-        ports = tuple(
-            self.port(v, f"{key}.ports[{i}]", networks, name)
-            for i, v in enumerate(self.seq(data.get("ports"), f"{key}.ports"))
-        )
-        if not ports:
-            raise self.fail(
-                f"{key}.ports",
-                "a server needs at least one port",
-                "add '- {name: NAME, network: NET}'",
-            )
-        user_data = data.get("user_data")
-        if user_data is not None and not isinstance(user_data, str):
-            raise self.fail(
-                f"{key}.user_data",
-                f"expected text, got {_kind(user_data)}",
-                f"write '{USER_DATA_MULTIHOME}' (multihome's cloud-config) or a "
-                "literal block (user_data: |)",
-            )
-        key_name = data.get("key_name")
-        return Server(
-            name=name,
-            image=self.text(data["image"], f"{key}.image"),
-            flavor=self.text(data["flavor"], f"{key}.flavor"),
-            key_name=None if key_name is None else self.name(key_name, f"{key}.key_name"),
-            config_drive=self.boolean(data.get("config_drive"), f"{key}.config_drive", False),
-            ports=ports,
-            user_data=user_data,
-        )
-
-    def port(
-        self, value: object, key: str, networks: tuple[Network, ...], server: str | None
-    ) -> PortSpec:
-        data = self.mapping(
-            value,
-            key,
-            {
-                "name",
-                "network",
-                "subnet",
-                "fixed_ip",
-                "security_groups",
-                "allowed_address_pairs",
-                "floating_ip",
-                "port_security",
-            },
-            required=("name", "network"),
-        )
-        name = self.name(data["name"], f"{key}.name")
-        network_name = self.name(data["network"], f"{key}.network")
-        network = next((n for n in networks if n.name == network_name), None)
-        subnet_name = data.get("subnet")
-        if subnet_name is not None:
-            subnet_name = self.name(subnet_name, f"{key}.subnet")
-        fixed_ip = (
-            None
-            if data.get("fixed_ip") is None
-            else self.address(data["fixed_ip"], f"{key}.fixed_ip")
-        )
-        if network is not None:
-            names = [s.name for s in network.subnets]
-            if subnet_name is not None and subnet_name not in names:
-                raise self.fail(
-                    f"{key}.subnet",
-                    f"{subnet_name!r} is not a subnet of network {network_name}",
-                    f"use one of {', '.join(names)}",
+            subnet_name = owner.name
+        if subnet_name is None and len(network.subnets) == 1:
+            subnet_name = network.subnets[0].name
+        subnet = next((s for s in network.subnets if s.name == subnet_name), None)
+        if subnet is not None and fixed_ip is not None:
+            if fixed_ip not in subnet.cidr or fixed_ip in (
+                subnet.cidr.network_address,
+                subnet.cidr.broadcast_address,
+            ):
+                raise fixed_node.fail(
+                    f"{fixed_ip} is not a host address of subnet {subnet.name} ({subnet.cidr})",
+                    "choose an address inside the subnet",
                 )
-            if subnet_name is None and fixed_ip is not None:
-                owner = next((s for s in network.subnets if fixed_ip in s.cidr), None)
-                if owner is None:
-                    raise self.fail(
-                        f"{key}.fixed_ip",
-                        f"{fixed_ip} is in no subnet of network "
-                        f"{network_name} "
-                        f"({', '.join(str(s.cidr) for s in network.subnets)})",
-                        "choose an address inside one of them",
-                    )
-                subnet_name = owner.name
-            if subnet_name is None and len(network.subnets) == 1:
-                subnet_name = network.subnets[0].name
-            subnet = next((s for s in network.subnets if s.name == subnet_name), None)
-            if subnet is not None and fixed_ip is not None:
-                if fixed_ip not in subnet.cidr or fixed_ip in (
-                    subnet.cidr.network_address,
-                    subnet.cidr.broadcast_address,
-                ):
-                    raise self.fail(
-                        f"{key}.fixed_ip",
-                        f"{fixed_ip} is not a host address of subnet {subnet.name} ({subnet.cidr})",
-                        "choose an address inside the subnet",
-                    )
-                if fixed_ip == subnet.gateway:
-                    raise self.fail(
-                        f"{key}.fixed_ip",
-                        f"{fixed_ip} is the gateway of subnet {subnet.name}",
-                        "choose another address",
-                    )
-        raw_groups = data.get("security_groups")
-        groups = None if raw_groups is None else self.names(raw_groups, f"{key}.security_groups")
-        pairs = tuple(
-            self.address_pair(v, f"{key}.allowed_address_pairs[{i}]")
-            for i, v in enumerate(
-                self.seq(data.get("allowed_address_pairs"), f"{key}.allowed_address_pairs")
-            )
-        )
-        security = data.get("port_security")
-        port_security = (
-            None if security is None else self.boolean(security, f"{key}.port_security", True)
-        )
-        effective = (
-            port_security
-            if port_security is not None
-            else (network.port_security if network is not None else None)
-        )
-        if effective is False and pairs:
-            raise self.fail(
-                f"{key}.allowed_address_pairs",
-                "allowed address pairs need port security, which is off for this port",
-                "remove the pairs (with port security off any source address "
-                "passes) or set port_security: true",
-            )
-        if effective is False and groups:
-            raise self.fail(
-                f"{key}.security_groups",
-                "security groups need port security, which is off for this port",
-                "remove security_groups or set port_security: true",
-            )
-        fip = data.get("floating_ip")
-        if fip is not None:
-            fip = self.name(fip, f"{key}.floating_ip")
-            if network is not None and fip == network_name:
-                raise self.fail(
-                    f"{key}.floating_ip",
-                    "the floating IP would come from the port's own network",
-                    "name the external network, e.g. public",
+            if fixed_ip == subnet.gateway:
+                raise fixed_node.fail(
+                    f"{fixed_ip} is the gateway of subnet {subnet.name}", "choose another address"
                 )
-        return PortSpec(
-            name=name,
-            network=network_name,
-            subnet=subnet_name,
-            fixed_ip=fixed_ip,
-            security_groups=groups,
-            allowed_address_pairs=pairs,
-            floating_ip=fip,
-            port_security=port_security,
-            server=server,
+    groups = None if data["security_groups"].absent else _names(data["security_groups"])
+    pairs = tuple(_address_pair(item) for item in data["allowed_address_pairs"].seq())
+    security = data["port_security"]
+    port_security = None if security.absent else security.boolean()
+    effective = (
+        port_security
+        if port_security is not None
+        else (network.port_security if network is not None else None)
+    )
+    if effective is False and pairs:
+        raise data["allowed_address_pairs"].fail(
+            "allowed address pairs need port security, which is off for this port",
+            "remove the pairs (with port security off any source address "
+            "passes) or set port_security: true",
         )
-
-    def address_pair(self, value: object, key: str) -> AddressPair:
-        mac = None
-        raw = value
-        if isinstance(value, dict):
-            data = self.mapping(value, key, {"ip", "mac"}, required=("ip",))
-            raw = data["ip"]
-            if data.get("mac") is not None:
-                mac = str(data["mac"]).lower()
-                if not _MAC.match(mac):
-                    raise self.fail(
-                        f"{key}.mac",
-                        f"{data['mac']!r} is not a MAC address",
-                        "write e.g. fa:16:3e:00:00:01, or omit it (the port's MAC)",
-                    )
-        try:
-            net = ipaddress.ip_network(str(raw), strict=False)
-        except ValueError as exc:
-            raise self.fail(
-                key,
-                f"{raw!r} is not an address or CIDR",
-                "write e.g. 192.168.0.112 or 192.168.0.0/24",
-            ) from exc
-        single = net.prefixlen == net.max_prefixlen
-        return AddressPair(ip=str(net.network_address) if single else str(net), mac=mac)
-
-    def guest(self, value: object) -> Guest:
-        if value is None:
-            return Guest()
-        data = self.mapping(value, "guest", {"install", "package", "persist_backend"})
-        install = self.text(data.get("install"), "guest.install", "pip")
-        if install not in ("pip", "none"):
-            raise self.fail(
-                "guest.install",
-                f"{install!r} is not supported",
-                "use pip (install with pip at first boot) or none (the image has multihome)",
-            )
-        package = self.text(data.get("package"), "guest.package", "multihome")
-        if not package.strip() or any(c in package for c in "\n;&|`$"):
-            raise self.fail(
-                "guest.package",
-                f"{package!r} is not a pip requirement",
-                "write a name, name==version or a URL",
-            )
-        backend = self.text(data.get("persist_backend"), "guest.persist_backend", "auto")
-        backends = ("auto", "networkd", "netplan", "networkmanager", "ifcfg", "systemd")
-        if backend not in backends:
-            raise self.fail(
-                "guest.persist_backend",
-                f"{backend!r} is not a backend",
-                f"use one of {', '.join(backends)}",
-            )
-        return Guest(install=install, package=package, persist_backend=backend)
+    if effective is False and groups:
+        raise data["security_groups"].fail(
+            "security groups need port security, which is off for this port",
+            "remove security_groups or set port_security: true",
+        )
+    fip = _optional_name(data["floating_ip"])
+    if fip is not None and network is not None and fip == network_name:
+        raise data["floating_ip"].fail(
+            "the floating IP would come from the port's own network",
+            "name the external network, e.g. public",
+        )
+    return PortSpec(
+        name=name,
+        network=network_name,
+        subnet=subnet_name,
+        fixed_ip=fixed_ip,
+        security_groups=groups,
+        allowed_address_pairs=pairs,
+        floating_ip=fip,
+        port_security=port_security,
+        server=server,
+    )
 
 
-def _kind(value: object) -> str:
-    return "nothing" if value is None else type(value).__name__
+def _address_pair(node: Node) -> AddressPair:
+    mac = None
+    ip = node
+    if isinstance(node.value, dict):
+        data = node.mapping({"ip", "mac"}, required=("ip",))
+        ip = data["ip"]
+        if not data["mac"].absent:
+            fix = "write e.g. fa:16:3e:00:00:01, or omit it (the port's MAC)"
+            mac = data["mac"].matching(_MAC, "a MAC address", fix).lower()
+    try:
+        if not isinstance(ip.value, str):
+            raise ValueError(ip.value)
+        net = ipaddress.ip_network(ip.value, strict=False)
+    except ValueError:
+        raise ip.fail(
+            f"{ip.shown} is not an address or CIDR", "write e.g. 192.168.0.112 or 192.168.0.0/24"
+        ) from None
+    single = net.prefixlen == net.max_prefixlen
+    return AddressPair(ip=str(net.network_address) if single else str(net), mac=mac)
+
+
+def _guest(node: Node) -> Guest:
+    data = node.mapping({"install", "package", "persist_backend"}, optional=True)
+    install = data["install"].text(default="pip")
+    if install not in ("pip", "none"):
+        raise data["install"].fail(
+            f"{shown(install)} is not supported",
+            "use pip (install with pip at first boot) or none (the image has multihome)",
+        )
+    package = data["package"].text(default="multihome")
+    if not package.strip() or any(c in package for c in "\n;&|`$"):
+        raise data["package"].fail(
+            f"{shown(package)} is not a pip requirement", "write a name, name==version or a URL"
+        )
+    backends = ("auto", "networkd", "netplan", "networkmanager", "ifcfg", "systemd")
+    backend = data["persist_backend"].one_of(backends, "auto", what="a backend")
+    return Guest(install=install, package=package, persist_backend=backend)

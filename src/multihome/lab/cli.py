@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -11,7 +10,8 @@ from typing import Any, NoReturn
 
 import click
 
-from multihome.errors import ExitCode, InputError
+from multihome.errors import ExitCode, InputError, LabError, LabExistsError, LabInterrupted
+from multihome.files import json_text
 from multihome.lab.probe import ProbeReport
 from multihome.lab.probe import probe as run_probe
 from multihome.lab.runtime import (
@@ -20,9 +20,6 @@ from multihome.lab.runtime import (
     PROBE_PROGRAMS,
     REQUIRED_PROGRAMS,
     Lab,
-    LabError,
-    LabExistsError,
-    LabInterrupted,
     find_programs,
     interruptible,
     require_root,
@@ -91,7 +88,7 @@ def _color() -> bool:
 
 
 def _echo_json(data: object) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True))
+    click.echo(json_text(data), nl=False)
 
 
 def _name_option(function: Callable[..., Any]) -> Callable[..., Any]:

@@ -32,13 +32,11 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from multihome.errors import InputError
+from multihome.errors import InputError, LabError
 from multihome.lab import topology as topo
 from multihome.lab.runtime import (
     NETNS_RUN,
     Lab,
-    LabError,
-    _alive,
     _enslave,
     _index,
     _read_pid,
@@ -54,12 +52,12 @@ from multihome.lab.scenario import (
     Network,
     Scenario,
 )
+from multihome.processes import DHCP_CLIENTS, pid_alive
 
 LOCK_FILE = "events.lock"
 #: Where an address is taken from when none is given: hosts from .10 on (like a Neutron pool).
 POOL_OFFSET = 10
 MAX_PORTS = 100
-DHCP_CLIENTS = ("dhclient", "dhcpcd", "udhcpc", "dhcpcd5")
 
 
 @dataclass(frozen=True)
@@ -514,7 +512,7 @@ def _clients_of(lab: Lab, ifname: str) -> list[tuple[int, str]]:
         except OSError:
             continue
         program = os.path.basename(argv[0].decode(errors="replace")) if argv else ""
-        if program in DHCP_CLIENTS and ifname.encode() in argv and _alive(pid):
+        if program in DHCP_CLIENTS and ifname.encode() in argv and pid_alive(pid):
             found.append((pid, program))
     return found
 
@@ -523,7 +521,7 @@ def _stop_client(lab: Lab, port: GuestPort) -> None:
     """Stop the lab's DHCP client of ``port`` without a release and without its script
     (SIGKILL), keeping its lease file: what a crash or a lost lease leaves."""
     pid = _client_pid(lab, port)
-    if pid is None or not _alive(pid):
+    if pid is None or not pid_alive(pid):
         return
     if (pid, "dhclient") not in _clients_of(lab, port.name):
         return  # the pid file is stale: never signal another process

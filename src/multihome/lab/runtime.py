@@ -27,13 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from multihome import processes
 from multihome.errors import (
-    EnvironmentMissingError,
-    ExitCode,
     InputError,
-    MultihomeError,
-    NotPermittedError,
+    LabError,
+    LabExistsError,
+    LabInterrupted,
+    MissingProgramError,
 )
+from multihome.files import json_text, write_atomic
 from multihome.lab import topology as topo
 from multihome.lab.scenario import (
     METADATA_ADDRESS,
@@ -43,6 +45,7 @@ from multihome.lab.scenario import (
     parse_scenario,
 )
 from multihome.lab.topology import LabNames
+from multihome.processes import pid_alive
 
 #: Program -> the Debian/Ubuntu package that provides it.
 REQUIRED_PROGRAMS: Mapping[str, str] = {
@@ -70,20 +73,6 @@ PORTS_FILE = "ports.json"
 COMMAND_TIMEOUT = 20.0
 #: Where the host's iproute2 configuration is (newer iproute2 ships it in /usr/share only).
 IPROUTE2_CONFIG = (Path("/etc/iproute2"), Path("/usr/share/iproute2"))
-
-
-class LabError(MultihomeError):
-    """Building or removing the lab failed (what was built is removed again)."""
-
-
-class LabExistsError(InputError):
-    """A lab of that name exists (or is being built): nothing was changed."""
-
-
-class MissingProgramError(EnvironmentMissingError):
-    """A program the lab needs is not installed: exit 2, nothing was changed."""
-
-    exit_code = ExitCode.BAD_INPUT
 
 
 @dataclass(frozen=True)
@@ -125,10 +114,8 @@ def find_programs(
 
 
 def require_root() -> None:
-    if os.geteuid() != 0:
-        raise NotPermittedError(
-            "the lab creates network namespaces and needs root; run it with sudo"
-        )
+    """The lab creates network namespaces: it runs as root only."""
+    processes.require_root("the lab (it creates network namespaces)", "run it with sudo")
 
 
 @dataclass(frozen=True)
@@ -286,22 +273,23 @@ class Lab:
 
     def save_ports(self, ports: Sequence[GuestPort]) -> None:
         """Record the guest's current ports (atomically: a reader sees old or new)."""
-        _write_atomic(
+        write_atomic(
             self.names.state_dir / PORTS_FILE,
-            json.dumps({"ports": [p.to_json() for p in ports]}, indent=2) + "\n",
+            json_text({"ports": [p.to_json() for p in ports]}),
+            durable=False,
         )
 
     def write_metadata(self, scenario: Scenario) -> None:
         """What the metadata host serves now (the echo reads the files on every request)."""
         state_dir = self.names.state_dir
-        _write_atomic(state_dir / NETWORK_DATA_FILE, topo.network_data_json(scenario))
-        _write_atomic(state_dir / META_DATA_FILE, topo.meta_data_json(self.names))
+        write_atomic(state_dir / NETWORK_DATA_FILE, topo.network_data_json(scenario), durable=False)
+        write_atomic(state_dir / META_DATA_FILE, topo.meta_data_json(self.names), durable=False)
 
     def write_dhcp(self, scenario: Scenario) -> None:
         """dnsmasq's hosts and options files (read again by :meth:`reload_dhcp`)."""
         state_dir = self.names.state_dir
-        _write_atomic(state_dir / topo.DHCP_HOSTS_FILE, topo.dhcp_hosts(scenario))
-        _write_atomic(state_dir / topo.DHCP_OPTS_FILE, topo.dhcp_opts(scenario))
+        write_atomic(state_dir / topo.DHCP_HOSTS_FILE, topo.dhcp_hosts(scenario), durable=False)
+        write_atomic(state_dir / topo.DHCP_OPTS_FILE, topo.dhcp_opts(scenario), durable=False)
 
     def reload_dhcp(self, scenario: Scenario) -> bool:
         """Make dnsmasq read its hosts and options files again; False when it never ran.
@@ -315,7 +303,7 @@ class Lab:
         pid = _read_pid(state_dir / "dnsmasq.pid")
         if pid is None:
             return False
-        if _alive(pid) and str(state_dir).encode() in _cmdline(pid):
+        if pid_alive(pid) and str(state_dir).encode() in _cmdline(pid):
             _terminate([pid])
         self.run(
             "dhcp",
@@ -388,9 +376,7 @@ class Lab:
             "up_seconds": round(seconds, 3),
             "created_by_pid": os.getpid(),
         }
-        (self.names.state_dir / STATE_FILE).write_text(
-            json.dumps(state, indent=2) + "\n", encoding="utf-8"
-        )
+        (self.names.state_dir / STATE_FILE).write_text(json_text(state), encoding="utf-8")
 
     def _build(self, scenario: Scenario) -> None:
         state_dir = self.names.state_dir
@@ -670,7 +656,9 @@ class Lab:
                 if path.exists():
                     shutil.rmtree(path, ignore_errors=True)
                     paths.append(str(path))
-            for parent in (topo.STATE_ROOT, Path("/run/multihome")):
+            from multihome.transaction.statedir import STATE_BASE
+
+            for parent in (topo.STATE_ROOT, STATE_BASE):
                 with suppress(OSError):
                     parent.rmdir()  # only when empty: other labs (or multihome) use it
         left = self.existing_namespaces()
@@ -698,7 +686,7 @@ class Lab:
                 )
         for name, node in self._daemons(scenario):
             pid = _read_pid(self.names.state_dir / f"{name}.pid")
-            alive = pid is not None and _alive(pid)
+            alive = pid is not None and pid_alive(pid)
             processes.append(Process(name, node, pid, alive))
             if state is not None and not alive:
                 problems.append(f"{name} ({node}) is not running")
@@ -805,13 +793,6 @@ def _enslave(ipr: Any, ifname: str, bridge: str) -> None:
     ipr.link("set", index=_index(ipr, ifname), master=_index(ipr, bridge), state="up")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``path`` through a temporary file and a rename."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
 def _make_state_dir(path: Path) -> None:
     """Create ``path``; another lab's ``down`` may remove an empty parent meanwhile."""
     for _ in range(5):
@@ -843,14 +824,6 @@ def netns_pids(namespace: str) -> list[int]:
     return pids
 
 
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
-
-
 def _cmdline(pid: int) -> bytes:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -871,10 +844,10 @@ def _terminate(pids: Sequence[int], grace: float = 2.0) -> None:
         with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+    while time.monotonic() < deadline and any(pid_alive(pid) for pid in pids):
         time.sleep(0.02)
     for pid in pids:
-        if _alive(pid):
+        if pid_alive(pid):
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
@@ -894,10 +867,6 @@ def _signals_ignored() -> Iterator[None]:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
-
-
-class LabInterrupted(LabError):
-    """A signal stopped a lab command; what ``up`` had built is removed on the way out."""
 
 
 @contextmanager
@@ -922,8 +891,9 @@ def interruptible(undone: str = "everything the lab had built is removed") -> It
 
 def _multihome_state_dir(namespace: str) -> Path | None:
     """``/run/multihome/net-<inode>`` of a named namespace (see multihome-safety(8))."""
+    from multihome.transaction.statedir import StateDir, namespace_key
+
     try:
-        inode = os.stat(NETNS_RUN / namespace).st_ino
+        return StateDir.of(Path("/"), namespace_key(NETNS_RUN / namespace)).path
     except OSError:
         return None
-    return Path("/run/multihome") / f"net-{inode}"

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from multihome.errors import InputError
+from multihome.reader import Node, read_file, shown, yaml_document
 
 #: Where floating IPs and external networks live (TEST-NET-3), and the internet host (TEST-NET-2).
 PUBLIC_RANGE = ipaddress.IPv4Network("203.0.113.0/24")
@@ -294,13 +295,8 @@ def load_scenario(wanted: str) -> Scenario:
     """A built-in scenario by number or name, or a scenario file by path."""
     if wanted.endswith((".yaml", ".yml")) or "/" in wanted:
         path = Path(wanted)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InputError(
-                f"--scenario {wanted}: cannot read it ({exc.strerror}); give a "
-                "built-in scenario (multihome lab list) or a readable file"
-            ) from exc
+        fix = "give a built-in scenario (multihome lab list) or a readable file"
+        text = read_file(path, missing_fix=fix, unreadable_fix=fix)
         return parse_scenario(text, str(path))
     scenarios = builtin_scenarios()
     for scenario in scenarios:
@@ -315,19 +311,7 @@ def load_scenario(wanted: str) -> Scenario:
 
 def parse_scenario(text: str, source: str) -> Scenario:
     """Parse and check one scenario file; errors name the file, the key and the fix."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(
-            f"{source}: malformed YAML: {str(exc).splitlines()[0]}; fix the syntax"
-        ) from exc
-    reader = _Reader(source)
-    top = reader.mapping(data, "(top level)")
-    reader.only_keys(
-        top,
-        "(top level)",
+    top = yaml_document(text, source).mapping(
         {
             "number",
             "name",
@@ -339,43 +323,37 @@ def parse_scenario(text: str, source: str) -> Scenario:
             "guest_sysctls",
             "guest_routes",
             "expect",
-        },
+        }
     )
-    number = top.get("number")
+    number = top["number"].value
     if not isinstance(number, int) or isinstance(number, bool) or number < 1:
-        raise reader.fail("number", f"{number!r} is not a positive integer", "write e.g. 4")
-    name = top.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise reader.fail(
-            "name", f"{name!r} is not a scenario name", "use lower-case letters, digits and '-'"
-        )
-    networks = _networks(reader, top.get("networks"))
-    ports = _ports(reader, top.get("ports"), {n.name: n for n in networks})
+        raise top["number"].fail(f"{top['number'].shown} is not a positive integer", "write e.g. 4")
+    name = top["name"].matching(
+        _NAME, "a scenario name", "use lower-case letters, digits and '-'"
+    )
+    networks = _networks(top["networks"])
+    ports = _ports(top["ports"], {n.name: n for n in networks})
     sysctls = dict(DEFAULT_GUEST_SYSCTLS)
-    for knob, value in reader.mapping(top.get("guest_sysctls", {}), "guest_sysctls").items():
-        if knob not in DEFAULT_GUEST_SYSCTLS or not isinstance(value, int):
-            raise reader.fail(
-                f"guest_sysctls.{knob}",
-                f"{value!r} is not valid",
+    for knob, value in top["guest_sysctls"].mapping(optional=True).items():
+        if knob not in DEFAULT_GUEST_SYSCTLS or not isinstance(value.value, int):
+            raise value.fail(
+                f"{value.shown} is not valid",
                 f"use one of {', '.join(DEFAULT_GUEST_SYSCTLS)} with an integer",
             )
-        sysctls[knob] = value
-    routes = top.get("guest_routes", [])
-    if not isinstance(routes, list) or not all(isinstance(r, str) for r in routes):
-        raise reader.fail(
-            "guest_routes", "expected a list of `ip route` lines", "quote each line as a string"
-        )
-    expect_raw = reader.mapping(top.get("expect"), "expect")
-    reader.only_keys(expect_raw, "expect", set(_PHASES))
-    expect = {
-        phase: _outcome(reader, expect_raw.get(phase), f"expect.{phase}") for phase in _PHASES
-    }
+        sysctls[knob] = value.value
+    example = "quote each line as a string"
+    routes = [
+        item.text(fix=example)
+        for item in top["guest_routes"].seq(what="a list of `ip route` lines", fix=example)
+    ]
+    expect_raw = top["expect"].mapping(_PHASES)
+    expect = {phase: _outcome(expect_raw[phase]) for phase in _PHASES}
     return Scenario(
         number=number,
         name=name,
-        title=reader.text(top, "title"),
-        howto=reader.text(top, "howto"),
-        story=reader.text(top, "story").strip(),
+        title=_prose(top["title"]),
+        howto=_prose(top["howto"]),
+        story=_prose(top["story"]).strip(),
         networks=networks,
         ports=ports,
         guest_sysctls=sysctls,
@@ -386,44 +364,49 @@ def parse_scenario(text: str, source: str) -> Scenario:
     )
 
 
-def _networks(reader: _Reader, raw: object) -> tuple[Network, ...]:
-    nets = reader.mapping(raw, "networks")
+def _prose(node: Node) -> str:
+    if not isinstance(node.value, str) or not node.value.strip():
+        raise node.fail("missing or empty", "write a short text")
+    return node.value
+
+
+def _address(node: Node) -> ipaddress.IPv4Address:
+    address = node.address(4, fix="write e.g. 192.168.0.107")
+    assert isinstance(address, ipaddress.IPv4Address)  # address(4) gives IPv4 only
+    return address
+
+
+def _optional_address(node: Node) -> ipaddress.IPv4Address | None:
+    return None if node.absent else _address(node)
+
+
+def _networks(node: Node) -> tuple[Network, ...]:
+    nets = node.mapping()
     if not nets:
-        raise reader.fail("networks", "no network", "define at least one network")
+        raise node.fail("no network", "define at least one network")
     result = []
     for name, value in nets.items():
-        key = f"networks.{name}"
-        if not _NETNAME.match(name):
-            raise reader.fail(key, "not a network name", "use lower-case letters and digits")
-        spec = reader.mapping(value, key)
-        reader.only_keys(spec, key, {"cidr", "gateway", "dhcp", "dhcp_server", "external"})
-        try:
-            cidr = ipaddress.IPv4Network(str(spec.get("cidr")))
-        except ValueError as exc:
-            raise reader.fail(
-                f"{key}.cidr",
-                f"{spec.get('cidr')!r} is not an IPv4 network",
-                "write e.g. 192.168.0.0/24",
-            ) from exc
-        gateway = reader.address(spec.get("gateway"), f"{key}.gateway", optional=True)
+        nets.key(name).matching(_NETNAME, "a network name", "use lower-case letters and digits")
+        spec = value.mapping({"cidr", "gateway", "dhcp", "dhcp_server", "external"})
+        cidr = spec["cidr"].network(4, fix="write e.g. 192.168.0.0/24")
+        assert isinstance(cidr, ipaddress.IPv4Network)  # network(4) gives IPv4 only
+        gateway = _optional_address(spec["gateway"])
         if gateway is not None and gateway not in cidr:
-            raise reader.fail(
-                f"{key}.gateway", f"{gateway} is outside {cidr}", "give an address of the subnet"
+            raise spec["gateway"].fail(
+                f"{gateway} is outside {cidr}", "give an address of the subnet"
             )
-        dhcp = bool(spec.get("dhcp", True))
-        server = reader.address(spec.get("dhcp_server"), f"{key}.dhcp_server", optional=True)
+        dhcp = spec["dhcp"].boolean(default=True)
+        server = _optional_address(spec["dhcp_server"])
         if dhcp and server is None:
             server = cidr.network_address + 100
         if server is not None and server not in cidr:
-            raise reader.fail(
-                f"{key}.dhcp_server", f"{server} is outside {cidr}", "give an address of the subnet"
+            raise spec["dhcp_server"].fail(
+                f"{server} is outside {cidr}", "give an address of the subnet"
             )
-        external = bool(spec.get("external", False))
+        external = spec["external"].boolean(default=False)
         if external and not cidr.subnet_of(PUBLIC_RANGE):
-            raise reader.fail(
-                f"{key}.cidr",
-                f"an external network must lie in {PUBLIC_RANGE}",
-                f"use a part of {PUBLIC_RANGE}",
+            raise spec["cidr"].fail(
+                f"an external network must lie in {PUBLIC_RANGE}", f"use a part of {PUBLIC_RANGE}"
             )
         result.append(
             Network(
@@ -438,89 +421,76 @@ def _networks(reader: _Reader, raw: object) -> tuple[Network, ...]:
     return tuple(result)
 
 
-def _ports(reader: _Reader, raw: object, networks: dict[str, Network]) -> tuple[GuestPort, ...]:
-    if not isinstance(raw, list) or not raw:
-        raise reader.fail("ports", "expected a list of ports", "list eth0, eth1, ... in order")
+def _ports(node: Node, networks: dict[str, Network]) -> tuple[GuestPort, ...]:
+    items = node.seq(
+        what="a list of ports", fix="list eth0, eth1, ... in order", optional=False
+    )
+    if not items:
+        raise node.fail("expected a list of ports", "list eth0, eth1, ... in order")
     ports: list[GuestPort] = []
     seen_ips: set[ipaddress.IPv4Address] = set()
     seen_fips: set[ipaddress.IPv4Address] = set()
-    for index, value in enumerate(raw):
-        key = f"ports[{index}]"
-        spec = reader.mapping(value, key)
-        reader.only_keys(
-            spec, key, {"name", "network", "mac", "ips", "floating_ips", "allowed_address_pairs"}
+    for index, item in enumerate(items):
+        spec = item.mapping(
+            {"name", "network", "mac", "ips", "floating_ips", "allowed_address_pairs"}
         )
-        name = spec.get("name")
+        name = spec["name"].value
         if name != f"eth{index}":
-            raise reader.fail(
-                f"{key}.name",
-                f"{name!r} is not eth{index}",
-                "name the ports eth0, eth1, ... in order",
+            raise spec["name"].fail(
+                f"{spec['name'].shown} is not eth{index}", "name the ports eth0, eth1, ... in order"
             )
-        network = networks.get(str(spec.get("network")))
+        network = networks.get(str(spec["network"].value))
         if network is None:
-            raise reader.fail(
-                f"{key}.network",
-                f"{spec.get('network')!r} is not defined",
-                f"use one of {', '.join(networks)}",
+            raise spec["network"].fail(
+                f"{spec['network'].shown} is not defined", f"use one of {', '.join(networks)}"
             )
-        ips_raw = spec.get("ips")
-        if not isinstance(ips_raw, list) or not ips_raw:
-            raise reader.fail(
-                f"{key}.ips", "expected a list of addresses", "write e.g. [192.168.0.107]"
-            )
-        ips = tuple(reader.address(ip, f"{key}.ips") for ip in ips_raw)
-        for ip in ips:
-            if ip is None or ip not in network.cidr:
-                raise reader.fail(
-                    f"{key}.ips",
-                    f"{ip} is outside {network.cidr}",
-                    "give addresses of the port's subnet",
+        ip_nodes = spec["ips"].seq(
+            what="a list of addresses", fix="write e.g. [192.168.0.107]", optional=False
+        )
+        if not ip_nodes:
+            raise spec["ips"].fail("expected a list of addresses", "write e.g. [192.168.0.107]")
+        ips = tuple(_address(ip) for ip in ip_nodes)
+        for ip, ip_node in zip(ips, ip_nodes, strict=True):
+            if ip not in network.cidr:
+                raise ip_node.fail(
+                    f"{ip} is outside {network.cidr}", "give addresses of the port's subnet"
                 )
             if ip in seen_ips or ip in (network.gateway, network.dhcp_server):
-                raise reader.fail(f"{key}.ips", f"{ip} is used twice", "give each its own")
+                raise ip_node.fail(f"{ip} is used twice", "give each its own")
             seen_ips.add(ip)
         fips: dict[ipaddress.IPv4Address, ipaddress.IPv4Address] = {}
-        for fixed, floating in reader.mapping(
-            spec.get("floating_ips", {}), f"{key}.floating_ips"
-        ).items():
-            fixed_ip = reader.address(fixed, f"{key}.floating_ips")
-            fip = reader.address(floating, f"{key}.floating_ips.{fixed}")
-            if fixed_ip not in ips or fip is None or fixed_ip is None:
-                raise reader.fail(
-                    f"{key}.floating_ips",
+        floating = spec["floating_ips"].mapping(optional=True)
+        for fixed, floating_node in floating.items():
+            fixed_ip = _address(floating.key(fixed))
+            fip = _address(floating_node)
+            if fixed_ip not in ips:
+                raise floating.key(fixed).fail(
                     f"{fixed} is not one of the port's ips",
                     "map each fixed IP of the port to a floating IP",
                 )
             if fip not in PUBLIC_RANGE or fip in seen_fips or network.gateway is None:
-                raise reader.fail(
-                    f"{key}.floating_ips.{fixed}",
+                raise floating_node.fail(
                     f"{fip} is not a free floating IP behind a router",
                     f"give each its own address in {PUBLIC_RANGE} on a network with a gateway",
                 )
             seen_fips.add(fip)
             fips[fixed_ip] = fip
-        pairs_raw = spec.get("allowed_address_pairs", [])
-        if not isinstance(pairs_raw, list):
-            raise reader.fail(
-                f"{key}.allowed_address_pairs", "expected a list", "write e.g. [192.168.0.112]"
-            )
         pairs = tuple(
-            a
-            for a in (reader.address(p, f"{key}.allowed_address_pairs") for p in pairs_raw)
-            if a is not None
+            _address(pair)
+            for pair in spec["allowed_address_pairs"].seq(fix="write e.g. [192.168.0.112]")
         )
-        mac = str(spec.get("mac") or _default_mac(ips[0])).lower()
+        mac_node = spec["mac"]
+        mac = _default_mac(ips[0]) if not mac_node.value else str(mac_node.value).lower()
         if not _MAC.match(mac):
-            raise reader.fail(
-                f"{key}.mac", f"{mac!r} is not a MAC address", "write e.g. fa:16:3e:00:00:07"
+            raise mac_node.fail(
+                f"{shown(mac)} is not a MAC address", "write e.g. fa:16:3e:00:00:07"
             )
         ports.append(
             GuestPort(
-                name=str(name),
+                name=f"eth{index}",
                 network=network.name,
                 mac=mac,
-                ips=tuple(i for i in ips if i is not None),
+                ips=ips,
                 floating_ips=fips,
                 allowed_address_pairs=pairs,
                 metric=FIRST_METRIC + index,
@@ -535,68 +505,13 @@ def _default_mac(ip: ipaddress.IPv4Address | None) -> str:
     return "fa:16:3e:" + ":".join(f"{b:02x}" for b in tail)
 
 
-def _outcome(reader: _Reader, raw: object, key: str) -> Outcome:
-    spec = reader.mapping(raw, key)
-    reader.only_keys(spec, key, {"reachable", "egress", "gateway", "spoof_drops"})
-    reachable = {
-        str(k): bool(v)
-        for k, v in reader.mapping(spec.get("reachable", {}), f"{key}.reachable").items()
-    }
+def _outcome(node: Node) -> Outcome:
+    spec = node.mapping({"reachable", "egress", "gateway", "spoof_drops"})
+    reachable = {k: bool(v.value) for k, v in spec["reachable"].mapping(optional=True).items()}
     egress = {
-        str(k): (None if v is None else str(v))
-        for k, v in reader.mapping(spec.get("egress", {}), f"{key}.egress").items()
+        k: (None if v.absent else str(v.value))
+        for k, v in spec["egress"].mapping(optional=True).items()
     }
-    gateway = {
-        str(k): bool(v)
-        for k, v in reader.mapping(spec.get("gateway", {}), f"{key}.gateway").items()
-    }
-    drops = spec.get("spoof_drops")
-    if not isinstance(drops, bool):
-        raise reader.fail(
-            f"{key}.spoof_drops", f"{drops!r} is not true or false", "write true or false"
-        )
+    gateway = {k: bool(v.value) for k, v in spec["gateway"].mapping(optional=True).items()}
+    drops = spec["spoof_drops"].boolean()
     return Outcome(reachable=reachable, egress=egress, gateway=gateway, spoof_drops=drops)
-
-
-class _Reader:
-    """Typed accessors that raise :class:`InputError` naming the file and the key."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, key: str, problem: str, fix: str) -> InputError:
-        return InputError(f"{self.source}: {key}: {problem}; {fix}")
-
-    def mapping(self, value: object, key: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(
-                key,
-                f"expected a mapping, got {type(value).__name__}",
-                "write it as 'key: value' lines",
-            )
-        return {str(k): v for k, v in value.items()}
-
-    def only_keys(self, data: dict[str, Any], where: str, allowed: set[str]) -> None:
-        for key in data:
-            if key not in allowed:
-                raise self.fail(
-                    where, f"unknown key {key!r}", f"use one of {', '.join(sorted(allowed))}"
-                )
-
-    def text(self, data: dict[str, Any], key: str) -> str:
-        value = data.get(key)
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(key, "missing or empty", "write a short text")
-        return value
-
-    def address(
-        self, value: object, key: str, optional: bool = False
-    ) -> ipaddress.IPv4Address | None:
-        if value is None and optional:
-            return None
-        try:
-            return ipaddress.IPv4Address(str(value))
-        except ValueError as exc:
-            raise self.fail(
-                key, f"{value!r} is not an IPv4 address", "write e.g. 192.168.0.107"
-            ) from exc

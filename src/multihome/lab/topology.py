@@ -14,13 +14,13 @@ Interface names inside a namespace need no prefix: each lab has its own namespac
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from multihome.errors import InputError
+from multihome.files import json_text
 from multihome.lab.scenario import (
     INTERNET_HOST,
     METADATA_ADDRESS,
@@ -487,7 +487,7 @@ def network_data(scenario: Scenario) -> dict[str, object]:
 
 
 def network_data_json(scenario: Scenario) -> str:
-    return json.dumps(network_data(scenario), indent=2, sort_keys=True) + "\n"
+    return json_text(network_data(scenario))
 
 
 def meta_data_json(names: LabNames) -> str:
@@ -502,4 +502,4 @@ def meta_data_json(names: LabNames) -> str:
         "project_id": "multihome-lab",
         "meta": {},
     }
-    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+    return json_text(data)

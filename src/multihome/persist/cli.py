@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
 from multihome.errors import InputError
+from multihome.files import json_text
 from multihome.persist.core import BACKENDS
 
 PERSIST_EPILOG = """\b
@@ -81,7 +81,7 @@ def persist(
         kernel.close()
     result = run_persist(target, assessment.state, assessment.desired, backend, dry_run=dry_run)
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
+        click.echo(json_text(result.to_json()), nl=False)
         return
     click.echo(f"backend: {result.choice.renderer.name} ({result.choice.reason})")
     for note in result.notes:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,13 +24,13 @@ from typing import Any
 
 from multihome.errors import InputError
 from multihome.files import read_text, remove_file, under_root, write_atomic
+from multihome.manifest import MANIFEST, Manifest, manifest_path, read_manifest
 from multihome.model import HostState
 from multihome.policy import DesiredState
 from multihome.render import REGISTRY, FileSpec, HostFacts, Rendered, Renderer, build_input
 from multihome.render.base import MARKER
 from multihome.render.netplan import YAML_PATH as NETPLAN_OWN
 
-MANIFEST = PurePosixPath("/var/lib/multihome/persist.json")
 NETWORKD_DIRS = (
     "/etc/systemd/network",
     "/run/systemd/network",
@@ -41,7 +40,8 @@ NETWORKD_DIRS = (
 )
 NETPLAN_DIRS = ("/lib/netplan", "/etc/netplan", "/run/netplan")
 PROGRAMS = ("/usr/local/bin/multihome", "/usr/bin/multihome")
-BACKENDS = ("networkd", "netplan", "networkmanager", "ifcfg", "systemd")
+#: The backend names: the renderer registry's, in its order (the registry is the one list).
+BACKENDS = tuple(REGISTRY)
 
 
 @dataclass(frozen=True)
@@ -335,7 +335,7 @@ def render_files(
 def plan_changes(root: Path, files: Mapping[PurePosixPath, FileSpec]) -> list[FileChange]:
     """Compare ``files`` with what is under ``root``; refuse to touch foreign files."""
     check_root(root)
-    previous = set(read_manifest(root))
+    previous = set(read_manifest(root).files)
     changes = []
     for path in sorted(files):
         spec = files[path]
@@ -375,10 +375,8 @@ def write_changes(root: Path, changes: Iterable[FileChange], backend: str) -> No
         elif change.action == "remove":
             remove_file(target)
             _prune_dirs(root, target.parent)
-    owned = sorted(str(c.path) for c in changes if c.action != "remove")
-    write_atomic(
-        _at(root, MANIFEST), json.dumps({"backend": backend, "files": owned}, indent=2) + "\n"
-    )
+    owned = tuple(sorted(c.path for c in changes if c.action != "remove"))
+    write_atomic(manifest_path(root), Manifest(backend, owned).text())
 
 
 def persist(
@@ -404,7 +402,7 @@ def unpersist(root: Path, *, dry_run: bool = False) -> list[FileChange]:
     """Remove every file an earlier ``persist`` wrote (and only those)."""
     check_root(root)
     changes = []
-    for path in read_manifest(root):
+    for path in read_manifest(root).files:
         target = _at(root, path)
         old = _current(target)
         if old is None:
@@ -418,28 +416,12 @@ def unpersist(root: Path, *, dry_run: bool = False) -> list[FileChange]:
             target = _at(root, change.path)
             remove_file(target)
             _prune_dirs(root, target.parent)
-        manifest = _at(root, MANIFEST)
+        manifest = manifest_path(root)
         if manifest.exists():
             _check_writable(root, MANIFEST)
             remove_file(manifest)
             _prune_dirs(root, manifest.parent)
     return changes
-
-
-def read_manifest(root: Path) -> list[PurePosixPath]:
-    """The files an earlier persist wrote (empty when there was none)."""
-    path = _at(root, MANIFEST)
-    text = read_text(path)
-    if text is None:
-        return []
-    try:
-        data = json.loads(text)
-        return [PurePosixPath(p) for p in data["files"] if str(p).startswith("/")]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(
-            f"{path}: not a multihome manifest ({exc}); remove it if you removed "
-            "multihome's files by hand"
-        ) from exc
 
 
 def check_root(root: Path) -> None:

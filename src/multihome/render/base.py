@@ -25,10 +25,10 @@ from multihome.model import (
     Address,
     HostState,
     IPAddress,
-    IPNetwork,
     Route,
     Rule,
     Table,
+    net_text,
 )
 from multihome.names import RT_PROTOS_FILE, RT_TABLES_FILE, render_rt_protos, render_rt_tables
 from multihome.policy import DesiredState
@@ -218,11 +218,6 @@ def sysctl_conf(inp: RenderInput) -> str:
 def header(comment: str = "#") -> str:
     """The "managed by multihome" marker in a file's own comment syntax."""
     return MARKER if comment == "#" else MARKER.replace("#", comment, 1)
-
-
-def net_text(net: IPNetwork) -> str:
-    """A network as iproute2 prints it: a host route without its ``/32``."""
-    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
 
 
 def rule_selector_text(rule: Rule) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from multihome.model import SCOPE_HOST, SCOPE_LINK, TABLE_MAIN, Route, Rule
+from multihome.model import SCOPE_HOST, SCOPE_LINK, TABLE_MAIN, Route, Rule, net_text
 from multihome.render import networkd
 from multihome.render.base import (
     FileSpec,
@@ -23,7 +23,6 @@ from multihome.render.base import (
     RenderInput,
     header,
     name_files,
-    net_text,
 )
 
 NAME = "netplan"

@@ -23,6 +23,7 @@ from multihome.model import (
     TABLE_MAIN,
     Route,
     Rule,
+    net_text,
 )
 from multihome.render.base import (
     FileSpec,
@@ -31,7 +32,6 @@ from multihome.render.base import (
     RenderInput,
     header,
     name_files,
-    net_text,
 )
 
 NAME = "networkd"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import click
 
 from multihome.errors import ExitCode
+from multihome.transaction import DEFAULT_LOCK_TIMEOUT
 
 LOCK_TIMEOUT_HELP = "How long to wait for another multihome to finish."
 
@@ -26,8 +26,10 @@ def _backend() -> Iterator[Any]:
 
 
 def _print(outcome: Any, as_json: bool) -> None:
+    from multihome.files import json_text
+
     if as_json:
-        click.echo(json.dumps(outcome.to_json(), indent=2, sort_keys=True))
+        click.echo(json_text(outcome.to_json()), nl=False)
     else:
         for line in outcome.changes:
             click.echo(line)
@@ -64,7 +66,7 @@ def confirm(obj: Any, as_json: bool) -> None:
 @click.option(
     "--lock-timeout",
     type=click.FloatRange(min=0),
-    default=30.0,
+    default=DEFAULT_LOCK_TIMEOUT,
     show_default=True,
     metavar="SECONDS",
     help=LOCK_TIMEOUT_HELP,
@@ -76,7 +78,7 @@ def rollback(obj: Any, as_json: bool, lock_timeout: float) -> None:
     During a confirmation window it ends the window with a rollback; after an interrupted
     apply it undoes what was made. Idempotent: a second rollback changes nothing.
     """
-    from multihome.engine import require_root
+    from multihome.processes import require_root
     from multihome.safety import commands
 
     require_root()
@@ -92,7 +94,7 @@ def rollback(obj: Any, as_json: bool, lock_timeout: float) -> None:
 @click.option(
     "--lock-timeout",
     type=click.FloatRange(min=0),
-    default=30.0,
+    default=DEFAULT_LOCK_TIMEOUT,
     show_default=True,
     metavar="SECONDS",
     help=LOCK_TIMEOUT_HELP,
@@ -105,7 +107,7 @@ def reset(obj: Any, as_json: bool, lock_timeout: float) -> None:
     changed get their prior values; the rt_tables.d/rt_protos.d files it wrote are removed.
     Idempotent. Persisted configuration is left alone (see `multihome unpersist`).
     """
-    from multihome.engine import require_root
+    from multihome.processes import require_root
     from multihome.safety import commands
 
     require_root()
@@ -129,13 +131,14 @@ def doctor(obj: Any, as_json: bool) -> None:
     netplan-nm-drops-policy, interrupted-apply, confirmation-pending.
     """
     from multihome.engine import assess
+    from multihome.files import json_text
     from multihome.safety.doctor import diagnose
 
     config = obj.config()
     with _backend() as backend:
         found = diagnose(backend, assess(backend, config), config, obj.root)
     if as_json:
-        click.echo(json.dumps(found.to_json(), indent=2, sort_keys=True))
+        click.echo(json_text(found.to_json()), nl=False)
     elif not found.problems:
         click.echo(f"healthy: {len(found.checked)} checks found nothing")
     else:

@@ -9,9 +9,11 @@ from typing import Any
 
 from multihome.backend import Backend
 from multihome.config import Config
-from multihome.errors import MultihomeError
-from multihome.transaction import checkpoint, journal
-from multihome.transaction.lock import DEFAULT_LOCK_TIMEOUT, is_locked
+from multihome.errors import MultihomeError, NothingToConfirmError
+from multihome.names import registered_tables
+from multihome.processes import pid_alive
+from multihome.transaction import DEFAULT_LOCK_TIMEOUT, checkpoint, journal
+from multihome.transaction.lock import is_locked
 from multihome.transaction.statedir import (
     CHECKPOINT,
     CONFIRM,
@@ -21,14 +23,9 @@ from multihome.transaction.statedir import (
     ROLLBACK_REQUEST,
     WATCHDOG_PID,
     StateDir,
-    pid_alive,
 )
 
 WAIT = 30.0
-
-
-class NothingToConfirmError(MultihomeError):
-    """``multihome confirm`` found no apply waiting for a confirmation."""
 
 
 @dataclass
@@ -190,7 +187,9 @@ def reset(
                 "defaults moved out of main are rebuilt from multihome's tables"
             )
         current = backend.read()
-        changes, more = checkpoint.reset_changes(current, config, record)
+        changes, more = checkpoint.reset_changes(
+            current, config, record, registered_tables(root)
+        )
         notes += more
         done, problems = checkpoint.execute(backend, changes)
         files = checkpoint.remove_name_files(root)

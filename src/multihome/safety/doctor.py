@@ -12,19 +12,36 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from multihome.backend import Backend
 from multihome.config import Config
+from multihome.errors import InputError
 from multihome.files import read_text, under_root
+from multihome.manifest import Manifest, manifest_path, read_manifest
 from multihome.model import SCOPE_UNIVERSE, TABLE_MAIN, HostState, Link, Rule
-from multihome.names import RT_TABLES_FILE
+from multihome.names import RT_TABLES_FILE, registered_tables
 from multihome.plan import Assessment
-from multihome.policy import is_left_alone, owned_routes, owned_rules
-from multihome.status import Problem, check_defaults, check_pending, check_reply_paths
+from multihome.policy import (
+    is_left_alone,
+    owned_routes,
+    owned_rules,
+    owned_tables_elsewhere,
+    stray_routes,
+)
+from multihome.processes import DHCP_CLIENTS, pid_alive
+from multihome.status import (
+    Problem,
+    check_defaults,
+    check_pending,
+    check_reply_paths,
+    check_shared_tables,
+    foreign_references,
+)
 from multihome.transaction.lock import is_locked
-from multihome.transaction.statedir import JOURNAL, PENDING, WATCHDOG_PID, StateDir, pid_alive
+from multihome.transaction.statedir import JOURNAL, PENDING, WATCHDOG_PID, StateDir
 
 #: Every code doctor can report, in the order of the checks.
 CODES = (
@@ -34,6 +51,8 @@ CODES = (
     "arp-flux",
     "duplicate-rules",
     "orphan-table",
+    "shared-table",
+    "leftover-routes",
     "pending-changes",
     "not-persisted",
     "dhcp-will-undo",
@@ -42,19 +61,15 @@ CODES = (
     "confirmation-pending",
 )
 
-#: Files that show multihome's state is persisted (globs below --root).
-PERSISTED_GLOBS = (
-    "etc/systemd/network/*multihome*",
-    "etc/netplan/*multihome*",
-    "etc/NetworkManager/system-connections/*multihome*",
-    "etc/systemd/system/multihome*.service",
-)
-IFCFG_DIR = "etc/sysconfig/network-scripts"
 #: netplan's NetworkManager renderer emits routing-policy since 1.2 (LP: #2086544).
 NETPLAN_NM_POLICY_FIXED = (1, 2)
-DHCP_CLIENTS = ("dhclient", "dhcpcd", "udhcpc", "dhcpcd5")
 NETWORKD = "systemd-network"  # /proc/PID/comm is cut at 15 characters
 NETWORK_MANAGER = "NetworkManager"
+#: The persist backends whose files make each daemon keep multihome's rules and tables itself.
+KEPT_BY = {
+    NETWORKD: ("networkd", "netplan"),
+    NETWORK_MANAGER: ("networkmanager", "ifcfg", "netplan"),
+}
 
 
 @dataclass(frozen=True)
@@ -79,6 +94,19 @@ class Evidence:
     @property
     def state(self) -> HostState:
         return self.assessment.state
+
+    @cached_property
+    def persisted(self) -> tuple[Manifest, str | None]:
+        """What ``multihome persist`` wrote (its manifest), and why it cannot be read."""
+        try:
+            return read_manifest(self.root), None
+        except InputError as exc:
+            return Manifest(), str(exc)
+
+    def persisted_by(self, backends: tuple[str, ...]) -> bool:
+        """persist wrote files for one of ``backends`` and they are still there."""
+        manifest, _ = self.persisted
+        return manifest.backend in backends and bool(manifest.present(self.root))
 
 
 @dataclass(frozen=True)
@@ -348,32 +376,71 @@ def check_orphan_tables(ctx: Evidence) -> list[Problem]:
     return problems
 
 
-def _persisted_files(root: Path) -> list[Path]:
-    found = [path for pattern in PERSISTED_GLOBS for path in sorted(root.glob(pattern))]
-    ifcfg = under_root(root, IFCFG_DIR)
-    if ifcfg.is_dir():
-        for path in sorted(ifcfg.iterdir()):
-            text = read_text(path) if path.is_file() else None
-            if (
-                text
-                and "multihome" in text
-                and ("ROUTING_RULE" in text or path.name.startswith(("route-", "rule-")))
-            ):
-                found.append(path)
-    return found
+def check_leftover_routes(ctx: Evidence) -> list[Problem]:
+    """``leftover-routes``: tables outside ``tables.range`` that multihome's rules still use
+    (the range changed), and routes with multihome's protocol outside it that no rule of
+    multihome's uses (left by an earlier ``tables.range``, or another tool's)."""
+    low, high = ctx.config.table_range
+    registered = registered_tables(ctx.root)
+    by_table: dict[int, int] = defaultdict(int)
+    for route in stray_routes(ctx.state, ctx.config):
+        by_table[route.table] += 1
+    problems = [
+        Problem(
+            "leftover-routes",
+            None,
+            f"table {table}" + (f" ({registered[table]})" if table in registered else "")
+            + f" is outside tables.range [{low}, {high}] and multihome's rules still use it: "
+            "tables.range changed since it was given out",
+            "`multihome apply` moves the ports into the new range and empties it "
+            "(`multihome reset` removes it)",
+        )
+        for table in sorted(owned_tables_elsewhere(ctx.state, ctx.config))
+    ]
+    for table, count in sorted(by_table.items()):
+        name = registered.get(table)
+        where = f"table {table}" + (f" ({name})" if name else "")
+        if name:
+            message = (
+                f"{count} route(s) of multihome (protocol 222) remain in {where}, which "
+                f"multihome registered, outside tables.range [{low}, {high}]: left by an "
+                "earlier tables.range; no rule of multihome's uses them"
+            )
+            fix = (
+                f"`multihome reset` removes them (then `multihome apply`), or "
+                f"`ip route flush table {table} proto 222`"
+            )
+        else:
+            message = (
+                f"{count} route(s) with multihome's protocol number (222) in {where}, outside "
+                f"tables.range [{low}, {high}] and not registered by multihome: an earlier "
+                "tables.range's leftovers, or another tool's that uses protocol 222; "
+                "multihome leaves them alone"
+            )
+            fix = (
+                f"if multihome made them: `ip route flush table {table} proto 222`; "
+                "otherwise nothing"
+            )
+        problems.append(Problem("leftover-routes", None, message, fix))
+    return problems
 
 
 def check_persisted(ctx: Evidence) -> list[Problem]:
     """``not-persisted``: multihome's rules are in the kernel but in no configuration."""
-    if not owned_rules(ctx.state, ctx.config) or _persisted_files(ctx.root):
+    manifest, unreadable = ctx.persisted
+    if not owned_rules(ctx.state, ctx.config) or manifest.present(ctx.root):
         return []
+    why = unreadable or (
+        f"{manifest_path(ctx.root)} names no file that is still there"
+        if manifest.files
+        else f"no {manifest_path(ctx.root)}"
+    )
     return [
         Problem(
             "not-persisted",
             None,
-            "multihome's rules and tables are only in the kernel: no persisted configuration "
-            f"under {ctx.root} (networkd, netplan, NetworkManager, ifcfg or multihome@.service); "
-            "a reboot loses them",
+            "multihome's rules and tables are only in the kernel: `multihome persist` has "
+            f"written no configuration ({why}); a reboot loses them",
             "run `multihome persist`",
         )
     ]
@@ -430,11 +497,7 @@ def check_dhcp_clients(ctx: Evidence) -> list[Problem]:
                     )
                 )
         elif process.comm == NETWORKD:
-            if (
-                list(root.glob("etc/systemd/network/*multihome*"))
-                or list(root.glob("etc/netplan/*multihome*"))
-                or _networkd_keeps_foreign(root)
-            ):
+            if ctx.persisted_by(KEPT_BY[NETWORKD]) or _networkd_keeps_foreign(root):
                 continue
             problems.append(
                 Problem(
@@ -449,9 +512,7 @@ def check_dhcp_clients(ctx: Evidence) -> list[Problem]:
                 )
             )
         elif process.comm == NETWORK_MANAGER:
-            if list(root.glob("etc/NetworkManager/system-connections/*multihome*")) or list(
-                root.glob("etc/netplan/*multihome*")
-            ):
+            if ctx.persisted_by(KEPT_BY[NETWORK_MANAGER]):
                 continue
             problems.append(
                 Problem(
@@ -563,6 +624,10 @@ CHECKS: tuple[Callable[[Evidence], list[Problem]], ...] = (
     check_arp_flux,
     check_duplicate_rules,
     check_orphan_tables,
+    lambda ctx: check_shared_tables(
+        foreign_references(ctx.state, ctx.assessment.desired, ctx.config)
+    ),
+    check_leftover_routes,
     lambda ctx: check_pending(ctx.assessment),
     check_persisted,
     check_dhcp_clients,

@@ -21,6 +21,7 @@ import time
 import traceback
 from pathlib import Path
 
+from multihome.processes import pid_alive
 from multihome.safety.window import roll_back
 from multihome.transaction import journal
 from multihome.transaction.statedir import (
@@ -32,7 +33,6 @@ from multihome.transaction.statedir import (
     WATCHDOG_PID,
     StateDir,
     netns_key,
-    pid_alive,
 )
 
 POLL = 0.1

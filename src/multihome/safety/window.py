@@ -23,6 +23,7 @@ from typing import Any
 from multihome.backend import Backend
 from multihome.errors import MultihomeError
 from multihome.faults import ENV as FAILPOINT_ENV
+from multihome.processes import pid_alive
 from multihome.transaction import checkpoint, journal
 from multihome.transaction.session import Session
 from multihome.transaction.statedir import (
@@ -34,7 +35,6 @@ from multihome.transaction.statedir import (
     WATCHDOG_PID,
     StateDir,
     boot_id,
-    pid_alive,
 )
 
 #: Time the apply and its checks may take before the first deadline (seconds).

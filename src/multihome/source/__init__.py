@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from multihome.errors import MultihomeError
+from multihome.errors import MetadataUnavailable, MultihomeError
 from multihome.model import HostState
 from multihome.source.network_data import (
     MetaData,
@@ -30,7 +30,6 @@ from multihome.source.ports import PortIntent, StaticConfig, augment, intents, p
 from multihome.source.readers import (
     METADATA_URL,
     Metadata,
-    MetadataUnavailable,
     Retry,
     find_config_drive,
     read_config_drive,
@@ -51,7 +50,6 @@ __all__ = [
     "MetaNetwork",
     "MetaRoute",
     "Metadata",
-    "MetadataUnavailable",
     "NetworkData",
     "PortIntent",
     "Resolved",

@@ -12,7 +12,8 @@ Read, all under ``--root``:
 * NetworkManager's internal client: the ``[dhcp4]`` options NetworkManager keeps in
   ``/run/NetworkManager/devices/<ifindex>``.
 
-The newest valid lease per interface wins; an expired lease is ignored; a malformed file or
+The newest valid lease per interface wins (the most recently written file, then the last
+block in it); an expired lease is ignored; a malformed file or
 lease is a warning (in :attr:`Leases.warnings`), never an error. A dhclient file holds every
 lease the client had (the newest last); networkd and NetworkManager keep only the current one.
 """
@@ -74,8 +75,10 @@ class Lease:
     """Option 121 (or Microsoft's 249) when the lease has it."""
     expires: float | None = None
     """Seconds since the epoch; None when the lease never expires or does not say."""
-    order: float = 0.0
-    """Which of two leases is newer: the later expiry, else the later position/file time."""
+    order: tuple[float, int] = (0.0, 0)
+    """Which of two leases is newer: the later written file (its modification time: every
+    client rewrites it when it binds or renews), then the later block in the file (dhclient
+    appends). Not the expiry: a stale file left from an earlier boot may expire later."""
 
     @property
     def routes(self) -> tuple[DeclaredRoute, ...]:
@@ -106,16 +109,17 @@ class Leases:
 
 
 # -- parsing (pure) --------------------------------------------------------------------------
-def parse_dhclient(text: str, origin: str) -> tuple[list[Lease], list[str]]:
-    """The ``lease { ... }`` blocks of an ISC dhclient lease file, in file order, and a
-    warning per block that cannot be understood (``lease6`` blocks are not IPv4: skipped)."""
+def parse_dhclient(text: str, origin: str, mtime: float = 0.0) -> tuple[list[Lease], list[str]]:
+    """The ``lease { ... }`` blocks of an ISC dhclient lease file (written at ``mtime``), in
+    file order, and a warning per block that cannot be understood (``lease6`` blocks are not
+    IPv4: skipped)."""
     leases: list[Lease] = []
     warnings: list[str] = []
     for position, (kind, statements, line) in enumerate(_blocks(text)):
         if kind != "lease":
             continue
         try:
-            leases.append(_dhclient_lease(statements, origin, position))
+            leases.append(_dhclient_lease(statements, origin, (mtime, position)))
         except LeaseError as exc:
             warnings.append(f"{origin}: lease at line {line}: {exc}; ignored")
     if _unbalanced(text):
@@ -174,7 +178,7 @@ def _blocks(text: str) -> Iterator[tuple[str, list[list[str]], int]]:
             current.append(token)
 
 
-def _dhclient_lease(statements: list[list[str]], origin: str, position: int) -> Lease:
+def _dhclient_lease(statements: list[list[str]], origin: str, order: tuple[float, int]) -> Lease:
     ifname: str | None = None
     address: IPv4 | None = None
     prefixlen: int | None = None
@@ -201,7 +205,6 @@ def _dhclient_lease(statements: list[list[str]], origin: str, position: int) -> 
                 classless = _rfc3442([_octet(v, 16) for v in value.strip('"').split(":") if v])
     if address is None:
         raise LeaseError("no fixed-address")
-    order = expires if expires is not None else float(position)
     return Lease(origin, ifname, None, address, prefixlen, routers, classless, expires, order)
 
 
@@ -262,7 +265,7 @@ def parse_networkd(text: str, origin: str, ifindex: int, mtime: float) -> Lease:
         tuple(_ipv4(v, "ROUTER") for v in values.get("ROUTER", "").split()),
         classless,
         expires,
-        expires if expires is not None else mtime,
+        (mtime, 0),
     )
 
 
@@ -301,7 +304,7 @@ def parse_nm_device(text: str, origin: str, ifindex: int, mtime: float) -> Lease
         tuple(_ipv4(v, "routers") for v in options.get("routers", "").split()),
         classless,
         expires,
-        expires if expires is not None else mtime,
+        (mtime, 0),
     )
 
 
@@ -432,8 +435,8 @@ def _by_index(parse: _ParseOne, ifindex: int) -> _ParseFn:
     return wrapped
 
 
-def _dhclient_file(text: str, origin: str, _mtime: float) -> _Parsed:
-    return parse_dhclient(text, f"dhclient lease {origin}")
+def _dhclient_file(text: str, origin: str, mtime: float) -> _Parsed:
+    return parse_dhclient(text, f"dhclient lease {origin}", mtime)
 
 
 def _networkd_one(text: str, origin: str, ifindex: int, mtime: float) -> _Parsed:

@@ -1,9 +1,10 @@
 """OpenStack ``network_data.json`` and ``meta_data.json``, parsed at the boundary.
 
 The raw JSON never leaves this module: :func:`parse_network_data` turns the bytes into frozen,
-canonical objects or raises :class:`~multihome.errors.InputError` naming the source, the JSON
-path and the fix. Hostile input (oversized, deeply nested, wrong types, absurd counts) is
-rejected the same way; nothing here has side effects.
+canonical objects through the boundary reader (:mod:`multihome.reader`) or raises
+:class:`~multihome.errors.InputError` naming the source, the JSON path and the fix. Hostile
+input (oversized, deeply nested, duplicate keys, wrong types, absurd counts, a network type
+Nova does not write) is rejected the same way; nothing here has side effects.
 
 The format (what Nova writes, ``nova/virt/netutils.py``)::
 
@@ -26,17 +27,12 @@ configured by DHCP/SLAAC.
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from multihome.errors import InputError
 from multihome.model import IPAddress, IPInterface, IPNetwork
+from multihome.reader import Node, json_document, shown
 
-#: Larger documents are refused: Nova's are a few KiB even with many ports.
-MAX_BYTES = 1 << 20
 #: Counts beyond these are refused (a VM has at most a few dozen ports).
 MAX_LINKS = 512
 MAX_NETWORKS = 2048
@@ -147,239 +143,151 @@ class MetaData:
     hostname: str | None = None
 
 
-def load_json(raw: bytes, source: str) -> Any:
-    """Decode ``raw`` as a JSON document, refusing oversized or hostile input cleanly."""
-    if len(raw) > MAX_BYTES:
-        raise InputError(
-            f"{source}: {len(raw)} bytes is more than the {MAX_BYTES} bytes a "
-            f"metadata document may have; {_FIX}"
-        )
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{source}: not UTF-8 text (byte {exc.start}); {_FIX}") from exc
-    try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"{source}:{exc.lineno}:{exc.colno}: malformed JSON ({exc.msg}); {_FIX}"
-        ) from exc
-    except RecursionError as exc:
-        raise InputError(f"{source}: JSON nested too deeply; {_FIX}") from exc
-    except ValueError as exc:  # NaN/Infinity, huge integer literals
-        raise InputError(f"{source}: {exc}; {_FIX}") from exc
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def parse_network_data(raw: bytes, source: str) -> NetworkData:
     """Parse ``network_data.json`` (named ``source`` in messages)."""
-    return _Parser(source).network_data(load_json(raw, source))
+    return _network_data(json_document(raw, source, remedy=_FIX))
 
 
 def parse_meta_data(raw: bytes, source: str) -> MetaData:
     """Parse ``meta_data.json``; only a few optional string fields are read."""
-    data = load_json(raw, source)
-    parser = _Parser(source)
-    top = parser.mapping(data, "(top level)")
+    top = json_document(raw, source, remedy=_FIX).mapping()
     return MetaData(
-        uuid=parser.opt_str(top, "uuid", "uuid"),
-        name=parser.opt_str(top, "name", "name"),
-        hostname=parser.opt_str(top, "hostname", "hostname"),
+        uuid=_opt_str(top["uuid"]), name=_opt_str(top["name"]), hostname=_opt_str(top["hostname"])
     )
 
 
-class _Parser:
-    """Typed accessors; every failure is an InputError naming the source and JSON path."""
+def _string(node: Node) -> str:
+    value = node.value
+    if not isinstance(value, str) or not value or len(value) > MAX_ID:
+        raise node.fail(
+            f"expected a non-empty string of at most {MAX_ID} characters, got {node.shown}"
+        )
+    return value
 
-    def __init__(self, source: str) -> None:
-        self.source = source
 
-    def fail(self, where: str, problem: str) -> InputError:
-        return InputError(f"{self.source}: {where}: {problem}; {_FIX}")
+def _opt_str(node: Node) -> str | None:
+    return None if node.absent else _string(node)
 
-    def mapping(self, value: object, where: str) -> Mapping[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(where, f"expected an object, got {_kind(value)}")
-        return value
 
-    def array(self, top: Mapping[str, Any], key: str, where: str, limit: int) -> list[Any]:
-        value = top.get(key, [])
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise self.fail(where, f"expected a list, got {_kind(value)}")
-        if len(value) > limit:
-            raise self.fail(where, f"{len(value)} entries is more than {limit}")
-        return value
+def _opt_int(node: Node, low: int, high: int) -> int | None:
+    return None if node.absent else node.integer(low, high)
 
-    def string(self, top: Mapping[str, Any], key: str, where: str) -> str:
-        value = top.get(key)
-        if not isinstance(value, str) or not value or len(value) > MAX_ID:
-            raise self.fail(
-                where,
-                f"expected a non-empty string of at most {MAX_ID} characters, got {_short(value)}",
-            )
-        return value
 
-    def opt_str(self, top: Mapping[str, Any], key: str, where: str) -> str | None:
-        if top.get(key) is None:
-            return None
-        return self.string(top, key, where)
+def _mac(node: Node) -> str:
+    if not isinstance(node.value, str) or not _MAC.match(node.value.lower()):
+        raise node.fail(f"{node.shown} is not a MAC address")
+    return node.value.lower()
 
-    def opt_int(
-        self, top: Mapping[str, Any], key: str, where: str, low: int, high: int
-    ) -> int | None:
-        value = top.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self.fail(where, f"expected an integer from {low} to {high}, got {_short(value)}")
-        return value
 
-    def mac(self, value: object, where: str) -> str:
-        if not isinstance(value, str) or not _MAC.match(value.lower()):
-            raise self.fail(where, f"{_short(value)} is not a MAC address")
-        return value.lower()
+def _prefix(node: Node, family: int, mask: object = None) -> int:
+    """The prefix length a netmask (``255.255.255.0``) or a length (``24``, ``"24"``) gives."""
+    mask = node.value if mask is None else mask
+    if isinstance(mask, int) and not isinstance(mask, bool):
+        if 0 <= mask <= (32 if family == 4 else 128):
+            return mask
+        raise node.fail(f"prefix length {mask} is out of range")
+    if isinstance(mask, str) and mask.isdigit() and len(mask) <= 3:
+        return _prefix(node, family, int(mask))
+    address = Node(node.origin, mask, node.path, node.mark).address(family)
+    bits = int(address)
+    width = address.max_prefixlen
+    length = bin(bits).count("1")
+    if bits != ((1 << width) - 1) ^ ((1 << (width - length)) - 1):
+        raise node.fail(f"{mask} is not a contiguous netmask")
+    return length
 
-    def ip(self, value: object, where: str, family: int | None = None) -> IPAddress:
-        try:
-            if not isinstance(value, str) or len(value) > 64:
-                raise ValueError
-            address = ipaddress.ip_address(value)
-        except ValueError:
-            raise self.fail(where, f"{_short(value)} is not an IP address") from None
-        if family is not None and address.version != family:
-            raise self.fail(where, f"{value} is not an IPv{family} address")
-        return address
 
-    def prefix(self, mask: object, where: str, family: int) -> int:
-        if isinstance(mask, int) and not isinstance(mask, bool):
-            if 0 <= mask <= (32 if family == 4 else 128):
-                return mask
-            raise self.fail(where, f"prefix length {mask} is out of range")
-        if isinstance(mask, str) and mask.isdigit() and len(mask) <= 3:
-            return self.prefix(int(mask), where, family)
-        address = self.ip(mask, where, family)
-        bits = int(address)
-        width = address.max_prefixlen
-        length = bin(bits).count("1")
-        if bits != ((1 << width) - 1) ^ ((1 << (width - length)) - 1):
-            raise self.fail(where, f"{mask} is not a contiguous netmask")
-        return length
-
-    def network_data(self, data: object) -> NetworkData:
-        top = self.mapping(data, "(top level)")
-        links: list[MetaLink] = []
-        seen_ids: set[str] = set()
-        seen_macs: dict[str, str] = {}
-        for index, raw in enumerate(self.array(top, "links", "links", MAX_LINKS)):
-            link = self.link(raw, f"links[{index}]")
-            if link.id in seen_ids:
-                raise self.fail(f"links[{index}].id", f"{link.id!r} is used twice")
-            seen_ids.add(link.id)
-            if link.mac and link.type != "vlan":
-                if link.mac in seen_macs:
-                    raise self.fail(
-                        f"links[{index}].ethernet_mac_address",
-                        f"{link.mac} is also link {seen_macs[link.mac]!r}'s MAC",
-                    )
-                seen_macs[link.mac] = link.id
-            links.append(link)
-        networks: list[MetaNetwork] = []
-        for index, raw in enumerate(self.array(top, "networks", "networks", MAX_NETWORKS)):
-            network = self.network(raw, f"networks[{index}]")
-            if network.link not in seen_ids:
-                raise self.fail(
-                    f"networks[{index}].link", f"{network.link!r} is not the id of any link"
+def _network_data(document: Node) -> NetworkData:
+    top = document.mapping()
+    links: list[MetaLink] = []
+    seen_ids: set[str] = set()
+    seen_macs: dict[str, str] = {}
+    for node in top["links"].seq(limit=MAX_LINKS):
+        link = _link(node)
+        entry = node.mapping()
+        if link.id in seen_ids:
+            raise entry["id"].fail(f"{link.id!r} is used twice")
+        seen_ids.add(link.id)
+        if link.mac and link.type != "vlan":
+            if link.mac in seen_macs:
+                raise entry["ethernet_mac_address"].fail(
+                    f"{link.mac} is also link {seen_macs[link.mac]!r}'s MAC"
                 )
-            networks.append(network)
-        dns = self.services(top, "services")
-        return NetworkData(links=tuple(links), networks=tuple(networks), dns=dns)
+            seen_macs[link.mac] = link.id
+        links.append(link)
+    networks: list[MetaNetwork] = []
+    for node in top["networks"].seq(limit=MAX_NETWORKS):
+        network = _network(node)
+        if network.link not in seen_ids:
+            raise node.mapping()["link"].fail(f"{network.link!r} is not the id of any link")
+        networks.append(network)
+    return NetworkData(links=tuple(links), networks=tuple(networks), dns=_services(top["services"]))
 
-    def link(self, raw: object, where: str) -> MetaLink:
-        entry = self.mapping(raw, where)
-        link_id = self.string(entry, "id", f"{where}.id")
-        kind = self.string(entry, "type", f"{where}.type")
-        mac_key = "vlan_mac_address" if kind == "vlan" else "ethernet_mac_address"
-        raw_mac = entry.get(mac_key)
-        mac = None if raw_mac is None else self.mac(raw_mac, f"{where}.{mac_key}")
-        vlan_link = self.opt_str(entry, "vlan_link", f"{where}.vlan_link")
-        return MetaLink(
-            id=link_id,
-            type=kind,
-            mac=mac,
-            mtu=self.opt_int(entry, "mtu", f"{where}.mtu", 68, 65535),
-            vif_id=self.opt_str(entry, "vif_id", f"{where}.vif_id"),
-            vlan_link=vlan_link,
-            vlan_id=self.opt_int(entry, "vlan_id", f"{where}.vlan_id", 0, 4095),
+
+def _link(node: Node) -> MetaLink:
+    entry = node.mapping()
+    kind = _string(entry["type"])
+    mac_node = entry["vlan_mac_address" if kind == "vlan" else "ethernet_mac_address"]
+    return MetaLink(
+        id=_string(entry["id"]),
+        type=kind,
+        mac=None if mac_node.absent else _mac(mac_node),
+        mtu=_opt_int(entry["mtu"], 68, 65535),
+        vif_id=_opt_str(entry["vif_id"]),
+        vlan_link=_opt_str(entry["vlan_link"]),
+        vlan_id=_opt_int(entry["vlan_id"], 0, 4095),
+    )
+
+
+def _network(node: Node) -> MetaNetwork:
+    entry = node.mapping()
+    net_id = _string(entry["id"])
+    kind = _string(entry["type"])
+    link = _string(entry["link"])
+    network_id = _opt_str(entry["network_id"])
+    if kind not in NETWORK_TYPES:
+        raise entry["type"].fail(
+            f"network {net_id!r} has type {shown(kind)}, which is none of "
+            f"{', '.join(sorted(NETWORK_TYPES))}"
         )
-
-    def network(self, raw: object, where: str) -> MetaNetwork:
-        entry = self.mapping(raw, where)
-        net_id = self.string(entry, "id", f"{where}.id")
-        kind = self.string(entry, "type", f"{where}.type")
-        link = self.string(entry, "link", f"{where}.link")
-        network_id = self.opt_str(entry, "network_id", f"{where}.network_id")
-        if kind not in STATIC_TYPES:
-            # DHCP/SLAAC networks (and types this version does not know) carry no address.
-            return MetaNetwork(id=net_id, type=kind, link=link, network_id=network_id)
-        family = 6 if kind == "ipv6" else 4
-        raw_ip = entry.get("ip_address")
-        if isinstance(raw_ip, str) and "/" in raw_ip:
-            text, _, length = raw_ip.partition("/")
-            address = self.ip(text, f"{where}.ip_address", family)
-            prefix = self.prefix(length, f"{where}.ip_address", family)
-        else:
-            address = self.ip(raw_ip, f"{where}.ip_address", family)
-            if entry.get("netmask") is None:
-                raise self.fail(f"{where}.netmask", "a static network needs a netmask")
-            prefix = self.prefix(entry.get("netmask"), f"{where}.netmask", family)
-        interface = ipaddress.ip_interface(f"{address}/{prefix}")
-        routes: list[MetaRoute] = []
-        for index, route in enumerate(self.array(entry, "routes", f"{where}.routes", MAX_ROUTES)):
-            routes.append(self.route(route, f"{where}.routes[{index}]", family))
-        return MetaNetwork(
-            id=net_id,
-            type=kind,
-            link=link,
-            address=interface,
-            routes=tuple(sorted(set(routes))),
-            network_id=network_id,
-            dns=self.services(entry, f"{where}.services"),
-        )
-
-    def route(self, raw: object, where: str, family: int) -> MetaRoute:
-        entry = self.mapping(raw, where)
-        destination = self.ip(entry.get("network"), f"{where}.network", family)
-        prefix = self.prefix(entry.get("netmask"), f"{where}.netmask", family)
-        gateway = self.ip(entry.get("gateway"), f"{where}.gateway", family)
-        network = ipaddress.ip_network(f"{destination}/{prefix}", strict=False)
-        return MetaRoute(network=network, gateway=gateway)
-
-    def services(self, top: Mapping[str, Any], where: str) -> tuple[IPAddress, ...]:
-        found: list[IPAddress] = []
-        for index, raw in enumerate(self.array(top, "services", where, MAX_SERVICES)):
-            entry = self.mapping(raw, f"{where}[{index}]")
-            if entry.get("type") == "dns":
-                found.append(self.ip(entry.get("address"), f"{where}[{index}].address"))
-        return tuple(found)
+    if kind not in STATIC_TYPES:  # configured by DHCP or SLAAC: no address here
+        return MetaNetwork(id=net_id, type=kind, link=link, network_id=network_id)
+    family = 6 if kind == "ipv6" else 4
+    ip_node = entry["ip_address"]
+    if isinstance(ip_node.value, str) and "/" in ip_node.value:
+        text, _, length = ip_node.value.partition("/")
+        address = Node(ip_node.origin, text, ip_node.path).address(family)
+        prefix = _prefix(ip_node, family, length)
+    else:
+        address = ip_node.address(family)
+        if entry["netmask"].absent:
+            raise entry["netmask"].fail("a static network needs a netmask")
+        prefix = _prefix(entry["netmask"], family)
+    routes = [_route(item, family) for item in entry["routes"].seq(limit=MAX_ROUTES)]
+    return MetaNetwork(
+        id=net_id,
+        type=kind,
+        link=link,
+        address=ipaddress.ip_interface(f"{address}/{prefix}"),
+        routes=tuple(sorted(set(routes))),
+        network_id=network_id,
+        dns=_services(entry["services"]),
+    )
 
 
-def _kind(value: object) -> str:
-    return {
-        dict: "an object",
-        list: "a list",
-        str: "a string",
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-        type(None): "null",
-    }.get(type(value), type(value).__name__)
+def _route(node: Node, family: int) -> MetaRoute:
+    entry = node.mapping()
+    destination = entry["network"].address(family)
+    prefix = _prefix(entry["netmask"], family)
+    gateway = entry["gateway"].address(family)
+    network = ipaddress.ip_network(f"{destination}/{prefix}", strict=False)
+    return MetaRoute(network=network, gateway=gateway)
 
 
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+def _services(node: Node) -> tuple[IPAddress, ...]:
+    found: list[IPAddress] = []
+    for item in node.seq(limit=MAX_SERVICES):
+        entry = item.mapping()
+        if entry["type"].value == "dns":
+            found.append(entry["address"].address())
+    return tuple(found)

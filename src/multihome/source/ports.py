@@ -2,7 +2,7 @@
 
 Pure functions only. The metadata never removes anything from the kernel's view: it can only
 add what a DHCP-disabled port should have (its fixed address, its subnet route, its gateway),
-so missing or partial metadata at worst leaves the kernel's view as it is (DESIGN rule 7).
+so missing or partial metadata at worst leaves the kernel's view as it is (docs/design.md, rule 7).
 """
 
 from __future__ import annotations

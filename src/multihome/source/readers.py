@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from multihome.errors import MultihomeError
+from multihome.errors import MetadataUnavailable
+from multihome.reader import MAX_BYTES
 from multihome.source.network_data import (
-    MAX_BYTES,
     MetaData,
     NetworkData,
     parse_meta_data,
@@ -34,11 +34,6 @@ CONFIG_DRIVE_LABEL = "config-2"
 METADATA_URL = "http://169.254.169.254"
 NETWORK_DATA = "openstack/latest/network_data.json"
 META_DATA = "openstack/latest/meta_data.json"
-
-
-class MetadataUnavailable(MultihomeError):
-    """No metadata could be read (no config drive, service unreachable): wait or use the
-    kernel's view; never a reason to delete anything."""
 
 
 @dataclass(frozen=True)

@@ -25,3 +25,8 @@ apply that was killed half-way, and :mod:`~multihome.transaction.session` ties t
 together for one locked apply. The operations built on the engine (confirm window, watchdog,
 rollback, reset, doctor) live in :mod:`multihome.safety`.
 """
+
+#: How long an apply (rollback, reset) waits for another multihome to release the lock, in
+#: seconds. Defined here, in the package's face that imports nothing, so that the CLI can show
+#: it as ``--lock-timeout``'s default without importing the transaction machinery.
+DEFAULT_LOCK_TIMEOUT = 30.0

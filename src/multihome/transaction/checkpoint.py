@@ -25,7 +25,7 @@ from multihome.files import HEADER, read_text, remove_file, under_root, write_at
 from multihome.model import PROTO_BOOT, PROTO_MULTIHOME, TABLE_MAIN, HostState, Route, Sysctl
 from multihome.names import RT_PROTOS_FILE, RT_TABLES_FILE
 from multihome.plan import Change, make_plan
-from multihome.policy import DesiredState, is_owned_route, owned_routes, owned_rules
+from multihome.policy import DesiredState, owned_routes, owned_rules, stray_routes
 from multihome.transaction.statedir import (
     CHECKPOINT,
     RECORD,
@@ -107,14 +107,13 @@ def capture(
     checkpoint_id: str | None = None,
 ) -> Checkpoint:
     """The checkpoint of ``state`` before ``changes`` are made."""
+    owned = owned_routes(state, config)
     moved = tuple(
         sorted(
             (
                 c.obj
                 for c in changes
-                if isinstance(c.obj, Route)
-                and c.action == "remove"
-                and not is_owned_route(c.obj, config)
+                if isinstance(c.obj, Route) and c.action == "remove" and c.obj not in owned
             ),
             key=lambda r: r.key,
         )
@@ -132,7 +131,7 @@ def capture(
         table_range=config.table_range,
         priority_range=config.priority_range,
         rules=tuple(sorted(owned_rules(state, config), key=lambda r: r.key)),
-        routes=tuple(sorted(owned_routes(state, config), key=lambda r: r.key)),
+        routes=tuple(sorted(owned, key=lambda r: r.key)),
         moved=moved,
         sysctls=MappingProxyType(sysctls),
         files=MappingProxyType(files),
@@ -307,12 +306,32 @@ def reconstruct_moved(current: HostState, config: Config, record: Record) -> lis
 
 
 def reset_changes(
-    current: HostState, config: Config, record: Record
+    current: HostState, config: Config, record: Record, registered: Iterable[int] = ()
 ) -> tuple[list[Change], list[str]]:
-    """The changes that remove everything multihome owns and put back what it moved."""
+    """The changes that remove everything multihome owns and put back what it moved.
+
+    Besides what it owns by its marks (:func:`~multihome.policy.owned_routes`), the
+    protocol-222 routes in the ``registered`` tables (those multihome's rt_tables.d file
+    lists: an earlier ``tables.range`` gave them out) go too; other protocol-222 routes
+    outside the range are left alone with a note.
+    """
     moved = list(record.moved) + reconstruct_moved(current, config, record)
     changes, notes, left = _put_back(current, moved)
     changes += _towards(left, config, (), (), record.sysctls)
+    tables = set(registered)
+    stray = stray_routes(current, config)
+    changes += [
+        Change("remove", r)
+        for r in sorted(stray, key=lambda r: (r.table, r.is_default, r.key), reverse=True)
+        if r.table in tables
+    ]
+    unknown = sorted({r.table for r in stray if r.table not in tables})
+    if unknown:
+        notes.append(
+            f"left alone: route(s) with multihome's protocol (222) in table(s) "
+            f"{', '.join(map(str, unknown))}, outside tables.range and not registered by "
+            "multihome (`multihome doctor` says more)"
+        )
     return changes, notes
 
 

@@ -14,16 +14,13 @@ import sys
 import time
 from datetime import datetime
 
-from multihome.errors import MultihomeError
-from multihome.transaction.statedir import LOCK, LOCK_OWNER, PENDING, StateDir, pid_alive
+from multihome.errors import LockTimeoutError
+from multihome.processes import pid_alive
+from multihome.transaction import DEFAULT_LOCK_TIMEOUT
+from multihome.transaction.statedir import LOCK, LOCK_OWNER, PENDING, StateDir
 
 #: How long a second apply waits for the first, by default (seconds).
-DEFAULT_LOCK_TIMEOUT = 30.0
 POLL = 0.05
-
-
-class LockTimeoutError(MultihomeError):
-    """Another multihome held the namespace's lock for longer than we were willing to wait."""
 
 
 class Lock:

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from multihome.backend import Backend
-from multihome.transaction import checkpoint, journal
-from multihome.transaction.lock import DEFAULT_LOCK_TIMEOUT, Lock, acquire
+from multihome.transaction import DEFAULT_LOCK_TIMEOUT, checkpoint, journal
+from multihome.transaction.lock import Lock, acquire
 from multihome.transaction.statedir import StateDir
 
 

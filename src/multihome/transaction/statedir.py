@@ -29,10 +29,16 @@ WATCHDOG_PID = "watchdog.json"
 WATCHDOG_LOG = "watchdog.log"
 
 
+def namespace_key(netns: Path) -> str:
+    """``net-<inode>`` of the network namespace file ``netns`` (``/proc/self/ns/net``,
+    ``/run/netns/NAME``): the name of its folder below :data:`STATE_BASE`. Raises OSError."""
+    return f"net-{os.stat(netns).st_ino}"
+
+
 def netns_key(proc: Path = Path("/proc")) -> str:
     """``net-<inode>``: what identifies the network namespace this process runs in."""
     try:
-        return f"net-{os.stat(proc / 'self/ns/net').st_ino}"
+        return namespace_key(proc / "self/ns/net")
     except OSError as exc:
         raise InputError(
             f"{proc}/self/ns/net: cannot identify the network namespace "
@@ -55,8 +61,12 @@ class StateDir:
     @classmethod
     def current(cls, root: Path) -> StateDir:
         """The state directory of the namespace this process runs in."""
-        key = netns_key()
-        return cls(under_root(root.absolute(), STATE_BASE / key), key)
+        return cls.of(root, netns_key())
+
+    @classmethod
+    def of(cls, root: Path, netns: str) -> StateDir:
+        """The state directory of the namespace whose key is ``netns`` (``net-<inode>``)."""
+        return cls(under_root(root.absolute(), STATE_BASE / netns), netns)
 
     def ensure(self) -> None:
         try:
@@ -180,17 +190,3 @@ def change_from_json(data: dict[str, Any]) -> Change:
     else:
         obj = rule_from_json(body)
     return Change(data["action"], obj, data.get("old"))
-
-
-def pid_alive(pid: int) -> bool:
-    """True when process ``pid`` exists and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = read_text(Path(f"/proc/{pid}/stat"))
-    if stat is None:
-        return False
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]

@@ -1,0 +1,33 @@
+"""Processes: this one's privileges, whether another is alive, which programs are DHCP clients."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from multihome.errors import NotPermittedError
+
+#: Program names of the DHCP clients a guest may run (``dhcpcd5`` is Raspberry Pi OS's name).
+DHCP_CLIENTS = ("dhclient", "dhcpcd", "udhcpc", "dhcpcd5")
+
+
+def require_root(
+    what: str = "changing routes and rules",
+    fix: str = "run it with sudo, or use `multihome plan` to see the changes",
+) -> None:
+    """Raise :class:`NotPermittedError` (``what`` needs root; ``fix``) unless running as root."""
+    if os.geteuid() != 0:
+        raise NotPermittedError(f"{what} needs root (CAP_NET_ADMIN); {fix}")
+
+
+def pid_alive(pid: int, proc: Path = Path("/proc")) -> bool:
+    """True when process ``pid`` exists and has not exited: a zombie (``Z``, exited but not
+    yet reaped) or a dead task (``X``) is not alive."""
+    if pid <= 0:
+        return False  # 0 and negatives name process groups, never one process
+    try:
+        stat = (proc / str(pid) / "stat").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    # The state follows the command name, which may itself contain ")".
+    return stat.rpartition(")")[2].split()[:1] not in (["Z"], ["X"])

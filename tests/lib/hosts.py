@@ -1,0 +1,127 @@
+"""Builders of host states for tests: the how-to's VM and its variants (pure data, no kernel).
+
+The one place tests build a ``HostState`` by hand: unit, safety, persist and labhot tests all
+start from :func:`howto_host` or from :func:`host` with :func:`port` s.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+from multihome.model import (
+    PROTO_DHCP,
+    PROTO_KERNEL,
+    SCOPE_LINK,
+    TABLE_MAIN,
+    Address,
+    HostState,
+    Link,
+    Route,
+    Rule,
+)
+
+#: A port as :func:`host` takes it: its link, addresses and routes in main.
+PortState = tuple[Link, list[Address], list[Route]]
+SYSCTL_KNOBS = ("rp_filter", "arp_ignore", "arp_announce", "arp_filter")
+#: The how-to's ports: name, address, metric (gateway 192.168.0.1, metadata 192.168.0.100).
+HOWTO_PORTS = (("eth0", "192.168.0.107/24", 100), ("eth1", "192.168.0.112/24", 101))
+
+
+def link(
+    name: str,
+    index: int,
+    up: bool = True,
+    kind: str | None = "veth",
+    master: str | None = None,
+    mac: str | None = None,
+) -> Link:
+    """A link; its MAC is ``52:54:00:00:00:<index>`` unless given."""
+    return Link(
+        name=name,
+        index=index,
+        mac=mac or f"52:54:00:00:00:{index:02x}",
+        kind=kind,
+        up=up,
+        master=master,
+    )
+
+
+def port(
+    name: str,
+    index: int,
+    addr: str,
+    gateway: str | None,
+    metric: int,
+    metadata: str | None = None,
+    *,
+    mac: str | None = None,
+    kind: str | None = "veth",
+) -> PortState:
+    """A DHCP-configured port as dhclient/networkd leave it in main: the prefix route, the
+    default via ``gateway`` and the metadata host route via ``metadata`` (option 121)."""
+    iface = ipaddress.ip_interface(addr)
+    routes = [
+        Route(
+            table=TABLE_MAIN,
+            dst=iface.network,
+            ifname=name,
+            proto=PROTO_KERNEL,
+            scope=SCOPE_LINK,
+            prefsrc=iface.ip,
+            metric=metric,
+        )
+    ]
+    for dst, via in (("0.0.0.0/0", gateway), ("169.254.169.254/32", metadata)):
+        if via:
+            routes.append(
+                Route(
+                    table=TABLE_MAIN,
+                    dst=ipaddress.ip_network(dst),
+                    ifname=name,
+                    gateway=ipaddress.ip_address(via),
+                    proto=PROTO_DHCP,
+                    prefsrc=iface.ip,
+                    metric=metric,
+                )
+            )
+    return link(name, index, kind=kind, mac=mac), [Address(name, iface)], routes
+
+
+def host(
+    *ports: PortState,
+    extra_links: tuple[Link, ...] = (),
+    extra_routes: tuple[Route, ...] = (),
+    extra_rules: tuple[Rule, ...] = (),
+) -> HostState:
+    """Loopback, the ports, the kernel's three default rules and every ARP/rp sysctl at 0."""
+    links = [Link(name="lo", index=1, loopback=True, up=True), *extra_links]
+    addresses: list[Address] = [Address("lo", ipaddress.ip_interface("127.0.0.1/8"), 254)]
+    routes: list[Route] = list(extra_routes)
+    for lnk, addrs, rts in ports:
+        links.append(lnk)
+        addresses += addrs
+        routes += rts
+    rules = [
+        Rule(family=4, priority=0, table=255, proto=2),
+        Rule(family=4, priority=32766, table=254, proto=2),
+        Rule(family=4, priority=32767, table=253, proto=2),
+        *extra_rules,
+    ]
+    names = ["all", "default", *(lnk.name for lnk in links)]
+    sysctls = {f"net.ipv4.conf.{name}.{knob}": "0" for name in names for knob in SYSCTL_KNOBS}
+    return HostState.build(links, addresses, routes, rules, sysctls)
+
+
+def howto_host(macs: Sequence[str] = ()) -> HostState:
+    """The how-to's VM: eth0 .107 and eth1 .112 on 192.168.0.0/24, a default each via .1
+    (metrics 100, 101) and the metadata route via .100, as the DHCP client leaves them.
+    ``macs``: the ports' MACs (they decide the table ids) when not the builder's own."""
+    return host(
+        *(
+            port(name, index, addr, "192.168.0.1", metric, "192.168.0.100", mac=mac)
+            for index, ((name, addr, metric), mac) in enumerate(
+                zip(HOWTO_PORTS, [*macs, None, None][:2], strict=True), start=2
+            )
+        )
+    )

@@ -1,0 +1,293 @@
+"""engine.py on the in-memory backend: the transaction (apply, undo on a failing change),
+what it writes under ``--root`` (checkpoint, record, journal, table names), the recovery of
+an apply that was killed half-way, the lock, and the gratuitous ARP after a change."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from hosts import host, howto_host, port
+from twin import DyingBackend, Killed, converge
+
+from multihome.backend import ChangeFailed
+from multihome.backend.fake import FakeBackend
+from multihome.config import Config
+from multihome.engine import announce_addresses, apply_plan, assess, locked
+from multihome.errors import ApplyError, LockTimeoutError
+from multihome.faults import ENV as FAILPOINT
+from multihome.model import HostState, Route, Rule
+from multihome.names import RT_TABLES_FILE
+from multihome.plan import Change, Plan
+from multihome.policy import compute_policy
+from multihome.transaction import checkpoint
+from multihome.transaction.statedir import JOURNAL, StateDir
+
+CONFIG = Config()
+
+
+def kernel_view(state: HostState) -> tuple[frozenset[Route | Rule], dict[str, str]]:
+    """What a namespace is, for comparing two of them: its routes and rules, its sysctls."""
+    return frozenset((*state.routes, *state.rules)), dict(state.sysctls)
+
+
+def howto_plan() -> Plan:
+    """The plan that fixes the how-to's VM."""
+    return assess(FakeBackend(howto_host()), CONFIG).plan
+
+
+def state_dir(root: Path) -> StateDir:
+    """The state directory an apply under ``root`` writes (this process's namespace)."""
+    return StateDir.current(root)
+
+
+def test_assess_plans_from_what_the_backend_reads() -> None:
+    """assess reads the backend once: the plan is the policy's diff of that state, and empty
+    once the backend shows the policy."""
+    state = howto_host()
+    assessment = assess(FakeBackend(state), CONFIG)
+    assert assessment.state == state
+    assert assessment.desired == compute_policy(state, CONFIG)
+    assert not assessment.plan.empty
+    assert assess(converge(state), CONFIG).plan.empty
+
+
+def test_apply_makes_the_plan_and_writes_checkpoint_record_and_names(tmp_path: Path) -> None:
+    """Every change is made; the checkpoint holds the state before them (eth1's default
+    moved out of main, the sysctls' prior values), the journal is gone, the table names are
+    registered under the root, and the lock is free again."""
+    backend = FakeBackend(howto_host())
+    plan = howto_plan()
+    result = apply_plan(backend, plan, root=tmp_path, config=CONFIG)
+    assert result.applied == len(plan.changes) and result.changed
+    assert kernel_view(backend.read()) == kernel_view(converge(howto_host()).read())
+    saved = checkpoint.load(state_dir(tmp_path))
+    assert saved is not None and saved.id == result.checkpoint_id
+    assert [(r.ifname, str(r.dst)) for r in saved.moved] == [("eth1", "0.0.0.0/0")]
+    assert saved.sysctls["net.ipv4.conf.eth1.arp_ignore"] == "0"
+    assert saved.rules == () and saved.routes == ()  # nothing was multihome's before
+    record = checkpoint.Record.load(state_dir(tmp_path))
+    assert record.moved == saved.moved
+    assert not state_dir(tmp_path).exists(JOURNAL)
+    names = (tmp_path / RT_TABLES_FILE.relative_to("/")).read_text()
+    assert "\tmh-eth0\t" in names and "\tmh-eth1\t" in names
+    with locked(backend, root=tmp_path, timeout=0) as session:
+        assert session.recovery is None
+
+
+def test_an_apply_inside_a_session_uses_its_state_and_its_apply_id(tmp_path: Path) -> None:
+    """A caller that plans under the lock passes its session and the state it read: the
+    backend is not read again, and the checkpoint gets the session's apply id (the id a
+    confirmation window and ``rollback`` refer to)."""
+
+    class CountingReads(FakeBackend):
+        reads = 0
+
+        def read(self) -> HostState:
+            self.reads += 1
+            return super().read()
+
+    backend = CountingReads(howto_host())
+    with locked(backend, root=tmp_path) as session:
+        state = backend.read()
+        plan = assess(FakeBackend(state), CONFIG).plan
+        result = apply_plan(backend, plan, root=tmp_path, session=session, state=state)
+    assert backend.reads == 1
+    assert result.checkpoint_id == session.apply_id
+    saved = checkpoint.load(state_dir(tmp_path))
+    assert saved is not None and saved.id == session.apply_id
+
+
+def test_an_empty_plan_changes_nothing_and_keeps_the_last_checkpoint(tmp_path: Path) -> None:
+    """Applying again on a converged namespace makes no change, saves no new checkpoint and
+    rewrites no file: rollback still goes back to before the first apply."""
+    backend = FakeBackend(howto_host())
+    first = apply_plan(backend, howto_plan(), root=tmp_path)
+    again = apply_plan(backend, assess(backend, CONFIG).plan, root=tmp_path)
+    assert (again.applied, again.checkpoint_id, again.files) == (0, None, [])
+    assert not again.changed
+    saved = checkpoint.load(state_dir(tmp_path))
+    assert saved is not None and saved.id == first.checkpoint_id
+
+
+def test_changes_already_in_effect_are_skipped(tmp_path: Path) -> None:
+    """A plan whose first changes the namespace already shows makes only the rest."""
+    plan = howto_plan()
+    backend = FakeBackend(howto_host())
+    backend.apply(plan.changes[:5])
+    result = apply_plan(backend, plan, root=tmp_path)
+    assert result.applied == len(plan.changes) - 5
+    assert [c.obj for c in result.plan.changes] == [c.obj for c in plan.changes[5:]]
+    assert assess(backend, CONFIG).plan.empty
+
+
+def test_progress_reports_every_change_in_order(tmp_path: Path) -> None:
+    """The progress callback sees (done, total, change) after each change, in plan order."""
+    plan = howto_plan()
+    seen: list[tuple[int, int, Change]] = []
+    apply_plan(
+        FakeBackend(howto_host()),
+        plan,
+        root=tmp_path,
+        progress=lambda done, total, change: seen.append((done, total, change)),
+    )
+    total = len(plan.changes)
+    assert seen == [(i, total, c) for i, c in enumerate(plan.changes, start=1)]
+
+
+def test_failure_halfway_undoes_everything(tmp_path: Path) -> None:
+    """A change refused at any position k: the k-1 changes before it are undone, the twin is
+    exactly as it was, the error names the change and the journal is gone."""
+    howto = howto_host()
+    plan = howto_plan()
+    for k in range(1, len(plan.changes) + 1):
+        backend = FakeBackend(howto, fail_at=k)
+        with pytest.raises(ApplyError, match=f"change {k} of") as failed:
+            apply_plan(backend, plan, root=tmp_path)
+        assert f"undid the {k - 1} change(s) made before it" in str(failed.value)
+        assert plan.changes[k - 1].describe(plan.table_names) in str(failed.value)
+        assert backend.read() == howto
+        assert not state_dir(tmp_path).exists(JOURNAL)
+
+
+def test_injected_failpoint_fails_the_kth_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``MULTIHOME_FAILPOINT=change:3`` fails the third change like a kernel refusal; the
+    two before it are undone."""
+    monkeypatch.setenv(FAILPOINT, "change:3")
+    backend = FakeBackend(howto_host())
+    with pytest.raises(ApplyError, match=r"change 3 of .*injected failure \(MULTIHOME_FAILPOINT\)"):
+        apply_plan(backend, howto_plan(), root=tmp_path)
+    assert backend.read() == howto_host()
+
+
+class StubbornBackend(FakeBackend):
+    """Refuses the changes at the given call numbers (counted from 1, undo calls included)."""
+
+    def __init__(self, state: HostState, refuse: set[int]) -> None:
+        super().__init__(state)
+        self.refuse = refuse
+
+    def apply(self, changes: Sequence[Change]) -> int:
+        done = 0
+        for change in changes:
+            if self.calls + 1 in self.refuse:
+                self.calls += 1
+                raise ChangeFailed(change, done, "refused")
+            done += super().apply([change])
+        return done
+
+
+def test_an_incomplete_undo_keeps_the_journal_for_the_next_run(tmp_path: Path) -> None:
+    """When the undo itself fails, the error says INCOMPLETE and the journal stays; the next
+    session finishes that apply, so the namespace is never left half-way."""
+    plan = howto_plan()
+    k = 4  # changes 1-3 made, the 4th refused, then the undo of the 3rd refused too
+    backend = StubbornBackend(howto_host(), refuse={k, k + 1})
+    with pytest.raises(ApplyError, match=r"undo was INCOMPLETE \(1 change\(s\)"):
+        apply_plan(backend, plan, root=tmp_path)
+    assert state_dir(tmp_path).exists(JOURNAL)
+    assert backend.read() != howto_host()
+    backend.refuse = set()
+    with locked(backend, root=tmp_path) as session:
+        assert session.recovery is not None and session.recovery.action == "finished"
+    assert not state_dir(tmp_path).exists(JOURNAL)
+    assert kernel_view(backend.read()) == kernel_view(converge(howto_host()).read())
+
+
+@pytest.mark.parametrize("dies_at", [1, 7, 15])
+def test_a_killed_apply_is_finished_by_the_next_session(tmp_path: Path, dies_at: int) -> None:
+    """An apply killed before change k leaves its journal; the next session makes the
+    changes not yet in effect, in order, and removes the journal: the plan is then empty."""
+    plan = howto_plan()
+    dying = DyingBackend(howto_host(), dies_at=dies_at)
+    with pytest.raises(Killed):
+        apply_plan(dying, plan, root=tmp_path)
+    assert state_dir(tmp_path).exists(JOURNAL)
+    backend = FakeBackend(dying.read())  # the next run, on the namespace the kill left
+    with locked(backend, root=tmp_path) as session:
+        recovery = session.recovery
+    assert recovery is not None and recovery.action == "finished"
+    assert recovery.changes == len(plan.changes) - (dies_at - 1)
+    assert not state_dir(tmp_path).exists(JOURNAL)
+    assert assess(backend, CONFIG).plan.empty
+
+
+def test_a_killed_apply_is_undone_when_the_next_run_undoes(tmp_path: Path) -> None:
+    """``rollback`` and ``reset`` open their session in undo mode: the half-made apply goes
+    back to its checkpoint, routes, rules and sysctls alike."""
+    dying = DyingBackend(howto_host(), dies_at=12)
+    with pytest.raises(Killed):
+        apply_plan(dying, howto_plan(), root=tmp_path)
+    backend = FakeBackend(dying.read())
+    assert kernel_view(backend.read()) != kernel_view(howto_host())
+    with locked(backend, root=tmp_path, mode="undo") as session:
+        assert session.recovery is not None and session.recovery.action == "undone"
+    assert kernel_view(backend.read()) == kernel_view(howto_host())
+    assert not state_dir(tmp_path).exists(JOURNAL)
+
+
+def test_a_journal_from_an_earlier_boot_is_discarded(tmp_path: Path) -> None:
+    """After a reboot the journal describes a kernel that is gone: it is dropped, and the
+    namespace is not touched on its account."""
+    dying = DyingBackend(howto_host(), dies_at=5)
+    with pytest.raises(Killed):
+        apply_plan(dying, howto_plan(), root=tmp_path)
+    journal_file = state_dir(tmp_path).file(JOURNAL)
+    data = json.loads(journal_file.read_text())
+    journal_file.write_text(json.dumps({**data, "boot_id": "an-earlier-boot"}))
+    backend = FakeBackend(dying.read())
+    with locked(backend, root=tmp_path) as session:
+        assert session.recovery is not None and session.recovery.action == "discarded"
+    assert backend.read() == dying.read() and backend.calls == 0
+    assert not journal_file.exists()
+
+
+def test_a_second_apply_waits_for_the_lock_and_then_gives_up(tmp_path: Path) -> None:
+    """While one session holds the namespace, an apply waits ``lock_timeout`` seconds and
+    fails naming the holder, without changing anything."""
+    backend = FakeBackend(howto_host())
+    with (
+        locked(backend, root=tmp_path, purpose="rollback"),
+        pytest.raises(LockTimeoutError, match="rollback"),
+    ):
+        apply_plan(backend, howto_plan(), root=tmp_path, lock_timeout=0.1)
+    assert backend.read() == howto_host() and backend.calls == 0
+
+
+def test_announce_addresses_sends_one_gratuitous_arp_per_managed_address() -> None:
+    """Each managed address is announced from its own port with that port's MAC."""
+    howto = howto_host()
+    backend = FakeBackend(howto)
+    sent = announce_addresses(backend, howto, compute_policy(howto, CONFIG))
+    assert sent == 2
+    assert sorted(backend.announced) == [
+        ("eth0", "52:54:00:00:00:02", "192.168.0.107"),
+        ("eth1", "52:54:00:00:00:03", "192.168.0.112"),
+    ]
+
+
+def test_a_single_port_is_not_announced_and_a_failed_announce_is_not_fatal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With one managed port there is no ARP flux to correct; a send that fails is logged
+    and the other addresses are still announced."""
+    single = host(port("eth0", 2, "10.0.1.5/24", "10.0.1.1", 100))
+    backend = FakeBackend(single)
+    assert announce_addresses(backend, single, compute_policy(single, CONFIG)) == 0
+    assert backend.announced == []
+
+    class Unplugged(FakeBackend):
+        def announce(self, ifname: str, mac: str, address: object) -> None:
+            if ifname == "eth0":
+                raise OSError(19, "No such device")
+            super().announce(ifname, mac, address)  # type: ignore[arg-type]
+
+    howto = howto_host()
+    flaky = Unplugged(howto)
+    assert announce_addresses(flaky, howto, compute_policy(howto, CONFIG)) == 1
+    assert [a[0] for a in flaky.announced] == ["eth1"]
+    assert "gratuitous ARP for 192.168.0.107 on eth0 failed" in caplog.text

@@ -1,0 +1,162 @@
+"""model.py: the frozen value types, their identity keys and the kernel's one-route-per-slot
+rule, their ``ip``-style text and JSON, and the canonical host state (sorted, de-duplicated,
+read-only, so that two reads of the same namespace compare equal)."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+
+import pytest
+
+from multihome.model import (
+    PROTO_DHCP,
+    PROTO_KERNEL,
+    PROTO_MULTIHOME,
+    SCOPE_LINK,
+    TABLE_MAIN,
+    Address,
+    HostState,
+    Link,
+    Route,
+    Rule,
+    Sysctl,
+    conf_sysctl,
+    default_network,
+    net_text,
+    table_label,
+)
+
+IP = ipaddress.ip_address
+NET = ipaddress.ip_network
+
+
+def default_via(gateway: str, ifname: str, metric: int, proto: int = PROTO_DHCP) -> Route:
+    """A default route in main."""
+    return Route(TABLE_MAIN, NET("0.0.0.0/0"), ifname, IP(gateway), metric, proto)
+
+
+def test_values_are_frozen() -> None:
+    """A model object cannot be changed in place: a change is a new object."""
+    route = default_via("192.168.0.1", "eth0", 100)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        route.metric = 5  # type: ignore[misc]
+    assert dataclasses.replace(route, metric=5).metric == 5 and route.metric == 100
+
+
+def test_route_identity_is_every_attribute_and_its_slot_is_table_dst_metric() -> None:
+    """Two defaults that differ only in gateway are two routes, but they share the kernel's
+    slot (one IPv4 route per table, destination and metric); another metric is another
+    slot."""
+    one = default_via("192.168.0.1", "eth1", 101)
+    other = default_via("192.168.0.254", "eth1", 101)
+    assert one != other and one.key != other.key
+    assert one.slot == other.slot == (4, TABLE_MAIN, "0.0.0.0/0", 101)
+    assert default_via("192.168.0.1", "eth1", 102).slot != one.slot
+    assert one.is_default and one.family == 4
+    assert not Route(TABLE_MAIN, NET("10.0.0.0/8")).is_default
+
+
+def test_route_text_reads_like_ip_route() -> None:
+    """``describe`` prints what ``ip route`` would, with multihome's table names."""
+    on_link = Route(
+        10001, NET("192.168.0.0/24"), "eth1", None, 0, PROTO_KERNEL, SCOPE_LINK, IP("192.168.0.112")
+    )
+    assert on_link.describe({10001: "mh-eth1"}) == (
+        "192.168.0.0/24 dev eth1 table mh-eth1 proto kernel scope link src 192.168.0.112"
+    )
+    assert on_link.describe().startswith("192.168.0.0/24 dev eth1 table 10001 ")
+    assert default_via("192.168.0.1", "eth1", 101).describe() == (
+        "default via 192.168.0.1 dev eth1 table main proto dhcp metric 101"
+    )
+
+
+def test_rule_text_reads_like_ip_rule() -> None:
+    """``describe`` prints host sources without /32, names tables, and marks IPv6."""
+    rule = Rule(4, 10002, 10001, src=NET("192.168.0.112/32"), proto=PROTO_MULTIHOME)
+    assert rule.describe({10001: "mh-eth1"}) == "10002 from 192.168.0.112 lookup mh-eth1"
+    specifics = Rule(4, 10001, TABLE_MAIN, suppress_prefixlength=0)
+    assert specifics.describe() == "10001 from all lookup main suppress_prefixlength 0"
+    v6 = Rule(6, 10003, 10001, oifname="eth1")
+    assert v6.describe() == "-6 10003 from all oif eth1 lookup 10001"
+    marked = Rule(4, 5210, 52, fwmark=0x80000, iifname="wg0")
+    assert marked.describe() == "5210 from all fwmark 0x80000 iif wg0 lookup 52"
+
+
+def test_json_forms_carry_every_attribute() -> None:
+    """Route and rule JSON name their attributes by iproute2's words (what ``plan --json``
+    shows)."""
+    route = default_via("192.168.0.1", "eth1", 101)
+    assert route.to_json() == {
+        "table": TABLE_MAIN, "dst": "0.0.0.0/0", "dev": "eth1", "gateway": "192.168.0.1",
+        "metric": 101, "proto": PROTO_DHCP, "scope": 0, "prefsrc": None, "type": 1,
+    }  # fmt: skip
+    rule = Rule(4, 10002, 10001, src=NET("192.168.0.112/32"), oifname="eth1", proto=222)
+    assert rule.to_json() == {
+        "family": 4, "priority": 10002, "table": 10001, "src": "192.168.0.112/32", "dst": None,
+        "iif": None, "oif": "eth1", "suppress_prefixlength": None, "fwmark": None,
+        "rule_action": 1, "proto": 222,
+    }  # fmt: skip
+
+
+def test_helpers_for_networks_tables_and_sysctls() -> None:
+    """Host networks print without /32 (like iproute2), table labels prefer given names,
+    then the kernel's, then the number; per-interface sysctls escape dots in names."""
+    assert net_text(NET("10.0.0.1/32")) == "10.0.0.1"
+    assert net_text(NET("10.0.0.0/24")) == "10.0.0.0/24"
+    assert net_text(NET("2001:db8::1/128")) == "2001:db8::1"
+    assert default_network(4) == NET("0.0.0.0/0") and default_network(6) == NET("::/0")
+    assert table_label(TABLE_MAIN) == "main"
+    assert table_label(10001) == "10001"
+    assert table_label(10001, {10001: "mh-eth1"}) == "mh-eth1"
+    vlan = conf_sysctl("eth0.100", "rp_filter", 2)
+    assert vlan == Sysctl("net.ipv4.conf.eth0/100.rp_filter", "2")
+    assert vlan.path == "net/ipv4/conf/eth0.100/rp_filter"
+    assert conf_sysctl("eth1", "accept_ra", 0, family=6).name == "net.ipv6.conf.eth1.accept_ra"
+
+
+def test_address_properties() -> None:
+    """An address knows its IP, its network and its family; its key names the interface."""
+    address = Address("eth1", ipaddress.ip_interface("192.168.0.112/24"))
+    assert address.ip == IP("192.168.0.112")
+    assert address.network == NET("192.168.0.0/24")
+    assert address.family == 4
+    assert address.key == ("eth1", "192.168.0.112/24")
+
+
+def test_host_state_is_canonical() -> None:
+    """Built in any order with duplicates, two states of the same namespace are equal:
+    sorted, de-duplicated, and the sysctls read-only."""
+    links = [Link("eth1", 3), Link("eth0", 2), Link("eth1", 3)]
+    routes = [default_via("192.168.0.1", "eth1", 101), default_via("192.168.0.1", "eth0", 100)]
+    rules = [Rule(4, 32766, TABLE_MAIN), Rule(4, 0, 255)]
+    one = HostState.build(links, (), routes, rules, {"b": "1", "a": "0"})
+    two = HostState.build(
+        reversed(links), (), [*reversed(routes), routes[0]], reversed(rules), {"a": "0", "b": "1"}
+    )
+    assert one == two
+    assert [lnk.name for lnk in one.links] == ["eth0", "eth1"]
+    assert [r.priority for r in one.rules] == [0, 32766]
+    assert list(one.sysctls) == ["a", "b"]
+    with pytest.raises(TypeError):
+        one.sysctls["a"] = "1"  # type: ignore[index]
+
+
+def test_host_state_lookups() -> None:
+    """By name: a link, an interface's addresses (per family), a table's routes."""
+    v4 = Address("eth1", ipaddress.ip_interface("192.168.0.112/24"))
+    v6 = Address("eth1", ipaddress.ip_interface("2001:db8::112/64"))
+    other = Address("eth0", ipaddress.ip_interface("192.168.0.107/24"))
+    table = Route(10001, NET("0.0.0.0/0"), "eth1", IP("192.168.0.1"))
+    state = HostState.build(
+        [Link("eth0", 2), Link("eth1", 3)],
+        [v4, v6, other],
+        [table, default_via("192.168.0.1", "eth0", 100)],
+    )
+    link = state.link("eth1")
+    assert link is not None and link.index == 3
+    assert state.link("eth9") is None
+    assert state.addresses_of("eth1") == (v4, v6)
+    assert state.addresses_of("eth1", family=6) == (v6,)
+    assert state.addresses_of("eth9") == ()
+    assert state.routes_in(10001) == (table,)
