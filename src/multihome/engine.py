@@ -125,6 +125,7 @@ def _apply_locked(backend: Backend, plan: Plan, root: Path, progress: Progress |
                         "run finishes or undoes it (`multihome rollback` undoes it now)")
         else:
             journal.end(session.state)
+            checkpoint.discard(session.state, saved.id)  # the last good one stays
             message += (f"undid the {undone} change(s) made before it; the namespace is as it "
                         "was. Run `multihome plan` to see the changes again")
         raise ApplyError(message) from failure

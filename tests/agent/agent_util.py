@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from netnsid import state_dir_of
 
 REPO = Path(__file__).resolve().parents[2]
 MULTIHOME = [str(Path(sys.executable).parent / "multihome")]
@@ -272,9 +273,8 @@ class Lab:
         return process
 
     def agent_state(self) -> dict[str, Any]:
-        # The agent's folder is its network namespace's: net-<inode of the namespace>.
-        netns = os.stat(f"/run/netns/{self.guest}").st_ino
-        path = self.tmp / "root" / "run" / "multihome" / f"net-{netns}" / "agent.json"
+        # The agent's folder is its network namespace's: netns-<cookie of the namespace>.
+        path = state_dir_of(self.tmp / "root", self.guest) / "agent.json"
         try:
             return dict(json.loads(path.read_text()))
         except (OSError, ValueError):

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from labtools import leftovers, ns_run, run_cli, run_json
+from netnsid import state_dir_of
 
 from multihome.lab.runtime import netns_pids
 
@@ -25,9 +26,8 @@ def test_down_leaves_nothing_behind(lab_name: str) -> None:
     assert len(pids) == 7  # dnsmasq, 3 dhclient, 3 HTTP services
     assert Path(f"/etc/netns/{lab_name}-vm/iproute2/rt_tables").exists()
     assert leftovers(lab_name)
-    inode = os.stat(f"/run/netns/{lab_name}-vm").st_ino
     assert run_cli("lab", "exec", "--name", lab_name, "--", "multihome", "apply").returncode == 0
-    guest_state = Path(f"/run/multihome/net-{inode}")
+    guest_state = state_dir_of(Path("/"), f"{lab_name}-vm")
     assert guest_state.is_dir()  # the apply's snapshot and lock: kept under /run
 
     down = run_json("lab", "down", "--name", lab_name)

@@ -22,6 +22,7 @@ from typing import Any
 # The lab's own test tools (tests/lab/labtools.py), shared rather than copied.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))
 from labtools import NETNS_RUN, force_remove, leftovers, ns_run, run_cli
+from netnsid import state_dir_of
 
 __all__ = ["NETNS_RUN", "LiveLab", "force_remove", "leftovers", "missing_programs", "new_name",
            "ns_run", "run_cli", "wait_until"]
@@ -159,9 +160,8 @@ class LiveLab:
         return found
 
     def run_dir(self) -> Path:
-        """The agent's folder: ``{root}/run/multihome/net-<inode of the guest namespace>``."""
-        netns = os.stat(NETNS_RUN / self.guest).st_ino
-        return self.tmp / "root" / "run" / "multihome" / f"net-{netns}"
+        """The agent's folder: ``{root}/run/multihome/netns-<cookie of the guest namespace>``."""
+        return state_dir_of(self.tmp / "root", self.guest)
 
     def agent_log(self) -> str:
         path = self.tmp / "agent.log"

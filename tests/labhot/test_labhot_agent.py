@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from labhot_util import LiveLab, wait_until
+from netnsid import state_dir_of
 
 BOUND = 10.0  # seconds: "within a generous bound"
 
@@ -206,9 +207,8 @@ def test_agents_in_two_namespaces_have_their_own_state_folders(tmp_path: Path) -
                 ["ip", "netns", "exec", name, sys.executable, "-c", code],
                 capture_output=True, text=True, check=True,
             )  # fmt: skip
-            inode = os.stat(f"/run/netns/{name}").st_ino
             paths.append(done.stdout.strip())
-            assert done.stdout.strip() == f"/run/multihome/net-{inode}/agent.json"
+            assert done.stdout.strip() == f"{state_dir_of(Path('/'), name)}/agent.json"
         assert paths[0] != paths[1]
     finally:
         for name in names:

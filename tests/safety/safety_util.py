@@ -112,7 +112,7 @@ class Lab:
         }
 
     def state_dir(self) -> Path:
-        dirs = list((self.root / "run/multihome").glob("net-*"))
+        dirs = list((self.root / "run/multihome").glob("netns-*"))
         assert len(dirs) == 1, dirs
         return dirs[0]
 

@@ -111,7 +111,7 @@ def test_second_apply_waits_then_fails_clearly(lab: Lab) -> None:
     `multihome confirm` it runs."""
     first = lab.popen("apply", "--confirm-timeout", "60")
     wait_for(
-        lambda: (lab.root / "run/multihome").exists() and any(lab.state_dir().glob("pending.json")),
+        lambda: any((lab.root / "run/multihome").glob("netns-*/pending.json")),
         30,
         "the confirmation window",
     )

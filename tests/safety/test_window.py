@@ -32,7 +32,7 @@ def test_confirmed_apply_stays(lab: Lab) -> None:
     before = lab.kernel()
     apply = lab.popen("apply", "--confirm-timeout", "4")
     wait_for(
-        lambda: (lab.root / "run/multihome").exists() and any(lab.state_dir().glob("pending.json")),
+        lambda: any((lab.root / "run/multihome").glob("netns-*/pending.json")),
         30,
         "the confirmation window",
     )
@@ -215,7 +215,7 @@ def test_rollback_during_the_window_and_idempotent_rollback(lab: Lab) -> None:
     before = lab.kernel()
     apply = lab.popen("apply", "--confirm-timeout", "60")
     wait_for(
-        lambda: (lab.root / "run/multihome").exists() and any(lab.state_dir().glob("pending.json")),
+        lambda: any((lab.root / "run/multihome").glob("netns-*/pending.json")),
         30,
         "the confirmation window",
     )
@@ -249,7 +249,7 @@ def test_watchdog_sigterm_rolls_back(lab: Lab) -> None:
     apply = lab.popen("apply", "--confirm-timeout", "60")
     wait_for(
         lambda: (
-            (lab.root / "run/multihome").exists() and any(lab.state_dir().glob("watchdog.json"))
+            any((lab.root / "run/multihome").glob("netns-*/watchdog.json"))
         ),
         30,
         "the watchdog",
@@ -275,8 +275,7 @@ def test_ctrl_c_during_the_window_rolls_back_now(lab: Lab) -> None:
     before = lab.kernel()
     apply = lab.popen("apply", "--confirm-timeout", "60")
     wait_for(
-        lambda: (lab.root / "run/multihome").exists()
-        and any(lab.state_dir().glob("pending.json")),
+        lambda: any((lab.root / "run/multihome").glob("netns-*/pending.json")),
         30,
         "the confirmation window",
     )

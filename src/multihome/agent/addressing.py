@@ -187,7 +187,7 @@ def start_dhclient(ifname: str, root: Path) -> DhcpClient:
         raise FileNotFoundError("dhclient (package isc-dhcp-client) is not installed")
     from multihome.agent.state import run_dir as namespace_dir
 
-    run_dir = namespace_dir(root)
+    run_dir = namespace_dir(root, create=True)
     script = run_dir / "dhclient-script"
     write_atomic(
         script,

@@ -92,7 +92,7 @@ def agent(
     gathers a burst (a few ms), re-plans and applies only the difference: a hot-plugged port
     gets its table and rules, a removed port's state goes, a link flap or a renewed lease is
     repaired, a default route a DHCP client puts back into main is removed again. Every
-    repair is one log line; the state is in /run/multihome/net-INODE/agent.json (the
+    repair is one log line; the state is in /run/multihome/netns-COOKIE/agent.json (the
     namespace's own folder). Idle, it uses no CPU.
     """
     if ctx.invoked_subcommand is not None:

@@ -1,8 +1,8 @@
-"""The agent's state file, ``{root}/run/multihome/net-<inode>/agent.json``, for ``multihome
+"""The agent's state file, ``{root}/run/multihome/netns-<cookie>/agent.json``, for ``multihome
 status``.
 
 Written atomically at start, after every repair or error, and at stop; never while idle. Its
-folder is the network namespace's own state directory (the inode of ``/proc/self/ns/net``,
+folder is the network namespace's own state directory (named after its cookie,
 :mod:`multihome.transaction.statedir`): agents in several namespaces of one host
 (``ip netns exec NS multihome agent``) never share a state file or a DHCP client's lease and
 pid files.
@@ -58,12 +58,16 @@ class AgentStatus:
         return data
 
 
-def run_dir(root: Path) -> Path:
-    """``{root}/run/multihome/net-<inode>/``: this network namespace's folder (the
-    transaction's state directory, :class:`~multihome.transaction.statedir.StateDir`)."""
+def run_dir(root: Path, *, create: bool = False) -> Path:
+    """``{root}/run/multihome/netns-<cookie>/``: this network namespace's folder (the
+    transaction's state directory, :class:`~multihome.transaction.statedir.StateDir`), made
+    (with the namespace's identity in it) when ``create``."""
     from multihome.transaction.statedir import StateDir
 
-    return StateDir.current(root).path
+    state = StateDir.current(root)
+    if create:
+        state.ensure()
+    return state.path
 
 
 def state_path(root: Path) -> Path:
@@ -71,7 +75,7 @@ def state_path(root: Path) -> Path:
 
 
 def write_status(root: Path, status: AgentStatus) -> None:
-    write_atomic(state_path(root), json_text(status.to_json()))
+    write_atomic(run_dir(root, create=True) / STATE_NAME, json_text(status.to_json()))
 
 
 def clear_status(root: Path) -> None:

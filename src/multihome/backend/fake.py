@@ -36,6 +36,8 @@ DEFAULT_RULES = (
 class FakeBackend:
     """A namespace in memory."""
 
+    namespace_lock: str | None = None  # not the kernel's: nothing namespace-wide to lock
+
     def __init__(self, state: HostState, fail_at: int | None = None) -> None:
         self.state = state
         self.fail_at = fail_at

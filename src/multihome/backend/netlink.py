@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from multihome.backend import ChangeFailed, Lookup
+from multihome.backend import NAMESPACE_LOCK, ChangeFailed, Lookup
 from multihome.backend.rtnl import (
     AF_INET,
     AF_INET6,
@@ -113,6 +113,8 @@ LINK_DUMP = IFINFOMSG.pack(0, 0, 0, 0, 0) + attr_u32(IFLA_EXT_MASK, RTEXT_FILTER
 
 class NetlinkBackend:
     """Reads and changes the kernel state of the namespace this process runs in."""
+
+    namespace_lock: str | None = NAMESPACE_LOCK
 
     def __init__(self, proc_sys: Path = Path("/proc/sys")) -> None:
         self._sock: RtnlSocket | None = None

@@ -639,9 +639,10 @@ class Lab:
         with _signals_ignored():
             namespaces = self.existing_namespaces()
             # What multihome (apply, agent) ran inside the guest kept under /run: the state
-            # directory is named after the guest namespace's inode, which goes with it.
-            guest_state = [_multihome_state_dir(ns) for ns in namespaces
-                           if ns == self.names.guest]
+            # directories that record the guest namespace's inode (found while it is alive,
+            # so that inode is the guest's), which go with it.
+            guest_state = [d for ns in namespaces if ns == self.names.guest
+                           for d in _multihome_state_dirs(ns)]
             pids = sorted({pid for ns in namespaces for pid in netns_pids(ns)})
             _terminate(pids)
             for namespace in namespaces:
@@ -652,7 +653,7 @@ class Lab:
                 )
             paths: list[str] = []
             for path in (self.names.guest_etc, self.names.state_dir,
-                         *(p for p in guest_state if p is not None)):
+                         *guest_state):
                 if path.exists():
                     shutil.rmtree(path, ignore_errors=True)
                     paths.append(str(path))
@@ -889,11 +890,13 @@ def interruptible(undone: str = "everything the lab had built is removed") -> It
             signal.signal(sig, previous)
 
 
-def _multihome_state_dir(namespace: str) -> Path | None:
-    """``/run/multihome/net-<inode>`` of a named namespace (see multihome-safety(8))."""
-    from multihome.transaction.statedir import StateDir, namespace_key
+def _multihome_state_dirs(namespace: str) -> list[Path]:
+    """The multihome state directories below / of the named namespace (while it exists;
+    see multihome-safety(8))."""
+    from multihome.transaction.statedir import of_inode
 
     try:
-        return StateDir.of(Path("/"), namespace_key(NETNS_RUN / namespace)).path
+        inode = os.stat(NETNS_RUN / namespace).st_ino
     except OSError:
-        return None
+        return []
+    return [state.path for state in of_inode(Path("/"), inode)]

@@ -18,6 +18,7 @@ from multihome.transaction.statedir import (
     CHECKPOINT,
     CONFIRM,
     PENDING,
+    PREVIOUS,
     RECORD,
     RESULT,
     ROLLBACK_REQUEST,
@@ -194,7 +195,7 @@ def reset(
         done, problems = checkpoint.execute(backend, changes)
         files = checkpoint.remove_name_files(root)
         if not problems:
-            for name in (RECORD, CHECKPOINT, RESULT):
+            for name in (RECORD, CHECKPOINT, PREVIOUS, RESULT):
                 state.remove(name)
     message = (
         f"reset: {done} change(s); multihome owns nothing in this namespace now"

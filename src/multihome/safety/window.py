@@ -123,7 +123,7 @@ def _spawn(session: Session) -> int | None:
             stderr=log,
             env=env,
             cwd="/",
-            pass_fds=(session.lock.fd,),
+            pass_fds=session.lock.fds,
             start_new_session=True,
             close_fds=True,
         )

@@ -5,7 +5,7 @@ Read, all under ``--root``:
 * ISC dhclient (``lease { ... }`` blocks): ``/var/lib/dhcp/dhclient*.leases`` (Debian,
   Ubuntu), ``/var/lib/dhclient/*.lease[s]`` (RHEL), NetworkManager's dhclient mode
   (``/var/lib/NetworkManager/*.lease``, ``/run/NetworkManager/*.lease``), the agent's own
-  clients (``{root}/run/multihome/net-<inode>/dhclient.<if>.leases``) and the file named by
+  clients (``{root}/run/multihome/netns-<cookie>/dhclient.<if>.leases``) and the file named by
   ``-lf`` of every dhclient running in this network namespace (the lab's, anyone's);
 * systemd-networkd: ``/run/systemd/netif/leases/<ifindex>`` (``KEY=VALUE``; its expiry is
   the file's time plus ``LIFETIME``);

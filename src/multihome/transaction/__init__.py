@@ -1,12 +1,16 @@
 """The transaction primitives the engine applies under: lock, state dir, journal, checkpoint.
 
 Everything multihome needs to undo its own work lives in a *state directory* per network
-namespace, ``{root}/run/multihome/net-<inode>/`` (the inode of ``/proc/self/ns/net``), so that
-two namespaces on one host never share state (:mod:`~multihome.transaction.statedir`):
+namespace, ``{root}/run/multihome/netns-<cookie>/`` (the namespace's ``SO_NETNS_COOKIE``, never
+reused while the machine is up), so that two namespaces on one host never share state, not even
+one that got a deleted namespace's inode (:mod:`~multihome.transaction.statedir`):
 
 =====================  ======================================================================
+``namespace.json``     what identifies the namespace (cookie, inode, boot id)
+``swept``              when this namespace last removed dead namespaces' folders
 ``lock``               ``flock`` held by whoever changes the namespace (apply, rollback,
-                       reset; the watchdog during a confirmation window)
+                       reset; the watchdog during a confirmation window), besides the
+                       namespace-wide lock ``@multihome/lock`` (an abstract unix socket)
 ``lock-owner.json``    who holds it (pid, what, since when), for the message of a waiter
 ``snapshot.json``      the checkpoint: the owned state before the last apply that changed
                        something (the file keeps its historical name)

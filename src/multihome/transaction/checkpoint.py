@@ -28,6 +28,7 @@ from multihome.plan import Change, make_plan
 from multihome.policy import DesiredState, owned_routes, owned_rules, stray_routes
 from multihome.transaction.statedir import (
     CHECKPOINT,
+    PREVIOUS,
     RECORD,
     StateDir,
     boot_id,
@@ -144,7 +145,25 @@ def load(state_dir: StateDir) -> Checkpoint | None:
 
 
 def save(state_dir: StateDir, saved: Checkpoint) -> None:
+    """Save ``saved`` before its apply changes anything; the checkpoint it replaces is kept
+    (``snapshot.previous.json``) until the next save, for :func:`discard`."""
+    try:
+        state_dir.file(CHECKPOINT).replace(state_dir.file(PREVIOUS))
+    except FileNotFoundError:
+        state_dir.remove(PREVIOUS)  # no checkpoint: nothing to go back to after a failure
     state_dir.write_json(CHECKPOINT, saved.to_json())
+
+
+def discard(state_dir: StateDir, apply_id: str) -> None:
+    """The apply ``apply_id`` failed and was undone: a failed apply never replaces the last
+    good checkpoint, so the one its :func:`save` replaced comes back (or none, if none was)."""
+    current = state_dir.read_json(CHECKPOINT)
+    if current is None or current.get("id") != apply_id:
+        return
+    try:
+        state_dir.file(PREVIOUS).replace(state_dir.file(CHECKPOINT))
+    except FileNotFoundError:
+        state_dir.remove(CHECKPOINT)
 
 
 # -- going back ---------------------------------------------------------------------------

@@ -169,11 +169,15 @@ def recover(backend: Backend, state_dir: StateDir, root: Path, *, mode: Mode) ->
 def undo(
     backend: Backend, saved: checkpoint.Checkpoint, root: Path, state_dir: StateDir
 ) -> Recovery:
-    """Bring the namespace back to ``saved`` and prune the record."""
+    """Bring the namespace back to ``saved`` (the checkpoint of an apply that failed, was
+    interrupted or not confirmed), put the checkpoint before it back when that worked, and
+    prune the record."""
     current = backend.read()
     changes, notes = checkpoint.restore_changes(current, saved)
     done, problems = checkpoint.execute(backend, changes)
     checkpoint.restore_files(root, saved)
+    if not problems:
+        checkpoint.discard(state_dir, saved.id)
     record = checkpoint.Record.load(state_dir)
     record.prune(backend.read()).save(state_dir)
     text = f"{done} change(s) back to the checkpoint of {_when(saved.created)}"

@@ -9,7 +9,7 @@ from pathlib import Path
 from multihome.backend import Backend
 from multihome.transaction import DEFAULT_LOCK_TIMEOUT, checkpoint, journal
 from multihome.transaction.lock import Lock, acquire
-from multihome.transaction.statedir import StateDir
+from multihome.transaction.statedir import StateDir, sweep, sweep_due
 
 
 @dataclass
@@ -42,10 +42,15 @@ def open_session(
     purpose: str = "apply",
     mode: journal.Mode = "finish",
 ) -> Session:
-    """Take the lock, then finish (``mode="finish"``) or undo an interrupted apply."""
+    """Take the lock, then finish (``mode="finish"``) or undo an interrupted apply.
+
+    First removes (bounded, with a log line; at most once a minute) the state directories of
+    namespaces that no longer exist (:func:`~multihome.transaction.statedir.sweep`)."""
     root = root.absolute()  # the watchdog runs from /
     state = StateDir.current(root)
-    lock = acquire(state, timeout=timeout, purpose=purpose)
+    if state.identity is not None and sweep_due(state):
+        sweep(root, state.identity)
+    lock = acquire(state, timeout=timeout, purpose=purpose, namespace=backend.namespace_lock)
     try:
         recovery = journal.recover(backend, state, root, mode=mode)
     except BaseException:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import ipaddress
 import json
+import logging
 import os
-from dataclasses import dataclass
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +27,7 @@ STATE_BASE = Path("/run/multihome")
 LOCK = "lock"
 LOCK_OWNER = "lock-owner.json"
 CHECKPOINT = "snapshot.json"  # the checkpoint; the file keeps its old name (compatibility)
+PREVIOUS = "snapshot.previous.json"  # the checkpoint it replaced, back if its apply fails
 JOURNAL = "journal.json"
 RECORD = "record.json"
 PENDING = "pending.json"
@@ -27,23 +36,85 @@ ROLLBACK_REQUEST = "rollback-request"
 RESULT = "result.json"
 WATCHDOG_PID = "watchdog.json"
 WATCHDOG_LOG = "watchdog.log"
+SWEPT = "swept"
 
 
-def namespace_key(netns: Path) -> str:
-    """``net-<inode>`` of the network namespace file ``netns`` (``/proc/self/ns/net``,
-    ``/run/netns/NAME``): the name of its folder below :data:`STATE_BASE`. Raises OSError."""
-    return f"net-{os.stat(netns).st_ino}"
+#: ``SO_NETNS_COOKIE`` (Linux 5.14+, asm-generic value): the network namespace's cookie, a
+#: 64-bit number the kernel never gives to another namespace until it reboots. Python's
+#: socket module does not export it everywhere.
+SO_NETNS_COOKIE: int = getattr(socket, "SO_NETNS_COOKIE", 71)
+#: What identifies the namespace a state directory belongs to (see :class:`NamespaceId`).
+IDENTITY = "namespace.json"
+#: How many other namespaces' folders one session start inspects at most (bounded cost).
+SWEEP_LIMIT = 256
+#: A namespace's sessions sweep at most this often (seconds); the time is in :data:`SWEPT`.
+SWEEP_INTERVAL = 60.0
+
+log = logging.getLogger(__name__)
 
 
-def netns_key(proc: Path = Path("/proc")) -> str:
-    """``net-<inode>``: what identifies the network namespace this process runs in."""
+@dataclass(frozen=True)
+class NamespaceId:
+    """What identifies a network namespace while the machine is up.
+
+    The inode of ``/proc/self/ns/net`` is unique only among the namespaces alive right now:
+    the kernel gives a deleted namespace's inode to a new one within a few creations. The
+    cookie is never reused until the next boot, so a state directory is named after it and
+    records all three (cookie, inode, boot id) to recognise state whose namespace is gone.
+    """
+
+    cookie: int | None
+    """``SO_NETNS_COOKIE``; None on kernels before 5.14 (then the inode names the folder)."""
+    inode: int
+    """The inode of the namespace file (unique among live namespaces only)."""
+    boot: str
+    """The kernel's boot id."""
+
+    @property
+    def key(self) -> str:
+        """``netns-<cookie>``, or ``net-<inode>`` where the kernel has no cookies."""
+        return f"netns-{self.cookie}" if self.cookie is not None else f"net-{self.inode}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": 1, "cookie": self.cookie, "inode": self.inode, "boot_id": self.boot}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> NamespaceId | None:
+        """The identity in ``data``; None when it is not one (a damaged file)."""
+        cookie, inode, boot = data.get("cookie"), data.get("inode"), data.get("boot_id")
+        if not isinstance(inode, int) or not isinstance(boot, str):
+            return None
+        return cls(cookie if isinstance(cookie, int) else None, inode, boot)
+
+
+def netns_cookie() -> int | None:
+    """The cookie of this thread's network namespace; None where the kernel has none."""
     try:
-        return namespace_key(proc / "self/ns/net")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            raw = sock.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8)
+    except OSError as exc:
+        if exc.errno in (errno.ENOPROTOOPT, errno.EINVAL):
+            return None
+        raise
+    return int.from_bytes(raw, sys.byteorder)
+
+
+def current_namespace(proc: Path = Path("/proc")) -> NamespaceId:
+    """The identity of the network namespace this process runs in."""
+    try:
+        inode = os.stat(proc / "self/ns/net").st_ino
+        cookie = netns_cookie()
     except OSError as exc:
         raise InputError(
             f"{proc}/self/ns/net: cannot identify the network namespace "
             f"({exc.strerror}); mount /proc"
         ) from exc
+    return NamespaceId(cookie, inode, boot_id(proc))
+
+
+def netns_key(proc: Path = Path("/proc")) -> str:
+    """``netns-<cookie>``: what names the state directory of this process's namespace."""
+    return current_namespace(proc).key
 
 
 def boot_id(proc: Path = Path("/proc")) -> str:
@@ -57,20 +128,65 @@ class StateDir:
 
     path: Path
     netns: str
+    identity: NamespaceId | None = None
+    """The namespace's identity, written into the folder when it is created."""
 
     @classmethod
     def current(cls, root: Path) -> StateDir:
-        """The state directory of the namespace this process runs in."""
-        return cls.of(root, netns_key())
+        """The state directory of the namespace this process runs in.
+
+        A folder found there that belongs to another namespace (an earlier boot's namespace
+        with the same cookie, or, without cookies, a deleted one with the same inode) is
+        never used: it is removed, with a log line."""
+        identity = current_namespace()
+        state = replace(cls.of(root, identity.key), identity=identity)
+        owner = state.recorded()
+        if owner != identity and state.path.exists():
+            state.discard(_stale_reason(owner, identity))
+        return state
 
     @classmethod
     def of(cls, root: Path, netns: str) -> StateDir:
-        """The state directory of the namespace whose key is ``netns`` (``net-<inode>``)."""
+        """The state directory of the namespace whose key is ``netns`` (``netns-<cookie>``)."""
         return cls(under_root(root.absolute(), STATE_BASE / netns), netns)
 
-    def ensure(self) -> None:
+    def recorded(self) -> NamespaceId | None:
+        """The identity written in the folder; None when absent or damaged."""
+        data = self.read_json(IDENTITY)
+        return None if data is None else NamespaceId.from_json(data)
+
+    def discard(self, reason: str) -> None:
+        """Remove the whole folder (state of a namespace that no longer exists)."""
         try:
-            self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            shutil.rmtree(self.path)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise InputError(
+                f"{self.path}: state of another network namespace ({reason}) that cannot be "
+                f"removed ({exc.strerror}); remove it, or run as root"
+            ) from exc
+        log.warning("removed %s: state of a network namespace that no longer exists (%s)",
+                 self.path, reason)
+
+    def ensure(self) -> None:
+        if self.path.is_dir():
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.identity is None:
+                self.path.mkdir(exist_ok=True, mode=0o700)
+                return
+            # Created complete (with its identity) by a rename: nobody sees it without one.
+            tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+            try:
+                text = json.dumps(self.identity.to_json(), sort_keys=True) + "\n"
+                write_atomic(tmp / IDENTITY, text, 0o600)
+                os.rename(tmp, self.path)
+            except OSError as exc:
+                shutil.rmtree(tmp, ignore_errors=True)
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
         except OSError as exc:
             raise InputError(
                 f"{self.path}: cannot create the state directory "
@@ -105,6 +221,132 @@ class StateDir:
 
     def remove(self, name: str) -> bool:
         return remove_file(self.file(name))
+
+
+def _stale_reason(owner: NamespaceId | None, current: NamespaceId) -> str:
+    if owner is None:
+        return "it records no namespace identity"
+    if owner.boot != current.boot:
+        return f"from an earlier boot ({owner.boot})"
+    if owner.inode == current.inode:
+        return (f"namespace inode {owner.inode} now belongs to namespace cookie "
+                f"{current.cookie}, not to cookie {owner.cookie}")
+    return f"namespace cookie {owner.cookie} is gone"
+
+
+def live_namespace_inodes(proc: Path = Path("/proc"), named: Path = Path("/run/netns")) -> set[int]:
+    """Inodes of the network namespaces some process is in or that have an ``ip netns`` name.
+
+    A namespace held only by an open descriptor or a bind mount elsewhere is not seen; its
+    state directory is spared only while someone holds its lock."""
+    inodes: set[int] = set()
+    for folder, suffix in ((proc, "/ns/net"), (named, "")):
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if suffix and not entry.name.isdigit():
+                continue
+            try:
+                inodes.add(os.stat(entry.path + suffix).st_ino)
+            except OSError:
+                continue  # the process exited meanwhile, or a stale name
+    return inodes
+
+
+def sweep_due(state: StateDir, interval: float = SWEEP_INTERVAL) -> bool:
+    """True (and noted in the folder) when this namespace has not swept for ``interval``
+    seconds: an agent opens a session for every repair and need not sweep each time."""
+    marker = state.file(SWEPT)
+    try:
+        if time.time() - marker.stat().st_mtime < interval:
+            return False
+        os.utime(marker)
+    except OSError:
+        state.touch(SWEPT)
+    return True
+
+
+def sweep(root: Path, current: NamespaceId, *, limit: int = SWEEP_LIMIT,
+          live: set[int] | None = None) -> list[Path]:
+    """Remove the state directories (below ``root``) of namespaces that no longer exist.
+
+    Gone: from an earlier boot; or recording this namespace's inode with another cookie (the
+    kernel gave the inode of a deleted namespace to this one); or recording an inode that no
+    live namespace has (:func:`live_namespace_inodes`, read once, only when needed); or
+    without an identity (a folder from before cookies) whose inode is not live or is this
+    namespace's. A folder whose lock someone holds is left alone. At most ``limit`` folders
+    are looked at. Returns the removed folders."""
+    base = under_root(root.absolute(), STATE_BASE)
+    try:
+        names = sorted(e.name for e in os.scandir(base) if e.is_dir(follow_symlinks=False))
+    except OSError:
+        return []
+    removed: list[Path] = []
+    for name in names[:limit]:
+        if name == current.key or not name.startswith(("netns-", "net-")):
+            continue
+        state = StateDir(base / name, name)
+        owner = state.recorded()
+        reason: str | None = _stale_reason(owner, current)
+        if owner is not None and owner.boot == current.boot and owner.inode != current.inode:
+            if live is None:
+                live = live_namespace_inodes()
+            if owner.inode in live:
+                reason = None  # alive (or its inode reused by a namespace we cannot name)
+        elif owner is None:
+            inode = name.removeprefix("net-")
+            if inode.isdigit() and int(inode) != current.inode:
+                if live is None:
+                    live = live_namespace_inodes()
+                if int(inode) in live:
+                    reason = None
+                else:
+                    reason = f"a folder from before cookies; namespace inode {inode} is gone"
+        if reason is None or flock_held(state.file(LOCK)):
+            continue
+        try:
+            state.discard(reason)
+        except InputError as exc:
+            log.warning("%s", exc)
+            continue
+        removed.append(state.path)
+    return removed
+
+
+def of_inode(root: Path, inode: int) -> list[StateDir]:
+    """The state directories below ``root`` that record namespace inode ``inode`` (this
+    boot), or are named after it: while that namespace is alive, its own folder and those of
+    dead namespaces that had its inode."""
+    base = under_root(root.absolute(), STATE_BASE)
+    found = []
+    boot = boot_id()
+    try:
+        entries = sorted(e.name for e in os.scandir(base) if e.is_dir(follow_symlinks=False))
+    except OSError:
+        return []
+    for name in entries:
+        state = StateDir(base / name, name)
+        owner = state.recorded()
+        if name == f"net-{inode}" or (owner and owner.inode == inode and owner.boot == boot):
+            found.append(state)
+    return found
+
+
+def flock_held(path: Path) -> bool:
+    """True when someone holds the ``flock`` of ``path`` (a probe: takes and drops it)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 # -- codecs -----------------------------------------------------------------------------
