@@ -485,8 +485,10 @@ class EventLab:
         return found
 
     def _stale(self, rules: list[dict[str, Any]]) -> list[str]:
-        """No rule of multihome's names a detached port or its address."""
+        """No rule of multihome's names a detached port or its address (unless a port
+        attached later took the name or the address again)."""
         gone = set(self.detached) | set(self.detached.values())
+        gone -= set(self.ports) | {p.ip for p in self.ports.values()}
         return [
             f"multihome rule for a detached port is left: {rule}"
             for rule in rules
