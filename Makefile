@@ -6,7 +6,7 @@ PY    := $(VENV)/bin/python
 APT_PACKAGES := $(sort $(shell cat .ci/apt.d/*.txt 2>/dev/null | sed 's/\#.*//'))
 STAMP := $(VENV)/.installed
 
-.PHONY: all deps venv test unit lint typecheck demo bench fuzz clean
+.PHONY: all deps venv test unit lint typecheck gate demo bench fuzz clean
 
 all: test
 
@@ -39,15 +39,25 @@ typecheck: venv
 unit: venv
 	$(PY) -m pytest -q -n 0 -m "not netns" tests/unit
 
-# The whole suite: lint, types, unit tests, namespace tests, lab end-to-end tests.
-test: deps venv lint typecheck
+# The benchmark gate: quick ratios from one run (apply at 64 ports against the how-to's way
+# and against ip -batch + sysctl -p; the agent's repair against its kernel change). Exit 1
+# on a regression. About 20 s, alone before the suite (see bench/README.md).
+gate: deps venv
+	$(PY) bench/gate.py
+
+# The whole suite: lint, types, the benchmark gate, unit, namespace and lab end-to-end tests.
+test: deps venv lint typecheck gate
 	$(PY) -m pytest -q -n 2 tests
 
 demo: deps venv
 	$(VENV)/bin/multihome lab demo
 
+# The full benchmarks; regenerates docs/benchmarks.md and docs/benchmarks-agent.md (results
+# sections, naming the commit) and bench/results/*.json. About 10 minutes.
 bench: deps venv
-	$(PY) bench/run.py
+	$(PY) bench/run.py --docs docs/benchmarks.md --json bench/results/apply.json
+	$(PY) bench/agent_latency.py --ports 2,16 --events 100 --docs docs/benchmarks-agent.md \
+	  --json bench/results/agent_latency.json
 
 # The event fuzzer at length (tests/fuzz): random event sequences against the lab and the
 # running agent, a new seed each run unless MULTIHOME_FUZZ_SEED is given; a failure is

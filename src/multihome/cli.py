@@ -7,7 +7,7 @@ import importlib
 import importlib.util
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +40,10 @@ Examples:
   sudo multihome apply                  make them (idempotent, transactional)
   multihome verify --json               proof per address, machine-readable
   ip netns exec vm1 multihome apply     the same inside a network namespace
+\b
+Exit status: 0 success; 1 failure (a change failed and was undone, a check failed);
+2 bad input or usage, nothing changed; 3 rolled back. With --json a failure also prints
+{"error": {...}} on stdout (docs/multihome.8.md, JSON OUTPUT).
 """
 
 
@@ -85,6 +89,13 @@ class CliOptions:
             return load_config(self.config_path, explicit=True)
         return load_config(under_root(self.root, DEFAULT_CONFIG_PATH))
 
+    def facts(self) -> Any:
+        """The ports' facts under ``root`` (DHCP leases) that status, plan, apply and doctor
+        all assess with: one truth."""
+        from multihome.source.portfacts import host_facts
+
+        return host_facts(self.root)
+
 
 @click.group(cls=LazyGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h",
                                                                                       "--help"]})
@@ -114,10 +125,10 @@ def _backend() -> Iterator[Any]:
         backend.close()
 
 
-def _echo_json(data: object) -> None:
-    from multihome.files import json_text
+def _echo_json(data: Mapping[str, object]) -> None:
+    from multihome.files import json_output
 
-    click.echo(json_text(data), nl=False)
+    click.echo(json_output(data), nl=False)
 
 
 def _styled(line: str, color: bool) -> str:
@@ -131,16 +142,23 @@ def _styled(line: str, color: bool) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def status(obj: CliOptions, as_json: bool) -> None:
-    """Show interfaces, addresses, gateways, tables, rules and what is wrong."""
+    """Show interfaces, addresses, gateways, tables, rules and what is wrong.
+
+    The problems are exactly those of `multihome doctor` (every check). Exit 0 also when
+    there are problems (doctor exits 1); 2 on bad input, 1 on any other error.
+    """
     from multihome.engine import assess
     from multihome.status import build_report
 
     config = obj.config()
+    from multihome.safety.doctor import diagnose
     from multihome.source.portfacts import host_facts
 
     with _backend() as backend:
         assessment = assess(backend, config, host_facts(obj.root))
+        # One truth: the problems are doctor's, every check of it (status's own included).
         report = build_report(backend, assessment, config)
+        report = report.with_problems(diagnose(backend, assessment, config, obj.root).problems)
     from multihome.agent.state import read_status
 
     agent = read_status(obj.root)
@@ -197,7 +215,11 @@ def status(obj: CliOptions, as_json: bool) -> None:
                    "then http://169.254.169.254].")
 @click.pass_obj
 def plan(obj: CliOptions, as_json: bool, source: str, metadata: str | None) -> None:
-    """Show the exact changes `apply` would make (nothing is changed)."""
+    """Show the exact changes `apply` would make (nothing is changed).
+
+    Exit 0 (also when changes are pending: `multihome verify` exits 1 then); 2 on bad
+    input; 1 on any other error.
+    """
     from multihome.source.planning import sourced_assessment
     from multihome.source.portfacts import host_reader
 
@@ -285,10 +307,10 @@ def apply(obj: CliOptions, dry_run: bool, detailed_exit_codes: bool, quiet: bool
     """Apply the policy to the kernel, as one transaction, then verify it."""
     import os
 
-    from multihome.engine import assess, locked
     from multihome.processes import require_root
     from multihome.safety.checks import find_peer, parse_probe
-    from multihome.source.portfacts import host_facts
+    from multihome.source.portfacts import host_facts, host_reader
+    from multihome.transaction.session import open_session
 
     click.get_current_context().meta["detailed"] = detailed_exit_codes
     config = obj.config()
@@ -298,16 +320,19 @@ def apply(obj: CliOptions, dry_run: bool, detailed_exit_codes: bool, quiet: bool
     if not dry_run:
         require_root()
     with _backend() as backend:
-        facts = host_facts(obj.root)
+        reader = host_reader(obj.root)
+        facts = host_facts(obj.root, reader)
         if dry_run:
-            assessment = assess(backend, config, facts)
-            if interface is not None:
-                assessment = _restrict(assessment, interface)
-            _print_plan(obj, assessment)
+            _dry_run(obj, backend, config, facts, interface)
             return
-        with locked(backend, root=obj.root, timeout=lock_timeout) as session:
+        with open_session(backend, obj.root, timeout=lock_timeout) as session:  # the lock
             if session.recovery is not None:
                 click.echo(f"multihome: {session.recovery.message}", err=True)
+            whole = interface is None and session.recovery is None
+            if whole and _unchanged(obj, backend, session, config, quiet, reader.signature()):
+                return  # without importing the engine, the policy or the plan
+            from multihome.engine import assess
+
             assessment = assess(backend, config, facts)
             if interface is not None:
                 assessment = _restrict(assessment, interface)
@@ -320,9 +345,9 @@ def apply(obj: CliOptions, dry_run: bool, detailed_exit_codes: bool, quiet: bool
                 def progress(done: int, count: int, _change: Any) -> None:
                     if done % 50 == 0 or done == count:
                         click.echo(f"\r{done}/{count} changes", err=True, nl=done == count)
-            if not assessment.plan.empty and not quiet:
-                for line in assessment.plan.lines():
-                    click.echo(_styled(line, obj.color))
+            if not assessment.plan.empty and not quiet:  # one write: 2800 lines at 256 ports
+                click.echo("\n".join(_styled(line, obj.color)
+                                     for line in assessment.plan.lines()))
             if guarded:
                 result = _guarded_apply(obj, backend, session, assessment, config, confirm_timeout,
                                         peer, probes, progress)
@@ -332,8 +357,36 @@ def apply(obj: CliOptions, dry_run: bool, detailed_exit_codes: bool, quiet: bool
                 result = apply_plan(backend, assessment.plan, root=obj.root, progress=progress,
                                     config=config, session=session, state=assessment.state)
         _report_apply(backend, config, result, quiet, assessment.desired, assessment.state)
+        if whole and (not guarded or not result.applied):
+            from multihome.transaction.fingerprint import record
+
+            record(backend, session.state, config, obj.root, assessment.state,
+                   result.plan.changes, reader.signature(), reader.next_expiry())
     if detailed_exit_codes and result.changed:
         raise click.exceptions.Exit(DetailedExitCode.CHANGED)
+
+
+def _dry_run(obj: CliOptions, backend: Any, config: Any, facts: Any,
+             interface: str | None) -> None:
+    from multihome.engine import assess
+
+    assessment = assess(backend, config, facts)
+    if interface is not None:
+        assessment = _restrict(assessment, interface)
+    _print_plan(obj, assessment)
+
+
+def _unchanged(obj: CliOptions, backend: Any, session: Any, config: Any, quiet: bool,
+               facts: str) -> bool:
+    """True (and said) when the namespace is as the last apply left it: nothing to do."""
+    from multihome.transaction.fingerprint import unchanged
+
+    backend.watch()  # before the read: the notifications show what else changes the kernel
+    if not unchanged(backend, session.state, config, obj.root, facts):
+        return False
+    if not quiet:
+        click.echo("no changes: the kernel already matches the policy")
+    return True
 
 
 def _report_apply(backend: Any, config: Any, result: Any, quiet: bool, desired: Any,
@@ -446,7 +499,11 @@ def _restrict(assessment: Any, interface: str) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def verify(obj: CliOptions, as_json: bool) -> None:
-    """Prove per address that replies leave through their own interface and gateway."""
+    """Prove per address that replies leave through their own interface and gateway.
+
+    Exit 0 when every check passes and nothing is pending; 1 when a check fails or changes
+    are pending (`multihome plan` shows them); 2 on bad input.
+    """
     from multihome.engine import assess
     from multihome.source.portfacts import host_facts
     from multihome.verify import verify as run_verify
@@ -474,14 +531,53 @@ def verify(obj: CliOptions, as_json: bool) -> None:
         raise click.exceptions.Exit(ExitCode.FAILURE)
 
 
-def _fail(message: str, code: int) -> NoReturn:
+def _json_requested(argv: list[str]) -> bool:
+    """True when the command line asks for ``--json`` (before any ``--``: what follows it,
+    such as `lab exec`'s command, is not ours)."""
+    for arg in argv:
+        if arg == "--":
+            return False
+        if arg == "--json":
+            return True
+    return False
+
+
+def error_json(exc: BaseException, code: int, message: str) -> dict[str, object]:
+    """The ``{"error": ...}`` document a ``--json`` command prints on stdout when it fails
+    (docs/multihome.8.md, "JSON output"): the exit code, the error's class, its message and,
+    for bad input, the file or option at fault with where in it and how to fix it."""
+    where: dict[str, object] = {"input": None, "path": None, "line": None, "column": None,
+                                "fix": None}
+    if isinstance(exc, InputError):
+        where.update(input=exc.source, path=exc.path, line=exc.line, column=exc.column,
+                     fix=exc.fix)
+    elif isinstance(exc, click.BadParameter) and exc.param is not None:
+        where["input"] = (exc.param.opts or [exc.param.name])[0]
+    elif isinstance(exc, click.NoSuchOption):
+        where["input"] = exc.option_name
+    kind = type(exc).__name__
+    if isinstance(exc, click.UsageError):
+        kind = "UsageError"
+    return {"error": dict(where, code=code, kind=kind, message=message)}
+
+
+def _fail(message: str, code: int, exc: BaseException | None = None,
+          as_json: bool = False) -> NoReturn:
     click.echo(f"multihome: error: {message}", err=True)
+    if as_json:
+        from multihome.files import json_output
+
+        click.echo(json_output(error_json(exc or RuntimeError(message), code, message)),
+                   nl=False)
     sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI and map errors to exit codes."""
-    detailed = "--detailed-exit-codes" in (argv if argv is not None else sys.argv[1:])
+    """Entry point: run the CLI and map errors to exit codes; with ``--json``, a failure
+    also prints one ``{"error": ...}`` document on stdout."""
+    args = argv if argv is not None else sys.argv[1:]
+    detailed = "--detailed-exit-codes" in args
+    as_json = _json_requested(args)
     code_for: Callable[[int], int] = (
         (lambda code: DetailedExitCode.ERROR if code else 0) if detailed else (lambda c: c))
     try:
@@ -490,19 +586,24 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.UsageError as exc:
         exc.show()
+        if as_json:
+            from multihome.files import json_output
+
+            click.echo(json_output(error_json(exc, code_for(ExitCode.BAD_INPUT),
+                                              exc.format_message())), nl=False)
         sys.exit(code_for(ExitCode.BAD_INPUT))
-    except click.Abort:
-        _fail("aborted", code_for(ExitCode.FAILURE))
+    except click.Abort as exc:
+        _fail("aborted", code_for(ExitCode.FAILURE), exc, as_json)
     except MultihomeError as exc:  # InputError included: its exit_code is 2
-        _fail(str(exc), code_for(exc.exit_code))
-    except KeyboardInterrupt:
-        _fail("interrupted", code_for(ExitCode.FAILURE))
+        _fail(str(exc), code_for(exc.exit_code), exc, as_json)
+    except KeyboardInterrupt as exc:
+        _fail("interrupted", code_for(ExitCode.FAILURE), exc, as_json)
     except BrokenPipeError:
         sys.exit(0)
     except Exception as exc:  # the last line of defence: never a traceback
         if os.environ.get("MULTIHOME_DEBUG"):
             raise
         _fail(f"internal error: {type(exc).__name__}: {exc} (set MULTIHOME_DEBUG=1 for the "
-              "traceback and report it)", code_for(ExitCode.FAILURE))
+              "traceback and report it)", code_for(ExitCode.FAILURE), exc, as_json)
     # click returns the code of a click.exceptions.Exit when not in standalone mode
     sys.exit(code if isinstance(code, int) else 0)

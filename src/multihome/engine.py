@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from multihome import faults
-from multihome.backend import Backend, ChangeFailed
+from multihome.backend import Announcement, Backend, ChangeFailed
 from multihome.config import Config
 from multihome.errors import ApplyError
 from multihome.facts import NO_FACTS, PortFacts
@@ -107,7 +107,9 @@ def _apply_locked(backend: Backend, plan: Plan, root: Path, progress: Progress |
         return result
     saved = checkpoint.capture(state, plan.changes, config, root, session.apply_id)
     checkpoint.save(session.state, saved)
-    checkpoint.Record.load(session.state).add(saved).save(session.state)
+    record = checkpoint.Record.load(session.state)
+    if (grown := record.add(saved)) != record:  # a repair rarely moves anything new
+        grown.save(session.state)
     journal.begin(session.state, saved, plan.changes)
     result.checkpoint_id = saved.id
     result.files = register_names(root, plan.tables)
@@ -139,22 +141,32 @@ def announce_addresses(backend: Backend, state: HostState, desired: DesiredState
     Before the apply, a same-subnet peer may have answered ARP for another port's address
     (ARP flux): the gateway then keeps sending that address's traffic to the wrong port until
     its cache entry ages out. A gratuitous ARP from the right port corrects it at once (what
-    keepalived does after a failover). Best effort: a failure is logged, never fatal.
+    keepalived does after a failover). One batch for all addresses (one socket). Best effort:
+    a failure is logged, never fatal. Returns how many were sent.
     """
-    sent = 0
     if len(desired.interfaces) < 2:
-        return sent
+        return 0
+    items = []
     for iface in desired.interfaces:
         link = state.link(iface.name)
         if link is None or not link.mac:
             continue
-        for addr in iface.addresses:
-            try:
-                backend.announce(iface.name, link.mac, addr.ip)
-                sent += 1
-            except OSError as exc:
-                log.warning("gratuitous ARP for %s on %s failed: %s", addr.ip, iface.name, exc)
-    return sent
+        # ARP is IPv4's; IPv6 neighbours learn from unsolicited advertisements (not sent yet).
+        items += [
+            Announcement(iface.name, link.mac, addr.ip)
+            for addr in iface.addresses
+            if addr.ip.version == 4
+        ]
+    if not items:
+        return 0
+    try:
+        failed = backend.announce(items)
+    except OSError as exc:
+        log.warning("gratuitous ARP for %d address(es) not sent: %s", len(items), exc)
+        return 0
+    for item, reason in failed:
+        log.warning("gratuitous ARP for %s on %s failed: %s", item.address, item.ifname, reason)
+    return len(items) - len(failed)
 
 
 def _apply_changes(backend: Backend, changes: Sequence[Change],

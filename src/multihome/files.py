@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+from collections.abc import Mapping
 from pathlib import Path, PurePath
 
 from multihome.errors import InputError
+
+#: Where multihome's own program is installed (README, `pip` installs, cloud user-data), the
+#: one place that says so; persist renders the first of :data:`PROGRAMS` present on the target.
+PROGRAM = "/usr/local/bin/multihome"
+#: The places a distribution package or an install puts the program, in order of preference.
+PROGRAMS = (PROGRAM, "/usr/bin/multihome")
 
 HEADER = "# Managed by multihome; do not edit: it is rewritten on every apply/persist.\n"
 
@@ -16,6 +22,17 @@ def json_text(data: object) -> str:
     """``data`` as multihome writes JSON for people, files and diffs: indented by two, keys
     sorted, one trailing newline."""
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+#: The version of every JSON document a command prints with ``--json`` (its ``"schema"`` key;
+#: docs/multihome.8.md, "JSON output"). Raised when a key changes meaning or disappears.
+JSON_SCHEMA = 1
+
+
+def json_output(data: Mapping[str, object]) -> str:
+    """A command's ``--json`` document: ``data`` with its ``"schema"`` version, as
+    :func:`json_text`."""
+    return json_text({"schema": JSON_SCHEMA, **data})
 
 
 def under_root(root: Path, path: PurePath | str) -> Path:
@@ -32,6 +49,17 @@ def read_text(path: Path) -> str | None:
         return None
 
 
+def _temporary(path: Path) -> tuple[int, str]:
+    """A new file beside ``path`` to rename over it (``tempfile.mkstemp`` without the 35 ms
+    of imports it brings: shutil, bz2, lzma)."""
+    while True:
+        tmp = str(path.parent / f".{path.name}.{os.urandom(6).hex()}")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), tmp
+        except FileExistsError:
+            continue
+
+
 def write_atomic(path: Path, content: str, mode: int = 0o644, *, durable: bool = True) -> bool:
     """Write ``content`` to ``path`` atomically; return False when it already had it.
 
@@ -41,7 +69,7 @@ def write_atomic(path: Path, content: str, mode: int = 0o644, *, durable: bool =
         return False
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        fd, tmp = _temporary(path)
     except OSError as exc:
         raise InputError(f"{path.parent}: cannot write here ({exc.strerror}); pass a "
                          "writable --root or run as root") from exc

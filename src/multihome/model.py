@@ -109,8 +109,9 @@ class Address:
     """Address and prefix (``192.168.0.112/24``)."""
     scope: int = SCOPE_UNIVERSE
 
-    @property
+    @cached_property
     def key(self) -> tuple[str, str]:
+        """Identity and sort order (computed once: sorting thousands formats addresses)."""
         return (self.ifname, str(self.interface))
 
     @property
@@ -144,9 +145,10 @@ class Route:
     def family(self) -> int:
         return self.dst.version
 
-    @property
+    @cached_property
     def key(self) -> tuple[Any, ...]:
-        """Identity: every attribute (two routes differing in any attribute are different)."""
+        """Identity: every attribute (two routes differing in any attribute are different);
+        computed once."""
         return (self.family, self.table, str(self.dst), self.metric, self.ifname,
                 str(self.gateway), self.proto, self.scope, str(self.prefsrc), self.type)
 
@@ -203,8 +205,9 @@ class Rule:
     action: int = FR_ACT_TO_TBL
     proto: int = PROTO_BOOT
 
-    @property
+    @cached_property
     def key(self) -> tuple[Any, ...]:
+        """Identity and sort order (computed once)."""
         return (self.family, self.priority, self.table, str(self.src), str(self.dst),
                 self.iifname, self.oifname, self.suppress_prefixlength, self.fwmark,
                 self.fwmask, self.action, self.proto)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from multihome.backend import Backend
@@ -103,6 +103,10 @@ class Report:
     config: Config
     references: tuple[Reference, ...] = ()
     """Other tools' rules and routes in multihome's tables."""
+
+    def with_problems(self, problems: tuple[Problem, ...]) -> Report:
+        """This report with ``problems`` instead (``status`` shows doctor's, all checks)."""
+        return replace(self, problems=problems)
 
     def to_json(self) -> dict[str, Any]:
         assessment = self.assessment

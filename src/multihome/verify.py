@@ -50,28 +50,30 @@ def verify(backend: Backend, desired: DesiredState, config: Config, *, retries: 
 
 
 def _run(backend: Backend, desired: DesiredState, config: Config) -> list[Check]:
-    checks: list[Check] = []
+    """Every check's question first, then all the kernel's answers in one batch."""
+    asked: list[tuple[ManagedInterface, IPAddress | None, str, IPAddress, bool]] = []
     for iface in desired.interfaces:
         for addr in iface.addresses:
             if iface.gateway is not None and iface.table is not None:
-                checks.append(_check(backend, iface, addr.ip, "egress", config.probe,
-                                     want_gateway=True))
-                checks.append(_check(backend, iface, addr.ip, "gateway", iface.gateway,
-                                     want_gateway=False))
+                asked.append((iface, addr.ip, "egress", config.probe, True))
+                asked.append((iface, addr.ip, "gateway", iface.gateway, False))
             else:
                 peer = _subnet_peer(addr.interface)
                 if peer is not None:
-                    checks.append(_check(backend, iface, addr.ip, "on-link", peer,
-                                         want_gateway=False))
+                    asked.append((iface, addr.ip, "on-link", peer, False))
         if iface.gateway is not None and iface.table is not None and "oif" in config.rule_kinds:
-            checks.append(_check(backend, iface, None, "bound-to-device", config.probe,
-                                 want_gateway=True))
-    return checks
+            asked.append((iface, None, "bound-to-device", config.probe, True))
+    answers = backend.lookups(
+        [(dst, src, iface.name if src is None else None) for iface, src, _, dst, _ in asked]
+    )
+    return [
+        _check(iface, src, name, dst, found, want_gateway=want)
+        for (iface, src, name, dst, want), found in zip(asked, answers, strict=True)
+    ]
 
 
-def _check(backend: Backend, iface: ManagedInterface, src: IPAddress | None, name: str,
-           dst: IPAddress, *, want_gateway: bool) -> Check:
-    found = backend.lookup(dst, oif=iface.name) if src is None else backend.lookup(dst, src=src)
+def _check(iface: ManagedInterface, src: IPAddress | None, name: str, dst: IPAddress,
+           found: Lookup | None, *, want_gateway: bool) -> Check:
     gateway = iface.gateway if want_gateway else None
     expected = f"dev {iface.name}" + (f" via {gateway}" if gateway is not None else "")
     ok = found is not None and found.ifname == iface.name and (

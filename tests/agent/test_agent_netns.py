@@ -164,8 +164,9 @@ def test_dhcp_disabled_port_gets_its_address_from_metadata(lab: Lab) -> None:
 
 def test_dhcp_for_a_hotplugged_port_nothing_manages(lab: Lab) -> None:
     """A hot-plugged port without an address and without a manager gets a DHCP client
-    (dhclient with multihome's script); the lease's routes land in its table."""
-    lab.start_agent("--source", "kernel")
+    (dhclient with multihome's script); the lease's routes land in its table. After a clean
+    stop, `agent status` says so (not "stale") and lists no DHCP client any more."""
+    agent = lab.start_agent("--source", "kernel")
     wait_until(lambda: converged(lab), BOUND, "policy applied")
     leases = lab.tmp / "dnsmasq.leases"
     dnsmasq = [
@@ -209,6 +210,13 @@ def test_dhcp_for_a_hotplugged_port_nothing_manages(lab: Lab) -> None:
         "agent.json says eth3 got a DHCP client",
     )
     assert [r["dev"] for r in lab.main_defaults()] == ["eth0"]
+    assert lab.stop(agent) == 0
+    text = lab.multihome("agent", "status")
+    assert text.returncode == 1
+    assert "agent: stopped at " in text.stdout and "stale" not in text.stdout, text.stdout
+    assert "addressed by the agent" not in text.stdout, text.stdout
+    state = json.loads(lab.multihome("agent", "status", "--json").stdout)
+    assert state["configured"] == {} and state["stopped"] and state["alive"] is False
 
 
 def test_idle_agent_uses_no_cpu(lab: Lab) -> None:

@@ -3,6 +3,7 @@ benchmark's worker: they refuse to run anywhere but in the namespace named by --
 
 ``parity``  the struct-based reader and the pyroute2 reference reader see the same state
 ``desired`` apply the plan; the policy's interfaces and primary are the same before and after
+``claim ROOT`` record the current state's fingerprint under ROOT as if an apply had left it
 """
 
 from __future__ import annotations
@@ -71,12 +72,32 @@ def desired() -> dict[str, Any]:
     }
 
 
+def claim(root: Path) -> dict[str, Any]:
+    """Write the fingerprint file that an apply would write, for the state as it is now."""
+    from multihome.transaction.fingerprint import inputs
+    from multihome.transaction.statedir import FINGERPRINT, StateDir
+
+    backend = NetlinkBackend()
+    try:
+        digest = backend.fingerprint().digest
+    finally:
+        backend.close()
+    StateDir.current(root).write_json(
+        FINGERPRINT, {"kernel": digest, "inputs": inputs(Config(), root)}
+    )
+    return {"kernel": digest}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--netns", required=True)
-    parser.add_argument("command", choices=["parity", "desired"])
+    parser.add_argument("command", choices=["parity", "desired", "claim"])
+    parser.add_argument("root", nargs="?", type=Path)
     args = parser.parse_args()
     require_namespace(args.netns)
+    if args.command == "claim":
+        print(json.dumps(claim(args.root)))
+        return
     print(json.dumps(parity() if args.command == "parity" else desired()))
 
 

@@ -289,6 +289,6 @@ def test_lab_list_shows_every_scenario() -> None:
     """`multihome lab list --json` lists the five scenarios with their expectations."""
     done = run_cli("lab", "list", "--json")
     assert done.returncode == 0
-    listed = json.loads(done.stdout)
+    listed = json.loads(done.stdout)["scenarios"]
     assert [s["number"] for s in listed] == [1, 2, 3, 4, 5]
     assert listed[3]["expect"]["before"]["reachable"]["203.0.113.112"] is False

@@ -12,7 +12,7 @@ import pytest
 from hosts import host, howto_host, port
 from twin import DyingBackend, Killed, converge
 
-from multihome.backend import ChangeFailed
+from multihome.backend import Announcement, ChangeFailed
 from multihome.backend.fake import FakeBackend
 from multihome.config import Config
 from multihome.engine import announce_addresses, apply_plan, assess, locked
@@ -259,11 +259,13 @@ def test_a_second_apply_waits_for_the_lock_and_then_gives_up(tmp_path: Path) -> 
 
 
 def test_announce_addresses_sends_one_gratuitous_arp_per_managed_address() -> None:
-    """Each managed address is announced from its own port with that port's MAC."""
+    """Each managed address is announced from its own port with that port's MAC, all of them
+    in one batch (one packet socket for the whole apply)."""
     howto = howto_host()
     backend = FakeBackend(howto)
     sent = announce_addresses(backend, howto, compute_policy(howto, CONFIG))
     assert sent == 2
+    assert backend.announce_calls == 1
     assert sorted(backend.announced) == [
         ("eth0", "52:54:00:00:00:02", "192.168.0.107"),
         ("eth1", "52:54:00:00:00:03", "192.168.0.112"),
@@ -273,21 +275,27 @@ def test_announce_addresses_sends_one_gratuitous_arp_per_managed_address() -> No
 def test_a_single_port_is_not_announced_and_a_failed_announce_is_not_fatal(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """With one managed port there is no ARP flux to correct; a send that fails is logged
-    and the other addresses are still announced."""
+    """With one managed port there is no ARP flux to correct; an address whose send fails is
+    logged and the others are still announced; no packet socket at all is no error either."""
     single = host(port("eth0", 2, "10.0.1.5/24", "10.0.1.1", 100))
     backend = FakeBackend(single)
     assert announce_addresses(backend, single, compute_policy(single, CONFIG)) == 0
     assert backend.announced == []
 
     class Unplugged(FakeBackend):
-        def announce(self, ifname: str, mac: str, address: object) -> None:
-            if ifname == "eth0":
-                raise OSError(19, "No such device")
-            super().announce(ifname, mac, address)  # type: ignore[arg-type]
+        def announce(self, items: Sequence[Announcement]) -> list[tuple[Announcement, str]]:
+            failed = [(item, "No such device") for item in items if item.ifname == "eth0"]
+            super().announce([item for item in items if item.ifname != "eth0"])
+            return failed
 
     howto = howto_host()
     flaky = Unplugged(howto)
     assert announce_addresses(flaky, howto, compute_policy(howto, CONFIG)) == 1
     assert [a[0] for a in flaky.announced] == ["eth1"]
     assert "gratuitous ARP for 192.168.0.107 on eth0 failed" in caplog.text
+
+    class NoSocket(FakeBackend):
+        def announce(self, items: Sequence[Announcement]) -> list[tuple[Announcement, str]]:
+            raise PermissionError(1, "Operation not permitted")
+
+    assert announce_addresses(NoSocket(howto), howto, compute_policy(howto, CONFIG)) == 0

@@ -10,8 +10,9 @@ from typing import Any
 import click
 
 from multihome.errors import ExitCode
+from multihome.files import PROGRAM
 
-EPILOG = """\b
+EPILOG = f"""\b
 Examples:
   sudo multihome agent                         run in the foreground (systemd runs it so)
   sudo multihome agent --source openstack      use network_data.json for unaddressed ports
@@ -19,10 +20,11 @@ Examples:
   ip netns exec vm1 multihome agent            watch and repair one namespace
   multihome agent status --json                the running agent's counters and last repair
 \b
-systemd unit (Type=notify; `multihome persist` installs one):
+systemd unit (Type=notify; write it yourself, `multihome persist` does not install it;
+multihome-agent(8), SYSTEMD, has the whole file):
   [Service]
   Type=notify
-  ExecStart=/usr/bin/multihome agent
+  ExecStart={PROGRAM} agent
   Restart=on-failure
 """
 
@@ -45,7 +47,7 @@ systemd unit (Type=notify; `multihome persist` installs one):
 @click.option(
     "--debounce",
     type=click.FloatRange(0, 1),
-    default=0.005,
+    default=0.002,
     show_default=True,
     help="Seconds without events that end a burst.",
 )
@@ -129,18 +131,25 @@ def status(obj: Any, as_json: bool) -> None:
     Exit 1 when no agent is running.
     """
     from multihome.agent.state import read_status, state_path
-    from multihome.files import json_text
+    from multihome.files import json_output
 
     data = read_status(obj.root)
     if as_json:
-        click.echo(json_text(data if data is not None else {"alive": False}), nl=False)
+        click.echo(json_output(data if data is not None else {"alive": False}), nl=False)
     elif data is None:
         click.echo(f"agent: not running (no {state_path(obj.root)})")
     elif "error" in data:
         click.echo(f"agent: {data['error']}")
     else:
-        running = "running" if data["alive"] else "not running (stale state file)"
-        click.echo(f"agent: {running}, pid {data.get('pid')}, since {data.get('started')}")
+        if data["alive"]:
+            running = f"running, pid {data.get('pid')}, since {data.get('started')}"
+        elif data.get("stopped"):
+            running = (f"stopped at {data['stopped']} (pid {data.get('pid')}, started "
+                       f"{data.get('started')})")
+        else:
+            running = (f"not running: pid {data.get('pid')} (started {data.get('started')}) "
+                       "ended without stopping; its state file is stale")
+        click.echo(f"agent: {running}")
         origin = f" ({data['origin']})" if data.get("origin") else ""
         click.echo(f"source: {data.get('source')}{origin}")
         click.echo(
@@ -149,7 +158,8 @@ def status(obj: Any, as_json: bool) -> None:
             f"errors {data.get('errors')}"
         )
         for ifname, how in sorted((data.get("configured") or {}).items()):
-            click.echo(f"addressed by the agent: {ifname}: {how}")
+            if data["alive"]:  # a dead agent's DHCP clients are not running
+                click.echo(f"addressed by the agent: {ifname}: {how}")
         last = data.get("last_repair")
         if last:
             click.echo(

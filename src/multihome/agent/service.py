@@ -30,7 +30,7 @@ from multihome.agent.state import AgentStatus, Repair, write_status
 from multihome.backend import ChangeFailed
 from multihome.backend.netlink import NetlinkBackend
 from multihome.config import Config
-from multihome.engine import apply_plan, assess
+from multihome.engine import apply_plan, assess, locked
 from multihome.errors import InputError, MetadataUnavailable, MultihomeError
 from multihome.facts import PortFacts
 from multihome.model import HostState, Link, Route
@@ -55,7 +55,7 @@ class AgentOptions:
 
     source: str = "auto"
     metadata: str | None = None
-    quiet: float = 0.005
+    quiet: float = 0.002
     """Debounce: a burst ends after this many seconds without an event."""
     limit: float = 0.1
     """Debounce: a burst never delays a reconcile by more than this."""
@@ -163,7 +163,9 @@ class Agent:
         for client in self.clients.values():
             client.stop()
         self.clients.clear()
+        self.status.configured.clear()  # their DHCP clients stopped with the agent
         self.status.running = False
+        self.status.stopped = _now()
         self._save()
         log.info("agent %d stopped after %d repairs", self.status.pid, self.status.repairs)
 
@@ -289,18 +291,22 @@ class Agent:
         self.status.reconciles += 1
         lines: list[str] = []
         try:
-            snap = assess(self.backend, self.config, self._facts)  # one read, commonly
-            state = snap.state
-            self.names.update((link.index, link.name) for link in state.links)
-            lines += self._forget_gone(state)
-            addressed = self._address_ports(state)
-            lines += addressed
-            if addressed:
-                snap = assess(self.backend, self.config, self._facts)
-            plan = snap.plan
-            if not plan.empty:
-                apply_plan(self.backend, plan, root=self.root)
-                lines += plan.lines()
+            # Under the lock from the read on: the plan is applied to the state it was made
+            # from, without a second read.
+            with locked(self.backend, root=self.root, purpose="agent") as session:
+                snap = assess(self.backend, self.config, self._facts)  # one read, commonly
+                state = snap.state
+                self.names.update((link.index, link.name) for link in state.links)
+                lines += self._forget_gone(state)
+                addressed = self._address_ports(state)
+                lines += addressed
+                if addressed:
+                    snap = assess(self.backend, self.config, self._facts)
+                plan = snap.plan
+                if not plan.empty:
+                    apply_plan(self.backend, plan, root=self.root, config=self.config,
+                               session=session, state=snap.state)
+                    lines += plan.lines()
             self._remember(snap.state, snap.desired)
         except (MultihomeError, ChangeFailed, OSError) as exc:
             self._failed(trigger, exc)

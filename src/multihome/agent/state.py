@@ -41,6 +41,8 @@ class AgentStatus:
     source: str = "kernel"
     origin: str | None = None
     running: bool = True
+    stopped: str | None = None
+    """When the agent stopped cleanly (then ``running`` is false and ``configured`` empty)."""
     events: int = 0
     reconciles: int = 0
     repairs: int = 0

@@ -18,7 +18,7 @@ daemons as subprocesses in its own namespaces.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -36,6 +36,28 @@ class Lookup:
     gateway: IPAddress | None
     prefsrc: IPAddress | None
     table: int | None
+
+
+#: A route lookup's question: (destination, source or None, output interface or None).
+Query = tuple[IPAddress, IPAddress | None, str | None]
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """A gratuitous ARP to send: ``address`` lives on ``ifname``, whose MAC is ``mac``."""
+
+    ifname: str
+    mac: str
+    address: IPAddress
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """A digest of a namespace's state, and the sysctl values it covers."""
+
+    digest: str
+    """Equal digests: equal states (links, addresses, routes, rules, sysctls)."""
+    sysctls: Mapping[str, str]
 
 
 #: The abstract unix socket whose binding is the lock of a whole network namespace (whatever
@@ -66,9 +88,29 @@ class Backend(Protocol):
     ) -> Lookup | None:
         """Resolve ``dst`` as the kernel would; None when unreachable."""
 
-    def announce(self, ifname: str, mac: str, address: IPAddress) -> None:
-        """Send a gratuitous ARP for ``address`` from ``ifname`` (MAC ``mac``), so that
-        neighbours' caches that learnt it through another port (ARP flux) are corrected."""
+    def lookups(self, queries: Sequence[Query]) -> list[Lookup | None]:
+        """:meth:`lookup` of each ``(dst, src, oif)``, in one batch."""
+
+    def announce(self, items: Sequence[Announcement]) -> list[tuple[Announcement, str]]:
+        """Send a gratuitous ARP for each item from its port, so that neighbours' caches that
+        learnt an address through another port (ARP flux) are corrected.
+
+        One batch per apply: the announcements share one socket (a packet socket's bind and
+        close each wait for the network stack, ~16 ms). Returns the items that could not be
+        sent, with the reason; raises ``OSError`` when nothing could be sent at all.
+        """
+
+    def fingerprint(self) -> Fingerprint:
+        """A digest of everything :meth:`read` returns, computed without building the model
+        (a no-op apply compares it with the one recorded after the last apply)."""
+
+    def watch(self) -> None:
+        """Record, from now on, the namespace's link, address, route and rule notifications."""
+
+    def notifications(self) -> list[str] | None:
+        """What :meth:`watch` recorded since, and stop: ``route new 2``, ``rule del 10``
+        (kind, action, address family), ``link``, ``addr``. None when nothing was watched or
+        notifications were lost."""
 
     def close(self) -> None:
         """Release the netlink socket (if any)."""

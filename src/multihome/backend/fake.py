@@ -7,12 +7,14 @@ k-th change, and answers lookups with a simplified rule walk (enough for the pol
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
-from multihome.backend import ChangeFailed, Lookup
+from multihome.backend import Announcement, ChangeFailed, Fingerprint, Lookup, Query
 from multihome.model import (
     TABLE_LOCAL,
     TABLE_MAIN,
@@ -43,6 +45,10 @@ class FakeBackend:
         self.fail_at = fail_at
         self.calls = 0
         self.announced: list[tuple[str, str, str]] = []
+        self.announce_calls = 0
+        """How many batches of announcements were sent (one per apply)."""
+        self.watched: list[str] | None = None
+        """The notifications since ``watch()`` (None: not watching)."""
 
     def read(self) -> HostState:
         return self.state
@@ -56,6 +62,9 @@ class FakeBackend:
             error = self._apply_one(change)
             if error:
                 raise ChangeFailed(change, done, error)
+            if self.watched is not None and not isinstance(change.obj, Sysctl):
+                action = "new" if change.action == "add" else "del"
+                self.watched.append(f"{change.kind} {action} {_FAMILIES[change.obj.family]}")
             done += 1
         return done
 
@@ -105,6 +114,9 @@ class FakeBackend:
             return Lookup(best.ifname, best.gateway, best.prefsrc, rule.table)
         return None
 
+    def lookups(self, queries: Sequence[Query]) -> list[Lookup | None]:
+        return [self.lookup(dst, src, oif) for dst, src, oif in queries]
+
     def _best_route(self, table: int, dst: IPAddress, oif: str | None) -> Route | None:
         candidates = [
             r
@@ -118,14 +130,39 @@ class FakeBackend:
             return None
         return min(candidates, key=lambda r: (-r.dst.prefixlen, r.metric))
 
-    def announce(self, ifname: str, mac: str, address: IPAddress) -> None:
-        self.announced.append((ifname, mac, str(address)))
+    def announce(self, items: Sequence[Announcement]) -> list[tuple[Announcement, str]]:
+        self.announce_calls += 1
+        failed = []
+        for item in items:
+            if item.ifname not in {link.name for link in self.state.links}:
+                failed.append((item, "No such device"))
+                continue
+            self.announced.append((item.ifname, item.mac, str(item.address)))
+        return failed
+
+    def fingerprint(self) -> Fingerprint:
+        return Fingerprint(hashlib.blake2b(repr(self.state).encode()).hexdigest(),
+                           dict(self.state.sysctls))
+
+    def watch(self) -> None:
+        self.watched = []
+
+    def notifications(self) -> list[str] | None:
+        found, self.watched = self.watched, None
+        return found
+
+    def foreign(self, state: HostState, notification: str) -> None:
+        """Another tool changes the namespace to ``state`` (tests)."""
+        self.state = state
+        if self.watched is not None:
+            self.watched.append(notification)
 
     def close(self) -> None:
         return None
 
 
 T = TypeVar("T", Route, Rule)
+_FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
 
 
 def _toggled(items: tuple[T, ...], obj: T, action: str, *, clash: Callable[[T], bool],

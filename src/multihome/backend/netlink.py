@@ -14,6 +14,7 @@ first ``done`` changes leaves the namespace as it was.
 from __future__ import annotations
 
 import errno
+import hashlib
 import ipaddress
 import logging
 import os
@@ -23,7 +24,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from multihome.backend import NAMESPACE_LOCK, ChangeFailed, Lookup
+from multihome.backend import (
+    NAMESPACE_LOCK,
+    Announcement,
+    ChangeFailed,
+    Fingerprint,
+    Lookup,
+    Query,
+)
 from multihome.backend.rtnl import (
     AF_INET,
     AF_INET6,
@@ -43,12 +51,16 @@ from multihome.backend.rtnl import (
     IFADDRMSG,
     IFINFOMSG,
     IFLA_ADDRESS,
+    IFLA_AF_SPEC,
     IFLA_EXT_MASK,
     IFLA_IFNAME,
+    IFLA_INET_CONF,
     IFLA_INFO_KIND,
     IFLA_LINKINFO,
     IFLA_MASTER,
     IFLA_OPERSTATE,
+    NLA_TYPE_MASK,
+    NLATTR,
     NLM_F_CREATE,
     NLM_F_EXCL,
     OPERSTATES,
@@ -60,12 +72,16 @@ from multihome.backend.rtnl import (
     RTA_SRC,
     RTA_TABLE,
     RTEXT_FILTER_SKIP_STATS,
+    RTM_DELADDR,
+    RTM_DELLINK,
     RTM_DELROUTE,
     RTM_DELRULE,
     RTM_GETADDR,
     RTM_GETLINK,
     RTM_GETROUTE,
     RTM_GETRULE,
+    RTM_NEWADDR,
+    RTM_NEWLINK,
     RTM_NEWROUTE,
     RTM_NEWRULE,
     RTMSG,
@@ -107,6 +123,28 @@ VERSIONS = {socket.AF_INET: 4, socket.AF_INET6: 6}
 #: rtm_table / fib_rule_hdr.table hold 8 bits; larger ids travel in RTA_TABLE / FRA_TABLE.
 RT_TABLE_UNSPEC = 0
 Request = tuple[int, int, bytes]
+#: The multicast groups of the notifications :meth:`NetlinkBackend.watch` records: links,
+#: IPv4 and IPv6 addresses, routes and rules.
+WATCH_GROUPS = 0x1 | 0x10 | 0x40 | 0x80 | 0x100 | 0x400 | 0x40000
+NOTIFICATIONS = {
+    RTM_NEWLINK: "link",
+    RTM_DELLINK: "link",
+    RTM_NEWADDR: "addr",
+    RTM_DELADDR: "addr",
+    RTM_NEWROUTE: "route new",
+    RTM_DELROUTE: "route del",
+    RTM_NEWRULE: "rule new",
+    RTM_DELRULE: "rule del",
+}
+#: What the fingerprint keeps of address and IPv6 route messages: the attributes the model is
+#: built from (others change while the model stays the same: cache timers, lifetimes, use
+#: counters, the tentative flag of an address).
+ADDRESS_FIELDS = frozenset({IFA_ADDRESS, IFA_LOCAL})
+ROUTE_FIELDS = frozenset({RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE})
+#: ``IPV4_DEVCONF_*`` (linux/ip.h) of the knobs, as they come in a link's IFLA_INET_CONF
+#: (1-based: the value of id ``i`` is the array's ``i - 1``th u32).
+DEVCONF = {"rp_filter": 8, "arp_filter": 13, "arp_announce": 18, "arp_ignore": 19}
+DEVCONF_KNOBS = tuple((knob, DEVCONF[knob] - 1) for knob in SYSCTL_KNOBS)
 #: A link dump without the interface statistics (less for the kernel to fill in).
 LINK_DUMP = IFINFOMSG.pack(0, 0, 0, 0, 0) + attr_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)
 
@@ -122,6 +160,9 @@ class NetlinkBackend:
         self._proc_sys = proc_sys
         self._index: dict[str, int] = {}
         self._names: dict[int, str] = {}
+        self._watch: RtnlSocket | None = None
+        self._raw: RawState | None = None
+        self._decoded: Decoded = ({}, {}, {})
 
     @property
     def sock(self) -> RtnlSocket:
@@ -140,6 +181,9 @@ class NetlinkBackend:
         return self._ipr
 
     def close(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -149,29 +193,102 @@ class NetlinkBackend:
 
     # -- reading -----------------------------------------------------------------------
     def read(self) -> HostState:
-        sock = self.sock
-        raw_links = sock.dump(
-            RTM_GETLINK,
-            LINK_DUMP,
-            _raw_link,
-        )
+        """The state; decoded from the dumps :meth:`fingerprint` has just taken, if any (a
+        no-op apply that finds the state changed reads it only once)."""
+        raw, self._raw = self._raw, None
+        if raw is None:
+            raw = self._dump()
+        raw_links, raw_addresses, raw_routes, raw_rules, sysctls = raw
         names = {index: name for index, name, *_ in raw_links}
-        links = [_link(raw, names) for raw in raw_links]
+        links = [_link(link, names) for link in raw_links]
+        if names != self._names:
+            self._decoded = ({}, {}, {})  # decoded with other interface names
         self._index = {name: index for index, name in names.items()}
         self._names = names
-        addresses = sock.dump(
-            RTM_GETADDR, IFADDRMSG.pack(0, 0, 0, 0, 0), lambda m: _address(m, names)
+        # Most messages are the same from one read to the next (the agent reads after every
+        # event): a message's body decodes to the same object, which keeps its sort key.
+        old_addresses, old_routes, old_rules = self._decoded
+        addresses = [
+            old_addresses[body] if body in old_addresses else _address(body, names)
+            for body in raw_addresses
+        ]
+        routes = [
+            old_routes[body] if body in old_routes else _route(body, names) for body in raw_routes
+        ]
+        rules = [old_rules[body] if body in old_rules else _rule(body) for body in raw_rules]
+        self._decoded = (
+            dict(zip(raw_addresses, addresses, strict=True)),
+            dict(zip(raw_routes, routes, strict=True)),
+            dict(zip(raw_rules, rules, strict=True)),
         )
-        routes: list[Route] = []
-        rules: list[Rule] = []
+        return HostState.build(
+            links,
+            [a for a in addresses if a is not None],
+            [r for r in routes if r is not None],
+            [r for r in rules if r is not None],
+            sysctls,
+        )
+
+    def _dump(self) -> RawState:
+        """The four dumps as message bodies (links already reduced), and the sysctls."""
+        sock = self.sock
+        raw_links = sock.dump(RTM_GETLINK, LINK_DUMP, _raw_link)
+        addresses = sock.dump(RTM_GETADDR, IFADDRMSG.pack(0, 0, 0, 0, 0), _body)
+        routes: list[bytes] = []
+        rules: list[bytes] = []
         for family in (AF_INET, AF_INET6):
-            routes += sock.dump(
-                RTM_GETROUTE, RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0), lambda m: _route(m, names)
-            )
+            routes += sock.dump(RTM_GETROUTE, RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0), _body)
         for family in (AF_INET, AF_INET6):
-            rules += sock.dump(RTM_GETRULE, FIBRULEHDR.pack(family, 0, 0, 0, 0, 0, 0, 0, 0), _rule)
-        sysctls = self._read_sysctls([link.name for link in links])
-        return HostState.build(links, addresses, routes, rules, sysctls)
+            rules += sock.dump(RTM_GETRULE, FIBRULEHDR.pack(family, 0, 0, 0, 0, 0, 0, 0, 0), _body)
+        return raw_links, addresses, routes, rules, self._sysctls(raw_links)
+
+    def fingerprint(self) -> Fingerprint:
+        """A digest of everything :meth:`read` decodes, from the raw dumps (nothing decoded
+        into the model): the link fields the model keeps, the address, route and rule
+        messages without their timers and counters (IPv4 routes and rules carry none), and
+        the sysctls' values. The dumps are kept for the next :meth:`read`."""
+        raw = self._dump()
+        raw_links, addresses, routes, rules, sysctls = raw
+        digest = hashlib.blake2b(digest_size=20)
+        digest.update(repr(raw_links).encode())
+        for body in addresses:  # family, prefix length, scope, index (not the flags)
+            digest.update(_only(body[:2] + body[3:8], body, IFADDRMSG.size, ADDRESS_FIELDS))
+        for body in routes:  # all but rtm_flags
+            if body[0] == AF_INET:
+                digest.update(body)  # IPv4 routes carry no timers nor counters
+            else:
+                digest.update(_only(body[:8], body, RTMSG.size, ROUTE_FIELDS))
+        digest.update(b"".join(rules))
+        digest.update(repr(sorted(sysctls.items())).encode())
+        self._raw = raw
+        return Fingerprint(digest.hexdigest(), sysctls)
+
+    def watch(self) -> None:
+        """Record, from now on, the namespace's link, address, route and rule notifications
+        (until :meth:`notifications`)."""
+        if self._watch is not None:
+            self._watch.close()
+        self._watch = RtnlSocket(WATCH_GROUPS)
+
+    def notifications(self) -> list[str] | None:
+        """What :meth:`watch` recorded (``route new 2``, ``rule del 10``, ``link``, ``addr``;
+        the number is the address family), and stop recording. None when nothing was
+        watched or the kernel dropped notifications (its buffer overflowed)."""
+        watch, self._watch = self._watch, None
+        if watch is None:
+            return None
+        try:
+            found = watch.notifications()
+        except OSError:
+            return None
+        finally:
+            watch.close()
+        return [
+            NOTIFICATIONS[kind] + ("" if kind in (RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR,
+                                                  RTM_DELADDR) else f" {family}")
+            for kind, family in found
+            if kind in NOTIFICATIONS
+        ]
 
     def _read_index(self) -> None:
         """Interface names and indexes alone (when changes come without a read)."""
@@ -179,10 +296,28 @@ class NetlinkBackend:
         self._names = {index: name for index, name, *_ in raw_links}
         self._index = {name: index for index, name in self._names.items()}
 
-    def _read_sysctls(self, ifnames: list[str]) -> dict[str, str]:
+    def _sysctls(self, raw_links: list[RawLink]) -> dict[str, str]:
+        """The knobs of every interface from the link dump's ipv4 devconf (no file per knob
+        and interface: 1000 opens at 256 ports), those of ``all`` and ``default`` and of
+        links without one from ``/proc/sys``."""
+        values = self._read_sysctls(["all", "default"], defaults=False)
+        missing = []
+        for raw in raw_links:
+            ifname, conf = raw[1], raw[7]
+            if conf is None:
+                missing.append(ifname)
+                continue
+            for knob, value in zip(SYSCTL_KNOBS, conf, strict=True):
+                values[conf_sysctl(ifname, knob, "").name] = str(value)
+        if missing:
+            values.update(self._read_sysctls(missing, defaults=False))
+        return values
+
+    def _read_sysctls(self, ifnames: list[str], *, defaults: bool = True) -> dict[str, str]:
+        """The knobs of ``ifnames`` (and of ``all`` and ``default``) from ``/proc/sys``."""
         values: dict[str, str] = {}
         base = str(self._proc_sys)
-        for ifname in ["all", "default", *ifnames]:
+        for ifname in ["all", "default", *ifnames] if defaults else ifnames:
             for knob in SYSCTL_KNOBS:
                 sysctl = conf_sysctl(ifname, knob, "")
                 try:
@@ -360,55 +495,87 @@ class NetlinkBackend:
         return b"".join(body)
 
     # -- neighbours ----------------------------------------------------------------------
-    def announce(self, ifname: str, mac: str, address: IPAddress) -> None:
-        if address.version != 4:
-            return  # IPv6 neighbours learn from unsolicited advertisements (not yet)
-        hw = bytes.fromhex(mac.replace(":", ""))
-        frame = b"\xff" * 6 + hw + struct.pack("!H", ETH_P_ARP)
-        # A gratuitous ARP request: sender and target are the address itself.
-        frame += struct.pack("!HHBBH", 1, ETH_P_IP, 6, 4, 1) + hw + address.packed
-        frame += b"\x00" * 6 + address.packed
-        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP)) as raw:
-            raw.bind((ifname, ETH_P_ARP))
-            raw.send(frame)
+    def announce(self, items: Sequence[Announcement]) -> list[tuple[Announcement, str]]:
+        """One packet socket for every announcement: opened with protocol 0 (it receives
+        nothing), never bound, each frame sent to its port with ``sendto``, closed once. A
+        packet socket's bind and its close each wait for the network stack (~16 ms), which
+        per address made the announcement most of an apply."""
+        failed = [(item, "not an IPv4 address") for item in items if item.address.version != 4]
+        frames = [(item, arp_frame(item)) for item in items if item.address.version == 4]
+        if not frames:
+            return failed
+        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0) as raw:
+            for item, frame in frames:
+                try:
+                    raw.sendto(frame, (item.ifname, ETH_P_ARP))
+                except OSError as exc:
+                    failed.append((item, exc.strerror or str(exc)))
+        return failed
 
     # -- lookups -----------------------------------------------------------------------
     def lookup(
         self, dst: IPAddress, src: IPAddress | None = None, oif: str | None = None
     ) -> Lookup | None:
-        family = FAMILIES[dst.version]
+        return self.lookups([(dst, src, oif)])[0]
+
+    def lookups(self, queries: Sequence[Query]) -> list[Lookup | None]:
+        """The lookups as one batch of requests (a round trip each would cost ~0.15 ms)."""
+        if any(oif is not None for _dst, _src, oif in queries) and not self._index:
+            self._read_index()
+        bodies: list[bytes | None] = [self._lookup_body(*query) for query in queries]
+        answers = iter(self.sock.gets(RTM_GETROUTE, [b for b in bodies if b is not None]))
+        if not self._names:
+            self._read_index()
+        found: list[Lookup | None] = []
+        for body in bodies:
+            answer = None if body is None else next(answers)
+            found.append(answer if answer is None else self._lookup_answer(answer))
+        return found
+
+    def _lookup_body(self, dst: IPAddress, src: IPAddress | None, oif: str | None) -> bytes | None:
+        """The RTM_GETROUTE request of one lookup (None: the interface does not exist)."""
         bits = dst.max_prefixlen
         body = [
-            RTMSG.pack(family, bits, 0 if src is None else bits, 0, 0, 0, 0, 0, 0),
+            RTMSG.pack(FAMILIES[dst.version], bits, 0 if src is None else bits, 0, 0, 0, 0, 0, 0),
             attr(RTA_DST, dst.packed),
         ]
         if src is not None:
             body.append(attr(RTA_SRC, src.packed))
         if oif is not None:
-            if not self._index:
-                self.read()
             if oif not in self._index:
                 return None
             body.append(attr_u32(RTA_OIF, self._index[oif]))
-        try:
-            answers = self.sock.request(RTM_GETROUTE, 0, b"".join(body))
-        except NetlinkError:
+        return b"".join(body)
+
+    def _lookup_answer(self, answer: Message | NetlinkError) -> Lookup | None:
+        if isinstance(answer, NetlinkError):
             return None
-        if not answers:
-            return None
-        attrs = attributes(answers[0].body, RTMSG.size)
-        if not self._names:
-            self._read_index()
-        names = self._names
+        attrs = attributes(answer.body, RTMSG.size)
         oif_index = u32(attrs[RTA_OIF]) if RTA_OIF in attrs else None
         gateway = attrs.get(RTA_GATEWAY)
         prefsrc = attrs.get(RTA_PREFSRC)
         return Lookup(
-            ifname=names.get(oif_index) if oif_index else None,
+            ifname=self._names.get(oif_index) if oif_index else None,
             gateway=ipaddress.ip_address(gateway) if gateway else None,
             prefsrc=ipaddress.ip_address(prefsrc) if prefsrc else None,
             table=u32(attrs[RTA_TABLE]) if RTA_TABLE in attrs else None,
         )
+
+
+def arp_frame(item: Announcement) -> bytes:
+    """A gratuitous ARP request (sender and target are the address itself), broadcast."""
+    hw = bytes.fromhex(item.mac.replace(":", ""))
+    packed = item.address.packed
+    return (
+        b"\xff" * 6
+        + hw
+        + struct.pack("!H", ETH_P_ARP)
+        + struct.pack("!HHBBH", 1, ETH_P_IP, 6, 4, 1)
+        + hw
+        + packed
+        + b"\x00" * 6
+        + packed
+    )
 
 
 # -- decoding dumps into the model ------------------------------------------------------------
@@ -418,11 +585,39 @@ CLASSES: dict[int, tuple[Any, Any]] = {
     AF_INET: (ipaddress.IPv4Network, ipaddress.IPv4Address),
     AF_INET6: (ipaddress.IPv6Network, ipaddress.IPv6Address),
 }
-RawLink = tuple[int, str, int, str | None, str | None, int | None, str | None]
+RawLink = tuple[
+    int, str, int, str | None, str | None, int | None, str | None, tuple[int, ...] | None
+]
+#: The last read's message bodies and what they decoded to: addresses, routes, rules.
+Decoded = tuple[
+    dict[bytes, "Address | None"], dict[bytes, "Route | None"], dict[bytes, "Rule | None"]
+]
+#: Links (reduced), address, route and rule message bodies, sysctls: one read, undecoded.
+RawState = tuple[list[RawLink], list[bytes], list[bytes], list[bytes], dict[str, str]]
+
+
+def _body(msg: Message) -> bytes:
+    return msg.body
+
+
+def _only(head: bytes, body: bytes, header: int, keep: frozenset[int]) -> bytes:
+    """``head`` and the attributes of ``body`` (after ``header``) of the types in ``keep``."""
+    kept = [head]
+    offset = header
+    size = len(body)
+    while offset + 4 <= size:
+        length, kind = NLATTR.unpack_from(body, offset)
+        if length < 4:
+            break
+        if kind & NLA_TYPE_MASK in keep:
+            kept.append(body[offset : offset + length])
+        offset += (length + 3) & ~3
+    return b"".join(kept)
 
 
 def _raw_link(msg: Message) -> RawLink | None:
-    """(index, name, flags, mac, kind, master index, operstate) of a link message."""
+    """(index, name, flags, mac, kind, master index, operstate, the knobs' values from its
+    ipv4 devconf or None) of a link message."""
     _family, _type, index, flags, _change = IFINFOMSG.unpack_from(msg.body)
     attrs = attributes(msg.body, IFINFOMSG.size)
     name = attrs.get(IFLA_IFNAME)
@@ -436,6 +631,13 @@ def _raw_link(msg: Message) -> RawLink | None:
     operstate = None
     if oper:
         operstate = OPERSTATES[oper[0]] if oper[0] < len(OPERSTATES) else str(oper[0])
+    conf = None
+    spec = attrs.get(IFLA_AF_SPEC)
+    inet = attributes(spec, 0).get(AF_INET) if spec else None
+    devconf = attributes(inet, 0).get(IFLA_INET_CONF) if inet else None
+    if devconf and len(devconf) >= 4 * (max(DEVCONF.values())):
+        values = struct.unpack_from(f"={len(devconf) // 4}i", devconf)
+        conf = tuple(values[i] for _knob, i in DEVCONF_KNOBS)
     return (
         index,
         asciiz(name),
@@ -444,11 +646,12 @@ def _raw_link(msg: Message) -> RawLink | None:
         asciiz(kind) if kind else None,
         u32(master) if master else None,
         operstate,
+        conf,
     )
 
 
 def _link(raw: RawLink, names: dict[int, str]) -> Link:
-    index, name, flags, mac, kind, master, operstate = raw
+    index, name, flags, mac, kind, master, operstate, _conf = raw
     return Link(
         name=name,
         index=index,
@@ -460,12 +663,12 @@ def _link(raw: RawLink, names: dict[int, str]) -> Link:
     )
 
 
-def _address(msg: Message, names: dict[int, str]) -> Address | None:
-    family, prefixlen, _flags, scope, index = IFADDRMSG.unpack_from(msg.body)
+def _address(body: bytes, names: dict[int, str]) -> Address | None:
+    family, prefixlen, _flags, scope, index = IFADDRMSG.unpack_from(body)
     ifname = names.get(index)
     if ifname is None or family not in VERSIONS:
         return None
-    attrs = attributes(msg.body, IFADDRMSG.size)
+    attrs = attributes(body, IFADDRMSG.size)
     value = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
     if value is None:
         return None
@@ -473,11 +676,11 @@ def _address(msg: Message, names: dict[int, str]) -> Address | None:
     return Address(ifname=ifname, interface=interface((value, prefixlen)), scope=scope)
 
 
-def _route(msg: Message, names: dict[int, str]) -> Route | None:
-    family, dst_len, _src_len, _tos, table, proto, scope, kind, _flags = RTMSG.unpack_from(msg.body)
+def _route(body: bytes, names: dict[int, str]) -> Route | None:
+    family, dst_len, _src_len, _tos, table, proto, scope, kind, _flags = RTMSG.unpack_from(body)
     if family not in VERSIONS:
         return None
-    attrs = attributes(msg.body, RTMSG.size)
+    attrs = attributes(body, RTMSG.size)
     dst = attrs.get(RTA_DST)
     oif = attrs.get(RTA_OIF)
     gateway = attrs.get(RTA_GATEWAY)
@@ -499,13 +702,13 @@ def _route(msg: Message, names: dict[int, str]) -> Route | None:
     )
 
 
-def _rule(msg: Message) -> Rule | None:
+def _rule(body: bytes) -> Rule | None:
     family, dst_len, src_len, _tos, table, _res1, _res2, action, _flags = FIBRULEHDR.unpack_from(
-        msg.body
+        body
     )
     if family not in VERSIONS:
         return None
-    attrs = attributes(msg.body, FIBRULEHDR.size)
+    attrs = attributes(body, FIBRULEHDR.size)
     network = CLASSES[family][0]
     src = attrs.get(FRA_SRC)
     dst = attrs.get(FRA_DST)

@@ -43,8 +43,10 @@ NLA_TYPE_MASK = 0x3FFF
 
 # -- rtnetlink message types --------------------------------------------------------------------
 RTM_NEWLINK = 16
+RTM_DELLINK = 17
 RTM_GETLINK = 18
 RTM_NEWADDR = 20
+RTM_DELADDR = 21
 RTM_GETADDR = 22
 RTM_NEWROUTE = 24
 RTM_DELROUTE = 25
@@ -59,7 +61,9 @@ IFLA_IFNAME = 3
 IFLA_MASTER = 10
 IFLA_OPERSTATE = 16
 IFLA_LINKINFO = 18
+IFLA_AF_SPEC = 26
 IFLA_EXT_MASK = 29
+IFLA_INET_CONF = 1  # in IFLA_AF_SPEC's AF_INET: the interface's ipv4 devconf, u32 each
 IFLA_INFO_KIND = 1
 RTEXT_FILTER_SKIP_STATS = 1 << 3
 IFA_ADDRESS = 1
@@ -167,7 +171,8 @@ def message(msg_type: int, flags: int, seq: int, body: bytes) -> bytes:
 class RtnlSocket:
     """A NETLINK_ROUTE socket bound in the current network namespace."""
 
-    def __init__(self) -> None:
+    def __init__(self, groups: int = 0) -> None:
+        """``groups``: the rtnetlink multicast groups to listen to (0: none, requests only)."""
         sock = socket.socket(
             socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE
         )
@@ -180,7 +185,7 @@ class RtnlSocket:
                 # acks without the request echoed back; errors with the kernel's words
                 with contextlib.suppress(OSError):
                     sock.setsockopt(SOL_NETLINK, option, 1)
-            sock.bind((0, 0))
+            sock.bind((0, groups))
         except BaseException:
             sock.close()
             raise
@@ -209,6 +214,30 @@ class RtnlSocket:
                 break
             yield msg_type, flags, seq, data[offset + NLMSGHDR.size : offset + length]
             offset += align(length)
+
+    def receive(self) -> list[Message]:
+        """The messages of the next datagram (blocks until one arrives). ``OSError``
+        (ENOBUFS) when the kernel had to drop notifications for this socket."""
+        return [Message(kind, flags, body) for kind, flags, _seq, body in self._receive()]
+
+    def notifications(self) -> list[tuple[int, int]]:
+        """(message type, address family) of every notification received so far (a socket
+        bound to multicast ``groups``), without waiting. ``OSError`` (ENOBUFS) when the
+        kernel had to drop some."""
+        found: list[tuple[int, int]] = []
+        while True:
+            try:
+                size = self._sock.recv_into(self._buffer, 0, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return found
+            offset = 0
+            while offset + NLMSGHDR.size <= size:
+                length, msg_type, _flags, _seq, _pid = NLMSGHDR.unpack_from(self._buffer, offset)
+                if length < NLMSGHDR.size:
+                    break
+                family = self._buffer[offset + NLMSGHDR.size] if length > NLMSGHDR.size else 0
+                found.append((msg_type, family))
+                offset += align(length)
 
     # -- dumps --------------------------------------------------------------------------------
     def dump(
@@ -260,6 +289,37 @@ class RtnlSocket:
                         raise error(code, payload, rflags)
                     return answers
                 answers.append(Message(kind, rflags, payload))
+
+    def gets(self, msg_type: int, bodies: Sequence[bytes]) -> list[Message | NetlinkError]:
+        """``get`` requests (without a dump), ``BATCH_SIZE`` per ``send``: per request its
+        one answer, or the kernel's error."""
+        results: list[Message | NetlinkError] = []
+        for start in range(0, len(bodies), BATCH_SIZE):
+            chunk = bodies[start : start + BATCH_SIZE]
+            first = self.next_seq(len(chunk))
+            self._sock.send(
+                b"".join(
+                    message(msg_type, NLM_F_REQUEST, (first + i) & 0x7FFFFFFF, body)
+                    for i, body in enumerate(chunk)
+                )
+            )
+            answers: list[Message | NetlinkError | None] = [None] * len(chunk)
+            waiting = len(chunk)
+            while waiting:
+                for kind, flags, seq, payload in self._receive():
+                    index = (seq - first) & 0x7FFFFFFF
+                    if index >= len(chunk) or answers[index] is not None:
+                        continue
+                    if kind == NLMSG_ERROR:
+                        code = -I32.unpack_from(payload)[0]
+                        if not code:
+                            continue  # an acknowledgement, not an answer
+                        answers[index] = error(code, payload, flags)
+                    else:
+                        answers[index] = Message(kind, flags, payload)
+                    waiting -= 1
+            results += [a for a in answers if a is not None]
+        return results
 
     def batch(self, requests: Sequence[tuple[int, int, bytes]]) -> list[NetlinkError | None]:
         """Send ``requests`` (type, flags, body) in order, ``BATCH_SIZE`` per ``send``, each

@@ -180,7 +180,7 @@ def _color(line: str) -> str:
 def plan(path: Path, os_cloud: str | None, network_only: bool, as_json: bool) -> None:
     """Show what apply would create, change or leave (nothing is changed)."""
     from multihome.cloud.plan import make_plan
-    from multihome.files import json_text
+    from multihome.files import json_output
 
     topology = _load(path)
     conn, _counter = _session(os_cloud)
@@ -188,7 +188,7 @@ def plan(path: Path, os_cloud: str | None, network_only: bool, as_json: bool) ->
     the_plan = make_plan(topology, state, servers=not network_only)
     if as_json:
         click.echo(
-            json_text(dict(the_plan.to_json(), topology=topology.name, tag=topology.tag)),
+            json_output(dict(the_plan.to_json(), topology=topology.name, tag=topology.tag)),
             nl=False,
         )
         return
@@ -253,7 +253,7 @@ def apply(
     """
     from multihome.cloud.apply import execute
     from multihome.cloud.plan import make_plan
-    from multihome.files import json_text
+    from multihome.files import json_output
 
     topology = _load(path)
     conn, counter = _session(os_cloud)
@@ -270,7 +270,7 @@ def apply(
     )
     if as_json:
         click.echo(
-            json_text(
+            json_output(
                 {
                     "topology": topology.name,
                     "changed": result.applied,
@@ -423,7 +423,7 @@ def attach_port(
     Then it says what to run in the guest so that the new port routes correctly.
     """
     from multihome.cloud.shortcuts import attach_port as run
-    from multihome.files import json_text
+    from multihome.files import json_output
 
     if fixed_ip is not None:
         try:
@@ -452,7 +452,7 @@ def attach_port(
         tag_name=tag_as,
     )
     if as_json:
-        click.echo(json_text(row.to_json()), nl=False)
+        click.echo(json_output(row.to_json()), nl=False)
         return
     _table((row,))
     click.echo(

@@ -9,9 +9,10 @@ one has to log in: the second floating IP works when the VM is up.
 from __future__ import annotations
 
 from multihome.cloud.topology import Server, Topology
+from multihome.files import PROGRAM
 
 VENV = "/opt/multihome"
-BIN = "/usr/local/sbin/multihome"
+BIN = PROGRAM
 
 
 def commands(topology: Topology) -> list[list[str]]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
 import click
 
 from multihome.errors import ExitCode, InputError, LabError, LabExistsError, LabInterrupted
-from multihome.files import json_text
+from multihome.files import json_output
 from multihome.lab.probe import ProbeReport
 from multihome.lab.probe import probe as run_probe
 from multihome.lab.runtime import (
@@ -38,7 +38,7 @@ NODES = ("guest", "switch", "router", "dhcp", "internet")
 
 LAB_EPILOG = """\b
 Examples:
-  sudo multihome lab demo                    the how-to's failure and the fix, in 30 s
+  sudo multihome lab demo                    the how-to's failure and the fix, in ~4 s
   sudo multihome lab up --scenario 4         build the how-to's two-port VM
   sudo multihome lab probe                   what works and what does not
   sudo multihome lab exec -- ip route        a command inside the guest
@@ -87,8 +87,8 @@ def _color() -> bool:
     return bool(getattr(obj, "color", sys.stdout.isatty()))
 
 
-def _echo_json(data: object) -> None:
-    click.echo(json_text(data), nl=False)
+def _echo_json(data: Mapping[str, object]) -> None:
+    click.echo(json_output(data), nl=False)
 
 
 def _name_option(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -108,7 +108,7 @@ def list_(as_json: bool) -> None:
     """List the scenarios (one per section of the how-to)."""
     scenarios = builtin_scenarios()
     if as_json:
-        _echo_json([s.to_json() for s in scenarios])
+        _echo_json({"scenarios": [s.to_json() for s in scenarios]})
         return
     for scenario in scenarios:
         click.echo(f"{scenario.number}  {scenario.name:<26} {scenario.title}")
@@ -426,7 +426,9 @@ def exec_(name: str, node: str, command: tuple[str, ...]) -> None:
     """Run COMMAND inside the guest (or another node); without one, a shell.
 
     The folder of this multihome is put first on PATH, so `multihome` inside is this one.
-    The exit status is COMMAND's.
+    The exit status is COMMAND's. The guest shares the host's files (only /etc/iproute2 is
+    its own): `multihome persist` and `unpersist` inside refuse to run without a --root of
+    the guest's own, since they would change the host's network configuration.
     """
     require_root()
     lab_ = _open(name, MINIMAL_PROGRAMS)
@@ -502,11 +504,12 @@ def demo(name: str, keep: bool) -> None:
         for problem in problems:
             click.echo(paint(f"  - {problem}", fg="red"))
         _exit(ExitCode.FAILURE)
+    named = _name_arg(name)
     click.echo(
         paint(
             "Every port works through its own floating IP and gateway. Try it "
-            "yourself: multihome lab up; multihome lab probe; multihome lab exec -- "
-            "multihome apply; multihome lab down",
+            f"yourself: multihome lab up{named}; multihome lab probe{named}; multihome lab "
+            f"exec{named} -- multihome apply; multihome lab down{named}",
             bold=True,
         )
     )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import click
 
 from multihome.errors import InputError
-from multihome.files import json_text
+from multihome.files import json_output
 from multihome.persist.core import BACKENDS
 
 PERSIST_EPILOG = """\b
@@ -19,6 +20,10 @@ Examples:
   sudo multihome persist --backend networkmanager   RHEL 9 / Fedora: keyfiles
   sudo multihome persist --backend systemd     multihome@.service + a udev rule, anywhere
   multihome persist --root /mnt/image --backend networkd   write into an image
+\b
+--root must hold the target system: the backend is detected or checked by its programs under
+it (networkd: lib/systemd/systemd-networkd, systemd: usr/bin/systemctl, ...), so an empty
+directory is refused; multihome-persist(8), OPTIONS, lists them.
 """
 
 UNPERSIST_EPILOG = """\b
@@ -29,10 +34,18 @@ Examples:
 
 
 def _root(ctx: click.Context, root: Path | None) -> Path:
-    if root is not None:
-        return root
-    obj = ctx.find_root().obj
-    return Path(getattr(obj, "root", Path("/")))
+    if root is None:
+        root = Path(getattr(ctx.find_root().obj, "root", Path("/")))
+    lab = os.environ.get("MULTIHOME_LAB")  # set by `multihome lab exec`
+    if lab and root.resolve() == Path("/"):
+        error = InputError(
+            f"--root /: this runs in a node of the lab ({lab}), which shares the host's files, "
+            f"so {ctx.info_name} would change the host's own network configuration; give "
+            "--root DIR, a folder of the guest's own (for example --root /tmp/guest)"
+        )
+        error.source = "--root"
+        raise error
+    return root
 
 
 @click.command(epilog=PERSIST_EPILOG)
@@ -81,7 +94,7 @@ def persist(
         kernel.close()
     result = run_persist(target, assessment.state, assessment.desired, backend, dry_run=dry_run)
     if as_json:
-        click.echo(json_text(result.to_json()), nl=False)
+        click.echo(json_output(result.to_json()), nl=False)
         return
     click.echo(f"backend: {result.choice.renderer.name} ({result.choice.reason})")
     for note in result.notes:

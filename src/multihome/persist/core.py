@@ -23,7 +23,7 @@ from types import MappingProxyType
 from typing import Any
 
 from multihome.errors import InputError
-from multihome.files import read_text, remove_file, under_root, write_atomic
+from multihome.files import PROGRAMS, read_text, remove_file, under_root, write_atomic
 from multihome.manifest import MANIFEST, Manifest, manifest_path, read_manifest
 from multihome.model import HostState
 from multihome.policy import DesiredState
@@ -39,7 +39,6 @@ NETWORKD_DIRS = (
     "/lib/systemd/network",
 )
 NETPLAN_DIRS = ("/lib/netplan", "/etc/netplan", "/run/netplan")
-PROGRAMS = ("/usr/local/bin/multihome", "/usr/bin/multihome")
 #: The backend names: the renderer registry's, in its order (the registry is the one list).
 BACKENDS = tuple(REGISTRY)
 

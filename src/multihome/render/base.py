@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from types import MappingProxyType
 
-from multihome.files import HEADER
+from multihome.files import HEADER, PROGRAM
 from multihome.model import (
     PROTO_DHCP,
     PROTO_KERNEL,
@@ -68,7 +68,7 @@ class HostFacts:
     """``networkd`` or ``NetworkManager``: what netplan renders to on this system."""
     has_networkd: bool = False
     """networkd runs on the target (the systemd backend then protects its rules from it)."""
-    program: str = "/usr/local/bin/multihome"
+    program: str = PROGRAM
     """The multihome executable the systemd unit runs."""
 
 

@@ -13,21 +13,19 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import shutil
 import socket
-import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from multihome.backend import Backend
 from multihome.errors import InputError
 from multihome.model import HostState, IPAddress
-from multihome.policy import ManagedInterface
+
+if TYPE_CHECKING:  # the policy is not imported by an apply that has nothing to do
+    from multihome.policy import ManagedInterface
 
 NUD_INCOMPLETE = 0x01
 NUD_FAILED = 0x20
@@ -311,6 +309,9 @@ def _poke(hop: IPAddress, ifname: str, family: int) -> None:
 
 
 def _ping(target: str) -> CheckResult:
+    import shutil  # lazy, like urllib: every apply imports this module
+    import subprocess
+
     name = f"ping {target}"
     ping = shutil.which("ping")
     if ping is None:
@@ -340,6 +341,9 @@ def _tcp(target: str) -> CheckResult:
 
 
 def _http(url: str) -> CheckResult:
+    import urllib.error  # lazy: 50 ms of imports every apply would pay otherwise
+    import urllib.request
+
     name = f"http {url}"
     try:
         with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT) as answer:

@@ -26,17 +26,17 @@ def _backend() -> Iterator[Any]:
 
 
 def _print(outcome: Any, as_json: bool) -> None:
-    from multihome.files import json_text
+    from multihome.files import json_output
 
     if as_json:
-        click.echo(json_text(outcome.to_json()), nl=False)
+        click.echo(json_output(outcome.to_json()), nl=False)
     else:
         for line in outcome.changes:
             click.echo(line)
         for note in outcome.notes:
             click.echo(f"# {note}")
-        for path in outcome.files:
-            click.echo(f"# restored or removed {path}")
+        for line in outcome.files:
+            click.echo(f"# {line}")
         click.echo(outcome.message)
         for problem in outcome.problems:
             click.echo(f"FAILED: {problem}", err=True)
@@ -131,14 +131,13 @@ def doctor(obj: Any, as_json: bool) -> None:
     netplan-nm-drops-policy, interrupted-apply, confirmation-pending.
     """
     from multihome.engine import assess
-    from multihome.files import json_text
+    from multihome.files import json_output
     from multihome.safety.doctor import diagnose
-
     config = obj.config()
-    with _backend() as backend:
-        found = diagnose(backend, assess(backend, config), config, obj.root)
+    with _backend() as backend:  # the same facts as status, plan and apply: one truth
+        found = diagnose(backend, assess(backend, config, obj.facts()), config, obj.root)
     if as_json:
-        click.echo(json_text(found.to_json()), nl=False)
+        click.echo(json_output(found.to_json()), nl=False)
     elif not found.problems:
         click.echo(f"healthy: {len(found.checked)} checks found nothing")
     else:

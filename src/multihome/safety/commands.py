@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from multihome.backend import Backend
 from multihome.config import Config
 from multihome.errors import MultihomeError, NothingToConfirmError
 from multihome.names import registered_tables
+from multihome.plan import Change
 from multihome.processes import pid_alive
 from multihome.transaction import DEFAULT_LOCK_TIMEOUT, checkpoint, journal
 from multihome.transaction.lock import is_locked
@@ -151,6 +153,7 @@ def rollback(
                 "changed this namespace since the last reset or boot)"
             )
         current = backend.read()
+        names = registered_tables(root)  # read before the name files are put back
         changes, notes = checkpoint.restore_changes(current, saved)
         done, problems = checkpoint.execute(backend, changes)
         files = checkpoint.restore_files(root, saved)
@@ -160,9 +163,18 @@ def rollback(
         message = f"nothing to roll back: the namespace is at the checkpoint of {when}"
     else:
         message = f"rolled back to the checkpoint of {when} ({saved.id}): {done} change(s)"
-    return Outcome(
-        message, [c.describe() for c in changes], problems, notes, [str(f) for f in files]
-    )
+    return Outcome(message, _lines(changes, names), problems, notes, _file_lines(files))
+
+
+def _lines(changes: Sequence[Change], names: Mapping[int, str]) -> list[str]:
+    """The changes as plan and apply print them: tables by their ``mh-*`` names."""
+    return [c.describe(names) for c in changes]
+
+
+def _file_lines(files: Sequence[Path]) -> list[str]:
+    """Each file put back, saying which: ``restored PATH`` (written back as it was before the
+    apply) or ``removed PATH`` (it did not exist before)."""
+    return [f"{'restored' if f.exists() else 'removed'} {f}" for f in files]
 
 
 def reset(
@@ -188,9 +200,8 @@ def reset(
                 "defaults moved out of main are rebuilt from multihome's tables"
             )
         current = backend.read()
-        changes, more = checkpoint.reset_changes(
-            current, config, record, registered_tables(root)
-        )
+        names = registered_tables(root)
+        changes, more = checkpoint.reset_changes(current, config, record, names)
         notes += more
         done, problems = checkpoint.execute(backend, changes)
         files = checkpoint.remove_name_files(root)
@@ -202,6 +213,4 @@ def reset(
         if changes or files
         else "nothing to reset: multihome owns nothing here"
     )
-    return Outcome(
-        message, [c.describe() for c in changes], problems, notes, [str(f) for f in files]
-    )
+    return Outcome(message, _lines(changes, names), problems, notes, _file_lines(files))

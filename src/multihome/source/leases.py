@@ -391,6 +391,40 @@ class LeaseReader:
                 path = under_root(self.root, f"{base}/{link.index}")
                 yield from self._parse(path, warnings, _by_index(parse, link.index))
 
+    def files(self) -> list[tuple[Path, _ParseFn]]:
+        """Every lease file this reader may read, whatever the links (each with its parser):
+        the dhclient files, and every networkd and NetworkManager file (named by ifindex)."""
+        found: list[tuple[Path, _ParseFn]] = [(p, _dhclient_file) for p in self._dhclient_files()]
+        for base, one in ((NETWORKD_LEASES, _networkd_one), (NM_DEVICES, _nm_one)):
+            for path in sorted(under_root(self.root, base).glob("*")):
+                if path.name.isdigit():
+                    found.append((path, _by_index(one, int(path.name))))
+        return found
+
+    def signature(self) -> str:
+        """The files' paths, sizes and modification times: it changes when a lease does."""
+        parts = []
+        for path, _parse in self.files():
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            parts.append(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}")
+        return "\n".join(parts)
+
+    def next_expiry(self, now: float | None = None) -> float | None:
+        """When the first lease still valid at ``now`` expires (None: none does): the
+        leases, and so the ports' facts, may change then without a file changing."""
+        now = time.time() if now is None else now
+        warnings: list[str] = []
+        expiries = [
+            lease.expires
+            for path, parse in self.files()
+            for lease in self._parse(path, warnings, parse)
+            if lease.expires is not None and lease.expires > now
+        ]
+        return min(expiries, default=None)
+
     def _dhclient_files(self) -> Iterator[Path]:
         for pattern in DHCLIENT_GLOBS:
             yield from sorted(self.root.glob(pattern))

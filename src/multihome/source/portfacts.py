@@ -38,9 +38,9 @@ def host_reader(root: Path) -> LeaseReader:
     return LeaseReader(root, extra=agent_lease_files(root))
 
 
-def host_facts(root: Path) -> FactSource:
+def host_facts(root: Path, reader: LeaseReader | None = None) -> FactSource:
     """The facts source of a one-shot command (apply, status, verify) below ``root``."""
-    reader = host_reader(root)
+    reader = host_reader(root) if reader is None else reader
     return lambda state: gather(state, reader)
 
 

@@ -21,13 +21,15 @@ one that got a deleted namespace's inode (:mod:`~multihome.transaction.statedir`
 ``rollback-request``   written by ``multihome rollback`` during a confirmation window
 ``result.json``        how the last confirmation window ended
 ``watchdog.log``       what the watchdog did
+``fingerprint.json``   the kernel state the last apply left (a no-op apply compares, no read)
 =====================  ======================================================================
 
 :mod:`~multihome.transaction.lock` serialises the writers, :mod:`~multihome.transaction.checkpoint`
 saves and restores the owned state, :mod:`~multihome.transaction.journal` finishes or undoes an
-apply that was killed half-way, and :mod:`~multihome.transaction.session` ties the three
-together for one locked apply. The operations built on the engine (confirm window, watchdog,
-rollback, reset, doctor) live in :mod:`multihome.safety`.
+apply that was killed half-way, :mod:`~multihome.transaction.session` ties the three
+together for one locked apply, and :mod:`~multihome.transaction.fingerprint` lets an apply
+with nothing to do say so without decoding the state. The operations built on the engine
+(confirm window, watchdog, rollback, reset, doctor) live in :mod:`multihome.safety`.
 """
 
 #: How long an apply (rollback, reset) waits for another multihome to release the lock, in

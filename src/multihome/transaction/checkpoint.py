@@ -12,7 +12,6 @@ moved out of main, and the first prior value of every sysctl multihome changed.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,6 +31,7 @@ from multihome.transaction.statedir import (
     RECORD,
     StateDir,
     boot_id,
+    new_id,
     route_from_json,
     route_to_json,
     rule_from_json,
@@ -39,10 +39,6 @@ from multihome.transaction.statedir import (
 )
 
 NAME_FILES = (RT_TABLES_FILE, RT_PROTOS_FILE)
-
-
-def new_id() -> str:
-    return f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
 
 
 @dataclass(frozen=True)

@@ -100,8 +100,11 @@ def acquire(
                     held.close()
                 raise LockTimeoutError(_busy_message(state, timeout)) from None
             time.sleep(POLL)
+    # Who holds the lock is a hint for messages: not worth an fsync on every apply and repair.
     state.write_json(
-        LOCK_OWNER, {"pid": os.getpid(), "purpose": purpose, "since": time.time(), "argv": sys.argv}
+        LOCK_OWNER,
+        {"pid": os.getpid(), "purpose": purpose, "since": time.time(), "argv": sys.argv},
+        durable=False,
     )
     return Lock(state, fd, held)
 

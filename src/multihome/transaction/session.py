@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from multihome.backend import Backend
-from multihome.transaction import DEFAULT_LOCK_TIMEOUT, checkpoint, journal
+from multihome.transaction import DEFAULT_LOCK_TIMEOUT
 from multihome.transaction.lock import Lock, acquire
-from multihome.transaction.statedir import StateDir, sweep, sweep_due
+from multihome.transaction.statedir import JOURNAL, PENDING, StateDir, new_id, sweep, sweep_due
+
+if TYPE_CHECKING:
+    from multihome.transaction import journal
 
 
 @dataclass
@@ -51,9 +55,13 @@ def open_session(
     if state.identity is not None and sweep_due(state):
         sweep(root, state.identity)
     lock = acquire(state, timeout=timeout, purpose=purpose, namespace=backend.namespace_lock)
-    try:
-        recovery = journal.recover(backend, state, root, mode=mode)
-    except BaseException:
-        lock.release()
-        raise
-    return Session(state, lock, root, checkpoint.new_id(), recovery)
+    recovery = None
+    if state.exists(JOURNAL) or state.exists(PENDING):  # the journal's code only when needed
+        from multihome.transaction import journal
+
+        try:
+            recovery = journal.recover(backend, state, root, mode=mode)
+        except BaseException:
+            lock.release()
+            raise
+    return Session(state, lock, root, new_id(), recovery)

@@ -15,12 +15,14 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from multihome.errors import InputError
 from multihome.files import read_text, remove_file, under_root, write_atomic
 from multihome.model import Route, Rule, Sysctl
-from multihome.plan import Change
+
+if TYPE_CHECKING:  # the plan (and the policy) only where changes are decoded
+    from multihome.plan import Change
 
 STATE_BASE = Path("/run/multihome")
 
@@ -37,6 +39,7 @@ RESULT = "result.json"
 WATCHDOG_PID = "watchdog.json"
 WATCHDOG_LOG = "watchdog.log"
 SWEPT = "swept"
+FINGERPRINT = "fingerprint.json"
 
 
 #: ``SO_NETNS_COOKIE`` (Linux 5.14+, asm-generic value): the network namespace's cookie, a
@@ -120,6 +123,11 @@ def netns_key(proc: Path = Path("/proc")) -> str:
 def boot_id(proc: Path = Path("/proc")) -> str:
     """The kernel's boot id: state from an earlier boot describes a kernel that is gone."""
     return (read_text(proc / "sys/kernel/random/boot_id") or "unknown").strip()
+
+
+def new_id() -> str:
+    """A new apply's (and its snapshot's) id: its time and 8 random hex digits."""
+    return f"{time.strftime('%Y%m%dT%H%M%S')}-{os.urandom(4).hex()}"
 
 
 @dataclass(frozen=True)
@@ -210,10 +218,11 @@ class StateDir:
             return None
         return data if isinstance(data, dict) else None
 
-    def write_json(self, name: str, data: dict[str, Any]) -> None:
+    def write_json(self, name: str, data: dict[str, Any], *, durable: bool = True) -> None:
+        """Write ``name`` atomically (``durable``: fsynced, see :func:`write_atomic`)."""
         self.ensure()
         text = json.dumps(data, separators=(",", ":"), sort_keys=True)  # large at scale
-        write_atomic(self.file(name), text + "\n", 0o600)
+        write_atomic(self.file(name), text + "\n", 0o600, durable=durable)
 
     def touch(self, name: str, content: str = "") -> None:
         self.ensure()
@@ -422,6 +431,8 @@ def change_to_json(change: Change) -> dict[str, Any]:
 
 
 def change_from_json(data: dict[str, Any]) -> Change:
+    from multihome.plan import Change
+
     kind = data["kind"]
     body = data["obj"]
     obj: Route | Rule | Sysctl

@@ -1,0 +1,105 @@
+"""The no-op apply's fingerprint on the in-memory twin: recorded only for the state the apply
+left, trusted only while the kernel state, the configuration and the name files stay."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from multihome.backend.fake import FakeBackend
+from multihome.config import Config
+from multihome.engine import apply_plan, assess
+from multihome.model import HostState
+from multihome.transaction.fingerprint import record, unchanged
+from multihome.transaction.statedir import StateDir
+
+CONFIG = Config()
+
+
+def applied(howto: HostState, root: Path) -> tuple[FakeBackend, StateDir, HostState, bool]:
+    """An apply of the how-to's plan as `multihome apply` makes it: watch, read, apply, record."""
+    backend = FakeBackend(howto)
+    backend.watch()
+    snap = assess(backend, CONFIG)
+    result = apply_plan(backend, snap.plan, root=root, config=CONFIG, state=snap.state)
+    state_dir = StateDir.current(root)
+    return backend, state_dir, snap.state, record(
+        backend, state_dir, CONFIG, root, snap.state, result.plan.changes
+    )
+
+
+def test_an_apply_records_the_state_it_left_and_the_next_apply_trusts_it(
+    howto: HostState, tmp_path: Path
+) -> None:
+    """Only the apply's own notifications were seen: the fingerprint is recorded, and the
+    unchanged namespace matches it."""
+    backend, state_dir, _, recorded = applied(howto, tmp_path)
+    assert recorded
+    assert unchanged(backend, state_dir, CONFIG, tmp_path)
+    assert assess(backend, CONFIG).plan.empty
+
+
+def test_a_change_by_someone_else_during_the_apply_records_nothing(
+    howto: HostState, tmp_path: Path
+) -> None:
+    """A route added by another tool between the read and the fingerprint shows as an extra
+    notification: nothing is recorded, so the next apply reads the state in full."""
+    backend = FakeBackend(howto)
+    backend.watch()
+    snap = assess(backend, CONFIG)
+    result = apply_plan(backend, snap.plan, root=tmp_path, config=CONFIG, state=snap.state)
+    extra = replace(backend.state.routes[0], metric=7)
+    backend.foreign(replace(backend.state, routes=(*backend.state.routes, extra)), "route new 2")
+    state_dir = StateDir.current(tmp_path)
+    assert not record(backend, state_dir, CONFIG, tmp_path, snap.state, result.plan.changes)
+    assert not unchanged(backend, state_dir, CONFIG, tmp_path)
+
+
+def test_a_sysctl_changed_during_the_apply_records_nothing(
+    howto: HostState, tmp_path: Path
+) -> None:
+    """Sysctls send no notification: the fingerprint's values must be those the apply left."""
+    backend = FakeBackend(howto)
+    backend.watch()
+    snap = assess(backend, CONFIG)
+    result = apply_plan(backend, snap.plan, root=tmp_path, config=CONFIG, state=snap.state)
+    sysctls = dict(backend.state.sysctls, **{"net.ipv4.conf.eth1.rp_filter": "0"})
+    backend.state = HostState.build(backend.state.links, backend.state.addresses,
+                                    backend.state.routes, backend.state.rules, sysctls)
+    state_dir = StateDir.current(tmp_path)
+    assert not record(backend, state_dir, CONFIG, tmp_path, snap.state, result.plan.changes)
+
+
+def test_the_configuration_and_the_name_files_are_part_of_the_fingerprint(
+    howto: HostState, tmp_path: Path
+) -> None:
+    """Another configuration, or a name file changed, and the recorded state is not trusted."""
+    backend, state_dir, _, recorded = applied(howto, tmp_path)
+    assert recorded
+    assert not unchanged(backend, state_dir, replace(CONFIG, exclude=("eth1",)), tmp_path)
+    names = tmp_path / "etc/iproute2/rt_tables.d/multihome.conf"
+    names.write_text(names.read_text() + "# edited\n")
+    assert not unchanged(backend, state_dir, CONFIG, tmp_path)
+
+
+def test_the_lease_files_and_their_first_expiry_are_part_of_the_fingerprint(
+    howto: HostState, tmp_path: Path
+) -> None:
+    """The ports' facts come from DHCP leases: another lease files' signature, or the moment
+    the first recorded lease expires, and the recorded state is not trusted."""
+    backend = FakeBackend(howto)
+    backend.watch()
+    assessment = assess(backend, CONFIG)
+    result = apply_plan(backend, assessment.plan, root=tmp_path, config=CONFIG,
+                        state=assessment.state)
+    state_dir = StateDir.current(tmp_path)
+    changes = result.plan.changes
+    assert record(backend, state_dir, CONFIG, tmp_path, assessment.state, changes, "leases v1",
+                  time.time() + 3600)
+    assert unchanged(backend, state_dir, CONFIG, tmp_path, "leases v1")
+    assert not unchanged(backend, state_dir, CONFIG, tmp_path, "leases v2")
+    backend.watch()
+    assert record(backend, state_dir, CONFIG, tmp_path, backend.state, (), "leases v1",
+                  time.time() - 1)
+    assert not unchanged(backend, state_dir, CONFIG, tmp_path, "leases v1")
