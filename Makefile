@@ -6,7 +6,7 @@ PY    := $(VENV)/bin/python
 APT_PACKAGES := $(sort $(shell cat .ci/apt.d/*.txt 2>/dev/null | sed 's/\#.*//'))
 STAMP := $(VENV)/.installed
 
-.PHONY: all deps venv test unit lint typecheck gate demo bench clean
+.PHONY: all deps venv test unit lint typecheck gate demo bench fuzz clean
 
 all: test
 
@@ -58,6 +58,18 @@ bench: deps venv
 	$(PY) bench/run.py --docs docs/benchmarks.md --json bench/results/apply.json
 	$(PY) bench/agent_latency.py --ports 2,16 --events 100 --docs docs/benchmarks-agent.md \
 	  --json bench/results/agent_latency.json
+
+# The event fuzzer at length (tests/fuzz): random event sequences against the lab and the
+# running agent, a new seed each run unless MULTIHOME_FUZZ_SEED is given; a failure is
+# shrunk to a minimal sequence (keep it in tests/fuzz/test_regressions.py).
+MULTIHOME_FUZZ_EXAMPLES ?= 2000
+MULTIHOME_FUZZ_STEPS ?= 12
+MULTIHOME_FUZZ_SHRINK ?= 1
+fuzz: deps venv
+	@seed=$${MULTIHOME_FUZZ_SEED:-$$(date +%s)}; echo "fuzz: seed $$seed"; \
+	MULTIHOME_FUZZ_SEED=$$seed MULTIHOME_FUZZ_EXAMPLES=$(MULTIHOME_FUZZ_EXAMPLES) \
+	MULTIHOME_FUZZ_STEPS=$(MULTIHOME_FUZZ_STEPS) MULTIHOME_FUZZ_SHRINK=$(MULTIHOME_FUZZ_SHRINK) \
+	$(PY) -m pytest -q -s -x -n 0 -p no:cacheprovider tests/fuzz/test_fuzz_events.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

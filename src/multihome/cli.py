@@ -26,6 +26,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "cloud": ("multihome.cloud.cli", "cloud"),
     "confirm": ("multihome.safety.cli", "confirm"),
     "doctor": ("multihome.safety.cli", "doctor"),
+    "explain": ("multihome.explain_cli", "explain"),
     "lab": ("multihome.lab.cli", "lab"),
     "persist": ("multihome.persist.cli", "persist"),
     "reset": ("multihome.safety.cli", "reset"),

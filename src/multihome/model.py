@@ -56,8 +56,23 @@ RTN_BROADCAST = 3
 RTN_TYPE_NAMES = {1: "unicast", 2: "local", 3: "broadcast", 4: "anycast", 5: "multicast",
                   6: "blackhole", 7: "unreachable", 8: "prohibit", 9: "throw", 10: "nat"}
 
-#: Rule actions.
+#: Rule actions (fib_rules.h).
 FR_ACT_TO_TBL = 1
+FR_ACT_GOTO = 2
+FR_ACT_NOP = 3
+FR_ACT_BLACKHOLE = 6
+FR_ACT_UNREACHABLE = 7
+FR_ACT_PROHIBIT = 8
+RULE_ACTION_NAMES = {
+    FR_ACT_TO_TBL: "lookup",
+    FR_ACT_GOTO: "goto",
+    FR_ACT_NOP: "nop",
+    FR_ACT_BLACKHOLE: "blackhole",
+    FR_ACT_UNREACHABLE: "unreachable",
+    FR_ACT_PROHIBIT: "prohibit",
+}
+#: IP protocols a rule can name with ``ipproto``.
+IPPROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp", 132: "sctp"}
 
 
 def family_of(value: IPAddress | IPNetwork | IPInterface) -> int:
@@ -94,6 +109,10 @@ class Link:
     master: str | None = None
     """Name of the bridge/bond this link is enslaved to, if any."""
     loopback: bool = False
+    group: int = 0
+    """The interface group (``ip link set dev X group N``), for ``suppress_ifgroup``."""
+    admin_up: bool | None = None
+    """Administratively up (``IFF_UP``) whatever the carrier; None when not read."""
 
     @property
     def key(self) -> str:
@@ -108,6 +127,11 @@ class Address:
     interface: IPInterface
     """Address and prefix (``192.168.0.112/24``)."""
     scope: int = SCOPE_UNIVERSE
+    secondary: bool = False
+    """A second address in a subnet the interface already has (never a source by choice)."""
+    position: int = field(default=0, compare=False)
+    """Place in the kernel's list of the interface's addresses (source selection prefers the
+    first); 0 when unknown. Not part of the identity."""
 
     @cached_property
     def key(self) -> tuple[str, str]:
@@ -151,6 +175,11 @@ class Route:
         computed once."""
         return (self.family, self.table, str(self.dst), self.metric, self.ifname,
                 str(self.gateway), self.proto, self.scope, str(self.prefsrc), self.type)
+
+    @cached_property
+    def order(self) -> tuple[Any, ...]:
+        """Sort order: the key, sortable where one route has no device and another one."""
+        return sortable(self.key)
 
     @property
     def slot(self) -> tuple[Any, ...]:
@@ -204,37 +233,97 @@ class Rule:
     fwmask: int | None = None
     action: int = FR_ACT_TO_TBL
     proto: int = PROTO_BOOT
+    ipproto: int | None = None
+    """Only packets of this IP protocol (``ipproto tcp``)."""
+    sport: tuple[int, int] | None = None
+    """Only source ports in this inclusive range (``sport 1000-2000``)."""
+    dport: tuple[int, int] | None = None
+    """Only destination ports in this inclusive range."""
+    uid: tuple[int, int] | None = None
+    """Only sockets of users in this inclusive range (``uidrange 1000-1999``)."""
+    goto: int | None = None
+    """The priority a ``goto`` rule jumps to."""
+    l3mdev: bool = False
+    """Look up the table of the flow's VRF (``l3mdev``)."""
+    suppress_ifgroup: int | None = None
+    """Reject a route whose device is in this interface group."""
+    invert: bool = False
+    """``not``: the rule applies when its selector does *not* match."""
+    tos: int = 0
+    """Only packets with this TOS (``tos``/``dsfield``); 0 is any."""
+    position: int = field(default=0, compare=False)
+    """Place in the kernel's list of rules (it keeps rules of one priority in the order they
+    were added); 0 when unknown. Not part of the identity."""
 
     @cached_property
     def key(self) -> tuple[Any, ...]:
-        """Identity and sort order (computed once)."""
-        return (self.family, self.priority, self.table, str(self.src), str(self.dst),
+        """Identity (computed once). The selectors multihome never writes join it only when
+        set, so that the keys of multihome's own rules stay as they were."""
+        base = (self.family, self.priority, self.table, str(self.src), str(self.dst),
                 self.iifname, self.oifname, self.suppress_prefixlength, self.fwmark,
                 self.fwmask, self.action, self.proto)
+        extra = (self.ipproto, self.sport, self.dport, self.uid, self.goto, self.l3mdev,
+                 self.suppress_ifgroup, self.invert, self.tos)
+        if extra == (None, None, None, None, None, False, None, False, 0):
+            return base
+        return (*base, tuple(str(item) for item in extra))
+
+    @cached_property
+    def order(self) -> tuple[Any, ...]:
+        """Sort order: the key, sortable where one rule has None and another a value."""
+        return sortable(self.key)
+
+    @property
+    def mark_mask(self) -> int:
+        """The mask the kernel applies to the fwmark (all bits when a mark alone is given)."""
+        if self.fwmask is not None:
+            return self.fwmask
+        return 0xFFFFFFFF if self.fwmark else 0
 
     def describe(self, table_names: Mapping[int, str] | None = None) -> str:
         """``ip rule`` style text."""
-        parts = [str(self.priority), "from", "all" if self.src is None else net_text(self.src)]
+        parts = [str(self.priority)]
+        if self.invert:
+            parts.append("not")
+        parts += ["from", "all" if self.src is None else net_text(self.src)]
         if self.dst is not None:
             parts += ["to", net_text(self.dst)]
+        if self.tos:
+            parts += ["tos", hex(self.tos)]
         if self.fwmark is not None:
-            parts += ["fwmark", hex(self.fwmark)]
+            mask = self.fwmask
+            parts += ["fwmark", hex(self.fwmark) + ("" if mask in (None, 0xFFFFFFFF) else
+                                                    f"/{mask:#x}")]
         if self.iifname:
             parts += ["iif", self.iifname]
         if self.oifname:
             parts += ["oif", self.oifname]
-        if self.action == FR_ACT_TO_TBL:
+        if self.uid is not None:
+            parts += ["uidrange", f"{self.uid[0]}-{self.uid[1]}"]
+        if self.ipproto is not None:
+            parts += ["ipproto", IPPROTO_NAMES.get(self.ipproto, str(self.ipproto))]
+        for name, ports in (("sport", self.sport), ("dport", self.dport)):
+            if ports is not None:
+                parts += [name, str(ports[0]) if ports[0] == ports[1] else
+                          f"{ports[0]}-{ports[1]}"]
+        if self.l3mdev:
+            parts += ["lookup", "[l3mdev-table]"]
+        elif self.action == FR_ACT_TO_TBL:
             parts += ["lookup", table_label(self.table, table_names)]
+        elif self.action == FR_ACT_GOTO:
+            parts += ["goto", str(self.goto)]
         else:
-            parts += ["action", str(self.action)]
+            parts += [RULE_ACTION_NAMES.get(self.action, f"action {self.action}")]
         if self.suppress_prefixlength is not None:
             parts += ["suppress_prefixlength", str(self.suppress_prefixlength)]
+        if self.suppress_ifgroup is not None:
+            parts += ["suppress_ifgroup", str(self.suppress_ifgroup)]
         if self.family == 6:
             parts.insert(0, "-6")
         return " ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "family": self.family, "priority": self.priority, "table": self.table,
             "src": None if self.src is None else str(self.src),
             "dst": None if self.dst is None else str(self.dst),
@@ -242,6 +331,16 @@ class Rule:
             "suppress_prefixlength": self.suppress_prefixlength,
             "fwmark": self.fwmark, "rule_action": self.action, "proto": self.proto,
         }
+        extra: dict[str, Any] = {
+            "fwmask": self.fwmask, "ipproto": self.ipproto,
+            "sport": None if self.sport is None else list(self.sport),
+            "dport": None if self.dport is None else list(self.dport),
+            "uid": None if self.uid is None else list(self.uid), "goto": self.goto,
+            "l3mdev": self.l3mdev or None, "suppress_ifgroup": self.suppress_ifgroup,
+            "invert": self.invert or None, "tos": self.tos or None,
+        }
+        data.update({name: value for name, value in extra.items() if value is not None})
+        return data
 
 
 def net_text(net: IPNetwork) -> str:
@@ -283,6 +382,12 @@ class Table:
     ifname: str
 
 
+def sortable(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    """An identity key that sorts even where one entry has None and another a value (a rule
+    with ``iif`` beside one without, at one priority): None first, values as they are."""
+    return tuple((0,) if item is None else (1, item) for item in key)
+
+
 @dataclass(frozen=True)
 class HostState:
     """Everything multihome reads from one network namespace."""
@@ -306,8 +411,8 @@ class HostState:
         return cls(
             links=tuple(sorted(set(links))),
             addresses=tuple(sorted(set(addresses), key=lambda a: a.key)),
-            routes=tuple(sorted(set(routes), key=lambda r: r.key)),
-            rules=tuple(sorted(set(rules), key=lambda r: r.key)),
+            routes=tuple(sorted(set(routes), key=lambda r: r.order)),
+            rules=tuple(sorted(set(rules), key=lambda r: r.order)),
             sysctls=MappingProxyType(dict(sorted((sysctls or {}).items()))),
         )
 

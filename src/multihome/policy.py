@@ -26,7 +26,7 @@ from __future__ import annotations
 import ipaddress
 import zlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from multihome.config import Config
 from multihome.errors import InputError
@@ -141,10 +141,13 @@ def is_owned_rule(rule: Rule, config: Config) -> bool:
 
 def is_owned_route(route: Route, config: Config, elsewhere: Iterable[int] = ()) -> bool:
     """A route multihome created: its protocol number, inside its table range or in one of
-    the tables ``elsewhere`` (see :func:`owned_tables_elsewhere`)."""
+    the tables ``elsewhere`` (see :func:`owned_tables_elsewhere`), or the primary's default
+    that multihome put back in main (its protocol number, in main)."""
     low, high = config.table_range
     return route.proto == PROTO_MULTIHOME and (low <= route.table <= high
-                                               or route.table in elsewhere)
+                                               or route.table in elsewhere
+                                               or (route.table == TABLE_MAIN
+                                                   and route.is_default))
 
 
 def owned_tables_elsewhere(state: HostState, config: Config) -> frozenset[int]:
@@ -240,7 +243,7 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
     defaults = _defaults(state, managed, routes_by_if, native, owned_by_if, assigned, declared,
                          facts)
 
-    primary = _choose_primary(state, config, managed, defaults)
+    primary = _choose_primary(state, config, managed, defaults, routes_by_if)
     # A port that is down for a moment still counts: its peers keep their tables meanwhile.
     resting = [s for s in skipped if s.ifname in assigned]
     multihomed = len(managed) + len(resting) >= 2
@@ -284,6 +287,7 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
         rules |= _interface_rules(config, link.name, table.id, addrs, copies)
     if rules:
         rules.add(_rule(band, "suppress", TABLE_MAIN, suppress_prefixlength=0))
+    routes.update(_primary_default_in_main(primary, defaults, routes_by_if))
 
     preserved_rules, preserved_routes, notes = _preserve_for_skipped(
         state, config, skipped, owned_rule_set, owned_route_set, assigned)
@@ -304,6 +308,30 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
         rules=frozenset(rules), sysctls=tuple(sysctls),
         main_removals=frozenset(main_removals), primary=primary, notes=tuple(notes),
         origins=_origins_of(routes, origins))
+
+
+def _primary_default_in_main(primary: str | None, defaults: dict[str, Route],
+                             routes_by_if: dict[str, list[Route]]) -> list[Route]:
+    """The primary's default belongs in main. When main lost it and nobody put it back (the
+    port left alone when its peers went, whose default multihome had moved into its table;
+    a flap no DHCP client followed), the port's facts put it back, as ours; only once main
+    reaches its gateway through the port (else the kernel refuses the route)."""
+    if primary is None or primary not in defaults:
+        return []
+    in_main = routes_by_if[primary]
+    if any(r.is_default for r in in_main):
+        return []
+    default = defaults[primary]
+    if not _fits_main(default, in_main):
+        return []
+    return [replace(default, table=TABLE_MAIN, proto=PROTO_MULTIHOME)]
+
+
+def _fits_main(default: Route, in_main: list[Route]) -> bool:
+    """Main reaches the default's gateway through the port (one of the port's own routes in
+    main, ``in_main``, is a link route that holds the gateway): main can take it."""
+    return default.gateway is None or any(
+        r.gateway is None and r.dst.prefixlen > 0 and default.gateway in r.dst for r in in_main)
 
 
 def _sysctls(config: Config, managed: list[Link]) -> list[Sysctl]:
@@ -507,7 +535,9 @@ def _defaults(state: HostState, managed: list[Link], routes_by_if: dict[str, lis
         def usable(route: Route, networks: list[IPNetwork] = networks) -> bool:
             return route.gateway is None or any(route.gateway in n for n in networks)
 
-        in_main = [r for r in routes_by_if[link.name] if r.is_default]
+        in_main = [r for r in routes_by_if[link.name] if r.is_default] or [
+            r for r in owned.get(link.name, ()) if r.is_default and r.table == TABLE_MAIN
+            and usable(r)]
         in_table = [r for r in native.get(link.name, ()) if r.is_default]
         copies = [r for r in owned.get(link.name, ()) if r.is_default and usable(r)
                   and assigned.get(link.name) == r.table]
@@ -565,13 +595,14 @@ def _existing_tables(rules: Iterable[Rule], routes: Iterable[Route]) -> dict[str
             if ifname:
                 found.setdefault(ifname, rule.table)
     for route in sorted(routes, key=lambda r: r.key):
-        if route.ifname:
+        if route.ifname and route.table != TABLE_MAIN:  # a primary's default put back in main
             found.setdefault(route.ifname, route.table)
     return found
 
 
 def _choose_primary(state: HostState, config: Config, managed: list[Link],
-                    defaults: dict[str, Route]) -> str | None:
+                    defaults: dict[str, Route],
+                    routes_by_if: dict[str, list[Route]]) -> str | None:
     if config.primary is not None:
         if config.primary not in {m.name for m in managed}:
             raise InputError(f"{config.source}: primary: interface {config.primary!r} is not "
@@ -579,8 +610,12 @@ def _choose_primary(state: HostState, config: Config, managed: list[Link],
                              "choose another primary")
         return config.primary
     in_main = [r for r in state.routes if r.table == TABLE_MAIN and r.is_default
-               and r.family == 4 and r.ifname in defaults and r.proto != PROTO_MULTIHOME]
-    candidates = in_main or list(defaults.values())
+               and r.family == 4 and r.ifname in defaults]
+    # No default left in main: a port whose default main can take again comes first (a
+    # port addressed ``noprefixroute`` whose main routes a flap flushed cannot).
+    candidates = in_main or [d for d in defaults.values()
+                             if _fits_main(d, routes_by_if[d.ifname or ""])] or list(
+        defaults.values())
     if not candidates:
         return None
     index = {link.name: link.index for link in state.links}

@@ -51,6 +51,8 @@ def _link(msg: Any, names: dict[int, str]) -> Link:
         up=bool(flags & IFF_UP) and operstate in ("UP", "UNKNOWN"),
         master=names.get(master) if master else None,
         loopback=bool(flags & IFF_LOOPBACK),
+        group=msg.get("IFLA_GROUP") or 0,
+        admin_up=bool(flags & IFF_UP),
     )
 
 
@@ -60,7 +62,8 @@ def _address(msg: Any, names: dict[int, str]) -> Address | None:
     if ifname is None or value is None:
         return None
     iface = ipaddress.ip_interface(f"{value}/{msg['prefixlen']}")
-    return Address(ifname=ifname, interface=iface, scope=msg["scope"])
+    secondary = bool((msg.get("IFA_FLAGS") or msg["flags"]) & 0x01)  # IFA_F_SECONDARY
+    return Address(ifname=ifname, interface=iface, scope=msg["scope"], secondary=secondary)
 
 
 def _route(msg: Any, names: dict[int, str]) -> Route:

@@ -86,6 +86,16 @@ def test_howto_vm_before_the_fix(lab: Lab) -> None:
     assert "rp-filter-strict" not in found
 
 
+def test_wrong_path_shows_the_decisive_rule(lab: Lab) -> None:
+    """The wrong-path finding names the rule and route that decide it (main's, from the
+    kernel and the DHCP client) and points at ``multihome explain``."""
+    data = _doctor(lab, 1)
+    message = next(p["message"] for p in data["problems"]
+                   if p["code"] == "reply-wrong-interface")
+    assert "decided by rule `32766 from all lookup main` [kernel]" in message
+    assert "dev eth0 table main" in message and "multihome explain 192.168.0.112" in message
+
+
 def test_strict_rp_filter(lab: Lab) -> None:
     """rp_filter=1 on eth1 before the fix: the reverse path of its address is eth0."""
     ns_sh(lab.vm, "sysctl -qw net.ipv4.conf.eth1.rp_filter=1")

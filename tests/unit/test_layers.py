@@ -45,11 +45,11 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "multihome.manifest",
         ),
     ),
-    ("decisions", ("multihome.policy", "multihome.plan")),
+    ("decisions", ("multihome.policy", "multihome.plan", "multihome.explain")),
     ("backend", ("multihome.backend",)),
     ("transaction", ("multihome.transaction",)),
     ("engine", ("multihome.engine", "multihome.verify")),
-    ("checks", ("multihome.status",)),
+    ("checks", ("multihome.status", "multihome.explain_cli", "multihome.picture")),
     ("safety", ("multihome.safety",)),
     (
         "services",

@@ -259,3 +259,61 @@ def test_after_a_flap_the_table_keeps_its_copies_while_main_lacks_the_port_route
                           flapped.rules, dict(flapped.sysctls))  # fmt: skip
     assert stray not in compute_policy(odd, config).routes
     assert compute_policy(odd, config).routes == desired.routes
+
+
+def _without(state: HostState, ifname: str) -> HostState:
+    """``state`` after the port ``ifname`` is detached (the kernel drops its routes)."""
+    return HostState.build(
+        links=[x for x in state.links if x.name != ifname],
+        addresses=[a for a in state.addresses if a.ifname != ifname],
+        routes=[r for r in state.routes if r.ifname != ifname],
+        rules=state.rules, sysctls=state.sysctls)
+
+
+def test_the_port_left_alone_gets_back_the_default_multihome_took_out_of_main(
+        howto: HostState) -> None:
+    """Found by the event fuzzer (tests/fuzz, detach('eth0')): the how-to's pair converged
+    (eth1's default moved out of main into its table), then eth0, the primary, is detached.
+    eth1 alone needs no table, but main must hold its default again (multihome took it out):
+    else the VM has no default at all. Converging again changes nothing more; when a
+    second port comes back, eth1 stays the primary with its default in main."""
+    backend = converge(howto, CONFIG)
+    alone = converge(_without(backend.read(), "eth0"), CONFIG)
+    state = alone.read()
+    defaults = [r for r in state.routes if r.table == TABLE_MAIN and r.is_default]
+    assert [(r.ifname, str(r.gateway), r.metric) for r in defaults] == [
+        ("eth1", "192.168.0.1", 101)]
+    assert not [r for r in state.rules if r.proto == PROTO_MULTIHOME]
+    assert Assessment.of(alone.read(), CONFIG).plan.empty
+    # A port is attached again: eth1 keeps its default in main as the primary.
+    eth2 = port("eth2", 4, "192.168.0.10/24", "192.168.0.1", 102, "192.168.0.100")
+    both = HostState.build(
+        links=[*state.links, eth2[0]], addresses=[*state.addresses, *eth2[1]],
+        routes=[*state.routes, *eth2[2]], rules=state.rules, sysctls=state.sysctls)
+    again = converge(both, CONFIG).read()
+    main_defaults = {r.ifname for r in again.routes if r.table == TABLE_MAIN and r.is_default}
+    assert main_defaults == {"eth1"}
+    assert compute_policy(again, CONFIG).primary == "eth1"
+
+
+def test_the_primary_default_goes_back_to_main_only_through_a_route_to_its_gateway(
+        howto: HostState) -> None:
+    """Found by the event fuzzer (an agent-addressed port, ``noprefixroute``, flapped twice):
+    main held no route of eth0 at all, not even its subnet; putting eth0's default back in
+    main then failed ("Nexthop has invalid gateway") and took the whole repair down with it.
+    Without a main route to eth0's gateway, eth1 (whose subnet route main holds) is the
+    primary and its default goes back to main; with eth0's subnet route back, eth0 is the
+    primary again and its default returns to main."""
+    state = converge(howto, CONFIG).read()
+    bare = replace(state, routes=tuple(
+        r for r in state.routes if not (r.table == TABLE_MAIN and r.ifname == "eth0")))
+    desired = compute_policy(bare, CONFIG)
+    assert desired.primary == "eth1"
+    assert [(r.ifname, r.proto) for r in desired.routes if r.table == TABLE_MAIN] == [
+        ("eth1", PROTO_MULTIHOME)]
+    subnet = next(r for r in state.routes if r.table == TABLE_MAIN and r.ifname == "eth0"
+                  and str(r.dst) == "192.168.0.0/24")
+    with_subnet = replace(bare, routes=(*bare.routes, subnet))
+    back = [r for r in compute_policy(with_subnet, CONFIG).routes if r.table == TABLE_MAIN]
+    assert [(r.ifname, str(r.gateway), r.proto) for r in back] == [
+        ("eth0", "192.168.0.1", PROTO_MULTIHOME)]

@@ -4,13 +4,14 @@ record's first-value rule and pruning, the checkpoint's JSON form."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from hosts import howto_host
 
 from multihome.backend.fake import FakeBackend
 from multihome.config import Config
-from multihome.model import PROTO_DHCP
+from multihome.model import PROTO_DHCP, PROTO_MULTIHOME, TABLE_MAIN
 from multihome.plan import make_plan
 from multihome.policy import compute_policy
 from multihome.transaction import checkpoint
@@ -107,3 +108,38 @@ def test_checkpoint_survives_json_unchanged(tmp_path: Path) -> None:
     saved = checkpoint.capture(state, plan.changes, config, tmp_path)
     assert saved.moved and saved.sysctls  # a checkpoint with something in it
     assert checkpoint.Checkpoint.from_json(saved.to_json()) == saved
+
+
+def test_reset_gives_the_moved_default_its_slot_back_from_our_own_in_main(
+    tmp_path: Path,
+) -> None:
+    """Once eth0 (the primary) is gone, the policy puts eth1's default, which apply had
+    moved into eth1's table, back in main as multihome's own route, in the slot of the
+    moved one. reset then removes ours and puts the moved one back (its own protocol):
+    eth1 keeps a default, and nothing of multihome's is left."""
+    config = Config()
+    backend = FakeBackend(howto_host())
+    before = backend.read()
+    plan = make_plan(before, compute_policy(before, config), config)
+    record = checkpoint.Record().add(checkpoint.capture(before, plan.changes, config, tmp_path))
+    backend.apply(plan.changes)
+    applied = backend.read()
+    alone = FakeBackend(
+        replace(
+            applied,
+            links=tuple(x for x in applied.links if x.name != "eth0"),
+            addresses=tuple(a for a in applied.addresses if a.ifname != "eth0"),
+            routes=tuple(r for r in applied.routes if r.ifname != "eth0"),
+        )
+    )
+    state = alone.read()
+    alone.apply(make_plan(state, compute_policy(state, config), config).changes)
+    ours = [r for r in alone.read().routes if r.table == TABLE_MAIN and r.is_default]
+    assert [(r.ifname, r.proto) for r in ours] == [("eth1", PROTO_MULTIHOME)]
+
+    changes, notes = checkpoint.reset_changes(alone.read(), config, record)
+    done, problems = checkpoint.execute(alone, changes)
+    assert (done, problems, notes) == (len(changes), [], [])
+    defaults = [r for r in alone.read().routes if r.table == TABLE_MAIN and r.is_default]
+    assert [(r.ifname, r.proto) for r in defaults] == [("eth1", PROTO_DHCP)]
+    assert not [r for r in alone.read().routes if r.proto == PROTO_MULTIHOME]

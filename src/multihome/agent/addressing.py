@@ -143,6 +143,13 @@ def dhclient_available() -> str | None:
     return shutil.which("dhclient")
 
 
+def lease_file(ifname: str, root: Path) -> Path:
+    """The lease file of the agent's DHCP client for ``ifname`` (the namespace's folder)."""
+    from multihome.agent.state import run_dir as namespace_dir
+
+    return namespace_dir(root) / f"dhclient.{ifname}.leases"
+
+
 def start_dhclient(ifname: str, root: Path) -> DhcpClient:
     """Run ISC dhclient for ``ifname`` in the foreground as the agent's child, with
     multihome's script, its lease and pid files in the namespace's folder under
@@ -170,7 +177,7 @@ def start_dhclient(ifname: str, root: Path) -> DhcpClient:
         "-pf",
         str(run_dir / f"dhclient.{ifname}.pid"),
         "-lf",
-        str(run_dir / f"dhclient.{ifname}.leases"),
+        str(lease_file(ifname, root)),
         ifname,
     ]
     env: dict[str, Any] = dict(os.environ)

@@ -122,6 +122,8 @@ class Agent:
         self.names: dict[int, str] = {}
         self.hotplugged: set[str] = set()
         self.left_to: dict[str, str] = {}
+        self.resumed: set[str] = set()
+        """Ports checked once for a DHCP client of an earlier agent to start again."""
         self.refreshed: dict[str, int] = {}
         """MAC -> metadata refreshes made for a port the metadata did not know yet."""
         self.refused: dict[str, str] = {}
@@ -470,6 +472,7 @@ class Agent:
         self.hotplugged &= names
         for ifname in [n for n in self.timers.dhcp if n not in names]:
             del self.timers.dhcp[ifname]
+        self.resumed &= names
         for ifname in [n for n in self.left_to if n not in names]:
             del self.left_to[ifname]
         for ifname in [n for n in self.refused if n not in names]:
@@ -484,6 +487,7 @@ class Agent:
         taken = taken_addresses(state)  # grows with each port addressed below
         for link in self._ports(state):
             if has_ipv4(state, link.name):
+                lines.extend(self._resume_dhcp(link))
                 continue
             client = self.clients.get(link.name)
             if client is not None and client.running():
@@ -500,6 +504,24 @@ class Agent:
         for ifname in [n for n in self.timers.dhcp if n not in waiting]:
             del self.timers.dhcp[ifname]
         return lines
+
+    def _resume_dhcp(self, link: Link) -> list[str]:
+        """A port an earlier agent addressed by DHCP (its lease file is in the namespace's
+        folder) that no client serves any more, since that agent stopped it: the client
+        starts again, so that the lease is renewed and its routes come back after a flap."""
+        if not self.options.dhcp or link.name in self.clients or link.name in self.resumed:
+            return []
+        self.resumed.add(link.name)
+        if not addressing.lease_file(link.name, self.root).exists():
+            return []
+        if addressing.dhclient_available() is None:
+            return []
+        if addressing.manager_of(link.name, link.index, self.root) is not None:
+            return []
+        client = addressing.start_dhclient(link.name, self.root)
+        self.clients[link.name] = client
+        self.status.configured[link.name] = f"dhcp (dhclient pid {client.pid})"
+        return [f"+ dhcp client for {link.name} again (dhclient pid {client.pid}, its lease)"]
 
     def _mode_of(self, state: HostState, link: Link) -> str:
         if self.metadata is None and self.options.source == "kernel":

@@ -38,6 +38,10 @@ class Lookup:
     gateway: IPAddress | None
     prefsrc: IPAddress | None
     table: int | None
+    type: int = 1
+    """The route type (``RTN_UNICAST``, ``RTN_LOCAL``, ...)."""
+    error: int | None = None
+    """The errno of a refusal (``route_get`` only; ``lookup`` answers None instead)."""
 
 
 #: A route lookup's question: (destination, source or None, output interface or None).

@@ -31,6 +31,7 @@ from multihome.model import (
     Route,
     Rule,
     Sysctl,
+    sortable,
 )
 
 if TYPE_CHECKING:
@@ -262,7 +263,7 @@ def _toggled(items: tuple[T, ...], obj: T, action: str, *, clash: Callable[[T], 
         present.discard(obj)
     else:
         return items, missing
-    return tuple(sorted(present, key=lambda item: item.key)), None
+    return tuple(sorted(present, key=lambda item: sortable(item.key))), None
 
 
 def net(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:

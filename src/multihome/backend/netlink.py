@@ -22,7 +22,7 @@ import socket
 import struct
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from multihome.backend import (
     NAMESPACE_LOCK,
@@ -35,18 +35,27 @@ from multihome.backend import (
 from multihome.backend.rtnl import (
     AF_INET,
     AF_INET6,
+    FIB_RULE_INVERT,
     FIBRULEHDR,
+    FRA_DPORT_RANGE,
     FRA_DST,
     FRA_FWMARK,
     FRA_FWMASK,
+    FRA_GOTO,
     FRA_IIFNAME,
+    FRA_IP_PROTO,
+    FRA_L3MDEV,
     FRA_OIFNAME,
     FRA_PRIORITY,
     FRA_PROTOCOL,
+    FRA_SPORT_RANGE,
     FRA_SRC,
+    FRA_SUPPRESS_IFGROUP,
     FRA_SUPPRESS_PREFIXLEN,
     FRA_TABLE,
+    FRA_UID_RANGE,
     IFA_ADDRESS,
+    IFA_F_SECONDARY,
     IFA_FLAGS,
     IFA_LOCAL,
     IFADDRMSG,
@@ -54,6 +63,7 @@ from multihome.backend.rtnl import (
     IFLA_ADDRESS,
     IFLA_AF_SPEC,
     IFLA_EXT_MASK,
+    IFLA_GROUP,
     IFLA_IFNAME,
     IFLA_INET_CONF,
     IFLA_INFO_KIND,
@@ -65,13 +75,19 @@ from multihome.backend.rtnl import (
     NLM_F_CREATE,
     NLM_F_EXCL,
     OPERSTATES,
+    RTA_DPORT,
     RTA_DST,
     RTA_GATEWAY,
+    RTA_IIF,
+    RTA_IP_PROTO,
+    RTA_MARK,
     RTA_OIF,
     RTA_PREFSRC,
     RTA_PRIORITY,
+    RTA_SPORT,
     RTA_SRC,
     RTA_TABLE,
+    RTA_UID,
     RTEXT_FILTER_SKIP_STATS,
     RTM_DELADDR,
     RTM_DELLINK,
@@ -120,6 +136,8 @@ IFF_UP = 0x1
 IFF_LOOPBACK = 0x8
 IFA_F_NOPREFIXROUTE = 0x200
 NO_SUPPRESS = 0xFFFFFFFF
+PORT_RANGE = struct.Struct("=HH")
+UID_RANGE = struct.Struct("=II")
 FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
 VERSIONS = {socket.AF_INET: 4, socket.AF_INET6: 6}
 #: rtm_table / fib_rule_hdr.table hold 8 bits; larger ids travel in RTA_TABLE / FRA_TABLE.
@@ -196,14 +214,19 @@ class NetlinkBackend:
         # Most messages are the same from one read to the next (the agent reads after every
         # event): a message's body decodes to the same object, which keeps its sort key.
         old_addresses, old_routes, old_rules = self._decoded
+        # Addresses and rules also keep their place in the kernel's list (explain needs it).
         addresses = [
-            old_addresses[body] if body in old_addresses else _address(body, names)
-            for body in raw_addresses
+            _kept(old_addresses.get(body), position)
+            or _address(body, names, position)
+            for position, body in enumerate(raw_addresses, start=1)
         ]
         routes = [
             old_routes[body] if body in old_routes else _route(body, names) for body in raw_routes
         ]
-        rules = [old_rules[body] if body in old_rules else _rule(body) for body in raw_rules]
+        rules = [
+            _kept(old_rules.get(body), position) or _rule(body, position)
+            for position, body in enumerate(raw_rules, start=1)
+        ]
         self._decoded = (
             dict(zip(raw_addresses, addresses, strict=True)),
             dict(zip(raw_routes, routes, strict=True)),
@@ -455,12 +478,12 @@ class NetlinkBackend:
                 FAMILIES[rule.family],
                 0 if rule.dst is None else rule.dst.prefixlen,
                 0 if rule.src is None else rule.src.prefixlen,
-                0,
+                rule.tos,
                 table if table < 256 else RT_TABLE_UNSPEC,
                 0,
                 0,
                 rule.action,
-                0,
+                FIB_RULE_INVERT if rule.invert else 0,
             ),
             attr_u32(FRA_PRIORITY, rule.priority),
             attr_u32(FRA_TABLE, table),
@@ -480,6 +503,19 @@ class NetlinkBackend:
             body.append(attr_u32(FRA_FWMARK, rule.fwmark))
         if rule.fwmask is not None:
             body.append(attr_u32(FRA_FWMASK, rule.fwmask))
+        if rule.ipproto is not None:
+            body.append(attr(FRA_IP_PROTO, bytes((rule.ipproto,))))
+        for kind, ports in ((FRA_SPORT_RANGE, rule.sport), (FRA_DPORT_RANGE, rule.dport)):
+            if ports is not None:
+                body.append(attr(kind, PORT_RANGE.pack(*ports)))
+        if rule.uid is not None:
+            body.append(attr(FRA_UID_RANGE, UID_RANGE.pack(*rule.uid)))
+        if rule.goto is not None:
+            body.append(attr_u32(FRA_GOTO, rule.goto))
+        if rule.l3mdev:
+            body.append(attr(FRA_L3MDEV, b"\x01"))
+        if rule.suppress_ifgroup is not None:
+            body.append(attr_u32(FRA_SUPPRESS_IFGROUP, rule.suppress_ifgroup))
         return b"".join(body)
 
     # -- links and addresses -----------------------------------------------------------------
@@ -547,6 +583,57 @@ class NetlinkBackend:
     ) -> Lookup | None:
         return self.lookups([(dst, src, oif)])[0]
 
+    def route_get(
+        self,
+        dst: IPAddress,
+        src: IPAddress | None = None,
+        *,
+        oif: str | None = None,
+        iif: str | None = None,
+        mark: int = 0,
+        ipproto: int = 0,
+        sport: int = 0,
+        dport: int = 0,
+        uid: int | None = None,
+    ) -> Lookup:
+        """The kernel's own answer (RTM_GETROUTE, ``ip route get``) for one flow; a refusal
+        comes back as a :class:`Lookup` with its ``error`` (an errno)."""
+        family = FAMILIES[dst.version]
+        bits = dst.max_prefixlen
+        body = [
+            RTMSG.pack(family, bits, 0 if src is None else bits, 0, 0, 0, 0, 0, 0),
+            attr(RTA_DST, dst.packed),
+        ]
+        if src is not None:
+            body.append(attr(RTA_SRC, src.packed))
+        for kind, name in ((RTA_OIF, oif), (RTA_IIF, iif)):
+            if name is None:
+                continue
+            if name not in self._index:
+                self._read_index()
+            if name not in self._index:
+                return Lookup(None, None, None, None, error=errno.ENODEV)
+            body.append(attr_u32(kind, self._index[name]))
+        if mark:
+            body.append(attr_u32(RTA_MARK, mark))
+        if uid is not None:
+            body.append(attr_u32(RTA_UID, uid))
+        if ipproto:
+            body.append(attr(RTA_IP_PROTO, bytes((ipproto,))))
+        if sport:
+            body.append(attr(RTA_SPORT, struct.pack("!H", sport)))
+        if dport:
+            body.append(attr(RTA_DPORT, struct.pack("!H", dport)))
+        try:
+            answers = self.sock.request(RTM_GETROUTE, 0, b"".join(body))
+        except NetlinkError as exc:
+            return Lookup(None, None, None, None, error=exc.errno or errno.EINVAL)
+        if not answers:
+            return Lookup(None, None, None, None, error=errno.ENETUNREACH)
+        if not self._names:
+            self._read_index()
+        return self._answer(answers[0])
+
     def lookups(self, queries: Sequence[Query]) -> list[Lookup | None]:
         """The lookups as one batch of requests (a round trip each would cost ~0.15 ms)."""
         if any(oif is not None for _dst, _src, oif in queries) and not self._index:
@@ -579,8 +666,14 @@ class NetlinkBackend:
     def _lookup_answer(self, answer: Message | NetlinkError) -> Lookup | None:
         if isinstance(answer, NetlinkError):
             return None
+        return self._answer(answer)
+
+    def _answer(self, answer: Message) -> Lookup:
+        """A route lookup's answer (RTM_NEWROUTE) as a :class:`Lookup`."""
         attrs = attributes(answer.body, RTMSG.size)
         oif_index = u32(attrs[RTA_OIF]) if RTA_OIF in attrs else None
+        if oif_index and oif_index not in self._names:
+            self._read_index()  # an interface that appeared since the last read
         gateway = attrs.get(RTA_GATEWAY)
         prefsrc = attrs.get(RTA_PREFSRC)
         return Lookup(
@@ -588,6 +681,7 @@ class NetlinkBackend:
             gateway=ipaddress.ip_address(gateway) if gateway else None,
             prefsrc=ipaddress.ip_address(prefsrc) if prefsrc else None,
             table=u32(attrs[RTA_TABLE]) if RTA_TABLE in attrs else None,
+            type=RTMSG.unpack_from(answer.body)[7],
         )
 
 
@@ -615,7 +709,7 @@ CLASSES: dict[int, tuple[Any, Any]] = {
     AF_INET6: (ipaddress.IPv6Network, ipaddress.IPv6Address),
 }
 RawLink = tuple[
-    int, str, int, str | None, str | None, int | None, str | None, tuple[int, ...] | None
+    int, str, int, str | None, str | None, int | None, str | None, tuple[int, ...] | None, int
 ]
 #: The last read's message bodies and what they decoded to: addresses, routes, rules.
 Decoded = tuple[
@@ -623,6 +717,14 @@ Decoded = tuple[
 ]
 #: Links (reduced), address, route and rule message bodies, sysctls: one read, undecoded.
 RawState = tuple[list[RawLink], list[bytes], list[bytes], list[bytes], dict[str, str]]
+
+
+Positioned = TypeVar("Positioned", Address, Rule)
+
+
+def _kept(decoded: Positioned | None, position: int) -> Positioned | None:
+    """A cached decoding when it is still at ``position`` in the kernel's list, else None."""
+    return decoded if decoded is not None and decoded.position == position else None
 
 
 def _body(msg: Message) -> bytes:
@@ -676,11 +778,12 @@ def _raw_link(msg: Message) -> RawLink | None:
         u32(master) if master else None,
         operstate,
         conf,
+        u32(group) if (group := attrs.get(IFLA_GROUP)) else 0,
     )
 
 
 def _link(raw: RawLink, names: dict[int, str]) -> Link:
-    index, name, flags, mac, kind, master, operstate, _conf = raw
+    index, name, flags, mac, kind, master, operstate, _conf, group = raw
     return Link(
         name=name,
         index=index,
@@ -689,11 +792,13 @@ def _link(raw: RawLink, names: dict[int, str]) -> Link:
         up=bool(flags & IFF_UP) and operstate in ("UP", "UNKNOWN"),
         master=names.get(master) if master else None,
         loopback=bool(flags & IFF_LOOPBACK),
+        group=group,
+        admin_up=bool(flags & IFF_UP),
     )
 
 
-def _address(body: bytes, names: dict[int, str]) -> Address | None:
-    family, prefixlen, _flags, scope, index = IFADDRMSG.unpack_from(body)
+def _address(body: bytes, names: dict[int, str], position: int = 0) -> Address | None:
+    family, prefixlen, flags, scope, index = IFADDRMSG.unpack_from(body)
     ifname = names.get(index)
     if ifname is None or family not in VERSIONS:
         return None
@@ -702,7 +807,15 @@ def _address(body: bytes, names: dict[int, str]) -> Address | None:
     if value is None:
         return None
     interface = ipaddress.IPv4Interface if family == AF_INET else ipaddress.IPv6Interface
-    return Address(ifname=ifname, interface=interface((value, prefixlen)), scope=scope)
+    if IFA_FLAGS in attrs:
+        flags = u32(attrs[IFA_FLAGS])
+    return Address(
+        ifname=ifname,
+        interface=interface((value, prefixlen)),
+        scope=scope,
+        secondary=bool(flags & IFA_F_SECONDARY),
+        position=position,
+    )
 
 
 def _route(body: bytes, names: dict[int, str]) -> Route | None:
@@ -731,8 +844,8 @@ def _route(body: bytes, names: dict[int, str]) -> Route | None:
     )
 
 
-def _rule(body: bytes) -> Rule | None:
-    family, dst_len, src_len, _tos, table, _res1, _res2, action, _flags = FIBRULEHDR.unpack_from(
+def _rule(body: bytes, position: int = 0) -> Rule | None:
+    family, dst_len, src_len, tos, table, _res1, _res2, action, flags = FIBRULEHDR.unpack_from(
         body
     )
     if family not in VERSIONS:
@@ -763,4 +876,23 @@ def _rule(body: bytes) -> Rule | None:
         fwmask=u32(fwmask) if fwmask else None,
         action=action,
         proto=(proto[0] if proto else 0) or PROTO_BOOT,
+        ipproto=ipproto[0] if (ipproto := attrs.get(FRA_IP_PROTO)) else None,
+        sport=_range(attrs.get(FRA_SPORT_RANGE), PORT_RANGE),
+        dport=_range(attrs.get(FRA_DPORT_RANGE), PORT_RANGE),
+        uid=_range(attrs.get(FRA_UID_RANGE), UID_RANGE),
+        goto=u32(target) if (target := attrs.get(FRA_GOTO)) else None,
+        l3mdev=bool((l3mdev := attrs.get(FRA_L3MDEV)) and l3mdev[0]),
+        suppress_ifgroup=None if (group := attrs.get(FRA_SUPPRESS_IFGROUP)) is None
+        or u32(group) == NO_SUPPRESS else u32(group),
+        invert=bool(flags & FIB_RULE_INVERT),
+        tos=tos,
+        position=position,
     )
+
+
+def _range(value: bytes | None, layout: struct.Struct) -> tuple[int, int] | None:
+    """A (start, end) range attribute (ports, uids) or None when absent."""
+    if value is None:
+        return None
+    start, end = layout.unpack_from(value)
+    return (start, end)

@@ -296,8 +296,9 @@ class Lab:
 
         Not with SIGHUP: dnsmasq 2.90 (Debian 12) dies of a general protection fault on
         SIGHUP once it has served a lease, whatever the configuration. It is restarted
-        instead; its leases file keeps the leases, and a client that asks meanwhile (a few
-        ms) retries.
+        instead; its leases file keeps the leases of the ports still there (a client that
+        asks meanwhile, a few ms, retries), not those of a detached port: Neutron releases a
+        deleted port's lease, else its address could not go to the next port.
         """
         state_dir = self.names.state_dir
         pid = _read_pid(state_dir / "dnsmasq.pid")
@@ -305,6 +306,7 @@ class Lab:
             return False
         if pid_alive(pid) and str(state_dir).encode() in _cmdline(pid):
             _terminate([pid])
+        _keep_leases(state_dir / "dnsmasq.leases", {p.mac.lower() for p in scenario.ports})
         self.run(
             "dhcp",
             [self.programs["dnsmasq"], *topo.dnsmasq_args(scenario, state_dir)],
@@ -738,6 +740,18 @@ class Lab:
 
 
 CLONE_NEWNET = 0x40000000
+
+
+def _keep_leases(path: Path, macs: set[str]) -> None:
+    """Drop from dnsmasq's leases file (``EXPIRY MAC IP NAME CLIENT-ID`` per line) every
+    lease of a MAC not in ``macs`` (dnsmasq is not running)."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return
+    kept = [line for line in lines if len(line.split()) < 2 or line.split()[1].lower() in macs]
+    if kept != lines:
+        write_atomic(path, "".join(f"{line}\n" for line in kept), durable=False)
 
 
 def _setns(fd: int) -> None:

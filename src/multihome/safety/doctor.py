@@ -11,7 +11,7 @@ import os
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -215,8 +215,26 @@ def _table_names(root: Path) -> dict[int, str]:
 def _status_checks(ctx: Evidence) -> list[Problem]:
     return [
         *check_defaults(ctx.state, ctx.config),
-        *check_reply_paths(ctx.backend, ctx.state, ctx.config),
+        *(_with_decisive_rule(ctx, problem)
+          for problem in check_reply_paths(ctx.backend, ctx.state, ctx.config)),
     ]
+
+
+def _with_decisive_rule(ctx: Evidence, problem: Problem) -> Problem:
+    """A wrong-path finding with the rule (and route) that decides the wrong path."""
+    from multihome.explain_cli import decisive
+
+    if problem.interface is None:
+        return problem
+    reasons = []
+    for addr in ctx.state.addresses_of(problem.interface, 4):
+        if addr.scope == SCOPE_UNIVERSE and str(addr.ip) in problem.message:
+            reason = decisive(ctx.state, addr.ip, ctx.config.probe, ctx.config)
+            if reason is not None:
+                reasons.append(reason)
+    if not reasons:
+        return problem
+    return replace(problem, message=f"{problem.message}; {'; '.join(reasons)}")
 
 
 def check_rp_filter(ctx: Evidence) -> list[Problem]:

@@ -21,7 +21,7 @@ from typing import Any
 from multihome.backend import Backend, ChangeFailed
 from multihome.config import Config
 from multihome.files import HEADER, read_text, remove_file, under_root, write_atomic
-from multihome.model import PROTO_BOOT, TABLE_MAIN, HostState, Route, Sysctl
+from multihome.model import PROTO_BOOT, PROTO_MULTIHOME, TABLE_MAIN, HostState, Route, Sysctl
 from multihome.names import RT_PROTOS_FILE, RT_TABLES_FILE
 from multihome.plan import Change, make_plan
 from multihome.policy import DesiredState, owned_routes, owned_rules, stray_routes
@@ -163,12 +163,21 @@ def discard(state_dir: StateDir, apply_id: str) -> None:
 
 
 # -- going back ---------------------------------------------------------------------------
-def _put_back(current: HostState, routes: Iterable[Route]) -> tuple[list[Change], list[str]]:
-    """Changes that add ``routes`` back where they are missing and their slot is free."""
+def _put_back(
+    current: HostState, routes: Iterable[Route]
+) -> tuple[list[Change], list[str], HostState]:
+    """Changes that add ``routes`` back where they are missing and their slot is free. A
+    slot held by multihome's own default in main (the policy put the primary's default back
+    there from the port's facts) goes to the route it stood for: the changes remove ours
+    first, and the state returned no longer holds it."""
     present = set(current.routes)
-    slots = {r.slot for r in current.routes}
+    ours = {
+        r.slot: r for r in current.routes if r.table == TABLE_MAIN and r.proto == PROTO_MULTIHOME
+    }
+    slots = {r.slot for r in current.routes} - set(ours)
     changes: list[Change] = []
     notes: list[str] = []
+    displaced: set[Route] = set()
     for route in sorted(routes, key=lambda r: (r.is_default, r.key)):
         if route in present:
             continue
@@ -179,8 +188,13 @@ def _put_back(current: HostState, routes: Iterable[Route]) -> tuple[list[Change]
             notes.append(f"not put back (another route holds its place): {route.describe()}")
             continue
         slots.add(route.slot)
+        if route.slot in ours:
+            displaced.add(ours[route.slot])
+            changes.append(Change("remove", ours[route.slot]))
         changes.append(Change("add", route))
-    return changes, notes
+    if displaced:
+        current = replace(current, routes=tuple(r for r in current.routes if r not in displaced))
+    return changes, notes, current
 
 
 def _towards(
@@ -207,8 +221,8 @@ def _towards(
 
 def restore_changes(current: HostState, saved: Checkpoint) -> tuple[list[Change], list[str]]:
     """The changes that bring ``current`` back to ``saved`` (empty when it is there)."""
-    changes, notes = _put_back(current, saved.moved)
-    changes += _towards(current, saved.ownership(), saved.rules, saved.routes, saved.sysctls)
+    changes, notes, left = _put_back(current, saved.moved)
+    changes += _towards(left, saved.ownership(), saved.rules, saved.routes, saved.sysctls)
     return changes, notes
 
 
@@ -317,8 +331,8 @@ def reset_changes(
     outside the range are left alone with a note.
     """
     moved = list(record.moved) + reconstruct_moved(current, config, record)
-    changes, notes = _put_back(current, moved)
-    changes += _towards(current, config, (), (), record.sysctls)
+    changes, notes, left = _put_back(current, moved)
+    changes += _towards(left, config, (), (), record.sysctls)
     tables = set(registered)
     stray = stray_routes(current, config)
     changes += [

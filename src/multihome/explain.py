@@ -1,0 +1,712 @@
+"""Explain a routing decision: the IPv4 policy database walked exactly as the kernel walks it.
+
+A pure function of a :class:`~multihome.model.HostState` and a :class:`Flow`. It follows
+``fib_rules_lookup`` (net/core/fib_rules.c), ``fib4_rule_match``/``fib4_rule_action``/
+``fib4_rule_suppress`` (net/ipv4/fib_rules.c), ``fib_table_lookup`` (net/ipv4/fib_trie.c) and
+the output and input route paths of net/ipv4/route.c:
+
+- rules in priority order; a rule matches when its ``iif`` (``lo`` for locally generated
+  traffic), ``oif``, ``fwmark/mask``, ``uidrange``, ``from``/``to``, ``tos``, ``ipproto`` and
+  port ranges all match, inverted by ``not``; ``goto`` jumps to the first rule of its target
+  priority (an unresolved ``goto`` and ``nop`` continue); ``unreachable``, ``prohibit`` and
+  ``blackhole`` end the walk with their error; a table that does not exist, or holds no
+  route for the destination, or answers with a ``throw`` route, continues the walk; a route
+  found but rejected by ``suppress_prefixlength``/``suppress_ifgroup`` continues it too;
+- in a table: the longest prefix, then among its routes the lowest metric; an
+  ``unreachable``/``prohibit``/``blackhole`` route is an error; with an output interface
+  (``oif``), routes through other devices are skipped (the kernel then tries shorter prefixes);
+- locally generated traffic (no ``iif``): a given source must be a local address; with an
+  ``oif`` and no route the kernel assumes the destination is on-link; the source is the
+  route's ``prefsrc``, else the first primary address of the out device whose scope fits the
+  route and whose subnet holds the gateway (or the first such address), else any device's;
+- received traffic (``iif``): martian sources and destinations, local delivery, forwarding
+  switched off and the reverse-path check (``rp_filter``) as in ``ip_route_input_slow``.
+
+Rules that share a priority are taken in the kernel's list order (``Rule.position``, from
+the dump). Not modelled (the model does not carry them): multipath routes, route ``tos``, VRF
+tables (an ``l3mdev`` rule is reported as not matching unless a device is in a VRF), tunnel
+ids.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from multihome.model import (
+    FR_ACT_BLACKHOLE,
+    FR_ACT_GOTO,
+    FR_ACT_NOP,
+    FR_ACT_PROHIBIT,
+    FR_ACT_TO_TBL,
+    FR_ACT_UNREACHABLE,
+    RTN_BROADCAST,
+    RTN_LOCAL,
+    RTN_UNICAST,
+    SCOPE_LINK,
+    Address,
+    HostState,
+    Link,
+    Route,
+    Rule,
+    table_label,
+)
+
+IPv4 = ipaddress.IPv4Address
+RTN_BLACKHOLE = 6
+RTN_UNREACHABLE = 7
+RTN_PROHIBIT = 8
+RTN_THROW = 9
+#: Route types that answer with an error (fib_props[].error); ``throw`` means "next rule".
+ROUTE_ERRORS = {
+    RTN_BLACKHOLE: errno.EINVAL,
+    RTN_UNREACHABLE: errno.EHOSTUNREACH,
+    RTN_PROHIBIT: errno.EACCES,
+}
+RULE_ERRORS = {
+    FR_ACT_BLACKHOLE: errno.EINVAL,
+    FR_ACT_UNREACHABLE: errno.ENETUNREACH,
+    FR_ACT_PROHIBIT: errno.EACCES,
+}
+#: What each errno means for a route lookup, in the words of ``ip route`` and the rule/route
+#: types that cause it.
+ERROR_NAMES = {
+    errno.ENETUNREACH: "unreachable (network)",
+    errno.EHOSTUNREACH: "unreachable (host)",
+    errno.EACCES: "prohibit",
+    errno.EINVAL: "blackhole or invalid",
+    errno.EADDRNOTAVAIL: "source is not a local address",
+    errno.EXDEV: "reverse-path filter",
+    errno.ENODEV: "no such device",
+}
+LOOPBACK_NET = ipaddress.IPv4Network("127.0.0.0/8")
+ZERO_NET = ipaddress.IPv4Network("0.0.0.0/8")
+MULTICAST_NET = ipaddress.IPv4Network("224.0.0.0/4")
+LIMITED_BROADCAST = IPv4("255.255.255.255")
+
+
+@dataclass(frozen=True)
+class Flow:
+    """What the kernel routes: a packet's addresses, where it comes from, and its marks."""
+
+    dst: IPv4
+    src: IPv4 | None = None
+    iif: str | None = None
+    """The interface a received packet arrived on; None for locally generated traffic."""
+    oif: str | None = None
+    """The interface a local socket is bound to (``SO_BINDTODEVICE``, ``ping -I``)."""
+    mark: int = 0
+    ipproto: int = 17
+    """The IP protocol; UDP unless told, as ``ip route get`` (RTM_GETROUTE) asks."""
+    sport: int = 0
+    dport: int = 0
+    uid: int = 0
+    tos: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dst": str(self.dst),
+            "src": None if self.src is None else str(self.src),
+            "iif": self.iif,
+            "oif": self.oif,
+            "mark": self.mark,
+            "ipproto": self.ipproto,
+            "sport": self.sport,
+            "dport": self.dport,
+            "uid": self.uid,
+            "tos": self.tos,
+        }
+
+
+@dataclass(frozen=True)
+class TableLookup:
+    """One table looked up for the flow's destination."""
+
+    table: int
+    exists: bool
+    route: Route | None
+    """The route the table answered with (also an error route); None: nothing matched."""
+    losers: tuple[tuple[Route, str], ...] = ()
+    """Routes that also hold the destination, each with why it lost."""
+    error: int | None = None
+    """The errno of an error route (unreachable, prohibit, blackhole)."""
+    throw: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "exists": self.exists,
+            "route": None if self.route is None else self.route.to_json(),
+            "losers": [dict(route.to_json(), why=why) for route, why in self.losers],
+            "error": self.error,
+            "throw": self.throw,
+        }
+
+
+@dataclass(frozen=True)
+class RuleStep:
+    """One rule examined: whether it matched (and why not), and what it did."""
+
+    rule: Rule
+    matched: bool
+    reason: str
+    outcome: str
+    """``skip`` (did not match), ``continue`` (matched, walk goes on), ``goto``, ``error``,
+    ``route`` (the decision)."""
+    lookup: TableLookup | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule.to_json(),
+            "matched": self.matched,
+            "reason": self.reason,
+            "outcome": self.outcome,
+            "lookup": None if self.lookup is None else self.lookup.to_json(),
+        }
+
+
+@dataclass(frozen=True)
+class Walk:
+    """The outcome of walking the rules once: the steps, and a route or an errno."""
+
+    steps: tuple[RuleStep, ...]
+    route: Route | None
+    rule: Rule | None
+    error: int | None
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The whole answer: the walk, the chosen route, and device, gateway and source."""
+
+    flow: Flow
+    steps: tuple[RuleStep, ...]
+    route: Route | None
+    rule: Rule | None
+    """The decisive rule (the one whose action or table gave the answer), if any."""
+    ifname: str | None
+    gateway: IPv4 | None
+    src: IPv4 | None
+    kind: str
+    """``unicast``, ``local``, ``broadcast`` or ``error``."""
+    error: int | None = None
+    """The errno the kernel answers with (``ENETUNREACH``, ``EACCES``, ...), None on success."""
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def error_name(self) -> str | None:
+        if self.error is None:
+            return None
+        return ERROR_NAMES.get(self.error, errno.errorcode.get(self.error, str(self.error)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "flow": self.flow.to_json(),
+            "steps": [step.to_json() for step in self.steps],
+            "route": None if self.route is None else self.route.to_json(),
+            "rule": None if self.rule is None else self.rule.to_json(),
+            "dev": self.ifname,
+            "gateway": None if self.gateway is None else str(self.gateway),
+            "src": None if self.src is None else str(self.src),
+            "kind": self.kind,
+            "error": None if self.error is None else errno.errorcode.get(self.error),
+            "error_text": self.error_name,
+            "notes": list(self.notes),
+        }
+
+
+class _Host:
+    """Indexes over a state for one explanation (rules in order, routes per table)."""
+
+    def __init__(self, state: HostState, sysctls: Mapping[str, str]) -> None:
+        self.state = state
+        self.sysctls = sysctls
+        self.rules = sorted(
+            (r for r in state.rules if r.family == 4), key=lambda r: (r.priority, r.position)
+        )
+        self.tables: dict[int, list[Route]] = {}
+        for route in state.routes:
+            if route.family == 4:
+                self.tables.setdefault(route.table, []).append(route)
+        self.links = {link.name: link for link in state.links}
+        self.local = {a.ip for a in state.addresses if a.family == 4}
+        self.loopback = next((link.name for link in state.links if link.loopback), "lo")
+
+    def conf(self, ifname: str, knob: str, *, with_all: bool = True) -> int:
+        """A per-interface IPv4 setting; combined with ``all`` as the kernel does (the larger
+        of the two: ``rp_filter``, and for flags an OR) unless ``with_all`` is False
+        (``forwarding`` is the device's own)."""
+        names = ("all", ifname) if with_all else (ifname,)
+        values = [self.sysctls.get(f"net.ipv4.conf.{name}.{knob}") for name in names]
+        found = [int(v) for v in values if v not in (None, "")]
+        return max(found) if found else 0
+
+
+def explain(state: HostState, flow: Flow, sysctls: Mapping[str, str] | None = None) -> Explanation:
+    """How the kernel routes ``flow`` in ``state`` (IPv4), step by step.
+
+    ``sysctls`` adds settings that :class:`HostState` may not carry (``forwarding``,
+    ``accept_local``, ``rp_filter`` by their dotted names).
+    """
+    merged = dict(state.sysctls)
+    merged.update(sysctls or {})
+    host = _Host(state, merged)
+    if flow.iif is not None:
+        return _input(host, flow)
+    return _output(host, flow)
+
+
+# -- the output path (ip_route_output_key_hash_rcu) -------------------------------------------
+def _output(host: _Host, flow: Flow) -> Explanation:
+    notes: list[str] = []
+
+    def fail(code: int, walk: Walk | None = None, note: str | None = None) -> Explanation:
+        if note:
+            notes.append(note)
+        return _failed(flow, code, walk, notes)
+
+    if flow.src is not None:
+        if flow.src.is_multicast or flow.src == LIMITED_BROADCAST or flow.src in ZERO_NET:
+            return fail(errno.EINVAL, note=f"{flow.src} cannot be a source address")
+        if flow.src not in host.local:
+            return fail(errno.ENETUNREACH, note=f"{flow.src} is not an address of this host: "
+                        "the kernel refuses it as a source (network unreachable)")
+    out_link: Link | None = None
+    if flow.oif is not None:
+        out_link = host.links.get(flow.oif)
+        if out_link is None:
+            return fail(errno.ENODEV, note=f"there is no interface {flow.oif}")
+        admin_up = out_link.up if out_link.admin_up is None else out_link.admin_up
+        if not admin_up:
+            return fail(errno.ENETUNREACH, note=f"{flow.oif} is down")
+    walk = _walk(host, flow, iif=host.loopback)
+    if walk.error is not None or walk.route is None:
+        code = errno.ENETUNREACH if walk.error is None else walk.error
+        if flow.oif is not None:
+            notes.append(
+                f"no usable route ({ERROR_NAMES.get(code, code)}), but the socket is bound to "
+                f"{flow.oif}: the kernel assumes the destination is on-link there"
+            )
+            src = flow.src or _select_address(host, flow.oif, None, SCOPE_LINK)
+            return Explanation(
+                flow,
+                walk.steps,
+                None,
+                walk.rule,
+                flow.oif,
+                None,
+                src,
+                "unicast",
+                None,
+                tuple(notes),
+            )
+        return fail(code, walk)
+    route = walk.route
+    if route.type == RTN_LOCAL:
+        src = flow.src or _v4(route.prefsrc) or flow.dst
+        notes.append("the destination is an address of this host: delivered locally")
+        return Explanation(
+            flow,
+            walk.steps,
+            route,
+            walk.rule,
+            host.loopback,
+            None,
+            src,
+            "local",
+            None,
+            tuple(notes),
+        )
+    src = flow.src
+    if src is None:
+        src = _v4(route.prefsrc) or _select_address(host, route.ifname, route.gateway, route.scope)
+        notes.append(_source_note(route, src))
+    kind = "broadcast" if route.type == RTN_BROADCAST else "unicast"
+    gateway = route.gateway if kind == "unicast" else None
+    return Explanation(
+        flow,
+        walk.steps,
+        route,
+        walk.rule,
+        route.ifname,
+        _v4(gateway),
+        src,
+        kind,
+        None,
+        tuple(notes),
+    )
+
+
+def _source_note(route: Route, src: IPv4 | None) -> str:
+    if route.prefsrc is not None:
+        return f"source {route.prefsrc}: the route's prefsrc"
+    if src is None:
+        return "no source address: no device has a usable IPv4 address"
+    near = " in the gateway's subnet" if route.gateway is not None else ""
+    return (
+        f"source {src}: no prefsrc on the route, so the first primary address{near} "
+        f"of {route.ifname} with a scope the route allows"
+    )
+
+
+def _failed(flow: Flow, code: int, walk: Walk | None, notes: Sequence[str]) -> Explanation:
+    return Explanation(
+        flow,
+        () if walk is None else walk.steps,
+        None,
+        None if walk is None else walk.rule,
+        None,
+        None,
+        None,
+        "error",
+        code,
+        tuple(notes),
+    )
+
+
+# -- the input path (ip_route_input_slow) ----------------------------------------------------
+def _input(host: _Host, flow: Flow) -> Explanation:
+    notes: list[str] = []
+    iif = flow.iif
+    assert iif is not None
+    flow = replace(flow, uid=0)  # received packets have no socket: the namespace's root
+    link = host.links.get(iif)
+    src = flow.src or IPv4(0)
+    if link is None:
+        return _failed(flow, errno.ENODEV, None, [f"there is no interface {flow.iif}"])
+    if src.is_multicast or src == LIMITED_BROADCAST:
+        return _failed(flow, errno.EINVAL, None, [f"martian source {src}"])
+    if flow.dst == LIMITED_BROADCAST or (int(src) == 0 and int(flow.dst) == 0):
+        return _broadcast_input(host, flow, link, Walk((), None, None, None), notes)
+    if src in ZERO_NET:
+        return _failed(flow, errno.EINVAL, None, [f"martian source {src}"])
+    if flow.dst in ZERO_NET or flow.dst in LOOPBACK_NET:
+        return _failed(flow, errno.EINVAL, None, [f"martian destination {flow.dst}"])
+    if src in LOOPBACK_NET:
+        return _failed(flow, errno.EINVAL, None, [f"martian source {src}"])
+    walk = _walk(host, flow, iif=iif)
+    forwarding = host.conf(iif, "forwarding", with_all=False) > 0
+    if walk.error is not None or walk.route is None:
+        code = errno.ENETUNREACH if walk.error is None else walk.error
+        if not forwarding:
+            code = errno.EHOSTUNREACH
+            notes.append(f"forwarding is off on {flow.iif}")
+        return _failed(flow, code, walk, notes)
+    route = walk.route
+    if route.type == RTN_BROADCAST:
+        if host.conf(iif, "bc_forwarding", with_all=False) > 0:
+            return _failed(flow, errno.EINVAL, walk, ["broadcast forwarding: not modelled"])
+        return _broadcast_input(host, flow, link, walk, notes)
+    if route.type == RTN_LOCAL:
+        if not _source_ok(host, flow, link, None):
+            return _failed(
+                flow, errno.EINVAL, walk, [f"martian source {src}: it fails the reverse-path check"]
+            )
+        notes.append("the destination is an address of this host: delivered locally")
+        return Explanation(
+            flow,
+            walk.steps,
+            route,
+            walk.rule,
+            host.loopback,
+            None,
+            flow.src,
+            "local",
+            None,
+            tuple(notes),
+        )
+    if not forwarding:
+        return _failed(flow, errno.EHOSTUNREACH, walk, [f"forwarding is off on {flow.iif}"])
+    if route.type != RTN_UNICAST:
+        return _failed(flow, errno.EINVAL, walk, ["martian destination"])
+    if not _source_ok(host, flow, link, route.ifname):
+        return _failed(
+            flow, errno.EINVAL, walk, [f"martian source {src}: it fails the reverse-path check"]
+        )
+    return Explanation(
+        flow,
+        walk.steps,
+        route,
+        walk.rule,
+        route.ifname,
+        _v4(route.gateway),
+        flow.src,
+        "unicast",
+        None,
+        tuple(notes),
+    )
+
+
+def _broadcast_input(
+    host: _Host, flow: Flow, link: Link, walk: Walk, notes: list[str]
+) -> Explanation:
+    """A received broadcast is delivered locally (after the reverse-path check)."""
+    # the kernel checks a broadcast's source with no destination (0.0.0.0)
+    unaddressed = replace(flow, dst=IPv4(0))
+    if (
+        flow.src is not None
+        and int(flow.src) != 0
+        and not _source_ok(host, unaddressed, link, None)
+    ):
+        return _failed(
+            flow,
+            errno.EINVAL,
+            walk,
+            [f"martian source {flow.src}: it fails the reverse-path check"],
+        )
+    notes.append("a broadcast: delivered locally")
+    return Explanation(
+        flow,
+        walk.steps,
+        walk.route,
+        walk.rule,
+        host.loopback,
+        None,
+        flow.src,
+        "broadcast",
+        None,
+        tuple(notes),
+    )
+
+
+def _source_ok(host: _Host, flow: Flow, link: Link, out: str | None) -> bool:
+    """``fib_validate_source``: the reverse lookup from the destination back to the source,
+    entering through ``out`` (the forward route's device; ``lo`` for local delivery), judged
+    by the in-device's ``rp_filter`` (0 off, 1 strict, 2 loose) and ``accept_local``."""
+    rpf = host.conf(link.name, "rp_filter")
+    accept_local = host.conf(link.name, "accept_local") > 0
+    src_valid_mark = host.conf(link.name, "src_valid_mark") > 0
+    assert flow.src is not None
+    back = Flow(
+        dst=flow.src,
+        src=flow.dst,
+        mark=flow.mark if src_valid_mark else 0,
+        ipproto=flow.ipproto,
+        sport=flow.dport,
+        dport=flow.sport,
+        tos=flow.tos,
+    )
+    walk = _walk(host, back, iif=out or host.loopback)
+    if walk.error is not None or walk.route is None:
+        return not rpf
+    route = walk.route
+    if route.type != RTN_UNICAST and not (route.type == RTN_LOCAL and accept_local):
+        return False
+    if route.ifname == link.name or not host.state.addresses_of(link.name, 4):
+        return route.ifname == link.name or not rpf
+    return rpf != 1
+
+
+# -- the rules (fib_rules_lookup) -------------------------------------------------------------
+def _walk(host: _Host, flow: Flow, iif: str) -> Walk:
+    steps: list[RuleStep] = []
+    rules = host.rules
+    index = 0
+    while index < len(rules):
+        rule = rules[index]
+        index += 1
+        why_not = _mismatch(host, rule, flow, iif)
+        if why_not is not None:
+            steps.append(RuleStep(rule, False, why_not, "skip"))
+            continue
+        matched = "matches" if not rule.invert else "matches (its selector does not: 'not')"
+        if rule.action == FR_ACT_GOTO:
+            target = next((i for i, r in enumerate(rules) if r.priority == rule.goto), None)
+            if target is None:
+                steps.append(
+                    RuleStep(rule, True, f"{matched}; no rule {rule.goto} to go to", "continue")
+                )
+                continue
+            steps.append(RuleStep(rule, True, f"{matched}; jumps to {rule.goto}", "goto"))
+            index = target
+            continue
+        if rule.action == FR_ACT_NOP:
+            steps.append(RuleStep(rule, True, f"{matched}; nop", "continue"))
+            continue
+        if rule.action in RULE_ERRORS:
+            code = RULE_ERRORS[rule.action]
+            steps.append(RuleStep(rule, True, f"{matched}; {ERROR_NAMES[code]}", "error"))
+            return Walk(tuple(steps), None, rule, code)
+        if rule.action != FR_ACT_TO_TBL:
+            code = errno.EINVAL
+            steps.append(RuleStep(rule, True, f"{matched}; unknown action {rule.action}", "error"))
+            return Walk(tuple(steps), None, rule, code)
+        if rule.l3mdev:
+            steps.append(
+                RuleStep(rule, True, f"{matched}; VRF tables are not modelled", "continue")
+            )
+            continue
+        lookup = _lookup(host, rule.table, flow)
+        if lookup.error is not None:
+            label = table_label(rule.table)
+            steps.append(
+                RuleStep(
+                    rule,
+                    True,
+                    f"{matched}; table {label} answers with an error route",
+                    "error",
+                    lookup,
+                )
+            )
+            return Walk(tuple(steps), lookup.route, rule, lookup.error)
+        if lookup.route is None or lookup.throw:
+            why = (
+                "does not exist"
+                if not lookup.exists
+                else "throws"
+                if lookup.throw
+                else "has no route for the destination"
+            )
+            label = table_label(rule.table)
+            steps.append(
+                RuleStep(rule, True, f"{matched}; table {label} {why}", "continue", lookup)
+            )
+            continue
+        suppressed = _suppressed(host, rule, lookup.route)
+        if suppressed is not None:
+            steps.append(RuleStep(rule, True, f"{matched}; {suppressed}", "continue", lookup))
+            continue
+        steps.append(RuleStep(rule, True, matched, "route", lookup))
+        return Walk(tuple(steps), lookup.route, rule, None)
+    return Walk(tuple(steps), None, None, errno.ENETUNREACH)
+
+
+def _mismatch(host: _Host, rule: Rule, flow: Flow, iif: str) -> str | None:
+    """Why ``rule`` does not apply to ``flow`` (None: it does), as fib_rule_match decides."""
+    why = _selector_mismatch(host, rule, flow, iif)
+    if rule.invert:
+        return None if why is not None else "its selector matches, and it says 'not'"
+    return why
+
+
+def _selector_mismatch(host: _Host, rule: Rule, flow: Flow, iif: str) -> str | None:
+    if rule.iifname is not None and rule.iifname != iif:
+        return f"iif {rule.iifname}, the packet comes from {iif}"
+    if rule.oifname is not None and rule.oifname != flow.oif:
+        return f"oif {rule.oifname}, the flow is bound to {flow.oif or 'no interface'}"
+    if ((rule.fwmark or 0) ^ flow.mark) & rule.mark_mask:
+        return f"fwmark {rule.fwmark or 0:#x}/{rule.mark_mask:#x}, the mark is {flow.mark:#x}"
+    if rule.l3mdev and not _in_vrf(host, flow, iif):
+        return "l3mdev: neither interface of the flow is in a VRF"
+    if rule.uid is not None and not rule.uid[0] <= flow.uid <= rule.uid[1]:
+        return f"uidrange {rule.uid[0]}-{rule.uid[1]}, the uid is {flow.uid}"
+    src = flow.src or IPv4(0)
+    if rule.src is not None and src not in rule.src:
+        return f"from {rule.src}, the source is {flow.src or 'not chosen yet (0.0.0.0)'}"
+    if rule.dst is not None and flow.dst not in rule.dst:
+        return f"to {rule.dst}, the destination is {flow.dst}"
+    if rule.tos and rule.tos != flow.tos:
+        return f"tos {rule.tos:#x}, the flow's is {flow.tos:#x}"
+    if rule.ipproto is not None and rule.ipproto != flow.ipproto:
+        return f"ipproto {rule.ipproto}, the flow's is {flow.ipproto}"
+    for name, ports, port in (("sport", rule.sport, flow.sport), ("dport", rule.dport, flow.dport)):
+        if ports is not None and not ports[0] <= port <= ports[1]:
+            return f"{name} {ports[0]}-{ports[1]}, the flow's is {port}"
+    return None
+
+
+def _in_vrf(host: _Host, flow: Flow, iif: str) -> bool:
+    for name in (flow.oif, iif):
+        link = host.links.get(name or "")
+        if link is None:
+            continue
+        master = host.links.get(link.master or "")
+        if link.kind == "vrf" or (master is not None and master.kind == "vrf"):
+            return True
+    return False
+
+
+def _suppressed(host: _Host, rule: Rule, route: Route) -> str | None:
+    if rule.suppress_prefixlength is not None and (
+        route.dst.prefixlen <= rule.suppress_prefixlength
+    ):
+        return (
+            f"route {route.dst} suppressed: prefix length {route.dst.prefixlen} <= "
+            f"suppress_prefixlength {rule.suppress_prefixlength}"
+        )
+    if rule.suppress_ifgroup is not None and route.ifname is not None:
+        link = host.links.get(route.ifname)
+        if link is not None and link.group == rule.suppress_ifgroup:
+            return (
+                f"route via {route.ifname} suppressed: its group is "
+                f"suppress_ifgroup {rule.suppress_ifgroup}"
+            )
+    return None
+
+
+# -- a table (fib_table_lookup) ---------------------------------------------------------------
+def _lookup(host: _Host, table: int, flow: Flow) -> TableLookup:
+    routes = host.tables.get(table)
+    if not routes:
+        return TableLookup(table, False, None)
+    holding = [r for r in routes if flow.dst in r.dst]
+    # Longest prefix first; in one prefix the kernel keeps routes by metric.
+    holding.sort(key=lambda r: (-r.dst.prefixlen, r.metric))
+    losers: list[tuple[Route, str]] = []
+    chosen: Route | None = None
+    for route in holding:
+        if chosen is not None:
+            losers.append((route, _lost(route, chosen)))
+            continue
+        if route.type in ROUTE_ERRORS:
+            return TableLookup(table, True, route, tuple(losers), ROUTE_ERRORS[route.type])
+        if route.type == RTN_THROW:
+            return TableLookup(table, True, route, tuple(losers), throw=True)
+        if flow.oif is not None and route.ifname != flow.oif:
+            losers.append((route, f"goes through {route.ifname}, the flow is bound to {flow.oif}"))
+            continue
+        chosen = route
+    return TableLookup(table, True, chosen, tuple(losers))
+
+
+def _lost(route: Route, chosen: Route) -> str:
+    if route.dst.prefixlen < chosen.dst.prefixlen:
+        return f"shorter prefix (/{route.dst.prefixlen} < /{chosen.dst.prefixlen})"
+    if route.metric > chosen.metric:
+        return f"higher metric ({route.metric} > {chosen.metric})"
+    return "listed after the chosen route with the same prefix and metric"
+
+
+# -- source address selection (inet_select_addr) ---------------------------------------------
+def _select_address(host: _Host, ifname: str | None, near: Any, scope: int) -> IPv4 | None:
+    """The kernel's choice of a source on ``ifname`` for a route of ``scope``: the first
+    primary address whose scope is not narrower than the route's, preferring one whose subnet
+    holds ``near`` (the gateway); else such an address on any device (lo first)."""
+    if ifname is not None:
+        first: IPv4 | None = None
+        for address in _ordered(host.state.addresses_of(ifname, 4)):
+            if address.secondary or address.scope > scope:
+                continue
+            if near is None or near in address.network:
+                return _v4(address.ip)
+            if first is None:
+                first = _v4(address.ip)
+        if first is not None:
+            return first
+    for link in sorted(host.state.links, key=lambda item: item.index):
+        for address in _ordered(host.state.addresses_of(link.name, 4)):
+            if address.secondary or address.scope == SCOPE_LINK or address.scope > scope:
+                continue
+            return _v4(address.ip)
+    return None
+
+
+def _ordered(addresses: Sequence[Address]) -> list[Address]:
+    return sorted(addresses, key=lambda address: address.position)
+
+
+def _v4(address: Any) -> IPv4 | None:
+    return address if isinstance(address, IPv4) else None
+
+
+__all__ = [
+    "ERROR_NAMES",
+    "Explanation",
+    "Flow",
+    "RuleStep",
+    "TableLookup",
+    "explain",
+]

@@ -1,0 +1,169 @@
+"""A picture of the routing (Graphviz ``dot``): ports -> addresses -> rules -> tables ->
+gateways, multihome's own entries told apart from other tools', and one explained path in red.
+
+Pure: a function of a :class:`~multihome.model.HostState`, the configuration (for ownership)
+and optionally an :class:`~multihome.explain.Explanation`. Render with ``dot -Tsvg``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from multihome.model import (
+    FR_ACT_GOTO,
+    FR_ACT_TO_TBL,
+    RTN_UNICAST,
+    SCOPE_UNIVERSE,
+    HostState,
+    Route,
+    Rule,
+    sortable,
+    table_label,
+)
+
+if TYPE_CHECKING:
+    from multihome.config import Config
+    from multihome.explain import Explanation
+
+RED = 'color="red", fontcolor="red", penwidth=2.5'
+OURS = 'color="#1f5fbf"'
+FOREIGN = 'color="#777777", style="dashed"'
+
+
+def _q(text: str) -> str:
+    """A dot identifier or label, quoted."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _rule_id(rule: Rule) -> str:
+    return _q(f"rule {rule.describe()}")
+
+
+def _table_id(table: int) -> str:
+    return _q(f"table {table}")
+
+
+def routing_dot(state: HostState, config: Config, path: Explanation | None = None) -> str:
+    """The picture as dot text (deterministic: same state, same text)."""
+    from multihome.policy import is_owned_route, is_owned_rule
+
+    rules = sorted((r for r in state.rules if r.family == 4), key=lambda r: r.priority)
+    on_path_rules: set[Rule] = set()
+    path_table: int | None = None
+    path_route: Route | None = None
+    path_dev: str | None = None
+    if path is not None:
+        on_path_rules = {s.rule for s in path.steps if s.matched and s.outcome != "continue"}
+        if path.rule is not None and path.route is not None:
+            path_table, path_route = path.rule.table, path.route
+        path_dev = path.ifname
+    lines = [
+        "digraph routing {",
+        "  rankdir=LR;",
+        '  node [shape=box, fontname="monospace"];',
+        '  edge [fontname="monospace", fontsize=10];',
+    ]
+    ports = [link for link in state.links if not link.loopback]
+    lines.append('  subgraph cluster_ports { label="ports";')
+    for link in ports:
+        red = path_dev == link.name
+        lines.append(f"    {_q(link.name)} [shape=component{', ' + RED if red else ''}];")
+    lines.append("  }")
+    for link in ports:
+        for address in state.addresses_of(link.name, 4):
+            if address.scope != SCOPE_UNIVERSE:
+                continue
+            red = path is not None and path.src == address.ip
+            lines.append(f"  {_q(str(address.ip))} [shape=ellipse{', ' + RED if red else ''}];")
+            lines.append(f"  {_q(link.name)} -> {_q(str(address.ip))};")
+    lines.append('  subgraph cluster_rules { label="rules (priority order)";')
+    for rule in rules:
+        owner = OURS if is_owned_rule(rule, config) else FOREIGN
+        style = RED if rule in on_path_rules else owner
+        lines.append(f"    {_rule_id(rule)} [{style}];")
+    lines += [
+        f"    {_rule_id(a)} -> {_rule_id(b)} [style=dotted, arrowhead=none];"
+        for a, b in itertools.pairwise(rules)
+    ]
+    lines.append("  }")
+    lines += _rule_edges(state, rules, on_path_rules)
+    tables = sorted({r.table for r in rules if r.action == FR_ACT_TO_TBL and not r.l3mdev})
+    for table in tables:
+        routes = [r for r in state.routes if r.table == table and r.family == 4]
+        label = f"table {table_label(table)}" + ("" if routes else " (missing)")
+        red = table == path_table
+        lines.append(
+            f"  {_table_id(table)} [label={_q(label)}, shape=folder{', ' + RED if red else ''}];"
+        )
+        lines += _route_edges(
+            table, routes, path_route, lambda r: OURS if is_owned_route(r, config) else FOREIGN
+        )
+    lines.append("}")
+    seen: set[str] = set()
+    unique = []
+    for line in lines:  # each node and edge once, in order (braces are not statements)
+        if line.strip() != "}" and line in seen:
+            continue
+        seen.add(line)
+        unique.append(line)
+    return "\n".join(unique) + "\n"
+
+
+def _rule_edges(state: HostState, rules: list[Rule], on_path: set[Rule]) -> list[str]:
+    lines = []
+    for rule in rules:
+        red = rule in on_path
+        for link in state.links:
+            for address in state.addresses_of(link.name, 4):
+                if (
+                    rule.src is not None
+                    and address.scope == SCOPE_UNIVERSE
+                    and (address.ip in rule.src)
+                ):
+                    lines.append(
+                        f"  {_q(str(address.ip))} -> {_rule_id(rule)} "
+                        f"[label=from{', ' + RED if red else ''}];"
+                    )
+        for name, label in ((rule.iifname, "iif"), (rule.oifname, "oif")):
+            if name is not None and state.link(name) is not None:
+                lines.append(f"  {_q(name)} -> {_rule_id(rule)} [label={label}];")
+        if rule.action == FR_ACT_TO_TBL and not rule.l3mdev:
+            lines.append(
+                f"  {_rule_id(rule)} -> {_table_id(rule.table)}{' [' + RED + ']' if red else ''};"
+            )
+        elif rule.action == FR_ACT_GOTO:
+            target = next((r for r in rules if r.priority == rule.goto), None)
+            if target is not None:
+                lines.append(f"  {_rule_id(rule)} -> {_rule_id(target)} [label=goto];")
+        elif not rule.l3mdev:
+            end = _q(rule.describe().rsplit(" ", 1)[-1])
+            lines.append(f"  {end} [shape=octagon];")
+            lines.append(f"  {_rule_id(rule)} -> {end}{' [' + RED + ']' if red else ''};")
+    return lines
+
+
+def _route_edges(
+    table: int, routes: Iterable[Route], chosen: Route | None, style_of: Callable[[Route], str]
+) -> list[str]:
+    lines = []
+    for route in sorted(routes, key=lambda r: sortable(r.key)):
+        dst = "default" if route.is_default else str(route.dst)
+        label = f"{dst} metric {route.metric}" if route.metric else dst
+        if route.type != RTN_UNICAST:
+            target = _q(f"{route.describe().split(' ', 1)[0]}")
+            lines.append(f"  {target} [shape=octagon];")
+        elif route.gateway is not None:
+            target = _q(f"gateway {route.gateway}")
+            lines.append(f"  {target} [shape=ellipse];")
+        else:
+            target = _q(route.ifname or "?")
+        style = RED if route == chosen else style_of(route)
+        lines.append(f"  {_table_id(table)} -> {target} [label={_q(label)}, {style}];")
+        if route.gateway is not None and route.ifname:
+            lines.append(f"  {target} -> {_q(route.ifname)} [style=dotted];")
+    return lines
+
+
+__all__ = ["routing_dot"]

@@ -1,0 +1,73 @@
+"""Runs inside a test namespace: for each request line (JSON: a list of flows) it reads the
+namespace, asks ``explain`` and the kernel (RTM_GETROUTE) about every flow, and answers one
+JSON line with both answers and the decoded rules."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import sys
+from typing import Any
+
+from multihome.backend.netlink import NetlinkBackend
+from multihome.explain import Flow, explain
+from multihome.explain_cli import ask_kernel, read_route_sysctls
+
+
+def _flow(data: dict[str, Any]) -> Flow:
+    return Flow(
+        dst=ipaddress.IPv4Address(data["dst"]),
+        src=None if data["src"] is None else ipaddress.IPv4Address(data["src"]),
+        iif=data["iif"],
+        oif=data["oif"],
+        mark=data["mark"],
+        ipproto=data["ipproto"],
+        sport=data["sport"],
+        dport=data["dport"],
+        uid=data["uid"],
+    )
+
+
+def _answers(backend: NetlinkBackend, flows: list[dict[str, Any]]) -> dict[str, Any]:
+    state = backend.read()
+    sysctls = read_route_sysctls([link.name for link in state.links])
+    results = []
+    for data in flows:
+        flow = _flow(data)
+        mine = explain(state, flow, sysctls)
+        kernel = ask_kernel(backend, flow)
+        results.append(
+            {
+                "explain": {
+                    "error": mine.error,
+                    "dev": mine.ifname,
+                    "gateway": None if mine.gateway is None else str(mine.gateway),
+                    "src": None if mine.src is None else str(mine.src),
+                },
+                "kernel": {
+                    "error": kernel.error,
+                    "dev": kernel.ifname,
+                    "gateway": None if kernel.gateway is None else str(kernel.gateway),
+                    "src": str(kernel.prefsrc or flow.src)
+                    if kernel.error is None and (kernel.prefsrc or flow.src)
+                    else None,
+                },
+                "steps": [
+                    step.rule.describe() + " -> " + step.outcome
+                    for step in mine.steps
+                    if step.matched
+                ],
+            }
+        )
+    rules = [rule.to_json() for rule in state.rules if rule.family == 4]
+    return {"results": results, "rules": rules}
+
+
+def main() -> None:
+    backend = NetlinkBackend()
+    for line in sys.stdin:
+        print(json.dumps(_answers(backend, json.loads(line))), flush=True)
+
+
+if __name__ == "__main__":
+    main()
