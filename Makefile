@@ -30,6 +30,7 @@ venv: $(STAMP)
 
 lint: venv
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
 
 typecheck: venv
 	$(VENV)/bin/mypy

@@ -98,13 +98,22 @@ class CliOptions:
         return host_facts(self.root)
 
 
-@click.group(cls=LazyGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h",
-                                                                                      "--help"]})
+@click.group(cls=LazyGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="multihome")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="Configuration file [default: /etc/multihome/config.yaml if present].")
-@click.option("--root", type=click.Path(path_type=Path), default=Path("/"), show_default=True,
-              help="Prefix for every file multihome reads or writes (tests, images).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Configuration file [default: /etc/multihome/config.yaml if present].",
+)
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path),
+    default=Path("/"),
+    show_default=True,
+    help="Prefix for every file multihome reads or writes (tests, images).",
+)
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None, root: Path) -> None:
     """Make every port of a multi-port Linux VM route correctly.
@@ -173,14 +182,17 @@ def status(obj: CliOptions, as_json: bool) -> None:
         last = agent.get("last_repair") or {}
         when = f", last {last.get('at', '?')}" if last else ""
         paused = ", PAUSED (`multihome agent resume`)" if agent.get("paused") else ""
-        click.echo(f"agent: {running}{paused} (pid {agent.get('pid')}, "
-                   f"{agent.get('repairs', 0)} repair(s){when})")
+        click.echo(
+            f"agent: {running}{paused} (pid {agent.get('pid')}, "
+            f"{agent.get('repairs', 0)} repair(s){when})"
+        )
     click.echo(f"{'INTERFACE':<12} {'ROLE':<10} {'ADDRESSES':<32} {'GATEWAY':<16} TABLE")
     for iface in desired.interfaces:
         table = f"{iface.table.id} {iface.table.name}" if iface.table else "-"
         addrs = ",".join(str(a.interface) for a in iface.addresses)
-        click.echo(f"{iface.name:<12} {iface.role:<10} {addrs:<32} "
-                   f"{iface.gateway or '-'!s:<16} {table}")
+        click.echo(
+            f"{iface.name:<12} {iface.role:<10} {addrs:<32} {iface.gateway or '-'!s:<16} {table}"
+        )
     for skipped in desired.skipped:
         click.echo(f"{skipped.ifname:<12} {'skipped':<10} {skipped.reason}")
     from multihome.policy import owned_rules
@@ -201,20 +213,31 @@ def status(obj: CliOptions, as_json: bool) -> None:
         click.echo("problems: none")
 
 
-@cli.command(epilog="\b\nExamples:\n  multihome plan\n  multihome plan --json\n"
-                    "  multihome plan --source openstack    # config drive, then 169.254.169.254\n"
-                    "  multihome plan --source openstack --metadata /mnt/config\n"
-                    "  multihome plan --source kernel         # ignore any metadata")
+@cli.command(
+    epilog="\b\nExamples:\n  multihome plan\n  multihome plan --json\n"
+    "  multihome plan --source openstack    # config drive, then 169.254.169.254\n"
+    "  multihome plan --source openstack --metadata /mnt/config\n"
+    "  multihome plan --source kernel         # ignore any metadata"
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--source", type=click.Choice(["auto", "kernel", "openstack"]), default="auto",
-              show_default=True,
-              help="Where the interfaces' facts come from: the kernel alone, or OpenStack "
-                   "metadata too (network_data.json: DHCP-disabled ports' addresses). auto: "
-                   "metadata when a config drive is present or the host is an OpenStack "
-                   "guest, else the kernel. The output says which was used.")
-@click.option("--metadata", "metadata", metavar="URL|DIR|DEVICE", default=None,
-              help="Where to read the metadata [default: the filesystem labelled config-2, "
-                   "then http://169.254.169.254].")
+@click.option(
+    "--source",
+    type=click.Choice(["auto", "kernel", "openstack"]),
+    default="auto",
+    show_default=True,
+    help="Where the interfaces' facts come from: the kernel alone, or OpenStack "
+    "metadata too (network_data.json: DHCP-disabled ports' addresses). auto: "
+    "metadata when a config drive is present or the host is an OpenStack "
+    "guest, else the kernel. The output says which was used.",
+)
+@click.option(
+    "--metadata",
+    "metadata",
+    metavar="URL|DIR|DEVICE",
+    default=None,
+    help="Where to read the metadata [default: the filesystem labelled config-2, "
+    "then http://169.254.169.254].",
+)
 @click.pass_obj
 def plan(obj: CliOptions, as_json: bool, source: str, metadata: str | None) -> None:
     """Show the exact changes `apply` would make (nothing is changed).
@@ -227,15 +250,22 @@ def plan(obj: CliOptions, as_json: bool, source: str, metadata: str | None) -> N
 
     config = obj.config()
     with _backend() as backend:
-        sourced = sourced_assessment(backend, config, source, metadata,
-                                     leases=host_reader(obj.root))
+        sourced = sourced_assessment(
+            backend, config, source, metadata, leases=host_reader(obj.root)
+        )
     assessment = sourced.assessment
     if as_json:
-        _echo_json(dict(assessment.plan.to_json(), **sourced.to_json(),
-                        interfaces=[i.to_json() for i in assessment.desired.interfaces],
-                        table_route_origins=assessment.desired.route_origins(),
-                        skipped=[{"name": s.ifname, "reason": s.reason}
-                                 for s in assessment.desired.skipped]))
+        _echo_json(
+            dict(
+                assessment.plan.to_json(),
+                **sourced.to_json(),
+                interfaces=[i.to_json() for i in assessment.desired.interfaces],
+                table_route_origins=assessment.desired.route_origins(),
+                skipped=[
+                    {"name": s.ifname, "reason": s.reason} for s in assessment.desired.skipped
+                ],
+            )
+        )
         return
     origin = f" ({sourced.resolved.origin})" if sourced.resolved.origin else ""
     click.echo(f"# source: {sourced.resolved.used}{origin}")
@@ -284,28 +314,63 @@ DEFAULT_CONFIRM_TIMEOUT = 120.0
 
 @cli.command(epilog=APPLY_EPILOG)
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
-@click.option("--detailed-exit-codes", is_flag=True,
-              help="Exit 0 when nothing changed, 2 when something changed, 1 on any error.")
+@click.option(
+    "--detailed-exit-codes",
+    is_flag=True,
+    help="Exit 0 when nothing changed, 2 when something changed, 1 on any error.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing when nothing changes.")
-@click.option("--interface", "interface", metavar="IF", default=None,
-              help="Only the changes that concern this interface (udev, systemd instances).")
-@click.option("--confirm-timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
-              help="Roll back unless `multihome confirm` (or a key) comes within SECONDS; 0 "
-                   "keeps the changes when the checks pass. [default: 120 when stdin is a "
-                   "terminal, else off]")
-@click.option("--management-peer", metavar="ADDR", default=None,
-              help="The host you manage this machine from; its path must survive the apply "
-                   "[default: the SSH client, from $SSH_CONNECTION].")
-@click.option("--check", "checks", metavar="PROBE", multiple=True,
-              help="Extra post-apply check (repeatable): ping:ADDR, tcp:HOST:PORT, an "
-                   "http(s):// URL, or gateways.")
-@click.option("--lock-timeout", type=click.FloatRange(min=0), default=DEFAULT_LOCK_TIMEOUT,
-              show_default=True, metavar="SECONDS",
-              help="How long to wait for another multihome to finish.")
+@click.option(
+    "--interface",
+    "interface",
+    metavar="IF",
+    default=None,
+    help="Only the changes that concern this interface (udev, systemd instances).",
+)
+@click.option(
+    "--confirm-timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="Roll back unless `multihome confirm` (or a key) comes within SECONDS; 0 "
+    "keeps the changes when the checks pass. [default: 120 when stdin is a "
+    "terminal, else off]",
+)
+@click.option(
+    "--management-peer",
+    metavar="ADDR",
+    default=None,
+    help="The host you manage this machine from; its path must survive the apply "
+    "[default: the SSH client, from $SSH_CONNECTION].",
+)
+@click.option(
+    "--check",
+    "checks",
+    metavar="PROBE",
+    multiple=True,
+    help="Extra post-apply check (repeatable): ping:ADDR, tcp:HOST:PORT, an "
+    "http(s):// URL, or gateways.",
+)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_LOCK_TIMEOUT,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for another multihome to finish.",
+)
 @click.pass_obj
-def apply(obj: CliOptions, dry_run: bool, detailed_exit_codes: bool, quiet: bool,
-          interface: str | None, confirm_timeout: float | None, management_peer: str | None,
-          checks: tuple[str, ...], lock_timeout: float) -> None:
+def apply(
+    obj: CliOptions,
+    dry_run: bool,
+    detailed_exit_codes: bool,
+    quiet: bool,
+    interface: str | None,
+    confirm_timeout: float | None,
+    management_peer: str | None,
+    checks: tuple[str, ...],
+    lock_timeout: float,
+) -> None:
     """Apply the policy to the kernel, as one transaction, then announce and verify it."""
     import os
 
@@ -346,14 +411,28 @@ def apply(obj: CliOptions, dry_run: bool, detailed_exit_codes: bool, quiet: bool
             guarded = confirm_timeout > 0 or bool(probes) or peer is not None
             progress = _progress(len(assessment.plan.changes))
             if not assessment.plan.empty and not quiet:  # one write: 2800 lines at 256 ports
-                click.echo("\n".join(_styled(line, obj.color)
-                                     for line in assessment.plan.lines()))
+                click.echo("\n".join(_styled(line, obj.color) for line in assessment.plan.lines()))
             if guarded:
-                settled = _guarded_apply(obj, backend, session, assessment, config,
-                                         confirm_timeout, peer, probes, progress)
+                settled = _guarded_apply(
+                    obj,
+                    backend,
+                    session,
+                    assessment,
+                    config,
+                    confirm_timeout,
+                    peer,
+                    probes,
+                    progress,
+                )
             else:
-                settled = converge(backend, config, root=obj.root, session=session,
-                                   assessed=assessment, progress=progress)
+                settled = converge(
+                    backend,
+                    config,
+                    root=obj.root,
+                    session=session,
+                    assessed=assessment,
+                    progress=progress,
+                )
                 assert settled is not None  # None only when a prepare step declines
             if interface is None:  # after the apply: a rolled-back one leaves the pause on
                 _resume_agent(obj.root)
@@ -361,8 +440,16 @@ def apply(obj: CliOptions, dry_run: bool, detailed_exit_codes: bool, quiet: bool
             if whole and (not guarded or not settled.result.applied):
                 from multihome.transaction.fingerprint import record
 
-                record(backend, session.state, config, obj.root, assessment.state,
-                       settled.result.plan.changes, reader.signature(), reader.next_expiry())
+                record(
+                    backend,
+                    session.state,
+                    config,
+                    obj.root,
+                    assessment.state,
+                    settled.result.plan.changes,
+                    reader.signature(),
+                    reader.next_expiry(),
+                )
     if detailed_exit_codes and settled.changed:
         raise click.exceptions.Exit(DetailedExitCode.CHANGED)
 
@@ -379,8 +466,7 @@ def _progress(total: int) -> Callable[[int, int, Any], None] | None:
     return progress
 
 
-def _dry_run(obj: CliOptions, backend: Any, config: Any, facts: Any,
-             interface: str | None) -> None:
+def _dry_run(obj: CliOptions, backend: Any, config: Any, facts: Any, interface: str | None) -> None:
     from multihome.engine import assess
 
     assessment = assess(backend, config, facts)
@@ -389,8 +475,9 @@ def _dry_run(obj: CliOptions, backend: Any, config: Any, facts: Any,
     _print_plan(obj, assessment)
 
 
-def _unchanged(obj: CliOptions, backend: Any, session: Any, config: Any, quiet: bool,
-               facts: str) -> bool:
+def _unchanged(
+    obj: CliOptions, backend: Any, session: Any, config: Any, quiet: bool, facts: str
+) -> bool:
     """True (and said) when the namespace is as the last apply left it: nothing to do."""
     from multihome.transaction.fingerprint import unchanged
 
@@ -407,8 +494,11 @@ def _resume_agent(root: Path) -> None:
 
     marker = resume(root)
     if marker is not None:
-        click.echo(f"multihome: resumed the agent (paused by {marker.get('by', '?')} at "
-                   f"{marker.get('at', '?')})", err=True)
+        click.echo(
+            f"multihome: resumed the agent (paused by {marker.get('by', '?')} at "
+            f"{marker.get('at', '?')})",
+            err=True,
+        )
 
 
 def _report_apply(settled: Any, quiet: bool) -> None:
@@ -419,47 +509,77 @@ def _report_apply(settled: Any, quiet: bool) -> None:
         return
     made = f"applied {result.applied} change(s)"
     if result.recovered_changes:
-        made += (f" (and {result.recovered_changes} finishing or undoing an interrupted "
-                 "apply)")
+        made += f" (and {result.recovered_changes} finishing or undoing an interrupted apply)"
     checks, failed = settled.checks, settled.failed
-    click.echo(f"{made}; verify: {len(checks) - len(failed)}/{len(checks)} checks pass; "
-               f"{settled.announced} address(es) announced")
+    click.echo(
+        f"{made}; verify: {len(checks) - len(failed)}/{len(checks)} checks pass; "
+        f"{settled.announced} address(es) announced"
+    )
     for check in failed:
-        click.echo(f"  FAIL {check.interface} {check.address} {check.name} -> "
-                   f"{check.destination}: expected {check.expected}, got {check.got}", err=True)
+        click.echo(
+            f"  FAIL {check.interface} {check.address} {check.name} -> "
+            f"{check.destination}: expected {check.expected}, got {check.got}",
+            err=True,
+        )
     if failed:
         raise MultihomeError(f"{len(failed)} verification check(s) failed after apply")
 
 
-def _guarded_apply(obj: CliOptions, backend: Any, session: Any, assessment: Any, config: Any,
-                   timeout: float, peer: Any, probes: Any, progress: Any) -> Any:
+def _guarded_apply(
+    obj: CliOptions,
+    backend: Any,
+    session: Any,
+    assessment: Any,
+    config: Any,
+    timeout: float,
+    peer: Any,
+    probes: Any,
+    progress: Any,
+) -> Any:
     from multihome.errors import RolledBackError
     from multihome.safety.guard import Guard, guarded_apply
 
     interactive = sys.stdin.isatty()
     with _keypress(interactive) as poll:
+
         def announce(result: Any, checks: Any, deadline: float) -> None:
             for check in checks:
                 click.echo(f"check ok: {check.name}: {check.detail}", err=True)
             if peer is None:
-                click.echo("note: no management peer known (no $SSH_CONNECTION); give "
-                           "--management-peer to check the path back to you", err=True)
+                click.echo(
+                    "note: no management peer known (no $SSH_CONNECTION); give "
+                    "--management-peer to check the path back to you",
+                    err=True,
+                )
             how = "press any key or run" if interactive else "run"
-            click.echo(f"applied {result.applied} change(s); {how} `multihome confirm` within "
-                       f"{timeout:g} s to keep them, or they are rolled back "
-                       f"(state: {session.state.path})", err=True)
+            click.echo(
+                f"applied {result.applied} change(s); {how} `multihome confirm` within "
+                f"{timeout:g} s to keep them, or they are rolled back "
+                f"(state: {session.state.path})",
+                err=True,
+            )
 
-        done = guarded_apply(backend, session, assessment, config, obj.root,
-                             Guard(timeout, peer, probes), progress=progress,
-                             announce=announce, poll=poll)
+        done = guarded_apply(
+            backend,
+            session,
+            assessment,
+            config,
+            obj.root,
+            Guard(timeout, peer, probes),
+            progress=progress,
+            announce=announce,
+            poll=poll,
+        )
     for check in done.checks:
         if not check.ok:
             click.echo(f"check FAILED: {check.name}: {check.detail}", err=True)
         elif timeout <= 0:
             click.echo(f"check ok: {check.name}: {check.detail}", err=True)
     if done.outcome == "rolled-back":
-        message = (f"rolled back ({done.reason}): {done.restored} change(s) undone, the "
-                   "namespace is as before the apply")
+        message = (
+            f"rolled back ({done.reason}): {done.restored} change(s) undone, the "
+            "namespace is as before the apply"
+        )
         if done.problems:
             message += f"; INCOMPLETE: {'; '.join(done.problems)}"
         raise RolledBackError(message)
@@ -507,8 +627,9 @@ def _restrict(assessment: Any, interface: str) -> Any:
 
     if assessment.state.link(interface) is None:
         have = ", ".join(link.name for link in assessment.state.links)
-        raise InputError(f"--interface {interface}: no such interface (have {have}); "
-                         "check the name")
+        raise InputError(
+            f"--interface {interface}: no such interface (have {have}); check the name"
+        )
     tables = [t.id for t in assessment.desired.tables if t.ifname == interface]
     tables += [r.table for r in assessment.state.rules if interface in (r.iifname, r.oifname)]
     return replace(assessment, plan=assessment.plan.restrict(interface, tables))
@@ -538,14 +659,19 @@ def verify(obj: CliOptions, as_json: bool) -> None:
     else:
         for check in checks:
             mark = "ok  " if check.ok else "FAIL"
-            click.echo(f"{mark} {check.interface:<10} {check.address:<16} {check.name:<16} "
-                       f"-> {check.destination:<16} {check.got}"
-                       + ("" if check.ok else f" (expected {check.expected})"))
+            click.echo(
+                f"{mark} {check.interface:<10} {check.address:<16} {check.name:<16} "
+                f"-> {check.destination:<16} {check.got}"
+                + ("" if check.ok else f" (expected {check.expected})")
+            )
         if not checks:
             click.echo("nothing to verify: no interface needs its own table")
         pending = len(assessment.plan.changes)
-        click.echo("in sync with the policy" if in_sync else
-                   f"NOT in sync: {pending} change(s) pending (multihome plan)")
+        click.echo(
+            "in sync with the policy"
+            if in_sync
+            else f"NOT in sync: {pending} change(s) pending (multihome plan)"
+        )
     if not ok:
         raise click.exceptions.Exit(ExitCode.FAILURE)
 
@@ -565,11 +691,15 @@ def error_json(exc: BaseException, code: int, message: str) -> dict[str, object]
     """The ``{"error": ...}`` document a ``--json`` command prints on stdout when it fails
     (docs/multihome.8.md, "JSON output"): the exit code, the error's class, its message and,
     for bad input, the file or option at fault with where in it and how to fix it."""
-    where: dict[str, object] = {"input": None, "path": None, "line": None, "column": None,
-                                "fix": None}
+    where: dict[str, object] = {
+        "input": None,
+        "path": None,
+        "line": None,
+        "column": None,
+        "fix": None,
+    }
     if isinstance(exc, InputError):
-        where.update(input=exc.source, path=exc.path, line=exc.line, column=exc.column,
-                     fix=exc.fix)
+        where.update(input=exc.source, path=exc.path, line=exc.line, column=exc.column, fix=exc.fix)
     elif isinstance(exc, click.BadParameter) and exc.param is not None:
         where["input"] = (exc.param.opts or [exc.param.name])[0]
     elif isinstance(exc, click.NoSuchOption):
@@ -580,14 +710,14 @@ def error_json(exc: BaseException, code: int, message: str) -> dict[str, object]
     return {"error": dict(where, code=code, kind=kind, message=message)}
 
 
-def _fail(message: str, code: int, exc: BaseException | None = None,
-          as_json: bool = False) -> NoReturn:
+def _fail(
+    message: str, code: int, exc: BaseException | None = None, as_json: bool = False
+) -> NoReturn:
     click.echo(f"multihome: error: {message}", err=True)
     if as_json:
         from multihome.files import json_output
 
-        click.echo(json_output(error_json(exc or RuntimeError(message), code, message)),
-                   nl=False)
+        click.echo(json_output(error_json(exc or RuntimeError(message), code, message)), nl=False)
     sys.exit(code)
 
 
@@ -598,7 +728,8 @@ def main(argv: list[str] | None = None) -> None:
     detailed = "--detailed-exit-codes" in args
     as_json = _json_requested(args)
     code_for: Callable[[int], int] = (
-        (lambda code: DetailedExitCode.ERROR if code else 0) if detailed else (lambda c: c))
+        (lambda code: DetailedExitCode.ERROR if code else 0) if detailed else (lambda c: c)
+    )
     try:
         code = cli.main(args=argv, prog_name="multihome", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -608,8 +739,10 @@ def main(argv: list[str] | None = None) -> None:
         if as_json:
             from multihome.files import json_output
 
-            click.echo(json_output(error_json(exc, code_for(ExitCode.BAD_INPUT),
-                                              exc.format_message())), nl=False)
+            click.echo(
+                json_output(error_json(exc, code_for(ExitCode.BAD_INPUT), exc.format_message())),
+                nl=False,
+            )
         sys.exit(code_for(ExitCode.BAD_INPUT))
     except click.Abort as exc:
         _fail("aborted", code_for(ExitCode.FAILURE), exc, as_json)
@@ -622,7 +755,12 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # the last line of defence: never a traceback
         if os.environ.get("MULTIHOME_DEBUG"):
             raise
-        _fail(f"internal error: {type(exc).__name__}: {exc} (set MULTIHOME_DEBUG=1 for the "
-              "traceback and report it)", code_for(ExitCode.FAILURE), exc, as_json)
+        _fail(
+            f"internal error: {type(exc).__name__}: {exc} (set MULTIHOME_DEBUG=1 for the "
+            "traceback and report it)",
+            code_for(ExitCode.FAILURE),
+            exc,
+            as_json,
+        )
     # click returns the code of a click.exceptions.Exit when not in standalone mode
     sys.exit(code if isinstance(code, int) else 0)

@@ -43,8 +43,12 @@ SYSCTL_KNOBS = ("rp_filter", "arp_ignore", "arp_announce", "arp_filter")
 DEFAULT_SYSCTLS: Mapping[str, int | None] = MappingProxyType(
     {"rp_filter": 2, "arp_ignore": 1, "arp_announce": 2, "arp_filter": 1}
 )
-SYSCTL_RANGES = {"rp_filter": (0, 2), "arp_ignore": (0, 8), "arp_announce": (0, 2),
-                 "arp_filter": (0, 1)}
+SYSCTL_RANGES = {
+    "rp_filter": (0, 2),
+    "arp_ignore": (0, 8),
+    "arp_announce": (0, 2),
+    "arp_filter": (0, 1),
+}
 _IFNAME = re.compile(r"^[^\s/:]{1,15}$")
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
 _KERNEL_TABLES = ("main", "local", "default", "unspec")

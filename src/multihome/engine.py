@@ -123,8 +123,9 @@ Prepare = Callable[[Assessment], tuple[Assessment, int] | None]
 step made itself (they are announced and verified like the apply's), or None: change nothing."""
 
 
-def assess(backend: Backend, config: Config,
-           facts: Callable[[HostState], PortFacts] | None = None) -> Assessment:
+def assess(
+    backend: Backend, config: Config, facts: Callable[[HostState], PortFacts] | None = None
+) -> Assessment:
     """Read the host once and compute the desired state and the plan; ``facts`` gives the
     ports' own facts for the state read (leases, metadata, memory: :mod:`multihome.facts`)."""
     state = backend.read()
@@ -132,8 +133,14 @@ def assess(backend: Backend, config: Config,
 
 
 @contextmanager
-def locked(backend: Backend, *, root: Path, timeout: float = DEFAULT_LOCK_TIMEOUT,
-           purpose: str = "apply", mode: Mode = "finish") -> Iterator[Session]:
+def locked(
+    backend: Backend,
+    *,
+    root: Path,
+    timeout: float = DEFAULT_LOCK_TIMEOUT,
+    purpose: str = "apply",
+    mode: Mode = "finish",
+) -> Iterator[Session]:
     """Hold the namespace's lock; an interrupted apply is finished (or undone) first.
 
     Raises :class:`multihome.transaction.lock.LockTimeoutError` when another multihome holds the
@@ -178,8 +185,15 @@ def converge(
     if session is None:
         with locked(backend, root=root, timeout=lock_timeout, purpose=purpose) as own:
             return converge(
-                backend, config, root=root, session=own, assessed=assessed, prepare=prepare,
-                progress=progress, verify_retries=verify_retries, postpone=postpone,
+                backend,
+                config,
+                root=root,
+                session=own,
+                assessed=assessed,
+                prepare=prepare,
+                progress=progress,
+                verify_retries=verify_retries,
+                postpone=postpone,
                 facts=facts,
             )
     assessment = assessed if assessed is not None else assess(backend, config, facts)
@@ -189,15 +203,36 @@ def converge(
         if step is None:
             return None
         assessment, prepared = step
-    result = apply_plan(backend, assessment.plan, root=root, progress=progress, config=config,
-                        session=session, state=assessment.state)
-    return settle(backend, assessment, result, config, retries=verify_retries, prepared=prepared,
-                  postpone=postpone)
+    result = apply_plan(
+        backend,
+        assessment.plan,
+        root=root,
+        progress=progress,
+        config=config,
+        session=session,
+        state=assessment.state,
+    )
+    return settle(
+        backend,
+        assessment,
+        result,
+        config,
+        retries=verify_retries,
+        prepared=prepared,
+        postpone=postpone,
+    )
 
 
-def settle(backend: Backend, assessment: Assessment, result: ApplyResult, config: Config, *,
-           retries: int = 5, prepared: int = 0,
-           postpone: Callable[[], bool] | None = None) -> Convergence:
+def settle(
+    backend: Backend,
+    assessment: Assessment,
+    result: ApplyResult,
+    config: Config,
+    *,
+    retries: int = 5,
+    prepared: int = 0,
+    postpone: Callable[[], bool] | None = None,
+) -> Convergence:
     """After a change (this apply's, the recovery's, or ``prepared`` ones a caller made just
     before): announce the managed addresses, then verify that the policy is in force
     (``retries`` times more while checks fail); both are left out when ``postpone()``. Name
@@ -216,11 +251,17 @@ def settle(backend: Backend, assessment: Assessment, result: ApplyResult, config
     return done
 
 
-def apply_plan(backend: Backend, plan: Plan, *, root: Path,
-               progress: Progress | None = None, config: Config | None = None,
-               session: Session | None = None,
-               lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-               state: HostState | None = None) -> ApplyResult:
+def apply_plan(
+    backend: Backend,
+    plan: Plan,
+    *,
+    root: Path,
+    progress: Progress | None = None,
+    config: Config | None = None,
+    session: Session | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    state: HostState | None = None,
+) -> ApplyResult:
     """Make the plan's changes as one transaction and register the table names.
 
     Runs under the namespace's lock (``session``, or one taken here for at most
@@ -237,8 +278,15 @@ def apply_plan(backend: Backend, plan: Plan, *, root: Path,
     return _apply_locked(backend, plan, root, progress, config or Config(), session, state)
 
 
-def _apply_locked(backend: Backend, plan: Plan, root: Path, progress: Progress | None,
-                  config: Config, session: Session, state: HostState | None) -> ApplyResult:
+def _apply_locked(
+    backend: Backend,
+    plan: Plan,
+    root: Path,
+    progress: Progress | None,
+    config: Config,
+    session: Session,
+    state: HostState | None,
+) -> ApplyResult:
     if state is None:
         state = backend.read()
     plan = replace(plan, changes=tuple(journal.still_needed(plan.changes, state)))
@@ -260,17 +308,23 @@ def _apply_locked(backend: Backend, plan: Plan, root: Path, progress: Progress |
     except ChangeFailed as failure:
         undone, problems = _undo(backend, changes[: failure.done])
         what = failure.change.describe(plan.table_names)
-        message = (f"apply failed at change {failure.done + 1} of {len(changes)} "
-                   f"({what}): {failure.reason}; ")
+        message = (
+            f"apply failed at change {failure.done + 1} of {len(changes)} "
+            f"({what}): {failure.reason}; "
+        )
         if problems:
-            message += (f"undo was INCOMPLETE ({len(problems)} change(s) could not be undone: "
-                        f"{'; '.join(problems)}); the journal is kept: the next multihome "
-                        "run finishes or undoes it (`multihome rollback` undoes it now)")
+            message += (
+                f"undo was INCOMPLETE ({len(problems)} change(s) could not be undone: "
+                f"{'; '.join(problems)}); the journal is kept: the next multihome "
+                "run finishes or undoes it (`multihome rollback` undoes it now)"
+            )
         else:
             journal.end(session.state)
             checkpoint.discard(session.state, saved.id)  # the last good one stays
-            message += (f"undid the {undone} change(s) made before it; the namespace is as it "
-                        "was. Run `multihome plan` to see the changes again")
+            message += (
+                f"undid the {undone} change(s) made before it; the namespace is as it "
+                "was. Run `multihome plan` to see the changes again"
+            )
         raise ApplyError(message) from failure
     journal.end(session.state)
     return result
@@ -310,8 +364,7 @@ def announce_addresses(backend: Backend, state: HostState, desired: DesiredState
     return len(items) - len(failed)
 
 
-def _apply_changes(backend: Backend, changes: Sequence[Change],
-                   progress: Progress | None) -> int:
+def _apply_changes(backend: Backend, changes: Sequence[Change], progress: Progress | None) -> int:
     point = faults.failpoint()
     if progress is None and point is None:
         return backend.apply(changes)  # one batch: the fast path

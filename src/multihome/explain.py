@@ -272,8 +272,11 @@ def _output(host: _Host, flow: Flow) -> Explanation:
         if flow.src.is_multicast or flow.src == LIMITED_BROADCAST or flow.src in ZERO_NET:
             return fail(errno.EINVAL, note=f"{flow.src} cannot be a source address")
         if flow.src not in host.local:
-            return fail(errno.ENETUNREACH, note=f"{flow.src} is not an address of this host: "
-                        "the kernel refuses it as a source (network unreachable)")
+            return fail(
+                errno.ENETUNREACH,
+                note=f"{flow.src} is not an address of this host: "
+                "the kernel refuses it as a source (network unreachable)",
+            )
     out_link: Link | None = None
     if flow.oif is not None:
         out_link = host.links.get(flow.oif)

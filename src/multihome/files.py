@@ -71,8 +71,10 @@ def write_atomic(path: Path, content: str, mode: int = 0o644, *, durable: bool =
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = _temporary(path)
     except OSError as exc:
-        raise InputError(f"{path.parent}: cannot write here ({exc.strerror}); pass a "
-                         "writable --root or run as root") from exc
+        raise InputError(
+            f"{path.parent}: cannot write here ({exc.strerror}); pass a "
+            "writable --root or run as root"
+        ) from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(content)

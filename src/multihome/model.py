@@ -53,8 +53,18 @@ SCOPE_NAMES = {SCOPE_UNIVERSE: "global", SCOPE_LINK: "link", SCOPE_HOST: "host"}
 RTN_UNICAST = 1
 RTN_LOCAL = 2
 RTN_BROADCAST = 3
-RTN_TYPE_NAMES = {1: "unicast", 2: "local", 3: "broadcast", 4: "anycast", 5: "multicast",
-                  6: "blackhole", 7: "unreachable", 8: "prohibit", 9: "throw", 10: "nat"}
+RTN_TYPE_NAMES = {
+    1: "unicast",
+    2: "local",
+    3: "broadcast",
+    4: "anycast",
+    5: "multicast",
+    6: "blackhole",
+    7: "unreachable",
+    8: "prohibit",
+    9: "throw",
+    10: "nat",
+}
 
 #: Rule actions (fib_rules.h).
 FR_ACT_TO_TBL = 1
@@ -173,8 +183,18 @@ class Route:
     def key(self) -> tuple[Any, ...]:
         """Identity: every attribute (two routes differing in any attribute are different);
         computed once."""
-        return (self.family, self.table, str(self.dst), self.metric, self.ifname,
-                str(self.gateway), self.proto, self.scope, str(self.prefsrc), self.type)
+        return (
+            self.family,
+            self.table,
+            str(self.dst),
+            self.metric,
+            self.ifname,
+            str(self.gateway),
+            self.proto,
+            self.scope,
+            str(self.prefsrc),
+            self.type,
+        )
 
     @cached_property
     def order(self) -> tuple[Any, ...]:
@@ -210,10 +230,15 @@ class Route:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "table": self.table, "dst": str(self.dst), "dev": self.ifname,
+            "table": self.table,
+            "dst": str(self.dst),
+            "dev": self.ifname,
             "gateway": None if self.gateway is None else str(self.gateway),
-            "metric": self.metric, "proto": self.proto, "scope": self.scope,
-            "prefsrc": None if self.prefsrc is None else str(self.prefsrc), "type": self.type,
+            "metric": self.metric,
+            "proto": self.proto,
+            "scope": self.scope,
+            "prefsrc": None if self.prefsrc is None else str(self.prefsrc),
+            "type": self.type,
         }
 
 
@@ -259,11 +284,31 @@ class Rule:
     def key(self) -> tuple[Any, ...]:
         """Identity (computed once). The selectors multihome never writes join it only when
         set, so that the keys of multihome's own rules stay as they were."""
-        base = (self.family, self.priority, self.table, str(self.src), str(self.dst),
-                self.iifname, self.oifname, self.suppress_prefixlength, self.fwmark,
-                self.fwmask, self.action, self.proto)
-        extra = (self.ipproto, self.sport, self.dport, self.uid, self.goto, self.l3mdev,
-                 self.suppress_ifgroup, self.invert, self.tos)
+        base = (
+            self.family,
+            self.priority,
+            self.table,
+            str(self.src),
+            str(self.dst),
+            self.iifname,
+            self.oifname,
+            self.suppress_prefixlength,
+            self.fwmark,
+            self.fwmask,
+            self.action,
+            self.proto,
+        )
+        extra = (
+            self.ipproto,
+            self.sport,
+            self.dport,
+            self.uid,
+            self.goto,
+            self.l3mdev,
+            self.suppress_ifgroup,
+            self.invert,
+            self.tos,
+        )
         if extra == (None, None, None, None, None, False, None, False, 0):
             return base
         return (*base, tuple(str(item) for item in extra))
@@ -292,8 +337,10 @@ class Rule:
             parts += ["tos", hex(self.tos)]
         if self.fwmark is not None:
             mask = self.fwmask
-            parts += ["fwmark", hex(self.fwmark) + ("" if mask in (None, 0xFFFFFFFF) else
-                                                    f"/{mask:#x}")]
+            parts += [
+                "fwmark",
+                hex(self.fwmark) + ("" if mask in (None, 0xFFFFFFFF) else f"/{mask:#x}"),
+            ]
         if self.iifname:
             parts += ["iif", self.iifname]
         if self.oifname:
@@ -304,8 +351,7 @@ class Rule:
             parts += ["ipproto", IPPROTO_NAMES.get(self.ipproto, str(self.ipproto))]
         for name, ports in (("sport", self.sport), ("dport", self.dport)):
             if ports is not None:
-                parts += [name, str(ports[0]) if ports[0] == ports[1] else
-                          f"{ports[0]}-{ports[1]}"]
+                parts += [name, str(ports[0]) if ports[0] == ports[1] else f"{ports[0]}-{ports[1]}"]
         if self.l3mdev:
             parts += ["lookup", "[l3mdev-table]"]
         elif self.action == FR_ACT_TO_TBL:
@@ -324,20 +370,29 @@ class Rule:
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "family": self.family, "priority": self.priority, "table": self.table,
+            "family": self.family,
+            "priority": self.priority,
+            "table": self.table,
             "src": None if self.src is None else str(self.src),
             "dst": None if self.dst is None else str(self.dst),
-            "iif": self.iifname, "oif": self.oifname,
+            "iif": self.iifname,
+            "oif": self.oifname,
             "suppress_prefixlength": self.suppress_prefixlength,
-            "fwmark": self.fwmark, "rule_action": self.action, "proto": self.proto,
+            "fwmark": self.fwmark,
+            "rule_action": self.action,
+            "proto": self.proto,
         }
         extra: dict[str, Any] = {
-            "fwmask": self.fwmask, "ipproto": self.ipproto,
+            "fwmask": self.fwmask,
+            "ipproto": self.ipproto,
             "sport": None if self.sport is None else list(self.sport),
             "dport": None if self.dport is None else list(self.dport),
-            "uid": None if self.uid is None else list(self.uid), "goto": self.goto,
-            "l3mdev": self.l3mdev or None, "suppress_ifgroup": self.suppress_ifgroup,
-            "invert": self.invert or None, "tos": self.tos or None,
+            "uid": None if self.uid is None else list(self.uid),
+            "goto": self.goto,
+            "l3mdev": self.l3mdev or None,
+            "suppress_ifgroup": self.suppress_ifgroup,
+            "invert": self.invert or None,
+            "tos": self.tos or None,
         }
         data.update({name: value for name, value in extra.items() if value is not None})
         return data
@@ -431,8 +486,11 @@ class HostState:
         return grouped
 
     def addresses_of(self, ifname: str, family: int | None = None) -> tuple[Address, ...]:
-        return tuple(a for a in self._addresses_by_ifname.get(ifname, ())
-                     if family is None or a.family == family)
+        return tuple(
+            a
+            for a in self._addresses_by_ifname.get(ifname, ())
+            if family is None or a.family == family
+        )
 
     def routes_in(self, table: int) -> tuple[Route, ...]:
         return tuple(r for r in self.routes if r.table == table)

@@ -25,8 +25,10 @@ def render_rt_protos() -> str:
 def register_names(root: Path, tables: Iterable[Table]) -> list[Path]:
     """Write the name files under ``root``; return the ones that changed."""
     changed = []
-    for path, content in ((RT_TABLES_FILE, render_rt_tables(tables)),
-                          (RT_PROTOS_FILE, render_rt_protos())):
+    for path, content in (
+        (RT_TABLES_FILE, render_rt_tables(tables)),
+        (RT_PROTOS_FILE, render_rt_protos()),
+    ):
         target = under_root(root, path)
         if write_atomic(target, content):
             changed.append(target)

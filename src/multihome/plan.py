@@ -50,15 +50,19 @@ class Change:
     def describe(self, table_names: Mapping[int, str] | None = None) -> str:
         """Diff-style text: ``+ rule 10002 from 192.168.0.112 lookup mh-eth1``."""
         if isinstance(self.obj, Sysctl):
-            return f"~ sysctl {self.obj.name} {self.old if self.old is not None else '?'} " \
-                   f"-> {self.obj.value}"
+            return (
+                f"~ sysctl {self.obj.name} {self.old if self.old is not None else '?'} "
+                f"-> {self.obj.value}"
+            )
         sign = "+" if self.action == "add" else "-"
         return f"{sign} {self.kind} {self.obj.describe(table_names)}"
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = (
             {"name": self.obj.name, "value": self.obj.value, "old": self.old}
-            if isinstance(self.obj, Sysctl) else self.obj.to_json())
+            if isinstance(self.obj, Sysctl)
+            else self.obj.to_json()
+        )
         data.update(action=self.action, kind=self.kind, text=self.describe())
         return data
 
@@ -95,16 +99,18 @@ class Plan:
                 return marker in obj.name
             if isinstance(obj, Route):
                 return obj.ifname == ifname or obj.table in own
-            return (obj.table in own or ifname in (obj.iifname, obj.oifname)
-                    or obj.suppress_prefixlength is not None)
+            return (
+                obj.table in own
+                or ifname in (obj.iifname, obj.oifname)
+                or obj.suppress_prefixlength is not None
+            )
 
         return Plan(tuple(c for c in self.changes if concerns(c)), self.tables, self.notes)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "changes": [c.to_json() for c in self.changes],
-            "tables": [{"id": t.id, "name": t.name, "interface": t.ifname}
-                       for t in self.tables],
+            "tables": [{"id": t.id, "name": t.name, "interface": t.ifname} for t in self.tables],
             "notes": list(self.notes),
         }
 
@@ -142,9 +148,10 @@ def make_plan(current: HostState, desired: DesiredState, config: Config) -> Plan
     # names an old gateway) gives way to the desired one in its slot; others are left alone.
     low, high = config.table_range
     blocking = {r for r in present - desired.routes - have_routes if low <= r.table <= high}
-    new_routes = sorted(desired.routes - have_routes - present,
-                        key=lambda r: (r.table, r.is_default, r.gateway is not None,
-                                       -r.dst.prefixlen, r.key))
+    new_routes = sorted(
+        desired.routes - have_routes - present,
+        key=lambda r: (r.table, r.is_default, r.gateway is not None, -r.dst.prefixlen, r.key),
+    )
     displaced: set[Route] = set()
     for route in new_routes:
         # The kernel holds one IPv4 route per (table, dst, metric): replace in place.
@@ -162,8 +169,9 @@ def make_plan(current: HostState, desired: DesiredState, config: Config) -> Plan
         changes.append(Change("add", rule))
     for rule in sorted(have_rules - desired.rules, key=lambda r: (-r.priority, r.key)):
         changes.append(Change("remove", rule))
-    for route in sorted(stale_routes - displaced, key=lambda r: (r.table, r.is_default, r.key),
-                        reverse=True):
+    for route in sorted(
+        stale_routes - displaced, key=lambda r: (r.table, r.is_default, r.key), reverse=True
+    ):
         changes.append(Change("remove", route))
 
     for route in sorted(desired.main_removals & present, key=lambda r: r.key):

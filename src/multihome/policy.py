@@ -53,15 +53,57 @@ from multihome.model import (
 )
 
 #: Link kinds that are not VM ports: left alone unless listed in interfaces.include.
-IGNORED_KINDS = frozenset({
-    "bridge", "tun", "tap", "wireguard", "gre", "gretap", "ip6gre", "ip6gretap", "ipip",
-    "sit", "ip6tnl", "vti", "vti6", "vxlan", "geneve", "ifb", "dummy", "nlmon", "vrf",
-    "macsec", "xfrm", "openvswitch",
-})
+IGNORED_KINDS = frozenset(
+    {
+        "bridge",
+        "tun",
+        "tap",
+        "wireguard",
+        "gre",
+        "gretap",
+        "ip6gre",
+        "ip6gretap",
+        "ipip",
+        "sit",
+        "ip6tnl",
+        "vti",
+        "vti6",
+        "vxlan",
+        "geneve",
+        "ifb",
+        "dummy",
+        "nlmon",
+        "vrf",
+        "macsec",
+        "xfrm",
+        "openvswitch",
+    }
+)
 #: Name prefixes of container, VPN and virtualisation plumbing.
-IGNORED_PREFIXES = ("docker", "veth", "br-", "virbr", "cali", "flannel", "cni", "lxc", "lxd",
-                    "vnet", "tailscale", "wg", "tun", "tap", "kube", "cilium", "weave",
-                    "podman", "zt", "vxlan", "genev", "nebula")
+IGNORED_PREFIXES = (
+    "docker",
+    "veth",
+    "br-",
+    "virbr",
+    "cali",
+    "flannel",
+    "cni",
+    "lxc",
+    "lxd",
+    "vnet",
+    "tailscale",
+    "wg",
+    "tun",
+    "tap",
+    "kube",
+    "cilium",
+    "weave",
+    "podman",
+    "zt",
+    "vxlan",
+    "genev",
+    "nebula",
+)
 
 #: Offsets of each rule kind inside the priority band.
 RULE_OFFSETS = {"onlink": 0, "suppress": 1, "from": 2, "oif": 3, "iif": 4}
@@ -81,10 +123,10 @@ class ManagedInterface:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "name": self.name, "role": self.role,
+            "name": self.name,
+            "role": self.role,
             "addresses": [str(a.interface) for a in self.addresses],
-            "table": None if self.table is None else {"id": self.table.id,
-                                                      "name": self.table.name},
+            "table": None if self.table is None else {"id": self.table.id, "name": self.table.name},
             "gateway": None if self.gateway is None else str(self.gateway),
             "metric": self.metric,
         }
@@ -123,8 +165,10 @@ class DesiredState:
     def route_origins(self) -> list[dict[str, str]]:
         """Where each desired table route that main does not hold came from (JSON)."""
         names = self.table_names
-        return [{"route": r.describe(names), "origin": origin}
-                for r, origin in sorted(self.origins.items(), key=lambda item: item[0].key)]
+        return [
+            {"route": r.describe(names), "origin": origin}
+            for r, origin in sorted(self.origins.items(), key=lambda item: item[0].key)
+        ]
 
     def interface(self, name: str) -> ManagedInterface | None:
         for iface in self.interfaces:
@@ -144,10 +188,11 @@ def is_owned_route(route: Route, config: Config, elsewhere: Iterable[int] = ()) 
     the tables ``elsewhere`` (see :func:`owned_tables_elsewhere`), or the primary's default
     that multihome put back in main (its protocol number, in main)."""
     low, high = config.table_range
-    return route.proto == PROTO_MULTIHOME and (low <= route.table <= high
-                                               or route.table in elsewhere
-                                               or (route.table == TABLE_MAIN
-                                                   and route.is_default))
+    return route.proto == PROTO_MULTIHOME and (
+        low <= route.table <= high
+        or route.table in elsewhere
+        or (route.table == TABLE_MAIN and route.is_default)
+    )
 
 
 def owned_tables_elsewhere(state: HostState, config: Config) -> frozenset[int]:
@@ -155,8 +200,11 @@ def owned_tables_elsewhere(state: HostState, config: Config) -> frozenset[int]:
     rules (its protocol, its band) point at them, so an earlier ``tables.range`` gave them
     out. Another tool's protocol-222 routes elsewhere are not multihome's without this."""
     low, high = config.table_range
-    return frozenset(r.table for r in owned_rules(state, config)
-                     if not low <= r.table <= high and r.table not in RESERVED_TABLES)
+    return frozenset(
+        r.table
+        for r in owned_rules(state, config)
+        if not low <= r.table <= high and r.table not in RESERVED_TABLES
+    )
 
 
 def is_persisted_rule(rule: Rule, config: Config) -> bool:
@@ -167,22 +215,29 @@ def is_persisted_rule(rule: Rule, config: Config) -> bool:
     if rule.proto == PROTO_MULTIHOME or not low <= rule.priority <= high:
         return False
     first, last = config.table_range
-    return first <= rule.table <= last or (rule.table == TABLE_MAIN
-                                          and rule.suppress_prefixlength == 0)
+    return first <= rule.table <= last or (
+        rule.table == TABLE_MAIN and rule.suppress_prefixlength == 0
+    )
 
 
 def persisted_rules(state: HostState, config: Config) -> frozenset[Rule]:
     return frozenset(r for r in state.rules if is_persisted_rule(r, config))
 
 
-def native_table_routes(state: HostState, config: Config,
-                        assigned: dict[str, int]) -> dict[str, list[Route]]:
+def native_table_routes(
+    state: HostState, config: Config, assigned: dict[str, int]
+) -> dict[str, list[Route]]:
     """Routes a network manager keeps in an interface's own table (DHCP's ``RouteTable=``,
     ``ipv4.route-table``): not multihome's, but exactly where the policy wants them."""
     found: dict[str, list[Route]] = {}
     for r in state.routes:
-        if (r.ifname is not None and assigned.get(r.ifname) == r.table and r.family == 4
-                and r.type == RTN_UNICAST and not is_owned_route(r, config)):
+        if (
+            r.ifname is not None
+            and assigned.get(r.ifname) == r.table
+            and r.family == 4
+            and r.type == RTN_UNICAST
+            and not is_owned_route(r, config)
+        ):
             found.setdefault(r.ifname, []).append(r)
     return found
 
@@ -201,8 +256,11 @@ def stray_routes(state: HostState, config: Config) -> frozenset[Route]:
     ``tables.range`` with no rule of multihome's pointing at their table (an earlier range's
     leftovers, or another tool's that uses protocol 222). Reported, never removed by apply."""
     elsewhere = owned_tables_elsewhere(state, config)
-    return frozenset(r for r in state.routes
-                     if r.proto == PROTO_MULTIHOME and not is_owned_route(r, config, elsewhere))
+    return frozenset(
+        r
+        for r in state.routes
+        if r.proto == PROTO_MULTIHOME and not is_owned_route(r, config, elsewhere)
+    )
 
 
 def is_left_alone(link: Link) -> str | None:
@@ -235,20 +293,28 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
     owned_route_set = owned_routes(state, config)
     assigned = _existing_tables(owned_rule_set | persisted_rules(state, config), owned_route_set)
     # Grouped once, not scanned once per interface (hosts with hundreds of ports).
-    routes_by_if, owned_by_if = (_main_routes_by_if(state, [m.name for m in managed]),
-                                 _ipv4_by_if(owned_route_set))
+    routes_by_if, owned_by_if = (
+        _main_routes_by_if(state, [m.name for m in managed]),
+        _ipv4_by_if(owned_route_set),
+    )
     native = native_table_routes(state, config, assigned)
     declared = _applicable(state, managed, facts)
 
-    defaults = _defaults(state, managed, routes_by_if, native, owned_by_if, assigned, declared,
-                         facts)
+    defaults = _defaults(
+        state, managed, routes_by_if, native, owned_by_if, assigned, declared, facts
+    )
 
     primary = _choose_primary(state, config, managed, defaults, routes_by_if)
     # A port that is down for a moment still counts: its peers keep their tables meanwhile.
     resting = [s for s in skipped if s.ifname in assigned]
     multihomed = len(managed) + len(resting) >= 2
-    tables = _assign_tables(state, config, [m for m in managed if m.name in defaults]
-                            if multihomed else [], assigned, native)
+    tables = _assign_tables(
+        state,
+        config,
+        [m for m in managed if m.name in defaults] if multihomed else [],
+        assigned,
+        native,
+    )
 
     interfaces: list[ManagedInterface] = []
     routes: set[Route] = set()
@@ -260,20 +326,36 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
         addrs = tuple(a for a in state.addresses_of(link.name, 4) if a.scope == SCOPE_UNIVERSE)
         default = defaults.get(link.name)
         table = tables.get(link.name)
-        role = "isolated" if default is None else (
-            "primary" if link.name == primary else "secondary")
-        interfaces.append(ManagedInterface(
-            name=link.name, role=role, addresses=addrs, table=table,
-            gateway=None if default is None else default.gateway,
-            metric=None if default is None else default.metric))
+        role = (
+            "isolated" if default is None else ("primary" if link.name == primary else "secondary")
+        )
+        interfaces.append(
+            ManagedInterface(
+                name=link.name,
+                role=role,
+                addresses=addrs,
+                table=table,
+                gateway=None if default is None else default.gateway,
+                metric=None if default is None else default.metric,
+            )
+        )
         if table is None or default is None:
             continue
         kept = [r for r in native.get(link.name, ()) if r.table == table.id]
-        copies = _table_routes(link.name, table.id, addrs, default, routes_by_if[link.name],
-                               declared.get(link.name),
-                               [*owned_by_if.get(link.name, ()),
-                                *sorted(facts.seen.get(link.name, ()), key=lambda r: r.key)],
-                               {r.dst for r in kept}, origins)
+        copies = _table_routes(
+            link.name,
+            table.id,
+            addrs,
+            default,
+            routes_by_if[link.name],
+            declared.get(link.name),
+            [
+                *owned_by_if.get(link.name, ()),
+                *sorted(facts.seen.get(link.name, ()), key=lambda r: r.key),
+            ],
+            {r.dst for r in kept},
+            origins,
+        )
         # Our copy already in the table stands for a new one that differs only in its metric
         # (one route per destination: the metric means nothing there), so that a route
         # coming back to main with another metric changes nothing.
@@ -290,7 +372,8 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
     routes.update(_primary_default_in_main(primary, defaults, routes_by_if))
 
     preserved_rules, preserved_routes, notes = _preserve_for_skipped(
-        state, config, skipped, owned_rule_set, owned_route_set, assigned)
+        state, config, skipped, owned_rule_set, owned_route_set, assigned
+    )
     rules |= preserved_rules
     routes |= preserved_routes
     if preserved_rules and not any(r.suppress_prefixlength is not None for r in rules):
@@ -303,15 +386,23 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
         notes.append("skipped interfaces keep what multihome set up for them earlier")
     notes.extend(facts.notes)
     return DesiredState(
-        interfaces=tuple(interfaces), skipped=tuple(skipped), ignored=tuple(ignored),
-        tables=tuple(sorted(tables.values())), routes=frozenset(routes),
-        rules=frozenset(rules), sysctls=tuple(sysctls),
-        main_removals=frozenset(main_removals), primary=primary, notes=tuple(notes),
-        origins=_origins_of(routes, origins))
+        interfaces=tuple(interfaces),
+        skipped=tuple(skipped),
+        ignored=tuple(ignored),
+        tables=tuple(sorted(tables.values())),
+        routes=frozenset(routes),
+        rules=frozenset(rules),
+        sysctls=tuple(sysctls),
+        main_removals=frozenset(main_removals),
+        primary=primary,
+        notes=tuple(notes),
+        origins=_origins_of(routes, origins),
+    )
 
 
-def _primary_default_in_main(primary: str | None, defaults: dict[str, Route],
-                             routes_by_if: dict[str, list[Route]]) -> list[Route]:
+def _primary_default_in_main(
+    primary: str | None, defaults: dict[str, Route], routes_by_if: dict[str, list[Route]]
+) -> list[Route]:
     """The primary's default belongs in main. When main lost it and nobody put it back (the
     port left alone when its peers went, whose default multihome had moved into its table;
     a flap no DHCP client followed), the port's facts put it back, as ours; only once main
@@ -331,13 +422,18 @@ def _fits_main(default: Route, in_main: list[Route]) -> bool:
     """Main reaches the default's gateway through the port (one of the port's own routes in
     main, ``in_main``, is a link route that holds the gateway): main can take it."""
     return default.gateway is None or any(
-        r.gateway is None and r.dst.prefixlen > 0 and default.gateway in r.dst for r in in_main)
+        r.gateway is None and r.dst.prefixlen > 0 and default.gateway in r.dst for r in in_main
+    )
 
 
 def _sysctls(config: Config, managed: list[Link]) -> list[Sysctl]:
     """The ARP-flux and reverse-path sysctls of each managed port of a multi-homed host."""
-    return [conf_sysctl(link.name, knob, value) for link in managed
-            for knob, value in config.sysctls.items() if value is not None]
+    return [
+        conf_sysctl(link.name, knob, value)
+        for link in managed
+        for knob, value in config.sysctls.items()
+        if value is not None
+    ]
 
 
 def _origins_of(routes: set[Route], origins: dict[Route, str]) -> dict[Route, str]:
@@ -345,10 +441,17 @@ def _origins_of(routes: set[Route], origins: dict[Route, str]) -> dict[Route, st
     return {route: origin for route, origin in origins.items() if route in routes}
 
 
-def _table_routes(ifname: str, table: int, addrs: tuple[Address, ...], default: Route,
-                  in_main: list[Route], declaration: Declaration | None,
-                  earlier: list[Route], native: set[IPNetwork],
-                  origins: dict[Route, str]) -> list[Route]:
+def _table_routes(
+    ifname: str,
+    table: int,
+    addrs: tuple[Address, ...],
+    default: Route,
+    in_main: list[Route],
+    declaration: Declaration | None,
+    earlier: list[Route],
+    native: set[IPNetwork],
+    origins: dict[Route, str],
+) -> list[Route]:
     """The routes of ``ifname``'s table, one per destination, from its facts in this order:
     main's routes of the port now; the routes its lease or metadata declares; the routes seen
     earlier (our copies, the agent's memory) that still fit its addresses -- through a
@@ -361,8 +464,9 @@ def _table_routes(ifname: str, table: int, addrs: tuple[Address, ...], default: 
     networks = [a.network for a in addrs]
 
     def fits(route: Route) -> bool:
-        return ((route.prefsrc is None or route.prefsrc in ips)
-                and (route.gateway is None or any(route.gateway in n for n in networks)))
+        return (route.prefsrc is None or route.prefsrc in ips) and (
+            route.gateway is None or any(route.gateway in n for n in networks)
+        )
 
     def take(route: Route, origin: str) -> None:
         copies.append(route)
@@ -371,35 +475,57 @@ def _table_routes(ifname: str, table: int, addrs: tuple[Address, ...], default: 
 
     if declaration is not None:
         for declared in declaration.routes:
-            route = Route(table=table, dst=declared.dst, ifname=ifname, gateway=declared.gateway,
-                          metric=default.metric, proto=PROTO_MULTIHOME,
-                          prefsrc=declaration.address)
+            route = Route(
+                table=table,
+                dst=declared.dst,
+                ifname=ifname,
+                gateway=declared.gateway,
+                metric=default.metric,
+                proto=PROTO_MULTIHOME,
+                prefsrc=declaration.address,
+            )
             if not declared.is_default and declared.dst not in have and fits(route):
                 take(route, declaration.origin)
     for old in earlier:  # our copies (state order: sorted), then the memory (sorted by caller)
         route = _copy(old, table)
-        if (route.family != 4 or route.is_default or route.dst in have or not fits(route)
-                or (route.gateway is not None and declaration is not None)):
+        if (
+            route.family != 4
+            or route.is_default
+            or route.dst in have
+            or not fits(route)
+            or (route.gateway is not None and declaration is not None)
+        ):
             continue
         take(route, "seen earlier in the table")
     for addr in addrs:
         if addr.network not in have and addr.network.prefixlen < addr.network.max_prefixlen:
             # The port's metric, as DHCP clients and network managers give the prefix route.
-            take(Route(table=table, dst=addr.network, ifname=ifname, metric=default.metric,
-                       proto=PROTO_MULTIHOME, scope=SCOPE_LINK, prefsrc=addr.ip),
-                 f"the address {addr.interface}")
+            take(
+                Route(
+                    table=table,
+                    dst=addr.network,
+                    ifname=ifname,
+                    metric=default.metric,
+                    proto=PROTO_MULTIHOME,
+                    scope=SCOPE_LINK,
+                    prefsrc=addr.ip,
+                ),
+                f"the address {addr.interface}",
+            )
     copy = _copy(default, table)
     copies.append(copy)
     if default.table != TABLE_MAIN or default.proto == PROTO_MULTIHOME:
-        origins[copy] = ("seen earlier in the table" if default.proto == PROTO_MULTIHOME
-                             else "the network manager's table")
+        origins[copy] = (
+            "seen earlier in the table"
+            if default.proto == PROTO_MULTIHOME
+            else "the network manager's table"
+        )
     elif default.proto == PROTO_DHCP and declaration is not None and default not in in_main:
         origins[copy] = declaration.origin
     return copies
 
 
-def _applicable(state: HostState, managed: list[Link],
-                facts: PortFacts) -> dict[str, Declaration]:
+def _applicable(state: HostState, managed: list[Link], facts: PortFacts) -> dict[str, Declaration]:
     """The declarations that apply now: the port is managed and still has the address the
     lease was given for (a lease for another address says nothing about this one)."""
     found: dict[str, Declaration] = {}
@@ -413,8 +539,9 @@ def _applicable(state: HostState, managed: list[Link],
     return found
 
 
-def _interface_rules(config: Config, ifname: str, table: int, addrs: Iterable[Address],
-                     copies: Iterable[Route]) -> set[Rule]:
+def _interface_rules(
+    config: Config, ifname: str, table: int, addrs: Iterable[Address], copies: Iterable[Route]
+) -> set[Rule]:
     """The rules that send an interface's traffic to its table."""
     band = config.priority_range[0]
     rules: set[Rule] = set()
@@ -437,17 +564,23 @@ def check_config_against_host(state: HostState, config: Config) -> None:
     for ifname in ((config.primary,) if config.primary else ()) + config.include:
         if ifname not in names:
             key = "primary" if ifname == config.primary else "interfaces.include"
-            raise InputError(f"{config.source}: {key}: interface {ifname!r} does not exist on "
-                             f"this host (it has {', '.join(sorted(names))}); fix the name or "
-                             "remove it")
+            raise InputError(
+                f"{config.source}: {key}: interface {ifname!r} does not exist on "
+                f"this host (it has {', '.join(sorted(names))}); fix the name or "
+                "remove it"
+            )
     low, high = config.priority_range
     for rule in state.rules:
-        if (low <= rule.priority <= high and not is_owned_rule(rule, config)
-                and not is_persisted_rule(rule, config)):
+        if (
+            low <= rule.priority <= high
+            and not is_owned_rule(rule, config)
+            and not is_persisted_rule(rule, config)
+        ):
             raise InputError(
                 f"{config.source}: priorities.range [{low}, {high}] overlaps the existing rule "
                 f"'{rule.describe()}' that multihome does not own; choose a free band in "
-                "priorities.range (multihome never changes other tools' rules)")
+                "priorities.range (multihome never changes other tools' rules)"
+            )
 
 
 def _select(state: HostState, config: Config) -> tuple[list[Link], list[Skipped], list[Skipped]]:
@@ -482,10 +615,12 @@ def _route_essence(route: Route) -> tuple[object, ...]:
     return (*route.slot, route.ifname, str(route.gateway), route.scope, route.type)
 
 
-def _with_existing(copies: list[Route], owned: Iterable[Route], table: int,
-                   origins: dict[Route, str]) -> list[Route]:
+def _with_existing(
+    copies: list[Route], owned: Iterable[Route], table: int, origins: dict[Route, str]
+) -> list[Route]:
     """``copies`` with each one replaced by our route already in ``table`` that differs from
     it only in its metric (the only one for its destination there)."""
+
     def essence(route: Route) -> tuple[object, ...]:
         return (route.dst, route.ifname, route.gateway, route.scope, route.prefsrc, route.type)
 
@@ -520,10 +655,16 @@ def _with_native(copies: list[Route], native: list[Route]) -> list[Route]:
     return result + [r for r in by_essence.values() if r.slot not in slots]
 
 
-def _defaults(state: HostState, managed: list[Link], routes_by_if: dict[str, list[Route]],
-              native: dict[str, list[Route]], owned: dict[str, list[Route]],
-              assigned: dict[str, int], declared: dict[str, Declaration],
-              facts: PortFacts) -> dict[str, Route]:
+def _defaults(
+    state: HostState,
+    managed: list[Link],
+    routes_by_if: dict[str, list[Route]],
+    native: dict[str, list[Route]],
+    owned: dict[str, list[Route]],
+    assigned: dict[str, int],
+    declared: dict[str, Declaration],
+    facts: PortFacts,
+) -> dict[str, Route]:
     """A default route per interface: main's (fresh from DHCP) wins over one that the network
     manager keeps in the interface's table (persisted), which wins over the lease's (or the
     metadata's) gateway, which wins over our earlier copy, then the agent's memory. A gateway
@@ -536,36 +677,50 @@ def _defaults(state: HostState, managed: list[Link], routes_by_if: dict[str, lis
             return route.gateway is None or any(route.gateway in n for n in networks)
 
         in_main = [r for r in routes_by_if[link.name] if r.is_default] or [
-            r for r in owned.get(link.name, ()) if r.is_default and r.table == TABLE_MAIN
-            and usable(r)]
+            r
+            for r in owned.get(link.name, ())
+            if r.is_default and r.table == TABLE_MAIN and usable(r)
+        ]
         in_table = [r for r in native.get(link.name, ()) if r.is_default]
-        copies = [r for r in owned.get(link.name, ()) if r.is_default and usable(r)
-                  and assigned.get(link.name) == r.table]
-        seen = [r for r in facts.seen.get(link.name, ())
-                if r.is_default and r.family == 4 and usable(r)]
-        from_lease = _declared_default(declared.get(link.name), link.name,
-                                       [*copies, *seen, *routes_by_if[link.name]])
+        copies = [
+            r
+            for r in owned.get(link.name, ())
+            if r.is_default and usable(r) and assigned.get(link.name) == r.table
+        ]
+        seen = [
+            r for r in facts.seen.get(link.name, ()) if r.is_default and r.family == 4 and usable(r)
+        ]
+        from_lease = _declared_default(
+            declared.get(link.name), link.name, [*copies, *seen, *routes_by_if[link.name]]
+        )
         if from_lease is not None and not usable(from_lease):
             from_lease = None
         lease = [] if from_lease is None else [from_lease]
-        chosen = min(in_main or in_table or lease or copies or seen, key=lambda r: r.metric,
-                     default=None)
+        chosen = min(
+            in_main or in_table or lease or copies or seen, key=lambda r: r.metric, default=None
+        )
         if chosen is not None:
             defaults[link.name] = chosen
     return defaults
 
 
-def _declared_default(declaration: Declaration | None, ifname: str,
-                      known: list[Route]) -> Route | None:
+def _declared_default(
+    declaration: Declaration | None, ifname: str, known: list[Route]
+) -> Route | None:
     """The default a lease declares, with the metric the port's routes have had (the earlier
     default's, else its main routes'), so that a new gateway replaces the old in its slot."""
     if declaration is None or declaration.gateway is None:
         return None
-    metric = next((r.metric for r in known if r.is_default),
-                  next((r.metric for r in known), 0))
-    return Route(table=TABLE_MAIN, dst=default_network(4), ifname=ifname,
-                 gateway=declaration.gateway, metric=metric, proto=PROTO_DHCP,
-                 prefsrc=declaration.address)
+    metric = next((r.metric for r in known if r.is_default), next((r.metric for r in known), 0))
+    return Route(
+        table=TABLE_MAIN,
+        dst=default_network(4),
+        ifname=ifname,
+        gateway=declaration.gateway,
+        metric=metric,
+        proto=PROTO_DHCP,
+        prefsrc=declaration.address,
+    )
 
 
 def _ipv4_by_if(routes: Iterable[Route]) -> dict[str, list[Route]]:
@@ -581,8 +736,13 @@ def _main_routes_by_if(state: HostState, ifnames: list[str]) -> dict[str, list[R
     """Each interface's own IPv4 unicast routes in main (not multihome's), in state order."""
     found: dict[str, list[Route]] = {name: [] for name in ifnames}
     for r in state.routes:
-        if (r.table == TABLE_MAIN and r.ifname in found and r.family == 4
-                and r.type == RTN_UNICAST and r.proto != PROTO_MULTIHOME):
+        if (
+            r.table == TABLE_MAIN
+            and r.ifname in found
+            and r.family == 4
+            and r.type == RTN_UNICAST
+            and r.proto != PROTO_MULTIHOME
+        ):
             found[r.ifname].append(r)
     return found
 
@@ -600,22 +760,33 @@ def _existing_tables(rules: Iterable[Rule], routes: Iterable[Route]) -> dict[str
     return found
 
 
-def _choose_primary(state: HostState, config: Config, managed: list[Link],
-                    defaults: dict[str, Route],
-                    routes_by_if: dict[str, list[Route]]) -> str | None:
+def _choose_primary(
+    state: HostState,
+    config: Config,
+    managed: list[Link],
+    defaults: dict[str, Route],
+    routes_by_if: dict[str, list[Route]],
+) -> str | None:
     if config.primary is not None:
         if config.primary not in {m.name for m in managed}:
-            raise InputError(f"{config.source}: primary: interface {config.primary!r} is not "
-                             "manageable now (down, no address or excluded); bring it up or "
-                             "choose another primary")
+            raise InputError(
+                f"{config.source}: primary: interface {config.primary!r} is not "
+                "manageable now (down, no address or excluded); bring it up or "
+                "choose another primary"
+            )
         return config.primary
-    in_main = [r for r in state.routes if r.table == TABLE_MAIN and r.is_default
-               and r.family == 4 and r.ifname in defaults]
+    in_main = [
+        r
+        for r in state.routes
+        if r.table == TABLE_MAIN and r.is_default and r.family == 4 and r.ifname in defaults
+    ]
     # No default left in main: a port whose default main can take again comes first (a
     # port addressed ``noprefixroute`` whose main routes a flap flushed cannot).
-    candidates = in_main or [d for d in defaults.values()
-                             if _fits_main(d, routes_by_if[d.ifname or ""])] or list(
-        defaults.values())
+    candidates = (
+        in_main
+        or [d for d in defaults.values() if _fits_main(d, routes_by_if[d.ifname or ""])]
+        or list(defaults.values())
+    )
     if not candidates:
         return None
     index = {link.name: link.index for link in state.links}
@@ -623,15 +794,21 @@ def _choose_primary(state: HostState, config: Config, managed: list[Link],
     return best.ifname
 
 
-def _assign_tables(state: HostState, config: Config, links: list[Link],
-                   assigned: dict[str, int],
-                   native: dict[str, list[Route]]) -> dict[str, Table]:
+def _assign_tables(
+    state: HostState,
+    config: Config,
+    links: list[Link],
+    assigned: dict[str, int],
+    native: dict[str, list[Route]],
+) -> dict[str, Table]:
     low, high = config.table_range
     ours = {id(r) for routes in native.values() for r in routes}
-    foreign = {r.table for r in state.routes
-               if not is_owned_route(r, config) and id(r) not in ours}
-    foreign |= {r.table for r in state.rules
-                if not is_owned_rule(r, config) and not is_persisted_rule(r, config)}
+    foreign = {r.table for r in state.routes if not is_owned_route(r, config) and id(r) not in ours}
+    foreign |= {
+        r.table
+        for r in state.rules
+        if not is_owned_rule(r, config) and not is_persisted_rule(r, config)
+    }
     used: set[int] = set(foreign)
     result: dict[str, Table] = {}
     kept: set[int] = set()
@@ -653,16 +830,22 @@ def _assign_tables(state: HostState, config: Config, links: list[Link],
             if candidate not in used and candidate not in assigned.values():
                 break
         else:
-            raise InputError(f"{config.source}: tables.range [{low}, {high}] has no free table "
-                             "id left; widen tables.range")
+            raise InputError(
+                f"{config.source}: tables.range [{low}, {high}] has no free table "
+                "id left; widen tables.range"
+            )
         used.add(candidate)
         result[link.name] = Table(candidate, config.table_name(link.name), link.name)
     return result
 
 
 def _preserve_for_skipped(
-    state: HostState, config: Config, skipped: list[Skipped], rules: frozenset[Rule],
-    routes: frozenset[Route], assigned: dict[str, int],
+    state: HostState,
+    config: Config,
+    skipped: list[Skipped],
+    rules: frozenset[Rule],
+    routes: frozenset[Route],
+    assigned: dict[str, int],
 ) -> tuple[set[Rule], set[Route], list[str]]:
     """Owned state of interfaces that still exist but are down or unaddressed is kept.
 
@@ -672,17 +855,33 @@ def _preserve_for_skipped(
     keep_tables = {assigned[s.ifname] for s in skipped if s.ifname in assigned}
     kept_rules = {r for r in rules if r.table in keep_tables}
     kept_routes = {r for r in routes if r.table in keep_tables}
-    notes = [f"{s.ifname}: {s.reason}; its table {assigned[s.ifname]} and rules are kept"
-             for s in skipped if s.ifname in assigned]
+    notes = [
+        f"{s.ifname}: {s.reason}; its table {assigned[s.ifname]} and rules are kept"
+        for s in skipped
+        if s.ifname in assigned
+    ]
     return kept_rules, kept_routes, notes
 
 
 def _copy(route: Route, table: int) -> Route:
-    return Route(table=table, dst=route.dst, ifname=route.ifname, gateway=route.gateway,
-                 metric=route.metric, proto=PROTO_MULTIHOME, scope=route.scope,
-                 prefsrc=route.prefsrc, type=route.type)
+    return Route(
+        table=table,
+        dst=route.dst,
+        ifname=route.ifname,
+        gateway=route.gateway,
+        metric=route.metric,
+        proto=PROTO_MULTIHOME,
+        scope=route.scope,
+        prefsrc=route.prefsrc,
+        type=route.type,
+    )
 
 
 def _rule(band: int, kind: str, table: int, **selectors: object) -> Rule:
-    return Rule(family=4, priority=band + RULE_OFFSETS[kind], table=table,
-                proto=PROTO_MULTIHOME, **selectors)  # type: ignore[arg-type]
+    return Rule(
+        family=4,
+        priority=band + RULE_OFFSETS[kind],
+        table=table,
+        proto=PROTO_MULTIHOME,
+        **selectors,  # type: ignore[arg-type]
+    )

@@ -38,8 +38,12 @@ class Problem:
     fix: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"code": self.code, "interface": self.interface, "message": self.message,
-                "fix": self.fix}
+        return {
+            "code": self.code,
+            "interface": self.interface,
+            "message": self.message,
+            "fix": self.fix,
+        }
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,8 @@ class Reference:
     def to_json(self) -> dict[str, Any]:
         rule = self.obj if isinstance(self.obj, Rule) else None
         return {
-            "table": self.table.id, "table_name": self.table.name,
+            "table": self.table.id,
+            "table_name": self.table.name,
             "interface": self.table.ifname,
             "kind": "rule" if rule is not None else "route",
             "priority": None if rule is None else rule.priority,
@@ -65,18 +70,22 @@ class Reference:
         }
 
 
-def foreign_references(state: HostState, desired: DesiredState,
-                       config: Config) -> list[Reference]:
+def foreign_references(state: HostState, desired: DesiredState, config: Config) -> list[Reference]:
     """Rules and routes of other tools (not multihome's, not its persisted configuration's,
     not the network manager's routes that the policy wants) in multihome's tables."""
     tables = {t.id: t for t in desired.tables}
     ours_rules = owned_rules(state, config) | persisted_rules(state, config)
     ours_routes = owned_routes(state, config) | desired.routes
     found: list[Reference] = [
-        Reference(tables[r.table], r) for r in state.rules
-        if r.table in tables and r not in ours_rules]
-    found += [Reference(tables[r.table], r) for r in state.routes
-              if r.table in tables and r not in ours_routes]
+        Reference(tables[r.table], r)
+        for r in state.rules
+        if r.table in tables and r not in ours_rules
+    ]
+    found += [
+        Reference(tables[r.table], r)
+        for r in state.routes
+        if r.table in tables and r not in ours_routes
+    ]
     return found
 
 
@@ -85,14 +94,18 @@ def check_shared_tables(references: list[Reference]) -> list[Problem]:
     problems: list[Problem] = []
     for table in sorted({ref.table for ref in references}):
         refs = [ref for ref in references if ref.table == table]
-        problems.append(Problem(
-            "shared-table", table.ifname,
-            f"table {table.id} ({table.name}, {table.ifname}'s) is also used by another tool: "
-            f"{'; '.join(ref.describe() for ref in refs)}. multihome keeps the table's id and "
-            "never touches these, but its routes are "
-            f"{table.ifname}'s: `multihome reset` or {table.ifname} going away empties it",
-            "nothing, if that is intended; otherwise point the other tool at its own table "
-            "(for a rule: `ip rule del priority N`)"))
+        problems.append(
+            Problem(
+                "shared-table",
+                table.ifname,
+                f"table {table.id} ({table.name}, {table.ifname}'s) is also used by another tool: "
+                f"{'; '.join(ref.describe() for ref in refs)}. multihome keeps the table's id and "
+                "never touches these, but its routes are "
+                f"{table.ifname}'s: `multihome reset` or {table.ifname} going away empties it",
+                "nothing, if that is intended; otherwise point the other tool at its own table "
+                "(for a rule: `ip rule del priority N`)",
+            )
+        )
     return problems
 
 
@@ -116,9 +129,10 @@ class Report:
             "interfaces": [i.to_json() for i in assessment.desired.interfaces],
             "skipped": [{"name": s.ifname, "reason": s.reason} for s in assessment.desired.skipped],
             "ignored": [{"name": s.ifname, "reason": s.reason} for s in assessment.desired.ignored],
-            "rules": [dict(r.to_json(), text=r.describe(names))
-                      for r in sorted(owned_rules(assessment.state, self.config),
-                                      key=lambda r: r.key)],
+            "rules": [
+                dict(r.to_json(), text=r.describe(names))
+                for r in sorted(owned_rules(assessment.state, self.config), key=lambda r: r.key)
+            ],
             "references": [ref.to_json() for ref in self.references],
             "table_route_origins": assessment.desired.route_origins(),
             "pending_changes": len(assessment.plan.changes),
@@ -129,9 +143,12 @@ class Report:
 def build_report(backend: Backend, assessment: Assessment, config: Config) -> Report:
     """Inspect ``assessment`` and the kernel's own route lookups for problems."""
     references = foreign_references(assessment.state, assessment.desired, config)
-    problems = [*check_reply_paths(backend, assessment.state, config),
-                *check_defaults(assessment.state, config), *check_pending(assessment),
-                *check_shared_tables(references)]
+    problems = [
+        *check_reply_paths(backend, assessment.state, config),
+        *check_defaults(assessment.state, config),
+        *check_pending(assessment),
+        *check_shared_tables(references),
+    ]
     return Report(assessment, tuple(problems), config, tuple(references))
 
 
@@ -146,32 +163,42 @@ def check_reply_paths(backend: Backend, state: HostState, config: Config) -> lis
                 continue
             found = backend.lookup(config.probe, src=addr.ip)
             if found is not None and found.ifname and found.ifname != link.name:
-                problems.append(Problem(
-                    "reply-wrong-interface", link.name,
-                    f"{link.name}: replies from {addr.ip} leave through {found.ifname} "
-                    f"(port security drops them: {addr.ip} is not {found.ifname}'s address)",
-                    "run `multihome apply`"))
+                problems.append(
+                    Problem(
+                        "reply-wrong-interface",
+                        link.name,
+                        f"{link.name}: replies from {addr.ip} leave through {found.ifname} "
+                        f"(port security drops them: {addr.ip} is not {found.ifname}'s address)",
+                        "run `multihome apply`",
+                    )
+                )
     return problems
 
 
 def check_defaults(state: HostState, config: Config) -> list[Problem]:
     """``several-defaults-no-policy``: main has defaults via several interfaces and no rule
     sends the other interfaces' traffic anywhere else (the how-to's failure)."""
-    defaults = sorted((r for r in state.routes if r.table == TABLE_MAIN and r.is_default
-                       and r.family == 4), key=lambda r: (r.metric, r.key))
+    defaults = sorted(
+        (r for r in state.routes if r.table == TABLE_MAIN and r.is_default and r.family == 4),
+        key=lambda r: (r.metric, r.key),
+    )
     if len({r.ifname for r in defaults}) < 2:
         return []
     used = defaults[0].ifname
     others = {r.ifname for r in defaults if r.ifname != used}
     if owned_rules(state, config) or any(_steers(rule, state, others) for rule in state.rules):
         return []
-    return [Problem(
-        "several-defaults-no-policy", None,
-        f"main holds {len(defaults)} default routes "
-        f"({', '.join(sorted(str(r.ifname) for r in defaults))}) and no policy rules: only "
-        f"the lowest metric ({used}) is used, replies from "
-        f"{', '.join(sorted(str(i) for i in others))} leave through {used}",
-        "run `multihome apply`")]
+    return [
+        Problem(
+            "several-defaults-no-policy",
+            None,
+            f"main holds {len(defaults)} default routes "
+            f"({', '.join(sorted(str(r.ifname) for r in defaults))}) and no policy rules: only "
+            f"the lowest metric ({used}) is used, replies from "
+            f"{', '.join(sorted(str(i) for i in others))} leave through {used}",
+            "run `multihome apply`",
+        )
+    ]
 
 
 def _steers(rule: Rule, state: HostState, ifnames: set[str | None]) -> bool:
@@ -181,14 +208,19 @@ def _steers(rule: Rule, state: HostState, ifnames: set[str | None]) -> bool:
     if rule.iifname in ifnames or rule.oifname in ifnames:
         return True
     return rule.src is not None and any(
-        a.ip in rule.src for a in state.addresses if a.ifname in ifnames and a.family == 4)
+        a.ip in rule.src for a in state.addresses if a.ifname in ifnames and a.family == 4
+    )
 
 
 def check_pending(assessment: Assessment) -> list[Problem]:
     """``pending-changes``: the kernel differs from the policy."""
     if assessment.plan.empty:
         return []
-    return [Problem(
-        "pending-changes", None,
-        f"{len(assessment.plan.changes)} change(s) pending: the kernel differs from the policy",
-        "run `multihome plan` to see them, `multihome apply` to make them")]
+    return [
+        Problem(
+            "pending-changes",
+            None,
+            f"{len(assessment.plan.changes)} change(s) pending: the kernel differs from the policy",
+            "run `multihome plan` to see them, `multihome apply` to make them",
+        )
+    ]

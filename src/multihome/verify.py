@@ -32,13 +32,20 @@ class Check:
     got: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"interface": self.interface, "address": self.address, "check": self.name,
-                "destination": self.destination, "ok": self.ok, "expected": self.expected,
-                "got": self.got}
+        return {
+            "interface": self.interface,
+            "address": self.address,
+            "check": self.name,
+            "destination": self.destination,
+            "ok": self.ok,
+            "expected": self.expected,
+            "got": self.got,
+        }
 
 
-def verify(backend: Backend, desired: DesiredState, config: Config, *, retries: int = 5,
-           delay: float = 0.1) -> list[Check]:
+def verify(
+    backend: Backend, desired: DesiredState, config: Config, *, retries: int = 5, delay: float = 0.1
+) -> list[Check]:
     """Run every check; retry the failing ones ``retries`` times, ``delay`` seconds apart."""
     checks = _run(backend, desired, config)
     for _ in range(retries):
@@ -72,15 +79,31 @@ def _run(backend: Backend, desired: DesiredState, config: Config) -> list[Check]
     ]
 
 
-def _check(iface: ManagedInterface, src: IPAddress | None, name: str, dst: IPAddress,
-           found: Lookup | None, *, want_gateway: bool) -> Check:
+def _check(
+    iface: ManagedInterface,
+    src: IPAddress | None,
+    name: str,
+    dst: IPAddress,
+    found: Lookup | None,
+    *,
+    want_gateway: bool,
+) -> Check:
     gateway = iface.gateway if want_gateway else None
     expected = f"dev {iface.name}" + (f" via {gateway}" if gateway is not None else "")
-    ok = found is not None and found.ifname == iface.name and (
-        not want_gateway or found.gateway == iface.gateway)
-    return Check(interface=iface.name, address="(device)" if src is None else str(src),
-                 name=name, destination=str(dst), ok=ok, expected=expected,
-                 got=_describe(found))
+    ok = (
+        found is not None
+        and found.ifname == iface.name
+        and (not want_gateway or found.gateway == iface.gateway)
+    )
+    return Check(
+        interface=iface.name,
+        address="(device)" if src is None else str(src),
+        name=name,
+        destination=str(dst),
+        ok=ok,
+        expected=expected,
+        got=_describe(found),
+    )
 
 
 def _describe(found: Lookup | None) -> str:
@@ -92,8 +115,7 @@ def _describe(found: Lookup | None) -> str:
     return text
 
 
-def _subnet_peer(interface: ipaddress.IPv4Interface | ipaddress.IPv6Interface
-                 ) -> IPAddress | None:
+def _subnet_peer(interface: ipaddress.IPv4Interface | ipaddress.IPv6Interface) -> IPAddress | None:
     network = interface.network
     if network.num_addresses < 4:
         return None

@@ -109,9 +109,7 @@ def test_unknown_network_type_in_network_data_exits_2(
     }
     (latest / "network_data.json").write_text(json.dumps(document))
     drive = str(tmp_path / "drive")
-    done = multihome(
-        "plan", "--source", "openstack", "--metadata", drive, prefix=private_netns
-    )
+    done = multihome("plan", "--source", "openstack", "--metadata", drive, prefix=private_netns)
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith(
         f"multihome: error: config drive {drive}: openstack/latest/network_data.json: "

@@ -24,8 +24,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))
 from labtools import NETNS_RUN, force_remove, leftovers, ns_run, run_cli
 from netnsid import state_dir_of
 
-__all__ = ["NETNS_RUN", "LiveLab", "force_remove", "leftovers", "missing_programs", "new_name",
-           "ns_run", "run_cli", "wait_until"]
+__all__ = [
+    "NETNS_RUN",
+    "LiveLab",
+    "force_remove",
+    "leftovers",
+    "missing_programs",
+    "new_name",
+    "ns_run",
+    "run_cli",
+    "wait_until",
+]
 
 PROTO_MULTIHOME = ("222", "multihome")
 PROGRAMS = ("ip", "nft", "dnsmasq", "dhclient", "curl", "ping", "sysctl")

@@ -52,12 +52,27 @@ def build_howto(ns: str, sw: str, *, ports: int = 2) -> None:
     bridges the ports and holds the gateway 192.168.0.1 and the metadata host .100."""
     sh("ip", "-n", sw, "link", "add", "br0", "type", "bridge")
     for i in range(ports):
-        sh("ip", "link", "add", f"eth{i}", "netns", ns, "type", "veth", "peer", f"p{i}",
-           "netns", sw)
+        sh(
+            "ip",
+            "link",
+            "add",
+            f"eth{i}",
+            "netns",
+            ns,
+            "type",
+            "veth",
+            "peer",
+            f"p{i}",
+            "netns",
+            sw,
+        )
         sh("ip", "-n", sw, "link", "set", f"p{i}", "master", "br0", "up")
-    for cmd in (["link", "set", "br0", "up"], ["link", "set", "lo", "up"],
-                ["addr", "add", "192.168.0.1/24", "dev", "br0"],
-                ["addr", "add", "192.168.0.100/24", "dev", "br0"]):
+    for cmd in (
+        ["link", "set", "br0", "up"],
+        ["link", "set", "lo", "up"],
+        ["addr", "add", "192.168.0.1/24", "dev", "br0"],
+        ["addr", "add", "192.168.0.100/24", "dev", "br0"],
+    ):
         sh("ip", "-n", sw, *cmd)
     sh("ip", "-n", ns, "link", "set", "lo", "up")
     hosts = [107, 112, 115, 118]
@@ -68,14 +83,62 @@ def build_howto(ns: str, sw: str, *, ports: int = 2) -> None:
     for i in range(ports):
         addr = f"192.168.0.{hosts[i]}"
         sh("ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", f"eth{i}", "noprefixroute")
-        sh("ip", "-n", ns, "route", "add", "192.168.0.0/24", "dev", f"eth{i}", "proto",
-           "kernel", "scope", "link", "src", addr, "metric", str(100 + i))
+        sh(
+            "ip",
+            "-n",
+            ns,
+            "route",
+            "add",
+            "192.168.0.0/24",
+            "dev",
+            f"eth{i}",
+            "proto",
+            "kernel",
+            "scope",
+            "link",
+            "src",
+            addr,
+            "metric",
+            str(100 + i),
+        )
     for i in range(ports):
         addr = f"192.168.0.{hosts[i]}"
-        sh("ip", "-n", ns, "route", "add", "default", "via", "192.168.0.1", "dev", f"eth{i}",
-           "proto", "dhcp", "src", addr, "metric", str(100 + i))
-        sh("ip", "-n", ns, "route", "add", "169.254.169.254", "via", "192.168.0.100", "dev",
-           f"eth{i}", "proto", "dhcp", "src", addr, "metric", str(100 + i))
+        sh(
+            "ip",
+            "-n",
+            ns,
+            "route",
+            "add",
+            "default",
+            "via",
+            "192.168.0.1",
+            "dev",
+            f"eth{i}",
+            "proto",
+            "dhcp",
+            "src",
+            addr,
+            "metric",
+            str(100 + i),
+        )
+        sh(
+            "ip",
+            "-n",
+            ns,
+            "route",
+            "add",
+            "169.254.169.254",
+            "via",
+            "192.168.0.100",
+            "dev",
+            f"eth{i}",
+            "proto",
+            "dhcp",
+            "src",
+            addr,
+            "metric",
+            str(100 + i),
+        )
 
 
 def rules(ns: str) -> list[dict[str, object]]:
@@ -85,7 +148,8 @@ def rules(ns: str) -> list[dict[str, object]]:
 
 def routes(ns: str) -> list[dict[str, object]]:
     out: list[dict[str, object]] = json.loads(
-        sh("ip", "-4", "-n", ns, "-j", "route", "show", "table", "all").stdout)
+        sh("ip", "-4", "-n", ns, "-j", "route", "show", "table", "all").stdout
+    )
     return out
 
 
@@ -99,13 +163,19 @@ def dump(ns: str) -> dict[str, object]:
     return {"rules": rules(ns), "routes": routes(ns), "sysctls": sysctls(ns)}
 
 
-def multihome(ns: str, *args: str, root: Path, env: dict[str, str] | None = None,
-              user: str | None = None) -> subprocess.CompletedProcess[str]:
+def multihome(
+    ns: str, *args: str, root: Path, env: dict[str, str] | None = None, user: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``ip netns exec NS multihome --root ROOT ARGS`` (optionally as another user)."""
     prefix = ["ip", "netns", "exec", ns]
     if user is not None:
         prefix += ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"]
     full_env = dict(os.environ, **(env or {}))
     full_env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2] / "src")
-    return subprocess.run([*prefix, *MULTIHOME, "--root", str(root), *args],
-                          capture_output=True, text=True, env=full_env, check=False)
+    return subprocess.run(
+        [*prefix, *MULTIHOME, "--root", str(root), *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        check=False,
+    )

@@ -25,18 +25,24 @@ def test_apply_gives_the_howto_end_state_plus_improvements(vm: HowtoVM) -> None:
     assert result.returncode == 2, result.stderr + result.stdout
     assert "verify: 6/6 checks pass" in result.stdout
     t1 = _table_of(vm, "eth1")
-    got = {(r["priority"], r.get("src"), r.get("dst"), r.get("oif"), r.get("iif"),
-            r["table"]) for r in rules(vm.ns) if r.get("protocol") == "222"}
+    got = {
+        (r["priority"], r.get("src"), r.get("dst"), r.get("oif"), r.get("iif"), r["table"])
+        for r in rules(vm.ns)
+        if r.get("protocol") == "222"
+    }
     assert (10002, "192.168.0.112", None, None, None, str(t1)) in got  # ip rule add from
-    assert (10003, "all", None, "eth1", None, str(t1)) in got           # ip rule add oif
-    assert (10004, "all", None, None, "eth1", str(t1)) in got           # ip rule add iif
-    assert (10001, "all", None, None, None, "main") in got              # main specifics first
+    assert (10003, "all", None, "eth1", None, str(t1)) in got  # ip rule add oif
+    assert (10004, "all", None, None, "eth1", str(t1)) in got  # ip rule add iif
+    assert (10001, "all", None, None, None, "main") in got  # main specifics first
     assert (10000, "192.168.0.112", "192.168.0.0", None, None, str(t1)) in got
-    table = {(r["dst"], r.get("gateway"), r["dev"]) for r in routes(vm.ns)
-             if r.get("table") == str(t1)}
-    assert table == {("default", "192.168.0.1", "eth1"),
-                     ("169.254.169.254", "192.168.0.100", "eth1"),
-                     ("192.168.0.0/24", None, "eth1")}
+    table = {
+        (r["dst"], r.get("gateway"), r["dev"]) for r in routes(vm.ns) if r.get("table") == str(t1)
+    }
+    assert table == {
+        ("default", "192.168.0.1", "eth1"),
+        ("169.254.169.254", "192.168.0.100", "eth1"),
+        ("192.168.0.0/24", None, "eth1"),
+    }
     main_defaults = [r for r in routes(vm.ns) if r["dst"] == "default" and "table" not in r]
     assert [r["dev"] for r in main_defaults] == ["eth0"]
     get = sh("ip", "-n", vm.ns, "-j", "route", "get", "198.51.100.10", "from", "192.168.0.112")
@@ -61,13 +67,35 @@ def test_second_apply_changes_nothing(vm: HowtoVM) -> None:
 
 def test_foreign_rules_routes_and_tables_survive(vm: HowtoVM) -> None:
     """A Docker-like and a VPN-like rule and a custom table are untouched by apply."""
-    sh("ip", "-n", vm.ns, "rule", "add", "priority", "100", "from", "172.17.0.0/16", "lookup",
-       "77")
-    sh("ip", "-n", vm.ns, "rule", "add", "priority", "5210", "fwmark", "0x80000/0xff0000",
-       "lookup", "52")
+    sh("ip", "-n", vm.ns, "rule", "add", "priority", "100", "from", "172.17.0.0/16", "lookup", "77")
+    sh(
+        "ip",
+        "-n",
+        vm.ns,
+        "rule",
+        "add",
+        "priority",
+        "5210",
+        "fwmark",
+        "0x80000/0xff0000",
+        "lookup",
+        "52",
+    )
     sh("ip", "-n", vm.ns, "route", "add", "10.8.0.0/24", "dev", "eth0", "table", "52")
-    sh("ip", "-n", vm.ns, "route", "add", "default", "via", "192.168.0.1", "dev", "eth0",
-       "table", "77")
+    sh(
+        "ip",
+        "-n",
+        vm.ns,
+        "route",
+        "add",
+        "default",
+        "via",
+        "192.168.0.1",
+        "dev",
+        "eth0",
+        "table",
+        "77",
+    )
     foreign_rules = [r for r in rules(vm.ns) if r["priority"] in (100, 5210)]
     foreign_routes = [r for r in routes(vm.ns) if r.get("table") in ("52", "77")]
     assert multihome(vm.ns, "apply", root=vm.root).returncode == 0
@@ -112,8 +140,9 @@ def test_three_ports_converge(vm3: HowtoVM) -> None:
     """Three same-subnet ports: each address resolves through its own port."""
     assert multihome(vm3.ns, "apply", root=vm3.root).returncode == 0
     for dev, addr in (("eth0", "107"), ("eth1", "112"), ("eth2", "115")):
-        get = sh("ip", "-n", vm3.ns, "-j", "route", "get", "198.51.100.10", "from",
-                 f"192.168.0.{addr}")
+        get = sh(
+            "ip", "-n", vm3.ns, "-j", "route", "get", "198.51.100.10", "from", f"192.168.0.{addr}"
+        )
         assert json.loads(get.stdout)[0]["dev"] == dev
 
 
@@ -134,18 +163,25 @@ BAD_CONFIGS = [
     pytest.param("tables: {range: [250, 260]}\n", "reserved table id 253", id="reserved-253"),
     pytest.param("tables: {range: [0, 10]}\n", "out of bounds", id="reserved-0"),
     pytest.param("primary: eth0\nprimary: eth1\n", ":2:1: duplicate key 'primary'", id="dup-key"),
-    pytest.param("rules: [from]\nprobe: 127.0.0.1\n", ":2:8: probe: 127.0.0.1 is a loopback "
-                 "address: no lookup towards it uses a gateway; give an off-subnet IPv4 address",
-                 id="probe-loopback"),
+    pytest.param(
+        "rules: [from]\nprobe: 127.0.0.1\n",
+        ":2:8: probe: 127.0.0.1 is a loopback "
+        "address: no lookup towards it uses a gateway; give an off-subnet IPv4 address",
+        id="probe-loopback",
+    ),
     pytest.param("probe: '::1'\n", ":1:8: probe: ::1 is a loopback address", id="probe-loopback6"),
-    pytest.param("probe: 0.0.0.0\n", "probe: 0.0.0.0 is the unspecified address",
-                 id="probe-unspecified"),
-    pytest.param("probe: 224.0.0.251\n", "probe: 224.0.0.251 is a multicast address",
-                 id="probe-multicast"),
-    pytest.param("probe: 169.254.1.1\n", "probe: 169.254.1.1 is a link-local address",
-                 id="probe-link-local"),
-    pytest.param("probe: 2001:db8::10\n", "probe: 2001:db8::10 is an IPv6 address",
-                 id="probe-ipv6"),
+    pytest.param(
+        "probe: 0.0.0.0\n", "probe: 0.0.0.0 is the unspecified address", id="probe-unspecified"
+    ),
+    pytest.param(
+        "probe: 224.0.0.251\n", "probe: 224.0.0.251 is a multicast address", id="probe-multicast"
+    ),
+    pytest.param(
+        "probe: 169.254.1.1\n", "probe: 169.254.1.1 is a link-local address", id="probe-link-local"
+    ),
+    pytest.param(
+        "probe: 2001:db8::10\n", "probe: 2001:db8::10 is an IPv6 address", id="probe-ipv6"
+    ),
     pytest.param(
         "tables:\n  range:\n    - &a [x, x, x, x, x, x, x, x, x]\n"
         + "".join(f"    - &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in pairwise("abcdefgh")),
@@ -156,8 +192,9 @@ BAD_CONFIGS = [
 
 
 @pytest.mark.parametrize(("text", "message"), BAD_CONFIGS)
-def test_bad_config_exits_2_and_changes_nothing(vm: HowtoVM, tmp_path: Path, text: str,
-                                                message: str) -> None:
+def test_bad_config_exits_2_and_changes_nothing(
+    vm: HowtoVM, tmp_path: Path, text: str, message: str
+) -> None:
     """Bad input: a clear error naming the file, exit 2, the kernel untouched."""
     config = tmp_path / "config.yaml"
     config.write_text(text)
@@ -172,8 +209,19 @@ def test_bad_config_exits_2_and_changes_nothing(vm: HowtoVM, tmp_path: Path, tex
 
 def test_priority_band_overlap_exits_2(vm: HowtoVM) -> None:
     """A foreign rule inside the band: exit 2, nothing changed."""
-    sh("ip", "-n", vm.ns, "rule", "add", "priority", "10050", "from", "10.1.0.0/16",
-       "lookup", "main")
+    sh(
+        "ip",
+        "-n",
+        vm.ns,
+        "rule",
+        "add",
+        "priority",
+        "10050",
+        "from",
+        "10.1.0.0/16",
+        "lookup",
+        "main",
+    )
     before = dump(vm.ns)
     result = multihome(vm.ns, "apply", root=vm.root)
     assert result.returncode == 2
@@ -203,10 +251,24 @@ def test_apply_corrects_neighbours_that_learnt_an_address_through_the_wrong_port
 ) -> None:
     """ARP flux before the apply left the gateway believing .112 lives at eth0's MAC; the
     gratuitous ARP that apply sends from eth1 corrects the gateway's cache at once."""
-    macs = {dev: json.loads(sh("ip", "-n", vm.ns, "-j", "link", "show", dev).stdout)[0]
-            ["address"] for dev in ("eth0", "eth1")}
-    sh("ip", "-n", vm.switch, "neigh", "replace", "192.168.0.112", "lladdr", macs["eth0"],
-       "dev", "br0", "nud", "stale")
+    macs = {
+        dev: json.loads(sh("ip", "-n", vm.ns, "-j", "link", "show", dev).stdout)[0]["address"]
+        for dev in ("eth0", "eth1")
+    }
+    sh(
+        "ip",
+        "-n",
+        vm.switch,
+        "neigh",
+        "replace",
+        "192.168.0.112",
+        "lladdr",
+        macs["eth0"],
+        "dev",
+        "br0",
+        "nud",
+        "stale",
+    )
     assert multihome(vm.ns, "apply", root=vm.root).returncode == 0
     neigh = json.loads(sh("ip", "-n", vm.switch, "-j", "neigh", "show", "192.168.0.112").stdout)
     assert [n["lladdr"] for n in neigh] == [macs["eth1"]]

@@ -90,8 +90,7 @@ def test_wrong_path_shows_the_decisive_rule(lab: Lab) -> None:
     """The wrong-path finding names the rule and route that decide it (main's, from the
     kernel and the DHCP client) and points at ``multihome explain``."""
     data = _doctor(lab, 1)
-    message = next(p["message"] for p in data["problems"]
-                   if p["code"] == "reply-wrong-interface")
+    message = next(p["message"] for p in data["problems"] if p["code"] == "reply-wrong-interface")
     assert "decided by rule `32766 from all lookup main` [kernel]" in message
     assert "dev eth0 table main" in message and "multihome explain 192.168.0.112" in message
 

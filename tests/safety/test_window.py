@@ -248,9 +248,7 @@ def test_watchdog_sigterm_rolls_back(lab: Lab) -> None:
     before = lab.kernel()
     apply = lab.popen("apply", "--confirm-timeout", "60")
     wait_for(
-        lambda: (
-            any((lab.root / "run/multihome").glob("netns-*/watchdog.json"))
-        ),
+        lambda: any((lab.root / "run/multihome").glob("netns-*/watchdog.json")),
         30,
         "the watchdog",
     )
@@ -280,8 +278,10 @@ def test_ctrl_c_during_the_window_rolls_back_now(lab: Lab) -> None:
         "the confirmation window",
     )
     wait_for(
-        lambda: json.loads((lab.state_dir() / "pending.json").read_text())["deadline"]
-        < time.time() + 61,
+        lambda: (
+            json.loads((lab.state_dir() / "pending.json").read_text())["deadline"]
+            < time.time() + 61
+        ),
         30,
         "the countdown",
     )

@@ -34,7 +34,9 @@ def test_full_file_is_parsed() -> None:
         "priorities: {range: [20000, 20009]}\n"
         "rules: [from, oif]\n"
         "sysctls: {rp_filter: 0, arp_filter: null}\n"
-        "probe: 203.0.113.9\n", "c.yaml")
+        "probe: 203.0.113.9\n",
+        "c.yaml",
+    )
     assert config.primary == "eth0"
     assert config.include == ("eth0", "eth1") and config.exclude == ("eth2",)
     assert config.table_range == (500, 599)

@@ -24,8 +24,11 @@ def applied(howto: HostState, root: Path) -> tuple[FakeBackend, StateDir, HostSt
     snap = assess(backend, CONFIG)
     result = apply_plan(backend, snap.plan, root=root, config=CONFIG, state=snap.state)
     state_dir = StateDir.current(root)
-    return backend, state_dir, snap.state, record(
-        backend, state_dir, CONFIG, root, snap.state, result.plan.changes
+    return (
+        backend,
+        state_dir,
+        snap.state,
+        record(backend, state_dir, CONFIG, root, snap.state, result.plan.changes),
     )
 
 
@@ -65,8 +68,13 @@ def test_a_sysctl_changed_during_the_apply_records_nothing(
     snap = assess(backend, CONFIG)
     result = apply_plan(backend, snap.plan, root=tmp_path, config=CONFIG, state=snap.state)
     sysctls = dict(backend.state.sysctls, **{"net.ipv4.conf.eth1.rp_filter": "0"})
-    backend.state = HostState.build(backend.state.links, backend.state.addresses,
-                                    backend.state.routes, backend.state.rules, sysctls)
+    backend.state = HostState.build(
+        backend.state.links,
+        backend.state.addresses,
+        backend.state.routes,
+        backend.state.rules,
+        sysctls,
+    )
     state_dir = StateDir.current(tmp_path)
     assert not record(backend, state_dir, CONFIG, tmp_path, snap.state, result.plan.changes)
 
@@ -91,15 +99,25 @@ def test_the_lease_files_and_their_first_expiry_are_part_of_the_fingerprint(
     backend = FakeBackend(howto)
     backend.watch()
     assessment = assess(backend, CONFIG)
-    result = apply_plan(backend, assessment.plan, root=tmp_path, config=CONFIG,
-                        state=assessment.state)
+    result = apply_plan(
+        backend, assessment.plan, root=tmp_path, config=CONFIG, state=assessment.state
+    )
     state_dir = StateDir.current(tmp_path)
     changes = result.plan.changes
-    assert record(backend, state_dir, CONFIG, tmp_path, assessment.state, changes, "leases v1",
-                  time.time() + 3600)
+    assert record(
+        backend,
+        state_dir,
+        CONFIG,
+        tmp_path,
+        assessment.state,
+        changes,
+        "leases v1",
+        time.time() + 3600,
+    )
     assert unchanged(backend, state_dir, CONFIG, tmp_path, "leases v1")
     assert not unchanged(backend, state_dir, CONFIG, tmp_path, "leases v2")
     backend.watch()
-    assert record(backend, state_dir, CONFIG, tmp_path, backend.state, (), "leases v1",
-                  time.time() - 1)
+    assert record(
+        backend, state_dir, CONFIG, tmp_path, backend.state, (), "leases v1", time.time() - 1
+    )
     assert not unchanged(backend, state_dir, CONFIG, tmp_path, "leases v1")

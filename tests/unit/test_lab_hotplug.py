@@ -92,6 +92,3 @@ def test_port_json_round_trip() -> None:
     port = replace(plan_port(scenario, PortRequest(floating_ip="auto")), router=IP("192.168.0.254"))
     for each in (*scenario.ports, port):
         assert GuestPort.from_json(json.loads(json.dumps(each.to_json()))) == each
-
-
-

@@ -43,11 +43,15 @@ def test_howto_pair_gets_a_table_each_and_loses_the_secondary_default(howto: Hos
     assert Rule(4, 10002, t1, src=NET("192.168.0.112/32"), proto=PROTO_MULTIHOME) in desired.rules
     assert Rule(4, 10003, t1, oifname="eth1", proto=PROTO_MULTIHOME) in desired.rules
     assert Rule(4, 10004, t1, iifname="eth1", proto=PROTO_MULTIHOME) in desired.rules
-    assert Rule(4, 10001, TABLE_MAIN, suppress_prefixlength=0,
-                proto=PROTO_MULTIHOME) in desired.rules
+    assert (
+        Rule(4, 10001, TABLE_MAIN, suppress_prefixlength=0, proto=PROTO_MULTIHOME) in desired.rules
+    )
     table_routes = {(str(r.dst), str(r.gateway)) for r in desired.routes if r.table == t1}
-    assert table_routes == {("0.0.0.0/0", "192.168.0.1"), ("192.168.0.0/24", "None"),
-                            ("169.254.169.254/32", "192.168.0.100")}
+    assert table_routes == {
+        ("0.0.0.0/0", "192.168.0.1"),
+        ("192.168.0.0/24", "None"),
+        ("169.254.169.254/32", "192.168.0.100"),
+    }
     assert {(r.ifname, str(r.dst)) for r in desired.main_removals} == {("eth1", "0.0.0.0/0")}
     assert all(r.proto == PROTO_MULTIHOME for r in desired.routes)
 
@@ -87,21 +91,33 @@ def test_before_apply_replies_from_the_secondary_leave_through_eth0(howto: HostS
     [
         pytest.param(
             [("eth0", "10.0.1.5/24", "10.0.1.1", 100), ("eth1", "10.0.2.5/24", "10.0.2.1", 101)],
-            {"eth0": "primary", "eth1": "secondary"}, id="different-subnets"),
+            {"eth0": "primary", "eth1": "secondary"},
+            id="different-subnets",
+        ),
         pytest.param(
-            [("eth0", "10.0.1.5/24", "10.0.1.1", 100), ("eth1", "10.0.1.6/24", "10.0.1.1", 101),
-             ("eth2", "10.0.2.5/24", "10.0.2.1", 102)],
-            {"eth0": "primary", "eth1": "secondary", "eth2": "secondary"}, id="three-ports"),
+            [
+                ("eth0", "10.0.1.5/24", "10.0.1.1", 100),
+                ("eth1", "10.0.1.6/24", "10.0.1.1", 101),
+                ("eth2", "10.0.2.5/24", "10.0.2.1", 102),
+            ],
+            {"eth0": "primary", "eth1": "secondary", "eth2": "secondary"},
+            id="three-ports",
+        ),
         pytest.param(
             [("eth0", "10.0.1.5/24", "10.0.1.1", 200), ("eth1", "10.0.2.5/24", "10.0.2.1", 50)],
-            {"eth0": "secondary", "eth1": "primary"}, id="primary-is-lowest-metric"),
+            {"eth0": "secondary", "eth1": "primary"},
+            id="primary-is-lowest-metric",
+        ),
         pytest.param(
             [("eth0", "10.0.1.5/24", "10.0.1.1", 100), ("eth1", "10.9.0.5/24", None, 0)],
-            {"eth0": "primary", "eth1": "isolated"}, id="gateway-less-isolated"),
+            {"eth0": "primary", "eth1": "isolated"},
+            id="gateway-less-isolated",
+        ),
     ],
 )
-def test_roles_tables_and_convergence(ports: list[tuple[str, str, str | None, int]],
-                                      expected_roles: dict[str, str]) -> None:
+def test_roles_tables_and_convergence(
+    ports: list[tuple[str, str, str | None, int]], expected_roles: dict[str, str]
+) -> None:
     """Each case: roles as expected, a table per gateway port, converges in one apply."""
     state = host(*(port(n, i + 2, a, g, m) for i, (n, a, g, m) in enumerate(ports)))
     desired = compute_policy(state, CONFIG)
@@ -122,8 +138,9 @@ def test_roles_tables_and_convergence(ports: list[tuple[str, str, str | None, in
 
 def test_isolated_port_needs_no_table_and_no_rules() -> None:
     """A gateway-less network: no table, no rules that mention it, but its sysctls."""
-    state = host(port("eth0", 2, "10.0.1.5/24", "10.0.1.1", 100),
-                 port("eth1", 3, "10.9.0.5/24", None, 0))
+    state = host(
+        port("eth0", 2, "10.0.1.5/24", "10.0.1.1", 100), port("eth1", 3, "10.9.0.5/24", None, 0)
+    )
     desired = compute_policy(state, CONFIG)
     assert not [r for r in desired.rules if "eth1" in (r.iifname, r.oifname)]
     assert not [r for r in desired.routes if r.ifname == "eth1"]
@@ -143,10 +160,12 @@ def test_port_with_several_addresses_gets_a_from_rule_per_address() -> None:
 def test_down_and_unaddressed_ports_are_skipped_and_said_so() -> None:
     """Down or address-less interfaces are skipped with a reason."""
     down_link, _, _ = port("eth2", 4, "10.0.3.5/24", None, 0)
-    state = host(port("eth0", 2, "10.0.1.5/24", "10.0.1.1", 100),
-                 port("eth1", 3, "10.0.2.5/24", "10.0.2.1", 101),
-                 (replace(down_link, up=False), [], []),
-                 (link("eth3", 5), [], []))
+    state = host(
+        port("eth0", 2, "10.0.1.5/24", "10.0.1.1", 100),
+        port("eth1", 3, "10.0.2.5/24", "10.0.2.1", 101),
+        (replace(down_link, up=False), [], []),
+        (link("eth3", 5), [], []),
+    )
     desired = compute_policy(state, CONFIG)
     reasons = {s.ifname: s.reason for s in desired.skipped}
     assert reasons == {"eth2": "down", "eth3": "no IPv4 address"}
@@ -154,37 +173,65 @@ def test_down_and_unaddressed_ports_are_skipped_and_said_so() -> None:
 
 def test_plumbing_is_left_alone_unless_included() -> None:
     """Loopback, bridges, docker0, container veths and tunnels are not managed by default."""
-    extra = (link("docker0", 10, kind="bridge"), link("veth12ab", 11),
-             link("wg0", 12, kind="wireguard"), link("br0", 13, kind="bridge"),
-             link("eth9", 14, master="br0"))
-    state = host(port("eth0", 2, "10.0.1.5/24", "10.0.1.1", 100),
-                 port("eth1", 3, "10.0.2.5/24", "10.0.2.1", 101), extra_links=extra)
+    extra = (
+        link("docker0", 10, kind="bridge"),
+        link("veth12ab", 11),
+        link("wg0", 12, kind="wireguard"),
+        link("br0", 13, kind="bridge"),
+        link("eth9", 14, master="br0"),
+    )
+    state = host(
+        port("eth0", 2, "10.0.1.5/24", "10.0.1.1", 100),
+        port("eth1", 3, "10.0.2.5/24", "10.0.2.1", 101),
+        extra_links=extra,
+    )
     desired = compute_policy(state, CONFIG)
     assert {i.name for i in desired.interfaces} == {"eth0", "eth1"}
-    assert {s.ifname for s in desired.ignored} == {"lo", "docker0", "veth12ab", "wg0", "br0",
-                                                   "eth9"}
+    assert {s.ifname for s in desired.ignored} == {
+        "lo",
+        "docker0",
+        "veth12ab",
+        "wg0",
+        "br0",
+        "eth9",
+    }
     config = parse_config("interfaces:\n  include: [eth0, eth1, wg0]\n", "test.yaml")
-    wg = (link("wg0", 12, kind="wireguard"), [Address("wg0", ipaddress.ip_interface(
-        "10.8.0.2/24"))], [])
-    state = host(port("eth0", 2, "10.0.1.5/24", "10.0.1.1", 100),
-                 port("eth1", 3, "10.0.2.5/24", "10.0.2.1", 101), wg)
+    wg = (
+        link("wg0", 12, kind="wireguard"),
+        [Address("wg0", ipaddress.ip_interface("10.8.0.2/24"))],
+        [],
+    )
+    state = host(
+        port("eth0", 2, "10.0.1.5/24", "10.0.1.1", 100),
+        port("eth1", 3, "10.0.2.5/24", "10.0.2.1", 101),
+        wg,
+    )
     assert "wg0" in {i.name for i in compute_policy(state, config).interfaces}
 
 
 def test_table_ids_are_stable_when_ports_come_and_go() -> None:
     """Adding a NIC or renumbering ifindexes never changes an assigned table id."""
-    two = host(port("eth0", 2, "10.0.1.5/24", "10.0.1.1", 100),
-               port("eth1", 3, "10.0.2.5/24", "10.0.2.1", 101))
+    two = host(
+        port("eth0", 2, "10.0.1.5/24", "10.0.1.1", 100),
+        port("eth1", 3, "10.0.2.5/24", "10.0.2.1", 101),
+    )
     backend = converge(two)
     before = {t.ifname: t.id for t in compute_policy(backend.read(), CONFIG).tables}
     state = backend.read()
     l2, a2, r2 = port("eth2", 9, "10.0.3.5/24", "10.0.3.1", 102)
-    grown = HostState.build([*state.links, l2], [*state.addresses, *a2],
-                            [*state.routes, *r2], state.rules, state.sysctls)
+    grown = HostState.build(
+        [*state.links, l2],
+        [*state.addresses, *a2],
+        [*state.routes, *r2],
+        state.rules,
+        state.sysctls,
+    )
     after = {t.ifname: t.id for t in compute_policy(grown, CONFIG).tables}
     assert {k: after[k] for k in before} == before
-    renumbered = host(port("eth1", 2, "10.0.2.5/24", "10.0.2.1", 101),
-                      port("eth0", 7, "10.0.1.5/24", "10.0.1.1", 100))
+    renumbered = host(
+        port("eth1", 2, "10.0.2.5/24", "10.0.2.1", 101),
+        port("eth0", 7, "10.0.1.5/24", "10.0.1.1", 100),
+    )
     fresh = {t.ifname: t.id for t in compute_policy(renumbered, CONFIG).tables}
     assert fresh["eth0"] != fresh["eth1"]
     ids_by_mac_only = {t.ifname: t.id for t in compute_policy(two, CONFIG).tables}
@@ -195,9 +242,15 @@ def test_new_gateway_on_renew_replaces_the_table_default(howto: HostState) -> No
     """A renewed lease with another router moves the table's default to it."""
     backend = converge(howto)
     state = backend.read()
-    moved = Route(table=TABLE_MAIN, dst=NET("0.0.0.0/0"), ifname="eth1",
-                  gateway=IP("192.168.0.254"), proto=PROTO_DHCP, prefsrc=IP("192.168.0.112"),
-                  metric=101)
+    moved = Route(
+        table=TABLE_MAIN,
+        dst=NET("0.0.0.0/0"),
+        ifname="eth1",
+        gateway=IP("192.168.0.254"),
+        proto=PROTO_DHCP,
+        prefsrc=IP("192.168.0.112"),
+        metric=101,
+    )
     backend.state = replace(state, routes=(*state.routes, moved))
     plan = Assessment.of(backend.read(), CONFIG).plan
     backend.apply(list(plan.changes))
@@ -211,8 +264,10 @@ def test_new_gateway_on_renew_replaces_the_table_default(howto: HostState) -> No
 
 def test_configured_primary_wins() -> None:
     """`primary:` overrides the lowest-metric choice."""
-    state = host(port("eth0", 2, "10.0.1.5/24", "10.0.1.1", 100),
-                 port("eth1", 3, "10.0.2.5/24", "10.0.2.1", 101))
+    state = host(
+        port("eth0", 2, "10.0.1.5/24", "10.0.1.1", 100),
+        port("eth1", 3, "10.0.2.5/24", "10.0.2.1", 101),
+    )
     desired = compute_policy(state, parse_config("primary: eth1\n", "c.yaml"))
     assert desired.primary == "eth1"
     assert {r.ifname for r in desired.main_removals} == {"eth0"}
@@ -220,9 +275,11 @@ def test_configured_primary_wins() -> None:
 
 def test_host_level_config_errors_name_the_key() -> None:
     """Unknown interfaces and an occupied priority band are input errors."""
-    state = host(port("eth0", 2, "10.0.1.5/24", "10.0.1.1", 100),
-                 port("eth1", 3, "10.0.2.5/24", "10.0.2.1", 101),
-                 extra_rules=(Rule(4, 10005, 77),))
+    state = host(
+        port("eth0", 2, "10.0.1.5/24", "10.0.1.1", 100),
+        port("eth1", 3, "10.0.2.5/24", "10.0.2.1", 101),
+        extra_rules=(Rule(4, 10005, 77),),
+    )
     with pytest.raises(InputError, match=r"c.yaml: primary: interface 'eth7' does not exist"):
         compute_policy(state, parse_config("primary: eth7\n", "c.yaml"))
     with pytest.raises(InputError, match=r"priorities.range \[10000, 10099\] overlaps"):
@@ -267,11 +324,14 @@ def _without(state: HostState, ifname: str) -> HostState:
         links=[x for x in state.links if x.name != ifname],
         addresses=[a for a in state.addresses if a.ifname != ifname],
         routes=[r for r in state.routes if r.ifname != ifname],
-        rules=state.rules, sysctls=state.sysctls)
+        rules=state.rules,
+        sysctls=state.sysctls,
+    )
 
 
 def test_the_port_left_alone_gets_back_the_default_multihome_took_out_of_main(
-        howto: HostState) -> None:
+    howto: HostState,
+) -> None:
     """Found by the event fuzzer (tests/fuzz, detach('eth0')): the how-to's pair converged
     (eth1's default moved out of main into its table), then eth0, the primary, is detached.
     eth1 alone needs no table, but main must hold its default again (multihome took it out):
@@ -282,14 +342,19 @@ def test_the_port_left_alone_gets_back_the_default_multihome_took_out_of_main(
     state = alone.read()
     defaults = [r for r in state.routes if r.table == TABLE_MAIN and r.is_default]
     assert [(r.ifname, str(r.gateway), r.metric) for r in defaults] == [
-        ("eth1", "192.168.0.1", 101)]
+        ("eth1", "192.168.0.1", 101)
+    ]
     assert not [r for r in state.rules if r.proto == PROTO_MULTIHOME]
     assert Assessment.of(alone.read(), CONFIG).plan.empty
     # A port is attached again: eth1 keeps its default in main as the primary.
     eth2 = port("eth2", 4, "192.168.0.10/24", "192.168.0.1", 102, "192.168.0.100")
     both = HostState.build(
-        links=[*state.links, eth2[0]], addresses=[*state.addresses, *eth2[1]],
-        routes=[*state.routes, *eth2[2]], rules=state.rules, sysctls=state.sysctls)
+        links=[*state.links, eth2[0]],
+        addresses=[*state.addresses, *eth2[1]],
+        routes=[*state.routes, *eth2[2]],
+        rules=state.rules,
+        sysctls=state.sysctls,
+    )
     again = converge(both, CONFIG).read()
     main_defaults = {r.ifname for r in again.routes if r.table == TABLE_MAIN and r.is_default}
     assert main_defaults == {"eth1"}
@@ -297,7 +362,8 @@ def test_the_port_left_alone_gets_back_the_default_multihome_took_out_of_main(
 
 
 def test_the_primary_default_goes_back_to_main_only_through_a_route_to_its_gateway(
-        howto: HostState) -> None:
+    howto: HostState,
+) -> None:
     """Found by the event fuzzer (an agent-addressed port, ``noprefixroute``, flapped twice):
     main held no route of eth0 at all, not even its subnet; putting eth0's default back in
     main then failed ("Nexthop has invalid gateway") and took the whole repair down with it.
@@ -305,15 +371,22 @@ def test_the_primary_default_goes_back_to_main_only_through_a_route_to_its_gatew
     primary and its default goes back to main; with eth0's subnet route back, eth0 is the
     primary again and its default returns to main."""
     state = converge(howto, CONFIG).read()
-    bare = replace(state, routes=tuple(
-        r for r in state.routes if not (r.table == TABLE_MAIN and r.ifname == "eth0")))
+    bare = replace(
+        state,
+        routes=tuple(r for r in state.routes if not (r.table == TABLE_MAIN and r.ifname == "eth0")),
+    )
     desired = compute_policy(bare, CONFIG)
     assert desired.primary == "eth1"
     assert [(r.ifname, r.proto) for r in desired.routes if r.table == TABLE_MAIN] == [
-        ("eth1", PROTO_MULTIHOME)]
-    subnet = next(r for r in state.routes if r.table == TABLE_MAIN and r.ifname == "eth0"
-                  and str(r.dst) == "192.168.0.0/24")
+        ("eth1", PROTO_MULTIHOME)
+    ]
+    subnet = next(
+        r
+        for r in state.routes
+        if r.table == TABLE_MAIN and r.ifname == "eth0" and str(r.dst) == "192.168.0.0/24"
+    )
     with_subnet = replace(bare, routes=(*bare.routes, subnet))
     back = [r for r in compute_policy(with_subnet, CONFIG).routes if r.table == TABLE_MAIN]
     assert [(r.ifname, str(r.gateway), r.proto) for r in back] == [
-        ("eth0", "192.168.0.1", PROTO_MULTIHOME)]
+        ("eth0", "192.168.0.1", PROTO_MULTIHOME)
+    ]

@@ -147,14 +147,21 @@ def _as_persisted(state: HostState, applied: HostState) -> HostState:
     (static), eth1's DHCP routes written straight into eth1's table (RouteTable=), the
     [Route] sections with multihome's protocol."""
     tables = {r.oifname: r.table for r in applied.rules if r.oifname}
-    rules = [replace(r, proto=PROTO_STATIC) if r.proto == PROTO_MULTIHOME else r
-             for r in applied.rules]
+    rules = [
+        replace(r, proto=PROTO_STATIC) if r.proto == PROTO_MULTIHOME else r for r in applied.rules
+    ]
     routes = [r for r in state.routes if r.ifname != "eth1" or r.proto == PROTO_KERNEL]
-    routes += [replace(r, table=tables["eth1"]) for r in state.routes
-               if r.ifname == "eth1" and r.proto == PROTO_DHCP]
+    routes += [
+        replace(r, table=tables["eth1"])
+        for r in state.routes
+        if r.ifname == "eth1" and r.proto == PROTO_DHCP
+    ]
     dhcp = {r.dst for r in state.routes if r.ifname == "eth1" and r.proto == PROTO_DHCP}
-    routes += [r for r in applied.routes if r.proto == PROTO_MULTIHOME
-               and (r.ifname == "eth0" or r.dst not in dhcp)]  # [Route] sections: ours
+    routes += [
+        r
+        for r in applied.routes
+        if r.proto == PROTO_MULTIHOME and (r.ifname == "eth0" or r.dst not in dhcp)
+    ]  # [Route] sections: ours
     return HostState.build(applied.links, applied.addresses, routes, rules, applied.sysctls)
 
 
@@ -165,8 +172,10 @@ def test_a_natively_persisted_host_is_recognised_not_refused(howto: HostState) -
     applied = converge(howto).read()
     persisted = _as_persisted(howto, applied)
     assessment = Assessment.of(persisted, CONFIG)
-    assert {i.name: i.role for i in assessment.desired.interfaces} == {"eth0": "primary",
-                                                                 "eth1": "secondary"}
+    assert {i.name: i.role for i in assessment.desired.interfaces} == {
+        "eth0": "primary",
+        "eth1": "secondary",
+    }
     assert assessment.desired.tables == compute_policy(applied, CONFIG).tables
     assert assessment.plan.empty, assessment.plan.lines()
     found = FakeBackend(persisted).lookup(IP("198.51.100.10"), src=IP("192.168.0.112"))

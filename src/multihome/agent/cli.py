@@ -145,11 +145,15 @@ def status(obj: Any, as_json: bool) -> None:
         if data["alive"]:
             running = f"running, pid {data.get('pid')}, since {data.get('started')}"
         elif data.get("stopped"):
-            running = (f"stopped at {data['stopped']} (pid {data.get('pid')}, started "
-                       f"{data.get('started')})")
+            running = (
+                f"stopped at {data['stopped']} (pid {data.get('pid')}, started "
+                f"{data.get('started')})"
+            )
         else:
-            running = (f"not running: pid {data.get('pid')} (started {data.get('started')}) "
-                       "ended without stopping; its state file is stale")
+            running = (
+                f"not running: pid {data.get('pid')} (started {data.get('started')}) "
+                "ended without stopping; its state file is stale"
+            )
         click.echo(f"agent: {running}")
         marker = data.get("paused")
         if marker:

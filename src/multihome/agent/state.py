@@ -109,5 +109,3 @@ def read_status(root: Path) -> dict[str, Any] | None:
     data["alive"] = agent_alive(data)
     data["paused"] = paused(root)
     return data
-
-

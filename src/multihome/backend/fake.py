@@ -90,12 +90,22 @@ class FakeBackend:
             )
             return None
         if isinstance(obj, Route):
-            routes, error = _toggled(state.routes, obj, change.action,
-                                     clash=lambda r: r.slot == obj.slot, missing="No such process")
+            routes, error = _toggled(
+                state.routes,
+                obj,
+                change.action,
+                clash=lambda r: r.slot == obj.slot,
+                missing="No such process",
+            )
             self.state = replace(state, routes=routes)
             return error
-        rules, error = _toggled(state.rules, obj, change.action, clash=lambda r: r == obj,
-                                missing="No such file or directory")
+        rules, error = _toggled(
+            state.rules,
+            obj,
+            change.action,
+            clash=lambda r: r == obj,
+            missing="No such file or directory",
+        )
         self.state = replace(state, rules=rules)
         return error
 
@@ -110,8 +120,14 @@ class FakeBackend:
         state = self.state
         present = {(r.table, r.dst, r.ifname) for r in state.routes}
         subnets = tuple(
-            Route(table=TABLE_MAIN, dst=a.network, ifname=ifname, proto=PROTO_KERNEL,
-                  scope=SCOPE_LINK, prefsrc=a.ip)
+            Route(
+                table=TABLE_MAIN,
+                dst=a.network,
+                ifname=ifname,
+                proto=PROTO_KERNEL,
+                scope=SCOPE_LINK,
+                prefsrc=a.ip,
+            )
             for a in state.addresses_of(ifname, 4)
             if (TABLE_MAIN, a.network, ifname) not in present
         )
@@ -142,8 +158,14 @@ class FakeBackend:
             return False
         routes = state.routes
         if prefix_route:
-            subnet = Route(table=TABLE_MAIN, dst=address.network, ifname=address.ifname,
-                           proto=PROTO_KERNEL, scope=SCOPE_LINK, prefsrc=address.ip)
+            subnet = Route(
+                table=TABLE_MAIN,
+                dst=address.network,
+                ifname=address.ifname,
+                proto=PROTO_KERNEL,
+                scope=SCOPE_LINK,
+                prefsrc=address.ip,
+            )
             routes = (*routes, subnet)
         self.state = replace(state, addresses=(*state.addresses, address), routes=routes)
         return True
@@ -227,8 +249,9 @@ class FakeBackend:
         return failed
 
     def fingerprint(self) -> Fingerprint:
-        return Fingerprint(hashlib.blake2b(repr(self.state).encode()).hexdigest(),
-                           dict(self.state.sysctls))
+        return Fingerprint(
+            hashlib.blake2b(repr(self.state).encode()).hexdigest(), dict(self.state.sysctls)
+        )
 
     def watch(self) -> None:
         self.watched = []
@@ -251,8 +274,9 @@ T = TypeVar("T", Route, Rule)
 _FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
 
 
-def _toggled(items: tuple[T, ...], obj: T, action: str, *, clash: Callable[[T], bool],
-             missing: str) -> tuple[tuple[T, ...], str | None]:
+def _toggled(
+    items: tuple[T, ...], obj: T, action: str, *, clash: Callable[[T], bool], missing: str
+) -> tuple[tuple[T, ...], str | None]:
     """``items`` with ``obj`` added or removed, or unchanged and the kernel's refusal."""
     present = set(items)
     if action == "add":

@@ -216,8 +216,7 @@ class NetlinkBackend:
         old_addresses, old_routes, old_rules = self._decoded
         # Addresses and rules also keep their place in the kernel's list (explain needs it).
         addresses = [
-            _kept(old_addresses.get(body), position)
-            or _address(body, names, position)
+            _kept(old_addresses.get(body), position) or _address(body, names, position)
             for position, body in enumerate(raw_addresses, start=1)
         ]
         routes = [
@@ -295,8 +294,8 @@ class NetlinkBackend:
         finally:
             watch.close()
         return [
-            NOTIFICATIONS[kind] + ("" if kind in (RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR,
-                                                  RTM_DELADDR) else f" {family}")
+            NOTIFICATIONS[kind]
+            + ("" if kind in (RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR) else f" {family}")
             for kind, family in found
             if kind in NOTIFICATIONS
         ]
@@ -845,9 +844,7 @@ def _route(body: bytes, names: dict[int, str]) -> Route | None:
 
 
 def _rule(body: bytes, position: int = 0) -> Rule | None:
-    family, dst_len, src_len, tos, table, _res1, _res2, action, flags = FIBRULEHDR.unpack_from(
-        body
-    )
+    family, dst_len, src_len, tos, table, _res1, _res2, action, flags = FIBRULEHDR.unpack_from(body)
     if family not in VERSIONS:
         return None
     attrs = attributes(body, FIBRULEHDR.size)
@@ -882,8 +879,9 @@ def _rule(body: bytes, position: int = 0) -> Rule | None:
         uid=_range(attrs.get(FRA_UID_RANGE), UID_RANGE),
         goto=u32(target) if (target := attrs.get(FRA_GOTO)) else None,
         l3mdev=bool((l3mdev := attrs.get(FRA_L3MDEV)) and l3mdev[0]),
-        suppress_ifgroup=None if (group := attrs.get(FRA_SUPPRESS_IFGROUP)) is None
-        or u32(group) == NO_SUPPRESS else u32(group),
+        suppress_ifgroup=None
+        if (group := attrs.get(FRA_SUPPRESS_IFGROUP)) is None or u32(group) == NO_SUPPRESS
+        else u32(group),
         invert=bool(flags & FIB_RULE_INVERT),
         tos=tos,
         position=position,

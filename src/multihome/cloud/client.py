@@ -412,9 +412,7 @@ class ComputeApi:
 # -- reading the state ---------------------------------------------------------------------
 
 
-def read_state(
-    net: NetworkApi, compute: ComputeApi | None, topology: Topology
-) -> CloudState:
+def read_state(net: NetworkApi, compute: ComputeApi | None, topology: Topology) -> CloudState:
     """What the cloud holds for ``topology``: one list call per resource type, plus name
     look-ups only for what is missing or undeclared."""
     tag = topology.tag
@@ -452,7 +450,11 @@ def read_state(
 
     ext_names = set(topology.external_networks())
     ext_networks = _find_undeclared(
-        ext_names, net.networks, topology.source, "network", "networks:",
+        ext_names,
+        net.networks,
+        topology.source,
+        "network",
+        "networks:",
         " (list them with `openstack network list`)",
     )
     declared_subnets = {s.name for s in topology.subnets}
@@ -468,8 +470,12 @@ def read_state(
         group_names.add("default")
     group_names -= {g.name for g in topology.security_groups}
     ext_groups = _find_undeclared(
-        group_names, net.security_groups, topology.source, "security group",
-        "security_groups:", optional={"default"},
+        group_names,
+        net.security_groups,
+        topology.source,
+        "security group",
+        "security_groups:",
+        optional={"default"},
     )
     interfaces: dict[str, set[str]] = {}
     ext_router_subnets: set[str] = set()

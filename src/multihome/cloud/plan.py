@@ -210,8 +210,9 @@ class _Builder:
 
     def keep_or_update(self, kind: str, name: str, found_id: str, changes: list[str]) -> None:
         """An existing resource: kept as it is, or updated where ``changes`` say it differs."""
-        self.add(Action("update" if changes else "keep", kind, name, id=found_id,
-                        changes=tuple(changes)))
+        self.add(
+            Action("update" if changes else "keep", kind, name, id=found_id, changes=tuple(changes))
+        )
 
     def missing(self, kind: str, name: str) -> None:
         """Create ``name``, or finish an interrupted creation of ours (tag it)."""

@@ -643,8 +643,9 @@ class Lab:
             # What multihome (apply, agent) ran inside the guest kept under /run: the state
             # directories that record the guest namespace's inode (found while it is alive,
             # so that inode is the guest's), which go with it.
-            guest_state = [d for ns in namespaces if ns == self.names.guest
-                           for d in _multihome_state_dirs(ns)]
+            guest_state = [
+                d for ns in namespaces if ns == self.names.guest for d in _multihome_state_dirs(ns)
+            ]
             pids = sorted({pid for ns in namespaces for pid in netns_pids(ns)})
             _terminate(pids)
             for namespace in namespaces:
@@ -654,8 +655,7 @@ class Lab:
                     check=False,
                 )
             paths: list[str] = []
-            for path in (self.names.guest_etc, self.names.state_dir,
-                         *guest_state):
+            for path in (self.names.guest_etc, self.names.state_dir, *guest_state):
                 if path.exists():
                     shutil.rmtree(path, ignore_errors=True)
                     paths.append(str(path))

@@ -328,9 +328,7 @@ def parse_scenario(text: str, source: str) -> Scenario:
     number = top["number"].value
     if not isinstance(number, int) or isinstance(number, bool) or number < 1:
         raise top["number"].fail(f"{top['number'].shown} is not a positive integer", "write e.g. 4")
-    name = top["name"].matching(
-        _NAME, "a scenario name", "use lower-case letters, digits and '-'"
-    )
+    name = top["name"].matching(_NAME, "a scenario name", "use lower-case letters, digits and '-'")
     networks = _networks(top["networks"])
     ports = _ports(top["ports"], {n.name: n for n in networks})
     sysctls = dict(DEFAULT_GUEST_SYSCTLS)
@@ -422,9 +420,7 @@ def _networks(node: Node) -> tuple[Network, ...]:
 
 
 def _ports(node: Node, networks: dict[str, Network]) -> tuple[GuestPort, ...]:
-    items = node.seq(
-        what="a list of ports", fix="list eth0, eth1, ... in order", optional=False
-    )
+    items = node.seq(what="a list of ports", fix="list eth0, eth1, ... in order", optional=False)
     if not items:
         raise node.fail("expected a list of ports", "list eth0, eth1, ... in order")
     ports: list[GuestPort] = []

@@ -125,8 +125,13 @@ def build_input(
             continue
         link = state.link(iface.name)
         # Where the DHCP client writes: main, or already the port's own table (persisted).
-        main = [r for r in state.routes if r.ifname == iface.name
-                and r.table in (TABLE_MAIN, iface.table.id) and r.proto != PROTO_MULTIHOME]
+        main = [
+            r
+            for r in state.routes
+            if r.ifname == iface.name
+            and r.table in (TABLE_MAIN, iface.table.id)
+            and r.proto != PROTO_MULTIHOME
+        ]
         dhcp = any(r.proto == PROTO_DHCP for r in main) or any(
             r.proto == PROTO_DHCP and r.ifname == iface.name for r in desired.main_removals
         )

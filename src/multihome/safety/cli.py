@@ -133,6 +133,7 @@ def doctor(obj: Any, as_json: bool) -> None:
     from multihome.engine import assess
     from multihome.files import json_output
     from multihome.safety.doctor import diagnose
+
     config = obj.config()
     with _backend() as backend:  # the same facts as status, plan and apply: one truth
         found = diagnose(backend, assess(backend, config, obj.facts()), config, obj.root)

@@ -248,6 +248,4 @@ def reset(
         if changes or files
         else "nothing to reset: multihome owns nothing here"
     )
-    return Outcome(
-        message, _lines(changes, names), problems, notes, _file_lines(files), agent
-    )
+    return Outcome(message, _lines(changes, names), problems, notes, _file_lines(files), agent)

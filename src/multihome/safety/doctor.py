@@ -215,8 +215,10 @@ def _table_names(root: Path) -> dict[int, str]:
 def _status_checks(ctx: Evidence) -> list[Problem]:
     return [
         *check_defaults(ctx.state, ctx.config),
-        *(_with_decisive_rule(ctx, problem)
-          for problem in check_reply_paths(ctx.backend, ctx.state, ctx.config)),
+        *(
+            _with_decisive_rule(ctx, problem)
+            for problem in check_reply_paths(ctx.backend, ctx.state, ctx.config)
+        ),
     ]
 
 
@@ -407,7 +409,8 @@ def check_leftover_routes(ctx: Evidence) -> list[Problem]:
         Problem(
             "leftover-routes",
             None,
-            f"table {table}" + (f" ({registered[table]})" if table in registered else "")
+            f"table {table}"
+            + (f" ({registered[table]})" if table in registered else "")
             + f" is outside tables.range [{low}, {high}] and multihome's rules still use it: "
             "tables.range changed since it was given out",
             "`multihome apply` moves the ports into the new range and empties it "

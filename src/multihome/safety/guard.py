@@ -74,13 +74,24 @@ def guarded_apply(
     ``poll(seconds_left)`` waits a little and returns True when the user confirmed.
     """
     if assessment.plan.empty:
-        result = apply_plan(backend, assessment.plan, root=root, config=config, session=session,
-                            state=assessment.state)
+        result = apply_plan(
+            backend,
+            assessment.plan,
+            root=root,
+            config=config,
+            session=session,
+            state=assessment.state,
+        )
         return GuardedResult(settle(backend, assessment, result, config), "unchanged")
     win = window.open_window(session, guard.timeout)
     try:
         result = apply_plan(
-            backend, assessment.plan, root=root, config=config, session=session, progress=progress,
+            backend,
+            assessment.plan,
+            root=root,
+            config=config,
+            session=session,
+            progress=progress,
             state=assessment.state,
         )
     except ApplyError as exc:
@@ -118,9 +129,7 @@ def guarded_apply(
     return _ended(settled, checks, data)
 
 
-def _ended(
-    settled: Convergence, checks: list[CheckResult], data: dict[str, Any]
-) -> GuardedResult:
+def _ended(settled: Convergence, checks: list[CheckResult], data: dict[str, Any]) -> GuardedResult:
     return GuardedResult(
         settled,
         str(data.get("outcome")),

@@ -53,8 +53,9 @@ class Recovery:
     problems: list[str] = field(default_factory=list)
 
 
-def in_effect(change: Change, state: HostState,
-              present: frozenset[Route | Rule] | None = None) -> bool:
+def in_effect(
+    change: Change, state: HostState, present: frozenset[Route | Rule] | None = None
+) -> bool:
     """True when ``state`` already shows the change's effect (``present``: the state's
     routes and rules as a set, when the caller asks about many changes)."""
     obj = change.obj

@@ -174,8 +174,9 @@ class StateDir:
                 f"{self.path}: state of another network namespace ({reason}) that cannot be "
                 f"removed ({exc.strerror}); remove it, or run as root"
             ) from exc
-        log.warning("removed %s: state of a network namespace that no longer exists (%s)",
-                 self.path, reason)
+        log.warning(
+            "removed %s: state of a network namespace that no longer exists (%s)", self.path, reason
+        )
 
     def ensure(self) -> None:
         if self.path.is_dir():
@@ -238,8 +239,10 @@ def _stale_reason(owner: NamespaceId | None, current: NamespaceId) -> str:
     if owner.boot != current.boot:
         return f"from an earlier boot ({owner.boot})"
     if owner.inode == current.inode:
-        return (f"namespace inode {owner.inode} now belongs to namespace cookie "
-                f"{current.cookie}, not to cookie {owner.cookie}")
+        return (
+            f"namespace inode {owner.inode} now belongs to namespace cookie "
+            f"{current.cookie}, not to cookie {owner.cookie}"
+        )
     return f"namespace cookie {owner.cookie} is gone"
 
 
@@ -277,8 +280,9 @@ def sweep_due(state: StateDir, interval: float = SWEEP_INTERVAL) -> bool:
     return True
 
 
-def sweep(root: Path, current: NamespaceId, *, limit: int = SWEEP_LIMIT,
-          live: set[int] | None = None) -> list[Path]:
+def sweep(
+    root: Path, current: NamespaceId, *, limit: int = SWEEP_LIMIT, live: set[int] | None = None
+) -> list[Path]:
     """Remove the state directories (below ``root``) of namespaces that no longer exist.
 
     Gone: from an earlier boot; or recording this namespace's inode with another cookie (the
