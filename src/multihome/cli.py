@@ -632,7 +632,13 @@ def _restrict(assessment: Any, interface: str) -> Any:
         )
     tables = [t.id for t in assessment.desired.tables if t.ifname == interface]
     tables += [r.table for r in assessment.state.rules if interface in (r.iifname, r.oifname)]
-    return replace(assessment, plan=assessment.plan.restrict(interface, tables))
+    # Only this port is announced and verified: at boot, the other ports' units may not have
+    # run yet (multihome@eth1 after multihome@eth0), so their checks would fail for now.
+    desired = replace(
+        assessment.desired,
+        interfaces=tuple(i for i in assessment.desired.interfaces if i.name == interface),
+    )
+    return replace(assessment, plan=assessment.plan.restrict(interface, tables), desired=desired)
 
 
 @cli.command(epilog="\b\nExamples:\n  multihome verify\n  multihome verify --json")

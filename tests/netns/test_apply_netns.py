@@ -157,6 +157,17 @@ def test_apply_interface_only_touches_that_interface(vm: HowtoVM) -> None:
     assert bad.returncode == 2 and "--interface eth7: no such interface" in bad.stderr
 
 
+def test_apply_interface_verifies_only_that_interface(vm: HowtoVM) -> None:
+    """`apply --interface eth0` first (as multihome@eth0.service at boot, before eth1's unit
+    has run) succeeds: it announces and verifies eth0 alone, not eth1's still-missing path."""
+    result = multihome(vm.ns, "apply", "--interface", "eth0", root=vm.root)
+    assert result.returncode == 0, result.stderr
+    assert "FAIL eth1" not in result.stderr
+    owned = [r for r in rules(vm.ns) if r.get("protocol") == "222"]
+    assert not [r for r in owned if r.get("oif") == "eth1"]
+    assert [r for r in owned if r.get("oif") == "eth0"]
+
+
 BAD_CONFIGS = [
     pytest.param("primary: eth9\n", "primary: interface 'eth9' does not exist", id="unknown-if"),
     pytest.param("interfaces: [eth0\n", "malformed YAML", id="malformed-yaml"),
