@@ -3,9 +3,17 @@ its hook (option 121, classless static routes, RFC 3442; option 3 only without i
 
 from __future__ import annotations
 
-import pytest
+import ipaddress
 
-from multihome.agent.dhcphook import classless_routes, lease_routes
+import pytest
+from hosts import howto_host
+
+from multihome.agent.dhcphook import classless_routes, lease_routes, run
+from multihome.backend.fake import FakeBackend
+from multihome.model import PROTO_DHCP, SCOPE_LINK, TABLE_MAIN, Route
+
+IP = ipaddress.ip_address
+NET = ipaddress.ip_network
 
 
 def test_dhcp_hook_decodes_classless_routes() -> None:
@@ -29,3 +37,62 @@ def test_dhcp_hook_decodes_classless_routes() -> None:
     )
     with pytest.raises(ValueError):
         classless_routes("24 10 1")
+
+
+def _lease(reason: str, new: str | None, old: str | None = None) -> dict[str, str]:
+    env = {"reason": reason, "interface": "eth1", "new_subnet_mask": "255.255.255.0"}
+    env["new_rfc3442_classless_static_routes"] = "32 169 254 169 254 10 5 0 100 0 10 5 0 1"
+    if new:
+        env["new_ip_address"] = new
+    if old:
+        env["old_ip_address"] = old
+        env["old_subnet_mask"] = "255.255.255.0"
+    return env
+
+
+def _dhcp_routes(backend: FakeBackend) -> list[str]:
+    """The routes the hook made (the how-to host's own DHCP routes have metrics 100, 101)."""
+    return sorted(
+        r.describe() for r in backend.read().routes if r.proto == PROTO_DHCP and r.metric >= 1000
+    )
+
+
+def test_dhcp_hook_moves_a_lease_into_place_through_the_backend() -> None:
+    """PREINIT sets the link up; BOUND adds the address without its prefix route and
+    replaces the subnet and lease routes with ``proto dhcp`` and the port's metric (1000 +
+    ifindex, eth1 is 3), prefsrc the lease's address; a RENEW with another address forgets the
+    old one and its routes; EXPIRE forgets the address; an unknown link or reason is a no-op."""
+    backend = FakeBackend(howto_host())
+    backend.set_link_down("eth1")
+    assert run({"reason": "PREINIT", "interface": "eth1"}, backend) == 0
+    link = backend.read().link("eth1")
+    assert link is not None and link.up
+    before = backend.read()
+    assert run({"reason": "PREINIT", "interface": "eth9"}, backend) == 0
+    assert run({"reason": "NBI", "interface": "eth1"}, backend) == 0
+    assert backend.read() == before
+
+    assert run(_lease("BOUND", "10.5.0.7"), backend) == 0
+    state = backend.read()
+    assert "10.5.0.7/24" in [str(a.interface) for a in state.addresses_of("eth1", 4)]
+    lease = {"table": TABLE_MAIN, "ifname": "eth1", "metric": 1003, "proto": PROTO_DHCP}
+    subnet = Route(dst=NET("10.5.0.0/24"), scope=SCOPE_LINK, prefsrc=IP("10.5.0.7"), **lease)
+    assert subnet in state.routes
+    assert _dhcp_routes(backend) == [
+        "10.5.0.0/24 dev eth1 table main proto dhcp scope link src 10.5.0.7 metric 1003",
+        "169.254.169.254/32 via 10.5.0.100 dev eth1 table main proto dhcp src 10.5.0.7 metric 1003",
+        "default via 10.5.0.1 dev eth1 table main proto dhcp src 10.5.0.7 metric 1003",
+    ]
+    assert not [r for r in state.routes if r.dst == NET("10.5.0.0/24") and r.proto != PROTO_DHCP]
+    assert run(_lease("RENEW", "10.5.0.7", old="10.5.0.7"), backend) == 0
+    assert backend.read() == state
+
+    assert run(_lease("RENEW", "10.5.0.8", old="10.5.0.7"), backend) == 0
+    seen = [str(a.interface) for a in backend.read().addresses_of("eth1", 4)]
+    assert "10.5.0.8/24" in seen and "10.5.0.7/24" not in seen
+    assert all("src 10.5.0.8" in text for text in _dhcp_routes(backend))
+    assert len(_dhcp_routes(backend)) == 3
+
+    assert run(_lease("EXPIRE", None, old="10.5.0.8"), backend) == 0
+    assert "10.5.0.8/24" not in [str(a.interface) for a in backend.read().addresses_of("eth1", 4)]
+    assert _dhcp_routes(backend) == []

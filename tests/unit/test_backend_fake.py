@@ -76,3 +76,36 @@ def test_lookup_walks_the_rules_in_priority_order() -> None:
     assert on_link is not None and (on_link.ifname, on_link.table) == ("eth0", TABLE_MAIN)
     bound = after.lookup(probe, oif="eth1")
     assert bound is not None and bound.ifname == "eth1"  # main's eth1 default (metric 101)
+
+
+def test_replace_route_takes_the_slot_and_link_index_reads_the_link() -> None:
+    """``replace_route`` puts a route in its slot (table, destination, metric) in place of the
+    one there, or adds it to a free slot, as ``ip route replace`` does; a route through a
+    missing link is ENODEV. ``link_index`` is the link's ifindex, None for a missing one."""
+    backend = FakeBackend(howto_host())
+    taken = next(r for r in backend.read().routes if r.is_default and r.ifname == "eth0")
+    other = replace(taken, gateway=IP("192.168.0.254"))
+    backend.replace_route(other)
+    slot = [r for r in backend.read().routes if r.slot == taken.slot]
+    assert slot == [other]
+    free = Route(TABLE_MAIN, NET("10.9.0.0/16"), "eth1", IP("192.168.0.1"), metric=1003)
+    backend.watch()
+    backend.replace_route(free)
+    assert free in backend.read().routes
+    assert backend.notifications() == ["route new 2"]
+    with pytest.raises(OSError, match="no interface eth9"):
+        backend.replace_route(replace(free, ifname="eth9"))
+    assert backend.link_index("eth1") == 3 and backend.link_index("eth9") is None
+
+
+def test_neighbour_state_is_what_the_test_set() -> None:
+    """The neighbour table holds what a test puts in it: the NUD state of an address on a
+    link, None for an address it has no entry for (or one on another link), ENODEV for a
+    missing link."""
+    backend = FakeBackend(howto_host())
+    backend.neighbours[("eth1", IP("192.168.0.1"))] = 0x02
+    assert backend.neighbour_state("eth1", IP("192.168.0.1")) == 0x02
+    assert backend.neighbour_state("eth0", IP("192.168.0.1")) is None
+    assert backend.neighbour_state("eth1", IP("192.168.0.9")) is None
+    with pytest.raises(OSError, match="no interface eth9"):
+        backend.neighbour_state("eth9", IP("192.168.0.1"))

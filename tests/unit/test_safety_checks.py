@@ -1,5 +1,6 @@
-"""safety/checks.py: the management peer from the SSH variables and the ``--check`` probe
-forms (parsing only; the probes themselves run in the namespace tests)."""
+"""safety/checks.py: the management peer from the SSH variables, the ``--check`` probe
+forms, and the next-hop check's reading of the backend's neighbour table (the probes
+themselves run in the namespace tests)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import ipaddress
 from pathlib import Path
 
 import pytest
+from hosts import howto_host
 
+from multihome.backend.fake import FakeBackend
 from multihome.errors import InputError
+from multihome.safety import checks
 from multihome.safety.checks import Probe, find_peer, parse_probe, parse_ssh
 
 ip = ipaddress.ip_address
@@ -54,3 +58,29 @@ def test_parse_probe_rejects(spec: str) -> None:
     """Anything else is bad input naming the option."""
     with pytest.raises(InputError, match=f"--check {spec}"):
         parse_probe(spec)
+
+
+def test_neighbour_problem_reads_the_backends_neighbour_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A next hop in a state that answered (REACHABLE, STALE) is no problem; one in FAILED,
+    or with no entry until the timeout, is named with its interface; a missing interface is
+    gone. The datagram that makes the kernel resolve the neighbour is recorded, not sent."""
+    poked: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        checks, "_poke", lambda hop, ifname, family: poked.append((str(hop), ifname))
+    )
+    backend = FakeBackend(howto_host())
+    hop = ip("192.168.0.1")
+    for state in (0x02, 0x04):
+        backend.neighbours[("eth1", hop)] = state
+        assert checks.neighbour_problem(backend, hop, "eth1", timeout=0.3) is None
+    assert poked[0] == ("192.168.0.1", "eth1")
+    backend.neighbours[("eth1", hop)] = 0x20
+    assert checks.neighbour_problem(backend, hop, "eth1", timeout=2.0) == (
+        "next hop 192.168.0.1 does not answer ARP/ND on eth1"
+    )
+    assert checks.neighbour_problem(backend, ip("192.168.0.9"), "eth1", timeout=0.2) == (
+        "next hop 192.168.0.9 did not answer ARP/ND on eth1 within 0.2 s"
+    )
+    assert checks.neighbour_problem(backend, hop, "eth9") == "interface eth9 is gone"

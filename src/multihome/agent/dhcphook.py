@@ -6,6 +6,9 @@ dhclient passes the lease in environment variables (``reason``, ``interface``,
 this one gives every lease route the port's own metric (1000 + ifindex, like the static
 configuration) and marks it ``proto dhcp``, so that a second port's routes never collide with
 the first's ("File exists") and a hot-plugged port never becomes the primary. DNS is left alone.
+Every kernel change goes through the :class:`~multihome.backend.Backend` protocol (the
+rtnetlink backend of the namespace dhclient runs in), so the hook's logic runs on the in-memory
+twin too.
 """
 
 from __future__ import annotations
@@ -15,14 +18,17 @@ import ipaddress
 import os
 import sys
 from collections.abc import Mapping
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING
 
-from multihome.model import PROTO_DHCP
+from multihome.model import PROTO_DHCP, SCOPE_LINK, TABLE_MAIN, Address, Route
 from multihome.source.ports import STATIC_METRIC_BASE
+
+if TYPE_CHECKING:
+    from multihome.backend import Backend
 
 BIND = {"BOUND", "RENEW", "REBIND", "REBOOT"}
 UNBIND = {"EXPIRE", "FAIL", "RELEASE", "STOP"}
-IFA_F_NOPREFIXROUTE = 0x200
 
 
 def classless_routes(text: str) -> list[tuple[ipaddress.IPv4Network, ipaddress.IPv4Address]]:
@@ -63,58 +69,56 @@ def lease_routes(
     return []
 
 
-def run(env: Mapping[str, str]) -> int:
+def run(env: Mapping[str, str], backend: Backend | None = None) -> int:
+    """Act on one dhclient event through ``backend`` (the kernel of this namespace when
+    None)."""
     reason = env.get("reason", "")
     ifname = env.get("interface", "")
     if not ifname or (reason not in BIND | UNBIND and reason != "PREINIT"):
         return 0
-    from pyroute2 import IPRoute, NetlinkError
+    if backend is not None:
+        return _run(env, backend, reason, ifname)
+    from multihome.backend.netlink import NetlinkBackend
 
-    with IPRoute() as ipr:
-        found = ipr.link_lookup(ifname=ifname)
-        if not found:
-            return 0
-        index = int(found[0])
-        if reason == "PREINIT":
-            ipr.link("set", index=index, state="up")
-            return 0
-        old = env.get("old_ip_address")
-        new = env.get("new_ip_address")
-        if old and (reason in UNBIND or old != new):
-            _forget(ipr, index, old, env.get("old_subnet_mask", "255.255.255.255"))
-        if reason in UNBIND or not new:
-            return 0
-        iface = ipaddress.IPv4Interface(f"{new}/{env.get('new_subnet_mask', '255.255.255.255')}")
-        metric = STATIC_METRIC_BASE + index
-        try:
-            ipr.addr(
-                "add",
-                index=index,
-                address=str(iface.ip),
-                prefixlen=iface.network.prefixlen,
-                flags=IFA_F_NOPREFIXROUTE,
-            )
-        except NetlinkError as exc:
-            if exc.code != 17:
-                raise
-        common: dict[str, Any] = {
-            "oif": index,
-            "priority": metric,
-            "proto": PROTO_DHCP,
-            "prefsrc": str(iface.ip),
-        }
-        ipr.route("replace", dst=str(iface.network), scope=253, **common)
-        for network, gateway in lease_routes(env):
-            ipr.route("replace", dst=str(network), gateway=str(gateway), **common)
+    kernel = NetlinkBackend()
+    try:
+        return _run(env, kernel, reason, ifname)
+    finally:
+        kernel.close()
+
+
+def _run(env: Mapping[str, str], backend: Backend, reason: str, ifname: str) -> int:
+    index = backend.link_index(ifname)
+    if index is None:
+        return 0
+    if reason == "PREINIT":
+        backend.set_link_up(ifname)
+        return 0
+    old = env.get("old_ip_address")
+    new = env.get("new_ip_address")
+    if old and (reason in UNBIND or old != new):
+        _forget(backend, ifname, old, env.get("old_subnet_mask", "255.255.255.255"))
+    if reason in UNBIND or not new:
+        return 0
+    iface = ipaddress.IPv4Interface(f"{new}/{env.get('new_subnet_mask', '255.255.255.255')}")
+    backend.add_address(Address(ifname, iface), prefix_route=False)
+    lease = partial(
+        Route,
+        table=TABLE_MAIN,
+        ifname=ifname,
+        metric=STATIC_METRIC_BASE + index,
+        proto=PROTO_DHCP,
+        prefsrc=iface.ip,
+    )
+    backend.replace_route(lease(dst=iface.network, scope=SCOPE_LINK))
+    for network, gateway in lease_routes(env):
+        backend.replace_route(lease(dst=network, gateway=gateway))
     return 0
 
 
-def _forget(ipr: Any, index: int, address: str, mask: str) -> None:
-    from pyroute2 import NetlinkError
-
-    iface = ipaddress.IPv4Interface(f"{address}/{mask}")
-    with contextlib.suppress(NetlinkError):
-        ipr.addr("del", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+def _forget(backend: Backend, ifname: str, address: str, mask: str) -> None:
+    with contextlib.suppress(OSError):
+        backend.remove_address(Address(ifname, ipaddress.IPv4Interface(f"{address}/{mask}")))
 
 
 def main() -> None:

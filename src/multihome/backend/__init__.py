@@ -7,15 +7,17 @@ no pyroute2), sysctls through ``/proc/sys``, gratuitous ARP through an ``AF_PACK
 ``FakeBackend`` (:mod:`~multihome.backend.fake`) is its in-memory twin for unit tests of pure
 logic.
 
-The agent's repairs go through it too: it brings links up and gives metadata-only ports their
-addresses with :meth:`Backend.set_link_up` and :meth:`Backend.add_address`, so that its logic
-runs on the in-memory twin. The backend is *not* yet the only code that reaches the kernel.
-Outside it, through pyroute2's ``IPRoute``: the agent listens for netlink events
-(:mod:`multihome.agent.events`, an event source injected into the agent, not a backend call)
-and, as a DHCP client hook, moves leases into their tables
-(:mod:`multihome.agent.dhcphook`); the post-apply checks probe neighbours
-(:mod:`multihome.safety.checks`). The lab (:mod:`multihome.lab`) drives ``ip``, ``nft`` and
-daemons as subprocesses in its own namespaces.
+Every kernel read or write of the product goes through it, so that the logic above runs on
+the in-memory twin: the engine and the transaction apply plans; the agent brings links up and
+gives metadata-only ports their addresses (:meth:`Backend.set_link_up`,
+:meth:`Backend.add_address`); the DHCP client hook (:mod:`multihome.agent.dhcphook`) moves a
+lease's address and routes into place (:meth:`Backend.add_address` without the prefix route,
+:meth:`Backend.replace_route`); the post-apply checks (:mod:`multihome.safety.checks`) read
+whether a next hop answers ARP/ND (:meth:`Backend.neighbour_state`). Two exceptions, both
+outside the protocol by design: the agent's netlink *event* listener
+(:mod:`multihome.agent.events`, an event source injected into the agent, on the codec's
+multicast socket) and the lab (:mod:`multihome.lab`), which builds its own namespaces with
+pyroute2, ``ip``, ``nft`` and daemons.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from multihome.model import Address, HostState, IPAddress
+from multihome.model import Address, HostState, IPAddress, Route
 
 if TYPE_CHECKING:
     from multihome.plan import Change
@@ -105,6 +107,18 @@ class Backend(Protocol):
 
     def remove_address(self, address: Address) -> bool:
         """Remove ``address`` from its link; False when it was not there."""
+
+    def link_index(self, ifname: str) -> int | None:
+        """The kernel's index of ``ifname``, read now; None when there is no such link."""
+
+    def replace_route(self, route: Route) -> None:
+        """Put ``route`` in its slot (table, destination, metric), replacing the route that
+        held it (``ip route replace``): for routes multihome does not own, such as a DHCP
+        lease's. ``OSError`` when the kernel refuses it."""
+
+    def neighbour_state(self, ifname: str, address: IPAddress) -> int | None:
+        """The ``NUD_*`` state bits of ``address`` in ``ifname``'s neighbour (ARP/ND) table;
+        None when it has no entry. ``OSError`` when the link is gone."""
 
     def lookups(self, queries: Sequence[Query]) -> list[Lookup | None]:
         """:meth:`lookup` of each ``(dst, src, oif)``, in one batch."""

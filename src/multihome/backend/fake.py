@@ -60,6 +60,8 @@ class FakeBackend:
         """How many batches of announcements were sent (one per apply)."""
         self.watched: list[str] | None = None
         """The notifications since ``watch()`` (None: not watching)."""
+        self.neighbours: dict[tuple[str, IPAddress], int] = {}
+        """The neighbour tables: ``NUD_*`` state by (interface, address), as a test sets it."""
 
     def read(self) -> HostState:
         return self.state
@@ -109,7 +111,22 @@ class FakeBackend:
         self.state = replace(state, rules=rules)
         return error
 
+    def replace_route(self, route: Route) -> None:
+        """As the kernel does: the route takes its slot (table, destination, metric)."""
+        if route.ifname:
+            self._require_link(route.ifname)
+        state = self.state
+        kept = tuple(r for r in state.routes if r.slot != route.slot)
+        routes = tuple(sorted((*kept, route), key=lambda r: r.order))
+        self.state = replace(state, routes=routes)
+        if self.watched is not None:
+            self.watched.append(f"route new {_FAMILIES[route.family]}")
+
     # -- links and addresses -------------------------------------------------------------
+    def link_index(self, ifname: str) -> int | None:
+        link = self.state.link(ifname)
+        return None if link is None else link.index
+
     def set_link_up(self, ifname: str) -> None:
         """As the kernel does: a link that comes up gets its addresses' subnet routes back
         (the fake does not model ``noprefixroute`` here)."""
@@ -237,6 +254,10 @@ class FakeBackend:
         if not candidates:
             return None
         return min(candidates, key=lambda r: (-r.dst.prefixlen, r.metric))
+
+    def neighbour_state(self, ifname: str, address: IPAddress) -> int | None:
+        self._require_link(ifname)
+        return self.neighbours.get((ifname, address))
 
     def announce(self, items: Sequence[Announcement]) -> list[tuple[Announcement, str]]:
         self.announce_calls += 1

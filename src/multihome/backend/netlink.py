@@ -70,10 +70,14 @@ from multihome.backend.rtnl import (
     IFLA_LINKINFO,
     IFLA_MASTER,
     IFLA_OPERSTATE,
+    NDA_DST,
+    NDA_IFINDEX,
+    NDMSG,
     NLA_TYPE_MASK,
     NLATTR,
     NLM_F_CREATE,
     NLM_F_EXCL,
+    NLM_F_REPLACE,
     OPERSTATES,
     RTA_DPORT,
     RTA_DST,
@@ -95,10 +99,12 @@ from multihome.backend.rtnl import (
     RTM_DELRULE,
     RTM_GETADDR,
     RTM_GETLINK,
+    RTM_GETNEIGH,
     RTM_GETROUTE,
     RTM_GETRULE,
     RTM_NEWADDR,
     RTM_NEWLINK,
+    RTM_NEWNEIGH,
     RTM_NEWROUTE,
     RTM_NEWRULE,
     RTMSG,
@@ -517,7 +523,17 @@ class NetlinkBackend:
             body.append(attr_u32(FRA_SUPPRESS_IFGROUP, rule.suppress_ifgroup))
         return b"".join(body)
 
+    def replace_route(self, route: Route) -> None:
+        """``ip route replace``: the route takes its slot, whatever held it."""
+        if route.ifname:
+            self._ifindex(route.ifname)
+        self.sock.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, self.route_message(route))
+
     # -- links and addresses -----------------------------------------------------------------
+    def link_index(self, ifname: str) -> int | None:
+        self._read_index()
+        return self._index.get(ifname)
+
     def _ifindex(self, ifname: str) -> int:
         if ifname not in self._index:
             self._read_index()
@@ -559,6 +575,24 @@ class NetlinkBackend:
         return header + attr(IFA_LOCAL, ip) + attr(IFA_ADDRESS, ip)
 
     # -- neighbours ----------------------------------------------------------------------
+    def neighbour_state(self, ifname: str, address: IPAddress) -> int | None:
+        """One neighbour dump of the family, filtered by the kernel to ``ifname``
+        (``NDA_IFINDEX``; the answers are filtered again here, for kernels that ignore it)."""
+        index = self._ifindex(ifname)
+        wanted = address.packed
+
+        def state(msg: Message) -> int | None:
+            if msg.type != RTM_NEWNEIGH or len(msg.body) < NDMSG.size:
+                return None
+            _, found, nud, _, _ = NDMSG.unpack_from(msg.body)
+            if found != index or attributes(msg.body, NDMSG.size).get(NDA_DST) != wanted:
+                return None
+            return int(nud)
+
+        request = NDMSG.pack(FAMILIES[address.version], 0, 0, 0, 0)
+        states = self.sock.dump(RTM_GETNEIGH, request + attr_u32(NDA_IFINDEX, index), state)
+        return states[0] if states else None
+
     def announce(self, items: Sequence[Announcement]) -> list[tuple[Announcement, str]]:
         """One packet socket for every announcement: opened with protocol 0 (it receives
         nothing), never bound, each frame sent to its port with ``sendto``, closed once. A

@@ -33,6 +33,7 @@ NLM_F_DUMP_INTR = 0x10
 NLM_F_DUMP = 0x300
 NLM_F_EXCL = 0x200
 NLM_F_CREATE = 0x400
+NLM_F_REPLACE = 0x100  # in a new-object request: replace the one already there
 NLM_F_CAPPED = 0x100  # in an NLMSG_ERROR: only the request's header is echoed
 NLM_F_ACK_TLVS = 0x200  # in an NLMSG_ERROR: extended-ack attributes follow
 NLMSGERR_ATTR_MSG = 1
@@ -51,6 +52,8 @@ RTM_GETADDR = 22
 RTM_NEWROUTE = 24
 RTM_DELROUTE = 25
 RTM_GETROUTE = 26
+RTM_NEWNEIGH = 28
+RTM_GETNEIGH = 30
 RTM_NEWRULE = 32
 RTM_DELRULE = 33
 RTM_GETRULE = 34
@@ -102,6 +105,8 @@ FRA_IP_PROTO = 22
 FRA_SPORT_RANGE = 23
 FRA_DPORT_RANGE = 24
 FIB_RULE_INVERT = 0x2
+NDA_DST = 1
+NDA_IFINDEX = 8
 #: Families as the kernel numbers them.
 AF_INET = socket.AF_INET
 AF_INET6 = socket.AF_INET6
@@ -115,6 +120,7 @@ NLATTR = struct.Struct("=HH")  # len, type
 IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
 IFADDRMSG = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
 RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, proto, scope, type
+NDMSG = struct.Struct("=BxxxiHBB")  # family, (pad), ifindex, state, flags, type
 FIBRULEHDR = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, res, res, act
 U32 = struct.Struct("=I")
 I32 = struct.Struct("=i")

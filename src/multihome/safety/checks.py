@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import socket
@@ -208,7 +209,7 @@ def run_checks(
     for probe in probes:
         if probe.kind == "gateways":
             results.extend(
-                _gateway(state, iface)
+                _gateway(backend, iface)
                 for iface in interfaces
                 if iface.gateway is not None and iface.table is not None
             )
@@ -248,54 +249,45 @@ def management_path(backend: Backend, state: HostState, peer: Peer) -> CheckResu
             "port security (anti-spoofing) and reverse-path filters drop them",
         )
     hop = found.gateway or peer.address
-    problem = neighbour_problem(hop, found.ifname, state)
+    problem = neighbour_problem(backend, hop, found.ifname)
     if problem:
         return CheckResult(name, False, f"{via}: {problem}")
     return CheckResult(name, True, f"{via}; next hop {hop} answers")
 
 
-def _gateway(state: HostState, iface: ManagedInterface) -> CheckResult:
+def _gateway(backend: Backend, iface: ManagedInterface) -> CheckResult:
     assert iface.gateway is not None
     name = f"gateway {iface.gateway} of {iface.name}"
-    problem = neighbour_problem(iface.gateway, iface.name, state)
+    problem = neighbour_problem(backend, iface.gateway, iface.name)
     return CheckResult(name, problem is None, problem or "answers")
 
 
 def neighbour_problem(
-    hop: IPAddress, ifname: str, state: HostState, timeout: float = ARP_TIMEOUT
+    backend: Backend, hop: IPAddress, ifname: str, timeout: float = ARP_TIMEOUT
 ) -> str | None:
     """None when ``hop`` answers ARP/ND on ``ifname`` within ``timeout`` seconds."""
-    from pyroute2 import IPRoute
-
     family = socket.AF_INET if hop.version == 4 else socket.AF_INET6
-    with IPRoute() as ipr:
-        found = ipr.link_lookup(ifname=ifname)
-        if not found:
-            return f"interface {ifname} is gone"
-        index = found[0]
-        start = time.monotonic()
-        poked = 0.0
-        while True:
-            now = time.monotonic() - start
-            if now - poked >= 1.0 or poked == 0.0:
-                _poke(hop, ifname, family)
-                poked = max(now, 1e-6)
-                time.sleep(0.02)
-            nud = _neighbour_state(ipr, hop, index, family)
-            if nud & NUD_OK:
-                return None
-            if nud & NUD_FAILED and now >= 1.0:
-                return f"next hop {hop} does not answer ARP/ND on {ifname}"
-            if now >= timeout:
-                return f"next hop {hop} did not answer ARP/ND on {ifname} within {timeout:g} s"
-            time.sleep(0.05)
-
-
-def _neighbour_state(ipr: Any, hop: IPAddress, index: int, family: int) -> int:
-    for msg in ipr.get_neighbours(family=family, ifindex=index):
-        if msg.get("NDA_DST") == str(hop):
-            return int(msg["state"])
-    return 0
+    start = time.monotonic()
+    poked = 0.0
+    while True:
+        now = time.monotonic() - start
+        if now - poked >= 1.0 or poked == 0.0:
+            _poke(hop, ifname, family)
+            poked = max(now, 1e-6)
+            time.sleep(0.02)
+        try:
+            nud = backend.neighbour_state(ifname, hop) or 0
+        except OSError as exc:
+            if exc.errno == errno.ENODEV:
+                return f"interface {ifname} is gone"
+            return f"cannot read the neighbour table of {ifname}: {exc.strerror or exc}"
+        if nud & NUD_OK:
+            return None
+        if nud & NUD_FAILED and now >= 1.0:
+            return f"next hop {hop} does not answer ARP/ND on {ifname}"
+        if now >= timeout:
+            return f"next hop {hop} did not answer ARP/ND on {ifname} within {timeout:g} s"
+        time.sleep(0.05)
 
 
 def _poke(hop: IPAddress, ifname: str, family: int) -> None:
