@@ -17,7 +17,7 @@ import click
 
 from multihome._version import __version__
 from multihome.errors import DetailedExitCode, ExitCode, InputError, MultihomeError
-from multihome.transaction import DEFAULT_LOCK_TIMEOUT
+from multihome.options import lock_timeout_option
 
 #: Subcommands that live in their own module, imported only when used (start-up time).
 #: name -> (module, attribute). A module that is not installed hides its command.
@@ -351,14 +351,7 @@ DEFAULT_CONFIRM_TIMEOUT = 120.0
     help="Extra post-apply check (repeatable): ping:ADDR, tcp:HOST:PORT, an "
     "http(s):// URL, or gateways.",
 )
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0),
-    default=DEFAULT_LOCK_TIMEOUT,
-    show_default=True,
-    metavar="SECONDS",
-    help="How long to wait for another multihome to finish.",
-)
+@lock_timeout_option
 @click.pass_obj
 def apply(
     obj: CliOptions,
@@ -405,7 +398,7 @@ def apply(
 
             assessment = assess(backend, config, facts)
             if interface is not None:
-                assessment = _restrict(assessment, interface)
+                assessment = assessment.restrict(interface)
             addresses = [a.ip for a in assessment.state.addresses]
             peer = find_peer(management_peer, os.environ, addresses)
             guarded = confirm_timeout > 0 or bool(probes) or peer is not None
@@ -471,7 +464,7 @@ def _dry_run(obj: CliOptions, backend: Any, config: Any, facts: Any, interface: 
 
     assessment = assess(backend, config, facts)
     if interface is not None:
-        assessment = _restrict(assessment, interface)
+        assessment = assessment.restrict(interface)
     _print_plan(obj, assessment)
 
 
@@ -620,25 +613,6 @@ def _keypress(interactive: bool) -> Iterator[Callable[[float], bool] | None]:
         yield poll
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-
-
-def _restrict(assessment: Any, interface: str) -> Any:
-    from dataclasses import replace
-
-    if assessment.state.link(interface) is None:
-        have = ", ".join(link.name for link in assessment.state.links)
-        raise InputError(
-            f"--interface {interface}: no such interface (have {have}); check the name"
-        )
-    tables = [t.id for t in assessment.desired.tables if t.ifname == interface]
-    tables += [r.table for r in assessment.state.rules if interface in (r.iifname, r.oifname)]
-    # Only this port is announced and verified: at boot, the other ports' units may not have
-    # run yet (multihome@eth1 after multihome@eth0), so their checks would fail for now.
-    desired = replace(
-        assessment.desired,
-        interfaces=tuple(i for i in assessment.desired.interfaces if i.name == interface),
-    )
-    return replace(assessment, plan=assessment.plan.restrict(interface, tables), desired=desired)
 
 
 @cli.command(epilog="\b\nExamples:\n  multihome verify\n  multihome verify --json")

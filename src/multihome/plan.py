@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from multihome.config import Config
+from multihome.errors import InputError
 from multihome.facts import NO_FACTS, PortFacts
 from multihome.model import PROTO_MULTIHOME, HostState, Route, Rule, Sysctl, Table
 from multihome.policy import (
@@ -129,6 +130,24 @@ class Assessment:
         towards it."""
         desired = compute_policy(state, config, facts)
         return cls(state, desired, make_plan(state, desired, config))
+
+    def restrict(self, interface: str) -> Assessment:
+        """Only ``interface``'s changes (and the shared main rule), and only its port to
+        announce and verify: at boot, ``multihome@eth0`` runs before the other ports' units,
+        whose checks would fail for now. :class:`InputError` for an unknown interface."""
+        if self.state.link(interface) is None:
+            have = ", ".join(link.name for link in self.state.links)
+            raise InputError(
+                f"--interface {interface}: no such interface (have {have}); check the name"
+            )
+        tables = [t.id for t in self.desired.tables if t.ifname == interface]
+        tables += [r.table for r in self.state.rules if interface in (r.iifname, r.oifname)]
+        ports = tuple(i for i in self.desired.interfaces if i.name == interface)
+        return replace(
+            self,
+            plan=self.plan.restrict(interface, tables),
+            desired=replace(self.desired, interfaces=ports),
+        )
 
 
 def make_plan(current: HostState, desired: DesiredState, config: Config) -> Plan:

@@ -47,7 +47,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("decisions", ("multihome.policy", "multihome.plan", "multihome.explain")),
     ("backend", ("multihome.backend",)),
-    ("transaction", ("multihome.transaction",)),
+    ("transaction", ("multihome.transaction", "multihome.options")),
     ("engine", ("multihome.engine", "multihome.verify")),
     ("checks", ("multihome.status", "multihome.explain_cli", "multihome.picture")),
     ("safety", ("multihome.safety",)),

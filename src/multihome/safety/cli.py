@@ -9,9 +9,7 @@ from typing import Any
 import click
 
 from multihome.errors import ExitCode
-from multihome.transaction import DEFAULT_LOCK_TIMEOUT
-
-LOCK_TIMEOUT_HELP = "How long to wait for another multihome to finish."
+from multihome.options import lock_timeout_option
 
 
 @contextmanager
@@ -63,14 +61,7 @@ def confirm(obj: Any, as_json: bool) -> None:
 
 @click.command(epilog="\b\nExamples:\n  sudo multihome rollback\n  sudo multihome rollback --json")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0),
-    default=DEFAULT_LOCK_TIMEOUT,
-    show_default=True,
-    metavar="SECONDS",
-    help=LOCK_TIMEOUT_HELP,
-)
+@lock_timeout_option
 @click.pass_obj
 def rollback(obj: Any, as_json: bool, lock_timeout: float) -> None:
     """Go back to the state before the last apply that changed something.
@@ -91,14 +82,7 @@ def rollback(obj: Any, as_json: bool, lock_timeout: float) -> None:
     epilog="\b\nExamples:\n  sudo multihome reset\n  ip netns exec vm1 multihome reset --json"
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option(
-    "--lock-timeout",
-    type=click.FloatRange(min=0),
-    default=DEFAULT_LOCK_TIMEOUT,
-    show_default=True,
-    metavar="SECONDS",
-    help=LOCK_TIMEOUT_HELP,
-)
+@lock_timeout_option
 @click.pass_obj
 def reset(obj: Any, as_json: bool, lock_timeout: float) -> None:
     """Remove everything multihome made in this network namespace.
