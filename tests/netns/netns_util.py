@@ -103,42 +103,12 @@ def build_howto(ns: str, sw: str, *, ports: int = 2) -> None:
         )
     for i in range(ports):
         addr = f"192.168.0.{hosts[i]}"
-        sh(
-            "ip",
-            "-n",
-            ns,
-            "route",
-            "add",
-            "default",
-            "via",
-            "192.168.0.1",
-            "dev",
-            f"eth{i}",
-            "proto",
-            "dhcp",
-            "src",
-            addr,
-            "metric",
-            str(100 + i),
-        )
-        sh(
-            "ip",
-            "-n",
-            ns,
-            "route",
-            "add",
-            "169.254.169.254",
-            "via",
-            "192.168.0.100",
-            "dev",
-            f"eth{i}",
-            "proto",
-            "dhcp",
-            "src",
-            addr,
-            "metric",
-            str(100 + i),
-        )
+        # The DHCP client's default and its option-121 metadata host route, as the how-to has.
+        for dst, via in (("default", "192.168.0.1"), ("169.254.169.254", "192.168.0.100")):
+            sh(
+                *f"ip -n {ns} route add {dst} via {via} dev eth{i}".split(),
+                *f"proto dhcp src {addr} metric {100 + i}".split(),
+            )
 
 
 def rules(ns: str) -> list[dict[str, object]]:
