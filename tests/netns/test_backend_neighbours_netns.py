@@ -104,8 +104,10 @@ def test_neighbour_state_reads_what_arp_and_nd_left(pair: tuple[str, str]) -> No
     address without an entry or on another link, ENODEV for a missing link; the post-apply
     check on top resolves a fresh next hop itself and names a silent one."""
     a, _ = pair
-    sh("ip", "netns", "exec", a, "ping", "-c", "1", "-W", "2", "10.77.0.2")
-    sh("ip", "netns", "exec", a, "ping", "-6", "-c", "1", "-W", "2", "fd00:77::2")
+    # -w: keep asking once a second until the first answer (a veth pair's carrier and the
+    # IPv6 stack of a just-raised link can take a moment under load); -c 1 stops there.
+    sh("ip", "netns", "exec", a, "ping", "-c", "1", "-w", "10", "10.77.0.2")
+    sh("ip", "netns", "exec", a, "ping", "-6", "-c", "1", "-w", "10", "fd00:77::2")
     sh("ip", "-n", a, "neigh", "add", "10.77.0.50", "lladdr", "02:00:00:00:00:50", "dev", "va")
     done = _in(a, NEIGHBOURS)
     seen = _ip_states(a)
