@@ -43,6 +43,18 @@ def render(inp: RenderInput) -> Rendered:
     return files
 
 
+def notes(inp: RenderInput) -> list[str]:
+    """A warning when the target has no multihome program for the unit to run."""
+    if inp.facts.program_found:
+        return []
+    return [
+        f"no multihome program found on the target: the unit runs {inp.facts.program}, which "
+        "does not exist; install multihome there (or run persist again after installing it) "
+        "before the next boot, else multihome@.service fails (`multihome doctor`: "
+        "unit-program-missing)"
+    ]
+
+
 def unit(program: str) -> str:
     """The template unit; ``%I`` is the interface name."""
     wait = (
