@@ -55,13 +55,15 @@ def notes(inp: RenderInput) -> list[str]:
     ]
 
 
-def unit(program: str) -> str:
-    """The template unit; ``%I`` is the interface name."""
+def unit(program: str, head: str | None = None) -> str:
+    """The template unit; ``%I`` is the interface name. ``head``: the comment it starts with
+    (default: multihome's marker, as persist writes it)."""
     wait = (
         f'i=0; while [ $$i -lt {WAIT_SECONDS * 2} ] && [ -z "$$(ip -4 route show '
         'table main default dev "$$1" 2>/dev/null)" ]; do i=$$((i+1)); sleep 0.5; done'
     )
-    return f"""{header()}# One instance per port: systemctl enable --now multihome@eth1.service
+    head = header() if head is None else head
+    return f"""{head}# One instance per port: systemctl enable --now multihome@eth1.service
 [Unit]
 Description=multihome policy routing for %I
 Wants=network-online.target
@@ -78,6 +80,16 @@ ExecStart={program} apply --quiet --interface %I
 [Install]
 WantedBy=multi-user.target
 """
+
+
+def packaged_unit(program: str) -> str:
+    """The template unit the Debian package installs in ``/lib/systemd/system`` (no instance
+    enabled; persist's own copy in ``/etc/systemd/system`` takes precedence)."""
+    return unit(
+        program,
+        "# Installed by the multihome package (`multihome persist --backend systemd`\n"
+        "# enables an instance per port).\n",
+    )
 
 
 def udev_rule() -> str:
