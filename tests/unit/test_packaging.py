@@ -9,7 +9,11 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from multihome._version import __version__
+from multihome.cloud.client import check_sdk_version
+from multihome.errors import EnvironmentMissingError, ExitCode
 from multihome.files import PACKAGED_PROGRAM, PROGRAM
 from multihome.render.systemd import packaged_unit, unit
 
@@ -55,3 +59,22 @@ def test_every_man_page_source_has_a_name() -> None:
         first = text.splitlines()[0]
         assert re.match(r"# [\w-]+\([58]\)", first), page.name
         assert " — " in first or "\n## NAME\n" in text, page.name
+
+
+@pytest.mark.parametrize(
+    ("found", "refused"), [("0.101.0", True), ("3.3.0", True), ("4.0.0", False)]
+)
+def test_cloud_refuses_debians_old_openstacksdk(
+    found: str, refused: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Debian 12's python3-openstacksdk (0.101) is too old for `multihome cloud`: refused
+    with the version found and the fix (exit 1, as a missing openstacksdk), not a failure
+    deep inside a call."""
+    monkeypatch.setattr("importlib.metadata.version", lambda name: found)
+    if not refused:
+        check_sdk_version()
+        return
+    with pytest.raises(EnvironmentMissingError) as caught:
+        check_sdk_version()
+    assert f"found {found}" in str(caught.value) and "pip install" in str(caught.value)
+    assert caught.value.exit_code == ExitCode.FAILURE
