@@ -151,13 +151,14 @@ class Executor:
                 network_id=self.id_of("network", port.network),
                 description=self.marker,
             )
-        if port.subnet is not None or port.fixed_ip is not None:
-            fixed: dict[str, str] = {}
-            if port.subnet is not None:
-                fixed["subnet_id"] = self.id_of("subnet", port.subnet)
-            if port.fixed_ip is not None:
-                fixed["ip_address"] = str(port.fixed_ip)
-            attrs["fixed_ips"] = [fixed]
+        if port.fixed_ips:
+            attrs["fixed_ips"] = [
+                {
+                    **({"subnet_id": self.id_of("subnet", f.subnet)} if f.subnet else {}),
+                    **({"ip_address": str(f.ip)} if f.ip is not None else {}),
+                }
+                for f in port.fixed_ips
+            ]
         if port.port_security is not None:
             attrs["port_security_enabled"] = port.port_security
         if port.security_groups is not None:
@@ -230,6 +231,9 @@ def _create_subnet(ex: Executor, action: Action) -> None:
         cidr=str(sub.cidr),
         ip_version=sub.ip_version,
         **_subnet_attrs(ex, sub.name),
+        # fixed at creation: Neutron cannot change them
+        **({"ipv6_ra_mode": sub.ipv6_ra_mode} if sub.ipv6_ra_mode else {}),
+        **({"ipv6_address_mode": sub.ipv6_address_mode} if sub.ipv6_address_mode else {}),
     )
 
 
@@ -258,7 +262,7 @@ def _update_group(ex: Executor, action: Action) -> None:
 def _create_rule(ex: Executor, action: Action) -> None:
     group = ex.topo().security_group(action.name)
     assert group is not None
-    rule = next(r for r in group.rules if r.describe() == action.target)
+    rule = next(r for r in group.all_rules if r.describe() == action.target)
     attrs: dict[str, Any] = {
         "security_group_id": ex.id_of("security-group", group.name),
         "direction": rule.direction,
@@ -373,8 +377,8 @@ def _create_fip(ex: Executor, action: Action) -> None:
         "port_id": ex.id_of("port", port.name),
         "description": f"{ex.marker} {port.name}",
     }
-    if port.fixed_ip is not None:
-        attrs["fixed_ip_address"] = str(port.fixed_ip)
+    if port.floating_fixed_ip is not None:  # floating IPs are IPv4: never an IPv6 address
+        attrs["fixed_ip_address"] = str(port.floating_fixed_ip)
     res = ex.net.create("floating-ip", **attrs)
     ex.net.add_tag("floating-ip", res.id, ex.tag)
     ex.fips[port.name] = to_fip(res)
@@ -384,8 +388,8 @@ def _associate_fip(ex: Executor, action: Action) -> None:
     assert action.id is not None
     port = ex.port_spec(action.name)
     attrs: dict[str, Any] = {"port_id": ex.id_of("port", port.name)}
-    if port.fixed_ip is not None:
-        attrs["fixed_ip_address"] = str(port.fixed_ip)
+    if port.floating_fixed_ip is not None:
+        attrs["fixed_ip_address"] = str(port.floating_fixed_ip)
     ex.fips[port.name] = to_fip(ex.net.update("floating-ip", action.id, **attrs))
 
 
