@@ -4,7 +4,6 @@ the topology file makes itself checked against the ones Neutron makes."""
 
 from __future__ import annotations
 
-import ipaddress
 import itertools
 import json
 import uuid
@@ -12,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cloud_support import EXTERNAL, Neutron, run_cli
+from cloud_support import EXTERNAL, Neutron, eui64, run_cli
 
 from multihome.cloud.topology import IPV6_MODES, parse_topology
 from multihome.errors import InputError
@@ -46,15 +45,6 @@ ports:
     fixed_ips: [{{subnet: {p}-slaac}}]
     security_groups: [{p}-ssh]
 """
-
-
-def _eui64(prefix: str, mac: str) -> str:
-    """The SLAAC address a port with ``mac`` forms on ``prefix`` (RFC 4291, appendix A)."""
-    octets = [int(x, 16) for x in mac.split(":")]
-    octets[0] ^= 0x02
-    iid = bytes([*octets[:3], 0xFF, 0xFE, *octets[3:]])
-    net = ipaddress.ip_network(prefix)
-    return str(net.network_address + int.from_bytes(iid, "big"))
 
 
 @pytest.fixture
@@ -127,11 +117,11 @@ def test_dual_stack_applies_then_noop_then_destroys(
     by_subnet = {subnets_id: ip for subnets_id, ip in _fixed(dual_port)}
     assert by_subnet == {
         subnets[f"{p}-v4"].id: "192.168.60.10",
-        subnets[f"{p}-slaac"].id: _eui64("2001:db8:60:1::/64", dual_port.mac_address),
+        subnets[f"{p}-slaac"].id: eui64("2001:db8:60:1::/64", dual_port.mac_address),
         subnets[f"{p}-stateful"].id: "2001:db8:60:2::10",
     }
     assert _fixed(only6) == [
-        (subnets[f"{p}-slaac"].id, _eui64("2001:db8:60:1::/64", only6.mac_address))
+        (subnets[f"{p}-slaac"].id, eui64("2001:db8:60:1::/64", only6.mac_address))
     ]
     assert [a["ip_address"] for a in dual_port.allowed_address_pairs] == ["2001:db8:60:2::99"]
     (fip,) = conn.network.ips(tags=tag)

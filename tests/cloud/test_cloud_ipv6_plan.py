@@ -206,3 +206,34 @@ def test_ipv6_warnings() -> None:
         "{protocol: tcp, port: 22}", "{protocol: tcp, port: 22, ethertype: [IPv4, IPv6]}"
     )
     assert make_plan(parse_topology(fixed, "t"), _state()).warnings == ()
+
+
+def test_nd_rules_a_wider_rule_covers_are_left_out() -> None:
+    """A declared rule that admits all ICMPv6 from ::/0 already admits ND and RA: no rule is
+    added for them; one from a narrower prefix does not, and they are added."""
+    wide = TOPO.replace(
+        "{protocol: tcp, port: 22}", "{protocol: icmp, ethertype: IPv6, remote: '::/0'}"
+    )
+    assert parse_topology(wide, "t").security_groups[0].nd_rules == ()
+    narrow = wide.replace("remote: '::/0'", "remote: '2001:db8::/32'")
+    assert len(parse_topology(narrow, "t").security_groups[0].nd_rules) == 3
+
+
+def test_dual_stack_example_and_user_data() -> None:
+    """examples/dual-stack.yaml plans without a warning (IPv6 admitted, the IPv6 subnet on
+    the router), floating IPs map to the IPv4 addresses, and its user-data says plainly
+    that IPv6 has no floating IPs and what to do instead; an IPv4-only topology's does not."""
+    from cloud_support import REPO
+
+    from multihome.cloud.topology import load_topology
+    from multihome.cloud.userdata import render
+
+    topo = load_topology(REPO / "examples" / "dual-stack.yaml")
+    plan = make_plan(topo, _state())
+    assert plan.warnings == ()
+    assert [str(p.floating_fixed_ip) for p in topo.ports] == ["192.168.0.107", "192.168.0.112"]
+    text = render(topo, topo.servers[0])
+    assert "# IPv6 (ds-private-v6): Neutron has no floating IPs for IPv6." in text
+    assert "reached directly" in text and "ethertype IPv6" in text
+    v4 = load_topology(REPO / "examples" / "scenario4-two-ports-two-floating-ips.yaml")
+    assert "IPv6" not in render(v4, v4.servers[0])

@@ -170,7 +170,8 @@ def _color(line: str) -> str:
 
 @cloud.command(
     epilog="\b\nExamples:\n  multihome cloud plan -f topology.yaml\n"
-    "  multihome cloud plan -f topology.yaml --json | jq .changes"
+    "  multihome cloud plan -f topology.yaml --json | jq .changes\n"
+    "  multihome cloud plan -f examples/dual-stack.yaml  # IPv6: routed, ND rules, no FIP"
 )
 @file_option
 @os_cloud_option

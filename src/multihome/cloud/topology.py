@@ -614,8 +614,22 @@ def _with_nd(group: SecurityGroup, node: Node, has_ipv6: bool) -> SecurityGroup:
     if not node.boolean(default=has_ipv6):
         return group
     manage_egress = any(r.direction == "egress" for r in group.rules)
-    extra = tuple(r for r in nd_rules(manage_egress) if r not in group.rules)
+    extra = tuple(r for r in nd_rules(manage_egress) if not any(_covers(d, r) for d in group.rules))
     return SecurityGroup(group.name, group.description, group.rules, extra)
+
+
+def _covers(wide: SecurityRule, rule: SecurityRule) -> bool:
+    """Whether ``wide`` admits everything ``rule`` (an ICMPv6 rule from a prefix) does."""
+    if (wide.direction, wide.ethertype) != (rule.direction, rule.ethertype):
+        return False
+    if wide.protocol not in (None, rule.protocol) or wide.remote_ip_prefix is None:
+        return False
+    if wide.port_min not in (None, rule.port_min) or wide.port_max not in (None, rule.port_max):
+        return False
+    assert rule.remote_ip_prefix is not None
+    inner = ipaddress.ip_network(rule.remote_ip_prefix)
+    outer = ipaddress.ip_network(wide.remote_ip_prefix)
+    return inner.version == outer.version and inner.subnet_of(outer)  # type: ignore[arg-type]
 
 
 def _ethertypes(node: Node, family: str | None) -> tuple[str, ...]:
