@@ -112,12 +112,13 @@ class Ansible:
         return env
 
     def run(
-        self, program: str, *args: str | Path, timeout: float = 300
+        self, program: str, *args: str | Path, timeout: float = 300, cwd: Path | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """Run one of the venv's programs in ``work`` (no ansible.cfg from elsewhere)."""
+        """Run one of the venv's programs in ``cwd`` (default ``work``: no ansible.cfg from
+        elsewhere)."""
         return subprocess.run(
             [str(self.venv / "bin" / program), *args],
-            cwd=self.work,
+            cwd=cwd or self.work,
             env=self.env(),
             capture_output=True,
             text=True,
@@ -152,3 +153,7 @@ def results(output: str) -> list[dict[str, dict[str, Any]]]:
         {m["host"]: dict(json.loads(m["json"]), status=m["status"]) for m in RESULT.finditer(task)}
         for task in output.split("\nTASK [")[1:]
     ]
+
+
+if __name__ == "__main__":  # `make collection`: the venv's path, built first if need be
+    print(ansible_venv())

@@ -41,7 +41,7 @@ options:
     type: dict
   root:
     description:
-      - multihome's C(--root) (every file it reads or writes is under it: configuration,
+      - multihome's C(--root), under which it reads and writes every file (configuration,
         state directory, persisted files). For images and tests; the default is the host.
     type: path
     default: /
@@ -92,9 +92,14 @@ EXAMPLES = r"""
 
 RETURN = r"""
 plan:
-  description: C(multihome plan --json) before the run (the changes apply makes).
-  returned: when state is applied or persisted
+  description: C(multihome plan --json), the changes C(multihome apply) would make.
+  returned: in check mode, when state is applied or persisted
   type: dict
+apply_output:
+  description: What C(multihome apply) printed (its changes, then what it verified).
+  returned: when state is applied or persisted and not in check mode
+  type: list
+  elements: str
 persist:
   description: C(multihome persist --json) (with C(dry_run) in check mode).
   returned: when state is persisted
