@@ -20,11 +20,13 @@ import re
 import shutil
 import subprocess
 import sys
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from netns_util import build_howto, namespaces, unique
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
@@ -136,6 +138,32 @@ class Ansible:
         installed = self.run("ansible-galaxy", "collection", "install", "--force", str(tarball))
         assert installed.returncode == 0, installed.stdout + installed.stderr
         return tarball
+
+
+def howto_host(stack: ExitStack, name: str, ports: int, root: Path) -> str:
+    """A namespace holding the how-to's VM with ``ports`` ports (its switch beside it), removed
+    by name when ``stack`` closes; ``root`` (the host's ``--root``) gets a networkd that looks
+    installed, which persist detects."""
+    ns = unique(f"mhans-{name}")
+    stack.enter_context(namespaces(ns, f"{ns}-sw"))
+    build_howto(ns, f"{ns}-sw", ports=ports)
+    fake = root / "lib/systemd/systemd-networkd"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    return ns
+
+
+def inventory(path: Path, hosts: dict[str, dict[str, Any]], **group: Any) -> Path:
+    """Write an inventory of namespace ``hosts`` (name -> host variables) reached through the
+    collection's netns connection, with the group variables ``group``."""
+    common = {
+        "ansible_connection": "multihome.guest.netns",
+        "ansible_python_interpreter": HOST_PYTHON,
+        "ansible_become": False,  # root already; sudo may not be installed
+    }
+    path.write_text(json.dumps({"all": {"hosts": hosts, "vars": dict(common, **group)}}))
+    return path
 
 
 def recap(output: str) -> dict[str, dict[str, int]]:

@@ -10,7 +10,6 @@ kernel (``ip -j rule``, ``ip -j route``) and files; the tests assert on those.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -21,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ansible_support import HERE, HOST_PYTHON, Ansible, ansible_venv, recap, results
-from netns_util import build_howto, namespaces, routes, rules, unique
+from ansible_support import HERE, Ansible, ansible_venv, howto_host, inventory, recap, results
+from netns_util import routes, rules
 
 pytestmark = pytest.mark.xdist_group("ansible")
 
@@ -90,18 +89,9 @@ def playbook(
         hosts[host]["mh_root"] = str(fleet.roots[host])
         if config is not None:
             hosts[host]["mh_config"] = config
-    inventory = ansible.work / f"inventory-{name}.json"
-    group = {
-        "hosts": hosts,
-        "vars": {
-            "ansible_connection": "multihome.guest.netns",
-            "ansible_python_interpreter": HOST_PYTHON,
-            "mh_executable": MULTIHOME,
-        },
-    }
-    inventory.write_text(json.dumps({"all": group}))
+    path = inventory(ansible.work / f"inventory-{name}.json", hosts, mh_executable=MULTIHOME)
     start = time.monotonic()
-    proc = ansible.run("ansible-playbook", "-i", inventory, "-v", HERE / "site.yml", *options)
+    proc = ansible.run("ansible-playbook", "-i", path, "-v", HERE / "site.yml", *options)
     seconds = time.monotonic() - start
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output  # failures are ignored (and counted) in site.yml
@@ -132,15 +122,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         spaces: dict[str, str] = {}
         roots: dict[str, Path] = {}
         for host, (ports, _, _) in HOSTS.items():
-            ns = unique(f"mhans-{host}")
-            stack.enter_context(namespaces(ns, f"{ns}-sw"))
-            build_howto(ns, f"{ns}-sw", ports=ports)
-            spaces[host] = ns
             roots[host] = work / f"root-{host}"
-            fake = roots[host] / "lib/systemd/systemd-networkd"  # persist detects networkd by it
-            fake.parent.mkdir(parents=True)
-            fake.write_text("#!/bin/sh\n")
-            fake.chmod(0o755)
+            spaces[host] = howto_host(stack, host, ports, roots[host])
         fleet = Fleet(spaces, roots, {h: snapshot(spaces[h], roots[h]) for h in HOSTS})
         wanted = {host: (state, config) for host, (_, state, config) in HOSTS.items()}
         playbook(ansible, fleet, "check", wanted, "--check", "--diff")
