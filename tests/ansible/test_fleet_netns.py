@@ -33,6 +33,8 @@ HOSTS: dict[str, tuple[int, str, dict[str, Any] | None]] = {
     "vm2": (2, "persisted", None),
     "vm3": (3, "applied", {"tables": {"range": [20000, 20999]}}),
 }
+#: Hosts whose apply runs a post-apply check (``checks``: ``apply --check gateways``).
+CHECKED = ("vm3",)
 BAD_CONFIG = {"tables": {"range": [0, 10]}}
 ADDRESSES = ["192.168.0.107", "192.168.0.112", "192.168.0.115"]
 
@@ -89,6 +91,8 @@ def playbook(
         hosts[host]["mh_root"] = str(fleet.roots[host])
         if config is not None:
             hosts[host]["mh_config"] = config
+        if host in CHECKED:
+            hosts[host]["mh_checks"] = ["gateways"]
     path = inventory(ansible.work / f"inventory-{name}.json", hosts, mh_executable=MULTIHOME)
     start = time.monotonic()
     proc = ansible.run("ansible-playbook", "-i", path, "-v", HERE / "site.yml", *options)
@@ -170,8 +174,8 @@ def test_check_mode_returns_the_plan_and_changes_nothing(fleet: Fleet) -> None:
 
 def test_apply_puts_the_policy_in_every_hosts_kernel(fleet: Fleet) -> None:
     """The real run: each port's address has its ``from`` rule to its own table (in the
-    configured range on vm3), main keeps only the primary's default, and the returned facts
-    (status --json) say nothing is pending."""
+    configured range on vm3), main keeps only the primary's default, the returned facts
+    (status --json) say nothing is pending, and the host given ``checks`` ran them."""
     run = fleet.runs["apply"]
     for host, (ports, _, config) in HOSTS.items():
         snap = run.after[host]
@@ -183,6 +187,9 @@ def test_apply_puts_the_policy_in_every_hosts_kernel(fleet: Fleet) -> None:
         facts = run.first[host]["ansible_facts"]["multihome"]
         assert facts["pending_changes"] == 0 and facts["primary"] == "eth0"
         assert {rule["table"] for rule in facts["rules"]} >= set(tables.values())
+    for host in HOSTS:  # the checks given ran (and passed: a failed one rolls back)
+        checked = [m for m in run.first[host]["apply_messages"] if m.startswith("check ok:")]
+        assert bool(checked) == (host in CHECKED), run.first[host]["apply_messages"]
 
 
 def test_the_second_task_reports_no_change(fleet: Fleet) -> None:

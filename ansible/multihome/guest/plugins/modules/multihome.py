@@ -100,6 +100,12 @@ apply_output:
   returned: when state is applied or persisted and not in check mode
   type: list
   elements: str
+apply_messages:
+  description: What C(multihome apply) said on standard error (the result of each post-apply
+    check, notes, a resumed agent).
+  returned: when state is applied or persisted and not in check mode
+  type: list
+  elements: str
 persist:
   description: C(multihome persist --json) (with C(dry_run) in check mode).
   returned: when state is persisted
@@ -270,6 +276,7 @@ def present(module, mh, result):
         if rc not in (0, 2):
             mh.fail(args, rc, out, err, mh.error_document(staged))
         result["apply_output"] = out.splitlines()
+        result["apply_messages"] = err.splitlines()
         lines = [line for line in out.splitlines() if line[:2] in ("+ ", "- ", "~ ")]
         result["changed"] = rc == 2 or config_changed
         if config_changed:
