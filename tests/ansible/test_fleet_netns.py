@@ -36,6 +36,10 @@ HOSTS: dict[str, tuple[int, str, dict[str, Any] | None]] = {
 #: Hosts whose apply runs a post-apply check (``checks``: ``apply --check gateways``).
 CHECKED = ("vm3",)
 BAD_CONFIG = {"tables": {"range": [0, 10]}}
+#: vm3's last run: tables moved to another range (changes pending), and a post-apply check
+#: that fails (nothing listens on the gateway's port 9), so apply rolls back.
+MOVED_CONFIG = {"tables": {"range": [30000, 30999]}}
+FAILING_CHECK = "tcp:192.168.0.1:9"
 ADDRESSES = ["192.168.0.107", "192.168.0.112", "192.168.0.115"]
 
 
@@ -93,6 +97,8 @@ def playbook(
             hosts[host]["mh_config"] = config
         if host in CHECKED:
             hosts[host]["mh_checks"] = ["gateways"]
+        if name == "mixed" and host == "vm3":
+            hosts[host]["mh_checks"] = [FAILING_CHECK]
     path = inventory(ansible.work / f"inventory-{name}.json", hosts, mh_executable=MULTIHOME)
     start = time.monotonic()
     proc = ansible.run("ansible-playbook", "-i", path, "-v", HERE / "site.yml", *options)
@@ -116,7 +122,7 @@ def playbook(
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     """Three namespace hosts and three playbook runs: check, apply, mixed (vm1 absent, vm2
-    refused, vm3 unchanged)."""
+    refused, vm3's apply rolled back by a failed check)."""
     if os.geteuid() != 0:
         pytest.skip("needs root to create network namespaces")
     work = tmp_path_factory.mktemp("ansible")
@@ -132,7 +138,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         wanted = {host: (state, config) for host, (_, state, config) in HOSTS.items()}
         playbook(ansible, fleet, "check", wanted, "--check", "--diff")
         playbook(ansible, fleet, "apply", wanted)
-        mixed = dict(wanted, vm1=("absent", None), vm2=("applied", BAD_CONFIG))
+        mixed = dict(
+            wanted, vm1=("absent", None), vm2=("applied", BAD_CONFIG), vm3=("applied", MOVED_CONFIG)
+        )
         playbook(ansible, fleet, "mixed", mixed)
         print("playbook runs (s):", {k: round(r.seconds, 1) for k, r in fleet.runs.items()})
         yield fleet
@@ -221,7 +229,7 @@ def test_persisted_files_under_the_root_of_persisted_hosts_only(fleet: Fleet) ->
 
 def test_a_refusal_carries_multihomes_message_and_changes_nothing(fleet: Fleet) -> None:
     """A bad configuration fails that host's task with multihome's message and its JSON error
-    document, before anything changes; the other hosts go on (vm3 unchanged)."""
+    document, before anything changes; the other hosts go on."""
     run = fleet.runs["mixed"]
     assert run.recap["vm2"]["ignored"] == 2 and run.recap["vm2"]["changed"] == 0
     result = run.first["vm2"]
@@ -231,7 +239,20 @@ def test_a_refusal_carries_multihomes_message_and_changes_nothing(fleet: Fleet) 
     assert result["error"]["path"] == "tables.range"
     assert result["error"]["message"] in result["msg"]
     assert run.after["vm2"] == fleet.runs["apply"].after["vm2"]
-    assert run.recap["vm3"]["changed"] == 0 and run.after["vm3"] == fleet.runs["apply"].after["vm3"]
+    assert run.recap["vm1"]["failed"] == 0 and run.recap["vm1"]["ignored"] == 0
+
+
+def test_an_apply_its_check_rolls_back_fails_with_multihomes_message(fleet: Fleet) -> None:
+    """A failure only apply meets (a post-apply check that fails): the task fails with
+    apply's message (rolled back, which check), no error document (plan accepts the
+    configuration), and the host is as before: rules, routes and the configuration file."""
+    run = fleet.runs["mixed"]
+    assert run.recap["vm3"]["ignored"] == 2 and run.recap["vm3"]["changed"] == 0
+    result = run.first["vm3"]
+    assert result["status"] == "fatal" and result["error"] is None
+    assert "multihome apply" in result["msg"] and "rolled back" in result["msg"], result["msg"]
+    assert "check FAILED: tcp 192.168.0.1:9: Connection refused" in result["stderr"]
+    assert run.after["vm3"] == fleet.runs["apply"].after["vm3"]
 
 
 def test_absent_resets_and_unpersists_then_reports_no_change(fleet: Fleet) -> None:
