@@ -67,8 +67,8 @@ class Connection(LocalConnection):
     def _connect(self) -> LocalConnection:
         if not self._connected and not os.path.exists(os.path.join("/run/netns", self.namespace)):
             raise AnsibleConnectionFailure(
-                "network namespace %r does not exist (ip netns list shows the names); set "
-                "ansible_host or ansible_netns_name to one of them" % self.namespace
+                f"network namespace {self.namespace!r} does not exist (ip netns list shows the "
+                "names); set ansible_host or ansible_netns_name to one of them"
             )
         return super()._connect()
 
@@ -76,9 +76,6 @@ class Connection(LocalConnection):
         self, cmd: str, in_data: bytes | None = None, sudoable: bool = True
     ) -> tuple[int, bytes, bytes]:
         shell = C.DEFAULT_EXECUTABLE.split()[0] if C.DEFAULT_EXECUTABLE else "/bin/sh"
-        inside = "ip netns exec %s %s -c %s" % (
-            shlex.quote(self.namespace),
-            shlex.quote(shell),
-            shlex.quote(cmd),
-        )
+        ns, program, command = (shlex.quote(x) for x in (self.namespace, shell, cmd))
+        inside = f"ip netns exec {ns} {program} -c {command}"
         return super().exec_command(inside, in_data=in_data, sudoable=sudoable)

@@ -167,11 +167,11 @@ class Multihome:
         argv = [self.executable, "--root", self.root]
         if config is not None:
             argv += ["--config", config]
-        return self.module.run_command(argv + list(args))
+        return self.module.run_command([*argv, *args])
 
     def json(self, args, config=None):
         """Run a ``--json`` command; fail the task with multihome's error document."""
-        rc, out, err = self.run(list(args) + ["--json"], config)
+        rc, out, err = self.run([*args, "--json"], config)
         try:
             document = json.loads(out) if out.strip() else None
         except ValueError:
@@ -199,11 +199,11 @@ class Multihome:
         else:
             lines = [line for line in err.splitlines() if line.startswith("multihome: error: ")]
             if lines:
-                message = "; ".join(line[len("multihome: error: "):] for line in lines)
+                message = "; ".join(line[len("multihome: error: ") :] for line in lines)
             else:
                 message = (err.strip() or out.strip() or "no output").splitlines()[-1]
         self.module.fail_json(
-            msg="%s failed (exit %s): %s" % (command, rc, message),
+            msg=f"{command} failed (exit {rc}): {message}",
             rc=rc,
             stdout=out,
             stderr=err,
@@ -254,8 +254,12 @@ def present(module, mh, result):
     diffs = []
     if config_changed:
         diffs.append(
-            {"before_header": path, "after_header": path, "before": before or "",
-             "after": wanted or ""}
+            {
+                "before_header": path,
+                "after_header": path,
+                "before": before or "",
+                "after": wanted or "",
+            }
         )
     persist_args = ["persist", "--backend", params["backend"]]
     persisting = params["state"] == "persisted"
@@ -265,7 +269,7 @@ def present(module, mh, result):
         lines = [change.get("text", "") for change in plan.get("changes") or []]
         changed = config_changed or bool(lines)
         if persisting:
-            result["persist"] = mh.json(persist_args + ["--dry-run"], staged)
+            result["persist"] = mh.json([*persist_args, "--dry-run"], staged)
             changed = changed or persist_changed(result["persist"])
         result["changed"] = changed
     else:
@@ -295,34 +299,43 @@ def persist_changed(document):
 
 
 def absent(module, mh, result):
-    """``absent``: reset the kernel, remove the persisted files and our configuration file."""
+    """``absent``: reset the kernel, remove the persisted files and our configuration file.
+    Check mode predicts from what multihome owns: its rules (``status --json``), its
+    table-name file, the files ``unpersist --dry-run`` lists, our configuration file."""
     path = os.path.join(mh.root, CONFIG_PATH)
-    ours = (read_text(path) or "").startswith(CONFIG_HEADER)
+    before = read_text(path)
+    ours = (before or "").startswith(CONFIG_HEADER)
     if module.check_mode:
         status = mh.json(["status"])
         rc, out, err = mh.run(["unpersist", "--dry-run"])
         if rc != 0:
             mh.fail(["unpersist", "--dry-run"], rc, out, err)
-        result["unpersisted"] = removed(out, "would remove ")
+        files = removed(out, "would remove ")
         names = os.path.exists(os.path.join(mh.root, NAMES_FILE))
-        result["changed"] = bool(status.get("rules") or names or result["unpersisted"] or ours)
-        if module._diff and ours:
-            result["diff"] = [{"before_header": path, "before": read_text(path), "after": ""}]
-        return
-    reset = mh.json(["reset"])
-    result["reset"] = reset
-    rc, out, err = mh.run(["unpersist"])
-    if rc != 0:
-        mh.fail(["unpersist"], rc, out, err)
-    result["unpersisted"] = removed(out, "removed ")
-    if ours:
-        os.remove(path)
-    result["changed"] = bool(reset.get("changes") or reset.get("files") or result["unpersisted"]
-                             or ours)
+        lines = ["- rule " + rule.get("text", "") for rule in status.get("rules") or []]
+        result["changed"] = bool(lines or names or files or ours)
+    else:
+        reset = mh.json(["reset"])
+        result["reset"] = reset
+        rc, out, err = mh.run(["unpersist"])
+        if rc != 0:
+            mh.fail(["unpersist"], rc, out, err)
+        files = removed(out, "removed ")
+        if ours:
+            os.remove(path)
+        lines = list(reset.get("changes") or [])
+        result["changed"] = bool(lines or reset.get("files") or files or ours)
+    result["unpersisted"] = files
+    if module._diff:
+        diffs = [{"before_header": path, "before": before, "after": ""}] if ours else []
+        lines += ["- file " + name for name in files]
+        if lines:
+            diffs.append({"prepared": "".join(line + "\n" for line in lines)})
+        result["diff"] = diffs
 
 
 def removed(output, prefix):
-    return [line[len(prefix):] for line in output.splitlines() if line.startswith(prefix)]
+    return [line[len(prefix) :] for line in output.splitlines() if line.startswith(prefix)]
 
 
 def main():
