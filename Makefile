@@ -6,7 +6,7 @@ PY    := $(VENV)/bin/python
 APT_PACKAGES := $(sort $(shell cat .ci/apt.d/*.txt 2>/dev/null | sed 's/\#.*//'))
 STAMP := $(VENV)/.installed
 
-.PHONY: all deps venv test unit lint typecheck gate demo bench fuzz collection clean
+.PHONY: all deps venv test unit lint typecheck gate demo bench fuzz man deb collection clean
 
 all: test
 
@@ -79,5 +79,14 @@ collection: venv
 	@venv=$$($(PY) tests/ansible/ansible_support.py) && \
 	  $$venv/bin/ansible-galaxy collection build --force --output-path dist ansible/multihome/guest
 
+# The man pages (roff) from docs/*.[58].md, with pandoc, into build/man/.
+man:
+	packaging/manpages build/man
+
+# The Debian package: dist/multihome_<version>_all.deb (debhelper 13 + dh_python3, built in a
+# temporary copy of the checkout; see docs/packaging.md). About 20 s.
+deb: deps
+	packaging/build-deb dist
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist
