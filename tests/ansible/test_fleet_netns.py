@@ -3,9 +3,10 @@ PyPI) whose three hosts are network namespaces holding the how-to's VM (two of t
 ports, one with three), reached through the collection's ``multihome.guest.netns`` connection.
 
 ``site.yml`` runs the module twice per host (the second time must change nothing). One
-module-scoped fixture runs it three times (check mode, the apply, then absent / a refusal /
-unchanged) and keeps, after each run, the recap, every task's result per host and each host's
-kernel (``ip -j rule``, ``ip -j route``) and files; the tests assert on those.
+module-scoped fixture runs it four times (check mode, the apply, then absent / a refusal / a
+rollback, then absent in check mode) and keeps, after each run, the recap, every task's result
+per host and each host's kernel (``ip -j rule``, ``ip -j route``) and files; the tests assert
+on those.
 """
 
 from __future__ import annotations
@@ -121,8 +122,8 @@ def playbook(
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    """Three namespace hosts and three playbook runs: check, apply, mixed (vm1 absent, vm2
-    refused, vm3's apply rolled back by a failed check)."""
+    """Three namespace hosts and four playbook runs: check, apply, mixed (vm1 absent, vm2
+    refused, vm3's apply rolled back by a failed check), absent in check mode (vm2)."""
     if os.geteuid() != 0:
         pytest.skip("needs root to create network namespaces")
     work = tmp_path_factory.mktemp("ansible")
@@ -142,6 +143,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             wanted, vm1=("absent", None), vm2=("applied", BAD_CONFIG), vm3=("applied", MOVED_CONFIG)
         )
         playbook(ansible, fleet, "mixed", mixed)
+        vm2 = {"vm2": ("absent", None)}
+        playbook(ansible, fleet, "absent-check", vm2, "--check", "--diff", "--limit", "vm2")
         print("playbook runs (s):", {k: round(r.seconds, 1) for k, r in fleet.runs.items()})
         yield fleet
 
@@ -267,3 +270,16 @@ def test_absent_resets_and_unpersists_then_reports_no_change(fleet: Fleet) -> No
     assert snap.files == fleet.initial["vm1"].files
     assert "/etc/systemd/network/50-multihome-eth1.network" in run.first["vm1"]["unpersisted"]
     assert run.second["vm1"]["unpersisted"] == []
+
+
+def test_absent_in_check_mode_predicts_and_changes_nothing(fleet: Fleet) -> None:
+    """state=absent with --check --diff on a persisted host: changed, the diff lists the rules
+    and files that would go, and nothing went."""
+    run = fleet.runs["absent-check"]
+    assert changed(run) == {"vm2": 2}
+    result = run.first["vm2"]
+    assert "/etc/systemd/network/50-multihome-eth1.network" in result["unpersisted"]
+    lines = run.output.splitlines()
+    assert "- file /etc/systemd/network/50-multihome-eth1.network" in lines
+    assert any(line.startswith("- rule 10002 from 192.168.0.112 lookup") for line in lines)
+    assert run.after["vm2"] == fleet.runs["mixed"].after["vm2"]
