@@ -385,9 +385,14 @@ def test_dual_stack_on_two_prefixes(tmp_path: Path) -> None:
 
 def test_an_ipv6_only_port_beside_a_dual_stack_one(tmp_path: Path) -> None:
     """eth1 has no IPv4 address at all: it is managed for IPv6 (table, family-6 rules), has
-    no IPv4 rule, and its address answers through it."""
+    no IPv4 rule, and its address answers through it; `--check gateways` proves that each
+    port's IPv6 router answers neighbour discovery on the port."""
     with lab(tmp_path, [Port("eth0", 0, 107), Port("eth1", 1)]) as built:
-        apply(built)
+        result = multihome(built.vm, "apply", "--check", "gateways", root=built.root)
+        assert result.returncode == 0, result.stdout + result.stderr
+        routers = [line for line in result.stderr.splitlines() if "gateway fe80:" in line]
+        assert len(routers) == 2, result.stderr
+        assert all(line.startswith("check ok:") for line in routers), result.stderr
         assert_fixed(built)
         t1 = table_of(built, "eth1")
         assert not [r for r in ipj(built.vm, "-4", "rule") if str(r["table"]) == t1]
