@@ -331,7 +331,8 @@ def test_two_ports_on_one_prefix(tmp_path: Path) -> None:
     apply one address's replies leave through the other port and port security drops them;
     after it every address answers through its own port, verify proves it, a second apply
     changes nothing, and the router's stale neighbour entries are corrected by the
-    unsolicited neighbour advertisements."""
+    unsolicited neighbour advertisements; an address still in DAD is left out until DAD
+    has passed."""
     with lab(tmp_path, [Port("eth0", 0), Port("eth1", 0)]) as built:
         wrong = [p.name for p in built.ports if route_get(built, built.v6[p.name])["dev"] != p.name]
         assert len(wrong) == 1, wrong
@@ -360,6 +361,28 @@ def test_two_ports_on_one_prefix(tmp_path: Path) -> None:
         }
         again = multihome(built.vm, "apply", "--detailed-exit-codes", root=built.root)
         assert again.returncode == 0, again.stdout + again.stderr
+        assert_dad_is_waited_for(built)
+
+
+def assert_dad_is_waited_for(built: Lab) -> None:
+    """An address whose DAD is still running gets no rule; once DAD has passed, the next
+    apply adds it (a no-op apply's fingerprint must not hide the end of DAD)."""
+    extra = "2001:db8:1::99"
+    sysctl = "net.ipv6.neigh.eth1.retrans_time_ms=4000"  # DAD takes 4 s or more
+    sh("ip", "netns", "exec", built.vm, "sysctl", "-qw", sysctl)
+    ip("-n", built.vm, "addr", "add", f"{extra}/64", "dev", "eth1")
+    apply(built)
+    tentative = ipj(built.vm, "-6", "addr", "show", "dev", "eth1", "tentative")
+    assert extra in json.dumps(tentative), "DAD ended before the apply could be checked"
+    assert extra not in json.dumps(ipj(built.vm, "-6", "rule"))
+    deadline = time.monotonic() + 20
+    while extra in json.dumps(ipj(built.vm, "-6", "addr", "show", "dev", "eth1", "tentative")):
+        assert time.monotonic() < deadline, "DAD never ended"
+        time.sleep(0.2)
+    result = apply(built)
+    assert "no changes" not in result.stdout, result.stdout
+    sources = {r.get("src") for r in ipj(built.vm, "-6", "rule") if r.get("priority") == 10002}
+    assert extra in sources, sources
 
 
 def test_dual_stack_on_two_prefixes(tmp_path: Path) -> None:
