@@ -300,3 +300,60 @@ def test_probe6_is_an_ipv6_address() -> None:
         assert "probe6" in str(exc) and "IPv6" in str(exc)
     else:
         raise AssertionError("an IPv4 probe6 was accepted")
+
+
+def test_a_new_router_replaces_the_tables_default_in_its_slot() -> None:
+    """The advertisement now comes from another router: the copy follows it, the old one is
+    removed first (one route per table, destination and metric)."""
+    backend = converge(two_on_one_prefix())
+    state = backend.read()
+    moved = HostState.build(
+        state.links,
+        state.addresses,
+        [
+            replace(r, gateway=ipaddress.IPv6Address("fe80::2"))
+            if r.table == TABLE_MAIN and r.proto == PROTO_RA and r.ifname == "eth1"
+            else r
+            for r in state.routes
+        ],
+        state.rules,
+        state.sysctls,
+    )
+    changes = [c.describe() for c in Assessment.of(moved, CONFIG).plan.changes]
+    t1 = table_of(compute_policy(moved, CONFIG), "eth1")
+    assert changes == [
+        f"- route default via fe80::1 dev eth1 table {t1} proto multihome metric 1024",
+        f"+ route default via fe80::2 dev eth1 table {t1} proto multihome metric 1024",
+    ]
+
+
+def test_a_flap_keeps_the_ipv6_copies_and_a_new_prefix_replaces_the_old() -> None:
+    """Main losing the port's RA routes (a flap) removes nothing while the address lives; the
+    address moving to a new prefix (renumbering) takes the old prefix's copy and rules."""
+    backend = converge(two_on_one_prefix())
+    state = backend.read()
+    flapped = HostState.build(
+        state.links,
+        state.addresses,
+        [r for r in state.routes if not (r.table == TABLE_MAIN and r.ifname == "eth1")],
+        state.rules,
+        state.sysctls,
+    )
+    assert Assessment.of(flapped, CONFIG).plan.empty
+    renumbered = host(
+        ipv6_port("eth0", 2, "2001:db8:1::10/64"), ipv6_port("eth1", 3, "2001:db8:3::11/64")
+    )
+    renumbered = HostState.build(
+        renumbered.links,
+        renumbered.addresses,
+        [*renumbered.routes, *(r for r in state.routes if r.proto == PROTO_MULTIHOME)],
+        state.rules,
+        renumbered.sysctls,
+    )
+    plan = Assessment.of(renumbered, CONFIG).plan
+    removed = {c.describe() for c in plan.changes if c.action == "remove"}
+    t1 = table_of(compute_policy(renumbered, CONFIG), "eth1")
+    assert f"- route 2001:db8:1::/64 dev eth1 table {t1} proto multihome metric 256" in removed
+    assert f"- rule -6 10002 from 2001:db8:1::11 lookup {t1}" in removed
+    added = {c.describe() for c in plan.changes if c.action == "add"}
+    assert f"+ route 2001:db8:3::/64 dev eth1 table {t1} proto multihome metric 256" in added
