@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from cloud_support import EXTERNAL, Neutron, eui64, run_cli
 
+from multihome.cloud.apply import translate
+from multihome.cloud.plan import Action
 from multihome.cloud.topology import IPV6_MODES, parse_topology
 from multihome.errors import InputError
 
@@ -225,9 +227,10 @@ def test_neutron_refuses_what_the_file_refuses(
     cloud_env: Neutron, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """A fixed address on a SLAAC subnet, a SLAAC /80, IPv6 modes without DHCP and a floating
-    IP for an IPv6-only port: the real Neutron refuses each (so the file must), and the
-    file's refusal exits 2 naming file:line:col, the key, the problem and the fix, before any
-    cloud is contacted."""
+    IP for an IPv6-only port: the real Neutron refuses each (so the file must; the last one,
+    met on a port made elsewhere, is translated into what to do instead), and the file's
+    refusal exits 2 naming file:line:col, the key, the problem and the fix, before any cloud
+    is contacted."""
     from openstack.exceptions import BadRequestException
 
     conn = cloud_env.connect()
@@ -263,6 +266,10 @@ def test_neutron_refuses_what_the_file_refuses(
         with pytest.raises(BadRequestException, match=r".") as refused:
             call()
         assert refused.value.status_code == 400, (what, refused.value)
+    # the refusal as apply or attach-port would meet it (a port made elsewhere): translated
+    message = str(translate(refused.value, Action("create", "floating-ip", "p"), None, 0, 0))
+    assert "floating IPs are IPv4 only and the port has no IPv4 address (400: " in message
+    assert "reached directly through the router" in message
 
     base = (
         "name: bad\nnetworks:\n  - name: n\n    subnets:\n"

@@ -237,3 +237,34 @@ def test_dual_stack_example_and_user_data() -> None:
     assert "reached directly" in text and "ethertype IPv6" in text
     v4 = load_topology(REPO / "examples" / "scenario4-two-ports-two-floating-ips.yaml")
     assert "IPv6" not in render(v4, v4.servers[0])
+
+
+def test_floating_ip_subnet_is_the_ipv4_one(capsys: pytest.CaptureFixture[str]) -> None:
+    """A dual-stack port listing its IPv6 subnet first: the floating IP's router check is
+    about its IPv4 subnet; attach-port refuses an IPv6 --fixed-ip with --floating-ip (exit 2,
+    before any cloud is contacted)."""
+    from cloud_support import run_cli
+
+    text = TOPO.replace(
+        "fixed_ip: 192.168.0.10,", "fixed_ips: [{subnet: v6}, 192.168.0.10], floating_ip: public,"
+    ).replace("subnets: [v4, v6]", "subnets: [v6]")
+    plan = make_plan(parse_topology(text, "t"), _state())
+    assert any("subnet v4 has no router interface towards it" in w for w in plan.warnings)
+    code, _out, err = run_cli(
+        [
+            "cloud",
+            "attach-port",
+            "vm",
+            "--network",
+            "net",
+            "--fixed-ip",
+            "2001:db8::5",
+            "--floating-ip",
+            "public",
+            "--os-cloud",
+            "does-not-exist",
+        ],
+        capsys,
+    )
+    assert code == 2, err
+    assert "floating IPs are IPv4 only" in err and "drop --floating-ip" in err

@@ -481,7 +481,7 @@ def read_state(net: NetworkApi, compute: ComputeApi | None, topology: Topology) 
         " (list them with `openstack network list`)",
     )
     declared_subnets = {s.name for s in topology.subnets}
-    ext_subnet_names = {p.subnet for p in topology.ports if p.subnet} | {
+    ext_subnet_names = {s for p in topology.ports for s in p.subnets} | {
         s for r in topology.routers for s in r.subnets
     }
     ext_subnet_names -= declared_subnets

@@ -566,7 +566,7 @@ class _Builder:
                     "such as '{protocol: tcp, port: 22}' to one of them"
                 )
             if not self.subnet_has_router(port):
-                subnet = port.subnet or "(the port's subnet)"
+                subnet = port.floating_subnet or "(the port's subnet)"
                 self.warnings.append(
                     f"port {port.name}: floating IP from {port.floating_ip} requested, but "
                     f"subnet {subnet} has no router interface towards it; Neutron will refuse "
@@ -636,9 +636,9 @@ class _Builder:
         return False
 
     def subnet_has_router(self, port: PortSpec) -> bool:
-        if port.subnet is None:
+        if port.floating_subnet is None:
             return True  # cannot tell
-        subnet: str = port.subnet
+        subnet: str = port.floating_subnet
         for router in self.topo.routers:
             if subnet in router.subnets and router.external_network == port.floating_ip:
                 return True

@@ -256,6 +256,17 @@ class PortSpec:
         """The fixed IP a floating IP maps to: the first IPv4 address asked for."""
         return next((f.ip for f in self.fixed_ips if f.ip is not None and f.ip.version == 4), None)
 
+    @property
+    def floating_subnet(self) -> str | None:
+        """The subnet of the address a floating IP maps to: the first entry's that is not
+        IPv6 (the router interface a floating IP needs is on this one)."""
+        return next((f.subnet for f in self.fixed_ips if f.version != 6 and f.subnet), None)
+
+    @property
+    def subnets(self) -> tuple[str, ...]:
+        """Every subnet the port names (in ``fixed_ips`` or ``subnet``)."""
+        return tuple(dict.fromkeys(f.subnet for f in self.fixed_ips if f.subnet))
+
 
 @dataclass(frozen=True)
 class Server:
