@@ -131,7 +131,8 @@ class SecurityRule:
     direction: str
     ethertype: str
     protocol: str | None
-    """tcp, udp, icmp, or None for any protocol."""
+    """tcp, udp, icmp (IPv4), ipv6-icmp (IPv6), or None for any protocol; for ICMP ``port_min``
+    and ``port_max`` are the type and code (Neutron's way)."""
     port_min: int | None
     port_max: int | None
     remote_ip_prefix: str | None
