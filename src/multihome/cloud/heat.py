@@ -176,11 +176,11 @@ class _Template:
                     "network": attrs["external_gateway_info"]["network_id"]
                 }
             self.add(logical("router", router.name), "OS::Neutron::Router", self.owned(attrs))
-            for sub in router.subnets:
+            for sub_name in router.subnets:
                 self.add(
-                    self.interface(router.name, sub),
+                    self.interface(router.name, sub_name),
                     "OS::Neutron::RouterInterface",
-                    {"router": ref("router", router.name), "subnet": ref("subnet", sub)},
+                    {"router": ref("router", router.name), "subnet": ref("subnet", sub_name)},
                 )
         for port in topo.ports:
             self.add_port(port)
