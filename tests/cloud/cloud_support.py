@@ -618,6 +618,10 @@ class Heat:
     venv: Path
     nova: Nova
 
+    def connect(self) -> Any:
+        """openstacksdk on the Nova, Glance and Neutron that Heat drives."""
+        return self.nova.connect()
+
     def request(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(
@@ -762,9 +766,9 @@ def tagged(conn: Any, tag: str) -> dict[str, list[str]]:
     }
 
 
-def check_tagged(conn: Any, topo: Any) -> None:
-    """Every resource of ``topo`` exists with its tag, and nothing else carries the tag."""
-    found = tagged(conn, topo.tag)
+def check_found(found: dict[str, list[str]], topo: Any) -> None:
+    """``found`` (names by kind, as :func:`tagged` gives them) holds every resource of
+    ``topo``, and nothing else."""
     assert found["networks"] == sorted(n.name for n in topo.networks)
     assert found["subnets"] == sorted(s.name for s in topo.subnets)
     assert found["security_groups"] == sorted(g.name for g in topo.security_groups)
@@ -786,24 +790,26 @@ def macs_in_boot_order(server: Any) -> list[str]:
     ]
 
 
-def check_server(conn: Any, topo: Any, spec: Any, out: str | None = None) -> Any:
-    """The server of ``spec`` runs as the topology says, on its ports, in order (and each
-    fixed IP is in the command's output ``out``, when given). Returns the server."""
+def check_server(
+    conn: Any, topo: Any, spec: Any, out: str | None = None, tag: str | None = None
+) -> Any:
+    """The server of ``spec`` runs as the topology says, on its ports, in order, tagged
+    ``tag`` (the topology's by default; each fixed IP is in the command's output ``out``,
+    when given). Returns the server."""
     from multihome.cloud.userdata import for_server
 
-    (server,) = [
-        s for s in conn.compute.servers(details=True, tags=topo.tag) if s.name == spec.name
-    ]
+    tag = tag or topo.tag
+    (server,) = [s for s in conn.compute.servers(details=True, tags=tag) if s.name == spec.name]
     server = conn.compute.get_server(server.id)  # user_data: admin, microversion 2.3+
     assert server.status == "ACTIVE"
     # Nova says "True" or "" (not False): the drive is there exactly when asked for
     assert (server.has_config_drive in (True, "True")) is spec.config_drive
     assert server.key_name == spec.key_name
     assert server.flavor["original_name"] == spec.flavor
-    assert server.tags == [topo.tag]
+    assert server.tags == [tag]
     stored = server.user_data
     assert (base64.b64decode(stored).decode() if stored else None) == for_server(topo, spec)
-    ports = [next(conn.network.ports(name=p.name, tags=topo.tag)) for p in spec.ports]
+    ports = [next(conn.network.ports(name=p.name, tags=tag)) for p in spec.ports]
     for port, port_spec in zip(ports, spec.ports, strict=True):
         assert port.device_id == server.id
         assert port.device_owner.startswith("compute:")
@@ -816,3 +822,88 @@ def check_server(conn: Any, topo: Any, spec: Any, out: str | None = None) -> Any
     assert macs_in_boot_order(server) == [p.mac_address for p in ports]
     assert {i.port_id for i in conn.compute.server_interfaces(server)} == {p.id for p in ports}
     return server
+
+
+def _one(items: Any, what: str) -> Any:
+    found = list(items)
+    assert len(found) == 1, f"{what}: {len(found)} found"
+    return found[0]
+
+
+def check_network_side(conn: Any, topo: Any, tag: str, *, groups_tagged: bool = True) -> None:
+    """Subnets (gateway, DHCP, DNS servers), security-group rules, routers (gateway,
+    interfaces), ports (fixed IPs, groups, address pairs, port security) and floating IPs
+    are in the cloud as ``topo`` declares them, found by ``tag`` (security groups by name
+    alone when ``groups_tagged`` is false: Heat cannot tag them)."""
+    net = conn.network
+    ext = {n.name: n.id for n in net.networks(is_router_external=True)}
+    subnet_names = {s.id: s.name for s in net.subnets()}
+    group_names = {g.id: g.name for g in net.security_groups()}
+    for spec in topo.subnets:
+        sub = _one(net.subnets(name=spec.name, tags=tag), f"subnet {spec.name}")
+        assert sub.gateway_ip == (None if spec.gateway is None else str(spec.gateway)), spec
+        assert sub.is_dhcp_enabled is spec.dhcp, spec
+        assert sorted(sub.dns_nameservers) == sorted(str(d) for d in spec.dns_nameservers)
+    for spec in topo.security_groups:
+        query = {"name": spec.name, **({"tags": tag} if groups_tagged else {})}
+        group = _one(net.security_groups(**query), f"security group {spec.name}")
+        have = {
+            (
+                r["direction"],
+                r["ethertype"],
+                r["protocol"],
+                r["port_range_min"],
+                r["port_range_max"],
+                r["remote_ip_prefix"],
+                group_names.get(r["remote_group_id"]) if r["remote_group_id"] else None,
+            )
+            for r in group.security_group_rules
+        }
+        want = {
+            (
+                r.direction,
+                r.ethertype,
+                r.protocol,
+                r.port_min,
+                r.port_max,
+                r.remote_ip_prefix,
+                r.remote_group,
+            )
+            for r in spec.rules
+        }
+        assert want <= have, (spec.name, want - have, have)
+    for spec in topo.routers:
+        router = _one(net.routers(name=spec.name, tags=tag), f"router {spec.name}")
+        gateway = (router.external_gateway_info or {}).get("network_id")
+        assert gateway == (ext[spec.external_network] if spec.external_network else None)
+        interfaces = {
+            subnet_names[f["subnet_id"]]
+            for p in net.ports(device_id=router.id)
+            if p.device_owner == "network:router_interface"
+            for f in p.fixed_ips
+        }
+        assert interfaces == set(spec.subnets), (spec.name, interfaces)
+    for spec in topo.ports:
+        port = _one(net.ports(name=spec.name, tags=tag), f"port {spec.name}")
+        if spec.fixed_ip is not None:
+            assert [f["ip_address"] for f in port.fixed_ips] == [str(spec.fixed_ip)]
+        if spec.subnet is not None:
+            assert [subnet_names[f["subnet_id"]] for f in port.fixed_ips] == [spec.subnet]
+        if spec.security_groups is not None:
+            assert sorted(group_names[g] for g in port.security_group_ids) == sorted(
+                spec.security_groups
+            )
+        pairs = sorted(p["ip_address"] for p in port.allowed_address_pairs or ())
+        assert pairs == sorted(p.ip for p in spec.allowed_address_pairs), spec.name
+        security = spec.port_security
+        if security is None and topo.network(spec.network) is not None:
+            security = topo.network(spec.network).port_security
+        if security is not None:
+            assert port.is_port_security_enabled is security, spec.name
+        fips = list(net.ips(port_id=port.id))
+        if spec.floating_ip is None:
+            assert not fips, spec.name
+            continue
+        fip = _one(fips, f"floating IP of {spec.name}")
+        assert fip.floating_network_id == ext[spec.floating_ip]
+        assert fip.fixed_ip_address == next(f["ip_address"] for f in port.fixed_ips)

@@ -17,6 +17,7 @@ from multihome.cloud import desired
 from multihome.cloud.heat import heat_tag, render, template
 from multihome.cloud.topology import load_topology, parse_topology
 from multihome.cloud.userdata import for_server
+from multihome.errors import InputError
 
 SCENARIO4 = REPO / "examples" / "scenario4-two-ports-two-floating-ips.yaml"
 
@@ -103,7 +104,13 @@ def test_every_resource_of_apply_is_in_the_template() -> None:
         "OS::Neutron::Port": ["spare", "vm1-eth0", "vm1-eth1", "vm1-eth2", "vm2-eth0"],
         "OS::Nova::Server": ["vm1", "vm2"],
     }
-    assert len(_of_type(doc, "OS::Neutron::SecurityGroupRule")) == 4
+    assert (
+        sum(
+            len(g["properties"]["rules"])
+            for g in _of_type(doc, "OS::Neutron::SecurityGroup").values()
+        )
+        == 4
+    )
     assert list(_of_type(doc, "OS::Neutron::RouterInterface")) == ["router_edge_subnet_front-v4"]
     assert list(_of_type(doc, "OS::Neutron::FloatingIP")) == ["fip_vm1-eth0"]
 
@@ -124,12 +131,12 @@ def test_subnets_with_and_without_gateway_and_dhcp() -> None:
     assert res["net_front"]["properties"]["port_security_enabled"] is True
 
 
-def test_rules_reference_their_groups() -> None:
-    """Each rule is its own resource on its group; a remote group is a reference (so two
-    groups may name each other); ports, ranges and prefixes as apply sends them."""
-    rules = _of_type(_mixed(), "OS::Neutron::SecurityGroupRule")
-    web = [r["properties"] for name, r in rules.items() if name.startswith("sg_web_")]
-    assert web == [
+def test_rules_inside_their_groups() -> None:
+    """Rules are the group's own (an OS::Neutron::SecurityGroupRule cannot say "any
+    protocol"): ports, ranges and prefixes as apply sends them, any protocol by leaving it
+    out, a remote group by reference."""
+    res = _mixed()["resources"]
+    assert res["sg_web"]["properties"]["rules"] == [
         {
             "direction": "ingress",
             "ethertype": "IPv4",
@@ -137,7 +144,6 @@ def test_rules_reference_their_groups() -> None:
             "port_range_min": 443,
             "port_range_max": 443,
             "remote_ip_prefix": "0.0.0.0/0",
-            "security_group": {"get_resource": "sg_web"},
         },
         {
             "direction": "ingress",
@@ -146,15 +152,38 @@ def test_rules_reference_their_groups() -> None:
             "port_range_min": 8000,
             "port_range_max": 8080,
             "remote_ip_prefix": "203.0.113.0/24",
-            "security_group": {"get_resource": "sg_web"},
         },
         {
             "direction": "ingress",
             "ethertype": "IPv4",
-            "security_group": {"get_resource": "sg_web"},
-            "remote_group": {"get_resource": "sg_peers"},
+            "remote_group_id": {"get_resource": "sg_peers"},
+            "remote_mode": "remote_group_id",
         },
     ]
+    assert res["sg_peers"]["properties"]["description"] == (
+        "managed by multihome [multihome-heat:mixed]"
+    )
+
+
+def test_groups_naming_each_other_are_refused() -> None:
+    """Two groups whose rules name each other cannot be created by Heat (each needs the
+    other first): bad input naming the cycle and the way out; a group naming itself is
+    fine (Heat's remote group without an id)."""
+    text = MIXED.replace(
+        "      - {direction: egress, protocol: udp, port: 53}",
+        "      - {direction: egress, protocol: udp, port: 53}\n      - {remote_group: web}\n"
+        "      - {remote_group: peers}",
+    )
+    with pytest.raises(InputError, match=r"web -> peers -> web name each other") as err:
+        template(parse_topology(text, "cycle.yaml"))
+    assert "cloud apply" in str(err.value) and "cycle.yaml" in str(err.value)
+    own = MIXED.replace("remote_group: peers}", "remote_group: web}")
+    rule = template(parse_topology(own, "own.yaml"))["resources"]["sg_web"]["properties"]
+    assert rule["rules"][2] == {
+        "direction": "ingress",
+        "ethertype": "IPv4",
+        "remote_mode": "remote_group_id",
+    }
 
 
 def test_ports_carry_apply_attributes() -> None:

@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from multihome.cloud import desired
-from multihome.cloud.topology import PortSpec, Server, Topology
+from multihome.cloud.topology import PortSpec, SecurityGroup, SecurityRule, Server, Topology
+from multihome.errors import InputError
 
 #: The template format: Heat 16 (Wallaby) and later read it.
 HOT_VERSION = "2021-04-16"
@@ -138,7 +139,34 @@ class _Template:
             props["tags"] = [self.tag]
         return props
 
+    def check_groups(self) -> None:
+        """Groups whose rules name each other would depend on each other in Heat."""
+        names = {
+            g.name: {r.remote_group for r in g.rules if r.remote_group not in (None, g.name)}
+            for g in self.topo.security_groups
+        }
+        done: set[str] = set()
+
+        def visit(name: str, path: tuple[str, ...]) -> None:
+            if name in path:
+                cycle = " -> ".join((*path[path.index(name) :], name))
+                raise InputError(
+                    f"{self.topo.source}: security groups {cycle} name each other in "
+                    "remote_group rules, which Heat cannot create (each group's rules are "
+                    "created with the group); drop one of these rules from the topology, or "
+                    "provision it with `multihome cloud apply`"
+                )
+            if name in done:
+                return
+            for other in sorted(names.get(name, ())):
+                visit(other, (*path, name))
+            done.add(name)
+
+        for name in names:
+            visit(name, ())
+
     def add_resources(self) -> None:
+        self.check_groups()
         topo, tag, ref = self.topo, self.tag, self.ref
         for net in topo.networks:
             self.add(
@@ -154,21 +182,9 @@ class _Template:
                 attrs["gateway_ip"] = ""  # Heat: '' is "no gateway", null is "the default"
             self.add(logical("subnet", sub.name), "OS::Neutron::Subnet", self.owned(attrs))
         for group in topo.security_groups:
-            self.add(
-                logical("security-group", group.name),
-                "OS::Neutron::SecurityGroup",
-                desired.security_group(group, tag),
-            )
-            for n, rule in enumerate(group.rules, start=1):
-                attrs = desired.rule(group, rule, ref)
-                attrs["security_group"] = attrs.pop("security_group_id")
-                if "remote_group_id" in attrs:
-                    attrs["remote_group"] = attrs.pop("remote_group_id")
-                self.add(
-                    f"{logical('security-group', group.name)}_rule{n}",
-                    "OS::Neutron::SecurityGroupRule",
-                    attrs,
-                )
+            props = desired.security_group(group, tag)
+            props["rules"] = [self.rule(group, rule) for rule in group.rules]
+            self.add(logical("security-group", group.name), "OS::Neutron::SecurityGroup", props)
         for router in topo.routers:
             attrs = desired.router(router, tag, ref)
             if "external_gateway_info" in attrs:
@@ -186,6 +202,17 @@ class _Template:
             self.add_port(port)
         for server in topo.servers:
             self.add_server(server)
+
+    def rule(self, group: SecurityGroup, rule: SecurityRule) -> dict[str, Any]:
+        """A rule inside its group's ``rules``: OS::Neutron::SecurityGroupRule cannot say
+        "any protocol" (its protocol defaults to tcp), an inline rule can (by omitting it)."""
+        attrs = desired.rule(group, rule, self.ref)
+        del attrs["security_group_id"]
+        if "remote_group_id" in attrs:
+            attrs["remote_mode"] = "remote_group_id"
+            if rule.remote_group == group.name:
+                del attrs["remote_group_id"]  # Heat: no remote group means the group itself
+        return attrs
 
     @staticmethod
     def interface(router: str, subnet: str) -> str:
