@@ -6,6 +6,7 @@ Runs with the Python of the Heat venv (never multihome's), see cloud_support.py:
     python heat_server.py clone TEMPLATE_DIR STATE SETTINGS    # a session's copy, configured
     python heat_server.py api STATE PORT                       # heat-api (prints READY)
     python heat_server.py engine STATE                         # heat-engine (one worker)
+    python heat_server.py validate TEMPLATE.yaml...            # Heat's own parser, offline
 
 ``SETTINGS`` is JSON: ``{"rabbit": PORT, "heat": PORT, "network": URL, "compute": URL,
 "image": URL}`` (the running Neutron, Nova and Glance, and the RabbitMQ node Nova uses).
@@ -198,6 +199,32 @@ def engine(state: Path) -> None:
     engine_main()
 
 
+def validate(paths: list[Path]) -> None:
+    """Parse each template with Heat's template parser and check every resource's properties
+    against its type's schema (unknown or missing properties, section errors), without a
+    cloud: values that need one (get_resource, custom constraints) are left to a real stack.
+    Prints one JSON line per template: its resource names with their types."""
+    import logging
+
+    logging.disable(logging.WARNING)  # the plugin registry's chatter
+    from heat.common import template_format
+    from heat.engine import properties, resources
+    from heat.engine import template as heat_template
+
+    resources.initialise()
+    env = resources.global_env()
+    for path in paths:
+        tmpl = heat_template.Template(template_format.parse(path.read_text()))
+        tmpl.validate()
+        checked = {}
+        for name, defn in tmpl.resource_definitions(None).items():
+            cls = env.get_class(defn.resource_type)
+            props = properties.Properties(cls.properties_schema, defn._properties or {})
+            props.validate(with_value=False)
+            checked[name] = defn.resource_type
+        print(json.dumps({"template": str(path), "resources": checked}), flush=True)
+
+
 def main() -> None:
     verb = sys.argv[1]
     if verb == "setup":
@@ -208,6 +235,8 @@ def main() -> None:
         api(Path(sys.argv[2]).resolve(), int(sys.argv[3]))
     elif verb == "engine":
         engine(Path(sys.argv[2]).resolve())
+    elif verb == "validate":
+        validate([Path(arg) for arg in sys.argv[2:]])
     else:
         raise SystemExit(f"unknown verb {verb}")
 

@@ -1,17 +1,20 @@
 """`cloud export --format heat`: the HOT template, derived from what `cloud apply` creates.
 
-Pure tests of the template's content; the real Heat creating, updating and deleting the
-stack is test_cloud_heat_stack.py.
+Pure tests of the template's content, and Heat's own template parser on every example (the
+Heat venv, no cloud); the real Heat creating, updating and deleting a stack is
+test_cloud_heat_stack.py.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from cloud_support import REPO, run_cli
+from cloud_support import HEAT_CACHE, HEAT_LOCK, HEAT_SERVER, REPO, build_cached_venv, run_cli
 
 from multihome.cloud import desired
 from multihome.cloud.heat import heat_tag, render, template
@@ -312,3 +315,40 @@ def test_cli_refuses_a_bad_topology(capsys: pytest.CaptureFixture[str], tmp_path
     assert code == 2
     assert "bad.yaml" in err and "fixed_ip" in err and "10.9.9.9" in err
     assert not target.exists() and out == ""
+
+
+def _heat_validate(paths: list[Path]) -> subprocess.CompletedProcess[str]:
+    """heat_server.py validate, with the Heat venv's Python (built once, cached)."""
+    python = build_cached_venv(HEAT_LOCK, HEAT_CACHE, "heat-venv") / "bin/python"
+    return subprocess.run(
+        [str(python), str(HEAT_SERVER), "validate", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_heat_parser_accepts_every_example(tmp_path: Path) -> None:
+    """Heat's own template parser (openstack-heat 27.0.1) reads each example's template and
+    every resource's properties fit its type's schema (no unknown or missing property)."""
+    examples = sorted((REPO / "examples").glob("scenario*.yaml"))
+    targets = []
+    for example in examples:
+        targets.append(tmp_path / f"{example.stem}.heat.yaml")
+        targets[-1].write_text(render(load_topology(example)))
+    done = _heat_validate(targets)
+    assert done.returncode == 0, done.stderr[-3000:]
+    reports = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [r["template"] for r in reports] == [str(t) for t in targets]
+    for example, report in zip(examples, reports, strict=True):
+        resources = template(load_topology(example))["resources"]
+        assert report["resources"] == {name: res["type"] for name, res in resources.items()}
+
+
+def test_heat_parser_catches_a_bad_property(tmp_path: Path) -> None:
+    """The parser check can fail: a misspelt property is refused by Heat's schema."""
+    target = tmp_path / "stack.yaml"
+    target.write_text(render(load_topology(SCENARIO4)).replace("fixed_ip_address", "fixed_ip"))
+    done = _heat_validate([target])
+    assert done.returncode != 0
+    assert "Unknown Property fixed_ip" in done.stderr

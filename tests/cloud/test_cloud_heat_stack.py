@@ -140,13 +140,14 @@ def _export(topo_file: Path, capsys: pytest.CaptureFixture[str]) -> str:
 def _check(heat: Heat, conn: Any, topo: Topology, stack_id: str) -> dict[str, Any]:
     """The `cloud apply` tests' assertions on the stack's resources; the servers by id."""
     tag = heat_tag(topo)
-    check_found(_in_stack(heat, conn, topo.name, stack_id), topo)
+    in_stack = _in_stack(heat, conn, topo.name, stack_id)
+    check_found(in_stack, topo)
     check_network_side(conn, topo, tag, groups_tagged=False)
     servers = {spec.name: check_server(conn, topo, spec, tag=tag) for spec in topo.servers}
     # what Heat can tag carries the stack's tag; nothing carries multihome's own
     found = tagged(conn, tag)
     for kind in ("networks", "subnets", "routers", "ports", "servers"):
-        assert found[kind] == _in_stack(heat, conn, topo.name, stack_id)[kind]
+        assert found[kind] == in_stack[kind]
     assert all(not names for names in tagged(conn, topo.tag).values())
     return servers
 
