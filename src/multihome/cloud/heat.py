@@ -130,13 +130,12 @@ class _Template:
             resource["depends_on"] = after
         self.resources[name] = resource
 
-    def owned(self, attrs: dict[str, Any], *, tags: bool = True) -> dict[str, Any]:
+    def owned(self, attrs: dict[str, Any]) -> dict[str, Any]:
         """Move the description into ``value_specs`` (these types have no such property)
         and add the stack's tag."""
         props = dict(attrs)
         props["value_specs"] = {"description": props.pop("description")}
-        if tags:
-            props["tags"] = [self.tag]
+        props["tags"] = [self.tag]
         return props
 
     def check_groups(self) -> None:
