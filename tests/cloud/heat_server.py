@@ -7,6 +7,8 @@ Runs with the Python of the Heat venv (never multihome's), see cloud_support.py:
     python heat_server.py api STATE PORT                       # heat-api (prints READY)
     python heat_server.py engine STATE                         # heat-engine (one worker)
     python heat_server.py validate TEMPLATE.yaml...            # Heat's own parser, offline
+    python heat_server.py stack create|update|delete URL NAME [TEMPLATE.yaml]
+                                       # python-heatclient, as `openstack stack ... --wait`
 
 ``SETTINGS`` is JSON: ``{"rabbit": PORT, "heat": PORT, "network": URL, "compute": URL,
 "image": URL}`` (the running Neutron, Nova and Glance, and the RabbitMQ node Nova uses).
@@ -225,6 +227,48 @@ def validate(paths: list[Path]) -> None:
         print(json.dumps({"template": str(path), "resources": checked}), flush=True)
 
 
+def stack(action: str, url: str, name: str, template: Path | None) -> None:
+    """Create, update (from the template file) or delete stack ``name`` with
+    python-heatclient, the way `openstack stack create -t FILE --wait NAME` does (the client
+    reads and parses the file itself); wait until the action completes. Prints the stack's
+    id and status as JSON; exits non-zero with Heat's reason when the action fails."""
+    import time
+
+    from heatclient import client as heat_client
+    from heatclient import exc as heat_exc
+    from heatclient.common import template_utils
+
+    heat = heat_client.Client("1", endpoint=url, token="multihome-test")
+    if action in ("create", "update"):
+        assert template is not None
+        files, body = template_utils.get_template_contents(template_file=str(template))
+        fields = {"template": body, "files": files, "parameters": {}}
+        if action == "create":
+            heat.stacks.create(stack_name=name, **fields)
+        else:
+            heat.stacks.update(name, **fields)
+    elif action == "delete":
+        found = heat.stacks.get(name)
+        heat.stacks.delete(found.id)
+        name = f"{name}/{found.id}"  # a deleted stack is found by id only
+    else:
+        raise SystemExit(f"unknown stack action {action}")
+    deadline = time.monotonic() + 600
+    while True:
+        try:
+            current = heat.stacks.get(name)
+        except heat_exc.HTTPNotFound:
+            print(json.dumps({"id": None, "status": "DELETE_COMPLETE"}))
+            return
+        status = current.stack_status
+        if status == f"{action.upper()}_COMPLETE":
+            print(json.dumps({"id": current.id, "status": status}))
+            return
+        if status.endswith("_FAILED") or time.monotonic() > deadline:
+            raise SystemExit(f"stack {name}: {status}: {current.stack_status_reason}")
+        time.sleep(0.5)
+
+
 def main() -> None:
     verb = sys.argv[1]
     if verb == "setup":
@@ -235,6 +279,9 @@ def main() -> None:
         api(Path(sys.argv[2]).resolve(), int(sys.argv[3]))
     elif verb == "engine":
         engine(Path(sys.argv[2]).resolve())
+    elif verb == "stack":
+        template = Path(sys.argv[5]) if len(sys.argv) > 5 else None
+        stack(sys.argv[2], sys.argv[3], sys.argv[4], template)
     elif verb == "validate":
         validate([Path(arg) for arg in sys.argv[2:]])
     else:

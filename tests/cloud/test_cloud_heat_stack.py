@@ -128,13 +128,13 @@ def _inventory(conn: Any) -> dict[str, set[str]]:
     }
 
 
-def _export(topo_file: Path, capsys: pytest.CaptureFixture[str]) -> str:
+def _export(topo_file: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     target = topo_file.with_suffix(".heat.yaml")
     code, _out, err = run_cli(
         ["cloud", "export", "--format", "heat", "-f", str(topo_file), "-o", str(target)], capsys
     )
     assert code == 0, err
-    return target.read_text()
+    return target
 
 
 def _check(heat: Heat, conn: Any, topo: Topology, stack_id: str) -> dict[str, Any]:
@@ -176,10 +176,10 @@ def test_heat_creates_updates_and_deletes_the_topology(
             changed = changed.replace(old, new)
         topo_file.write_text(changed)
         topo2 = load_topology(topo_file)
-        heat.update(topo2.name, stack_id, _export(topo_file, capsys))
+        heat.update(topo2.name, _export(topo_file, capsys))
         servers2 = _check(heat, conn, topo2, stack_id)
         assert servers2["hs-vm"].id == servers["hs-vm"].id  # updated, not replaced
         assert len(servers2["hs-vm"].addresses["hs-back"]) == 2
     finally:
-        heat.delete(topo.name, stack_id)
+        heat.delete(topo.name)
     assert _inventory(conn) == before
