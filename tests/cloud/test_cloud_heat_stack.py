@@ -57,6 +57,8 @@ servers:
       - {name: hs-vm-eth1, network: hs-front, fixed_ip: 192.168.50.11,
          security_groups: [hs-ssh], floating_ip: public}
       - {name: hs-vm-eth2, network: hs-back, fixed_ip: 10.50.0.10}
+ports:
+  - {name: hs-spare, network: hs-front, fixed_ip: 192.168.50.99, port_security: false}
 """
 
 #: The change: DNS servers on a subnet, one more rule, one more address pair, a fourth port.
@@ -157,8 +159,9 @@ def test_heat_creates_updates_and_deletes_the_topology(
 ) -> None:
     """The exported template creates a stack on the real Heat whose resources pass the
     `cloud apply` tests' assertions (names, subnets with and without gateway and DHCP,
-    rules, router and interface, ports with fixed IPs and address pairs, floating IPs, the
-    server ACTIVE on its ports in order with config drive, key and multihome's user-data);
+    rules, router and interface, ports with fixed IPs and address pairs, a loose port with
+    port security off, floating IPs, the server ACTIVE on its ports in order with config
+    drive, key and multihome's user-data);
     after a topology change the re-exported template updates the stack in place (same
     server, one more port); deleting the stack restores the cloud as it was."""
     conn = heat.connect()
