@@ -46,8 +46,6 @@ RECIPE = 1
 FOLDER = CACHE_DIR / "cloudinit"
 #: Where the image carries the wheels (``guest.wheels`` in the topology).
 GUEST_WHEELS = "/var/lib/multihome-wheels"
-#: The lab's DHCP and metadata address (Neutron's DHCP port).
-DHCP_SERVER = "192.168.0.100"
 SEED = "/var/lib/cloud/seed/config_drive/openstack/latest"
 EXAMPLE = REPO / "examples" / "scenario4-two-ports-two-floating-ips.yaml"
 
@@ -245,11 +243,10 @@ def prepare(guest: Guest, topology: Topology, user_data: str, wheels: list[Path]
     instance = str(uuid.uuid4())
     guest.use_stack("networkd")  # a Debian cloud image runs systemd-networkd
     guest.write("/etc/cloud/cloud.cfg.d/99-multihome-test.cfg", CLOUD_CFG)
-    # The cloud's DNS is on its DHCP port (Neutron's dnsmasq); the lab's serves none, so a
-    # lookup (apt-get update for ``packages:``) fails at once, as a name outside an air-gapped
-    # cloud does, instead of waiting for the build host's resolver.
-    (guest.root / "etc/resolv.conf").unlink(missing_ok=True)
-    guest.write("/etc/resolv.conf", f"nameserver {DHCP_SERVER}\n")
+    # An air-gapped image has no package sources it could reach: ``packages:``'s apt-get
+    # update has nothing to fetch (with the Debian mirror it waits ~90 s for DNS timeouts and
+    # retries, then warns) and the install finds python3-venv and python3-pip present.
+    (guest.root / "etc/apt/sources.list").write_text("# air-gapped: no package sources\n")
     for wheel in wheels:
         dest = guest.root / GUEST_WHEELS.lstrip("/") / wheel.name
         dest.parent.mkdir(parents=True, exist_ok=True)
