@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from multihome.facts import PortFacts
 from multihome.model import HostState, Route
 from multihome.source.leases import LeaseReader
-from multihome.source.network_data import NetworkData
+
+if TYPE_CHECKING:
+    from multihome.source.network_data import NetworkData
 
 FactSource = Callable[[HostState], PortFacts]
 
