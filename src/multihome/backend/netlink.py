@@ -188,6 +188,7 @@ class NetlinkBackend:
         self._watch: RtnlSocket | None = None
         self._raw: RawState | None = None
         self._decoded: Decoded = ({}, {}, {})
+        self._packet: socket.socket | None = None  # announce(): opened once, see there
 
     @property
     def sock(self) -> RtnlSocket:
@@ -196,6 +197,9 @@ class NetlinkBackend:
         return self._sock
 
     def close(self) -> None:
+        if self._packet is not None:
+            self._packet.close()
+            self._packet = None
         if self._watch is not None:
             self._watch.close()
             self._watch = None
@@ -595,19 +599,22 @@ class NetlinkBackend:
 
     def announce(self, items: Sequence[Announcement]) -> list[tuple[Announcement, str]]:
         """One packet socket for every announcement: opened with protocol 0 (it receives
-        nothing), never bound, each frame sent to its port with ``sendto``, closed once. A
-        packet socket's bind and its close each wait for the network stack (~16 ms), which
-        per address made the announcement most of an apply."""
+        nothing), never bound, each frame sent to its port with ``sendto``, kept open until
+        :meth:`close`. A packet socket's bind and its close each wait for the network stack
+        (an RCU grace period, ~13-16 ms): per address that made the announcement most of an
+        apply, and per repair it held the agent's next repair back (the agent's backend
+        lives as long as the agent, so its socket is opened once)."""
         failed = [(item, "not an IPv4 address") for item in items if item.address.version != 4]
         frames = [(item, arp_frame(item)) for item in items if item.address.version == 4]
         if not frames:
             return failed
-        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0) as raw:
-            for item, frame in frames:
-                try:
-                    raw.sendto(frame, (item.ifname, ETH_P_ARP))
-                except OSError as exc:
-                    failed.append((item, exc.strerror or str(exc)))
+        if self._packet is None:
+            self._packet = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        for item, frame in frames:
+            try:
+                self._packet.sendto(frame, (item.ifname, ETH_P_ARP))
+            except OSError as exc:
+                failed.append((item, exc.strerror or str(exc)))
         return failed
 
     # -- lookups -----------------------------------------------------------------------
