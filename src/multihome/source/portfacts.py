@@ -25,11 +25,11 @@ def gather(
 ) -> PortFacts:
     """The facts of ``state``'s ports: the newest valid lease of each, the metadata's
     declarations for DHCP-disabled ports (they win: such a port has no lease), and ``seen``."""
-    from multihome.source.ports import declarations
-
     leases = None if reader is None else reader.read(state.links)
     declared = {} if leases is None else leases.declarations()
     if network is not None:
+        from multihome.source.ports import declarations  # metadata only: not on apply's path
+
         declared.update(declarations(state, network, origin))
     notes = () if leases is None else tuple(f"lease ignored: {w}" for w in leases.warnings)
     return PortFacts(declared, dict(seen or {}), notes)
