@@ -763,8 +763,18 @@ Positioned = TypeVar("Positioned", Address, Rule)
 
 
 def _kept(decoded: Positioned | None, position: int) -> Positioned | None:
-    """A cached decoding when it is still at ``position`` in the kernel's list, else None."""
-    return decoded if decoded is not None and decoded.position == position else None
+    """A cached decoding at ``position`` in the kernel's list (None: not seen before).
+
+    A rule added in the band moves every rule after it: the same message body at another
+    place is the same rule at another ``position``, which is not part of its identity. The
+    copy keeps what was computed for it (``key``, ``order``: the sort of the next read), so
+    the agent's read after such an event neither decodes nor sorts it from scratch."""
+    if decoded is None or decoded.position == position:
+        return decoded
+    moved = object.__new__(type(decoded))
+    moved.__dict__.update(decoded.__dict__)  # frozen: fields and cached properties alike
+    moved.__dict__["position"] = position
+    return moved
 
 
 def _body(msg: Message) -> bytes:
