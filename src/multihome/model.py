@@ -151,8 +151,10 @@ class Address:
     def __hash__(self) -> int:
         """The key's hash: the key is computed once, the generated hash hashed every field
         again on every set and dict operation (``ipaddress`` hashes in Python; 16% of the
-        agent's repair). Equal objects have equal keys (the key is made of the fields)."""
-        return hash(self.key)
+        agent's repair). Equal objects have equal keys (the key is made of the fields). The
+        cached key is taken from the instance's dict: cached_property's own lookup is slow."""
+        key = self.__dict__.get("key")
+        return hash(self.key if key is None else key)
 
     @property
     def ip(self) -> IPAddress:
@@ -210,8 +212,10 @@ class Route:
     def __hash__(self) -> int:
         """The key's hash: the key is computed once, the generated hash hashed every field
         again on every set and dict operation (``ipaddress`` hashes in Python; 16% of the
-        agent's repair). Equal objects have equal keys (the key is made of the fields)."""
-        return hash(self.key)
+        agent's repair). Equal objects have equal keys (the key is made of the fields). The
+        cached key is taken from the instance's dict: cached_property's own lookup is slow."""
+        key = self.__dict__.get("key")
+        return hash(self.key if key is None else key)
 
     @property
     def slot(self) -> tuple[Any, ...]:
@@ -333,8 +337,10 @@ class Rule:
     def __hash__(self) -> int:
         """The key's hash: the key is computed once, the generated hash hashed every field
         again on every set and dict operation (``ipaddress`` hashes in Python; 16% of the
-        agent's repair). Equal objects have equal keys (the key is made of the fields)."""
-        return hash(self.key)
+        agent's repair). Equal objects have equal keys (the key is made of the fields). The
+        cached key is taken from the instance's dict: cached_property's own lookup is slow."""
+        key = self.__dict__.get("key")
+        return hash(self.key if key is None else key)
 
     @property
     def mark_mask(self) -> int:
