@@ -241,9 +241,10 @@ def _with_decisive_rule(ctx: Evidence, problem: Problem) -> Problem:
     if problem.interface is None:
         return problem
     reasons = []
-    for addr in ctx.state.addresses_of(problem.interface, 4):
-        if addr.scope == SCOPE_UNIVERSE and str(addr.ip) in problem.message:
-            reason = decisive(ctx.state, addr.ip, ctx.config.probe, ctx.config)
+    for addr in ctx.state.addresses_of(problem.interface):
+        if addr.usable and str(addr.ip) in problem.message:
+            probe = ctx.config.probe if addr.family == 4 else ctx.config.probe6
+            reason = decisive(ctx.state, addr.ip, probe, ctx.config)
             if reason is not None:
                 reasons.append(reason)
     if not reasons:
