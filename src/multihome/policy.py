@@ -356,6 +356,9 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
             {r.dst for r in kept},
             origins,
         )
+        covered = _peer_specifics(
+            link.name, table.id, addrs, default, routes_by_if, copies, kept, origins
+        )
         # Our copy already in the table stands for a new one that differs only in its metric
         # (one route per destination: the metric means nothing there), so that a route
         # coming back to main with another metric changes nothing.
@@ -366,7 +369,7 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
         routes.update(copies)
         if role == "secondary":
             main_removals.update(r for r in routes_by_if[link.name] if r.is_default)
-        rules |= _interface_rules(config, link.name, table.id, addrs, copies)
+        rules |= _interface_rules(config, link.name, table.id, addrs, [*copies, *covered])
     if rules:
         rules.add(_rule(band, "suppress", TABLE_MAIN, suppress_prefixlength=0))
     routes.update(_primary_default_in_main(primary, defaults, routes_by_if))
@@ -523,6 +526,52 @@ def _table_routes(
     elif default.proto == PROTO_DHCP and declaration is not None and default not in in_main:
         origins[copy] = declaration.origin
     return copies
+
+
+def _peer_specifics(
+    ifname: str,
+    table: int,
+    addrs: tuple[Address, ...],
+    default: Route,
+    routes_by_if: dict[str, list[Route]],
+    copies: list[Route],
+    native: list[Route],
+    origins: dict[Route, str],
+) -> list[Route]:
+    """Main's specific routes through *other* ports, seen from ``ifname``'s addresses
+    (design.md, section 5, "Another port's specific routes"): copies for the port's table
+    are appended to ``copies``; the other routes, whose destinations only need the port's
+    band+0 rule, are returned.
+
+    ``lookup main suppress_prefixlength 0`` comes before the port's ``from`` rule, so without
+    a rule of its own a destination that main routes through another port (eth0's metadata
+    host route from its lease, a classless static route) leaves that port with this port's
+    source address, and port security drops it. Each such destination not in the port's
+    table (``copies``, ``native``) gets the port's band+0 rule; the table gets a copy through the
+    port itself when the gateway is on one of the port's subnets (the same next hop,
+    reached from the right port), else the rule sends it to the table's default."""
+    have = {r.dst for r in (*copies, *native)}
+    networks = [a.network for a in addrs]
+    covered: list[Route] = []
+    for peer in sorted(routes_by_if):
+        for route in routes_by_if[peer] if peer != ifname else ():
+            if route.is_default or route.dst in have:
+                continue
+            have.add(route.dst)
+            if route.gateway is None or not any(route.gateway in n for n in networks):
+                covered.append(route)
+                continue
+            copy = Route(
+                table=table,
+                dst=route.dst,
+                ifname=ifname,
+                gateway=route.gateway,
+                metric=default.metric,
+                proto=PROTO_MULTIHOME,
+            )
+            copies.append(copy)
+            origins[copy] = f"{peer}'s route in main (its gateway is on {ifname}'s subnet)"
+    return covered
 
 
 def _applicable(state: HostState, managed: list[Link], facts: PortFacts) -> dict[str, Declaration]:

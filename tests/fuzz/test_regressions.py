@@ -10,7 +10,6 @@ the fix lands; then remove the mark.
 
 from __future__ import annotations
 
-import pytest
 from fuzz_lab import EventLab
 
 NOT_FIXED_HERE = "fixed on another branch (see the reason); remove the mark once merged"
@@ -30,10 +29,6 @@ def test_flap_then_dhcp_restores_only_the_default(lab: EventLab) -> None:
     lab.final_check()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="policy.py: main's specific routes of another port win for every source address",
-)
 def test_static_port_metadata_leaves_its_own_port(lab: EventLab) -> None:
     """Found by the fuzzer's first sequence (``attach(dhcp=False)``): a hot-plugged port on
     which DHCP is off gets its address, gateway and table from the metadata service, with
@@ -44,7 +39,10 @@ def test_static_port_metadata_leaves_its_own_port(lab: EventLab) -> None:
     address reaches 169.254.169.254 through eth2 (its own table's default, via its
     gateway, where Neutron's router serves metadata). The same holds for any specific route
     in main of one port (a classless static route of eth0) and the addresses of the
-    others."""
+    others. Fixed (policy.py, ``_peer_specifics``): each port gets a band+0 rule for every
+    specific destination main routes through another port, and its table a copy through
+    itself when that route's gateway is on its own subnet (here 169.254.169.254 via
+    192.168.0.100 dev eth2)."""
     port = lab.attach(dhcp=False)
     lab.check()
     address = lab.ports[port].ip
