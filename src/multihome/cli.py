@@ -219,7 +219,7 @@ def status(obj: CliOptions, as_json: bool, form: str) -> None:
         click.echo(f"{skipped.ifname:<12} {'skipped':<10} {skipped.reason}")
     from multihome.policy import owned_rules
 
-    rules = sorted(owned_rules(assessment.state, config), key=lambda r: r.key)
+    rules = sorted(owned_rules(assessment.state, config), key=lambda r: r.order)
     click.echo(f"rules ({len(rules)} owned by multihome):")
     for rule in rules:
         click.echo(f"  {rule.describe(desired.table_names)}")

@@ -167,7 +167,7 @@ class DesiredState:
         names = self.table_names
         return [
             {"route": r.describe(names), "origin": origin}
-            for r, origin in sorted(self.origins.items(), key=lambda item: item[0].key)
+            for r, origin in sorted(self.origins.items(), key=lambda item: item[0].order)
         ]
 
     def interface(self, name: str) -> ManagedInterface | None:
@@ -351,7 +351,7 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
             declared.get(link.name),
             [
                 *owned_by_if.get(link.name, ()),
-                *sorted(facts.seen.get(link.name, ()), key=lambda r: r.key),
+                *sorted(facts.seen.get(link.name, ()), key=lambda r: r.order),
             ],
             {r.dst for r in kept},
             origins,
@@ -799,11 +799,11 @@ def _main_routes_by_if(state: HostState, ifnames: list[str]) -> dict[str, list[R
 def _existing_tables(rules: Iterable[Rule], routes: Iterable[Route]) -> dict[str, int]:
     """Tables already assigned by an earlier apply: they never change (stable identity)."""
     found: dict[str, int] = {}
-    for rule in sorted(rules, key=lambda r: r.key):
+    for rule in sorted(rules, key=lambda r: r.order):
         for ifname in (rule.oifname, rule.iifname):
             if ifname:
                 found.setdefault(ifname, rule.table)
-    for route in sorted(routes, key=lambda r: r.key):
+    for route in sorted(routes, key=lambda r: r.order):
         if route.ifname and route.table != TABLE_MAIN:  # a primary's default put back in main
             found.setdefault(route.ifname, route.table)
     return found

@@ -131,7 +131,7 @@ class Report:
             "ignored": [{"name": s.ifname, "reason": s.reason} for s in assessment.desired.ignored],
             "rules": [
                 dict(r.to_json(), text=r.describe(names))
-                for r in sorted(owned_rules(assessment.state, self.config), key=lambda r: r.key)
+                for r in sorted(owned_rules(assessment.state, self.config), key=lambda r: r.order)
             ],
             "references": [ref.to_json() for ref in self.references],
             "table_route_origins": assessment.desired.route_origins(),
@@ -180,7 +180,7 @@ def check_defaults(state: HostState, config: Config) -> list[Problem]:
     sends the other interfaces' traffic anywhere else (the how-to's failure)."""
     defaults = sorted(
         (r for r in state.routes if r.table == TABLE_MAIN and r.is_default and r.family == 4),
-        key=lambda r: (r.metric, r.key),
+        key=lambda r: (r.metric, r.order),
     )
     if len({r.ifname for r in defaults}) < 2:
         return []
