@@ -1,7 +1,7 @@
 """Sorting rules and routes never compares None with a value. Two of multihome's rules at one
 priority and table, one with ``iif eth7`` and one with ``oif eth7`` (left by a port that is
 gone), made ``sorted(..., key=lambda r: r.key)`` raise TypeError in the policy, the plan,
-status and doctor: the sort keys are the total ``order`` now."""
+status, doctor and the checkpoint: the sort keys are the total ``order`` now."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from multihome.engine import assess
 from multihome.model import PROTO_MULTIHOME, Route, Rule
 from multihome.safety.doctor import diagnose
 from multihome.status import build_report
+from multihome.transaction import checkpoint
 
 CONFIG = Config()
 RTN_BLACKHOLE = 6  # rtnetlink.h
@@ -34,8 +35,9 @@ STALE_ROUTES = (
 
 
 def test_rules_and_routes_differing_by_a_none_sort_everywhere(tmp_path: Path) -> None:
-    """Policy, plan, status and doctor all handle the state; the plan removes both stale
-    rules (the higher priority first, in a stable order) and doctor names the table."""
+    """Policy, plan, status, doctor and the checkpoint all handle the state; the plan
+    removes both stale rules (in a stable order), doctor names the table, the checkpoint
+    keeps both rules and both routes."""
     state = howto_host()
     state = replace(
         state, rules=(*state.rules, *STALE_RULES), routes=(*state.routes, *STALE_ROUTES)
@@ -50,3 +52,6 @@ def test_rules_and_routes_differing_by_a_none_sort_everywhere(tmp_path: Path) ->
     assert report["interfaces"]
     problems = diagnose(backend, assessment, CONFIG, tmp_path).problems
     assert any(p.code == "orphan-table" for p in problems), problems
+    saved = checkpoint.capture(state, assessment.plan.changes, CONFIG, tmp_path)
+    assert set(STALE_RULES) <= set(saved.rules) and set(STALE_ROUTES) <= set(saved.routes)
+    assert checkpoint.restore_changes(backend.read(), saved) is not None

@@ -112,7 +112,7 @@ def capture(
                 for c in changes
                 if isinstance(c.obj, Route) and c.action == "remove" and c.obj not in owned
             ),
-            key=lambda r: r.key,
+            key=lambda r: r.order,
         )
     )
     sysctls = {
@@ -127,8 +127,8 @@ def capture(
         boot=boot_id(),
         table_range=config.table_range,
         priority_range=config.priority_range,
-        rules=tuple(sorted(owned_rules(state, config), key=lambda r: r.key)),
-        routes=tuple(sorted(owned, key=lambda r: r.key)),
+        rules=tuple(sorted(owned_rules(state, config), key=lambda r: r.order)),
+        routes=tuple(sorted(owned, key=lambda r: r.order)),
         moved=moved,
         sysctls=MappingProxyType(sysctls),
         files=MappingProxyType(files),
@@ -178,7 +178,7 @@ def _put_back(
     changes: list[Change] = []
     notes: list[str] = []
     displaced: set[Route] = set()
-    for route in sorted(routes, key=lambda r: (r.is_default, r.key)):
+    for route in sorted(routes, key=lambda r: (r.is_default, r.order)):
         if route in present:
             continue
         if route.ifname and current.link(route.ifname) is None:
