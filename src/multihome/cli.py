@@ -17,7 +17,7 @@ import click
 
 from multihome._version import __version__
 from multihome.errors import DetailedExitCode, ExitCode, InputError, MultihomeError
-from multihome.options import lock_timeout_option
+from multihome.options import format_option, lock_timeout_option, output_format
 
 #: Subcommands that live in their own module, imported only when used (start-up time).
 #: name -> (module, attribute). A module that is not installed hides its command.
@@ -153,14 +153,7 @@ def _styled(line: str, color: bool) -> str:
     "\n  multihome status --format dot | dot -Tsvg > routing.svg"
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (--format json).")
-@click.option(
-    "--format",
-    "form",
-    type=click.Choice(["text", "json", "dot"]),
-    default="text",
-    show_default=True,
-    help="dot: a picture of the routing (Graphviz), each finding's wrong path in red.",
-)
+@format_option("a picture of the routing (Graphviz), each finding's wrong path in red.")
 @click.pass_obj
 def status(obj: CliOptions, as_json: bool, form: str) -> None:
     """Show interfaces, addresses, gateways, tables, rules and what is wrong.
@@ -170,9 +163,8 @@ def status(obj: CliOptions, as_json: bool, form: str) -> None:
     dot` draws ports -> addresses -> rules -> tables -> gateways, multihome's own in blue,
     other tools' dashed grey, and the wrong path of each of doctor's findings in red.
     """
-    if as_json and form == "dot":
-        raise click.UsageError("--json and --format dot exclude each other; give one of them")
-    as_json = as_json or form == "json"
+    form = output_format(as_json, form)
+    as_json = form == "json"
     from multihome.engine import assess
     from multihome.status import build_report
 

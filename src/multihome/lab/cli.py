@@ -31,6 +31,7 @@ from multihome.lab.topology import (
     ROUTER_SNAT,
     LabNames,
 )
+from multihome.options import format_option, output_format
 
 Paint = Callable[..., str]
 NAME_HELP = "Lab name: the prefix of every namespace and file it makes."
@@ -300,14 +301,7 @@ def status(name: str, as_json: bool) -> None:
 )
 @_name_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (--format json).")
-@click.option(
-    "--format",
-    "form",
-    type=click.Choice(["text", "json", "dot"]),
-    default="text",
-    show_default=True,
-    help="dot: the lab's tenant network (Graphviz) with each probe's path, green or red.",
-)
+@format_option("the lab's tenant network (Graphviz) with each probe's path, green or red.")
 @click.option(
     "--expect",
     type=click.Choice(["before", "after"]),
@@ -325,9 +319,8 @@ def probe(name: str, as_json: bool, form: str, expect: str | None) -> None:
     draws the tenant network with each probe's path (green answered, red failed) and the
     drops as red edges from the port that sent them.
     """
-    if as_json and form == "dot":
-        raise click.UsageError("--json and --format dot exclude each other; give one of them")
-    as_json = as_json or form == "json"
+    form = output_format(as_json, form)
+    as_json = form == "json"
     require_root()
     lab_ = _open(name, PROBE_PROGRAMS)
     scenario = lab_.scenario()
