@@ -284,8 +284,14 @@ class Agent:
 
     # -- metadata ------------------------------------------------------------------------
     def _load_metadata(self, state: HostState, retry: Retry | None = None) -> None:
+        # A guest that had OpenStack metadata stays an OpenStack guest: with ``auto`` the
+        # host route to 169.254.169.254 that makes it look like one can be gone (flushed by
+        # a flap), and the metadata service still answers through the default.
+        source = self.options.source
+        if source == "auto" and self.metadata is not None:
+            source = "openstack"
         try:
-            resolved = resolve(self.options.source, state, self.options.metadata, retry)
+            resolved = resolve(source, state, self.options.metadata, retry)
         except (MetadataUnavailable, InputError) as exc:
             # Missing or malformed metadata: the kernel's view, never a deletion.
             log.warning("metadata: %s; using the kernel's view", exc)
