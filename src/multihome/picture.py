@@ -22,7 +22,6 @@ from multihome.model import (
     HostState,
     Route,
     Rule,
-    sortable,
     table_label,
 )
 
@@ -184,7 +183,7 @@ def _route_edges(
     table: int, routes: Iterable[Route], chosen: set[Route], style_of: Callable[[Route], str]
 ) -> list[str]:
     lines = []
-    for route in sorted(routes, key=lambda r: sortable(r.key)):
+    for route in sorted(routes, key=lambda r: r.order):
         dst = "default" if route.is_default else str(route.dst)
         label = f"{dst} metric {route.metric}" if route.metric else dst
         if route.type != RTN_UNICAST:

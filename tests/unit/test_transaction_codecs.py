@@ -41,8 +41,8 @@ ADDRESS = st.one_of(
     st.builds(ipaddress.IPv4Address, U32), st.builds(ipaddress.IPv6Address, st.integers(0))
 )
 
-#: A strategy per field of the model, by its name. A field missing here fails the test:
-#: give it a strategy and make the codec carry it.
+#: A strategy per field of the model, by its name. A field missing here (and from NOT_STORED)
+#: fails the test: give it a strategy and make the codec carry it.
 FIELDS: dict[str, st.SearchStrategy[Any]] = {
     # Rule
     "family": st.sampled_from([4, 6]),
@@ -76,13 +76,20 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "type": st.integers(1, 11),
 }
 ROUTE_DST = st.one_of(V4, V6)
+#: Fields the codecs leave out on purpose, and why (they come back as their default).
+NOT_STORED = {
+    "expires": "a remaining lifetime (an IPv6 RA route's) means nothing when read back later; "
+    "multihome's copies carry none",
+}
 
 
 def _every_field(cls: type[Any], **override: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     names = [f.name for f in dataclasses.fields(cls)]
-    missing = [n for n in names if n not in FIELDS and n not in override]
+    missing = [n for n in names if n not in FIELDS and n not in override and n not in NOT_STORED]
     assert not missing, f"{cls.__name__} fields without a strategy here: {missing}"
-    return st.builds(cls, **{n: override.get(n, FIELDS.get(n)) for n in names})
+    return st.builds(
+        cls, **{n: override.get(n, FIELDS.get(n)) for n in names if n not in NOT_STORED}
+    )
 
 
 def _rule_strategy() -> st.SearchStrategy[Rule]:

@@ -23,7 +23,14 @@ from types import MappingProxyType
 from typing import Any
 
 from multihome.errors import InputError
-from multihome.files import PROGRAMS, read_text, remove_file, under_root, write_atomic
+from multihome.files import (
+    PROGRAM,
+    installed_program,
+    read_text,
+    remove_file,
+    under_root,
+    write_atomic,
+)
 from multihome.manifest import MANIFEST, Manifest, manifest_path, read_manifest
 from multihome.model import HostState
 from multihome.policy import DesiredState
@@ -117,14 +124,15 @@ def gather_facts(root: Path, state: HostState) -> HostFacts:
                 networkd_files[link.name] = name
                 break
     ids, renderer = _netplan_ids(root, state)
-    program = next((p for p in PROGRAMS if under_root(root, p).exists()), PROGRAMS[0])
+    program = installed_program(root)
     has_networkd = REGISTRY["networkd"].available(root) is None
     return HostFacts(
         networkd_files=MappingProxyType(networkd_files),
         netplan_ids=MappingProxyType(ids),
         netplan_renderer=renderer,
         has_networkd=has_networkd,
-        program=program,
+        program=program or PROGRAM,
+        program_found=program is not None,
     )
 
 
