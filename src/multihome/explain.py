@@ -136,6 +136,7 @@ class Flow:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "family": self.dst.version,
             "dst": str(self.dst),
             "src": None if self.src is None else str(self.src),
             "iif": self.iif,
@@ -849,12 +850,19 @@ def select_source6(
     for mine, address in scored[1:]:
         if mine > best_score:  # strictly better: the earlier candidate wins a tie
             best_score, best = mine, address
-    others = [mine for mine, address in scored if address is not best]
-    decided = _deciding(best_score, max(others)) if others else "the only candidate"
+    beaten: dict[str, list[str]] = {}
+    for mine, address in scored:
+        if address is not best:
+            beaten.setdefault(_deciding(best_score, mine), []).append(str(address.ip))
+    reasons = "; ".join(
+        f"{rule} against {', '.join(addresses)}"
+        for rule, addresses in sorted(beaten.items(), key=lambda item: item[0])
+    )
     unusual = [a for a in candidates if a.flags & (IFA_F_OPTIMISTIC | IFA_F_HOMEADDRESS)]
     note = (
         f"source {best.ip}: no prefsrc on the route, so RFC 6724 source selection "
-        f"(ipv6_dev_get_saddr) among {len(candidates)} candidate(s); rule {decided}"
+        f"(ipv6_dev_get_saddr) among {len(candidates)} candidate(s)"
+        + (f": {reasons}" if reasons else ": the only candidate")
     )
     if unusual:
         note += (
@@ -867,8 +875,8 @@ def select_source6(
 def _deciding(winner: tuple[int, ...], loser: tuple[int, ...]) -> str:
     for name, (a, b) in zip(SOURCE_RULES, zip(winner, loser, strict=True), strict=True):
         if a != b:
-            return f"'{name}' decided"
-    return "(a tie: the first candidate)"
+            return f"rule '{name}'"
+    return "a tie, the first listed"
 
 
 def _int(value: str | None) -> int:
