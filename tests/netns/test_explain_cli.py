@@ -56,6 +56,7 @@ def test_explain_json_and_oif(vm: HowtoVM) -> None:
         (["--to", "1.1.1.1", "--iif", "eth9"], "--iif eth9: no such interface"),
         (["--to", "1.1.1.1", "--iif", "eth0", "--oif", "eth1"], "exclude each other"),
         (["--from", "192.168.0.112", "--to", "2001:db8::1"], "different families"),
+        (["2001:db8::1", "--dot"], "draws the IPv4 routing only"),
         ([], "no destination"),
     ],
 )
