@@ -92,9 +92,9 @@ class Family:
     taken: frozenset[tuple[int, str, int]]
     """(table, destination, metric) slots the kernel's own routes hold."""
 
-    def gateway(self, dev: str) -> str:
+    def gateway(self, dev: str, link_local: bool = True) -> str:
         if self.version == 6:
-            return "fe80::1"
+            return "fe80::1" if link_local else f"{self.ports[dev][0].split('::')[0]}::1 onlink"
         return f"{self.ports[dev][0].rsplit('.', 1)[0]}.1 onlink"
 
     def sources(self, dev: str) -> list[str]:
@@ -118,9 +118,11 @@ IPV4 = Family(
 PORTS6 = {
     "v0": ["2001:db8:0::2/64"],
     "v1": ["2001:db8:1::2/64", "2001:db8:1::3/64"],
-    "v2": ["2001:db8:2::2/64", "fd00:9::2/64"],
+    "v2": ["2001:db8:2::2/64", "fd00:9::2/64", "2001:db8:ff::2/64"],
     "v3": ["2001:db8:3::2/64"],
 }
+#: An address the kernel flags deprecated (RFC 6724 rule 3 passes it over as a source).
+DEPRECATED = {"2001:db8:ff::2/64"}
 IPV6 = Family(
     6,
     PORTS6,
@@ -227,7 +229,8 @@ def guest() -> Iterator[Guest]:
             for address in addresses:
                 sh("ip", "-n", ns, "addr", "add", address, "dev", name)
             for address in PORTS6[name]:  # nodad: v0 has no carrier, DAD would never end
-                sh("ip", "-n", ns, "addr", "add", address, "dev", name, "nodad")
+                lifetime = ["preferred_lft", "0"] if address in DEPRECATED else []
+                sh("ip", "-n", ns, "addr", "add", address, "dev", name, "nodad", *lifetime)
         sh("ip", "-n", ns, "link", "set", "v3", "group", "5")
         sh("ip", "-n", peer, "link", "set", "pv0", "down")  # v0 loses its carrier (linkdown)
         conf = {
@@ -284,7 +287,7 @@ def routes(draw: st.DrawFn, fam: Family = IPV4) -> list[str]:
         dev = draw(st.sampled_from(list(fam.ports)))
         via = ""
         if draw(st.booleans()):
-            via = f"via {fam.gateway(dev)} "
+            via = f"via {fam.gateway(dev, draw(st.booleans()))} "
         src = ""
         if draw(st.integers(0, 3)) == 0:
             src = f" src {draw(st.sampled_from(fam.sources(dev)))}"
