@@ -7,7 +7,7 @@ import json
 import subprocess
 
 import pytest
-from netns_util import HowtoVM, multihome
+from netns_util import HowtoVM, multihome, sh
 
 pytestmark = [pytest.mark.netns]
 
@@ -56,7 +56,8 @@ def test_explain_json_and_oif(vm: HowtoVM) -> None:
         (["--to", "nope"], "--to 'nope' is not an IP address"),
         (["--to", "1.1.1.1", "--iif", "eth9"], "--iif eth9: no such interface"),
         (["--to", "1.1.1.1", "--iif", "eth0", "--oif", "eth1"], "exclude each other"),
-        (["--to", "2001:db8::1"], "IPv4 only"),
+        (["--from", "192.168.0.112", "--to", "2001:db8::1"], "different families"),
+        (["2001:db8::1", "--dot"], "draws the IPv4 routing only"),
         ([], "no destination"),
     ],
 )
@@ -114,3 +115,25 @@ def test_status_format_dot_marks_the_wrong_path_then_none(vm: HowtoVM) -> None:
     assert 'color="#1f5fbf"' in after.stdout and 'style="dashed"' in after.stdout
     both = multihome(vm.ns, "status", "--json", "--format", "dot", root=vm.root)
     assert both.returncode == 2 and "exclude each other" in both.stderr
+
+
+def test_explain_ipv6_address_and_link_local(vm: HowtoVM) -> None:
+    """IPv6 on the how-to's VM (an address and a default per port, eth0's metric lower):
+    replies from eth1's IPv6 address leave through eth0, a link-local peer asked through
+    eth1 is reached through eth1; the kernel agrees, JSON names the owners."""
+    for dev, address, metric in (("eth0", "2001:db8:1::10", 100), ("eth1", "2001:db8:1::11", 101)):
+        sh("ip", "-n", vm.ns, "addr", "add", f"{address}/64", "dev", dev, "nodad")
+        sh("ip", "-n", vm.ns, "-6", "route", "add", "default", "via", "fe80::1", "dev", dev,
+           "metric", str(metric), "proto", "ra")  # fmt: skip
+    result = multihome(vm.ns, "explain", "2001:db8:1::11", root=vm.root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Result: unicast dev eth0 via fe80::1 src 2001:db8:1::11" in result.stdout
+    assert "decided by rule 32766 [kernel]" in result.stdout and "-- agrees" in result.stdout
+    result = multihome(vm.ns, "explain", "--to", "fe80::1", "--oif", "eth1", "--json", root=vm.root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(result.stdout)
+    assert data["agrees"] is True and data["dev"] == data["kernel"]["dev"] == "eth1"
+    assert data["flow"]["family"] == 6
+    decisive = next(step for step in data["steps"] if step["outcome"] == "route")
+    assert decisive["owner"] == "kernel" and decisive["lookup"]["route"]["owner"] == "kernel"
+    assert any("link-local" in note for note in data["notes"])
