@@ -31,6 +31,7 @@ from multihome.policy import (
     owned_tables_elsewhere,
     stray_routes,
 )
+from multihome.portconfig import gaps, read_port_config
 from multihome.processes import DHCP_CLIENTS, pid_alive
 from multihome.status import (
     Problem,
@@ -55,6 +56,7 @@ CODES = (
     "leftover-routes",
     "pending-changes",
     "not-persisted",
+    "persisted-unused",
     "dhcp-will-undo",
     "netplan-nm-drops-policy",
     "interrupted-apply",
@@ -467,6 +469,36 @@ def check_persisted(ctx: Evidence) -> list[Problem]:
     ]
 
 
+def check_persisted_ports(ctx: Evidence) -> list[Problem]:
+    """``persisted-unused``: persist wrote files for a backend that does not configure a port
+    (:func:`multihome.portconfig.gaps`, the check persist itself makes before writing)."""
+    manifest, _ = ctx.persisted
+    if manifest.backend is None or not manifest.present(ctx.root):
+        return []
+    managed = sorted(i.name for i in ctx.assessment.desired.interfaces if i.table is not None)
+    try:
+        found = read_port_config(ctx.root, ((link.name, link.mac) for link in ctx.state.links))
+    except InputError as exc:
+        return [
+            Problem(
+                "persisted-unused",
+                None,
+                f"cannot tell what configures the ports: {exc}",
+                "fix that file",
+            )
+        ]
+    return [
+        Problem(
+            "persisted-unused",
+            gap.port,
+            f"the files `multihome persist` wrote for {manifest.backend} do nothing for "
+            f"{gap.port} after a reboot: {gap.problem}",
+            f"{gap.fix}: `multihome unpersist`, then `multihome persist` with it",
+        )
+        for gap in gaps(manifest.backend, managed, found)
+    ]
+
+
 def _agent_running(ctx: Evidence) -> bool:
     return any("multihome" in " ".join(p.argv[:3]) and "agent" in p.argv for p in ctx.processes)
 
@@ -651,6 +683,7 @@ CHECKS: tuple[Callable[[Evidence], list[Problem]], ...] = (
     check_leftover_routes,
     lambda ctx: check_pending(ctx.assessment),
     check_persisted,
+    check_persisted_ports,
     check_dhcp_clients,
     check_netplan_nm,
     check_safety_state,
