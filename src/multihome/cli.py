@@ -301,6 +301,7 @@ Examples:
   sudo multihome apply --check gateways --check http://198.51.100.10/
   sudo multihome apply --dry-run
   sudo multihome apply --detailed-exit-codes; echo $?   # 0 same, 2 changed
+  sudo multihome apply --no-sysctls          a container with a read-only /proc/sys/net
 \b
 With a confirmation window (the default when stdin is a terminal) the changes are checked
 (the path back to the SSH client must still work, plus every --check) and rolled back unless
@@ -351,6 +352,12 @@ DEFAULT_CONFIRM_TIMEOUT = 120.0
     help="Extra post-apply check (repeatable): ping:ADDR, tcp:HOST:PORT, an "
     "http(s):// URL, or gateways.",
 )
+@click.option(
+    "--no-sysctls",
+    is_flag=True,
+    help="Route without the ARP-flux and reverse-path sysctls (a container whose "
+    "/proc/sys/net is read-only); the config key is `sysctls: false`.",
+)
 @lock_timeout_option
 @click.pass_obj
 def apply(
@@ -362,6 +369,7 @@ def apply(
     confirm_timeout: float | None,
     management_peer: str | None,
     checks: tuple[str, ...],
+    no_sysctls: bool,
     lock_timeout: float,
 ) -> None:
     """Apply the policy to the kernel, as one transaction, then announce and verify it."""
@@ -374,6 +382,8 @@ def apply(
 
     click.get_current_context().meta["detailed"] = detailed_exit_codes
     config = obj.config()
+    if no_sysctls:
+        config = config.without_sysctls()
     probes = tuple(parse_probe(spec) for spec in checks)
     if confirm_timeout is None:
         confirm_timeout = DEFAULT_CONFIRM_TIMEOUT if sys.stdin.isatty() else 0.0

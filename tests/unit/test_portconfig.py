@@ -115,8 +115,8 @@ def test_ports_nothing_configures_pass_every_backend(tmp_path: Path) -> None:
 def test_a_broken_netplan_file_is_named(tmp_path: Path) -> None:
     """Unreadable netplan YAML (bad syntax, not UTF-8) is an InputError naming the file."""
     write(tmp_path, "/etc/netplan/50-bad.yaml", "network: [\n")
-    with pytest.raises(InputError, match="50-bad.yaml"):
+    with pytest.raises(InputError, match=r"50-bad\.yaml"):
         read_port_config(tmp_path, PORTS)
     (tmp_path / "etc/netplan/50-bad.yaml").write_bytes(b"network: \xff\n")
-    with pytest.raises(InputError, match="50-bad.yaml"):
+    with pytest.raises(InputError, match=r"50-bad\.yaml"):
         read_port_config(tmp_path, PORTS)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from multihome.backend import Backend
-from multihome.config import Config
+from multihome.config import SYSCTL_KNOBS, Config
 from multihome.errors import InputError
 from multihome.files import read_text, under_root
 from multihome.manifest import Manifest, manifest_path, read_manifest
@@ -50,6 +50,7 @@ CODES = (
     "reply-wrong-interface",
     "rp-filter-strict",
     "arp-flux",
+    "sysctls-off",
     "duplicate-rules",
     "orphan-table",
     "shared-table",
@@ -92,6 +93,7 @@ class Evidence:
     config: Config
     root: Path
     processes: tuple[Process, ...]
+    proc: Path = Path("/proc")
 
     @property
     def state(self) -> HostState:
@@ -134,7 +136,7 @@ def diagnose(
     backend: Backend, assessment: Assessment, config: Config, root: Path, proc: Path = Path("/proc")
 ) -> Diagnosis:
     """Run every check (read-only)."""
-    ctx = Evidence(backend, assessment, config, root, tuple(processes_here(proc)))
+    ctx = Evidence(backend, assessment, config, root, tuple(processes_here(proc)), proc)
     problems: list[Problem] = []
     for check in CHECKS:
         problems.extend(check(ctx))
@@ -326,6 +328,59 @@ def check_arp_flux(ctx: Evidence) -> list[Problem]:
                 )
             )
     return problems
+
+
+def check_sysctls_off(ctx: Evidence) -> list[Problem]:
+    """``sysctls-off``: a multi-homed host whose ARP-flux and reverse-path sysctls multihome
+    does not set (``sysctls: false`` or ``null`` knobs, or a read-only /proc/sys/net), with
+    what is then not protected."""
+    ports = _ports(ctx.state, ctx.config)
+    read_only = _read_only(ctx.proc / "sys/net")
+    off = SYSCTL_KNOBS if read_only else ctx.config.sysctls_off
+    if len(ports) < 2 or not off:
+        return []
+    why = (
+        f"{ctx.proc}/sys/net is read-only (a container)"
+        if read_only
+        else f"the configuration ({ctx.config.source}) leaves {', '.join(off)} alone"
+    )
+    exposed = []
+    if {"arp_ignore", "arp_announce", "arp_filter"} & set(off):
+        exposed.append(
+            "ARP flux: a port may answer ARP for another port's address and announce it, so "
+            "traffic for eth1's address can arrive on eth0, where the cloud's port security "
+            "drops the replies (see arp-flux)"
+        )
+    if "rp_filter" in off:
+        exposed.append(
+            "reverse-path filtering: with strict rp_filter=1 the kernel drops what arrives on "
+            "a port whose way back leaves through another (see rp-filter-strict)"
+        )
+    fix = (
+        "run where /proc/sys/net is writable (a VM; systemd-nspawn with a private network or "
+        "SYSTEMD_NSPAWN_API_VFS_WRITABLE=network; docker --sysctl "
+        "net.ipv4.conf.<if>.arp_ignore=1 ...), or set them from the host"
+        if read_only
+        else "remove `sysctls: false` (or the null knobs) from the configuration and "
+        "`multihome apply` without --no-sysctls"
+    )
+    return [
+        Problem(
+            "sysctls-off",
+            None,
+            f"multihome routes without the sysctls here ({why}); not protected: "
+            + "; ".join(exposed),
+            fix,
+        )
+    ]
+
+
+def _read_only(path: Path) -> bool:
+    """Whether ``path``'s file system is mounted read-only (False when it cannot be read)."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def check_duplicate_rules(ctx: Evidence) -> list[Problem]:
@@ -675,6 +730,7 @@ CHECKS: tuple[Callable[[Evidence], list[Problem]], ...] = (
     _status_checks,
     check_rp_filter,
     check_arp_flux,
+    check_sysctls_off,
     check_duplicate_rules,
     check_orphan_tables,
     lambda ctx: check_shared_tables(
