@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 GROUP_EPILOG = """\b
 Examples:
+  multihome cloud validate -f examples/scenario4-two-ports-two-floating-ips.yaml
   multihome cloud plan -f examples/scenario4-two-ports-two-floating-ips.yaml
   multihome cloud apply -f topology.yaml --os-cloud mycloud
   multihome cloud destroy -f topology.yaml
@@ -289,6 +290,48 @@ def apply(
         click.echo(f"({counter.count} API call(s))", err=True)
     if detailed_exit_codes and result.applied:
         raise click.exceptions.Exit(DetailedExitCode.CHANGED)
+
+
+@cloud.command(
+    epilog="\b\nExamples:\n"
+    "  multihome cloud validate -f examples/scenario4-two-ports-two-floating-ips.yaml\n"
+    "  multihome cloud validate -f topology.yaml --json | jq .references\n"
+    "\b\nNo cloud is contacted and no credentials are read: exit 0 valid, 2 invalid (the "
+    "error names the file, line, key and fix)."
+)
+@file_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def validate(path: Path, as_json: bool) -> None:
+    """Check a topology file without a cloud: syntax, keys, names, addresses, references.
+
+    Also lists what the file names without declaring it (external networks, subnets,
+    security groups): `plan` and `apply` look those up in the cloud by name.
+    """
+    from multihome.files import json_output
+
+    topology = _load(path)
+    refs = topology.references()
+    counts = topology.counts()
+    if as_json:
+        click.echo(
+            json_output(
+                {
+                    "file": str(path),
+                    "valid": True,
+                    "topology": topology.name,
+                    "tag": topology.tag,
+                    "counts": counts,
+                    "references": refs.to_json(),
+                }
+            ),
+            nl=False,
+        )
+        return
+    click.echo(f"{path}: valid topology {topology.name} (tag {topology.tag})")
+    click.echo("  " + ", ".join(f"{kind.replace('_', ' ')}: {n}" for kind, n in counts.items()))
+    for kind, names in refs.to_json().items():
+        if names:
+            click.echo(f"  from the cloud, by name: {kind.replace('_', ' ')} {', '.join(names)}")
 
 
 @cloud.command(

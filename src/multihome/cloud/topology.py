@@ -237,6 +237,48 @@ class Topology:
         names |= {p.network for p in self.ports}
         return tuple(sorted(n for n in names if self.network(n) is None))
 
+    def references(self) -> References:
+        """What the file names but does not declare: the cloud must have it (by name)."""
+        subnets = {p.subnet for p in self.ports if p.subnet} | {
+            s for r in self.routers for s in r.subnets
+        }
+        groups = {g for p in self.ports for g in (p.security_groups or ())}
+        if any(p.security_groups is None and p.floating_ip for p in self.ports):
+            groups.add("default")
+        return References(
+            networks=self.external_networks(),
+            subnets=tuple(sorted(subnets - {s.name for s in self.subnets})),
+            security_groups=tuple(sorted(groups - {g.name for g in self.security_groups})),
+        )
+
+    def counts(self) -> dict[str, int]:
+        """How many of each kind the file declares."""
+        return {
+            "networks": len(self.networks),
+            "subnets": len(self.subnets),
+            "security_groups": len(self.security_groups),
+            "routers": len(self.routers),
+            "servers": len(self.servers),
+            "ports": len(self.ports),
+        }
+
+
+@dataclass(frozen=True)
+class References:
+    """Names a topology uses without declaring them, looked up in the cloud."""
+
+    networks: tuple[str, ...]
+    subnets: tuple[str, ...]
+    security_groups: tuple[str, ...]
+    """``default`` included when a port with a floating IP names no group (optional)."""
+
+    def to_json(self) -> dict[str, list[str]]:
+        return {
+            "networks": list(self.networks),
+            "subnets": list(self.subnets),
+            "security_groups": list(self.security_groups),
+        }
+
 
 def load_topology(path: Path) -> Topology:
     """Read and validate the topology file at ``path``."""
