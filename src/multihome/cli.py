@@ -701,13 +701,32 @@ def error_json(exc: BaseException, code: int, message: str) -> dict[str, object]
 
 
 def _fail(
-    message: str, code: int, exc: BaseException | None = None, as_json: bool = False
+    message: str,
+    code: int,
+    exc: BaseException | None = None,
+    as_json: bool = False,
+    credentials: bool = False,
 ) -> NoReturn:
-    click.echo(f"multihome: error: {message}", err=True)
+    """Print the error (and its JSON document); with ``credentials`` (a ``cloud`` command)
+    every secret of the cloud credentials is cut out first (multihome.cloud.secrets)."""
+
+    def scrub(text: str) -> str:
+        return text
+
+    if credentials:
+        from multihome.cloud.secrets import known_secrets, redact
+
+        secrets = known_secrets()
+
+        def scrub(text: str) -> str:
+            return redact(text, secrets)
+
+    click.echo(scrub(f"multihome: error: {message}"), err=True)
     if as_json:
         from multihome.files import json_output
 
-        click.echo(json_output(error_json(exc or RuntimeError(message), code, message)), nl=False)
+        document = json_output(error_json(exc or RuntimeError(message), code, message))
+        click.echo(scrub(document), nl=False)
     sys.exit(code)
 
 
@@ -717,6 +736,7 @@ def main(argv: list[str] | None = None) -> None:
     args = argv if argv is not None else sys.argv[1:]
     detailed = "--detailed-exit-codes" in args
     as_json = _json_requested(args)
+    credentials = "cloud" in args  # its messages may carry what the cloud echoed back
     code_for: Callable[[int], int] = (
         (lambda code: DetailedExitCode.ERROR if code else 0) if detailed else (lambda c: c)
     )
@@ -737,7 +757,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.Abort as exc:
         _fail("aborted", code_for(ExitCode.FAILURE), exc, as_json)
     except MultihomeError as exc:  # InputError included: its exit_code is 2
-        _fail(str(exc), code_for(exc.exit_code), exc, as_json)
+        _fail(str(exc), code_for(exc.exit_code), exc, as_json, credentials)
     except KeyboardInterrupt as exc:
         _fail("interrupted", code_for(ExitCode.FAILURE), exc, as_json)
     except BrokenPipeError:
@@ -751,6 +771,7 @@ def main(argv: list[str] | None = None) -> None:
             code_for(ExitCode.FAILURE),
             exc,
             as_json,
+            credentials,
         )
     # click returns the code of a click.exceptions.Exit when not in standalone mode
     sys.exit(code if isinstance(code, int) else 0)

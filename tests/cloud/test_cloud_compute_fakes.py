@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from openstack.compute import compute_service
 from openstack.compute.v2 import flavor, server
+from openstack.exceptions import NotFoundException
 from openstack.image import image_service
 from openstack.image.v2 import image
 from openstack.test import fakes
@@ -52,18 +53,24 @@ def test_create_server_sends_ports_config_drive_tag_and_user_data() -> None:
 
 
 def test_lookups_name_the_fix() -> None:
-    """A missing image or flavor is a CloudError that says how to list the right names."""
+    """A missing image or flavor (openstacksdk's NotFoundException, asked for with
+    ignore_missing=False instead of the deprecated default) is a CloudError that says how to
+    list the right names."""
     api, compute, images = _api()
-    images.find_image.return_value = None
-    compute.find_flavor.return_value = None
+    images.find_image.side_effect = NotFoundException("No Image found for nope")
+    compute.find_flavor.side_effect = NotFoundException("No Flavor found for nope")
     with pytest.raises(CloudError, match="openstack image list"):
         api.image_id("nope")
     with pytest.raises(CloudError, match="openstack flavor list"):
         api.flavor_id("nope")
+    images.find_image.side_effect = None
+    compute.find_flavor.side_effect = None
     images.find_image.return_value = fakes.generate_fake_resource(image.Image)
     compute.find_flavor.return_value = fakes.generate_fake_resource(flavor.Flavor)
     assert api.image_id("ok") == images.find_image.return_value.id
     assert api.flavor_id("ok") == compute.find_flavor.return_value.id
+    for find in (images.find_image, compute.find_flavor):
+        assert find.call_args.kwargs == {"ignore_missing": False}
 
 
 def test_servers_are_listed_by_tag_and_attach_uses_os_interface() -> None:

@@ -133,6 +133,21 @@ def _load(path: Path) -> Topology:
     return load_topology(path)
 
 
+def _check_user_data(topology: Topology) -> None:
+    """Refuse (exit 2, nothing sent) user-data that holds a secret of the cloud credentials."""
+    from multihome.cloud.secrets import check_user_data, known_secrets
+    from multihome.cloud.userdata import for_server
+
+    secrets = known_secrets()
+    for index, server in enumerate(topology.servers):
+        text = for_server(topology, server)
+        problem = None if text is None else check_user_data(server.name, text, secrets)
+        if problem is not None:
+            error = InputError(f"{topology.source}: servers[{index}].user_data: {problem}")
+            error.source = topology.source
+            raise error
+
+
 def _read(conn: Any, topology: Topology, network_only: bool) -> tuple[Any, Any, Any]:
     from multihome.cloud.apply import translate
     from multihome.cloud.client import read_state
@@ -257,6 +272,8 @@ def apply(
     from multihome.files import json_output
 
     topology = _load(path)
+    if not network_only:
+        _check_user_data(topology)
     conn, counter = _session(os_cloud)
     net, compute, state = _read(conn, topology, network_only)
     the_plan = make_plan(topology, state, servers=not network_only)
@@ -402,7 +419,9 @@ def user_data(path: Path) -> None:
     """Print cloud-config that installs multihome and runs apply and persist at first boot."""
     from multihome.cloud.userdata import render
 
-    click.echo(render(_load(path)), nl=False)
+    topology = _load(path)
+    _check_user_data(topology)
+    click.echo(render(topology), nl=False)
 
 
 # -- imperative shortcuts ------------------------------------------------------------------

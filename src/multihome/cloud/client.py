@@ -66,9 +66,12 @@ def connect(os_cloud: str | None, counter: CallCounter | None = None) -> Any:
         conn = openstack.connect(cloud=os_cloud, load_envvars=True, load_yaml_config=True)
     except openstack.exceptions.ConfigException as exc:
         # the message names the cloud and the files searched, never a secret
+        from multihome.cloud.secrets import check_clouds_yaml
+
+        broken = "".join(f"; {problem}" for problem in check_clouds_yaml())
         raise InputError(
-            f"no usable OpenStack credentials ({_first_line(exc)}); pass --os-cloud NAME for "
-            f"an entry of clouds.yaml ({', '.join(clouds_yaml_paths())}), set OS_CLOUD, "
+            f"no usable OpenStack credentials ({_first_line(exc)}{broken}); pass --os-cloud "
+            f"NAME for an entry of clouds.yaml ({', '.join(clouds_yaml_paths())}), set OS_CLOUD, "
             "or source an openrc file (OS_AUTH_URL, OS_USERNAME, ...)"
         ) from exc
     except MissingRequiredOptions as exc:  # names options, never their values
@@ -92,10 +95,9 @@ def clouds_yaml_paths() -> list[str]:
 
     import openstack.config.loader
 
-    paths = list(dict.fromkeys(openstack.config.loader.CONFIG_FILES))
     override = os.environ.get("OS_CLIENT_CONFIG_FILE")
-    if override:
-        paths.insert(0, override)
+    found = [override] if override else []
+    paths = list(dict.fromkeys([*found, *openstack.config.loader.CONFIG_FILES]))
     return [f"{p} (exists)" if os.path.isfile(p) else p for p in paths]
 
 
@@ -382,22 +384,20 @@ class ComputeApi:
         return [to_server(s) for s in self.compute.servers(details=True, tags=tag)]
 
     def image_id(self, name: str) -> str:
-        image = self.image.find_image(name, ignore_missing=True)
-        if image is None:
-            raise CloudError(
-                f"image {name!r} not found; list them with `openstack image "
-                "list` and fix the server's 'image:'"
-            )
-        return str(image.id)
+        return _found_id(
+            self.image.find_image,
+            name,
+            f"image {name!r} not found; list them with `openstack image list` and fix the "
+            "server's 'image:'",
+        )
 
     def flavor_id(self, name: str) -> str:
-        flavor = self.compute.find_flavor(name, ignore_missing=True)
-        if flavor is None:
-            raise CloudError(
-                f"flavor {name!r} not found; list them with `openstack flavor "
-                "list` and fix the server's 'flavor:'"
-            )
-        return str(flavor.id)
+        return _found_id(
+            self.compute.find_flavor,
+            name,
+            f"flavor {name!r} not found; list them with `openstack flavor list` and fix the "
+            "server's 'flavor:'",
+        )
 
     def create_server(
         self,
@@ -453,6 +453,18 @@ class ComputeApi:
         server = self.compute.get_server(server_id)
         self.compute.delete_server(server, ignore_missing=True)
         self.compute.wait_for_delete(server, interval=self.poll, wait=self.timeout)
+
+
+def _found_id(find: Callable[..., Any], name: str, missing: str) -> str:
+    """The id of what ``find`` (an openstacksdk ``find_*``) finds by name or id, or a
+    CloudError saying ``missing``. ``ignore_missing=False`` and the exception, as
+    openstacksdk asks (its default ``True`` is deprecated and becomes ``False`` in 6.0)."""
+    import openstack.exceptions
+
+    try:
+        return str(find(name, ignore_missing=False).id)
+    except openstack.exceptions.NotFoundException as exc:
+        raise CloudError(missing) from exc
 
 
 # -- reading the state ---------------------------------------------------------------------

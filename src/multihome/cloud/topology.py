@@ -66,6 +66,8 @@ _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 TAG_PREFIX = "multihome:"
 PROTOCOLS = ("tcp", "udp", "icmp", "any")
 DIRECTIONS = ("ingress", "egress")
+#: A URL with a password (``scheme://user:pass@``) or an http(s) token (``https://TOKEN@``).
+_CREDENTIALS_IN_URL = re.compile(r"[a-z+]+://[^/@\s:]*:[^/@\s]*@|https?://[^/@\s]+@", re.I)
 #: ``user_data:`` value that asks for multihome's own cloud-config.
 USER_DATA_MULTIHOME = "multihome"
 
@@ -720,6 +722,13 @@ def _guest(node: Node) -> Guest:
     if not package.strip() or any(c in package for c in "\n;&|`$"):
         raise data["package"].fail(
             f"{shown(package)} is not a pip requirement", "write a name, name==version or a URL"
+        )
+    if _CREDENTIALS_IN_URL.search(package):
+        raise data["package"].fail(
+            "the URL carries credentials (user:password@ or a token before @), and user-data "
+            "is readable by every process on the guest through the metadata service",
+            "serve the wheel where the guest can fetch it without credentials, or use "
+            "install: none with an image that has multihome",
         )
     backends = ("auto", "networkd", "netplan", "networkmanager", "ifcfg", "systemd")
     backend = data["persist_backend"].one_of(backends, "auto", what="a backend")
