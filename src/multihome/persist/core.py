@@ -22,7 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 from multihome.errors import InputError
-from multihome.files import PROGRAMS, read_text, remove_file, under_root, write_atomic
+from multihome.files import PROGRAMS, make_dirs, read_text, remove_file, under_root, write_atomic
 from multihome.manifest import MANIFEST, Manifest, manifest_path, read_manifest
 from multihome.model import HostState
 from multihome.policy import DesiredState
@@ -378,7 +378,7 @@ def _mode(target: Path) -> int:
 
 
 def _symlink_atomic(target: Path, destination: str) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(target.parent)
     tmp = target.with_name(f".{target.name}.multihome-tmp")
     tmp.unlink(missing_ok=True)
     os.symlink(destination, tmp)
