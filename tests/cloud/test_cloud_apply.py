@@ -83,7 +83,7 @@ def test_example_applies_then_noop_then_destroys(
     conn = nova_env.connect()
     planted = conn.compute.create_server(
         name=topo.servers[0].name,
-        image_id=conn.image.find_image("ubuntu-24.04", ignore_missing=False).id,
+        image_id=next(conn.image.images(name="ubuntu-24.04")).id,
         flavor_id=conn.compute.find_flavor("m1.tiny", ignore_missing=False).id,
         networks="none",
     )

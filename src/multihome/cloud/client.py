@@ -384,11 +384,25 @@ class ComputeApi:
         return [to_server(s) for s in self.compute.servers(details=True, tags=tag)]
 
     def image_id(self, name: str) -> str:
+        """The image named (or with the id) ``name``. Not ``find_image``: openstacksdk's
+        Image.find looks the name up with the deprecated ``ignore_missing=True`` whatever it
+        is given; a list by name, then a get by id, as the deprecation asks."""
+        import openstack.exceptions
+
+        named = list(self.image.images(name=name))
+        if len(named) > 1:
+            raise CloudError(
+                f"image {name!r}: {len(named)} images have this name; give the server's "
+                "'image:' as an id (`openstack image list --name NAME`)"
+            )
+        if named:
+            return str(named[0].id)
         return _found_id(
-            self.image.find_image,
+            lambda ident, ignore_missing: self.image.get_image(ident),
             name,
             f"image {name!r} not found; list them with `openstack image list` and fix the "
             "server's 'image:'",
+            (openstack.exceptions.BadRequestException,),
         )
 
     def flavor_id(self, name: str) -> str:
@@ -455,15 +469,22 @@ class ComputeApi:
         self.compute.wait_for_delete(server, interval=self.poll, wait=self.timeout)
 
 
-def _found_id(find: Callable[..., Any], name: str, missing: str) -> str:
+def _found_id(
+    find: Callable[..., Any],
+    name: str,
+    missing: str,
+    also: tuple[type[Exception], ...] = (),
+) -> str:
     """The id of what ``find`` (an openstacksdk ``find_*``) finds by name or id, or a
     CloudError saying ``missing``. ``ignore_missing=False`` and the exception, as
-    openstacksdk asks (its default ``True`` is deprecated and becomes ``False`` in 6.0)."""
+    openstacksdk asks (its default ``True`` is deprecated and becomes ``False`` in 6.0);
+    ``also``: other exceptions that mean "not there"."""
     import openstack.exceptions
 
+    absent: tuple[type[Exception], ...] = (openstack.exceptions.NotFoundException, *also)
     try:
         return str(find(name, ignore_missing=False).id)
-    except openstack.exceptions.NotFoundException as exc:
+    except absent as exc:
         raise CloudError(missing) from exc
 
 
