@@ -6,7 +6,7 @@ PY    := $(VENV)/bin/python
 APT_PACKAGES := $(sort $(shell cat .ci/apt.d/*.txt 2>/dev/null | sed 's/\#.*//'))
 STAMP := $(VENV)/.installed
 
-.PHONY: all deps venv test unit lint typecheck gate demo bench fuzz clean
+.PHONY: all deps venv test unit lint typecheck gate demo bench fuzz man deb collection clean
 
 all: test
 
@@ -72,5 +72,21 @@ fuzz: deps venv
 	MULTIHOME_FUZZ_STEPS=$(MULTIHOME_FUZZ_STEPS) MULTIHOME_FUZZ_SHRINK=$(MULTIHOME_FUZZ_SHRINK) \
 	$(PY) -m pytest -q -s -x -n 0 -p no:cacheprovider tests/fuzz/test_fuzz_events.py
 
+# The Ansible collection (ansible/multihome/guest, docs/fleet.md) as
+# dist/multihome-guest-VERSION.tar.gz, built by the pinned ansible-core of the tests' cached venv
+# (tests/ansible/ansible-requirements.lock; built on first use).
+collection: venv
+	@venv=$$($(PY) tests/ansible/ansible_support.py) && \
+	  $$venv/bin/ansible-galaxy collection build --force --output-path dist ansible/multihome/guest
+
+# The man pages (roff) from docs/*.[58].md, with pandoc, into build/man/.
+man:
+	packaging/manpages build/man
+
+# The Debian package: dist/multihome_<version>_all.deb (debhelper 13 + dh_python3, built in a
+# temporary copy of the checkout; see docs/packaging.md). About 20 s.
+deb: deps
+	packaging/build-deb dist
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist

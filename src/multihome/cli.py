@@ -190,9 +190,8 @@ def status(obj: CliOptions, as_json: bool) -> None:
     for iface in desired.interfaces:
         table = f"{iface.table.id} {iface.table.name}" if iface.table else "-"
         addrs = ",".join(str(a.interface) for a in iface.addresses)
-        click.echo(
-            f"{iface.name:<12} {iface.role:<10} {addrs:<32} {iface.gateway or '-'!s:<16} {table}"
-        )
+        gateways = ",".join(str(g) for g in (iface.gateway, iface.gateway6) if g) or "-"
+        click.echo(f"{iface.name:<12} {iface.role:<10} {addrs:<32} {gateways:<16} {table}")
     for skipped in desired.skipped:
         click.echo(f"{skipped.ifname:<12} {'skipped':<10} {skipped.reason}")
     from multihome.policy import owned_rules

@@ -23,6 +23,7 @@ Example::
       arp_announce: 2
       arp_filter: 1
     probe: 198.51.100.10          # off-subnet destination that `verify` resolves
+    probe6: 2001:db8:ffff::10     # the same for IPv6 addresses
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ MIN_BAND = 5
 DEFAULT_TABLE_RANGE = (10000, 10999)
 DEFAULT_PRIORITY_RANGE = (10000, 10099)
 DEFAULT_PROBE: IPAddress = ipaddress.ip_address("198.51.100.10")
+DEFAULT_PROBE6: IPAddress = ipaddress.ip_address("2001:db8:ffff::10")
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class Config:
     rule_kinds: tuple[str, ...] = RULE_KINDS
     sysctls: Mapping[str, int | None] = field(default_factory=lambda: DEFAULT_SYSCTLS)
     probe: IPAddress = DEFAULT_PROBE
+    probe6: IPAddress = DEFAULT_PROBE6
+    """The off-link destination `verify` resolves from each IPv6 address."""
     source: str = "(defaults)"
     """Where this configuration came from, for messages."""
 
@@ -112,7 +116,7 @@ def parse_config(text: str, source: str) -> Config:
     if document.absent:
         return Config(source=source)
     top = document.mapping(
-        {"primary", "interfaces", "tables", "priorities", "rules", "sysctls", "probe"}
+        {"primary", "interfaces", "tables", "priorities", "rules", "sysctls", "probe", "probe6"}
     )
     primary = None if top["primary"].absent else _ifname(top["primary"])
     include, exclude = _interfaces(top["interfaces"])
@@ -131,6 +135,7 @@ def parse_config(text: str, source: str) -> Config:
         rule_kinds=_rule_kinds(top["rules"]),
         sysctls=MappingProxyType(_sysctls(top["sysctls"])),
         probe=_probe(top["probe"]),
+        probe6=_probe(top["probe6"], family=6),
         source=source,
     )
 
@@ -257,19 +262,21 @@ def _sysctls(node: Node) -> dict[str, int | None]:
     return sysctls
 
 
-def _probe(node: Node) -> IPAddress:
-    """The verification target: an IPv4 address that is routed through a gateway (the policy
-    routes IPv4; loopback, unspecified, link-local, multicast and broadcast addresses never
-    leave through a port's gateway, so every verification would fail)."""
+def _probe(node: Node, family: int = 4) -> IPAddress:
+    """A verification target of ``family`` (``probe``: IPv4, ``probe6``: IPv6) that is routed
+    through a gateway (loopback, unspecified, link-local, multicast and broadcast addresses
+    never leave through a port's gateway, so every verification would fail)."""
     if node.absent:
-        return DEFAULT_PROBE
-    fix = "give an off-subnet IPv4 address reached through the gateways, such as 198.51.100.10"
+        return DEFAULT_PROBE if family == 4 else DEFAULT_PROBE6
+    example = DEFAULT_PROBE if family == 4 else DEFAULT_PROBE6
+    fix = f"give an off-subnet IPv{family} address reached through the gateways, such as {example}"
     probe = node.address(fix=fix)
     kind = _unroutable(probe)
     if kind:
         raise node.fail(f"{probe} is {kind}: no lookup towards it uses a gateway", fix)
-    if probe.version != 4:
-        raise node.fail(f"{probe} is an IPv6 address; multihome's policy routes IPv4", fix)
+    if probe.version != family:
+        key = "probe6" if family == 6 else "probe"
+        raise node.fail(f"{probe} is an IPv{probe.version} address; {key} takes IPv{family}", fix)
     return probe
 
 

@@ -336,8 +336,9 @@ def announce_addresses(backend: Backend, state: HostState, desired: DesiredState
     Before the apply, a same-subnet peer may have answered ARP for another port's address
     (ARP flux): the gateway then keeps sending that address's traffic to the wrong port until
     its cache entry ages out. A gratuitous ARP from the right port corrects it at once (what
-    keepalived does after a failover). One batch for all addresses (one socket). Best effort:
-    a failure is logged, never fatal. Returns how many were sent.
+    keepalived does after a failover); an IPv6 address gets an unsolicited neighbour
+    advertisement (RFC 4861 7.2.6) instead. One batch for all addresses (one socket). Best
+    effort: a failure is logged, never fatal. Returns how many were sent.
     """
     if len(desired.interfaces) < 2:
         return 0
@@ -346,21 +347,17 @@ def announce_addresses(backend: Backend, state: HostState, desired: DesiredState
         link = state.link(iface.name)
         if link is None or not link.mac:
             continue
-        # ARP is IPv4's; IPv6 neighbours learn from unsolicited advertisements (not sent yet).
-        items += [
-            Announcement(iface.name, link.mac, addr.ip)
-            for addr in iface.addresses
-            if addr.ip.version == 4
-        ]
+        items += [Announcement(iface.name, link.mac, addr.ip) for addr in iface.addresses]
     if not items:
         return 0
     try:
         failed = backend.announce(items)
     except OSError as exc:
-        log.warning("gratuitous ARP for %d address(es) not sent: %s", len(items), exc)
+        log.warning("announcement of %d address(es) not sent: %s", len(items), exc)
         return 0
     for item, reason in failed:
-        log.warning("gratuitous ARP for %s on %s failed: %s", item.address, item.ifname, reason)
+        what = "gratuitous ARP" if item.address.version == 4 else "neighbour advertisement"
+        log.warning("%s for %s on %s failed: %s", what, item.address, item.ifname, reason)
     return len(items) - len(failed)
 
 

@@ -9,11 +9,14 @@ from pathlib import Path, PurePath
 
 from multihome.errors import InputError
 
-#: Where multihome's own program is installed (README, `pip` installs, cloud user-data), the
-#: one place that says so; persist renders the first of :data:`PROGRAMS` present on the target.
+#: Where the README's install links multihome's program (and cloud user-data's pip install):
+#: the one place that says so. A unit names the program actually installed
+#: (:func:`installed_program`); this is only the last resort.
 PROGRAM = "/usr/local/bin/multihome"
-#: The places a distribution package or an install puts the program, in order of preference.
-PROGRAMS = (PROGRAM, "/usr/bin/multihome")
+#: Where the Debian package installs the program.
+PACKAGED_PROGRAM = "/usr/bin/multihome"
+#: The places an install or a package puts the program, in order of preference.
+PROGRAMS = (PROGRAM, PACKAGED_PROGRAM)
 
 HEADER = "# Managed by multihome; do not edit: it is rewritten on every apply/persist.\n"
 
@@ -121,3 +124,33 @@ def remove_file(path: Path) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def running_programs() -> list[str]:
+    """Where the ``multihome`` program running now may be, best first: the console script
+    (``sys.argv[0]``: a venv, pipx, ``/usr/bin`` from the package), then each ``multihome``
+    on ``PATH`` (``python -m multihome`` behind a wrapper script). Absolute paths, unchecked."""
+    import sys
+
+    argv0 = sys.argv[0] if sys.argv else ""
+    found = [os.path.abspath(argv0)] if os.path.basename(argv0) == "multihome" else []
+    found += [
+        os.path.join(directory, "multihome")
+        for directory in os.environ.get("PATH", "").split(os.pathsep)
+        if os.path.isabs(directory)
+    ]
+    return found
+
+
+def installed_program(root: Path) -> str | None:
+    """The path (as on the target) of the multihome program a unit written below ``root``
+    should run: the program running now when the target has it at the same path, else the
+    first of :data:`PROGRAMS` installed there; None when the target has none."""
+    for candidate in [*running_programs(), *PROGRAMS]:
+        if _executable(under_root(root, candidate)):
+            return candidate
+    return None
+
+
+def _executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)

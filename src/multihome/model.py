@@ -30,6 +30,7 @@ TABLE_NAMES = {TABLE_DEFAULT: "default", TABLE_MAIN: "main", TABLE_LOCAL: "local
 PROTO_KERNEL = 2
 PROTO_BOOT = 3
 PROTO_STATIC = 4
+PROTO_RA = 9
 PROTO_DHCP = 16
 #: The protocol number multihome marks its routes and rules with (rt_protos.d/multihome.conf).
 PROTO_MULTIHOME = 222
@@ -39,6 +40,7 @@ PROTO_NAMES = {
     PROTO_KERNEL: "kernel",
     PROTO_BOOT: "boot",
     PROTO_STATIC: "static",
+    PROTO_RA: "ra",
     PROTO_DHCP: "dhcp",
     PROTO_MULTIHOME: "multihome",
 }
@@ -83,6 +85,24 @@ RULE_ACTION_NAMES = {
 }
 #: IP protocols a rule can name with ``ipproto``.
 IPPROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp", 132: "sctp"}
+
+
+#: Address flags (``IFA_F_*``, linux/if_addr.h) the model keeps: those that decide whether an
+#: address can be a source (DAD) and how it came to be. ``IFA_F_SECONDARY`` has the same bit as
+#: ``IFA_F_TEMPORARY``: it is IPv4's, kept in :attr:`Address.secondary` instead.
+IFA_F_TEMPORARY = 0x01
+IFA_F_DADFAILED = 0x08
+IFA_F_DEPRECATED = 0x20
+IFA_F_TENTATIVE = 0x40
+IFA_F_NOPREFIXROUTE = 0x200
+ADDRESS_FLAGS = {
+    IFA_F_TEMPORARY: "temporary",
+    IFA_F_DADFAILED: "dadfailed",
+    IFA_F_DEPRECATED: "deprecated",
+    IFA_F_TENTATIVE: "tentative",
+    IFA_F_NOPREFIXROUTE: "noprefixroute",
+}
+ADDRESS_FLAG_MASK = sum(ADDRESS_FLAGS)
 
 
 def family_of(value: IPAddress | IPNetwork | IPInterface) -> int:
@@ -142,6 +162,27 @@ class Address:
     position: int = field(default=0, compare=False)
     """Place in the kernel's list of the interface's addresses (source selection prefers the
     first); 0 when unknown. Not part of the identity."""
+    flags: int = field(default=0, compare=False)
+    """The ``IFA_F_*`` bits of :data:`ADDRESS_FLAGS` (IPv6: ``temporary``, ``tentative``,
+    ``dadfailed``, ``deprecated``; both families: ``noprefixroute``). Not part of the
+    identity: DAD finishing or a lifetime running out changes the flags of the same address."""
+
+    @property
+    def tentative(self) -> bool:
+        """Duplicate address detection has not passed (pending or failed): the kernel does not
+        use it as a source and nobody can reach it yet."""
+        return bool(self.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED))
+
+    @property
+    def usable(self) -> bool:
+        """A global (scope universe) address past DAD: a source for traffic to other
+        networks (link-local addresses are scope link)."""
+        return self.scope == SCOPE_UNIVERSE and not self.tentative
+
+    @property
+    def flag_names(self) -> list[str]:
+        """The flags as ``ip addr`` names them."""
+        return [name for bit, name in ADDRESS_FLAGS.items() if self.flags & bit]
 
     @cached_property
     def key(self) -> tuple[str, str]:
@@ -174,6 +215,10 @@ class Route:
     scope: int = SCOPE_UNIVERSE
     prefsrc: IPAddress | None = None
     type: int = RTN_UNICAST
+    expires: int | None = field(default=None, compare=False)
+    """Seconds until the kernel removes the route (an IPv6 route learnt from a router
+    advertisement: ``expires 1795sec``); None when it never does. Not part of the identity:
+    every advertisement restarts it."""
 
     @property
     def family(self) -> int:
@@ -226,6 +271,8 @@ class Route:
             parts += ["src", str(self.prefsrc)]
         if self.metric:
             parts += ["metric", str(self.metric)]
+        if self.expires is not None:
+            parts += ["expires", f"{self.expires}sec"]
         return " ".join(parts)
 
     def to_json(self) -> dict[str, Any]:

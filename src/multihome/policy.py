@@ -17,6 +17,10 @@ All decisions live here (docs/design.md, section 5, "The policy's rules"):
       band+4  iif <if> lookup <table>
 
 * ARP-flux and reverse-path sysctls per managed interface, explicitly, when multi-homed.
+* IPv6 in the same tables: a port's router-advertised default (via the router's link-local
+  address) and on-link prefixes copied into its table, the same rules in family 6 (``from
+  <addr>/128``), only for addresses past DAD; the kernel's own RA routes in main are left
+  alone (docs/design.md, section 5, "IPv6").
 
 No I/O happens here.
 """
@@ -32,6 +36,8 @@ from multihome.config import Config
 from multihome.errors import InputError
 from multihome.facts import NO_FACTS, Declaration, PortFacts
 from multihome.model import (
+    IFA_F_DADFAILED,
+    IFA_F_TENTATIVE,
     PROTO_DHCP,
     PROTO_MULTIHOME,
     RESERVED_TABLES,
@@ -120,6 +126,12 @@ class ManagedInterface:
     table: Table | None
     gateway: IPAddress | None
     metric: int | None
+    gateway6: IPAddress | None = None
+    """The IPv6 default's router (a link-local address, reached through this port)."""
+
+    def gateway_for(self, family: int) -> IPAddress | None:
+        """The default's gateway of ``family`` (4 or 6)."""
+        return self.gateway if family == 4 else self.gateway6
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -128,6 +140,7 @@ class ManagedInterface:
             "addresses": [str(a.interface) for a in self.addresses],
             "table": None if self.table is None else {"id": self.table.id, "name": self.table.name},
             "gateway": None if self.gateway is None else str(self.gateway),
+            "gateway6": None if self.gateway6 is None else str(self.gateway6),
             "metric": self.metric,
         }
 
@@ -303,15 +316,18 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
     defaults = _defaults(
         state, managed, routes_by_if, native, owned_by_if, assigned, declared, facts
     )
+    six = _Ipv6.gather(state, managed, owned_route_set, assigned, facts)
 
-    primary = _choose_primary(state, config, managed, defaults, routes_by_if)
+    primary = _choose_primary(state, config, managed, defaults, routes_by_if) or _primary6(
+        state, six.defaults
+    )
     # A port that is down for a moment still counts: its peers keep their tables meanwhile.
     resting = [s for s in skipped if s.ifname in assigned]
     multihomed = len(managed) + len(resting) >= 2
     tables = _assign_tables(
         state,
         config,
-        [m for m in managed if m.name in defaults] if multihomed else [],
+        [m for m in managed if m.name in defaults or m.name in six.defaults] if multihomed else [],
         assigned,
         native,
     )
@@ -327,19 +343,25 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
         default = defaults.get(link.name)
         table = tables.get(link.name)
         role = (
-            "isolated" if default is None else ("primary" if link.name == primary else "secondary")
+            "isolated"
+            if default is None and link.name not in six.defaults
+            else ("primary" if link.name == primary else "secondary")
         )
         interfaces.append(
             ManagedInterface(
                 name=link.name,
                 role=role,
-                addresses=addrs,
+                addresses=addrs + six.addresses[link.name],
                 table=table,
                 gateway=None if default is None else default.gateway,
                 metric=None if default is None else default.metric,
+                gateway6=six.gateway(link.name),
             )
         )
-        if table is None or default is None:
+        if table is None:
+            continue
+        six.fill(config, link.name, table.id, owned_rule_set, origins, routes, rules)
+        if default is None:
             continue
         kept = [r for r in native.get(link.name, ()) if r.table == table.id]
         copies = _table_routes(
@@ -367,8 +389,6 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
         if role == "secondary":
             main_removals.update(r for r in routes_by_if[link.name] if r.is_default)
         rules |= _interface_rules(config, link.name, table.id, addrs, copies)
-    if rules:
-        rules.add(_rule(band, "suppress", TABLE_MAIN, suppress_prefixlength=0))
     routes.update(_primary_default_in_main(primary, defaults, routes_by_if))
 
     preserved_rules, preserved_routes, notes = _preserve_for_skipped(
@@ -376,13 +396,13 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
     )
     rules |= preserved_rules
     routes |= preserved_routes
-    if preserved_rules and not any(r.suppress_prefixlength is not None for r in rules):
-        rules.add(_rule(band, "suppress", TABLE_MAIN, suppress_prefixlength=0))
+    for family in sorted({r.family for r in rules}):
+        rules.add(_rule(band, "suppress", TABLE_MAIN, suppress_prefixlength=0, family=family))
 
     sysctls = _sysctls(config, managed) if multihomed else []
     if not multihomed and managed:
         notes.append(f"only one managed interface ({managed[0].name}): nothing to do")
-    if any(s.reason in {"down", "no IPv4 address"} for s in skipped):
+    if any(s.reason in {"down", "no address"} for s in skipped):
         notes.append("skipped interfaces keep what multihome set up for them earlier")
     notes.extend(facts.notes)
     return DesiredState(
@@ -540,21 +560,29 @@ def _applicable(state: HostState, managed: list[Link], facts: PortFacts) -> dict
 
 
 def _interface_rules(
-    config: Config, ifname: str, table: int, addrs: Iterable[Address], copies: Iterable[Route]
+    config: Config,
+    ifname: str,
+    table: int,
+    addrs: Iterable[Address],
+    copies: Iterable[Route],
+    *,
+    family: int = 4,
 ) -> set[Rule]:
-    """The rules that send an interface's traffic to its table."""
+    """The rules of one family that send an interface's traffic to its table."""
     band = config.priority_range[0]
     rules: set[Rule] = set()
     specifics = [r.dst for r in copies if not r.is_default]
     for addr in addrs:
         host = ipaddress.ip_network(addr.ip)
         if "onlink" in config.rule_kinds:
-            rules.update(_rule(band, "onlink", table, src=host, dst=dst) for dst in specifics)
-        rules.add(_rule(band, "from", table, src=host))
+            rules.update(
+                _rule(band, "onlink", table, src=host, dst=dst, family=family) for dst in specifics
+            )
+        rules.add(_rule(band, "from", table, src=host, family=family))
     if "oif" in config.rule_kinds:
-        rules.add(_rule(band, "oif", table, oifname=ifname))
+        rules.add(_rule(band, "oif", table, oifname=ifname, family=family))
     if "iif" in config.rule_kinds:
-        rules.add(_rule(band, "iif", table, iifname=ifname))
+        rules.add(_rule(band, "iif", table, iifname=ifname, family=family))
     return rules
 
 
@@ -602,8 +630,10 @@ def _select(state: HostState, config: Config) -> tuple[list[Link], list[Skipped]
                 continue
         if not link.up:
             skipped.append(Skipped(link.name, "down"))
-        elif not any(a.scope == SCOPE_UNIVERSE for a in state.addresses_of(link.name, 4)):
-            skipped.append(Skipped(link.name, "no IPv4 address"))
+        elif not any(
+            a.scope == SCOPE_UNIVERSE for a in state.addresses_of(link.name, 4)
+        ) and not any(a.usable for a in state.addresses_of(link.name, 6)):
+            skipped.append(Skipped(link.name, "no address"))
         else:
             managed.append(link)
     return managed, skipped, ignored
@@ -725,9 +755,14 @@ def _declared_default(
 
 def _ipv4_by_if(routes: Iterable[Route]) -> dict[str, list[Route]]:
     """IPv4 routes grouped by interface: one pass, not one per interface."""
+    return _family_by_if(routes, 4)
+
+
+def _family_by_if(routes: Iterable[Route], family: int) -> dict[str, list[Route]]:
+    """The routes of ``family`` grouped by interface."""
     found: dict[str, list[Route]] = {}
     for route in routes:
-        if route.family == 4 and route.ifname is not None:
+        if route.family == family and route.ifname is not None:
             found.setdefault(route.ifname, []).append(route)
     return found
 
@@ -877,11 +912,196 @@ def _copy(route: Route, table: int) -> Route:
     )
 
 
-def _rule(band: int, kind: str, table: int, **selectors: object) -> Rule:
+def _rule(band: int, kind: str, table: int, family: int = 4, **selectors: object) -> Rule:
     return Rule(
-        family=4,
+        family=family,
         priority=band + RULE_OFFSETS[kind],
         table=table,
         proto=PROTO_MULTIHOME,
         **selectors,  # type: ignore[arg-type]
     )
+
+
+# -- IPv6 (docs/design.md, section 5, "IPv6") --------------------------------------------------
+def _main_routes6_by_if(state: HostState, ifnames: list[str]) -> dict[str, list[Route]]:
+    """Each interface's own IPv6 unicast routes in main (not multihome's): the router
+    advertisement's default and prefixes, static ones; not its link-local prefix (fe80::/64
+    is per device in main already, and a link-local destination needs its device)."""
+    found: dict[str, list[Route]] = {name: [] for name in ifnames}
+    for r in state.routes:
+        if (
+            r.table == TABLE_MAIN
+            and r.ifname in found
+            and r.family == 6
+            and r.type == RTN_UNICAST
+            and r.proto != PROTO_MULTIHOME
+            and not r.dst.is_link_local
+            and not r.dst.is_multicast
+        ):
+            found[r.ifname].append(r)
+    return found
+
+
+def _defaults6(
+    managed: list[Link],
+    routes6_by_if: dict[str, list[Route]],
+    owned6: dict[str, list[Route]],
+    assigned: dict[str, int],
+    facts: PortFacts,
+) -> dict[str, Route]:
+    """An IPv6 default per interface: main's (the router advertisement's, ``proto ra``), else
+    our copy in the port's table (main lost it in a flap: missing data), else the agent's
+    memory. Among several routers on one link, the lowest metric, then the lowest address."""
+    found: dict[str, Route] = {}
+    for link in managed:
+        candidates = (
+            [r for r in routes6_by_if[link.name] if r.is_default]
+            or [
+                r
+                for r in owned6.get(link.name, ())
+                if r.is_default and assigned.get(link.name) == r.table
+            ]
+            or [r for r in facts.seen.get(link.name, ()) if r.is_default and r.family == 6]
+        )
+        if candidates:
+            found[link.name] = min(candidates, key=lambda r: (r.metric, str(r.gateway)))
+    return found
+
+
+def _primary6(state: HostState, defaults6: dict[str, Route]) -> str | None:
+    """An IPv6-only host's primary: the port of the lowest-metric IPv6 default (IPv4's
+    primary wins on a dual-stack host; the kernel's IPv6 defaults stay in main either way)."""
+    if not defaults6:
+        return None
+    index = {link.name: link.index for link in state.links}
+    return min(defaults6.values(), key=lambda r: (r.metric, index.get(r.ifname or "", 0))).ifname
+
+
+@dataclass(frozen=True)
+class _Ipv6:
+    """The IPv6 facts of the managed ports, gathered once per policy computation."""
+
+    state: HostState
+    addresses: dict[str, tuple[Address, ...]]
+    """Per port, its global addresses past DAD."""
+    in_main: dict[str, list[Route]]
+    owned: dict[str, list[Route]]
+    seen: dict[str, list[Route]]
+    defaults: dict[str, Route]
+
+    @classmethod
+    def gather(
+        cls,
+        state: HostState,
+        managed: list[Link],
+        owned_routes: frozenset[Route],
+        assigned: dict[str, int],
+        facts: PortFacts,
+    ) -> _Ipv6:
+        in_main = _main_routes6_by_if(state, [m.name for m in managed])
+        owned = _family_by_if(owned_routes, 6)
+        return cls(
+            state=state,
+            addresses={
+                m.name: tuple(a for a in state.addresses_of(m.name, 6) if a.usable) for m in managed
+            },
+            in_main=in_main,
+            owned=owned,
+            seen={
+                name: sorted((r for r in routes if r.family == 6), key=lambda r: r.key)
+                for name, routes in facts.seen.items()
+            },
+            defaults=_defaults6(managed, in_main, owned, assigned, facts),
+        )
+
+    def gateway(self, ifname: str) -> IPAddress | None:
+        """The router of ``ifname``'s IPv6 default, if it has one."""
+        default = self.defaults.get(ifname)
+        return None if default is None else default.gateway
+
+    def fill(
+        self,
+        config: Config,
+        ifname: str,
+        table: int,
+        owned_rules: frozenset[Rule],
+        origins: dict[Route, str],
+        routes: set[Route],
+        rules: set[Rule],
+    ) -> None:
+        """Add the IPv6 routes and rules of ``ifname``'s table to ``routes`` and ``rules``.
+        Without an address past DAD but with one being checked (a flap: missing data,
+        rule 7) what the table had is kept."""
+        addrs = self.addresses[ifname]
+        default = self.defaults.get(ifname)
+        owned = [r for r in self.owned.get(ifname, ()) if r.table == table]
+        if default is not None and addrs:
+            earlier = [*owned, *self.seen.get(ifname, ())]
+            copies = _table_routes6(
+                ifname, table, addrs, default, self.in_main[ifname], earlier, origins
+            )
+            copies = _with_existing(copies, owned, table, origins)
+            routes.update(copies)
+            rules |= _interface_rules(config, ifname, table, addrs, copies, family=6)
+        elif _dad_pending(self.state, ifname):
+            routes.update(owned)
+            rules |= {r for r in owned_rules if r.table == table and r.family == 6}
+
+
+def _dad_pending(state: HostState, ifname: str) -> bool:
+    """The port has a global IPv6 address whose duplicate address detection is running."""
+    return any(
+        a.scope == SCOPE_UNIVERSE and a.flags & IFA_F_TENTATIVE and not a.flags & IFA_F_DADFAILED
+        for a in state.addresses_of(ifname, 6)
+    )
+
+
+def _table_routes6(
+    ifname: str,
+    table: int,
+    addrs: tuple[Address, ...],
+    default: Route,
+    in_main: list[Route],
+    earlier: list[Route],
+    origins: dict[Route, str],
+) -> list[Route]:
+    """The IPv6 routes of ``ifname``'s table, one per destination: main's routes of the port
+    now (the advertised prefixes and routes); our earlier copies and the agent's memory while
+    they still fit the port (an on-link prefix that holds one of its addresses, a gateway that
+    is link-local or on one of its prefixes); the prefix of each address; the default."""
+    copies = [_copy(r, table) for r in in_main if not r.is_default]
+    have = {r.dst for r in copies}
+
+    def fits(route: Route) -> bool:
+        if route.gateway is None:
+            return any(a.ip in route.dst for a in addrs)
+        return route.gateway.is_link_local or any(route.gateway in a.network for a in addrs)
+
+    for old in earlier:
+        route = _copy(old, table)
+        if route.family != 6 or route.is_default or route.dst in have or not fits(route):
+            continue
+        copies.append(route)
+        have.add(route.dst)
+        origins[route] = "seen earlier in the table"
+    for addr in addrs:
+        if addr.network not in have and addr.network.prefixlen < addr.network.max_prefixlen:
+            route = Route(
+                table=table,
+                dst=addr.network,
+                ifname=ifname,
+                metric=IPV6_PREFIX_METRIC,
+                proto=PROTO_MULTIHOME,
+            )
+            copies.append(route)
+            have.add(addr.network)
+            origins[route] = f"the address {addr.interface}"
+    copy = _copy(default, table)
+    copies.append(copy)
+    if default.table != TABLE_MAIN:
+        origins[copy] = "seen earlier in the table"
+    return copies
+
+
+#: The metric the kernel gives an IPv6 address's prefix route (IP6_RT_PRIO_ADDRCONF).
+IPV6_PREFIX_METRIC = 256

@@ -9,7 +9,6 @@ from multihome.backend import Backend
 from multihome.config import Config
 from multihome.model import (
     PROTO_NAMES,
-    SCOPE_UNIVERSE,
     TABLE_DEFAULT,
     TABLE_LOCAL,
     TABLE_MAIN,
@@ -153,15 +152,17 @@ def build_report(backend: Backend, assessment: Assessment, config: Config) -> Re
 
 
 def check_reply_paths(backend: Backend, state: HostState, config: Config) -> list[Problem]:
-    """``reply-wrong-interface``: an address whose replies leave through another port."""
+    """``reply-wrong-interface``: an address (IPv4, or IPv6 past DAD) whose replies leave
+    through another port."""
     problems: list[Problem] = []
     for link in state.links:
         if is_left_alone(link) or not link.up or link.name in config.exclude:
             continue
-        for addr in state.addresses_of(link.name, 4):
-            if addr.scope != SCOPE_UNIVERSE:
+        for addr in state.addresses_of(link.name):
+            if not addr.usable:
                 continue
-            found = backend.lookup(config.probe, src=addr.ip)
+            probe = config.probe if addr.family == 4 else config.probe6
+            found = backend.lookup(probe, src=addr.ip)
             if found is not None and found.ifname and found.ifname != link.name:
                 problems.append(
                     Problem(
@@ -176,39 +177,50 @@ def check_reply_paths(backend: Backend, state: HostState, config: Config) -> lis
 
 
 def check_defaults(state: HostState, config: Config) -> list[Problem]:
-    """``several-defaults-no-policy``: main has defaults via several interfaces and no rule
-    sends the other interfaces' traffic anywhere else (the how-to's failure)."""
-    defaults = sorted(
-        (r for r in state.routes if r.table == TABLE_MAIN and r.is_default and r.family == 4),
-        key=lambda r: (r.metric, r.key),
-    )
-    if len({r.ifname for r in defaults}) < 2:
-        return []
-    used = defaults[0].ifname
-    others = {r.ifname for r in defaults if r.ifname != used}
-    if owned_rules(state, config) or any(_steers(rule, state, others) for rule in state.rules):
-        return []
-    return [
-        Problem(
-            "several-defaults-no-policy",
-            None,
-            f"main holds {len(defaults)} default routes "
-            f"({', '.join(sorted(str(r.ifname) for r in defaults))}) and no policy rules: only "
-            f"the lowest metric ({used}) is used, replies from "
-            f"{', '.join(sorted(str(i) for i in others))} leave through {used}",
-            "run `multihome apply`",
+    """``several-defaults-no-policy``: main has defaults of one family via several interfaces
+    and no rule of that family sends the other interfaces' traffic anywhere else (the how-to's
+    failure; in IPv6, every port's router advertisement gives one)."""
+    problems = []
+    for family in (4, 6):
+        defaults = sorted(
+            (
+                r
+                for r in state.routes
+                if r.table == TABLE_MAIN and r.is_default and r.family == family
+            ),
+            key=lambda r: (r.metric, r.key),
         )
-    ]
+        if len({r.ifname for r in defaults}) < 2:
+            continue
+        used = defaults[0].ifname
+        others = {r.ifname for r in defaults if r.ifname != used}
+        if any(r.family == family for r in owned_rules(state, config)) or any(
+            _steers(rule, state, others, family) for rule in state.rules
+        ):
+            continue
+        which = "" if family == 4 else "IPv6 "
+        problems.append(
+            Problem(
+                "several-defaults-no-policy",
+                None,
+                f"main holds {len(defaults)} {which}default routes "
+                f"({', '.join(sorted(str(r.ifname) for r in defaults))}) and no policy rules: "
+                f"only the lowest metric ({used}) is used, replies from "
+                f"{', '.join(sorted(str(i) for i in others))} leave through {used}",
+                "run `multihome apply`",
+            )
+        )
+    return problems
 
 
-def _steers(rule: Rule, state: HostState, ifnames: set[str | None]) -> bool:
+def _steers(rule: Rule, state: HostState, ifnames: set[str | None], family: int = 4) -> bool:
     """True when ``rule`` selects traffic of one of ``ifnames`` (by source, iif or oif)."""
-    if rule.family != 4 or rule.table in (TABLE_MAIN, TABLE_LOCAL, TABLE_DEFAULT):
+    if rule.family != family or rule.table in (TABLE_MAIN, TABLE_LOCAL, TABLE_DEFAULT):
         return False
     if rule.iifname in ifnames or rule.oifname in ifnames:
         return True
     return rule.src is not None and any(
-        a.ip in rule.src for a in state.addresses if a.ifname in ifnames and a.family == 4
+        a.ip in rule.src for a in state.addresses if a.ifname in ifnames and a.family == family
     )
 
 

@@ -1,9 +1,11 @@
 """Kernel-level proof, per address, that the policy is in force.
 
-For every managed address: a lookup from that address to an off-subnet destination leaves
-through its own interface and gateway; a lookup to its gateway leaves through its own
-interface; a lookup bound to the interface (``oif``) uses its gateway. Netlink changes can
-appear with a delay, so failing checks are retried briefly.
+For every managed address, IPv4 and IPv6 alike: a lookup from that address to an off-subnet
+destination (``probe``, ``probe6``) leaves through its own interface and its family's gateway;
+a lookup to its gateway leaves through its own interface (an IPv6 router's link-local address
+is asked with the interface, as every link-local destination must be); a lookup bound to the
+interface (``oif``) uses its gateway. Netlink changes can appear with a delay, so failing
+checks are retried briefly.
 """
 
 from __future__ import annotations
@@ -58,24 +60,31 @@ def verify(
 
 def _run(backend: Backend, desired: DesiredState, config: Config) -> list[Check]:
     """Every check's question first, then all the kernel's answers in one batch."""
-    asked: list[tuple[ManagedInterface, IPAddress | None, str, IPAddress, bool]] = []
+    asked: list[tuple[ManagedInterface, IPAddress | None, str, IPAddress, str | None, bool]] = []
     for iface in desired.interfaces:
+        families = set()
         for addr in iface.addresses:
-            if iface.gateway is not None and iface.table is not None:
-                asked.append((iface, addr.ip, "egress", config.probe, True))
-                asked.append((iface, addr.ip, "gateway", iface.gateway, False))
+            gateway = iface.gateway_for(addr.family)
+            if gateway is not None and iface.table is not None:
+                probe = config.probe if addr.family == 4 else config.probe6
+                # A link-local next hop is ambiguous without its device (fe80::/64 is on
+                # every port): the kernel is asked with the port, as a socket would.
+                oif = iface.name if gateway.is_link_local else None
+                asked.append((iface, addr.ip, "egress", probe, None, True))
+                asked.append((iface, addr.ip, "gateway", gateway, oif, False))
+                families.add(addr.family)
             else:
                 peer = _subnet_peer(addr.interface)
                 if peer is not None:
-                    asked.append((iface, addr.ip, "on-link", peer, False))
-        if iface.gateway is not None and iface.table is not None and "oif" in config.rule_kinds:
-            asked.append((iface, None, "bound-to-device", config.probe, True))
-    answers = backend.lookups(
-        [(dst, src, iface.name if src is None else None) for iface, src, _, dst, _ in asked]
-    )
+                    asked.append((iface, addr.ip, "on-link", peer, None, False))
+        if "oif" in config.rule_kinds:
+            for family in sorted(families):
+                probe = config.probe if family == 4 else config.probe6
+                asked.append((iface, None, "bound-to-device", probe, iface.name, True))
+    answers = backend.lookups([(dst, src, oif) for _, src, _, dst, oif, _ in asked])
     return [
         _check(iface, src, name, dst, found, want_gateway=want)
-        for (iface, src, name, dst, want), found in zip(asked, answers, strict=True)
+        for (iface, src, name, dst, _, want), found in zip(asked, answers, strict=True)
     ]
 
 
@@ -88,12 +97,12 @@ def _check(
     *,
     want_gateway: bool,
 ) -> Check:
-    gateway = iface.gateway if want_gateway else None
+    gateway = iface.gateway_for(dst.version) if want_gateway else None
     expected = f"dev {iface.name}" + (f" via {gateway}" if gateway is not None else "")
     ok = (
         found is not None
         and found.ifname == iface.name
-        and (not want_gateway or found.gateway == iface.gateway)
+        and (not want_gateway or found.gateway == gateway)
     )
     return Check(
         interface=iface.name,

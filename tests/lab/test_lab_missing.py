@@ -46,3 +46,18 @@ def test_down_needs_only_ip(lab_name: str, tmp_path: Path) -> None:
     done = run_cli("lab", "down", "--name", lab_name, env=dict(os.environ, PATH=str(bin_dir)))
     assert done.returncode == 0, done.stderr
     assert leftovers(lab_name) == []
+
+
+def test_missing_pyroute2_says_how_to_get_it(tmp_path: Path) -> None:
+    """Without pyroute2 (it is the lab's alone: the Debian package does not depend on it),
+    `lab up` exits 2 naming the library and how to install it, and makes nothing."""
+    hidden = tmp_path / "hide" / "pyroute2"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
+    env = dict(os.environ, PYTHONPATH=str(hidden.parent))
+    name = new_name()
+    done = run_cli("lab", "up", "--name", name, env=env)
+    assert done.returncode == 2, done.stderr
+    assert "needs the Python library pyroute2" in done.stderr
+    assert "multihome[lab]" in done.stderr and "Traceback" not in done.stderr
+    assert leftovers(name) == []

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from multihome.model import (
     PROTO_DHCP,
     PROTO_KERNEL,
+    PROTO_RA,
     SCOPE_LINK,
+    SCOPE_UNIVERSE,
     TABLE_MAIN,
     Address,
     HostState,
@@ -86,6 +88,56 @@ def port(
                 )
             )
     return link(name, index, kind=kind, mac=mac), [Address(name, iface)], routes
+
+
+def with_ipv6(
+    state: PortState,
+    addr: str,
+    router: str = "fe80::1",
+    *,
+    flags: int = 0,
+    metric: int = 1024,
+    more: Sequence[tuple[str, int]] = (),
+) -> PortState:
+    """``state`` with what SLAAC and a router advertisement leave: the global address
+    ``addr`` (its ``IFA_F_*`` ``flags``), a link-local address, the prefix route and fe80::/64
+    (proto kernel, metric 256), the default via the router's link-local address (proto ra,
+    ``metric``, with an expiry); ``more``: further addresses of the prefix with their flags
+    (a temporary one, a tentative one)."""
+    lnk, addrs, routes = state
+    iface = ipaddress.IPv6Interface(addr)
+    local = ipaddress.IPv6Interface(f"fe80::{lnk.index:x}/64")
+    v6 = [
+        Address(lnk.name, iface, SCOPE_UNIVERSE, flags=flags),
+        *(
+            Address(lnk.name, ipaddress.IPv6Interface(extra), SCOPE_UNIVERSE, flags=bits)
+            for extra, bits in more
+        ),
+        Address(lnk.name, local, SCOPE_LINK),
+    ]
+    v6_routes = [
+        Route(table=TABLE_MAIN, dst=net, ifname=lnk.name, proto=PROTO_KERNEL, metric=256)
+        for net in (iface.network, local.network)
+    ]
+    v6_routes.append(
+        Route(
+            table=TABLE_MAIN,
+            dst=ipaddress.IPv6Network("::/0"),
+            ifname=lnk.name,
+            gateway=ipaddress.IPv6Address(router),
+            proto=PROTO_RA,
+            metric=metric,
+            expires=1800,
+        )
+    )
+    return lnk, [*addrs, *v6], [*routes, *v6_routes]
+
+
+def ipv6_port(
+    name: str, index: int, addr: str, router: str = "fe80::1", *, flags: int = 0
+) -> PortState:
+    """An IPv6-only port (no IPv4 address), as SLAAC leaves it (:func:`with_ipv6`)."""
+    return with_ipv6((link(name, index), [], []), addr, router, flags=flags)
 
 
 def host(

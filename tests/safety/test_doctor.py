@@ -58,10 +58,20 @@ DISTRIBUTION = {
 }
 
 
+def _install_program(lab: Lab, path: str = "/usr/bin/multihome") -> None:
+    """An executable where a package installs multihome, below the lab's root."""
+    program = lab.root / path.lstrip("/")
+    program.parent.mkdir(parents=True, exist_ok=True)
+    program.write_text("#!/bin/sh\n")
+    program.chmod(0o755)
+
+
 def _persist(lab: Lab, backend: str = "systemd") -> None:
     """``multihome persist --backend BACKEND`` for real, under the lab's --root, after giving
-    the root what the backend needs to count as installed (its programs, ifcfg's folder) and
-    the distribution's own port configuration where the backend extends it."""
+    the root what the backend needs to count as installed (its programs, ifcfg's folder),
+    multihome's program, and the distribution's own port configuration where the backend
+    extends it."""
+    _install_program(lab)
     for rel, text in DISTRIBUTION.get(backend, {}).items():
         (lab.root / rel).parent.mkdir(parents=True, exist_ok=True)
         (lab.root / rel).write_text(text)
@@ -145,6 +155,35 @@ def test_not_persisted_until_persist_wrote_it(lab: Lab, backend: str) -> None:
     assert "dhcp-will-undo" not in after
     lab.mh("unpersist", check_rc=0)
     assert "not-persisted" in _codes(_doctor(lab, 1))
+
+
+def test_unit_program_missing(lab: Lab) -> None:
+    """persist's unit on a target without multihome's program: persist warns and names
+    /usr/local/bin/multihome, doctor reports unit-program-missing; once the package's
+    /usr/bin/multihome is there, persist again writes that path and doctor is content.
+    A masked agent unit is not checked; the package's agent unit naming a missing program
+    is."""
+    lab.mh("apply", check_rc=0)
+    (lab.root / "bin").mkdir()
+    (lab.root / "bin/systemctl").touch()
+    done = lab.mh("persist", "--backend", "systemd", check_rc=0)
+    assert "no multihome program found on the target" in done.stdout + done.stderr
+    unit = lab.root / "etc/systemd/system/multihome@.service"
+    assert "ExecStart=/usr/local/bin/multihome apply" in unit.read_text()
+    found = [p for p in _doctor(lab, 1)["problems"] if p["code"] == "unit-program-missing"]
+    assert [p["message"].split(":")[0] for p in found] == ["/etc/systemd/system/multihome@.service"]
+    assert "/usr/local/bin/multihome" in found[0]["message"]
+    _install_program(lab)
+    agent = lab.root / "lib/systemd/system/multihome-agent.service"
+    agent.parent.mkdir(parents=True)
+    agent.write_text("[Service]\nExecStart=/usr/sbin/multihome agent\n")
+    lab.mh("persist", "--backend", "systemd", check_rc=0)
+    assert "ExecStart=/usr/bin/multihome apply" in unit.read_text()
+    found = [p for p in _doctor_any(lab)["problems"] if p["code"] == "unit-program-missing"]
+    assert len(found) == 1 and "/usr/sbin/multihome" in found[0]["message"]
+    masked = lab.root / "etc/systemd/system/multihome-agent.service"
+    masked.symlink_to("/dev/null")
+    assert "unit-program-missing" not in _codes(_doctor_any(lab))
 
 
 def _doctor_any(lab: Lab) -> dict[str, list[dict[str, str]]]:

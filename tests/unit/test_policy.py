@@ -168,7 +168,7 @@ def test_down_and_unaddressed_ports_are_skipped_and_said_so() -> None:
     )
     desired = compute_policy(state, CONFIG)
     reasons = {s.ifname: s.reason for s in desired.skipped}
-    assert reasons == {"eth2": "down", "eth3": "no IPv4 address"}
+    assert reasons == {"eth2": "down", "eth3": "no address"}
 
 
 def test_plumbing_is_left_alone_unless_included() -> None:

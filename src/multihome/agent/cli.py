@@ -21,8 +21,9 @@ Examples:
   multihome agent status --json                the running agent's counters and last repair
   sudo multihome agent resume                  end a pause (`reset` and `rollback` pause it)
 \b
-systemd unit (Type=notify; write it yourself, `multihome persist` does not install it;
-multihome-agent(8), SYSTEMD, has the whole file):
+systemd unit (Type=notify): the Debian package ships multihome-agent.service (disabled:
+`systemctl enable --now multihome-agent`); otherwise write it yourself with the path of your
+multihome (`multihome persist` does not install it; multihome-agent(8), SYSTEMD):
   [Service]
   Type=notify
   ExecStart={PROGRAM} agent

@@ -3,7 +3,8 @@
 ``NetlinkBackend`` (:mod:`~multihome.backend.netlink`) serves the namespace this process runs
 in (so ``ip netns exec NS multihome ...`` works): links, addresses, routes and rules through
 multihome's own rtnetlink codec (:mod:`~multihome.backend.rtnl`, a raw ``AF_NETLINK`` socket,
-no pyroute2), sysctls through ``/proc/sys``, gratuitous ARP through an ``AF_PACKET`` socket.
+no pyroute2), sysctls through ``/proc/sys``, gratuitous ARP and unsolicited IPv6 neighbour
+advertisements through an ``AF_PACKET`` socket.
 ``FakeBackend`` (:mod:`~multihome.backend.fake`) is its in-memory twin for unit tests of pure
 logic.
 
@@ -52,7 +53,8 @@ Query = tuple[IPAddress, IPAddress | None, str | None]
 
 @dataclass(frozen=True)
 class Announcement:
-    """A gratuitous ARP to send: ``address`` lives on ``ifname``, whose MAC is ``mac``."""
+    """An announcement to send (a gratuitous ARP for IPv4, an unsolicited neighbour
+    advertisement for IPv6): ``address`` lives on ``ifname``, whose MAC is ``mac``."""
 
     ifname: str
     mac: str
@@ -124,7 +126,8 @@ class Backend(Protocol):
         """:meth:`lookup` of each ``(dst, src, oif)``, in one batch."""
 
     def announce(self, items: Sequence[Announcement]) -> list[tuple[Announcement, str]]:
-        """Send a gratuitous ARP for each item from its port, so that neighbours' caches that
+        """Send a gratuitous ARP (IPv4) or an unsolicited neighbour advertisement with the
+        override flag (IPv6) for each item from its port, so that neighbours' caches that
         learnt an address through another port (ARP flux) are corrected.
 
         One batch per apply: the announcements share one socket (a packet socket's bind and

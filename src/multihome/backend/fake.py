@@ -42,6 +42,11 @@ DEFAULT_RULES = (
     Rule(family=4, priority=32766, table=TABLE_MAIN, proto=2),
     Rule(family=4, priority=32767, table=253, proto=2),
 )
+#: The kernel's own IPv6 rules (local, main), which a state without IPv6 rules is taken to have.
+DEFAULT_RULES6 = (
+    Rule(family=6, priority=0, table=TABLE_LOCAL, proto=2),
+    Rule(family=6, priority=32766, table=TABLE_MAIN, proto=2),
+)
 
 
 class FakeBackend:
@@ -216,7 +221,10 @@ class FakeBackend:
         self, dst: IPAddress, src: IPAddress | None = None, oif: str | None = None
     ) -> Lookup | None:
         self.route_lookups += 1
-        rules = sorted(self.state.rules or DEFAULT_RULES, key=lambda r: r.priority)
+        rules = list(self.state.rules or DEFAULT_RULES)
+        if dst.version == 6 and not any(r.family == 6 for r in rules):
+            rules += DEFAULT_RULES6
+        rules.sort(key=lambda r: r.priority)
         for rule in rules:
             if rule.family != dst.version or rule.table == TABLE_LOCAL:
                 continue

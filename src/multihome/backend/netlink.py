@@ -79,6 +79,8 @@ from multihome.backend.rtnl import (
     NLM_F_EXCL,
     NLM_F_REPLACE,
     OPERSTATES,
+    RTA_CACHEINFO,
+    RTA_CACHEINFO_STRUCT,
     RTA_DPORT,
     RTA_DST,
     RTA_GATEWAY,
@@ -108,6 +110,7 @@ from multihome.backend.rtnl import (
     RTM_NEWROUTE,
     RTM_NEWRULE,
     RTMSG,
+    USER_HZ,
     Message,
     NetlinkError,
     RtnlSocket,
@@ -120,6 +123,8 @@ from multihome.backend.rtnl import (
 )
 from multihome.config import SYSCTL_KNOBS
 from multihome.model import (
+    ADDRESS_FLAG_MASK,
+    IFA_F_TEMPORARY,
     PROTO_BOOT,
     Address,
     HostState,
@@ -147,6 +152,13 @@ READ_ONLY_SYSCTLS = (
 )
 ETH_P_ARP = 0x0806
 ETH_P_IP = 0x0800
+ETH_P_IPV6 = 0x86DD
+#: The all-nodes multicast group an unsolicited neighbour advertisement goes to, and its MAC.
+ALL_NODES = ipaddress.IPv6Address("ff02::1").packed
+ALL_NODES_MAC = bytes.fromhex("333300000001")
+ICMPV6 = 58
+ND_NEIGHBOR_ADVERT = 136
+NA_OVERRIDE = 0x20000000
 IFF_UP = 0x1
 IFF_LOOPBACK = 0x8
 IFA_F_NOPREFIXROUTE = 0x200
@@ -173,8 +185,8 @@ NOTIFICATIONS = {
 }
 #: What the fingerprint keeps of address and IPv6 route messages: the attributes the model is
 #: built from (others change while the model stays the same: cache timers, lifetimes, use
-#: counters, the tentative flag of an address).
-ADDRESS_FIELDS = frozenset({IFA_ADDRESS, IFA_LOCAL})
+#: counters). An address's flags are kept: DAD finishing makes an IPv6 address usable.
+ADDRESS_FIELDS = frozenset({IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS})
 ROUTE_FIELDS = frozenset({RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE})
 #: ``IPV4_DEVCONF_*`` (linux/ip.h) of the knobs, as they come in a link's IFLA_INET_CONF
 #: (1-based: the value of id ``i`` is the array's ``i - 1``th u32).
@@ -276,8 +288,8 @@ class NetlinkBackend:
         raw_links, addresses, routes, rules, sysctls = raw
         digest = hashlib.blake2b(digest_size=20)
         digest.update(repr(raw_links).encode())
-        for body in addresses:  # family, prefix length, scope, index (not the flags)
-            digest.update(_only(body[:2] + body[3:8], body, IFADDRMSG.size, ADDRESS_FIELDS))
+        for body in addresses:  # the header and the address, its flags; not its lifetimes
+            digest.update(_only(body[:8], body, IFADDRMSG.size, ADDRESS_FIELDS))
         for body in routes:  # all but rtm_flags
             if body[0] == AF_INET:
                 digest.update(body)  # IPv4 routes carry no timers nor counters
@@ -609,15 +621,17 @@ class NetlinkBackend:
         """One packet socket for every announcement: opened with protocol 0 (it receives
         nothing), never bound, each frame sent to its port with ``sendto``, closed once. A
         packet socket's bind and its close each wait for the network stack (~16 ms), which
-        per address made the announcement most of an apply."""
-        failed = [(item, "not an IPv4 address") for item in items if item.address.version != 4]
-        frames = [(item, arp_frame(item)) for item in items if item.address.version == 4]
-        if not frames:
-            return failed
+        per address made the announcement most of an apply. An IPv4 address gets a gratuitous
+        ARP, an IPv6 address an unsolicited neighbour advertisement, on the same socket."""
+        if not items:
+            return []
+        failed: list[tuple[Announcement, str]] = []
         with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0) as raw:
-            for item, frame in frames:
+            for item in items:
+                v4 = item.address.version == 4
+                frame = arp_frame(item) if v4 else na_frame(item)
                 try:
-                    raw.sendto(frame, (item.ifname, ETH_P_ARP))
+                    raw.sendto(frame, (item.ifname, ETH_P_ARP if v4 else ETH_P_IPV6))
                 except OSError as exc:
                     failed.append((item, exc.strerror or str(exc)))
         return failed
@@ -746,6 +760,31 @@ def arp_frame(item: Announcement) -> bytes:
     )
 
 
+def na_frame(item: Announcement) -> bytes:
+    """An unsolicited neighbour advertisement (RFC 4861 4.4, 7.2.6): from the address itself
+    to all nodes, hop limit 255, the override flag set (neighbours replace the link-layer
+    address they have), the target link-layer address option carrying the port's MAC."""
+    hw = bytes.fromhex(item.mac.replace(":", ""))
+    source = item.address.packed
+    icmp = bytearray(
+        struct.pack("!BBHI", ND_NEIGHBOR_ADVERT, 0, 0, NA_OVERRIDE) + source + bytes((2, 1)) + hw
+    )
+    pseudo = source + ALL_NODES + struct.pack("!I3xB", len(icmp), ICMPV6)
+    struct.pack_into("!H", icmp, 2, _checksum(pseudo + bytes(icmp)))
+    header = struct.pack("!IHBB", 6 << 28, len(icmp), ICMPV6, 255) + source + ALL_NODES
+    return ALL_NODES_MAC + hw + struct.pack("!H", ETH_P_IPV6) + header + bytes(icmp)
+
+
+def _checksum(data: bytes) -> int:
+    """The internet checksum (RFC 1071) of ``data``."""
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return int(~total & 0xFFFF)
+
+
 # -- decoding dumps into the model ------------------------------------------------------------
 #: Per family: (network class, address class), built straight from the packed bytes (the
 #: generic ``ipaddress.ip_*`` factories are several times slower).
@@ -854,12 +893,17 @@ def _address(body: bytes, names: dict[int, str], position: int = 0) -> Address |
     interface = ipaddress.IPv4Interface if family == AF_INET else ipaddress.IPv6Interface
     if IFA_FLAGS in attrs:
         flags = u32(attrs[IFA_FLAGS])
+    # One bit, two meanings: IPv4's "secondary", IPv6's "temporary" (a privacy address).
+    secondary = family == AF_INET and bool(flags & IFA_F_SECONDARY)
+    if family == AF_INET:
+        flags &= ~IFA_F_TEMPORARY
     return Address(
         ifname=ifname,
         interface=interface((value, prefixlen)),
         scope=scope,
-        secondary=bool(flags & IFA_F_SECONDARY),
+        secondary=secondary,
         position=position,
+        flags=flags & ADDRESS_FLAG_MASK,
     )
 
 
@@ -876,6 +920,11 @@ def _route(body: bytes, names: dict[int, str]) -> Route | None:
     table_attr = attrs.get(RTA_TABLE)
     oif_index = u32(oif) if oif else 0
     network, address = CLASSES[family]
+    cache = attrs.get(RTA_CACHEINFO)
+    expires = None
+    if cache is not None and len(cache) >= RTA_CACHEINFO_STRUCT.size:
+        ticks = RTA_CACHEINFO_STRUCT.unpack_from(cache)[2]
+        expires = ticks // USER_HZ if ticks > 0 else None
     return Route(
         table=(u32(table_attr) if table_attr else 0) or table,
         dst=network((dst or 0, dst_len), strict=False),
@@ -886,6 +935,7 @@ def _route(body: bytes, names: dict[int, str]) -> Route | None:
         scope=scope,
         prefsrc=address(prefsrc) if prefsrc else None,
         type=kind,
+        expires=expires,
     )
 
 

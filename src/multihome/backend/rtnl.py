@@ -81,6 +81,7 @@ RTA_GATEWAY = 5
 RTA_PRIORITY = 6
 RTA_PREFSRC = 7
 RTA_IIF = 3
+RTA_CACHEINFO = 12
 RTA_TABLE = 15
 RTA_MARK = 16
 RTA_UID = 25
@@ -122,6 +123,9 @@ IFADDRMSG = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
 RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, proto, scope, type
 NDMSG = struct.Struct("=BxxxiHBB")  # family, (pad), ifindex, state, flags, type
 FIBRULEHDR = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, res, res, act
+#: rta_cacheinfo: clntref, lastuse, expires (clock ticks, USER_HZ), error, used, id, ts, tsage.
+RTA_CACHEINFO_STRUCT = struct.Struct("=IIiIIIII")
+USER_HZ = 100
 U32 = struct.Struct("=I")
 I32 = struct.Struct("=i")
 

@@ -49,6 +49,26 @@ class CallCounter:
     started: float = field(default_factory=time.monotonic)
 
 
+#: The oldest openstacksdk `multihome cloud` works with (pyproject.toml's `cloud` extra).
+MIN_SDK = (4, 0)
+
+
+def check_sdk_version() -> None:
+    """Refuse an openstacksdk older than :data:`MIN_SDK` (Debian 12 ships 0.101), naming it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("openstacksdk")
+    except PackageNotFoundError:  # importable but not a distribution: nothing to compare
+        return
+    numbers = tuple(int(n) for n in found.split(".")[:2] if n.isdigit())
+    if numbers < MIN_SDK:
+        raise EnvironmentMissingError(
+            f"multihome cloud needs openstacksdk 4.0 or newer, found {found}; install a newer "
+            "one with `pip install 'multihome[cloud]'` (the guest commands do not need it)"
+        )
+
+
 def connect(os_cloud: str | None, counter: CallCounter | None = None) -> Any:
     """An openstacksdk Connection for ``os_cloud`` (or OS_CLOUD / OS_* variables)."""
     try:
@@ -57,9 +77,10 @@ def connect(os_cloud: str | None, counter: CallCounter | None = None) -> Any:
         import openstack.exceptions
     except ImportError as exc:
         raise EnvironmentMissingError(
-            "multihome cloud needs openstacksdk; install it with `pip install "
-            "'multihome[cloud]'` (or `apt install python3-openstacksdk`)"
+            "multihome cloud needs openstacksdk 4.0 or newer; install it with `pip install "
+            "'multihome[cloud]'` (Debian 12's python3-openstacksdk 0.101 is too old)"
         ) from exc
+    check_sdk_version()
     from keystoneauth1.exceptions.auth_plugins import MissingRequiredOptions
 
     try:
@@ -423,7 +444,7 @@ class ComputeApi:
         key_name: str | None,
         config_drive: bool,
         user_data: str | None,
-        tag: str,
+        tags: list[str],
     ) -> str:
         attrs: dict[str, Any] = {
             "name": name,
@@ -431,7 +452,7 @@ class ComputeApi:
             "flavor_id": flavor_id,
             "networks": [{"port": p} for p in port_ids],
             "config_drive": config_drive,
-            "tags": [tag],
+            "tags": tags,
         }
         if key_name:
             attrs["key_name"] = key_name

@@ -22,6 +22,7 @@ from multihome.lab.runtime import (
     Lab,
     find_programs,
     interruptible,
+    require_pyroute2,
     require_root,
 )
 from multihome.lab.scenario import Outcome, Scenario, builtin_scenarios, load_scenario
@@ -72,7 +73,10 @@ def _exit(code: int) -> NoReturn:
 
 def _open(name: str, needed: Sequence[str] = tuple(REQUIRED_PROGRAMS)) -> Lab:
     names = LabNames.checked(name)
-    return Lab(names, find_programs(needed))
+    programs = find_programs(needed)
+    if tuple(needed) != MINIMAL_PROGRAMS:  # removing or entering a lab needs ip only
+        require_pyroute2()
+    return Lab(names, programs)
 
 
 def _paint(color: bool) -> Paint:

@@ -113,6 +113,19 @@ def find_programs(
     return Programs(found)
 
 
+def require_pyroute2() -> None:
+    """The lab builds its namespaces through pyroute2 (the rest of multihome has its own
+    rtnetlink codec and does not need it): say how to get it, before anything is changed."""
+    try:
+        import pyroute2  # noqa: F401 - only whether it is there
+    except ImportError as exc:
+        raise MissingProgramError(
+            "the lab needs the Python library pyroute2 (multihome's other commands do not); "
+            "install it with: pip install 'multihome[lab]' (or apt-get install "
+            "python3-pyroute2); nothing was changed"
+        ) from exc
+
+
 def require_root() -> None:
     """The lab creates network namespaces: it runs as root only."""
     processes.require_root("the lab (it creates network namespaces)", "run it with sudo")

@@ -22,7 +22,15 @@ from types import MappingProxyType
 from typing import Any
 
 from multihome.errors import InputError
-from multihome.files import PROGRAMS, make_dirs, read_text, remove_file, under_root, write_atomic
+from multihome.files import (
+    PROGRAM,
+    installed_program,
+    make_dirs,
+    read_text,
+    remove_file,
+    under_root,
+    write_atomic,
+)
 from multihome.manifest import MANIFEST, Manifest, manifest_path, read_manifest
 from multihome.model import HostState
 from multihome.policy import DesiredState
@@ -107,14 +115,15 @@ def read_ports(root: Path, state: HostState) -> PortConfig:
 def gather_facts(root: Path, state: HostState, ports: PortConfig | None = None) -> HostFacts:
     """Read what the target's existing configuration says about the ports (under ``root``)."""
     ports = ports or read_ports(root, state)
-    program = next((p for p in PROGRAMS if under_root(root, p).exists()), PROGRAMS[0])
+    program = installed_program(root)
     has_networkd = REGISTRY["networkd"].available(root) is None
     return HostFacts(
         networkd_files=MappingProxyType({k: v.name for k, v in ports.networkd.items()}),
         netplan_ids=MappingProxyType({k: ident for k, (ident, _) in ports.netplan.items()}),
         netplan_renderer=ports.netplan_renderer,
         has_networkd=has_networkd,
-        program=program,
+        program=program or PROGRAM,
+        program_found=program is not None,
     )
 
 

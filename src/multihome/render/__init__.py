@@ -105,6 +105,7 @@ REGISTRY: dict[str, Renderer] = {
             "systemd",
             "systemctl daemon-reload && udevadm control --reload && "
             "systemctl start multihome@<each port>.service",
+            notes=systemd.notes,
         ),
     )
 }

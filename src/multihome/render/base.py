@@ -69,7 +69,9 @@ class HostFacts:
     has_networkd: bool = False
     """networkd runs on the target (the systemd backend then protects its rules from it)."""
     program: str = PROGRAM
-    """The multihome executable the systemd unit runs."""
+    """The multihome executable the systemd unit runs (the one installed on the target)."""
+    program_found: bool = True
+    """``program`` is installed on the target (False: no multihome program was found there)."""
 
 
 @dataclass(frozen=True)

@@ -43,13 +43,27 @@ def render(inp: RenderInput) -> Rendered:
     return files
 
 
-def unit(program: str) -> str:
-    """The template unit; ``%I`` is the interface name."""
+def notes(inp: RenderInput) -> list[str]:
+    """A warning when the target has no multihome program for the unit to run."""
+    if inp.facts.program_found:
+        return []
+    return [
+        f"no multihome program found on the target: the unit runs {inp.facts.program}, which "
+        "does not exist; install multihome there (or run persist again after installing it) "
+        "before the next boot, else multihome@.service fails (`multihome doctor`: "
+        "unit-program-missing)"
+    ]
+
+
+def unit(program: str, head: str | None = None) -> str:
+    """The template unit; ``%I`` is the interface name. ``head``: the comment it starts with
+    (default: multihome's marker, as persist writes it)."""
     wait = (
         f'i=0; while [ $$i -lt {WAIT_SECONDS * 2} ] && [ -z "$$(ip -4 route show '
         'table main default dev "$$1" 2>/dev/null)" ]; do i=$$((i+1)); sleep 0.5; done'
     )
-    return f"""{header()}# One instance per port: systemctl enable --now multihome@eth1.service
+    head = header() if head is None else head
+    return f"""{head}# One instance per port: systemctl enable --now multihome@eth1.service
 [Unit]
 Description=multihome policy routing for %I
 Wants=network-online.target
@@ -66,6 +80,16 @@ ExecStart={program} apply --quiet --interface %I
 [Install]
 WantedBy=multi-user.target
 """
+
+
+def packaged_unit(program: str) -> str:
+    """The template unit the Debian package installs in ``/lib/systemd/system`` (no instance
+    enabled; persist's own copy in ``/etc/systemd/system`` takes precedence)."""
+    return unit(
+        program,
+        "# Installed by the multihome package (`multihome persist --backend systemd`\n"
+        "# enables an instance per port).\n",
+    )
 
 
 def udev_rule() -> str:

@@ -6,7 +6,7 @@
   holding the address the client connected to, and its next hop must answer ARP/ND.
 * Extra probes (``--check``): ``ping:ADDR``, ``tcp:HOST:PORT``, an ``http://``/``https://``
   URL (an echo service, say) that must answer 2xx/3xx, and ``gateways`` (every managed
-  interface's gateway answers ARP on that interface).
+  interface's gateway answers ARP, and its IPv6 router ND, on that interface).
 """
 
 from __future__ import annotations
@@ -209,9 +209,11 @@ def run_checks(
     for probe in probes:
         if probe.kind == "gateways":
             results.extend(
-                _gateway(backend, iface)
+                _gateway(backend, iface, gateway)
                 for iface in interfaces
-                if iface.gateway is not None and iface.table is not None
+                if iface.table is not None
+                for gateway in (iface.gateway, iface.gateway6)
+                if gateway is not None
             )
         elif probe.kind == "ping":
             results.append(_ping(probe.target))
@@ -255,10 +257,10 @@ def management_path(backend: Backend, state: HostState, peer: Peer) -> CheckResu
     return CheckResult(name, True, f"{via}; next hop {hop} answers")
 
 
-def _gateway(backend: Backend, iface: ManagedInterface) -> CheckResult:
-    assert iface.gateway is not None
-    name = f"gateway {iface.gateway} of {iface.name}"
-    problem = neighbour_problem(backend, iface.gateway, iface.name)
+def _gateway(backend: Backend, iface: ManagedInterface, gateway: IPAddress) -> CheckResult:
+    """The IPv4 gateway or the IPv6 router (its link-local address) answers on the port."""
+    name = f"gateway {gateway} of {iface.name}"
+    problem = neighbour_problem(backend, gateway, iface.name)
     return CheckResult(name, problem is None, problem or "answers")
 
 

@@ -58,6 +58,7 @@ CODES = (
     "pending-changes",
     "not-persisted",
     "persisted-unused",
+    "unit-program-missing",
     "dhcp-will-undo",
     "netplan-nm-drops-policy",
     "interrupted-apply",
@@ -66,6 +67,17 @@ CODES = (
 
 #: netplan's NetworkManager renderer emits routing-policy since 1.2 (LP: #2086544).
 NETPLAN_NM_POLICY_FIXED = (1, 2)
+#: Where systemd looks for unit files, in its order: the first one found is in force.
+UNIT_DIRS = (
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/lib/systemd/system",
+    "/usr/lib/systemd/system",
+)
+#: multihome's units: persist's template (systemd backend) and the agent's (the package ships
+#: both).
+UNITS = ("multihome@.service", "multihome-agent.service")
+_EXEC = re.compile(r"^\s*(ExecStart)\s*=\s*[-@:+!]*(\S+)", re.M)
 NETWORKD = "systemd-network"  # /proc/PID/comm is cut at 15 characters
 NETWORK_MANAGER = "NetworkManager"
 #: The persist backends whose files make each daemon keep multihome's rules and tables itself.
@@ -233,9 +245,10 @@ def _with_decisive_rule(ctx: Evidence, problem: Problem) -> Problem:
     if problem.interface is None:
         return problem
     reasons = []
-    for addr in ctx.state.addresses_of(problem.interface, 4):
-        if addr.scope == SCOPE_UNIVERSE and str(addr.ip) in problem.message:
-            reason = decisive(ctx.state, addr.ip, ctx.config.probe, ctx.config)
+    for addr in ctx.state.addresses_of(problem.interface):
+        if addr.usable and str(addr.ip) in problem.message:
+            probe = ctx.config.probe if addr.family == 4 else ctx.config.probe6
+            reason = decisive(ctx.state, addr.ip, probe, ctx.config)
             if reason is not None:
                 reasons.append(reason)
     if not reasons:
@@ -554,6 +567,34 @@ def check_persisted_ports(ctx: Evidence) -> list[Problem]:
     ]
 
 
+def check_unit_programs(ctx: Evidence) -> list[Problem]:
+    """``unit-program-missing``: a multihome unit in force runs a program that is not there
+    (a unit naming ``/usr/local/bin/multihome`` on a host whose multihome lives elsewhere
+    fails at every boot)."""
+    problems = []
+    for name in UNITS:
+        found = (under_root(ctx.root, d) / name for d in UNIT_DIRS)
+        path = next((f for f in found if f.exists() or f.is_symlink()), None)
+        if path is None or not path.is_file():
+            continue  # none, or masked (a link to /dev/null)
+        shown = "/" + str(path.relative_to(ctx.root))
+        for key, program in _EXEC.findall(read_text(path) or ""):
+            target = under_root(ctx.root, program)
+            if program.startswith("/") and target.is_file() and os.access(target, os.X_OK):
+                continue
+            problems.append(
+                Problem(
+                    "unit-program-missing",
+                    None,
+                    f"{shown}: {key} runs {program}, which is not an executable file here; "
+                    "the unit fails whenever it starts (at every boot when enabled)",
+                    "run `multihome persist` again (it writes the path of the installed "
+                    f"program), or install multihome so that {program} exists",
+                )
+            )
+    return problems
+
+
 def _agent_running(ctx: Evidence) -> bool:
     return any("multihome" in " ".join(p.argv[:3]) and "agent" in p.argv for p in ctx.processes)
 
@@ -740,6 +781,7 @@ CHECKS: tuple[Callable[[Evidence], list[Problem]], ...] = (
     lambda ctx: check_pending(ctx.assessment),
     check_persisted,
     check_persisted_ports,
+    check_unit_programs,
     check_dhcp_clients,
     check_netplan_nm,
     check_safety_state,

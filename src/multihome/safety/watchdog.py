@@ -79,8 +79,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     state.write_json(WATCHDOG_PID, {"id": args.id, "pid": os.getpid()})
     log.info("watching apply %s", args.id)
-    import pyroute2  # noqa: F401 - imported now, so that a rollback starts at once
-
     try:
         return watch(state, args.root, args.id, terminated)
     except Exception:
