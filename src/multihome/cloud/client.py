@@ -194,6 +194,8 @@ def to_subnet(res: Any) -> FoundSubnet:
         gateway_ip=res.gateway_ip or None,
         dhcp=bool(res.is_dhcp_enabled),
         dns_nameservers=tuple(res.dns_nameservers or ()),
+        ipv6_ra_mode=res.ipv6_ra_mode or None,
+        ipv6_address_mode=res.ipv6_address_mode or None,
     )
 
 
