@@ -20,6 +20,8 @@ Examples:
   sudo multihome persist --backend networkmanager   RHEL 9 / Fedora: keyfiles
   sudo multihome persist --backend systemd     multihome@.service + a udev rule, anywhere
   multihome persist --root /mnt/image --backend networkd   write into an image
+  sudo multihome persist --backend netplan --force-backend   even for ports netplan
+                                               does not configure (warns)
 \b
 --root must hold the target system: the backend is detected or checked by its programs under
 it (networkd: lib/systemd/systemd-networkd, systemd: usr/bin/systemctl, ...), so an empty
@@ -63,10 +65,21 @@ def _root(ctx: click.Context, root: Path | None) -> Path:
     help="Write under this directory instead of / (an image, a test).",
 )
 @click.option("--dry-run", is_flag=True, help="Show the files as a diff; write nothing.")
+@click.option(
+    "--force-backend",
+    is_flag=True,
+    help="Write the backend's files even for a port it does not configure (a warning "
+    "instead of the refusal).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
 @click.pass_context
 def persist(
-    ctx: click.Context, backend: str, root: Path | None, dry_run: bool, as_json: bool
+    ctx: click.Context,
+    backend: str,
+    root: Path | None,
+    dry_run: bool,
+    force_backend: bool,
+    as_json: bool,
 ) -> None:
     """Make the policy permanent in the system's own network configuration.
 
@@ -74,6 +87,10 @@ def persist(
     system uses (auto: netplan on Ubuntu, NetworkManager on RHEL/Fedora, networkd, or the
     systemd unit) so that the DHCP client itself keeps each port's routes in the port's
     table, across renews, link flaps and reboots. Only multihome's own files are written.
+
+    Refuses (exit 2, nothing written) when the backend does not configure a managed port
+    (netplan names no such port, networkd matches another .network file first, a
+    NetworkManager profile outranks multihome's), naming what does configure it.
     """
     # Lazy imports (noqa): pyroute2 only when the command runs.
     from multihome.backend.netlink import NetlinkBackend
@@ -92,7 +109,14 @@ def persist(
         assessment = assess(kernel, config)
     finally:
         kernel.close()
-    result = run_persist(target, assessment.state, assessment.desired, backend, dry_run=dry_run)
+    result = run_persist(
+        target,
+        assessment.state,
+        assessment.desired,
+        backend,
+        dry_run=dry_run,
+        force=force_backend,
+    )
     if as_json:
         click.echo(json_output(result.to_json()), nl=False)
         return
