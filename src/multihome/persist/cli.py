@@ -63,10 +63,20 @@ def _root(ctx: click.Context, root: Path | None) -> Path:
     help="Write under this directory instead of / (an image, a test).",
 )
 @click.option("--dry-run", is_flag=True, help="Show the files as a diff; write nothing.")
+@click.option(
+    "--no-activate",
+    is_flag=True,
+    help="Do not make the running network manager load the files (they apply at next boot).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable summary.")
 @click.pass_context
 def persist(
-    ctx: click.Context, backend: str, root: Path | None, dry_run: bool, as_json: bool
+    ctx: click.Context,
+    backend: str,
+    root: Path | None,
+    dry_run: bool,
+    no_activate: bool,
+    as_json: bool,
 ) -> None:
     """Make the policy permanent in the system's own network configuration.
 
@@ -78,6 +88,7 @@ def persist(
     # Lazy imports (noqa): pyroute2 only when the command runs.
     from multihome.backend.netlink import NetlinkBackend
     from multihome.engine import assess
+    from multihome.persist.activate import Activation, activate
     from multihome.persist.core import persist as run_persist
 
     target = _root(ctx, root)
@@ -93,8 +104,14 @@ def persist(
     finally:
         kernel.close()
     result = run_persist(target, assessment.state, assessment.desired, backend, dry_run=dry_run)
+    if dry_run or no_activate:
+        why = "--dry-run" if dry_run else "--no-activate"
+        activation = Activation("skipped", f"{why}: the running network manager was not asked")
+    else:
+        tables = {i.name: i.table.id for i in assessment.desired.interfaces if i.table}
+        activation = activate(target, result.choice.renderer.name, tables, result.changed)
     if as_json:
-        click.echo(json_output(result.to_json()), nl=False)
+        click.echo(json_output({**result.to_json(), "activation": activation.to_json()}), nl=False)
         return
     click.echo(f"backend: {result.choice.renderer.name} ({result.choice.reason})")
     for note in result.notes:
@@ -108,8 +125,22 @@ def persist(
         click.echo("no changes: the files already say this")
     elif dry_run:
         click.echo(f"{sum(c.action != 'keep' for c in result.changes)} file(s) would change")
-    else:
-        click.echo(f"effective at the next boot; to apply now: {result.choice.renderer.activate}")
+    if dry_run:
+        return
+    if activation.state == "activated":
+        click.echo(f"effective now: {activation.message} ({'; '.join(activation.commands)})")
+    elif activation.state == "failed":
+        click.echo(
+            f"warning: {activation.message}; to apply now: {result.choice.renderer.activate}",
+            err=True,
+        )
+    elif activation.state in ("already", "not-needed"):
+        click.echo(f"effective now: {activation.message}")
+    elif result.changed:
+        click.echo(
+            f"effective at the next boot ({activation.message}); to apply now: "
+            f"{result.choice.renderer.activate}"
+        )
 
 
 @click.command(epilog=UNPERSIST_EPILOG)
