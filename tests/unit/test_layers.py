@@ -43,6 +43,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "multihome.faults",
             "multihome.processes",
             "multihome.manifest",
+            "multihome.managers",
         ),
     ),
     ("decisions", ("multihome.policy", "multihome.plan", "multihome.explain")),

@@ -16,11 +16,14 @@ PERSIST_EPILOG = """\b
 Examples:
   sudo multihome persist                       detect the backend, say why, write the files
   multihome persist --dry-run                  the files as a diff; nothing is written
+  sudo multihome persist --no-activate         write only: networkd is not reloaded
   sudo multihome persist --backend netplan     Ubuntu: 90-multihome.yaml + networkd drop-ins
   sudo multihome persist --backend networkmanager   RHEL 9 / Fedora: keyfiles
   sudo multihome persist --backend systemd     multihome@.service + a udev rule, anywhere
   multihome persist --root /mnt/image --backend networkd   write into an image
 \b
+The running networkd (netplan: after netplan generate) is reloaded so that it uses the files
+at once, without bouncing links; never for a --root it does not read.
 --root must hold the target system: the backend is detected or checked by its programs under
 it (networkd: lib/systemd/systemd-networkd, systemd: usr/bin/systemctl, ...), so an empty
 directory is refused; multihome-persist(8), OPTIONS, lists them.
