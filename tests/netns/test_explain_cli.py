@@ -4,6 +4,7 @@ kernel's agreement, JSON, and bad input refused with exit 2."""
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 from netns_util import HowtoVM, multihome
@@ -82,3 +83,34 @@ def test_explain_dot_renders(vm: HowtoVM) -> None:
         [dot, "-Tsvg"], input=result.stdout, capture_output=True, text=True, check=False
     )
     assert svg.returncode == 0 and "<svg" in svg.stdout, svg.stderr
+
+
+def _red(dot: str) -> list[str]:
+    return [line.strip() for line in dot.splitlines() if 'color="red"' in line]
+
+
+def test_status_format_dot_marks_the_wrong_path_then_none(vm: HowtoVM) -> None:
+    """`status --format dot` before apply: valid dot (Debian's graphviz renders it to SVG),
+    doctor's reply-wrong-interface finding drawn in red: eth1's address, main's rule 32766,
+    main's default through eth0, and eth0. After `multihome apply`: multihome's own rules and
+    tables drawn (blue), the kernel's dashed grey, and nothing red."""
+    before = multihome(vm.ns, "status", "--format", "dot", root=vm.root)
+    assert before.returncode == 0, before.stderr
+    red = _red(before.stdout)
+    assert any(line.startswith('"192.168.0.112" [shape=ellipse') for line in red), red
+    assert any(line.startswith('"rule 32766 from all lookup main') for line in red), red
+    assert any(line.startswith('"table 254" -> "gateway 192.168.0.1"') for line in red), red
+    assert any(line.startswith('"eth0" [shape=component') for line in red), red
+    assert not any('"192.168.0.107"' in line for line in red), red
+    svg = subprocess.run(
+        ["dot", "-Tsvg"], input=before.stdout, capture_output=True, text=True, check=False
+    )
+    assert svg.returncode == 0 and "<svg" in svg.stdout, svg.stderr
+    assert multihome(vm.ns, "apply", root=vm.root).returncode == 0
+    after = multihome(vm.ns, "status", "--format", "dot", root=vm.root)
+    assert after.returncode == 0, after.stderr
+    assert _red(after.stdout) == []
+    assert '"rule 10002 from 192.168.0.112 lookup' in after.stdout
+    assert 'color="#1f5fbf"' in after.stdout and 'style="dashed"' in after.stdout
+    both = multihome(vm.ns, "status", "--json", "--format", "dot", root=vm.root)
+    assert both.returncode == 2 and "exclude each other" in both.stderr
