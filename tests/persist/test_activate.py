@@ -10,7 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from persist_util import Lab, Networkd, multihome, wait_for
+import persist_util
+import pytest
+from persist_util import Lab, Networkd, multihome, need, run, wait_for
 from test_daemons import defaults, desired, doctor_codes, networkd_lab, policy_in_place
 
 __all__ = ["networkd_lab"]  # the fixture, shared with test_daemons
@@ -87,3 +89,60 @@ def test_networkd_persist_reloads_networkd_and_a_renew_keeps_the_policy(
         time.sleep(0.1)
     again = persist_json(lab, nd.root)
     assert again["activation"]["state"] == "already", again
+
+
+NETPLAN_BASE = """network:
+  version: 2
+  ethernets:
+    eth0: {dhcp4: true, dhcp4-overrides: {route-metric: 100}}
+    eth1: {dhcp4: true, dhcp4-overrides: {route-metric: 101}}
+"""
+
+
+def test_netplan_persist_generates_reloads_and_a_renew_keeps_the_policy(
+    make_lab: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ubuntu's stack: netplan's networkd renderer (its output in /run/systemd/network, which
+    this networkd reads from the root). After apply and ``persist --backend netplan`` persist
+    ran ``netplan generate`` and ``networkctl reload`` (never ``netplan apply``), and a renew
+    of eth1 keeps its default in its table and out of main."""
+    need("/lib/systemd/systemd-networkd", "networkctl", "dbus-daemon", "netplan")
+    script = persist_util.NETWORKD_SCRIPT.replace(
+        "mount --bind /run/mh-empty /lib/systemd/network",
+        "mount --bind /run/mh-empty /lib/systemd/network\n"
+        'mkdir -p /run/systemd/network "$1/run/systemd/network"\n'
+        'mount --bind "$1/run/systemd/network" /run/systemd/network',
+    )
+    monkeypatch.setattr(persist_util, "NETWORKD_SCRIPT", script)
+    lab = make_lab(2)
+    root = tmp_path / "root"
+    (root / "etc/netplan").mkdir(parents=True)
+    (root / "etc/netplan/50-cloud-init.yaml").write_text(NETPLAN_BASE)
+    (root / "etc/netplan/50-cloud-init.yaml").chmod(0o600)
+    for program in ("usr/sbin/netplan", "lib/systemd/systemd-networkd"):
+        (root / program).parent.mkdir(parents=True, exist_ok=True)
+        (root / program).write_text("")
+    run("netplan", "generate", "--root-dir", str(root))
+    nd = Networkd(lab, root, tmp_path / "networkd.log")
+    nd.start()
+    wait_for(lambda: len(defaults(lab.vm, "main")) == 2, 20, "DHCP defaults of eth0 and eth1")
+    rules, tables = desired(lab.vm)
+    assert multihome(lab.vm, "--root", str(root), "apply", check=True).returncode == 0
+
+    done = multihome(lab.vm, "persist", "--backend", "netplan", "--root", str(root), "--json")
+    assert done.returncode == 0, done.stderr
+    activation = json.loads(done.stdout)["activation"]
+    assert activation["state"] == "activated", activation
+    assert activation["commands"] == [f"netplan generate --root-dir {root}", "networkctl reload"]
+    assert "Reconfiguring with /run/systemd/network/10-netplan-eth1.network" in nd.log.read_text()
+    assert policy_in_place(lab.vm, rules, tables)
+    assert "persist-not-loaded" not in doctor_codes(lab.vm, root)
+
+    before = acks(lab, "192.168.0.112")
+    nd.networkctl("renew", "eth1")
+    wait_for(lambda: acks(lab, "192.168.0.112") > before, 10, "eth1's DHCPACK")
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        assert policy_in_place(lab.vm, rules, tables)
+        assert defaults(lab.vm, "main") == [("192.168.0.1", "eth0")]
+        time.sleep(0.1)
