@@ -6,9 +6,9 @@ reload a daemon that does not read them, and nothing is reloaded inside ``multih
 exec``. Per backend:
 
 * networkd: ``networkctl reload``. systemd 252 reconfigures each link whose .network file
-  or drop-ins changed (measured: it drops and re-requests the DHCP lease, the address comes
-  back with the same lease within ~0.1 s; the link stays up); then wait until networkd's own
-  DHCP routes of every port sit in the port's table.
+  or drop-ins changed (measured in the lab: it drops and re-requests the DHCP lease, the
+  address is gone for 70-80 ms and comes back with the same lease; no carrier or link state
+  change); then wait until networkd has a route of its own in every port's table.
 * netplan (networkd renderer): ``netplan generate`` (never ``netplan apply``, which may bounce
   links), then as networkd.
 * systemd unit: nothing to reload (``apply`` already put the policy in place; the unit
