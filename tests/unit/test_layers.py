@@ -44,6 +44,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "multihome.processes",
             "multihome.manifest",
             "multihome.portconfig",
+            "multihome.managers",
         ),
     ),
     ("decisions", ("multihome.policy", "multihome.plan", "multihome.explain")),

@@ -60,6 +60,7 @@ CODES = (
     "persisted-unused",
     "unit-program-missing",
     "dhcp-will-undo",
+    "persist-not-loaded",
     "netplan-nm-drops-policy",
     "interrupted-apply",
     "confirmation-pending",
@@ -676,6 +677,32 @@ def check_dhcp_clients(ctx: Evidence) -> list[Problem]:
     return problems
 
 
+def check_persist_loaded(ctx: Evidence) -> list[Problem]:
+    """``persist-not-loaded``: the running systemd-networkd reads the files persist wrote but
+    still runs with what it loaded before (no route of its own in a port's table): the next
+    DHCP renew or link change puts the port's default back into main, until a reload or boot."""
+    if not ctx.persisted_by(("networkd", "netplan")):
+        return []
+    from multihome.managers import find_networkd, networkd_not_loaded
+
+    manager = find_networkd(ctx.root)
+    if manager is None:
+        return []
+    tables = {i.name: i.table.id for i in ctx.assessment.desired.interfaces if i.table}
+    return [
+        Problem(
+            "persist-not-loaded",
+            port,
+            f"systemd-networkd (pid {manager.pid}) has not loaded the files `multihome "
+            f"persist` wrote: it has no route of its own in {port}'s table {tables[port]}, so "
+            f"the next DHCP renew puts {port}'s default back into main (until a reload or boot)",
+            "`networkctl reload` (it reconfigures the ports whose files changed), or "
+            "`multihome persist` again, which does it",
+        )
+        for port in networkd_not_loaded(manager, tables)
+    ]
+
+
 def _netplan_version(root: Path) -> tuple[int, ...] | None:
     text = read_text(under_root(root, "var/lib/dpkg/status")) or ""
     for stanza in text.split("\n\n"):
@@ -783,6 +810,7 @@ CHECKS: tuple[Callable[[Evidence], list[Problem]], ...] = (
     check_persisted_ports,
     check_unit_programs,
     check_dhcp_clients,
+    check_persist_loaded,
     check_netplan_nm,
     check_safety_state,
 )
