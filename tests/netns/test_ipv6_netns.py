@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from netns_util import multihome, namespaces, sh, unique
+from radvd import radvd_conf, start_radvd, wait_for_slaac
 
 INTERNET6 = "2001:db8:ff::10"
 INTERNET4 = "203.0.113.10"
@@ -161,44 +162,13 @@ def _build(
             ip("-n", vm, "addr", "add", f"{addr}/24", "dev", p.name)
             route = f"route add default via {NETS4[p.bridge]}.1 dev {p.name} proto dhcp"
             ip("-n", vm, *route.split(), "src", addr, "metric", str(100 + i))
-    conf = tmp_path / "radvd.conf"
-    conf.write_text(
-        "".join(
-            f"interface br{b} {{ AdvSendAdvert on; MinRtrAdvInterval 3; MaxRtrAdvInterval 4;"
-            f" prefix {PREFIXES[b]}/64 {{ AdvOnLink on; AdvAutonomous on; }}; }};\n"
-            for b in bridges
-        )
-    )
-    pidfile = tmp_path / "radvd.pid"
-    return subprocess.Popen(
-        [*f"ip netns exec {router} radvd -n -m stderr -u root -C {conf} -p {pidfile}".split()],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    conf = radvd_conf((f"br{b}", f"{PREFIXES[b]}/64") for b in bridges)
+    return start_radvd(router, tmp_path / "radvd.conf", conf)
 
 
 def _wait_for_slaac(built: Lab, timeout: float = 20.0) -> None:
     """Until every port has a global address past DAD and its router-advertised default."""
-    deadline = time.monotonic() + timeout
-    while True:
-        missing = []
-        for p in built.ports:
-            addrs = [
-                a["local"]
-                for entry in ipj(built.vm, "-6", "addr", "show", "dev", p.name, "scope", "global")
-                for a in entry["addr_info"]  # type: ignore[attr-defined]
-                if a.get("local") and not a.get("tentative") and not a.get("dadfailed")
-            ]
-            ra = ipj(built.vm, "-6", "route", "show", "default", "dev", p.name, "proto", "ra")
-            if addrs and ra:
-                built.v6[p.name] = str(addrs[0])
-            else:
-                missing.append(p.name)
-        if not missing:
-            break
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no SLAAC address or RA default on {missing}")
-        time.sleep(0.2)
+    built.v6.update(wait_for_slaac(built.vm, [p.name for p in built.ports], timeout))
     for entry in ipj(built.vm, "link"):
         built.macs[str(entry["ifname"])] = str(entry.get("address"))
 

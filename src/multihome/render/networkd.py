@@ -100,6 +100,10 @@ def port_sections(
         if port.metric is not None:
             lines.append(f"RouteMetric={port.metric}")
         lines.append("")
+    if port.ipv6 and port.metric is not None:
+        # One metric per port: networkd's RA defaults of equal metric merge into one
+        # multipath route in main, which names no port.
+        lines += ["[IPv6AcceptRA]", f"RouteMetric={port.metric}", ""]
     if routes:
         for route in port.static_routes:
             lines += route_section(route, use_dhcp_gateway=dhcp_gateway and port.dhcp)
