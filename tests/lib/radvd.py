@@ -15,12 +15,18 @@ from pathlib import Path
 
 def radvd_conf(interfaces: Iterable[tuple[str, str]], lifetime: int | None = None) -> str:
     """radvd.conf advertising each ``(interface, prefix/len)`` every 3-4 s (on-link,
-    autonomous); ``lifetime``: the router lifetime (radvd's default: 3 x the interval)."""
+    autonomous; several prefixes of one interface in one block, as radvd wants them);
+    ``lifetime``: the router lifetime (radvd's default: 3 x the interval)."""
     extra = "" if lifetime is None else f" AdvDefaultLifetime {lifetime};"
+    prefixes: dict[str, list[str]] = {}
+    for ifname, prefix in interfaces:
+        prefixes.setdefault(ifname, []).append(prefix)
     return "".join(
         f"interface {ifname} {{ AdvSendAdvert on; MinRtrAdvInterval 3; MaxRtrAdvInterval 4;"
-        f"{extra} prefix {prefix} {{ AdvOnLink on; AdvAutonomous on; }}; }};\n"
-        for ifname, prefix in interfaces
+        + extra
+        + "".join(f" prefix {p} {{ AdvOnLink on; AdvAutonomous on; }};" for p in mine)
+        + " };\n"
+        for ifname, mine in prefixes.items()
     )
 
 
