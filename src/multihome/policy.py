@@ -238,18 +238,21 @@ def persisted_rules(state: HostState, config: Config) -> frozenset[Rule]:
 
 
 def native_table_routes(
-    state: HostState, config: Config, assigned: dict[str, int]
+    state: HostState, config: Config, assigned: dict[str, int], family: int = 4
 ) -> dict[str, list[Route]]:
     """Routes a network manager keeps in an interface's own table (DHCP's ``RouteTable=``,
-    ``ipv4.route-table``): not multihome's, but exactly where the policy wants them."""
+    ``ipv4.route-table``; for IPv6 the persisted copies: networkd's ``Gateway=_ipv6ra``,
+    NetworkManager's ``ipv6.routes``): not multihome's, but exactly where the policy wants
+    them."""
     found: dict[str, list[Route]] = {}
     for r in state.routes:
         if (
             r.ifname is not None
             and assigned.get(r.ifname) == r.table
-            and r.family == 4
+            and r.family == family
             and r.type == RTN_UNICAST
             and not is_owned_route(r, config)
+            and not (family == 6 and (r.dst.is_link_local or r.dst.is_multicast))
         ):
             found.setdefault(r.ifname, []).append(r)
     return found
@@ -316,7 +319,10 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
     defaults = _defaults(
         state, managed, routes_by_if, native, owned_by_if, assigned, declared, facts
     )
-    six = _Ipv6.gather(state, managed, owned_route_set, assigned, facts)
+    six = _Ipv6.gather(
+        state, managed, owned_route_set, assigned, facts,
+        native_table_routes(state, config, assigned, 6),
+    )  # fmt: skip
 
     primary = _choose_primary(state, config, managed, defaults, routes_by_if) or _primary6(
         state, six.defaults
@@ -1018,6 +1024,8 @@ class _Ipv6:
     defaults: dict[str, Route]
     gone: frozenset[str]
     """Ports whose router left (``_defaults6``): their tables keep prefixes and rules."""
+    native: dict[str, list[Route]]
+    """The network manager's IPv6 routes in each port's table (persisted copies)."""
 
     @classmethod
     def gather(
@@ -1027,6 +1035,7 @@ class _Ipv6:
         owned_routes: frozenset[Route],
         assigned: dict[str, int],
         facts: PortFacts,
+        native: dict[str, list[Route]],
     ) -> _Ipv6:
         in_main = _main_routes6_by_if(state, [m.name for m in managed])
         owned = _family_by_if(owned_routes, 6)
@@ -1044,6 +1053,7 @@ class _Ipv6:
             },
             defaults=defaults,
             gone=gone,
+            native=native,
         )
 
     def gateway(self, ifname: str) -> IPAddress | None:
@@ -1073,6 +1083,7 @@ class _Ipv6:
                 ifname, table, addrs, default, self.in_main[ifname], earlier, origins
             )
             copies = _with_existing(copies, owned, table, origins)
+            copies = _with_native(copies, self.native.get(ifname, []))
             routes.update(copies)
             rules |= _interface_rules(config, ifname, table, addrs, copies, family=6)
         elif _dad_pending(self.state, ifname):

@@ -112,6 +112,16 @@ def ipv6_in_place(
     return True
 
 
+def apply_adds_nothing(lab: Lab, root: Path) -> None:
+    """``multihome apply`` after the daemon put the policy back: it succeeds, and the next
+    apply changes nothing (no copy fighting the daemon's routes)."""
+    first = multihome(lab.vm, "--root", str(root), "apply")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "route" not in first.stdout, first.stdout  # the daemon's routes stand for ours
+    again = multihome(lab.vm, "--root", str(root), "apply", "--detailed-exit-codes")
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
 def router_of(lab: Lab) -> str:
     router = ra_router(lab.vm, "eth0")
     assert router is not None and router.startswith("fe80:"), router
@@ -149,7 +159,8 @@ def test_networkd_puts_back_the_ipv6_policy_and_follows_the_router(
 ) -> None:
     """networkd with multihome's drop-ins, restarted with the ports flushed: every IPv6 rule
     and each port's IPv6 table (the default through ``Gateway=_ipv6ra``: the router networkd
-    learnt from the advertisement) come back, main keeps networkd's RA defaults; when the
+    learnt from the advertisement) come back, main keeps networkd's RA defaults, and
+    ``multihome apply`` takes networkd's routes for its copies (adds nothing); when the
     router leaves (radvd's final advertisement, router lifetime 0) networkd takes the tables'
     defaults away with main's; a router with a new link-local address is followed."""
     lab, nd, radvd = dualstack_networkd
@@ -173,6 +184,7 @@ def test_networkd_puts_back_the_ipv6_policy_and_follows_the_router(
     assert main == {("eth0", router), ("eth1", router)}
     log = nd.log.read_text()
     assert "Unknown key" not in log and "Failed to parse" not in log, log
+    apply_adds_nothing(lab, root)  # and networkd still owns the defaults it follows
 
     stop(radvd)  # a router that leaves announces router lifetime 0
     wait_for(
@@ -217,8 +229,9 @@ def test_networkmanager_puts_back_the_ipv6_policy(dualstack_nm: Any) -> None:
     """NetworkManager activates multihome's keyfiles (``ipv6.routes`` with ``table=``,
     ``ipv6.routing-rules``, EUI-64 addresses) over the distribution's dual-stack profiles
     after a restart with the ports flushed: every IPv6 rule and each port's IPv6 table come
-    back, and each address's lookup leaves through its own port; after eth1 goes down and up
-    its table is back."""
+    back, and each address's lookup leaves through its own port; ``multihome apply`` then
+    takes NetworkManager's routes for its copies; after eth1 goes down and up its table is
+    back."""
     lab, nm = dualstack_nm
     rules, tables = planned6(lab.vm, nm.root)
     assert len(rules) == 9 and set(tables) == {"eth0", "eth1"}, rules
@@ -235,6 +248,7 @@ def test_networkmanager_puts_back_the_ipv6_policy(dualstack_nm: Any) -> None:
     active = nm.nmcli("-t", "-f", "NAME", "connection", "show", "--active")
     assert sorted(n for n in active.split() if n != "lo") == ["multihome-eth0", "multihome-eth1"]
     assert {p: global_address(lab.vm, p) for p in lab.ports} == addresses  # EUI-64 again
+    apply_adds_nothing(lab, nm.root)
 
     run("ip", "-n", lab.vm, "link", "set", "eth1", "down")
     wait_for(lambda: not table6(lab.vm, tables["eth1"]), 15, "eth1's IPv6 table to empty")

@@ -398,3 +398,24 @@ def test_a_router_that_left_takes_the_tables_default_but_not_its_prefix_or_rules
     assert changes == [
         f"+ route default via fe80::1 dev eth1 table {t1} proto multihome metric 1024"
     ]
+
+
+def test_a_network_managers_persisted_ipv6_copies_stand_for_ours() -> None:
+    """After a boot with persisted configuration the IPv6 copies in the ports' tables are the
+    network manager's (protocol static from NetworkManager, ra from networkd's
+    ``Gateway=_ipv6ra``, with an expiry): the plan adds and removes nothing beside them."""
+    backend = converge(two_on_one_prefix())
+    state = backend.read()
+    persisted = HostState.build(
+        state.links,
+        state.addresses,
+        [
+            replace(r, proto=PROTO_RA if r.is_default else 4, expires=30 if r.is_default else None)
+            if r.proto == PROTO_MULTIHOME and r.family == 6
+            else r
+            for r in state.routes
+        ],
+        state.rules,
+        state.sysctls,
+    )
+    assert Assessment.of(persisted, CONFIG).plan.empty
