@@ -367,13 +367,12 @@ def apply(
     import os
 
     from multihome.processes import require_root
-    from multihome.safety.checks import find_peer, parse_probe
     from multihome.source.portfacts import host_facts, host_reader
     from multihome.transaction.session import open_session
 
     click.get_current_context().meta["detailed"] = detailed_exit_codes
     config = obj.config()
-    probes = tuple(parse_probe(spec) for spec in checks)
+    probes = _probes(checks)
     if confirm_timeout is None:
         confirm_timeout = DEFAULT_CONFIRM_TIMEOUT if sys.stdin.isatty() else 0.0
     if not dry_run:
@@ -394,6 +393,7 @@ def apply(
                 _resume_agent(obj.root)
                 return  # without importing the engine, the policy or the plan
             from multihome.engine import assess, converge
+            from multihome.safety.checks import find_peer
 
             assessment = assess(backend, config, facts)
             if interface is not None:
@@ -444,6 +444,16 @@ def apply(
                 )
     if detailed_exit_codes and settled.changed:
         raise click.exceptions.Exit(DetailedExitCode.CHANGED)
+
+
+def _probes(specs: tuple[str, ...]) -> tuple[Any, ...]:
+    """The parsed ``--check`` probes (the checks' module only when there are some: a no-op
+    apply does not import it)."""
+    if not specs:
+        return ()
+    from multihome.safety.checks import parse_probe
+
+    return tuple(parse_probe(spec) for spec in specs)
 
 
 def _progress(total: int) -> Callable[[int, int, Any], None] | None:

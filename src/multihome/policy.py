@@ -581,7 +581,11 @@ def _interface_rules(
     rules: set[Rule] = set()
     specifics = [r.dst for r in copies if not r.is_default]
     for addr in addrs:
-        host = ipaddress.ip_network(addr.ip)
+        # From the integer: ip_network(address) formats the address and parses it again
+        # (a third of this function's time in the agent's profile).
+        host = (ipaddress.IPv4Network if addr.ip.version == 4 else ipaddress.IPv6Network)(
+            int(addr.ip)
+        )
         if "onlink" in config.rule_kinds:
             rules.update(
                 _rule(band, "onlink", table, src=host, dst=dst, family=family) for dst in specifics

@@ -8,10 +8,8 @@ import ipaddress
 import json
 import logging
 import os
-import shutil
 import socket
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -165,6 +163,8 @@ class StateDir:
 
     def discard(self, reason: str) -> None:
         """Remove the whole folder (state of a namespace that no longer exists)."""
+        import shutil  # rare: not on every apply's import path (with bz2 and lzma)
+
         try:
             shutil.rmtree(self.path)
         except FileNotFoundError:
@@ -187,6 +187,9 @@ class StateDir:
                 self.path.mkdir(exist_ok=True, mode=0o700)
                 return
             # Created complete (with its identity) by a rename: nobody sees it without one.
+            import shutil  # once per namespace: not on every apply's import path
+            import tempfile
+
             tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
             try:
                 text = json.dumps(self.identity.to_json(), sort_keys=True) + "\n"
