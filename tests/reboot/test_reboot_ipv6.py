@@ -1,7 +1,7 @@
 """Real reboots of a dual-stack guest: the tenant network also sends router advertisements
 (radvd), the guest's ports take SLAAC addresses; after `multihome persist` and every boot the
-IPv6 rules and each port's IPv6 table are back (with networkd: the tables' defaults through
-``Gateway=_ipv6ra``), each address's lookup leaves through its own port, and multihome's plan
+IPv6 rules and each port's IPv6 table are back (networkd, NetworkManager, the systemd unit),
+each address's lookup leaves through its own port, and multihome's plan
 is empty. Checked with the host's ``ip -6 -j`` in the guest's namespace."""
 
 from __future__ import annotations
@@ -102,18 +102,48 @@ def ipv6_problems(
     return problems
 
 
-def test_networkd_brings_the_ipv6_policy_back_at_every_boot(guest: Guest) -> None:
-    """networkd on a dual-stack network: before persist eth1's IPv6 replies would leave by
-    eth0's router; after `multihome persist` (auto: networkd) and each of two reboots the
-    family-6 rules and both IPv6 tables are back, each address's lookup leaves through its
-    port, multihome's plan is empty and the IPv4 policy is there too."""
-    advertise_ipv6(guest, PREFIX)
-    guest.use_stack("networkd")
+#: NetworkManager's dual-stack profile (as cloud-init writes it, EUI-64 as Neutron computes).
+NM_DUALSTACK = """[connection]
+id=cloud-init {name}
+uuid=1dd9a779-d327-56e1-8454-c65e2556c12{index}
+type=ethernet
+interface-name={name}
+
+[ipv4]
+method=auto
+route-metric={metric}
+
+[ipv6]
+method=auto
+addr-gen-mode=eui64
+route-metric={metric}
+"""
+
+
+def configure(guest: Guest, stack: str) -> None:
+    """The guest's own dual-stack configuration for ``stack``."""
+    guest.use_stack(stack)
     for i, name in enumerate(guest.ports):
-        guest.write(
-            f"/etc/systemd/network/10-{name}.network",
-            NETWORKD_DUALSTACK.format(name=name, metric=100 + i),
-        )
+        if stack == "networkd":
+            path, text, mode = f"/etc/systemd/network/10-{name}.network", NETWORKD_DUALSTACK, 0o644
+        else:
+            path = f"/etc/NetworkManager/system-connections/cloud-init-{name}.nmconnection"
+            text, mode = NM_DUALSTACK, 0o600
+        guest.write(path, text.format(name=name, index=i, metric=100 + i), mode)
+
+
+@pytest.mark.parametrize(
+    ("backend", "stack"),
+    [("networkd", "networkd"), ("networkmanager", "networkmanager"), ("systemd", "networkd")],
+)
+def test_the_ipv6_policy_comes_back_at_every_boot(guest: Guest, backend: str, stack: str) -> None:
+    """A dual-stack network: before persist eth1's IPv6 replies would leave by eth0's router;
+    after `multihome persist --backend BACKEND` and each of two reboots the family-6 rules
+    and both IPv6 tables are back (networkd: its drop-ins; NetworkManager: its keyfiles; the
+    systemd unit: its apply once the RA default is there), each address's lookup leaves
+    through its port, multihome's plan is empty and the IPv4 rules are there too."""
+    advertise_ipv6(guest, PREFIX)
+    configure(guest, stack)
     guest.boot()
     wait_until(
         lambda: (
@@ -131,8 +161,8 @@ def test_networkd_brings_the_ipv6_policy_back_at_every_boot(guest: Guest) -> Non
     assert len(rules) == 9 and set(tables) == {"eth0", "eth1"}, rules
     rules4 = len([c for c in plan["changes"] if c["kind"] == "rule" and c["family"] == 4])
     assert ipv6_problems(guest, rules, tables)  # the bug is there before persist
-    out = guest.sh("multihome", "persist").stdout
-    assert out.startswith("backend: networkd ("), out
+    out = guest.sh("multihome", "persist", "--backend", backend).stdout
+    assert out.startswith(f"backend: {backend} ("), out
     guest.poweroff()
     for boot in range(2):
         guest.boot()
