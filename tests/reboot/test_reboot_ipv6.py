@@ -169,7 +169,10 @@ def test_the_ipv6_policy_comes_back_at_every_boot(guest: Guest, backend: str, st
         try:
             wait_until(lambda: not ipv6_problems(guest, rules, tables), 60, "IPv6", guest)
         except AssertionError as exc:
-            raise AssertionError(f"{exc}: {ipv6_problems(guest, rules, tables)}") from None
+            units = guest.sh("systemctl", "status", "multihome@eth0", "multihome@eth1", check=False)
+            raise AssertionError(
+                f"{exc}: {ipv6_problems(guest, rules, tables)}\n{units.stdout}"
+            ) from None
         assert len([r for r in guest.ip("rule") if 10000 <= int(r["priority"]) <= 10099]) == rules4
         if boot == 1:
             again = json.loads(guest.sh("multihome", "plan", "--source", "kernel", "--json").stdout)

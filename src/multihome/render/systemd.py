@@ -89,10 +89,13 @@ def notes(inp: RenderInput) -> list[str]:
 def unit(program: str, head: str | None = None) -> str:
     """The template unit; ``%I`` is the interface name. ``head``: the comment it starts with
     (default: multihome's marker, as persist writes it)."""
+    # Per family: a default in main; for IPv6 also a global address past DAD (the router
+    # advertisement's default comes before its SLAAC address has passed DAD).
     wait = (
         f"i=0; for f in $${{{FAMILIES_VAR}:-4}}; do while [ $$i -lt {WAIT_SECONDS * 2} ] && "
-        '[ -z "$$(ip -$$f route show table main default dev "$$1" 2>/dev/null)" ]; '
-        "do i=$$((i+1)); sleep 0.5; done; done"
+        '{ [ -z "$$(ip -$$f route show table main default dev "$$1" 2>/dev/null)" ] || '
+        '{ [ $$f = 6 ] && [ -z "$$(ip -6 addr show dev "$$1" scope global -tentative '
+        '2>/dev/null)" ]; }; }; do i=$$((i+1)); sleep 0.5; done; done'
     )
     head = header() if head is None else head
     return f"""{head}# One instance per port: systemctl enable --now multihome@eth1.service
