@@ -29,6 +29,7 @@ from multihome.lab.scenario import Outcome, Scenario, builtin_scenarios, load_sc
 from multihome.lab.topology import (
     DEFAULT_PREFIX,
     INTERNET_INTERFACE,
+    INTERNET_INTERFACE6,
     ROUTER_SNAT,
     LabNames,
 )
@@ -195,8 +196,10 @@ def _indent(text: str, by: str = "  ") -> str:
 
 
 def _print_topology(scenario: Scenario, paint: Paint) -> None:
+    host = f"{INTERNET_INTERFACE.ip}" + (f", {INTERNET_INTERFACE6.ip}" if scenario.ipv6 else "")
+    router = "tenant router (radvd)" if scenario.ipv6 else "tenant router"
     click.echo(
-        f"  internet host {INTERNET_INTERFACE.ip} (HTTP echo)  <-  tenant router  <-  "
+        f"  internet host {host} (HTTP echo)  <-  {router}  <-  "
         "switch with port security  <-  guest:"
     )
     for port in scenario.ports:
@@ -205,7 +208,8 @@ def _print_topology(scenario: Scenario, paint: Paint) -> None:
         for ip in port.ips:
             public = scenario.public_address(port, ip)
             addresses.append(f"{ip}" + (f" (public {public})" if public else ""))
-        how = "DHCP" if network.dhcp else "static"
+        addresses += [f"{ip} (SLAAC)" for ip in port.ips6]
+        how = "DHCP" if scenario.port_dhcp(port) else "static" if port.ips else "no IPv4"
         gateway = f"gateway {network.gateway}" if network.gateway else "no gateway"
         pairs = (
             f", allowed address pairs {', '.join(map(str, port.allowed_address_pairs))}"
@@ -214,7 +218,8 @@ def _print_topology(scenario: Scenario, paint: Paint) -> None:
         )
         click.echo(
             f"    {paint(port.name, bold=True)} {', '.join(addresses)}  [{network.name} "
-            f"{network.cidr}, {gateway}, {how}, metric {port.metric}{pairs}]"
+            f"{network.cidr}{f' {network.cidr6}' if network.cidr6 else ''}, {gateway}, {how}, "
+            f"metric {port.metric}{pairs}]"
         )
 
 
@@ -351,19 +356,24 @@ def _print_verdict(phase: str, problems: Sequence[str], paint: Paint) -> None:
         click.echo(paint(f"  - {problem}", fg="red"))
 
 
-def _mark(ok: bool, paint: Paint, yes: str = "ok", no: str = "FAIL") -> str:
+def _mark(ok: bool | None, paint: Paint, yes: str = "ok", no: str = "FAIL") -> str:
+    if ok is None:  # not probed (no ping for IPv6)
+        return f"{'-':<5}"
     return paint(f"{yes:<5}", fg="green") if ok else paint(f"{no:<5}", fg="red", bold=True)
 
 
 def probe_table(report: ProbeReport, scenario: Scenario, paint: Paint) -> list[str]:
-    """The probe as an aligned, colored table."""
+    """The probe as an aligned, colored table (IPv6 rows: HTTP only, no ping)."""
+    width = max([15, *(len(str(ip)) for p in scenario.ports for ip in p.addresses)])
+    host = f"  from the internet host {INTERNET_INTERFACE.ip}"
+    if scenario.ipv6:
+        host += f", {INTERNET_INTERFACE6.ip}"
     lines = [
-        paint(f"  from the internet host {INTERNET_INTERFACE.ip}", bold=True)
-        + "                   ping  http  reached"
+        paint(host, bold=True) + " " * max(1, 2 * width + 18 - len(host)) + "ping  http  reached"
     ]
     for item in report.inbound:
         lines.append(
-            f"    {item.public:<15} -> {item.port} {item.private:<15}     "
+            f"    {item.public:<{width}} -> {item.port} {item.private:<{width}}     "
             f"{_mark(item.ping, paint)} {_mark(item.http, paint)} "
             f"{item.served_by or '-'}"
         )
@@ -376,7 +386,7 @@ def probe_table(report: ProbeReport, scenario: Scenario, paint: Paint) -> list[s
     own_public = {
         str(ip): str(scenario.public_address(p, ip) or ROUTER_SNAT)
         for p in scenario.ports
-        for ip in p.ips
+        for ip in p.addresses
     }
     for egress in report.egress:
         own = own_public.get(egress.source)
@@ -387,7 +397,8 @@ def probe_table(report: ProbeReport, scenario: Scenario, paint: Paint) -> list[s
         else:
             seen = paint(egress.seen, fg="yellow") + f"  (not its own {own})"
         lines.append(
-            f"    {egress.port} {egress.source:<15}  curl --interface {egress.source:<15}   {seen}"
+            f"    {egress.port} {egress.source:<{width}}  curl --interface "
+            f"{egress.source:<{width}}   {seen}"
         )
     lines.append(paint("  gateway ping from the guest", bold=True))
     for gateway in report.gateway:

@@ -2,7 +2,9 @@
 
 Namespaces, links, addresses and routes are made through pyroute2 (the netlink library the
 rest of multihome uses); the switch's port security and the router's NAT through ``nft``;
-DHCP through the real ``dnsmasq`` and ISC ``dhclient``; the guest's static addresses through
+DHCP through the real ``dnsmasq`` and ISC ``dhclient``; IPv6 router advertisements (SLAAC)
+through the real ``radvd`` in the router, as Neutron's L3 agent sends them; the guest's static
+addresses through
 ``ip`` inside the guest, as its own tools would. Every name carries the lab's prefix; the
 state (pid files, leases, logs, the scenario) lives in ``/run/multihome-lab/<prefix>/``.
 
@@ -17,6 +19,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -56,6 +59,7 @@ REQUIRED_PROGRAMS: Mapping[str, str] = {
     "curl": "curl",
     "ping": "iputils-ping",
     "sysctl": "procps",
+    "radvd": "radvd",
 }
 NETNS_RUN = Path("/run/netns")
 FAILPOINT_ENV = "MULTIHOME_LAB_FAILPOINT"
@@ -71,6 +75,9 @@ CONFIG_DRIVE_DIR = "config-drive"
 #: The guest's current ports, once a port was attached or detached (else the scenario's).
 PORTS_FILE = "ports.json"
 COMMAND_TIMEOUT = 20.0
+#: How long ``up`` waits for SLAAC (DAD of the link-local address, a router solicitation,
+#: the advertisement, DAD of the global address: about 2 s).
+SLAAC_TIMEOUT = 15.0
 #: Where the host's iproute2 configuration is (newer iproute2 ships it in /usr/share only).
 IPROUTE2_CONFIG = (Path("/etc/iproute2"), Path("/usr/share/iproute2"))
 
@@ -410,6 +417,22 @@ class Lab:
         self._sysctls(scenario)
         failpoint("sysctls")
         self._links(scenario)
+        if scenario.ipv6:
+            # Each NIC's router-advertised default gets the NIC's metric, as the IPv4 lease's
+            # routes do (NetworkManager's per-device metric): eth0's wins in main.
+            self.run(
+                "guest",
+                [
+                    self.programs["sysctl"],
+                    "-q",
+                    "-w",
+                    *(
+                        f"net.ipv6.conf.{p.name}.ra_defrtr_metric={p.metric}"
+                        for p in scenario.ports
+                    ),
+                ],
+                "guest router-advertisement metrics",
+            )
         failpoint("links")
         guest_iproute2 = self.names.guest_etc / "iproute2"
         source = next((p for p in IPROUTE2_CONFIG if p.is_dir()), None)
@@ -444,12 +467,32 @@ class Lab:
         for scope in ("all", "default"):
             for knob, value in scenario.guest_sysctls.items():
                 guest[f"net.ipv4.conf.{scope}.{knob}"] = value
+        router: dict[str, int] = {**plain, "net.ipv4.ip_forward": 1}
+        internet = dict(plain)
+        if scenario.ipv6:
+            # A cloud image's guest: router advertisements accepted, SLAAC addresses from the
+            # MAC (EUI-64, as Neutron computes them), no privacy addresses (port security
+            # would drop them). The router and the internet host skip DAD (static addresses).
+            for scope in ("all", "default"):
+                guest.update(
+                    {
+                        f"net.ipv6.conf.{scope}.disable_ipv6": 0,
+                        f"net.ipv6.conf.{scope}.forwarding": 0,
+                        f"net.ipv6.conf.{scope}.accept_ra": 1,
+                        f"net.ipv6.conf.{scope}.use_tempaddr": 0,
+                        f"net.ipv6.conf.{scope}.addr_gen_mode": 0,
+                    }
+                )
+                for values in (router, internet):
+                    values[f"net.ipv6.conf.{scope}.disable_ipv6"] = 0
+                    values[f"net.ipv6.conf.{scope}.accept_dad"] = 0
+                router[f"net.ipv6.conf.{scope}.forwarding"] = 1
         per_node = {
             "guest": guest,
             "switch": quiet,
-            "router": {**plain, "net.ipv4.ip_forward": 1},
+            "router": router,
             "dhcp": plain,
-            "internet": plain,
+            "internet": internet,
         }
         for node, values in per_node.items():
             self.run(
@@ -505,6 +548,10 @@ class Lab:
                     peer={"ifname": topo.router_leg_peer(index), "net_ns_fd": switch_fd},
                 )
                 _up_with_address(rtr, leg, str(network.gateway), network.cidr.prefixlen)
+                if network.gateway6 is not None:
+                    rtr.addr(
+                        "add", index=_index(rtr, leg), address=str(network.gateway6), prefixlen=64
+                    )
             rtr.link(
                 "add",
                 ifname=topo.UPLINK,
@@ -514,6 +561,13 @@ class Lab:
             _up_with_address(
                 rtr, topo.UPLINK, str(topo.ROUTER_UPLINK.ip), topo.ROUTER_UPLINK.network.prefixlen
             )
+            if scenario.ipv6:
+                rtr.addr(
+                    "add",
+                    index=_index(rtr, topo.UPLINK),
+                    address=str(topo.ROUTER_UPLINK6.ip),
+                    prefixlen=topo.ROUTER_UPLINK6.network.prefixlen,
+                )
         with netlink(names.dhcp) as dhcp:
             dhcp.addr("add", index=_index(dhcp, "lo"), address=str(METADATA_ADDRESS), prefixlen=32)
             for index, network in enumerate(scenario.networks):
@@ -535,6 +589,19 @@ class Lab:
                 topo.INTERNET_INTERFACE.network.prefixlen,
             )
             inet.route("add", dst=str(PUBLIC_RANGE), gateway=str(topo.ROUTER_UPLINK.ip))
+            if scenario.ipv6:
+                inet.addr(
+                    "add",
+                    index=_index(inet, "eth0"),
+                    address=str(topo.INTERNET_INTERFACE6.ip),
+                    prefixlen=topo.INTERNET_INTERFACE6.network.prefixlen,
+                )
+                inet.route(
+                    "add",
+                    dst=str(topo.TENANT_RANGE6),
+                    gateway=str(topo.ROUTER_UPLINK6.ip),
+                    family=socket.AF_INET6,
+                )
         with netlink(names.switch) as sw:
             for port in scenario.ports:
                 _enslave(sw, topo.tap(port), topo.bridge(topo.net_index(scenario, port.network)))
@@ -546,6 +613,11 @@ class Lab:
 
     def _services(self, scenario: Scenario) -> None:
         state_dir = self.names.state_dir
+        if scenario.ipv6:
+            (state_dir / "radvd.conf").write_text(
+                topo.radvd_conf(topo.router_advertised(scenario)), encoding="utf-8"
+            )
+            self.run("router", [self.programs["radvd"], *topo.radvd_args(state_dir)], "radvd")
         if any(n.dhcp for n in scenario.networks):
             self.write_dhcp(scenario)
             self.run(
@@ -568,6 +640,8 @@ class Lab:
             },
         )
         self._echo("internet", "internet", str(topo.INTERNET_INTERFACE.ip))
+        if scenario.ipv6:
+            self._echo("internet", "internet6", str(topo.INTERNET_INTERFACE6.ip))
 
     def _echo(
         self, node: str, name: str, bind: str, files: Mapping[str, Path] | None = None
@@ -645,7 +719,27 @@ class Lab:
                     ],
                     f"static route on {port.name}",
                 )
-        self._echo("guest", "guest", "0.0.0.0")
+        if scenario.ipv6:
+            self._wait_for_slaac(scenario)
+        self._echo("guest", "guest", "::" if scenario.ipv6 else "0.0.0.0")
+
+    def _wait_for_slaac(self, scenario: Scenario) -> None:
+        """Until every IPv6 port has its SLAAC address past DAD and its advertised default
+        (a lab that is up answers on every address at once)."""
+        wanted = {p.name: {str(ip) for ip in p.ips6} for p in scenario.ports if p.ips6}
+        deadline = time.monotonic() + SLAAC_TIMEOUT
+        with netlink(self.names.guest) as ipr:
+            while True:
+                missing = _slaac_missing(ipr, wanted)
+                if not missing:
+                    return
+                if time.monotonic() > deadline:
+                    raise LabError(
+                        f"no SLAAC address or router-advertised default on "
+                        f"{', '.join(missing)} within {SLAAC_TIMEOUT:g} s; see "
+                        f"{self.names.state_dir / 'radvd.log'}"
+                    )
+                time.sleep(0.05)
 
     # -- down ------------------------------------------------------------------------------
     def down(self) -> DownResult:
@@ -738,6 +832,8 @@ class Lab:
             return daemons
         if any(n.dhcp for n in scenario.networks):
             daemons.append(("dnsmasq", "dhcp"))
+        if scenario.ipv6:
+            daemons += [("radvd", "router"), ("internet6", "internet")]
         daemons += [(f"dhclient.{port.name}", "guest") for port in topo.lab_clients(scenario)]
         return daemons
 
@@ -753,6 +849,34 @@ class Lab:
 
 
 CLONE_NEWNET = 0x40000000
+
+
+IFA_F_TENTATIVE = 0x40
+IFA_F_DADFAILED = 0x08
+RTPROT_RA = 9
+
+
+def _slaac_missing(ipr: Any, wanted: Mapping[str, set[str]]) -> list[str]:
+    """The ports of ``wanted`` (name -> its SLAAC addresses) that lack one of them past DAD,
+    or their router-advertised default."""
+    index = {name: _index(ipr, name) for name in wanted}
+    done: set[str] = set()
+    for msg in ipr.get_addr(family=socket.AF_INET6):
+        flags = msg.get_attr("IFA_FLAGS") or msg["flags"]
+        if flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED):
+            continue
+        done.add(f"{msg['index']} {msg.get_attr('IFA_ADDRESS')}")
+    defaults = {
+        msg.get_attr("RTA_OIF")
+        for msg in ipr.get_routes(family=socket.AF_INET6, table=254)
+        if msg["dst_len"] == 0 and msg["proto"] == RTPROT_RA
+    }
+    return [
+        name
+        for name, addresses in wanted.items()
+        if index[name] not in defaults
+        or any(f"{index[name]} {address}" not in done for address in addresses)
+    ]
 
 
 def _keep_leases(path: Path, macs: set[str]) -> None:
