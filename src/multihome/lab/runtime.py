@@ -699,7 +699,7 @@ class Lab:
                 if not scenario.port_dhcp(port) and number == 0:
                     command += ["metric", str(port.metric)]
                 self.run("guest", command, f"static address on {port.name}")
-            if not scenario.port_dhcp(port) and network.gateway is not None:
+            if not scenario.port_dhcp(port) and network.gateway is not None and port.ips:
                 self.run(
                     "guest",
                     [
