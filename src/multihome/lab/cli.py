@@ -40,8 +40,9 @@ NODES = ("guest", "switch", "router", "dhcp", "internet")
 
 LAB_EPILOG = """\b
 Examples:
-  sudo multihome lab demo                    the how-to's failure and the fix, in ~4 s
+  sudo multihome lab demo                    the how-to's failure and the fix, dual-stack
   sudo multihome lab up --scenario 4         build the how-to's two-port VM
+  sudo multihome lab up --scenario 6         the same VM dual-stack (IPv6 from radvd)
   sudo multihome lab probe                   what works and what does not
   sudo multihome lab exec -- ip route        a command inside the guest
   sudo multihome lab exec -- multihome apply the fix, inside the guest
@@ -469,15 +470,16 @@ def exec_(name: str, node: str, command: tuple[str, ...]) -> None:
     help="Leave the lab up afterwards (remove it with `multihome lab down`).",
 )
 def demo(name: str, keep: bool) -> None:
-    """The how-to's scenario 4, its failure, and multihome's fix, end to end.
+    """The how-to's scenario 4, dual-stack, its failure, and multihome's fix, end to end.
 
-    Builds the lab, probes it (the second floating IP is dead, port security counts the
-    dropped replies), runs `multihome apply` inside the guest, probes again (every floating
-    IP answers, each source address leaves with its own floating IP), and removes the lab.
-    Exits 1 when a probe does not show what the scenario expects.
+    Builds the lab (scenario 6: scenario 4 with an IPv6 subnet), probes it (the second
+    port's floating IP and IPv6 address are dead, port security counts the dropped replies),
+    runs `multihome apply` inside the guest, probes again (every floating IP and IPv6
+    address answers, each source address leaves with its own public address), and removes
+    the lab. Exits 1 when a probe does not show what the scenario expects.
     """
     paint = _paint(_color())
-    scenario = load_scenario("4")
+    scenario = load_scenario(str(DEMO_SCENARIO))
     lab_ = _open(name)
     click.echo(paint("multihome lab demo", bold=True) + f": {scenario.title}")
     click.echo(paint(f"  how-to section: {scenario.howto}", dim=True))
@@ -495,9 +497,13 @@ def demo(name: str, keep: bool) -> None:
             result = lab_.up(scenario)
             _step(1, f"built the lab in network namespaces ({result.seconds:.1f} s)", paint)
             _print_topology(scenario, paint)
-            click.echo("  the guest's routing table, from its DHCP client (the how-to's):")
+            click.echo(
+                "  the guest's routing table, from its DHCP client (the how-to's)"
+                + (" and the router's advertisements:" if scenario.ipv6 else ":")
+            )
             for route in lab_.status().guest_routes:
-                click.echo(paint(f"    {route}", fg="cyan"))
+                if ":" not in route or route.startswith("default"):  # IPv6: the defaults
+                    click.echo(paint(f"    {route}", fg="cyan"))
             problems += _demo_probe(2, "before", lab_, scenario, paint)
             _step(3, "multihome apply, inside the guest", paint)
             _demo_apply(lab_, paint)
@@ -522,7 +528,7 @@ def demo(name: str, keep: bool) -> None:
     named = _name_arg(name)
     click.echo(
         paint(
-            "Every port works through its own floating IP and gateway. Try it "
+            "Every port works through its own floating IP, IPv6 address and gateway. Try it "
             f"yourself: multihome lab up{named}; multihome lab probe{named}; multihome lab "
             f"exec{named} -- multihome apply; multihome lab down{named}",
             bold=True,
@@ -530,6 +536,10 @@ def demo(name: str, keep: bool) -> None:
     )
     if keep:
         click.echo(f"the lab is still up: multihome lab down{_name_arg(name)}")
+
+
+#: The demo's scenario: the how-to's scenario 4, dual-stack.
+DEMO_SCENARIO = 6
 
 
 def _step(number: int, text: str, paint: Paint) -> None:
@@ -551,7 +561,7 @@ def _explain(
     phase: str, scenario: Scenario, outcome: Outcome, report: ProbeReport, paint: Paint
 ) -> str:
     dead = [public for public, ok in outcome.reachable.items() if not ok]
-    drops = sum(d.during for d in report.drops if d.reason == "ip")
+    drops = sum(d.during for d in report.drops if d.reason in ("ip", "ip6"))
     if dead and phase == "before":
         ports = ", ".join(sorted({i.port for i in report.inbound if not i.ok}))
         routed = [p for p in scenario.ports if scenario.network(p.network).gateway is not None]
@@ -565,9 +575,10 @@ def _explain(
         )
     if dead:
         return paint(f"  => still unreachable: {', '.join(dead)}", fg="red", bold=True)
+    ipv6 = " and IPv6 address" if scenario.ipv6 else ""
     return paint(
-        "  => every floating IP answers, each source address leaves with its own "
-        f"floating IP, {drops} spoofed packet(s) dropped.",
+        f"  => every floating IP{ipv6} answers, each source address leaves with its own "
+        f"public address, {drops} spoofed packet(s) dropped.",
         fg="green",
         bold=True,
     )

@@ -807,9 +807,13 @@ class Lab:
         routes: tuple[str, ...] = ()
         rules: tuple[str, ...] = ()
         if namespaces[self.names.guest]:
-            addresses = self._lines(["-4", "-brief", "addr", "show"])
+            ipv6 = scenario is not None and scenario.ipv6
+            addresses = self._lines([*([] if ipv6 else ["-4"]), "-brief", "addr", "show"])
             routes = self._lines(["-4", "route", "show"])
             rules = self._lines(["-4", "rule", "show"])
+            if ipv6:  # an IPv6 lab: both families, IPv4 first
+                routes += self._lines(["-6", "route", "show"])
+                rules += self._lines(["-6", "rule", "show"])
         if state is None and any(namespaces.values()):
             problems.append(
                 "namespaces of this lab exist without its state; remove them with "
