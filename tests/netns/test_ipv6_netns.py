@@ -9,6 +9,7 @@ in on (``icmp6_iif``), whatever the routing, so ping cannot show the failure."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -21,6 +22,8 @@ from pathlib import Path
 
 import pytest
 from netns_util import multihome, namespaces, sh, unique
+
+from multihome.lab.topology import radvd_conf
 
 INTERNET6 = "2001:db8:ff::10"
 INTERNET4 = "203.0.113.10"
@@ -162,13 +165,8 @@ def _build(
             route = f"route add default via {NETS4[p.bridge]}.1 dev {p.name} proto dhcp"
             ip("-n", vm, *route.split(), "src", addr, "metric", str(100 + i))
     conf = tmp_path / "radvd.conf"
-    conf.write_text(
-        "".join(
-            f"interface br{b} {{ AdvSendAdvert on; MinRtrAdvInterval 3; MaxRtrAdvInterval 4;"
-            f" prefix {PREFIXES[b]}/64 {{ AdvOnLink on; AdvAutonomous on; }}; }};\n"
-            for b in bridges
-        )
-    )
+    legs = [(f"br{b}", ipaddress.IPv6Network(f"{PREFIXES[b]}/64")) for b in bridges]
+    conf.write_text(radvd_conf(legs, intervals=(3, 4)))  # the lab's, advertising every 3-4 s
     pidfile = tmp_path / "radvd.pid"
     return subprocess.Popen(
         [*f"ip netns exec {router} radvd -n -m stderr -u root -C {conf} -p {pidfile}".split()],

@@ -338,15 +338,20 @@ def _nat_elements(verb: str, port: GuestPort) -> str:
     )
 
 
-def radvd_conf(interfaces: Sequence[tuple[str, ipaddress.IPv6Network]]) -> str:
+def radvd_conf(
+    interfaces: Sequence[tuple[str, ipaddress.IPv6Network]],
+    intervals: tuple[int, int] = (30, 100),
+) -> str:
     """radvd's configuration: per (interface, /64 prefix), router advertisements with the
-    prefix on-link and autonomous (SLAAC), Neutron's L3 agent's intervals (30-100 s; a new
-    guest solicits and is answered at once)."""
+    prefix on-link and autonomous (SLAAC), every ``intervals`` (min, max) seconds: Neutron's
+    L3 agent's 30-100 s by default (a new guest solicits and is answered at once). Also the
+    namespace tests' router (tests/netns/test_ipv6_netns.py, every 3-4 s)."""
+    low, high = intervals
     return "".join(
         f"interface {ifname} {{\n"
         "\tAdvSendAdvert on;\n"
-        "\tMinRtrAdvInterval 30;\n"
-        "\tMaxRtrAdvInterval 100;\n"
+        f"\tMinRtrAdvInterval {low};\n"
+        f"\tMaxRtrAdvInterval {high};\n"
         "\tAdvLinkMTU 1500;\n"
         f"\tprefix {prefix} {{\n\t\tAdvOnLink on;\n\t\tAdvAutonomous on;\n\t}};\n"
         "};\n"
