@@ -6,7 +6,7 @@ PY    := $(VENV)/bin/python
 APT_PACKAGES := $(sort $(shell cat .ci/apt.d/*.txt 2>/dev/null | sed 's/\#.*//'))
 STAMP := $(VENV)/.installed
 
-.PHONY: all deps venv test unit lint typecheck gate demo bench fuzz man deb clean
+.PHONY: all deps venv test unit lint typecheck gate demo bench fuzz man deb collection clean
 
 all: test
 
@@ -71,6 +71,13 @@ fuzz: deps venv
 	MULTIHOME_FUZZ_SEED=$$seed MULTIHOME_FUZZ_EXAMPLES=$(MULTIHOME_FUZZ_EXAMPLES) \
 	MULTIHOME_FUZZ_STEPS=$(MULTIHOME_FUZZ_STEPS) MULTIHOME_FUZZ_SHRINK=$(MULTIHOME_FUZZ_SHRINK) \
 	$(PY) -m pytest -q -s -x -n 0 -p no:cacheprovider tests/fuzz/test_fuzz_events.py
+
+# The Ansible collection (ansible/multihome/guest, docs/fleet.md) as
+# dist/multihome-guest-VERSION.tar.gz, built by the pinned ansible-core of the tests' cached venv
+# (tests/ansible/ansible-requirements.lock; built on first use).
+collection: venv
+	@venv=$$($(PY) tests/ansible/ansible_support.py) && \
+	  $$venv/bin/ansible-galaxy collection build --force --output-path dist ansible/multihome/guest
 
 # The man pages (roff) from docs/*.[58].md, with pandoc, into build/man/.
 man:

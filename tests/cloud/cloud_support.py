@@ -15,6 +15,7 @@ from apt, see .ci/apt.d/nova.txt) and wired to the session's Neutron, which bind
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import hashlib
@@ -25,6 +26,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -60,14 +62,14 @@ def skip_unless_ours(path: Path, what: str) -> None:
         )
 
 
-def template(venv: Path, script: Path = SERVER) -> Path:
+def template(venv: Path, script: Path = SERVER, cache: Path = CACHE) -> Path:
     """The template state (configuration, databases) that ``script setup`` builds in
-    ``venv``, once per version of the script."""
+    ``venv``, once per version of the script (under the lock of ``cache``)."""
     tmpl = venv / f"template-{server_hash(script)}"
     if (tmpl / ".ready").exists():
         return tmpl
     skip_unless_ours(venv, f"the template state of {script.name}")
-    with open(CACHE / ".build.lock", "w") as lock:
+    with open(cache / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (tmpl / ".ready").exists():
             shutil.rmtree(tmpl, ignore_errors=True)
@@ -547,3 +549,359 @@ def nova_env(nova: Nova, monkeypatch: pytest.MonkeyPatch) -> Nova:
     ]:
         monkeypatch.delenv(var)
     return nova
+
+
+# -- a real Heat (heat-api, heat-engine) on the session's Nova ------------------------------
+
+HEAT_LOCK = HERE / "heat-requirements.lock"
+HEAT_SERVER = HERE / "heat_server.py"
+HEAT_CACHE = CACHE / "heat"  # a subfolder of its own, with its own build lock
+HEAT_PROJECT = "admin"  # heat's noauth middleware: the project of every request
+
+
+def build_cached_venv(lock: Path, cache: Path, prefix: str) -> Path:
+    """The venv of ``lock`` as ``cache/PREFIX-<hash of the lock>``, built once: in a
+    temporary folder under ``cache``'s lock, then renamed, so that no run ever sees half of
+    it. Only its ``bin/python`` is used (entry points through ``-c``), which a rename keeps
+    working, unlike the scripts' shebangs."""
+    venv = cache / f"{prefix}-{lock_hash(lock)}"
+    if (venv / ".multihome-ready").exists():
+        return venv
+    if CACHE.is_dir():
+        skip_unless_ours(CACHE, venv.name)
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".build.lock", "w") as build_lock:
+        fcntl.flock(build_lock, fcntl.LOCK_EX)  # one builder; other runs wait for it
+        if (venv / ".multihome-ready").exists():
+            return venv
+        tmp = cache / f".tmp-{venv.name}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(tmp)], check=True)
+        done = subprocess.run(
+            [
+                str(tmp / "bin/python"),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "-r",
+                str(lock),
+            ],
+            capture_output=True,
+            check=False,
+            text=True,
+        )
+        if done.returncode != 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise RuntimeError(f"building {venv} failed:\n{done.stderr[-3000:]}")
+        (tmp / ".multihome-ready").write_text(lock_hash(lock))
+        tmp.rename(venv)
+    return venv
+
+
+class HeatError(RuntimeError):
+    """Heat refused a request, or a stack ended in a FAILED state."""
+
+
+@dataclass
+class Heat:
+    """A running Heat API and engine, wired to the session's Nova, Glance and Neutron.
+
+    Stacks are created, updated and deleted with python-heatclient (as `openstack stack`
+    does), their resources read through Heat's REST API (openstacksdk cannot find Heat's
+    version document without Keystone: the project id in the endpoint)."""
+
+    url: str
+    """The orchestration endpoint (``.../v1/<project>``)."""
+    venv: Path
+    nova: Nova
+
+    def connect(self) -> Any:
+        """openstacksdk on the Nova, Glance and Neutron that Heat drives."""
+        return self.nova.connect()
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            self.url + path,
+            data=data,
+            method=method,
+            # any token: heat's noauth middleware accepts it, and heat-engine passes it on
+            # (Neutron and Nova run without authentication here)
+            headers={
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "X-Auth-Token": "multihome-test",
+            },
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                text = resp.read()
+        except urllib.error.HTTPError as exc:
+            raise HeatError(f"{method} {path}: {exc.code} {exc.read().decode()[-2000:]}") from exc
+        return json.loads(text) if text else None
+
+    def client(self, action: str, name: str, template: Path | None = None) -> str:
+        """Run python-heatclient (heat_server.py stack, in the Heat venv) to create, update
+        or delete stack ``name`` and wait for it; the stack's id."""
+        args = [str(self.venv / "bin/python"), str(HEAT_SERVER), "stack", action, self.url, name]
+        done = subprocess.run(
+            [*args, *([str(template)] if template else [])],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=900,
+        )
+        if done.returncode != 0:
+            raise HeatError(f"stack {action} {name}: {done.stderr[-3000:]}")
+        return str(json.loads(done.stdout.splitlines()[-1])["id"])
+
+    def create(self, name: str, template: Path) -> str:
+        """`openstack stack create -t TEMPLATE --wait NAME`; the stack's id."""
+        return self.client("create", name, template)
+
+    def update(self, name: str, template: Path) -> None:
+        """`openstack stack update -t TEMPLATE --wait NAME`."""
+        self.client("update", name, template)
+
+    def delete(self, name: str) -> None:
+        """`openstack stack delete --wait NAME`."""
+        self.client("delete", name)
+
+    def stack(self, name: str, stack_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = self.request("GET", f"/stacks/{name}/{stack_id}")["stack"]
+        return data
+
+    def resources(self, name: str, stack_id: str) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = self.request("GET", f"/stacks/{name}/{stack_id}/resources")[
+            "resources"
+        ]
+        return data
+
+
+def _heat_engine_ready(state: Path) -> bool:
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{state / 'heat.sqlite'}?mode=ro", uri=True, timeout=10)
+    try:
+        (count,) = con.execute("SELECT count(*) FROM service").fetchone()
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        con.close()
+    return bool(count)
+
+
+@contextlib.contextmanager
+def start_heat(workdir: Path, nova: Nova) -> Iterator[Heat]:
+    """Start heat-api and heat-engine (one worker) on the RabbitMQ node of ``nova``, with a
+    catalogue pointing at ``nova``'s services; stop both afterwards."""
+    venv = build_cached_venv(HEAT_LOCK, HEAT_CACHE, "heat-venv")
+    python = str(venv / "bin/python")
+    tmpl = template(venv, HEAT_SERVER, HEAT_CACHE)
+    logs = workdir / "logs"
+    logs.mkdir(parents=True)
+    state = workdir / "state"
+    nova_ports = json.loads((nova.state / "ports.json").read_text())
+    port = free_port()
+    settings = {
+        "rabbit": nova_ports["rabbit"],
+        "heat": port,
+        "network": nova.neutron.url,
+        "compute": nova.compute_url,
+        "image": nova.image_url.rstrip("/"),
+    }
+    subprocess.run(
+        [python, str(HEAT_SERVER), "clone", str(tmpl), str(state), json.dumps(settings)],
+        check=True,
+    )
+    procs = Processes(logs)
+    try:
+        procs.start(
+            "heat-api", [python, str(HEAT_SERVER), "api", str(state), str(port)], ready_line=True
+        )
+        procs.start("heat-engine", [python, str(HEAT_SERVER), "engine", str(state)])
+        deadline = time.monotonic() + NOVA_START_TIMEOUT
+        procs.wait_ready("heat-api", deadline)
+        heat = Heat(url=f"http://127.0.0.1:{port}/v1/{HEAT_PROJECT}", venv=venv, nova=nova)
+        # the engine records itself in the service table once it listens on RabbitMQ (a
+        # request sent before that would wait out the RPC timeout)
+        while not _heat_engine_ready(state):
+            procs.check()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"heat-engine did not start:\n{procs.tail('heat-engine')}")
+            time.sleep(0.2)
+        heat.request("GET", "/stacks")
+        yield heat
+    finally:
+        procs.stop()
+
+
+@pytest.fixture(scope="session")
+def heat(nova: Nova, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Heat]:
+    """A real Heat (API and engine) for the whole session, on the session's Nova and
+    Neutron. Tests using it carry ``@pytest.mark.xdist_group("nova")``."""
+    with start_heat(tmp_path_factory.mktemp("heat"), nova) as server:
+        yield server
+
+
+# -- what `cloud apply` must have created: shared by the apply and the Heat tests -----------
+
+
+def tagged(conn: Any, tag: str) -> dict[str, list[str]]:
+    """The names of every resource carrying ``tag``, by kind (floating IPs: descriptions)."""
+    net = conn.network
+    return {
+        "networks": sorted(n.name for n in net.networks(tags=tag)),
+        "subnets": sorted(s.name for s in net.subnets(tags=tag)),
+        "security_groups": sorted(g.name for g in net.security_groups(tags=tag)),
+        "routers": sorted(r.name for r in net.routers(tags=tag)),
+        "ports": sorted(p.name for p in net.ports(tags=tag)),
+        "floating_ips": sorted(f.description for f in net.ips(tags=tag)),
+        "servers": sorted(s.name for s in conn.compute.servers(tags=tag)),
+    }
+
+
+def check_found(found: dict[str, list[str]], topo: Any) -> None:
+    """``found`` (names by kind, as :func:`tagged` gives them) holds every resource of
+    ``topo``, and nothing else."""
+    assert found["networks"] == sorted(n.name for n in topo.networks)
+    assert found["subnets"] == sorted(s.name for s in topo.subnets)
+    assert found["security_groups"] == sorted(g.name for g in topo.security_groups)
+    assert found["routers"] == sorted(r.name for r in topo.routers)
+    assert found["ports"] == sorted(p.name for p in topo.ports)
+    assert found["servers"] == sorted(s.name for s in topo.servers)
+    assert len(found["floating_ips"]) == sum(1 for p in topo.ports if p.floating_ip)
+
+
+def macs_in_boot_order(server: Any) -> list[str]:
+    """The MACs of the server's interfaces in the order Nova plugs them (eth0, eth1, ...):
+    Nova's network info cache, which ``addresses`` lists network by network, in order
+    (floating IPs, once Nova has seen them, repeat the MAC of their port: left out)."""
+    return [
+        a["OS-EXT-IPS-MAC:mac_addr"]
+        for addrs in server.addresses.values()
+        for a in addrs
+        if a["OS-EXT-IPS:type"] == "fixed"
+    ]
+
+
+def check_server(
+    conn: Any, topo: Any, spec: Any, out: str | None = None, tag: str | None = None
+) -> Any:
+    """The server of ``spec`` runs as the topology says, on its ports, in order, tagged
+    ``tag`` (the topology's by default; each fixed IP is in the command's output ``out``,
+    when given). Returns the server."""
+    from multihome.cloud.userdata import for_server
+
+    tag = tag or topo.tag
+    (server,) = [s for s in conn.compute.servers(details=True, tags=tag) if s.name == spec.name]
+    server = conn.compute.get_server(server.id)  # user_data: admin, microversion 2.3+
+    assert server.status == "ACTIVE"
+    # Nova says "True" or "" (not False): the drive is there exactly when asked for
+    assert (server.has_config_drive in (True, "True")) is spec.config_drive
+    assert server.key_name == spec.key_name
+    assert server.flavor["original_name"] == spec.flavor
+    assert server.tags == [tag]
+    stored = server.user_data
+    assert (base64.b64decode(stored).decode() if stored else None) == for_server(topo, spec)
+    ports = [next(conn.network.ports(name=p.name, tags=tag)) for p in spec.ports]
+    for port, port_spec in zip(ports, spec.ports, strict=True):
+        assert port.device_id == server.id
+        assert port.device_owner.startswith("compute:")
+        assert port.binding_host_id == COMPUTE_HOST
+        assert port.status == "ACTIVE"
+        if port_spec.fixed_ip is not None:
+            assert [f["ip_address"] for f in port.fixed_ips] == [str(port_spec.fixed_ip)]
+            if out is not None:
+                assert str(port_spec.fixed_ip) in out
+    assert macs_in_boot_order(server) == [p.mac_address for p in ports]
+    assert {i.port_id for i in conn.compute.server_interfaces(server)} == {p.id for p in ports}
+    return server
+
+
+def _one(items: Any, what: str) -> Any:
+    found = list(items)
+    assert len(found) == 1, f"{what}: {len(found)} found"
+    return found[0]
+
+
+def check_network_side(conn: Any, topo: Any, tag: str, *, groups_tagged: bool = True) -> None:
+    """Subnets (gateway, DHCP, DNS servers), security-group rules, routers (gateway,
+    interfaces), ports (fixed IPs, groups, address pairs, port security) and floating IPs
+    are in the cloud as ``topo`` declares them, found by ``tag`` (security groups by name
+    alone when ``groups_tagged`` is false: Heat cannot tag them)."""
+    net = conn.network
+    ext = {n.name: n.id for n in net.networks(is_router_external=True)}
+    subnet_names = {s.id: s.name for s in net.subnets()}
+    group_names = {g.id: g.name for g in net.security_groups()}
+    for spec in topo.subnets:
+        sub = _one(net.subnets(name=spec.name, tags=tag), f"subnet {spec.name}")
+        assert sub.gateway_ip == (None if spec.gateway is None else str(spec.gateway)), spec
+        assert sub.is_dhcp_enabled is spec.dhcp, spec
+        assert sorted(sub.dns_nameservers) == sorted(str(d) for d in spec.dns_nameservers)
+    for spec in topo.security_groups:
+        query = {"name": spec.name, **({"tags": tag} if groups_tagged else {})}
+        group = _one(net.security_groups(**query), f"security group {spec.name}")
+        have = {
+            (
+                r["direction"],
+                r["ethertype"],
+                r["protocol"],
+                r["port_range_min"],
+                r["port_range_max"],
+                r["remote_ip_prefix"],
+                group_names.get(r["remote_group_id"]) if r["remote_group_id"] else None,
+            )
+            for r in group.security_group_rules
+        }
+        want = {
+            (
+                r.direction,
+                r.ethertype,
+                r.protocol,
+                r.port_min,
+                r.port_max,
+                r.remote_ip_prefix,
+                r.remote_group,
+            )
+            for r in spec.rules
+        }
+        assert want <= have, (spec.name, want - have, have)
+    for spec in topo.routers:
+        router = _one(net.routers(name=spec.name, tags=tag), f"router {spec.name}")
+        gateway = (router.external_gateway_info or {}).get("network_id")
+        assert gateway == (ext[spec.external_network] if spec.external_network else None)
+        interfaces = {
+            subnet_names[f["subnet_id"]]
+            for p in net.ports(device_id=router.id)
+            if p.device_owner == "network:router_interface"
+            for f in p.fixed_ips
+        }
+        assert interfaces == set(spec.subnets), (spec.name, interfaces)
+    for spec in topo.ports:
+        port = _one(net.ports(name=spec.name, tags=tag), f"port {spec.name}")
+        if spec.fixed_ip is not None:
+            assert [f["ip_address"] for f in port.fixed_ips] == [str(spec.fixed_ip)]
+        if spec.subnet is not None:
+            assert [subnet_names[f["subnet_id"]] for f in port.fixed_ips] == [spec.subnet]
+        if spec.security_groups is not None:
+            assert sorted(group_names[g] for g in port.security_group_ids) == sorted(
+                spec.security_groups
+            )
+        pairs = sorted(p["ip_address"] for p in port.allowed_address_pairs or ())
+        assert pairs == sorted(p.ip for p in spec.allowed_address_pairs), spec.name
+        security = spec.port_security
+        if security is None and topo.network(spec.network) is not None:
+            security = topo.network(spec.network).port_security
+        if security is not None:
+            assert port.is_port_security_enabled is security, spec.name
+        fips = list(net.ips(port_id=port.id))
+        if spec.floating_ip is None:
+            assert not fips, spec.name
+            continue
+        fip = _one(fips, f"floating IP of {spec.name}")
+        assert fip.floating_network_id == ext[spec.floating_ip]
+        assert fip.fixed_ip_address == next(f["ip_address"] for f in port.fixed_ips)

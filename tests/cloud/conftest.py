@@ -10,9 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # cloud_support
 
-from cloud_support import cloud_env, neutron, nova, nova_env
+from cloud_support import cloud_env, heat, neutron, nova, nova_env
 
-__all__ = ["cloud_env", "neutron", "nova", "nova_env"]
+__all__ = ["cloud_env", "heat", "neutron", "nova", "nova_env"]
 
 
 @pytest.hookimpl(trylast=True)

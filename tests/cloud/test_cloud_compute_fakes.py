@@ -40,7 +40,7 @@ def test_create_server_sends_ports_config_drive_tag_and_user_data() -> None:
         key_name="key",
         config_drive=True,
         user_data="#cloud-config\n",
-        tag="multihome:t",
+        tags=["multihome:t"],
     )
     assert server_id == booted.id
     kwargs = compute.create_server.call_args.kwargs

@@ -78,6 +78,23 @@ def test_good_file_parses_to_canonical_values() -> None:
             "name the external network",
         ),
         (("name: t1", "name: 't 1'"), "name", "letters, digits"),
+        (("name: t1", "name: t1\nguest: {wheels: wheels/}"), "guest.wheels", "absolute path"),
+        (("name: t1", "name: t1\nguest: {wheels: '/w; rm -rf /'}"), "guest.wheels", "no spaces"),
+        (
+            ("name: t1", "name: t1\nguest: {index_url: /srv/simple}"),
+            "guest.index_url",
+            "http://10.0.0.5/simple/",
+        ),
+        (
+            ("name: t1", "name: t1\nguest: {install: none, wheels: /w}"),
+            "guest.wheels",
+            "set install: pip",
+        ),
+        (
+            ("name: t1", "name: t1\nguest: {wheels: /w, index_url: 'http://m/simple/'}"),
+            "guest.index_url",
+            "keep one",
+        ),
         (("    ports:\n", "    ports: []\n    x:\n"), "servers[0]", "use one of"),
     ],
 )

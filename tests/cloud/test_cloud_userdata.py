@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -66,6 +67,56 @@ def test_user_data_is_valid_cloud_config(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Valid cloud-config" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("guest", "options"),
+    [
+        (
+            "wheels: /var/lib/multihome-wheels",
+            ["--no-index", "--find-links", "/var/lib/multihome-wheels"],
+        ),
+        (
+            "wheels: http://10.0.0.5/wheels/",
+            ["--no-index", "--find-links", "http://10.0.0.5/wheels/"],
+        ),
+        ("index_url: http://10.0.0.5/simple/", ["--index-url", "http://10.0.0.5/simple/"]),
+    ],
+)
+def test_user_data_installs_from_a_wheel_directory_or_index(
+    tmp_path: Path, guest: str, options: list[str]
+) -> None:
+    """guest.wheels (air-gapped: no index at all) and guest.index_url (a mirror) become pip's
+    options, before the requirement; tests/reboot/test_cloudinit.py runs the first under
+    cloud-init in a guest without internet."""
+    text = SCENARIO4.read_text().replace("  package: multihome", f"  package: multihome\n  {guest}")
+    path = tmp_path / "t.yaml"
+    path.write_text(text)
+    doc = yaml.safe_load(render(load_topology(path)))
+    assert doc["runcmd"][1] == [
+        "/opt/multihome/bin/pip",
+        "install",
+        "--quiet",
+        *options,
+        "multihome",
+    ]
+
+
+def test_user_data_bad_wheels_exits_2(tmp_path: Path) -> None:
+    """A relative wheel directory: exit 2, the key, its line and the fix; nothing printed on
+    stdout, no traceback."""
+    path = tmp_path / "t.yaml"
+    path.write_text(SCENARIO4.read_text().replace("  package: multihome", "  wheels: ./wheels"))
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "multihome"), "cloud", "user-data", "-f", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    assert "guest.wheels: './wheels' is not a URL or an absolute path on the guest" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_user_data_without_install(tmp_path: Path) -> None:

@@ -168,12 +168,13 @@ def namespaces() -> Iterator[Namespaces]:
 
 
 def start_dnsmasq(
-    switch: str, ports: list[str], workdir: Path, router: str = "192.168.0.1"
+    switch: str, ports: list[str], workdir: Path, router: str = "192.168.0.1", lease: str = "2m"
 ) -> None:
     """Serve ``ports`` (fixed lease per MAC) from the bridge br0 in ``switch`` as Neutron's DHCP
     agent does: router option, option 121 with the metadata route and the default, instant
     leases (``--no-ping``); a dnsmasq already serving from ``workdir`` is stopped first. Also
-    used by the reboot tests, whose guest reboots while this "cloud" stays up."""
+    used by the reboot tests, whose guest reboots while this "cloud" stays up. ``lease``: 2
+    minutes (dnsmasq's minimum: renews come soon) or Neutron's default, ``24h``."""
     pidfile = workdir / "dnsmasq.pid"
     if pidfile.exists():
         with contextlib.suppress(ProcessLookupError, ValueError):
@@ -192,7 +193,7 @@ def start_dnsmasq(
         "--except-interface=lo",
         "--no-ping",
         "--dhcp-authoritative",
-        "--dhcp-range=192.168.0.0,static,255.255.255.0,2m",
+        f"--dhcp-range=192.168.0.0,static,255.255.255.0,{lease}",
         *hosts,
         f"--dhcp-option=3,{router}",
         f"--dhcp-option=121,169.254.169.254/32,192.168.0.100,0.0.0.0/0,{router}",

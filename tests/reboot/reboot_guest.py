@@ -612,8 +612,10 @@ def make_switch(spaces: Namespaces, workdir: Path, ports: tuple[str, ...] = PORT
 
 
 @contextlib.contextmanager
-def guest_environment(tmp_path: Path, tarball: Path) -> Iterator[Guest]:
-    """A prepared guest (not booted yet) and its cloud; all of it is gone afterwards."""
+def guest_environment(tmp_path: Path, tarball: Path, *, baked: bool = True) -> Iterator[Guest]:
+    """A prepared guest (not booted yet) and its cloud; all of it is gone afterwards. With
+    ``baked`` (the default) the image has the multihome under test (:meth:`install_multihome`);
+    without, the guest installs it itself (at first boot, say)."""
     need_root()
     need("systemd-nspawn", "nsenter", "unshare", "dnsmasq")
     spaces = Namespaces(f"mhreboot-{secrets.token_hex(3)}")
@@ -623,7 +625,8 @@ def guest_environment(tmp_path: Path, tarball: Path) -> Iterator[Guest]:
         switch = make_switch(spaces, tmp_path / "cloud")
         guest = Guest(root=root, spaces=spaces, switch=switch, logdir=tmp_path)
         guest.unpack(tarball)
-        guest.install_multihome()
+        if baked:
+            guest.install_multihome()
         yield guest
     finally:
         try:

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from multihome.cloud import desired
 from multihome.cloud.client import ComputeApi, NetworkApi, ServerBootError, to_fip, to_port
 from multihome.cloud.plan import Action, CloudPlan
 from multihome.cloud.state import CloudState, FoundFloatingIp, FoundPort, marker
-from multihome.cloud.topology import PortSpec, Topology
-from multihome.cloud.userdata import for_server
+from multihome.cloud.topology import PortSpec, Router, SecurityGroup, Topology
 from multihome.errors import CloudError
 
 #: progress(action, "start" | "done", seconds)
@@ -144,33 +144,7 @@ class Executor:
         return next(p for p in self.topo().ports if p.name == name)
 
     def port_attrs(self, port: PortSpec, *, create: bool) -> dict[str, Any]:
-        attrs: dict[str, Any] = {}
-        if create:
-            attrs.update(
-                name=port.name,
-                network_id=self.id_of("network", port.network),
-                description=self.marker,
-            )
-        if port.subnet is not None or port.fixed_ip is not None:
-            fixed: dict[str, str] = {}
-            if port.subnet is not None:
-                fixed["subnet_id"] = self.id_of("subnet", port.subnet)
-            if port.fixed_ip is not None:
-                fixed["ip_address"] = str(port.fixed_ip)
-            attrs["fixed_ips"] = [fixed]
-        if port.port_security is not None:
-            attrs["port_security_enabled"] = port.port_security
-        if port.security_groups is not None:
-            attrs["security_group_ids"] = [
-                self.id_of("security-group", g) for g in port.security_groups
-            ]
-        elif port.port_security is False:
-            attrs["security_group_ids"] = []
-        attrs["allowed_address_pairs"] = [
-            {"ip_address": p.ip, **({"mac_address": p.mac} if p.mac else {})}
-            for p in port.allowed_address_pairs
-        ]
-        return attrs
+        return desired.port(port, self.tag, self.id_of, create=create)
 
 
 # -- handlers ------------------------------------------------------------------------------
@@ -197,9 +171,7 @@ def _create_then_tag(ex: Executor, kind: str, **attrs: Any) -> Any:
 def _create_network(ex: Executor, action: Action) -> None:
     net = ex.topo().network(action.name)
     assert net is not None
-    _create_then_tag(
-        ex, "network", name=net.name, description=ex.marker, port_security_enabled=net.port_security
-    )
+    _create_then_tag(ex, "network", **desired.network(net, ex.tag))
 
 
 def _update_network(ex: Executor, action: Action) -> None:
@@ -208,72 +180,40 @@ def _update_network(ex: Executor, action: Action) -> None:
     ex.net.update("network", action.id, port_security_enabled=net.port_security)
 
 
-def _subnet_attrs(ex: Executor, name: str) -> dict[str, Any]:
-    sub = ex.topo().subnet(name)
-    assert sub is not None
-    return {
-        "gateway_ip": None if sub.gateway is None else str(sub.gateway),
-        "is_dhcp_enabled": sub.dhcp,
-        "dns_nameservers": [str(d) for d in sub.dns_nameservers],
-    }
-
-
 def _create_subnet(ex: Executor, action: Action) -> None:
     sub = ex.topo().subnet(action.name)
     assert sub is not None
-    _create_then_tag(
-        ex,
-        "subnet",
-        name=sub.name,
-        description=ex.marker,
-        network_id=ex.id_of("network", sub.network),
-        cidr=str(sub.cidr),
-        ip_version=sub.ip_version,
-        **_subnet_attrs(ex, sub.name),
-    )
+    _create_then_tag(ex, "subnet", **desired.subnet(sub, ex.tag, ex.id_of))
 
 
 def _update_subnet(ex: Executor, action: Action) -> None:
     assert action.id is not None
-    ex.net.update("subnet", action.id, **_subnet_attrs(ex, action.name))
+    sub = ex.topo().subnet(action.name)
+    assert sub is not None
+    ex.net.update("subnet", action.id, **desired.subnet_settings(sub))
 
 
-def _group_description(ex: Executor, name: str) -> str:
+def _group(ex: Executor, name: str) -> SecurityGroup:
     group = ex.topo().security_group(name)
     assert group is not None
-    return f"{group.description} {ex.marker}".strip()
+    return group
 
 
 def _create_group(ex: Executor, action: Action) -> None:
-    _create_then_tag(
-        ex, "security-group", name=action.name, description=_group_description(ex, action.name)
-    )
+    attrs = desired.security_group(_group(ex, action.name), ex.tag)
+    _create_then_tag(ex, "security-group", **attrs)
 
 
 def _update_group(ex: Executor, action: Action) -> None:
     assert action.id is not None
-    ex.net.update("security-group", action.id, description=_group_description(ex, action.name))
+    description = desired.group_description(_group(ex, action.name), ex.tag)
+    ex.net.update("security-group", action.id, description=description)
 
 
 def _create_rule(ex: Executor, action: Action) -> None:
-    group = ex.topo().security_group(action.name)
-    assert group is not None
+    group = _group(ex, action.name)
     rule = next(r for r in group.rules if r.describe() == action.target)
-    attrs: dict[str, Any] = {
-        "security_group_id": ex.id_of("security-group", group.name),
-        "direction": rule.direction,
-        "ethertype": rule.ethertype,
-    }
-    if rule.protocol is not None:
-        attrs["protocol"] = rule.protocol
-    if rule.port_min is not None:
-        attrs["port_range_min"] = rule.port_min
-        attrs["port_range_max"] = rule.port_max
-    if rule.remote_ip_prefix is not None:
-        attrs["remote_ip_prefix"] = rule.remote_ip_prefix
-    if rule.remote_group is not None:
-        attrs["remote_group_id"] = ex.id_of("security-group", rule.remote_group)
-    ex.net.create("rule", **attrs)
+    ex.net.create("rule", **desired.rule(group, rule, ex.id_of))
 
 
 def _delete(ex: Executor, action: Action) -> None:
@@ -283,24 +223,18 @@ def _delete(ex: Executor, action: Action) -> None:
         ex.fips.pop(action.name, None)
 
 
-def _router_gateway(ex: Executor, name: str) -> dict[str, Any] | None:
-    router = next(r for r in ex.topo().routers if r.name == name)
-    if router.external_network is None:
-        return None
-    return {"network_id": ex.id_of("network", router.external_network)}
+def _router(ex: Executor, name: str) -> Router:
+    return next(r for r in ex.topo().routers if r.name == name)
 
 
 def _create_router(ex: Executor, action: Action) -> None:
-    attrs: dict[str, Any] = {"name": action.name, "description": ex.marker}
-    gateway = _router_gateway(ex, action.name)
-    if gateway is not None:
-        attrs["external_gateway_info"] = gateway
-    _create_then_tag(ex, "router", **attrs)
+    _create_then_tag(ex, "router", **desired.router(_router(ex, action.name), ex.tag, ex.id_of))
 
 
 def _update_router(ex: Executor, action: Action) -> None:
     assert action.id is not None
-    ex.net.update("router", action.id, external_gateway_info=_router_gateway(ex, action.name) or {})
+    gateway = desired.router_gateway(_router(ex, action.name), ex.id_of)
+    ex.net.update("router", action.id, external_gateway_info=gateway or {})
 
 
 def _attach_interface(ex: Executor, action: Action) -> None:
@@ -338,15 +272,16 @@ def _create_server(ex: Executor, action: Action) -> None:
             "the cloud's catalogue, or apply with --network-only"
         )
     server = next(s for s in ex.topo().servers if s.name == action.name)
+    attrs = desired.server(ex.topo(), server, ex.tag, ex.id_of)
     server_id = ex.compute.create_server(
-        name=server.name,
-        image_id=ex.compute.image_id(server.image),
-        flavor_id=ex.compute.flavor_id(server.flavor),
-        port_ids=[ex.id_of("port", p.name) for p in server.ports],
-        key_name=server.key_name,
-        config_drive=server.config_drive,
-        user_data=for_server(ex.topo(), server),
-        tag=ex.tag,
+        name=attrs["name"],
+        image_id=ex.compute.image_id(attrs["image"]),
+        flavor_id=ex.compute.flavor_id(attrs["flavor"]),
+        port_ids=attrs["port_ids"],
+        key_name=attrs["key_name"],
+        config_drive=attrs["config_drive"],
+        user_data=attrs["user_data"],
+        tags=attrs["tags"],
     )
     ex.ids[("server", server.name)] = server_id
 
@@ -367,15 +302,7 @@ def _delete_server(ex: Executor, action: Action) -> None:
 
 def _create_fip(ex: Executor, action: Action) -> None:
     port = ex.port_spec(action.name)
-    assert port.floating_ip is not None
-    attrs: dict[str, Any] = {
-        "floating_network_id": ex.id_of("network", port.floating_ip),
-        "port_id": ex.id_of("port", port.name),
-        "description": f"{ex.marker} {port.name}",
-    }
-    if port.fixed_ip is not None:
-        attrs["fixed_ip_address"] = str(port.fixed_ip)
-    res = ex.net.create("floating-ip", **attrs)
+    res = ex.net.create("floating-ip", **desired.floating_ip(port, ex.tag, ex.id_of))
     ex.net.add_tag("floating-ip", res.id, ex.tag)
     ex.fips[port.name] = to_fip(res)
 

@@ -25,6 +25,7 @@ Examples:
   multihome cloud apply -f topology.yaml --os-cloud mycloud
   multihome cloud destroy -f topology.yaml
   multihome cloud user-data -f topology.yaml > user-data.yaml
+  multihome cloud export --format heat -f topology.yaml -o stack.yaml
   multihome cloud attach-port vm1 --network private --security-group ssh --floating-ip public
   multihome cloud allow-address-pairs vm1-eth0 192.168.0.112
 
@@ -360,6 +361,62 @@ def user_data(path: Path) -> None:
     from multihome.cloud.userdata import render
 
     click.echo(render(_load(path)), nl=False)
+
+
+@cloud.command(
+    epilog="\b\nExamples:\n  multihome cloud export --format heat -f topology.yaml -o stack.yaml\n"
+    "  openstack stack create -t stack.yaml --parameter key_name=mykey scenario4\n"
+    "  multihome cloud export --format heat -f topology.yaml -o stack.yaml && "
+    "openstack stack update -t stack.yaml scenario4",
+)
+@file_option
+@click.option(
+    "--format",
+    "fmt",
+    metavar="heat",
+    required=True,
+    help="heat: a HOT template (OpenStack Heat). There is no Terraform export.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="Write the template to FILE [default: standard output].",
+)
+def export(path: Path, fmt: str, output: Path | None) -> None:
+    """Print the topology as a template for another deployment engine (nothing is changed).
+
+    The Heat template holds the resources apply would create (same attributes), with
+    parameters for the image, flavor, key pair and external network. The stack's resources
+    carry the tag multihome-heat:NAME, so apply and destroy never touch them: Heat owns them.
+    """
+    from multihome.cloud.heat import render
+
+    if fmt != "heat":
+        raise InputError(
+            f"--format {fmt}: not an export format; use --format heat (a HOT template for "
+            "OpenStack Heat; multihome provides no Terraform export, see docs/fleet.md)"
+        )
+    text = render(_load(path))
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    from multihome.files import write_atomic
+
+    if not output.parent.is_dir():
+        raise InputError(
+            f"-o {output}: folder {output.parent} does not exist; create it or write elsewhere"
+        )
+    try:
+        write_atomic(output, text, durable=False)
+    except OSError as exc:
+        raise InputError(
+            f"-o {output}: cannot write it ({exc.strerror or exc}); choose a writable place"
+        ) from exc
+    click.echo(f"wrote the {fmt} template of {path} to {output}", err=True)
 
 
 # -- imperative shortcuts ------------------------------------------------------------------

@@ -384,7 +384,7 @@ class ComputeApi:
         key_name: str | None,
         config_drive: bool,
         user_data: str | None,
-        tag: str,
+        tags: list[str],
     ) -> str:
         attrs: dict[str, Any] = {
             "name": name,
@@ -392,7 +392,7 @@ class ComputeApi:
             "flavor_id": flavor_id,
             "networks": [{"port": p} for p in port_ids],
             "config_drive": config_drive,
-            "tags": [tag],
+            "tags": tags,
         }
         if key_name:
             attrs["key_name"] = key_name

@@ -196,6 +196,19 @@ class Guest:
     package: str = "multihome"
     """What pip installs (a name, a pinned version or a URL)."""
     persist_backend: str = "auto"
+    wheels: str | None = None
+    """A wheel directory (a path on the guest, or a URL of a page of wheel links) that pip
+    installs from without any index (``--no-index --find-links``): an air-gapped cloud."""
+    index_url: str | None = None
+    """A package index pip uses instead of PyPI (``--index-url``): a mirror inside the cloud."""
+
+    def pip_options(self) -> list[str]:
+        """Where pip looks for ``package`` and its dependencies."""
+        if self.wheels is not None:
+            return ["--no-index", "--find-links", self.wheels]
+        if self.index_url is not None:
+            return ["--index-url", self.index_url]
+        return []
 
 
 @dataclass(frozen=True)
@@ -666,8 +679,37 @@ def _address_pair(node: Node) -> AddressPair:
     return AddressPair(ip=str(net.network_address) if single else str(net), mac=mac)
 
 
+_URL = re.compile(r"^(https?|file)://[^\s/?#]+[^\s]*$|^file:///[^\s]*$")
+_GUEST_PATH = re.compile(r"^/[^\s]*$")
+#: Characters a shell or cloud-init's runcmd would treat specially (argv carries them as they
+#: are, but an operator's copy-paste of the command would not).
+_UNSAFE = set("\n;&|`$<>'\"\\")
+
+
+def _location(node: Node, *, paths: bool) -> str | None:
+    """A URL (http, https, file) or, with ``paths``, an absolute path on the guest."""
+    if node.absent:
+        return None
+    value = node.text(fix="write a URL such as http://10.0.0.5/simple/")
+    what = "a URL or an absolute path on the guest" if paths else "an http(s) or file URL"
+    good = _URL.match(value) or (paths and _GUEST_PATH.match(value))
+    if not good or _UNSAFE & set(value):
+        example = (
+            "/var/lib/multihome-wheels or http://10.0.0.5/wheels/"
+            if paths
+            else "http://10.0.0.5/simple/"
+        )
+        raise node.fail(
+            f"{shown(value)} is not {what}",
+            f"write e.g. {example} (no spaces or shell characters)",
+        )
+    return value
+
+
 def _guest(node: Node) -> Guest:
-    data = node.mapping({"install", "package", "persist_backend"}, optional=True)
+    data = node.mapping(
+        {"install", "package", "persist_backend", "wheels", "index_url"}, optional=True
+    )
     install = data["install"].text(default="pip")
     if install not in ("pip", "none"):
         raise data["install"].fail(
@@ -681,4 +723,24 @@ def _guest(node: Node) -> Guest:
         )
     backends = ("auto", "networkd", "netplan", "networkmanager", "ifcfg", "systemd")
     backend = data["persist_backend"].one_of(backends, "auto", what="a backend")
-    return Guest(install=install, package=package, persist_backend=backend)
+    wheels = _location(data["wheels"], paths=True)
+    index_url = _location(data["index_url"], paths=False)
+    for key in ("wheels", "index_url"):
+        if install != "pip" and not data[key].absent:
+            raise data[key].fail(
+                f"{key} is only used with install: pip (install: {install} installs nothing)",
+                f"remove {key} or set install: pip",
+            )
+    if wheels is not None and index_url is not None:
+        raise data["index_url"].fail(
+            "wheels and index_url are both given, but pip installs from the wheel directory "
+            "without any index",
+            "keep one: wheels (an air-gapped guest) or index_url (a mirror)",
+        )
+    return Guest(
+        install=install,
+        package=package,
+        persist_backend=backend,
+        wheels=wheels,
+        index_url=index_url,
+    )

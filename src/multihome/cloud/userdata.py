@@ -22,7 +22,7 @@ def commands(topology: Topology) -> list[list[str]]:
     if guest.install == "pip":
         # quoted by argv, not by a shell; the package text was validated at load
         cmds.append(["python3", "-m", "venv", VENV])
-        cmds.append([f"{VENV}/bin/pip", "install", "--quiet", guest.package])
+        cmds.append([f"{VENV}/bin/pip", "install", "--quiet", *guest.pip_options(), guest.package])
         cmds.append(["ln", "-sf", f"{VENV}/bin/multihome", BIN])
     program = BIN if guest.install == "pip" else "multihome"
     cmds.append([program, "apply"])
