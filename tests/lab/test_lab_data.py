@@ -43,14 +43,14 @@ expect:
 """
 
 
-def test_builtin_scenarios_are_the_sections_of_the_howto_and_two_in_ipv6() -> None:
-    """Seven scenarios: the how-to's five (IPv4), then scenario 4 dual-stack and one with
-    an IPv6-only port; each expects every public address (floating IPs, IPv6 global
-    addresses) before and after apply."""
+def test_builtin_scenarios_are_the_sections_of_the_howto_and_three_in_ipv6() -> None:
+    """Eight scenarios: the how-to's five (IPv4), then scenario 4 dual-stack (SLAAC), one
+    with an IPv6-only port, and scenario 4 with DHCPv6; each expects every public address
+    (floating IPs, IPv6 global addresses) before and after apply."""
     scenarios = builtin_scenarios()
-    assert [s.number for s in scenarios] == [1, 2, 3, 4, 5, 6, 7]
-    assert len({s.name for s in scenarios}) == 7
-    assert [s.number for s in scenarios if s.ipv6] == [6, 7]
+    assert [s.number for s in scenarios] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert len({s.name for s in scenarios}) == 8
+    assert [s.number for s in scenarios if s.ipv6] == [6, 7, 8]
     for scenario in scenarios:
         assert set(scenario.expect) == {"before", "after"}
         publics = {
@@ -93,6 +93,17 @@ def test_scenario4_is_the_howto_and_expects_the_failure_then_the_fix() -> None:
             "an IPv6 subnet needs the tenant router",
         ),
         ("ips: [192.168.0.10]", "ips: []", "an IPv6-only port, ips: [], needs a network"),
+        (
+            "gateway: 192.168.0.1}",
+            'gateway: 192.168.0.1, ipv6: {cidr: "2001:db8:1::/64", mode: dhcp}}',
+            "networks.private.ipv6.mode: 'dhcp' is not an IPv6 mode",
+        ),
+        (
+            "gateway: 192.168.0.1}",
+            'gateway: 192.168.0.1, dhcp: false, ipv6: {cidr: "2001:db8:1::/64", '
+            "mode: dhcpv6-stateful}}",
+            "DHCPv6 needs the network's DHCP",
+        ),
         ("gateway: 192.168.0.1", "gateway: 10.0.0.1", "gateway: 10.0.0.1 is outside"),
         (
             "before: {spoof_drops: false}",
@@ -186,6 +197,55 @@ def test_radvd_advertises_each_ipv6_subnet_on_its_router_leg() -> None:
     assert scenario.networks[2].gateway6 is None
     assert not scenario.port_dhcp(scenario.ports[1])  # IPv6-only: no DHCPv4 lease
     assert "fa:16:3e:66:00:01" not in topo.dhcp_hosts(scenario)
+
+
+def test_dhcpv6_subnet_sets_the_managed_flag_and_dnsmasq_serves_fixed_addresses() -> None:
+    """A DHCPv6-stateful subnet (scenario 8): radvd sets the managed and other-config flags
+    and advertises the prefix on-link but not autonomous; dnsmasq gets a static DHCPv6 range
+    and each port's host line its IPv6 address beside its IPv4 one; the DHCP port's IPv6
+    address is the subnet's ::2; the guest runs dhclient -6 on each port."""
+    scenario = load_scenario("8")
+    network = scenario.networks[0]
+    assert network.dhcpv6 and str(network.dhcp_server6) == "2001:db8:3::2"
+    assert [str(p.ips6[0]) for p in scenario.ports] == ["2001:db8:3::6b", "2001:db8:3::70"]
+    conf = topo.radvd_conf(topo.router_advertised(scenario), managed=topo.managed_legs(scenario))
+    assert "AdvManagedFlag on;" in conf and "AdvAutonomous off;" in conf
+    slaac = topo.radvd_conf(topo.router_advertised(load_scenario("6")))
+    assert "AdvManagedFlag" not in slaac and "AdvAutonomous on;" in slaac
+    args = topo.dnsmasq_args(scenario, Path("/run/x"))
+    assert "--dhcp-range=set:net0v6,2001:db8:3::,static,64,12h" in args
+    hosts = topo.dhcp_hosts(scenario)
+    assert f"{scenario.ports[1].mac},set:eth1,192.168.0.112,[2001:db8:3::70]\n" in hosts
+    assert [p.name for p in topo.lab_clients6(scenario)] == ["eth0", "eth1"]
+    assert topo.lab_clients6(load_scenario("6")) == []
+
+
+def test_dhclient_script_configures_the_dhcpv6_address(tmp_path: Path) -> None:
+    """The guest's script under `dhclient -6`: BOUND6 replaces the address (with its /128),
+    a changed address replaces the old one, EXPIRE6 removes it."""
+    log = tmp_path / "ip.log"
+    fake_ip = tmp_path / "ip"
+    fake_ip.write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
+    fake_ip.chmod(0o755)
+    script = tmp_path / "script"
+    script.write_text(topo.dhclient_script(str(fake_ip)))
+    script.chmod(0o755)
+    env = {"interface": "eth1", "new_ip6_address": "2001:db8:3::70", "new_ip6_prefixlen": "128"}
+    for reason, extra in (
+        ("BOUND6", {}),
+        ("RENEW6", {"old_ip6_address": "2001:db8:3::71", "old_ip6_prefixlen": "128"}),
+        ("EXPIRE6", {"old_ip6_address": "2001:db8:3::70", "old_ip6_prefixlen": "128"}),
+    ):
+        done = subprocess.run(
+            [str(script)], env={**env, **extra, "reason": reason}, check=False, timeout=10
+        )
+        assert done.returncode == 0
+    assert log.read_text().splitlines() == [
+        "-6 addr replace 2001:db8:3::70/128 dev eth1",
+        "-6 addr del 2001:db8:3::71/128 dev eth1",
+        "-6 addr replace 2001:db8:3::70/128 dev eth1",
+        "-6 addr del 2001:db8:3::70/128 dev eth1",
+    ]
 
 
 def test_router_nat_maps_each_floating_ip_both_ways_and_snats_the_rest() -> None:
@@ -354,11 +414,12 @@ def test_network_data_describes_every_port_and_address() -> None:
 
 
 def test_lab_list_shows_every_scenario() -> None:
-    """`multihome lab list --json` lists the seven scenarios with their expectations."""
+    """`multihome lab list --json` lists the eight scenarios with their expectations."""
     done = run_cli("lab", "list", "--json")
     assert done.returncode == 0
     listed = json.loads(done.stdout)["scenarios"]
-    assert [s["number"] for s in listed] == [1, 2, 3, 4, 5, 6, 7]
+    assert [s["number"] for s in listed] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert listed[7]["networks"][0]["ipv6_mode"] == "dhcpv6-stateful"
     assert listed[5]["networks"][0]["cidr6"] == "2001:db8:1::/64"
     assert listed[5]["ports"][1]["ips6"] == ["2001:db8:1:0:f816:3eff:fea8:70"]
     assert listed[3]["expect"]["before"]["reachable"]["203.0.113.112"] is False

@@ -51,7 +51,7 @@ from multihome.lab.scenario import (
     GuestPort,
     Network,
     Scenario,
-    eui64,
+    ipv6_address,
 )
 from multihome.processes import DHCP_CLIENTS, pid_alive
 
@@ -106,7 +106,7 @@ def plan_port(
         metric=FIRST_METRIC + number,
         dhcp=request.dhcp and network.dhcp,
         hotplugged=True,
-        ips6=() if network.cidr6 is None else (eui64(network.cidr6, mac),),
+        ips6=() if network.cidr6 is None else (ipv6_address(network, mac, (ip,), number),),
     )
 
 

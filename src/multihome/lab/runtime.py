@@ -355,6 +355,24 @@ class Lab:
             port.name,
         ]
 
+    def dhclient6_argv(self, port: GuestPort) -> list[str]:
+        """The lab's DHCPv6 client for ``port`` (``dhclient -6``, the same script)."""
+        state_dir = self.names.state_dir
+        return [
+            self.programs["dhclient"],
+            "-6",
+            "-1",
+            "-cf",
+            str(state_dir / "dhclient.conf"),
+            "-sf",
+            str(state_dir / "dhclient-script"),
+            "-lf",
+            str(state_dir / f"dhclient6.{port.name}.leases"),
+            "-pf",
+            str(state_dir / f"dhclient6.{port.name}.pid"),
+            port.name,
+        ]
+
     def lease(self, port: GuestPort) -> None:
         """Run the lab's DHCP client for ``port`` until it has a lease (it stays running)."""
         self.run("guest", self.dhclient_argv(port), f"DHCP client on {port.name}", timeout=30)
@@ -469,6 +487,7 @@ class Lab:
                 guest[f"net.ipv4.conf.{scope}.{knob}"] = value
         router: dict[str, int] = {**plain, "net.ipv4.ip_forward": 1}
         internet = dict(plain)
+        dhcp = dict(plain)
         if scenario.ipv6:
             # A cloud image's guest: router advertisements accepted, SLAAC addresses from the
             # MAC (EUI-64, as Neutron computes them), no privacy addresses (port security
@@ -483,7 +502,8 @@ class Lab:
                         f"net.ipv6.conf.{scope}.addr_gen_mode": 0,
                     }
                 )
-                for values in (router, internet):
+                dhcp6 = [dhcp] if any(n.dhcpv6 for n in scenario.networks) else []
+                for values in (router, internet, *dhcp6):
                     values[f"net.ipv6.conf.{scope}.disable_ipv6"] = 0
                     values[f"net.ipv6.conf.{scope}.accept_dad"] = 0
                 router[f"net.ipv6.conf.{scope}.forwarding"] = 1
@@ -491,7 +511,7 @@ class Lab:
             "guest": guest,
             "switch": quiet,
             "router": router,
-            "dhcp": plain,
+            "dhcp": dhcp,
             "internet": internet,
         }
         for node, values in per_node.items():
@@ -581,6 +601,13 @@ class Lab:
                     peer={"ifname": topo.dhcp_leg_peer(index), "net_ns_fd": switch_fd},
                 )
                 _up_with_address(dhcp, leg, str(network.dhcp_server), network.cidr.prefixlen)
+                if network.dhcp_server6 is not None:
+                    dhcp.addr(
+                        "add",
+                        index=_index(dhcp, leg),
+                        address=str(network.dhcp_server6),
+                        prefixlen=64,
+                    )
         with netlink(names.internet) as inet:
             _up_with_address(
                 inet,
@@ -615,7 +642,10 @@ class Lab:
         state_dir = self.names.state_dir
         if scenario.ipv6:
             (state_dir / "radvd.conf").write_text(
-                topo.radvd_conf(topo.router_advertised(scenario)), encoding="utf-8"
+                topo.radvd_conf(
+                    topo.router_advertised(scenario), managed=topo.managed_legs(scenario)
+                ),
+                encoding="utf-8",
             )
             self.run("router", [self.programs["radvd"], *topo.radvd_args(state_dir)], "radvd")
         if any(n.dhcp for n in scenario.networks):
@@ -678,9 +708,19 @@ class Lab:
             except LabError as exc:
                 errors.append(str(exc))
 
+        def lease6(port: GuestPort) -> None:
+            try:  # dhclient -6 binds to the link-local address: wait for its DAD
+                self._wait_for_addresses({port.name: set()}, defaults=False, what="link-local")
+                self.run("guest", self.dhclient6_argv(port), f"DHCPv6 client on {port.name}", 30)
+            except LabError as exc:
+                errors.append(str(exc))
+
         threads = [
             threading.Thread(target=lease, args=(port,), daemon=True)
             for port in topo.lab_clients(scenario)
+        ] + [
+            threading.Thread(target=lease6, args=(port,), daemon=True)
+            for port in topo.lab_clients6(scenario)
         ]
         for thread in threads:
             thread.start()
@@ -720,22 +760,25 @@ class Lab:
                     f"static route on {port.name}",
                 )
         if scenario.ipv6:
-            self._wait_for_slaac(scenario)
+            wanted = {p.name: {str(ip) for ip in p.ips6} for p in scenario.ports if p.ips6}
+            self._wait_for_addresses(wanted, defaults=True, what="SLAAC or DHCPv6 address")
         self._echo("guest", "guest", "::" if scenario.ipv6 else "0.0.0.0")
 
-    def _wait_for_slaac(self, scenario: Scenario) -> None:
-        """Until every IPv6 port has its SLAAC address past DAD and its advertised default
-        (a lab that is up answers on every address at once)."""
-        wanted = {p.name: {str(ip) for ip in p.ips6} for p in scenario.ports if p.ips6}
+    def _wait_for_addresses(
+        self, wanted: Mapping[str, set[str]], *, defaults: bool, what: str
+    ) -> None:
+        """Until every port of ``wanted`` (name -> its IPv6 addresses) has them past DAD, a
+        link-local address past DAD, and (``defaults``) its advertised default: a lab that
+        is up answers on every address at once."""
         deadline = time.monotonic() + SLAAC_TIMEOUT
         with netlink(self.names.guest) as ipr:
             while True:
-                missing = _slaac_missing(ipr, wanted)
+                missing = _ipv6_missing(ipr, wanted, defaults=defaults)
                 if not missing:
                     return
                 if time.monotonic() > deadline:
                     raise LabError(
-                        f"no SLAAC address or router-advertised default on "
+                        f"no {what}{' or router-advertised default' if defaults else ''} on "
                         f"{', '.join(missing)} within {SLAAC_TIMEOUT:g} s; see "
                         f"{self.names.state_dir / 'radvd.log'}"
                     )
@@ -839,6 +882,7 @@ class Lab:
         if scenario.ipv6:
             daemons += [("radvd", "router"), ("internet6", "internet")]
         daemons += [(f"dhclient.{port.name}", "guest") for port in topo.lab_clients(scenario)]
+        daemons += [(f"dhclient6.{p.name}", "guest") for p in topo.lab_clients6(scenario)]
         return daemons
 
     def _lines(self, args: list[str]) -> tuple[str, ...]:
@@ -860,17 +904,21 @@ IFA_F_DADFAILED = 0x08
 RTPROT_RA = 9
 
 
-def _slaac_missing(ipr: Any, wanted: Mapping[str, set[str]]) -> list[str]:
-    """The ports of ``wanted`` (name -> its SLAAC addresses) that lack one of them past DAD,
-    or their router-advertised default."""
+def _ipv6_missing(ipr: Any, wanted: Mapping[str, set[str]], *, defaults: bool) -> list[str]:
+    """The ports of ``wanted`` (name -> its IPv6 addresses) that lack one of them past DAD,
+    a link-local address past DAD, or (``defaults``) their router-advertised default."""
     index = {name: _index(ipr, name) for name in wanted}
     done: set[str] = set()
+    link_local: set[int] = set()
     for msg in ipr.get_addr(family=socket.AF_INET6):
         flags = msg.get_attr("IFA_FLAGS") or msg["flags"]
         if flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED):
             continue
-        done.add(f"{msg['index']} {msg.get_attr('IFA_ADDRESS')}")
-    defaults = {
+        address = str(msg.get_attr("IFA_ADDRESS"))
+        done.add(f"{msg['index']} {address}")
+        if address.startswith("fe80:"):
+            link_local.add(msg["index"])
+    routed = {
         msg.get_attr("RTA_OIF")
         for msg in ipr.get_routes(family=socket.AF_INET6, table=254)
         if msg["dst_len"] == 0 and msg["proto"] == RTPROT_RA
@@ -878,7 +926,8 @@ def _slaac_missing(ipr: Any, wanted: Mapping[str, set[str]]) -> list[str]:
     return [
         name
         for name, addresses in wanted.items()
-        if index[name] not in defaults
+        if (defaults and index[name] not in routed)
+        or index[name] not in link_local
         or any(f"{index[name]} {address}" not in done for address in addresses)
     ]
 

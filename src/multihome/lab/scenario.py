@@ -43,6 +43,7 @@ from typing import Any
 from multihome.errors import InputError
 from multihome.reader import Node, read_file, shown, yaml_document
 
+SLAAC, DHCPV6 = "slaac", "dhcpv6-stateful"
 #: Tenant IPv6 subnets lie here (the documentation range).
 DOCUMENTATION6 = ipaddress.IPv6Network("2001:db8::/32")
 #: Where floating IPs and external networks live (TEST-NET-3), and the internet host (TEST-NET-2).
@@ -82,7 +83,20 @@ class Network:
     external: bool
     """A provider network routed without NAT: its addresses are public themselves."""
     cidr6: ipaddress.IPv6Network | None = None
-    """Its IPv6 subnet (SLAAC: the tenant router advertises it); None: IPv4 only."""
+    """Its IPv6 subnet (the tenant router advertises it); None: IPv4 only."""
+    ipv6_mode: str = "slaac"
+    """How a port gets its IPv6 address: ``slaac`` (from the advertised prefix and its MAC)
+    or ``dhcpv6-stateful`` (from dnsmasq's DHCPv6; the advertisement's managed flag set),
+    Neutron's ``ipv6_address_mode``."""
+
+    @property
+    def dhcpv6(self) -> bool:
+        return self.cidr6 is not None and self.ipv6_mode == DHCPV6
+
+    @property
+    def dhcp_server6(self) -> ipaddress.IPv6Address | None:
+        """The DHCP port's IPv6 address on a DHCPv6 subnet (``::2``)."""
+        return self.cidr6.network_address + 2 if self.cidr6 and self.dhcpv6 else None
 
     @property
     def gateway6(self) -> ipaddress.IPv6Address | None:
@@ -117,7 +131,7 @@ class GuestPort:
     --router``)."""
     ips6: tuple[ipaddress.IPv6Address, ...] = ()
     """Its IPv6 global addresses: SLAAC's, from the network's prefix and the MAC (EUI-64),
-    as Neutron computes them."""
+    as Neutron computes them; on a DHCPv6 subnet, the one DHCPv6 hands it."""
 
     @property
     def addresses(self) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
@@ -305,6 +319,7 @@ class Scenario:
                     "dhcp": n.dhcp,
                     "external": n.external,
                     "cidr6": str(n.cidr6) if n.cidr6 else None,
+                    "ipv6_mode": n.ipv6_mode if n.cidr6 else None,
                 }
                 for n in self.networks
             ],
@@ -454,6 +469,7 @@ def _networks(node: Node) -> tuple[Network, ...]:
                 dhcp_server=server if dhcp else None,
                 external=external,
                 cidr6=_ipv6_subnet(spec["ipv6"], gateway, external),
+                ipv6_mode=_ipv6_mode(spec["ipv6"], dhcp),
             )
         )
     return tuple(result)
@@ -465,7 +481,7 @@ def _ipv6_subnet(
     """A network's ``ipv6: {cidr: PREFIX/64}``: SLAAC from the tenant router's advertisements."""
     if node.absent:
         return None
-    spec = node.mapping({"cidr"})
+    spec = node.mapping({"cidr", "mode"})
     cidr6 = spec["cidr"].network(6, fix="write e.g. 2001:db8:1::/64")
     assert isinstance(cidr6, ipaddress.IPv6Network)  # network(6) gives IPv6 only
     if cidr6.prefixlen != 64 or not cidr6.subnet_of(DOCUMENTATION6):
@@ -480,12 +496,37 @@ def _ipv6_subnet(
     return cidr6
 
 
+def _ipv6_mode(node: Node, dhcp: bool) -> str:
+    """``ipv6.mode``: slaac (the default) or dhcpv6-stateful (on a network with DHCP)."""
+    if node.absent or node.mapping({"cidr", "mode"})["mode"].absent:
+        return SLAAC
+    mode_node = node.mapping({"cidr", "mode"})["mode"]
+    mode = str(mode_node.value)
+    if mode not in (SLAAC, DHCPV6):
+        raise mode_node.fail(f"{mode_node.shown} is not an IPv6 mode", f"use {SLAAC} or {DHCPV6}")
+    if mode == DHCPV6 and not dhcp:
+        raise mode_node.fail("DHCPv6 needs the network's DHCP", "set dhcp: true, or use slaac")
+    return mode
+
+
 def eui64(prefix: ipaddress.IPv6Network, mac: str) -> ipaddress.IPv6Address:
     """SLAAC's address for ``mac`` in ``prefix`` (modified EUI-64, RFC 4291 appendix A)."""
     octets = bytearray(int(b, 16) for b in mac.split(":"))
     octets[0] ^= 0x02
     interface_id = bytes(octets[:3]) + b"\xff\xfe" + bytes(octets[3:])
     return prefix.network_address + int.from_bytes(interface_id, "big")
+
+
+def ipv6_address(
+    network: Network, mac: str, ips: tuple[ipaddress.IPv4Address, ...], index: int
+) -> ipaddress.IPv6Address:
+    """A port's IPv6 address on ``network``'s subnet: SLAAC's (EUI-64 of the MAC), or the one
+    the lab's DHCPv6 hands it (``::<last byte of its IPv4 address>``, IPv6-only ``::1<N>``)."""
+    assert network.cidr6 is not None
+    if not network.dhcpv6:
+        return eui64(network.cidr6, mac)
+    host = ips[0].packed[-1] if ips else 0x100 + index
+    return network.cidr6.network_address + host
 
 
 def _ports(node: Node, networks: dict[str, Network]) -> tuple[GuestPort, ...]:
@@ -557,7 +598,7 @@ def _ports(node: Node, networks: dict[str, Network]) -> tuple[GuestPort, ...]:
             raise mac_node.fail(
                 f"{shown(mac)} is not a MAC address", "write e.g. fa:16:3e:00:00:07"
             )
-        ips6 = () if network.cidr6 is None else (eui64(network.cidr6, mac),)
+        ips6 = () if network.cidr6 is None else (ipv6_address(network, mac, ips, index),)
         ports.append(
             GuestPort(
                 name=f"eth{index}",

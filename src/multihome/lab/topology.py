@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -341,11 +341,14 @@ def _nat_elements(verb: str, port: GuestPort) -> str:
 def radvd_conf(
     interfaces: Sequence[tuple[str, ipaddress.IPv6Network]],
     intervals: tuple[int, int] = (30, 100),
+    managed: Collection[str] = (),
 ) -> str:
     """radvd's configuration: per (interface, /64 prefix), router advertisements with the
     prefix on-link and autonomous (SLAAC), every ``intervals`` (min, max) seconds: Neutron's
-    L3 agent's 30-100 s by default (a new guest solicits and is answered at once). Also the
-    namespace tests' router (tests/netns/test_ipv6_netns.py, every 3-4 s)."""
+    L3 agent's 30-100 s by default (a new guest solicits and is answered at once). On the
+    ``managed`` interfaces (DHCPv6-stateful) the managed and other-config flags are set and
+    the prefix is not autonomous, as Neutron's radvd template does. Also the namespace
+    tests' router (tests/netns/test_ipv6_netns.py, every 3-4 s)."""
     low, high = intervals
     return "".join(
         f"interface {ifname} {{\n"
@@ -353,10 +356,17 @@ def radvd_conf(
         f"\tMinRtrAdvInterval {low};\n"
         f"\tMaxRtrAdvInterval {high};\n"
         "\tAdvLinkMTU 1500;\n"
-        f"\tprefix {prefix} {{\n\t\tAdvOnLink on;\n\t\tAdvAutonomous on;\n\t}};\n"
+        + ("\tAdvManagedFlag on;\n\tAdvOtherConfigFlag on;\n" if ifname in managed else "")
+        + f"\tprefix {prefix} {{\n\t\tAdvOnLink on;\n"
+        f"\t\tAdvAutonomous {'off' if ifname in managed else 'on'};\n\t}};\n"
         "};\n"
         for ifname, prefix in interfaces
     )
+
+
+def managed_legs(scenario: Scenario) -> list[str]:
+    """The router's legs on DHCPv6 subnets (the advertisement's managed flag)."""
+    return [router_leg(scenario, i) for i, n in enumerate(scenario.networks) if n.dhcpv6]
 
 
 def router_advertised(scenario: Scenario) -> list[tuple[str, ipaddress.IPv6Network]]:
@@ -419,6 +429,10 @@ def dnsmasq_args(scenario: Scenario, state_dir: Path) -> list[str]:
             f"--dhcp-option=tag:{tag},option:classless-static-route,{','.join(routes)}",
             f"--dhcp-option=tag:{tag},249,{','.join(routes)}",
         ]
+        if network.dhcpv6 and network.cidr6 is not None:
+            # DHCPv6-stateful, as Neutron's DHCP agent: fixed addresses only (the hosts
+            # file matches each client by its MAC: it is on-link), no advertisements.
+            args.append(f"--dhcp-range=set:{tag}v6,{network.cidr6.network_address},static,64,12h")
     args.append(f"--dhcp-hostsfile={state_dir / DHCP_HOSTS_FILE}")
     args.append(f"--dhcp-optsfile={state_dir / DHCP_OPTS_FILE}")
     return args
@@ -431,11 +445,14 @@ DHCP_OPTS_FILE = "dhcp-opts"
 def dhcp_hosts(scenario: Scenario) -> str:
     """dnsmasq's ``--dhcp-hostsfile``: ``MAC,set:PORT,IP`` per DHCP port (the tag selects
     the port's own options). A running lab changes it and restarts dnsmasq."""
-    return "".join(
-        f"{port.mac},set:{port.name},{port.ips[0]}\n"
-        for port in scenario.ports
-        if scenario.port_dhcp(port)
-    )
+    lines = []
+    for port in scenario.ports:
+        addresses = [str(port.ips[0])] if scenario.port_dhcp(port) else []
+        if scenario.network(port.network).dhcpv6:
+            addresses += [f"[{ip}]" for ip in port.ips6]
+        if addresses:
+            lines.append(f"{port.mac},set:{port.name},{','.join(addresses)}\n")
+    return "".join(lines)
 
 
 def dhcp_opts(scenario: Scenario) -> str:
@@ -464,6 +481,12 @@ def lab_clients(scenario: Scenario) -> list[GuestPort]:
     """The ports whose DHCP client the lab runs: DHCP ports that were there at ``up`` (a
     hot-plugged port is left to what runs in the guest, as on a real VM)."""
     return [p for p in scenario.ports if scenario.port_dhcp(p) and not p.hotplugged]
+
+
+def lab_clients6(scenario: Scenario) -> list[GuestPort]:
+    """The ports whose DHCPv6 client (``dhclient -6``) the lab runs: on a DHCPv6 subnet,
+    there at ``up``."""
+    return [p for p in scenario.ports if scenario.network(p.network).dhcpv6 and not p.hotplugged]
 
 
 DHCLIENT_CONF = """\
@@ -514,8 +537,19 @@ add_routes() {
 }
 
 case "$reason" in
-    PREINIT)
+    PREINIT|PREINIT6)
         $IP link set dev "$dev" up
+        ;;
+    BOUND6|RENEW6|REBIND6|REBOOT6)
+        if [ -n "$old_ip6_address" ] && [ "$old_ip6_address" != "$new_ip6_address" ]; then
+            $IP -6 addr del "$old_ip6_address/$old_ip6_prefixlen" dev "$dev"
+        fi
+        $IP -6 addr replace "$new_ip6_address/$new_ip6_prefixlen" dev "$dev"
+        ;;
+    EXPIRE6|RELEASE6|STOP6)
+        if [ -n "$old_ip6_address" ]; then
+            $IP -6 addr del "$old_ip6_address/$old_ip6_prefixlen" dev "$dev"
+        fi
         ;;
     BOUND|RENEW|REBIND|REBOOT)
         if [ -n "$old_ip_address" ] && [ "$old_ip_address" != "$new_ip_address" ]; then
