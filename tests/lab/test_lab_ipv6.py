@@ -1,5 +1,5 @@
-"""The lab dual-stack (scenario 6: the how-to's scenario 4 with an IPv6 subnet), checked with
-curl, nft and ip directly, not with the code under test.
+"""The lab dual-stack (scenarios 6 and 8: the how-to's scenario 4 with an IPv6 subnet, SLAAC
+or DHCPv6), checked with curl, nft and ip directly, not with the code under test.
 
 Which port a reply leaves through is counted by a table of the test's own in the switch
 (``bridge watch``, hooked before port security): per switch port and source address, the
@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import subprocess
 
-from labtools import ns_run, run_cli
+import pytest
+from labtools import leftovers, ns_run, run_cli
 
 from multihome.lab.scenario import load_scenario
 
@@ -75,19 +76,25 @@ def counters(switch: str, table: str) -> dict[str, int]:
     }
 
 
-def test_dual_stack_second_port_dead_before_apply_and_every_address_after(lab_name: str) -> None:
-    """Before `multihome apply`: eth1's IPv6 global address and its floating IP do not
-    answer, their replies leave through eth0 and port security drops and counts them. After
-    it: every floating IP and every global address answers, each reply leaves through its
-    own port, nothing is dropped, and each address's egress leaves with its own address."""
-    scenario = load_scenario("6")
-    up = run_cli("lab", "up", "--scenario", "6", "--name", lab_name)
+@pytest.mark.parametrize("number", ["6", "8"])  # SLAAC, DHCPv6-stateful
+def test_dual_stack_second_port_dead_before_apply_and_every_address_after(
+    number: str, lab_name: str
+) -> None:
+    """Scenario 6 (SLAAC) and 8 (DHCPv6): before `multihome apply`, eth1's IPv6 global
+    address and its floating IP do not answer, their replies leave through eth0 and port
+    security drops and counts them. After it: every floating IP and every global address
+    answers, each reply leaves through its
+    own port, nothing is dropped, and each address's egress leaves with its own address.
+    `lab down` then leaves nothing (radvd and the IPv6 echo included)."""
+    scenario = load_scenario(number)
+    up = run_cli("lab", "up", "--scenario", number, "--name", lab_name)
     assert up.returncode == 0, up.stderr
     vm, sw, inet = f"{lab_name}-vm", f"{lab_name}-sw", f"{lab_name}-inet"
     v6 = {p.name: str(p.ips6[0]) for p in scenario.ports}
     fixed = {p.name: str(p.ips[0]) for p in scenario.ports}
     floating = {p.name: str(p.floating_ips[p.ips[0]]) for p in scenario.ports}
-    # SLAAC gave each port the address Neutron computed, past DAD, and an RA default.
+    # SLAAC (DHCPv6) gave each port the address Neutron computed (allocated), past DAD,
+    # and the router's advertisement a default.
     for port in scenario.ports:
         addrs = json.loads(ns_run(vm, "ip", "-j", "-6", "addr", "show", "dev", port.name).stdout)
         infos = [a for entry in addrs for a in entry["addr_info"] if a["scope"] == "global"]
@@ -134,3 +141,5 @@ def test_dual_stack_second_port_dead_before_apply_and_every_address_after(lab_na
     assert {k: v for k, v in after.items() if k.endswith(("_ip", "_ip6", "_nd"))} == {
         k: v for k, v in portsec.items() if k.endswith(("_ip", "_ip6", "_nd"))
     }
+    assert run_cli("lab", "down", "--name", lab_name).returncode == 0
+    assert leftovers(lab_name) == []
