@@ -83,9 +83,9 @@ def test_dual_stack_second_port_dead_before_apply_and_every_address_after(
     """Scenario 6 (SLAAC) and 8 (DHCPv6): before `multihome apply`, eth1's IPv6 global
     address and its floating IP do not answer, their replies leave through eth0 and port
     security drops and counts them. After it: every floating IP and every global address
-    answers, each reply leaves through its
-    own port, nothing is dropped, and each address's egress leaves with its own address.
-    `lab down` then leaves nothing (radvd and the IPv6 echo included)."""
+    answers, each reply leaves through its own port, nothing is dropped, and each address's
+    egress leaves with its own address. `lab down` then leaves nothing (radvd, the DHCPv6
+    clients and the IPv6 echo included)."""
     scenario = load_scenario(number)
     up = run_cli("lab", "up", "--scenario", number, "--name", lab_name)
     assert up.returncode == 0, up.stderr
