@@ -13,7 +13,8 @@ also takes a path to a file of the same shape::
       What happens and why (printed by `lab up` and `lab demo`).
     networks:
       private: {cidr: 192.168.0.0/24, gateway: 192.168.0.1, dhcp: true,
-                ipv6: {cidr: 2001:db8:1::/64}}     # optional: router advertisements (SLAAC)
+                ipv6: {cidr: 2001:db8:1::/64}}     # optional: router advertisements; SLAAC
+                                                   # (mode: slaac) or mode: dhcpv6-stateful
     ports:
       - name: eth0
         network: private
