@@ -231,24 +231,22 @@ def _url(address: str) -> str:
 
 
 def _inbound(lab: Lab, port: str, private: str, public: str) -> Inbound:
-    if ":" in public:  # IPv6: TCP only (see the module's text)
-        http = _run(lab, "internet", _curl(lab, [], _url(public)), timeout=5)
-        status, headers, _ = _parse_http(http.stdout) if http.returncode == 0 else (0, {}, "")
-        return Inbound(
-            public, private, port, None, status == 200, headers.get("x-local-address"), 6
-        )
+    family = 6 if ":" in public else 4
     with ThreadPoolExecutor(max_workers=1) as side:  # ping and HTTP at once
-        pinging = side.submit(_run, lab, "internet", _ping(lab, [], public), 5)
-        http = _run(lab, "internet", _curl(lab, [], f"http://{public}/"), timeout=5)
-        ping = pinging.result()
+        pinging = (  # IPv6: TCP only (see the module's text)
+            side.submit(_run, lab, "internet", _ping(lab, [], public), 5) if family == 4 else None
+        )
+        http = _run(lab, "internet", _curl(lab, [], _url(public)), timeout=5)
+        ping = None if pinging is None else pinging.result().returncode == 0
     status, headers, _ = _parse_http(http.stdout) if http.returncode == 0 else (0, {}, "")
     return Inbound(
         public=public,
         private=private,
         port=port,
-        ping=ping.returncode == 0,
+        ping=ping,
         http=status == 200,
         served_by=headers.get("x-local-address"),
+        family=family,
     )
 
 
