@@ -84,8 +84,8 @@ def test_dual_stack_second_port_dead_before_apply_and_every_address_after(
     address and its floating IP do not answer, their replies leave through eth0 and port
     security drops and counts them. After it: every floating IP and every global address
     answers, each reply leaves through its own port, nothing is dropped, and each address's
-    egress leaves with its own address. `lab down` then leaves nothing (radvd, the DHCPv6
-    clients and the IPv6 echo included)."""
+    egress leaves with its own address; `lab probe --format dot` draws the IPv6 probes
+    green. `lab down` then leaves nothing (radvd, the DHCPv6 clients, the IPv6 echo)."""
     scenario = load_scenario(number)
     up = run_cli("lab", "up", "--scenario", number, "--name", lab_name)
     assert up.returncode == 0, up.stderr
@@ -141,5 +141,12 @@ def test_dual_stack_second_port_dead_before_apply_and_every_address_after(
     assert {k: v for k, v in after.items() if k.endswith(("_ip", "_ip6", "_nd"))} == {
         k: v for k, v in portsec.items() if k.endswith(("_ip", "_ip6", "_nd"))
     }
+    # `lab probe --format dot` draws the IPv6 probes too: nothing red now.
+    dot = run_cli("lab", "probe", "--name", lab_name, "--format", "dot")
+    assert dot.returncode == 0, dot.stderr
+    assert f'"internet 198.51.100.10" -> "{v6["eth1"]}" [label="to {v6["eth1"]}: http ok"' in (
+        dot.stdout
+    )
+    assert 'color="red"' not in dot.stdout, dot.stdout
     assert run_cli("lab", "down", "--name", lab_name).returncode == 0
     assert leftovers(lab_name) == []

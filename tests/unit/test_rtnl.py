@@ -10,7 +10,7 @@ import struct
 
 import pytest
 
-from multihome.backend.netlink import NetlinkBackend, _route, _rule
+from multihome.backend.netlink import NetlinkBackend, _kept, _route, _rule
 from multihome.backend.rtnl import (
     NLM_F_ACK_TLVS,
     NLM_F_CAPPED,
@@ -90,6 +90,22 @@ def test_route_message_decodes_to_the_same_route(route: Route) -> None:
 def test_rule_message_decodes_to_the_same_rule(rule: Rule) -> None:
     """An encoded rule (selectors, interfaces, marks, protocol) decodes back to itself."""
     assert _rule(NetlinkBackend.rule_message(rule)) == rule
+
+
+def test_a_rule_seen_at_another_place_keeps_its_decoding() -> None:
+    """The agent's next read finds a known rule body at another place in the kernel's list (a
+    rule was added before it): the copy has the new position, equals the rule, and keeps the
+    key and sort order computed for it; the earlier read's rule is left as it was."""
+    rule = _rule(NetlinkBackend.rule_message(RULES[1]), 3)
+    assert rule is not None
+    key, order = rule.key, rule.order
+    assert _kept(rule, 3) is rule
+    assert _kept(None, 3) is None
+    moved = _kept(rule, 7)
+    assert moved is not None and moved is not rule
+    assert (moved.position, rule.position) == (7, 3)
+    assert moved == rule and hash(moved) == hash(rule)
+    assert moved.key is key and moved.order is order
 
 
 def test_route_to_a_missing_interface_is_refused_before_the_kernel() -> None:

@@ -101,6 +101,7 @@ def agent(
     """
     if ctx.invoked_subcommand is not None:
         return
+    from multihome.agent.events import EventSource
     from multihome.agent.service import Agent, AgentOptions
     from multihome.backend.netlink import NetlinkBackend
     from multihome.processes import require_root
@@ -119,7 +120,10 @@ def agent(
     )
     backend = NetlinkBackend()
     try:
-        Agent(backend, obj.config, obj.root, options).run()
+        # Notifications of the agent's own changes (they carry its socket's port id) are
+        # not events to repair after.
+        events = EventSource(own=backend.sock.portid)
+        Agent(backend, obj.config, obj.root, options, events=events).run()
     finally:
         backend.close()
 

@@ -119,8 +119,14 @@ class EventSource:
     """The subscription: a reader thread and a queue. ``start()`` returns once bound, so that
     no event after it is missed."""
 
-    def __init__(self, groups: int = GROUPS) -> None:
+    def __init__(self, groups: int = GROUPS, own: int | None = None) -> None:
+        """``own``: the netlink port id of the socket the agent changes the kernel through.
+        The kernel's notifications of those changes carry it (the kernel's own changes carry
+        0, other processes' their own port id) and are not events: the agent knows what it
+        just did, and reconciling again after every repair only to find nothing to do held
+        the next repair back (and postponed the repair's announcement and verification)."""
         self._groups = groups
+        self._own = own
         self._queue: queue.Queue[Event | BaseException] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -174,6 +180,8 @@ class EventSource:
                 continue
             now = time.monotonic()
             for msg in messages:
+                if self._own is not None and msg.pid == self._own:
+                    continue  # the agent's own change
                 try:
                     event = event_from(msg, now)
                 except (struct.error, ValueError) as exc:

@@ -200,6 +200,7 @@ class NetlinkBackend:
         self._watch: RtnlSocket | None = None
         self._raw: RawState | None = None
         self._decoded: Decoded = ({}, {}, {})
+        self._packet: socket.socket | None = None  # announce(): opened once, see there
 
     @property
     def sock(self) -> RtnlSocket:
@@ -208,6 +209,9 @@ class NetlinkBackend:
         return self._sock
 
     def close(self) -> None:
+        if self._packet is not None:
+            self._packet.close()
+            self._packet = None
         if self._watch is not None:
             self._watch.close()
             self._watch = None
@@ -423,7 +427,7 @@ class NetlinkBackend:
                 f"; and {len(problems)} change(s) after it that the kernel made could "
                 f"not be undone: {'; '.join(problems)}"
             )
-        raise ChangeFailed(changes[failed], done + failed, reason) from failure
+        raise ChangeFailed(changes[failed], done + failed, reason, failure.errno) from failure
 
     def _take_back(self, later: Sequence[Change]) -> list[str]:
         """Undo, newest first, the changes the kernel made after a failed one."""
@@ -607,21 +611,25 @@ class NetlinkBackend:
 
     def announce(self, items: Sequence[Announcement]) -> list[tuple[Announcement, str]]:
         """One packet socket for every announcement: opened with protocol 0 (it receives
-        nothing), never bound, each frame sent to its port with ``sendto``, closed once. A
-        packet socket's bind and its close each wait for the network stack (~16 ms), which
-        per address made the announcement most of an apply. An IPv4 address gets a gratuitous
-        ARP, an IPv6 address an unsolicited neighbour advertisement, on the same socket."""
+        nothing), never bound, each frame sent to its port with ``sendto``, kept open until
+        :meth:`close`. A packet socket's bind and its close each wait for the network stack
+        (an RCU grace period, ~13-16 ms): per address that made the announcement most of an
+        apply, and per repair it held the agent's next repair back (the agent's backend
+        lives as long as the agent, so its socket is opened once). An IPv4 address gets a
+        gratuitous ARP, an IPv6 address an unsolicited neighbour advertisement, on the same
+        socket."""
         if not items:
             return []
         failed: list[tuple[Announcement, str]] = []
-        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0) as raw:
-            for item in items:
-                v4 = item.address.version == 4
-                frame = arp_frame(item) if v4 else na_frame(item)
-                try:
-                    raw.sendto(frame, (item.ifname, ETH_P_ARP if v4 else ETH_P_IPV6))
-                except OSError as exc:
-                    failed.append((item, exc.strerror or str(exc)))
+        if self._packet is None:
+            self._packet = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        for item in items:
+            v4 = item.address.version == 4
+            frame = arp_frame(item) if v4 else na_frame(item)
+            try:
+                self._packet.sendto(frame, (item.ifname, ETH_P_ARP if v4 else ETH_P_IPV6))
+            except OSError as exc:
+                failed.append((item, exc.strerror or str(exc)))
         return failed
 
     # -- lookups -----------------------------------------------------------------------
@@ -795,8 +803,18 @@ Positioned = TypeVar("Positioned", Address, Rule)
 
 
 def _kept(decoded: Positioned | None, position: int) -> Positioned | None:
-    """A cached decoding when it is still at ``position`` in the kernel's list, else None."""
-    return decoded if decoded is not None and decoded.position == position else None
+    """A cached decoding at ``position`` in the kernel's list (None: not seen before).
+
+    A rule added in the band moves every rule after it: the same message body at another
+    place is the same rule at another ``position``, which is not part of its identity. The
+    copy keeps what was computed for it (``key``, ``order``: the sort of the next read), so
+    the agent's read after such an event neither decodes nor sorts it from scratch."""
+    if decoded is None or decoded.position == position:
+        return decoded
+    moved = object.__new__(type(decoded))
+    moved.__dict__.update(decoded.__dict__)  # frozen: fields and cached properties alike
+    moved.__dict__["position"] = position
+    return moved
 
 
 def _body(msg: Message) -> bytes:

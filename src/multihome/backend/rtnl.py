@@ -147,6 +147,9 @@ class Message:
     type: int
     flags: int
     body: bytes
+    pid: int = 0
+    """The header's port id: in a notification, the port id of the socket whose request made
+    the change (0: the kernel's own change); set by :meth:`RtnlSocket.receive` only."""
 
 
 def align(length: int) -> int:
@@ -230,22 +233,29 @@ class RtnlSocket:
         return first
 
     # -- receiving ----------------------------------------------------------------------------
-    def _receive(self) -> Iterator[tuple[int, int, int, bytes]]:
-        """The messages of one datagram: (type, flags, seq, body)."""
+    @property
+    def portid(self) -> int:
+        """This socket's netlink port id: the kernel's notifications of the changes requested
+        through it carry it (:attr:`Message.pid`)."""
+        portid: int = self._sock.getsockname()[0]
+        return portid
+
+    def _receive(self) -> Iterator[tuple[int, int, int, bytes, int]]:
+        """The messages of one datagram: (type, flags, seq, body, port id)."""
         size = self._sock.recv_into(self._buffer)
         data = bytes(self._buffer[:size])
         offset = 0
         while offset + NLMSGHDR.size <= size:
-            length, msg_type, flags, seq, _pid = NLMSGHDR.unpack_from(data, offset)
+            length, msg_type, flags, seq, pid = NLMSGHDR.unpack_from(data, offset)
             if length < NLMSGHDR.size:
                 break
-            yield msg_type, flags, seq, data[offset + NLMSGHDR.size : offset + length]
+            yield msg_type, flags, seq, data[offset + NLMSGHDR.size : offset + length], pid
             offset += align(length)
 
     def receive(self) -> list[Message]:
         """The messages of the next datagram (blocks until one arrives). ``OSError``
         (ENOBUFS) when the kernel had to drop notifications for this socket."""
-        return [Message(kind, flags, body) for kind, flags, _seq, body in self._receive()]
+        return [Message(kind, flags, body, pid) for kind, flags, _seq, body, pid in self._receive()]
 
     def notifications(self) -> list[tuple[int, int]]:
         """(message type, address family) of every notification received so far (a socket
@@ -279,7 +289,7 @@ class RtnlSocket:
             interrupted = False
             done = False
             while not done:
-                for kind, flags, rseq, payload in self._receive():
+                for kind, flags, rseq, payload, _pid in self._receive():
                     if rseq != seq:
                         continue
                     if flags & NLM_F_DUMP_INTR:
@@ -307,7 +317,7 @@ class RtnlSocket:
         self._sock.send(message(msg_type, NLM_F_REQUEST | NLM_F_ACK | flags, seq, body))
         answers: list[Message] = []
         while True:
-            for kind, rflags, rseq, payload in self._receive():
+            for kind, rflags, rseq, payload, _pid in self._receive():
                 if rseq != seq:
                     continue
                 if kind == NLMSG_ERROR:
@@ -333,7 +343,7 @@ class RtnlSocket:
             answers: list[Message | NetlinkError | None] = [None] * len(chunk)
             waiting = len(chunk)
             while waiting:
-                for kind, flags, seq, payload in self._receive():
+                for kind, flags, seq, payload, _pid in self._receive():
                     index = (seq - first) & 0x7FFFFFFF
                     if index >= len(chunk) or answers[index] is not None:
                         continue
@@ -366,7 +376,7 @@ class RtnlSocket:
             self._sock.send(data)
             waiting = len(chunk)
             while waiting:
-                for kind, flags, seq, payload in self._receive():
+                for kind, flags, seq, payload, _pid in self._receive():
                     index = (seq - first) & 0x7FFFFFFF
                     if kind != NLMSG_ERROR or index >= len(chunk):
                         continue

@@ -10,32 +10,75 @@ unreadable metadata means "use the kernel's view" (auto) or an error that change
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from multihome.errors import MetadataUnavailable, MultihomeError
-from multihome.model import HostState
-from multihome.source.network_data import (
-    MetaData,
-    MetaLink,
-    MetaNetwork,
-    MetaRoute,
-    NetworkData,
-    parse_meta_data,
-    parse_network_data,
-)
-from multihome.source.ports import PortIntent, StaticConfig, augment, intents, pending_static
-from multihome.source.readers import (
-    METADATA_URL,
-    Metadata,
-    Retry,
-    find_config_drive,
-    read_config_drive,
-    read_metadata,
-    read_service,
-)
+
+if TYPE_CHECKING:
+    from multihome.model import HostState
+    from multihome.source.network_data import (
+        MetaData,
+        MetaLink,
+        MetaNetwork,
+        MetaRoute,
+        NetworkData,
+        parse_meta_data,
+        parse_network_data,
+    )
+    from multihome.source.ports import (
+        PortIntent,
+        StaticConfig,
+        augment,
+        intents,
+        pending_static,
+    )
+    from multihome.source.readers import (
+        METADATA_URL,
+        Metadata,
+        Retry,
+        find_config_drive,
+        read_config_drive,
+        read_metadata,
+        read_service,
+    )
+
+#: Re-exported name -> its module, imported on first use (PEP 562): ``apply`` reads leases
+#: (``multihome.source.leases``) on every run, and importing a submodule runs this file, so
+#: it must not import the metadata readers, ``network_data`` and the policy (~30 ms).
+_EXPORTS = {
+    **dict.fromkeys(
+        (
+            "MetaData",
+            "MetaLink",
+            "MetaNetwork",
+            "MetaRoute",
+            "NetworkData",
+            "parse_meta_data",
+            "parse_network_data",
+        ),
+        "multihome.source.network_data",
+    ),
+    **dict.fromkeys(
+        ("PortIntent", "StaticConfig", "augment", "intents", "pending_static"),
+        "multihome.source.ports",
+    ),
+    **dict.fromkeys(
+        (
+            "METADATA_URL",
+            "Metadata",
+            "Retry",
+            "find_config_drive",
+            "read_config_drive",
+            "read_metadata",
+            "read_service",
+        ),
+        "multihome.source.readers",
+    ),
+}
 
 SourceName = Literal["auto", "kernel", "openstack"]
 SOURCES: tuple[str, ...] = ("auto", "kernel", "openstack")
@@ -102,6 +145,14 @@ def resolve(
     ``openstack`` raises :class:`MetadataUnavailable` (exit 1, nothing changed) when there is
     none; ``auto`` falls back to the kernel's view and says why in ``note``.
     """
+    from multihome.source.readers import (
+        METADATA_URL,
+        Retry,
+        read_config_drive,
+        read_metadata,
+        read_service,
+    )
+
     if source == "kernel":
         return Resolved("kernel")
     if source == "openstack":
@@ -119,3 +170,12 @@ def resolve(
             return Resolved("openstack", read_service(METADATA_URL, retry or Retry(2, 1.0)))
     except MetadataUnavailable as exc:
         return Resolved("kernel", note=f"OpenStack metadata unavailable: {exc}")
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'multihome.source' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -20,7 +20,6 @@ lease the client had (the newest last); networkd and NetworkManager keep only th
 
 from __future__ import annotations
 
-import configparser
 import ipaddress
 import itertools
 import os
@@ -274,6 +273,8 @@ def parse_nm_device(text: str, origin: str, ifindex: int, mtime: float) -> Lease
     1.42 writes them: ``dhcp4.ip_address``, ``dhcp4.subnet_mask``, ``dhcp4.routers``,
     ``dhcp4.rfc3442_classless_static_routes`` as ``dst/len gateway ...``, ``dhcp4.expiry`` in
     seconds since the epoch); None without one."""
+    import configparser  # only where NetworkManager runs: not on every apply's import path
+
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read_string(text)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from multihome.facts import PortFacts
 from multihome.model import HostState, Route
 from multihome.source.leases import LeaseReader
-from multihome.source.network_data import NetworkData
+
+if TYPE_CHECKING:
+    from multihome.source.network_data import NetworkData
 
 FactSource = Callable[[HostState], PortFacts]
 
@@ -22,14 +25,17 @@ def gather(
 ) -> PortFacts:
     """The facts of ``state``'s ports: the newest valid lease of each, the metadata's
     declarations for DHCP-disabled ports (they win: such a port has no lease), and ``seen``."""
-    from multihome.source.ports import declarations
-
     leases = None if reader is None else reader.read(state.links)
     declared = {} if leases is None else leases.declarations()
+    declared6 = {}
     if network is not None:
+        # metadata only: not on apply's path
+        from multihome.source.ports import declarations, declarations6
+
         declared.update(declarations(state, network, origin))
+        declared6 = declarations6(state, network, origin)
     notes = () if leases is None else tuple(f"lease ignored: {w}" for w in leases.warnings)
-    return PortFacts(declared, dict(seen or {}), notes)
+    return PortFacts(declared, dict(seen or {}), notes, declared6)
 
 
 def host_reader(root: Path) -> LeaseReader:
