@@ -413,6 +413,23 @@ def test_network_data_describes_every_port_and_address() -> None:
     assert [n["type"] for n in data["networks"]] == ["ipv4_dhcp"] * 3 + ["ipv4"]
 
 
+def test_network_data_lists_ipv6_addresses_as_nova_writes_them() -> None:
+    """An IPv6 subnet with an address mode: a network of type ipv6_slaac (or
+    ipv6_dhcpv6-stateful) per IPv6 address, with its /64 netmask and the default via the
+    subnet's gateway; an IPv6-only port has only that one."""
+    data = topo.network_data(load_scenario("7"))
+    six = [n for n in data["networks"] if str(n["type"]).startswith("ipv6")]
+    assert [(n["type"], n["ip_address"], n["link"]) for n in six] == [
+        ("ipv6_slaac", "2001:db8:1:0:f816:3eff:fea8:6b", data["links"][0]["id"]),
+        ("ipv6_slaac", "2001:db8:2:0:f816:3eff:fe66:1", data["links"][1]["id"]),
+    ]
+    assert six[1]["netmask"] == "ffff:ffff:ffff:ffff::"
+    assert six[1]["routes"] == [{"network": "::", "netmask": "::", "gateway": "2001:db8:2::1"}]
+    assert [n["link"] for n in data["networks"]].count(data["links"][1]["id"]) == 1
+    dhcpv6 = topo.network_data(load_scenario("8"))["networks"]
+    assert [n["type"] for n in dhcpv6] == ["ipv4_dhcp", "ipv6_dhcpv6-stateful"] * 2
+
+
 def test_lab_list_shows_every_scenario() -> None:
     """`multihome lab list --json` lists the eight scenarios with their expectations."""
     done = run_cli("lab", "list", "--json")

@@ -612,6 +612,23 @@ def network_data(scenario: Scenario) -> dict[str, object]:
                     "services": [],
                 }
             )
+        for ip6 in port.ips6:  # as Nova writes an IPv6 subnet with an address mode
+            networks.append(
+                {
+                    "id": f"network{len(networks)}",
+                    "link": link_id,
+                    "type": f"ipv6_{network.ipv6_mode}",
+                    "ip_address": str(ip6),
+                    "netmask": "ffff:ffff:ffff:ffff::",
+                    "routes": [
+                        {"network": "::", "netmask": "::", "gateway": str(network.gateway6)}
+                    ],
+                    "network_id": str(
+                        uuid.uuid5(uuid.NAMESPACE_URL, f"multihome-lab:{network.name}")
+                    ),
+                    "services": [],
+                }
+            )
     return {"links": links, "networks": networks, "services": []}
 
 
