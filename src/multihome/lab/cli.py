@@ -322,12 +322,13 @@ def status(name: str, as_json: bool) -> None:
 def probe(name: str, as_json: bool, form: str, expect: str | None) -> None:
     """Probe the lab: what the internet reaches, what the guest egresses as, drops.
 
-    From the internet host: ping and HTTP to every floating IP. From the guest: HTTP to the
-    internet host bound to each source address (it answers with the public address it
-    saw), and a ping to each port's gateway. From the switch: the packets port security
-    dropped during the probe. Timeouts are 1-2 s; all probes run at once. `--format dot`
-    draws the tenant network with each probe's path (green answered, red failed) and the
-    drops as red edges from the port that sent them.
+    From the internet host: ping and HTTP to every floating IP, HTTP (TCP, no ping: the
+    kernel answers an ICMPv6 echo through the port it came in by) to every IPv6 address.
+    From the guest: HTTP to the internet host (IPv4 and IPv6) bound to each source address
+    (it answers with the public address it saw), and a ping to each port's gateway. From
+    the switch: the packets port security dropped during the probe. Timeouts are 1-2 s; all
+    probes run at once. `--format dot` draws the tenant network with each probe's path
+    (green answered, red failed) and the drops as red edges from the port that sent them.
     """
     form = output_format(as_json, form)
     as_json = form == "json"
