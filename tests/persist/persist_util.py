@@ -121,10 +121,10 @@ class Namespaces:
 
     def spawn(self, args: list[str], log: Path) -> subprocess.Popen[bytes]:
         """Start a long-running process (its own session, killed at the end)."""
-        handle = log.open("ab")
-        proc = subprocess.Popen(
-            args, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        with log.open("ab") as handle:  # the child keeps its own copy
+            proc = subprocess.Popen(
+                args, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.pids.append(proc.pid)
         return proc
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from multihome.model import SCOPE_HOST, SCOPE_LINK, Route
+from multihome.portconfig import AUTOCONNECT_PRIORITY
 from multihome.render.base import (
     FileSpec,
     ManagedPort,
@@ -26,7 +27,7 @@ from multihome.render.base import (
     name_files,
     rule_selector_text,
 )
-from multihome.render.networkmanager import AUTOCONNECT_PRIORITY, connection_uuid
+from multihome.render.networkmanager import connection_uuid
 
 NAME = "ifcfg"
 SCRIPTS_DIR = PurePosixPath("/etc/sysconfig/network-scripts")

@@ -20,6 +20,7 @@ import uuid
 from pathlib import PurePosixPath
 
 from multihome.model import SCOPE_UNIVERSE, Route
+from multihome.portconfig import AUTOCONNECT_PRIORITY
 from multihome.render.base import (
     FileSpec,
     ManagedPort,
@@ -32,8 +33,6 @@ from multihome.render.base import (
 
 NAME = "networkmanager"
 CONNECTION_DIR = PurePosixPath("/etc/NetworkManager/system-connections")
-#: Above the default (0) of the profiles cloud-init and the installer create.
-AUTOCONNECT_PRIORITY = 50
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "multihome.invalid")
 
 
