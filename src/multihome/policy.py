@@ -586,6 +586,11 @@ def _peer_specifics(
         for route in routes_by_if[peer] if peer != ifname else ():
             if route.is_default or route.dst in have:
                 continue
+            if route.gateway is None:
+                # Another port's on-link routes (its subnet): one rule per pair of ports, N^2
+                # rules on a VM whose ports each have a subnet (66k at 256 ports, a minute per
+                # apply); a known limit (design.md section 5).
+                continue
             have.add(route.dst)
             if route.gateway is None or not any(route.gateway in n for n in networks):
                 covered.append(route)
