@@ -262,6 +262,7 @@ def report(
     elapsed: float,
     *,
     dual_stack: bool = False,
+    compare: tuple[dict[str, Any], str] | None = None,
 ) -> tuple[str, list[tuple[str, bool]]]:
     """The Markdown report and the targets (text, met). ``cold`` None: no cold-start part."""
     lines = ["## Results, dual-stack ports" if dual_stack else "## Results", ""]
@@ -303,6 +304,8 @@ def report(
         + ", ".join(f"N={size.n} {max(size.samples['c'].rss_kb) / 1024:.1f} MiB" for size in sizes),
         "",
     ]
+    if compare is not None:
+        lines += compare_lines(sizes, *compare)
     if cold is not None:
         lines += cold_lines(cold)
     checks: list[tuple[str, bool]] = []
@@ -350,6 +353,33 @@ def report(
     return "\n".join(lines) + "\n", checks
 
 
+def compare_lines(sizes: list[SizeResult], ipv4: dict[str, Any], source: str) -> list[str]:
+    """Each in-run ratio beside the IPv4-only run's (``ipv4``: its results JSON) at the same
+    N, and whole `multihome apply` against the IPv4-only one (two runs: indicative only)."""
+    theirs = {int(size["n"]): size for size in ipv4.get("sizes", [])}
+    lines = [
+        f"Against the IPv4-only run at the same N ({source}, commit "
+        f"{ipv4.get('machine', {}).get('multihome', 'unknown')}; each ratio is from its own "
+        "run; the last column compares two runs, so the load of each moves it):",
+        "",
+        "| N | changes IPv4 / dual-stack | (a)/(c) IPv4 / dual-stack | (c)/(b) IPv4 / "
+        "dual-stack | (c0)/(c) IPv4 / dual-stack | (c) dual-stack / (c) IPv4 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for size in sizes:
+        if size.n not in theirs:
+            continue
+        v4 = {m: float(theirs[size.n]["samples"][m]["median"]) for m in ("a", "b", "c", "c0")}
+        ds = {m: size.samples[m].median for m in ("a", "b", "c", "c0")}
+        lines.append(
+            f"| {size.n} | {theirs[size.n]['changes']} / {size.changes} | "
+            f"{ratio(v4['a'], v4['c'])} / {ratio(ds['a'], ds['c'])} | "
+            f"{ratio(v4['c'], v4['b'])} / {ratio(ds['c'], ds['b'])} | "
+            f"{v4['c0'] / v4['c']:.0%} / {ds['c0'] / ds['c']:.0%} | {ratio(ds['c'], v4['c'])} |"
+        )
+    return [*lines, ""]
+
+
 def cold_lines(cold: dict[str, Sample]) -> list[str]:
     """The cold-start table of the report."""
     lines = [
@@ -380,6 +410,11 @@ def main() -> int:
         action="store_true",
         help="every port also has a global IPv6 address, its prefix and a proto ra default "
         "(lab.py); no cold-start part; the docs section is the dual-stack one",
+    )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        help="an IPv4-only run's results (bench/results/apply.json): its ratios beside these",
     )
     parser.add_argument(
         "--docs",
@@ -426,6 +461,11 @@ def main() -> int:
         host,
         time.perf_counter() - started,
         dual_stack=args.dual_stack,
+        compare=(
+            (json.loads(args.compare.read_text()), str(args.compare))
+            if args.compare and args.compare.exists()
+            else None
+        ),
     )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.md").write_text(text)
