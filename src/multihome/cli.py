@@ -17,7 +17,7 @@ import click
 
 from multihome._version import __version__
 from multihome.errors import DetailedExitCode, ExitCode, InputError, MultihomeError
-from multihome.options import lock_timeout_option
+from multihome.options import format_option, lock_timeout_option, output_format
 
 #: Subcommands that live in their own module, imported only when used (start-up time).
 #: name -> (module, attribute). A module that is not installed hides its command.
@@ -148,15 +148,23 @@ def _styled(line: str, color: bool) -> str:
     return click.style(line, fg=colors.get(line[:1]))
 
 
-@cli.command(epilog="\b\nExamples:\n  multihome status\n  multihome status --json | jq .problems")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@cli.command(
+    epilog="\b\nExamples:\n  multihome status\n  multihome status --json | jq .problems"
+    "\n  multihome status --format dot | dot -Tsvg > routing.svg"
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (--format json).")
+@format_option("a picture of the routing (Graphviz), each finding's wrong path in red.")
 @click.pass_obj
-def status(obj: CliOptions, as_json: bool) -> None:
+def status(obj: CliOptions, as_json: bool, form: str) -> None:
     """Show interfaces, addresses, gateways, tables, rules and what is wrong.
 
     The problems are exactly those of `multihome doctor` (every check). Exit 0 also when
-    there are problems (doctor exits 1); 2 on bad input, 1 on any other error.
+    there are problems (doctor exits 1); 2 on bad input, 1 on any other error. `--format
+    dot` draws ports -> addresses -> rules -> tables -> gateways, multihome's own in blue,
+    other tools' dashed grey, and the wrong path of each of doctor's findings in red.
     """
+    form = output_format(as_json, form)
+    as_json = form == "json"
     from multihome.engine import assess
     from multihome.status import build_report
 
@@ -171,6 +179,12 @@ def status(obj: CliOptions, as_json: bool) -> None:
         report = report.with_problems(diagnose(backend, assessment, config, obj.root).problems)
     from multihome.agent.state import read_status
 
+    if form == "dot":
+        from multihome.picture import routing_dot, wrong_paths
+
+        paths = wrong_paths(assessment.state, config, report.problems)
+        click.echo(routing_dot(assessment.state, config, *paths), nl=False)
+        return
     agent = read_status(obj.root)
     if as_json:
         _echo_json(dict(report.to_json(), agent=agent))
@@ -196,7 +210,7 @@ def status(obj: CliOptions, as_json: bool) -> None:
         click.echo(f"{skipped.ifname:<12} {'skipped':<10} {skipped.reason}")
     from multihome.policy import owned_rules
 
-    rules = sorted(owned_rules(assessment.state, config), key=lambda r: r.key)
+    rules = sorted(owned_rules(assessment.state, config), key=lambda r: r.order)
     click.echo(f"rules ({len(rules)} owned by multihome):")
     for rule in rules:
         click.echo(f"  {rule.describe(desired.table_names)}")

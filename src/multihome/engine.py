@@ -20,6 +20,7 @@ made from the state after any recovery; ``apply_plan`` takes the lock itself oth
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -30,7 +31,7 @@ from pathlib import Path
 from multihome import faults
 from multihome.backend import Announcement, Backend, ChangeFailed
 from multihome.config import Config
-from multihome.errors import ApplyError
+from multihome.errors import ApplyError, ConcurrentChangeError
 from multihome.facts import NO_FACTS, PortFacts
 from multihome.model import HostState
 from multihome.names import register_names
@@ -325,6 +326,8 @@ def _apply_locked(
                 f"undid the {undone} change(s) made before it; the namespace is as it "
                 "was. Run `multihome plan` to see the changes again"
             )
+        if failure.errno == errno.EEXIST and not problems:
+            raise ConcurrentChangeError(message) from failure
         raise ApplyError(message) from failure
     journal.end(session.state)
     return result
@@ -374,7 +377,7 @@ def _apply_changes(backend: Backend, changes: Sequence[Change], progress: Progre
         try:
             backend.apply([change])
         except ChangeFailed as failure:
-            raise ChangeFailed(change, done, failure.reason) from failure
+            raise ChangeFailed(change, done, failure.reason, failure.errno) from failure
         done += 1
         if progress is not None:
             progress(done, len(changes), change)

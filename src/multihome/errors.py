@@ -15,6 +15,8 @@ around library calls keeps working (nmstate's habit)::
     │   │                                        missing
     │   └── MissingProgramError                exit 2: a program the lab needs
     ├── ApplyError                             a kernel change failed; what was done is undone
+    │   └── ConcurrentChangeError(FileExistsError)  another writer took a change's slot
+    │                                            between the read and the apply (EEXIST)
     ├── RolledBackError                        exit 3: an apply was rolled back on purpose
     ├── LockTimeoutError(TimeoutError)         another multihome held the namespace's lock
     ├── NothingToConfirmError(LookupError)     ``confirm`` found no apply waiting for it
@@ -124,6 +126,12 @@ class MissingProgramError(EnvironmentMissingError):
 
 class ApplyError(MultihomeError):
     """A change to the kernel failed; the changes made before it were undone."""
+
+
+class ConcurrentChangeError(ApplyError, FileExistsError):
+    """Another writer (a DHCP client's hook, an admin) added a route or rule into the slot
+    of one of the changes between the read and the apply (the kernel said "File exists");
+    what was done is undone, completely: read and plan again (the agent does at once)."""
 
 
 class RolledBackError(MultihomeError):

@@ -1,4 +1,4 @@
-"""Explain a routing decision: the IPv4 policy database walked exactly as the kernel walks it.
+"""Explain a routing decision: the policy database walked exactly as the kernel walks it.
 
 A pure function of a :class:`~multihome.model.HostState` and a :class:`Flow`. It follows
 ``fib_rules_lookup`` (net/core/fib_rules.c), ``fib4_rule_match``/``fib4_rule_action``/
@@ -22,10 +22,30 @@ the output and input route paths of net/ipv4/route.c:
 - received traffic (``iif``): martian sources and destinations, local delivery, forwarding
   switched off and the reverse-path check (``rp_filter``) as in ``ip_route_input_slow``.
 
+IPv6 (``fib6_rule_match``/``fib6_rule_action``/``fib6_rule_suppress`` in
+net/ipv6/fib6_rules.c, ``fib6_table_lookup``/``rt6_select``/``rt6_score_route`` and
+``inet6_rtm_getroute`` in net/ipv6/route.c, ``ipv6_dev_get_saddr`` in net/ipv6/addrconf.c):
+
+- the same selectors, but a rule with a ``from`` prefix never matches a flow whose source is
+  not chosen yet (IPv4 compares 0.0.0.0 with the prefix);
+- in a table: the longest prefix holding a selectable route; within a prefix the routes of the
+  lowest metric first, then the others; the one with the best score wins (a route through the
+  flow's ``oif``, or for received traffic through its ``iif``, scores higher; with ``oif`` and
+  no source, and for link-local, multicast and loopback destinations, only routes through that
+  device are selectable, also error routes, which go through ``lo``); when a prefix holds no
+  selectable route the kernel backtracks to shorter ones;
+- no route in any table: ``ENETUNREACH`` (the kernel's ``ip6_null_entry``); an ``unreachable``
+  route: ``EHOSTUNREACH``; no on-link assumption for a bound socket, no martian or
+  reverse-path checks in the route lookup (IPv6 has no ``rp_filter``);
+- the source: the route's ``prefsrc``, else RFC 6724 as ``ipv6_dev_get_saddr`` applies it (see
+  :func:`select_source6` for the rules implemented).
+
 Rules that share a priority are taken in the kernel's list order (``Rule.position``, from
 the dump). Not modelled (the model does not carry them): multipath routes, route ``tos``, VRF
 tables (an ``l3mdev`` rule is reported as not matching unless a device is in a VRF), tunnel
-ids.
+ids; for IPv6 the route preference (``pref``, all taken as medium), neighbour reachability
+(with forwarding off the kernel prefers gateways whose neighbour entry has not failed),
+source-specific routes (``from`` on a route) and ``ip addrlabel`` changes.
 """
 
 from __future__ import annotations
@@ -43,12 +63,17 @@ from multihome.model import (
     FR_ACT_PROHIBIT,
     FR_ACT_TO_TBL,
     FR_ACT_UNREACHABLE,
+    IFA_F_DADFAILED,
+    IFA_F_DEPRECATED,
+    IFA_F_TEMPORARY,
+    IFA_F_TENTATIVE,
     RTN_BROADCAST,
     RTN_LOCAL,
     RTN_UNICAST,
     SCOPE_LINK,
     Address,
     HostState,
+    IPAddress,
     Link,
     Route,
     Rule,
@@ -56,6 +81,8 @@ from multihome.model import (
 )
 
 IPv4 = ipaddress.IPv4Address
+IPv6 = ipaddress.IPv6Address
+RTN_ANYCAST = 4
 RTN_BLACKHOLE = 6
 RTN_UNREACHABLE = 7
 RTN_PROHIBIT = 8
@@ -92,8 +119,9 @@ LIMITED_BROADCAST = IPv4("255.255.255.255")
 class Flow:
     """What the kernel routes: a packet's addresses, where it comes from, and its marks."""
 
-    dst: IPv4
-    src: IPv4 | None = None
+    dst: IPAddress
+    src: IPAddress | None = None
+    """None: the kernel chooses (it must be of the destination's family)."""
     iif: str | None = None
     """The interface a received packet arrived on; None for locally generated traffic."""
     oif: str | None = None
@@ -108,6 +136,7 @@ class Flow:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "family": self.dst.version,
             "dst": str(self.dst),
             "src": None if self.src is None else str(self.src),
             "iif": self.iif,
@@ -188,10 +217,10 @@ class Explanation:
     rule: Rule | None
     """The decisive rule (the one whose action or table gave the answer), if any."""
     ifname: str | None
-    gateway: IPv4 | None
-    src: IPv4 | None
+    gateway: IPAddress | None
+    src: IPAddress | None
     kind: str
-    """``unicast``, ``local``, ``broadcast`` or ``error``."""
+    """``unicast``, ``local``, ``broadcast``, ``anycast`` (IPv6) or ``error``."""
     error: int | None = None
     """The errno the kernel answers with (``ENETUNREACH``, ``EACCES``, ...), None on success."""
     notes: tuple[str, ...] = field(default=())
@@ -221,18 +250,19 @@ class Explanation:
 class _Host:
     """Indexes over a state for one explanation (rules in order, routes per table)."""
 
-    def __init__(self, state: HostState, sysctls: Mapping[str, str]) -> None:
+    def __init__(self, state: HostState, sysctls: Mapping[str, str], family: int = 4) -> None:
         self.state = state
         self.sysctls = sysctls
+        self.family = family
         self.rules = sorted(
-            (r for r in state.rules if r.family == 4), key=lambda r: (r.priority, r.position)
+            (r for r in state.rules if r.family == family), key=lambda r: (r.priority, r.position)
         )
         self.tables: dict[int, list[Route]] = {}
         for route in state.routes:
-            if route.family == 4:
+            if route.family == family:
                 self.tables.setdefault(route.table, []).append(route)
         self.links = {link.name: link for link in state.links}
-        self.local = {a.ip for a in state.addresses if a.family == 4}
+        self.local = {a.ip for a in state.addresses if a.family == family}
         self.loopback = next((link.name for link in state.links if link.loopback), "lo")
 
     def conf(self, ifname: str, knob: str, *, with_all: bool = True) -> int:
@@ -244,16 +274,25 @@ class _Host:
         found = [int(v) for v in values if v not in (None, "")]
         return max(found) if found else 0
 
+    def conf6(self, ifname: str, knob: str) -> int:
+        """A per-interface IPv6 setting (the device's own value)."""
+        return _int(self.sysctls.get(f"net.ipv6.conf.{ifname}.{knob}"))
+
 
 def explain(state: HostState, flow: Flow, sysctls: Mapping[str, str] | None = None) -> Explanation:
-    """How the kernel routes ``flow`` in ``state`` (IPv4), step by step.
+    """How the kernel routes ``flow`` in ``state`` (IPv4 or IPv6: the destination's family),
+    step by step.
 
     ``sysctls`` adds settings that :class:`HostState` may not carry (``forwarding``,
-    ``accept_local``, ``rp_filter`` by their dotted names).
+    ``accept_local``, ``rp_filter``, ``use_tempaddr`` by their dotted names).
     """
     merged = dict(state.sysctls)
     merged.update(sysctls or {})
-    host = _Host(state, merged)
+    host = _Host(state, merged, flow.dst.version)
+    if flow.dst.version == 6:
+        if flow.iif is not None:
+            return _input6(host, flow)
+        return _output6(host, flow)
     if flow.iif is not None:
         return _input(host, flow)
     return _output(host, flow)
@@ -503,6 +542,350 @@ def _source_ok(host: _Host, flow: Flow, link: Link, out: str | None) -> bool:
     return rpf != 1
 
 
+# -- IPv6: the output and input paths (ip6_route_output_flags, inet6_rtm_getroute) -------------
+def _output6(host: _Host, flow: Flow) -> Explanation:
+    notes: list[str] = []
+    if flow.src is not None and flow.src.version != 6:
+        return _failed(flow, errno.EINVAL, None, [f"{flow.src} is not an IPv6 address"])
+    if flow.oif is not None and flow.oif not in host.links:
+        return _failed(flow, errno.ENODEV, None, [f"there is no interface {flow.oif}"])
+    if _need_strict(flow.dst):
+        notes.append(
+            f"{flow.dst} is link-local, multicast or loopback: it means something only on one "
+            "link, so a socket must name the output device (a scope id, SO_BINDTODEVICE, "
+            "ping -I); without one the kernel takes the first route that holds it"
+            if flow.oif is None
+            else f"{flow.dst} is link-local, multicast or loopback: only routes through "
+            f"{flow.oif} are taken"
+        )
+    elif flow.oif is not None and flow.src is None:
+        notes.append(f"bound to {flow.oif} with no source: only routes through it are taken")
+    elif flow.oif is not None:
+        notes.append(
+            f"bound to {flow.oif} with a source: routes through {flow.oif} are preferred "
+            "among those of one prefix, others still count (the kernel's RT6_LOOKUP_F_IFACE "
+            "is not set)"
+        )
+    walk = _walk(host, flow, iif=host.loopback)
+    if walk.error is not None or walk.route is None:
+        code = errno.ENETUNREACH if walk.error is None else walk.error
+        if walk.rule is None:
+            notes.append(
+                "no table answered: the kernel's default for IPv6 is unreachable "
+                "(ip6_null_entry, network unreachable)"
+            )
+        return _failed(flow, code, walk, notes)
+    route = walk.route
+    if flow.src is not None:
+        src: IPAddress | None = flow.src
+    elif route.prefsrc is not None:
+        src = route.prefsrc
+        notes.append(f"source {src}: the route's prefsrc")
+    else:
+        choice = select_source6(host.state, route.ifname, flow.dst, host.sysctls)
+        src = choice.address
+        notes.append(choice.note)
+    if route.type in (RTN_LOCAL, RTN_ANYCAST):
+        kind = "local" if route.type == RTN_LOCAL else "anycast"
+        notes.append("the destination is an address of this host: delivered locally")
+        return Explanation(
+            flow, walk.steps, route, walk.rule, host.loopback, None, src, kind, None, tuple(notes)
+        )
+    return Explanation(
+        flow,
+        walk.steps,
+        route,
+        walk.rule,
+        route.ifname,
+        route.gateway,
+        src,
+        "unicast",
+        None,
+        tuple(notes),
+    )
+
+
+def _input6(host: _Host, flow: Flow) -> Explanation:
+    """A received packet (``ip6_route_input_lookup``): the rules with ``iif``, routes through
+    the ``iif`` preferred; forwarding and the source are judged later (``ip6_forward``, no
+    reverse-path filter in the lookup), so the route is the answer."""
+    flow = replace(flow, uid=0)
+    if flow.iif not in host.links:
+        return _failed(flow, errno.ENODEV, None, [f"there is no interface {flow.iif}"])
+    assert flow.iif is not None
+    walk = _walk(host, flow, iif=flow.iif)
+    notes: list[str] = []
+    if walk.error is not None or walk.route is None:
+        code = errno.ENETUNREACH if walk.error is None else walk.error
+        return _failed(flow, code, walk, notes)
+    route = walk.route
+    if route.type in (RTN_LOCAL, RTN_ANYCAST):
+        notes.append("the destination is an address of this host: delivered locally")
+        kind = "local" if route.type == RTN_LOCAL else "anycast"
+        return Explanation(
+            flow,
+            walk.steps,
+            route,
+            walk.rule,
+            host.loopback,
+            None,
+            flow.src,
+            kind,
+            None,
+            tuple(notes),
+        )
+    if host.conf6(flow.iif, "forwarding") == 0:
+        notes.append(
+            f"forwarding is off on {flow.iif}: the route is found, ip6_forward then drops the "
+            "packet"
+        )
+    return Explanation(
+        flow,
+        walk.steps,
+        route,
+        walk.rule,
+        route.ifname,
+        route.gateway,
+        flow.src,
+        "unicast",
+        None,
+        tuple(notes),
+    )
+
+
+def _need_strict(address: IPAddress) -> bool:
+    """``rt6_need_strict``: multicast, link-local and loopback destinations."""
+    return address.is_multicast or address.is_link_local or address.is_loopback
+
+
+def _lookup6(host: _Host, table: int, flow: Flow) -> TableLookup:
+    """``fib6_table_lookup``: the longest prefix with a selectable route (``rt6_select``, else
+    ``fib6_backtrack`` to shorter prefixes); in a prefix the lowest metric's routes first, the
+    best score (``rt6_score_route``) wins, the first of equals."""
+    routes = host.tables.get(table)
+    if not routes:
+        return TableLookup(table, False, None)
+    oif = flow.iif if flow.iif is not None else flow.oif
+    strict = _need_strict(flow.dst) or (
+        flow.iif is None and flow.oif is not None and flow.src is None
+    )
+    prefixes: dict[int, list[Route]] = {}
+    for route in routes:
+        if flow.dst in route.dst:
+            prefixes.setdefault(route.dst.prefixlen, []).append(route)
+    losers: list[tuple[Route, str]] = []
+    for length in sorted(prefixes, reverse=True):
+        held = sorted(prefixes[length], key=lambda r: r.metric)  # stable: the kernel's order
+        lowest = held[0].metric
+        first = [r for r in held if r.metric == lowest]
+        rest = [r for r in held if r.metric != lowest]
+        chosen = _rr_leaf(host, first, oif, strict) or _rr_leaf(host, rest, oif, strict)
+        if chosen is None:
+            losers += [
+                (r, f"goes through {_dev6(host, r)}, only routes through {oif} are taken")
+                for r in held
+            ]
+            continue
+        for route in held:
+            if route is not chosen:
+                losers.append((route, _lost6(host, route, chosen, oif, strict)))
+        for shorter in sorted(prefixes, reverse=True):
+            if shorter < length:
+                losers += [
+                    (r, f"shorter prefix (/{shorter} < /{length})") for r in prefixes[shorter]
+                ]
+        if chosen.type in ROUTE_ERRORS:
+            return TableLookup(table, True, chosen, tuple(losers), ROUTE_ERRORS[chosen.type])
+        if chosen.type == RTN_THROW:
+            return TableLookup(table, True, chosen, tuple(losers), throw=True)
+        return TableLookup(table, True, chosen, tuple(losers))
+    return TableLookup(table, True, None, tuple(losers))
+
+
+def _dev6(host: _Host, route: Route) -> str:
+    """The device the kernel scores a route by: error routes go through ``lo``."""
+    return route.ifname or host.loopback
+
+
+def _score6(host: _Host, route: Route, oif: str | None, strict: bool) -> int | None:
+    """``rt6_score_route`` without router preference (all medium) and neighbour state: 2 for
+    a route through ``oif`` (or any without one), 0 for others; None: not selectable."""
+    if oif is None or _dev6(host, route) == oif:
+        return 2
+    return None if strict else 0
+
+
+def _rr_leaf(host: _Host, routes: Sequence[Route], oif: str | None, strict: bool) -> Route | None:
+    best: Route | None = None
+    best_score = -1
+    for route in routes:
+        score = _score6(host, route, oif, strict)
+        if score is not None and score > best_score:
+            best, best_score = route, score
+    return best
+
+
+def _lost6(host: _Host, route: Route, chosen: Route, oif: str | None, strict: bool) -> str:
+    if _score6(host, route, oif, strict) is None:
+        return f"goes through {_dev6(host, route)}, only routes through {oif} are taken"
+    if route.metric < chosen.metric:
+        return f"lower metric, but {chosen.ifname} is the flow's device {oif}"
+    if route.metric > chosen.metric:
+        return f"higher metric ({route.metric} > {chosen.metric})"
+    if oif is not None and _dev6(host, chosen) == oif and _dev6(host, route) != oif:
+        return f"same metric, but the chosen route goes through the flow's device {oif}"
+    return "listed after the chosen route with the same prefix and metric"
+
+
+# -- IPv6 source address selection (ipv6_dev_get_saddr, RFC 6724) -------------------------------
+#: The kernel's default policy table (net/ipv6/addrlabel.c): prefix -> label.
+ADDRESS_LABELS = [
+    (ipaddress.IPv6Network("::1/128"), 0),
+    (ipaddress.IPv6Network("::/96"), 3),
+    (ipaddress.IPv6Network("::ffff:0:0/96"), 4),
+    (ipaddress.IPv6Network("2001::/32"), 6),
+    (ipaddress.IPv6Network("2001:10::/28"), 7),
+    (ipaddress.IPv6Network("2002::/16"), 2),
+    (ipaddress.IPv6Network("3ffe::/16"), 12),
+    (ipaddress.IPv6Network("fec0::/10"), 11),
+    (ipaddress.IPv6Network("fc00::/7"), 5),
+    (ipaddress.IPv6Network("::/0"), 1),
+]
+ORCHID = ipaddress.IPv6Network("2001:10::/28")
+#: RFC 6724 section 5 rules as the kernel numbers them, in its order; the ones this module
+#: implements. Rule 4 (home addresses, Mobile IPv6) and optimistic DAD it reports as the
+#: kernel's choice when a candidate carries those flags.
+SOURCE_RULES = (
+    "1 same address",
+    "2 appropriate scope",
+    "3 avoid deprecated",
+    "5 prefer the outgoing interface",
+    "6 matching label (default policy table)",
+    "7 temporary addresses (use_tempaddr >= 2)",
+    "ORCHID",
+    "8 longest matching prefix",
+)
+IFA_F_OPTIMISTIC = 0x04
+IFA_F_HOMEADDRESS = 0x10
+
+
+@dataclass(frozen=True)
+class SourceChoice:
+    """The source the kernel picks for an IPv6 destination, and why."""
+
+    address: IPAddress | None
+    note: str
+
+
+def _label(address: IPv6) -> int:
+    best = max((net for net, _ in ADDRESS_LABELS if address in net), key=lambda n: n.prefixlen)
+    return dict(ADDRESS_LABELS)[best]
+
+
+def _scope6(address: IPv6) -> int:
+    """``__ipv6_addr_src_scope``: node 1, link 2, site 5, global 14 (multicast: its own)."""
+    if address.is_multicast:
+        return address.packed[1] & 0x0F
+    if address.is_loopback:
+        return 1
+    if address.is_link_local:
+        return 2
+    if address.is_site_local:
+        return 5
+    return 14
+
+
+def _common_bits(a: IPv6, b: IPv6) -> int:
+    return 128 - (int(a) ^ int(b)).bit_length()
+
+
+def select_source6(
+    state: HostState, ifname: str | None, dst: IPAddress, sysctls: Mapping[str, str]
+) -> SourceChoice:
+    """``ipv6_dev_get_saddr`` for a route through ``ifname``: the candidates are every
+    device's addresses (only ``ifname``'s for link-local and multicast destinations), less
+    tentative ones; each compared rule by rule (:data:`SOURCE_RULES`), the first rule that
+    differs decides, the earlier candidate wins a tie (devices by index, each device's
+    addresses in the kernel's list order)."""
+    assert isinstance(dst, IPv6)
+    dst_scope = _scope6(dst)
+    only_oif = ifname is not None and (dst.is_multicast or dst_scope <= 2)
+    links = sorted(state.links, key=lambda link: link.index)
+    candidates: list[Address] = []
+    for link in links:
+        if only_oif and link.name != ifname:
+            continue
+        for address in _ordered(state.addresses_of(link.name, 6)):
+            if address.flags & IFA_F_TENTATIVE and not address.flags & IFA_F_OPTIMISTIC:
+                continue
+            if address.flags & IFA_F_DADFAILED or address.ip.is_multicast:
+                continue
+            if address.ip.is_unspecified:
+                continue
+            candidates.append(address)
+    if not candidates:
+        return SourceChoice(None, "no source address: no IPv6 address past DAD to choose")
+    label = _label(dst)
+    orchid = dst in ORCHID
+
+    def score(address: Address) -> tuple[int, ...]:
+        ip = address.ip
+        assert isinstance(ip, IPv6)
+        scope = _scope6(ip)
+        tempaddr = _int(sysctls.get(f"net.ipv6.conf.{address.ifname}.use_tempaddr"))
+        prefer_temporary = tempaddr >= 2
+        return (
+            int(ip == dst),
+            -scope if scope >= dst_scope else scope - 128,
+            int(ip.is_loopback or not address.flags & (IFA_F_DEPRECATED | IFA_F_OPTIMISTIC)),
+            int(ifname is None or address.ifname == ifname),
+            int(_label(ip) == label),
+            int((not address.flags & IFA_F_TEMPORARY) ^ prefer_temporary),
+            int((ip in ORCHID) == orchid),
+            min(_common_bits(ip, dst), address.interface.network.prefixlen),
+        )
+
+    scored = [(score(address), address) for address in candidates]
+    best_score, best = scored[0]
+    for mine, address in scored[1:]:
+        if mine > best_score:  # strictly better: the earlier candidate wins a tie
+            best_score, best = mine, address
+    beaten: dict[str, list[str]] = {}
+    for mine, address in scored:
+        if address is not best:
+            beaten.setdefault(_deciding(best_score, mine), []).append(str(address.ip))
+    reasons = "; ".join(
+        f"{rule} against {', '.join(addresses)}"
+        for rule, addresses in sorted(beaten.items(), key=lambda item: item[0])
+    )
+    unusual = [a for a in candidates if a.flags & (IFA_F_OPTIMISTIC | IFA_F_HOMEADDRESS)]
+    note = (
+        f"source {best.ip}: no prefsrc on the route, so RFC 6724 source selection "
+        f"(ipv6_dev_get_saddr) among {len(candidates)} candidate(s)"
+        + (f": {reasons}" if reasons else ": the only candidate")
+    )
+    if unusual:
+        note += (
+            "; optimistic or home addresses are candidates: the kernel's choice may differ "
+            "(rules not modelled)"
+        )
+    return SourceChoice(best.ip, note)
+
+
+def _deciding(winner: tuple[int, ...], loser: tuple[int, ...]) -> str:
+    for name, (a, b) in zip(SOURCE_RULES, zip(winner, loser, strict=True), strict=True):
+        if a != b:
+            return f"rule '{name}'"
+    return "a tie, the first listed"
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
+
+
 # -- the rules (fib_rules_lookup) -------------------------------------------------------------
 def _walk(host: _Host, flow: Flow, iif: str) -> Walk:
     steps: list[RuleStep] = []
@@ -542,7 +925,11 @@ def _walk(host: _Host, flow: Flow, iif: str) -> Walk:
                 RuleStep(rule, True, f"{matched}; VRF tables are not modelled", "continue")
             )
             continue
-        lookup = _lookup(host, rule.table, flow)
+        lookup = (
+            _lookup6(host, rule.table, flow)
+            if host.family == 6
+            else _lookup(host, rule.table, flow)
+        )
         if lookup.error is not None:
             label = table_label(rule.table)
             steps.append(
@@ -596,6 +983,8 @@ def _selector_mismatch(host: _Host, rule: Rule, flow: Flow, iif: str) -> str | N
         return "l3mdev: neither interface of the flow is in a VRF"
     if rule.uid is not None and not rule.uid[0] <= flow.uid <= rule.uid[1]:
         return f"uidrange {rule.uid[0]}-{rule.uid[1]}, the uid is {flow.uid}"
+    if host.family == 6 and rule.src is not None and rule.src.prefixlen and flow.src is None:
+        return f"from {rule.src}, the source is not chosen yet (IPv6 rules then never match)"
     src = flow.src or IPv4(0)
     if rule.src is not None and src not in rule.src:
         return f"from {rule.src}, the source is {flow.src or 'not chosen yet (0.0.0.0)'}"
@@ -631,10 +1020,13 @@ def _suppressed(host: _Host, rule: Rule, route: Route) -> str | None:
             f"suppress_prefixlength {rule.suppress_prefixlength}"
         )
     if rule.suppress_ifgroup is not None and route.ifname is not None:
-        link = host.links.get(route.ifname)
+        ifname = route.ifname
+        if host.family == 6 and route.type in (RTN_LOCAL, RTN_ANYCAST):
+            ifname = host.loopback  # the kernel's copy of a local route goes through lo
+        link = host.links.get(ifname)
         if link is not None and link.group == rule.suppress_ifgroup:
             return (
-                f"route via {route.ifname} suppressed: its group is "
+                f"route via {ifname} suppressed: its group is "
                 f"suppress_ifgroup {rule.suppress_ifgroup}"
             )
     return None
@@ -707,9 +1099,12 @@ def _v4(address: Any) -> IPv4 | None:
 
 __all__ = [
     "ERROR_NAMES",
+    "SOURCE_RULES",
     "Explanation",
     "Flow",
     "RuleStep",
+    "SourceChoice",
     "TableLookup",
     "explain",
+    "select_source6",
 ]

@@ -22,8 +22,12 @@ if TYPE_CHECKING:
 
 #: The per-interface IPv4 settings route decisions depend on beyond what the state carries.
 ROUTE_KNOBS = ("forwarding", "rp_filter", "accept_local", "src_valid_mark", "bc_forwarding")
-#: "The internet" for ``multihome explain ADDRESS``: the lab's internet host (TEST-NET-2).
+#: The same for IPv6 (forwarding; use_tempaddr for source selection).
+ROUTE_KNOBS6 = ("forwarding", "use_tempaddr")
+#: "The internet" for ``multihome explain ADDRESS``: the lab's internet host (TEST-NET-2), and
+#: for an IPv6 ADDRESS the configuration's ``probe6`` default (documentation prefix).
 DEFAULT_DESTINATION = ipaddress.IPv4Address("198.51.100.10")
+DEFAULT_DESTINATION6 = ipaddress.IPv6Address("2001:db8:ffff::10")
 PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1}
 #: Who installs routes and rules with each protocol number (rtnetlink.h, rt_protos).
 OWNERS = {
@@ -49,6 +53,9 @@ Examples:
   multihome explain --from 203.0.113.9 --to 192.168.0.112 --iif eth1 --proto tcp --dport 22
       a packet arriving on eth1
   multihome explain --from 10.0.0.5 --to 1.1.1.1 --mark 0x10 --json
+  multihome explain 2001:db8:1::12
+      replies from an IPv6 address to 2001:db8:ffff::10
+  multihome explain --to fe80::1 --oif eth1          a link-local peer on eth1
   multihome explain 192.168.0.112 --dot | dot -Tsvg > path.svg
 \b
 Exit status: 0 explain and the kernel agree, 1 they disagree (a bug in multihome: please
@@ -57,21 +64,29 @@ report it with the --json output), 2 bad input.
 
 
 def read_route_sysctls(ifnames: list[str], proc_sys: Path = Path("/proc/sys")) -> dict[str, str]:
-    """``net.ipv4.conf.{all,IF}.{forwarding,rp_filter,...}`` of this namespace."""
+    """``net.ipv4.conf.{all,IF}.{forwarding,rp_filter,...}`` and
+    ``net.ipv6.conf.{all,IF}.{forwarding,use_tempaddr}`` of this namespace."""
     values: dict[str, str] = {}
-    for ifname in ["all", *ifnames]:
-        for knob in ROUTE_KNOBS:
-            path = proc_sys / "net/ipv4/conf" / ifname.replace(".", "/") / knob
-            try:
-                values[f"net.ipv4.conf.{ifname}.{knob}"] = path.read_text().strip()
-            except OSError:
-                continue
+    for family, knobs in (("ipv4", ROUTE_KNOBS), ("ipv6", ROUTE_KNOBS6)):
+        for ifname in ["all", *ifnames]:
+            for knob in knobs:
+                path = proc_sys / "net" / family / "conf" / ifname.replace(".", "/") / knob
+                try:
+                    values[f"net.{family}.conf.{ifname}.{knob}"] = path.read_text().strip()
+                except OSError:
+                    continue
     return values
 
 
 def ask_kernel(backend: NetlinkBackend, flow: Flow, *, uid_given: bool = True) -> Lookup:
     """The kernel's answer for ``flow`` (RTM_GETROUTE with every field of the flow; the uid
-    only when given, else the kernel takes the caller's)."""
+    only when given, else the kernel takes the caller's). A received packet (``iif``) has no
+    socket: uid 0, as ``ip6_route_input`` looks it up (RTM_GETROUTE would take the given uid
+    for IPv6, or none at all; IPv4's input path ignores it)."""
+    if flow.iif is not None:
+        uid: int | None = 0
+    else:
+        uid = flow.uid if uid_given else None
     return backend.route_get(
         flow.dst,
         flow.src,
@@ -81,7 +96,7 @@ def ask_kernel(backend: NetlinkBackend, flow: Flow, *, uid_given: bool = True) -
         ipproto=flow.ipproto,
         sport=flow.sport,
         dport=flow.dport,
-        uid=flow.uid if uid_given else None,
+        uid=uid,
     )
 
 
@@ -105,11 +120,12 @@ def owner_of(item: Rule | Route, config: Config) -> str:
 
 def decisive(state: HostState, src: IPAddress, dst: IPAddress, config: Config) -> str | None:
     """The rule (and route) that decides the path from ``src`` to ``dst``, with owners, as a
-    sentence for findings; None when no rule decides (nothing matched) or not IPv4."""
+    sentence for findings; None when no rule decides (nothing matched) or the two addresses
+    are of different families."""
     from multihome.explain import Flow
     from multihome.explain import explain as walk
 
-    if not isinstance(src, ipaddress.IPv4Address) or not isinstance(dst, ipaddress.IPv4Address):
+    if src.version != dst.version:
         return None
     result = walk(state, Flow(dst=dst, src=src))
     if result.rule is None:
@@ -137,7 +153,8 @@ class Verdict:
 def compare(explanation: Explanation, kernel: Lookup) -> Verdict:
     """Whether explain's device, gateway and source (or error) are the kernel's."""
     flow = explanation.flow
-    source = kernel.prefsrc or flow.src if kernel.error is None else None
+    # A given source is the packet's (IPv6 reports the route's own choice beside it).
+    source = flow.src or kernel.prefsrc if kernel.error is None else None
     if kernel.error is not None or explanation.error is not None:
         agrees = kernel.error == explanation.error
     else:
@@ -163,20 +180,16 @@ def _result_text(ifname: str | None, gateway: Any, src: Any) -> str:
     return " ".join(parts)
 
 
-def _parse_address(value: str | None, option: str) -> ipaddress.IPv4Address | None:
+def _parse_address(value: str | None, option: str) -> IPAddress | None:
     if value is None:
         return None
     try:
-        address = ipaddress.ip_address(value)
+        return ipaddress.ip_address(value)
     except ValueError:
         raise InputError(
-            f"{option} {value!r} is not an IP address; give one such as 192.168.0.112"
+            f"{option} {value!r} is not an IP address; give one such as 192.168.0.112 "
+            "or 2001:db8:1::12"
         ) from None
-    if not isinstance(address, ipaddress.IPv4Address):
-        raise InputError(
-            f"{option} {value}: explain covers IPv4 only for now; give an IPv4 address"
-        )
-    return address
 
 
 def build_flow(
@@ -207,7 +220,13 @@ def build_flow(
                 "no destination: give --to DST, or an ADDRESS to explain its "
                 "replies to the internet"
             )
-        target = DEFAULT_DESTINATION
+        assert source is not None
+        target = DEFAULT_DESTINATION if source.version == 4 else DEFAULT_DESTINATION6
+    if source is not None and source.version != target.version:
+        raise InputError(
+            f"--from {source} and --to {target} are of different families; give two IPv4 "
+            "or two IPv6 addresses"
+        )
     if iif is not None and oif is not None:
         raise InputError(
             "--iif and --oif exclude each other: --iif is a packet received on "
@@ -291,6 +310,11 @@ def explain(
     from multihome.explain import explain as walk
 
     flow = build_flow(address, src, dst, iif, oif, mark, proto, dport, sport, uid)
+    if as_dot and flow.dst.version == 6:
+        raise InputError(
+            f"--dot with {flow.dst}: the picture draws the IPv4 routing only; explain this "
+            "IPv6 flow as text or with --json"
+        )
     config = obj.config()
     backend = NetlinkBackend()
     try:

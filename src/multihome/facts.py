@@ -71,6 +71,11 @@ class PortFacts:
     after a restart, when multihome's copies in the kernel are the memory)."""
     notes: tuple[str, ...] = ()
     """What gathering the facts noticed (a malformed lease file, say)."""
+    declared6: Mapping[str, Declaration] = field(default_factory=_empty)  # type: ignore[arg-type]
+    """What the metadata declares for each port's IPv6 (``network_data.json``'s ``ipv6*``
+    networks): its global address and its routes, the default via the subnet's gateway (a
+    global or link-local address; the kernel's RA default goes via the router's link-local
+    address). ``declared`` stays IPv4."""
 
 
 NO_FACTS = PortFacts()

@@ -1,14 +1,17 @@
 """A picture of the routing (Graphviz ``dot``): ports -> addresses -> rules -> tables ->
-gateways, multihome's own entries told apart from other tools', and one explained path in red.
+gateways, multihome's own entries told apart from other tools', and explained paths in red.
 
 Pure: a function of a :class:`~multihome.model.HostState`, the configuration (for ownership)
-and optionally an :class:`~multihome.explain.Explanation`. Render with ``dot -Tsvg``.
+and any number of explained paths (:class:`~multihome.explain.Explanation`; ``explain --dot``:
+the flow's; ``status --format dot``: the wrong path of each of doctor's findings,
+:func:`wrong_paths`).
+Render with ``dot -Tsvg``.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from multihome.model import (
@@ -19,46 +22,76 @@ from multihome.model import (
     HostState,
     Route,
     Rule,
-    sortable,
     table_label,
 )
 
 if TYPE_CHECKING:
     from multihome.config import Config
     from multihome.explain import Explanation
+    from multihome.status import Problem
+
+#: doctor's findings about a wrong path: the port whose addresses' replies leave elsewhere.
+WRONG_PATH_CODES = frozenset({"reply-wrong-interface"})
 
 RED = 'color="red", fontcolor="red", penwidth=2.5'
 OURS = 'color="#1f5fbf"'
 FOREIGN = 'color="#777777", style="dashed"'
 
 
-def _q(text: str) -> str:
+def quote(text: str) -> str:
     """A dot identifier or label, quoted."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _rule_id(rule: Rule) -> str:
-    return _q(f"rule {rule.describe()}")
+    return quote(f"rule {rule.describe()}")
 
 
 def _table_id(table: int) -> str:
-    return _q(f"table {table}")
+    return quote(f"table {table}")
 
 
-def routing_dot(state: HostState, config: Config, path: Explanation | None = None) -> str:
-    """The picture as dot text (deterministic: same state, same text)."""
+def wrong_paths(state: HostState, config: Config, problems: Sequence[Problem]) -> list[Explanation]:
+    """The path of each wrong-path finding (:data:`WRONG_PATH_CODES`): for every address of
+    the finding's port, the replies to ``config.probe``, explained, when they leave through
+    another device."""
+    import ipaddress
+
+    from multihome.explain import Flow, explain
+
+    found = []
+    probe = config.probe
+    if not isinstance(probe, ipaddress.IPv4Address):
+        return []
+    names = {p.interface for p in problems if p.code in WRONG_PATH_CODES}
+    for ifname in sorted(name for name in names if name is not None):
+        for address in state.addresses_of(ifname, 4):
+            src = address.ip
+            if address.scope != SCOPE_UNIVERSE or not isinstance(src, ipaddress.IPv4Address):
+                continue
+            path = explain(state, Flow(dst=probe, src=src))
+            if path.ifname is not None and path.ifname != ifname:
+                found.append(path)
+    return found
+
+
+def routing_dot(state: HostState, config: Config, *paths: Explanation) -> str:
+    """The picture as dot text (deterministic: same state, same text), ``paths`` in red."""
     from multihome.policy import is_owned_route, is_owned_rule
 
     rules = sorted((r for r in state.rules if r.family == 4), key=lambda r: r.priority)
     on_path_rules: set[Rule] = set()
-    path_table: int | None = None
-    path_route: Route | None = None
-    path_dev: str | None = None
-    if path is not None:
-        on_path_rules = {s.rule for s in path.steps if s.matched and s.outcome != "continue"}
+    path_tables: set[int] = set()
+    path_routes: set[Route] = set()
+    path_devs: set[str] = set()
+    path_srcs = {path.flow.src for path in paths} | {path.src for path in paths}
+    for path in paths:
+        on_path_rules |= {s.rule for s in path.steps if s.matched and s.outcome != "continue"}
         if path.rule is not None and path.route is not None:
-            path_table, path_route = path.rule.table, path.route
-        path_dev = path.ifname
+            path_tables.add(path.rule.table)
+            path_routes.add(path.route)
+        if path.ifname is not None:
+            path_devs.add(path.ifname)
     lines = [
         "digraph routing {",
         "  rankdir=LR;",
@@ -68,24 +101,26 @@ def routing_dot(state: HostState, config: Config, path: Explanation | None = Non
     ports = [link for link in state.links if not link.loopback]
     lines.append('  subgraph cluster_ports { label="ports";')
     for link in ports:
-        red = path_dev == link.name
-        lines.append(f"    {_q(link.name)} [shape=component{', ' + RED if red else ''}];")
+        red = link.name in path_devs
+        lines.append(f"    {quote(link.name)} [shape=component{', ' + RED if red else ''}];")
     lines.append("  }")
     for link in ports:
         for address in state.addresses_of(link.name, 4):
             if address.scope != SCOPE_UNIVERSE:
                 continue
-            red = path is not None and path.src == address.ip
-            lines.append(f"  {_q(str(address.ip))} [shape=ellipse{', ' + RED if red else ''}];")
-            lines.append(f"  {_q(link.name)} -> {_q(str(address.ip))};")
+            red = address.ip in path_srcs
+            lines.append(f"  {quote(str(address.ip))} [shape=ellipse{', ' + RED if red else ''}];")
+            lines.append(f"  {quote(link.name)} -> {quote(str(address.ip))};")
     lines.append('  subgraph cluster_rules { label="rules (priority order)";')
     for rule in rules:
         owner = OURS if is_owned_rule(rule, config) else FOREIGN
         style = RED if rule in on_path_rules else owner
         lines.append(f"    {_rule_id(rule)} [{style}];")
+    # One column in priority order (the lowest on top): the same rank, ordered by invisible
+    # edges (drawn from the later rule to the earlier one: rankdir=LR turns them upwards).
+    lines.append(f"    {{ rank=same; {' '.join(_rule_id(r) + ';' for r in rules)} }}")
     lines += [
-        f"    {_rule_id(a)} -> {_rule_id(b)} [style=dotted, arrowhead=none];"
-        for a, b in itertools.pairwise(rules)
+        f"    {_rule_id(b)} -> {_rule_id(a)} [style=invis];" for a, b in itertools.pairwise(rules)
     ]
     lines.append("  }")
     lines += _rule_edges(state, rules, on_path_rules)
@@ -93,12 +128,12 @@ def routing_dot(state: HostState, config: Config, path: Explanation | None = Non
     for table in tables:
         routes = [r for r in state.routes if r.table == table and r.family == 4]
         label = f"table {table_label(table)}" + ("" if routes else " (missing)")
-        red = table == path_table
+        red = table in path_tables
         lines.append(
-            f"  {_table_id(table)} [label={_q(label)}, shape=folder{', ' + RED if red else ''}];"
+            f"  {_table_id(table)} [label={quote(label)}, shape=folder{', ' + RED if red else ''}];"
         )
         lines += _route_edges(
-            table, routes, path_route, lambda r: OURS if is_owned_route(r, config) else FOREIGN
+            table, routes, path_routes, lambda r: OURS if is_owned_route(r, config) else FOREIGN
         )
     lines.append("}")
     seen: set[str] = set()
@@ -123,12 +158,12 @@ def _rule_edges(state: HostState, rules: list[Rule], on_path: set[Rule]) -> list
                     and (address.ip in rule.src)
                 ):
                     lines.append(
-                        f"  {_q(str(address.ip))} -> {_rule_id(rule)} "
+                        f"  {quote(str(address.ip))} -> {_rule_id(rule)} "
                         f"[label=from{', ' + RED if red else ''}];"
                     )
         for name, label in ((rule.iifname, "iif"), (rule.oifname, "oif")):
             if name is not None and state.link(name) is not None:
-                lines.append(f"  {_q(name)} -> {_rule_id(rule)} [label={label}];")
+                lines.append(f"  {quote(name)} -> {_rule_id(rule)} [label={label}];")
         if rule.action == FR_ACT_TO_TBL and not rule.l3mdev:
             lines.append(
                 f"  {_rule_id(rule)} -> {_table_id(rule.table)}{' [' + RED + ']' if red else ''};"
@@ -138,32 +173,32 @@ def _rule_edges(state: HostState, rules: list[Rule], on_path: set[Rule]) -> list
             if target is not None:
                 lines.append(f"  {_rule_id(rule)} -> {_rule_id(target)} [label=goto];")
         elif not rule.l3mdev:
-            end = _q(rule.describe().rsplit(" ", 1)[-1])
+            end = quote(rule.describe().rsplit(" ", 1)[-1])
             lines.append(f"  {end} [shape=octagon];")
             lines.append(f"  {_rule_id(rule)} -> {end}{' [' + RED + ']' if red else ''};")
     return lines
 
 
 def _route_edges(
-    table: int, routes: Iterable[Route], chosen: Route | None, style_of: Callable[[Route], str]
+    table: int, routes: Iterable[Route], chosen: set[Route], style_of: Callable[[Route], str]
 ) -> list[str]:
     lines = []
-    for route in sorted(routes, key=lambda r: sortable(r.key)):
+    for route in sorted(routes, key=lambda r: r.order):
         dst = "default" if route.is_default else str(route.dst)
         label = f"{dst} metric {route.metric}" if route.metric else dst
         if route.type != RTN_UNICAST:
-            target = _q(f"{route.describe().split(' ', 1)[0]}")
+            target = quote(f"{route.describe().split(' ', 1)[0]}")
             lines.append(f"  {target} [shape=octagon];")
         elif route.gateway is not None:
-            target = _q(f"gateway {route.gateway}")
+            target = quote(f"gateway {route.gateway}")
             lines.append(f"  {target} [shape=ellipse];")
         else:
-            target = _q(route.ifname or "?")
-        style = RED if route == chosen else style_of(route)
-        lines.append(f"  {_table_id(table)} -> {target} [label={_q(label)}, {style}];")
+            target = quote(route.ifname or "?")
+        style = RED if route in chosen else style_of(route)
+        lines.append(f"  {_table_id(table)} -> {target} [label={quote(label)}, {style}];")
         if route.gateway is not None and route.ifname:
-            lines.append(f"  {target} -> {_q(route.ifname)} [style=dotted];")
+            lines.append(f"  {target} -> {quote(route.ifname)} [style=dotted];")
     return lines
 
 
-__all__ = ["routing_dot"]
+__all__ = ["WRONG_PATH_CODES", "quote", "routing_dot", "wrong_paths"]

@@ -169,12 +169,12 @@ def make_plan(current: HostState, desired: DesiredState, config: Config) -> Plan
     blocking = {r for r in present - desired.routes - have_routes if low <= r.table <= high}
     new_routes = sorted(
         desired.routes - have_routes - present,
-        key=lambda r: (r.table, r.is_default, r.gateway is not None, -r.dst.prefixlen, r.key),
+        key=lambda r: (r.table, r.is_default, r.gateway is not None, -r.dst.prefixlen, r.order),
     )
     displaced: set[Route] = set()
     for route in new_routes:
         # The kernel holds one IPv4 route per (table, dst, metric): replace in place.
-        for old_route in sorted((stale_routes | blocking) - displaced, key=lambda r: r.key):
+        for old_route in sorted((stale_routes | blocking) - displaced, key=lambda r: r.order):
             if old_route.slot == route.slot:
                 changes.append(Change("remove", old_route))
                 displaced.add(old_route)
@@ -184,15 +184,15 @@ def make_plan(current: HostState, desired: DesiredState, config: Config) -> Plan
     # A rule a network manager keeps from the persisted configuration (its own protocol
     # number) already does the job: adding ours too would be refused as a duplicate.
     kept = {replace(r, proto=PROTO_MULTIHOME) for r in persisted_rules(current, config)}
-    for rule in sorted(desired.rules - have_rules - kept, key=lambda r: (r.priority, r.key)):
+    for rule in sorted(desired.rules - have_rules - kept, key=lambda r: (r.priority, r.order)):
         changes.append(Change("add", rule))
-    for rule in sorted(have_rules - desired.rules, key=lambda r: (-r.priority, r.key)):
+    for rule in sorted(have_rules - desired.rules, key=lambda r: (-r.priority, r.order)):
         changes.append(Change("remove", rule))
     for route in sorted(
-        stale_routes - displaced, key=lambda r: (r.table, r.is_default, r.key), reverse=True
+        stale_routes - displaced, key=lambda r: (r.table, r.is_default, r.order), reverse=True
     ):
         changes.append(Change("remove", route))
 
-    for route in sorted(desired.main_removals & present, key=lambda r: r.key):
+    for route in sorted(desired.main_removals & present, key=lambda r: r.order):
         changes.append(Change("remove", route))
     return Plan(changes=tuple(changes), tables=desired.tables, notes=desired.notes)

@@ -180,7 +180,7 @@ class DesiredState:
         names = self.table_names
         return [
             {"route": r.describe(names), "origin": origin}
-            for r, origin in sorted(self.origins.items(), key=lambda item: item[0].key)
+            for r, origin in sorted(self.origins.items(), key=lambda item: item[0].order)
         ]
 
     def interface(self, name: str) -> ManagedInterface | None:
@@ -373,22 +373,26 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
             declared.get(link.name),
             [
                 *owned_by_if.get(link.name, ()),
-                *sorted(facts.seen.get(link.name, ()), key=lambda r: r.key),
+                *sorted(facts.seen.get(link.name, ()), key=lambda r: r.order),
             ],
             {r.dst for r in kept},
             origins,
         )
+        covered = _peer_specifics(
+            link.name, table.id, addrs, default, routes_by_if, copies, kept, origins
+        )
         # Our copy already in the table stands for a new one that differs only in its metric
         # (one route per destination: the metric means nothing there), so that a route
-        # coming back to main with another metric changes nothing.
-        copies = _with_existing(copies, owned_by_if.get(link.name, ()), table.id, origins)
-        # What the network manager already keeps in the table stands for our copy of it, and
-        # is wanted as it is (persist renders it again, plan adds nothing next to it).
-        copies = _with_native(copies, kept)
+        # coming back to main with another metric changes nothing. What the network manager
+        # already keeps in the table stands for our copy of it, and is wanted as it is
+        # (persist renders it again, plan adds nothing next to it).
+        copies = _with_native(
+            _with_existing(copies, owned_by_if.get(link.name, ()), table.id, origins), kept
+        )
         routes.update(copies)
         if role == "secondary":
             main_removals.update(r for r in routes_by_if[link.name] if r.is_default)
-        rules |= _interface_rules(config, link.name, table.id, addrs, copies)
+        rules |= _interface_rules(config, link.name, table.id, addrs, [*copies, *covered])
     routes.update(_primary_default_in_main(primary, defaults, routes_by_if))
 
     preserved_rules, preserved_routes, notes = _preserve_for_skipped(
@@ -543,6 +547,52 @@ def _table_routes(
     elif default.proto == PROTO_DHCP and declaration is not None and default not in in_main:
         origins[copy] = declaration.origin
     return copies
+
+
+def _peer_specifics(
+    ifname: str,
+    table: int,
+    addrs: tuple[Address, ...],
+    default: Route,
+    routes_by_if: dict[str, list[Route]],
+    copies: list[Route],
+    native: list[Route],
+    origins: dict[Route, str],
+) -> list[Route]:
+    """Main's specific routes through *other* ports, seen from ``ifname``'s addresses
+    (design.md, section 5, "Another port's specific routes"): copies for the port's table
+    are appended to ``copies``; the other routes, whose destinations only need the port's
+    band+0 rule, are returned.
+
+    ``lookup main suppress_prefixlength 0`` comes before the port's ``from`` rule, so without
+    a rule of its own a destination that main routes through another port (eth0's metadata
+    host route from its lease, a classless static route) leaves that port with this port's
+    source address, and port security drops it. Each such destination not in the port's
+    table (``copies``, ``native``) gets the port's band+0 rule; the table gets a copy through the
+    port itself when the gateway is on one of the port's subnets (the same next hop,
+    reached from the right port), else the rule sends it to the table's default."""
+    have = {r.dst for r in (*copies, *native)}
+    networks = [a.network for a in addrs]
+    covered: list[Route] = []
+    for peer in sorted(routes_by_if):
+        for route in routes_by_if[peer] if peer != ifname else ():
+            if route.is_default or route.dst in have:
+                continue
+            have.add(route.dst)
+            if route.gateway is None or not any(route.gateway in n for n in networks):
+                covered.append(route)
+                continue
+            copy = Route(
+                table=table,
+                dst=route.dst,
+                ifname=ifname,
+                gateway=route.gateway,
+                metric=default.metric,
+                proto=PROTO_MULTIHOME,
+            )
+            copies.append(copy)
+            origins[copy] = f"{peer}'s route in main (its gateway is on {ifname}'s subnet)"
+    return covered
 
 
 def _applicable(state: HostState, managed: list[Link], facts: PortFacts) -> dict[str, Declaration]:
@@ -789,11 +839,11 @@ def _main_routes_by_if(state: HostState, ifnames: list[str]) -> dict[str, list[R
 def _existing_tables(rules: Iterable[Rule], routes: Iterable[Route]) -> dict[str, int]:
     """Tables already assigned by an earlier apply: they never change (stable identity)."""
     found: dict[str, int] = {}
-    for rule in sorted(rules, key=lambda r: r.key):
+    for rule in sorted(rules, key=lambda r: r.order):
         for ifname in (rule.oifname, rule.iifname):
             if ifname:
                 found.setdefault(ifname, rule.table)
-    for route in sorted(routes, key=lambda r: r.key):
+    for route in sorted(routes, key=lambda r: r.order):
         if route.ifname and route.table != TABLE_MAIN:  # a primary's default put back in main
             found.setdefault(route.ifname, route.table)
     return found
@@ -1012,7 +1062,7 @@ class _Ipv6:
             in_main=in_main,
             owned=owned,
             seen={
-                name: sorted((r for r in routes if r.family == 6), key=lambda r: r.key)
+                name: sorted((r for r in routes if r.family == 6), key=lambda r: r.order)
                 for name, routes in facts.seen.items()
             },
             defaults=_defaults6(managed, in_main, owned, assigned, facts),

@@ -130,7 +130,7 @@ class Report:
             "ignored": [{"name": s.ifname, "reason": s.reason} for s in assessment.desired.ignored],
             "rules": [
                 dict(r.to_json(), text=r.describe(names))
-                for r in sorted(owned_rules(assessment.state, self.config), key=lambda r: r.key)
+                for r in sorted(owned_rules(assessment.state, self.config), key=lambda r: r.order)
             ],
             "references": [ref.to_json() for ref in self.references],
             "table_route_origins": assessment.desired.route_origins(),
@@ -188,7 +188,7 @@ def check_defaults(state: HostState, config: Config) -> list[Problem]:
                 for r in state.routes
                 if r.table == TABLE_MAIN and r.is_default and r.family == family
             ),
-            key=lambda r: (r.metric, r.key),
+            key=lambda r: (r.metric, r.order),
         )
         if len({r.ifname for r in defaults}) < 2:
             continue

@@ -19,6 +19,7 @@ import base64
 import contextlib
 import fcntl
 import hashlib
+import ipaddress
 import json
 import os
 import shutil
@@ -123,6 +124,16 @@ def build_venv(lock: Path = LOCK, prefix: str = "neutron-venv") -> Path:
             raise RuntimeError(f"building {venv} failed:\n{done.stderr[-3000:]}")
         ready.write_text(lock_hash(lock))
     return venv
+
+
+def eui64(prefix: str, mac: str) -> str:
+    """The SLAAC address a port with ``mac`` forms on ``prefix`` (RFC 4291, appendix A), as
+    Neutron computes it for the port."""
+    octets = [int(x, 16) for x in mac.split(":")]
+    octets[0] ^= 0x02
+    iid = bytes([*octets[:3], 0xFF, 0xFE, *octets[3:]])
+    net = ipaddress.ip_network(prefix)
+    return str(net.network_address + int.from_bytes(iid, "big"))
 
 
 def free_port() -> int:

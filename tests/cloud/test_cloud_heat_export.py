@@ -23,6 +23,7 @@ from multihome.cloud.userdata import for_server
 from multihome.errors import InputError
 
 SCENARIO4 = REPO / "examples" / "scenario4-two-ports-two-floating-ips.yaml"
+DUAL_STACK = REPO / "examples" / "dual-stack.yaml"
 
 MIXED = """\
 name: mixed
@@ -330,8 +331,15 @@ def _heat_validate(paths: list[Path]) -> subprocess.CompletedProcess[str]:
 
 def test_heat_parser_accepts_every_example(tmp_path: Path) -> None:
     """Heat's own template parser (openstack-heat 27.0.1) reads each example's template and
-    every resource's properties fit its type's schema (no unknown or missing property)."""
-    examples = sorted((REPO / "examples").glob("scenario*.yaml"))
+    every resource's properties fit its type's schema (no unknown or missing property); the
+    dual-stack example's IPv6 subnet modes, fixed IPs and ICMPv6 rules included."""
+    # and without its ICMP rule, so that the ND/RA rules multihome adds are in the template
+    no_icmp = tmp_path / "dual-stack-nd.yaml"
+    no_icmp.write_text(
+        DUAL_STACK.read_text().replace("      - {protocol: icmp, ethertype: [IPv4, IPv6]}\n", "")
+    )
+    assert load_topology(no_icmp).security_groups[0].nd_rules
+    examples = [*sorted((REPO / "examples").glob("scenario*.yaml")), DUAL_STACK, no_icmp]
     targets = []
     for example in examples:
         targets.append(tmp_path / f"{example.stem}.heat.yaml")

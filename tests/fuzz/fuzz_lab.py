@@ -426,12 +426,10 @@ class EventLab:
         off-subnet through its own gateway."""
         found = []
         wanted: dict[str, str | None] = {OFF_SUBNET: port.gateway, port.gateway: None}
-        if port.dhcp:
-            # The metadata host through the port itself. Only for DHCP ports (their lease
-            # has the host route): a static port's metadata traffic leaves another port
-            # today (test_regressions.py, test_static_port_metadata_leaves_its_own_port);
-            # take this condition out once that is fixed.
-            wanted[METADATA] = "any"
+        # The metadata host through the port itself: a DHCP port's lease has the host
+        # route; a static port's table gets it from another port's route in main
+        # (test_regressions.py, test_static_port_metadata_leaves_its_own_port).
+        wanted[METADATA] = "any"
         for dst, via in wanted.items():
             for selector in (("from", port.ip), ("oif", port.name)):
                 got = self.route_get(dst, *selector)

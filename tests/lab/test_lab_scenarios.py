@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 from labtools import ns_run, run_cli, run_json
@@ -86,3 +87,33 @@ def test_scenario4_second_floating_ip_dead_before_and_alive_after(lab_name: str)
     names = f"/etc/netns/{vm}/iproute2/rt_tables.d/multihome.conf"
     with open(names, encoding="utf-8") as handle:
         assert "mh-eth1" in handle.read()
+
+
+def test_probe_format_dot_draws_each_probe_path(lab_name: str) -> None:
+    """`lab probe --format dot` on scenario 4: before apply, the inbound probe of eth1's
+    floating IP and the egress of eth1's address are red, with the drops of eth0's port
+    (eth1's replies leave eth0) as a red edge, eth0's own probes green; graphviz renders it;
+    after `multihome apply` nothing is red."""
+    assert run_cli("lab", "up", "--scenario", "4", "--name", lab_name).returncode == 0
+
+    def red_lines() -> list[str]:
+        done = run_cli("lab", "probe", "--name", lab_name, "--format", "dot")
+        assert done.returncode == 0, done.stderr
+        svg = subprocess.run(
+            ["dot", "-Tsvg"], input=done.stdout, capture_output=True, text=True, check=False
+        )
+        assert svg.returncode == 0 and "<svg" in svg.stdout, svg.stderr
+        return [line.strip() for line in done.stdout.splitlines() if 'color="red"' in line]
+
+    before = red_lines()
+    assert any(
+        line.startswith('"internet 198.51.100.10" -> "192.168.0.112" [label="to 203.0.113.112')
+        for line in before
+    ), before
+    assert any(line.startswith('"192.168.0.112" -> "internet') for line in before), before
+    # eth1's replies leave eth0 with eth1's address: eth0's port drops them.
+    assert any(line.startswith('"eth0" -> "switch') and "dropped (ip)" in line for line in before)
+    assert not any('"192.168.0.107"' in line for line in before), before
+    applied = run_cli("lab", "exec", "--name", lab_name, "--", "multihome", "apply")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert red_lines() == []

@@ -16,8 +16,8 @@ from multihome.explain_cli import ask_kernel, read_route_sysctls
 
 def _flow(data: dict[str, Any]) -> Flow:
     return Flow(
-        dst=ipaddress.IPv4Address(data["dst"]),
-        src=None if data["src"] is None else ipaddress.IPv4Address(data["src"]),
+        dst=ipaddress.ip_address(data["dst"]),
+        src=None if data["src"] is None else ipaddress.ip_address(data["src"]),
         iif=data["iif"],
         oif=data["oif"],
         mark=data["mark"],
@@ -32,6 +32,7 @@ def _answers(backend: NetlinkBackend, flows: list[dict[str, Any]]) -> dict[str, 
     state = backend.read()
     sysctls = read_route_sysctls([link.name for link in state.links])
     results = []
+    family = ipaddress.ip_address(flows[0]["dst"]).version if flows else 4
     for data in flows:
         flow = _flow(data)
         mine = explain(state, flow, sysctls)
@@ -48,8 +49,9 @@ def _answers(backend: NetlinkBackend, flows: list[dict[str, Any]]) -> dict[str, 
                     "error": kernel.error,
                     "dev": kernel.ifname,
                     "gateway": None if kernel.gateway is None else str(kernel.gateway),
-                    "src": str(kernel.prefsrc or flow.src)
-                    if kernel.error is None and (kernel.prefsrc or flow.src)
+                    # a given source is the packet's (IPv6 names its own choice beside it)
+                    "src": str(flow.src or kernel.prefsrc)
+                    if kernel.error is None and (flow.src or kernel.prefsrc)
                     else None,
                 },
                 "steps": [
@@ -59,7 +61,7 @@ def _answers(backend: NetlinkBackend, flows: list[dict[str, Any]]) -> dict[str, 
                 ],
             }
         )
-    rules = [rule.to_json() for rule in state.rules if rule.family == 4]
+    rules = [rule.to_json() for rule in state.rules if rule.family == family]
     return {"results": results, "rules": rules}
 
 

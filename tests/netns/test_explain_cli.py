@@ -4,9 +4,10 @@ kernel's agreement, JSON, and bad input refused with exit 2."""
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
-from netns_util import HowtoVM, multihome
+from netns_util import HowtoVM, multihome, sh
 
 pytestmark = [pytest.mark.netns]
 
@@ -55,7 +56,8 @@ def test_explain_json_and_oif(vm: HowtoVM) -> None:
         (["--to", "nope"], "--to 'nope' is not an IP address"),
         (["--to", "1.1.1.1", "--iif", "eth9"], "--iif eth9: no such interface"),
         (["--to", "1.1.1.1", "--iif", "eth0", "--oif", "eth1"], "exclude each other"),
-        (["--to", "2001:db8::1"], "IPv4 only"),
+        (["--from", "192.168.0.112", "--to", "2001:db8::1"], "different families"),
+        (["2001:db8::1", "--dot"], "draws the IPv4 routing only"),
         ([], "no destination"),
     ],
 )
@@ -82,3 +84,56 @@ def test_explain_dot_renders(vm: HowtoVM) -> None:
         [dot, "-Tsvg"], input=result.stdout, capture_output=True, text=True, check=False
     )
     assert svg.returncode == 0 and "<svg" in svg.stdout, svg.stderr
+
+
+def _red(dot: str) -> list[str]:
+    return [line.strip() for line in dot.splitlines() if 'color="red"' in line]
+
+
+def test_status_format_dot_marks_the_wrong_path_then_none(vm: HowtoVM) -> None:
+    """`status --format dot` before apply: valid dot (Debian's graphviz renders it to SVG),
+    doctor's reply-wrong-interface finding drawn in red: eth1's address, main's rule 32766,
+    main's default through eth0, and eth0. After `multihome apply`: multihome's own rules and
+    tables drawn (blue), the kernel's dashed grey, and nothing red."""
+    before = multihome(vm.ns, "status", "--format", "dot", root=vm.root)
+    assert before.returncode == 0, before.stderr
+    red = _red(before.stdout)
+    assert any(line.startswith('"192.168.0.112" [shape=ellipse') for line in red), red
+    assert any(line.startswith('"rule 32766 from all lookup main') for line in red), red
+    assert any(line.startswith('"table 254" -> "gateway 192.168.0.1"') for line in red), red
+    assert any(line.startswith('"eth0" [shape=component') for line in red), red
+    assert not any('"192.168.0.107"' in line for line in red), red
+    svg = subprocess.run(
+        ["dot", "-Tsvg"], input=before.stdout, capture_output=True, text=True, check=False
+    )
+    assert svg.returncode == 0 and "<svg" in svg.stdout, svg.stderr
+    assert multihome(vm.ns, "apply", root=vm.root).returncode == 0
+    after = multihome(vm.ns, "status", "--format", "dot", root=vm.root)
+    assert after.returncode == 0, after.stderr
+    assert _red(after.stdout) == []
+    assert '"rule 10002 from 192.168.0.112 lookup' in after.stdout
+    assert 'color="#1f5fbf"' in after.stdout and 'style="dashed"' in after.stdout
+    both = multihome(vm.ns, "status", "--json", "--format", "dot", root=vm.root)
+    assert both.returncode == 2 and "exclude each other" in both.stderr
+
+
+def test_explain_ipv6_address_and_link_local(vm: HowtoVM) -> None:
+    """IPv6 on the how-to's VM (an address and a default per port, eth0's metric lower):
+    replies from eth1's IPv6 address leave through eth0, a link-local peer asked through
+    eth1 is reached through eth1; the kernel agrees, JSON names the owners."""
+    for dev, address, metric in (("eth0", "2001:db8:1::10", 100), ("eth1", "2001:db8:1::11", 101)):
+        sh("ip", "-n", vm.ns, "addr", "add", f"{address}/64", "dev", dev, "nodad")
+        sh("ip", "-n", vm.ns, "-6", "route", "add", "default", "via", "fe80::1", "dev", dev,
+           "metric", str(metric), "proto", "ra")  # fmt: skip
+    result = multihome(vm.ns, "explain", "2001:db8:1::11", root=vm.root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Result: unicast dev eth0 via fe80::1 src 2001:db8:1::11" in result.stdout
+    assert "decided by rule 32766 [kernel]" in result.stdout and "-- agrees" in result.stdout
+    result = multihome(vm.ns, "explain", "--to", "fe80::1", "--oif", "eth1", "--json", root=vm.root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(result.stdout)
+    assert data["agrees"] is True and data["dev"] == data["kernel"]["dev"] == "eth1"
+    assert data["flow"]["family"] == 6
+    decisive = next(step for step in data["steps"] if step["outcome"] == "route")
+    assert decisive["owner"] == "kernel" and decisive["lookup"]["route"]["owner"] == "kernel"
+    assert any("link-local" in note for note in data["notes"])

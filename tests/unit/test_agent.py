@@ -8,6 +8,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -300,3 +302,40 @@ def test_announce_and_verify_wait_while_more_events_wait(tmp_path: Path) -> None
     assert agent.status.last_repair.trigger == "route new default table 254 dev eth1"
     assert agent.reconcile("nothing", 0.0) is None
     assert len(backend.announced) == announced + agent.status.last_repair.announced
+
+
+class RacingDhcpHook(FakeBackend):
+    """The twin with a DHCP client's hook that adds ``route`` to main just before the
+    agent's next batch of changes reaches the kernel (once), as a concurrent writer does."""
+
+    route: Route | None = None
+
+    def apply(self, changes: Sequence[Change]) -> int:
+        if self.route is not None and any(c.action == "add" for c in changes):
+            self.state = replace(self.state, routes=(*self.state.routes, self.route))
+            self.route = None
+        return super().apply(changes)
+
+
+def test_a_default_added_concurrently_by_the_dhcp_hook_is_no_error(tmp_path: Path) -> None:
+    """eth0's default left main (a flap no client followed): the agent's repair puts it back
+    (multihome's own, from the port's facts), while the DHCP client's hook adds its own into
+    the same slot between the agent's read and its apply: the kernel says "File exists".
+    The agent undoes its batch, reads and plans again at once, and the repair succeeds with
+    no error logged or counted; main keeps the client's default."""
+    backend = RacingDhcpHook(howto_host())
+    agent = Agent(backend, Config, tmp_path, AgentOptions(source="kernel", dhcp=False))
+    assert agent.reconcile("start", 0.0) is not None
+    eth0 = ipaddress.ip_address("192.168.0.107")
+    client = dhcp_default("eth0", eth0, 100)
+    assert client in backend.state.routes
+    backend.state = replace(
+        backend.state, routes=tuple(r for r in backend.state.routes if r != client)
+    )
+    backend.route = client
+    errors = agent.status.errors
+    agent.reconcile("route del default dev eth0", 0.0)
+    assert backend.route is None  # the hook did race the repair
+    assert agent.status.errors == errors and agent.status.last_error is None
+    assert client in backend.state.routes and main_defaults(backend.state) == ["eth0"]
+    assert converged(backend)

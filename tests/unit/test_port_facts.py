@@ -180,17 +180,14 @@ def test_a_new_gateway_in_the_lease_replaces_the_table_default(howto: HostState)
 
 
 def test_a_classless_route_dropped_from_a_newer_lease_goes(howto: HostState) -> None:
-    """The newer lease no longer has the metadata host route: the table's copy and its rule
-    go; the subnet route (from the address) and the default stay."""
+    """The newer leases no longer have the metadata host route (eth0's neither, so main has
+    none): eth1's table's copy and its rule go; the subnet route (from the address) and the
+    default stay."""
     backend = applied(howto)
     state = backend.read()
     backend.state = replace(
         state,
-        routes=tuple(
-            r
-            for r in state.routes
-            if not (r.table == TABLE_MAIN and r.dst == METADATA and r.ifname == "eth1")
-        ),
+        routes=tuple(r for r in state.routes if not (r.table == TABLE_MAIN and r.dst == METADATA)),
     )
     repair(backend, lease(("0.0.0.0/0", "192.168.0.1")))
     assert eth1_table(backend) == {"192.168.0.0/24 via None", "0.0.0.0/0 via 192.168.0.1"}
@@ -276,3 +273,30 @@ def test_without_a_lease_a_port_never_loses_its_table_copies() -> None:
     )
     repair(backend)
     assert eth1_table(backend) == FULL_TABLE
+
+
+def test_another_ports_specific_route_in_main_leaves_through_the_own_port(
+    howto: HostState,
+) -> None:
+    """eth1's newer lease has no metadata host route, eth0's route to it stays in main. The
+    band's ``lookup main suppress_prefixlength 0`` would let eth0's route win for eth1's
+    source address (port security drops it): eth1's table gets the same host route through
+    eth1 (its gateway is on eth1's subnet), with eth1's band+0 rule, and the lookup from
+    eth1's address leaves eth1 (design.md, section 5)."""
+    backend = applied(howto)
+    state = backend.read()
+    backend.state = replace(
+        state,
+        routes=tuple(r for r in state.routes if not (r.dst == METADATA and r.ifname == "eth1")),
+    )
+    facts = lease(("0.0.0.0/0", "192.168.0.1"))
+    repair(backend, facts)
+    assert "169.254.169.254/32 via 192.168.0.100" in eth1_table(backend)
+    found = backend.lookup(IP("169.254.169.254"), src=ETH1)
+    assert found is not None and found.ifname == "eth1", found
+    desired = compute_policy(backend.read(), CONFIG, facts)
+    origins = {str(r.dst): o for r, o in desired.origins.items() if r.ifname == "eth1"}
+    assert origins["169.254.169.254/32"].startswith("eth0's route in main"), origins
+    # eth0's own traffic is unchanged: its own copy, through eth0.
+    found = backend.lookup(IP("169.254.169.254"), src=IP("192.168.0.107"))
+    assert found is not None and found.ifname == "eth0", found

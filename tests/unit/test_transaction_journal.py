@@ -128,3 +128,58 @@ def test_a_finish_that_fails_undoes_the_apply(tmp_path: Path) -> None:
     assert set(refusing.read().routes) == set(state.routes)
     assert set(refusing.read().rules) == set(state.rules)
     assert not state_dir.exists(JOURNAL)
+
+
+def _interrupted(tmp_path: Path) -> tuple[FakeBackend, StateDir, checkpoint.Checkpoint, int]:
+    """The how-to's apply killed after 6 of its changes: checkpoint saved, journal written."""
+    half = FakeBackend(howto_host())
+    state = half.read()
+    plan = make_plan(state, compute_policy(state, CONFIG), CONFIG)
+    state_dir = StateDir.of(tmp_path, "net-1")
+    saved = checkpoint.capture(state, plan.changes, CONFIG, tmp_path)
+    checkpoint.save(state_dir, saved)
+    journal.begin(state_dir, saved, plan.changes)
+    half.apply(plan.changes[:6])
+    return half, state_dir, saved, len(plan.changes)
+
+
+def test_a_journal_without_its_checkpoint_uses_the_saved_one(tmp_path: Path) -> None:
+    """A journal without the "snapshot" key (once a bare KeyError): finishing uses the
+    checkpoint saved just before the journal, and the message names the damage; undoing
+    (rollback, reset) goes back to that checkpoint."""
+    for mode in ("finish", "undo"):
+        backend, state_dir, saved, total = _interrupted(tmp_path / mode)
+        data = state_dir.read_json(JOURNAL)
+        assert data is not None
+        del data["snapshot"]
+        state_dir.write_json(JOURNAL, data)
+        recovery = journal.recover(backend, state_dir, tmp_path, mode=mode)  # type: ignore[arg-type]
+        assert recovery is not None and not state_dir.exists(JOURNAL)
+        assert "its checkpoint ('snapshot') is missing" in recovery.message
+        assert f"used the saved checkpoint {saved.id}" in recovery.message
+        if mode == "finish":
+            assert recovery.action == "finished" and recovery.changes == total - 6
+        else:
+            assert recovery.action == "undone"
+            assert set(backend.read().rules) == set(howto_host().rules)
+
+
+def test_a_damaged_journal_with_no_checkpoint_is_discarded_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    """No checkpoint in the journal and none saved, changes malformed: nothing to undo it
+    with, so the journal is discarded, the namespace left untouched, and the message says
+    where the journal is, what is damaged and what to run."""
+    backend, state_dir, _, _ = _interrupted(tmp_path)
+    state_dir.remove("snapshot.json")
+    state_dir.write_json(JOURNAL, {"version": 1, "boot_id": boot_id(), "changes": [{"x": 1}]})
+    calls = backend.calls
+    recovery = journal.recover(backend, state_dir, tmp_path, mode="finish")
+    assert recovery is not None and recovery.action == "discarded"
+    assert str(state_dir.file(JOURNAL)) in recovery.message
+    assert (
+        "'snapshot') is missing" in recovery.message
+        and "'changes') are malformed" in recovery.message
+    )
+    assert "`multihome apply`" in recovery.message
+    assert backend.calls == calls and not state_dir.exists(JOURNAL)

@@ -43,7 +43,7 @@ def configure_static(backend: Backend, config: StaticConfig) -> None:
         backend.add_address(address, prefix_route=False)  # the route below is ours
     present = {r.key for r in backend.read().routes}
     # Connected routes first, then the ones through a gateway.
-    for route in sorted(config.routes, key=lambda r: (r.gateway is not None, r.key)):
+    for route in sorted(config.routes, key=lambda r: (r.gateway is not None, r.order)):
         if route.key not in present:
             backend.apply([Change("add", route)])
 

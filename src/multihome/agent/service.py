@@ -32,7 +32,12 @@ from multihome.agent.state import AgentStatus, Repair, write_status
 from multihome.backend import Backend
 from multihome.config import Config
 from multihome.engine import Convergence, assess, converge
-from multihome.errors import InputError, MetadataUnavailable, MultihomeError
+from multihome.errors import (
+    ConcurrentChangeError,
+    InputError,
+    MetadataUnavailable,
+    MultihomeError,
+)
 from multihome.facts import PortFacts
 from multihome.model import HostState, IPAddress, Link, Route
 from multihome.plan import Assessment, Plan
@@ -279,8 +284,14 @@ class Agent:
 
     # -- metadata ------------------------------------------------------------------------
     def _load_metadata(self, state: HostState, retry: Retry | None = None) -> None:
+        # A guest that had OpenStack metadata stays an OpenStack guest: with ``auto`` the
+        # host route to 169.254.169.254 that makes it look like one can be gone (flushed by
+        # a flap), and the metadata service still answers through the default.
+        source = self.options.source
+        if source == "auto" and self.metadata is not None:
+            source = "openstack"
         try:
-            resolved = resolve(self.options.source, state, self.options.metadata, retry)
+            resolved = resolve(source, state, self.options.metadata, retry)
         except (MetadataUnavailable, InputError) as exc:
             # Missing or malformed metadata: the kernel's view, never a deletion.
             log.warning("metadata: %s; using the kernel's view", exc)
@@ -310,19 +321,14 @@ class Agent:
         self.status.reconciles += 1
         lines: list[str] = []
         try:
-            done = converge(
-                self.backend,
-                self.config,
-                root=self.root,
-                prepare=lambda found: self._prepare(found, lines),
-                lock_timeout=LOCK_TIMEOUT,
-                verify_retries=0,  # a failed check is logged; the next event repairs again
-                purpose="agent repair",
-                # More events wait: the next pass repairs, announces and verifies; the ARPs
-                # and lookups would only delay it.
-                postpone=lambda: self.events.pending() > 0,
-                facts=self._facts,
-            )
+            try:
+                done = self._converge(lines)
+            except ConcurrentChangeError as exc:
+                # A DHCP client's hook (or an admin) added a route or rule into a slot of the
+                # plan's between the read and the apply; everything was undone. Its route
+                # is a fact now: read and plan again, at once (not an error).
+                log.info("another writer changed the namespace meanwhile (%s): again", exc)
+                done = self._converge(lines)
         except Exception as exc:  # every failure is logged and retried, never fatal
             self._failed(trigger, exc)
             return None
@@ -349,6 +355,23 @@ class Agent:
             self._dirty = True
         self._check_verified(trigger, done)
         return done.plan if lines else None
+
+    def _converge(self, lines: list[str]) -> Convergence | None:
+        """One pass of the transaction (plan, apply, announce, verify) with the agent's
+        ``prepare`` step; its lines are added to ``lines``."""
+        return converge(
+            self.backend,
+            self.config,
+            root=self.root,
+            prepare=lambda found: self._prepare(found, lines),
+            lock_timeout=LOCK_TIMEOUT,
+            verify_retries=0,  # a failed check is logged; the next event repairs again
+            purpose="agent repair",
+            # More events wait: the next pass repairs, announces and verifies; the ARPs
+            # and lookups would only delay it.
+            postpone=lambda: self.events.pending() > 0,
+            facts=self._facts,
+        )
 
     def _prepare(self, assessment: Assessment, lines: list[str]) -> tuple[Assessment, int] | None:
         """Under the lock, before the apply: nothing when paused; else the agent's own

@@ -152,10 +152,12 @@ class Backend(Protocol):
 
 
 class ChangeFailed(Exception):
-    """A change failed; ``done`` changes before it were made."""
+    """A change failed; ``done`` changes before it were made; ``errno`` the kernel's (None
+    when not known)."""
 
-    def __init__(self, change: Change, done: int, reason: str) -> None:
+    def __init__(self, change: Change, done: int, reason: str, errno: int | None = None) -> None:
         super().__init__(reason)
         self.change = change
         self.done = done
         self.reason = reason
+        self.errno = errno

@@ -11,6 +11,7 @@ events a VM sees (a flap, a hot-plug, a detach).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import ipaddress
 import socket
@@ -79,7 +80,8 @@ class FakeBackend:
                 raise ChangeFailed(change, done, "injected failure")
             error = self._apply_one(change)
             if error:
-                raise ChangeFailed(change, done, error)
+                code = errno.EEXIST if error == "File exists" else None
+                raise ChangeFailed(change, done, error, code)
             if self.watched is not None and not isinstance(change.obj, Sysctl):
                 action = "new" if change.action == "add" else "del"
                 self.watched.append(f"{change.kind} {action} {_FAMILIES[change.obj.family]}")

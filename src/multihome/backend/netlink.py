@@ -427,7 +427,7 @@ class NetlinkBackend:
                 f"; and {len(problems)} change(s) after it that the kernel made could "
                 f"not be undone: {'; '.join(problems)}"
             )
-        raise ChangeFailed(changes[failed], done + failed, reason) from failure
+        raise ChangeFailed(changes[failed], done + failed, reason, failure.errno) from failure
 
     def _take_back(self, later: Sequence[Change]) -> list[str]:
         """Undo, newest first, the changes the kernel made after a failed one."""

@@ -212,7 +212,7 @@ def _update_group(ex: Executor, action: Action) -> None:
 
 def _create_rule(ex: Executor, action: Action) -> None:
     group = _group(ex, action.name)
-    rule = next(r for r in group.rules if r.describe() == action.target)
+    rule = next(r for r in group.all_rules if r.describe() == action.target)
     ex.net.create("rule", **desired.rule(group, rule, ex.id_of))
 
 
@@ -311,8 +311,8 @@ def _associate_fip(ex: Executor, action: Action) -> None:
     assert action.id is not None
     port = ex.port_spec(action.name)
     attrs: dict[str, Any] = {"port_id": ex.id_of("port", port.name)}
-    if port.fixed_ip is not None:
-        attrs["fixed_ip_address"] = str(port.fixed_ip)
+    if port.floating_fixed_ip is not None:
+        attrs["fixed_ip_address"] = str(port.floating_fixed_ip)
     ex.fips[port.name] = to_fip(ex.net.update("floating-ip", action.id, **attrs))
 
 
@@ -412,6 +412,14 @@ def translate(
             "managed by multihome: release it or drop floating_ip from the "
             "topology" + progress
         )
+    if status == 400 and action.kind == "floating-ip" and "ipv4" in lower:
+        return CloudError(
+            f"{where}: Neutron's floating IPs are IPv4 only and the port has no IPv4 address "
+            f"(400: {text}). IPv6 has no floating IPs: the port's global IPv6 address is "
+            "reached directly through the router that has an interface on its subnet, once a "
+            "security group admits it (ethertype IPv6); drop the floating IP, or give the port "
+            "an IPv4 address too" + progress
+        )
     if status in (403, 409, 413) and "quota" in lower:
         # Nova says 403 (older: 413), Neutron 409; neither is about the credentials
         return CloudError(
@@ -472,7 +480,7 @@ def _no_router_message(action: Action, ex: Executor | None, text: str) -> str:
     spec = None
     if ex is not None and ex.topology is not None:
         spec = next((p for p in ex.topology.ports if p.name == port_name), None)
-    subnet = spec.subnet if spec is not None and spec.subnet else "SUBNET"
+    subnet = spec.floating_subnet if spec is not None and spec.floating_subnet else "SUBNET"
     external = spec.floating_ip if spec is not None and spec.floating_ip else "EXTERNAL"
     router = None
     if ex is not None and ex.topology is not None:

@@ -171,7 +171,8 @@ def _color(line: str) -> str:
 
 @cloud.command(
     epilog="\b\nExamples:\n  multihome cloud plan -f topology.yaml\n"
-    "  multihome cloud plan -f topology.yaml --json | jq .changes"
+    "  multihome cloud plan -f topology.yaml --json | jq .changes\n"
+    "  multihome cloud plan -f examples/dual-stack.yaml  # IPv6: routed, ND rules, no FIP"
 )
 @file_option
 @os_cloud_option
@@ -484,11 +485,18 @@ def attach_port(
 
     if fixed_ip is not None:
         try:
-            ipaddress.ip_address(fixed_ip)
+            version = ipaddress.ip_address(fixed_ip).version
         except ValueError:
             raise InputError(
                 f"--fixed-ip {fixed_ip}: not an IP address; give e.g. 192.168.0.112"
             ) from None
+        if version == 6 and floating_ip is not None:
+            raise InputError(
+                f"--fixed-ip {fixed_ip} with --floating-ip {floating_ip}: the port would have "
+                "only this IPv6 address, and Neutron's floating IPs are IPv4 only; drop "
+                "--floating-ip (the IPv6 address is reached directly through the router, "
+                "once a security group admits it) or give an IPv4 --fixed-ip"
+            )
     conn, counter = _session(os_cloud)
     compute = compute_api(conn)
     if compute is None:

@@ -146,6 +146,8 @@ def to_subnet(res: Any) -> FoundSubnet:
         gateway_ip=res.gateway_ip or None,
         dhcp=bool(res.is_dhcp_enabled),
         dns_nameservers=tuple(res.dns_nameservers or ()),
+        ipv6_ra_mode=res.ipv6_ra_mode or None,
+        ipv6_address_mode=res.ipv6_address_mode or None,
     )
 
 
@@ -479,7 +481,7 @@ def read_state(net: NetworkApi, compute: ComputeApi | None, topology: Topology) 
         " (list them with `openstack network list`)",
     )
     declared_subnets = {s.name for s in topology.subnets}
-    ext_subnet_names = {p.subnet for p in topology.ports if p.subnet} | {
+    ext_subnet_names = {s for p in topology.ports for s in p.subnets} | {
         s for r in topology.routers for s in r.subnets
     }
     ext_subnet_names -= declared_subnets

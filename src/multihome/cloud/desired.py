@@ -58,6 +58,9 @@ def subnet(sub: Subnet, tag: str, ref: Ref) -> dict[str, Any]:
         "cidr": str(sub.cidr),
         "ip_version": sub.ip_version,
         **subnet_settings(sub),
+        # fixed at creation: Neutron cannot change them
+        **({"ipv6_ra_mode": sub.ipv6_ra_mode} if sub.ipv6_ra_mode else {}),
+        **({"ipv6_address_mode": sub.ipv6_address_mode} if sub.ipv6_address_mode else {}),
     }
 
 
@@ -79,6 +82,7 @@ def rule(group: SecurityGroup, rule: SecurityRule, ref: Ref) -> dict[str, Any]:
         attrs["protocol"] = rule.protocol
     if rule.port_min is not None:
         attrs["port_range_min"] = rule.port_min
+    if rule.port_max is not None:  # for ICMP the code: none, any code
         attrs["port_range_max"] = rule.port_max
     if rule.remote_ip_prefix is not None:
         attrs["remote_ip_prefix"] = rule.remote_ip_prefix
@@ -108,13 +112,14 @@ def port(port: PortSpec, tag: str, ref: Ref, *, create: bool = True) -> dict[str
         attrs.update(
             name=port.name, network_id=ref("network", port.network), description=marker(tag)
         )
-    if port.subnet is not None or port.fixed_ip is not None:
-        fixed: dict[str, Any] = {}
-        if port.subnet is not None:
-            fixed["subnet_id"] = ref("subnet", port.subnet)
-        if port.fixed_ip is not None:
-            fixed["ip_address"] = str(port.fixed_ip)
-        attrs["fixed_ips"] = [fixed]
+    if port.fixed_ips:
+        attrs["fixed_ips"] = [
+            {
+                **({"subnet_id": ref("subnet", f.subnet)} if f.subnet else {}),
+                **({"ip_address": str(f.ip)} if f.ip is not None else {}),
+            }
+            for f in port.fixed_ips
+        ]
     if port.port_security is not None:
         attrs["port_security_enabled"] = port.port_security
     if port.security_groups is not None:
@@ -136,8 +141,8 @@ def floating_ip(port: PortSpec, tag: str, ref: Ref) -> dict[str, Any]:
         "port_id": ref("port", port.name),
         "description": f"{marker(tag)} {port.name}",
     }
-    if port.fixed_ip is not None:
-        attrs["fixed_ip_address"] = str(port.fixed_ip)
+    if port.floating_fixed_ip is not None:  # floating IPs are IPv4: never an IPv6 address
+        attrs["fixed_ip_address"] = str(port.floating_fixed_ip)
     return attrs
 
 

@@ -182,7 +182,7 @@ class _Template:
             self.add(logical("subnet", sub.name), "OS::Neutron::Subnet", self.owned(attrs))
         for group in topo.security_groups:
             props = desired.security_group(group, tag)
-            props["rules"] = [self.rule(group, rule) for rule in group.rules]
+            props["rules"] = [self.rule(group, rule) for rule in group.all_rules]
             self.add(logical("security-group", group.name), "OS::Neutron::SecurityGroup", props)
         for router in topo.routers:
             attrs = desired.router(router, tag, ref)
@@ -235,7 +235,7 @@ class _Template:
         fip["value_specs"] = {"description": fip.pop("description")}
         # the router interfaces (and gateways) that make the floating IP reachable first,
         # in the order apply creates them
-        mine = {s.name for s in net.subnets} if net else {port.subnet}
+        mine = {s.name for s in net.subnets} if net else set(port.subnets)
         routes = [
             (self.interface(r.name, s), logical("router", r.name))
             for r in self.topo.routers

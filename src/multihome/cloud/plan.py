@@ -19,7 +19,7 @@ from multihome.cloud.state import (
     FoundSecurityGroup,
     marker,
 )
-from multihome.cloud.topology import PortSpec, SecurityRule, Topology
+from multihome.cloud.topology import PortSpec, SecurityRule, Topology, nd_note
 from multihome.errors import CloudConflictError
 
 #: Creation order; ``destroy`` walks it backwards.
@@ -115,10 +115,13 @@ class CloudPlan:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def admits_ingress(rules: tuple[SecurityRule, ...] | tuple[FoundRule, ...]) -> bool:
-    """True when some ingress rule admits traffic from an address range (not only a group)."""
+def admits_ingress(
+    rules: tuple[SecurityRule, ...] | tuple[FoundRule, ...], ethertype: str | None = None
+) -> bool:
+    """True when some ingress rule (of ``ethertype``, when given) admits traffic from an
+    address range (not only a group)."""
     for rule in rules:
-        if rule.direction != "ingress":
+        if rule.direction != "ingress" or ethertype not in (None, rule.ethertype):
             continue
         group = rule.remote_group if isinstance(rule, SecurityRule) else rule.remote_group_id
         if group is None:
@@ -274,6 +277,15 @@ class _Builder:
                     f"subnet {sub.name}: belongs to another network than {sub.network}"
                 )
                 continue
+            modes = (found.ipv6_ra_mode, found.ipv6_address_mode)
+            if modes != (sub.ipv6_ra_mode, sub.ipv6_address_mode):
+                self.conflicts.append(
+                    f"subnet {sub.name}: ipv6_ra_mode/ipv6_address_mode are "
+                    f"{_fmt(modes[0])}/{_fmt(modes[1])}, the topology says "
+                    f"{_fmt(sub.ipv6_ra_mode)}/{_fmt(sub.ipv6_address_mode)} (Neutron cannot "
+                    "change them)"
+                )
+                continue
             changes: list[str] = []
             gateway = None if found.gateway_ip is None else ipaddress.ip_address(found.gateway_ip)
             _diff(changes, "gateway_ip", gateway, sub.gateway)
@@ -291,16 +303,20 @@ class _Builder:
             found: FoundSecurityGroup | None = _by_name(self.state.security_groups, group.name)
             if found is None:
                 self.missing("security-group", group.name)
-                for rule in group.rules:
-                    self.add(Action("create", "rule", group.name, target=rule.describe()))
+                for rule in group.all_rules:
+                    self.add(
+                        Action(
+                            "create", "rule", group.name, target=rule.describe(), changes=_why(rule)
+                        )
+                    )
                 continue
             want_description = f"{group.description} {self.marker}".strip()
             changes: list[str] = []
             _diff(changes, "description", found.description, want_description)
             self.keep_or_update("security-group", group.name, found.id, changes)
             have = {found_rule_key(r, self.state): r for r in found.rules}
-            wanted = {rule_key(r): r for r in group.rules}
-            manage_egress = any(r.direction == "egress" for r in group.rules)
+            wanted = {rule_key(r): r for r in group.all_rules}
+            manage_egress = any(r.direction == "egress" for r in group.all_rules)
             for key, rule in wanted.items():
                 self.add(
                     Action(
@@ -309,6 +325,7 @@ class _Builder:
                         group.name,
                         target=rule.describe(),
                         id=have[key].id if key in have else None,
+                        changes=_why(rule),
                     )
                 )
             for key, found_rule in have.items():
@@ -378,10 +395,11 @@ class _Builder:
     def port_update(self, port: PortSpec, found: FoundPort) -> Action:
         changes: list[str] = []
         ips = {(self.state.subnet_name(s), ip) for s, ip in found.fixed_ips}
-        if port.fixed_ip is not None and not any(ip == str(port.fixed_ip) for _, ip in ips):
-            changes.append(f"fixed_ip: {_fmt([ip for _, ip in ips])} -> {port.fixed_ip}")
-        elif port.subnet is not None and not any(s == port.subnet for s, _ in ips):
-            changes.append(f"subnet: {_fmt([s for s, _ in ips])} -> {port.subnet}")
+        for fixed in port.fixed_ips:  # addresses Neutron adds itself (SLAAC) are no change
+            if fixed.ip is not None and not any(ip == str(fixed.ip) for _, ip in ips):
+                changes.append(f"fixed_ip: {_fmt([ip for _, ip in ips])} -> {fixed.ip}")
+            elif fixed.ip is None and not any(s == fixed.subnet for s, _ in ips):
+                changes.append(f"subnet: {_fmt([s for s, _ in ips])} -> {fixed.subnet}")
         if port.security_groups is not None:
             have = {self.state.group_name(g) or f"id:{g}" for g in found.security_group_ids}
             _diff(changes, "security_groups", have, set(port.security_groups))
@@ -548,13 +566,14 @@ class _Builder:
                     "such as '{protocol: tcp, port: 22}' to one of them"
                 )
             if not self.subnet_has_router(port):
-                subnet = port.subnet or "(the port's subnet)"
+                subnet = port.floating_subnet or "(the port's subnet)"
                 self.warnings.append(
                     f"port {port.name}: floating IP from {port.floating_ip} requested, but "
                     f"subnet {subnet} has no router interface towards it; Neutron will refuse "
                     f"(404). Add a router: '- {{name: ROUTER, external_network: "
                     f"{port.floating_ip}, subnets: [{subnet}]}}'"
                 )
+        self.ipv6_advice()
         if any(a.kind == "server" and a.verb == "create" for a in self.actions) and not (
             self.state.compute
         ):
@@ -563,7 +582,43 @@ class _Builder:
                 "created (use --network-only)"
             )
 
-    def port_admits_ingress(self, port: PortSpec) -> bool:
+    def ipv6_advice(self) -> None:
+        """IPv6 has no floating IPs: a routed global address is reached as it is, so the
+        security groups must admit IPv6, and a subnet needs a router to advertise it."""
+        routed = {s for r in self.topo.routers if r.external_network is not None for s in r.subnets}
+        on_router = {s for r in self.topo.routers for s in r.subnets}
+        for sub in self.topo.subnets:
+            if sub.ipv6_ra_mode is not None and sub.name not in on_router:
+                self.warnings.append(
+                    f"subnet {sub.name}: ipv6_ra_mode {sub.ipv6_ra_mode}, but no router of "
+                    "this topology has an interface on it, so nothing sends its router "
+                    "advertisements and guests get no IPv6 default route (nor, with "
+                    f"SLAAC, an address); add {sub.name} to a router's subnets"
+                )
+        for port in self.topo.ports:
+            subnets = sorted(s for s in self.ipv6_subnets(port) if s in routed)
+            if subnets and not self.port_admits_ingress(port, "IPv6"):
+                groups = ", ".join(port.security_groups) if port.security_groups else "default"
+                self.warnings.append(
+                    f"port {port.name}: its IPv6 address on {', '.join(subnets)} is routed "
+                    "and reached directly (IPv6 has no floating IPs), but its security "
+                    f"groups ({groups}) admit no IPv6 ingress, so nothing reaches it; add "
+                    "'ethertype: [IPv4, IPv6]' to a rule such as '{protocol: tcp, port: 22}'"
+                )
+
+    def ipv6_subnets(self, port: PortSpec) -> set[str]:
+        """The declared IPv6 subnets ``port`` gets an address on: those it lists, and the
+        network's SLAAC ones, which Neutron adds itself (all of them when it lists none)."""
+        net = self.topo.network(port.network)
+        listed = {f.subnet for f in port.fixed_ips if f.version == 6 and f.subnet}
+        if net is None:
+            return listed
+        for sub in net.subnets:
+            if sub.ip_version == 6 and (sub.auto_address or not port.fixed_ips):
+                listed.add(sub.name)
+        return listed
+
+    def port_admits_ingress(self, port: PortSpec, ethertype: str | None = None) -> bool:
         net = self.topo.network(port.network)
         security = port.port_security
         if security is None and net is not None:
@@ -573,17 +628,17 @@ class _Builder:
         names = port.security_groups if port.security_groups is not None else ("default",)
         for name in names:
             declared = self.topo.security_group(name)
-            if declared is not None and admits_ingress(declared.rules):
+            if declared is not None and admits_ingress(declared.rules, ethertype):
                 return True
             found = self.state.ext_groups.get(name)
-            if declared is None and (found is None or admits_ingress(found.rules)):
+            if declared is None and (found is None or admits_ingress(found.rules, ethertype)):
                 return True  # unknown group: give it the benefit of the doubt
         return False
 
     def subnet_has_router(self, port: PortSpec) -> bool:
-        if port.subnet is None:
+        if port.floating_subnet is None:
             return True  # cannot tell
-        subnet: str = port.subnet
+        subnet: str = port.floating_subnet
         for router in self.topo.routers:
             if subnet in router.subnets and router.external_network == port.floating_ip:
                 return True
@@ -593,10 +648,17 @@ class _Builder:
         return bool(found_subnet.id in self.state.ext_router_subnet_ids)
 
 
+def _why(rule: SecurityRule) -> tuple[str, ...]:
+    note = nd_note(rule)
+    return () if note is None else (note,)
+
+
 def _describe_found(rule: FoundRule, state: CloudState) -> str:
     key = found_rule_key(rule, state)
     proto = key[2] or "any"
-    if key[3] is not None:
+    if key[3] is not None and proto in ("icmp", "ipv6-icmp"):
+        proto = f"{proto} type {key[3]}" + ("" if key[4] is None else f" code {key[4]}")
+    elif key[3] is not None:
         proto = f"{proto}/{key[3]}" if key[3] == key[4] else f"{proto}/{key[3]}-{key[4]}"
     peer = key[5] or (f"group {key[6]}" if key[6] else "any")
     return f"{key[0]} {key[1]} {proto} {'from' if key[0] == 'ingress' else 'to'} {peer}"

@@ -42,6 +42,8 @@ class FoundSubnet:
     gateway_ip: str | None
     dhcp: bool
     dns_nameservers: tuple[str, ...]
+    ipv6_ra_mode: str | None = None
+    ipv6_address_mode: str | None = None
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,21 @@ _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 TAG_PREFIX = "multihome:"
 PROTOCOLS = ("tcp", "udp", "icmp", "any")
 DIRECTIONS = ("ingress", "egress")
+ETHERTYPES = ("IPv4", "IPv6")
+#: Neutron's ``ipv6_ra_mode`` / ``ipv6_address_mode`` values.
+IPV6_MODES = ("slaac", "dhcpv6-stateful", "dhcpv6-stateless")
+#: Modes in which the guest forms its own address (EUI-64): Neutron wants a /64 and refuses a
+#: fixed address other than the EUI-64 one on such a subnet.
+AUTO_ADDRESS_MODES = ("slaac", "dhcpv6-stateless")
+#: ICMPv6 types IPv6 needs to work at all (RFC 4861): router solicitation (133, guest to
+#: router), router advertisement (134, router to guest), neighbour solicitation (135) and
+#: advertisement (136). Added to a group of a topology with IPv6 (``ipv6_nd``).
+ND_TYPES = {
+    133: "router solicitation",
+    134: "router advertisement",
+    135: "neighbour solicitation",
+    136: "neighbour advertisement",
+}
 #: ``user_data:`` value that asks for multihome's own cloud-config.
 USER_DATA_MULTIHOME = "multihome"
 
@@ -82,10 +97,21 @@ class Subnet:
     """The gateway address, or None for a subnet without a gateway."""
     dhcp: bool
     dns_nameservers: tuple[IPAddress, ...] = ()
+    ipv6_ra_mode: str | None = None
+    """Who sends router advertisements and what they say (:data:`IPV6_MODES`); None: not
+    Neutron's router (an external one), or IPv4."""
+    ipv6_address_mode: str | None = None
+    """How guests get their IPv6 address (:data:`IPV6_MODES`); None: IPv4, or IPv6 with
+    DHCPv6 stateful (Neutron's default) when ``dhcp`` is on."""
 
     @property
     def ip_version(self) -> int:
         return self.cidr.version
+
+    @property
+    def auto_address(self) -> bool:
+        """The guest forms its own address (SLAAC, EUI-64 from its MAC)."""
+        return bool({self.ipv6_ra_mode, self.ipv6_address_mode} & set(AUTO_ADDRESS_MODES))
 
 
 @dataclass(frozen=True)
@@ -105,7 +131,8 @@ class SecurityRule:
     direction: str
     ethertype: str
     protocol: str | None
-    """tcp, udp, icmp, or None for any protocol."""
+    """tcp, udp, icmp (IPv4), ipv6-icmp (IPv6), or None for any protocol; for ICMP ``port_min``
+    and ``port_max`` are the type and code (Neutron's way)."""
     port_min: int | None
     port_max: int | None
     remote_ip_prefix: str | None
@@ -115,7 +142,10 @@ class SecurityRule:
 
     def describe(self) -> str:
         proto = self.protocol or "any"
-        if self.port_min is not None:
+        if self.port_min is not None and proto in ("icmp", "ipv6-icmp"):
+            code = "" if self.port_max is None else f" code {self.port_max}"
+            proto = f"{proto} type {self.port_min}{code}"
+        elif self.port_min is not None:
             ports = (
                 str(self.port_min)
                 if self.port_min == self.port_max
@@ -136,6 +166,39 @@ class SecurityGroup:
     name: str
     description: str
     rules: tuple[SecurityRule, ...]
+    """The rules the file lists (one per ethertype)."""
+    nd_rules: tuple[SecurityRule, ...] = ()
+    """The ICMPv6 rules IPv6 needs (:data:`ND_TYPES`), added by multihome (``ipv6_nd``)."""
+
+    @property
+    def all_rules(self) -> tuple[SecurityRule, ...]:
+        """Every rule multihome keeps in the group."""
+        return self.rules + self.nd_rules
+
+
+def nd_note(rule: SecurityRule) -> str | None:
+    """Why multihome adds ``rule`` (an ND/RA rule), or None for any other rule."""
+    if rule.protocol != "ipv6-icmp" or rule.port_min not in ND_TYPES:
+        return None
+    return (
+        f"added for IPv6: {ND_TYPES[rule.port_min]} (neighbour discovery); "
+        "'ipv6_nd: false' on the group leaves it out"
+    )
+
+
+def nd_rules(manage_egress: bool) -> tuple[SecurityRule, ...]:
+    """The ND and RA rules: ingress RA from link-local routers, NS and NA; egress RS, NS and
+    NA too when the group lists egress rules (else Neutron's default egress rules allow
+    them)."""
+
+    def icmp6(direction: str, kind: int, remote: str) -> SecurityRule:
+        return SecurityRule(direction, "IPv6", "ipv6-icmp", kind, None, remote, None)
+
+    rules = [icmp6("ingress", 134, "fe80::/10"), icmp6("ingress", 135, "::/0")]
+    rules.append(icmp6("ingress", 136, "::/0"))
+    if manage_egress:
+        rules += [icmp6("egress", kind, "::/0") for kind in (133, 135, 136)]
+    return tuple(rules)
 
 
 @dataclass(frozen=True)
@@ -156,6 +219,19 @@ class AddressPair:
 
 
 @dataclass(frozen=True)
+class FixedIp:
+    """One of a port's fixed IPs: an address, a subnet to take one from, or both."""
+
+    subnet: str | None
+    ip: IPAddress | None
+    version: int | None = None
+    """4 or 6 when known (from the address or the declared subnet)."""
+
+    def describe(self) -> str:
+        return " on ".join(str(x) for x in (self.ip, self.subnet) if x is not None)
+
+
+@dataclass(frozen=True)
 class PortSpec:
     """A port, created ahead of its server (the how-to's advice)."""
 
@@ -171,6 +247,26 @@ class PortSpec:
     port_security: bool | None
     """None: the network's setting."""
     server: str | None = None
+    fixed_ips: tuple[FixedIp, ...] = ()
+    """Every fixed IP asked for (``fixed_ips``, or ``fixed_ip``/``subnet``: then ``subnet`` and
+    ``fixed_ip`` are the first entry's); empty: Neutron chooses (one IPv4 address and
+    one per SLAAC subnet of the network)."""
+
+    @property
+    def floating_fixed_ip(self) -> IPAddress | None:
+        """The fixed IP a floating IP maps to: the first IPv4 address asked for."""
+        return next((f.ip for f in self.fixed_ips if f.ip is not None and f.ip.version == 4), None)
+
+    @property
+    def floating_subnet(self) -> str | None:
+        """The subnet of the address a floating IP maps to: the first entry's that is not
+        IPv6 (the router interface a floating IP needs is on this one)."""
+        return next((f.subnet for f in self.fixed_ips if f.version != 6 and f.subnet), None)
+
+    @property
+    def subnets(self) -> tuple[str, ...]:
+        """Every subnet the port names (in ``fixed_ips`` or ``subnet``)."""
+        return tuple(dict.fromkeys(f.subnet for f in self.fixed_ips if f.subnet))
 
 
 @dataclass(frozen=True)
@@ -320,14 +416,22 @@ def _topology(document: Node) -> Topology:
     groups = tuple(_security_group(node) for node in group_nodes)
     _unique([(g.name, node["name"]) for g, node in _with_fields(groups, group_nodes)])
     group_names = {g.name for g in groups}
-    for group, node in zip(groups, group_nodes, strict=True):
-        for rule, rule_node in zip(group.rules, node.mapping()["rules"].seq(), strict=True):
-            if rule.remote_group is not None and rule.remote_group not in group_names:
-                raise rule_node.mapping()["remote_group"].fail(
-                    f"{rule.remote_group!r} is not declared in this file",
+    for node in group_nodes:
+        for rule_node in node.mapping()["rules"].seq():
+            remote_group = rule_node.mapping()["remote_group"]
+            if not remote_group.absent and _name(remote_group) not in group_names:
+                raise remote_group.fail(
+                    f"{remote_group.value!r} is not declared in this file",
                     f"declare it under security_groups: or use one of "
                     f"{', '.join(sorted(group_names))}",
                 )
+    has_ipv6 = any(s.ip_version == 6 for s in subnets.values()) or any(
+        r.ethertype == "IPv6" for g in groups for r in g.rules
+    )
+    groups = tuple(
+        _with_nd(group, node.mapping()["ipv6_nd"], has_ipv6)
+        for group, node in zip(groups, group_nodes, strict=True)
+    )
     router_nodes = top["routers"].seq()
     routers = tuple(_router(node) for node in router_nodes)
     _unique([(r.name, node["name"]) for r, node in _with_fields(routers, router_nodes)])
@@ -339,6 +443,18 @@ def _topology(document: Node) -> Topology:
                     f"subnet {sub} has no gateway (gateway: none), so "
                     "a router interface cannot take its gateway address",
                     f"give {sub} a gateway or remove it from the router",
+                )
+            if (
+                declared is not None
+                and declared.ipv6_address_mode is not None
+                and declared.ipv6_ra_mode is None
+            ):
+                raise sub_node.fail(
+                    f"subnet {sub} has ipv6_address_mode {declared.ipv6_address_mode} and no "
+                    "ipv6_ra_mode, which tells Neutron that an external router sends its "
+                    "router advertisements; Neutron refuses such a subnet on its own router",
+                    f"set 'ipv6_ra_mode: {declared.ipv6_address_mode}' on {sub} (this router "
+                    "advertises it), or remove it from the router",
                 )
     server_nodes = top["servers"].seq()
     servers = tuple(_server(node, networks) for node in server_nodes)
@@ -352,14 +468,18 @@ def _topology(document: Node) -> Topology:
     _unique([(p.name, node["name"]) for p, node in _with_fields(ports, port_nodes)])
     seen_ips: dict[tuple[str, IPAddress], str] = {}
     for port, node in zip(ports, port_nodes, strict=True):
-        if port.fixed_ip is not None:
-            other = seen_ips.get((port.network, port.fixed_ip))
+        fields = node.mapping()
+        key = "fixed_ips" if "fixed_ips" in fields else "fixed_ip"
+        for fixed in port.fixed_ips:
+            if fixed.ip is None:
+                continue
+            other = seen_ips.get((port.network, fixed.ip))
             if other is not None:
-                raise node.mapping()["fixed_ip"].fail(
-                    f"{port.fixed_ip} is also the fixed IP of port {other}",
+                raise fields[key].fail(
+                    f"{fixed.ip} is also the fixed IP of port {other}",
                     "give each port its own address",
                 )
-            seen_ips[(port.network, port.fixed_ip)] = port.name
+            seen_ips[(port.network, fixed.ip)] = port.name
     return Topology(
         name=name,
         networks=networks,
@@ -401,10 +521,29 @@ def _network(node: Node) -> Network:
 
 def _subnet(node: Node, network: str) -> Subnet:
     data = node.mapping(
-        {"name", "cidr", "gateway", "dhcp", "dns_nameservers"}, required=("name", "cidr")
+        {
+            "name",
+            "cidr",
+            "gateway",
+            "dhcp",
+            "dns_nameservers",
+            "ip_version",
+            "ipv6_ra_mode",
+            "ipv6_address_mode",
+        },
+        required=("name", "cidr"),
     )
     name = _name(data["name"])
-    cidr = data["cidr"].network(fix="write e.g. 192.168.0.0/24 (host bits zero)")
+    cidr = data["cidr"].network(
+        fix="write e.g. 192.168.0.0/24 or 2001:db8:0:1::/64 (host bits zero)"
+    )
+    if "ip_version" in data and data["ip_version"].integer(4, 6) != cidr.version:
+        raise data["ip_version"].fail(
+            f"{data['ip_version'].shown} does not fit cidr {cidr}, an IPv{cidr.version} network",
+            f"write ip_version: {cidr.version}, or omit it (the cidr tells)",
+        )
+    dhcp = data["dhcp"].boolean(default=True)
+    ra_mode, address_mode = _ipv6_modes(data, cidr, dhcp)
     if cidr.num_addresses < 4:
         raise data["cidr"].fail(
             f"{cidr} is too small for a subnet",
@@ -428,20 +567,63 @@ def _subnet(node: Node, network: str) -> Subnet:
         network=network,
         cidr=cidr,
         gateway=gateway,
-        dhcp=data["dhcp"].boolean(default=True),
+        dhcp=dhcp,
         dns_nameservers=tuple(item.address() for item in data["dns_nameservers"].seq()),
+        ipv6_ra_mode=ra_mode,
+        ipv6_address_mode=address_mode,
     )
 
 
+def _ipv6_modes(data: Fields, cidr: IPNetwork, dhcp: bool) -> tuple[str | None, str | None]:
+    """``ipv6_ra_mode`` and ``ipv6_address_mode``, refused where Neutron would refuse them."""
+    modes: dict[str, str | None] = {}
+    for key in ("ipv6_ra_mode", "ipv6_address_mode"):
+        node = data[key]
+        modes[key] = None
+        if node.absent:
+            continue
+        if cidr.version != 6:
+            raise node.fail(
+                f"{cidr} is an IPv4 subnet and {key} is for IPv6 subnets",
+                "remove it, or give an IPv6 cidr",
+            )
+        modes[key] = node.one_of(IPV6_MODES, what="an IPv6 mode")
+    ra_mode, address_mode = modes["ipv6_ra_mode"], modes["ipv6_address_mode"]
+    if ra_mode is not None and address_mode is not None and ra_mode != address_mode:
+        raise data["ipv6_address_mode"].fail(
+            f"Neutron refuses ipv6_ra_mode {ra_mode} with ipv6_address_mode {address_mode}: "
+            "when both are set they must be the same",
+            f"set both to {ra_mode} (or both to {address_mode}), or leave out ipv6_ra_mode "
+            "when a router outside Neutron sends the router advertisements",
+        )
+    if (ra_mode or address_mode) and not dhcp:
+        raise data["dhcp"].fail(
+            "Neutron refuses ipv6_ra_mode and ipv6_address_mode on a subnet with DHCP "
+            "disabled (its router advertisements and DHCPv6 come with enable_dhcp)",
+            "remove 'dhcp: false', or leave both modes out (a static IPv6 subnet)",
+        )
+    if {ra_mode, address_mode} & set(AUTO_ADDRESS_MODES) and cidr.prefixlen != 64:
+        mode = ra_mode if ra_mode in AUTO_ADDRESS_MODES else address_mode
+        example = next(cidr.subnets(new_prefix=64)) if cidr.prefixlen < 64 else "2001:db8:1::/64"
+        raise data["cidr"].fail(
+            f"{cidr} is a /{cidr.prefixlen}, and {mode} forms addresses the EUI-64 way, "
+            "which needs a /64 (Neutron refuses any other length)",
+            f"use a /64 such as {example}, or ipv6_address_mode: dhcpv6-stateful",
+        )
+    return ra_mode, address_mode
+
+
 def _security_group(node: Node) -> SecurityGroup:
-    data = node.mapping({"name", "description", "rules"}, required=("name",))
+    data = node.mapping({"name", "description", "rules", "ipv6_nd"}, required=("name",))
     name = _name(data["name"])
     if name == "default":
         raise data["name"].fail(
             "'default' is the project's own group, which multihome does not manage",
             "choose another name",
         )
-    rules = tuple(_rule(item) for item in data["rules"].seq())
+    if not data["ipv6_nd"].absent:
+        data["ipv6_nd"].boolean()
+    rules = tuple(rule for item in data["rules"].seq() for rule in _rules(item))
     if len(set(rules)) != len(rules):
         raise data["rules"].fail("the same rule is listed twice", "remove one")
     return SecurityGroup(
@@ -451,7 +633,56 @@ def _security_group(node: Node) -> SecurityGroup:
     )
 
 
-def _rule(node: Node) -> SecurityRule:
+def _with_nd(group: SecurityGroup, node: Node, has_ipv6: bool) -> SecurityGroup:
+    """``group`` with the ND and RA rules when ``ipv6_nd`` says so (default: the topology
+    has IPv6: an IPv6 subnet or an IPv6 rule)."""
+    if not node.boolean(default=has_ipv6):
+        return group
+    manage_egress = any(r.direction == "egress" for r in group.rules)
+    extra = tuple(r for r in nd_rules(manage_egress) if not any(_covers(d, r) for d in group.rules))
+    return SecurityGroup(group.name, group.description, group.rules, extra)
+
+
+def _covers(wide: SecurityRule, rule: SecurityRule) -> bool:
+    """Whether ``wide`` admits everything ``rule`` (an ICMPv6 rule from a prefix) does."""
+    if (wide.direction, wide.ethertype) != (rule.direction, rule.ethertype):
+        return False
+    if wide.protocol not in (None, rule.protocol) or wide.remote_ip_prefix is None:
+        return False
+    if wide.port_min not in (None, rule.port_min) or wide.port_max not in (None, rule.port_max):
+        return False
+    assert rule.remote_ip_prefix is not None
+    inner = ipaddress.ip_network(rule.remote_ip_prefix)
+    outer = ipaddress.ip_network(wide.remote_ip_prefix)
+    return inner.version == outer.version and inner.subnet_of(outer)  # type: ignore[arg-type]
+
+
+def _ethertypes(node: Node, family: str | None) -> tuple[str, ...]:
+    """``ethertype``: IPv4, IPv6 or both as a list; absent: ``family`` (the family of
+    ``remote``), else IPv4."""
+    fix = (
+        f"use {family} (the family of 'remote') or omit it"
+        if family
+        else ("use IPv4, IPv6 or [IPv4, IPv6]")
+    )
+    if node.absent:
+        return (family or "IPv4",)
+    items = node.seq() if isinstance(node.value, list) else [node]
+    types: list[str] = []
+    for item in items:
+        value = item.value
+        if value not in ETHERTYPES or (family is not None and value != family):
+            raise item.fail(f"{item.shown} does not fit the rule", fix)
+        if value in types:
+            raise item.fail(f"{value} is listed twice", "list each ethertype once")
+        types.append(str(value))
+    if not types:
+        raise node.fail("no ethertype is listed", fix)
+    return tuple(types)
+
+
+def _rules(node: Node) -> tuple[SecurityRule, ...]:
+    """The rule ``node`` describes, once per ethertype it lists."""
     data = node.mapping(
         {"direction", "protocol", "port", "ports", "remote", "remote_group", "ethertype"}
     )
@@ -480,36 +711,28 @@ def _rule(node: Node) -> SecurityRule:
             "both 'remote' and 'remote_group' are given",
             "a rule admits either a CIDR or a group; keep one",
         )
-    ethertype_default = "IPv4"
+    group = None if group_node.absent else _name(group_node)
+    family: str | None = None
     prefix: str | None = None
-    group: str | None = None
-    if not group_node.absent:
-        group = _name(group_node)
-    else:
-        net = (
-            ipaddress.ip_network("0.0.0.0/0")
-            if remote.absent
-            else remote.network(fix="write e.g. 0.0.0.0/0 or 203.0.113.0/24 (host bits zero)")
-        )
+    if not remote.absent:
+        net = remote.network(fix="write e.g. 0.0.0.0/0, 203.0.113.0/24 or ::/0 (host bits zero)")
         prefix = str(net)
-        ethertype_default = f"IPv{net.version}"
-    ethertype = data["ethertype"].text(default=ethertype_default)
-    if ethertype not in ("IPv4", "IPv6") or (prefix is not None and ethertype != ethertype_default):
-        raise data["ethertype"].fail(
-            f"{shown(ethertype)} does not fit the rule",
-            f"use {ethertype_default} (the family of 'remote') or omit it",
+        family = f"IPv{net.version}"
+    rules: list[SecurityRule] = []
+    for ethertype in _ethertypes(data["ethertype"], family):
+        anywhere = "0.0.0.0/0" if ethertype == "IPv4" else "::/0"
+        rules.append(
+            SecurityRule(
+                direction=direction,
+                ethertype=ethertype,
+                protocol="ipv6-icmp" if protocol == "icmp" and ethertype == "IPv6" else protocol,
+                port_min=port_min,
+                port_max=port_max,
+                remote_ip_prefix=None if group is not None else (prefix or anywhere),
+                remote_group=group,
+            )
         )
-    if protocol == "icmp" and ethertype == "IPv6":
-        protocol = "ipv6-icmp"
-    return SecurityRule(
-        direction=direction,
-        ethertype=ethertype,
-        protocol=protocol,
-        port_min=port_min,
-        port_max=port_max,
-        remote_ip_prefix=prefix,
-        remote_group=group,
-    )
+    return tuple(rules)
 
 
 def _port_range(node: Node) -> tuple[int, int]:
@@ -574,6 +797,7 @@ def _port(node: Node, networks: tuple[Network, ...], server: str | None) -> Port
             "network",
             "subnet",
             "fixed_ip",
+            "fixed_ips",
             "security_groups",
             "allowed_address_pairs",
             "floating_ip",
@@ -584,41 +808,7 @@ def _port(node: Node, networks: tuple[Network, ...], server: str | None) -> Port
     name = _name(data["name"])
     network_name = _name(data["network"])
     network = next((n for n in networks if n.name == network_name), None)
-    subnet_name = _optional_name(data["subnet"])
-    fixed_node = data["fixed_ip"]
-    fixed_ip = None if fixed_node.absent else fixed_node.address()
-    if network is not None:
-        names = [s.name for s in network.subnets]
-        if subnet_name is not None and subnet_name not in names:
-            raise data["subnet"].fail(
-                f"{subnet_name!r} is not a subnet of network {network_name}",
-                f"use one of {', '.join(names)}",
-            )
-        if subnet_name is None and fixed_ip is not None:
-            owner = next((s for s in network.subnets if fixed_ip in s.cidr), None)
-            if owner is None:
-                raise fixed_node.fail(
-                    f"{fixed_ip} is in no subnet of network {network_name} "
-                    f"({', '.join(str(s.cidr) for s in network.subnets)})",
-                    "choose an address inside one of them",
-                )
-            subnet_name = owner.name
-        if subnet_name is None and len(network.subnets) == 1:
-            subnet_name = network.subnets[0].name
-        subnet = next((s for s in network.subnets if s.name == subnet_name), None)
-        if subnet is not None and fixed_ip is not None:
-            if fixed_ip not in subnet.cidr or fixed_ip in (
-                subnet.cidr.network_address,
-                subnet.cidr.broadcast_address,
-            ):
-                raise fixed_node.fail(
-                    f"{fixed_ip} is not a host address of subnet {subnet.name} ({subnet.cidr})",
-                    "choose an address inside the subnet",
-                )
-            if fixed_ip == subnet.gateway:
-                raise fixed_node.fail(
-                    f"{fixed_ip} is the gateway of subnet {subnet.name}", "choose another address"
-                )
+    fixed_ips = _fixed_ips(data, network, network_name)
     groups = None if data["security_groups"].absent else _names(data["security_groups"])
     pairs = tuple(_address_pair(item) for item in data["allowed_address_pairs"].seq())
     security = data["port_security"]
@@ -645,17 +835,124 @@ def _port(node: Node, networks: tuple[Network, ...], server: str | None) -> Port
             "the floating IP would come from the port's own network",
             "name the external network, e.g. public",
         )
+    versions = (
+        {f.version for f in fixed_ips}
+        if fixed_ips
+        else ({s.ip_version for s in network.subnets} if network is not None else {None})
+    )
+    if fip is not None and versions == {6}:
+        raise data["floating_ip"].fail(
+            f"port {name} has only IPv6 addresses, and Neutron's floating IPs are IPv4 only "
+            "(there is no NAT for IPv6: each port's global IPv6 address is reached directly "
+            "through the router)",
+            "remove floating_ip; route the IPv6 subnet through a router and let a security "
+            "group admit the traffic (ethertype: IPv6), or give the port an IPv4 address too",
+        )
+    first = fixed_ips[0] if fixed_ips else FixedIp(None, None)
     return PortSpec(
         name=name,
         network=network_name,
-        subnet=subnet_name,
-        fixed_ip=fixed_ip,
+        subnet=first.subnet,
+        fixed_ip=first.ip,
         security_groups=groups,
         allowed_address_pairs=pairs,
         floating_ip=fip,
         port_security=port_security,
         server=server,
+        fixed_ips=fixed_ips,
     )
+
+
+def _fixed_ips(data: Fields, network: Network | None, network_name: str) -> tuple[FixedIp, ...]:
+    """The port's fixed IPs: ``fixed_ips`` (addresses or ``{subnet, ip}``), or the single
+    ``fixed_ip``/``subnet``; each checked against the declared network's subnets."""
+    if "fixed_ips" in data and ("fixed_ip" in data or "subnet" in data):
+        key = "fixed_ip" if "fixed_ip" in data else "subnet"
+        raise data[key].fail(
+            f"both '{key}' and 'fixed_ips' are given",
+            "list every address under fixed_ips (e.g. [192.168.0.10, {subnet: NAME}])",
+        )
+    entries: list[tuple[Node | None, Node | None, Node]] = []
+    if "fixed_ips" in data:
+        items = data["fixed_ips"].seq()
+        if not items:
+            raise data["fixed_ips"].fail(
+                "the list is empty", "list an address or {subnet: NAME}, or omit fixed_ips"
+            )
+        for item in items:
+            if isinstance(item.value, dict):
+                entry = item.mapping({"subnet", "ip"})
+                if entry["subnet"].absent and entry["ip"].absent:
+                    raise item.fail("neither 'ip' nor 'subnet' is given", "give one or both")
+                entries.append((entry["subnet"], entry["ip"], item))
+            else:
+                entries.append((None, item, item))
+    elif "fixed_ip" in data or "subnet" in data:
+        entries.append((data["subnet"], data["fixed_ip"], data["fixed_ip"]))
+    found: list[FixedIp] = []
+    for subnet_node, ip_node, where in entries:
+        fixed = _fixed_ip(subnet_node, ip_node, network, network_name)
+        if fixed in found and fixed.ip is not None:
+            raise where.fail(f"{fixed.describe()} is listed twice", "list each address once")
+        found.append(fixed)
+    if not found and network is not None and len(network.subnets) == 1:
+        only = network.subnets[0]
+        found.append(FixedIp(only.name, None, only.ip_version))
+    return tuple(found)
+
+
+def _fixed_ip(
+    subnet_node: Node | None, ip_node: Node | None, network: Network | None, network_name: str
+) -> FixedIp:
+    subnet_name = None if subnet_node is None else _optional_name(subnet_node)
+    fixed_ip = None if ip_node is None or ip_node.absent else ip_node.address()
+    if network is None:
+        return FixedIp(subnet_name, fixed_ip, None if fixed_ip is None else fixed_ip.version)
+    assert ip_node is not None or subnet_node is not None
+    names = [s.name for s in network.subnets]
+    if subnet_name is not None and subnet_name not in names:
+        assert subnet_node is not None
+        raise subnet_node.fail(
+            f"{subnet_name!r} is not a subnet of network {network_name}",
+            f"use one of {', '.join(names)}",
+        )
+    if subnet_name is None and fixed_ip is not None:
+        assert ip_node is not None
+        owner = next((s for s in network.subnets if fixed_ip in s.cidr), None)
+        if owner is None:
+            raise ip_node.fail(
+                f"{fixed_ip} is in no subnet of network {network_name} "
+                f"({', '.join(str(s.cidr) for s in network.subnets)})",
+                "choose an address inside one of them",
+            )
+        subnet_name = owner.name
+    if subnet_name is None and len(network.subnets) == 1:
+        subnet_name = network.subnets[0].name
+    subnet = next((s for s in network.subnets if s.name == subnet_name), None)
+    if subnet is not None and fixed_ip is not None:
+        assert ip_node is not None
+        if fixed_ip not in subnet.cidr or fixed_ip in (
+            subnet.cidr.network_address,
+            subnet.cidr.broadcast_address,
+        ):
+            raise ip_node.fail(
+                f"{fixed_ip} is not a host address of subnet {subnet.name} ({subnet.cidr})",
+                "choose an address inside the subnet",
+            )
+        if fixed_ip == subnet.gateway:
+            raise ip_node.fail(
+                f"{fixed_ip} is the gateway of subnet {subnet.name}", "choose another address"
+            )
+        if subnet.auto_address:
+            mode = subnet.ipv6_address_mode or subnet.ipv6_ra_mode
+            raise ip_node.fail(
+                f"subnet {subnet.name} is {mode}: the port forms its address from its MAC "
+                "(EUI-64), and Neutron refuses any other fixed address there",
+                f"write '{{subnet: {subnet.name}}}' without an address, or make {subnet.name} "
+                "ipv6_address_mode: dhcpv6-stateful to choose addresses",
+            )
+    version = fixed_ip.version if fixed_ip is not None else (subnet.ip_version if subnet else None)
+    return FixedIp(subnet_name, fixed_ip, version)
 
 
 def _address_pair(node: Node) -> AddressPair:

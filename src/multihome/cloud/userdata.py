@@ -45,9 +45,24 @@ def render(topology: Topology, server: Server | None = None) -> str:
         + (f" for server {server.name}" if server is not None else "")
         + "\n"
         "# installs multihome and runs `multihome apply` and `multihome persist` at "
-        "first boot\n"
+        "first boot\n" + ipv6_note(topology)
     )
     return header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=100)
+
+
+def ipv6_note(topology: Topology) -> str:
+    """Comment lines for a topology with IPv6 subnets: Neutron has no floating IPs for IPv6,
+    and what to do instead (empty for an IPv4-only topology)."""
+    six = [s.name for s in topology.subnets if s.ip_version == 6]
+    if not six:
+        return ""
+    return (
+        f"# IPv6 ({', '.join(six)}): Neutron has no floating IPs for IPv6. Each port's global\n"
+        "# IPv6 address is reached directly, through the router that has an interface on its\n"
+        "# subnet (the upstream network routes the prefix to that router); its security groups\n"
+        "# must admit it (rules with ethertype IPv6). multihome apply makes replies to each\n"
+        "# address leave through its own port, as for the IPv4 floating IPs.\n"
+    )
 
 
 def for_server(topology: Topology, server: Server) -> str | None:

@@ -32,6 +32,7 @@ from multihome.lab.topology import (
     ROUTER_SNAT,
     LabNames,
 )
+from multihome.options import format_option, output_format
 
 Paint = Callable[..., str]
 NAME_HELP = "Lab name: the prefix of every namespace and file it makes."
@@ -299,10 +300,12 @@ def status(name: str, as_json: bool) -> None:
 @lab.command(
     epilog="\b\nExamples:\n  sudo multihome lab probe\n"
     "  sudo multihome lab probe --expect before\n"
-    "  sudo multihome lab probe --json | jq .outcome"
+    "  sudo multihome lab probe --json | jq .outcome\n"
+    "  sudo multihome lab probe --format dot | dot -Tsvg > probe.svg"
 )
 @_name_option
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (--format json).")
+@format_option("the lab's tenant network (Graphviz) with each probe's path, green or red.")
 @click.option(
     "--expect",
     type=click.Choice(["before", "after"]),
@@ -310,20 +313,28 @@ def status(name: str, as_json: bool) -> None:
     help="Compare with the scenario's expectation before/after `multihome apply`; "
     "exit 1 when they differ.",
 )
-def probe(name: str, as_json: bool, expect: str | None) -> None:
+def probe(name: str, as_json: bool, form: str, expect: str | None) -> None:
     """Probe the lab: what the internet reaches, what the guest egresses as, drops.
 
     From the internet host: ping and HTTP to every floating IP. From the guest: HTTP to the
     internet host bound to each source address (it answers with the public address it
     saw), and a ping to each port's gateway. From the switch: the packets port security
-    dropped during the probe. Timeouts are 1-2 s; all probes run at once.
+    dropped during the probe. Timeouts are 1-2 s; all probes run at once. `--format dot`
+    draws the tenant network with each probe's path (green answered, red failed) and the
+    drops as red edges from the port that sent them.
     """
+    form = output_format(as_json, form)
+    as_json = form == "json"
     require_root()
     lab_ = _open(name, PROBE_PROGRAMS)
     scenario = lab_.scenario()
     report = run_probe(lab_, scenario)
     problems = scenario.expect[expect].mismatches(report.outcome()) if expect else []
-    if as_json:
+    if form == "dot":
+        from multihome.lab.probe import probe_dot
+
+        click.echo(probe_dot(report, scenario), nl=False)
+    elif as_json:
         data = report.to_json()
         if expect:
             data["expect"] = {"phase": expect, "ok": not problems, "mismatches": problems}

@@ -13,6 +13,7 @@ All probes run at once (threads around subprocesses), so a probe takes about one
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import subprocess
@@ -25,6 +26,7 @@ from typing import Any
 from multihome.lab import topology as topo
 from multihome.lab.runtime import Lab
 from multihome.lab.scenario import Outcome, Scenario
+from multihome.picture import quote as _q
 
 CONNECT_TIMEOUT = 1.5
 MAX_TIME = 2.0
@@ -125,6 +127,84 @@ class ProbeReport:
             ],
             "outcome": self.outcome().to_json(),
         }
+
+
+OK_EDGE = 'color="#2e8b57", fontcolor="#2e8b57"'
+FAILED_EDGE = 'color="red", fontcolor="red", penwidth=2.5'
+WIRE = 'color="#999999", arrowhead=none'
+
+
+def probe_dot(report: ProbeReport, scenario: Scenario) -> str:
+    """The lab's tenant network as a Graphviz picture with each probe's path: the internet
+    host, the router with its floating IPs, each network's switch (port security), the DHCP
+    and metadata host, the guest's ports with their addresses; the wires grey, each probe a
+    green (answered) or red (failed) path, and the packets port security dropped during the
+    probe as red edges from the port that sent them. Pure and deterministic."""
+    inet = _q(f"internet {topo.INTERNET_INTERFACE.ip}")
+    router = _q("router")
+    lines = [
+        "digraph lab {",
+        "  rankdir=LR;",
+        '  node [shape=box, fontname="monospace"];',
+        '  edge [fontname="monospace", fontsize=10];',
+        f"  label={_q(f'lab scenario {scenario.number} ({scenario.name}): probe paths')};",
+        f"  {inet} [shape=ellipse];",
+        f"  {router} [shape=box3d];",
+        f"  {inet} -> {router} [{WIRE}];",
+    ]
+    for network in scenario.networks:
+        switch = _q(f"switch {network.name} {network.cidr}")
+        lines.append(f"  {switch} [shape=box, style=rounded];")
+        if network.gateway is not None:
+            lines.append(f"  {router} -> {switch} [label={_q(str(network.gateway))}, {WIRE}];")
+        if network.dhcp and network.dhcp_server is not None:
+            dhcp = _q(f"dhcp/metadata {network.dhcp_server}")
+            lines.append(f"  {dhcp} [shape=cylinder];")
+            lines.append(f"  {dhcp} -> {switch} [{WIRE}];")
+    lines.append('  subgraph cluster_guest { label="guest";')
+    for port in scenario.ports:
+        lines.append(f"    {_q(port.name)} [shape=component];")
+        lines += [f"    {_q(str(ip))} [shape=ellipse];" for ip in port.ips]
+    lines.append("  }")
+    for port in scenario.ports:
+        switch = _q(f"switch {port.network} {scenario.network(port.network).cidr}")
+        lines.append(f"  {_q(port.name)} -> {switch} [{WIRE}];")
+        lines += [f"  {_q(str(ip))} -> {_q(port.name)} [{WIRE}];" for ip in port.ips]
+    for item in report.inbound:
+        style = OK_EDGE if item.ok else FAILED_EDGE
+        what = f"ping {'ok' if item.ping else 'FAIL'}, http {'ok' if item.http else 'FAIL'}"
+        lines.append(
+            f"  {inet} -> {_q(item.private)} [label={_q(f'to {item.public}: {what}')}, {style}];"
+        )
+    for out in report.egress:
+        owner = next((p for p in scenario.ports if p.name == out.port), None)
+        wanted = (
+            None
+            if owner is None
+            else scenario.public_address(owner, ipaddress.IPv4Address(out.source))
+        )
+        ok = out.seen is not None and (wanted is None or out.seen == str(wanted))
+        seen = f"seen as {out.seen}" if out.seen is not None else out.error or "no answer"
+        lines.append(
+            f"  {_q(out.source)} -> {inet} [label={_q(f'egress {seen}')}, "
+            f"{OK_EDGE if ok else FAILED_EDGE}, style=dashed];"
+        )
+    for ping in report.gateway:
+        lines.append(
+            f"  {_q(ping.port)} -> {router} [label={_q(f'ping -I {ping.port} {ping.gateway}')}, "
+            f"{OK_EDGE if ping.ok else FAILED_EDGE}, style=dotted];"
+        )
+    wired = {
+        p.name: _q(f"switch {p.network} {scenario.network(p.network).cidr}") for p in scenario.ports
+    }
+    for drop in report.drops:
+        if drop.during > 0 and drop.port in wired:
+            label = f"{drop.during} dropped ({drop.reason})"
+            lines.append(
+                f"  {_q(drop.port)} -> {wired[drop.port]} [label={_q(label)}, {FAILED_EDGE}];"
+            )
+    lines.append("}")
+    return "\n".join(lines) + "\n"
 
 
 def probe(lab: Lab, scenario: Scenario) -> ProbeReport:

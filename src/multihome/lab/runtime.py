@@ -447,7 +447,14 @@ class Lab:
         per_node = {
             "guest": guest,
             "switch": quiet,
-            "router": {**plain, "net.ipv4.ip_forward": 1},
+            # No ICMP redirects: the metadata route below goes back out of the port it came
+            # in by, and a guest taking the redirect would cache a route of the router's.
+            "router": {
+                **plain,
+                "net.ipv4.ip_forward": 1,
+                "net.ipv4.conf.all.send_redirects": 0,
+                "net.ipv4.conf.default.send_redirects": 0,
+            },
             "dhcp": plain,
             "internet": plain,
         }
@@ -514,6 +521,13 @@ class Lab:
             _up_with_address(
                 rtr, topo.UPLINK, str(topo.ROUTER_UPLINK.ip), topo.ROUTER_UPLINK.network.prefixlen
             )
+            # The router serves metadata too, as Neutron's does (its metadata proxy): a guest
+            # whose 169.254.169.254 host route is gone reaches it through its default.
+            server = next(
+                (n.dhcp_server for n in scenario.networks if n.gateway and n.dhcp_server), None
+            )
+            if server is not None:
+                rtr.route("add", dst=f"{METADATA_ADDRESS}/32", gateway=str(server))
         with netlink(names.dhcp) as dhcp:
             dhcp.addr("add", index=_index(dhcp, "lo"), address=str(METADATA_ADDRESS), prefixlen=32)
             for index, network in enumerate(scenario.networks):

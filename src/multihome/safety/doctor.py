@@ -381,11 +381,11 @@ def check_orphan_tables(ctx: Evidence) -> list[Problem]:
         match = re.match(r"^(\d+)\s+(\S+)\s+#\s*(\S+)", line)
         if match:
             owner[int(match[1])] = match[3]
-    for rule in sorted(rules, key=lambda r: r.key):
+    for rule in sorted(rules, key=lambda r: r.order):
         for ifname in (rule.iifname, rule.oifname):
             if ifname:
                 owner.setdefault(rule.table, ifname)
-    for route in sorted(routes, key=lambda r: r.key):
+    for route in sorted(routes, key=lambda r: r.order):
         if route.ifname:
             owner.setdefault(route.table, route.ifname)
     problems = []

@@ -20,8 +20,17 @@ The format (what Nova writes, ``nova/virt/netutils.py``)::
      "services": [{"type": "dns", "address": "8.8.8.8"}]}
 
 A network of type ``ipv4``/``ipv6`` is a subnet with DHCP disabled: the guest must configure
-the address itself. ``ipv4_dhcp``, ``ipv6_dhcp``, ``ipv6_slaac`` and ``ipv6_dhcpv6-*`` are
-configured by DHCP/SLAAC.
+the address itself. ``ipv4_dhcp`` and ``ipv6_dhcp`` (an IPv6 subnet with DHCP and no address
+mode) are configured by DHCP and carry no address. An IPv6 subnet with an address mode is
+``ipv6_slaac``, ``ipv6_dhcpv6-stateful`` or ``ipv6_dhcpv6-stateless``: configured by router
+advertisements (and DHCPv6), yet Nova writes its address (the EUI-64 one for SLAAC), its
+netmask (``ffff:ffff:ffff:ffff::``), its routes (the default ``::``/``::`` via the subnet's
+gateway) and its DNS servers, as for a static network; they are parsed the same way::
+
+    {"id": "network1", "type": "ipv6_slaac", "link": "tapX",
+     "ip_address": "2001:db8:0:1:f816:3eff:fe12:3456", "netmask": "ffff:ffff:ffff:ffff::",
+     "routes": [{"network": "::", "netmask": "::", "gateway": "2001:db8:0:1::1"}],
+     "network_id": "<uuid>", "services": []}
 """
 
 from __future__ import annotations
@@ -45,6 +54,8 @@ DHCP_TYPES = frozenset(
     {"ipv4_dhcp", "ipv6_dhcp", "ipv6_slaac", "ipv6_dhcpv6-stateful", "ipv6_dhcpv6-stateless"}
 )
 NETWORK_TYPES = STATIC_TYPES | DHCP_TYPES
+#: DHCP-configured types for which Nova writes the address and routes too.
+ADDRESSED_TYPES = frozenset({"ipv6_slaac", "ipv6_dhcpv6-stateful", "ipv6_dhcpv6-stateless"})
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _FIX = "the metadata is malformed; check the port in Neutron, or use --source kernel"
 
@@ -84,7 +95,8 @@ class MetaNetwork:
     type: str
     link: str
     address: IPInterface | None = None
-    """The port's fixed IP with the subnet's prefix (static networks only)."""
+    """The port's fixed IP with the subnet's prefix (static networks, and the IPv6 networks
+    with an address mode, :data:`ADDRESSED_TYPES`)."""
     routes: tuple[MetaRoute, ...] = ()
     network_id: str | None = None
     dns: tuple[IPAddress, ...] = ()
@@ -250,10 +262,11 @@ def _network(node: Node) -> MetaNetwork:
             f"network {net_id!r} has type {shown(kind)}, which is none of "
             f"{', '.join(sorted(NETWORK_TYPES))}"
         )
-    if kind not in STATIC_TYPES:  # configured by DHCP or SLAAC: no address here
-        return MetaNetwork(id=net_id, type=kind, link=link, network_id=network_id)
-    family = 6 if kind == "ipv6" else 4
     ip_node = entry["ip_address"]
+    if kind not in STATIC_TYPES and (kind not in ADDRESSED_TYPES or ip_node.absent):
+        # configured by DHCP or SLAAC, and no address given
+        return MetaNetwork(id=net_id, type=kind, link=link, network_id=network_id)
+    family = 6 if kind.startswith("ipv6") else 4
     if isinstance(ip_node.value, str) and "/" in ip_node.value:
         text, _, length = ip_node.value.partition("/")
         address = Node(ip_node.origin, text, ip_node.path).address(family)

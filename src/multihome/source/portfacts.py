@@ -27,12 +27,15 @@ def gather(
     declarations for DHCP-disabled ports (they win: such a port has no lease), and ``seen``."""
     leases = None if reader is None else reader.read(state.links)
     declared = {} if leases is None else leases.declarations()
+    declared6 = {}
     if network is not None:
-        from multihome.source.ports import declarations  # metadata only: not on apply's path
+        # metadata only: not on apply's path
+        from multihome.source.ports import declarations, declarations6
 
         declared.update(declarations(state, network, origin))
+        declared6 = declarations6(state, network, origin)
     notes = () if leases is None else tuple(f"lease ignored: {w}" for w in leases.warnings)
-    return PortFacts(declared, dict(seen or {}), notes)
+    return PortFacts(declared, dict(seen or {}), notes, declared6)
 
 
 def host_reader(root: Path) -> LeaseReader:

@@ -58,6 +58,15 @@ class PortIntent:
             "link": self.link_id,
             "port": self.port_id,
             "addresses": [str(n.address) for n in self.static_networks],
+            "ipv6": [
+                {
+                    "type": n.type,
+                    "address": None if n.address is None else str(n.address),
+                    "gateway": None if n.gateway is None else str(n.gateway),
+                }
+                for n in self.networks
+                if n.family == 6
+            ],
         }
 
 
@@ -202,6 +211,33 @@ def declarations(state: HostState, data: NetworkData, origin: str) -> dict[str, 
             None if address is None else address.ip,
             tuple(routes),
             f"network_data.json ({origin})",
+        )
+    return found
+
+
+def declarations6(state: HostState, data: NetworkData, origin: str) -> dict[str, Declaration]:
+    """What the metadata declares for each port's IPv6, whatever its IPv4 mode: the first
+    IPv6 network that carries an address (static, SLAAC or DHCPv6: Nova writes it for all
+    three) and the routes of the port's IPv6 networks whose gateway is on-link (inside the
+    network, or link-local)."""
+    found: dict[str, Declaration] = {}
+    for intent in intents(state, data):
+        networks = [n for n in intent.networks if n.family == 6 and n.address is not None]
+        if not networks:
+            continue
+        routes = sorted(
+            {
+                DeclaredRoute(r.network, r.gateway)
+                for n in networks
+                for r in n.routes
+                if n.address is not None
+                and (r.gateway in n.address.network or r.gateway.is_link_local)
+            }
+        )
+        address = networks[0].address
+        assert address is not None
+        found[intent.ifname] = Declaration(
+            intent.ifname, address.ip, tuple(routes), f"network_data.json ({origin}, IPv6)"
         )
     return found
 

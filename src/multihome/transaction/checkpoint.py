@@ -112,7 +112,7 @@ def capture(
                 for c in changes
                 if isinstance(c.obj, Route) and c.action == "remove" and c.obj not in owned
             ),
-            key=lambda r: r.key,
+            key=lambda r: r.order,
         )
     )
     sysctls = {
@@ -127,8 +127,8 @@ def capture(
         boot=boot_id(),
         table_range=config.table_range,
         priority_range=config.priority_range,
-        rules=tuple(sorted(owned_rules(state, config), key=lambda r: r.key)),
-        routes=tuple(sorted(owned, key=lambda r: r.key)),
+        rules=tuple(sorted(owned_rules(state, config), key=lambda r: r.order)),
+        routes=tuple(sorted(owned, key=lambda r: r.order)),
         moved=moved,
         sysctls=MappingProxyType(sysctls),
         files=MappingProxyType(files),
@@ -178,7 +178,7 @@ def _put_back(
     changes: list[Change] = []
     notes: list[str] = []
     displaced: set[Route] = set()
-    for route in sorted(routes, key=lambda r: (r.is_default, r.key)):
+    for route in sorted(routes, key=lambda r: (r.is_default, r.order)):
         if route in present:
             continue
         if route.ifname and current.link(route.ifname) is None:
@@ -286,7 +286,7 @@ class Record:
         sysctls = dict(saved.sysctls)
         sysctls.update(self.sysctls)
         return Record(
-            tuple(sorted(moved.values(), key=lambda r: r.key)),
+            tuple(sorted(moved.values(), key=lambda r: r.order)),
             MappingProxyType(dict(sorted(sysctls.items()))),
         )
 
@@ -307,7 +307,7 @@ def reconstruct_moved(current: HostState, config: Config, record: Record) -> lis
         (r.family, r.ifname) for r in current.routes if r.table == TABLE_MAIN and r.is_default
     }
     found: dict[tuple[int, str | None], Route] = {}
-    for route in sorted(owned_routes(current, config), key=lambda r: (r.metric, r.key)):
+    for route in sorted(owned_routes(current, config), key=lambda r: (r.metric, r.order)):
         if (
             not route.is_default
             or route.ifname in recorded
@@ -337,7 +337,7 @@ def reset_changes(
     stray = stray_routes(current, config)
     changes += [
         Change("remove", r)
-        for r in sorted(stray, key=lambda r: (r.table, r.is_default, r.key), reverse=True)
+        for r in sorted(stray, key=lambda r: (r.table, r.is_default, r.order), reverse=True)
         if r.table in tables
     ]
     unknown = sorted({r.table for r in stray if r.table not in tables})

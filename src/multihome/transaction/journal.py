@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from multihome.backend import Backend, ChangeFailed
 from multihome.model import HostState, Route, Rule, Sysctl
@@ -136,13 +136,20 @@ def recover(backend: Backend, state_dir: StateDir, root: Path, *, mode: Mode) ->
         end(state_dir)
         return recovery
     assert journal is not None
-    saved = checkpoint.Checkpoint.from_json(journal["snapshot"])
-    if mode == "undo":
+    saved, changes, damage = _read_journal(journal, state_dir)
+    if saved is None:
+        # Nothing to undo it with, and without its checkpoint a finish could not be undone
+        # if a change failed: the journal is dropped, the namespace left as it is.
+        log.warning("%s", damage)
+        end(state_dir)
+        return Recovery("discarded", damage)
+    if mode == "undo" or changes is None:
         recovery = undo(backend, saved, root, state_dir)
         recovery.message = f"undid the interrupted apply {saved.id}: {recovery.message}"
+        if damage:
+            recovery.message += f" ({damage})"
         end(state_dir)
         return recovery
-    changes = [change_from_json(c) for c in journal["changes"]]
     needed = still_needed(changes, backend.read())
     done = 0
     for change in needed:
@@ -162,9 +169,55 @@ def recover(backend: Backend, state_dir: StateDir, root: Path, *, mode: Mode) ->
     return Recovery(
         "finished",
         f"finished the interrupted apply {saved.id}: made the "
-        f"{done} of its {len(changes)} change(s) that were not yet in effect",
+        f"{done} of its {len(changes)} change(s) that were not yet in effect"
+        + (f" ({damage})" if damage else ""),
         changes=done,
     )
+
+
+def _read_journal(
+    journal: dict[str, Any], state_dir: StateDir
+) -> tuple[checkpoint.Checkpoint | None, list[Change] | None, str]:
+    """The journal's checkpoint and changes, and what is damaged in it ('' when nothing).
+
+    A journal is written atomically, so a missing or malformed part means another program
+    (or a person) wrote it. Without its own checkpoint (key ``snapshot``) the saved
+    checkpoint stands in: the apply saved it just before writing the journal. Without its
+    changes it can only be undone."""
+    where = state_dir.file(JOURNAL)
+    damage = []
+    saved: checkpoint.Checkpoint | None = None
+    try:
+        saved = checkpoint.Checkpoint.from_json(journal["snapshot"])
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        damage.append(f"its checkpoint ('snapshot') is {_missing_or_bad(journal, 'snapshot', exc)}")
+        try:
+            saved = checkpoint.load(state_dir)
+        except (KeyError, TypeError, ValueError, IndexError):
+            saved = None
+    changes: list[Change] | None = None
+    try:
+        changes = [change_from_json(c) for c in journal["changes"]]
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        damage.append(f"its changes ('changes') are {_missing_or_bad(journal, 'changes', exc)}")
+    if not damage:
+        return saved, changes, ""
+    text = f"the journal {where} is damaged: {'; '.join(damage)}"
+    if saved is None:
+        text += (
+            "; no saved checkpoint to undo it with either: discarded it and left the "
+            "namespace as it is (`multihome plan` shows what differs from the policy, "
+            "`multihome apply` converges)"
+        )
+    elif changes is None:
+        text += f"; undone to the saved checkpoint {saved.id} instead of finished"
+    else:
+        text += f"; used the saved checkpoint {saved.id}"
+    return saved, changes, text
+
+
+def _missing_or_bad(journal: dict[str, Any], key: str, exc: BaseException) -> str:
+    return "missing" if key not in journal else f"malformed ({type(exc).__name__}: {exc})"
 
 
 def undo(

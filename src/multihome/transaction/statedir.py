@@ -366,10 +366,6 @@ def flock_held(path: Path) -> bool:
 
 
 # -- codecs -----------------------------------------------------------------------------
-def _opt(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
 def route_to_json(route: Route) -> dict[str, Any]:
     return route.to_json()
 
@@ -389,26 +385,29 @@ def route_from_json(data: dict[str, Any]) -> Route:
 
 
 def rule_to_json(rule: Rule) -> dict[str, Any]:
-    return {
-        "family": rule.family,
-        "priority": rule.priority,
-        "table": rule.table,
-        "src": _opt(rule.src),
-        "dst": _opt(rule.dst),
-        "iif": rule.iifname,
-        "oif": rule.oifname,
-        "suppress_prefixlength": rule.suppress_prefixlength,
-        "fwmark": rule.fwmark,
-        "fwmask": rule.fwmask,
-        "action": rule.action,
-        "proto": rule.proto,
-    }
+    """Every field of ``rule`` (the model's JSON, whose ``rule_action`` is ``action`` here as
+    in the files written before, plus the kernel list position when known)."""
+    data = rule.to_json()
+    data["action"] = data.pop("rule_action")
+    if rule.position:
+        data["position"] = rule.position
+    return data
 
 
 def rule_from_json(data: dict[str, Any]) -> Rule:
+    """The rule :func:`rule_to_json` wrote (and the older files without the newer fields)."""
+
     def net(key: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
         value = data.get(key)
         return None if value is None else ipaddress.ip_network(value)
+
+    def optional(key: str) -> int | None:
+        value = data.get(key)
+        return None if value is None else int(value)
+
+    def span(key: str) -> tuple[int, int] | None:
+        value = data.get(key)
+        return None if value is None else (int(value[0]), int(value[1]))
 
     return Rule(
         family=int(data["family"]),
@@ -418,11 +417,21 @@ def rule_from_json(data: dict[str, Any]) -> Rule:
         dst=net("dst"),
         iifname=data.get("iif"),
         oifname=data.get("oif"),
-        suppress_prefixlength=data.get("suppress_prefixlength"),
-        fwmark=data.get("fwmark"),
-        fwmask=data.get("fwmask"),
-        action=int(data.get("action", 1)),
+        suppress_prefixlength=optional("suppress_prefixlength"),
+        fwmark=optional("fwmark"),
+        fwmask=optional("fwmask"),
+        action=int(data.get("action", data.get("rule_action", 1))),
         proto=int(data["proto"]),
+        ipproto=optional("ipproto"),
+        sport=span("sport"),
+        dport=span("dport"),
+        uid=span("uid"),
+        goto=optional("goto"),
+        l3mdev=bool(data.get("l3mdev", False)),
+        suppress_ifgroup=optional("suppress_ifgroup"),
+        invert=bool(data.get("invert", False)),
+        tos=int(data.get("tos") or 0),
+        position=int(data.get("position") or 0),
     )
 
 
