@@ -314,6 +314,7 @@ Examples:
   sudo multihome apply --check gateways --check http://198.51.100.10/
   sudo multihome apply --dry-run
   sudo multihome apply --detailed-exit-codes; echo $?   # 0 same, 2 changed
+  sudo multihome apply --no-sysctls          a container with a read-only /proc/sys/net
 \b
 With a confirmation window (the default when stdin is a terminal) the changes are checked
 (the path back to the SSH client must still work, plus every --check) and rolled back unless
@@ -364,6 +365,12 @@ DEFAULT_CONFIRM_TIMEOUT = 120.0
     help="Extra post-apply check (repeatable): ping:ADDR, tcp:HOST:PORT, an "
     "http(s):// URL, or gateways.",
 )
+@click.option(
+    "--no-sysctls",
+    is_flag=True,
+    help="Route without the ARP-flux and reverse-path sysctls (a container whose "
+    "/proc/sys/net is read-only); the config key is `sysctls: false`.",
+)
 @lock_timeout_option
 @click.pass_obj
 def apply(
@@ -375,6 +382,7 @@ def apply(
     confirm_timeout: float | None,
     management_peer: str | None,
     checks: tuple[str, ...],
+    no_sysctls: bool,
     lock_timeout: float,
 ) -> None:
     """Apply the policy to the kernel, as one transaction, then announce and verify it."""
@@ -386,6 +394,8 @@ def apply(
 
     click.get_current_context().meta["detailed"] = detailed_exit_codes
     config = obj.config()
+    if no_sysctls:
+        config = config.without_sysctls()
     probes = _probes(checks)
     if confirm_timeout is None:
         confirm_timeout = DEFAULT_CONFIRM_TIMEOUT if sys.stdin.isatty() else 0.0
@@ -714,13 +724,32 @@ def error_json(exc: BaseException, code: int, message: str) -> dict[str, object]
 
 
 def _fail(
-    message: str, code: int, exc: BaseException | None = None, as_json: bool = False
+    message: str,
+    code: int,
+    exc: BaseException | None = None,
+    as_json: bool = False,
+    credentials: bool = False,
 ) -> NoReturn:
-    click.echo(f"multihome: error: {message}", err=True)
+    """Print the error (and its JSON document); with ``credentials`` (a ``cloud`` command)
+    every secret of the cloud credentials is cut out first (multihome.cloud.secrets)."""
+
+    def scrub(text: str) -> str:
+        return text
+
+    if credentials:
+        from multihome.cloud.secrets import known_secrets, redact
+
+        secrets = known_secrets()
+
+        def scrub(text: str) -> str:
+            return redact(text, secrets)
+
+    click.echo(scrub(f"multihome: error: {message}"), err=True)
     if as_json:
         from multihome.files import json_output
 
-        click.echo(json_output(error_json(exc or RuntimeError(message), code, message)), nl=False)
+        document = json_output(error_json(exc or RuntimeError(message), code, message))
+        click.echo(scrub(document), nl=False)
     sys.exit(code)
 
 
@@ -730,6 +759,7 @@ def main(argv: list[str] | None = None) -> None:
     args = argv if argv is not None else sys.argv[1:]
     detailed = "--detailed-exit-codes" in args
     as_json = _json_requested(args)
+    credentials = "cloud" in args  # its messages may carry what the cloud echoed back
     code_for: Callable[[int], int] = (
         (lambda code: DetailedExitCode.ERROR if code else 0) if detailed else (lambda c: c)
     )
@@ -750,7 +780,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.Abort as exc:
         _fail("aborted", code_for(ExitCode.FAILURE), exc, as_json)
     except MultihomeError as exc:  # InputError included: its exit_code is 2
-        _fail(str(exc), code_for(exc.exit_code), exc, as_json)
+        _fail(str(exc), code_for(exc.exit_code), exc, as_json, credentials)
     except KeyboardInterrupt as exc:
         _fail("interrupted", code_for(ExitCode.FAILURE), exc, as_json)
     except BrokenPipeError:
@@ -764,6 +794,7 @@ def main(argv: list[str] | None = None) -> None:
             code_for(ExitCode.FAILURE),
             exc,
             as_json,
+            credentials,
         )
     # click returns the code of a click.exceptions.Exit when not in standalone mode
     sys.exit(code if isinstance(code, int) else 0)

@@ -16,7 +16,8 @@ Example::
     priorities:
       range: [10000, 10099]       # the rule-priority band multihome owns
     rules: [onlink, from, oif, iif]
-    sysctls:                      # per managed interface; null disables a knob
+    sysctls:                      # per managed interface; null disables a knob,
+                                  # `sysctls: false` all of them (containers)
       rp_filter: 2
       arp_ignore: 1
       arp_announce: 2
@@ -31,7 +32,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -44,6 +45,8 @@ SYSCTL_KNOBS = ("rp_filter", "arp_ignore", "arp_announce", "arp_filter")
 DEFAULT_SYSCTLS: Mapping[str, int | None] = MappingProxyType(
     {"rp_filter": 2, "arp_ignore": 1, "arp_announce": 2, "arp_filter": 1}
 )
+#: ``sysctls: false``: route without touching /proc/sys (a read-only one in a container).
+NO_SYSCTLS: Mapping[str, int | None] = MappingProxyType(dict.fromkeys(SYSCTL_KNOBS))
 SYSCTL_RANGES = {
     "rp_filter": (0, 2),
     "arp_ignore": (0, 8),
@@ -80,6 +83,15 @@ class Config:
 
     def table_name(self, ifname: str) -> str:
         return self.table_names.get(ifname, f"mh-{ifname}")
+
+    @property
+    def sysctls_off(self) -> tuple[str, ...]:
+        """The knobs multihome leaves alone (``null``, ``sysctls: false``, ``--no-sysctls``)."""
+        return tuple(knob for knob in SYSCTL_KNOBS if self.sysctls.get(knob) is None)
+
+    def without_sysctls(self) -> Config:
+        """This configuration routing without any sysctl (``apply --no-sysctls``)."""
+        return replace(self, sysctls=NO_SYSCTLS)
 
 
 def load_config(path: Path | None, *, explicit: bool = False) -> Config:
@@ -233,6 +245,8 @@ def _rule_kinds(node: Node) -> tuple[str, ...]:
 
 
 def _sysctls(node: Node) -> dict[str, int | None]:
+    if node.value is False:
+        return dict(NO_SYSCTLS)
     sysctls = dict(DEFAULT_SYSCTLS)
     for knob, setting in node.mapping(SYSCTL_KNOBS, optional=True).items():
         low, high = SYSCTL_RANGES[knob]

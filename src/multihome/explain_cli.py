@@ -310,11 +310,6 @@ def explain(
     from multihome.explain import explain as walk
 
     flow = build_flow(address, src, dst, iif, oif, mark, proto, dport, sport, uid)
-    if as_dot and flow.dst.version == 6:
-        raise InputError(
-            f"--dot with {flow.dst}: the picture draws the IPv4 routing only; explain this "
-            "IPv6 flow as text or with --json"
-        )
     config = obj.config()
     backend = NetlinkBackend()
     try:

@@ -63,6 +63,25 @@ def _temporary(path: Path) -> tuple[int, str]:
             continue
 
 
+def make_dirs(path: Path, mode: int = 0o755) -> None:
+    """Create ``path`` and its missing parents with exactly ``mode`` (not the umask's: a
+    umask of 000, as some launchers leave, must not make a directory others can write to).
+    Directories that exist already are left as they are."""
+    missing = []
+    probe = path
+    while not probe.is_dir():
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=mode)
+        except FileExistsError:
+            continue  # made by another process in between
+        os.chmod(directory, mode)
+
+
 def write_atomic(path: Path, content: str, mode: int = 0o644, *, durable: bool = True) -> bool:
     """Write ``content`` to ``path`` atomically; return False when it already had it.
 
@@ -71,7 +90,7 @@ def write_atomic(path: Path, content: str, mode: int = 0o644, *, durable: bool =
     if read_text(path) == content:
         return False
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(path.parent)
         fd, tmp = _temporary(path)
     except OSError as exc:
         raise InputError(

@@ -19,7 +19,9 @@ from multihome.model import (
     FR_ACT_TO_TBL,
     RTN_UNICAST,
     SCOPE_UNIVERSE,
+    Address,
     HostState,
+    IPAddress,
     Route,
     Rule,
     table_label,
@@ -44,7 +46,7 @@ def quote(text: str) -> str:
 
 
 def _rule_id(rule: Rule) -> str:
-    return quote(f"rule {rule.describe()}")
+    return quote(f"rule {rule.describe()}")  # describe() says -6 for an IPv6 rule
 
 
 def _table_id(table: int) -> str:
@@ -53,23 +55,19 @@ def _table_id(table: int) -> str:
 
 def wrong_paths(state: HostState, config: Config, problems: Sequence[Problem]) -> list[Explanation]:
     """The path of each wrong-path finding (:data:`WRONG_PATH_CODES`): for every address of
-    the finding's port, the replies to ``config.probe``, explained, when they leave through
-    another device."""
-    import ipaddress
-
+    the finding's port, the replies to ``config.probe`` (``config.probe6`` for an IPv6
+    address), explained, when they leave through another device."""
     from multihome.explain import Flow, explain
 
     found = []
-    probe = config.probe
-    if not isinstance(probe, ipaddress.IPv4Address):
-        return []
+    probes: dict[int, IPAddress] = {p.version: p for p in (config.probe, config.probe6)}
     names = {p.interface for p in problems if p.code in WRONG_PATH_CODES}
     for ifname in sorted(name for name in names if name is not None):
-        for address in state.addresses_of(ifname, 4):
-            src = address.ip
-            if address.scope != SCOPE_UNIVERSE or not isinstance(src, ipaddress.IPv4Address):
+        for address in _drawn_addresses(state, ifname):
+            probe = probes.get(address.family)
+            if probe is None:
                 continue
-            path = explain(state, Flow(dst=probe, src=src))
+            path = explain(state, Flow(dst=probe, src=address.ip))
             if path.ifname is not None and path.ifname != ifname:
                 found.append(path)
     return found
@@ -79,7 +77,15 @@ def routing_dot(state: HostState, config: Config, *paths: Explanation) -> str:
     """The picture as dot text (deterministic: same state, same text), ``paths`` in red."""
     from multihome.policy import is_owned_route, is_owned_rule
 
-    rules = sorted((r for r in state.rules if r.family == 4), key=lambda r: r.priority)
+    # A family is drawn where the host has a global address of it (or a path is of it):
+    # a VM without IPv6 keeps an IPv4 picture, without the kernel's default IPv6 rules.
+    ports = [link for link in state.links if not link.loopback]
+    families = {a.family for link in ports for a in _drawn_addresses(state, link.name)}
+    families |= {path.flow.dst.version for path in paths}
+    rules = sorted(
+        (r for r in state.rules if r.family in (families or {4})),
+        key=lambda r: (r.priority, r.family),
+    )
     on_path_rules: set[Rule] = set()
     path_tables: set[int] = set()
     path_routes: set[Route] = set()
@@ -98,16 +104,13 @@ def routing_dot(state: HostState, config: Config, *paths: Explanation) -> str:
         '  node [shape=box, fontname="monospace"];',
         '  edge [fontname="monospace", fontsize=10];',
     ]
-    ports = [link for link in state.links if not link.loopback]
     lines.append('  subgraph cluster_ports { label="ports";')
     for link in ports:
         red = link.name in path_devs
         lines.append(f"    {quote(link.name)} [shape=component{', ' + RED if red else ''}];")
     lines.append("  }")
     for link in ports:
-        for address in state.addresses_of(link.name, 4):
-            if address.scope != SCOPE_UNIVERSE:
-                continue
+        for address in _drawn_addresses(state, link.name):
             red = address.ip in path_srcs
             lines.append(f"  {quote(str(address.ip))} [shape=ellipse{', ' + RED if red else ''}];")
             lines.append(f"  {quote(link.name)} -> {quote(str(address.ip))};")
@@ -126,7 +129,8 @@ def routing_dot(state: HostState, config: Config, *paths: Explanation) -> str:
     lines += _rule_edges(state, rules, on_path_rules)
     tables = sorted({r.table for r in rules if r.action == FR_ACT_TO_TBL and not r.l3mdev})
     for table in tables:
-        routes = [r for r in state.routes if r.table == table and r.family == 4]
+        families = {r.family for r in rules if r.table == table}
+        routes = [r for r in state.routes_in(table) if r.family in families]
         label = f"table {table_label(table)}" + ("" if routes else " (missing)")
         red = table in path_tables
         lines.append(
@@ -151,11 +155,12 @@ def _rule_edges(state: HostState, rules: list[Rule], on_path: set[Rule]) -> list
     for rule in rules:
         red = rule in on_path
         for link in state.links:
-            for address in state.addresses_of(link.name, 4):
+            for address in _drawn_addresses(state, link.name):
+                # ipaddress compares bare integers across families: check the family first.
                 if (
                     rule.src is not None
-                    and address.scope == SCOPE_UNIVERSE
-                    and (address.ip in rule.src)
+                    and rule.family == address.family
+                    and address.ip in rule.src
                 ):
                     lines.append(
                         f"  {quote(str(address.ip))} -> {_rule_id(rule)} "
@@ -177,6 +182,12 @@ def _rule_edges(state: HostState, rules: list[Rule], on_path: set[Rule]) -> list
             lines.append(f"  {end} [shape=octagon];")
             lines.append(f"  {_rule_id(rule)} -> {end}{' [' + RED + ']' if red else ''};")
     return lines
+
+
+def _drawn_addresses(state: HostState, ifname: str) -> list[Address]:
+    """The port's addresses a picture shows: global ones of both families (a link-local
+    address is the same on every picture and leads to no rule)."""
+    return [a for a in state.addresses_of(ifname) if a.scope == SCOPE_UNIVERSE]
 
 
 def _route_edges(

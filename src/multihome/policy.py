@@ -238,18 +238,21 @@ def persisted_rules(state: HostState, config: Config) -> frozenset[Rule]:
 
 
 def native_table_routes(
-    state: HostState, config: Config, assigned: dict[str, int]
+    state: HostState, config: Config, assigned: dict[str, int], family: int = 4
 ) -> dict[str, list[Route]]:
     """Routes a network manager keeps in an interface's own table (DHCP's ``RouteTable=``,
-    ``ipv4.route-table``): not multihome's, but exactly where the policy wants them."""
+    ``ipv4.route-table``; for IPv6 the persisted copies: networkd's ``Gateway=_ipv6ra``,
+    NetworkManager's ``ipv6.routes``): not multihome's, but exactly where the policy wants
+    them."""
     found: dict[str, list[Route]] = {}
     for r in state.routes:
         if (
             r.ifname is not None
             and assigned.get(r.ifname) == r.table
-            and r.family == 4
+            and r.family == family
             and r.type == RTN_UNICAST
             and not is_owned_route(r, config)
+            and not (family == 6 and (r.dst.is_link_local or r.dst.is_multicast))
         ):
             found.setdefault(r.ifname, []).append(r)
     return found
@@ -316,7 +319,10 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
     defaults = _defaults(
         state, managed, routes_by_if, native, owned_by_if, assigned, declared, facts
     )
-    six = _Ipv6.gather(state, managed, owned_route_set, assigned, facts)
+    six = _Ipv6.gather(
+        state, managed, owned_route_set, assigned, facts,
+        native_table_routes(state, config, assigned, 6),
+    )  # fmt: skip
 
     primary = _choose_primary(state, config, managed, defaults, routes_by_if) or _primary6(
         state, six.defaults
@@ -327,7 +333,9 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
     tables = _assign_tables(
         state,
         config,
-        [m for m in managed if m.name in defaults or m.name in six.defaults] if multihomed else [],
+        [m for m in managed if m.name in defaults or m.name in six.defaults or m.name in six.gone]
+        if multihomed
+        else [],
         assigned,
         native,
     )
@@ -344,7 +352,7 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
         table = tables.get(link.name)
         role = (
             "isolated"
-            if default is None and link.name not in six.defaults
+            if default is None and link.name not in six.defaults and link.name not in six.gone
             else ("primary" if link.name == primary else "secondary")
         )
         interfaces.append(
@@ -997,29 +1005,55 @@ def _main_routes6_by_if(state: HostState, ifnames: list[str]) -> dict[str, list[
 
 
 def _defaults6(
+    state: HostState,
     managed: list[Link],
     routes6_by_if: dict[str, list[Route]],
     owned6: dict[str, list[Route]],
     assigned: dict[str, int],
     facts: PortFacts,
-) -> dict[str, Route]:
+) -> tuple[dict[str, Route], frozenset[str]]:
     """An IPv6 default per interface: main's (the router advertisement's, ``proto ra``), else
     our copy in the port's table (main lost it in a flap: missing data), else the agent's
-    memory. Among several routers on one link, the lowest metric, then the lowest address."""
+    memory. Among several routers on one link, the lowest metric, then the lowest address.
+
+    Also the ports whose router is gone: main lost only the default while the port's own
+    link-local prefix route stayed (a flap flushes every route of the device, fe80::/64
+    too). The kernel removes an RA default only when its router said so (router lifetime
+    0) or when the lifetime it announced ran out: positive information, not missing data
+    (rule 7), so the earlier default is not kept; the port's IPv6 table (once it has one)
+    keeps its prefixes and rules until a router advertises again."""
     found: dict[str, Route] = {}
+    gone: set[str] = set()
     for link in managed:
-        candidates = (
-            [r for r in routes6_by_if[link.name] if r.is_default]
-            or [
-                r
-                for r in owned6.get(link.name, ())
-                if r.is_default and assigned.get(link.name) == r.table
-            ]
-            or [r for r in facts.seen.get(link.name, ()) if r.is_default and r.family == 6]
-        )
+        earlier = [
+            r
+            for r in owned6.get(link.name, ())
+            if r.is_default and assigned.get(link.name) == r.table
+        ] or [r for r in facts.seen.get(link.name, ()) if r.is_default and r.family == 6]
+        candidates = [r for r in routes6_by_if[link.name] if r.is_default]
+        had = earlier or [
+            r for r in owned6.get(link.name, ()) if r.table == assigned.get(link.name)
+        ]
+        if not candidates and had and _ipv6_routes_live(state, link.name):
+            gone.add(link.name)  # its table keeps its prefixes and rules, without a default
+            continue
+        candidates = candidates or earlier
         if candidates:
             found[link.name] = min(candidates, key=lambda r: (r.metric, str(r.gateway)))
-    return found
+    return found, frozenset(gone)
+
+
+def _ipv6_routes_live(state: HostState, ifname: str) -> bool:
+    """Main still holds the port's link-local prefix (fe80::/64): its routes were not
+    flushed (the device did not go down since)."""
+    return any(
+        r.table == TABLE_MAIN
+        and r.ifname == ifname
+        and r.family == 6
+        and r.dst.is_link_local
+        and r.dst.prefixlen == 64
+        for r in state.routes
+    )
 
 
 def _primary6(state: HostState, defaults6: dict[str, Route]) -> str | None:
@@ -1042,6 +1076,10 @@ class _Ipv6:
     owned: dict[str, list[Route]]
     seen: dict[str, list[Route]]
     defaults: dict[str, Route]
+    gone: frozenset[str]
+    """Ports whose router left (``_defaults6``): their tables keep prefixes and rules."""
+    native: dict[str, list[Route]]
+    """The network manager's IPv6 routes in each port's table (persisted copies)."""
 
     @classmethod
     def gather(
@@ -1051,9 +1089,11 @@ class _Ipv6:
         owned_routes: frozenset[Route],
         assigned: dict[str, int],
         facts: PortFacts,
+        native: dict[str, list[Route]],
     ) -> _Ipv6:
         in_main = _main_routes6_by_if(state, [m.name for m in managed])
         owned = _family_by_if(owned_routes, 6)
+        defaults, gone = _defaults6(state, managed, in_main, owned, assigned, facts)
         return cls(
             state=state,
             addresses={
@@ -1065,7 +1105,9 @@ class _Ipv6:
                 name: sorted((r for r in routes if r.family == 6), key=lambda r: r.order)
                 for name, routes in facts.seen.items()
             },
-            defaults=_defaults6(managed, in_main, owned, assigned, facts),
+            defaults=defaults,
+            gone=gone,
+            native=native,
         )
 
     def gateway(self, ifname: str) -> IPAddress | None:
@@ -1089,12 +1131,13 @@ class _Ipv6:
         addrs = self.addresses[ifname]
         default = self.defaults.get(ifname)
         owned = [r for r in self.owned.get(ifname, ()) if r.table == table]
-        if default is not None and addrs:
+        if addrs and (default is not None or ifname in self.gone):
             earlier = [*owned, *self.seen.get(ifname, ())]
             copies = _table_routes6(
                 ifname, table, addrs, default, self.in_main[ifname], earlier, origins
             )
             copies = _with_existing(copies, owned, table, origins)
+            copies = _with_native(copies, self.native.get(ifname, []))
             routes.update(copies)
             rules |= _interface_rules(config, ifname, table, addrs, copies, family=6)
         elif _dad_pending(self.state, ifname):
@@ -1114,7 +1157,7 @@ def _table_routes6(
     ifname: str,
     table: int,
     addrs: tuple[Address, ...],
-    default: Route,
+    default: Route | None,
     in_main: list[Route],
     earlier: list[Route],
     origins: dict[Route, str],
@@ -1122,7 +1165,8 @@ def _table_routes6(
     """The IPv6 routes of ``ifname``'s table, one per destination: main's routes of the port
     now (the advertised prefixes and routes); our earlier copies and the agent's memory while
     they still fit the port (an on-link prefix that holds one of its addresses, a gateway that
-    is link-local or on one of its prefixes); the prefix of each address; the default."""
+    is link-local or on one of its prefixes); the prefix of each address; the default (none
+    when the router is gone)."""
     copies = [_copy(r, table) for r in in_main if not r.is_default]
     have = {r.dst for r in copies}
 
@@ -1150,6 +1194,8 @@ def _table_routes6(
             copies.append(route)
             have.add(addr.network)
             origins[route] = f"the address {addr.interface}"
+    if default is None:
+        return copies
     copy = _copy(default, table)
     copies.append(copy)
     if default.table != TABLE_MAIN:

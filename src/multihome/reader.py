@@ -387,7 +387,12 @@ def decode(raw: bytes, source: str, *, remedy: str | None = None) -> str:
     if len(raw) > MAX_BYTES:
         raise InputError.at(
             source,
-            f"{len(raw)} bytes is more than the {MAX_BYTES} bytes this file may have",
+            (
+                f"{len(raw)} bytes"
+                if len(raw) > MAX_BYTES + 1
+                else f"reading stopped after {MAX_BYTES} bytes: it"
+            )
+            + f" is more than the {MAX_BYTES} bytes this file may have",
             remedy or "give the right file",
         )
     try:

@@ -19,7 +19,7 @@ from typing import ClassVar
 import pytest
 from agent_util import ADDRESS, MAC, Lab, network_data, sh, write_drive
 
-from multihome.errors import MetadataUnavailable
+from multihome.errors import InputError, MetadataUnavailable
 from multihome.model import PROTO_STATIC, TABLE_MAIN, Address, HostState, Link, Route
 from multihome.source import (
     Retry,
@@ -237,3 +237,81 @@ def _config_drive_image(tmp: Path, drive: Path) -> str | None:
         ["losetup", "-f", "--show", str(image)], capture_output=True, text=True, check=False
     )
     return loop.stdout.strip() if loop.returncode == 0 else None
+
+
+class _Endless(http.server.BaseHTTPRequestHandler):
+    """An answer without end: ``drip`` seconds between chunks of ``chunk`` bytes (no
+    Content-Length, as a broken or hostile service may send)."""
+
+    chunk: ClassVar[int] = 65536
+    drip: ClassVar[float] = 0.0
+    url: ClassVar[str] = ""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        try:
+            self.wfile.write(b'{"links": [' + b" " * 10)
+            while True:
+                self.wfile.write(b" " * self.chunk)
+                self.wfile.flush()
+                if self.drip:
+                    time.sleep(self.drip)
+        except OSError:
+            return  # the reader hung up: what the test wants
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def endless() -> Iterator[type[_Endless]]:
+    """A local service whose every answer never ends (tune ``chunk`` and ``drip``)."""
+    handler = type("E", (_Endless,), {})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    handler.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_huge_or_endless_answer_is_refused_at_the_limit(endless: type[_Endless]) -> None:
+    """An endless network_data.json from the metadata service: an InputError naming the URL
+    and the limit, after reading just past the limit (not the whole answer)."""
+    start = time.monotonic()
+    with pytest.raises(InputError, match=r"network_data\.json.*reading stopped after 1048576"):
+        read_service(endless.url, Retry(1, 2, 0))
+    assert time.monotonic() - start < 10
+
+
+def test_a_dripping_answer_is_cut_off_by_the_total_time(endless: type[_Endless]) -> None:
+    """A service that sends a few bytes every 0.1 s (each read within its timeout) is cut off
+    after the answer's total time, with MetadataUnavailable (wait, never delete)."""
+    endless.chunk, endless.drip = 16, 0.1
+    start = time.monotonic()
+    with pytest.raises(MetadataUnavailable, match="took longer than 1 s"):
+        read_service(endless.url, Retry(1, 2, 0, total=1))
+    assert time.monotonic() - start < 5
+
+
+def test_a_huge_file_or_a_fifo_on_the_drive_is_refused(tmp_path: Path) -> None:
+    """A 64 MB network_data.json (sparse) on a config drive is refused naming the file and the
+    limit; a FIFO in its place is refused at once, never waited for."""
+    drive = write_drive(tmp_path / "md", network_data())
+    target = drive / "openstack/latest/network_data.json"
+    with target.open("r+b") as handle:
+        handle.truncate(64 << 20)
+    with pytest.raises(InputError, match=r"network_data\.json.*reading stopped after 1048576"):
+        read_config_drive(drive)
+    target.unlink()
+    os.mkfifo(target)
+    start = time.monotonic()
+    with pytest.raises(InputError, match="not a regular file"):
+        read_config_drive(drive)
+    assert time.monotonic() - start < 5

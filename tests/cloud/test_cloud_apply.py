@@ -35,8 +35,8 @@ def test_example_applies_then_noop_then_destroys(
     conn = nova_env.connect()
     planted = conn.compute.create_server(
         name=topo.servers[0].name,
-        image_id=conn.image.find_image("ubuntu-24.04").id,
-        flavor_id=conn.compute.find_flavor("m1.tiny").id,
+        image_id=next(conn.image.images(name="ubuntu-24.04")).id,
+        flavor_id=conn.compute.find_flavor("m1.tiny", ignore_missing=False).id,
         networks="none",
     )
     conn.compute.wait_for_server(planted, status="ACTIVE", interval=0.5, wait=120)

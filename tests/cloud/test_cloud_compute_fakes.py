@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from openstack.compute import compute_service
 from openstack.compute.v2 import flavor, server
+from openstack.exceptions import NotFoundException
 from openstack.image import image_service
 from openstack.image.v2 import image
 from openstack.test import fakes
@@ -20,7 +21,7 @@ def _api() -> tuple[ComputeApi, Any, Any]:
     compute = fakes.generate_fake_proxy(compute_service.ComputeService)
     images = fakes.generate_fake_proxy(image_service.ImageService, "2")
     for proxy in (compute, images):  # the fakes pre-set side effects; tests set returns
-        for name in ("create_server", "find_image", "find_flavor", "servers"):
+        for name in ("create_server", "images", "get_image", "find_flavor", "servers"):
             if hasattr(proxy, name):
                 getattr(proxy, name).side_effect = None
     return ComputeApi(compute, images, poll=0.01, timeout=1), compute, images
@@ -52,18 +53,33 @@ def test_create_server_sends_ports_config_drive_tag_and_user_data() -> None:
 
 
 def test_lookups_name_the_fix() -> None:
-    """A missing image or flavor is a CloudError that says how to list the right names."""
+    """A missing image or flavor (openstacksdk's NotFoundException: the flavor asked for with
+    ignore_missing=False instead of the deprecated default, the image listed by name and then
+    got by id) is a CloudError that says how to list the right names; two images of one name
+    are refused."""
     api, compute, images = _api()
-    images.find_image.return_value = None
-    compute.find_flavor.return_value = None
+    images.images.return_value = []
+    images.get_image.side_effect = NotFoundException("No Image found for nope")
+    compute.find_flavor.side_effect = NotFoundException("No Flavor found for nope")
     with pytest.raises(CloudError, match="openstack image list"):
         api.image_id("nope")
     with pytest.raises(CloudError, match="openstack flavor list"):
         api.flavor_id("nope")
-    images.find_image.return_value = fakes.generate_fake_resource(image.Image)
+    found = fakes.generate_fake_resource(image.Image)
+    images.images.return_value = [found]
+    compute.find_flavor.side_effect = None
     compute.find_flavor.return_value = fakes.generate_fake_resource(flavor.Flavor)
-    assert api.image_id("ok") == images.find_image.return_value.id
+    assert api.image_id("ok") == found.id
+    assert images.images.call_args.kwargs == {"name": "ok"}
     assert api.flavor_id("ok") == compute.find_flavor.return_value.id
+    assert compute.find_flavor.call_args.kwargs == {"ignore_missing": False}
+    images.images.return_value = [found, found]
+    with pytest.raises(CloudError, match="2 images have this name"):
+        api.image_id("ok")
+    images.images.return_value = []
+    images.get_image.side_effect = None
+    images.get_image.return_value = found
+    assert api.image_id(found.id) == found.id
 
 
 def test_servers_are_listed_by_tag_and_attach_uses_os_interface() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -187,3 +188,71 @@ def test_secrets_are_never_printed(tmp_path: Path) -> None:
     assert "s3cr3t" not in done.stdout + done.stderr
     assert "cannot reach the cloud" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _multihome(
+    *args: str, env: dict[str, str], cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The installed ``multihome`` with exactly ``env`` (no OS_* of the test's own)."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "multihome"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        check=False,
+        timeout=120,
+    )
+
+
+def _no_cloud_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env["HOME"] = str(home)
+    return env
+
+
+def test_plan_without_a_cloud_names_the_cause_and_where_clouds_yaml_was_looked_for(
+    tmp_path: Path,
+) -> None:
+    """No OS_CLOUD, no OS_* variables, no clouds.yaml: `cloud plan -f examples/...` says no
+    cloud is configured (not "cannot reach the cloud"), lists the clouds.yaml paths it
+    searched (the home's among them) and points to `cloud validate`; exit 2."""
+    example = REPO / "examples" / "scenario4-two-ports-two-floating-ips.yaml"
+    done = _multihome(
+        "cloud", "plan", "-f", str(example), env=_no_cloud_env(tmp_path), cwd=tmp_path
+    )
+    assert done.returncode == 2, done.stderr
+    assert "no cloud is configured: no --os-cloud, no OS_CLOUD and no OS_AUTH_URL" in done.stderr
+    assert f"{tmp_path}/.config/openstack/clouds.yaml" in done.stderr
+    assert "/etc/openstack/clouds.yaml" in done.stderr
+    assert "cloud validate -f FILE" in done.stderr
+    assert "cannot reach" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_validate_checks_every_example_without_a_cloud(tmp_path: Path) -> None:
+    """`cloud validate` with no cloud configured: exit 0 for each example, its counts and
+    the names it leaves to the cloud (the external network); --json says the same."""
+    env = _no_cloud_env(tmp_path)
+    for example in sorted((REPO / "examples").glob("scenario*.yaml")):
+        done = _multihome("cloud", "validate", "-f", str(example), env=env)
+        assert done.returncode == 0, done.stderr
+        assert "valid topology" in done.stdout and "networks public" in done.stdout
+    example = REPO / "examples" / "scenario2-direct-external-isolated.yaml"
+    done = _multihome("cloud", "validate", "-f", str(example), "--json", env=env)
+    data = json.loads(done.stdout)
+    assert data["valid"] is True and data["topology"] == "scenario2"
+    assert data["counts"]["servers"] == 2 and data["counts"]["ports"] == 4
+    assert data["references"]["networks"] == ["public"]
+
+
+def test_validate_refuses_a_bad_file_with_exit_2(tmp_path: Path) -> None:
+    """An invalid topology: exit 2, the key and the fix; with --json one error document."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GOOD.replace("fixed_ip: 192.168.0.10", "fixed_ip: 192.168.7.10"))
+    env = _no_cloud_env(tmp_path)
+    done = _multihome("cloud", "validate", "-f", str(bad), env=env)
+    assert done.returncode == 2 and done.stdout == ""
+    assert "servers[0].ports[0].fixed_ip: 192.168.7.10 is in no subnet" in done.stderr
+    done = _multihome("cloud", "validate", "-f", str(bad), "--json", env=env)
+    assert done.returncode == 2
+    assert json.loads(done.stdout)["error"]["code"] == 2

@@ -136,3 +136,14 @@ def test_cloud_serialisers_match_the_docs() -> None:
         ("cloud attach-port", port.to_json()),
     ):
         assert undocumented(dict(document, schema=JSON_SCHEMA), docs[command]) == [], command
+
+
+def test_cloud_validate_output_matches_the_docs() -> None:
+    """`cloud validate --json` needs no cloud: its real output (an example topology) has only
+    documented keys and the schema version."""
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    done = run_cli(
+        "cloud", "validate", "-f", str(examples / "scenario1-private-with-gateway.yaml"), "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    _check({"cloud validate": [parse_json(done)]})

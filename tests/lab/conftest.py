@@ -23,7 +23,7 @@ def needs_root() -> None:
         pytest.skip("the lab needs root")
     missing = [
         p
-        for p in ("ip", "nft", "dnsmasq", "dhclient", "curl", "ping", "sysctl")
+        for p in ("ip", "nft", "dnsmasq", "dhclient", "curl", "ping", "sysctl", "radvd")
         if shutil.which(p) is None
     ]
     if missing:

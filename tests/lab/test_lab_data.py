@@ -43,17 +43,20 @@ expect:
 """
 
 
-def test_builtin_scenarios_are_the_five_sections_of_the_howto() -> None:
-    """Five scenarios, numbered 1-5, each with expectations before and after apply."""
+def test_builtin_scenarios_are_the_sections_of_the_howto_and_three_in_ipv6() -> None:
+    """Eight scenarios: the how-to's five (IPv4), then scenario 4 dual-stack (SLAAC), one
+    with an IPv6-only port, and scenario 4 with DHCPv6; each expects every public address
+    (floating IPs, IPv6 global addresses) before and after apply."""
     scenarios = builtin_scenarios()
-    assert [s.number for s in scenarios] == [1, 2, 3, 4, 5]
-    assert len({s.name for s in scenarios}) == 5
+    assert [s.number for s in scenarios] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert len({s.name for s in scenarios}) == 8
+    assert [s.number for s in scenarios if s.ipv6] == [6, 7, 8]
     for scenario in scenarios:
         assert set(scenario.expect) == {"before", "after"}
         publics = {
             str(scenario.public_address(p, ip))
             for p in scenario.ports
-            for ip in p.ips
+            for ip in p.addresses
             if scenario.public_address(p, ip) is not None
         }
         assert set(scenario.expect["after"].reachable) == publics
@@ -79,6 +82,28 @@ def test_scenario4_is_the_howto_and_expects_the_failure_then_the_fix() -> None:
         ("203.0.113.10}", "198.51.100.7}", "is not a free floating IP"),
         ("network: private", "network: public", "ports[0].network: 'public' is not defined"),
         ("name: eth0", "name: eth5", "ports[0].name: 'eth5' is not eth0"),
+        (
+            "gateway: 192.168.0.1}",
+            'gateway: 192.168.0.1, ipv6: {cidr: "2001:db8:1::/56"}}',
+            "networks.private.ipv6.cidr: 2001:db8:1::/56 is not a /64 in 2001:db8::/32",
+        ),
+        (
+            "gateway: 192.168.0.1}",
+            'ipv6: {cidr: "2001:db8:1::/64"}}',
+            "an IPv6 subnet needs the tenant router",
+        ),
+        ("ips: [192.168.0.10]", "ips: []", "an IPv6-only port, ips: [], needs a network"),
+        (
+            "gateway: 192.168.0.1}",
+            'gateway: 192.168.0.1, ipv6: {cidr: "2001:db8:1::/64", mode: dhcp}}',
+            "networks.private.ipv6.mode: 'dhcp' is not an IPv6 mode",
+        ),
+        (
+            "gateway: 192.168.0.1}",
+            'gateway: 192.168.0.1, dhcp: false, ipv6: {cidr: "2001:db8:1::/64", '
+            "mode: dhcpv6-stateful}}",
+            "DHCPv6 needs the network's DHCP",
+        ),
         ("gateway: 192.168.0.1", "gateway: 10.0.0.1", "gateway: 10.0.0.1 is outside"),
         (
             "before: {spoof_drops: false}",
@@ -106,18 +131,121 @@ def test_unknown_scenario_lists_the_choices() -> None:
 
 
 def test_port_security_allows_own_pairs_and_counts_every_drop() -> None:
-    """Allowed address pairs join the port's set; each port has 4 named drop counters."""
+    """Allowed address pairs join the port's set; each IPv4 port has 4 named drop
+    counters and no IPv6 rule (IPv6 counts as other)."""
     scenario = load_scenario("3")
     rules = topo.render_portsec(scenario)
     eth0, eth1 = scenario.ports
     assert f"elements = {{ 192.168.0.107 . {eth0.mac}, 192.168.0.112 . {eth0.mac} }}" in rules
     assert f"elements = {{ 192.168.0.112 . {eth1.mac} }}" in rules
+    assert "ip6" not in rules and "icmpv6" not in rules
     for port in ("eth0", "eth1"):
-        for reason in topo.DROP_REASONS:
+        assert topo.drop_reasons(scenario.ports[0]) == ("mac", "ip", "arp", "other")
+        for reason in topo.drop_reasons(scenario.ports[0]):
             assert f"counter {port}_{reason} {{ }}" in rules
             assert f'counter name "{port}_{reason}" drop' in rules
     assert '"tap1" : jump port_eth1' in rules
     assert "iifname vmap @ports" in rules
+
+
+def test_ipv6_port_security_allows_own_addresses_and_link_local_and_checks_nd() -> None:
+    """A port with IPv6: its set holds its SLAAC address and its MAC-derived link-local
+    (both EUI-64 of its MAC, as Neutron computes them); DAD and MLD from :: pass; router
+    advertisements and neighbour advertisements for another address are dropped (``nd``);
+    other IPv6 sources are dropped (``ip6``); an IPv6-only port's IPv4 set is empty."""
+    scenario = load_scenario("6")
+    eth0, eth1 = scenario.ports
+    assert eth0.mac == "fa:16:3e:a8:00:6b"
+    assert [str(a) for a in eth0.ips6] == ["2001:db8:1:0:f816:3eff:fea8:6b"]
+    assert str(eth0.link_local) == "fe80::f816:3eff:fea8:6b"
+    rules = topo.render_portsec(scenario)
+    assert (
+        f"elements = {{ fe80::f816:3eff:fea8:6b . {eth0.mac}, "
+        f"2001:db8:1:0:f816:3eff:fea8:6b . {eth0.mac} }}" in rules
+    )
+    assert "ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report } accept" in rules
+    assert 'icmpv6 type nd-router-advert counter name "eth1_nd" drop' in rules
+    target = f"0x{int(eth1.ips6[0]):032x}"
+    assert target == "0x20010db800010000f8163efffea80070"
+    assert f"@th,64,128 != {{ 0x{int(eth1.link_local):032x}, {target} }}" in rules
+    assert 'ether type ip6 counter name "eth1_ip6" drop' in rules
+    # The checks come before the port's own sources are accepted.
+    chain = rules[rules.index("chain port_eth1") :]
+    assert chain.index("nd-neighbor-advert") < chain.index("@eth1_allowed6 accept")
+    removal = topo.render_portsec_remove(eth1)
+    assert "delete set bridge portsec eth1_allowed6" in removal
+    assert "delete counter bridge portsec eth1_nd" in removal
+    only6 = load_scenario("7").ports[1]
+    assert only6.ips == () and only6.mac == "fa:16:3e:66:00:01"
+    text = topo.render_portsec(load_scenario("7"))
+    assert "set eth1_allowed {\n\t\ttype ipv4_addr . ether_addr\n\t}" in text
+
+
+def test_radvd_advertises_each_ipv6_subnet_on_its_router_leg() -> None:
+    """radvd: a stanza per tenant leg with an IPv6 subnet (SLAAC: on-link, autonomous);
+    none for an IPv4-only network; the router's global address is the subnet's ::1."""
+    scenario = load_scenario("7")
+    legs = topo.router_advertised(scenario)
+    assert [(leg, str(prefix)) for leg, prefix in legs] == [
+        ("qr-0", "2001:db8:1::/64"),
+        ("qr-1", "2001:db8:2::/64"),
+    ]
+    conf = topo.radvd_conf(legs)
+    assert conf.count("AdvSendAdvert on;") == 2 and "qr-2" not in conf
+    assert "prefix 2001:db8:2::/64 {\n\t\tAdvOnLink on;\n\t\tAdvAutonomous on;" in conf
+    assert str(scenario.networks[1].gateway6) == "2001:db8:2::1"
+    assert scenario.networks[2].gateway6 is None
+    assert not scenario.port_dhcp(scenario.ports[1])  # IPv6-only: no DHCPv4 lease
+    assert "fa:16:3e:66:00:01" not in topo.dhcp_hosts(scenario)
+
+
+def test_dhcpv6_subnet_sets_the_managed_flag_and_dnsmasq_serves_fixed_addresses() -> None:
+    """A DHCPv6-stateful subnet (scenario 8): radvd sets the managed and other-config flags
+    and advertises the prefix on-link but not autonomous; dnsmasq gets a static DHCPv6 range
+    and each port's host line its IPv6 address beside its IPv4 one; the DHCP port's IPv6
+    address is the subnet's ::2; the guest runs dhclient -6 on each port."""
+    scenario = load_scenario("8")
+    network = scenario.networks[0]
+    assert network.dhcpv6 and str(network.dhcp_server6) == "2001:db8:3::2"
+    assert [str(p.ips6[0]) for p in scenario.ports] == ["2001:db8:3::6b", "2001:db8:3::70"]
+    conf = topo.radvd_conf(topo.router_advertised(scenario), managed=topo.managed_legs(scenario))
+    assert "AdvManagedFlag on;" in conf and "AdvAutonomous off;" in conf
+    slaac = topo.radvd_conf(topo.router_advertised(load_scenario("6")))
+    assert "AdvManagedFlag" not in slaac and "AdvAutonomous on;" in slaac
+    args = topo.dnsmasq_args(scenario, Path("/run/x"))
+    assert "--dhcp-range=set:net0v6,2001:db8:3::,static,64,12h" in args
+    hosts = topo.dhcp_hosts(scenario)
+    assert f"{scenario.ports[1].mac},set:eth1,192.168.0.112,[2001:db8:3::70]\n" in hosts
+    assert [p.name for p in topo.lab_clients6(scenario)] == ["eth0", "eth1"]
+    assert topo.lab_clients6(load_scenario("6")) == []
+
+
+def test_dhclient_script_configures_the_dhcpv6_address(tmp_path: Path) -> None:
+    """The guest's script under `dhclient -6`: BOUND6 replaces the address (with its /128),
+    a changed address replaces the old one, EXPIRE6 removes it."""
+    log = tmp_path / "ip.log"
+    fake_ip = tmp_path / "ip"
+    fake_ip.write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
+    fake_ip.chmod(0o755)
+    script = tmp_path / "script"
+    script.write_text(topo.dhclient_script(str(fake_ip)))
+    script.chmod(0o755)
+    env = {"interface": "eth1", "new_ip6_address": "2001:db8:3::70", "new_ip6_prefixlen": "128"}
+    for reason, extra in (
+        ("BOUND6", {}),
+        ("RENEW6", {"old_ip6_address": "2001:db8:3::71", "old_ip6_prefixlen": "128"}),
+        ("EXPIRE6", {"old_ip6_address": "2001:db8:3::70", "old_ip6_prefixlen": "128"}),
+    ):
+        done = subprocess.run(
+            [str(script)], env={**env, **extra, "reason": reason}, check=False, timeout=10
+        )
+        assert done.returncode == 0
+    assert log.read_text().splitlines() == [
+        "-6 addr replace 2001:db8:3::70/128 dev eth1",
+        "-6 addr del 2001:db8:3::71/128 dev eth1",
+        "-6 addr replace 2001:db8:3::70/128 dev eth1",
+        "-6 addr del 2001:db8:3::70/128 dev eth1",
+    ]
 
 
 def test_router_nat_maps_each_floating_ip_both_ways_and_snats_the_rest() -> None:
@@ -285,10 +413,30 @@ def test_network_data_describes_every_port_and_address() -> None:
     assert [n["type"] for n in data["networks"]] == ["ipv4_dhcp"] * 3 + ["ipv4"]
 
 
+def test_network_data_lists_ipv6_addresses_as_nova_writes_them() -> None:
+    """An IPv6 subnet with an address mode: a network of type ipv6_slaac (or
+    ipv6_dhcpv6-stateful) per IPv6 address, with its /64 netmask and the default via the
+    subnet's gateway; an IPv6-only port has only that one."""
+    data = topo.network_data(load_scenario("7"))
+    six = [n for n in data["networks"] if str(n["type"]).startswith("ipv6")]
+    assert [(n["type"], n["ip_address"], n["link"]) for n in six] == [
+        ("ipv6_slaac", "2001:db8:1:0:f816:3eff:fea8:6b", data["links"][0]["id"]),
+        ("ipv6_slaac", "2001:db8:2:0:f816:3eff:fe66:1", data["links"][1]["id"]),
+    ]
+    assert six[1]["netmask"] == "ffff:ffff:ffff:ffff::"
+    assert six[1]["routes"] == [{"network": "::", "netmask": "::", "gateway": "2001:db8:2::1"}]
+    assert [n["link"] for n in data["networks"]].count(data["links"][1]["id"]) == 1
+    dhcpv6 = topo.network_data(load_scenario("8"))["networks"]
+    assert [n["type"] for n in dhcpv6] == ["ipv4_dhcp", "ipv6_dhcpv6-stateful"] * 2
+
+
 def test_lab_list_shows_every_scenario() -> None:
-    """`multihome lab list --json` lists the five scenarios with their expectations."""
+    """`multihome lab list --json` lists the eight scenarios with their expectations."""
     done = run_cli("lab", "list", "--json")
     assert done.returncode == 0
     listed = json.loads(done.stdout)["scenarios"]
-    assert [s["number"] for s in listed] == [1, 2, 3, 4, 5]
+    assert [s["number"] for s in listed] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert listed[7]["networks"][0]["ipv6_mode"] == "dhcpv6-stateful"
+    assert listed[5]["networks"][0]["cidr6"] == "2001:db8:1::/64"
+    assert listed[5]["ports"][1]["ips6"] == ["2001:db8:1:0:f816:3eff:fea8:70"]
     assert listed[3]["expect"]["before"]["reachable"]["203.0.113.112"] is False

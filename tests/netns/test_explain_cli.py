@@ -57,7 +57,6 @@ def test_explain_json_and_oif(vm: HowtoVM) -> None:
         (["--to", "1.1.1.1", "--iif", "eth9"], "--iif eth9: no such interface"),
         (["--to", "1.1.1.1", "--iif", "eth0", "--oif", "eth1"], "exclude each other"),
         (["--from", "192.168.0.112", "--to", "2001:db8::1"], "different families"),
-        (["2001:db8::1", "--dot"], "draws the IPv4 routing only"),
         ([], "no destination"),
     ],
 )
@@ -120,7 +119,8 @@ def test_status_format_dot_marks_the_wrong_path_then_none(vm: HowtoVM) -> None:
 def test_explain_ipv6_address_and_link_local(vm: HowtoVM) -> None:
     """IPv6 on the how-to's VM (an address and a default per port, eth0's metric lower):
     replies from eth1's IPv6 address leave through eth0, a link-local peer asked through
-    eth1 is reached through eth1; the kernel agrees, JSON names the owners."""
+    eth1 is reached through eth1; the kernel agrees, JSON names the owners; `explain --dot`
+    and `status --format dot` draw both families, the IPv6 wrong path in red."""
     for dev, address, metric in (("eth0", "2001:db8:1::10", 100), ("eth1", "2001:db8:1::11", 101)):
         sh("ip", "-n", vm.ns, "addr", "add", f"{address}/64", "dev", dev, "nodad")
         sh("ip", "-n", vm.ns, "-6", "route", "add", "default", "via", "fe80::1", "dev", dev,
@@ -137,3 +137,14 @@ def test_explain_ipv6_address_and_link_local(vm: HowtoVM) -> None:
     decisive = next(step for step in data["steps"] if step["outcome"] == "route")
     assert decisive["owner"] == "kernel" and decisive["lookup"]["route"]["owner"] == "kernel"
     assert any("link-local" in note for note in data["notes"])
+    drawn = multihome(vm.ns, "explain", "2001:db8:1::11", "--dot", root=vm.root)
+    assert drawn.returncode == 0, drawn.stderr
+    red = _red(drawn.stdout)
+    assert any('"2001:db8:1::11"' in line for line in red), red
+    assert any(line.startswith('"eth0"') for line in red), red
+    status = multihome(vm.ns, "status", "--format", "dot", root=vm.root)
+    assert status.returncode in (0, 1), status.stderr
+    assert '"rule -6 32766 from all lookup main"' in status.stdout
+    assert '"rule 32766 from all lookup main"' in status.stdout
+    red = _red(status.stdout)
+    assert any('"2001:db8:1::11"' in line for line in red), red

@@ -256,6 +256,9 @@ def guest() -> Iterator[Guest]:
         finally:
             worker.kill()
             worker.wait()
+            for pipe in (worker.stdin, worker.stdout):
+                if pipe is not None:
+                    pipe.close()  # else a ResourceWarning, an error under filterwarnings
 
 
 # -- random networks ---------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from netns_util import multihome, namespaces, sh, unique
+from radvd import radvd_conf, start_radvd, stop, wait_for_slaac
 
 INTERNET6 = "2001:db8:ff::10"
 INTERNET4 = "203.0.113.10"
@@ -76,6 +77,7 @@ class Lab:
     v6: dict[str, str] = field(default_factory=dict)
     """Per port, its global IPv6 address."""
     macs: dict[str, str] = field(default_factory=dict)
+    radvd: subprocess.Popen[bytes] | None = None
 
     def v4(self, port: Port) -> str | None:
         return None if port.host4 is None else f"{NETS4[port.bridge]}.{port.host4}"
@@ -101,7 +103,7 @@ def lab(tmp_path: Path, ports: Sequence[Port]) -> Iterator[Lab]:
     with namespaces(vm, router, inet):
         started = [_build(tmp_path, vm, router, inet, ports)]
         try:
-            built = Lab(vm, router, inet, tmp_path / "root", tuple(ports))
+            built = Lab(vm, router, inet, tmp_path / "root", tuple(ports), radvd=started[0])
             _wait_for_slaac(built)
             _port_security(built)
             started.append(
@@ -161,44 +163,13 @@ def _build(
             ip("-n", vm, "addr", "add", f"{addr}/24", "dev", p.name)
             route = f"route add default via {NETS4[p.bridge]}.1 dev {p.name} proto dhcp"
             ip("-n", vm, *route.split(), "src", addr, "metric", str(100 + i))
-    conf = tmp_path / "radvd.conf"
-    conf.write_text(
-        "".join(
-            f"interface br{b} {{ AdvSendAdvert on; MinRtrAdvInterval 3; MaxRtrAdvInterval 4;"
-            f" prefix {PREFIXES[b]}/64 {{ AdvOnLink on; AdvAutonomous on; }}; }};\n"
-            for b in bridges
-        )
-    )
-    pidfile = tmp_path / "radvd.pid"
-    return subprocess.Popen(
-        [*f"ip netns exec {router} radvd -n -m stderr -u root -C {conf} -p {pidfile}".split()],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    conf = radvd_conf((f"br{b}", f"{PREFIXES[b]}/64") for b in bridges)
+    return start_radvd(router, tmp_path / "radvd.conf", conf)
 
 
 def _wait_for_slaac(built: Lab, timeout: float = 20.0) -> None:
     """Until every port has a global address past DAD and its router-advertised default."""
-    deadline = time.monotonic() + timeout
-    while True:
-        missing = []
-        for p in built.ports:
-            addrs = [
-                a["local"]
-                for entry in ipj(built.vm, "-6", "addr", "show", "dev", p.name, "scope", "global")
-                for a in entry["addr_info"]  # type: ignore[attr-defined]
-                if a.get("local") and not a.get("tentative") and not a.get("dadfailed")
-            ]
-            ra = ipj(built.vm, "-6", "route", "show", "default", "dev", p.name, "proto", "ra")
-            if addrs and ra:
-                built.v6[p.name] = str(addrs[0])
-            else:
-                missing.append(p.name)
-        if not missing:
-            break
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no SLAAC address or RA default on {missing}")
-        time.sleep(0.2)
+    built.v6.update(wait_for_slaac(built.vm, [p.name for p in built.ports], timeout))
     for entry in ipj(built.vm, "link"):
         built.macs[str(entry["ifname"])] = str(entry.get("address"))
 
@@ -433,18 +404,8 @@ def test_the_agent_restores_ipv6_after_a_flap_and_is_quiet_between_advertisement
     port's routes (its table's copies too) and runs DAD again, and the agent puts the table
     back once the address and the advertisement are back; the advertisements that follow
     (every few seconds here) make it change nothing."""
-    with lab(tmp_path, [Port("eth0", 0), Port("eth1", 1)]) as built:
-        log = (tmp_path / "agent.log").open("w")
-        agent = subprocess.Popen(
-            [
-                *f"ip netns exec {built.vm} {sys.executable} -m multihome".split(),
-                *f"--root {built.root} agent --source kernel --no-address".split(),
-            ],
-            stdout=log,
-            stderr=log,
-            env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src")),
-        )
-        try:
+    with lab(tmp_path, [Port("eth0", 0), Port("eth1", 1)]) as built, running_agent(built, tmp_path):
+        if True:
             wait_for(lambda: _has_table(built, "eth0") and _has_table(built, "eth1"), "start")
             t1 = table_of(built, "eth1")
             ip("-n", built.vm, "link", "set", "eth1", "down")
@@ -456,15 +417,105 @@ def test_the_agent_restores_ipv6_after_a_flap_and_is_quiet_between_advertisement
             time.sleep(5)  # MaxRtrAdvInterval 4: at least one advertisement per port
             log_text = (tmp_path / "agent.log").read_text()
             assert log_text.count("change(s) in") == repairs, log_text
-            assert agent.poll() is None, log_text
+
+
+@contextmanager
+def running_agent(built: Lab, tmp_path: Path) -> Iterator[None]:
+    """`multihome agent` in the VM, its output in agent.log; stopped by its pid, and it must
+    still be running then."""
+    log = (tmp_path / "agent.log").open("w")
+    agent = subprocess.Popen(
+        [
+            *f"ip netns exec {built.vm} {sys.executable} -m multihome".split(),
+            *f"--root {built.root} agent --source kernel --no-address".split(),
+        ],
+        stdout=log,
+        stderr=log,
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src")),
+    )
+    try:
+        yield
+        assert agent.poll() is None, (tmp_path / "agent.log").read_text()
+    finally:
+        stop(agent)
+        log.close()
+
+
+def defaults6(built: Lab, table: str) -> list[str]:
+    """The gateways of the IPv6 defaults in ``table``."""
+    routes = ipj(built.vm, "-6", "route", "show", "table", table)
+    return [str(r.get("gateway")) for r in routes if r["dst"] == "default"]
+
+
+def test_the_agent_follows_the_routers_advertisements(tmp_path: Path) -> None:
+    """The agent follows RAs: when the routers leave (radvd's last advertisement has router
+    lifetime 0, the kernel drops its RA defaults but not the prefixes) the tables' defaults
+    go and their prefixes and rules stay; a router with a new link-local address that also
+    advertises a new prefix on eth1 gives eth1's table the new default, the new prefix and
+    the rules of the new address; the old address keeps its rules."""
+    ports = [Port("eth0", 0), Port("eth1", 1)]
+    with lab(tmp_path, ports) as built, running_agent(built, tmp_path):
+        wait_for(lambda: _has_table(built, "eth0") and _has_table(built, "eth1"), "start")
+        tables = {p.name: table_of(built, p.name) for p in ports}
+        before = {
+            r["priority"]: r for r in ipj(built.vm, "-6", "rule") if r.get("protocol") == "222"
+        }
+        assert built.radvd is not None
+        stop(built.radvd)
+        wait_for(
+            lambda: not any(defaults6(built, t) for t in tables.values()), "the defaults to go"
+        )
+        assert not ipj(built.vm, "-6", "route", "show", "default", "proto", "ra")
+        for p in ports:
+            routes = ipj(built.vm, "-6", "route", "show", "table", tables[p.name])
+            assert [r["dst"] for r in routes] == [PREFIXES[p.bridge] + "/64"], routes
+        after = {
+            r["priority"]: r for r in ipj(built.vm, "-6", "rule") if r.get("protocol") == "222"
+        }
+        assert after.keys() == before.keys()
+
+        sh(*f"ip -n {built.router} -6 addr flush dev br1 scope link".split())
+        ip("-n", built.router, "addr", "add", "fe80::2/64", "dev", "br1", "nodad")
+        conf = radvd_conf([("br0", PREFIXES[0] + "/64"), ("br1", PREFIXES[1] + "/64"),
+                           ("br1", "2001:db8:3::/64")])  # fmt: skip
+        radvd = start_radvd(built.router, tmp_path / "radvd2.conf", conf)
+        try:
+            wait_for(lambda: defaults6(built, tables["eth1"]) == ["fe80::2"], "the new router")
+            wait_for(lambda: bool(defaults6(built, tables["eth0"])), "eth0's router back")
+            new = wait_for_address(built, "eth1", "2001:db8:3:")
+            wait_for(
+                lambda: any(r.get("src") == new for r in ipj(built.vm, "-6", "rule")),
+                "the new address's rules",
+            )
+            routes = {
+                r["dst"] for r in ipj(built.vm, "-6", "route", "show", "table", tables["eth1"])
+            }
+            assert routes == {"default", PREFIXES[1] + "/64", "2001:db8:3::/64"}, routes
+            sources = {
+                r.get("src") for r in ipj(built.vm, "-6", "rule") if r.get("priority") == 10002
+            }
+            assert {built.v6["eth1"], new} <= sources
+            got = route_get(built, new)
+            assert (got["dev"], got.get("gateway")) == ("eth1", "fe80::2")
         finally:
-            agent.terminate()
-            try:
-                agent.wait(10)
-            except subprocess.TimeoutExpired:
-                agent.kill()
-                agent.wait()
-            log.close()
+            stop(radvd)
+
+
+def wait_for_address(built: Lab, ifname: str, prefix: str) -> str:
+    """Until ``ifname`` has a global address past DAD that starts with ``prefix``."""
+    found: list[str] = []
+
+    def check() -> bool:
+        for entry in ipj(built.vm, "-6", "addr", "show", "dev", ifname, "scope", "global"):
+            for a in entry["addr_info"]:  # type: ignore[attr-defined]
+                local = str(a.get("local", ""))
+                if local.startswith(prefix) and not a.get("tentative"):
+                    found.append(local)
+                    return True
+        return False
+
+    wait_for(check, f"an address in {prefix} on {ifname}")
+    return found[0]
 
 
 def _has_table(built: Lab, ifname: str) -> bool:

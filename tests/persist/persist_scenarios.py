@@ -1,11 +1,12 @@
-"""Host states of the golden scenarios: the how-to's 2-port VM and a 3-port VM."""
+"""Host states of the golden scenarios: the how-to's 2-port VM, a 3-port VM, and the how-to's
+VM dual-stack (SLAAC addresses and router-advertised defaults on both ports)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from hosts import host, port
+from hosts import host, port, with_ipv6
 
 from multihome.config import Config
 from multihome.model import (
@@ -26,16 +27,20 @@ class ScenarioPort:
     gateway: str
     metric: int
     metadata: str | None = "192.168.0.100"
+    address6: str | None = None
+    """The SLAAC address (EUI-64 of the MAC) the router's advertisement gave, if any."""
 
 
 def dhcp_host(ports: list[ScenarioPort]) -> HostState:
-    """A VM whose ports got address, default and option-121 routes from DHCP (as the how-to)."""
-    return host(
-        *(
-            port(p.name, i, p.address, p.gateway, p.metric, p.metadata, mac=MACS[p.name], kind=None)
-            for i, p in enumerate(ports, 2)
+    """A VM whose ports got address, default and option-121 routes from DHCP (as the how-to),
+    and, for a port with ``address6``, its SLAAC address and the router's RA default."""
+    states = []
+    for i, p in enumerate(ports, 2):
+        state = port(
+            p.name, i, p.address, p.gateway, p.metric, p.metadata, mac=MACS[p.name], kind=None
         )
-    )
+        states.append(state if p.address6 is None else with_ipv6(state, p.address6))
+    return host(*states)
 
 
 HOWTO = [
@@ -44,7 +49,16 @@ HOWTO = [
 ]
 THREE = [*HOWTO, ScenarioPort("eth2", "10.20.0.30/24", "10.20.0.1", 102, metadata=None)]
 
-SCENARIOS = {"howto": HOWTO, "three": THREE}
+DUALSTACK = [
+    ScenarioPort(
+        "eth0", "192.168.0.107/24", "192.168.0.1", 100, None, "2001:db8:1:0:f816:3eff:fe00:1/64"
+    ),
+    ScenarioPort(
+        "eth1", "192.168.0.112/24", "192.168.0.1", 101, None, "2001:db8:1:0:f816:3eff:fe00:2/64"
+    ),
+]
+
+SCENARIOS = {"howto": HOWTO, "three": THREE, "dualstack": DUALSTACK}
 
 
 def state_of(name: str) -> HostState:

@@ -56,14 +56,16 @@ def need_root() -> None:
         pytest.skip("needs root (network namespaces)")
 
 
-def ns_rules(ns: str) -> list[dict[str, object]]:
+def ns_rules(ns: str, family: int = 4) -> list[dict[str, object]]:
     """``ip -j rule`` of a namespace (checked independently of multihome's code)."""
-    return json.loads(run("ip", "-N", "-n", ns, "-j", "rule").stdout or "[]")
+    return json.loads(run("ip", f"-{family}", "-N", "-n", ns, "-j", "rule").stdout or "[]")
 
 
-def ns_routes(ns: str, table: int | str) -> list[dict[str, object]]:
+def ns_routes(ns: str, table: int | str, family: int = 4) -> list[dict[str, object]]:
     """``ip -j route show table T`` (empty when the table does not exist yet)."""
-    proc = run("ip", "-N", "-n", ns, "-j", "route", "show", "table", str(table), check=False)
+    proc = run(
+        "ip", f"-{family}", "-N", "-n", ns, "-j", "route", "show", "table", str(table), check=False
+    )
     if proc.returncode != 0:
         return []
     return json.loads(proc.stdout or "[]")
@@ -72,10 +74,10 @@ def ns_routes(ns: str, table: int | str) -> list[dict[str, object]]:
 def rule_tuple(rule: dict[str, object]) -> tuple[object, ...]:
     """A rule of ``ip -j rule`` as comparable selectors (protocol left out)."""
     src = rule.get("src", "all")
-    if src != "all" and rule.get("srclen") not in (None, 32):
+    if src != "all" and rule.get("srclen") not in (None, 32, 128):
         src = f"{src}/{rule['srclen']}"
     dst = rule.get("dst")
-    if dst is not None and rule.get("dstlen") not in (None, 32):
+    if dst is not None and rule.get("dstlen") not in (None, 32, 128):
         dst = f"{dst}/{rule['dstlen']}"
     return (
         int(rule["priority"]),
@@ -121,10 +123,10 @@ class Namespaces:
 
     def spawn(self, args: list[str], log: Path) -> subprocess.Popen[bytes]:
         """Start a long-running process (its own session, killed at the end)."""
-        handle = log.open("ab")
-        proc = subprocess.Popen(
-            args, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        with log.open("ab") as handle:  # the child keeps its own copy
+            proc = subprocess.Popen(
+                args, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.pids.append(proc.pid)
         return proc
 

@@ -189,6 +189,67 @@ def test_doctor_after_networkd_persist(networkd_lab: tuple[Lab, Networkd]) -> No
     assert not {"not-persisted", "dhcp-will-undo"} & after, after
 
 
+@pytest.fixture
+def plain_networkd_lab(make_lab: Any, tmp_path: Path) -> tuple[Lab, Networkd]:
+    """Issue 17's guest: networkd configures eth0 and eth1 from plain 50-dhcp-eth*.network
+    files; netplan is installed on the target but none of its YAML names a port."""
+    need("/lib/systemd/systemd-networkd", "networkctl", "dbus-daemon")
+    lab = make_lab(2)
+    root = tmp_path / "root"
+    conf = root / "etc/systemd/network"
+    conf.mkdir(parents=True)
+    for i, name in enumerate(lab.ports):
+        (conf / f"50-dhcp-{name}.network").write_text(
+            BASE_NETWORK.format(name=name, metric=100 + i)
+        )
+    for program in ("lib/systemd/systemd-networkd", "usr/sbin/netplan"):
+        (root / program).parent.mkdir(parents=True, exist_ok=True)
+        (root / program).write_text("")
+    nd = Networkd(lab, root, tmp_path / "networkd.log")
+    nd.start()
+    wait_for(lambda: len(defaults(lab.vm, "main")) == 2, 20, "DHCP defaults of eth0 and eth1")
+    return lab, nd
+
+
+def test_persist_refuses_netplan_where_plain_networkd_files_configure_the_ports(
+    plain_networkd_lab: tuple[Lab, Networkd],
+) -> None:
+    """``persist --backend netplan`` on ports of 50-dhcp-eth*.network files: exit 2, naming
+    each port's networkd file and --backend networkd, nothing written. With --force-backend
+    it writes and warns, and doctor reports persisted-unused per port. ``--backend
+    networkd`` passes: after a networkd restart the real daemon puts the policy in place and
+    doctor reports neither persisted-unused nor not-persisted."""
+    lab, nd = plain_networkd_lab
+    rules, tables = desired(lab.vm)
+    root = ("--root", str(nd.root))
+    before = sorted(str(p) for p in nd.root.rglob("*"))
+    proc = multihome(lab.vm, "persist", "--backend", "netplan", *root)
+    assert proc.returncode == 2, proc.stderr
+    for name in lab.ports:
+        assert f"{name}: no netplan file names it" in proc.stderr
+        assert f"/etc/systemd/network/50-dhcp-{name}.network" in proc.stderr
+    assert "use --backend networkd" in proc.stderr and "Traceback" not in proc.stderr
+    assert sorted(str(p) for p in nd.root.rglob("*")) == before
+
+    proc = multihome(lab.vm, "persist", "--backend", "netplan", "--force-backend", *root)
+    assert proc.returncode == 0, proc.stderr
+    assert (nd.root / "etc/netplan/90-multihome.yaml").exists()
+    assert proc.stderr.count("(written anyway: --force-backend)") == 2
+    report = json.loads(multihome(lab.vm, *root, "doctor", "--json").stdout)
+    unused = [p for p in report["problems"] if p["code"] == "persisted-unused"]
+    assert sorted(p["interface"] for p in unused) == ["eth0", "eth1"]
+    assert "use --backend networkd" in unused[0]["fix"]
+
+    assert multihome(lab.vm, "unpersist", *root).returncode == 0
+    proc = multihome(lab.vm, "persist", "--backend", "networkd", *root)
+    assert proc.returncode == 0, proc.stderr
+    assert (nd.root / "etc/systemd/network/50-dhcp-eth1.network.d/50-multihome.conf").exists()
+    nd.stop()
+    nd.start()
+    wait_for(lambda: policy_in_place(lab.vm, rules, tables), 30, "networkd's policy")
+    assert not {"persisted-unused", "not-persisted"} & doctor_codes(lab.vm, nd.root)
+
+
 USER_PROFILE = """[connection]
 id=cloud-{name}
 uuid=00000000-0000-4000-8000-00000000000{index}
@@ -268,3 +329,52 @@ def test_networkmanager_applies_the_rendered_policy_and_keeps_it(
     # eth0 (primary) may renew too and move main's default to the new router: that is right.
     assert [r for r in ns_routes(lab.vm, "main") if r.get("dev") == "eth1"] == []
     assert band_rules(lab.vm) == rules
+
+
+def test_persist_refuses_networkmanager_when_a_profile_outranks_multihome(
+    nm_lab: tuple[Lab, NetworkManager],
+) -> None:
+    """A user profile for eth1 with autoconnect-priority 100: ``persist --backend
+    networkmanager`` exits 2 naming it, and writes nothing. Forced anyway, the real
+    NetworkManager proves the refusal right: after a restart it activates cloud-eth1, not
+    multihome-eth1, and eth1's table stays empty."""
+    lab, nm = nm_lab
+    _, tables = desired(lab.vm)
+    (nm.root / "usr/sbin").mkdir(parents=True)
+    (nm.root / "usr/sbin/NetworkManager").write_text("")
+    user = nm.keyfiles / "cloud-eth1.nmconnection"
+    user.write_text(
+        user.read_text().replace(
+            "interface-name=eth1\n", "interface-name=eth1\nautoconnect-priority=100\n"
+        )
+    )
+    root = ("--root", str(nm.root))
+    proc = multihome(lab.vm, "persist", "--backend", "networkmanager", *root)
+    assert proc.returncode == 2, proc.stderr
+    assert "NetworkManager would activate cloud-eth1" in proc.stderr
+    assert "autoconnect-priority 100" in proc.stderr
+    assert not (nm.keyfiles / "multihome-eth1.nmconnection").exists()
+
+    proc = multihome(lab.vm, "persist", "--backend", "networkmanager", "--force-backend", *root)
+    assert proc.returncode == 0, proc.stderr
+    nm.stop()
+    for port in lab.ports:  # as after a reboot
+        run("ip", "-n", lab.vm, "addr", "flush", "dev", port)
+        run("ip", "-n", lab.vm, "link", "set", port, "down")
+    nm.start()
+    assert nm.proc is not None
+
+    def active() -> list[str]:
+        """The active profiles and their devices (empty while NetworkManager starts)."""
+        pid = str(nm.proc.pid) if nm.proc is not None else ""
+        show = ("nmcli", "-t", "-f", "NAME,DEVICE", "connection", "show", "--active")
+        return run("nsenter", "-t", pid, "-m", "-n", *show, check=False).stdout.split()
+
+    wait_for(
+        lambda: {"multihome-eth0:eth0", "cloud-eth1:eth1"} <= set(active()),
+        40,
+        "NetworkManager to activate multihome-eth0 and cloud-eth1",
+    )
+    wait_for(lambda: len(defaults(lab.vm, "main")) >= 1, 30, "a DHCP default")
+    assert "multihome-eth1:eth1" not in active()
+    assert defaults(lab.vm, tables["eth1"]) == []

@@ -26,6 +26,7 @@ from persist_util import (
 from multihome.model import net_text
 from multihome.render import REGISTRY, FileSpec, RenderInput
 from multihome.render import systemd as systemd_renderer
+from multihome.render.base import is_ra_default
 
 CLOUD_INIT_NETPLAN = """network:
   version: 2
@@ -59,6 +60,12 @@ def networkd_rule(keys: dict[str, str]) -> tuple[object, ...]:
     )
 
 
+def _default_of(gateway: str | None) -> str:
+    return (
+        "::/0" if gateway is not None and (":" in gateway or gateway == "_ipv6ra") else "0.0.0.0/0"
+    )
+
+
 # -- netplan -----------------------------------------------------------------------------------
 
 
@@ -84,12 +91,17 @@ def test_netplan_generate_gives_the_policys_rules_and_routes(scenario: str, tmp_
         rules = sorted(networkd_rule(k) for s, k in parsed if s == "RoutingPolicyRule")
         assert rules == sorted(desired_rule_tuple(r) for r in port.rules)
         routes = sorted(
-            (k.get("Destination", "0.0.0.0/0"), k.get("Gateway"), int(k["Table"]))
+            (k.get("Destination", _default_of(k.get("Gateway"))), k.get("Gateway"), int(k["Table"]))
             for s, k in parsed
             if s == "Route"
         )
+        # The IPv6 default follows the advertising router (networkd's _ipv6ra).
         assert routes == sorted(
-            (str(r.dst), None if r.gateway is None else str(r.gateway), r.table)
+            (
+                str(r.dst),
+                "_ipv6ra" if is_ra_default(r) else None if r.gateway is None else str(r.gateway),
+                r.table,
+            )
             for r in port.static_routes
         )
         tables = [k["RouteTable"] for s, k in parsed if "RouteTable" in k]
@@ -257,24 +269,33 @@ def test_ifcfg_lines_replayed_by_iproute2_give_the_policy(
         for dev in (port.name, f"peer-{port.name}"):
             run("ip", "-n", ns, "link", "set", dev, "up")
         for addr in port.addresses:
-            run("ip", "-n", ns, "addr", "add", str(addr.interface), "dev", port.name)
-    replayed: set[str] = set()
+            run("ip", "-n", ns, "addr", "add", str(addr.interface), "dev", port.name, "nodad")
+    replayed: set[tuple[str, str]] = set()
     for path, spec in sorted(files.items()):
         if path.name.startswith("ifcfg-"):
             for key, value in ifcfg_values(spec.content).items():
                 # The shared main-suppress rule is in every port's file (so it stays while any
                 # port is up); NetworkManager reference-counts identical rules: add it once.
-                if key.startswith("ROUTING_RULE_") and value not in replayed:
-                    replayed.add(value)
-                    run("ip", "-n", ns, "rule", "add", *shlex.split(value))
-        elif path.name.startswith("route-"):
+                family = "-6" if key.startswith("ROUTING_RULE6_") else "-4"
+                if key.startswith("ROUTING_RULE") and (family, value) not in replayed:
+                    replayed.add((family, value))
+                    run("ip", "-n", ns, family, "rule", "add", *shlex.split(value))
+        elif path.name.startswith(("route-", "route6-")):
+            family = "-6" if path.name.startswith("route6-") else "-4"
             for line in spec.content.splitlines():
                 if line and not line.startswith("#"):
-                    run("ip", "-n", ns, "route", "add", *shlex.split(line))
-    got = sorted(rule_tuple(r) for r in ns_rules(ns) if 10000 <= int(r["priority"]) <= 10099)
-    assert got == sorted(desired_rule_tuple(r) for r in inp.desired.rules)
+                    run("ip", "-n", ns, family, "route", "add", *shlex.split(line))
+    for family in (4, 6):
+        got = sorted(
+            rule_tuple(r) for r in ns_rules(ns, family) if 10000 <= int(r["priority"]) <= 10099
+        )
+        assert got == sorted(desired_rule_tuple(r) for r in inp.desired.rules if r.family == family)
     for port in inp.ports:
-        table = {(r["dst"], r.get("gateway")) for r in ns_routes(ns, port.table.id)}
+        table = {
+            (r["dst"], r.get("gateway"))
+            for family in (4, 6)
+            for r in ns_routes(ns, port.table.id, family)
+        }
         wanted = {
             (
                 "default" if r.is_default else net_text(r.dst),

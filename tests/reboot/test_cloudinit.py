@@ -59,6 +59,8 @@ class Booted:
     user_data: str
     first_boot: float
     """Seconds from starting nspawn to cloud-init's final stage being done."""
+    cloud: Path
+    """The lab's DHCP server's directory (its log shows each DHCPACK)."""
 
 
 def topology_file(workdir: Path, install: str) -> Path:
@@ -158,7 +160,9 @@ def booted(
         cloud_init_status(guest)
         blame = guest.sh("systemd-analyze", "blame", check=False).stdout.splitlines()
         print(f"\ncloud-init[{install}]: {'; '.join(b.strip() for b in blame if 'cloud' in b)}")
-        booted = Booted(guest, install, instance, user_data, time.monotonic() - guest.started)
+        booted = Booted(
+            guest, install, instance, user_data, time.monotonic() - guest.started, workdir / "cloud"
+        )
         yield booted
         print(f"\ncloud-init[{install}]: first boot to cloud-init done {booted.first_boot:.1f}s")
 
@@ -208,22 +212,26 @@ def test_policy_in_place_and_doctor_finds_nothing(booted: Booted) -> None:
     assert manifest["backend"] == "networkd", manifest
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the first boot's persisted networkd files take effect at the next boot only: "
-    "a renew before it puts eth1's default back into main (follow-up: persist --activate)",
-)
 def test_first_boot_survives_a_renew(booted: Booted) -> None:
-    """A DHCP renew during the first boot (after 12 hours with Neutron's lease): networkd
-    still runs with the configuration it loaded before cloud-init's runcmd persisted the
-    policy, so eth1's default goes back into main (the how-to's bug) until the next boot."""
+    """A DHCP renew during the first boot (after 12 hours with Neutron's lease): cloud-init's
+    runcmd `multihome persist` made the running networkd load the files it wrote (networkctl
+    reload), so the renew keeps eth1's default in eth1's table, not in main (the how-to's
+    bug), without a reboot."""
     guest = booted.guest
     expected = expected_policy(guest)
     assert policy_problems(guest, expected) == []
+    output = guest.sh("cat", "/var/log/cloud-init-output.log").stdout
+    assert "effective now: systemd-networkd reloaded" in output, output
+    log = booted.cloud / "dnsmasq.log"
+    before = log.read_text().count("DHCPACK")
     for port in guest.ports:
         guest.sh("networkctl", "renew", port)
+    wait_for_acks = time.monotonic() + 10
+    while log.read_text().count("DHCPACK") < before + 2 and time.monotonic() < wait_for_acks:
+        time.sleep(0.1)
+    assert log.read_text().count("DHCPACK") >= before + 2  # both renews reached the server
     problems: list[str] = []
-    deadline = time.monotonic() + 10  # networkd has the new lease's routes within a second
+    deadline = time.monotonic() + 3  # networkd has the new lease's routes within a second
     while not problems and time.monotonic() < deadline:
         problems = policy_problems(guest, expected)
         time.sleep(0.1)

@@ -7,6 +7,8 @@ import json
 import os
 import pty
 import signal
+import stat
+import subprocess
 import time
 
 from safety_util import MULTIHOME, Lab, read_until, wait_for
@@ -292,3 +294,24 @@ def test_ctrl_c_during_the_window_rolls_back_now(lab: Lab) -> None:
     assert "Ctrl-C" in err
     assert time.monotonic() - start < 15
     assert lab.kernel() == before
+
+
+def test_watchdog_and_state_files_are_not_writable_by_others_under_umask_000(lab: Lab) -> None:
+    """An unconfirmed apply started with umask 000 (as some launchers leave it): the state
+    directory (0700), its parents, the watchdog's log and result and every other file the
+    apply and its watchdog wrote are writable by root alone."""
+    umask = ["ip", "netns", "exec", lab.vm, "sh", "-c", 'umask 000; exec "$@"', "sh"]
+    done = subprocess.run(
+        [*umask, MULTIHOME, "--root", str(lab.root), "apply", "--confirm-timeout", "1"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode == 3, done.stderr
+    wait_for(lambda: lab.state_dir().joinpath("result.json").is_file(), 30, "the result")
+    tree = lab.root / "run/multihome"
+    found = {p.name: stat.S_IMODE(p.stat().st_mode) for p in [tree, *tree.rglob("*")]}
+    assert "watchdog.log" in found and found["watchdog.log"] == 0o600
+    assert found[lab.state_dir().name] == 0o700
+    assert {name: mode for name, mode in found.items() if mode & 0o022} == {}

@@ -79,3 +79,14 @@ def test_bad_files_name_the_file_the_key_and_the_fix(text: str, message: str) ->
 def test_empty_file_means_defaults() -> None:
     """An empty file is valid."""
     assert parse_config("", "c.yaml").table_range == Config().table_range
+
+
+def test_sysctls_false_leaves_every_knob_alone() -> None:
+    """`sysctls: false` (containers) turns every knob off, as ``apply --no-sysctls`` does;
+    `true` or a string is refused with the key's position."""
+    config = parse_config("sysctls: false\n", "c.yaml")
+    assert config.sysctls_off == ("rp_filter", "arp_ignore", "arp_announce", "arp_filter")
+    assert Config().without_sysctls().sysctls == config.sysctls
+    assert Config().sysctls_off == ()
+    with pytest.raises(InputError, match=r"c\.yaml:1"):
+        parse_config("sysctls: true\n", "c.yaml")

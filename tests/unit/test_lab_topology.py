@@ -15,8 +15,9 @@ IP = ipaddress.IPv4Address
 
 
 def test_port_security_add_and_remove_name_the_same_objects() -> None:
-    """What render_portsec_add creates, render_portsec_remove deletes: chain, set, four
-    counters and the verdict-map element; the full ruleset renders a port the same way."""
+    """What render_portsec_add creates, render_portsec_remove deletes: chain, set, the
+    counters of the port's families (an IPv4-only port: four) and the verdict-map element;
+    the full ruleset renders a port the same way."""
     scenario = load_scenario("4")
     port = plan_port(scenario, PortRequest())
     added = topo.render_portsec_add(port)
@@ -26,9 +27,11 @@ def test_port_security_add_and_remove_name_the_same_objects() -> None:
     assert 'delete element bridge portsec ports { "tap2" }' in removed
     for name in ("chain bridge portsec port_eth2", "set bridge portsec eth2_allowed"):
         assert f"delete {name}" in removed
+    assert topo.drop_reasons(port) == ("mac", "ip", "arp", "other")  # an IPv4-only port
     for reason in topo.DROP_REASONS:
-        assert f"counter eth2_{reason} {{ }}" in added
-        assert f"delete counter bridge portsec eth2_{reason}" in removed
+        made = reason in topo.drop_reasons(port)
+        assert (f"counter eth2_{reason} {{ }}" in added) == made
+        assert (f"delete counter bridge portsec eth2_{reason}" in removed) == made
     full = topo.render_portsec(scenario.with_ports((*scenario.ports, port)))
     block = added.split("table bridge portsec {\n", 1)[1].split("\n}\n", 1)[0]
     assert block in full

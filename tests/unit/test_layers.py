@@ -43,6 +43,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "multihome.faults",
             "multihome.processes",
             "multihome.manifest",
+            "multihome.portconfig",
+            "multihome.managers",
         ),
     ),
     ("decisions", ("multihome.policy", "multihome.plan", "multihome.explain")),

@@ -357,3 +357,65 @@ def test_a_flap_keeps_the_ipv6_copies_and_a_new_prefix_replaces_the_old() -> Non
     assert f"- rule -6 10002 from 2001:db8:1::11 lookup {t1}" in removed
     added = {c.describe() for c in plan.changes if c.action == "add"}
     assert f"+ route 2001:db8:3::/64 dev eth1 table {t1} proto multihome metric 256" in added
+
+
+def test_a_router_that_left_takes_the_tables_default_but_not_its_prefix_or_rules() -> None:
+    """The kernel removed eth1's RA default but not its other routes (fe80::/64 stays: no
+    flap): the router announced lifetime 0, or its lifetime ran out. That is positive
+    information: the copy in eth1's table goes, its prefix and rules stay, and the next
+    plan (the copy gone) changes nothing; a router advertising again brings a default back."""
+    backend = converge(two_on_one_prefix())
+    state = backend.read()
+    t1 = table_of(compute_policy(state, CONFIG), "eth1")
+    left = HostState.build(
+        state.links,
+        state.addresses,
+        [
+            r
+            for r in state.routes
+            if not (r.table == TABLE_MAIN and r.ifname == "eth1" and r.proto == PROTO_RA)
+        ],
+        state.rules,
+        state.sysctls,
+    )
+    changes = [c.describe() for c in Assessment.of(left, CONFIG).plan.changes]
+    assert changes == [
+        f"- route default via fe80::1 dev eth1 table {t1} proto multihome metric 1024"
+    ]
+    backend = FakeBackend(left)
+    backend.apply(Assessment.of(left, CONFIG).plan.changes)
+    after = backend.read()
+    assert Assessment.of(after, CONFIG).plan.empty
+    assert rules6(compute_policy(after, CONFIG), t1) == rules6(compute_policy(state, CONFIG), t1)
+    back = HostState.build(
+        after.links,
+        after.addresses,
+        [*after.routes, *(r for r in state.routes if r.proto == PROTO_RA and r.ifname == "eth1")],
+        after.rules,
+        after.sysctls,
+    )
+    changes = [c.describe() for c in Assessment.of(back, CONFIG).plan.changes]
+    assert changes == [
+        f"+ route default via fe80::1 dev eth1 table {t1} proto multihome metric 1024"
+    ]
+
+
+def test_a_network_managers_persisted_ipv6_copies_stand_for_ours() -> None:
+    """After a boot with persisted configuration the IPv6 copies in the ports' tables are the
+    network manager's (protocol static from NetworkManager, ra from networkd's
+    ``Gateway=_ipv6ra``, with an expiry): the plan adds and removes nothing beside them."""
+    backend = converge(two_on_one_prefix())
+    state = backend.read()
+    persisted = HostState.build(
+        state.links,
+        state.addresses,
+        [
+            replace(r, proto=PROTO_RA if r.is_default else 4, expires=30 if r.is_default else None)
+            if r.proto == PROTO_MULTIHOME and r.family == 6
+            else r
+            for r in state.routes
+        ],
+        state.rules,
+        state.sysctls,
+    )
+    assert Assessment.of(persisted, CONFIG).plan.empty

@@ -141,6 +141,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Why a sysctl write fails with EROFS, and the way on (systemd-nspawn without a private
+#: network, LXD or Docker without privileges mount /proc/sys read-only).
+READ_ONLY_SYSCTLS = (
+    "/proc/sys/net is read-only here (a container without its own writable network "
+    "sysctls), so multihome cannot set the ports' ARP-flux and reverse-path sysctls. To "
+    "route without them: `multihome apply --no-sysctls`, or `sysctls: false` "
+    "in /etc/multihome/config.yaml (for the agent too); `multihome doctor` says what is then "
+    "not protected"
+)
 ETH_P_ARP = 0x0806
 ETH_P_IP = 0x0800
 ETH_P_IPV6 = 0x86DD
@@ -396,7 +405,10 @@ class NetlinkBackend:
             finally:
                 os.close(fd)
         except OSError as exc:
-            raise ChangeFailed(change, done, exc.strerror or str(exc)) from exc
+            reason = exc.strerror or str(exc)
+            if exc.errno == errno.EROFS:
+                reason += f" ({self._proc_sys}/{sysctl.path}): {READ_ONLY_SYSCTLS}"
+            raise ChangeFailed(change, done, reason) from exc
 
     def _apply_batch(self, changes: Sequence[Change], done: int) -> int:
         """Route and rule changes as batched requests; returns how many were made."""

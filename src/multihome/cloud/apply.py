@@ -379,7 +379,8 @@ def translate(
     exc: Exception, action: Action, ex: Executor | None, done: int, total: int
 ) -> CloudError:
     """A :class:`CloudError` that says what the cloud refused and what to do about it."""
-    status = getattr(exc, "status_code", None)
+    # openstacksdk's HTTP errors say status_code; keystoneauth's (Keystone answered) http_status
+    status = getattr(exc, "status_code", None) or getattr(exc, "http_status", None)
     text = _message(exc)
     lower = text.lower()
     where = f"{action.verb} {action.label}"

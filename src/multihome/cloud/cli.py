@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 GROUP_EPILOG = """\b
 Examples:
+  multihome cloud validate -f examples/scenario4-two-ports-two-floating-ips.yaml
   multihome cloud plan -f examples/scenario4-two-ports-two-floating-ips.yaml
   multihome cloud apply -f topology.yaml --os-cloud mycloud
   multihome cloud destroy -f topology.yaml
@@ -131,6 +132,21 @@ def _load(path: Path) -> Topology:
     from multihome.cloud.topology import load_topology
 
     return load_topology(path)
+
+
+def _check_user_data(topology: Topology) -> None:
+    """Refuse (exit 2, nothing sent) user-data that holds a secret of the cloud credentials."""
+    from multihome.cloud.secrets import check_user_data, known_secrets
+    from multihome.cloud.userdata import for_server
+
+    secrets = known_secrets()
+    for index, server in enumerate(topology.servers):
+        text = for_server(topology, server)
+        problem = None if text is None else check_user_data(server.name, text, secrets)
+        if problem is not None:
+            error = InputError(f"{topology.source}: servers[{index}].user_data: {problem}")
+            error.source = topology.source
+            raise error
 
 
 def _read(conn: Any, topology: Topology, network_only: bool) -> tuple[Any, Any, Any]:
@@ -258,6 +274,8 @@ def apply(
     from multihome.files import json_output
 
     topology = _load(path)
+    if not network_only:
+        _check_user_data(topology)
     conn, counter = _session(os_cloud)
     net, compute, state = _read(conn, topology, network_only)
     the_plan = make_plan(topology, state, servers=not network_only)
@@ -291,6 +309,48 @@ def apply(
         click.echo(f"({counter.count} API call(s))", err=True)
     if detailed_exit_codes and result.applied:
         raise click.exceptions.Exit(DetailedExitCode.CHANGED)
+
+
+@cloud.command(
+    epilog="\b\nExamples:\n"
+    "  multihome cloud validate -f examples/scenario4-two-ports-two-floating-ips.yaml\n"
+    "  multihome cloud validate -f topology.yaml --json | jq .references\n"
+    "\b\nNo cloud is contacted and no credentials are read: exit 0 valid, 2 invalid (the "
+    "error names the file, line, key and fix)."
+)
+@file_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def validate(path: Path, as_json: bool) -> None:
+    """Check a topology file without a cloud: syntax, keys, names, addresses, references.
+
+    Also lists what the file names without declaring it (external networks, subnets,
+    security groups): `plan` and `apply` look those up in the cloud by name.
+    """
+    from multihome.files import json_output
+
+    topology = _load(path)
+    refs = topology.references()
+    counts = topology.counts()
+    if as_json:
+        click.echo(
+            json_output(
+                {
+                    "file": str(path),
+                    "valid": True,
+                    "topology": topology.name,
+                    "tag": topology.tag,
+                    "counts": counts,
+                    "references": refs.to_json(),
+                }
+            ),
+            nl=False,
+        )
+        return
+    click.echo(f"{path}: valid topology {topology.name} (tag {topology.tag})")
+    click.echo("  " + ", ".join(f"{kind.replace('_', ' ')}: {n}" for kind, n in counts.items()))
+    for kind, names in refs.to_json().items():
+        if names:
+            click.echo(f"  from the cloud, by name: {kind.replace('_', ' ')} {', '.join(names)}")
 
 
 @cloud.command(
@@ -361,7 +421,9 @@ def user_data(path: Path) -> None:
     """Print cloud-config that installs multihome and runs apply and persist at first boot."""
     from multihome.cloud.userdata import render
 
-    click.echo(render(_load(path)), nl=False)
+    topology = _load(path)
+    _check_user_data(topology)
+    click.echo(render(topology), nl=False)
 
 
 @cloud.command(

@@ -81,15 +81,22 @@ def connect(os_cloud: str | None, counter: CallCounter | None = None) -> Any:
             "'multihome[cloud]'` (Debian 12's python3-openstacksdk 0.101 is too old)"
         ) from exc
     check_sdk_version()
+    from keystoneauth1.exceptions.auth_plugins import MissingRequiredOptions
+
     try:
         conn = openstack.connect(cloud=os_cloud, load_envvars=True, load_yaml_config=True)
     except openstack.exceptions.ConfigException as exc:
         # the message names the cloud and the files searched, never a secret
+        from multihome.cloud.secrets import check_clouds_yaml
+
+        broken = "".join(f"; {problem}" for problem in check_clouds_yaml())
         raise InputError(
-            f"no usable OpenStack credentials ({_first_line(exc)}); pass --os-cloud NAME for "
-            "an entry of clouds.yaml (~/.config/openstack/ or /etc/openstack/), set OS_CLOUD, "
+            f"no usable OpenStack credentials ({_first_line(exc)}{broken}); pass --os-cloud "
+            f"NAME for an entry of clouds.yaml ({', '.join(clouds_yaml_paths())}), set OS_CLOUD, "
             "or source an openrc file (OS_AUTH_URL, OS_USERNAME, ...)"
         ) from exc
+    except MissingRequiredOptions as exc:  # names options, never their values
+        raise InputError(not_configured(os_cloud, exc)) from exc
     if counter is not None:
         session = conn.session
         request = session.request
@@ -100,6 +107,47 @@ def connect(os_cloud: str | None, counter: CallCounter | None = None) -> Any:
 
         session.request = counted  # type: ignore[method-assign]  # count every request
     return conn
+
+
+def clouds_yaml_paths() -> list[str]:
+    """Where openstacksdk looks for clouds.yaml, in its order (``OS_CLIENT_CONFIG_FILE``
+    first); the files that exist are marked."""
+    import os
+
+    import openstack.config.loader
+
+    override = os.environ.get("OS_CLIENT_CONFIG_FILE")
+    found = [override] if override else []
+    paths = list(dict.fromkeys([*found, *openstack.config.loader.CONFIG_FILES]))
+    return [f"{p} (exists)" if os.path.isfile(p) else p for p in paths]
+
+
+def not_configured(os_cloud: str | None, exc: BaseException) -> str:
+    """Why no cloud could be used: which cloud entry (or none), and where clouds.yaml was
+    looked for. ``exc`` is keystoneauth's MissingRequiredOptions (option names only)."""
+    import os
+
+    options = ", ".join(getattr(o, "dest", str(o)) for o in getattr(exc, "options", ()))
+    looked = "; ".join(clouds_yaml_paths())
+    if os_cloud is None and os.environ.get("OS_AUTH_URL"):
+        return (
+            f"the OS_* variables lack {options or 'an auth option'} (no --os-cloud or "
+            "OS_CLOUD given); source a complete openrc file, or pass --os-cloud NAME for an "
+            f"entry of a clouds.yaml in: {looked}"
+        )
+    if os_cloud is None:
+        return (
+            "no cloud is configured: no --os-cloud, no OS_CLOUD and no OS_AUTH_URL "
+            f"(openstacksdk is missing {options or 'auth_url'}); clouds.yaml was looked "
+            f"for in: {looked}. Pass --os-cloud NAME for an entry of a clouds.yaml there, "
+            "set OS_CLOUD, or source an openrc file; `multihome cloud validate -f FILE` "
+            "checks a topology without a cloud"
+        )
+    where = "OS_CLOUD" if os.environ.get("OS_CLOUD") == os_cloud else "--os-cloud"
+    return (
+        f"{where} {os_cloud}: the cloud entry lacks {options or 'auth_url'} (clouds.yaml "
+        f"looked for in: {looked}); add it to the entry's auth: section"
+    )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -359,22 +407,34 @@ class ComputeApi:
         return [to_server(s) for s in self.compute.servers(details=True, tags=tag)]
 
     def image_id(self, name: str) -> str:
-        image = self.image.find_image(name, ignore_missing=True)
-        if image is None:
+        """The image named (or with the id) ``name``. Not ``find_image``: openstacksdk's
+        Image.find looks the name up with the deprecated ``ignore_missing=True`` whatever it
+        is given; a list by name, then a get by id, as the deprecation asks."""
+        import openstack.exceptions
+
+        named = list(self.image.images(name=name))
+        if len(named) > 1:
             raise CloudError(
-                f"image {name!r} not found; list them with `openstack image "
-                "list` and fix the server's 'image:'"
+                f"image {name!r}: {len(named)} images have this name; give the server's "
+                "'image:' as an id (`openstack image list --name NAME`)"
             )
-        return str(image.id)
+        if named:
+            return str(named[0].id)
+        return _found_id(
+            lambda ident, ignore_missing: self.image.get_image(ident),
+            name,
+            f"image {name!r} not found; list them with `openstack image list` and fix the "
+            "server's 'image:'",
+            (openstack.exceptions.BadRequestException,),
+        )
 
     def flavor_id(self, name: str) -> str:
-        flavor = self.compute.find_flavor(name, ignore_missing=True)
-        if flavor is None:
-            raise CloudError(
-                f"flavor {name!r} not found; list them with `openstack flavor "
-                "list` and fix the server's 'flavor:'"
-            )
-        return str(flavor.id)
+        return _found_id(
+            self.compute.find_flavor,
+            name,
+            f"flavor {name!r} not found; list them with `openstack flavor list` and fix the "
+            "server's 'flavor:'",
+        )
 
     def create_server(
         self,
@@ -432,6 +492,25 @@ class ComputeApi:
         self.compute.wait_for_delete(server, interval=self.poll, wait=self.timeout)
 
 
+def _found_id(
+    find: Callable[..., Any],
+    name: str,
+    missing: str,
+    also: tuple[type[Exception], ...] = (),
+) -> str:
+    """The id of what ``find`` (an openstacksdk ``find_*``) finds by name or id, or a
+    CloudError saying ``missing``. ``ignore_missing=False`` and the exception, as
+    openstacksdk asks (its default ``True`` is deprecated and becomes ``False`` in 6.0);
+    ``also``: other exceptions that mean "not there"."""
+    import openstack.exceptions
+
+    absent: tuple[type[Exception], ...] = (openstack.exceptions.NotFoundException, *also)
+    try:
+        return str(find(name, ignore_missing=False).id)
+    except absent as exc:
+        raise CloudError(missing) from exc
+
+
 # -- reading the state ---------------------------------------------------------------------
 
 
@@ -471,29 +550,20 @@ def read_state(net: NetworkApi, compute: ComputeApi | None, topology: Topology) 
         lambda **q: [to_router(r) for r in net.routers(**q)],
     )
 
-    ext_names = set(topology.external_networks())
+    refs = topology.references()
     ext_networks = _find_undeclared(
-        ext_names,
+        set(refs.networks),
         net.networks,
         topology.source,
         "network",
         "networks:",
         " (list them with `openstack network list`)",
     )
-    declared_subnets = {s.name for s in topology.subnets}
-    ext_subnet_names = {s for p in topology.ports for s in p.subnets} | {
-        s for r in topology.routers for s in r.subnets
-    }
-    ext_subnet_names -= declared_subnets
     ext_subnets = _find_undeclared(
-        ext_subnet_names, net.subnets, topology.source, "subnet", "networks:"
+        set(refs.subnets), net.subnets, topology.source, "subnet", "networks:"
     )
-    group_names = {g for p in topology.ports for g in (p.security_groups or ())}
-    if any(p.security_groups is None and p.floating_ip for p in topology.ports):
-        group_names.add("default")
-    group_names -= {g.name for g in topology.security_groups}
     ext_groups = _find_undeclared(
-        group_names,
+        set(refs.security_groups),
         net.security_groups,
         topology.source,
         "security group",

@@ -66,6 +66,8 @@ _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 TAG_PREFIX = "multihome:"
 PROTOCOLS = ("tcp", "udp", "icmp", "any")
 DIRECTIONS = ("ingress", "egress")
+#: A URL with a password (``scheme://user:pass@``) or an http(s) token (``https://TOKEN@``).
+_CREDENTIALS_IN_URL = re.compile(r"[a-z+]+://[^/@\s:]*:[^/@\s]*@|https?://[^/@\s]+@", re.I)
 ETHERTYPES = ("IPv4", "IPv6")
 #: Neutron's ``ipv6_ra_mode`` / ``ipv6_address_mode`` values.
 IPV6_MODES = ("slaac", "dhcpv6-stateful", "dhcpv6-stateless")
@@ -345,6 +347,48 @@ class Topology:
         names |= {p.floating_ip for p in self.ports if p.floating_ip}
         names |= {p.network for p in self.ports}
         return tuple(sorted(n for n in names if self.network(n) is None))
+
+    def references(self) -> References:
+        """What the file names but does not declare: the cloud must have it (by name)."""
+        subnets = {s for p in self.ports for s in p.subnets} | {
+            s for r in self.routers for s in r.subnets
+        }
+        groups = {g for p in self.ports for g in (p.security_groups or ())}
+        if any(p.security_groups is None and p.floating_ip for p in self.ports):
+            groups.add("default")
+        return References(
+            networks=self.external_networks(),
+            subnets=tuple(sorted(subnets - {s.name for s in self.subnets})),
+            security_groups=tuple(sorted(groups - {g.name for g in self.security_groups})),
+        )
+
+    def counts(self) -> dict[str, int]:
+        """How many of each kind the file declares."""
+        return {
+            "networks": len(self.networks),
+            "subnets": len(self.subnets),
+            "security_groups": len(self.security_groups),
+            "routers": len(self.routers),
+            "servers": len(self.servers),
+            "ports": len(self.ports),
+        }
+
+
+@dataclass(frozen=True)
+class References:
+    """Names a topology uses without declaring them, looked up in the cloud."""
+
+    networks: tuple[str, ...]
+    subnets: tuple[str, ...]
+    security_groups: tuple[str, ...]
+    """``default`` included when a port with a floating IP names no group (optional)."""
+
+    def to_json(self) -> dict[str, list[str]]:
+        return {
+            "networks": list(self.networks),
+            "subnets": list(self.subnets),
+            "security_groups": list(self.security_groups),
+        }
 
 
 def load_topology(path: Path) -> Topology:
@@ -1017,6 +1061,13 @@ def _guest(node: Node) -> Guest:
     if not package.strip() or any(c in package for c in "\n;&|`$"):
         raise data["package"].fail(
             f"{shown(package)} is not a pip requirement", "write a name, name==version or a URL"
+        )
+    if _CREDENTIALS_IN_URL.search(package):
+        raise data["package"].fail(
+            "the URL carries credentials (user:password@ or a token before @), and user-data "
+            "is readable by every process on the guest through the metadata service",
+            "serve the wheel where the guest can fetch it without credentials, or use "
+            "install: none with an image that has multihome",
         )
     backends = ("auto", "networkd", "netplan", "networkmanager", "ifcfg", "systemd")
     backend = data["persist_backend"].one_of(backends, "auto", what="a backend")

@@ -29,6 +29,7 @@ from multihome.lab.scenario import Outcome, Scenario, builtin_scenarios, load_sc
 from multihome.lab.topology import (
     DEFAULT_PREFIX,
     INTERNET_INTERFACE,
+    INTERNET_INTERFACE6,
     ROUTER_SNAT,
     LabNames,
 )
@@ -40,8 +41,9 @@ NODES = ("guest", "switch", "router", "dhcp", "internet")
 
 LAB_EPILOG = """\b
 Examples:
-  sudo multihome lab demo                    the how-to's failure and the fix, in ~4 s
+  sudo multihome lab demo                    the how-to's failure and the fix, dual-stack
   sudo multihome lab up --scenario 4         build the how-to's two-port VM
+  sudo multihome lab up --scenario 6         the same VM dual-stack (IPv6 from radvd)
   sudo multihome lab probe                   what works and what does not
   sudo multihome lab exec -- ip route        a command inside the guest
   sudo multihome lab exec -- multihome apply the fix, inside the guest
@@ -196,8 +198,10 @@ def _indent(text: str, by: str = "  ") -> str:
 
 
 def _print_topology(scenario: Scenario, paint: Paint) -> None:
+    host = f"{INTERNET_INTERFACE.ip}" + (f", {INTERNET_INTERFACE6.ip}" if scenario.ipv6 else "")
+    router = "tenant router (radvd)" if scenario.ipv6 else "tenant router"
     click.echo(
-        f"  internet host {INTERNET_INTERFACE.ip} (HTTP echo)  <-  tenant router  <-  "
+        f"  internet host {host} (HTTP echo)  <-  {router}  <-  "
         "switch with port security  <-  guest:"
     )
     for port in scenario.ports:
@@ -206,7 +210,8 @@ def _print_topology(scenario: Scenario, paint: Paint) -> None:
         for ip in port.ips:
             public = scenario.public_address(port, ip)
             addresses.append(f"{ip}" + (f" (public {public})" if public else ""))
-        how = "DHCP" if network.dhcp else "static"
+        addresses += [f"{ip} ({'DHCPv6' if network.dhcpv6 else 'SLAAC'})" for ip in port.ips6]
+        how = "DHCP" if scenario.port_dhcp(port) else "static" if port.ips else "no IPv4"
         gateway = f"gateway {network.gateway}" if network.gateway else "no gateway"
         pairs = (
             f", allowed address pairs {', '.join(map(str, port.allowed_address_pairs))}"
@@ -215,7 +220,8 @@ def _print_topology(scenario: Scenario, paint: Paint) -> None:
         )
         click.echo(
             f"    {paint(port.name, bold=True)} {', '.join(addresses)}  [{network.name} "
-            f"{network.cidr}, {gateway}, {how}, metric {port.metric}{pairs}]"
+            f"{network.cidr}{f' {network.cidr6}' if network.cidr6 else ''}, {gateway}, {how}, "
+            f"metric {port.metric}{pairs}]"
         )
 
 
@@ -316,12 +322,13 @@ def status(name: str, as_json: bool) -> None:
 def probe(name: str, as_json: bool, form: str, expect: str | None) -> None:
     """Probe the lab: what the internet reaches, what the guest egresses as, drops.
 
-    From the internet host: ping and HTTP to every floating IP. From the guest: HTTP to the
-    internet host bound to each source address (it answers with the public address it
-    saw), and a ping to each port's gateway. From the switch: the packets port security
-    dropped during the probe. Timeouts are 1-2 s; all probes run at once. `--format dot`
-    draws the tenant network with each probe's path (green answered, red failed) and the
-    drops as red edges from the port that sent them.
+    From the internet host: ping and HTTP to every floating IP, HTTP (TCP, no ping: the
+    kernel answers an ICMPv6 echo through the port it came in by) to every IPv6 address.
+    From the guest: HTTP to the internet host (IPv4 and IPv6) bound to each source address
+    (it answers with the public address it saw), and a ping to each port's gateway. From
+    the switch: the packets port security dropped during the probe. Timeouts are 1-2 s; all
+    probes run at once. `--format dot` draws the tenant network with each probe's path
+    (green answered, red failed) and the drops as red edges from the port that sent them.
     """
     form = output_format(as_json, form)
     as_json = form == "json"
@@ -362,19 +369,24 @@ def _print_verdict(phase: str, problems: Sequence[str], paint: Paint) -> None:
         click.echo(paint(f"  - {problem}", fg="red"))
 
 
-def _mark(ok: bool, paint: Paint, yes: str = "ok", no: str = "FAIL") -> str:
+def _mark(ok: bool | None, paint: Paint, yes: str = "ok", no: str = "FAIL") -> str:
+    if ok is None:  # not probed (no ping for IPv6)
+        return f"{'-':<5}"
     return paint(f"{yes:<5}", fg="green") if ok else paint(f"{no:<5}", fg="red", bold=True)
 
 
 def probe_table(report: ProbeReport, scenario: Scenario, paint: Paint) -> list[str]:
-    """The probe as an aligned, colored table."""
+    """The probe as an aligned, colored table (IPv6 rows: HTTP only, no ping)."""
+    width = max([15, *(len(str(ip)) for p in scenario.ports for ip in p.addresses)])
+    host = f"  from the internet host {INTERNET_INTERFACE.ip}"
+    if scenario.ipv6:
+        host += f", {INTERNET_INTERFACE6.ip}"
     lines = [
-        paint(f"  from the internet host {INTERNET_INTERFACE.ip}", bold=True)
-        + "                   ping  http  reached"
+        paint(host, bold=True) + " " * max(1, 2 * width + 18 - len(host)) + "ping  http  reached"
     ]
     for item in report.inbound:
         lines.append(
-            f"    {item.public:<15} -> {item.port} {item.private:<15}     "
+            f"    {item.public:<{width}} -> {item.port} {item.private:<{width}}     "
             f"{_mark(item.ping, paint)} {_mark(item.http, paint)} "
             f"{item.served_by or '-'}"
         )
@@ -387,7 +399,7 @@ def probe_table(report: ProbeReport, scenario: Scenario, paint: Paint) -> list[s
     own_public = {
         str(ip): str(scenario.public_address(p, ip) or ROUTER_SNAT)
         for p in scenario.ports
-        for ip in p.ips
+        for ip in p.addresses
     }
     for egress in report.egress:
         own = own_public.get(egress.source)
@@ -398,7 +410,8 @@ def probe_table(report: ProbeReport, scenario: Scenario, paint: Paint) -> list[s
         else:
             seen = paint(egress.seen, fg="yellow") + f"  (not its own {own})"
         lines.append(
-            f"    {egress.port} {egress.source:<15}  curl --interface {egress.source:<15}   {seen}"
+            f"    {egress.port} {egress.source:<{width}}  curl --interface "
+            f"{egress.source:<{width}}   {seen}"
         )
     lines.append(paint("  gateway ping from the guest", bold=True))
     for gateway in report.gateway:
@@ -469,15 +482,16 @@ def exec_(name: str, node: str, command: tuple[str, ...]) -> None:
     help="Leave the lab up afterwards (remove it with `multihome lab down`).",
 )
 def demo(name: str, keep: bool) -> None:
-    """The how-to's scenario 4, its failure, and multihome's fix, end to end.
+    """The how-to's scenario 4, dual-stack, its failure, and multihome's fix, end to end.
 
-    Builds the lab, probes it (the second floating IP is dead, port security counts the
-    dropped replies), runs `multihome apply` inside the guest, probes again (every floating
-    IP answers, each source address leaves with its own floating IP), and removes the lab.
-    Exits 1 when a probe does not show what the scenario expects.
+    Builds the lab (scenario 6: scenario 4 with an IPv6 subnet), probes it (the second
+    port's floating IP and IPv6 address are dead, port security counts the dropped replies),
+    runs `multihome apply` inside the guest, probes again (every floating IP and IPv6
+    address answers, each source address leaves with its own public address), and removes
+    the lab. Exits 1 when a probe does not show what the scenario expects.
     """
     paint = _paint(_color())
-    scenario = load_scenario("4")
+    scenario = load_scenario(str(DEMO_SCENARIO))
     lab_ = _open(name)
     click.echo(paint("multihome lab demo", bold=True) + f": {scenario.title}")
     click.echo(paint(f"  how-to section: {scenario.howto}", dim=True))
@@ -495,9 +509,13 @@ def demo(name: str, keep: bool) -> None:
             result = lab_.up(scenario)
             _step(1, f"built the lab in network namespaces ({result.seconds:.1f} s)", paint)
             _print_topology(scenario, paint)
-            click.echo("  the guest's routing table, from its DHCP client (the how-to's):")
+            click.echo(
+                "  the guest's routing table, from its DHCP client (the how-to's)"
+                + (" and the router's advertisements:" if scenario.ipv6 else ":")
+            )
             for route in lab_.status().guest_routes:
-                click.echo(paint(f"    {route}", fg="cyan"))
+                if ":" not in route or route.startswith("default"):  # IPv6: the defaults
+                    click.echo(paint(f"    {route}", fg="cyan"))
             problems += _demo_probe(2, "before", lab_, scenario, paint)
             _step(3, "multihome apply, inside the guest", paint)
             _demo_apply(lab_, paint)
@@ -522,7 +540,7 @@ def demo(name: str, keep: bool) -> None:
     named = _name_arg(name)
     click.echo(
         paint(
-            "Every port works through its own floating IP and gateway. Try it "
+            "Every port works through its own floating IP, IPv6 address and gateway. Try it "
             f"yourself: multihome lab up{named}; multihome lab probe{named}; multihome lab "
             f"exec{named} -- multihome apply; multihome lab down{named}",
             bold=True,
@@ -530,6 +548,10 @@ def demo(name: str, keep: bool) -> None:
     )
     if keep:
         click.echo(f"the lab is still up: multihome lab down{_name_arg(name)}")
+
+
+#: The demo's scenario: the how-to's scenario 4, dual-stack.
+DEMO_SCENARIO = 6
 
 
 def _step(number: int, text: str, paint: Paint) -> None:
@@ -551,7 +573,7 @@ def _explain(
     phase: str, scenario: Scenario, outcome: Outcome, report: ProbeReport, paint: Paint
 ) -> str:
     dead = [public for public, ok in outcome.reachable.items() if not ok]
-    drops = sum(d.during for d in report.drops if d.reason == "ip")
+    drops = sum(d.during for d in report.drops if d.reason in ("ip", "ip6"))
     if dead and phase == "before":
         ports = ", ".join(sorted({i.port for i in report.inbound if not i.ok}))
         routed = [p for p in scenario.ports if scenario.network(p.network).gateway is not None]
@@ -565,9 +587,10 @@ def _explain(
         )
     if dead:
         return paint(f"  => still unreachable: {', '.join(dead)}", fg="red", bold=True)
+    ipv6 = " and IPv6 address" if scenario.ipv6 else ""
     return paint(
-        "  => every floating IP answers, each source address leaves with its own "
-        f"floating IP, {drops} spoofed packet(s) dropped.",
+        f"  => every floating IP{ipv6} answers, each source address leaves with its own "
+        f"public address, {drops} spoofed packet(s) dropped.",
         fg="green",
         bold=True,
     )

@@ -5,6 +5,8 @@ names the address that was reached. ``--file URLPATH=FILE`` serves a file (the m
 ``network_data.json`` and ``meta_data.json``, read on every request); with files, any other
 path but ``/`` is 404. It binds, then detaches: the parent writes the daemon's pid to
 ``--pid-file`` and exits 0, so the caller knows it is listening; a bind error exits 1.
+An IPv6 ``--bind`` listens in IPv6 (``::``: both families; IPv4 callers and addresses are
+shown as IPv4, not as ``::ffff:a.b.c.d``).
 
     python3 echo.py --bind 198.51.100.10 --port 80 --pid-file /run/.../echo.pid
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -34,17 +37,32 @@ class EchoHandler(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         else:
-            body = f"{self.client_address[0]}\n".encode()
+            body = f"{_plain(self.client_address[0])}\n".encode()
             content_type = "text/plain"
         self.send_response(200)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Local-Address", self.connection.getsockname()[0])
+        self.send_header("X-Local-Address", _plain(self.connection.getsockname()[0]))
         self.end_headers()
         self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:
-        sys.stderr.write(f"{self.client_address[0]} {format % args}\n")
+        sys.stderr.write(f"{_plain(self.client_address[0])} {format % args}\n")
+
+
+def _plain(address: str) -> str:
+    """An IPv4-mapped IPv6 address as IPv4."""
+    return address.removeprefix("::ffff:") if "." in address else address
+
+
+class EchoServer6(ThreadingHTTPServer):
+    """The echo server in IPv6 (with ``::``, IPv4 too: the kernel's bindv6only is 0)."""
+
+    address_family = socket.AF_INET6
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     ThreadingHTTPServer.allow_reuse_address = True
     ThreadingHTTPServer.daemon_threads = True
     try:
-        server = ThreadingHTTPServer((args.bind, args.port), EchoHandler)
+        server_class = EchoServer6 if ":" in args.bind else ThreadingHTTPServer
+        server = server_class((args.bind, args.port), EchoHandler)
     except OSError as exc:
         print(f"echo: cannot listen on {args.bind}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 1

@@ -51,6 +51,7 @@ from multihome.lab.scenario import (
     GuestPort,
     Network,
     Scenario,
+    ipv6_address,
 )
 from multihome.processes import DHCP_CLIENTS, pid_alive
 
@@ -105,6 +106,7 @@ def plan_port(
         metric=FIRST_METRIC + number,
         dhcp=request.dhcp and network.dhcp,
         hotplugged=True,
+        ips6=() if network.cidr6 is None else (ipv6_address(network, mac, (ip,), number),),
     )
 
 

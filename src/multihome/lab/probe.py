@@ -1,10 +1,12 @@
 """``lab probe``: measure a running lab the way a user of the cloud would, with short timeouts.
 
 * From the internet host: ``ping`` and HTTP to every public address (floating IP, or the
-  address itself on an external network).
-* From the guest: HTTP to the internet host's echo service, bound to each *source address*
-  (``curl --interface <address>``; binding to the device passes even when broken), which
-  answers with the public address it saw.
+  address itself on an external network); for IPv6, HTTP (TCP) to every global address, no
+  ping: the kernel sends an ICMPv6 echo reply out of the interface the request came in on,
+  whatever the routing, so a ping would answer even where TCP replies are dropped.
+* From the guest: HTTP to the internet host's echo service (IPv4 and IPv6), bound to each
+  *source address* (``curl --interface <address>``; binding to the device passes even when
+  broken), which answers with the public address it saw.
 * From the guest: ``ping -I <port>`` to each port's gateway.
 * From the switch: the port-security drop counters, before and after the probes.
 
@@ -40,14 +42,16 @@ class Inbound:
     public: str
     private: str
     port: str
-    ping: bool
+    ping: bool | None
+    """None: not pinged (IPv6, see the module's text)."""
     http: bool
     served_by: str | None
     """The guest address the HTTP request reached (the echo's X-Local-Address)."""
+    family: int = 4
 
     @property
     def ok(self) -> bool:
-        return self.ping and self.http
+        return self.ping is not False and self.http
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class Egress:
     seen: str | None
     """The public address the internet host saw; None when no answer came."""
     error: str | None
+    family: int = 4
 
 
 @dataclass(frozen=True)
@@ -97,7 +102,7 @@ class ProbeReport:
             reachable={i.public: i.ok for i in self.inbound},
             egress={e.source: e.seen for e in self.egress},
             gateway={g.port: g.ok for g in self.gateway},
-            spoof_drops=any(d.during > 0 for d in self.drops if d.reason == "ip"),
+            spoof_drops=any(d.during > 0 for d in self.drops if d.reason in ("ip", "ip6")),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -106,6 +111,7 @@ class ProbeReport:
             "seconds": round(self.seconds, 3),
             "inbound": [
                 {
+                    "family": i.family,
                     "public": i.public,
                     "private": i.private,
                     "port": i.port,
@@ -117,7 +123,13 @@ class ProbeReport:
                 for i in self.inbound
             ],
             "egress": [
-                {"source": e.source, "port": e.port, "seen": e.seen, "error": e.error}
+                {
+                    "family": e.family,
+                    "source": e.source,
+                    "port": e.port,
+                    "seen": e.seen,
+                    "error": e.error,
+                }
                 for e in self.egress
             ],
             "gateway": [{"port": g.port, "gateway": g.gateway, "ok": g.ok} for g in self.gateway],
@@ -164,15 +176,17 @@ def probe_dot(report: ProbeReport, scenario: Scenario) -> str:
     lines.append('  subgraph cluster_guest { label="guest";')
     for port in scenario.ports:
         lines.append(f"    {_q(port.name)} [shape=component];")
-        lines += [f"    {_q(str(ip))} [shape=ellipse];" for ip in port.ips]
+        lines += [f"    {_q(str(ip))} [shape=ellipse];" for ip in port.addresses]
     lines.append("  }")
     for port in scenario.ports:
         switch = _q(f"switch {port.network} {scenario.network(port.network).cidr}")
         lines.append(f"  {_q(port.name)} -> {switch} [{WIRE}];")
-        lines += [f"  {_q(str(ip))} -> {_q(port.name)} [{WIRE}];" for ip in port.ips]
+        lines += [f"  {_q(str(ip))} -> {_q(port.name)} [{WIRE}];" for ip in port.addresses]
     for item in report.inbound:
         style = OK_EDGE if item.ok else FAILED_EDGE
-        what = f"ping {'ok' if item.ping else 'FAIL'}, http {'ok' if item.http else 'FAIL'}"
+        what = f"http {'ok' if item.http else 'FAIL'}"
+        if item.ping is not None:  # IPv6: not pinged
+            what = f"ping {'ok' if item.ping else 'FAIL'}, {what}"
         lines.append(
             f"  {inet} -> {_q(item.private)} [label={_q(f'to {item.public}: {what}')}, {style}];"
         )
@@ -181,7 +195,7 @@ def probe_dot(report: ProbeReport, scenario: Scenario) -> str:
         wanted = (
             None
             if owner is None
-            else scenario.public_address(owner, ipaddress.IPv4Address(out.source))
+            else scenario.public_address(owner, ipaddress.ip_address(out.source))
         )
         ok = out.seen is not None and (wanted is None or out.seen == str(wanted))
         seen = f"seen as {out.seen}" if out.seen is not None else out.error or "no answer"
@@ -215,19 +229,19 @@ def probe(lab: Lab, scenario: Scenario) -> ProbeReport:
         inbound = [
             pool.submit(_inbound, lab, port.name, str(ip), str(public))
             for port in scenario.ports
-            for ip in port.ips
+            for ip in port.addresses
             if (public := scenario.public_address(port, ip)) is not None
         ]
         egress = [
             pool.submit(_egress, lab, port.name, str(ip))
             for port in scenario.ports
-            for ip in port.ips
+            for ip in port.addresses
             if scenario.network(port.network).gateway is not None
         ]
         gateway = [
             pool.submit(_gateway, lab, port.name, str(gw))
             for port in scenario.ports
-            if (gw := scenario.network(port.network).gateway) is not None
+            if (gw := scenario.network(port.network).gateway) is not None and port.ips
         ]
         results_in = tuple(f.result() for f in inbound)
         results_out = tuple(f.result() for f in egress)
@@ -294,35 +308,40 @@ def _ping(lab: Lab, extra: Sequence[str], target: str) -> list[str]:
     ]
 
 
+def _url(address: str) -> str:
+    return f"http://[{address}]/" if ":" in address else f"http://{address}/"
+
+
 def _inbound(lab: Lab, port: str, private: str, public: str) -> Inbound:
+    family = 6 if ":" in public else 4
     with ThreadPoolExecutor(max_workers=1) as side:  # ping and HTTP at once
-        pinging = side.submit(_run, lab, "internet", _ping(lab, [], public), 5)
-        http = _run(lab, "internet", _curl(lab, [], f"http://{public}/"), timeout=5)
-        ping = pinging.result()
+        pinging = (  # IPv6: TCP only (see the module's text)
+            side.submit(_run, lab, "internet", _ping(lab, [], public), 5) if family == 4 else None
+        )
+        http = _run(lab, "internet", _curl(lab, [], _url(public)), timeout=5)
+        ping = None if pinging is None else pinging.result().returncode == 0
     status, headers, _ = _parse_http(http.stdout) if http.returncode == 0 else (0, {}, "")
     return Inbound(
         public=public,
         private=private,
         port=port,
-        ping=ping.returncode == 0,
+        ping=ping,
         http=status == 200,
         served_by=headers.get("x-local-address"),
+        family=family,
     )
 
 
 def _egress(lab: Lab, port: str, source: str) -> Egress:
-    done = _run(
-        lab,
-        "guest",
-        _curl(lab, ["--interface", source], f"http://{topo.INTERNET_INTERFACE.ip}/"),
-        timeout=5,
-    )
+    family = 6 if ":" in source else 4
+    target = topo.INTERNET_INTERFACE6.ip if family == 6 else topo.INTERNET_INTERFACE.ip
+    done = _run(lab, "guest", _curl(lab, ["--interface", source], _url(str(target))), timeout=5)
     if done.returncode != 0:
-        return Egress(source, port, None, _curl_error(done))
+        return Egress(source, port, None, _curl_error(done), family)
     status, _, body = _parse_http(done.stdout)
     if status != 200:
-        return Egress(source, port, None, f"HTTP {status}")
-    return Egress(source, port, body.strip() or None, None)
+        return Egress(source, port, None, f"HTTP {status}", family)
+    return Egress(source, port, body.strip() or None, None, family)
 
 
 def _curl_error(done: subprocess.CompletedProcess[str]) -> str:

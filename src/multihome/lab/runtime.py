@@ -2,7 +2,9 @@
 
 Namespaces, links, addresses and routes are made through pyroute2 (the netlink library the
 rest of multihome uses); the switch's port security and the router's NAT through ``nft``;
-DHCP through the real ``dnsmasq`` and ISC ``dhclient``; the guest's static addresses through
+DHCP through the real ``dnsmasq`` and ISC ``dhclient``; IPv6 router advertisements (SLAAC)
+through the real ``radvd`` in the router, as Neutron's L3 agent sends them; the guest's static
+addresses through
 ``ip`` inside the guest, as its own tools would. Every name carries the lab's prefix; the
 state (pid files, leases, logs, the scenario) lives in ``/run/multihome-lab/<prefix>/``.
 
@@ -17,6 +19,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -56,6 +59,7 @@ REQUIRED_PROGRAMS: Mapping[str, str] = {
     "curl": "curl",
     "ping": "iputils-ping",
     "sysctl": "procps",
+    "radvd": "radvd",
 }
 NETNS_RUN = Path("/run/netns")
 FAILPOINT_ENV = "MULTIHOME_LAB_FAILPOINT"
@@ -71,6 +75,9 @@ CONFIG_DRIVE_DIR = "config-drive"
 #: The guest's current ports, once a port was attached or detached (else the scenario's).
 PORTS_FILE = "ports.json"
 COMMAND_TIMEOUT = 20.0
+#: How long ``up`` waits for SLAAC (DAD of the link-local address, a router solicitation,
+#: the advertisement, DAD of the global address: about 2 s).
+SLAAC_TIMEOUT = 15.0
 #: Where the host's iproute2 configuration is (newer iproute2 ships it in /usr/share only).
 IPROUTE2_CONFIG = (Path("/etc/iproute2"), Path("/usr/share/iproute2"))
 
@@ -348,6 +355,24 @@ class Lab:
             port.name,
         ]
 
+    def dhclient6_argv(self, port: GuestPort) -> list[str]:
+        """The lab's DHCPv6 client for ``port`` (``dhclient -6``, the same script)."""
+        state_dir = self.names.state_dir
+        return [
+            self.programs["dhclient"],
+            "-6",
+            "-1",
+            "-cf",
+            str(state_dir / "dhclient.conf"),
+            "-sf",
+            str(state_dir / "dhclient-script"),
+            "-lf",
+            str(state_dir / f"dhclient6.{port.name}.leases"),
+            "-pf",
+            str(state_dir / f"dhclient6.{port.name}.pid"),
+            port.name,
+        ]
+
     def lease(self, port: GuestPort) -> None:
         """Run the lab's DHCP client for ``port`` until it has a lease (it stays running)."""
         self.run("guest", self.dhclient_argv(port), f"DHCP client on {port.name}", timeout=30)
@@ -410,6 +435,22 @@ class Lab:
         self._sysctls(scenario)
         failpoint("sysctls")
         self._links(scenario)
+        if scenario.ipv6:
+            # Each NIC's router-advertised default gets the NIC's metric, as the IPv4 lease's
+            # routes do (NetworkManager's per-device metric): eth0's wins in main.
+            self.run(
+                "guest",
+                [
+                    self.programs["sysctl"],
+                    "-q",
+                    "-w",
+                    *(
+                        f"net.ipv6.conf.{p.name}.ra_defrtr_metric={p.metric}"
+                        for p in scenario.ports
+                    ),
+                ],
+                "guest router-advertisement metrics",
+            )
         failpoint("links")
         guest_iproute2 = self.names.guest_etc / "iproute2"
         source = next((p for p in IPROUTE2_CONFIG if p.is_dir()), None)
@@ -444,19 +485,41 @@ class Lab:
         for scope in ("all", "default"):
             for knob, value in scenario.guest_sysctls.items():
                 guest[f"net.ipv4.conf.{scope}.{knob}"] = value
+        # No ICMP redirects: the metadata route below goes back out of the port it came in
+        # by, and a guest taking the redirect would cache a route of the router's.
+        router: dict[str, int] = {
+            **plain,
+            "net.ipv4.ip_forward": 1,
+            "net.ipv4.conf.all.send_redirects": 0,
+            "net.ipv4.conf.default.send_redirects": 0,
+        }
+        internet = dict(plain)
+        dhcp = dict(plain)
+        if scenario.ipv6:
+            # A cloud image's guest: router advertisements accepted, SLAAC addresses from the
+            # MAC (EUI-64, as Neutron computes them), no privacy addresses (port security
+            # would drop them). The router and the internet host skip DAD (static addresses).
+            for scope in ("all", "default"):
+                guest.update(
+                    {
+                        f"net.ipv6.conf.{scope}.disable_ipv6": 0,
+                        f"net.ipv6.conf.{scope}.forwarding": 0,
+                        f"net.ipv6.conf.{scope}.accept_ra": 1,
+                        f"net.ipv6.conf.{scope}.use_tempaddr": 0,
+                        f"net.ipv6.conf.{scope}.addr_gen_mode": 0,
+                    }
+                )
+                dhcp6 = [dhcp] if any(n.dhcpv6 for n in scenario.networks) else []
+                for values in (router, internet, *dhcp6):
+                    values[f"net.ipv6.conf.{scope}.disable_ipv6"] = 0
+                    values[f"net.ipv6.conf.{scope}.accept_dad"] = 0
+                router[f"net.ipv6.conf.{scope}.forwarding"] = 1
         per_node = {
             "guest": guest,
             "switch": quiet,
-            # No ICMP redirects: the metadata route below goes back out of the port it came
-            # in by, and a guest taking the redirect would cache a route of the router's.
-            "router": {
-                **plain,
-                "net.ipv4.ip_forward": 1,
-                "net.ipv4.conf.all.send_redirects": 0,
-                "net.ipv4.conf.default.send_redirects": 0,
-            },
-            "dhcp": plain,
-            "internet": plain,
+            "router": router,
+            "dhcp": dhcp,
+            "internet": internet,
         }
         for node, values in per_node.items():
             self.run(
@@ -512,6 +575,10 @@ class Lab:
                     peer={"ifname": topo.router_leg_peer(index), "net_ns_fd": switch_fd},
                 )
                 _up_with_address(rtr, leg, str(network.gateway), network.cidr.prefixlen)
+                if network.gateway6 is not None:
+                    rtr.addr(
+                        "add", index=_index(rtr, leg), address=str(network.gateway6), prefixlen=64
+                    )
             rtr.link(
                 "add",
                 ifname=topo.UPLINK,
@@ -521,6 +588,13 @@ class Lab:
             _up_with_address(
                 rtr, topo.UPLINK, str(topo.ROUTER_UPLINK.ip), topo.ROUTER_UPLINK.network.prefixlen
             )
+            if scenario.ipv6:
+                rtr.addr(
+                    "add",
+                    index=_index(rtr, topo.UPLINK),
+                    address=str(topo.ROUTER_UPLINK6.ip),
+                    prefixlen=topo.ROUTER_UPLINK6.network.prefixlen,
+                )
             # The router serves metadata too, as Neutron's does (its metadata proxy): a guest
             # whose 169.254.169.254 host route is gone reaches it through its default.
             server = next(
@@ -541,6 +615,13 @@ class Lab:
                     peer={"ifname": topo.dhcp_leg_peer(index), "net_ns_fd": switch_fd},
                 )
                 _up_with_address(dhcp, leg, str(network.dhcp_server), network.cidr.prefixlen)
+                if network.dhcp_server6 is not None:
+                    dhcp.addr(
+                        "add",
+                        index=_index(dhcp, leg),
+                        address=str(network.dhcp_server6),
+                        prefixlen=64,
+                    )
         with netlink(names.internet) as inet:
             _up_with_address(
                 inet,
@@ -549,6 +630,19 @@ class Lab:
                 topo.INTERNET_INTERFACE.network.prefixlen,
             )
             inet.route("add", dst=str(PUBLIC_RANGE), gateway=str(topo.ROUTER_UPLINK.ip))
+            if scenario.ipv6:
+                inet.addr(
+                    "add",
+                    index=_index(inet, "eth0"),
+                    address=str(topo.INTERNET_INTERFACE6.ip),
+                    prefixlen=topo.INTERNET_INTERFACE6.network.prefixlen,
+                )
+                inet.route(
+                    "add",
+                    dst=str(topo.TENANT_RANGE6),
+                    gateway=str(topo.ROUTER_UPLINK6.ip),
+                    family=socket.AF_INET6,
+                )
         with netlink(names.switch) as sw:
             for port in scenario.ports:
                 _enslave(sw, topo.tap(port), topo.bridge(topo.net_index(scenario, port.network)))
@@ -560,6 +654,14 @@ class Lab:
 
     def _services(self, scenario: Scenario) -> None:
         state_dir = self.names.state_dir
+        if scenario.ipv6:
+            (state_dir / "radvd.conf").write_text(
+                topo.radvd_conf(
+                    topo.router_advertised(scenario), managed=topo.managed_legs(scenario)
+                ),
+                encoding="utf-8",
+            )
+            self.run("router", [self.programs["radvd"], *topo.radvd_args(state_dir)], "radvd")
         if any(n.dhcp for n in scenario.networks):
             self.write_dhcp(scenario)
             self.run(
@@ -582,6 +684,8 @@ class Lab:
             },
         )
         self._echo("internet", "internet", str(topo.INTERNET_INTERFACE.ip))
+        if scenario.ipv6:
+            self._echo("internet", "internet6", str(topo.INTERNET_INTERFACE6.ip))
 
     def _echo(
         self, node: str, name: str, bind: str, files: Mapping[str, Path] | None = None
@@ -618,9 +722,19 @@ class Lab:
             except LabError as exc:
                 errors.append(str(exc))
 
+        def lease6(port: GuestPort) -> None:
+            try:  # dhclient -6 binds to the link-local address: wait for its DAD
+                self._wait_for_addresses({port.name: set()}, defaults=False, what="link-local")
+                self.run("guest", self.dhclient6_argv(port), f"DHCPv6 client on {port.name}", 30)
+            except LabError as exc:
+                errors.append(str(exc))
+
         threads = [
             threading.Thread(target=lease, args=(port,), daemon=True)
             for port in topo.lab_clients(scenario)
+        ] + [
+            threading.Thread(target=lease6, args=(port,), daemon=True)
+            for port in topo.lab_clients6(scenario)
         ]
         for thread in threads:
             thread.start()
@@ -639,7 +753,7 @@ class Lab:
                 if not scenario.port_dhcp(port) and number == 0:
                     command += ["metric", str(port.metric)]
                 self.run("guest", command, f"static address on {port.name}")
-            if not scenario.port_dhcp(port) and network.gateway is not None:
+            if not scenario.port_dhcp(port) and network.gateway is not None and port.ips:
                 self.run(
                     "guest",
                     [
@@ -659,7 +773,30 @@ class Lab:
                     ],
                     f"static route on {port.name}",
                 )
-        self._echo("guest", "guest", "0.0.0.0")
+        if scenario.ipv6:
+            wanted = {p.name: {str(ip) for ip in p.ips6} for p in scenario.ports if p.ips6}
+            self._wait_for_addresses(wanted, defaults=True, what="SLAAC or DHCPv6 address")
+        self._echo("guest", "guest", "::" if scenario.ipv6 else "0.0.0.0")
+
+    def _wait_for_addresses(
+        self, wanted: Mapping[str, set[str]], *, defaults: bool, what: str
+    ) -> None:
+        """Until every port of ``wanted`` (name -> its IPv6 addresses) has them past DAD, a
+        link-local address past DAD, and (``defaults``) its advertised default: a lab that
+        is up answers on every address at once."""
+        deadline = time.monotonic() + SLAAC_TIMEOUT
+        with netlink(self.names.guest) as ipr:
+            while True:
+                missing = _ipv6_missing(ipr, wanted, defaults=defaults)
+                if not missing:
+                    return
+                if time.monotonic() > deadline:
+                    raise LabError(
+                        f"no {what}{' or router-advertised default' if defaults else ''} on "
+                        f"{', '.join(missing)} within {SLAAC_TIMEOUT:g} s; see "
+                        f"{self.names.state_dir / 'radvd.log'}"
+                    )
+                time.sleep(0.05)
 
     # -- down ------------------------------------------------------------------------------
     def down(self) -> DownResult:
@@ -727,9 +864,13 @@ class Lab:
         routes: tuple[str, ...] = ()
         rules: tuple[str, ...] = ()
         if namespaces[self.names.guest]:
-            addresses = self._lines(["-4", "-brief", "addr", "show"])
+            ipv6 = scenario is not None and scenario.ipv6
+            addresses = self._lines([*([] if ipv6 else ["-4"]), "-brief", "addr", "show"])
             routes = self._lines(["-4", "route", "show"])
             rules = self._lines(["-4", "rule", "show"])
+            if ipv6:  # an IPv6 lab: both families, IPv4 first
+                routes += self._lines(["-6", "route", "show"])
+                rules += self._lines(["-6", "rule", "show"])
         if state is None and any(namespaces.values()):
             problems.append(
                 "namespaces of this lab exist without its state; remove them with "
@@ -752,7 +893,10 @@ class Lab:
             return daemons
         if any(n.dhcp for n in scenario.networks):
             daemons.append(("dnsmasq", "dhcp"))
+        if scenario.ipv6:
+            daemons += [("radvd", "router"), ("internet6", "internet")]
         daemons += [(f"dhclient.{port.name}", "guest") for port in topo.lab_clients(scenario)]
+        daemons += [(f"dhclient6.{p.name}", "guest") for p in topo.lab_clients6(scenario)]
         return daemons
 
     def _lines(self, args: list[str]) -> tuple[str, ...]:
@@ -767,6 +911,39 @@ class Lab:
 
 
 CLONE_NEWNET = 0x40000000
+
+
+IFA_F_TENTATIVE = 0x40
+IFA_F_DADFAILED = 0x08
+RTPROT_RA = 9
+
+
+def _ipv6_missing(ipr: Any, wanted: Mapping[str, set[str]], *, defaults: bool) -> list[str]:
+    """The ports of ``wanted`` (name -> its IPv6 addresses) that lack one of them past DAD,
+    a link-local address past DAD, or (``defaults``) their router-advertised default."""
+    index = {name: _index(ipr, name) for name in wanted}
+    done: set[str] = set()
+    link_local: set[int] = set()
+    for msg in ipr.get_addr(family=socket.AF_INET6):
+        flags = msg.get_attr("IFA_FLAGS") or msg["flags"]
+        if flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED):
+            continue
+        address = str(msg.get_attr("IFA_ADDRESS"))
+        done.add(f"{msg['index']} {address}")
+        if address.startswith("fe80:"):
+            link_local.add(msg["index"])
+    routed = {
+        msg.get_attr("RTA_OIF")
+        for msg in ipr.get_routes(family=socket.AF_INET6, table=254)
+        if msg["dst_len"] == 0 and msg["proto"] == RTPROT_RA
+    }
+    return [
+        name
+        for name, addresses in wanted.items()
+        if (defaults and index[name] not in routed)
+        or index[name] not in link_local
+        or any(f"{index[name]} {address}" not in done for address in addresses)
+    ]
 
 
 def _keep_leases(path: Path, macs: set[str]) -> None:

@@ -12,7 +12,9 @@ also takes a path to a file of the same shape::
     story: |
       What happens and why (printed by `lab up` and `lab demo`).
     networks:
-      private: {cidr: 192.168.0.0/24, gateway: 192.168.0.1, dhcp: true}
+      private: {cidr: 192.168.0.0/24, gateway: 192.168.0.1, dhcp: true,
+                ipv6: {cidr: 2001:db8:1::/64}}     # optional: router advertisements; SLAAC
+                                                   # (mode: slaac) or mode: dhcpv6-stateful
     ports:
       - name: eth0
         network: private
@@ -23,8 +25,9 @@ also takes a path to a file of the same shape::
       before:
         reachable: {203.0.113.107: true}         # ping and HTTP from the internet host
         egress: {192.168.0.107: 203.0.113.107}   # source address -> public address seen
+                                                 # (IPv6: the global address, HTTP only)
         gateway: {eth0: true}                    # ping -I <port> <its gateway>
-        spoof_drops: false                       # port security dropped spoofed IPv4
+        spoof_drops: false                       # port security dropped spoofed packets
       after: {...}                               # the same keys, after multihome apply
 """
 
@@ -41,9 +44,14 @@ from typing import Any
 from multihome.errors import InputError
 from multihome.reader import Node, read_file, shown, yaml_document
 
+SLAAC, DHCPV6 = "slaac", "dhcpv6-stateful"
+#: Tenant IPv6 subnets lie here (the documentation range).
+DOCUMENTATION6 = ipaddress.IPv6Network("2001:db8::/32")
 #: Where floating IPs and external networks live (TEST-NET-3), and the internet host (TEST-NET-2).
 PUBLIC_RANGE = ipaddress.IPv4Network("203.0.113.0/24")
 INTERNET_HOST = ipaddress.IPv4Address("198.51.100.10")
+#: The internet host's IPv6 address (multihome's default ``probe6``); no NAT for IPv6.
+INTERNET_HOST6 = ipaddress.IPv6Address("2001:db8:ffff::10")
 METADATA_ADDRESS = ipaddress.IPv4Address("169.254.169.254")
 #: The route metric of the first port; port N gets FIRST_METRIC + N (100, 101, ...).
 FIRST_METRIC = 100
@@ -75,6 +83,27 @@ class Network:
     """The DHCP/metadata port's address (the subnet's .100 unless given)."""
     external: bool
     """A provider network routed without NAT: its addresses are public themselves."""
+    cidr6: ipaddress.IPv6Network | None = None
+    """Its IPv6 subnet (the tenant router advertises it); None: IPv4 only."""
+    ipv6_mode: str = "slaac"
+    """How a port gets its IPv6 address: ``slaac`` (from the advertised prefix and its MAC)
+    or ``dhcpv6-stateful`` (from dnsmasq's DHCPv6; the advertisement's managed flag set),
+    Neutron's ``ipv6_address_mode``."""
+
+    @property
+    def dhcpv6(self) -> bool:
+        return self.cidr6 is not None and self.ipv6_mode == DHCPV6
+
+    @property
+    def dhcp_server6(self) -> ipaddress.IPv6Address | None:
+        """The DHCP port's IPv6 address on a DHCPv6 subnet (``::2``)."""
+        return self.cidr6.network_address + 2 if self.cidr6 and self.dhcpv6 else None
+
+    @property
+    def gateway6(self) -> ipaddress.IPv6Address | None:
+        """The router's global address on the IPv6 subnet (Neutron's gateway_ip, ``::1``);
+        the guest routes through the router's link-local address, from its advertisements."""
+        return None if self.cidr6 is None else self.cidr6.network_address + 1
 
 
 @dataclass(frozen=True)
@@ -85,7 +114,8 @@ class GuestPort:
     network: str
     mac: str
     ips: tuple[ipaddress.IPv4Address, ...]
-    """Fixed IPs; the first one comes from DHCP when the network has DHCP."""
+    """Fixed IPv4 addresses; the first one comes from DHCP when the network has DHCP (none:
+    an IPv6-only port)."""
     floating_ips: Mapping[ipaddress.IPv4Address, ipaddress.IPv4Address]
     """Fixed IP -> floating IP (1:1 NAT on the router)."""
     allowed_address_pairs: tuple[ipaddress.IPv4Address, ...]
@@ -100,6 +130,19 @@ class GuestPort:
     router: ipaddress.IPv4Address | None = None
     """The router DHCP hands this port when not its network's gateway (``lab renew
     --router``)."""
+    ips6: tuple[ipaddress.IPv6Address, ...] = ()
+    """Its IPv6 global addresses: SLAAC's, from the network's prefix and the MAC (EUI-64),
+    as Neutron computes them; on a DHCPv6 subnet, the one DHCPv6 hands it."""
+
+    @property
+    def addresses(self) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
+        """Its fixed IPs of both families, IPv4 first."""
+        return (*self.ips, *self.ips6)
+
+    @property
+    def link_local(self) -> ipaddress.IPv6Address:
+        """The MAC-derived link-local address (fe80::/64 + EUI-64)."""
+        return eui64(ipaddress.IPv6Network("fe80::/64"), self.mac)
 
     @property
     def number(self) -> int:
@@ -118,6 +161,7 @@ class GuestPort:
             "dhcp": self.dhcp,
             "hotplugged": self.hotplugged,
             "router": None if self.router is None else str(self.router),
+            "ips6": [str(i) for i in self.ips6],
         }
 
     @classmethod
@@ -140,6 +184,7 @@ class GuestPort:
             dhcp=bool(data.get("dhcp", True)),
             hotplugged=bool(data.get("hotplugged", False)),
             router=None if router is None else ipaddress.IPv4Address(router),
+            ips6=tuple(ipaddress.IPv6Address(i) for i in data.get("ips6", [])),
         )
 
 
@@ -154,7 +199,7 @@ class Outcome:
     gateway: Mapping[str, bool]
     """Port -> its gateway answers ``ping -I <port>``."""
     spoof_drops: bool
-    """Port security dropped spoofed IPv4 packets during the probe."""
+    """Port security dropped spoofed IPv4 or IPv6 packets during the probe."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -235,18 +280,26 @@ class Scenario:
         return next((p for p in self.ports if p.name == name), None)
 
     def port_dhcp(self, port: GuestPort) -> bool:
-        """Whether the port's first address comes from DHCP."""
-        return port.dhcp and self.network(port.network).dhcp
+        """Whether the port's first address comes from DHCP (an IPv6-only port: no)."""
+        return port.dhcp and bool(port.ips) and self.network(port.network).dhcp
+
+    @property
+    def ipv6(self) -> bool:
+        """Whether any network has an IPv6 subnet (the lab then runs IPv6 and radvd)."""
+        return any(n.cidr6 is not None for n in self.networks)
 
     def with_ports(self, ports: tuple[GuestPort, ...]) -> Scenario:
         """The same lab with other ports (after ``attach-port`` / ``detach-port``)."""
         return replace(self, ports=ports)
 
     def public_address(
-        self, port: GuestPort, ip: ipaddress.IPv4Address
-    ) -> ipaddress.IPv4Address | None:
+        self, port: GuestPort, ip: ipaddress.IPv4Address | ipaddress.IPv6Address
+    ) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         """The address the internet reaches ``ip`` at: its floating IP, or itself when the
-        port is on an external network; None when it has none."""
+        port is on an external network or ``ip`` is IPv6 (no floating IPs, no NAT: the
+        router routes to the global address); None when it has none."""
+        if isinstance(ip, ipaddress.IPv6Address):
+            return ip if self.network(port.network).gateway is not None else None
         if ip in port.floating_ips:
             return port.floating_ips[ip]
         if self.network(port.network).external:
@@ -266,6 +319,8 @@ class Scenario:
                     "gateway": str(n.gateway) if n.gateway else None,
                     "dhcp": n.dhcp,
                     "external": n.external,
+                    "cidr6": str(n.cidr6) if n.cidr6 else None,
+                    "ipv6_mode": n.ipv6_mode if n.cidr6 else None,
                 }
                 for n in self.networks
             ],
@@ -385,7 +440,7 @@ def _networks(node: Node) -> tuple[Network, ...]:
     result = []
     for name, value in nets.items():
         nets.key(name).matching(_NETNAME, "a network name", "use lower-case letters and digits")
-        spec = value.mapping({"cidr", "gateway", "dhcp", "dhcp_server", "external"})
+        spec = value.mapping({"cidr", "gateway", "dhcp", "dhcp_server", "external", "ipv6"})
         cidr = spec["cidr"].network(4, fix="write e.g. 192.168.0.0/24")
         assert isinstance(cidr, ipaddress.IPv4Network)  # network(4) gives IPv4 only
         gateway = _optional_address(spec["gateway"])
@@ -414,9 +469,65 @@ def _networks(node: Node) -> tuple[Network, ...]:
                 dhcp=dhcp,
                 dhcp_server=server if dhcp else None,
                 external=external,
+                cidr6=_ipv6_subnet(spec["ipv6"], gateway, external),
+                ipv6_mode=_ipv6_mode(spec["ipv6"], dhcp),
             )
         )
     return tuple(result)
+
+
+def _ipv6_subnet(
+    node: Node, gateway: ipaddress.IPv4Address | None, external: bool
+) -> ipaddress.IPv6Network | None:
+    """A network's ``ipv6: {cidr: PREFIX/64}``: SLAAC from the tenant router's advertisements."""
+    if node.absent:
+        return None
+    spec = node.mapping({"cidr", "mode"})
+    cidr6 = spec["cidr"].network(6, fix="write e.g. 2001:db8:1::/64")
+    assert isinstance(cidr6, ipaddress.IPv6Network)  # network(6) gives IPv6 only
+    if cidr6.prefixlen != 64 or not cidr6.subnet_of(DOCUMENTATION6):
+        raise spec["cidr"].fail(
+            f"{cidr6} is not a /64 in {DOCUMENTATION6}",
+            "SLAAC needs a /64; use e.g. 2001:db8:1::/64",
+        )
+    if gateway is None or external:
+        raise node.fail(
+            "an IPv6 subnet needs the tenant router", "give the network a gateway (not external)"
+        )
+    return cidr6
+
+
+def _ipv6_mode(node: Node, dhcp: bool) -> str:
+    """``ipv6.mode``: slaac (the default) or dhcpv6-stateful (on a network with DHCP)."""
+    if node.absent or node.mapping({"cidr", "mode"})["mode"].absent:
+        return SLAAC
+    mode_node = node.mapping({"cidr", "mode"})["mode"]
+    mode = str(mode_node.value)
+    if mode not in (SLAAC, DHCPV6):
+        raise mode_node.fail(f"{mode_node.shown} is not an IPv6 mode", f"use {SLAAC} or {DHCPV6}")
+    if mode == DHCPV6 and not dhcp:
+        raise mode_node.fail("DHCPv6 needs the network's DHCP", "set dhcp: true, or use slaac")
+    return mode
+
+
+def eui64(prefix: ipaddress.IPv6Network, mac: str) -> ipaddress.IPv6Address:
+    """SLAAC's address for ``mac`` in ``prefix`` (modified EUI-64, RFC 4291 appendix A)."""
+    octets = bytearray(int(b, 16) for b in mac.split(":"))
+    octets[0] ^= 0x02
+    interface_id = bytes(octets[:3]) + b"\xff\xfe" + bytes(octets[3:])
+    return prefix.network_address + int.from_bytes(interface_id, "big")
+
+
+def ipv6_address(
+    network: Network, mac: str, ips: tuple[ipaddress.IPv4Address, ...], index: int
+) -> ipaddress.IPv6Address:
+    """A port's IPv6 address on ``network``'s subnet: SLAAC's (EUI-64 of the MAC), or the one
+    the lab's DHCPv6 hands it (``::<last byte of its IPv4 address>``, IPv6-only ``::1<N>``)."""
+    assert network.cidr6 is not None
+    if not network.dhcpv6:
+        return eui64(network.cidr6, mac)
+    host = ips[0].packed[-1] if ips else 0x100 + index
+    return network.cidr6.network_address + host
 
 
 def _ports(node: Node, networks: dict[str, Network]) -> tuple[GuestPort, ...]:
@@ -443,8 +554,12 @@ def _ports(node: Node, networks: dict[str, Network]) -> tuple[GuestPort, ...]:
         ip_nodes = spec["ips"].seq(
             what="a list of addresses", fix="write e.g. [192.168.0.107]", optional=False
         )
-        if not ip_nodes:
-            raise spec["ips"].fail("expected a list of addresses", "write e.g. [192.168.0.107]")
+        if not ip_nodes and network.cidr6 is None:
+            raise spec["ips"].fail(
+                "expected a list of addresses",
+                "write e.g. [192.168.0.107] (an IPv6-only port, ips: [], needs a network "
+                "with an ipv6 subnet)",
+            )
         ips = tuple(_address(ip) for ip in ip_nodes)
         for ip, ip_node in zip(ips, ip_nodes, strict=True):
             if ip not in network.cidr:
@@ -476,11 +591,15 @@ def _ports(node: Node, networks: dict[str, Network]) -> tuple[GuestPort, ...]:
             for pair in spec["allowed_address_pairs"].seq(fix="write e.g. [192.168.0.112]")
         )
         mac_node = spec["mac"]
-        mac = _default_mac(ips[0]) if not mac_node.value else str(mac_node.value).lower()
+        if mac_node.value:
+            mac = str(mac_node.value).lower()
+        else:
+            mac = _default_mac(ips[0] if ips else None, index)
         if not _MAC.match(mac):
             raise mac_node.fail(
                 f"{shown(mac)} is not a MAC address", "write e.g. fa:16:3e:00:00:07"
             )
+        ips6 = () if network.cidr6 is None else (ipv6_address(network, mac, ips, index),)
         ports.append(
             GuestPort(
                 name=f"eth{index}",
@@ -490,14 +609,16 @@ def _ports(node: Node, networks: dict[str, Network]) -> tuple[GuestPort, ...]:
                 floating_ips=fips,
                 allowed_address_pairs=pairs,
                 metric=FIRST_METRIC + index,
+                ips6=ips6,
             )
         )
     return tuple(ports)
 
 
-def _default_mac(ip: ipaddress.IPv4Address | None) -> str:
-    """Neutron's OUI plus the last three bytes of the port's first address."""
-    tail = ip.packed[1:] if ip is not None else b"\0\0\1"
+def _default_mac(ip: ipaddress.IPv4Address | None, index: int = 0) -> str:
+    """Neutron's OUI plus the last three bytes of the port's first address (an IPv6-only
+    port: ``fa:16:3e:66:00:<index>``)."""
+    tail = ip.packed[1:] if ip is not None else bytes((0x66, 0, index))
     return "fa:16:3e:" + ":".join(f"{b:02x}" for b in tail)
 
 

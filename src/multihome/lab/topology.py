@@ -2,7 +2,8 @@
 
 Nodes (one network namespace each, named ``<prefix>-<suffix>``)::
 
-    internet 198.51.100.10 (HTTP echo) ── up0 ── router (1:1 NAT per floating IP, SNAT)
+    internet 198.51.100.10, 2001:db8:ffff::10 (HTTP echo)
+        ── up0 ── router (1:1 NAT per floating IP, SNAT; IPv6 routed, radvd on qr-N)
                                                   │ qr-N (gateway) / qg-N (external network)
                     dhcp (dnsmasq, 169.254.169.254) ── switch (bridge brN per network,
                                                   │      nftables port security per guest port)
@@ -16,13 +17,16 @@ from __future__ import annotations
 import ipaddress
 import re
 import uuid
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from multihome.errors import InputError
 from multihome.files import json_text
 from multihome.lab.scenario import (
+    DOCUMENTATION6,
     INTERNET_HOST,
+    INTERNET_HOST6,
     METADATA_ADDRESS,
     PUBLIC_RANGE,
     GuestPort,
@@ -35,14 +39,27 @@ DEFAULT_PREFIX = "mhlab"
 #: The router's address towards the internet host, and its default SNAT address.
 ROUTER_UPLINK = ipaddress.IPv4Interface("198.51.100.1/24")
 INTERNET_INTERFACE = ipaddress.IPv4Interface(f"{INTERNET_HOST}/24")
+#: The same link in IPv6 (the router routes every tenant prefix, without NAT).
+ROUTER_UPLINK6 = ipaddress.IPv6Interface("2001:db8:ffff::1/64")
+INTERNET_INTERFACE6 = ipaddress.IPv6Interface(f"{INTERNET_HOST6}/64")
+TENANT_RANGE6 = DOCUMENTATION6
 ROUTER_SNAT = PUBLIC_RANGE.network_address + 2
 UPLINK = "up0"
 HTTP_PORT = 80
 #: nftables objects (one table per namespace, so no prefix is needed).
 PORTSEC_TABLE = "portsec"
 NAT_TABLE = "nat"
-#: The reasons port security drops a packet; each has a named counter per guest port.
-DROP_REASONS = ("mac", "ip", "arp", "other")
+#: The reasons port security drops a packet; each has a named counter per guest port
+#: (``ip6`` and ``nd`` only on a port with IPv6).
+DROP_REASONS = ("mac", "ip", "ip6", "nd", "arp", "other")
+IPV6_REASONS = ("ip6", "nd")
+
+
+def drop_reasons(port: GuestPort) -> tuple[str, ...]:
+    """The drop counters ``port`` has."""
+    return tuple(r for r in DROP_REASONS if port.ips6 or r not in IPV6_REASONS)
+
+
 _PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 #: Node name -> namespace suffix, in creation order.
 NODES = {"guest": "vm", "switch": "sw", "router": "rtr", "dhcp": "dhcp", "internet": "inet"}
@@ -145,7 +162,10 @@ def render_portsec(scenario: Scenario) -> str:
 
     The source MAC must be the port's; IPv4 only from ``address . mac`` pairs of the port's
     fixed IPs and allowed address pairs (DHCP discovery from 0.0.0.0 excepted); ARP only with
-    the port's MAC and one of those addresses; everything else dropped, with a named counter
+    the port's MAC and one of those addresses; IPv6 (a port with IPv6 addresses) only from
+    its fixed IPv6 addresses and its MAC-derived link-local address (DAD and MLD from ::
+    excepted), no router advertisement, and a neighbour advertisement only for one of those
+    addresses (Neutron's ND anti-spoofing); everything else dropped, with a named counter
     per port and reason. The prerouting chain dispatches through the verdict map ``ports``
     (switch port -> the port's chain), so a port can be added or removed on its own
     (:func:`render_portsec_add`, :func:`render_portsec_remove`) without touching the others
@@ -172,19 +192,20 @@ def render_portsec(scenario: Scenario) -> str:
 def _portsec_objects(port: GuestPort) -> list[str]:
     """One port's counters, allowed set and chain (inside the table block)."""
     name = port.name
-    lines = [f"\tcounter {counter_name(name, reason)} {{ }}" for reason in DROP_REASONS]
+    lines = [f"\tcounter {counter_name(name, reason)} {{ }}" for reason in drop_reasons(port)]
     allowed = [*port.ips, *port.allowed_address_pairs]
-    elements = ", ".join(f"{ip} . {port.mac}" for ip in allowed)
+    lines += _address_set(f"{name}_allowed", "ipv4_addr", allowed, port.mac)
+    if port.ips6:
+        lines += _address_set(
+            f"{name}_allowed6", "ipv6_addr", [port.link_local, *port.ips6], port.mac
+        )
     lines += [
-        f"\tset {name}_allowed {{",
-        "\t\ttype ipv4_addr . ether_addr",
-        f"\t\telements = {{ {elements} }}",
-        "\t}",
         f"\tchain port_{name} {{",
         f'\t\tether saddr != {port.mac} counter name "{counter_name(name, "mac")}" drop',
         "\t\tip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept",
         f"\t\tip saddr . ether saddr @{name}_allowed accept",
         f'\t\tether type ip counter name "{counter_name(name, "ip")}" drop',
+        *_portsec_ipv6(port),
         f"\t\tarp saddr ether {port.mac} arp saddr ip 0.0.0.0 accept",
         f"\t\tarp saddr ip . arp saddr ether @{name}_allowed accept",
         f'\t\tether type arp counter name "{counter_name(name, "arp")}" drop',
@@ -192,6 +213,37 @@ def _portsec_objects(port: GuestPort) -> list[str]:
         "\t}",
     ]
     return lines
+
+
+def _address_set(
+    name: str, kind: str, addresses: Sequence[ipaddress._BaseAddress], mac: str
+) -> list[str]:
+    """An ``address . mac`` set (an IPv6-only port's IPv4 set is empty)."""
+    lines = [f"\tset {name} {{", f"\t\ttype {kind} . ether_addr"]
+    if addresses:
+        lines.append(f"\t\telements = {{ {', '.join(f'{ip} . {mac}' for ip in addresses)} }}")
+    return [*lines, "\t}"]
+
+
+def _portsec_ipv6(port: GuestPort) -> list[str]:
+    """A port's IPv6 rules (none without IPv6: then IPv6 counts as ``other``).
+
+    nft 1.0.6 (Debian 12) has no ``icmpv6 taddr``: the target of a neighbour advertisement
+    is matched as raw transport header bits 64-191, against the addresses as integers.
+    """
+    if not port.ips6:
+        return []
+    name = port.name
+    targets = ", ".join(f"0x{int(ip):032x}" for ip in (port.link_local, *port.ips6))
+    nd, ip6 = counter_name(name, "nd"), counter_name(name, "ip6")
+    return [
+        "\t\tip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report } accept",
+        f'\t\ticmpv6 type nd-router-advert counter name "{nd}" drop',
+        f"\t\ticmpv6 type nd-neighbor-advert @th,64,128 != {{ {targets} }} "
+        f'counter name "{nd}" drop',
+        f"\t\tip6 saddr . ether saddr @{name}_allowed6 accept",
+        f'\t\tether type ip6 counter name "{ip6}" drop',
+    ]
 
 
 def render_portsec_add(port: GuestPort) -> str:
@@ -210,7 +262,8 @@ def render_portsec_remove(port: GuestPort) -> str:
         f'delete element {table} ports {{ "{tap(port)}" }}',
         f"delete chain {table} port_{port.name}",
         f"delete set {table} {port.name}_allowed",
-        *(f"delete counter {table} {counter_name(port.name, r)}" for r in DROP_REASONS),
+        *([f"delete set {table} {port.name}_allowed6"] if port.ips6 else []),
+        *(f"delete counter {table} {counter_name(port.name, r)}" for r in drop_reasons(port)),
     ]
     return "\n".join(lines) + "\n"
 
@@ -285,6 +338,57 @@ def _nat_elements(verb: str, port: GuestPort) -> str:
     )
 
 
+def radvd_conf(
+    interfaces: Sequence[tuple[str, ipaddress.IPv6Network]],
+    intervals: tuple[int, int] = (30, 100),
+    managed: Collection[str] = (),
+) -> str:
+    """radvd's configuration: per (interface, /64 prefix), router advertisements with the
+    prefix on-link and autonomous (SLAAC), every ``intervals`` (min, max) seconds: Neutron's
+    L3 agent's 30-100 s by default (a new guest solicits and is answered at once). On the
+    ``managed`` interfaces (DHCPv6-stateful) the managed and other-config flags are set and
+    the prefix is not autonomous, as Neutron's radvd template does."""
+    low, high = intervals
+    return "".join(
+        f"interface {ifname} {{\n"
+        "\tAdvSendAdvert on;\n"
+        f"\tMinRtrAdvInterval {low};\n"
+        f"\tMaxRtrAdvInterval {high};\n"
+        "\tAdvLinkMTU 1500;\n"
+        + ("\tAdvManagedFlag on;\n\tAdvOtherConfigFlag on;\n" if ifname in managed else "")
+        + f"\tprefix {prefix} {{\n\t\tAdvOnLink on;\n"
+        f"\t\tAdvAutonomous {'off' if ifname in managed else 'on'};\n\t}};\n"
+        "};\n"
+        for ifname, prefix in interfaces
+    )
+
+
+def managed_legs(scenario: Scenario) -> list[str]:
+    """The router's legs on DHCPv6 subnets (the advertisement's managed flag)."""
+    return [router_leg(scenario, i) for i, n in enumerate(scenario.networks) if n.dhcpv6]
+
+
+def router_advertised(scenario: Scenario) -> list[tuple[str, ipaddress.IPv6Network]]:
+    """The router's tenant legs that advertise an IPv6 prefix, with it."""
+    return [(router_leg(scenario, i), n.cidr6) for i, n in enumerate(scenario.networks) if n.cidr6]
+
+
+def radvd_args(state_dir: Path) -> list[str]:
+    """radvd's command line (without the program): it forks once it has read its file."""
+    return [
+        "-C",
+        str(state_dir / "radvd.conf"),
+        "-p",
+        str(state_dir / "radvd.pid"),
+        "-u",
+        "root",
+        "-m",
+        "logfile",
+        "-l",
+        str(state_dir / "radvd.log"),
+    ]
+
+
 def dnsmasq_args(scenario: Scenario, state_dir: Path) -> list[str]:
     """dnsmasq's command line (without the program): DHCP only, one fixed address per port
     (:func:`dhcp_hosts`), the router option and option 121/249 with the metadata host route
@@ -324,6 +428,10 @@ def dnsmasq_args(scenario: Scenario, state_dir: Path) -> list[str]:
             f"--dhcp-option=tag:{tag},option:classless-static-route,{','.join(routes)}",
             f"--dhcp-option=tag:{tag},249,{','.join(routes)}",
         ]
+        if network.dhcpv6 and network.cidr6 is not None:
+            # DHCPv6-stateful, as Neutron's DHCP agent: fixed addresses only (the hosts
+            # file matches each client by its MAC: it is on-link), no advertisements.
+            args.append(f"--dhcp-range=set:{tag}v6,{network.cidr6.network_address},static,64,12h")
     args.append(f"--dhcp-hostsfile={state_dir / DHCP_HOSTS_FILE}")
     args.append(f"--dhcp-optsfile={state_dir / DHCP_OPTS_FILE}")
     return args
@@ -336,11 +444,14 @@ DHCP_OPTS_FILE = "dhcp-opts"
 def dhcp_hosts(scenario: Scenario) -> str:
     """dnsmasq's ``--dhcp-hostsfile``: ``MAC,set:PORT,IP`` per DHCP port (the tag selects
     the port's own options). A running lab changes it and restarts dnsmasq."""
-    return "".join(
-        f"{port.mac},set:{port.name},{port.ips[0]}\n"
-        for port in scenario.ports
-        if scenario.port_dhcp(port)
-    )
+    lines = []
+    for port in scenario.ports:
+        addresses = [str(port.ips[0])] if scenario.port_dhcp(port) else []
+        if scenario.network(port.network).dhcpv6:
+            addresses += [f"[{ip}]" for ip in port.ips6]
+        if addresses:
+            lines.append(f"{port.mac},set:{port.name},{','.join(addresses)}\n")
+    return "".join(lines)
 
 
 def dhcp_opts(scenario: Scenario) -> str:
@@ -369,6 +480,12 @@ def lab_clients(scenario: Scenario) -> list[GuestPort]:
     """The ports whose DHCP client the lab runs: DHCP ports that were there at ``up`` (a
     hot-plugged port is left to what runs in the guest, as on a real VM)."""
     return [p for p in scenario.ports if scenario.port_dhcp(p) and not p.hotplugged]
+
+
+def lab_clients6(scenario: Scenario) -> list[GuestPort]:
+    """The ports whose DHCPv6 client (``dhclient -6``) the lab runs: on a DHCPv6 subnet,
+    there at ``up``."""
+    return [p for p in scenario.ports if scenario.network(p.network).dhcpv6 and not p.hotplugged]
 
 
 DHCLIENT_CONF = """\
@@ -419,8 +536,19 @@ add_routes() {
 }
 
 case "$reason" in
-    PREINIT)
+    PREINIT|PREINIT6)
         $IP link set dev "$dev" up
+        ;;
+    BOUND6|RENEW6|REBIND6|REBOOT6)
+        if [ -n "$old_ip6_address" ] && [ "$old_ip6_address" != "$new_ip6_address" ]; then
+            $IP -6 addr del "$old_ip6_address/$old_ip6_prefixlen" dev "$dev"
+        fi
+        $IP -6 addr replace "$new_ip6_address/$new_ip6_prefixlen" dev "$dev"
+        ;;
+    EXPIRE6|RELEASE6|STOP6)
+        if [ -n "$old_ip6_address" ]; then
+            $IP -6 addr del "$old_ip6_address/$old_ip6_prefixlen" dev "$dev"
+        fi
         ;;
     BOUND|RENEW|REBIND|REBOOT)
         if [ -n "$old_ip_address" ] && [ "$old_ip_address" != "$new_ip_address" ]; then
@@ -477,6 +605,23 @@ def network_data(scenario: Scenario) -> dict[str, object]:
                     "ip_address": str(ip),
                     "netmask": str(network.cidr.netmask),
                     "routes": routes,
+                    "network_id": str(
+                        uuid.uuid5(uuid.NAMESPACE_URL, f"multihome-lab:{network.name}")
+                    ),
+                    "services": [],
+                }
+            )
+        for ip6 in port.ips6:  # as Nova writes an IPv6 subnet with an address mode
+            networks.append(
+                {
+                    "id": f"network{len(networks)}",
+                    "link": link_id,
+                    "type": f"ipv6_{network.ipv6_mode}",
+                    "ip_address": str(ip6),
+                    "netmask": "ffff:ffff:ffff:ffff::",
+                    "routes": [
+                        {"network": "::", "netmask": "::", "gateway": str(network.gateway6)}
+                    ],
                     "network_id": str(
                         uuid.uuid5(uuid.NAMESPACE_URL, f"multihome-lab:{network.name}")
                     ),

@@ -14,7 +14,6 @@ All file I/O of ``persist``/``unpersist`` happens here, under a ``--root`` prefi
 from __future__ import annotations
 
 import difflib
-import fnmatch
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from multihome.errors import InputError
 from multihome.files import (
     PROGRAM,
     installed_program,
+    make_dirs,
     read_text,
     remove_file,
     under_root,
@@ -34,18 +34,11 @@ from multihome.files import (
 from multihome.manifest import MANIFEST, Manifest, manifest_path, read_manifest
 from multihome.model import HostState
 from multihome.policy import DesiredState
+from multihome.portconfig import NETPLAN_DIRS, Gap, PortConfig, gaps, read_port_config
 from multihome.render import REGISTRY, FileSpec, HostFacts, Rendered, Renderer, build_input
 from multihome.render.base import MARKER
 from multihome.render.netplan import YAML_PATH as NETPLAN_OWN
 
-NETWORKD_DIRS = (
-    "/etc/systemd/network",
-    "/run/systemd/network",
-    "/usr/local/lib/systemd/network",
-    "/usr/lib/systemd/network",
-    "/lib/systemd/network",
-)
-NETPLAN_DIRS = ("/lib/netplan", "/etc/netplan", "/run/netplan")
 #: The backend names: the renderer registry's, in its order (the registry is the one list).
 BACKENDS = tuple(REGISTRY)
 
@@ -114,127 +107,24 @@ class PersistResult:
 # -- facts -------------------------------------------------------------------------------------
 
 
-def gather_facts(root: Path, state: HostState) -> HostFacts:
+def read_ports(root: Path, state: HostState) -> PortConfig:
+    """What configures each of the host's links under ``root`` (see :mod:`multihome.portconfig`)."""
+    return read_port_config(root, ((link.name, link.mac) for link in state.links))
+
+
+def gather_facts(root: Path, state: HostState, ports: PortConfig | None = None) -> HostFacts:
     """Read what the target's existing configuration says about the ports (under ``root``)."""
-    networkd_files: dict[str, str] = {}
-    network_files = _networkd_network_files(root)
-    for link in state.links:
-        for name, text in network_files:
-            if _network_matches(text, link.name, link.mac):
-                networkd_files[link.name] = name
-                break
-    ids, renderer = _netplan_ids(root, state)
+    ports = ports or read_ports(root, state)
     program = installed_program(root)
     has_networkd = REGISTRY["networkd"].available(root) is None
     return HostFacts(
-        networkd_files=MappingProxyType(networkd_files),
-        netplan_ids=MappingProxyType(ids),
-        netplan_renderer=renderer,
+        networkd_files=MappingProxyType({k: v.name for k, v in ports.networkd.items()}),
+        netplan_ids=MappingProxyType({k: ident for k, (ident, _) in ports.netplan.items()}),
+        netplan_renderer=ports.netplan_renderer,
         has_networkd=has_networkd,
         program=program or PROGRAM,
         program_found=program is not None,
     )
-
-
-def _networkd_network_files(root: Path) -> list[tuple[str, str]]:
-    """``(basename, text)`` of the .network files networkd would use, in its order."""
-    found: dict[str, str] = {}
-    for directory in NETWORKD_DIRS:
-        base = under_root(root, directory)
-        if not base.is_dir():
-            continue
-        for path in sorted(base.glob("*.network")):
-            if path.name in found:
-                continue  # an earlier directory's file of the same name masks it
-            text = read_text(path) if path.is_file() else ""
-            found[path.name] = text or ""
-    return [
-        (name, text) for name, text in sorted(found.items()) if text and not text.startswith(MARKER)
-    ]
-
-
-def _network_matches(text: str, ifname: str, mac: str | None) -> bool:
-    """Whether a .network file's ``[Match]`` section selects the interface."""
-    section = ""
-    names: list[str] = []
-    macs: list[str] = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith(("#", ";")):
-            continue
-        if line.startswith("["):
-            section = line
-            continue
-        if section != "[Match]" or "=" not in line:
-            continue
-        key, value = (part.strip() for part in line.split("=", 1))
-        if key == "Name":
-            names += value.split()
-        elif key in ("MACAddress", "PermanentMACAddress"):
-            macs += [m.lower() for m in value.split()]
-    if names:
-        positive = [n for n in names if not n.startswith("!")]
-        negative = [n[1:] for n in names if n.startswith("!")]
-        if any(fnmatch.fnmatchcase(ifname, n) for n in negative):
-            return False
-        if positive and not any(fnmatch.fnmatchcase(ifname, n) for n in positive):
-            return False
-    if macs and (mac is None or mac.lower() not in macs):
-        return False
-    return bool(names or macs)
-
-
-def _netplan_ids(root: Path, state: HostState) -> tuple[dict[str, str], str]:
-    """Netplan definition ids of the interfaces, and the renderer netplan uses."""
-    files: dict[str, Path] = {}
-    for directory in NETPLAN_DIRS:
-        base = under_root(root, directory)
-        if base.is_dir():
-            for path in sorted(base.glob("*.yaml")):
-                files[path.name] = path  # later directories shadow earlier ones
-    renderer = "networkd"
-    ids: dict[str, str] = {}
-    if not files:
-        return ids, renderer
-    import yaml
-
-    for name in sorted(files):
-        path = files[name]
-        if path.name == NETPLAN_OWN.name:
-            continue
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise InputError(
-                f"{path}: cannot read this netplan file ({exc}); fix it (netplan "
-                "would fail on it too) or choose another --backend"
-            ) from exc
-        network = data.get("network") if isinstance(data, dict) else None
-        if not isinstance(network, dict):
-            continue
-        renderer = str(network.get("renderer", renderer))
-        ethernets = network.get("ethernets") or {}
-        if not isinstance(ethernets, dict):
-            continue
-        for ident, definition in ethernets.items():
-            spec = definition if isinstance(definition, dict) else {}
-            if "renderer" in spec:
-                renderer = str(spec["renderer"])
-            found = spec.get("match")
-            match: dict[str, Any] = found if isinstance(found, dict) else {}
-            for link in state.links:
-                if link.name in ids:
-                    continue
-                by_mac = (
-                    link.mac is not None
-                    and str(match.get("macaddress", "")).lower() == link.mac.lower()
-                )
-                by_name = link.name in (ident, spec.get("set-name")) or (
-                    "name" in match and fnmatch.fnmatchcase(link.name, str(match["name"]))
-                )
-                if by_name or by_mac:
-                    ids[link.name] = str(ident)
-    return ids, renderer
 
 
 # -- choosing a backend --------------------------------------------------------------------------
@@ -393,16 +283,42 @@ def persist(
     backend: str = "auto",
     *,
     dry_run: bool = False,
+    force: bool = False,
 ) -> PersistResult:
-    """Render the policy for ``backend`` and write it under ``root`` (unless ``dry_run``)."""
+    """Render the policy for ``backend`` and write it under ``root`` (unless ``dry_run``).
+
+    Refuses (InputError, nothing written) when the backend would configure none of a managed
+    port's settings (:func:`multihome.portconfig.gaps`); ``force`` makes that a warning."""
     check_root(root)
-    facts = gather_facts(root, state)
+    ports = read_ports(root, state)
+    facts = gather_facts(root, state, ports)
     choice = choose_backend(root, backend, facts)
+    managed = sorted(i.name for i in desired.interfaces if i.table is not None)
+    missing = gaps(choice.renderer.name, managed, ports)
+    if missing and not force:
+        raise unconfigured_error(choice, missing)
     files, notes = render_files(state, desired, choice, facts)
+    notes += [
+        f"{gap.text()} (written anyway: --force-backend); these files do nothing for it"
+        for gap in missing
+    ]
     changes = plan_changes(root, files)
     if not dry_run:
         write_changes(root, changes, choice.renderer.name)
     return PersistResult(choice, tuple(changes), tuple(notes), dry_run, facts)
+
+
+def unconfigured_error(choice: Choice, missing: list[Gap]) -> InputError:
+    """The refusal when ``choice``'s files would not configure some ports."""
+    name = choice.renderer.name
+    lines = "".join(f"\n  {gap.text()}" for gap in missing)
+    error = InputError(
+        f"--backend {name} ({choice.reason}): its files would configure no setting of "
+        f"{', '.join(g.port for g in missing)}:{lines}\n"
+        "nothing was written; --force-backend writes them anyway (with a warning)"
+    )
+    error.source = "--backend"
+    return error
 
 
 def unpersist(root: Path, *, dry_run: bool = False) -> list[FileChange]:
@@ -471,7 +387,7 @@ def _mode(target: Path) -> int:
 
 
 def _symlink_atomic(target: Path, destination: str) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(target.parent)
     tmp = target.with_name(f".{target.name}.multihome-tmp")
     tmp.unlink(missing_ok=True)
     os.symlink(destination, tmp)

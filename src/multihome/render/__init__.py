@@ -74,14 +74,14 @@ REGISTRY: dict[str, Renderer] = {
             networkd.render,
             (_NETWORKD,),
             "systemd (systemd-networkd)",
-            "networkctl reload && networkctl reconfigure <each port>",
+            "networkctl reload",
         ),
         Renderer(
             netplan.NAME,
             netplan.render,
             (("/usr/sbin/netplan", "/usr/bin/netplan"),),
             "netplan.io",
-            "netplan apply",
+            "netplan generate && networkctl reload",
             notes=netplan.notes,
         ),
         Renderer(

@@ -97,6 +97,11 @@ class ManagedPort:
     """The desired rules that look up the port's table, plus the shared main-suppress rule."""
 
     @property
+    def ipv6(self) -> bool:
+        """The port's table has IPv6 routes (router advertisements configure it)."""
+        return any(r.family == 6 for r in self.routes)
+
+    @property
     def dhcp_table(self) -> int | None:
         """The table the DHCP client should write into (None: leave it in main)."""
         return self.table.id if self.dhcp and self.role != "primary" else None
@@ -142,10 +147,13 @@ def build_input(
         )
         if dhcp and iface.role != "primary":
             origin = {(r.dst, r.gateway): r.proto for r in main}
+            # Only IPv4's DHCP routes land in the table by themselves (the DHCP route
+            # table); the IPv6 routes are all written (docs/design.md, section 8).
             static = tuple(
                 r
                 for r in routes
-                if not r.is_default and origin.get((r.dst, r.gateway)) not in DYNAMIC_PROTOS
+                if r.family == 6
+                or (not r.is_default and origin.get((r.dst, r.gateway)) not in DYNAMIC_PROTOS)
             )
         else:
             static = routes
@@ -175,6 +183,7 @@ def build_input(
 def _rule_order(rule: Rule) -> tuple[object, ...]:
     return (
         rule.priority,
+        rule.family,
         str(rule.src),
         str(rule.dst),
         rule.iifname or "",
@@ -220,6 +229,17 @@ def sysctl_conf(inp: RenderInput) -> str:
     ]
     lines += [f"{s.name} = {s.value}\n" for s in sorted(inp.desired.sysctls, key=lambda s: s.name)]
     return "".join(lines)
+
+
+def is_ra_default(route: Route) -> bool:
+    """An IPv6 default via a link-local router: the router advertisement's, whose router can
+    change (a renderer that can follows it: networkd's ``Gateway=_ipv6ra``)."""
+    return (
+        route.family == 6
+        and route.is_default
+        and route.gateway is not None
+        and route.gateway.is_link_local
+    )
 
 
 def header(comment: str = "#") -> str:

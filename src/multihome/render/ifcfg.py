@@ -6,7 +6,12 @@
   never writes one;
 * the routes DHCP does not make are ip-style lines (``DEST via GW dev IF ... table N``) in the
   ``route-`` file that belongs to multihome's ifcfg file (same suffix);
-* ``IPV4_ROUTE_TABLE=`` makes a secondary port's DHCP routes land in its table.
+* ``IPV4_ROUTE_TABLE=`` makes a secondary port's DHCP routes land in its table;
+* IPv6: ``ROUTING_RULE6_N=`` lines and a ``route6-`` file, both of which NetworkManager's
+  ifcfg-rh plugin reads (``ROUTING_RULE6_`` is one of its numbered keys, ``route6-<name>``
+  is parsed by its ``read_route_file(AF_INET6, ...)`` in ip-route syntax; legacy
+  network-scripts replay it with ``ip -6 route add``). Like NetworkManager's keyfile, it
+  names the router's link-local address seen at persist time (docs/design.md, section 8).
 
 The profile is multihome's own (its own NAME and a stable UUID) and outranks the
 distribution's ``ifcfg-ethX`` through ``AUTOCONNECT_PRIORITY``; the user's files are never edited.
@@ -17,6 +22,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from multihome.model import SCOPE_HOST, SCOPE_LINK, Route
+from multihome.portconfig import AUTOCONNECT_PRIORITY
 from multihome.render.base import (
     FileSpec,
     ManagedPort,
@@ -26,7 +32,7 @@ from multihome.render.base import (
     name_files,
     rule_selector_text,
 )
-from multihome.render.networkmanager import AUTOCONNECT_PRIORITY, connection_uuid
+from multihome.render.networkmanager import connection_uuid
 
 NAME = "ifcfg"
 SCRIPTS_DIR = PurePosixPath("/etc/sysconfig/network-scripts")
@@ -37,11 +43,12 @@ def render(inp: RenderInput) -> Rendered:
     files = name_files(inp)
     for port in inp.ports:
         files[SCRIPTS_DIR / f"ifcfg-multihome-{port.name}"] = FileSpec(ifcfg(port))
-        routes = route_lines(port)
-        if routes:
-            files[SCRIPTS_DIR / f"route-multihome-{port.name}"] = FileSpec(
-                header() + "".join(f"{line}\n" for line in routes)
-            )
+        for family, prefix in ((4, "route"), (6, "route6")):
+            routes = route_lines(port, family)
+            if routes:
+                files[SCRIPTS_DIR / f"{prefix}-multihome-{port.name}"] = FileSpec(
+                    header() + "".join(f"{line}\n" for line in routes)
+                )
     return files
 
 
@@ -67,6 +74,11 @@ def ifcfg(port: ManagedPort) -> str:
             lines.append(f"GATEWAY={port.gateway}")
         else:
             lines.append("DEFROUTE=no")
+    if port.ipv6:  # SLAAC from the router's advertisements, the address from the MAC
+        lines += ["IPV6INIT=yes", "IPV6_AUTOCONF=yes", "IPV6_ADDR_GEN_MODE=eui64"]
+        lines.append("IPV6_PRIVACY=no")
+        if port.metric is not None:
+            lines.append(f"IPV6_ROUTE_METRIC={port.metric}")
     if port.metric is not None:
         lines.append(f"IPV4_ROUTE_METRIC={port.metric}")
     if port.dhcp_table is not None:
@@ -77,13 +89,14 @@ def ifcfg(port: ManagedPort) -> str:
     return header() + "\n".join(lines) + "\n"
 
 
-def route_lines(port: ManagedPort) -> list[str]:
-    """``ip route add`` arguments, one route per line (what network-scripts replays)."""
-    return [route_text(r) for r in port.static_routes]
+def route_lines(port: ManagedPort, family: int = 4) -> list[str]:
+    """``ip route add`` arguments, one route per line (what network-scripts replays, and
+    ifcfg-rh's ``read_route_file`` parses: ``route-`` for IPv4, ``route6-`` for IPv6)."""
+    return [route_text(r) for r in port.static_routes if r.family == family]
 
 
 def route_text(route: Route) -> str:
-    parts = ["default" if route.is_default else str(route.dst)]
+    parts = [("default" if route.family == 4 else "::/0") if route.is_default else str(route.dst)]
     if route.gateway is not None:
         parts += ["via", str(route.gateway)]
     if route.ifname:

@@ -6,6 +6,10 @@ interface (same id), appending multihome's ``routes`` (with ``table``) and ``rou
 ``suppress_prefixlength`` or a DHCP route table; those go into a networkd drop-in for the
 ``.network`` file netplan generates (``10-netplan-<id>.network.d/50-multihome.conf``).
 
+IPv6: the copies and rules as for IPv4 (``routing-policy`` takes both families); the table's
+IPv6 default goes into the drop-in as networkd's ``Gateway=_ipv6ra`` (the router networkd's
+RA client follows), which netplan's ``via:`` cannot say.
+
 With ``renderer: NetworkManager`` netplan 0.106 silently drops ``routing-policy``: the
 renderer's :func:`notes` say so (use ``--backend networkmanager`` there).
 """
@@ -22,6 +26,7 @@ from multihome.render.base import (
     Rendered,
     RenderInput,
     header,
+    is_ra_default,
     name_files,
 )
 
@@ -48,9 +53,10 @@ def render(inp: RenderInput) -> Rendered:
         lines.append(f"    {ident or port.name}:")
         if ident is None:
             lines += _definition(port)
-        if port.static_routes:
+        routes = [r for r in port.static_routes if not is_ra_default(r)]
+        if routes:
             lines.append("      routes:")
-            for route in port.static_routes:
+            for route in routes:
                 lines += _route(route)
         policy = [r for r in port.rules if expressible(r)]
         if policy:
@@ -59,6 +65,9 @@ def render(inp: RenderInput) -> Rendered:
                 lines += _rule(rule)
         rest = tuple(r for r in port.rules if not expressible(r))
         body = networkd.port_sections(port, dhcp_gateway=False, routes=False, rules=rest)
+        for route in port.static_routes:
+            if is_ra_default(route):  # netplan cannot say "the advertising router"
+                body += networkd.route_section(route, use_dhcp_gateway=False)
         if body:
             top = (
                 f"{header()}# {port.name}: what netplan 0.106 cannot express for table "
@@ -88,9 +97,11 @@ def _definition(port: ManagedPort) -> list[str]:
         lines += ["      match:", f'        macaddress: "{port.mac}"']
     if port.dhcp:
         lines.append("      dhcp4: true")
-    else:
+    elif any(a.family == 4 for a in port.addresses):
         lines.append("      addresses:")
-        lines += [f"        - {a.interface}" for a in port.addresses]
+        lines += [f"        - {a.interface}" for a in port.addresses if a.family == 4]
+    if port.ipv6:
+        lines += ["      accept-ra: true", "      ipv6-address-generation: eui64"]
     return lines
 
 

@@ -5,7 +5,12 @@
 * ``[Route] Table=`` for the routes DHCP does not make (all of the primary's copies; the
   primary's default follows the DHCP router through ``Gateway=_dhcp4``), marked with
   multihome's protocol number;
-* ``[RoutingPolicyRule]`` for every rule of the policy (from, to, iif, oif, suppress).
+* ``[RoutingPolicyRule]`` for every rule of the policy (from, to, iif, oif, suppress), both
+  families;
+* the IPv6 copies as ``[Route]`` sections too; the table's IPv6 default is
+  ``Gateway=_ipv6ra``: networkd's own router-advertisement client fills in the router it
+  follows (a new router, a router lifetime of 0), while main keeps networkd's RA default as
+  ``multihome apply`` leaves the kernel's (docs/design.md, section 8).
 
 Rules and routes living in networkd's own configuration are immune to networkd's
 ``ManageForeignRoutingPolicyRules=``/``ManageForeignRoutes=`` clean-up. When an interface has no
@@ -31,6 +36,7 @@ from multihome.render.base import (
     Rendered,
     RenderInput,
     header,
+    is_ra_default,
     name_files,
 )
 
@@ -70,7 +76,9 @@ def _standalone(port: ManagedPort) -> list[str]:
     if port.dhcp:
         lines.append("DHCP=ipv4")
     else:
-        lines += [f"Address={a.interface}" for a in port.addresses]
+        lines += [f"Address={a.interface}" for a in port.addresses if a.family == 4]
+    if port.ipv6:
+        lines.append("IPv6AcceptRA=yes")
         if port.role == "primary" and port.gateway is not None:
             lines.append(f"Gateway={port.gateway}")
     return [*lines, ""]
@@ -92,6 +100,10 @@ def port_sections(
         if port.metric is not None:
             lines.append(f"RouteMetric={port.metric}")
         lines.append("")
+    if port.ipv6 and port.metric is not None:
+        # One metric per port: networkd's RA defaults of equal metric merge into one
+        # multipath route in main, which names no port.
+        lines += ["[IPv6AcceptRA]", f"RouteMetric={port.metric}", ""]
     if routes:
         for route in port.static_routes:
             lines += route_section(route, use_dhcp_gateway=dhcp_gateway and port.dhcp)
@@ -105,7 +117,9 @@ def route_section(route: Route, *, use_dhcp_gateway: bool) -> list[str]:
     lines = ["[Route]"]
     if not route.is_default:
         lines.append(f"Destination={route.dst}")
-    if route.gateway is not None:
+    if is_ra_default(route):
+        lines.append("Gateway=_ipv6ra")  # whichever router networkd's RA client follows
+    elif route.gateway is not None:
         dynamic = use_dhcp_gateway and route.is_default and route.family == 4
         lines.append(f"Gateway={'_dhcp4' if dynamic else route.gateway}")
     if route.prefsrc is not None:

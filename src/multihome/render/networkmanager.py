@@ -8,7 +8,11 @@ profile is never edited and comes back as soon as multihome's is removed (``unpe
   prefix route) land in the port's table at every lease and renew;
 * ``ipv4.routes`` with ``table=`` carries the routes DHCP does not make (the primary's copies,
   without ``src=``: NetworkManager adds them before the lease's address exists);
-* ``ipv4.routing-rules`` carries every rule of the policy, in NetworkManager's normal form.
+* ``ipv4.routing-rules`` carries every rule of the policy, in NetworkManager's normal form;
+* ``ipv6.routes`` and ``ipv6.routing-rules`` the same for IPv6. NetworkManager cannot name
+  "the advertising router" in a static route: the table's IPv6 default names the router's
+  link-local address seen at persist time (Neutron's router keeps it as long as its
+  interface); a new router is the agent's to follow (docs/design.md, section 8).
 
 NetworkManager silently drops invalid values from keyfiles: the tests round-trip every
 rendered profile through ``nmcli --offline`` and compare the keys.
@@ -20,6 +24,7 @@ import uuid
 from pathlib import PurePosixPath
 
 from multihome.model import SCOPE_UNIVERSE, Route
+from multihome.portconfig import AUTOCONNECT_PRIORITY
 from multihome.render.base import (
     FileSpec,
     ManagedPort,
@@ -32,8 +37,6 @@ from multihome.render.base import (
 
 NAME = "networkmanager"
 CONNECTION_DIR = PurePosixPath("/etc/NetworkManager/system-connections")
-#: Above the default (0) of the profiles cloud-init and the installer create.
-AUTOCONNECT_PRIORITY = 50
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "multihome.invalid")
 
 
@@ -84,11 +87,29 @@ def keyfile(port: ManagedPort) -> str:
         lines.append(f"route-metric={port.metric}")
     if port.dhcp_table is not None:
         lines.append(f"route-table={port.dhcp_table}")
-    for n, route in enumerate(port.static_routes, 1):
-        lines += _route(n, route)
-    for n, rule in enumerate(port.rules, 1):
-        lines.append(f"routing-rule{n}={rule_selector_text(rule)}")
+    lines += _routes_and_rules(port, 4)
+    if port.ipv6:
+        # Router advertisements (NetworkManager's own client; its RA default stays in main,
+        # as the kernel's does after `multihome apply`), the address from the MAC (EUI-64:
+        # the one Neutron computes and its port security allows; NetworkManager's default
+        # is stable-privacy), no privacy addresses.
+        lines += ["", "[ipv6]", "method=auto", "addr-gen-mode=eui64", "ip6-privacy=0"]
+        if port.metric is not None:  # equal metrics would merge the RA defaults (multipath)
+            lines.append(f"route-metric={port.metric}")
+        lines += _routes_and_rules(port, 6)
     return "\n".join(lines) + "\n"
+
+
+def _routes_and_rules(port: ManagedPort, family: int) -> list[str]:
+    """The ``routeN``/``routing-ruleN`` keys of one family's section."""
+    lines: list[str] = []
+    routes = [r for r in port.static_routes if r.family == family]
+    for n, route in enumerate(routes, 1):
+        lines += _route(n, route)
+    rules = [r for r in port.rules if r.family == family]
+    for n, rule in enumerate(rules, 1):
+        lines.append(f"routing-rule{n}={rule_selector_text(rule)}")
+    return lines
 
 
 def _route(n: int, route: Route) -> list[str]:

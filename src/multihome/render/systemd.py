@@ -2,10 +2,12 @@
 udev rule so that a hot-plugged port gets its own instance.
 
 Each instance waits (bounded) until its interface has a default route from DHCP or static
-configuration, then runs the idempotent ``multihome apply --interface IF``: the very same
-tables, routes and rules as a manual ``multihome apply``, marked with multihome's protocol
-number. Instances of the current ports are enabled through ``multi-user.target.wants``
-symlinks; the udev rule adds ``SYSTEMD_WANTS`` for ports that appear later.
+configuration (and, for a port with IPv6, its router advertisement's default: a drop-in per
+such instance names the families), then runs the idempotent ``multihome apply --interface
+IF``: the very same tables, routes and rules as a manual ``multihome apply``, marked with
+multihome's protocol number. Instances of the current ports are enabled through
+``multi-user.target.wants`` symlinks; the udev rule adds ``SYSTEMD_WANTS`` for ports that
+appear later.
 
 On a networkd system a ``networkd.conf.d`` drop-in turns ``ManageForeignRoutingPolicyRules=``
 and ``ManageForeignRoutes=`` off: otherwise networkd deletes the rules and routes multihome
@@ -17,7 +19,14 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from multihome.policy import IGNORED_PREFIXES
-from multihome.render.base import FileSpec, Rendered, RenderInput, header, name_files
+from multihome.render.base import (
+    FileSpec,
+    ManagedPort,
+    Rendered,
+    RenderInput,
+    header,
+    name_files,
+)
 
 NAME = "systemd"
 UNIT_DIR = PurePosixPath("/etc/systemd/system")
@@ -37,10 +46,32 @@ def render(inp: RenderInput) -> Rendered:
         files[WANTS_DIR / f"multihome@{port.name}.service"] = FileSpec(
             "../multihome@.service", symlink=True
         )
+        if port.ipv6:
+            files[dropin_path(port.name)] = FileSpec(families_dropin(port))
     files[UDEV_RULE_PATH] = FileSpec(udev_rule())
     if inp.facts.has_networkd:
         files[NETWORKD_CONF_PATH] = FileSpec(networkd_conf())
     return files
+
+
+#: The instance's environment variable naming the families whose default it waits for.
+FAMILIES_VAR = "MULTIHOME_WAIT_FAMILIES"
+
+
+def dropin_path(ifname: str) -> PurePosixPath:
+    return UNIT_DIR / f"multihome@{ifname}.service.d" / "50-multihome.conf"
+
+
+def families_dropin(port: ManagedPort) -> str:
+    """The instance of a port with IPv6 waits for its router advertisement's default too
+    (an IPv6-only port for that one only), so that its apply sees both families."""
+    families = " ".join(
+        str(f) for f in (4, 6) if any(r.family == f and r.is_default for r in port.routes)
+    )
+    return (
+        f"{header()}# {port.name}: wait for the default route of each family it has\n"
+        f'[Service]\nEnvironment="{FAMILIES_VAR}={families or "4"}"\n'
+    )
 
 
 def notes(inp: RenderInput) -> list[str]:
@@ -58,9 +89,13 @@ def notes(inp: RenderInput) -> list[str]:
 def unit(program: str, head: str | None = None) -> str:
     """The template unit; ``%I`` is the interface name. ``head``: the comment it starts with
     (default: multihome's marker, as persist writes it)."""
+    # Per family: a default in main; for IPv6 also a global address past DAD (the router
+    # advertisement's default comes before its SLAAC address has passed DAD).
     wait = (
-        f'i=0; while [ $$i -lt {WAIT_SECONDS * 2} ] && [ -z "$$(ip -4 route show '
-        'table main default dev "$$1" 2>/dev/null)" ]; do i=$$((i+1)); sleep 0.5; done'
+        f"i=0; for f in $${{{FAMILIES_VAR}:-4}}; do while [ $$i -lt {WAIT_SECONDS * 2} ] && "
+        '{ [ -z "$$(ip -$$f route show table main default dev "$$1" 2>/dev/null)" ] || '
+        '{ [ $$f = 6 ] && [ -z "$$(ip -6 addr show dev "$$1" scope global -tentative '
+        '2>/dev/null)" ]; }; }; do i=$$((i+1)); sleep 0.5; done; done'
     )
     head = header() if head is None else head
     return f"""{head}# One instance per port: systemctl enable --now multihome@eth1.service

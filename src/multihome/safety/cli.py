@@ -112,7 +112,7 @@ def doctor(obj: Any, as_json: bool) -> None:
 
     Codes: several-defaults-no-policy, reply-wrong-interface, rp-filter-strict, arp-flux,
     duplicate-rules, orphan-table, pending-changes, not-persisted, dhcp-will-undo,
-    netplan-nm-drops-policy, interrupted-apply, confirmation-pending.
+    persist-not-loaded, netplan-nm-drops-policy, interrupted-apply, confirmation-pending.
     """
     from multihome.engine import assess
     from multihome.files import json_output

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from multihome.backend import Backend
-from multihome.config import Config
+from multihome.config import SYSCTL_KNOBS, Config
 from multihome.errors import InputError
 from multihome.files import read_text, under_root
 from multihome.manifest import Manifest, manifest_path, read_manifest
@@ -31,6 +31,7 @@ from multihome.policy import (
     owned_tables_elsewhere,
     stray_routes,
 )
+from multihome.portconfig import gaps, read_port_config
 from multihome.processes import DHCP_CLIENTS, pid_alive
 from multihome.status import (
     Problem,
@@ -49,14 +50,17 @@ CODES = (
     "reply-wrong-interface",
     "rp-filter-strict",
     "arp-flux",
+    "sysctls-off",
     "duplicate-rules",
     "orphan-table",
     "shared-table",
     "leftover-routes",
     "pending-changes",
     "not-persisted",
+    "persisted-unused",
     "unit-program-missing",
     "dhcp-will-undo",
+    "persist-not-loaded",
     "netplan-nm-drops-policy",
     "interrupted-apply",
     "confirmation-pending",
@@ -102,6 +106,7 @@ class Evidence:
     config: Config
     root: Path
     processes: tuple[Process, ...]
+    proc: Path = Path("/proc")
 
     @property
     def state(self) -> HostState:
@@ -144,7 +149,7 @@ def diagnose(
     backend: Backend, assessment: Assessment, config: Config, root: Path, proc: Path = Path("/proc")
 ) -> Diagnosis:
     """Run every check (read-only)."""
-    ctx = Evidence(backend, assessment, config, root, tuple(processes_here(proc)))
+    ctx = Evidence(backend, assessment, config, root, tuple(processes_here(proc)), proc)
     problems: list[Problem] = []
     for check in CHECKS:
         problems.extend(check(ctx))
@@ -339,6 +344,59 @@ def check_arp_flux(ctx: Evidence) -> list[Problem]:
     return problems
 
 
+def check_sysctls_off(ctx: Evidence) -> list[Problem]:
+    """``sysctls-off``: a multi-homed host whose ARP-flux and reverse-path sysctls multihome
+    does not set (``sysctls: false`` or ``null`` knobs, or a read-only /proc/sys/net), with
+    what is then not protected."""
+    ports = _ports(ctx.state, ctx.config)
+    read_only = _read_only(ctx.proc / "sys/net")
+    off = SYSCTL_KNOBS if read_only else ctx.config.sysctls_off
+    if len(ports) < 2 or not off:
+        return []
+    why = (
+        f"{ctx.proc}/sys/net is read-only (a container)"
+        if read_only
+        else f"the configuration ({ctx.config.source}) leaves {', '.join(off)} alone"
+    )
+    exposed = []
+    if {"arp_ignore", "arp_announce", "arp_filter"} & set(off):
+        exposed.append(
+            "ARP flux: a port may answer ARP for another port's address and announce it, so "
+            "traffic for eth1's address can arrive on eth0, where the cloud's port security "
+            "drops the replies (see arp-flux)"
+        )
+    if "rp_filter" in off:
+        exposed.append(
+            "reverse-path filtering: with strict rp_filter=1 the kernel drops what arrives on "
+            "a port whose way back leaves through another (see rp-filter-strict)"
+        )
+    fix = (
+        "run where /proc/sys/net is writable (a VM; systemd-nspawn with a private network or "
+        "SYSTEMD_NSPAWN_API_VFS_WRITABLE=network; docker --sysctl "
+        "net.ipv4.conf.<if>.arp_ignore=1 ...), or set them from the host"
+        if read_only
+        else "remove `sysctls: false` (or the null knobs) from the configuration and "
+        "`multihome apply` without --no-sysctls"
+    )
+    return [
+        Problem(
+            "sysctls-off",
+            None,
+            f"multihome routes without the sysctls here ({why}); not protected: "
+            + "; ".join(exposed),
+            fix,
+        )
+    ]
+
+
+def _read_only(path: Path) -> bool:
+    """Whether ``path``'s file system is mounted read-only (False when it cannot be read)."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def check_duplicate_rules(ctx: Evidence) -> list[Problem]:
     """``duplicate-rules``: the same rule several times at different priorities (what
     ``ip rule add`` without a priority leaves after a script's second run)."""
@@ -480,6 +538,36 @@ def check_persisted(ctx: Evidence) -> list[Problem]:
     ]
 
 
+def check_persisted_ports(ctx: Evidence) -> list[Problem]:
+    """``persisted-unused``: persist wrote files for a backend that does not configure a port
+    (:func:`multihome.portconfig.gaps`, the check persist itself makes before writing)."""
+    manifest, _ = ctx.persisted
+    if manifest.backend is None or not manifest.present(ctx.root):
+        return []
+    managed = sorted(i.name for i in ctx.assessment.desired.interfaces if i.table is not None)
+    try:
+        found = read_port_config(ctx.root, ((link.name, link.mac) for link in ctx.state.links))
+    except InputError as exc:
+        return [
+            Problem(
+                "persisted-unused",
+                None,
+                f"cannot tell what configures the ports: {exc}",
+                "fix that file",
+            )
+        ]
+    return [
+        Problem(
+            "persisted-unused",
+            gap.port,
+            f"the files `multihome persist` wrote for {manifest.backend} do nothing for "
+            f"{gap.port} after a reboot: {gap.problem}",
+            f"{gap.fix}: `multihome unpersist`, then `multihome persist` with it",
+        )
+        for gap in gaps(manifest.backend, managed, found)
+    ]
+
+
 def check_unit_programs(ctx: Evidence) -> list[Problem]:
     """``unit-program-missing``: a multihome unit in force runs a program that is not there
     (a unit naming ``/usr/local/bin/multihome`` on a host whose multihome lives elsewhere
@@ -589,6 +677,32 @@ def check_dhcp_clients(ctx: Evidence) -> list[Problem]:
     return problems
 
 
+def check_persist_loaded(ctx: Evidence) -> list[Problem]:
+    """``persist-not-loaded``: the running systemd-networkd reads the files persist wrote but
+    still runs with what it loaded before (no route of its own in a port's table): the next
+    DHCP renew or link change puts the port's default back into main, until a reload or boot."""
+    if not ctx.persisted_by(("networkd", "netplan")):
+        return []
+    from multihome.managers import find_networkd, networkd_not_loaded
+
+    manager = find_networkd(ctx.root)
+    if manager is None:
+        return []
+    tables = {i.name: i.table.id for i in ctx.assessment.desired.interfaces if i.table}
+    return [
+        Problem(
+            "persist-not-loaded",
+            port,
+            f"systemd-networkd (pid {manager.pid}) has not loaded the files `multihome "
+            f"persist` wrote: it has no route of its own in {port}'s table {tables[port]}, so "
+            f"the next DHCP renew puts {port}'s default back into main (until a reload or boot)",
+            "`networkctl reload` (it reconfigures the ports whose files changed), or "
+            "`multihome persist` again, which does it",
+        )
+        for port in networkd_not_loaded(manager, tables)
+    ]
+
+
 def _netplan_version(root: Path) -> tuple[int, ...] | None:
     text = read_text(under_root(root, "var/lib/dpkg/status")) or ""
     for stanza in text.split("\n\n"):
@@ -684,6 +798,7 @@ CHECKS: tuple[Callable[[Evidence], list[Problem]], ...] = (
     _status_checks,
     check_rp_filter,
     check_arp_flux,
+    check_sysctls_off,
     check_duplicate_rules,
     check_orphan_tables,
     lambda ctx: check_shared_tables(
@@ -692,8 +807,10 @@ CHECKS: tuple[Callable[[Evidence], list[Problem]], ...] = (
     check_leftover_routes,
     lambda ctx: check_pending(ctx.assessment),
     check_persisted,
+    check_persisted_ports,
     check_unit_programs,
     check_dhcp_clients,
+    check_persist_loaded,
     check_netplan_nm,
     check_safety_state,
 )

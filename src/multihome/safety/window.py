@@ -105,7 +105,12 @@ def open_window(session: Session, timeout: float) -> Window:
 def _spawn(session: Session) -> int | None:
     state = session.state
     env = {k: v for k, v in os.environ.items() if k != FAILPOINT_ENV}
-    with open(state.file(WATCHDOG_LOG), "a", encoding="utf-8") as log:
+    # 0600 whatever the umask: only root reads (or appends to) the watchdog's log
+    fd = os.open(
+        state.file(WATCHDOG_LOG), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
+    )
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as log:
         child = subprocess.Popen(
             [
                 sys.executable,

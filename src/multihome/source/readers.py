@@ -13,15 +13,18 @@ or not reachable: "wait / use the kernel's view") or :class:`~multihome.errors.I
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from multihome.errors import MetadataUnavailable
+from multihome.errors import InputError, MetadataUnavailable
 from multihome.reader import MAX_BYTES
 from multihome.source.network_data import (
     MetaData,
@@ -53,6 +56,9 @@ class Retry:
     attempts: int = 3
     timeout: float = 2.0
     delay: float = 0.25
+    total: float = 10.0
+    """Seconds one whole answer may take: a service that drips an endless or huge body
+    within each ``timeout`` is cut off (and not retried)."""
 
 
 # -- config drive ------------------------------------------------------------------------
@@ -69,13 +75,21 @@ def read_tree(root: Path, origin: str) -> Metadata:
 
 
 def _read_limited(path: Path) -> bytes | None:
+    """At most ``MAX_BYTES + 1`` bytes of the regular file ``path`` (a FIFO or a device on a
+    drive is refused, never waited for); None when it is not there."""
     try:
-        with path.open("rb") as handle:
-            return handle.read(MAX_BYTES + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
         raise MetadataUnavailable(f"{path}: cannot read ({exc.strerror})") from exc
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InputError(f"{path}: not a regular file; the config drive is not usable")
+        try:
+            return handle.read(MAX_BYTES + 1)
+        except OSError as exc:
+            raise MetadataUnavailable(f"{path}: cannot read ({exc.strerror})") from exc
 
 
 def find_config_drive(
@@ -169,8 +183,7 @@ def _fetch(url: str, retry: Retry, sleep: Callable[[float], None]) -> bytes:
     for attempt in range(1, max(1, retry.attempts) + 1):
         try:
             with opener.open(url, timeout=retry.timeout) as answer:
-                body: bytes = answer.read(MAX_BYTES + 1)
-                return body
+                return _body(answer, url, retry.total)
         except urllib.error.HTTPError as exc:
             problem = f"HTTP {exc.code}"
             if exc.code == 404:
@@ -182,6 +195,27 @@ def _fetch(url: str, retry: Retry, sleep: Callable[[float], None]) -> bytes:
             sleep(delay)
             delay *= 2
     raise MetadataUnavailable(f"{url}: {problem} (after {retry.attempts} attempt(s))")
+
+
+def _body(answer: Any, url: str, total: float) -> bytes:
+    """At most ``MAX_BYTES + 1`` bytes of the answer (the parser refuses more, naming the
+    limit), read within ``total`` seconds."""
+    deadline = time.monotonic() + total
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_BYTES:
+        if time.monotonic() > deadline:
+            raise MetadataUnavailable(
+                f"{url}: the answer took longer than {total:g} s ({size} bytes so far); a "
+                "metadata service answers in well under a second: check it, or use a config "
+                "drive"
+            )
+        chunk: bytes = answer.read1(min(65536, MAX_BYTES + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 # -- choosing ----------------------------------------------------------------------------

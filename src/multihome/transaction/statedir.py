@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from multihome.errors import InputError
-from multihome.files import read_text, remove_file, under_root, write_atomic
+from multihome.files import make_dirs, read_text, remove_file, under_root, write_atomic
 from multihome.model import Route, Rule, Sysctl
 
 if TYPE_CHECKING:  # the plan (and the policy) only where changes are decoded
@@ -179,12 +179,13 @@ class StateDir:
         )
 
     def ensure(self) -> None:
+        """Create the folder (0700; its parents 0755 whatever the umask) when it is missing."""
         if self.path.is_dir():
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.path.parent)
             if self.identity is None:
-                self.path.mkdir(exist_ok=True, mode=0o700)
+                make_dirs(self.path, 0o700)
                 return
             # Created complete (with its identity) by a rename: nobody sees it without one.
             import shutil  # once per namespace: not on every apply's import path

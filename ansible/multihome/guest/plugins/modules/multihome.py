@@ -295,7 +295,11 @@ def present(module, mh, result):
 
 
 def persist_changed(document):
-    return any(f.get("action") != "keep" for f in document.get("files") or [])
+    """Files written or removed, or the running network manager reloaded to use them."""
+    activation = document.get("activation") or {}
+    return activation.get("state") == "activated" or any(
+        f.get("action") != "keep" for f in document.get("files") or []
+    )
 
 
 def absent(module, mh, result):

@@ -1,0 +1,133 @@
+"""Make the running network manager load what ``persist`` wrote, without bouncing the links.
+
+Only a manager that runs in this network namespace and reads the very files under ``--root``
+is asked (:mod:`multihome.managers`): ``--root /mnt/image`` or a test's temporary root never
+reload a daemon that does not read them, and nothing is reloaded inside ``multihome lab
+exec``. Per backend:
+
+* networkd: ``networkctl reload``. systemd 252 reconfigures each link whose .network file
+  or drop-ins changed (measured in the lab: it drops and re-requests the DHCP lease, the
+  address is gone for 70-80 ms and comes back with the same lease; no carrier or link state
+  change); then wait until networkd has a route of its own in every port's table.
+* netplan (networkd renderer): ``netplan generate`` (never ``netplan apply``, which may bounce
+  links), then as networkd.
+* systemd unit: nothing to reload (``apply`` already put the policy in place; the unit
+  re-applies it at boot and on hot-plug).
+* NetworkManager, ifcfg: not yet (the next boot, or the command printed, activates them).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from multihome.managers import (
+    Manager,
+    find_networkd,
+    networkd_links,
+    networkd_not_loaded,
+    own_route_tables,
+)
+
+#: How long to wait for networkd to have reconfigured the ports after the reload.
+SETTLE = 20.0
+
+
+@dataclass(frozen=True)
+class Activation:
+    """What persist did to make the running manager use the files."""
+
+    state: str
+    """``activated``, ``already`` (the manager uses them), ``next-boot``, ``not-needed``,
+    ``failed`` or ``skipped`` (--no-activate, --dry-run)."""
+    message: str
+    manager: str | None = None
+    commands: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "manager": self.manager,
+            "commands": list(self.commands),
+            "message": self.message,
+        }
+
+
+def unsettled(manager: Manager, tables: Mapping[str, int]) -> list[str]:
+    """Ports networkd has not finished configuring, or configured with the old files."""
+    links = networkd_links(manager)
+    return sorted(
+        port
+        for port, table in tables.items()
+        if port in links
+        and (
+            links[port].get("AdministrativeState") != "configured"
+            or table not in own_route_tables(links[port])
+        )
+    )
+
+
+def activate(root: Path, backend: str, tables: Mapping[str, int], changed: bool) -> Activation:
+    """Make the manager that reads ``root`` load ``backend``'s files; ``tables``: port ->
+    table; ``changed``: persist changed a file (else reload only if they are not loaded)."""
+    if backend == "systemd":
+        return Activation(
+            "not-needed", "nothing to reload: the unit re-applies the policy at boot and hot-plug"
+        )
+    if os.environ.get("MULTIHOME_LAB"):
+        return Activation("next-boot", "not activated inside `multihome lab exec`")
+    if backend not in ("networkd", "netplan"):
+        return Activation(
+            "next-boot",
+            f"the running {backend} configuration is not reloaded by this version",
+        )
+    manager = find_networkd(root)
+    if manager is None:
+        return Activation(
+            "next-boot", f"no systemd-networkd in this network namespace reads {root}"
+        )
+    if not changed and not networkd_not_loaded(manager, tables):
+        return Activation("already", "systemd-networkd already uses these files", manager.name)
+    commands: list[str] = []
+    if backend == "netplan":
+        generate = ["netplan", "generate", "--root-dir", str(root)]
+        commands.append(" ".join(generate))
+        done = Manager(manager.name, manager.pid, False).run(*generate)
+        if done.returncode != 0:
+            return _failed(manager, commands, done.stderr)
+    commands.append("networkctl reload")
+    done = manager.run("networkctl", "reload")
+    if done.returncode != 0:
+        return _failed(manager, commands, done.stderr)
+    deadline = time.monotonic() + SETTLE
+    late = unsettled(manager, tables)
+    while late and time.monotonic() < deadline:
+        time.sleep(0.1)
+        late = unsettled(manager, tables)
+    if late:
+        return _failed(
+            manager,
+            commands,
+            f"after {SETTLE:.0f} s networkd has no route of its own in the table of "
+            f"{', '.join(late)} (not configured yet, or not with these files)",
+        )
+    return Activation(
+        "activated",
+        "systemd-networkd reloaded: it reconfigured the ports with the new files",
+        manager.name,
+        tuple(commands),
+    )
+
+
+def _failed(manager: Manager, commands: list[str], why: str) -> Activation:
+    return Activation(
+        "failed",
+        f"{commands[-1]} failed ({why.strip() or 'no message'}); the files take effect at the "
+        "next boot",
+        manager.name,
+        tuple(commands),
+    )
