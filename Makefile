@@ -53,10 +53,13 @@ test: deps venv lint typecheck gate
 demo: deps venv
 	$(VENV)/bin/multihome lab demo
 
-# The full benchmarks; regenerates docs/benchmarks.md and docs/benchmarks-agent.md (results
-# sections, naming the commit) and bench/results/*.json. About 10 minutes.
+# The full benchmarks; regenerates docs/benchmarks.md (IPv4-only and dual-stack sections) and
+# docs/benchmarks-agent.md (results sections, naming the commit) and bench/results/*.json.
+# About 13 minutes.
 bench: deps venv
 	$(PY) bench/run.py --docs docs/benchmarks.md --json bench/results/apply.json
+	$(PY) bench/run.py --dual-stack --sizes 256 --compare bench/results/apply.json \
+	  --docs docs/benchmarks.md --json bench/results/apply-dual-stack.json
 	$(PY) bench/agent_latency.py --ports 2,16 --events 100 --docs docs/benchmarks-agent.md \
 	  --json bench/results/agent_latency.json
 

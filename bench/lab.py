@@ -6,6 +6,17 @@ an address (``noprefixroute``), its subnet route (``proto kernel``, metric 100+i
 route via the port's gateway (``proto dhcp``, metric 100+i), all in main. Port i has the
 address ``10.X.Y.10/24`` with gateway ``10.X.Y.1`` (X, Y = divmod(i, 256)).
 
+``BenchLab(n, dual_stack=True)`` also gives every port what SLAAC and a router advertisement
+give it: the global address ``2001:db8:X:Y::10/64`` (``nodad``: usable at once, as after DAD;
+``noprefixroute``), its on-link prefix route (``proto kernel``, metric 256, expiring after the
+prefix's valid lifetime, as the kernel installs it) and the default via the router's link-local
+address ``fe80::1`` (``proto ra``, expiring after the router lifetime, ``hoplimit 64``, ``pref
+medium``). These are installed with ``ip`` in the form the kernel gives them, with one
+difference: the metric is 1024+i, as ``net.ipv6.conf.pI.ra_defrtr_metric = 1024+i`` makes the
+kernel install it. With every port at the kernel's default 1024, ``ip route add`` answers
+EEXIST (``ip route append`` would merge them into one multipath route): only the kernel's own
+RA path (``RTF_ADDRCONF``) keeps equal-metric defaults apart.
+
 Everything is done with ``ip -batch`` from outside (``ip -n``), nothing touches the host's own
 namespace, and :meth:`BenchLab.close` deletes both namespaces by name.
 """
@@ -40,6 +51,33 @@ def port_net(i: int) -> tuple[str, str]:
     return f"10.{x}.{y}.10/24", f"10.{x}.{y}.1"
 
 
+#: The router's link-local address on every port's link (Neutron's is MAC-derived).
+ROUTER6 = "fe80::1"
+#: Lifetimes of the advertised router and prefix, in seconds: the longest a router lifetime
+#: may be (RFC 4861, 9000 s), so that no route expires during a long run; radvd's default
+#: valid lifetime of a prefix (86400 s).
+ROUTER_LIFETIME = 9000
+PREFIX_LIFETIME = 86400
+
+
+def port_net6(i: int) -> str:
+    """The global IPv6 address/prefix of port ``i`` (its router is :data:`ROUTER6`)."""
+    x, y = divmod(i, 256)
+    return f"2001:db8:{x:x}:{y:x}::10/64"
+
+
+def ipv6_lines(i: int) -> list[str]:
+    """``ip -6 -batch`` lines giving port ``i`` what SLAAC and a router advertisement give it."""
+    dev, addr = port_name(i), port_net6(i)
+    prefix = addr.split("::", 1)[0] + "::/64"
+    return [
+        f"address add {addr} dev {dev} nodad noprefixroute",
+        f"route add {prefix} dev {dev} proto kernel metric 256 expires {PREFIX_LIFETIME}",
+        f"route add default via {ROUTER6} dev {dev} proto ra metric {1024 + i} "
+        f"expires {ROUTER_LIFETIME} hoplimit 64 pref medium",
+    ]
+
+
 def run(args: Sequence[str], *, input_text: str | None = None) -> str:
     """Run a command, return its stdout; raise with its stderr on failure."""
     proc = subprocess.run(list(args), input=input_text, capture_output=True, text=True, check=False)
@@ -48,12 +86,13 @@ def run(args: Sequence[str], *, input_text: str | None = None) -> str:
     return proc.stdout
 
 
-def ip_batch(netns: str | None, lines: Iterable[str]) -> None:
-    """One ``ip -batch -`` process for ``lines`` (inside ``netns`` when given)."""
+def ip_batch(netns: str | None, lines: Iterable[str], family: int | None = None) -> None:
+    """One ``ip -batch -`` process for ``lines`` (inside ``netns`` when given); ``ip -6
+    -batch -`` for ``family`` 6 (a batch line takes no options: one process per family)."""
     text = "".join(line + "\n" for line in lines)
     if not text:
         return
-    prefix = ["ip"] + (["-n", netns] if netns else [])
+    prefix = ["ip"] + (["-n", netns] if netns else []) + (["-6"] if family == 6 else [])
     run([*prefix, "-batch", "-"], input_text=text)
 
 
@@ -123,6 +162,17 @@ def ip_words(change: Change) -> list[str]:
     return (["-6"] if obj.family == 6 else []) + ["rule", verb, *rule_words(obj)]
 
 
+def batch_lines(changes: Iterable[Change]) -> dict[int, list[str]]:
+    """Family (4, 6) -> the ``ip -batch`` lines of those route and rule ``changes``, in order
+    (:func:`ip_words` without its ``-6``: family 6 goes to ``ip -6 -batch``)."""
+    found: dict[int, list[str]] = {4: [], 6: []}
+    for change in changes:
+        words = ip_words(change)
+        family = 6 if words[0] == "-6" else 4
+        found[family].append(" ".join(words[1:] if family == 6 else words))
+    return found
+
+
 def sysctl_line(sysctl: Sysctl) -> str:
     return f"{sysctl.name} = {sysctl.value}"
 
@@ -139,10 +189,12 @@ class BenchLab:
 
     n: int
     name: str = ""
+    dual_stack: bool = False
 
     def __post_init__(self) -> None:
         if not self.name:
-            self.name = f"mhbench-{secrets.token_hex(3)}-{self.n}"
+            kind = "ds-" if self.dual_stack else ""
+            self.name = f"mhbench-{kind}{secrets.token_hex(3)}-{self.n}"
         self.sw = f"{self.name}-sw"
         self.root = Path(tempfile.mkdtemp(prefix=f"{self.name}-root-"))
         self._created = False
@@ -174,6 +226,8 @@ class BenchLab:
                 f"route add default via {gateway} dev {dev} proto dhcp src {ip} metric {metric}",
             ]
         ip_batch(self.name, lines)
+        if self.dual_stack:
+            ip_batch(self.name, (line for i in range(self.n) for line in ipv6_lines(i)), 6)
         # New namespaces copy the host's conf defaults: make the start state explicit.
         self.write_sysctls(
             {f"net.ipv4.conf.{port_name(i)}.{knob}": "0" for i in range(self.n) for knob in KNOBS}
@@ -208,7 +262,8 @@ class BenchLab:
     def undo(self, changes: Sequence[Change]) -> None:
         """Undo ``changes`` (all of which were made) with ``ip -batch``: reset between runs."""
         sysctls, netlink = split_changes([c.inverse() for c in reversed(changes)])
-        ip_batch(self.name, (" ".join(ip_words(c)) for c in netlink))
+        for family, lines in batch_lines(netlink).items():
+            ip_batch(self.name, lines, family)
         self.write_sysctls({c.obj.name: c.obj.value for c in sysctls if isinstance(c.obj, Sysctl)})
 
     # -- state, read independently of multihome ------------------------------------
@@ -216,7 +271,9 @@ class BenchLab:
         """Rules, routes of every table and the knobs, as ``ip -j`` and ``sysctl`` show them.
 
         IPv6 routes the kernel adds by itself (link-local, ``proto kernel``) appear a moment
-        after a link comes up; they are left out so that two reads compare equal.
+        after a link comes up; they are left out so that two reads compare equal, and so is
+        the remaining lifetime (``expires``) of the router advertisement's routes, which counts
+        down between two reads.
         """
 
         def ip_json(*args: str) -> list[dict[str, Any]]:
@@ -228,7 +285,7 @@ class BenchLab:
         rules = ip_json("-4", "rule", "show") + ip_json("-6", "rule", "show")
         routes = ip_json("-4", "route", "show", "table", "all")
         routes += [
-            r
+            {k: v for k, v in r.items() if k != "expires"}
             for r in ip_json("-6", "route", "show", "table", "all")
             if r.get("protocol") != "kernel"
         ]

@@ -19,10 +19,18 @@ status`` against ``python -c "import pyroute2"`` plus one route dump, in each na
 RSS of each process from ``wait4``. It prints a Markdown report (median and min-max of the
 runs, ratios of medians) and writes it, with the raw numbers, to --out.
 
+With ``--dual-stack`` every port also has what SLAAC and a router advertisement give it (a
+global IPv6 address, its on-link prefix route, a ``proto ra`` default via ``fe80::1``: see
+``lab.py``), so the plan also holds the family-6 routes and rules; (a) and (b) make those
+with ``ip -6 route``/``ip -6 rule``, one process per change or in the one batch, exactly as
+they make the IPv4 ones (the same kernel state is checked after each method, both families).
+The cold-start commands, which read nothing, are left out of that run.
+
 Examples::
 
     .venv/bin/python bench/run.py                      # the full run, about 2 minutes
     .venv/bin/python bench/run.py --sizes 4 --runs 1   # a smoke run
+    .venv/bin/python bench/run.py --dual-stack --sizes 256   # dual-stack ports
 """
 
 from __future__ import annotations
@@ -136,13 +144,16 @@ class SizeResult:
     n: int
     changes: int
     kinds: dict[str, int]
+    ipv6: int
     samples: dict[str, Sample]
     status: Sample
     status_baseline: Sample
 
 
-def bench_size(n: int, runs: int, log: Callable[[str], None]) -> SizeResult:  # noqa: PLR0915
-    with BenchLab(n) as lab:
+def bench_size(  # noqa: PLR0915
+    n: int, runs: int, log: Callable[[str], None], *, dual_stack: bool = False
+) -> SizeResult:
+    with BenchLab(n, dual_stack=dual_stack) as lab:
         time.sleep(0.2)  # let IPv6 link-local setup settle before the first read
         plan_file = lab.root / "plan.pickle"
         info = worker(lab, "plan", str(plan_file))
@@ -208,7 +219,15 @@ def bench_size(n: int, runs: int, log: Callable[[str], None]) -> SizeResult:  # 
                 f"  N={n} run {run + 1}/{runs}: "
                 + ", ".join(f"{m} {fmt(samples[m].seconds[-1])}" for m in (*METHODS, "c0"))
             )
-        return SizeResult(n, int(info["changes"]), dict(info["kinds"]), samples, status, baseline)
+        return SizeResult(
+            n,
+            int(info["changes"]),
+            dict(info["kinds"]),
+            int(info["ipv6"]),
+            samples,
+            status,
+            baseline,
+        )
 
 
 def cold_start(runs: int) -> dict[str, Sample]:
@@ -237,13 +256,23 @@ def ratio(num: float, den: float) -> str:
 
 def report(
     sizes: list[SizeResult],
-    cold: dict[str, Sample],
+    cold: dict[str, Sample] | None,
     runs: int,
     host: dict[str, str],
     elapsed: float,
+    *,
+    dual_stack: bool = False,
+    compare: tuple[dict[str, Any], str] | None = None,
 ) -> tuple[str, list[tuple[str, bool]]]:
-    lines = ["## Results", ""]
+    """The Markdown report and the targets (text, met). ``cold`` None: no cold-start part."""
+    lines = ["## Results, dual-stack ports" if dual_stack else "## Results", ""]
     lines += [f"- {k}: {v}" for k, v in host.items()]
+    if dual_stack:
+        lines.append(
+            "- ports: IPv4 as in the IPv4-only run, plus a global IPv6 address, its on-link "
+            "prefix and a `proto ra` default each; changes of family 6 per N: "
+            + ", ".join(f"N={size.n} {size.ipv6} of {size.changes}" for size in sizes)
+        )
     lines += [
         f"- runs per measurement: {runs} (median, min-max in brackets); whole run {elapsed:.0f} s",
         "",
@@ -275,18 +304,10 @@ def report(
         + ", ".join(f"N={size.n} {max(size.samples['c'].rss_kb) / 1024:.1f} MiB" for size in sizes),
         "",
     ]
-    lines += [
-        "Cold start (no namespace needed):",
-        "",
-        "| command | time | vs `python -c pass` | peak RSS |",
-        "|---|---|---|---|",
-    ]
-    base = cold["python -c pass"].median
-    for name, sample in cold.items():
-        lines.append(
-            f"| `{name}` | {sample.cell()} | {ratio(sample.median, base)} | "
-            f"{max(sample.rss_kb) / 1024:.1f} MiB |"
-        )
+    if compare is not None:
+        lines += compare_lines(sizes, *compare)
+    if cold is not None:
+        lines += cold_lines(cold)
     checks: list[tuple[str, bool]] = []
     big = max(sizes, key=lambda s: s.n)
     m = {k: big.samples[k].median for k in (*METHODS, "c0")}
@@ -302,13 +323,14 @@ def report(
     checks.append(
         (f"(d) within 2x of (b) at N={big.n}: {ratio(m['d'], m['b'])}", m["d"] <= 2 * m["b"])
     )
-    version = cold["multihome --version"].median
-    checks.append(
-        (
-            f"`multihome --version` within 2x of `python -c pass`: {ratio(version, base)}",
-            version <= 2 * base,
+    if cold is not None:
+        version, base = cold["multihome --version"].median, cold["python -c pass"].median
+        checks.append(
+            (
+                f"`multihome --version` within 2x of `python -c pass`: {ratio(version, base)}",
+                version <= 2 * base,
+            )
         )
-    )
     small = min(sizes, key=lambda s: s.n)
     for size in sorted({small.n: small, big.n: big}.values(), key=lambda s: s.n):
         st, bl = size.status.median, size.status_baseline.median
@@ -331,6 +353,50 @@ def report(
     return "\n".join(lines) + "\n", checks
 
 
+def compare_lines(sizes: list[SizeResult], ipv4: dict[str, Any], source: str) -> list[str]:
+    """Each in-run ratio beside the IPv4-only run's (``ipv4``: its results JSON) at the same
+    N, and whole `multihome apply` against the IPv4-only one (two runs: indicative only)."""
+    theirs = {int(size["n"]): size for size in ipv4.get("sizes", [])}
+    lines = [
+        f"Against the IPv4-only run at the same N ({source}, commit "
+        f"{ipv4.get('machine', {}).get('multihome', 'unknown')}; each ratio is from its own "
+        "run; the last column compares two runs, so the load of each moves it):",
+        "",
+        "| N | changes IPv4 / dual-stack | (a)/(c) IPv4 / dual-stack | (c)/(b) IPv4 / "
+        "dual-stack | (c0)/(c) IPv4 / dual-stack | (c) dual-stack / (c) IPv4 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for size in sizes:
+        if size.n not in theirs:
+            continue
+        v4 = {m: float(theirs[size.n]["samples"][m]["median"]) for m in ("a", "b", "c", "c0")}
+        ds = {m: size.samples[m].median for m in ("a", "b", "c", "c0")}
+        lines.append(
+            f"| {size.n} | {theirs[size.n]['changes']} / {size.changes} | "
+            f"{ratio(v4['a'], v4['c'])} / {ratio(ds['a'], ds['c'])} | "
+            f"{ratio(v4['c'], v4['b'])} / {ratio(ds['c'], ds['b'])} | "
+            f"{v4['c0'] / v4['c']:.0%} / {ds['c0'] / ds['c']:.0%} | {ratio(ds['c'], v4['c'])} |"
+        )
+    return [*lines, ""]
+
+
+def cold_lines(cold: dict[str, Sample]) -> list[str]:
+    """The cold-start table of the report."""
+    lines = [
+        "Cold start (no namespace needed):",
+        "",
+        "| command | time | vs `python -c pass` | peak RSS |",
+        "|---|---|---|---|",
+    ]
+    base = cold["python -c pass"].median
+    for name, sample in cold.items():
+        lines.append(
+            f"| `{name}` | {sample.cell()} | {ratio(sample.median, base)} | "
+            f"{max(sample.rss_kb) / 1024:.1f} MiB |"
+        )
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -339,6 +405,17 @@ def main() -> int:
         "--sizes", default="16,64,256", help="comma-separated numbers of ports [default: 16,64,256]"
     )
     parser.add_argument("--runs", type=int, default=5, help="runs per measurement [5]")
+    parser.add_argument(
+        "--dual-stack",
+        action="store_true",
+        help="every port also has a global IPv6 address, its prefix and a proto ra default "
+        "(lab.py); no cold-start part; the docs section is the dual-stack one",
+    )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        help="an IPv4-only run's results (bench/results/apply.json): its ratios beside these",
+    )
     parser.add_argument(
         "--docs",
         type=Path,
@@ -369,35 +446,53 @@ def main() -> int:
     started = time.perf_counter()
     results = []
     for n in sizes:
-        log(f"N={n}: building namespaces and timing (a) (b) (c) (d) x {args.runs}")
-        results.append(bench_size(n, args.runs, log))
-    log("cold start")
-    cold = cold_start(max(args.runs, 5) * 2)
+        kind = " dual-stack" if args.dual_stack else ""
+        log(f"N={n}: building{kind} namespaces and timing (a) (b) (c) (d) x {args.runs}")
+        results.append(bench_size(n, args.runs, log, dual_stack=args.dual_stack))
+    cold = None
+    if not args.dual_stack:
+        log("cold start")
+        cold = cold_start(max(args.runs, 5) * 2)
     host = machine()
-    text, checks = report(results, cold, args.runs, host, time.perf_counter() - started)
+    text, checks = report(
+        results,
+        cold,
+        args.runs,
+        host,
+        time.perf_counter() - started,
+        dual_stack=args.dual_stack,
+        compare=(
+            (json.loads(args.compare.read_text()), str(args.compare))
+            if args.compare and args.compare.exists()
+            else None
+        ),
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.md").write_text(text)
     raw = {
         "machine": host,
+        "dual_stack": args.dual_stack,
         "sizes": [
             {
                 "n": r.n,
                 "changes": r.changes,
                 "kinds": r.kinds,
+                "ipv6_changes": r.ipv6,
                 "samples": {k: v.to_json() for k, v in r.samples.items()},
                 "status": r.status.to_json(),
                 "status_baseline": r.status_baseline.to_json(),
             }
             for r in results
         ],
-        "cold_start": {k: v.to_json() for k, v in cold.items()},
+        "cold_start": {k: v.to_json() for k, v in cold.items()} if cold else {},
         "targets": [{"target": t, "met": ok} for t, ok in checks],
     }
     (args.out / "results.json").write_text(json.dumps(raw, indent=2) + "\n")
     if args.json:
         args.json.write_text(json.dumps(raw, indent=2) + "\n")
     if args.docs:
-        replace_results(args.docs, "bench/run.py", text)
+        script = "bench/run.py --dual-stack" if args.dual_stack else "bench/run.py"
+        replace_results(args.docs, script, text)
     print(text)
     log(f"written: {args.out / 'report.md'}, {args.out / 'results.json'}")
     return 0

@@ -29,13 +29,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lab import ip_words, split_changes, sysctl_line
+from lab import batch_lines, ip_words, split_changes, sysctl_line
 
 from multihome.backend import ChangeFailed
 from multihome.backend.netlink import NetlinkBackend
 from multihome.config import Config
 from multihome.engine import assess
-from multihome.model import Rule, Sysctl
+from multihome.model import Route, Rule, Sysctl
 from multihome.plan import Change, Plan
 
 
@@ -67,10 +67,12 @@ def cmd_plan(args: argparse.Namespace) -> dict[str, Any]:
     with open(args.plan, "wb") as handle:
         pickle.dump(assessment.plan, handle)
     kinds: dict[str, int] = {}
+    ipv6 = 0
     for change in assessment.plan.changes:
         key = f"{change.action} {change.kind}"
         kinds[key] = kinds.get(key, 0) + 1
-    return {"changes": len(assessment.plan.changes), "kinds": kinds}
+        ipv6 += isinstance(change.obj, (Route, Rule)) and change.obj.family == 6
+    return {"changes": len(assessment.plan.changes), "kinds": kinds, "ipv6": ipv6}
 
 
 def _run(argv: list[str], stdin: str | None = None) -> None:
@@ -93,18 +95,30 @@ def cmd_time(args: argparse.Namespace) -> dict[str, Any]:
             _run(argv)
         return {"seconds": time.perf_counter() - start, "processes": len(argvs)}
     if method == "ip-batch":
-        text = "".join(" ".join(ip_words(c)) + "\n" for c in netlink)
+        lines = batch_lines(netlink)
         sysctl_text = "".join(
             sysctl_line(c.obj) + "\n" for c in sysctls if isinstance(c.obj, Sysctl)
         )
-        with tempfile.NamedTemporaryFile("w", suffix=".batch") as batch:
-            batch.write(text)
-            batch.flush()
+        with (
+            tempfile.NamedTemporaryFile("w", suffix=".batch") as batch4,
+            tempfile.NamedTemporaryFile("w", suffix=".batch6") as batch6,
+        ):
+            batch4.write("".join(line + "\n" for line in lines[4]))
+            batch4.flush()
+            batch6.write("".join(line + "\n" for line in lines[6]))
+            batch6.flush()
+            # one `ip -batch` per family (a batch line takes no -6), as a person would do it
+            argvs = [["ip", "-batch", batch4.name]] if lines[4] else []
+            argvs += [["ip", "-6", "-batch", batch6.name]] if lines[6] else []
             start = time.perf_counter()
             if sysctl_text:
                 _run(["sysctl", "-q", "-p", "-"], sysctl_text)
-            _run(["ip", "-batch", batch.name])
-            return {"seconds": time.perf_counter() - start, "processes": 2}
+            for argv in argvs:
+                _run(argv)
+            return {
+                "seconds": time.perf_counter() - start,
+                "processes": len(argvs) + bool(sysctl_text),
+            }
     if method in ("backend", "backend-each"):
         backend = NetlinkBackend()
         try:
