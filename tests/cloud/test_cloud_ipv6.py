@@ -260,7 +260,8 @@ def test_neutron_refuses_what_the_file_refuses(
     }
     only6 = conn.network.create_port(network_id=net.id)
     refusals["floating IP for an IPv6-only port"] = lambda: conn.network.create_ip(
-        floating_network_id=conn.network.find_network(EXTERNAL).id, port_id=only6.id
+        floating_network_id=conn.network.find_network(EXTERNAL, ignore_missing=False).id,
+        port_id=only6.id,
     )
     for what, call in refusals.items():
         with pytest.raises(BadRequestException, match=r".") as refused:

@@ -48,17 +48,28 @@ def test_rollback_and_reset_speak_like_plan(lab_name: str, tmp_path: Path) -> No
         assert f"# removed {tmp_path}/etc/iproute2/rt_tables.d/multihome.conf" in files, done.stdout
 
 
+def _multihome_files_in_etc(lab_name: str) -> list[Path]:
+    """multihome's files under the host's /etc, this lab's namespaces' /etc/netns folders
+    included; other labs' (the suite runs labs in parallel) left out."""
+    netns = Path("/etc/netns")
+    return sorted(
+        p
+        for p in Path("/etc").rglob("*multihome*")
+        if not p.is_relative_to(netns) or p.relative_to(netns).parts[0].startswith(lab_name)
+    )
+
+
 def test_persist_in_a_lab_guest_does_not_touch_the_host(lab_name: str) -> None:
     """Following doctor's "run `multihome persist`" inside `lab exec` (whose guest shares the
     host's files, --root /) is refused with exit 2 and the fix, and writes nothing; the same
     for unpersist, which would remove the host's persisted files."""
     assert run_cli("lab", "up", "--name", lab_name, "--scenario", "4").returncode == 0
     guest = ("lab", "exec", "--name", lab_name, "--", "multihome")
-    before = sorted(Path("/etc").rglob("*multihome*"))
+    before = _multihome_files_in_etc(lab_name)
     done = run_cli(*guest, "persist", "--json")
     assert done.returncode == 2, done.stdout + done.stderr
     error = json.loads(done.stdout)["error"]
     assert error["input"] == "--root" and "shares the host's files" in error["message"]
     done = run_cli(*guest, "unpersist")
     assert done.returncode == 2 and "give --root DIR" in done.stderr, done.stderr
-    assert sorted(Path("/etc").rglob("*multihome*")) == before
+    assert _multihome_files_in_etc(lab_name) == before

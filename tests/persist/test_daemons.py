@@ -240,10 +240,15 @@ def test_persist_refuses_netplan_where_plain_networkd_files_configure_the_ports(
     assert sorted(p["interface"] for p in unused) == ["eth0", "eth1"]
     assert "use --backend networkd" in unused[0]["fix"]
 
-    assert multihome(lab.vm, "unpersist", *root).returncode == 0
+    # unpersist regenerates netplan's networkd files (the forced persist's are gone), so the
+    # plain 50-dhcp-eth* files configure the ports again, and reloads networkd
+    undone = multihome(lab.vm, "unpersist", *root)
+    assert undone.returncode == 0 and "effective now" in undone.stdout, undone.stdout
+    assert not list((nd.root / "run/systemd/network").glob("10-netplan-*"))
     proc = multihome(lab.vm, "persist", "--backend", "networkd", *root)
     assert proc.returncode == 0, proc.stderr
-    assert (nd.root / "etc/systemd/network/50-dhcp-eth1.network.d/50-multihome.conf").exists()
+    dropin = nd.root / "etc/systemd/network/50-dhcp-eth1.network.d/50-multihome.conf"
+    assert dropin.exists(), proc.stdout
     nd.stop()
     nd.start()
     wait_for(lambda: policy_in_place(lab.vm, rules, tables), 30, "networkd's policy")

@@ -169,9 +169,9 @@ def test_networkd_puts_back_the_ipv6_policy_and_follows_the_router(
     assert len(rules) == 9 and set(tables) == {"eth0", "eth1"}, rules
     (root / "lib/systemd").mkdir(parents=True)
     (root / "lib/systemd/systemd-networkd").write_text("")
+    router = router_of(lab)  # before persist: its reload makes networkd ask the router again
     proc = multihome(lab.vm, "persist", "--backend", "networkd", "--root", str(root))
     assert proc.returncode == 0, proc.stderr
-    router = router_of(lab)
     nd.stop()
     flush_ports(lab)
     nd.start()

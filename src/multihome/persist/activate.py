@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,6 +118,42 @@ def activate(root: Path, backend: str, tables: Mapping[str, int], changed: bool)
     return Activation(
         "activated",
         "systemd-networkd reloaded: it reconfigured the ports with the new files",
+        manager.name,
+        tuple(commands),
+    )
+
+
+def deactivate(root: Path, removed: Sequence[str]) -> Activation:
+    """After ``unpersist`` removed ``removed`` (paths as seen under ``root``): make the
+    networkd that reads ``root`` forget them (netplan: ``netplan generate`` first, which also
+    removes the networkd files it generated from the removed YAML; then ``networkctl
+    reload``), so that the distribution's own files configure the ports again now, not at
+    the next boot."""
+    netplan = any(path.startswith("/etc/netplan/") for path in removed)
+    networkd = netplan or any("/systemd/network/" in path for path in removed)
+    if not networkd:
+        return Activation("not-needed", "no networkd or netplan file was removed")
+    if os.environ.get("MULTIHOME_LAB"):
+        return Activation("next-boot", "not activated inside `multihome lab exec`")
+    manager = find_networkd(root)
+    if manager is None:
+        return Activation(
+            "next-boot", f"no systemd-networkd in this network namespace reads {root}"
+        )
+    commands: list[str] = []
+    if netplan:
+        generate = ["netplan", "generate", "--root-dir", str(root)]
+        commands.append(" ".join(generate))
+        done = Manager(manager.name, manager.pid, False).run(*generate)
+        if done.returncode != 0:
+            return _failed(manager, commands, done.stderr)
+    commands.append("networkctl reload")
+    done = manager.run("networkctl", "reload")
+    if done.returncode != 0:
+        return _failed(manager, commands, done.stderr)
+    return Activation(
+        "activated",
+        "systemd-networkd reloaded: the distribution's own files configure the ports again",
         manager.name,
         tuple(commands),
     )

@@ -183,8 +183,17 @@ def unpersist(ctx: click.Context, root: Path | None, dry_run: bool) -> None:
     """
     from multihome.persist.core import unpersist as run_unpersist
 
-    changes = run_unpersist(_root(ctx, root), dry_run=dry_run)
+    target = _root(ctx, root)
+    changes = run_unpersist(target, dry_run=dry_run)
     for change in changes:
         click.echo(f"{'would remove' if dry_run else 'removed'} {change.path}")
     if not changes:
         click.echo("nothing to remove: no files of multihome persist found")
+    elif not dry_run:
+        from multihome.persist.activate import deactivate
+
+        done = deactivate(target, [str(change.path) for change in changes])
+        if done.state == "activated":
+            click.echo(f"effective now: {done.message}")
+        elif done.state == "failed":
+            click.echo(f"warning: {done.message}", err=True)
