@@ -92,17 +92,9 @@ def activate(root: Path, backend: str, tables: Mapping[str, int], changed: bool)
         )
     if not changed and not networkd_not_loaded(manager, tables):
         return Activation("already", "systemd-networkd already uses these files", manager.name)
-    commands: list[str] = []
-    if backend == "netplan":
-        generate = ["netplan", "generate", "--root-dir", str(root)]
-        commands.append(" ".join(generate))
-        done = Manager(manager.name, manager.pid, False).run(*generate)
-        if done.returncode != 0:
-            return _failed(manager, commands, done.stderr)
-    commands.append("networkctl reload")
-    done = manager.run("networkctl", "reload")
-    if done.returncode != 0:
-        return _failed(manager, commands, done.stderr)
+    commands, failed = _reload(root, manager, netplan=backend == "netplan")
+    if failed is not None:
+        return failed
     deadline = time.monotonic() + SETTLE
     late = unsettled(manager, tables)
     while late and time.monotonic() < deadline:
@@ -140,23 +132,32 @@ def deactivate(root: Path, removed: Sequence[str]) -> Activation:
         return Activation(
             "next-boot", f"no systemd-networkd in this network namespace reads {root}"
         )
-    commands: list[str] = []
-    if netplan:
-        generate = ["netplan", "generate", "--root-dir", str(root)]
-        commands.append(" ".join(generate))
-        done = Manager(manager.name, manager.pid, False).run(*generate)
-        if done.returncode != 0:
-            return _failed(manager, commands, done.stderr)
-    commands.append("networkctl reload")
-    done = manager.run("networkctl", "reload")
-    if done.returncode != 0:
-        return _failed(manager, commands, done.stderr)
+    commands, failed = _reload(root, manager, netplan=netplan)
+    if failed is not None:
+        return failed
     return Activation(
         "activated",
         "systemd-networkd reloaded: the distribution's own files configure the ports again",
         manager.name,
         tuple(commands),
     )
+
+
+def _reload(root: Path, manager: Manager, *, netplan: bool) -> tuple[list[str], Activation | None]:
+    """``netplan generate`` (for netplan) and ``networkctl reload`` in ``manager``'s mount
+    namespace: the commands run, and the failure if one failed."""
+    commands: list[str] = []
+    steps = [["networkctl", "reload"]]
+    if netplan:
+        steps.insert(0, ["netplan", "generate", "--root-dir", str(root)])
+    for step in steps:
+        commands.append(" ".join(step))
+        # netplan generate writes files: it runs without entering networkd's namespaces.
+        runner = Manager(manager.name, manager.pid, False) if step[0] == "netplan" else manager
+        done = runner.run(*step)
+        if done.returncode != 0:
+            return commands, _failed(manager, commands, done.stderr)
+    return commands, None
 
 
 def _failed(manager: Manager, commands: list[str], why: str) -> Activation:
