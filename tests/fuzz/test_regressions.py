@@ -10,7 +10,6 @@ the fix lands; then remove the mark.
 
 from __future__ import annotations
 
-import pytest
 from fuzz_lab import EventLab
 
 NOT_FIXED_HERE = "fixed on another branch (see the reason); remove the mark once merged"
@@ -182,23 +181,17 @@ def test_static_port_attached_after_the_sole_port_flapped_gets_its_address(
     lab.final_check()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: a flap of a sole port addressed by the agent's own DHCP client "
-    "(noprefixroute) leaves it without any route (see the docstring)",
-)
 def test_sole_port_on_the_agents_dhcp_client_survives_a_flap(lab: EventLab) -> None:
     """Found by the fuzzer (seed 4242 after the fix above; minimal: the steps below less
-    ``flush_table``, a no-op with one port), open. eth0 is detached, eth1 flaps, its lease
+    ``flush_table``, a no-op with one port). eth0 is detached, eth1 flaps, its lease
     expires and the agent's own DHCP client addresses it (``noprefixroute``: the subnet
     route in main is the client hook's). A second double flap flushes every route of eth1;
     the kernel puts back no prefix route (noprefixroute), ISC dhclient does not notice a
     flap, and the policy cannot put the default back in main (main no longer reaches the
-    gateway through eth1): ``ip route get 198.51.100.10 from 192.168.0.112`` is "Network
-    is unreachable" until the lease's renewal, minutes later. A fix: on a flap of a port
-    it addresses, the agent puts its client's lease routes back (or renews at once), or
-    the policy gives a sole port's main its subnet route from the address, as it gives a
-    table's."""
+    gateway through eth1): ``ip route get 198.51.100.10 from 192.168.0.112`` was "Network
+    is unreachable" until the lease's renewal, minutes later. Fixed here
+    (agent/service.py, ``_rebind``): like a network manager on carrier, the agent puts the
+    routes of a port it addresses back into main at once, from its client's lease."""
     lab.detach("eth0")
     lab.check()
     lab.double_flap("eth1")
@@ -207,3 +200,24 @@ def test_sole_port_on_the_agents_dhcp_client_survives_a_flap(lab: EventLab) -> N
     lab.check()
     lab.double_flap("eth1")
     lab.final_check()
+    assert "eth1: its lease's routes back in main" in lab.live.agent_log()
+
+
+def test_sole_static_port_survives_a_flap(lab: EventLab) -> None:
+    """The static twin of the test above (found by reading ``_rebind``'s first version,
+    which followed the DHCP client only; then replayed here). A DHCP-disabled port is
+    attached (eth2: the agent gives it the metadata's address ``noprefixroute`` and its
+    routes in main, ``proto static``), eth0 and eth1 are detached, so eth2 is the only port
+    and has no table; a double flap of eth2 flushes its routes from main and nothing, not
+    even a lease renewal, would ever put them back: ``ip route get 198.51.100.10`` was
+    "Network is unreachable" for good. Fixed with the test above: the agent puts the
+    metadata's routes back."""
+    port = lab.attach(dhcp=False)
+    lab.check()
+    lab.detach("eth0")
+    lab.check()
+    lab.detach("eth1")
+    lab.check()
+    lab.double_flap(port)
+    lab.final_check()
+    assert f"{port}: its static routes back in main" in lab.live.agent_log()

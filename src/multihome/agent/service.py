@@ -23,10 +23,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from ipaddress import IPv4Interface
 from pathlib import Path
 from types import FrameType
 
-from multihome.agent import addressing, sdnotify
+from multihome.agent import addressing, dhcphook, sdnotify
 from multihome.agent.events import Event, EventSource
 from multihome.agent.state import AgentStatus, Repair, write_status
 from multihome.backend import Backend
@@ -39,13 +40,27 @@ from multihome.errors import (
     MultihomeError,
 )
 from multihome.facts import PortFacts
-from multihome.model import HostState, IPAddress, Link, Route
+from multihome.model import (
+    TABLE_MAIN,
+    HostState,
+    IPAddress,
+    IPInterface,
+    IPNetwork,
+    Link,
+    Route,
+)
 from multihome.plan import Assessment, Plan
 from multihome.policy import DesiredState, is_left_alone
 from multihome.source import Metadata, Retry, resolve
-from multihome.source.leases import LeaseReader
+from multihome.source.leases import LeaseReader, parse_dhclient
 from multihome.source.portfacts import agent_lease_files, gather
-from multihome.source.ports import has_ipv4, intents, static_config, taken_addresses
+from multihome.source.ports import (
+    StaticConfig,
+    has_ipv4,
+    intents,
+    static_config,
+    taken_addresses,
+)
 from multihome.transaction.pause import describe, paused
 
 log = logging.getLogger("multihome.agent")
@@ -134,6 +149,9 @@ class Agent:
         self.refused: dict[str, str] = {}
         """Interface -> why its metadata was refused (logged once; the port stays bare)."""
         self.clients: dict[str, addressing.DhcpClient] = {}
+        self.static: dict[str, StaticConfig] = {}
+        """Interface -> the metadata's configuration the agent gave it (put back after a
+        flap, see ``_rebind``)."""
         self.timers = _Timers()
         self.recent: collections.deque[float] = collections.deque(maxlen=FIGHT_REPAIRS)
         self.backoff = 0.5
@@ -500,6 +518,8 @@ class Agent:
             del self.left_to[ifname]
         for ifname in [n for n in self.refused if n not in names]:
             del self.refused[ifname]
+        for ifname in [n for n in self.static if n not in names]:
+            del self.static[ifname]
         return lines
 
     def _address_ports(self, state: HostState) -> list[str]:
@@ -511,6 +531,7 @@ class Agent:
         for link in self._ports(state):
             if has_ipv4(state, link.name):
                 lines.extend(self._resume_dhcp(link))
+                lines.extend(self._rebind(state, link))
                 continue
             client = self.clients.get(link.name)
             if client is not None and client.running():
@@ -545,6 +566,34 @@ class Agent:
         self.clients[link.name] = client
         self.status.configured[link.name] = f"dhcp (dhclient pid {client.pid})"
         return [f"+ dhcp client for {link.name} again (dhclient pid {client.pid}, its lease)"]
+
+    def _rebind(self, state: HostState, link: Link) -> list[str]:
+        """A port the agent addresses itself whose subnet route left main: a link flap
+        flushes every route of the link, and nothing else puts them back (its address is
+        ``noprefixroute``, so the kernel adds no prefix route when the link comes up; ISC
+        dhclient does not watch the carrier and binds again only at the lease's renewal,
+        hours later on a real cloud). As a network manager does on carrier, the agent puts
+        them back into main at once: the DHCP client script's routes from the client's own
+        lease, or the metadata's static configuration. A port down, or whose address is not
+        the lease's or the metadata's any more, is left alone."""
+        if not link.up or _connected(state, link.name):
+            return []
+        held = {a.interface for a in state.addresses_of(link.name, 4)}
+        config = self.static.get(link.name)
+        if config is not None:
+            if not held & {a.interface for a in config.addresses}:
+                return []
+            addressing.configure_static(self.backend, config)
+            return [f"+ {link.name}: its static routes back in main (from the metadata)"]
+        client = self.clients.get(link.name)
+        if client is None or not client.running():
+            return []
+        lease = _client_lease(addressing.lease_file(link.name, self.root), held)
+        if lease is None:
+            return []
+        iface, routes, origin = lease
+        dhcphook.bind(self.backend, link.name, link.index, iface, routes)
+        return [f"+ {link.name}: its lease's routes back in main ({origin})"]
 
     def _mode_of(self, state: HostState, link: Link) -> str:
         if self.metadata is None and self.options.source == "kernel":
@@ -585,6 +634,7 @@ class Agent:
             return []
         self.refused.pop(link.name, None)
         addressing.configure_static(self.backend, config)
+        self.static[link.name] = config
         taken.update((a.ip, a.ifname) for a in config.addresses)
         for note in config.notes:
             log.warning("%s", note)
@@ -639,6 +689,40 @@ class Agent:
             routes = frozenset(r for r in desired.routes if r.table == iface.table.id)
             if any(r.is_default for r in routes):
                 self.seen[(iface.name, macs.get(iface.name))] = routes
+
+
+def _connected(state: HostState, ifname: str) -> bool:
+    """Main routes one of ``ifname``'s IPv4 addresses' subnets through ``ifname``."""
+    return any(
+        route.ifname == ifname
+        and route.gateway is None
+        and route.family == 4
+        and address.ip in route.dst
+        for route in state.routes_in(TABLE_MAIN)
+        for address in state.addresses_of(ifname, 4)
+        if route.dst.prefixlen > 0
+    )
+
+
+def _client_lease(
+    path: Path, held: set[IPInterface]
+) -> tuple[IPv4Interface, list[tuple[IPNetwork, IPAddress]], str] | None:
+    """The newest unexpired lease in the agent's dhclient lease file ``path`` for one of the
+    addresses ``held``: the address, its routes and where it was read (None: none)."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    origin = f"dhclient lease {path}"
+    leases, _warnings = parse_dhclient(text, origin)
+    now = time.time()
+    for lease in reversed(leases):  # dhclient appends: the last block is the newest
+        if lease.address is None or lease.prefixlen is None or lease.expired(now):
+            continue
+        iface = IPv4Interface(f"{lease.address}/{lease.prefixlen}")
+        if iface in held:
+            return iface, [(r.dst, r.gateway) for r in lease.routes], origin
+    return None
 
 
 def _describe(burst: list[Event], names: dict[int, str]) -> str:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from multihome.backend import Announcement, ChangeFailed, Fingerprint, Lookup, Query
 from multihome.model import (
+    IFA_F_NOPREFIXROUTE,
     PROTO_KERNEL,
     SCOPE_LINK,
     TABLE_LOCAL,
@@ -135,8 +136,8 @@ class FakeBackend:
         return None if link is None else link.index
 
     def set_link_up(self, ifname: str) -> None:
-        """As the kernel does: a link that comes up gets its addresses' subnet routes back
-        (the fake does not model ``noprefixroute`` here)."""
+        """As the kernel does: a link that comes up gets its addresses' subnet routes back,
+        except those of ``noprefixroute`` addresses (their owner adds its own)."""
         was_up = self._require_link(ifname).up
         self._set_link(ifname, up=True)
         if was_up:
@@ -153,7 +154,7 @@ class FakeBackend:
                 prefsrc=a.ip,
             )
             for a in state.addresses_of(ifname, 4)
-            if (TABLE_MAIN, a.network, ifname) not in present
+            if (TABLE_MAIN, a.network, ifname) not in present and not a.flags & IFA_F_NOPREFIXROUTE
         )
         self.state = replace(state, routes=(*state.routes, *subnets))
 
@@ -181,7 +182,9 @@ class FakeBackend:
         if any(a.key == address.key for a in state.addresses):
             return False
         routes = state.routes
-        if prefix_route:
+        if not prefix_route:
+            address = replace(address, flags=address.flags | IFA_F_NOPREFIXROUTE)
+        else:
             subnet = Route(
                 table=TABLE_MAIN,
                 dst=address.network,
