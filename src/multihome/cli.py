@@ -386,7 +386,6 @@ def apply(
     lock_timeout: float,
 ) -> None:
     """Apply the policy to the kernel, as one transaction, then announce and verify it."""
-    import os
 
     from multihome.processes import require_root
     from multihome.source.portfacts import host_facts, host_reader
@@ -416,40 +415,25 @@ def apply(
             if whole and _unchanged(obj, backend, session, config, quiet, reader.signature()):
                 _resume_agent(obj.root)
                 return  # without importing the engine, the policy or the plan
-            from multihome.engine import assess, converge
-            from multihome.safety.checks import find_peer
+            from multihome.engine import again_on_conflict
 
-            assessment = assess(backend, config, facts)
-            if interface is not None:
-                assessment = assessment.restrict(interface)
-            addresses = [a.ip for a in assessment.state.addresses]
-            peer = find_peer(management_peer, os.environ, addresses)
-            guarded = confirm_timeout > 0 or bool(probes) or peer is not None
-            progress = _progress(len(assessment.plan.changes))
-            if not assessment.plan.empty and not quiet:  # one write: 2800 lines at 256 ports
-                click.echo("\n".join(_styled(line, obj.color) for line in assessment.plan.lines()))
-            if guarded:
-                settled = _guarded_apply(
+            # Another writer (a DHCP client's hook) may take a slot of the plan meanwhile:
+            # the apply undoes itself and the lock stays held for the next read.
+            assessment, settled, guarded = again_on_conflict(
+                lambda: _apply_once(
                     obj,
                     backend,
                     session,
-                    assessment,
                     config,
+                    facts,
+                    interface,
+                    management_peer,
                     confirm_timeout,
-                    peer,
                     probes,
-                    progress,
-                )
-            else:
-                settled = converge(
-                    backend,
-                    config,
-                    root=obj.root,
-                    session=session,
-                    assessed=assessment,
-                    progress=progress,
-                )
-                assert settled is not None  # None only when a prepare step declines
+                    quiet,
+                ),
+                _again,
+            )
             if interface is None:  # after the apply: a rolled-back one leaves the pause on
                 _resume_agent(obj.root)
             _report_apply(settled, quiet)
@@ -468,6 +452,62 @@ def apply(
                 )
     if detailed_exit_codes and settled.changed:
         raise click.exceptions.Exit(DetailedExitCode.CHANGED)
+
+
+def _apply_once(
+    obj: CliOptions,
+    backend: Any,
+    session: Any,
+    config: Any,
+    facts: Any,
+    interface: str | None,
+    management_peer: str | None,
+    confirm_timeout: float,
+    probes: tuple[Any, ...],
+    quiet: bool,
+) -> tuple[Any, Any, bool]:
+    """Under ``session``: read, plan, print the plan, apply, announce and verify; the
+    assessment, the result and whether a confirmation window guarded it."""
+    import os
+
+    from multihome.engine import assess, converge
+    from multihome.safety.checks import find_peer
+
+    assessment = assess(backend, config, facts)
+    if interface is not None:
+        assessment = assessment.restrict(interface)
+    addresses = [a.ip for a in assessment.state.addresses]
+    peer = find_peer(management_peer, os.environ, addresses)
+    guarded = confirm_timeout > 0 or bool(probes) or peer is not None
+    progress = _progress(len(assessment.plan.changes))
+    if not assessment.plan.empty and not quiet:  # one write: 2800 lines at 256 ports
+        click.echo("\n".join(_styled(line, obj.color) for line in assessment.plan.lines()))
+    if guarded:
+        settled = _guarded_apply(
+            obj, backend, session, assessment, config, confirm_timeout, peer, probes, progress
+        )
+    else:
+        settled = converge(
+            backend,
+            config,
+            root=obj.root,
+            session=session,
+            assessed=assessment,
+            progress=progress,
+        )
+        assert settled is not None  # None only when a prepare step declines
+    return assessment, settled, guarded
+
+
+def _again(exc: Exception, failed: int) -> None:
+    """Said when another writer took a slot of the plan: the apply reads and plans again."""
+    from multihome.engine import CONFLICT_ATTEMPTS
+
+    click.echo(
+        f"multihome: another writer changed the namespace between the read and the apply "
+        f"({exc}); reading and planning again (attempt {failed + 1} of {CONFLICT_ATTEMPTS})",
+        err=True,
+    )
 
 
 def _probes(specs: tuple[str, ...]) -> tuple[Any, ...]:

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from multihome import faults
 from multihome.backend import Announcement, Backend, ChangeFailed
@@ -44,6 +45,7 @@ from multihome.verify import Check, verify
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, Change], None]
+T = TypeVar("T")
 
 
 @dataclass
@@ -224,6 +226,30 @@ def converge(
     )
 
 
+#: How many times in all a read, plan and apply is made when another writer keeps taking a
+#: slot of the plan between the read and the apply (:class:`ConcurrentChangeError`).
+CONFLICT_ATTEMPTS = 3
+
+
+def again_on_conflict(
+    attempt: Callable[[], T],
+    note: Callable[[ConcurrentChangeError, int], None],
+    attempts: int = CONFLICT_ATTEMPTS,
+) -> T:
+    """``attempt()`` (read, plan, apply: :func:`converge`), again while another writer (a DHCP
+    client's hook, an admin) took a slot of its plan between its read and its apply: that
+    apply undid itself, and the other writer's route is a fact for the next read. At most
+    ``attempts`` in all (then the error stands); ``note(error, n)`` is told after the n-th
+    failed one. The caller holds the lock across the attempts (``multihome apply``) or
+    takes it in each (the agent)."""
+    for n in range(1, attempts):
+        try:
+            return attempt()
+        except ConcurrentChangeError as exc:
+            note(exc, n)
+    return attempt()
+
+
 def settle(
     backend: Backend,
     assessment: Assessment,
@@ -373,7 +399,11 @@ def _apply_changes(backend: Backend, changes: Sequence[Change], progress: Progre
         if point is not None and point[1] == index:
             if point[0] == "kill":
                 faults.kill_now()
-            raise ChangeFailed(change, done, "injected failure (MULTIHOME_FAILPOINT)")
+            elif point[0] == "stop":
+                faults.stop_now()
+                point = None
+            else:
+                raise ChangeFailed(change, done, "injected failure (MULTIHOME_FAILPOINT)")
         try:
             backend.apply([change])
         except ChangeFailed as failure:

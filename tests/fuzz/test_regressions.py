@@ -221,3 +221,28 @@ def test_sole_static_port_survives_a_flap(lab: EventLab) -> None:
     lab.double_flap(port)
     lab.final_check()
     assert f"{port}: its static routes back in main" in lab.live.agent_log()
+
+
+def test_sole_port_keeps_its_routes_when_the_agent_was_killed_and_it_flapped(
+    lab: EventLab,
+) -> None:
+    """Found by ``make fuzz`` (seed 1001, ten steps: flaps and partial DHCP restores of eth1,
+    then the three below, which alone fail the same way). eth0's lease expires, so the
+    agent's own DHCP client addresses it; eth1 is detached, so eth0 is the only port. The
+    agent is killed (SIGKILL: its dhclient child lives on, orphaned) and eth0 flaps while
+    no agent runs. The new agent found a DHCP client running for eth0, so it neither
+    started its own nor put eth0's routes back (``_rebind`` follows only its own clients),
+    and the orphan does not notice a flap: eth0 had no route at all (``ip route get
+    198.51.100.10``: "Network is unreachable") until the lease's renewal. Fixed here
+    (agent/service.py ``_resume_dhcp``, addressing.py ``stop_earlier_client``): the client
+    an earlier agent left running with the agent's own lease file is stopped and the new
+    agent's own started, and the lease's routes are put back at once."""
+    lab.expire("eth0")
+    lab.check()
+    lab.detach("eth1")
+    lab.check()
+    lab.restart_agent(kill=True, flap_while_down="eth0")
+    lab.final_check()
+    log = lab.live.agent_log()
+    assert "an earlier agent's dhclient pid" in log, log
+    assert "eth0: its lease's routes back in main" in log, log

@@ -32,7 +32,7 @@ from multihome.agent.events import Event, EventSource
 from multihome.agent.state import AgentStatus, Repair, write_status
 from multihome.backend import Backend
 from multihome.config import Config
-from multihome.engine import Convergence, assess, converge
+from multihome.engine import Convergence, again_on_conflict, assess, converge
 from multihome.errors import (
     ConcurrentChangeError,
     InputError,
@@ -339,14 +339,10 @@ class Agent:
         self.status.reconciles += 1
         lines: list[str] = []
         try:
-            try:
-                done = self._converge(lines)
-            except ConcurrentChangeError as exc:
-                # A DHCP client's hook (or an admin) added a route or rule into a slot of the
-                # plan's between the read and the apply; everything was undone. Its route
-                # is a fact now: read and plan again, at once (not an error).
-                log.info("another writer changed the namespace meanwhile (%s): again", exc)
-                done = self._converge(lines)
+            # A DHCP client's hook (or an admin) may add a route or rule into a slot of the
+            # plan's between the read and the apply; everything is undone then. Its route
+            # is a fact now: read and plan again, at once (not an error).
+            done = again_on_conflict(lambda: self._converge(lines), _conflict)
         except Exception as exc:  # every failure is logged and retried, never fatal
             self._failed(trigger, exc)
             return None
@@ -551,8 +547,10 @@ class Agent:
 
     def _resume_dhcp(self, link: Link) -> list[str]:
         """A port an earlier agent addressed by DHCP (its lease file is in the namespace's
-        folder) that no client serves any more, since that agent stopped it: the client
-        starts again, so that the lease is renewed and its routes come back after a flap."""
+        folder) that no client serves any more, since that agent stopped it, or that only
+        that agent's orphaned client serves (the agent was killed; the orphan is stopped):
+        the client starts again, as this agent's, so that the lease is renewed and its
+        routes come back after a flap."""
         if not self.options.dhcp or link.name in self.clients or link.name in self.resumed:
             return []
         self.resumed.add(link.name)
@@ -560,12 +558,16 @@ class Agent:
             return []
         if addressing.dhclient_available() is None:
             return []
+        # The client of an earlier agent that was killed still runs, but follows no flap:
+        # this agent's own client takes over (the one lease file stays).
+        earlier = addressing.stop_earlier_client(link.name, self.root)
         if addressing.manager_of(link.name, link.index, self.root) is not None:
             return []
         client = addressing.start_dhclient(link.name, self.root)
         self.clients[link.name] = client
         self.status.configured[link.name] = f"dhcp (dhclient pid {client.pid})"
-        return [f"+ dhcp client for {link.name} again (dhclient pid {client.pid}, its lease)"]
+        took = "" if earlier is None else f", an earlier agent's dhclient pid {earlier} stopped"
+        return [f"+ dhcp client for {link.name} again (dhclient pid {client.pid}, its lease{took})"]
 
     def _rebind(self, state: HostState, link: Link) -> list[str]:
         """A port the agent addresses itself whose subnet route left main: a link flap
@@ -689,6 +691,10 @@ class Agent:
             routes = frozenset(r for r in desired.routes if r.table == iface.table.id)
             if any(r.is_default for r in routes):
                 self.seen[(iface.name, macs.get(iface.name))] = routes
+
+
+def _conflict(exc: ConcurrentChangeError, attempt: int) -> None:
+    log.info("another writer changed the namespace meanwhile (%s): again", exc)
 
 
 def _connected(state: HostState, ifname: str) -> bool:
