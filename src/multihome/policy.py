@@ -303,7 +303,7 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
     to drop the table's copy; a lease or metadata that no longer lists a gateway route is,
     and so is the address a route depends on going away.
     """
-    check_config_against_host(state, config)
+    band_notes = check_config_against_host(state, config)
     managed, skipped, ignored = _select(state, config)
     owned_rule_set = owned_rules(state, config)
     owned_route_set = owned_routes(state, config)
@@ -416,7 +416,7 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
         notes.append(f"only one managed interface ({managed[0].name}): nothing to do")
     if any(s.reason in {"down", "no address"} for s in skipped):
         notes.append("skipped interfaces keep what multihome set up for them earlier")
-    notes.extend(facts.notes)
+    notes.extend((*facts.notes, *band_notes))
     return DesiredState(
         interfaces=tuple(interfaces),
         skipped=tuple(skipped),
@@ -653,8 +653,18 @@ def _interface_rules(
     return rules
 
 
-def check_config_against_host(state: HostState, config: Config) -> None:
-    """Configuration errors only the host can reveal (exit 2, nothing changed)."""
+#: How a note about another tool's rule inside multihome's band begins (the agent logs them).
+FOREIGN_IN_BAND = "another tool's rule"
+
+
+def check_config_against_host(state: HostState, config: Config) -> list[str]:
+    """Configuration errors only the host can reveal (exit 2, nothing changed), and notes.
+
+    Another tool's rule inside ``priorities.range`` is an error only while the band holds
+    no rule of multihome's: choosing a band is the configuration's job. Once multihome's
+    rules are there (an earlier apply, a persisted configuration), a rule another tool put
+    into the band afterwards is left alone and named in a note: refusing then would stop
+    every later repair (the agent's too), and the ports' routing with it."""
     names = {link.name for link in state.links}
     for ifname in ((config.primary,) if config.primary else ()) + config.include:
         if ifname not in names:
@@ -665,17 +675,27 @@ def check_config_against_host(state: HostState, config: Config) -> None:
                 "remove it"
             )
     low, high = config.priority_range
+    ours = False
+    intruders = []
     for rule in state.rules:
-        if (
-            low <= rule.priority <= high
-            and not is_owned_rule(rule, config)
-            and not is_persisted_rule(rule, config)
-        ):
-            raise InputError(
-                f"{config.source}: priorities.range [{low}, {high}] overlaps the existing rule "
-                f"'{rule.describe()}' that multihome does not own; choose a free band in "
-                "priorities.range (multihome never changes other tools' rules)"
-            )
+        if not low <= rule.priority <= high:
+            continue
+        if is_owned_rule(rule, config) or is_persisted_rule(rule, config):
+            ours = True
+        else:
+            intruders.append(rule)
+    if intruders and not ours:
+        raise InputError(
+            f"{config.source}: priorities.range [{low}, {high}] overlaps the existing rule "
+            f"'{intruders[0].describe()}' that multihome does not own; choose a free band in "
+            "priorities.range (multihome never changes other tools' rules)"
+        )
+    return [
+        f"{FOREIGN_IN_BAND} '{rule.describe()}' is inside multihome's priorities.range "
+        f"[{low}, {high}]: left alone; move it out of the band (rules of one priority are "
+        "matched in the order they were added)"
+        for rule in intruders
+    ]
 
 
 def _select(state: HostState, config: Config) -> tuple[list[Link], list[Skipped], list[Skipped]]:

@@ -246,3 +246,21 @@ def test_sole_port_keeps_its_routes_when_the_agent_was_killed_and_it_flapped(
     log = lab.live.agent_log()
     assert "an earlier agent's dhclient pid" in log, log
     assert "eth0: its lease's routes back in main" in log, log
+
+
+def test_a_foreign_rule_in_the_band_does_not_stop_the_repairs(lab: EventLab) -> None:
+    """Found by ``make fuzz`` (seed 2002, nine steps: address re-adds, flaps, eth1's lease
+    expiring, two foreign rules at 10002, then eth0's lease expiring; minimal: the steps
+    below). Another tool adds ``fwmark 0x1 lookup 4001`` at priority 10002, inside
+    multihome's band, after multihome set it up. Every policy computation then raised
+    "priorities.range [10000, 10099] overlaps the existing rule" (meant for choosing a
+    band at the first apply), so every repair of the agent failed: when eth0's lease then
+    expired, the agent never started a DHCP client for it and eth0 stayed without an
+    address. Fixed here (policy.py, ``check_config_against_host``): once multihome's rules
+    are in the band, another tool's rule there is left alone and named in a note (the
+    agent logs it once)."""
+    lab.foreign(10002, 1)
+    lab.check()
+    lab.expire("eth0")
+    lab.final_check()
+    assert "another tool's rule '10002 from all fwmark 0x1 lookup 4001'" in lab.live.agent_log()

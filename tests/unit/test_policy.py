@@ -288,6 +288,21 @@ def test_host_level_config_errors_name_the_key() -> None:
     assert min(r.priority for r in ok.rules) == 20000
 
 
+def test_a_rule_another_tool_puts_into_the_band_later_is_left_alone_and_noted() -> None:
+    """Found by ``make fuzz`` (seed 2002): once multihome's rules are in the band, another
+    tool's rule added to it afterwards (``fwmark 0x1 lookup 4001`` at 10002) no longer makes
+    every policy computation an input error (the agent's repairs all failed, so a lease
+    that expired next was never followed): the policy is the same as without it, the
+    rule is left alone and named in a note."""
+    applied = converge(howto_host(), CONFIG).read()
+    foreign = Rule(4, 10002, 4001, fwmark=1)
+    intruded = replace(applied, rules=(*applied.rules, foreign))
+    desired = compute_policy(intruded, CONFIG)
+    assert desired.rules == compute_policy(applied, CONFIG).rules
+    assert any("another tool's rule" in n and "fwmark 0x1" in n for n in desired.notes)
+    assert Assessment.of(intruded, CONFIG).plan.empty
+
+
 def test_after_a_flap_the_table_keeps_its_copies_while_main_lacks_the_port_routes() -> None:
     """A link flap flushes eth1's DHCP routes from main (the client re-adds them only at its
     next renewal); with eth1's table restored (as the agent does) the policy keeps it all:

@@ -20,7 +20,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from ipaddress import IPv4Interface
@@ -50,7 +50,7 @@ from multihome.model import (
     Route,
 )
 from multihome.plan import Assessment, Plan
-from multihome.policy import DesiredState, is_left_alone
+from multihome.policy import FOREIGN_IN_BAND, DesiredState, is_left_alone
 from multihome.source import Metadata, Retry, resolve
 from multihome.source.leases import LeaseReader, parse_dhclient
 from multihome.source.portfacts import agent_lease_files, gather
@@ -351,6 +351,7 @@ class Agent:
             return None
         self._owed = done.postponed
         self._remember(done.assessment.state, done.assessment.desired)
+        self._warn_once(n for n in done.assessment.desired.notes if n.startswith(FOREIGN_IN_BAND))
         if done.result.applied:
             lines += done.plan.lines()
         if lines:
@@ -677,11 +678,14 @@ class Agent:
         network = None if self.metadata is None else self.metadata.network
         origin = "metadata" if self.metadata is None else self.metadata.origin
         facts = gather(state, self.leases, network, origin, seen)
-        for note in facts.notes:
+        self._warn_once(facts.notes)
+        return facts
+
+    def _warn_once(self, notes: Iterable[str]) -> None:
+        for note in notes:
             if note not in self.warned:
                 self.warned.add(note)
                 log.warning("%s", note)
-        return facts
 
     def _remember(self, state: HostState, desired: DesiredState) -> None:
         macs = {link.name: link.mac for link in state.links}
