@@ -23,7 +23,15 @@ from multihome.agent.service import Agent, AgentOptions
 from multihome.agent.state import AgentStatus, run_dir, write_status
 from multihome.backend.fake import FakeBackend
 from multihome.config import Config
-from multihome.model import PROTO_DHCP, TABLE_MAIN, Address, HostState, IPAddress, Route
+from multihome.model import (
+    PROTO_DHCP,
+    PROTO_STATIC,
+    TABLE_MAIN,
+    Address,
+    HostState,
+    IPAddress,
+    Route,
+)
 from multihome.plan import Change
 from multihome.source.network_data import MetaData, parse_network_data
 from multihome.source.readers import Metadata
@@ -421,3 +429,36 @@ def test_no_lease_routes_put_back_for_an_address_the_lease_does_not_give(
     backend.set_link_up("eth1")
     agent.reconcile("link new eth1 up", 0.0)
     assert not [r for r in backend.state.routes_in(TABLE_MAIN) if r.ifname == "eth1"]
+
+
+def test_a_restarted_agent_puts_back_the_static_routes_an_earlier_one_configured(
+    tmp_path: Path,
+) -> None:
+    """An agent configures the DHCP-disabled eth2 from the metadata (``noprefixroute``,
+    its routes ``proto static`` in main) and stops; eth2 flaps while a new agent, which has
+    no metadata (a sole port without routes cannot reach the metadata service), starts:
+    the new agent puts eth2's routes back into main from what the first one recorded in the
+    namespace's folder. A port with another MAC under that name gets nothing from it."""
+    first, backend = make_agent(tmp_path, howto_host(), source="openstack")
+    first.metadata = _metadata("192.168.0.130")
+    first.reconcile("start", 0.0)
+    backend.add_link(link("eth2", 4))
+    first.reconcile("link new eth2 up", 0.0)
+    static = {r for r in backend.state.routes_in(TABLE_MAIN) if r.ifname == "eth2"}
+    assert static and all(r.proto == PROTO_STATIC for r in static)
+    backend.set_link_down("eth2")
+    backend.set_link_up("eth2")
+    assert not [r for r in backend.state.routes_in(TABLE_MAIN) if r.ifname == "eth2"]
+    second = Agent(backend, Config, tmp_path, AgentOptions(source="kernel", dhcp=False))
+    second.reconcile("start", 0.0)
+    assert {r for r in backend.state.routes_in(TABLE_MAIN) if r.ifname == "eth2"} == static
+    assert converged(backend, ("eth0", "eth1", "eth2"))
+
+    backend.remove_link("eth2")
+    backend.add_link(link("eth2", 5, mac="52:54:00:00:00:99"))
+    backend.add_address(
+        Address("eth2", ipaddress.ip_interface("192.168.0.130/24")), prefix_route=False
+    )
+    third = Agent(backend, Config, tmp_path, AgentOptions(source="kernel", dhcp=False))
+    third.reconcile("start", 0.0)
+    assert not [r for r in backend.state.routes_in(TABLE_MAIN) if r.ifname == "eth2"]

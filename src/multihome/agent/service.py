@@ -16,6 +16,7 @@ grace period, retry after a failed apply, systemd's watchdog) or a signal.
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import os
 import signal
@@ -23,13 +24,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from ipaddress import IPv4Interface
+from ipaddress import IPv4Interface, ip_interface
 from pathlib import Path
 from types import FrameType
 
 from multihome.agent import addressing, dhcphook, sdnotify
 from multihome.agent.events import Event, EventSource
-from multihome.agent.state import AgentStatus, Repair, write_status
+from multihome.agent.state import AgentStatus, Repair, run_dir, write_status
 from multihome.backend import Backend
 from multihome.config import Config
 from multihome.engine import Convergence, again_on_conflict, assess, converge
@@ -40,8 +41,10 @@ from multihome.errors import (
     MultihomeError,
 )
 from multihome.facts import PortFacts
+from multihome.files import json_text, write_atomic
 from multihome.model import (
     TABLE_MAIN,
+    Address,
     HostState,
     IPAddress,
     IPInterface,
@@ -62,6 +65,7 @@ from multihome.source.ports import (
     taken_addresses,
 )
 from multihome.transaction.pause import describe, paused
+from multihome.transaction.statedir import route_from_json, route_to_json
 
 log = logging.getLogger("multihome.agent")
 
@@ -152,6 +156,9 @@ class Agent:
         self.static: dict[str, StaticConfig] = {}
         """Interface -> the metadata's configuration the agent gave it (put back after a
         flap, see ``_rebind``)."""
+        self.recorded: set[str] = set()
+        """Interfaces with a static configuration recorded (by this agent or an earlier)."""
+        self.link_names: set[str] = set()
         self.timers = _Timers()
         self.recent: collections.deque[float] = collections.deque(maxlen=FIGHT_REPAIRS)
         self.backoff = 0.5
@@ -517,6 +524,9 @@ class Agent:
             del self.refused[ifname]
         for ifname in [n for n in self.static if n not in names]:
             del self.static[ifname]
+        if names != self.link_names:  # ports came or went: the records of those gone go
+            self.link_names = names
+            self.recorded = _forget_static(self.root, names)
         return lines
 
     def _address_ports(self, state: HostState) -> list[str]:
@@ -577,12 +587,16 @@ class Agent:
         dhclient does not watch the carrier and binds again only at the lease's renewal,
         hours later on a real cloud). As a network manager does on carrier, the agent puts
         them back into main at once: the DHCP client script's routes from the client's own
-        lease, or the metadata's static configuration. A port down, or whose address is not
-        the lease's or the metadata's any more, is left alone."""
-        if not link.up or _connected(state, link.name):
+        lease, or the metadata's static configuration (recorded in the namespace's folder
+        when the agent made it: a restarted agent knows it without the metadata service,
+        which a sole port without routes cannot reach). A port down, or whose address is
+        not the lease's or the metadata's any more, is left alone."""
+        name = link.name
+        ours = name in self.clients or name in self.static or name in self.recorded
+        if not ours or not link.up or _connected(state, name):
             return []
         held = {a.interface for a in state.addresses_of(link.name, 4)}
-        config = self.static.get(link.name)
+        config = self.static.get(link.name) or _recorded_static(self.root, link)
         if config is not None:
             if not held & {a.interface for a in config.addresses}:
                 return []
@@ -638,6 +652,8 @@ class Agent:
         self.refused.pop(link.name, None)
         addressing.configure_static(self.backend, config)
         self.static[link.name] = config
+        _record_static(self.root, link, config)
+        self.recorded.add(link.name)
         taken.update((a.ip, a.ifname) for a in config.addresses)
         for note in config.notes:
             log.warning("%s", note)
@@ -712,6 +728,53 @@ def _connected(state: HostState, ifname: str) -> bool:
         for address in state.addresses_of(ifname, 4)
         if route.dst.prefixlen > 0
     )
+
+
+STATIC_RECORD = "static.{}.json"
+"""The metadata's configuration the agent gave a port (``static.eth2.json`` in the
+namespace's folder, beside the DHCP clients' lease files)."""
+
+
+def _record_static(root: Path, link: Link, config: StaticConfig) -> None:
+    """Keep ``config`` for ``link`` in the namespace's folder (a failure only logged)."""
+    data = {
+        "mac": link.mac,
+        "addresses": [str(a.interface) for a in config.addresses],
+        "routes": [route_to_json(r) for r in config.routes],
+    }
+    try:
+        write_atomic(run_dir(root, create=True) / STATIC_RECORD.format(link.name), json_text(data))
+    except OSError as exc:
+        log.warning("cannot record %s's static configuration: %s", link.name, exc)
+
+
+def _recorded_static(root: Path, link: Link) -> StaticConfig | None:
+    """The configuration recorded for ``link`` (same MAC), or None."""
+    try:
+        data = json.loads((run_dir(root) / STATIC_RECORD.format(link.name)).read_text())
+        if data.get("mac") != link.mac:
+            return None
+        addresses = tuple(Address(link.name, ip_interface(a)) for a in data["addresses"])
+        routes = tuple(route_from_json(r) for r in data["routes"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return StaticConfig(link.name, addresses, routes)
+
+
+def _forget_static(root: Path, names: set[str]) -> set[str]:
+    """Remove the records of ports that are gone; the names of those kept."""
+    try:
+        records = list(run_dir(root).glob(STATIC_RECORD.format("*")))
+    except OSError:
+        return set()
+    kept = set()
+    for path in records:
+        name = path.name[len("static.") : -len(".json")]
+        if name in names:
+            kept.add(name)
+        else:
+            path.unlink(missing_ok=True)
+    return kept
 
 
 def _client_lease(
