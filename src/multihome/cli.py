@@ -501,11 +501,15 @@ def _apply_once(
 
 def _again(exc: Exception, failed: int) -> None:
     """Said when another writer took a slot of the plan: the apply reads and plans again."""
+    from multihome.backend import ChangeFailed
     from multihome.engine import CONFLICT_ATTEMPTS
 
+    cause = exc.__cause__
+    what = f"{cause.change.describe()}: {cause.reason}" if isinstance(cause, ChangeFailed) else exc
     click.echo(
         f"multihome: another writer changed the namespace between the read and the apply "
-        f"({exc}); reading and planning again (attempt {failed + 1} of {CONFLICT_ATTEMPTS})",
+        f"({what}; undone); reading and planning again (attempt {failed + 1} of "
+        f"{CONFLICT_ATTEMPTS})",
         err=True,
     )
 
