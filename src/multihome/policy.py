@@ -661,10 +661,12 @@ def check_config_against_host(state: HostState, config: Config) -> list[str]:
     """Configuration errors only the host can reveal (exit 2, nothing changed), and notes.
 
     Another tool's rule inside ``priorities.range`` is an error only while the band holds
-    no rule of multihome's: choosing a band is the configuration's job. Once multihome's
-    rules are there (an earlier apply, a persisted configuration), a rule another tool put
-    into the band afterwards is left alone and named in a note: refusing then would stop
-    every later repair (the agent's too), and the ports' routing with it."""
+    no rule of multihome's and no running agent has worked in it (``band_claimed``):
+    choosing a band is the configuration's job. Once multihome's rules are there (an
+    earlier apply, a persisted configuration) or the agent has repaired in the band (it may
+    hold no rule of multihome's for a while: a single port needs none), a rule another tool
+    put into the band afterwards is left alone and named in a note: refusing then would
+    stop every later repair, and the ports' routing with it."""
     names = {link.name for link in state.links}
     for ifname in ((config.primary,) if config.primary else ()) + config.include:
         if ifname not in names:
@@ -684,7 +686,7 @@ def check_config_against_host(state: HostState, config: Config) -> list[str]:
             ours = True
         else:
             intruders.append(rule)
-    if intruders and not ours:
+    if intruders and not ours and not config.band_claimed:
         raise InputError(
             f"{config.source}: priorities.range [{low}, {high}] overlaps the existing rule "
             f"'{intruders[0].describe()}' that multihome does not own; choose a free band in "

@@ -288,3 +288,24 @@ def test_a_restarted_agent_puts_back_the_routes_of_a_static_port_it_configured(
     lab.restart_agent(kill=False, flap_while_down=port)
     lab.final_check()
     assert f"{port}: its static routes back in main" in lab.live.agent_log()
+
+
+def test_a_foreign_rule_in_the_band_of_a_sole_port_does_not_stop_the_repairs(
+    lab: EventLab,
+) -> None:
+    """Found by ``make fuzz`` (seed 4004 again, sixteen steps, once the test above was
+    fixed; minimal: the steps below). With a foreign rule at 10002 in the band, eth0 is
+    detached: eth1 alone needs no rule, so multihome's rules leave the band and only the
+    foreign one is left. Then eth1's address is removed and added again (its default in
+    main goes with it): the policy, seeing another tool's rule in a band that held none of
+    multihome's, refused again as on a first apply, every repair failed, and eth1 never got
+    its default back ("Network is unreachable"). Fixed here: once a repair of the agent has
+    succeeded, the band is the agent's (``Config.band_claimed``) and the foreign rule is
+    only noted."""
+    lab.foreign(10002, 1)
+    lab.check()
+    lab.detach("eth0")
+    lab.check()
+    lab.readd_address("eth1")
+    lab.final_check()
+    assert "overlaps the existing rule" not in lab.live.agent_log()

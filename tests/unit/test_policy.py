@@ -303,6 +303,20 @@ def test_a_rule_another_tool_puts_into_the_band_later_is_left_alone_and_noted() 
     assert Assessment.of(intruded, CONFIG).plan.empty
 
 
+def test_a_band_the_agent_worked_in_stays_its_own_without_a_rule_of_multihomes() -> None:
+    """A single port needs no rule, so the band may hold none of multihome's and only
+    another tool's: a first apply refuses (choose a free band), an agent that has already
+    repaired here (``band_claimed``) goes on and notes the rule (fuzz seed 4004)."""
+    state = host(
+        port("eth1", 3, "192.168.0.112/24", "192.168.0.1", 101),
+        extra_rules=(Rule(4, 10002, 4001, fwmark=1),),
+    )
+    with pytest.raises(InputError, match="overlaps the existing rule"):
+        compute_policy(state, CONFIG)
+    desired = compute_policy(state, replace(CONFIG, band_claimed=True))
+    assert any("another tool's rule" in n for n in desired.notes), desired.notes
+
+
 def test_after_a_flap_the_table_keeps_its_copies_while_main_lacks_the_port_routes() -> None:
     """A link flap flushes eth1's DHCP routes from main (the client re-adds them only at its
     next renewal); with eth1's table restored (as the agent does) the policy keeps it all:

@@ -137,6 +137,8 @@ class Agent:
         self.options = options
         self.events = events or EventSource()
         self.config = Config()
+        self.claimed = False
+        """A repair succeeded: the band is the agent's (``Config.band_claimed``)."""
         self.metadata: Metadata | None = None
         self.seen: dict[tuple[str, str | None], frozenset[Route]] = {}
         """(name, MAC) -> the routes the port's table held at the last reconcile."""
@@ -297,11 +299,14 @@ class Agent:
             self.timers.watchdog_at = now + self._watchdog
 
     def _do_reload(self) -> None:
+        band = self.config.priority_range
         try:
             self.config = self.load_config()
         except InputError as exc:
             log.error("reload: %s (keeping the previous configuration)", exc)
             return
+        if self.config.priority_range != band:
+            self.claimed = False  # a new band: not worked in yet
         state = self.backend.read()
         self._load_metadata(state)
         log.info("reloaded the configuration and the metadata")
@@ -354,6 +359,7 @@ class Agent:
             self._failed(trigger, exc)
             return None
         self.backoff = 0.5
+        self.claimed = True
         if done is None:  # paused
             return None
         self._owed = done.postponed
@@ -383,7 +389,7 @@ class Agent:
         ``prepare`` step; its lines are added to ``lines``."""
         return converge(
             self.backend,
-            self.config,
+            self._config(),
             root=self.root,
             prepare=lambda found: self._prepare(found, lines),
             lock_timeout=LOCK_TIMEOUT,
@@ -394,6 +400,11 @@ class Agent:
             postpone=lambda: self.events.pending() > 0,
             facts=self._facts,
         )
+
+    def _config(self) -> Config:
+        """The configuration the policy sees: once a repair succeeded, another tool's rule
+        that appears in the band is noted, not refused (every repair would fail)."""
+        return replace(self.config, band_claimed=True) if self.claimed else self.config
 
     def _prepare(self, assessment: Assessment, lines: list[str]) -> tuple[Assessment, int] | None:
         """Under the lock, before the apply: nothing when paused; else the agent's own
@@ -408,7 +419,7 @@ class Agent:
         addressed = self._address_ports(state)
         lines += addressed
         if addressed:
-            assessment = assess(self.backend, self.config, self._facts)
+            assessment = assess(self.backend, self._config(), self._facts)
         return assessment, len(addressed) + int(self._owed)
 
     def _paused(self) -> bool:
