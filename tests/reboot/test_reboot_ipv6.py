@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 import pytest
-from reboot_guest import Guest, advertise_ipv6, wait_until
+from reboot_guest import NETPLAN_CLOUD_INIT, Guest, advertise_ipv6, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -120,8 +120,34 @@ route-metric={metric}
 """
 
 
+#: cloud-init's netplan for a dual-stack port (Debian 12's netplan.io 0.106, networkd
+#: renderer): cloud-init writes ``dhcp6: true`` for an ``ipv6_slaac`` subnet, and the
+#: route metric netplan puts in networkd's ``[DHCP]`` section is also the RA routes' metric
+#: (networkd 252's ``config_parse_dhcp_or_ra_route_metric``): each port's RA default keeps
+#: its own metric, as with the other stacks.
+NETPLAN_DUALSTACK = """    {name}:
+      dhcp4: true
+      dhcp4-overrides:
+        route-metric: {metric}
+      dhcp6: true
+      dhcp6-overrides:
+        route-metric: {metric}
+      accept-ra: true
+      ipv6-address-generation: eui64
+"""
+
+
 def configure(guest: Guest, stack: str) -> None:
-    """The guest's own dual-stack configuration for ``stack``."""
+    """The guest's own dual-stack configuration for ``stack`` (``netplan``: cloud-init's
+    50-cloud-init.yaml, rendered for networkd by netplan's generator at every boot)."""
+    if stack == "netplan":
+        guest.use_stack("networkd")
+        body = "".join(
+            NETPLAN_DUALSTACK.format(name=name, metric=100 + i)
+            for i, name in enumerate(guest.ports)
+        )
+        guest.write("/etc/netplan/50-cloud-init.yaml", NETPLAN_CLOUD_INIT.format(ports=body), 0o600)
+        return
     guest.use_stack(stack)
     for i, name in enumerate(guest.ports):
         if stack == "networkd":
@@ -134,13 +160,19 @@ def configure(guest: Guest, stack: str) -> None:
 
 @pytest.mark.parametrize(
     ("backend", "stack"),
-    [("networkd", "networkd"), ("networkmanager", "networkmanager"), ("systemd", "networkd")],
+    [
+        ("networkd", "networkd"),
+        ("networkmanager", "networkmanager"),
+        ("systemd", "networkd"),
+        ("netplan", "netplan"),
+    ],
 )
 def test_the_ipv6_policy_comes_back_at_every_boot(guest: Guest, backend: str, stack: str) -> None:
     """A dual-stack network: before persist eth1's IPv6 replies would leave by eth0's router;
     after `multihome persist --backend BACKEND` and each of two reboots the family-6 rules
     and both IPv6 tables are back (networkd: its drop-ins; NetworkManager: its keyfiles; the
-    systemd unit: its apply once the RA default is there), each address's lookup leaves
+    systemd unit: its apply once the RA default is there; netplan: 90-multihome.yaml and
+    the drop-ins for netplan's own .network files, generated at boot), each address's lookup leaves
     through its port, multihome's plan is empty and the IPv4 rules are there too."""
     advertise_ipv6(guest, PREFIX)
     configure(guest, stack)
