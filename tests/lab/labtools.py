@@ -90,3 +90,61 @@ def force_remove(name: str) -> None:
 
 def new_name() -> str:
     return f"mhlab-{secrets.token_hex(3)}"
+
+
+# -- probes a cloud user makes (shared with tests/reboot's lab-wired guest) -------------------
+
+
+def _url(address: str) -> str:
+    return f"http://[{address}]/" if ":" in address else f"http://{address}/"
+
+
+def http(namespace: str, address: str, *extra: str) -> str | None:
+    """The echo's answer (the caller's address as the guest saw it), None when none came."""
+    done = ns_run(
+        namespace,
+        "curl",
+        "-s",
+        "--connect-timeout",
+        "1.5",
+        "--max-time",
+        "2",
+        *extra,
+        _url(address),
+    )
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def watch(switch: str, taps: list[str], sources: list[str]) -> None:
+    """Count, per switch port and source address, the guest's HTTP replies."""
+    lines = ["table bridge watch {"]
+    rules = []
+    for t, tap in enumerate(taps):
+        for s, source in enumerate(sources):
+            family = "ip6" if ":" in source else "ip"
+            lines.append(f"\tcounter r_{t}_{s} {{ }}")
+            rules.append(
+                f'\t\tiifname "{tap}" {family} saddr {source} tcp sport 80 counter name r_{t}_{s}'
+            )
+    lines += ["\tchain pre {", "\t\ttype filter hook prerouting priority -300; policy accept;"]
+    lines += [*rules, "\t}", "}"]
+    subprocess.run(
+        ["ip", "netns", "exec", switch, "nft", "-f", "-"],
+        input="\n".join(lines) + "\n",
+        text=True,
+        check=True,
+        capture_output=True,
+        timeout=10,
+    )
+
+
+def counters(switch: str, table: str) -> dict[str, int]:
+    """Packets per named counter of ``table`` in the switch."""
+    data = json.loads(
+        ns_run(switch, "nft", "-j", "list", "counters", "table", "bridge", table).stdout
+    )
+    return {
+        item["counter"]["name"]: int(item["counter"]["packets"])
+        for item in data["nftables"]
+        if "counter" in item
+    }

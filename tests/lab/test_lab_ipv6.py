@@ -10,70 +10,14 @@ ICMPv6 echo out of the interface the request came in on, whatever the routing.
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
-from labtools import leftovers, ns_run, run_cli
+from labtools import counters, http, leftovers, ns_run, run_cli, watch
 
 from multihome.lab.scenario import load_scenario
 
 INTERNET4 = "198.51.100.10"
 INTERNET6 = "2001:db8:ffff::10"
-
-
-def _url(address: str) -> str:
-    return f"http://[{address}]/" if ":" in address else f"http://{address}/"
-
-
-def http(namespace: str, address: str, *extra: str) -> str | None:
-    """The echo's answer (the caller's address as the guest saw it), None when none came."""
-    done = ns_run(
-        namespace,
-        "curl",
-        "-s",
-        "--connect-timeout",
-        "1.5",
-        "--max-time",
-        "2",
-        *extra,
-        _url(address),
-    )
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-def watch(switch: str, taps: list[str], sources: list[str]) -> None:
-    """Count, per switch port and source address, the guest's HTTP replies."""
-    lines = ["table bridge watch {"]
-    rules = []
-    for t, tap in enumerate(taps):
-        for s, source in enumerate(sources):
-            family = "ip6" if ":" in source else "ip"
-            lines.append(f"\tcounter r_{t}_{s} {{ }}")
-            rules.append(
-                f'\t\tiifname "{tap}" {family} saddr {source} tcp sport 80 counter name r_{t}_{s}'
-            )
-    lines += ["\tchain pre {", "\t\ttype filter hook prerouting priority -300; policy accept;"]
-    lines += [*rules, "\t}", "}"]
-    subprocess.run(
-        ["ip", "netns", "exec", switch, "nft", "-f", "-"],
-        input="\n".join(lines) + "\n",
-        text=True,
-        check=True,
-        capture_output=True,
-        timeout=10,
-    )
-
-
-def counters(switch: str, table: str) -> dict[str, int]:
-    """Packets per named counter of ``table`` in the switch."""
-    data = json.loads(
-        ns_run(switch, "nft", "-j", "list", "counters", "table", "bridge", table).stdout
-    )
-    return {
-        item["counter"]["name"]: int(item["counter"]["packets"])
-        for item in data["nftables"]
-        if "counter" in item
-    }
 
 
 @pytest.mark.parametrize("number", ["6", "8"])  # SLAAC, DHCPv6-stateful

@@ -36,7 +36,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -270,6 +270,12 @@ class Guest:
     switch: str
     logdir: Path
     ports: tuple[str, ...] = PORTS
+    macs: Mapping[str, str] = field(default_factory=lambda: dict(MACS))
+    """Each port's MAC (the lab's scenario has its own)."""
+    peers: tuple[str, ...] | None = None
+    """The switch's side of each port, the same at every boot (the lab's port security
+    matches ``tap0``, ``tap1``, ...); None: a new name per boot."""
+    bridge: str = "br0"
     boots: int = 0
     times: list[BootTimes] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
@@ -329,7 +335,7 @@ class Guest:
         for i, name in enumerate(self.ports):
             self.write(
                 f"/etc/NetworkManager/system-connections/cloud-init-{name}.nmconnection",
-                NM_PROFILE.format(name=name, index=i, mac=MACS[name].upper(), metric=100 + i),
+                NM_PROFILE.format(name=name, index=i, mac=self.macs[name].upper(), metric=100 + i),
                 0o600,
             )
 
@@ -353,7 +359,9 @@ class Guest:
         self.boots += 1
         self.netns = self.spaces.add(f"vm{self.boots}")
         for i, port in enumerate(self.ports):
-            peer = f"b{self.boots}p{i}"
+            peer = f"b{self.boots}p{i}" if self.peers is None else self.peers[i]
+            if self.peers is not None:  # the last boot's veth goes with its namespace
+                wait_gone(self.switch, peer)
             run(
                 "ip",
                 "link",
@@ -362,7 +370,7 @@ class Guest:
                 "netns",
                 self.netns,
                 "address",
-                MACS[port],
+                self.macs[port],
                 "type",
                 "veth",
                 "peer",
@@ -370,7 +378,7 @@ class Guest:
                 "netns",
                 self.switch,
             )
-            run("ip", "-n", self.switch, "link", "set", peer, "master", "br0")
+            run("ip", "-n", self.switch, "link", "set", peer, "master", self.bridge)
             run("ip", "-n", self.switch, "link", "set", peer, "up")
         name = f"{self.spaces.prefix}-b{self.boots}"
         self.cgroups = [Path("/sys/fs/cgroup", h, name) for h in ("systemd", "unified")]
@@ -540,6 +548,16 @@ class Guest:
         assert self.pid1 is not None
         path = f"/proc/sys/{name.replace('.', '/')}"
         return run("nsenter", "-t", str(self.pid1), "-n", "cat", path).stdout.strip()
+
+
+def wait_gone(namespace: str, link: str, timeout: float = 10) -> None:
+    """Until ``link`` no longer exists in ``namespace`` (a veth whose peer's namespace was
+    deleted goes a moment later)."""
+    deadline = time.monotonic() + timeout
+    while run("ip", "-n", namespace, "link", "show", link, check=False).returncode == 0:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{link} is still in {namespace} after {timeout}s")
+        time.sleep(0.05)
 
 
 def _children(pid: int) -> list[int]:
