@@ -26,7 +26,10 @@ What this relies on, read in the sources (search/fetch of the public repositorie
   ``nm_ip_routing_rule_from_string`` with the family of its key (``ROUTING_RULE6_``:
   ``AF_INET6``), and ignores them all when a ``rule-`` or ``rule6-`` file exists ("Policy
   routing rules (ROUTING_RULE*) settings are ignored"), which multihome therefore never
-  writes. NetworkManager installs a rule that several profiles carry once.
+  writes. NetworkManager installs a rule that several profiles carry once. Before 1.22
+  (commit c167e0140b, "allow configuring default-routes as manual, static routes"),
+  ``parse_route_line`` refused a default route in these files ("ignoring manual default
+  route"): the replay stands for NetworkManager 1.22 and later (RHEL 8.2+, RHEL 9).
 
 So the route files replayed here are what both read, and the rules are what
 NetworkManager's ifcfg-rh reads (the renderer's target, RHEL 8/9).

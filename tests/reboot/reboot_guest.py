@@ -53,7 +53,6 @@ from persist_util import (
     run,
     start_dnsmasq,
 )
-from radvd import radvd_conf
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE_DIR = Path(os.environ.get("MULTIHOME_TEST_CACHE", "/var/cache/multihome-test"))
@@ -628,22 +627,6 @@ def make_switch(spaces: Namespaces, workdir: Path, ports: tuple[str, ...] = PORT
     workdir.mkdir(parents=True, exist_ok=True)
     start_dnsmasq(switch, list(ports), workdir)
     return switch
-
-
-def advertise_ipv6(guest: Guest, prefix: str = "2001:db8:1::/64") -> None:
-    """Make the tenant network dual-stack: the router's address ``<prefix>1`` on the bridge
-    and radvd advertising ``prefix`` (SLAAC), for the life of the cloud (across reboots)."""
-    need("radvd")
-    switch = guest.switch
-    run("ip", "-n", switch, "addr", "add", prefix.replace("::/64", "::1/64"), "dev", "br0", "nodad")
-    run("ip", "netns", "exec", switch, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
-    conf = guest.logdir / "radvd.conf"
-    conf.write_text(radvd_conf([("br0", prefix)]))
-    guest.spaces.spawn(
-        [*f"ip netns exec {switch} radvd -n -m stderr -u root -C {conf}".split(),
-         "-p", str(conf.with_suffix(".pid"))],
-        guest.logdir / "radvd.log",
-    )  # fmt: skip
 
 
 @contextlib.contextmanager
