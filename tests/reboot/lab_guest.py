@@ -18,7 +18,7 @@ import contextlib
 import secrets
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from persist_util import Namespaces, need, need_root, run
@@ -26,7 +26,7 @@ from reboot_guest import Guest, safe_rmtree
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))
 
-from labtools import counters, force_remove, http, new_name, run_cli, watch
+from labtools import Probes, force_remove, new_name, run_cli
 
 from multihome.lab.scenario import Scenario, load_scenario
 from multihome.lab.topology import bridge, net_index, tap
@@ -46,96 +46,18 @@ WantedBy=multi-user.target
 """
 
 
-INTERNET4 = "198.51.100.10"
-INTERNET6 = "2001:db8:ffff::10"
-#: Port security's counters of dropped IPv4, IPv6 and neighbour discovery (per port).
-DROPS = ("_ip", "_ip6", "_nd")
-
-
-@dataclass
+@dataclass(frozen=True)
 class LabGuest:
-    """A guest plugged into lab ``name`` in place of the scenario's VM, and the probes a
-    cloud user makes from the lab's internet host. Which switch port a reply leaves the guest
-    through is counted per source address (labtools.watch, before port security); port
-    security's own counters say what it dropped. Nothing asks multihome whether it worked."""
+    """A guest plugged into lab ``name`` in place of the scenario's VM, with the lab's probes."""
 
     guest: Guest
     scenario: Scenario
     name: str
-    watching: bool = field(default=False)
+    probes: Probes
 
     @property
     def switch(self) -> str:
         return f"{self.name}-sw"
-
-    @property
-    def internet(self) -> str:
-        return f"{self.name}-inet"
-
-    @property
-    def taps(self) -> list[str]:
-        return [tap(p) for p in self.scenario.ports]
-
-    def addresses(self, port: str) -> tuple[str, str, str]:
-        """``port``'s fixed IPv4 address, its floating IP and its IPv6 global address."""
-        spec = next(p for p in self.scenario.ports if p.name == port)
-        ip = spec.ips[0]
-        return str(ip), str(spec.floating_ips[ip]), str(spec.ips6[0])
-
-    @property
-    def sources(self) -> list[str]:
-        """The guest's addresses its replies come from (IPv4 fixed, IPv6 global)."""
-        return [a for p in self.guest.ports for a in self.addresses(p)[::2]]
-
-    def replies(self) -> dict[tuple[str, str], int]:
-        """Replies (TCP from port 80) seen per (switch port, source address)."""
-        if not self.watching:
-            watch(self.switch, self.taps, self.sources)
-            self.watching = True
-        got = counters(self.switch, "watch")
-        return {
-            (t, source): got[f"r_{i}_{s}"]
-            for i, t in enumerate(self.taps)
-            for s, source in enumerate(self.sources)
-        }
-
-    def drops(self) -> dict[str, int]:
-        """Port security's drop counters of IPv4, IPv6 and ND, per port."""
-        return {k: v for k, v in counters(self.switch, "portsec").items() if k.endswith(DROPS)}
-
-    def check_second_port_dead(self) -> None:
-        """Before the fix: the first port answers in both families; the second neither, its
-        replies leave by the first port's switch port, where port security drops them."""
-        first, second = self.guest.ports[:2]
-        _, floating0, v6_0 = self.addresses(first)
-        _, floating1, v6_1 = self.addresses(second)
-        seen, dropped = self.replies(), self.drops()
-        assert http(self.internet, v6_0) == INTERNET6
-        assert http(self.internet, floating0) == INTERNET4
-        assert http(self.internet, v6_1) is None
-        assert http(self.internet, floating1) is None
-        now, after = self.replies(), self.drops()
-        for kind in ("_ip", "_ip6"):
-            assert after[first + kind] > dropped[first + kind], (kind, dropped, after)
-        tap0, tap1 = self.taps[:2]
-        assert now[(tap0, v6_1)] > seen[(tap0, v6_1)] and now[(tap1, v6_1)] == seen[(tap1, v6_1)]
-
-    def check_every_address_answers(self) -> None:
-        """After the fix: every floating IP and every IPv6 global address answers the
-        internet host, each reply counted on its own switch port only, and port security
-        drops nothing."""
-        seen, dropped = self.replies(), self.drops()
-        for port in self.guest.ports:
-            _, floating, v6 = self.addresses(port)
-            assert http(self.internet, floating) == INTERNET4, port
-            assert http(self.internet, v6) == INTERNET6, port
-        now = self.replies()
-        for own, port in zip(self.taps, self.guest.ports, strict=True):
-            for source in self.addresses(port)[::2]:
-                for other in self.taps:
-                    grew = now[(other, source)] > seen[(other, source)]
-                    assert grew == (other == own), (port, source, other, now)
-        assert self.drops() == dropped
 
 
 @contextlib.contextmanager
@@ -170,7 +92,7 @@ def lab_guest_environment(tmp_path: Path, tarball: Path, number: str) -> Iterato
         guest.install_multihome()
         guest.write("/etc/systemd/system/lab-echo.service", ECHO_UNIT)
         guest.systemctl("enable", "lab-echo.service")
-        yield LabGuest(guest, scenario, name)
+        yield LabGuest(guest, scenario, name, Probes(name, scenario))
     finally:
         try:
             if guest is not None:

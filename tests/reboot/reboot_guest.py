@@ -52,6 +52,7 @@ from persist_util import (
     rule_tuple,
     run,
     start_dnsmasq,
+    wait_gone,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -547,16 +548,6 @@ class Guest:
         assert self.pid1 is not None
         path = f"/proc/sys/{name.replace('.', '/')}"
         return run("nsenter", "-t", str(self.pid1), "-n", "cat", path).stdout.strip()
-
-
-def wait_gone(namespace: str, link: str, timeout: float = 10) -> None:
-    """Until ``link`` no longer exists in ``namespace`` (a veth whose peer's namespace was
-    deleted goes a moment later)."""
-    deadline = time.monotonic() + timeout
-    while run("ip", "-n", namespace, "link", "show", link, check=False).returncode == 0:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{link} is still in {namespace} after {timeout}s")
-        time.sleep(0.05)
 
 
 def _children(pid: int) -> list[int]:

@@ -65,7 +65,7 @@ def test_the_ipv6_policy_comes_back_at_every_boot(lab: LabGuest, backend: str, s
     assert len(rules) == 9 and set(tables) == {"eth0", "eth1"}, rules
     rules4 = len([c for c in plan["changes"] if c["kind"] == "rule" and c["family"] == 4])
     assert ipv6_problems(guest, rules, tables)  # the bug is there before persist
-    lab.check_second_port_dead()
+    lab.probes.check_second_port_dead()
     out = guest.sh("multihome", "persist", "--backend", backend).stdout
     assert out.startswith(f"backend: {backend} ("), out
     guest.poweroff()
@@ -79,7 +79,7 @@ def test_the_ipv6_policy_comes_back_at_every_boot(lab: LabGuest, backend: str, s
                 f"{exc}: {ipv6_problems(guest, rules, tables)}\n{units.stdout}"
             ) from None
         assert len([r for r in guest.ip("rule") if 10000 <= int(r["priority"]) <= 10099]) == rules4
-        lab.check_every_address_answers()
+        lab.probes.check_every_address_answers()
         if boot == 1:
             again = json.loads(guest.sh("multihome", "plan", "--source", "kernel", "--json").stdout)
             assert [c for c in again["changes"] if c["kind"] != "sysctl"] == [], again["changes"]
