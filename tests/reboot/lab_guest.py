@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))
 
 from labtools import Probes, force_remove, new_name, run_cli
 
-from multihome.lab.scenario import Scenario, load_scenario
+from multihome.lab.scenario import load_scenario
 from multihome.lab.topology import bridge, net_index, tap
 
 ECHO_UNIT = """[Unit]
@@ -48,16 +48,10 @@ WantedBy=multi-user.target
 
 @dataclass(frozen=True)
 class LabGuest:
-    """A guest plugged into lab ``name`` in place of the scenario's VM, with the lab's probes."""
+    """A guest plugged into a lab in place of the scenario's VM, with the lab's probes."""
 
     guest: Guest
-    scenario: Scenario
-    name: str
     probes: Probes
-
-    @property
-    def switch(self) -> str:
-        return f"{self.name}-sw"
 
 
 @contextlib.contextmanager
@@ -92,7 +86,7 @@ def lab_guest_environment(tmp_path: Path, tarball: Path, number: str) -> Iterato
         guest.install_multihome()
         guest.write("/etc/systemd/system/lab-echo.service", ECHO_UNIT)
         guest.systemctl("enable", "lab-echo.service")
-        yield LabGuest(guest, scenario, name, Probes(name, scenario))
+        yield LabGuest(guest, Probes(name, scenario))
     finally:
         try:
             if guest is not None:
