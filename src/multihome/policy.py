@@ -124,6 +124,8 @@ RULE_OFFSETS = {"onlink": 0, "suppress": 1, "from": 2, "oif": 3, "iif": 4}
 #: ``128.0.0.0/1``; for IPv6 ``::/1``, ``2000::/3``, ``2000::/4`` and ``3000::/4``): like the
 #: default, such a route of main gets no throw, so a port's own default takes its replies.
 SPLIT_DEFAULT_PREFIXLEN = {4: 1, 6: 4}
+#: IPv6's link-local prefix, thrown in every table of family 6.
+LINK_LOCAL6 = ipaddress.IPv6Network("fe80::/64")
 #: The metric of a throw route: IPv6 routes without one get the kernel's 1024.
 THROW_METRIC = {4: 0, 6: 1024}
 
@@ -633,8 +635,9 @@ def _throws(
     Not thrown: main's defaults and split defaults (``SPLIT_DEFAULT_PREFIXLEN``: the port's
     own default takes its replies); the routes through a port (managed, or resting), which
     the table has (its own) or must not take (another port's: the table's default
-    does); a destination the table holds itself. Always thrown: IPv6 link-local prefixes
-    (a link-local destination needs its device's route in main) and multicast routes. A
+    does); a destination the table holds itself. Always thrown: IPv6's link-local prefix
+    ``fe80::/64`` (a link-local destination needs its device's route in main, even while a
+    flap has flushed it) and multicast routes. A
     network manager's own throw in the table (persisted) stands for ours. O(tables x
     foreign specifics): one pass over main."""
     first = config.priority_range[0] + RULE_OFFSETS["onlink"]
@@ -642,7 +645,8 @@ def _throws(
     for rule in rules:
         if rule.priority == first and rule.src is not None and rule.table != TABLE_MAIN:
             tables.setdefault(rule.family, set()).add(rule.table)
-    foreign: dict[int, set[IPNetwork]] = {}
+    # A link-local destination needs its device's route in main, whatever main holds now.
+    foreign: dict[int, set[IPNetwork]] = {6: {LINK_LOCAL6}} if 6 in tables else {}
     for route in state.routes:
         family = route.family
         if (
