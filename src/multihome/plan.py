@@ -49,7 +49,7 @@ class Change:
         return Change("remove" if self.action == "add" else "add", self.obj)
 
     def describe(self, table_names: Mapping[int, str] | None = None) -> str:
-        """Diff-style text: ``+ rule 10002 from 192.168.0.112 lookup mh-eth1``."""
+        """Diff-style text: ``+ rule 10000 from 192.168.0.112 lookup mh-eth1``."""
         if isinstance(self.obj, Sysctl):
             return (
                 f"~ sysctl {self.obj.name} {self.old if self.old is not None else '?'} "
