@@ -180,6 +180,13 @@ def test_the_bridge_and_the_tunnel_still_win_for_port_sources(net: Net) -> None:
         assert net.ping(net.container, address)
         assert net.ping(net.vpn, address, source="10.9.0.9")
     assert net.spoofed("eth0") == 0
+    for src, dst in (
+        ("10.0.0.5", "172.17.0.2"),
+        ("10.1.0.5", "10.9.0.9"),
+        ("10.0.0.5", "10.1.0.7"),
+    ):
+        said = multihome(net.vm, "explain", "--json", "--from", src, "--to", dst, root=net.root)
+        assert said.returncode == 0, said.stdout + said.stderr  # 1: explain and kernel differ
     again = multihome(net.vm, "apply", "--detailed-exit-codes", root=net.root)  # 0: unchanged
     assert again.returncode == 0, again.stdout + again.stderr
 
@@ -204,8 +211,14 @@ def test_the_agent_follows_a_foreign_route_in_and_out(net: Net) -> None:
         _wait(lambda: not any("10.77.0.0/16" in d for d in net.throws().values()), "throws out")
     finally:
         agent.terminate()
-        agent.wait(10)
-        log.close()
+        try:
+            agent.wait(10)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait(5)
+            raise AssertionError((net.root.parent / "agent.log").read_text()) from None
+        finally:
+            log.close()
     assert agent.returncode == 0, (net.root.parent / "agent.log").read_text()
 
 
