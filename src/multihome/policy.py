@@ -547,6 +547,7 @@ def _table_routes(
         route = _copy(old, table)
         if (
             route.family != 4
+            or route.type == RTN_THROW  # throws follow main (_throws), never the memory
             or route.is_default
             or route.dst in have
             or not fits(route)
@@ -1259,7 +1260,13 @@ def _table_routes6(
 
     for old in earlier:
         route = _copy(old, table)
-        if route.family != 6 or route.is_default or route.dst in have or not fits(route):
+        if (
+            route.family != 6
+            or route.type == RTN_THROW
+            or route.is_default
+            or route.dst in have
+            or not fits(route)
+        ):
             continue
         copies.append(route)
         have.add(route.dst)

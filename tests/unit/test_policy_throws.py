@@ -166,3 +166,21 @@ def test_rules_grow_with_the_ports_and_throws_with_ports_times_foreign_routes() 
     assert len(desired.rules) == 3 * 64 + 1
     thrown = [r for r in desired.routes if r.type == RTN_THROW]
     assert len(thrown) == 2 * 64 and all(r.proto == PROTO_MULTIHOME for r in thrown)
+
+
+def test_the_agents_memory_never_brings_a_throw_back() -> None:
+    """The agent remembers each table (``PortFacts.seen``), throws included; once the
+    bridge's route has left main, the memory does not put its throw back."""
+    from multihome.facts import PortFacts
+
+    state = two_subnets(DOCKER)
+    backend = converge(state)
+    desired = compute_policy(backend.read(), CONFIG)
+    seen = {
+        i.name: frozenset(r for r in desired.routes if i.table and r.table == i.table.id)
+        for i in desired.interfaces
+    }
+    assert all(any(r.type == RTN_THROW for r in routes) for routes in seen.values())
+    gone = replace(backend.read(), routes=tuple(r for r in backend.read().routes if r != DOCKER))
+    after = compute_policy(gone, CONFIG, PortFacts(seen=seen))
+    assert not any(r.type == RTN_THROW for r in after.routes)
