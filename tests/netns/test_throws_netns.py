@@ -227,3 +227,21 @@ def _wait(predicate: Any, what: str, timeout: float = 20.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
+
+
+def test_reset_removes_the_throws_and_leaves_the_foreign_routes(net: Net) -> None:
+    """Throws are multihome's routes: ``reset`` removes every one; the bridge's and the
+    tunnel's routes in main stay as they were."""
+    main = {
+        (r["dst"], r.get("dev"))
+        for r in json.loads(net.ip(net.vm, "-j", "route", "show", "table", "main").stdout)
+    }
+    assert {("172.17.0.0/16", "docker0"), ("10.9.0.0/16", "tun0")} <= main
+    done = multihome(net.vm, "reset", root=net.root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert net.throws() == {}
+    after = {
+        (r["dst"], r.get("dev"))
+        for r in json.loads(net.ip(net.vm, "-j", "route", "show", "table", "main").stdout)
+    }
+    assert main <= after
