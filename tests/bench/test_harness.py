@@ -68,4 +68,4 @@ def test_harness_runs_at_tiny_n_and_reports_every_measurement(tmp_path: Path) ->
     assert len(results["targets"]) == 6
     report = (tmp_path / "report.md").read_text()
     assert "Targets:" in report
-    assert "| 2 | 22 |" in report
+    assert "| 2 | 20 |" in report
