@@ -184,3 +184,45 @@ def test_the_agents_memory_never_brings_a_throw_back() -> None:
     gone = replace(backend.read(), routes=tuple(r for r in backend.read().routes if r != DOCKER))
     after = compute_policy(gone, CONFIG, PortFacts(seen=seen))
     assert not any(r.type == RTN_THROW for r in after.routes)
+
+
+def test_an_earlier_layouts_rules_go_after_the_new_ones_are_in() -> None:
+    """A host applied by an earlier multihome (``from`` at band+2, per-destination band+0
+    rules): the plan adds the throws and the band+0 ``from`` rules first, then removes the
+    old rules, and a second plan is empty."""
+    from multihome.model import Rule
+
+    state = two_subnets(DOCKER)
+    backend = converge(state)
+    now = backend.read()
+    old = []
+    for rule in now.rules:
+        if rule.priority == 10000 and rule.src is not None:
+            old.append(replace(rule, priority=10002))
+            old.append(
+                replace(
+                    rule,
+                    dst=NET("10.0.0.0/24")
+                    if rule.src.overlaps(NET("10.0.0.0/24"))
+                    else NET("10.1.0.0/24"),
+                )
+            )
+    earlier = replace(
+        now,
+        rules=tuple(r for r in now.rules if not (r.priority == 10000 and r.src is not None))
+        + tuple(old),
+        routes=tuple(r for r in now.routes if r.type != RTN_THROW),
+    )
+    plan = Assessment.of(earlier, CONFIG).plan.changes
+    kinds = [(c.action, c.kind) for c in plan]
+    assert kinds.index(("add", "rule")) > max(
+        i for i, k in enumerate(kinds) if k == ("add", "route")
+    )
+    assert min(i for i, k in enumerate(kinds) if k == ("remove", "rule")) > max(
+        i for i, k in enumerate(kinds) if k == ("add", "rule")
+    )
+    removed = {c.obj for c in plan if c.action == "remove"}
+    assert removed == set(old) and all(isinstance(r, Rule) for r in removed)
+    backend.state = earlier
+    backend.apply(plan)
+    assert Assessment.of(backend.read(), CONFIG).plan.empty
