@@ -191,6 +191,20 @@ def test_the_bridge_and_the_tunnel_still_win_for_port_sources(net: Net) -> None:
     assert again.returncode == 0, again.stdout + again.stderr
 
 
+def test_doctor_reports_onlink_off_and_nothing_with_the_default(net: Net) -> None:
+    """``doctor`` on the applied VM finds nothing; with ``onlink`` left out of ``rules``
+    (the ``from`` rule after main's specifics) it reports ``onlink-off`` with the fix."""
+    config = net.root.parent / "no-onlink.yaml"
+    config.write_text("rules: [from, oif, iif]\n")
+    found = {}
+    for args in ((), ("--config", str(config))):
+        done = multihome(net.vm, *args, "doctor", "--json", root=net.root)
+        found[args] = {p["code"]: p for p in json.loads(done.stdout)["problems"]}
+    assert "onlink-off" not in found[()], found[()]
+    off = found[("--config", str(config))]["onlink-off"]
+    assert "add `onlink` to `rules`" in off["fix"], off
+
+
 def test_the_agent_follows_a_foreign_route_in_and_out(net: Net) -> None:
     """A route appearing on docker0 gets a throw in every table within one repair, and
     loses it when the route goes; the foreign route itself is never touched."""
