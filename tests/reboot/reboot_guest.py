@@ -702,7 +702,7 @@ def policy_problems(guest: Guest, expected: Expected) -> list[str]:
     for port, table in sorted(expected.tables.items()):
         t = str(table)
         for want in (
-            (10002, LEASES[port], None, None, None, t, None),
+            (10000, LEASES[port], None, None, None, t, None),
             (10003, "all", None, None, port, t, None),
             (10004, "all", None, port, None, t, None),
         ):
