@@ -55,6 +55,8 @@ SCOPE_NAMES = {SCOPE_UNIVERSE: "global", SCOPE_LINK: "link", SCOPE_HOST: "host"}
 RTN_UNICAST = 1
 RTN_LOCAL = 2
 RTN_BROADCAST = 3
+RTN_MULTICAST = 5
+RTN_THROW = 9
 RTN_TYPE_NAMES = {
     1: "unicast",
     2: "local",

@@ -10,11 +10,15 @@ All decisions live here (docs/design.md, section 5, "The policy's rules"):
   main (the how-to's fix), the primary's left alone;
 * rules in the reserved priority band, marked with multihome's protocol number::
 
-      band+0  from <addr>/32 to <own prefix> lookup <table>   (on-link peers via the own port)
-      band+1  lookup main suppress_prefixlength 0             (main-table specifics first)
-      band+2  from <addr>/32 lookup <table>
+      band+0  from <addr>/32 lookup <table>          (table first: replies leave their port)
+      band+1  lookup main suppress_prefixlength 0    (main-table specifics, for everyone else)
       band+3  oif <if> lookup <table>
       band+4  iif <if> lookup <table>
+
+  and in each port's table a ``throw`` route for each specific route of main that does not
+  go through a port (containers, VPNs, ``lo``, unreachable...), so those fall through to
+  main at band+1 (without ``onlink`` in the configuration's ``rules``: no throws, the ``from``
+  rule at band+2, after main's specifics);
 
 * ARP-flux and reverse-path sysctls per managed interface, explicitly, when multi-homed.
 * IPv6 in the same tables: a port's router-advertised default (via the router's link-local
@@ -41,6 +45,7 @@ from multihome.model import (
     PROTO_DHCP,
     PROTO_MULTIHOME,
     RESERVED_TABLES,
+    RTN_THROW,
     RTN_UNICAST,
     SCOPE_LINK,
     SCOPE_UNIVERSE,
@@ -111,8 +116,18 @@ IGNORED_PREFIXES = (
     "nebula",
 )
 
-#: Offsets of each rule kind inside the priority band.
+#: Offsets of each rule kind inside the priority band: ``onlink`` is the table-first ``from``
+#: rule (design.md section 5), ``from`` the same rule after main's specifics (without
+#: ``onlink`` in the configuration's ``rules``).
 RULE_OFFSETS = {"onlink": 0, "suppress": 1, "from": 2, "oif": 3, "iif": 4}
+#: Per family, the longest prefix of a split default (OpenVPN's ``0.0.0.0/1`` and
+#: ``128.0.0.0/1``; for IPv6 ``::/1``, ``2000::/3``, ``2000::/4`` and ``3000::/4``): like the
+#: default, such a route of main gets no throw, so a port's own default takes its replies.
+SPLIT_DEFAULT_PREFIXLEN = {4: 1, 6: 4}
+#: IPv6's link-local prefix, thrown in every table of family 6.
+LINK_LOCAL6 = ipaddress.IPv6Network("fe80::/64")
+#: The metric of a throw route: IPv6 routes without one get the kernel's 1024.
+THROW_METRIC = {4: 0, 6: 1024}
 
 
 @dataclass(frozen=True)
@@ -345,7 +360,6 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
     rules: set[Rule] = set()
     main_removals: set[Route] = set()
     origins: dict[Route, str] = {}
-    band = config.priority_range[0]
     for link in managed:
         addrs = tuple(a for a in state.addresses_of(link.name, 4) if a.scope == SCOPE_UNIVERSE)
         default = defaults.get(link.name)
@@ -386,9 +400,7 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
             {r.dst for r in kept},
             origins,
         )
-        covered = _peer_specifics(
-            link.name, table.id, addrs, default, routes_by_if, copies, kept, origins
-        )
+        _peer_specifics(link.name, table.id, addrs, default, routes_by_if, copies, kept, origins)
         # Our copy already in the table stands for a new one that differs only in its metric
         # (one route per destination: the metric means nothing there), so that a route
         # coming back to main with another metric changes nothing. What the network manager
@@ -400,7 +412,7 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
         routes.update(copies)
         if role == "secondary":
             main_removals.update(r for r in routes_by_if[link.name] if r.is_default)
-        rules |= _interface_rules(config, link.name, table.id, addrs, [*copies, *covered])
+        rules |= _interface_rules(config, link.name, table.id, addrs)
     routes.update(_primary_default_in_main(primary, defaults, routes_by_if))
 
     preserved_rules, preserved_routes, notes = _preserve_for_skipped(
@@ -408,8 +420,8 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
     )
     rules |= preserved_rules
     routes |= preserved_routes
-    for family in sorted({r.family for r in rules}):
-        rules.add(_rule(band, "suppress", TABLE_MAIN, suppress_prefixlength=0, family=family))
+    _band_wide(state, config, [*(m.name for m in managed), *(k.ifname for k in skipped)],
+               routes, rules)  # fmt: skip
 
     sysctls = _sysctls(config, managed) if multihomed else []
     if not multihomed and managed:
@@ -430,6 +442,19 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
         notes=tuple(notes),
         origins=_origins_of(routes, origins),
     )
+
+
+def _band_wide(
+    state: HostState, config: Config, ports: list[str], routes: set[Route], rules: set[Rule]
+) -> None:
+    """What the band has once, whatever the ports: main's specifics rule per family, and
+    (with ``onlink``) every table's throws, computed afresh (also a resting port's)."""
+    band = config.priority_range[0]
+    for family in sorted({r.family for r in rules}):
+        rules.add(_rule(band, "suppress", TABLE_MAIN, suppress_prefixlength=0, family=family))
+    routes.difference_update([r for r in routes if r.type == RTN_THROW])
+    if "onlink" in config.rule_kinds:
+        routes |= _throws(state, config, set(ports), routes, rules)
 
 
 def _primary_default_in_main(
@@ -522,6 +547,7 @@ def _table_routes(
         route = _copy(old, table)
         if (
             route.family != 4
+            or route.type == RTN_THROW  # throws follow main (_throws), never the memory
             or route.is_default
             or route.dst in have
             or not fits(route)
@@ -566,35 +592,26 @@ def _peer_specifics(
     copies: list[Route],
     native: list[Route],
     origins: dict[Route, str],
-) -> list[Route]:
-    """Main's specific routes through *other* ports, seen from ``ifname``'s addresses
-    (design.md, section 5, "Another port's specific routes"): copies for the port's table
-    are appended to ``copies``; the other routes, whose destinations only need the port's
-    band+0 rule, are returned.
+) -> None:
+    """Main's specific routes through *other* ports whose gateway is on one of ``ifname``'s
+    subnets, copied into its table through the port itself (design.md, section 5, "Another
+    port's routes"): the same next hop, reached from the right port. Appended to ``copies``.
 
-    ``lookup main suppress_prefixlength 0`` comes before the port's ``from`` rule, so without
-    a rule of its own a destination that main routes through another port (eth0's metadata
-    host route from its lease, a classless static route) leaves that port with this port's
-    source address, and port security drops it. Each such destination not in the port's
-    table (``copies``, ``native``) gets the port's band+0 rule; the table gets a copy through the
-    port itself when the gateway is on one of the port's subnets (the same next hop,
-    reached from the right port), else the rule sends it to the table's default."""
+    The table-first ``from`` rule needs nothing else for another port's routes: a
+    destination its table lacks takes the table's default (the port's own gateway), whatever
+    main holds through the other port (its subnet, its lease's metadata host route)."""
     have = {r.dst for r in (*copies, *native)}
     networks = [a.network for a in addrs]
-    covered: list[Route] = []
     for peer in sorted(routes_by_if):
         for route in routes_by_if[peer] if peer != ifname else ():
-            if route.is_default or route.dst in have:
-                continue
-            if route.gateway is None:
-                # Another port's on-link routes (its subnet): one rule per pair of ports, N^2
-                # rules on a VM whose ports each have a subnet (66k at 256 ports, a minute per
-                # apply); a known limit (design.md section 5).
+            if (
+                route.is_default
+                or route.dst in have
+                or route.gateway is None
+                or not any(route.gateway in n for n in networks)
+            ):
                 continue
             have.add(route.dst)
-            if route.gateway is None or not any(route.gateway in n for n in networks):
-                covered.append(route)
-                continue
             copy = Route(
                 table=table,
                 dst=route.dst,
@@ -605,7 +622,71 @@ def _peer_specifics(
             )
             copies.append(copy)
             origins[copy] = f"{peer}'s route in main (its gateway is on {ifname}'s subnet)"
-    return covered
+
+
+def _throws(
+    state: HostState, config: Config, ports: set[str], routes: set[Route], rules: set[Rule]
+) -> set[Route]:
+    """The throw routes of the table-first band (design.md, section 5, "Main's other
+    specifics"): in every table that a band+0 ``from`` rule of a family looks up, one
+    ``throw <dst>`` per specific route of main of that family that does not go through a
+    port (a container bridge, a VPN, ``lo``, an unreachable or blackhole route), so that a
+    port's traffic to it falls through to main at band+1, as everyone's does.
+
+    Not thrown: main's defaults and split defaults (``SPLIT_DEFAULT_PREFIXLEN``: the port's
+    own default takes its replies); the routes through a port (managed, or resting), which
+    the table has (its own) or must not take (another port's: the table's default
+    does); a destination the table holds itself. Always thrown: IPv6's link-local prefix
+    ``fe80::/64`` (a link-local destination needs its device's route in main, even while a
+    flap has flushed it) and multicast routes. A
+    network manager's own throw in the table (persisted) stands for ours. O(tables x
+    foreign specifics): one pass over main."""
+    first = config.priority_range[0] + RULE_OFFSETS["onlink"]
+    tables: dict[int, set[int]] = {}
+    for rule in rules:
+        if rule.priority == first and rule.src is not None and rule.table != TABLE_MAIN:
+            tables.setdefault(rule.family, set()).add(rule.table)
+    # A link-local destination needs its device's route in main, whatever main holds now.
+    foreign: dict[int, set[IPNetwork]] = {6: {LINK_LOCAL6}} if 6 in tables else {}
+    for route in state.routes:
+        family = route.family
+        if (
+            route.table != TABLE_MAIN
+            or family not in tables
+            or route.dst.prefixlen <= SPLIT_DEFAULT_PREFIXLEN[family]
+            or route.proto == PROTO_MULTIHOME
+        ):
+            continue
+        through_port = route.ifname in ports and route.type == RTN_UNICAST
+        if (
+            through_port
+            and not route.dst.is_multicast
+            and not (family == 6 and route.dst.is_link_local)
+        ):
+            continue
+        foreign.setdefault(family, set()).add(route.dst)
+    if not foreign:
+        return set()
+    have = {(r.table, r.dst) for r in routes}
+    native = {
+        r
+        for r in state.routes
+        if r.type == RTN_THROW
+        and r.proto != PROTO_MULTIHOME
+        and r.table in tables.get(r.family, ())
+        and r.dst in foreign.get(r.family, ())
+    }
+    have |= {(r.table, r.dst) for r in native}
+    throws = set(native)
+    for family, dsts in foreign.items():
+        metric = THROW_METRIC[family]
+        for table in tables[family]:
+            throws.update(
+                Route(table=table, dst=dst, metric=metric, proto=PROTO_MULTIHOME, type=RTN_THROW)
+                for dst in dsts
+                if (table, dst) not in have
+            )
+    return throws
 
 
 def _applicable(state: HostState, managed: list[Link], facts: PortFacts) -> dict[str, Declaration]:
@@ -627,25 +708,22 @@ def _interface_rules(
     ifname: str,
     table: int,
     addrs: Iterable[Address],
-    copies: Iterable[Route],
     *,
     family: int = 4,
 ) -> set[Rule]:
-    """The rules of one family that send an interface's traffic to its table."""
+    """The rules of one family that send an interface's traffic to its table: its
+    addresses' ``from`` rules (table first at band+0 with ``onlink``, else after main's
+    specifics at band+2), ``oif`` and ``iif``."""
     band = config.priority_range[0]
+    kind = "onlink" if "onlink" in config.rule_kinds else "from"
     rules: set[Rule] = set()
-    specifics = [r.dst for r in copies if not r.is_default]
     for addr in addrs:
         # From the integer: ip_network(address) formats the address and parses it again
         # (a third of this function's time in the agent's profile).
         host = (ipaddress.IPv4Network if addr.ip.version == 4 else ipaddress.IPv6Network)(
             int(addr.ip)
         )
-        if "onlink" in config.rule_kinds:
-            rules.update(
-                _rule(band, "onlink", table, src=host, dst=dst, family=family) for dst in specifics
-            )
-        rules.add(_rule(band, "from", table, src=host, family=family))
+        rules.add(_rule(band, kind, table, src=host, family=family))
     if "oif" in config.rule_kinds:
         rules.add(_rule(band, "oif", table, oifname=ifname, family=family))
     if "iif" in config.rule_kinds:
@@ -1166,9 +1244,9 @@ class _Ipv6:
             copies = _with_existing(copies, owned, table, origins)
             copies = _with_native(copies, self.native.get(ifname, []))
             routes.update(copies)
-            rules |= _interface_rules(config, ifname, table, addrs, copies, family=6)
+            rules |= _interface_rules(config, ifname, table, addrs, family=6)
         elif _dad_pending(self.state, ifname):
-            routes.update(owned)
+            routes.update(r for r in owned if r.type != RTN_THROW)
             rules |= {r for r in owned_rules if r.table == table and r.family == 6}
 
 
@@ -1204,7 +1282,13 @@ def _table_routes6(
 
     for old in earlier:
         route = _copy(old, table)
-        if route.family != 6 or route.is_default or route.dst in have or not fits(route):
+        if (
+            route.family != 6
+            or route.type == RTN_THROW
+            or route.is_default
+            or route.dst in have
+            or not fits(route)
+        ):
             continue
         copies.append(route)
         have.add(route.dst)

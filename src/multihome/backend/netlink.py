@@ -925,6 +925,10 @@ def _address(body: bytes, names: dict[int, str], position: int = 0) -> Address |
     )
 
 
+#: Route types without a device: blackhole, unreachable, prohibit, throw.
+NO_DEVICE_TYPES = frozenset({6, 7, 8, 9})
+
+
 def _route(body: bytes, names: dict[int, str]) -> Route | None:
     family, dst_len, _src_len, _tos, table, proto, scope, kind, _flags = RTMSG.unpack_from(body)
     if family not in VERSIONS:
@@ -943,6 +947,8 @@ def _route(body: bytes, names: dict[int, str]) -> Route | None:
     if cache is not None and len(cache) >= RTA_CACHEINFO_STRUCT.size:
         ticks = RTA_CACHEINFO_STRUCT.unpack_from(cache)[2]
         expires = ticks // USER_HZ if ticks > 0 else None
+    if family == AF_INET6 and kind in NO_DEVICE_TYPES:
+        oif_index = 0  # IPv6 names lo for a route without a device; IPv4 names none
     return Route(
         table=(u32(table_attr) if table_attr else 0) or table,
         dst=network((dst or 0, dst_len), strict=False),
