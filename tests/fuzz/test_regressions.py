@@ -309,3 +309,20 @@ def test_a_foreign_rule_in_the_band_of_a_sole_port_does_not_stop_the_repairs(
     lab.readd_address("eth1")
     lab.final_check()
     assert "overlaps the existing rule" not in lab.live.agent_log()
+
+
+def test_a_restarted_agent_knows_the_band_of_a_sole_port_is_multihomes(lab: EventLab) -> None:
+    """Found by ``make fuzz`` (seed 7007, nine steps, after the test above was fixed;
+    minimal: the steps below). eth1 is detached (eth0 alone: no rule of multihome's in the
+    band), another tool adds a rule at 10002, and the agent is killed while eth0 flaps.
+    The new agent had not repaired yet, so the band looked like one multihome never used:
+    every repair refused ("overlaps the existing rule") and eth0's default never came back.
+    Fixed here (agent/service.py, ``_band_used``): an agent whose namespace has a checkpoint
+    of an apply in this band knows the band is multihome's from its start."""
+    lab.detach("eth1")
+    lab.check()
+    lab.foreign(10002, 1)
+    lab.check()
+    lab.restart_agent(kill=True, flap_while_down="eth0")
+    lab.final_check()
+    assert "overlaps the existing rule" not in lab.live.agent_log()

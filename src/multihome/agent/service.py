@@ -64,8 +64,9 @@ from multihome.source.ports import (
     static_config,
     taken_addresses,
 )
+from multihome.transaction import checkpoint
 from multihome.transaction.pause import describe, paused
-from multihome.transaction.statedir import route_from_json, route_to_json
+from multihome.transaction.statedir import StateDir, route_from_json, route_to_json
 
 log = logging.getLogger("multihome.agent")
 
@@ -138,7 +139,8 @@ class Agent:
         self.events = events or EventSource()
         self.config = Config()
         self.claimed = False
-        """A repair succeeded: the band is the agent's (``Config.band_claimed``)."""
+        """A repair succeeded, or an apply in this namespace used the band: the band is
+        multihome's (``Config.band_claimed``)."""
         self.metadata: Metadata | None = None
         self.seen: dict[tuple[str, str | None], frozenset[Route]] = {}
         """(name, MAC) -> the routes the port's table held at the last reconcile."""
@@ -180,6 +182,7 @@ class Agent:
         """Subscribe, reconcile once, tell systemd we are ready, then repair until SIGTERM."""
         self._install_signals()
         self.config = self.load_config()
+        self.claimed = _band_used(self.root, self.config)
         self.events.start()  # subscribed before the first read: no change can slip between
         state = self.backend.read()
         self.known = {link.index for link in state.links}
@@ -308,7 +311,7 @@ class Agent:
             log.error("reload: %s (keeping the previous configuration)", exc)
             return
         if self.config.priority_range != band:
-            self.claimed = False  # a new band: not worked in yet
+            self.claimed = _band_used(self.root, self.config)  # a new band
         state = self.backend.read()
         self._load_metadata(state)
         log.info("reloaded the configuration and the metadata")
@@ -724,6 +727,17 @@ class Agent:
             routes = frozenset(r for r in desired.routes if r.table == iface.table.id)
             if any(r.is_default for r in routes):
                 self.seen[(iface.name, macs.get(iface.name))] = routes
+
+
+def _band_used(root: Path, config: Config) -> bool:
+    """An apply in this namespace (this boot) used ``config``'s rule band: the last
+    checkpoint says so (an agent that restarts while a single port leaves no rule of
+    multihome's in the band still knows the band is multihome's)."""
+    try:
+        saved = checkpoint.load(StateDir.current(root))
+    except (OSError, ValueError, KeyError, TypeError, MultihomeError):
+        return False
+    return saved is not None and saved.priority_range == config.priority_range
 
 
 def _conflict(exc: ConcurrentChangeError, attempt: int) -> None:
