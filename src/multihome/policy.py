@@ -314,7 +314,7 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
         _ipv4_by_if(owned_route_set),
     )
     native = native_table_routes(state, config, assigned)
-    declared = _applicable(state, managed, facts)
+    declared, by_dst = _applicable(state, managed, facts), _peer_candidates(routes_by_if)
 
     defaults = _defaults(
         state, managed, routes_by_if, native, owned_by_if, assigned, declared, facts
@@ -387,7 +387,7 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
             origins,
         )
         covered = _peer_specifics(
-            link.name, table.id, addrs, default, routes_by_if, copies, kept, origins
+            link.name, table.id, addrs, default, by_dst, copies, kept, origins
         )
         # Our copy already in the table stands for a new one that differs only in its metric
         # (one route per destination: the metric means nothing there), so that a route
@@ -557,20 +557,38 @@ def _table_routes(
     return copies
 
 
+def _peer_candidates(
+    routes_by_if: dict[str, list[Route]],
+) -> dict[IPNetwork, list[tuple[str, Route]]]:
+    """Main's specific routes through a gateway, by destination: (port, route) in the order
+    :func:`_peer_specifics` takes them (ports sorted by name, then state order). Grouped once
+    for all ports: a walk of every port's routes per port was N^2 (131k steps at 256 ports).
+
+    Another port's on-link routes (its subnet, no gateway) are left out: one rule per pair
+    of ports, N^2 rules on a VM whose ports each have a subnet (66k at 256 ports, a minute
+    per apply); a known limit (design.md section 5)."""
+    found: dict[IPNetwork, list[tuple[str, Route]]] = {}
+    for peer in sorted(routes_by_if):
+        for route in routes_by_if[peer]:
+            if route.gateway is not None and not route.is_default:
+                found.setdefault(route.dst, []).append((peer, route))
+    return found
+
+
 def _peer_specifics(
     ifname: str,
     table: int,
     addrs: tuple[Address, ...],
     default: Route,
-    routes_by_if: dict[str, list[Route]],
+    by_dst: dict[IPNetwork, list[tuple[str, Route]]],
     copies: list[Route],
     native: list[Route],
     origins: dict[Route, str],
 ) -> list[Route]:
-    """Main's specific routes through *other* ports, seen from ``ifname``'s addresses
-    (design.md, section 5, "Another port's specific routes"): copies for the port's table
-    are appended to ``copies``; the other routes, whose destinations only need the port's
-    band+0 rule, are returned.
+    """Main's specific routes through *other* ports (``by_dst``: :func:`_peer_candidates`),
+    seen from ``ifname``'s addresses (design.md, section 5, "Another port's specific
+    routes"): copies for the port's table are appended to ``copies``; the other routes, whose
+    destinations only need the port's band+0 rule, are returned.
 
     ``lookup main suppress_prefixlength 0`` comes before the port's ``from`` rule, so without
     a rule of its own a destination that main routes through another port (eth0's metadata
@@ -578,33 +596,31 @@ def _peer_specifics(
     source address, and port security drops it. Each such destination not in the port's
     table (``copies``, ``native``) gets the port's band+0 rule; the table gets a copy through the
     port itself when the gateway is on one of the port's subnets (the same next hop,
-    reached from the right port), else the rule sends it to the table's default."""
+    reached from the right port), else the rule sends it to the table's default. Per
+    destination the first other port's route counts."""
     have = {r.dst for r in (*copies, *native)}
     networks = [a.network for a in addrs]
     covered: list[Route] = []
-    for peer in sorted(routes_by_if):
-        for route in routes_by_if[peer] if peer != ifname else ():
-            if route.is_default or route.dst in have:
-                continue
-            if route.gateway is None:
-                # Another port's on-link routes (its subnet): one rule per pair of ports, N^2
-                # rules on a VM whose ports each have a subnet (66k at 256 ports, a minute per
-                # apply); a known limit (design.md section 5).
-                continue
-            have.add(route.dst)
-            if route.gateway is None or not any(route.gateway in n for n in networks):
-                covered.append(route)
-                continue
-            copy = Route(
-                table=table,
-                dst=route.dst,
-                ifname=ifname,
-                gateway=route.gateway,
-                metric=default.metric,
-                proto=PROTO_MULTIHOME,
-            )
-            copies.append(copy)
-            origins[copy] = f"{peer}'s route in main (its gateway is on {ifname}'s subnet)"
+    for dst, candidates in by_dst.items():
+        if dst in have:
+            continue
+        peer, route = next(((p, r) for p, r in candidates if p != ifname), ("", None))
+        if route is None:
+            continue
+        assert route.gateway is not None  # only routes through a gateway are candidates
+        if not any(route.gateway in n for n in networks):
+            covered.append(route)
+            continue
+        copy = Route(
+            table=table,
+            dst=route.dst,
+            ifname=ifname,
+            gateway=route.gateway,
+            metric=default.metric,
+            proto=PROTO_MULTIHOME,
+        )
+        copies.append(copy)
+        origins[copy] = f"{peer}'s route in main (its gateway is on {ifname}'s subnet)"
     return covered
 
 
