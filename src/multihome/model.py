@@ -8,6 +8,7 @@ Addresses are :mod:`ipaddress` objects; the model is family-agnostic (IPv4 and I
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -105,6 +106,37 @@ ADDRESS_FLAGS = {
 ADDRESS_FLAG_MASK = sum(ADDRESS_FLAGS)
 
 
+_NETWORKS = (ipaddress.IPv4Network, ipaddress.IPv6Network)
+_INTERFACES = (ipaddress.IPv4Interface, ipaddress.IPv6Interface)
+
+
+def ip_text(value: IPAddress | IPNetwork | IPInterface | None) -> str:
+    """``str(value)`` (``"None"`` for None), formatted in C: :mod:`ipaddress` formats in
+    Python (1 us an IPv4 address, 5 us an IPv6 one), and the identity keys, the JSON and the
+    text of every route and rule format thousands at 256 ports. ``inet_ntop`` writes IPv6 as
+    RFC 5952 says, as ``str`` does, except the IPv4-mapped and -compatible forms (dotted),
+    which go to ``str``; so do scoped addresses."""
+    if value is None:
+        return "None"
+    if type(value) is ipaddress.IPv4Address:  # the most frequent, first
+        return socket.inet_ntoa(value.packed)
+    if type(value) is ipaddress.IPv4Network:
+        return f"{socket.inet_ntoa(value.network_address.packed)}/{value.prefixlen}"
+    if isinstance(value, _NETWORKS):
+        host, suffix = value.network_address, f"/{value.prefixlen}"
+    elif isinstance(value, _INTERFACES):
+        host, suffix = value.ip, f"/{value.network.prefixlen}"  # (an address's subclass)
+    else:
+        host, suffix = value, ""
+    if isinstance(host, ipaddress.IPv4Address):
+        return socket.inet_ntoa(host.packed) + suffix
+    if host.scope_id is None:
+        text = socket.inet_ntop(socket.AF_INET6, host.packed)
+        if "." not in text:
+            return text + suffix
+    return str(value)
+
+
 def family_of(value: IPAddress | IPNetwork | IPInterface) -> int:
     """Return 4 or 6."""
     return value.version
@@ -198,7 +230,7 @@ class Address:
     @cached_property
     def key(self) -> tuple[str, str]:
         """Identity and sort order (computed once: sorting thousands formats addresses)."""
-        return (self.ifname, str(self.interface))
+        return (self.ifname, ip_text(self.interface))
 
     __hash__ = _hash_by_key
 
@@ -244,13 +276,13 @@ class Route:
         return (
             self.family,
             self.table,
-            str(self.dst),
+            ip_text(self.dst),
             self.metric,
             self.ifname,
-            str(self.gateway),
+            ip_text(self.gateway),
             self.proto,
             self.scope,
-            str(self.prefsrc),
+            ip_text(self.prefsrc),
             self.type,
         )
 
@@ -264,7 +296,7 @@ class Route:
     @property
     def slot(self) -> tuple[Any, ...]:
         """What the kernel (IPv4) allows only once: table, destination and metric."""
-        return (self.family, self.table, str(self.dst), self.metric)
+        return (self.family, self.table, ip_text(self.dst), self.metric)
 
     @property
     def is_default(self) -> bool:
@@ -272,10 +304,10 @@ class Route:
 
     def describe(self, table_names: Mapping[int, str] | None = None) -> str:
         """``ip route`` style text."""
-        dst = "default" if self.is_default else str(self.dst)
+        dst = "default" if self.is_default else ip_text(self.dst)
         parts = [dst] if self.type == RTN_UNICAST else [RTN_TYPE_NAMES.get(self.type, "?"), dst]
         if self.gateway is not None:
-            parts += ["via", str(self.gateway)]
+            parts += ["via", ip_text(self.gateway)]
         if self.ifname:
             parts += ["dev", self.ifname]
         parts += ["table", table_label(self.table, table_names)]
@@ -283,7 +315,7 @@ class Route:
         if self.scope != SCOPE_UNIVERSE:
             parts += ["scope", SCOPE_NAMES.get(self.scope, str(self.scope))]
         if self.prefsrc is not None:
-            parts += ["src", str(self.prefsrc)]
+            parts += ["src", ip_text(self.prefsrc)]
         if self.metric:
             parts += ["metric", str(self.metric)]
         if self.expires is not None:
@@ -293,13 +325,13 @@ class Route:
     def to_json(self) -> dict[str, Any]:
         return {
             "table": self.table,
-            "dst": str(self.dst),
+            "dst": ip_text(self.dst),
             "dev": self.ifname,
-            "gateway": None if self.gateway is None else str(self.gateway),
+            "gateway": None if self.gateway is None else ip_text(self.gateway),
             "metric": self.metric,
             "proto": self.proto,
             "scope": self.scope,
-            "prefsrc": None if self.prefsrc is None else str(self.prefsrc),
+            "prefsrc": None if self.prefsrc is None else ip_text(self.prefsrc),
             "type": self.type,
         }
 
@@ -350,8 +382,8 @@ class Rule:
             self.family,
             self.priority,
             self.table,
-            str(self.src),
-            str(self.dst),
+            ip_text(self.src),
+            ip_text(self.dst),
             self.iifname,
             self.oifname,
             self.suppress_prefixlength,
@@ -437,8 +469,8 @@ class Rule:
             "family": self.family,
             "priority": self.priority,
             "table": self.table,
-            "src": None if self.src is None else str(self.src),
-            "dst": None if self.dst is None else str(self.dst),
+            "src": None if self.src is None else ip_text(self.src),
+            "dst": None if self.dst is None else ip_text(self.dst),
             "iif": self.iifname,
             "oif": self.oifname,
             "suppress_prefixlength": self.suppress_prefixlength,
@@ -464,7 +496,7 @@ class Rule:
 
 def net_text(net: IPNetwork) -> str:
     """A network as iproute2 prints it: a host route without its ``/32``."""
-    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
+    return ip_text(net.network_address if net.prefixlen == net.max_prefixlen else net)
 
 
 @dataclass(frozen=True, order=True)
