@@ -99,6 +99,5 @@ def record(
             "inputs": inputs(config, root, facts),
             "valid_until": valid_until,
         },
-        durable=False,
     )
     return True
