@@ -125,10 +125,10 @@ def cli(ctx: click.Context, config_path: Path | None, root: Path) -> None:
 
 
 @contextmanager
-def _backend() -> Iterator[Any]:
+def _backend(*, local_table: bool = True) -> Iterator[Any]:
     from multihome.backend.netlink import NetlinkBackend
 
-    backend = NetlinkBackend()
+    backend = NetlinkBackend(local_table=local_table)
     try:
         yield backend
     finally:
@@ -402,7 +402,7 @@ def apply(
         confirm_timeout = DEFAULT_CONFIRM_TIMEOUT if sys.stdin.isatty() else 0.0
     if not dry_run:
         require_root()
-    with _backend() as backend:
+    with _backend(local_table=False) as backend:  # an apply never looks at the local table
         reader = host_reader(obj.root)
         facts = host_facts(obj.root, reader)
         if dry_run:
