@@ -14,12 +14,15 @@ first ``done`` changes leaves the namespace as it was.
 from __future__ import annotations
 
 import errno
-import hashlib
 import ipaddress
 import logging
 import os
 import socket
 import struct
+
+# hashlib's own blake2b, without hashlib's OpenSSL binding (a shared library to load at
+# every start; nothing here needs another algorithm).
+from _blake2 import blake2b
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -299,7 +302,7 @@ class NetlinkBackend:
         the sysctls' values. The dumps are kept for the next :meth:`read`."""
         raw = self._dump()
         raw_links, addresses, routes, rules, sysctls = raw
-        digest = hashlib.blake2b(digest_size=20)
+        digest = blake2b(digest_size=20)
         digest.update(repr(raw_links).encode())
         for body in addresses:  # the header and the address, its flags; not its lifetimes
             digest.update(_only(body[:8], body, IFADDRMSG.size, ADDRESS_FIELDS))
