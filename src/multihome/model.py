@@ -270,19 +270,26 @@ class Route:
         return self.dst.version
 
     @cached_property
+    def texts(self) -> tuple[str, str, str]:
+        """The destination, gateway and preferred source as text (``"None"`` when absent),
+        formatted once for the key, the JSON and the ``ip``-style text."""
+        return (ip_text(self.dst), ip_text(self.gateway), ip_text(self.prefsrc))
+
+    @cached_property
     def key(self) -> tuple[Any, ...]:
         """Identity: every attribute (two routes differing in any attribute are different);
         computed once."""
+        dst, gateway, prefsrc = self.texts
         return (
             self.family,
             self.table,
-            ip_text(self.dst),
+            dst,
             self.metric,
             self.ifname,
-            ip_text(self.gateway),
+            gateway,
             self.proto,
             self.scope,
-            ip_text(self.prefsrc),
+            prefsrc,
             self.type,
         )
 
@@ -296,7 +303,7 @@ class Route:
     @property
     def slot(self) -> tuple[Any, ...]:
         """What the kernel (IPv4) allows only once: table, destination and metric."""
-        return (self.family, self.table, ip_text(self.dst), self.metric)
+        return (self.family, self.table, self.texts[0], self.metric)
 
     @property
     def is_default(self) -> bool:
@@ -304,10 +311,11 @@ class Route:
 
     def describe(self, table_names: Mapping[int, str] | None = None) -> str:
         """``ip route`` style text."""
-        dst = "default" if self.is_default else ip_text(self.dst)
+        dst, gateway, prefsrc = self.texts
+        dst = "default" if self.is_default else dst
         parts = [dst] if self.type == RTN_UNICAST else [RTN_TYPE_NAMES.get(self.type, "?"), dst]
         if self.gateway is not None:
-            parts += ["via", ip_text(self.gateway)]
+            parts += ["via", gateway]
         if self.ifname:
             parts += ["dev", self.ifname]
         parts += ["table", table_label(self.table, table_names)]
@@ -315,7 +323,7 @@ class Route:
         if self.scope != SCOPE_UNIVERSE:
             parts += ["scope", SCOPE_NAMES.get(self.scope, str(self.scope))]
         if self.prefsrc is not None:
-            parts += ["src", ip_text(self.prefsrc)]
+            parts += ["src", prefsrc]
         if self.metric:
             parts += ["metric", str(self.metric)]
         if self.expires is not None:
@@ -323,15 +331,16 @@ class Route:
         return " ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
+        dst, gateway, prefsrc = self.texts
         return {
             "table": self.table,
-            "dst": ip_text(self.dst),
+            "dst": dst,
             "dev": self.ifname,
-            "gateway": None if self.gateway is None else ip_text(self.gateway),
+            "gateway": None if self.gateway is None else gateway,
             "metric": self.metric,
             "proto": self.proto,
             "scope": self.scope,
-            "prefsrc": None if self.prefsrc is None else ip_text(self.prefsrc),
+            "prefsrc": None if self.prefsrc is None else prefsrc,
             "type": self.type,
         }
 
@@ -375,15 +384,22 @@ class Rule:
     were added); 0 when unknown. Not part of the identity."""
 
     @cached_property
+    def texts(self) -> tuple[str, str]:
+        """The source and destination as text (``"None"`` when absent), formatted once for
+        the key, the JSON and the ``ip``-style text."""
+        return (ip_text(self.src), ip_text(self.dst))
+
+    @cached_property
     def key(self) -> tuple[Any, ...]:
         """Identity (computed once). The selectors multihome never writes join it only when
         set, so that the keys of multihome's own rules stay as they were."""
+        src, dst = self.texts
         base = (
             self.family,
             self.priority,
             self.table,
-            ip_text(self.src),
-            ip_text(self.dst),
+            src,
+            dst,
             self.iifname,
             self.oifname,
             self.suppress_prefixlength,
@@ -426,9 +442,10 @@ class Rule:
         parts = [str(self.priority)]
         if self.invert:
             parts.append("not")
-        parts += ["from", "all" if self.src is None else net_text(self.src)]
+        src, dst = self.texts
+        parts += ["from", "all" if self.src is None else _host_text(self.src, src)]
         if self.dst is not None:
-            parts += ["to", net_text(self.dst)]
+            parts += ["to", _host_text(self.dst, dst)]
         if self.tos:
             parts += ["tos", hex(self.tos)]
         if self.fwmark is not None:
@@ -469,8 +486,8 @@ class Rule:
             "family": self.family,
             "priority": self.priority,
             "table": self.table,
-            "src": None if self.src is None else ip_text(self.src),
-            "dst": None if self.dst is None else ip_text(self.dst),
+            "src": None if self.src is None else self.texts[0],
+            "dst": None if self.dst is None else self.texts[1],
             "iif": self.iifname,
             "oif": self.oifname,
             "suppress_prefixlength": self.suppress_prefixlength,
@@ -492,6 +509,11 @@ class Rule:
         }
         data.update({name: value for name, value in extra.items() if value is not None})
         return data
+
+
+def _host_text(net: IPNetwork, text: str) -> str:
+    """:func:`net_text` of ``net`` from its ``text`` (:func:`ip_text`)."""
+    return text.rsplit("/", 1)[0] if net.prefixlen == net.max_prefixlen else text
 
 
 def net_text(net: IPNetwork) -> str:
