@@ -213,10 +213,12 @@ def owned_tables_elsewhere(state: HostState, config: Config) -> frozenset[int]:
     rules (its protocol, its band) point at them, so an earlier ``tables.range`` gave them
     out. Another tool's protocol-222 routes elsewhere are not multihome's without this."""
     low, high = config.table_range
-    return frozenset(
+    return frozenset(  # the rules' tables straight away: no set of (hashed) rules first
         r.table
-        for r in owned_rules(state, config)
-        if not low <= r.table <= high and r.table not in RESERVED_TABLES
+        for r in state.rules
+        if is_owned_rule(r, config)
+        and not low <= r.table <= high
+        and r.table not in RESERVED_TABLES
     )
 
 
