@@ -172,13 +172,16 @@ def make_plan(current: HostState, desired: DesiredState, config: Config) -> Plan
         desired.routes - have_routes - present,
         key=lambda r: (r.table, r.is_default, r.gateway is not None, -r.dst.prefixlen, r.order),
     )
+    # The kernel holds one IPv4 route per (table, dst, metric): replace in place. Grouped by
+    # slot once (a sort of all stale routes per new route was quadratic).
+    in_slot: dict[tuple[Any, ...], list[Route]] = {}
+    for old_route in sorted(stale_routes | blocking, key=lambda r: r.order):
+        in_slot.setdefault(old_route.slot, []).append(old_route)
     displaced: set[Route] = set()
     for route in new_routes:
-        # The kernel holds one IPv4 route per (table, dst, metric): replace in place.
-        for old_route in sorted((stale_routes | blocking) - displaced, key=lambda r: r.order):
-            if old_route.slot == route.slot:
-                changes.append(Change("remove", old_route))
-                displaced.add(old_route)
+        for old_route in in_slot.pop(route.slot, ()):
+            changes.append(Change("remove", old_route))
+            displaced.add(old_route)
         changes.append(Change("add", route))
 
     # Ascending priority; the tables (throws included) are complete before any rule.

@@ -14,12 +14,15 @@ first ``done`` changes leaves the namespace as it was.
 from __future__ import annotations
 
 import errno
-import hashlib
 import ipaddress
 import logging
 import os
 import socket
 import struct
+
+# hashlib's own blake2b, without hashlib's OpenSSL binding (a shared library to load at
+# every start; nothing here needs another algorithm).
+from _blake2 import blake2b
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -126,6 +129,7 @@ from multihome.model import (
     ADDRESS_FLAG_MASK,
     IFA_F_TEMPORARY,
     PROTO_BOOT,
+    TABLE_LOCAL,
     Address,
     HostState,
     IPAddress,
@@ -197,13 +201,19 @@ LINK_DUMP = IFINFOMSG.pack(0, 0, 0, 0, 0) + attr_u32(IFLA_EXT_MASK, RTEXT_FILTER
 
 
 class NetlinkBackend:
-    """Reads and changes the kernel state of the namespace this process runs in."""
+    """Reads and changes the kernel state of the namespace this process runs in.
+
+    ``local_table=False``: :meth:`read` leaves out the routes of the ``local`` table (the
+    kernel's own, two or three per address: half of all routes on a VM with many ports),
+    which an apply never looks at (multihome owns none there; ``explain`` and ``status``
+    walk them, and keep the default). The fingerprint still covers them."""
 
     namespace_lock: str | None = NAMESPACE_LOCK
 
-    def __init__(self, proc_sys: Path = Path("/proc/sys")) -> None:
+    def __init__(self, proc_sys: Path = Path("/proc/sys"), *, local_table: bool = True) -> None:
         self._sock: RtnlSocket | None = None
         self._proc_sys = proc_sys
+        self._local_table = local_table
         self._index: dict[str, int] = {}
         self._names: dict[int, str] = {}
         self._watch: RtnlSocket | None = None
@@ -236,6 +246,8 @@ class NetlinkBackend:
         if raw is None:
             raw = self._dump()
         raw_links, raw_addresses, raw_routes, raw_rules, sysctls = raw
+        if not self._local_table:  # rtm_table, the header's fifth byte (ids up to 255)
+            raw_routes = [body for body in raw_routes if body[4] != TABLE_LOCAL]
         names = {index: name for index, name, *_ in raw_links}
         links = [_link(link, names) for link in raw_links]
         if names != self._names:
@@ -290,7 +302,7 @@ class NetlinkBackend:
         the sysctls' values. The dumps are kept for the next :meth:`read`."""
         raw = self._dump()
         raw_links, addresses, routes, rules, sysctls = raw
-        digest = hashlib.blake2b(digest_size=20)
+        digest = blake2b(digest_size=20)
         digest.update(repr(raw_links).encode())
         for body in addresses:  # the header and the address, its flags; not its lifetimes
             digest.update(_only(body[:8], body, IFADDRMSG.size, ADDRESS_FIELDS))

@@ -81,7 +81,8 @@ def still_needed(changes: Sequence[Change], state: HostState) -> list[Change]:
 
 
 def begin(state_dir: StateDir, saved: checkpoint.Checkpoint, changes: Sequence[Change]) -> None:
-    """Write the journal (durably) before the first kernel change."""
+    """Write the journal before the first kernel change (for this boot: see
+    :meth:`StateDir.write_json`)."""
     state_dir.write_json(
         JOURNAL,
         {
