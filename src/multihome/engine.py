@@ -296,11 +296,12 @@ def _apply_locked(
         result.files = register_names(root, plan.tables) if plan.tables else []
         return result
     saved = checkpoint.capture(state, plan.changes, config, root, session.apply_id)
-    checkpoint.save(session.state, saved)
+    text = saved.text()  # encoded once, for the checkpoint and the journal
+    checkpoint.save(session.state, saved, text)
     record = checkpoint.Record.load(session.state)
     if (grown := record.add(saved)) != record:  # a repair rarely moves anything new
         grown.save(session.state)
-    journal.begin(session.state, saved, plan.changes)
+    journal.begin(session.state, saved, plan.changes, text)
     result.checkpoint_id = saved.id
     result.files = register_names(root, plan.tables)
     changes = list(plan.changes)
