@@ -55,3 +55,51 @@ def test_set_link_up_add_and_remove_addresses(vm: HowtoVM) -> None:
     assert local["10.30.0.5"].get("noprefixroute") is True, local["10.30.0.5"]
     routes = json.loads(sh("ip", "-n", vm.ns, "-j", "route", "show", "table", "main").stdout)
     assert not [r for r in routes if r["dst"] in ("10.20.0.0/24", "10.30.0.0/24")], routes
+
+
+RENAME_SCRIPT = """
+import json, subprocess
+from multihome.backend.netlink import NetlinkBackend
+
+def ip(*args):
+    subprocess.run(["ip", *args], check=True)
+
+def devices(state):
+    return {"routes": sorted(f"{r.dst} {r.ifname}" for r in state.routes_in(254) if r.family == 4),
+            "addrs": sorted(f"{a.interface} {a.ifname}" for a in state.addresses if a.family == 4)}
+
+backend = NetlinkBackend()
+seen = {"before": devices(backend.read())}
+kept = {id(r) for r in backend.read().routes}
+ip("link", "add", "eth7", "type", "veth", "peer", "name", "peer7")
+ip("addr", "add", "10.77.0.5/24", "dev", "eth7")
+ip("link", "set", "eth7", "up")
+state = backend.read()
+seen["plugged"] = devices(state)
+seen["kept"] = sum(id(r) in kept for r in state.routes)
+ip("link", "set", "eth1", "down")
+ip("link", "set", "eth1", "name", "eth9")
+ip("link", "set", "eth9", "up")
+seen["renamed"] = devices(backend.read())
+print(json.dumps(seen))
+"""
+
+
+def test_reads_keep_their_decodings_across_a_hotplug_not_a_rename(vm: HowtoVM) -> None:
+    """The backend's reader keeps the routes it decoded when a link comes (a hot-plug: the
+    same objects, their keys computed once) and decodes again when an index is renamed:
+    every route and address names its device as `ip` does after both."""
+    out = sh("ip", "netns", "exec", vm.ns, sys.executable, "-c", RENAME_SCRIPT).stdout
+    seen = json.loads(out)
+    assert seen["kept"] >= len(seen["before"]["routes"]) > 0, seen
+    assert "10.77.0.0/24 eth7" in seen["plugged"]["routes"], seen
+    assert "10.77.0.5/24 eth7" in seen["plugged"]["addrs"], seen
+    routes = json.loads(sh("ip", "-n", vm.ns, "-j", "-4", "route", "show", "table", "main").stdout)
+    dst = {"default": "0.0.0.0/0"}
+    expected = sorted(
+        f"{dst.get(r['dst'], r['dst'] if '/' in r['dst'] else r['dst'] + '/32')} {r['dev']}"
+        for r in routes
+    )
+    assert seen["renamed"]["routes"] == expected, (seen, routes)
+    assert any(a.endswith(" eth9") for a in seen["renamed"]["addrs"]), seen
+    assert not any(a.endswith(" eth1") for a in seen["renamed"]["addrs"]), seen

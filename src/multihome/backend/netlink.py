@@ -239,7 +239,7 @@ class NetlinkBackend:
         names = {index: name for index, name, *_ in raw_links}
         links = [_link(link, names) for link in raw_links]
         if names != self._names:
-            self._decoded = ({}, {}, {})  # decoded with other interface names
+            self._decoded = _still_decoded(self._decoded, self._names, names)
         self._index = {name: index for index, name in names.items()}
         self._names = names
         # Most messages are the same from one read to the next (the agent reads after every
@@ -923,6 +923,20 @@ def _address(body: bytes, names: dict[int, str], position: int = 0) -> Address |
         position=position,
         flags=flags & ADDRESS_FLAG_MASK,
     )
+
+
+def _still_decoded(decoded: Decoded, old: dict[int, str], new: dict[int, str]) -> Decoded:
+    """What stays valid of the last read's decodings when the links changed. An index with
+    another name now (a rename): the addresses and routes are decoded again. Links that came
+    or went (a hot-plug, a detach): a route decoded while its link was not known yet (no
+    device) is decoded again; the others stay (the decodings of a link that went are never
+    asked for again: its addresses and routes went with it). Rules name their interfaces
+    themselves. Throwing everything away on every hot-plug cost the agent's repair a full
+    decoding, and every route's and rule's key and text anew."""
+    addresses, routes, rules = decoded
+    if any(old.get(index, name) != name for index, name in new.items()):
+        return {}, {}, rules
+    return addresses, {b: r for b, r in routes.items() if r is not None and r.ifname}, rules
 
 
 def _route(body: bytes, names: dict[int, str]) -> Route | None:
