@@ -103,3 +103,57 @@ def test_reads_keep_their_decodings_across_a_hotplug_not_a_rename(vm: HowtoVM) -
     assert seen["renamed"]["routes"] == expected, (seen, routes)
     assert any(a.endswith(" eth9") for a in seen["renamed"]["addrs"]), seen
     assert not any(a.endswith(" eth1") for a in seen["renamed"]["addrs"]), seen
+
+
+EXPECT_SCRIPT = """
+import ipaddress, json, subprocess
+from multihome.backend.netlink import NetlinkBackend
+from multihome.model import Rule, Sysctl
+from multihome.plan import Change
+
+def ip(*args):
+    subprocess.run(["ip", *args], check=True)
+
+backend = NetlinkBackend()
+backend.read()
+seen = {}
+ip("route", "add", "10.9.0.0/24", "via", "192.168.0.1", "dev", "eth1")
+dumps = []
+sock = backend.sock
+dump = sock.dump
+sock.dump = lambda kind, *rest: dumps.append(kind) or dump(kind, *rest)
+backend.expect({"route"})
+state = backend.read()
+seen["foreign route"] = any(str(r.dst) == "10.9.0.0/24" for r in state.routes)
+seen["dumped"] = sorted(set(dumps))
+rule = Rule(4, 10050, 10050, src=ipaddress.ip_network("192.168.0.112/32"), proto=222)
+sysctl = Sysctl("net.ipv4.conf.eth1.arp_ignore", "2")
+backend.apply([Change("add", rule), Change("set", sysctl, "0")])
+backend.expect({"route"})
+state = backend.read()
+seen["own rule"] = rule in state.rules
+seen["own sysctl"] = state.sysctls.get(sysctl.name)
+ip("link", "set", "eth1", "down")
+backend.expect({"link"})
+state = backend.read()
+seen["down"] = not state.link("eth1").up
+seen["flushed"] = not any(r.ifname == "eth1" and r.family == 4 for r in state.routes_in(254))
+print(json.dumps(seen))
+"""
+
+
+def test_a_read_told_what_changed_still_sees_every_change(vm: HowtoVM) -> None:
+    """`expect` (the agent's events) lets a read keep the other kinds' dumps, and still the
+    read shows what the hint names (a foreign route), this backend's own changes whatever
+    the hint (a rule, a sysctl), and after a link event everything the link took with it
+    (its IPv4 routes, dropped by the kernel without a notification)."""
+    out = sh("ip", "netns", "exec", vm.ns, sys.executable, "-c", EXPECT_SCRIPT).stdout
+    seen = json.loads(out)
+    assert seen == {
+        "foreign route": True,
+        "dumped": [26],  # RTM_GETROUTE alone: links, addresses, rules kept
+        "own rule": True,
+        "own sysctl": "2",
+        "down": True,
+        "flushed": True,
+    }, seen

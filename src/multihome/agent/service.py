@@ -239,6 +239,11 @@ class Agent:
                 continue
             self.status.events += len(burst)
             self._observe(burst)
+            # What the events say changed: the read dumps only that (an overrun or a
+            # timer: everything).
+            kinds = {event.kind for event in burst}
+            if burst and "overrun" not in kinds:
+                self.backend.expect(kinds)
             trigger = _describe(burst, self.names) if burst else "timer"
             self.reconcile(trigger, burst[0].at if burst else now)
 
