@@ -157,3 +157,31 @@ def test_a_read_told_what_changed_still_sees_every_change(vm: HowtoVM) -> None:
         "down": True,
         "flushed": True,
     }, seen
+
+
+LOCAL_SCRIPT = """
+import json
+from multihome.backend.netlink import NetlinkBackend
+
+full = NetlinkBackend().read()
+lean = NetlinkBackend(local_table=False).read()
+print(json.dumps({
+    "local": sorted(r.describe() for r in full.routes if r.table == 255),
+    "lean_local": [r.describe() for r in lean.routes if r.table == 255],
+    "same_otherwise": [r for r in full.routes if r.table != 255] == list(lean.routes),
+    "same_rest": (full.links, full.addresses, full.rules, dict(full.sysctls))
+    == (lean.links, lean.addresses, lean.rules, dict(lean.sysctls)),
+}))
+"""
+
+
+def test_read_without_the_local_table(vm: HowtoVM) -> None:
+    """``NetlinkBackend(local_table=False)`` (what apply reads with) leaves out exactly the
+    local table's routes, which the kernel has (``ip -j route show table local``), and
+    nothing else."""
+    out = sh("ip", "netns", "exec", vm.ns, sys.executable, "-c", LOCAL_SCRIPT).stdout
+    done = json.loads(out)
+    kernel = json.loads(sh("ip", "-n", vm.ns, "-j", "-4", "route", "show", "table", "local").stdout)
+    assert kernel and len(done["local"]) >= len(kernel), (done["local"], kernel)
+    assert done["lean_local"] == []
+    assert done["same_otherwise"] is True and done["same_rest"] is True

@@ -254,6 +254,8 @@ class Agent:
         timeout = None if due is None else max(0.0, due - time.monotonic())
         self._idle = True
         try:
+            if self._stop or self._reload or self._kick:
+                return []  # a signal that came while busy (saving the file): it woke nobody
             first = self.events.wait(timeout)
         except _Wake:
             return []

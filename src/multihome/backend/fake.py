@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, TypeVar
 from multihome.backend import Announcement, ChangeFailed, Fingerprint, Lookup, Query
 from multihome.model import (
     PROTO_KERNEL,
+    RTN_THROW,
     SCOPE_LINK,
     TABLE_LOCAL,
     TABLE_MAIN,
@@ -242,7 +243,7 @@ class FakeBackend:
             if rule.iifname is not None:
                 continue  # locally generated traffic has iif lo
             best = self._best_route(rule.table, dst, oif)
-            if best is None:
+            if best is None or best.type == RTN_THROW:  # a throw: the next rule, as the kernel
                 continue
             if (
                 rule.suppress_prefixlength is not None
@@ -262,7 +263,7 @@ class FakeBackend:
             if r.table == table
             and r.family == dst.version
             and dst in r.dst
-            and (oif is None or r.ifname == oif)
+            and (oif is None or r.ifname == oif or r.type == RTN_THROW)
         ]
         if not candidates:
             return None

@@ -14,12 +14,15 @@ first ``done`` changes leaves the namespace as it was.
 from __future__ import annotations
 
 import errno
-import hashlib
 import ipaddress
 import logging
 import os
 import socket
 import struct
+
+# hashlib's own blake2b, without hashlib's OpenSSL binding (a shared library to load at
+# every start; nothing here needs another algorithm).
+from _blake2 import blake2b
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -126,6 +129,7 @@ from multihome.model import (
     ADDRESS_FLAG_MASK,
     IFA_F_TEMPORARY,
     PROTO_BOOT,
+    TABLE_LOCAL,
     Address,
     HostState,
     IPAddress,
@@ -204,18 +208,24 @@ _KIND_OF: dict[type, str] = {Route: "route", Rule: "rule", Sysctl: "link"}
 
 
 class NetlinkBackend:
-    """Reads and changes the kernel state of the namespace this process runs in."""
+    """Reads and changes the kernel state of the namespace this process runs in.
+
+    ``local_table=False``: :meth:`read` leaves out the routes of the ``local`` table (the
+    kernel's own, two or three per address: half of all routes on a VM with many ports),
+    which an apply never looks at (multihome owns none there; ``explain`` and ``status``
+    walk them, and keep the default). The fingerprint still covers them."""
 
     namespace_lock: str | None = NAMESPACE_LOCK
 
-    def __init__(self, proc_sys: Path = Path("/proc/sys")) -> None:
+    def __init__(self, proc_sys: Path = Path("/proc/sys"), *, local_table: bool = True) -> None:
         self._sock: RtnlSocket | None = None
         self._proc_sys = proc_sys
+        self._local_table = local_table
         self._index: dict[str, int] = {}
         self._names: dict[int, str] = {}
         self._watch: RtnlSocket | None = None
         self._raw: RawState | None = None
-        self._kept: RawState | None = None
+        self._last: RawState | None = None
         """The last read's dumps, for :meth:`expect`."""
         self._stale: set[str] = set(KINDS)
         """What this backend changed itself since the last read (its notifications are not
@@ -249,8 +259,10 @@ class NetlinkBackend:
         expected, self._expected = self._expected, None
         if raw is None:
             raw = self._dump(None if expected is None else expected | self._stale)
-        self._kept, self._stale = raw, set()
+        self._last, self._stale = raw, set()
         raw_links, raw_addresses, raw_routes, raw_rules, sysctls = raw
+        if not self._local_table:  # rtm_table, the header's fifth byte (ids up to 255)
+            raw_routes = [body for body in raw_routes if body[4] != TABLE_LOCAL]
         names = {index: name for index, name, *_ in raw_links}
         links = [_link(link, names) for link in raw_links]
         if names != self._names:
@@ -298,7 +310,7 @@ class NetlinkBackend:
     def _dump(self, changed: frozenset[str] | None = None) -> RawState:
         """The four dumps as message bodies (links already reduced), and the sysctls; with
         ``changed`` (:meth:`expect`), the dumps of the other kinds are the kept ones."""
-        kept = self._kept
+        kept = self._last
         if changed is None or kept is None or "link" in changed:
             fresh = frozenset(KINDS)
         else:
@@ -337,7 +349,7 @@ class NetlinkBackend:
         the sysctls' values. The dumps are kept for the next :meth:`read`."""
         raw = self._dump()
         raw_links, addresses, routes, rules, sysctls = raw
-        digest = hashlib.blake2b(digest_size=20)
+        digest = blake2b(digest_size=20)
         digest.update(repr(raw_links).encode())
         for body in addresses:  # the header and the address, its flags; not its lifetimes
             digest.update(_only(body[:8], body, IFADDRMSG.size, ADDRESS_FIELDS))
@@ -991,6 +1003,10 @@ def _still_decoded(decoded: Decoded, old: dict[int, str], new: dict[int, str]) -
     return addresses, {b: r for b, r in routes.items() if r is not None and r.ifname}, rules
 
 
+#: Route types without a device: blackhole, unreachable, prohibit, throw.
+NO_DEVICE_TYPES = frozenset({6, 7, 8, 9})
+
+
 def _route(body: bytes, names: dict[int, str]) -> Route | None:
     family, dst_len, _src_len, _tos, table, proto, scope, kind, _flags = RTMSG.unpack_from(body)
     if family not in VERSIONS:
@@ -1009,6 +1025,8 @@ def _route(body: bytes, names: dict[int, str]) -> Route | None:
     if cache is not None and len(cache) >= RTA_CACHEINFO_STRUCT.size:
         ticks = RTA_CACHEINFO_STRUCT.unpack_from(cache)[2]
         expires = ticks // USER_HZ if ticks > 0 else None
+    if family == AF_INET6 and kind in NO_DEVICE_TYPES:
+        oif_index = 0  # IPv6 names lo for a route without a device; IPv4 names none
     return Route(
         table=(u32(table_attr) if table_attr else 0) or table,
         dst=network((dst or 0, dst_len), strict=False),

@@ -88,7 +88,8 @@ def begin(
     changes: Sequence[Change],
     saved_text: str | None = None,
 ) -> None:
-    """Write the journal (durably) before the first kernel change; ``saved_text``: the
+    """Write the journal before the first kernel change (for this boot: see
+    :meth:`StateDir.write_json`); ``saved_text``: the
     checkpoint's :meth:`~multihome.transaction.checkpoint.Checkpoint.text`, when the caller
     has it (the checkpoint is encoded once per apply)."""
     state_dir.write_text(

@@ -224,19 +224,25 @@ class StateDir:
             return None
         return data if isinstance(data, dict) else None
 
-    def write_json(self, name: str, data: dict[str, Any], *, durable: bool = True) -> None:
-        """Write ``name`` atomically (``durable``: fsynced, see :func:`write_atomic`)."""
+    def write_json(self, name: str, data: dict[str, Any], *, durable: bool = False) -> None:
+        """Write ``name`` atomically; not fsynced unless ``durable``: everything here is
+        about this boot's kernel state, under /run, and a folder or a journal from an earlier
+        boot is never used (:meth:`current`, ``journal.recover``), so a flush to the disk
+        protects nothing a power loss leaves (four flushes per apply cost more than its kernel
+        changes on a busy disk). Other processes see the rename at once either way."""
         self.write_text(name, json_text(data), durable=durable)
 
-    def write_text(self, name: str, text: str, *, durable: bool = True) -> None:
+    def write_text(self, name: str, text: str, *, durable: bool = False) -> None:
         """Write ``name``, the JSON ``text`` made by :func:`json_text` (or composed of such
-        texts, :func:`compose`), atomically."""
+        texts, :func:`compose`), atomically (not fsynced unless ``durable``: see
+        :meth:`write_json`)."""
         self.ensure()
         write_atomic(self.file(name), text + "\n", 0o600, durable=durable)
 
     def touch(self, name: str, content: str = "") -> None:
+        """Write ``name`` atomically, not fsynced (see :meth:`write_json`)."""
         self.ensure()
-        write_atomic(self.file(name), content, 0o600)
+        write_atomic(self.file(name), content, 0o600, durable=False)
 
     def remove(self, name: str) -> bool:
         return remove_file(self.file(name))
