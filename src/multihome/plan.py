@@ -20,6 +20,7 @@ from multihome.facts import NO_FACTS, PortFacts
 from multihome.model import PROTO_MULTIHOME, HostState, Route, Rule, Sysctl, Table
 from multihome.policy import (
     DesiredState,
+    PolicyMemo,
     compute_policy,
     owned_routes,
     owned_rules,
@@ -126,10 +127,16 @@ class Assessment:
     plan: Plan
 
     @classmethod
-    def of(cls, state: HostState, config: Config, facts: PortFacts = NO_FACTS) -> Assessment:
-        """Compute the desired state of ``state`` (and its ports' ``facts``) and the plan
-        towards it."""
-        desired = compute_policy(state, config, facts)
+    def of(
+        cls,
+        state: HostState,
+        config: Config,
+        facts: PortFacts = NO_FACTS,
+        memo: PolicyMemo | None = None,
+    ) -> Assessment:
+        """Compute the desired state of ``state`` (and its ports' ``facts``; ``memo``: see
+        :class:`~multihome.policy.PolicyMemo`) and the plan towards it."""
+        desired = compute_policy(state, config, facts, memo)
         return cls(state, desired, make_plan(state, desired, config))
 
     def restrict(self, interface: str) -> Assessment:
