@@ -20,6 +20,7 @@ from multihome.facts import NO_FACTS, PortFacts
 from multihome.model import PROTO_MULTIHOME, HostState, Route, Rule, Sysctl, Table
 from multihome.policy import (
     DesiredState,
+    PolicyMemo,
     compute_policy,
     owned_routes,
     owned_rules,
@@ -126,10 +127,16 @@ class Assessment:
     plan: Plan
 
     @classmethod
-    def of(cls, state: HostState, config: Config, facts: PortFacts = NO_FACTS) -> Assessment:
-        """Compute the desired state of ``state`` (and its ports' ``facts``) and the plan
-        towards it."""
-        desired = compute_policy(state, config, facts)
+    def of(
+        cls,
+        state: HostState,
+        config: Config,
+        facts: PortFacts = NO_FACTS,
+        memo: PolicyMemo | None = None,
+    ) -> Assessment:
+        """Compute the desired state of ``state`` (and its ports' ``facts``; ``memo``: see
+        :class:`~multihome.policy.PolicyMemo`) and the plan towards it."""
+        desired = compute_policy(state, config, facts, memo)
         return cls(state, desired, make_plan(state, desired, config))
 
     def restrict(self, interface: str) -> Assessment:
@@ -172,13 +179,16 @@ def make_plan(current: HostState, desired: DesiredState, config: Config) -> Plan
         desired.routes - have_routes - present,
         key=lambda r: (r.table, r.is_default, r.gateway is not None, -r.dst.prefixlen, r.order),
     )
+    # The kernel holds one IPv4 route per (table, dst, metric): replace in place. Grouped by
+    # slot once (a sort of all stale routes per new route was quadratic).
+    in_slot: dict[tuple[Any, ...], list[Route]] = {}
+    for old_route in sorted(stale_routes | blocking, key=lambda r: r.order):
+        in_slot.setdefault(old_route.slot, []).append(old_route)
     displaced: set[Route] = set()
     for route in new_routes:
-        # The kernel holds one IPv4 route per (table, dst, metric): replace in place.
-        for old_route in sorted((stale_routes | blocking) - displaced, key=lambda r: r.order):
-            if old_route.slot == route.slot:
-                changes.append(Change("remove", old_route))
-                displaced.add(old_route)
+        for old_route in in_slot.pop(route.slot, ()):
+            changes.append(Change("remove", old_route))
+            displaced.add(old_route)
         changes.append(Change("add", route))
 
     # Ascending priority; the tables (throws included) are complete before any rule.

@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import ipaddress
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from multihome.config import Config
 from multihome.errors import InputError
@@ -228,10 +229,12 @@ def owned_tables_elsewhere(state: HostState, config: Config) -> frozenset[int]:
     rules (its protocol, its band) point at them, so an earlier ``tables.range`` gave them
     out. Another tool's protocol-222 routes elsewhere are not multihome's without this."""
     low, high = config.table_range
-    return frozenset(
+    return frozenset(  # the rules' tables straight away: no set of (hashed) rules first
         r.table
-        for r in owned_rules(state, config)
-        if not low <= r.table <= high and r.table not in RESERVED_TABLES
+        for r in state.rules
+        if is_owned_rule(r, config)
+        and not low <= r.table <= high
+        and r.table not in RESERVED_TABLES
     )
 
 
@@ -307,9 +310,59 @@ def is_left_alone(link: Link) -> str | None:
     return None
 
 
-def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS) -> DesiredState:
+@dataclass
+class _PortPart:
+    """The routes and rules of one port's table, and where the routes came from."""
+
+    routes: frozenset[Route]
+    rules: frozenset[Rule]
+    origins: dict[Route, str]
+
+
+@dataclass
+class PolicyMemo:
+    """Each port's table part of the last :func:`compute_policy`, by everything it was
+    computed from, for the next call (the agent's: an event changes one port, and its peers'
+    tables were recomputed in full after every event, most of a repair at 16 ports). Owned by
+    its caller, never shared between configurations (a new one is taken when ``config``
+    changes); it keeps only the parts of the last call."""
+
+    config: Config | None = None
+    parts: dict[tuple[object, ...], _PortPart] = field(default_factory=dict)
+    hits: int = 0
+    """Ports whose part came from the memo (what tests and profiles count)."""
+    _used: dict[tuple[object, ...], _PortPart] = field(default_factory=dict)
+
+    def start(self, config: Config) -> None:
+        """A computation under ``config`` begins (the parts of another one are forgotten)."""
+        if self.config != config:
+            self.config, self.parts = config, {}
+        self._used = {}
+
+    def part(self, key: tuple[object, ...], compute: Callable[[], _PortPart]) -> _PortPart:
+        """The part computed from ``key``'s inputs: kept, or ``compute()``d now."""
+        found = self.parts.get(key)
+        if found is None:
+            found = compute()
+        else:
+            self.hits += 1
+        self._used[key] = found
+        return found
+
+    def end(self) -> None:
+        """Keep only the parts this computation used."""
+        self.parts, self._used = self._used, {}
+
+
+def compute_policy(
+    state: HostState,
+    config: Config,
+    facts: PortFacts = NO_FACTS,
+    memo: PolicyMemo | None = None,
+) -> DesiredState:
     """Compute the desired state for ``state`` under ``config`` and the ports' ``facts``
-    (pure).
+    (pure; ``memo``: the ports' parts of an earlier call, reused where a port's inputs are the
+    same, and updated: the result is the same with or without it).
 
     A port's table is built from its own facts (docs/design.md, "Port facts"): main's routes
     of the port as they are now, the routes its lease or the metadata declares, the routes
@@ -329,7 +382,7 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
         _ipv4_by_if(owned_route_set),
     )
     native = native_table_routes(state, config, assigned)
-    declared = _applicable(state, managed, facts)
+    declared, by_dst = _applicable(state, managed, facts), _peer_candidates(routes_by_if)
 
     defaults = _defaults(
         state, managed, routes_by_if, native, owned_by_if, assigned, declared, facts
@@ -360,6 +413,9 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
     rules: set[Rule] = set()
     main_removals: set[Route] = set()
     origins: dict[Route, str] = {}
+    memo = PolicyMemo() if memo is None else memo
+    memo.start(config)
+    peers = _gateway_routes(routes_by_if)
     for link in managed:
         addrs = tuple(a for a in state.addresses_of(link.name, 4) if a.scope == SCOPE_UNIVERSE)
         default = defaults.get(link.name)
@@ -382,37 +438,32 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
         )
         if table is None:
             continue
-        six.fill(config, link.name, table.id, owned_rule_set, origins, routes, rules)
-        if default is None:
-            continue
-        kept = [r for r in native.get(link.name, ()) if r.table == table.id]
-        copies = _table_routes(
+        key = (
             link.name,
             table.id,
             addrs,
             default,
-            routes_by_if[link.name],
+            tuple(routes_by_if[link.name]),
             declared.get(link.name),
-            [
-                *owned_by_if.get(link.name, ()),
-                *sorted(facts.seen.get(link.name, ()), key=lambda r: r.order),
-            ],
-            {r.dst for r in kept},
-            origins,
+            tuple(owned_by_if.get(link.name, ())),
+            facts.seen.get(link.name),
+            tuple(native.get(link.name, ())),
+            peers,
+            six.key(link.name, table.id, owned_rule_set),
         )
-        _peer_specifics(link.name, table.id, addrs, default, routes_by_if, copies, kept, origins)
-        # Our copy already in the table stands for a new one that differs only in its metric
-        # (one route per destination: the metric means nothing there), so that a route
-        # coming back to main with another metric changes nothing. What the network manager
-        # already keeps in the table stands for our copy of it, and is wanted as it is
-        # (persist renders it again, plan adds nothing next to it).
-        copies = _with_native(
-            _with_existing(copies, owned_by_if.get(link.name, ()), table.id, origins), kept
-        )
-        routes.update(copies)
-        if role == "secondary":
+        part = memo.part(
+            key,
+            partial(
+                _port_part, config, link, table.id, addrs, default, routes_by_if, by_dst,
+                declared, owned_by_if, facts, native, six, owned_rule_set,
+            ),
+        )  # fmt: skip
+        routes |= part.routes
+        rules |= part.rules
+        origins.update(part.origins)
+        if default is not None and role == "secondary":
             main_removals.update(r for r in routes_by_if[link.name] if r.is_default)
-        rules |= _interface_rules(config, link.name, table.id, addrs)
+    memo.end()
     routes.update(_primary_default_in_main(primary, defaults, routes_by_if))
 
     preserved_rules, preserved_routes, notes = _preserve_for_skipped(
@@ -442,6 +493,69 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
         notes=tuple(notes),
         origins=_origins_of(routes, origins),
     )
+
+
+def _gateway_routes(routes_by_if: dict[str, list[Route]]) -> tuple[Route, ...]:
+    """The ports' specific routes through a gateway in main: what a port's table part
+    depends on beyond its own facts (:func:`_peer_candidates`, :func:`_peer_specifics`)."""
+    return tuple(
+        r
+        for name in sorted(routes_by_if)
+        for r in routes_by_if[name]
+        if r.gateway is not None and not r.is_default
+    )
+
+
+def _port_part(
+    config: Config,
+    link: Link,
+    table: int,
+    addrs: tuple[Address, ...],
+    default: Route | None,
+    routes_by_if: dict[str, list[Route]],
+    by_dst: dict[IPNetwork, list[tuple[str, Route]]],
+    declared: dict[str, Declaration],
+    owned_by_if: dict[str, list[Route]],
+    facts: PortFacts,
+    native: dict[str, list[Route]],
+    six: _Ipv6,
+    owned_rules: frozenset[Rule],
+) -> _PortPart:
+    """The routes and rules of ``link``'s table (both families), from its own facts and its
+    peers' gateway routes in main (:class:`PolicyMemo` keeps it by exactly these)."""
+    routes: set[Route] = set()
+    rules: set[Rule] = set()
+    origins: dict[Route, str] = {}
+    six.fill(config, link.name, table, owned_rules, origins, routes, rules)
+    if default is None:
+        return _PortPart(frozenset(routes), frozenset(rules), origins)
+    kept = [r for r in native.get(link.name, ()) if r.table == table]
+    copies = _table_routes(
+        link.name,
+        table,
+        addrs,
+        default,
+        routes_by_if[link.name],
+        declared.get(link.name),
+        [
+            *owned_by_if.get(link.name, ()),
+            *sorted(facts.seen.get(link.name, ()), key=lambda r: r.order),
+        ],
+        {r.dst for r in kept},
+        origins,
+    )
+    _peer_specifics(link.name, table, addrs, default, by_dst, copies, kept, origins)
+    # Our copy already in the table stands for a new one that differs only in its metric
+    # (one route per destination: the metric means nothing there), so that a route
+    # coming back to main with another metric changes nothing. What the network manager
+    # already keeps in the table stands for our copy of it, and is wanted as it is
+    # (persist renders it again, plan adds nothing next to it).
+    copies = _with_native(
+        _with_existing(copies, owned_by_if.get(link.name, ()), table, origins), kept
+    )
+    routes.update(copies)
+    rules |= _interface_rules(config, link.name, table, addrs)
+    return _PortPart(frozenset(routes), frozenset(rules), origins)
 
 
 def _band_wide(
@@ -583,12 +697,29 @@ def _table_routes(
     return copies
 
 
+def _peer_candidates(
+    routes_by_if: dict[str, list[Route]],
+) -> dict[IPNetwork, list[tuple[str, Route]]]:
+    """Main's specific routes through a gateway, by destination: (port, route) in the order
+    :func:`_peer_specifics` takes them (ports sorted by name, then state order). Grouped once
+    for all ports: a walk of every port's routes per port was N^2 (131k steps at 256 ports).
+
+    Another port's on-link routes (its subnet, no gateway) are left out: the table-first
+    ``from`` rule sends a port's traffic to them through its own default."""
+    found: dict[IPNetwork, list[tuple[str, Route]]] = {}
+    for peer in sorted(routes_by_if):
+        for route in routes_by_if[peer]:
+            if route.gateway is not None and not route.is_default:
+                found.setdefault(route.dst, []).append((peer, route))
+    return found
+
+
 def _peer_specifics(
     ifname: str,
     table: int,
     addrs: tuple[Address, ...],
     default: Route,
-    routes_by_if: dict[str, list[Route]],
+    by_dst: dict[IPNetwork, list[tuple[str, Route]]],
     copies: list[Route],
     native: list[Route],
     origins: dict[Route, str],
@@ -602,26 +733,29 @@ def _peer_specifics(
     main holds through the other port (its subnet, its lease's metadata host route)."""
     have = {r.dst for r in (*copies, *native)}
     networks = [a.network for a in addrs]
-    for peer in sorted(routes_by_if):
-        for route in routes_by_if[peer] if peer != ifname else ():
-            if (
-                route.is_default
-                or route.dst in have
-                or route.gateway is None
-                or not any(route.gateway in n for n in networks)
-            ):
-                continue
-            have.add(route.dst)
-            copy = Route(
-                table=table,
-                dst=route.dst,
-                ifname=ifname,
-                gateway=route.gateway,
-                metric=default.metric,
-                proto=PROTO_MULTIHOME,
-            )
-            copies.append(copy)
-            origins[copy] = f"{peer}'s route in main (its gateway is on {ifname}'s subnet)"
+    for dst, candidates in by_dst.items():
+        if dst in have:
+            continue
+        peer, route = next(
+            (
+                (p, r)
+                for p, r in candidates
+                if p != ifname and any(r.gateway in n for n in networks if r.gateway)
+            ),
+            ("", None),
+        )
+        if route is None:
+            continue
+        copy = Route(
+            table=table,
+            dst=route.dst,
+            ifname=ifname,
+            gateway=route.gateway,
+            metric=default.metric,
+            proto=PROTO_MULTIHOME,
+        )
+        copies.append(copy)
+        origins[copy] = f"{peer}'s route in main (its gateway is on {ifname}'s subnet)"
 
 
 def _throws(
@@ -1213,6 +1347,21 @@ class _Ipv6:
             defaults=defaults,
             gone=gone,
             native=native,
+        )
+
+    def key(self, ifname: str, table: int, owned_rules: frozenset[Rule]) -> tuple[object, ...]:
+        """Everything :meth:`fill` reads for ``ifname`` (:class:`PolicyMemo`'s key)."""
+        pending = _dad_pending(self.state, ifname)
+        return (
+            self.addresses[ifname],
+            self.defaults.get(ifname),
+            ifname in self.gone,
+            tuple(self.owned.get(ifname, ())),
+            tuple(self.seen.get(ifname, ())),
+            tuple(self.in_main[ifname]),
+            tuple(self.native.get(ifname, ())),
+            pending,
+            frozenset(r for r in owned_rules if r.table == table) if pending else None,
         )
 
     def gateway(self, ifname: str) -> IPAddress | None:

@@ -210,9 +210,14 @@ def test_ifcfg_files_replayed_at_boot_give_applys_dual_stack_policy(
     applied = multihome(first, "--root", str(root), "apply")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     want = policy(first)
-    assert len(want["rules6"]) == 9 and set(want["tables6"]) == set(want["tables4"])
-    for routes in want["tables6"].values():  # the router's default and the prefix
-        assert {(r[0], str(r[1])[:5]) for r in routes} == {("default", "fe80:"), (PREFIX, "None")}
+    # 3 rules per port (from, oif, iif) and the suppress rule: the table-first band
+    assert len(want["rules6"]) == 7 and set(want["tables6"]) == set(want["tables4"])
+    for routes in want["tables6"].values():  # the router's default, the prefix, the throw
+        assert {(r[0], str(r[1])[:5]) for r in routes} == {
+            ("default", "fe80:"),
+            (PREFIX, "None"),
+            ("fe80::/64", "None"),
+        }
     rhel_image(root, boots.scenario.ports)
     persisted = multihome(first, "--root", str(root), "persist")
     assert persisted.returncode == 0, persisted.stdout + persisted.stderr

@@ -81,10 +81,12 @@ def ipv6_problems(
     addrs, via = addresses6(guest), routers(guest)
     for port, table in sorted(tables.items()):
         routes = {
-            (r["dst"], r.get("gateway"))
+            (r.get("type", "unicast"), r["dst"], r.get("gateway"))
             for r in guest.ip("-6", "route", "show", "table", str(table))
         }
-        if routes != {("default", via.get(port)), (PREFIX, None)}:
+        # the router's default, the prefix, and the table-first band's link-local throw
+        want = {("unicast", "default", via.get(port)), ("unicast", PREFIX, None)}
+        if routes != want | {("throw", "fe80::/64", None)}:
             problems.append(f"{port}: IPv6 table {table}: {routes} (router {via.get(port)})")
         if port not in addrs:
             problems.append(f"{port}: no IPv6 address past DAD")

@@ -53,7 +53,7 @@ from multihome.model import (
     Route,
 )
 from multihome.plan import Assessment, Plan
-from multihome.policy import FOREIGN_IN_BAND, DesiredState, is_left_alone
+from multihome.policy import FOREIGN_IN_BAND, DesiredState, PolicyMemo, is_left_alone
 from multihome.source import Metadata, Retry, resolve
 from multihome.source.leases import LeaseReader, parse_dhclient
 from multihome.source.portfacts import agent_lease_files, gather
@@ -142,6 +142,9 @@ class Agent:
         """A repair succeeded, or an apply in this namespace used the band: the band is
         multihome's (``Config.band_claimed``)."""
         self.metadata: Metadata | None = None
+        self.memo = PolicyMemo()
+        """Each port's policy part of the last reconcile: only the ports an event changed
+        are computed again (:class:`~multihome.policy.PolicyMemo`)."""
         self.seen: dict[tuple[str, str | None], frozenset[Route]] = {}
         """(name, MAC) -> the routes the port's table held at the last reconcile."""
         self.leases = LeaseReader(root, extra=agent_lease_files(root), process_every=2.0)
@@ -266,6 +269,11 @@ class Agent:
                 continue
             self.status.events += len(burst)
             self._observe(burst)
+            # What the events say changed: the read dumps only that (an overrun or a
+            # timer: everything).
+            kinds = {event.kind for event in burst}
+            if burst and "overrun" not in kinds:
+                self.backend.expect(kinds)
             trigger = _describe(burst, self.names) if burst else "timer"
             self.reconcile(trigger, burst[0].at if burst else now)
 
@@ -404,6 +412,7 @@ class Agent:
             # and lookups would only delay it.
             postpone=lambda: self.events.pending() > 0,
             facts=self._facts,
+            memo=self.memo,
         )
 
     def _config(self) -> Config:
@@ -424,7 +433,7 @@ class Agent:
         addressed = self._address_ports(state)
         lines += addressed
         if addressed:
-            assessment = assess(self.backend, self._config(), self._facts)
+            assessment = assess(self.backend, self._config(), self._facts, self.memo)
         return assessment, len(addressed) + int(self._owed)
 
     def _paused(self) -> bool:

@@ -15,7 +15,7 @@ import errno
 import hashlib
 import ipaddress
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
@@ -73,6 +73,9 @@ class FakeBackend:
 
     def read(self) -> HostState:
         return self.state
+
+    def expect(self, changed: Collection[str]) -> None:
+        """Nothing to keep: the state in memory is always whole."""
 
     def apply(self, changes: Sequence[Change]) -> int:
         done = 0
