@@ -81,7 +81,12 @@ def ipv6_problems(
     addrs, via = addresses6(guest), routers(guest)
     for port, table in sorted(tables.items()):
         routes = {
-            (r.get("type", "unicast"), r["dst"], r.get("gateway"))
+            # iproute2 6.1's JSON gives a throw route's type as its number, RTN_THROW = 9
+            (
+                {"9": "throw"}.get(str(r.get("type")), r.get("type", "unicast")),
+                r["dst"],
+                r.get("gateway"),
+            )
             for r in guest.ip("-6", "route", "show", "table", str(table))
         }
         # the router's default, the prefix, and the table-first band's link-local throw
