@@ -334,42 +334,26 @@ class Lab:
         )
         return True
 
-    def dhclient_argv(self, port: GuestPort) -> list[str]:
+    def dhclient_argv(self, port: GuestPort, family: int = 4) -> list[str]:
         """The lab's DHCP client for ``port``: ISC dhclient with the lab's script, which
-        gives every route of the lease the port's metric; it forks once it has a lease."""
+        gives every route of an IPv4 lease the port's metric; it forks once it has a lease.
+        ``family`` 6: the DHCPv6 client (``dhclient -6``, the same script, its own files)."""
         state_dir = self.names.state_dir
+        stem = "dhclient" if family == 4 else "dhclient6"
+        metric = ["-e", f"IF_METRIC={port.metric}"] if family == 4 else []
         return [
             self.programs["dhclient"],
-            "-4",
+            f"-{family}",
             "-1",
             "-cf",
             str(state_dir / "dhclient.conf"),
             "-sf",
             str(state_dir / "dhclient-script"),
             "-lf",
-            str(state_dir / f"dhclient.{port.name}.leases"),
+            str(state_dir / f"{stem}.{port.name}.leases"),
             "-pf",
-            str(state_dir / f"dhclient.{port.name}.pid"),
-            "-e",
-            f"IF_METRIC={port.metric}",
-            port.name,
-        ]
-
-    def dhclient6_argv(self, port: GuestPort) -> list[str]:
-        """The lab's DHCPv6 client for ``port`` (``dhclient -6``, the same script)."""
-        state_dir = self.names.state_dir
-        return [
-            self.programs["dhclient"],
-            "-6",
-            "-1",
-            "-cf",
-            str(state_dir / "dhclient.conf"),
-            "-sf",
-            str(state_dir / "dhclient-script"),
-            "-lf",
-            str(state_dir / f"dhclient6.{port.name}.leases"),
-            "-pf",
-            str(state_dir / f"dhclient6.{port.name}.pid"),
+            str(state_dir / f"{stem}.{port.name}.pid"),
+            *metric,
             port.name,
         ]
 
@@ -725,7 +709,7 @@ class Lab:
         def lease6(port: GuestPort) -> None:
             try:  # dhclient -6 binds to the link-local address: wait for its DAD
                 self._wait_for_addresses({port.name: set()}, defaults=False, what="link-local")
-                self.run("guest", self.dhclient6_argv(port), f"DHCPv6 client on {port.name}", 30)
+                self.run("guest", self.dhclient_argv(port, 6), f"DHCPv6 client on {port.name}", 30)
             except LabError as exc:
                 errors.append(str(exc))
 
