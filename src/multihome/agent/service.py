@@ -45,7 +45,14 @@ from multihome.policy import DesiredState, is_left_alone
 from multihome.source import Metadata, Retry, resolve
 from multihome.source.leases import LeaseReader
 from multihome.source.portfacts import agent_lease_files, gather
-from multihome.source.ports import has_ipv4, intents, static_config, taken_addresses
+from multihome.source.ports import (
+    PortIntent,
+    has_ipv4,
+    has_ipv6,
+    intents,
+    static_config,
+    taken_addresses,
+)
 from multihome.transaction.pause import describe, paused
 
 log = logging.getLogger("multihome.agent")
@@ -88,6 +95,7 @@ METADATA_REFRESH_DELAY = 2.0
 @dataclass
 class _Timers:
     dhcp: dict[str, float] = field(default_factory=dict)
+    dhcp6: dict[str, float] = field(default_factory=dict)
     retry_at: float | None = None
     hold_until: float | None = None
     watchdog_at: float | None = None
@@ -95,7 +103,13 @@ class _Timers:
     def next(self) -> float | None:
         due = [
             t
-            for t in (*self.dhcp.values(), self.retry_at, self.hold_until, self.watchdog_at)
+            for t in (
+                *self.dhcp.values(),
+                *self.dhcp6.values(),
+                self.retry_at,
+                self.hold_until,
+                self.watchdog_at,
+            )
             if t is not None
         ]
         return min(due) if due else None
@@ -134,6 +148,10 @@ class Agent:
         self.refused: dict[str, str] = {}
         """Interface -> why its metadata was refused (logged once; the port stays bare)."""
         self.clients: dict[str, addressing.DhcpClient] = {}
+        self.clients6: dict[str, addressing.DhcpClient] = {}
+        """The DHCPv6 clients the agent started (``dhclient -6``), by interface."""
+        self.awaiting_dad6: set[str] = set()
+        """Ports whose DHCPv6 client waits for DAD of their link-local address."""
         self.timers = _Timers()
         self.recent: collections.deque[float] = collections.deque(maxlen=FIGHT_REPAIRS)
         self.backoff = 0.5
@@ -175,10 +193,12 @@ class Agent:
 
     def shutdown(self) -> None:
         sdnotify.notify("STOPPING=1")
-        for client in self.clients.values():
+        for client in (*self.clients.values(), *self.clients6.values()):
             client.stop()
         self.clients.clear()
+        self.clients6.clear()
         self.status.configured.clear()  # their DHCP clients stopped with the agent
+        self.status.configured6.clear()
         self.status.running = False
         self.status.stopped = _now()
         self._save()
@@ -260,7 +280,7 @@ class Agent:
         if self.timers.retry_at is not None and now >= self.timers.retry_at:
             self.timers.retry_at = None
             due = True
-        if any(now >= t for t in self.timers.dhcp.values()):
+        if any(now >= t for t in (*self.timers.dhcp.values(), *self.timers.dhcp6.values())):
             due = True
         return due
 
@@ -383,7 +403,7 @@ class Agent:
         state = assessment.state
         self.names.update((link.index, link.name) for link in state.links)
         lines += self._forget_gone(state)
-        addressed = self._address_ports(state)
+        addressed = self._address_ports(state) + self._address_ports6(state)
         lines += addressed
         if addressed:
             assessment = assess(self.backend, self.config, self._facts)
@@ -404,6 +424,7 @@ class Agent:
             log.warning("%s", describe(by))
         # Nothing is due while paused: a timer would only wake the loop for nothing.
         self.timers.dhcp.clear()
+        self.timers.dhcp6.clear()
         self.timers.retry_at = None
         return True
 
@@ -490,16 +511,25 @@ class Agent:
         for ifname in [n for n in self.clients if n not in names]:
             self.clients.pop(ifname).stop()
             lines.append(f"- dhcp client for {ifname} (port removed)")
+        for ifname in [n for n in self.clients6 if n not in names]:
+            self.clients6.pop(ifname).stop()
+            lines.append(f"- dhcpv6 client for {ifname} (port removed)")
         for ifname in [n for n in self.status.configured if n not in names]:
             del self.status.configured[ifname]
+        for ifname in [n for n in self.status.configured6 if n not in names]:
+            del self.status.configured6[ifname]
+        for ifname in [n for n in self.timers.dhcp6 if n not in names]:
+            del self.timers.dhcp6[ifname]
         self.hotplugged &= names
         for ifname in [n for n in self.timers.dhcp if n not in names]:
             del self.timers.dhcp[ifname]
         self.resumed &= names
-        for ifname in [n for n in self.left_to if n not in names]:
+        # Keys of IPv6 entries are "<if>/6" ('/' is in no interface name).
+        for ifname in [n for n in self.left_to if n.split("/")[0] not in names]:
             del self.left_to[ifname]
-        for ifname in [n for n in self.refused if n not in names]:
+        for ifname in [n for n in self.refused if n.split("/")[0] not in names]:
             del self.refused[ifname]
+        self.awaiting_dad6 &= names
         return lines
 
     def _address_ports(self, state: HostState) -> list[str]:
@@ -520,7 +550,7 @@ class Agent:
             mode = self._mode_of(state, link)
             if mode == "static":
                 lines.extend(self._configure_static(state, link, taken))
-            elif self.options.dhcp:
+            elif self.options.dhcp and not self._ipv6_only(state, link):
                 lines.extend(self._maybe_dhcp(link))
                 if link.name in self.timers.dhcp:
                     waiting.add(link.name)
@@ -547,8 +577,14 @@ class Agent:
         return [f"+ dhcp client for {link.name} again (dhclient pid {client.pid}, its lease)"]
 
     def _mode_of(self, state: HostState, link: Link) -> str:
+        intent = self._intent_of(state, link)
+        return "unknown" if intent is None else intent.mode
+
+    def _intent_of(self, state: HostState, link: Link) -> PortIntent | None:
+        """What the metadata says of ``link`` (None: no metadata, or it does not list the
+        port); a port it does not know yet is looked up again a few times."""
         if self.metadata is None and self.options.source == "kernel":
-            return "unknown"
+            return None
         known = self.metadata is not None and self.metadata.network.link_by_mac(link.mac)
         if (
             not known
@@ -564,32 +600,133 @@ class Agent:
                 retry = time.monotonic() + METADATA_REFRESH_DELAY
                 self.timers.retry_at = min(self.timers.retry_at or retry, retry)
         if self.metadata is None:
-            return "unknown"
+            return None
         for intent in intents(state, self.metadata.network):
             if intent.ifname == link.name:
-                return intent.mode
-        return "unknown"
+                return intent
+        return None
+
+    def _ipv6_only(self, state: HostState, link: Link) -> bool:
+        """The metadata lists the port with IPv6 networks only: no DHCPv4 client for it."""
+        if self.metadata is None:
+            return False
+        intent = next(
+            (i for i in intents(state, self.metadata.network) if i.ifname == link.name), None
+        )
+        return (
+            intent is not None
+            and intent.networks != ()
+            and all(n.family == 6 for n in intent.networks)
+        )
 
     def _configure_static(
-        self, state: HostState, link: Link, taken: dict[IPAddress, str]
+        self, state: HostState, link: Link, taken: dict[IPAddress, str], family: int = 4
     ) -> list[str]:
         assert self.metadata is not None
         intent = next(i for i in intents(state, self.metadata.network) if i.ifname == link.name)
-        config = static_config(link, intent, taken)
+        config = static_config(link, intent, taken, family)
+        configured = self.status.configured if family == 4 else self.status.configured6
+        key = link.name if family == 4 else f"{link.name}/6"
         if config.refused is not None:
-            if self.refused.get(link.name) != config.refused:
-                self.refused[link.name] = config.refused
+            if self.refused.get(key) != config.refused:
+                self.refused[key] = config.refused
                 log.error("%s (fix the port's fixed IP in OpenStack)", config.describe())
-                self.status.configured[link.name] = f"refused: {config.refused}"
+                configured[link.name] = f"refused: {config.refused}"
                 self._dirty = True
             return []
-        self.refused.pop(link.name, None)
+        self.refused.pop(key, None)
         addressing.configure_static(self.backend, config)
         taken.update((a.ip, a.ifname) for a in config.addresses)
         for note in config.notes:
             log.warning("%s", note)
-        self.status.configured[link.name] = f"static from {self.metadata.origin}"
+        what = "static" if family == 4 else "static IPv6"
+        configured[link.name] = f"{what} from {self.metadata.origin}"
         return [f"+ {config.describe()}"]
+
+    # -- IPv6 --------------------------------------------------------------------------------
+    def _address_ports6(self, state: HostState) -> list[str]:
+        """IPv6 of the ports that have no global IPv6 address, by the metadata's type
+        (:mod:`multihome.agent.addressing`): static from the metadata, a DHCPv6 client, or
+        for SLAAC only the link up (a hot-plugged port is down)."""
+        if not self.options.address or self.metadata is None:
+            return []
+        network = self.metadata.network
+        bare = [link for link in self._ports(state) if not has_ipv6(state, link.name)]
+        if not bare or not any(n.family == 6 for n in network.networks):
+            return []  # an IPv4-only cloud: nothing to do, and nothing scanned
+        # A port the metadata does not list yet was looked up again by the IPv4 pass.
+        listed = {i.ifname: i for i in intents(state, network)}
+        lines: list[str] = []
+        waiting: set[str] = set()
+        taken = taken_addresses(state)
+        for link in bare:
+            client = self.clients6.get(link.name)
+            if client is not None and client.running():
+                continue
+            if not link.up and (
+                link.name not in self.hotplugged or link.name in self.status.configured6
+            ):
+                # Set down by someone (also after the agent addressed it: a link that goes
+                # down loses its IPv6 addresses): leave it down.
+                continue
+            intent = listed.get(link.name)
+            mode = "unknown" if intent is None else intent.mode6
+            if mode == "static":
+                lines.extend(self._configure_static(state, link, taken, 6))
+            elif mode == "slaac" and not link.up:
+                self.backend.set_link_up(link.name)
+                self.status.configured6[link.name] = "slaac"
+                lines.append(f"+ {link.name} up: SLAAC (its router's advertisements address it)")
+            elif mode == "dhcpv6" and self.options.dhcp:
+                lines.extend(self._maybe_dhcp6(state, link))
+                if link.name in self.timers.dhcp6:
+                    waiting.add(link.name)
+        for ifname in [n for n in self.timers.dhcp6 if n not in waiting]:
+            del self.timers.dhcp6[ifname]
+        return lines
+
+    def _maybe_dhcp6(self, state: HostState, link: Link) -> list[str]:
+        """A DHCPv6 client for ``link`` after the grace period, when nothing else manages its
+        IPv6; the link comes up first, and the client starts once the link-local address it
+        binds to has passed DAD (the address event of DAD's end reconciles again)."""
+        now = time.monotonic()
+        deadline = self.timers.dhcp6.setdefault(link.name, now + self.options.grace)
+        if now < deadline and link.name not in self.awaiting_dad6:
+            return []
+        manager = addressing.manager_of(link.name, link.index, self.root, family=6)
+        key = f"{link.name}/6"
+        if manager is not None:
+            del self.timers.dhcp6[link.name]
+            if self.left_to.get(key) != manager:
+                self.left_to[key] = manager
+                log.info("%s: no IPv6 address yet; left to %s", link.name, manager)
+            return []
+        if addressing.dhclient_available() is None:
+            del self.timers.dhcp6[link.name]
+            if self.left_to.get(key) != "nobody":
+                self.left_to[key] = "nobody"
+                log.warning(
+                    "%s: no IPv6 address and no DHCPv6 client to get one (install isc-dhcp-client)",
+                    link.name,
+                )
+            return []
+        lines = []
+        if not link.up:
+            self.backend.set_link_up(link.name)
+            lines.append(f"+ {link.name} up (for its DHCPv6 client)")
+        if not any(
+            a.ip.is_link_local and not a.tentative for a in state.addresses_of(link.name, 6)
+        ):
+            # DAD's end is an address event; look again in a second should none come.
+            self.awaiting_dad6.add(link.name)
+            self.timers.dhcp6[link.name] = now + 1.0
+            return lines
+        self.awaiting_dad6.discard(link.name)
+        del self.timers.dhcp6[link.name]
+        client = addressing.start_dhclient(link.name, self.root, family=6)
+        self.clients6[link.name] = client
+        self.status.configured6[link.name] = f"dhcpv6 (dhclient -6 pid {client.pid})"
+        return [*lines, f"+ dhcpv6 client for {link.name} (dhclient -6 pid {client.pid})"]
 
     def _maybe_dhcp(self, link: Link) -> list[str]:
         now = time.monotonic()
