@@ -140,8 +140,9 @@ def test_a_dhcpv6_port_gets_dhclient_6_after_dad_and_no_dhcpv4_client(
 ) -> None:
     """``ipv6_dhcpv6-stateful``: the hot-plugged eth2 (down) is brought up after the grace
     period; its DHCPv6 client starts only once its link-local address has passed DAD (the
-    client binds to it); nothing starts a DHCPv4 client for the IPv6-only port; the client
-    stops when the port goes."""
+    client binds to it); nothing starts a DHCPv4 client for the IPv6-only port; once the
+    lease's address went again (a flap), the client starts again, once; the client stops
+    when the port goes."""
     started: list[tuple[str, int]] = []
 
     def start(ifname: str, root: Path, family: int = 4) -> _Client:
@@ -164,6 +165,17 @@ def test_a_dhcpv6_port_gets_dhclient_6_after_dad_and_no_dhcpv4_client(
     assert started == [("eth2", 6)]
     assert agent.status.configured6["eth2"] == "dhcpv6 (dhclient -6 pid 4242)"
     assert "eth2" not in agent.status.configured
+    # The lease's address comes (the hook adds it), then goes (a flap flushes IPv6
+    # addresses): the client starts again to ask for its lease; not before it had bound.
+    lease = Address("eth2", ipaddress.ip_interface("2001:db8:3::82/128"))
+    backend.add_address(lease)
+    agent.reconcile("addr new 2001:db8:3::82 dev eth2", 0.0)
+    assert started == [("eth2", 6)]
+    backend.remove_address(lease)
+    agent.reconcile("addr del 2001:db8:3::82 dev eth2", 0.0)
+    assert started == [("eth2", 6), ("eth2", 6)]
+    agent.reconcile("nothing new", 0.0)
+    assert len(started) == 2  # asked again once, until the address is back
     backend.remove_link("eth2")
     agent.reconcile("link del eth2", 0.0)
     assert agent.clients6 == {} and "eth2" not in agent.status.configured6

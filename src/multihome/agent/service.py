@@ -152,6 +152,8 @@ class Agent:
         """The DHCPv6 clients the agent started (``dhclient -6``), by interface."""
         self.awaiting_dad6: set[str] = set()
         """Ports whose DHCPv6 client waits for DAD of their link-local address."""
+        self.bound6: set[str] = set()
+        """Ports that had an IPv6 address while the agent's DHCPv6 client ran."""
         self.timers = _Timers()
         self.recent: collections.deque[float] = collections.deque(maxlen=FIGHT_REPAIRS)
         self.backoff = 0.5
@@ -530,6 +532,7 @@ class Agent:
         for ifname in [n for n in self.refused if n.split("/")[0] not in names]:
             del self.refused[ifname]
         self.awaiting_dad6 &= names
+        self.bound6 &= names
         return lines
 
     def _address_ports(self, state: HostState) -> list[str]:
@@ -651,6 +654,7 @@ class Agent:
         if not self.options.address or self.metadata is None:
             return []
         network = self.metadata.network
+        self.bound6.update(n for n in self.clients6 if has_ipv6(state, n))
         bare = [link for link in self._ports(state) if not has_ipv6(state, link.name)]
         if not bare or not any(n.family == 6 for n in network.networks):
             return []  # an IPv4-only cloud: nothing to do, and nothing scanned
@@ -662,6 +666,7 @@ class Agent:
         for link in bare:
             client = self.clients6.get(link.name)
             if client is not None and client.running():
+                lines.extend(self._ask_again6(state, link, client))
                 continue
             if not link.up and (
                 link.name not in self.hotplugged or link.name in self.status.configured6
@@ -684,6 +689,23 @@ class Agent:
         for ifname in [n for n in self.timers.dhcp6 if n not in waiting]:
             del self.timers.dhcp6[ifname]
         return lines
+
+    def _ask_again6(self, state: HostState, link: Link, client: addressing.DhcpClient) -> list[str]:
+        """The address of a port whose DHCPv6 client had bound went (a link that goes down
+        loses its IPv6 addresses, and the client would not notice before its renewal, hours
+        later): the client starts again, and asks for its lease (from its lease file) once
+        the link-local address has passed DAD again (an address event)."""
+        if link.name not in self.bound6 or not link.up or not _link_local_ready(state, link):
+            return []
+        self.bound6.discard(link.name)
+        client.stop()
+        again = addressing.start_dhclient(link.name, self.root, family=6)
+        self.clients6[link.name] = again
+        self.status.configured6[link.name] = f"dhcpv6 (dhclient -6 pid {again.pid})"
+        return [
+            f"~ dhcpv6 client for {link.name} again (dhclient -6 pid {again.pid}): its "
+            "address went, it asks for its lease"
+        ]
 
     def _maybe_dhcp6(self, state: HostState, link: Link) -> list[str]:
         """A DHCPv6 client for ``link`` after the grace period, when nothing else manages its
@@ -714,9 +736,7 @@ class Agent:
         if not link.up:
             self.backend.set_link_up(link.name)
             lines.append(f"+ {link.name} up (for its DHCPv6 client)")
-        if not any(
-            a.ip.is_link_local and not a.tentative for a in state.addresses_of(link.name, 6)
-        ):
+        if not _link_local_ready(state, link):
             # DAD's end is an address event; look again in a second should none come.
             self.awaiting_dad6.add(link.name)
             self.timers.dhcp6[link.name] = now + 1.0
@@ -776,6 +796,11 @@ class Agent:
             routes = frozenset(r for r in desired.routes if r.table == iface.table.id)
             if any(r.is_default for r in routes):
                 self.seen[(iface.name, macs.get(iface.name))] = routes
+
+
+def _link_local_ready(state: HostState, link: Link) -> bool:
+    """The port's link-local address has passed DAD (a DHCPv6 client binds to it)."""
+    return any(a.ip.is_link_local and not a.tentative for a in state.addresses_of(link.name, 6))
 
 
 def _describe(burst: list[Event], names: dict[int, str]) -> str:
