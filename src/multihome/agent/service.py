@@ -154,6 +154,8 @@ class Agent:
         """Ports whose DHCPv6 client waits for DAD of their link-local address."""
         self.bound6: set[str] = set()
         """Ports that had an IPv6 address while the agent's DHCPv6 client ran."""
+        self.resumed6: set[str] = set()
+        """Ports checked once for a DHCPv6 client of an earlier agent to start again."""
         self.timers = _Timers()
         self.recent: collections.deque[float] = collections.deque(maxlen=FIGHT_REPAIRS)
         self.backoff = 0.5
@@ -533,6 +535,7 @@ class Agent:
             del self.refused[ifname]
         self.awaiting_dad6 &= names
         self.bound6 &= names
+        self.resumed6 &= names
         return lines
 
     def _address_ports(self, state: HostState) -> list[str]:
@@ -655,12 +658,16 @@ class Agent:
             return []
         network = self.metadata.network
         self.bound6.update(n for n in self.clients6 if has_ipv6(state, n))
-        bare = [link for link in self._ports(state) if not has_ipv6(state, link.name)]
+        ports = self._ports(state)
+        lines: list[str] = []
+        for link in ports:
+            if link.name not in self.resumed6 and has_ipv6(state, link.name):
+                lines.extend(self._resume_dhcp6(link))
+        bare = [link for link in ports if not has_ipv6(state, link.name)]
         if not bare or not any(n.family == 6 for n in network.networks):
-            return []  # an IPv4-only cloud: nothing to do, and nothing scanned
+            return lines  # an IPv4-only cloud: nothing to do, and nothing scanned
         # A port the metadata does not list yet was looked up again by the IPv4 pass.
         listed = {i.ifname: i for i in intents(state, network)}
-        lines: list[str] = []
         waiting: set[str] = set()
         taken = taken_addresses(state)
         for link in bare:
@@ -689,6 +696,24 @@ class Agent:
         for ifname in [n for n in self.timers.dhcp6 if n not in waiting]:
             del self.timers.dhcp6[ifname]
         return lines
+
+    def _resume_dhcp6(self, link: Link) -> list[str]:
+        """A port an earlier agent gave a DHCPv6 client (its lease file is in the namespace's
+        folder), which stopped with that agent: the client starts again, so that the lease
+        is renewed (as :meth:`_resume_dhcp` does for DHCPv4)."""
+        self.resumed6.add(link.name)
+        if not self.options.dhcp or link.name in self.clients6:
+            return []
+        if not addressing.lease_file(link.name, self.root, 6).exists():
+            return []
+        if addressing.dhclient_available() is None:
+            return []
+        if addressing.manager_of(link.name, link.index, self.root, family=6) is not None:
+            return []
+        client = addressing.start_dhclient(link.name, self.root, family=6)
+        self.clients6[link.name] = client
+        self.status.configured6[link.name] = f"dhcpv6 (dhclient -6 pid {client.pid})"
+        return [f"+ dhcpv6 client for {link.name} again (dhclient -6 pid {client.pid}, its lease)"]
 
     def _ask_again6(self, state: HostState, link: Link, client: addressing.DhcpClient) -> list[str]:
         """The address of a port whose DHCPv6 client had bound went (a link that goes down
