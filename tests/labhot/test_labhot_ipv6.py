@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 import pytest
-from labhot_util import LiveLab, wait_until
+from labhot_util import LiveLab, ns_run, wait_until
 
 BOUND = 15.0  # seconds; DAD of the link-local address and DHCPv6 take ~3 s
 INTERNET6 = "2001:db8:ffff::10"
@@ -81,6 +81,18 @@ def test_dhcpv6_ports_get_their_address_from_the_agents_dhclient_6(scenario8: Li
     assert route[0]["dev"] == "eth2" and route[0]["gateway"].startswith("fe80:")
     ra = lab.ip_json("-6", "route", "show", "default", "dev", "eth2")
     assert [r["protocol"] for r in ra] == ["ra"]  # the hot-plugged NIC took the router's RA
+    # It has the guest's IPv6 defaults, not the switch's where its veth was made: RAs
+    # accepted, no privacy addresses, the MAC's link-local address (port security's).
+    knobs = {
+        knob: ns_run(f"{lab.name}-vm", "cat", f"/proc/sys/net/ipv6/conf/eth2/{knob}").stdout
+        for knob in ("disable_ipv6", "accept_ra", "use_tempaddr", "addr_gen_mode")
+    }
+    assert {k: v.strip() for k, v in knobs.items()} == {
+        "disable_ipv6": "0",
+        "accept_ra": "1",
+        "use_tempaddr": "0",
+        "addr_gen_mode": "0",
+    }
     status = json.loads((lab.run_dir() / "agent.json").read_text())
     assert status["configured6"]["eth2"].startswith("dhcpv6 (dhclient -6 pid ")
 

@@ -657,6 +657,8 @@ class Agent:
         if not self.options.address or self.metadata is None:
             return []
         network = self.metadata.network
+        if not any(n.family == 6 for n in network.networks):
+            return []  # an IPv4-only cloud: nothing to do, no port scanned
         self.bound6.update(n for n in self.clients6 if has_ipv6(state, n))
         ports = self._ports(state)
         lines: list[str] = []
@@ -664,8 +666,8 @@ class Agent:
             if link.name not in self.resumed6 and has_ipv6(state, link.name):
                 lines.extend(self._resume_dhcp6(link))
         bare = [link for link in ports if not has_ipv6(state, link.name)]
-        if not bare or not any(n.family == 6 for n in network.networks):
-            return lines  # an IPv4-only cloud: nothing to do, and nothing scanned
+        if not bare:
+            return lines
         # A port the metadata does not list yet was looked up again by the IPv4 pass.
         listed = {i.ifname: i for i in intents(state, network)}
         waiting: set[str] = set()
