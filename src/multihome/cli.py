@@ -125,10 +125,10 @@ def cli(ctx: click.Context, config_path: Path | None, root: Path) -> None:
 
 
 @contextmanager
-def _backend() -> Iterator[Any]:
+def _backend(*, local_table: bool = True) -> Iterator[Any]:
     from multihome.backend.netlink import NetlinkBackend
 
-    backend = NetlinkBackend()
+    backend = NetlinkBackend(local_table=local_table)
     try:
         yield backend
     finally:
@@ -175,8 +175,8 @@ def status(obj: CliOptions, as_json: bool, form: str) -> None:
     with _backend() as backend:
         assessment = assess(backend, config, host_facts(obj.root))
         # One truth: the problems are doctor's, every check of it (status's own included).
-        report = build_report(backend, assessment, config)
-        report = report.with_problems(diagnose(backend, assessment, config, obj.root).problems)
+        found = diagnose(backend, assessment, config, obj.root).problems
+        report = build_report(backend, assessment, config, found)
     from multihome.agent.state import read_status
 
     if form == "dot":
@@ -212,8 +212,9 @@ def status(obj: CliOptions, as_json: bool, form: str) -> None:
 
     rules = sorted(owned_rules(assessment.state, config), key=lambda r: r.order)
     click.echo(f"rules ({len(rules)} owned by multihome):")
+    names = desired.table_names  # a dict built per call: once, not once per rule
     for rule in rules:
-        click.echo(f"  {rule.describe(desired.table_names)}")
+        click.echo(f"  {rule.describe(names)}")
     if report.references:
         click.echo(f"used by other tools ({len(report.references)}, left untouched):")
         for ref in report.references:
@@ -401,7 +402,7 @@ def apply(
         confirm_timeout = DEFAULT_CONFIRM_TIMEOUT if sys.stdin.isatty() else 0.0
     if not dry_run:
         require_root()
-    with _backend() as backend:
+    with _backend(local_table=False) as backend:  # an apply never looks at the local table
         reader = host_reader(obj.root)
         facts = host_facts(obj.root, reader)
         if dry_run:

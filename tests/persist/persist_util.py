@@ -264,6 +264,16 @@ def make_lab(namespaces: Namespaces, tmp_path: Path) -> Callable[[int], Lab]:
     return build
 
 
+def wait_gone(namespace: str, link: str, timeout: float = 10) -> None:
+    """Until ``link`` no longer exists in ``namespace`` (a veth whose peer's namespace was
+    deleted goes a moment later)."""
+    deadline = time.monotonic() + timeout
+    while run("ip", "-n", namespace, "link", "show", link, check=False).returncode == 0:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{link} is still in {namespace} after {timeout}s")
+        time.sleep(0.05)
+
+
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
     """Poll ``check`` until true; fail naming ``what``."""
     deadline = time.monotonic() + timeout

@@ -40,7 +40,7 @@ def test_howto_pair_gets_a_table_each_and_loses_the_secondary_default(howto: Hos
     assert eth1 is not None and eth1.table is not None
     assert eth1.table.name == "mh-eth1"
     t1 = eth1.table.id
-    assert Rule(4, 10002, t1, src=NET("192.168.0.112/32"), proto=PROTO_MULTIHOME) in desired.rules
+    assert Rule(4, 10000, t1, src=NET("192.168.0.112/32"), proto=PROTO_MULTIHOME) in desired.rules
     assert Rule(4, 10003, t1, oifname="eth1", proto=PROTO_MULTIHOME) in desired.rules
     assert Rule(4, 10004, t1, iifname="eth1", proto=PROTO_MULTIHOME) in desired.rules
     assert (
@@ -153,7 +153,7 @@ def test_port_with_several_addresses_gets_a_from_rule_per_address() -> None:
     addrs.append(Address("eth1", ipaddress.ip_interface("10.0.1.50/24")))
     state = host(port("eth0", 2, "10.0.1.5/24", "10.0.1.1", 100), (lnk, addrs, routes))
     desired = compute_policy(state, CONFIG)
-    sources = {str(r.src) for r in desired.rules if r.priority == 10002}
+    sources = {str(r.src) for r in desired.rules if r.priority == 10000}
     assert sources == {"10.0.1.5/32", "10.0.1.6/32", "10.0.1.50/32"}
 
 

@@ -41,7 +41,7 @@ from multihome.errors import (
 from multihome.facts import PortFacts
 from multihome.model import HostState, IPAddress, Link, Route
 from multihome.plan import Assessment, Plan
-from multihome.policy import DesiredState, is_left_alone
+from multihome.policy import DesiredState, PolicyMemo, is_left_alone
 from multihome.source import Metadata, Retry, resolve
 from multihome.source.leases import LeaseReader
 from multihome.source.portfacts import agent_lease_files, gather
@@ -133,6 +133,9 @@ class Agent:
         self.events = events or EventSource()
         self.config = Config()
         self.metadata: Metadata | None = None
+        self.memo = PolicyMemo()
+        """Each port's policy part of the last reconcile: only the ports an event changed
+        are computed again (:class:`~multihome.policy.PolicyMemo`)."""
         self.seen: dict[tuple[str, str | None], frozenset[Route]] = {}
         """(name, MAC) -> the routes the port's table held at the last reconcile."""
         self.leases = LeaseReader(root, extra=agent_lease_files(root), process_every=2.0)
@@ -260,6 +263,11 @@ class Agent:
                 continue
             self.status.events += len(burst)
             self._observe(burst)
+            # What the events say changed: the read dumps only that (an overrun or a
+            # timer: everything).
+            kinds = {event.kind for event in burst}
+            if burst and "overrun" not in kinds:
+                self.backend.expect(kinds)
             trigger = _describe(burst, self.names) if burst else "timer"
             self.reconcile(trigger, burst[0].at if burst else now)
 
@@ -270,6 +278,8 @@ class Agent:
         timeout = None if due is None else max(0.0, due - time.monotonic())
         self._idle = True
         try:
+            if self._stop or self._reload or self._kick:
+                return []  # a signal that came while busy (saving the file): it woke nobody
             first = self.events.wait(timeout)
         except _Wake:
             return []
@@ -395,6 +405,7 @@ class Agent:
             # and lookups would only delay it.
             postpone=lambda: self.events.pending() > 0,
             facts=self._facts,
+            memo=self.memo,
         )
 
     def _prepare(self, assessment: Assessment, lines: list[str]) -> tuple[Assessment, int] | None:
@@ -410,7 +421,7 @@ class Agent:
         addressed = self._address_ports(state) + self._address_ports6(state)
         lines += addressed
         if addressed:
-            assessment = assess(self.backend, self.config, self._facts)
+            assessment = assess(self.backend, self.config, self._facts, self.memo)
         return assessment, len(addressed) + int(self._owed)
 
     def _paused(self) -> bool:

@@ -15,13 +15,14 @@ import errno
 import hashlib
 import ipaddress
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
 from multihome.backend import Announcement, ChangeFailed, Fingerprint, Lookup, Query
 from multihome.model import (
     PROTO_KERNEL,
+    RTN_THROW,
     SCOPE_LINK,
     TABLE_LOCAL,
     TABLE_MAIN,
@@ -71,6 +72,9 @@ class FakeBackend:
 
     def read(self) -> HostState:
         return self.state
+
+    def expect(self, changed: Collection[str]) -> None:
+        """Nothing to keep: the state in memory is always whole."""
 
     def apply(self, changes: Sequence[Change]) -> int:
         done = 0
@@ -239,7 +243,7 @@ class FakeBackend:
             if rule.iifname is not None:
                 continue  # locally generated traffic has iif lo
             best = self._best_route(rule.table, dst, oif)
-            if best is None:
+            if best is None or best.type == RTN_THROW:  # a throw: the next rule, as the kernel
                 continue
             if (
                 rule.suppress_prefixlength is not None
@@ -259,7 +263,7 @@ class FakeBackend:
             if r.table == table
             and r.family == dst.version
             and dst in r.dst
-            and (oif is None or r.ifname == oif)
+            and (oif is None or r.ifname == oif or r.type == RTN_THROW)
         ]
         if not candidates:
             return None

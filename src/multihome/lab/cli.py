@@ -210,8 +210,12 @@ def _print_topology(scenario: Scenario, paint: Paint) -> None:
         for ip in port.ips:
             public = scenario.public_address(port, ip)
             addresses.append(f"{ip}" + (f" (public {public})" if public else ""))
-        kind6 = {"ipv6": "static", "ipv6_slaac": "SLAAC"}.get(scenario.ipv6_type(port), "DHCPv6")
-        addresses += [f"{ip} ({kind6})" for ip in port.ips6]
+        how6 = {
+            "ipv6": "static",
+            "ipv6_slaac": "SLAAC",
+            "ipv6_dhcpv6-stateless": "SLAAC, DHCPv6 info",
+        }.get(scenario.ipv6_type(port), "DHCPv6")
+        addresses += [f"{ip} ({how6})" for ip in port.ips6]
         how = "DHCP" if scenario.port_dhcp(port) else "static" if port.ips else "no IPv4"
         gateway = f"gateway {network.gateway}" if network.gateway else "no gateway"
         pairs = (

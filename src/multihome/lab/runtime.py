@@ -334,16 +334,23 @@ class Lab:
         )
         return True
 
-    def dhclient_argv(self, port: GuestPort, family: int = 4) -> list[str]:
+    def dhclient_argv(
+        self, port: GuestPort, family: int = 4, *, stateless: bool = False
+    ) -> list[str]:
         """The lab's DHCP client for ``port``: ISC dhclient with the lab's script, which
         gives every route of an IPv4 lease the port's metric; it forks once it has a lease.
-        ``family`` 6: the DHCPv6 client (``dhclient -6``, the same script, its own files)."""
+        ``family`` 6: the DHCPv6 client (``dhclient -6``, the same script, its own files;
+        ``-S`` on a stateless subnet: an information request, no address)."""
         state_dir = self.names.state_dir
-        stem = "dhclient" if family == 4 else "dhclient6"
-        metric = ["-e", f"IF_METRIC={port.metric}"] if family == 4 else []
+        if family == 4:
+            stem, extra = "dhclient", ["-e", f"IF_METRIC={port.metric}"]
+        else:
+            stem = "dhclient6"
+            extra = ["-e", f"IF_INFO={state_dir / topo.dhcp6_info_file(port)}"]
         return [
             self.programs["dhclient"],
             f"-{family}",
+            *(["-S"] if stateless else []),
             "-1",
             "-cf",
             str(state_dir / "dhclient.conf"),
@@ -353,7 +360,7 @@ class Lab:
             str(state_dir / f"{stem}.{port.name}.leases"),
             "-pf",
             str(state_dir / f"{stem}.{port.name}.pid"),
-            *metric,
+            *extra,
             port.name,
         ]
 
@@ -493,7 +500,7 @@ class Lab:
                         f"net.ipv6.conf.{scope}.addr_gen_mode": 0,
                     }
                 )
-                dhcp6 = [dhcp] if any(n.dhcpv6 for n in scenario.networks) else []
+                dhcp6 = [dhcp] if any(n.serves_dhcpv6 for n in scenario.networks) else []
                 for values in (router, internet, *dhcp6):
                     values[f"net.ipv6.conf.{scope}.disable_ipv6"] = 0
                     values[f"net.ipv6.conf.{scope}.accept_dad"] = 0
@@ -641,7 +648,9 @@ class Lab:
         if scenario.ipv6:
             (state_dir / "radvd.conf").write_text(
                 topo.radvd_conf(
-                    topo.router_advertised(scenario), managed=topo.managed_legs(scenario)
+                    topo.router_advertised(scenario),
+                    managed=topo.managed_legs(scenario),
+                    other=topo.other_legs(scenario),
                 ),
                 encoding="utf-8",
             )
@@ -709,7 +718,9 @@ class Lab:
         def lease6(port: GuestPort) -> None:
             try:  # dhclient -6 binds to the link-local address: wait for its DAD
                 self._wait_for_addresses({port.name: set()}, defaults=False, what="link-local")
-                self.run("guest", self.dhclient_argv(port, 6), f"DHCPv6 client on {port.name}", 30)
+                stateless = scenario.network(port.network).stateless
+                argv = self.dhclient_argv(port, 6, stateless=stateless)
+                self.run("guest", argv, f"DHCPv6 client on {port.name}", 30)
             except LabError as exc:
                 errors.append(str(exc))
 
@@ -880,7 +891,11 @@ class Lab:
         if scenario.ipv6:
             daemons += [("radvd", "router"), ("internet6", "internet")]
         daemons += [(f"dhclient.{port.name}", "guest") for port in topo.lab_clients(scenario)]
-        daemons += [(f"dhclient6.{p.name}", "guest") for p in topo.lab_clients6(scenario)]
+        daemons += [  # dhclient -6 -S (stateless) is done once it has the information
+            (f"dhclient6.{p.name}", "guest")
+            for p in topo.lab_clients6(scenario)
+            if not scenario.network(p.network).stateless
+        ]
         return daemons
 
     def _lines(self, args: list[str]) -> tuple[str, ...]:
