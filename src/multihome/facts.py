@@ -49,6 +49,10 @@ class Declaration:
     its first router (RFC 3442: option 3 is ignored when option 121 is present)."""
     origin: str
     """Where it was read (``dhclient lease /var/lib/dhcp/dhclient.eth1.leases``)."""
+    static: bool = False
+    """The metadata of a DHCP-disabled network (``ipv6``): nothing else (no router
+    advertisement) configures the port, so its gateway is the port's default whenever
+    ``main`` has none (IPv6; an IPv4 declaration is always used that way)."""
 
     @property
     def gateway(self) -> IPAddress | None:

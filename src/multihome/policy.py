@@ -45,6 +45,7 @@ from multihome.model import (
     IFA_F_TENTATIVE,
     PROTO_DHCP,
     PROTO_MULTIHOME,
+    PROTO_STATIC,
     RESERVED_TABLES,
     RTN_THROW,
     RTN_UNICAST,
@@ -1250,10 +1251,13 @@ def _defaults6(
     owned6: dict[str, list[Route]],
     assigned: dict[str, int],
     facts: PortFacts,
+    declared6: dict[str, Declaration],
 ) -> tuple[dict[str, Route], frozenset[str]]:
-    """An IPv6 default per interface: main's (the router advertisement's, ``proto ra``), else
-    our copy in the port's table (main lost it in a flap: missing data), else the agent's
-    memory. Among several routers on one link, the lowest metric, then the lowest address.
+    """An IPv6 default per interface: main's (the router advertisement's, ``proto ra``, or a
+    static one), else the gateway of a DHCP-disabled network's metadata (``declared6``,
+    ``static``: no advertisement speaks for such a port), else our copy in the port's table
+    (main lost it in a flap: missing data), else the agent's memory. Among several routers
+    on one link, the lowest metric, then the lowest address.
 
     Also the ports whose router is gone: main lost only the default while the port's own
     link-local prefix route stayed (a flap flushes every route of the device, fe80::/64
@@ -1269,7 +1273,9 @@ def _defaults6(
             for r in owned6.get(link.name, ())
             if r.is_default and assigned.get(link.name) == r.table
         ] or [r for r in facts.seen.get(link.name, ()) if r.is_default and r.family == 6]
-        candidates = [r for r in routes6_by_if[link.name] if r.is_default]
+        candidates = [r for r in routes6_by_if[link.name] if r.is_default] or _declared_default6(
+            declared6.get(link.name), link.name, [*earlier, *routes6_by_if[link.name]]
+        )
         had = earlier or [
             r for r in owned6.get(link.name, ()) if r.table == assigned.get(link.name)
         ]
@@ -1280,6 +1286,45 @@ def _defaults6(
         if candidates:
             found[link.name] = min(candidates, key=lambda r: (r.metric, str(r.gateway)))
     return found, frozenset(gone)
+
+
+def _declared_default6(
+    declaration: Declaration | None, ifname: str, known: list[Route]
+) -> list[Route]:
+    """The default a DHCP-disabled IPv6 network's metadata declares (none for the other
+    types: their router's advertisements speak for them), with the metric the port's
+    default had, else that of its static routes in main (the agent's configuration from the
+    metadata), else the kernel's default for a route (1024)."""
+    if declaration is None or not declaration.static or declaration.gateway is None:
+        return []
+    metric = next(
+        (r.metric for r in known if r.is_default),
+        next((r.metric for r in known if r.proto == PROTO_STATIC), IPV6_ROUTE_METRIC),
+    )
+    return [
+        Route(
+            table=TABLE_MAIN,
+            dst=default_network(6),
+            ifname=ifname,
+            gateway=declaration.gateway,
+            metric=metric,
+            proto=PROTO_STATIC,
+        )
+    ]
+
+
+def _applicable6(state: HostState, managed: list[Link], facts: PortFacts) -> dict[str, Declaration]:
+    """The IPv6 declarations that apply now: the port is managed and holds the declared
+    address (SLAAC's or DHCPv6's may not have come yet, a static one may have been
+    refused)."""
+    found: dict[str, Declaration] = {}
+    for link in managed:
+        declaration = facts.declared6.get(link.name)
+        if declaration is not None and declaration.address in {
+            a.ip for a in state.addresses_of(link.name, 6)
+        }:
+            found[link.name] = declaration
+    return found
 
 
 def _ipv6_routes_live(state: HostState, ifname: str) -> bool:
@@ -1319,6 +1364,8 @@ class _Ipv6:
     """Ports whose router left (``_defaults6``): their tables keep prefixes and rules."""
     native: dict[str, list[Route]]
     """The network manager's IPv6 routes in each port's table (persisted copies)."""
+    declared: dict[str, Declaration]
+    """The metadata's IPv6 declaration of each port that holds its address."""
 
     @classmethod
     def gather(
@@ -1332,7 +1379,8 @@ class _Ipv6:
     ) -> _Ipv6:
         in_main = _main_routes6_by_if(state, [m.name for m in managed])
         owned = _family_by_if(owned_routes, 6)
-        defaults, gone = _defaults6(state, managed, in_main, owned, assigned, facts)
+        declared = _applicable6(state, managed, facts)
+        defaults, gone = _defaults6(state, managed, in_main, owned, assigned, facts, declared)
         return cls(
             state=state,
             addresses={
@@ -1347,6 +1395,7 @@ class _Ipv6:
             defaults=defaults,
             gone=gone,
             native=native,
+            declared=declared,
         )
 
     def key(self, ifname: str, table: int, owned_rules: frozenset[Rule]) -> tuple[object, ...]:
@@ -1388,7 +1437,14 @@ class _Ipv6:
         if addrs and (default is not None or ifname in self.gone):
             earlier = [*owned, *self.seen.get(ifname, ())]
             copies = _table_routes6(
-                ifname, table, addrs, default, self.in_main[ifname], earlier, origins
+                ifname,
+                table,
+                addrs,
+                default,
+                self.in_main[ifname],
+                self.declared.get(ifname),
+                earlier,
+                origins,
             )
             copies = _with_existing(copies, owned, table, origins)
             copies = _with_native(copies, self.native.get(ifname, []))
@@ -1413,14 +1469,16 @@ def _table_routes6(
     addrs: tuple[Address, ...],
     default: Route | None,
     in_main: list[Route],
+    declaration: Declaration | None,
     earlier: list[Route],
     origins: dict[Route, str],
 ) -> list[Route]:
     """The IPv6 routes of ``ifname``'s table, one per destination: main's routes of the port
-    now (the advertised prefixes and routes); our earlier copies and the agent's memory while
-    they still fit the port (an on-link prefix that holds one of its addresses, a gateway that
-    is link-local or on one of its prefixes); the prefix of each address; the default (none
-    when the router is gone)."""
+    now (the advertised prefixes and routes); the routes the metadata declares for it (its
+    subnet's host routes: no advertisement carries them); our earlier copies and the agent's
+    memory while they still fit the port (an on-link prefix that holds one of its addresses,
+    a gateway that is link-local or on one of its prefixes); the prefix of each address; the
+    default (none when the router is gone)."""
     copies = [_copy(r, table) for r in in_main if not r.is_default]
     have = {r.dst for r in copies}
 
@@ -1429,6 +1487,23 @@ def _table_routes6(
             return any(a.ip in route.dst for a in addrs)
         return route.gateway.is_link_local or any(route.gateway in a.network for a in addrs)
 
+    metric = IPV6_ROUTE_METRIC if default is None else default.metric
+    declared_routes, origin = (
+        ((), "") if declaration is None else (declaration.routes, declaration.origin)
+    )
+    for declared in declared_routes:
+        route = Route(
+            table=table,
+            dst=declared.dst,
+            ifname=ifname,
+            gateway=declared.gateway,
+            metric=metric,
+            proto=PROTO_MULTIHOME,
+        )
+        if not declared.is_default and declared.dst not in have and fits(route):
+            copies.append(route)
+            have.add(route.dst)
+            origins[route] = origin
     for old in earlier:
         route = _copy(old, table)
         if (
@@ -1460,8 +1535,13 @@ def _table_routes6(
     copies.append(copy)
     if default.table != TABLE_MAIN:
         origins[copy] = "seen earlier in the table"
+    elif declaration is not None and default not in in_main:
+        origins[copy] = declaration.origin
     return copies
 
 
 #: The metric the kernel gives an IPv6 address's prefix route (IP6_RT_PRIO_ADDRCONF).
 IPV6_PREFIX_METRIC = 256
+#: The metric the kernel gives an IPv6 route added without one (IP6_RT_PRIO_USER), and the
+#: router advertisement's default by default (``ra_defrtr_metric``).
+IPV6_ROUTE_METRIC = 1024

@@ -148,7 +148,7 @@ def test_bad_input_exits_2_and_changes_nothing(live: LiveLab) -> None:
         (("detach-port", "eth7"), "eth7: no such port"),
         (("flap", "eth7"), "(ports: eth0, eth1)"),
         (("attach-port", "--ip", "192.168.0.5"), "--ip 192.168.0.5: not a host address"),
-        (("attach-port", "--ip", "nonsense"), "not an IPv4 address"),
+        (("attach-port", "--ip", "nonsense"), "not an IPv4 or IPv6 address"),
         (("attach-port", "--network", "nope"), "use one of: external, isolated"),
         (("attach-port", "--network", "isolated", "--floating-ip", "auto"), "has no router"),
         (("attach-port", "--network", "external", "--floating-ip", "auto"), "external"),

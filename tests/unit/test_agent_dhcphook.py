@@ -96,3 +96,35 @@ def test_dhcp_hook_moves_a_lease_into_place_through_the_backend() -> None:
     assert run(_lease("EXPIRE", None, old="10.5.0.8"), backend) == 0
     assert "10.5.0.8/24" not in [str(a.interface) for a in backend.read().addresses_of("eth1", 4)]
     assert _dhcp_routes(backend) == []
+
+
+def test_dhcpv6_lease_adds_replaces_and_removes_the_address() -> None:
+    """Under ``dhclient -6``: PREINIT6 sets the link up; BOUND6 adds the lease's address
+    (dhclient's /128) and no route beside the address's own (DHCPv6 has none); RENEW6 with
+    the same address changes nothing, REBIND6 with another replaces it; EXPIRE6 removes it;
+    the IPv4 address stays."""
+    backend = FakeBackend(howto_host())
+    backend.set_link_down("eth1")
+    assert run({"reason": "PREINIT6", "interface": "eth1"}, backend) == 0
+    link = backend.read().link("eth1")
+    assert link is not None and link.up
+
+    def six() -> list[str]:
+        return sorted(str(a.interface) for a in backend.read().addresses_of("eth1", 6))
+
+    routes = backend.read().routes
+    lease = {"interface": "eth1", "new_ip6_address": "2001:db8:3::70", "new_ip6_prefixlen": "128"}
+    assert run({"reason": "BOUND6", **lease}, backend) == 0
+    assert six() == ["2001:db8:3::70/128"]
+    added = [r for r in backend.read().routes if r not in routes]
+    assert [(str(r.dst), r.gateway) for r in added] == [("2001:db8:3::70/128", None)]
+    renewed = {**lease, "old_ip6_address": "2001:db8:3::70", "old_ip6_prefixlen": "128"}
+    assert run({"reason": "RENEW6", **renewed}, backend) == 0
+    assert six() == ["2001:db8:3::70/128"]
+    moved = {**renewed, "new_ip6_address": "2001:db8:3::71"}
+    assert run({"reason": "REBIND6", **moved}, backend) == 0
+    assert six() == ["2001:db8:3::71/128"]
+    expired = {"interface": "eth1", "old_ip6_address": "2001:db8:3::71", "old_ip6_prefixlen": "128"}
+    assert run({"reason": "EXPIRE6", **expired}, backend) == 0
+    assert six() == []
+    assert [str(a.ip) for a in backend.read().addresses_of("eth1", 4)] == ["192.168.0.112"]

@@ -92,3 +92,67 @@ def test_port_json_round_trip() -> None:
     port = replace(plan_port(scenario, PortRequest(floating_ip="auto")), router=IP("192.168.0.254"))
     for each in (*scenario.ports, port):
         assert GuestPort.from_json(json.loads(json.dumps(each.to_json()))) == each
+
+
+def test_split_ips_takes_one_fixed_ip_per_family() -> None:
+    """``--ip`` once per family, in any order; a value of neither family, or two of one
+    family, is bad input naming the option and the fix."""
+    from multihome.lab.hotplug import split_ips
+
+    assert split_ips(["2001:db8:3::78", "192.168.0.120"]) == ("192.168.0.120", "2001:db8:3::78")
+    assert split_ips(["2001:db8:3::78"]) == (None, "2001:db8:3::78")
+    assert split_ips([]) == (None, None)
+    with pytest.raises(InputError, match="--ip x: not an IPv4 or IPv6 address"):
+        split_ips(["x"])
+    with pytest.raises(InputError, match=r"two IPv4 addresses.*at most once for IPv4"):
+        split_ips(["192.168.0.120", "192.168.0.121"])
+    with pytest.raises(InputError, match="--fixed-ip 2001:db8::1 and --fixed-ip 2001:db8::2"):
+        split_ips(["2001:db8::1", "2001:db8::2"], "--fixed-ip")
+
+
+def test_plan_port_with_an_ipv6_fixed_ip_on_the_dhcpv6_scenario() -> None:
+    """Scenario 8 (DHCPv6-stateful): an IPv4 and an IPv6 fixed IP give a dual-stack port;
+    the IPv6 one alone an IPv6-only port (no IPv4, no floating IP); without one the lab
+    picks ``::<last byte>``; ``--no-dhcp`` keeps the address, the port then static."""
+    scenario = load_scenario("8")
+    both = plan_port(scenario, PortRequest(ip="192.168.0.120", ip6="2001:db8:3::99"))
+    assert both.ips == (IP("192.168.0.120"),)
+    assert both.ips6 == (ipaddress.IPv6Address("2001:db8:3::99"),)
+    only = plan_port(scenario, PortRequest(ip6="2001:db8:3::99"))
+    assert only.ips == () and [str(i) for i in only.ips6] == ["2001:db8:3::99"]
+    picked = plan_port(scenario, PortRequest(ip="192.168.0.120"))
+    assert [str(i) for i in picked.ips6] == ["2001:db8:3::78"]
+    static = plan_port(scenario, PortRequest(ip6="2001:db8:3::99", dhcp=False))
+    assert not static.dhcp and [str(i) for i in static.ips6] == ["2001:db8:3::99"]
+
+
+@pytest.mark.parametrize(
+    ("number", "request_", "message"),
+    [
+        ("4", PortRequest(ip6="2001:db8:3::99"), "network private has no IPv6 subnet"),
+        ("6", PortRequest(ip6="2001:db8:1::99"), "IPv6 subnet is SLAAC"),
+        ("8", PortRequest(ip6="2001:db8:3::"), "subnet-router anycast address"),
+        ("8", PortRequest(ip6="2001:db8:4::1"), "not a host address of network private"),
+        ("8", PortRequest(ip6="2001:db8:3::1"), "already used by the router"),
+        ("8", PortRequest(ip6="2001:db8:3::2"), "already used by the DHCP port"),
+        ("8", PortRequest(ip6="2001:db8:3::6b"), "already used by eth0"),
+        ("8", PortRequest(ip="192.168.0.107"), "already used by eth0"),
+        ("8", PortRequest(ip6="2001:db8:3::99", floating_ip="auto"), "floating IPs are IPv4"),
+    ],
+)
+def test_plan_port_refuses_bad_ipv6_requests(
+    number: str, request_: PortRequest, message: str
+) -> None:
+    """Every bad IPv6 fixed IP is an InputError (exit 2) that names it and the fix."""
+    with pytest.raises(InputError, match=message):
+        plan_port(load_scenario(number), request_)
+
+
+def test_a_chosen_ipv6_address_taken_by_an_earlier_port_is_refused() -> None:
+    """The lab's own choice (``::<last byte of the IPv4 address>``) held by a port attached
+    with that IPv6 --ip: refused, asking for an IPv6 --ip."""
+    scenario = load_scenario("8")
+    earlier = plan_port(scenario, PortRequest(ip6="2001:db8:3::78"))
+    live = scenario.with_ports((*scenario.ports, earlier))
+    with pytest.raises(InputError, match="2001:db8:3::78 is already used by eth2"):
+        plan_port(live, PortRequest(ip="192.168.0.120"))

@@ -85,3 +85,34 @@ def test_dhcp_hosts_opts_and_metadata_follow_the_ports() -> None:
     )
     meta = json.loads(topo.meta_data_json(topo.LabNames("lab2")))
     assert meta["name"] == "lab2-vm" and len(meta["uuid"]) == 36
+
+
+def test_hot_plugged_ipv6_ports_in_dnsmasq_and_network_data() -> None:
+    """Scenario 8: a hot-plugged DHCPv6 port is a DHCPv6 host of dnsmasq and
+    ``ipv6_dhcpv6-stateful`` in network_data.json (no lab client: the guest's agent runs
+    one); a ``--no-dhcp`` port is neither DHCP host and ``ipv4`` + ``ipv6`` (DHCP disabled);
+    an IPv6-only port has no IPv4 network at all."""
+    scenario = load_scenario("8")
+    dhcp = plan_port(scenario, PortRequest(ip="192.168.0.120", ip6="2001:db8:3::78"))
+    static = plan_port(
+        scenario.with_ports((*scenario.ports, dhcp)),
+        PortRequest(ip="192.168.0.130", ip6="2001:db8:3::82", dhcp=False),
+    )
+    only = plan_port(
+        scenario.with_ports((*scenario.ports, dhcp, static)), PortRequest(ip6="2001:db8:3::90")
+    )
+    live = scenario.with_ports((*scenario.ports, dhcp, static, only))
+    hosts = topo.dhcp_hosts(live)
+    assert f"{dhcp.mac},set:eth2,192.168.0.120,[2001:db8:3::78]\n" in hosts
+    assert static.mac not in hosts
+    assert f"{only.mac},set:eth4,[2001:db8:3::90]\n" in hosts
+    networks = topo.network_data(live)["networks"]
+    assert isinstance(networks, list)
+    assert [(n["ip_address"], n["type"]) for n in networks[4:]] == [
+        ("192.168.0.120", "ipv4_dhcp"),
+        ("2001:db8:3::78", "ipv6_dhcpv6-stateful"),
+        ("192.168.0.130", "ipv4"),
+        ("2001:db8:3::82", "ipv6"),
+        ("2001:db8:3::90", "ipv6_dhcpv6-stateful"),
+    ]
+    assert [p.name for p in topo.lab_clients6(live)] == ["eth0", "eth1"]

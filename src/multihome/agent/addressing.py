@@ -13,6 +13,13 @@ Who addresses a hot-plugged port (the decision, see multihome-agent(8)):
    script (:mod:`multihome.agent.dhcphook`), which gives every lease route the port's metric.
 4. A port that is administratively down is brought up only when it was hot-plugged while the
    agent runs; a port someone set down before stays down.
+
+IPv6 is decided apart, by the port's first IPv6 network in the metadata (a port that has a
+global IPv6 address is never touched): ``ipv6`` (DHCP disabled) gets its address, prefix and
+gateway from the metadata as in 2; ``ipv6_dhcpv6-stateful`` (and ``ipv6_dhcp``) gets a DHCPv6
+client (``dhclient -6``, the same script) as in 3, once its link-local address has passed DAD
+(the client binds to it); ``ipv6_slaac`` and ``ipv6_dhcpv6-stateless`` need nothing but the
+link up: the kernel takes the address from the router's advertisements.
 """
 
 from __future__ import annotations
@@ -51,8 +58,9 @@ def configure_static(backend: Backend, config: StaticConfig) -> None:
 
 
 # -- who manages a port ------------------------------------------------------------------
-def manager_of(ifname: str, index: int, root: Path = Path("/")) -> str | None:
-    """Who already manages ``ifname`` (a reason string), or None when nothing does."""
+def manager_of(ifname: str, index: int, root: Path = Path("/"), family: int = 4) -> str | None:
+    """Who already manages ``ifname`` (a reason string), or None when nothing does; a DHCP
+    client counts for its ``family`` only (``dhclient -6`` is no DHCPv4 client)."""
     links = under_root(root, f"/run/systemd/netif/links/{index}")
     text = read_text(links) if links.exists() else None
     if text is not None and "ADMIN_STATE=unmanaged" not in text:
@@ -64,7 +72,7 @@ def manager_of(ifname: str, index: int, root: Path = Path("/")) -> str | None:
         line.split()[:2] == ["iface", ifname] for line in interfaces.splitlines() if line.strip()
     ):
         return "ifupdown (/etc/network/interfaces)"
-    client = dhcp_client_running(ifname)
+    client = dhcp_client_running(ifname, family)
     if client is not None:
         return f"{client[1]} (pid {client[0]})"
     return None
@@ -91,8 +99,9 @@ def _nm_manages(ifname: str) -> bool:
     return True
 
 
-def dhcp_client_running(ifname: str) -> tuple[int, str] | None:
-    """A DHCP client process for ``ifname`` in this network namespace, as (pid, name)."""
+def dhcp_client_running(ifname: str, family: int | None = None) -> tuple[int, str] | None:
+    """A DHCP client process for ``ifname`` in this network namespace, as (pid, name); with
+    ``family``, an ISC dhclient only when it serves that family (``-6`` or not)."""
     try:
         own = os.stat("/proc/self/ns/net").st_ino
     except OSError:
@@ -105,7 +114,7 @@ def dhcp_client_running(ifname: str) -> tuple[int, str] | None:
                 argv = handle.read().split(b"\0")
             if not argv or os.path.basename(argv[0].decode(errors="replace")) not in DHCP_CLIENTS:
                 continue
-            if ifname.encode() not in argv:
+            if ifname.encode() not in argv or not _serves(argv, family):
                 continue
             if os.stat(f"/proc/{entry.name}/ns/net").st_ino != own:
                 continue
@@ -113,6 +122,14 @@ def dhcp_client_running(ifname: str) -> tuple[int, str] | None:
             continue
         return int(entry.name), os.path.basename(argv[0].decode(errors="replace"))
     return None
+
+
+def _serves(argv: list[bytes], family: int | None) -> bool:
+    """Whether a DHCP client's ``argv`` serves ``family`` (None: any); only ISC dhclient
+    serves one family per process."""
+    if family is None or os.path.basename(argv[0].decode(errors="replace")) != "dhclient":
+        return True
+    return (b"-6" in argv) == (family == 6)
 
 
 # -- running a DHCP client ---------------------------------------------------------------
@@ -174,17 +191,22 @@ def dhclient_available() -> str | None:
     return shutil.which("dhclient")
 
 
-def lease_file(ifname: str, root: Path) -> Path:
-    """The lease file of the agent's DHCP client for ``ifname`` (the namespace's folder)."""
+def _stem(family: int) -> str:
+    return "dhclient" if family == 4 else "dhclient6"
+
+
+def lease_file(ifname: str, root: Path, family: int = 4) -> Path:
+    """The lease file of the agent's DHCP client for ``ifname`` (the namespace's folder):
+    ``dhclient.<if>.leases``, the DHCPv6 client's ``dhclient6.<if>.leases``."""
     from multihome.agent.state import run_dir as namespace_dir
 
-    return namespace_dir(root) / f"dhclient.{ifname}.leases"
+    return namespace_dir(root) / f"{_stem(family)}.{ifname}.leases"
 
 
-def start_dhclient(ifname: str, root: Path) -> DhcpClient:
-    """Run ISC dhclient for ``ifname`` in the foreground as the agent's child, with
-    multihome's script, its lease and pid files in the namespace's folder under
-    ``{root}/run/multihome`` (:func:`multihome.agent.state.run_dir`)."""
+def start_dhclient(ifname: str, root: Path, family: int = 4) -> DhcpClient:
+    """Run ISC dhclient (``-4``, or ``-6`` for DHCPv6) for ``ifname`` in the foreground as the
+    agent's child, with multihome's script, its lease and pid files in the namespace's
+    folder under ``{root}/run/multihome`` (:func:`multihome.agent.state.run_dir`)."""
     dhclient = dhclient_available()
     if dhclient is None:
         raise FileNotFoundError("dhclient (package isc-dhcp-client) is not installed")
@@ -200,15 +222,15 @@ def start_dhclient(ifname: str, root: Path) -> DhcpClient:
     )
     argv = [
         dhclient,
-        "-4",
+        f"-{family}",
         "-d",
         "-q",
         "-sf",
         str(script),
         "-pf",
-        str(run_dir / f"dhclient.{ifname}.pid"),
+        str(run_dir / f"{_stem(family)}.{ifname}.pid"),
         "-lf",
-        str(lease_file(ifname, root)),
+        str(lease_file(ifname, root, family)),
         ifname,
     ]
     env: dict[str, Any] = dict(os.environ)

@@ -6,6 +6,12 @@ dhclient passes the lease in environment variables (``reason``, ``interface``,
 this one gives every lease route the port's own metric (1000 + ifindex, like the static
 configuration) and marks it ``proto dhcp``, so that a second port's routes never collide with
 the first's ("File exists") and a hot-plugged port never becomes the primary. DNS is left alone.
+
+Under ``dhclient -6`` (DHCPv6-stateful ports) the reasons end in 6 and the lease is
+``new_ip6_address``/``new_ip6_prefixlen`` (``old_ip6_*`` the one before): the address is added
+on ``BOUND6``, ``RENEW6``, ``REBIND6``, ``REBOOT6`` (a changed one replaces the old) and removed
+on ``EXPIRE6``, ``RELEASE6``, ``STOP6``; DHCPv6 gives no routes (the router's advertisements
+do).
 Every kernel change goes through the :class:`~multihome.backend.Backend` protocol (the
 rtnetlink backend of the namespace dhclient runs in), so the hook's logic runs on the in-memory
 twin too.
@@ -37,6 +43,8 @@ if TYPE_CHECKING:
 
 BIND = {"BOUND", "RENEW", "REBIND", "REBOOT"}
 UNBIND = {"EXPIRE", "FAIL", "RELEASE", "STOP"}
+BIND6 = {"BOUND6", "RENEW6", "REBIND6", "REBOOT6"}
+UNBIND6 = {"EXPIRE6", "RELEASE6", "STOP6"}
 
 
 def classless_routes(text: str) -> list[tuple[ipaddress.IPv4Network, ipaddress.IPv4Address]]:
@@ -82,7 +90,7 @@ def run(env: Mapping[str, str], backend: Backend | None = None) -> int:
     None)."""
     reason = env.get("reason", "")
     ifname = env.get("interface", "")
-    if not ifname or (reason not in BIND | UNBIND and reason != "PREINIT"):
+    if not ifname or reason not in BIND | UNBIND | BIND6 | UNBIND6 | {"PREINIT", "PREINIT6"}:
         return 0
     if backend is not None:
         return _run(env, backend, reason, ifname)
@@ -99,9 +107,11 @@ def _run(env: Mapping[str, str], backend: Backend, reason: str, ifname: str) -> 
     index = backend.link_index(ifname)
     if index is None:
         return 0
-    if reason == "PREINIT":
+    if reason in ("PREINIT", "PREINIT6"):
         backend.set_link_up(ifname)
         return 0
+    if reason in BIND6 | UNBIND6:
+        return _run6(env, backend, reason, ifname)
     old = env.get("old_ip_address")
     new = env.get("new_ip_address")
     if old and (reason in UNBIND or old != new):
@@ -136,6 +146,26 @@ def bind(
     backend.replace_route(lease(dst=iface.network, scope=SCOPE_LINK))
     for network, gateway in routes:
         backend.replace_route(lease(dst=network, gateway=gateway))
+
+
+def _run6(env: Mapping[str, str], backend: Backend, reason: str, ifname: str) -> int:
+    old = _lease6(env, "old", ifname)
+    new = None if reason in UNBIND6 else _lease6(env, "new", ifname)
+    if old is not None and old != new:
+        with contextlib.suppress(OSError):
+            backend.remove_address(old)
+    if new is not None:
+        backend.add_address(new)
+    return 0
+
+
+def _lease6(env: Mapping[str, str], which: str, ifname: str) -> Address | None:
+    """The DHCPv6 lease's address (``new`` or ``old``), with dhclient's prefix length."""
+    address = env.get(f"{which}_ip6_address", "").strip()
+    if not address:
+        return None
+    length = env.get(f"{which}_ip6_prefixlen", "").strip() or "128"
+    return Address(ifname, ipaddress.IPv6Interface(f"{address}/{length}"))
 
 
 def _forget(backend: Backend, ifname: str, address: str, mask: str) -> None:

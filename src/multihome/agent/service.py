@@ -58,8 +58,10 @@ from multihome.source import Metadata, Retry, resolve
 from multihome.source.leases import LeaseReader, parse_dhclient
 from multihome.source.portfacts import agent_lease_files, gather
 from multihome.source.ports import (
+    PortIntent,
     StaticConfig,
     has_ipv4,
+    has_ipv6,
     intents,
     static_config,
     taken_addresses,
@@ -108,6 +110,7 @@ METADATA_REFRESH_DELAY = 2.0
 @dataclass
 class _Timers:
     dhcp: dict[str, float] = field(default_factory=dict)
+    dhcp6: dict[str, float] = field(default_factory=dict)
     retry_at: float | None = None
     hold_until: float | None = None
     watchdog_at: float | None = None
@@ -115,10 +118,30 @@ class _Timers:
     def next(self) -> float | None:
         due = [
             t
-            for t in (*self.dhcp.values(), self.retry_at, self.hold_until, self.watchdog_at)
+            for t in (
+                *self.dhcp.values(),
+                *self.dhcp6.values(),
+                self.retry_at,
+                self.hold_until,
+                self.watchdog_at,
+            )
             if t is not None
         ]
         return min(due) if due else None
+
+
+@dataclass
+class _Dhcp6:
+    """The DHCPv6 clients the agent started (``dhclient -6``), and what it knows of their
+    ports, by interface."""
+
+    clients: dict[str, addressing.DhcpClient] = field(default_factory=dict)
+    awaiting_dad: set[str] = field(default_factory=set)
+    """Ports whose DHCPv6 client waits for DAD of their link-local address."""
+    bound: set[str] = field(default_factory=set)
+    """Ports that had an IPv6 address while the agent's DHCPv6 client ran."""
+    resumed: set[str] = field(default_factory=set)
+    """Ports checked once for a DHCPv6 client of an earlier agent to start again."""
 
 
 class Agent:
@@ -166,6 +189,7 @@ class Agent:
         self.recorded: set[str] = set()
         """Interfaces with a static configuration recorded (by this agent or an earlier)."""
         self.link_names: set[str] = set()
+        self.dhcp6 = _Dhcp6()
         self.timers = _Timers()
         self.recent: collections.deque[float] = collections.deque(maxlen=FIGHT_REPAIRS)
         self.backoff = 0.5
@@ -208,10 +232,12 @@ class Agent:
 
     def shutdown(self) -> None:
         sdnotify.notify("STOPPING=1")
-        for client in self.clients.values():
+        for client in (*self.clients.values(), *self.dhcp6.clients.values()):
             client.stop()
         self.clients.clear()
+        self.dhcp6.clients.clear()
         self.status.configured.clear()  # their DHCP clients stopped with the agent
+        self.status.configured6.clear()
         self.status.running = False
         self.status.stopped = _now()
         self._save()
@@ -300,7 +326,7 @@ class Agent:
         if self.timers.retry_at is not None and now >= self.timers.retry_at:
             self.timers.retry_at = None
             due = True
-        if any(now >= t for t in self.timers.dhcp.values()):
+        if any(now >= t for t in (*self.timers.dhcp.values(), *self.timers.dhcp6.values())):
             due = True
         return due
 
@@ -430,7 +456,7 @@ class Agent:
         state = assessment.state
         self.names.update((link.index, link.name) for link in state.links)
         lines += self._forget_gone(state)
-        addressed = self._address_ports(state)
+        addressed = self._address_ports(state) + self._address_ports6(state)
         lines += addressed
         if addressed:
             assessment = assess(self.backend, self._config(), self._facts, self.memo)
@@ -451,6 +477,7 @@ class Agent:
             log.warning("%s", describe(by))
         # Nothing is due while paused: a timer would only wake the loop for nothing.
         self.timers.dhcp.clear()
+        self.timers.dhcp6.clear()
         self.timers.retry_at = None
         return True
 
@@ -537,21 +564,32 @@ class Agent:
         for ifname in [n for n in self.clients if n not in names]:
             self.clients.pop(ifname).stop()
             lines.append(f"- dhcp client for {ifname} (port removed)")
+        for ifname in [n for n in self.dhcp6.clients if n not in names]:
+            self.dhcp6.clients.pop(ifname).stop()
+            lines.append(f"- dhcpv6 client for {ifname} (port removed)")
         for ifname in [n for n in self.status.configured if n not in names]:
             del self.status.configured[ifname]
+        for ifname in [n for n in self.status.configured6 if n not in names]:
+            del self.status.configured6[ifname]
+        for ifname in [n for n in self.timers.dhcp6 if n not in names]:
+            del self.timers.dhcp6[ifname]
         self.hotplugged &= names
         for ifname in [n for n in self.timers.dhcp if n not in names]:
             del self.timers.dhcp[ifname]
         self.resumed &= names
-        for ifname in [n for n in self.left_to if n not in names]:
+        # Keys of IPv6 entries are "<if>/6" ('/' is in no interface name).
+        for ifname in [n for n in self.left_to if n.split("/")[0] not in names]:
             del self.left_to[ifname]
-        for ifname in [n for n in self.refused if n not in names]:
+        for ifname in [n for n in self.refused if n.split("/")[0] not in names]:
             del self.refused[ifname]
         for ifname in [n for n in self.static if n not in names]:
             del self.static[ifname]
         if names != self.link_names:  # ports came or went: the records of those gone go
             self.link_names = names
             self.recorded = _forget_static(self.root, names)
+        self.dhcp6.awaiting_dad &= names
+        self.dhcp6.bound &= names
+        self.dhcp6.resumed &= names
         return lines
 
     def _address_ports(self, state: HostState) -> list[str]:
@@ -573,7 +611,7 @@ class Agent:
             mode = self._mode_of(state, link)
             if mode == "static":
                 lines.extend(self._configure_static(state, link, taken))
-            elif self.options.dhcp:
+            elif self.options.dhcp and not self._ipv6_only(state, link):
                 lines.extend(self._maybe_dhcp(link))
                 if link.name in self.timers.dhcp:
                     waiting.add(link.name)
@@ -638,8 +676,14 @@ class Agent:
         return [f"+ {link.name}: its lease's routes back in main ({origin})"]
 
     def _mode_of(self, state: HostState, link: Link) -> str:
+        intent = self._intent_of(state, link)
+        return "unknown" if intent is None else intent.mode
+
+    def _intent_of(self, state: HostState, link: Link) -> PortIntent | None:
+        """What the metadata says of ``link`` (None: no metadata, or it does not list the
+        port); a port it does not know yet is looked up again a few times."""
         if self.metadata is None and self.options.source == "kernel":
-            return "unknown"
+            return None
         known = self.metadata is not None and self.metadata.network.link_by_mac(link.mac)
         if (
             not known
@@ -655,35 +699,178 @@ class Agent:
                 retry = time.monotonic() + METADATA_REFRESH_DELAY
                 self.timers.retry_at = min(self.timers.retry_at or retry, retry)
         if self.metadata is None:
-            return "unknown"
+            return None
         for intent in intents(state, self.metadata.network):
             if intent.ifname == link.name:
-                return intent.mode
-        return "unknown"
+                return intent
+        return None
+
+    def _ipv6_only(self, state: HostState, link: Link) -> bool:
+        """The metadata lists the port with IPv6 networks only: no DHCPv4 client for it."""
+        if self.metadata is None:
+            return False
+        intent = next(
+            (i for i in intents(state, self.metadata.network) if i.ifname == link.name), None
+        )
+        return (
+            intent is not None
+            and intent.networks != ()
+            and all(n.family == 6 for n in intent.networks)
+        )
 
     def _configure_static(
-        self, state: HostState, link: Link, taken: dict[IPAddress, str]
+        self, state: HostState, link: Link, taken: dict[IPAddress, str], family: int = 4
     ) -> list[str]:
         assert self.metadata is not None
         intent = next(i for i in intents(state, self.metadata.network) if i.ifname == link.name)
-        config = static_config(link, intent, taken)
+        config = static_config(link, intent, taken, family)
+        configured = self.status.configured if family == 4 else self.status.configured6
+        key = link.name if family == 4 else f"{link.name}/6"
         if config.refused is not None:
-            if self.refused.get(link.name) != config.refused:
-                self.refused[link.name] = config.refused
+            if self.refused.get(key) != config.refused:
+                self.refused[key] = config.refused
                 log.error("%s (fix the port's fixed IP in OpenStack)", config.describe())
-                self.status.configured[link.name] = f"refused: {config.refused}"
+                configured[link.name] = f"refused: {config.refused}"
                 self._dirty = True
             return []
-        self.refused.pop(link.name, None)
+        self.refused.pop(key, None)
         addressing.configure_static(self.backend, config)
-        self.static[link.name] = config
-        _record_static(self.root, link, config)
-        self.recorded.add(link.name)
+        if family == 4:  # IPv6's static address comes back by _address_ports6 after a flap
+            self.static[link.name] = config
+            _record_static(self.root, link, config)
+            self.recorded.add(link.name)
         taken.update((a.ip, a.ifname) for a in config.addresses)
         for note in config.notes:
             log.warning("%s", note)
-        self.status.configured[link.name] = f"static from {self.metadata.origin}"
+        what = "static" if family == 4 else "static IPv6"
+        configured[link.name] = f"{what} from {self.metadata.origin}"
         return [f"+ {config.describe()}"]
+
+    # -- IPv6 --------------------------------------------------------------------------------
+    def _address_ports6(self, state: HostState) -> list[str]:
+        """IPv6 of the ports that have no global IPv6 address, by the metadata's type
+        (:mod:`multihome.agent.addressing`): static from the metadata, a DHCPv6 client, or
+        for SLAAC only the link up (a hot-plugged port is down)."""
+        if not self.options.address or self.metadata is None:
+            return []
+        network = self.metadata.network
+        if not any(n.family == 6 for n in network.networks):
+            return []  # an IPv4-only cloud: nothing to do, no port scanned
+        self.dhcp6.bound.update(n for n in self.dhcp6.clients if has_ipv6(state, n))
+        ports = self._ports(state)
+        lines: list[str] = []
+        for link in ports:
+            if link.name not in self.dhcp6.resumed and has_ipv6(state, link.name):
+                lines.extend(self._resume_dhcp6(link))
+        bare = [link for link in ports if not has_ipv6(state, link.name)]
+        if not bare:
+            return lines
+        # A port the metadata does not list yet was looked up again by the IPv4 pass.
+        listed = {i.ifname: i for i in intents(state, network)}
+        waiting: set[str] = set()
+        taken = taken_addresses(state)
+        for link in bare:
+            client = self.dhcp6.clients.get(link.name)
+            if client is not None and client.running():
+                lines.extend(self._ask_again6(state, link, client))
+                continue
+            if not link.up and (
+                link.name not in self.hotplugged or link.name in self.status.configured6
+            ):
+                # Set down by someone (also after the agent addressed it: a link that goes
+                # down loses its IPv6 addresses): leave it down.
+                continue
+            intent = listed.get(link.name)
+            mode = "unknown" if intent is None else intent.mode6
+            if mode == "static":
+                lines.extend(self._configure_static(state, link, taken, 6))
+            elif mode == "slaac" and not link.up:
+                self.backend.set_link_up(link.name)
+                self.status.configured6[link.name] = "slaac"
+                lines.append(f"+ {link.name} up: SLAAC (its router's advertisements address it)")
+            elif mode == "dhcpv6" and self.options.dhcp:
+                lines.extend(self._maybe_dhcp6(state, link))
+                if link.name in self.timers.dhcp6:
+                    waiting.add(link.name)
+        for ifname in [n for n in self.timers.dhcp6 if n not in waiting]:
+            del self.timers.dhcp6[ifname]
+        return lines
+
+    def _resume_dhcp6(self, link: Link) -> list[str]:
+        """A port an earlier agent gave a DHCPv6 client (its lease file is in the namespace's
+        folder), which stopped with that agent: the client starts again, so that the lease
+        is renewed (as :meth:`_resume_dhcp` does for DHCPv4)."""
+        self.dhcp6.resumed.add(link.name)
+        if not self.options.dhcp or link.name in self.dhcp6.clients:
+            return []
+        if not addressing.lease_file(link.name, self.root, 6).exists():
+            return []
+        if addressing.dhclient_available() is None:
+            return []
+        if addressing.manager_of(link.name, link.index, self.root, family=6) is not None:
+            return []
+        client = addressing.start_dhclient(link.name, self.root, family=6)
+        self.dhcp6.clients[link.name] = client
+        self.status.configured6[link.name] = f"dhcpv6 (dhclient -6 pid {client.pid})"
+        return [f"+ dhcpv6 client for {link.name} again (dhclient -6 pid {client.pid}, its lease)"]
+
+    def _ask_again6(self, state: HostState, link: Link, client: addressing.DhcpClient) -> list[str]:
+        """The address of a port whose DHCPv6 client had bound went (a link that goes down
+        loses its IPv6 addresses, and the client would not notice before its renewal, hours
+        later): the client starts again, and asks for its lease (from its lease file) once
+        the link-local address has passed DAD again (an address event)."""
+        if link.name not in self.dhcp6.bound or not link.up or not _link_local_ready(state, link):
+            return []
+        self.dhcp6.bound.discard(link.name)
+        client.stop()
+        again = addressing.start_dhclient(link.name, self.root, family=6)
+        self.dhcp6.clients[link.name] = again
+        self.status.configured6[link.name] = f"dhcpv6 (dhclient -6 pid {again.pid})"
+        return [
+            f"~ dhcpv6 client for {link.name} again (dhclient -6 pid {again.pid}): its "
+            "address went, it asks for its lease"
+        ]
+
+    def _maybe_dhcp6(self, state: HostState, link: Link) -> list[str]:
+        """A DHCPv6 client for ``link`` after the grace period, when nothing else manages its
+        IPv6; the link comes up first, and the client starts once the link-local address it
+        binds to has passed DAD (the address event of DAD's end reconciles again)."""
+        now = time.monotonic()
+        deadline = self.timers.dhcp6.setdefault(link.name, now + self.options.grace)
+        if now < deadline and link.name not in self.dhcp6.awaiting_dad:
+            return []
+        manager = addressing.manager_of(link.name, link.index, self.root, family=6)
+        key = f"{link.name}/6"
+        if manager is not None:
+            del self.timers.dhcp6[link.name]
+            if self.left_to.get(key) != manager:
+                self.left_to[key] = manager
+                log.info("%s: no IPv6 address yet; left to %s", link.name, manager)
+            return []
+        if addressing.dhclient_available() is None:
+            del self.timers.dhcp6[link.name]
+            if self.left_to.get(key) != "nobody":
+                self.left_to[key] = "nobody"
+                log.warning(
+                    "%s: no IPv6 address and no DHCPv6 client to get one (install isc-dhcp-client)",
+                    link.name,
+                )
+            return []
+        lines = []
+        if not link.up:
+            self.backend.set_link_up(link.name)
+            lines.append(f"+ {link.name} up (for its DHCPv6 client)")
+        if not _link_local_ready(state, link):
+            # DAD's end is an address event; look again in a second should none come.
+            self.dhcp6.awaiting_dad.add(link.name)
+            self.timers.dhcp6[link.name] = now + 1.0
+            return lines
+        self.dhcp6.awaiting_dad.discard(link.name)
+        del self.timers.dhcp6[link.name]
+        client = addressing.start_dhclient(link.name, self.root, family=6)
+        self.dhcp6.clients[link.name] = client
+        self.status.configured6[link.name] = f"dhcpv6 (dhclient -6 pid {client.pid})"
+        return [*lines, f"+ dhcpv6 client for {link.name} (dhclient -6 pid {client.pid})"]
 
     def _maybe_dhcp(self, link: Link) -> list[str]:
         now = time.monotonic()
@@ -832,6 +1019,11 @@ def _client_lease(
         if iface in held:
             return iface, [(r.dst, r.gateway) for r in lease.routes], origin
     return None
+
+
+def _link_local_ready(state: HostState, link: Link) -> bool:
+    """The port's link-local address has passed DAD (a DHCPv6 client binds to it)."""
+    return any(a.ip.is_link_local and not a.tentative for a in state.addresses_of(link.name, 6))
 
 
 def _describe(burst: list[Event], names: dict[int, str]) -> str:

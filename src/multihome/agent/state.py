@@ -57,6 +57,8 @@ class AgentStatus:
     errors: int = 0
     configured: dict[str, str] = field(default_factory=dict)
     """Ports the agent addressed itself: interface -> ``static ...`` or ``dhcp (pid N)``."""
+    configured6: dict[str, str] = field(default_factory=dict)
+    """The same for IPv6: ``static IPv6 ...``, ``dhcpv6 (dhclient -6 pid N)``, ``slaac``."""
     last_repair: Repair | None = None
     last_error: str | None = None
     paused: str | None = None

@@ -210,9 +210,11 @@ def _print_topology(scenario: Scenario, paint: Paint) -> None:
         for ip in port.ips:
             public = scenario.public_address(port, ip)
             addresses.append(f"{ip}" + (f" (public {public})" if public else ""))
-        how6 = (
-            "DHCPv6" if network.dhcpv6 else "SLAAC, DHCPv6 info" if network.stateless else "SLAAC"
-        )
+        how6 = {
+            "ipv6": "static",
+            "ipv6_slaac": "SLAAC",
+            "ipv6_dhcpv6-stateless": "SLAAC, DHCPv6 info",
+        }.get(scenario.ipv6_type(port), "DHCPv6")
         addresses += [f"{ip} ({how6})" for ip in port.ips6]
         how = "DHCP" if scenario.port_dhcp(port) else "static" if port.ips else "no IPv4"
         gateway = f"gateway {network.gateway}" if network.gateway else "no gateway"
@@ -620,6 +622,8 @@ LEASE_PROGRAMS = ("ip", "dhclient", "dnsmasq")
     epilog="\b\nExamples:\n  sudo multihome lab attach-port --floating-ip auto\n"
     "  sudo multihome lab attach-port --ip 192.168.0.120 --floating-ip 203.0.113.120\n"
     "  sudo multihome lab attach-port --no-dhcp     the address only in network_data.json\n"
+    "  sudo multihome lab attach-port --ip 192.168.0.120 --ip 2001:db8:3::78   (scenario 8)\n"
+    "  sudo multihome lab attach-port --ip 2001:db8:3::79   an IPv6-only port (scenario 8)\n"
     "  sudo multihome lab exec -- ip link           the new NIC, down and unconfigured",
 )
 @_name_option
@@ -632,10 +636,13 @@ LEASE_PROGRAMS = ("ip", "dhclient", "dnsmasq")
 )
 @click.option(
     "--ip",
-    "ip",
-    default=None,
+    "--fixed-ip",
+    "ips",
+    multiple=True,
     metavar="ADDR",
-    help="The port's fixed IP [default: the first free address from .10 on].",
+    help="The port's fixed IP, once per family (IPv4, IPv6 on a DHCPv6 subnet) [default: the "
+    "first free IPv4 address from .10 on, and the network's IPv6 address for the port]; an "
+    "IPv6 one alone makes an IPv6-only port.",
 )
 @click.option(
     "--floating-ip",
@@ -648,14 +655,14 @@ LEASE_PROGRAMS = ("ip", "dhclient", "dnsmasq")
     "--no-dhcp",
     "no_dhcp",
     is_flag=True,
-    help="No DHCP for this port: its address is only in network_data.json (type ipv4), "
-    "like a port on a network with DHCP disabled.",
+    help="No DHCP for this port: its addresses are only in network_data.json (type ipv4, "
+    "and ipv6 on a DHCPv6 subnet), like a port on a network with DHCP disabled.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def attach_port(
     name: str,
     network: str | None,
-    ip: str | None,
+    ips: tuple[str, ...],
     floating_ip: str | None,
     no_dhcp: bool,
     as_json: bool,
@@ -669,12 +676,15 @@ def attach_port(
     guest configures it: that is what `multihome agent` is for. The config drive is not
     changed (Nova writes it at boot). On any failure or interruption it is all undone.
     """
-    from multihome.lab.hotplug import PortRequest
+    from multihome.lab.hotplug import PortRequest, split_ips
     from multihome.lab.hotplug import attach_port as attach
 
+    ip, ip6 = split_ips(ips)
     require_root()
     lab_ = _open(name, HOT_PROGRAMS)
-    request = PortRequest(network=network, ip=ip, floating_ip=floating_ip, dhcp=not no_dhcp)
+    request = PortRequest(
+        network=network, ip=ip, ip6=ip6, floating_ip=floating_ip, dhcp=not no_dhcp
+    )
     with interruptible("the port is not attached (every step was undone)"):
         port = attach(lab_, request)
     if as_json:
@@ -682,8 +692,9 @@ def attach_port(
         return
     fips = ", ".join(f"floating IP {f}" for f in port.floating_ips.values()) or "no floating IP"
     how = "DHCP" if port.dhcp else "no DHCP: static, from network_data.json only"
+    addresses = ", ".join(map(str, port.addresses))
     click.echo(
-        f"attached {port.name} to lab {name!r}: {port.ips[0]} on {port.network}, "
+        f"attached {port.name} to lab {name!r}: {addresses} on {port.network}, "
         f"MAC {port.mac}, {fips}, {how}"
     )
     click.echo(
@@ -718,7 +729,8 @@ def detach_port(name: str, ifname: str, as_json: bool) -> None:
         return
     fips = "".join(f", floating IP {f}" for f in port.floating_ips.values())
     click.echo(
-        f"detached {port.name} ({port.ips[0]}{fips}) from lab {name!r}: NIC, port security, "
+        f"detached {port.name} ({', '.join(map(str, port.addresses))}{fips}) from lab "
+        f"{name!r}: NIC, port security, "
         "DHCP host entry and metadata entry removed"
     )
 

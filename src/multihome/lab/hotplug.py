@@ -27,7 +27,7 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -70,6 +70,33 @@ class PortRequest:
     floating_ip: str | None = None
     """An address in 203.0.113.0/24, ``auto``, or None for no floating IP."""
     dhcp: bool = True
+    """False (``--no-dhcp``): the port's addresses are only in ``network_data.json``, types
+    ``ipv4`` and, on a DHCPv6 subnet, ``ipv6`` (DHCP disabled)."""
+    ip6: str | None = None
+    """The port's IPv6 fixed IP (a DHCPv6 subnet's; SLAAC's is the MAC's). Given without
+    ``ip``: an IPv6-only port, as a Neutron port whose fixed_ips name the IPv6 subnet only."""
+
+
+def split_ips(values: Sequence[str], option: str = "--ip") -> tuple[str | None, str | None]:
+    """``--ip`` given once per family (as a Neutron port's fixed_ips: one per subnet here):
+    (the IPv4 one, the IPv6 one). A value of neither family, or two of one, is bad input."""
+    found: dict[int, str] = {}
+    for value in values:
+        try:
+            family = ipaddress.ip_address(value).version
+        except ValueError as exc:
+            raise InputError(
+                f"{option} {value}: not an IPv4 or IPv6 address; write e.g. 192.168.0.120 "
+                "or 2001:db8:3::78"
+            ) from exc
+        if family in found:
+            raise InputError(
+                f"{option} {found[family]} and {option} {value}: two IPv{family} addresses; "
+                f"a lab port has one fixed IP per family: give {option} at most once for "
+                "IPv4 and once for IPv6"
+            )
+        found[family] = value
+    return found.get(4), found.get(6)
 
 
 # -- choosing a new port (pure) --------------------------------------------------------
@@ -85,7 +112,10 @@ def plan_port(
     three random bytes, as Neutron makes one per port: a port attached again after a detach
     is a new port). Bad input raises :class:`InputError`."""
     network = _network(scenario, request.network)
-    ip = _address(scenario, network.name, request.ip)
+    ipv6_only = request.ip6 is not None and request.ip is None
+    ips: tuple[ipaddress.IPv4Address, ...] = (
+        () if ipv6_only else (_address(scenario, network.name, request.ip),)
+    )
     names = {p.name for p in scenario.ports} | set(taken)
     number = next((n for n in range(MAX_PORTS) if f"eth{n}" not in names), None)
     if number is None:
@@ -93,20 +123,34 @@ def plan_port(
             f"the guest has {MAX_PORTS} ports (eth0-eth{MAX_PORTS - 1}); detach one first "
             "with `multihome lab detach-port IF`"
         )
-    floating = _floating_ip(scenario, network.name, ip, request.floating_ip)
+    if ipv6_only and request.floating_ip is not None:
+        raise InputError(
+            f"--floating-ip: the port gets no IPv4 address (only --ip {request.ip6}), and "
+            "floating IPs are IPv4 (IPv6 has none: its address is reached directly); add an "
+            "IPv4 --ip or leave --floating-ip out"
+        )
+    floating = (
+        None if not ips else _floating_ip(scenario, network.name, ips[0], request.floating_ip)
+    )
     macs = {p.mac for p in scenario.ports}
     mac = next(m for m in iter(lambda: _random_mac(random_bytes), None) if m not in macs)
+    if request.ip6 is not None:
+        ips6: tuple[ipaddress.IPv6Address, ...] = (_address6(scenario, network, request.ip6),)
+    elif network.cidr6 is None:
+        ips6 = ()
+    else:
+        ips6 = (_free6(scenario, network, ipv6_address(network, mac, ips, number)),)
     return GuestPort(
         name=f"eth{number}",
         network=network.name,
         mac=mac,
-        ips=(ip,),
-        floating_ips={} if floating is None else {ip: floating},
+        ips=ips,
+        floating_ips={} if floating is None else {ips[0]: floating},
         allowed_address_pairs=(),
         metric=FIRST_METRIC + number,
         dhcp=request.dhcp and network.dhcp,
         hotplugged=True,
-        ips6=() if network.cidr6 is None else (ipv6_address(network, mac, (ip,), number),),
+        ips6=ips6,
     )
 
 
@@ -171,6 +215,63 @@ def _address(scenario: Scenario, network_name: str, wanted: str | None) -> ipadd
             "(or leave --ip out)"
         )
     return ip
+
+
+def _used6(scenario: Scenario, network: Network) -> dict[ipaddress.IPv6Address, str]:
+    used: dict[ipaddress.IPv6Address, str] = {}
+    if network.gateway6 is not None:
+        used[network.gateway6] = "the router (gateway)"
+    if network.dhcp_server6 is not None:
+        used[network.dhcp_server6] = "the DHCP port"
+    for port in scenario.ports:
+        for ip in port.ips6:
+            used.setdefault(ip, port.name)
+    return used
+
+
+def _address6(scenario: Scenario, network: Network, wanted: str) -> ipaddress.IPv6Address:
+    """The requested IPv6 fixed IP, checked as Neutron would: on the network's IPv6 subnet,
+    a host's (not the subnet-router anycast address), free, and not on a SLAAC subnet (there
+    the address is the one computed from the MAC)."""
+    ip = ipaddress.IPv6Address(wanted)  # split_ips checked the family
+    cidr = network.cidr6
+    if cidr is None:
+        raise InputError(
+            f"--ip {wanted}: network {network.name} has no IPv6 subnet; leave the IPv6 --ip "
+            "out, or give --network with one"
+        )
+    if ip not in cidr or ip == cidr.network_address:
+        raise InputError(
+            f"--ip {wanted}: not a host address of network {network.name}'s IPv6 subnet "
+            f"({cidr}; its first address is the subnet-router anycast address); give one of it"
+        )
+    if not network.dhcpv6:
+        raise InputError(
+            f"--ip {wanted}: network {network.name}'s IPv6 subnet is SLAAC: a port's address "
+            "there is the one computed from its MAC (EUI-64; Neutron refuses any other); "
+            "leave the IPv6 --ip out"
+        )
+    owner = _used6(scenario, network).get(ip)
+    if owner is not None:
+        raise InputError(
+            f"--ip {wanted}: already used by {owner}; give a free address of {cidr} (or "
+            "leave the IPv6 --ip out)"
+        )
+    return ip
+
+
+def _free6(
+    scenario: Scenario, network: Network, chosen: ipaddress.IPv6Address
+) -> ipaddress.IPv6Address:
+    """The IPv6 address the lab chose for a new port, unless another port holds it (one
+    attached with that IPv6 --ip)."""
+    owner = _used6(scenario, network).get(chosen)
+    if owner is not None:
+        raise InputError(
+            f"the new port's IPv6 address {chosen} is already used by {owner}; give its "
+            f"IPv6 address with --ip (a free address of {network.cidr6})"
+        )
+    return chosen
 
 
 def _floating_ip(
@@ -322,7 +423,7 @@ def _plug(lab: Lab, after: Scenario, port: GuestPort) -> None:
     nat = topo.render_nat_add(port)
     if nat:
         lab.run("router", [nft, "-f", "-"], f"floating IP of {port.name}", stdin=nat)
-    if after.port_dhcp(port):
+    if after.port_dhcp(port) or after.port_dhcp6(port):
         lab.write_dhcp(after)
         lab.reload_dhcp(after)
     lab.write_metadata(after)
@@ -370,9 +471,10 @@ def _unplug(lab: Lab, after: Scenario, port: GuestPort, *, strict: bool) -> None
         lab, "switch", topo.render_portsec_remove(port), f"port security of {port.name}", strict
     )
     lab.save_ports(after.ports)
-    for suffix in ("pid", "leases"):
-        with suppress(FileNotFoundError):
-            (lab.names.state_dir / f"dhclient.{port.name}.{suffix}").unlink()
+    for stem in ("dhclient", "dhclient6"):
+        for suffix in ("pid", "leases"):
+            with suppress(FileNotFoundError):
+                (lab.names.state_dir / f"{stem}.{port.name}.{suffix}").unlink()
 
 
 def _nft_remove(lab: Lab, node: str, script: str, what: str, strict: bool) -> None:

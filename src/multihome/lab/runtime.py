@@ -334,34 +334,22 @@ class Lab:
         )
         return True
 
-    def dhclient_argv(self, port: GuestPort) -> list[str]:
+    def dhclient_argv(
+        self, port: GuestPort, family: int = 4, *, stateless: bool = False
+    ) -> list[str]:
         """The lab's DHCP client for ``port``: ISC dhclient with the lab's script, which
-        gives every route of the lease the port's metric; it forks once it has a lease."""
+        gives every route of an IPv4 lease the port's metric; it forks once it has a lease.
+        ``family`` 6: the DHCPv6 client (``dhclient -6``, the same script, its own files;
+        ``-S`` on a stateless subnet: an information request, no address)."""
         state_dir = self.names.state_dir
+        if family == 4:
+            stem, extra = "dhclient", ["-e", f"IF_METRIC={port.metric}"]
+        else:
+            stem = "dhclient6"
+            extra = ["-e", f"IF_INFO={state_dir / topo.dhcp6_info_file(port)}"]
         return [
             self.programs["dhclient"],
-            "-4",
-            "-1",
-            "-cf",
-            str(state_dir / "dhclient.conf"),
-            "-sf",
-            str(state_dir / "dhclient-script"),
-            "-lf",
-            str(state_dir / f"dhclient.{port.name}.leases"),
-            "-pf",
-            str(state_dir / f"dhclient.{port.name}.pid"),
-            "-e",
-            f"IF_METRIC={port.metric}",
-            port.name,
-        ]
-
-    def dhclient6_argv(self, port: GuestPort, *, stateless: bool = False) -> list[str]:
-        """The lab's DHCPv6 client for ``port`` (``dhclient -6``, the same script; ``-S`` on
-        a stateless subnet: an information request, no address)."""
-        state_dir = self.names.state_dir
-        return [
-            self.programs["dhclient"],
-            "-6",
+            f"-{family}",
             *(["-S"] if stateless else []),
             "-1",
             "-cf",
@@ -369,11 +357,10 @@ class Lab:
             "-sf",
             str(state_dir / "dhclient-script"),
             "-lf",
-            str(state_dir / f"dhclient6.{port.name}.leases"),
+            str(state_dir / f"{stem}.{port.name}.leases"),
             "-pf",
-            str(state_dir / f"dhclient6.{port.name}.pid"),
-            "-e",
-            f"IF_INFO={state_dir / topo.dhcp6_info_file(port)}",
+            str(state_dir / f"{stem}.{port.name}.pid"),
+            *extra,
             port.name,
         ]
 
@@ -732,7 +719,7 @@ class Lab:
             try:  # dhclient -6 binds to the link-local address: wait for its DAD
                 self._wait_for_addresses({port.name: set()}, defaults=False, what="link-local")
                 stateless = scenario.network(port.network).stateless
-                argv = self.dhclient6_argv(port, stateless=stateless)
+                argv = self.dhclient_argv(port, 6, stateless=stateless)
                 self.run("guest", argv, f"DHCPv6 client on {port.name}", 30)
             except LabError as exc:
                 errors.append(str(exc))

@@ -297,6 +297,21 @@ class Scenario:
         """Whether the port's first address comes from DHCP (an IPv6-only port: no)."""
         return port.dhcp and bool(port.ips) and self.network(port.network).dhcp
 
+    def port_dhcp6(self, port: GuestPort) -> bool:
+        """Whether the port's IPv6 address comes from DHCPv6 (its network's IPv6 subnet is
+        DHCPv6-stateful and the port not ``--no-dhcp``)."""
+        network = self.network(port.network)
+        return port.dhcp and bool(port.ips6) and network.dhcp and network.dhcpv6
+
+    def ipv6_type(self, port: GuestPort) -> str:
+        """The port's IPv6 network type in ``network_data.json``, as Nova writes it: the
+        subnet's address mode (``ipv6_slaac``, ``ipv6_dhcpv6-stateful``), or ``ipv6`` for a
+        ``--no-dhcp`` port on a DHCPv6 subnet (DHCP disabled: the guest configures it)."""
+        network = self.network(port.network)
+        if network.dhcpv6 and not self.port_dhcp6(port):
+            return "ipv6"
+        return f"ipv6_{network.ipv6_mode}"
+
     @property
     def ipv6(self) -> bool:
         """Whether any network has an IPv6 subnet (the lab then runs IPv6 and radvd)."""

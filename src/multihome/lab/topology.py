@@ -464,7 +464,7 @@ def dhcp_hosts(scenario: Scenario) -> str:
     lines = []
     for port in scenario.ports:
         addresses = [str(port.ips[0])] if scenario.port_dhcp(port) else []
-        if scenario.network(port.network).dhcpv6:
+        if scenario.port_dhcp6(port):
             addresses += [f"[{ip}]" for ip in port.ips6]
         if addresses:
             lines.append(f"{port.mac},set:{port.name},{','.join(addresses)}\n")
@@ -501,9 +501,11 @@ def lab_clients(scenario: Scenario) -> list[GuestPort]:
 
 def lab_clients6(scenario: Scenario) -> list[GuestPort]:
     """The ports whose DHCPv6 client (``dhclient -6``; ``-S``, information only, on a
-    stateless subnet) the lab runs: on a DHCPv6 subnet, there at ``up``."""
+    stateless subnet) the lab runs: on a DHCPv6 subnet, there at ``up``, not ``--no-dhcp``."""
     return [
-        p for p in scenario.ports if scenario.network(p.network).serves_dhcpv6 and not p.hotplugged
+        p
+        for p in scenario.ports
+        if scenario.network(p.network).serves_dhcpv6 and p.dhcp and not p.hotplugged
     ]
 
 
@@ -650,12 +652,12 @@ def network_data(scenario: Scenario) -> dict[str, object]:
                     "services": [],
                 }
             )
-        for ip6 in port.ips6:  # as Nova writes an IPv6 subnet with an address mode
+        for ip6 in port.ips6:  # as Nova writes an IPv6 subnet with an address mode, or static
             networks.append(
                 {
                     "id": f"network{len(networks)}",
                     "link": link_id,
-                    "type": f"ipv6_{network.ipv6_mode}",
+                    "type": scenario.ipv6_type(port),
                     "ip_address": str(ip6),
                     "netmask": "ffff:ffff:ffff:ffff::",
                     "routes": [

@@ -7,6 +7,7 @@ so missing or partial metadata at worst leaves the kernel's view as it is (docs/
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -29,8 +30,24 @@ from multihome.source.network_data import MetaNetwork, NetworkData
 #: Routes multihome configures from metadata get this metric plus the link's ifindex: higher
 #: than DHCP clients' (100, 101, ...), so that a hot-plugged port never becomes the primary.
 STATIC_METRIC_BASE = 1000
+#: The same for IPv6: above the kernel's router-advertisement routes (1024), since the policy
+#: leaves IPv6 defaults in main (design.md section 5, "IPv6"): a static port's default there
+#: must never win over the other ports' advertised ones.
+STATIC_METRIC_BASE6 = 2048
 
 Mode = Literal["static", "dhcp", "unknown"]
+Mode6 = Literal["static", "dhcpv6", "slaac", "unknown"]
+#: How a port gets its IPv6 address, by its first IPv6 network's type: ``ipv6`` (DHCP
+#: disabled) from the metadata; ``ipv6_dhcp`` (no address mode: Neutron's dnsmasq serves it
+#: statefully) and ``ipv6_dhcpv6-stateful`` from a DHCPv6 client; SLAAC otherwise (the
+#: address from the router's advertisement, DHCPv6-stateless only for other options).
+MODES6: dict[str, Mode6] = {
+    "ipv6": "static",
+    "ipv6_dhcp": "dhcpv6",
+    "ipv6_dhcpv6-stateful": "dhcpv6",
+    "ipv6_dhcpv6-stateless": "slaac",
+    "ipv6_slaac": "slaac",
+}
 
 
 @dataclass(frozen=True)
@@ -48,7 +65,17 @@ class PortIntent:
 
     @property
     def static_networks(self) -> tuple[MetaNetwork, ...]:
-        return tuple(n for n in self.networks if n.static and n.family == 4)
+        return self.static_of(4)
+
+    def static_of(self, family: int) -> tuple[MetaNetwork, ...]:
+        """The port's DHCP-disabled networks of ``family`` (types ``ipv4``, ``ipv6``)."""
+        return tuple(n for n in self.networks if n.static and n.family == family)
+
+    @property
+    def mode6(self) -> Mode6:
+        """How the port gets its IPv6 address (:data:`MODES6`; ``unknown``: no IPv6)."""
+        first = next((n for n in self.networks if n.family == 6), None)
+        return "unknown" if first is None else MODES6.get(first.type, "unknown")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +85,7 @@ class PortIntent:
             "link": self.link_id,
             "port": self.port_id,
             "addresses": [str(n.address) for n in self.static_networks],
+            "mode6": self.mode6,
             "ipv6": [
                 {
                     "type": n.type,
@@ -116,6 +144,11 @@ def has_ipv4(state: HostState, ifname: str) -> bool:
     return any(a.scope == SCOPE_UNIVERSE for a in state.addresses_of(ifname, 4))
 
 
+def has_ipv6(state: HostState, ifname: str) -> bool:
+    """The port has a global IPv6 address (also one whose DAD still runs)."""
+    return any(a.scope == SCOPE_UNIVERSE for a in state.addresses_of(ifname, 6))
+
+
 def taken_addresses(state: HostState) -> dict[IPAddress, str]:
     """Every address the namespace holds -> the interface holding it."""
     return {a.ip: a.ifname for a in state.addresses}
@@ -129,32 +162,64 @@ def refusal(ifname: str, address: Address, taken: Mapping[IPAddress, str]) -> st
     if owner is not None and owner != ifname:
         return f"{iface.ip} is {owner}'s address (a duplicate would break both ports)"
     network = iface.network
+    if isinstance(iface, ipaddress.IPv6Interface):
+        return _refusal6(iface)
     if network.prefixlen < network.max_prefixlen - 1:  # /31 and /32 have no such addresses
         if iface.ip == network.network_address:
             return f"{iface} is the network address of {network}, not a host's"
-        if network.version == 4 and iface.ip == network.broadcast_address:
+        if iface.ip == network.broadcast_address:
             return f"{iface} is the broadcast address of {network}, not a host's"
     return None
 
 
+def _refusal6(iface: ipaddress.IPv6Interface) -> str | None:
+    """Why an IPv6 address is no port's fixed IP: the subnet-router anycast address (RFC
+    4291 2.6.1: every router of the prefix answers it), or an address outside any global
+    unicast prefix (link-local, multicast, loopback, unspecified, IPv4-mapped, site-local:
+    no prefix a router routes to the port)."""
+    ip, network = iface.ip, iface.network
+    if network.prefixlen < network.max_prefixlen and ip == network.network_address:
+        return f"{iface} is the subnet-router anycast address of {network}, not a host's"
+    kinds = (
+        ("link-local", ip.is_link_local),
+        ("multicast", ip.is_multicast),
+        ("loopback", ip.is_loopback),
+        ("unspecified", ip.is_unspecified),
+        ("IPv4-mapped", ip.ipv4_mapped is not None),
+        ("site-local", ip.is_site_local),
+    )
+    kind = next((name for name, found in kinds if found), None)
+    if kind is not None:
+        return f"{iface} is a {kind} address, outside any global prefix a router routes here"
+    return None
+
+
 def static_config(
-    link: Link, intent: PortIntent, taken: Mapping[IPAddress, str] | None = None
+    link: Link,
+    intent: PortIntent,
+    taken: Mapping[IPAddress, str] | None = None,
+    family: int = 4,
 ) -> StaticConfig:
-    """The addresses and routes ``link`` should get from its static networks, or none at all
-    (``refused`` says why) when one of the addresses is another port's (``taken``: address ->
-    interface, :func:`taken_addresses`) or its subnet's network or broadcast address."""
-    for network in intent.static_networks:
+    """The addresses and routes ``link`` should get from its static networks of ``family``,
+    or none at all (``refused`` says why) when one of the addresses is another port's
+    (``taken``: address -> interface, :func:`taken_addresses`) or no host's (:func:`refusal`).
+
+    IPv4 routes carry the address as their source; IPv6 ones cannot (the kernel refuses a
+    source address whose DAD still runs) and get :data:`STATIC_METRIC_BASE6`."""
+    networks = intent.static_of(family)
+    for network in networks:
         assert network.address is not None  # static networks always carry one
         why = refusal(link.name, Address(link.name, network.address), taken or {})
         if why is not None:
             return StaticConfig(link.name, (), (), (), refused=why)
-    metric = STATIC_METRIC_BASE + link.index
+    metric = (STATIC_METRIC_BASE if family == 4 else STATIC_METRIC_BASE6) + link.index
     addresses: list[Address] = []
     routes: list[Route] = []
     notes: list[str] = []
-    for network in intent.static_networks:
+    for network in networks:
         assert network.address is not None  # static networks always carry one
         iface = network.address
+        source = iface.ip if family == 4 else None
         addresses.append(Address(link.name, iface))
         routes.append(
             Route(
@@ -163,12 +228,12 @@ def static_config(
                 ifname=link.name,
                 metric=metric,
                 proto=PROTO_STATIC,
-                scope=SCOPE_LINK,
-                prefsrc=iface.ip,
+                scope=SCOPE_LINK if family == 4 else SCOPE_UNIVERSE,
+                prefsrc=source,
             )
         )
         for meta_route in network.routes:
-            if meta_route.gateway not in iface.network:
+            if not on_link(meta_route.gateway, iface):
                 notes.append(
                     f"{link.name}: route {meta_route.network} via "
                     f"{meta_route.gateway} skipped: the gateway is not on "
@@ -183,10 +248,16 @@ def static_config(
                     gateway=meta_route.gateway,
                     metric=metric,
                     proto=PROTO_STATIC,
-                    prefsrc=iface.ip,
+                    prefsrc=source,
                 )
             )
     return StaticConfig(link.name, tuple(addresses), tuple(sorted(set(routes))), tuple(notes))
+
+
+def on_link(gateway: IPAddress, iface: ipaddress.IPv4Interface | ipaddress.IPv6Interface) -> bool:
+    """A gateway the port reaches directly: on the address's network (IPv6: or link-local,
+    as a router's own address on every link is)."""
+    return gateway in iface.network or (iface.version == 6 and gateway.is_link_local)
 
 
 def declarations(state: HostState, data: NetworkData, origin: str) -> dict[str, Declaration]:
@@ -219,7 +290,8 @@ def declarations6(state: HostState, data: NetworkData, origin: str) -> dict[str,
     """What the metadata declares for each port's IPv6, whatever its IPv4 mode: the first
     IPv6 network that carries an address (static, SLAAC or DHCPv6: Nova writes it for all
     three) and the routes of the port's IPv6 networks whose gateway is on-link (inside the
-    network, or link-local)."""
+    network, or link-local). A DHCP-disabled network (``ipv6``) is ``static``: no router
+    advertisement configures it, the metadata's gateway is the port's default."""
     found: dict[str, Declaration] = {}
     for intent in intents(state, data):
         networks = [n for n in intent.networks if n.family == 6 and n.address is not None]
@@ -230,31 +302,47 @@ def declarations6(state: HostState, data: NetworkData, origin: str) -> dict[str,
                 DeclaredRoute(r.network, r.gateway)
                 for n in networks
                 for r in n.routes
-                if n.address is not None
-                and (r.gateway in n.address.network or r.gateway.is_link_local)
+                if n.address is not None and on_link(r.gateway, n.address)
             }
         )
         address = networks[0].address
         assert address is not None
         found[intent.ifname] = Declaration(
-            intent.ifname, address.ip, tuple(routes), f"network_data.json ({origin}, IPv6)"
+            intent.ifname,
+            address.ip,
+            tuple(routes),
+            f"network_data.json ({origin}, IPv6)",
+            static=networks[0].static,
         )
     return found
 
 
 def pending_static(state: HostState, data: NetworkData) -> tuple[StaticConfig, ...]:
     """Static configuration for the ports that the metadata says are DHCP-disabled and that
-    have no IPv4 address yet (a port that has one is left exactly as it is)."""
+    have no address of that family yet (a port that has one is left exactly as it is): per
+    port its IPv4 configuration, then its IPv6 one."""
     configs: list[StaticConfig] = []
     taken = taken_addresses(state)
     for intent in intents(state, data):
         link = state.link(intent.ifname)
-        if link is None or intent.mode != "static" or has_ipv4(state, link.name):
+        if link is None:
             continue
-        config = static_config(link, intent, taken)
-        taken.update((a.ip, a.ifname) for a in config.addresses)
-        configs.append(config)
+        for family in needs_static(state, intent):
+            config = static_config(link, intent, taken, family)
+            taken.update((a.ip, a.ifname) for a in config.addresses)
+            configs.append(config)
     return tuple(configs)
+
+
+def needs_static(state: HostState, intent: PortIntent) -> tuple[int, ...]:
+    """The families in which the metadata says ``intent``'s port is DHCP-disabled and the
+    port has no address yet."""
+    families = []
+    if intent.mode == "static" and not has_ipv4(state, intent.ifname):
+        families.append(4)
+    if intent.mode6 == "static" and not has_ipv6(state, intent.ifname):
+        families.append(6)
+    return tuple(families)
 
 
 def augment(state: HostState, configs: Iterable[StaticConfig]) -> HostState:
