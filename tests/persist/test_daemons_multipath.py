@@ -1,0 +1,200 @@
+"""Stock systemd-networkd on two ports of one IPv6 network: its own router-advertisement client
+adds each port's RA default at the same metric (no ``RouteMetric=``), so the kernel merges
+them into ONE multipath route in main (``default proto ra metric 1024 nexthop via fe80::..
+dev eth0 nexthop via fe80::.. dev eth1``), which the kernel hashes each flow over. radvd
+sends the advertisements (as Neutron's L3 agent does), the switch drops what a port sends
+from the other port's address (Neutron's anti-spoofing, counted), and an "internet"
+namespace with several client addresses connects to each guest address over HTTP (different
+clients hash to different next hops). Before ``multihome apply`` some replies leave through
+the wrong port and are dropped; after it every address's replies leave their own port (the
+kernel's ``ip -6 route get ... from ...`` and real connections), main keeps networkd's
+multipath route; ``multihome persist`` for networkd keeps it so across a restart of networkd
+with the ports flushed. Checked with ``ip -j`` and nft counters, never with multihome's code.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from persist_util import Lab, Networkd, multihome, need, ns_routes, run, wait_for
+from radvd import global_address, radvd_conf, start_radvd, stop
+
+PREFIX = "2001:db8:1::/64"
+#: The "internet": clients on another network, reached through the router (the switch here).
+CLIENTS = [f"2001:db8:ff::{n}" for n in range(10, 18)]
+SERVICE = 8080
+#: The distribution's own .network file: DHCPv4, router advertisements, no metric anywhere.
+STOCK = "[Match]\nName={name}\n\n[Network]\nDHCP=ipv4\nIPv6AcceptRA=yes\n"
+
+
+def multipath_default(ns: str) -> dict[str, Any] | None:
+    """Main's IPv6 default when it is one route with a next hop per port, else None."""
+    routes = [r for r in ns_routes(ns, "main", 6) if r["dst"] == "default"]
+    if len(routes) == 1 and len(routes[0].get("nexthops", ())) == 2:  # type: ignore[arg-type]
+        return routes[0]
+    return None
+
+
+def ready(lab: Lab) -> bool:
+    return multipath_default(lab.vm) is not None and all(
+        global_address(lab.vm, p) for p in lab.ports
+    )
+
+
+def port_security(lab: Lab, v6: dict[str, str]) -> None:
+    """pN may not send from another port's IPv6 address (counted in ``drops``)."""
+    lines = ["table bridge portsec {", "  counter drops { }", "  chain pre {",
+             "    type filter hook prerouting priority 0; policy accept;"]  # fmt: skip
+    for i, port in enumerate(lab.ports):
+        others = ", ".join(a for p, a in v6.items() if p != port)
+        lines.append(f'    iifname "p{i}" ip6 saddr {{ {others} }} counter name drops drop')
+    lines += ["  }", "}"]
+    subprocess.run(["ip", "netns", "exec", lab.switch, "nft", "-f", "-"],
+                   input="\n".join(lines) + "\n", text=True, check=True)  # fmt: skip
+
+
+def drops(lab: Lab) -> int:
+    out = run("ip", "netns", "exec", lab.switch, "nft", "-j", "list", "counter", "bridge",
+              "portsec", "drops").stdout  # fmt: skip
+    return next(int(i["counter"]["packets"]) for i in json.loads(out)["nftables"] if "counter" in i)
+
+
+def answered(lab: Lab, inet: str, address: str) -> list[str]:
+    """The clients whose HTTP request to ``address`` got an answer (one try each)."""
+    ok = []
+    for client in CLIENTS:
+        done = run("ip", "netns", "exec", inet, "curl", "-gs", "-o", "/dev/null", "-m", "2",
+                   "--interface", client, "-w", "%{http_code}",
+                   f"http://[{address}]:{SERVICE}/", check=False)  # fmt: skip
+        if done.stdout == "200":
+            ok.append(client)
+    return ok
+
+
+def lookups(lab: Lab, address: str) -> set[str]:
+    """The devices the kernel's lookups from ``address`` to each client leave through."""
+    devices = set()
+    for client in CLIENTS:
+        got = json.loads(run("ip", "-6", "-n", lab.vm, "-j", "route", "get", client, "from",
+                             address).stdout)[0]  # fmt: skip
+        devices.add(str(got["dev"]))
+    return devices
+
+
+def serve(lab: Lab, log: Path) -> None:
+    """An HTTP service on every address of the VM (Networkd.stop ends every process there)."""
+    lab.spaces.spawn(
+        ["ip", "netns", "exec", lab.vm, sys.executable, "-m", "http.server", "--bind", "::",
+         str(SERVICE)], log,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def stock_networkd(make_lab: Any, tmp_path: Path) -> Any:
+    """The lab's two ports under stock networkd, radvd on the switch's bridge (router), an
+    internet namespace behind it, port security, an HTTP service on every VM address."""
+    need("/lib/systemd/systemd-networkd", "dbus-daemon", "radvd", "nft", "curl")
+    lab = make_lab(2)
+    inet = lab.spaces.add("inet")
+    run(*f"ip link add up0 netns {lab.switch} type veth peer w0 netns {inet}".split())
+    for ns, cmd in (
+        (lab.switch, "addr add 2001:db8:1::1/64 dev br0 nodad"),
+        (lab.switch, "link set up0 up"),
+        (lab.switch, "addr add 2001:db8:ff::1/64 dev up0 nodad"),
+        (inet, "link set w0 up"),
+        *((inet, f"addr add {c}/64 dev w0 nodad") for c in CLIENTS),
+        (inet, "-6 route add default via 2001:db8:ff::1"),
+    ):
+        run("ip", "-n", ns, *cmd.split())
+    run("ip", "netns", "exec", lab.switch, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+    radvd = start_radvd(lab.switch, tmp_path / "radvd.conf", radvd_conf([("br0", PREFIX)]))
+    root = tmp_path / "root"
+    conf = root / "etc/systemd/network"
+    conf.mkdir(parents=True)
+    for name in lab.ports:
+        (conf / f"10-{name}.network").write_text(STOCK.format(name=name))
+    nd = Networkd(lab, root, tmp_path / "networkd.log")
+    nd.start()
+    serve(lab, tmp_path / "http.log")
+    try:
+        wait_for(lambda: ready(lab), 40, "networkd's multipath RA default and SLAAC addresses")
+        v6 = {p: str(global_address(lab.vm, p)) for p in lab.ports}
+        port_security(lab, v6)
+        yield lab, nd, inet, v6
+    finally:
+        stop(radvd)
+
+
+def test_stock_networkds_multipath_ra_default_then_apply_and_persist(
+    stock_networkd: Any,
+) -> None:
+    """Before apply: main's IPv6 default is one multipath route over both ports, some
+    clients' replies leave through the other port (the kernel's lookups say so) and port
+    security drops them. After apply: each port's table holds its own path via the router's
+    link-local address, every lookup from an address leaves its port, every client gets its
+    answer from both addresses, nothing more is dropped, main's multipath route is as
+    networkd made it, a second apply changes nothing. After persist and a restart of
+    networkd with the ports flushed: the same, from networkd's own configuration."""
+    lab, nd, inet, v6 = stock_networkd
+    before = multipath_default(lab.vm)
+    assert before is not None and before["protocol"] in ("ra", "9") and before["metric"] == 1024
+    router = str(before["nexthops"][0]["gateway"])
+    assert router.startswith("fe80:")
+    wrong = {p: lookups(lab, a) - {p} for p, a in v6.items()}
+    assert any(wrong.values()), wrong  # some flows of some address hash to the other port
+    reached = {p: answered(lab, inet, a) for p, a in v6.items()}
+    assert sum(map(len, reached.values())) < len(CLIENTS) * 2, reached
+    assert drops(lab) > 0
+
+    def fixed() -> bool:
+        return all(lookups(lab, a) == {p} for p, a in v6.items())
+
+    plan = multihome(lab.vm, "--root", str(nd.root), "plan")
+    assert "multipath across eth0, eth1: it stays in main" in plan.stdout + plan.stderr, plan
+    result = multihome(lab.vm, "--root", str(nd.root), "apply")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert fixed()
+    tables = {
+        str(r["oif"]): str(r["table"])
+        for r in json.loads(run("ip", "-n", lab.vm, "-6", "-j", "rule").stdout)
+        if r.get("oif") and r.get("protocol") == "222"
+    }
+    for port, table in tables.items():
+        defaults = [(r.get("gateway"), r.get("dev")) for r in ns_routes(lab.vm, table, 6)
+                    if r["dst"] == "default"]  # fmt: skip
+        assert defaults == [(router, port)], (port, defaults)
+    assert multipath_default(lab.vm) == before | {
+        "expires": multipath_default(lab.vm).get("expires")
+    }  # type: ignore[union-attr]
+    dropped = drops(lab)
+    assert {p: answered(lab, inet, a) for p, a in v6.items()} == {p: CLIENTS for p in v6}
+    assert drops(lab) == dropped
+    again = multihome(lab.vm, "--root", str(nd.root), "apply", "--detailed-exit-codes")
+    assert again.returncode == 0, again.stdout + again.stderr
+
+    (nd.root / "lib/systemd").mkdir(parents=True)
+    (nd.root / "lib/systemd/systemd-networkd").write_text("")
+    persisted = multihome(lab.vm, "persist", "--backend", "networkd", "--root", str(nd.root))
+    assert persisted.returncode == 0, persisted.stderr
+    multihome(lab.vm, "--root", str(nd.root), "reset", check=True)  # as after a reboot:
+    nd.stop()  # nothing of apply's in the kernel, the ports unconfigured
+    for port in lab.ports:
+        run("ip", "-n", lab.vm, "addr", "flush", "dev", port)
+        run("ip", "-n", lab.vm, "link", "set", port, "down")
+    nd.start()
+    serve(lab, nd.log.with_name("http2.log"))
+    wait_for(lambda: all(global_address(lab.vm, p) for p in lab.ports), 40, "SLAAC again")
+    wait_for(fixed, 40, "networkd's persisted IPv6 policy")
+    # The drop-ins give both ports networkd's stock metric again: still one multipath route.
+    assert "RouteMetric=1024" in (nd.root / "etc/systemd/network/10-eth1.network.d"
+                                  / "50-multihome.conf").read_text()  # fmt: skip
+    wait_for(lambda: multipath_default(lab.vm) is not None, 20, "the multipath default")
+    assert not [r for r in json.loads(run("ip", "-n", lab.vm, "-6", "-j", "rule").stdout)
+                if r.get("protocol") == "222"]  # fmt: skip  # networkd's rules, not apply's
+    assert {p: answered(lab, inet, a) for p, a in v6.items()} == {p: CLIENTS for p in v6}
+    assert drops(lab) == dropped
