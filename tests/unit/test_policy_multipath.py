@@ -7,10 +7,12 @@ changes only its port's table."""
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 from hosts import host, ipv6_port, port
 from twin import converge
 
+from multihome.agent.service import Agent, AgentOptions
 from multihome.backend.fake import FakeBackend
 from multihome.config import Config
 from multihome.model import PROTO_RA, TABLE_MAIN, HostState, NextHop, Route
@@ -157,3 +159,33 @@ def test_an_ipv4_multipath_default_stays_in_main_and_each_table_gets_its_path() 
         assert found is not None and found.ifname == ifname
     assert any(r.multipath for r in backend.read().routes if r.table == TABLE_MAIN)
     assert Assessment.of(backend.read(), CONFIG).plan.empty
+
+
+def test_the_agent_follows_a_next_hop_leaving_and_joining(tmp_path: Path) -> None:
+    """The agent on networkd's multipath RA default: its start sets both tables up, a quiet
+    reconcile changes nothing (no fight with main's multipath route); eth1's router leaving
+    (networkd removes eth1's sibling: main keeps a single path via eth0) takes only eth1's
+    table default, and the sibling joining again brings it back."""
+    backend = FakeBackend(networkd_v6())
+    agent = Agent(backend, Config, tmp_path, AgentOptions(source="kernel", dhcp=False))
+    assert agent.reconcile("start", 0.0) is not None
+    assert agent.reconcile("nothing happened", 0.0) is None
+    joined = backend.read()
+    t1 = next(t.id for t in compute_policy(joined, CONFIG).tables if t.ifname == "eth1")
+    single = Route(table=TABLE_MAIN, dst=ipaddress.ip_network("::/0"), ifname="eth0",
+                   gateway=LL, metric=1024, proto=PROTO_RA)  # fmt: skip
+    left = HostState.build(joined.links, joined.addresses,
+                           [r for r in joined.routes if not r.multipath] + [single],
+                           joined.rules, joined.sysctls)  # fmt: skip
+    backend.foreign(left, "route del 6")
+    plan = agent.reconcile("route del 6", 0.0)
+    assert plan is not None and [c.describe() for c in plan.changes] == [
+        f"- route default via fe80::1 dev eth1 table {t1} proto multihome metric 1024"
+    ]
+    backend.foreign(merged(backend.read(), 6, [NextHop(LL, "eth0"), NextHop(LL, "eth1")], 1024),
+                    "route new 6")  # fmt: skip
+    plan = agent.reconcile("route new 6", 0.0)
+    assert plan is not None and [c.describe() for c in plan.changes] == [
+        f"+ route default via fe80::1 dev eth1 table {t1} proto multihome metric 1024"
+    ]
+    assert agent.status.last_error is None
