@@ -90,3 +90,24 @@ def test_a_single_path_explanation_has_no_choices() -> None:
     )
     found = explain(state, Flow(INTERNET6))
     assert found.choices == () and found.ifname == "eth0" and found.to_json()["choices"] == []
+
+
+def test_the_picture_draws_each_next_hop_and_the_wrong_paths_of_a_multipath_default() -> None:
+    """``status --format dot`` before apply: main's multipath default is an edge per next hop
+    (with its weight) to its router and on to its port (one router's link-local address on
+    both ports: one node, dotted to each); the finding's wrong path (a reply from an address
+    the kernel may hash to the other port) is explained and drawn in red."""
+    from multihome.config import Config
+    from multihome.picture import routing_dot, wrong_paths
+    from multihome.status import Problem
+
+    state = v6host()
+    problems = [Problem("reply-wrong-interface", "eth1", "m", "f")]
+    paths = wrong_paths(state, Config(), problems)
+    assert [str(p.flow.src) for p in paths] == [str(A1)]
+    dot = routing_dot(state, Config(), *paths)
+    assert (
+        '"table 254" -> "gateway fe80::1" [label="default metric 1024 weight 1", color="red"' in dot
+    )
+    assert '"gateway fe80::1" -> "eth0" [style=dotted];' in dot
+    assert '"gateway fe80::1" -> "eth1" [style=dotted];' in dot
