@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from persist_util import Lab, Networkd, multihome, need, ns_routes, run, wait_for
+from persist_util import Lab, Networkd, NetworkManager, multihome, need, ns_routes, run, wait_for
 from radvd import global_address, radvd_conf, start_radvd, stop
 
 PREFIX = "2001:db8:1::/64"
@@ -94,12 +94,10 @@ def serve(lab: Lab, log: Path) -> None:
     )  # fmt: skip
 
 
-@pytest.fixture
-def stock_networkd(make_lab: Any, tmp_path: Path) -> Any:
-    """The lab's two ports under stock networkd, radvd on the switch's bridge (router), an
-    internet namespace behind it, port security, an HTTP service on every VM address."""
-    need("/lib/systemd/systemd-networkd", "dbus-daemon", "radvd", "nft", "curl")
-    lab = make_lab(2)
+def tenant_network(lab: Lab, tmp_path: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    """radvd on the switch's bridge (the router), an internet namespace behind it, the HTTP
+    service in the VM: the internet namespace and radvd (stopped by the caller)."""
+    need("radvd", "nft", "curl")
     inet = lab.spaces.add("inet")
     run(*f"ip link add up0 netns {lab.switch} type veth peer w0 netns {inet}".split())
     for ns, cmd in (
@@ -113,6 +111,64 @@ def stock_networkd(make_lab: Any, tmp_path: Path) -> Any:
         run("ip", "-n", ns, *cmd.split())
     run("ip", "netns", "exec", lab.switch, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
     radvd = start_radvd(lab.switch, tmp_path / "radvd.conf", radvd_conf([("br0", PREFIX)]))
+    serve(lab, tmp_path / "http.log")
+    return inet, radvd
+
+
+def secured(lab: Lab) -> dict[str, str]:
+    """Once the daemon made main's multipath RA default and the SLAAC addresses: the ports'
+    addresses, port security in place."""
+    wait_for(lambda: ready(lab), 60, "the daemon's multipath RA default and SLAAC addresses")
+    v6 = {p: str(global_address(lab.vm, p)) for p in lab.ports}
+    port_security(lab, v6)
+    return v6
+
+
+def broken_then_fixed(lab: Lab, inet: str, v6: dict[str, str], root: Path) -> int:
+    """Before apply some flows' replies leave through the other port and are dropped; after
+    it every lookup and every client's request through the own port, each table's default
+    via the router through its port, main's multipath route as the daemon made it, a second
+    apply changes nothing. Returns the drops counted so far."""
+    before = multipath_default(lab.vm)
+    assert before is not None
+    router = str(before["nexthops"][0]["gateway"])
+    assert router.startswith("fe80:")
+    wrong = {p: lookups(lab, a) - {p} for p, a in v6.items()}
+    assert any(wrong.values()), wrong  # some flows of some address hash to the other port
+    reached = {p: answered(lab, inet, a) for p, a in v6.items()}
+    assert sum(map(len, reached.values())) < len(CLIENTS) * 2, reached
+    assert drops(lab) > 0
+    plan = multihome(lab.vm, "--root", str(root), "plan")
+    assert "multipath across eth0, eth1: it stays in main" in plan.stdout + plan.stderr, plan
+    result = multihome(lab.vm, "--root", str(root), "apply")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert all(lookups(lab, a) == {p} for p, a in v6.items())
+    tables = {
+        str(r["oif"]): str(r["table"])
+        for r in json.loads(run("ip", "-n", lab.vm, "-6", "-j", "rule").stdout)
+        if r.get("oif") and r.get("protocol") == "222"
+    }
+    assert sorted(tables) == lab.ports
+    for port, table in tables.items():
+        defaults = [(r.get("gateway"), r.get("dev")) for r in ns_routes(lab.vm, table, 6)
+                    if r["dst"] == "default"]  # fmt: skip
+        assert defaults == [(router, port)], (port, defaults)
+    after = multipath_default(lab.vm)  # main's route as the daemon made it
+    assert after is not None and after["nexthops"] == before["nexthops"], after
+    dropped = drops(lab)
+    assert {p: answered(lab, inet, a) for p, a in v6.items()} == {p: CLIENTS for p in v6}
+    assert drops(lab) == dropped
+    again = multihome(lab.vm, "--root", str(root), "apply", "--detailed-exit-codes")
+    assert again.returncode == 0, again.stdout + again.stderr
+    return dropped
+
+
+@pytest.fixture
+def stock_networkd(make_lab: Any, tmp_path: Path) -> Any:
+    """The lab's two ports under stock networkd, on the tenant network."""
+    need("/lib/systemd/systemd-networkd", "dbus-daemon")
+    lab = make_lab(2)
+    inet, radvd = tenant_network(lab, tmp_path)
     root = tmp_path / "root"
     conf = root / "etc/systemd/network"
     conf.mkdir(parents=True)
@@ -120,12 +176,8 @@ def stock_networkd(make_lab: Any, tmp_path: Path) -> Any:
         (conf / f"10-{name}.network").write_text(STOCK.format(name=name))
     nd = Networkd(lab, root, tmp_path / "networkd.log")
     nd.start()
-    serve(lab, tmp_path / "http.log")
     try:
-        wait_for(lambda: ready(lab), 40, "networkd's multipath RA default and SLAAC addresses")
-        v6 = {p: str(global_address(lab.vm, p)) for p in lab.ports}
-        port_security(lab, v6)
-        yield lab, nd, inet, v6
+        yield lab, nd, inet, secured(lab)
     finally:
         stop(radvd)
 
@@ -141,40 +193,8 @@ def test_stock_networkds_multipath_ra_default_then_apply_and_persist(
     networkd made it, a second apply changes nothing. After persist and a restart of
     networkd with the ports flushed: the same, from networkd's own configuration."""
     lab, nd, inet, v6 = stock_networkd
-    before = multipath_default(lab.vm)
-    assert before is not None and before["protocol"] in ("ra", "9") and before["metric"] == 1024
-    router = str(before["nexthops"][0]["gateway"])
-    assert router.startswith("fe80:")
-    wrong = {p: lookups(lab, a) - {p} for p, a in v6.items()}
-    assert any(wrong.values()), wrong  # some flows of some address hash to the other port
-    reached = {p: answered(lab, inet, a) for p, a in v6.items()}
-    assert sum(map(len, reached.values())) < len(CLIENTS) * 2, reached
-    assert drops(lab) > 0
-
-    def fixed() -> bool:
-        return all(lookups(lab, a) == {p} for p, a in v6.items())
-
-    plan = multihome(lab.vm, "--root", str(nd.root), "plan")
-    assert "multipath across eth0, eth1: it stays in main" in plan.stdout + plan.stderr, plan
-    result = multihome(lab.vm, "--root", str(nd.root), "apply")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert fixed()
-    tables = {
-        str(r["oif"]): str(r["table"])
-        for r in json.loads(run("ip", "-n", lab.vm, "-6", "-j", "rule").stdout)
-        if r.get("oif") and r.get("protocol") == "222"
-    }
-    for port, table in tables.items():
-        defaults = [(r.get("gateway"), r.get("dev")) for r in ns_routes(lab.vm, table, 6)
-                    if r["dst"] == "default"]  # fmt: skip
-        assert defaults == [(router, port)], (port, defaults)
-    after = multipath_default(lab.vm)  # main's route as networkd made it
-    assert after is not None and after["nexthops"] == before["nexthops"], after
-    dropped = drops(lab)
-    assert {p: answered(lab, inet, a) for p, a in v6.items()} == {p: CLIENTS for p in v6}
-    assert drops(lab) == dropped
-    again = multihome(lab.vm, "--root", str(nd.root), "apply", "--detailed-exit-codes")
-    assert again.returncode == 0, again.stdout + again.stderr
+    assert multipath_default(lab.vm)["metric"] == 1024  # type: ignore[index]
+    dropped = broken_then_fixed(lab, inet, v6, nd.root)
 
     (nd.root / "lib/systemd").mkdir(parents=True)
     (nd.root / "lib/systemd/systemd-networkd").write_text("")
@@ -188,7 +208,11 @@ def test_stock_networkds_multipath_ra_default_then_apply_and_persist(
     nd.start()
     serve(lab, nd.log.with_name("http2.log"))
     wait_for(lambda: all(global_address(lab.vm, p) for p in lab.ports), 40, "SLAAC again")
-    wait_for(fixed, 40, "networkd's persisted IPv6 policy")
+    wait_for(
+        lambda: all(lookups(lab, a) == {p} for p, a in v6.items()),
+        40,
+        "networkd's persisted IPv6 policy",
+    )
     # The drop-ins give both ports networkd's stock metric again: still one multipath route.
     assert "RouteMetric=1024" in (nd.root / "etc/systemd/network/10-eth1.network.d"
                                   / "50-multihome.conf").read_text()  # fmt: skip
@@ -197,3 +221,42 @@ def test_stock_networkds_multipath_ra_default_then_apply_and_persist(
                 if r.get("protocol") == "222"]  # fmt: skip  # networkd's rules, not apply's
     assert {p: answered(lab, inet, a) for p, a in v6.items()} == {p: CLIENTS for p in v6}
     assert drops(lab) == dropped
+
+
+#: The distribution's own NetworkManager profile: DHCPv4 and SLAAC, no metric anywhere.
+NM_STOCK = """[connection]
+id=cloud-{name}
+uuid=00000000-0000-4000-8000-00000000001{index}
+type=ethernet
+interface-name={name}
+
+[ipv4]
+method=auto
+
+[ipv6]
+method=auto
+"""
+
+
+def test_stock_networkmanagers_multipath_ra_default_then_apply(
+    make_lab: Any, tmp_path: Path
+) -> None:
+    """NetworkManager with stock profiles (its own RA client, the ethernet metric for both
+    ports): main's IPv6 default is one multipath route; before apply some replies leave
+    through the other port and are dropped, after it every address's replies leave its own
+    port (as with networkd)."""
+    need("NetworkManager", "nmcli", "dbus-daemon")
+    lab = make_lab(2)
+    inet, radvd = tenant_network(lab, tmp_path)
+    nm = NetworkManager(lab, tmp_path / "root", tmp_path / "nm.log")
+    nm.keyfiles.mkdir(parents=True)
+    for index, name in enumerate(lab.ports):
+        profile = nm.keyfiles / f"cloud-{name}.nmconnection"
+        profile.write_text(NM_STOCK.format(name=name, index=index))
+        profile.chmod(0o600)
+    nm.start()
+    try:
+        v6 = secured(lab)
+        broken_then_fixed(lab, inet, v6, nm.root)
+    finally:
+        stop(radvd)
