@@ -9,7 +9,9 @@ clients hash to different next hops). Before ``multihome apply`` some replies le
 the wrong port and are dropped; after it every address's replies leave their own port (the
 kernel's ``ip -6 route get ... from ...`` and real connections), main keeps networkd's
 multipath route; ``multihome persist`` for networkd keeps it so across a restart of networkd
-with the ports flushed. Checked with ``ip -j`` and nft counters, never with multihome's code.
+with the ports flushed. The same before/after with NetworkManager, whose stock profiles give
+the second device a higher metric (no multipath) but one metric set on both profiles merges
+them too. Checked with ``ip -j`` and nft counters, never with multihome's code.
 """
 
 from __future__ import annotations
@@ -118,7 +120,11 @@ def tenant_network(lab: Lab, tmp_path: Path) -> tuple[str, subprocess.Popen[byte
 def secured(lab: Lab) -> dict[str, str]:
     """Once the daemon made main's multipath RA default and the SLAAC addresses: the ports'
     addresses, port security in place."""
-    wait_for(lambda: ready(lab), 60, "the daemon's multipath RA default and SLAAC addresses")
+    try:
+        wait_for(lambda: ready(lab), 60, "the daemon's multipath RA default and SLAAC addresses")
+    except AssertionError as exc:
+        shown = run("ip", "-n", lab.vm, "-6", "route", "show", "table", "all").stdout
+        raise AssertionError(f"{exc}; the VM's IPv6 routes:\n{shown}") from exc
     v6 = {p: str(global_address(lab.vm, p)) for p in lab.ports}
     port_security(lab, v6)
     return v6
@@ -223,8 +229,11 @@ def test_stock_networkds_multipath_ra_default_then_apply_and_persist(
     assert drops(lab) == dropped
 
 
-#: The distribution's own NetworkManager profile: DHCPv4 and SLAAC, no metric anywhere.
-NM_STOCK = """[connection]
+#: A NetworkManager profile: DHCPv4 and SLAAC. Stock NetworkManager 1.42 gives the second
+#: device's default metric + 1 (100, 101: it bumps equal default metrics of one device type),
+#: so its RA defaults stay two routes; one metric set on both profiles (an admin's, or an
+#: image's) makes them one multipath route, as networkd's stock ones.
+NM_PROFILE = """[connection]
 id=cloud-{name}
 uuid=00000000-0000-4000-8000-00000000001{index}
 type=ethernet
@@ -235,16 +244,15 @@ method=auto
 
 [ipv6]
 method=auto
+route-metric=100
 """
 
 
-def test_stock_networkmanagers_multipath_ra_default_then_apply(
-    make_lab: Any, tmp_path: Path
-) -> None:
-    """NetworkManager with stock profiles (its own RA client, the ethernet metric for both
-    ports): main's IPv6 default is one multipath route; before apply some replies leave
-    through the other port and are dropped, after it every address's replies leave its own
-    port (as with networkd)."""
+def test_networkmanagers_multipath_ra_default_then_apply(make_lab: Any, tmp_path: Path) -> None:
+    """NetworkManager (its own RA client) with one IPv6 route metric on both profiles:
+    main's IPv6 default is one multipath route; before apply some replies leave through
+    the other port and are dropped, after it every address's replies leave its own port
+    (as with networkd)."""
     need("NetworkManager", "nmcli", "dbus-daemon")
     lab = make_lab(2)
     inet, radvd = tenant_network(lab, tmp_path)
@@ -252,11 +260,12 @@ def test_stock_networkmanagers_multipath_ra_default_then_apply(
     nm.keyfiles.mkdir(parents=True)
     for index, name in enumerate(lab.ports):
         profile = nm.keyfiles / f"cloud-{name}.nmconnection"
-        profile.write_text(NM_STOCK.format(name=name, index=index))
+        profile.write_text(NM_PROFILE.format(name=name, index=index))
         profile.chmod(0o600)
     nm.start()
     try:
         v6 = secured(lab)
+        assert multipath_default(lab.vm)["metric"] == 100  # type: ignore[index]
         broken_then_fixed(lab, inet, v6, nm.root)
     finally:
         stop(radvd)
