@@ -189,3 +189,28 @@ def test_the_agent_follows_a_next_hop_leaving_and_joining(tmp_path: Path) -> Non
         f"+ route default via fe80::1 dev eth1 table {t1} proto multihome metric 1024"
     ]
     assert agent.status.last_error is None
+
+
+def test_doctor_does_not_call_a_multipath_defaults_ports_moved(tmp_path: Path) -> None:
+    """An IPv4 multipath default stays in main: a DHCP client serving eth1 will not put a
+    moved default back (there is none), so no ``dhcp-will-undo``; a single-path secondary
+    default that apply moved is still found."""
+    from multihome.safety.doctor import Evidence, Process, check_dhcp_clients
+
+    def problems(state: HostState) -> list[str]:
+        backend = converge(state)
+        evidence = Evidence(
+            backend,
+            Assessment.of(backend.read(), CONFIG),
+            CONFIG,
+            tmp_path,
+            (Process(7, "dhclient", ("dhclient", "eth1")),),
+        )
+        return [p.code for p in check_dhcp_clients(evidence)]
+
+    base = host(
+        port("eth0", 2, "192.168.0.107/24", "192.168.0.1", 100),
+        port("eth1", 3, "192.168.0.112/24", "192.168.0.1", 101),
+    )
+    assert problems(base) == ["dhcp-will-undo"]
+    assert problems(merged(base, 4, [NextHop(GW, "eth0"), NextHop(GW, "eth1")], 100)) == []
