@@ -14,7 +14,11 @@ one fib entry (a delete naming the first next hop removes all of it).
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from netns_util import HowtoVM, sh
@@ -98,3 +102,60 @@ def test_equal_metric_ipv6_defaults_merge_and_the_codec_reads_and_writes_them(
     assert len(left) == 1 and left[0]["dev"] == "eth0" and "nexthops" not in left[0], left
     single = [r for r in _python(ns, READ) if r["dst"] == "::/0"]
     assert single[0]["dev"] == "eth0" and "nexthops" not in single[0], single
+
+
+def _table_defaults6(ns: str) -> dict[str, list[str]]:
+    """Per port, the devices of the IPv6 defaults in the table its family-6 ``oif`` rule
+    (multihome's) names."""
+    rules = json.loads(sh("ip", "-n", ns, "-6", "-j", "rule").stdout)
+    tables = {
+        r["oif"]: str(r["table"]) for r in rules if r.get("oif") and r.get("protocol") == "222"
+    }
+    found = {}
+    for port, table in sorted(tables.items()):
+        routes = json.loads(sh("ip", "-n", ns, "-6", "-j", "route", "show", "table", table).stdout)
+        found[port] = [str(r.get("dev")) for r in routes if r["dst"] == "default"]
+    return found
+
+
+def _wait(check: Any, what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_the_agent_follows_a_next_hop_leaving_and_joining(vm: HowtoVM, tmp_path: Path) -> None:
+    """`multihome agent` on the real kernel while networkd's RA client acts (its netlink
+    requests replayed with `ip`: each port's RA default appended at one metric, a router
+    with lifetime 0 deleting its sibling): each port's table gets its own path, a sibling
+    deleted takes only its port's table default (main keeps a single path through the
+    other port), appended again it comes back; main's route is never touched."""
+    ns = vm.ns
+    for i, port in enumerate(("eth0", "eth1")):
+        sh("ip", "-n", ns, "addr", "add", f"2001:db8:1::{10 + i}/64", "dev", port, "nodad")
+    sibling = ["default", "via", "fe80::1", "dev", "eth1", "proto", "ra", "metric", "1024"]
+    for port in ("eth0", "eth1"):
+        sh("ip", "-n", ns, "-6", "route", "append", *sibling[:4], port, *sibling[5:])
+    log = (tmp_path / "agent.log").open("w")
+    agent = subprocess.Popen(
+        ["ip", "netns", "exec", ns, sys.executable, "-m", "multihome", "--root", str(vm.root),
+         "agent", "--source", "kernel", "--no-address"],
+        stdout=log, stderr=log,
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src")),
+    )  # fmt: skip
+    try:
+        both = {"eth0": ["eth0"], "eth1": ["eth1"]}
+        _wait(lambda: _table_defaults6(ns) == both, "both tables' IPv6 defaults")
+        sh("ip", "-n", ns, "-6", "route", "del", *sibling)  # eth1's router: lifetime 0
+        _wait(lambda: _table_defaults6(ns) == {"eth0": ["eth0"], "eth1": []}, "eth1's to go")
+        main = _defaults(ns, "-6")
+        assert [(r.get("dev"), r.get("nexthops")) for r in main] == [("eth0", None)], main
+        sh("ip", "-n", ns, "-6", "route", "append", *sibling)
+        _wait(lambda: _table_defaults6(ns) == both, "eth1's to come back")
+        assert [h["dev"] for h in _defaults(ns, "-6")[0]["nexthops"]] == ["eth0", "eth1"]
+        assert agent.poll() is None, (tmp_path / "agent.log").read_text()
+    finally:
+        agent.terminate()
+        agent.wait(10)
+        log.close()
