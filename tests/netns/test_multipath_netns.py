@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from netns_util import HowtoVM, sh
+from netns_util import HowtoVM, multihome, sh
 
 READ = """
 import json
@@ -159,3 +159,38 @@ def test_the_agent_follows_a_next_hop_leaving_and_joining(vm: HowtoVM, tmp_path:
         agent.terminate()
         agent.wait(10)
         log.close()
+
+
+def test_apply_with_an_ipv4_multipath_default_and_reset(vm: HowtoVM) -> None:
+    """The how-to's VM with an admin's IPv4 multipath default instead of the two DHCP
+    defaults: apply gives each port's table the path through its own next hop, leaves
+    main's multipath default as it was (it belongs to no single port), every address's
+    lookup leaves its own port; reset leaves main's default as it was too."""
+    ns = vm.ns
+    for port in ("eth0", "eth1"):
+        sh("ip", "-n", ns, "route", "del", "default", "dev", port)
+    sh("ip", "-n", ns, "route", "add", "default", "proto", "static",
+       "nexthop", "via", "192.168.0.1", "dev", "eth0",
+       "nexthop", "via", "192.168.0.1", "dev", "eth1", "weight", "2")  # fmt: skip
+    before = _defaults(ns, "-4")
+    done = multihome(ns, "apply", root=vm.root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _defaults(ns, "-4") == before
+    rules = json.loads(sh("ip", "-n", ns, "-4", "-j", "rule").stdout)
+    tables = {
+        r["oif"]: str(r["table"]) for r in rules if r.get("oif") and r.get("protocol") == "222"
+    }
+    for port, table in tables.items():
+        routes = json.loads(sh("ip", "-n", ns, "-j", "route", "show", "table", table).stdout)
+        assert [(r.get("gateway"), r.get("dev")) for r in routes if r["dst"] == "default"] == [
+            ("192.168.0.1", port)
+        ]
+    for port, addr in (("eth0", "192.168.0.107"), ("eth1", "192.168.0.112")):
+        got = json.loads(sh("ip", "-n", ns, "-j", "route", "get", "198.51.100.10", "from",
+                            addr).stdout)[0]  # fmt: skip
+        assert got["dev"] == port, got
+    again = multihome(ns, "apply", "--detailed-exit-codes", root=vm.root)
+    assert again.returncode == 0, again.stdout + again.stderr
+    reset = multihome(ns, "reset", root=vm.root)
+    assert reset.returncode == 0, reset.stdout + reset.stderr
+    assert _defaults(ns, "-4") == before
