@@ -111,3 +111,20 @@ def test_the_picture_draws_each_next_hop_and_the_wrong_paths_of_a_multipath_defa
     )
     assert '"gateway fe80::1" -> "eth0" [style=dotted];' in dot
     assert '"gateway fe80::1" -> "eth1" [style=dotted];' in dot
+
+
+def test_the_text_result_lists_the_kernels_choices_and_agrees_with_one() -> None:
+    """`multihome explain` text: the result lists each next hop with its source, and the
+    kernel's answer (one of them) agrees."""
+    from multihome.config import Config
+    from multihome.explain_cli import render
+
+    state = v6host()
+    found = explain(state, Flow(INTERNET6))
+    lines = render(found, compare(found, Lookup("eth1", LL, A1, 254)), state, Config())
+    at = lines.index("Result: unicast, the kernel's choice among:")
+    assert lines[at + 1 : at + 3] == [
+        "  dev eth0 via fe80::1 src 2001:db8:1::10",
+        "  dev eth1 via fe80::1 src 2001:db8:1::11",
+    ]
+    assert "Kernel (RTM_GETROUTE): dev eth1 via fe80::1 src 2001:db8:1::11 -- agrees" in lines
