@@ -21,6 +21,9 @@ All decisions live here (docs/design.md, section 5, "The policy's rules"):
   address) and on-link prefixes copied into its table, the same rules in family 6 (``from
   <addr>/128``), only for addresses past DAD; the kernel's own RA routes in main are left
   alone (docs/design.md, section 5, "IPv6").
+* A multipath route in main (networkd's RA defaults of one metric, an IPv4 ``nexthop``
+  default): each managed port among its next hops gets the single path through its own next
+  hop in its table; main's route stays (docs/design.md, section 5, "Multipath routes").
 
 No I/O happens here.
 """
@@ -466,7 +469,7 @@ def _multipath_notes(state: HostState, managed: set[str]) -> list[str]:
     """What the policy does with each multipath route in main through managed ports."""
     notes = []
     for route in state.routes:
-        if route.table != TABLE_MAIN or not route.nexthops or route.proto == PROTO_MULTIHOME:
+        if not route.nexthops or route.table != TABLE_MAIN or route.proto == PROTO_MULTIHOME:
             continue
         ports = sorted({hop.ifname for hop in route.nexthops if hop.ifname in managed})
         if ports:
