@@ -55,13 +55,15 @@ demo: deps venv
 
 # The full benchmarks; regenerates docs/benchmarks.md (IPv4-only and dual-stack sections) and
 # docs/benchmarks-agent.md (results sections, naming the commit) and bench/results/*.json.
-# About 13 minutes.
+# About 20 minutes.
 bench: deps venv
 	$(PY) bench/run.py --docs docs/benchmarks.md --json bench/results/apply.json
 	$(PY) bench/run.py --dual-stack --sizes 256 --compare bench/results/apply.json \
 	  --docs docs/benchmarks.md --json bench/results/apply-dual-stack.json
 	$(PY) bench/agent_latency.py --ports 2,16 --events 100 --docs docs/benchmarks-agent.md \
 	  --json bench/results/agent_latency.json
+	$(PY) bench/agent_latency.py --dual-stack --ports 2,16 --events 100 \
+	  --docs docs/benchmarks-agent.md --json bench/results/agent_latency-dual-stack.json
 
 # The event fuzzer at length (tests/fuzz): random event sequences against the lab and the
 # running agent, a new seed each run unless MULTIHOME_FUZZ_SEED is given; a failure is

@@ -10,6 +10,20 @@ moment the corrected state is visible in the kernel:
 * ``hotplug``: a third port (veth, address, default in main) -> its table default and rules;
 * ``detach``: that port deleted -> no owned rule mentions it.
 
+``--dual-stack``: every port also has a global IPv6 address on 2001:db8::/64 and the default a
+router advertisement gives it (via the router's link-local address ``fe80::1``, ``proto ra``,
+metric 1024+i as ``ra_defrtr_metric`` makes the kernel install it), and the events are the
+router's:
+
+* ``ra-lifetime0``: eth1's RA default removed from main, as the kernel does when the router
+  lifetime reaches 0 -> eth1's table has no IPv6 default any more;
+* ``ra-default``: the RA default added again, as the kernel (or networkd) does on the next
+  advertisement -> eth1's table has it again;
+* ``flap``: eth1 down (the kernel drops its routes and its global address) and up, then what
+  the router's answer to the port's solicitation gives it (SLAAC's address, the RA default)
+  -> eth1's table has both defaults again;
+* ``hotplug`` and ``detach`` of a dual-stack port: both families' rules and defaults.
+
 The measuring side does not poll blindly: it wakes on the namespace's own netlink events
 (a raw rtnetlink socket) and checks the condition with one dump per wake-up. Then it reads
 the agent's CPU time over an idle period and its resident memory.
@@ -36,6 +50,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lab import ROUTER6, ROUTER_LIFETIME
 from pyroute2 import IPRoute
 
 from docs import machine, replace_results, timed_environment
@@ -50,7 +65,13 @@ from multihome.backend.rtnl import (
 
 GATEWAY = "192.168.0.1"
 KINDS = ("default", "flap", "hotplug", "detach")
+#: The kinds of ``--dual-stack`` (docs/benchmarks-agent.md, "dual-stack ports").
+KINDS6 = ("ra-lifetime0", "ra-default", "flap", "hotplug", "detach")
 GROUPS = 0x1 | 0x10 | 0x40 | 0x80  # link, IPv4 addresses, routes, rules
+GROUPS6 = 0x100 | 0x400 | 0x40000  # IPv6 addresses, routes, rules
+#: The IPv6 prefix of the ports' segment (the router's link-local address is ROUTER6).
+PREFIX6 = "2001:db8::"
+IFA_F_NODAD = 0x02
 TABLE_LOW, TABLE_HIGH = 10000, 10999
 
 
@@ -97,7 +118,7 @@ class Watcher:
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        self.sock.bind((0, GROUPS))
+        self.sock.bind((0, GROUPS | GROUPS6))
         self.stamps: list[float] = []
         self.up_at: dict[int, float] = {}
         """ifindex -> when a notification first showed the link up and running (operstate
@@ -138,8 +159,23 @@ class Watcher:
                 return time.monotonic()
 
 
+def address4(number: int) -> str:
+    """Port ``number``'s IPv4 address (eth0 .107 and eth1 .112 as in the how-to)."""
+    return {0: "192.168.0.107", 1: "192.168.0.112"}.get(number, f"192.168.0.{20 + number}")
+
+
+def address6(number: int) -> str:
+    """Port ``number``'s global IPv6 address (what SLAAC gives it: here, a fixed one)."""
+    return f"{PREFIX6}{address4(number).rsplit('.', 1)[1]}"
+
+
 def inner(  # noqa: PLR0915 - one linear script
-    events: int, peer: str, pace: float, ports: int, kinds: tuple[str, ...] = ("default",)
+    events: int,
+    peer: str,
+    pace: float,
+    ports: int,
+    kinds: tuple[str, ...] = ("default",),
+    dual_stack: bool = False,
 ) -> dict[str, Any]:
     ipr = IPRoute()
     watch = Watcher()
@@ -149,7 +185,53 @@ def inner(  # noqa: PLR0915 - one linear script
         return int(ipr.link_lookup(ifname=name)[0])
 
     def main_default_on(ifindex: int) -> bool:
-        return any(r.get("RTA_OIF") == ifindex for r in ipr.get_routes(table=254, dst_len=0))
+        return any(
+            r.get("RTA_OIF") == ifindex
+            for r in ipr.get_routes(family=socket.AF_INET, table=254, dst_len=0)
+        )
+
+    def advertised(ifindex: int, number: int) -> None:
+        """What a router advertisement gives port ``number``: its SLAAC address (unless it
+        has it) and the RA default (the kernel's form, its metric ``ra_defrtr_metric``)."""
+        have = ipr.get_addr(family=socket.AF_INET6, index=ifindex, scope=0)
+        if not have:
+            ipr.addr(
+                "add",
+                index=ifindex,
+                address=address6(number),
+                prefixlen=64,
+                family=socket.AF_INET6,
+                flags=IFA_F_NODAD,  # usable at once, as after DAD
+            )
+        ipr.route(
+            "add",
+            family=socket.AF_INET6,
+            dst="::",
+            dst_len=0,
+            gateway=ROUTER6,
+            oif=ifindex,
+            priority=1024 + number,
+            proto=9,  # ra
+        )
+
+    def withdrawn(ifindex: int, number: int) -> None:
+        """The router lifetime reached 0: the kernel removes the RA default."""
+        ipr.route(
+            "del",
+            family=socket.AF_INET6,
+            dst="::",
+            dst_len=0,
+            gateway=ROUTER6,
+            oif=ifindex,
+            priority=1024 + number,
+        )
+
+    def table6_default_on(ifindex: int, name: str) -> bool:
+        table = table_of(name)
+        return table is not None and any(
+            r.get("RTA_OIF") == ifindex
+            for r in ipr.get_routes(family=socket.AF_INET6, table=table, dst_len=0)
+        )
 
     def table_of(name: str) -> int | None:
         for rule in ipr.get_rules(family=socket.AF_INET):
@@ -165,10 +247,16 @@ def inner(  # noqa: PLR0915 - one linear script
             for r in ipr.get_routes(family=socket.AF_INET, table=table, dst_len=0)
         )
 
-    def rules_on(name: str) -> bool:
+    def rules_on(name: str, family: int = socket.AF_INET) -> bool:
         return any(
             name in (r.get("FRA_OIFNAME"), r.get("FRA_IIFNAME"))
-            for r in ipr.get_rules(family=socket.AF_INET)
+            for r in ipr.get_rules(family=family)
+        )
+
+    def port_done(ifindex: int, name: str) -> bool:
+        """Both families' defaults in the port's table (IPv6 too with ``--dual-stack``)."""
+        return table_default_on(ifindex, name) and (
+            not dual_stack or table6_default_on(ifindex, name)
         )
 
     kernel: dict[str, list[float]] = {kind: [] for kind in kinds}
@@ -198,8 +286,20 @@ def inner(  # noqa: PLR0915 - one linear script
         time.sleep(pace)
 
     eth1 = index("eth1")
-    watch.until(lambda: table_default_on(eth1, "eth1") and not main_default_on(eth1), 20)
+    watch.until(lambda: port_done(eth1, "eth1") and not main_default_on(eth1), 20)
     time.sleep(pace)
+
+    for _ in range(events if "ra-lifetime0" in kinds else 0):
+        measure(
+            "ra-lifetime0",
+            lambda: withdrawn(eth1, 1),
+            lambda: not table6_default_on(eth1, "eth1"),
+        )
+        measure(
+            "ra-default",
+            lambda: advertised(eth1, 1),
+            lambda: table6_default_on(eth1, "eth1"),
+        )
 
     for _ in range(events if "default" in kinds else 0):
         measure(
@@ -210,14 +310,19 @@ def inner(  # noqa: PLR0915 - one linear script
             lambda: not main_default_on(eth1),
         )
 
+    def up_again(ifindex: int, number: int) -> None:
+        ipr.link("set", index=ifindex, state="up")
+        if dual_stack:  # the router answers the port's solicitation
+            advertised(ifindex, number)
+
     for _ in range(events if "flap" in kinds else 0):
         ipr.link("set", index=eth1, state="down")
         watch.until(lambda: not table_default_on(eth1, "eth1"))
         time.sleep(pace)
         measure(
             "flap",
-            lambda: ipr.link("set", index=eth1, state="up"),
-            lambda: table_default_on(eth1, "eth1"),
+            lambda: up_again(eth1, 1),
+            lambda: port_done(eth1, "eth1"),
             lambda: eth1,
         )
 
@@ -236,22 +341,28 @@ def inner(  # noqa: PLR0915 - one linear script
         far = int(switch.link_lookup(ifname=f"b{number % 1000}")[0])
         switch.link("set", index=far, master=bridge, state="up")  # carrier for the port
         new = index(plug)
-        ipr.addr("add", index=new, address="192.168.0.120", prefixlen=24)
+        ipr.addr("add", index=new, address=address4(ports), prefixlen=24)
         ipr.link("set", index=new, state="up")
         ipr.route("add", dst="0.0.0.0/0", gateway=GATEWAY, oif=new, priority=100 + ports, proto=16)
+        if dual_stack:
+            advertised(new, ports)
 
     try:
         for number in range(events if "hotplug" in kinds else 0):
             measure(
                 "hotplug",
                 lambda n=number: attach(n),
-                lambda: rules_on(plug) and table_default_on(index(plug), plug),
+                lambda: (
+                    rules_on(plug)
+                    and (not dual_stack or rules_on(plug, socket.AF_INET6))
+                    and port_done(index(plug), plug)
+                ),
                 lambda: index(plug),
             )
             measure(
                 "detach",
                 lambda: ipr.link("del", index=index(plug)),
-                lambda: not rules_on(plug),
+                lambda: not rules_on(plug) and not rules_on(plug, socket.AF_INET6),
             )
     finally:
         switch.close()
@@ -260,23 +371,30 @@ def inner(  # noqa: PLR0915 - one linear script
 
 
 # -- outside: the namespaces and the agent ----------------------------------------------------
-def build(guest: str, peer: str, ports: int) -> None:
+def build(guest: str, peer: str, ports: int, dual_stack: bool = False) -> None:
     """The guest with ``ports`` ports on one segment (eth0 .107 and eth1 .112 as in the
     how-to, eth2... .22...), a DHCP-style default per port in main (metric 100+i); the peer
-    with the bridge that is their gateway."""
+    with the bridge that is their gateway. ``dual_stack``: each port also has its global IPv6
+    address (``nodad``: usable at once, as after DAD) and the RA default via the bridge's
+    ``fe80::1`` (metric 1024+i); the guest accepts no real advertisement (none is sent)."""
     sh("ip", "netns", "add", guest)
     sh("ip", "netns", "add", peer)
+    six = "0" if dual_stack else "1"
     for knob in (
-        "net.ipv6.conf.all.disable_ipv6=1",
-        "net.ipv6.conf.default.disable_ipv6=1",
+        f"net.ipv6.conf.all.disable_ipv6={six}",
+        f"net.ipv6.conf.default.disable_ipv6={six}",
+        "net.ipv6.conf.default.accept_ra=0",
+        "net.ipv6.conf.default.accept_dad=0",
         "net.ipv4.conf.all.rp_filter=0",
         "net.ipv4.conf.default.rp_filter=0",
     ):
         sh("ip", "netns", "exec", guest, "sysctl", "-qw", knob)
     outside = ["link add br0 type bridge", "addr add 192.168.0.1/24 dev br0", "link set br0 up"]
+    if dual_stack:
+        outside.append(f"addr add {ROUTER6}/64 dev br0")
     inside = ["link set lo up"]
     for number in range(ports):
-        address = {0: "192.168.0.107", 1: "192.168.0.112"}.get(number, f"192.168.0.{20 + number}")
+        address = address4(number)
         sh(
             "ip", "link", "add", f"eth{number}", "netns", guest,
             "address", f"fa:16:3e:00:00:{number:02x}",
@@ -288,6 +406,12 @@ def build(guest: str, peer: str, ports: int) -> None:
             f"link set eth{number} up",
             f"route add default via {GATEWAY} dev eth{number} proto dhcp metric {100 + number}",
         ]
+        if dual_stack:
+            inside += [
+                f"addr add {address6(number)}/64 dev eth{number} nodad",
+                f"route add ::/0 via {ROUTER6} dev eth{number} proto ra "
+                f"metric {1024 + number} expires {ROUTER_LIFETIME} hoplimit 64 pref medium",
+            ]
     for namespace, lines in ((peer, outside), (guest, inside)):
         subprocess.run(
             ["ip", "-n", namespace, "-batch", "-"],
@@ -320,6 +444,7 @@ def outer(
     profile: Path | None = None,
     keep_log: Path | None = None,
     kinds: tuple[str, ...] = KINDS,
+    dual_stack: bool = False,
 ) -> dict[str, Any]:
     if os.geteuid() != 0:
         sys.exit("run as root: the benchmark creates network namespaces")
@@ -331,7 +456,7 @@ def outer(
     shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
     with tempfile.TemporaryDirectory(prefix="mhagent-bench-", dir=shm) as tmp:
         try:
-            build(guest, peer, ports)
+            build(guest, peer, ports, dual_stack)
             log = Path(tmp, "agent.log").open("w")  # noqa: SIM115 - the agent's stdout
             agent = subprocess.Popen(
                 [
@@ -379,6 +504,7 @@ def outer(
                     str(ports),
                     "--kinds",
                     ",".join(kinds),
+                    *(["--dual-stack"] if dual_stack else []),
                 ],
                 capture_output=True,
                 text=True,
@@ -404,7 +530,13 @@ def outer(
                 agent.wait(10)
             for namespace in (guest, peer):
                 sh("ip", "netns", "del", namespace, check=False)
-    summary: dict[str, Any] = {"ports": ports, "events_per_kind": events, "kinds": {}}
+    summary: dict[str, Any] = {
+        "ports": ports,
+        "events_per_kind": events,
+        "dual_stack": dual_stack,
+        "namespaces": [guest, peer],
+        "kinds": {},
+    }
     for kind, values in latencies["kernel"].items():
         summary["kinds"][kind] = {
             "n": len(values),
@@ -431,13 +563,29 @@ def outer(
     return summary
 
 
-def report(summaries: list[dict[str, Any]], host: dict[str, str], pace: float) -> str:
-    """The Markdown results section of docs/benchmarks-agent.md."""
-    lines = ["## Results", ""]
+def report(
+    summaries: list[dict[str, Any]], host: dict[str, str], pace: float, dual_stack: bool = False
+) -> str:
+    """The Markdown results section of docs/benchmarks-agent.md (``dual_stack``: the
+    section of the dual-stack ports)."""
+    lines = ["## Results, dual-stack ports" if dual_stack else "## Results", ""]
     lines += [f"- {key}: {value}" for key, value in host.items()]
     lines += [
         f"- events per kind: {summaries[0]['events_per_kind']}, {pace:g} s apart",
         "",
+        *(
+            [
+                "Every port also has a global IPv6 address and a router advertisement's "
+                "default; `ra-lifetime0`: eth1's RA default removed (router lifetime 0), "
+                "corrected when its table has no IPv6 default; `ra-default`: the RA default "
+                "back, corrected when the table has it again; `flap`, `hotplug`: corrected "
+                "when both families' defaults (and rules) are in the port's table; `detach`: "
+                "when no rule of either family names the port.",
+                "",
+            ]
+            if dual_stack
+            else []
+        ),
         "From the first netlink notification of the disturbance to the last one of the "
         "repair (their arrival, noted by a thread that does nothing else: the observer's own "
         "dumps are not counted), in ms; `observed`: from before the disturbing call to the "
@@ -468,7 +616,14 @@ def report(summaries: list[dict[str, Any]], host: dict[str, str], pace: float) -
 
 
 #: p99 targets (ms), from the netlink event to the last kernel change of the repair.
-TARGETS = {"default": 20.0, "flap": 20.0, "hotplug": 50.0, "detach": 20.0}
+TARGETS = {
+    "default": 20.0,
+    "flap": 20.0,
+    "hotplug": 50.0,
+    "detach": 20.0,
+    "ra-lifetime0": 20.0,
+    "ra-default": 20.0,
+}
 
 
 def main() -> None:
@@ -493,13 +648,26 @@ def main() -> None:
         "--profile", type=Path, help="run the agent under cProfile, its statistics to this file"
     )
     parser.add_argument("--log", type=Path, help="keep the agent's log (FILE.<ports>.log)")
-    parser.add_argument("--kinds", default=",".join(KINDS), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--dual-stack",
+        action="store_true",
+        help="dual-stack ports and the router's events (its own results section)",
+    )
+    parser.add_argument(
+        "--kinds",
+        help=f"only these kinds, comma-separated [{','.join(KINDS)}; "
+        f"with --dual-stack {','.join(KINDS6)}]",
+    )
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--peer", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    kinds = tuple(args.kinds.split(",")) if args.kinds else KINDS6 if args.dual_stack else KINDS
     if args.inner:
-        kinds = tuple(args.kinds.split(","))
-        print(json.dumps(inner(args.events, args.peer, args.pace, int(args.ports), kinds)))
+        print(
+            json.dumps(
+                inner(args.events, args.peer, args.pace, int(args.ports), kinds, args.dual_stack)
+            )
+        )
         return
     timed_environment()
     # SIGTERM (a killed `make bench`) ends like Ctrl-C: the agent stopped, namespaces deleted
@@ -507,12 +675,14 @@ def main() -> None:
     summaries = []
     for ports in [int(p) for p in args.ports.split(",") if p]:
         log = None if args.log is None else args.log.with_suffix(f".{ports}.log")
-        summary = outer(args.events, args.idle, args.pace, ports, args.profile, log)
+        summary = outer(
+            args.events, args.idle, args.pace, ports, args.profile, log, kinds, args.dual_stack
+        )
         summaries.append(summary)
-        print(f"{ports} ports: {'kind':<9} {'n':>4} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+        print(f"{ports} ports: {'kind':<12} {'n':>4} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
         for kind, row in summary["kinds"].items():
             print(
-                f"{ports} ports: {kind:<9} {row['n']:>4} {row['p50_ms']:>8} "
+                f"{ports} ports: {kind:<12} {row['n']:>4} {row['p50_ms']:>8} "
                 f"{row['p99_ms']:>8} {row['max_ms']:>8}"
             )
         idle = summary["idle"]
@@ -525,7 +695,9 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"machine": host, "sizes": summaries}, indent=2) + "\n")
     if args.docs:
-        replace_results(args.docs, "bench/agent_latency.py", report(summaries, host, args.pace))
+        script = "bench/agent_latency.py" + (" --dual-stack" if args.dual_stack else "")
+        text = report(summaries, host, args.pace, args.dual_stack)
+        replace_results(args.docs, script, text)
 
 
 if __name__ == "__main__":

@@ -125,10 +125,10 @@ def cli(ctx: click.Context, config_path: Path | None, root: Path) -> None:
 
 
 @contextmanager
-def _backend() -> Iterator[Any]:
+def _backend(*, local_table: bool = True) -> Iterator[Any]:
     from multihome.backend.netlink import NetlinkBackend
 
-    backend = NetlinkBackend()
+    backend = NetlinkBackend(local_table=local_table)
     try:
         yield backend
     finally:
@@ -175,8 +175,8 @@ def status(obj: CliOptions, as_json: bool, form: str) -> None:
     with _backend() as backend:
         assessment = assess(backend, config, host_facts(obj.root))
         # One truth: the problems are doctor's, every check of it (status's own included).
-        report = build_report(backend, assessment, config)
-        report = report.with_problems(diagnose(backend, assessment, config, obj.root).problems)
+        found = diagnose(backend, assessment, config, obj.root).problems
+        report = build_report(backend, assessment, config, found)
     from multihome.agent.state import read_status
 
     if form == "dot":
@@ -212,8 +212,9 @@ def status(obj: CliOptions, as_json: bool, form: str) -> None:
 
     rules = sorted(owned_rules(assessment.state, config), key=lambda r: r.order)
     click.echo(f"rules ({len(rules)} owned by multihome):")
+    names = desired.table_names  # a dict built per call: once, not once per rule
     for rule in rules:
-        click.echo(f"  {rule.describe(desired.table_names)}")
+        click.echo(f"  {rule.describe(names)}")
     if report.references:
         click.echo(f"used by other tools ({len(report.references)}, left untouched):")
         for ref in report.references:
@@ -386,7 +387,6 @@ def apply(
     lock_timeout: float,
 ) -> None:
     """Apply the policy to the kernel, as one transaction, then announce and verify it."""
-    import os
 
     from multihome.processes import require_root
     from multihome.source.portfacts import host_facts, host_reader
@@ -401,7 +401,7 @@ def apply(
         confirm_timeout = DEFAULT_CONFIRM_TIMEOUT if sys.stdin.isatty() else 0.0
     if not dry_run:
         require_root()
-    with _backend() as backend:
+    with _backend(local_table=False) as backend:  # an apply never looks at the local table
         reader = host_reader(obj.root)
         facts = host_facts(obj.root, reader)
         if dry_run:
@@ -416,40 +416,25 @@ def apply(
             if whole and _unchanged(obj, backend, session, config, quiet, reader.signature()):
                 _resume_agent(obj.root)
                 return  # without importing the engine, the policy or the plan
-            from multihome.engine import assess, converge
-            from multihome.safety.checks import find_peer
+            from multihome.engine import again_on_conflict
 
-            assessment = assess(backend, config, facts)
-            if interface is not None:
-                assessment = assessment.restrict(interface)
-            addresses = [a.ip for a in assessment.state.addresses]
-            peer = find_peer(management_peer, os.environ, addresses)
-            guarded = confirm_timeout > 0 or bool(probes) or peer is not None
-            progress = _progress(len(assessment.plan.changes))
-            if not assessment.plan.empty and not quiet:  # one write: 2800 lines at 256 ports
-                click.echo("\n".join(_styled(line, obj.color) for line in assessment.plan.lines()))
-            if guarded:
-                settled = _guarded_apply(
+            # Another writer (a DHCP client's hook) may take a slot of the plan meanwhile:
+            # the apply undoes itself and the lock stays held for the next read.
+            assessment, settled, guarded = again_on_conflict(
+                lambda: _apply_once(
                     obj,
                     backend,
                     session,
-                    assessment,
                     config,
+                    facts,
+                    interface,
+                    management_peer,
                     confirm_timeout,
-                    peer,
                     probes,
-                    progress,
-                )
-            else:
-                settled = converge(
-                    backend,
-                    config,
-                    root=obj.root,
-                    session=session,
-                    assessed=assessment,
-                    progress=progress,
-                )
-                assert settled is not None  # None only when a prepare step declines
+                    quiet,
+                ),
+                _again,
+            )
             if interface is None:  # after the apply: a rolled-back one leaves the pause on
                 _resume_agent(obj.root)
             _report_apply(settled, quiet)
@@ -468,6 +453,66 @@ def apply(
                 )
     if detailed_exit_codes and settled.changed:
         raise click.exceptions.Exit(DetailedExitCode.CHANGED)
+
+
+def _apply_once(
+    obj: CliOptions,
+    backend: Any,
+    session: Any,
+    config: Any,
+    facts: Any,
+    interface: str | None,
+    management_peer: str | None,
+    confirm_timeout: float,
+    probes: tuple[Any, ...],
+    quiet: bool,
+) -> tuple[Any, Any, bool]:
+    """Under ``session``: read, plan, print the plan, apply, announce and verify; the
+    assessment, the result and whether a confirmation window guarded it."""
+    import os
+
+    from multihome.engine import assess, converge
+    from multihome.safety.checks import find_peer
+
+    assessment = assess(backend, config, facts)
+    if interface is not None:
+        assessment = assessment.restrict(interface)
+    addresses = [a.ip for a in assessment.state.addresses]
+    peer = find_peer(management_peer, os.environ, addresses)
+    guarded = confirm_timeout > 0 or bool(probes) or peer is not None
+    progress = _progress(len(assessment.plan.changes))
+    if not assessment.plan.empty and not quiet:  # one write: 2800 lines at 256 ports
+        click.echo("\n".join(_styled(line, obj.color) for line in assessment.plan.lines()))
+    if guarded:
+        settled = _guarded_apply(
+            obj, backend, session, assessment, config, confirm_timeout, peer, probes, progress
+        )
+    else:
+        settled = converge(
+            backend,
+            config,
+            root=obj.root,
+            session=session,
+            assessed=assessment,
+            progress=progress,
+        )
+        assert settled is not None  # None only when a prepare step declines
+    return assessment, settled, guarded
+
+
+def _again(exc: Exception, failed: int) -> None:
+    """Said when another writer took a slot of the plan: the apply reads and plans again."""
+    from multihome.backend import ChangeFailed
+    from multihome.engine import CONFLICT_ATTEMPTS
+
+    cause = exc.__cause__
+    what = f"{cause.change.describe()}: {cause.reason}" if isinstance(cause, ChangeFailed) else exc
+    click.echo(
+        f"multihome: another writer changed the namespace between the read and the apply "
+        f"({what}; undone); reading and planning again (attempt {failed + 1} of "
+        f"{CONFLICT_ATTEMPTS})",
+        err=True,
+    )
 
 
 def _probes(specs: tuple[str, ...]) -> tuple[Any, ...]:

@@ -80,6 +80,10 @@ class Config:
     """The off-link destination `verify` resolves from each IPv6 address."""
     source: str = "(defaults)"
     """Where this configuration came from, for messages."""
+    band_claimed: bool = False
+    """Not a file key: the agent has already worked in ``priority_range`` (or an apply in
+    this namespace used it), so another tool's rule that appears in it later is noted,
+    never refused (policy rule 1)."""
 
     def table_name(self, ifname: str) -> str:
         return self.table_names.get(ifname, f"mh-{ifname}")

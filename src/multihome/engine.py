@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from multihome import faults
 from multihome.backend import Announcement, Backend, ChangeFailed
@@ -36,7 +37,7 @@ from multihome.facts import NO_FACTS, PortFacts
 from multihome.model import HostState
 from multihome.names import register_names
 from multihome.plan import Assessment, Change, Plan
-from multihome.policy import DesiredState
+from multihome.policy import DesiredState, PolicyMemo
 from multihome.transaction import DEFAULT_LOCK_TIMEOUT, checkpoint, journal
 from multihome.transaction.journal import Mode, Recovery
 from multihome.transaction.session import Session, open_session
@@ -44,6 +45,7 @@ from multihome.verify import Check, verify
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, Change], None]
+T = TypeVar("T")
 
 
 @dataclass
@@ -125,12 +127,16 @@ step made itself (they are announced and verified like the apply's), or None: ch
 
 
 def assess(
-    backend: Backend, config: Config, facts: Callable[[HostState], PortFacts] | None = None
+    backend: Backend,
+    config: Config,
+    facts: Callable[[HostState], PortFacts] | None = None,
+    memo: PolicyMemo | None = None,
 ) -> Assessment:
     """Read the host once and compute the desired state and the plan; ``facts`` gives the
-    ports' own facts for the state read (leases, metadata, memory: :mod:`multihome.facts`)."""
+    ports' own facts for the state read (leases, metadata, memory: :mod:`multihome.facts`);
+    ``memo``: the ports' policy parts kept from an earlier call (the agent's)."""
     state = backend.read()
-    return Assessment.of(state, config, NO_FACTS if facts is None else facts(state))
+    return Assessment.of(state, config, NO_FACTS if facts is None else facts(state), memo)
 
 
 @contextmanager
@@ -168,6 +174,7 @@ def converge(
     purpose: str = "apply",
     postpone: Callable[[], bool] | None = None,
     facts: Callable[[HostState], PortFacts] | None = None,
+    memo: PolicyMemo | None = None,
 ) -> Convergence | None:
     """Plan, apply, announce, verify and journal, all under the namespace's lock.
 
@@ -175,7 +182,7 @@ def converge(
     ``lock_timeout`` seconds, and an interrupted apply is finished first; ``purpose`` is what
     a waiter is told holds it). ``assessed``: the
     read and plan the caller made under ``session`` (else one is made here, with the ports'
-    ``facts``, as :func:`assess`).
+    ``facts`` and the policy's ``memo``, as :func:`assess`).
     ``prepare(assessment)`` runs under the lock before the apply (:data:`Prepare`); None
     from it changes nothing and returns None. Announcement and verification run when anything
     changed (the recovery's and ``prepare``'s changes included), unless ``postpone()``, asked
@@ -196,8 +203,9 @@ def converge(
                 verify_retries=verify_retries,
                 postpone=postpone,
                 facts=facts,
+                memo=memo,
             )
-    assessment = assessed if assessed is not None else assess(backend, config, facts)
+    assessment = assessed if assessed is not None else assess(backend, config, facts, memo)
     prepared = 0
     if prepare is not None:
         step = prepare(assessment)
@@ -222,6 +230,30 @@ def converge(
         prepared=prepared,
         postpone=postpone,
     )
+
+
+#: How many times in all a read, plan and apply is made when another writer keeps taking a
+#: slot of the plan between the read and the apply (:class:`ConcurrentChangeError`).
+CONFLICT_ATTEMPTS = 3
+
+
+def again_on_conflict(
+    attempt: Callable[[], T],
+    note: Callable[[ConcurrentChangeError, int], None],
+    attempts: int = CONFLICT_ATTEMPTS,
+) -> T:
+    """``attempt()`` (read, plan, apply: :func:`converge`), again while another writer (a DHCP
+    client's hook, an admin) took a slot of its plan between its read and its apply: that
+    apply undid itself, and the other writer's route is a fact for the next read. At most
+    ``attempts`` in all (then the error stands); ``note(error, n)`` is told after the n-th
+    failed one. The caller holds the lock across the attempts (``multihome apply``) or
+    takes it in each (the agent)."""
+    for n in range(1, attempts):
+        try:
+            return attempt()
+        except ConcurrentChangeError as exc:
+            note(exc, n)
+    return attempt()
 
 
 def settle(
@@ -296,11 +328,13 @@ def _apply_locked(
         result.files = register_names(root, plan.tables) if plan.tables else []
         return result
     saved = checkpoint.capture(state, plan.changes, config, root, session.apply_id)
-    checkpoint.save(session.state, saved)
-    record = checkpoint.Record.load(session.state)
-    if (grown := record.add(saved)) != record:  # a repair rarely moves anything new
-        grown.save(session.state)
-    journal.begin(session.state, saved, plan.changes)
+    text = saved.text()  # encoded once, for the checkpoint and the journal
+    checkpoint.save(session.state, saved, text)
+    if saved.moved or saved.sysctls:  # else nothing to add: the record is not even read
+        record = checkpoint.Record.load(session.state)
+        if (grown := record.add(saved)) != record:  # a repair rarely moves anything new
+            grown.save(session.state)
+    journal.begin(session.state, saved, plan.changes, text)
     result.checkpoint_id = saved.id
     result.files = register_names(root, plan.tables)
     changes = list(plan.changes)
@@ -373,7 +407,11 @@ def _apply_changes(backend: Backend, changes: Sequence[Change], progress: Progre
         if point is not None and point[1] == index:
             if point[0] == "kill":
                 faults.kill_now()
-            raise ChangeFailed(change, done, "injected failure (MULTIHOME_FAILPOINT)")
+            elif point[0] == "stop":
+                faults.stop_now()
+                point = None
+            else:
+                raise ChangeFailed(change, done, "injected failure (MULTIHOME_FAILPOINT)")
         try:
             backend.apply([change])
         except ChangeFailed as failure:

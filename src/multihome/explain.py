@@ -76,6 +76,7 @@ from multihome.model import (
     IFA_F_TENTATIVE,
     RTN_BROADCAST,
     RTN_LOCAL,
+    RTN_THROW,
     RTN_UNICAST,
     SCOPE_LINK,
     Address,
@@ -93,7 +94,6 @@ RTN_ANYCAST = 4
 RTN_BLACKHOLE = 6
 RTN_UNREACHABLE = 7
 RTN_PROHIBIT = 8
-RTN_THROW = 9
 #: Route types that answer with an error (fib_props[].error); ``throw`` means "next rule".
 ROUTE_ERRORS = {
     RTN_BLACKHOLE: errno.EINVAL,

@@ -2,7 +2,10 @@
 
 ``MULTIHOME_FAILPOINT=change:K`` makes the K-th kernel change of an apply fail as if the
 kernel had refused it; ``MULTIHOME_FAILPOINT=kill:K`` kills the process with SIGKILL just
-before the K-th change. Unset (always, in production) it costs one dictionary lookup.
+before the K-th change; ``MULTIHOME_FAILPOINT=stop:K`` stops it (SIGSTOP) just before the K-th
+change, once (the variable is removed), so that a test can change the namespace as another
+writer would and then continue it (SIGCONT). Unset (always, in production) it costs one
+dictionary lookup.
 """
 
 from __future__ import annotations
@@ -19,10 +22,17 @@ def failpoint() -> tuple[str, int] | None:
     if not value:
         return None
     kind, _, number = value.partition(":")
-    if kind not in ("change", "kill") or not number.isdigit() or int(number) < 1:
+    if kind not in ("change", "kill", "stop") or not number.isdigit() or int(number) < 1:
         return None
     return kind, int(number)
 
 
 def kill_now() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def stop_now() -> None:
+    """Stop this process until a SIGCONT, once: the failpoint is gone afterwards (an apply
+    that plans again does not stop a second time)."""
+    os.environ.pop(ENV, None)
+    os.kill(os.getpid(), signal.SIGSTOP)

@@ -8,6 +8,7 @@ Addresses are :mod:`ipaddress` objects; the model is family-agnostic (IPv4 and I
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -55,6 +56,8 @@ SCOPE_NAMES = {SCOPE_UNIVERSE: "global", SCOPE_LINK: "link", SCOPE_HOST: "host"}
 RTN_UNICAST = 1
 RTN_LOCAL = 2
 RTN_BROADCAST = 3
+RTN_MULTICAST = 5
+RTN_THROW = 9
 RTN_TYPE_NAMES = {
     1: "unicast",
     2: "local",
@@ -103,6 +106,37 @@ ADDRESS_FLAGS = {
     IFA_F_NOPREFIXROUTE: "noprefixroute",
 }
 ADDRESS_FLAG_MASK = sum(ADDRESS_FLAGS)
+
+
+_NETWORKS = (ipaddress.IPv4Network, ipaddress.IPv6Network)
+_INTERFACES = (ipaddress.IPv4Interface, ipaddress.IPv6Interface)
+
+
+def ip_text(value: IPAddress | IPNetwork | IPInterface | None) -> str:
+    """``str(value)`` (``"None"`` for None), formatted in C: :mod:`ipaddress` formats in
+    Python (1 us an IPv4 address, 5 us an IPv6 one), and the identity keys, the JSON and the
+    text of every route and rule format thousands at 256 ports. ``inet_ntop`` writes IPv6 as
+    RFC 5952 says, as ``str`` does, except the IPv4-mapped and -compatible forms (dotted),
+    which go to ``str``; so do scoped addresses."""
+    if value is None:
+        return "None"
+    if type(value) is ipaddress.IPv4Address:  # the most frequent, first
+        return socket.inet_ntoa(value.packed)
+    if type(value) is ipaddress.IPv4Network:
+        return f"{socket.inet_ntoa(value.network_address.packed)}/{value.prefixlen}"
+    if isinstance(value, _NETWORKS):
+        host, suffix = value.network_address, f"/{value.prefixlen}"
+    elif isinstance(value, _INTERFACES):
+        host, suffix = value.ip, f"/{value.network.prefixlen}"  # (an address's subclass)
+    else:
+        host, suffix = value, ""
+    if isinstance(host, ipaddress.IPv4Address):
+        return socket.inet_ntoa(host.packed) + suffix
+    if host.scope_id is None:
+        text = socket.inet_ntop(socket.AF_INET6, host.packed)
+        if "." not in text:
+            return text + suffix
+    return str(value)
 
 
 def family_of(value: IPAddress | IPNetwork | IPInterface) -> int:
@@ -198,7 +232,7 @@ class Address:
     @cached_property
     def key(self) -> tuple[str, str]:
         """Identity and sort order (computed once: sorting thousands formats addresses)."""
-        return (self.ifname, str(self.interface))
+        return (self.ifname, ip_text(self.interface))
 
     __hash__ = _hash_by_key
 
@@ -287,19 +321,26 @@ class Route:
         return replace(self, ifname=hop.ifname, gateway=hop.gateway, nexthops=())
 
     @cached_property
+    def texts(self) -> tuple[str, str, str]:
+        """The destination, gateway and preferred source as text (``"None"`` when absent),
+        formatted once for the key, the JSON and the ``ip``-style text."""
+        return (ip_text(self.dst), ip_text(self.gateway), ip_text(self.prefsrc))
+
+    @cached_property
     def key(self) -> tuple[Any, ...]:
         """Identity: every attribute (two routes differing in any attribute are different);
         computed once."""
+        dst, gateway, prefsrc = self.texts
         return (
             self.family,
             self.table,
-            str(self.dst),
+            dst,
             self.metric,
             self.ifname,
-            str(self.gateway),
+            gateway,
             self.proto,
             self.scope,
-            str(self.prefsrc),
+            prefsrc,
             self.type,
         ) + (
             # a multipath route's next hops join the key only when it has them, so that the
@@ -319,7 +360,7 @@ class Route:
     @property
     def slot(self) -> tuple[Any, ...]:
         """What the kernel (IPv4) allows only once: table, destination and metric."""
-        return (self.family, self.table, str(self.dst), self.metric)
+        return (self.family, self.table, self.texts[0], self.metric)
 
     @property
     def is_default(self) -> bool:
@@ -327,10 +368,11 @@ class Route:
 
     def describe(self, table_names: Mapping[int, str] | None = None) -> str:
         """``ip route`` style text."""
-        dst = "default" if self.is_default else str(self.dst)
+        dst, gateway, prefsrc = self.texts
+        dst = "default" if self.is_default else dst
         parts = [dst] if self.type == RTN_UNICAST else [RTN_TYPE_NAMES.get(self.type, "?"), dst]
         if self.gateway is not None:
-            parts += ["via", str(self.gateway)]
+            parts += ["via", gateway]
         if self.ifname:
             parts += ["dev", self.ifname]
         parts += ["table", table_label(self.table, table_names)]
@@ -338,7 +380,7 @@ class Route:
         if self.scope != SCOPE_UNIVERSE:
             parts += ["scope", SCOPE_NAMES.get(self.scope, str(self.scope))]
         if self.prefsrc is not None:
-            parts += ["src", str(self.prefsrc)]
+            parts += ["src", prefsrc]
         if self.metric:
             parts += ["metric", str(self.metric)]
         if self.expires is not None:
@@ -347,15 +389,16 @@ class Route:
         return " ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
+        dst, gateway, prefsrc = self.texts
         return {
             "table": self.table,
-            "dst": str(self.dst),
+            "dst": dst,
             "dev": self.ifname,
-            "gateway": None if self.gateway is None else str(self.gateway),
+            "gateway": None if self.gateway is None else gateway,
             "metric": self.metric,
             "proto": self.proto,
             "scope": self.scope,
-            "prefsrc": None if self.prefsrc is None else str(self.prefsrc),
+            "prefsrc": None if self.prefsrc is None else prefsrc,
             "type": self.type,
             **({"nexthops": [hop.to_json() for hop in self.nexthops]} if self.nexthops else {}),
         }
@@ -400,15 +443,22 @@ class Rule:
     were added); 0 when unknown. Not part of the identity."""
 
     @cached_property
+    def texts(self) -> tuple[str, str]:
+        """The source and destination as text (``"None"`` when absent), formatted once for
+        the key, the JSON and the ``ip``-style text."""
+        return (ip_text(self.src), ip_text(self.dst))
+
+    @cached_property
     def key(self) -> tuple[Any, ...]:
         """Identity (computed once). The selectors multihome never writes join it only when
         set, so that the keys of multihome's own rules stay as they were."""
+        src, dst = self.texts
         base = (
             self.family,
             self.priority,
             self.table,
-            str(self.src),
-            str(self.dst),
+            src,
+            dst,
             self.iifname,
             self.oifname,
             self.suppress_prefixlength,
@@ -451,9 +501,10 @@ class Rule:
         parts = [str(self.priority)]
         if self.invert:
             parts.append("not")
-        parts += ["from", "all" if self.src is None else net_text(self.src)]
+        src, dst = self.texts
+        parts += ["from", "all" if self.src is None else _host_text(self.src, src)]
         if self.dst is not None:
-            parts += ["to", net_text(self.dst)]
+            parts += ["to", _host_text(self.dst, dst)]
         if self.tos:
             parts += ["tos", hex(self.tos)]
         if self.fwmark is not None:
@@ -494,8 +545,8 @@ class Rule:
             "family": self.family,
             "priority": self.priority,
             "table": self.table,
-            "src": None if self.src is None else str(self.src),
-            "dst": None if self.dst is None else str(self.dst),
+            "src": None if self.src is None else self.texts[0],
+            "dst": None if self.dst is None else self.texts[1],
             "iif": self.iifname,
             "oif": self.oifname,
             "suppress_prefixlength": self.suppress_prefixlength,
@@ -519,9 +570,14 @@ class Rule:
         return data
 
 
+def _host_text(net: IPNetwork, text: str) -> str:
+    """:func:`net_text` of ``net`` from its ``text`` (:func:`ip_text`)."""
+    return text.rsplit("/", 1)[0] if net.prefixlen == net.max_prefixlen else text
+
+
 def net_text(net: IPNetwork) -> str:
     """A network as iproute2 prints it: a host route without its ``/32``."""
-    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
+    return ip_text(net.network_address if net.prefixlen == net.max_prefixlen else net)
 
 
 @dataclass(frozen=True, order=True)

@@ -1,8 +1,9 @@
 """The plan: a pure, ordered diff between the current and the desired state.
 
 The order keeps connectivity at every step: sysctls first, then the per-interface tables
-are filled, then the rules that use them are added (in ascending priority, so that nothing
-points into an empty table and main's specifics rule comes first), then stale owned rules
+are filled (their throw routes too, so that a table-first ``from`` rule never hides a
+container's or a VPN's route of main), then the rules that use them are added (in ascending
+priority, so that nothing points into an empty table), then stale owned rules
 and routes go, and only at the
 end the secondary defaults leave main -- when replies already have their own path.
 """
@@ -19,6 +20,7 @@ from multihome.facts import NO_FACTS, PortFacts
 from multihome.model import PROTO_MULTIHOME, HostState, Route, Rule, Sysctl, Table
 from multihome.policy import (
     DesiredState,
+    PolicyMemo,
     compute_policy,
     owned_routes,
     owned_rules,
@@ -49,7 +51,7 @@ class Change:
         return Change("remove" if self.action == "add" else "add", self.obj)
 
     def describe(self, table_names: Mapping[int, str] | None = None) -> str:
-        """Diff-style text: ``+ rule 10002 from 192.168.0.112 lookup mh-eth1``."""
+        """Diff-style text: ``+ rule 10000 from 192.168.0.112 lookup mh-eth1``."""
         if isinstance(self.obj, Sysctl):
             return (
                 f"~ sysctl {self.obj.name} {self.old if self.old is not None else '?'} "
@@ -125,10 +127,16 @@ class Assessment:
     plan: Plan
 
     @classmethod
-    def of(cls, state: HostState, config: Config, facts: PortFacts = NO_FACTS) -> Assessment:
-        """Compute the desired state of ``state`` (and its ports' ``facts``) and the plan
-        towards it."""
-        desired = compute_policy(state, config, facts)
+    def of(
+        cls,
+        state: HostState,
+        config: Config,
+        facts: PortFacts = NO_FACTS,
+        memo: PolicyMemo | None = None,
+    ) -> Assessment:
+        """Compute the desired state of ``state`` (and its ports' ``facts``; ``memo``: see
+        :class:`~multihome.policy.PolicyMemo`) and the plan towards it."""
+        desired = compute_policy(state, config, facts, memo)
         return cls(state, desired, make_plan(state, desired, config))
 
     def restrict(self, interface: str) -> Assessment:
@@ -171,16 +179,19 @@ def make_plan(current: HostState, desired: DesiredState, config: Config) -> Plan
         desired.routes - have_routes - present,
         key=lambda r: (r.table, r.is_default, r.gateway is not None, -r.dst.prefixlen, r.order),
     )
+    # The kernel holds one IPv4 route per (table, dst, metric): replace in place. Grouped by
+    # slot once (a sort of all stale routes per new route was quadratic).
+    in_slot: dict[tuple[Any, ...], list[Route]] = {}
+    for old_route in sorted(stale_routes | blocking, key=lambda r: r.order):
+        in_slot.setdefault(old_route.slot, []).append(old_route)
     displaced: set[Route] = set()
     for route in new_routes:
-        # The kernel holds one IPv4 route per (table, dst, metric): replace in place.
-        for old_route in sorted((stale_routes | blocking) - displaced, key=lambda r: r.order):
-            if old_route.slot == route.slot:
-                changes.append(Change("remove", old_route))
-                displaced.add(old_route)
+        for old_route in in_slot.pop(route.slot, ()):
+            changes.append(Change("remove", old_route))
+            displaced.add(old_route)
         changes.append(Change("add", route))
 
-    # Ascending priority: on-link and main-specifics rules exist before any catch-all.
+    # Ascending priority; the tables (throws included) are complete before any rule.
     # A rule a network manager keeps from the persisted configuration (its own protocol
     # number) already does the job: adding ours too would be refused as a duplicate.
     kept = {replace(r, proto=PROTO_MULTIHOME) for r in persisted_rules(current, config)}

@@ -10,11 +10,15 @@ All decisions live here (docs/design.md, section 5, "The policy's rules"):
   main (the how-to's fix), the primary's left alone;
 * rules in the reserved priority band, marked with multihome's protocol number::
 
-      band+0  from <addr>/32 to <own prefix> lookup <table>   (on-link peers via the own port)
-      band+1  lookup main suppress_prefixlength 0             (main-table specifics first)
-      band+2  from <addr>/32 lookup <table>
+      band+0  from <addr>/32 lookup <table>          (table first: replies leave their port)
+      band+1  lookup main suppress_prefixlength 0    (main-table specifics, for everyone else)
       band+3  oif <if> lookup <table>
       band+4  iif <if> lookup <table>
+
+  and in each port's table a ``throw`` route for each specific route of main that does not
+  go through a port (containers, VPNs, ``lo``, unreachable...), so those fall through to
+  main at band+1 (without ``onlink`` in the configuration's ``rules``: no throws, the ``from``
+  rule at band+2, after main's specifics);
 
 * ARP-flux and reverse-path sysctls per managed interface, explicitly, when multi-homed.
 * IPv6 in the same tables: a port's router-advertised default (via the router's link-local
@@ -32,8 +36,9 @@ from __future__ import annotations
 
 import ipaddress
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from multihome.config import Config
 from multihome.errors import InputError
@@ -44,6 +49,7 @@ from multihome.model import (
     PROTO_DHCP,
     PROTO_MULTIHOME,
     RESERVED_TABLES,
+    RTN_THROW,
     RTN_UNICAST,
     SCOPE_LINK,
     SCOPE_UNIVERSE,
@@ -114,8 +120,18 @@ IGNORED_PREFIXES = (
     "nebula",
 )
 
-#: Offsets of each rule kind inside the priority band.
+#: Offsets of each rule kind inside the priority band: ``onlink`` is the table-first ``from``
+#: rule (design.md section 5), ``from`` the same rule after main's specifics (without
+#: ``onlink`` in the configuration's ``rules``).
 RULE_OFFSETS = {"onlink": 0, "suppress": 1, "from": 2, "oif": 3, "iif": 4}
+#: Per family, the longest prefix of a split default (OpenVPN's ``0.0.0.0/1`` and
+#: ``128.0.0.0/1``; for IPv6 ``::/1``, ``2000::/3``, ``2000::/4`` and ``3000::/4``): like the
+#: default, such a route of main gets no throw, so a port's own default takes its replies.
+SPLIT_DEFAULT_PREFIXLEN = {4: 1, 6: 4}
+#: IPv6's link-local prefix, thrown in every table of family 6.
+LINK_LOCAL6 = ipaddress.IPv6Network("fe80::/64")
+#: The metric of a throw route: IPv6 routes without one get the kernel's 1024.
+THROW_METRIC = {4: 0, 6: 1024}
 
 
 @dataclass(frozen=True)
@@ -216,10 +232,12 @@ def owned_tables_elsewhere(state: HostState, config: Config) -> frozenset[int]:
     rules (its protocol, its band) point at them, so an earlier ``tables.range`` gave them
     out. Another tool's protocol-222 routes elsewhere are not multihome's without this."""
     low, high = config.table_range
-    return frozenset(
+    return frozenset(  # the rules' tables straight away: no set of (hashed) rules first
         r.table
-        for r in owned_rules(state, config)
-        if not low <= r.table <= high and r.table not in RESERVED_TABLES
+        for r in state.rules
+        if is_owned_rule(r, config)
+        and not low <= r.table <= high
+        and r.table not in RESERVED_TABLES
     )
 
 
@@ -295,9 +313,59 @@ def is_left_alone(link: Link) -> str | None:
     return None
 
 
-def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS) -> DesiredState:
+@dataclass
+class _PortPart:
+    """The routes and rules of one port's table, and where the routes came from."""
+
+    routes: frozenset[Route]
+    rules: frozenset[Rule]
+    origins: dict[Route, str]
+
+
+@dataclass
+class PolicyMemo:
+    """Each port's table part of the last :func:`compute_policy`, by everything it was
+    computed from, for the next call (the agent's: an event changes one port, and its peers'
+    tables were recomputed in full after every event, most of a repair at 16 ports). Owned by
+    its caller, never shared between configurations (a new one is taken when ``config``
+    changes); it keeps only the parts of the last call."""
+
+    config: Config | None = None
+    parts: dict[tuple[object, ...], _PortPart] = field(default_factory=dict)
+    hits: int = 0
+    """Ports whose part came from the memo (what tests and profiles count)."""
+    _used: dict[tuple[object, ...], _PortPart] = field(default_factory=dict)
+
+    def start(self, config: Config) -> None:
+        """A computation under ``config`` begins (the parts of another one are forgotten)."""
+        if self.config != config:
+            self.config, self.parts = config, {}
+        self._used = {}
+
+    def part(self, key: tuple[object, ...], compute: Callable[[], _PortPart]) -> _PortPart:
+        """The part computed from ``key``'s inputs: kept, or ``compute()``d now."""
+        found = self.parts.get(key)
+        if found is None:
+            found = compute()
+        else:
+            self.hits += 1
+        self._used[key] = found
+        return found
+
+    def end(self) -> None:
+        """Keep only the parts this computation used."""
+        self.parts, self._used = self._used, {}
+
+
+def compute_policy(
+    state: HostState,
+    config: Config,
+    facts: PortFacts = NO_FACTS,
+    memo: PolicyMemo | None = None,
+) -> DesiredState:
     """Compute the desired state for ``state`` under ``config`` and the ports' ``facts``
-    (pure).
+    (pure; ``memo``: the ports' parts of an earlier call, reused where a port's inputs are the
+    same, and updated: the result is the same with or without it).
 
     A port's table is built from its own facts (docs/design.md, "Port facts"): main's routes
     of the port as they are now, the routes its lease or the metadata declares, the routes
@@ -306,7 +374,7 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
     to drop the table's copy; a lease or metadata that no longer lists a gateway route is,
     and so is the address a route depends on going away.
     """
-    check_config_against_host(state, config)
+    band_notes = check_config_against_host(state, config)
     managed, skipped, ignored = _select(state, config)
     owned_rule_set = owned_rules(state, config)
     owned_route_set = owned_routes(state, config)
@@ -318,7 +386,7 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
         _ipv4_by_if(owned_route_set),
     )
     native = native_table_routes(state, config, assigned)
-    declared = _applicable(state, managed, facts)
+    declared, by_dst = _applicable(state, managed, facts), _peer_candidates(routes_by_if)
 
     defaults = _defaults(
         state, managed, routes_by_if, native, owned_by_if, assigned, declared, facts
@@ -349,7 +417,9 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
     rules: set[Rule] = set()
     main_removals: set[Route] = set()
     origins: dict[Route, str] = {}
-    band = config.priority_range[0]
+    memo = PolicyMemo() if memo is None else memo
+    memo.start(config)
+    peers = _gateway_routes(routes_by_if)
     for link in managed:
         addrs = tuple(a for a in state.addresses_of(link.name, 4) if a.scope == SCOPE_UNIVERSE)
         default = defaults.get(link.name)
@@ -372,42 +442,35 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
         )
         if table is None:
             continue
-        six.fill(config, link.name, table.id, owned_rule_set, origins, routes, rules)
-        if default is None:
-            continue
-        kept = [r for r in native.get(link.name, ()) if r.table == table.id]
-        copies = _table_routes(
+        key = (
             link.name,
             table.id,
             addrs,
             default,
-            routes_by_if[link.name],
+            tuple(routes_by_if[link.name]),
             declared.get(link.name),
-            [
-                *owned_by_if.get(link.name, ()),
-                *sorted(facts.seen.get(link.name, ()), key=lambda r: r.order),
-            ],
-            {r.dst for r in kept},
-            origins,
+            tuple(owned_by_if.get(link.name, ())),
+            facts.seen.get(link.name),
+            tuple(native.get(link.name, ())),
+            peers,
+            six.key(link.name, table.id, owned_rule_set),
         )
-        covered = _peer_specifics(
-            link.name, table.id, addrs, default, routes_by_if, copies, kept, origins
-        )
-        # Our copy already in the table stands for a new one that differs only in its metric
-        # (one route per destination: the metric means nothing there), so that a route
-        # coming back to main with another metric changes nothing. What the network manager
-        # already keeps in the table stands for our copy of it, and is wanted as it is
-        # (persist renders it again, plan adds nothing next to it).
-        copies = _with_native(
-            _with_existing(copies, owned_by_if.get(link.name, ()), table.id, origins), kept
-        )
-        routes.update(copies)
-        if role == "secondary":
+        part = memo.part(
+            key,
+            partial(
+                _port_part, config, link, table.id, addrs, default, routes_by_if, by_dst,
+                declared, owned_by_if, facts, native, six, owned_rule_set,
+            ),
+        )  # fmt: skip
+        routes |= part.routes
+        rules |= part.rules
+        origins.update(part.origins)
+        if default is not None and role == "secondary":
             # a multipath default belongs to no single port: it stays in main
             main_removals.update(
                 r for r in routes_by_if[link.name] if r.is_default and r not in shared
             )
-        rules |= _interface_rules(config, link.name, table.id, addrs, [*copies, *covered])
+    memo.end()
     routes.update(_primary_default_in_main(primary, defaults, routes_by_if))
 
     preserved_rules, preserved_routes, notes = _preserve_for_skipped(
@@ -415,15 +478,15 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
     )
     rules |= preserved_rules
     routes |= preserved_routes
-    for family in sorted({r.family for r in rules}):
-        rules.add(_rule(band, "suppress", TABLE_MAIN, suppress_prefixlength=0, family=family))
+    _band_wide(state, config, [*(m.name for m in managed), *(k.ifname for k in skipped)],
+               routes, rules)  # fmt: skip
 
     sysctls = _sysctls(config, managed) if multihomed else []
     if not multihomed and managed:
         notes.append(f"only one managed interface ({managed[0].name}): nothing to do")
     if any(s.reason in {"down", "no address"} for s in skipped):
         notes.append("skipped interfaces keep what multihome set up for them earlier")
-    notes += [*_multipath_notes(state, {m.name for m in managed}), *facts.notes]
+    notes.extend((*_multipath_notes(state, {m.name for m in managed}), *facts.notes, *band_notes))
     return DesiredState(
         interfaces=tuple(interfaces),
         skipped=tuple(skipped),
@@ -437,6 +500,82 @@ def compute_policy(state: HostState, config: Config, facts: PortFacts = NO_FACTS
         notes=tuple(notes),
         origins=_origins_of(routes, origins),
     )
+
+
+def _gateway_routes(routes_by_if: dict[str, list[Route]]) -> tuple[Route, ...]:
+    """The ports' specific routes through a gateway in main: what a port's table part
+    depends on beyond its own facts (:func:`_peer_candidates`, :func:`_peer_specifics`)."""
+    return tuple(
+        r
+        for name in sorted(routes_by_if)
+        for r in routes_by_if[name]
+        if r.gateway is not None and not r.is_default
+    )
+
+
+def _port_part(
+    config: Config,
+    link: Link,
+    table: int,
+    addrs: tuple[Address, ...],
+    default: Route | None,
+    routes_by_if: dict[str, list[Route]],
+    by_dst: dict[IPNetwork, list[tuple[str, Route]]],
+    declared: dict[str, Declaration],
+    owned_by_if: dict[str, list[Route]],
+    facts: PortFacts,
+    native: dict[str, list[Route]],
+    six: _Ipv6,
+    owned_rules: frozenset[Rule],
+) -> _PortPart:
+    """The routes and rules of ``link``'s table (both families), from its own facts and its
+    peers' gateway routes in main (:class:`PolicyMemo` keeps it by exactly these)."""
+    routes: set[Route] = set()
+    rules: set[Rule] = set()
+    origins: dict[Route, str] = {}
+    six.fill(config, link.name, table, owned_rules, origins, routes, rules)
+    if default is None:
+        return _PortPart(frozenset(routes), frozenset(rules), origins)
+    kept = [r for r in native.get(link.name, ()) if r.table == table]
+    copies = _table_routes(
+        link.name,
+        table,
+        addrs,
+        default,
+        routes_by_if[link.name],
+        declared.get(link.name),
+        [
+            *owned_by_if.get(link.name, ()),
+            *sorted(facts.seen.get(link.name, ()), key=lambda r: r.order),
+        ],
+        {r.dst for r in kept},
+        origins,
+    )
+    _peer_specifics(link.name, table, addrs, default, by_dst, copies, kept, origins)
+    # Our copy already in the table stands for a new one that differs only in its metric
+    # (one route per destination: the metric means nothing there), so that a route
+    # coming back to main with another metric changes nothing. What the network manager
+    # already keeps in the table stands for our copy of it, and is wanted as it is
+    # (persist renders it again, plan adds nothing next to it).
+    copies = _with_native(
+        _with_existing(copies, owned_by_if.get(link.name, ()), table, origins), kept
+    )
+    routes.update(copies)
+    rules |= _interface_rules(config, link.name, table, addrs)
+    return _PortPart(frozenset(routes), frozenset(rules), origins)
+
+
+def _band_wide(
+    state: HostState, config: Config, ports: list[str], routes: set[Route], rules: set[Rule]
+) -> None:
+    """What the band has once, whatever the ports: main's specifics rule per family, and
+    (with ``onlink``) every table's throws, computed afresh (also a resting port's)."""
+    band = config.priority_range[0]
+    for family in sorted({r.family for r in rules}):
+        rules.add(_rule(band, "suppress", TABLE_MAIN, suppress_prefixlength=0, family=family))
+    routes.difference_update([r for r in routes if r.type == RTN_THROW])
+    if "onlink" in config.rule_kinds:
+        routes |= _throws(state, config, set(ports), routes, rules)
 
 
 def _primary_default_in_main(
@@ -546,6 +685,7 @@ def _table_routes(
         route = _copy(old, table)
         if (
             route.family != 4
+            or route.type == RTN_THROW  # throws follow main (_throws), never the memory
             or route.is_default
             or route.dst in have
             or not fits(route)
@@ -581,55 +721,130 @@ def _table_routes(
     return copies
 
 
+def _peer_candidates(
+    routes_by_if: dict[str, list[Route]],
+) -> dict[IPNetwork, list[tuple[str, Route]]]:
+    """Main's specific routes through a gateway, by destination: (port, route) in the order
+    :func:`_peer_specifics` takes them (ports sorted by name, then state order). Grouped once
+    for all ports: a walk of every port's routes per port was N^2 (131k steps at 256 ports).
+
+    Another port's on-link routes (its subnet, no gateway) are left out: the table-first
+    ``from`` rule sends a port's traffic to them through its own default."""
+    found: dict[IPNetwork, list[tuple[str, Route]]] = {}
+    for peer in sorted(routes_by_if):
+        for route in routes_by_if[peer]:
+            if route.gateway is not None and not route.is_default:
+                found.setdefault(route.dst, []).append((peer, route))
+    return found
+
+
 def _peer_specifics(
     ifname: str,
     table: int,
     addrs: tuple[Address, ...],
     default: Route,
-    routes_by_if: dict[str, list[Route]],
+    by_dst: dict[IPNetwork, list[tuple[str, Route]]],
     copies: list[Route],
     native: list[Route],
     origins: dict[Route, str],
-) -> list[Route]:
-    """Main's specific routes through *other* ports, seen from ``ifname``'s addresses
-    (design.md, section 5, "Another port's specific routes"): copies for the port's table
-    are appended to ``copies``; the other routes, whose destinations only need the port's
-    band+0 rule, are returned.
+) -> None:
+    """Main's specific routes through *other* ports whose gateway is on one of ``ifname``'s
+    subnets, copied into its table through the port itself (design.md, section 5, "Another
+    port's routes"): the same next hop, reached from the right port. Appended to ``copies``.
 
-    ``lookup main suppress_prefixlength 0`` comes before the port's ``from`` rule, so without
-    a rule of its own a destination that main routes through another port (eth0's metadata
-    host route from its lease, a classless static route) leaves that port with this port's
-    source address, and port security drops it. Each such destination not in the port's
-    table (``copies``, ``native``) gets the port's band+0 rule; the table gets a copy through the
-    port itself when the gateway is on one of the port's subnets (the same next hop,
-    reached from the right port), else the rule sends it to the table's default."""
+    The table-first ``from`` rule needs nothing else for another port's routes: a
+    destination its table lacks takes the table's default (the port's own gateway), whatever
+    main holds through the other port (its subnet, its lease's metadata host route)."""
     have = {r.dst for r in (*copies, *native)}
     networks = [a.network for a in addrs]
-    covered: list[Route] = []
-    for peer in sorted(routes_by_if):
-        for route in routes_by_if[peer] if peer != ifname else ():
-            if route.is_default or route.dst in have:
-                continue
-            if route.gateway is None:
-                # Another port's on-link routes (its subnet): one rule per pair of ports, N^2
-                # rules on a VM whose ports each have a subnet (66k at 256 ports, a minute per
-                # apply); a known limit (design.md section 5).
-                continue
-            have.add(route.dst)
-            if route.gateway is None or not any(route.gateway in n for n in networks):
-                covered.append(route)
-                continue
-            copy = Route(
-                table=table,
-                dst=route.dst,
-                ifname=ifname,
-                gateway=route.gateway,
-                metric=default.metric,
-                proto=PROTO_MULTIHOME,
+    for dst, candidates in by_dst.items():
+        if dst in have:
+            continue
+        peer, route = next(
+            (
+                (p, r)
+                for p, r in candidates
+                if p != ifname and any(r.gateway in n for n in networks if r.gateway)
+            ),
+            ("", None),
+        )
+        if route is None:
+            continue
+        copy = Route(
+            table=table,
+            dst=route.dst,
+            ifname=ifname,
+            gateway=route.gateway,
+            metric=default.metric,
+            proto=PROTO_MULTIHOME,
+        )
+        copies.append(copy)
+        origins[copy] = f"{peer}'s route in main (its gateway is on {ifname}'s subnet)"
+
+
+def _throws(
+    state: HostState, config: Config, ports: set[str], routes: set[Route], rules: set[Rule]
+) -> set[Route]:
+    """The throw routes of the table-first band (design.md, section 5, "Main's other
+    specifics"): in every table that a band+0 ``from`` rule of a family looks up, one
+    ``throw <dst>`` per specific route of main of that family that does not go through a
+    port (a container bridge, a VPN, ``lo``, an unreachable or blackhole route), so that a
+    port's traffic to it falls through to main at band+1, as everyone's does.
+
+    Not thrown: main's defaults and split defaults (``SPLIT_DEFAULT_PREFIXLEN``: the port's
+    own default takes its replies); the routes through a port (managed, or resting), which
+    the table has (its own) or must not take (another port's: the table's default
+    does); a destination the table holds itself. Always thrown: IPv6's link-local prefix
+    ``fe80::/64`` (a link-local destination needs its device's route in main, even while a
+    flap has flushed it) and multicast routes. A
+    network manager's own throw in the table (persisted) stands for ours. O(tables x
+    foreign specifics): one pass over main."""
+    first = config.priority_range[0] + RULE_OFFSETS["onlink"]
+    tables: dict[int, set[int]] = {}
+    for rule in rules:
+        if rule.priority == first and rule.src is not None and rule.table != TABLE_MAIN:
+            tables.setdefault(rule.family, set()).add(rule.table)
+    # A link-local destination needs its device's route in main, whatever main holds now.
+    foreign: dict[int, set[IPNetwork]] = {6: {LINK_LOCAL6}} if 6 in tables else {}
+    for route in state.routes:
+        family = route.family
+        if (
+            route.table != TABLE_MAIN
+            or family not in tables
+            or route.dst.prefixlen <= SPLIT_DEFAULT_PREFIXLEN[family]
+            or route.proto == PROTO_MULTIHOME
+        ):
+            continue
+        through_port = route.ifname in ports and route.type == RTN_UNICAST
+        if (
+            through_port
+            and not route.dst.is_multicast
+            and not (family == 6 and route.dst.is_link_local)
+        ):
+            continue
+        foreign.setdefault(family, set()).add(route.dst)
+    if not foreign:
+        return set()
+    have = {(r.table, r.dst) for r in routes}
+    native = {
+        r
+        for r in state.routes
+        if r.type == RTN_THROW
+        and r.proto != PROTO_MULTIHOME
+        and r.table in tables.get(r.family, ())
+        and r.dst in foreign.get(r.family, ())
+    }
+    have |= {(r.table, r.dst) for r in native}
+    throws = set(native)
+    for family, dsts in foreign.items():
+        metric = THROW_METRIC[family]
+        for table in tables[family]:
+            throws.update(
+                Route(table=table, dst=dst, metric=metric, proto=PROTO_MULTIHOME, type=RTN_THROW)
+                for dst in dsts
+                if (table, dst) not in have
             )
-            copies.append(copy)
-            origins[copy] = f"{peer}'s route in main (its gateway is on {ifname}'s subnet)"
-    return covered
+    return throws
 
 
 def _applicable(state: HostState, managed: list[Link], facts: PortFacts) -> dict[str, Declaration]:
@@ -651,25 +866,22 @@ def _interface_rules(
     ifname: str,
     table: int,
     addrs: Iterable[Address],
-    copies: Iterable[Route],
     *,
     family: int = 4,
 ) -> set[Rule]:
-    """The rules of one family that send an interface's traffic to its table."""
+    """The rules of one family that send an interface's traffic to its table: its
+    addresses' ``from`` rules (table first at band+0 with ``onlink``, else after main's
+    specifics at band+2), ``oif`` and ``iif``."""
     band = config.priority_range[0]
+    kind = "onlink" if "onlink" in config.rule_kinds else "from"
     rules: set[Rule] = set()
-    specifics = [r.dst for r in copies if not r.is_default]
     for addr in addrs:
         # From the integer: ip_network(address) formats the address and parses it again
         # (a third of this function's time in the agent's profile).
         host = (ipaddress.IPv4Network if addr.ip.version == 4 else ipaddress.IPv6Network)(
             int(addr.ip)
         )
-        if "onlink" in config.rule_kinds:
-            rules.update(
-                _rule(band, "onlink", table, src=host, dst=dst, family=family) for dst in specifics
-            )
-        rules.add(_rule(band, "from", table, src=host, family=family))
+        rules.add(_rule(band, kind, table, src=host, family=family))
     if "oif" in config.rule_kinds:
         rules.add(_rule(band, "oif", table, oifname=ifname, family=family))
     if "iif" in config.rule_kinds:
@@ -677,8 +889,20 @@ def _interface_rules(
     return rules
 
 
-def check_config_against_host(state: HostState, config: Config) -> None:
-    """Configuration errors only the host can reveal (exit 2, nothing changed)."""
+#: How a note about another tool's rule inside multihome's band begins (the agent logs them).
+FOREIGN_IN_BAND = "another tool's rule"
+
+
+def check_config_against_host(state: HostState, config: Config) -> list[str]:
+    """Configuration errors only the host can reveal (exit 2, nothing changed), and notes.
+
+    Another tool's rule inside ``priorities.range`` is an error only while the band holds
+    no rule of multihome's and no running agent has worked in it (``band_claimed``):
+    choosing a band is the configuration's job. Once multihome's rules are there (an
+    earlier apply, a persisted configuration) or the agent has repaired in the band (it may
+    hold no rule of multihome's for a while: a single port needs none), a rule another tool
+    put into the band afterwards is left alone and named in a note: refusing then would
+    stop every later repair, and the ports' routing with it."""
     names = {link.name for link in state.links}
     for ifname in ((config.primary,) if config.primary else ()) + config.include:
         if ifname not in names:
@@ -689,17 +913,27 @@ def check_config_against_host(state: HostState, config: Config) -> None:
                 "remove it"
             )
     low, high = config.priority_range
+    ours = False
+    intruders = []
     for rule in state.rules:
-        if (
-            low <= rule.priority <= high
-            and not is_owned_rule(rule, config)
-            and not is_persisted_rule(rule, config)
-        ):
-            raise InputError(
-                f"{config.source}: priorities.range [{low}, {high}] overlaps the existing rule "
-                f"'{rule.describe()}' that multihome does not own; choose a free band in "
-                "priorities.range (multihome never changes other tools' rules)"
-            )
+        if not low <= rule.priority <= high:
+            continue
+        if is_owned_rule(rule, config) or is_persisted_rule(rule, config):
+            ours = True
+        else:
+            intruders.append(rule)
+    if intruders and not ours and not config.band_claimed:
+        raise InputError(
+            f"{config.source}: priorities.range [{low}, {high}] overlaps the existing rule "
+            f"'{intruders[0].describe()}' that multihome does not own; choose a free band in "
+            "priorities.range (multihome never changes other tools' rules)"
+        )
+    return [
+        f"{FOREIGN_IN_BAND} '{rule.describe()}' is inside multihome's priorities.range "
+        f"[{low}, {high}]: left alone; move it out of the band (rules of one priority are "
+        "matched in the order they were added)"
+        for rule in intruders
+    ]
 
 
 def _select(state: HostState, config: Config) -> tuple[list[Link], list[Skipped], list[Skipped]]:
@@ -1167,6 +1401,21 @@ class _Ipv6:
             native=native,
         )
 
+    def key(self, ifname: str, table: int, owned_rules: frozenset[Rule]) -> tuple[object, ...]:
+        """Everything :meth:`fill` reads for ``ifname`` (:class:`PolicyMemo`'s key)."""
+        pending = _dad_pending(self.state, ifname)
+        return (
+            self.addresses[ifname],
+            self.defaults.get(ifname),
+            ifname in self.gone,
+            tuple(self.owned.get(ifname, ())),
+            tuple(self.seen.get(ifname, ())),
+            tuple(self.in_main[ifname]),
+            tuple(self.native.get(ifname, ())),
+            pending,
+            frozenset(r for r in owned_rules if r.table == table) if pending else None,
+        )
+
     def gateway(self, ifname: str) -> IPAddress | None:
         """The router of ``ifname``'s IPv6 default, if it has one."""
         default = self.defaults.get(ifname)
@@ -1196,9 +1445,9 @@ class _Ipv6:
             copies = _with_existing(copies, owned, table, origins)
             copies = _with_native(copies, self.native.get(ifname, []))
             routes.update(copies)
-            rules |= _interface_rules(config, ifname, table, addrs, copies, family=6)
+            rules |= _interface_rules(config, ifname, table, addrs, family=6)
         elif _dad_pending(self.state, ifname):
-            routes.update(owned)
+            routes.update(r for r in owned if r.type != RTN_THROW)
             rules |= {r for r in owned_rules if r.table == table and r.family == 6}
 
 
@@ -1234,7 +1483,13 @@ def _table_routes6(
 
     for old in earlier:
         route = _copy(old, table)
-        if route.family != 6 or route.is_default or route.dst in have or not fits(route):
+        if (
+            route.family != 6
+            or route.type == RTN_THROW
+            or route.is_default
+            or route.dst in have
+            or not fits(route)
+        ):
             continue
         copies.append(route)
         have.add(route.dst)

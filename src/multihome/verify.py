@@ -17,7 +17,7 @@ from typing import Any
 
 from multihome.backend import Backend, Lookup
 from multihome.config import Config
-from multihome.model import IPAddress
+from multihome.model import IPAddress, ip_text
 from multihome.policy import DesiredState, ManagedInterface
 
 
@@ -98,7 +98,7 @@ def _check(
     want_gateway: bool,
 ) -> Check:
     gateway = iface.gateway_for(dst.version) if want_gateway else None
-    expected = f"dev {iface.name}" + (f" via {gateway}" if gateway is not None else "")
+    expected = f"dev {iface.name}" + (f" via {ip_text(gateway)}" if gateway is not None else "")
     ok = (
         found is not None
         and found.ifname == iface.name
@@ -106,9 +106,9 @@ def _check(
     )
     return Check(
         interface=iface.name,
-        address="(device)" if src is None else str(src),
+        address="(device)" if src is None else ip_text(src),
         name=name,
-        destination=str(dst),
+        destination=ip_text(dst),
         ok=ok,
         expected=expected,
         got=_describe(found),
@@ -120,7 +120,7 @@ def _describe(found: Lookup | None) -> str:
         return "unreachable"
     text = f"dev {found.ifname}"
     if found.gateway is not None:
-        text += f" via {found.gateway}"
+        text += f" via {ip_text(found.gateway)}"
     return text
 
 

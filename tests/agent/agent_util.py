@@ -243,26 +243,27 @@ class Lab:
         env = dict(os.environ)
         if notify is not None:
             env["NOTIFY_SOCKET"] = str(notify)
-        log = (self.tmp / "agent.log").open("a")
-        process = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                self.guest,
-                *MULTIHOME,
-                "--root",
-                str(self.tmp / "root"),
-                "agent",
-                "--dhcp-grace",
-                "0.3",
-                *argv,
-            ],
-            stdout=log,
-            stderr=log,
-            text=True,
-            env=env,
-        )
+        # The child writes into its own copy of the descriptor: ours closes at once.
+        with (self.tmp / "agent.log").open("a") as log:
+            process = subprocess.Popen(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    self.guest,
+                    *MULTIHOME,
+                    "--root",
+                    str(self.tmp / "root"),
+                    "agent",
+                    "--dhcp-grace",
+                    "0.3",
+                    *argv,
+                ],
+                stdout=log,
+                stderr=log,
+                text=True,
+                env=env,
+            )
         self.processes.append(process)
         wait_until(
             lambda: self.agent_state().get("pid") == process.pid or process.poll() is not None,

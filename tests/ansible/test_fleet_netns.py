@@ -281,5 +281,5 @@ def test_absent_in_check_mode_predicts_and_changes_nothing(fleet: Fleet) -> None
     assert "/etc/systemd/network/50-multihome-eth1.network" in result["unpersisted"]
     lines = run.output.splitlines()
     assert "- file /etc/systemd/network/50-multihome-eth1.network" in lines
-    assert any(line.startswith("- rule 10002 from 192.168.0.112 lookup") for line in lines)
+    assert any(line.startswith("- rule 10000 from 192.168.0.112 lookup") for line in lines)
     assert run.after["vm2"] == fleet.runs["mixed"].after["vm2"]

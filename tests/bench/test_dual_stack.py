@@ -158,7 +158,7 @@ def test_harness_runs_dual_stack_at_tiny_n_with_the_ipv4_run_beside_it(tmp_path:
     assert results["dual_stack"] is True
     assert results["cold_start"] == {}
     (size,) = results["sizes"]
-    assert size["ipv6_changes"] == 13  # 6N+1: two copies and four rules per port, one suppress
+    assert size["ipv6_changes"] == 13  # 6N+1: two copies, a throw, three rules per port, suppress
     assert size["changes"] > 13 + 2 * 4  # and the IPv4 plan: 4 sysctls per port, routes, rules
     assert len(results["targets"]) == 5  # no `--version` target without the cold start
     report = (tmp_path / "report.md").read_text()

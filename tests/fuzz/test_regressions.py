@@ -10,7 +10,6 @@ the fix lands; then remove the mark.
 
 from __future__ import annotations
 
-import pytest
 from fuzz_lab import EventLab
 
 NOT_FIXED_HERE = "fixed on another branch (see the reason); remove the mark once merged"
@@ -182,23 +181,17 @@ def test_static_port_attached_after_the_sole_port_flapped_gets_its_address(
     lab.final_check()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: a flap of a sole port addressed by the agent's own DHCP client "
-    "(noprefixroute) leaves it without any route (see the docstring)",
-)
 def test_sole_port_on_the_agents_dhcp_client_survives_a_flap(lab: EventLab) -> None:
     """Found by the fuzzer (seed 4242 after the fix above; minimal: the steps below less
-    ``flush_table``, a no-op with one port), open. eth0 is detached, eth1 flaps, its lease
+    ``flush_table``, a no-op with one port). eth0 is detached, eth1 flaps, its lease
     expires and the agent's own DHCP client addresses it (``noprefixroute``: the subnet
     route in main is the client hook's). A second double flap flushes every route of eth1;
     the kernel puts back no prefix route (noprefixroute), ISC dhclient does not notice a
     flap, and the policy cannot put the default back in main (main no longer reaches the
-    gateway through eth1): ``ip route get 198.51.100.10 from 192.168.0.112`` is "Network
-    is unreachable" until the lease's renewal, minutes later. A fix: on a flap of a port
-    it addresses, the agent puts its client's lease routes back (or renews at once), or
-    the policy gives a sole port's main its subnet route from the address, as it gives a
-    table's."""
+    gateway through eth1): ``ip route get 198.51.100.10 from 192.168.0.112`` was "Network
+    is unreachable" until the lease's renewal, minutes later. Fixed here
+    (agent/service.py, ``_rebind``): like a network manager on carrier, the agent puts the
+    routes of a port it addresses back into main at once, from its client's lease."""
     lab.detach("eth0")
     lab.check()
     lab.double_flap("eth1")
@@ -207,3 +200,129 @@ def test_sole_port_on_the_agents_dhcp_client_survives_a_flap(lab: EventLab) -> N
     lab.check()
     lab.double_flap("eth1")
     lab.final_check()
+    assert "eth1: its lease's routes back in main" in lab.live.agent_log()
+
+
+def test_sole_static_port_survives_a_flap(lab: EventLab) -> None:
+    """The static twin of the test above (found by reading ``_rebind``'s first version,
+    which followed the DHCP client only; then replayed here). A DHCP-disabled port is
+    attached (eth2: the agent gives it the metadata's address ``noprefixroute`` and its
+    routes in main, ``proto static``), eth0 and eth1 are detached, so eth2 is the only port
+    and has no table; a double flap of eth2 flushes its routes from main and nothing, not
+    even a lease renewal, would ever put them back: ``ip route get 198.51.100.10`` was
+    "Network is unreachable" for good. Fixed with the test above: the agent puts the
+    metadata's routes back."""
+    port = lab.attach(dhcp=False)
+    lab.check()
+    lab.detach("eth0")
+    lab.check()
+    lab.detach("eth1")
+    lab.check()
+    lab.double_flap(port)
+    lab.final_check()
+    assert f"{port}: its static routes back in main" in lab.live.agent_log()
+
+
+def test_sole_port_keeps_its_routes_when_the_agent_was_killed_and_it_flapped(
+    lab: EventLab,
+) -> None:
+    """Found by ``make fuzz`` (seed 1001, ten steps: flaps and partial DHCP restores of eth1,
+    then the three below, which alone fail the same way). eth0's lease expires, so the
+    agent's own DHCP client addresses it; eth1 is detached, so eth0 is the only port. The
+    agent is killed (SIGKILL: its dhclient child lives on, orphaned) and eth0 flaps while
+    no agent runs. The new agent found a DHCP client running for eth0, so it neither
+    started its own nor put eth0's routes back (``_rebind`` follows only its own clients),
+    and the orphan does not notice a flap: eth0 had no route at all (``ip route get
+    198.51.100.10``: "Network is unreachable") until the lease's renewal. Fixed here
+    (agent/service.py ``_resume_dhcp``, addressing.py ``stop_earlier_client``): the client
+    an earlier agent left running with the agent's own lease file is stopped and the new
+    agent's own started, and the lease's routes are put back at once."""
+    lab.expire("eth0")
+    lab.check()
+    lab.detach("eth1")
+    lab.check()
+    lab.restart_agent(kill=True, flap_while_down="eth0")
+    lab.final_check()
+    log = lab.live.agent_log()
+    assert "an earlier agent's dhclient pid" in log, log
+    assert "eth0: its lease's routes back in main" in log, log
+
+
+def test_a_foreign_rule_in_the_band_does_not_stop_the_repairs(lab: EventLab) -> None:
+    """Found by ``make fuzz`` (seed 2002, nine steps: address re-adds, flaps, eth1's lease
+    expiring, two foreign rules at 10002, then eth0's lease expiring; minimal: the steps
+    below). Another tool adds ``fwmark 0x1 lookup 4001`` at priority 10002, inside
+    multihome's band, after multihome set it up. Every policy computation then raised
+    "priorities.range [10000, 10099] overlaps the existing rule" (meant for choosing a
+    band at the first apply), so every repair of the agent failed: when eth0's lease then
+    expired, the agent never started a DHCP client for it and eth0 stayed without an
+    address. Fixed here (policy.py, ``check_config_against_host``): once multihome's rules
+    are in the band, another tool's rule there is left alone and named in a note (the
+    agent logs it once)."""
+    lab.foreign(10002, 1)
+    lab.check()
+    lab.expire("eth0")
+    lab.final_check()
+    assert "another tool's rule '10002 from all fwmark 0x1 lookup 4001'" in lab.live.agent_log()
+
+
+def test_a_restarted_agent_puts_back_the_routes_of_a_static_port_it_configured(
+    lab: EventLab,
+) -> None:
+    """Found by ``make fuzz`` (seed 4004, sixteen steps: leases expiring, two static ports
+    attached, a foreign rule, tables flushed, agent restarts, flaps, detaches; minimal: the
+    steps below). A DHCP-disabled port (eth2) is configured by the agent from the
+    metadata, the other ports are detached, and the agent restarts while eth2 flaps. The
+    new agent did not know it had configured eth2 (``_rebind`` knew only the static ports of
+    its own life), so nothing put eth2's metadata routes back into main: eth2 had no route
+    at all (``ip route get 198.51.100.10``: "Network is unreachable"). Fixed here
+    (agent/service.py, ``_static_of``): a port the metadata says is DHCP-disabled, holding
+    the metadata's address, that no network manager manages, is the agent's to keep; its
+    static routes go back into main."""
+    port = lab.attach(dhcp=False)
+    lab.check()
+    lab.detach("eth0")
+    lab.check()
+    lab.detach("eth1")
+    lab.check()
+    lab.restart_agent(kill=False, flap_while_down=port)
+    lab.final_check()
+    assert f"{port}: its static routes back in main" in lab.live.agent_log()
+
+
+def test_a_foreign_rule_in_the_band_of_a_sole_port_does_not_stop_the_repairs(
+    lab: EventLab,
+) -> None:
+    """Found by ``make fuzz`` (seed 4004 again, sixteen steps, once the test above was
+    fixed; minimal: the steps below). With a foreign rule at 10002 in the band, eth0 is
+    detached: eth1 alone needs no rule, so multihome's rules leave the band and only the
+    foreign one is left. Then eth1's address is removed and added again (its default in
+    main goes with it): the policy, seeing another tool's rule in a band that held none of
+    multihome's, refused again as on a first apply, every repair failed, and eth1 never got
+    its default back ("Network is unreachable"). Fixed here: once a repair of the agent has
+    succeeded, the band is the agent's (``Config.band_claimed``) and the foreign rule is
+    only noted."""
+    lab.foreign(10002, 1)
+    lab.check()
+    lab.detach("eth0")
+    lab.check()
+    lab.readd_address("eth1")
+    lab.final_check()
+    assert "overlaps the existing rule" not in lab.live.agent_log()
+
+
+def test_a_restarted_agent_knows_the_band_of_a_sole_port_is_multihomes(lab: EventLab) -> None:
+    """Found by ``make fuzz`` (seed 7007, nine steps, after the test above was fixed;
+    minimal: the steps below). eth1 is detached (eth0 alone: no rule of multihome's in the
+    band), another tool adds a rule at 10002, and the agent is killed while eth0 flaps.
+    The new agent had not repaired yet, so the band looked like one multihome never used:
+    every repair refused ("overlaps the existing rule") and eth0's default never came back.
+    Fixed here (agent/service.py, ``_band_used``): an agent whose namespace has a checkpoint
+    of an apply in this band knows the band is multihome's from its start."""
+    lab.detach("eth1")
+    lab.check()
+    lab.foreign(10002, 1)
+    lab.check()
+    lab.restart_agent(kill=True, flap_while_down="eth0")
+    lab.final_check()
+    assert "overlaps the existing rule" not in lab.live.agent_log()

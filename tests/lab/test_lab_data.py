@@ -43,14 +43,14 @@ expect:
 """
 
 
-def test_builtin_scenarios_are_the_sections_of_the_howto_and_three_in_ipv6() -> None:
-    """Eight scenarios: the how-to's five (IPv4), then scenario 4 dual-stack (SLAAC), one
-    with an IPv6-only port, and scenario 4 with DHCPv6; each expects every public address
-    (floating IPs, IPv6 global addresses) before and after apply."""
+def test_builtin_scenarios_are_the_sections_of_the_howto_and_four_in_ipv6() -> None:
+    """Nine scenarios: the how-to's five (IPv4), then scenario 4 dual-stack (SLAAC), one
+    with an IPv6-only port, and scenario 4 with DHCPv6-stateful and -stateless; each expects
+    every public address (floating IPs, IPv6 global addresses) before and after apply."""
     scenarios = builtin_scenarios()
-    assert [s.number for s in scenarios] == [1, 2, 3, 4, 5, 6, 7, 8]
-    assert len({s.name for s in scenarios}) == 8
-    assert [s.number for s in scenarios if s.ipv6] == [6, 7, 8]
+    assert [s.number for s in scenarios] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert len({s.name for s in scenarios}) == 9
+    assert [s.number for s in scenarios if s.ipv6] == [6, 7, 8, 9]
     for scenario in scenarios:
         assert set(scenario.expect) == {"before", "after"}
         publics = {
@@ -220,16 +220,23 @@ def test_dhcpv6_subnet_sets_the_managed_flag_and_dnsmasq_serves_fixed_addresses(
     assert topo.lab_clients6(load_scenario("6")) == []
 
 
-def test_dhclient_script_configures_the_dhcpv6_address(tmp_path: Path) -> None:
-    """The guest's script under `dhclient -6`: BOUND6 replaces the address (with its /128),
-    a changed address replaces the old one, EXPIRE6 removes it."""
-    log = tmp_path / "ip.log"
+def dhclient_script_logging_ip(tmp_path: Path, log: Path) -> Path:
+    """The guest's dhclient script, its ``ip`` a stand-in that appends its arguments to
+    ``log``."""
     fake_ip = tmp_path / "ip"
     fake_ip.write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
     fake_ip.chmod(0o755)
     script = tmp_path / "script"
     script.write_text(topo.dhclient_script(str(fake_ip)))
     script.chmod(0o755)
+    return script
+
+
+def test_dhclient_script_configures_the_dhcpv6_address(tmp_path: Path) -> None:
+    """The guest's script under `dhclient -6`: BOUND6 replaces the address (with its /128),
+    a changed address replaces the old one, EXPIRE6 removes it."""
+    log = tmp_path / "ip.log"
+    script = dhclient_script_logging_ip(tmp_path, log)
     env = {"interface": "eth1", "new_ip6_address": "2001:db8:3::70", "new_ip6_prefixlen": "128"}
     for reason, extra in (
         ("BOUND6", {}),
@@ -246,6 +253,54 @@ def test_dhclient_script_configures_the_dhcpv6_address(tmp_path: Path) -> None:
         "-6 addr replace 2001:db8:3::70/128 dev eth1",
         "-6 addr del 2001:db8:3::70/128 dev eth1",
     ]
+
+
+def test_dhcpv6_stateless_subnet_sets_the_other_flag_and_dnsmasq_answers_information() -> None:
+    """A DHCPv6-stateless subnet (scenario 9): radvd sets only the other-config flag and the
+    prefix stays autonomous (SLAAC's EUI-64 addresses); dnsmasq gets the static DHCPv6 range
+    Neutron gives stateless subnets too, with the DNS server (itself) and search domain, and
+    no host an IPv6 address; the guest runs dhclient -6 -S (information only) per port, which
+    the lab does not count as a daemon; the metadata says ipv6_dhcpv6-stateless."""
+    scenario = load_scenario("9")
+    network = scenario.networks[0]
+    assert network.stateless and not network.dhcpv6 and str(network.dhcp_server6) == "2001:db8:4::2"
+    assert [str(p.ips6[0]) for p in scenario.ports] == [
+        "2001:db8:4:0:f816:3eff:fea8:6b",
+        "2001:db8:4:0:f816:3eff:fea8:70",
+    ]
+    conf = topo.radvd_conf(
+        topo.router_advertised(scenario),
+        managed=topo.managed_legs(scenario),
+        other=topo.other_legs(scenario),
+    )
+    assert "AdvOtherConfigFlag on;" in conf and "AdvAutonomous on;" in conf
+    assert "AdvManagedFlag" not in conf
+    args = topo.dnsmasq_args(scenario, Path("/run/x"))
+    assert "--dhcp-range=set:net0v6,2001:db8:4::,static,64,12h" in args
+    assert "--dhcp-option=tag:net0v6,option6:dns-server,[::]" in args
+    assert "--dhcp-option=tag:net0v6,option6:domain-search,openstacklocal" in args
+    assert "[" not in topo.dhcp_hosts(scenario)
+    assert [p.name for p in topo.lab_clients6(scenario)] == ["eth0", "eth1"]
+    dhcpv6 = topo.network_data(scenario)["networks"]
+    assert [n["type"] for n in dhcpv6] == ["ipv4_dhcp", "ipv6_dhcpv6-stateless"] * 2
+
+
+def test_dhclient_script_keeps_the_stateless_information(tmp_path: Path) -> None:
+    """`dhclient -6 -S` calls the script with RENEW6 and no address: no address is touched,
+    and the DNS servers and search domain go into IF_INFO as resolv.conf lines."""
+    log, info = tmp_path / "ip.log", tmp_path / "info"
+    script = dhclient_script_logging_ip(tmp_path, log)
+    env = {
+        "reason": "RENEW6",
+        "interface": "eth1",
+        "new_dhcp6_name_servers": "2001:db8:4::2",
+        "new_dhcp6_domain_search": "openstacklocal.",
+        "IF_INFO": str(info),
+    }
+    done = subprocess.run([str(script)], env=env, check=False, timeout=10)
+    assert done.returncode == 0
+    assert not log.exists()
+    assert info.read_text() == "nameserver 2001:db8:4::2\nsearch openstacklocal.\n"
 
 
 def test_router_nat_maps_each_floating_ip_both_ways_and_snats_the_rest() -> None:
@@ -431,12 +486,13 @@ def test_network_data_lists_ipv6_addresses_as_nova_writes_them() -> None:
 
 
 def test_lab_list_shows_every_scenario() -> None:
-    """`multihome lab list --json` lists the eight scenarios with their expectations."""
+    """`multihome lab list --json` lists the nine scenarios with their expectations."""
     done = run_cli("lab", "list", "--json")
     assert done.returncode == 0
     listed = json.loads(done.stdout)["scenarios"]
-    assert [s["number"] for s in listed] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert [s["number"] for s in listed] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
     assert listed[7]["networks"][0]["ipv6_mode"] == "dhcpv6-stateful"
+    assert listed[8]["networks"][0]["ipv6_mode"] == "dhcpv6-stateless"
     assert listed[5]["networks"][0]["cidr6"] == "2001:db8:1::/64"
     assert listed[5]["ports"][1]["ips6"] == ["2001:db8:1:0:f816:3eff:fea8:70"]
     assert listed[3]["expect"]["before"]["reachable"]["203.0.113.112"] is False

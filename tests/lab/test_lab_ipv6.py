@@ -1,5 +1,6 @@
-"""The lab dual-stack (scenarios 6 and 8: the how-to's scenario 4 with an IPv6 subnet, SLAAC
-or DHCPv6), checked with curl, nft and ip directly, not with the code under test.
+"""The lab dual-stack (scenarios 6, 8 and 9: the how-to's scenario 4 with an IPv6 subnet,
+SLAAC, DHCPv6-stateful or -stateless), checked with curl, nft and ip directly, not with the
+code under test.
 
 Which port a reply leaves through is counted by a table of the test's own in the switch
 (``bridge watch``, hooked before port security): per switch port and source address, the
@@ -10,70 +11,14 @@ ICMPv6 echo out of the interface the request came in on, whatever the routing.
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
-from labtools import leftovers, ns_run, run_cli
+from labtools import STATE_ROOT, counters, http, leftovers, ns_run, run_cli, watch
 
 from multihome.lab.scenario import load_scenario
 
 INTERNET4 = "198.51.100.10"
 INTERNET6 = "2001:db8:ffff::10"
-
-
-def _url(address: str) -> str:
-    return f"http://[{address}]/" if ":" in address else f"http://{address}/"
-
-
-def http(namespace: str, address: str, *extra: str) -> str | None:
-    """The echo's answer (the caller's address as the guest saw it), None when none came."""
-    done = ns_run(
-        namespace,
-        "curl",
-        "-s",
-        "--connect-timeout",
-        "1.5",
-        "--max-time",
-        "2",
-        *extra,
-        _url(address),
-    )
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-def watch(switch: str, taps: list[str], sources: list[str]) -> None:
-    """Count, per switch port and source address, the guest's HTTP replies."""
-    lines = ["table bridge watch {"]
-    rules = []
-    for t, tap in enumerate(taps):
-        for s, source in enumerate(sources):
-            family = "ip6" if ":" in source else "ip"
-            lines.append(f"\tcounter r_{t}_{s} {{ }}")
-            rules.append(
-                f'\t\tiifname "{tap}" {family} saddr {source} tcp sport 80 counter name r_{t}_{s}'
-            )
-    lines += ["\tchain pre {", "\t\ttype filter hook prerouting priority -300; policy accept;"]
-    lines += [*rules, "\t}", "}"]
-    subprocess.run(
-        ["ip", "netns", "exec", switch, "nft", "-f", "-"],
-        input="\n".join(lines) + "\n",
-        text=True,
-        check=True,
-        capture_output=True,
-        timeout=10,
-    )
-
-
-def counters(switch: str, table: str) -> dict[str, int]:
-    """Packets per named counter of ``table`` in the switch."""
-    data = json.loads(
-        ns_run(switch, "nft", "-j", "list", "counters", "table", "bridge", table).stdout
-    )
-    return {
-        item["counter"]["name"]: int(item["counter"]["packets"])
-        for item in data["nftables"]
-        if "counter" in item
-    }
 
 
 @pytest.mark.parametrize("number", ["6", "8"])  # SLAAC, DHCPv6-stateful
@@ -150,3 +95,35 @@ def test_dual_stack_second_port_dead_before_apply_and_every_address_after(
     assert 'color="red"' not in dot.stdout, dot.stdout
     assert run_cli("lab", "down", "--name", lab_name).returncode == 0
     assert leftovers(lab_name) == []
+
+
+def test_dhcpv6_stateless_gives_slaac_addresses_and_dhcpv6_information(lab_name: str) -> None:
+    """Scenario 9 (Neutron's dhcpv6-stateless): each port has exactly one global address,
+    SLAAC's EUI-64 one, past DAD (DHCPv6 hands out none); the lab's DHCPv6 server answered an
+    information request from each port (its log) with the DNS server and search domain, which
+    the guest's client kept (dhcp6-info.<port>); `lab status` finds nothing wrong (the
+    one-shot `dhclient -6 -S` is not a daemon)."""
+    scenario = load_scenario("9")
+    up = run_cli("lab", "up", "--scenario", "9", "--name", lab_name)
+    assert up.returncode == 0, up.stderr
+    state = STATE_ROOT / lab_name
+    log = (state / "dnsmasq.log").read_text()
+    for port in scenario.ports:
+        addrs = json.loads(
+            ns_run(f"{lab_name}-vm", "ip", "-j", "-6", "addr", "show", "dev", port.name).stdout
+        )
+        infos = [a for entry in addrs for a in entry["addr_info"] if a["scope"] == "global"]
+        assert [(a["local"], a.get("tentative", False)) for a in infos] == [
+            (str(port.ips6[0]), False)
+        ]
+        assert int(infos[0].get("valid_life_time", 0)) > 0  # from the advertisement (SLAAC)
+        duid = "00:03:00:01:" + port.mac  # dhclient's DUID-LL
+        assert f"DHCPINFORMATION-REQUEST(ns-0) {duid}" in log, log[-2000:]
+        assert (state / f"dhcp6-info.{port.name}").read_text() == (
+            "nameserver 2001:db8:4::2\nsearch openstacklocal.\n"
+        )
+    assert "option: 23 dns-server  2001:db8:4::2" in log
+    assert "DHCPSOLICIT" not in log  # no client asked for an address
+    status = run_cli("lab", "status", "--name", lab_name, "--json")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert json.loads(status.stdout)["problems"] == []

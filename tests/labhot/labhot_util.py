@@ -119,27 +119,28 @@ class LiveLab:
 
     def start_agent(self, *args: str) -> subprocess.Popen[str]:
         """`multihome agent` in the guest (its state under the test's folder), ready."""
-        log = (self.tmp / "agent.log").open("a")
-        self.agent = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                self.guest,
-                sys.executable,
-                "-m",
-                "multihome",
-                "--root",
-                str(self.tmp / "root"),
-                "agent",
-                "--dhcp-grace",
-                "0.3",
-                *args,
-            ],
-            stdout=log,
-            stderr=log,
-            text=True,
-        )
+        # The child writes into its own copy of the descriptor: ours closes at once.
+        with (self.tmp / "agent.log").open("a") as log:
+            self.agent = subprocess.Popen(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    self.guest,
+                    sys.executable,
+                    "-m",
+                    "multihome",
+                    "--root",
+                    str(self.tmp / "root"),
+                    "agent",
+                    "--dhcp-grace",
+                    "0.3",
+                    *args,
+                ],
+                stdout=log,
+                stderr=log,
+                text=True,
+            )
         state = self.run_dir() / "agent.json"
         agent = self.agent
 

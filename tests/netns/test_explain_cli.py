@@ -110,7 +110,7 @@ def test_status_format_dot_marks_the_wrong_path_then_none(vm: HowtoVM) -> None:
     after = multihome(vm.ns, "status", "--format", "dot", root=vm.root)
     assert after.returncode == 0, after.stderr
     assert _red(after.stdout) == []
-    assert '"rule 10002 from 192.168.0.112 lookup' in after.stdout
+    assert '"rule 10000 from 192.168.0.112 lookup' in after.stdout
     assert 'color="#1f5fbf"' in after.stdout and 'style="dashed"' in after.stdout
     both = multihome(vm.ns, "status", "--json", "--format", "dot", root=vm.root)
     assert both.returncode == 2 and "exclude each other" in both.stderr

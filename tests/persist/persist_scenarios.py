@@ -1,16 +1,22 @@
-"""Host states of the golden scenarios: the how-to's 2-port VM, a 3-port VM, and the how-to's
-VM dual-stack (SLAAC addresses and router-advertised defaults on both ports)."""
+"""Host states of the golden scenarios: the how-to's 2-port VM, a 3-port VM running Docker
+(its bridge's route gets a throw in every table), and the how-to's VM dual-stack (SLAAC
+addresses and router-advertised defaults on both ports)."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from hosts import host, port, with_ipv6
+from hosts import host, link, port, with_ipv6
 
 from multihome.config import Config
 from multihome.model import (
+    PROTO_KERNEL,
+    SCOPE_LINK,
+    TABLE_MAIN,
     HostState,
+    Route,
 )
 from multihome.policy import DesiredState, compute_policy
 from multihome.render import HostFacts, RenderInput, build_input
@@ -31,7 +37,18 @@ class ScenarioPort:
     """The SLAAC address (EUI-64 of the MAC) the router's advertisement gave, if any."""
 
 
-def dhcp_host(ports: list[ScenarioPort]) -> HostState:
+#: Docker's bridge and its route in main (the 3-port VM runs containers).
+DOCKER_ROUTE = Route(
+    table=TABLE_MAIN,
+    dst=ipaddress.IPv4Network("172.17.0.0/16"),
+    ifname="docker0",
+    proto=PROTO_KERNEL,
+    scope=SCOPE_LINK,
+    prefsrc=ipaddress.IPv4Address("172.17.0.1"),
+)
+
+
+def dhcp_host(ports: list[ScenarioPort], *, docker: bool = False) -> HostState:
     """A VM whose ports got address, default and option-121 routes from DHCP (as the how-to),
     and, for a port with ``address6``, its SLAAC address and the router's RA default."""
     states = []
@@ -40,7 +57,11 @@ def dhcp_host(ports: list[ScenarioPort]) -> HostState:
             p.name, i, p.address, p.gateway, p.metric, p.metadata, mac=MACS[p.name], kind=None
         )
         states.append(state if p.address6 is None else with_ipv6(state, p.address6))
-    return host(*states)
+    if not docker:
+        return host(*states)
+    return host(
+        *states, extra_links=(link("docker0", 9, kind="bridge"),), extra_routes=(DOCKER_ROUTE,)
+    )
 
 
 HOWTO = [
@@ -62,7 +83,7 @@ SCENARIOS = {"howto": HOWTO, "three": THREE, "dualstack": DUALSTACK}
 
 
 def state_of(name: str) -> HostState:
-    return dhcp_host(SCENARIOS[name])
+    return dhcp_host(SCENARIOS[name], docker=name == "three")
 
 
 def desired_of(name: str) -> DesiredState:

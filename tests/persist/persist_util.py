@@ -113,6 +113,9 @@ class Namespaces:
     names: list[str] = field(default_factory=list)
     pids: list[int] = field(default_factory=list)
     etc_dirs: list[Path] = field(default_factory=list)
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    """Every process spawned, kept until the end (a caller may drop what ``spawn`` returns:
+    a running Popen garbage-collected is a ResourceWarning)."""
 
     def add(self, suffix: str) -> str:
         name = f"{self.prefix}-{suffix}"
@@ -128,6 +131,7 @@ class Namespaces:
                 args, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
             )
         self.pids.append(proc.pid)
+        self.procs.append(proc)
         return proc
 
     def cleanup(self) -> None:
@@ -137,17 +141,13 @@ class Namespaces:
             except ProcessLookupError:
                 continue
         deadline = time.monotonic() + 5
-        for pid in self.pids:
-            while time.monotonic() < deadline:
-                try:
-                    if os.waitpid(pid, os.WNOHANG)[0]:
-                        break
-                except ChildProcessError:
-                    break
-                time.sleep(0.05)
-            else:
+        for proc in [p for p in self.procs if p.pid in self.pids]:  # the rest were reaped
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
         for name in reversed(self.names):
             pids = run("ip", "netns", "pids", name, check=False).stdout.split()
             for pid in pids:
@@ -262,6 +262,16 @@ def make_lab(namespaces: Namespaces, tmp_path: Path) -> Callable[[int], Lab]:
         return lab
 
     return build
+
+
+def wait_gone(namespace: str, link: str, timeout: float = 10) -> None:
+    """Until ``link`` no longer exists in ``namespace`` (a veth whose peer's namespace was
+    deleted goes a moment later)."""
+    deadline = time.monotonic() + timeout
+    while run("ip", "-n", namespace, "link", "show", link, check=False).returncode == 0:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{link} is still in {namespace} after {timeout}s")
+        time.sleep(0.05)
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:

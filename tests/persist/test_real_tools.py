@@ -9,6 +9,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from ifcfg_replay import (
+    SCRIPTS,
+    replay_routes,
+    replay_rules,
+    route_lines,
+    routing_rules,
+    rule_files,
+)
 from inifiles import sections
 from persist_scenarios import SCENARIOS, input_of
 from persist_util import (
@@ -232,21 +240,13 @@ def test_udev_rule_wants_an_instance_for_a_port_only(
 # -- ifcfg ---------------------------------------------------------------------------------------
 
 
-def ifcfg_values(text: str) -> dict[str, str]:
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, value = line.split("=", 1)
-            values[key] = shlex.split(value)[0] if value else ""
-    return values
-
-
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_ifcfg_lines_replayed_by_iproute2_give_the_policy(
     scenario: str, namespaces: Namespaces
 ) -> None:
-    """network-scripts replay route- lines as `ip route add` and rules as `ip rule add`: in a
-    namespace with the scenario's ports, that yields exactly the policy's rules and routes."""
+    """The route-/route6- lines replayed as network-scripts' ifup-routes does (`ip -4|-6 route
+    add $line`, its file order) and the ROUTING_RULE_N/ROUTING_RULE6_N keys as ifcfg-rh reads
+    them: in a namespace with the scenario's ports, exactly the policy's rules and routes."""
     need("ip")
     inp: RenderInput = input_of(scenario, "ifcfg")
     files = REGISTRY["ifcfg"].render(inp)
@@ -270,21 +270,15 @@ def test_ifcfg_lines_replayed_by_iproute2_give_the_policy(
             run("ip", "-n", ns, "link", "set", dev, "up")
         for addr in port.addresses:
             run("ip", "-n", ns, "addr", "add", str(addr.interface), "dev", port.name, "nodad")
-    replayed: set[tuple[str, str]] = set()
-    for path, spec in sorted(files.items()):
-        if path.name.startswith("ifcfg-"):
-            for key, value in ifcfg_values(spec.content).items():
-                # The shared main-suppress rule is in every port's file (so it stays while any
-                # port is up); NetworkManager reference-counts identical rules: add it once.
-                family = "-6" if key.startswith("ROUTING_RULE6_") else "-4"
-                if key.startswith("ROUTING_RULE") and (family, value) not in replayed:
-                    replayed.add((family, value))
-                    run("ip", "-n", ns, family, "rule", "add", *shlex.split(value))
-        elif path.name.startswith(("route-", "route6-")):
-            family = "-6" if path.name.startswith("route6-") else "-4"
-            for line in spec.content.splitlines():
-                if line and not line.startswith("#"):
-                    run("ip", "-n", ns, family, "route", "add", *shlex.split(line))
+    # ifup-routes' files and order per port (eth0 first), then the rules ifcfg-rh reads
+    # (tests/persist/ifcfg_replay.py says from where).
+    texts = {path: spec.content for path, spec in files.items()}
+    assert rule_files(texts) == []
+    for port in inp.ports:
+        replay_routes(ns, route_lines(texts, port.name))
+    installed: set[tuple[str, str]] = set()
+    for port in inp.ports:
+        replay_rules(ns, routing_rules(texts[SCRIPTS / f"ifcfg-multihome-{port.name}"]), installed)
     for family in (4, 6):
         got = sorted(
             rule_tuple(r) for r in ns_rules(ns, family) if 10000 <= int(r["priority"]) <= 10099

@@ -36,7 +36,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,8 +52,8 @@ from persist_util import (
     rule_tuple,
     run,
     start_dnsmasq,
+    wait_gone,
 )
-from radvd import radvd_conf
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE_DIR = Path(os.environ.get("MULTIHOME_TEST_CACHE", "/var/cache/multihome-test"))
@@ -270,6 +270,12 @@ class Guest:
     switch: str
     logdir: Path
     ports: tuple[str, ...] = PORTS
+    macs: Mapping[str, str] = field(default_factory=lambda: dict(MACS))
+    """Each port's MAC (the lab's scenario has its own)."""
+    peers: tuple[str, ...] | None = None
+    """The switch's side of each port, the same at every boot (the lab's port security
+    matches ``tap0``, ``tap1``, ...); None: a new name per boot."""
+    bridge: str = "br0"
     boots: int = 0
     times: list[BootTimes] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
@@ -329,7 +335,7 @@ class Guest:
         for i, name in enumerate(self.ports):
             self.write(
                 f"/etc/NetworkManager/system-connections/cloud-init-{name}.nmconnection",
-                NM_PROFILE.format(name=name, index=i, mac=MACS[name].upper(), metric=100 + i),
+                NM_PROFILE.format(name=name, index=i, mac=self.macs[name].upper(), metric=100 + i),
                 0o600,
             )
 
@@ -353,7 +359,9 @@ class Guest:
         self.boots += 1
         self.netns = self.spaces.add(f"vm{self.boots}")
         for i, port in enumerate(self.ports):
-            peer = f"b{self.boots}p{i}"
+            peer = f"b{self.boots}p{i}" if self.peers is None else self.peers[i]
+            if self.peers is not None:  # the last boot's veth goes with its namespace
+                wait_gone(self.switch, peer)
             run(
                 "ip",
                 "link",
@@ -362,7 +370,7 @@ class Guest:
                 "netns",
                 self.netns,
                 "address",
-                MACS[port],
+                self.macs[port],
                 "type",
                 "veth",
                 "peer",
@@ -370,7 +378,7 @@ class Guest:
                 "netns",
                 self.switch,
             )
-            run("ip", "-n", self.switch, "link", "set", peer, "master", "br0")
+            run("ip", "-n", self.switch, "link", "set", peer, "master", self.bridge)
             run("ip", "-n", self.switch, "link", "set", peer, "up")
         name = f"{self.spaces.prefix}-b{self.boots}"
         self.cgroups = [Path("/sys/fs/cgroup", h, name) for h in ("systemd", "unified")]
@@ -612,22 +620,6 @@ def make_switch(spaces: Namespaces, workdir: Path, ports: tuple[str, ...] = PORT
     return switch
 
 
-def advertise_ipv6(guest: Guest, prefix: str = "2001:db8:1::/64") -> None:
-    """Make the tenant network dual-stack: the router's address ``<prefix>1`` on the bridge
-    and radvd advertising ``prefix`` (SLAAC), for the life of the cloud (across reboots)."""
-    need("radvd")
-    switch = guest.switch
-    run("ip", "-n", switch, "addr", "add", prefix.replace("::/64", "::1/64"), "dev", "br0", "nodad")
-    run("ip", "netns", "exec", switch, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
-    conf = guest.logdir / "radvd.conf"
-    conf.write_text(radvd_conf([("br0", prefix)]))
-    guest.spaces.spawn(
-        [*f"ip netns exec {switch} radvd -n -m stderr -u root -C {conf}".split(),
-         "-p", str(conf.with_suffix(".pid"))],
-        guest.logdir / "radvd.log",
-    )  # fmt: skip
-
-
 @contextlib.contextmanager
 def guest_environment(tmp_path: Path, tarball: Path, *, baked: bool = True) -> Iterator[Guest]:
     """A prepared guest (not booted yet) and its cloud; all of it is gone afterwards. With
@@ -710,7 +702,7 @@ def policy_problems(guest: Guest, expected: Expected) -> list[str]:
     for port, table in sorted(expected.tables.items()):
         t = str(table)
         for want in (
-            (10002, LEASES[port], None, None, None, t, None),
+            (10000, LEASES[port], None, None, None, t, None),
             (10003, "all", None, None, port, t, None),
             (10004, "all", None, port, None, t, None),
         ):

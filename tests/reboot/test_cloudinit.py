@@ -46,7 +46,6 @@ BOOT_TIMEOUT = 420
 PORT_SYSCTLS = {"arp_ignore": "1", "arp_announce": "2", "arp_filter": "1", "rp_filter": "2"}
 #: The destinations of the routes the lab's DHCP gives each port (the prefix, the gateway and
 #: the DHCP server that option 121 routes through, the metadata route): rule band+0 for each.
-ON_LINK = ("192.168.0.0/24", GATEWAY, "192.168.0.100", "169.254.169.254")
 
 
 @dataclass
@@ -96,9 +95,8 @@ def expected_policy(guest: Guest) -> Expected:
     for port, table in tables.items():
         t = str(table)
         assert 10000 <= table <= 10999, f"{port}: table {table} outside multihome's range"
-        rules += [(BAND.start, LEASES[port], dst, None, None, t, None) for dst in ON_LINK]
         rules += [
-            (BAND.start + 2, LEASES[port], None, None, None, t, None),
+            (BAND.start, LEASES[port], None, None, None, t, None),  # the table first
             (BAND.start + 3, "all", None, None, port, t, None),
             (BAND.start + 4, "all", None, port, None, t, None),
         ]

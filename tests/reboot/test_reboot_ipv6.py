@@ -1,148 +1,52 @@
-"""Real reboots of a dual-stack guest: the tenant network also sends router advertisements
-(radvd), the guest's ports take SLAAC addresses; after `multihome persist` and every boot the
-IPv6 rules and each port's IPv6 table are back (networkd, NetworkManager, the systemd unit),
-each address's lookup leaves through its own port, and multihome's plan
-is empty. Checked with the host's ``ip -6 -j`` in the guest's namespace."""
+"""Real reboots of a dual-stack guest, probed through the lab: the guest is plugged into lab
+scenario 6's switch ports (tests/reboot/lab_guest.py), so the lab's router advertises (radvd,
+SLAAC), its dnsmasq serves DHCPv4, its switch enforces port security and its internet host
+probes every floating IP and IPv6 global address. After `multihome persist` and every boot
+(networkd, NetworkManager, the systemd unit, netplan) the IPv6 rules and each port's IPv6
+table are back, each address's lookup leaves through its own port, each address answers
+through its own port, and multihome's plan is empty. Checked with the host's ``ip -j`` in the
+guest's namespace and the lab's counters."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from reboot_guest import Guest, advertise_ipv6, wait_until
+from dualstack_guest import addresses6, configure, expected6, ipv6_problems, routers
+from lab_guest import LabGuest, lab_guest_environment
+from reboot_guest import wait_until
 
 pytestmark = pytest.mark.slow
 
-PREFIX = "2001:db8:1::/64"
-INTERNET6 = "2001:db8:ff::10"
-#: networkd's .network of a dual-stack cloud image: each port's RA default with its own
-#: metric (equal ones would merge into one multipath route in main).
-NETWORKD_DUALSTACK = """[Match]
-Name={name}
 
-[Network]
-DHCP=ipv4
-
-[DHCPv4]
-RouteMetric={metric}
-
-[IPv6AcceptRA]
-RouteMetric={metric}
-"""
-
-
-def addresses6(guest: Guest) -> dict[str, str]:
-    """Each port's global IPv6 address past DAD."""
-    found = {}
-    for entry in guest.ip("-6", "addr", "show", "scope", "global"):
-        for a in entry["addr_info"]:
-            if a.get("local") and not a.get("tentative") and not a.get("dadfailed"):
-                found[str(entry["ifname"])] = str(a["local"])
-    return found
-
-
-def routers(guest: Guest) -> dict[str, str]:
-    """Each port's router-advertised default in main: its router's link-local address."""
-    return {
-        str(r["dev"]): str(r["gateway"])
-        for r in guest.ip("-6", "route", "show", "default")
-        if "gateway" in r and "dev" in r
-    }
-
-
-def expected6(plan: dict[str, Any]) -> list[tuple[object, ...]]:
-    """The family-6 rules of ``multihome plan --json`` as ``ip -6 -j rule`` shows them."""
-    return sorted(
-        (
-            c["priority"],
-            "all" if c["src"] is None else c["src"].removesuffix("/128"),
-            c["dst"] and c["dst"].removesuffix("/128"),
-            c["iif"],
-            c["oif"],
-            "main" if c["table"] == 254 else str(c["table"]),
-        )
-        for c in plan["changes"]
-        if c["kind"] == "rule" and c["family"] == 6
-    )
-
-
-def ipv6_problems(
-    guest: Guest, rules: list[tuple[object, ...]], tables: dict[str, int]
-) -> list[str]:
-    """What differs from the IPv6 policy (empty: right)."""
-    got = sorted(
-        (
-            r["priority"],
-            r.get("src", "all"),
-            None if r.get("dst") is None else f"{r['dst']}/{r['dstlen']}",
-            r.get("iif"),
-            r.get("oif"),
-            {"254": "main"}.get(str(r["table"]), str(r["table"])),
-        )
-        for r in guest.ip("-6", "rule")
-        if 10000 <= int(r["priority"]) <= 10099
-    )
-    problems = [] if got == rules else [f"IPv6 rules {got}, want {rules}"]
-    addrs, via = addresses6(guest), routers(guest)
-    for port, table in sorted(tables.items()):
-        routes = {
-            (r["dst"], r.get("gateway"))
-            for r in guest.ip("-6", "route", "show", "table", str(table))
-        }
-        if routes != {("default", via.get(port)), (PREFIX, None)}:
-            problems.append(f"{port}: IPv6 table {table}: {routes} (router {via.get(port)})")
-        if port not in addrs:
-            problems.append(f"{port}: no IPv6 address past DAD")
-            continue
-        hop = [(r.get("dev"), r.get("gateway"))
-               for r in guest.ip("-6", "route", "get", INTERNET6, "from", addrs[port])]  # fmt: skip
-        if hop != [(port, via.get(port))]:
-            problems.append(f"{port}: route get {INTERNET6} from {addrs[port]}: {hop}")
-    return problems
-
-
-#: NetworkManager's dual-stack profile (as cloud-init writes it, EUI-64 as Neutron computes).
-NM_DUALSTACK = """[connection]
-id=cloud-init {name}
-uuid=1dd9a779-d327-56e1-8454-c65e2556c12{index}
-type=ethernet
-interface-name={name}
-
-[ipv4]
-method=auto
-route-metric={metric}
-
-[ipv6]
-method=auto
-addr-gen-mode=eui64
-route-metric={metric}
-"""
-
-
-def configure(guest: Guest, stack: str) -> None:
-    """The guest's own dual-stack configuration for ``stack``."""
-    guest.use_stack(stack)
-    for i, name in enumerate(guest.ports):
-        if stack == "networkd":
-            path, text, mode = f"/etc/systemd/network/10-{name}.network", NETWORKD_DUALSTACK, 0o644
-        else:
-            path = f"/etc/NetworkManager/system-connections/cloud-init-{name}.nmconnection"
-            text, mode = NM_DUALSTACK, 0o600
-        guest.write(path, text.format(name=name, index=i, metric=100 + i), mode)
+@pytest.fixture
+def lab(rootfs: Path, tmp_path: Path) -> Iterator[LabGuest]:
+    """Lab scenario 6 with the booted guest in place of its VM; all removed afterwards."""
+    with lab_guest_environment(tmp_path, rootfs, "6") as lab:
+        yield lab
 
 
 @pytest.mark.parametrize(
     ("backend", "stack"),
-    [("networkd", "networkd"), ("networkmanager", "networkmanager"), ("systemd", "networkd")],
+    [
+        ("networkd", "networkd"),
+        ("networkmanager", "networkmanager"),
+        ("systemd", "networkd"),
+        ("netplan", "netplan"),
+    ],
 )
-def test_the_ipv6_policy_comes_back_at_every_boot(guest: Guest, backend: str, stack: str) -> None:
-    """A dual-stack network: before persist eth1's IPv6 replies would leave by eth0's router;
+def test_the_ipv6_policy_comes_back_at_every_boot(lab: LabGuest, backend: str, stack: str) -> None:
+    """A dual-stack network: before persist eth1's IPv6 address and floating IP do not answer
+    (their replies leave by eth0's switch port, port security counts the drops);
     after `multihome persist --backend BACKEND` and each of two reboots the family-6 rules
     and both IPv6 tables are back (networkd: its drop-ins; NetworkManager: its keyfiles; the
-    systemd unit: its apply once the RA default is there), each address's lookup leaves
-    through its port, multihome's plan is empty and the IPv4 rules are there too."""
-    advertise_ipv6(guest, PREFIX)
+    systemd unit: its apply once the RA default is there; netplan: 90-multihome.yaml and
+    the drop-ins for netplan's own .network files, generated at boot), each address's lookup leaves
+    through its port, every floating IP and IPv6 address answers the lab's internet host
+    through its own port, multihome's plan is empty and the IPv4 rules are there too."""
+    guest = lab.guest
     configure(guest, stack)
     guest.boot()
     wait_until(
@@ -158,9 +62,11 @@ def test_the_ipv6_policy_comes_back_at_every_boot(guest: Guest, backend: str, st
     plan = json.loads(guest.sh("multihome", "plan", "--source", "kernel", "--json").stdout)
     rules = expected6(plan)
     tables = {i["name"]: i["table"]["id"] for i in plan["interfaces"] if i["table"]}
-    assert len(rules) == 9 and set(tables) == {"eth0", "eth1"}, rules
+    # the table-first band: from, oif, iif per port and the suppress rule
+    assert len(rules) == 7 and set(tables) == {"eth0", "eth1"}, rules
     rules4 = len([c for c in plan["changes"] if c["kind"] == "rule" and c["family"] == 4])
     assert ipv6_problems(guest, rules, tables)  # the bug is there before persist
+    lab.probes.check_second_port_dead()
     out = guest.sh("multihome", "persist", "--backend", backend).stdout
     assert out.startswith(f"backend: {backend} ("), out
     guest.poweroff()
@@ -174,6 +80,7 @@ def test_the_ipv6_policy_comes_back_at_every_boot(guest: Guest, backend: str, st
                 f"{exc}: {ipv6_problems(guest, rules, tables)}\n{units.stdout}"
             ) from None
         assert len([r for r in guest.ip("rule") if 10000 <= int(r["priority"]) <= 10099]) == rules4
+        lab.probes.check_every_address_answers()
         if boot == 1:
             again = json.loads(guest.sh("multihome", "plan", "--source", "kernel", "--json").stdout)
             assert [c for c in again["changes"] if c["kind"] != "sysctl"] == [], again["changes"]

@@ -25,7 +25,7 @@ def test_unconfirmed_apply_rolls_back_to_the_checkpoint(lab: Lab) -> None:
     assert lab.kernel() == before
     assert 2 <= elapsed < 20, elapsed
     result = json.loads((lab.state_dir() / "result.json").read_text())
-    assert result["outcome"] == "rolled-back" and result["changes"] == 26
+    assert result["outcome"] == "rolled-back" and result["changes"] == 22
 
 
 def test_confirmed_apply_stays(lab: Lab) -> None:

@@ -11,16 +11,27 @@ import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from subprocess import Popen
+from typing import cast
 
 import pytest
-from hosts import howto_host, link
+from hosts import host, howto_host, link
 
+from multihome.agent import addressing, dhcphook
 from multihome.agent.events import EventSource
 from multihome.agent.service import Agent, AgentOptions
-from multihome.agent.state import AgentStatus, write_status
+from multihome.agent.state import AgentStatus, run_dir, write_status
 from multihome.backend.fake import FakeBackend
 from multihome.config import Config
-from multihome.model import PROTO_DHCP, TABLE_MAIN, Address, HostState, IPAddress, Route
+from multihome.model import (
+    PROTO_DHCP,
+    PROTO_STATIC,
+    TABLE_MAIN,
+    Address,
+    HostState,
+    IPAddress,
+    Route,
+)
 from multihome.plan import Change
 from multihome.source.network_data import MetaData, parse_network_data
 from multihome.source.readers import Metadata
@@ -339,3 +350,115 @@ def test_a_default_added_concurrently_by_the_dhcp_hook_is_no_error(tmp_path: Pat
     assert agent.status.errors == errors and agent.status.last_error is None
     assert client in backend.state.routes and main_defaults(backend.state) == ["eth0"]
     assert converged(backend)
+
+
+class _Running:
+    """Stands for the DHCP client process the agent started (it never exits)."""
+
+    pid = 4242
+
+    def poll(self) -> None:
+        return None
+
+
+LEASE = """lease {
+  interface "eth1";
+  fixed-address 192.168.0.112;
+  option subnet-mask 255.255.255.0;
+  option routers 192.168.0.1;
+  option rfc3442-classless-static-routes 32,169,254,169,254,192,168,0,100,0,192,168,0,1;
+  expire never;
+}
+"""
+
+
+def _agent_addressed_eth1(tmp_path: Path) -> tuple[Agent, FakeBackend]:
+    """eth1 is the host's only port, addressed by the agent's own DHCP client: its lease in
+    the client's lease file, the address ``noprefixroute`` and the routes as the client's
+    script leaves them (proto dhcp, metric 1000 + ifindex)."""
+    backend = FakeBackend(host((link("eth1", 3), [], [])))
+    agent = Agent(backend, Config, tmp_path, AgentOptions(source="kernel"))
+    run_dir(tmp_path, create=True)  # the namespace's folder, with its identity
+    addressing.lease_file("eth1", tmp_path).write_text(LEASE)
+    agent.clients["eth1"] = addressing.DhcpClient("eth1", cast("Popen[bytes]", _Running()))
+    routes = [
+        (ipaddress.ip_network("169.254.169.254/32"), ipaddress.ip_address("192.168.0.100")),
+        (ipaddress.ip_network("0.0.0.0/0"), GATEWAY),
+    ]
+    dhcphook.bind(backend, "eth1", 3, ipaddress.IPv4Interface("192.168.0.112/24"), routes)
+    agent.reconcile("start", 0.0)
+    return agent, backend
+
+
+def test_a_flap_of_a_port_on_the_agents_dhcp_client_puts_its_lease_routes_back(
+    tmp_path: Path,
+) -> None:
+    """The sole port eth1, addressed by the agent's own DHCP client, flaps: the flap takes
+    every route of eth1 out of main and, its address being ``noprefixroute``, the kernel
+    puts none back (ISC dhclient does not notice). The agent puts the lease's routes back
+    into main at once, as the client's script does, so eth1 reaches its gateway and beyond
+    again; a second reconcile changes nothing."""
+    agent, backend = _agent_addressed_eth1(tmp_path)
+    found = backend.lookup(PROBE, src=ETH1)
+    assert found is not None and (found.ifname, found.gateway) == ("eth1", GATEWAY)
+    before = set(backend.state.routes_in(TABLE_MAIN))
+    backend.set_link_down("eth1")
+    agent.reconcile("link new eth1 down", 0.0)
+    backend.set_link_up("eth1")
+    assert backend.lookup(PROBE, src=ETH1) is None  # the kernel puts nothing back
+    agent.reconcile("link new eth1 up", 0.0)
+    found = backend.lookup(PROBE, src=ETH1)
+    assert found is not None and (found.ifname, found.gateway) == ("eth1", GATEWAY)
+    assert set(backend.state.routes_in(TABLE_MAIN)) == before
+    last = agent.status.last_repair
+    assert last is not None and "eth1: its lease's routes back in main" in last.changes[0]
+    assert agent.reconcile("nothing", 0.0) is None
+
+
+def test_no_lease_routes_put_back_for_an_address_the_lease_does_not_give(
+    tmp_path: Path,
+) -> None:
+    """The same flap, but eth1's address is no longer the one in the client's lease (an
+    admin changed it): the agent does not invent routes for it from that lease."""
+    agent, backend = _agent_addressed_eth1(tmp_path)
+    backend.remove_address(Address("eth1", ipaddress.ip_interface("192.168.0.112/24")))
+    backend.add_address(
+        Address("eth1", ipaddress.ip_interface("192.168.0.113/24")), prefix_route=False
+    )
+    backend.set_link_down("eth1")
+    backend.set_link_up("eth1")
+    agent.reconcile("link new eth1 up", 0.0)
+    assert not [r for r in backend.state.routes_in(TABLE_MAIN) if r.ifname == "eth1"]
+
+
+def test_a_restarted_agent_puts_back_the_static_routes_an_earlier_one_configured(
+    tmp_path: Path,
+) -> None:
+    """An agent configures the DHCP-disabled eth2 from the metadata (``noprefixroute``,
+    its routes ``proto static`` in main) and stops; eth2 flaps while a new agent, which has
+    no metadata (a sole port without routes cannot reach the metadata service), starts:
+    the new agent puts eth2's routes back into main from what the first one recorded in the
+    namespace's folder. A port with another MAC under that name gets nothing from it."""
+    first, backend = make_agent(tmp_path, howto_host(), source="openstack")
+    first.metadata = _metadata("192.168.0.130")
+    first.reconcile("start", 0.0)
+    backend.add_link(link("eth2", 4))
+    first.reconcile("link new eth2 up", 0.0)
+    static = {r for r in backend.state.routes_in(TABLE_MAIN) if r.ifname == "eth2"}
+    assert static and all(r.proto == PROTO_STATIC for r in static)
+    backend.set_link_down("eth2")
+    backend.set_link_up("eth2")
+    assert not [r for r in backend.state.routes_in(TABLE_MAIN) if r.ifname == "eth2"]
+    second = Agent(backend, Config, tmp_path, AgentOptions(source="kernel", dhcp=False))
+    second.reconcile("start", 0.0)
+    assert {r for r in backend.state.routes_in(TABLE_MAIN) if r.ifname == "eth2"} == static
+    assert converged(backend, ("eth0", "eth1", "eth2"))
+
+    backend.remove_link("eth2")
+    backend.add_link(link("eth2", 5, mac="52:54:00:00:00:99"))
+    backend.add_address(
+        Address("eth2", ipaddress.ip_interface("192.168.0.130/24")), prefix_route=False
+    )
+    third = Agent(backend, Config, tmp_path, AgentOptions(source="kernel", dhcp=False))
+    third.reconcile("start", 0.0)
+    assert not [r for r in backend.state.routes_in(TABLE_MAIN) if r.ifname == "eth2"]

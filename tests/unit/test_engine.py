@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,9 @@ from multihome.backend import Announcement, ChangeFailed, Lookup
 from multihome.backend.fake import FakeBackend
 from multihome.config import Config
 from multihome.engine import announce_addresses, apply_plan, assess, locked
-from multihome.errors import ApplyError, LockTimeoutError
+from multihome.errors import ApplyError, ConcurrentChangeError, LockTimeoutError
 from multihome.faults import ENV as FAILPOINT
-from multihome.model import HostState, IPAddress, Route, Rule
+from multihome.model import PROTO_DHCP, PROTO_MULTIHOME, HostState, IPAddress, Route, Rule
 from multihome.names import RT_TABLES_FILE
 from multihome.plan import Change, Plan
 from multihome.policy import compute_policy
@@ -376,3 +377,52 @@ def test_converge_prepare_can_decline_and_postpone_leaves_the_proof_owed(tmp_pat
     later = engine.converge(backend, CONFIG, root=tmp_path, prepare=lambda a: (a, 1))
     assert later is not None and later.result.applied == 0 and later.prepared == 1
     assert later.announced == 2 and later.checks and not later.failed
+
+
+class StealingWriter(FakeBackend):
+    """A twin with another writer (a DHCP client's hook) that, before each of the next
+    ``times`` batches adding a route, puts its own route (``proto dhcp``) into that
+    route's slot: the kernel then says "File exists"."""
+
+    def __init__(self, state: HostState, times: int) -> None:
+        super().__init__(state)
+        self.times = times
+
+    def apply(self, changes: Sequence[Change]) -> int:
+        added = [c.obj for c in changes if c.action == "add" and isinstance(c.obj, Route)]
+        if self.times and added:
+            self.times -= 1
+            stolen = replace(added[0], proto=PROTO_DHCP)
+            self.state = replace(self.state, routes=(*self.state.routes, stolen))
+        return super().apply(changes)
+
+
+@pytest.mark.parametrize(("races", "succeeds"), [(2, True), (3, False)])
+def test_an_apply_plans_again_a_bounded_number_of_times_when_another_writer_races_it(
+    tmp_path: Path, races: int, succeeds: bool
+) -> None:
+    """Read, plan and apply again (under the one lock) while another writer takes a slot of
+    the plan between the read and the apply: each time the apply undoes itself, and the
+    next plan builds on the writer's route. Two races are absorbed (the third attempt
+    converges, both noted); a third race makes the ConcurrentChangeError stand, with the
+    namespace as the last race left it (nothing of multihome's half-made)."""
+    backend = StealingWriter(howto_host(), races)
+    notes: list[int] = []
+
+    def attempt() -> engine.Convergence | None:
+        return engine.converge(backend, CONFIG, root=tmp_path, verify_retries=0)
+
+    def note(_exc: ConcurrentChangeError, failed: int) -> None:
+        notes.append(failed)
+
+    if succeeds:
+        done = engine.again_on_conflict(attempt, note)
+        assert done is not None and done.result.applied > 0 and not done.failed
+        assert assess(backend, CONFIG).plan.empty
+        assert notes == [1, 2]
+    else:
+        with pytest.raises(ConcurrentChangeError):
+            engine.again_on_conflict(attempt, note)
+        assert notes == [1, 2]
+        assert not [r for r in backend.state.routes if r.proto == PROTO_MULTIHOME]
+        assert not [r for r in backend.state.rules if r.proto == PROTO_MULTIHOME]

@@ -58,12 +58,12 @@ def test_a_flow_bound_to_a_port_takes_its_next_hop() -> None:
 
 def test_after_apply_a_ports_address_is_decided_by_its_from_rule() -> None:
     """A reply from eth1's address before apply: the kernel's choice (it may leave eth0);
-    after apply: rule 10002 sends it to eth1's table, through eth1, whatever the hash."""
+    after apply: its from rule sends it to eth1's table, through eth1, whatever the hash."""
     state = v6host()
     assert len(explain(state, Flow(INTERNET6, src=A1)).choices) == 2
     after = explain(converge(state).read(), Flow(INTERNET6, src=A1))
     assert (after.ifname, after.gateway, after.src, after.choices) == ("eth1", LL, A1, ())
-    assert after.rule is not None and after.rule.priority == 10002
+    assert after.rule is not None and str(after.rule.src) == f"{A1}/128"  # its from rule
 
 
 def test_ipv4_multipath_choices_carry_each_ports_source_and_weight() -> None:

@@ -11,6 +11,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from multihome.model import (
     PROTO_DHCP,
@@ -26,6 +28,7 @@ from multihome.model import (
     Sysctl,
     conf_sysctl,
     default_network,
+    ip_text,
     net_text,
     table_label,
 )
@@ -197,3 +200,44 @@ def test_hashes_follow_the_key_and_survive_another_processs_hash_seed() -> None:
     theirs = pickle.loads(made_elsewhere)
     assert theirs[0] in {route} and theirs[1] in {rule}
     assert hash(theirs[0]) == hash(route)
+
+
+#: IPv6 values with runs of zero groups (where RFC 5952's "::" rules bite), and the dotted forms.
+_GROUPS = st.lists(
+    st.sampled_from([0, 0, 0, 1, 0xFFFF, 0x0DB8, 0xFE80]) | st.integers(0, 0xFFFF),
+    min_size=8,
+    max_size=8,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    _GROUPS,
+    st.integers(0, 32),
+    st.integers(0, 128),
+    st.sampled_from([0, 0xFFFF]),
+)
+def test_ip_text_is_str(v4: int, groups: list[int], len4: int, len6: int, mapped: int) -> None:
+    """ip_text (formatted in C, for keys, JSON and text) equals ``str`` for every address,
+    network and interface of both families: the identity keys and the order they sort in
+    stay as they were. The IPv4-mapped and -compatible forms, which ``inet_ntop`` writes
+    dotted, included."""
+    v6 = int.from_bytes(b"".join(g.to_bytes(2, "big") for g in groups), "big")
+    compat = (mapped << 32) | v4  # ::ffff:a.b.c.d and ::a.b.c.d
+    values: list[object] = []
+    for addr in (
+        ipaddress.IPv4Address(v4),
+        ipaddress.IPv6Address(v6),
+        ipaddress.IPv6Address(compat),
+    ):
+        prefix = len4 if addr.version == 4 else len6
+        values += [
+            addr,
+            ipaddress.ip_network(f"{addr}/{prefix}", strict=False),
+            ipaddress.ip_interface(f"{addr}/{prefix}"),
+        ]
+    for value in values:
+        assert ip_text(value) == str(value), repr(value)  # type: ignore[arg-type]
+    assert ip_text(None) == "None"
+    assert ip_text(ipaddress.IPv6Address("fe80::1%eth0")) == "fe80::1%eth0"

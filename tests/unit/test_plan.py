@@ -32,7 +32,7 @@ def test_plan_text_and_json_match(howto: HostState) -> None:
     """The human plan reads like the issue's example; JSON carries the same changes."""
     assessment = Assessment.of(howto, CONFIG)
     lines = assessment.plan.lines()
-    assert "+ rule 10002 from 192.168.0.112 lookup mh-eth1" in lines
+    assert "+ rule 10000 from 192.168.0.112 lookup mh-eth1" in lines
     assert "~ sysctl net.ipv4.conf.eth1.arp_ignore 0 -> 1" in lines
     data = assessment.plan.to_json()
     assert len(data["changes"]) == len(lines)

@@ -40,7 +40,7 @@ def test_howto_pair_gets_a_table_each_and_loses_the_secondary_default(howto: Hos
     assert eth1 is not None and eth1.table is not None
     assert eth1.table.name == "mh-eth1"
     t1 = eth1.table.id
-    assert Rule(4, 10002, t1, src=NET("192.168.0.112/32"), proto=PROTO_MULTIHOME) in desired.rules
+    assert Rule(4, 10000, t1, src=NET("192.168.0.112/32"), proto=PROTO_MULTIHOME) in desired.rules
     assert Rule(4, 10003, t1, oifname="eth1", proto=PROTO_MULTIHOME) in desired.rules
     assert Rule(4, 10004, t1, iifname="eth1", proto=PROTO_MULTIHOME) in desired.rules
     assert (
@@ -153,7 +153,7 @@ def test_port_with_several_addresses_gets_a_from_rule_per_address() -> None:
     addrs.append(Address("eth1", ipaddress.ip_interface("10.0.1.50/24")))
     state = host(port("eth0", 2, "10.0.1.5/24", "10.0.1.1", 100), (lnk, addrs, routes))
     desired = compute_policy(state, CONFIG)
-    sources = {str(r.src) for r in desired.rules if r.priority == 10002}
+    sources = {str(r.src) for r in desired.rules if r.priority == 10000}
     assert sources == {"10.0.1.5/32", "10.0.1.6/32", "10.0.1.50/32"}
 
 
@@ -286,6 +286,35 @@ def test_host_level_config_errors_name_the_key() -> None:
         compute_policy(state, CONFIG)
     ok = compute_policy(state, parse_config("priorities:\n  range: [20000, 20099]\n", "c.yaml"))
     assert min(r.priority for r in ok.rules) == 20000
+
+
+def test_a_rule_another_tool_puts_into_the_band_later_is_left_alone_and_noted() -> None:
+    """Found by ``make fuzz`` (seed 2002): once multihome's rules are in the band, another
+    tool's rule added to it afterwards (``fwmark 0x1 lookup 4001`` at 10002) no longer makes
+    every policy computation an input error (the agent's repairs all failed, so a lease
+    that expired next was never followed): the policy is the same as without it, the
+    rule is left alone and named in a note."""
+    applied = converge(howto_host(), CONFIG).read()
+    foreign = Rule(4, 10002, 4001, fwmark=1)
+    intruded = replace(applied, rules=(*applied.rules, foreign))
+    desired = compute_policy(intruded, CONFIG)
+    assert desired.rules == compute_policy(applied, CONFIG).rules
+    assert any("another tool's rule" in n and "fwmark 0x1" in n for n in desired.notes)
+    assert Assessment.of(intruded, CONFIG).plan.empty
+
+
+def test_a_band_the_agent_worked_in_stays_its_own_without_a_rule_of_multihomes() -> None:
+    """A single port needs no rule, so the band may hold none of multihome's and only
+    another tool's: a first apply refuses (choose a free band), an agent that has already
+    repaired here (``band_claimed``) goes on and notes the rule (fuzz seed 4004)."""
+    state = host(
+        port("eth1", 3, "192.168.0.112/24", "192.168.0.1", 101),
+        extra_rules=(Rule(4, 10002, 4001, fwmark=1),),
+    )
+    with pytest.raises(InputError, match="overlaps the existing rule"):
+        compute_policy(state, CONFIG)
+    desired = compute_policy(state, replace(CONFIG, band_claimed=True))
+    assert any("another tool's rule" in n for n in desired.notes), desired.notes
 
 
 def test_after_a_flap_the_table_keeps_its_copies_while_main_lacks_the_port_routes() -> None:

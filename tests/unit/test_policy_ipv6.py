@@ -25,6 +25,7 @@ from multihome.model import (
     IFA_F_TENTATIVE,
     PROTO_MULTIHOME,
     PROTO_RA,
+    RTN_THROW,
     TABLE_MAIN,
     Address,
     HostState,
@@ -83,11 +84,11 @@ def test_two_ports_on_one_prefix_get_their_ra_default_prefix_and_rules() -> None
     assert {r.describe() for r in desired.routes if r.table == t1} == {
         f"2001:db8:1::/64 dev eth1 table {t1} proto multihome metric 256",
         f"default via fe80::1 dev eth1 table {t1} proto multihome metric 1024",
+        f"throw fe80::/64 table {t1} proto multihome metric 1024",  # link-local: main's
     }
     assert rules6(desired, t1) == {
-        f"-6 10000 from 2001:db8:1::11 to 2001:db8:1::/64 lookup {t1}",
+        f"-6 10000 from 2001:db8:1::11 lookup {t1}",
         "-6 10001 from all lookup main suppress_prefixlength 0",
-        f"-6 10002 from 2001:db8:1::11 lookup {t1}",
         f"-6 10003 from all oif eth1 lookup {t1}",
         f"-6 10004 from all iif eth1 lookup {t1}",
     }
@@ -183,14 +184,14 @@ def test_temporary_and_deprecated_addresses_get_rules_and_link_local_none() -> N
         ipv6_port("eth1", 3, "2001:db8:1::11/64"),
     )
     desired = compute_policy(state, CONFIG)
-    sources = {str(r.src) for r in desired.rules if r.priority == 10002}
+    sources = {str(r.src) for r in desired.rules if r.priority == 10000}
     assert sources == {
         "2001:db8:1::10/128",
         "2001:db8:1::20/128",
         "2001:db8:1::21/128",
         "2001:db8:1::11/128",
     }
-    assert not any(r.dst is not None and r.dst.is_link_local for r in desired.routes)
+    assert not any(r.dst.is_link_local and r.type != RTN_THROW for r in desired.routes)
     assert not any(r.src is not None and r.src.is_link_local for r in desired.rules)
 
 
@@ -354,7 +355,7 @@ def test_a_flap_keeps_the_ipv6_copies_and_a_new_prefix_replaces_the_old() -> Non
     removed = {c.describe() for c in plan.changes if c.action == "remove"}
     t1 = table_of(compute_policy(renumbered, CONFIG), "eth1")
     assert f"- route 2001:db8:1::/64 dev eth1 table {t1} proto multihome metric 256" in removed
-    assert f"- rule -6 10002 from 2001:db8:1::11 lookup {t1}" in removed
+    assert f"- rule -6 10000 from 2001:db8:1::11 lookup {t1}" in removed
     added = {c.describe() for c in plan.changes if c.action == "add"}
     assert f"+ route 2001:db8:3::/64 dev eth1 table {t1} proto multihome metric 256" in added
 

@@ -49,7 +49,7 @@ def test_rules_and_the_dhcp_table(howto_input: RenderInput) -> None:
     for port in howto_input.ports:
         ipv4 = keyfile(howto_input, port.name)["ipv4"]
         rules = [v for k, v in ipv4.items() if k.startswith("routing-rule")]
-        assert rules == [rule_selector_text(r) for r in port.rules] and len(rules) == 6
+        assert rules == [rule_selector_text(r) for r in port.rules] and len(rules) == 4
         assert ipv4["method"] == "auto" and ipv4["route-metric"] == str(port.metric)
     assert "route-table" not in keyfile(howto_input, "eth0")["ipv4"]
     table = howto_input.ports[1].table.id

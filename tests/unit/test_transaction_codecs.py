@@ -14,9 +14,12 @@ from hypothesis import strategies as st
 
 from multihome.model import NextHop, Route, Rule
 from multihome.plan import Change
+from multihome.transaction.checkpoint import Checkpoint
 from multihome.transaction.statedir import (
     change_from_json,
+    change_text,
     change_to_json,
+    json_text,
     route_from_json,
     route_to_json,
     rule_from_json,
@@ -144,6 +147,26 @@ def test_the_models_rule_json_carries_every_set_identity_field(rule: Rule) -> No
         value = getattr(rule, f.name)
         if value != f.default:
             assert names.get(f.name, f.name) in data, (f.name, value, data)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_rule_strategy(), max_size=4), st.lists(_route_strategy(), max_size=4))
+def test_the_checkpoint_and_change_texts_are_their_json(
+    rules: list[Rule], routes: list[Route]
+) -> None:
+    """The texts the checkpoint and the journal are written from (each route and rule
+    encoded once and kept) are exactly :func:`json_text` of their ``to_json``, also when
+    asked twice (the second time from the kept texts)."""
+    saved = Checkpoint(
+        "id1", 1.5, "boot", (10000, 10999), (10000, 10009), tuple(rules), tuple(routes),
+        tuple(routes[:1]), sysctls={"net.ipv4.conf.eth1.rp_filter": "2"},
+        files={"/etc/iproute2/rt_tables.d/multihome.conf": None},
+    )  # fmt: skip
+    for _ in range(2):
+        assert saved.text() == json_text(saved.to_json())
+        for obj in (*rules, *routes):
+            change = Change("add", obj)
+            assert change_text(change) == json_text(change_to_json(change))
 
 
 def test_an_older_checkpoint_rule_still_reads() -> None:

@@ -17,12 +17,14 @@ Who addresses a hot-plugged port (the decision, see multihome-agent(8)):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,6 +139,35 @@ class DhcpClient:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout)
+
+
+def stop_earlier_client(ifname: str, root: Path, timeout: float = 3.0) -> int | None:
+    """Stop the dhclient an earlier agent started for ``ifname`` that outlived it (an agent
+    killed with SIGKILL leaves its child running, which no agent then follows): the process
+    of the pid file in the namespace's folder, if it runs with this folder's lease file.
+    Its pid (None: there was none); the lease file and the address stay."""
+    from multihome.agent.state import run_dir as namespace_dir
+    from multihome.processes import pid_alive
+
+    folder = namespace_dir(root)
+    try:
+        pid = int((folder / f"dhclient.{ifname}.pid").read_text().split()[0])
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError, IndexError):
+        return None
+    if str(lease_file(ifname, root)).encode() not in argv or not pid_alive(pid):
+        return None
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except OSError:
+        return None
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if pid_alive(pid):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    return pid
 
 
 def dhclient_available() -> str | None:

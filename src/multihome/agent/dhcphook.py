@@ -17,11 +17,19 @@ import contextlib
 import ipaddress
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING
 
-from multihome.model import PROTO_DHCP, SCOPE_LINK, TABLE_MAIN, Address, Route
+from multihome.model import (
+    PROTO_DHCP,
+    SCOPE_LINK,
+    TABLE_MAIN,
+    Address,
+    IPAddress,
+    IPNetwork,
+    Route,
+)
 from multihome.source.ports import STATIC_METRIC_BASE
 
 if TYPE_CHECKING:
@@ -101,6 +109,21 @@ def _run(env: Mapping[str, str], backend: Backend, reason: str, ifname: str) -> 
     if reason in UNBIND or not new:
         return 0
     iface = ipaddress.IPv4Interface(f"{new}/{env.get('new_subnet_mask', '255.255.255.255')}")
+    bind(backend, ifname, index, iface, lease_routes(env))
+    return 0
+
+
+def bind(
+    backend: Backend,
+    ifname: str,
+    index: int,
+    iface: ipaddress.IPv4Interface,
+    routes: Iterable[tuple[IPNetwork, IPAddress]],
+) -> None:
+    """Give ``ifname`` (index ``index``) a lease's address and put its routes into main, as
+    the script does on every bind or renewal (idempotent): the address ``noprefixroute``,
+    the subnet route and each of ``routes`` with the port's metric, ``proto dhcp``. The
+    agent calls it too, with the client's lease, when a flap flushed the routes."""
     backend.add_address(Address(ifname, iface), prefix_route=False)
     lease = partial(
         Route,
@@ -111,9 +134,8 @@ def _run(env: Mapping[str, str], backend: Backend, reason: str, ifname: str) -> 
         prefsrc=iface.ip,
     )
     backend.replace_route(lease(dst=iface.network, scope=SCOPE_LINK))
-    for network, gateway in lease_routes(env):
+    for network, gateway in routes:
         backend.replace_route(lease(dst=network, gateway=gateway))
-    return 0
 
 
 def _forget(backend: Backend, ifname: str, address: str, mask: str) -> None:

@@ -16,22 +16,24 @@ grace period, retry after a failed apply, systemd's watchdog) or a signal.
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from ipaddress import IPv4Interface, ip_interface
 from pathlib import Path
 from types import FrameType
 
-from multihome.agent import addressing, sdnotify
+from multihome.agent import addressing, dhcphook, sdnotify
 from multihome.agent.events import Event, EventSource
-from multihome.agent.state import AgentStatus, Repair, write_status
+from multihome.agent.state import AgentStatus, Repair, run_dir, write_status
 from multihome.backend import Backend
 from multihome.config import Config
-from multihome.engine import Convergence, assess, converge
+from multihome.engine import Convergence, again_on_conflict, assess, converge
 from multihome.errors import (
     ConcurrentChangeError,
     InputError,
@@ -39,14 +41,32 @@ from multihome.errors import (
     MultihomeError,
 )
 from multihome.facts import PortFacts
-from multihome.model import HostState, IPAddress, Link, Route
+from multihome.files import json_text, write_atomic
+from multihome.model import (
+    TABLE_MAIN,
+    Address,
+    HostState,
+    IPAddress,
+    IPInterface,
+    IPNetwork,
+    Link,
+    Route,
+)
 from multihome.plan import Assessment, Plan
-from multihome.policy import DesiredState, is_left_alone
+from multihome.policy import FOREIGN_IN_BAND, DesiredState, PolicyMemo, is_left_alone
 from multihome.source import Metadata, Retry, resolve
-from multihome.source.leases import LeaseReader
+from multihome.source.leases import LeaseReader, parse_dhclient
 from multihome.source.portfacts import agent_lease_files, gather
-from multihome.source.ports import has_ipv4, intents, static_config, taken_addresses
+from multihome.source.ports import (
+    StaticConfig,
+    has_ipv4,
+    intents,
+    static_config,
+    taken_addresses,
+)
+from multihome.transaction import checkpoint
 from multihome.transaction.pause import describe, paused
+from multihome.transaction.statedir import StateDir, route_from_json, route_to_json
 
 log = logging.getLogger("multihome.agent")
 
@@ -118,7 +138,13 @@ class Agent:
         self.options = options
         self.events = events or EventSource()
         self.config = Config()
+        self.claimed = False
+        """A repair succeeded, or an apply in this namespace used the band: the band is
+        multihome's (``Config.band_claimed``)."""
         self.metadata: Metadata | None = None
+        self.memo = PolicyMemo()
+        """Each port's policy part of the last reconcile: only the ports an event changed
+        are computed again (:class:`~multihome.policy.PolicyMemo`)."""
         self.seen: dict[tuple[str, str | None], frozenset[Route]] = {}
         """(name, MAC) -> the routes the port's table held at the last reconcile."""
         self.leases = LeaseReader(root, extra=agent_lease_files(root), process_every=2.0)
@@ -134,6 +160,12 @@ class Agent:
         self.refused: dict[str, str] = {}
         """Interface -> why its metadata was refused (logged once; the port stays bare)."""
         self.clients: dict[str, addressing.DhcpClient] = {}
+        self.static: dict[str, StaticConfig] = {}
+        """Interface -> the metadata's configuration the agent gave it (put back after a
+        flap, see ``_rebind``)."""
+        self.recorded: set[str] = set()
+        """Interfaces with a static configuration recorded (by this agent or an earlier)."""
+        self.link_names: set[str] = set()
         self.timers = _Timers()
         self.recent: collections.deque[float] = collections.deque(maxlen=FIGHT_REPAIRS)
         self.backoff = 0.5
@@ -153,6 +185,7 @@ class Agent:
         """Subscribe, reconcile once, tell systemd we are ready, then repair until SIGTERM."""
         self._install_signals()
         self.config = self.load_config()
+        self.claimed = _band_used(self.root, self.config)
         self.events.start()  # subscribed before the first read: no change can slip between
         state = self.backend.read()
         self.known = {link.index for link in state.links}
@@ -236,6 +269,11 @@ class Agent:
                 continue
             self.status.events += len(burst)
             self._observe(burst)
+            # What the events say changed: the read dumps only that (an overrun or a
+            # timer: everything).
+            kinds = {event.kind for event in burst}
+            if burst and "overrun" not in kinds:
+                self.backend.expect(kinds)
             trigger = _describe(burst, self.names) if burst else "timer"
             self.reconcile(trigger, burst[0].at if burst else now)
 
@@ -246,6 +284,8 @@ class Agent:
         timeout = None if due is None else max(0.0, due - time.monotonic())
         self._idle = True
         try:
+            if self._stop or self._reload or self._kick:
+                return []  # a signal that came while busy (saving the file): it woke nobody
             first = self.events.wait(timeout)
         except _Wake:
             return []
@@ -272,11 +312,14 @@ class Agent:
             self.timers.watchdog_at = now + self._watchdog
 
     def _do_reload(self) -> None:
+        band = self.config.priority_range
         try:
             self.config = self.load_config()
         except InputError as exc:
             log.error("reload: %s (keeping the previous configuration)", exc)
             return
+        if self.config.priority_range != band:
+            self.claimed = _band_used(self.root, self.config)  # a new band
         state = self.backend.read()
         self._load_metadata(state)
         log.info("reloaded the configuration and the metadata")
@@ -321,22 +364,20 @@ class Agent:
         self.status.reconciles += 1
         lines: list[str] = []
         try:
-            try:
-                done = self._converge(lines)
-            except ConcurrentChangeError as exc:
-                # A DHCP client's hook (or an admin) added a route or rule into a slot of the
-                # plan's between the read and the apply; everything was undone. Its route
-                # is a fact now: read and plan again, at once (not an error).
-                log.info("another writer changed the namespace meanwhile (%s): again", exc)
-                done = self._converge(lines)
+            # A DHCP client's hook (or an admin) may add a route or rule into a slot of the
+            # plan's between the read and the apply; everything is undone then. Its route
+            # is a fact now: read and plan again, at once (not an error).
+            done = again_on_conflict(lambda: self._converge(lines), _conflict)
         except Exception as exc:  # every failure is logged and retried, never fatal
             self._failed(trigger, exc)
             return None
         self.backoff = 0.5
+        self.claimed = True
         if done is None:  # paused
             return None
         self._owed = done.postponed
         self._remember(done.assessment.state, done.assessment.desired)
+        self._warn_once(n for n in done.assessment.desired.notes if n.startswith(FOREIGN_IN_BAND))
         if done.result.applied:
             lines += done.plan.lines()
         if lines:
@@ -361,7 +402,7 @@ class Agent:
         ``prepare`` step; its lines are added to ``lines``."""
         return converge(
             self.backend,
-            self.config,
+            self._config(),
             root=self.root,
             prepare=lambda found: self._prepare(found, lines),
             lock_timeout=LOCK_TIMEOUT,
@@ -371,7 +412,13 @@ class Agent:
             # and lookups would only delay it.
             postpone=lambda: self.events.pending() > 0,
             facts=self._facts,
+            memo=self.memo,
         )
+
+    def _config(self) -> Config:
+        """The configuration the policy sees: once a repair succeeded, another tool's rule
+        that appears in the band is noted, not refused (every repair would fail)."""
+        return replace(self.config, band_claimed=True) if self.claimed else self.config
 
     def _prepare(self, assessment: Assessment, lines: list[str]) -> tuple[Assessment, int] | None:
         """Under the lock, before the apply: nothing when paused; else the agent's own
@@ -386,7 +433,7 @@ class Agent:
         addressed = self._address_ports(state)
         lines += addressed
         if addressed:
-            assessment = assess(self.backend, self.config, self._facts)
+            assessment = assess(self.backend, self._config(), self._facts, self.memo)
         return assessment, len(addressed) + int(self._owed)
 
     def _paused(self) -> bool:
@@ -500,6 +547,11 @@ class Agent:
             del self.left_to[ifname]
         for ifname in [n for n in self.refused if n not in names]:
             del self.refused[ifname]
+        for ifname in [n for n in self.static if n not in names]:
+            del self.static[ifname]
+        if names != self.link_names:  # ports came or went: the records of those gone go
+            self.link_names = names
+            self.recorded = _forget_static(self.root, names)
         return lines
 
     def _address_ports(self, state: HostState) -> list[str]:
@@ -511,6 +563,7 @@ class Agent:
         for link in self._ports(state):
             if has_ipv4(state, link.name):
                 lines.extend(self._resume_dhcp(link))
+                lines.extend(self._rebind(state, link))
                 continue
             client = self.clients.get(link.name)
             if client is not None and client.running():
@@ -530,8 +583,10 @@ class Agent:
 
     def _resume_dhcp(self, link: Link) -> list[str]:
         """A port an earlier agent addressed by DHCP (its lease file is in the namespace's
-        folder) that no client serves any more, since that agent stopped it: the client
-        starts again, so that the lease is renewed and its routes come back after a flap."""
+        folder) that no client serves any more, since that agent stopped it, or that only
+        that agent's orphaned client serves (the agent was killed; the orphan is stopped):
+        the client starts again, as this agent's, so that the lease is renewed and its
+        routes come back after a flap."""
         if not self.options.dhcp or link.name in self.clients or link.name in self.resumed:
             return []
         self.resumed.add(link.name)
@@ -539,12 +594,48 @@ class Agent:
             return []
         if addressing.dhclient_available() is None:
             return []
+        # The client of an earlier agent that was killed still runs, but follows no flap:
+        # this agent's own client takes over (the one lease file stays).
+        earlier = addressing.stop_earlier_client(link.name, self.root)
         if addressing.manager_of(link.name, link.index, self.root) is not None:
             return []
         client = addressing.start_dhclient(link.name, self.root)
         self.clients[link.name] = client
         self.status.configured[link.name] = f"dhcp (dhclient pid {client.pid})"
-        return [f"+ dhcp client for {link.name} again (dhclient pid {client.pid}, its lease)"]
+        took = "" if earlier is None else f", an earlier agent's dhclient pid {earlier} stopped"
+        return [f"+ dhcp client for {link.name} again (dhclient pid {client.pid}, its lease{took})"]
+
+    def _rebind(self, state: HostState, link: Link) -> list[str]:
+        """A port the agent addresses itself whose subnet route left main: a link flap
+        flushes every route of the link, and nothing else puts them back (its address is
+        ``noprefixroute``, so the kernel adds no prefix route when the link comes up; ISC
+        dhclient does not watch the carrier and binds again only at the lease's renewal,
+        hours later on a real cloud). As a network manager does on carrier, the agent puts
+        them back into main at once: the DHCP client script's routes from the client's own
+        lease, or the metadata's static configuration (recorded in the namespace's folder
+        when the agent made it: a restarted agent knows it without the metadata service,
+        which a sole port without routes cannot reach). A port down, or whose address is
+        not the lease's or the metadata's any more, is left alone."""
+        name = link.name
+        ours = name in self.clients or name in self.static or name in self.recorded
+        if not ours or not link.up or _connected(state, name):
+            return []
+        held = {a.interface for a in state.addresses_of(link.name, 4)}
+        config = self.static.get(link.name) or _recorded_static(self.root, link)
+        if config is not None:
+            if not held & {a.interface for a in config.addresses}:
+                return []
+            addressing.configure_static(self.backend, config)
+            return [f"+ {link.name}: its static routes back in main (from the metadata)"]
+        client = self.clients.get(link.name)
+        if client is None or not client.running():
+            return []
+        lease = _client_lease(addressing.lease_file(link.name, self.root), held)
+        if lease is None:
+            return []
+        iface, routes, origin = lease
+        dhcphook.bind(self.backend, link.name, link.index, iface, routes)
+        return [f"+ {link.name}: its lease's routes back in main ({origin})"]
 
     def _mode_of(self, state: HostState, link: Link) -> str:
         if self.metadata is None and self.options.source == "kernel":
@@ -585,6 +676,9 @@ class Agent:
             return []
         self.refused.pop(link.name, None)
         addressing.configure_static(self.backend, config)
+        self.static[link.name] = config
+        _record_static(self.root, link, config)
+        self.recorded.add(link.name)
         taken.update((a.ip, a.ifname) for a in config.addresses)
         for note in config.notes:
             log.warning("%s", note)
@@ -625,11 +719,14 @@ class Agent:
         network = None if self.metadata is None else self.metadata.network
         origin = "metadata" if self.metadata is None else self.metadata.origin
         facts = gather(state, self.leases, network, origin, seen)
-        for note in facts.notes:
+        self._warn_once(facts.notes)
+        return facts
+
+    def _warn_once(self, notes: Iterable[str]) -> None:
+        for note in notes:
             if note not in self.warned:
                 self.warned.add(note)
                 log.warning("%s", note)
-        return facts
 
     def _remember(self, state: HostState, desired: DesiredState) -> None:
         macs = {link.name: link.mac for link in state.links}
@@ -639,6 +736,102 @@ class Agent:
             routes = frozenset(r for r in desired.routes if r.table == iface.table.id)
             if any(r.is_default for r in routes):
                 self.seen[(iface.name, macs.get(iface.name))] = routes
+
+
+def _band_used(root: Path, config: Config) -> bool:
+    """An apply in this namespace (this boot) used ``config``'s rule band: the last
+    checkpoint says so (an agent that restarts while a single port leaves no rule of
+    multihome's in the band still knows the band is multihome's)."""
+    try:
+        saved = checkpoint.load(StateDir.current(root))
+    except (OSError, ValueError, KeyError, TypeError, MultihomeError):
+        return False
+    return saved is not None and saved.priority_range == config.priority_range
+
+
+def _conflict(exc: ConcurrentChangeError, attempt: int) -> None:
+    log.info("another writer changed the namespace meanwhile (%s): again", exc)
+
+
+def _connected(state: HostState, ifname: str) -> bool:
+    """Main routes one of ``ifname``'s IPv4 addresses' subnets through ``ifname``."""
+    return any(
+        route.ifname == ifname
+        and route.gateway is None
+        and route.family == 4
+        and address.ip in route.dst
+        for route in state.routes_in(TABLE_MAIN)
+        for address in state.addresses_of(ifname, 4)
+        if route.dst.prefixlen > 0
+    )
+
+
+STATIC_RECORD = "static.{}.json"
+"""The metadata's configuration the agent gave a port (``static.eth2.json`` in the
+namespace's folder, beside the DHCP clients' lease files)."""
+
+
+def _record_static(root: Path, link: Link, config: StaticConfig) -> None:
+    """Keep ``config`` for ``link`` in the namespace's folder (a failure only logged)."""
+    data = {
+        "mac": link.mac,
+        "addresses": [str(a.interface) for a in config.addresses],
+        "routes": [route_to_json(r) for r in config.routes],
+    }
+    try:
+        write_atomic(run_dir(root, create=True) / STATIC_RECORD.format(link.name), json_text(data))
+    except OSError as exc:
+        log.warning("cannot record %s's static configuration: %s", link.name, exc)
+
+
+def _recorded_static(root: Path, link: Link) -> StaticConfig | None:
+    """The configuration recorded for ``link`` (same MAC), or None."""
+    try:
+        data = json.loads((run_dir(root) / STATIC_RECORD.format(link.name)).read_text())
+        if data.get("mac") != link.mac:
+            return None
+        addresses = tuple(Address(link.name, ip_interface(a)) for a in data["addresses"])
+        routes = tuple(route_from_json(r) for r in data["routes"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return StaticConfig(link.name, addresses, routes)
+
+
+def _forget_static(root: Path, names: set[str]) -> set[str]:
+    """Remove the records of ports that are gone; the names of those kept."""
+    try:
+        records = list(run_dir(root).glob(STATIC_RECORD.format("*")))
+    except OSError:
+        return set()
+    kept = set()
+    for path in records:
+        name = path.name[len("static.") : -len(".json")]
+        if name in names:
+            kept.add(name)
+        else:
+            path.unlink(missing_ok=True)
+    return kept
+
+
+def _client_lease(
+    path: Path, held: set[IPInterface]
+) -> tuple[IPv4Interface, list[tuple[IPNetwork, IPAddress]], str] | None:
+    """The newest unexpired lease in the agent's dhclient lease file ``path`` for one of the
+    addresses ``held``: the address, its routes and where it was read (None: none)."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    origin = f"dhclient lease {path}"
+    leases, _warnings = parse_dhclient(text, origin)
+    now = time.time()
+    for lease in reversed(leases):  # dhclient appends: the last block is the newest
+        if lease.address is None or lease.prefixlen is None or lease.expired(now):
+            continue
+        iface = IPv4Interface(f"{lease.address}/{lease.prefixlen}")
+        if iface in held:
+            return iface, [(r.dst, r.gateway) for r in lease.routes], origin
+    return None
 
 
 def _describe(burst: list[Event], names: dict[int, str]) -> str:

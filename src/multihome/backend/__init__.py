@@ -23,7 +23,7 @@ pyroute2, ``ip``, ``nft`` and daemons.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -86,6 +86,11 @@ class Backend(Protocol):
 
     def read(self) -> HostState:
         """Links, addresses, routes of every table, rules and the relevant sysctls."""
+
+    def expect(self, changed: Collection[str]) -> None:
+        """A hint for the next :meth:`read`: since the last one, only these kinds of state
+        (``link``, ``addr``, ``route``, ``rule``: the agent's events) changed, apart from
+        this backend's own changes; the read may keep what the others cannot have changed."""
 
     def apply(self, changes: Sequence[Change]) -> int:
         """Make ``changes`` in order; stop at the first failure and raise ``ChangeFailed``.

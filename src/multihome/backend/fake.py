@@ -15,13 +15,15 @@ import errno
 import hashlib
 import ipaddress
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
 from multihome.backend import Announcement, ChangeFailed, Fingerprint, Lookup, Query
 from multihome.model import (
+    IFA_F_NOPREFIXROUTE,
     PROTO_KERNEL,
+    RTN_THROW,
     SCOPE_LINK,
     TABLE_LOCAL,
     TABLE_MAIN,
@@ -71,6 +73,9 @@ class FakeBackend:
 
     def read(self) -> HostState:
         return self.state
+
+    def expect(self, changed: Collection[str]) -> None:
+        """Nothing to keep: the state in memory is always whole."""
 
     def apply(self, changes: Sequence[Change]) -> int:
         done = 0
@@ -135,8 +140,8 @@ class FakeBackend:
         return None if link is None else link.index
 
     def set_link_up(self, ifname: str) -> None:
-        """As the kernel does: a link that comes up gets its addresses' subnet routes back
-        (the fake does not model ``noprefixroute`` here)."""
+        """As the kernel does: a link that comes up gets its addresses' subnet routes back,
+        except those of ``noprefixroute`` addresses (their owner adds its own)."""
         was_up = self._require_link(ifname).up
         self._set_link(ifname, up=True)
         if was_up:
@@ -153,7 +158,7 @@ class FakeBackend:
                 prefsrc=a.ip,
             )
             for a in state.addresses_of(ifname, 4)
-            if (TABLE_MAIN, a.network, ifname) not in present
+            if (TABLE_MAIN, a.network, ifname) not in present and not a.flags & IFA_F_NOPREFIXROUTE
         )
         self.state = replace(state, routes=(*state.routes, *subnets))
 
@@ -181,7 +186,9 @@ class FakeBackend:
         if any(a.key == address.key for a in state.addresses):
             return False
         routes = state.routes
-        if prefix_route:
+        if not prefix_route:
+            address = replace(address, flags=address.flags | IFA_F_NOPREFIXROUTE)
+        else:
             subnet = Route(
                 table=TABLE_MAIN,
                 dst=address.network,
@@ -257,7 +264,7 @@ class FakeBackend:
             if rule.iifname is not None:
                 continue  # locally generated traffic has iif lo
             best = self._best_route(rule.table, dst, oif)
-            if best is None:
+            if best is None or best.type == RTN_THROW:  # a throw: the next rule, as the kernel
                 continue
             if (
                 rule.suppress_prefixlength is not None
@@ -278,7 +285,7 @@ class FakeBackend:
             if r.table == table
             and r.family == dst.version
             and dst in r.dst
-            and (oif is None or oif in r.devices)
+            and (oif is None or oif in r.devices or r.type == RTN_THROW)
         ]
         if not candidates:
             return None

@@ -14,13 +14,16 @@ first ``done`` changes leaves the namespace as it was.
 from __future__ import annotations
 
 import errno
-import hashlib
 import ipaddress
 import logging
 import os
 import socket
 import struct
-from collections.abc import Sequence
+
+# hashlib's own blake2b, without hashlib's OpenSSL binding (a shared library to load at
+# every start; nothing here needs another algorithm).
+from _blake2 import blake2b
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -130,6 +133,7 @@ from multihome.model import (
     ADDRESS_FLAG_MASK,
     IFA_F_TEMPORARY,
     PROTO_BOOT,
+    TABLE_LOCAL,
     Address,
     HostState,
     IPAddress,
@@ -203,18 +207,37 @@ DEVCONF_KNOBS = tuple((knob, DEVCONF[knob] - 1) for knob in SYSCTL_KNOBS)
 LINK_DUMP = IFINFOMSG.pack(0, 0, 0, 0, 0) + attr_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)
 
 
+#: The kinds of state :meth:`NetlinkBackend.expect` is told about (the agent's event kinds).
+KINDS = ("link", "addr", "route", "rule")
+#: The kind of state each change of :meth:`NetlinkBackend.apply` changes (a sysctl's value
+#: comes with the link dump).
+_KIND_OF: dict[type, str] = {Route: "route", Rule: "rule", Sysctl: "link"}
+
+
 class NetlinkBackend:
-    """Reads and changes the kernel state of the namespace this process runs in."""
+    """Reads and changes the kernel state of the namespace this process runs in.
+
+    ``local_table=False``: :meth:`read` leaves out the routes of the ``local`` table (the
+    kernel's own, two or three per address: half of all routes on a VM with many ports),
+    which an apply never looks at (multihome owns none there; ``explain`` and ``status``
+    walk them, and keep the default). The fingerprint still covers them."""
 
     namespace_lock: str | None = NAMESPACE_LOCK
 
-    def __init__(self, proc_sys: Path = Path("/proc/sys")) -> None:
+    def __init__(self, proc_sys: Path = Path("/proc/sys"), *, local_table: bool = True) -> None:
         self._sock: RtnlSocket | None = None
         self._proc_sys = proc_sys
+        self._local_table = local_table
         self._index: dict[str, int] = {}
         self._names: dict[int, str] = {}
         self._watch: RtnlSocket | None = None
         self._raw: RawState | None = None
+        self._last: RawState | None = None
+        """The last read's dumps, for :meth:`expect`."""
+        self._stale: set[str] = set(KINDS)
+        """What this backend changed itself since the last read (its notifications are not
+        the agent's events), or everything when the kept dumps are not to be trusted."""
+        self._expected: frozenset[str] | None = None
         self._decoded: Decoded = ({}, {}, {})
         self._packet: socket.socket | None = None  # announce(): opened once, see there
 
@@ -240,13 +263,17 @@ class NetlinkBackend:
         """The state; decoded from the dumps :meth:`fingerprint` has just taken, if any (a
         no-op apply that finds the state changed reads it only once)."""
         raw, self._raw = self._raw, None
+        expected, self._expected = self._expected, None
         if raw is None:
-            raw = self._dump()
+            raw = self._dump(None if expected is None else expected | self._stale)
+        self._last, self._stale = raw, set()
         raw_links, raw_addresses, raw_routes, raw_rules, sysctls = raw
+        if not self._local_table:  # rtm_table, the header's fifth byte (ids up to 255)
+            raw_routes = [body for body in raw_routes if body[4] != TABLE_LOCAL]
         names = {index: name for index, name, *_ in raw_links}
         links = [_link(link, names) for link in raw_links]
         if names != self._names:
-            self._decoded = ({}, {}, {})  # decoded with other interface names
+            self._decoded = _still_decoded(self._decoded, self._names, names)
         self._index = {name: index for index, name in names.items()}
         self._names = names
         # Most messages are the same from one read to the next (the agent reads after every
@@ -277,18 +304,50 @@ class NetlinkBackend:
             sysctls,
         )
 
-    def _dump(self) -> RawState:
-        """The four dumps as message bodies (links already reduced), and the sysctls."""
+    def expect(self, changed: Collection[str]) -> None:
+        """Only ``changed`` kinds of state (:data:`KINDS`) changed since the last read, apart
+        from this backend's own changes: the next :meth:`read` dumps only what they can
+        have changed and keeps the rest of the last read's dumps (the agent knows from its
+        events what changed; a route event needs no link, address or rule dump). A link
+        change can change everything (the kernel drops a device's IPv4 routes without a
+        notification, rules naming it attach or detach), an address its routes too. Hints
+        not yet used by a read add up."""
+        self._expected = frozenset(changed) | (self._expected or frozenset())
+
+    def _dump(self, changed: frozenset[str] | None = None) -> RawState:
+        """The four dumps as message bodies (links already reduced), and the sysctls; with
+        ``changed`` (:meth:`expect`), the dumps of the other kinds are the kept ones."""
+        kept = self._last
+        if changed is None or kept is None or "link" in changed:
+            fresh = frozenset(KINDS)
+        else:
+            fresh = changed | ({"route"} if "addr" in changed else set())
         sock = self.sock
-        raw_links = sock.dump(RTM_GETLINK, LINK_DUMP, _raw_link)
-        addresses = sock.dump(RTM_GETADDR, IFADDRMSG.pack(0, 0, 0, 0, 0), _body)
+        if "link" in fresh or kept is None:
+            raw_links = sock.dump(RTM_GETLINK, LINK_DUMP, _raw_link)
+            sysctls = self._sysctls(raw_links)
+        else:  # the sysctls come with the links (a sysctl write is no event: see expect)
+            raw_links, sysctls = kept[0], kept[4]
+        addresses = (
+            sock.dump(RTM_GETADDR, IFADDRMSG.pack(0, 0, 0, 0, 0), _body)
+            if "addr" in fresh or kept is None
+            else kept[1]
+        )
         routes: list[bytes] = []
         rules: list[bytes] = []
-        for family in (AF_INET, AF_INET6):
-            routes += sock.dump(RTM_GETROUTE, RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0), _body)
-        for family in (AF_INET, AF_INET6):
-            rules += sock.dump(RTM_GETRULE, FIBRULEHDR.pack(family, 0, 0, 0, 0, 0, 0, 0, 0), _body)
-        return raw_links, addresses, routes, rules, self._sysctls(raw_links)
+        if "route" in fresh or kept is None:
+            for family in (AF_INET, AF_INET6):
+                request = RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
+                routes += sock.dump(RTM_GETROUTE, request, _body)
+        else:
+            routes = kept[2]
+        if "rule" in fresh or kept is None:
+            for family in (AF_INET, AF_INET6):
+                request = FIBRULEHDR.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
+                rules += sock.dump(RTM_GETRULE, request, _body)
+        else:
+            rules = kept[3]
+        return raw_links, addresses, routes, rules, sysctls
 
     def fingerprint(self) -> Fingerprint:
         """A digest of everything :meth:`read` decodes, from the raw dumps (nothing decoded
@@ -297,7 +356,7 @@ class NetlinkBackend:
         the sysctls' values. The dumps are kept for the next :meth:`read`."""
         raw = self._dump()
         raw_links, addresses, routes, rules, sysctls = raw
-        digest = hashlib.blake2b(digest_size=20)
+        digest = blake2b(digest_size=20)
         digest.update(repr(raw_links).encode())
         for body in addresses:  # the header and the address, its flags; not its lifetimes
             digest.update(_only(body[:8], body, IFADDRMSG.size, ADDRESS_FIELDS))
@@ -384,6 +443,7 @@ class NetlinkBackend:
     def apply(self, changes: Sequence[Change]) -> int:
         """Make ``changes`` in order: sysctls one by one, each run of route and rule
         changes as one batch. Stops at the first failure (see the module's docstring)."""
+        self._stale.update(_KIND_OF.get(type(c.obj), "link") for c in changes)
         if not self._index and any(not isinstance(c.obj, Sysctl) for c in changes):
             self._read_index()
         done = 0
@@ -581,6 +641,7 @@ class NetlinkBackend:
         """``ip route replace``: the route takes its slot, whatever held it."""
         if route.ifname:
             self._ifindex(route.ifname)
+        self._stale.add("route")
         self.sock.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, self.route_message(route))
 
     # -- links and addresses -----------------------------------------------------------------
@@ -597,10 +658,12 @@ class NetlinkBackend:
 
     def set_link_up(self, ifname: str) -> None:
         index = self._ifindex(ifname)
+        self._stale.update(KINDS)
         self.sock.request(RTM_NEWLINK, 0, IFINFOMSG.pack(0, 0, index, IFF_UP, IFF_UP))
 
     def add_address(self, address: Address, *, prefix_route: bool = True) -> bool:
         body = self._address_message(address)
+        self._stale.update(("addr", "route"))
         if not prefix_route:
             body += attr_u32(IFA_FLAGS, IFA_F_NOPREFIXROUTE)
         try:
@@ -612,6 +675,7 @@ class NetlinkBackend:
         return True
 
     def remove_address(self, address: Address) -> bool:
+        self._stale.update(("addr", "route"))
         try:
             self.sock.request(RTM_DELADDR, 0, self._address_message(address))
         except NetlinkError as exc:
@@ -951,6 +1015,24 @@ def _address(body: bytes, names: dict[int, str], position: int = 0) -> Address |
     )
 
 
+def _still_decoded(decoded: Decoded, old: dict[int, str], new: dict[int, str]) -> Decoded:
+    """What stays valid of the last read's decodings when the links changed. An index with
+    another name now (a rename): the addresses and routes are decoded again. Links that came
+    or went (a hot-plug, a detach): a route decoded while its link was not known yet (no
+    device) is decoded again; the others stay (the decodings of a link that went are never
+    asked for again: its addresses and routes went with it). Rules name their interfaces
+    themselves. Throwing everything away on every hot-plug cost the agent's repair a full
+    decoding, and every route's and rule's key and text anew."""
+    addresses, routes, rules = decoded
+    if any(old.get(index, name) != name for index, name in new.items()):
+        return {}, {}, rules
+    return addresses, {b: r for b, r in routes.items() if r is not None and r.ifname}, rules
+
+
+#: Route types without a device: blackhole, unreachable, prohibit, throw.
+NO_DEVICE_TYPES = frozenset({6, 7, 8, 9})
+
+
 def _route(body: bytes, names: dict[int, str]) -> Route | None:
     family, dst_len, _src_len, _tos, table, proto, scope, kind, _flags = RTMSG.unpack_from(body)
     if family not in VERSIONS:
@@ -969,6 +1051,8 @@ def _route(body: bytes, names: dict[int, str]) -> Route | None:
     if cache is not None and len(cache) >= RTA_CACHEINFO_STRUCT.size:
         ticks = RTA_CACHEINFO_STRUCT.unpack_from(cache)[2]
         expires = ticks // USER_HZ if ticks > 0 else None
+    if family == AF_INET6 and kind in NO_DEVICE_TYPES:
+        oif_index = 0  # IPv6 names lo for a route without a device; IPv4 names none
     return Route(
         table=(u32(table_attr) if table_attr else 0) or table,
         dst=network((dst or 0, dst_len), strict=False),

@@ -210,7 +210,10 @@ def _print_topology(scenario: Scenario, paint: Paint) -> None:
         for ip in port.ips:
             public = scenario.public_address(port, ip)
             addresses.append(f"{ip}" + (f" (public {public})" if public else ""))
-        addresses += [f"{ip} ({'DHCPv6' if network.dhcpv6 else 'SLAAC'})" for ip in port.ips6]
+        how6 = (
+            "DHCPv6" if network.dhcpv6 else "SLAAC, DHCPv6 info" if network.stateless else "SLAAC"
+        )
+        addresses += [f"{ip} ({how6})" for ip in port.ips6]
         how = "DHCP" if scenario.port_dhcp(port) else "static" if port.ips else "no IPv4"
         gateway = f"gateway {network.gateway}" if network.gateway else "no gateway"
         pairs = (

@@ -355,12 +355,14 @@ class Lab:
             port.name,
         ]
 
-    def dhclient6_argv(self, port: GuestPort) -> list[str]:
-        """The lab's DHCPv6 client for ``port`` (``dhclient -6``, the same script)."""
+    def dhclient6_argv(self, port: GuestPort, *, stateless: bool = False) -> list[str]:
+        """The lab's DHCPv6 client for ``port`` (``dhclient -6``, the same script; ``-S`` on
+        a stateless subnet: an information request, no address)."""
         state_dir = self.names.state_dir
         return [
             self.programs["dhclient"],
             "-6",
+            *(["-S"] if stateless else []),
             "-1",
             "-cf",
             str(state_dir / "dhclient.conf"),
@@ -370,6 +372,8 @@ class Lab:
             str(state_dir / f"dhclient6.{port.name}.leases"),
             "-pf",
             str(state_dir / f"dhclient6.{port.name}.pid"),
+            "-e",
+            f"IF_INFO={state_dir / topo.dhcp6_info_file(port)}",
             port.name,
         ]
 
@@ -509,7 +513,7 @@ class Lab:
                         f"net.ipv6.conf.{scope}.addr_gen_mode": 0,
                     }
                 )
-                dhcp6 = [dhcp] if any(n.dhcpv6 for n in scenario.networks) else []
+                dhcp6 = [dhcp] if any(n.serves_dhcpv6 for n in scenario.networks) else []
                 for values in (router, internet, *dhcp6):
                     values[f"net.ipv6.conf.{scope}.disable_ipv6"] = 0
                     values[f"net.ipv6.conf.{scope}.accept_dad"] = 0
@@ -657,7 +661,9 @@ class Lab:
         if scenario.ipv6:
             (state_dir / "radvd.conf").write_text(
                 topo.radvd_conf(
-                    topo.router_advertised(scenario), managed=topo.managed_legs(scenario)
+                    topo.router_advertised(scenario),
+                    managed=topo.managed_legs(scenario),
+                    other=topo.other_legs(scenario),
                 ),
                 encoding="utf-8",
             )
@@ -725,7 +731,9 @@ class Lab:
         def lease6(port: GuestPort) -> None:
             try:  # dhclient -6 binds to the link-local address: wait for its DAD
                 self._wait_for_addresses({port.name: set()}, defaults=False, what="link-local")
-                self.run("guest", self.dhclient6_argv(port), f"DHCPv6 client on {port.name}", 30)
+                stateless = scenario.network(port.network).stateless
+                argv = self.dhclient6_argv(port, stateless=stateless)
+                self.run("guest", argv, f"DHCPv6 client on {port.name}", 30)
             except LabError as exc:
                 errors.append(str(exc))
 
@@ -896,7 +904,11 @@ class Lab:
         if scenario.ipv6:
             daemons += [("radvd", "router"), ("internet6", "internet")]
         daemons += [(f"dhclient.{port.name}", "guest") for port in topo.lab_clients(scenario)]
-        daemons += [(f"dhclient6.{p.name}", "guest") for p in topo.lab_clients6(scenario)]
+        daemons += [  # dhclient -6 -S (stateless) is done once it has the information
+            (f"dhclient6.{p.name}", "guest")
+            for p in topo.lab_clients6(scenario)
+            if not scenario.network(p.network).stateless
+        ]
         return daemons
 
     def _lines(self, args: list[str]) -> tuple[str, ...]:

@@ -14,7 +14,8 @@ also takes a path to a file of the same shape::
     networks:
       private: {cidr: 192.168.0.0/24, gateway: 192.168.0.1, dhcp: true,
                 ipv6: {cidr: 2001:db8:1::/64}}     # optional: router advertisements; SLAAC
-                                                   # (mode: slaac) or mode: dhcpv6-stateful
+                                                   # (mode: slaac), dhcpv6-stateful or
+                                                   # dhcpv6-stateless
     ports:
       - name: eth0
         network: private
@@ -44,7 +45,8 @@ from typing import Any
 from multihome.errors import InputError
 from multihome.reader import Node, read_file, shown, yaml_document
 
-SLAAC, DHCPV6 = "slaac", "dhcpv6-stateful"
+SLAAC, DHCPV6, STATELESS = "slaac", "dhcpv6-stateful", "dhcpv6-stateless"
+IPV6_MODES = (SLAAC, DHCPV6, STATELESS)
 #: Tenant IPv6 subnets lie here (the documentation range).
 DOCUMENTATION6 = ipaddress.IPv6Network("2001:db8::/32")
 #: Where floating IPs and external networks live (TEST-NET-3), and the internet host (TEST-NET-2).
@@ -86,18 +88,30 @@ class Network:
     cidr6: ipaddress.IPv6Network | None = None
     """Its IPv6 subnet (the tenant router advertises it); None: IPv4 only."""
     ipv6_mode: str = "slaac"
-    """How a port gets its IPv6 address: ``slaac`` (from the advertised prefix and its MAC)
-    or ``dhcpv6-stateful`` (from dnsmasq's DHCPv6; the advertisement's managed flag set),
-    Neutron's ``ipv6_address_mode``."""
+    """How a port gets its IPv6 address: ``slaac`` (from the advertised prefix and its MAC),
+    ``dhcpv6-stateful`` (from dnsmasq's DHCPv6; the advertisement's managed flag set) or
+    ``dhcpv6-stateless`` (SLAAC's address, the other configuration from dnsmasq's DHCPv6;
+    the advertisement's other-config flag set), Neutron's ``ipv6_address_mode``."""
 
     @property
     def dhcpv6(self) -> bool:
+        """DHCPv6-stateful: the address comes from DHCPv6."""
         return self.cidr6 is not None and self.ipv6_mode == DHCPV6
+
+    @property
+    def stateless(self) -> bool:
+        """DHCPv6-stateless: SLAAC's address, DNS and the like from DHCPv6."""
+        return self.cidr6 is not None and self.ipv6_mode == STATELESS
+
+    @property
+    def serves_dhcpv6(self) -> bool:
+        """dnsmasq answers DHCPv6 on the subnet (stateful or stateless)."""
+        return self.dhcpv6 or self.stateless
 
     @property
     def dhcp_server6(self) -> ipaddress.IPv6Address | None:
         """The DHCP port's IPv6 address on a DHCPv6 subnet (``::2``)."""
-        return self.cidr6.network_address + 2 if self.cidr6 and self.dhcpv6 else None
+        return self.cidr6.network_address + 2 if self.cidr6 and self.serves_dhcpv6 else None
 
     @property
     def gateway6(self) -> ipaddress.IPv6Address | None:
@@ -498,14 +512,17 @@ def _ipv6_subnet(
 
 
 def _ipv6_mode(node: Node, dhcp: bool) -> str:
-    """``ipv6.mode``: slaac (the default) or dhcpv6-stateful (on a network with DHCP)."""
+    """``ipv6.mode``: slaac (the default), dhcpv6-stateful or dhcpv6-stateless (both on a
+    network with DHCP)."""
     if node.absent or node.mapping({"cidr", "mode"})["mode"].absent:
         return SLAAC
     mode_node = node.mapping({"cidr", "mode"})["mode"]
     mode = str(mode_node.value)
-    if mode not in (SLAAC, DHCPV6):
-        raise mode_node.fail(f"{mode_node.shown} is not an IPv6 mode", f"use {SLAAC} or {DHCPV6}")
-    if mode == DHCPV6 and not dhcp:
+    if mode not in IPV6_MODES:
+        raise mode_node.fail(
+            f"{mode_node.shown} is not an IPv6 mode", f"use {', '.join(IPV6_MODES)}"
+        )
+    if mode != SLAAC and not dhcp:
         raise mode_node.fail("DHCPv6 needs the network's DHCP", "set dhcp: true, or use slaac")
     return mode
 

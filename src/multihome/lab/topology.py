@@ -342,12 +342,14 @@ def radvd_conf(
     interfaces: Sequence[tuple[str, ipaddress.IPv6Network]],
     intervals: tuple[int, int] = (30, 100),
     managed: Collection[str] = (),
+    other: Collection[str] = (),
 ) -> str:
     """radvd's configuration: per (interface, /64 prefix), router advertisements with the
     prefix on-link and autonomous (SLAAC), every ``intervals`` (min, max) seconds: Neutron's
     L3 agent's 30-100 s by default (a new guest solicits and is answered at once). On the
     ``managed`` interfaces (DHCPv6-stateful) the managed and other-config flags are set and
-    the prefix is not autonomous, as Neutron's radvd template does."""
+    the prefix is not autonomous; on the ``other`` ones (DHCPv6-stateless) only the
+    other-config flag, the prefix autonomous: as Neutron's radvd template does."""
     low, high = intervals
     return "".join(
         f"interface {ifname} {{\n"
@@ -356,6 +358,7 @@ def radvd_conf(
         f"\tMaxRtrAdvInterval {high};\n"
         "\tAdvLinkMTU 1500;\n"
         + ("\tAdvManagedFlag on;\n\tAdvOtherConfigFlag on;\n" if ifname in managed else "")
+        + ("\tAdvOtherConfigFlag on;\n" if ifname in other else "")
         + f"\tprefix {prefix} {{\n\t\tAdvOnLink on;\n"
         f"\t\tAdvAutonomous {'off' if ifname in managed else 'on'};\n\t}};\n"
         "};\n"
@@ -366,6 +369,11 @@ def radvd_conf(
 def managed_legs(scenario: Scenario) -> list[str]:
     """The router's legs on DHCPv6 subnets (the advertisement's managed flag)."""
     return [router_leg(scenario, i) for i, n in enumerate(scenario.networks) if n.dhcpv6]
+
+
+def other_legs(scenario: Scenario) -> list[str]:
+    """The router's legs on DHCPv6-stateless subnets (the advertisement's other-config flag)."""
+    return [router_leg(scenario, i) for i, n in enumerate(scenario.networks) if n.stateless]
 
 
 def router_advertised(scenario: Scenario) -> list[tuple[str, ipaddress.IPv6Network]]:
@@ -428,16 +436,25 @@ def dnsmasq_args(scenario: Scenario, state_dir: Path) -> list[str]:
             f"--dhcp-option=tag:{tag},option:classless-static-route,{','.join(routes)}",
             f"--dhcp-option=tag:{tag},249,{','.join(routes)}",
         ]
-        if network.dhcpv6 and network.cidr6 is not None:
-            # DHCPv6-stateful, as Neutron's DHCP agent: fixed addresses only (the hosts
-            # file matches each client by its MAC: it is on-link), no advertisements.
-            args.append(f"--dhcp-range=set:{tag}v6,{network.cidr6.network_address},static,64,12h")
+        if network.serves_dhcpv6 and network.cidr6 is not None:
+            # DHCPv6 as Neutron's DHCP agent runs it (a ``static`` range for stateful and
+            # stateless subnets alike, neutron/agent/linux/dhcp.py), no advertisements:
+            # stateful, fixed addresses only (the hosts file matches each client by its
+            # MAC: it is on-link); both, the other configuration (DNS: this server, ``[::]``;
+            # the search domain Neutron's ``dhcp_domain`` defaults to).
+            args += [
+                f"--dhcp-range=set:{tag}v6,{network.cidr6.network_address},static,64,12h",
+                f"--dhcp-option=tag:{tag}v6,option6:dns-server,[::]",
+                f"--dhcp-option=tag:{tag}v6,option6:domain-search,{DHCP_DOMAIN}",
+            ]
     args.append(f"--dhcp-hostsfile={state_dir / DHCP_HOSTS_FILE}")
     args.append(f"--dhcp-optsfile={state_dir / DHCP_OPTS_FILE}")
     return args
 
 
 DHCP_HOSTS_FILE = "dhcp-hosts"
+#: The search domain DHCPv6 hands out (Neutron's ``dhcp_domain`` default).
+DHCP_DOMAIN = "openstacklocal"
 DHCP_OPTS_FILE = "dhcp-opts"
 
 
@@ -483,9 +500,17 @@ def lab_clients(scenario: Scenario) -> list[GuestPort]:
 
 
 def lab_clients6(scenario: Scenario) -> list[GuestPort]:
-    """The ports whose DHCPv6 client (``dhclient -6``) the lab runs: on a DHCPv6 subnet,
-    there at ``up``."""
-    return [p for p in scenario.ports if scenario.network(p.network).dhcpv6 and not p.hotplugged]
+    """The ports whose DHCPv6 client (``dhclient -6``; ``-S``, information only, on a
+    stateless subnet) the lab runs: on a DHCPv6 subnet, there at ``up``."""
+    return [
+        p for p in scenario.ports if scenario.network(p.network).serves_dhcpv6 and not p.hotplugged
+    ]
+
+
+def dhcp6_info_file(port: GuestPort) -> str:
+    """The file (in the lab's state directory) where the guest's DHCPv6 client puts the DNS
+    servers and search domain it was given for ``port``, as resolv.conf lines."""
+    return f"dhcp6-info.{port.name}"
 
 
 DHCLIENT_CONF = """\
@@ -495,12 +520,16 @@ timeout 10;
 retry 5;
 request subnet-mask, broadcast-address, routers, interface-mtu,
         rfc3442-classless-static-routes;
+also request dhcp6.name-servers, dhcp6.domain-search;
 """
 
 _DHCLIENT_SCRIPT = r"""#!/bin/sh
 # multihome lab: the guest's DHCP client script (ISC dhclient -sf).
 # Like Debian's dhclient-script, but every route of a lease carries the NIC's own metric
 # (IF_METRIC, given with dhclient -e): two NICs then give the how-to's routing table.
+# DHCPv6: the address of a stateful lease; the DNS servers and search domain (stateful or
+# stateless: dhclient -6 -S calls this with RENEW6 and no address) go, resolv.conf-style,
+# into IF_INFO when given (the lab's state directory, never the host's /etc/resolv.conf).
 IP=@IP@
 metric=${IF_METRIC:-0}
 dev=$interface
@@ -543,7 +572,17 @@ case "$reason" in
         if [ -n "$old_ip6_address" ] && [ "$old_ip6_address" != "$new_ip6_address" ]; then
             $IP -6 addr del "$old_ip6_address/$old_ip6_prefixlen" dev "$dev"
         fi
-        $IP -6 addr replace "$new_ip6_address/$new_ip6_prefixlen" dev "$dev"
+        if [ -n "$new_ip6_address" ]; then
+            $IP -6 addr replace "$new_ip6_address/$new_ip6_prefixlen" dev "$dev"
+        fi
+        if [ -n "$IF_INFO" ] && [ -n "$new_dhcp6_name_servers$new_dhcp6_domain_search" ]; then
+            {
+                for server in $new_dhcp6_name_servers; do echo "nameserver $server"; done
+                if [ -n "$new_dhcp6_domain_search" ]; then
+                    echo "search $new_dhcp6_domain_search"
+                fi
+            } > "$IF_INFO"
+        fi
         ;;
     EXPIRE6|RELEASE6|STOP6)
         if [ -n "$old_ip6_address" ]; then

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from multihome.model import SCOPE_HOST, SCOPE_LINK, Route
+from multihome.model import RTN_THROW, SCOPE_HOST, SCOPE_LINK, Route
 from multihome.portconfig import AUTOCONNECT_PRIORITY
 from multihome.render.base import (
     FileSpec,
@@ -97,6 +97,8 @@ def route_lines(port: ManagedPort, family: int = 4) -> list[str]:
 
 def route_text(route: Route) -> str:
     parts = [("default" if route.family == 4 else "::/0") if route.is_default else str(route.dst)]
+    if route.type == RTN_THROW:
+        parts.insert(0, "throw")
     if route.gateway is not None:
         parts += ["via", str(route.gateway)]
     if route.ifname:

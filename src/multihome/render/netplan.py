@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from multihome.model import SCOPE_HOST, SCOPE_LINK, TABLE_MAIN, Route, Rule, net_text
+from multihome.model import RTN_THROW, SCOPE_HOST, SCOPE_LINK, TABLE_MAIN, Route, Rule, net_text
 from multihome.render import networkd
 from multihome.render.base import (
     FileSpec,
@@ -108,6 +108,8 @@ def _definition(port: ManagedPort) -> list[str]:
 def _route(route: Route) -> list[str]:
     dst = "0.0.0.0/0" if route.is_default and route.family == 4 else str(route.dst)
     lines = [f"        - to: {dst}"]
+    if route.type == RTN_THROW:
+        lines.append("          type: throw")
     if route.gateway is not None:
         lines.append(f"          via: {route.gateway}")
     if route.prefsrc is not None:

@@ -23,6 +23,7 @@ from pathlib import PurePosixPath
 
 from multihome.model import (
     PROTO_MULTIHOME,
+    RTN_THROW,
     SCOPE_HOST,
     SCOPE_LINK,
     TABLE_MAIN,
@@ -115,6 +116,8 @@ def port_sections(
 def route_section(route: Route, *, use_dhcp_gateway: bool) -> list[str]:
     """A ``[Route]`` section; a DHCP port's default follows its lease (``_dhcp4``)."""
     lines = ["[Route]"]
+    if route.type == RTN_THROW:  # main's specific, reached by the rule walk (design.md 5)
+        lines.append("Type=throw")
     if not route.is_default:
         lines.append(f"Destination={route.dst}")
     if is_ra_default(route):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import uuid
 from pathlib import PurePosixPath
 
-from multihome.model import SCOPE_UNIVERSE, Route
+from multihome.model import RTN_THROW, SCOPE_UNIVERSE, Route
 from multihome.portconfig import AUTOCONNECT_PRIORITY
 from multihome.render.base import (
     FileSpec,
@@ -119,10 +119,14 @@ def _route(n: int, route: Route) -> list[str]:
         else ("0.0.0.0" if route.family == 4 else "::")
     )
     text = f"route{n}={route.dst},{hop}" + (f",{route.metric}" if route.metric else "")
+    if route.type == RTN_THROW and not route.metric:
+        text = f"route{n}={route.dst}"  # as NetworkManager writes it back
     # No src=: NetworkManager adds static routes before the DHCP address is there, and the
     # kernel refuses a preferred source that is not local yet (EINVAL), for good. The port's
     # rules select the table; the kernel picks the port's address as source.
     options = [f"table={route.table}"]
+    if route.type == RTN_THROW:  # no next hop (0.0.0.0, ::): main answers (design.md 5)
+        options.append("type=throw")
     if route.scope != SCOPE_UNIVERSE:
         options.append(f"scope={route.scope}")
     return [text, f"route{n}_options={','.join(sorted(options))}"]

@@ -51,6 +51,7 @@ CODES = (
     "rp-filter-strict",
     "arp-flux",
     "sysctls-off",
+    "onlink-off",
     "duplicate-rules",
     "orphan-table",
     "shared-table",
@@ -385,6 +386,29 @@ def check_sysctls_off(ctx: Evidence) -> list[Problem]:
             f"multihome routes without the sysctls here ({why}); not protected: "
             + "; ".join(exposed),
             fix,
+        )
+    ]
+
+
+def check_onlink_off(ctx: Evidence) -> list[Problem]:
+    """``onlink-off``: the configuration leaves ``onlink`` out of ``rules`` on a multi-homed
+    host: a port's ``from`` rule then comes after main's specifics, so a reply from one
+    port's address to a host main reaches through another port's link route (that port's
+    subnet, or a subnet the ports share) leaves through that other port, where port
+    security drops it (design.md section 5)."""
+    ports = _ports(ctx.state, ctx.config)
+    if "onlink" in ctx.config.rule_kinds or len(ports) < 2:
+        return []
+    return [
+        Problem(
+            "onlink-off",
+            None,
+            f"the configuration ({ctx.config.source}) leaves `onlink` out of `rules`: main's "
+            "link routes come before the ports' tables, so a reply from one port's address "
+            f"to a host on a subnet main reaches through another port (e.g. from {ports[1].name}'s "
+            f"address through {ports[0].name}) leaves through that port, and port security "
+            "drops it",
+            "add `onlink` to `rules` (the default: [onlink, from, oif, iif]) and `multihome apply`",
         )
     ]
 
@@ -804,6 +828,7 @@ CHECKS: tuple[Callable[[Evidence], list[Problem]], ...] = (
     check_rp_filter,
     check_arp_flux,
     check_sysctls_off,
+    check_onlink_off,
     check_duplicate_rules,
     check_orphan_tables,
     lambda ctx: check_shared_tables(

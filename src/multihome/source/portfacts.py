@@ -52,9 +52,9 @@ def host_facts(root: Path, reader: LeaseReader | None = None) -> FactSource:
 
 def agent_lease_files(root: Path) -> tuple[Path, ...]:
     """The lease files of the DHCP clients the agent started in this network namespace."""
-    from multihome.agent.state import run_dir
+    from multihome.transaction.statedir import StateDir  # agent.state's run_dir, lighter
 
     try:
-        return (run_dir(root) / "dhclient.*.leases",)
+        return (StateDir.current(root).path / "dhclient.*.leases",)
     except OSError:
         return ()

@@ -24,6 +24,8 @@ one that got a deleted namespace's inode (:mod:`~multihome.transaction.statedir`
 ``agent.json``         the agent's state (:mod:`multihome.agent.state`)
 ``agent-paused.json``  reset or rollback paused the agent (:mod:`~multihome.transaction.pause`)
 ``fingerprint.json``   the kernel state the last apply left (a no-op apply compares, no read)
+``dhclient.IF.*``      the agent's DHCP client for IF: lease, pid file (and ``dhclient-script``)
+``static.IF.json``     the static configuration the agent gave IF from the metadata
 =====================  ======================================================================
 
 :mod:`~multihome.transaction.lock` serialises the writers, :mod:`~multihome.transaction.checkpoint`

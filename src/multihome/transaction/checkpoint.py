@@ -31,6 +31,9 @@ from multihome.transaction.statedir import (
     RECORD,
     StateDir,
     boot_id,
+    compose,
+    json_text,
+    list_text,
     new_id,
     route_from_json,
     route_to_json,
@@ -79,6 +82,25 @@ class Checkpoint:
             "sysctls": dict(self.sysctls),
             "files": dict(self.files),
         }
+
+    def text(self) -> str:
+        """:meth:`to_json` as the state files hold it (:func:`~.statedir.json_text`), made
+        of each route's and rule's text encoded once (:func:`~.statedir.object_text`)."""
+        return compose(
+            {
+                "version": "1",
+                "id": json_text(self.id),
+                "created": json_text(self.created),
+                "boot_id": json_text(self.boot),
+                "table_range": json_text(list(self.table_range)),
+                "priority_range": json_text(list(self.priority_range)),
+                "rules": list_text(self.rules),
+                "routes": list_text(self.routes),
+                "moved": list_text(self.moved),
+                "sysctls": json_text(dict(self.sysctls)),
+                "files": json_text(dict(self.files)),
+            }
+        )
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Checkpoint:
@@ -140,14 +162,15 @@ def load(state_dir: StateDir) -> Checkpoint | None:
     return None if data is None else Checkpoint.from_json(data)
 
 
-def save(state_dir: StateDir, saved: Checkpoint) -> None:
-    """Save ``saved`` before its apply changes anything; the checkpoint it replaces is kept
+def save(state_dir: StateDir, saved: Checkpoint, text: str | None = None) -> None:
+    """Save ``saved`` (``text``: its :meth:`~Checkpoint.text`, when the caller has it) before
+    its apply changes anything; the checkpoint it replaces is kept
     (``snapshot.previous.json``) until the next save, for :func:`discard`."""
     try:
         state_dir.file(CHECKPOINT).replace(state_dir.file(PREVIOUS))
     except FileNotFoundError:
         state_dir.remove(PREVIOUS)  # no checkpoint: nothing to go back to after a failure
-    state_dir.write_json(CHECKPOINT, saved.to_json())
+    state_dir.write_text(CHECKPOINT, saved.text() if text is None else text)
 
 
 def discard(state_dir: StateDir, apply_id: str) -> None:

@@ -17,9 +17,12 @@ nothing is recorded and the next apply does the full read.
 
 from __future__ import annotations
 
-import hashlib
 import socket
 import time
+
+# hashlib's own blake2b, without hashlib's OpenSSL binding (a shared library to load at
+# every start; nothing here needs another algorithm).
+from _blake2 import blake2b
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,7 +45,7 @@ _FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
 def inputs(config: Config, root: Path, facts: str = "") -> str:
     """A digest of what the plan depends on besides the kernel state; ``facts``: what the
     ports' facts come from (the lease files' signature)."""
-    digest = hashlib.blake2b(digest_size=20)
+    digest = blake2b(digest_size=20)
     digest.update(f"{__version__}\n{config!r}\n{facts}\n".encode())
     for path in (RT_TABLES_FILE, RT_PROTOS_FILE):
         digest.update(f"{path}\n{read_text(under_root(root, path))!r}\n".encode())
@@ -99,6 +102,5 @@ def record(
             "inputs": inputs(config, root, facts),
             "valid_until": valid_until,
         },
-        durable=False,
     )
     return True

@@ -35,7 +35,9 @@ from multihome.transaction.statedir import (
     StateDir,
     boot_id,
     change_from_json,
-    change_to_json,
+    change_text,
+    compose,
+    json_text,
 )
 
 log = logging.getLogger(__name__)
@@ -80,18 +82,29 @@ def still_needed(changes: Sequence[Change], state: HostState) -> list[Change]:
     return needed
 
 
-def begin(state_dir: StateDir, saved: checkpoint.Checkpoint, changes: Sequence[Change]) -> None:
-    """Write the journal (durably) before the first kernel change."""
-    state_dir.write_json(
+def begin(
+    state_dir: StateDir,
+    saved: checkpoint.Checkpoint,
+    changes: Sequence[Change],
+    saved_text: str | None = None,
+) -> None:
+    """Write the journal before the first kernel change (for this boot: see
+    :meth:`StateDir.write_json`); ``saved_text``: the
+    checkpoint's :meth:`~multihome.transaction.checkpoint.Checkpoint.text`, when the caller
+    has it (the checkpoint is encoded once per apply)."""
+    state_dir.write_text(
         JOURNAL,
-        {
-            "version": 1,
-            "pid": os.getpid(),
-            "started": time.time(),
-            "boot_id": saved.boot,
-            "snapshot": saved.to_json(),  # the checkpoint (key kept for compatibility)
-            "changes": [change_to_json(c) for c in changes],
-        },
+        compose(
+            {
+                "version": "1",
+                "pid": json_text(os.getpid()),
+                "started": json_text(time.time()),
+                "boot_id": json_text(saved.boot),
+                # the checkpoint (key kept for compatibility)
+                "snapshot": saved.text() if saved_text is None else saved_text,
+                "changes": "[" + ",".join(change_text(c) for c in changes) + "]",
+            }
+        ),
     )
 
 

@@ -104,7 +104,6 @@ def acquire(
     state.write_json(
         LOCK_OWNER,
         {"pid": os.getpid(), "purpose": purpose, "since": time.time(), "argv": sys.argv},
-        durable=False,
     )
     return Lock(state, fd, held)
 
