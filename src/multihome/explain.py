@@ -40,8 +40,15 @@ net/ipv6/fib6_rules.c, ``fib6_table_lookup``/``rt6_select``/``rt6_score_route`` 
 - the source: the route's ``prefsrc``, else RFC 6724 as ``ipv6_dev_get_saddr`` applies it (see
   :func:`select_source6` for the rules implemented).
 
+Multipath routes (both families): a flow bound to one of the next hops' devices takes that
+next hop; any other flow gets the kernel's choice among them all (``fib_select_multipath``,
+``fib6_select_path`` hash each flow to one next hop by weight), each with the source it would
+take (:attr:`Explanation.choices`); a forwarded packet's reverse-path check is judged by the
+first next hop's device, and ``suppress_ifgroup`` does not look at a multipath route's
+devices.
+
 Rules that share a priority are taken in the kernel's list order (``Rule.position``, from
-the dump). Not modelled (the model does not carry them): multipath routes, route ``tos``, VRF
+the dump). Not modelled (the model does not carry them): route ``tos``, VRF
 tables (an ``l3mdev`` rule is reported as not matching unless a device is in a VRF), tunnel
 ids; for IPv6 the route preference (``pref``, all taken as medium), neighbour reachability
 (with forwarding off the kernel prefers gateways whose neighbour entry has not failed),
@@ -52,7 +59,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -224,6 +231,9 @@ class Explanation:
     error: int | None = None
     """The errno the kernel answers with (``ENETUNREACH``, ``EACCES``, ...), None on success."""
     notes: tuple[str, ...] = field(default=())
+    choices: tuple[PathChoice, ...] = ()
+    """A multipath route the flow does not decide: the next hops the kernel hashes the flow
+    to one of (``ifname``, ``gateway`` and ``src`` are then None); empty otherwise."""
 
     @property
     def error_name(self) -> str | None:
@@ -244,6 +254,37 @@ class Explanation:
             "error": None if self.error is None else errno.errorcode.get(self.error),
             "error_text": self.error_name,
             "notes": list(self.notes),
+            "choices": [choice.to_json() for choice in self.choices],
+        }
+
+    def allows(self, ifname: str | None, gateway: IPAddress | None, src: IPAddress | None) -> bool:
+        """The kernel's answer (device, gateway, source) is this explanation's, or one of its
+        choices among a multipath route's next hops."""
+        if self.choices:
+            return any((c.ifname, c.gateway, c.src) == (ifname, gateway, src) for c in self.choices)
+        return (self.ifname, self.gateway, self.src) == (ifname, gateway, src)
+
+
+@dataclass(frozen=True)
+class PathChoice:
+    """One next hop of a multipath route the kernel may hash a flow to, with the source it
+    then takes."""
+
+    ifname: str | None
+    gateway: IPAddress | None
+    src: IPAddress | None
+    weight: int = 1
+
+    def describe(self) -> str:
+        via = f" via {self.gateway}" if self.gateway is not None else ""
+        return f"{self.ifname}{via} (src {self.src}, weight {self.weight})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dev": self.ifname,
+            "gateway": None if self.gateway is None else str(self.gateway),
+            "src": None if self.src is None else str(self.src),
+            "weight": self.weight,
         }
 
 
@@ -333,53 +374,88 @@ def _output(host: _Host, flow: Flow) -> Explanation:
                 f"{flow.oif}: the kernel assumes the destination is on-link there"
             )
             src = flow.src or _select_address(host, flow.oif, None, SCOPE_LINK)
-            return Explanation(
-                flow,
-                walk.steps,
-                None,
-                walk.rule,
-                flow.oif,
-                None,
-                src,
-                "unicast",
-                None,
-                tuple(notes),
-            )
+            return _found(flow, walk, None, flow.oif, None, src, "unicast", notes)
         return fail(code, walk)
     route = walk.route
     if route.type == RTN_LOCAL:
         src = flow.src or _v4(route.prefsrc) or flow.dst
         notes.append("the destination is an address of this host: delivered locally")
-        return Explanation(
-            flow,
-            walk.steps,
-            route,
-            walk.rule,
-            host.loopback,
-            None,
-            src,
-            "local",
-            None,
-            tuple(notes),
-        )
-    src = flow.src
-    if src is None:
-        src = _v4(route.prefsrc) or _select_address(host, route.ifname, route.gateway, route.scope)
-        notes.append(_source_note(route, src))
+        return _found(flow, walk, route, host.loopback, None, src, "local", notes)
+
+    def source(path: Route) -> tuple[IPAddress | None, str | None]:
+        if flow.src is not None:
+            return flow.src, None
+        src = _v4(path.prefsrc) or _select_address(host, path.ifname, path.gateway, path.scope)
+        return src, _source_note(path, src)
+
     kind = "broadcast" if route.type == RTN_BROADCAST else "unicast"
-    gateway = route.gateway if kind == "unicast" else None
+    return _through_paths(flow, walk, route, kind, notes, source, flow.oif)
+
+
+def _found(
+    flow: Flow,
+    walk: Walk,
+    route: Route | None,
+    ifname: str | None,
+    gateway: IPAddress | None,
+    src: IPAddress | None,
+    kind: str,
+    notes: Sequence[str],
+) -> Explanation:
+    """A walk's answer (``route`` None: the kernel's on-link assumption for a bound
+    socket), IPv4 or IPv6, output or input."""
     return Explanation(
-        flow,
-        walk.steps,
-        route,
-        walk.rule,
-        route.ifname,
-        _v4(gateway),
-        src,
-        kind,
-        None,
-        tuple(notes),
+        flow, walk.steps, route, walk.rule, ifname, gateway, src, kind, None, tuple(notes)
     )
+
+
+#: The source a path (a single-path route, or one next hop of a multipath route) gives a
+#: flow, and the note that says why (None: nothing to say).
+SourceOf = Callable[[Route], tuple["IPAddress | None", "str | None"]]
+
+
+def _through_paths(
+    flow: Flow,
+    walk: Walk,
+    route: Route,
+    kind: str,
+    notes: list[str],
+    source: SourceOf,
+    device: str | None,
+) -> Explanation:
+    """The answer of a unicast (or broadcast) route: a single path's device and gateway; of a
+    multipath route the next hop through ``device`` when the lookup is bound to it (IPv4: the
+    flow's ``oif``, ``fib_table_lookup`` takes its next hop; IPv6: only a strict lookup,
+    where ``fib6_select_path`` skips the siblings through other devices), else the kernel's
+    choice among them all (``fib_select_multipath``, ``fib6_select_path``: it hashes the
+    flow to one next hop, in proportion to their weights)."""
+    hops = route.paths
+    bound = [hop for hop in hops if device is not None and hop.ifname == device]
+    if len(hops) > 1 and not bound:
+        choices = tuple(
+            PathChoice(hop.ifname, hop.gateway, source(route.through(hop))[0], hop.weight)
+            for hop in hops
+        )
+        notes.append(
+            "kernel's choice among "
+            + ", ".join(choice.describe() for choice in choices)
+            + ": a multipath route; the kernel hashes each flow (its addresses; for IPv6 "
+            "its flow label too) to one next hop, so where an unbound flow leaves is known "
+            "only per flow (the kernel's answer below is one); a from rule to a port's "
+            "table decides it for replies from that port's addresses"
+        )
+        return Explanation(
+            flow, walk.steps, route, walk.rule, None, None, None, kind, None, tuple(notes),
+            choices,
+        )  # fmt: skip
+    path = route.through(bound[0]) if route.nexthops else route
+    if route.nexthops:
+        notes.append(f"a multipath route: its next hop through {device}, the flow's device")
+    src, note = source(path)
+    if note is not None:
+        notes.append(note)
+    gateway = path.gateway if kind == "unicast" else None
+    return _found(flow, walk, route, path.ifname, gateway, src, kind, notes)
 
 
 def _source_note(route: Route, src: IPv4 | None) -> str:
@@ -448,38 +524,17 @@ def _input(host: _Host, flow: Flow) -> Explanation:
                 flow, errno.EINVAL, walk, [f"martian source {src}: it fails the reverse-path check"]
             )
         notes.append("the destination is an address of this host: delivered locally")
-        return Explanation(
-            flow,
-            walk.steps,
-            route,
-            walk.rule,
-            host.loopback,
-            None,
-            flow.src,
-            "local",
-            None,
-            tuple(notes),
-        )
+        return _found(flow, walk, route, host.loopback, None, flow.src, "local", notes)
     if not forwarding:
         return _failed(flow, errno.EHOSTUNREACH, walk, [f"forwarding is off on {flow.iif}"])
     if route.type != RTN_UNICAST:
         return _failed(flow, errno.EINVAL, walk, ["martian destination"])
-    if not _source_ok(host, flow, link, route.ifname):
+    # (a multipath route: judged by its first next hop's device)
+    if not _source_ok(host, flow, link, route.paths[0].ifname):
         return _failed(
             flow, errno.EINVAL, walk, [f"martian source {src}: it fails the reverse-path check"]
         )
-    return Explanation(
-        flow,
-        walk.steps,
-        route,
-        walk.rule,
-        route.ifname,
-        _v4(route.gateway),
-        flow.src,
-        "unicast",
-        None,
-        tuple(notes),
-    )
+    return _through_paths(flow, walk, route, "unicast", notes, lambda _path: (flow.src, None), None)
 
 
 def _broadcast_input(
@@ -500,18 +555,7 @@ def _broadcast_input(
             [f"martian source {flow.src}: it fails the reverse-path check"],
         )
     notes.append("a broadcast: delivered locally")
-    return Explanation(
-        flow,
-        walk.steps,
-        walk.route,
-        walk.rule,
-        host.loopback,
-        None,
-        flow.src,
-        "broadcast",
-        None,
-        tuple(notes),
-    )
+    return _found(flow, walk, walk.route, host.loopback, None, flow.src, "broadcast", notes)
 
 
 def _source_ok(host: _Host, flow: Flow, link: Link, out: str | None) -> bool:
@@ -537,8 +581,8 @@ def _source_ok(host: _Host, flow: Flow, link: Link, out: str | None) -> bool:
     route = walk.route
     if route.type != RTN_UNICAST and not (route.type == RTN_LOCAL and accept_local):
         return False
-    if route.ifname == link.name or not host.state.addresses_of(link.name, 4):
-        return route.ifname == link.name or not rpf
+    if link.name in route.devices or not host.state.addresses_of(link.name, 4):
+        return link.name in route.devices or not rpf
     return rpf != 1
 
 
@@ -576,33 +620,23 @@ def _output6(host: _Host, flow: Flow) -> Explanation:
             )
         return _failed(flow, code, walk, notes)
     route = walk.route
-    if flow.src is not None:
-        src: IPAddress | None = flow.src
-    elif route.prefsrc is not None:
-        src = route.prefsrc
-        notes.append(f"source {src}: the route's prefsrc")
-    else:
-        choice = select_source6(host.state, route.ifname, flow.dst, host.sysctls)
-        src = choice.address
-        notes.append(choice.note)
+
+    def source(path: Route) -> tuple[IPAddress | None, str | None]:
+        if flow.src is not None:
+            return flow.src, None
+        if path.prefsrc is not None:
+            return path.prefsrc, f"source {path.prefsrc}: the route's prefsrc"
+        choice = select_source6(host.state, path.ifname, flow.dst, host.sysctls)
+        return choice.address, choice.note
+
     if route.type in (RTN_LOCAL, RTN_ANYCAST):
-        kind = "local" if route.type == RTN_LOCAL else "anycast"
+        src, note = source(route)
+        notes += [] if note is None else [note]
         notes.append("the destination is an address of this host: delivered locally")
-        return Explanation(
-            flow, walk.steps, route, walk.rule, host.loopback, None, src, kind, None, tuple(notes)
-        )
-    return Explanation(
-        flow,
-        walk.steps,
-        route,
-        walk.rule,
-        route.ifname,
-        route.gateway,
-        src,
-        "unicast",
-        None,
-        tuple(notes),
-    )
+        kind = "local" if route.type == RTN_LOCAL else "anycast"
+        return _found(flow, walk, route, host.loopback, None, src, kind, notes)
+    strict = _need_strict(flow.dst) or flow.src is None
+    return _through_paths(flow, walk, route, "unicast", notes, source, flow.oif if strict else None)
 
 
 def _input6(host: _Host, flow: Flow) -> Explanation:
@@ -622,34 +656,15 @@ def _input6(host: _Host, flow: Flow) -> Explanation:
     if route.type in (RTN_LOCAL, RTN_ANYCAST):
         notes.append("the destination is an address of this host: delivered locally")
         kind = "local" if route.type == RTN_LOCAL else "anycast"
-        return Explanation(
-            flow,
-            walk.steps,
-            route,
-            walk.rule,
-            host.loopback,
-            None,
-            flow.src,
-            kind,
-            None,
-            tuple(notes),
-        )
+        return _found(flow, walk, route, host.loopback, None, flow.src, kind, notes)
     if host.conf6(flow.iif, "forwarding") == 0:
         notes.append(
             f"forwarding is off on {flow.iif}: the route is found, ip6_forward then drops the "
             "packet"
         )
-    return Explanation(
-        flow,
-        walk.steps,
-        route,
-        walk.rule,
-        route.ifname,
-        route.gateway,
-        flow.src,
-        "unicast",
-        None,
-        tuple(notes),
+    device = flow.iif if _need_strict(flow.dst) else None  # RT6_LOOKUP_F_IFACE
+    return _through_paths(
+        flow, walk, route, "unicast", notes, lambda _path: (flow.src, None), device
     )
 
 
@@ -702,15 +717,26 @@ def _lookup6(host: _Host, table: int, flow: Flow) -> TableLookup:
     return TableLookup(table, True, None, tuple(losers))
 
 
+def _devices(route: Route) -> str:
+    """The device of a route, or a multipath route's devices."""
+    return "/".join(route.devices) or "no device"
+
+
 def _dev6(host: _Host, route: Route) -> str:
-    """The device the kernel scores a route by: error routes go through ``lo``."""
-    return route.ifname or host.loopback
+    """The device the kernel scores a route by: error routes go through ``lo``; a multipath
+    route's next hops (siblings in the kernel, each scored alone) by theirs."""
+    return _devices(route) if route.nexthops else route.ifname or host.loopback
+
+
+def _via6(host: _Host, route: Route, oif: str | None) -> bool:
+    """The route goes through ``oif`` (one of a multipath route's next hops does)."""
+    return oif in route.devices if route.nexthops else _dev6(host, route) == oif
 
 
 def _score6(host: _Host, route: Route, oif: str | None, strict: bool) -> int | None:
     """``rt6_score_route`` without router preference (all medium) and neighbour state: 2 for
     a route through ``oif`` (or any without one), 0 for others; None: not selectable."""
-    if oif is None or _dev6(host, route) == oif:
+    if oif is None or _via6(host, route, oif):
         return 2
     return None if strict else 0
 
@@ -732,7 +758,7 @@ def _lost6(host: _Host, route: Route, chosen: Route, oif: str | None, strict: bo
         return f"lower metric, but {chosen.ifname} is the flow's device {oif}"
     if route.metric > chosen.metric:
         return f"higher metric ({route.metric} > {chosen.metric})"
-    if oif is not None and _dev6(host, chosen) == oif and _dev6(host, route) != oif:
+    if oif is not None and _via6(host, chosen, oif) and not _via6(host, route, oif):
         return f"same metric, but the chosen route goes through the flow's device {oif}"
     return "listed after the chosen route with the same prefix and metric"
 
@@ -1050,8 +1076,10 @@ def _lookup(host: _Host, table: int, flow: Flow) -> TableLookup:
             return TableLookup(table, True, route, tuple(losers), ROUTE_ERRORS[route.type])
         if route.type == RTN_THROW:
             return TableLookup(table, True, route, tuple(losers), throw=True)
-        if flow.oif is not None and route.ifname != flow.oif:
-            losers.append((route, f"goes through {route.ifname}, the flow is bound to {flow.oif}"))
+        if flow.oif is not None and flow.oif not in route.devices:
+            losers.append(
+                (route, f"goes through {_devices(route)}, the flow is bound to {flow.oif}")
+            )
             continue
         chosen = route
     return TableLookup(table, True, chosen, tuple(losers))

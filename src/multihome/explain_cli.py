@@ -157,12 +157,8 @@ def compare(explanation: Explanation, kernel: Lookup) -> Verdict:
     source = flow.src or kernel.prefsrc if kernel.error is None else None
     if kernel.error is not None or explanation.error is not None:
         agrees = kernel.error == explanation.error
-    else:
-        agrees = (kernel.ifname, kernel.gateway, source) == (
-            explanation.ifname,
-            explanation.gateway,
-            explanation.src,
-        )
+    else:  # a multipath route: the kernel's answer is one of the choices
+        agrees = explanation.allows(kernel.ifname, kernel.gateway, source)
     return Verdict(kernel, source, agrees)
 
 
@@ -384,6 +380,9 @@ def render(
     lines.append("")
     if explanation.error is not None:
         lines.append(f"Result: error: {_errno_text(explanation.error)}")
+    elif explanation.choices:
+        lines.append(f"Result: {explanation.kind}, the kernel's choice among:")
+        lines += [f"  {_result_text(c.ifname, c.gateway, c.src)}" for c in explanation.choices]
     else:
         lines.append(
             f"Result: {explanation.kind} "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from types import MappingProxyType
 from typing import Any
@@ -250,8 +250,36 @@ class Address:
 
 
 @dataclass(frozen=True, order=True)
+class NextHop:
+    """One next hop of a multipath route (``nexthop via fe80::1 dev eth0 weight 1``)."""
+
+    gateway: IPAddress | None
+    ifname: str | None
+    weight: int = 1
+    """The kernel hashes flows among the next hops in proportion to their weights."""
+
+    def describe(self) -> str:
+        parts = ["nexthop"]
+        if self.gateway is not None:
+            parts += ["via", str(self.gateway)]
+        if self.ifname:
+            parts += ["dev", self.ifname]
+        return " ".join([*parts, "weight", str(self.weight)])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "gateway": None if self.gateway is None else str(self.gateway),
+            "dev": self.ifname,
+            "weight": self.weight,
+        }
+
+
+@dataclass(frozen=True, order=True)
 class Route:
-    """A route in some table. Canonical: ``dst`` is a network, gateway None when on-link."""
+    """A route in some table. Canonical: ``dst`` is a network, gateway None when on-link.
+
+    A multipath route (``RTA_MULTIPATH``) has no ``ifname`` nor ``gateway`` of its own: its
+    ``nexthops`` (two or more) say where it goes; a single-path route has none."""
 
     table: int
     dst: IPNetwork
@@ -266,10 +294,31 @@ class Route:
     """Seconds until the kernel removes the route (an IPv6 route learnt from a router
     advertisement: ``expires 1795sec``); None when it never does. Not part of the identity:
     every advertisement restarts it."""
+    nexthops: tuple[NextHop, ...] = ()
+    """A multipath route's next hops, in the kernel's order; empty for a single path."""
 
     @property
     def family(self) -> int:
         return self.dst.version
+
+    @property
+    def multipath(self) -> bool:
+        return bool(self.nexthops)
+
+    @property
+    def paths(self) -> tuple[NextHop, ...]:
+        """The next hops: a multipath route's, or the single path's own (weight 1)."""
+        return self.nexthops or (NextHop(self.gateway, self.ifname),)
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        """The devices the route goes through (one, or a multipath route's several)."""
+        return tuple(hop.ifname for hop in self.paths if hop.ifname)
+
+    def through(self, hop: NextHop) -> Route:
+        """The single-path route of ``hop``: the same destination, table, metric and
+        protocol through that next hop alone (what a multipath route is for one port)."""
+        return replace(self, ifname=hop.ifname, gateway=hop.gateway, nexthops=())
 
     @cached_property
     def texts(self) -> tuple[str, str, str]:
@@ -293,6 +342,12 @@ class Route:
             self.scope,
             prefsrc,
             self.type,
+        ) + (
+            # a multipath route's next hops join the key only when it has them, so that the
+            # keys of single-path routes stay as cheap as they were
+            (tuple((str(h.gateway), h.ifname, h.weight) for h in self.nexthops),)
+            if self.nexthops
+            else ()
         )
 
     @cached_property
@@ -330,6 +385,7 @@ class Route:
             parts += ["metric", str(self.metric)]
         if self.expires is not None:
             parts += ["expires", f"{self.expires}sec"]
+        parts += [hop.describe() for hop in self.nexthops]
         return " ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
@@ -344,6 +400,7 @@ class Route:
             "scope": self.scope,
             "prefsrc": None if self.prefsrc is None else prefsrc,
             "type": self.type,
+            **({"nexthops": [hop.to_json() for hop in self.nexthops]} if self.nexthops else {}),
         }
 
 

@@ -68,7 +68,8 @@ def wrong_paths(state: HostState, config: Config, problems: Sequence[Problem]) -
             if probe is None:
                 continue
             path = explain(state, Flow(dst=probe, src=address.ip))
-            if path.ifname is not None and path.ifname != ifname:
+            devices = [c.ifname for c in path.choices] or [path.ifname]  # multipath: each
+            if any(device is not None and device != ifname for device in devices):
                 found.append(path)
     return found
 
@@ -96,8 +97,7 @@ def routing_dot(state: HostState, config: Config, *paths: Explanation) -> str:
         if path.rule is not None and path.route is not None:
             path_tables.add(path.rule.table)
             path_routes.add(path.route)
-        if path.ifname is not None:
-            path_devs.add(path.ifname)
+        path_devs |= {d for d in [path.ifname, *(c.ifname for c in path.choices)] if d}
     lines = [
         "digraph routing {",
         "  rankdir=LR;",
@@ -197,18 +197,22 @@ def _route_edges(
     for route in sorted(routes, key=lambda r: r.order):
         dst = "default" if route.is_default else str(route.dst)
         label = f"{dst} metric {route.metric}" if route.metric else dst
+        style = RED if route in chosen else style_of(route)
         if route.type != RTN_UNICAST:
             target = quote(f"{route.describe().split(' ', 1)[0]}")
             lines.append(f"  {target} [shape=octagon];")
-        elif route.gateway is not None:
-            target = quote(f"gateway {route.gateway}")
-            lines.append(f"  {target} [shape=ellipse];")
-        else:
-            target = quote(route.ifname or "?")
-        style = RED if route in chosen else style_of(route)
-        lines.append(f"  {_table_id(table)} -> {target} [label={quote(label)}, {style}];")
-        if route.gateway is not None and route.ifname:
-            lines.append(f"  {target} -> {quote(route.ifname)} [style=dotted];")
+            lines.append(f"  {_table_id(table)} -> {target} [label={quote(label)}, {style}];")
+            continue
+        for hop in route.paths:  # a multipath route: an edge per next hop, with its weight
+            text = f"{label} weight {hop.weight}" if route.nexthops else label
+            if hop.gateway is not None:
+                target = quote(f"gateway {hop.gateway}")
+                lines.append(f"  {target} [shape=ellipse];")
+            else:
+                target = quote(hop.ifname or "?")
+            lines.append(f"  {_table_id(table)} -> {target} [label={quote(text)}, {style}];")
+            if hop.gateway is not None and hop.ifname:
+                lines.append(f"  {target} -> {quote(hop.ifname)} [style=dotted];")
     return lines
 
 

@@ -25,6 +25,9 @@ All decisions live here (docs/design.md, section 5, "The policy's rules"):
   address) and on-link prefixes copied into its table, the same rules in family 6 (``from
   <addr>/128``), only for addresses past DAD; the kernel's own RA routes in main are left
   alone (docs/design.md, section 5, "IPv6").
+* A multipath route in main (networkd's RA defaults of one metric, an IPv4 ``nexthop``
+  default): each managed port among its next hops gets the single path through its own next
+  hop in its table; main's route stays (docs/design.md, section 5, "Multipath routes").
 
 No I/O happens here.
 """
@@ -378,7 +381,8 @@ def compute_policy(
     owned_route_set = owned_routes(state, config)
     assigned = _existing_tables(owned_rule_set | persisted_rules(state, config), owned_route_set)
     # Grouped once, not scanned once per interface (hosts with hundreds of ports).
-    routes_by_if, owned_by_if = (
+    # shared: the ports' paths of main's multipath routes (never removed from main)
+    (routes_by_if, shared), owned_by_if = (
         _main_routes_by_if(state, [m.name for m in managed]),
         _ipv4_by_if(owned_route_set),
     )
@@ -393,7 +397,7 @@ def compute_policy(
         native_table_routes(state, config, assigned, 6),
     )  # fmt: skip
 
-    primary = _choose_primary(state, config, managed, defaults, routes_by_if) or _primary6(
+    primary = _choose_primary(state, config, managed, defaults, routes_by_if, shared) or _primary6(
         state, six.defaults
     )
     # A port that is down for a moment still counts: its peers keep their tables meanwhile.
@@ -463,7 +467,10 @@ def compute_policy(
         rules |= part.rules
         origins.update(part.origins)
         if default is not None and role == "secondary":
-            main_removals.update(r for r in routes_by_if[link.name] if r.is_default)
+            # a multipath default belongs to no single port: it stays in main
+            main_removals.update(
+                r for r in routes_by_if[link.name] if r.is_default and r not in shared
+            )
     memo.end()
     routes.update(_primary_default_in_main(primary, defaults, routes_by_if))
 
@@ -480,7 +487,7 @@ def compute_policy(
         notes.append(f"only one managed interface ({managed[0].name}): nothing to do")
     if any(s.reason in {"down", "no address"} for s in skipped):
         notes.append("skipped interfaces keep what multihome set up for them earlier")
-    notes.extend((*facts.notes, *band_notes))
+    notes.extend((*_multipath_notes(state, {m.name for m in managed}), *facts.notes, *band_notes))
     return DesiredState(
         interfaces=tuple(interfaces),
         skipped=tuple(skipped),
@@ -596,6 +603,23 @@ def _fits_main(default: Route, in_main: list[Route]) -> bool:
     return default.gateway is None or any(
         r.gateway is None and r.dst.prefixlen > 0 and default.gateway in r.dst for r in in_main
     )
+
+
+def _multipath_notes(state: HostState, managed: set[str]) -> list[str]:
+    """What the policy does with each multipath route in main through managed ports."""
+    notes = []
+    for route in state.routes:
+        if not route.nexthops or route.table != TABLE_MAIN or route.proto == PROTO_MULTIHOME:
+            continue
+        ports = sorted({hop.ifname for hop in route.nexthops if hop.ifname in managed})
+        if ports:
+            notes.append(
+                f"main's {'default' if route.is_default else route.dst} (metric {route.metric}) "
+                f"is multipath across {', '.join(ports)}: it stays in main (the kernel hashes "
+                "each new unsourced flow to one next hop); each port's table gets the path "
+                "through its own next hop"
+            )
+    return notes
 
 
 def _sysctls(config: Config, managed: list[Link]) -> list[Sysctl]:
@@ -1069,19 +1093,39 @@ def _family_by_if(routes: Iterable[Route], family: int) -> dict[str, list[Route]
     return found
 
 
-def _main_routes_by_if(state: HostState, ifnames: list[str]) -> dict[str, list[Route]]:
-    """Each interface's own IPv4 unicast routes in main (not multihome's), in state order."""
+def _main_routes_by_if(
+    state: HostState, ifnames: list[str]
+) -> tuple[dict[str, list[Route]], set[Route]]:
+    """Each interface's own IPv4 unicast routes in main (not multihome's), in state order; of
+    a multipath route, each port's single path (:func:`_add_paths`), which are also
+    returned apart."""
     found: dict[str, list[Route]] = {name: [] for name in ifnames}
+    shared: set[Route] = set()
     for r in state.routes:
         if (
             r.table == TABLE_MAIN
-            and r.ifname in found
             and r.family == 4
             and r.type == RTN_UNICAST
             and r.proto != PROTO_MULTIHOME
         ):
-            found[r.ifname].append(r)
-    return found
+            if r.ifname in found:
+                found[r.ifname].append(r)
+            elif r.nexthops:
+                _add_paths(r, found, shared)
+    return found, shared
+
+
+def _add_paths(route: Route, found: dict[str, list[Route]], shared: set[Route] | None) -> None:
+    """A multipath route in main, for each managed port among its next hops: the single
+    path through that port's next hop (design.md section 5, "Multipath routes"). The
+    paths are also put in ``shared``: they are views, not routes main holds, so nothing
+    ever removes them from main."""
+    for hop in route.nexthops:
+        if hop.ifname in found:
+            path = route.through(hop)
+            found[hop.ifname].append(path)
+            if shared is not None:
+                shared.add(path)
 
 
 def _existing_tables(rules: Iterable[Rule], routes: Iterable[Route]) -> dict[str, int]:
@@ -1103,6 +1147,7 @@ def _choose_primary(
     managed: list[Link],
     defaults: dict[str, Route],
     routes_by_if: dict[str, list[Route]],
+    shared: set[Route],
 ) -> str | None:
     if config.primary is not None:
         if config.primary not in {m.name for m in managed}:
@@ -1112,11 +1157,14 @@ def _choose_primary(
                 "choose another primary"
             )
         return config.primary
+    # A multipath default in main counts through each of its ports' paths: of its ports, the
+    # one with the lowest index (the kernel's choice among them for unsourced traffic
+    # depends on each flow's hash; the primary only names whose default main keeps).
     in_main = [
         r
         for r in state.routes
         if r.table == TABLE_MAIN and r.is_default and r.family == 4 and r.ifname in defaults
-    ]
+    ] + [r for r in shared if r.is_default and r.ifname in defaults]
     # No default left in main: a port whose default main can take again comes first (a
     # port addressed ``noprefixroute`` whose main routes a flap flushed cannot).
     candidates = (
@@ -1227,20 +1275,24 @@ def _rule(band: int, kind: str, table: int, family: int = 4, **selectors: object
 # -- IPv6 (docs/design.md, section 5, "IPv6") --------------------------------------------------
 def _main_routes6_by_if(state: HostState, ifnames: list[str]) -> dict[str, list[Route]]:
     """Each interface's own IPv6 unicast routes in main (not multihome's): the router
-    advertisement's default and prefixes, static ones; not its link-local prefix (fe80::/64
-    is per device in main already, and a link-local destination needs its device)."""
+    advertisement's default and prefixes, static ones; of a multipath route (a network
+    manager's RA defaults of one metric), each port's single path; not its link-local prefix
+    (fe80::/64 is per device in main already, and a link-local destination needs its
+    device)."""
     found: dict[str, list[Route]] = {name: [] for name in ifnames}
     for r in state.routes:
         if (
             r.table == TABLE_MAIN
-            and r.ifname in found
             and r.family == 6
             and r.type == RTN_UNICAST
             and r.proto != PROTO_MULTIHOME
             and not r.dst.is_link_local
             and not r.dst.is_multicast
         ):
-            found[r.ifname].append(r)
+            if r.ifname in found:
+                found[r.ifname].append(r)
+            elif r.nexthops:
+                _add_paths(r, found, None)
     return found
 
 

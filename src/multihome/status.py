@@ -198,25 +198,33 @@ def check_defaults(state: HostState, config: Config) -> list[Problem]:
             ),
             key=lambda r: (r.metric, r.order),
         )
-        if len({r.ifname for r in defaults}) < 2:
+        ports = {ifname for r in defaults for ifname in r.devices}
+        if len(ports) < 2:
             continue
-        used = defaults[0].ifname
-        others = {r.ifname for r in defaults if r.ifname != used}
+        used = defaults[0].devices
+        # a multipath default: every port of it may carry another port's replies
+        others = ports if len(used) > 1 else ports - set(used)
         if any(r.family == family for r in owned_rules(state, config)) or any(
-            _steers(rule, state, others, family) for rule in state.rules
+            _steers(rule, state, set(others), family) for rule in state.rules
         ):
             continue
         which = "" if family == 4 else "IPv6 "
-        problems.append(
-            Problem(
-                "several-defaults-no-policy",
-                None,
+        names = ", ".join(sorted(others))
+        if len(used) > 1:
+            message = (
+                f"main's {which}default is multipath across {', '.join(used)} and there are "
+                "no policy rules: the kernel hashes each flow to one of them, so some replies "
+                f"from each of {names} leave through another port"
+            )
+        else:
+            message = (
                 f"main holds {len(defaults)} {which}default routes "
                 f"({', '.join(sorted(str(r.ifname) for r in defaults))}) and no policy rules: "
-                f"only the lowest metric ({used}) is used, replies from "
-                f"{', '.join(sorted(str(i) for i in others))} leave through {used}",
-                "run `multihome apply`",
+                f"only the lowest metric ({used[0]}) is used, replies from {names} leave "
+                f"through {used[0]}"
             )
+        problems.append(
+            Problem("several-defaults-no-policy", None, message, "run `multihome apply`")
         )
     return problems
 

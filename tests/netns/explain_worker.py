@@ -54,6 +54,10 @@ def _answers(backend: NetlinkBackend, flows: list[dict[str, Any]]) -> dict[str, 
                     if kernel.error is None and (flow.src or kernel.prefsrc)
                     else None,
                 },
+                # a multipath route the flow does not decide: the kernel's one of these
+                "choices": [
+                    {k: c[k] for k in ("dev", "gateway", "src")} for c in mine.to_json()["choices"]
+                ],
                 "steps": [
                     step.rule.describe() + " -> " + step.outcome
                     for step in mine.steps

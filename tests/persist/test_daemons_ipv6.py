@@ -30,8 +30,8 @@ from radvd import global_address, ra_router, radvd_conf, start_radvd, stop, wait
 
 PREFIX = "2001:db8:1::/64"
 ROUTER6 = "2001:db8:1::1/64"
-#: Each port's RA default with its own metric: equal ones merge into one multipath route in
-#: main, which names no port (multihome does not model multipath routes).
+#: Each port's RA default with its own metric (equal ones merge into one multipath route in
+#: main: tests/persist/test_daemons_multipath.py).
 NETWORKD_BASE = (
     "[Match]\nName={name}\n\n[Network]\nDHCP=ipv4\n\n[DHCPv4]\nRouteMetric={metric}\n\n"
     "[IPv6AcceptRA]\nRouteMetric={metric}\n"

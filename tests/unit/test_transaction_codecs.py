@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from multihome.model import Route, Rule
+from multihome.model import NextHop, Route, Rule
 from multihome.plan import Change
 from multihome.transaction.checkpoint import Checkpoint
 from multihome.transaction.statedir import (
@@ -77,6 +77,12 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "scope": U8,
     "prefsrc": st.none() | ADDRESS,
     "type": st.integers(1, 11),
+    "nexthops": st.just(())
+    | st.lists(
+        st.builds(NextHop, st.none() | ADDRESS, st.none() | IFNAME, st.integers(1, 256)),
+        min_size=2,
+        max_size=4,
+    ).map(tuple),
 }
 ROUTE_DST = st.one_of(V4, V6)
 #: Fields the codecs leave out on purpose, and why (they come back as their default).

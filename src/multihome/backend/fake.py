@@ -165,7 +165,7 @@ class FakeBackend:
     def set_link_down(self, ifname: str) -> None:
         """As the kernel does: every route through the link goes, in every table."""
         self._set_link(ifname, up=False)
-        self._drop_routes(lambda r: r.ifname == ifname)
+        self._drop_device(ifname)
 
     def add_link(self, link: Link) -> None:
         state = self.state
@@ -178,7 +178,7 @@ class FakeBackend:
             links=tuple(lnk for lnk in state.links if lnk.name != ifname),
             addresses=tuple(a for a in state.addresses if a.ifname != ifname),
         )
-        self._drop_routes(lambda r: r.ifname == ifname)
+        self._drop_device(ifname)
 
     def add_address(self, address: Address, *, prefix_route: bool = True) -> bool:
         self._require_link(address.ifname)
@@ -226,9 +226,27 @@ class FakeBackend:
         state = self.state
         self.state = replace(state, routes=tuple(r for r in state.routes if not gone(r)))
 
+    def _drop_device(self, ifname: str) -> None:
+        """As the kernel does when a device goes: its routes go, and a multipath route loses
+        the next hop through it (one left: a single-path route)."""
+        kept: list[Route] = []
+        for route in self.state.routes:
+            if not route.nexthops:
+                if route.ifname != ifname:
+                    kept.append(route)
+                continue
+            hops = tuple(hop for hop in route.nexthops if hop.ifname != ifname)
+            if len(hops) == 1:
+                kept.append(route.through(hops[0]))
+            elif hops:
+                kept.append(replace(route, nexthops=hops))
+        self.state = replace(self.state, routes=tuple(kept))
+
     def lookup(
         self, dst: IPAddress, src: IPAddress | None = None, oif: str | None = None
     ) -> Lookup | None:
+        """The rules and tables walked for one flow; of a multipath route the first next hop
+        (the one through ``oif`` when bound): the kernel's hash is not modelled here."""
         self.route_lookups += 1
         rules = list(self.state.rules or DEFAULT_RULES)
         if dst.version == 6 and not any(r.family == 6 for r in rules):
@@ -253,7 +271,8 @@ class FakeBackend:
                 and best.dst.prefixlen <= rule.suppress_prefixlength
             ):
                 continue
-            return Lookup(best.ifname, best.gateway, best.prefsrc, rule.table)
+            hop = next(h for h in best.paths if oif is None or h.ifname == oif)
+            return Lookup(hop.ifname, hop.gateway, best.prefsrc, rule.table)
         return None
 
     def lookups(self, queries: Sequence[Query]) -> list[Lookup | None]:
@@ -266,7 +285,7 @@ class FakeBackend:
             if r.table == table
             and r.family == dst.version
             and dst in r.dst
-            and (oif is None or r.ifname == oif or r.type == RTN_THROW)
+            and (oif is None or oif in r.devices or r.type == RTN_THROW)
         ]
         if not candidates:
             return None

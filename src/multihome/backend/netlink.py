@@ -90,6 +90,7 @@ from multihome.backend.rtnl import (
     RTA_IIF,
     RTA_IP_PROTO,
     RTA_MARK,
+    RTA_MULTIPATH,
     RTA_OIF,
     RTA_PREFSRC,
     RTA_PRIORITY,
@@ -97,6 +98,7 @@ from multihome.backend.rtnl import (
     RTA_SRC,
     RTA_TABLE,
     RTA_UID,
+    RTA_VIA,
     RTEXT_FILTER_SKIP_STATS,
     RTM_DELADDR,
     RTM_DELLINK,
@@ -122,6 +124,8 @@ from multihome.backend.rtnl import (
     attr_str,
     attr_u32,
     attributes,
+    multipath,
+    nexthops,
     u32,
 )
 from multihome.config import SYSCTL_KNOBS
@@ -134,6 +138,7 @@ from multihome.model import (
     HostState,
     IPAddress,
     Link,
+    NextHop,
     Route,
     Rule,
     Sysctl,
@@ -191,7 +196,9 @@ NOTIFICATIONS = {
 #: built from (others change while the model stays the same: cache timers, lifetimes, use
 #: counters). An address's flags are kept: DAD finishing makes an IPv6 address usable.
 ADDRESS_FIELDS = frozenset({IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS})
-ROUTE_FIELDS = frozenset({RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE})
+ROUTE_FIELDS = frozenset(
+    {RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTA_MULTIPATH}
+)
 #: ``IPV4_DEVCONF_*`` (linux/ip.h) of the knobs, as they come in a link's IFLA_INET_CONF
 #: (1-based: the value of id ``i`` is the array's ``i - 1``th u32).
 DEVCONF = {"rp_filter": 8, "arp_filter": 13, "arp_announce": 18, "arp_ignore": 19}
@@ -556,11 +563,30 @@ class NetlinkBackend:
             body.append(attr_u32(RTA_OIF, self._index[route.ifname]))
         if route.gateway is not None:
             body.append(attr(RTA_GATEWAY, route.gateway.packed))
+        if route.nexthops:
+            body.append(self._multipath(route))
         if route.metric:
             body.append(attr_u32(RTA_PRIORITY, route.metric))
         if route.prefsrc is not None:
             body.append(attr(RTA_PREFSRC, route.prefsrc.packed))
         return b"".join(body)
+
+    def _multipath(self, route: Route) -> bytes:
+        """A multipath route's RTA_MULTIPATH: an rtnexthop per next hop, its gateway inside
+        (RTA_VIA for a gateway of the other family: IPv4 via an IPv6 router)."""
+        hops = []
+        for hop in route.nexthops:
+            if hop.ifname and hop.ifname not in self._index:
+                raise OSError(errno.ENODEV, f"no interface {hop.ifname}")
+            inner = b""
+            if hop.gateway is not None:
+                if hop.gateway.version == route.family:
+                    inner = attr(RTA_GATEWAY, hop.gateway.packed)
+                else:
+                    family = FAMILIES[hop.gateway.version]
+                    inner = attr(RTA_VIA, struct.pack("=H", family) + hop.gateway.packed)
+            hops.append((self._index[hop.ifname] if hop.ifname else 0, hop.weight, inner))
+        return multipath(hops)
 
     @staticmethod
     def rule_message(rule: Rule) -> bytes:
@@ -1038,7 +1064,22 @@ def _route(body: bytes, names: dict[int, str]) -> Route | None:
         prefsrc=address(prefsrc) if prefsrc else None,
         type=kind,
         expires=expires,
+        nexthops=_nexthops(attrs[RTA_MULTIPATH], names) if RTA_MULTIPATH in attrs else (),
     )
+
+
+def _nexthops(payload: bytes, names: dict[int, str]) -> tuple[NextHop, ...]:
+    """A multipath route's next hops (RTA_MULTIPATH), each with its gateway (RTA_GATEWAY, or
+    RTA_VIA: an IPv4 route via an IPv6 router)."""
+    found = []
+    for index, weight, inner in nexthops(payload):
+        gateway: IPAddress | None = None
+        if RTA_GATEWAY in inner:
+            gateway = ipaddress.ip_address(inner[RTA_GATEWAY])
+        elif RTA_VIA in inner and len(inner[RTA_VIA]) > 2:
+            gateway = ipaddress.ip_address(inner[RTA_VIA][2:])
+        found.append(NextHop(gateway, names.get(index) if index else None, weight))
+    return tuple(found)
 
 
 def _rule(body: bytes, position: int = 0) -> Rule | None:

@@ -81,7 +81,9 @@ RTA_GATEWAY = 5
 RTA_PRIORITY = 6
 RTA_PREFSRC = 7
 RTA_IIF = 3
+RTA_MULTIPATH = 9
 RTA_CACHEINFO = 12
+RTA_VIA = 18
 RTA_TABLE = 15
 RTA_MARK = 16
 RTA_UID = 25
@@ -123,6 +125,9 @@ IFADDRMSG = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
 RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, proto, scope, type
 NDMSG = struct.Struct("=BxxxiHBB")  # family, (pad), ifindex, state, flags, type
 FIBRULEHDR = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, res, res, act
+#: rtnexthop (one next hop inside RTA_MULTIPATH, its own attributes after it): len, flags,
+#: hops (the weight less one), ifindex.
+RTNEXTHOP = struct.Struct("=HBBi")
 #: rta_cacheinfo: clntref, lastuse, expires (clock ticks, USER_HZ), error, used, id, ts, tsage.
 RTA_CACHEINFO_STRUCT = struct.Struct("=IIiIIIII")
 USER_HZ = 100
@@ -182,6 +187,32 @@ def attr_u32(kind: int, value: int) -> bytes:
 
 def attr_str(kind: int, value: str) -> bytes:
     return attr(kind, value.encode() + b"\0")
+
+
+def nexthops(payload: bytes) -> list[tuple[int, int, dict[int, bytes]]]:
+    """The next hops of an RTA_MULTIPATH attribute: (ifindex, weight, attributes) each."""
+    found = []
+    offset = 0
+    end = len(payload)
+    while offset + RTNEXTHOP.size <= end:
+        length, _flags, hops, ifindex = RTNEXTHOP.unpack_from(payload, offset)
+        if length < RTNEXTHOP.size:
+            break
+        inner = attributes(payload[offset : offset + length], RTNEXTHOP.size)
+        found.append((ifindex, hops + 1, inner))
+        offset += align(length)
+    return found
+
+
+def multipath(hops: Sequence[tuple[int, int, bytes]]) -> bytes:
+    """An RTA_MULTIPATH attribute of (ifindex, weight, attributes) next hops."""
+    return attr(
+        RTA_MULTIPATH,
+        b"".join(
+            RTNEXTHOP.pack(RTNEXTHOP.size + len(inner), 0, weight - 1, ifindex) + inner
+            for ifindex, weight, inner in hops
+        ),
+    )
 
 
 def u32(payload: bytes) -> int:

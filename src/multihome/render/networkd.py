@@ -102,8 +102,8 @@ def port_sections(
             lines.append(f"RouteMetric={port.metric}")
         lines.append("")
     if port.ipv6 and port.metric is not None:
-        # One metric per port: networkd's RA defaults of equal metric merge into one
-        # multipath route in main, which names no port.
+        # The port's metric, as its DHCPv4 routes: unsourced IPv6 leaves the primary as IPv4
+        # does (equal metrics merge into one multipath route: design.md section 5).
         lines += ["[IPv6AcceptRA]", f"RouteMetric={port.metric}", ""]
     if routes:
         for route in port.static_routes:

@@ -641,7 +641,12 @@ def check_dhcp_clients(ctx: Evidence) -> list[Problem]:
     state = ctx.state
     if not owned_rules(state, ctx.config) or _agent_running(ctx):
         return []
-    in_main = {r.ifname for r in state.routes if r.table == TABLE_MAIN and r.is_default}
+    in_main = {  # the ports of main's defaults (each next hop's of a multipath one)
+        device
+        for r in state.routes
+        if r.table == TABLE_MAIN and r.is_default
+        for device in r.devices
+    }
     moved = sorted(
         {
             str(r.ifname)

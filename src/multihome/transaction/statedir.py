@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from multihome.errors import InputError
 from multihome.files import make_dirs, read_text, remove_file, under_root, write_atomic
-from multihome.model import Route, Rule, Sysctl
+from multihome.model import NextHop, Route, Rule, Sysctl
 
 if TYPE_CHECKING:  # the plan (and the policy) only where changes are decoded
     from multihome.plan import Change
@@ -427,6 +427,16 @@ def route_from_json(data: dict[str, Any]) -> Route:
         scope=int(data.get("scope", 0)),
         prefsrc=None if data.get("prefsrc") is None else ipaddress.ip_address(data["prefsrc"]),
         type=int(data.get("type", 1)),
+        nexthops=tuple(
+            NextHop(
+                gateway=None
+                if hop.get("gateway") is None
+                else ipaddress.ip_address(hop["gateway"]),
+                ifname=hop.get("dev"),
+                weight=int(hop.get("weight", 1)),
+            )
+            for hop in data.get("nexthops", ())
+        ),
     )
 
 
