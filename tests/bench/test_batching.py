@@ -31,9 +31,9 @@ def test_batched_apply_equals_one_by_one(lab: BenchLab) -> None:
     sysctls as applying it one change at a time, and as one `ip` process per change."""
     path, plan = plan_of(lab)
     sysctls, netlink = split_changes(plan.changes)
-    # per port: 2 route copies, 4 rules (onlink, from, oif, iif); 1 shared rule; the 7
-    # secondaries' defaults leave main; 4 sysctls per port
-    assert len(netlink) == 8 * 2 + 8 * 4 + 1 + 7
+    # per port: 2 route copies, 3 rules (the table-first from, oif, iif); 1 shared rule; the
+    # 7 secondaries' defaults leave main; 4 sysctls per port
+    assert len(netlink) == 8 * 2 + 8 * 3 + 1 + 7
     assert len(sysctls) == 8 * 4
     initial = lab.fingerprint()
     inside(lab, WORKER, "time", "backend", str(path))
