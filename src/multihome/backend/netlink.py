@@ -333,20 +333,18 @@ class NetlinkBackend:
             if "addr" in fresh or kept is None
             else kept[1]
         )
-        routes: list[bytes] = []
-        rules: list[bytes] = []
-        if "route" in fresh or kept is None:
+
+        def both_families(kind: int, header: struct.Struct) -> list[bytes]:
+            """One dump per family (the header's first field), IPv4's then IPv6's."""
+            bodies: list[bytes] = []
             for family in (AF_INET, AF_INET6):
-                request = RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
-                routes += sock.dump(RTM_GETROUTE, request, _body)
-        else:
-            routes = kept[2]
-        if "rule" in fresh or kept is None:
-            for family in (AF_INET, AF_INET6):
-                request = FIBRULEHDR.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
-                rules += sock.dump(RTM_GETRULE, request, _body)
-        else:
-            rules = kept[3]
+                bodies += sock.dump(kind, header.pack(family, 0, 0, 0, 0, 0, 0, 0, 0), _body)
+            return bodies
+
+        routes = both_families(RTM_GETROUTE, RTMSG) if kept is None or "route" in fresh else kept[2]
+        rules = (
+            both_families(RTM_GETRULE, FIBRULEHDR) if kept is None or "rule" in fresh else kept[3]
+        )
         return raw_links, addresses, routes, rules, sysctls
 
     def fingerprint(self) -> Fingerprint:
