@@ -6,6 +6,7 @@ import errno
 import fcntl
 import ipaddress
 import json
+import json.encoder
 import logging
 import os
 import socket
@@ -378,9 +379,16 @@ def flock_held(path: Path) -> bool:
 
 
 # -- codecs -----------------------------------------------------------------------------
+#: The encoder of :func:`json_text`, made once (``json.dumps`` with these options makes a new
+#: one per call: 20000 at 256 ports, a third of the journal's cost).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
+#: A string's JSON text, as ``json.dumps`` (``ensure_ascii``) gives it, without its dispatch.
+_string_text = json.encoder.encode_basestring_ascii
+
+
 def json_text(data: Any) -> str:
     """``data`` as the state files hold it: compact, keys sorted."""
-    return json.dumps(data, separators=(",", ":"), sort_keys=True)
+    return _ENCODER.encode(data)
 
 
 def compose(members: dict[str, str]) -> str:
@@ -503,21 +511,18 @@ def change_to_json(change: Change) -> dict[str, Any]:
 
 
 def change_text(change: Change) -> str:
-    """:func:`change_to_json` as the state files hold it (the route's or rule's text
-    encoded once, :func:`object_text`)."""
+    """:func:`change_to_json` as the state files hold it (:func:`json_text`, keys sorted;
+    the route's or rule's text encoded once, :func:`object_text`), put together directly:
+    an apply journals thousands of changes (2560 at 256 ports)."""
     obj = change.obj
-    body = (
-        json_text({"name": obj.name, "value": obj.value})
-        if isinstance(obj, Sysctl)
-        else object_text(obj)
-    )
-    return compose(
-        {
-            "action": json_text(change.action),
-            "kind": json_text(change.kind),
-            "obj": body,
-            "old": json_text(change.old),
-        }
+    if isinstance(obj, Sysctl):
+        body = f'{{"name":{_string_text(obj.name)},"value":{_string_text(obj.value)}}}'
+    else:
+        body = object_text(obj)
+    old = "null" if change.old is None else _string_text(change.old)
+    return (
+        f'{{"action":{_string_text(change.action)},"kind":{_string_text(change.kind)},'
+        f'"obj":{body},"old":{old}}}'
     )
 
 
