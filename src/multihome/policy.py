@@ -968,7 +968,7 @@ def _select(state: HostState, config: Config) -> tuple[list[Link], list[Skipped]
 def _route_essence(route: Route) -> tuple[object, ...]:
     """What a network manager's route must share with our copy to stand for it: not the
     protocol, not the preferred source (NetworkManager's static copies have none)."""
-    return (*route.slot, route.ifname, str(route.gateway), route.scope, route.type)
+    return (*route.slot, route.ifname, route.texts[1], route.scope, route.type)
 
 
 def _with_existing(
@@ -1005,6 +1005,8 @@ def _with_native(copies: list[Route], native: list[Route]) -> list[Route]:
     """``copies`` with each one the network manager keeps already replaced by its route, plus
     the manager's other routes in the table (a secondary's DHCP routes). A stale one (another
     gateway) is not taken: the copy replaces it in its slot."""
+    if not native:  # the usual case: nothing of the manager's in the table
+        return copies
     by_essence = {_route_essence(r): r for r in native}
     result = [by_essence.pop(_route_essence(c), c) for c in copies]
     slots = {r.slot for r in result}

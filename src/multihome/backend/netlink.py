@@ -329,7 +329,7 @@ class NetlinkBackend:
         else:  # the sysctls come with the links (a sysctl write is no event: see expect)
             raw_links, sysctls = kept[0], kept[4]
         addresses = (
-            sock.dump(RTM_GETADDR, IFADDRMSG.pack(0, 0, 0, 0, 0), _body)
+            sock.dump_bodies(RTM_GETADDR, IFADDRMSG.pack(0, 0, 0, 0, 0))
             if "addr" in fresh or kept is None
             else kept[1]
         )
@@ -338,7 +338,7 @@ class NetlinkBackend:
             """One dump per family (the header's first field), IPv4's then IPv6's."""
             bodies: list[bytes] = []
             for family in (AF_INET, AF_INET6):
-                bodies += sock.dump(kind, header.pack(family, 0, 0, 0, 0, 0, 0, 0, 0), _body)
+                bodies += sock.dump_bodies(kind, header.pack(family, 0, 0, 0, 0, 0, 0, 0, 0))
             return bodies
 
         routes = both_families(RTM_GETROUTE, RTMSG) if kept is None or "route" in fresh else kept[2]
@@ -915,10 +915,6 @@ def _kept(decoded: Positioned | None, position: int) -> Positioned | None:
     moved.__dict__.update(decoded.__dict__)  # frozen: fields and cached properties alike
     moved.__dict__["position"] = position
     return moved
-
-
-def _body(msg: Message) -> bytes:
-    return msg.body
 
 
 def _only(head: bytes, body: bytes, header: int, keep: frozenset[int]) -> bytes:
