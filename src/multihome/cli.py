@@ -128,7 +128,7 @@ def cli(ctx: click.Context, config_path: Path | None, root: Path) -> None:
 def _backend(*, local_table: bool = True) -> Iterator[Any]:
     from multihome.backend.netlink import NetlinkBackend
 
-    backend = NetlinkBackend(local_table=local_table)
+    backend = NetlinkBackend(local_table=local_table, announce_once=True)
     try:
         yield backend
     finally:

@@ -224,8 +224,18 @@ class NetlinkBackend:
 
     namespace_lock: str | None = NAMESPACE_LOCK
 
-    def __init__(self, proc_sys: Path = Path("/proc/sys"), *, local_table: bool = True) -> None:
+    def __init__(
+        self,
+        proc_sys: Path = Path("/proc/sys"),
+        *,
+        local_table: bool = True,
+        announce_once: bool = False,
+    ) -> None:
+        """``local_table``: :meth:`read` decodes the ``local`` table's routes too.
+        ``announce_once``: the process announces once (a command, not the agent): the packet
+        socket of :meth:`announce` is closed right after it, in the background."""
         self._sock: RtnlSocket | None = None
+        self._announce_once = announce_once
         self._proc_sys = proc_sys
         self._local_table = local_table
         self._index: dict[str, int] = {}
@@ -717,19 +727,26 @@ class NetlinkBackend:
         apply, and per repair it held the agent's next repair back (the agent's backend
         lives as long as the agent, so its socket is opened once). An IPv4 address gets a
         gratuitous ARP, an IPv6 address an unsolicited neighbour advertisement, on the same
-        socket."""
+        socket. With ``announce_once`` the socket is closed at once, by a thread of its own:
+        its close's wait overlaps the verification instead of adding to the command's end."""
         if not items:
             return []
         failed: list[tuple[Announcement, str]] = []
-        if self._packet is None:
-            self._packet = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        packet = self._packet
+        if packet is None:
+            packet = self._packet = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         for item in items:
             v4 = item.address.version == 4
             frame = arp_frame(item) if v4 else na_frame(item)
             try:
-                self._packet.sendto(frame, (item.ifname, ETH_P_ARP if v4 else ETH_P_IPV6))
+                packet.sendto(frame, (item.ifname, ETH_P_ARP if v4 else ETH_P_IPV6))
             except OSError as exc:
                 failed.append((item, exc.strerror or str(exc)))
+        if self._announce_once:
+            import threading  # (click's, already imported by every command)
+
+            self._packet = None
+            threading.Thread(target=packet.close, name="multihome-announced").start()
         return failed
 
     # -- lookups -----------------------------------------------------------------------
