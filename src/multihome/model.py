@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -156,15 +155,44 @@ def table_label(table: int, names: Mapping[int, str] | None = None) -> str:
     return TABLE_NAMES.get(table, str(table))
 
 
+_T = TypeVar("_T")
+
+
+class cached(Generic[_T]):
+    """``functools.cached_property`` without its lock: the value is computed on first use and
+    kept in the instance's ``__dict__`` (also of a frozen dataclass), where every later lookup
+    finds it without calling the descriptor. Python 3.11's ``cached_property`` takes an
+    ``RLock`` on every first use: ~8,000 of them per apply at 256 ports (keys and texts of
+    every route and rule). Values are computed from immutable fields; a race between two
+    threads computes the same value twice."""
+
+    def __init__(self, func: Callable[[Any], _T]) -> None:
+        self.func = func
+        self.name = func.__name__
+        self.__doc__ = func.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> cached[_T]: ...
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> _T: ...
+    def __get__(self, instance: object, owner: type | None = None) -> _T | cached[_T]:
+        if instance is None:
+            return self
+        value = instance.__dict__[self.name] = self.func(instance)
+        return value
+
+
 def _hash_by_key(value: Any) -> int:
     """The hash of ``Address``, ``Route`` and ``Rule``: their cached identity key's. The
     generated hash hashed every field again on every set and dict operation (``ipaddress``
     hashes in Python; 16% of the agent's repair). Equal values have equal keys (a key is made
-    of the fields). The cached key is taken from the instance's dict (cached_property's own
-    lookup takes a lock); nothing process-specific is cached, so pickled values hash right in
-    another process."""
-    key = value.__dict__.get("key")
-    return hash(value.key if key is None else key)
+    of the fields). The key is kept in the instance's dict (:class:`cached`), where a lookup
+    after the first finds it directly; nothing process-specific is cached, so pickled values
+    hash right in another process."""
+    return hash(value.key)
 
 
 @dataclass(frozen=True, order=True)
@@ -229,7 +257,7 @@ class Address:
         """The flags as ``ip addr`` names them."""
         return [name for bit, name in ADDRESS_FLAGS.items() if self.flags & bit]
 
-    @cached_property
+    @cached
     def key(self) -> tuple[str, str]:
         """Identity and sort order (computed once: sorting thousands formats addresses)."""
         return (self.ifname, ip_text(self.interface))
@@ -320,13 +348,13 @@ class Route:
         protocol through that next hop alone (what a multipath route is for one port)."""
         return replace(self, ifname=hop.ifname, gateway=hop.gateway, nexthops=())
 
-    @cached_property
+    @cached
     def texts(self) -> tuple[str, str, str]:
         """The destination, gateway and preferred source as text (``"None"`` when absent),
         formatted once for the key, the JSON and the ``ip``-style text."""
         return (ip_text(self.dst), ip_text(self.gateway), ip_text(self.prefsrc))
 
-    @cached_property
+    @cached
     def key(self) -> tuple[Any, ...]:
         """Identity: every attribute (two routes differing in any attribute are different);
         computed once."""
@@ -350,7 +378,7 @@ class Route:
             else ()
         )
 
-    @cached_property
+    @cached
     def order(self) -> tuple[Any, ...]:
         """Sort order: the key, sortable where one route has no device and another one."""
         return sortable(self.key)
@@ -442,13 +470,13 @@ class Rule:
     """Place in the kernel's list of rules (it keeps rules of one priority in the order they
     were added); 0 when unknown. Not part of the identity."""
 
-    @cached_property
+    @cached
     def texts(self) -> tuple[str, str]:
         """The source and destination as text (``"None"`` when absent), formatted once for
         the key, the JSON and the ``ip``-style text."""
         return (ip_text(self.src), ip_text(self.dst))
 
-    @cached_property
+    @cached
     def key(self) -> tuple[Any, ...]:
         """Identity (computed once). The selectors multihome never writes join it only when
         set, so that the keys of multihome's own rules stay as they were."""
@@ -482,7 +510,7 @@ class Rule:
             return base
         return (*base, tuple(str(item) for item in extra))
 
-    @cached_property
+    @cached
     def order(self) -> tuple[Any, ...]:
         """Sort order: the key, sortable where one rule has None and another a value."""
         return sortable(self.key)
@@ -654,7 +682,7 @@ class HostState:
                 return link
         return None
 
-    @cached_property
+    @cached
     def _addresses_by_ifname(self) -> dict[str, list[Address]]:
         """Addresses grouped by interface, built on first use (hosts with 100s of ports)."""
         grouped: dict[str, list[Address]] = {}
