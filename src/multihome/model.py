@@ -645,7 +645,10 @@ class Table:
 def sortable(key: tuple[Any, ...]) -> tuple[Any, ...]:
     """An identity key that sorts even where one entry has None and another a value (a rule
     with ``iif`` beside one without, at one priority): None first, values as they are."""
-    return tuple((0,) if item is None else (1, item) for item in key)
+    return tuple([_NONE_FIRST if item is None else (1, item) for item in key])
+
+
+_NONE_FIRST = (0,)
 
 
 @dataclass(frozen=True)
