@@ -418,6 +418,7 @@ def compute_policy(
     rules: set[Rule] = set()
     main_removals: set[Route] = set()
     origins: dict[Route, str] = {}
+    one_shot = memo is None  # (then no part's key is built nor hashed: nothing keeps them)
     memo = PolicyMemo() if memo is None else memo
     memo.start(config)
     peers = _gateway_routes(routes_by_if)
@@ -443,26 +444,30 @@ def compute_policy(
         )
         if table is None:
             continue
-        key = (
-            link.name,
-            table.id,
-            addrs,
-            default,
-            tuple(routes_by_if[link.name]),
-            declared.get(link.name),
-            tuple(owned_by_if.get(link.name, ())),
-            facts.seen.get(link.name),
-            tuple(native.get(link.name, ())),
-            peers,
-            six.key(link.name, table.id, owned_rule_set),
-        )
-        part = memo.part(
-            key,
-            partial(
-                _port_part, config, link, table.id, addrs, default, routes_by_if, by_dst,
-                declared, owned_by_if, facts, native, six, owned_rule_set,
-            ),
+        compute = partial(
+            _port_part, config, link, table.id, addrs, default, routes_by_if, by_dst,
+            declared, owned_by_if, facts, native, six, owned_rule_set,
         )  # fmt: skip
+        part = (
+            compute()
+            if one_shot
+            else memo.part(
+                (
+                    link.name,
+                    table.id,
+                    addrs,
+                    default,
+                    tuple(routes_by_if[link.name]),
+                    declared.get(link.name),
+                    tuple(owned_by_if.get(link.name, ())),
+                    facts.seen.get(link.name),
+                    tuple(native.get(link.name, ())),
+                    peers,
+                    six.key(link.name, table.id, owned_rule_set),
+                ),
+                compute,
+            )
+        )
         routes |= part.routes
         rules |= part.rules
         origins.update(part.origins)
