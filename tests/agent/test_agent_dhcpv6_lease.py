@@ -6,9 +6,10 @@ dnsmasq's shortest lease is 2 minutes (it raises anything shorter), so the clien
 T1 = 60 s: the one wait of this test. Two ports on two subnets: eth0's lease is renewed (the
 kernel's lifetimes of its address go back up), eth1's subnet is renumbered meanwhile (dnsmasq
 restarted with the new range, its lease database kept), so the server answers eth1's renewal
-with lifetimes 0 for the old address: the old address goes and its rule with it, the client
-solicits and gets the new one, which the agent routes. Checked with `ip -j`, not with the
-code under test.
+with lifetimes 0 for the old address: the old address goes and its rule with it (eth1 is
+dual-stack and keeps its IPv4 side), the client solicits and, once the server has an address
+for it, gets the new one, which the agent routes. Checked with `ip -j`, not with the code
+under test.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ OLD = {"eth0": "2001:db8:5::70", "eth1": "2001:db8:6::70"}
 NEW1 = "2001:db8:7::70"  # eth1's address once its subnet is renumbered
 ROUTER = {"eth0": "2001:db8:5::1", "eth1": "2001:db8:6::1"}
 LEASE = 120  # dnsmasq's minimum
+IPV4 = "10.1.0.12"  # eth1 is dual-stack: a DHCP-disabled IPv4 network beside its DHCPv6 one
 
 
 @dataclass
@@ -72,6 +74,10 @@ class Dhcpv6Lab:
         found = [a for entry in data for a in entry.get("addr_info", []) if "local" in a]
         return {a["local"]: a for a in found}
 
+    def rules4(self) -> list[dict[str, Any]]:
+        """The band's IPv4 rules."""
+        return [r for r in self.lab.json("-4", "rule") if 10000 <= r.get("priority", 0) <= 10099]
+
     def from_rules(self) -> set[str]:
         """The sources of the band's IPv6 ``from`` rules."""
         return {
@@ -82,7 +88,8 @@ class Dhcpv6Lab:
 
 
 def _network_data() -> dict[str, Any]:
-    """Nova's network_data.json for two ports on ``ipv6_dhcpv6-stateful`` subnets."""
+    """Nova's network_data.json for two ports on ``ipv6_dhcpv6-stateful`` subnets, eth1
+    also on a DHCP-disabled IPv4 subnet."""
     ports = ("eth0", "eth1")
     return {
         "links": [
@@ -91,16 +98,28 @@ def _network_data() -> dict[str, Any]:
         ],
         "networks": [
             {
-                "id": f"network{n}",
-                "type": "ipv6_dhcpv6-stateful",
-                "link": f"tap{i}",
-                "ip_address": OLD[i],
-                "netmask": "ffff:ffff:ffff:ffff::",
-                "network_id": f"net-{n}",
-                "routes": [{"network": "::", "netmask": "::", "gateway": ROUTER[i]}],
+                "id": "network4",
+                "type": "ipv4",
+                "link": "tapeth1",
+                "ip_address": IPV4,
+                "netmask": "255.255.255.0",
+                "network_id": "net-4",
+                "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "10.1.0.1"}],
                 "services": [],
-            }
-            for n, i in enumerate(ports)
+            },
+            *(
+                {
+                    "id": f"network{n}",
+                    "type": "ipv6_dhcpv6-stateful",
+                    "link": f"tap{i}",
+                    "ip_address": OLD[i],
+                    "netmask": "ffff:ffff:ffff:ffff::",
+                    "network_id": f"net-{n}",
+                    "routes": [{"network": "::", "netmask": "::", "gateway": ROUTER[i]}],
+                    "services": [],
+                }
+                for n, i in enumerate(ports)
+            ),
         ],
         "services": [],
     }
@@ -129,6 +148,8 @@ def dhcpv6_lab(tmp_path: Path) -> Iterator[Dhcpv6Lab]:
                 f" peer r{n} netns {lab.peer}".split()
             )
             lab.peer_ip("addr", "add", f"{ROUTER[ifname]}/64", "dev", f"r{n}", "nodad")
+            if ifname == "eth1":
+                lab.peer_ip("addr", "add", "10.1.0.1/24", "dev", "r1")
             lab.peer_ip("link", "set", f"r{n}", "up")
             lab.ip("link", "set", ifname, "up")
         # r1 announces its subnet's next prefix too (on-link, as after a renumbering).
@@ -159,9 +180,10 @@ def test_dhcpv6_renewal_refreshes_lifetimes_and_an_address_no_longer_leased_goes
     route in main), and its ``from`` rule. eth1's subnet is then renumbered on the server. At
     T1 (60 s) eth0's renewal brings its lifetimes back up (the kernel's figures before and
     after are in the assertion message); dnsmasq answers eth1's renewal with lifetimes 0 for
-    2001:db8:6::70: the hook removes it, the agent removes its rule (and does not restart the
-    client, which solicits), and the new address 2001:db8:7::70 gets its lifetimes and a rule
-    that routes it through eth1."""
+    2001:db8:6::70: the hook removes it, the agent removes its rule at once (eth1's IPv4
+    rules stay) and does not restart the client, which solicits; once the server has an
+    address for eth1, 2001:db8:7::70 gets its lifetimes and a rule that routes it through
+    eth1."""
     built = dhcpv6_lab
     lab = built.lab
     start = time.monotonic()
@@ -181,10 +203,13 @@ def test_dhcpv6_renewal_refreshes_lifetimes_and_an_address_no_longer_leased_goes
         assert 0 < found["preferred_life_time"] <= found["valid_life_time"] <= LEASE
         assert not [r for r in lab.routes("main") if r["dst"] in (address, f"{address}/128")]
 
-    # Renumber eth1's subnet: the server no longer leases 2001:db8:6::70.
+    # Renumber eth1's subnet: the server no longer leases 2001:db8:6::70, and has no address
+    # for eth1 yet.
     lab.peer_ip("addr", "add", "2001:db8:7::1/64", "dev", "r1", "nodad")
     lab.peer_ip("addr", "del", "2001:db8:6::1/64", "dev", "r1")
-    built.dnsmasq(("2001:db8:5::", "2001:db8:7::"), {"eth0": OLD["eth0"], "eth1": NEW1})
+    built.dnsmasq(("2001:db8:5::", "2001:db8:7::"), {"eth0": OLD["eth0"]})
+    ipv4_rules = built.rules4()
+    assert IPV4 in str(ipv4_rules)  # the IPv4 side of eth1: its table and rules
 
     # Until T1: the kernel's valid lifetime of eth0's address counts down, then RENEW6
     # brings it back up (twice a second: this wait is a minute).
@@ -200,12 +225,21 @@ def test_dhcpv6_renewal_refreshes_lifetimes_and_an_address_no_longer_leased_goes
     assert seen[-1] >= LEASE - 10 and eth0["preferred_life_time"] >= LEASE - 10, figures
     assert "DHCPRENEW(r0)" in (lab.tmp / "dnsmasq.log").read_text()
 
-    def moved() -> bool:
-        now = built.globals6("eth1")
-        return OLD["eth1"] not in now and NEW1 in now and NEW1 in built.from_rules()
+    # eth1's renewal got lifetimes 0: the address goes, and its rule with it at once (the
+    # port keeps IPv4, its table and rules); its client solicits, not restarted by the agent.
+    wait_until(
+        lambda: not built.globals6("eth1") and OLD["eth1"] not in built.from_rules(),
+        10,
+        "eth1's old address and its rule gone\n" + lab.agent_log(),
+    )
+    assert OLD["eth0"] in built.from_rules() and built.rules4() == ipv4_rules
+    assert "eth1: its DHCPv6 lease is over" in lab.agent_log()
 
-    wait_until(moved, 20, "eth1's old address and rule gone, the new one routed")
-    assert OLD["eth1"] not in built.from_rules() and OLD["eth0"] in built.from_rules()
+    # The server gives eth1 its new address: routed through eth1 once bound.
+    (lab.tmp / "hosts").write_text(f"{MAC['eth0']},[{OLD['eth0']}]\n{MAC['eth1']},[{NEW1}]\n")
+    dnsmasq = next(p for p in lab.processes if "dnsmasq" in p.args)
+    dnsmasq.send_signal(signal.SIGHUP)  # dnsmasq reads its hosts file again
+    wait_until(lambda: NEW1 in built.from_rules(), 20, "eth1's new address routed")
     new = built.globals6("eth1")[NEW1]
     assert 0 < new["valid_life_time"] <= LEASE and new.get("noprefixroute")
     route = lab.json("-6", "route", "get", "2001:db8:ff::10", "from", NEW1)
