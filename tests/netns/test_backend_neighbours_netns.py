@@ -199,7 +199,7 @@ def test_dhcpv6_hook_gives_the_kernel_the_lease_lifetimes(pair: tuple[str, str])
     /128 ``noprefixroute`` (no host route in main) with the lease's lifetimes, which the
     kernel counts down (``dynamic``); DEPREF6 deprecates it (preferred 0, valid kept);
     RENEW6 refreshes both; a RENEW6 with lifetimes 0 (the server no longer leases it)
-    removes it."""
+    removes it; a lease of 2 s left alone is deprecated, then removed by the kernel."""
     a, _ = pair
     base = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -210,15 +210,18 @@ def test_dhcpv6_hook_gives_the_kernel_the_lease_lifetimes(pair: tuple[str, str])
     }
     hook = [sys.executable, "-m", "multihome.agent.dhcphook"]
 
-    def run(reason: str, **env: object) -> dict[str, Any] | None:
-        given = {**base, "reason": reason, **{k: str(v) for k, v in env.items()}}
-        done = sh("ip", "netns", "exec", a, "env", *(f"{k}={v}" for k, v in given.items()), *hook)
-        assert done.returncode == 0 and not done.stderr, done.stderr
+    def leased() -> dict[str, Any] | None:
         out = sh("ip", "-n", a, "-j", "-6", "addr", "show", "dev", "va", "scope", "global").stdout
         found = [
             x for e in json.loads(out) for x in e["addr_info"] if x.get("local") == "fd00:77::70"
         ]
         return found[0] if found else None
+
+    def run(reason: str, **env: object) -> dict[str, Any] | None:
+        given = {**base, "reason": reason, **{k: str(v) for k, v in env.items()}}
+        done = sh("ip", "netns", "exec", a, "env", *(f"{k}={v}" for k, v in given.items()), *hook)
+        assert done.returncode == 0 and not done.stderr, done.stderr
+        return leased()
 
     now = int(time.time())
     bound = run("BOUND6", new_life_starts=now, new_preferred_life=100, new_max_life=120)
@@ -240,3 +243,12 @@ def test_dhcpv6_hook_gives_the_kernel_the_lease_lifetimes(pair: tuple[str, str])
     assert renewed is not None and not renewed.get("deprecated")
     assert 590 <= int(renewed["valid_life_time"]) <= 600
     assert run("RENEW6", **old, new_life_starts=now, new_preferred_life=0, new_max_life=0) is None
+    # A lease nobody renews: the kernel deprecates the address, then removes it, by itself.
+    short = run("BOUND6", new_life_starts=int(time.time()), new_preferred_life=1, new_max_life=2)
+    assert short is not None and not short.get("deprecated")
+    states = []
+    deadline = time.monotonic() + 5
+    while (now_there := leased()) is not None and time.monotonic() < deadline:
+        states.append("deprecated" if now_there.get("deprecated") else "preferred")
+        time.sleep(0.1)
+    assert now_there is None and "deprecated" in states, states
