@@ -39,6 +39,7 @@ from typing import Any
 
 from multihome.backend import Backend
 from multihome.files import read_text, under_root, write_atomic
+from multihome.model import FOREVER
 from multihome.plan import Change
 from multihome.processes import DHCP_CLIENTS
 from multihome.source.ports import StaticConfig
@@ -217,7 +218,7 @@ def lease6_over(ifname: str, root: Path, now: float) -> bool:
     newest = text.rpartition("lease6 {")[2]
     found = [(int(start), int(life)) for start, life in _IAADDR.findall(newest)]
     return bool(found) and all(
-        life == 0 or (life != 0xFFFFFFFF and start + life <= now) for start, life in found
+        life == 0 or (life != FOREVER and start + life <= now) for start, life in found
     )
 
 

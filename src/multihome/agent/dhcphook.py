@@ -63,6 +63,8 @@ UNBIND = {"EXPIRE", "FAIL", "RELEASE", "STOP"}
 BIND6 = {"BOUND6", "RENEW6", "REBIND6", "REBOOT6"}
 UNBIND6 = {"EXPIRE6", "RELEASE6", "STOP6"}
 DEPREF6 = "DEPREF6"
+#: The reasons the script acts on (dhclient's others, ``NBI``, ``MEDIUM``, ..., are no-ops).
+REASONS = BIND | UNBIND | BIND6 | UNBIND6 | {DEPREF6, "PREINIT", "PREINIT6"}
 
 
 def classless_routes(text: str) -> list[tuple[ipaddress.IPv4Network, ipaddress.IPv4Address]]:
@@ -108,11 +110,7 @@ def run(env: Mapping[str, str], backend: Backend | None = None) -> int:
     None)."""
     reason = env.get("reason", "")
     ifname = env.get("interface", "")
-    if not ifname or reason not in BIND | UNBIND | BIND6 | UNBIND6 | {
-        DEPREF6,
-        "PREINIT",
-        "PREINIT6",
-    }:
+    if not ifname or reason not in REASONS:
         return 0
     if backend is not None:
         return _run(env, backend, reason, ifname)
