@@ -45,6 +45,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "multihome.manifest",
             "multihome.portconfig",
             "multihome.managers",
+            "multihome.kerneldigest",
         ),
     ),
     ("decisions", ("multihome.policy", "multihome.plan", "multihome.explain")),
@@ -64,7 +65,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "multihome.lab",
         ),
     ),
-    ("cli", ("multihome", "multihome.cli", "multihome.__main__", "multihome._entry")),
+    (
+        "cli",
+        ("multihome", "multihome.cli", "multihome.__main__", "multihome._entry", "multihome.noop"),
+    ),
 )
 
 
