@@ -137,7 +137,7 @@ def answer(args: list[str]) -> int | None:
 
 def _decide(request: Request) -> int | None:
     from multihome.kerneldigest import current
-    from multihome.source.portfacts import host_reader
+    from multihome.leasefiles import host_signature
     from multihome.transaction.fingerprint import config_source, inputs, trusted
     from multihome.transaction.session import open_clean_session
     from multihome.transaction.statedir import StateDir, current_namespace
@@ -148,13 +148,12 @@ def _decide(request: Request) -> int | None:
         return None  # no state yet, or another namespace's: the CLI creates or removes it
     state = StateDir(found.path, found.netns, identity)
     source = config_source(request.config, request.root)
-    reader = host_reader(request.root)
     session = open_clean_session(state, request.root, timeout=request.lock_timeout)
     if session is None:
         return None
     try:
         options = "--no-sysctls" if request.no_sysctls else ""
-        digest = inputs(source, request.root, reader.signature(), options)
+        digest = inputs(source, request.root, host_signature(request.root), options)
         kernel = trusted(session.state, digest)
         if kernel is None or kernel != current():
             return None

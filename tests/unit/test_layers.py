@@ -61,6 +61,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "multihome.persist",
             "multihome.render",
             "multihome.source",
+            "multihome.leasefiles",
             "multihome.cloud",
             "multihome.lab",
         ),

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from multihome.backend import (
-    NAMESPACE_LOCK,
     Announcement,
     ChangeFailed,
     Fingerprint,
@@ -137,6 +136,7 @@ from multihome.model import (
     Sysctl,
     conf_sysctl,
 )
+from multihome.processes import NAMESPACE_LOCK
 
 if TYPE_CHECKING:
     from multihome.plan import Change
@@ -204,7 +204,7 @@ class NetlinkBackend:
     ``local_table=False``: :meth:`read` leaves out the routes of the ``local`` table (the
     kernel's own, two or three per address: half of all routes on a VM with many ports),
     which an apply never looks at (multihome owns none there; ``explain`` and ``status``
-    walk them, and keep the default). The fingerprint still covers them."""
+    walk them, and keep the default). The fingerprint leaves them out too."""
 
     namespace_lock: str | None = NAMESPACE_LOCK
 

@@ -28,14 +28,16 @@ from _blake2 import blake2b
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from multihome._version import __version__
 from multihome.files import DEFAULT_CONFIG_PATH, read_text, under_root
 from multihome.names import RT_PROTOS_FILE, RT_TABLES_FILE
 from multihome.transaction.statedir import FINGERPRINT, StateDir
 
-if TYPE_CHECKING:  # the no-op decision (multihome.noop) imports this module: nothing heavy
+# Not ``typing.TYPE_CHECKING``: the no-op decision (multihome.noop) imports this module,
+# and neither typing nor the model nor the backend.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
     from multihome.backend import Backend
     from multihome.model import HostState
     from multihome.plan import Change

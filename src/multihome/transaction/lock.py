@@ -1,7 +1,7 @@
 """The lock that keeps two applies (a user and the agent, say) from interleaving.
 
 Two locks, taken in this order. The namespace lock: a unix socket bound to the abstract name
-``@multihome/lock`` (:data:`~multihome.backend.NAMESPACE_LOCK`). Abstract names live in
+``@multihome/lock`` (:data:`~multihome.processes.NAMESPACE_LOCK`). Abstract names live in
 the network namespace, so it serialises every multihome changing this namespace whatever its
 ``--root`` (two roots mean two state directories, which must not decide alone); the kernel
 frees the name when the last descriptor of the socket closes, also on SIGKILL. A backend that
@@ -21,7 +21,6 @@ import socket
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 
 from multihome.errors import LockTimeoutError
@@ -197,6 +196,8 @@ def _busy_message(state: StateDir, timeout: float, pids: Sequence[int] | None = 
 
 
 def _clock(timestamp: float) -> str:
+    from datetime import datetime  # in messages only: not on every apply's path
+
     return datetime.fromtimestamp(timestamp).strftime("%H:%M:%S")
 
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from multihome.backend import NAMESPACE_LOCK, Backend
+from multihome.processes import NAMESPACE_LOCK
 from multihome.transaction import DEFAULT_LOCK_TIMEOUT
 from multihome.transaction.lock import Lock, acquire
 from multihome.transaction.statedir import JOURNAL, PENDING, StateDir, new_id, sweep, sweep_due
 
+# Not ``typing.TYPE_CHECKING``: the no-op apply (multihome.noop) opens its session without
+# typing, the backend or the model.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from multihome.backend import Backend
     from multihome.transaction import journal
 
 

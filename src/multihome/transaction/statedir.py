@@ -6,7 +6,6 @@ import errno
 import fcntl
 import ipaddress
 import json
-import logging
 import os
 import socket
 import sys
@@ -14,13 +13,18 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from multihome.errors import InputError
 from multihome.files import make_dirs, read_text, remove_file, under_root, write_atomic
-from multihome.model import NextHop, Route, Rule, Sysctl
 
+# Not ``typing.TYPE_CHECKING``: this module is on the no-op apply's path (multihome.noop),
+# which imports neither typing nor the model (only the codecs below need it).
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # the plan (and the policy) only where changes are decoded
+    import logging
+    from typing import Any
+
+    from multihome.model import Route, Rule
     from multihome.plan import Change
 
 STATE_BASE = Path("/run/multihome")
@@ -52,7 +56,12 @@ SWEEP_LIMIT = 256
 #: A namespace's sessions sweep at most this often (seconds); the time is in :data:`SWEPT`.
 SWEEP_INTERVAL = 60.0
 
-log = logging.getLogger(__name__)
+
+def _log() -> logging.Logger:
+    """This module's logger (logging only when there is something to say)."""
+    import logging
+
+    return logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -175,7 +184,7 @@ class StateDir:
                 f"{self.path}: state of another network namespace ({reason}) that cannot be "
                 f"removed ({exc.strerror}); remove it, or run as root"
             ) from exc
-        log.warning(
+        _log().warning(
             "removed %s: state of a network namespace that no longer exists (%s)", self.path, reason
         )
 
@@ -337,7 +346,7 @@ def sweep(
         try:
             state.discard(reason)
         except InputError as exc:
-            log.warning("%s", exc)
+            _log().warning("%s", exc)
             continue
         removed.append(state.path)
     return removed
@@ -400,6 +409,8 @@ def object_text(obj: Route | Rule) -> str:
     objects for the kernel's unchanged routes and rules, so a repair's checkpoint and
     journal encode only what is new (at 16 ports the checkpoint holds ~100 of them, encoded
     twice per repair before)."""
+    from multihome.model import Route
+
     text = obj.__dict__.get(_TEXT)
     if text is None:
         text = json_text(route_to_json(obj) if isinstance(obj, Route) else rule_to_json(obj))
@@ -417,6 +428,8 @@ def route_to_json(route: Route) -> dict[str, Any]:
 
 
 def route_from_json(data: dict[str, Any]) -> Route:
+    from multihome.model import NextHop, Route
+
     return Route(
         table=int(data["table"]),
         dst=ipaddress.ip_network(data["dst"]),
@@ -452,6 +465,7 @@ def rule_to_json(rule: Rule) -> dict[str, Any]:
 
 def rule_from_json(data: dict[str, Any]) -> Rule:
     """The rule :func:`rule_to_json` wrote (and the older files without the newer fields)."""
+    from multihome.model import Rule
 
     def net(key: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
         value = data.get(key)
@@ -492,6 +506,8 @@ def rule_from_json(data: dict[str, Any]) -> Rule:
 
 
 def change_to_json(change: Change) -> dict[str, Any]:
+    from multihome.model import Route, Sysctl
+
     obj = change.obj
     if isinstance(obj, Sysctl):
         body: dict[str, Any] = {"name": obj.name, "value": obj.value}
@@ -505,6 +521,8 @@ def change_to_json(change: Change) -> dict[str, Any]:
 def change_text(change: Change) -> str:
     """:func:`change_to_json` as the state files hold it (the route's or rule's text
     encoded once, :func:`object_text`)."""
+    from multihome.model import Sysctl
+
     obj = change.obj
     body = (
         json_text({"name": obj.name, "value": obj.value})
@@ -522,6 +540,7 @@ def change_text(change: Change) -> str:
 
 
 def change_from_json(data: dict[str, Any]) -> Change:
+    from multihome.model import Sysctl
     from multihome.plan import Change
 
     kind = data["kind"]
