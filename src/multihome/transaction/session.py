@@ -3,7 +3,6 @@ of an interrupted apply that every session starts with."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from multihome.processes import NAMESPACE_LOCK
@@ -19,17 +18,25 @@ if TYPE_CHECKING:
     from multihome.transaction import journal
 
 
-@dataclass
 class Session:
-    """The held lock of one namespace's state directory."""
+    """The held lock of one namespace's state directory (a plain class: see
+    :class:`~multihome.transaction.statedir.StateDir`)."""
 
-    state: StateDir
-    lock: Lock
-    root: Path
-    apply_id: str
-    """The id the next checkpoint gets (a confirmation window refers to it)."""
-    recovery: journal.Recovery | None = None
-    """What was done about an interrupted apply found when the session opened."""
+    def __init__(
+        self,
+        state: StateDir,
+        lock: Lock,
+        root: Path,
+        apply_id: str,
+        recovery: journal.Recovery | None = None,
+    ) -> None:
+        self.state = state
+        self.lock = lock
+        self.root = root
+        self.apply_id = apply_id
+        """The id the next checkpoint gets (a confirmation window refers to it)."""
+        self.recovery = recovery
+        """What was done about an interrupted apply found when the session opened."""
 
     def close(self) -> None:
         self.lock.release()

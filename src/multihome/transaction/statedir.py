@@ -11,7 +11,6 @@ import socket
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 from multihome.errors import InputError
@@ -64,8 +63,37 @@ def _log() -> logging.Logger:
     return logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class NamespaceId:
+class _Frozen:
+    """A small frozen value: equal, hashed and shown by its ``__slots__`` fields. Not a
+    dataclass: ``dataclasses`` imports ``inspect`` (with ``ast``, ``dis``, ``tokenize``), a
+    fifth of the instructions of the no-op apply, which uses this module."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, _Frozen)
+            and type(other) is type(self)
+            and (self._fields() == other._fields())
+        )
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{n}={v!r}" for n, v in zip(self.__slots__, self._fields(), strict=True)
+        )
+        return f"{type(self).__name__}({fields})"
+
+
+class NamespaceId(_Frozen):
     """What identifies a network namespace while the machine is up.
 
     The inode of ``/proc/self/ns/net`` is unique only among the namespaces alive right now:
@@ -74,12 +102,18 @@ class NamespaceId:
     records all three (cookie, inode, boot id) to recognise state whose namespace is gone.
     """
 
+    __slots__ = ("boot", "cookie", "inode")
     cookie: int | None
     """``SO_NETNS_COOKIE``; None on kernels before 5.14 (then the inode names the folder)."""
     inode: int
     """The inode of the namespace file (unique among live namespaces only)."""
     boot: str
     """The kernel's boot id."""
+
+    def __init__(self, cookie: int | None, inode: int, boot: str) -> None:
+        object.__setattr__(self, "cookie", cookie)
+        object.__setattr__(self, "inode", inode)
+        object.__setattr__(self, "boot", boot)
 
     @property
     def key(self) -> str:
@@ -138,14 +172,19 @@ def new_id() -> str:
     return f"{time.strftime('%Y%m%dT%H%M%S')}-{os.urandom(4).hex()}"
 
 
-@dataclass(frozen=True)
-class StateDir:
+class StateDir(_Frozen):
     """The state directory of one network namespace below one ``--root``."""
 
+    __slots__ = ("identity", "netns", "path")
     path: Path
     netns: str
-    identity: NamespaceId | None = None
+    identity: NamespaceId | None
     """The namespace's identity, written into the folder when it is created."""
+
+    def __init__(self, path: Path, netns: str, identity: NamespaceId | None = None) -> None:
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "netns", netns)
+        object.__setattr__(self, "identity", identity)
 
     @classmethod
     def current(cls, root: Path) -> StateDir:
@@ -155,7 +194,8 @@ class StateDir:
         with the same cookie, or, without cookies, a deleted one with the same inode) is
         never used: it is removed, with a log line."""
         identity = current_namespace()
-        state = replace(cls.of(root, identity.key), identity=identity)
+        found = cls.of(root, identity.key)
+        state = cls(found.path, found.netns, identity)
         owner = state.recorded()
         if owner != identity and state.path.exists():
             state.discard(_stale_reason(owner, identity))
