@@ -23,10 +23,8 @@ def test_the_plain_apply_and_its_harmless_options_are_understood() -> None:
         False,
     )
     assert plain.lock_timeout == DEFAULT_LOCK_TIMEOUT
-    full = parse(
-        ["--root", "/tmp/r", "--config=/etc/c.yaml", "apply", "-q", "--detailed-exit-codes"]
-        + ["--no-sysctls", "--lock-timeout", "2.5"]
-    )
+    options = ["-q", "--detailed-exit-codes", "--no-sysctls", "--lock-timeout", "2.5"]
+    full = parse(["--root", "/tmp/r", "--config=/etc/c.yaml", "apply", *options])
     assert full is not None
     assert (full.root, full.config, full.quiet, full.no_sysctls, full.lock_timeout) == (
         Path("/tmp/r"),
