@@ -32,6 +32,11 @@ import struct
 # hashlib's own blake2b, without hashlib's OpenSSL binding (a shared library to load).
 from _blake2 import blake2b
 
+# Not ``typing``: on every no-op apply's path (type checkers treat the name alike).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 #: The IPv4 sysctls multihome reads and sets per interface (the configuration's ``sysctls``).
 SYSCTL_KNOBS = ("rp_filter", "arp_ignore", "arp_announce", "arp_filter")
 
@@ -75,13 +80,15 @@ LINK_DUMP = struct.pack("=BxHiII", 0, 0, 0, 0, 0) + struct.pack(
 _RECV_SIZE = 256 * 1024
 
 
-def only(head: bytes, body: bytes, header: int, keep: frozenset[int]) -> bytes:
+def only(
+    head: bytes, body: bytes, header: int, keep: frozenset[int], _attr: Any = _NLATTR.unpack_from
+) -> bytes:
     """``head`` and the attributes of ``body`` (after ``header``) of the types in ``keep``."""
     kept = [head]
     offset = header
     size = len(body)
     while offset + 4 <= size:
-        length, kind = _NLATTR.unpack_from(body, offset)
+        length, kind = _attr(body, offset)
         if length < 4:
             break
         if kind & NLA_TYPE_MASK in keep:
@@ -104,16 +111,17 @@ def _nested(payload: bytes, wanted: int) -> bytes:
     return b""
 
 
-def link_part(body: bytes) -> tuple[bytes, str | None]:
+def link_part(body: bytes, _attr: Any = _NLATTR.unpack_from) -> tuple[bytes, str | None]:
     """What the digest keeps of a link message, and its name when it has no IPv4 devconf
-    (its knobs are then read from ``/proc/sys``)."""
+    (its knobs are then read from ``/proc/sys``). (``_attr``: bound once, the loop's
+    hottest call.)"""
     kept = [body[:12]]  # family, type, index, flags; not ifi_change
     offset = IFINFOMSG_SIZE
     size = len(body)
     name = None
     inet = b""
     while offset + 4 <= size:
-        length, kind = _NLATTR.unpack_from(body, offset)
+        length, kind = _attr(body, offset)
         if length < 4:
             break
         kind &= NLA_TYPE_MASK
