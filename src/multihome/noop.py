@@ -125,28 +125,36 @@ def answer(args: list[str]) -> int | None:
         return None
     from multihome.errors import MultihomeError
 
+    answered: list[bool] = []
     try:
-        return _decide(request)
+        return _decide(request, answered)
     except (MultihomeError, KeyboardInterrupt) as exc:
         from multihome.cli import report_error
 
         report_error(exc, args)
-    except Exception:
+    except Exception as exc:
+        if answered:  # said "no changes" already: the CLI's error path, never twice
+            from multihome.cli import report_error
+
+            report_error(exc, args)
         return None  # the CLI meets it again, and says it its way
 
 
-def _decide(request: Request) -> int | None:
+def _decide(request: Request, answered: list[bool]) -> int | None:
+    """The no-op's exit code, or None; ``answered`` gets an item once output is written."""
     from multihome.kerneldigest import current
     from multihome.leasefiles import host_signature
     from multihome.transaction.fingerprint import config_source, inputs, trusted
     from multihome.transaction.session import open_clean_session
-    from multihome.transaction.statedir import StateDir, current_namespace
+    from multihome.transaction.statedir import FINGERPRINT, StateDir, current_namespace
 
     identity = current_namespace()
     found = StateDir.of(request.root.absolute(), identity.key)
     if found.recorded() != identity:
         return None  # no state yet, or another namespace's: the CLI creates or removes it
     state = StateDir(found.path, found.netns, identity)
+    if not state.exists(FINGERPRINT):
+        return None  # nothing recorded: no lock taken for nothing
     source = config_source(request.config, request.root)
     session = open_clean_session(state, request.root, timeout=request.lock_timeout)
     if session is None:
@@ -157,6 +165,7 @@ def _decide(request: Request) -> int | None:
         kernel = trusted(session.state, digest)
         if kernel is None or kernel != current():
             return None
+        answered.append(True)
         if not request.quiet:
             sys.stdout.write(NO_CHANGES + "\n")
         resume_agent(request.root)
