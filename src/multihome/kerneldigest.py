@@ -192,7 +192,12 @@ def digest(
 
 def dump(sock: socket.socket, kind: int, request: bytes, seq: int) -> list[bytes]:
     """The bodies of the answers to the dump request ``kind`` (retried when the kernel says a
-    concurrent change interrupted it); ``OSError`` when the kernel refuses it."""
+    concurrent change interrupted it); ``OSError`` when the kernel refuses it.
+
+    :meth:`multihome.backend.rtnl.RtnlSocket.dump` does the same for the backend, decoding
+    each message and raising the kernel's extended error; it is not used here because
+    importing anything from ``multihome.backend`` imports the model (this module is on the
+    no-op apply's path)."""
     for attempt in range(5):
         sock.send(
             _NLMSGHDR.pack(16 + len(request), kind, NLM_F_REQUEST | NLM_F_DUMP, seq + attempt, 0)
