@@ -88,8 +88,10 @@ class CliOptions:
         from multihome.config import load_config
         from multihome.files import DEFAULT_CONFIG_PATH, under_root
 
-        if source is not None:
+        if source is not None:  # what was read is what is parsed (even if it changed since)
             path, raw = source
+            if raw is None:  # the default file was absent
+                return load_config(None)
             return load_config(path, explicit=self.config_path is not None, raw=raw)
         if self.config_path is not None:
             return load_config(self.config_path, explicit=True)

@@ -139,3 +139,22 @@ def test_the_lease_files_and_their_first_expiry_are_part_of_the_fingerprint(
     backend.watch()
     assert record(backend, state_dir, v1, backend.state, (), time.time() - 1)
     assert not unchanged(backend, state_dir, v1)
+
+
+def test_the_configuration_an_apply_parses_is_the_one_it_hashed(tmp_path: Path) -> None:
+    """The apply parses the bytes its inputs digest hashed, not the file read again: a file
+    changed (or created) between the two is the next apply's input, never this one's."""
+    from multihome.cli import CliOptions
+
+    options = CliOptions(config_path=None, root=tmp_path, color=False)
+    absent = config_source(None, tmp_path)
+    assert absent is not None and absent[1] is None
+    config = tmp_path / "etc/multihome/config.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text("interfaces:\n  exclude: [eth9]\n")
+    assert options.config(absent) == Config()
+    read = config_source(None, tmp_path)
+    config.write_text("interfaces:\n  exclude: [eth8]\n")
+    assert options.config(read).exclude == ("eth9",)
+    assert options.config(config_source(None, tmp_path)).exclude == ("eth8",)
+    assert inputs(read, tmp_path) != inputs(config_source(None, tmp_path), tmp_path)
