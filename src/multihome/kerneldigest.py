@@ -25,8 +25,10 @@ keeps its digest.
 
 from __future__ import annotations
 
+# The C module: socket.py builds enums of every constant at import (8% of the no-op's
+# instructions); a plain netlink socket is all that is needed.
+import _socket
 import os
-import socket
 import struct
 
 # hashlib's own blake2b, without hashlib's OpenSSL binding (a shared library to load).
@@ -132,7 +134,7 @@ def link_part(body: bytes, _attr: Any = _NLATTR.unpack_from) -> tuple[bytes, str
         elif kind == IFLA_LINKINFO:
             kept.append(_nested(body[offset : offset + length], IFLA_INFO_KIND))
         elif kind == IFLA_AF_SPEC:
-            inet = _nested(body[offset : offset + length], socket.AF_INET)
+            inet = _nested(body[offset : offset + length], _socket.AF_INET)
             kept.append(inet)
         offset += (length + 3) & ~3
     return b"".join(kept), (name if not inet else None)
@@ -180,7 +182,7 @@ def digest(
     for body in routes:
         if body[4] == TABLE_LOCAL:
             continue  # the kernel's own (from the addresses); an apply never reads them
-        if body[0] == socket.AF_INET:
+        if body[0] == _socket.AF_INET:
             hashed.update(body)  # IPv4 routes carry no timers nor counters
         else:
             hashed.update(only(body[:8], body, RTMSG_SIZE, ROUTE_FIELDS))
@@ -190,7 +192,7 @@ def digest(
     return hashed.hexdigest()
 
 
-def dump(sock: socket.socket, kind: int, request: bytes, seq: int) -> list[bytes]:
+def dump(sock: _socket.socket, kind: int, request: bytes, seq: int) -> list[bytes]:
     """The bodies of the answers to the dump request ``kind`` (retried when the kernel says a
     concurrent change interrupted it); ``OSError`` when the kernel refuses it.
 
@@ -236,16 +238,19 @@ def dump(sock: socket.socket, kind: int, request: bytes, seq: int) -> list[bytes
 
 def current(proc_sys: str = "/proc/sys") -> str:
     """The digest of this network namespace's state now (its own netlink socket)."""
-    with socket.socket(
-        socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE
-    ) as sock:
+    sock = _socket.socket(
+        _socket.AF_NETLINK, _socket.SOCK_RAW | _socket.SOCK_CLOEXEC, _socket.NETLINK_ROUTE
+    )
+    try:
         sock.bind((0, 0))
         links = dump(sock, RTM_GETLINK, LINK_DUMP, 1)
         addresses = dump(sock, RTM_GETADDR, bytes(IFADDRMSG_SIZE), 10)
         routes: list[bytes] = []
         rules: list[bytes] = []
-        for family in (socket.AF_INET, socket.AF_INET6):
+        for family in (_socket.AF_INET, _socket.AF_INET6):
             routes += dump(sock, RTM_GETROUTE, bytes([family]) + bytes(RTMSG_SIZE - 1), 20 + family)
-        for family in (socket.AF_INET, socket.AF_INET6):
+        for family in (_socket.AF_INET, _socket.AF_INET6):
             rules += dump(sock, RTM_GETRULE, bytes([family]) + bytes(RTMSG_SIZE - 1), 40 + family)
+    finally:
+        sock.close()
     return digest(links, addresses, routes, rules, proc_sys)

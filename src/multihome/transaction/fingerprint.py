@@ -18,7 +18,6 @@ nothing is recorded and the next apply does the full read.
 from __future__ import annotations
 
 import os
-import socket
 import stat
 import time
 
@@ -42,7 +41,8 @@ if TYPE_CHECKING:
     from multihome.model import HostState
     from multihome.plan import Change
 
-_FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
+#: ``AF_INET``, ``AF_INET6`` (socket.py, with its enums, is not imported on the no-op's path).
+_FAMILIES = {4: 2, 6: 10}
 
 
 #: How much of the configuration file is read: one byte more than the parser accepts

@@ -14,10 +14,10 @@ the locks after the apply process is gone, until the window ends. Releasing is c
 
 from __future__ import annotations
 
+import _socket  # not socket.py (its enums): on every apply's path, see statedir
 import errno
 import fcntl
 import os
-import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -35,7 +35,7 @@ POLL = 0.05
 class Lock:
     """A held lock; ``release`` (or leaving the ``with`` block) closes it."""
 
-    def __init__(self, state: StateDir, fd: int, namespace: socket.socket | None = None) -> None:
+    def __init__(self, state: StateDir, fd: int, namespace: _socket.socket | None = None) -> None:
         self.state = state
         self._fd: int | None = fd
         self._namespace = namespace
@@ -107,11 +107,11 @@ def acquire(
     return Lock(state, fd, held)
 
 
-def _bind_namespace(state: StateDir, name: str, deadline: float, timeout: float) -> socket.socket:
+def _bind_namespace(state: StateDir, name: str, deadline: float, timeout: float) -> _socket.socket:
     """Bind the abstract socket ``name``, polling until ``deadline`` while another holds it."""
     address = b"\0" + name.encode()
     while True:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
         try:
             sock.bind(address)
             return sock

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+# The C module: socket.py builds enums of every constant at import (8% of the instructions
+# of the no-op apply, which uses this module); a plain socket is all that is needed here.
+import _socket
 import errno
 import fcntl
 import ipaddress
 import json
 import os
-import socket
 import sys
 import time
 from collections.abc import Iterable
@@ -47,7 +49,7 @@ FINGERPRINT = "fingerprint.json"
 #: ``SO_NETNS_COOKIE`` (Linux 5.14+, asm-generic value): the network namespace's cookie, a
 #: 64-bit number the kernel never gives to another namespace until it reboots. Python's
 #: socket module does not export it everywhere.
-SO_NETNS_COOKIE: int = getattr(socket, "SO_NETNS_COOKIE", 71)
+SO_NETNS_COOKIE: int = getattr(_socket, "SO_NETNS_COOKIE", 71)
 #: What identifies the namespace a state directory belongs to (see :class:`NamespaceId`).
 IDENTITY = "namespace.json"
 #: How many other namespaces' folders one session start inspects at most (bounded cost).
@@ -135,8 +137,11 @@ class NamespaceId(_Frozen):
 def netns_cookie() -> int | None:
     """The cookie of this thread's network namespace; None where the kernel has none."""
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-            raw = sock.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8)
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
+        try:
+            raw = sock.getsockopt(_socket.SOL_SOCKET, SO_NETNS_COOKIE, 8)
+        finally:
+            sock.close()
     except OSError as exc:
         if exc.errno in (errno.ENOPROTOOPT, errno.EINVAL):
             return None
