@@ -491,10 +491,10 @@ def export(path: Path, fmt: str, output: Path | None) -> None:
     "--network private --security-group ssh --floating-ip public\n"
     "  multihome cloud attach-port vm1 --network private --subnet private-v4 "
     "--fixed-ip 192.168.0.112\n"
-    "  multihome cloud attach-port vm1 --network ds-private "
-    "--fixed-ip 192.168.0.112 --fixed-ip 2001:db8:0:2::112\n"
-    "  multihome cloud attach-port vm1 --network ds-private "
-    "--fixed-ip ds-private-v6=2001:db8:0:2::112 --json",
+    "  multihome cloud attach-port vm1 --network private "
+    "--fixed-ip 192.168.0.113 --fixed-ip 2001:db8:0:2::113\n"
+    "  multihome cloud attach-port vm1 --network private "
+    "--fixed-ip private-v6=2001:db8:0:2::114 --json   (an IPv6-only port)",
 )
 @click.argument("server")
 @click.option("--network", required=True, help="Network of the new port (name).")
