@@ -615,9 +615,9 @@ def attach_port(
             for mode in sorted(m or "slaac" for m in modes)
         )
         click.echo(
-            f"IPv6: the interface gets its IPv6 address from {how}; run `multihome apply` "
-            "once `ip -6 addr show dev IF` lists it without `tentative` (the agent waits "
-            "for it by itself)"
+            f"IPv6: the interface gets its IPv6 addresses from {how}; run `multihome apply` "
+            "once `ip -6 addr show dev IF` lists them without `tentative` (the agent waits "
+            "for them by itself)"
         )
     click.echo(f"({counter.count} API call(s))", err=True)
 

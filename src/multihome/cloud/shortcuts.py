@@ -6,7 +6,8 @@ address pairs on a port. Errors from the cloud are translated like ``apply``'s.
 the port's ``fixed_ips``, every address checked against its subnet (family, CIDR, an
 address mode that lets it be chosen) before anything is created; without either, Neutron
 gives the port an address on one IPv4 subnet, one DHCPv6-stateful subnet and every SLAAC /
-DHCPv6-stateless subnet of the network, and it adds those automatic ones to any list given.
+DHCPv6-stateless subnet of the network, and it adds those automatic ones to any list given
+(Neutron 29, ``neutron/db/ipam_pluggable_backend.py``, ``_allocate_ips_for_port``).
 The floating IP maps to the port's IPv4 address: Neutron has none for IPv6."""
 
 from __future__ import annotations
