@@ -332,7 +332,7 @@ def reconstruct_moved(current: HostState, config: Config, record: Record) -> lis
         (r.family, device)
         for r in current.routes
         if r.table == TABLE_MAIN and r.is_default
-        for device in r.devices
+        for device in (r.ifname, *r.devices)
     }
     found: dict[tuple[int, str | None], Route] = {}
     for route in sorted(owned_routes(current, config), key=lambda r: (r.metric, r.order)):
