@@ -19,6 +19,7 @@ Checked with ``ip -j`` and nft counters, never with multihome's code.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -321,7 +322,8 @@ def test_networkmanagers_multipath_ra_default_then_apply_and_persist(
     again), and again after ``nmcli connection up`` re-activates each profile: the same
     family-6 rules in the band, each port's table with its single-path default via the
     router through its own port, main's multipath route at the shared metric, every lookup
-    and every client's request through the address's own port, nothing more dropped."""
+    and every client's request through the address's own port, nothing more dropped; an
+    apply then changes no route or rule (NetworkManager's copies are apply's own)."""
     need("NetworkManager", "nmcli", "dbus-daemon")
     lab = make_lab(2)
     started: Started = []
@@ -377,6 +379,8 @@ def test_networkmanagers_multipath_ra_default_then_apply_and_persist(
                                                                   "multihome-eth1"]  # fmt: skip
         assert not [r for r in ns_rules(lab.vm, 6) if r.get("protocol") == "222"]  # NM's rules
         all_answered(lab, inet, v6)
+        same = multihome(lab.vm, "--root", str(nm.root), "apply")  # (the sysctls: reset's)
+        assert same.returncode == 0 and not re.search(r"^[-+~] (route|rule)", same.stdout, re.M)
 
         for port in lab.ports:  # reconnect: NetworkManager re-applies each profile
             nm.nmcli("connection", "up", f"multihome-{port}")
