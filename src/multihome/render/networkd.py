@@ -10,7 +10,14 @@
 * the IPv6 copies as ``[Route]`` sections too; the table's IPv6 default is
   ``Gateway=_ipv6ra``: networkd's own router-advertisement client fills in the router it
   follows (a new router, a router lifetime of 0), while main keeps networkd's RA default as
-  ``multihome apply`` leaves the kernel's (docs/design.md, section 8).
+  ``multihome apply`` leaves the kernel's (docs/design.md, section 8);
+* a static IPv6 port (``network_data.json`` type ``ipv6``: no router advertisement) in a
+  file of multihome's own: ``Address=`` (as a static IPv4 port's), ``IPv6AcceptRA=no``, and
+  its gateway in main as a ``[Route]`` with the metric it had (2048 + ifindex from the agent:
+  never a better default than another port's advertised one); its table's default via the
+  metadata's gateway is a ``[Route] Table=`` like any copy. Where the port's own ``.network``
+  file exists (cloud-init's), that file configures the address: the drop-in adds the table
+  and the rules only.
 
 Rules and routes living in networkd's own configuration are immune to networkd's
 ``ManageForeignRoutingPolicyRules=``/``ManageForeignRoutes=`` clean-up. When an interface has no
@@ -78,11 +85,15 @@ def _standalone(port: ManagedPort) -> list[str]:
         lines.append("DHCP=ipv4")
     else:
         lines += [f"Address={a.interface}" for a in port.addresses if a.family == 4]
+    lines += [f"Address={a.interface}" for a in port.static6]
     if port.ipv6:
-        lines.append("IPv6AcceptRA=yes")
+        lines.append(f"IPv6AcceptRA={'no' if port.static_only6 else 'yes'}")
         if port.role == "primary" and port.gateway is not None:
             lines.append(f"Gateway={port.gateway}")
-    return [*lines, ""]
+    lines.append("")
+    for route in port.main6:  # the static port's own gateway routes in main
+        lines += route_section(route, use_dhcp_gateway=False, protocol=None)
+    return lines
 
 
 def port_sections(
@@ -101,7 +112,7 @@ def port_sections(
         if port.metric is not None:
             lines.append(f"RouteMetric={port.metric}")
         lines.append("")
-    if port.ipv6 and port.metric is not None:
+    if port.ipv6 and port.metric is not None and not port.static_only6:
         # The port's metric, as its DHCPv4 routes: unsourced IPv6 leaves the primary as IPv4
         # does (equal metrics merge into one multipath route: design.md section 5).
         lines += ["[IPv6AcceptRA]", f"RouteMetric={port.metric}", ""]
@@ -113,8 +124,12 @@ def port_sections(
     return lines
 
 
-def route_section(route: Route, *, use_dhcp_gateway: bool) -> list[str]:
-    """A ``[Route]`` section; a DHCP port's default follows its lease (``_dhcp4``)."""
+def route_section(
+    route: Route, *, use_dhcp_gateway: bool, protocol: int | None = PROTO_MULTIHOME
+) -> list[str]:
+    """A ``[Route]`` section; a DHCP port's default follows its lease (``_dhcp4``). A route
+    of main (``protocol`` None) keeps networkd's own protocol (static), as the port's other
+    routes there."""
     lines = ["[Route]"]
     if route.type == RTN_THROW:  # main's specific, reached by the rule walk (design.md 5)
         lines.append("Type=throw")
@@ -133,8 +148,11 @@ def route_section(route: Route, *, use_dhcp_gateway: bool) -> list[str]:
         lines.append("Scope=host")
     if route.metric:
         lines.append(f"Metric={route.metric}")
-    lines += [f"Table={route.table}", f"Protocol={PROTO_MULTIHOME}", ""]
-    return lines
+    if route.table != TABLE_MAIN:
+        lines.append(f"Table={route.table}")
+    if protocol is not None:
+        lines.append(f"Protocol={protocol}")
+    return [*lines, ""]
 
 
 def rule_section(rule: Rule) -> list[str]:
