@@ -89,7 +89,6 @@ CLOUD_INIT_NETPLAN = """network:
   ethernets:
     eth0:
       match: {macaddress: "fa:16:3e:00:00:01"}
-      set-name: eth0
       dhcp4: true
       dhcp4-overrides: {route-metric: 100}
       accept-ra: true
@@ -216,11 +215,13 @@ def flush(lab: Lab) -> None:
 
 def netplan_to_networkd(root: Path) -> None:
     """``netplan generate`` under ``root``; its networkd files where the test's networkd
-    reads them (it has /etc/systemd/network only)."""
+    reads them (it has /etc/systemd/network only). netplan 0.106 matches ``macaddress`` as
+    ``PermanentMACAddress=``, which veths lack (a VM's virtio NIC has one): ``MACAddress=``."""
     shutil.rmtree(root / "run/systemd/network", ignore_errors=True)
     run("netplan", "generate", "--root-dir", str(root))
     for generated in (root / "run/systemd/network").glob("*.network"):
-        shutil.copy(generated, root / "etc/systemd/network" / generated.name)
+        text = generated.read_text().replace("PermanentMACAddress=", "MACAddress=")
+        (root / "etc/systemd/network" / generated.name).write_text(text)
 
 
 @pytest.mark.parametrize("backend", ["networkd", "netplan"])
