@@ -61,15 +61,16 @@ def _eth1(inp: RenderInput) -> object:
 
 def test_the_kernel_tells_a_static_ipv6_port_from_a_slaac_one() -> None:
     """A permanent global address (no lifetime) and no advertised route: static; eth0's
-    SLAAC address has a lifetime and its default is the advertisement's. Only the static
-    port's gateway route in main is kept (its prefix route comes with the address)."""
+    SLAAC address has a lifetime and its default is the advertisement's. The static port's
+    own routes in main (the agent's: gateway and prefix, metric 2048 + ifindex) are kept."""
     inp = _input()
     eth0, eth1 = inp.ports
     assert (eth0.static6, eth0.ra6, eth0.static_only6, eth0.main6) == ((), True, False, ())
     assert [str(a.interface) for a in eth1.static6] == [ADDRESS]
     assert (eth1.ra6, eth1.static_only6) == (False, True)
     assert [(str(r.dst), str(r.gateway), r.metric) for r in eth1.main6] == [
-        ("::/0", GATEWAY, int(METRIC))
+        ("::/0", GATEWAY, int(METRIC)),
+        ("2001:db8:2::/64", "None", int(METRIC)),
     ]
     # The table gets the metadata's gateway as its default (the policy's copy of main's).
     assert any(r.is_default and str(r.gateway) == GATEWAY for r in eth1.static_routes)
@@ -90,7 +91,7 @@ def test_a_permanent_address_beside_slaac_keeps_router_advertisements_on() -> No
 
 def test_networkd_own_file_addresses_the_port_without_router_advertisements() -> None:
     """No .network file names eth1: multihome's has ``Address=``, ``IPv6AcceptRA=no``, the
-    gateway in main (networkd's protocol, the agent's metric, no ``Table=``) and no
+    gateway and the prefix in main (networkd's protocol, the agent's metric, no ``Table=``) and no
     ``[IPv6AcceptRA]`` section; the table's default via the gateway and the family-6 rules as
     for any port."""
     files = networkd.render(_input())
@@ -103,6 +104,8 @@ def test_networkd_own_file_addresses_the_port_without_router_advertisements() ->
         {"Gateway": GATEWAY, "Metric": METRIC},
         {"Gateway": GATEWAY, "Metric": METRIC, "Table": "10244", "Protocol": "222"},
     ]
+    prefix = [k for s, k in parsed if s == "Route" and k.get("Destination") == "2001:db8:2::/64"]
+    assert prefix[0] == {"Destination": "2001:db8:2::/64", "Metric": METRIC}  # main's, first
     rules = [k for s, k in parsed if s == "RoutingPolicyRule" and k.get("From") == "2001:db8:2::5"]
     assert rules == [
         {"Priority": "10000", "From": "2001:db8:2::5", "Family": "ipv6", "Table": "10244"}
@@ -130,8 +133,9 @@ def test_networkmanager_profile_is_manual_ipv6_without_a_gateway_key() -> None:
     assert ipv6["method"] == "manual" and ipv6["address1"] == ADDRESS
     assert "gateway" not in ipv6
     assert ipv6["route1"] == f"::/0,{GATEWAY},{METRIC}" and "route1_options" not in ipv6
-    assert ipv6["route2"] == f"::/0,{GATEWAY},{METRIC}"
-    assert ipv6["route2_options"] == "table=10244"
+    assert ipv6["route2"] == f"2001:db8:2::/64,::,{METRIC}" and "route2_options" not in ipv6
+    assert ipv6["route3"] == f"::/0,{GATEWAY},{METRIC}"
+    assert ipv6["route3_options"] == "table=10244"
     eth0 = files[networkmanager.connection_path("eth0")].content
     assert "method=auto" in eth0.split("[ipv6]")[1] and "address1" not in eth0.split("[ipv6]")[1]
 
@@ -176,16 +180,18 @@ def test_ifcfg_static_ipv6_as_network_scripts_and_ifcfg_rh_read_it() -> None:
     assert "IPV6_AUTOCONF=no\n" in text and f"IPV6ADDR={ADDRESS}\n" in text
     assert "IPV6_DEFAULTGW" not in text and "IPADDR0" not in text
     lines = files[ifcfg.SCRIPTS_DIR / "route6-multihome-eth1"].content.splitlines()[1:]
-    assert lines[:2] == [
+    assert lines[:3] == [
         f"::/0 via {GATEWAY} dev eth1 metric {METRIC}",
+        f"2001:db8:2::/64 dev eth1 metric {METRIC}",
         f"::/0 via {GATEWAY} dev eth1 metric {METRIC} table 10244",
     ]
 
 
 def test_systemd_dropin_puts_the_static_ipv6_back_before_the_wait() -> None:
     """The instance's drop-in resets ``ExecStartPre=``, brings the link up, adds the address
-    and the gateway route of main (each allowed to fail: ``-``), then waits as the unit does;
-    with a networkd file naming the port, that file configures it: the drop-in only waits."""
+    and the routes of main (gateway, prefix; each allowed to fail: ``-``), then waits as the
+    unit does; with a networkd file naming the port, that file configures it: the drop-in
+    only waits."""
     text = systemd.render(_input())[systemd.dropin_path("eth1")].content
     pre = [k for s, k in sections_multi(text) if k[0] == "ExecStartPre"]
     assert [v for _, v in pre] == [
@@ -193,6 +199,7 @@ def test_systemd_dropin_puts_the_static_ipv6_back_before_the_wait() -> None:
         "-/sbin/ip link set %I up",
         f"-/sbin/ip -6 address add {ADDRESS} dev %I",
         f"-/sbin/ip -6 route add ::/0 via {GATEWAY} dev %I proto static metric {METRIC}",
+        f"-/sbin/ip -6 route add 2001:db8:2::/64 dev %I proto static metric {METRIC}",
         systemd.wait_command(),
     ]
     facts = HostFacts(networkd_files=MappingProxyType({"eth1": "10-eth1.network"}))

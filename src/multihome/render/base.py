@@ -108,9 +108,11 @@ class ManagedPort:
     """Router advertisements configure the port's IPv6: it has an address with a lifetime
     (SLAAC, DHCPv6) or a route of the advertisements (``proto ra``)."""
     main6: tuple[Route, ...] = ()
-    """A static IPv6 port's routes through a gateway in main (the agent's from the metadata,
-    metric 2048 + ifindex: never a better default than another port's advertised one),
-    written with the addresses: the port's own default for unsourced traffic."""
+    """A static IPv6 port's own routes in main (the agent's from the metadata, metric 2048 +
+    ifindex: its prefix, its gateway, never a better default than another port's advertised
+    one), written with the addresses: the port's default for unsourced traffic, and its
+    prefix also where the address is ``noprefixroute`` (the agent's, when a network manager
+    takes the port over without a reboot)."""
 
     @property
     def ipv6(self) -> bool:
@@ -213,7 +215,7 @@ def _ipv6_facts(
 ) -> tuple[tuple[Address, ...], bool, tuple[Route, ...]]:
     """How the port's IPv6 is configured, from the kernel (as :func:`build_input` tells a
     DHCP port by its routes' protocol): its static global addresses, whether router
-    advertisements configure it, and a static port's gateway routes in main."""
+    advertisements configure it, and a static port's own routes in main."""
     globals6 = [a for a in state.addresses_of(ifname, 6) if a.scope == SCOPE_UNIVERSE]
     static6 = tuple(
         sorted(
@@ -232,9 +234,7 @@ def _ipv6_facts(
                 (
                     r
                     for r in mine
-                    if r.table == TABLE_MAIN
-                    and r.gateway is not None
-                    and r.proto not in (PROTO_MULTIHOME, PROTO_KERNEL)
+                    if r.table == TABLE_MAIN and r.proto not in (PROTO_MULTIHOME, PROTO_KERNEL)
                 ),
                 key=_route_order,
             )

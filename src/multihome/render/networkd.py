@@ -13,8 +13,9 @@
   ``multihome apply`` leaves the kernel's (docs/design.md, section 8);
 * a static IPv6 port (``network_data.json`` type ``ipv6``: no router advertisement) in a
   file of multihome's own: ``Address=`` (as a static IPv4 port's), ``IPv6AcceptRA=no``, and
-  its gateway in main as a ``[Route]`` with the metric it had (2048 + ifindex from the agent:
-  never a better default than another port's advertised one); its table's default via the
+  its prefix and gateway in main as ``[Route]`` sections with the metric they had (2048 +
+  ifindex from the agent: never a better default than another port's advertised one; the
+  prefix also for the agent's ``noprefixroute`` address when networkd takes the port over); its table's default via the
   metadata's gateway is a ``[Route] Table=`` like any copy. Where the port's own ``.network``
   file exists (cloud-init's), that file configures the address: the drop-in adds the table
   and the rules only.
@@ -91,7 +92,7 @@ def _standalone(port: ManagedPort) -> list[str]:
         if port.role == "primary" and port.gateway is not None:
             lines.append(f"Gateway={port.gateway}")
     lines.append("")
-    for route in port.main6:  # the static port's own gateway routes in main
+    for route in port.main6:  # the static port's own routes in main
         lines += route_section(route, use_dhcp_gateway=False, protocol=None)
     return lines
 

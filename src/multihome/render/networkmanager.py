@@ -16,7 +16,7 @@ profile is never edited and comes back as soon as multihome's is removed (``unpe
 * a static IPv6 port (``network_data.json`` type ``ipv6``: no router advertisement):
   ``ipv6.method=manual`` with its ``addressN=``, no ``gateway=`` (that default would take
   the profile's ``route-metric`` and beat the other ports' advertised ones) but its
-  gateway as a route of main with the metric it had (2048 + ifindex from the agent), and
+  prefix and gateway as routes of main with the metric they had (2048 + ifindex from the agent), and
   its table's routes and rules as above. The profile replaces the distribution's, so it
   carries the addresses, as its static IPv4 ones.
 

@@ -11,8 +11,7 @@ appear later.
 
 A static IPv6 port (``network_data.json`` type ``ipv6``: no router advertisement, the agent
 addressed it from the metadata) has nothing else that addresses it at boot: its drop-in
-brings the link up and puts back its address and its gateway in main (the metric it had, 2048 + ifindex from the
-agent) before the wait, each ``ip`` command allowed to fail (the address already there:
+XX before the wait, each ``ip`` command allowed to fail (the address already there:
 another tool configured it first). Where a networkd or netplan file names the port, that
 file configures the address, and the drop-in only waits.
 
@@ -80,7 +79,7 @@ def families_dropin(port: ManagedPort, address: bool = True) -> str:
     """The instance of a port with IPv6 waits for its router advertisement's default too
     (an IPv6-only port for that one only), so that its apply sees both families. A static
     IPv6 port's (``address``: nothing else configures it) first gets its addresses and its
-    gateway routes in main back, then waits as every instance does."""
+    routes in main back, then waits as every instance does."""
     families = " ".join(
         str(f) for f in (4, 6) if any(r.family == f and r.is_default for r in port.routes)
     )
@@ -93,7 +92,8 @@ def families_dropin(port: ManagedPort, address: bool = True) -> str:
     commands = [f"{IP} link set %I up"]  # nothing else brings it up either
     commands += [f"{IP} -6 address add {a.interface} dev %I" for a in port.static6]
     commands += [
-        f"{IP} -6 route add {r.dst} via {r.gateway} dev %I proto static metric {r.metric}"
+        f"{IP} -6 route add {r.dst}{'' if r.gateway is None else f' via {r.gateway}'} dev %I "
+        f"proto static metric {r.metric}"
         for r in port.main6
     ]
     return (
