@@ -121,7 +121,7 @@ def test_netplan_generate_gives_the_policys_rules_and_routes(scenario: str, tmp_
                 "_ipv6ra" if is_ra_default(r) else None if r.gateway is None else str(r.gateway),
                 r.table,
             )
-            for r in (*(port.main6 if own else ()), *port.static_routes)
+            for r in (*(port.main6_via if own else ()), *port.static_routes)
         )
         network = [k for s, k in parsed if s == "Network"]
         addresses = {a for k in network for a in k.get("Address", "").split()}

@@ -60,9 +60,9 @@ def _eth1(inp: RenderInput) -> object:
 
 
 def test_the_kernel_tells_a_static_ipv6_port_from_a_slaac_one() -> None:
-    """A permanent global address (no lifetime) and no advertised route: static; eth0's
-    SLAAC address has a lifetime and its default is the advertisement's. The static port's
-    own routes in main (the agent's: gateway and prefix, metric 2048 + ifindex) are kept."""
+    """A permanent global address (no lifetime) and no advertised route: static; eth0's SLAAC
+    address has a lifetime and its default is the advertisement's. The static port's own
+    routes in main (the agent's: gateway and prefix, metric 2048 + ifindex) are kept."""
     inp = _input()
     eth0, eth1 = inp.ports
     assert (eth0.static6, eth0.ra6, eth0.static_only6, eth0.main6) == ((), True, False, ())
@@ -77,8 +77,8 @@ def test_the_kernel_tells_a_static_ipv6_port_from_a_slaac_one() -> None:
 
 
 def test_a_permanent_address_beside_slaac_keeps_router_advertisements_on() -> None:
-    """An admin's permanent address on a SLAAC port is written, and the port still takes
-    router advertisements (``ra6``): nothing turns them off, no route of main is kept."""
+    """An admin's permanent address on a SLAAC port is written, and the port still takes router
+    advertisements (``ra6``): nothing turns them off, no route of main is kept."""
     state = _state()
     extra = Address("eth0", ipaddress.IPv6Interface("2001:db8:1::99/64"), flags=IFA_F_PERMANENT)
     state = HostState.build(
@@ -90,14 +90,16 @@ def test_a_permanent_address_beside_slaac_keeps_router_advertisements_on() -> No
 
 
 def test_networkd_own_file_addresses_the_port_without_router_advertisements() -> None:
-    """No .network file names eth1: multihome's has ``Address=``, ``IPv6AcceptRA=no``, the
-    gateway and the prefix in main (networkd's protocol, the agent's metric, no ``Table=``) and no
-    ``[IPv6AcceptRA]`` section; the table's default via the gateway and the family-6 rules as
-    for any port."""
+    """No .network file names eth1: multihome's has the agent's address (``[Address]
+    AddPrefixRoute=no``), ``IPv6AcceptRA=no``, the gateway and the prefix in main
+    (networkd's protocol, the agent's metric, no ``Table=``) and no ``[IPv6AcceptRA]``
+    section; the table's default via the gateway and the family-6 rules as for any port."""
     files = networkd.render(_input())
     parsed = sections(files[networkd.NETWORK_DIR / "50-multihome-eth1.network"].content)
     network = next(k for s, k in parsed if s == "Network")
-    assert (network["Address"], network["IPv6AcceptRA"]) == (ADDRESS, "no")
+    assert "Address" not in network and network["IPv6AcceptRA"] == "no"
+    address = next(k for s, k in parsed if s == "Address")  # as the agent: noprefixroute
+    assert address == {"Address": ADDRESS, "AddPrefixRoute": "no"}
     assert not any(s == "IPv6AcceptRA" for s, _ in parsed)
     routes = [k for s, k in parsed if s == "Route" and k.get("Gateway") == GATEWAY]
     assert routes == [
@@ -126,16 +128,16 @@ def test_networkd_dropin_leaves_the_address_to_the_ports_own_file() -> None:
 def test_networkmanager_profile_is_manual_ipv6_without_a_gateway_key() -> None:
     """``ipv6.method=manual`` with the address; no ``gateway=`` (it would get the profile's
     route-metric 101 and beat eth0's advertised default), the gateway as a route of main at
-    the agent's metric instead; the table's routes with ``table=``; EUI-64 kept."""
+    the agent's metric instead (the prefix in main comes with the address); the table's
+    routes with ``table=``; EUI-64 kept."""
     files = networkmanager.render(_input())
     text = files[networkmanager.connection_path("eth1")].content
     ipv6 = dict(sections(text.replace("[", "\n[")))["ipv6"]
     assert ipv6["method"] == "manual" and ipv6["address1"] == ADDRESS
     assert "gateway" not in ipv6
     assert ipv6["route1"] == f"::/0,{GATEWAY},{METRIC}" and "route1_options" not in ipv6
-    assert ipv6["route2"] == f"2001:db8:2::/64,::,{METRIC}" and "route2_options" not in ipv6
-    assert ipv6["route3"] == f"::/0,{GATEWAY},{METRIC}"
-    assert ipv6["route3_options"] == "table=10244"
+    assert ipv6["route2"] == f"::/0,{GATEWAY},{METRIC}"
+    assert ipv6["route2_options"] == "table=10244"  # the prefix in main comes with the address
     eth0 = files[networkmanager.connection_path("eth0")].content
     assert "method=auto" in eth0.split("[ipv6]")[1] and "address1" not in eth0.split("[ipv6]")[1]
 
@@ -154,8 +156,8 @@ def test_netplan_definition_carries_the_address_only_when_it_is_multihomes(
     defined: bool,
 ) -> None:
     """Without a netplan definition of eth1, multihome's has ``addresses``, ``accept-ra:
-    false`` and the gateway as a route without ``table`` (main); with cloud-init's definition
-    (``netplan_ids``) only the table's routes and the rules are added."""
+    false`` and the gateway as a route without ``table`` (main); with cloud-init's
+    definition (``netplan_ids``) only the table's routes and the rules are added."""
     facts = HostFacts(netplan_ids=MappingProxyType({"eth0": "eth0", "eth1": "eth1"}))
     text = netplan.render(_input(facts if defined else None))[netplan.YAML_PATH].content
     eth1 = text.split("    eth1:\n")[1]
@@ -180,24 +182,23 @@ def test_ifcfg_static_ipv6_as_network_scripts_and_ifcfg_rh_read_it() -> None:
     assert "IPV6_AUTOCONF=no\n" in text and f"IPV6ADDR={ADDRESS}\n" in text
     assert "IPV6_DEFAULTGW" not in text and "IPADDR0" not in text
     lines = files[ifcfg.SCRIPTS_DIR / "route6-multihome-eth1"].content.splitlines()[1:]
-    assert lines[:3] == [
+    assert lines[:2] == [
         f"::/0 via {GATEWAY} dev eth1 metric {METRIC}",
-        f"2001:db8:2::/64 dev eth1 metric {METRIC}",
         f"::/0 via {GATEWAY} dev eth1 metric {METRIC} table 10244",
     ]
 
 
 def test_systemd_dropin_puts_the_static_ipv6_back_before_the_wait() -> None:
     """The instance's drop-in resets ``ExecStartPre=``, brings the link up, adds the address
-    and the routes of main (gateway, prefix; each allowed to fail: ``-``), then waits as the
-    unit does; with a networkd file naming the port, that file configures it: the drop-in
-    only waits."""
+    (``noprefixroute``, as the agent did) and the routes of main (gateway, prefix; each
+    allowed to fail: ``-``), then waits as the unit does; with a networkd file naming the
+    port, that file configures it: the drop-in only waits."""
     text = systemd.render(_input())[systemd.dropin_path("eth1")].content
     pre = [k for s, k in sections_multi(text) if k[0] == "ExecStartPre"]
     assert [v for _, v in pre] == [
         "",
         "-/sbin/ip link set %I up",
-        f"-/sbin/ip -6 address add {ADDRESS} dev %I",
+        f"-/sbin/ip -6 address add {ADDRESS} dev %I noprefixroute",
         f"-/sbin/ip -6 route add ::/0 via {GATEWAY} dev %I proto static metric {METRIC}",
         f"-/sbin/ip -6 route add 2001:db8:2::/64 dev %I proto static metric {METRIC}",
         systemd.wait_command(),

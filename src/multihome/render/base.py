@@ -110,15 +110,21 @@ class ManagedPort:
     main6: tuple[Route, ...] = ()
     """A static IPv6 port's own routes in main (the agent's from the metadata, metric 2048 +
     ifindex: its prefix, its gateway, never a better default than another port's advertised
-    one), written with the addresses: the port's default for unsourced traffic, and its
-    prefix also where the address is ``noprefixroute`` (the agent's, when a network manager
-    takes the port over without a reboot)."""
+    one), written with the addresses: the port's default for unsourced traffic. The prefix
+    route is written only by the renderers that can also say ``noprefixroute`` (the agent's
+    addresses have it), else the kernel's prefix route of the address stands for it."""
 
     @property
     def ipv6(self) -> bool:
         """The port's table has IPv6 routes (router advertisements or a static IPv6 network
         configure it)."""
         return any(r.family == 6 for r in self.routes)
+
+    @property
+    def main6_via(self) -> tuple[Route, ...]:
+        """:attr:`main6` through a gateway (for the renderers whose address brings its
+        prefix route: NetworkManager, netplan, ifcfg)."""
+        return tuple(r for r in self.main6 if r.gateway is not None)
 
     @property
     def static_only6(self) -> bool:

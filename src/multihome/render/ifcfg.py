@@ -15,8 +15,8 @@
 * a static IPv6 port (``network_data.json`` type ``ipv6``: no router advertisement):
   ``IPV6_AUTOCONF=no``, ``IPV6ADDR=`` (and ``IPV6ADDR_SECONDARIES=``), no
   ``IPV6_DEFAULTGW=`` (that default would take ``IPV6_ROUTE_METRIC=`` and beat the other
-  ports' advertised ones) but the prefix and gateway as ``route6-`` lines without a table
-  (main), with the metric they had (2048 + ifindex from the agent).
+  ports' advertised ones) but the gateway as a ``route6-`` line without a table (main), with
+  the metric it had (2048 + ifindex from the agent).
 
 The profile is multihome's own (its own NAME and a stable UUID) and outranks the
 distribution's ``ifcfg-ethX`` through ``AUTOCONNECT_PRIORITY``; the user's files are never edited.
@@ -103,7 +103,7 @@ def ifcfg(port: ManagedPort) -> str:
 def route_lines(port: ManagedPort, family: int = 4) -> list[str]:
     """``ip route add`` arguments, one route per line (what network-scripts replays, and
     ifcfg-rh's ``read_route_file`` parses: ``route-`` for IPv4, ``route6-`` for IPv6)."""
-    return [route_text(r) for r in (*port.main6, *port.static_routes) if r.family == family]
+    return [route_text(r) for r in (*port.main6_via, *port.static_routes) if r.family == family]
 
 
 def route_text(route: Route) -> str:

@@ -10,8 +10,8 @@ IPv6: the copies and rules as for IPv4 (``routing-policy`` takes both families);
 IPv6 default goes into the drop-in as networkd's ``Gateway=_ipv6ra`` (the router networkd's
 RA client follows), which netplan's ``via:`` cannot say. A static IPv6 port (``network_data.json``
 type ``ipv6``) that no netplan file defines yet gets its definition from multihome, with the
-address in ``addresses``, ``accept-ra: false``, and its prefix and gateway as routes of main
-with the metric they had (2048 + ifindex from the agent: never a better default than another port's
+address in ``addresses``, ``accept-ra: false``, and its gateway as a route of main with the
+metric it had (2048 + ifindex from the agent: never a better default than another port's
 advertised one); where cloud-init's YAML defines the port, that file has the address.
 
 With ``renderer: NetworkManager`` netplan 0.106 silently drops ``routing-policy``: the
@@ -57,7 +57,7 @@ def render(inp: RenderInput) -> Rendered:
         lines.append(f"    {ident or port.name}:")
         if ident is None:
             lines += _definition(port)
-        main = port.main6 if ident is None else ()
+        main = port.main6_via if ident is None else ()
         routes = [*main, *(r for r in port.static_routes if not is_ra_default(r))]
         if routes:
             lines.append("      routes:")

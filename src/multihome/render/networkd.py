@@ -12,10 +12,11 @@
   follows (a new router, a router lifetime of 0), while main keeps networkd's RA default as
   ``multihome apply`` leaves the kernel's (docs/design.md, section 8);
 * a static IPv6 port (``network_data.json`` type ``ipv6``: no router advertisement) in a
-  file of multihome's own: ``Address=`` (as a static IPv4 port's), ``IPv6AcceptRA=no``, and
+  file of multihome's own: ``Address=`` (as a static IPv4 port's; the agent's
+  ``noprefixroute`` address as ``[Address] AddPrefixRoute=no``), ``IPv6AcceptRA=no``, and
   its prefix and gateway in main as ``[Route]`` sections with the metric they had (2048 +
-  ifindex from the agent: never a better default than another port's advertised one; the
-  prefix also for the agent's ``noprefixroute`` address when networkd takes the port over); its table's default via the
+  ifindex from the agent: never a better default than another port's advertised one: main
+  after boot is main before it); its table's default via the
   metadata's gateway is a ``[Route] Table=`` like any copy. Where the port's own ``.network``
   file exists (cloud-init's), that file configures the address: the drop-in adds the table
   and the rules only.
@@ -30,11 +31,13 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from multihome.model import (
+    IFA_F_NOPREFIXROUTE,
     PROTO_MULTIHOME,
     RTN_THROW,
     SCOPE_HOST,
     SCOPE_LINK,
     TABLE_MAIN,
+    Address,
     Route,
     Rule,
     net_text,
@@ -86,15 +89,22 @@ def _standalone(port: ManagedPort) -> list[str]:
         lines.append("DHCP=ipv4")
     else:
         lines += [f"Address={a.interface}" for a in port.addresses if a.family == 4]
-    lines += [f"Address={a.interface}" for a in port.static6]
+    lines += [f"Address={a.interface}" for a in port.static6 if not _noprefixroute(a)]
     if port.ipv6:
         lines.append(f"IPv6AcceptRA={'no' if port.static_only6 else 'yes'}")
         if port.role == "primary" and port.gateway is not None:
             lines.append(f"Gateway={port.gateway}")
     lines.append("")
+    for address in port.static6:  # the agent's: its prefix route is one of main6
+        if _noprefixroute(address):
+            lines += ["[Address]", f"Address={address.interface}", "AddPrefixRoute=no", ""]
     for route in port.main6:  # the static port's own routes in main
         lines += route_section(route, use_dhcp_gateway=False, protocol=None)
     return lines
+
+
+def _noprefixroute(address: Address) -> bool:
+    return bool(address.flags & IFA_F_NOPREFIXROUTE)
 
 
 def port_sections(

@@ -16,7 +16,7 @@ profile is never edited and comes back as soon as multihome's is removed (``unpe
 * a static IPv6 port (``network_data.json`` type ``ipv6``: no router advertisement):
   ``ipv6.method=manual`` with its ``addressN=``, no ``gateway=`` (that default would take
   the profile's ``route-metric`` and beat the other ports' advertised ones) but its
-  prefix and gateway as routes of main with the metric they had (2048 + ifindex from the agent), and
+  gateway as a route of main with the metric it had (2048 + ifindex from the agent), and
   its table's routes and rules as above. The profile replaces the distribution's, so it
   carries the addresses, as its static IPv4 ones.
 
@@ -113,7 +113,7 @@ def keyfile(port: ManagedPort) -> str:
 def _routes_and_rules(port: ManagedPort, family: int) -> list[str]:
     """The ``routeN``/``routing-ruleN`` keys of one family's section."""
     lines: list[str] = []
-    routes = [r for r in (*port.main6, *port.static_routes) if r.family == family]
+    routes = [r for r in (*port.main6_via, *port.static_routes) if r.family == family]
     for n, route in enumerate(routes, 1):
         lines += _route(n, route)
     rules = [r for r in port.rules if r.family == family]

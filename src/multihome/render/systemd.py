@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
+from multihome.model import IFA_F_NOPREFIXROUTE
 from multihome.policy import IGNORED_PREFIXES
 from multihome.render.base import (
     FileSpec,
@@ -90,7 +91,11 @@ def families_dropin(port: ManagedPort, address: bool = True) -> str:
     if not (address and port.static6):
         return text
     commands = [f"{IP} link set %I up"]  # nothing else brings it up either
-    commands += [f"{IP} -6 address add {a.interface} dev %I" for a in port.static6]
+    commands += [
+        f"{IP} -6 address add {a.interface} dev %I"
+        + (" noprefixroute" if a.flags & IFA_F_NOPREFIXROUTE else "")
+        for a in port.static6
+    ]
     commands += [
         f"{IP} -6 route add {r.dst}{'' if r.gateway is None else f' via {r.gateway}'} dev %I "
         f"proto static metric {r.metric}"
