@@ -69,8 +69,8 @@ def test_the_kernel_tells_a_static_ipv6_port_from_a_slaac_one() -> None:
     assert [str(a.interface) for a in eth1.static6] == [ADDRESS]
     assert (eth1.ra6, eth1.static_only6) == (False, True)
     assert [(str(r.dst), str(r.gateway), r.metric) for r in eth1.main6] == [
+        ("2001:db8:2::/64", "None", int(METRIC)),  # connected first (the agent's order)
         ("::/0", GATEWAY, int(METRIC)),
-        ("2001:db8:2::/64", "None", int(METRIC)),
     ]
     # The table gets the metadata's gateway as its default (the policy's copy of main's).
     assert any(r.is_default and str(r.gateway) == GATEWAY for r in eth1.static_routes)
@@ -106,8 +106,11 @@ def test_networkd_own_file_addresses_the_port_without_router_advertisements() ->
         {"Gateway": GATEWAY, "Metric": METRIC},
         {"Gateway": GATEWAY, "Metric": METRIC, "Table": "10244", "Protocol": "222"},
     ]
-    prefix = [k for s, k in parsed if s == "Route" and k.get("Destination") == "2001:db8:2::/64"]
-    assert prefix[0] == {"Destination": "2001:db8:2::/64", "Metric": METRIC}  # main's, first
+    main = [k for s, k in parsed if s == "Route" and "Table" not in k]
+    assert main == [  # connected first, as the agent adds them
+        {"Destination": "2001:db8:2::/64", "Metric": METRIC},
+        {"Gateway": GATEWAY, "Metric": METRIC},
+    ]
     rules = [k for s, k in parsed if s == "RoutingPolicyRule" and k.get("From") == "2001:db8:2::5"]
     assert rules == [
         {"Priority": "10000", "From": "2001:db8:2::5", "Family": "ipv6", "Table": "10244"}
@@ -199,8 +202,8 @@ def test_systemd_dropin_puts_the_static_ipv6_back_before_the_wait() -> None:
         "",
         "-/sbin/ip link set %I up",
         f"-/sbin/ip -6 address add {ADDRESS} dev %I noprefixroute",
-        f"-/sbin/ip -6 route add ::/0 via {GATEWAY} dev %I proto static metric {METRIC}",
         f"-/sbin/ip -6 route add 2001:db8:2::/64 dev %I proto static metric {METRIC}",
+        f"-/sbin/ip -6 route add ::/0 via {GATEWAY} dev %I proto static metric {METRIC}",
         systemd.wait_command(),
     ]
     facts = HostFacts(networkd_files=MappingProxyType({"eth1": "10-eth1.network"}))

@@ -242,7 +242,8 @@ def _ipv6_facts(
                     for r in mine
                     if r.table == TABLE_MAIN and r.proto not in (PROTO_MULTIHOME, PROTO_KERNEL)
                 ),
-                key=_route_order,
+                # connected first: a gateway route needs its prefix (the agent's order)
+                key=lambda r: (r.gateway is not None, _route_order(r)),
             )
         )
     return static6, ra6, main6
