@@ -102,14 +102,14 @@ def test_networkd_own_file_addresses_the_port_without_router_advertisements() ->
     assert address == {"Address": ADDRESS, "AddPrefixRoute": "no"}
     assert not any(s == "IPv6AcceptRA" for s, _ in parsed)
     routes = [k for s, k in parsed if s == "Route" and k.get("Gateway") == GATEWAY]
-    assert routes == [
-        {"Gateway": GATEWAY, "Metric": METRIC},
-        {"Gateway": GATEWAY, "Metric": METRIC, "Table": "10244", "Protocol": "222"},
-    ]
+    # GatewayOnLink: networkd may configure them before the prefix route (no prefix route
+    # comes with a noprefixroute address)
+    onlink = {"Gateway": GATEWAY, "GatewayOnLink": "yes", "Metric": METRIC}
+    assert routes == [onlink, {**onlink, "Table": "10244", "Protocol": "222"}]
     main = [k for s, k in parsed if s == "Route" and "Table" not in k]
     assert main == [  # connected first, as the agent adds them
         {"Destination": "2001:db8:2::/64", "Metric": METRIC},
-        {"Gateway": GATEWAY, "Metric": METRIC},
+        {"Gateway": GATEWAY, "GatewayOnLink": "yes", "Metric": METRIC},
     ]
     rules = [k for s, k in parsed if s == "RoutingPolicyRule" and k.get("From") == "2001:db8:2::5"]
     assert rules == [

@@ -16,7 +16,8 @@
   ``noprefixroute`` address as ``[Address] AddPrefixRoute=no``), ``IPv6AcceptRA=no``, and
   its prefix and gateway in main as ``[Route]`` sections with the metric they had (2048 +
   ifindex from the agent: never a better default than another port's advertised one: main
-  after boot is main before it); its table's default via the
+  after boot is main before it; its gateway routes ``GatewayOnLink=yes``, since networkd may
+  configure them before the prefix); its table's default via the
   metadata's gateway is a ``[Route] Table=`` like any copy. Where the port's own ``.network``
   file exists (cloud-init's), that file configures the address: the drop-in adds the table
   and the rules only.
@@ -99,12 +100,24 @@ def _standalone(port: ManagedPort) -> list[str]:
         if _noprefixroute(address):
             lines += ["[Address]", f"Address={address.interface}", "AddPrefixRoute=no", ""]
     for route in port.main6:  # the static port's own routes in main
-        lines += route_section(route, use_dhcp_gateway=False, protocol=None)
+        lines += route_section(
+            route, use_dhcp_gateway=False, protocol=None, onlink=_onlink(port, route)
+        )
     return lines
 
 
 def _noprefixroute(address: Address) -> bool:
     return bool(address.flags & IFA_F_NOPREFIXROUTE)
+
+
+def _onlink(port: ManagedPort, route: Route) -> bool:
+    """A route through a gateway on the prefix of the port's ``noprefixroute`` address: its
+    prefix route is one [Route] among the others, which networkd may configure after this
+    one (the kernel then refuses the gateway: "No route to host"); ``GatewayOnLink=`` says
+    what is true, the gateway is on the link."""
+    return route.gateway is not None and any(
+        _noprefixroute(a) and route.gateway in a.network for a in port.static6
+    )
 
 
 def port_sections(
@@ -129,14 +142,20 @@ def port_sections(
         lines += ["[IPv6AcceptRA]", f"RouteMetric={port.metric}", ""]
     if routes:
         for route in port.static_routes:
-            lines += route_section(route, use_dhcp_gateway=dhcp_gateway and port.dhcp)
+            lines += route_section(
+                route, use_dhcp_gateway=dhcp_gateway and port.dhcp, onlink=_onlink(port, route)
+            )
     for rule in port.rules if rules is None else rules:
         lines += rule_section(rule)
     return lines
 
 
 def route_section(
-    route: Route, *, use_dhcp_gateway: bool, protocol: int | None = PROTO_MULTIHOME
+    route: Route,
+    *,
+    use_dhcp_gateway: bool,
+    protocol: int | None = PROTO_MULTIHOME,
+    onlink: bool = False,
 ) -> list[str]:
     """A ``[Route]`` section; a DHCP port's default follows its lease (``_dhcp4``). A route
     of main (``protocol`` None) keeps networkd's own protocol (static), as the port's other
@@ -151,6 +170,8 @@ def route_section(
     elif route.gateway is not None:
         dynamic = use_dhcp_gateway and route.is_default and route.family == 4
         lines.append(f"Gateway={'_dhcp4' if dynamic else route.gateway}")
+        if onlink:
+            lines.append("GatewayOnLink=yes")
     if route.prefsrc is not None:
         lines.append(f"PreferredSource={route.prefsrc}")
     if route.scope == SCOPE_LINK:
