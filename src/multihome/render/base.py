@@ -113,6 +113,19 @@ class ManagedPort:
     one), written with the addresses: the port's default for unsourced traffic. The prefix
     route is written only by the renderers that can also say ``noprefixroute`` (the agent's
     addresses have it), else the kernel's prefix route of the address stands for it."""
+    multipath_metric6: int | None = None
+    """The metric of main's multipath IPv6 default among whose next hops the port is (one
+    metric set on several ports' profiles: the network manager's RA defaults merged), or
+    None."""
+
+    @property
+    def metric6(self) -> int | None:
+        """The metric for the port's router-advertisement routes: the port's (as its IPv4
+        routes: unsourced IPv6 leaves the primary as IPv4 does), except for a port whose RA
+        default is one next hop of a multipath route in main: that route's, which keeps the
+        merge the administrator configured (design.md section 5, "Multipath routes"); the
+        port's IPv4 metric there would split it into one route per metric."""
+        return self.metric if self.multipath_metric6 is None else self.multipath_metric6
 
     @property
     def ipv6(self) -> bool:
@@ -209,6 +222,18 @@ def build_input(
                 static6=static6,
                 ra6=ra6,
                 main6=main6,
+                multipath_metric6=min(
+                    (
+                        r.metric
+                        for r in state.routes
+                        if r.table == TABLE_MAIN
+                        and r.family == 6
+                        and r.is_default
+                        and r.multipath
+                        and iface.name in r.devices
+                    ),
+                    default=None,
+                ),
             )
         )
     return RenderInput(

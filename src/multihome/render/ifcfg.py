@@ -88,8 +88,8 @@ def ifcfg(port: ManagedPort) -> str:
             if port.static6[1:]:
                 more = " ".join(str(a.interface) for a in port.static6[1:])
                 lines.append(f'IPV6ADDR_SECONDARIES="{more}"')
-        if port.metric is not None:
-            lines.append(f"IPV6_ROUTE_METRIC={port.metric}")
+        if port.metric6 is not None:
+            lines.append(f"IPV6_ROUTE_METRIC={port.metric6}")
     if port.metric is not None:
         lines.append(f"IPV4_ROUTE_METRIC={port.metric}")
     if port.dhcp_table is not None:

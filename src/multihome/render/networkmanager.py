@@ -104,8 +104,8 @@ def keyfile(port: ManagedPort) -> str:
         method = "manual" if port.static_only6 else "auto"
         lines += ["", "[ipv6]", f"method={method}", "addr-gen-mode=eui64", "ip6-privacy=0"]
         lines += [f"address{n}={a.interface}" for n, a in enumerate(port.static6, 1)]
-        if port.metric is not None:  # equal metrics would merge the RA defaults (multipath)
-            lines.append(f"route-metric={port.metric}")
+        if port.metric6 is not None:  # equal metrics merge the RA defaults (multipath)
+            lines.append(f"route-metric={port.metric6}")
         lines += _routes_and_rules(port, 6)
     return "\n".join(lines) + "\n"
 
