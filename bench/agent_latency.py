@@ -73,20 +73,6 @@ GROUPS6 = 0x100 | 0x400 | 0x40000  # IPv6 addresses, routes, rules
 PREFIX6 = "2001:db8::"
 IFA_F_NODAD = 0x02
 TABLE_LOW, TABLE_HIGH = 10000, 10999
-#: The agent's unit (its ``Nice=`` is the agent's priority here too: measured as deployed).
-UNIT = Path(__file__).resolve().parent.parent / "packaging" / "multihome-agent.service"
-#: The measuring process's priority: above the agent's, so that on a busy machine the arrival
-#: of a notification is noted when it arrives (and the disturbance, the router's part, is not
-#: what waits for the CPU).
-OBSERVER_NICE = -15
-
-
-def unit_nice() -> int:
-    """The ``Nice=`` of the agent's systemd unit (0 without one)."""
-    for line in UNIT.read_text().splitlines():
-        if line.startswith("Nice="):
-            return int(line.removeprefix("Nice="))
-    return 0
 
 
 def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -233,7 +219,6 @@ def inner(  # noqa: PLR0915 - one linear script
     dual_stack: bool = False,
     trace: Path | None = None,
 ) -> dict[str, Any]:
-    os.setpriority(os.PRIO_PROCESS, 0, OBSERVER_NICE)
     ipr = IPRoute()
     watch = Watcher(trace is not None)
     plug = f"eth{ports}"
@@ -532,9 +517,6 @@ def outer(
                     "netns",
                     "exec",
                     guest,
-                    "nice",
-                    "-n",
-                    str(unit_nice()),
                     *([sys.executable, "-m", "cProfile", "-o", str(profile)] if profile else []),
                     multihome,
                     "--root",
