@@ -27,7 +27,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from multihome.model import Address, HostState, IPAddress, Route
+from multihome.model import Address, HostState, IPAddress, Lifetime, Route
 
 if TYPE_CHECKING:
     from multihome.plan import Change
@@ -70,19 +70,12 @@ class Fingerprint:
     sysctls: Mapping[str, str]
 
 
-#: The abstract unix socket whose binding is the lock of a whole network namespace (whatever
-#: ``--root``; :mod:`multihome.transaction.lock`): abstract names are per network namespace,
-#: and the kernel releases one when the last descriptor of its socket closes, also when its
-#: holder is killed.
-NAMESPACE_LOCK = "multihome/lock"
-
-
 class Backend(Protocol):
     """Reads and changes the network state of one namespace."""
 
     namespace_lock: str | None
     """The abstract unix socket name that serialises the writers of this namespace
-    (:data:`NAMESPACE_LOCK`); None for a namespace in memory."""
+    (:data:`multihome.processes.NAMESPACE_LOCK`); None for a namespace in memory."""
 
     def read(self) -> HostState:
         """Links, addresses, routes of every table, rules and the relevant sysctls."""
@@ -107,10 +100,15 @@ class Backend(Protocol):
         """Set ``ifname`` administratively up (a no-op when it is); ``OSError`` when it is
         gone. The link's state, like its addresses, is part of :meth:`read`."""
 
-    def add_address(self, address: Address, *, prefix_route: bool = True) -> bool:
+    def add_address(
+        self, address: Address, *, prefix_route: bool = True, lifetime: Lifetime | None = None
+    ) -> bool:
         """Add ``address`` to its link; False when it was there already. Without
         ``prefix_route`` the kernel adds no subnet route for it (``noprefixroute``): the
-        caller adds its own. ``OSError`` on any other refusal."""
+        caller adds its own. With ``lifetime`` the address is added or, when it is there,
+        given these lifetimes (``ip addr replace``; True either way): the kernel deprecates
+        it when the preferred one ends and removes it when the valid one does; without, a
+        new address is permanent. ``OSError`` on any other refusal."""
 
     def remove_address(self, address: Address) -> bool:
         """Remove ``address`` from its link; False when it was not there."""
