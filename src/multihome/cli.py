@@ -558,14 +558,14 @@ def _dry_run(obj: CliOptions, backend: Any, config: Any, facts: Any, interface: 
 
 def _unchanged(backend: Any, session: Any, inputs: str | None, quiet: bool) -> bool:
     """True (and said) when the namespace is as the last apply left it: nothing to do."""
-    from multihome.noop import NO_CHANGES
+    from multihome import noop
     from multihome.transaction.fingerprint import unchanged
 
     backend.watch()  # before the read: the notifications show what else changes the kernel
-    if not unchanged(backend, session.state, inputs):
+    if noop.found_changed or not unchanged(backend, session.state, inputs):
         return False
     if not quiet:
-        click.echo(NO_CHANGES)
+        click.echo(noop.NO_CHANGES)
     return True
 
 

@@ -17,7 +17,8 @@ full path (``cli.apply`` -> ``open_session`` -> the fingerprint -> the agent's r
   files) or kernel digest differ or a lease it read has expired.
 
 Whenever it cannot be sure it returns None and the CLI runs as if it had not been asked
-(it decides again, from scratch). Its errors (a lock held too long, Ctrl-C) are reported by
+(it decides again, from scratch, except that a digest found changed is not taken again:
+:data:`found_changed`). Its errors (a lock held too long, Ctrl-C) are reported by
 the CLI's own error path, with the same words and exit codes.
 """
 
@@ -34,6 +35,10 @@ NO_CHANGES = "no changes: the kernel already matches the policy"
 #: The flags of ``apply`` that :func:`parse` accepts (none of them matters to a no-op but
 #: ``--no-sysctls``, which is part of the recorded inputs).
 FLAGS = frozenset({"-q", "--quiet", "--detailed-exit-codes", "--no-sysctls"})
+#: Set once :func:`answer` found, under the lock, that the namespace or the inputs changed
+#: since the recorded apply: the CLI that runs next in this process need not digest the
+#: kernel a second time (if the state went back meanwhile, a full apply is still right).
+found_changed = False
 
 
 class Request:
@@ -164,6 +169,8 @@ def _decide(request: Request, answered: list[bool]) -> int | None:
         digest = inputs(source, request.root, host_signature(request.root), options)
         kernel = trusted(session.state, digest)
         if kernel is None or kernel != current():
+            global found_changed  # noqa: PLW0603 - one answer per process, read by the CLI
+            found_changed = True
             return None
         answered.append(True)
         if not request.quiet:
