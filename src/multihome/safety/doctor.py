@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from multihome.backend import Backend
 from multihome.config import SYSCTL_KNOBS, Config
@@ -43,6 +43,9 @@ from multihome.status import (
 )
 from multihome.transaction.lock import is_locked
 from multihome.transaction.statedir import JOURNAL, PENDING, WATCHDOG_PID, StateDir
+
+if TYPE_CHECKING:
+    from multihome.explain import Explainer
 
 #: Every code doctor can report, in the order of the checks.
 CODES = (
@@ -120,6 +123,13 @@ class Evidence:
             return read_manifest(self.root), None
         except InputError as exc:
             return Manifest(), str(exc)
+
+    @cached_property
+    def explainer(self) -> Explainer:
+        """The state's route decisions, explained (one index for every finding)."""
+        from multihome.explain import Explainer
+
+        return Explainer(self.state)
 
     def persisted_by(self, backends: tuple[str, ...]) -> bool:
         """persist wrote files for one of ``backends`` and they are still there."""
@@ -250,7 +260,7 @@ def _with_decisive_rule(ctx: Evidence, problem: Problem) -> Problem:
     for addr in ctx.state.addresses_of(problem.interface):
         if addr.usable and str(addr.ip) in problem.message:
             probe = ctx.config.probe if addr.family == 4 else ctx.config.probe6
-            reason = decisive(ctx.state, addr.ip, probe, ctx.config)
+            reason = decisive(ctx.state, addr.ip, probe, ctx.config, ctx.explainer)
             if reason is not None:
                 reasons.append(reason)
     if not reasons:
