@@ -291,10 +291,14 @@ class PathChoice:
 class _Host:
     """Indexes over a state for one explanation (rules in order, routes per table)."""
 
-    def __init__(self, state: HostState, sysctls: Mapping[str, str], family: int = 4) -> None:
+    def __init__(
+        self, state: HostState, sysctls: Mapping[str, str], family: int = 4, losers: bool = True
+    ) -> None:
         self.state = state
         self.sysctls = sysctls
         self.family = family
+        self.losers = losers
+        """List the routes that lost each table lookup (:attr:`TableLookup.losers`)."""
         self.rules = sorted(
             (r for r in state.rules if r.family == family), key=lambda r: (r.priority, r.position)
         )
@@ -355,19 +359,26 @@ def explain(state: HostState, flow: Flow, sysctls: Mapping[str, str] | None = No
 class Explainer:
     """:func:`explain` for many flows in one state: its indexes (rules in order, routes per
     table and prefix, local addresses) are built once per family, not once per flow (status
-    explains a finding per port: 512 at 256 dual-stack ports)."""
+    explains a finding per port: 512 at 256 dual-stack ports).
 
-    def __init__(self, state: HostState, sysctls: Mapping[str, str] | None = None) -> None:
+    ``losers=False`` leaves :attr:`TableLookup.losers` empty (the routes that lost, each
+    with its reason: in main with a default per port, every other port's default), for
+    callers that want only the path, its rules and route (findings, the picture)."""
+
+    def __init__(
+        self, state: HostState, sysctls: Mapping[str, str] | None = None, *, losers: bool = True
+    ) -> None:
         self.state = state
         self.sysctls = dict(state.sysctls)
         self.sysctls.update(sysctls or {})
+        self.losers = losers
         self._hosts: dict[int, _Host] = {}
 
     def __call__(self, flow: Flow) -> Explanation:
         family = flow.dst.version
         host = self._hosts.get(family)
         if host is None:
-            host = self._hosts[family] = _Host(self.state, self.sysctls, family)
+            host = self._hosts[family] = _Host(self.state, self.sysctls, family, self.losers)
         return _explain(host, flow)
 
 
@@ -739,10 +750,10 @@ def _lookup6(host: _Host, table: int, flow: Flow) -> TableLookup:
                 for r in held
             ]
             continue
-        for route in held:
+        for route in held if host.losers else ():
             if route is not chosen:
                 losers.append((route, _lost6(host, route, chosen, oif, strict)))
-        for shorter in sorted(prefixes, reverse=True):
+        for shorter in sorted(prefixes, reverse=True) if host.losers else ():
             if shorter < length:
                 losers += [
                     (r, f"shorter prefix (/{shorter} < /{length})") for r in prefixes[shorter]
@@ -1107,6 +1118,8 @@ def _lookup(host: _Host, table: int, flow: Flow) -> TableLookup:
     chosen: Route | None = None
     for route in holding:
         if chosen is not None:
+            if not host.losers:
+                break
             losers.append((route, _lost(route, chosen)))
             continue
         if route.type in ROUTE_ERRORS:

@@ -59,7 +59,7 @@ def wrong_paths(state: HostState, config: Config, problems: Sequence[Problem]) -
     address), explained, when they leave through another device."""
     from multihome.explain import Explainer, Flow
 
-    explain = Explainer(state)
+    explain = Explainer(state, losers=False)
     found = []
     probes: dict[int, IPAddress] = {p.version: p for p in (config.probe, config.probe6)}
     names = {p.interface for p in problems if p.code in WRONG_PATH_CODES}

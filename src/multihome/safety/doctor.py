@@ -129,7 +129,7 @@ class Evidence:
         """The state's route decisions, explained (one index for every finding)."""
         from multihome.explain import Explainer
 
-        return Explainer(self.state)
+        return Explainer(self.state, losers=False)
 
     def persisted_by(self, backends: tuple[str, ...]) -> bool:
         """persist wrote files for one of ``backends`` and they are still there."""
