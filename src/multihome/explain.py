@@ -61,6 +61,7 @@ import errno
 import ipaddress
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from typing import Any
 
 from multihome.model import (
@@ -312,10 +313,11 @@ class _Host:
         self.loopback = next((link.name for link in state.links if link.loopback), "lo")
 
     def holding(self, table: int, dst: IPAddress) -> list[tuple[int, list[Route]]]:
-        """The routes of ``table`` whose prefix holds ``dst``: (prefix length, its routes in
-        the table's order), longest prefix first. One dict lookup per prefix length in the
-        table (its index is built on the first lookup), not a test of every route: status
-        explains a finding per port, each in a table of a few routes per port."""
+        """The routes of ``table`` whose prefix holds ``dst``: (prefix length, its routes by
+        metric, in the table's order among equal metrics), longest prefix first. One dict
+        lookup per prefix length in the table (its index is built on the first lookup), not a
+        test of every route: status explains a finding per port, each in a table of a few
+        routes per port."""
         index = self._prefixes.get(table)
         if index is None:
             by_length: dict[int, dict[int, list[Route]]] = {}
@@ -323,13 +325,15 @@ class _Host:
                 net = route.dst
                 key = int(net.network_address) >> (net.max_prefixlen - net.prefixlen)
                 by_length.setdefault(net.prefixlen, {}).setdefault(key, []).append(route)
+            for bucket in (b for nets in by_length.values() for b in nets.values()):
+                bucket.sort(key=lambda r: r.metric)  # stable: the kernel's order
             index = self._prefixes[table] = sorted(by_length.items(), reverse=True)
         value, bits = int(dst), dst.max_prefixlen
         found = []
         for length, nets in index:
-            routes = nets.get(value >> (bits - length))
-            if routes:
-                found.append((length, routes))
+            held = nets.get(value >> (bits - length))
+            if held:
+                found.append((length, held))
         return found
 
     def conf(self, ifname: str, knob: str, *, with_all: bool = True) -> int:
@@ -739,7 +743,7 @@ def _lookup6(host: _Host, table: int, flow: Flow) -> TableLookup:
     prefixes = dict(host.holding(table, flow.dst))
     losers: list[tuple[Route, str]] = []
     for length in sorted(prefixes, reverse=True):
-        held = sorted(prefixes[length], key=lambda r: r.metric)  # stable: the kernel's order
+        held = prefixes[length]  # by metric, stable: the kernel's order
         lowest = held[0].metric
         first = [r for r in held if r.metric == lowest]
         rest = [r for r in held if r.metric != lowest]
@@ -1112,8 +1116,7 @@ def _lookup(host: _Host, table: int, flow: Flow) -> TableLookup:
     if not host.tables.get(table):
         return TableLookup(table, False, None)
     # Longest prefix first; in one prefix the kernel keeps routes by metric.
-    holding = [r for _length, routes in host.holding(table, flow.dst) for r in routes]
-    holding.sort(key=lambda r: (-r.dst.prefixlen, r.metric))
+    holding = chain.from_iterable(routes for _length, routes in host.holding(table, flow.dst))
     losers: list[tuple[Route, str]] = []
     chosen: Route | None = None
     for route in holding:
