@@ -21,7 +21,7 @@ from multihome.config import SYSCTL_KNOBS, Config
 from multihome.errors import InputError
 from multihome.files import read_text, under_root
 from multihome.manifest import Manifest, manifest_path, read_manifest
-from multihome.model import SCOPE_UNIVERSE, TABLE_MAIN, HostState, Link, Rule
+from multihome.model import SCOPE_UNIVERSE, TABLE_MAIN, HostState, Link, Rule, ip_text
 from multihome.names import RT_TABLES_FILE, registered_tables
 from multihome.plan import Assessment
 from multihome.policy import (
@@ -258,7 +258,7 @@ def _with_decisive_rule(ctx: Evidence, problem: Problem) -> Problem:
         return problem
     reasons = []
     for addr in ctx.state.addresses_of(problem.interface):
-        if addr.usable and str(addr.ip) in problem.message:
+        if addr.usable and ip_text(addr.ip) in problem.message:
             probe = ctx.config.probe if addr.family == 4 else ctx.config.probe6
             reason = decisive(ctx.state, addr.ip, probe, ctx.config, ctx.explainer)
             if reason is not None:
