@@ -194,6 +194,20 @@ class Link:
         return self.name
 
 
+#: An address lifetime that never ends (the kernel's ``INFINITY_LIFE_TIME``, ``forever``).
+FOREVER = 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class Lifetime:
+    """An address's preferred and valid lifetimes, in seconds from now (``ip addr replace ...
+    preferred_lft P valid_lft V``; :data:`FOREVER`: never ends). The kernel marks the address
+    ``deprecated`` when the preferred one ends and removes it when the valid one does."""
+
+    preferred: int
+    valid: int
+
+
 @dataclass(frozen=True, order=True)
 class Address:
     """An address configured on an interface, with its prefix."""
@@ -217,6 +231,12 @@ class Address:
         """Duplicate address detection has not passed (pending or failed): the kernel does not
         use it as a source and nobody can reach it yet."""
         return bool(self.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED))
+
+    @property
+    def deprecated(self) -> bool:
+        """Its preferred lifetime is over (a lease or prefix the server or router no longer
+        prefers): still valid, no longer chosen as the source of new connections."""
+        return bool(self.flags & IFA_F_DEPRECATED)
 
     @property
     def usable(self) -> bool:

@@ -11,5 +11,6 @@ __all__ = ["lab", "notify_socket"]
 
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests that run in a lab (the ``lab`` fixture) need root: they are ``netns``."""
-    mark_netns(items, __file__, fixtures=("lab",))
+    """The tests that run in a lab (the ``lab`` or ``dhcpv6_lab`` fixture) need root: they
+    are ``netns``."""
+    mark_netns(items, __file__, fixtures=("lab", "dhcpv6_lab"))

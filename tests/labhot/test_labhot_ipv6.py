@@ -62,9 +62,10 @@ def works6(lab: LiveLab, address: str) -> bool:
 
 def test_dhcpv6_ports_get_their_address_from_the_agents_dhclient_6(scenario8: LiveLab) -> None:
     """A dual-stack port (IPv4 and IPv6 fixed IPs): the agent runs `dhclient -4` and
-    `dhclient -6` for it; its IPv6 address answers and egresses through it (route lookup
-    from the address: its own port, via the router's link-local address from the port's
-    own advertisement). An IPv6-only port gets `dhclient -6` only. A flap flushes eth2's
+    `dhclient -6` for it; its IPv6 address (a /128 with the lease's lifetimes) answers and
+    egresses through it (route lookup from the address: its own port, via the router's
+    link-local address from the port's own advertisement). An IPv6-only port gets
+    `dhclient -6` only. A flap flushes eth2's
     IPv6 address: the agent's client asks again and it answers again. A detach stops the
     port's clients and leaves none of its rules."""
     lab = scenario8
@@ -76,6 +77,14 @@ def test_dhcpv6_ports_get_their_address_from_the_agents_dhclient_6(scenario8: Li
         "eth2's IPv6 address answers and egresses as itself\n" + lab.agent_log(),
     )
     assert sorted(argv[1] for argv in dhclients(lab, "eth2")) == ["-4", "-6"]
+    # The lease's lifetimes (the lab's dnsmasq leases for 12 h), a /128 without a host route.
+    (leased,) = globals6(lab, "eth2")
+    assert (leased["local"], leased["prefixlen"], leased.get("noprefixroute")) == (
+        "2001:db8:3::78",
+        128,
+        True,
+    )
+    assert leased.get("dynamic") and 0 < leased["valid_life_time"] <= 12 * 3600
     assert "lease6" in (lab.run_dir() / "dhclient6.eth2.leases").read_text()
     route = lab.ip_json("-6", "route", "get", INTERNET6, "from", "2001:db8:3::78")
     assert route[0]["dev"] == "eth2" and route[0]["gateway"].startswith("fe80:")

@@ -13,18 +13,25 @@ from collections.abc import Iterable
 from pathlib import Path
 
 
-def radvd_conf(interfaces: Iterable[tuple[str, str]], lifetime: int | None = None) -> str:
+def radvd_conf(
+    interfaces: Iterable[tuple[str, str]], lifetime: int | None = None, *, managed: bool = False
+) -> str:
     """radvd.conf advertising each ``(interface, prefix/len)`` every 3-4 s (on-link,
     autonomous; several prefixes of one interface in one block, as radvd wants them);
-    ``lifetime``: the router lifetime (radvd's default: 3 x the interval)."""
+    ``lifetime``: the router lifetime (radvd's default: 3 x the interval); ``managed``: a
+    DHCPv6-stateful subnet as Neutron's radvd announces it (the managed and other-config
+    flags, the prefix on-link but not autonomous: addresses come from DHCPv6 only)."""
     extra = "" if lifetime is None else f" AdvDefaultLifetime {lifetime};"
+    if managed:
+        extra += " AdvManagedFlag on; AdvOtherConfigFlag on;"
+    autonomous = "off" if managed else "on"
     prefixes: dict[str, list[str]] = {}
     for ifname, prefix in interfaces:
         prefixes.setdefault(ifname, []).append(prefix)
     return "".join(
         f"interface {ifname} {{ AdvSendAdvert on; MinRtrAdvInterval 3; MaxRtrAdvInterval 4;"
         + extra
-        + "".join(f" prefix {p} {{ AdvOnLink on; AdvAutonomous on; }};" for p in mine)
+        + "".join(f" prefix {p} {{ AdvOnLink on; AdvAutonomous {autonomous}; }};" for p in mine)
         + " };\n"
         for ifname, mine in prefixes.items()
     )

@@ -8,7 +8,9 @@ import json
 import os
 import re
 import sys
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from netns_util import namespaces, sh, unique
@@ -190,3 +192,63 @@ def test_dhcp_hook_in_a_namespace(pair: tuple[str, str]) -> None:
     assert "10.66.0.5" not in {x["local"] for x in addrs[0]["addr_info"]}
     routes = json.loads(sh("ip", "-n", a, "-j", "route", "show", "table", "main").stdout)
     assert not [r for r in routes if r.get("prefsrc") == "10.66.0.5"], routes
+
+
+def test_dhcpv6_hook_gives_the_kernel_the_lease_lifetimes(pair: tuple[str, str]) -> None:
+    """The hook under ``dhclient -6``, given what dhclient 4.4 passed here: BOUND6 adds the
+    /128 ``noprefixroute`` (no host route in main) with the lease's lifetimes, which the
+    kernel counts down (``dynamic``); DEPREF6 deprecates it (preferred 0, valid kept);
+    RENEW6 refreshes both; a RENEW6 with lifetimes 0 (the server no longer leases it)
+    removes it; a lease of 2 s left alone is deprecated, then removed by the kernel."""
+    a, _ = pair
+    base = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        "interface": "va",
+        "new_ip6_address": "fd00:77::70",
+        "new_ip6_prefixlen": "128",
+    }
+    hook = [sys.executable, "-m", "multihome.agent.dhcphook"]
+
+    def leased() -> dict[str, Any] | None:
+        out = sh("ip", "-n", a, "-j", "-6", "addr", "show", "dev", "va", "scope", "global").stdout
+        found = [
+            x for e in json.loads(out) for x in e["addr_info"] if x.get("local") == "fd00:77::70"
+        ]
+        return found[0] if found else None
+
+    def run(reason: str, **env: object) -> dict[str, Any] | None:
+        given = {**base, "reason": reason, **{k: str(v) for k, v in env.items()}}
+        done = sh("ip", "netns", "exec", a, "env", *(f"{k}={v}" for k, v in given.items()), *hook)
+        assert done.returncode == 0 and not done.stderr, done.stderr
+        return leased()
+
+    now = int(time.time())
+    bound = run("BOUND6", new_life_starts=now, new_preferred_life=100, new_max_life=120)
+    assert bound is not None and bound["prefixlen"] == 128
+    assert bound.get("dynamic") and bound.get("noprefixroute") and not bound.get("deprecated")
+    assert 98 <= int(bound["preferred_life_time"]) <= 100
+    assert 118 <= int(bound["valid_life_time"]) <= 120
+    routes = json.loads(sh("ip", "-n", a, "-j", "-6", "route", "show", "table", "main").stdout)
+    assert not [r for r in routes if r["dst"].startswith("fd00:77::70")], routes
+    current = {"cur_ip6_address": "fd00:77::70", "cur_ip6_prefixlen": "128"}
+    deprecated = run(
+        "DEPREF6", **current, cur_life_starts=now - 100, cur_preferred_life=100, cur_max_life=120
+    )
+    assert deprecated is not None and deprecated.get("deprecated")
+    assert deprecated["preferred_life_time"] == 0
+    assert 18 <= int(deprecated["valid_life_time"]) <= 20
+    old = {"old_ip6_address": "fd00:77::70", "old_ip6_prefixlen": "128"}
+    renewed = run("RENEW6", **old, new_life_starts=now, new_preferred_life=300, new_max_life=600)
+    assert renewed is not None and not renewed.get("deprecated")
+    assert 590 <= int(renewed["valid_life_time"]) <= 600
+    assert run("RENEW6", **old, new_life_starts=now, new_preferred_life=0, new_max_life=0) is None
+    # A lease nobody renews: the kernel deprecates the address, then removes it, by itself.
+    short = run("BOUND6", new_life_starts=int(time.time()), new_preferred_life=1, new_max_life=2)
+    assert short is not None and not short.get("deprecated")
+    states = []
+    deadline = time.monotonic() + 5
+    while (now_there := leased()) is not None and time.monotonic() < deadline:
+        states.append("deprecated" if now_there.get("deprecated") else "preferred")
+        time.sleep(0.1)
+    assert now_there is None and "deprecated" in states, states

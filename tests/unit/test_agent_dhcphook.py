@@ -4,13 +4,14 @@ its hook (option 121, classless static routes, RFC 3442; option 3 only without i
 from __future__ import annotations
 
 import ipaddress
+import time
 
 import pytest
 from hosts import howto_host
 
 from multihome.agent.dhcphook import classless_routes, lease_routes, run
 from multihome.backend.fake import FakeBackend
-from multihome.model import PROTO_DHCP, SCOPE_LINK, TABLE_MAIN, Route
+from multihome.model import FOREVER, PROTO_DHCP, SCOPE_LINK, TABLE_MAIN, Address, Lifetime, Route
 
 IP = ipaddress.ip_address
 NET = ipaddress.ip_network
@@ -100,9 +101,9 @@ def test_dhcp_hook_moves_a_lease_into_place_through_the_backend() -> None:
 
 def test_dhcpv6_lease_adds_replaces_and_removes_the_address() -> None:
     """Under ``dhclient -6``: PREINIT6 sets the link up; BOUND6 adds the lease's address
-    (dhclient's /128) and no route beside the address's own (DHCPv6 has none); RENEW6 with
-    the same address changes nothing, REBIND6 with another replaces it; EXPIRE6 removes it;
-    the IPv4 address stays."""
+    (dhclient's /128, ``noprefixroute``: no route at all, DHCPv6 has none) with the lease's
+    lifetimes; RENEW6 with the same address only refreshes them, REBIND6 with another replaces
+    it; EXPIRE6 removes it; the IPv4 address stays."""
     backend = FakeBackend(howto_host())
     backend.set_link_down("eth1")
     assert run({"reason": "PREINIT6", "interface": "eth1"}, backend) == 0
@@ -113,14 +114,26 @@ def test_dhcpv6_lease_adds_replaces_and_removes_the_address() -> None:
         return sorted(str(a.interface) for a in backend.read().addresses_of("eth1", 6))
 
     routes = backend.read().routes
-    lease = {"interface": "eth1", "new_ip6_address": "2001:db8:3::70", "new_ip6_prefixlen": "128"}
+    now = int(time.time())
+    lease = {
+        "interface": "eth1",
+        "new_ip6_address": "2001:db8:3::70",
+        "new_ip6_prefixlen": "128",
+        "new_life_starts": str(now),
+        "new_preferred_life": "120",
+        "new_max_life": "120",
+    }
     assert run({"reason": "BOUND6", **lease}, backend) == 0
     assert six() == ["2001:db8:3::70/128"]
-    added = [r for r in backend.read().routes if r not in routes]
-    assert [(str(r.dst), r.gateway) for r in added] == [("2001:db8:3::70/128", None)]
+    assert backend.read().routes == routes
+    (address,) = backend.read().addresses_of("eth1", 6)
+    assert address.flag_names == ["noprefixroute"] and not address.deprecated
+    assert backend.lifetimes[address.key] in (Lifetime(120, 120), Lifetime(119, 119))
     renewed = {**lease, "old_ip6_address": "2001:db8:3::70", "old_ip6_prefixlen": "128"}
-    assert run({"reason": "RENEW6", **renewed}, backend) == 0
+    backend.lifetimes.clear()
+    assert run({"reason": "RENEW6", **renewed, "new_max_life": "300"}, backend) == 0
     assert six() == ["2001:db8:3::70/128"]
+    assert backend.lifetimes[address.key].valid in (299, 300)
     moved = {**renewed, "new_ip6_address": "2001:db8:3::71"}
     assert run({"reason": "REBIND6", **moved}, backend) == 0
     assert six() == ["2001:db8:3::71/128"]
@@ -128,3 +141,58 @@ def test_dhcpv6_lease_adds_replaces_and_removes_the_address() -> None:
     assert run({"reason": "EXPIRE6", **expired}, backend) == 0
     assert six() == []
     assert [str(a.ip) for a in backend.read().addresses_of("eth1", 4)] == ["192.168.0.112"]
+
+
+def test_dhcpv6_lease_no_longer_given_is_deprecated_then_removed() -> None:
+    """What dhclient 4.4 ran here when dnsmasq stopped leasing an address (its subnet
+    renumbered): RENEW6 with both lifetimes 0 removes it at once; DEPREF6 (the preferred
+    lifetime over) deprecates an address with what is left of its valid lifetime; a REBOOT6
+    of a lease that started earlier gets only what is left of it, one whose time is over is
+    removed; lifetimes of 0xffffffff (or -1) are forever, a lease without lifetimes is
+    permanent."""
+    backend = FakeBackend(howto_host())
+    now = int(time.time())
+    base = {"interface": "eth1", "new_ip6_address": "2001:db8:3::70", "new_ip6_prefixlen": "128"}
+
+    def lease(**times: int) -> dict[str, str]:
+        return {**base, **{f"new_{k}": str(v) for k, v in times.items()}}
+
+    def six() -> list[Address]:
+        return list(backend.read().addresses_of("eth1", 6))
+
+    assert (
+        run(
+            {"reason": "BOUND6", **lease(life_starts=now, preferred_life=120, max_life=120)},
+            backend,
+        )
+        == 0
+    )
+    current = {
+        "interface": "eth1",
+        "cur_ip6_address": "2001:db8:3::70",
+        "cur_ip6_prefixlen": "128",
+        "cur_life_starts": str(now - 100),
+        "cur_preferred_life": "100",
+        "cur_max_life": "120",
+    }
+    assert run({"reason": "DEPREF6", **current}, backend) == 0
+    (address,) = six()
+    assert address.deprecated and backend.lifetimes[address.key].preferred == 0
+    assert backend.lifetimes[address.key].valid in (19, 20)
+    old = {"old_ip6_address": "2001:db8:3::70", "old_ip6_prefixlen": "128"}
+    gone = {**lease(life_starts=now, preferred_life=0, max_life=0), **old}
+    assert run({"reason": "RENEW6", **gone}, backend) == 0
+    assert six() == []
+
+    earlier = lease(life_starts=now - 50, preferred_life=60, max_life=90)
+    assert run({"reason": "REBOOT6", **earlier}, backend) == 0
+    (address,) = six()
+    assert backend.lifetimes[address.key] in (Lifetime(10, 40), Lifetime(9, 39))
+    over = lease(life_starts=now - 100, preferred_life=60, max_life=90)
+    assert run({"reason": "REBOOT6", **over, **old}, backend) == 0
+    assert six() == []
+    assert run({"reason": "BOUND6", **lease(preferred_life=-1, max_life=4294967295)}, backend) == 0
+    (address,) = six()
+    assert backend.lifetimes[address.key] == Lifetime(FOREVER, FOREVER)
+    assert run({"reason": "RENEW6", **base, **old}, backend) == 0
+    assert backend.lifetimes[address.key] == Lifetime(FOREVER, FOREVER)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +180,56 @@ def test_a_dhcpv6_port_gets_dhclient_6_after_dad_and_no_dhcpv4_client(
     backend.remove_link("eth2")
     agent.reconcile("link del eth2", 0.0)
     assert agent.dhcp6.clients == {} and "eth2" not in agent.status.configured6
+
+
+def _lease6(starts: int, max_life: int) -> str:
+    """A lease block as dhclient 4.4 writes it (the real one's, seen here)."""
+    return (
+        f'lease6 {{\n  interface "eth2";\n  ia-na 3e:00:00:0b {{\n    starts {starts};\n'
+        f"    renew 60;\n    rebind 105;\n    iaaddr 2001:db8:3::82 {{\n      starts {starts};\n"
+        f"      preferred-life {max_life};\n      max-life {max_life};\n    }}\n  }}\n}}\n"
+    )
+
+
+def test_an_expired_dhcpv6_lease_is_left_to_its_client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lease's address went with the lease (its client's EXPIRE6, or the kernel at the
+    end of its valid lifetime): the newest lease in the client's lease file is over (or the
+    server gave it a lifetime of 0), so the agent does not restart the client, which
+    solicits a new lease by itself; the policy drops the address's rule. A lease that is
+    still valid (a flap flushed the address) restarts it, as before."""
+    started: list[tuple[str, int]] = []
+
+    def start(ifname: str, root: Path, family: int = 4) -> _Client:
+        started.append((ifname, family))
+        return _Client(ifname)
+
+    monkeypatch.setattr(addressing, "start_dhclient", start)
+    monkeypatch.setattr(addressing, "dhclient_available", lambda: "/sbin/dhclient")
+    monkeypatch.setattr(addressing, "manager_of", lambda *args, **kwargs: None)
+    agent = _agent(tmp_path, "ipv6_dhcpv6-stateful", grace=0.0)
+    backend = _fake(agent)
+    backend.add_link(link("eth2", 4, up=True, mac=MAC))
+    backend.add_address(LINK_LOCAL)
+    agent.reconcile("link new eth2", 0.0)
+    assert started == [("eth2", 6)]
+    leases = addressing.lease_file("eth2", tmp_path, 6)
+    lease = Address("eth2", ipaddress.ip_interface("2001:db8:3::82/128"))
+    now = int(time.time())
+    for text, restarts in (
+        (_lease6(now - 200, 120) + _lease6(now - 130, 120), 0),  # the newest ran out
+        (_lease6(now - 10, 120) + _lease6(now, 0), 0),  # lifetime 0: no longer leased
+        (_lease6(now - 10, 120), 1),  # still valid: the address went in a flap
+    ):
+        leases.write_text(text)
+        backend.add_address(lease)
+        agent.reconcile("addr new 2001:db8:3::82 dev eth2", 0.0)
+        backend.remove_address(lease)
+        before = len(started)
+        agent.reconcile("addr del 2001:db8:3::82 dev eth2", 0.0)
+        assert len(started) - before == restarts, text
+    assert addressing.lease6_over("eth9", tmp_path, now) is False  # no lease file
 
 
 def test_a_slaac_port_is_only_brought_up(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from multihome.errors import InputError
 from multihome.model import (
     IFA_F_DADFAILED,
     IFA_F_DEPRECATED,
+    IFA_F_NOPREFIXROUTE,
     IFA_F_TEMPORARY,
     IFA_F_TENTATIVE,
     PROTO_MULTIHOME,
@@ -193,6 +194,43 @@ def test_temporary_and_deprecated_addresses_get_rules_and_link_local_none() -> N
     }
     assert not any(r.dst.is_link_local and r.type != RTN_THROW for r in desired.routes)
     assert not any(r.src is not None and r.src.is_link_local for r in desired.rules)
+
+
+def test_a_deprecated_dhcpv6_address_keeps_its_rule_until_it_goes() -> None:
+    """A DHCPv6 lease's /128 (``noprefixroute``) past its preferred lifetime: still valid, so
+    it keeps its ``from`` rule (replies to connections made to it must leave its port), it is
+    announced and verified; no route of the policy names it as a preferred source (IPv6
+    table routes name none: the kernel's selection, which avoids deprecated addresses, picks
+    the source of new connections). When the kernel removes it (its valid lifetime over), the
+    next plan removes its rule and nothing else."""
+    lease = ("2001:db8:2::70/128", IFA_F_DEPRECATED | IFA_F_NOPREFIXROUTE)
+    state = host(
+        with_ipv6(port("eth0", 2, "192.168.0.107/24", "192.168.0.1", 100), "2001:db8:1::10/64"),
+        with_ipv6(
+            port("eth1", 3, "192.168.0.112/24", "192.168.0.1", 101),
+            "2001:db8:2::11/64",
+            "fe80::2",
+            more=[lease],
+        ),
+    )
+    backend = converge(state)
+    desired = compute_policy(backend.read(), CONFIG)
+    deprecated = ipaddress.ip_address("2001:db8:2::70")
+    table = table_of(desired, "eth1")
+    assert f"-6 10000 from 2001:db8:2::70 lookup {table}" in rules6(desired, table)
+    assert not [r for r in desired.routes if r.family == 6 and r.prefsrc is not None]
+    announce_addresses(backend, backend.read(), desired)
+    assert ("eth1", str(deprecated)) in {(i, a) for i, _mac, a in backend.announced}
+    checks = verify(backend, desired, CONFIG, delay=0)
+    assert all(c.ok for c in checks)
+    assert ("eth1", "egress") in {
+        (c.interface, c.name) for c in checks if c.address == str(deprecated)
+    }
+
+    (gone,) = [a for a in backend.read().addresses if a.ip == deprecated]
+    backend.remove_address(gone)
+    changes = Assessment.of(backend.read(), CONFIG).plan.changes
+    assert [(c.action, str(c.obj.src)) for c in changes] == [("remove", "2001:db8:2::70/128")]
 
 
 def test_verify_proves_each_ipv6_address_and_fails_before_the_fix() -> None:

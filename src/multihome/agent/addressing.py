@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -38,6 +39,7 @@ from typing import Any
 
 from multihome.backend import Backend
 from multihome.files import read_text, under_root, write_atomic
+from multihome.model import FOREVER
 from multihome.plan import Change
 from multihome.processes import DHCP_CLIENTS
 from multihome.source.ports import StaticConfig
@@ -201,6 +203,23 @@ def lease_file(ifname: str, root: Path, family: int = 4) -> Path:
     from multihome.agent.state import run_dir as namespace_dir
 
     return namespace_dir(root) / f"{_stem(family)}.{ifname}.leases"
+
+
+_IAADDR = re.compile(r"iaaddr\s+\S+\s*\{\s*starts\s+(\d+);[^}]*?max-life\s+(\d+);")
+
+
+def lease6_over(ifname: str, root: Path, now: float) -> bool:
+    """Whether every address of the newest lease in the agent's DHCPv6 lease file for
+    ``ifname`` is past its valid lifetime (``iaaddr ... { starts S; ... max-life M; }``,
+    S + M <= now, or M 0: the server no longer leases it). Then its client, which removed
+    the address itself (``EXPIRE6``), is asking for a new lease already. False when the
+    file cannot tell (missing, no address, unreadable)."""
+    text = read_text(lease_file(ifname, root, 6)) or ""
+    newest = text.rpartition("lease6 {")[2]
+    found = [(int(start), int(life)) for start, life in _IAADDR.findall(newest)]
+    return bool(found) and all(
+        life == 0 or (life != FOREVER and start + life <= now) for start, life in found
+    )
 
 
 def start_dhclient(ifname: str, root: Path, family: int = 4) -> DhcpClient:

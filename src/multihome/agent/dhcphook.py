@@ -8,10 +8,24 @@ configuration) and marks it ``proto dhcp``, so that a second port's routes never
 the first's ("File exists") and a hot-plugged port never becomes the primary. DNS is left alone.
 
 Under ``dhclient -6`` (DHCPv6-stateful ports) the reasons end in 6 and the lease is
-``new_ip6_address``/``new_ip6_prefixlen`` (``old_ip6_*`` the one before): the address is added
-on ``BOUND6``, ``RENEW6``, ``REBIND6``, ``REBOOT6`` (a changed one replaces the old) and removed
-on ``EXPIRE6``, ``RELEASE6``, ``STOP6``; DHCPv6 gives no routes (the router's advertisements
-do).
+``new_ip6_address``/``new_ip6_prefixlen`` (``old_ip6_*`` the one before, ``cur_ip6_*`` for
+``DEPREF6``) with its lifetimes (``new_preferred_life``, ``new_max_life``, counted from
+``new_life_starts``). The address lives as long as its lease, as a DHCPv6 client's must:
+
+* ``BOUND6``, ``RENEW6``, ``REBIND6``, ``REBOOT6``: the address is added or updated
+  (``ip addr replace``) with what is left of the lease's preferred and valid lifetimes, so
+  that the kernel deprecates it (no longer a source of new connections) and removes it when
+  the lease runs out unrenewed (a stopped client, a server that went); a changed address
+  replaces the old one; an address the server gives a valid lifetime of 0 (it no longer
+  leases it: a renumbered subnet) is removed.
+* ``DEPREF6``: the preferred lifetime ended: the address is deprecated (preferred 0), its
+  valid lifetime kept.
+* ``EXPIRE6``, ``RELEASE6``, ``STOP6``: the address is removed.
+
+The address is ``noprefixroute`` and keeps dhclient's prefix length (128): DHCPv6 says
+nothing about which addresses are on-link (the router's advertisements do, with their prefix
+routes), and the kernel would otherwise add a host route for the address to main (``proto
+kernel``, measured on 6.18) that says nothing either. DHCPv6 gives no routes.
 Every kernel change goes through the :class:`~multihome.backend.Backend` protocol (the
 rtnetlink backend of the namespace dhclient runs in), so the hook's logic runs on the in-memory
 twin too.
@@ -23,17 +37,20 @@ import contextlib
 import ipaddress
 import os
 import sys
+import time
 from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING
 
 from multihome.model import (
+    FOREVER,
     PROTO_DHCP,
     SCOPE_LINK,
     TABLE_MAIN,
     Address,
     IPAddress,
     IPNetwork,
+    Lifetime,
     Route,
 )
 from multihome.source.ports import STATIC_METRIC_BASE
@@ -45,6 +62,9 @@ BIND = {"BOUND", "RENEW", "REBIND", "REBOOT"}
 UNBIND = {"EXPIRE", "FAIL", "RELEASE", "STOP"}
 BIND6 = {"BOUND6", "RENEW6", "REBIND6", "REBOOT6"}
 UNBIND6 = {"EXPIRE6", "RELEASE6", "STOP6"}
+DEPREF6 = "DEPREF6"
+#: The reasons the script acts on (dhclient's others, ``NBI``, ``MEDIUM``, ..., are no-ops).
+REASONS = BIND | UNBIND | BIND6 | UNBIND6 | {DEPREF6, "PREINIT", "PREINIT6"}
 
 
 def classless_routes(text: str) -> list[tuple[ipaddress.IPv4Network, ipaddress.IPv4Address]]:
@@ -90,7 +110,7 @@ def run(env: Mapping[str, str], backend: Backend | None = None) -> int:
     None)."""
     reason = env.get("reason", "")
     ifname = env.get("interface", "")
-    if not ifname or reason not in BIND | UNBIND | BIND6 | UNBIND6 | {"PREINIT", "PREINIT6"}:
+    if not ifname or reason not in REASONS:
         return 0
     if backend is not None:
         return _run(env, backend, reason, ifname)
@@ -110,7 +130,7 @@ def _run(env: Mapping[str, str], backend: Backend, reason: str, ifname: str) -> 
     if reason in ("PREINIT", "PREINIT6"):
         backend.set_link_up(ifname)
         return 0
-    if reason in BIND6 | UNBIND6:
+    if reason in BIND6 | UNBIND6 | {DEPREF6}:
         return _run6(env, backend, reason, ifname)
     old = env.get("old_ip_address")
     new = env.get("new_ip_address")
@@ -149,14 +169,61 @@ def bind(
 
 
 def _run6(env: Mapping[str, str], backend: Backend, reason: str, ifname: str) -> int:
+    now = int(time.time())
+    if reason == DEPREF6:
+        current = _lease6(env, "cur", ifname)
+        left = None if current is None else lease_lifetime(env, "cur", now)
+        if current is not None and left is not None:
+            backend.add_address(current, prefix_route=False, lifetime=Lifetime(0, left.valid))
+        elif current is not None:
+            _remove(backend, current)
+        return 0
     old = _lease6(env, "old", ifname)
     new = None if reason in UNBIND6 else _lease6(env, "new", ifname)
-    if old is not None and old != new:
-        with contextlib.suppress(OSError):
-            backend.remove_address(old)
-    if new is not None:
-        backend.add_address(new)
+    left = None if new is None else lease_lifetime(env, "new", now)
+    if old is not None and (old != new or left is None):
+        _remove(backend, old)
+    if new is not None and left is None:
+        _remove(backend, new)  # valid lifetime 0: the server no longer leases it
+    elif new is not None and left is not None:
+        backend.add_address(new, prefix_route=False, lifetime=left)
     return 0
+
+
+def lease_lifetime(env: Mapping[str, str], which: str, now: int) -> Lifetime | None:
+    """What is left at ``now`` (epoch seconds) of the lifetimes of dhclient's ``which``
+    (``new``, ``cur``) lease: ``{which}_preferred_life`` and ``{which}_max_life`` count from
+    ``{which}_life_starts`` (0xffffffff: forever); the preferred never above the valid (the
+    kernel refuses that). None when the valid lifetime is over (or 0). Without lifetimes
+    (another client) the address is permanent, as before."""
+    valid = _seconds(env.get(f"{which}_max_life"))
+    if valid is None:
+        return Lifetime(FOREVER, FOREVER)
+    preferred = _seconds(env.get(f"{which}_preferred_life"))
+    starts = _seconds(env.get(f"{which}_life_starts") or env.get(f"{which}_starts"))
+    elapsed = 0 if starts is None or starts == FOREVER else max(0, now - starts)
+
+    def left(life: int) -> int:
+        return FOREVER if life == FOREVER else max(0, life - elapsed)
+
+    remaining = left(valid)
+    if remaining == 0:
+        return None
+    return Lifetime(min(left(valid if preferred is None else preferred), remaining), remaining)
+
+
+def _seconds(text: str | None) -> int | None:
+    """A lifetime as dhclient prints it (decimal; 4294967295 or -1: forever)."""
+    try:
+        value = int((text or "").strip())
+    except ValueError:
+        return None
+    return FOREVER if value < 0 or value >= FOREVER else value
+
+
+def _remove(backend: Backend, address: Address) -> None:
+    with contextlib.suppress(OSError):
+        backend.remove_address(address)
 
 
 def _lease6(env: Mapping[str, str], which: str, ifname: str) -> Address | None:

@@ -818,10 +818,16 @@ class Agent:
         """The address of a port whose DHCPv6 client had bound went (a link that goes down
         loses its IPv6 addresses, and the client would not notice before its renewal, hours
         later): the client starts again, and asks for its lease (from its lease file) once
-        the link-local address has passed DAD again (an address event)."""
+        the link-local address has passed DAD again (an address event). Not when the lease
+        is over (its lease file): the address went with it, and the client is soliciting."""
         if link.name not in self.dhcp6.bound or not link.up or not _link_local_ready(state, link):
             return []
         self.dhcp6.bound.discard(link.name)
+        if addressing.lease6_over(link.name, self.root, time.time()):
+            # The lease ran out (or the server gave lifetime 0): the client removed the
+            # address itself and is soliciting a new lease already.
+            log.info("%s: its DHCPv6 lease is over; its client asks for a new one", link.name)
+            return []
         client.stop()
         again = addressing.start_dhclient(link.name, self.root, family=6)
         self.dhcp6.clients[link.name] = again

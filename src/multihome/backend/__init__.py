@@ -27,7 +27,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from multihome.model import Address, HostState, IPAddress, Route
+from multihome.model import Address, HostState, IPAddress, Lifetime, Route
 
 if TYPE_CHECKING:
     from multihome.plan import Change
@@ -107,10 +107,15 @@ class Backend(Protocol):
         """Set ``ifname`` administratively up (a no-op when it is); ``OSError`` when it is
         gone. The link's state, like its addresses, is part of :meth:`read`."""
 
-    def add_address(self, address: Address, *, prefix_route: bool = True) -> bool:
+    def add_address(
+        self, address: Address, *, prefix_route: bool = True, lifetime: Lifetime | None = None
+    ) -> bool:
         """Add ``address`` to its link; False when it was there already. Without
         ``prefix_route`` the kernel adds no subnet route for it (``noprefixroute``): the
-        caller adds its own. ``OSError`` on any other refusal."""
+        caller adds its own. With ``lifetime`` the address is added or, when it is there,
+        given these lifetimes (``ip addr replace``; True either way): the kernel deprecates
+        it when the preferred one ends and removes it when the valid one does; without, a
+        new address is permanent. ``OSError`` on any other refusal."""
 
     def remove_address(self, address: Address) -> bool:
         """Remove ``address`` from its link; False when it was not there."""

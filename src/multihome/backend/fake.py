@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from multihome.backend import Announcement, ChangeFailed, Fingerprint, Lookup, Query
 from multihome.model import (
+    IFA_F_DEPRECATED,
     IFA_F_NOPREFIXROUTE,
     PROTO_KERNEL,
     RTN_THROW,
@@ -30,6 +31,7 @@ from multihome.model import (
     Address,
     HostState,
     IPAddress,
+    Lifetime,
     Link,
     Route,
     Rule,
@@ -70,6 +72,9 @@ class FakeBackend:
         """The notifications since ``watch()`` (None: not watching)."""
         self.neighbours: dict[tuple[str, IPAddress], int] = {}
         """The neighbour tables: ``NUD_*`` state by (interface, address), as a test sets it."""
+        self.lifetimes: dict[tuple[str, str], Lifetime] = {}
+        """The lifetimes :meth:`add_address` was last given per address key (the twin does
+        not count them down)."""
 
     def read(self) -> HostState:
         return self.state
@@ -180,9 +185,30 @@ class FakeBackend:
         )
         self._drop_device(ifname)
 
-    def add_address(self, address: Address, *, prefix_route: bool = True) -> bool:
+    def add_address(
+        self, address: Address, *, prefix_route: bool = True, lifetime: Lifetime | None = None
+    ) -> bool:
         self._require_link(address.ifname)
         state = self.state
+        if lifetime is not None:
+            if lifetime.valid == 0 or lifetime.preferred > lifetime.valid:
+                raise OSError(errno.EINVAL, "Invalid argument")  # as the kernel refuses them
+            self.lifetimes[address.key] = lifetime
+            deprecated = IFA_F_DEPRECATED if lifetime.preferred == 0 else 0
+            address = replace(address, flags=(address.flags & ~IFA_F_DEPRECATED) | deprecated)
+            there = [a for a in state.addresses if a.key == address.key]
+            if there:  # replace: the same address, its lifetimes and flags updated
+                flags = (there[0].flags & ~IFA_F_DEPRECATED) | address.flags
+                if not prefix_route:
+                    flags |= IFA_F_NOPREFIXROUTE
+                updated = replace(there[0], flags=flags)
+                self.state = replace(
+                    state,
+                    addresses=tuple(
+                        updated if a.key == address.key else a for a in state.addresses
+                    ),
+                )
+                return True
         if any(a.key == address.key for a in state.addresses):
             return False
         routes = state.routes

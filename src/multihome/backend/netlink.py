@@ -58,6 +58,7 @@ from multihome.backend.rtnl import (
     FRA_TABLE,
     FRA_UID_RANGE,
     IFA_ADDRESS,
+    IFA_CACHEINFO,
     IFA_F_SECONDARY,
     IFA_FLAGS,
     IFA_LOCAL,
@@ -137,6 +138,7 @@ from multihome.model import (
     Address,
     HostState,
     IPAddress,
+    Lifetime,
     Link,
     NextHop,
     Route,
@@ -659,13 +661,21 @@ class NetlinkBackend:
         self._stale.update(KINDS)
         self.sock.request(RTM_NEWLINK, 0, IFINFOMSG.pack(0, 0, index, IFF_UP, IFF_UP))
 
-    def add_address(self, address: Address, *, prefix_route: bool = True) -> bool:
+    def add_address(
+        self, address: Address, *, prefix_route: bool = True, lifetime: Lifetime | None = None
+    ) -> bool:
         body = self._address_message(address)
         self._stale.update(("addr", "route"))
         if not prefix_route:
             body += attr_u32(IFA_FLAGS, IFA_F_NOPREFIXROUTE)
+        flags = NLM_F_CREATE | NLM_F_EXCL
+        if lifetime is not None:  # struct ifa_cacheinfo; the kernel fills in the stamps
+            body += attr(
+                IFA_CACHEINFO, struct.pack("=IIII", lifetime.preferred, lifetime.valid, 0, 0)
+            )
+            flags = NLM_F_CREATE | NLM_F_REPLACE
         try:
-            self.sock.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body)
+            self.sock.request(RTM_NEWADDR, flags, body)
         except NetlinkError as exc:
             if exc.errno == errno.EEXIST:
                 return False

@@ -72,6 +72,7 @@ IFLA_INFO_KIND = 1
 RTEXT_FILTER_SKIP_STATS = 1 << 3
 IFA_ADDRESS = 1
 IFA_LOCAL = 2
+IFA_CACHEINFO = 6  # struct ifa_cacheinfo: preferred, valid (seconds), cstamp, tstamp
 IFA_FLAGS = 8
 IFA_F_SECONDARY = 0x01
 RTA_DST = 1
