@@ -31,7 +31,6 @@ from multihome.policy import (
     owned_tables_elsewhere,
     stray_routes,
 )
-from multihome.portconfig import gaps, read_port_config
 from multihome.processes import DHCP_CLIENTS, pid_alive
 from multihome.status import (
     Problem,
@@ -578,6 +577,8 @@ def check_persisted_ports(ctx: Evidence) -> list[Problem]:
     manifest, _ = ctx.persisted
     if manifest.backend is None or not manifest.present(ctx.root):
         return []
+    from multihome.portconfig import gaps, read_port_config  # with configparser: persisted only
+
     managed = sorted(i.name for i in ctx.assessment.desired.interfaces if i.table is not None)
     try:
         found = read_port_config(ctx.root, ((link.name, link.mac) for link in ctx.state.links))
