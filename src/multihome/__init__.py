@@ -11,12 +11,14 @@ the policy and the configuration parser.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
 from multihome._version import __version__
 
+# Not ``typing.TYPE_CHECKING``: typing (with re, enum, functools) is most of what
+# ``multihome --version`` would otherwise import. Type checkers treat the name alike.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from multihome.backend.netlink import NetlinkBackend
     from multihome.config import Config, load_config
     from multihome.errors import (
@@ -86,6 +88,8 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'multihome' has no attribute {name!r}")
+    import importlib
+
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

@@ -1,5 +1,5 @@
 """``python -m multihome``: the same as the ``multihome`` command (used inside namespaces)."""
 
-from multihome.cli import main
+from multihome._entry import main
 
 main()

@@ -82,10 +82,17 @@ class CliOptions:
     root: Path
     color: bool
 
-    def config(self) -> Any:
-        from multihome.config import DEFAULT_CONFIG_PATH, load_config
-        from multihome.files import under_root
+    def config(self, source: tuple[Path, bytes | None] | None = None) -> Any:
+        """The configuration; from ``source`` (:func:`~multihome.transaction.fingerprint.
+        config_source`: the path and the bytes already read) when given."""
+        from multihome.config import load_config
+        from multihome.files import DEFAULT_CONFIG_PATH, under_root
 
+        if source is not None:  # what was read is what is parsed (even if it changed since)
+            path, raw = source
+            if raw is None:  # the default file was absent
+                return load_config(None)
+            return load_config(path, explicit=self.config_path is not None, raw=raw)
         if self.config_path is not None:
             return load_config(self.config_path, explicit=True)
         return load_config(under_root(self.root, DEFAULT_CONFIG_PATH))
@@ -395,10 +402,12 @@ def apply(
 
     from multihome.processes import require_root
     from multihome.source.portfacts import host_facts, host_reader
+    from multihome.transaction.fingerprint import config_source, inputs
     from multihome.transaction.session import open_session
 
     click.get_current_context().meta["detailed"] = detailed_exit_codes
-    config = obj.config()
+    source = config_source(obj.config_path, obj.root)  # the bytes parsed are those hashed
+    config = obj.config(source)
     if no_sysctls:
         config = config.without_sysctls()
     probes = _probes(checks)
@@ -418,7 +427,10 @@ def apply(
             if session.recovery is not None:
                 click.echo(f"multihome: {session.recovery.message}", err=True)
             whole = interface is None and session.recovery is None
-            if whole and _unchanged(obj, backend, session, config, quiet, reader.signature()):
+            options = "--no-sysctls" if no_sysctls else ""
+            leases = reader.signature() if whole else ""  # before the leases are read
+            digest = inputs(source, obj.root, leases, options) if whole else None
+            if whole and _unchanged(backend, session, digest, quiet):
                 _resume_agent(obj.root)
                 return  # without importing the engine, the policy or the plan
             from multihome.engine import again_on_conflict
@@ -449,11 +461,9 @@ def apply(
                 record(
                     backend,
                     session.state,
-                    config,
-                    obj.root,
+                    inputs(source, obj.root, leases, options),  # the name files it wrote
                     assessment.state,
                     settled.result.plan.changes,
-                    reader.signature(),
                     reader.next_expiry(),
                 )
     if detailed_exit_codes and settled.changed:
@@ -551,30 +561,23 @@ def _dry_run(obj: CliOptions, backend: Any, config: Any, facts: Any, interface: 
     _print_plan(obj, assessment)
 
 
-def _unchanged(
-    obj: CliOptions, backend: Any, session: Any, config: Any, quiet: bool, facts: str
-) -> bool:
+def _unchanged(backend: Any, session: Any, inputs: str | None, quiet: bool) -> bool:
     """True (and said) when the namespace is as the last apply left it: nothing to do."""
+    from multihome.noop import NO_CHANGES
     from multihome.transaction.fingerprint import unchanged
 
     backend.watch()  # before the read: the notifications show what else changes the kernel
-    if not unchanged(backend, session.state, config, obj.root, facts):
+    if not unchanged(backend, session.state, inputs):
         return False
     if not quiet:
-        click.echo("no changes: the kernel already matches the policy")
+        click.echo(NO_CHANGES)
     return True
 
 
 def _resume_agent(root: Path) -> None:
-    from multihome.transaction.pause import resume
+    from multihome.noop import resume_agent
 
-    marker = resume(root)
-    if marker is not None:
-        click.echo(
-            f"multihome: resumed the agent (paused by {marker.get('by', '?')} at "
-            f"{marker.get('at', '?')})",
-            err=True,
-        )
+    resume_agent(root)
 
 
 def _report_apply(settled: Any, quiet: bool) -> None:
@@ -807,6 +810,22 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and map errors to exit codes; with ``--json``, a failure
     also prints one ``{"error": ...}`` document on stdout."""
     args = argv if argv is not None else sys.argv[1:]
+    _handled(lambda: cli.main(args=argv, prog_name="multihome", standalone_mode=False), args)
+
+
+def report_error(exc: BaseException, args: list[str]) -> NoReturn:
+    """Say ``exc``, raised for the command line ``args`` before the CLI ran (the no-op
+    decision's errors: a lock held too long, Ctrl-C), and exit, exactly as :func:`main`."""
+
+    def fail() -> None:
+        raise exc
+
+    _handled(fail, args)
+    raise AssertionError("unreachable")  # _handled exits
+
+
+def _handled(run: Callable[[], Any], args: list[str]) -> None:
+    """Run ``run`` (the CLI with ``args``) and exit, mapping its errors to exit codes."""
     detailed = "--detailed-exit-codes" in args
     as_json = _json_requested(args)
     credentials = "cloud" in args  # its messages may carry what the cloud echoed back
@@ -814,7 +833,7 @@ def main(argv: list[str] | None = None) -> None:
         (lambda code: DetailedExitCode.ERROR if code else 0) if detailed else (lambda c: c)
     )
     try:
-        code = cli.main(args=argv, prog_name="multihome", standalone_mode=False)
+        code = run()
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.UsageError as exc:

@@ -36,12 +36,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
+from multihome.kerneldigest import SYSCTL_KNOBS
 from multihome.model import RESERVED_TABLES, IPAddress
-from multihome.reader import Node, read_file, yaml_document
+from multihome.reader import Node, decode, read_file, yaml_document
 
-DEFAULT_CONFIG_PATH = Path("/etc/multihome/config.yaml")
 RULE_KINDS: tuple[str, ...] = ("onlink", "from", "oif", "iif")
-SYSCTL_KNOBS = ("rp_filter", "arp_ignore", "arp_announce", "arp_filter")
 DEFAULT_SYSCTLS: Mapping[str, int | None] = MappingProxyType(
     {"rp_filter": 2, "arp_ignore": 1, "arp_announce": 2, "arp_filter": 1}
 )
@@ -98,12 +97,15 @@ class Config:
         return replace(self, sysctls=NO_SYSCTLS)
 
 
-def load_config(path: Path | None, *, explicit: bool = False) -> Config:
+def load_config(path: Path | None, *, explicit: bool = False, raw: bytes | None = None) -> Config:
     """Read and validate the configuration file at ``path``.
 
     With ``explicit`` (the user passed ``--config``) a missing file is an error; otherwise a
-    missing default file gives the defaults.
+    missing default file gives the defaults. ``raw``: the file's bytes, already read (an
+    apply parses the very bytes its no-op fingerprint hashes).
     """
+    if raw is not None:
+        return parse_config(decode(raw, str(path)), str(path))
     if path is None or (not explicit and not os.path.lexists(path)):
         return Config()
     text = read_file(

@@ -18,6 +18,8 @@ PACKAGED_PROGRAM = "/usr/bin/multihome"
 #: The places an install or a package puts the program, in order of preference.
 PROGRAMS = (PROGRAM, PACKAGED_PROGRAM)
 
+#: The configuration file (below ``--root``) when ``--config`` is not given.
+DEFAULT_CONFIG_PATH = Path("/etc/multihome/config.yaml")
 HEADER = "# Managed by multihome; do not edit: it is rewritten on every apply/persist.\n"
 
 

@@ -6,7 +6,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from multihome.files import HEADER, read_text, under_root, write_atomic
-from multihome.model import PROTO_MULTIHOME, Table
+
+# Not ``typing.TYPE_CHECKING``: the no-op apply (multihome.noop) reads the name files' paths
+# here without importing typing or the model.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from multihome.model import Table
 
 RT_TABLES_FILE = Path("/etc/iproute2/rt_tables.d/multihome.conf")
 RT_PROTOS_FILE = Path("/etc/iproute2/rt_protos.d/multihome.conf")
@@ -19,6 +24,8 @@ def render_rt_tables(tables: Iterable[Table]) -> str:
 
 
 def render_rt_protos() -> str:
+    from multihome.model import PROTO_MULTIHOME
+
     return f"{HEADER}{PROTO_MULTIHOME}\tmultihome\n"
 
 

@@ -7,6 +7,12 @@ from pathlib import Path
 
 from multihome.errors import NotPermittedError
 
+#: The abstract unix socket whose binding is the lock of a whole network namespace (whatever
+#: ``--root``; :mod:`multihome.transaction.lock`): abstract names are per network namespace,
+#: and the kernel releases one when the last descriptor of its socket closes, also when its
+#: holder is killed.
+NAMESPACE_LOCK = "multihome/lock"
+
 #: Program names of the DHCP clients a guest may run (``dhcpcd5`` is Raspberry Pi OS's name).
 DHCP_CLIENTS = ("dhclient", "dhcpcd", "udhcpc", "dhcpcd5")
 

@@ -74,7 +74,8 @@ def desired() -> dict[str, Any]:
 
 def claim(root: Path) -> dict[str, Any]:
     """Write the fingerprint file that an apply would write, for the state as it is now."""
-    from multihome.transaction.fingerprint import inputs
+    from multihome.source.portfacts import host_reader
+    from multihome.transaction.fingerprint import config_source, inputs
     from multihome.transaction.statedir import FINGERPRINT, StateDir
 
     backend = NetlinkBackend()
@@ -82,8 +83,9 @@ def claim(root: Path) -> dict[str, Any]:
         digest = backend.fingerprint().digest
     finally:
         backend.close()
+    facts = host_reader(root).signature()
     StateDir.current(root).write_json(
-        FINGERPRINT, {"kernel": digest, "inputs": inputs(Config(), root)}
+        FINGERPRINT, {"kernel": digest, "inputs": inputs(config_source(None, root), root, facts)}
     )
     return {"kernel": digest}
 

@@ -1,9 +1,13 @@
 """A no-op `multihome apply` trusts the fingerprint the last apply recorded, and any change to
-the kernel state, the name files or the configuration makes it do the full read again.
-Checked with `ip -j` and the command's own output in a bench lab's namespaces."""
+the kernel state, the name files, the configuration or the leases makes it do the full read
+again. Checked with `ip -j` and the command's own output in a bench lab's namespaces; whether
+the no-op was decided before the CLI (multihome.noop) is seen in the modules the process
+imported (``PYTHONPROFILEIMPORTTIME``: the CLI's module is not among them)."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import time
@@ -28,6 +32,43 @@ def apply(lab: BenchLab, *args: str) -> str:
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
+
+
+def traced(
+    lab: BenchLab, *args: str, command: tuple[str, ...] = (MULTIHOME,), root: bool = True
+) -> tuple[subprocess.CompletedProcess[str], bool]:
+    """``multihome [--root R] ARGS`` in the lab's namespace, and whether the CLI ran (its module
+    was imported: the no-op decision fell through)."""
+    env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1")
+    options = ("--root", str(lab.root)) if root else ()
+    proc = subprocess.run(
+        lab.exec_args(*command, *options, *args),
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    imported = " multihome.cli\n" in proc.stderr or proc.stderr.endswith(" multihome.cli")
+    proc.stderr = "".join(
+        line
+        for line in proc.stderr.splitlines(keepends=True)
+        if not line.startswith("import time:")
+    )
+    return proc, imported
+
+
+def quick_no_op(lab: BenchLab, *args: str) -> subprocess.CompletedProcess[str]:
+    """An apply answered before the CLI: "no changes", exit 0."""
+    proc, cli = traced(lab, "apply", *args)
+    assert proc.returncode == 0, proc.stderr
+    assert not cli, "the no-op fell through to the CLI"
+    return proc
+
+
+def state_dir(lab: BenchLab) -> Path:
+    """The namespace's state directory below the lab's root."""
+    (found,) = (lab.root / "run/multihome").glob("netns-*")
+    return found
 
 
 def settled(lab: BenchLab) -> BenchLab:
@@ -74,6 +115,35 @@ def _config(lab: BenchLab) -> None:
     path.write_text("interfaces:\n  exclude: [p7]\n")
 
 
+def _empty_config(lab: BenchLab) -> None:
+    path = lab.root / "etc/multihome/config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("# the defaults, from a file that was not there\n")
+
+
+def _lease(lab: BenchLab) -> None:
+    path = lab.root / "var/lib/dhcp/dhclient.p1.leases"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("# no lease yet\n")
+
+
+def _address(lab: BenchLab) -> None:
+    run(["ip", "-n", lab.name, "address", "add", "10.0.5.99/32", "dev", "p5"])
+
+
+def _link(lab: BenchLab) -> None:
+    run(["ip", "-n", lab.name, "link", "set", "p6", "down"])
+
+
+def _foreign_route_in_a_table(lab: BenchLab) -> None:
+    run(["ip", "-n", lab.name, "route", "add", "198.51.100.0/24", "dev", "p2", "table", "77"])
+
+
+def _foreign_rule(lab: BenchLab) -> None:
+    run(["ip", "-n", lab.name, "rule", "add", "from", "198.51.100.7", "table", "77",
+         "priority", "90"])  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "change",
     [_route_in_main, _sysctl, _owned_rule, _name_file, _config],
@@ -82,15 +152,112 @@ def _config(lab: BenchLab) -> None:
 def test_any_change_after_an_apply_is_repaired_by_the_next(
     lab: BenchLab, change: Callable[[BenchLab], None]
 ) -> None:
-    """After an apply (which records the fingerprint) and a no-op, a change made by someone
-    else (a route, a sysctl, an owned rule, the table names file, the configuration) makes
-    the next apply change things again; the one after it has nothing to do."""
+    """After an apply (which records the fingerprint) and a no-op (decided before the CLI),
+    a change made by someone else (a route, a sysctl, an owned rule, the table names file,
+    the configuration) makes the next apply run the CLI and change things again; the one
+    after it is a no-op decided before the CLI again."""
     settled(lab)
     assert "applied" in apply(lab)
-    assert apply(lab).strip() == NO_CHANGES
+    assert quick_no_op(lab).stdout.strip() == NO_CHANGES
     change(lab)
-    out = apply(lab)
+    proc, cli = traced(lab, "apply")
+    assert proc.returncode == 0 and cli, proc.stderr  # the full path, not the no-op's
     if change is not _name_file:  # a file written back is not a kernel change
-        assert "applied" in out, out
+        assert "applied" in proc.stdout, proc.stdout
     assert (lab.root / "etc/iproute2/rt_tables.d/multihome.conf").exists()
-    assert apply(lab).strip() == NO_CHANGES
+    assert quick_no_op(lab).stdout.strip() == NO_CHANGES
+
+
+@pytest.mark.parametrize(
+    "change",
+    [_foreign_route_in_a_table, _foreign_rule, _address, _link, _empty_config, _lease],
+    ids=[
+        "route-in-another-table",
+        "foreign-rule",
+        "address",
+        "link-down",
+        "config-file-created",
+        "lease-file",
+    ],
+)
+def test_the_no_op_before_the_cli_falls_through_on_any_change(
+    lab: BenchLab, change: Callable[[BenchLab], None]
+) -> None:
+    """The no-op decided before the CLI answers only while nothing changed: after a change
+    that may leave the plan empty (a foreign route or rule, an address, a link, the
+    configuration file created with the defaults, a lease file; more kinds above), the next
+    apply runs the CLI's full path (which records again), and the one after it is decided
+    before the CLI again."""
+    settled(lab)
+    assert "applied" in apply(lab)
+    assert quick_no_op(lab).stdout.strip() == NO_CHANGES
+    change(lab)
+    proc, cli = traced(lab, "apply")
+    assert proc.returncode == 0, proc.stderr
+    assert cli, "a changed namespace was answered without the full read"
+    assert quick_no_op(lab).stdout.strip() == NO_CHANGES
+
+
+def test_the_no_op_before_the_cli_says_what_the_cli_says(lab: BenchLab) -> None:
+    """Before the CLI: "no changes" (nothing with -q), exit 0 also with
+    --detailed-exit-codes, nothing changed in the kernel; `python -m multihome` decides the
+    same way; an option it does not know (--dry-run), or --no-sysctls (another policy than
+    the one recorded) goes to the CLI."""
+    settled(lab)
+    assert "applied" in apply(lab)
+    before = lab.fingerprint()
+    assert quick_no_op(lab).stdout == NO_CHANGES + "\n"
+    assert quick_no_op(lab, "-q").stdout == ""
+    assert quick_no_op(lab, "--quiet", "--detailed-exit-codes").stdout == ""
+    module = (sys.executable, "-m", "multihome")
+    proc, cli = traced(lab, "apply", "--lock-timeout", "5", command=module)
+    assert (proc.returncode, proc.stdout, cli) == (0, NO_CHANGES + "\n", False), proc.stderr
+    proc, cli = traced(lab, "apply", "--dry-run")
+    assert proc.returncode == 0 and cli and NO_CHANGES in proc.stdout, proc.stderr
+    proc, cli = traced(lab, "apply", "--no-sysctls")
+    assert proc.returncode == 0 and cli, proc.stderr
+    assert lab.fingerprint() == before
+
+
+def test_an_interrupted_apply_is_recovered_by_the_cli_not_skipped(lab: BenchLab) -> None:
+    """A journal left in the state directory (here one from an earlier boot) is never
+    skipped by the no-op: the CLI runs, recovers (discards it, and says so), and the next
+    apply is a no-op decided before the CLI again."""
+    settled(lab)
+    assert "applied" in apply(lab)
+    journal = state_dir(lab) / "journal.json"
+    journal.write_text(json.dumps({"version": "1", "boot_id": "an-earlier-boot"}))
+    proc, cli = traced(lab, "apply")
+    assert proc.returncode == 0 and cli, proc.stderr
+    assert "discarded the journal of an apply from an earlier boot" in proc.stderr
+    assert not journal.exists()
+    assert quick_no_op(lab).stdout.strip() == NO_CHANGES
+
+
+def test_the_no_op_before_the_cli_resumes_a_paused_agent(lab: BenchLab) -> None:
+    """A pause left by reset or rollback ends with every whole apply, the no-op decided
+    before the CLI too: the marker is removed and the same words are said on stderr."""
+    settled(lab)
+    assert "applied" in apply(lab)
+    marker = state_dir(lab) / "agent-paused.json"
+    marker.write_text(json.dumps({"by": "reset", "at": "2026-12-06T17:00:00+00:00", "pid": 1}))
+    proc = quick_no_op(lab)
+    assert proc.stdout.strip() == NO_CHANGES
+    assert proc.stderr == (
+        "multihome: resumed the agent (paused by reset at 2026-12-06T17:00:00+00:00)\n"
+    )
+    assert not marker.exists()
+
+
+def test_without_root_the_cli_says_that_apply_needs_root(lab: BenchLab) -> None:
+    """An unprivileged user's apply is not decided before the CLI: the CLI refuses it with
+    its usual error, and nothing is written."""
+    settled(lab)
+    assert "applied" in apply(lab)
+    recorded = (state_dir(lab) / "fingerprint.json").read_text()
+    lab.root.chmod(0o755)  # click checks that --root is readable
+    nobody = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", MULTIHOME)
+    proc, cli = traced(lab, "apply", command=nobody)
+    assert proc.returncode != 0 and cli
+    assert "needs root" in proc.stderr, proc.stderr
+    assert (state_dir(lab) / "fingerprint.json").read_text() == recorded

@@ -268,3 +268,27 @@ def test_floating_ip_subnet_is_the_ipv4_one(capsys: pytest.CaptureFixture[str]) 
     )
     assert code == 2, err
     assert "floating IPs are IPv4 only" in err and "drop --floating-ip" in err
+
+
+def test_attach_port_fixed_ip_values_refused_without_a_cloud(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """attach-port's --fixed-ip values that are bad by themselves: exit 2 naming the value
+    and the fix, before any cloud is contacted (the cloud entry does not exist)."""
+    from cloud_support import run_cli
+
+    cases = {
+        ("--fixed-ip", "192.168.0.300"): "--fixed-ip 192.168.0.300: not an IPv4 or IPv6 address",
+        ("--fixed-ip", "=2001:db8::5"): "the subnet is empty; write SUBNET=ADDRESS",
+        ("--fixed-ip", "2001:db8::5", "--fixed-ip", "2001:db8:1::5"): (
+            "--fixed-ip 2001:db8::5 and --fixed-ip 2001:db8:1::5: two IPv6 addresses; give "
+            "--fixed-ip once per family, or name each one's subnet: --fixed-ip SUBNET=ADDRESS"
+        ),
+        ("--fixed-ip", "10.0.0.5", "--fixed-ip", "v4=10.0.0.5"): "10.0.0.5 is given twice",
+    }
+    for args, message in cases.items():
+        code, _out, err = run_cli(
+            ["cloud", "attach-port", "vm", "--network", "net", *args, "--os-cloud", "nowhere"],
+            capsys,
+        )
+        assert code == 2 and message in err and "Traceback" not in err, (args, err)

@@ -1,13 +1,13 @@
-"""Ownership, the two real refusals of Neutron translated, failure midway, attach-port."""
+"""Ownership, the two real refusals of Neutron translated, failure midway, attach-port's
+floating IP without a router (attach-port itself: test_cloud_attach_ipv6.py)."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from pathlib import Path
 
 import pytest
-from cloud_support import COMPUTE_HOST, EXTERNAL, REPO, Neutron, Nova, run_cli
+from cloud_support import EXTERNAL, REPO, Neutron, Nova, run_cli
 
 SCENARIO4 = REPO / "examples" / "scenario4-two-ports-two-floating-ips.yaml"
 
@@ -115,68 +115,6 @@ def test_address_pairs_on_port_without_port_security(
         assert "10.77.0.50" in out
     pairs = conn.network.get_port(on.id).allowed_address_pairs
     assert [p["ip_address"] for p in pairs] == ["10.77.0.50"]
-
-
-@pytest.mark.xdist_group("nova")
-def test_attach_port_to_running_server(
-    nova_env: Nova, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """attach-port creates a port, attaches it to a running server (bound in Neutron), gives
-    it a floating IP and says what to run in the guest; destroy --name removes it."""
-    text = _unique(SCENARIO4.read_text(), "attach")
-    one_port = re.split(r"      - name: mpt\w+-eth1", text)[0] + "guest:\n  install: none\n"
-    topo = tmp_path / "t.yaml"
-    topo.write_text(one_port)
-    assert run_cli(["cloud", "apply", "-f", str(topo)], capsys)[0] == 0
-    from multihome.cloud.topology import load_topology
-
-    t = load_topology(topo)
-    conn = nova_env.connect()
-    (server,) = conn.compute.servers(tags=t.tag)
-    assert server.status == "ACTIVE"
-    nova_env.reset_stats()
-    code, out, err = run_cli(
-        [
-            "cloud",
-            "attach-port",
-            t.servers[0].name,
-            "--network",
-            t.networks[0].name,
-            "--fixed-ip",
-            "192.168.0.112",
-            "--security-group",
-            t.security_groups[0].name,
-            "--floating-ip",
-            EXTERNAL,
-            "--tag-as",
-            t.name + "-adhoc",
-        ],
-        capsys,
-    )
-    assert code == 0, err
-    assert "192.168.0.112" in out and "203.0.113." in out
-    assert "sudo multihome apply" in out
-    port = next(conn.network.ports(name=f"{t.servers[0].name}-port2"))
-    assert port.device_id == server.id and port.status == "ACTIVE"
-    # Nova's own interface-attach did it: the port is among the server's interfaces and in
-    # its network info (what the guest sees as its next NIC)
-    assert f"POST /v2.1/servers/{server.id}/os-interface" in nova_env.stats()["requests"]
-    assert port.id in {i.port_id for i in conn.compute.server_interfaces(server)}
-    server = conn.compute.get_server(server.id)
-    macs = [
-        a["OS-EXT-IPS-MAC:mac_addr"]
-        for addrs in server.addresses.values()
-        for a in addrs
-        if a["OS-EXT-IPS:type"] == "fixed"
-    ]
-    assert port.mac_address in macs and len(macs) == 2
-    assert port.binding_host_id == COMPUTE_HOST
-    fip = next(conn.network.ips(port_id=port.id))
-    assert fip.floating_ip_address in out
-    code, out, err = run_cli(["cloud", "destroy", "--name", t.name + "-adhoc"], capsys)
-    assert code == 0, err
-    assert not list(conn.network.ports(name=f"{t.servers[0].name}-port2"))
-    assert run_cli(["cloud", "destroy", "-f", str(topo)], capsys)[0] == 0
 
 
 @pytest.mark.xdist_group("nova")

@@ -124,16 +124,25 @@ def test_cloud_serialisers_match_the_docs() -> None:
     whose keys must be the documented ones."""
     from multihome.cloud.apply import PortResult
     from multihome.cloud.plan import Action, CloudPlan
+    from multihome.cloud.shortcuts import AttachResult, FixedAddress
 
     docs = documented_json()
     action = Action("create", "port", "vm1-port2")
     plan = dict(CloudPlan((action,), kept=(action,)).to_json(), topology="t", tag="multihome:t")
     port = PortResult("vm1", "vm1-port2", ("10.0.0.5",), None)
     apply = {"topology": "t", "changed": 1, "api_calls": 3, "ports": [port.to_json()]}
+    attached = AttachResult(
+        PortResult("vm1", "vm1-port2", ("10.0.0.5", "2001:db8::5"), "203.0.113.5"),
+        (
+            FixedAddress("10.0.0.5", 4, "v4", None, "203.0.113.5"),
+            FixedAddress("2001:db8::5", 6, "v6", "slaac", None),
+        ),
+    )
+    assert attached.notes, "a port with an IPv6 address has the note"
     for command, document in (
         ("cloud plan", plan),
         ("cloud apply", apply),
-        ("cloud attach-port", port.to_json()),
+        ("cloud attach-port", attached.to_json()),
     ):
         assert undocumented(dict(document, schema=JSON_SCHEMA), docs[command]) == [], command
 

@@ -11,19 +11,33 @@ kernel's ``ip -6 route get ... from ...`` and real connections), main keeps netw
 multipath route; ``multihome persist`` for networkd keeps it so across a restart of networkd
 with the ports flushed. The same before/after with NetworkManager, whose stock profiles give
 the second device a higher metric (no multipath) but one metric set on both profiles merges
-them too. Checked with ``ip -j`` and nft counters, never with multihome's code.
+them too, and ``multihome persist`` for NetworkManager keeps it so across ``multihome reset``
+and a restart of NetworkManager with the ports flushed, and a re-activation of its profiles.
+Checked with ``ip -j`` and nft counters, never with multihome's code.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from persist_util import Lab, Networkd, NetworkManager, multihome, need, ns_routes, run, wait_for
+from persist_util import (
+    Lab,
+    Networkd,
+    NetworkManager,
+    multihome,
+    need,
+    ns_routes,
+    ns_rules,
+    rule_tuple,
+    run,
+    wait_for,
+)
 from radvd import global_address, radvd_conf, start_radvd, stop
 
 PREFIX = "2001:db8:1::/64"
@@ -87,6 +101,14 @@ def lookups(lab: Lab, address: str) -> set[str]:
                              address).stdout)[0]  # fmt: skip
         devices.add(str(got["dev"]))
     return devices
+
+
+def all_answered(lab: Lab, inet: str, v6: dict[str, str]) -> None:
+    """Every client gets its answer from every address, and the switch drops nothing more
+    (what it dropped before, e.g. while ports came back before the policy, is not counted)."""
+    dropped = drops(lab)
+    assert {p: answered(lab, inet, a) for p, a in v6.items()} == {p: CLIENTS for p in v6}
+    assert drops(lab) == dropped
 
 
 #: The processes a test started (radvd, the HTTP services): stopped by their pids at its end.
@@ -166,9 +188,7 @@ def broken_then_fixed(lab: Lab, inet: str, v6: dict[str, str], root: Path) -> No
         assert defaults == [(router, port)], (port, defaults)
     after = multipath_default(lab.vm)  # main's route as the daemon made it
     assert after is not None and after["nexthops"] == before["nexthops"], after
-    dropped = drops(lab)
-    assert {p: answered(lab, inet, a) for p, a in v6.items()} == {p: CLIENTS for p in v6}
-    assert drops(lab) == dropped
+    all_answered(lab, inet, v6)
     again = multihome(lab.vm, "--root", str(root), "apply", "--detailed-exit-codes")
     assert again.returncode == 0, again.stdout + again.stderr
 
@@ -232,10 +252,7 @@ def test_stock_networkds_multipath_ra_default_then_apply_and_persist(
     wait_for(lambda: multipath_default(lab.vm) is not None, 20, "the multipath default")
     assert not [r for r in json.loads(run("ip", "-n", lab.vm, "-6", "-j", "rule").stdout)
                 if r.get("protocol") == "222"]  # fmt: skip  # networkd's rules, not apply's
-    # (what the switch dropped while the ports came back, before the policy: not counted)
-    dropped = drops(lab)
-    assert {p: answered(lab, inet, a) for p, a in v6.items()} == {p: CLIENTS for p in v6}
-    assert drops(lab) == dropped
+    all_answered(lab, inet, v6)
 
 
 #: A NetworkManager profile: DHCPv4 and SLAAC. Stock NetworkManager 1.42 gives the second
@@ -257,15 +274,33 @@ route-metric=100
 """
 
 
-def test_networkmanagers_multipath_ra_default_then_apply(make_lab: Any, tmp_path: Path) -> None:
-    """NetworkManager (its own RA client) with one IPv6 route metric on both profiles:
-    main's IPv6 default is one multipath route; before apply some replies leave through
-    the other port and are dropped, after it every address's replies leave its own port
-    (as with networkd)."""
-    need("NetworkManager", "nmcli", "dbus-daemon")
-    lab = make_lab(2)
-    started: Started = []
-    inet = tenant_network(lab, tmp_path, started)
+def band6(lab: Lab) -> list[tuple[object, ...]]:
+    """The IPv6 rules of multihome's band (10000-10099), protocol left out."""
+    return sorted(rule_tuple(r) for r in ns_rules(lab.vm, 6) if 10000 <= int(r["priority"]) < 10100)
+
+
+def tables6(lab: Lab) -> dict[str, list[tuple[object, object]]]:
+    """Each port's table (by its ``oif`` rule) and the table's IPv6 defaults (gateway, dev)."""
+    rules = ns_rules(lab.vm, 6)
+    tables = {str(r["oif"]): str(r["table"]) for r in rules if r.get("oif")}
+    return {
+        port: [
+            (r.get("gateway"), r.get("dev"))
+            for r in ns_routes(lab.vm, table, 6)
+            if r["dst"] == "default"
+        ]
+        for port, table in sorted(tables.items())
+    }
+
+
+def hops(lab: Lab) -> list[tuple[object, object]]:
+    """Main's multipath IPv6 default's next hops (gateway, dev), in either order."""
+    path = multipath_default(lab.vm)
+    return sorted((h["gateway"], h["dev"]) for h in path["nexthops"]) if path else []
+
+
+def start_nm(lab: Lab, tmp_path: Path) -> NetworkManager:
+    """NetworkManager in the VM with the distribution's profiles (one IPv6 metric)."""
     nm = NetworkManager(lab, tmp_path / "root", tmp_path / "nm.log")
     nm.keyfiles.mkdir(parents=True)
     for index, name in enumerate(lab.ports):
@@ -273,10 +308,84 @@ def test_networkmanagers_multipath_ra_default_then_apply(make_lab: Any, tmp_path
         profile.write_text(NM_PROFILE.format(name=name, index=index))
         profile.chmod(0o600)
     nm.start()
+    return nm
+
+
+def test_networkmanagers_multipath_ra_default_then_apply_and_persist(
+    make_lab: Any, tmp_path: Path
+) -> None:
+    """NetworkManager (its own RA client) with one IPv6 route metric on both profiles:
+    main's IPv6 default is one multipath route; before apply some replies leave through
+    the other port and are dropped, after it every address's replies leave its own port
+    (as with networkd). After ``persist --backend networkmanager``, ``multihome reset`` and
+    a restart of NetworkManager with the ports flushed (multihome's profiles activated
+    again), and again after ``nmcli connection up`` re-activates each profile: the same
+    family-6 rules in the band, each port's table with its single-path default via the
+    router through its own port, main's multipath route at the shared metric, every lookup
+    and every client's request through the address's own port, nothing more dropped; an
+    apply then changes no route or rule (NetworkManager's copies are apply's own)."""
+    need("NetworkManager", "nmcli", "dbus-daemon")
+    lab = make_lab(2)
+    started: Started = []
+    inet = tenant_network(lab, tmp_path, started)
+    nm = start_nm(lab, tmp_path)
     try:
         v6 = secured(lab)
         assert multipath_default(lab.vm)["metric"] == 100  # type: ignore[index]
         broken_then_fixed(lab, inet, v6, nm.root)
+        rules, tables = band6(lab), tables6(lab)
+        assert len(rules) == 7 and all(len(d) == 1 for d in tables.values()), (rules, tables)
+        nexthops = hops(lab)
+
+        (nm.root / "usr/sbin").mkdir(parents=True)
+        (nm.root / "usr/sbin/NetworkManager").write_text("")
+        persisted = multihome(lab.vm, "persist", "--backend", "networkmanager",
+                              "--root", str(nm.root))  # fmt: skip
+        assert persisted.returncode == 0, persisted.stderr
+        # eth1's IPv4 metric is NetworkManager's stock 101: its RA routes keep the shared 100
+        keyfile = (nm.keyfiles / "multihome-eth1.nmconnection").read_text()
+        assert "route-metric=101\n" in keyfile.split("[ipv6]")[0]
+        assert "route-metric=100\n" in keyfile.split("[ipv6]")[1]
+        multihome(lab.vm, "--root", str(nm.root), "reset", check=True)  # as after a reboot:
+        assert band6(lab) == []  # nothing of apply's in the kernel, the ports unconfigured
+        nm.stop()
+        for port in lab.ports:
+            run("ip", "-n", lab.vm, "addr", "flush", "dev", port)
+            run("ip", "-n", lab.vm, "link", "set", port, "down")
+        nm.start()
+        serve(lab, nm.log.with_name("http2.log"), started)
+
+        def restored() -> bool:
+            path = multipath_default(lab.vm)
+            return (
+                band6(lab) == rules
+                and tables6(lab) == tables
+                and path is not None
+                and path["metric"] == 100
+                and hops(lab) == nexthops
+                and all(global_address(lab.vm, p) == a for p, a in v6.items())
+                and all(lookups(lab, a) == {p} for p, a in v6.items())
+            )
+
+        try:
+            wait_for(restored, 60, "NetworkManager's persisted IPv6 policy and multipath default")
+        except AssertionError as exc:
+            shown = run("ip", "-n", lab.vm, "-6", "route", "show", "table", "all").stdout
+            shown += run("ip", "-n", lab.vm, "-6", "rule").stdout
+            raise AssertionError(f"{exc}: want {rules} {tables} {nexthops}; got {band6(lab)} "
+                                 f"{tables6(lab)}\n{shown}") from exc  # fmt: skip
+        active = nm.nmcli("-t", "-f", "NAME", "connection", "show", "--active")
+        assert sorted(n for n in active.split() if n != "lo") == ["multihome-eth0",
+                                                                  "multihome-eth1"]  # fmt: skip
+        assert not [r for r in ns_rules(lab.vm, 6) if r.get("protocol") == "222"]  # NM's rules
+        all_answered(lab, inet, v6)
+        same = multihome(lab.vm, "--root", str(nm.root), "apply")  # (the sysctls: reset's)
+        assert same.returncode == 0 and not re.search(r"^[-+~] (route|rule)", same.stdout, re.M)
+
+        for port in lab.ports:  # reconnect: NetworkManager re-applies each profile
+            nm.nmcli("connection", "up", f"multihome-{port}")
+        wait_for(restored, 60, "the IPv6 policy after the profiles were re-activated")
+        all_answered(lab, inet, v6)
     finally:
         nm.stop()
         for process in reversed(started):

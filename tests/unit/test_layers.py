@@ -45,6 +45,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "multihome.manifest",
             "multihome.portconfig",
             "multihome.managers",
+            "multihome.kerneldigest",
         ),
     ),
     ("decisions", ("multihome.policy", "multihome.plan", "multihome.explain")),
@@ -60,11 +61,15 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "multihome.persist",
             "multihome.render",
             "multihome.source",
+            "multihome.leasefiles",
             "multihome.cloud",
             "multihome.lab",
         ),
     ),
-    ("cli", ("multihome", "multihome.cli", "multihome.__main__", "multihome._entry")),
+    (
+        "cli",
+        ("multihome", "multihome.cli", "multihome.__main__", "multihome._entry", "multihome.noop"),
+    ),
 )
 
 

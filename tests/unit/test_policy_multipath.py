@@ -9,13 +9,13 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from hosts import host, ipv6_port, port
+from hosts import host, ipv6_port, port, with_ipv6
 from twin import converge
 
 from multihome.agent.service import Agent, AgentOptions
 from multihome.backend.fake import FakeBackend
 from multihome.config import Config
-from multihome.model import PROTO_RA, TABLE_MAIN, HostState, NextHop, Route
+from multihome.model import PROTO_MULTIHOME, PROTO_RA, TABLE_MAIN, HostState, NextHop, Route
 from multihome.plan import Assessment
 from multihome.policy import DesiredState, compute_policy
 from multihome.status import check_defaults, check_reply_paths
@@ -214,3 +214,53 @@ def test_doctor_does_not_call_a_multipath_defaults_ports_moved(tmp_path: Path) -
     )
     assert problems(base) == ["dhcp-will-undo"]
     assert problems(merged(base, 4, [NextHop(GW, "eth0"), NextHop(GW, "eth1")], 100)) == []
+
+
+def test_reset_leaves_a_multipath_default_in_main_alone() -> None:
+    """reset after apply on main's multipath defaults (IPv6 RA, IPv4 nexthop), with the
+    record lost (a reboot's fresh state folder): the multipath route counts for each port
+    among its next hops, so no table copy is taken for a moved default (adding one in main
+    next to the multipath route fails with "File exists" in the kernel); what multihome
+    owns goes, main's multipath routes stay as they were."""
+    from multihome.transaction import checkpoint
+
+    base = host(
+        port("eth0", 2, "192.168.0.107/24", "192.168.0.1", 100),
+        port("eth1", 3, "192.168.0.112/24", "192.168.0.1", 100),
+    )
+    v4 = merged(base, 4, [NextHop(GW, "eth0"), NextHop(GW, "eth1")], 100)
+    for state in (networkd_v6(), v4):
+        applied = converge(state).read()
+        changes, notes = checkpoint.reset_changes(applied, CONFIG, checkpoint.Record())
+        assert [c.describe() for c in changes if c.action == "add"] == [], notes
+        backend = FakeBackend(applied)
+        assert checkpoint.execute(backend, changes)[1] == []
+        after = backend.read()
+        assert set(after.routes) == set(state.routes)
+        assert not [r for r in after.rules if r.proto == PROTO_MULTIHOME]
+
+
+def test_persisted_ipv6_metric_keeps_the_multipath_merge() -> None:
+    """NetworkManager profiles with one ``ipv6.route-metric`` (100) on both ports, its IPv4
+    metrics stock (100, 101): the keyfiles, the networkd drop-ins and the ifcfg files give
+    each port's RA routes the multipath route's metric (still one route after a restart),
+    the IPv4 routes each port's own; without a multipath route the port's metric."""
+    from multihome.render import ifcfg, networkd, networkmanager
+    from multihome.render.base import build_input
+
+    base = host(
+        with_ipv6(port("eth0", 2, "192.168.0.107/24", "192.168.0.1", 100), "2001:db8:1::10/64"),
+        with_ipv6(port("eth1", 3, "192.168.0.112/24", "192.168.0.1", 101), "2001:db8:1::11/64"),
+    )
+    state = merged(base, 6, [NextHop(LL, "eth0"), NextHop(LL, "eth1")], 100)
+    ports = {p.name: p for p in build_input(state, compute_policy(state, CONFIG)).ports}
+    assert [(p.metric, p.metric6) for p in ports.values()] == [(100, 100), (101, 100)]
+    text = networkmanager.keyfile(ports["eth1"])
+    assert "[ipv4]\nmethod=auto\nroute-metric=101\n" in text
+    assert "[ipv6]\nmethod=auto\naddr-gen-mode=eui64\nip6-privacy=0\nroute-metric=100\n" in text
+    assert "IPV6_ROUTE_METRIC=100\nIPV4_ROUTE_METRIC=101" in ifcfg.ifcfg(ports["eth1"])
+    sections = "\n".join(networkd.port_sections(ports["eth1"], dhcp_gateway=True))
+    assert "[DHCPv4]\nRouteTable=" in sections and "RouteMetric=101" in sections
+    assert "[IPv6AcceptRA]\nRouteMetric=100\n" in sections
+    single = build_input(base, compute_policy(base, CONFIG)).ports
+    assert [(p.metric, p.metric6) for p in single] == [(100, 100), (101, 101)]

@@ -42,6 +42,7 @@ from multihome.errors import (
 )
 from multihome.facts import PortFacts
 from multihome.files import json_text, write_atomic
+from multihome.leasefiles import agent_lease_files
 from multihome.model import (
     TABLE_MAIN,
     Address,
@@ -56,7 +57,7 @@ from multihome.plan import Assessment, Plan
 from multihome.policy import FOREIGN_IN_BAND, DesiredState, PolicyMemo, is_left_alone
 from multihome.source import Metadata, Retry, resolve
 from multihome.source.leases import LeaseReader, parse_dhclient
-from multihome.source.portfacts import agent_lease_files, gather
+from multihome.source.portfacts import gather
 from multihome.source.ports import (
     PortIntent,
     StaticConfig,

@@ -70,19 +70,12 @@ class Fingerprint:
     sysctls: Mapping[str, str]
 
 
-#: The abstract unix socket whose binding is the lock of a whole network namespace (whatever
-#: ``--root``; :mod:`multihome.transaction.lock`): abstract names are per network namespace,
-#: and the kernel releases one when the last descriptor of its socket closes, also when its
-#: holder is killed.
-NAMESPACE_LOCK = "multihome/lock"
-
-
 class Backend(Protocol):
     """Reads and changes the network state of one namespace."""
 
     namespace_lock: str | None
     """The abstract unix socket name that serialises the writers of this namespace
-    (:data:`NAMESPACE_LOCK`); None for a namespace in memory."""
+    (:data:`multihome.processes.NAMESPACE_LOCK`); None for a namespace in memory."""
 
     def read(self) -> HostState:
         """Links, addresses, routes of every table, rules and the relevant sysctls."""

@@ -19,16 +19,11 @@ import logging
 import os
 import socket
 import struct
-
-# hashlib's own blake2b, without hashlib's OpenSSL binding (a shared library to load at
-# every start; nothing here needs another algorithm).
-from _blake2 import blake2b
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from multihome.backend import (
-    NAMESPACE_LOCK,
     Announcement,
     ChangeFailed,
     Fingerprint,
@@ -66,7 +61,6 @@ from multihome.backend.rtnl import (
     IFINFOMSG,
     IFLA_ADDRESS,
     IFLA_AF_SPEC,
-    IFLA_EXT_MASK,
     IFLA_GROUP,
     IFLA_IFNAME,
     IFLA_INET_CONF,
@@ -77,8 +71,6 @@ from multihome.backend.rtnl import (
     NDA_DST,
     NDA_IFINDEX,
     NDMSG,
-    NLA_TYPE_MASK,
-    NLATTR,
     NLM_F_CREATE,
     NLM_F_EXCL,
     NLM_F_REPLACE,
@@ -100,7 +92,6 @@ from multihome.backend.rtnl import (
     RTA_TABLE,
     RTA_UID,
     RTA_VIA,
-    RTEXT_FILTER_SKIP_STATS,
     RTM_DELADDR,
     RTM_DELLINK,
     RTM_DELROUTE,
@@ -129,7 +120,8 @@ from multihome.backend.rtnl import (
     nexthops,
     u32,
 )
-from multihome.config import SYSCTL_KNOBS
+from multihome.kerneldigest import LINK_DUMP, SYSCTL_KNOBS
+from multihome.kerneldigest import digest as kernel_digest
 from multihome.model import (
     ADDRESS_FLAG_MASK,
     IFA_F_TEMPORARY,
@@ -146,6 +138,7 @@ from multihome.model import (
     Sysctl,
     conf_sysctl,
 )
+from multihome.processes import NAMESPACE_LOCK
 
 if TYPE_CHECKING:
     from multihome.plan import Change
@@ -194,19 +187,10 @@ NOTIFICATIONS = {
     RTM_NEWRULE: "rule new",
     RTM_DELRULE: "rule del",
 }
-#: What the fingerprint keeps of address and IPv6 route messages: the attributes the model is
-#: built from (others change while the model stays the same: cache timers, lifetimes, use
-#: counters). An address's flags are kept: DAD finishing makes an IPv6 address usable.
-ADDRESS_FIELDS = frozenset({IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS})
-ROUTE_FIELDS = frozenset(
-    {RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTA_MULTIPATH}
-)
 #: ``IPV4_DEVCONF_*`` (linux/ip.h) of the knobs, as they come in a link's IFLA_INET_CONF
 #: (1-based: the value of id ``i`` is the array's ``i - 1``th u32).
 DEVCONF = {"rp_filter": 8, "arp_filter": 13, "arp_announce": 18, "arp_ignore": 19}
 DEVCONF_KNOBS = tuple((knob, DEVCONF[knob] - 1) for knob in SYSCTL_KNOBS)
-#: A link dump without the interface statistics (less for the kernel to fill in).
-LINK_DUMP = IFINFOMSG.pack(0, 0, 0, 0, 0) + attr_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)
 
 
 #: The kinds of state :meth:`NetlinkBackend.expect` is told about (the agent's event kinds).
@@ -222,7 +206,7 @@ class NetlinkBackend:
     ``local_table=False``: :meth:`read` leaves out the routes of the ``local`` table (the
     kernel's own, two or three per address: half of all routes on a VM with many ports),
     which an apply never looks at (multihome owns none there; ``explain`` and ``status``
-    walk them, and keep the default). The fingerprint still covers them."""
+    walk them, and keep the default). The fingerprint leaves them out too."""
 
     namespace_lock: str | None = NAMESPACE_LOCK
 
@@ -269,7 +253,7 @@ class NetlinkBackend:
         if raw is None:
             raw = self._dump(None if expected is None else expected | self._stale)
         self._last, self._stale = raw, set()
-        raw_links, raw_addresses, raw_routes, raw_rules, sysctls = raw
+        raw_links, raw_addresses, raw_routes, raw_rules, sysctls, _bodies = raw
         if not self._local_table:  # rtm_table, the header's fifth byte (ids up to 255)
             raw_routes = [body for body in raw_routes if body[4] != TABLE_LOCAL]
         names = {index: name for index, name, *_ in raw_links}
@@ -326,10 +310,11 @@ class NetlinkBackend:
             fresh = changed | ({"route"} if "addr" in changed else set())
         sock = self.sock
         if "link" in fresh or kept is None:
-            raw_links = sock.dump(RTM_GETLINK, LINK_DUMP, _raw_link)
+            link_bodies = sock.dump(RTM_GETLINK, LINK_DUMP, _body)
+            raw_links = [link for body in link_bodies if (link := _raw_link(body)) is not None]
             sysctls = self._sysctls(raw_links)
         else:  # the sysctls come with the links (a sysctl write is no event: see expect)
-            raw_links, sysctls = kept[0], kept[4]
+            raw_links, sysctls, link_bodies = kept[0], kept[4], kept[5]
         addresses = (
             sock.dump(RTM_GETADDR, IFADDRMSG.pack(0, 0, 0, 0, 0), _body)
             if "addr" in fresh or kept is None
@@ -347,28 +332,18 @@ class NetlinkBackend:
         rules = (
             both_families(RTM_GETRULE, FIBRULEHDR) if kept is None or "rule" in fresh else kept[3]
         )
-        return raw_links, addresses, routes, rules, sysctls
+        return raw_links, addresses, routes, rules, sysctls, link_bodies
 
     def fingerprint(self) -> Fingerprint:
         """A digest of everything :meth:`read` decodes, from the raw dumps (nothing decoded
-        into the model): the link fields the model keeps, the address, route and rule
-        messages without their timers and counters (IPv4 routes and rules carry none), and
-        the sysctls' values. The dumps are kept for the next :meth:`read`."""
+        into the model; :func:`multihome.kerneldigest.digest`, which the no-op decision
+        before the CLI computes alike), and the sysctls' values. The dumps are kept for the
+        next :meth:`read`."""
         raw = self._dump()
-        raw_links, addresses, routes, rules, sysctls = raw
-        digest = blake2b(digest_size=20)
-        digest.update(repr(raw_links).encode())
-        for body in addresses:  # the header and the address, its flags; not its lifetimes
-            digest.update(_only(body[:8], body, IFADDRMSG.size, ADDRESS_FIELDS))
-        for body in routes:  # all but rtm_flags
-            if body[0] == AF_INET:
-                digest.update(body)  # IPv4 routes carry no timers nor counters
-            else:
-                digest.update(_only(body[:8], body, RTMSG.size, ROUTE_FIELDS))
-        digest.update(b"".join(rules))
-        digest.update(repr(sorted(sysctls.items())).encode())
+        _links, addresses, routes, rules, sysctls, link_bodies = raw
+        digest = kernel_digest(link_bodies, addresses, routes, rules, str(self._proc_sys))
         self._raw = raw
-        return Fingerprint(digest.hexdigest(), sysctls)
+        return Fingerprint(digest, sysctls)
 
     def watch(self) -> None:
         """Record, from now on, the namespace's link, address, route and rule notifications
@@ -399,7 +374,7 @@ class NetlinkBackend:
 
     def _read_index(self) -> None:
         """Interface names and indexes alone (when changes come without a read)."""
-        raw_links = self.sock.dump(RTM_GETLINK, LINK_DUMP, _raw_link)
+        raw_links = self.sock.dump(RTM_GETLINK, LINK_DUMP, _link_message)
         self._names = {index: name for index, name, *_ in raw_links}
         self._index = {name: index for index, name in self._names.items()}
 
@@ -905,8 +880,9 @@ RawLink = tuple[
 Decoded = tuple[
     dict[bytes, "Address | None"], dict[bytes, "Route | None"], dict[bytes, "Rule | None"]
 ]
-#: Links (reduced), address, route and rule message bodies, sysctls: one read, undecoded.
-RawState = tuple[list[RawLink], list[bytes], list[bytes], list[bytes], dict[str, str]]
+#: Links (reduced), address, route and rule message bodies, sysctls, the link messages' bodies:
+#: one read, undecoded.
+RawState = tuple[list[RawLink], list[bytes], list[bytes], list[bytes], dict[str, str], list[bytes]]
 
 
 Positioned = TypeVar("Positioned", Address, Rule)
@@ -931,26 +907,15 @@ def _body(msg: Message) -> bytes:
     return msg.body
 
 
-def _only(head: bytes, body: bytes, header: int, keep: frozenset[int]) -> bytes:
-    """``head`` and the attributes of ``body`` (after ``header``) of the types in ``keep``."""
-    kept = [head]
-    offset = header
-    size = len(body)
-    while offset + 4 <= size:
-        length, kind = NLATTR.unpack_from(body, offset)
-        if length < 4:
-            break
-        if kind & NLA_TYPE_MASK in keep:
-            kept.append(body[offset : offset + length])
-        offset += (length + 3) & ~3
-    return b"".join(kept)
+def _link_message(msg: Message) -> RawLink | None:
+    return _raw_link(msg.body)
 
 
-def _raw_link(msg: Message) -> RawLink | None:
+def _raw_link(body: bytes) -> RawLink | None:
     """(index, name, flags, mac, kind, master index, operstate, the knobs' values from its
-    ipv4 devconf or None) of a link message."""
-    _family, _type, index, flags, _change = IFINFOMSG.unpack_from(msg.body)
-    attrs = attributes(msg.body, IFINFOMSG.size)
+    ipv4 devconf or None) of a link message's body."""
+    _family, _type, index, flags, _change = IFINFOMSG.unpack_from(body)
+    attrs = attributes(body, IFINFOMSG.size)
     name = attrs.get(IFLA_IFNAME)
     if name is None:
         return None

@@ -490,12 +490,29 @@ def export(path: Path, fmt: str, output: Path | None) -> None:
     epilog="\b\nExamples:\n  multihome cloud attach-port vm1 "
     "--network private --security-group ssh --floating-ip public\n"
     "  multihome cloud attach-port vm1 --network private --subnet private-v4 "
-    "--fixed-ip 192.168.0.112",
+    "--fixed-ip 192.168.0.112\n"
+    "  multihome cloud attach-port vm1 --network private "
+    "--fixed-ip 192.168.0.113 --fixed-ip 2001:db8:0:2::113\n"
+    "  multihome cloud attach-port vm1 --network private "
+    "--fixed-ip private-v6=2001:db8:0:2::114 --json   (an IPv6-only port)",
 )
 @click.argument("server")
 @click.option("--network", required=True, help="Network of the new port (name).")
-@click.option("--subnet", default=None, help="Subnet of the new port (name).")
-@click.option("--fixed-ip", "fixed_ip", default=None, help="Address of the new port.")
+@click.option(
+    "--subnet",
+    "subnets",
+    multiple=True,
+    metavar="S",
+    help="A subnet to take an address from (repeatable; Neutron chooses the address).",
+)
+@click.option(
+    "--fixed-ip",
+    "fixed_ips",
+    multiple=True,
+    metavar="[SUBNET=]IP",
+    help="A fixed IP, once per family (IPv4, IPv6 on a DHCPv6-stateful subnet), or each "
+    "with its subnet [default: an address on each subnet of the network, SLAAC ones too].",
+)
 @click.option(
     "--security-group",
     "security_groups",
@@ -508,7 +525,8 @@ def export(path: Path, fmt: str, output: Path | None) -> None:
     "floating_ip",
     metavar="EXT",
     default=None,
-    help="Associate a floating IP from this external network.",
+    help="Associate a floating IP from this external network with the port's IPv4 address "
+    "(IPv6 has none).",
 )
 @click.option(
     "--port-name",
@@ -529,8 +547,8 @@ def export(path: Path, fmt: str, output: Path | None) -> None:
 def attach_port(
     server: str,
     network: str,
-    subnet: str | None,
-    fixed_ip: str | None,
+    subnets: tuple[str, ...],
+    fixed_ips: tuple[str, ...],
     security_groups: tuple[str, ...],
     floating_ip: str | None,
     port_name: str | None,
@@ -540,25 +558,24 @@ def attach_port(
 ) -> None:
     """Create a port, attach it to a running SERVER, give it a floating IP.
 
-    Then it says what to run in the guest so that the new port routes correctly.
+    On a dual-stack network the port gets an IPv4 and an IPv6 address (without --fixed-ip
+    and --subnet: one on each subnet, as Neutron does); the floating IP maps to the IPv4
+    one, the IPv6 one is reached directly. Then it says what to run in the guest so that
+    the new port routes correctly.
     """
     from multihome.cloud.shortcuts import attach_port as run
+    from multihome.cloud.shortcuts import parse_fixed_ips
     from multihome.files import json_output
 
-    if fixed_ip is not None:
-        try:
-            version = ipaddress.ip_address(fixed_ip).version
-        except ValueError:
-            raise InputError(
-                f"--fixed-ip {fixed_ip}: not an IP address; give e.g. 192.168.0.112"
-            ) from None
-        if version == 6 and floating_ip is not None:
-            raise InputError(
-                f"--fixed-ip {fixed_ip} with --floating-ip {floating_ip}: the port would have "
-                "only this IPv6 address, and Neutron's floating IPs are IPv4 only; drop "
-                "--floating-ip (the IPv6 address is reached directly through the router, "
-                "once a security group admits it) or give an IPv4 --fixed-ip"
-            )
+    requests = parse_fixed_ips(fixed_ips, subnets)
+    only_ipv6 = all(r.subnet is None and r.address and r.address.version == 6 for r in requests)
+    if floating_ip is not None and requests and only_ipv6:
+        raise InputError(
+            f"{' '.join(r.text for r in requests)} with --floating-ip {floating_ip}: the port "
+            "would have only IPv6 addresses, and Neutron's floating IPs are IPv4 only; "
+            "drop --floating-ip (the IPv6 address is reached directly through the router, "
+            "once a security group admits it) or add an IPv4 --fixed-ip"
+        )
     conn, counter = _session(os_cloud)
     compute = compute_api(conn)
     if compute is None:
@@ -566,28 +583,42 @@ def attach_port(
             "attach-port: the cloud offers no compute endpoint; check the cloud "
             "entry (--os-cloud / OS_CLOUD)"
         )
-    row = run(
+    result = run(
         network_api(conn),
         compute,
         server=server,
         network=network,
-        subnet=subnet,
-        fixed_ip=fixed_ip,
+        fixed_ips=requests,
         security_groups=security_groups,
         floating_ip=floating_ip,
         port_name=port_name,
         tag_name=tag_as,
     )
     if as_json:
-        click.echo(json_output(row.to_json()), nl=False)
+        click.echo(json_output(result.to_json()), nl=False)
         return
-    _table((row,))
+    _table((result.row,))
+    for note in result.notes:
+        click.echo(f"\n{note}.")
+    modes = {a.ipv6_address_mode for a in result.addresses if a.family == 6}
     click.echo(
-        f"\nport {row.port} is attached to {server}. In the guest, run:\n"
+        f"\nport {result.row.port} is attached to {server}. In the guest, run:\n"
         "  sudo multihome apply      # policy routing for the new interface\n"
         "  sudo multihome persist    # keep it across reboots and DHCP renews\n"
         "(with `multihome agent` running, the new port is handled by itself)"
     )
+    if modes:
+        how = " and ".join(
+            "DHCPv6 (dhcpv6-stateful: the guest needs a DHCPv6 client on it, e.g. `dhclient -6 IF`)"
+            if mode == "dhcpv6-stateful"
+            else "router advertisements (SLAAC)"
+            for mode in sorted(m or "slaac" for m in modes)
+        )
+        click.echo(
+            f"IPv6: the interface gets its IPv6 addresses from {how}; run `multihome apply` "
+            "once `ip -6 addr show dev IF` lists them without `tentative` (the agent waits "
+            "for them by itself)"
+        )
     click.echo(f"({counter.count} API call(s))", err=True)
 
 

@@ -95,6 +95,19 @@ class ManagedPort:
     primary, whose DHCP routes stay in main, and for statically configured ports)."""
     rules: tuple[Rule, ...]
     """The desired rules that look up the port's table, plus the shared main-suppress rule."""
+    multipath_metric6: int | None = None
+    """The metric of main's multipath IPv6 default among whose next hops the port is (one
+    metric set on several ports' profiles: the network manager's RA defaults merged), or
+    None."""
+
+    @property
+    def metric6(self) -> int | None:
+        """The metric for the port's router-advertisement routes: the port's (as its IPv4
+        routes: unsourced IPv6 leaves the primary as IPv4 does), except for a port whose RA
+        default is one next hop of a multipath route in main: that route's, which keeps the
+        merge the administrator configured (design.md section 5, "Multipath routes"); the
+        port's IPv4 metric there would split it into one route per metric."""
+        return self.metric if self.multipath_metric6 is None else self.multipath_metric6
 
     @property
     def ipv6(self) -> bool:
@@ -173,6 +186,18 @@ def build_input(
                 routes=routes,
                 static_routes=static,
                 rules=tuple(sorted(own + shared, key=_rule_order)),
+                multipath_metric6=min(
+                    (
+                        r.metric
+                        for r in state.routes
+                        if r.table == TABLE_MAIN
+                        and r.family == 6
+                        and r.is_default
+                        and r.multipath
+                        and iface.name in r.devices
+                    ),
+                    default=None,
+                ),
             )
         )
     return RenderInput(

@@ -77,8 +77,8 @@ def ifcfg(port: ManagedPort) -> str:
     if port.ipv6:  # SLAAC from the router's advertisements, the address from the MAC
         lines += ["IPV6INIT=yes", "IPV6_AUTOCONF=yes", "IPV6_ADDR_GEN_MODE=eui64"]
         lines.append("IPV6_PRIVACY=no")
-        if port.metric is not None:
-            lines.append(f"IPV6_ROUTE_METRIC={port.metric}")
+        if port.metric6 is not None:
+            lines.append(f"IPV6_ROUTE_METRIC={port.metric6}")
     if port.metric is not None:
         lines.append(f"IPV4_ROUTE_METRIC={port.metric}")
     if port.dhcp_table is not None:

@@ -101,10 +101,10 @@ def port_sections(
         if port.metric is not None:
             lines.append(f"RouteMetric={port.metric}")
         lines.append("")
-    if port.ipv6 and port.metric is not None:
+    if port.ipv6 and port.metric6 is not None:
         # The port's metric, as its DHCPv4 routes: unsourced IPv6 leaves the primary as IPv4
-        # does (equal metrics merge into one multipath route: design.md section 5).
-        lines += ["[IPv6AcceptRA]", f"RouteMetric={port.metric}", ""]
+        # does; a multipath RA default's own (equal metrics merge: design.md section 5).
+        lines += ["[IPv6AcceptRA]", f"RouteMetric={port.metric6}", ""]
     if routes:
         for route in port.static_routes:
             lines += route_section(route, use_dhcp_gateway=dhcp_gateway and port.dhcp)

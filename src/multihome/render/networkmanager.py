@@ -94,8 +94,8 @@ def keyfile(port: ManagedPort) -> str:
         # the one Neutron computes and its port security allows; NetworkManager's default
         # is stable-privacy), no privacy addresses.
         lines += ["", "[ipv6]", "method=auto", "addr-gen-mode=eui64", "ip6-privacy=0"]
-        if port.metric is not None:  # equal metrics would merge the RA defaults (multipath)
-            lines.append(f"route-metric={port.metric}")
+        if port.metric6 is not None:  # equal metrics merge the RA defaults (multipath)
+            lines.append(f"route-metric={port.metric6}")
         lines += _routes_and_rules(port, 6)
     return "\n".join(lines) + "\n"
 

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from multihome.backend import Backend
-from multihome.config import SYSCTL_KNOBS, Config
+from multihome.config import Config
 from multihome.errors import InputError
 from multihome.files import read_text, under_root
+from multihome.kerneldigest import SYSCTL_KNOBS
 from multihome.manifest import Manifest, manifest_path, read_manifest
 from multihome.model import SCOPE_UNIVERSE, TABLE_MAIN, HostState, Link, Rule, ip_text
 from multihome.names import RT_TABLES_FILE, registered_tables

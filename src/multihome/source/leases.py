@@ -21,7 +21,6 @@ lease the client had (the newest last); networkd and NetworkManager keep only th
 from __future__ import annotations
 
 import ipaddress
-import itertools
 import os
 import re
 import time
@@ -32,20 +31,19 @@ from pathlib import Path
 
 from multihome.facts import Declaration, DeclaredRoute
 from multihome.files import under_root
+from multihome.leasefiles import (
+    NETWORKD_LEASES,
+    NM_DEVICES,
+    dhclient_files,
+    dhclient_lease_files,
+    indexed_files,
+    signature,
+)
 from multihome.model import Link
 
 IPv4 = ipaddress.IPv4Address
 
 #: dhclient lease files, as globs below the root.
-DHCLIENT_GLOBS = (
-    "var/lib/dhcp/dhclient*.leases",
-    "var/lib/dhclient/*.lease",
-    "var/lib/dhclient/*.leases",
-    "var/lib/NetworkManager/*.lease",
-    "run/NetworkManager/*.lease",
-)
-NETWORKD_LEASES = "/run/systemd/netif/leases"
-NM_DEVICES = "/run/NetworkManager/devices"
 DEFAULT = ipaddress.IPv4Network("0.0.0.0/0")
 
 
@@ -404,22 +402,16 @@ class LeaseReader:
         """Every lease file this reader may read, whatever the links (each with its parser):
         the dhclient files, and every networkd and NetworkManager file (named by ifindex)."""
         found: list[tuple[Path, _ParseFn]] = [(p, _dhclient_file) for p in self._dhclient_files()]
-        for base, one in ((NETWORKD_LEASES, _networkd_one), (NM_DEVICES, _nm_one)):
-            for path in sorted(under_root(self.root, base).glob("*")):
-                if path.name.isdigit():
-                    found.append((path, _by_index(one, int(path.name))))
+        ones = {NETWORKD_LEASES: _networkd_one, NM_DEVICES: _nm_one}
+        found += [
+            (path, _by_index(ones[base], index)) for path, base, index in indexed_files(self.root)
+        ]
         return found
 
     def signature(self) -> str:
-        """The files' paths, sizes and modification times: it changes when a lease does."""
-        parts = []
-        for path, _parse in self.files():
-            try:
-                stat = path.stat()
-            except OSError:
-                continue
-            parts.append(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}")
-        return "\n".join(parts)
+        """The files' paths, sizes and modification times: it changes when a lease does
+        (:func:`multihome.leasefiles.host_signature` computes it without a reader)."""
+        return signature(path for path, _parse in self.files())
 
     def next_expiry(self, now: float | None = None) -> float | None:
         """When the first lease still valid at ``now`` expires (None: none does): the
@@ -435,18 +427,13 @@ class LeaseReader:
         return min(expiries, default=None)
 
     def _dhclient_files(self) -> Iterator[Path]:
-        for pattern in DHCLIENT_GLOBS:
-            yield from sorted(self.root.glob(pattern))
-        for extra in self.extra:
-            if any(c in str(extra) for c in "*?["):
-                yield from sorted(Path(extra.anchor).glob(str(extra.relative_to(extra.anchor))))
-            else:
-                yield extra
+        processes: list[Path] = []
         if self.processes:
             now = time.monotonic()
             if self._procs is None or now - self._procs[0] >= self.process_every:
                 self._procs = (now, dhclient_lease_files())
-            yield from self._procs[1]
+            processes = self._procs[1]
+        yield from dhclient_files(self.root, self.extra, processes)
 
     def _parse(self, path: Path, warnings: list[str], parse: _ParseFn) -> Iterator[Lease]:
         try:
@@ -489,29 +476,3 @@ def _networkd_one(text: str, origin: str, ifindex: int, mtime: float) -> _Parsed
 def _nm_one(text: str, origin: str, ifindex: int, mtime: float) -> _Parsed:
     lease = parse_nm_device(text, f"NetworkManager lease {origin}", ifindex, mtime)
     return ([] if lease is None else [lease]), []
-
-
-def dhclient_lease_files() -> list[Path]:
-    """The ``-lf`` file of every dhclient process in this network namespace."""
-    try:
-        own = os.stat("/proc/self/ns/net").st_ino
-    except OSError:
-        return []
-    found: list[Path] = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/comm", "rb") as handle:
-                if handle.read().strip() != b"dhclient":
-                    continue
-            with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
-                argv = handle.read().split(b"\0")
-            if os.stat(f"/proc/{entry.name}/ns/net").st_ino != own:
-                continue
-        except OSError:
-            continue
-        for flag, value in itertools.pairwise(argv):
-            if flag == b"-lf" and value:
-                found.append(Path(os.fsdecode(value)))
-    return found

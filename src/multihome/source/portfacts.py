@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from multihome.facts import PortFacts
+from multihome.leasefiles import agent_lease_files
 from multihome.model import HostState, Route
 from multihome.source.leases import LeaseReader
 
@@ -48,13 +49,3 @@ def host_facts(root: Path, reader: LeaseReader | None = None) -> FactSource:
     """The facts source of a one-shot command (apply, status, verify) below ``root``."""
     reader = host_reader(root) if reader is None else reader
     return lambda state: gather(state, reader)
-
-
-def agent_lease_files(root: Path) -> tuple[Path, ...]:
-    """The lease files of the DHCP clients the agent started in this network namespace."""
-    from multihome.transaction.statedir import StateDir  # agent.state's run_dir, lighter
-
-    try:
-        return (StateDir.current(root).path / "dhclient.*.leases",)
-    except OSError:
-        return ()

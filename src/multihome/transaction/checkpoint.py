@@ -322,12 +322,17 @@ class Record:
 def reconstruct_moved(current: HostState, config: Config, record: Record) -> list[Route]:
     """Defaults that must go back to main but are missing from the record (state lost).
 
-    An owned default copy for an interface that has no default left in main stands for a
-    moved route; its original protocol is unknown, so it goes back as ``proto boot``.
+    An owned default copy for an interface that has no default of its family left in main
+    stands for a moved route; its original protocol is unknown, so it goes back as ``proto
+    boot``. A multipath default in main counts for every device among its next hops (the
+    policy never moves it: each port's table holds a copy of its path, design.md section 5).
     """
     recorded = {r.ifname for r in record.moved if r.is_default}
     in_main = {
-        (r.family, r.ifname) for r in current.routes if r.table == TABLE_MAIN and r.is_default
+        (r.family, device)
+        for r in current.routes
+        if r.table == TABLE_MAIN and r.is_default
+        for device in (r.ifname, *r.devices)
     }
     found: dict[tuple[int, str | None], Route] = {}
     for route in sorted(owned_routes(current, config), key=lambda r: (r.metric, r.order)):

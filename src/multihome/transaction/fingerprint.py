@@ -17,7 +17,8 @@ nothing is recorded and the next apply does the full read.
 
 from __future__ import annotations
 
-import socket
+import os
+import stat
 import time
 
 # hashlib's own blake2b, without hashlib's OpenSSL binding (a shared library to load at
@@ -26,47 +27,100 @@ from _blake2 import blake2b
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from multihome._version import __version__
-from multihome.backend import Backend
-from multihome.config import Config
-from multihome.files import read_text, under_root
-from multihome.model import HostState, Sysctl
+from multihome.files import DEFAULT_CONFIG_PATH, read_text, under_root
 from multihome.names import RT_PROTOS_FILE, RT_TABLES_FILE
 from multihome.transaction.statedir import FINGERPRINT, StateDir
 
+# Not ``typing.TYPE_CHECKING``: the no-op decision (multihome.noop) imports this module,
+# and neither typing nor the model nor the backend.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from multihome.backend import Backend
+    from multihome.model import HostState
     from multihome.plan import Change
 
-_FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
+#: ``AF_INET``, ``AF_INET6`` (socket.py, with its enums, is not imported on the no-op's path).
+_FAMILIES = {4: 2, 6: 10}
 
 
-def inputs(config: Config, root: Path, facts: str = "") -> str:
-    """A digest of what the plan depends on besides the kernel state; ``facts``: what the
-    ports' facts come from (the lease files' signature)."""
+#: How much of the configuration file is read: one byte more than the parser accepts
+#: (:data:`multihome.reader.MAX_BYTES`), so that it can say the file is too long.
+CONFIG_LIMIT = (1 << 20) + 1
+
+
+def config_source(config_path: Path | None, root: Path) -> tuple[Path, bytes | None] | None:
+    """The configuration file an apply reads (``--config``, else the default below ``root``)
+    and its bytes: None for a default file that does not exist (the defaults apply); None
+    as a whole when the file cannot be read as a regular file (the parser says why)."""
+    path = config_path if config_path is not None else under_root(root, DEFAULT_CONFIG_PATH)
+    if config_path is None and not os.path.lexists(path):
+        return path, None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks = []
+        left = CONFIG_LIMIT
+        while left > 0 and (chunk := os.read(fd, left)):
+            chunks.append(chunk)
+            left -= len(chunk)
+        return path, b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def inputs(
+    source: tuple[Path, bytes | None] | None, root: Path, facts: str = "", options: str = ""
+) -> str | None:
+    """A digest of what the plan depends on besides the kernel state: multihome's version,
+    the configuration (``source``: :func:`config_source`, the path and bytes it is parsed
+    from: the policy is a pure function of them, so no parser is needed here), ``options``
+    (those of the command line that change the policy: ``--no-sysctls``), ``facts`` (what
+    the ports' facts come from: the lease files' signature) and the name files. None when
+    the configuration could not be read (nothing is trusted, nothing recorded)."""
+    if source is None:
+        return None
+    path, config = source
     digest = blake2b(digest_size=20)
-    digest.update(f"{__version__}\n{config!r}\n{facts}\n".encode())
-    for path in (RT_TABLES_FILE, RT_PROTOS_FILE):
-        digest.update(f"{path}\n{read_text(under_root(root, path))!r}\n".encode())
+    size = -1 if config is None else len(config)
+    digest.update(f"{__version__}\n{path}\n{size}\n".encode())
+    digest.update(config or b"")
+    digest.update(f"\n{options}\n{facts}\n".encode())
+    for name in (RT_TABLES_FILE, RT_PROTOS_FILE):
+        digest.update(f"{name}\n{read_text(under_root(root, name))!r}\n".encode())
     return digest.hexdigest()
 
 
-def unchanged(
-    backend: Backend, state_dir: StateDir, config: Config, root: Path, facts: str = ""
-) -> bool:
-    """True when the namespace is as recorded after the last apply: nothing to change."""
+def trusted(state_dir: StateDir, inputs_digest: str | None) -> str | None:
+    """The kernel digest recorded after the last apply, if its inputs were ``inputs_digest``
+    and no lease it read has expired since; else None (the full read is needed)."""
     saved = state_dir.read_json(FINGERPRINT)
-    if not saved or saved.get("inputs") != inputs(config, root, facts):
-        return False
+    if not saved or inputs_digest is None or saved.get("inputs") != inputs_digest:
+        return None
     valid_until = saved.get("valid_until")
     if isinstance(valid_until, int | float) and time.time() >= valid_until:
-        return False  # a lease expired since: the facts may have changed
-    return saved.get("kernel") == backend.fingerprint().digest
+        return None  # a lease expired since: the facts may have changed
+    kernel = saved.get("kernel")
+    return kernel if isinstance(kernel, str) else None
+
+
+def unchanged(backend: Backend, state_dir: StateDir, inputs_digest: str | None) -> bool:
+    """True when the namespace is as recorded after the last apply: nothing to change."""
+    kernel = trusted(state_dir, inputs_digest)
+    return kernel is not None and kernel == backend.fingerprint().digest
 
 
 def expected_notifications(changes: Sequence[Change]) -> Counter[str]:
     """The kernel's notifications for ``changes``: one per route or rule change."""
+    from multihome.model import Sysctl
+
     return Counter(
         f"{c.kind} {'new' if c.action == 'add' else 'del'} {_FAMILIES[c.obj.family]}"
         for c in changes
@@ -77,16 +131,18 @@ def expected_notifications(changes: Sequence[Change]) -> Counter[str]:
 def record(
     backend: Backend,
     state_dir: StateDir,
-    config: Config,
-    root: Path,
+    inputs_digest: str | None,
     before: HostState,
     changes: Sequence[Change],
-    facts: str = "",
     valid_until: float | None = None,
 ) -> bool:
     """Record the fingerprint of the state after ``changes`` were made to ``before`` (read
     after :meth:`Backend.watch`); False, and nothing recorded, when anything else changed.
-    ``facts`` and ``valid_until``: the lease files' signature, the first lease expiry."""
+    ``inputs_digest``: :func:`inputs`; ``valid_until``: the first lease expiry."""
+    from multihome.model import Sysctl
+
+    if inputs_digest is None:
+        return False
     found = backend.fingerprint()
     seen = backend.notifications()
     if seen is None or Counter(seen) != expected_notifications(changes):
@@ -99,7 +155,7 @@ def record(
         FINGERPRINT,
         {
             "kernel": found.digest,
-            "inputs": inputs(config, root, facts),
+            "inputs": inputs_digest,
             "valid_until": valid_until,
         },
     )

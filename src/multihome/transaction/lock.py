@@ -1,7 +1,7 @@
 """The lock that keeps two applies (a user and the agent, say) from interleaving.
 
 Two locks, taken in this order. The namespace lock: a unix socket bound to the abstract name
-``@multihome/lock`` (:data:`~multihome.backend.NAMESPACE_LOCK`). Abstract names live in
+``@multihome/lock`` (:data:`~multihome.processes.NAMESPACE_LOCK`). Abstract names live in
 the network namespace, so it serialises every multihome changing this namespace whatever its
 ``--root`` (two roots mean two state directories, which must not decide alone); the kernel
 frees the name when the last descriptor of the socket closes, also on SIGKILL. A backend that
@@ -14,14 +14,13 @@ the locks after the apply process is gone, until the window ends. Releasing is c
 
 from __future__ import annotations
 
+import _socket  # not socket.py (its enums): on every apply's path, see statedir
 import errno
 import fcntl
 import os
-import socket
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 
 from multihome.errors import LockTimeoutError
@@ -36,7 +35,7 @@ POLL = 0.05
 class Lock:
     """A held lock; ``release`` (or leaving the ``with`` block) closes it."""
 
-    def __init__(self, state: StateDir, fd: int, namespace: socket.socket | None = None) -> None:
+    def __init__(self, state: StateDir, fd: int, namespace: _socket.socket | None = None) -> None:
         self.state = state
         self._fd: int | None = fd
         self._namespace = namespace
@@ -108,11 +107,11 @@ def acquire(
     return Lock(state, fd, held)
 
 
-def _bind_namespace(state: StateDir, name: str, deadline: float, timeout: float) -> socket.socket:
+def _bind_namespace(state: StateDir, name: str, deadline: float, timeout: float) -> _socket.socket:
     """Bind the abstract socket ``name``, polling until ``deadline`` while another holds it."""
     address = b"\0" + name.encode()
     while True:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
         try:
             sock.bind(address)
             return sock
@@ -197,6 +196,8 @@ def _busy_message(state: StateDir, timeout: float, pids: Sequence[int] | None = 
 
 
 def _clock(timestamp: float) -> str:
+    from datetime import datetime  # in messages only: not on every apply's path
+
     return datetime.fromtimestamp(timestamp).strftime("%H:%M:%S")
 
 

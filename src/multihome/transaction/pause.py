@@ -11,13 +11,16 @@ and changes nothing while it exists. ``multihome apply`` (without ``--interface`
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from multihome.files import read_text, remove_file, write_atomic
 from multihome.processes import pid_alive
 from multihome.transaction.statedir import StateDir
+
+# Not ``typing.TYPE_CHECKING``: every apply resumes (multihome.noop imports no typing).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: The agent's state file (written by :mod:`multihome.agent.state`) and the pause marker.
 AGENT_STATUS = "agent.json"
@@ -56,6 +59,8 @@ def pause(root: Path, by: str, pid: int) -> int | None:
     """Pause the running agent of this namespace (call under the namespace's lock); returns
     its pid, or None when no agent runs (then nothing is written: an agent started later is
     not paused)."""
+    from datetime import UTC, datetime
+
     agent = running_agent(root)
     if agent is None:
         return None

@@ -3,30 +3,40 @@ of an interrupted apply that every session starts with."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from multihome.backend import Backend
+from multihome.processes import NAMESPACE_LOCK
 from multihome.transaction import DEFAULT_LOCK_TIMEOUT
 from multihome.transaction.lock import Lock, acquire
 from multihome.transaction.statedir import JOURNAL, PENDING, StateDir, new_id, sweep, sweep_due
 
+# Not ``typing.TYPE_CHECKING``: the no-op apply (multihome.noop) opens its session without
+# typing, the backend or the model.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from multihome.backend import Backend
     from multihome.transaction import journal
 
 
-@dataclass
 class Session:
-    """The held lock of one namespace's state directory."""
+    """The held lock of one namespace's state directory (a plain class: see
+    :class:`~multihome.transaction.statedir.StateDir`)."""
 
-    state: StateDir
-    lock: Lock
-    root: Path
-    apply_id: str
-    """The id the next checkpoint gets (a confirmation window refers to it)."""
-    recovery: journal.Recovery | None = None
-    """What was done about an interrupted apply found when the session opened."""
+    def __init__(
+        self,
+        state: StateDir,
+        lock: Lock,
+        root: Path,
+        apply_id: str,
+        recovery: journal.Recovery | None = None,
+    ) -> None:
+        self.state = state
+        self.lock = lock
+        self.root = root
+        self.apply_id = apply_id
+        """The id the next checkpoint gets (a confirmation window refers to it)."""
+        self.recovery = recovery
+        """What was done about an interrupted apply found when the session opened."""
 
     def close(self) -> None:
         self.lock.release()
@@ -51,10 +61,7 @@ def open_session(
     First removes (bounded, with a log line; at most once a minute) the state directories of
     namespaces that no longer exist (:func:`~multihome.transaction.statedir.sweep`)."""
     root = root.absolute()  # the watchdog runs from /
-    state = StateDir.current(root)
-    if state.identity is not None and sweep_due(state):
-        sweep(root, state.identity)
-    lock = acquire(state, timeout=timeout, purpose=purpose, namespace=backend.namespace_lock)
+    state, lock = _lock(StateDir.current(root), root, timeout, purpose, backend.namespace_lock)
     recovery = None
     if state.exists(JOURNAL) or state.exists(PENDING):  # the journal's code only when needed
         from multihome.transaction import journal
@@ -65,3 +72,27 @@ def open_session(
             lock.release()
             raise
     return Session(state, lock, root, new_id(), recovery)
+
+
+def open_clean_session(
+    state: StateDir, root: Path, *, timeout: float = DEFAULT_LOCK_TIMEOUT
+) -> Session | None:
+    """:func:`open_session` for an apply in the namespace of ``state`` (a folder that
+    exists and is this namespace's), without a backend: None, and the lock released again,
+    when an interrupted apply or a confirmation window waits (then only :func:`open_session`
+    with a backend can go on)."""
+    root = root.absolute()
+    state, lock = _lock(state, root, timeout, "apply", NAMESPACE_LOCK)
+    if state.exists(JOURNAL) or state.exists(PENDING):
+        lock.release()
+        return None
+    return Session(state, lock, root, new_id())
+
+
+def _lock(
+    state: StateDir, root: Path, timeout: float, purpose: str, namespace: str | None
+) -> tuple[StateDir, Lock]:
+    """Sweep when due, then take the namespace's lock."""
+    if state.identity is not None and sweep_due(state):
+        sweep(root, state.identity)
+    return state, acquire(state, timeout=timeout, purpose=purpose, namespace=namespace)

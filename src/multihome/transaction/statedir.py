@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+# The C module: socket.py builds enums of every constant at import (8% of the instructions
+# of the no-op apply, which uses this module); a plain socket is all that is needed here.
+import _socket
 import errno
 import fcntl
 import ipaddress
 import json
-import logging
 import os
-import socket
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from multihome.errors import InputError
 from multihome.files import make_dirs, read_text, remove_file, under_root, write_atomic
-from multihome.model import NextHop, Route, Rule, Sysctl
 
+# Not ``typing.TYPE_CHECKING``: this module is on the no-op apply's path (multihome.noop),
+# which imports neither typing nor the model (only the codecs below need it).
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # the plan (and the policy) only where changes are decoded
+    import logging
+    from typing import Any
+
+    from multihome.model import Route, Rule
     from multihome.plan import Change
 
 STATE_BASE = Path("/run/multihome")
@@ -44,7 +49,7 @@ FINGERPRINT = "fingerprint.json"
 #: ``SO_NETNS_COOKIE`` (Linux 5.14+, asm-generic value): the network namespace's cookie, a
 #: 64-bit number the kernel never gives to another namespace until it reboots. Python's
 #: socket module does not export it everywhere.
-SO_NETNS_COOKIE: int = getattr(socket, "SO_NETNS_COOKIE", 71)
+SO_NETNS_COOKIE: int = getattr(_socket, "SO_NETNS_COOKIE", 71)
 #: What identifies the namespace a state directory belongs to (see :class:`NamespaceId`).
 IDENTITY = "namespace.json"
 #: How many other namespaces' folders one session start inspects at most (bounded cost).
@@ -52,11 +57,45 @@ SWEEP_LIMIT = 256
 #: A namespace's sessions sweep at most this often (seconds); the time is in :data:`SWEPT`.
 SWEEP_INTERVAL = 60.0
 
-log = logging.getLogger(__name__)
+
+def _log() -> logging.Logger:
+    """This module's logger (logging only when there is something to say)."""
+    import logging
+
+    return logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class NamespaceId:
+class _Frozen:
+    """A small frozen value: equal, hashed and shown by its ``__slots__`` fields. Not a
+    dataclass: ``dataclasses`` imports ``inspect`` (with ``ast``, ``dis``, ``tokenize``), a
+    fifth of the instructions of the no-op apply, which uses this module."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, _Frozen)
+            and type(other) is type(self)
+            and (self._fields() == other._fields())
+        )
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{n}={v!r}" for n, v in zip(self.__slots__, self._fields(), strict=True)
+        )
+        return f"{type(self).__name__}({fields})"
+
+
+class NamespaceId(_Frozen):
     """What identifies a network namespace while the machine is up.
 
     The inode of ``/proc/self/ns/net`` is unique only among the namespaces alive right now:
@@ -65,12 +104,18 @@ class NamespaceId:
     records all three (cookie, inode, boot id) to recognise state whose namespace is gone.
     """
 
+    __slots__ = ("boot", "cookie", "inode")
     cookie: int | None
     """``SO_NETNS_COOKIE``; None on kernels before 5.14 (then the inode names the folder)."""
     inode: int
     """The inode of the namespace file (unique among live namespaces only)."""
     boot: str
     """The kernel's boot id."""
+
+    def __init__(self, cookie: int | None, inode: int, boot: str) -> None:
+        object.__setattr__(self, "cookie", cookie)
+        object.__setattr__(self, "inode", inode)
+        object.__setattr__(self, "boot", boot)
 
     @property
     def key(self) -> str:
@@ -92,8 +137,11 @@ class NamespaceId:
 def netns_cookie() -> int | None:
     """The cookie of this thread's network namespace; None where the kernel has none."""
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-            raw = sock.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8)
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
+        try:
+            raw = sock.getsockopt(_socket.SOL_SOCKET, SO_NETNS_COOKIE, 8)
+        finally:
+            sock.close()
     except OSError as exc:
         if exc.errno in (errno.ENOPROTOOPT, errno.EINVAL):
             return None
@@ -129,14 +177,19 @@ def new_id() -> str:
     return f"{time.strftime('%Y%m%dT%H%M%S')}-{os.urandom(4).hex()}"
 
 
-@dataclass(frozen=True)
-class StateDir:
+class StateDir(_Frozen):
     """The state directory of one network namespace below one ``--root``."""
 
+    __slots__ = ("identity", "netns", "path")
     path: Path
     netns: str
-    identity: NamespaceId | None = None
+    identity: NamespaceId | None
     """The namespace's identity, written into the folder when it is created."""
+
+    def __init__(self, path: Path, netns: str, identity: NamespaceId | None = None) -> None:
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "netns", netns)
+        object.__setattr__(self, "identity", identity)
 
     @classmethod
     def current(cls, root: Path) -> StateDir:
@@ -146,7 +199,8 @@ class StateDir:
         with the same cookie, or, without cookies, a deleted one with the same inode) is
         never used: it is removed, with a log line."""
         identity = current_namespace()
-        state = replace(cls.of(root, identity.key), identity=identity)
+        found = cls.of(root, identity.key)
+        state = cls(found.path, found.netns, identity)
         owner = state.recorded()
         if owner != identity and state.path.exists():
             state.discard(_stale_reason(owner, identity))
@@ -175,7 +229,7 @@ class StateDir:
                 f"{self.path}: state of another network namespace ({reason}) that cannot be "
                 f"removed ({exc.strerror}); remove it, or run as root"
             ) from exc
-        log.warning(
+        _log().warning(
             "removed %s: state of a network namespace that no longer exists (%s)", self.path, reason
         )
 
@@ -337,7 +391,7 @@ def sweep(
         try:
             state.discard(reason)
         except InputError as exc:
-            log.warning("%s", exc)
+            _log().warning("%s", exc)
             continue
         removed.append(state.path)
     return removed
@@ -400,6 +454,8 @@ def object_text(obj: Route | Rule) -> str:
     objects for the kernel's unchanged routes and rules, so a repair's checkpoint and
     journal encode only what is new (at 16 ports the checkpoint holds ~100 of them, encoded
     twice per repair before)."""
+    from multihome.model import Route
+
     text = obj.__dict__.get(_TEXT)
     if text is None:
         text = json_text(route_to_json(obj) if isinstance(obj, Route) else rule_to_json(obj))
@@ -417,6 +473,8 @@ def route_to_json(route: Route) -> dict[str, Any]:
 
 
 def route_from_json(data: dict[str, Any]) -> Route:
+    from multihome.model import NextHop, Route
+
     return Route(
         table=int(data["table"]),
         dst=ipaddress.ip_network(data["dst"]),
@@ -452,6 +510,7 @@ def rule_to_json(rule: Rule) -> dict[str, Any]:
 
 def rule_from_json(data: dict[str, Any]) -> Rule:
     """The rule :func:`rule_to_json` wrote (and the older files without the newer fields)."""
+    from multihome.model import Rule
 
     def net(key: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
         value = data.get(key)
@@ -492,6 +551,8 @@ def rule_from_json(data: dict[str, Any]) -> Rule:
 
 
 def change_to_json(change: Change) -> dict[str, Any]:
+    from multihome.model import Route, Sysctl
+
     obj = change.obj
     if isinstance(obj, Sysctl):
         body: dict[str, Any] = {"name": obj.name, "value": obj.value}
@@ -505,6 +566,8 @@ def change_to_json(change: Change) -> dict[str, Any]:
 def change_text(change: Change) -> str:
     """:func:`change_to_json` as the state files hold it (the route's or rule's text
     encoded once, :func:`object_text`)."""
+    from multihome.model import Sysctl
+
     obj = change.obj
     body = (
         json_text({"name": obj.name, "value": obj.value})
@@ -522,6 +585,7 @@ def change_text(change: Change) -> str:
 
 
 def change_from_json(data: dict[str, Any]) -> Change:
+    from multihome.model import Sysctl
     from multihome.plan import Change
 
     kind = data["kind"]

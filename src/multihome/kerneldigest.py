@@ -1,0 +1,256 @@
+"""The digest of the kernel state a no-op ``apply`` compares, from raw rtnetlink dumps.
+
+One definition for both sides of the no-op: :meth:`NetlinkBackend.fingerprint` records it
+after an apply (from the dumps its read reuses), and the no-op decision made before the CLI
+is imported (:mod:`multihome.noop`) takes the four dumps itself (:func:`current`) and
+compares. So this module imports nothing of multihome and nothing heavy (no model, no
+dataclasses, no typing at run time): it is on the path of every no-op ``apply``.
+
+What is hashed is what :meth:`NetlinkBackend.read` decodes into the model, and only that:
+the parts of the messages that change while the model stays the same (an IPv6 address's
+lifetimes and a route's cache timers, a link's statistics, a bridge's timers, the IPv6
+neighbour parameters' re-randomised reachable time) are left out, so that an idle namespace
+keeps its digest.
+
+- links: the header (index, type, flags), the name, MAC, master, operstate and group, the
+  kind of ``IFLA_LINKINFO`` alone, and of ``IFLA_AF_SPEC`` the IPv4 part alone (the
+  devconf array: the interface's sysctls);
+- addresses: the header, the address, the local address and the flags;
+- IPv4 routes and all rules: the whole message (they carry no timers nor counters);
+- IPv6 routes: the header and the attributes the model keeps;
+- no route of the ``local`` table (half of all routes with many ports): an apply reads none;
+- the knobs of ``all`` and ``default`` (and of any link without an IPv4 devconf), read from
+  ``/proc/sys``.
+"""
+
+from __future__ import annotations
+
+# The C module: socket.py builds enums of every constant at import (8% of the no-op's
+# instructions); a plain netlink socket is all that is needed.
+import _socket
+import os
+import struct
+
+# hashlib's own blake2b, without hashlib's OpenSSL binding (a shared library to load).
+from _blake2 import blake2b
+
+# Not ``typing``: on every no-op apply's path (type checkers treat the name alike).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+#: The IPv4 sysctls multihome reads and sets per interface (the configuration's ``sysctls``).
+SYSCTL_KNOBS = ("rp_filter", "arp_ignore", "arp_announce", "arp_filter")
+
+# linux/rtnetlink.h, if_link.h, if_addr.h, netlink.h
+RTM_GETLINK, RTM_GETADDR, RTM_GETROUTE, RTM_GETRULE = 18, 22, 26, 34
+NLMSG_ERROR, NLMSG_DONE = 2, 3
+NLM_F_REQUEST, NLM_F_DUMP, NLM_F_DUMP_INTR = 0x1, 0x300, 0x10
+NLA_TYPE_MASK = 0x3FFF
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MASTER = 1, 3, 10
+IFLA_OPERSTATE, IFLA_LINKINFO, IFLA_AF_SPEC, IFLA_GROUP = 16, 18, 26, 27
+IFLA_INFO_KIND = 1
+IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS = 29, 1 << 3
+IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS = 1, 2, 8
+RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC, RTA_MULTIPATH, RTA_TABLE = (
+    1,
+    4,
+    5,
+    6,
+    7,
+    9,
+    15,
+)
+#: The link attributes kept whole (those with nested parts are reduced, see :func:`digest`).
+LINK_FIELDS = frozenset({IFLA_ADDRESS, IFLA_IFNAME, IFLA_MASTER, IFLA_OPERSTATE, IFLA_GROUP})
+#: What the digest keeps of address and IPv6 route messages: the attributes the model is
+#: built from. An address's flags are kept: DAD finishing makes an IPv6 address usable.
+ADDRESS_FIELDS = frozenset({IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS})
+ROUTE_FIELDS = frozenset(
+    {RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTA_MULTIPATH}
+)
+_NLMSGHDR = struct.Struct("=IHHII")
+_NLATTR = struct.Struct("=HH")
+IFINFOMSG_SIZE, IFADDRMSG_SIZE, RTMSG_SIZE = 16, 8, 12
+#: The ``local`` table: its routes are the kernel's own, made from the addresses (hashed),
+#: and an apply never reads them (``NetlinkBackend(local_table=False)``).
+TABLE_LOCAL = 255
+#: The dump requests: links without statistics, addresses, and per family routes and rules.
+LINK_DUMP = struct.pack("=BxHiII", 0, 0, 0, 0, 0) + struct.pack(
+    "=HHI", 8, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS
+)
+_RECV_SIZE = 256 * 1024
+
+
+def only(
+    head: bytes, body: bytes, header: int, keep: frozenset[int], _attr: Any = _NLATTR.unpack_from
+) -> bytes:
+    """``head`` and the attributes of ``body`` (after ``header``) of the types in ``keep``."""
+    kept = [head]
+    offset = header
+    size = len(body)
+    while offset + 4 <= size:
+        length, kind = _attr(body, offset)
+        if length < 4:
+            break
+        if kind & NLA_TYPE_MASK in keep:
+            kept.append(body[offset : offset + length])
+        offset += (length + 3) & ~3
+    return b"".join(kept)
+
+
+def _nested(payload: bytes, wanted: int) -> bytes:
+    """The attribute ``wanted`` (header included) of the nested attributes ``payload``."""
+    offset = 4
+    size = len(payload)
+    while offset + 4 <= size:
+        length, kind = _NLATTR.unpack_from(payload, offset)
+        if length < 4:
+            break
+        if kind & NLA_TYPE_MASK == wanted:
+            return payload[offset : offset + length]
+        offset += (length + 3) & ~3
+    return b""
+
+
+def link_part(body: bytes, _attr: Any = _NLATTR.unpack_from) -> tuple[bytes, str | None]:
+    """What the digest keeps of a link message, and its name when it has no IPv4 devconf
+    (its knobs are then read from ``/proc/sys``). (``_attr``: bound once, the loop's
+    hottest call.)"""
+    kept = [body[:12]]  # family, type, index, flags; not ifi_change
+    offset = IFINFOMSG_SIZE
+    size = len(body)
+    name = None
+    inet = b""
+    while offset + 4 <= size:
+        length, kind = _attr(body, offset)
+        if length < 4:
+            break
+        kind &= NLA_TYPE_MASK
+        if kind in LINK_FIELDS:
+            kept.append(body[offset : offset + length])
+            if kind == IFLA_IFNAME:
+                name = body[offset + 4 : offset + length].split(b"\0", 1)[0].decode()
+        elif kind == IFLA_LINKINFO:
+            kept.append(_nested(body[offset : offset + length], IFLA_INFO_KIND))
+        elif kind == IFLA_AF_SPEC:
+            inet = _nested(body[offset : offset + length], _socket.AF_INET)
+            kept.append(inet)
+        offset += (length + 3) & ~3
+    return b"".join(kept), (name if not inet else None)
+
+
+def knob_files(proc_sys: str, ifnames: list[str]) -> list[tuple[str, str]]:
+    """``(path below proc_sys, value)`` of the knobs of ``all``, ``default`` and ``ifnames``
+    (a knob that cannot be read is left out)."""
+    found = []
+    for ifname in ("all", "default", *ifnames):
+        for knob in SYSCTL_KNOBS:
+            path = f"net/ipv4/conf/{ifname.replace('.', '/')}/{knob}"
+            try:
+                fd = os.open(f"{proc_sys}/{path}", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                found.append((path, os.read(fd, 4096).decode().strip()))
+            except OSError:
+                continue
+            finally:
+                os.close(fd)
+    return found
+
+
+def digest(
+    links: list[bytes],
+    addresses: list[bytes],
+    routes: list[bytes],
+    rules: list[bytes],
+    proc_sys: str = "/proc/sys",
+) -> str:
+    """The hex digest of the four dumps' message bodies and the knobs (see the module)."""
+    hashed = blake2b(digest_size=20)
+    bare = []
+    for body in links:
+        part, name = link_part(body)
+        hashed.update(part)
+        if name is not None:
+            bare.append(name)
+    hashed.update(b"\0addresses\0")
+    for body in addresses:  # the header and the address, its flags; not its lifetimes
+        hashed.update(only(body[:8], body, IFADDRMSG_SIZE, ADDRESS_FIELDS))
+    hashed.update(b"\0routes\0")
+    for body in routes:
+        if body[4] == TABLE_LOCAL:
+            continue  # the kernel's own (from the addresses); an apply never reads them
+        if body[0] == _socket.AF_INET:
+            hashed.update(body)  # IPv4 routes carry no timers nor counters
+        else:
+            hashed.update(only(body[:8], body, RTMSG_SIZE, ROUTE_FIELDS))
+    hashed.update(b"\0rules\0")
+    hashed.update(b"".join(rules))
+    hashed.update(repr(knob_files(proc_sys, bare)).encode())
+    return hashed.hexdigest()
+
+
+def dump(sock: _socket.socket, kind: int, request: bytes, seq: int) -> list[bytes]:
+    """The bodies of the answers to the dump request ``kind`` (retried when the kernel says a
+    concurrent change interrupted it); ``OSError`` when the kernel refuses it.
+
+    :meth:`multihome.backend.rtnl.RtnlSocket.dump` does the same for the backend, decoding
+    each message and raising the kernel's extended error; it is not used here because
+    importing anything from ``multihome.backend`` imports the model (this module is on the
+    no-op apply's path)."""
+    for attempt in range(5):
+        sock.send(
+            _NLMSGHDR.pack(16 + len(request), kind, NLM_F_REQUEST | NLM_F_DUMP, seq + attempt, 0)
+            + request
+        )
+        bodies: list[bytes] = []
+        interrupted = False
+        while True:
+            data = sock.recv(_RECV_SIZE)
+            offset, size = 0, len(data)
+            done = False
+            while offset + 16 <= size:
+                length, msg_type, flags, rseq, _pid = _NLMSGHDR.unpack_from(data, offset)
+                if length < 16:
+                    break
+                if rseq == seq + attempt:
+                    if flags & NLM_F_DUMP_INTR:
+                        interrupted = True
+                    if msg_type == NLMSG_DONE:
+                        done = True
+                        break
+                    if msg_type == NLMSG_ERROR:
+                        code = -struct.unpack_from("=i", data, offset + 16)[0]
+                        if code:
+                            raise OSError(code, os.strerror(code))
+                        done = True
+                        break
+                    bodies.append(data[offset + 16 : offset + length])
+                offset += (length + 3) & ~3
+            if done:
+                break
+        if not interrupted:
+            return bodies
+    raise OSError(4, "netlink dump interrupted again and again")
+
+
+def current(proc_sys: str = "/proc/sys") -> str:
+    """The digest of this network namespace's state now (its own netlink socket)."""
+    sock = _socket.socket(
+        _socket.AF_NETLINK, _socket.SOCK_RAW | _socket.SOCK_CLOEXEC, _socket.NETLINK_ROUTE
+    )
+    try:
+        sock.bind((0, 0))
+        links = dump(sock, RTM_GETLINK, LINK_DUMP, 1)
+        addresses = dump(sock, RTM_GETADDR, bytes(IFADDRMSG_SIZE), 10)
+        routes: list[bytes] = []
+        rules: list[bytes] = []
+        for family in (_socket.AF_INET, _socket.AF_INET6):
+            routes += dump(sock, RTM_GETROUTE, bytes([family]) + bytes(RTMSG_SIZE - 1), 20 + family)
+        for family in (_socket.AF_INET, _socket.AF_INET6):
+            rules += dump(sock, RTM_GETRULE, bytes([family]) + bytes(RTMSG_SIZE - 1), 40 + family)
+    finally:
+        sock.close()
+    return digest(links, addresses, routes, rules, proc_sys)

@@ -1,0 +1,105 @@
+"""Which DHCP lease files a host has, and their signature (paths, sizes, modification times).
+
+:class:`multihome.source.leases.LeaseReader` reads and parses the files listed here; the
+no-op apply (:mod:`multihome.noop`) compares their signature with the one recorded after the
+last apply without parsing them, so this module imports no parser, no model and no typing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from multihome.files import under_root
+
+#: dhclient's, NetworkManager's (dhclient format) lease files, below the root.
+DHCLIENT_GLOBS = (
+    "var/lib/dhcp/dhclient*.leases",
+    "var/lib/dhclient/*.lease",
+    "var/lib/dhclient/*.leases",
+    "var/lib/NetworkManager/*.lease",
+    "run/NetworkManager/*.lease",
+)
+#: Folders of lease files named by interface index: systemd-networkd's, NetworkManager's.
+NETWORKD_LEASES = "/run/systemd/netif/leases"
+NM_DEVICES = "/run/NetworkManager/devices"
+
+
+def dhclient_files(root: Path, extra: Iterable[Path], processes: Iterable[Path]) -> Iterator[Path]:
+    """The dhclient-format files below ``root``, then ``extra`` (files or globs, absolute),
+    then ``processes`` (the running dhclients' files: :func:`dhclient_lease_files`)."""
+    for pattern in DHCLIENT_GLOBS:
+        yield from sorted(root.glob(pattern))
+    for path in extra:
+        if any(c in str(path) for c in "*?["):
+            yield from sorted(Path(path.anchor).glob(str(path.relative_to(path.anchor))))
+        else:
+            yield path
+    yield from processes
+
+
+def indexed_files(root: Path) -> list[tuple[Path, str, int]]:
+    """The networkd and NetworkManager files below ``root``: (path, the folder, ifindex)."""
+    found = []
+    for base in (NETWORKD_LEASES, NM_DEVICES):
+        for path in sorted(under_root(root, base).glob("*")):
+            if path.name.isdigit():
+                found.append((path, base, int(path.name)))
+    return found
+
+
+def dhclient_lease_files() -> list[Path]:
+    """The ``-lf`` file of every dhclient process in this network namespace."""
+    try:
+        own = os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        return []
+    found: list[Path] = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/comm", "rb") as handle:
+                if handle.read().strip() != b"dhclient":
+                    continue
+            with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
+                argv = handle.read().split(b"\0")
+            if os.stat(f"/proc/{entry.name}/ns/net").st_ino != own:
+                continue
+        except OSError:
+            continue
+        for flag, value in itertools.pairwise(argv):
+            if flag == b"-lf" and value:
+                found.append(Path(os.fsdecode(value)))
+    return found
+
+
+def agent_lease_files(root: Path) -> tuple[Path, ...]:
+    """The lease files of the DHCP clients the agent started in this network namespace."""
+    from multihome.transaction.statedir import StateDir  # agent.state's run_dir, lighter
+
+    try:
+        return (StateDir.current(root).path / "dhclient.*.leases",)
+    except OSError:
+        return ()
+
+
+def signature(paths: Iterable[Path]) -> str:
+    """The files' paths, sizes and modification times: it changes when a lease does."""
+    parts = []
+    for path in paths:
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        parts.append(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}")
+    return "\n".join(parts)
+
+
+def host_signature(root: Path) -> str:
+    """The signature of every lease file a one-shot command (apply) below ``root`` reads:
+    that of ``host_reader(root).files()`` (:mod:`multihome.source.portfacts`)."""
+    dhclient = dhclient_files(root, agent_lease_files(root), dhclient_lease_files())
+    return signature([*dhclient, *(path for path, _base, _index in indexed_files(root))])

@@ -1,0 +1,188 @@
+"""The no-op ``apply``, decided before the CLI is imported.
+
+``multihome apply`` run again on a namespace it left in sync has nothing to do, and most of
+its time would go to importing click, the CLI, the configuration parser and the backend.
+:func:`answer` sees such a run through with only the state directory, the lock and one raw
+digest of the kernel (:mod:`multihome.kerneldigest`), and gives exactly the answer of the
+full path (``cli.apply`` -> ``open_session`` -> the fingerprint -> the agent's resume):
+
+- only for command lines it fully understands (:func:`parse`: ``[--root R] [--config C]
+  apply`` with ``-q``/``--quiet``, ``--detailed-exit-codes``, ``--no-sysctls``,
+  ``--lock-timeout S``); anything else goes to the CLI;
+- only as root (else the CLI says that apply needs root), only in a state directory that is
+  this namespace's, and under the same lock, taken the same way;
+- never when an interrupted apply or a confirmation window waits to be recovered (the
+  journal's code needs the backend), when the configuration cannot be read, or when the
+  recorded fingerprint's inputs (version, configuration bytes, options, lease files, name
+  files) or kernel digest differ or a lease it read has expired.
+
+Whenever it cannot be sure it returns None and the CLI runs as if it had not been asked
+(it decides again, from scratch). Its errors (a lock held too long, Ctrl-C) are reported by
+the CLI's own error path, with the same words and exit codes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from multihome.transaction import DEFAULT_LOCK_TIMEOUT
+
+#: What an apply with nothing to do says (unless ``--quiet``).
+NO_CHANGES = "no changes: the kernel already matches the policy"
+#: The flags of ``apply`` that :func:`parse` accepts (none of them matters to a no-op but
+#: ``--no-sysctls``, which is part of the recorded inputs).
+FLAGS = frozenset({"-q", "--quiet", "--detailed-exit-codes", "--no-sysctls"})
+
+
+class Request:
+    """A no-op candidate's command line: ``--root``, ``--config`` and ``apply``'s options."""
+
+    __slots__ = ("config", "lock_timeout", "no_sysctls", "quiet", "root")
+
+    def __init__(
+        self,
+        root: Path,
+        config: Path | None,
+        quiet: bool,
+        no_sysctls: bool,
+        lock_timeout: float,
+    ) -> None:
+        self.root = root
+        self.config = config
+        self.quiet = quiet
+        self.no_sysctls = no_sysctls
+        self.lock_timeout = lock_timeout
+
+
+def parse(args: list[str]) -> Request | None:
+    """``args`` (without the program) as a :class:`Request`; None for anything else (other
+    commands, options, spellings, values the CLI would check or refuse)."""
+    values: dict[str, str] = {}
+    position = 0
+    while position < len(args) and args[position] != "apply":
+        name, value, position = _option(args, position)
+        if name not in ("--root", "--config") or not value or name in values:
+            return None
+        values[name] = value
+    flags: set[str] = set()
+    lock_timeout = DEFAULT_LOCK_TIMEOUT
+    position += 1
+    if position > len(args):
+        return None  # no "apply"
+    while position < len(args):
+        if args[position] in FLAGS:
+            flags.add(args[position])
+            position += 1
+            continue
+        name, value, position = _option(args, position)
+        if name != "--lock-timeout" or value is None:
+            return None
+        timeout = _seconds(value)
+        if timeout is None:
+            return None
+        lock_timeout = timeout
+    config = values.get("--config")
+    return Request(
+        root=Path(values.get("--root", "/")),
+        config=None if config is None else Path(config),
+        quiet=bool(flags & {"-q", "--quiet"}),
+        no_sysctls="--no-sysctls" in flags,
+        lock_timeout=lock_timeout,
+    )
+
+
+def _option(args: list[str], position: int) -> tuple[str, str | None, int]:
+    """The long option at ``position`` (``--name value`` or ``--name=value``), its value and
+    the position after it."""
+    word = args[position]
+    if not word.startswith("--") or word == "--":
+        return "", None, position + 1
+    name, equals, value = word.partition("=")
+    if equals:
+        return name, value, position + 1
+    if position + 1 >= len(args):
+        return name, None, position + 1
+    return name, args[position + 1], position + 2
+
+
+def _seconds(text: str) -> float | None:
+    """A plain non-negative decimal number of seconds (what else click may accept, the CLI
+    checks)."""
+    whole, _dot, fraction = text.partition(".")
+    digits = whole + fraction
+    if not digits or not digits.isascii() or not digits.isdigit():
+        return None
+    return float(text)
+
+
+def answer(args: list[str]) -> int | None:
+    """The exit code of ``multihome`` run with ``args`` when it is a no-op ``apply`` (its
+    output written), or None: the CLI must run."""
+    request = parse(args)
+    if request is None or os.geteuid() != 0:
+        return None
+    from multihome.errors import MultihomeError
+
+    answered: list[bool] = []
+    try:
+        return _decide(request, answered)
+    except (MultihomeError, KeyboardInterrupt) as exc:
+        from multihome.cli import report_error
+
+        report_error(exc, args)
+    except Exception as exc:
+        if answered:  # said "no changes" already: the CLI's error path, never twice
+            from multihome.cli import report_error
+
+            report_error(exc, args)
+        return None  # the CLI meets it again, and says it its way
+
+
+def _decide(request: Request, answered: list[bool]) -> int | None:
+    """The no-op's exit code, or None; ``answered`` gets an item once output is written."""
+    from multihome.kerneldigest import current
+    from multihome.leasefiles import host_signature
+    from multihome.transaction.fingerprint import config_source, inputs, trusted
+    from multihome.transaction.session import open_clean_session
+    from multihome.transaction.statedir import FINGERPRINT, StateDir, current_namespace
+
+    identity = current_namespace()
+    found = StateDir.of(request.root.absolute(), identity.key)
+    if found.recorded() != identity:
+        return None  # no state yet, or another namespace's: the CLI creates or removes it
+    state = StateDir(found.path, found.netns, identity)
+    if not state.exists(FINGERPRINT):
+        return None  # nothing recorded: no lock taken for nothing
+    source = config_source(request.config, request.root)
+    session = open_clean_session(state, request.root, timeout=request.lock_timeout)
+    if session is None:
+        return None
+    try:
+        options = "--no-sysctls" if request.no_sysctls else ""
+        digest = inputs(source, request.root, host_signature(request.root), options)
+        kernel = trusted(session.state, digest)
+        if kernel is None or kernel != current():
+            return None
+        answered.append(True)
+        if not request.quiet:
+            sys.stdout.write(NO_CHANGES + "\n")
+        resume_agent(request.root)
+        return 0
+    finally:
+        session.close()
+
+
+def resume_agent(root: Path) -> None:
+    """End a pause of the agent (reset, rollback), and say so: every whole apply does."""
+    from multihome.transaction.pause import resume
+
+    marker = resume(root)
+    if marker is not None:
+        sys.stdout.flush()
+        sys.stderr.write(
+            f"multihome: resumed the agent (paused by {marker.get('by', '?')} at "
+            f"{marker.get('at', '?')})\n"
+        )
+        sys.stderr.flush()
