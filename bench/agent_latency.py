@@ -91,6 +91,38 @@ QUIET = 0.03
 the repair is over)."""
 
 
+def senders(data: bytes) -> set[int]:
+    """The port ids in the headers of the notifications in ``data``: the netlink socket whose
+    request made each change (0: a change the kernel made itself)."""
+    found = set()
+    offset = 0
+    while offset + NLMSGHDR.size <= len(data):
+        length, _kind, _flags, _seq, pid = NLMSGHDR.unpack_from(data, offset)
+        if length < NLMSGHDR.size:
+            break
+        found.add(pid)
+        offset += align(length)
+    return found
+
+
+def describe(data: bytes) -> str:
+    """The notifications in ``data`` as the agent logs them, each with its port id."""
+    from multihome.agent.events import event_from
+    from multihome.backend.rtnl import Message
+
+    texts = []
+    offset = 0
+    while offset + NLMSGHDR.size <= len(data):
+        length, kind, flags, _seq, pid = NLMSGHDR.unpack_from(data, offset)
+        if length < NLMSGHDR.size:
+            break
+        body = data[offset + NLMSGHDR.size : offset + length]
+        event = event_from(Message(kind, flags, body, pid), 0.0)
+        texts.append(f"{event.describe() if event else kind} (port {pid})")
+        offset += align(length)
+    return "; ".join(texts)
+
+
 def running_links(data: bytes) -> list[int]:
     """Indexes of the links that the RTM_NEWLINK messages in ``data`` show up and running."""
     found = []
@@ -115,11 +147,14 @@ class Watcher:
     even while the main thread is busy in a netlink call); at every quiet moment the main
     thread checks a condition with a dump, after the events, delaying nothing."""
 
-    def __init__(self) -> None:
+    def __init__(self, trace: bool = False) -> None:
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         self.sock.bind((0, GROUPS | GROUPS6))
         self.stamps: list[float] = []
+        self.senders: list[set[int]] = []
+        """The port ids of each datagram's notifications (beside ``stamps``)."""
+        self.trace: list[tuple[float, str]] | None = [] if trace else None
         self.up_at: dict[int, float] = {}
         """ifindex -> when a notification first showed the link up and running (operstate
         UP: the kernel may report it a while after the link was set up)."""
@@ -132,6 +167,9 @@ class Watcher:
             now = time.monotonic()
             with self.arrived:
                 self.stamps.append(now)
+                self.senders.append(senders(data))
+                if self.trace is not None:
+                    self.trace.append((now, describe(data)))
                 for index in running_links(data):
                     self.up_at.setdefault(index, now)
                 self.arrived.notify_all()
@@ -140,6 +178,9 @@ class Watcher:
         """Forget the notifications so far (after a pause in which nothing happened)."""
         with self.arrived:
             self.stamps.clear()
+            self.senders.clear()
+            if self.trace is not None:
+                self.trace.clear()
             self.up_at.clear()
 
     def until(self, condition: Callable[[], bool], timeout: float = 10.0) -> float:
@@ -176,9 +217,10 @@ def inner(  # noqa: PLR0915 - one linear script
     ports: int,
     kinds: tuple[str, ...] = ("default",),
     dual_stack: bool = False,
+    trace: Path | None = None,
 ) -> dict[str, Any]:
     ipr = IPRoute()
-    watch = Watcher()
+    watch = Watcher(trace is not None)
     plug = f"eth{ports}"
 
     def index(name: str) -> int:
@@ -271,8 +313,10 @@ def inner(  # noqa: PLR0915 - one linear script
     ) -> None:
         """From the first notification of the disturbance (for a port brought up: the first
         that shows it running, which the kernel may send a while later) to the last of the
-        repair; and as this observer saw it (from before the disturbing call to the corrected
-        state read back)."""
+        repair (the last of a change the agent made: the kernel's own notifications, such as
+        a link's second operational-state report tens of ms after it came up, and this
+        observer's are not the repair's); and as this observer saw it (from before the
+        disturbing call to the corrected state read back)."""
         watch.reset()
         start = time.monotonic()
         disturb()
@@ -282,7 +326,15 @@ def inner(  # noqa: PLR0915 - one linear script
         first = min(watch.stamps)
         if port is not None:
             first = max(first, watch.up_at.get(port(), first))
-        kernel[kind].append((max(watch.stamps) - first) * 1000)
+        ours = {0, ipr.getsockname()[0]}
+        agents = [at for at, pids in zip(watch.stamps, watch.senders, strict=True) if pids - ours]
+        kernel[kind].append((max(agents or watch.stamps) - first) * 1000)
+        if trace is not None and watch.trace is not None:
+            with trace.open("a") as out:
+                out.write(f"{kind}: {kernel[kind][-1]:.2f} ms from +{(first - start) * 1000:.2f}\n")
+                out.writelines(
+                    f"  +{(at - start) * 1000:8.2f} ms  {text}\n" for at, text in watch.trace
+                )
         time.sleep(pace)
 
     eth1 = index("eth1")
@@ -445,6 +497,7 @@ def outer(
     keep_log: Path | None = None,
     kinds: tuple[str, ...] = KINDS,
     dual_stack: bool = False,
+    trace: Path | None = None,
 ) -> dict[str, Any]:
     if os.geteuid() != 0:
         sys.exit("run as root: the benchmark creates network namespaces")
@@ -485,6 +538,7 @@ def outer(
                 time.sleep(0.05)
             state = found[0]
             started = memory_kib(agent.pid)
+            busy = cpu_seconds(agent.pid)
             measured = subprocess.run(
                 [
                     "ip",
@@ -505,6 +559,7 @@ def outer(
                     "--kinds",
                     ",".join(kinds),
                     *(["--dual-stack"] if dual_stack else []),
+                    *(["--trace", str(trace)] if trace is not None else []),
                 ],
                 capture_output=True,
                 text=True,
@@ -516,6 +571,7 @@ def outer(
                     f"{Path(log.name).read_text()[-3000:]}"
                 )
             latencies: dict[str, dict[str, list[float]]] = json.loads(measured.stdout)
+            busy = cpu_seconds(agent.pid) - busy
             time.sleep(1.0 if idle else 0.0)
             before = cpu_seconds(agent.pid)
             time.sleep(idle)
@@ -560,6 +616,10 @@ def outer(
         "peak": memory.get("VmHWM"),
     }
     summary["agent"] = {"repairs": status.get("repairs"), "errors": status.get("errors")}
+    # The agent's CPU time while disturbed, per event: what a repair costs, whatever the
+    # load of the machine does to its latency (the down half of a flap included).
+    disturbances = sum(len(values) for values in latencies["kernel"].values())
+    summary["agent"]["cpu_ms_per_event"] = round(1000 * busy / max(1, disturbances), 1)
     return summary
 
 
@@ -603,12 +663,16 @@ def report(
                 f"{row['max_ms']} | {row['observed_p50_ms']} | {row['observed_p99_ms']} | "
                 f"< {target} | {met} |"
             )
-    lines += ["", "| ports | idle CPU | RSS at start | RSS after | repairs | errors |"]
-    lines += ["|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| ports | CPU per event | idle CPU | RSS at start | RSS after | repairs | errors |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for summary in summaries:
         idle, memory, agent = summary["idle"], summary["memory_kib"], summary["agent"]
         lines.append(
-            f"| {summary['ports']} | {idle['cpu_seconds']} s in {idle['seconds']:g} s | "
+            f"| {summary['ports']} | {agent.get('cpu_ms_per_event', '?')} ms | "
+            f"{idle['cpu_seconds']} s in {idle['seconds']:g} s | "
             f"{memory['rss_at_start'] / 1024:.1f} MiB | {memory['rss_after'] / 1024:.1f} MiB | "
             f"{agent['repairs']} | {agent['errors']} |"
         )
@@ -649,6 +713,12 @@ def main() -> None:
     )
     parser.add_argument("--log", type=Path, help="keep the agent's log (FILE.<ports>.log)")
     parser.add_argument(
+        "--trace",
+        type=Path,
+        help="write every measured event's notifications, their arrival and port id, to "
+        "FILE.<ports>.txt (the agent's changes carry its socket's port id, the kernel's 0)",
+    )
+    parser.add_argument(
         "--dual-stack",
         action="store_true",
         help="dual-stack ports and the router's events (its own results section)",
@@ -665,7 +735,15 @@ def main() -> None:
     if args.inner:
         print(
             json.dumps(
-                inner(args.events, args.peer, args.pace, int(args.ports), kinds, args.dual_stack)
+                inner(
+                    args.events,
+                    args.peer,
+                    args.pace,
+                    int(args.ports),
+                    kinds,
+                    args.dual_stack,
+                    args.trace,
+                )
             )
         )
         return
@@ -675,8 +753,17 @@ def main() -> None:
     summaries = []
     for ports in [int(p) for p in args.ports.split(",") if p]:
         log = None if args.log is None else args.log.with_suffix(f".{ports}.log")
+        trace = None if args.trace is None else args.trace.with_suffix(f".{ports}.txt").resolve()
         summary = outer(
-            args.events, args.idle, args.pace, ports, args.profile, log, kinds, args.dual_stack
+            args.events,
+            args.idle,
+            args.pace,
+            ports,
+            args.profile,
+            log,
+            kinds,
+            args.dual_stack,
+            trace,
         )
         summaries.append(summary)
         print(f"{ports} ports: {'kind':<12} {'n':>4} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
@@ -687,6 +774,7 @@ def main() -> None:
             )
         idle = summary["idle"]
         memory = summary["memory_kib"]
+        print(f"{ports} ports: agent CPU per event: {summary['agent']['cpu_ms_per_event']} ms")
         print(
             f"{ports} ports: idle: {idle['cpu_seconds']} s CPU in {idle['seconds']} s "
             f"({idle['cpu_percent']} %); RSS {memory['rss_after']} KiB (peak {memory['peak']})"

@@ -41,7 +41,7 @@ from multihome.policy import DesiredState, PolicyMemo
 from multihome.transaction import DEFAULT_LOCK_TIMEOUT, checkpoint, journal
 from multihome.transaction.journal import Mode, Recovery
 from multihome.transaction.session import Session, open_session
-from multihome.verify import Check, verify
+from multihome.verify import Check, verify_unless
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, Change], None]
@@ -268,7 +268,9 @@ def settle(
 ) -> Convergence:
     """After a change (this apply's, the recovery's, or ``prepared`` ones a caller made just
     before): announce the managed addresses, then verify that the policy is in force
-    (``retries`` times more while checks fail); both are left out when ``postpone()``. Name
+    (``retries`` times more while checks fail); both are left out when ``postpone()``, asked
+    after the last change, after the announcement and between the verification's batches of
+    lookups, says so (the verification is then not finished: a later pass owes it). Name
     files alone are not a change to announce or prove."""
     done = Convergence(assessment, result, prepared=prepared)
     if not done.kernel_changed:
@@ -280,7 +282,11 @@ def settle(
     done.announced = announce_addresses(backend, assessment.state, assessment.desired)
     # The policy is a pure function of what was read; the apply changed only owned routes,
     # rules and sysctls, so the desired state is the same: no second read.
-    done.checks = verify(backend, assessment.desired, config, retries=retries)
+    checks = verify_unless(backend, assessment.desired, config, postpone, retries=retries)
+    if checks is None:
+        done.postponed = True
+        return done
+    done.checks = checks
     return done
 
 

@@ -97,12 +97,16 @@ IFA_F_TEMPORARY = 0x01
 IFA_F_DADFAILED = 0x08
 IFA_F_DEPRECATED = 0x20
 IFA_F_TENTATIVE = 0x40
+#: No lifetime: configured statically (an admin, a network manager's static address, the
+#: agent's from the metadata), never by SLAAC or DHCPv6, which give addresses lifetimes.
+IFA_F_PERMANENT = 0x80
 IFA_F_NOPREFIXROUTE = 0x200
 ADDRESS_FLAGS = {
     IFA_F_TEMPORARY: "temporary",
     IFA_F_DADFAILED: "dadfailed",
     IFA_F_DEPRECATED: "deprecated",
     IFA_F_TENTATIVE: "tentative",
+    IFA_F_PERMANENT: "permanent",
     IFA_F_NOPREFIXROUTE: "noprefixroute",
 }
 ADDRESS_FLAG_MASK = sum(ADDRESS_FLAGS)
@@ -223,7 +227,7 @@ class Address:
     first); 0 when unknown. Not part of the identity."""
     flags: int = field(default=0, compare=False)
     """The ``IFA_F_*`` bits of :data:`ADDRESS_FLAGS` (IPv6: ``temporary``, ``tentative``,
-    ``dadfailed``, ``deprecated``; both families: ``noprefixroute``). Not part of the
+    ``dadfailed``, ``deprecated``; both families: ``permanent``, ``noprefixroute``). Not part of the
     identity: DAD finishing or a lifetime running out changes the flags of the same address."""
 
     @property

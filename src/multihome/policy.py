@@ -971,6 +971,12 @@ def _route_essence(route: Route) -> tuple[object, ...]:
     return (*route.slot, route.ifname, str(route.gateway), route.scope, route.type)
 
 
+def _loose_essence(route: Route) -> tuple[object, ...]:
+    """:func:`_route_essence` without the metric."""
+    essence = _route_essence(route)
+    return essence[:3] + essence[4:]
+
+
 def _with_existing(
     copies: list[Route], owned: Iterable[Route], table: int, origins: dict[Route, str]
 ) -> list[Route]:
@@ -1004,9 +1010,21 @@ def _with_existing(
 def _with_native(copies: list[Route], native: list[Route]) -> list[Route]:
     """``copies`` with each one the network manager keeps already replaced by its route, plus
     the manager's other routes in the table (a secondary's DHCP routes). A stale one (another
-    gateway) is not taken: the copy replaces it in its slot."""
+    gateway) is not taken: the copy replaces it in its slot. As for our own copies, the
+    manager's one route for a destination that differs only in its metric stands for the
+    copy (a static IPv6 prefix persisted at the agent's metric, 256 in main after boot)."""
     by_essence = {_route_essence(r): r for r in native}
-    result = [by_essence.pop(_route_essence(c), c) for c in copies]
+    by_dst: dict[tuple[object, ...], list[Route]] = {}
+    for route in native:
+        by_dst.setdefault(_loose_essence(route), []).append(route)
+    result = []
+    for copy in copies:
+        found = by_essence.pop(_route_essence(copy), None)
+        if found is None:
+            loose = by_dst.get(_loose_essence(copy), [])
+            if len(loose) == 1 and _route_essence(loose[0]) in by_essence:
+                found = by_essence.pop(_route_essence(loose[0]))
+        result.append(copy if found is None else found)
     slots = {r.slot for r in result}
     return result + [r for r in by_essence.values() if r.slot not in slots]
 

@@ -10,9 +10,12 @@ import ipaddress
 from collections.abc import Sequence
 
 from multihome.model import (
+    IFA_F_NOPREFIXROUTE,
+    IFA_F_PERMANENT,
     PROTO_DHCP,
     PROTO_KERNEL,
     PROTO_RA,
+    PROTO_STATIC,
     SCOPE_LINK,
     SCOPE_UNIVERSE,
     TABLE_MAIN,
@@ -130,6 +133,36 @@ def with_ipv6(
             expires=1800,
         )
     )
+    return lnk, [*addrs, *v6], [*routes, *v6_routes]
+
+
+def with_static_ipv6(state: PortState, addr: str, gateway: str) -> PortState:
+    """``state`` with a DHCP-disabled IPv6 network (``network_data.json`` type ``ipv6``) as the
+    agent configures it from the metadata: the address permanent and ``noprefixroute``, its
+    prefix and the default via ``gateway`` in main (proto static, metric 2048 + ifindex), a
+    link-local address and fe80::/64; no router advertisement."""
+    lnk, addrs, routes = state
+    iface = ipaddress.IPv6Interface(addr)
+    local = ipaddress.IPv6Interface(f"fe80::{lnk.index:x}/64")
+    metric = 2048 + lnk.index
+    v6 = [
+        Address(lnk.name, iface, SCOPE_UNIVERSE, flags=IFA_F_PERMANENT | IFA_F_NOPREFIXROUTE),
+        Address(lnk.name, local, SCOPE_LINK, flags=IFA_F_PERMANENT),
+    ]
+    v6_routes = [
+        Route(table=TABLE_MAIN, dst=local.network, ifname=lnk.name, proto=PROTO_KERNEL, metric=256),
+        Route(
+            table=TABLE_MAIN, dst=iface.network, ifname=lnk.name, proto=PROTO_STATIC, metric=metric
+        ),
+        Route(
+            table=TABLE_MAIN,
+            dst=ipaddress.IPv6Network("::/0"),
+            ifname=lnk.name,
+            gateway=ipaddress.IPv6Address(gateway),
+            proto=PROTO_STATIC,
+            metric=metric,
+        ),
+    ]
     return lnk, [*addrs, *v6], [*routes, *v6_routes]
 
 

@@ -1,6 +1,8 @@
 """Host states of the golden scenarios: the how-to's 2-port VM, a 3-port VM running Docker
-(its bridge's route gets a throw in every table), and the how-to's VM dual-stack (SLAAC
-addresses and router-advertised defaults on both ports)."""
+(its bridge's route gets a throw in every table), the how-to's VM dual-stack (SLAAC
+addresses and router-advertised defaults on both ports), and a VM whose hot-plugged second
+port has a static IPv6 network (``network_data.json`` type ``ipv6``, addressed by the agent;
+no configuration file names it yet)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import ipaddress
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from hosts import host, link, port, with_ipv6
+from hosts import host, link, port, with_ipv6, with_static_ipv6
 
 from multihome.config import Config
 from multihome.model import (
@@ -35,6 +37,8 @@ class ScenarioPort:
     metadata: str | None = "192.168.0.100"
     address6: str | None = None
     """The SLAAC address (EUI-64 of the MAC) the router's advertisement gave, if any."""
+    static6: tuple[str, str] | None = None
+    """A static IPv6 address and its gateway from the metadata (no router advertisement)."""
 
 
 #: Docker's bridge and its route in main (the 3-port VM runs containers).
@@ -56,7 +60,11 @@ def dhcp_host(ports: list[ScenarioPort], *, docker: bool = False) -> HostState:
         state = port(
             p.name, i, p.address, p.gateway, p.metric, p.metadata, mac=MACS[p.name], kind=None
         )
-        states.append(state if p.address6 is None else with_ipv6(state, p.address6))
+        if p.address6 is not None:
+            state = with_ipv6(state, p.address6)
+        if p.static6 is not None:
+            state = with_static_ipv6(state, *p.static6)
+        states.append(state)
     if not docker:
         return host(*states)
     return host(
@@ -79,7 +87,21 @@ DUALSTACK = [
     ),
 ]
 
-SCENARIOS = {"howto": HOWTO, "three": THREE, "dualstack": DUALSTACK}
+STATIC6 = [
+    DUALSTACK[0],
+    ScenarioPort(
+        "eth1",
+        "192.168.0.112/24",
+        "192.168.0.1",
+        101,
+        None,
+        static6=("2001:db8:2::5/64", "2001:db8:2::1"),
+    ),
+]
+
+SCENARIOS = {"howto": HOWTO, "three": THREE, "dualstack": DUALSTACK, "static6": STATIC6}
+#: Per scenario, the ports that no configuration file names yet (hot-plugged).
+UNCONFIGURED = {"three": ("eth2",), "static6": ("eth1",)}
 
 
 def state_of(name: str) -> HostState:
@@ -93,9 +115,10 @@ def desired_of(name: str) -> DesiredState:
 def facts_of(name: str, backend: str) -> HostFacts:
     """What persist would find on a typical system of that backend.
 
-    In the 3-port scenario eth2 was hot-plugged: it has no configuration of its own yet.
+    In the 3-port scenario eth2 was hot-plugged, in the static6 one eth1: they have no
+    configuration of their own yet.
     """
-    known = ["eth0", "eth1"]
+    known = [p.name for p in SCENARIOS[name] if p.name not in UNCONFIGURED.get(name, ())]
     if backend == "networkd":
         return HostFacts(networkd_files=MappingProxyType({n: f"10-{n}.network" for n in known}))
     if backend == "netplan":

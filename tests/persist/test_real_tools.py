@@ -84,7 +84,12 @@ def test_netplan_generate_gives_the_policys_rules_and_routes(scenario: str, tmp_
     need("netplan")
     inp = input_of(scenario, "netplan")
     (tmp_path / "etc/netplan").mkdir(parents=True)
-    (tmp_path / "etc/netplan/50-cloud-init.yaml").write_text(CLOUD_INIT_NETPLAN)
+    cloud_init = "".join(
+        line
+        for line in CLOUD_INIT_NETPLAN.splitlines(keepends=True)
+        if not line.startswith("    eth") or line.split(":")[0].strip() in inp.facts.netplan_ids
+    )  # the ports cloud-init configured (a hot-plugged one has only multihome's definition)
+    (tmp_path / "etc/netplan/50-cloud-init.yaml").write_text(cloud_init)
     (tmp_path / "etc/netplan/50-cloud-init.yaml").chmod(0o600)
     write_tree(tmp_path, REGISTRY["netplan"].render(inp))
     proc = run("netplan", "generate", "--root-dir", str(tmp_path))
@@ -99,19 +104,30 @@ def test_netplan_generate_gives_the_policys_rules_and_routes(scenario: str, tmp_
         rules = sorted(networkd_rule(k) for s, k in parsed if s == "RoutingPolicyRule")
         assert rules == sorted(desired_rule_tuple(r) for r in port.rules)
         routes = sorted(
-            (k.get("Destination", _default_of(k.get("Gateway"))), k.get("Gateway"), int(k["Table"]))
+            (
+                k.get("Destination", _default_of(k.get("Gateway"))),
+                k.get("Gateway"),
+                int(k.get("Table", "254")),
+            )
             for s, k in parsed
             if s == "Route"
         )
-        # The IPv6 default follows the advertising router (networkd's _ipv6ra).
+        # The IPv6 default follows the advertising router (networkd's _ipv6ra); a static
+        # IPv6 port of multihome's own definition keeps its gateway in main too.
+        own = port.name not in inp.facts.netplan_ids
         assert routes == sorted(
             (
                 str(r.dst),
                 "_ipv6ra" if is_ra_default(r) else None if r.gateway is None else str(r.gateway),
                 r.table,
             )
-            for r in port.static_routes
+            for r in (*(port.main6_via if own else ()), *port.static_routes)
         )
+        network = [k for s, k in parsed if s == "Network"]
+        addresses = {a for k in network for a in k.get("Address", "").split()}
+        assert {str(a.interface) for a in port.static6} <= addresses
+        if port.static_only6:
+            assert any(k.get("IPv6AcceptRA") == "no" for k in network)
         tables = [k["RouteTable"] for s, k in parsed if "RouteTable" in k]
         assert tables == ([] if port.dhcp_table is None else [str(port.dhcp_table)])
         assert any(s == "Network" and k.get("DHCP") == "ipv4" for s, k in parsed)

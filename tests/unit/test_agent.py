@@ -5,9 +5,12 @@ and the verification ran, and what the namespace holds afterwards."""
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import json
 import os
+import signal
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -18,8 +21,8 @@ import pytest
 from hosts import host, howto_host, link
 
 from multihome.agent import addressing, dhcphook
-from multihome.agent.events import EventSource
-from multihome.agent.service import Agent, AgentOptions
+from multihome.agent.events import Event, EventSource
+from multihome.agent.service import IDLE_COLLECT, Agent, AgentOptions
 from multihome.agent.state import AgentStatus, run_dir, write_status
 from multihome.backend.fake import FakeBackend
 from multihome.config import Config
@@ -462,3 +465,61 @@ def test_a_restarted_agent_puts_back_the_static_routes_an_earlier_one_configured
     third = Agent(backend, Config, tmp_path, AgentOptions(source="kernel", dhcp=False))
     third.reconcile("start", 0.0)
     assert not [r for r in backend.state.routes_in(TABLE_MAIN) if r.ifname == "eth2"]
+
+
+class Scripted(EventSource):
+    """One route event, then a stop; at each wait the collector's state is noted (and at the
+    first, containers are made that live on, as a repair's decodings do)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.agent: Agent | None = None
+        self.seen: list[tuple[bool, int, int]] = []
+        self.kept: list[list[int]] = []
+
+    def start(self, timeout: float = 10.0) -> None:
+        return None
+
+    def wait(self, timeout: float | None) -> Event | None:
+        self.seen.append((gc.isenabled(), gc.get_freeze_count(), gc.get_count()[0]))
+        if len(self.seen) == 1:
+            self.kept = [[n] for n in range(5 * IDLE_COLLECT)]
+            return Event("route", "new", detail="default table 254", at=time.monotonic())
+        assert self.agent is not None
+        self.agent.request_stop()
+        return None
+
+    def burst(self, first: Event, quiet: float, limit: float) -> list[Event]:
+        return [first]
+
+    def pending(self) -> int:
+        return 0
+
+
+def test_the_garbage_collector_runs_between_repairs_not_in_them(tmp_path: Path) -> None:
+    """After the start the agent freezes what it made (never scanned again) and turns the
+    automatic collector off: it collects itself while no event waits, once enough was
+    allocated, never in the middle of a repair. Stopped, it leaves the collector as it was."""
+    events = Scripted()
+    agent = Agent(
+        FakeBackend(howto_host()),
+        Config,
+        tmp_path,
+        AgentOptions(source="kernel", dhcp=False),
+        events,
+    )
+    events.agent = agent
+    handlers = {
+        s: signal.getsignal(s)
+        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
+    }
+    try:
+        agent.run()
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+    (enabled, frozen, _), (_, _, allocated) = events.seen
+    assert not enabled and frozen > 0
+    assert allocated < IDLE_COLLECT, events.seen  # collected before waiting again
+    assert len(events.kept) == 5 * IDLE_COLLECT
+    assert gc.isenabled() and gc.get_freeze_count() == 0

@@ -426,3 +426,25 @@ def test_an_apply_plans_again_a_bounded_number_of_times_when_another_writer_race
         assert notes == [1, 2]
         assert not [r for r in backend.state.routes if r.proto == PROTO_MULTIHOME]
         assert not [r for r in backend.state.rules if r.proto == PROTO_MULTIHOME]
+
+
+def test_a_verification_interrupted_by_waiting_events_is_owed_to_the_next_pass(
+    tmp_path: Path,
+) -> None:
+    """``postpone`` is asked again after the announcement and between the verification's
+    batches of lookups (the agent: an event arrived meanwhile, whose repair must not wait
+    behind the proof of the last one): when it says yes there, the pass is postponed with
+    no checks (neither passed nor failed), and the next pass proves everything."""
+    backend = FakeBackend(howto_host())
+    asked: list[bool] = []
+
+    def postpone() -> bool:
+        asked.append(len(asked) >= 1)  # no after the last change; yes afterwards
+        return asked[-1]
+
+    done = engine.converge(backend, CONFIG, root=tmp_path, postpone=postpone)
+    assert done is not None and done.result.applied and done.postponed
+    assert done.announced == 2 and done.checks == [] and asked == [False, True]
+    later = engine.converge(backend, CONFIG, root=tmp_path, prepare=lambda a: (a, 1))
+    assert later is not None and later.result.applied == 0 and not later.postponed
+    assert later.announced == 2 and len(later.checks) == 6 and not later.failed

@@ -289,18 +289,19 @@ def test_the_neighbour_advertisement_frame() -> None:
 
 def test_the_codec_reads_ipv6_flags_and_keeps_temporary_apart_from_secondary() -> None:
     """IFA_F_TEMPORARY and IFA_F_SECONDARY are one bit: an IPv6 address with it is a privacy
-    address, never "secondary"; DAD's flags come through as the model's."""
+    address, never "secondary"; DAD's flags and ``permanent`` (a static address: persist
+    writes it) come through as the model's, bits the model does not keep do not."""
     packed = ipaddress.IPv6Address("2001:db8:1::21").packed
     body = (
         IFADDRMSG.pack(10, 64, 0, 0, 7)
         + attr(IFA_LOCAL, packed)
-        + attr_u32(IFA_FLAGS, IFA_F_TEMPORARY | IFA_F_TENTATIVE | 0x80)
+        + attr_u32(IFA_FLAGS, IFA_F_TEMPORARY | IFA_F_TENTATIVE | 0x80 | 0x100)
     )
     address = _address(body, {7: "eth1"})
     assert address is not None
     assert (address.secondary, address.flag_names, address.tentative, address.usable) == (
         False,
-        ["temporary", "tentative"],
+        ["temporary", "tentative", "permanent"],
         True,
         False,
     )

@@ -192,3 +192,38 @@ def test_a_stale_persisted_rule_is_left_to_its_owner(howto: HostState) -> None:
     state = replace(persisted, rules=(*persisted.rules, stale))
     plan = Assessment.of(state, CONFIG).plan
     assert not [c for c in plan.changes if c.obj == stale]
+
+
+def test_a_managers_copy_at_another_metric_stands_for_ours() -> None:
+    """A static IPv6 port persisted by netplan or NetworkManager, after the reboot: the
+    address brought the kernel's prefix route (metric 256) to main, while the manager's copy
+    in the port's table kept the agent's metric (2051, protocol static). The one route of
+    that destination in the table stands for ours, as our own copies do: no second copy."""
+    from hosts import host, port, with_ipv6, with_static_ipv6
+
+    before = host(
+        with_ipv6(port("eth0", 2, "192.168.0.107/24", "192.168.0.1", 100), "2001:db8:1::7/64"),
+        with_static_ipv6(
+            port("eth1", 3, "192.168.0.112/24", "192.168.0.1", 101),
+            "2001:db8:2::5/64",
+            "2001:db8:2::1",
+        ),
+    )
+    table = tables_of(before)["eth1"]
+    prefix = NET("2001:db8:2::/64")
+    kernel = Route(table=TABLE_MAIN, dst=prefix, ifname="eth1", proto=PROTO_KERNEL, metric=256)
+    managers = Route(table=table, dst=prefix, ifname="eth1", proto=PROTO_STATIC, metric=2051)
+    routes = [r for r in before.routes if not (r.dst == prefix and r.table == TABLE_MAIN)]
+    # The manager's rules (its protocol) say the table is the port's.
+    rules = [replace(r, proto=PROTO_STATIC) for r in compute_policy(before, CONFIG).rules]
+    after = HostState.build(
+        before.links, before.addresses, [*routes, kernel, managers], rules, before.sysctls
+    )
+    desired = compute_policy(after, CONFIG)
+    assert [r for r in desired.routes if r.dst == prefix] == [managers]
+    elsewhere = replace(managers, ifname="eth0")  # not the port's: no stand-in
+    other = HostState.build(
+        after.links, after.addresses, [*routes, kernel, elsewhere], after.rules, after.sysctls
+    )
+    wanted = [r for r in compute_policy(other, CONFIG).routes if r.dst == prefix]
+    assert [(r.proto, r.metric) for r in wanted] == [(PROTO_MULTIHOME, 256)]

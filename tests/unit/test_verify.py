@@ -4,18 +4,19 @@ what a failing proof says, and the bounded retries for netlink changes that show
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import replace
 
 from hosts import host, howto_host, port
 from twin import converge
 
-from multihome.backend import Lookup
+from multihome.backend import Lookup, Query
 from multihome.backend.fake import FakeBackend
 from multihome.config import Config
 from multihome.model import IPAddress
 from multihome.plan import Assessment
 from multihome.policy import compute_policy
-from multihome.verify import Check, verify
+from multihome.verify import BATCH, Check, verify, verify_unless
 
 CONFIG = Config()
 
@@ -172,3 +173,40 @@ def test_the_right_port_through_the_wrong_gateway_fails() -> None:
     egress = checks[("eth1", "192.168.0.112", "egress")]
     assert not egress.ok and egress.got == "dev eth1 via 192.168.0.254"
     assert checks[("eth1", "192.168.0.112", "gateway")].ok  # the router itself is on-link
+
+
+class CountingBackend(FakeBackend):
+    """A twin that notes the size of each batch of lookups it is asked."""
+
+    def __init__(self, backend: FakeBackend) -> None:
+        super().__init__(backend.read())
+        self.batches: list[int] = []
+
+    def lookups(self, queries: Sequence[Query]) -> list[Lookup | None]:
+        self.batches.append(len(queries))
+        return super().lookups(queries)
+
+
+def eight_ports() -> FakeBackend:
+    """A converged host with eight ports: 24 lookups to prove it (two batches of 16)."""
+    return converge(
+        host(
+            *(port(f"eth{i}", 2 + i, f"10.0.0.{10 + i}/24", "10.0.0.1", 100 + i) for i in range(8))
+        )
+    )
+
+
+def test_verify_unless_gives_up_between_batches_when_interrupted() -> None:
+    """With ``interrupted`` the lookups go in batches of BATCH; when it says stop before the
+    second batch the verification is given up (None: not a pass, not a failure) after one
+    batch; never interrupted, it is the whole verification, as verify's."""
+    backend = CountingBackend(eight_ports())
+    desired = compute_policy(backend.read(), CONFIG)
+    asked = iter([False, True])
+    assert verify_unless(backend, desired, CONFIG, lambda: next(asked)) is None
+    assert backend.batches == [BATCH]
+    backend.batches.clear()
+    checks = verify_unless(backend, desired, CONFIG, lambda: False)
+    assert checks is not None and len(checks) == 24 and all(c.ok for c in checks)
+    assert backend.batches == [BATCH, 24 - BATCH]
+    assert by_name(checks) == by_name(verify(backend, desired, CONFIG, delay=0))

@@ -16,6 +16,7 @@ grace period, retry after a failed apply, systemd's watchdog) or a signal.
 from __future__ import annotations
 
 import collections
+import gc
 import json
 import logging
 import os
@@ -77,6 +78,12 @@ log = logging.getLogger("multihome.agent")
 FIGHT_REPAIRS = 50
 FIGHT_WINDOW = 5.0
 MAX_BACKOFF = 30.0
+#: Python's cyclic garbage collector runs when the agent is idle, not in the middle of a repair
+#: (a collection of the older generations took 1-20 ms, a repair's tail): after this many
+#: allocations, at the next moment no event waits; while events never stop, at this many times
+#: more, at once.
+IDLE_COLLECT = 700
+BUSY_COLLECT = 100
 #: How long a repair waits for another multihome (an apply, a reset) to release the lock;
 #: then it fails and is retried (backoff), so that systemd's watchdog is still fed.
 LOCK_TIMEOUT = 5.0
@@ -226,6 +233,11 @@ class Agent:
             self.status.source,
             f" ({self.status.origin})" if self.status.origin else "",
         )
+        # What the start made lives as long as the agent (modules, the first read and
+        # policy): never scanned again; the collector runs only when idle (_wait).
+        gc.collect()
+        gc.freeze()
+        gc.disable()
         try:
             self._loop()
         finally:
@@ -233,6 +245,8 @@ class Agent:
 
     def shutdown(self) -> None:
         sdnotify.notify("STOPPING=1")
+        gc.enable()  # as it was before run() (an agent run inside another program: tests)
+        gc.unfreeze()
         for client in (*self.clients.values(), *self.dhcp6.clients.values()):
             client.stop()
         self.clients.clear()
@@ -305,8 +319,12 @@ class Agent:
             self.reconcile(trigger, burst[0].at if burst else now)
 
     def _wait(self) -> list[Event]:
-        if self._dirty and self.events.pending() == 0:
+        idle = self.events.pending() == 0
+        if self._dirty and idle:
             self._save()  # only when idle: the file never delays a repair
+        allocated = gc.get_count()[0]
+        if allocated >= IDLE_COLLECT * (1 if idle else BUSY_COLLECT):
+            gc.collect()
         due = self.timers.next()
         timeout = None if due is None else max(0.0, due - time.monotonic())
         self._idle = True

@@ -18,9 +18,13 @@ from types import MappingProxyType
 
 from multihome.files import HEADER, PROGRAM
 from multihome.model import (
+    IFA_F_PERMANENT,
+    IFA_F_TEMPORARY,
     PROTO_DHCP,
     PROTO_KERNEL,
     PROTO_MULTIHOME,
+    PROTO_RA,
+    SCOPE_UNIVERSE,
     TABLE_MAIN,
     Address,
     HostState,
@@ -95,6 +99,20 @@ class ManagedPort:
     primary, whose DHCP routes stay in main, and for statically configured ports)."""
     rules: tuple[Rule, ...]
     """The desired rules that look up the port's table, plus the shared main-suppress rule."""
+    static6: tuple[Address, ...] = ()
+    """The port's static global IPv6 addresses (``permanent``: no lifetime, so neither SLAAC's
+    nor DHCPv6's): a DHCP-disabled IPv6 network (``network_data.json`` type ``ipv6``) that the
+    agent, an admin or a network manager configured. A renderer whose own definition
+    configures the port writes them (as its static IPv4 addresses)."""
+    ra6: bool = False
+    """Router advertisements configure the port's IPv6: it has an address with a lifetime
+    (SLAAC, DHCPv6) or a route of the advertisements (``proto ra``)."""
+    main6: tuple[Route, ...] = ()
+    """A static IPv6 port's own routes in main (the agent's from the metadata, metric 2048 +
+    ifindex: its prefix, its gateway, never a better default than another port's advertised
+    one), written with the addresses: the port's default for unsourced traffic. The prefix
+    route is written only by the renderers that can also say ``noprefixroute`` (the agent's
+    addresses have it), else the kernel's prefix route of the address stands for it."""
     multipath_metric6: int | None = None
     """The metric of main's multipath IPv6 default among whose next hops the port is (one
     metric set on several ports' profiles: the network manager's RA defaults merged), or
@@ -111,8 +129,22 @@ class ManagedPort:
 
     @property
     def ipv6(self) -> bool:
-        """The port's table has IPv6 routes (router advertisements configure it)."""
+        """The port's table has IPv6 routes (router advertisements or a static IPv6 network
+        configure it)."""
         return any(r.family == 6 for r in self.routes)
+
+    @property
+    def main6_via(self) -> tuple[Route, ...]:
+        """:attr:`main6` through a gateway (for the renderers whose address brings its
+        prefix route: NetworkManager, netplan, ifcfg)."""
+        return tuple(r for r in self.main6 if r.gateway is not None)
+
+    @property
+    def static_only6(self) -> bool:
+        """The port's IPv6 is static and no router advertises on its link: the renderers
+        turn router advertisements off for it (networkd ``IPv6AcceptRA=no``, NetworkManager
+        ``method=manual``, netplan ``accept-ra: false``, ifcfg ``IPV6_AUTOCONF=no``)."""
+        return bool(self.static6) and not self.ra6
 
     @property
     def dhcp_table(self) -> int | None:
@@ -173,6 +205,7 @@ def build_input(
         own = tuple(
             sorted((r for r in desired.rules if r.table == iface.table.id), key=_rule_order)
         )
+        static6, ra6, main6 = _ipv6_facts(state, iface.name)
         ports.append(
             ManagedPort(
                 name=iface.name,
@@ -186,6 +219,9 @@ def build_input(
                 routes=routes,
                 static_routes=static,
                 rules=tuple(sorted(own + shared, key=_rule_order)),
+                static6=static6,
+                ra6=ra6,
+                main6=main6,
                 multipath_metric6=min(
                     (
                         r.metric
@@ -203,6 +239,39 @@ def build_input(
     return RenderInput(
         desired=desired, ports=tuple(sorted(ports, key=lambda p: p.name)), facts=facts
     )
+
+
+def _ipv6_facts(
+    state: HostState, ifname: str
+) -> tuple[tuple[Address, ...], bool, tuple[Route, ...]]:
+    """How the port's IPv6 is configured, from the kernel (as :func:`build_input` tells a
+    DHCP port by its routes' protocol): its static global addresses, whether router
+    advertisements configure it, and a static port's own routes in main."""
+    globals6 = [a for a in state.addresses_of(ifname, 6) if a.scope == SCOPE_UNIVERSE]
+    static6 = tuple(
+        sorted(
+            (a for a in globals6 if a.flags & IFA_F_PERMANENT and not a.flags & IFA_F_TEMPORARY),
+            key=lambda a: a.key,
+        )
+    )
+    mine = [r for r in state.routes if r.family == 6 and r.ifname == ifname]
+    ra6 = any(r.proto == PROTO_RA for r in mine) or any(
+        not a.flags & IFA_F_PERMANENT for a in globals6
+    )
+    main6: tuple[Route, ...] = ()
+    if static6 and not ra6:
+        main6 = tuple(
+            sorted(
+                (
+                    r
+                    for r in mine
+                    if r.table == TABLE_MAIN and r.proto not in (PROTO_MULTIHOME, PROTO_KERNEL)
+                ),
+                # connected first: a gateway route needs its prefix (the agent's order)
+                key=lambda r: (r.gateway is not None, _route_order(r)),
+            )
+        )
+    return static6, ra6, main6
 
 
 def _rule_order(rule: Rule) -> tuple[object, ...]:

@@ -11,7 +11,12 @@
   ifcfg-rh plugin reads (``ROUTING_RULE6_`` is one of its numbered keys, ``route6-<name>``
   is parsed by its ``read_route_file(AF_INET6, ...)`` in ip-route syntax; legacy
   network-scripts replay it with ``ip -6 route add``). Like NetworkManager's keyfile, it
-  names the router's link-local address seen at persist time (docs/design.md, section 8).
+  names the router's link-local address seen at persist time (docs/design.md, section 8);
+* a static IPv6 port (``network_data.json`` type ``ipv6``: no router advertisement):
+  ``IPV6_AUTOCONF=no``, ``IPV6ADDR=`` (and ``IPV6ADDR_SECONDARIES=``), no
+  ``IPV6_DEFAULTGW=`` (that default would take ``IPV6_ROUTE_METRIC=`` and beat the other
+  ports' advertised ones) but the gateway as a ``route6-`` line without a table (main), with
+  the metric it had (2048 + ifindex from the agent).
 
 The profile is multihome's own (its own NAME and a stable UUID) and outranks the
 distribution's ``ifcfg-ethX`` through ``AUTOCONNECT_PRIORITY``; the user's files are never edited.
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from multihome.model import RTN_THROW, SCOPE_HOST, SCOPE_LINK, Route
+from multihome.model import RTN_THROW, SCOPE_HOST, SCOPE_LINK, TABLE_MAIN, Route
 from multihome.portconfig import AUTOCONNECT_PRIORITY
 from multihome.render.base import (
     FileSpec,
@@ -68,15 +73,21 @@ def ifcfg(port: ManagedPort) -> str:
         lines.append("BOOTPROTO=dhcp")
     else:
         lines.append("BOOTPROTO=none")
-        for n, addr in enumerate(port.addresses):
+        for n, addr in enumerate(a for a in port.addresses if a.family == 4):
             lines += [f"IPADDR{n}={addr.ip}", f"PREFIX{n}={addr.interface.network.prefixlen}"]
         if port.role == "primary" and port.gateway is not None:
             lines.append(f"GATEWAY={port.gateway}")
         else:
             lines.append("DEFROUTE=no")
     if port.ipv6:  # SLAAC from the router's advertisements, the address from the MAC
-        lines += ["IPV6INIT=yes", "IPV6_AUTOCONF=yes", "IPV6_ADDR_GEN_MODE=eui64"]
+        autoconf = "no" if port.static_only6 else "yes"
+        lines += ["IPV6INIT=yes", f"IPV6_AUTOCONF={autoconf}", "IPV6_ADDR_GEN_MODE=eui64"]
         lines.append("IPV6_PRIVACY=no")
+        if port.static6:  # a static IPv6 network (the metadata's), as network-scripts reads it
+            lines.append(f"IPV6ADDR={port.static6[0].interface}")
+            if port.static6[1:]:
+                more = " ".join(str(a.interface) for a in port.static6[1:])
+                lines.append(f'IPV6ADDR_SECONDARIES="{more}"')
         if port.metric6 is not None:
             lines.append(f"IPV6_ROUTE_METRIC={port.metric6}")
     if port.metric is not None:
@@ -92,7 +103,7 @@ def ifcfg(port: ManagedPort) -> str:
 def route_lines(port: ManagedPort, family: int = 4) -> list[str]:
     """``ip route add`` arguments, one route per line (what network-scripts replays, and
     ifcfg-rh's ``read_route_file`` parses: ``route-`` for IPv4, ``route6-`` for IPv6)."""
-    return [route_text(r) for r in port.static_routes if r.family == family]
+    return [route_text(r) for r in (*port.main6_via, *port.static_routes) if r.family == family]
 
 
 def route_text(route: Route) -> str:
@@ -111,5 +122,6 @@ def route_text(route: Route) -> str:
         parts += ["src", str(route.prefsrc)]
     if route.metric:
         parts += ["metric", str(route.metric)]
-    parts += ["table", str(route.table)]
+    if route.table != TABLE_MAIN:
+        parts += ["table", str(route.table)]
     return " ".join(parts)

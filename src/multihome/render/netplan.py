@@ -8,7 +8,11 @@ interface (same id), appending multihome's ``routes`` (with ``table``) and ``rou
 
 IPv6: the copies and rules as for IPv4 (``routing-policy`` takes both families); the table's
 IPv6 default goes into the drop-in as networkd's ``Gateway=_ipv6ra`` (the router networkd's
-RA client follows), which netplan's ``via:`` cannot say.
+RA client follows), which netplan's ``via:`` cannot say. A static IPv6 port (``network_data.json``
+type ``ipv6``) that no netplan file defines yet gets its definition from multihome, with the
+address in ``addresses``, ``accept-ra: false``, and its gateway as a route of main with the
+metric it had (2048 + ifindex from the agent: never a better default than another port's
+advertised one); where cloud-init's YAML defines the port, that file has the address.
 
 With ``renderer: NetworkManager`` netplan 0.106 silently drops ``routing-policy``: the
 renderer's :func:`notes` say so (use ``--backend networkmanager`` there).
@@ -53,7 +57,8 @@ def render(inp: RenderInput) -> Rendered:
         lines.append(f"    {ident or port.name}:")
         if ident is None:
             lines += _definition(port)
-        routes = [r for r in port.static_routes if not is_ra_default(r)]
+        main = port.main6_via if ident is None else ()
+        routes = [*main, *(r for r in port.static_routes if not is_ra_default(r))]
         if routes:
             lines.append("      routes:")
             for route in routes:
@@ -97,11 +102,14 @@ def _definition(port: ManagedPort) -> list[str]:
         lines += ["      match:", f'        macaddress: "{port.mac}"']
     if port.dhcp:
         lines.append("      dhcp4: true")
-    elif any(a.family == 4 for a in port.addresses):
+    addresses = [a for a in port.addresses if a.family == 4 and not port.dhcp]
+    addresses += port.static6
+    if addresses:
         lines.append("      addresses:")
-        lines += [f"        - {a.interface}" for a in port.addresses if a.family == 4]
+        lines += [f"        - {a.interface}" for a in addresses]
     if port.ipv6:
-        lines += ["      accept-ra: true", "      ipv6-address-generation: eui64"]
+        accept = "false" if port.static_only6 else "true"
+        lines += [f"      accept-ra: {accept}", "      ipv6-address-generation: eui64"]
     return lines
 
 
@@ -120,7 +128,8 @@ def _route(route: Route) -> list[str]:
         lines.append("          scope: host")
     if route.metric:
         lines.append(f"          metric: {route.metric}")
-    lines.append(f"          table: {route.table}")
+    if route.table != TABLE_MAIN:
+        lines.append(f"          table: {route.table}")
     return lines
 
 

@@ -12,7 +12,13 @@ profile is never edited and comes back as soon as multihome's is removed (``unpe
 * ``ipv6.routes`` and ``ipv6.routing-rules`` the same for IPv6. NetworkManager cannot name
   "the advertising router" in a static route: the table's IPv6 default names the router's
   link-local address seen at persist time (Neutron's router keeps it as long as its
-  interface); a new router is the agent's to follow (docs/design.md, section 8).
+  interface); a new router is the agent's to follow (docs/design.md, section 8);
+* a static IPv6 port (``network_data.json`` type ``ipv6``: no router advertisement):
+  ``ipv6.method=manual`` with its ``addressN=``, no ``gateway=`` (that default would take
+  the profile's ``route-metric`` and beat the other ports' advertised ones) but its
+  gateway as a route of main with the metric it had (2048 + ifindex from the agent), and
+  its table's routes and rules as above. The profile replaces the distribution's, so it
+  carries the addresses, as its static IPv4 ones.
 
 NetworkManager silently drops invalid values from keyfiles: the tests round-trip every
 rendered profile through ``nmcli --offline`` and compare the keys.
@@ -23,7 +29,7 @@ from __future__ import annotations
 import uuid
 from pathlib import PurePosixPath
 
-from multihome.model import RTN_THROW, SCOPE_UNIVERSE, Route
+from multihome.model import RTN_THROW, SCOPE_UNIVERSE, TABLE_MAIN, Route
 from multihome.portconfig import AUTOCONNECT_PRIORITY
 from multihome.render.base import (
     FileSpec,
@@ -75,9 +81,11 @@ def keyfile(port: ManagedPort) -> str:
     lines.append("[ipv4]")
     if port.dhcp:
         lines.append("method=auto")
+    elif not any(a.family == 4 for a in port.addresses):
+        lines.append("method=disabled")  # an IPv6-only port (manual needs an address)
     else:
         lines.append("method=manual")
-        for n, addr in enumerate(port.addresses, 1):
+        for n, addr in enumerate((a for a in port.addresses if a.family == 4), 1):
             lines.append(f"address{n}={addr.interface}")
         if port.role != "primary":
             lines.append("never-default=true")
@@ -93,7 +101,9 @@ def keyfile(port: ManagedPort) -> str:
         # as the kernel's does after `multihome apply`), the address from the MAC (EUI-64:
         # the one Neutron computes and its port security allows; NetworkManager's default
         # is stable-privacy), no privacy addresses.
-        lines += ["", "[ipv6]", "method=auto", "addr-gen-mode=eui64", "ip6-privacy=0"]
+        method = "manual" if port.static_only6 else "auto"
+        lines += ["", "[ipv6]", f"method={method}", "addr-gen-mode=eui64", "ip6-privacy=0"]
+        lines += [f"address{n}={a.interface}" for n, a in enumerate(port.static6, 1)]
         if port.metric6 is not None:  # equal metrics merge the RA defaults (multipath)
             lines.append(f"route-metric={port.metric6}")
         lines += _routes_and_rules(port, 6)
@@ -103,7 +113,7 @@ def keyfile(port: ManagedPort) -> str:
 def _routes_and_rules(port: ManagedPort, family: int) -> list[str]:
     """The ``routeN``/``routing-ruleN`` keys of one family's section."""
     lines: list[str] = []
-    routes = [r for r in port.static_routes if r.family == family]
+    routes = [r for r in (*port.main6_via, *port.static_routes) if r.family == family]
     for n, route in enumerate(routes, 1):
         lines += _route(n, route)
     rules = [r for r in port.rules if r.family == family]
@@ -124,9 +134,9 @@ def _route(n: int, route: Route) -> list[str]:
     # No src=: NetworkManager adds static routes before the DHCP address is there, and the
     # kernel refuses a preferred source that is not local yet (EINVAL), for good. The port's
     # rules select the table; the kernel picks the port's address as source.
-    options = [f"table={route.table}"]
+    options = [] if route.table == TABLE_MAIN else [f"table={route.table}"]
     if route.type == RTN_THROW:  # no next hop (0.0.0.0, ::): main answers (design.md 5)
         options.append("type=throw")
     if route.scope != SCOPE_UNIVERSE:
         options.append(f"scope={route.scope}")
-    return [text, f"route{n}_options={','.join(sorted(options))}"]
+    return [text, *([f"route{n}_options={','.join(sorted(options))}"] if options else [])]

@@ -9,6 +9,12 @@ multihome's protocol number. Instances of the current ports are enabled through
 ``multi-user.target.wants`` symlinks; the udev rule adds ``SYSTEMD_WANTS`` for ports that
 appear later.
 
+A static IPv6 port (``network_data.json`` type ``ipv6``: no router advertisement, the agent
+addressed it from the metadata) has nothing else that addresses it at boot: its drop-in
+XX before the wait, each ``ip`` command allowed to fail (the address already there:
+another tool configured it first). Where a networkd or netplan file names the port, that
+file configures the address, and the drop-in only waits.
+
 On a networkd system a ``networkd.conf.d`` drop-in turns ``ManageForeignRoutingPolicyRules=``
 and ``ManageForeignRoutes=`` off: otherwise networkd deletes the rules and routes multihome
 made whenever it reconfigures a link (``netplan apply``, a carrier change).
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
+from multihome.model import IFA_F_NOPREFIXROUTE
 from multihome.policy import IGNORED_PREFIXES
 from multihome.render.base import (
     FileSpec,
@@ -47,7 +54,10 @@ def render(inp: RenderInput) -> Rendered:
             "../multihome@.service", symlink=True
         )
         if port.ipv6:
-            files[dropin_path(port.name)] = FileSpec(families_dropin(port))
+            configured = port.name in inp.facts.networkd_files or (
+                port.name in inp.facts.netplan_ids
+            )
+            files[dropin_path(port.name)] = FileSpec(families_dropin(port, not configured))
     files[UDEV_RULE_PATH] = FileSpec(udev_rule())
     if inp.facts.has_networkd:
         files[NETWORKD_CONF_PATH] = FileSpec(networkd_conf())
@@ -62,15 +72,40 @@ def dropin_path(ifname: str) -> PurePosixPath:
     return UNIT_DIR / f"multihome@{ifname}.service.d" / "50-multihome.conf"
 
 
-def families_dropin(port: ManagedPort) -> str:
+#: iproute2 where both Debian and RHEL have it (``/sbin`` is ``/usr/sbin`` on both).
+IP = "/sbin/ip"
+
+
+def families_dropin(port: ManagedPort, address: bool = True) -> str:
     """The instance of a port with IPv6 waits for its router advertisement's default too
-    (an IPv6-only port for that one only), so that its apply sees both families."""
+    (an IPv6-only port for that one only), so that its apply sees both families. A static
+    IPv6 port's (``address``: nothing else configures it) first gets its addresses and its
+    routes in main back, then waits as every instance does."""
     families = " ".join(
         str(f) for f in (4, 6) if any(r.family == f and r.is_default for r in port.routes)
     )
-    return (
+    text = (
         f"{header()}# {port.name}: wait for the default route of each family it has\n"
         f'[Service]\nEnvironment="{FAMILIES_VAR}={families or "4"}"\n'
+    )
+    if not (address and port.static6):
+        return text
+    commands = [f"{IP} link set %I up"]  # nothing else brings it up either
+    commands += [
+        f"{IP} -6 address add {a.interface} dev %I"
+        + (" noprefixroute" if a.flags & IFA_F_NOPREFIXROUTE else "")
+        for a in port.static6
+    ]
+    commands += [
+        f"{IP} -6 route add {r.dst}{'' if r.gateway is None else f' via {r.gateway}'} dev %I "
+        f"proto static metric {r.metric}"
+        for r in port.main6
+    ]
+    return (
+        f"{text}# its static IPv6 (the metadata's, as the agent configured it), then the wait\n"
+        "ExecStartPre=\n"
+        + "".join(f"ExecStartPre=-{c}\n" for c in commands)
+        + f"ExecStartPre={wait_command()}\n"
     )
 
 
@@ -89,14 +124,6 @@ def notes(inp: RenderInput) -> list[str]:
 def unit(program: str, head: str | None = None) -> str:
     """The template unit; ``%I`` is the interface name. ``head``: the comment it starts with
     (default: multihome's marker, as persist writes it)."""
-    # Per family: a default in main; for IPv6 also a global address past DAD (the router
-    # advertisement's default comes before its SLAAC address has passed DAD).
-    wait = (
-        f"i=0; for f in $${{{FAMILIES_VAR}:-4}}; do while [ $$i -lt {WAIT_SECONDS * 2} ] && "
-        '{ [ -z "$$(ip -$$f route show table main default dev "$$1" 2>/dev/null)" ] || '
-        '{ [ $$f = 6 ] && [ -z "$$(ip -6 addr show dev "$$1" scope global -tentative '
-        '2>/dev/null)" ]; }; }; do i=$$((i+1)); sleep 0.5; done; done'
-    )
     head = header() if head is None else head
     return f"""{head}# One instance per port: systemctl enable --now multihome@eth1.service
 [Unit]
@@ -109,12 +136,25 @@ StartLimitIntervalSec=0
 Type=oneshot
 RemainAfterExit=yes
 TimeoutStartSec={WAIT_SECONDS + 60}
-ExecStartPre=/bin/sh -c '{wait}' sh %I
+ExecStartPre={wait_command()}
 ExecStart={program} apply --quiet --interface %I
 
 [Install]
 WantedBy=multi-user.target
 """
+
+
+def wait_command() -> str:
+    """The instance's wait, bounded: per family of ``$MULTIHOME_WAIT_FAMILIES`` a default in
+    main; for IPv6 also a global address past DAD (the router advertisement's default comes
+    before its SLAAC address has passed DAD)."""
+    wait = (
+        f"i=0; for f in $${{{FAMILIES_VAR}:-4}}; do while [ $$i -lt {WAIT_SECONDS * 2} ] && "
+        '{ [ -z "$$(ip -$$f route show table main default dev "$$1" 2>/dev/null)" ] || '
+        '{ [ $$f = 6 ] && [ -z "$$(ip -6 addr show dev "$$1" scope global -tentative '
+        '2>/dev/null)" ]; }; }; do i=$$((i+1)); sleep 0.5; done; done'
+    )
+    return f"/bin/sh -c '{wait}' sh %I"
 
 
 def packaged_unit(program: str) -> str:
