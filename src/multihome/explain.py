@@ -61,6 +61,7 @@ import errno
 import ipaddress
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from typing import Any
 
 from multihome.model import (
@@ -291,10 +292,14 @@ class PathChoice:
 class _Host:
     """Indexes over a state for one explanation (rules in order, routes per table)."""
 
-    def __init__(self, state: HostState, sysctls: Mapping[str, str], family: int = 4) -> None:
+    def __init__(
+        self, state: HostState, sysctls: Mapping[str, str], family: int = 4, losers: bool = True
+    ) -> None:
         self.state = state
         self.sysctls = sysctls
         self.family = family
+        self.losers = losers
+        """List the routes that lost each table lookup (:attr:`TableLookup.losers`)."""
         self.rules = sorted(
             (r for r in state.rules if r.family == family), key=lambda r: (r.priority, r.position)
         )
@@ -302,9 +307,34 @@ class _Host:
         for route in state.routes:
             if route.family == family:
                 self.tables.setdefault(route.table, []).append(route)
+        self._prefixes: dict[int, list[tuple[int, dict[int, list[Route]]]]] = {}
         self.links = {link.name: link for link in state.links}
         self.local = {a.ip for a in state.addresses if a.family == family}
         self.loopback = next((link.name for link in state.links if link.loopback), "lo")
+
+    def holding(self, table: int, dst: IPAddress) -> list[tuple[int, list[Route]]]:
+        """The routes of ``table`` whose prefix holds ``dst``: (prefix length, its routes by
+        metric, in the table's order among equal metrics), longest prefix first. One dict
+        lookup per prefix length in the table (its index is built on the first lookup), not a
+        test of every route: status explains a finding per port, each in a table of a few
+        routes per port."""
+        index = self._prefixes.get(table)
+        if index is None:
+            by_length: dict[int, dict[int, list[Route]]] = {}
+            for route in self.tables.get(table, ()):
+                net = route.dst
+                key = int(net.network_address) >> (net.max_prefixlen - net.prefixlen)
+                by_length.setdefault(net.prefixlen, {}).setdefault(key, []).append(route)
+            for bucket in (b for nets in by_length.values() for b in nets.values()):
+                bucket.sort(key=lambda r: r.metric)  # stable: the kernel's order
+            index = self._prefixes[table] = sorted(by_length.items(), reverse=True)
+        value, bits = int(dst), dst.max_prefixlen
+        found = []
+        for length, nets in index:
+            held = nets.get(value >> (bits - length))
+            if held:
+                found.append((length, held))
+        return found
 
     def conf(self, ifname: str, knob: str, *, with_all: bool = True) -> int:
         """A per-interface IPv4 setting; combined with ``all`` as the kernel does (the larger
@@ -327,9 +357,36 @@ def explain(state: HostState, flow: Flow, sysctls: Mapping[str, str] | None = No
     ``sysctls`` adds settings that :class:`HostState` may not carry (``forwarding``,
     ``accept_local``, ``rp_filter``, ``use_tempaddr`` by their dotted names).
     """
-    merged = dict(state.sysctls)
-    merged.update(sysctls or {})
-    host = _Host(state, merged, flow.dst.version)
+    return Explainer(state, sysctls)(flow)
+
+
+class Explainer:
+    """:func:`explain` for many flows in one state: its indexes (rules in order, routes per
+    table and prefix, local addresses) are built once per family, not once per flow (status
+    explains a finding per port: 512 at 256 dual-stack ports).
+
+    ``losers=False`` leaves :attr:`TableLookup.losers` empty (the routes that lost, each
+    with its reason: in main with a default per port, every other port's default), for
+    callers that want only the path, its rules and route (findings, the picture)."""
+
+    def __init__(
+        self, state: HostState, sysctls: Mapping[str, str] | None = None, *, losers: bool = True
+    ) -> None:
+        self.state = state
+        self.sysctls = dict(state.sysctls)
+        self.sysctls.update(sysctls or {})
+        self.losers = losers
+        self._hosts: dict[int, _Host] = {}
+
+    def __call__(self, flow: Flow) -> Explanation:
+        family = flow.dst.version
+        host = self._hosts.get(family)
+        if host is None:
+            host = self._hosts[family] = _Host(self.state, self.sysctls, family, self.losers)
+        return _explain(host, flow)
+
+
+def _explain(host: _Host, flow: Flow) -> Explanation:
     if flow.dst.version == 6:
         if flow.iif is not None:
             return _input6(host, flow)
@@ -677,20 +734,16 @@ def _lookup6(host: _Host, table: int, flow: Flow) -> TableLookup:
     """``fib6_table_lookup``: the longest prefix with a selectable route (``rt6_select``, else
     ``fib6_backtrack`` to shorter prefixes); in a prefix the lowest metric's routes first, the
     best score (``rt6_score_route``) wins, the first of equals."""
-    routes = host.tables.get(table)
-    if not routes:
+    if not host.tables.get(table):
         return TableLookup(table, False, None)
     oif = flow.iif if flow.iif is not None else flow.oif
     strict = _need_strict(flow.dst) or (
         flow.iif is None and flow.oif is not None and flow.src is None
     )
-    prefixes: dict[int, list[Route]] = {}
-    for route in routes:
-        if flow.dst in route.dst:
-            prefixes.setdefault(route.dst.prefixlen, []).append(route)
+    prefixes = dict(host.holding(table, flow.dst))
     losers: list[tuple[Route, str]] = []
     for length in sorted(prefixes, reverse=True):
-        held = sorted(prefixes[length], key=lambda r: r.metric)  # stable: the kernel's order
+        held = prefixes[length]  # by metric, stable: the kernel's order
         lowest = held[0].metric
         first = [r for r in held if r.metric == lowest]
         rest = [r for r in held if r.metric != lowest]
@@ -701,10 +754,10 @@ def _lookup6(host: _Host, table: int, flow: Flow) -> TableLookup:
                 for r in held
             ]
             continue
-        for route in held:
+        for route in held if host.losers else ():
             if route is not chosen:
                 losers.append((route, _lost6(host, route, chosen, oif, strict)))
-        for shorter in sorted(prefixes, reverse=True):
+        for shorter in sorted(prefixes, reverse=True) if host.losers else ():
             if shorter < length:
                 losers += [
                     (r, f"shorter prefix (/{shorter} < /{length})") for r in prefixes[shorter]
@@ -1060,16 +1113,16 @@ def _suppressed(host: _Host, rule: Rule, route: Route) -> str | None:
 
 # -- a table (fib_table_lookup) ---------------------------------------------------------------
 def _lookup(host: _Host, table: int, flow: Flow) -> TableLookup:
-    routes = host.tables.get(table)
-    if not routes:
+    if not host.tables.get(table):
         return TableLookup(table, False, None)
-    holding = [r for r in routes if flow.dst in r.dst]
     # Longest prefix first; in one prefix the kernel keeps routes by metric.
-    holding.sort(key=lambda r: (-r.dst.prefixlen, r.metric))
+    holding = chain.from_iterable(routes for _length, routes in host.holding(table, flow.dst))
     losers: list[tuple[Route, str]] = []
     chosen: Route | None = None
     for route in holding:
         if chosen is not None:
+            if not host.losers:
+                break
             losers.append((route, _lost(route, chosen)))
             continue
         if route.type in ROUTE_ERRORS:
@@ -1128,6 +1181,7 @@ def _v4(address: Any) -> IPv4 | None:
 __all__ = [
     "ERROR_NAMES",
     "SOURCE_RULES",
+    "Explainer",
     "Explanation",
     "Flow",
     "RuleStep",

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from multihome.backend import Lookup
     from multihome.backend.netlink import NetlinkBackend
     from multihome.config import Config
-    from multihome.explain import Explanation, Flow, TableLookup
+    from multihome.explain import Explainer, Explanation, Flow, TableLookup
     from multihome.model import HostState, IPAddress, Route, Rule
 
 #: The per-interface IPv4 settings route decisions depend on beyond what the state carries.
@@ -118,16 +118,23 @@ def owner_of(item: Rule | Route, config: Config) -> str:
     return OWNERS.get(item.proto, f"another tool (protocol {item.proto})")
 
 
-def decisive(state: HostState, src: IPAddress, dst: IPAddress, config: Config) -> str | None:
+def decisive(
+    state: HostState,
+    src: IPAddress,
+    dst: IPAddress,
+    config: Config,
+    explainer: Explainer | None = None,
+) -> str | None:
     """The rule (and route) that decides the path from ``src`` to ``dst``, with owners, as a
     sentence for findings; None when no rule decides (nothing matched) or the two addresses
-    are of different families."""
-    from multihome.explain import Flow
-    from multihome.explain import explain as walk
+    are of different families. ``explainer``: one of ``state``, to share its indexes among
+    many findings."""
+    from multihome.explain import Explainer, Flow
 
     if src.version != dst.version:
         return None
-    result = walk(state, Flow(dst=dst, src=src))
+    walk = explainer if explainer is not None else Explainer(state)
+    result = walk(Flow(dst=dst, src=src))
     if result.rule is None:
         return None
     text = f"decided by rule `{result.rule.describe()}` [{owner_of(result.rule, config)}]"

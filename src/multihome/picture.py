@@ -57,8 +57,9 @@ def wrong_paths(state: HostState, config: Config, problems: Sequence[Problem]) -
     """The path of each wrong-path finding (:data:`WRONG_PATH_CODES`): for every address of
     the finding's port, the replies to ``config.probe`` (``config.probe6`` for an IPv6
     address), explained, when they leave through another device."""
-    from multihome.explain import Flow, explain
+    from multihome.explain import Explainer, Flow
 
+    explain = Explainer(state, losers=False)
     found = []
     probes: dict[int, IPAddress] = {p.version: p for p in (config.probe, config.probe6)}
     names = {p.interface for p in problems if p.code in WRONG_PATH_CODES}
@@ -67,7 +68,7 @@ def wrong_paths(state: HostState, config: Config, problems: Sequence[Problem]) -
             probe = probes.get(address.family)
             if probe is None:
                 continue
-            path = explain(state, Flow(dst=probe, src=address.ip))
+            path = explain(Flow(dst=probe, src=address.ip))
             devices = [c.ifname for c in path.choices] or [path.ifname]  # multipath: each
             if any(device is not None and device != ifname for device in devices):
                 found.append(path)

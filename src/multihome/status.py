@@ -17,6 +17,7 @@ from multihome.model import (
     Route,
     Rule,
     Table,
+    ip_text,
 )
 from multihome.plan import Assessment
 from multihome.policy import (
@@ -172,12 +173,13 @@ def check_reply_paths(backend: Backend, state: HostState, config: Config) -> lis
     problems: list[Problem] = []
     for (name, addr), found in zip(checked, answers, strict=True):
         if found is not None and found.ifname and found.ifname != name:
+            ip = ip_text(addr.ip)
             problems.append(
                 Problem(
                     "reply-wrong-interface",
                     name,
-                    f"{name}: replies from {addr.ip} leave through {found.ifname} "
-                    f"(port security drops them: {addr.ip} is not {found.ifname}'s address)",
+                    f"{name}: replies from {ip} leave through {found.ifname} "
+                    f"(port security drops them: {ip} is not {found.ifname}'s address)",
                     "run `multihome apply`",
                 )
             )

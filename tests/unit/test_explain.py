@@ -147,3 +147,49 @@ def test_rules_sharing_a_priority_with_and_without_iif_build_a_state() -> None:
     assert {first, second} <= set(state.rules)
     result = explain(state, Flow(dst=INTERNET, src=ETH1, uid=5))
     assert result.rule == second
+
+
+def test_one_explainer_for_many_flows_keeps_the_kernels_order() -> None:
+    """An ``Explainer`` indexes a table's routes by prefix once and answers every flow as
+    the kernel would: the longest prefix, then the lowest metric, the others listed as
+    losers in that order (the same answers as a fresh ``explain``, however many flows it
+    answered before); ``losers=False`` gives the same path without the losers."""
+    from multihome.explain import Explainer
+
+    def route(dst: str, metric: int, ifname: str = "eth0") -> Route:
+        return Route(table=2000, dst=NET(dst), ifname=ifname, metric=metric, scope=253)
+
+    routes = (
+        route("10.9.8.0/24", 200),
+        route("10.9.8.0/24", 100, "eth1"),
+        route("10.9.0.0/16", 7),
+        route("0.0.0.0/0", 5),
+        route("0.0.0.0/0", 1, "eth1"),
+        route("10.9.7.0/24", 1),
+    )
+    state = _host(Rule(family=4, priority=100, table=2000), routes=routes)
+    full, brief = Explainer(state), Explainer(state, losers=False)
+    for _ in range(2):  # a second round: the index is shared, nothing of a flow stays
+        found = full(Flow(dst=IP("10.9.8.1")))
+        assert found.route == routes[1] and found.ifname == "eth1"
+        lookup = next(s.lookup for s in found.steps if s.outcome == "route")
+        assert lookup is not None
+        assert [(r, why) for r, why in lookup.losers] == [
+            (routes[0], "higher metric (200 > 100)"),
+            (routes[2], "shorter prefix (/16 < /24)"),
+            (routes[4], "shorter prefix (/0 < /24)"),
+            (routes[3], "shorter prefix (/0 < /24)"),
+        ]
+        assert full(Flow(dst=IP("10.9.200.1"))).route == routes[2]
+        assert full(Flow(dst=INTERNET)).route == routes[4]
+        bound = full(Flow(dst=IP("10.9.8.1"), oif="eth0"))
+        assert bound.route == routes[0]
+        for flow in (Flow(dst=IP("10.9.8.1")), Flow(dst=IP("10.9.7.3")), Flow(dst=INTERNET)):
+            again, short = explain(state, flow), brief(flow)
+            assert full(flow) == again
+            assert (short.route, short.rule, short.ifname) == (
+                again.route,
+                again.rule,
+                again.ifname,
+            )
+            assert all(s.lookup is None or not s.lookup.losers for s in short.steps)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from multihome.backend import Backend
 from multihome.config import Config
@@ -22,7 +22,7 @@ from multihome.errors import InputError
 from multihome.files import read_text, under_root
 from multihome.kerneldigest import SYSCTL_KNOBS
 from multihome.manifest import Manifest, manifest_path, read_manifest
-from multihome.model import SCOPE_UNIVERSE, TABLE_MAIN, HostState, Link, Rule
+from multihome.model import SCOPE_UNIVERSE, TABLE_MAIN, HostState, Link, Rule, ip_text
 from multihome.names import RT_TABLES_FILE, registered_tables
 from multihome.plan import Assessment
 from multihome.policy import (
@@ -32,7 +32,6 @@ from multihome.policy import (
     owned_tables_elsewhere,
     stray_routes,
 )
-from multihome.portconfig import gaps, read_port_config
 from multihome.processes import DHCP_CLIENTS, pid_alive
 from multihome.status import (
     Problem,
@@ -44,6 +43,9 @@ from multihome.status import (
 )
 from multihome.transaction.lock import is_locked
 from multihome.transaction.statedir import JOURNAL, PENDING, WATCHDOG_PID, StateDir
+
+if TYPE_CHECKING:
+    from multihome.explain import Explainer
 
 #: Every code doctor can report, in the order of the checks.
 CODES = (
@@ -121,6 +123,13 @@ class Evidence:
             return read_manifest(self.root), None
         except InputError as exc:
             return Manifest(), str(exc)
+
+    @cached_property
+    def explainer(self) -> Explainer:
+        """The state's route decisions, explained (one index for every finding)."""
+        from multihome.explain import Explainer
+
+        return Explainer(self.state, losers=False)
 
     def persisted_by(self, backends: tuple[str, ...]) -> bool:
         """persist wrote files for one of ``backends`` and they are still there."""
@@ -249,9 +258,9 @@ def _with_decisive_rule(ctx: Evidence, problem: Problem) -> Problem:
         return problem
     reasons = []
     for addr in ctx.state.addresses_of(problem.interface):
-        if addr.usable and str(addr.ip) in problem.message:
+        if addr.usable and ip_text(addr.ip) in problem.message:
             probe = ctx.config.probe if addr.family == 4 else ctx.config.probe6
-            reason = decisive(ctx.state, addr.ip, probe, ctx.config)
+            reason = decisive(ctx.state, addr.ip, probe, ctx.config, ctx.explainer)
             if reason is not None:
                 reasons.append(reason)
     if not reasons:
@@ -569,6 +578,8 @@ def check_persisted_ports(ctx: Evidence) -> list[Problem]:
     manifest, _ = ctx.persisted
     if manifest.backend is None or not manifest.present(ctx.root):
         return []
+    from multihome.portconfig import gaps, read_port_config  # with configparser: persisted only
+
     managed = sorted(i.name for i in ctx.assessment.desired.interfaces if i.table is not None)
     try:
         found = read_port_config(ctx.root, ((link.name, link.mac) for link in ctx.state.links))
@@ -746,12 +757,14 @@ def _netplan_version(root: Path) -> tuple[int, ...] | None:
 def check_netplan_nm(ctx: Evidence) -> list[Problem]:
     """``netplan-nm-drops-policy``: routing-policy under netplan's NetworkManager renderer,
     which netplan before 1.2 silently drops."""
-    import yaml
-
+    files = sorted(under_root(ctx.root, "etc/netplan").glob("*.yaml"))
+    if not files:
+        return []  # no netplan here: no need to import yaml (a sixth of status's imports)
     version = _netplan_version(ctx.root)
     if version is not None and version >= NETPLAN_NM_POLICY_FIXED:
         return []
-    files = sorted(under_root(ctx.root, "etc/netplan").glob("*.yaml"))
+    import yaml
+
     docs = []
     for path in files:
         try:
