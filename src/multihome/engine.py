@@ -21,13 +21,12 @@ made from the state after any recovery; ``apply_plan`` takes the lock itself oth
 from __future__ import annotations
 
 import errno
-import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from multihome import faults
 from multihome.backend import Announcement, Backend, ChangeFailed
@@ -43,7 +42,18 @@ from multihome.transaction.journal import Mode, Recovery
 from multihome.transaction.session import Session, open_session
 from multihome.verify import Check, verify_unless
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    import logging
+
+
+def log() -> logging.Logger:
+    """This module's logger: ``logging`` (with ``traceback``, ``string``, ``textwrap``; ~19 M
+    instructions) is imported only when there is something to say, never on a clean apply."""
+    import logging
+
+    return logging.getLogger(__name__)
+
+
 Progress = Callable[[int, int, Change], None]
 T = TypeVar("T")
 
@@ -396,11 +406,11 @@ def announce_addresses(backend: Backend, state: HostState, desired: DesiredState
     try:
         failed = backend.announce(items)
     except OSError as exc:
-        log.warning("announcement of %d address(es) not sent: %s", len(items), exc)
+        log().warning("announcement of %d address(es) not sent: %s", len(items), exc)
         return 0
     for item, reason in failed:
         what = "gratuitous ARP" if item.address.version == 4 else "neighbour advertisement"
-        log.warning("%s for %s on %s failed: %s", what, item.address, item.ifname, reason)
+        log().warning("%s for %s on %s failed: %s", what, item.address, item.ifname, reason)
     return len(items) - len(failed)
 
 
@@ -436,6 +446,6 @@ def _undo(backend: Backend, done: Sequence[Change]) -> tuple[int, list[str]]:
             backend.apply([change.inverse()])
             undone += 1
         except (ChangeFailed, ValueError) as exc:
-            log.error("undo of %s failed: %s", change.describe(), exc)
+            log().error("undo of %s failed: %s", change.describe(), exc)
             problems.append(f"{change.describe()}: {exc}")
     return undone, problems

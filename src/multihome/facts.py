@@ -22,11 +22,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from multihome.model import IPAddress, IPNetwork, Route
+from multihome.model import IPAddress, IPNetwork, Ordered, Route, ordered
 
 
-@dataclass(frozen=True, order=True)
-class DeclaredRoute:
+@ordered
+@dataclass(frozen=True)
+class DeclaredRoute(Ordered):
     """A route a lease or the metadata gives a port: ``dst`` via ``gateway``."""
 
     dst: IPNetwork

@@ -241,3 +241,26 @@ def test_ip_text_is_str(v4: int, groups: list[int], len4: int, len6: int, mapped
         assert ip_text(value) == str(value), repr(value)  # type: ignore[arg-type]
     assert ip_text(None) == "None"
     assert ip_text(ipaddress.IPv6Address("fe80::1%eth0")) == "fe80::1%eth0"
+
+
+def test_ordered_values_compare_like_generated_order_methods() -> None:
+    """``Ordered`` (written once) means what ``dataclass(order=True)`` generated: instances of
+    one class compare as the tuples of their ``compare`` fields (Address's ``position`` and
+    ``flags`` are not), and values of different classes do not compare at all."""
+    a = Address("eth0", ipaddress.ip_interface("10.0.0.5/24"), position=9, flags=1)
+    b = Address("eth0", ipaddress.ip_interface("10.0.0.5/24"), position=0, flags=0)
+    c = Address("eth1", ipaddress.ip_interface("10.0.0.4/24"))
+    assert a <= b and b <= a and a >= b and not a < b and not a > b
+    assert b < c and c > b and sorted([c, a]) == [a, c]
+    fields = [f.name for f in dataclasses.fields(Route) if f.compare]
+    routes = [
+        default_via("10.0.1.1", "eth1", 101),
+        default_via("10.0.0.1", "eth0", 100),
+        Route(TABLE_MAIN, NET("10.0.0.0/24"), "eth0", proto=PROTO_KERNEL, scope=SCOPE_LINK),
+    ]
+    as_tuples = sorted(tuple(getattr(r, name) for name in fields) for r in routes)
+    assert [tuple(getattr(r, n) for n in fields) for r in sorted(routes)] == as_tuples
+    assert Sysctl("a", "1") < Sysctl("a", "2") and Link("eth1", 2) < Link("eth9", 1)
+    with pytest.raises(TypeError):
+        _ = routes[0] < Sysctl("a", "1")
+    assert routes[0].__lt__(Sysctl("a", "1")) is NotImplemented

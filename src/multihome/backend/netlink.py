@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import logging
 import os
 import socket
 import struct
@@ -141,9 +140,18 @@ from multihome.model import (
 from multihome.processes import NAMESPACE_LOCK
 
 if TYPE_CHECKING:
+    import logging
+
     from multihome.plan import Change
 
-log = logging.getLogger(__name__)
+
+def log() -> logging.Logger:
+    """This module's logger: ``logging`` (with ``traceback``, ``string``, ``textwrap``; ~19 M
+    instructions) is imported only when there is something to say, never on a clean apply."""
+    import logging
+
+    return logging.getLogger(__name__)
+
 
 #: Why a sysctl write fails with EROFS, and the way on (systemd-nspawn without a private
 #: network, LXD or Docker without privileges mount /proc/sys read-only).
@@ -502,7 +510,7 @@ class NetlinkBackend:
         problems = []
         for change, result in zip(inverses, results, strict=True):
             if result is not None:
-                log.error("could not take back %s: %s", change.describe(), result.strerror)
+                log().error("could not take back %s: %s", change.describe(), result.strerror)
                 problems.append(f"{change.describe()}: {result.strerror}")
         return problems
 

@@ -39,7 +39,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from multihome.model import IPAddress, IPInterface, IPNetwork
+from multihome.model import IPAddress, IPInterface, IPNetwork, Ordered, ordered
 from multihome.reader import Node, json_document, shown
 
 #: Counts beyond these are refused (a VM has at most a few dozen ports).
@@ -60,8 +60,9 @@ _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _FIX = "the metadata is malformed; check the port in Neutron, or use --source kernel"
 
 
-@dataclass(frozen=True, order=True)
-class MetaRoute:
+@ordered
+@dataclass(frozen=True)
+class MetaRoute(Ordered):
     """A route of a static network: ``network`` via ``gateway``."""
 
     network: IPNetwork

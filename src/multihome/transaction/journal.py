@@ -14,13 +14,12 @@ rolled back.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from multihome.backend import Backend, ChangeFailed
 from multihome.model import HostState, Route, Rule, Sysctl
@@ -40,7 +39,18 @@ from multihome.transaction.statedir import (
     json_text,
 )
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    import logging
+
+
+def log() -> logging.Logger:
+    """This module's logger: ``logging`` (with ``traceback``, ``string``, ``textwrap``; ~19 M
+    instructions) is imported only when there is something to say, never on a clean apply."""
+    import logging
+
+    return logging.getLogger(__name__)
+
+
 Mode = Literal["finish", "undo"]
 
 
@@ -153,7 +163,7 @@ def recover(backend: Backend, state_dir: StateDir, root: Path, *, mode: Mode) ->
     if saved is None:
         # Nothing to undo it with, and without its checkpoint a finish could not be undone
         # if a change failed: the journal is dropped, the namespace left as it is.
-        log.warning("%s", damage)
+        log().warning("%s", damage)
         end(state_dir)
         return Recovery("discarded", damage)
     if mode == "undo" or changes is None:
