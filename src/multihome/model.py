@@ -7,8 +7,9 @@ Addresses are :mod:`ipaddress` objects; the model is family-agnostic (IPv4 and I
 
 from __future__ import annotations
 
+# The C module: socket.py builds enums of every constant at import (start-up of every command).
+import _socket
 import ipaddress
-import socket
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from operator import attrgetter
@@ -125,9 +126,9 @@ def ip_text(value: IPAddress | IPNetwork | IPInterface | None) -> str:
     if value is None:
         return "None"
     if type(value) is ipaddress.IPv4Address:  # the most frequent, first
-        return socket.inet_ntoa(value.packed)
+        return _socket.inet_ntoa(value.packed)
     if type(value) is ipaddress.IPv4Network:
-        return f"{socket.inet_ntoa(value.network_address.packed)}/{value.prefixlen}"
+        return f"{_socket.inet_ntoa(value.network_address.packed)}/{value.prefixlen}"
     if isinstance(value, _NETWORKS):
         host, suffix = value.network_address, f"/{value.prefixlen}"
     elif isinstance(value, _INTERFACES):
@@ -135,9 +136,9 @@ def ip_text(value: IPAddress | IPNetwork | IPInterface | None) -> str:
     else:
         host, suffix = value, ""
     if isinstance(host, ipaddress.IPv4Address):
-        return socket.inet_ntoa(host.packed) + suffix
+        return _socket.inet_ntoa(host.packed) + suffix
     if host.scope_id is None:
-        text = socket.inet_ntop(socket.AF_INET6, host.packed)
+        text = _socket.inet_ntop(_socket.AF_INET6, host.packed)
         if "." not in text:
             return text + suffix
     return str(value)

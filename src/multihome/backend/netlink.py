@@ -13,10 +13,11 @@ first ``done`` changes leaves the namespace as it was.
 
 from __future__ import annotations
 
+# The C module: socket.py builds enums of every constant at import (start-up of every command).
+import _socket
 import errno
 import ipaddress
 import os
-import socket
 import struct
 from collections.abc import Collection, Sequence
 from pathlib import Path
@@ -177,8 +178,8 @@ IFA_F_NOPREFIXROUTE = 0x200
 NO_SUPPRESS = 0xFFFFFFFF
 PORT_RANGE = struct.Struct("=HH")
 UID_RANGE = struct.Struct("=II")
-FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
-VERSIONS = {socket.AF_INET: 4, socket.AF_INET6: 6}
+FAMILIES = {4: _socket.AF_INET, 6: _socket.AF_INET6}
+VERSIONS = {_socket.AF_INET: 4, _socket.AF_INET6: 6}
 #: rtm_table / fib_rule_hdr.table hold 8 bits; larger ids travel in RTA_TABLE / FRA_TABLE.
 RT_TABLE_UNSPEC = 0
 Request = tuple[int, int, bytes]
@@ -243,7 +244,7 @@ class NetlinkBackend:
         the agent's events), or everything when the kept dumps are not to be trusted."""
         self._expected: frozenset[str] | None = None
         self._decoded: Decoded = ({}, {}, {})
-        self._packet: socket.socket | None = None  # announce(): opened once, see there
+        self._packet: _socket.socket | None = None  # announce(): opened once, see there
 
     @property
     def sock(self) -> RtnlSocket:
@@ -727,7 +728,7 @@ class NetlinkBackend:
         failed: list[tuple[Announcement, str]] = []
         packet = self._packet
         if packet is None:
-            packet = self._packet = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+            packet = self._packet = _socket.socket(_socket.AF_PACKET, _socket.SOCK_RAW, 0)
         for item in items:
             v4 = item.address.version == 4
             frame = arp_frame(item) if v4 else na_frame(item)

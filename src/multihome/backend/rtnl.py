@@ -13,10 +13,11 @@ Nothing here knows the model; :mod:`multihome.backend.netlink` maps messages to 
 
 from __future__ import annotations
 
+# The C module: socket.py builds enums of every constant at import (start-up of every command).
+import _socket
 import contextlib
 import errno
 import os
-import socket
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -112,8 +113,8 @@ FIB_RULE_INVERT = 0x2
 NDA_DST = 1
 NDA_IFINDEX = 8
 #: Families as the kernel numbers them.
-AF_INET = socket.AF_INET
-AF_INET6 = socket.AF_INET6
+AF_INET = _socket.AF_INET
+AF_INET6 = _socket.AF_INET6
 #: The route dump family that returns IPv4 and IPv6 routes at once (an AF_UNSPEC route dump
 #: returns only IPv4); pyroute2's ``get_routes()`` uses the same value.
 AF_ALL_ROUTES = 255
@@ -235,14 +236,14 @@ class RtnlSocket:
 
     def __init__(self, groups: int = 0) -> None:
         """``groups``: the rtnetlink multicast groups to listen to (0: none, requests only)."""
-        sock = socket.socket(
-            socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE
+        sock = _socket.socket(
+            _socket.AF_NETLINK, _socket.SOCK_RAW | _socket.SOCK_CLOEXEC, NETLINK_ROUTE
         )
         try:
             try:  # root may exceed net.core.rmem_max; others get what the sysctl allows
-                sock.setsockopt(socket.SOL_SOCKET, 33, RCVBUF)  # SO_RCVBUFFORCE
+                sock.setsockopt(_socket.SOL_SOCKET, 33, RCVBUF)  # SO_RCVBUFFORCE
             except OSError:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+                sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVBUF, RCVBUF)
             for option in (NETLINK_CAP_ACK, NETLINK_EXT_ACK):
                 # acks without the request echoed back; errors with the kernel's words
                 with contextlib.suppress(OSError):
@@ -296,7 +297,7 @@ class RtnlSocket:
         found: list[tuple[int, int]] = []
         while True:
             try:
-                size = self._sock.recv_into(self._buffer, 0, socket.MSG_DONTWAIT)
+                size = self._sock.recv_into(self._buffer, 0, _socket.MSG_DONTWAIT)
             except BlockingIOError:
                 return found
             offset = 0

@@ -11,10 +11,11 @@
 
 from __future__ import annotations
 
+# The C module: socket.py builds enums of every constant at import (start-up of every command).
+import _socket
 import errno
 import ipaddress
 import os
-import socket
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -268,7 +269,7 @@ def neighbour_problem(
     backend: Backend, hop: IPAddress, ifname: str, timeout: float = ARP_TIMEOUT
 ) -> str | None:
     """None when ``hop`` answers ARP/ND on ``ifname`` within ``timeout`` seconds."""
-    family = socket.AF_INET if hop.version == 4 else socket.AF_INET6
+    family = _socket.AF_INET if hop.version == 4 else _socket.AF_INET6
     start = time.monotonic()
     poked = 0.0
     while True:
@@ -294,6 +295,8 @@ def neighbour_problem(
 
 def _poke(hop: IPAddress, ifname: str, family: int) -> None:
     """Send one datagram to ``hop`` out of ``ifname``: the kernel resolves the neighbour."""
+    import socket  # not at import: socket.py builds enums of every constant (apply start-up)
+
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
@@ -327,6 +330,8 @@ def _tcp(target: str) -> CheckResult:
     host, _, port = target.rpartition(":")
     host = host.strip("[]")
     name = f"tcp {target}"
+    import socket  # see _poke
+
     try:
         with socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT):
             return CheckResult(name, True, "connects")
