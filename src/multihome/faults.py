@@ -11,7 +11,6 @@ dictionary lookup.
 from __future__ import annotations
 
 import os
-import signal
 
 ENV = "MULTIHOME_FAILPOINT"
 
@@ -28,11 +27,15 @@ def failpoint() -> tuple[str, int] | None:
 
 
 def kill_now() -> None:
+    import signal  # only when a test asks for it (signal.py builds enums at import)
+
     os.kill(os.getpid(), signal.SIGKILL)
 
 
 def stop_now() -> None:
     """Stop this process until a SIGCONT, once: the failpoint is gone afterwards (an apply
     that plans again does not stop a second time)."""
+    import signal  # see kill_now
+
     os.environ.pop(ENV, None)
     os.kill(os.getpid(), signal.SIGSTOP)

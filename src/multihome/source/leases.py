@@ -132,11 +132,12 @@ def _unbalanced(text: str) -> bool:
     return depth != 0
 
 
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|#[^\n]*|[{};]|[^\s{};"#]+')
+#: Compiled on first use (``re`` keeps it), not at import: an apply without leases never does.
+_TOKEN = r'"(?:[^"\\]|\\.)*"|#[^\n]*|[{};]|[^\s{};"#]+'
 
 
 def _tokens(text: str) -> Iterator[str]:
-    for match in _TOKEN.finditer(text):
+    for match in re.finditer(_TOKEN, text):
         token = match.group(0)
         if not token.startswith("#"):
             yield token
@@ -151,7 +152,7 @@ def _blocks(text: str) -> Iterator[tuple[str, list[list[str]], int]]:
     line = 0
     statements: list[list[str]] = []
     current: list[str] = []
-    for match in _TOKEN.finditer(text):
+    for match in re.finditer(_TOKEN, text):
         token = match.group(0)
         if token.startswith("#"):
             continue
