@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import replace
+from pathlib import Path
 
+import pytest
 from hosts import host, port
 
 from multihome.backend.fake import FakeBackend
@@ -300,3 +302,27 @@ def test_another_ports_specific_route_in_main_leaves_through_the_own_port(
     # eth0's own traffic is unchanged: its own copy, through eth0.
     found = backend.lookup(IP("169.254.169.254"), src=IP("192.168.0.107"))
     assert found is not None and found.ifname == "eth0", found
+
+
+def test_a_commands_lease_reader_looks_for_dhclient_processes_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one-shot reader of apply, plan and status scans /proc for dhclient processes once:
+    its read, signature and next expiry all use the same files (they scanned it thrice)."""
+    from multihome.source import leases
+    from multihome.source.portfacts import host_reader
+
+    lease = tmp_path / "dhclient.eth1.leases"
+    lease.write_text("")
+    scans: list[int] = []
+
+    def scan() -> list[Path]:
+        scans.append(1)
+        return [lease]
+
+    monkeypatch.setattr(leases, "dhclient_lease_files", scan)
+    reader = host_reader(tmp_path)
+    reader.read([])
+    assert str(lease) in reader.signature()
+    assert reader.next_expiry() is None
+    assert len(scans) == 1
