@@ -199,6 +199,16 @@ def _hash_by_key(value: Any) -> int:
     return hash(value.key)
 
 
+def _equal_by_key(value: Any, other: object) -> bool:
+    """``==`` of ``Route`` and ``Rule``, whose key holds every compared field (as text where
+    it is an address): the cached keys compared, not the fields again (the generated
+    ``__eq__`` compared each ``ipaddress`` field in Python, some 230 times per repair at 16
+    dual-stack ports: every desired route and rule that is also in the kernel)."""
+    if other.__class__ is not value.__class__:
+        return NotImplemented  # type: ignore[no-any-return]
+    return value is other or value.key == other.key  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True, order=True)
 class Link:
     """A network interface."""
@@ -408,6 +418,7 @@ class Route:
         return sortable(self.key)
 
     __hash__ = _hash_by_key
+    __eq__ = _equal_by_key
 
     @property
     def slot(self) -> tuple[Any, ...]:
@@ -540,6 +551,7 @@ class Rule:
         return sortable(self.key)
 
     __hash__ = _hash_by_key
+    __eq__ = _equal_by_key
 
     @property
     def mark_mask(self) -> int:
