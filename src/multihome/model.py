@@ -722,6 +722,16 @@ class HostState:
         return None
 
     @cached
+    def route_set(self) -> frozenset[Route]:
+        """The routes as a set, made once (a repair's plan and its apply both ask)."""
+        return frozenset(self.routes)
+
+    @cached
+    def rule_set(self) -> frozenset[Rule]:
+        """The rules as a set, made once."""
+        return frozenset(self.rules)
+
+    @cached
     def _addresses_by_ifname(self) -> dict[str, list[Address]]:
         """Addresses grouped by interface, built on first use (hosts with 100s of ports)."""
         grouped: dict[str, list[Address]] = {}
