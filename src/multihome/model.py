@@ -8,6 +8,7 @@ Addresses are :mod:`ipaddress` objects; the model is family-agnostic (IPv4 and I
 from __future__ import annotations
 
 import ipaddress
+import operator
 import socket
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -685,6 +686,17 @@ def sortable(key: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 _NONE_FIRST = (0,)
+_ORDER = operator.attrgetter("order")
+_Keyed = TypeVar("_Keyed", "Route", "Rule")
+
+
+def _canonical(values: Iterable[_Keyed]) -> tuple[_Keyed, ...]:
+    """Routes or rules one per key, the first met (equal values may differ in what is not
+    compared: a route's expiry, a rule's position), sorted by their order: the cached keys
+    hashed and compared in C (a set called ``__hash__`` in Python for each, a sort key
+    lambda too: some 1,400 calls per read at 16 dual-stack ports)."""
+    first = {value.key: value for value in reversed(list(values))}
+    return tuple(sorted(first.values(), key=_ORDER))
 
 
 @dataclass(frozen=True)
@@ -710,8 +722,8 @@ class HostState:
         return cls(
             links=tuple(sorted(set(links))),
             addresses=tuple(sorted(set(addresses), key=lambda a: a.key)),
-            routes=tuple(sorted(set(routes), key=lambda r: r.order)),
-            rules=tuple(sorted(set(rules), key=lambda r: r.order)),
+            routes=_canonical(routes),
+            rules=_canonical(rules),
             sysctls=MappingProxyType(dict(sorted((sysctls or {}).items()))),
         )
 

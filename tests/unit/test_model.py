@@ -147,6 +147,13 @@ def test_host_state_is_canonical() -> None:
     assert list(one.sysctls) == ["a", "b"]
     with pytest.raises(TypeError):
         one.sysctls["a"] = "1"  # type: ignore[index]
+    # Of equal routes and rules (they differ in what is not compared) the first one met stays.
+    route = routes[0]
+    first = dataclasses.replace(route, expires=5)
+    kept = HostState.build(routes=[first, dataclasses.replace(route, expires=9), route])
+    assert [r.expires for r in kept.routes] == [5]
+    placed = dataclasses.replace(rules[0], position=2)
+    assert HostState.build(rules=[placed, rules[0]]).rules[0].position == 2
 
 
 def test_host_state_lookups() -> None:
