@@ -299,15 +299,16 @@ class Address:
 
     __hash__ = _hash_by_key
 
-    @property
+    @cached
     def ip(self) -> IPAddress:
+        """The address without its prefix (kept: ``ip_interface.ip`` makes a new one)."""
         return self.interface.ip
 
     @property
     def network(self) -> IPNetwork:
         return self.interface.network
 
-    @property
+    @cached
     def family(self) -> int:
         return self.interface.version
 
@@ -360,7 +361,7 @@ class Route:
     nexthops: tuple[NextHop, ...] = ()
     """A multipath route's next hops, in the kernel's order; empty for a single path."""
 
-    @property
+    @cached
     def family(self) -> int:
         return self.dst.version
 
@@ -426,7 +427,7 @@ class Route:
         """What the kernel (IPv4) allows only once: table, destination and metric."""
         return (self.family, self.table, self.texts[0], self.metric)
 
-    @property
+    @cached
     def is_default(self) -> bool:
         return self.dst.prefixlen == 0
 
