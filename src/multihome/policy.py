@@ -261,23 +261,22 @@ def persisted_rules(state: HostState, config: Config) -> frozenset[Rule]:
 
 
 def native_table_routes(
-    state: HostState, config: Config, assigned: dict[str, int], family: int = 4
-) -> dict[str, list[Route]]:
+    state: HostState, config: Config, assigned: dict[str, int]
+) -> dict[int, dict[str, list[Route]]]:
     """Routes a network manager keeps in an interface's own table (DHCP's ``RouteTable=``,
     ``ipv4.route-table``; for IPv6 the persisted copies: networkd's ``Gateway=_ipv6ra``,
     NetworkManager's ``ipv6.routes``): not multihome's, but exactly where the policy wants
-    them."""
-    found: dict[str, list[Route]] = {}
+    them. Per family (4 and 6), per interface; one pass over the routes."""
+    found: dict[int, dict[str, list[Route]]] = {4: {}, 6: {}}
     for r in state.routes:
         if (
             r.ifname is not None
             and assigned.get(r.ifname) == r.table
-            and r.family == family
             and r.type == RTN_UNICAST
             and not is_owned_route(r, config)
-            and not (family == 6 and (r.dst.is_link_local or r.dst.is_multicast))
+            and not (r.family == 6 and (r.dst.is_link_local or r.dst.is_multicast))
         ):
-            found.setdefault(r.ifname, []).append(r)
+            found[r.family].setdefault(r.ifname, []).append(r)
     return found
 
 
@@ -402,7 +401,7 @@ def compute_policy(
         _main_routes_by_if(state, [m.name for m in managed]),
         _ipv4_by_if(owned_route_set),
     )
-    native = native_table_routes(state, config, assigned)
+    native, native6 = native_table_routes(state, config, assigned).values()
     declared, by_dst = _applicable(state, managed, facts), _peer_candidates(routes_by_if)
 
     defaults = _defaults(
@@ -410,7 +409,7 @@ def compute_policy(
     )
     six = _Ipv6.gather(
         state, managed, owned_route_set, assigned, facts,
-        native_table_routes(state, config, assigned, 6),
+        native6,
     )  # fmt: skip
 
     primary = _choose_primary(state, config, managed, defaults, routes_by_if, shared) or _primary6(
