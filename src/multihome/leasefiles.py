@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -27,17 +28,60 @@ NETWORKD_LEASES = "/run/systemd/netif/leases"
 NM_DEVICES = "/run/NetworkManager/devices"
 
 
-def dhclient_files(root: Path, extra: Iterable[Path], processes: Iterable[Path]) -> Iterator[Path]:
+#: A folder's listing kept in :data:`Listings` (the folder's device, inode, modification
+#: time -> its matches per pattern).
+Listings = dict[Path, tuple[tuple[int, int, int], dict[str, list[Path]]]]
+#: A listing is kept only when the folder's modification time is this much older than the
+#: moment it was taken: the kernel stamps a folder with a coarse clock (a tick of up to
+#: 10 ms), so a change in the same tick as the listing could leave the stamp as it was.
+SETTLED_NS = 100_000_000
+
+
+def dhclient_files(
+    root: Path,
+    extra: Iterable[Path],
+    processes: Iterable[Path],
+    listings: Listings | None = None,
+) -> Iterator[Path]:
     """The dhclient-format files below ``root``, then ``extra`` (files or globs, absolute),
-    then ``processes`` (the running dhclients' files: :func:`dhclient_lease_files`)."""
+    then ``processes`` (the running dhclients' files: :func:`dhclient_lease_files`).
+
+    With ``listings`` (the agent's, kept across reads), a folder whose modification time
+    has not changed since its listing is not listed again: one ``stat`` instead of a glob."""
     for pattern in DHCLIENT_GLOBS:
-        yield from sorted(root.glob(pattern))
+        yield from _matches(root, pattern, listings)
     for path in extra:
         if any(c in str(path) for c in "*?["):
-            yield from sorted(Path(path.anchor).glob(str(path.relative_to(path.anchor))))
+            yield from _matches(Path(path.anchor), str(path.relative_to(path.anchor)), listings)
         else:
             yield path
     yield from processes
+
+
+def _matches(base: Path, pattern: str, listings: Listings | None) -> list[Path]:
+    """``sorted(base.glob(pattern))``, from ``listings`` while the folder is unchanged."""
+    folder, _, name = pattern.rpartition("/")
+    if listings is None or any(c in folder for c in "*?["):
+        return sorted(base.glob(pattern))
+    where = base / folder
+    taken = time.time_ns()  # before the stat: a change after it stamps a later time
+    try:
+        stat = os.stat(where)
+    except OSError:
+        listings.pop(where, None)
+        return []
+    stamp = (stat.st_dev, stat.st_ino, stat.st_mtime_ns)
+    kept = listings.get(where)
+    if kept is None or kept[0] != stamp:
+        kept = (stamp, {})
+        if taken - stat.st_mtime_ns >= SETTLED_NS:
+            listings[where] = kept
+        else:
+            listings.pop(where, None)
+    found = kept[1].get(name)
+    if found is None:
+        found = kept[1][name] = sorted(where.glob(name))
+    return found
 
 
 def indexed_files(root: Path) -> list[tuple[Path, str, int]]:

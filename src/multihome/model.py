@@ -10,6 +10,7 @@ from __future__ import annotations
 # The C module: socket.py builds enums of every constant at import (start-up of every command).
 import _socket
 import ipaddress
+import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from operator import attrgetter
@@ -254,6 +255,16 @@ def _hash_by_key(value: Any) -> int:
     return hash(value.key)
 
 
+def _equal_by_key(value: Any, other: object) -> bool:
+    """``==`` of ``Route`` and ``Rule``, whose key holds every compared field (as text where
+    it is an address): the cached keys compared, not the fields again (the generated
+    ``__eq__`` compared each ``ipaddress`` field in Python, some 230 times per repair at 16
+    dual-stack ports: every desired route and rule that is also in the kernel)."""
+    if other.__class__ is not value.__class__:
+        return NotImplemented  # type: ignore[no-any-return]
+    return value is other or value.key == other.key  # type: ignore[attr-defined]
+
+
 @ordered
 @dataclass(frozen=True)
 class Link(Ordered):
@@ -345,15 +356,16 @@ class Address(Ordered):
 
     __hash__ = _hash_by_key
 
-    @property
+    @cached
     def ip(self) -> IPAddress:
+        """The address without its prefix (kept: ``ip_interface.ip`` makes a new one)."""
         return self.interface.ip
 
     @property
     def network(self) -> IPNetwork:
         return self.interface.network
 
-    @property
+    @cached
     def family(self) -> int:
         return self.interface.version
 
@@ -408,7 +420,7 @@ class Route(Ordered):
     nexthops: tuple[NextHop, ...] = ()
     """A multipath route's next hops, in the kernel's order; empty for a single path."""
 
-    @property
+    @cached
     def family(self) -> int:
         return self.dst.version
 
@@ -467,13 +479,14 @@ class Route(Ordered):
         return sortable(self.key)
 
     __hash__ = _hash_by_key
+    __eq__ = _equal_by_key
 
     @property
     def slot(self) -> tuple[Any, ...]:
         """What the kernel (IPv4) allows only once: table, destination and metric."""
         return (self.family, self.table, self.texts[0], self.metric)
 
-    @property
+    @cached
     def is_default(self) -> bool:
         return self.dst.prefixlen == 0
 
@@ -600,6 +613,7 @@ class Rule(Ordered):
         return sortable(self.key)
 
     __hash__ = _hash_by_key
+    __eq__ = _equal_by_key
 
     @property
     def mark_mask(self) -> int:
@@ -735,6 +749,17 @@ def sortable(key: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 _NONE_FIRST = (0,)
+_ORDER = operator.attrgetter("order")
+_Keyed = TypeVar("_Keyed", "Route", "Rule")
+
+
+def _canonical(values: Iterable[_Keyed]) -> tuple[_Keyed, ...]:
+    """Routes or rules one per key, the first met (equal values may differ in what is not
+    compared: a route's expiry, a rule's position), sorted by their order: the cached keys
+    hashed and compared in C (a set called ``__hash__`` in Python for each, a sort key
+    lambda too: some 1,400 calls per read at 16 dual-stack ports)."""
+    first = {value.key: value for value in reversed(list(values))}
+    return tuple(sorted(first.values(), key=_ORDER))
 
 
 @dataclass(frozen=True)
@@ -760,8 +785,8 @@ class HostState:
         return cls(
             links=tuple(sorted(set(links))),
             addresses=tuple(sorted(set(addresses), key=lambda a: a.key)),
-            routes=tuple(sorted(set(routes), key=lambda r: r.order)),
-            rules=tuple(sorted(set(rules), key=lambda r: r.order)),
+            routes=_canonical(routes),
+            rules=_canonical(rules),
             sysctls=MappingProxyType(dict(sorted((sysctls or {}).items()))),
         )
 
@@ -770,6 +795,16 @@ class HostState:
             if link.name == name:
                 return link
         return None
+
+    @cached
+    def route_set(self) -> frozenset[Route]:
+        """The routes as a set, made once (a repair's plan and its apply both ask)."""
+        return frozenset(self.routes)
+
+    @cached
+    def rule_set(self) -> frozenset[Rule]:
+        """The rules as a set, made once."""
+        return frozenset(self.rules)
 
     @cached
     def _addresses_by_ifname(self) -> dict[str, list[Address]]:

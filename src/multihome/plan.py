@@ -170,7 +170,7 @@ def make_plan(current: HostState, desired: DesiredState, config: Config) -> Plan
             changes.append(Change("set", sysctl, old))
 
     stale_routes = have_routes - desired.routes
-    present = set(current.routes)
+    present = current.route_set
     # A network manager's stale route in multihome's table (persisted configuration that
     # names an old gateway) gives way to the desired one in its slot; others are left alone.
     low, high = config.table_range

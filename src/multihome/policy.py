@@ -131,6 +131,7 @@ RULE_OFFSETS = {"onlink": 0, "suppress": 1, "from": 2, "oif": 3, "iif": 4}
 SPLIT_DEFAULT_PREFIXLEN = {4: 1, 6: 4}
 #: IPv6's link-local prefix, thrown in every table of family 6.
 LINK_LOCAL6 = ipaddress.IPv6Network("fe80::/64")
+LINK_LOCAL6_TEXT = "fe80::/64"
 #: The metric of a throw route: IPv6 routes without one get the kernel's 1024.
 THROW_METRIC = {4: 0, 6: 1024}
 
@@ -260,33 +261,45 @@ def persisted_rules(state: HostState, config: Config) -> frozenset[Rule]:
 
 
 def native_table_routes(
-    state: HostState, config: Config, assigned: dict[str, int], family: int = 4
-) -> dict[str, list[Route]]:
+    state: HostState, config: Config, assigned: dict[str, int]
+) -> dict[int, dict[str, list[Route]]]:
     """Routes a network manager keeps in an interface's own table (DHCP's ``RouteTable=``,
     ``ipv4.route-table``; for IPv6 the persisted copies: networkd's ``Gateway=_ipv6ra``,
     NetworkManager's ``ipv6.routes``): not multihome's, but exactly where the policy wants
-    them."""
-    found: dict[str, list[Route]] = {}
+    them. Per family (4 and 6), per interface; one pass over the routes."""
+    found: dict[int, dict[str, list[Route]]] = {4: {}, 6: {}}
     for r in state.routes:
         if (
             r.ifname is not None
             and assigned.get(r.ifname) == r.table
-            and r.family == family
             and r.type == RTN_UNICAST
             and not is_owned_route(r, config)
-            and not (family == 6 and (r.dst.is_link_local or r.dst.is_multicast))
+            and not (r.family == 6 and (r.dst.is_link_local or r.dst.is_multicast))
         ):
-            found.setdefault(r.ifname, []).append(r)
+            found[r.family].setdefault(r.ifname, []).append(r)
     return found
 
 
 def owned_rules(state: HostState, config: Config) -> frozenset[Rule]:
-    return frozenset(r for r in state.rules if is_owned_rule(r, config))
+    return _owned(state, config)[0]
 
 
 def owned_routes(state: HostState, config: Config) -> frozenset[Route]:
+    return _owned(state, config)[1]
+
+
+def _owned(state: HostState, config: Config) -> tuple[frozenset[Rule], frozenset[Route]]:
+    """The owned rules and routes of ``state`` under ``config``, kept on the (immutable)
+    state for the last config asked (by identity): a repair asks three times, the policy,
+    the plan and the checkpoint, each a pass over every rule and route."""
+    kept = state.__dict__.get("_owned")
+    if kept is not None and kept[0] is config:
+        return kept[1], kept[2]
     elsewhere = owned_tables_elsewhere(state, config)
-    return frozenset(r for r in state.routes if is_owned_route(r, config, elsewhere))
+    rules = frozenset(r for r in state.rules if is_owned_rule(r, config))
+    routes = frozenset(r for r in state.routes if is_owned_route(r, config, elsewhere))
+    state.__dict__["_owned"] = (config, rules, routes)
+    return rules, routes
 
 
 def stray_routes(state: HostState, config: Config) -> frozenset[Route]:
@@ -335,12 +348,14 @@ class PolicyMemo:
     parts: dict[tuple[object, ...], _PortPart] = field(default_factory=dict)
     hits: int = 0
     """Ports whose part came from the memo (what tests and profiles count)."""
+    throws: dict[tuple[int, str], Route] = field(default_factory=dict)
+    """The last computation's throw routes by table and destination (:func:`_throws`)."""
     _used: dict[tuple[object, ...], _PortPart] = field(default_factory=dict)
 
     def start(self, config: Config) -> None:
         """A computation under ``config`` begins (the parts of another one are forgotten)."""
         if self.config != config:
-            self.config, self.parts = config, {}
+            self.config, self.parts, self.throws = config, {}, {}
         self._used = {}
 
     def part(self, key: tuple[object, ...], compute: Callable[[], _PortPart]) -> _PortPart:
@@ -386,7 +401,7 @@ def compute_policy(
         _main_routes_by_if(state, [m.name for m in managed]),
         _ipv4_by_if(owned_route_set),
     )
-    native = native_table_routes(state, config, assigned)
+    native, native6 = native_table_routes(state, config, assigned).values()
     declared, by_dst = _applicable(state, managed, facts), _peer_candidates(routes_by_if)
 
     defaults = _defaults(
@@ -394,7 +409,7 @@ def compute_policy(
     )
     six = _Ipv6.gather(
         state, managed, owned_route_set, assigned, facts,
-        native_table_routes(state, config, assigned, 6),
+        native6,
     )  # fmt: skip
 
     primary = _choose_primary(state, config, managed, defaults, routes_by_if, shared) or _primary6(
@@ -485,7 +500,7 @@ def compute_policy(
     rules |= preserved_rules
     routes |= preserved_routes
     _band_wide(state, config, [*(m.name for m in managed), *(k.ifname for k in skipped)],
-               routes, rules)  # fmt: skip
+               routes, rules, memo.throws)  # fmt: skip
 
     sysctls = _sysctls(config, managed) if multihomed else []
     if not multihomed and managed:
@@ -572,7 +587,12 @@ def _port_part(
 
 
 def _band_wide(
-    state: HostState, config: Config, ports: list[str], routes: set[Route], rules: set[Rule]
+    state: HostState,
+    config: Config,
+    ports: list[str],
+    routes: set[Route],
+    rules: set[Rule],
+    made: dict[tuple[int, str], Route],
 ) -> None:
     """What the band has once, whatever the ports: main's specifics rule per family, and
     (with ``onlink``) every table's throws, computed afresh (also a resting port's)."""
@@ -581,7 +601,7 @@ def _band_wide(
         rules.add(_rule(band, "suppress", TABLE_MAIN, suppress_prefixlength=0, family=family))
     routes.difference_update([r for r in routes if r.type == RTN_THROW])
     if "onlink" in config.rule_kinds:
-        routes |= _throws(state, config, set(ports), routes, rules)
+        routes |= _throws(state, config, set(ports), routes, rules, made)
 
 
 def _primary_default_in_main(
@@ -789,7 +809,12 @@ def _peer_specifics(
 
 
 def _throws(
-    state: HostState, config: Config, ports: set[str], routes: set[Route], rules: set[Rule]
+    state: HostState,
+    config: Config,
+    ports: set[str],
+    routes: set[Route],
+    rules: set[Rule],
+    made: dict[tuple[int, str], Route],
 ) -> set[Route]:
     """The throw routes of the table-first band (design.md, section 5, "Main's other
     specifics"): in every table that a band+0 ``from`` rule of a family looks up, one
@@ -811,7 +836,10 @@ def _throws(
         if rule.priority == first and rule.src is not None and rule.table != TABLE_MAIN:
             tables.setdefault(rule.family, set()).add(rule.table)
     # A link-local destination needs its device's route in main, whatever main holds now.
-    foreign: dict[int, set[IPNetwork]] = {6: {LINK_LOCAL6}} if 6 in tables else {}
+    # by the destination's text (the routes' cached texts[0]: ipaddress hashes in Python)
+    foreign: dict[int, dict[str, IPNetwork]] = (
+        {6: {LINK_LOCAL6_TEXT: LINK_LOCAL6}} if 6 in tables else {}
+    )
     for route in state.routes:
         family = route.family
         if (
@@ -828,28 +856,39 @@ def _throws(
             and not (family == 6 and route.dst.is_link_local)
         ):
             continue
-        foreign.setdefault(family, set()).add(route.dst)
+        foreign.setdefault(family, {})[route.texts[0]] = route.dst
     if not foreign:
+        made.clear()
         return set()
-    have = {(r.table, r.dst) for r in routes}
+    have = {(r.table, r.texts[0]) for r in routes}
     native = {
         r
         for r in state.routes
         if r.type == RTN_THROW
         and r.proto != PROTO_MULTIHOME
         and r.table in tables.get(r.family, ())
-        and r.dst in foreign.get(r.family, ())
+        and r.texts[0] in foreign.get(r.family, ())
     }
-    have |= {(r.table, r.dst) for r in native}
+    have |= {(r.table, r.texts[0]) for r in native}
     throws = set(native)
+    # The throws of the last computation are taken again (``made``, the memo's: the same
+    # objects keep their cached keys and texts); the rest are made now.
+    kept: dict[tuple[int, str], Route] = {}
     for family, dsts in foreign.items():
         metric = THROW_METRIC[family]
         for table in tables[family]:
-            throws.update(
-                Route(table=table, dst=dst, metric=metric, proto=PROTO_MULTIHOME, type=RTN_THROW)
-                for dst in dsts
-                if (table, dst) not in have
-            )
+            for text, dst in dsts.items():
+                if (table, text) in have:
+                    continue
+                throw = made.get((table, text))
+                if throw is None or throw.metric != metric:
+                    throw = Route(
+                        table=table, dst=dst, metric=metric, proto=PROTO_MULTIHOME, type=RTN_THROW
+                    )
+                kept[table, text] = throw
+    made.clear()
+    made.update(kept)
+    throws.update(kept.values())
     return throws
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -188,6 +189,32 @@ def test_a_read_file_is_parsed_again_only_when_it_changed(tmp_path: Path) -> Non
     )
     assert path.exists()
     assert str(reader.read(LINKS, now=NOW).by_ifname["eth1"].routes[0].gateway) == "192.168.0.254"
+
+
+def test_a_lease_folder_is_listed_again_when_it_changed(tmp_path: Path) -> None:
+    """The agent's reader keeps a folder's listing while the folder's time is unchanged and
+    older than the listing: a lease file added later (a new stamp) is found, and so is one
+    added in the same clock tick as a listing taken right after a change (never kept)."""
+    folder = tmp_path / "var/lib/dhcp"
+    put(tmp_path, "/var/lib/dhcp/dhclient.eth1.leases", dhclient())
+    old = time.time() - 60
+    os.utime(folder, (old, old))
+    reader = LeaseReader(tmp_path, processes=False)
+    assert set(reader.read(LINKS, now=NOW).by_ifname) == {"eth1"}
+    # The folder's stamp as it was: the kept listing answers (the stat is what is trusted).
+    hidden = put(tmp_path, "/var/lib/dhcp/dhclient.eth0.leases", dhclient("eth0", "192.168.0.107"))
+    os.utime(folder, (old, old))
+    assert set(reader.read(LINKS, now=NOW).by_ifname) == {"eth1"}
+    # A new stamp: listed again, and the new file is read.
+    os.utime(folder, (old + 1, old + 1))
+    assert set(reader.read(LINKS, now=NOW).by_ifname) == {"eth0", "eth1"}
+    # A folder changed just now is listed on every read until its stamp settles.
+    hidden.unlink()
+    assert set(reader.read(LINKS, now=NOW).by_ifname) == {"eth1"}
+    stamp = folder.stat().st_mtime_ns
+    put(tmp_path, "/var/lib/dhcp/dhclient.eth0.leases", dhclient("eth0", "192.168.0.107"))
+    os.utime(folder, ns=(stamp, stamp))  # the same tick as the listing before
+    assert set(reader.read(LINKS, now=NOW).by_ifname) == {"eth0", "eth1"}
 
 
 def test_a_lease_file_drives_the_policy(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from multihome.model import (
     Address,
     HostState,
     Link,
+    NextHop,
     Route,
     Rule,
     Sysctl,
@@ -146,6 +147,13 @@ def test_host_state_is_canonical() -> None:
     assert list(one.sysctls) == ["a", "b"]
     with pytest.raises(TypeError):
         one.sysctls["a"] = "1"  # type: ignore[index]
+    # Of equal routes and rules (they differ in what is not compared) the first one met stays.
+    route = routes[0]
+    first = dataclasses.replace(route, expires=5)
+    kept = HostState.build(routes=[first, dataclasses.replace(route, expires=9), route])
+    assert [r.expires for r in kept.routes] == [5]
+    placed = dataclasses.replace(rules[0], position=2)
+    assert HostState.build(rules=[placed, rules[0]]).rules[0].position == 2
 
 
 def test_host_state_lookups() -> None:
@@ -200,6 +208,32 @@ def test_hashes_follow_the_key_and_survive_another_processs_hash_seed() -> None:
     theirs = pickle.loads(made_elsewhere)
     assert theirs[0] in {route} and theirs[1] in {rule}
     assert hash(theirs[0]) == hash(route)
+
+
+def test_routes_and_rules_are_equal_exactly_when_every_compared_field_is() -> None:
+    """Route and Rule compare by their cached key: a value differing from another in any
+    one compared field (each field of the dataclass but ``expires`` and ``position``) is
+    unequal to it, a copy is equal, and another type is never equal."""
+    hop = NextHop(IP("fe80::1"), "eth0")
+    other_values = {
+        "table": 10043, "dst": NET("10.0.2.0/24"), "ifname": "p2", "gateway": IP("10.0.1.2"),
+        "metric": 7, "proto": 4, "scope": SCOPE_LINK, "prefsrc": IP("10.0.1.10"), "type": 9,
+        "nexthops": (hop, NextHop(IP("fe80::2"), "eth1")),
+        "family": 6, "priority": 10003, "src": NET("10.0.1.11/32"), "iifname": "p1",
+        "oifname": "p1", "suppress_prefixlength": 0, "fwmark": 1, "fwmask": 1, "action": 2,
+        "ipproto": 6, "sport": (1, 2), "dport": (1, 2), "uid": (0, 0), "goto": 10004,
+        "l3mdev": True, "suppress_ifgroup": 1, "invert": True, "tos": 4,
+    }  # fmt: skip
+    route = Route(table=10042, dst=NET("10.0.1.0/24"), ifname="p1", gateway=IP("10.0.1.1"))
+    rule = Rule(family=4, priority=10002, table=10042, src=NET("10.0.1.10/32"), proto=222)
+    for value in (route, rule):
+        assert value == dataclasses.replace(value)
+        for field in dataclasses.fields(value):
+            changed = dataclasses.replace(value, **{field.name: other_values.get(field.name, 9)})
+            assert (changed == value) is (not field.compare), field.name
+            assert (changed != value) is field.compare, field.name
+    assert route not in (rule, route.key)
+    assert rule != rule.key
 
 
 #: IPv6 values with runs of zero groups (where RFC 5952's "::" rules bite), and the dotted forms.

@@ -942,10 +942,13 @@ class Agent:
 
     def _remember(self, state: HostState, desired: DesiredState) -> None:
         macs = {link.name: link.mac for link in state.links}
+        by_table: dict[int, list[Route]] = {}  # one pass, not one per port
+        for route in desired.routes:
+            by_table.setdefault(route.table, []).append(route)
         for iface in desired.interfaces:
             if iface.table is None or iface.role == "isolated":
                 continue
-            routes = frozenset(r for r in desired.routes if r.table == iface.table.id)
+            routes = frozenset(by_table.get(iface.table.id, ()))
             if any(r.is_default for r in routes):
                 self.seen[(iface.name, macs.get(iface.name))] = routes
 

@@ -34,6 +34,7 @@ from multihome.files import under_root
 from multihome.leasefiles import (
     NETWORKD_LEASES,
     NM_DEVICES,
+    Listings,
     dhclient_files,
     dhclient_lease_files,
     indexed_files,
@@ -359,6 +360,8 @@ class LeaseReader:
     _parsed: dict[Path, tuple[tuple[int, int], list[Lease], list[str]]] = field(
         default_factory=dict, repr=False
     )
+    _listings: Listings = field(default_factory=dict, repr=False)
+    """The dhclient folders' listings (:func:`multihome.leasefiles.dhclient_files`)."""
 
     def read(self, links: Iterable[Link], now: float | None = None) -> Leases:
         """The newest unexpired lease of each of ``links``, and warnings for the rest."""
@@ -434,7 +437,7 @@ class LeaseReader:
             if self._procs is None or now - self._procs[0] >= self.process_every:
                 self._procs = (now, dhclient_lease_files())
             processes = self._procs[1]
-        yield from dhclient_files(self.root, self.extra, processes)
+        yield from dhclient_files(self.root, self.extra, processes, self._listings)
 
     def _parse(self, path: Path, warnings: list[str], parse: _ParseFn) -> Iterator[Lease]:
         try:

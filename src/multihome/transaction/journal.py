@@ -81,13 +81,15 @@ def in_effect(
 def still_needed(changes: Sequence[Change], state: HostState) -> list[Change]:
     """``changes`` minus those already in effect; sysctls' prior values read afresh."""
     needed = []
-    present: frozenset[Route | Rule] = frozenset((*state.routes, *state.rules))
     for change in changes:
-        if in_effect(change, state, present):
+        obj = change.obj
+        if isinstance(obj, Sysctl):
+            if state.sysctls.get(obj.name) != obj.value:
+                needed.append(Change("set", obj, state.sysctls.get(obj.name)))
             continue
-        if isinstance(change.obj, Sysctl):
-            needed.append(Change("set", change.obj, state.sysctls.get(change.obj.name)))
-        else:
+        # the state's own sets (made once per read: the plan's diff asked them too)
+        present = obj in (state.route_set if isinstance(obj, Route) else state.rule_set)
+        if present != (change.action == "add"):
             needed.append(change)
     return needed
 
