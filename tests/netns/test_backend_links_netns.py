@@ -120,8 +120,8 @@ seen = {}
 ip("route", "add", "10.9.0.0/24", "via", "192.168.0.1", "dev", "eth1")
 dumps = []
 sock = backend.sock
-dump = sock.dump
-sock.dump = lambda kind, *rest: dumps.append(kind) or dump(kind, *rest)
+dump_bodies = sock.dump_bodies  # what a read dumps with (each message's body as it comes)
+sock.dump_bodies = lambda kind, *rest: dumps.append(kind) or dump_bodies(kind, *rest)
 backend.expect({"route"})
 state = backend.read()
 seen["foreign route"] = any(str(r.dst) == "10.9.0.0/24" for r in state.routes)
