@@ -5,9 +5,9 @@ address, and `plan` says where each route came from."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
+from leasetext import current_dhclient_lease
 from netns_util import HowtoVM, multihome, routes, sh
 
 LEASE = Path(__file__).resolve().parents[1] / "unit" / "leases" / "dhclient.eth1.leases"
@@ -32,7 +32,7 @@ def test_after_a_flap_plan_and_apply_rebuild_the_table_from_the_lease(vm: HowtoV
     assert ("169.254.169.254", "192.168.0.100") in whole
     lease = vm.root / "var/lib/dhcp/dhclient.eth1.leases"
     lease.parent.mkdir(parents=True)
-    shutil.copy(LEASE, lease)
+    lease.write_text(current_dhclient_lease(LEASE.read_text()))
     sh("ip", "-n", vm.ns, "link", "set", "eth1", "down")
     sh("ip", "-n", vm.ns, "link", "set", "eth1", "up")
     assert eth1_table(vm) == set()

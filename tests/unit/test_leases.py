@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from hosts import host, port
+from leasetext import current_dhclient_lease
 
 from multihome.config import Config
 from multihome.model import Link
@@ -220,7 +221,8 @@ def test_a_lease_folder_is_listed_again_when_it_changed(tmp_path: Path) -> None:
 def test_a_lease_file_drives_the_policy(tmp_path: Path) -> None:
     """eth1 has lost its metadata route from main and the table is empty (a flap): the
     policy gets it back from the real dhclient lease, and says where it came from."""
-    put(tmp_path, "/var/lib/dhcp/dhclient.eth1.leases", (HERE / "dhclient.eth1.leases").read_text())
+    recorded = (HERE / "dhclient.eth1.leases").read_text()
+    put(tmp_path, "/var/lib/dhcp/dhclient.eth1.leases", current_dhclient_lease(recorded))
     state = host(
         port("eth0", 2, "192.168.0.107/24", "192.168.0.1", 100, "192.168.0.100"),
         port("eth1", 3, "192.168.0.112/24", None, 101),
