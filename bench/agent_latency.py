@@ -46,7 +46,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,7 @@ from multihome.backend.rtnl import (
     IFLA_OPERSTATE,
     NLMSGHDR,
     RTM_NEWLINK,
+    Message,
     align,
     attributes,
 )
@@ -91,53 +92,44 @@ QUIET = 0.03
 the repair is over)."""
 
 
-def senders(data: bytes) -> set[int]:
-    """The port ids in the headers of the notifications in ``data``: the netlink socket whose
-    request made each change (0: a change the kernel made itself)."""
-    found = set()
-    offset = 0
-    while offset + NLMSGHDR.size <= len(data):
-        length, _kind, _flags, _seq, pid = NLMSGHDR.unpack_from(data, offset)
-        if length < NLMSGHDR.size:
-            break
-        found.add(pid)
-        offset += align(length)
-    return found
-
-
-def describe(data: bytes) -> str:
-    """The notifications in ``data`` as the agent logs them, each with its port id."""
-    from multihome.agent.events import event_from
-    from multihome.backend.rtnl import Message
-
-    texts = []
+def notifications(data: bytes) -> Iterator[Message]:
+    """The netlink messages of one datagram ``data``, each with its header's type, flags and
+    port id (the netlink socket whose request made the change; 0: the kernel's own)."""
     offset = 0
     while offset + NLMSGHDR.size <= len(data):
         length, kind, flags, _seq, pid = NLMSGHDR.unpack_from(data, offset)
         if length < NLMSGHDR.size:
             break
-        body = data[offset + NLMSGHDR.size : offset + length]
-        event = event_from(Message(kind, flags, body, pid), 0.0)
-        texts.append(f"{event.describe() if event else kind} (port {pid})")
+        yield Message(kind, flags, data[offset + NLMSGHDR.size : offset + length], pid)
         offset += align(length)
+
+
+def senders(data: bytes) -> set[int]:
+    """The port ids in the headers of the notifications in ``data``: the netlink socket whose
+    request made each change (0: a change the kernel made itself)."""
+    return {message.pid for message in notifications(data)}
+
+
+def describe(data: bytes) -> str:
+    """The notifications in ``data`` as the agent logs them, each with its port id."""
+    from multihome.agent.events import event_from
+
+    texts = []
+    for message in notifications(data):
+        event = event_from(message, 0.0)
+        texts.append(f"{event.describe() if event else message.type} (port {message.pid})")
     return "; ".join(texts)
 
 
 def running_links(data: bytes) -> list[int]:
     """Indexes of the links that the RTM_NEWLINK messages in ``data`` show up and running."""
     found = []
-    offset = 0
-    while offset + NLMSGHDR.size <= len(data):
-        length, kind, _flags, _seq, _pid = NLMSGHDR.unpack_from(data, offset)
-        if length < NLMSGHDR.size:
-            break
-        body = data[offset + NLMSGHDR.size : offset + length]
-        if kind == RTM_NEWLINK:
-            _family, _type, index, flags, _change = IFINFOMSG.unpack_from(body)
-            oper = attributes(body, IFINFOMSG.size).get(IFLA_OPERSTATE, b"")
+    for message in notifications(data):
+        if message.type == RTM_NEWLINK:
+            _family, _type, index, flags, _change = IFINFOMSG.unpack_from(message.body)
+            oper = attributes(message.body, IFINFOMSG.size).get(IFLA_OPERSTATE, b"")
             if flags & 1 and oper[:1] in (b"\x00", b"\x06"):  # IFF_UP; UNKNOWN or UP
                 found.append(index)
-        offset += align(length)
     return found
 
 
