@@ -409,7 +409,7 @@ def compute_policy(
     )
     six = _Ipv6.gather(
         state, managed, owned_route_set, assigned, facts,
-        native6,
+        native6, owned_rule_set,
     )  # fmt: skip
 
     primary = _choose_primary(state, config, managed, defaults, routes_by_if, shared) or _primary6(
@@ -1482,6 +1482,8 @@ class _Ipv6:
     """The network manager's IPv6 routes in each port's table (persisted copies)."""
     declared: dict[str, Declaration]
     """The metadata's IPv6 declaration of each port that holds its address."""
+    ruled: frozenset[int]
+    """The tables that multihome's family-6 rules point at."""
 
     @classmethod
     def gather(
@@ -1492,6 +1494,7 @@ class _Ipv6:
         assigned: dict[str, int],
         facts: PortFacts,
         native: dict[str, list[Route]],
+        owned_rules: frozenset[Rule],
     ) -> _Ipv6:
         in_main = _main_routes6_by_if(state, [m.name for m in managed])
         owned = _family_by_if(owned_routes, 6)
@@ -1512,11 +1515,12 @@ class _Ipv6:
             gone=gone,
             native=native,
             declared=declared,
+            ruled=frozenset(r.table for r in owned_rules if r.family == 6),
         )
 
     def key(self, ifname: str, table: int, owned_rules: frozenset[Rule]) -> tuple[object, ...]:
         """Everything :meth:`fill` reads for ``ifname`` (:class:`PolicyMemo`'s key)."""
-        pending = _dad_pending(self.state, ifname)
+        waiting = self._waiting(ifname, table)
         return (
             self.addresses[ifname],
             self.defaults.get(ifname),
@@ -1525,8 +1529,28 @@ class _Ipv6:
             tuple(self.seen.get(ifname, ())),
             tuple(self.in_main[ifname]),
             tuple(self.native.get(ifname, ())),
-            pending,
-            frozenset(r for r in owned_rules if r.table == table) if pending else None,
+            waiting,
+            frozenset(r for r in owned_rules if r.table == table and r.family == 6)
+            if waiting
+            else None,
+        )
+
+    def _waiting(self, ifname: str, table: int) -> bool:
+        """The port's IPv6 addresses are away for a moment (missing data, rule 7): one is
+        being checked (DAD runs again after a flap), or the port has none left and the
+        link's going down flushed its table's IPv6 routes (a flap: the kernel removes a
+        SLAAC or DHCPv6 address with the link, its throws aside, and the router's answer
+        to the port's solicitation brings it back). An address that went while the link
+        stayed up (its lifetime's end, a lease's, a renumbering) leaves the table's copies
+        of its prefix and router behind: that port's IPv6 part goes."""
+        if _dad_pending(self.state, ifname):
+            return True
+        return (
+            table in self.ruled
+            and not self.addresses[ifname]
+            and not any(
+                r.table == table and r.type != RTN_THROW for r in self.owned.get(ifname, ())
+            )
         )
 
     def gateway(self, ifname: str) -> IPAddress | None:
@@ -1545,8 +1569,8 @@ class _Ipv6:
         rules: set[Rule],
     ) -> None:
         """Add the IPv6 routes and rules of ``ifname``'s table to ``routes`` and ``rules``.
-        Without an address past DAD but with one being checked (a flap: missing data,
-        rule 7) what the table had is kept."""
+        Without an address past DAD while its addresses are away for a flap
+        (:meth:`_waiting`: missing data, rule 7) what the table has is kept."""
         addrs = self.addresses[ifname]
         default = self.defaults.get(ifname)
         owned = [r for r in self.owned.get(ifname, ()) if r.table == table]
@@ -1566,7 +1590,7 @@ class _Ipv6:
             copies = _with_native(copies, self.native.get(ifname, []))
             routes.update(copies)
             rules |= _interface_rules(config, ifname, table, addrs, family=6)
-        elif _dad_pending(self.state, ifname):
+        elif self._waiting(ifname, table):
             routes.update(r for r in owned if r.type != RTN_THROW)
             rules |= {r for r in owned_rules if r.table == table and r.family == 6}
 

@@ -404,18 +404,25 @@ def test_the_agent_restores_ipv6_after_a_flap_and_is_quiet_between_advertisement
     tmp_path: Path,
 ) -> None:
     """`multihome agent` in the VM: it sets IPv6 up at start; a flap of eth1 flushes the
-    port's routes (its table's copies too) and runs DAD again, and the agent puts the table
-    back once the address and the advertisement are back; the advertisements that follow
-    (every few seconds here) make it change nothing."""
-    with lab(tmp_path, [Port("eth0", 0), Port("eth1", 1)]) as built, running_agent(built, tmp_path):
+    port's routes (its table's copies too) and removes its SLAAC address, and the agent
+    puts the table back once the address and the advertisement are back, without ever
+    taking eth1's family-6 rules away meanwhile (the link came back up before the router
+    answered: missing data, not an address gone); the advertisements that follow (every
+    few seconds here) make it change nothing."""
+    ports = [Port("eth0", 0), Port("eth1", 1, 112)]  # eth1 dual-stack: IPv4 stays managed
+    with lab(tmp_path, ports) as built, running_agent(built, tmp_path):
         if True:
             wait_for(lambda: _has_table(built, "eth0") and _has_table(built, "eth1"), "start")
             t1 = table_of(built, "eth1")
+            rules = ipj(built.vm, "-6", "rule", "show", "table", t1)
             ip("-n", built.vm, "link", "set", "eth1", "down")
             wait_for(lambda: not _copies(built, t1), "flush")  # the throw has no device
             ip("-n", built.vm, "link", "set", "eth1", "up")
             wait_for(lambda: _has_table(built, "eth1"), "eth1's IPv6 table back", timeout=30)
             assert_fixed(built)
+            log_text = (tmp_path / "agent.log").read_text()
+            assert "- rule -6" not in log_text, log_text
+            assert ipj(built.vm, "-6", "rule", "show", "table", t1) == rules
             repairs = (tmp_path / "agent.log").read_text().count("change(s) in")
             time.sleep(5)  # MaxRtrAdvInterval 4: at least one advertisement per port
             log_text = (tmp_path / "agent.log").read_text()

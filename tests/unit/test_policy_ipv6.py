@@ -173,6 +173,56 @@ def _flagged(address: Address) -> Address:
     return replace(address, flags=IFA_F_TENTATIVE)
 
 
+def test_a_flap_that_took_the_address_keeps_the_rules_and_a_lost_address_loses_them() -> None:
+    """A link down removes eth1's SLAAC address and flushes its routes (its table's IPv6
+    copies too, not the throws); up again, before the router answers, eth1 has IPv4 but no
+    global IPv6 address: missing data (rule 7), its family-6 rules stay and nothing is
+    removed; the address and the advertisement back, only the two copies come back. An
+    address that went while the link stayed up (its table's copies still there: a lifetime's
+    or a lease's end) takes the port's IPv6 part with it, its IPv4 side stays."""
+    backend = converge(dual_stack())
+    applied = backend.read()
+    t1 = table_of(compute_policy(applied, CONFIG), "eth1")
+    before = rules6(compute_policy(applied, CONFIG), t1)
+    eth1_v6 = [a for a in applied.addresses if a.ifname == "eth1" and a.family == 6]
+    flapped = HostState.build(
+        applied.links,
+        [a for a in applied.addresses if a not in eth1_v6 or a.scope != 0],
+        [
+            r
+            for r in applied.routes
+            if not (r.family == 6 and r.ifname == "eth1" and not r.dst.is_link_local)
+        ],
+        applied.rules,
+        applied.sysctls,
+    )
+    plan = Assessment.of(flapped, CONFIG).plan
+    assert not [c for c in plan.changes if c.action == "remove"], plan.describe()
+    assert rules6(compute_policy(flapped, CONFIG), t1) == before
+    back = Assessment.of(
+        HostState.build(
+            flapped.links, applied.addresses,
+            [*flapped.routes, *(r for r in applied.routes if r.proto == PROTO_RA)],
+            flapped.rules, flapped.sysctls,
+        ),  # fmt: skip
+        CONFIG,
+    ).plan
+    assert sorted(c.describe() for c in back.changes) == [
+        f"+ route 2001:db8:2::/64 dev eth1 table {t1} proto multihome metric 256",
+        f"+ route default via fe80::2 dev eth1 table {t1} proto multihome metric 1024",
+    ]
+    gone = HostState.build(
+        applied.links,
+        [a for a in applied.addresses if a not in eth1_v6 or a.scope != 0],
+        applied.routes,
+        applied.rules,
+        applied.sysctls,
+    )
+    removed = {c.describe() for c in Assessment.of(gone, CONFIG).plan.changes}
+    assert f"- rule -6 10000 from 2001:db8:2::11 lookup {t1}" in removed
+    assert all(" -6 " in c or "2001:db8" in c or "fe80" in c for c in removed), removed
+
+
 def test_temporary_and_deprecated_addresses_get_rules_and_link_local_none() -> None:
     """A privacy address and a deprecated one are sources of live connections: each has its
     /128 rule, so its packets leave through its port; the link-local address has none."""
