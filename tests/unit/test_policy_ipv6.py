@@ -201,10 +201,12 @@ def test_a_flap_that_took_the_address_keeps_the_rules_and_a_lost_address_loses_t
     assert rules6(compute_policy(flapped, CONFIG), t1) == before
     back = Assessment.of(
         HostState.build(
-            flapped.links, applied.addresses,
+            flapped.links,
+            applied.addresses,
             [*flapped.routes, *(r for r in applied.routes if r.proto == PROTO_RA)],
-            flapped.rules, flapped.sysctls,
-        ),  # fmt: skip
+            flapped.rules,
+            flapped.sysctls,
+        ),
         CONFIG,
     ).plan
     assert sorted(c.describe() for c in back.changes) == [
