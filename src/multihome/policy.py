@@ -46,6 +46,7 @@ from multihome.facts import NO_FACTS, Declaration, PortFacts
 from multihome.model import (
     IFA_F_DADFAILED,
     IFA_F_TENTATIVE,
+    ORDER,
     PROTO_DHCP,
     PROTO_MULTIHOME,
     PROTO_STATIC,
@@ -233,13 +234,14 @@ def owned_tables_elsewhere(state: HostState, config: Config) -> frozenset[int]:
     """Tables outside ``tables.range`` that are multihome's all the same: multihome's own
     rules (its protocol, its band) point at them, so an earlier ``tables.range`` gave them
     out. Another tool's protocol-222 routes elsewhere are not multihome's without this."""
+    return _elsewhere(owned_rules(state, config), config)
+
+
+def _elsewhere(rules: Iterable[Rule], config: Config) -> frozenset[int]:
+    """The tables outside ``tables.range`` that multihome's ``rules`` point at."""
     low, high = config.table_range
-    return frozenset(  # the rules' tables straight away: no set of (hashed) rules first
-        r.table
-        for r in state.rules
-        if is_owned_rule(r, config)
-        and not low <= r.table <= high
-        and r.table not in RESERVED_TABLES
+    return frozenset(
+        r.table for r in rules if not low <= r.table <= high and r.table not in RESERVED_TABLES
     )
 
 
@@ -257,7 +259,7 @@ def is_persisted_rule(rule: Rule, config: Config) -> bool:
 
 
 def persisted_rules(state: HostState, config: Config) -> frozenset[Rule]:
-    return frozenset(r for r in state.rules if is_persisted_rule(r, config))
+    return _owned(state, config)[2]
 
 
 def native_table_routes(
@@ -288,18 +290,29 @@ def owned_routes(state: HostState, config: Config) -> frozenset[Route]:
     return _owned(state, config)[1]
 
 
-def _owned(state: HostState, config: Config) -> tuple[frozenset[Rule], frozenset[Route]]:
-    """The owned rules and routes of ``state`` under ``config``, kept on the (immutable)
-    state for the last config asked (by identity): a repair asks three times, the policy,
-    the plan and the checkpoint, each a pass over every rule and route."""
+def _owned(
+    state: HostState, config: Config
+) -> tuple[frozenset[Rule], frozenset[Route], frozenset[Rule]]:
+    """The owned rules and routes of ``state`` under ``config``, and the rules a network
+    manager persisted (:func:`is_persisted_rule`), kept on the (immutable) state for the last
+    config asked (by identity): a repair asks three times, the policy, the plan and the
+    checkpoint, each a pass over every rule and route. One pass over the rules for both."""
     kept = state.__dict__.get("_owned")
     if kept is not None and kept[0] is config:
-        return kept[1], kept[2]
-    elsewhere = owned_tables_elsewhere(state, config)
-    rules = frozenset(r for r in state.rules if is_owned_rule(r, config))
+        return kept[1], kept[2], kept[3]
+    owned: list[Rule] = []
+    persisted: list[Rule] = []
+    for rule in state.rules:
+        if is_owned_rule(rule, config):
+            owned.append(rule)
+        elif is_persisted_rule(rule, config):
+            persisted.append(rule)
+    elsewhere = _elsewhere(owned, config)
+    rules = frozenset(owned)
     routes = frozenset(r for r in state.routes if is_owned_route(r, config, elsewhere))
-    state.__dict__["_owned"] = (config, rules, routes)
-    return rules, routes
+    found = (rules, routes, frozenset(persisted))
+    state.__dict__["_owned"] = (config, *found)
+    return found
 
 
 def stray_routes(state: HostState, config: Config) -> frozenset[Route]:
@@ -394,7 +407,7 @@ def compute_policy(
     managed, skipped, ignored = _select(state, config)
     owned_rule_set = owned_rules(state, config)
     owned_route_set = owned_routes(state, config)
-    assigned = _existing_tables(owned_rule_set | persisted_rules(state, config), owned_route_set)
+    assigned = _existing_tables([*owned_rule_set, *persisted_rules(state, config)], owned_route_set)
     # Grouped once, not scanned once per interface (hosts with hundreds of ports).
     # shared: the ports' paths of main's multipath routes (never removed from main)
     (routes_by_if, shared), owned_by_if = (
@@ -567,7 +580,7 @@ def _port_part(
         declared.get(link.name),
         [
             *owned_by_if.get(link.name, ()),
-            *sorted(facts.seen.get(link.name, ()), key=lambda r: r.order),
+            *sorted(facts.seen.get(link.name, ()), key=ORDER),
         ],
         {r.dst for r in kept},
         origins,
@@ -958,15 +971,16 @@ def check_config_against_host(state: HostState, config: Config) -> list[str]:
                 "remove it"
             )
     low, high = config.priority_range
-    ours = False
-    intruders = []
-    for rule in state.rules:
-        if not low <= rule.priority <= high:
-            continue
-        if is_owned_rule(rule, config) or is_persisted_rule(rule, config):
-            ours = True
-        else:
-            intruders.append(rule)
+    # multihome's rules and the persisted ones are the band's by definition; every other
+    # rule in the band is another tool's
+    ours = bool(owned_rules(state, config) or persisted_rules(state, config))
+    intruders = [
+        rule
+        for rule in state.rules
+        if low <= rule.priority <= high
+        and rule.proto != PROTO_MULTIHOME
+        and not is_persisted_rule(rule, config)
+    ]
     if intruders and not ours and not config.band_claimed:
         raise InputError(
             f"{config.source}: priorities.range [{low}, {high}] overlaps the existing rule "
@@ -1195,11 +1209,11 @@ def _add_paths(route: Route, found: dict[str, list[Route]], shared: set[Route] |
 def _existing_tables(rules: Iterable[Rule], routes: Iterable[Route]) -> dict[str, int]:
     """Tables already assigned by an earlier apply: they never change (stable identity)."""
     found: dict[str, int] = {}
-    for rule in sorted(rules, key=lambda r: r.order):
+    for rule in sorted(rules, key=ORDER):
         for ifname in (rule.oifname, rule.iifname):
             if ifname:
                 found.setdefault(ifname, rule.table)
-    for route in sorted(routes, key=lambda r: r.order):
+    for route in sorted(routes, key=ORDER):
         if route.ifname and route.table != TABLE_MAIN:  # a primary's default put back in main
             found.setdefault(route.ifname, route.table)
     return found
@@ -1383,6 +1397,7 @@ def _defaults6(
     keeps its prefixes and rules until a router advertises again."""
     found: dict[str, Route] = {}
     gone: set[str] = set()
+    live: frozenset[str] | None = None  # made when first needed
     for link in managed:
         earlier = [
             r
@@ -1395,9 +1410,12 @@ def _defaults6(
         had = earlier or [
             r for r in owned6.get(link.name, ()) if r.table == assigned.get(link.name)
         ]
-        if not candidates and had and _ipv6_routes_live(state, link.name):
-            gone.add(link.name)  # its table keeps its prefixes and rules, without a default
-            continue
+        if not candidates and had:
+            if live is None:
+                live = _ipv6_routes_live(state)
+            if link.name in live:
+                gone.add(link.name)  # its table keeps its prefixes and rules, without a default
+                continue
         candidates = candidates or earlier
         if candidates:
             found[link.name] = min(candidates, key=lambda r: (r.metric, str(r.gateway)))
@@ -1443,16 +1461,17 @@ def _applicable6(state: HostState, managed: list[Link], facts: PortFacts) -> dic
     return found
 
 
-def _ipv6_routes_live(state: HostState, ifname: str) -> bool:
-    """Main still holds the port's link-local prefix (fe80::/64): its routes were not
-    flushed (the device did not go down since)."""
-    return any(
-        r.table == TABLE_MAIN
-        and r.ifname == ifname
-        and r.family == 6
-        and r.dst.is_link_local
-        and r.dst.prefixlen == 64
+def _ipv6_routes_live(state: HostState) -> frozenset[str]:
+    """The devices whose link-local prefix (fe80::/64) main still holds: their routes were
+    not flushed (the device did not go down since). One pass for every port."""
+    return frozenset(
+        r.ifname
         for r in state.routes
+        if r.table == TABLE_MAIN
+        and r.family == 6
+        and r.ifname is not None
+        and r.dst.prefixlen == 64
+        and r.dst.is_link_local
     )
 
 
@@ -1508,7 +1527,7 @@ class _Ipv6:
             in_main=in_main,
             owned=owned,
             seen={
-                name: sorted((r for r in routes if r.family == 6), key=lambda r: r.order)
+                name: sorted((r for r in routes if r.family == 6), key=ORDER)
                 for name, routes in facts.seen.items()
             },
             defaults=defaults,

@@ -211,6 +211,9 @@ class Agent:
         self._idle = False
         self._watchdog = sdnotify.watchdog_interval()
         self._dirty = False
+        self._statedir: StateDir | None = None
+        """This namespace's state directory, looked up at the first repair (the agent
+        never leaves its namespace): the pause marker is read there before every repair."""
 
     # -- life cycle --------------------------------------------------------------------
     def run(self) -> None:
@@ -482,7 +485,9 @@ class Agent:
         return assessment, len(addressed) + int(self._owed)
 
     def _paused(self) -> bool:
-        marker = paused(self.root)
+        if self._statedir is None:
+            self._statedir = StateDir.current(self.root)
+        marker = paused(self.root, self._statedir)
         if marker is None:
             if self.status.paused is not None:
                 log.info("resumed (was %s)", self.status.paused)

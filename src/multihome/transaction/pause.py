@@ -42,9 +42,11 @@ def running_agent(root: Path) -> int | None:
     return pid if isinstance(pid, int) else None
 
 
-def paused(root: Path) -> dict[str, Any] | None:
-    """The pause marker (``by``, ``at``, ``pid``), or None when the agent is not paused."""
-    path = StateDir.current(root).file(PAUSED)
+def paused(root: Path, state: StateDir | None = None) -> dict[str, Any] | None:
+    """The pause marker (``by``, ``at``, ``pid``), or None when the agent is not paused;
+    ``state``: this namespace's state directory, when the caller has it (the agent, which
+    never changes namespace, looks it up once, not before every repair)."""
+    path = (StateDir.current(root) if state is None else state).file(PAUSED)
     text = read_text(path)
     if text is None:
         return None
