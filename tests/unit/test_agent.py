@@ -523,3 +523,17 @@ def test_the_garbage_collector_runs_between_repairs_not_in_them(tmp_path: Path) 
     assert allocated < IDLE_COLLECT, events.seen  # collected before waiting again
     assert len(events.kept) == 5 * IDLE_COLLECT
     assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_the_static_records_of_ports_gone_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    """`_forget_static` (a hot-plug's or detach's repair) keeps the records of the ports
+    that remain, removes those of ports gone, and leaves every other file of the folder."""
+    from multihome.agent.service import _forget_static
+
+    folder = run_dir(tmp_path, create=True)
+    for name in ("static.eth1.json", "static.eth2.json", "static.json", "dhclient.eth2.leases"):
+        (folder / name).write_text("{}")
+    assert _forget_static(tmp_path, {"eth0", "eth1"}) == {"eth1"}
+    left = sorted(p.name for p in folder.iterdir() if p.name.endswith((".json", ".leases")))
+    assert "static.eth2.json" not in left
+    assert {"static.eth1.json", "static.json", "dhclient.eth2.leases"} <= set(left)

@@ -1019,17 +1019,23 @@ def _recorded_static(root: Path, link: Link) -> StaticConfig | None:
 
 def _forget_static(root: Path, names: set[str]) -> set[str]:
     """Remove the records of ports that are gone; the names of those kept."""
-    try:
-        records = list(run_dir(root).glob(STATIC_RECORD.format("*")))
+    folder = run_dir(root)
+    prefix, suffix = STATIC_RECORD.split("{}")
+    try:  # a listing, not a glob (pathlib's compiles a pattern each time): a hot-plug's repair
+        records = [
+            n
+            for n in os.listdir(folder)
+            if n.startswith(prefix) and n.endswith(suffix) and len(n) >= len(prefix + suffix)
+        ]
     except OSError:
         return set()
     kept = set()
-    for path in records:
-        name = path.name[len("static.") : -len(".json")]
+    for record in records:
+        name = record[len(prefix) : -len(suffix)]
         if name in names:
             kept.add(name)
         else:
-            path.unlink(missing_ok=True)
+            (folder / record).unlink(missing_ok=True)
     return kept
 
 
