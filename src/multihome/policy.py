@@ -67,6 +67,7 @@ from multihome.model import (
     Table,
     conf_sysctl,
     default_network,
+    ip_text,
 )
 
 #: Link kinds that are not VM ports: left alone unless listed in interfaces.include.
@@ -1265,14 +1266,6 @@ def _assign_tables(
     native: dict[str, list[Route]],
 ) -> dict[str, Table]:
     low, high = config.table_range
-    ours = {id(r) for routes in native.values() for r in routes}
-    foreign = {r.table for r in state.routes if not is_owned_route(r, config) and id(r) not in ours}
-    foreign |= {
-        r.table
-        for r in state.rules
-        if not is_owned_rule(r, config) and not is_persisted_rule(r, config)
-    }
-    used: set[int] = set(foreign)
     result: dict[str, Table] = {}
     kept: set[int] = set()
     for link in links:
@@ -1282,10 +1275,18 @@ def _assign_tables(
         if table_id is not None and low <= table_id <= high and table_id not in kept:
             kept.add(table_id)
             result[link.name] = Table(table_id, config.table_name(link.name), link.name)
-            used.add(table_id)
-    for link in sorted(links, key=lambda x: (x.mac or "", x.name)):
-        if link.name in result:
-            continue
+    new = [link for link in links if link.name not in result]
+    if not new:  # (every repair but a hot-plug's: the tables other tools use are not needed)
+        return result
+    ours = {id(r) for routes in native.values() for r in routes}
+    used = {r.table for r in state.routes if not is_owned_route(r, config) and id(r) not in ours}
+    used |= {
+        r.table
+        for r in state.rules
+        if not is_owned_rule(r, config) and not is_persisted_rule(r, config)
+    }
+    used |= kept
+    for link in sorted(new, key=lambda x: (x.mac or "", x.name)):
         size = high - low + 1
         start = zlib.crc32((link.mac or link.name).encode()) % size
         for step in range(size):
@@ -1418,7 +1419,11 @@ def _defaults6(
                 continue
         candidates = candidates or earlier
         if candidates:
-            found[link.name] = min(candidates, key=lambda r: (r.metric, str(r.gateway)))
+            found[link.name] = (
+                candidates[0]
+                if len(candidates) == 1
+                else min(candidates, key=lambda r: (r.metric, ip_text(r.gateway)))
+            )
     return found, frozenset(gone)
 
 
