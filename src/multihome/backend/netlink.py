@@ -842,15 +842,12 @@ class NetlinkBackend:
             self._read_index()  # an interface that appeared since the last read
         gateway = attrs.get(RTA_GATEWAY)
         prefsrc = attrs.get(RTA_PREFSRC)
-        header = RTMSG.unpack_from(answer.body)
-        # The family's own class: ip_address() tries IPv4 first, an exception per IPv6 one.
-        address = CLASSES[header[0]][1]
         return Lookup(
             ifname=self._names.get(oif_index) if oif_index else None,
-            gateway=address(gateway) if gateway else None,
-            prefsrc=address(prefsrc) if prefsrc else None,
+            gateway=ipaddress.ip_address(gateway) if gateway else None,
+            prefsrc=ipaddress.ip_address(prefsrc) if prefsrc else None,
             table=u32(attrs[RTA_TABLE]) if RTA_TABLE in attrs else None,
-            type=header[7],
+            type=RTMSG.unpack_from(answer.body)[7],
         )
 
 
