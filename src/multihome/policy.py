@@ -39,6 +39,7 @@ import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import NamedTuple
 
 from multihome.config import Config
 from multihome.errors import InputError
@@ -291,29 +292,41 @@ def owned_routes(state: HostState, config: Config) -> frozenset[Route]:
     return _owned(state, config)[1]
 
 
-def _owned(
-    state: HostState, config: Config
-) -> tuple[frozenset[Rule], frozenset[Route], frozenset[Rule]]:
+def _owned(state: HostState, config: Config) -> _Owned:
     """The owned rules and routes of ``state`` under ``config``, and the rules a network
     manager persisted (:func:`is_persisted_rule`), kept on the (immutable) state for the last
     config asked (by identity): a repair asks three times, the policy, the plan and the
     checkpoint, each a pass over every rule and route. One pass over the rules for both."""
     kept = state.__dict__.get("_owned")
     if kept is not None and kept[0] is config:
-        return kept[1], kept[2], kept[3]
+        return kept[1]  # type: ignore[no-any-return]
     owned: list[Rule] = []
     persisted: list[Rule] = []
+    both: list[Rule] = []
     for rule in state.rules:
         if is_owned_rule(rule, config):
             owned.append(rule)
+            both.append(rule)
         elif is_persisted_rule(rule, config):
             persisted.append(rule)
+            both.append(rule)
     elsewhere = _elsewhere(owned, config)
-    rules = frozenset(owned)
-    routes = frozenset(r for r in state.routes if is_owned_route(r, config, elsewhere))
-    found = (rules, routes, frozenset(persisted))
-    state.__dict__["_owned"] = (config, *found)
+    routes = [r for r in state.routes if is_owned_route(r, config, elsewhere)]
+    found = _Owned(frozenset(owned), frozenset(routes), frozenset(persisted), both, routes)
+    state.__dict__["_owned"] = (config, found)
     return found
+
+
+class _Owned(NamedTuple):
+    """What :func:`_owned` finds in a state."""
+
+    rules: frozenset[Rule]
+    routes: frozenset[Route]
+    persisted: frozenset[Rule]
+    band: list[Rule]
+    """The owned and the persisted rules, in the state's order."""
+    ordered: list[Route]
+    """The owned routes, in the state's order."""
 
 
 def stray_routes(state: HostState, config: Config) -> frozenset[Route]:
@@ -406,9 +419,8 @@ def compute_policy(
     """
     band_notes = check_config_against_host(state, config)
     managed, skipped, ignored = _select(state, config)
-    owned_rule_set = owned_rules(state, config)
-    owned_route_set = owned_routes(state, config)
-    assigned = _existing_tables([*owned_rule_set, *persisted_rules(state, config)], owned_route_set)
+    owned_rule_set, owned_route_set, _persisted, in_band, ordered = _owned(state, config)
+    assigned = _existing_tables(in_band, ordered)
     # Grouped once, not scanned once per interface (hosts with hundreds of ports).
     # shared: the ports' paths of main's multipath routes (never removed from main)
     (routes_by_if, shared), owned_by_if = (
@@ -1208,13 +1220,14 @@ def _add_paths(route: Route, found: dict[str, list[Route]], shared: set[Route] |
 
 
 def _existing_tables(rules: Iterable[Rule], routes: Iterable[Route]) -> dict[str, int]:
-    """Tables already assigned by an earlier apply: they never change (stable identity)."""
+    """Tables already assigned by an earlier apply: they never change (stable identity).
+    ``rules`` and ``routes`` in their order (a state's): the first one met names a port's."""
     found: dict[str, int] = {}
-    for rule in sorted(rules, key=ORDER):
+    for rule in rules:
         for ifname in (rule.oifname, rule.iifname):
             if ifname:
                 found.setdefault(ifname, rule.table)
-    for route in sorted(routes, key=ORDER):
+    for route in routes:
         if route.ifname and route.table != TABLE_MAIN:  # a primary's default put back in main
             found.setdefault(route.ifname, route.table)
     return found
