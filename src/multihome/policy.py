@@ -378,12 +378,20 @@ class PolicyMemo:
     throws: dict[tuple[int, str], Route] = field(default_factory=dict)
     """The last computation's throw routes by table and destination (:func:`_throws`)."""
     _used: dict[tuple[object, ...], _PortPart] = field(default_factory=dict)
+    _sysctls: tuple[tuple[str, ...], tuple[Sysctl, ...]] | None = None
 
     def start(self, config: Config) -> None:
         """A computation under ``config`` begins (the parts of another one are forgotten)."""
         if self.config != config:
-            self.config, self.parts, self.throws = config, {}, {}
+            self.config, self.parts, self.throws, self._sysctls = config, {}, {}, None
         self._used = {}
+
+    def sysctls(self, config: Config, managed: list[Link]) -> list[Sysctl]:
+        """:func:`_sysctls` of ``managed``, made again only when the ports changed."""
+        names = tuple(link.name for link in managed)
+        if self._sysctls is None or self._sysctls[0] != names:
+            self._sysctls = (names, tuple(_sysctls(config, managed)))
+        return list(self._sysctls[1])
 
     def part(self, key: tuple[object, ...], compute: Callable[[], _PortPart]) -> _PortPart:
         """The part computed from ``key``'s inputs: kept, or ``compute()``d now."""
@@ -528,7 +536,7 @@ def compute_policy(
     _band_wide(state, config, [*(m.name for m in managed), *(k.ifname for k in skipped)],
                routes, rules, memo.throws)  # fmt: skip
 
-    sysctls = _sysctls(config, managed) if multihomed else []
+    sysctls = memo.sysctls(config, managed) if multihomed else []
     if not multihomed and managed:
         notes.append(f"only one managed interface ({managed[0].name}): nothing to do")
     if any(s.reason in {"down", "no address"} for s in skipped):
