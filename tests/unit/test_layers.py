@@ -68,7 +68,15 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     (
         "cli",
-        ("multihome", "multihome.cli", "multihome.__main__", "multihome._entry", "multihome.noop"),
+        (
+            "multihome",
+            "multihome.cli",
+            "multihome.__main__",
+            "multihome._entry",
+            "multihome.noop",
+            "multihome.apply_cli",
+            "multihome.errorpath",
+        ),
     ),
 )
 
