@@ -33,6 +33,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "foundation",
         (
             "multihome._version",
+            "multihome.values",
             "multihome.errors",
             "multihome.model",
             "multihome.facts",

@@ -41,6 +41,7 @@ from multihome.leasefiles import (
     signature,
 )
 from multihome.model import Link
+from multihome.values import frozen
 
 IPv4 = ipaddress.IPv4Address
 
@@ -57,7 +58,7 @@ class LeaseError(ValueError):
     """A lease that cannot be understood (said as a warning, never raised to the user)."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Lease:
     """One IPv4 DHCP lease of one interface."""
 
@@ -95,7 +96,7 @@ class Lease:
         return Declaration(ifname, self.address, self.routes, self.origin)
 
 
-@dataclass(frozen=True)
+@frozen
 class Leases:
     """The newest valid lease of each interface, and what could not be read."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -41,11 +41,12 @@ from multihome.transaction.statedir import (
     rule_from_json,
     rule_to_json,
 )
+from multihome.values import frozen
 
 NAME_FILES = (RT_TABLES_FILE, RT_PROTOS_FILE)
 
 
-@dataclass(frozen=True)
+@frozen
 class Checkpoint:
     """The owned state right before one apply (what ``rollback`` goes back to)."""
 
@@ -277,7 +278,7 @@ def execute(backend: Backend, changes: Sequence[Change]) -> tuple[int, list[str]
 
 
 # -- the record -----------------------------------------------------------------------------
-@dataclass(frozen=True)
+@frozen
 class Record:
     """What every apply so far moved or changed: what ``reset`` puts back."""
 
