@@ -26,7 +26,6 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from multihome.facts import Declaration, DeclaredRoute
@@ -215,6 +214,8 @@ def _dhclient_time(words: list[str]) -> float | None:
     if words[:1] == ["epoch"] and len(words) >= 2 and words[1].isdigit():
         return float(words[1])
     if len(words) >= 3:
+        from datetime import UTC, datetime  # dhclient's dated leases only (start-up time)
+
         try:
             moment = datetime.strptime(f"{words[1]} {words[2]}", "%Y/%m/%d %H:%M:%S")
         except ValueError as exc:
