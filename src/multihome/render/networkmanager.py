@@ -18,8 +18,8 @@ profile is never edited and comes back as soon as multihome's is removed (``unpe
   the profile's ``route-metric`` and beat the other ports' advertised ones) but its
   gateway as a route of main with the metric it had (2048 + ifindex from the agent), that
   metric as ``ipv6.route-metric`` too (the prefix route NetworkManager adds for the address
-  gets it: main is what it was), and its table's routes and rules as above. The profile replaces the distribution's, so it
-  carries the addresses, as its static IPv4 ones.
+  gets it: main is what it was), and its table's routes and rules as above. The profile
+  replaces the distribution's, so it carries the addresses, as its static IPv4 ones.
 
 NetworkManager silently drops invalid values from keyfiles: the tests round-trip every
 rendered profile through ``nmcli --offline`` and compare the keys.
