@@ -200,6 +200,9 @@ def test_the_static_ipv6_port_comes_back_at_boot(
         raise AssertionError(
             f"{exc}: {static6_problems(guest, rules, tables, routes, main)}\n{units.stdout}"
         ) from None
+    if backend == "systemd":  # the drop-in's address and routes, then the wait and apply
+        state = guest.sh("systemctl", "is-active", "multihome@eth0", "multihome@eth1")
+        assert state.stdout.split() == ["active", "active"], state.stdout
     dropped = guard_drops(guest.switch)
     for address in addresses6(guest).values():
         assert answers(guest, address), address
