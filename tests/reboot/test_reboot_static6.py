@@ -4,24 +4,28 @@ disabled, no router advertisement on its link) beside a dual-stack port.
 eth0 is on br0 of the cloud (dnsmasq's DHCPv4, radvd's SLAAC and default), eth1 alone on
 br1, which has the metadata's gateway (2001:db8:2::1) and no advertising router; the far host
 2001:db8:ff::10 lives in the cloud's namespace, whose guard drops (and counts) a port's source
-arriving from the other port's link, as Neutron's port security would. The guest's own
-configuration names eth0 only; at the first boot the agent's own code
-(``multihome.agent.addressing.configure_static``) addresses eth1 from the metadata, as
-``multihome agent`` does for a port the metadata lists as DHCP-disabled. Then eth1's address
-does not answer (its reply leaves by eth0's router, the guard drops it) and the family-6 rules
-are missing; ``multihome persist --backend B`` runs, the guest powers off and boots again with
-fresh namespaces, and nothing but the persisted configuration (networkd's
-``50-multihome-eth1.network``, NetworkManager's ``multihome-eth1`` profile, the systemd
-unit's drop-in for ``multihome@eth1``) must bring back: the address past DAD, main's routes at
-the agent's metric, each port's IPv6 table, the family-6 rules, each address's lookup through
-its own port, each address answering the far host (HTTP, the lab's echo in the guest) through
-its own port, and an empty plan. Checked with the host's ``ip -j`` in the guest's namespace and
-the guard's counters.
+arriving from the other port's link, as Neutron's port security would.
 
-netplan is not here: multihome's definition of a port no file of the distribution names
-matches it by ``macaddress``, which netplan 0.106 renders as networkd's
-``PermanentMACAddress=``, and the guest's veths have no permanent MAC (a VM's virtio NIC has);
-tests/persist/test_daemons_static6.py proves netplan's files with networkd.
+With networkd, NetworkManager and the systemd unit the guest's own configuration names eth0
+only; at the first boot the agent's own code (``multihome.agent.addressing.configure_static``)
+addresses eth1 from the metadata, as ``multihome agent`` does for a port the metadata lists as
+DHCP-disabled, and persist writes multihome's own definition of eth1 (networkd's
+``50-multihome-eth1.network``, NetworkManager's ``multihome-eth1`` profile, the systemd unit's
+drop-in for ``multihome@eth1``: address and routes before its wait). With netplan,
+cloud-init's 50-cloud-init.yaml names eth1 with its address and gateway (as cloud-init renders
+a network of type ``ipv6``) and persist adds the table and the rules. Then eth1's address does
+not answer (its reply leaves by eth0's router, the guard drops it) and the family-6 rules are
+missing; ``multihome persist --backend B`` runs, the guest powers off and boots again with
+fresh namespaces, and the configuration alone must bring back: the address past DAD, main's
+routes at the metrics they had (the agent's, 2048 + ifindex), each port's IPv6 table, the
+family-6 rules, each address's lookup through its own port, each address answering the far
+host (HTTP, the lab's echo in the guest) through its own port, and an empty plan. Checked
+with the host's ``ip -j`` in the guest's namespace and the guard's counters.
+
+multihome's own netplan definition of a port (one no file of the distribution names) is not
+rebooted here: it matches the port by ``macaddress``, which netplan 0.106 renders as
+networkd's ``PermanentMACAddress=``, and the guest's veths have no permanent MAC (a VM's
+virtio NIC has); tests/persist/test_daemons_static6.py proves those files with networkd.
 """
 
 from __future__ import annotations
@@ -56,6 +60,15 @@ METADATA = "/root/network_data.json"
 #: NetworkManager is configured: NetworkManager-config-server sets it); the agent addresses it.
 NM_NO_AUTO_DEFAULT = "[main]\nno-auto-default=*\n"
 TYPES = {1: "unicast", 9: "throw"}
+#: cloud-init's netplan for eth1's network of type ``ipv6`` (as cloud-init 22.4 renders one;
+#: matched by name, as the other netplan reboot tests: see reboot_guest.NETPLAN_PORT).
+NETPLAN_STATIC6 = f"""    eth1:
+      addresses:
+      - {STATIC6}/64
+      routes:
+      - to: ::/0
+        via: {GATEWAY6}
+"""
 
 Tables = dict[int, set[tuple[object, ...]]]
 
@@ -138,7 +151,12 @@ def static6_problems(
 
 @pytest.mark.parametrize(
     ("backend", "stack"),
-    [("networkd", "networkd"), ("networkmanager", "networkmanager"), ("systemd", "networkd")],
+    [
+        ("networkd", "networkd"),
+        ("networkmanager", "networkmanager"),
+        ("systemd", "networkd"),
+        ("netplan", "netplan"),
+    ],
 )
 def test_the_static_ipv6_port_comes_back_at_boot(
     static6_guest: Guest, backend: str, stack: str
@@ -146,11 +164,15 @@ def test_the_static_ipv6_port_comes_back_at_boot(
     """Before persist eth1's static address does not answer (its reply leaves by eth0's
     router, the guard counts the drop) and its rules are missing; after `multihome persist
     --backend BACKEND` and a reboot the persisted configuration alone puts back eth1's
-    address (past DAD), its routes in main at the agent's metric (2048 + ifindex), both IPv6
-    tables and the family-6 rules: each port's address answers the far host through its own
-    port, nothing is dropped, and multihome's plan is empty."""
+    address (past DAD), its routes in main at the metrics they had (the agent's, 2048 +
+    ifindex; netplan: cloud-init's file, networkd's), both IPv6 tables and the family-6
+    rules: each port's address answers the far host through its own port, nothing is
+    dropped, and multihome's plan is empty."""
     guest = static6_guest
     configure(guest, stack, ["eth0"])
+    if stack == "netplan":  # cloud-init's file names the static port too
+        yaml = guest.root / "etc/netplan/50-cloud-init.yaml"
+        yaml.write_text(yaml.read_text() + NETPLAN_STATIC6)
     if stack == "networkmanager":
         guest.write("/etc/NetworkManager/conf.d/90-no-auto-default.conf", NM_NO_AUTO_DEFAULT)
     guest.boot()
@@ -164,11 +186,13 @@ def test_the_static_ipv6_port_comes_back_at_boot(
         "eth0's DHCP default, SLAAC address and RA default",
         guest,
     )
-    guest.sh("PYTHONPATH=/opt/multihome/src", "python3", "-c", AGENT_ADDRESSES, METADATA)
+    if stack != "netplan":
+        guest.sh("PYTHONPATH=/opt/multihome/src", "python3", "-c", AGENT_ADDRESSES, METADATA)
     wait_until(lambda: addresses6(guest).get("eth1") == STATIC6, 10, "eth1's address", guest)
     ifindex = guest.ip("link", "show", "eth1")[0]["ifindex"]
     main = main6(guest, "eth1")
-    assert main == {("default", GATEWAY6, 2048 + ifindex), (PREFIX6, None, 2048 + ifindex)}
+    if stack != "netplan":  # the agent's routes (netplan's: networkd's metrics)
+        assert main == {("default", GATEWAY6, 2048 + ifindex), (PREFIX6, None, 2048 + ifindex)}
     plan = json.loads(guest.sh("multihome", "plan", "--source", "kernel", "--json").stdout)
     rules = expected6(plan)
     tables = {i["name"]: i["table"]["id"] for i in plan["interfaces"] if i["table"]}
