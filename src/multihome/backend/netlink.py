@@ -71,6 +71,8 @@ from multihome.backend.rtnl import (
     NDA_DST,
     NDA_IFINDEX,
     NDMSG,
+    NLA_TYPE_MASK,
+    NLATTR,
     NLM_F_CREATE,
     NLM_F_EXCL,
     NLM_F_REPLACE,
@@ -243,6 +245,8 @@ class NetlinkBackend:
         """What this backend changed itself since the last read (its notifications are not
         the agent's events), or everything when the kept dumps are not to be trusted."""
         self._expected: frozenset[str] | None = None
+        self._written: dict[str, str] = {}
+        """The sysctl values this backend wrote since the last read."""
         self._decoded: Decoded = ({}, {}, {})
         self._packet: _socket.socket | None = None  # announce(): opened once, see there
 
@@ -271,7 +275,7 @@ class NetlinkBackend:
         expected, self._expected = self._expected, None
         if raw is None:
             raw = self._dump(None if expected is None else expected | self._stale)
-        self._last, self._stale = raw, set()
+        self._last, self._stale, self._written = raw, set(), {}
         raw_links, raw_addresses, raw_routes, raw_rules, sysctls, _bodies = raw
         if not self._local_table:  # rtm_table, the header's fifth byte (ids up to 255)
             raw_routes = [body for body in raw_routes if body[4] != TABLE_LOCAL]
@@ -353,16 +357,36 @@ class NetlinkBackend:
         )
         return raw_links, addresses, routes, rules, sysctls, link_bodies
 
-    def fingerprint(self) -> Fingerprint:
+    def fingerprint(self, *, since_read: bool = False) -> Fingerprint:
         """A digest of everything :meth:`read` decodes, from the raw dumps (nothing decoded
         into the model; :func:`multihome.kerneldigest.digest`, which the no-op decision
         before the CLI computes alike), and the sysctls' values. The dumps are kept for the
-        next :meth:`read`."""
-        raw = self._dump()
+        next :meth:`read`. ``since_read`` (after an apply: see :meth:`Backend.fingerprint`):
+        only the routes and rules are dumped again (:meth:`_since_read`)."""
+        raw = self._since_read() if since_read else None
+        if raw is None:
+            raw = self._raw = self._dump()
         _links, addresses, routes, rules, sysctls, link_bodies = raw
         digest = kernel_digest(link_bodies, addresses, routes, rules, str(self._proc_sys))
-        self._raw = raw
         return Fingerprint(digest, sysctls)
+
+    def _since_read(self) -> RawState | None:
+        """The last read's dumps with this backend's own changes made since: the routes and
+        rules dumped again, the interface sysctls it wrote put into the link messages' IPv4
+        devconf (:func:`_with_devconf`; at 256 ports the link dump and its decoding were a
+        third of the fingerprint), the addresses as read. None (dump everything) when it
+        changed links or addresses itself, or wrote a knob the devconf does not show."""
+        kept = self._last
+        if kept is None or self._stale - {"route", "rule", "link"}:
+            return None
+        raw_links, _addresses, _routes, _rules, sysctls, link_bodies = kept
+        if self._written:
+            patched = _with_devconf(raw_links, link_bodies, self._written)
+            if patched is None:
+                return None
+            link_bodies, sysctls = patched, {**sysctls, **self._written}
+        fresh = self._dump(frozenset(("route", "rule")))  # the kept links and addresses
+        return fresh[0], fresh[1], fresh[2], fresh[3], sysctls, link_bodies
 
     def watch(self) -> None:
         """Record, from now on, the namespace's link, address, route and rule notifications
@@ -465,6 +489,7 @@ class NetlinkBackend:
                 os.write(fd, (sysctl.value + "\n").encode())
             finally:
                 os.close(fd)
+            self._written[sysctl.name] = sysctl.value
         except OSError as exc:
             reason = exc.strerror or str(exc)
             if exc.errno == errno.EROFS:
@@ -967,6 +992,68 @@ def _raw_link(body: bytes) -> RawLink | None:
         conf,
         u32(group) if (group := attrs.get(IFLA_GROUP)) else 0,
     )
+
+
+def _with_devconf(
+    raw_links: list[RawLink], bodies: list[bytes], written: dict[str, str]
+) -> list[bytes] | None:
+    """The link messages' ``bodies`` as the kernel gives them after the interface sysctls
+    ``written`` (``net.ipv4.conf.IF.KNOB`` -> value): each knob's u32 in the link's
+    ``IFLA_INET_CONF`` array set to its value (the only part of a link message a sysctl
+    write changes). The knobs of ``all`` and ``default``, and those of links without an IPv4
+    devconf, are left to the digest's reading of ``/proc/sys``. None when a value written is
+    not a number or its knob is not in the devconf array as it was read."""
+    if len(raw_links) != len(bodies):
+        return None  # a message without a name: the two lists are not aligned
+    where = {name: i for i, (_index, name, *_rest) in enumerate(raw_links)}
+    wanted: dict[int, dict[int, int]] = {}
+    for name, value in written.items():
+        parts = name.split(".")
+        if len(parts) != 5 or parts[:3] != ["net", "ipv4", "conf"]:
+            continue  # IPv6 knobs are not in the digest
+        ifname = parts[3].replace("/", ".")
+        i = where.get(ifname)
+        if i is None or raw_links[i][7] is None:
+            continue  # all, default, a link without devconf: read from /proc/sys
+        if parts[4] not in DEVCONF or not value.strip().lstrip("-").isdigit():
+            return None
+        wanted.setdefault(i, {})[DEVCONF[parts[4]]] = int(value)
+    if not wanted:
+        return bodies
+    patched = list(bodies)
+    for i, knobs in wanted.items():
+        body = bytearray(bodies[i])
+        offset = _devconf_offset(bytes(body))
+        if offset is None:
+            return None
+        for index, number in knobs.items():
+            struct.pack_into("=i", body, offset + 4 * (index - 1), number)
+        patched[i] = bytes(body)
+    return patched
+
+
+def _devconf_offset(body: bytes) -> int | None:
+    """Where the u32 array of ``IFLA_AF_SPEC`` / ``AF_INET`` / ``IFLA_INET_CONF`` starts in
+    a link message's body (None: it has none, or too short for the knobs)."""
+    offset = IFINFOMSG.size
+    for wanted in (IFLA_AF_SPEC, AF_INET, IFLA_INET_CONF):
+        end = len(body)
+        while offset + 4 <= end:
+            length, kind = NLATTR.unpack_from(body, offset)
+            if length < 4:
+                return None
+            if kind & NLA_TYPE_MASK == wanted:
+                break
+            offset += (length + 3) & ~3
+        else:
+            return None
+        if wanted == IFLA_INET_CONF:
+            if length - 4 < 4 * max(DEVCONF.values()):
+                return None
+            return offset + 4
+        body = body[: offset + length]  # the nested attributes end with their parent
+        offset += 4
+    return None
 
 
 def _link(raw: RawLink, names: dict[int, str]) -> Link:
