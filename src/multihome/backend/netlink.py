@@ -860,20 +860,47 @@ class NetlinkBackend:
         return self._answer(answer)
 
     def _answer(self, answer: Message) -> Lookup:
-        """A route lookup's answer (RTM_NEWROUTE) as a :class:`Lookup`."""
-        attrs = attributes(answer.body, RTMSG.size)
-        oif_index = u32(attrs[RTA_OIF]) if RTA_OIF in attrs else None
+        """A route lookup's answer (RTM_NEWROUTE) as a :class:`Lookup` (its four attributes
+        taken in one pass; a verification at 256 ports reads 768 of them)."""
+        body = answer.body
+        oif_index = table = None
+        gateway = prefsrc = None
+        offset, end = RTMSG.size, len(body)
+        unpack = NLATTR.unpack_from
+        while offset + 4 <= end:
+            length, kind = unpack(body, offset)
+            if length < 4:
+                break
+            kind &= NLA_TYPE_MASK
+            if kind == RTA_OIF:
+                oif_index = U32_AT(body, offset + 4)[0]
+            elif kind == RTA_TABLE:
+                table = U32_AT(body, offset + 4)[0]
+            elif kind == RTA_GATEWAY:
+                gateway = body[offset + 4 : offset + length]
+            elif kind == RTA_PREFSRC:
+                prefsrc = body[offset + 4 : offset + length]
+            offset += (length + 3) & ~3
         if oif_index and oif_index not in self._names:
             self._read_index()  # an interface that appeared since the last read
-        gateway = attrs.get(RTA_GATEWAY)
-        prefsrc = attrs.get(RTA_PREFSRC)
         return Lookup(
             ifname=self._names.get(oif_index) if oif_index else None,
-            gateway=ipaddress.ip_address(gateway) if gateway else None,
-            prefsrc=ipaddress.ip_address(prefsrc) if prefsrc else None,
-            table=u32(attrs[RTA_TABLE]) if RTA_TABLE in attrs else None,
-            type=RTMSG.unpack_from(answer.body)[7],
+            gateway=_ip_of(gateway) if gateway else None,
+            prefsrc=_ip_of(prefsrc) if prefsrc else None,
+            table=table,
+            type=body[7],
         )
+
+
+U32_AT = struct.Struct("=I").unpack_from
+
+
+def _ip_of(packed: bytes) -> IPAddress:
+    """The address of 4 or 16 packed bytes (the classes themselves: ``ip_address`` tries
+    IPv4, then IPv6)."""
+    if len(packed) == 4:
+        return ipaddress.IPv4Address(packed)
+    return ipaddress.IPv6Address(packed)
 
 
 def arp_frame(item: Announcement) -> bytes:
