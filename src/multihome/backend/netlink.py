@@ -19,6 +19,7 @@ import errno
 import ipaddress
 import os
 import struct
+from collections import Counter
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -408,12 +409,12 @@ class NetlinkBackend:
             return None
         finally:
             watch.close()
-        return [
-            NOTIFICATIONS[kind]
-            + ("" if kind in (RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR) else f" {family}")
-            for kind, family in found
-            if kind in NOTIFICATIONS
-        ]
+        texts: list[str] = []
+        for (kind, family), count in Counter(found).items():  # thousands, of a few kinds
+            if kind in NOTIFICATIONS:
+                plain = kind in (RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR)
+                texts += [NOTIFICATIONS[kind] + ("" if plain else f" {family}")] * count
+        return texts
 
     def _read_index(self) -> None:
         """Interface names and indexes alone (when changes come without a read)."""
@@ -558,37 +559,51 @@ class NetlinkBackend:
         raise TypeError(f"not a netlink change: {change.describe()}")
 
     def route_message(self, route: Route) -> bytes:
-        """The rtmsg body that adds or deletes exactly ``route``."""
+        """The rtmsg body that adds or deletes exactly ``route``: its header and attributes
+        packed by one format (an apply encodes ~1,500 routes and rules at 256 ports)."""
         table = route.table
-        body = [
-            RTMSG.pack(
-                FAMILIES[route.family],
-                route.dst.prefixlen,
-                0,
-                0,
-                table if table < 256 else RT_TABLE_UNSPEC,
-                route.proto,
-                route.scope,
-                route.type,
-                0,
-            ),
-            attr_u32(RTA_TABLE, table),
+        dst = route.dst
+        size = 4 if dst.version == 4 else 16
+        layout = ["=BBBBBBBBIHHI"]
+        values: list[Any] = [
+            FAMILIES[dst.version],
+            dst.prefixlen,
+            0,
+            0,
+            table if table < 256 else RT_TABLE_UNSPEC,
+            route.proto,
+            route.scope,
+            route.type,
+            0,
+            8,
+            RTA_TABLE,
+            table,
         ]
-        if route.dst.prefixlen:
-            body.append(attr(RTA_DST, route.dst.network_address.packed))
+        if dst.prefixlen:
+            layout.append(f"HH{size}s")
+            values += (4 + size, RTA_DST, dst.network_address.packed)
         if route.ifname:
-            if route.ifname not in self._index:
+            index = self._index.get(route.ifname)
+            if index is None:
                 raise OSError(errno.ENODEV, f"no interface {route.ifname}")
-            body.append(attr_u32(RTA_OIF, self._index[route.ifname]))
+            layout.append("HHI")
+            values += (8, RTA_OIF, index)
         if route.gateway is not None:
-            body.append(attr(RTA_GATEWAY, route.gateway.packed))
+            packed = route.gateway.packed
+            layout.append(f"HH{len(packed)}s")
+            values += (4 + len(packed), RTA_GATEWAY, packed)
         if route.nexthops:
-            body.append(self._multipath(route))
+            hops = self._multipath(route)
+            layout.append(f"{len(hops)}s")
+            values.append(hops)
         if route.metric:
-            body.append(attr_u32(RTA_PRIORITY, route.metric))
+            layout.append("HHI")
+            values += (8, RTA_PRIORITY, route.metric)
         if route.prefsrc is not None:
-            body.append(attr(RTA_PREFSRC, route.prefsrc.packed))
-        return b"".join(body)
+            packed = route.prefsrc.packed
+            layout.append(f"HH{len(packed)}s")
+            values += (4 + len(packed), RTA_PREFSRC, packed)
+        return struct.pack("".join(layout), *values)
 
     def _multipath(self, route: Route) -> bytes:
         """A multipath route's RTA_MULTIPATH: an rtnexthop per next hop, its gateway inside

@@ -121,10 +121,14 @@ def expected_notifications(changes: Sequence[Change]) -> Counter[str]:
     """The kernel's notifications for ``changes``: one per route or rule change."""
     from multihome.model import Sysctl
 
+    kinds = Counter(
+        (c.kind, c.action, c.obj.family) for c in changes if not isinstance(c.obj, Sysctl)
+    )
     return Counter(
-        f"{c.kind} {'new' if c.action == 'add' else 'del'} {_FAMILIES[c.obj.family]}"
-        for c in changes
-        if not isinstance(c.obj, Sysctl)
+        {
+            f"{kind} {'new' if action == 'add' else 'del'} {_FAMILIES[family]}": count
+            for (kind, action, family), count in kinds.items()
+        }
     )
 
 
