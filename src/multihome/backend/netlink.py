@@ -849,34 +849,38 @@ class NetlinkBackend:
         if not self._names:
             self._read_index()
         found: list[Lookup | None] = []
+        known: dict[bytes, IPAddress] = {}  # the few gateways and sources, each made once
         for body in bodies:
             answer = None if body is None else next(answers)
-            found.append(answer if answer is None else self._lookup_answer(answer))
+            if answer is None or isinstance(answer, NetlinkError):
+                found.append(None)
+            else:
+                found.append(self._answer(answer, known))
         return found
 
     def _lookup_body(self, dst: IPAddress, src: IPAddress | None, oif: str | None) -> bytes | None:
-        """The RTM_GETROUTE request of one lookup (None: the interface does not exist)."""
+        """The RTM_GETROUTE request of one lookup (None: the interface does not exist),
+        packed by one format."""
         bits = dst.max_prefixlen
-        body = [
-            RTMSG.pack(FAMILIES[dst.version], bits, 0 if src is None else bits, 0, 0, 0, 0, 0, 0),
-            attr(RTA_DST, dst.packed),
-        ]
+        size = bits // 8
+        layout = f"=BBBBBBBBIHH{size}s"
+        values: list[Any] = [FAMILIES[dst.version], bits, 0 if src is None else bits]
+        values += (0, 0, 0, 0, 0, 0, 4 + size, RTA_DST, dst.packed)
         if src is not None:
-            body.append(attr(RTA_SRC, src.packed))
+            layout += f"HH{size}s"
+            values += (4 + size, RTA_SRC, src.packed)
         if oif is not None:
-            if oif not in self._index:
+            index = self._index.get(oif)
+            if index is None:
                 return None
-            body.append(attr_u32(RTA_OIF, self._index[oif]))
-        return b"".join(body)
+            layout += "HHI"
+            values += (8, RTA_OIF, index)
+        return struct.pack(layout, *values)
 
-    def _lookup_answer(self, answer: Message | NetlinkError) -> Lookup | None:
-        if isinstance(answer, NetlinkError):
-            return None
-        return self._answer(answer)
-
-    def _answer(self, answer: Message) -> Lookup:
+    def _answer(self, answer: Message, known: dict[bytes, IPAddress] | None = None) -> Lookup:
         """A route lookup's answer (RTM_NEWROUTE) as a :class:`Lookup` (its four attributes
-        taken in one pass; a verification at 256 ports reads 768 of them)."""
+        taken in one pass; a verification at 256 ports reads 768 of them); ``known``: the
+        addresses already made from their packed bytes (a batch's answers share a few)."""
         body = answer.body
         oif_index = table = None
         gateway = prefsrc = None
@@ -898,10 +902,16 @@ class NetlinkBackend:
             offset += (length + 3) & ~3
         if oif_index and oif_index not in self._names:
             self._read_index()  # an interface that appeared since the last read
+        if known is None:
+            known = {}
+        if gateway and gateway not in known:
+            known[gateway] = _ip_of(gateway)
+        if prefsrc and prefsrc not in known:
+            known[prefsrc] = _ip_of(prefsrc)
         return Lookup(
             ifname=self._names.get(oif_index) if oif_index else None,
-            gateway=_ip_of(gateway) if gateway else None,
-            prefsrc=_ip_of(prefsrc) if prefsrc else None,
+            gateway=known[gateway] if gateway else None,
+            prefsrc=known[prefsrc] if prefsrc else None,
             table=table,
             type=body[7],
         )
