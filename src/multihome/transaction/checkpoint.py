@@ -35,6 +35,7 @@ from multihome.transaction.statedir import (
     json_text,
     list_text,
     new_id,
+    object_text,
     route_from_json,
     route_to_json,
     rule_from_json,
@@ -292,11 +293,28 @@ class Record:
 
     @classmethod
     def load(cls, state_dir: StateDir) -> Record:
-        data = state_dir.read_json(RECORD) or {}
+        return cls.from_json(state_dir.read_json(RECORD) or {})
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Record:
         return cls(
             moved=tuple(route_from_json(r) for r in data.get("moved", [])),
             sysctls=MappingProxyType(dict(data.get("sysctls", {}))),
         )
+
+    @classmethod
+    def grow(cls, state_dir: StateDir, saved: Checkpoint) -> None:
+        """Save the record with what the apply of ``saved`` moves and changes (:meth:`add`),
+        when that is anything new. Every apply after the first sets the same sysctls and
+        moves the same defaults (1,024 and 256 at 256 ports): whether the file already holds
+        them is seen in its JSON, each moved route by its text (kept on the route:
+        :func:`~multihome.transaction.statedir.object_text`), without decoding its routes."""
+        data = state_dir.read_json(RECORD) or {}
+        if _holds(data, saved):
+            return
+        record = cls.from_json(data)
+        if (grown := record.add(saved)) != record:
+            grown.save(state_dir)
 
     def save(self, state_dir: StateDir) -> None:
         state_dir.write_json(RECORD, self.to_json())
@@ -317,6 +335,23 @@ class Record:
         """Forget moved routes that are back in main (nothing left to put back)."""
         present = set(current.routes)
         return Record(tuple(r for r in self.moved if r not in present), self.sysctls)
+
+
+def _holds(data: dict[str, Any], saved: Checkpoint) -> bool:
+    """True when the record's JSON ``data`` has every sysctl ``saved`` sets and, as the same
+    text, every route it moves (False when unsure: the record is then decoded and added to)."""
+    sysctls, moved = data.get("sysctls"), data.get("moved")
+    if not isinstance(sysctls, dict) or not isinstance(moved, list):
+        return False
+    if any(name not in sysctls for name in saved.sysctls):
+        return False
+    if not saved.moved:
+        return True
+    try:
+        texts = {json_text(entry) for entry in moved}
+    except (TypeError, ValueError):
+        return False
+    return all(object_text(route) in texts for route in saved.moved)
 
 
 def reconstruct_moved(current: HostState, config: Config, record: Record) -> list[Route]:
