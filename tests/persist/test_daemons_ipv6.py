@@ -53,13 +53,13 @@ route-metric={metric}
 """
 
 
-def start_ra(lab: Lab, tmp_path: Path) -> subprocess.Popen[bytes]:
-    """The tenant router's advertisements on the lab's bridge (its global address, IPv6
-    forwarding on, radvd)."""
+def start_ra(switch: str, tmp_path: Path) -> subprocess.Popen[bytes]:
+    """The tenant router's advertisements on br0 of the namespace ``switch`` (its global
+    address, IPv6 forwarding on, radvd)."""
     need("radvd")
-    run("ip", "-n", lab.switch, "addr", "add", ROUTER6, "dev", "br0", "nodad")
-    run("ip", "netns", "exec", lab.switch, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
-    return start_radvd(lab.switch, tmp_path / "radvd.conf", radvd_conf([("br0", PREFIX)]))
+    run("ip", "-n", switch, "addr", "add", ROUTER6, "dev", "br0", "nodad")
+    run("ip", "netns", "exec", switch, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+    return start_radvd(switch, tmp_path / "radvd.conf", radvd_conf([("br0", PREFIX)]))
 
 
 def band6(ns: str) -> list[tuple[object, ...]]:
@@ -139,7 +139,7 @@ def flush_ports(lab: Lab) -> None:
 def dualstack_networkd(make_lab: Any, tmp_path: Path) -> Any:
     need("/lib/systemd/systemd-networkd", "networkctl", "dbus-daemon")
     lab = make_lab(2)
-    radvd = start_ra(lab, tmp_path)
+    radvd = start_ra(lab.switch, tmp_path)
     root = tmp_path / "root"
     conf = root / "etc/systemd/network"
     conf.mkdir(parents=True)
@@ -210,7 +210,7 @@ def test_networkd_puts_back_the_ipv6_policy_and_follows_the_router(
 def dualstack_nm(make_lab: Any, tmp_path: Path) -> Any:
     need("NetworkManager", "nmcli", "dbus-daemon")
     lab = make_lab(2)
-    radvd = start_ra(lab, tmp_path)
+    radvd = start_ra(lab.switch, tmp_path)
     nm = NetworkManager(lab, tmp_path / "root", tmp_path / "nm.log")
     nm.keyfiles.mkdir(parents=True)
     for i, name in enumerate(lab.ports):

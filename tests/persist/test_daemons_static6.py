@@ -115,22 +115,18 @@ class Static6:
 def static6(make_lab: Any, tmp_path: Path) -> Iterator[Static6]:
     need("nft")
     lab = make_lab(1)
-    radvd = start_ra(lab, tmp_path)
+    radvd = start_ra(lab.switch, tmp_path)
     try:
         yield _static6_lab(lab, radvd, tmp_path)
     finally:
         stop(radvd)
 
 
-def _static6_lab(lab: Lab, radvd: subprocess.Popen[bytes], tmp_path: Path) -> Static6:
-    """eth1 alone on br1 with its gateway, the far host, the switch's guard, the metadata."""
-    sw = lab.switch
-    run("ip", "link", "add", "eth1", "netns", lab.vm, "address", MACS["eth1"], "type", "veth",
-        "peer", "p1", "netns", sw)  # fmt: skip
+def static6_link(sw: str) -> None:
+    """In the switch namespace ``sw`` (br0 the other port's link): the static port's link
+    br1 with its gateway (no router advertisement), the far host, and the guard."""
     run("ip", "-n", sw, "link", "add", "br1", "type", "bridge")
-    run("ip", "-n", sw, "link", "set", "p1", "master", "br1")
-    for dev in ("p1", "br1"):
-        run("ip", "-n", sw, "link", "set", dev, "up")
+    run("ip", "-n", sw, "link", "set", "br1", "up")
     run("ip", "-n", sw, "addr", "add", f"{GATEWAY6}/64", "dev", "br1", "nodad")
     run("ip", "-n", sw, "addr", "add", f"{FAR6}/128", "dev", "lo")
     # A port's source arriving from the other port's link is dropped (and counted): a reply
@@ -140,6 +136,16 @@ def _static6_lab(lab: Lab, radvd: subprocess.Popen[bytes], tmp_path: Path) -> St
         f' iifname "br0" ip6 saddr {PREFIX6} counter drop;'
         ' iifname "br1" ip6 saddr 2001:db8:1::/64 counter drop; }\n}\n'
     ))  # fmt: skip
+
+
+def _static6_lab(lab: Lab, radvd: subprocess.Popen[bytes], tmp_path: Path) -> Static6:
+    """eth1 alone on br1 with its gateway, the far host, the switch's guard, the metadata."""
+    sw = lab.switch
+    static6_link(sw)
+    run("ip", "link", "add", "eth1", "netns", lab.vm, "address", MACS["eth1"], "type", "veth",
+        "peer", "p1", "netns", sw)  # fmt: skip
+    run("ip", "-n", sw, "link", "set", "p1", "master", "br1")
+    run("ip", "-n", sw, "link", "set", "p1", "up")
     lab.ports.append("eth1")
     link = json.loads(run("ip", "-n", lab.vm, "-j", "link", "show", "eth1").stdout)[0]
     metadata = tmp_path / "network_data.json"
@@ -224,7 +230,12 @@ def answers(lab: Lab, address: str) -> bool:
 
 def drops(lab: Lab) -> int:
     """The packets the switch dropped: a port's source from the other port's link."""
-    listed = run("ip", "netns", "exec", lab.switch, "nft", "-j", "list", "table", "inet", "guard")
+    return guard_drops(lab.switch)
+
+
+def guard_drops(sw: str) -> int:
+    """The packets :func:`static6_link`'s guard in ``sw`` dropped."""
+    listed = run("ip", "netns", "exec", sw, "nft", "-j", "list", "table", "inet", "guard")
     return sum(
         int(expr["counter"]["packets"])
         for item in json.loads(listed.stdout)["nftables"]

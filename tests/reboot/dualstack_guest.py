@@ -4,6 +4,7 @@ namespace), shared by test_reboot_ipv6 and test_reboot_lab."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from reboot_guest import NETPLAN_CLOUD_INIT, Guest
@@ -61,11 +62,9 @@ def expected6(plan: dict[str, Any]) -> list[tuple[object, ...]]:
     )
 
 
-def ipv6_problems(
-    guest: Guest, rules: list[tuple[object, ...]], tables: dict[str, int]
-) -> list[str]:
-    """What differs from the IPv6 policy (empty: right)."""
-    got = sorted(
+def band6(guest: Guest) -> list[tuple[object, ...]]:
+    """The family-6 rules in multihome's band, in :func:`expected6`'s shape."""
+    return sorted(
         (
             r["priority"],
             r.get("src", "all"),
@@ -77,18 +76,30 @@ def ipv6_problems(
         for r in guest.ip("-6", "rule")
         if 10000 <= int(r["priority"]) <= 10099
     )
+
+
+def table6(guest: Guest, table: int) -> set[tuple[object, ...]]:
+    """A table's IPv6 routes as ``(type, dst, gateway)``."""
+    return {
+        # iproute2 6.1's JSON gives a throw route's type as its number, RTN_THROW = 9
+        (
+            {"9": "throw"}.get(str(r.get("type")), r.get("type", "unicast")),
+            r["dst"],
+            r.get("gateway"),
+        )
+        for r in guest.ip("-6", "route", "show", "table", str(table))
+    }
+
+
+def ipv6_problems(
+    guest: Guest, rules: list[tuple[object, ...]], tables: dict[str, int]
+) -> list[str]:
+    """What differs from the IPv6 policy (empty: right)."""
+    got = band6(guest)
     problems = [] if got == rules else [f"IPv6 rules {got}, want {rules}"]
     addrs, via = addresses6(guest), routers(guest)
     for port, table in sorted(tables.items()):
-        routes = {
-            # iproute2 6.1's JSON gives a throw route's type as its number, RTN_THROW = 9
-            (
-                {"9": "throw"}.get(str(r.get("type")), r.get("type", "unicast")),
-                r["dst"],
-                r.get("gateway"),
-            )
-            for r in guest.ip("-6", "route", "show", "table", str(table))
-        }
+        routes = table6(guest, table)
         # the router's default, the prefix, and the table-first band's link-local throw
         want = {("unicast", "default", via.get(port)), ("unicast", PREFIX, None)}
         if routes != want | {("throw", "fe80::/64", None)}:
@@ -138,19 +149,20 @@ NETPLAN_DUALSTACK = """    {name}:
 """
 
 
-def configure(guest: Guest, stack: str) -> None:
+def configure(guest: Guest, stack: str, ports: Sequence[str] | None = None) -> None:
     """The guest's own dual-stack configuration for ``stack`` (``netplan``: cloud-init's
-    50-cloud-init.yaml, rendered for networkd by netplan's generator at every boot)."""
+    50-cloud-init.yaml, rendered for networkd by netplan's generator at every boot) of
+    ``ports`` (default: all of them)."""
+    ports = guest.ports if ports is None else ports
     if stack == "netplan":
         guest.use_stack("networkd")
         body = "".join(
-            NETPLAN_DUALSTACK.format(name=name, metric=100 + i)
-            for i, name in enumerate(guest.ports)
+            NETPLAN_DUALSTACK.format(name=name, metric=100 + i) for i, name in enumerate(ports)
         )
         guest.write("/etc/netplan/50-cloud-init.yaml", NETPLAN_CLOUD_INIT.format(ports=body), 0o600)
         return
     guest.use_stack(stack)
-    for i, name in enumerate(guest.ports):
+    for i, name in enumerate(ports):
         if stack == "networkd":
             path, text, mode = f"/etc/systemd/network/10-{name}.network", NETWORKD_DUALSTACK, 0o644
         else:

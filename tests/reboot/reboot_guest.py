@@ -276,6 +276,8 @@ class Guest:
     """The switch's side of each port, the same at every boot (the lab's port security
     matches ``tap0``, ``tap1``, ...); None: a new name per boot."""
     bridge: str = "br0"
+    bridges: Mapping[str, str] = field(default_factory=dict)
+    """A port plugged into another bridge than :attr:`bridge` (a link of its own)."""
     boots: int = 0
     times: list[BootTimes] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
@@ -378,7 +380,8 @@ class Guest:
                 "netns",
                 self.switch,
             )
-            run("ip", "-n", self.switch, "link", "set", peer, "master", self.bridge)
+            bridge = self.bridges.get(port, self.bridge)
+            run("ip", "-n", self.switch, "link", "set", peer, "master", bridge)
             run("ip", "-n", self.switch, "link", "set", peer, "up")
         name = f"{self.spaces.prefix}-b{self.boots}"
         self.cgroups = [Path("/sys/fs/cgroup", h, name) for h in ("systemd", "unified")]

@@ -131,13 +131,15 @@ def test_networkd_dropin_leaves_the_address_to_the_ports_own_file() -> None:
 def test_networkmanager_profile_is_manual_ipv6_without_a_gateway_key() -> None:
     """``ipv6.method=manual`` with the address; no ``gateway=`` (it would get the profile's
     route-metric 101 and beat eth0's advertised default), the gateway as a route of main at
-    the agent's metric instead (the prefix in main comes with the address); the table's
-    routes with ``table=``; EUI-64 kept."""
+    the agent's metric instead (the prefix in main comes with the address, at the
+    profile's ``ipv6.route-metric``: the agent's metric too); the table's routes with
+    ``table=``; EUI-64 kept."""
     files = networkmanager.render(_input())
     text = files[networkmanager.connection_path("eth1")].content
     ipv6 = dict(sections(text.replace("[", "\n[")))["ipv6"]
     assert ipv6["method"] == "manual" and ipv6["address1"] == ADDRESS
     assert "gateway" not in ipv6
+    assert ipv6["route-metric"] == str(METRIC)  # the prefix route of the address in main
     assert ipv6["route1"] == f"::/0,{GATEWAY},{METRIC}" and "route1_options" not in ipv6
     assert ipv6["route2"] == f"::/0,{GATEWAY},{METRIC}"
     assert ipv6["route2_options"] == "table=10244"  # the prefix in main comes with the address

@@ -9,12 +9,15 @@ import fcntl
 import json
 import os
 from pathlib import Path
+from typing import Any
 
+import pytest
 from hosts import howto_host
 from netnsid import own_cookie
 
 from multihome.backend.fake import net
 from multihome.config import Config
+from multihome.errors import InputError
 from multihome.model import Rule, Sysctl
 from multihome.plan import Change, make_plan
 from multihome.policy import compute_policy
@@ -128,3 +131,39 @@ def test_a_namespace_sweeps_at_most_once_per_interval(tmp_path: Path) -> None:
     os.utime(state.path / "swept", (past, past))
     assert sweep_due(state, 60)
     assert not sweep_due(state, 60)
+
+
+def test_a_parent_removed_by_another_clean_up_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lab down` removes /run/multihome once it is empty; when that lands between the
+    parent's creation and the state directory's own (a CI run caught it: ENOENT from an apply
+    in another lab), the directory is still made, complete with its identity. When the
+    parent keeps disappearing, the error names the directory and says to retry."""
+    import tempfile
+
+    real = tempfile.mkdtemp
+    removed: list[Path] = []
+
+    def racing(*args: Any, **kwargs: Any) -> str:
+        parent = Path(kwargs["dir"])
+        if len(removed) < 2:
+            parent.rmdir()  # the other clean-up wins the race, twice
+            removed.append(parent)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", racing)
+    state = StateDir.current(tmp_path)
+    state.ensure()
+    assert len(removed) == 2
+    assert json.loads((state.path / "namespace.json").read_text())["cookie"] == own_cookie()
+
+    def always(*args: Any, **kwargs: Any) -> str:
+        Path(kwargs["dir"]).rmdir()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", always)
+    other = StateDir.current(tmp_path / "other")
+    with pytest.raises(InputError, match=r"cannot create the state directory.*retry"):
+        other.ensure()
+    assert not other.path.exists()

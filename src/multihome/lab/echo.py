@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import socketserver
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -55,7 +56,20 @@ def _plain(address: str) -> str:
     return address.removeprefix("::ffff:") if "." in address else address
 
 
-class EchoServer6(ThreadingHTTPServer):
+class EchoServer(ThreadingHTTPServer):
+    """The echo server. It binds without asking DNS for its own name (HTTPServer's
+    ``getfqdn``): where a resolver is configured but unreachable, as in a booted test guest,
+    that lookup held the start-up for 10 s."""
+
+    allow_reuse_address = True
+    daemon_threads = True
+
+    def server_bind(self) -> None:
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
+
+
+class EchoServer6(EchoServer):
     """The echo server in IPv6 (with ``::``, IPv4 too: the kernel's bindv6only is 0)."""
 
     address_family = socket.AF_INET6
@@ -77,10 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.file:
         url, _, file = spec.partition("=")
         EchoHandler.files[url] = Path(file)
-    ThreadingHTTPServer.allow_reuse_address = True
-    ThreadingHTTPServer.daemon_threads = True
     try:
-        server_class = EchoServer6 if ":" in args.bind else ThreadingHTTPServer
+        server_class = EchoServer6 if ":" in args.bind else EchoServer
         server = server_class((args.bind, args.port), EchoHandler)
     except OSError as exc:
         print(f"echo: cannot listen on {args.bind}:{args.port}: {exc.strerror}", file=sys.stderr)

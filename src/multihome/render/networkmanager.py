@@ -16,9 +16,10 @@ profile is never edited and comes back as soon as multihome's is removed (``unpe
 * a static IPv6 port (``network_data.json`` type ``ipv6``: no router advertisement):
   ``ipv6.method=manual`` with its ``addressN=``, no ``gateway=`` (that default would take
   the profile's ``route-metric`` and beat the other ports' advertised ones) but its
-  gateway as a route of main with the metric it had (2048 + ifindex from the agent), and
-  its table's routes and rules as above. The profile replaces the distribution's, so it
-  carries the addresses, as its static IPv4 ones.
+  gateway as a route of main with the metric it had (2048 + ifindex from the agent), that
+  metric as ``ipv6.route-metric`` too (the prefix route NetworkManager adds for the address
+  gets it: main is what it was), and its table's routes and rules as above. The profile
+  replaces the distribution's, so it carries the addresses, as its static IPv4 ones.
 
 NetworkManager silently drops invalid values from keyfiles: the tests round-trip every
 rendered profile through ``nmcli --offline`` and compare the keys.
@@ -104,8 +105,12 @@ def keyfile(port: ManagedPort) -> str:
         method = "manual" if port.static_only6 else "auto"
         lines += ["", "[ipv6]", f"method={method}", "addr-gen-mode=eui64", "ip6-privacy=0"]
         lines += [f"address{n}={a.interface}" for n, a in enumerate(port.static6, 1)]
-        if port.metric6 is not None:  # equal metrics merge the RA defaults (multipath)
-            lines.append(f"route-metric={port.metric6}")
+        metric = port.metric6  # equal metrics merge the RA defaults (multipath)
+        if port.static_only6:  # no RA defaults: the metric of the prefix route NetworkManager
+            # adds for the address, the agent's (NetworkManager's own would be 100 or IPv4's)
+            metric = next((r.metric for r in port.main6 if r.gateway is None), metric)
+        if metric is not None:
+            lines.append(f"route-metric={metric}")
         lines += _routes_and_rules(port, 6)
     return "\n".join(lines) + "\n"
 

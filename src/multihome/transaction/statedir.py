@@ -30,6 +30,8 @@ if TYPE_CHECKING:  # the plan (and the policy) only where changes are decoded
     from multihome.plan import Change
 
 STATE_BASE = Path("/run/multihome")
+#: Tries to create a state directory whose shared parent another clean-up keeps removing.
+ENSURE_ATTEMPTS = 5
 
 LOCK = "lock"
 LOCK_OWNER = "lock-owner.json"
@@ -238,29 +240,43 @@ class StateDir(_Frozen):
         """Create the folder (0700; its parents 0755 whatever the umask) when it is missing."""
         if self.path.is_dir():
             return
-        try:
-            make_dirs(self.path.parent)
-            if self.identity is None:
-                make_dirs(self.path, 0o700)
-                return
-            # Created complete (with its identity) by a rename: nobody sees it without one.
-            import shutil  # once per namespace: not on every apply's import path
-            import tempfile
-
-            tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+        for attempt in range(ENSURE_ATTEMPTS):
             try:
-                text = json.dumps(self.identity.to_json(), sort_keys=True) + "\n"
-                write_atomic(tmp / IDENTITY, text, 0o600)
-                os.rename(tmp, self.path)
+                self._create()
+                return
+            except FileNotFoundError:
+                # The shared parent (/run/multihome) was removed between its creation and
+                # ours: another namespace's clean-up (`lab down`) removes it once empty.
+                if attempt + 1 < ENSURE_ATTEMPTS:
+                    continue
+                raise InputError(
+                    f"{self.path}: cannot create the state directory (its parent "
+                    f"{self.path.parent} kept disappearing); retry"
+                ) from None
             except OSError as exc:
-                shutil.rmtree(tmp, ignore_errors=True)
-                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                    raise
+                raise InputError(
+                    f"{self.path}: cannot create the state directory "
+                    f"({exc.strerror}); run as root or pass a writable --root"
+                ) from exc
+
+    def _create(self) -> None:
+        make_dirs(self.path.parent)
+        if self.identity is None:
+            make_dirs(self.path, 0o700)
+            return
+        # Created complete (with its identity) by a rename: nobody sees it without one.
+        import shutil  # once per namespace: not on every apply's import path
+        import tempfile
+
+        tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+        try:
+            text = json.dumps(self.identity.to_json(), sort_keys=True) + "\n"
+            write_atomic(tmp / IDENTITY, text, 0o600)
+            os.rename(tmp, self.path)
         except OSError as exc:
-            raise InputError(
-                f"{self.path}: cannot create the state directory "
-                f"({exc.strerror}); run as root or pass a writable --root"
-            ) from exc
+            shutil.rmtree(tmp, ignore_errors=True)
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
 
     def file(self, name: str) -> Path:
         return self.path / name
