@@ -1,10 +1,12 @@
 """The ``multihome`` console script (and ``python -m multihome``).
 
-Two answers come before click is imported: ``multihome --version`` (click alone costs about
-three times the interpreter's own start-up, and ``--version`` is what scripts, udev rules and
-configuration management call to probe for multihome), and an ``apply`` with nothing to do
-(:mod:`multihome.noop`: the re-apply that boot, udev and configuration management repeat).
-Everything else goes to the CLI.
+Two commands run without click: ``multihome --version`` (click alone costs about three times
+the interpreter's own start-up, and ``--version`` is what scripts, udev rules and
+configuration management call to probe for multihome), and the plain ``apply`` (``[--root
+R] [--config F] apply`` with ``-q``, ``--detailed-exit-codes``, ``--no-sysctls``,
+``--lock-timeout S``: what boot, udev and configuration management run), first as a no-op
+(:mod:`multihome.noop`), else in full (:mod:`multihome.apply_cli`). Everything else goes to
+the CLI.
 """
 
 import sys
@@ -20,11 +22,16 @@ def main() -> None:
         sys.stdout.write(f"multihome, version {__version__}\n")
         sys.exit(0)
     if "apply" in args:
-        from multihome.noop import answer
+        from multihome.noop import answer, parse
 
-        code = answer(args)
-        if code is not None:
-            sys.exit(code)
+        request = parse(args)
+        if request is not None:
+            decided = answer(request, args)
+            if decided.code is not None:
+                sys.exit(decided.code)
+            from multihome.apply_cli import main as apply_main
+
+            apply_main(request, args, changed=decided.changed)
     from multihome.cli import main as cli_main
 
     cli_main()

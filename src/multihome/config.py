@@ -32,13 +32,14 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 from types import MappingProxyType
 
 from multihome.kerneldigest import SYSCTL_KNOBS
 from multihome.model import RESERVED_TABLES, IPAddress
 from multihome.reader import Node, decode, read_file, yaml_document
+from multihome.values import frozen
 
 RULE_KINDS: tuple[str, ...] = ("onlink", "from", "oif", "iif")
 DEFAULT_SYSCTLS: Mapping[str, int | None] = MappingProxyType(
@@ -62,7 +63,7 @@ DEFAULT_PROBE: IPAddress = ipaddress.ip_address("198.51.100.10")
 DEFAULT_PROBE6: IPAddress = ipaddress.ip_address("2001:db8:ffff::10")
 
 
-@dataclass(frozen=True)
+@frozen
 class Config:
     """Validated configuration; defaults describe the behaviour without a file."""
 

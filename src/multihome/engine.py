@@ -347,7 +347,7 @@ def _apply_locked(
     text = saved.text()  # encoded once, for the checkpoint and the journal
     checkpoint.save(session.state, saved, text)
     if saved.moved or saved.sysctls:  # else nothing to add: the record is not even read
-        checkpoint.Record.grow(session.state, saved)  # a repair rarely moves anything new
+        checkpoint.record(session.state, saved)
     journal.begin(session.state, saved, plan.changes, text)
     result.checkpoint_id = saved.id
     result.files = register_names(root, plan.tables)

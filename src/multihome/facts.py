@@ -19,14 +19,15 @@ These are plain values, gathered by the callers (:mod:`multihome.source.leases`,
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from types import MappingProxyType
 
 from multihome.model import IPAddress, IPNetwork, Ordered, Route, ordered
+from multihome.values import frozen
 
 
 @ordered
-@dataclass(frozen=True)
+@frozen
 class DeclaredRoute(Ordered):
     """A route a lease or the metadata gives a port: ``dst`` via ``gateway``."""
 
@@ -38,7 +39,7 @@ class DeclaredRoute(Ordered):
         return self.dst.prefixlen == 0
 
 
-@dataclass(frozen=True)
+@frozen
 class Declaration:
     """What one DHCP lease (or the metadata) says a port's routes are."""
 
@@ -65,7 +66,7 @@ def _empty() -> Mapping[str, object]:
     return MappingProxyType({})
 
 
-@dataclass(frozen=True)
+@frozen
 class PortFacts:
     """Everything beyond the kernel's current view that the policy uses, by interface name."""
 

@@ -12,10 +12,12 @@ import _socket
 import ipaddress
 import operator
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import field, fields, replace
 from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar, overload
+
+from multihome.values import frozen
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -266,7 +268,7 @@ def _equal_by_key(value: Any, other: object) -> bool:
 
 
 @ordered
-@dataclass(frozen=True)
+@frozen
 class Link(Ordered):
     """A network interface."""
 
@@ -297,7 +299,7 @@ class Link(Ordered):
 FOREVER = 0xFFFFFFFF
 
 
-@dataclass(frozen=True)
+@frozen
 class Lifetime:
     """An address's preferred and valid lifetimes, in seconds from now (``ip addr replace ...
     preferred_lft P valid_lft V``; :data:`FOREVER`: never ends). The kernel marks the address
@@ -308,7 +310,7 @@ class Lifetime:
 
 
 @ordered
-@dataclass(frozen=True)
+@frozen
 class Address(Ordered):
     """An address configured on an interface, with its prefix."""
 
@@ -371,7 +373,7 @@ class Address(Ordered):
 
 
 @ordered
-@dataclass(frozen=True)
+@frozen
 class NextHop(Ordered):
     """One next hop of a multipath route (``nexthop via fe80::1 dev eth0 weight 1``)."""
 
@@ -397,7 +399,7 @@ class NextHop(Ordered):
 
 
 @ordered
-@dataclass(frozen=True)
+@frozen
 class Route(Ordered):
     """A route in some table. Canonical: ``dst`` is a network, gateway None when on-link.
 
@@ -529,7 +531,7 @@ class Route(Ordered):
 
 
 @ordered
-@dataclass(frozen=True)
+@frozen
 class Rule(Ordered):
     """An ``ip rule``. Canonical: ``src``/``dst`` None mean "all"."""
 
@@ -707,7 +709,7 @@ def net_text(net: IPNetwork) -> str:
 
 
 @ordered
-@dataclass(frozen=True)
+@frozen
 class Sysctl(Ordered):
     """A sysctl by its dotted name (``net.ipv4.conf.eth1.arp_ignore``) and its value."""
 
@@ -733,7 +735,7 @@ def conf_sysctl(ifname: str, knob: str, value: object, family: int = 4) -> Sysct
 
 
 @ordered
-@dataclass(frozen=True)
+@frozen
 class Table(Ordered):
     """A routing table multihome owns: id, name and the interface it serves."""
 
@@ -762,7 +764,7 @@ def _canonical(values: Iterable[_Keyed]) -> tuple[_Keyed, ...]:
     return tuple(sorted(first.values(), key=_ORDER))
 
 
-@dataclass(frozen=True)
+@frozen
 class HostState:
     """Everything multihome reads from one network namespace."""
 

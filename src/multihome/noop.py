@@ -16,10 +16,11 @@ full path (``cli.apply`` -> ``open_session`` -> the fingerprint -> the agent's r
   recorded fingerprint's inputs (version, configuration bytes, options, lease files, name
   files) or kernel digest differ or a lease it read has expired.
 
-Whenever it cannot be sure it returns None and the CLI runs as if it had not been asked
-(it decides again, from scratch, except that a digest found changed is not taken again:
-:data:`found_changed`). Its errors (a lock held too long, Ctrl-C) are reported by
-the CLI's own error path, with the same words and exit codes.
+Whenever it cannot be sure it answers nothing and the full apply runs as if it had not been
+asked (without click: :mod:`multihome.apply_cli`; it decides again, from scratch, except
+that a digest found changed is not taken again: :attr:`Answer.changed`). Its errors (a lock
+held too long, Ctrl-C) are reported by the CLI's own error path
+(:mod:`multihome.errorpath`), with the same words and exit codes.
 """
 
 from __future__ import annotations
@@ -35,16 +36,12 @@ NO_CHANGES = "no changes: the kernel already matches the policy"
 #: The flags of ``apply`` that :func:`parse` accepts (none of them matters to a no-op but
 #: ``--no-sysctls``, which is part of the recorded inputs).
 FLAGS = frozenset({"-q", "--quiet", "--detailed-exit-codes", "--no-sysctls"})
-#: Set once :func:`answer` found, under the lock, that the namespace or the inputs changed
-#: since the recorded apply: the CLI that runs next in this process need not digest the
-#: kernel a second time (if the state went back meanwhile, a full apply is still right).
-found_changed = False
 
 
 class Request:
-    """A no-op candidate's command line: ``--root``, ``--config`` and ``apply``'s options."""
+    """A plain apply's command line: ``--root``, ``--config`` and ``apply``'s options."""
 
-    __slots__ = ("config", "lock_timeout", "no_sysctls", "quiet", "root")
+    __slots__ = ("config", "detailed", "lock_timeout", "no_sysctls", "quiet", "root")
 
     def __init__(
         self,
@@ -53,12 +50,31 @@ class Request:
         quiet: bool,
         no_sysctls: bool,
         lock_timeout: float,
+        detailed: bool = False,
     ) -> None:
         self.root = root
         self.config = config
         self.quiet = quiet
         self.no_sysctls = no_sysctls
         self.lock_timeout = lock_timeout
+        self.detailed = detailed
+
+
+class Answer:
+    """What :func:`answer` decided: the exit code of a no-op (its output written), or None
+    (the full apply must run) and whether the namespace or the inputs were found changed
+    under the lock since the recorded apply (then the full apply need not digest the kernel
+    a second time; if the state went back meanwhile, a full apply is still right)."""
+
+    __slots__ = ("changed", "code")
+
+    def __init__(self, code: int | None, changed: bool = False) -> None:
+        self.code = code
+        self.changed = changed
+
+
+#: The answer that leaves everything to the full apply.
+UNANSWERED = Answer(None)
 
 
 def parse(args: list[str]) -> Request | None:
@@ -95,6 +111,7 @@ def parse(args: list[str]) -> Request | None:
         quiet=bool(flags & {"-q", "--quiet"}),
         no_sysctls="--no-sysctls" in flags,
         lock_timeout=lock_timeout,
+        detailed="--detailed-exit-codes" in flags,
     )
 
 
@@ -122,31 +139,31 @@ def _seconds(text: str) -> float | None:
     return float(text)
 
 
-def answer(args: list[str]) -> int | None:
-    """The exit code of ``multihome`` run with ``args`` when it is a no-op ``apply`` (its
-    output written), or None: the CLI must run."""
-    request = parse(args)
-    if request is None or os.geteuid() != 0:
-        return None
+def answer(request: Request, args: list[str]) -> Answer:
+    """The no-op's answer to ``request`` (the command line ``args``, which :func:`parse`
+    understood): its exit code when nothing is to be done (its output written), else
+    :data:`UNANSWERED` or an unanswered :class:`Answer` that says the namespace changed."""
+    if os.geteuid() != 0:
+        return UNANSWERED
     from multihome.errors import MultihomeError
 
     answered: list[bool] = []
     try:
         return _decide(request, answered)
     except (MultihomeError, KeyboardInterrupt) as exc:
-        from multihome.cli import report_error
+        from multihome.errorpath import report_error
 
         report_error(exc, args)
     except Exception as exc:
         if answered:  # said "no changes" already: the CLI's error path, never twice
-            from multihome.cli import report_error
+            from multihome.errorpath import report_error
 
             report_error(exc, args)
-        return None  # the CLI meets it again, and says it its way
+        return UNANSWERED  # the full apply meets it again, and says it its way
 
 
-def _decide(request: Request, answered: list[bool]) -> int | None:
-    """The no-op's exit code, or None; ``answered`` gets an item once output is written."""
+def _decide(request: Request, answered: list[bool]) -> Answer:
+    """The no-op's answer; ``answered`` gets an item once output is written."""
     from multihome.kerneldigest import current
     from multihome.leasefiles import host_signature
     from multihome.transaction.fingerprint import config_source, inputs, trusted
@@ -156,27 +173,25 @@ def _decide(request: Request, answered: list[bool]) -> int | None:
     identity = current_namespace()
     found = StateDir.of(request.root.absolute(), identity.key)
     if found.recorded() != identity:
-        return None  # no state yet, or another namespace's: the CLI creates or removes it
+        return UNANSWERED  # no state yet, or another namespace's: the apply creates or removes it
     state = StateDir(found.path, found.netns, identity)
     if not state.exists(FINGERPRINT):
-        return None  # nothing recorded: no lock taken for nothing
+        return UNANSWERED  # nothing recorded: no lock taken for nothing
     source = config_source(request.config, request.root)
     session = open_clean_session(state, request.root, timeout=request.lock_timeout)
     if session is None:
-        return None
+        return UNANSWERED
     try:
         options = "--no-sysctls" if request.no_sysctls else ""
         digest = inputs(source, request.root, host_signature(request.root), options)
         kernel = trusted(session.state, digest)
         if kernel is None or kernel != current():
-            global found_changed  # noqa: PLW0603 - one answer per process, read by the CLI
-            found_changed = True
-            return None
+            return Answer(None, changed=True)
         answered.append(True)
         if not request.quiet:
             sys.stdout.write(NO_CHANGES + "\n")
         resume_agent(request.root)
-        return 0
+        return Answer(0)
     finally:
         session.close()
 

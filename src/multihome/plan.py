@@ -11,7 +11,7 @@ end the secondary defaults leave main -- when replies already have their own pat
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Any, Literal
 
 from multihome.config import Config
@@ -26,11 +26,12 @@ from multihome.policy import (
     owned_rules,
     persisted_rules,
 )
+from multihome.values import frozen
 
 Action = Literal["add", "remove", "set"]
 
 
-@dataclass(frozen=True)
+@frozen
 class Change:
     """One kernel change. ``old`` is the prior value of a sysctl (None if unknown)."""
 
@@ -70,7 +71,7 @@ class Change:
         return data
 
 
-@dataclass(frozen=True)
+@frozen
 class Plan:
     """The ordered changes, and the table names they use."""
 
@@ -118,7 +119,7 @@ class Plan:
         }
 
 
-@dataclass(frozen=True)
+@frozen
 class Assessment:
     """One read of the host, what the policy wants of it, and the plan that gets it there."""
 

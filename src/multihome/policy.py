@@ -67,6 +67,7 @@ from multihome.model import (
     conf_sysctl,
     default_network,
 )
+from multihome.values import frozen
 
 #: Link kinds that are not VM ports: left alone unless listed in interfaces.include.
 IGNORED_KINDS = frozenset(
@@ -136,7 +137,7 @@ LINK_LOCAL6_TEXT = "fe80::/64"
 THROW_METRIC = {4: 0, 6: 1024}
 
 
-@dataclass(frozen=True)
+@frozen
 class ManagedInterface:
     """A port multihome manages, and the decisions made for it."""
 
@@ -166,7 +167,7 @@ class ManagedInterface:
         }
 
 
-@dataclass(frozen=True)
+@frozen
 class Skipped:
     """An interface that is not managed, and why (said to the user)."""
 
@@ -174,7 +175,7 @@ class Skipped:
     reason: str
 
 
-@dataclass(frozen=True)
+@frozen
 class DesiredState:
     """What the policy wants. ``routes`` and ``rules`` are owned by multihome."""
 
@@ -1465,7 +1466,7 @@ def _primary6(state: HostState, defaults6: dict[str, Route]) -> str | None:
     return min(defaults6.values(), key=lambda r: (r.metric, index.get(r.ifname or "", 0))).ifname
 
 
-@dataclass(frozen=True)
+@frozen
 class _Ipv6:
     """The IPv6 facts of the managed ports, gathered once per policy computation."""
 

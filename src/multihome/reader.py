@@ -28,12 +28,13 @@ import re
 import reprlib
 import stat
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from multihome.errors import InputError
 from multihome.model import IPAddress, IPNetwork
+from multihome.values import frozen
 
 if TYPE_CHECKING:
     import yaml
@@ -106,7 +107,7 @@ class MarkedList(list[Any]):
         self.marks: list[Mark] = []
 
 
-@dataclass(frozen=True)
+@frozen
 class Origin:
     """What every node of one document shares: its name and how to talk about it."""
 
@@ -124,7 +125,7 @@ def shown(value: object) -> str:
     return text if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
 
 
-@dataclass(frozen=True)
+@frozen
 class Node:
     """A value read from a document, with where it is; its methods return typed values or
     raise :class:`~multihome.errors.InputError` naming the file, the position, the key path

@@ -13,16 +13,16 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from multihome.backend import Backend, Lookup
 from multihome.config import Config
 from multihome.model import IPAddress, ip_text
 from multihome.policy import DesiredState, ManagedInterface
+from multihome.values import frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class Check:
     """One proof: what was resolved, what was expected, what the kernel said."""
 

@@ -2,7 +2,8 @@
 the kernel state, the name files, the configuration or the leases makes it do the full read
 again. Checked with `ip -j` and the command's own output in a bench lab's namespaces; whether
 the no-op was decided before the CLI (multihome.noop) is seen in the modules the process
-imported (``PYTHONPROFILEIMPORTTIME``: the CLI's module is not among them)."""
+imported (``PYTHONPROFILEIMPORTTIME``: the full apply's module, multihome.apply_cli, with or
+without click, is not among them)."""
 
 from __future__ import annotations
 
@@ -37,8 +38,8 @@ def apply(lab: BenchLab, *args: str) -> str:
 def traced(
     lab: BenchLab, *args: str, command: tuple[str, ...] = (MULTIHOME,), root: bool = True
 ) -> tuple[subprocess.CompletedProcess[str], bool]:
-    """``multihome [--root R] ARGS`` in the lab's namespace, and whether the CLI ran (its module
-    was imported: the no-op decision fell through)."""
+    """``multihome [--root R] ARGS`` in the lab's namespace, and whether the full apply ran
+    (its module was imported: the no-op decision fell through)."""
     env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1")
     options = ("--root", str(lab.root)) if root else ()
     proc = subprocess.run(
@@ -48,7 +49,9 @@ def traced(
         check=False,
         env=env,
     )
-    imported = " multihome.cli\n" in proc.stderr or proc.stderr.endswith(" multihome.cli")
+    imported = " multihome.apply_cli\n" in proc.stderr or proc.stderr.endswith(
+        " multihome.apply_cli"
+    )
     proc.stderr = "".join(
         line
         for line in proc.stderr.splitlines(keepends=True)

@@ -33,6 +33,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "foundation",
         (
             "multihome._version",
+            "multihome.values",
             "multihome.errors",
             "multihome.model",
             "multihome.facts",
@@ -68,7 +69,15 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     (
         "cli",
-        ("multihome", "multihome.cli", "multihome.__main__", "multihome._entry", "multihome.noop"),
+        (
+            "multihome",
+            "multihome.cli",
+            "multihome.__main__",
+            "multihome._entry",
+            "multihome.noop",
+            "multihome.apply_cli",
+            "multihome.errorpath",
+        ),
     ),
 )
 

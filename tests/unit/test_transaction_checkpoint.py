@@ -143,3 +143,36 @@ def test_reset_gives_the_moved_default_its_slot_back_from_our_own_in_main(
     defaults = [r for r in alone.read().routes if r.table == TABLE_MAIN and r.is_default]
     assert [(r.ifname, r.proto) for r in defaults] == [("eth1", PROTO_DHCP)]
     assert not [r for r in alone.read().routes if r.proto == PROTO_MULTIHOME]
+
+
+def test_the_record_is_written_only_when_an_apply_adds_to_it(tmp_path: Path) -> None:
+    """checkpoint.record adds what an apply moves to the record file as Record.load/add/save
+    did: the first apply's routes and prior sysctl values; an apply that moves the very same
+    routes and sets the same sysctls again leaves the file untouched (same inode, same text:
+    its routes are not decoded); one that moves another route or a sysctl the record lacks
+    grows it, the first values kept."""
+    from multihome.transaction.statedir import RECORD, StateDir
+
+    config = Config()
+    state = howto_host()
+    plan = make_plan(state, compute_policy(state, config), config)
+    first = checkpoint.capture(state, plan.changes, config, tmp_path)
+    folder = StateDir.current(tmp_path)
+    checkpoint.record(folder, first)
+    expected = checkpoint.Record().add(first)
+    assert checkpoint.Record.load(folder) == expected and expected.moved
+    written = folder.file(RECORD)
+    text, inode = written.read_text(), written.stat().st_ino
+    again = replace(first, id="again", sysctls={k: "9" for k in first.sysctls})
+    checkpoint.record(folder, again)
+    assert (written.read_text(), written.stat().st_ino) == (text, inode)
+    (moved,) = first.moved
+    other = replace(moved, ifname="eth2", metric=moved.metric + 1)
+    grown = replace(first, moved=(other,), sysctls={"net.ipv4.conf.eth2.rp_filter": "1"})
+    checkpoint.record(folder, grown)
+    assert checkpoint.Record.load(folder) == expected.add(grown)
+    assert checkpoint.Record.load(folder).sysctls == {
+        **expected.sysctls,
+        "net.ipv4.conf.eth2.rp_filter": "1",
+    }
+    assert len(checkpoint.Record.load(folder).moved) == 2

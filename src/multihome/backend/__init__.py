@@ -24,16 +24,16 @@ pyroute2, ``ip``, ``nft`` and daemons.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from multihome.model import Address, HostState, IPAddress, Lifetime, Route
+from multihome.values import frozen
 
 if TYPE_CHECKING:
     from multihome.plan import Change
 
 
-@dataclass(frozen=True)
+@frozen
 class Lookup:
     """The answer of a route lookup (``ip route get``)."""
 
@@ -51,7 +51,7 @@ class Lookup:
 Query = tuple[IPAddress, IPAddress | None, str | None]
 
 
-@dataclass(frozen=True)
+@frozen
 class Announcement:
     """An announcement to send (a gratuitous ARP for IPv4, an unsolicited neighbour
     advertisement for IPv6): ``address`` lives on ``ifname``, whose MAC is ``mac``."""
@@ -61,7 +61,7 @@ class Announcement:
     address: IPAddress
 
 
-@dataclass(frozen=True)
+@frozen
 class Fingerprint:
     """A digest of a namespace's state, and the sysctl values it covers."""
 

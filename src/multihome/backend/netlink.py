@@ -17,6 +17,7 @@ from __future__ import annotations
 import _socket
 import errno
 import ipaddress
+import operator
 import os
 import struct
 from collections import Counter
@@ -203,6 +204,11 @@ NOTIFICATIONS = {
 #: (1-based: the value of id ``i`` is the array's ``i - 1``th u32).
 DEVCONF = {"rp_filter": 8, "arp_filter": 13, "arp_announce": 18, "arp_ignore": 19}
 DEVCONF_KNOBS = tuple((knob, DEVCONF[knob] - 1) for knob in SYSCTL_KNOBS)
+#: The devconf's values up to the last knob read, and the knobs' values among them (in
+#: :data:`SYSCTL_KNOBS`' order, four: ``itemgetter`` gives a tuple): one ``Struct`` and one
+#: ``itemgetter``, made once.
+_DEVCONF_HEAD = struct.Struct(f"={max(DEVCONF.values())}i")
+_DEVCONF_PICK = operator.itemgetter(*(index for _knob, index in DEVCONF_KNOBS))
 
 
 #: The kinds of state :meth:`NetlinkBackend.expect` is told about (the agent's event kinds).
@@ -1030,14 +1036,13 @@ def _raw_link(body: bytes) -> RawLink | None:
     spec = attrs.get(IFLA_AF_SPEC)
     inet = attributes(spec, 0).get(AF_INET) if spec else None
     devconf = attributes(inet, 0).get(IFLA_INET_CONF) if inet else None
-    if devconf and len(devconf) >= 4 * (max(DEVCONF.values())):
-        values = struct.unpack_from(f"={len(devconf) // 4}i", devconf)
-        conf = tuple(values[i] for _knob, i in DEVCONF_KNOBS)
+    if devconf and len(devconf) >= _DEVCONF_HEAD.size:
+        conf = _DEVCONF_PICK(_DEVCONF_HEAD.unpack_from(devconf))
     return (
         index,
         asciiz(name),
         flags,
-        ":".join(f"{b:02x}" for b in mac) if mac else None,
+        mac.hex(":") if mac else None,
         asciiz(kind) if kind else None,
         u32(master) if master else None,
         operstate,

@@ -20,8 +20,9 @@ import errno
 import os
 import struct
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TypeVar
+
+from multihome.values import frozen
 
 # -- netlink (linux/netlink.h) ----------------------------------------------------------------
 NETLINK_ROUTE = 0
@@ -147,7 +148,7 @@ class NetlinkError(OSError):
     """The kernel refused a request: ``errno`` and its text (plus the kernel's own words)."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Message:
     """One decoded netlink message: its type, flags and body (after the header)."""
 

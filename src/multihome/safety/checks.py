@@ -18,13 +18,13 @@ import ipaddress
 import os
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from multihome.backend import Backend
 from multihome.errors import InputError
 from multihome.model import HostState, IPAddress
+from multihome.values import frozen
 
 if TYPE_CHECKING:  # the policy is not imported by an apply that has nothing to do
     from multihome.policy import ManagedInterface
@@ -39,7 +39,7 @@ PROBE_TIMEOUT = 5.0
 DISCARD_PORT = 9
 
 
-@dataclass(frozen=True)
+@frozen
 class Peer:
     """The management client: its address and, when known, the local address it reached."""
 
@@ -49,7 +49,7 @@ class Peer:
     """Where it was found (``$SSH_CONNECTION``, ``--management-peer``, ``process 123``)."""
 
 
-@dataclass(frozen=True)
+@frozen
 class CheckResult:
     """One post-apply check."""
 
@@ -61,7 +61,7 @@ class CheckResult:
         return {"check": self.name, "ok": self.ok, "detail": self.detail}
 
 
-@dataclass(frozen=True)
+@frozen
 class Probe:
     """An extra probe given with ``--check``."""
 

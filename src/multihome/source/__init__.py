@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import importlib
 import ipaddress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from multihome.errors import MetadataUnavailable, MultihomeError
+from multihome.values import frozen
 
 if TYPE_CHECKING:
     from multihome.model import HostState
@@ -112,7 +112,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@frozen
 class Resolved:
     """Which source was used, the metadata (if any) and why."""
 

@@ -26,7 +26,6 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from multihome.facts import Declaration, DeclaredRoute
@@ -41,6 +40,7 @@ from multihome.leasefiles import (
     signature,
 )
 from multihome.model import Link
+from multihome.values import frozen
 
 IPv4 = ipaddress.IPv4Address
 
@@ -57,7 +57,7 @@ class LeaseError(ValueError):
     """A lease that cannot be understood (said as a warning, never raised to the user)."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Lease:
     """One IPv4 DHCP lease of one interface."""
 
@@ -95,7 +95,7 @@ class Lease:
         return Declaration(ifname, self.address, self.routes, self.origin)
 
 
-@dataclass(frozen=True)
+@frozen
 class Leases:
     """The newest valid lease of each interface, and what could not be read."""
 
@@ -214,6 +214,8 @@ def _dhclient_time(words: list[str]) -> float | None:
     if words[:1] == ["epoch"] and len(words) >= 2 and words[1].isdigit():
         return float(words[1])
     if len(words) >= 3:
+        from datetime import UTC, datetime  # dhclient's dated leases only (start-up time)
+
         try:
             moment = datetime.strptime(f"{words[1]} {words[2]}", "%Y/%m/%d %H:%M:%S")
         except ValueError as exc:

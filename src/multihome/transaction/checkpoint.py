@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -41,11 +41,12 @@ from multihome.transaction.statedir import (
     rule_from_json,
     rule_to_json,
 )
+from multihome.values import frozen
 
 NAME_FILES = (RT_TABLES_FILE, RT_PROTOS_FILE)
 
 
-@dataclass(frozen=True)
+@frozen
 class Checkpoint:
     """The owned state right before one apply (what ``rollback`` goes back to)."""
 
@@ -277,7 +278,7 @@ def execute(backend: Backend, changes: Sequence[Change]) -> tuple[int, list[str]
 
 
 # -- the record -----------------------------------------------------------------------------
-@dataclass(frozen=True)
+@frozen
 class Record:
     """What every apply so far moved or changed: what ``reset`` puts back."""
 
@@ -296,25 +297,11 @@ class Record:
         return cls.from_json(state_dir.read_json(RECORD) or {})
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Record:
+    def from_json(cls, data: Mapping[str, Any]) -> Record:
         return cls(
             moved=tuple(route_from_json(r) for r in data.get("moved", [])),
             sysctls=MappingProxyType(dict(data.get("sysctls", {}))),
         )
-
-    @classmethod
-    def grow(cls, state_dir: StateDir, saved: Checkpoint) -> None:
-        """Save the record with what the apply of ``saved`` moves and changes (:meth:`add`),
-        when that is anything new. Every apply after the first sets the same sysctls and
-        moves the same defaults (1,024 and 256 at 256 ports): whether the file already holds
-        them is seen in its JSON, each moved route by its text (kept on the route:
-        :func:`~multihome.transaction.statedir.object_text`), without decoding its routes."""
-        data = state_dir.read_json(RECORD) or {}
-        if _holds(data, saved):
-            return
-        record = cls.from_json(data)
-        if (grown := record.add(saved)) != record:
-            grown.save(state_dir)
 
     def save(self, state_dir: StateDir) -> None:
         state_dir.write_json(RECORD, self.to_json())
@@ -337,20 +324,30 @@ class Record:
         return Record(tuple(r for r in self.moved if r not in present), self.sysctls)
 
 
-def _holds(data: dict[str, Any], saved: Checkpoint) -> bool:
-    """True when the record's JSON ``data`` has every sysctl ``saved`` sets and, as the same
-    text, every route it moves (False when unsure: the record is then decoded and added to)."""
-    sysctls, moved = data.get("sysctls"), data.get("moved")
-    if not isinstance(sysctls, dict) or not isinstance(moved, list):
-        return False
+def record(state_dir: StateDir, saved: Checkpoint) -> None:
+    """Add to the record in ``state_dir`` what the apply of ``saved`` moves and changes
+    (:meth:`Record.add`), written only when it grew. An apply that moves nothing new (every
+    re-apply after a reset or an undo) leaves it as it is without decoding its routes: the
+    record's routes are compared as the texts the file holds (256 routes decoded and
+    compared at 256 ports, 3% of a full apply, before)."""
+    data = state_dir.read_json(RECORD) or {}
+    if _holds(data, saved):
+        return
+    recorded = Record.from_json(data)
+    if (grown := recorded.add(saved)) != recorded:  # a repair rarely moves anything new
+        grown.save(state_dir)
+
+
+def _holds(data: Mapping[str, Any], saved: Checkpoint) -> bool:
+    """Whether the record's JSON ``data`` already has every route ``saved`` moves (the very
+    same route, by its text) and a prior value of every sysctl it sets: then
+    :meth:`Record.add` gives the record back (the first value wins)."""
+    sysctls = data.get("sysctls", {})
     if any(name not in sysctls for name in saved.sysctls):
         return False
     if not saved.moved:
         return True
-    try:
-        texts = {json_text(entry) for entry in moved}
-    except (TypeError, ValueError):
-        return False
+    texts = {json_text(route) for route in data.get("moved", [])}
     return all(object_text(route) in texts for route in saved.moved)
 
 
