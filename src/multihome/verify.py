@@ -119,8 +119,9 @@ def _run(
             if interrupted():
                 return None
             answers += backend.lookups(queries[start : start + BATCH])
+    texts: dict[IPAddress, str] = {}  # the probes and gateways recur in most checks
     return [
-        _check(iface, src, name, dst, found, want_gateway=want)
+        _check(iface, src, name, dst, found, texts, want_gateway=want)
         for (iface, src, name, dst, _, want), found in zip(asked, answers, strict=True)
     ]
 
@@ -131,34 +132,38 @@ def _check(
     name: str,
     dst: IPAddress,
     found: Lookup | None,
+    texts: dict[IPAddress, str],
     *,
     want_gateway: bool,
 ) -> Check:
+    def text(address: IPAddress) -> str:
+        known = texts.get(address)
+        if known is None:
+            known = texts[address] = ip_text(address)
+        return known
+
     gateway = iface.gateway_for(dst.version) if want_gateway else None
-    expected = f"dev {iface.name}" + (f" via {ip_text(gateway)}" if gateway is not None else "")
+    expected = f"dev {iface.name}" + (f" via {text(gateway)}" if gateway is not None else "")
     ok = (
         found is not None
         and found.ifname == iface.name
         and (not want_gateway or found.gateway == gateway)
     )
+    if found is None:
+        got = "unreachable"
+    else:
+        got = f"dev {found.ifname}"
+        if found.gateway is not None:
+            got += f" via {text(found.gateway)}"
     return Check(
         interface=iface.name,
         address="(device)" if src is None else ip_text(src),
         name=name,
-        destination=ip_text(dst),
+        destination=text(dst),
         ok=ok,
         expected=expected,
-        got=_describe(found),
+        got=got,
     )
-
-
-def _describe(found: Lookup | None) -> str:
-    if found is None:
-        return "unreachable"
-    text = f"dev {found.ifname}"
-    if found.gateway is not None:
-        text += f" via {ip_text(found.gateway)}"
-    return text
 
 
 def _subnet_peer(interface: ipaddress.IPv4Interface | ipaddress.IPv6Interface) -> IPAddress | None:

@@ -26,7 +26,7 @@ from multihome.plan import Change, Plan
 from multihome.policy import compute_policy
 from multihome.transaction import checkpoint
 from multihome.transaction.lock import is_locked
-from multihome.transaction.statedir import JOURNAL, StateDir
+from multihome.transaction.statedir import JOURNAL, RECORD, StateDir
 
 CONFIG = Config()
 
@@ -78,6 +78,28 @@ def test_apply_makes_the_plan_and_writes_checkpoint_record_and_names(tmp_path: P
     assert "\tmh-eth0\t" in names and "\tmh-eth1\t" in names
     with locked(backend, root=tmp_path, timeout=0) as session:
         assert session.recovery is None
+
+
+def test_the_record_is_written_only_when_an_apply_adds_to_it(tmp_path: Path) -> None:
+    """An apply that moves the defaults and sets the sysctls the record already holds (the
+    same apply again, after its changes were undone) leaves record.json as it is; one whose
+    record lacks a sysctl (the file edited) writes it again, complete."""
+    backend = FakeBackend(howto_host())
+    plan = howto_plan()
+    apply_plan(backend, plan, root=tmp_path, config=CONFIG)
+    path = state_dir(tmp_path).file(RECORD)
+    first, inode = path.read_text(), path.stat().st_ino
+    backend.apply([c.inverse() for c in reversed(plan.changes)])
+    apply_plan(backend, plan, root=tmp_path, config=CONFIG)
+    assert path.read_text() == first and path.stat().st_ino == inode  # not rewritten
+    data = json.loads(first)
+    del data["sysctls"]["net.ipv4.conf.eth1.arp_ignore"]
+    path.write_text(json.dumps(data))
+    backend.apply([c.inverse() for c in reversed(plan.changes)])
+    apply_plan(backend, plan, root=tmp_path, config=CONFIG)
+    record = checkpoint.Record.load(state_dir(tmp_path))
+    assert record.sysctls["net.ipv4.conf.eth1.arp_ignore"] == "0"
+    assert [(r.ifname, str(r.dst)) for r in record.moved] == [("eth1", "0.0.0.0/0")]
 
 
 def test_an_apply_inside_a_session_uses_its_state_and_its_apply_id(tmp_path: Path) -> None:

@@ -138,9 +138,15 @@ class Backend(Protocol):
         sent, with the reason; raises ``OSError`` when nothing could be sent at all.
         """
 
-    def fingerprint(self) -> Fingerprint:
+    def fingerprint(self, *, since_read: bool = False) -> Fingerprint:
         """A digest of everything :meth:`read` returns, computed without building the model
-        (a no-op apply compares it with the one recorded after the last apply)."""
+        (a no-op apply compares it with the one recorded after the last apply).
+
+        ``since_read``: the state is the last :meth:`read`'s with this backend's own changes
+        made since, and the caller makes sure nothing else changed (the notifications,
+        :meth:`watch`): only what those changes touched need be asked of the kernel again.
+        A digest that does not match the kernel is never wrong to record, only useless: the
+        next no-op apply compares it with the kernel's own and finds them different."""
 
     def watch(self) -> None:
         """Record, from now on, the namespace's link, address, route and rule notifications."""

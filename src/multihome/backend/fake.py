@@ -331,7 +331,7 @@ class FakeBackend:
             self.announced.append((item.ifname, item.mac, str(item.address)))
         return failed
 
-    def fingerprint(self) -> Fingerprint:
+    def fingerprint(self, *, since_read: bool = False) -> Fingerprint:
         return Fingerprint(
             hashlib.blake2b(repr(self.state).encode()).hexdigest(), dict(self.state.sysctls)
         )

@@ -121,10 +121,14 @@ def expected_notifications(changes: Sequence[Change]) -> Counter[str]:
     """The kernel's notifications for ``changes``: one per route or rule change."""
     from multihome.model import Sysctl
 
+    kinds = Counter(
+        (c.kind, c.action, c.obj.family) for c in changes if not isinstance(c.obj, Sysctl)
+    )
     return Counter(
-        f"{c.kind} {'new' if c.action == 'add' else 'del'} {_FAMILIES[c.obj.family]}"
-        for c in changes
-        if not isinstance(c.obj, Sysctl)
+        {
+            f"{kind} {'new' if action == 'add' else 'del'} {_FAMILIES[family]}": count
+            for (kind, action, family), count in kinds.items()
+        }
     )
 
 
@@ -143,7 +147,9 @@ def record(
 
     if inputs_digest is None:
         return False
-    found = backend.fingerprint()
+    # Only what the apply changed is asked again: whatever else changed since the read
+    # shows in the notifications (taken after it), and nothing is recorded then.
+    found = backend.fingerprint(since_read=True)
     seen = backend.notifications()
     if seen is None or Counter(seen) != expected_notifications(changes):
         return False

@@ -1,0 +1,66 @@
+"""The fingerprint an apply records, taken after its own changes without dumping the links and
+addresses again (``NetlinkBackend.fingerprint(since_read=True)``: its sysctl writes put into
+the read's link messages), against the real kernel's digest (``kerneldigest.current``, what
+the next no-op apply computes) in the how-to's VM namespace."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from netns_util import HowtoVM, sh
+
+SCRIPT = """
+import json, sys
+from multihome import kerneldigest
+from multihome.backend.netlink import NetlinkBackend
+from multihome.config import Config
+from multihome.engine import assess
+
+backend = NetlinkBackend(local_table=False)
+dumps = []
+real = backend.sock.dump_bodies
+backend.sock.dump_bodies = lambda kind, *a, **k: dumps.append(kind) or real(kind, *a, **k)
+found = {}
+plan = assess(backend, Config()).plan
+found["sysctls"] = sum(c.kind == "sysctl" for c in plan.changes)
+found["routes"] = sum(c.kind != "sysctl" for c in plan.changes)
+backend.apply(plan.changes)
+dumps.clear()
+after = backend.fingerprint(since_read=True)
+found["dumped"] = sorted(set(dumps))
+found["equal"] = after.digest == kerneldigest.current()
+found["values"] = {k: v for k, v in after.sysctls.items() if ".eth1." in k}
+# The undo of the sysctls (their prior values), then a write behind the backend's back.
+backend.read()
+undo = [c.inverse() for c in reversed(plan.changes) if c.kind == "sysctl"]
+backend.apply(undo)
+found["undone_equal"] = backend.fingerprint(since_read=True).digest == kerneldigest.current()
+backend.read()
+backend.apply(plan.changes[:1])
+with open("/proc/sys/net/ipv4/conf/eth1/arp_ignore", "w") as f:
+    f.write("1")  # it is 0 after the undo
+found["foreign_equal"] = backend.fingerprint(since_read=True).digest == kerneldigest.current()
+print(json.dumps(found))
+"""
+
+
+def test_the_fingerprint_after_an_apply_is_the_kernels_digest(vm: HowtoVM) -> None:
+    """After an apply that set every port's sysctls and added the tables and rules, the
+    fingerprint taken from the read's link and address messages (only routes and rules dumped
+    again) equals the kernel's own digest; so does the one after the sysctls are undone to
+    their prior values; a sysctl another writer changed after the read makes them differ (the
+    recorded digest then never matches, and the next apply reads everything)."""
+    for ifname in ("eth0", "eth1"):
+        for knob in ("rp_filter", "arp_ignore", "arp_announce", "arp_filter"):
+            sh("ip", "netns", "exec", vm.ns, "sysctl", "-qw", f"net.ipv4.conf.{ifname}.{knob}=0")
+    out = sh("ip", "netns", "exec", vm.ns, sys.executable, "-c", SCRIPT).stdout
+    found = json.loads(out)
+    assert found["sysctls"] == 8 and found["routes"] > 0, found
+    assert found["dumped"] == [26, 34], found  # RTM_GETROUTE, RTM_GETRULE: no link dump
+    assert found["equal"] is True
+    assert found["values"]["net.ipv4.conf.eth1.rp_filter"] == "2", found
+    assert found["undone_equal"] is True
+    assert found["foreign_equal"] is False
+    knob = sh("ip", "netns", "exec", vm.ns, "sysctl", "-n", "net.ipv4.conf.eth0.arp_ignore")
+    assert knob.stdout.strip() == "0"  # the undo's value, as the kernel has it
