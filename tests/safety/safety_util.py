@@ -80,8 +80,12 @@ class Lab:
             if k not in ("SSH_CONNECTION", "SSH_CLIENT", "MULTIHOME_FAILPOINT")
         }
         full_env.update(env or {})
+        # SIGINT as a terminal gives it: a test run started in the background (`make test &`,
+        # nohup) has SIGINT ignored, which its children inherit, and Python then never
+        # raises KeyboardInterrupt (test_ctrl_c_during_the_window_rolls_back_now hung so).
+        command = ["ip", "netns", "exec", self.vm, MULTIHOME, "--root", str(self.root), *args]
         return subprocess.Popen(
-            ["ip", "netns", "exec", self.vm, MULTIHOME, "--root", str(self.root), *args],
+            ["env", "--default-signal=INT", *command],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,

@@ -10,7 +10,9 @@ import signal
 import stat
 import subprocess
 import time
+from pathlib import Path
 
+import pytest
 from safety_util import MULTIHOME, Lab, read_until, wait_for
 
 
@@ -287,9 +289,24 @@ def test_ctrl_c_during_the_window_rolls_back_now(lab: Lab) -> None:
         30,
         "the countdown",
     )
+    # What the process does with SIGINT (blocked, ignored, caught), for a failure's message.
+    masks = [
+        line
+        for line in Path(f"/proc/{apply.pid}/status").read_text().splitlines()
+        if line.startswith(("SigBlk", "SigIgn", "SigCgt"))
+    ]
     start = time.monotonic()
     apply.send_signal(signal.SIGINT)
-    _, err = apply.communicate(timeout=30)
+    try:
+        _, err = apply.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        tasks = {
+            task.name: (task / "wchan").read_text() + " " + (task / "stat").read_text().split()[2]
+            for task in Path(f"/proc/{apply.pid}/task").iterdir()
+        }
+        apply.kill()
+        _, err = apply.communicate()
+        pytest.fail(f"SIGINT not acted on in 30 s; {masks}; threads {tasks}; stderr: {err}")
     assert apply.returncode == 3, err
     assert "Ctrl-C" in err
     assert time.monotonic() - start < 15
