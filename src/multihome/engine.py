@@ -24,7 +24,6 @@ import errno
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -40,6 +39,7 @@ from multihome.policy import DesiredState, PolicyMemo
 from multihome.transaction import DEFAULT_LOCK_TIMEOUT, checkpoint, journal
 from multihome.transaction.journal import Mode, Recovery
 from multihome.transaction.session import Session, open_session
+from multihome.values import field, record, replace
 from multihome.verify import Check, verify_unless
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ Progress = Callable[[int, int, Change], None]
 T = TypeVar("T")
 
 
-@dataclass
+@record
 class ApplyResult:
     """What an apply did."""
 
@@ -86,7 +86,7 @@ class ApplyResult:
         return self.kernel_changes > 0 or bool(self.files)
 
 
-@dataclass
+@record
 class Convergence:
     """What one pass of the transaction did: the plan, the changes, the announcement, the
     proof, and the recovery of an interrupted apply it started with."""

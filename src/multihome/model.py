@@ -12,12 +12,11 @@ import _socket
 import ipaddress
 import operator
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import field, fields, replace
 from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar, overload
 
-from multihome.values import frozen
+from multihome.values import field, fields, frozen, replace
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -235,7 +234,7 @@ _O = TypeVar("_O", bound=Ordered)
 def ordered(cls: type[_O]) -> type[_O]:
     """Give the dataclass ``cls`` (an :class:`Ordered`) its comparison key: the tuple of its
     ``compare`` fields (``attrgetter``, in C; a one-field class gets a one-tuple)."""
-    names = [f.name for f in fields(cls) if f.compare]  # type: ignore[arg-type]
+    names = [f.name for f in fields(cls) if f.compare]
     key: Callable[[Any], tuple[Any, ...]]
     if len(names) == 1:
         only = names[0]

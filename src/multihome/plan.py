@@ -11,7 +11,6 @@ end the secondary defaults leave main -- when replies already have their own pat
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import field, replace
 from typing import Any, Literal
 
 from multihome.config import Config
@@ -26,7 +25,7 @@ from multihome.policy import (
     owned_rules,
     persisted_rules,
 )
-from multihome.values import frozen
+from multihome.values import field, frozen, replace
 
 Action = Literal["add", "remove", "set"]
 

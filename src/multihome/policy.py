@@ -37,7 +37,6 @@ from __future__ import annotations
 import ipaddress
 import zlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import NamedTuple
 
@@ -70,7 +69,7 @@ from multihome.model import (
     default_network,
     ip_text,
 )
-from multihome.values import frozen
+from multihome.values import field, frozen, record, replace
 
 #: Link kinds that are not VM ports: left alone unless listed in interfaces.include.
 IGNORED_KINDS = frozenset(
@@ -355,7 +354,7 @@ def is_left_alone(link: Link) -> str | None:
     return None
 
 
-@dataclass
+@record
 class _PortPart:
     """The routes and rules of one port's table, and where the routes came from."""
 
@@ -364,7 +363,7 @@ class _PortPart:
     origins: dict[Route, str]
 
 
-@dataclass
+@record
 class PolicyMemo:
     """Each port's table part of the last :func:`compute_policy`, by everything it was
     computed from, for the next call (the agent's: an event changes one port, and its peers'

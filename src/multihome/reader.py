@@ -28,13 +28,12 @@ import re
 import reprlib
 import stat
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from multihome.errors import InputError
 from multihome.model import IPAddress, IPNetwork
-from multihome.values import frozen
+from multihome.values import field, frozen
 
 if TYPE_CHECKING:
     import yaml

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -41,7 +40,7 @@ from multihome.transaction.statedir import (
     rule_from_json,
     rule_to_json,
 )
-from multihome.values import frozen
+from multihome.values import field, frozen, replace
 
 NAME_FILES = (RT_TABLES_FILE, RT_PROTOS_FILE)
 

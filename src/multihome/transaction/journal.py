@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -38,6 +37,7 @@ from multihome.transaction.statedir import (
     compose,
     json_text,
 )
+from multihome.values import field, record
 
 if TYPE_CHECKING:
     import logging
@@ -54,7 +54,7 @@ def log() -> logging.Logger:
 Mode = Literal["finish", "undo"]
 
 
-@dataclass
+@record
 class Recovery:
     """What the recovery of an interrupted apply did."""
 
