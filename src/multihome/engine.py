@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
 
 from multihome import faults
 from multihome.backend import Announcement, Backend, ChangeFailed
@@ -37,13 +36,17 @@ from multihome.names import register_names
 from multihome.plan import Assessment, Change, Plan
 from multihome.policy import DesiredState, PolicyMemo
 from multihome.transaction import DEFAULT_LOCK_TIMEOUT, checkpoint, journal
-from multihome.transaction.journal import Mode, Recovery
+from multihome.transaction.journal import Recovery
 from multihome.transaction.session import Session, open_session
 from multihome.values import field, record, replace
 from multihome.verify import Check, verify_unless
 
+TYPE_CHECKING = False  # typing is for the type checker only (start-up time)
 if TYPE_CHECKING:
     import logging
+    from typing import TypeVar
+
+    from multihome.transaction.journal import Mode
 
 
 def log() -> logging.Logger:
@@ -55,7 +58,8 @@ def log() -> logging.Logger:
 
 
 Progress = Callable[[int, int, Change], None]
-T = TypeVar("T")
+if TYPE_CHECKING:
+    T = TypeVar("T")
 
 
 @record

@@ -188,14 +188,16 @@ def test_dataclasses_functions_still_work_and_code_here_avoids_them() -> None:
         del route.metric  # type: ignore[misc]
 
 
-def test_a_plain_apply_imports_no_dataclasses() -> None:
+def test_a_plain_apply_imports_neither_dataclasses_nor_typing() -> None:
     """The modules of a whole apply (multihome.apply_cli and what it imports up front) and
     the model's classes load without ``dataclasses`` and so without ``inspect``, ``ast`` and
-    ``dis`` (a fifth of a short apply's instructions): checked in a fresh interpreter."""
+    ``dis`` (a fifth of a short apply's instructions), and without ``typing`` (annotations
+    only, for mypy): checked in a fresh interpreter."""
     code = (
         "import sys; from multihome import apply_cli, engine, policy, plan, facts;"
-        " from multihome.backend import netlink; from multihome.source import leases;"
-        " print(sorted({'dataclasses', 'inspect', 'ast', 'dis'} & set(sys.modules)))"
+        " from multihome.backend import netlink; from multihome.source import leases, portfacts;"
+        " from multihome.safety import checks; from multihome.transaction import pause;"
+        " print(sorted({'dataclasses', 'inspect', 'ast', 'dis', 'typing'} & set(sys.modules)))"
     )
     found = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -18,7 +18,6 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
 
 from multihome.backend import Backend, ChangeFailed
 from multihome.model import HostState, Route, Rule, Sysctl
@@ -39,8 +38,10 @@ from multihome.transaction.statedir import (
 )
 from multihome.values import field, record
 
+TYPE_CHECKING = False  # typing is for the type checker only (start-up time)
 if TYPE_CHECKING:
     import logging
+    from typing import Any, Literal
 
 
 def log() -> logging.Logger:
@@ -51,7 +52,8 @@ def log() -> logging.Logger:
     return logging.getLogger(__name__)
 
 
-Mode = Literal["finish", "undo"]
+if TYPE_CHECKING:
+    Mode = Literal["finish", "undo"]
 
 
 @record
