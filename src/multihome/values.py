@@ -161,17 +161,16 @@ _FACTORY: Any = _Marker("<factory>")
 
 
 def _template(count: int) -> Any:
-    """The code of ``__init__(self, _0, ..., _{count-1})`` storing its arguments under the
-    names in its global ``_names``, then calling ``_fill(self)`` if ``_factories``."""
+    """The code of ``__init__(self, _0, ..., _{count-1})`` setting each argument as the
+    attribute named by its global ``_n0``, ``_n1``... with ``object.__setattr__`` (as the
+    generated one does: the instance keeps CPython's shared-key attribute values, which a
+    ``__dict__.update`` would turn into a plain dict, slower on every later lookup), then
+    calling ``_fill(self)`` if ``_factories``."""
     code = _TEMPLATES.get(count)
     if code is None:
         params = "".join(f"_{i}, " for i in range(count))
-        source = (
-            f"def __init__(self, {params}):\n"
-            f"    self.__dict__.update(_zip(_names, ({params})))\n"
-            "    if _factories:\n"
-            "        _fill(self)\n"
-        )
+        sets = "".join(f"    _set(self, _n{i}, _{i})\n" for i in range(count))
+        source = f"def __init__(self, {params}):\n{sets}    if _factories:\n        _fill(self)\n"
         space: dict[str, Any] = {}
         exec(source, {}, space)  # a fixed template, once per number of fields
         code = _TEMPLATES[count] = space["__init__"].__code__
@@ -188,10 +187,9 @@ def _init(qualname: str, every: tuple[Field, ...]) -> Callable[..., None]:
     )
 
     def fill(self: Any) -> None:
-        values = self.__dict__
         for name, factory in factories:
-            if values[name] is _FACTORY:
-                values[name] = factory()
+            if getattr(self, name) is _FACTORY:
+                object.__setattr__(self, name, factory())
 
     code = _template(len(names)).replace(
         co_varnames=("self", *names), co_qualname=f"{qualname}.__init__"
@@ -201,7 +199,8 @@ def _init(qualname: str, every: tuple[Field, ...]) -> Callable[..., None]:
         for f in every
         if f.default is not MISSING or f.default_factory is not MISSING
     )
-    space = {"_zip": zip, "_names": names, "_factories": factories, "_fill": fill}
+    space: dict[str, Any] = {"_set": object.__setattr__, "_factories": factories, "_fill": fill}
+    space.update((f"_n{i}", name) for i, name in enumerate(names))
     made: Callable[..., None] = FunctionType(code, space, "__init__", defaults or None)
     return made
 
