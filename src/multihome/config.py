@@ -32,14 +32,13 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import field, replace
 from pathlib import Path
 from types import MappingProxyType
 
 from multihome.kerneldigest import SYSCTL_KNOBS
 from multihome.model import RESERVED_TABLES, IPAddress
 from multihome.reader import Node, decode, read_file, yaml_document
-from multihome.values import frozen
+from multihome.values import field, frozen, replace
 
 RULE_KINDS: tuple[str, ...] = ("onlink", "from", "oif", "iif")
 DEFAULT_SYSCTLS: Mapping[str, int | None] = MappingProxyType(

@@ -24,9 +24,7 @@ import errno
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
 
 from multihome import faults
 from multihome.backend import Announcement, Backend, ChangeFailed
@@ -38,12 +36,17 @@ from multihome.names import register_names
 from multihome.plan import Assessment, Change, Plan
 from multihome.policy import DesiredState, PolicyMemo
 from multihome.transaction import DEFAULT_LOCK_TIMEOUT, checkpoint, journal
-from multihome.transaction.journal import Mode, Recovery
+from multihome.transaction.journal import Recovery
 from multihome.transaction.session import Session, open_session
+from multihome.values import field, record, replace
 from multihome.verify import Check, verify_unless
 
+TYPE_CHECKING = False  # typing is for the type checker only (start-up time)
 if TYPE_CHECKING:
     import logging
+    from typing import TypeVar
+
+    from multihome.transaction.journal import Mode
 
 
 def log() -> logging.Logger:
@@ -55,10 +58,11 @@ def log() -> logging.Logger:
 
 
 Progress = Callable[[int, int, Change], None]
-T = TypeVar("T")
+if TYPE_CHECKING:
+    T = TypeVar("T")
 
 
-@dataclass
+@record
 class ApplyResult:
     """What an apply did."""
 
@@ -86,7 +90,7 @@ class ApplyResult:
         return self.kernel_changes > 0 or bool(self.files)
 
 
-@dataclass
+@record
 class Convergence:
     """What one pass of the transaction did: the plan, the changes, the announcement, the
     proof, and the recovery of an interrupted apply it started with."""

@@ -19,11 +19,10 @@ These are plain values, gathered by the callers (:mod:`multihome.source.leases`,
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import field
 from types import MappingProxyType
 
 from multihome.model import IPAddress, IPNetwork, Ordered, Route, ordered
-from multihome.values import frozen
+from multihome.values import field, frozen
 
 
 @ordered
@@ -70,14 +69,14 @@ def _empty() -> Mapping[str, object]:
 class PortFacts:
     """Everything beyond the kernel's current view that the policy uses, by interface name."""
 
-    declared: Mapping[str, Declaration] = field(default_factory=_empty)  # type: ignore[arg-type]
+    declared: Mapping[str, Declaration] = field(default_factory=_empty)
     """The newest valid lease (or the metadata) of each port."""
-    seen: Mapping[str, frozenset[Route]] = field(default_factory=_empty)  # type: ignore[arg-type]
+    seen: Mapping[str, frozenset[Route]] = field(default_factory=_empty)
     """Routes the port's table held earlier while the port lived (the agent's memory; empty
     after a restart, when multihome's copies in the kernel are the memory)."""
     notes: tuple[str, ...] = ()
     """What gathering the facts noticed (a malformed lease file, say)."""
-    declared6: Mapping[str, Declaration] = field(default_factory=_empty)  # type: ignore[arg-type]
+    declared6: Mapping[str, Declaration] = field(default_factory=_empty)
     """What the metadata declares for each port's IPv6 (``network_data.json``'s ``ipv6*``
     networks): its global address and its routes, the default via the subnet's gateway (a
     global or link-local address; the kernel's RA default goes via the router's link-local

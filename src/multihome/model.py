@@ -12,12 +12,23 @@ import _socket
 import ipaddress
 import operator
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import field, fields, replace
 from operator import attrgetter
 from types import MappingProxyType
-from typing import Any, Generic, TypeVar, overload
 
-from multihome.values import frozen
+from multihome.values import field, fields, frozen, replace
+
+TYPE_CHECKING = False  # typing is for the type checker only (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, Generic, TypeVar, overload
+else:  # at run time: overloads are replaced by the last definition; no Generic base
+
+    def overload(func: object) -> object:
+        return func
+
+    class Generic:
+        def __class_getitem__(cls, _item: object) -> type:
+            return object
+
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -164,7 +175,10 @@ def table_label(table: int, names: Mapping[int, str] | None = None) -> str:
     return TABLE_NAMES.get(table, str(table))
 
 
-_T = TypeVar("_T")
+if TYPE_CHECKING:
+    _T = TypeVar("_T")
+else:
+    _T = None  # Generic[_T] is object at run time
 
 
 class cached(Generic[_T]):
@@ -186,8 +200,10 @@ class cached(Generic[_T]):
     @overload
     def __get__(self, instance: None, owner: type | None = None) -> cached[_T]: ...
     @overload
-    def __get__(self, instance: object, owner: type | None = None) -> _T: ...
-    def __get__(self, instance: object, owner: type | None = None) -> _T | cached[_T]:
+    def __get__(self, instance: object, owner: type | None = None) -> _T: ...  # noqa: F811
+    def __get__(  # noqa: F811 (overload is not typing's at run time: the last one stays)
+        self, instance: object, owner: type | None = None
+    ) -> _T | cached[_T]:
         if instance is None:
             return self
         value = instance.__dict__[self.name] = self.func(instance)
@@ -229,13 +245,14 @@ class Ordered:
         return NotImplemented
 
 
-_O = TypeVar("_O", bound=Ordered)
+if TYPE_CHECKING:
+    _O = TypeVar("_O", bound=Ordered)
 
 
 def ordered(cls: type[_O]) -> type[_O]:
     """Give the dataclass ``cls`` (an :class:`Ordered`) its comparison key: the tuple of its
     ``compare`` fields (``attrgetter``, in C; a one-field class gets a one-tuple)."""
-    names = [f.name for f in fields(cls) if f.compare]  # type: ignore[arg-type]
+    names = [f.name for f in fields(cls) if f.compare]
     key: Callable[[Any], tuple[Any, ...]]
     if len(names) == 1:
         only = names[0]
@@ -753,7 +770,8 @@ def sortable(key: tuple[Any, ...]) -> tuple[Any, ...]:
 _NONE_FIRST = (0,)
 #: The sort key of routes and rules: their cached ``order``, fetched in C (no lambda).
 ORDER = operator.attrgetter("order")
-_Keyed = TypeVar("_Keyed", "Route", "Rule")
+if TYPE_CHECKING:
+    _Keyed = TypeVar("_Keyed", "Route", "Rule")
 
 
 def _canonical(values: Iterable[_Keyed]) -> tuple[_Keyed, ...]:

@@ -11,8 +11,6 @@ end the secondary defaults leave main -- when replies already have their own pat
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import field, replace
-from typing import Any, Literal
 
 from multihome.config import Config
 from multihome.errors import InputError
@@ -26,9 +24,14 @@ from multihome.policy import (
     owned_rules,
     persisted_rules,
 )
-from multihome.values import frozen
+from multihome.values import field, frozen, replace
 
-Action = Literal["add", "remove", "set"]
+TYPE_CHECKING = False  # typing is for the type checker only (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, Literal
+
+if TYPE_CHECKING:
+    Action = Literal["add", "remove", "set"]
 
 
 @frozen

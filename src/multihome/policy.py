@@ -37,9 +37,7 @@ from __future__ import annotations
 import ipaddress
 import zlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import NamedTuple
 
 from multihome.config import Config
 from multihome.errors import InputError
@@ -70,7 +68,11 @@ from multihome.model import (
     default_network,
     ip_text,
 )
-from multihome.values import frozen
+from multihome.values import field, frozen, record, replace
+
+TYPE_CHECKING = False  # typing is for the type checker only (start-up time)
+if TYPE_CHECKING:
+    from typing import NamedTuple
 
 #: Link kinds that are not VM ports: left alone unless listed in interfaces.include.
 IGNORED_KINDS = frozenset(
@@ -99,6 +101,7 @@ IGNORED_KINDS = frozenset(
         "openvswitch",
     }
 )
+
 #: Name prefixes of container, VPN and virtualisation plumbing.
 IGNORED_PREFIXES = (
     "docker",
@@ -318,16 +321,23 @@ def _owned(state: HostState, config: Config) -> _Owned:
     return found
 
 
-class _Owned(NamedTuple):
-    """What :func:`_owned` finds in a state."""
+if TYPE_CHECKING:
 
-    rules: frozenset[Rule]
-    routes: frozenset[Route]
-    persisted: frozenset[Rule]
-    band: list[Rule]
-    """The owned and the persisted rules, in the state's order."""
-    ordered: list[Route]
-    """The owned routes, in the state's order."""
+    class _Owned(NamedTuple):
+        """What :func:`_owned` finds in a state."""
+
+        rules: frozenset[Rule]
+        routes: frozenset[Route]
+        persisted: frozenset[Rule]
+        band: list[Rule]
+        """The owned and the persisted rules, in the state's order."""
+        ordered: list[Route]
+        """The owned routes, in the state's order."""
+
+else:  # the same tuple without typing at run time
+    from collections import namedtuple
+
+    _Owned = namedtuple("_Owned", "rules routes persisted band ordered")
 
 
 def stray_routes(state: HostState, config: Config) -> frozenset[Route]:
@@ -355,7 +365,7 @@ def is_left_alone(link: Link) -> str | None:
     return None
 
 
-@dataclass
+@record
 class _PortPart:
     """The routes and rules of one port's table, and where the routes came from."""
 
@@ -364,7 +374,7 @@ class _PortPart:
     origins: dict[Route, str]
 
 
-@dataclass
+@record
 class PolicyMemo:
     """Each port's table part of the last :func:`compute_policy`, by everything it was
     computed from, for the next call (the agent's: an event changes one port, and its peers'

@@ -28,16 +28,19 @@ import re
 import reprlib
 import stat
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from multihome.errors import InputError
 from multihome.model import IPAddress, IPNetwork
-from multihome.values import frozen
+from multihome.values import field, frozen
 
+TYPE_CHECKING = False  # typing is for the type checker only (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     import yaml
+else:
+    Any = object  # in the bases dict[Any, Any] and list[Any] below
 
 #: Larger files are refused (a configuration or topology file is a few KiB).
 MAX_BYTES = 1 << 20

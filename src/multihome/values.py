@@ -1,20 +1,208 @@
-"""Frozen dataclasses without their generated comparison, hash and repr: :func:`frozen`.
+"""Value classes without ``dataclasses``: :func:`frozen` and :func:`record`.
 
-``dataclass(frozen=True)`` compiles six methods from source for every class at import
-(``__init__``, ``__repr__``, ``__eq__``, ``__hash__``, ``__setattr__``, ``__delattr__``): about
-0.6 M instructions each, 137 M of a 16-port apply's 443 M for the ~40 classes it imports.
-:func:`frozen` lets dataclasses generate only ``__init__`` and the two that make the class
-frozen, and gives the class ``__eq__``, ``__hash__`` and ``__repr__`` written once here, with
-the generated methods' exact meaning (``tests/unit/test_values.py`` compares them).
+``dataclass`` compiles its methods from source for every class at import (about 0.6 M
+instructions each), and importing ``dataclasses`` imports ``inspect`` (with ``ast``, ``dis``,
+``tokenize``): together a large share of a short command's start-up. :func:`frozen` (a frozen
+dataclass) and :func:`record` (a plain, mutable one) give the class ``__init__``, ``__eq__``,
+``__hash__``, ``__repr__`` (and, frozen, ``__setattr__`` and ``__delattr__``) written once here,
+with the generated methods' exact meaning (``tests/unit/test_values.py`` compares them). Code
+here uses :func:`fields` and :func:`replace`; ``dataclasses.fields``, ``replace`` and ``asdict``
+still work on these classes (``__dataclass_fields__`` is made on first use, importing
+``dataclasses`` then). mypy sees ``dataclass_transform`` and checks them as dataclasses.
 """
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field, fields
 from operator import attrgetter
-from typing import Any, TypeVar, dataclass_transform
+from types import FunctionType
 
-_T = TypeVar("_T")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeVar, dataclass_transform
+
+    _T = TypeVar("_T")
+
+
+class _Marker:
+    """A marker value (``dataclasses.MISSING``'s role), shown as its text."""
+
+    __slots__ = ("_text",)
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+
+    def __repr__(self) -> str:
+        return self._text
+
+
+#: The marker of "no default".
+MISSING: Any = _Marker("MISSING")
+
+
+class Field:
+    """One field of a :func:`frozen` or :func:`record` class (the parts of
+    ``dataclasses.Field`` this module and its users read)."""
+
+    __slots__ = ("compare", "default", "default_factory", "hash", "name", "repr", "type")
+
+    def __init__(
+        self,
+        default: Any,
+        default_factory: Any,
+        repr: bool,
+        hash: bool | None,
+        compare: bool,
+    ) -> None:
+        self.name = ""
+        self.type: Any = None
+        self.default = default
+        self.default_factory = default_factory
+        self.repr = repr
+        self.hash = hash
+        self.compare = compare
+
+    def __repr__(self) -> str:
+        return f"Field(name={self.name!r}, default={self.default!r}, compare={self.compare!r})"
+
+
+def field(
+    *,
+    default: Any = MISSING,
+    default_factory: Callable[[], Any] | Any = MISSING,
+    repr: bool = True,
+    hash: bool | None = None,
+    compare: bool = True,
+) -> Any:
+    """``dataclasses.field`` for :func:`frozen` and :func:`record` classes."""
+    if default is not MISSING and default_factory is not MISSING:
+        raise ValueError("cannot specify both default and default_factory")
+    return Field(default, default_factory, repr, hash, compare)
+
+
+def fields(class_or_instance: Any) -> tuple[Field, ...]:
+    """The fields of a :func:`frozen` or :func:`record` class (or instance), in order; of
+    another dataclass, ``dataclasses.fields``."""
+    found: tuple[Field, ...] | None = getattr(class_or_instance, "__values_fields__", None)
+    if found is None:
+        import dataclasses
+
+        return dataclasses.fields(class_or_instance)  # type: ignore[return-value]
+    return found
+
+
+def replace(value: _T, /, **changes: Any) -> _T:
+    """``dataclasses.replace`` of a :func:`frozen` or :func:`record` value: a new one with
+    ``changes``, every other field as in ``value``."""
+    for each in value.__values_fields__:  # type: ignore[attr-defined]
+        if each.name not in changes:
+            changes[each.name] = getattr(value, each.name)
+    return value.__class__(**changes)
+
+
+def _is_classvar(annotation: object) -> bool:
+    text = annotation if isinstance(annotation, str) else repr(annotation)
+    return text.startswith(("ClassVar", "typing.ClassVar"))
+
+
+def _from_dataclasses(given: Any) -> Field:
+    """Our :class:`Field` for a ``dataclasses.field(...)`` (which is then imported already)."""
+    from dataclasses import MISSING as THEIRS
+
+    return Field(
+        MISSING if given.default is THEIRS else given.default,
+        MISSING if given.default_factory is THEIRS else given.default_factory,
+        given.repr,
+        given.hash,
+        given.compare,
+    )
+
+
+def _collect(cls: type) -> tuple[Field, ...]:
+    """The fields of ``cls``: those of its :func:`frozen`/:func:`record` bases, then its own
+    annotations; class attributes become defaults as with dataclass."""
+    found: dict[str, Field] = {}
+    for base in reversed(cls.__mro__[1:]):
+        for each in base.__dict__.get("__values_fields__", ()):
+            found[each.name] = each
+    body = cls.__dict__
+    for name, annotation in body.get("__annotations__", {}).items():
+        if _is_classvar(annotation):
+            continue
+        value = body.get(name, MISSING)
+        if type(value).__module__ == "dataclasses" and type(value).__name__ == "Field":
+            value = _from_dataclasses(value)
+        if isinstance(value, Field):
+            made = value
+            if made.default is MISSING:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, made.default)
+        else:
+            if isinstance(value, list | dict | set):
+                raise ValueError(f"mutable default {type(value)} for field {name} is not allowed")
+            made = Field(value, MISSING, True, None, True)
+        made.name, made.type = name, annotation
+        found[name] = made
+    every = tuple(found.values())
+    seen_default = False
+    for each in every:
+        if each.default is not MISSING or each.default_factory is not MISSING:
+            seen_default = True
+        elif seen_default:
+            raise TypeError(f"non-default argument {each.name!r} follows default argument")
+    return every
+
+
+#: The ``__init__`` code for each number of fields, compiled once (see :func:`_init`).
+_TEMPLATES: dict[int, Any] = {}
+#: The default of a field with a default factory, replaced by the factory's value.
+_FACTORY: Any = _Marker("<factory>")
+
+
+def _template(count: int) -> Any:
+    """The code of ``__init__(self, _0, ..., _{count-1})`` setting each argument as the
+    attribute named by its global ``_n0``, ``_n1``... with ``object.__setattr__`` (as the
+    generated one does: the instance keeps CPython's shared-key attribute values, which a
+    ``__dict__.update`` would turn into a plain dict, slower on every later lookup), then
+    calling ``_fill(self)`` if ``_factories``."""
+    code = _TEMPLATES.get(count)
+    if code is None:
+        params = "".join(f"_{i}, " for i in range(count))
+        sets = "".join(f"    _set(self, _n{i}, _{i})\n" for i in range(count))
+        source = f"def __init__(self, {params}):\n{sets}    if _factories:\n        _fill(self)\n"
+        space: dict[str, Any] = {}
+        exec(source, {}, space)  # a fixed template, once per number of fields
+        code = _TEMPLATES[count] = space["__init__"].__code__
+    return code
+
+
+def _init(qualname: str, every: tuple[Field, ...]) -> Callable[..., None]:
+    """The ``__init__`` of the fields ``every``: the shared code of :func:`_template` with the
+    fields' names as its parameters (so positional and keyword arguments, defaults and the
+    TypeErrors are Python's own, as with the generated one), no compilation per class."""
+    names = tuple(f.name for f in every)
+    factories = tuple(
+        (f.name, f.default_factory) for f in every if f.default_factory is not MISSING
+    )
+
+    def fill(self: Any) -> None:
+        for name, factory in factories:
+            if getattr(self, name) is _FACTORY:
+                object.__setattr__(self, name, factory())
+
+    code = _template(len(names)).replace(
+        co_varnames=("self", *names), co_qualname=f"{qualname}.__init__"
+    )
+    defaults = tuple(
+        f.default if f.default is not MISSING else _FACTORY
+        for f in every
+        if f.default is not MISSING or f.default_factory is not MISSING
+    )
+    space: dict[str, Any] = {"_set": object.__setattr__, "_factories": factories, "_fill": fill}
+    space.update((f"_n{i}", name) for i, name in enumerate(names))
+    made: Callable[..., None] = FunctionType(code, space, "__init__", defaults or None)
+    return made
 
 
 def _getter(names: tuple[str, ...]) -> Any:
@@ -28,22 +216,65 @@ def _getter(names: tuple[str, ...]) -> Any:
     return attrgetter(*names)
 
 
-@dataclass_transform(frozen_default=True, field_specifiers=(field,))
-def frozen(cls: type[_T]) -> type[_T]:
-    """``dataclass(frozen=True)`` of ``cls``, its ``__eq__``, ``__hash__`` and ``__repr__`` not
-    compiled per class. As generated: ``==`` compares the tuples of the ``compare`` fields of
-    two instances of the very same class (anything else: ``NotImplemented``); the hash is that
-    of the tuple of the fields whose ``hash`` is true (``compare`` when ``hash`` is None);
-    the repr is ``QualName(field=repr, ...)`` of the ``repr`` fields. What the class body
-    defines itself is kept, as dataclass keeps it (a body ``__eq__`` without ``__hash__``
-    still gets the fields' hash)."""
+def _frozen_error(name: str) -> Exception:
+    from dataclasses import FrozenInstanceError  # only on the error path
+
+    return FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
+def _setattr(self: Any, name: str, value: object) -> None:
+    raise _frozen_error(name)
+
+
+def _delattr(self: Any, name: str) -> None:
+    raise _frozen_error(name)
+
+
+class _DataclassFields:
+    """``__dataclass_fields__`` made on first use: real ``dataclasses.Field`` objects (so that
+    ``dataclasses.fields``, ``replace``, ``asdict`` and ``is_dataclass`` work), importing
+    ``dataclasses`` only then."""
+
+    def __get__(self, instance: object, owner: type) -> dict[str, Any]:
+        import dataclasses
+
+        made: dict[str, Any] = {}
+        for each in owner.__values_fields__:  # type: ignore[attr-defined]
+            real: Any = dataclasses.field(
+                default=dataclasses.MISSING if each.default is MISSING else each.default,
+                default_factory=(
+                    dataclasses.MISSING if each.default_factory is MISSING else each.default_factory
+                ),
+                repr=each.repr,
+                hash=each.hash,
+                compare=each.compare,
+            )
+            real.name, real.type = each.name, each.type
+            real._field_type = dataclasses._FIELD  # type: ignore[attr-defined]
+            made[each.name] = real
+        if "__values_fields__" in owner.__dict__:
+            type.__setattr__(owner, "__dataclass_fields__", made)
+        return made
+
+
+def _make(cls: type[_T], frozen: bool) -> type[_T]:
+    """The class ``cls`` with its fields' methods (see the module's docstring). What the class
+    body defines itself is kept, as dataclass keeps it (a body ``__eq__`` without
+    ``__hash__`` still gets the fields' hash when frozen)."""
     body = cls.__dict__
     own_eq, own_repr = "__eq__" in body, "__repr__" in body
     class_hash = body.get("__hash__", MISSING)
     explicit_hash = not (class_hash is MISSING or (class_hash is None and own_eq))
-    made = dataclass(frozen=True, eq=False, repr=False)(cls)
-    every = fields(made)  # type: ignore[arg-type]
-    qualname = made.__qualname__
+    every = _collect(cls)
+    qualname = cls.__qualname__
+    setattr(cls, "__values_fields__", every)  # noqa: B010 (a dunder mypy does not know)
+    setattr(cls, "__dataclass_fields__", _DataclassFields())  # noqa: B010
+    setattr(cls, "__match_args__", tuple(f.name for f in every))  # noqa: B010
+    if "__init__" not in body:
+        setattr(cls, "__init__", _init(qualname, every))  # noqa: B010
+    if frozen:
+        setattr(cls, "__setattr__", _setattr)  # noqa: B010
+        setattr(cls, "__delattr__", _delattr)  # noqa: B010
     if not own_repr:
         names = tuple(f.name for f in every if f.repr)
 
@@ -52,7 +283,7 @@ def frozen(cls: type[_T]) -> type[_T]:
             return f"{self.__class__.__qualname__}({shown})"
 
         __repr__.__qualname__ = f"{qualname}.__repr__"
-        made.__repr__ = __repr__  # type: ignore[method-assign]
+        setattr(cls, "__repr__", __repr__)  # noqa: B010
     if not own_eq:
         compared = _getter(tuple(f.name for f in every if f.compare))
 
@@ -62,13 +293,39 @@ def frozen(cls: type[_T]) -> type[_T]:
             return NotImplemented
 
         __eq__.__qualname__ = f"{qualname}.__eq__"
-        made.__eq__ = __eq__  # type: ignore[method-assign]
-    if not explicit_hash:
+        setattr(cls, "__eq__", __eq__)  # noqa: B010
+    if frozen and not explicit_hash:
         hashed = _getter(tuple(f.name for f in every if (f.compare if f.hash is None else f.hash)))
 
         def __hash__(self: Any) -> int:
             return hash(hashed(self))
 
         __hash__.__qualname__ = f"{qualname}.__hash__"
-        made.__hash__ = __hash__  # type: ignore[method-assign]
-    return made
+        setattr(cls, "__hash__", __hash__)  # noqa: B010
+    elif not frozen and not explicit_hash:
+        setattr(cls, "__hash__", None)  # noqa: B010 (eq without frozen: unhashable)
+    return cls
+
+
+def _frozen(cls: type[_T]) -> type[_T]:
+    return _make(cls, frozen=True)
+
+
+def _record(cls: type[_T]) -> type[_T]:
+    return _make(cls, frozen=False)
+
+
+if TYPE_CHECKING:
+
+    @dataclass_transform(frozen_default=True, field_specifiers=(field,))
+    def frozen(cls: type[_T]) -> type[_T]:
+        """``dataclass(frozen=True)`` of ``cls``, without ``dataclasses``."""
+        return _frozen(cls)
+
+    @dataclass_transform(field_specifiers=(field,))
+    def record(cls: type[_T]) -> type[_T]:
+        """``dataclass`` (mutable) of ``cls``, without ``dataclasses``."""
+        return _record(cls)
+
+else:
+    frozen, record = _frozen, _record

@@ -13,13 +13,16 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections.abc import Callable
-from typing import Any
 
 from multihome.backend import Backend, Lookup
 from multihome.config import Config
 from multihome.model import IPAddress, ip_text
 from multihome.policy import DesiredState, ManagedInterface
 from multihome.values import frozen
+
+TYPE_CHECKING = False  # typing is for the type checker only (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @frozen

@@ -5,15 +5,18 @@ compared with the same class built by the stock decorator."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import ipaddress
 import pickle
+import subprocess
+import sys
 from dataclasses import FrozenInstanceError, field
 from typing import Any
 
 import pytest
 
-from multihome import model
-from multihome.values import frozen
+from multihome import model, values
+from multihome.values import frozen, record
 
 
 def both(namespace: dict[str, Any]) -> tuple[type, type]:
@@ -125,3 +128,78 @@ def test_the_model_compares_hashes_and_prints_as_before(value: Any) -> None:
     assert other != value
     assert not other.__eq__(value)
     assert pickle.loads(pickle.dumps(value)) == value
+
+
+def test_init_takes_and_refuses_what_the_generated_one_does() -> None:
+    """``__init__`` of every shape: the same values from positional and keyword arguments,
+    defaults and default factories (a new value each time), the same signature, and the
+    same TypeError text for a missing, an unexpected and a doubled argument."""
+    namespace: dict[str, Any] = {
+        "__annotations__": {"a": "int", "b": "str", "c": "list[int]"},
+        "b": "x",
+        "c": field(default_factory=list),
+    }
+    stock, ours = both(namespace)
+    shown = [
+        [(p.name, repr(p.default)) for p in inspect.signature(made).parameters.values()]
+        for made in (ours, stock)
+    ]
+    assert shown[0] == shown[1]
+    for args, kwargs in (((1,), {}), ((1, "y"), {}), ((), {"a": 2, "c": [3]}), ((1,), {"b": "z"})):
+        assert repr(ours(*args, **kwargs)) == repr(stock(*args, **kwargs))
+    assert ours(1).c is not ours(1).c
+    for args, kwargs in (((), {}), ((1,), {"d": 2}), ((1,), {"a": 2}), ((1, "x", [], 4), {})):
+        with pytest.raises(TypeError) as theirs:
+            stock(*args, **kwargs)
+        with pytest.raises(TypeError) as mine:
+            ours(*args, **kwargs)
+        assert str(mine.value) == str(theirs.value)
+
+
+def test_a_record_is_a_plain_dataclass() -> None:
+    """:func:`record` against ``dataclass()``: mutable, unhashable, the same ``==`` and repr,
+    and a default factory called per instance."""
+    namespace: dict[str, Any] = {
+        "__annotations__": {"a": "int", "b": "list[int]"},
+        "b": field(default_factory=list, compare=False),
+    }
+    stock = dataclasses.dataclass(type("Sample", (), dict(namespace)))
+    ours = record(type("Sample", (), dict(namespace)))
+    value = ours(1)
+    value.a = 2
+    value.b.append(3)
+    assert repr(value) == repr(stock(2, [3])) and value == ours(2) and value != ours(1)
+    assert ours.__hash__ is None is stock.__hash__  # type: ignore[comparison-overlap]
+    assert ours(1).b == [] and ours(1).b is not ours(1).b
+
+
+def test_dataclasses_functions_still_work_and_code_here_avoids_them() -> None:
+    """``dataclasses.fields``, ``replace``, ``asdict`` and ``is_dataclass`` on a model value
+    (``__dataclass_fields__`` made on first use) agree with :func:`values.fields` and
+    :func:`values.replace`; a field's own default stays a class attribute as with dataclass."""
+    route = MODEL_VALUES[2]
+    assert dataclasses.is_dataclass(route)
+    assert [f.name for f in dataclasses.fields(route)] == [f.name for f in values.fields(route)]
+    assert dataclasses.replace(route, metric=7) == values.replace(route, metric=7)
+    assert values.replace(route, metric=7).metric == 7 and route.metric == 0
+    assert dataclasses.asdict(route)["ifname"] == "eth0"
+    assert model.Route.metric == 0 and model.Address.position == 0
+    with pytest.raises(FrozenInstanceError):
+        del route.metric  # type: ignore[misc]
+
+
+def test_a_plain_apply_imports_neither_dataclasses_nor_typing() -> None:
+    """The modules of a whole apply (multihome.apply_cli and what it imports up front) and
+    the model's classes load without ``dataclasses`` and so without ``inspect``, ``ast`` and
+    ``dis`` (a fifth of a short apply's instructions), and without ``typing`` (annotations
+    only, for mypy): checked in a fresh interpreter."""
+    code = (
+        "import sys; from multihome import apply_cli, engine, policy, plan, facts;"
+        " from multihome.backend import netlink; from multihome.source import leases, portfacts;"
+        " from multihome.safety import checks; from multihome.transaction import pause;"
+        " print(sorted({'dataclasses', 'inspect', 'ast', 'dis', 'typing'} & set(sys.modules)))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert found.strip() == "[]"

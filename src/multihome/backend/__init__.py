@@ -24,13 +24,17 @@ pyroute2, ``ip``, ``nft`` and daemons.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol
 
 from multihome.model import Address, HostState, IPAddress, Lifetime, Route
 from multihome.values import frozen
 
+TYPE_CHECKING = False  # typing is for the type checker only (start-up time)
 if TYPE_CHECKING:
+    from typing import Protocol
+
     from multihome.plan import Change
+else:  # a plain base at run time: nothing checks a Backend's type then
+    Protocol = object
 
 
 @frozen

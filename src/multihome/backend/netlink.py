@@ -23,7 +23,6 @@ import struct
 from collections import Counter
 from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
 
 from multihome.backend import (
     Announcement,
@@ -144,8 +143,10 @@ from multihome.model import (
 )
 from multihome.processes import NAMESPACE_LOCK
 
+TYPE_CHECKING = False  # typing is for the type checker only (start-up time)
 if TYPE_CHECKING:
     import logging
+    from typing import Any, TypeVar
 
     from multihome.plan import Change
 
@@ -994,7 +995,8 @@ Decoded = tuple[
 RawState = tuple[list[RawLink], list[bytes], list[bytes], list[bytes], dict[str, str], list[bytes]]
 
 
-Positioned = TypeVar("Positioned", Address, Rule)
+if TYPE_CHECKING:
+    Positioned = TypeVar("Positioned", Address, Rule)
 
 
 def _kept(decoded: Positioned | None, position: int) -> Positioned | None:

@@ -20,9 +20,12 @@ import errno
 import os
 import struct
 from collections.abc import Callable, Iterator, Sequence
-from typing import TypeVar
 
 from multihome.values import frozen
+
+TYPE_CHECKING = False  # typing is for the type checker only (start-up time)
+if TYPE_CHECKING:
+    from typing import TypeVar
 
 # -- netlink (linux/netlink.h) ----------------------------------------------------------------
 NETLINK_ROUTE = 0
@@ -141,7 +144,8 @@ I32 = struct.Struct("=i")
 BATCH_SIZE = 256
 RCVBUF = 4 * 1024 * 1024
 RECV_SIZE = 256 * 1024
-T = TypeVar("T")
+if TYPE_CHECKING:
+    T = TypeVar("T")
 
 
 class NetlinkError(OSError):

@@ -19,14 +19,16 @@ import os
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from multihome.backend import Backend
 from multihome.errors import InputError
 from multihome.model import HostState, IPAddress
 from multihome.values import frozen
 
+TYPE_CHECKING = False  # typing is for the type checker only (start-up time)
 if TYPE_CHECKING:  # the policy is not imported by an apply that has nothing to do
+    from typing import Any
+
     from multihome.policy import ManagedInterface
 
 NUD_INCOMPLETE = 0x01

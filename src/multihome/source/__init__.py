@@ -13,12 +13,14 @@ from __future__ import annotations
 import importlib
 import ipaddress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
 
 from multihome.errors import MetadataUnavailable, MultihomeError
 from multihome.values import frozen
 
+TYPE_CHECKING = False  # typing is for the type checker only (start-up time)
 if TYPE_CHECKING:
+    from typing import Any, Literal
+
     from multihome.model import HostState
     from multihome.source.network_data import (
         MetaData,
@@ -80,7 +82,8 @@ _EXPORTS = {
     ),
 }
 
-SourceName = Literal["auto", "kernel", "openstack"]
+if TYPE_CHECKING:
+    SourceName = Literal["auto", "kernel", "openstack"]
 SOURCES: tuple[str, ...] = ("auto", "kernel", "openstack")
 METADATA_ADDRESS = ipaddress.ip_network("169.254.169.254/32")
 DMI_FILES = ("sys_vendor", "product_name", "chassis_asset_tag", "chassis_vendor")

@@ -25,7 +25,6 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from multihome.facts import Declaration, DeclaredRoute
@@ -40,7 +39,7 @@ from multihome.leasefiles import (
     signature,
 )
 from multihome.model import Link
-from multihome.values import frozen
+from multihome.values import field, frozen, record
 
 IPv4 = ipaddress.IPv4Address
 
@@ -345,7 +344,7 @@ def _octet(text: str, base: int = 10) -> int:
 
 
 # -- reading (I/O) ---------------------------------------------------------------------------
-@dataclass
+@record
 class LeaseReader:
     """Reads the leases of a host below ``root``; a file already read is parsed again only
     when its size or modification time changed (the agent reads on every repair)."""

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from multihome.facts import PortFacts
 from multihome.leasefiles import agent_lease_files
 from multihome.model import HostState, Route
 from multihome.source.leases import LeaseReader
 
+TYPE_CHECKING = False  # typing is for the type checker only (start-up time)
 if TYPE_CHECKING:
     from multihome.source.network_data import NetworkData
 

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 
 from multihome.backend import Backend, ChangeFailed
 from multihome.config import Config
@@ -41,7 +39,11 @@ from multihome.transaction.statedir import (
     rule_from_json,
     rule_to_json,
 )
-from multihome.values import frozen
+from multihome.values import field, frozen, replace
+
+TYPE_CHECKING = False  # typing is for the type checker only (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 NAME_FILES = (RT_TABLES_FILE, RT_PROTOS_FILE)
 

@@ -17,9 +17,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
 
 from multihome.backend import Backend, ChangeFailed
 from multihome.model import HostState, Route, Rule, Sysctl
@@ -38,9 +36,12 @@ from multihome.transaction.statedir import (
     compose,
     json_text,
 )
+from multihome.values import field, record
 
+TYPE_CHECKING = False  # typing is for the type checker only (start-up time)
 if TYPE_CHECKING:
     import logging
+    from typing import Any, Literal
 
 
 def log() -> logging.Logger:
@@ -51,10 +52,11 @@ def log() -> logging.Logger:
     return logging.getLogger(__name__)
 
 
-Mode = Literal["finish", "undo"]
+if TYPE_CHECKING:
+    Mode = Literal["finish", "undo"]
 
 
-@dataclass
+@record
 class Recovery:
     """What the recovery of an interrupted apply did."""
 
