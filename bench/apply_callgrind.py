@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     timed_environment()
     with BenchLab(args.ports, dual_stack=args.dual_stack) as lab:
+        print(f"lab {lab.name} ({args.ports} ports)", file=sys.stderr, flush=True)
         time.sleep(0.2)  # as run.py: let IPv6 link-local setup settle before the first read
         plan_file = lab.root / "plan.pickle"
         worker(lab, "plan", str(plan_file))

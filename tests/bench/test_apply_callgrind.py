@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pstats
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,6 @@ def test_each_run_is_one_whole_apply_in_a_lab_deleted_afterwards(tmp_path: Path)
     namespaces are gone afterwards."""
     if os.geteuid() != 0:
         pytest.skip("needs root to create network namespaces")
-    before = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
     proc = subprocess.run(
         [sys.executable, str(BENCH / "apply_callgrind.py"), "--ports", "2", "--runs", "2",
          "--mode", "cprofile", "--out", str(tmp_path / "apply")],
@@ -32,5 +32,6 @@ def test_each_run_is_one_whole_apply_in_a_lab_deleted_afterwards(tmp_path: Path)
         assert calls[("apply_cli.py", "apply")] == 1
         assert calls[("engine.py", "apply_plan")] == 1
         assert calls.get(("netlink.py", "apply"), 0) == 1  # changes were made
+    (name,) = re.findall(r"^lab (\S+) ", proc.stderr, re.M)
     after = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
-    assert set(after.stdout.split()) <= set(before.stdout.split())
+    assert not {n for n in after.stdout.split() if n.startswith(name)}, after.stdout
