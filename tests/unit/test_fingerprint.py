@@ -64,10 +64,13 @@ def test_a_change_by_someone_else_during_the_apply_records_nothing(
     assert not unchanged(backend, state_dir, digest(tmp_path))
 
 
-def test_a_sysctl_changed_during_the_apply_records_nothing(
+def test_a_backend_that_reads_sysctls_again_records_nothing_when_one_changed(
     howto: HostState, tmp_path: Path
 ) -> None:
-    """Sysctls send no notification: the fingerprint's values must be those the apply left."""
+    """Sysctls send no notification: on a backend whose fingerprint reads them again (the
+    in-memory one), values other than those the apply left mean nothing is recorded. The
+    kernel's ``since_read`` fingerprint does not read them again; what happens there is
+    tests/netns/test_fingerprint_netns.py's case (the digest then differs from the kernel's)."""
     backend = FakeBackend(howto)
     backend.watch()
     snap = assess(backend, CONFIG)

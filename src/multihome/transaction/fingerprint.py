@@ -155,6 +155,12 @@ def record(
         return False
     sysctls = dict(before.sysctls)
     sysctls.update((c.obj.name, c.obj.value) for c in changes if isinstance(c.obj, Sysctl))
+    # Sysctls send no notification. A backend whose fingerprint reads them again (the
+    # in-memory one) is checked here; NetlinkBackend's ``since_read`` fingerprint takes them
+    # from the read plus the apply's writes, so this holds by construction there, and a
+    # sysctl another tool wrote meanwhile is recorded as it was: the recorded digest then
+    # differs from the kernel's and the next apply reads everything
+    # (tests/netns/test_fingerprint_netns.py).
     if dict(found.sysctls) != sysctls:
         return False
     state_dir.write_json(
