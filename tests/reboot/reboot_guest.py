@@ -404,7 +404,16 @@ class Guest:
         self.pid1 = self._wait_for_pid1(timeout)
         deadline = start + timeout
         while True:
-            proc = self.sh("systemctl", "is-system-running", "--wait", check=False, timeout=timeout)
+            try:
+                proc = self.sh(
+                    "systemctl", "is-system-running", "--wait", check=False, timeout=timeout
+                )
+            except subprocess.TimeoutExpired:
+                jobs = self.sh("systemctl", "list-jobs", "--no-pager", check=False, timeout=10)
+                raise AssertionError(
+                    f"boot {self.boots} not finished after {timeout:g} s; jobs still "
+                    f"running:\n{jobs.stdout.strip()}\n{self.tail()}"
+                ) from None
             state = proc.stdout.strip()
             if state in ("running", "degraded"):
                 break

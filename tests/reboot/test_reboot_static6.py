@@ -214,7 +214,9 @@ def test_the_static_ipv6_port_comes_back_at_boot(
     out = guest.sh("multihome", "persist", "--backend", backend).stdout
     assert out.startswith(f"backend: {backend} ("), out
     guest.poweroff()
-    guest.boot()
+    # multihome@ instances pull in network-online.target: a loaded machine's boot may
+    # wait out systemd-networkd-wait-online (its own bound: 120 s) before it finishes.
+    guest.boot(timeout=180)
     try:
         wait_until(
             lambda: not static6_problems(guest, rules, tables, routes, main), 60, "IPv6", guest
