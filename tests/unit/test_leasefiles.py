@@ -1,4 +1,6 @@
-"""``leasefiles.glob_sorted`` (one folder listed, names compared by prefix and suffix) finds
+"""Lease files found as before by the fast forms of :mod:`multihome.leasefiles`.
+
+``leasefiles.glob_sorted`` (one folder listed, names compared by prefix and suffix) finds
 exactly what ``sorted(Path.glob(pattern))`` finds, for the lease folders' kind of pattern and
 any folder contents: hidden names, names like the pattern's parts, folders, broken symbolic
 links, a missing folder, a file where the folder should be."""
@@ -6,13 +8,15 @@ links, a missing folder, a file where the folder should be."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from multihome.leasefiles import DHCLIENT_GLOBS, glob_sorted
+from multihome.leasefiles import DHCLIENT_GLOBS, dhclient_lease_files, glob_sorted
 
 #: Name pieces that make prefixes and suffixes overlap, partly match or nearly match.
 PIECES = st.sampled_from(["dhclient", ".", "lease", "leases", "s", "-eth0", "x", "*", ""])
@@ -56,3 +60,21 @@ def test_glob_sorted_of_a_missing_folder_or_a_file_is_empty(tmp_path: Path) -> N
     for folder in (tmp_path / "missing", tmp_path / "file"):
         assert glob_sorted(folder, "*.lease") == sorted(folder.glob("*.lease")) == []
     assert glob_sorted(tmp_path, "a*b*c") == [tmp_path / "a.b.c"]
+
+
+def test_a_running_dhclients_lease_file_is_found(tmp_path: Path) -> None:
+    """A process named ``dhclient`` (Python started through a link of that name) with
+    ``-lf FILE`` among its arguments: its file is among :func:`dhclient_lease_files`; once it
+    has ended, it is not."""
+    program = tmp_path / "dhclient"
+    program.symlink_to(sys.executable)
+    lease = tmp_path / "dhclient.eth7.leases"
+    with subprocess.Popen(
+        [program, "-c", "import sys; print(flush=True); sys.stdin.read()", "-lf", lease],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    ) as proc:
+        assert proc.stdout is not None and proc.stdout.readline() == b"\n"
+        assert lease in dhclient_lease_files()
+        proc.communicate(b"")
+    assert lease not in dhclient_lease_files()
