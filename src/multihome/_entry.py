@@ -6,7 +6,8 @@ configuration management call to probe for multihome), and the plain ``apply`` (
 R] [--config F] apply`` with ``-q``, ``--detailed-exit-codes``, ``--no-sysctls``,
 ``--lock-timeout S``: what boot, udev and configuration management run), first as a no-op
 (:mod:`multihome.noop`), else in full (:mod:`multihome.apply_cli`). Everything else goes to
-the CLI. The plain ``apply`` ends with :func:`exit_now`.
+the CLI. The plain ``apply`` runs without the cyclic garbage collector and ends with
+:func:`exit_now`.
 """
 
 import sys
@@ -26,6 +27,12 @@ def main() -> None:
 
         request = parse(args)
         if request is not None:
+            import gc
+
+            # One short process whose objects live until it ends: the cyclic collector's
+            # passes over every module, class and kernel object found nothing to free (peak
+            # RSS the same at 256 ports) for 3-4% of the apply's instructions.
+            gc.disable()
             try:
                 decided = answer(request, args)
                 if decided.code is not None:
