@@ -13,7 +13,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from multihome.backend.netlink import NetlinkBackend, _kept, _route, _rule
-from multihome.backend.rtnl import _LAYOUTS as LAYOUTS
 from multihome.backend.rtnl import (
     NLM_F_ACK_TLVS,
     NLM_F_CAPPED,
@@ -26,6 +25,8 @@ from multihome.backend.rtnl import (
     error,
 )
 from multihome.model import Route, Rule
+from multihome.nlattrs import _LAYOUTS as LAYOUTS
+from multihome.nlattrs import spans
 
 ROUTES = [
     Route(
@@ -140,18 +141,27 @@ def test_error_carries_the_kernels_extended_ack_text() -> None:
     assert error(errno.ENOENT, payload[:4] + echoed, 0).strerror == "No such file or directory"
 
 
-def walked(data: bytes, offset: int, wanted: frozenset[int] | None) -> dict[int, bytes]:
-    """The plain walk :func:`attributes` replaces with remembered layouts: every header
-    read one after the other."""
-    found: dict[int, bytes] = {}
+def walked_spans(
+    data: bytes, offset: int, wanted: frozenset[int] | None
+) -> list[tuple[int, int, int]]:
+    """The plain walk :func:`spans` replaces with remembered layouts: every header read one
+    after the other."""
+    found = []
     while offset + 4 <= len(data):
         length, kind = struct.unpack_from("=HH", data, offset)
         if length < 4:
             break
         if wanted is None or kind & 0x3FFF in wanted:
-            found[kind & 0x3FFF] = data[offset + 4 : offset + length]
+            found.append((kind & 0x3FFF, offset, offset + length))
         offset += (length + 3) & ~3
     return found
+
+
+def walked(data: bytes, offset: int, wanted: frozenset[int] | None) -> dict[int, bytes]:
+    """:func:`walked_spans` as type -> payload, the last one of a type winning."""
+    return {
+        kind: data[start + 4 : stop] for kind, start, stop in walked_spans(data, offset, wanted)
+    }
 
 
 ATTRIBUTE = st.tuples(st.integers(0, 0xFFFF), st.binary(max_size=12))
@@ -171,7 +181,8 @@ def test_attributes_as_remembered_are_those_of_a_plain_walk(
 ) -> None:
     """Messages of one length but other headers (a remembered layout that does not fit),
     types with the nested/byte-order bits, a truncated or zero-length header at the end:
-    :func:`attributes` gives what walking every header gives, again and again."""
+    :func:`spans` and :func:`attributes` (the backend's and the digest's walk) give what
+    walking every header gives, again and again."""
     LAYOUTS.clear()
     datas = [
         b"\xee" * offset + b"".join(attr(kind, payload) for kind, payload in items) + tail
@@ -181,8 +192,10 @@ def test_attributes_as_remembered_are_those_of_a_plain_walk(
     for data in datas * 2:
         if wanted is None:
             assert attributes(data, offset) == walked(data, offset, None)
+            assert list(spans(data, offset)) == walked_spans(data, offset, None)
         else:
             assert attributes(data, offset, wanted) == walked(data, offset, wanted)
+            assert list(spans(data, offset, wanted)) == walked_spans(data, offset, wanted)
 
 
 def test_a_layout_of_the_same_length_but_other_headers_is_walked_again() -> None:

@@ -19,8 +19,9 @@ import contextlib
 import errno
 import os
 import struct
-from collections.abc import Callable, Container, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
+from multihome.nlattrs import payloads
 from multihome.values import frozen
 
 TYPE_CHECKING = False  # typing is for the type checker only (start-up time)
@@ -168,80 +169,10 @@ def align(length: int) -> int:
     return (length + 3) & ~3
 
 
-#: Every attribute type (:func:`attributes`' default: a ``range`` tests membership in C).
-ANY_ATTRIBUTE = range(NLA_TYPE_MASK + 1)
-#: A walk :func:`attributes` has made: one ``unpack_from`` of every attribute header it met
-#: (the bytes between skipped), those headers' values, and where each wanted payload lies
-#: (type, start, end).
-Layout = tuple[
-    Callable[[bytes, int], tuple[int, ...]], tuple[int, ...], tuple[tuple[int, int, int], ...]
-]
-#: The walks made so far, by (length of the data, start offset, wanted types): a few per key.
-_LAYOUTS: dict[tuple[int, int, Container[int]], list[Layout]] = {}
-_LAYOUTS_PER_KEY = 4
-_LAYOUT_KEYS = 4096
-
-
-def attributes(
-    data: bytes, offset: int, wanted: Container[int] = ANY_ATTRIBUTE
-) -> dict[int, bytes]:
-    """The attributes in ``data`` from ``offset`` on: type -> payload (the last one wins);
-    only those of the types in ``wanted``.
-
-    A dump's messages come in a few shapes (a link message carries some forty attributes,
-    all veths the same ones of the same sizes; every default route the same six): walking
-    the headers one by one in Python costs about 2,000 instructions an attribute, a third
-    of a read at 256 ports. So a walk is remembered as a :data:`Layout`, and a message of
-    the same length whose headers, read in one ``unpack_from``, are exactly those of a
-    remembered walk would be walked exactly alike (the walk depends on nothing else): its
-    payloads are cut where that walk found them. Anything else is walked (and remembered).
-    """
-    key = (len(data), offset, wanted)
-    known = _LAYOUTS.get(key)
-    if known is not None:
-        for unpack_headers, headers, spans in known:
-            if unpack_headers(data, offset) == headers:
-                return {kind: data[start:stop] for kind, start, stop in spans}
-    found: dict[int, tuple[int, int]] = {}
-    end = len(data)
-    unpack = NLATTR.unpack_from
-    seen: list[int] = []
-    steps: list[int] = []
-    while offset + 4 <= end:
-        length, kind = unpack(data, offset)
-        seen += (length, kind)
-        if length < 4:
-            break
-        kind &= NLA_TYPE_MASK
-        if kind in wanted:
-            found[kind] = (offset + 4, offset + length)
-        step = (length + 3) & ~3
-        steps.append(step)
-        offset += step
-    else:
-        _remember(key, known, steps, tuple(seen), found)
-    return {kind: data[start:stop] for kind, (start, stop) in found.items()}
-
-
-def _remember(
-    key: tuple[int, int, Container[int]],
-    known: list[Layout] | None,
-    steps: list[int],
-    headers: tuple[int, ...],
-    found: dict[int, tuple[int, int]],
-) -> None:
-    """Keep the walk of :func:`attributes` that ended cleanly (see there)."""
-    if not steps:
-        return
-    layout = "=" + "".join(f"HH{step - 4}x" for step in steps[:-1]) + "HH"
-    spans = tuple((kind, start, stop) for kind, (start, stop) in found.items())
-    if known is None:
-        if len(_LAYOUTS) >= _LAYOUT_KEYS:
-            _LAYOUTS.clear()  # an agent's years of odd shapes: start over
-        known = _LAYOUTS[key] = []
-    elif len(known) >= _LAYOUTS_PER_KEY:
-        known.pop(0)
-    known.append((struct.Struct(layout).unpack_from, headers, spans))
+#: The attributes of a message from an offset on: type -> payload (the last one of a type
+#: wins), only those of the wanted types (default: all); one walk per message shape
+#: (:mod:`multihome.nlattrs`).
+attributes = payloads
 
 
 def attr(kind: int, payload: bytes) -> bytes:
