@@ -27,6 +27,7 @@ from multihome.backend.rtnl import (
 from multihome.model import Route, Rule
 from multihome.nlattrs import _LAYOUTS as LAYOUTS
 from multihome.nlattrs import spans
+from multihome.values import replace
 
 ROUTES = [
     Route(
@@ -87,7 +88,12 @@ def test_route_message_decodes_to_the_same_route(route: Route) -> None:
     backend = NetlinkBackend()
     backend._index = {"p1": 7}
     body = backend.route_message(route)
-    assert _route(body, {7: "p1"}) == route
+    decoded = _route(body, {7: "p1"})
+    assert decoded == route
+    assert decoded is not None
+    fresh = replace(decoded)  # nothing cached: the texts given by the decoding are computed
+    assert "texts" in decoded.__dict__ and "texts" not in fresh.__dict__
+    assert decoded.texts == fresh.texts
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.describe())

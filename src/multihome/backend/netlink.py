@@ -133,6 +133,7 @@ from multihome.model import (
     Address,
     HostState,
     IPAddress,
+    IPNetwork,
     Lifetime,
     Link,
     NextHop,
@@ -140,6 +141,7 @@ from multihome.model import (
     Rule,
     Sysctl,
     conf_sysctl,
+    ip_text,
 )
 from multihome.processes import NAMESPACE_LOCK
 
@@ -1193,9 +1195,10 @@ NO_DEVICE_TYPES = frozenset({6, 7, 8, 9})
 
 def _route(body: bytes, names: dict[int, str], made: dict[Any, Any] | None = None) -> Route | None:
     """The route of a route message's ``body``. ``made``: the networks and addresses already
-    made from their bytes (one read's): a read at 256 ports has 768 routes but some 260
-    destinations (every default route has the same one) and half as many sources as
-    routes, and an ``ipaddress`` network costs more to make than the rest of the route."""
+    made from their bytes, with their texts (one read's): a read at 256 ports has 768 routes
+    but some 260 destinations (every default route has the same one) and half as many
+    sources as routes, and an ``ipaddress`` network costs more to make and format than the
+    rest of the route."""
     family, dst_len, _src_len, _tos, table, proto, scope, kind, _flags = RTMSG.unpack_from(body)
     if family not in VERSIONS:
         return None
@@ -1219,24 +1222,36 @@ def _route(body: bytes, names: dict[int, str], made: dict[Any, Any] | None = Non
         oif_index = 0  # IPv6 names lo for a route without a device; IPv4 names none
     where = (family, dst, dst_len)
     if where not in made:
-        made[where] = network((dst or 0, dst_len), strict=False)
+        made[where] = _with_text(network((dst or 0, dst_len), strict=False))
     if gateway and gateway not in made:
-        made[gateway] = address(gateway)
+        made[gateway] = _with_text(address(gateway))
     if prefsrc and prefsrc not in made:
-        made[prefsrc] = address(prefsrc)
-    return Route(
+        made[prefsrc] = _with_text(address(prefsrc))
+    dst_made = made[where]
+    gateway_made = made[gateway] if gateway else (None, "None")
+    prefsrc_made = made[prefsrc] if prefsrc else (None, "None")
+    route = Route(
         table=(u32(table_attr) if table_attr else 0) or table,
-        dst=made[where],
+        dst=dst_made[0],
         ifname=names.get(oif_index) if oif_index else None,
-        gateway=made[gateway] if gateway else None,
+        gateway=gateway_made[0],
         metric=u32(metric) if metric else 0,
         proto=proto,
         scope=scope,
-        prefsrc=made[prefsrc] if prefsrc else None,
+        prefsrc=prefsrc_made[0],
         type=kind,
         expires=expires,
         nexthops=_nexthops(attrs[RTA_MULTIPATH], names) if RTA_MULTIPATH in attrs else (),
     )
+    # Its texts (cached: the key's, the JSON's) are those of the objects made once: a new
+    # route's cached properties, nobody has read them (test_rtnl compares a fresh copy's).
+    route.__dict__["texts"] = (dst_made[1], gateway_made[1], prefsrc_made[1])
+    return route
+
+
+def _with_text(value: IPAddress | IPNetwork) -> tuple[IPAddress | IPNetwork, str]:
+    """``value`` and its text (:func:`ip_text`), made once per read (see :func:`_route`)."""
+    return value, ip_text(value)
 
 
 def _nexthops(payload: bytes, names: dict[int, str]) -> tuple[NextHop, ...]:
