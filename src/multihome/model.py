@@ -210,6 +210,22 @@ class cached(Generic[_T]):
         return value
 
 
+if TYPE_CHECKING:
+    _V = TypeVar("_V")
+
+
+def with_cached(value: _V, **known: object) -> _V:
+    """``value`` with some of its :class:`cached` properties given instead of computed: what a
+    value made from another one shares with it (the policy's copy of a route into a port's
+    table has the route's destination, gateway and source objects, so its texts and family;
+    a ``from`` rule's source is an address whose text is known). Formatting them again was a
+    third of the policy's ``ip_text`` calls at 256 ports. Only for a new value, whose
+    properties nobody has read yet; the caller vouches that each given value is the one the
+    property computes (tests/unit/test_policy.py checks the policy's against fresh values)."""
+    value.__dict__.update(known)
+    return value
+
+
 class Ordered:
     """The four comparisons of ``dataclass(order=True)``, written once instead of generated per
     class: ``order=True`` compiles four methods from source for every class at import (~17 M
