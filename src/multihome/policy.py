@@ -67,6 +67,9 @@ from multihome.model import (
     conf_sysctl,
     default_network,
     ip_text,
+    is_link_local_net,
+    is_multicast_net,
+    order_key,
     with_cached,
 )
 from multihome.values import field, frozen, record, replace
@@ -283,7 +286,7 @@ def native_table_routes(
             and assigned.get(r.ifname) == r.table
             and r.type == RTN_UNICAST
             and not is_owned_route(r, config)
-            and not (r.family == 6 and (r.dst.is_link_local or r.dst.is_multicast))
+            and not (r.family == 6 and (is_link_local_net(r.dst) or is_multicast_net(r.dst)))
         ):
             found[r.family].setdefault(r.ifname, []).append(r)
     return found
@@ -558,7 +561,7 @@ def compute_policy(
         interfaces=tuple(interfaces),
         skipped=tuple(skipped),
         ignored=tuple(ignored),
-        tables=tuple(sorted(tables.values())),
+        tables=tuple(sorted(tables.values(), key=order_key(Table))),
         routes=frozenset(routes),
         rules=frozenset(rules),
         sysctls=tuple(sysctls),
@@ -898,8 +901,8 @@ def _throws(
         through_port = route.ifname in ports and route.type == RTN_UNICAST
         if (
             through_port
-            and not route.dst.is_multicast
-            and not (family == 6 and route.dst.is_link_local)
+            and not is_multicast_net(route.dst)
+            and not (family == 6 and is_link_local_net(route.dst))
         ):
             continue
         foreign.setdefault(family, {})[route.texts[0]] = route.dst
@@ -1444,8 +1447,8 @@ def _main_routes6_by_if(state: HostState, ifnames: list[str]) -> dict[str, list[
             and r.family == 6
             and r.type == RTN_UNICAST
             and r.proto != PROTO_MULTIHOME
-            and not r.dst.is_link_local
-            and not r.dst.is_multicast
+            and not is_link_local_net(r.dst)
+            and not is_multicast_net(r.dst)
         ):
             if r.ifname in found:
                 found[r.ifname].append(r)
@@ -1555,7 +1558,7 @@ def _ipv6_routes_live(state: HostState) -> frozenset[str]:
         and r.family == 6
         and r.ifname is not None
         and r.dst.prefixlen == 64
-        and r.dst.is_link_local
+        and is_link_local_net(r.dst)
     )
 
 
