@@ -33,7 +33,8 @@ from multihome.backend.rtnl import (
     attr,
     attr_str,
 )
-from multihome.model import IPAddress, Sysctl
+from multihome.model import IPAddress, Sysctl, ip_text
+from multihome.verify import Check
 
 COMPONENT = st.text(alphabet="abcdef0123456789_-/", min_size=1, max_size=8)
 
@@ -90,15 +91,16 @@ def test_lookup_body_is_the_plain_encoding(
     assert backend._lookup_body(dst, src, oif) == _plain_lookup_body(backend._index, dst, src, oif)
 
 
-def _link_body(index: int, name: str, conf: list[int], before: int) -> bytes:
-    """A link message: ``before`` other attributes, its name, and an IFLA_AF_SPEC holding
-    an AF_INET6 part and an AF_INET part with the devconf ``conf``."""
+def _link_body(index: int, name: str, conf: list[int], before: int, extra: bytes = b"") -> bytes:
+    """A link message: ``before`` other attributes (and ``extra``), its name, and an
+    IFLA_AF_SPEC holding an AF_INET6 part and an AF_INET part with the devconf ``conf``."""
     inet = attr(IFLA_INET_CONF, struct.pack(f"={len(conf)}i", *conf))
     spec = attr(AF_INET6, attr(1, b"\0" * 8)) + attr(AF_INET, inet)
     others = b"".join(attr(100 + i, b"\1" * (i % 5 + 1)) for i in range(before))
     return (
         IFINFOMSG.pack(0, 0, index, 1, 0)
         + others
+        + extra
         + attr_str(IFLA_IFNAME, name)
         + attr(IFLA_AF_SPEC, spec)
     )
@@ -185,3 +187,83 @@ def test_devconf_patch_refuses_what_it_cannot_write() -> None:
     left = {"net.ipv6.conf.p0.accept_ra": "0", "net.ipv4.conf.all.rp_filter": "2"}
     assert _with_devconf(raw, bodies, left) == bodies
     assert _with_devconf(raw, bodies, {"net.ipv4.conf.p0.x.rp_filter": "1"}) == bodies
+
+
+def _plain_check(
+    iface: Any, src: IPAddress | None, name: str, dst: IPAddress, found: Any, want: bool
+) -> Check:
+    """A check as it was made before (each text formatted per check)."""
+    gateway = iface.gateway_for(dst.version) if want else None
+    expected = f"dev {iface.name}" + (f" via {ip_text(gateway)}" if gateway is not None else "")
+    ok = found is not None and found.ifname == iface.name and (not want or found.gateway == gateway)
+    if found is None:
+        got = "unreachable"
+    else:
+        got = f"dev {found.ifname}"
+        if found.gateway is not None:
+            got += f" via {ip_text(found.gateway)}"
+    return Check(
+        iface.name,
+        "(device)" if src is None else ip_text(src),
+        name,
+        ip_text(dst),
+        ok,
+        expected,
+        got,
+    )
+
+
+def test_checks_say_what_the_plain_checks_said() -> None:
+    """Every kind of answer (the expected one, another port, another gateway, no gateway,
+    unreachable), for checks with and without an expected gateway, of both families, gives
+    the check the plain code gave."""
+    from multihome.backend import Lookup
+    from multihome.policy import ManagedInterface
+    from multihome.verify import _check, _Question
+
+    v4 = ipaddress.IPv4Address
+    v6 = ipaddress.IPv6Address
+    iface = ManagedInterface("p1", "secondary", (), None, v4("10.0.1.1"), 101, v6("fe80::1"))
+    answers = [
+        None,
+        Lookup("p1", v4("10.0.1.1"), None, 10001),
+        Lookup("p1", v4("10.0.1.2"), None, 10001),
+        Lookup("p0", v4("10.0.1.1"), None, 254),
+        Lookup("p1", None, None, 10001),
+        Lookup("p1", v6("fe80::1"), None, 10001),
+        Lookup("p1", v6("fe80::2"), None, 10001),
+    ]
+    asked = [
+        (v4("10.0.1.10"), "egress", v4("198.51.100.10"), True),
+        (v4("10.0.1.10"), "gateway", v4("10.0.1.1"), False),
+        (None, "bound-to-device", v4("198.51.100.10"), True),
+        (v6("2001:db8::10"), "egress", v6("2001:db8:ffff::10"), True),
+        (v6("2001:db8::10"), "gateway", v6("fe80::1"), False),
+    ]
+    for src, name, dst, want in asked:
+        question = _Question(iface, src, name, dst, None, want)
+        for found in answers:
+            assert _check(question, found) == _plain_check(iface, src, name, dst, found, want)
+
+
+def test_devconf_headers_seen_elsewhere_in_a_message_fall_back_to_the_walk() -> None:
+    """A link message whose other attribute happens to hold the devconf's two headers (the
+    search would find them twice) is patched where the walk finds the devconf."""
+    plain = _link_body(1, "p0", list(range(20)), 2)
+    offset = _devconf_offset(plain)
+    assert offset is not None
+    headers = plain[offset - 8 : offset]
+    extra = attr(100, headers + b"\0" * 80)
+    tricky = _link_body(2, "p1", list(range(20)), 2, extra)
+    bodies = [plain, tricky]
+    raw = [link for body in bodies if (link := _raw_link(body)) is not None]
+    assert [link[1] for link in raw] == ["p0", "p1"]
+    written = {"net.ipv4.conf.p0.rp_filter": "2", "net.ipv4.conf.p1.rp_filter": "2"}
+    patched = _with_devconf(raw, bodies, written)
+    assert patched is not None
+    position = _knob_order().index("rp_filter")
+    for body in patched:
+        decoded = _raw_link(body)
+        assert decoded is not None and decoded[7] is not None
+        assert decoded[7][position] == 2
+    assert extra in patched[1]  # the look-alike is left as it was

@@ -1136,10 +1136,14 @@ def _with_devconf(
     if not wanted:
         return bodies
     patched = list(bodies)
+    headers = b""  # the AF_INET and IFLA_INET_CONF headers before the last devconf found
     for i, knobs in wanted.items():
-        offset = _devconf_offset(bodies[i])
+        offset = _devconf_found(bodies[i], headers)
         if offset is None:
-            return None
+            offset = _devconf_offset(bodies[i])
+            if offset is None:
+                return None
+            headers = bodies[i][offset - 8 : offset]
         body = bytearray(bodies[i])
         for index, number in knobs.items():
             _I32.pack_into(body, offset + 4 * (index - 1), number)
@@ -1152,6 +1156,23 @@ _IPV4_CONF = "net.ipv4.conf."
 _I32 = struct.Struct("=i")
 #: The devconf array must reach the last knob :data:`DEVCONF` names.
 _DEVCONF_BYTES = 4 * max(DEVCONF.values())
+
+
+def _devconf_found(body: bytes, headers: bytes) -> int | None:
+    """Where the devconf array starts in ``body`` when its two headers (``AF_INET`` and
+    ``IFLA_INET_CONF``, lengths included: the same in every link message of a kernel) are
+    ``headers``, found by one search in C instead of :func:`_devconf_offset`'s walk over
+    ~40 attributes per link (at 256 ports a fifth of the post-apply fingerprint). None (walk
+    instead) when they are not found exactly once. A match that were not the attribute
+    itself would patch other bytes: the digest recorded would then match no kernel state,
+    and the next apply would read everything (as after any change), never skip work."""
+    if len(headers) != 8:
+        return None
+    at = body.find(headers, IFINFOMSG.size)
+    if at < 0 or body.find(headers, at + 1) >= 0:
+        return None
+    offset = at + 8
+    return offset if offset + _DEVCONF_BYTES <= len(body) else None
 
 
 def _devconf_offset(body: bytes) -> int | None:
