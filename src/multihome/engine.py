@@ -405,8 +405,10 @@ def announce_addresses(backend: Backend, state: HostState, desired: DesiredState
     if len(desired.interfaces) < 2:
         return 0
     items = []
+    # By name, the first of a name as ``state.link()`` (which walks the list) finds it.
+    links = {link.name: link for link in reversed(state.links)}
     for iface in desired.interfaces:
-        link = state.link(iface.name)
+        link = links.get(iface.name)
         if link is None or not link.mac:
             continue
         items += [Announcement(iface.name, link.mac, addr.ip) for addr in iface.addresses]
