@@ -204,8 +204,8 @@ class EventSource:
         """``first`` and the events that follow it closely (debouncing). The quiet is counted
         from the moment an event is taken from the queue, not from its arrival: events that
         waited there while a repair ran still wait ``quiet`` for the rest of their
-        disturbance (counted from the arrival, a burst ended after 0.2 ms and the rest came
-        as another repair: 3-7% more repairs in the benchmark, no CPU saved)."""
+        disturbance (counted from the arrival, a burst of them ended after 0.2 ms, and a
+        disturbance still arriving may be split into two repairs; tried, no gain shown)."""
         events = [first]
         deadline = time.monotonic() + limit
         while True:
