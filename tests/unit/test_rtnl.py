@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from multihome.backend.netlink import NetlinkBackend, _kept, _route, _rule
+from multihome.backend.netlink import NetlinkBackend, _address, _kept, _route, _rule
 from multihome.backend.rtnl import (
     NLM_F_ACK_TLVS,
     NLM_F_CAPPED,
@@ -24,7 +24,7 @@ from multihome.backend.rtnl import (
     attributes,
     error,
 )
-from multihome.model import Route, Rule
+from multihome.model import Address, Route, Rule
 from multihome.nlattrs import _LAYOUTS as LAYOUTS
 from multihome.nlattrs import spans
 from multihome.values import replace
@@ -94,6 +94,31 @@ def test_route_message_decodes_to_the_same_route(route: Route) -> None:
     fresh = replace(decoded)  # nothing cached: the texts given by the decoding are computed
     assert "texts" in decoded.__dict__ and "texts" not in fresh.__dict__
     assert decoded.texts == fresh.texts
+
+
+@pytest.mark.parametrize(
+    "text", ["10.0.1.10/24", "2001:db8:1::10/64", "::ffff:10.0.1.10/96", "fe80::1/64"]
+)
+def test_an_address_decoded_in_a_read_has_the_key_and_ip_of_a_fresh_one(text: str) -> None:
+    """A read decodes addresses with the objects it makes once (``made``): the ``ip`` and
+    ``key`` it gives an address are those a fresh copy computes (an IPv4-mapped address is
+    written dotted), and the route to the address's subnet gets the same network."""
+    address = Address(ifname="p1", interface=ipaddress.ip_interface(text))
+    backend = NetlinkBackend()
+    backend._index = {"p1": 7}
+    made: dict[object, object] = {}
+    decoded = _address(backend._address_message(address), {7: "p1"}, 1, made)
+    assert decoded == address
+    assert decoded is not None
+    fresh = replace(decoded)
+    assert "key" in decoded.__dict__ and "key" not in fresh.__dict__
+    assert (decoded.key, decoded.ip) == (fresh.key, fresh.ip)
+    subnet = Route(table=254, dst=address.network, ifname="p1", prefsrc=address.ip)
+    route = _route(backend.route_message(subnet), {7: "p1"}, made)
+    assert route == subnet
+    assert route is not None
+    assert route.dst is decoded.interface.network
+    assert route.texts == replace(route).texts
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.describe())

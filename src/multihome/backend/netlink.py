@@ -299,11 +299,11 @@ class NetlinkBackend:
         # event): a message's body decodes to the same object, which keeps its sort key.
         old_addresses, old_routes, old_rules = self._decoded
         # Addresses and rules also keep their place in the kernel's list (explain needs it).
+        made: dict[Any, Any] = {}  # the networks and addresses made (see _route)
         addresses = [
-            _kept(old_addresses.get(body), position) or _address(body, names, position)
+            _kept(old_addresses.get(body), position) or _address(body, names, position, made)
             for position, body in enumerate(raw_addresses, start=1)
         ]
-        made: dict[Any, Any] = {}  # the networks and addresses made (see _route)
         routes = [
             old_routes[body] if body in old_routes else _route(body, names, made)
             for body in raw_routes
@@ -1149,7 +1149,13 @@ def _link(raw: RawLink, names: dict[int, str]) -> Link:
     )
 
 
-def _address(body: bytes, names: dict[int, str], position: int = 0) -> Address | None:
+def _address(
+    body: bytes, names: dict[int, str], position: int = 0, made: dict[Any, Any] | None = None
+) -> Address | None:
+    """The address of an address message's ``body``. ``made`` (see :func:`_route`): the
+    address and its text are kept for the routes whose source it is (every route of a
+    port's), its network for the route to its subnet; the address's own ``ip`` and ``key``
+    are given from them (a fresh copy computes the same: test_rtnl)."""
     family, prefixlen, flags, scope, index = IFADDRMSG.unpack_from(body)
     ifname = names.get(index)
     if ifname is None or family not in VERSIONS:
@@ -1165,14 +1171,24 @@ def _address(body: bytes, names: dict[int, str], position: int = 0) -> Address |
     secondary = family == AF_INET and bool(flags & IFA_F_SECONDARY)
     if family == AF_INET:
         flags &= ~IFA_F_TEMPORARY
-    return Address(
+    made_interface = interface((value, prefixlen))
+    address = Address(
         ifname=ifname,
-        interface=interface((value, prefixlen)),
+        interface=made_interface,
         scope=scope,
         secondary=secondary,
         position=position,
         flags=flags & ADDRESS_FLAG_MASK,
     )
+    if made is not None:
+        if value not in made:
+            made[value] = _with_text(made_interface.ip)
+        ip, text = made[value]
+        network = made_interface.network
+        made.setdefault((family, network.network_address.packed, prefixlen), (network, None))
+        # an interface's text is its address's and its prefix length (ip_text)
+        address.__dict__.update(ip=ip, key=(ifname, f"{text}/{prefixlen}"))
+    return address
 
 
 def _still_decoded(decoded: Decoded, old: dict[int, str], new: dict[int, str]) -> Decoded:
@@ -1220,14 +1236,16 @@ def _route(body: bytes, names: dict[int, str], made: dict[Any, Any] | None = Non
         expires = ticks // USER_HZ if ticks > 0 else None
     if family == AF_INET6 and kind in NO_DEVICE_TYPES:
         oif_index = 0  # IPv6 names lo for a route without a device; IPv4 names none
-    where = (family, dst, dst_len)
-    if where not in made:
-        made[where] = _with_text(network((dst or 0, dst_len), strict=False))
+    where = (family, dst or b"\0" * (4 if family == AF_INET else 16), dst_len)
+    dst_made = made.get(where)
+    if dst_made is None or dst_made[1] is None:  # (an address's network has no text yet)
+        dst_made = made[where] = _with_text(
+            network((dst or 0, dst_len), strict=False) if dst_made is None else dst_made[0]
+        )
     if gateway and gateway not in made:
         made[gateway] = _with_text(address(gateway))
     if prefsrc and prefsrc not in made:
         made[prefsrc] = _with_text(address(prefsrc))
-    dst_made = made[where]
     gateway_made = made[gateway] if gateway else (None, "None")
     prefsrc_made = made[prefsrc] if prefsrc else (None, "None")
     route = Route(
@@ -1249,7 +1267,7 @@ def _route(body: bytes, names: dict[int, str], made: dict[Any, Any] | None = Non
     return route
 
 
-def _with_text(value: IPAddress | IPNetwork) -> tuple[IPAddress | IPNetwork, str]:
+def _with_text(value: IPAddress | IPNetwork) -> tuple[Any, str]:
     """``value`` and its text (:func:`ip_text`), made once per read (see :func:`_route`)."""
     return value, ip_text(value)
 
