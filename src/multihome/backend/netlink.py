@@ -1039,6 +1039,12 @@ LINK_ATTRIBUTES = frozenset(
 )
 
 
+#: The one nested attribute :func:`_raw_link` reads at each level.
+_INFO_KIND = frozenset({IFLA_INFO_KIND})
+_INET = frozenset({AF_INET})
+_INET_CONF = frozenset({IFLA_INET_CONF})
+
+
 def _link_message(msg: Message) -> RawLink | None:
     return _raw_link(msg.body)
 
@@ -1053,7 +1059,7 @@ def _raw_link(body: bytes) -> RawLink | None:
         return None
     mac = attrs.get(IFLA_ADDRESS)
     info = attrs.get(IFLA_LINKINFO)
-    kind = attributes(info, 0).get(IFLA_INFO_KIND) if info else None
+    kind = attributes(info, 0, _INFO_KIND).get(IFLA_INFO_KIND) if info else None
     master = attrs.get(IFLA_MASTER)
     oper = attrs.get(IFLA_OPERSTATE)
     operstate = None
@@ -1061,8 +1067,8 @@ def _raw_link(body: bytes) -> RawLink | None:
         operstate = OPERSTATES[oper[0]] if oper[0] < len(OPERSTATES) else str(oper[0])
     conf = None
     spec = attrs.get(IFLA_AF_SPEC)
-    inet = attributes(spec, 0).get(AF_INET) if spec else None
-    devconf = attributes(inet, 0).get(IFLA_INET_CONF) if inet else None
+    inet = attributes(spec, 0, _INET).get(AF_INET) if spec else None  # (not IPv6's, large)
+    devconf = attributes(inet, 0, _INET_CONF).get(IFLA_INET_CONF) if inet else None
     if devconf and len(devconf) >= _DEVCONF_HEAD.size:
         conf = _DEVCONF_PICK(_DEVCONF_HEAD.unpack_from(devconf))
     return (
@@ -1267,7 +1273,7 @@ def _route(body: bytes, names: dict[int, str], made: dict[Any, Any] | None = Non
     prefsrc = attrs.get(RTA_PREFSRC)
     metric = attrs.get(RTA_PRIORITY)
     table_attr = attrs.get(RTA_TABLE)
-    oif_index = u32(oif) if oif else 0
+    oif_index = U32_AT(oif)[0] if oif else 0
     network, address = CLASSES[family]
     cache = attrs.get(RTA_CACHEINFO)
     expires = None
@@ -1289,11 +1295,11 @@ def _route(body: bytes, names: dict[int, str], made: dict[Any, Any] | None = Non
     gateway_made = made[gateway] if gateway else (None, "None")
     prefsrc_made = made[prefsrc] if prefsrc else (None, "None")
     route = Route(
-        table=(u32(table_attr) if table_attr else 0) or table,
+        table=(U32_AT(table_attr)[0] if table_attr else 0) or table,
         dst=dst_made[0],
         ifname=names.get(oif_index) if oif_index else None,
         gateway=gateway_made[0],
-        metric=u32(metric) if metric else 0,
+        metric=U32_AT(metric)[0] if metric else 0,
         proto=proto,
         scope=scope,
         prefsrc=prefsrc_made[0],
