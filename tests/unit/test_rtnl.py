@@ -103,7 +103,7 @@ def test_route_message_decodes_to_the_same_route(route: Route) -> None:
     assert decoded is not None
     fresh = replace(decoded)  # nothing cached: the texts given by the decoding are computed
     assert "texts" in decoded.__dict__ and "texts" not in fresh.__dict__
-    assert decoded.texts == fresh.texts
+    assert (decoded.texts, decoded.family) == (fresh.texts, fresh.family)
 
 
 @pytest.mark.parametrize(
@@ -122,13 +122,13 @@ def test_an_address_decoded_in_a_read_has_the_key_and_ip_of_a_fresh_one(text: st
     assert decoded is not None
     fresh = replace(decoded)
     assert "key" in decoded.__dict__ and "key" not in fresh.__dict__
-    assert (decoded.key, decoded.ip) == (fresh.key, fresh.ip)
+    assert (decoded.key, decoded.ip, decoded.family) == (fresh.key, fresh.ip, fresh.family)
     subnet = Route(table=254, dst=address.network, ifname="p1", prefsrc=address.ip)
     route = _route(backend.route_message(subnet), {7: "p1"}, made)
     assert route == subnet
     assert route is not None
     assert route.dst is decoded.interface.network
-    assert route.texts == replace(route).texts
+    assert (route.texts, route.family) == (replace(route).texts, replace(route).family)
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.describe())

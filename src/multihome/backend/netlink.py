@@ -143,6 +143,7 @@ from multihome.model import (
     Sysctl,
     conf_sysctl,
     ip_text,
+    with_cached,
 )
 from multihome.processes import NAMESPACE_LOCK
 
@@ -1284,7 +1285,7 @@ def _address(
             made[value] = _with_text(made_interface.ip)
         ip, text = made[value]
         # an interface's text is its address's and its prefix length (ip_text)
-        address.__dict__.update(ip=ip, key=(ifname, f"{text}/{prefixlen}"))
+        with_cached(address, ip=ip, key=(ifname, f"{text}/{prefixlen}"), family=VERSIONS[family])
     return address
 
 
@@ -1390,10 +1391,11 @@ def _route(body: bytes, names: dict[int, str], made: dict[Any, Any] | None = Non
         expires=expires,
         nexthops=_nexthops(attrs[RTA_MULTIPATH], names) if RTA_MULTIPATH in attrs else (),
     )
-    # Its texts (cached: the key's, the JSON's) are those of the objects made once: a new
-    # route's cached properties, nobody has read them (test_rtnl compares a fresh copy's).
-    route.__dict__["texts"] = (dst_made[1], gateway_made[1], prefsrc_made[1])
-    return route
+    # Its texts (the key's, the JSON's) are those of the objects made once (test_rtnl
+    # compares a fresh copy's).
+    return with_cached(
+        route, texts=(dst_made[1], gateway_made[1], prefsrc_made[1]), family=VERSIONS[family]
+    )
 
 
 def _with_text(value: IPAddress | IPNetwork) -> tuple[Any, str]:
