@@ -993,12 +993,12 @@ class NetlinkBackend:
             known[gateway] = _ip_of(gateway)
         if prefsrc and prefsrc not in known:
             known[prefsrc] = _ip_of(prefsrc)
-        return Lookup(
-            ifname=self._names.get(oif_index) if oif_index else None,
-            gateway=known[gateway] if gateway else None,
-            prefsrc=known[prefsrc] if prefsrc else None,
-            table=table,
-            type=body[7],
+        return Lookup(  # (ifname, gateway, prefsrc, table, type: by position, 768 of them)
+            self._names.get(oif_index) if oif_index else None,
+            known[gateway] if gateway else None,
+            known[prefsrc] if prefsrc else None,
+            table,
+            body[7],
         )
 
 
@@ -1138,17 +1138,19 @@ def _with_devconf(
     not a number or its knob is not in the devconf array as it was read."""
     if len(raw_links) != len(bodies):
         return None  # a message without a name: the two lists are not aligned
-    where = {name: i for i, (_index, name, *_rest) in enumerate(raw_links)}
+    # net.ipv4.conf.IF (a '.' in IF written '/') -> the link's place, for links with a devconf:
+    # the knobs of all, default, IPv6 and links without one are not patched
+    where = {
+        f"{_IPV4_CONF}{name.replace('.', '/')}": i
+        for i, (_index, name, *_rest, conf, _group) in enumerate(raw_links)
+        if conf is not None
+    }
     wanted: dict[int, dict[int, int]] = {}
     for name, value in written.items():
-        if not name.startswith(_IPV4_CONF):
-            continue  # IPv6 knobs are not in the digest
-        ifname, dot, knob = name[len(_IPV4_CONF) :].partition(".")
-        if not dot or "." in knob:
-            continue  # not net.ipv4.conf.IF.KNOB
-        i = where.get(ifname.replace("/", "."))
-        if i is None or raw_links[i][7] is None:
-            continue  # all, default, a link without devconf: read from /proc/sys
+        head, _dot, knob = name.rpartition(".")
+        i = where.get(head)
+        if i is None:
+            continue
         index = DEVCONF.get(knob)
         if index is None or not value.strip().lstrip("-").isdigit():
             return None
@@ -1174,7 +1176,7 @@ def _with_devconf(
     return patched
 
 
-#: ``net.ipv4.conf.``: the interface sysctls whose values a link message's devconf holds.
+#: The interface sysctls whose values a link message's devconf holds: ``net.ipv4.conf.IF``.
 _IPV4_CONF = "net.ipv4.conf."
 _I32 = struct.Struct("=i")
 #: The devconf array must reach the last knob :data:`DEVCONF` names.
