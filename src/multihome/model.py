@@ -158,6 +158,25 @@ def ip_text(value: IPAddress | IPNetwork | IPInterface | None) -> str:
     return str(value)
 
 
+def is_link_local_net(net: IPNetwork) -> bool:
+    """``net.is_link_local``: every address of ``net`` is link-local. For IPv6 without
+    :mod:`ipaddress`'s way (the network's broadcast address made and both ends tested, a dozen
+    Python calls: the policy asks it of every IPv6 route of main): ``fe80::/10`` holds the
+    network exactly when its prefix is at least as long and its first ten bits are those
+    (tests/unit/test_model.py compares the two)."""
+    if net.version == 4:
+        return net.is_link_local
+    return net.prefixlen >= 10 and int(net.network_address) >> 118 == 0x3FA
+
+
+def is_multicast_net(net: IPNetwork) -> bool:
+    """``net.is_multicast`` (every address of ``net`` is multicast), as
+    :func:`is_link_local_net` computes it for IPv6: inside ``ff00::/8``."""
+    if net.version == 4:
+        return net.is_multicast
+    return net.prefixlen >= 8 and int(net.network_address) >> 120 == 0xFF
+
+
 def family_of(value: IPAddress | IPNetwork | IPInterface) -> int:
     """Return 4 or 6."""
     return value.version
@@ -208,6 +227,22 @@ class cached(Generic[_T]):
             return self
         value = instance.__dict__[self.name] = self.func(instance)
         return value
+
+
+if TYPE_CHECKING:
+    _V = TypeVar("_V")
+
+
+def with_cached(value: _V, **known: object) -> _V:
+    """``value`` with some of its :class:`cached` properties given instead of computed: what a
+    value made from another one shares with it (the policy's copy of a route into a port's
+    table has the route's destination, gateway and source objects, so its texts and family;
+    a ``from`` rule's source is an address whose text is known). Formatting them again was a
+    third of the policy's ``ip_text`` calls at 256 ports. Only for a new value, whose
+    properties nobody has read yet; the caller vouches that each given value is the one the
+    property computes (tests/unit/test_policy.py checks the policy's against fresh values)."""
+    value.__dict__.update(known)
+    return value
 
 
 class Ordered:
@@ -262,6 +297,12 @@ def ordered(cls: type[_O]) -> type[_O]:
     # setattr: mypy rejects assigning to a method, even a static one.
     setattr(cls, "_order_key", staticmethod(key))  # noqa: B010 (see above)
     return cls
+
+
+def order_key(cls: type[Ordered]) -> Callable[[Any], tuple[Any, ...]]:
+    """The ``key`` that sorts values of the :func:`ordered` class ``cls`` as their comparisons
+    do, in C (``sorted(values)`` calls ``__lt__`` in Python: 2,000 calls for 256 tables)."""
+    return cls._order_key
 
 
 def _hash_by_key(value: Any) -> int:
@@ -494,8 +535,16 @@ class Route(Ordered):
 
     @cached
     def order(self) -> tuple[Any, ...]:
-        """Sort order: the key, sortable where one route has no device and another one."""
-        return sortable(self.key)
+        """Sort order: the key, sortable where one route has no device and another one.
+
+        :func:`sortable`'s order, made without wrapping every item: of the key's items only
+        the device can be None (the addresses are texts), so only it is wrapped, ``(0,)`` or
+        ``(1, name)``; comparing ``(1, a)`` with ``(1, b)`` is comparing ``a`` with ``b``
+        (tests/unit/test_sort_keys.py compares the two orders). Thousands of routes per
+        apply are sorted: one tuple each instead of eleven and a comprehension."""
+        key = self.key
+        ifname = key[4]
+        return (*key[:4], _NONE_FIRST if ifname is None else (1, ifname), *key[5:])
 
     __hash__ = _hash_by_key
     __eq__ = _equal_by_key
@@ -628,8 +677,22 @@ class Rule(Ordered):
 
     @cached
     def order(self) -> tuple[Any, ...]:
-        """Sort order: the key, sortable where one rule has None and another a value."""
-        return sortable(self.key)
+        """Sort order: the key, sortable where one rule has None and another a value.
+
+        :func:`sortable`'s order with only the items that can be None wrapped (the
+        interfaces, ``suppress_prefixlength``, the mark and its mask: the addresses are
+        texts), as :attr:`Route.order` does (tests/unit/test_sort_keys.py compares them)."""
+        key = self.key
+        iif, oif, suppress, mark, mask = key[5:10]
+        return (
+            *key[:5],
+            _NONE_FIRST if iif is None else (1, iif),
+            _NONE_FIRST if oif is None else (1, oif),
+            _NONE_FIRST if suppress is None else (1, suppress),
+            _NONE_FIRST if mark is None else (1, mark),
+            _NONE_FIRST if mask is None else (1, mask),
+            *key[10:],
+        )
 
     __hash__ = _hash_by_key
     __eq__ = _equal_by_key
@@ -770,6 +833,8 @@ def sortable(key: tuple[Any, ...]) -> tuple[Any, ...]:
 _NONE_FIRST = (0,)
 #: The sort key of routes and rules: their cached ``order``, fetched in C (no lambda).
 ORDER = operator.attrgetter("order")
+#: The sort key of addresses: their cached ``key``.
+KEY = operator.attrgetter("key")
 if TYPE_CHECKING:
     _Keyed = TypeVar("_Keyed", "Route", "Rule")
 
@@ -804,8 +869,9 @@ class HostState:
     ) -> HostState:
         """Canonical construction: sorted, de-duplicated, read-only."""
         return cls(
-            links=tuple(sorted(set(links))),
-            addresses=tuple(sorted(set(addresses), key=lambda a: a.key)),
+            # the links' order is theirs (Ordered), its tuples compared in C
+            links=tuple(sorted(set(links), key=Link._order_key)),
+            addresses=tuple(sorted(set(addresses), key=KEY)),
             routes=_canonical(routes),
             rules=_canonical(rules),
             sysctls=MappingProxyType(dict(sorted((sysctls or {}).items()))),
@@ -828,19 +894,19 @@ class HostState:
         return frozenset(self.rules)
 
     @cached
-    def _addresses_by_ifname(self) -> dict[str, list[Address]]:
-        """Addresses grouped by interface, built on first use (hosts with 100s of ports)."""
-        grouped: dict[str, list[Address]] = {}
+    def _addresses_by_ifname(self) -> dict[tuple[str, int | None], tuple[Address, ...]]:
+        """Addresses grouped by interface, and by interface and family, in state order, built
+        on first use: the policy asks for each port's addresses of each family several times
+        (hosts with 100s of ports)."""
+        grouped: dict[tuple[str, int | None], list[Address]] = {}
         for address in self.addresses:
-            grouped.setdefault(address.ifname, []).append(address)
-        return grouped
+            grouped.setdefault((address.ifname, None), []).append(address)
+            grouped.setdefault((address.ifname, address.family), []).append(address)
+        return {key: tuple(found) for key, found in grouped.items()}
 
     def addresses_of(self, ifname: str, family: int | None = None) -> tuple[Address, ...]:
-        return tuple(
-            a
-            for a in self._addresses_by_ifname.get(ifname, ())
-            if family is None or a.family == family
-        )
+        """The addresses of ``ifname`` (of ``family``, 4 or 6, if given), in state order."""
+        return self._addresses_by_ifname.get((ifname, family), ())
 
     def routes_in(self, table: int) -> tuple[Route, ...]:
         return tuple(r for r in self.routes if r.table == table)

@@ -67,6 +67,10 @@ from multihome.model import (
     conf_sysctl,
     default_network,
     ip_text,
+    is_link_local_net,
+    is_multicast_net,
+    order_key,
+    with_cached,
 )
 from multihome.values import field, frozen, record, replace
 
@@ -282,7 +286,7 @@ def native_table_routes(
             and assigned.get(r.ifname) == r.table
             and r.type == RTN_UNICAST
             and not is_owned_route(r, config)
-            and not (r.family == 6 and (r.dst.is_link_local or r.dst.is_multicast))
+            and not (r.family == 6 and (is_link_local_net(r.dst) or is_multicast_net(r.dst)))
         ):
             found[r.family].setdefault(r.ifname, []).append(r)
     return found
@@ -442,9 +446,12 @@ def compute_policy(
     assigned = _existing_tables(in_band, ordered)
     # Grouped once, not scanned once per interface (hosts with hundreds of ports).
     # shared: the ports' paths of main's multipath routes (never removed from main)
+    # The owned routes in the state's order, not the set's: they are in the memo's keys, and
+    # a set's order moves with its other members (an event on one port made every port's key
+    # new: 12 of 16 parts computed again per reconcile).
     (routes_by_if, shared), owned_by_if = (
         _main_routes_by_if(state, [m.name for m in managed]),
-        _ipv4_by_if(owned_route_set),
+        _ipv4_by_if(ordered),
     )
     native, native6 = native_table_routes(state, config, assigned).values()
     declared, by_dst = _applicable(state, managed, facts), _peer_candidates(routes_by_if)
@@ -453,7 +460,7 @@ def compute_policy(
         state, managed, routes_by_if, native, owned_by_if, assigned, declared, facts
     )
     six = _Ipv6.gather(
-        state, managed, owned_route_set, assigned, facts,
+        state, managed, ordered, assigned, facts,
         native6, owned_rule_set,
     )  # fmt: skip
 
@@ -557,7 +564,7 @@ def compute_policy(
         interfaces=tuple(interfaces),
         skipped=tuple(skipped),
         ignored=tuple(ignored),
-        tables=tuple(sorted(tables.values())),
+        tables=tuple(sorted(tables.values(), key=order_key(Table))),
         routes=frozenset(routes),
         rules=frozenset(rules),
         sysctls=tuple(sysctls),
@@ -643,7 +650,7 @@ def _band_wide(
     (with ``onlink``) every table's throws, computed afresh (also a resting port's)."""
     band = config.priority_range[0]
     for family in sorted({r.family for r in rules}):
-        rules.add(_rule(band, "suppress", TABLE_MAIN, suppress_prefixlength=0, family=family))
+        rules.add(_rule(band, "suppress", TABLE_MAIN, family, suppress_prefixlength=0))
     routes.difference_update([r for r in routes if r.type == RTN_THROW])
     if "onlink" in config.rule_kinds:
         routes |= _throws(state, config, set(ports), routes, rules, made)
@@ -897,8 +904,8 @@ def _throws(
         through_port = route.ifname in ports and route.type == RTN_UNICAST
         if (
             through_port
-            and not route.dst.is_multicast
-            and not (family == 6 and route.dst.is_link_local)
+            and not is_multicast_net(route.dst)
+            and not (family == 6 and is_link_local_net(route.dst))
         ):
             continue
         foreign.setdefault(family, {})[route.texts[0]] = route.dst
@@ -927,8 +934,16 @@ def _throws(
                     continue
                 throw = made.get((table, text))
                 if throw is None or throw.metric != metric:
-                    throw = Route(
-                        table=table, dst=dst, metric=metric, proto=PROTO_MULTIHOME, type=RTN_THROW
+                    throw = with_cached(
+                        Route(
+                            table=table,
+                            dst=dst,
+                            metric=metric,
+                            proto=PROTO_MULTIHOME,
+                            type=RTN_THROW,
+                        ),
+                        texts=(text, *_NO_TEXTS),
+                        family=family,
                     )
                 kept[table, text] = throw
     made.clear()
@@ -968,15 +983,24 @@ def _interface_rules(
     for addr in addrs:
         # From the integer: ip_network(address) formats the address and parses it again
         # (a third of this function's time in the agent's profile).
-        host = (ipaddress.IPv4Network if addr.ip.version == 4 else ipaddress.IPv6Network)(
-            int(addr.ip)
-        )
-        rules.add(_rule(band, kind, table, src=host, family=family))
+        ip = addr.ip
+        host = (ipaddress.IPv4Network if ip.version == 4 else ipaddress.IPv6Network)(int(ip))
+        rules.add(_rule(band, kind, table, family, src=host, src_text=_host_text(addr, host)))
     if "oif" in config.rule_kinds:
-        rules.add(_rule(band, "oif", table, oifname=ifname, family=family))
+        rules.add(_rule(band, "oif", table, family, oifname=ifname))
     if "iif" in config.rule_kinds:
-        rules.add(_rule(band, "iif", table, iifname=ifname, family=family))
+        rules.add(_rule(band, "iif", table, family, iifname=ifname))
     return rules
+
+
+def _host_text(addr: Address, host: IPNetwork) -> str:
+    """``ip_text(host)``, ``addr`` as a host network (``10.0.0.5/32``), from the address's key
+    (``10.0.0.5/24``, formatted already): the same address text, but for a scoped address
+    (whose scope the network does not keep)."""
+    text = addr.key[1].rpartition("/")[0]
+    if "%" in text:
+        return ip_text(host)
+    return f"{text}/{host.max_prefixlen}"
 
 
 #: How a note about another tool's rule inside multihome's band begins (the agent logs them).
@@ -1360,26 +1384,55 @@ def _preserve_for_skipped(
 
 
 def _copy(route: Route, table: int) -> Route:
-    return Route(
-        table=table,
-        dst=route.dst,
-        ifname=route.ifname,
-        gateway=route.gateway,
-        metric=route.metric,
-        proto=PROTO_MULTIHOME,
-        scope=route.scope,
-        prefsrc=route.prefsrc,
-        type=route.type,
+    """``route`` in ``table``, as multihome's (without an expiry or next hops); its texts and
+    family are the route's (the same destination, gateway and source objects)."""
+    return with_cached(
+        Route(
+            table=table,
+            dst=route.dst,
+            ifname=route.ifname,
+            gateway=route.gateway,
+            metric=route.metric,
+            proto=PROTO_MULTIHOME,
+            scope=route.scope,
+            prefsrc=route.prefsrc,
+            type=route.type,
+        ),
+        texts=route.texts,
+        family=route.family,
     )
 
 
-def _rule(band: int, kind: str, table: int, family: int = 4, **selectors: object) -> Rule:
-    return Rule(
-        family=family,
-        priority=band + RULE_OFFSETS[kind],
-        table=table,
-        proto=PROTO_MULTIHOME,
-        **selectors,  # type: ignore[arg-type]
+#: The texts of a rule without a source or destination (``ip_text(None)`` twice).
+_NO_TEXTS = (ip_text(None), ip_text(None))
+
+
+def _rule(
+    band: int,
+    kind: str,
+    table: int,
+    family: int = 4,
+    *,
+    src: IPNetwork | None = None,
+    src_text: str = _NO_TEXTS[0],
+    iifname: str | None = None,
+    oifname: str | None = None,
+    suppress_prefixlength: int | None = None,
+) -> Rule:
+    """One of multihome's rules of ``kind`` in the band; ``src_text``: ``ip_text(src)``,
+    known to the caller (its texts are not formatted again)."""
+    return with_cached(
+        Rule(
+            family=family,
+            priority=band + RULE_OFFSETS[kind],
+            table=table,
+            src=src,
+            iifname=iifname,
+            oifname=oifname,
+            suppress_prefixlength=suppress_prefixlength,
+            proto=PROTO_MULTIHOME,
+        ),
+        texts=_NO_TEXTS if src is None else (src_text, _NO_TEXTS[1]),
     )
 
 
@@ -1397,8 +1450,8 @@ def _main_routes6_by_if(state: HostState, ifnames: list[str]) -> dict[str, list[
             and r.family == 6
             and r.type == RTN_UNICAST
             and r.proto != PROTO_MULTIHOME
-            and not r.dst.is_link_local
-            and not r.dst.is_multicast
+            and not is_link_local_net(r.dst)
+            and not is_multicast_net(r.dst)
         ):
             if r.ifname in found:
                 found[r.ifname].append(r)
@@ -1508,7 +1561,7 @@ def _ipv6_routes_live(state: HostState) -> frozenset[str]:
         and r.family == 6
         and r.ifname is not None
         and r.dst.prefixlen == 64
-        and r.dst.is_link_local
+        and is_link_local_net(r.dst)
     )
 
 
@@ -1546,7 +1599,7 @@ class _Ipv6:
         cls,
         state: HostState,
         managed: list[Link],
-        owned_routes: frozenset[Route],
+        owned_routes: Iterable[Route],
         assigned: dict[str, int],
         facts: PortFacts,
         native: dict[str, list[Route]],

@@ -30,6 +30,8 @@ from multihome.model import (
     conf_sysctl,
     default_network,
     ip_text,
+    is_link_local_net,
+    is_multicast_net,
     net_text,
     table_label,
 )
@@ -275,6 +277,24 @@ def test_ip_text_is_str(v4: int, groups: list[int], len4: int, len6: int, mapped
         assert ip_text(value) == str(value), repr(value)  # type: ignore[arg-type]
     assert ip_text(None) == "None"
     assert ip_text(ipaddress.IPv6Address("fe80::1%eth0")) == "fe80::1%eth0"
+
+
+_FIRST_GROUP = st.sampled_from([0xFE80, 0xFEBF, 0xFEC0, 0xFE7F, 0xFF00, 0xFFFF, 0xFEFF, 0x00FF])
+
+
+@settings(max_examples=400, deadline=None)
+@given(_FIRST_GROUP | st.integers(0, 0xFFFF), st.integers(0, 2**112 - 1), st.integers(0, 128))
+def test_network_classes_are_ipaddress_own(first: int, rest: int, prefix: int) -> None:
+    """``is_link_local_net`` and ``is_multicast_net`` (the policy's, without the broadcast
+    address) answer as ``ipaddress``'s ``is_link_local`` and ``is_multicast`` of a network,
+    at and around the edges of fe80::/10 and ff00::/8 and every prefix length, and for
+    IPv4."""
+    net = ipaddress.IPv6Network(((first << 112) | rest, prefix), strict=False)
+    assert is_link_local_net(net) == net.is_link_local, net
+    assert is_multicast_net(net) == net.is_multicast, net
+    v4 = ipaddress.IPv4Network(((first << 16 | rest >> 96) & 0xFFFFFFFF, prefix % 33), strict=False)
+    assert is_link_local_net(v4) == v4.is_link_local, v4
+    assert is_multicast_net(v4) == v4.is_multicast, v4
 
 
 def test_ordered_values_compare_like_generated_order_methods() -> None:

@@ -7,7 +7,7 @@ import ipaddress
 from dataclasses import replace
 
 import pytest
-from hosts import host, howto_host, link, port
+from hosts import host, howto_host, link, port, with_ipv6
 from twin import converge
 
 from multihome.backend.fake import FakeBackend
@@ -16,6 +16,7 @@ from multihome.errors import InputError
 from multihome.model import (
     PROTO_DHCP,
     PROTO_MULTIHOME,
+    RTN_THROW,
     TABLE_MAIN,
     Address,
     HostState,
@@ -419,3 +420,37 @@ def test_the_primary_default_goes_back_to_main_only_through_a_route_to_its_gatew
     assert [(r.ifname, str(r.gateway), r.proto) for r in back] == [
         ("eth0", "192.168.0.1", PROTO_MULTIHOME)
     ]
+
+
+def _fresh_properties(value: Route | Rule) -> dict[str, object]:
+    """The cached properties of a new copy of ``value``, computed from its fields."""
+    again = replace(value)
+    return {name: getattr(again, name) for name in ("texts", "key", "order", "family")}
+
+
+def test_properties_given_to_the_policys_routes_and_rules_are_those_computed() -> None:
+    """The policy gives its copies, throws and rules their texts and family instead of
+    formatting them again (``model.with_cached``): on a dual-stack host with a scoped
+    IPv4-mapped address (whose text keeps its scope, its host network's not),
+    a container bridge (throws) and a second apply's own routes, every desired route's and
+    rule's texts, key, order and family are what a new copy computes."""
+    eth0 = with_ipv6(port("eth0", 2, "10.0.0.5/24", "10.0.0.1", 100), "2001:db8::5/64")
+    eth1 = with_ipv6(port("eth1", 3, "10.1.0.5/24", "10.1.0.1", 101), "2001:db8:1::5/64")
+    lnk, addrs, routes = eth1
+    scoped = Address("eth1", ipaddress.IPv6Interface("::ffff:10.1.0.6%7/120"))
+    docker = Route(TABLE_MAIN, NET("172.17.0.0/16"), "docker0", scope=253)
+    state = host(
+        eth0,
+        (lnk, [*addrs, scoped], routes),
+        extra_links=(link("docker0", 4, kind="bridge"),),
+        extra_routes=(docker,),
+    )
+    applied = converge(state).read()
+    for each in (state, applied):
+        desired = compute_policy(each, CONFIG)
+        assert any(r.type == RTN_THROW for r in desired.routes)
+        assert any(r.family == 6 and r.src is not None for r in desired.rules)
+        for value in (*desired.routes, *desired.rules):
+            assert {name: getattr(value, name) for name in _fresh_properties(value)} == (
+                _fresh_properties(value)
+            ), value

@@ -10,11 +10,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from hosts import howto_host
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from multihome.backend.fake import FakeBackend
 from multihome.config import Config
 from multihome.engine import assess
-from multihome.model import PROTO_MULTIHOME, Route, Rule
+from multihome.model import PROTO_MULTIHOME, NextHop, Route, Rule, sortable
 from multihome.safety.doctor import diagnose
 from multihome.status import build_report
 from multihome.transaction import checkpoint
@@ -55,3 +57,70 @@ def test_rules_and_routes_differing_by_a_none_sort_everywhere(tmp_path: Path) ->
     saved = checkpoint.capture(state, assessment.plan.changes, CONFIG, tmp_path)
     assert set(STALE_RULES) <= set(saved.rules) and set(STALE_ROUTES) <= set(saved.routes)
     assert checkpoint.restore_changes(backend.read(), saved) is not None
+
+
+# -- the orders made without sortable() sort as sortable(key) does ----------------------------
+def _net(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(text)
+
+
+_NAME = st.none() | st.sampled_from(["eth0", "eth1"])
+_SMALL = st.none() | st.sampled_from([0, 1, 0xFF])
+_ROUTES = st.builds(
+    Route,
+    table=st.sampled_from([254, 10500]),
+    dst=st.sampled_from(["10.0.0.0/8", "10.1.0.0/16", "0.0.0.0/0", "::/0", "fe80::/64"]).map(_net),
+    ifname=_NAME,
+    gateway=st.none() | st.sampled_from(["10.0.0.1", "fe80::1"]).map(ipaddress.ip_address),
+    metric=st.sampled_from([0, 100]),
+    proto=st.sampled_from([4, PROTO_MULTIHOME]),
+    scope=st.sampled_from([0, 253]),
+    prefsrc=st.none() | st.just(ipaddress.ip_address("10.0.0.5")),
+    type=st.sampled_from([1, RTN_BLACKHOLE]),
+    nexthops=st.just(())
+    | st.lists(
+        st.builds(
+            NextHop, st.sampled_from(["10.0.0.1", "10.0.0.2"]).map(ipaddress.ip_address), _NAME
+        ).filter(lambda hop: hop.ifname is not None),
+        min_size=2,
+        max_size=2,
+    ).map(tuple),
+)
+_RULES = st.builds(
+    Rule,
+    family=st.sampled_from([4, 6]),
+    priority=st.sampled_from([0, 10000]),
+    table=st.sampled_from([254, 10500]),
+    src=st.none() | st.sampled_from(["10.0.0.5/32", "10.0.0.0/24"]).map(_net),
+    dst=st.none() | st.just(_net("192.0.2.0/24")),
+    iifname=_NAME,
+    oifname=_NAME,
+    suppress_prefixlength=_SMALL,
+    fwmark=_SMALL,
+    fwmask=_SMALL,
+    action=st.sampled_from([1, 2]),
+    proto=st.sampled_from([3, PROTO_MULTIHOME]),
+    ipproto=st.none() | st.just(6),
+    invert=st.booleans(),
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(_ROUTES, max_size=12), st.lists(_RULES, max_size=12))
+def test_orders_sort_as_sortable_keys_do(routes: list[Route], rules: list[Rule]) -> None:
+    """Routes and rules that differ in few values (so that many compare equal far into their
+    keys, and None meets a value at every place that can hold None): ``order`` compares every
+    pair as :func:`sortable` of the key does, so every sort keeps its result."""
+    for values in (routes, rules):
+        for one in values:
+            for other in values:
+                want = sortable(one.key), sortable(other.key)
+                got = one.order, other.order
+                assert (got[0] < got[1], got[0] == got[1]) == (
+                    want[0] < want[1],
+                    want[0] == want[1],
+                )
+        by_order = sorted(values, key=lambda v: v.order)
+        assert [v.key for v in by_order] == [
+            v.key for v in sorted(values, key=lambda v: sortable(v.key))
+        ]

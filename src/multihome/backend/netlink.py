@@ -132,6 +132,7 @@ from multihome.model import (
     Address,
     HostState,
     IPAddress,
+    IPNetwork,
     Lifetime,
     Link,
     NextHop,
@@ -139,6 +140,7 @@ from multihome.model import (
     Rule,
     Sysctl,
     conf_sysctl,
+    ip_text,
 )
 from multihome.processes import NAMESPACE_LOCK
 
@@ -330,8 +332,10 @@ class NetlinkBackend:
             _kept(old_addresses.get(body), position) or _address(body, names, position)
             for position, body in enumerate(raw_addresses, start=1)
         ]
+        made: dict[Any, Any] = {}  # the networks and addresses made (see _route)
         routes = [
-            old_routes[body] if body in old_routes else _route(body, names) for body in raw_routes
+            old_routes[body] if body in old_routes else _route(body, names, made)
+            for body in raw_routes
         ]
         rules = [
             _kept(old_rules.get(body), position) or _rule(body, position)
@@ -469,8 +473,9 @@ class NetlinkBackend:
             if conf is None:
                 missing.append(ifname)
                 continue
+            prefix = conf_sysctl(ifname, "", "").name  # net.ipv4.conf.IF. (once per link)
             for knob, value in zip(SYSCTL_KNOBS, conf, strict=True):
-                values[conf_sysctl(ifname, knob, "").name] = str(value)
+                values[prefix + knob] = str(value)
         if missing:
             values.update(self._read_sysctls(missing, defaults=False))
         return values
@@ -845,10 +850,10 @@ class NetlinkBackend:
             except OSError as exc:
                 failed.append((item, exc.strerror or str(exc)))
         if self._announce_once:
-            import threading  # (click's, already imported by every command)
+            import _thread  # not threading (~4 M instructions to import): a bare close
 
             self._packet = None
-            threading.Thread(target=packet.close, name="multihome-announced").start()
+            _thread.start_new_thread(packet.close, ())
         return failed
 
     # -- lookups -----------------------------------------------------------------------
@@ -1088,6 +1093,20 @@ def _kept(decoded: Positioned | None, position: int) -> Positioned | None:
     return moved
 
 
+#: The attributes of a link message :func:`_raw_link` reads (of some forty).
+LINK_ATTRIBUTES = frozenset(
+    {
+        IFLA_IFNAME,
+        IFLA_ADDRESS,
+        IFLA_LINKINFO,
+        IFLA_MASTER,
+        IFLA_OPERSTATE,
+        IFLA_AF_SPEC,
+        IFLA_GROUP,
+    }
+)
+
+
 def _link_message(msg: Message) -> RawLink | None:
     return _raw_link(msg.body)
 
@@ -1096,7 +1115,7 @@ def _raw_link(body: bytes) -> RawLink | None:
     """(index, name, flags, mac, kind, master index, operstate, the knobs' values from its
     ipv4 devconf or None) of a link message's body."""
     _family, _type, index, flags, _change = IFINFOMSG.unpack_from(body)
-    attrs = attributes(body, IFINFOMSG.size)
+    attrs = attributes(body, IFINFOMSG.size, LINK_ATTRIBUTES)
     name = attrs.get(IFLA_IFNAME)
     if name is None:
         return None
@@ -1282,10 +1301,17 @@ def _still_decoded(decoded: Decoded, old: dict[int, str], new: dict[int, str]) -
 NO_DEVICE_TYPES = frozenset({6, 7, 8, 9})
 
 
-def _route(body: bytes, names: dict[int, str]) -> Route | None:
+def _route(body: bytes, names: dict[int, str], made: dict[Any, Any] | None = None) -> Route | None:
+    """The route of a route message's ``body``. ``made``: the networks and addresses already
+    made from their bytes, with their texts (one read's): a read at 256 ports has 768 routes
+    but some 260 destinations (every default route has the same one) and half as many
+    sources as routes, and an ``ipaddress`` network costs more to make and format than the
+    rest of the route."""
     family, dst_len, _src_len, _tos, table, proto, scope, kind, _flags = RTMSG.unpack_from(body)
     if family not in VERSIONS:
         return None
+    if made is None:
+        made = {}
     attrs = attributes(body, RTMSG.size)
     dst = attrs.get(RTA_DST)
     oif = attrs.get(RTA_OIF)
@@ -1302,19 +1328,38 @@ def _route(body: bytes, names: dict[int, str]) -> Route | None:
         expires = ticks // USER_HZ if ticks > 0 else None
     if family == AF_INET6 and kind in NO_DEVICE_TYPES:
         oif_index = 0  # IPv6 names lo for a route without a device; IPv4 names none
-    return Route(
+    where = (family, dst, dst_len)
+    if where not in made:
+        made[where] = _with_text(network((dst or 0, dst_len), strict=False))
+    if gateway and gateway not in made:
+        made[gateway] = _with_text(address(gateway))
+    if prefsrc and prefsrc not in made:
+        made[prefsrc] = _with_text(address(prefsrc))
+    dst_made = made[where]
+    gateway_made = made[gateway] if gateway else (None, "None")
+    prefsrc_made = made[prefsrc] if prefsrc else (None, "None")
+    route = Route(
         table=(u32(table_attr) if table_attr else 0) or table,
-        dst=network((dst or 0, dst_len), strict=False),
+        dst=dst_made[0],
         ifname=names.get(oif_index) if oif_index else None,
-        gateway=address(gateway) if gateway else None,
+        gateway=gateway_made[0],
         metric=u32(metric) if metric else 0,
         proto=proto,
         scope=scope,
-        prefsrc=address(prefsrc) if prefsrc else None,
+        prefsrc=prefsrc_made[0],
         type=kind,
         expires=expires,
         nexthops=_nexthops(attrs[RTA_MULTIPATH], names) if RTA_MULTIPATH in attrs else (),
     )
+    # Its texts (cached: the key's, the JSON's) are those of the objects made once: a new
+    # route's cached properties, nobody has read them (test_rtnl compares a fresh copy's).
+    route.__dict__["texts"] = (dst_made[1], gateway_made[1], prefsrc_made[1])
+    return route
+
+
+def _with_text(value: IPAddress | IPNetwork) -> tuple[IPAddress | IPNetwork, str]:
+    """``value`` and its text (:func:`ip_text`), made once per read (see :func:`_route`)."""
+    return value, ip_text(value)
 
 
 def _nexthops(payload: bytes, names: dict[int, str]) -> tuple[NextHop, ...]:

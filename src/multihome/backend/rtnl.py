@@ -21,6 +21,7 @@ import os
 import struct
 from collections.abc import Callable, Iterator, Sequence
 
+from multihome.nlattrs import payloads
 from multihome.values import frozen
 
 TYPE_CHECKING = False  # typing is for the type checker only (start-up time)
@@ -170,18 +171,10 @@ def align(length: int) -> int:
     return (length + 3) & ~3
 
 
-def attributes(data: bytes, offset: int) -> dict[int, bytes]:
-    """The attributes in ``data`` from ``offset`` on: type -> payload (the last one wins)."""
-    found: dict[int, bytes] = {}
-    end = len(data)
-    unpack = NLATTR.unpack_from
-    while offset + 4 <= end:
-        length, kind = unpack(data, offset)
-        if length < 4:
-            break
-        found[kind & NLA_TYPE_MASK] = data[offset + 4 : offset + length]
-        offset += (length + 3) & ~3
-    return found
+#: The attributes of a message from an offset on: type -> payload (the last one of a type
+#: wins), only those of the wanted types (default: all); one walk per message shape
+#: (:mod:`multihome.nlattrs`).
+attributes = payloads
 
 
 def attr(kind: int, payload: bytes) -> bytes:
