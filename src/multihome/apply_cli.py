@@ -247,7 +247,8 @@ def _apply_once(
     guarded = confirm_timeout > 0 or bool(probes) or peer is not None
     progress = _progress(len(assessment.plan.changes))
     if not assessment.plan.empty and not quiet:  # one write: 2800 lines at 256 ports
-        echo("\n".join(styled(line, obj.color) for line in assessment.plan.lines()))
+        lines = assessment.plan.lines()
+        echo("\n".join((styled(line, True) for line in lines) if obj.color else lines))
     if guarded:
         settled = _guarded_apply(
             obj, backend, session, assessment, config, confirm_timeout, peer, probes, progress

@@ -116,7 +116,6 @@ from multihome.backend.rtnl import (
     RtnlSocket,
     asciiz,
     attr,
-    attr_str,
     attr_u32,
     attributes,
     multipath,
@@ -226,6 +225,10 @@ def sysctl_path(name: str) -> str:
     return "/".join(part.replace("/", ".") for part in name.split("."))
 
 
+#: The start of every rule's message (:meth:`NetlinkBackend.rule_message`): the fib_rule_hdr
+#: (family, dst_len, src_len, tos, table, two reserved bytes, action, flags), FRA_PRIORITY,
+#: FRA_TABLE (u32 each) and FRA_PROTOCOL (one byte, padded to 4).
+_RULE_HEAD = "=BBBBBBBBIHHIHHIHHB3x"
 #: The format of a lookup's RTM_GETROUTE body (:meth:`NetlinkBackend._lookup_body`) by its
 #: shape: (address bits, with a source, with an output interface). The rtmsg header's family,
 #: dst_len and src_len, its other fields 0; RTA_DST; RTA_SRC; RTA_OIF. Made once each, not
@@ -676,52 +679,72 @@ class NetlinkBackend:
 
     @staticmethod
     def rule_message(rule: Rule) -> bytes:
-        """The fib_rule_hdr body that adds or deletes exactly ``rule``."""
+        """The fib_rule_hdr body that adds or deletes exactly ``rule``: its header, the
+        attributes every rule has (priority, table, protocol) and the selectors multihome's
+        rules use (source, destination, interfaces, suppress_prefixlength, mark) packed by
+        one format (an apply encodes ~770 rules at 256 ports: not a function call and a
+        bytes object per attribute); the rarer selectors appended as attributes, in the
+        same order."""
         table = rule.table
-        body = [
-            FIBRULEHDR.pack(
-                FAMILIES[rule.family],
-                0 if rule.dst is None else rule.dst.prefixlen,
-                0 if rule.src is None else rule.src.prefixlen,
-                rule.tos,
-                table if table < 256 else RT_TABLE_UNSPEC,
-                0,
-                0,
-                rule.action,
-                FIB_RULE_INVERT if rule.invert else 0,
-            ),
-            attr_u32(FRA_PRIORITY, rule.priority),
-            attr_u32(FRA_TABLE, table),
-            attr(FRA_PROTOCOL, bytes((rule.proto,))),
+        src, dst = rule.src, rule.dst
+        layout = _RULE_HEAD
+        values: list[Any] = [
+            FAMILIES[rule.family],
+            0 if dst is None else dst.prefixlen,
+            0 if src is None else src.prefixlen,
+            rule.tos,
+            table if table < 256 else RT_TABLE_UNSPEC,
+            0,
+            0,
+            rule.action,
+            FIB_RULE_INVERT if rule.invert else 0,
+            8,
+            FRA_PRIORITY,
+            rule.priority,
+            8,
+            FRA_TABLE,
+            table,
+            5,
+            FRA_PROTOCOL,
+            rule.proto,
         ]
-        if rule.src is not None:
-            body.append(attr(FRA_SRC, rule.src.network_address.packed))
-        if rule.dst is not None:
-            body.append(attr(FRA_DST, rule.dst.network_address.packed))
-        if rule.iifname:
-            body.append(attr_str(FRA_IIFNAME, rule.iifname))
-        if rule.oifname:
-            body.append(attr_str(FRA_OIFNAME, rule.oifname))
-        if rule.suppress_prefixlength is not None:
-            body.append(attr_u32(FRA_SUPPRESS_PREFIXLEN, rule.suppress_prefixlength))
-        if rule.fwmark is not None:
-            body.append(attr_u32(FRA_FWMARK, rule.fwmark))
-        if rule.fwmask is not None:
-            body.append(attr_u32(FRA_FWMASK, rule.fwmask))
+        for kind, network in ((FRA_SRC, src), (FRA_DST, dst)):
+            if network is not None:
+                packed = network.network_address.packed
+                layout += f"HH{len(packed)}s"
+                values += (4 + len(packed), kind, packed)
+        for kind, ifname in ((FRA_IIFNAME, rule.iifname), (FRA_OIFNAME, rule.oifname)):
+            if ifname:
+                name = ifname.encode() + b"\0"
+                layout += f"HH{len(name)}s{-len(name) % 4}x"  # padded to 4 bytes
+                values += (4 + len(name), kind, name)
+        for kind, number in (
+            (FRA_SUPPRESS_PREFIXLEN, rule.suppress_prefixlength),
+            (FRA_FWMARK, rule.fwmark),
+            (FRA_FWMASK, rule.fwmask),
+        ):
+            if number is not None:
+                layout += "HHI"
+                values += (8, kind, number)
+        rare = []
         if rule.ipproto is not None:
-            body.append(attr(FRA_IP_PROTO, bytes((rule.ipproto,))))
+            rare.append(attr(FRA_IP_PROTO, bytes((rule.ipproto,))))
         for kind, ports in ((FRA_SPORT_RANGE, rule.sport), (FRA_DPORT_RANGE, rule.dport)):
             if ports is not None:
-                body.append(attr(kind, PORT_RANGE.pack(*ports)))
+                rare.append(attr(kind, PORT_RANGE.pack(*ports)))
         if rule.uid is not None:
-            body.append(attr(FRA_UID_RANGE, UID_RANGE.pack(*rule.uid)))
+            rare.append(attr(FRA_UID_RANGE, UID_RANGE.pack(*rule.uid)))
         if rule.goto is not None:
-            body.append(attr_u32(FRA_GOTO, rule.goto))
+            rare.append(attr_u32(FRA_GOTO, rule.goto))
         if rule.l3mdev:
-            body.append(attr(FRA_L3MDEV, b"\x01"))
+            rare.append(attr(FRA_L3MDEV, b"\x01"))
         if rule.suppress_ifgroup is not None:
-            body.append(attr_u32(FRA_SUPPRESS_IFGROUP, rule.suppress_ifgroup))
-        return b"".join(body)
+            rare.append(attr_u32(FRA_SUPPRESS_IFGROUP, rule.suppress_ifgroup))
+        if rare:
+            extra = b"".join(rare)
+            layout += f"{len(extra)}s"
+            values.append(extra)
+        return struct.pack(layout, *values)
 
     def replace_route(self, route: Route) -> None:
         """``ip route replace``: the route takes its slot, whatever held it."""
@@ -977,12 +1000,12 @@ class NetlinkBackend:
             known[gateway] = _ip_of(gateway)
         if prefsrc and prefsrc not in known:
             known[prefsrc] = _ip_of(prefsrc)
-        return Lookup(
-            ifname=self._names.get(oif_index) if oif_index else None,
-            gateway=known[gateway] if gateway else None,
-            prefsrc=known[prefsrc] if prefsrc else None,
-            table=table,
-            type=body[7],
+        return Lookup(  # (ifname, gateway, prefsrc, table, type: by position, 768 of them)
+            self._names.get(oif_index) if oif_index else None,
+            known[gateway] if gateway else None,
+            known[prefsrc] if prefsrc else None,
+            table,
+            body[7],
         )
 
 
@@ -1147,17 +1170,19 @@ def _with_devconf(
     not a number or its knob is not in the devconf array as it was read."""
     if len(raw_links) != len(bodies):
         return None  # a message without a name: the two lists are not aligned
-    where = {name: i for i, (_index, name, *_rest) in enumerate(raw_links)}
+    # net.ipv4.conf.IF (a '.' in IF written '/') -> the link's place, for links with a devconf:
+    # the knobs of all, default, IPv6 and links without one are not patched
+    where = {
+        f"{_IPV4_CONF}{name.replace('.', '/')}": i
+        for i, (_index, name, *_rest, conf, _group) in enumerate(raw_links)
+        if conf is not None
+    }
     wanted: dict[int, dict[int, int]] = {}
     for name, value in written.items():
-        if not name.startswith(_IPV4_CONF):
-            continue  # IPv6 knobs are not in the digest
-        ifname, dot, knob = name[len(_IPV4_CONF) :].partition(".")
-        if not dot or "." in knob:
-            continue  # not net.ipv4.conf.IF.KNOB
-        i = where.get(ifname.replace("/", "."))
-        if i is None or raw_links[i][7] is None:
-            continue  # all, default, a link without devconf: read from /proc/sys
+        head, _dot, knob = name.rpartition(".")
+        i = where.get(head)
+        if i is None:
+            continue
         index = DEVCONF.get(knob)
         if index is None or not value.strip().lstrip("-").isdigit():
             return None
@@ -1183,7 +1208,7 @@ def _with_devconf(
     return patched
 
 
-#: ``net.ipv4.conf.``: the interface sysctls whose values a link message's devconf holds.
+#: The interface sysctls whose values a link message's devconf holds: ``net.ipv4.conf.IF``.
 _IPV4_CONF = "net.ipv4.conf."
 _I32 = struct.Struct("=i")
 #: The devconf array must reach the last knob :data:`DEVCONF` names.

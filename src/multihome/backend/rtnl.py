@@ -140,6 +140,8 @@ RTA_CACHEINFO_STRUCT = struct.Struct("=IIiIIIII")
 USER_HZ = 100
 U32 = struct.Struct("=I")
 I32 = struct.Struct("=i")
+#: A netlink header's length and type (:data:`NLMSGHDR`'s first two fields).
+_HEAD = struct.Struct("=IH")
 
 #: Requests per ``send``: every acknowledgement must fit the receive buffer until read.
 BATCH_SIZE = 256
@@ -293,19 +295,20 @@ class RtnlSocket:
         bound to multicast ``groups``), without waiting. ``OSError`` (ENOBUFS) when the
         kernel had to drop some."""
         found: list[tuple[int, int]] = []
+        receive, buffer = self._sock.recv_into, self._buffer
+        head = _HEAD.unpack_from  # the header's length and type (an apply's ~1,500 of them)
         while True:
             try:
-                size = self._sock.recv_into(self._buffer, 0, _socket.MSG_DONTWAIT)
+                size = receive(buffer, 0, _socket.MSG_DONTWAIT)
             except BlockingIOError:
                 return found
             offset = 0
-            while offset + NLMSGHDR.size <= size:
-                length, msg_type, _flags, _seq, _pid = NLMSGHDR.unpack_from(self._buffer, offset)
-                if length < NLMSGHDR.size:
+            while offset + 16 <= size:
+                length, msg_type = head(buffer, offset)
+                if length < 16:
                     break
-                family = self._buffer[offset + NLMSGHDR.size] if length > NLMSGHDR.size else 0
-                found.append((msg_type, family))
-                offset += align(length)
+                found.append((msg_type, buffer[offset + 16] if length > 16 else 0))
+                offset += (length + 3) & ~3
 
     # -- dumps --------------------------------------------------------------------------------
     def dump(
@@ -431,12 +434,14 @@ class RtnlSocket:
         request, also those after a failed one: the caller decides what to do about them.
         """
         results: list[NetlinkError | None] = [None] * len(requests)
+        pack = NLMSGHDR.pack
         for start in range(0, len(requests), BATCH_SIZE):
             chunk = requests[start : start + BATCH_SIZE]
             first = self.next_seq(len(chunk))
-            data = b"".join(
-                message(msg_type, NLM_F_REQUEST | NLM_F_ACK | flags, (first + i) & 0x7FFFFFFF, body)
-                for i, (msg_type, flags, body) in enumerate(chunk)
+            data = b"".join(  # :func:`message` of each, without a call per request
+                pack(16 + len(body), kind, NLM_F_REQUEST | NLM_F_ACK | flags, seq & 0x7FFFFFFF, 0)
+                + body
+                for seq, (kind, flags, body) in enumerate(chunk, start=first)
             )
             self._sock.send(data)
             waiting = len(chunk)

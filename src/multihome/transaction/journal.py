@@ -118,7 +118,7 @@ def begin(
                 "boot_id": json_text(saved.boot),
                 # the checkpoint (key kept for compatibility)
                 "snapshot": saved.text() if saved_text is None else saved_text,
-                "changes": "[" + ",".join(change_text(c) for c in changes) + "]",
+                "changes": "[" + ",".join(map(change_text, changes)) + "]",
             }
         ),
     )

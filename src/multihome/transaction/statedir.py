@@ -540,7 +540,7 @@ def _rule_text(rule: Rule) -> str:
 
 def list_text(objects: Iterable[Route | Rule]) -> str:
     """The JSON text of a list of routes or rules (:func:`object_text` each)."""
-    return "[" + ",".join(object_text(obj) for obj in objects) + "]"
+    return "[" + ",".join(map(object_text, objects)) + "]"
 
 
 def route_to_json(route: Route) -> dict[str, Any]:
