@@ -161,16 +161,24 @@ _FACTORY: Any = _Marker("<factory>")
 
 
 def _template(count: int) -> Any:
-    """The code of ``__init__(self, _0, ..., _{count-1})`` setting each argument as the
-    attribute named by its global ``_n0``, ``_n1``... with ``object.__setattr__`` (as the
-    generated one does: the instance keeps CPython's shared-key attribute values, which a
-    ``__dict__.update`` would turn into a plain dict, slower on every later lookup), then
-    calling ``_fill(self)`` if ``_factories``."""
+    """The code of ``__init__(self, _0, ..., _{count-1})`` storing each argument in the
+    instance's ``__dict__`` under the name its global ``_n0``, ``_n1``... holds, then calling
+    ``_fill(self)`` if ``_factories``.
+
+    The generated ``__init__`` of a frozen dataclass calls ``object.__setattr__`` per field
+    (its own ``__setattr__`` refuses): a C call through a slot wrapper each, 23 for a rule, a
+    tenth of the policy's and the plan's instructions at 256 ports. A store into the dict is
+    a bytecode. The dict is made at once instead of CPython's inline attribute values, which a
+    cached property (:class:`multihome.model.cached`: the keys and texts of the model's
+    routes, rules and addresses) turns into a dict on first use anyway."""
     code = _TEMPLATES.get(count)
     if code is None:
         params = "".join(f"_{i}, " for i in range(count))
-        sets = "".join(f"    _set(self, _n{i}, _{i})\n" for i in range(count))
-        source = f"def __init__(self, {params}):\n{sets}    if _factories:\n        _fill(self)\n"
+        sets = "".join(f"    _d[_n{i}] = _{i}\n" for i in range(count))
+        source = (
+            f"def __init__(self, {params}):\n    _d = self.__dict__\n{sets}"
+            "    if _factories:\n        _fill(self)\n"
+        )
         space: dict[str, Any] = {}
         exec(source, {}, space)  # a fixed template, once per number of fields
         code = _TEMPLATES[count] = space["__init__"].__code__
@@ -192,14 +200,14 @@ def _init(qualname: str, every: tuple[Field, ...]) -> Callable[..., None]:
                 object.__setattr__(self, name, factory())
 
     code = _template(len(names)).replace(
-        co_varnames=("self", *names), co_qualname=f"{qualname}.__init__"
+        co_varnames=("self", *names, "_d"), co_qualname=f"{qualname}.__init__"
     )
     defaults = tuple(
         f.default if f.default is not MISSING else _FACTORY
         for f in every
         if f.default is not MISSING or f.default_factory is not MISSING
     )
-    space: dict[str, Any] = {"_set": object.__setattr__, "_factories": factories, "_fill": fill}
+    space: dict[str, Any] = {"_factories": factories, "_fill": fill}
     space.update((f"_n{i}", name) for i, name in enumerate(names))
     made: Callable[..., None] = FunctionType(code, space, "__init__", defaults or None)
     return made
