@@ -9,8 +9,6 @@ it every ``multihome`` command, ``--version`` included -- starts without loading
 the policy and the configuration parser.
 """
 
-from __future__ import annotations
-
 from multihome._version import __version__
 
 # Not ``typing.TYPE_CHECKING``: typing (with re, enum, functools) is most of what
@@ -84,7 +82,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":  # quoted: no __future__ import (--version's start-up)
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'multihome' has no attribute {name!r}")

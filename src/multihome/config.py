@@ -37,8 +37,11 @@ from types import MappingProxyType
 
 from multihome.kerneldigest import SYSCTL_KNOBS
 from multihome.model import RESERVED_TABLES, IPAddress
-from multihome.reader import Node, decode, read_file, yaml_document
 from multihome.values import field, frozen, replace
+
+TYPE_CHECKING = False  # typing is for the type checker only (start-up time)
+if TYPE_CHECKING:
+    from multihome.reader import Node
 
 RULE_KINDS: tuple[str, ...] = ("onlink", "from", "oif", "iif")
 DEFAULT_SYSCTLS: Mapping[str, int | None] = MappingProxyType(
@@ -52,8 +55,10 @@ SYSCTL_RANGES = {
     "arp_announce": (0, 2),
     "arp_filter": (0, 1),
 }
-_IFNAME = re.compile(r"^[^\s/:]{1,15}$")
-_TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
+#: Patterns compiled where a file is parsed (``re`` caches them): an apply without a
+#: configuration file imports neither the reader nor compiles them.
+_IFNAME = r"^[^\s/:]{1,15}$"
+_TABLE_NAME = r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$"
 _KERNEL_TABLES = ("main", "local", "default", "unspec")
 MIN_BAND = 5
 DEFAULT_TABLE_RANGE = (10000, 10999)
@@ -105,9 +110,13 @@ def load_config(path: Path | None, *, explicit: bool = False, raw: bytes | None 
     apply parses the very bytes its no-op fingerprint hashes).
     """
     if raw is not None:
+        from multihome.reader import decode
+
         return parse_config(decode(raw, str(path)), str(path))
     if path is None or (not explicit and not os.path.lexists(path)):
         return Config()
+    from multihome.reader import read_file
+
     text = read_file(
         path,
         missing_fix="pass an existing file to --config or omit --config to use the defaults",
@@ -118,6 +127,8 @@ def load_config(path: Path | None, *, explicit: bool = False, raw: bytes | None 
 
 def parse_config(text: str, source: str) -> Config:
     """Parse the YAML ``text`` (named ``source`` in messages) into a :class:`Config`."""
+    from multihome.reader import yaml_document
+
     document = yaml_document(text, source)
     if document.absent:
         return Config(source=source)
@@ -148,7 +159,7 @@ def parse_config(text: str, source: str) -> Config:
 
 def _ifname(node: Node) -> str:
     return node.matching(
-        _IFNAME,
+        re.compile(_IFNAME),
         "an interface name",
         "give a name such as eth1 (1-15 characters, no '/', ':' or spaces)",
     )
@@ -204,7 +215,11 @@ def _tables(node: Node) -> tuple[tuple[int, int], dict[str, str]]:
     for ifname, name in names.items():
         _ifname(names.key(ifname))
         value = name.value
-        if not isinstance(value, str) or not _TABLE_NAME.match(value) or value in _KERNEL_TABLES:
+        if (
+            not isinstance(value, str)
+            or not re.match(_TABLE_NAME, value)
+            or value in _KERNEL_TABLES
+        ):
             raise name.fail(
                 f"{name.shown} is not a usable table name",
                 "use letters, digits, '-', '_' or '.', starting with a letter, and not "

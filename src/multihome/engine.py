@@ -32,7 +32,7 @@ from multihome.config import Config
 from multihome.errors import ApplyError, ConcurrentChangeError
 from multihome.facts import NO_FACTS, PortFacts
 from multihome.model import HostState
-from multihome.names import register_names
+from multihome.names import RT_TABLES_FILE, adds_tables, register_names
 from multihome.plan import Assessment, Change, Plan
 from multihome.policy import DesiredState, PolicyMemo
 from multihome.transaction import DEFAULT_LOCK_TIMEOUT, checkpoint, journal
@@ -354,7 +354,12 @@ def _apply_locked(
         checkpoint.record(session.state, saved)
     journal.begin(session.state, saved, plan.changes, text)
     result.checkpoint_id = saved.id
-    result.files = register_names(root, plan.tables)
+    # A table the names file gains is registered before the first change; a file that only
+    # loses tables (a detach, a port down) is written after the last one: its durable write
+    # (two fsyncs under /etc) held back the agent's repair of a detach.
+    names_first = adds_tables(saved.files.get(str(RT_TABLES_FILE)), plan.tables)
+    if names_first:
+        result.files = register_names(root, plan.tables)
     changes = list(plan.changes)
     try:
         result.applied = _apply_changes(backend, changes, progress)
@@ -382,6 +387,8 @@ def _apply_locked(
             raise ConcurrentChangeError(message) from failure
         raise ApplyError(message) from failure
     journal.end(session.state)
+    if not names_first:
+        result.files = register_names(root, plan.tables)
     return result
 
 
@@ -398,8 +405,10 @@ def announce_addresses(backend: Backend, state: HostState, desired: DesiredState
     if len(desired.interfaces) < 2:
         return 0
     items = []
+    # By name, the first of a name as ``state.link()`` (which walks the list) finds it.
+    links = {link.name: link for link in reversed(state.links)}
     for iface in desired.interfaces:
-        link = state.link(iface.name)
+        link = links.get(iface.name)
         if link is None or not link.mac:
             continue
         items += [Announcement(iface.name, link.mac, addr.ip) for addr in iface.addresses]

@@ -3,8 +3,9 @@
 One definition for both sides of the no-op: :meth:`NetlinkBackend.fingerprint` records it
 after an apply (from the dumps its read reuses), and the no-op decision made before the CLI
 is imported (:mod:`multihome.noop`) takes the four dumps itself (:func:`current`) and
-compares. So this module imports nothing of multihome and nothing heavy (no model, no
-dataclasses, no typing at run time): it is on the path of every no-op ``apply``.
+compares. So this module imports nothing of multihome but :mod:`multihome.nlattrs` (the
+attribute walk it shares with the backend) and nothing heavy (no model, no dataclasses, no
+typing at run time): it is on the path of every no-op ``apply``.
 
 What is hashed is what :meth:`NetlinkBackend.read` decodes into the model, and only that:
 the parts of the messages that change while the model stays the same (an IPv6 address's
@@ -34,10 +35,7 @@ import struct
 # hashlib's own blake2b, without hashlib's OpenSSL binding (a shared library to load).
 from _blake2 import blake2b
 
-# Not ``typing``: on every no-op apply's path (type checkers treat the name alike).
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
+from multihome.nlattrs import spans
 
 #: The IPv4 sysctls multihome reads and sets per interface (the configuration's ``sysctls``).
 SYSCTL_KNOBS = ("rp_filter", "arp_ignore", "arp_announce", "arp_filter")
@@ -69,8 +67,11 @@ ADDRESS_FIELDS = frozenset({IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS})
 ROUTE_FIELDS = frozenset(
     {RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTA_MULTIPATH}
 )
+#: The link attributes :func:`link_part` looks at, and the nested ones it keeps.
+LINK_KEPT = LINK_FIELDS | {IFLA_LINKINFO, IFLA_AF_SPEC}
+_INFO_KIND = frozenset({IFLA_INFO_KIND})
+_INET = frozenset({_socket.AF_INET})
 _NLMSGHDR = struct.Struct("=IHHII")
-_NLATTR = struct.Struct("=HH")
 IFINFOMSG_SIZE, IFADDRMSG_SIZE, RTMSG_SIZE = 16, 8, 12
 #: The ``local`` table: its routes are the kernel's own, made from the addresses (hashed),
 #: and an apply never reads them (``NetlinkBackend(local_table=False)``).
@@ -82,61 +83,34 @@ LINK_DUMP = struct.pack("=BxHiII", 0, 0, 0, 0, 0) + struct.pack(
 _RECV_SIZE = 256 * 1024
 
 
-def only(
-    head: bytes, body: bytes, header: int, keep: frozenset[int], _attr: Any = _NLATTR.unpack_from
-) -> bytes:
+def only(head: bytes, body: bytes, header: int, keep: frozenset[int]) -> bytes:
     """``head`` and the attributes of ``body`` (after ``header``) of the types in ``keep``."""
-    kept = [head]
-    offset = header
-    size = len(body)
-    while offset + 4 <= size:
-        length, kind = _attr(body, offset)
-        if length < 4:
-            break
-        if kind & NLA_TYPE_MASK in keep:
-            kept.append(body[offset : offset + length])
-        offset += (length + 3) & ~3
-    return b"".join(kept)
+    return b"".join([head, *[body[start:stop] for _kind, start, stop in spans(body, header, keep)]])
 
 
-def _nested(payload: bytes, wanted: int) -> bytes:
-    """The attribute ``wanted`` (header included) of the nested attributes ``payload``."""
-    offset = 4
-    size = len(payload)
-    while offset + 4 <= size:
-        length, kind = _NLATTR.unpack_from(payload, offset)
-        if length < 4:
-            break
-        if kind & NLA_TYPE_MASK == wanted:
-            return payload[offset : offset + length]
-        offset += (length + 3) & ~3
-    return b""
+def _nested(payload: bytes, wanted: frozenset[int]) -> bytes:
+    """The first attribute of a type in ``wanted`` (header included) of the nested attributes
+    ``payload`` (an attribute, its own header first)."""
+    found = spans(payload, 4, wanted)
+    return payload[found[0][1] : found[0][2]] if found else b""
 
 
-def link_part(body: bytes, _attr: Any = _NLATTR.unpack_from) -> tuple[bytes, str | None]:
+def link_part(body: bytes) -> tuple[bytes, str | None]:
     """What the digest keeps of a link message, and its name when it has no IPv4 devconf
-    (its knobs are then read from ``/proc/sys``). (``_attr``: bound once, the loop's
-    hottest call.)"""
+    (its knobs are then read from ``/proc/sys``)."""
     kept = [body[:12]]  # family, type, index, flags; not ifi_change
-    offset = IFINFOMSG_SIZE
-    size = len(body)
     name = None
     inet = b""
-    while offset + 4 <= size:
-        length, kind = _attr(body, offset)
-        if length < 4:
-            break
-        kind &= NLA_TYPE_MASK
-        if kind in LINK_FIELDS:
-            kept.append(body[offset : offset + length])
-            if kind == IFLA_IFNAME:
-                name = body[offset + 4 : offset + length].split(b"\0", 1)[0].decode()
-        elif kind == IFLA_LINKINFO:
-            kept.append(_nested(body[offset : offset + length], IFLA_INFO_KIND))
+    for kind, start, stop in spans(body, IFINFOMSG_SIZE, LINK_KEPT):
+        if kind == IFLA_LINKINFO:
+            kept.append(_nested(body[start:stop], _INFO_KIND))
         elif kind == IFLA_AF_SPEC:
-            inet = _nested(body[offset : offset + length], _socket.AF_INET)
+            inet = _nested(body[start:stop], _INET)
             kept.append(inet)
-        offset += (length + 3) & ~3
+        else:
+            kept.append(body[start:stop])
+            if kind == IFLA_IFNAME:
+                name = body[start + 4 : stop].split(b"\0", 1)[0].decode()
     return b"".join(kept), (name if not inet else None)
 
 

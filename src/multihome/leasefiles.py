@@ -7,6 +7,7 @@ last apply without parsing them, so this module imports no parser, no model and 
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import time
@@ -58,11 +59,41 @@ def dhclient_files(
     yield from processes
 
 
+def glob_sorted(folder: Path, pattern: str) -> list[Path]:
+    """``sorted(folder.glob(pattern))`` for a ``pattern`` within one folder.
+
+    The lease folders' patterns are names with one ``*`` (``dhclient*.leases``,
+    ``*``): for them the folder is listed once and each name compared with its prefix and
+    suffix. ``Path.glob`` compiled a regular expression for every pattern and walked its
+    selectors, about 2% of a 16-port apply (every apply lists these folders twice: the no-op
+    check's signature, then the reader). Any other pattern goes to ``Path.glob``. As there,
+    a missing or unreadable folder has no matches, and hidden names match ``*``."""
+    head, star, tail = pattern.partition("*")
+    if not star or "*" in tail or any(c in pattern for c in "/?["):
+        return sorted(folder.glob(pattern))
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return []
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EBADF):
+            return []
+        raise
+    least = len(head) + len(tail)
+    return sorted(
+        folder / name
+        for name in names
+        if len(name) >= least and name.startswith(head) and name.endswith(tail)
+    )
+
+
 def _matches(base: Path, pattern: str, listings: Listings | None) -> list[Path]:
     """``sorted(base.glob(pattern))``, from ``listings`` while the folder is unchanged."""
     folder, _, name = pattern.rpartition("/")
-    if listings is None or any(c in folder for c in "*?["):
+    if any(c in folder for c in "*?["):
         return sorted(base.glob(pattern))
+    if listings is None:
+        return glob_sorted(base / folder, name)
     where = base / folder
     taken = time.time_ns()  # before the stat: a change after it stamps a later time
     try:
@@ -80,7 +111,7 @@ def _matches(base: Path, pattern: str, listings: Listings | None) -> list[Path]:
             listings.pop(where, None)
     found = kept[1].get(name)
     if found is None:
-        found = kept[1][name] = sorted(where.glob(name))
+        found = kept[1][name] = glob_sorted(where, name)
     return found
 
 
@@ -88,7 +119,7 @@ def indexed_files(root: Path) -> list[tuple[Path, str, int]]:
     """The networkd and NetworkManager files below ``root``: (path, the folder, ifindex)."""
     found = []
     for base in (NETWORKD_LEASES, NM_DEVICES):
-        for path in sorted(under_root(root, base).glob("*")):
+        for path in glob_sorted(under_root(root, base), "*"):
             if path.name.isdigit():
                 found.append((path, base, int(path.name)))
     return found
@@ -105,11 +136,9 @@ def dhclient_lease_files() -> list[Path]:
         if not entry.name.isdigit():
             continue
         try:
-            with open(f"/proc/{entry.name}/comm", "rb") as handle:
-                if handle.read().strip() != b"dhclient":
-                    continue
-            with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
-                argv = handle.read().split(b"\0")
+            if _read_all(f"/proc/{entry.name}/comm").strip() != b"dhclient":
+                continue
+            argv = _read_all(f"/proc/{entry.name}/cmdline").split(b"\0")
             if os.stat(f"/proc/{entry.name}/ns/net").st_ino != own:
                 continue
         except OSError:
@@ -118,6 +147,20 @@ def dhclient_lease_files() -> list[Path]:
             if flag == b"-lf" and value:
                 found.append(Path(os.fsdecode(value)))
     return found
+
+
+def _read_all(path: str) -> bytes:
+    """The whole of the file ``path``, read with ``os.read``: :func:`dhclient_lease_files`
+    reads the ``comm`` of every process on the host, twice per apply, and ``open()``'s
+    buffered file object cost several times the read itself."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def agent_lease_files(root: Path) -> tuple[Path, ...]:

@@ -833,6 +833,8 @@ def sortable(key: tuple[Any, ...]) -> tuple[Any, ...]:
 _NONE_FIRST = (0,)
 #: The sort key of routes and rules: their cached ``order``, fetched in C (no lambda).
 ORDER = operator.attrgetter("order")
+#: The sort key of addresses: their cached ``key``.
+KEY = operator.attrgetter("key")
 if TYPE_CHECKING:
     _Keyed = TypeVar("_Keyed", "Route", "Rule")
 
@@ -867,8 +869,9 @@ class HostState:
     ) -> HostState:
         """Canonical construction: sorted, de-duplicated, read-only."""
         return cls(
-            links=tuple(sorted(set(links))),
-            addresses=tuple(sorted(set(addresses), key=lambda a: a.key)),
+            # the links' order is theirs (Ordered), its tuples compared in C
+            links=tuple(sorted(set(links), key=Link._order_key)),
+            addresses=tuple(sorted(set(addresses), key=KEY)),
             routes=_canonical(routes),
             rules=_canonical(rules),
             sysctls=MappingProxyType(dict(sorted((sysctls or {}).items()))),

@@ -45,7 +45,19 @@ def register_names(root: Path, tables: Iterable[Table]) -> list[Path]:
 def registered_tables(root: Path) -> dict[int, str]:
     """The table ids and names in multihome's own ``rt_tables.d`` file under ``root`` (only
     when the file carries multihome's header): the tables earlier applies gave out."""
-    text = read_text(under_root(root, RT_TABLES_FILE))
+    return _registered(read_text(under_root(root, RT_TABLES_FILE)))
+
+
+def adds_tables(text: str | None, tables: Iterable[Table]) -> bool:
+    """``tables`` holds an id that the ``rt_tables.d`` file's ``text`` does not register: the
+    file must be written before the first kernel change that may fill that table (reset,
+    rollback and doctor know multihome's tables by it); one that only loses tables can wait
+    until after the last change."""
+    registered = _registered(text)
+    return any(table.id not in registered for table in tables)
+
+
+def _registered(text: str | None) -> dict[int, str]:
     if text is None or not text.startswith(HEADER):
         return {}
     found: dict[int, str] = {}

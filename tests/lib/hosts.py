@@ -198,6 +198,18 @@ def host(
     return HostState.build(links, addresses, routes, rules, sysctls)
 
 
+def without_port(state: HostState, ifname: str) -> HostState:
+    """``state`` after port ``ifname`` was deleted: its link, addresses and routes gone (the
+    kernel removes them with the device), the rules that name it kept."""
+    return HostState.build(
+        [lnk for lnk in state.links if lnk.name != ifname],
+        [a for a in state.addresses if a.ifname != ifname],
+        [r for r in state.routes if r.ifname != ifname],
+        state.rules,
+        state.sysctls,
+    )
+
+
 def howto_host(macs: Sequence[str] = ()) -> HostState:
     """The how-to's VM: eth0 .107 and eth1 .112 on 192.168.0.0/24, a default each via .1
     (metrics 100, 101) and the metadata route via .100, as the DHCP client leaves them.

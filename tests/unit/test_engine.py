@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from hosts import host, howto_host, port
+from hosts import host, howto_host, port, without_port
 from twin import DyingBackend, Killed, converge
 
 from multihome import engine
@@ -470,3 +470,45 @@ def test_a_verification_interrupted_by_waiting_events_is_owed_to_the_next_pass(
     later = engine.converge(backend, CONFIG, root=tmp_path, prepare=lambda a: (a, 1))
     assert later is not None and later.result.applied == 0 and not later.postponed
     assert later.announced == 2 and len(later.checks) == 6 and not later.failed
+
+
+class NamesAtEachChange(FakeBackend):
+    """The in-memory namespace, noting the table names file under ``root`` at each change."""
+
+    def __init__(self, state: HostState, root: Path) -> None:
+        super().__init__(state)
+        self.names = root / RT_TABLES_FILE.relative_to("/")
+        self.seen: list[str] = []
+
+    def apply(self, changes: Sequence[Change]) -> int:
+        self.seen.append(self.names.read_text() if self.names.exists() else "")
+        return super().apply(changes)
+
+
+def test_the_names_file_gains_a_table_before_the_first_change_and_loses_one_after(
+    tmp_path: Path,
+) -> None:
+    """The tables an apply gives out are in the names file before the first kernel change
+    that fills them (reset and doctor know multihome's tables by it); a port that left takes
+    its table's name out only after the last change (its durable write is not in a repair's
+    latency), and a failed apply leaves the name."""
+    three = host(
+        port("eth0", 2, "192.168.0.107/24", "192.168.0.1", 100),
+        port("eth1", 3, "192.168.0.112/24", "192.168.0.1", 101),
+        port("eth2", 4, "192.168.0.22/24", "192.168.0.1", 102),
+    )
+    backend = NamesAtEachChange(three, tmp_path)
+    apply_plan(backend, assess(backend, CONFIG).plan, root=tmp_path, config=CONFIG)
+    assert all(f"\tmh-eth{n}\t" in backend.seen[0] for n in range(3)), backend.seen[0]
+    gone = without_port(backend.read(), "eth2")
+    plan = assess(FakeBackend(gone), CONFIG).plan
+    assert any(c.action == "remove" for c in plan.changes)
+    failing = NamesAtEachChange(gone, tmp_path)
+    failing.fail_at = 1
+    with pytest.raises(ApplyError):
+        apply_plan(failing, plan, root=tmp_path, config=CONFIG)
+    assert "\tmh-eth2\t" in failing.names.read_text()
+    detached = NamesAtEachChange(gone, tmp_path)
+    apply_plan(detached, plan, root=tmp_path, config=CONFIG)
+    assert detached.seen and all("\tmh-eth2\t" in names for names in detached.seen)
+    assert "\tmh-eth2\t" not in detached.names.read_text()

@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "multihome._version",
             "multihome.values",
+            "multihome.nlattrs",
             "multihome.errors",
             "multihome.model",
             "multihome.facts",

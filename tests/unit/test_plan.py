@@ -7,7 +7,7 @@ import ipaddress
 from dataclasses import replace
 
 import pytest
-from hosts import host, port
+from hosts import host, port, without_port
 from twin import converge
 
 from multihome.backend.fake import FakeBackend
@@ -103,13 +103,7 @@ def test_vanished_port_has_its_owned_state_removed(howto: HostState) -> None:
     """A port that no longer exists: its rules and table routes go, nothing else."""
     backend = converge(howto)
     state = backend.read()
-    gone = HostState.build(
-        [lnk for lnk in state.links if lnk.name != "eth1"],
-        [a for a in state.addresses if a.ifname != "eth1"],
-        [r for r in state.routes if r.ifname != "eth1"],
-        state.rules,
-        state.sysctls,
-    )
+    gone = without_port(state, "eth1")
     backend.state = gone
     plan = Assessment.of(backend.read(), CONFIG).plan
     backend.apply(list(plan.changes))

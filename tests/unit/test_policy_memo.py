@@ -123,3 +123,26 @@ def test_a_renamed_port_is_not_taken_from_the_memo() -> None:
         if i.name == "ethX"
         for a in i.addresses
     }
+
+
+def test_an_event_on_one_port_leaves_its_peers_in_the_memo() -> None:
+    """At 16 dual-stack ports, a port's table flushed (a flap: the link went down) and
+    repaired again: every other port's part comes from the memo, whatever the order in which
+    a set of the owned routes (whose members changed) gives them (they are keyed in the
+    state's order)."""
+    memo = PolicyMemo()
+    state = _ports(16)
+    desired = compute_policy(state, CONFIG, NO_FACTS, memo)
+    applied = _applied(state, desired)
+    compute_policy(applied, CONFIG, NO_FACTS, memo)
+    flushed = HostState.build(
+        applied.links,
+        applied.addresses,
+        [r for r in applied.routes if not (r.ifname == "eth1" and r.table not in (254, 255))],
+        applied.rules,
+        applied.sysctls,
+    )
+    for name, step in (("flushed", flushed), ("repaired", applied), ("flushed again", flushed)):
+        hits = memo.hits
+        assert compute_policy(step, CONFIG, NO_FACTS, memo) == compute_policy(step, CONFIG), name
+        assert memo.hits - hits == 15, (name, memo.hits - hits)

@@ -9,6 +9,8 @@ import ipaddress
 import struct
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from multihome.backend.netlink import NetlinkBackend, _kept, _route, _rule
 from multihome.backend.rtnl import (
@@ -23,6 +25,9 @@ from multihome.backend.rtnl import (
     error,
 )
 from multihome.model import Route, Rule
+from multihome.nlattrs import _LAYOUTS as LAYOUTS
+from multihome.nlattrs import spans
+from multihome.values import replace
 
 ROUTES = [
     Route(
@@ -83,7 +88,12 @@ def test_route_message_decodes_to_the_same_route(route: Route) -> None:
     backend = NetlinkBackend()
     backend._index = {"p1": 7}
     body = backend.route_message(route)
-    assert _route(body, {7: "p1"}) == route
+    decoded = _route(body, {7: "p1"})
+    assert decoded == route
+    assert decoded is not None
+    fresh = replace(decoded)  # nothing cached: the texts given by the decoding are computed
+    assert "texts" in decoded.__dict__ and "texts" not in fresh.__dict__
+    assert decoded.texts == fresh.texts
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.describe())
@@ -135,3 +145,72 @@ def test_error_carries_the_kernels_extended_ack_text() -> None:
     assert failure.errno == errno.EEXIST
     assert failure.strerror == "File exists (Rule exists)"
     assert error(errno.ENOENT, payload[:4] + echoed, 0).strerror == "No such file or directory"
+
+
+def walked_spans(
+    data: bytes, offset: int, wanted: frozenset[int] | None
+) -> list[tuple[int, int, int]]:
+    """The plain walk :func:`spans` replaces with remembered layouts: every header read one
+    after the other."""
+    found = []
+    while offset + 4 <= len(data):
+        length, kind = struct.unpack_from("=HH", data, offset)
+        if length < 4:
+            break
+        if wanted is None or kind & 0x3FFF in wanted:
+            found.append((kind & 0x3FFF, offset, offset + length))
+        offset += (length + 3) & ~3
+    return found
+
+
+def walked(data: bytes, offset: int, wanted: frozenset[int] | None) -> dict[int, bytes]:
+    """:func:`walked_spans` as type -> payload, the last one of a type winning."""
+    return {
+        kind: data[start + 4 : stop] for kind, start, stop in walked_spans(data, offset, wanted)
+    }
+
+
+ATTRIBUTE = st.tuples(st.integers(0, 0xFFFF), st.binary(max_size=12))
+
+
+@given(
+    messages=st.lists(
+        st.tuples(st.lists(ATTRIBUTE, max_size=8), st.binary(max_size=6)), min_size=1, max_size=6
+    ),
+    wanted=st.none() | st.frozensets(st.integers(0, 8), max_size=4),
+    offset=st.sampled_from([0, 4]),
+)
+def test_attributes_as_remembered_are_those_of_a_plain_walk(
+    messages: list[tuple[list[tuple[int, bytes]], bytes]],
+    wanted: frozenset[int] | None,
+    offset: int,
+) -> None:
+    """Messages of one length but other headers (a remembered layout that does not fit),
+    types with the nested/byte-order bits, a truncated or zero-length header at the end:
+    :func:`spans` and :func:`attributes` (the backend's and the digest's walk) give what
+    walking every header gives, again and again."""
+    LAYOUTS.clear()
+    datas = [
+        b"\xee" * offset + b"".join(attr(kind, payload) for kind, payload in items) + tail
+        for items, tail in messages
+    ]
+    datas += [data[: len(datas[0])].ljust(len(datas[0]), b"\0") for data in datas]
+    for data in datas * 2:
+        if wanted is None:
+            assert attributes(data, offset) == walked(data, offset, None)
+            assert list(spans(data, offset)) == walked_spans(data, offset, None)
+        else:
+            assert attributes(data, offset, wanted) == walked(data, offset, wanted)
+            assert list(spans(data, offset, wanted)) == walked_spans(data, offset, wanted)
+
+
+def test_a_layout_of_the_same_length_but_other_headers_is_walked_again() -> None:
+    """Two messages of one length, the second's first attribute longer: the second is not
+    cut where the first's payloads were."""
+    LAYOUTS.clear()
+    first = attr(1, b"abcd") + attr(2, b"efgh")
+    second = attr(1, b"abcdefgh") + attr(3, b"")
+    assert len(first) == len(second)
+    assert attributes(first, 0) == {1: b"abcd", 2: b"efgh"}
+    assert attributes(second, 0) == walked(second, 0, None)
+    assert attributes(first, 0) == {1: b"abcd", 2: b"efgh"}

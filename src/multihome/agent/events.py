@@ -46,6 +46,10 @@ GROUPS = (
 KINDS = {16: "link", 17: "link", 20: "addr", 21: "addr", 24: "route", 25: "route", 32: "rule",
          33: "rule"}  # fmt: skip
 NEW = frozenset({16, 20, 24, 32})
+#: The shortest wait for a burst's next event (seconds), even when the last one arrived long
+#: enough ago: the reader thread may hold notifications it received but has not queued yet
+#: (it needs the GIL, which the main thread held through a repair).
+YIELD = 0.0002
 
 
 @dataclass(frozen=True)
@@ -201,14 +205,21 @@ class EventSource:
         return item
 
     def burst(self, first: Event, quiet: float, limit: float) -> list[Event]:
-        """``first`` and the events that follow it closely (debouncing)."""
+        """``first`` and the events that follow it closely (debouncing): the burst ends when
+        ``quiet`` seconds have passed since the last event's arrival (its ``at``), or
+        ``limit`` seconds after it began. Counted from the arrival, not from the moment the
+        event is taken from the queue: events that waited there while a repair ran have had
+        their quiet already (a flap's router advertisement that came during the repair of the
+        link was debounced again, 2 ms more before the last change)."""
         events = [first]
         deadline = time.monotonic() + limit
         while True:
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = deadline - now
             if left <= 0:
                 return events
-            event = self.wait(min(quiet, left))
+            still = quiet - (now - events[-1].at)
+            event = self.wait(min(max(still, YIELD), left))
             if event is None:
                 return events
             events.append(event)

@@ -133,6 +133,7 @@ from multihome.model import (
     Address,
     HostState,
     IPAddress,
+    IPNetwork,
     Lifetime,
     Link,
     NextHop,
@@ -140,6 +141,7 @@ from multihome.model import (
     Rule,
     Sysctl,
     conf_sysctl,
+    ip_text,
 )
 from multihome.processes import NAMESPACE_LOCK
 
@@ -210,6 +212,32 @@ DEVCONF_KNOBS = tuple((knob, DEVCONF[knob] - 1) for knob in SYSCTL_KNOBS)
 #: ``itemgetter``, made once.
 _DEVCONF_HEAD = struct.Struct(f"={max(DEVCONF.values())}i")
 _DEVCONF_PICK = operator.itemgetter(*(index for _knob, index in DEVCONF_KNOBS))
+
+
+def sysctl_path(name: str) -> str:
+    """:attr:`Sysctl.path <multihome.model.Sysctl.path>` of the sysctl ``name``: without a
+    '/' (which inside a component stands for a '.', ``eth0/100``), its dots made slashes
+    by one ``str.replace`` (``Sysctl.path`` splits, replaces per component and joins; an
+    apply writes 1,024 sysctls at 256 ports)."""
+    if "/" not in name:
+        return name.replace(".", "/")
+    return "/".join(part.replace("/", ".") for part in name.split("."))
+
+
+#: The format of a lookup's RTM_GETROUTE body (:meth:`NetlinkBackend._lookup_body`) by its
+#: shape: (address bits, with a source, with an output interface). The rtmsg header's family,
+#: dst_len and src_len, its other fields 0; RTA_DST; RTA_SRC; RTA_OIF. Made once each, not
+#: put together per lookup (a verification at 256 ports asks 768).
+_LOOKUP_LAYOUTS = {
+    (bits, with_src, with_oif): struct.Struct(
+        f"=BBB9xHH{bits // 8}s"
+        + (f"HH{bits // 8}s" if with_src else "")
+        + ("HHI" if with_oif else "")
+    )
+    for bits in (32, 128)
+    for with_src in (False, True)
+    for with_oif in (False, True)
+}
 
 
 #: The kinds of state :meth:`NetlinkBackend.expect` is told about (the agent's event kinds).
@@ -301,8 +329,10 @@ class NetlinkBackend:
             _kept(old_addresses.get(body), position) or _address(body, names, position)
             for position, body in enumerate(raw_addresses, start=1)
         ]
+        made: dict[Any, Any] = {}  # the networks and addresses made (see _route)
         routes = [
-            old_routes[body] if body in old_routes else _route(body, names) for body in raw_routes
+            old_routes[body] if body in old_routes else _route(body, names, made)
+            for body in raw_routes
         ]
         rules = [
             _kept(old_rules.get(body), position) or _rule(body, position)
@@ -440,8 +470,9 @@ class NetlinkBackend:
             if conf is None:
                 missing.append(ifname)
                 continue
+            prefix = conf_sysctl(ifname, "", "").name  # net.ipv4.conf.IF. (once per link)
             for knob, value in zip(SYSCTL_KNOBS, conf, strict=True):
-                values[conf_sysctl(ifname, knob, "").name] = str(value)
+                values[prefix + knob] = str(value)
         if missing:
             values.update(self._read_sysctls(missing, defaults=False))
         return values
@@ -469,40 +500,52 @@ class NetlinkBackend:
     def apply(self, changes: Sequence[Change]) -> int:
         """Make ``changes`` in order: sysctls one by one, each run of route and rule
         changes as one batch. Stops at the first failure (see the module's docstring)."""
-        self._stale.update(_KIND_OF.get(type(c.obj), "link") for c in changes)
-        if not self._index and any(not isinstance(c.obj, Sysctl) for c in changes):
+        kinds = {type(c.obj) for c in changes}
+        self._stale.update(_KIND_OF.get(kind, "link") for kind in kinds)
+        if not self._index and kinds - {Sysctl}:
             self._read_index()
         done = 0
         start = 0
-        while start < len(changes):
-            change = changes[start]
-            if isinstance(change.obj, Sysctl):
-                self._write_sysctl(change, done)
-                done += 1
-                start += 1
-                continue
-            end = start
-            while end < len(changes) and not isinstance(changes[end].obj, Sysctl):
-                end += 1
-            done += self._apply_batch(changes[start:end], done)
+        count = len(changes)
+        while start < count:
+            if isinstance(changes[start].obj, Sysctl):
+                end = self._write_sysctls(changes, start, done)
+                done += end - start
+            else:
+                end = start + 1
+                while end < count and not isinstance(changes[end].obj, Sysctl):
+                    end += 1
+                done += self._apply_batch(changes[start:end], done)
             start = end
         return done
 
-    def _write_sysctl(self, change: Change, done: int) -> None:
-        sysctl = change.obj
-        assert isinstance(sysctl, Sysctl)
-        try:
-            fd = os.open(f"{self._proc_sys}/{sysctl.path}", os.O_WRONLY | os.O_CLOEXEC)
+    def _write_sysctls(self, changes: Sequence[Change], start: int, done: int) -> int:
+        """Write the run of sysctl changes that starts at ``changes[start]``, one file each;
+        returns where the run ends. (One loop for the run: an apply at 256 ports writes
+        1,024 of them.)"""
+        base = f"{self._proc_sys}/"
+        written = self._written
+        flags = os.O_WRONLY | os.O_CLOEXEC
+        end, count = start, len(changes)
+        while end < count:
+            change = changes[end]
+            sysctl = change.obj
+            if not isinstance(sysctl, Sysctl):
+                break
             try:
-                os.write(fd, (sysctl.value + "\n").encode())
-            finally:
-                os.close(fd)
-            self._written[sysctl.name] = sysctl.value
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            if exc.errno == errno.EROFS:
-                reason += f" ({self._proc_sys}/{sysctl.path}): {READ_ONLY_SYSCTLS}"
-            raise ChangeFailed(change, done, reason) from exc
+                fd = os.open(base + sysctl_path(sysctl.name), flags)
+                try:
+                    os.write(fd, (sysctl.value + "\n").encode())
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                if exc.errno == errno.EROFS:
+                    reason += f" ({self._proc_sys}/{sysctl.path}): {READ_ONLY_SYSCTLS}"
+                raise ChangeFailed(change, done + end - start, reason) from exc
+            written[sysctl.name] = sysctl.value
+            end += 1
+        return end
 
     def _apply_batch(self, changes: Sequence[Change], done: int) -> int:
         """Route and rule changes as batched requests; returns how many were made."""
@@ -784,10 +827,10 @@ class NetlinkBackend:
             except OSError as exc:
                 failed.append((item, exc.strerror or str(exc)))
         if self._announce_once:
-            import threading  # (click's, already imported by every command)
+            import _thread  # not threading (~4 M instructions to import): a bare close
 
             self._packet = None
-            threading.Thread(target=packet.close, name="multihome-announced").start()
+            _thread.start_new_thread(packet.close, ())
         return failed
 
     # -- lookups -----------------------------------------------------------------------
@@ -867,22 +910,39 @@ class NetlinkBackend:
 
     def _lookup_body(self, dst: IPAddress, src: IPAddress | None, oif: str | None) -> bytes | None:
         """The RTM_GETROUTE request of one lookup (None: the interface does not exist),
-        packed by one format."""
+        packed by the one :data:`_LOOKUP_LAYOUTS` format of its shape."""
         bits = dst.max_prefixlen
-        size = bits // 8
-        layout = f"=BBBBBBBBIHH{size}s"
-        values: list[Any] = [FAMILIES[dst.version], bits, 0 if src is None else bits]
-        values += (0, 0, 0, 0, 0, 0, 4 + size, RTA_DST, dst.packed)
-        if src is not None:
-            layout += f"HH{size}s"
-            values += (4 + size, RTA_SRC, src.packed)
-        if oif is not None:
+        if oif is None:
+            index = None
+        else:
             index = self._index.get(oif)
             if index is None:
                 return None
-            layout += "HHI"
-            values += (8, RTA_OIF, index)
-        return struct.pack(layout, *values)
+        layout = _LOOKUP_LAYOUTS[bits, src is not None, index is not None]
+        family = AF_INET if bits == 32 else AF_INET6
+        attr_size = 4 + bits // 8
+        if src is None:
+            if index is None:
+                return layout.pack(family, bits, 0, attr_size, RTA_DST, dst.packed)
+            return layout.pack(family, bits, 0, attr_size, RTA_DST, dst.packed, 8, RTA_OIF, index)
+        if index is None:
+            return layout.pack(
+                family, bits, bits, attr_size, RTA_DST, dst.packed, attr_size, RTA_SRC, src.packed
+            )
+        return layout.pack(
+            family,
+            bits,
+            bits,
+            attr_size,
+            RTA_DST,
+            dst.packed,
+            attr_size,
+            RTA_SRC,
+            src.packed,
+            8,
+            RTA_OIF,
+            index,
+        )
 
     def _answer(self, answer: Message, known: dict[bytes, IPAddress] | None = None) -> Lookup:
         """A route lookup's answer (RTM_NEWROUTE) as a :class:`Lookup` (its four attributes
@@ -935,20 +995,16 @@ def _ip_of(packed: bytes) -> IPAddress:
     return ipaddress.IPv6Address(packed)
 
 
+#: A gratuitous ARP's ethertype and ARP header (Ethernet, IPv4, request): the same in every
+#: frame.
+_ARP_HEAD = struct.pack("!H", ETH_P_ARP) + struct.pack("!HHBBH", 1, ETH_P_IP, 6, 4, 1)
+
+
 def arp_frame(item: Announcement) -> bytes:
     """A gratuitous ARP request (sender and target are the address itself), broadcast."""
     hw = bytes.fromhex(item.mac.replace(":", ""))
     packed = item.address.packed
-    return (
-        b"\xff" * 6
-        + hw
-        + struct.pack("!H", ETH_P_ARP)
-        + struct.pack("!HHBBH", 1, ETH_P_IP, 6, 4, 1)
-        + hw
-        + packed
-        + b"\x00" * 6
-        + packed
-    )
+    return b"\xff" * 6 + hw + _ARP_HEAD + hw + packed + b"\x00" * 6 + packed
 
 
 def na_frame(item: Announcement) -> bytes:
@@ -1014,6 +1070,20 @@ def _kept(decoded: Positioned | None, position: int) -> Positioned | None:
     return moved
 
 
+#: The attributes of a link message :func:`_raw_link` reads (of some forty).
+LINK_ATTRIBUTES = frozenset(
+    {
+        IFLA_IFNAME,
+        IFLA_ADDRESS,
+        IFLA_LINKINFO,
+        IFLA_MASTER,
+        IFLA_OPERSTATE,
+        IFLA_AF_SPEC,
+        IFLA_GROUP,
+    }
+)
+
+
 def _link_message(msg: Message) -> RawLink | None:
     return _raw_link(msg.body)
 
@@ -1022,7 +1092,7 @@ def _raw_link(body: bytes) -> RawLink | None:
     """(index, name, flags, mac, kind, master index, operstate, the knobs' values from its
     ipv4 devconf or None) of a link message's body."""
     _family, _type, index, flags, _change = IFINFOMSG.unpack_from(body)
-    attrs = attributes(body, IFINFOMSG.size)
+    attrs = attributes(body, IFINFOMSG.size, LINK_ATTRIBUTES)
     name = attrs.get(IFLA_IFNAME)
     if name is None:
         return None
@@ -1067,38 +1137,72 @@ def _with_devconf(
     where = {name: i for i, (_index, name, *_rest) in enumerate(raw_links)}
     wanted: dict[int, dict[int, int]] = {}
     for name, value in written.items():
-        parts = name.split(".")
-        if len(parts) != 5 or parts[:3] != ["net", "ipv4", "conf"]:
+        if not name.startswith(_IPV4_CONF):
             continue  # IPv6 knobs are not in the digest
-        ifname = parts[3].replace("/", ".")
-        i = where.get(ifname)
+        ifname, dot, knob = name[len(_IPV4_CONF) :].partition(".")
+        if not dot or "." in knob:
+            continue  # not net.ipv4.conf.IF.KNOB
+        i = where.get(ifname.replace("/", "."))
         if i is None or raw_links[i][7] is None:
             continue  # all, default, a link without devconf: read from /proc/sys
-        if parts[4] not in DEVCONF or not value.strip().lstrip("-").isdigit():
+        index = DEVCONF.get(knob)
+        if index is None or not value.strip().lstrip("-").isdigit():
             return None
-        wanted.setdefault(i, {})[DEVCONF[parts[4]]] = int(value)
+        knobs = wanted.get(i)
+        if knobs is None:
+            knobs = wanted[i] = {}
+        knobs[index] = int(value)
     if not wanted:
         return bodies
     patched = list(bodies)
+    headers = b""  # the AF_INET and IFLA_INET_CONF headers before the last devconf found
     for i, knobs in wanted.items():
-        body = bytearray(bodies[i])
-        offset = _devconf_offset(bytes(body))
+        offset = _devconf_found(bodies[i], headers)
         if offset is None:
-            return None
+            offset = _devconf_offset(bodies[i])
+            if offset is None:
+                return None
+            headers = bodies[i][offset - 8 : offset]
+        body = bytearray(bodies[i])
         for index, number in knobs.items():
-            struct.pack_into("=i", body, offset + 4 * (index - 1), number)
+            _I32.pack_into(body, offset + 4 * (index - 1), number)
         patched[i] = bytes(body)
     return patched
 
 
+#: ``net.ipv4.conf.``: the interface sysctls whose values a link message's devconf holds.
+_IPV4_CONF = "net.ipv4.conf."
+_I32 = struct.Struct("=i")
+#: The devconf array must reach the last knob :data:`DEVCONF` names.
+_DEVCONF_BYTES = 4 * max(DEVCONF.values())
+
+
+def _devconf_found(body: bytes, headers: bytes) -> int | None:
+    """Where the devconf array starts in ``body`` when its two headers (``AF_INET`` and
+    ``IFLA_INET_CONF``, lengths included: the same in every link message of a kernel) are
+    ``headers``, found by one search in C instead of :func:`_devconf_offset`'s walk over
+    ~40 attributes per link (at 256 ports a fifth of the post-apply fingerprint). None (walk
+    instead) when they are not found exactly once. A match that were not the attribute
+    itself would patch other bytes: the digest recorded would then match no kernel state,
+    and the next apply would read everything (as after any change), never skip work."""
+    if len(headers) != 8:
+        return None
+    at = body.find(headers, IFINFOMSG.size)
+    if at < 0 or body.find(headers, at + 1) >= 0:
+        return None
+    offset = at + 8
+    return offset if offset + _DEVCONF_BYTES <= len(body) else None
+
+
 def _devconf_offset(body: bytes) -> int | None:
     """Where the u32 array of ``IFLA_AF_SPEC`` / ``AF_INET`` / ``IFLA_INET_CONF`` starts in
-    a link message's body (None: it has none, or too short for the knobs)."""
-    offset = IFINFOMSG.size
+    a link message's body (None: it has none, or too short for the knobs). Walked in
+    place: a nested attribute's search ends where its parent ends."""
+    unpack = NLATTR.unpack_from
+    offset, end = IFINFOMSG.size, len(body)
     for wanted in (IFLA_AF_SPEC, AF_INET, IFLA_INET_CONF):
-        end = len(body)
         while offset + 4 <= end:
-            length, kind = NLATTR.unpack_from(body, offset)
+            length, kind = unpack(body, offset)
             if length < 4:
                 return None
             if kind & NLA_TYPE_MASK == wanted:
@@ -1107,10 +1211,8 @@ def _devconf_offset(body: bytes) -> int | None:
         else:
             return None
         if wanted == IFLA_INET_CONF:
-            if length - 4 < 4 * max(DEVCONF.values()):
-                return None
-            return offset + 4
-        body = body[: offset + length]  # the nested attributes end with their parent
+            return offset + 4 if length - 4 >= _DEVCONF_BYTES else None
+        end = min(end, offset + length)  # the nested attributes end with their parent
         offset += 4
     return None
 
@@ -1174,10 +1276,17 @@ def _still_decoded(decoded: Decoded, old: dict[int, str], new: dict[int, str]) -
 NO_DEVICE_TYPES = frozenset({6, 7, 8, 9})
 
 
-def _route(body: bytes, names: dict[int, str]) -> Route | None:
+def _route(body: bytes, names: dict[int, str], made: dict[Any, Any] | None = None) -> Route | None:
+    """The route of a route message's ``body``. ``made``: the networks and addresses already
+    made from their bytes, with their texts (one read's): a read at 256 ports has 768 routes
+    but some 260 destinations (every default route has the same one) and half as many
+    sources as routes, and an ``ipaddress`` network costs more to make and format than the
+    rest of the route."""
     family, dst_len, _src_len, _tos, table, proto, scope, kind, _flags = RTMSG.unpack_from(body)
     if family not in VERSIONS:
         return None
+    if made is None:
+        made = {}
     attrs = attributes(body, RTMSG.size)
     dst = attrs.get(RTA_DST)
     oif = attrs.get(RTA_OIF)
@@ -1194,19 +1303,38 @@ def _route(body: bytes, names: dict[int, str]) -> Route | None:
         expires = ticks // USER_HZ if ticks > 0 else None
     if family == AF_INET6 and kind in NO_DEVICE_TYPES:
         oif_index = 0  # IPv6 names lo for a route without a device; IPv4 names none
-    return Route(
+    where = (family, dst, dst_len)
+    if where not in made:
+        made[where] = _with_text(network((dst or 0, dst_len), strict=False))
+    if gateway and gateway not in made:
+        made[gateway] = _with_text(address(gateway))
+    if prefsrc and prefsrc not in made:
+        made[prefsrc] = _with_text(address(prefsrc))
+    dst_made = made[where]
+    gateway_made = made[gateway] if gateway else (None, "None")
+    prefsrc_made = made[prefsrc] if prefsrc else (None, "None")
+    route = Route(
         table=(u32(table_attr) if table_attr else 0) or table,
-        dst=network((dst or 0, dst_len), strict=False),
+        dst=dst_made[0],
         ifname=names.get(oif_index) if oif_index else None,
-        gateway=address(gateway) if gateway else None,
+        gateway=gateway_made[0],
         metric=u32(metric) if metric else 0,
         proto=proto,
         scope=scope,
-        prefsrc=address(prefsrc) if prefsrc else None,
+        prefsrc=prefsrc_made[0],
         type=kind,
         expires=expires,
         nexthops=_nexthops(attrs[RTA_MULTIPATH], names) if RTA_MULTIPATH in attrs else (),
     )
+    # Its texts (cached: the key's, the JSON's) are those of the objects made once: a new
+    # route's cached properties, nobody has read them (test_rtnl compares a fresh copy's).
+    route.__dict__["texts"] = (dst_made[1], gateway_made[1], prefsrc_made[1])
+    return route
+
+
+def _with_text(value: IPAddress | IPNetwork) -> tuple[IPAddress | IPNetwork, str]:
+    """``value`` and its text (:func:`ip_text`), made once per read (see :func:`_route`)."""
+    return value, ip_text(value)
 
 
 def _nexthops(payload: bytes, names: dict[int, str]) -> tuple[NextHop, ...]:

@@ -86,8 +86,10 @@ def still_needed(changes: Sequence[Change], state: HostState) -> list[Change]:
     for change in changes:
         obj = change.obj
         if isinstance(obj, Sysctl):
-            if state.sysctls.get(obj.name) != obj.value:
-                needed.append(Change("set", obj, state.sysctls.get(obj.name)))
+            current = state.sysctls.get(obj.name)
+            if current != obj.value:  # the plan's own change when it read the same value
+                same = change.action == "set" and change.old == current
+                needed.append(change if same else Change("set", obj, current))
             continue
         # the state's own sets (made once per read: the plan's diff asked them too)
         present = obj in (state.route_set if isinstance(obj, Route) else state.rule_set)

@@ -478,11 +478,11 @@ def object_text(obj: Route | Rule) -> str:
     objects for the kernel's unchanged routes and rules, so a repair's checkpoint and
     journal encode only what is new (at 16 ports the checkpoint holds ~100 of them, encoded
     twice per repair before)."""
-    from multihome.model import Route
-
     text = obj.__dict__.get(_TEXT)
     if text is None:
-        text = _route_text(obj) if isinstance(obj, Route) else _rule_text(obj)
+        # (by the class's name: the model is not imported here, see TYPE_CHECKING above)
+        route: Any = obj
+        text = _route_text(route) if type(obj).__name__ == "Route" else _rule_text(route)
         obj.__dict__[_TEXT] = text
     return text
 
@@ -497,8 +497,9 @@ def _route_text(route: Route) -> str:
     if route.nexthops:
         return json_text(route_to_json(route))
     dst, gateway, prefsrc = route.texts
+    ifname = route.ifname
     return (
-        f'{{"dev":{_text_or_null(route.ifname)},"dst":{_string_text(dst)},'
+        f'{{"dev":{"null" if ifname is None else _string_text(ifname)},"dst":{_string_text(dst)},'
         f'"gateway":{"null" if route.gateway is None else _string_text(gateway)},'
         f'"metric":{int(route.metric)},'
         f'"prefsrc":{"null" if route.prefsrc is None else _string_text(prefsrc)},'
