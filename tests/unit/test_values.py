@@ -45,11 +45,22 @@ SHAPES: list[dict[str, Any]] = [
 ]
 
 
+def _field_count(self: Any) -> int:
+    return len(vars(self))
+
+
+@pytest.mark.parametrize("into_dict", [False, True], ids=["setattr", "cached"])
 @pytest.mark.parametrize("shape", range(len(SHAPES)))
-def test_equality_hash_and_repr_are_the_generated_ones(shape: int) -> None:
+def test_equality_hash_and_repr_are_the_generated_ones(shape: int, into_dict: bool) -> None:
     """For every pair of sample values: ``==``, ``!=``, the hash and the repr are those of the
-    stock frozen dataclass; another class is never equal; the class stays frozen."""
-    stock, ours = both(SHAPES[shape])
+    stock frozen dataclass; another class is never equal; the class stays frozen. Also for a
+    class with a cached property (``into_dict``: its ``__init__`` stores the fields into the
+    instance dict), whose fields are in ``vars()`` as the stock class's are."""
+    namespace = dict(SHAPES[shape])
+    if into_dict:
+        namespace["size"] = model.cached(_field_count)
+    stock, ours = both(namespace)
+    assert ("_d" in ours.__init__.__code__.co_varnames) == into_dict
     names = [f.name for f in dataclasses.fields(stock)]
     rows = [
         dict(zip(names, values, strict=False))
@@ -61,6 +72,7 @@ def test_equality_hash_and_repr_are_the_generated_ones(shape: int) -> None:
             c, d = ours(**left), ours(**right)
             assert (a == b, a != b) == (c == d, c != d)
             assert hash(a) == hash(c) and repr(a) == repr(c)
+            assert vars(a) == vars(c)
         assert ours(**left).__eq__(stock(**left)) is NotImplemented
         with pytest.raises(FrozenInstanceError):
             ours(**left).a = 3  # type: ignore[attr-defined]
