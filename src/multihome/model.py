@@ -581,7 +581,8 @@ class Route(Ordered):
             parts += ["metric", str(self.metric)]
         if self.expires is not None:
             parts += ["expires", f"{self.expires}sec"]
-        parts += [hop.describe() for hop in self.nexthops]
+        if self.nexthops:
+            parts += [hop.describe() for hop in self.nexthops]
         return " ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
