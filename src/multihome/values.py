@@ -185,13 +185,21 @@ def _template(count: int, into_dict: bool) -> Any:
     return code
 
 
+#: The fewest fields for which a class with cached properties gets the dict-store
+#: ``__init__`` (:func:`_template`): each form is compiled at start-up for each field count
+#: used (~0.8 M instructions), more than the ``object.__setattr__`` calls it saves for a
+#: class of few fields (an address's six, the host state's five); a route has eleven, a rule
+#: twenty-two, and thousands of each are made per apply at 256 ports.
+_DICT_INIT_FIELDS = 10
+
+
 def _dict_made_anyway(cls: type) -> bool:
     """A class attribute of ``cls`` (or of a base) is a descriptor that keeps its values in the
     instance's ``__dict__`` and says so (``stores_in_instance_dict``: ``model.cached``, the
     keys and texts of routes, rules and addresses), so that every instance gets a dict."""
     return any(
         getattr(type(value), "stores_in_instance_dict", False)
-        for base in cls.__mro__
+        for base in cls.__mro__[:-1]  # (not object's own attributes)
         for value in vars(base).values()
     )
 
@@ -291,7 +299,7 @@ def _make(cls: type[_T], frozen: bool) -> type[_T]:
     setattr(cls, "__dataclass_fields__", _DataclassFields())  # noqa: B010
     setattr(cls, "__match_args__", tuple(f.name for f in every))  # noqa: B010
     if "__init__" not in body:
-        made = _init(qualname, every, _dict_made_anyway(cls))
+        made = _init(qualname, every, len(every) >= _DICT_INIT_FIELDS and _dict_made_anyway(cls))
         setattr(cls, "__init__", made)  # noqa: B010
     if frozen:
         setattr(cls, "__setattr__", _setattr)  # noqa: B010

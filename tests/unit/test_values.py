@@ -28,7 +28,11 @@ def both(namespace: dict[str, Any]) -> tuple[type, type]:
     return made[0], made[1]
 
 
+#: Enough fields for the dict-store ``__init__`` (with a cached property).
+_WIDE = {f"f{i}": 0 for i in range(values._DICT_INIT_FIELDS)}
+
 SHAPES: list[dict[str, Any]] = [
+    {"__annotations__": {"a": "int", **{name: "int" for name in _WIDE}}, **_WIDE},
     {"__annotations__": {}},
     {"__annotations__": {"a": "int"}},
     {"__annotations__": {"a": "int", "b": "str"}, "b": "x"},
@@ -60,7 +64,8 @@ def test_equality_hash_and_repr_are_the_generated_ones(shape: int, into_dict: bo
     if into_dict:
         namespace["size"] = model.cached(_field_count)
     stock, ours = both(namespace)
-    assert ("_d" in ours.__init__.__code__.co_varnames) == into_dict
+    wide = len(dataclasses.fields(stock)) >= values._DICT_INIT_FIELDS
+    assert ("_d" in ours.__init__.__code__.co_varnames) == (into_dict and wide)
     names = [f.name for f in dataclasses.fields(stock)]
     rows = [
         dict(zip(names, values, strict=False))
