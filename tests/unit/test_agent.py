@@ -21,7 +21,7 @@ import pytest
 from hosts import host, howto_host, link
 
 from multihome.agent import addressing, dhcphook
-from multihome.agent.events import YIELD, Event, EventSource
+from multihome.agent.events import Event, EventSource
 from multihome.agent.service import IDLE_COLLECT, Agent, AgentOptions
 from multihome.agent.state import AgentStatus, run_dir, write_status
 from multihome.backend.fake import FakeBackend
@@ -537,32 +537,3 @@ def test_the_static_records_of_ports_gone_are_removed_and_nothing_else(tmp_path:
     left = sorted(p.name for p in folder.iterdir() if p.name.endswith((".json", ".leases")))
     assert "static.eth2.json" not in left
     assert {"static.eth1.json", "static.json", "dhclient.eth2.leases"} <= set(left)
-
-
-class Queued(EventSource):
-    """Events already in the queue, handed out in turn; each wait's timeout is noted."""
-
-    def __init__(self, events: list[Event]) -> None:
-        super().__init__()
-        self.queued = list(events)
-        self.timeouts: list[float | None] = []
-
-    def wait(self, timeout: float | None) -> Event | None:
-        self.timeouts.append(timeout)
-        return self.queued.pop(0) if self.queued else None
-
-
-def test_a_burst_counts_its_quiet_from_the_events_arrival() -> None:
-    """Events that waited in the queue while a repair ran (they arrived more than the quiet
-    period ago) end their burst at once, after the shortest wait that lets the reader thread
-    queue what it holds; a burst of events that just arrived waits the quiet period after
-    the last one, as before."""
-    now = time.monotonic()
-    old = [Event("route", "new", detail=f"old {n}", at=now - 1.0) for n in range(3)]
-    waited = Queued(old[1:])
-    assert waited.burst(old[0], 0.002, 0.1) == old
-    assert waited.timeouts == [YIELD] * 3
-    fresh = [Event("link", "new", detail=f"fresh {n}", at=time.monotonic()) for n in range(2)]
-    quiet = Queued(fresh[1:])
-    assert quiet.burst(fresh[0], 0.5, 1.0) == fresh
-    assert all(t is not None and 0.25 < t <= 0.5 for t in quiet.timeouts), quiet.timeouts
