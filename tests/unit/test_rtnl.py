@@ -6,14 +6,24 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import pickle
 import struct
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from multihome.backend.netlink import NetlinkBackend, _kept, _route, _rule
+from multihome.backend.netlink import (
+    NetlinkBackend,
+    _address,
+    _interface,
+    _kept,
+    _route,
+    _rule,
+)
 from multihome.backend.rtnl import (
+    AF_INET,
+    AF_INET6,
     NLM_F_ACK_TLVS,
     NLM_F_CAPPED,
     NLMSGERR_ATTR_MSG,
@@ -24,7 +34,7 @@ from multihome.backend.rtnl import (
     attributes,
     error,
 )
-from multihome.model import Route, Rule
+from multihome.model import Address, Route, Rule, ip_text
 from multihome.nlattrs import _LAYOUTS as LAYOUTS
 from multihome.nlattrs import spans
 from multihome.values import replace
@@ -93,7 +103,32 @@ def test_route_message_decodes_to_the_same_route(route: Route) -> None:
     assert decoded is not None
     fresh = replace(decoded)  # nothing cached: the texts given by the decoding are computed
     assert "texts" in decoded.__dict__ and "texts" not in fresh.__dict__
-    assert decoded.texts == fresh.texts
+    assert (decoded.texts, decoded.family) == (fresh.texts, fresh.family)
+
+
+@pytest.mark.parametrize(
+    "text", ["10.0.1.10/24", "2001:db8:1::10/64", "::ffff:10.0.1.10/96", "fe80::1/64"]
+)
+def test_an_address_decoded_in_a_read_has_the_key_and_ip_of_a_fresh_one(text: str) -> None:
+    """A read decodes addresses with the objects it makes once (``made``): the ``ip`` and
+    ``key`` it gives an address are those a fresh copy computes (an IPv4-mapped address is
+    written dotted), and the route to the address's subnet gets the same network."""
+    address = Address(ifname="p1", interface=ipaddress.ip_interface(text))
+    backend = NetlinkBackend()
+    backend._index = {"p1": 7}
+    made: dict[object, object] = {}
+    decoded = _address(backend._address_message(address), {7: "p1"}, 1, made)
+    assert decoded == address
+    assert decoded is not None
+    fresh = replace(decoded)
+    assert "key" in decoded.__dict__ and "key" not in fresh.__dict__
+    assert (decoded.key, decoded.ip, decoded.family) == (fresh.key, fresh.ip, fresh.family)
+    subnet = Route(table=254, dst=address.network, ifname="p1", prefsrc=address.ip)
+    route = _route(backend.route_message(subnet), {7: "p1"}, made)
+    assert route == subnet
+    assert route is not None
+    assert route.dst is decoded.interface.network
+    assert (route.texts, route.family) == (replace(route).texts, replace(route).family)
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.describe())
@@ -214,3 +249,48 @@ def test_a_layout_of_the_same_length_but_other_headers_is_walked_again() -> None
     assert attributes(first, 0) == {1: b"abcd", 2: b"efgh"}
     assert attributes(second, 0) == walked(second, 0, None)
     assert attributes(first, 0) == {1: b"abcd", 2: b"efgh"}
+
+
+@given(
+    family=st.sampled_from([4, 6]),
+    data=st.data(),
+)
+def test_an_interface_made_around_a_known_network_is_the_constructors(
+    family: int, data: st.DataObject
+) -> None:
+    """:func:`_interface` (the read's IPv4/IPv6 interface around a network made once) gives
+    what ``IPv4Interface((packed, prefixlen))`` / ``IPv6Interface`` give: the same type,
+    attributes, equality, hash, texts, address and network, pickled alike; a second one in
+    the same subnet shares the network; a prefix too long is refused as the constructor
+    refuses it."""
+    size = 4 if family == 4 else 16
+    value = data.draw(st.binary(min_size=size, max_size=size))
+    prefixlen = data.draw(st.integers(0, 8 * size))
+    af = AF_INET if family == 4 else AF_INET6
+    made: dict[object, object] = {}
+    ours = _interface(af, value, prefixlen, made)
+    theirs = ipaddress.ip_interface((value, prefixlen))
+    assert type(ours) is type(theirs)
+    assert vars(ours) == vars(theirs)
+    assert ours._ip == theirs._ip  # type: ignore[union-attr]
+    if family == 6:
+        assert ours.scope_id is theirs.scope_id is None  # type: ignore[union-attr]
+    assert (ours == theirs, hash(ours), str(ours), repr(ours)) == (
+        True,
+        hash(theirs),
+        str(theirs),
+        repr(theirs),
+    )
+    assert (ours.ip, ours.network, ours.netmask, ours.with_prefixlen) == (
+        theirs.ip,
+        theirs.network,
+        theirs.netmask,
+        theirs.with_prefixlen,
+    )
+    assert ip_text(ours) == ip_text(theirs)
+    assert pickle.loads(pickle.dumps(ours)) == theirs
+    # another address in the subnet (its last bit is a host bit) when the subnet has two
+    other = value[:-1] + bytes([value[-1] ^ 1]) if prefixlen < 8 * size else value
+    assert _interface(af, other, prefixlen, made).network is ours.network
+    with pytest.raises(ValueError, match="not a valid netmask"):
+        _interface(af, value, 8 * size + 1, made)

@@ -133,6 +133,7 @@ from multihome.model import (
     Address,
     HostState,
     IPAddress,
+    IPInterface,
     IPNetwork,
     Lifetime,
     Link,
@@ -142,6 +143,7 @@ from multihome.model import (
     Sysctl,
     conf_sysctl,
     ip_text,
+    with_cached,
 )
 from multihome.processes import NAMESPACE_LOCK
 
@@ -325,11 +327,11 @@ class NetlinkBackend:
         # event): a message's body decodes to the same object, which keeps its sort key.
         old_addresses, old_routes, old_rules = self._decoded
         # Addresses and rules also keep their place in the kernel's list (explain needs it).
+        made: dict[Any, Any] = {}  # the networks and addresses made (see _route)
         addresses = [
-            _kept(old_addresses.get(body), position) or _address(body, names, position)
+            _kept(old_addresses.get(body), position) or _address(body, names, position, made)
             for position, body in enumerate(raw_addresses, start=1)
         ]
-        made: dict[Any, Any] = {}  # the networks and addresses made (see _route)
         routes = [
             old_routes[body] if body in old_routes else _route(body, names, made)
             for body in raw_routes
@@ -1039,6 +1041,11 @@ CLASSES: dict[int, tuple[Any, Any]] = {
     AF_INET: (ipaddress.IPv4Network, ipaddress.IPv4Address),
     AF_INET6: (ipaddress.IPv6Network, ipaddress.IPv6Address),
 }
+#: Per family: the interface class (an address with its prefix).
+INTERFACES: dict[int, Any] = {
+    AF_INET: ipaddress.IPv4Interface,
+    AF_INET6: ipaddress.IPv6Interface,
+}
 RawLink = tuple[
     int, str, int, str | None, str | None, int | None, str | None, tuple[int, ...] | None, int
 ]
@@ -1084,6 +1091,12 @@ LINK_ATTRIBUTES = frozenset(
 )
 
 
+#: The one nested attribute :func:`_raw_link` reads at each level.
+_INFO_KIND = frozenset({IFLA_INFO_KIND})
+_INET = frozenset({AF_INET})
+_INET_CONF = frozenset({IFLA_INET_CONF})
+
+
 def _link_message(msg: Message) -> RawLink | None:
     return _raw_link(msg.body)
 
@@ -1098,7 +1111,7 @@ def _raw_link(body: bytes) -> RawLink | None:
         return None
     mac = attrs.get(IFLA_ADDRESS)
     info = attrs.get(IFLA_LINKINFO)
-    kind = attributes(info, 0).get(IFLA_INFO_KIND) if info else None
+    kind = attributes(info, 0, _INFO_KIND).get(IFLA_INFO_KIND) if info else None
     master = attrs.get(IFLA_MASTER)
     oper = attrs.get(IFLA_OPERSTATE)
     operstate = None
@@ -1106,8 +1119,8 @@ def _raw_link(body: bytes) -> RawLink | None:
         operstate = OPERSTATES[oper[0]] if oper[0] < len(OPERSTATES) else str(oper[0])
     conf = None
     spec = attrs.get(IFLA_AF_SPEC)
-    inet = attributes(spec, 0).get(AF_INET) if spec else None
-    devconf = attributes(inet, 0).get(IFLA_INET_CONF) if inet else None
+    inet = attributes(spec, 0, _INET).get(AF_INET) if spec else None  # (not IPv6's, large)
+    devconf = attributes(inet, 0, _INET_CONF).get(IFLA_INET_CONF) if inet else None
     if devconf and len(devconf) >= _DEVCONF_HEAD.size:
         conf = _DEVCONF_PICK(_DEVCONF_HEAD.unpack_from(devconf))
     return (
@@ -1232,7 +1245,13 @@ def _link(raw: RawLink, names: dict[int, str]) -> Link:
     )
 
 
-def _address(body: bytes, names: dict[int, str], position: int = 0) -> Address | None:
+def _address(
+    body: bytes, names: dict[int, str], position: int = 0, made: dict[Any, Any] | None = None
+) -> Address | None:
+    """The address of an address message's ``body``. ``made`` (see :func:`_route`): the
+    address and its text are kept for the routes whose source it is (every route of a
+    port's), its network for the route to its subnet; the address's own ``ip`` and ``key``
+    are given from them (a fresh copy computes the same: test_rtnl)."""
     family, prefixlen, flags, scope, index = IFADDRMSG.unpack_from(body)
     ifname = names.get(index)
     if ifname is None or family not in VERSIONS:
@@ -1248,14 +1267,58 @@ def _address(body: bytes, names: dict[int, str], position: int = 0) -> Address |
     secondary = family == AF_INET and bool(flags & IFA_F_SECONDARY)
     if family == AF_INET:
         flags &= ~IFA_F_TEMPORARY
-    return Address(
+    made_interface = (
+        interface((value, prefixlen))
+        if made is None
+        else _interface(family, value, prefixlen, made)
+    )
+    address = Address(
         ifname=ifname,
-        interface=interface((value, prefixlen)),
+        interface=made_interface,
         scope=scope,
         secondary=secondary,
         position=position,
         flags=flags & ADDRESS_FLAG_MASK,
     )
+    if made is not None:
+        if value not in made:
+            made[value] = _with_text(made_interface.ip)
+        ip, text = made[value]
+        # an interface's text is its address's and its prefix length (ip_text)
+        with_cached(address, ip=ip, key=(ifname, f"{text}/{prefixlen}"), family=VERSIONS[family])
+    return address
+
+
+def _interface(family: int, value: bytes, prefixlen: int, made: dict[Any, Any]) -> IPInterface:
+    """``IPv4Interface((value, prefixlen))`` (or IPv6's) around the network made once per read
+    (``made``: shared with the route to that subnet, see :func:`_route`).
+
+    The constructor makes the interface's address, then its network from scratch (another
+    address, the netmask, the host bits checked and cleared): 28,000 instructions an IPv4
+    address, more than the rest of its decoding. Here the network comes from ``made`` and
+    the interface gets exactly the attributes the constructor sets (the address as an int,
+    IPv6's empty scope, the network, its netmask, the prefix length);
+    tests/unit/test_rtnl.py compares the two on random addresses. What the constructor
+    would refuse (a prefix too long, an address of the other family) goes to it."""
+    network_class = CLASSES[family][0]
+    interface_class = INTERFACES[family]
+    bits = 8 * len(value)
+    if bits != (32 if family == AF_INET else 128) or not 0 <= prefixlen <= bits:
+        return interface_class((value, prefixlen))  # type: ignore[no-any-return]
+    number = int.from_bytes(value, "big")
+    host_bits = bits - prefixlen
+    where = (family, (number >> host_bits << host_bits).to_bytes(bits // 8, "big"), prefixlen)
+    if where not in made:
+        made[where] = (network_class((where[1], prefixlen)), None)
+    network = made[where][0]
+    interface: Any = object.__new__(interface_class)
+    interface._ip = number
+    if family == AF_INET6:
+        interface._scope_id = None
+    interface.network = network
+    interface.netmask = network.netmask
+    interface._prefixlen = prefixlen
+    return interface  # type: ignore[no-any-return]
 
 
 def _still_decoded(decoded: Decoded, old: dict[int, str], new: dict[int, str]) -> Decoded:
@@ -1294,7 +1357,7 @@ def _route(body: bytes, names: dict[int, str], made: dict[Any, Any] | None = Non
     prefsrc = attrs.get(RTA_PREFSRC)
     metric = attrs.get(RTA_PRIORITY)
     table_attr = attrs.get(RTA_TABLE)
-    oif_index = u32(oif) if oif else 0
+    oif_index = U32_AT(oif)[0] if oif else 0
     network, address = CLASSES[family]
     cache = attrs.get(RTA_CACHEINFO)
     expires = None
@@ -1303,22 +1366,24 @@ def _route(body: bytes, names: dict[int, str], made: dict[Any, Any] | None = Non
         expires = ticks // USER_HZ if ticks > 0 else None
     if family == AF_INET6 and kind in NO_DEVICE_TYPES:
         oif_index = 0  # IPv6 names lo for a route without a device; IPv4 names none
-    where = (family, dst, dst_len)
-    if where not in made:
-        made[where] = _with_text(network((dst or 0, dst_len), strict=False))
+    where = (family, dst or b"\0" * (4 if family == AF_INET else 16), dst_len)
+    dst_made = made.get(where)
+    if dst_made is None or dst_made[1] is None:  # (an address's network has no text yet)
+        dst_made = made[where] = _with_text(
+            network((dst or 0, dst_len), strict=False) if dst_made is None else dst_made[0]
+        )
     if gateway and gateway not in made:
         made[gateway] = _with_text(address(gateway))
     if prefsrc and prefsrc not in made:
         made[prefsrc] = _with_text(address(prefsrc))
-    dst_made = made[where]
     gateway_made = made[gateway] if gateway else (None, "None")
     prefsrc_made = made[prefsrc] if prefsrc else (None, "None")
     route = Route(
-        table=(u32(table_attr) if table_attr else 0) or table,
+        table=(U32_AT(table_attr)[0] if table_attr else 0) or table,
         dst=dst_made[0],
         ifname=names.get(oif_index) if oif_index else None,
         gateway=gateway_made[0],
-        metric=u32(metric) if metric else 0,
+        metric=U32_AT(metric)[0] if metric else 0,
         proto=proto,
         scope=scope,
         prefsrc=prefsrc_made[0],
@@ -1326,13 +1391,14 @@ def _route(body: bytes, names: dict[int, str], made: dict[Any, Any] | None = Non
         expires=expires,
         nexthops=_nexthops(attrs[RTA_MULTIPATH], names) if RTA_MULTIPATH in attrs else (),
     )
-    # Its texts (cached: the key's, the JSON's) are those of the objects made once: a new
-    # route's cached properties, nobody has read them (test_rtnl compares a fresh copy's).
-    route.__dict__["texts"] = (dst_made[1], gateway_made[1], prefsrc_made[1])
-    return route
+    # Its texts (the key's, the JSON's) are those of the objects made once (test_rtnl
+    # compares a fresh copy's).
+    return with_cached(
+        route, texts=(dst_made[1], gateway_made[1], prefsrc_made[1]), family=VERSIONS[family]
+    )
 
 
-def _with_text(value: IPAddress | IPNetwork) -> tuple[IPAddress | IPNetwork, str]:
+def _with_text(value: IPAddress | IPNetwork) -> tuple[Any, str]:
     """``value`` and its text (:func:`ip_text`), made once per read (see :func:`_route`)."""
     return value, ip_text(value)
 
