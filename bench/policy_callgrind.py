@@ -6,8 +6,8 @@ reads a ``BenchLab(N)``'s state once as ``apply`` reads it (``local_table=False`
 facts under its ``--root``), keeps it in a pickle, deletes the lab, and then counts, outside
 any namespace, what ``apply`` computes from that state: ``Assessment.of`` (``compute_policy``
 and ``make_plan``) and the plan's printed lines (``Plan.lines``). The count is the difference
-between two processes under ``valgrind --tool=callgrind`` (``PYTHONHASHSEED=0``): one that loads
-the pickle and computes, one that only loads it.
+between two processes under ``valgrind --tool=callgrind`` (``PYTHONHASHSEED=0``, the cyclic GC
+off as in ``apply``): one that loads the pickle and computes, one that only loads it.
 
 Usage (root, from the worktree): ``.venv/bin/python bench/policy_callgrind.py [--ports 256]
 [--dual-stack] [--state /tmp/state.pickle] [--mode callgrind|time|cprofile]``. With
@@ -75,7 +75,11 @@ def assess(state: Any, facts: Any) -> int:
 
 
 def compute(path: str, phase: str, repeat: int, profile: Any = None) -> None:
-    """Load the pickle and (``phase`` ``all``) compute the assessment and its lines."""
+    """Load the pickle and (``phase`` ``all``) compute the assessment and its lines, with the
+    cyclic GC off as the plain ``apply`` runs (``multihome._entry``)."""
+    import gc
+
+    gc.disable()
     from multihome.config import Config  # noqa: F401 (imported in both phases)
     from multihome.plan import Assessment  # noqa: F401
 

@@ -208,6 +208,10 @@ class cached(Generic[_T]):
     every route and rule). Values are computed from immutable fields; a race between two
     threads computes the same value twice."""
 
+    #: Values live in the instance's ``__dict__``: :func:`multihome.values.frozen` stores
+    #: the fields there directly when a class has such a property.
+    stores_in_instance_dict = True
+
     def __init__(self, func: Callable[[Any], _T]) -> None:
         self.func = func
         self.name = func.__name__
@@ -577,7 +581,8 @@ class Route(Ordered):
             parts += ["metric", str(self.metric)]
         if self.expires is not None:
             parts += ["expires", f"{self.expires}sec"]
-        parts += [hop.describe() for hop in self.nexthops]
+        if self.nexthops:
+            parts += [hop.describe() for hop in self.nexthops]
         return " ".join(parts)
 
     def to_json(self) -> dict[str, Any]:

@@ -34,6 +34,10 @@ if TYPE_CHECKING:
     Action = Literal["add", "remove", "set"]
 
 
+#: :attr:`Change.kind` of the model's classes, named once (every change's text asks).
+_KINDS = {Route: "route", Rule: "rule", Sysctl: "sysctl"}
+
+
 @frozen
 class Change:
     """One kernel change. ``old`` is the prior value of a sysctl (None if unknown)."""
@@ -44,7 +48,7 @@ class Change:
 
     @property
     def kind(self) -> str:
-        return type(self.obj).__name__.lower()
+        return _KINDS.get(type(self.obj)) or type(self.obj).__name__.lower()
 
     def inverse(self) -> Change:
         """The change that undoes this one."""

@@ -38,6 +38,7 @@ import ipaddress
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
+from operator import attrgetter
 
 from multihome.config import Config
 from multihome.errors import InputError
@@ -733,11 +734,10 @@ def _table_routes(
     destination the network manager keeps in the table (``native``) needs no other source."""
     copies = [_copy(r, table) for r in in_main if not r.is_default]
     have = {r.dst for r in copies} | native
-    ips = {a.ip for a in addrs}
     networks = [a.network for a in addrs]
 
     def fits(route: Route) -> bool:
-        return (route.prefsrc is None or route.prefsrc in ips) and (
+        return (route.prefsrc is None or any(route.prefsrc == a.ip for a in addrs)) and (
             route.gateway is None or any(route.gateway in n for n in networks)
         )
 
@@ -1171,27 +1171,33 @@ def _defaults(
             for r in owned.get(link.name, ())
             if r.is_default and r.table == TABLE_MAIN and usable(r)
         ]
-        in_table = [r for r in native.get(link.name, ()) if r.is_default]
-        copies = [
-            r
-            for r in owned.get(link.name, ())
-            if r.is_default and usable(r) and assigned.get(link.name) == r.table
-        ]
-        seen = [
-            r for r in facts.seen.get(link.name, ()) if r.is_default and r.family == 4 and usable(r)
-        ]
-        from_lease = _declared_default(
-            declared.get(link.name), link.name, [*copies, *seen, *routes_by_if[link.name]]
-        )
-        if from_lease is not None and not usable(from_lease):
-            from_lease = None
-        lease = [] if from_lease is None else [from_lease]
-        chosen = min(
-            in_main or in_table or lease or copies or seen, key=lambda r: r.metric, default=None
-        )
+        # the later sources only when the earlier ones have none (main's: every fresh port)
+        candidates = in_main or [r for r in native.get(link.name, ()) if r.is_default]
+        if not candidates:
+            copies = [
+                r
+                for r in owned.get(link.name, ())
+                if r.is_default and usable(r) and assigned.get(link.name) == r.table
+            ]
+            seen = [
+                r
+                for r in facts.seen.get(link.name, ())
+                if r.is_default and r.family == 4 and usable(r)
+            ]
+            from_lease = _declared_default(
+                declared.get(link.name), link.name, [*copies, *seen, *routes_by_if[link.name]]
+            )
+            if from_lease is not None and not usable(from_lease):
+                from_lease = None
+            candidates = ([] if from_lease is None else [from_lease]) or copies or seen
+        chosen = min(candidates, key=_METRIC, default=None)
         if chosen is not None:
             defaults[link.name] = chosen
     return defaults
+
+
+#: A route's metric (the key of the lowest).
+_METRIC = attrgetter("metric")
 
 
 def _declared_default(

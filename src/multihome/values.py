@@ -155,29 +155,56 @@ def _collect(cls: type) -> tuple[Field, ...]:
 
 
 #: The ``__init__`` code for each number of fields, compiled once (see :func:`_init`).
-_TEMPLATES: dict[int, Any] = {}
+_TEMPLATES: dict[tuple[int, bool], Any] = {}
 #: The default of a field with a default factory, replaced by the factory's value.
 _FACTORY: Any = _Marker("<factory>")
 
 
-def _template(count: int) -> Any:
+def _template(count: int, into_dict: bool) -> Any:
     """The code of ``__init__(self, _0, ..., _{count-1})`` setting each argument as the
-    attribute named by its global ``_n0``, ``_n1``... with ``object.__setattr__`` (as the
-    generated one does: the instance keeps CPython's shared-key attribute values, which a
-    ``__dict__.update`` would turn into a plain dict, slower on every later lookup), then
-    calling ``_fill(self)`` if ``_factories``."""
-    code = _TEMPLATES.get(count)
+    attribute named by its global ``_n0``, ``_n1``..., then calling ``_fill(self)`` if
+    ``_factories``. ``into_dict`` False: with ``object.__setattr__``, as the generated one does
+    (the instance keeps CPython's inline attribute values, faster to read than a dict).
+    ``into_dict`` True: stored into the instance's ``__dict__``, for a class whose cached
+    properties make that dict on first use anyway (:func:`_dict_made_anyway`): a store is a
+    bytecode, ``object.__setattr__`` a C call through a slot wrapper (23 for a rule: a tenth of
+    the policy's and the plan's instructions at 256 ports)."""
+    code = _TEMPLATES.get((count, into_dict))
     if code is None:
         params = "".join(f"_{i}, " for i in range(count))
-        sets = "".join(f"    _set(self, _n{i}, _{i})\n" for i in range(count))
+        if into_dict:
+            sets = "    _d = self.__dict__\n" + "".join(
+                f"    _d[_n{i}] = _{i}\n" for i in range(count)
+            )
+        else:
+            sets = "".join(f"    _set(self, _n{i}, _{i})\n" for i in range(count))
         source = f"def __init__(self, {params}):\n{sets}    if _factories:\n        _fill(self)\n"
         space: dict[str, Any] = {}
-        exec(source, {}, space)  # a fixed template, once per number of fields
-        code = _TEMPLATES[count] = space["__init__"].__code__
+        exec(source, {}, space)  # a fixed template, once per number of fields and form
+        code = _TEMPLATES[count, into_dict] = space["__init__"].__code__
     return code
 
 
-def _init(qualname: str, every: tuple[Field, ...]) -> Callable[..., None]:
+#: The fewest fields for which a class with cached properties gets the dict-store
+#: ``__init__`` (:func:`_template`): each form is compiled at start-up for each field count
+#: used (~0.8 M instructions), more than the ``object.__setattr__`` calls it saves for a
+#: class of few fields (an address's six, the host state's five); a route has eleven, a rule
+#: twenty-two, and thousands of each are made per apply at 256 ports.
+_DICT_INIT_FIELDS = 10
+
+
+def _dict_made_anyway(cls: type) -> bool:
+    """A class attribute of ``cls`` (or of a base) is a descriptor that keeps its values in the
+    instance's ``__dict__`` and says so (``stores_in_instance_dict``: ``model.cached``, the
+    keys and texts of routes, rules and addresses), so that every instance gets a dict."""
+    return any(
+        getattr(type(value), "stores_in_instance_dict", False)
+        for base in cls.__mro__[:-1]  # (not object's own attributes)
+        for value in vars(base).values()
+    )
+
+
+def _init(qualname: str, every: tuple[Field, ...], into_dict: bool) -> Callable[..., None]:
     """The ``__init__`` of the fields ``every``: the shared code of :func:`_template` with the
     fields' names as its parameters (so positional and keyword arguments, defaults and the
     TypeErrors are Python's own, as with the generated one), no compilation per class."""
@@ -191,8 +218,9 @@ def _init(qualname: str, every: tuple[Field, ...]) -> Callable[..., None]:
             if getattr(self, name) is _FACTORY:
                 object.__setattr__(self, name, factory())
 
-    code = _template(len(names)).replace(
-        co_varnames=("self", *names), co_qualname=f"{qualname}.__init__"
+    local = ("_d",) if into_dict else ()
+    code = _template(len(names), into_dict).replace(
+        co_varnames=("self", *names, *local), co_qualname=f"{qualname}.__init__"
     )
     defaults = tuple(
         f.default if f.default is not MISSING else _FACTORY
@@ -271,7 +299,8 @@ def _make(cls: type[_T], frozen: bool) -> type[_T]:
     setattr(cls, "__dataclass_fields__", _DataclassFields())  # noqa: B010
     setattr(cls, "__match_args__", tuple(f.name for f in every))  # noqa: B010
     if "__init__" not in body:
-        setattr(cls, "__init__", _init(qualname, every))  # noqa: B010
+        made = _init(qualname, every, len(every) >= _DICT_INIT_FIELDS and _dict_made_anyway(cls))
+        setattr(cls, "__init__", made)  # noqa: B010
     if frozen:
         setattr(cls, "__setattr__", _setattr)  # noqa: B010
         setattr(cls, "__delattr__", _delattr)  # noqa: B010

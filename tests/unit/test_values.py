@@ -28,7 +28,11 @@ def both(namespace: dict[str, Any]) -> tuple[type, type]:
     return made[0], made[1]
 
 
+#: Enough fields for the dict-store ``__init__`` (with a cached property).
+_WIDE = {f"f{i}": 0 for i in range(values._DICT_INIT_FIELDS)}
+
 SHAPES: list[dict[str, Any]] = [
+    {"__annotations__": {"a": "int", **{name: "int" for name in _WIDE}}, **_WIDE},
     {"__annotations__": {}},
     {"__annotations__": {"a": "int"}},
     {"__annotations__": {"a": "int", "b": "str"}, "b": "x"},
@@ -45,11 +49,23 @@ SHAPES: list[dict[str, Any]] = [
 ]
 
 
+def _field_count(self: Any) -> int:
+    return len(vars(self))
+
+
+@pytest.mark.parametrize("into_dict", [False, True], ids=["setattr", "cached"])
 @pytest.mark.parametrize("shape", range(len(SHAPES)))
-def test_equality_hash_and_repr_are_the_generated_ones(shape: int) -> None:
+def test_equality_hash_and_repr_are_the_generated_ones(shape: int, into_dict: bool) -> None:
     """For every pair of sample values: ``==``, ``!=``, the hash and the repr are those of the
-    stock frozen dataclass; another class is never equal; the class stays frozen."""
-    stock, ours = both(SHAPES[shape])
+    stock frozen dataclass; another class is never equal; the class stays frozen. Also for a
+    class with a cached property (``into_dict``: its ``__init__`` stores the fields into the
+    instance dict), whose fields are in ``vars()`` as the stock class's are."""
+    namespace = dict(SHAPES[shape])
+    if into_dict:
+        namespace["size"] = model.cached(_field_count)
+    stock, ours = both(namespace)
+    wide = len(dataclasses.fields(stock)) >= values._DICT_INIT_FIELDS
+    assert ("_d" in ours.__init__.__code__.co_varnames) == (into_dict and wide)
     names = [f.name for f in dataclasses.fields(stock)]
     rows = [
         dict(zip(names, values, strict=False))
@@ -61,6 +77,7 @@ def test_equality_hash_and_repr_are_the_generated_ones(shape: int) -> None:
             c, d = ours(**left), ours(**right)
             assert (a == b, a != b) == (c == d, c != d)
             assert hash(a) == hash(c) and repr(a) == repr(c)
+            assert vars(a) == vars(c)
         assert ours(**left).__eq__(stock(**left)) is NotImplemented
         with pytest.raises(FrozenInstanceError):
             ours(**left).a = 3  # type: ignore[attr-defined]
