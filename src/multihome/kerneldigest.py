@@ -166,9 +166,13 @@ def digest(
     return hashed.hexdigest()
 
 
-def dump(sock: _socket.socket, kind: int, request: bytes, seq: int) -> list[bytes]:
+def dump(
+    sock: _socket.socket, kind: int, request: bytes, seq: int, skip_table: int = -1
+) -> list[bytes]:
     """The bodies of the answers to the dump request ``kind`` (retried when the kernel says a
-    concurrent change interrupted it); ``OSError`` when the kernel refuses it.
+    concurrent change interrupted it); ``OSError`` when the kernel refuses it. A route
+    dump's answers of the table ``skip_table`` (``rtm_table``, the body's fifth byte) are
+    dropped as they arrive (:func:`digest` leaves them out anyway).
 
     :meth:`multihome.backend.rtnl.RtnlSocket.dump` does the same for the backend, decoding
     each message and raising the kernel's extended error; it is not used here because
@@ -201,7 +205,8 @@ def dump(sock: _socket.socket, kind: int, request: bytes, seq: int) -> list[byte
                             raise OSError(code, os.strerror(code))
                         done = True
                         break
-                    bodies.append(data[offset + 16 : offset + length])
+                    if length <= 20 or data[offset + 20] != skip_table:
+                        bodies.append(data[offset + 16 : offset + length])
                 offset += (length + 3) & ~3
             if done:
                 break
@@ -222,7 +227,8 @@ def current(proc_sys: str = "/proc/sys") -> str:
         routes: list[bytes] = []
         rules: list[bytes] = []
         for family in (_socket.AF_INET, _socket.AF_INET6):
-            routes += dump(sock, RTM_GETROUTE, bytes([family]) + bytes(RTMSG_SIZE - 1), 20 + family)
+            request = bytes([family]) + bytes(RTMSG_SIZE - 1)
+            routes += dump(sock, RTM_GETROUTE, request, 20 + family, TABLE_LOCAL)
         for family in (_socket.AF_INET, _socket.AF_INET6):
             rules += dump(sock, RTM_GETRULE, bytes([family]) + bytes(RTMSG_SIZE - 1), 40 + family)
     finally:

@@ -317,9 +317,8 @@ class NetlinkBackend:
         if raw is None:
             raw = self._dump(None if expected is None else expected | self._stale)
         self._last, self._stale, self._written = raw, set(), {}
+        # (without the local table, _dump has left its routes out)
         raw_links, raw_addresses, raw_routes, raw_rules, sysctls, _bodies = raw
-        if not self._local_table:  # rtm_table, the header's fifth byte (ids up to 255)
-            raw_routes = [body for body in raw_routes if body[4] != TABLE_LOCAL]
         names = {index: name for index, name, *_ in raw_links}
         links = [_link(link, names) for link in raw_links]
         if names != self._names:
@@ -387,14 +386,23 @@ class NetlinkBackend:
             else kept[1]
         )
 
-        def both_families(kind: int, header: struct.Struct) -> list[bytes]:
+        def both_families(
+            kind: int, header: struct.Struct, skip_table: int | None = None
+        ) -> list[bytes]:
             """One dump per family (the header's first field), IPv4's then IPv6's."""
             bodies: list[bytes] = []
             for family in (AF_INET, AF_INET6):
-                bodies += sock.dump_bodies(kind, header.pack(family, 0, 0, 0, 0, 0, 0, 0, 0))
+                request = header.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
+                bodies += sock.dump_bodies(kind, request, skip_table=skip_table)
             return bodies
 
-        routes = both_families(RTM_GETROUTE, RTMSG) if kept is None or "route" in fresh else kept[2]
+        # Without the local table its routes are dropped as they arrive, not cut out first.
+        skip_local = None if self._local_table else TABLE_LOCAL
+        routes = (
+            both_families(RTM_GETROUTE, RTMSG, skip_local)
+            if kept is None or "route" in fresh
+            else kept[2]
+        )
         rules = (
             both_families(RTM_GETRULE, FIBRULEHDR) if kept is None or "rule" in fresh else kept[3]
         )

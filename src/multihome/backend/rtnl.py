@@ -323,15 +323,26 @@ class RtnlSocket:
                 found.append(item)
         return found
 
-    def dump_bodies(self, msg_type: int, body: bytes, *, retries: int = 5) -> list[bytes]:
+    def dump_bodies(
+        self, msg_type: int, body: bytes, *, retries: int = 5, skip_table: int | None = None
+    ) -> list[bytes]:
         """The bodies of a dump's answers (:meth:`dump` without a :class:`Message` and a
-        call per answer: a read at 256 ports takes thousands)."""
-        return [payload for _kind, _flags, payload in self._dump(msg_type, body, retries)]
+        call per answer: a read at 256 ports takes thousands). ``skip_table``: a route
+        dump's answers of that table (the header's ``rtm_table`` byte) are dropped unread."""
+        return [
+            payload for _kind, _flags, payload in self._dump(msg_type, body, retries, skip_table)
+        ]
 
-    def _dump(self, msg_type: int, body: bytes, retries: int) -> list[tuple[int, int, bytes]]:
-        """(type, flags, body) of each answer of a dump, its datagrams parsed in place."""
+    def _dump(
+        self, msg_type: int, body: bytes, retries: int, skip_table: int | None = None
+    ) -> list[tuple[int, int, bytes]]:
+        """(type, flags, body) of each answer of a dump, its datagrams parsed in place; the
+        answers whose fifth body byte (a route's ``rtm_table``) is ``skip_table`` are not
+        cut out of the datagram (the ``local`` table: half of all routes with many ports)."""
         sock, buffer = self._sock, self._buffer
         unpack, size_of = NLMSGHDR.unpack_from, NLMSGHDR.size
+        skipped = -1 if skip_table is None else skip_table  # -1: no byte is
+        at_table = size_of + 4  # rtm_table: after family, dst_len, src_len and tos
         for _ in range(retries):
             seq = self.next_seq()
             sock.send(message(msg_type, NLM_F_REQUEST | NLM_F_DUMP, seq, body))
@@ -354,6 +365,9 @@ class RtnlSocket:
                     if kind == NLMSG_DONE:
                         done = True
                         break
+                    skip = length > at_table and data[start + at_table] == skipped
+                    if skip and kind != NLMSG_ERROR:
+                        continue
                     payload = data[start + size_of : start + length]
                     if kind == NLMSG_ERROR:
                         code = -I32.unpack_from(payload)[0]
