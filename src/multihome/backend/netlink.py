@@ -1278,6 +1278,11 @@ def _link(raw: RawLink, names: dict[int, str]) -> Link:
     )
 
 
+#: The attributes of an address message :func:`_address` reads (not its label, broadcast
+#: address, lifetimes, protocol: each cut out and kept in a dict for nothing).
+ADDRESS_ATTRIBUTES = frozenset({IFA_LOCAL, IFA_ADDRESS, IFA_FLAGS})
+
+
 def _address(
     body: bytes, names: dict[int, str], position: int = 0, made: dict[Any, Any] | None = None
 ) -> Address | None:
@@ -1289,7 +1294,7 @@ def _address(
     ifname = names.get(index)
     if ifname is None or family not in VERSIONS:
         return None
-    attrs = attributes(body, IFADDRMSG.size)
+    attrs = attributes(body, IFADDRMSG.size, ADDRESS_ATTRIBUTES)
     value = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
     if value is None:
         return None
