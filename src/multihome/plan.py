@@ -66,7 +66,8 @@ class Change:
                 f"-> {self.obj.value}"
             )
         sign = "+" if self.action == "add" else "-"
-        return f"{sign} {self.kind} {self.obj.describe(table_names)}"
+        obj = self.obj  # a Route or a Rule: its kind from the table, not the property again
+        return f"{sign} {_KINDS.get(type(obj)) or self.kind} {obj.describe(table_names)}"
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = (

@@ -16,6 +16,8 @@ from __future__ import annotations
 from operator import attrgetter
 from types import FunctionType
 
+from multihome import value_inits
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -160,6 +162,17 @@ _TEMPLATES: dict[tuple[int, bool], Any] = {}
 _FACTORY: Any = _Marker("<factory>")
 
 
+def _template_source(count: int, into_dict: bool, name: str = "__init__") -> str:
+    """The source of the function ``name(self, _0, ..., _{count-1})`` that :func:`_template`
+    gives the code of (``multihome.value_inits`` holds it written out for the common shapes)."""
+    params = "".join(f"_{i}, " for i in range(count))
+    if into_dict:
+        sets = "    _d = self.__dict__\n" + "".join(f"    _d[_n{i}] = _{i}\n" for i in range(count))
+    else:
+        sets = "".join(f"    _set(self, _n{i}, _{i})\n" for i in range(count))
+    return f"def {name}(self, {params}):\n{sets}    if _factories:\n        _fill(self)\n"
+
+
 def _template(count: int, into_dict: bool) -> Any:
     """The code of ``__init__(self, _0, ..., _{count-1})`` setting each argument as the
     attribute named by its global ``_n0``, ``_n1``..., then calling ``_fill(self)`` if
@@ -168,21 +181,27 @@ def _template(count: int, into_dict: bool) -> Any:
     ``into_dict`` True: stored into the instance's ``__dict__``, for a class whose cached
     properties make that dict on first use anyway (:func:`_dict_made_anyway`): a store is a
     bytecode, ``object.__setattr__`` a C call through a slot wrapper (23 for a rule: a tenth of
-    the policy's and the plan's instructions at 256 ports)."""
+    the policy's and the plan's instructions at 256 ports). The shapes the package's classes
+    use are written out in ``multihome.value_inits`` (compiled once into the bytecode cache:
+    ``exec`` of :func:`_template_source` costs ~0.8 M instructions per shape on every start);
+    any other shape is compiled here, once per process."""
     code = _TEMPLATES.get((count, into_dict))
     if code is None:
-        params = "".join(f"_{i}, " for i in range(count))
-        if into_dict:
-            sets = "    _d = self.__dict__\n" + "".join(
-                f"    _d[_n{i}] = _{i}\n" for i in range(count)
-            )
+        written = getattr(value_inits, _written_name(count, into_dict), None)
+        if written is not None:
+            code = written.__code__.replace(co_name="__init__")
         else:
-            sets = "".join(f"    _set(self, _n{i}, _{i})\n" for i in range(count))
-        source = f"def __init__(self, {params}):\n{sets}    if _factories:\n        _fill(self)\n"
-        space: dict[str, Any] = {}
-        exec(source, {}, space)  # a fixed template, once per number of fields and form
-        code = _TEMPLATES[count, into_dict] = space["__init__"].__code__
+            space: dict[str, Any] = {}
+            exec(_template_source(count, into_dict), {}, space)  # a fixed template
+            code = space["__init__"].__code__
+        _TEMPLATES[count, into_dict] = code
     return code
+
+
+def _written_name(count: int, into_dict: bool) -> str:
+    """The name of the function of ``multihome.value_inits`` for the shape (``set_5``,
+    ``dict_11``)."""
+    return f"{'dict' if into_dict else 'set'}_{count}"
 
 
 #: The fewest fields for which a class with cached properties gets the dict-store

@@ -33,6 +33,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "foundation",
         (
             "multihome._version",
+            "multihome.value_inits",
             "multihome.values",
             "multihome.nlattrs",
             "multihome.errors",

@@ -33,7 +33,7 @@ from multihome.backend.rtnl import (
     attr,
     attr_str,
 )
-from multihome.model import IPAddress, Rule, Sysctl, ip_text
+from multihome.model import IPAddress, NextHop, Route, Rule, Sysctl, ip_text
 from multihome.verify import Check
 
 COMPONENT = st.text(alphabet="abcdef0123456789_-/", min_size=1, max_size=8)
@@ -392,3 +392,105 @@ def test_rule_message_is_the_plain_encoding(rule: Rule) -> None:
     """A rule's message, packed by one format, is byte for byte the one an ``attr`` per
     attribute made, whatever selectors it has."""
     assert NetlinkBackend.rule_message(rule) == _plain_rule_message(rule)
+
+
+def _plain_route_message(route: Route, index: dict[str, int]) -> bytes:
+    """A route's message as it was put together before its ``Struct`` per shape: the rtmsg
+    header, then an ``attr`` per attribute."""
+    from multihome.backend.netlink import RT_TABLE_UNSPEC
+    from multihome.backend.rtnl import (
+        RTA_GATEWAY,
+        RTA_OIF,
+        RTA_PREFSRC,
+        RTA_PRIORITY,
+        RTA_TABLE,
+        RTA_VIA,
+        RTMSG,
+        attr_u32,
+        multipath,
+    )
+
+    dst, table = route.dst, route.table
+    body = [
+        RTMSG.pack(
+            FAMILIES[dst.version],
+            dst.prefixlen,
+            0,
+            0,
+            table if table < 256 else RT_TABLE_UNSPEC,
+            route.proto,
+            route.scope,
+            route.type,
+            0,
+        ),
+        attr_u32(RTA_TABLE, table),
+    ]
+    if dst.prefixlen:
+        body.append(attr(RTA_DST, dst.network_address.packed))
+    if route.ifname:
+        body.append(attr_u32(RTA_OIF, index[route.ifname]))
+    if route.gateway is not None:
+        body.append(attr(RTA_GATEWAY, route.gateway.packed))
+    if route.nexthops:
+        hops = []
+        for hop in route.nexthops:
+            inner = b""
+            if hop.gateway is not None:
+                if hop.gateway.version == dst.version:
+                    inner = attr(RTA_GATEWAY, hop.gateway.packed)
+                else:
+                    family = struct.pack("=H", FAMILIES[hop.gateway.version])
+                    inner = attr(RTA_VIA, family + hop.gateway.packed)
+            hops.append((index[hop.ifname] if hop.ifname else 0, hop.weight, inner))
+        body.append(multipath(hops))
+    if route.metric:
+        body.append(attr_u32(RTA_PRIORITY, route.metric))
+    if route.prefsrc is not None:
+        body.append(attr(RTA_PREFSRC, route.prefsrc.packed))
+    return b"".join(body)
+
+
+PORTS = {"p0": 2, "p1": 7, "eth10": 300}
+
+
+@st.composite
+def routes(draw: st.DrawFn) -> Route:
+    """Routes of either family, with or without each attribute, multipath ones with next hops
+    of either family."""
+    family = draw(st.sampled_from([4, 6]))
+    bits = 32 if family == 4 else 128
+    network = ipaddress.IPv4Network if family == 4 else ipaddress.IPv6Network
+    length = draw(st.integers(0, bits))
+    dst = network((draw(st.integers(0, 2**bits - 1)), length), strict=False)
+    same = ADDRESSES.filter(lambda a: a.version == family)
+    port = st.sampled_from(sorted(PORTS))
+    nexthops: tuple[NextHop, ...] = ()
+    ifname = gateway = None
+    if draw(st.booleans()):
+        hop = st.builds(NextHop, st.one_of(st.none(), ADDRESSES), port, st.integers(1, 256))
+        nexthops = tuple(draw(st.lists(hop, min_size=2, max_size=3)))
+    else:
+        ifname = draw(st.one_of(st.none(), port))
+        gateway = draw(st.one_of(st.none(), same))
+    return Route(
+        table=draw(st.integers(1, 2**32 - 1)),
+        dst=dst,
+        ifname=ifname,
+        gateway=gateway,
+        metric=draw(st.integers(0, 2**32 - 1)),
+        proto=draw(st.integers(0, 255)),
+        scope=draw(st.sampled_from([0, 200, 253, 254])),
+        prefsrc=draw(st.one_of(st.none(), same)),
+        type=draw(st.sampled_from([1, 2, 6, 7])),
+        nexthops=nexthops,
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(routes())
+def test_route_message_is_the_plain_encoding(route: Route) -> None:
+    """A route's message, packed by the one ``Struct`` of its shape, is byte for byte the
+    one an ``attr`` per attribute made."""
+    backend = NetlinkBackend()
+    backend._index = dict(PORTS)
+    assert backend.route_message(route) == _plain_route_message(route, PORTS)

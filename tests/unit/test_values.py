@@ -220,3 +220,41 @@ def test_a_plain_apply_imports_neither_dataclasses_nor_typing() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert found.strip() == "[]"
+
+
+def test_written_templates_are_the_compiled_ones_and_cover_the_package() -> None:
+    """Each function of ``multihome.value_inits`` compiles to the code ``exec`` of
+    :func:`values._template_source` gives (the same bytecode, names and constants), and every
+    class of the package (all its modules imported) found its ``__init__``'s shape there, so
+    that no start-up compiles one."""
+    import importlib
+    import pkgutil
+
+    import multihome
+    from multihome import value_inits
+
+    written = [name for name in vars(value_inits) if name.startswith(("set_", "dict_"))]
+    assert written
+    for name in written:
+        form, count = name.split("_")
+        space: dict[str, Any] = {}
+        exec(values._template_source(int(count), form == "dict"), {}, space)
+        compiled, ours = space["__init__"].__code__, getattr(value_inits, name).__code__
+        for attribute in ("co_code", "co_consts", "co_names", "co_varnames", "co_argcount"):
+            assert getattr(ours, attribute) == getattr(compiled, attribute), (name, attribute)
+    made = []
+    for module in pkgutil.walk_packages(multihome.__path__, "multihome."):
+        if module.name != "multihome.__main__":
+            made += [
+                value
+                for value in vars(importlib.import_module(module.name)).values()
+                if isinstance(value, type) and "__values_fields__" in vars(value)
+            ]
+    assert len(made) > 40
+    compiled_here = [
+        cls.__qualname__
+        for cls in made
+        if cls.__init__.__code__.co_qualname == f"{cls.__qualname__}.__init__"
+        and cls.__init__.__code__.co_filename != value_inits.__file__
+    ]
+    assert not compiled_here

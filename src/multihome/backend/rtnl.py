@@ -458,34 +458,32 @@ class RtnlSocket:
                 for seq, (kind, flags, body) in enumerate(chunk, start=first)
             )
             self._sock.send(data)
-            waiting = len(chunk)
-            while waiting:
-                waiting -= self._acks(first, len(chunk), results, start)
+            self._acks(first, len(chunk), results, start)
         return results
 
-    def _acks(self, first: int, count: int, results: list[NetlinkError | None], start: int) -> int:
-        """The acknowledgements in the next datagram of requests ``first`` to ``first +
-        count - 1`` (sequence numbers): an error into ``results[start + i]``; how many came.
-        Parsed in place (a batch at 256 ports is 1,536 of them: no message is copied but
-        an error's)."""
-        sock, buffer = self._sock, self._buffer
-        size = sock.recv_into(buffer)
+    def _acks(self, first: int, count: int, results: list[NetlinkError | None], start: int) -> None:
+        """Receive the acknowledgements of requests ``first`` to ``first + count - 1``
+        (sequence numbers) until all came: an error into ``results[start + i]``. Parsed in
+        place, in one call for the whole chunk (a batch at 256 ports is 1,536 of them, one
+        datagram each: no message is copied but an error's, no call per datagram)."""
+        receive, buffer = self._sock.recv_into, self._buffer
         unpack, code_of = NLMSGHDR.unpack_from, I32.unpack_from
-        came = 0
-        offset = 0
-        while offset + 16 <= size:
-            length, kind, flags, seq, _pid = unpack(buffer, offset)
-            if length < 16:
-                break
-            index = (seq - first) & 0x7FFFFFFF
-            if kind == NLMSG_ERROR and index < count:
-                code = -code_of(buffer, offset + 16)[0]
-                if code:
-                    payload = bytes(buffer[offset + 16 : offset + length])
-                    results[start + index] = error(code, payload, flags)
-                came += 1
-            offset += (length + 3) & ~3
-        return came
+        waiting = count
+        while waiting:
+            size = receive(buffer)
+            offset = 0
+            while offset + 16 <= size:
+                length, kind, flags, seq, _pid = unpack(buffer, offset)
+                if length < 16:
+                    break
+                index = (seq - first) & 0x7FFFFFFF
+                if kind == NLMSG_ERROR and index < count:
+                    code = -code_of(buffer, offset + 16)[0]
+                    if code:
+                        payload = bytes(buffer[offset + 16 : offset + length])
+                        results[start + index] = error(code, payload, flags)
+                    waiting -= 1
+                offset += (length + 3) & ~3
 
 
 def error(code: int, payload: bytes, flags: int) -> NetlinkError:

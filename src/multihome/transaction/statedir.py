@@ -487,10 +487,6 @@ def object_text(obj: Route | Rule) -> str:
     return text
 
 
-def _text_or_null(value: str | None) -> str:
-    return "null" if value is None else _string_text(value)
-
-
 def _route_text(route: Route) -> str:
     """:func:`json_text` of :func:`route_to_json`; a single-path route's put together
     directly (an apply journals ~1500 new ones at 256 ports: no dictionary, no encoder)."""
@@ -527,10 +523,12 @@ def _rule_text(rule: Rule) -> str:
         return json_text(rule_to_json(rule))
     src, dst = rule.texts
     fwmark, suppress = rule.fwmark, rule.suppress_prefixlength
+    iif, oif = rule.iifname, rule.oifname  # (inline, not a helper's call each: 1,538 per apply)
     return (
         f'{{"action":{int(rule.action)},"dst":{"null" if rule.dst is None else _string_text(dst)},'
         f'"family":{int(rule.family)},"fwmark":{"null" if fwmark is None else int(fwmark)},'
-        f'"iif":{_text_or_null(rule.iifname)},"oif":{_text_or_null(rule.oifname)},'
+        f'"iif":{"null" if iif is None else _string_text(iif)},'
+        f'"oif":{"null" if oif is None else _string_text(oif)},'
         f'"priority":{int(rule.priority)},"proto":{int(rule.proto)},'
         f'"src":{"null" if rule.src is None else _string_text(src)},'
         f'"suppress_prefixlength":{"null" if suppress is None else int(suppress)},'
