@@ -154,6 +154,7 @@ def main() -> None:
     suffix = secrets.token_hex(3)
     guest, peer = f"mhagent-cg-{suffix}-g", f"mhagent-cg-{suffix}-p"
     out = args.out or tempfile.mkdtemp(prefix="mh-agent-callgrind-")
+    print(f"lab {guest} {peer}", file=sys.stderr, flush=True)
     me = [sys.executable, __file__, args.kind]
     try:
         build(guest, peer, args.ports, dual_stack=True)
