@@ -37,6 +37,7 @@ from multihome.backend.rtnl import (
     attributes,
     error,
 )
+from multihome.kerneldigest import only
 from multihome.model import Address, IPAddress, Route, Rule, ip_text
 from multihome.nlattrs import _LAYOUTS as LAYOUTS
 from multihome.nlattrs import spans
@@ -252,6 +253,31 @@ def test_a_layout_of_the_same_length_but_other_headers_is_walked_again() -> None
     assert attributes(first, 0) == {1: b"abcd", 2: b"efgh"}
     assert attributes(second, 0) == walked(second, 0, None)
     assert attributes(first, 0) == {1: b"abcd", 2: b"efgh"}
+
+
+@given(
+    messages=st.lists(
+        st.tuples(st.binary(min_size=12, max_size=12), st.lists(ATTRIBUTE, max_size=8)),
+        min_size=1,
+        max_size=6,
+    ),
+    wanted=st.frozensets(st.integers(0, 8), max_size=4),
+    header=st.sampled_from([8, 12]),
+)
+def test_the_digests_kept_parts_are_those_of_a_plain_walk(
+    messages: list[tuple[bytes, list[tuple[int, bytes]]]], wanted: frozenset[int], header: int
+) -> None:
+    """:func:`kerneldigest.only` (its slicer remembered per layout) keeps the first eight
+    bytes and the attributes of the wanted types that walking every header finds, in order:
+    messages of one layout and of others, none kept, one kept, again and again."""
+    LAYOUTS.clear()
+    bodies = [
+        head[:header] + b"".join(attr(kind, payload) for kind, payload in items)
+        for head, items in messages
+    ]
+    for body in bodies * 2:
+        parts = [body[start:stop] for _kind, start, stop in walked_spans(body, header, wanted)]
+        assert only(body, header, wanted) == b"".join([body[:8], *parts])
 
 
 def walked_lookup(body: bytes, names: dict[int, str]) -> Lookup:
