@@ -241,7 +241,16 @@ def test_checks_say_what_the_plain_checks_said() -> None:
         (v6("2001:db8::10"), "gateway", v6("fe80::1"), False),
     ]
     for src, name, dst, want in asked:
-        question = _Question(iface, src, name, dst, None, want)
+        gateway = iface.gateway_for(dst.version) if want else None
+        question = _Question(
+            iface.name,
+            "(device)" if src is None else ip_text(src),
+            name,
+            (dst, src, None),
+            ip_text(dst),
+            gateway,
+            None if gateway is None else ip_text(gateway),
+        )
         for found in answers:
             assert _check(question, found) == _plain_check(iface, src, name, dst, found, want)
 

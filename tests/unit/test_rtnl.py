@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from multihome.backend import Lookup
 from multihome.backend.netlink import (
     NetlinkBackend,
     _address,
@@ -28,13 +29,16 @@ from multihome.backend.rtnl import (
     NLM_F_CAPPED,
     NLMSGERR_ATTR_MSG,
     NLMSGHDR,
+    RTMSG,
+    Message,
     attr,
     attr_str,
     attr_u32,
     attributes,
     error,
 )
-from multihome.model import Address, Route, Rule, ip_text
+from multihome.kerneldigest import only
+from multihome.model import Address, IPAddress, Route, Rule, ip_text
 from multihome.nlattrs import _LAYOUTS as LAYOUTS
 from multihome.nlattrs import spans
 from multihome.values import replace
@@ -249,6 +253,83 @@ def test_a_layout_of_the_same_length_but_other_headers_is_walked_again() -> None
     assert attributes(first, 0) == {1: b"abcd", 2: b"efgh"}
     assert attributes(second, 0) == walked(second, 0, None)
     assert attributes(first, 0) == {1: b"abcd", 2: b"efgh"}
+
+
+@given(
+    messages=st.lists(
+        st.tuples(st.binary(min_size=12, max_size=12), st.lists(ATTRIBUTE, max_size=8)),
+        min_size=1,
+        max_size=6,
+    ),
+    wanted=st.frozensets(st.integers(0, 8), max_size=4),
+    header=st.sampled_from([8, 12]),
+)
+def test_the_digests_kept_parts_are_those_of_a_plain_walk(
+    messages: list[tuple[bytes, list[tuple[int, bytes]]]], wanted: frozenset[int], header: int
+) -> None:
+    """:func:`kerneldigest.only` (its slicer remembered per layout) keeps the first eight
+    bytes and the attributes of the wanted types that walking every header finds, in order:
+    messages of one layout and of others, none kept, one kept, again and again."""
+    LAYOUTS.clear()
+    bodies = [
+        head[:header] + b"".join(attr(kind, payload) for kind, payload in items)
+        for head, items in messages
+    ]
+    for body in bodies * 2:
+        parts = [body[start:stop] for _kind, start, stop in walked_spans(body, header, wanted)]
+        assert only(body, header, wanted) == b"".join([body[:8], *parts])
+
+
+def walked_lookup(body: bytes, names: dict[int, str]) -> Lookup:
+    """What a lookup's answer said before :meth:`NetlinkBackend._answer` found its
+    attributes by :func:`spans`: every header walked, the last of a type winning."""
+    found = walked(body, RTMSG.size, None)
+    oif = struct.unpack_from("=I", found[4])[0] if 4 in found else None
+    table = struct.unpack_from("=I", found[15])[0] if 15 in found else None
+    gateway, prefsrc = found.get(5), found.get(7)
+    return Lookup(
+        names.get(oif) if oif else None,
+        ipaddress.ip_address(gateway) if gateway else None,
+        ipaddress.ip_address(prefsrc) if prefsrc else None,
+        table,
+        body[7],
+    )
+
+
+ADDRESS_BYTES = st.sampled_from([b"", bytes(4), b"\n\0\1\1", b"\n\0\1\n", bytes(range(16))])
+LOOKUP_ATTRIBUTE = st.one_of(
+    st.tuples(
+        st.sampled_from([4, 15, 0x8000 | 4]), st.integers(0, 9).map(lambda n: struct.pack("=I", n))
+    ),
+    st.tuples(st.sampled_from([5, 7]), ADDRESS_BYTES),
+    st.tuples(st.sampled_from([1, 6, 12]), st.binary(max_size=8)),
+)
+
+
+@given(
+    answers=st.lists(
+        st.tuples(st.integers(1, 7), st.lists(LOOKUP_ATTRIBUTE, max_size=9)),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_a_lookup_answer_decodes_as_a_plain_walk_of_it(
+    answers: list[tuple[int, list[tuple[int, bytes]]]],
+) -> None:
+    """Answers of the same and of other shapes, repeated types, an unknown interface, the
+    nested bit on a type: :meth:`NetlinkBackend._answer` gives the :class:`Lookup` that
+    walking every header gives, again and again."""
+    LAYOUTS.clear()
+    backend = NetlinkBackend()
+    backend._names = {index: f"p{index}" for index in range(10)}
+    bodies = [
+        RTMSG.pack(AF_INET, 32, 0, 0, 254, 3, 0, kind, 0)
+        + b"".join(attr(code, payload) for code, payload in items)
+        for kind, items in answers
+    ]
+    known: dict[bytes, IPAddress] = {}
+    for body in bodies * 2:
+        assert backend._answer(Message(24, 0, body), known) == walked_lookup(body, backend._names)
 
 
 @given(

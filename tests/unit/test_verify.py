@@ -7,16 +7,16 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import replace
 
-from hosts import host, howto_host, port
+from hosts import host, howto_host, port, with_ipv6
 from twin import converge
 
 from multihome.backend import Lookup, Query
 from multihome.backend.fake import FakeBackend
 from multihome.config import Config
-from multihome.model import IPAddress
+from multihome.model import IPAddress, ip_text
 from multihome.plan import Assessment
-from multihome.policy import compute_policy
-from multihome.verify import BATCH, Check, verify, verify_unless
+from multihome.policy import DesiredState, ManagedInterface, compute_policy
+from multihome.verify import BATCH, Check, _questions, _subnet_peer, verify, verify_unless
 
 CONFIG = Config()
 
@@ -210,3 +210,84 @@ def test_verify_unless_gives_up_between_batches_when_interrupted() -> None:
     assert checks is not None and len(checks) == 24 and all(c.ok for c in checks)
     assert backend.batches == [BATCH, 24 - BATCH]
     assert by_name(checks) == by_name(verify(backend, desired, CONFIG, delay=0))
+
+
+def _plain_questions(desired: DesiredState, config: Config) -> list[tuple[object, ...]]:
+    """The questions as :func:`verify._questions` asked them before a port's texts were
+    made once for its three questions: each formatted its own."""
+    asked: list[tuple[object, ...]] = []
+
+    def ask(
+        iface: ManagedInterface,
+        src: IPAddress | None,
+        name: str,
+        dst: IPAddress,
+        oif: str | None,
+        want: bool,
+    ) -> None:
+        gateway = iface.gateway_for(dst.version) if want else None
+        text = None if gateway is None else ip_text(gateway)
+        expected = f"dev {iface.name}" + ("" if text is None else f" via {text}")
+        address = "(device)" if src is None else ip_text(src)
+        asked.append(
+            (iface.name, address, name, ip_text(dst), (dst, src, oif), gateway, text, expected)
+        )
+
+    for iface in desired.interfaces:
+        families = set()
+        for addr in iface.addresses:
+            gateway = iface.gateway_for(addr.family)
+            if gateway is not None and iface.table is not None:
+                probe = config.probe if addr.family == 4 else config.probe6
+                oif = iface.name if gateway.is_link_local else None
+                ask(iface, addr.ip, "egress", probe, None, True)
+                ask(iface, addr.ip, "gateway", gateway, oif, False)
+                families.add(addr.family)
+            else:
+                peer = _subnet_peer(addr.interface)
+                if peer is not None:
+                    ask(iface, addr.ip, "on-link", peer, None, False)
+        if "oif" in config.rule_kinds:
+            for family in sorted(families):
+                ask(
+                    iface,
+                    None,
+                    "bound-to-device",
+                    config.probe if family == 4 else config.probe6,
+                    iface.name,
+                    True,
+                )
+    return asked
+
+
+def test_the_questions_are_those_each_formatted_alone() -> None:
+    """Two dual-stack ports (a link-local IPv6 router each), an isolated port (on-link) and
+    the how-to's: the questions, their texts and expected answers are the plain ones."""
+    state = host(
+        with_ipv6(
+            port("eth0", 2, "192.168.0.107/24", "192.168.0.1", 100), "2001:db8:1::10/64", "fe80::1"
+        ),
+        with_ipv6(
+            port("eth1", 3, "192.168.0.112/24", "192.168.0.1", 101), "2001:db8:2::11/64", "fe80::2"
+        ),
+        port("eth2", 4, "10.9.0.1/24", None, 0),
+    )
+    for config in (CONFIG, replace(CONFIG, rule_kinds=("onlink", "from", "iif"))):
+        desired = compute_policy(state, config)
+        asked = [
+            (
+                q.interface,
+                q.address,
+                q.name,
+                q.destination,
+                q.query,
+                q.gateway,
+                q.gateway_text,
+                q.expected,
+            )
+            for q in _questions(desired, config)
+        ]
+        assert asked == _plain_questions(desired, config)
+        assert {q[2] for q in asked} == {"egress", "gateway", "on-link", "bound-to-device"} or (
+            config is not CONFIG
+        )

@@ -144,6 +144,7 @@ from multihome.model import (
     ip_text,
     with_cached,
 )
+from multihome.nlattrs import spans
 from multihome.processes import NAMESPACE_LOCK
 
 TYPE_CHECKING = False  # typing is for the type checker only (start-up time)
@@ -1013,26 +1014,23 @@ class NetlinkBackend:
     def _answer(self, answer: Message, known: dict[bytes, IPAddress] | None = None) -> Lookup:
         """A route lookup's answer (RTM_NEWROUTE) as a :class:`Lookup` (its four attributes
         taken in one pass; a verification at 256 ports reads 768 of them); ``known``: the
-        addresses already made from their packed bytes (a batch's answers share a few)."""
+        addresses already made from their packed bytes (a batch's answers share a few).
+
+        The attributes are found by :func:`multihome.nlattrs.spans`: the answers come in a
+        few shapes, so each is one ``unpack_from`` of its headers instead of a walk of its
+        nine attributes one by one (a walk that took every attribute's header in turn)."""
         body = answer.body
         oif_index = table = None
         gateway = prefsrc = None
-        offset, end = RTMSG.size, len(body)
-        unpack = NLATTR.unpack_from
-        while offset + 4 <= end:
-            length, kind = unpack(body, offset)
-            if length < 4:
-                break
-            kind &= NLA_TYPE_MASK
+        for kind, start, stop in spans(body, RTMSG.size, _LOOKUP_KEPT):
             if kind == RTA_OIF:
-                oif_index = U32_AT(body, offset + 4)[0]
+                oif_index = U32_AT(body, start + 4)[0]
             elif kind == RTA_TABLE:
-                table = U32_AT(body, offset + 4)[0]
+                table = U32_AT(body, start + 4)[0]
             elif kind == RTA_GATEWAY:
-                gateway = body[offset + 4 : offset + length]
-            elif kind == RTA_PREFSRC:
-                prefsrc = body[offset + 4 : offset + length]
-            offset += (length + 3) & ~3
+                gateway = body[start + 4 : stop]
+            else:
+                prefsrc = body[start + 4 : stop]
         if oif_index and oif_index not in self._names:
             self._read_index()  # an interface that appeared since the last read
         if known is None:
@@ -1051,6 +1049,8 @@ class NetlinkBackend:
 
 
 U32_AT = struct.Struct("=I").unpack_from
+#: The attributes of a lookup's answer that :meth:`NetlinkBackend._answer` takes.
+_LOOKUP_KEPT = frozenset({RTA_OIF, RTA_TABLE, RTA_GATEWAY, RTA_PREFSRC})
 
 
 def _ip_of(packed: bytes) -> IPAddress:
