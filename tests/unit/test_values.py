@@ -257,4 +257,8 @@ def test_written_templates_are_the_compiled_ones_and_cover_the_package() -> None
         if cls.__init__.__code__.co_qualname == f"{cls.__qualname__}.__init__"
         and cls.__init__.__code__.co_filename != value_inits.__file__
     ]
-    assert not compiled_here
+    assert not compiled_here, (
+        f"{compiled_here} compile their __init__ at start-up: add their shape to "
+        "multihome/value_inits.py, the text of values._template_source(count, into_dict) "
+        "as set_<count> (or dict_<count>)"
+    )
