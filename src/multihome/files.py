@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path, PurePath
@@ -26,6 +25,8 @@ HEADER = "# Managed by multihome; do not edit: it is rewritten on every apply/pe
 def json_text(data: object) -> str:
     """``data`` as multihome writes JSON for people, files and diffs: indented by two, keys
     sorted, one trailing newline."""
+    import json  # here: the no-op apply reads and writes state files without it
+
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 

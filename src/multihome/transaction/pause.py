@@ -10,12 +10,11 @@ and changes nothing while it exists. ``multihome apply`` (without ``--interface`
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from multihome.files import read_text, remove_file, write_atomic
 from multihome.processes import pid_alive
-from multihome.transaction.statedir import StateDir
+from multihome.transaction.statedir import StateDir, json_value
 
 # Not ``typing.TYPE_CHECKING``: every apply resumes (multihome.noop imports no typing).
 TYPE_CHECKING = False
@@ -51,7 +50,7 @@ def paused(root: Path, state: StateDir | None = None) -> dict[str, Any] | None:
     if text is None:
         return None
     try:
-        data = json.loads(text)
+        data = json_value(text)
     except ValueError:
         data = None
     return data if isinstance(data, dict) else {"by": "unknown", "at": "?"}
@@ -61,6 +60,7 @@ def pause(root: Path, by: str, pid: int) -> int | None:
     """Pause the running agent of this namespace (call under the namespace's lock); returns
     its pid, or None when no agent runs (then nothing is written: an agent started later is
     not paused)."""
+    import json  # the marker's spaced form; pausing is not on the no-op apply's path
     from datetime import UTC, datetime
 
     agent = running_agent(root)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 # The C module: socket.py builds enums of every constant at import (8% of the instructions
 # of the no-op apply, which uses this module); a plain socket is all that is needed here.
+import _json
 import _socket
 import errno
 import fcntl
-import ipaddress
-import json
-import json.encoder
 import os
 import sys
 import time
@@ -23,6 +21,7 @@ from multihome.files import make_dirs, read_text, remove_file, under_root, write
 # which imports neither typing nor the model (only the codecs below need it).
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the plan (and the policy) only where changes are decoded
+    import ipaddress
     import logging
     from typing import Any
 
@@ -265,6 +264,7 @@ class StateDir(_Frozen):
             make_dirs(self.path, 0o700)
             return
         # Created complete (with its identity) by a rename: nobody sees it without one.
+        import json  # once per namespace (its spaced form): not on the no-op's path
         import shutil  # once per namespace: not on every apply's import path
         import tempfile
 
@@ -290,7 +290,7 @@ class StateDir(_Frozen):
         if text is None:
             return None
         try:
-            data = json.loads(text)
+            data = json_value(text)
         except ValueError:
             return None
         return data if isinstance(data, dict) else None
@@ -449,22 +449,68 @@ def flock_held(path: Path) -> bool:
 
 
 # -- codecs -----------------------------------------------------------------------------
-#: The encoder of :func:`json_text`, made once (``json.dumps`` with these options makes a new
-#: one per call: 20000 at 256 ports, a third of the journal's cost).
-_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
+# JSON without the json package: it imports re (and with it enum), which the no-op apply
+# (multihome.noop) reads and writes its few state files without. The C functions below are
+# what ``json.loads`` and ``json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode``
+# run (tests/unit/test_statedir_json.py compares them).
 #: A string's JSON text, as ``json.dumps`` (``ensure_ascii``) gives it, without its dispatch.
-_string_text = json.encoder.encode_basestring_ascii
+_string_text = _json.encode_basestring_ascii
+
+
+def _unserializable(value: object) -> object:
+    """``JSONEncoder.default``: what cannot be encoded is an error (the same words)."""
+    raise TypeError(f"Object of type {value.__class__.__name__} is not JSON serializable")
 
 
 def json_text(data: Any) -> str:
-    """``data`` as the state files hold it: compact, keys sorted."""
-    return _ENCODER.encode(data)
+    """``data`` as the state files hold it: compact, keys sorted (``json.dumps(data,
+    separators=(",", ":"), sort_keys=True)``)."""
+    if isinstance(data, str):
+        return _string_text(data)
+    encode = _json.make_encoder(
+        {}, _unserializable, _string_text, None, ":", ",", True, False, True
+    )
+    return "".join(encode(data, 0))
+
+
+class _Decoding:
+    """The options of ``json.loads`` (a ``JSONDecoder``'s), as the C scanner reads them."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = {
+        "-Infinity": -float("inf"),
+        "Infinity": float("inf"),
+        "NaN": float("nan"),
+    }.__getitem__
+
+
+#: ``JSONDecoder.scan_once``: one JSON value at an index of a text, and the index after it.
+_scan = _json.make_scanner(_Decoding())  # type: ignore[arg-type]  # (typeshed: a JSONDecoder)
+#: JSON's whitespace (``json.decoder.WHITESPACE``), around the value.
+_BLANK = " \t\n\r"
+
+
+def json_value(text: str) -> Any:
+    """``json.loads(text)``: the value of the JSON ``text``; ValueError when it is not one
+    (``json.JSONDecodeError`` is a ValueError; the message may differ)."""
+    start = len(text) - len(text.lstrip(_BLANK))
+    try:
+        value, end = _scan(text, start)
+    except StopIteration:
+        raise ValueError(f"not JSON: expecting a value at {start}") from None
+    if text[end:].strip(_BLANK):
+        raise ValueError(f"not JSON: extra data at {end}")
+    return value
 
 
 def compose(members: dict[str, str]) -> str:
     """The JSON text of an object whose members' values are already JSON texts, keys sorted
     (:func:`json_text` of the same object decoded)."""
-    return "{" + ",".join(f"{json.dumps(k)}:{v}" for k, v in sorted(members.items())) + "}"
+    return "{" + ",".join(f"{_string_text(k)}:{v}" for k, v in sorted(members.items())) + "}"
 
 
 #: Where :func:`object_text` keeps an object's text, in the object's own ``__dict__`` (as
@@ -546,6 +592,8 @@ def route_to_json(route: Route) -> dict[str, Any]:
 
 
 def route_from_json(data: dict[str, Any]) -> Route:
+    import ipaddress  # here (the model has it anyway): not on the no-op apply's path
+
     from multihome.model import NextHop, Route
 
     return Route(
@@ -583,6 +631,8 @@ def rule_to_json(rule: Rule) -> dict[str, Any]:
 
 def rule_from_json(data: dict[str, Any]) -> Rule:
     """The rule :func:`rule_to_json` wrote (and the older files without the newer fields)."""
+    import ipaddress  # here (the model has it anyway): not on the no-op apply's path
+
     from multihome.model import Rule
 
     def net(key: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
