@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -35,11 +36,19 @@ def apply(lab: BenchLab, *args: str) -> str:
     return proc.stdout
 
 
+#: Modules the no-op apply must not import (each costs millions of instructions at every
+#: boot and udev event; ``re``, ``enum`` and ``ipaddress`` come with ``pathlib``, so they
+#: are not here yet): the json package (the state files are read and written by
+#: ``_json``'s C functions, multihome.transaction.statedir) and click.
+HEAVY = re.compile(r"^import time:.*\|\s+(json|click)$", re.MULTILINE)
+
+
 def traced(
     lab: BenchLab, *args: str, command: tuple[str, ...] = (MULTIHOME,), root: bool = True
 ) -> tuple[subprocess.CompletedProcess[str], bool]:
     """``multihome [--root R] ARGS`` in the lab's namespace, and whether the full apply ran
-    (its module was imported: the no-op decision fell through)."""
+    (its module was imported: the no-op decision fell through); a no-op must not have
+    imported :data:`HEAVY` modules."""
     env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1")
     options = ("--root", str(lab.root)) if root else ()
     proc = subprocess.run(
@@ -52,6 +61,8 @@ def traced(
     imported = " multihome.apply_cli\n" in proc.stderr or proc.stderr.endswith(
         " multihome.apply_cli"
     )
+    if not imported:  # answered by the no-op: without the heavy modules
+        assert not HEAVY.findall(proc.stderr), HEAVY.findall(proc.stderr)
     proc.stderr = "".join(
         line
         for line in proc.stderr.splitlines(keepends=True)
