@@ -36,36 +36,43 @@ where, and how to fix it.
 
 from __future__ import annotations
 
-from enum import IntEnum
+#: The exit codes (docs/design.md, section 11) as the errors carry them: plain numbers.
+#: Their IntEnums, :class:`ExitCode` and :class:`DetailedExitCode`, live in
+#: :mod:`multihome.exitcodes` and are made when first asked for (``from multihome.errors
+#: import ExitCode`` works as before): importing ``enum`` and building two IntEnums is half
+#: the interpreter's own start-up in instructions, on the path of the no-op apply
+#: (:mod:`multihome.noop`), which imports this module and uses neither.
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_ROLLED_BACK = 0, 1, 2, 3
+#: The exit codes with ``--detailed-exit-codes`` (terraform's convention).
+DETAILED_UNCHANGED, DETAILED_ERROR, DETAILED_CHANGED = 0, 1, 2
+
+TYPE_CHECKING = False  # typing is for the type checker only (start-up time)
+if TYPE_CHECKING:
+    # Re-exported (``as``) for the type checker; at run time :func:`__getattr__` gives them.
+    from multihome.exitcodes import DetailedExitCode as DetailedExitCode  # noqa: PLC0414
+    from multihome.exitcodes import ExitCode as ExitCode  # noqa: PLC0414
 
 
-class ExitCode(IntEnum):
-    """Exit codes of the ``multihome`` command (docs/design.md, section 11)."""
+def __getattr__(name: str) -> object:
+    """:class:`ExitCode` and :class:`DetailedExitCode` (:mod:`multihome.exitcodes`), imported
+    when first asked for."""
+    if name in ("ExitCode", "DetailedExitCode"):
+        from multihome import exitcodes
 
-    OK = 0
-    FAILURE = 1
-    BAD_INPUT = 2
-    ROLLED_BACK = 3
-
-
-class DetailedExitCode(IntEnum):
-    """Exit codes with ``--detailed-exit-codes`` (terraform's convention)."""
-
-    UNCHANGED = 0
-    ERROR = 1
-    CHANGED = 2
+        return getattr(exitcodes, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class MultihomeError(Exception):
     """Base class of every error multihome raises on purpose."""
 
-    exit_code: ExitCode = ExitCode.FAILURE
+    exit_code: int = EXIT_FAILURE
 
 
 class InputError(MultihomeError, ValueError):
     """Bad input or usage: nothing was changed."""
 
-    exit_code = ExitCode.BAD_INPUT
+    exit_code = EXIT_BAD_INPUT
     source: str | None = None
     """The file or document at fault, when the error is about one."""
     path: str | None = None
@@ -121,7 +128,7 @@ class EnvironmentMissingError(MultihomeError):
 class MissingProgramError(EnvironmentMissingError):
     """A program the lab needs is not installed: exit 2, nothing was changed."""
 
-    exit_code = ExitCode.BAD_INPUT
+    exit_code = EXIT_BAD_INPUT
 
 
 class ApplyError(MultihomeError):
@@ -137,7 +144,7 @@ class ConcurrentChangeError(ApplyError, FileExistsError):
 class RolledBackError(MultihomeError):
     """An apply was rolled back on purpose (failed check or no confirmation)."""
 
-    exit_code = ExitCode.ROLLED_BACK
+    exit_code = EXIT_ROLLED_BACK
 
 
 class LockTimeoutError(MultihomeError, TimeoutError):

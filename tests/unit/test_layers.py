@@ -37,6 +37,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "multihome.values",
             "multihome.nlattrs",
             "multihome.errors",
+            "multihome.exitcodes",
             "multihome.model",
             "multihome.facts",
             "multihome.config",
