@@ -216,16 +216,6 @@ _DEVCONF_HEAD = struct.Struct(f"={max(DEVCONF.values())}i")
 _DEVCONF_PICK = operator.itemgetter(*(index for _knob, index in DEVCONF_KNOBS))
 
 
-def sysctl_path(name: str) -> str:
-    """:attr:`Sysctl.path <multihome.model.Sysctl.path>` of the sysctl ``name``: without a
-    '/' (which inside a component stands for a '.', ``eth0/100``), its dots made slashes
-    by one ``str.replace`` (``Sysctl.path`` splits, replaces per component and joins; an
-    apply writes 1,024 sysctls at 256 ports)."""
-    if "/" not in name:
-        return name.replace(".", "/")
-    return "/".join(part.replace("/", ".") for part in name.split("."))
-
-
 #: The start of every rule's message (:meth:`NetlinkBackend.rule_message`): the fib_rule_hdr
 #: (family, dst_len, src_len, tos, table, two reserved bytes, action, flags), FRA_PRIORITY,
 #: FRA_TABLE (u32 each) and FRA_PROTOCOL (one byte, padded to 4).
@@ -569,11 +559,8 @@ class NetlinkBackend:
             sysctl = change.obj
             if not isinstance(sysctl, Sysctl):
                 break
-            name = sysctl.name
-            try:  # sysctl_path without a call per write where no component holds a '/'
-                fd = os.open(
-                    base + (sysctl_path(name) if "/" in name else name.replace(".", "/")), flags
-                )
+            try:
+                fd = os.open(base + sysctl.path, flags)
                 try:
                     os.write(fd, (sysctl.value + "\n").encode())
                 finally:
@@ -583,7 +570,7 @@ class NetlinkBackend:
                 if exc.errno == errno.EROFS:
                     reason += f" ({self._proc_sys}/{sysctl.path}): {READ_ONLY_SYSCTLS}"
                 raise ChangeFailed(change, done + end - start, reason) from exc
-            written[name] = sysctl.value
+            written[sysctl.name] = sysctl.value
             end += 1
         return end
 
