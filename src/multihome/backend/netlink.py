@@ -942,7 +942,7 @@ class NetlinkBackend:
             return Lookup(None, None, None, None, error=errno.ENETUNREACH)
         if not self._names:
             self._read_index()
-        return self._answer(answers[0])
+        return self._answer(answers[0].body)
 
     def lookups(self, queries: Sequence[Query]) -> list[Lookup | None]:
         """The lookups as one batch of requests (a round trip each would cost ~0.15 ms)."""
@@ -998,15 +998,15 @@ class NetlinkBackend:
             index,
         )
 
-    def _answer(self, answer: Message, known: dict[bytes, IPAddress] | None = None) -> Lookup:
-        """A route lookup's answer (RTM_NEWROUTE) as a :class:`Lookup` (its four attributes
-        taken in one pass; a verification at 256 ports reads 768 of them); ``known``: the
-        addresses already made from their packed bytes (a batch's answers share a few).
+    def _answer(self, body: bytes, known: dict[bytes, IPAddress] | None = None) -> Lookup:
+        """A route lookup's answer (an RTM_NEWROUTE's body) as a :class:`Lookup` (its four
+        attributes taken in one pass; a verification at 256 ports reads 768 of them);
+        ``known``: the addresses already made from their packed bytes (a batch's answers
+        share a few).
 
         The attributes are found by :func:`multihome.nlattrs.spans`: the answers come in a
         few shapes, so each is one ``unpack_from`` of its headers instead of a walk of its
         nine attributes one by one (a walk that took every attribute's header in turn)."""
-        body = answer.body
         oif_index = table = None
         gateway = prefsrc = None
         for kind, start, stop in spans(body, RTMSG.size, _LOOKUP_KEPT):

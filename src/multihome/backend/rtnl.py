@@ -398,14 +398,15 @@ class RtnlSocket:
                     return answers
                 answers.append(Message(kind, rflags, payload))
 
-    def gets(self, msg_type: int, bodies: Sequence[bytes]) -> list[Message | NetlinkError]:
+    def gets(self, msg_type: int, bodies: Sequence[bytes]) -> list[bytes | NetlinkError]:
         """``get`` requests (without a dump), ``BATCH_SIZE`` per ``send``: per request its
-        one answer, or the kernel's error. The answers are parsed in place in the receive
-        buffer (a verification at 256 ports asks 768: no generator and one copy per
-        answer, as :meth:`_errors`)."""
+        one answer's body (after the netlink header; a get's answer has one type, the new
+        object's), or the kernel's error. The answers are parsed in place in the receive
+        buffer (a verification at 256 ports asks 768: no generator, one copy per answer
+        and no :class:`Message` around it, as :meth:`_errors`)."""
         sock, buffer = self._sock, self._buffer
         unpack, code_of = NLMSGHDR.unpack_from, I32.unpack_from
-        results: list[Message | NetlinkError] = []
+        results: list[bytes | NetlinkError] = []
         for start in range(0, len(bodies), BATCH_SIZE):
             chunk = bodies[start : start + BATCH_SIZE]
             count = len(chunk)
@@ -416,7 +417,7 @@ class RtnlSocket:
                     for i, body in enumerate(chunk)
                 )
             )
-            answers: list[Message | NetlinkError | None] = [None] * count
+            answers: list[bytes | NetlinkError | None] = [None] * count
             waiting = count
             while waiting:
                 size = sock.recv_into(buffer)
@@ -436,7 +437,7 @@ class RtnlSocket:
                             continue  # an acknowledgement, not an answer
                         answers[index] = error(code, bytes(buffer[at:end]), flags)
                     else:
-                        answers[index] = Message(kind, flags, bytes(buffer[at:end]))
+                        answers[index] = bytes(buffer[at:end])
                     waiting -= 1
             results += [a for a in answers if a is not None]
         return results
