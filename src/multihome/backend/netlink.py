@@ -2,8 +2,9 @@
 
 Reads are four dumps (links, addresses, routes, rules) decoded straight into the model, plus
 the sysctls from ``/proc/sys``. Changes are *batched*: the routes and rules of a plan go to the
-kernel many per ``send`` (:meth:`RtnlSocket.batch`), and the acknowledgements are collected
-afterwards, instead of one request-and-wait per change. The contract of
+kernel many per ``send`` (:meth:`RtnlSocket.batch`), and the kernel's errors (and one
+acknowledgement per ``send``) are collected afterwards, instead of one request-and-wait per
+change. The contract of
 :meth:`Backend.apply` still holds exactly: changes take effect in order, and on the first
 failure :class:`ChangeFailed` names that change and how many were made before it. Because the
 kernel also handles the requests sent after a failed one, those that succeeded are undone
