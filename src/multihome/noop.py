@@ -31,6 +31,10 @@ from pathlib import Path
 
 from multihome.transaction import DEFAULT_LOCK_TIMEOUT
 
+TYPE_CHECKING = False  # typing is for the type checker only (start-up time)
+if TYPE_CHECKING:
+    from multihome.transaction.statedir import StateDir
+
 #: What an apply with nothing to do says (unless ``--quiet``).
 NO_CHANGES = "no changes: the kernel already matches the policy"
 #: The flags of ``apply`` that :func:`parse` accepts (none of them matters to a no-op but
@@ -190,17 +194,18 @@ def _decide(request: Request, answered: list[bool]) -> Answer:
         answered.append(True)
         if not request.quiet:
             sys.stdout.write(NO_CHANGES + "\n")
-        resume_agent(request.root)
+        resume_agent(request.root, session.state)
         return Answer(0)
     finally:
         session.close()
 
 
-def resume_agent(root: Path) -> None:
-    """End a pause of the agent (reset, rollback), and say so: every whole apply does."""
+def resume_agent(root: Path, state: StateDir | None = None) -> None:
+    """End a pause of the agent (reset, rollback), and say so: every whole apply does.
+    ``state``: this namespace's state directory, when the caller has it."""
     from multihome.transaction.pause import resume
 
-    marker = resume(root)
+    marker = resume(root, state)
     if marker is not None:
         sys.stdout.flush()
         sys.stderr.write(

@@ -77,3 +77,30 @@ def test_anything_else_falls_through_to_the_cli(args: list[str]) -> None:
     """Other commands, options that change what apply does or says, spellings and values
     the CLI would check (or refuse): None, the CLI decides."""
     assert parse(args) is None
+
+
+def test_resuming_with_the_state_given_is_resuming_without_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The no-op ends a pause with the state directory it holds the lock of
+    (``resume_agent(root, state)``): the same marker removed, the same words on stderr as
+    when the state directory is looked up again (``resume_agent(root)``, the full apply's)."""
+    from multihome.noop import resume_agent
+    from multihome.transaction.pause import PAUSED
+    from multihome.transaction.statedir import StateDir
+
+    marker = '{"at": "2026-12-06T17:00:00+00:00", "by": "reset", "pid": 1}\n'
+    said = []
+    for given in (True, False):
+        state = StateDir.current(tmp_path)
+        state.ensure()
+        state.touch(PAUSED, marker)
+        resume_agent(tmp_path, state if given else None)
+        assert not state.exists(PAUSED)
+        said.append(capsys.readouterr())
+        resume_agent(tmp_path, state if given else None)  # not paused: nothing said
+        assert capsys.readouterr() == ("", "")
+    assert said[0] == said[1]
+    assert said[0].err == (
+        "multihome: resumed the agent (paused by reset at 2026-12-06T17:00:00+00:00)\n"
+    )

@@ -73,11 +73,15 @@ def pause(root: Path, by: str, pid: int) -> int | None:
     return agent
 
 
-def resume(root: Path) -> dict[str, Any] | None:
-    """End a pause; returns the marker that was removed (None: the agent was not paused)."""
-    marker = paused(root)
+def resume(root: Path, state: StateDir | None = None) -> dict[str, Any] | None:
+    """End a pause; returns the marker that was removed (None: the agent was not paused).
+    ``state``: this namespace's state directory, when the caller has it (the no-op apply,
+    under its lock): not looked up again."""
+    if state is None:
+        state = StateDir.current(root)
+    marker = paused(root, state)
     if marker is not None:
-        remove_file(StateDir.current(root).file(PAUSED))
+        remove_file(state.file(PAUSED))
     return marker
 
 
