@@ -16,6 +16,10 @@ from pathlib import Path
 
 from multihome.files import under_root
 
+TYPE_CHECKING = False  # typing is for the type checker only (start-up time)
+if TYPE_CHECKING:
+    from multihome.transaction.statedir import StateDir
+
 #: dhclient's, NetworkManager's (dhclient format) lease files, below the root.
 DHCLIENT_GLOBS = (
     "var/lib/dhcp/dhclient*.leases",
@@ -163,8 +167,11 @@ def _read_all(path: str) -> bytes:
         os.close(fd)
 
 
-def agent_lease_files(root: Path) -> tuple[Path, ...]:
-    """The lease files of the DHCP clients the agent started in this network namespace."""
+def agent_lease_files(root: Path, state: StateDir | None = None) -> tuple[Path, ...]:
+    """The lease files of the DHCP clients the agent started in this network namespace;
+    ``state``: its state directory, when the caller has it (not looked up again)."""
+    if state is not None:
+        return (state.path / "dhclient.*.leases",)
     from multihome.transaction.statedir import StateDir  # agent.state's run_dir, lighter
 
     try:
@@ -185,8 +192,9 @@ def signature(paths: Iterable[Path]) -> str:
     return "\n".join(parts)
 
 
-def host_signature(root: Path) -> str:
+def host_signature(root: Path, state: StateDir | None = None) -> str:
     """The signature of every lease file a one-shot command (apply) below ``root`` reads:
-    that of ``host_reader(root).files()`` (:mod:`multihome.source.portfacts`)."""
-    dhclient = dhclient_files(root, agent_lease_files(root), dhclient_lease_files())
+    that of ``host_reader(root).files()`` (:mod:`multihome.source.portfacts`); ``state``:
+    this namespace's state directory below ``root``, when the caller has it."""
+    dhclient = dhclient_files(root, agent_lease_files(root, state), dhclient_lease_files())
     return signature([*dhclient, *(path for path, _base, _index in indexed_files(root))])

@@ -187,7 +187,8 @@ def _decide(request: Request, answered: list[bool]) -> Answer:
         return UNANSWERED
     try:
         options = "--no-sysctls" if request.no_sysctls else ""
-        digest = inputs(source, request.root, host_signature(request.root), options)
+        facts = host_signature(request.root, session.state)
+        digest = inputs(source, request.root, facts, options)
         kernel = trusted(session.state, digest)
         if kernel is None or not matches(kernel):
             return Answer(None, changed=True)

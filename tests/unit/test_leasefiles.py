@@ -78,3 +78,22 @@ def test_a_running_dhclients_lease_file_is_found(tmp_path: Path) -> None:
         assert lease in dhclient_lease_files()
         proc.communicate(b"")
     assert lease not in dhclient_lease_files()
+
+
+def test_the_signature_with_the_state_directory_given_is_the_same(tmp_path: Path) -> None:
+    """The no-op apply passes the state directory it holds the lock of (not looked up
+    again): the signature, the agent's lease files in it included, is the one computed
+    without it."""
+    from multihome.leasefiles import host_signature
+    from multihome.transaction.statedir import StateDir
+
+    state = StateDir.current(tmp_path)
+    state.ensure()
+    (state.path / "dhclient.p1.leases").write_text("lease {}\n")
+    dhcp = tmp_path / "var/lib/dhcp"
+    dhcp.mkdir(parents=True)
+    (dhcp / "dhclient.p2.leases").write_text("lease {}\n")
+    with_state = host_signature(tmp_path, state)
+    assert f"{state.path / 'dhclient.p1.leases'}\0" in with_state
+    assert f"{dhcp / 'dhclient.p2.leases'}\0" in with_state
+    assert with_state == host_signature(tmp_path)
