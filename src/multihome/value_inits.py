@@ -7,18 +7,13 @@ instance's ``__dict__``), so that its code comes from the bytecode cache instead
 takes each one's code and gives it its own globals (``_set``, ``_factories``, ``_fill``, the
 fields' names ``_n0``...). ``tests/unit/test_values.py`` checks that each compiles to the
 template's code and that every class of the package finds its shape here.
+
+Generated: ``python -m multihome.values --write-inits`` rewrites this file for the shapes the
+package's classes use (run it when a class gets a field count no other class has, and commit
+the result); do not edit it by hand.
 """
 
 # ruff: noqa: F821
-
-
-def set_1(
-    self,
-    _0,
-):
-    _set(self, _n0, _0)
-    if _factories:
-        _fill(self)
 
 
 def set_2(
@@ -113,29 +108,6 @@ def set_7(
     _set(self, _n4, _4)
     _set(self, _n5, _5)
     _set(self, _n6, _6)
-    if _factories:
-        _fill(self)
-
-
-def set_8(
-    self,
-    _0,
-    _1,
-    _2,
-    _3,
-    _4,
-    _5,
-    _6,
-    _7,
-):
-    _set(self, _n0, _0)
-    _set(self, _n1, _1)
-    _set(self, _n2, _2)
-    _set(self, _n3, _3)
-    _set(self, _n4, _4)
-    _set(self, _n5, _5)
-    _set(self, _n6, _6)
-    _set(self, _n7, _7)
     if _factories:
         _fill(self)
 

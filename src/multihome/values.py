@@ -363,6 +363,59 @@ def _record(cls: type[_T]) -> type[_T]:
     return _make(cls, frozen=False)
 
 
+def _shapes_used() -> list[tuple[int, bool]]:
+    """The ``__init__`` shapes (field count, into the instance dict) of every class of the
+    package that gets its ``__init__`` from here (all its modules imported)."""
+    import importlib
+    import pkgutil
+
+    import multihome
+
+    shapes: set[tuple[int, bool]] = set()
+    for module in pkgutil.walk_packages(multihome.__path__, "multihome."):
+        if module.name == "multihome.__main__":
+            continue
+        for value in vars(importlib.import_module(module.name)).values():
+            if not isinstance(value, type) or "__values_fields__" not in vars(value):
+                continue
+            init: Any = vars(value).get("__init__")
+            if not isinstance(init, FunctionType) or "_fill" not in init.__globals__:
+                continue  # the class's own __init__
+            count = len(fields(value))
+            shapes.add((count, count >= _DICT_INIT_FIELDS and _dict_made_anyway(value)))
+    return sorted(shapes, key=lambda shape: (shape[1], shape[0]))
+
+
+def _inits_source(shapes: list[tuple[int, bool]]) -> str:
+    """The text of ``multihome/value_inits.py`` for ``shapes``: its docstring and, per shape,
+    :func:`_template_source` as ``set_N``/``dict_N`` (one parameter a line, as ``ruff format``
+    writes the template's trailing comma)."""
+    head = (value_inits.__doc__ or "").strip("\n")
+    parts = [f'"""{head}\n"""\n\n# ruff: noqa: F821\n']
+    for count, into_dict in shapes:
+        name = _written_name(count, into_dict)
+        body = _template_source(count, into_dict, name).split("\n", 1)[1]
+        params = "".join(f"    {param},\n" for param in ["self", *(f"_{i}" for i in range(count))])
+        parts.append(f"\ndef {name}(\n{params}):\n{body}")
+    return "\n".join(parts)
+
+
+def _write_inits(argv: list[str]) -> int:
+    """``python -m multihome.values --write-inits``: rewrite ``multihome/value_inits.py`` for
+    the shapes the package's classes use now (after a class gains a field count no other
+    class has; tests/unit/test_values.py names this command when one is missing)."""
+    if argv != ["--write-inits"]:
+        print("usage: python -m multihome.values --write-inits", file=sys.stderr)
+        return 2
+    path = value_inits.__file__
+    assert path is not None
+    text = _inits_source(_shapes_used())
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    print(f"wrote {path}")
+    return 0
+
+
 if TYPE_CHECKING:
 
     @dataclass_transform(frozen_default=True, field_specifiers=(field,))
@@ -377,3 +430,8 @@ if TYPE_CHECKING:
 
 else:
     frozen, record = _frozen, _record
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_write_inits(sys.argv[1:]))

@@ -258,7 +258,24 @@ def test_written_templates_are_the_compiled_ones_and_cover_the_package() -> None
         and cls.__init__.__code__.co_filename != value_inits.__file__
     ]
     assert not compiled_here, (
-        f"{compiled_here} compile their __init__ at start-up: add their shape to "
-        "multihome/value_inits.py, the text of values._template_source(count, into_dict) "
-        "as set_<count> (or dict_<count>)"
+        f"{compiled_here} compile their __init__ at start-up: run "
+        "`python -m multihome.values --write-inits` (it rewrites multihome/value_inits.py "
+        "for the shapes the package uses) and commit the result"
     )
+
+
+def test_the_written_templates_are_what_write_inits_writes() -> None:
+    """``multihome/value_inits.py`` is exactly what ``python -m multihome.values
+    --write-inits`` writes now (the shapes the package's classes use, nothing by hand); the
+    command without its option says how to call it (exit 2) and writes nothing."""
+    from multihome import value_inits
+
+    with open(value_inits.__file__ or "", encoding="utf-8") as handle:
+        written = handle.read()
+    assert written == values._inits_source(values._shapes_used()), (
+        "multihome/value_inits.py is stale: run `python -m multihome.values --write-inits`"
+    )
+    wrong = subprocess.run(
+        [sys.executable, "-m", "multihome.values"], capture_output=True, text=True, check=False
+    )
+    assert wrong.returncode == 2 and "--write-inits" in wrong.stderr
