@@ -367,12 +367,12 @@ def _shapes_used() -> list[tuple[int, bool]]:
     """The ``__init__`` shapes (field count, into the instance dict) of every class of the
     package that gets its ``__init__`` from here (all its modules imported)."""
     import importlib
+    import os
     import pkgutil
 
-    import multihome
-
+    package = os.path.dirname(value_inits.__file__ or "")  # (the package, by path: layers)
     shapes: set[tuple[int, bool]] = set()
-    for module in pkgutil.walk_packages(multihome.__path__, "multihome."):
+    for module in pkgutil.walk_packages([package], "multihome."):
         if module.name == "multihome.__main__":
             continue
         for value in vars(importlib.import_module(module.name)).values():
