@@ -166,8 +166,10 @@ def _template_source(count: int, into_dict: bool, name: str = "__init__") -> str
     """The source of the function ``name(self, _0, ..., _{count-1})`` that :func:`_template`
     gives the code of (``multihome.value_inits`` holds it written out for the common shapes)."""
     params = "".join(f"_{i}, " for i in range(count))
-    if into_dict:
-        sets = "    _d = self.__dict__\n" + "".join(f"    _d[_n{i}] = _{i}\n" for i in range(count))
+    if into_dict:  # (one item a line, as ruff formats value_inits.py)
+        items = "".join(f"            _n{i}: _{i},\n" for i in range(count))
+        head = '    _set(\n        self,\n        "__dict__",\n'
+        sets = f"{head}        {{\n{items}        }},\n    )\n"
     else:
         sets = "".join(f"    _set(self, _n{i}, _{i})\n" for i in range(count))
     return f"def {name}(self, {params}):\n{sets}    if _factories:\n        _fill(self)\n"
@@ -178,13 +180,21 @@ def _template(count: int, into_dict: bool) -> Any:
     attribute named by its global ``_n0``, ``_n1``..., then calling ``_fill(self)`` if
     ``_factories``. ``into_dict`` False: with ``object.__setattr__``, as the generated one does
     (the instance keeps CPython's inline attribute values, faster to read than a dict).
-    ``into_dict`` True: stored into the instance's ``__dict__``, for a class whose cached
-    properties make that dict on first use anyway (:func:`_dict_made_anyway`): a store is a
-    bytecode, ``object.__setattr__`` a C call through a slot wrapper (23 for a rule: a tenth of
-    the policy's and the plan's instructions at 256 ports). The shapes the package's classes
-    use are written out in ``multihome.value_inits`` (compiled once into the bytecode cache:
-    ``exec`` of :func:`_template_source` costs ~0.8 M instructions per shape on every start);
-    any other shape is compiled here, once per process."""
+    ``into_dict`` True: the instance's ``__dict__`` set once, to a dict display of the
+    fields, for a class whose cached properties make that dict on first use anyway
+    (:func:`_dict_made_anyway`): one C call instead of one through a slot wrapper per field
+    (23 for a rule: a tenth of the policy's and the plan's instructions at 256 ports). A dict
+    of its own, not the one CPython materialises from the class's shared keys when
+    ``self.__dict__`` is first asked: on that one (a split table) the interpreter's
+    specialised attribute lookup (``LOAD_ATTR_WITH_HINT``) never applies, and every read of a
+    route's or rule's field or cached key took the generic path (the plan's text at 256
+    ports: 28.6 -> 23.3 M instructions). For the hint to hit, the cached properties must
+    also be stored in one order on every instance (``model.Route.key``).
+
+    The shapes the package's classes use are written out in ``multihome.value_inits``
+    (compiled once into the bytecode cache: ``exec`` of :func:`_template_source` costs
+    ~0.8 M instructions per shape on every start); any other shape is compiled here, once
+    per process."""
     code = _TEMPLATES.get((count, into_dict))
     if code is None:
         written = getattr(value_inits, _written_name(count, into_dict), None)
@@ -237,9 +247,8 @@ def _init(qualname: str, every: tuple[Field, ...], into_dict: bool) -> Callable[
             if getattr(self, name) is _FACTORY:
                 object.__setattr__(self, name, factory())
 
-    local = ("_d",) if into_dict else ()
     code = _template(len(names), into_dict).replace(
-        co_varnames=("self", *names, *local), co_qualname=f"{qualname}.__init__"
+        co_varnames=("self", *names), co_qualname=f"{qualname}.__init__"
     )
     defaults = tuple(
         f.default if f.default is not MISSING else _FACTORY

@@ -1136,8 +1136,9 @@ def _kept(decoded: Positioned | None, position: int) -> Positioned | None:
     if decoded is None or decoded.position == position:
         return decoded
     moved = object.__new__(type(decoded))
-    moved.__dict__.update(decoded.__dict__)  # frozen: fields and cached properties alike
-    moved.__dict__["position"] = position
+    # frozen: fields and cached properties alike, in a dict of its own as values' __init__
+    # makes it (not the one materialised from the class's shared keys: see values._template)
+    object.__setattr__(moved, "__dict__", {**decoded.__dict__, "position": position})
     return moved
 
 
