@@ -224,6 +224,54 @@ def set_12(
         _fill(self)
 
 
+def dict_5(
+    self,
+    _0,
+    _1,
+    _2,
+    _3,
+    _4,
+):
+    _set(
+        self,
+        "__dict__",
+        {
+            _n0: _0,
+            _n1: _1,
+            _n2: _2,
+            _n3: _3,
+            _n4: _4,
+        },
+    )
+    if _factories:
+        _fill(self)
+
+
+def dict_6(
+    self,
+    _0,
+    _1,
+    _2,
+    _3,
+    _4,
+    _5,
+):
+    _set(
+        self,
+        "__dict__",
+        {
+            _n0: _0,
+            _n1: _1,
+            _n2: _2,
+            _n3: _3,
+            _n4: _4,
+            _n5: _5,
+        },
+    )
+    if _factories:
+        _fill(self)
+
+
 def dict_11(
     self,
     _0,

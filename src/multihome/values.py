@@ -215,11 +215,13 @@ def _written_name(count: int, into_dict: bool) -> str:
 
 
 #: The fewest fields for which a class with cached properties gets the dict-store
-#: ``__init__`` (:func:`_template`): each form is compiled at start-up for each field count
-#: used (~0.8 M instructions), more than the ``object.__setattr__`` calls it saves for a
-#: class of few fields (an address's six, the host state's five); a route has eleven, a rule
-#: twenty-two, and thousands of each are made per apply at 256 ports.
-_DICT_INIT_FIELDS = 10
+#: ``__init__`` (:func:`_template`): every such class, an address's six fields and the host
+#: state's five too. Its instances get a dict anyway (the cached values), and one made by
+#: ``with_cached`` or a property from the class's shared keys is a split table, on which
+#: attribute lookups are never specialised (a read's 514 addresses, asked for their
+#: address, scope and family all through the policy). The shapes are written out in
+#: ``value_inits``: no compilation at start-up (what kept small classes out before).
+_DICT_INIT_FIELDS = 1
 
 
 def _dict_made_anyway(cls: type) -> bool:
