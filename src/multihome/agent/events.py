@@ -201,11 +201,11 @@ class EventSource:
         return item
 
     def burst(self, first: Event, quiet: float, limit: float) -> list[Event]:
-        """``first`` and the events that follow it closely (debouncing). The quiet is counted
-        from the moment an event is taken from the queue, not from its arrival: events that
-        waited there while a repair ran still wait ``quiet`` for the rest of their
-        disturbance (counted from the arrival, a burst of them ended after 0.2 ms, and a
-        disturbance still arriving may be split into two repairs; tried, no gain shown)."""
+        """``first`` and the events that follow it closely (debouncing): the burst ends when
+        no event comes within ``quiet`` seconds of taking the last one from the queue, or
+        ``limit`` seconds after ``first`` was taken. Events that waited in the queue while a
+        repair ran are taken at once, and the burst still waits ``quiet`` after them for the
+        rest of their disturbance."""
         events = [first]
         deadline = time.monotonic() + limit
         while True:
