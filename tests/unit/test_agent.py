@@ -27,6 +27,7 @@ from multihome.agent.state import AgentStatus, run_dir, write_status
 from multihome.backend import Lookup
 from multihome.backend.fake import FakeBackend
 from multihome.config import Config
+from multihome.files import under_root
 from multihome.model import (
     PROTO_DHCP,
     PROTO_STATIC,
@@ -36,6 +37,7 @@ from multihome.model import (
     IPAddress,
     Route,
 )
+from multihome.names import RT_TABLES_FILE
 from multihome.plan import Change
 from multihome.source.network_data import MetaData, parse_network_data
 from multihome.source.readers import Metadata
@@ -149,14 +151,20 @@ def test_foreign_default_readded_to_main_is_removed(tmp_path: Path) -> None:
 
 def test_link_flap_restores_the_table(tmp_path: Path) -> None:
     """eth1 down flushes every route through it (its table's too); once up again the agent
-    puts eth1's table back, so its replies leave through eth1 again."""
+    puts eth1's table back, so its replies leave through eth1 again. The table names file
+    is not written at all: the resting port keeps its rules, so its table keeps its name."""
     agent, backend = started(tmp_path)
+    names = under_root(tmp_path, RT_TABLES_FILE)
+    text, written = names.read_text(), names.stat().st_ino
+    assert "\tmh-eth1\t" in text
     backend.set_link_down("eth1")
     assert not has_table_default(backend.state, "eth1")
     agent.reconcile("link new eth1 down", 0.0)
+    assert (names.read_text(), names.stat().st_ino) == (text, written)
     backend.set_link_up("eth1")
     before = len(backend.announced)
     agent.reconcile("link new eth1 up", 0.0)
+    assert (names.read_text(), names.stat().st_ino) == (text, written)
     assert converged(backend)
     assert_settled(agent, backend, before)
     found = backend.lookup(PROBE, src=ETH1)
