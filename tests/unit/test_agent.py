@@ -634,3 +634,40 @@ def test_a_failed_check_that_persists_is_one_error(tmp_path: Path) -> None:
     lookups = backend.route_lookups
     assert agent.reconcile("nothing", 0.0) is None
     assert backend.route_lookups == lookups and agent.status.errors == 1
+
+
+class LateHotplug(FakeBackend):
+    """The twin where eth2 is plugged in (address, DHCP default) just after the agent's
+    read, its link event queued for the agent as the reader thread does."""
+
+    events: EventSource | None = None
+
+    def read(self) -> HostState:
+        state = super().read()
+        if self.events is not None:
+            events, self.events = self.events, None
+            self.add_link(link("eth2", 4))
+            self.add_address(Address("eth2", ETH2))
+            self.apply([Change("add", dhcp_default("eth2", ETH2.ip, 102))])
+            events._queue.put(Event("link", "new", 4, "eth2", "up", time.monotonic()))
+        return state
+
+
+def test_events_that_come_while_a_repair_plans_are_planned_with_it(tmp_path: Path) -> None:
+    """A DHCP default put back into main is being repaired when eth2 is plugged in: its
+    event, queued while the repair read and planned, is taken into the same repair before
+    its first change (read and planned again, once): one repair moves eth1's default and
+    gives eth2 its table, and nothing is left queued or to do."""
+    events = EventSource()
+    backend = LateHotplug(howto_host())
+    agent = Agent(backend, Config, tmp_path, AgentOptions(source="kernel", dhcp=False), events)
+    agent.reconcile("start", 0.0)
+    backend.apply([Change("add", dhcp_default("eth1", ETH1, 101))])
+    backend.events = events
+    repairs = agent.status.repairs
+    assert agent.reconcile("route new default table 254 dev eth1", 0.0) is not None
+    assert backend.events is None and events.pending() == 0
+    assert agent.status.repairs == repairs + 1 and agent.status.events == 1
+    assert converged(backend, ("eth0", "eth1", "eth2"))
+    assert "eth2" in agent.hotplugged
+    assert agent.reconcile("nothing", 0.0) is None

@@ -221,8 +221,9 @@ class EventSource:
         """How many events wait in the queue now (approximate, never blocks)."""
         return self._queue.qsize()
 
-    def drain(self) -> list[Event]:
-        """Everything queued now, without waiting."""
+    def take(self) -> list[Event]:
+        """The events queued now, without waiting (none: an empty list). An error of the
+        reader thread is left queued, for :meth:`wait` to raise in the main loop."""
         events: list[Event] = []
         while True:
             try:
@@ -230,5 +231,6 @@ class EventSource:
             except queue.Empty:
                 return events
             if isinstance(item, BaseException):
-                raise item
+                self._queue.put(item)  # the reader's last item: it stopped
+                return events
             events.append(item)

@@ -348,13 +348,7 @@ class Agent:
             timer_due = self._timer_due(now)
             if not burst and not timer_due:
                 continue
-            self.status.events += len(burst)
-            self._observe(burst)
-            # What the events say changed: the read dumps only that (an overrun or a
-            # timer: everything).
-            kinds = {event.kind for event in burst}
-            if burst and "overrun" not in kinds:
-                self.backend.expect(kinds)
+            self._take(burst)
             trigger = (
                 _describe(burst, self.names)
                 if burst
@@ -363,6 +357,15 @@ class Agent:
                 else "timer"
             )
             self.reconcile(trigger, burst[0].at if burst else now)
+
+    def _take(self, burst: list[Event]) -> None:
+        """Count and observe a burst, and tell the backend what its events say changed: the
+        next read dumps only that (an overrun or a timer: everything)."""
+        self.status.events += len(burst)
+        self._observe(burst)
+        kinds = {event.kind for event in burst}
+        if burst and "overrun" not in kinds:
+            self.backend.expect(kinds)
 
     def _wait(self) -> list[Event]:
         idle = self.events.pending() == 0
@@ -528,6 +531,13 @@ class Agent:
         self.proof.rechecked = None
         if self._paused():
             return None
+        if late := self.events.take():
+            # Events came while this pass read and planned (a flap's router answer right
+            # after the link came up): planned with them, once, before the first change,
+            # rather than in a pass of their own after this one's changes and bookkeeping.
+            self._take(late)
+            log.debug("planning again with %s", _describe(late, self.names))
+            assessment = assess(self.backend, self._config(), self._facts, self.memo)
         state = assessment.state
         self.names.update((link.index, link.name) for link in state.links)
         lines += self._forget_gone(state)
