@@ -534,7 +534,9 @@ class Agent:
         if late := self.events.take():
             # Events came while this pass read and planned (a flap's router answer right
             # after the link came up): planned with them, once, before the first change,
-            # rather than in a pass of their own after this one's changes and bookkeeping.
+            # rather than in a pass of their own after this one's changes and bookkeeping;
+            # with the rest of their disturbance, as a burst (its debounce).
+            late[-1:] = self.events.burst(late[-1], self.options.quiet, self.options.limit)
             self._take(late)
             log.debug("planning again with %s", _describe(late, self.names))
             assessment = assess(self.backend, self._config(), self._facts, self.memo)
