@@ -16,8 +16,12 @@ Modes:
 * ``cprofile``: each apply under cProfile, written to ``OUT.I.prof`` (seconds, not minutes);
 * ``time``: the wall seconds of (c), a whole apply, and (c0), the no-op apply after it.
 
+``--no-op``: in the ``callgrind`` and ``cprofile`` modes, also count (c0) after each (c):
+the same command again on the namespace that (c) left in sync, which the no-op decision
+(:mod:`multihome.noop`) answers before the CLI (``OUT.I.noop``, ``OUT.I.noop.prof``).
+
 Usage (root, from the worktree): ``.venv/bin/python bench/apply_callgrind.py [--ports 256]
-[--dual-stack] [--runs 1] [--mode callgrind] [--out /tmp/apply-cg]``. At 256 ports one
+[--dual-stack] [--runs 1] [--mode callgrind] [--no-op] [--out /tmp/apply-cg]``. At 256 ports one
 callgrind run takes 1-3 minutes.
 """
 
@@ -50,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--mode", choices=("callgrind", "cprofile", "time"), default="callgrind")
     parser.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "apply-cg"))
+    parser.add_argument(
+        "--no-op", action="store_true", help="also count (c0), the no-op apply after each (c)"
+    )
     args = parser.parse_args(argv)
     timed_environment()
     with BenchLab(args.ports, dual_stack=args.dual_stack) as lab:
@@ -69,28 +76,37 @@ def main(argv: list[str] | None = None) -> int:
                 seconds, _ = child(multihome_argv(lab, "apply"))
                 again, _ = child(multihome_argv(lab, "apply"))
                 print(f"run {run}: (c) {seconds:.3f} s, (c0) {again:.3f} s", flush=True)
-            elif args.mode == "callgrind":
-                out = f"{args.out}.{run}"
-                counted = subprocess.run(
-                    lab.exec_args(
-                        "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *apply
-                    ),
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                )
-                found = re.search(r"Collected : (\d+)", counted.stderr)
-                if counted.returncode != 0 or found is None:
-                    print(counted.stderr[-2000:], file=sys.stderr)
-                    return 1
-                print(f"run {run}: {int(found.group(1)) / 1e6:,.1f} M instructions ({out})")
             else:
-                out = f"{args.out}.{run}.prof"
-                profiled = [sys.executable, "-m", "cProfile", "-o", out, *apply[1:]]
-                subprocess.run(lab.exec_args(*profiled), check=True, stdout=subprocess.DEVNULL)
-                print(f"run {run}: {out}", flush=True)
+                names = [("", f"{args.out}.{run}")]
+                if args.no_op:
+                    names.append((" (c0)", f"{args.out}.{run}.noop"))
+                for label, out in names:
+                    if not counted(lab, apply, args.mode, out, f"run {run}{label}"):
+                        return 1
             lab.undo(plan.changes)
     return 0
+
+
+def counted(lab: BenchLab, apply: list[str], mode: str, out: str, label: str) -> bool:
+    """Run ``apply`` in the lab once under callgrind (``out``) or cProfile (``out.prof``)
+    and print what it counted after ``label``; False when it failed (its stderr printed)."""
+    if mode == "callgrind":
+        done = subprocess.run(
+            lab.exec_args("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *apply),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        found = re.search(r"Collected : (\d+)", done.stderr)
+        if done.returncode != 0 or found is None:
+            print(done.stderr[-2000:], file=sys.stderr)
+            return False
+        print(f"{label}: {int(found.group(1)) / 1e6:,.1f} M instructions ({out})", flush=True)
+        return True
+    profiled = [sys.executable, "-m", "cProfile", "-o", f"{out}.prof", *apply[1:]]
+    subprocess.run(lab.exec_args(*profiled), check=True, stdout=subprocess.DEVNULL)
+    print(f"{label}: {out}.prof", flush=True)
+    return True
 
 
 if __name__ == "__main__":

@@ -164,7 +164,7 @@ def answer(request: Request, args: list[str]) -> Answer:
 
 def _decide(request: Request, answered: list[bool]) -> Answer:
     """The no-op's answer; ``answered`` gets an item once output is written."""
-    from multihome.kerneldigest import current
+    from multihome.kerneldigest import matches
     from multihome.leasefiles import host_signature
     from multihome.transaction.fingerprint import config_source, inputs, trusted
     from multihome.transaction.session import open_clean_session
@@ -185,7 +185,7 @@ def _decide(request: Request, answered: list[bool]) -> Answer:
         options = "--no-sysctls" if request.no_sysctls else ""
         digest = inputs(source, request.root, host_signature(request.root), options)
         kernel = trusted(session.state, digest)
-        if kernel is None or kernel != current():
+        if kernel is None or not matches(kernel):
             return Answer(None, changed=True)
         answered.append(True)
         if not request.quiet:

@@ -237,6 +237,23 @@ def test_an_interrupted_apply_is_recovered_by_the_cli_not_skipped(lab: BenchLab)
     assert quick_no_op(lab).stdout.strip() == NO_CHANGES
 
 
+def test_a_fingerprint_of_an_earlier_version_is_read_as_changed(lab: BenchLab) -> None:
+    """A fingerprint whose kernel digest is an earlier version's one hash of everything (not
+    this version's parts) is never trusted: the CLI's full apply runs (nothing to change, so
+    "no changes"), records the digest anew, part by part, and the next apply is a no-op
+    decided before the CLI again."""
+    settled(lab)
+    assert "applied" in apply(lab)
+    recorded = state_dir(lab) / "fingerprint.json"
+    saved = json.loads(recorded.read_text())
+    assert saved["kernel"].startswith("rules:"), saved
+    recorded.write_text(json.dumps({**saved, "kernel": "5f" * 20}))  # the old format
+    proc, cli = traced(lab, "apply")
+    assert (proc.returncode, proc.stdout.strip(), cli) == (0, NO_CHANGES, True), proc.stderr
+    assert json.loads(recorded.read_text())["kernel"] == saved["kernel"]
+    assert quick_no_op(lab).stdout.strip() == NO_CHANGES
+
+
 def test_the_no_op_before_the_cli_resumes_a_paused_agent(lab: BenchLab) -> None:
     """A pause left by reset or rollback ends with every whole apply, the no-op decided
     before the CLI too: the marker is removed and the same words are said on stderr."""

@@ -30,6 +30,16 @@ dumps.clear()
 after = backend.fingerprint(since_read=True)
 found["dumped"] = sorted(set(dumps))
 found["equal"] = after.digest == kerneldigest.current()
+found["matches"] = kerneldigest.matches(after.digest)
+# Each part wrong in turn, and the one hash of everything an earlier version recorded.
+parts = after.digest.split(" ")
+found["parts"] = [p.partition(":")[0] for p in parts]
+found["wrong_part"] = [
+    kerneldigest.matches(" ".join(parts[:i] + [parts[i][:-1] + "x"] + parts[i + 1 :]))
+    for i in range(len(parts))
+]
+found["old_format"] = kerneldigest.matches("0" * 40)
+found["reordered"] = kerneldigest.matches(" ".join(parts[1:] + parts[:1]))
 found["values"] = {k: v for k, v in after.sysctls.items() if ".eth1." in k}
 # The undo of the sysctls (their prior values), then a write behind the backend's back.
 backend.read()
@@ -50,7 +60,9 @@ def test_the_fingerprint_after_an_apply_is_the_kernels_digest(vm: HowtoVM) -> No
     fingerprint taken from the read's link and address messages (only routes and rules dumped
     again) equals the kernel's own digest; so does the one after the sysctls are undone to
     their prior values; a sysctl another writer changed after the read makes them differ (the
-    recorded digest then never matches, and the next apply reads everything)."""
+    recorded digest then never matches, and the next apply reads everything). The no-op's
+    part-by-part comparison (``kerneldigest.matches``) agrees, and says no to a digest with
+    any part wrong, its parts out of order, or an earlier version's one hash."""
     for ifname in ("eth0", "eth1"):
         for knob in ("rp_filter", "arp_ignore", "arp_announce", "arp_filter"):
             sh("ip", "netns", "exec", vm.ns, "sysctl", "-qw", f"net.ipv4.conf.{ifname}.{knob}=0")
@@ -59,6 +71,10 @@ def test_the_fingerprint_after_an_apply_is_the_kernels_digest(vm: HowtoVM) -> No
     assert found["sysctls"] == 8 and found["routes"] > 0, found
     assert found["dumped"] == [26, 34], found  # RTM_GETROUTE, RTM_GETRULE: no link dump
     assert found["equal"] is True
+    assert found["matches"] is True
+    assert found["parts"] == ["rules", "routes", "addresses", "links"], found
+    assert found["wrong_part"] == [False] * 4, found
+    assert found["old_format"] is False and found["reordered"] is False, found
     assert found["values"]["net.ipv4.conf.eth1.rp_filter"] == "2", found
     assert found["undone_equal"] is True
     assert found["foreign_equal"] is False
