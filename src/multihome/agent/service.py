@@ -293,6 +293,11 @@ class Agent:
         self.dhcp6.clients.clear()
         self.status.configured.clear()  # their DHCP clients stopped with the agent
         self.status.configured6.clear()
+        if self.proof.suspects:  # stopped before the re-check: neither proved nor an error
+            log.info(
+                "stopped before checking again: %s",
+                _failures(s.check for s in self.proof.suspects.values()),
+            )
         self.status.running = False
         self.status.stopped = _now()
         self._save()
