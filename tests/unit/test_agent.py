@@ -671,3 +671,18 @@ def test_events_that_come_while_a_repair_plans_are_planned_with_it(tmp_path: Pat
     assert converged(backend, ("eth0", "eth1", "eth2"))
     assert "eth2" in agent.hotplugged
     assert agent.reconcile("nothing", 0.0) is None
+
+
+def test_the_readers_error_stays_queued_for_the_loop() -> None:
+    """The reader thread's error (its last item: it stopped) is never swallowed: ``take``
+    (inside a repair) returns the events before it and leaves it, and every ``wait`` raises
+    it, so the agent's loop stops rather than wait forever on a reader that is gone."""
+    source = EventSource()
+    event = Event("route", "new", detail="default table 254", at=time.monotonic())
+    source._queue.put(event)
+    source._queue.put(OSError(5, "Input/output error"))
+    assert source.take() == [event]
+    for _ in range(2):
+        with pytest.raises(OSError, match="Input/output error"):
+            source.wait(0)
+    assert source.take() == []

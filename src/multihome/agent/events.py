@@ -191,12 +191,15 @@ class EventSource:
                     self._queue.put(event)
 
     def wait(self, timeout: float | None) -> Event | None:
-        """Block until an event arrives (None after ``timeout`` seconds)."""
+        """Block until an event arrives (None after ``timeout`` seconds). The reader's error
+        is raised, and stays queued: the reader stopped, every later wait raises it too (a
+        burst taken inside a repair does not swallow what must stop the agent's loop)."""
         try:
             item = self._queue.get(timeout=timeout) if timeout is not None else self._queue.get()
         except queue.Empty:
             return None
         if isinstance(item, BaseException):
+            self._queue.put(item)
             raise item
         return item
 
@@ -231,6 +234,6 @@ class EventSource:
             except queue.Empty:
                 return events
             if isinstance(item, BaseException):
-                self._queue.put(item)  # the reader's last item: it stopped
+                self._queue.put(item)  # the reader's last item: it stopped (see wait)
                 return events
             events.append(item)
