@@ -18,7 +18,6 @@ from multihome.backend.netlink import (
     _devconf_offset,
     _raw_link,
     _with_devconf,
-    sysctl_path,
 )
 from multihome.backend.rtnl import (
     AF_INET,
@@ -42,10 +41,10 @@ COMPONENT = st.text(alphabet="abcdef0123456789_-/", min_size=1, max_size=8)
 @settings(max_examples=200, deadline=None)
 @given(st.lists(COMPONENT, min_size=1, max_size=6))
 def test_sysctl_path_is_the_models_path(parts: list[str]) -> None:
-    """One ``translate`` gives the path ``Sysctl.path`` gives, '/' inside a component
-    included (it stands for a '.': ``eth0/100``)."""
+    """``Sysctl.path`` (one ``str.replace`` for a name without a '/') is the general form:
+    split at the dots, a '/' inside a component made a '.' (``eth0/100``), joined by '/'."""
     name = ".".join(parts)
-    assert sysctl_path(name) == Sysctl(name, "1").path
+    assert Sysctl(name, "1").path == "/".join(part.replace("/", ".") for part in parts)
 
 
 def _plain_lookup_body(

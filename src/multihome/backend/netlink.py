@@ -2,8 +2,9 @@
 
 Reads are four dumps (links, addresses, routes, rules) decoded straight into the model, plus
 the sysctls from ``/proc/sys``. Changes are *batched*: the routes and rules of a plan go to the
-kernel many per ``send`` (:meth:`RtnlSocket.batch`), and the acknowledgements are collected
-afterwards, instead of one request-and-wait per change. The contract of
+kernel many per ``send`` (:meth:`RtnlSocket.batch`), and the kernel's errors (and one
+acknowledgement per ``send``) are collected afterwards, instead of one request-and-wait per
+change. The contract of
 :meth:`Backend.apply` still holds exactly: changes take effect in order, and on the first
 failure :class:`ChangeFailed` names that change and how many were made before it. Because the
 kernel also handles the requests sent after a failed one, those that succeeded are undone
@@ -214,16 +215,6 @@ DEVCONF_KNOBS = tuple((knob, DEVCONF[knob] - 1) for knob in SYSCTL_KNOBS)
 #: ``itemgetter``, made once.
 _DEVCONF_HEAD = struct.Struct(f"={max(DEVCONF.values())}i")
 _DEVCONF_PICK = operator.itemgetter(*(index for _knob, index in DEVCONF_KNOBS))
-
-
-def sysctl_path(name: str) -> str:
-    """:attr:`Sysctl.path <multihome.model.Sysctl.path>` of the sysctl ``name``: without a
-    '/' (which inside a component stands for a '.', ``eth0/100``), its dots made slashes
-    by one ``str.replace`` (``Sysctl.path`` splits, replaces per component and joins; an
-    apply writes 1,024 sysctls at 256 ports)."""
-    if "/" not in name:
-        return name.replace(".", "/")
-    return "/".join(part.replace("/", ".") for part in name.split("."))
 
 
 #: The start of every rule's message (:meth:`NetlinkBackend.rule_message`): the fib_rule_hdr
@@ -569,11 +560,8 @@ class NetlinkBackend:
             sysctl = change.obj
             if not isinstance(sysctl, Sysctl):
                 break
-            name = sysctl.name
-            try:  # sysctl_path without a call per write where no component holds a '/'
-                fd = os.open(
-                    base + (sysctl_path(name) if "/" in name else name.replace(".", "/")), flags
-                )
+            try:
+                fd = os.open(base + sysctl.path, flags)
                 try:
                     os.write(fd, (sysctl.value + "\n").encode())
                 finally:
@@ -583,7 +571,7 @@ class NetlinkBackend:
                 if exc.errno == errno.EROFS:
                     reason += f" ({self._proc_sys}/{sysctl.path}): {READ_ONLY_SYSCTLS}"
                 raise ChangeFailed(change, done + end - start, reason) from exc
-            written[name] = sysctl.value
+            written[sysctl.name] = sysctl.value
             end += 1
         return end
 
@@ -955,7 +943,7 @@ class NetlinkBackend:
             return Lookup(None, None, None, None, error=errno.ENETUNREACH)
         if not self._names:
             self._read_index()
-        return self._answer(answers[0])
+        return self._answer(answers[0].body)
 
     def lookups(self, queries: Sequence[Query]) -> list[Lookup | None]:
         """The lookups as one batch of requests (a round trip each would cost ~0.15 ms)."""
@@ -1011,15 +999,15 @@ class NetlinkBackend:
             index,
         )
 
-    def _answer(self, answer: Message, known: dict[bytes, IPAddress] | None = None) -> Lookup:
-        """A route lookup's answer (RTM_NEWROUTE) as a :class:`Lookup` (its four attributes
-        taken in one pass; a verification at 256 ports reads 768 of them); ``known``: the
-        addresses already made from their packed bytes (a batch's answers share a few).
+    def _answer(self, body: bytes, known: dict[bytes, IPAddress] | None = None) -> Lookup:
+        """A route lookup's answer (an RTM_NEWROUTE's body) as a :class:`Lookup` (its four
+        attributes taken in one pass; a verification at 256 ports reads 768 of them);
+        ``known``: the addresses already made from their packed bytes (a batch's answers
+        share a few).
 
         The attributes are found by :func:`multihome.nlattrs.spans`: the answers come in a
         few shapes, so each is one ``unpack_from`` of its headers instead of a walk of its
         nine attributes one by one (a walk that took every attribute's header in turn)."""
-        body = answer.body
         oif_index = table = None
         gateway = prefsrc = None
         for kind, start, stop in spans(body, RTMSG.size, _LOOKUP_KEPT):

@@ -5,8 +5,9 @@ generic NLA machinery about 0.15 ms per message; multihome runs at boot and from
 reads thousands of routes and rules on large hosts. The messages it needs are few and fixed
 (``rtnetlink(7)``, ``linux/rtnetlink.h``, ``linux/fib_rules.h``), so they are encoded and
 decoded here with :mod:`struct`, and requests are *batched*: many requests go to the kernel in
-one ``send``, each with its own sequence number and ``NLM_F_ACK``, and the acknowledgements are
-collected afterwards (the kernel handles the requests of one ``send`` in order).
+one ``send``, each with its own sequence number, the last one with ``NLM_F_ACK``; the errors
+and that acknowledgement are collected afterwards (the kernel handles the requests of one
+``send`` in order and answers every failed one).
 
 Nothing here knows the model; :mod:`multihome.backend.netlink` maps messages to it.
 """
@@ -143,7 +144,7 @@ I32 = struct.Struct("=i")
 #: A netlink header's length and type (:data:`NLMSGHDR`'s first two fields).
 _HEAD = struct.Struct("=IH")
 
-#: Requests per ``send``: every acknowledgement must fit the receive buffer until read.
+#: Requests per ``send``: every error (when all fail) must fit the receive buffer until read.
 BATCH_SIZE = 256
 RCVBUF = 4 * 1024 * 1024
 RECV_SIZE = 256 * 1024
@@ -397,25 +398,26 @@ class RtnlSocket:
                     return answers
                 answers.append(Message(kind, rflags, payload))
 
-    def gets(self, msg_type: int, bodies: Sequence[bytes]) -> list[Message | NetlinkError]:
+    def gets(self, msg_type: int, bodies: Sequence[bytes]) -> list[bytes | NetlinkError]:
         """``get`` requests (without a dump), ``BATCH_SIZE`` per ``send``: per request its
-        one answer, or the kernel's error. The answers are parsed in place in the receive
-        buffer (a verification at 256 ports asks 768: no generator and one copy per
-        answer, as :meth:`_acks`)."""
+        one answer's body (after the netlink header; a get's answer has one type, the new
+        object's), or the kernel's error. The answers are parsed in place in the receive
+        buffer (a verification at 256 ports asks 768: no generator, one copy per answer
+        and no :class:`Message` around it, as :meth:`_errors`)."""
         sock, buffer = self._sock, self._buffer
-        unpack, code_of = NLMSGHDR.unpack_from, I32.unpack_from
-        results: list[Message | NetlinkError] = []
+        pack, unpack, code_of = NLMSGHDR.pack, NLMSGHDR.unpack_from, I32.unpack_from
+        results: list[bytes | NetlinkError] = []
         for start in range(0, len(bodies), BATCH_SIZE):
             chunk = bodies[start : start + BATCH_SIZE]
             count = len(chunk)
             first = self.next_seq(count)
             sock.send(
-                b"".join(
-                    message(msg_type, NLM_F_REQUEST, (first + i) & 0x7FFFFFFF, body)
-                    for i, body in enumerate(chunk)
+                b"".join(  # :func:`message` of each, without a call per request (as batch)
+                    pack(16 + len(body), msg_type, NLM_F_REQUEST, seq & 0x7FFFFFFF, 0) + body
+                    for seq, body in enumerate(chunk, start=first)
                 )
             )
-            answers: list[Message | NetlinkError | None] = [None] * count
+            answers: list[bytes | NetlinkError | None] = [None] * count
             waiting = count
             while waiting:
                 size = sock.recv_into(buffer)
@@ -435,43 +437,55 @@ class RtnlSocket:
                             continue  # an acknowledgement, not an answer
                         answers[index] = error(code, bytes(buffer[at:end]), flags)
                     else:
-                        answers[index] = Message(kind, flags, bytes(buffer[at:end]))
+                        answers[index] = bytes(buffer[at:end])
                     waiting -= 1
             results += [a for a in answers if a is not None]
         return results
 
     def batch(self, requests: Sequence[tuple[int, int, bytes]]) -> list[NetlinkError | None]:
         """Send ``requests`` (type, flags, body) in order, ``BATCH_SIZE`` per ``send``, each
-        with ``NLM_F_ACK`` and its own sequence number; collect the acknowledgements.
+        with its own sequence number; collect the kernel's errors.
 
         Returns, per request, None (done) or the kernel's error. The kernel handles every
         request, also those after a failed one: the caller decides what to do about them.
+
+        Only the last request of a ``send`` asks for an acknowledgement (``NLM_F_ACK``): the
+        kernel answers every failed request with its error whether or not it was asked to,
+        and handles one socket's requests in order, so the last one's answer comes after
+        every error of the requests before it. (An ack per request was a datagram and a
+        ``recv`` each: 1,536 at 256 ports, for the same information.)
         """
         results: list[NetlinkError | None] = [None] * len(requests)
         pack = NLMSGHDR.pack
         for start in range(0, len(requests), BATCH_SIZE):
             chunk = requests[start : start + BATCH_SIZE]
-            first = self.next_seq(len(chunk))
+            count = len(chunk)
+            first = self.next_seq(count)
+            last = (first + count - 1) & 0x7FFFFFFF
             data = b"".join(  # :func:`message` of each, without a call per request
-                pack(16 + len(body), kind, NLM_F_REQUEST | NLM_F_ACK | flags, seq & 0x7FFFFFFF, 0)
-                + body
-                for seq, (kind, flags, body) in enumerate(chunk, start=first)
+                pack(16 + len(body), kind, NLM_F_REQUEST | flags, seq & 0x7FFFFFFF, 0) + body
+                for seq, (kind, flags, body) in enumerate(chunk[:-1], start=first)
             )
+            kind, flags, body = chunk[-1]
+            data += pack(16 + len(body), kind, NLM_F_REQUEST | NLM_F_ACK | flags, last, 0) + body
             self._sock.send(data)
-            self._acks(first, len(chunk), results, start)
+            self._errors(first, count, results, start)
         return results
 
-    def _acks(self, first: int, count: int, results: list[NetlinkError | None], start: int) -> None:
-        """Receive the acknowledgements of requests ``first`` to ``first + count - 1``
-        (sequence numbers) until all came: an error into ``results[start + i]``. Parsed in
-        place, in one call for the whole chunk (a batch at 256 ports is 1,536 of them, one
-        datagram each: no message is copied but an error's, no call per datagram)."""
+    def _errors(
+        self, first: int, count: int, results: list[NetlinkError | None], start: int
+    ) -> None:
+        """Receive the answers to requests ``first`` to ``first + count - 1`` (sequence
+        numbers) until the last one's came (its acknowledgement or its error): each error
+        into ``results[start + i]``. Parsed in place in the receive buffer (no message is
+        copied but an error's)."""
         receive, buffer = self._sock.recv_into, self._buffer
         unpack, code_of = NLMSGHDR.unpack_from, I32.unpack_from
-        waiting = count
-        while waiting:
+        last = count - 1
+        while True:
             size = receive(buffer)
             offset = 0
+            answered = False
             while offset + 16 <= size:
                 length, kind, flags, seq, _pid = unpack(buffer, offset)
                 if length < 16:
@@ -482,8 +496,10 @@ class RtnlSocket:
                     if code:
                         payload = bytes(buffer[offset + 16 : offset + length])
                         results[start + index] = error(code, payload, flags)
-                    waiting -= 1
+                    answered = answered or index == last
                 offset += (length + 3) & ~3
+            if answered:
+                return
 
 
 def error(code: int, payload: bytes, flags: int) -> NetlinkError:
