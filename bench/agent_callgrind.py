@@ -101,6 +101,9 @@ def inner(kind: str, rounds: int, peer: str, profile: str | None) -> None:
         def pending(self) -> int:
             return 0
 
+        def take(self) -> list[object]:
+            return []
+
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
     backend = NetlinkBackend()
     agent = Agent(

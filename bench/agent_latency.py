@@ -718,12 +718,18 @@ def main() -> None:
     parser.add_argument(
         "--kinds",
         help=f"only these kinds, comma-separated [{','.join(KINDS)}; "
-        f"with --dual-stack {','.join(KINDS6)}]",
+        f"with --dual-stack {','.join(KINDS6)}]; hotplug measures detach too",
     )
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--peer", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    kinds = tuple(args.kinds.split(",")) if args.kinds else KINDS6 if args.dual_stack else KINDS
+    known = KINDS6 if args.dual_stack else KINDS
+    kinds = tuple(args.kinds.split(",")) if args.kinds else known
+    unknown = [kind for kind in kinds if kind not in known]
+    if unknown:
+        parser.error(f"--kinds: unknown {','.join(unknown)} (known: {','.join(known)})")
+    if "hotplug" in kinds and "detach" not in kinds:
+        kinds += ("detach",)  # each hot-plugged port is detached again before the next one
     if args.inner:
         print(
             json.dumps(

@@ -518,7 +518,7 @@ class Route(Ordered):
         """Identity: every attribute (two routes differing in any attribute are different);
         computed once."""
         dst, gateway, prefsrc = self.texts
-        return (
+        key = (
             self.family,
             self.table,
             dst,
@@ -536,6 +536,13 @@ class Route(Ordered):
             if self.nexthops
             else ()
         )
+        # The order with it, right after it (see order): every route's __dict__ then gets
+        # its cached names in one order (texts, family, key, order, then is_default); with
+        # two orders (the plan asks is_default before order, the policy's sets the other
+        # way) CPython's cached attribute lookups missed on every other route: the plan's
+        # text took a third longer.
+        self.__dict__.update(key=key, order=_route_order(key))
+        return key
 
     @cached
     def order(self) -> tuple[Any, ...]:
@@ -545,10 +552,9 @@ class Route(Ordered):
         the device can be None (the addresses are texts), so only it is wrapped, ``(0,)`` or
         ``(1, name)``; comparing ``(1, a)`` with ``(1, b)`` is comparing ``a`` with ``b``
         (tests/unit/test_sort_keys.py compares the two orders). Thousands of routes per
-        apply are sorted: one tuple each instead of eleven and a comprehension."""
-        key = self.key
-        ifname = key[4]
-        return (*key[:4], _NONE_FIRST if ifname is None else (1, ifname), *key[5:])
+        apply are sorted: one tuple each instead of eleven and a comprehension. Stored by
+        :attr:`key` as it is made; computed here only for a key given (``with_cached``)."""
+        return _route_order(self.key)
 
     __hash__ = _hash_by_key
     __eq__ = _equal_by_key
@@ -781,6 +787,12 @@ class Rule(Ordered):
         }
         data.update({name: value for name, value in extra.items() if value is not None})
         return data
+
+
+def _route_order(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    """:attr:`Route.order` of a route's ``key``: only the device can be None."""
+    ifname = key[4]
+    return (*key[:4], _NONE_FIRST if ifname is None else (1, ifname), *key[5:])
 
 
 def _host_text(net: IPNetwork, text: str) -> str:

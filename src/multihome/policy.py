@@ -565,7 +565,9 @@ def compute_policy(
         interfaces=tuple(interfaces),
         skipped=tuple(skipped),
         ignored=tuple(ignored),
-        tables=tuple(sorted(tables.values(), key=order_key(Table))),
+        tables=tuple(
+            sorted(_named_tables(config, tables, resting, assigned), key=order_key(Table))
+        ),
         routes=frozenset(routes),
         rules=frozenset(rules),
         sysctls=tuple(sysctls),
@@ -1363,6 +1365,24 @@ def _assign_tables(
         used.add(candidate)
         result[link.name] = Table(candidate, config.table_name(link.name), link.name)
     return result
+
+
+def _named_tables(
+    config: Config, tables: dict[str, Table], resting: list[Skipped], assigned: dict[str, int]
+) -> list[Table]:
+    """The tables to name: the ports' and those of ports that rest (down, no address), whose
+    rules and table stay (``_preserve_for_skipped``), so their names stay too: ``ip rule`` and
+    ``ip route show table NAME`` go on showing them, reset and doctor know them by the names
+    file, and a flap does not write the file twice (durably, under /etc) to drop the name
+    and put it back."""
+    named = list(tables.values())
+    ids = {table.id for table in named}
+    for skipped in resting:
+        table_id = assigned[skipped.ifname]
+        if table_id not in ids:
+            ids.add(table_id)
+            named.append(Table(table_id, config.table_name(skipped.ifname), skipped.ifname))
+    return named
 
 
 def _preserve_for_skipped(

@@ -7,18 +7,13 @@ instance's ``__dict__``), so that its code comes from the bytecode cache instead
 takes each one's code and gives it its own globals (``_set``, ``_factories``, ``_fill``, the
 fields' names ``_n0``...). ``tests/unit/test_values.py`` checks that each compiles to the
 template's code and that every class of the package finds its shape here.
+
+Generated: ``python -m multihome.values --write-inits`` rewrites this file for the shapes the
+package's classes use (run it when a class gets a field count no other class has, and commit
+the result); do not edit it by hand.
 """
 
 # ruff: noqa: F821
-
-
-def set_1(
-    self,
-    _0,
-):
-    _set(self, _n0, _0)
-    if _factories:
-        _fill(self)
 
 
 def set_2(
@@ -113,29 +108,6 @@ def set_7(
     _set(self, _n4, _4)
     _set(self, _n5, _5)
     _set(self, _n6, _6)
-    if _factories:
-        _fill(self)
-
-
-def set_8(
-    self,
-    _0,
-    _1,
-    _2,
-    _3,
-    _4,
-    _5,
-    _6,
-    _7,
-):
-    _set(self, _n0, _0)
-    _set(self, _n1, _1)
-    _set(self, _n2, _2)
-    _set(self, _n3, _3)
-    _set(self, _n4, _4)
-    _set(self, _n5, _5)
-    _set(self, _n6, _6)
-    _set(self, _n7, _7)
     if _factories:
         _fill(self)
 
@@ -252,6 +224,54 @@ def set_12(
         _fill(self)
 
 
+def dict_5(
+    self,
+    _0,
+    _1,
+    _2,
+    _3,
+    _4,
+):
+    _set(
+        self,
+        "__dict__",
+        {
+            _n0: _0,
+            _n1: _1,
+            _n2: _2,
+            _n3: _3,
+            _n4: _4,
+        },
+    )
+    if _factories:
+        _fill(self)
+
+
+def dict_6(
+    self,
+    _0,
+    _1,
+    _2,
+    _3,
+    _4,
+    _5,
+):
+    _set(
+        self,
+        "__dict__",
+        {
+            _n0: _0,
+            _n1: _1,
+            _n2: _2,
+            _n3: _3,
+            _n4: _4,
+            _n5: _5,
+        },
+    )
+    if _factories:
+        _fill(self)
+
+
 def dict_11(
     self,
     _0,
@@ -266,18 +286,23 @@ def dict_11(
     _9,
     _10,
 ):
-    _d = self.__dict__
-    _d[_n0] = _0
-    _d[_n1] = _1
-    _d[_n2] = _2
-    _d[_n3] = _3
-    _d[_n4] = _4
-    _d[_n5] = _5
-    _d[_n6] = _6
-    _d[_n7] = _7
-    _d[_n8] = _8
-    _d[_n9] = _9
-    _d[_n10] = _10
+    _set(
+        self,
+        "__dict__",
+        {
+            _n0: _0,
+            _n1: _1,
+            _n2: _2,
+            _n3: _3,
+            _n4: _4,
+            _n5: _5,
+            _n6: _6,
+            _n7: _7,
+            _n8: _8,
+            _n9: _9,
+            _n10: _10,
+        },
+    )
     if _factories:
         _fill(self)
 
@@ -307,28 +332,33 @@ def dict_22(
     _20,
     _21,
 ):
-    _d = self.__dict__
-    _d[_n0] = _0
-    _d[_n1] = _1
-    _d[_n2] = _2
-    _d[_n3] = _3
-    _d[_n4] = _4
-    _d[_n5] = _5
-    _d[_n6] = _6
-    _d[_n7] = _7
-    _d[_n8] = _8
-    _d[_n9] = _9
-    _d[_n10] = _10
-    _d[_n11] = _11
-    _d[_n12] = _12
-    _d[_n13] = _13
-    _d[_n14] = _14
-    _d[_n15] = _15
-    _d[_n16] = _16
-    _d[_n17] = _17
-    _d[_n18] = _18
-    _d[_n19] = _19
-    _d[_n20] = _20
-    _d[_n21] = _21
+    _set(
+        self,
+        "__dict__",
+        {
+            _n0: _0,
+            _n1: _1,
+            _n2: _2,
+            _n3: _3,
+            _n4: _4,
+            _n5: _5,
+            _n6: _6,
+            _n7: _7,
+            _n8: _8,
+            _n9: _9,
+            _n10: _10,
+            _n11: _11,
+            _n12: _12,
+            _n13: _13,
+            _n14: _14,
+            _n15: _15,
+            _n16: _16,
+            _n17: _17,
+            _n18: _18,
+            _n19: _19,
+            _n20: _20,
+            _n21: _21,
+        },
+    )
     if _factories:
         _fill(self)

@@ -166,8 +166,10 @@ def _template_source(count: int, into_dict: bool, name: str = "__init__") -> str
     """The source of the function ``name(self, _0, ..., _{count-1})`` that :func:`_template`
     gives the code of (``multihome.value_inits`` holds it written out for the common shapes)."""
     params = "".join(f"_{i}, " for i in range(count))
-    if into_dict:
-        sets = "    _d = self.__dict__\n" + "".join(f"    _d[_n{i}] = _{i}\n" for i in range(count))
+    if into_dict:  # (one item a line, as ruff formats value_inits.py)
+        items = "".join(f"            _n{i}: _{i},\n" for i in range(count))
+        head = '    _set(\n        self,\n        "__dict__",\n'
+        sets = f"{head}        {{\n{items}        }},\n    )\n"
     else:
         sets = "".join(f"    _set(self, _n{i}, _{i})\n" for i in range(count))
     return f"def {name}(self, {params}):\n{sets}    if _factories:\n        _fill(self)\n"
@@ -178,13 +180,21 @@ def _template(count: int, into_dict: bool) -> Any:
     attribute named by its global ``_n0``, ``_n1``..., then calling ``_fill(self)`` if
     ``_factories``. ``into_dict`` False: with ``object.__setattr__``, as the generated one does
     (the instance keeps CPython's inline attribute values, faster to read than a dict).
-    ``into_dict`` True: stored into the instance's ``__dict__``, for a class whose cached
-    properties make that dict on first use anyway (:func:`_dict_made_anyway`): a store is a
-    bytecode, ``object.__setattr__`` a C call through a slot wrapper (23 for a rule: a tenth of
-    the policy's and the plan's instructions at 256 ports). The shapes the package's classes
-    use are written out in ``multihome.value_inits`` (compiled once into the bytecode cache:
-    ``exec`` of :func:`_template_source` costs ~0.8 M instructions per shape on every start);
-    any other shape is compiled here, once per process."""
+    ``into_dict`` True: the instance's ``__dict__`` set once, to a dict display of the
+    fields, for a class whose cached properties make that dict on first use anyway
+    (:func:`_dict_made_anyway`): one C call instead of one through a slot wrapper per field
+    (23 for a rule: a tenth of the policy's and the plan's instructions at 256 ports). A dict
+    of its own, not the one CPython materialises from the class's shared keys when
+    ``self.__dict__`` is first asked: on that one (a split table) the interpreter's
+    specialised attribute lookup (``LOAD_ATTR_WITH_HINT``) never applies, and every read of a
+    route's or rule's field or cached key took the generic path (the plan's text at 256
+    ports: 28.6 -> 23.3 M instructions). For the hint to hit, the cached properties must
+    also be stored in one order on every instance (``model.Route.key``).
+
+    The shapes the package's classes use are written out in ``multihome.value_inits``
+    (compiled once into the bytecode cache: ``exec`` of :func:`_template_source` costs
+    ~0.8 M instructions per shape on every start); any other shape is compiled here, once
+    per process."""
     code = _TEMPLATES.get((count, into_dict))
     if code is None:
         written = getattr(value_inits, _written_name(count, into_dict), None)
@@ -205,11 +215,13 @@ def _written_name(count: int, into_dict: bool) -> str:
 
 
 #: The fewest fields for which a class with cached properties gets the dict-store
-#: ``__init__`` (:func:`_template`): each form is compiled at start-up for each field count
-#: used (~0.8 M instructions), more than the ``object.__setattr__`` calls it saves for a
-#: class of few fields (an address's six, the host state's five); a route has eleven, a rule
-#: twenty-two, and thousands of each are made per apply at 256 ports.
-_DICT_INIT_FIELDS = 10
+#: ``__init__`` (:func:`_template`): every such class, an address's six fields and the host
+#: state's five too. Its instances get a dict anyway (the cached values), and one made by
+#: ``with_cached`` or a property from the class's shared keys is a split table, on which
+#: attribute lookups are never specialised (a read's 514 addresses, asked for their
+#: address, scope and family all through the policy). The shapes are written out in
+#: ``value_inits``: no compilation at start-up (what kept small classes out before).
+_DICT_INIT_FIELDS = 1
 
 
 def _dict_made_anyway(cls: type) -> bool:
@@ -237,9 +249,8 @@ def _init(qualname: str, every: tuple[Field, ...], into_dict: bool) -> Callable[
             if getattr(self, name) is _FACTORY:
                 object.__setattr__(self, name, factory())
 
-    local = ("_d",) if into_dict else ()
     code = _template(len(names), into_dict).replace(
-        co_varnames=("self", *names, *local), co_qualname=f"{qualname}.__init__"
+        co_varnames=("self", *names), co_qualname=f"{qualname}.__init__"
     )
     defaults = tuple(
         f.default if f.default is not MISSING else _FACTORY
@@ -363,6 +374,59 @@ def _record(cls: type[_T]) -> type[_T]:
     return _make(cls, frozen=False)
 
 
+def _shapes_used() -> list[tuple[int, bool]]:
+    """The ``__init__`` shapes (field count, into the instance dict) of every class of the
+    package that gets its ``__init__`` from here (all its modules imported)."""
+    import importlib
+    import os
+    import pkgutil
+
+    package = os.path.dirname(value_inits.__file__ or "")  # (the package, by path: layers)
+    shapes: set[tuple[int, bool]] = set()
+    for module in pkgutil.walk_packages([package], "multihome."):
+        if module.name == "multihome.__main__":
+            continue
+        for value in vars(importlib.import_module(module.name)).values():
+            if not isinstance(value, type) or "__values_fields__" not in vars(value):
+                continue
+            init: Any = vars(value).get("__init__")
+            if not isinstance(init, FunctionType) or "_fill" not in init.__globals__:
+                continue  # the class's own __init__
+            count = len(fields(value))
+            shapes.add((count, count >= _DICT_INIT_FIELDS and _dict_made_anyway(value)))
+    return sorted(shapes, key=lambda shape: (shape[1], shape[0]))
+
+
+def _inits_source(shapes: list[tuple[int, bool]]) -> str:
+    """The text of ``multihome/value_inits.py`` for ``shapes``: its docstring and, per shape,
+    :func:`_template_source` as ``set_N``/``dict_N`` (one parameter a line, as ``ruff format``
+    writes the template's trailing comma)."""
+    head = (value_inits.__doc__ or "").strip("\n")
+    parts = [f'"""{head}\n"""\n\n# ruff: noqa: F821\n']
+    for count, into_dict in shapes:
+        name = _written_name(count, into_dict)
+        body = _template_source(count, into_dict, name).split("\n", 1)[1]
+        params = "".join(f"    {param},\n" for param in ["self", *(f"_{i}" for i in range(count))])
+        parts.append(f"\ndef {name}(\n{params}):\n{body}")
+    return "\n".join(parts)
+
+
+def _write_inits(argv: list[str]) -> int:
+    """``python -m multihome.values --write-inits``: rewrite ``multihome/value_inits.py`` for
+    the shapes the package's classes use now (after a class gains a field count no other
+    class has; tests/unit/test_values.py names this command when one is missing)."""
+    if argv != ["--write-inits"]:
+        print("usage: python -m multihome.values --write-inits", file=sys.stderr)
+        return 2
+    path = value_inits.__file__
+    assert path is not None
+    text = _inits_source(_shapes_used())
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    print(f"wrote {path}")
+    return 0
+
+
 if TYPE_CHECKING:
 
     @dataclass_transform(frozen_default=True, field_specifiers=(field,))
@@ -377,3 +441,8 @@ if TYPE_CHECKING:
 
 else:
     frozen, record = _frozen, _record
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_write_inits(sys.argv[1:]))

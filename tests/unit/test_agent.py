@@ -22,10 +22,12 @@ from hosts import host, howto_host, link
 
 from multihome.agent import addressing, dhcphook
 from multihome.agent.events import Event, EventSource
-from multihome.agent.service import IDLE_COLLECT, Agent, AgentOptions
+from multihome.agent.service import IDLE_COLLECT, RECHECK_DELAY, Agent, AgentOptions
 from multihome.agent.state import AgentStatus, run_dir, write_status
+from multihome.backend import Lookup
 from multihome.backend.fake import FakeBackend
 from multihome.config import Config
+from multihome.files import under_root
 from multihome.model import (
     PROTO_DHCP,
     PROTO_STATIC,
@@ -35,6 +37,7 @@ from multihome.model import (
     IPAddress,
     Route,
 )
+from multihome.names import RT_TABLES_FILE
 from multihome.plan import Change
 from multihome.source.network_data import MetaData, parse_network_data
 from multihome.source.readers import Metadata
@@ -148,14 +151,20 @@ def test_foreign_default_readded_to_main_is_removed(tmp_path: Path) -> None:
 
 def test_link_flap_restores_the_table(tmp_path: Path) -> None:
     """eth1 down flushes every route through it (its table's too); once up again the agent
-    puts eth1's table back, so its replies leave through eth1 again."""
+    puts eth1's table back, so its replies leave through eth1 again. The table names file
+    is not written at all: the resting port keeps its rules, so its table keeps its name."""
     agent, backend = started(tmp_path)
+    names = under_root(tmp_path, RT_TABLES_FILE)
+    text, written = names.read_text(), names.stat().st_ino
+    assert "\tmh-eth1\t" in text
     backend.set_link_down("eth1")
     assert not has_table_default(backend.state, "eth1")
     agent.reconcile("link new eth1 down", 0.0)
+    assert (names.read_text(), names.stat().st_ino) == (text, written)
     backend.set_link_up("eth1")
     before = len(backend.announced)
     agent.reconcile("link new eth1 up", 0.0)
+    assert (names.read_text(), names.stat().st_ino) == (text, written)
     assert converged(backend)
     assert_settled(agent, backend, before)
     found = backend.lookup(PROBE, src=ETH1)
@@ -537,3 +546,143 @@ def test_the_static_records_of_ports_gone_are_removed_and_nothing_else(tmp_path:
     left = sorted(p.name for p in folder.iterdir() if p.name.endswith((".json", ".leases")))
     assert "static.eth2.json" not in left
     assert {"static.eth1.json", "static.json", "dhclient.eth2.leases"} <= set(left)
+
+
+class Halfway(FakeBackend):
+    """The twin answering the route lookups from ``misrouted`` sources through eth0, as the
+    kernel does for a hot-plugged port on eth0's subnet that has its address and not yet its
+    DHCP default (isolated, no table: main's first subnet route is eth0's)."""
+
+    misrouted: frozenset[IPAddress] = frozenset()
+
+    def lookup(
+        self, dst: IPAddress, src: IPAddress | None = None, oif: str | None = None
+    ) -> Lookup | None:
+        found = super().lookup(dst, src, oif)
+        if found is None or src not in self.misrouted:
+            return found
+        return replace(found, ifname="eth0")
+
+
+ETH2 = ipaddress.ip_interface("192.168.0.120/24")
+
+
+def _halfway_hotplug(tmp_path: Path) -> tuple[Agent, Halfway]:
+    """The agent after its repair of eth2's address alone: eth2's on-link check failed."""
+    backend = Halfway(howto_host())
+    agent = Agent(backend, Config, tmp_path, AgentOptions(source="kernel", dhcp=False))
+    agent.reconcile("start", 0.0)
+    backend.misrouted = frozenset({ETH2.ip})
+    backend.add_link(link("eth2", 4))
+    backend.add_address(Address("eth2", ETH2))
+    assert agent.reconcile("addr new 192.168.0.120/24 dev eth2", 0.0) is not None
+    repair = agent.status.last_repair
+    assert repair is not None and repair.verified == "6/7", repair
+    return agent, backend
+
+
+def test_a_failed_check_is_checked_again_before_it_is_an_error(tmp_path: Path) -> None:
+    """A check that fails after a repair is not counted yet: it is checked again after
+    RECHECK_DELAY (the loop's timer), with no event. The port's default came meanwhile
+    and nothing is left to change: the re-check verifies again (no announcement), passes,
+    and no error is counted; the timer is off again."""
+    agent, backend = _halfway_hotplug(tmp_path)
+    assert agent.status.errors == 0 and agent.status.last_error is None
+    due = agent.timers.recheck_at
+    assert due is not None and agent.timers.next() == due
+    assert not agent._timer_due(due - RECHECK_DELAY / 2) and agent._timer_due(due)
+    backend.misrouted = frozenset()  # the transient is over (and eth2's default is seen)
+    announced, lookups = len(backend.announced), backend.route_lookups
+    agent.timers.recheck_at = time.monotonic()  # as the timer fires
+    assert agent.reconcile("re-check", 0.0) is None  # nothing to change
+    assert backend.route_lookups > lookups and len(backend.announced) == announced
+    assert agent.status.errors == 0 and agent.status.last_error is None
+    assert agent.timers.recheck_at is None and not agent.proof.suspects
+    assert agent.status.last_repair is not None and agent.status.last_repair.verified == "7/7"
+
+
+def test_a_failed_check_that_a_repair_proves_is_no_error(tmp_path: Path) -> None:
+    """The next event comes before the re-check is due (the port's DHCP default, 18 ms
+    later in the benchmark): its repair's verification passes, which ends the matter."""
+    agent, backend = _halfway_hotplug(tmp_path)
+    backend.misrouted = frozenset()
+    backend.apply([Change("add", dhcp_default("eth2", ETH2.ip, 102))])
+    assert agent.reconcile("route new default table 254 dev eth2", 0.0) is not None
+    assert converged(backend, ("eth0", "eth1", "eth2"))
+    assert agent.status.errors == 0 and agent.status.last_error is None
+    assert agent.timers.recheck_at is None and not agent.proof.suspects
+
+
+def test_a_failed_check_that_persists_is_one_error(tmp_path: Path) -> None:
+    """Still failing at the re-check: one error, its details in ``last_error``; then
+    nothing is checked again until a repair (no timer, no lookups)."""
+    agent, backend = _halfway_hotplug(tmp_path)
+    assert agent.timers.recheck_at is not None
+    # RECHECK_DELAY later, in the agent's clock:
+    agent.proof.suspects = {
+        key: replace(suspect, since=suspect.since - RECHECK_DELAY)
+        for key, suspect in agent.proof.suspects.items()
+    }
+    agent.timers.recheck_at = time.monotonic()
+    assert agent.reconcile("re-check", 0.0) is None
+    assert agent.status.errors == 1
+    error = agent.status.last_error
+    assert error is not None
+    assert "after addr new 192.168.0.120/24 dev eth2: verification: eth2 192.168.0.120 " in error
+    assert "on-link: expected dev eth2, got dev eth0 (still failing 1.0 s later)" in error
+    assert agent.timers.recheck_at is None and not agent.proof.suspects
+    lookups = backend.route_lookups
+    assert agent.reconcile("nothing", 0.0) is None
+    assert backend.route_lookups == lookups and agent.status.errors == 1
+
+
+class LateHotplug(FakeBackend):
+    """The twin where eth2 is plugged in (address, DHCP default) just after the agent's
+    read, its link event queued for the agent as the reader thread does."""
+
+    events: EventSource | None = None
+
+    def read(self) -> HostState:
+        state = super().read()
+        if self.events is not None:
+            events, self.events = self.events, None
+            self.add_link(link("eth2", 4))
+            self.add_address(Address("eth2", ETH2))
+            self.apply([Change("add", dhcp_default("eth2", ETH2.ip, 102))])
+            events._queue.put(Event("link", "new", 4, "eth2", "up", time.monotonic()))
+        return state
+
+
+def test_events_that_come_while_a_repair_plans_are_planned_with_it(tmp_path: Path) -> None:
+    """A DHCP default put back into main is being repaired when eth2 is plugged in: its
+    event, queued while the repair read and planned, is taken into the same repair before
+    its first change (read and planned again, once): one repair moves eth1's default and
+    gives eth2 its table, and nothing is left queued or to do."""
+    events = EventSource()
+    backend = LateHotplug(howto_host())
+    agent = Agent(backend, Config, tmp_path, AgentOptions(source="kernel", dhcp=False), events)
+    agent.reconcile("start", 0.0)
+    backend.apply([Change("add", dhcp_default("eth1", ETH1, 101))])
+    backend.events = events
+    repairs = agent.status.repairs
+    assert agent.reconcile("route new default table 254 dev eth1", 0.0) is not None
+    assert backend.events is None and events.pending() == 0
+    assert agent.status.repairs == repairs + 1 and agent.status.events == 1
+    assert converged(backend, ("eth0", "eth1", "eth2"))
+    assert "eth2" in agent.hotplugged
+    assert agent.reconcile("nothing", 0.0) is None
+
+
+def test_the_readers_error_stays_queued_for_the_loop() -> None:
+    """The reader thread's error (its last item: it stopped) is never swallowed: ``take``
+    (inside a repair) returns the events before it and leaves it, and every ``wait`` raises
+    it, so the agent's loop stops rather than wait forever on a reader that is gone."""
+    source = EventSource()
+    event = Event("route", "new", detail="default table 254", at=time.monotonic())
+    source._queue.put(event)
+    source._queue.put(OSError(5, "Input/output error"))
+    assert source.take() == [event]
+    for _ in range(2):
+        with pytest.raises(OSError, match="Input/output error"):
+            source.wait(0)
+    assert source.take() == []

@@ -17,8 +17,10 @@ from multihome.backend import Lookup
 from multihome.backend.netlink import (
     NetlinkBackend,
     _address,
+    _address_of,
     _interface,
     _kept,
+    _network_of,
     _route,
     _rule,
 )
@@ -374,3 +376,57 @@ def test_an_interface_made_around_a_known_network_is_the_constructors(
     assert _interface(af, other, prefixlen, made).network is ours.network
     with pytest.raises(ValueError, match="not a valid netmask"):
         _interface(af, value, 8 * size + 1, made)
+
+
+@given(family=st.sampled_from([4, 6]), data=st.data())
+def test_a_network_and_an_address_made_from_bytes_are_the_constructors(
+    family: int, data: st.DataObject
+) -> None:
+    """:func:`_network_of` and :func:`_address_of` (the read's subnets, destinations,
+    addresses and gateways, made from their bytes) give what ``IPv4Network((packed,
+    prefixlen), strict=False)`` / ``ip_address(packed)`` give: the same type, attributes
+    (a host network's ``hosts`` too), equality, hash, texts (``ip_text``: IPv4-mapped and
+    dotted IPv6 forms included), pickled alike; host bits set, bytes or a prefix of another
+    length go to the constructor (which refuses what it refuses)."""
+    size = 4 if family == 4 else 16
+    mapped = st.binary(min_size=4, max_size=4).map(lambda v: bytes(10) + b"\xff\xff" + v)
+    value = data.draw(
+        st.binary(min_size=size, max_size=size) | (mapped if family == 6 else st.nothing())
+    )
+    prefixlen = data.draw(st.integers(0, 8 * size))
+    af = AF_INET if family == 4 else AF_INET6
+    masked = data.draw(st.booleans())
+    if masked:  # the kernel's destinations have no host bits
+        number = int.from_bytes(value, "big") >> (8 * size - prefixlen) << (8 * size - prefixlen)
+        value = number.to_bytes(size, "big")
+    ours_net = _network_of(af, value, prefixlen)
+    theirs_net = ipaddress.ip_network((value, prefixlen), strict=False)
+    assert type(ours_net) is type(theirs_net)
+    mine, theirs = dict(vars(ours_net)), dict(vars(theirs_net))
+    assert ("hosts" in mine) == ("hosts" in theirs)
+    if "hosts" in mine:
+        assert list(mine.pop("hosts")()) == list(theirs.pop("hosts")())
+    assert mine == theirs
+    assert (ours_net == theirs_net, hash(ours_net), str(ours_net), ip_text(ours_net)) == (
+        True,
+        hash(theirs_net),
+        str(theirs_net),
+        ip_text(theirs_net),
+    )
+    assert pickle.loads(pickle.dumps(ours_net)) == theirs_net
+    address, text = _address_of(af, value)
+    expected = ipaddress.ip_address(value)
+    assert type(address) is type(expected)
+    assert (address == expected, hash(address), str(address), text) == (
+        True,
+        hash(expected),
+        str(expected),
+        ip_text(expected),
+    )
+    if family == 6:
+        assert address.scope_id is None  # type: ignore[union-attr]
+    assert pickle.loads(pickle.dumps(address)) == expected
+    with pytest.raises(ValueError):
+        _network_of(af, value, 8 * size + 1)
+    with pytest.raises(ValueError):
+        _address_of(af, value + b"\0")

@@ -65,7 +65,11 @@ def test_equality_hash_and_repr_are_the_generated_ones(shape: int, into_dict: bo
         namespace["size"] = model.cached(_field_count)
     stock, ours = both(namespace)
     wide = len(dataclasses.fields(stock)) >= values._DICT_INIT_FIELDS
-    assert ("_d" in ours.__init__.__code__.co_varnames) == (into_dict and wide)
+    assert ("__dict__" in ours.__init__.__code__.co_consts) == (into_dict and wide)
+    if into_dict and wide:  # a dict of its own, the fields first, in order
+        assert list(vars(ours(*range(len(dataclasses.fields(stock)))))) == [
+            f.name for f in dataclasses.fields(stock)
+        ]
     names = [f.name for f in dataclasses.fields(stock)]
     rows = [
         dict(zip(names, values, strict=False))
@@ -258,7 +262,24 @@ def test_written_templates_are_the_compiled_ones_and_cover_the_package() -> None
         and cls.__init__.__code__.co_filename != value_inits.__file__
     ]
     assert not compiled_here, (
-        f"{compiled_here} compile their __init__ at start-up: add their shape to "
-        "multihome/value_inits.py, the text of values._template_source(count, into_dict) "
-        "as set_<count> (or dict_<count>)"
+        f"{compiled_here} compile their __init__ at start-up: run "
+        "`python -m multihome.values --write-inits` (it rewrites multihome/value_inits.py "
+        "for the shapes the package uses) and commit the result"
     )
+
+
+def test_the_written_templates_are_what_write_inits_writes() -> None:
+    """``multihome/value_inits.py`` is exactly what ``python -m multihome.values
+    --write-inits`` writes now (the shapes the package's classes use, nothing by hand); the
+    command without its option says how to call it (exit 2) and writes nothing."""
+    from multihome import value_inits
+
+    with open(value_inits.__file__ or "", encoding="utf-8") as handle:
+        written = handle.read()
+    assert written == values._inits_source(values._shapes_used()), (
+        "multihome/value_inits.py is stale: run `python -m multihome.values --write-inits`"
+    )
+    wrong = subprocess.run(
+        [sys.executable, "-m", "multihome.values"], capture_output=True, text=True, check=False
+    )
+    assert wrong.returncode == 2 and "--write-inits" in wrong.stderr

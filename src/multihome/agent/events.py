@@ -191,21 +191,24 @@ class EventSource:
                     self._queue.put(event)
 
     def wait(self, timeout: float | None) -> Event | None:
-        """Block until an event arrives (None after ``timeout`` seconds)."""
+        """Block until an event arrives (None after ``timeout`` seconds). The reader's error
+        is raised, and stays queued: the reader stopped, every later wait raises it too (a
+        burst taken inside a repair does not swallow what must stop the agent's loop)."""
         try:
             item = self._queue.get(timeout=timeout) if timeout is not None else self._queue.get()
         except queue.Empty:
             return None
         if isinstance(item, BaseException):
+            self._queue.put(item)
             raise item
         return item
 
     def burst(self, first: Event, quiet: float, limit: float) -> list[Event]:
-        """``first`` and the events that follow it closely (debouncing). The quiet is counted
-        from the moment an event is taken from the queue, not from its arrival: events that
-        waited there while a repair ran still wait ``quiet`` for the rest of their
-        disturbance (counted from the arrival, a burst of them ended after 0.2 ms, and a
-        disturbance still arriving may be split into two repairs; tried, no gain shown)."""
+        """``first`` and the events that follow it closely (debouncing): the burst ends when
+        no event comes within ``quiet`` seconds of taking the last one from the queue, or
+        ``limit`` seconds after ``first`` was taken. Events that waited in the queue while a
+        repair ran are taken at once, and the burst still waits ``quiet`` after them for the
+        rest of their disturbance."""
         events = [first]
         deadline = time.monotonic() + limit
         while True:
@@ -221,8 +224,9 @@ class EventSource:
         """How many events wait in the queue now (approximate, never blocks)."""
         return self._queue.qsize()
 
-    def drain(self) -> list[Event]:
-        """Everything queued now, without waiting."""
+    def take(self) -> list[Event]:
+        """The events queued now, without waiting (none: an empty list). An error of the
+        reader thread is left queued, for :meth:`wait` to raise in the main loop."""
         events: list[Event] = []
         while True:
             try:
@@ -230,5 +234,6 @@ class EventSource:
             except queue.Empty:
                 return events
             if isinstance(item, BaseException):
-                raise item
+                self._queue.put(item)  # the reader's last item: it stopped (see wait)
+                return events
             events.append(item)

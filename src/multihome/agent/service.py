@@ -71,6 +71,7 @@ from multihome.source.ports import (
 from multihome.transaction import checkpoint
 from multihome.transaction.pause import describe, paused
 from multihome.transaction.statedir import StateDir, route_from_json, route_to_json
+from multihome.verify import Check, verify_unless
 
 log = logging.getLogger("multihome.agent")
 
@@ -87,6 +88,11 @@ BUSY_COLLECT = 100
 #: How long a repair waits for another multihome (an apply, a reset) to release the lock;
 #: then it fails and is retried (backoff), so that systemd's watchdog is still fed.
 LOCK_TIMEOUT = 5.0
+#: A check that fails after a repair is an error only when it still fails this many seconds
+#: later (checked again then, or by the verification of a repair that comes first): the
+#: namespace may be half-way through a change (a hot-plugged port's address before its DHCP
+#: default: isolated, its on-link question answered through a peer on the same subnet).
+RECHECK_DELAY = 1.0
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,8 @@ class _Timers:
     retry_at: float | None = None
     hold_until: float | None = None
     watchdog_at: float | None = None
+    recheck_at: float | None = None
+    """When the verification is due again for checks that failed (:data:`RECHECK_DELAY`)."""
 
     def next(self) -> float | None:
         due = [
@@ -132,10 +140,38 @@ class _Timers:
                 self.retry_at,
                 self.hold_until,
                 self.watchdog_at,
+                self.recheck_at,
             )
             if t is not None
         ]
         return min(due) if due else None
+
+
+@dataclass(frozen=True)
+class _Suspect:
+    """A check that failed after a repair and is not an error yet (:data:`RECHECK_DELAY`)."""
+
+    since: float
+    """``time.monotonic()`` of the verification where it failed first."""
+    trigger: str
+    """The repair's trigger it failed after."""
+    check: Check
+    """Its last failure."""
+
+
+def _check_key(check: Check) -> tuple[str, str, str, str]:
+    """The same question in two verifications."""
+    return check.interface, check.address, check.name, check.destination
+
+
+@dataclass
+class _Proof:
+    """The verification's failures not judged yet."""
+
+    suspects: dict[tuple[str, str, str, str], _Suspect] = field(default_factory=dict)
+    """Checks that failed and are verified again before they count as errors."""
+    rechecked: list[Check] | None = None
+    """The verification ``_prepare`` made again in this pass (it had nothing to change)."""
 
 
 @dataclass
@@ -208,6 +244,7 @@ class Agent:
         self._kick = False
         self._owed = False
         """A repair whose announcement and verification were postponed (events waited)."""
+        self.proof = _Proof()
         self._idle = False
         self._watchdog = sdnotify.watchdog_interval()
         self._dirty = False
@@ -256,6 +293,11 @@ class Agent:
         self.dhcp6.clients.clear()
         self.status.configured.clear()  # their DHCP clients stopped with the agent
         self.status.configured6.clear()
+        if self.proof.suspects:  # stopped before the re-check: neither proved nor an error
+            log.info(
+                "stopped before checking again: %s",
+                _failures(s.check for s in self.proof.suspects.values()),
+            )
         self.status.running = False
         self.status.stopped = _now()
         self._save()
@@ -311,15 +353,24 @@ class Agent:
             timer_due = self._timer_due(now)
             if not burst and not timer_due:
                 continue
-            self.status.events += len(burst)
-            self._observe(burst)
-            # What the events say changed: the read dumps only that (an overrun or a
-            # timer: everything).
-            kinds = {event.kind for event in burst}
-            if burst and "overrun" not in kinds:
-                self.backend.expect(kinds)
-            trigger = _describe(burst, self.names) if burst else "timer"
+            self._take(burst)
+            trigger = (
+                _describe(burst, self.names)
+                if burst
+                else "re-check"
+                if self._recheck_due(now)
+                else "timer"
+            )
             self.reconcile(trigger, burst[0].at if burst else now)
+
+    def _take(self, burst: list[Event]) -> None:
+        """Count and observe a burst, and tell the backend what its events say changed: the
+        next read dumps only that (an overrun or a timer: everything)."""
+        self.status.events += len(burst)
+        self._observe(burst)
+        kinds = {event.kind for event in burst}
+        if burst and "overrun" not in kinds:
+            self.backend.expect(kinds)
 
     def _wait(self) -> list[Event]:
         idle = self.events.pending() == 0
@@ -350,7 +401,11 @@ class Agent:
             due = True
         if any(now >= t for t in (*self.timers.dhcp.values(), *self.timers.dhcp6.values())):
             due = True
-        return due
+        return due or self._recheck_due(now)
+
+    def _recheck_due(self, now: float) -> bool:
+        """Failed checks are due to be verified again (until a verification runs)."""
+        return self.timers.recheck_at is not None and now >= self.timers.recheck_at
 
     def _feed_watchdog(self, now: float) -> None:
         if self._watchdog is None:
@@ -428,21 +483,26 @@ class Agent:
         self._warn_once(n for n in done.assessment.desired.notes if n.startswith(FOREIGN_IN_BAND))
         if done.result.applied:
             lines += done.plan.lines()
+        checks = done.checks or self.proof.rechecked
         if lines:
             self._repaired(trigger, started, lines, done)
-        elif done.checks and self.status.last_repair is not None:  # a postponed one's turn
+        elif checks and self.status.last_repair is not None:  # a postponed one's or re-check
             last = self.status.last_repair
             self.status.last_repair = replace(
-                last, announced=done.announced, verified=_verified(done)
+                last,
+                announced=done.announced if done.checks else last.announced,
+                verified=_score(checks),
             )
-            log.info(
-                "repair after %s: verify %s, %d announced",
-                last.trigger,
-                _verified(done),
-                done.announced,
-            )
+            if done.checks:
+                log.info(
+                    "repair after %s: verify %s, %d announced",
+                    last.trigger,
+                    _score(checks),
+                    done.announced,
+                )
             self._dirty = True
-        self._check_verified(trigger, done)
+        if checks:
+            self._check_verified(trigger, checks)
         return done.plan if lines else None
 
     def _converge(self, lines: list[str]) -> Convergence | None:
@@ -473,8 +533,18 @@ class Agent:
         changes (ports gone, ports to address), the assessment to apply and how many kernel
         changes were made here (plus one when an earlier repair's announcement and
         verification are owed)."""
+        self.proof.rechecked = None
         if self._paused():
             return None
+        if late := self.events.take():
+            # Events came while this pass read and planned (a flap's router answer right
+            # after the link came up): planned with them, once, before the first change,
+            # rather than in a pass of their own after this one's changes and bookkeeping;
+            # with the rest of their disturbance, as a burst (its debounce).
+            late[-1:] = self.events.burst(late[-1], self.options.quiet, self.options.limit)
+            self._take(late)
+            log.debug("planning again with %s", _describe(late, self.names))
+            assessment = assess(self.backend, self._config(), self._facts, self.memo)
         state = assessment.state
         self.names.update((link.index, link.name) for link in state.links)
         lines += self._forget_gone(state)
@@ -482,7 +552,20 @@ class Agent:
         lines += addressed
         if addressed:
             assessment = assess(self.backend, self._config(), self._facts, self.memo)
-        return assessment, len(addressed) + int(self._owed)
+        prepared = len(addressed) + int(self._owed)
+        if prepared == 0 and self._recheck_due(time.monotonic()):
+            if assessment.plan.empty:
+                # Nothing to change: verify again, without announcing (None: events wait).
+                self.proof.rechecked = verify_unless(
+                    self.backend,
+                    assessment.desired,
+                    self._config(),
+                    lambda: self.events.pending() > 0,
+                    retries=0,
+                )
+            else:
+                prepared = 1  # the apply's verification is the re-check, whatever it changes
+        return assessment, prepared
 
     def _paused(self) -> bool:
         if self._statedir is None:
@@ -499,10 +582,13 @@ class Agent:
             self.status.paused = f"by {by} at {marker.get('at', '?')}"
             self._dirty = True
             log.warning("%s", describe(by))
-        # Nothing is due while paused: a timer would only wake the loop for nothing.
+        # Nothing is due while paused: a timer would only wake the loop for nothing. A check
+        # that failed is moot: `reset` or `rollback` takes the policy away.
         self.timers.dhcp.clear()
         self.timers.dhcp6.clear()
         self.timers.retry_at = None
+        self.timers.recheck_at = None
+        self.proof.suspects.clear()
         return True
 
     def _failed(self, trigger: str, exc: BaseException) -> None:
@@ -510,6 +596,8 @@ class Agent:
         self.status.last_error = f"{_now()} after {trigger}: {exc}"
         log.error("repair after %s failed: %s (retry in %.1f s)", trigger, exc, self.backoff)
         self.timers.retry_at = time.monotonic() + self.backoff
+        if self.timers.recheck_at is not None:  # with the retry, not at once again
+            self.timers.recheck_at = max(self.timers.recheck_at, self.timers.retry_at)
         self.backoff = min(MAX_BACKOFF, self.backoff * 2)
         self._dirty = True
 
@@ -525,12 +613,12 @@ class Agent:
             changes=tuple(lines),
             latency_ms=round(latency, 3),
             announced=done.announced,
-            verified=_verified(done),
+            verified=_score(done.checks),
         )
         if done.postponed:
             settled = " (announce and verify postponed: more events wait)"
         else:
-            settled = f" (verify {_verified(done)}, {done.announced} announced)"
+            settled = f" (verify {_score(done.checks)}, {done.announced} announced)"
         log.info(
             "repair after %s: %d change(s) in %.1f ms: %s%s",
             trigger,
@@ -554,16 +642,59 @@ class Agent:
             self.hold = min(MAX_BACKOFF, self.hold * 2)
             self.recent.clear()
 
-    def _check_verified(self, trigger: str, done: Convergence) -> None:
-        """A failed check is an error, unless more events wait (the namespace moved on)."""
-        failed = done.failed
-        if failed and self.events.pending() == 0:
-            self.status.errors += 1
-            self.status.last_error = f"{_now()} after {trigger}: verification: " + "; ".join(
-                f"{c.interface} {c.address} {c.name}: expected {c.expected}, got {c.got}"
-                for c in failed
+    def _check_verified(self, trigger: str, checks: list[Check]) -> None:
+        """Judge a verification (a repair's, or a re-check's): a check that fails is an error
+        only when it failed :data:`RECHECK_DELAY` seconds before as well and still fails,
+        said once with its details; a new failure is checked again then (or by the next
+        repair's verification, if one comes first)."""
+        now = time.monotonic()
+        failing = {_check_key(c): c for c in checks if not c.ok}
+        passed = [s for key, s in self.proof.suspects.items() if key not in failing]
+        if passed:
+            log.info(
+                "verification after %s: %d check(s) that failed %.0f ms earlier (after %s) "
+                "no longer fail: %s",
+                trigger,
+                len(passed),
+                (now - min(s.since for s in passed)) * 1000,
+                passed[0].trigger,
+                _failures(s.check for s in passed),
             )
-            log.warning("after the repair, %s", self.status.last_error.split(": ", 1)[1])
+        earlier = self.proof.suspects
+        self.proof.suspects = {}
+        persistent: list[_Suspect] = []
+        new: list[Check] = []
+        for key, check in failing.items():
+            suspect = earlier.get(key)
+            if suspect is None:
+                self.proof.suspects[key] = _Suspect(now, trigger, check)
+                new.append(check)
+            elif now - suspect.since >= RECHECK_DELAY:
+                persistent.append(replace(suspect, check=check))
+            else:
+                self.proof.suspects[key] = replace(suspect, check=check)
+        if new:
+            log.info(
+                "after %s, verification: %s (checked again in %.1f s)",
+                trigger,
+                _failures(new),
+                RECHECK_DELAY,
+            )
+        if persistent:
+            first = persistent[0]
+            message = (
+                f"after {first.trigger}: verification: {_failures(s.check for s in persistent)}"
+                f" (still failing {now - first.since:.1f} s later)"
+            )
+            self.status.errors += 1
+            self.status.last_error = f"{_now()} {message}"
+            self._dirty = True
+            log.warning("%s", message)
+        self.timers.recheck_at = (
+            min(s.since for s in self.proof.suspects.values()) + RECHECK_DELAY
+            if self.proof.suspects
+            else None
+        )
 
     def _ports(self, state: HostState) -> list[Link]:
         config = self.config
@@ -1070,11 +1201,18 @@ def _describe(burst: list[Event], names: dict[int, str]) -> str:
     return first if len(burst) == 1 else f"{first} (+{len(burst) - 1} more events)"
 
 
-def _verified(done: Convergence) -> str:
+def _score(checks: list[Check]) -> str:
     """``passed/total`` checks, or empty when none ran."""
-    if not done.checks:
+    if not checks:
         return ""
-    return f"{len(done.checks) - len(done.failed)}/{len(done.checks)}"
+    return f"{sum(c.ok for c in checks)}/{len(checks)}"
+
+
+def _failures(checks: Iterable[Check]) -> str:
+    """The failed checks' details, for the log and ``last_error``."""
+    return "; ".join(
+        f"{c.interface} {c.address} {c.name}: expected {c.expected}, got {c.got}" for c in checks
+    )
 
 
 def _now() -> str:

@@ -1124,8 +1124,9 @@ def _kept(decoded: Positioned | None, position: int) -> Positioned | None:
     if decoded is None or decoded.position == position:
         return decoded
     moved = object.__new__(type(decoded))
-    moved.__dict__.update(decoded.__dict__)  # frozen: fields and cached properties alike
-    moved.__dict__["position"] = position
+    # frozen: fields and cached properties alike, in a dict of its own as values' __init__
+    # makes it (not the one materialised from the class's shared keys: see values._template)
+    object.__setattr__(moved, "__dict__", {**decoded.__dict__, "position": position})
     return moved
 
 
@@ -1341,7 +1342,7 @@ def _address(
     )
     if made is not None:
         if value not in made:
-            made[value] = _with_text(made_interface.ip)
+            made[value] = _address_of(family, value)
         ip, text = made[value]
         # an interface's text is its address's and its prefix length (ip_text)
         with_cached(address, ip=ip, key=(ifname, f"{text}/{prefixlen}"), family=VERSIONS[family])
@@ -1359,7 +1360,6 @@ def _interface(family: int, value: bytes, prefixlen: int, made: dict[Any, Any]) 
     IPv6's empty scope, the network, its netmask, the prefix length);
     tests/unit/test_rtnl.py compares the two on random addresses. What the constructor
     would refuse (a prefix too long, an address of the other family) goes to it."""
-    network_class = CLASSES[family][0]
     interface_class = INTERFACES[family]
     bits = 8 * len(value)
     if bits != (32 if family == AF_INET else 128) or not 0 <= prefixlen <= bits:
@@ -1368,7 +1368,7 @@ def _interface(family: int, value: bytes, prefixlen: int, made: dict[Any, Any]) 
     host_bits = bits - prefixlen
     where = (family, (number >> host_bits << host_bits).to_bytes(bits // 8, "big"), prefixlen)
     if where not in made:
-        made[where] = (network_class((where[1], prefixlen)), None)
+        made[where] = (_network_of(family, where[1], prefixlen), None)
     network = made[where][0]
     interface: Any = object.__new__(interface_class)
     interface._ip = number
@@ -1417,7 +1417,6 @@ def _route(body: bytes, names: dict[int, str], made: dict[Any, Any] | None = Non
     metric = attrs.get(RTA_PRIORITY)
     table_attr = attrs.get(RTA_TABLE)
     oif_index = U32_AT(oif)[0] if oif else 0
-    network, address = CLASSES[family]
     cache = attrs.get(RTA_CACHEINFO)
     expires = None
     if cache is not None and len(cache) >= RTA_CACHEINFO_STRUCT.size:
@@ -1429,12 +1428,12 @@ def _route(body: bytes, names: dict[int, str], made: dict[Any, Any] | None = Non
     dst_made = made.get(where)
     if dst_made is None or dst_made[1] is None:  # (an address's network has no text yet)
         dst_made = made[where] = _with_text(
-            network((dst or 0, dst_len), strict=False) if dst_made is None else dst_made[0]
+            _network_of(family, where[1], dst_len) if dst_made is None else dst_made[0]
         )
     if gateway and gateway not in made:
-        made[gateway] = _with_text(address(gateway))
+        made[gateway] = _address_of(family, gateway)
     if prefsrc and prefsrc not in made:
-        made[prefsrc] = _with_text(address(prefsrc))
+        made[prefsrc] = _address_of(family, prefsrc)
     gateway_made = made[gateway] if gateway else (None, "None")
     prefsrc_made = made[prefsrc] if prefsrc else (None, "None")
     route = Route(
@@ -1455,6 +1454,57 @@ def _route(body: bytes, names: dict[int, str], made: dict[Any, Any] | None = Non
     return with_cached(
         route, texts=(dst_made[1], gateway_made[1], prefsrc_made[1]), family=VERSIONS[family]
     )
+
+
+def _address_of(family: int, packed: bytes) -> tuple[IPAddress, str]:
+    """``ip_address(packed)`` of ``family`` and its :func:`ip_text`, made from the bytes (once
+    per read, see :func:`_route`: every address of a port, every gateway): the address gets
+    exactly what the constructor sets (the number; IPv6's empty scope) and its text is the
+    bytes' ``inet_ntoa``/``inet_ntop``, as ``ip_text`` formats them after the constructor
+    and ``packed`` have turned them into a number and back (three Python calls an address).
+    A dotted IPv6 text (IPv4-mapped) is ``ip_text``'s own; bytes of the wrong length go to
+    the constructor. tests/unit/test_rtnl.py compares both with the constructor's."""
+    address_class = CLASSES[family][1]
+    if len(packed) != (4 if family == AF_INET else 16):
+        made = address_class(packed)
+        return made, ip_text(made)
+    made = object.__new__(address_class)
+    made._ip = int.from_bytes(packed, "big")
+    if family == AF_INET:
+        return made, _socket.inet_ntoa(packed)
+    made._scope_id = None
+    text = _socket.inet_ntop(AF_INET6, packed)
+    return made, text if "." not in text else ip_text(made)
+
+
+def _network_of(family: int, packed: bytes, prefixlen: int) -> IPNetwork:
+    """``IPv4Network((packed, prefixlen), strict=False)`` (or IPv6's), made as :func:`_interface`
+    makes an interface: with exactly the attributes the constructor sets (the network
+    address, the netmask, the prefix length, and the ``hosts`` of a /31 or /32, /127 or
+    /128), without its Python calls (split, parse, two addresses, masks compared): once per
+    subnet of a read (256 at 256 ports). Anything else (host bits set, a prefix or bytes
+    of another length) goes to the constructor; tests/unit/test_rtnl.py compares them."""
+    network_class, address_class = CLASSES[family]
+    bits = 32 if family == AF_INET else 128
+    if len(packed) * 8 != bits or not 0 <= prefixlen <= bits:
+        return network_class((packed, prefixlen), strict=False)  # type: ignore[no-any-return]
+    number = int.from_bytes(packed, "big")
+    netmask = network_class._make_netmask(prefixlen)[0]
+    if number & netmask._ip != number:
+        return network_class((packed, prefixlen), strict=False)  # type: ignore[no-any-return]
+    network: Any = object.__new__(network_class)
+    address: Any = object.__new__(address_class)
+    address._ip = number
+    if family == AF_INET6:
+        address._scope_id = None
+    network.network_address = address
+    network.netmask = netmask
+    network._prefixlen = prefixlen
+    if prefixlen == bits - 1:
+        network.hosts = network.__iter__
+    elif prefixlen == bits:
+        network.hosts = lambda: [address_class(packed)]
+    return network  # type: ignore[no-any-return]
 
 
 def _with_text(value: IPAddress | IPNetwork) -> tuple[Any, str]:
