@@ -636,6 +636,37 @@ def test_a_failed_check_that_persists_is_one_error(tmp_path: Path) -> None:
     assert backend.route_lookups == lookups and agent.status.errors == 1
 
 
+def test_a_failed_check_no_longer_asked_ends_its_recheck(tmp_path: Path) -> None:
+    """Every port goes down before the re-check (a host-side outage of the vNICs): the
+    re-check's verification asks nothing. The suspect is not asked any more, so it is no
+    error, and its timer is off: a timer left due would wake the loop at once, again and
+    again (a full read and plan each time, the CPU at 100%, for the whole outage)."""
+    agent, backend = _halfway_hotplug(tmp_path)
+    for port in ("eth0", "eth1", "eth2"):
+        backend.set_link_down(port)
+    agent.timers.recheck_at = time.monotonic()  # as the timer fires
+    agent.reconcile("re-check", 0.0)
+    assert agent.status.errors == 0 and agent.status.last_error is None
+    assert agent.timers.recheck_at is None and not agent.proof.suspects
+    assert not agent._timer_due(time.monotonic() + 3600)
+
+
+def test_no_timer_wakes_the_loop_during_a_hold(tmp_path: Path) -> None:
+    """During a hold (a fight with another tool) the loop handles no timer, so none may
+    wake it before the hold ends (a due one would, at once, again and again); the watchdog
+    is still fed in time."""
+    agent = Agent(FakeBackend(howto_host()), Config, tmp_path, AgentOptions(source="kernel"))
+    now = time.monotonic()
+    timers = agent.timers
+    timers.recheck_at, timers.retry_at, timers.dhcp["eth1"] = now - 1, now - 2, now - 3
+    timers.hold_until = now + 10
+    assert timers.next() == now + 10
+    timers.watchdog_at = now + 4
+    assert timers.next() == now + 4
+    timers.hold_until = None
+    assert timers.next() == now - 3
+
+
 class LateHotplug(FakeBackend):
     """The twin where eth2 is plugged in (address, DHCP default) just after the agent's
     read, its link event queued for the agent as the reader thread does."""

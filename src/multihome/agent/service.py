@@ -132,19 +132,20 @@ class _Timers:
     """When the verification is due again for checks that failed (:data:`RECHECK_DELAY`)."""
 
     def next(self) -> float | None:
+        """When the loop must wake: the first timer, but during a hold (a fight with another
+        tool) none before the hold ends, as the loop handles none then (a timer already due
+        would wake it at once, again and again); the watchdog is fed all the same."""
         due = [
             t
-            for t in (
-                *self.dhcp.values(),
-                *self.dhcp6.values(),
-                self.retry_at,
-                self.hold_until,
-                self.watchdog_at,
-                self.recheck_at,
-            )
+            for t in (*self.dhcp.values(), *self.dhcp6.values(), self.retry_at, self.recheck_at)
             if t is not None
         ]
-        return min(due) if due else None
+        first = min(due) if due else None
+        if self.hold_until is not None:
+            first = self.hold_until if first is None else max(first, self.hold_until)
+        if self.watchdog_at is not None:
+            first = self.watchdog_at if first is None else min(first, self.watchdog_at)
+        return first
 
 
 @dataclass(frozen=True)
@@ -483,7 +484,10 @@ class Agent:
         self._warn_once(n for n in done.assessment.desired.notes if n.startswith(FOREIGN_IN_BAND))
         if done.result.applied:
             lines += done.plan.lines()
-        checks = done.checks or self.proof.rechecked
+        # The checks of the verification this pass ran: the apply's (after a kernel change,
+        # unless postponed) or the re-check's (nothing to change); None when none ran.
+        verified = done.kernel_changed and not done.postponed
+        checks = done.checks if verified else self.proof.rechecked
         if lines:
             self._repaired(trigger, started, lines, done)
         elif checks and self.status.last_repair is not None:  # a postponed one's or re-check
@@ -501,7 +505,9 @@ class Agent:
                     done.announced,
                 )
             self._dirty = True
-        if checks:
+        if checks is not None and (checks or self.proof.suspects):
+            # Judged even when nothing was asked (every port down since): a suspect that is
+            # not asked any more is no error, and its re-check timer must not stay due.
             self._check_verified(trigger, checks)
         return done.plan if lines else None
 
@@ -648,8 +654,21 @@ class Agent:
         said once with its details; a new failure is checked again then (or by the next
         repair's verification, if one comes first)."""
         now = time.monotonic()
+        asked = {(c.interface, c.address) for c in checks}
         failing = {_check_key(c): c for c in checks if not c.ok}
-        passed = [s for key, s in self.proof.suspects.items() if key not in failing]
+        unasked = [s for key, s in self.proof.suspects.items() if key[:2] not in asked]
+        if unasked:
+            log.info(
+                "verification after %s: %d check(s) that failed after %s are not asked any "
+                "more (no check of their address: its port is down or gone): %s",
+                trigger,
+                len(unasked),
+                unasked[0].trigger,
+                _failures(s.check for s in unasked),
+            )
+        passed = [
+            s for key, s in self.proof.suspects.items() if key[:2] in asked and key not in failing
+        ]
         if passed:
             log.info(
                 "verification after %s: %d check(s) that failed %.0f ms earlier (after %s) "
