@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     with BenchLab(args.ports, dual_stack=args.dual_stack) as lab:
         print(f"lab {lab.name} ({args.ports} ports)", file=sys.stderr, flush=True)
         time.sleep(0.2)  # as run.py: let IPv6 link-local setup settle before the first read
+        if args.no_op or args.mode == "time":
+            lab.settle()  # (c0) needs the fingerprint of a (c) that nothing disturbed
         plan_file = lab.root / "plan.pickle"
         worker(lab, "plan", str(plan_file))
         with plan_file.open("rb") as handle:

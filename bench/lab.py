@@ -29,6 +29,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,6 +259,23 @@ class BenchLab:
         if values:
             text = "".join(f"{k} = {v}\n" for k, v in values.items())
             run(self.exec_args("sysctl", "-q", "-p", "-"), input_text=text)
+
+    def settle(self, timeout: float = 10.0) -> None:
+        """Wait until no IPv6 address of the VM is tentative (the veths' link-local addresses
+        finish DAD a second or two after the lab is built): the notification that ends DAD
+        is a change nobody planned, and an apply that sees one during its changes records no
+        fingerprint, so the next apply would not be a no-op."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            shown = subprocess.run(
+                ["ip", "-n", self.name, "-6", "addr", "show", "tentative"],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout
+            if "inet6" not in shown:
+                return
+            time.sleep(0.05)
 
     def undo(self, changes: Sequence[Change]) -> None:
         """Undo ``changes`` (all of which were made) with ``ip -batch``: reset between runs."""

@@ -685,7 +685,7 @@ def attach_port(
     request = PortRequest(
         network=network, ip=ip, ip6=ip6, floating_ip=floating_ip, dhcp=not no_dhcp
     )
-    with interruptible("the port is not attached (every step was undone)"):
+    with interruptible("the port is not attached (every step was undone)", late=False):
         port = attach(lab_, request)
     if as_json:
         _echo_json({"prefix": name, "port": port.to_json()})
@@ -722,7 +722,7 @@ def detach_port(name: str, ifname: str, as_json: bool) -> None:
 
     require_root()
     lab_ = _open(name, HOT_PROGRAMS)
-    with interruptible("the port may be half removed: run the same command again"):
+    with interruptible("the port may be half removed: run the same command again", late=False):
         port = detach(lab_, ifname)
     if as_json:
         _echo_json({"prefix": name, "port": port.to_json()})

@@ -1088,21 +1088,40 @@ def _signals_ignored() -> Iterator[None]:
 
 
 @contextmanager
-def interruptible(undone: str = "everything the lab had built is removed") -> Iterator[None]:
+def interruptible(
+    undone: str = "everything the lab had built is removed", *, late: bool = True
+) -> Iterator[None]:
     """Turn SIGINT, SIGTERM and SIGHUP into :class:`LabInterrupted`, so that ``up`` (and
     ``demo``, ``attach-port``) clean up after themselves and the message says what happened
-    (``undone``)."""
+    (``undone``). With ``late``, a signal whose exception was lost (raised inside a
+    finalizer, where Python ignores it) is raised when the block ends, whose caller undoes
+    what was built; without it (``undone`` says steps were undone) it stays lost."""
+
+    fired: list[LabInterrupted] = []
 
     def handler(signum: int, _frame: object) -> None:
-        raise LabInterrupted(f"interrupted by {signal.Signals(signum).name}; {undone}")
+        fired.append(LabInterrupted(f"interrupted by {signal.Signals(signum).name}; {undone}"))
+        raise fired[-1]
+
+    def unraisable(hook: Any) -> None:
+        """A signal that lands in a finalizer (``__del__``): Python ignores the exception
+        raised there and prints a traceback; it is raised again on the way out instead."""
+        if not any(hook.exc_value is exc for exc in fired):
+            previous_hook(hook)
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     old = {sig: signal.signal(sig, handler) for sig in _SIGNALS}
+    previous_hook = sys.unraisablehook
+    if late:
+        sys.unraisablehook = unraisable
     try:
         yield
+        if fired and late:  # its exception was lost (a finalizer, a broad except): it stands
+            raise fired[0]
     finally:
+        sys.unraisablehook = previous_hook
         for sig, previous in old.items():
             signal.signal(sig, previous)
 
