@@ -168,7 +168,8 @@ def knob_files(proc_sys: str, ifnames: list[str]) -> list[tuple[str, str]]:
 #: else, show there at once), the routes two dumps (IPv4's hashed whole), the addresses one;
 #: the links last (the largest messages, each reduced by :func:`link_part`, and the knobs
 #: read from ``/proc/sys``). A failing check (every apply after something changed) then
-#: costs a rule dump, not the four dumps of a whole digest (a tenth of a whole apply).
+#: costs the link dump (taken first, see :func:`_fresh_parts`) and the rule dump and hash,
+#: not the four dumps and hashes of a whole digest (a tenth of a whole apply).
 PARTS = ("rules", "routes", "addresses", "links")
 
 

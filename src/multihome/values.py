@@ -182,7 +182,7 @@ def _template(count: int, into_dict: bool) -> Any:
     (the instance keeps CPython's inline attribute values, faster to read than a dict).
     ``into_dict`` True: the instance's ``__dict__`` set once, to a dict display of the
     fields, for a class whose cached properties make that dict on first use anyway
-    (:func:`_dict_made_anyway`): one C call instead of one through a slot wrapper per field
+    (:func:`_into_dict`): one C call instead of one through a slot wrapper per field
     (23 for a rule: a tenth of the policy's and the plan's instructions at 256 ports). A dict
     of its own, not the one CPython materialises from the class's shared keys when
     ``self.__dict__`` is first asked: on that one (a split table) the interpreter's
@@ -214,21 +214,17 @@ def _written_name(count: int, into_dict: bool) -> str:
     return f"{'dict' if into_dict else 'set'}_{count}"
 
 
-#: The fewest fields for which a class with cached properties gets the dict-store
-#: ``__init__`` (:func:`_template`): every such class, an address's six fields and the host
-#: state's five too. Its instances get a dict anyway (the cached values), and one made by
-#: ``with_cached`` or a property from the class's shared keys is a split table, on which
-#: attribute lookups are never specialised (a read's 514 addresses, asked for their
-#: address, scope and family all through the policy). The shapes are written out in
-#: ``value_inits``: no compilation at start-up (what kept small classes out before).
-_DICT_INIT_FIELDS = 1
-
-
-def _dict_made_anyway(cls: type) -> bool:
-    """A class attribute of ``cls`` (or of a base) is a descriptor that keeps its values in the
+def _into_dict(cls: type, every: tuple[Field, ...]) -> bool:
+    """Whether ``cls`` gets the dict-store ``__init__`` (:func:`_template`): it has fields, and
+    a class attribute of it (or of a base) is a descriptor that keeps its values in the
     instance's ``__dict__`` and says so (``stores_in_instance_dict``: ``model.cached``, the
-    keys and texts of routes, rules and addresses), so that every instance gets a dict."""
-    return any(
+    keys and texts of routes, rules and addresses), so that every instance gets a dict
+    anyway. Then one of its own, set in ``__init__``: one made later by ``with_cached`` or a
+    property from the class's shared keys is a split table, on which attribute lookups are
+    never specialised (a read's 514 addresses, asked for their address, scope and family
+    all through the policy). Every shape is written out in ``value_inits``: no compilation
+    at start-up, whatever the field count."""
+    return bool(every) and any(
         getattr(type(value), "stores_in_instance_dict", False)
         for base in cls.__mro__[:-1]  # (not object's own attributes)
         for value in vars(base).values()
@@ -329,7 +325,7 @@ def _make(cls: type[_T], frozen: bool) -> type[_T]:
     setattr(cls, "__dataclass_fields__", _DataclassFields())  # noqa: B010
     setattr(cls, "__match_args__", tuple(f.name for f in every))  # noqa: B010
     if "__init__" not in body:
-        made = _init(qualname, every, len(every) >= _DICT_INIT_FIELDS and _dict_made_anyway(cls))
+        made = _init(qualname, every, _into_dict(cls, every))
         setattr(cls, "__init__", made)  # noqa: B010
     if frozen:
         setattr(cls, "__setattr__", _setattr)  # noqa: B010
@@ -392,8 +388,8 @@ def _shapes_used() -> list[tuple[int, bool]]:
             init: Any = vars(value).get("__init__")
             if not isinstance(init, FunctionType) or "_fill" not in init.__globals__:
                 continue  # the class's own __init__
-            count = len(fields(value))
-            shapes.add((count, count >= _DICT_INIT_FIELDS and _dict_made_anyway(value)))
+            every = vars(value)["__values_fields__"]
+            shapes.add((len(every), _into_dict(value, every)))
     return sorted(shapes, key=lambda shape: (shape[1], shape[0]))
 
 
