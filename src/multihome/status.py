@@ -168,7 +168,8 @@ def check_reply_paths(backend: Backend, state: HostState, config: Config) -> lis
         if addr.usable
     ]
     answers = backend.lookups(
-        [(config.probe if a.family == 4 else config.probe6, a.ip, None) for _name, a in checked]
+        [(config.probe if a.family == 4 else config.probe6, a.ip, None) for _name, a in checked],
+        sources=False,  # only the device is read
     )
     problems: list[Problem] = []
     for (name, addr), found in zip(checked, answers, strict=True):

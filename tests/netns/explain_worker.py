@@ -1,6 +1,7 @@
 """Runs inside a test namespace: for each request line (JSON: a list of flows) it reads the
 namespace, asks ``explain`` and the kernel (RTM_GETROUTE) about every flow, and answers one
-JSON line with both answers and the decoded rules."""
+JSON line with both answers and the decoded rules; a line ``{"lookups": [...]}`` asks the
+backend's ``lookups`` in both its forms instead."""
 
 from __future__ import annotations
 
@@ -69,10 +70,43 @@ def _answers(backend: NetlinkBackend, flows: list[dict[str, Any]]) -> dict[str, 
     return {"results": results, "rules": rules}
 
 
+def _lookups(backend: NetlinkBackend, queries: list[list[str | None]]) -> dict[str, Any]:
+    """Each ``[dst, src, oif]`` asked by ``lookups`` plainly and with ``sources=False``:
+    per form, each answer's device, gateway, table and type (None: no route)."""
+    asked = [
+        (
+            ipaddress.ip_address(dst),
+            None if src is None else ipaddress.ip_address(src),
+            oif,
+        )
+        for dst, src, oif in queries
+    ]
+    return {
+        form: [
+            None
+            if found is None
+            else [
+                found.ifname,
+                None if found.gateway is None else str(found.gateway),
+                found.table,
+                found.type,
+            ]
+            for found in backend.lookups(asked, sources=sources)
+        ]
+        for form, sources in (("plain", True), ("fib", False))
+    }
+
+
 def main() -> None:
+    """A line with a list asks about flows (:func:`_answers`); with ``{"lookups": [...]}``,
+    about lookups (:func:`_lookups`)."""
     backend = NetlinkBackend()
     for line in sys.stdin:
-        print(json.dumps(_answers(backend, json.loads(line))), flush=True)
+        request = json.loads(line)
+        if isinstance(request, dict):
+            print(json.dumps(_lookups(backend, request["lookups"])), flush=True)
+        else:
+            print(json.dumps(_answers(backend, request)), flush=True)
 
 
 if __name__ == "__main__":

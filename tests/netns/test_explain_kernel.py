@@ -8,6 +8,7 @@ Bounded for CI by a fixed seed and a small number of networks; ``MULTIHOME_EXPLA
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -559,3 +560,113 @@ def test_explain6_equals_the_kernel(
     score with backtracking, link-local destinations and gateways, RFC 6724 source selection,
     and the kernel's default unreachable where no table answers."""
     _check(guest, route_commands, rule_commands, asked, 6)
+
+
+@st.composite
+def queries6(draw: st.DrawFn) -> list[str | None]:
+    """A verification's kind of lookup: a destination, maybe a local source, maybe a port."""
+    return [
+        draw(st.sampled_from(IPV6.dsts)),
+        draw(st.sampled_from([None, *IPV6.local])),
+        draw(st.sampled_from([None, None, *PORTS])),
+    ]
+
+
+def _lookups_agree(guest: Guest, asked: list[list[str | None]], network: str) -> None:
+    answer = guest.ask({"lookups": asked})  # type: ignore[arg-type]
+    problems = [
+        f"{query}: plain {plain}, without sources {fib}"
+        for query, plain, fib in zip(asked, answer["plain"], answer["fib"], strict=True)
+        if plain != fib
+    ]
+    assert not problems, f"{len(problems)} of {len(asked)} differ; network:\n{network}\n" + (
+        "\n".join(problems[:5])
+    )
+
+
+@SETTINGS
+@given(
+    route_commands=routes(IPV6),
+    rule_commands=rules(IPV6),
+    asked=st.lists(queries6(), min_size=FLOWS, max_size=FLOWS),
+)
+def test_lookups_without_sources_answer_as_plain_lookups(
+    guest: Guest,
+    route_commands: list[str],
+    rule_commands: list[str],
+    asked: list[list[str | None]],
+) -> None:
+    """``lookups(..., sources=False)`` asks a global IPv6 destination as a FIB match (the
+    kernel's choice of a source among every device's addresses was most of a dual-stack
+    verification's cost): for random rules and tables (multipath routes, local and
+    link-local destinations, unreachable and throw routes among them) every answer's
+    device, gateway, table and type is the plain lookup's."""
+    _network(guest, route_commands, rule_commands, 6)
+    _lookups_agree(guest, asked, "\n".join(route_commands + rule_commands))
+
+
+def test_lookups_without_sources_ask_nexthop_objects_and_exceptions_plainly(
+    guest: Guest,
+) -> None:
+    """The FIB matches a plain lookup would not answer alike are asked again plainly: a
+    route through a nexthop object (single and a group), and a destination with a route
+    exception (a redirect's, which carries its own gateway): the answers are the plain
+    lookup's, the redirect's gateway among them."""
+    routes6 = [
+        "route add default via fe80::1 dev v1 table 100 proto static",
+        "route add 2001:db8:ee::/48 nhid 71 table 100 proto static",
+        "route add 2001:db8:ff::/48 nhid 73 table 100 proto static",
+    ]
+    sh("ip", "-n", guest.ns, "nexthop", "flush", check=False)
+    for command in (
+        "nexthop add id 71 via fe80::1 dev v2",
+        "nexthop add id 72 via fe80::2 dev v3",
+        "nexthop add id 73 group 71/72",
+    ):
+        sh("ip", "-n", guest.ns, *command.split())
+    try:
+        _network(guest, routes6, ["rule add pref 100 lookup 100"], 6)
+        asked: list[list[str | None]] = [
+            [dst, src, oif]
+            for dst in ("2001:db8:ee::5", "2001:db8:ff::10", "2001:4860::8888")
+            for src in (None, "2001:db8:1::2")
+            for oif in (None, "v1")
+        ]
+        _lookups_agree(guest, asked, "\n".join(routes6))
+        _redirect(guest, "2001:db8:1::2", "2001:4860::8888", "fe80::2")
+        answer = guest.ask({"lookups": asked[-4:]})  # type: ignore[arg-type]
+        assert [found[1] for found in answer["plain"]] == ["fe80::2"] * 4, answer
+        _lookups_agree(guest, asked, "\n".join(routes6) + "\n(and a redirect's exception)")
+    finally:
+        _network(guest, [], [], 6)
+        sh("ip", "-n", guest.ns, "nexthop", "flush", check=False)
+        sh("ip", "-n", guest.ns, "-6", "route", "flush", "cache", check=False)
+
+
+def _redirect(guest: Guest, address: str, destination: str, target: str) -> None:
+    """Send ``guest``'s port v1 (``address``) an ICMPv6 redirect (RFC 4861 8) from its router
+    fe80::1, from the port's peer: ``destination`` is better reached through ``target``. The
+    kernel keeps it as a route exception under the route that sent ``destination`` there."""
+    message = (
+        bytes([137, 0, 0, 0, 0, 0, 0, 0])
+        + ipaddress.IPv6Address(target).packed
+        + ipaddress.IPv6Address(destination).packed
+        + bytes([2, 1, 2, 0, 0, 0, 0, 2])  # the target's link-layer address
+    )
+    script = (
+        "import socket,sys;"
+        "s=socket.socket(socket.AF_INET6,socket.SOCK_RAW,socket.IPPROTO_ICMPV6);"
+        "s.setsockopt(socket.IPPROTO_IPV6,socket.IPV6_UNICAST_HOPS,255);"
+        "s.bind(('fe80::1',0,0,socket.if_nametoindex('pv1')));"
+        "s.sendto(bytes.fromhex(sys.argv[1]),(sys.argv[2],0))"
+    )
+    peer = f"{guest.ns}-p"
+    near = f"{ipaddress.IPv6Address(address) + 0x97}/64"  # a route to the port's prefix
+    added = [["fe80::1/64", "dev", "pv1", "nodad"], [near, "dev", "pv1", "nodad"]]
+    for args in added:
+        sh("ip", "-n", peer, "addr", "add", *args)
+    try:
+        sh("ip", "netns", "exec", peer, sys.executable, "-c", script, message.hex(), address)
+    finally:
+        for args in added:
+            sh("ip", "-n", peer, "addr", "del", *args[:3], check=False)

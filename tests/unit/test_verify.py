@@ -182,9 +182,9 @@ class CountingBackend(FakeBackend):
         super().__init__(backend.read())
         self.batches: list[int] = []
 
-    def lookups(self, queries: Sequence[Query]) -> list[Lookup | None]:
+    def lookups(self, queries: Sequence[Query], *, sources: bool = True) -> list[Lookup | None]:
         self.batches.append(len(queries))
-        return super().lookups(queries)
+        return super().lookups(queries, sources=sources)
 
 
 def eight_ports() -> FakeBackend:

@@ -129,8 +129,10 @@ class Backend(Protocol):
         """The ``NUD_*`` state bits of ``address`` in ``ifname``'s neighbour (ARP/ND) table;
         None when it has no entry. ``OSError`` when the link is gone."""
 
-    def lookups(self, queries: Sequence[Query]) -> list[Lookup | None]:
-        """:meth:`lookup` of each ``(dst, src, oif)``, in one batch."""
+    def lookups(self, queries: Sequence[Query], *, sources: bool = True) -> list[Lookup | None]:
+        """:meth:`lookup` of each ``(dst, src, oif)``, in one batch. ``sources=False``: the
+        caller reads no answer's ``prefsrc``, which may then be the route's own preferred
+        source (None without one) instead of the source the kernel would choose."""
 
     def announce(self, items: Sequence[Announcement]) -> list[tuple[Announcement, str]]:
         """Send a gratuitous ARP (IPv4) or an unsolicited neighbour advertisement with the

@@ -301,7 +301,7 @@ class FakeBackend:
             return Lookup(hop.ifname, hop.gateway, best.prefsrc, rule.table)
         return None
 
-    def lookups(self, queries: Sequence[Query]) -> list[Lookup | None]:
+    def lookups(self, queries: Sequence[Query], *, sources: bool = True) -> list[Lookup | None]:
         return [self.lookup(dst, src, oif) for dst, src, oif in queries]
 
     def _best_route(self, table: int, dst: IPAddress, oif: str | None) -> Route | None:

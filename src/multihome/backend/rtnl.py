@@ -47,6 +47,7 @@ NLMSGERR_ATTR_MSG = 1
 SOL_NETLINK = 270
 NETLINK_CAP_ACK = 10
 NETLINK_EXT_ACK = 11
+NETLINK_GET_STRICT_CHK = 12
 NLA_TYPE_MASK = 0x3FFF
 
 # -- rtnetlink message types --------------------------------------------------------------------
@@ -98,6 +99,11 @@ RTA_UID = 25
 RTA_IP_PROTO = 27
 RTA_SPORT = 28
 RTA_DPORT = 29
+RTA_NH_ID = 30
+#: rtm_flags: a lookup's answer is the FIB entry it matched (Linux 4.12); a route that is
+#: an exception (a cached route: a PMTU's, a redirect's), which a strict dump asks for alone.
+RTM_F_FIB_MATCH = 0x2000
+RTM_F_CLONED = 0x200
 FRA_DST = 1
 FRA_SRC = 2
 FRA_IIFNAME = 3
@@ -259,6 +265,13 @@ class RtnlSocket:
 
     def close(self) -> None:
         self._sock.close()
+
+    def strict(self, on: bool) -> None:
+        """Strict checking of this socket's dump requests on or off
+        (``NETLINK_GET_STRICT_CHK``, Linux 4.20): with it the kernel filters a dump by its
+        request's header (a route dump's ``RTM_F_CLONED``: the exceptions alone) and refuses
+        a header it cannot take. ``OSError`` from a kernel without it."""
+        self._sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, int(on))
 
     def next_seq(self, count: int = 1) -> int:
         """Reserve ``count`` sequence numbers; return the first."""
