@@ -80,7 +80,7 @@ def run_dir(root: Path, *, create: bool = False) -> Path:
     state = StateDir.current(root)
     if create:
         state.ensure()
-    return state.path
+    return Path(state.path)
 
 
 def state_path(root: Path) -> Path:
