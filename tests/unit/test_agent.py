@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from subprocess import Popen
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from hosts import host, howto_host, link
@@ -38,7 +38,7 @@ from multihome.model import (
     Route,
 )
 from multihome.names import RT_TABLES_FILE
-from multihome.plan import Change
+from multihome.plan import Assessment, Change
 from multihome.source.network_data import MetaData, parse_network_data
 from multihome.source.readers import Metadata
 from multihome.transaction.pause import pause, paused, resume
@@ -702,6 +702,31 @@ def test_events_that_come_while_a_repair_plans_are_planned_with_it(tmp_path: Pat
     assert converged(backend, ("eth0", "eth1", "eth2"))
     assert "eth2" in agent.hotplugged
     assert agent.reconcile("nothing", 0.0) is None
+
+
+def test_events_that_come_while_a_repair_reads_are_taken_before_its_policy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events queued while the repair took the lock and read (eth2 plugged in) are taken
+    before the policy is computed: the policy runs once, for the read that has them, not
+    once for the out-of-date read and again for the new one; the repair is the same."""
+    events = EventSource()
+    backend = LateHotplug(howto_host())
+    agent = Agent(backend, Config, tmp_path, AgentOptions(source="kernel", dhcp=False), events)
+    agent.reconcile("start", 0.0)
+    backend.apply([Change("add", dhcp_default("eth1", ETH1, 101))])
+    backend.events = events
+    computed: list[HostState] = []
+    policy = Assessment.of
+
+    def counted(state: HostState, *args: Any, **kwargs: Any) -> Assessment:
+        computed.append(state)
+        return policy(state, *args, **kwargs)
+
+    monkeypatch.setattr(Assessment, "of", counted)
+    assert agent.reconcile("route new default table 254 dev eth1", 0.0) is not None
+    assert len(computed) == 1 and computed[0].link("eth2") is not None
+    assert converged(backend, ("eth0", "eth1", "eth2"))
 
 
 def test_the_readers_error_stays_queued_for_the_loop() -> None:
