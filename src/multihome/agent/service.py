@@ -516,7 +516,11 @@ class Agent:
         ``prepare`` step; its lines are added to ``lines``."""
         config = self._config()
         with locked(
-            self.backend, root=self.root, timeout=LOCK_TIMEOUT, purpose="agent repair"
+            self.backend,
+            root=self.root,
+            timeout=LOCK_TIMEOUT,
+            purpose="agent repair",
+            state=self._state_dir(),
         ) as session:
             return converge(
                 self.backend,
@@ -597,10 +601,16 @@ class Agent:
                 prepared = 1  # the apply's verification is the re-check, whatever it changes
         return assessment, prepared
 
-    def _paused(self) -> bool:
+    def _state_dir(self) -> StateDir:
+        """The namespace's state directory, looked up once (its identity: a socket for the
+        namespace cookie, the boot id, the identity file): the agent never leaves its
+        namespace. The lock recreates the folder, with that identity, if it was removed."""
         if self._statedir is None:
             self._statedir = StateDir.current(self.root)
-        marker = paused(self.root, self._statedir)
+        return self._statedir
+
+    def _paused(self) -> bool:
+        marker = paused(self.root, self._state_dir())
         if marker is None:
             if self.status.paused is not None:
                 log.info("resumed (was %s)", self.status.paused)
