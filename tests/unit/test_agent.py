@@ -20,6 +20,7 @@ from typing import Any, cast
 import pytest
 from hosts import host, howto_host, link
 
+from multihome import policy
 from multihome.agent import addressing, dhcphook
 from multihome.agent.events import Event, EventSource
 from multihome.agent.service import IDLE_COLLECT, RECHECK_DELAY, Agent, AgentOptions
@@ -27,6 +28,7 @@ from multihome.agent.state import AgentStatus, run_dir, write_status
 from multihome.backend import Lookup
 from multihome.backend.fake import FakeBackend
 from multihome.config import Config
+from multihome.facts import PortFacts
 from multihome.files import under_root
 from multihome.model import (
     PROTO_DHCP,
@@ -675,13 +677,17 @@ class LateHotplug(FakeBackend):
 
     def read(self) -> HostState:
         state = super().read()
+        self.plug()
+        return state
+
+    def plug(self) -> None:
+        """eth2 plugged in now, once ``events`` is set."""
         if self.events is not None:
             events, self.events = self.events, None
             self.add_link(link("eth2", 4))
             self.add_address(Address("eth2", ETH2))
             self.apply([Change("add", dhcp_default("eth2", ETH2.ip, 102))])
             events._queue.put(Event("link", "new", 4, "eth2", "up", time.monotonic()))
-        return state
 
 
 def test_events_that_come_while_a_repair_plans_are_planned_with_it(tmp_path: Path) -> None:
@@ -727,6 +733,42 @@ def test_events_that_come_while_a_repair_reads_are_taken_before_its_policy(
     assert agent.reconcile("route new default table 254 dev eth1", 0.0) is not None
     assert len(computed) == 1 and computed[0].link("eth2") is not None
     assert converged(backend, ("eth0", "eth1", "eth2"))
+
+
+def test_a_pass_that_plans_again_finds_the_owned_rules_once_per_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """eth2 is plugged in while the repair computes its policy: the pass reads and plans
+    again with its event, and the policy, the plan and the checkpoint of each read share
+    one search for the owned rules and routes (kept for the pass's config object): two
+    searches for two reads, not a third for the checkpoint; the repair is the same."""
+    events = EventSource()
+    backend = LateHotplug(howto_host())
+    agent = Agent(backend, Config, tmp_path, AgentOptions(source="kernel", dhcp=False), events)
+    agent.reconcile("start", 0.0)
+    backend.apply([Change("add", dhcp_default("eth1", ETH1, 101))])
+    facts = agent._facts
+    plugged: list[EventSource] = [events]
+
+    def plugged_while_planning(state: HostState) -> PortFacts:
+        if plugged:
+            backend.events = plugged.pop()
+            backend.plug()
+        return facts(state)
+
+    monkeypatch.setattr(agent, "_facts", plugged_while_planning)
+    searches: list[object] = []
+    elsewhere = policy._elsewhere
+
+    def counted(*args: Any) -> Any:
+        searches.append(args)
+        return elsewhere(*args)
+
+    monkeypatch.setattr(policy, "_elsewhere", counted)
+    assert agent.reconcile("route new default table 254 dev eth1", 0.0) is not None
+    assert len(searches) == 2
+    assert converged(backend, ("eth0", "eth1", "eth2"))
+    assert events.pending() == 0
 
 
 def test_the_readers_error_stays_queued_for_the_loop() -> None:

@@ -528,7 +528,7 @@ class Agent:
                 root=self.root,
                 session=session,
                 assessed=self._assess(config),
-                prepare=lambda found: self._prepare(found, lines),
+                prepare=lambda found: self._prepare(found, lines, config),
                 verify_retries=0,  # a failed check is logged; the next event repairs again
                 # More events wait: the next pass repairs, announces and verifies; the ARPs
                 # and lookups would only delay it.
@@ -565,11 +565,15 @@ class Agent:
         that appears in the band is noted, not refused (every repair would fail)."""
         return replace(self.config, band_claimed=True) if self.claimed else self.config
 
-    def _prepare(self, assessment: Assessment, lines: list[str]) -> tuple[Assessment, int] | None:
+    def _prepare(
+        self, assessment: Assessment, lines: list[str], config: Config
+    ) -> tuple[Assessment, int] | None:
         """Under the lock, before the apply: nothing when paused; else the agent's own
         changes (ports gone, ports to address), the assessment to apply and how many kernel
         changes were made here (plus one when an earlier repair's announcement and
-        verification are owed)."""
+        verification are owed). ``config``: the pass's, the same object for every read and
+        plan of the pass and its apply (the owned rules and routes found for a read are
+        kept for the config asked, by identity: the checkpoint looked for them again)."""
         self.proof.rechecked = None
         if self._paused():
             return None
@@ -578,14 +582,14 @@ class Agent:
             # link came up): planned with them, once, before the first change, rather than
             # in a pass of their own after this one's changes and bookkeeping; with the
             # rest of their disturbance, as a burst (its debounce).
-            assessment = assess(self.backend, self._config(), self._facts, self.memo)
+            assessment = assess(self.backend, config, self._facts, self.memo)
         state = assessment.state
         self.names.update((link.index, link.name) for link in state.links)
         lines += self._forget_gone(state)
         addressed = self._address_ports(state) + self._address_ports6(state)
         lines += addressed
         if addressed:
-            assessment = assess(self.backend, self._config(), self._facts, self.memo)
+            assessment = assess(self.backend, config, self._facts, self.memo)
         prepared = len(addressed) + int(self._owed)
         if prepared == 0 and self._recheck_due(time.monotonic()):
             if assessment.plan.empty:
@@ -593,7 +597,7 @@ class Agent:
                 self.proof.rechecked = verify_unless(
                     self.backend,
                     assessment.desired,
-                    self._config(),
+                    config,
                     lambda: self.events.pending() > 0,
                     retries=0,
                 )
