@@ -544,7 +544,7 @@ def test_the_static_records_of_ports_gone_are_removed_and_nothing_else(tmp_path:
     folder = run_dir(tmp_path, create=True)
     for name in ("static.eth1.json", "static.eth2.json", "static.json", "dhclient.eth2.leases"):
         (folder / name).write_text("{}")
-    assert _forget_static(tmp_path, {"eth0", "eth1"}) == {"eth1"}
+    assert _forget_static(folder, {"eth0", "eth1"}) == {"eth1"}
     left = sorted(p.name for p in folder.iterdir() if p.name.endswith((".json", ".leases")))
     assert "static.eth2.json" not in left
     assert {"static.eth1.json", "static.json", "dhclient.eth2.leases"} <= set(left)

@@ -798,7 +798,7 @@ class Agent:
             del self.static[ifname]
         if names != self.link_names:  # ports came or went: the records of those gone go
             self.link_names = names
-            self.recorded = _forget_static(self.root, names)
+            self.recorded = _forget_static(self._state_dir().path, names)
         self.dhcp6.awaiting_dad &= names
         self.dhcp6.bound &= names
         self.dhcp6.resumed &= names
@@ -1205,9 +1205,10 @@ def _recorded_static(root: Path, link: Link) -> StaticConfig | None:
     return StaticConfig(link.name, addresses, routes)
 
 
-def _forget_static(root: Path, names: set[str]) -> set[str]:
-    """Remove the records of ports that are gone; the names of those kept."""
-    folder = run_dir(root)
+def _forget_static(folder: Path, names: set[str]) -> set[str]:
+    """Remove the records of ports that are gone from the namespace's ``folder`` (the
+    agent's state directory, looked up once: before the first change of a hot-plug's and a
+    detach's repair); the names of those kept."""
     prefix, suffix = STATIC_RECORD.split("{}")
     try:  # a listing, not a glob (pathlib's compiles a pattern each time): a hot-plug's repair
         records = [
