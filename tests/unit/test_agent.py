@@ -23,7 +23,13 @@ from hosts import host, howto_host, link
 from multihome import policy
 from multihome.agent import addressing, dhcphook
 from multihome.agent.events import Event, EventSource
-from multihome.agent.service import IDLE_COLLECT, RECHECK_DELAY, Agent, AgentOptions
+from multihome.agent.service import (
+    IDLE_COLLECT,
+    RECHECK_DELAY,
+    SCAN_AHEAD,
+    Agent,
+    AgentOptions,
+)
 from multihome.agent.state import AgentStatus, run_dir, write_status
 from multihome.backend import Lookup
 from multihome.backend.fake import FakeBackend
@@ -41,6 +47,7 @@ from multihome.model import (
 )
 from multihome.names import RT_TABLES_FILE
 from multihome.plan import Assessment, Change
+from multihome.source import leases
 from multihome.source.network_data import MetaData, parse_network_data
 from multihome.source.readers import Metadata
 from multihome.transaction.pause import pause, paused, resume
@@ -769,6 +776,58 @@ def test_a_pass_that_plans_again_finds_the_owned_rules_once_per_read(
     assert len(searches) == 2
     assert converged(backend, ("eth0", "eth1", "eth2"))
     assert events.pending() == 0
+
+
+class Quiet(EventSource):
+    """An event source with nothing to wait for: ``wait`` returns at once, with no event."""
+
+    def wait(self, timeout: float | None) -> Event | None:
+        return None
+
+
+def test_the_scan_for_dhclient_processes_is_made_while_idle_not_in_the_repair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The /proc scan for other tools' dhclient processes, due every 2 s, is made when the
+    agent waits with no event queued and it is due within SCAN_AHEAD, so that the next
+    repair reads the leases without it; a repair still scans when the scan is due then (no
+    idle moment since), and the lease files the idle scan found are the ones it reads."""
+    lease = tmp_path / "other.leases"
+    scans: list[float] = []
+
+    def scanned() -> list[Path]:
+        scans.append(time.monotonic())
+        return [lease]
+
+    monkeypatch.setattr(leases, "dhclient_lease_files", scanned)
+    agent, backend = make_agent(tmp_path, howto_host())
+    agent.events = Quiet()
+    agent.reconcile("start", 0.0)
+    assert len(scans) == 1
+
+    def aged(seconds: float) -> None:
+        """The last scan made ``seconds`` ago."""
+        assert agent.leases._procs is not None
+        agent.leases._procs = (time.monotonic() - seconds, [])
+
+    def repaired() -> None:
+        backend.apply([Change("add", dhcp_default("eth1", ETH1, 101))])
+        assert agent.reconcile("route new default table 254 dev eth1", 0.0) is not None
+        assert converged(backend)
+
+    aged(2.0 - SCAN_AHEAD - 0.5)
+    assert agent._wait() == [] and len(scans) == 1  # not due within SCAN_AHEAD
+    aged(2.0 - SCAN_AHEAD + 0.2)
+    assert agent._wait() == [] and len(scans) == 2  # due soon, idle: scanned now
+    repaired()
+    assert len(scans) == 2 and agent.leases._procs is not None
+    assert agent.leases._procs[1] == [lease]
+    aged(2.0 - SCAN_AHEAD + 0.2)
+    repaired()
+    assert len(scans) == 2  # due soon, not yet: the repair does not scan
+    aged(2.5)
+    repaired()
+    assert len(scans) == 3  # due at the repair, with no idle moment before it
 
 
 def test_the_readers_error_stays_queued_for_the_loop() -> None:
