@@ -355,15 +355,25 @@ class Guest:
         )
 
     # -- booting -----------------------------------------------------------------------------
+    def _peer(self, boot: int, index: int) -> str:
+        """The switch's end of port ``index``'s veth at boot number ``boot``."""
+        return f"b{boot}p{index}" if self.peers is None else self.peers[index]
+
     def boot(self, timeout: float = 90) -> BootTimes:
         """Boot with fresh namespaces and veths; return when start-up has finished."""
         assert self.proc is None, "already running"
         self.boots += 1
         self.netns = self.spaces.add(f"vm{self.boots}")
         for i, port in enumerate(self.ports):
-            peer = f"b{self.boots}p{i}" if self.peers is None else self.peers[i]
-            if self.peers is not None:  # the last boot's veth goes with its namespace
-                wait_gone(self.switch, peer)
+            peer = self._peer(self.boots, i)
+            if self.boots > 1 or self.peers is not None:
+                # The last boot's veth goes with its namespace, but only once the kernel has
+                # cleaned that namespace up (after the last guest process has exited, later
+                # under load). Until then the old port, with the same MAC, is still on the
+                # bridge and answers the new port's DAD with its own link-local and SLAAC
+                # addresses: both fail DAD, networkd never calls the port configured and
+                # systemd-networkd-wait-online times out the boot.
+                wait_gone(self.switch, self._peer(self.boots - 1, i), timeout=30)
             run(
                 "ip",
                 "link",
@@ -438,9 +448,26 @@ class Guest:
                 check=False,
             )
             raise AssertionError(
-                f"boot {self.boots}: units failed: {units}\n{journal.stdout[-4000:]}"
+                f"boot {self.boots}: units failed: {units}\n{journal.stdout[-4000:]}\n"
+                f"{self.network_state()}"
             )
         return times
+
+    def network_state(self) -> str:
+        """What the guest's network managers say (for a failed boot's message): networkd's
+        links and the end of its journal, the addresses and routes of both families."""
+        parts = [
+            ("networkctl", ("networkctl", "list", "--no-pager")),
+            ("networkd", ("journalctl", "-b", "--no-pager", "-o", "short-monotonic",
+                          "--unit=systemd-networkd", "--unit=NetworkManager")),
+            ("addresses", ("ip", "addr")),
+            ("routes", ("ip", "-6", "route", "show", "table", "all")),
+        ]  # fmt: skip
+        text = []
+        for title, command in parts:
+            got = self.sh(*command, check=False, timeout=10)
+            text.append(f"-- {title}:\n{(got.stdout + got.stderr)[-3000:].strip()}")
+        return "\n".join(text)
 
     @property
     def console(self) -> Path:
