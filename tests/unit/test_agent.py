@@ -697,16 +697,23 @@ class LateHotplug(FakeBackend):
             events._queue.put(Event("link", "new", 4, "eth2", "up", time.monotonic()))
 
 
-def test_events_that_come_while_a_repair_plans_are_planned_with_it(tmp_path: Path) -> None:
-    """A DHCP default put back into main is being repaired when eth2 is plugged in: its
-    event, queued while the repair read and planned, is taken into the same repair before
-    its first change (read and planned again, once): one repair moves eth1's default and
-    gives eth2 its table, and nothing is left queued or to do."""
+def late_hotplug(tmp_path: Path) -> tuple[Agent, LateHotplug, EventSource]:
+    """An agent on :class:`LateHotplug` after its start, with a DHCP default put back into
+    main (to repair), and its event source (no reader thread: the twin queues the event)."""
     events = EventSource()
     backend = LateHotplug(howto_host())
     agent = Agent(backend, Config, tmp_path, AgentOptions(source="kernel", dhcp=False), events)
     agent.reconcile("start", 0.0)
     backend.apply([Change("add", dhcp_default("eth1", ETH1, 101))])
+    return agent, backend, events
+
+
+def test_events_that_come_while_a_repair_plans_are_planned_with_it(tmp_path: Path) -> None:
+    """A DHCP default put back into main is being repaired when eth2 is plugged in: its
+    event, queued while the repair read and planned, is taken into the same repair before
+    its first change (read and planned again, once): one repair moves eth1's default and
+    gives eth2 its table, and nothing is left queued or to do."""
+    agent, backend, events = late_hotplug(tmp_path)
     backend.events = events
     repairs = agent.status.repairs
     assert agent.reconcile("route new default table 254 dev eth1", 0.0) is not None
@@ -723,11 +730,7 @@ def test_events_that_come_while_a_repair_reads_are_taken_before_its_policy(
     """Events queued while the repair took the lock and read (eth2 plugged in) are taken
     before the policy is computed: the policy runs once, for the read that has them, not
     once for the out-of-date read and again for the new one; the repair is the same."""
-    events = EventSource()
-    backend = LateHotplug(howto_host())
-    agent = Agent(backend, Config, tmp_path, AgentOptions(source="kernel", dhcp=False), events)
-    agent.reconcile("start", 0.0)
-    backend.apply([Change("add", dhcp_default("eth1", ETH1, 101))])
+    agent, backend, events = late_hotplug(tmp_path)
     backend.events = events
     computed: list[HostState] = []
     policy = Assessment.of
@@ -749,11 +752,7 @@ def test_a_pass_that_plans_again_finds_the_owned_rules_once_per_read(
     again with its event, and the policy, the plan and the checkpoint of each read share
     one search for the owned rules and routes (kept for the pass's config object): two
     searches for two reads, not a third for the checkpoint; the repair is the same."""
-    events = EventSource()
-    backend = LateHotplug(howto_host())
-    agent = Agent(backend, Config, tmp_path, AgentOptions(source="kernel", dhcp=False), events)
-    agent.reconcile("start", 0.0)
-    backend.apply([Change("add", dhcp_default("eth1", ETH1, 101))])
+    agent, backend, events = late_hotplug(tmp_path)
     facts = agent._facts
     plugged: list[EventSource] = [events]
 
