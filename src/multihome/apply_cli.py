@@ -48,7 +48,7 @@ class CliOptions:
             f"color={self.color!r})"
         )
 
-    def config(self, source: tuple[Path, bytes | None] | None = None) -> Any:
+    def config(self, source: tuple[str, bytes | None] | None = None) -> Any:
         """The configuration; from ``source`` (:func:`~multihome.transaction.fingerprint.
         config_source`: the path and the bytes already read) when given."""
         from multihome.config import load_config
@@ -58,7 +58,7 @@ class CliOptions:
             path, raw = source
             if raw is None:  # the default file was absent
                 return load_config(None)
-            return load_config(path, explicit=self.config_path is not None, raw=raw)
+            return load_config(Path(path), explicit=self.config_path is not None, raw=raw)
         if self.config_path is not None:
             return load_config(self.config_path, explicit=True)
         return load_config(under_root(self.root, DEFAULT_CONFIG_PATH))
@@ -104,7 +104,8 @@ def main(request: Request, args: list[str], changed: bool) -> NoReturn:
     :func:`multihome.noop.parse` understood) without click, and exit as the CLI would;
     ``changed``: the no-op decision found, under the lock, that the namespace or its inputs
     changed since the recorded apply (no need to digest the kernel again)."""
-    obj = CliOptions(config_path=request.config, root=request.root, color=sys.stdout.isatty())
+    config = None if request.config is None else Path(request.config)
+    obj = CliOptions(config_path=config, root=Path(request.root), color=sys.stdout.isatty())
     handled(
         lambda: as_click_runs(
             lambda: apply(

@@ -2,7 +2,8 @@
 
 :class:`multihome.source.leases.LeaseReader` reads and parses the files listed here; the
 no-op apply (:mod:`multihome.noop`) compares their signature with the one recorded after the
-last apply without parsing them, so this module imports no parser, no model and no typing.
+last apply without parsing them, so this module imports no parser, no model, no typing and
+no ``pathlib`` (paths are text, as ``pathlib`` writes them: :mod:`multihome.files`).
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import itertools
 import os
 import time
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
-from multihome.files import under_root
+from multihome.files import anchored, join, name_of, normal, rooted
 
 TYPE_CHECKING = False  # typing is for the type checker only (start-up time)
 if TYPE_CHECKING:
+    from _typeshed import StrPath
+
     from multihome.transaction.statedir import StateDir
 
 #: dhclient's, NetworkManager's (dhclient format) lease files, below the root.
@@ -35,7 +37,7 @@ NM_DEVICES = "/run/NetworkManager/devices"
 
 #: A folder's listing kept in :data:`Listings` (the folder's device, inode, modification
 #: time -> its matches per pattern).
-Listings = dict[Path, tuple[tuple[int, int, int], dict[str, list[Path]]]]
+Listings = dict[str, tuple[tuple[int, int, int], dict[str, list[str]]]]
 #: A listing is kept only when the folder's modification time is this much older than the
 #: moment it was taken: the kernel stamps a folder with a coarse clock (a tick of up to
 #: 10 ms), so a change in the same tick as the listing could leave the stamp as it was.
@@ -43,11 +45,11 @@ SETTLED_NS = 100_000_000
 
 
 def dhclient_files(
-    root: Path,
-    extra: Iterable[Path],
-    processes: Iterable[Path],
+    root: StrPath,
+    extra: Iterable[StrPath],
+    processes: Iterable[str],
     listings: Listings | None = None,
-) -> Iterator[Path]:
+) -> Iterator[str]:
     """The dhclient-format files below ``root``, then ``extra`` (files or globs, absolute),
     then ``processes`` (the running dhclients' files: :func:`dhclient_lease_files`).
 
@@ -56,15 +58,16 @@ def dhclient_files(
     for pattern in DHCLIENT_GLOBS:
         yield from _matches(root, pattern, listings)
     for path in extra:
-        if any(c in str(path) for c in "*?["):
-            yield from _matches(Path(path.anchor), str(path.relative_to(path.anchor)), listings)
+        text = normal(os.fspath(path))
+        if any(c in text for c in "*?["):
+            yield from _matches(*anchored(text), listings)
         else:
-            yield path
+            yield text
     yield from processes
 
 
-def glob_sorted(folder: Path, pattern: str) -> list[Path]:
-    """``sorted(folder.glob(pattern))`` for a ``pattern`` within one folder.
+def glob_sorted(folder: StrPath, pattern: str) -> list[str]:
+    """``sorted(Path(folder).glob(pattern))`` (as text) for a ``pattern`` within one folder.
 
     The lease folders' patterns are names with one ``*`` (``dhclient*.leases``,
     ``*``): for them the folder is listed once and each name compared with its prefix and
@@ -74,7 +77,7 @@ def glob_sorted(folder: Path, pattern: str) -> list[Path]:
     a missing or unreadable folder has no matches, and hidden names match ``*``."""
     head, star, tail = pattern.partition("*")
     if not star or "*" in tail or any(c in pattern for c in "/?["):
-        return sorted(folder.glob(pattern))
+        return _path_glob(folder, pattern)
     try:
         names = os.listdir(folder)
     except (FileNotFoundError, NotADirectoryError, PermissionError):
@@ -84,21 +87,30 @@ def glob_sorted(folder: Path, pattern: str) -> list[Path]:
             return []
         raise
     least = len(head) + len(tail)
+    # One folder, names without a slash: the texts sort as the paths would.
     return sorted(
-        folder / name
+        join(folder, name)
         for name in names
         if len(name) >= least and name.startswith(head) and name.endswith(tail)
     )
 
 
-def _matches(base: Path, pattern: str, listings: Listings | None) -> list[Path]:
-    """``sorted(base.glob(pattern))``, from ``listings`` while the folder is unchanged."""
+def _path_glob(folder: StrPath, pattern: str) -> list[str]:
+    """``sorted(Path(folder).glob(pattern))`` as text: the patterns the fast forms do not
+    take (a host's usual lease folders never need it)."""
+    from pathlib import Path
+
+    return [str(path) for path in sorted(Path(folder).glob(pattern))]
+
+
+def _matches(base: StrPath, pattern: str, listings: Listings | None) -> list[str]:
+    """``sorted(Path(base).glob(pattern))``, from ``listings`` while the folder is unchanged."""
     folder, _, name = pattern.rpartition("/")
     if any(c in folder for c in "*?["):
-        return sorted(base.glob(pattern))
+        return _path_glob(base, pattern)
+    where = join(base, folder)
     if listings is None:
-        return glob_sorted(base / folder, name)
-    where = base / folder
+        return glob_sorted(where, name)
     taken = time.time_ns()  # before the stat: a change after it stamps a later time
     try:
         stat = os.stat(where)
@@ -119,23 +131,24 @@ def _matches(base: Path, pattern: str, listings: Listings | None) -> list[Path]:
     return found
 
 
-def indexed_files(root: Path) -> list[tuple[Path, str, int]]:
+def indexed_files(root: StrPath) -> list[tuple[str, str, int]]:
     """The networkd and NetworkManager files below ``root``: (path, the folder, ifindex)."""
     found = []
     for base in (NETWORKD_LEASES, NM_DEVICES):
-        for path in glob_sorted(under_root(root, base), "*"):
-            if path.name.isdigit():
-                found.append((path, base, int(path.name)))
+        for path in glob_sorted(rooted(root, base), "*"):
+            name = name_of(path)
+            if name.isdigit():
+                found.append((path, base, int(name)))
     return found
 
 
-def dhclient_lease_files() -> list[Path]:
+def dhclient_lease_files() -> list[str]:
     """The ``-lf`` file of every dhclient process in this network namespace."""
     try:
         own = os.stat("/proc/self/ns/net").st_ino
     except OSError:
         return []
-    found: list[Path] = []
+    found: list[str] = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -149,7 +162,7 @@ def dhclient_lease_files() -> list[Path]:
             continue
         for flag, value in itertools.pairwise(argv):
             if flag == b"-lf" and value:
-                found.append(Path(os.fsdecode(value)))
+                found.append(normal(os.fsdecode(value)))
     return found
 
 
@@ -167,32 +180,32 @@ def _read_all(path: str) -> bytes:
         os.close(fd)
 
 
-def agent_lease_files(root: Path, state: StateDir | None = None) -> tuple[Path, ...]:
+def agent_lease_files(root: StrPath, state: StateDir | None = None) -> tuple[str, ...]:
     """The lease files of the DHCP clients the agent started in this network namespace;
     ``state``: its state directory, when the caller has it (not looked up again)."""
     if state is not None:
-        return (state.path / "dhclient.*.leases",)
+        return (state.file("dhclient.*.leases"),)
     from multihome.transaction.statedir import StateDir  # agent.state's run_dir, lighter
 
     try:
-        return (StateDir.current(root).path / "dhclient.*.leases",)
+        return (StateDir.current(root).file("dhclient.*.leases"),)
     except OSError:
         return ()
 
 
-def signature(paths: Iterable[Path]) -> str:
+def signature(paths: Iterable[StrPath]) -> str:
     """The files' paths, sizes and modification times: it changes when a lease does."""
     parts = []
     for path in paths:
         try:
-            stat = path.stat()
+            stat = os.stat(path)
         except OSError:
             continue
         parts.append(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}")
     return "\n".join(parts)
 
 
-def host_signature(root: Path, state: StateDir | None = None) -> str:
+def host_signature(root: StrPath, state: StateDir | None = None) -> str:
     """The signature of every lease file a one-shot command (apply) below ``root`` reads:
     that of ``host_reader(root).files()`` (:mod:`multihome.source.portfacts`); ``state``:
     this namespace's state directory below ``root``, when the caller has it."""

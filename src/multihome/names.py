@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 
-from multihome.files import HEADER, read_text, under_root, write_atomic
+from multihome.files import HEADER, read_text, rooted, under_root, write_atomic
 
 # Not ``typing.TYPE_CHECKING``: the no-op apply (multihome.noop) reads the name files' paths
-# here without importing typing or the model.
+# here without importing typing, pathlib or the model.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from _typeshed import StrPath
+
     from multihome.model import Table
 
-RT_TABLES_FILE = Path("/etc/iproute2/rt_tables.d/multihome.conf")
-RT_PROTOS_FILE = Path("/etc/iproute2/rt_protos.d/multihome.conf")
+RT_TABLES_FILE = "/etc/iproute2/rt_tables.d/multihome.conf"
+RT_PROTOS_FILE = "/etc/iproute2/rt_protos.d/multihome.conf"
 
 
 def render_rt_tables(tables: Iterable[Table]) -> str:
@@ -29,7 +32,7 @@ def render_rt_protos() -> str:
     return f"{HEADER}{PROTO_MULTIHOME}\tmultihome\n"
 
 
-def register_names(root: Path, tables: Iterable[Table]) -> list[Path]:
+def register_names(root: StrPath, tables: Iterable[Table]) -> list[Path]:
     """Write the name files under ``root``; return the ones that changed."""
     changed = []
     for path, content in (
@@ -42,10 +45,10 @@ def register_names(root: Path, tables: Iterable[Table]) -> list[Path]:
     return changed
 
 
-def registered_tables(root: Path) -> dict[int, str]:
+def registered_tables(root: StrPath) -> dict[int, str]:
     """The table ids and names in multihome's own ``rt_tables.d`` file under ``root`` (only
     when the file carries multihome's header): the tables earlier applies gave out."""
-    return _registered(read_text(under_root(root, RT_TABLES_FILE)))
+    return _registered(read_text(rooted(root, RT_TABLES_FILE)))
 
 
 def adds_tables(text: str | None, tables: Iterable[Table]) -> bool:

@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 from multihome.transaction import DEFAULT_LOCK_TIMEOUT
 
 TYPE_CHECKING = False  # typing is for the type checker only (start-up time)
 if TYPE_CHECKING:
+    from _typeshed import StrPath
+
     from multihome.transaction.statedir import StateDir
 
 #: What an apply with nothing to do says (unless ``--quiet``).
@@ -43,14 +44,16 @@ FLAGS = frozenset({"-q", "--quiet", "--detailed-exit-codes", "--no-sysctls"})
 
 
 class Request:
-    """A plain apply's command line: ``--root``, ``--config`` and ``apply``'s options."""
+    """A plain apply's command line: ``--root``, ``--config`` (as given: text, no
+    ``pathlib`` on the no-op's path; whatever takes them writes them as ``pathlib`` would,
+    :mod:`multihome.files`) and ``apply``'s options."""
 
     __slots__ = ("config", "detailed", "lock_timeout", "no_sysctls", "quiet", "root")
 
     def __init__(
         self,
-        root: Path,
-        config: Path | None,
+        root: str,
+        config: str | None,
         quiet: bool,
         no_sysctls: bool,
         lock_timeout: float,
@@ -108,10 +111,9 @@ def parse(args: list[str]) -> Request | None:
         if timeout is None:
             return None
         lock_timeout = timeout
-    config = values.get("--config")
     return Request(
-        root=Path(values.get("--root", "/")),
-        config=None if config is None else Path(config),
+        root=values.get("--root", "/"),
+        config=values.get("--config"),
         quiet=bool(flags & {"-q", "--quiet"}),
         no_sysctls="--no-sysctls" in flags,
         lock_timeout=lock_timeout,
@@ -175,33 +177,33 @@ def _decide(request: Request, answered: list[bool]) -> Answer:
     from multihome.transaction.statedir import FINGERPRINT, StateDir, current_namespace
 
     identity = current_namespace()
-    found = StateDir.of(request.root.absolute(), identity.key)
+    found = StateDir.of(request.root, identity.key)
     if found.recorded() != identity:
         return UNANSWERED  # no state yet, or another namespace's: the apply creates or removes it
     state = StateDir(found.path, found.netns, identity)
     if not state.exists(FINGERPRINT):
         return UNANSWERED  # nothing recorded: no lock taken for nothing
     source = config_source(request.config, request.root)
-    session = open_clean_session(state, request.root, timeout=request.lock_timeout)
-    if session is None:
+    lock = open_clean_session(state, request.root, timeout=request.lock_timeout)
+    if lock is None:
         return UNANSWERED
     try:
         options = "--no-sysctls" if request.no_sysctls else ""
-        facts = host_signature(request.root, session.state)
+        facts = host_signature(request.root, lock.state)
         digest = inputs(source, request.root, facts, options)
-        kernel = trusted(session.state, digest)
+        kernel = trusted(lock.state, digest)
         if kernel is None or not matches(kernel):
             return Answer(None, changed=True)
         answered.append(True)
         if not request.quiet:
             sys.stdout.write(NO_CHANGES + "\n")
-        resume_agent(request.root, session.state)
+        resume_agent(request.root, lock.state)
         return Answer(0)
     finally:
-        session.close()
+        lock.release()
 
 
-def resume_agent(root: Path, state: StateDir | None = None) -> None:
+def resume_agent(root: StrPath, state: StateDir | None = None) -> None:
     """End a pause of the agent (reset, rollback), and say so: every whole apply does.
     ``state``: this namespace's state directory, when the caller has it."""
     from multihome.transaction.pause import resume

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from multihome.errors import NotPermittedError
+
+# Not ``typing.TYPE_CHECKING``: on the no-op apply's path (no typing, no pathlib).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from _typeshed import StrPath
 
 #: The abstract unix socket whose binding is the lock of a whole network namespace (whatever
 #: ``--root``; :mod:`multihome.transaction.lock`): abstract names are per network namespace,
@@ -26,13 +30,14 @@ def require_root(
         raise NotPermittedError(f"{what} needs root (CAP_NET_ADMIN); {fix}")
 
 
-def pid_alive(pid: int, proc: Path = Path("/proc")) -> bool:
+def pid_alive(pid: int, proc: StrPath = "/proc") -> bool:
     """True when process ``pid`` exists and has not exited: a zombie (``Z``, exited but not
     yet reaped) or a dead task (``X``) is not alive."""
     if pid <= 0:
         return False  # 0 and negatives name process groups, never one process
     try:
-        stat = (proc / str(pid) / "stat").read_text(encoding="utf-8")
+        with open(f"{os.fspath(proc)}/{pid}/stat", encoding="utf-8") as handle:
+            stat = handle.read()
     except OSError:
         return False
     # The state follows the command name, which may itself contain ")".

@@ -74,7 +74,7 @@ def test_apply_makes_the_plan_and_writes_checkpoint_record_and_names(tmp_path: P
     record = checkpoint.Record.load(state_dir(tmp_path))
     assert record.moved == saved.moved
     assert not state_dir(tmp_path).exists(JOURNAL)
-    names = (tmp_path / RT_TABLES_FILE.relative_to("/")).read_text()
+    names = (tmp_path / RT_TABLES_FILE.lstrip("/")).read_text()
     assert "\tmh-eth0\t" in names and "\tmh-eth1\t" in names
     with locked(backend, root=tmp_path, timeout=0) as session:
         assert session.recovery is None
@@ -87,7 +87,7 @@ def test_the_record_is_written_only_when_an_apply_adds_to_it(tmp_path: Path) -> 
     backend = FakeBackend(howto_host())
     plan = howto_plan()
     apply_plan(backend, plan, root=tmp_path, config=CONFIG)
-    path = state_dir(tmp_path).file(RECORD)
+    path = Path(state_dir(tmp_path).file(RECORD))
     first, inode = path.read_text(), path.stat().st_ino
     backend.apply([c.inverse() for c in reversed(plan.changes)])
     apply_plan(backend, plan, root=tmp_path, config=CONFIG)
@@ -261,7 +261,7 @@ def test_a_journal_from_an_earlier_boot_is_discarded(tmp_path: Path) -> None:
     dying = DyingBackend(howto_host(), dies_at=5)
     with pytest.raises(Killed):
         apply_plan(dying, howto_plan(), root=tmp_path)
-    journal_file = state_dir(tmp_path).file(JOURNAL)
+    journal_file = Path(state_dir(tmp_path).file(JOURNAL))
     data = json.loads(journal_file.read_text())
     journal_file.write_text(json.dumps({**data, "boot_id": "an-earlier-boot"}))
     backend = FakeBackend(dying.read())
@@ -477,7 +477,7 @@ class NamesAtEachChange(FakeBackend):
 
     def __init__(self, state: HostState, root: Path) -> None:
         super().__init__(state)
-        self.names = root / RT_TABLES_FILE.relative_to("/")
+        self.names = root / RT_TABLES_FILE.lstrip("/")
         self.seen: list[str] = []
 
     def apply(self, changes: Sequence[Change]) -> int:

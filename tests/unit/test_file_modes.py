@@ -44,9 +44,9 @@ def test_state_directory_and_agent_file_under_umask_000(tmp_path: Path, no_umask
     state.write_json("journal.json", {"id": 1})
     write_status(root, AgentStatus(pid=1, started="now"))
     assert writable_by_others(root) == []
-    assert stat.S_IMODE(state.path.stat().st_mode) == 0o700
-    assert stat.S_IMODE(state.file("journal.json").stat().st_mode) == 0o600
-    assert stat.S_IMODE(state.path.parent.stat().st_mode) == 0o755
+    assert stat.S_IMODE(os.stat(state.path).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(state.file("journal.json")).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(os.path.dirname(state.path)).st_mode) == 0o755
 
 
 def test_write_atomic_makes_parents_0755_under_umask_000(tmp_path: Path, no_umask: None) -> None:

@@ -49,7 +49,7 @@ def test_glob_sorted_finds_what_path_glob_finds(
                 os.symlink(folder / "nowhere", folder / name)
             else:
                 (folder / name).write_text("")
-        assert glob_sorted(folder, pattern) == sorted(folder.glob(pattern))
+        assert glob_sorted(folder, pattern) == [str(p) for p in sorted(folder.glob(pattern))]
 
 
 def test_glob_sorted_of_a_missing_folder_or_a_file_is_empty(tmp_path: Path) -> None:
@@ -59,7 +59,7 @@ def test_glob_sorted_of_a_missing_folder_or_a_file_is_empty(tmp_path: Path) -> N
     (tmp_path / "a.b.c").write_text("")
     for folder in (tmp_path / "missing", tmp_path / "file"):
         assert glob_sorted(folder, "*.lease") == sorted(folder.glob("*.lease")) == []
-    assert glob_sorted(tmp_path, "a*b*c") == [tmp_path / "a.b.c"]
+    assert glob_sorted(tmp_path, "a*b*c") == [str(tmp_path / "a.b.c")]
 
 
 def test_a_running_dhclients_lease_file_is_found(tmp_path: Path) -> None:
@@ -75,9 +75,9 @@ def test_a_running_dhclients_lease_file_is_found(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
     ) as proc:
         assert proc.stdout is not None and proc.stdout.readline() == b"\n"
-        assert lease in dhclient_lease_files()
+        assert str(lease) in dhclient_lease_files()
         proc.communicate(b"")
-    assert lease not in dhclient_lease_files()
+    assert str(lease) not in dhclient_lease_files()
 
 
 def test_the_signature_with_the_state_directory_given_is_the_same(tmp_path: Path) -> None:
@@ -89,11 +89,11 @@ def test_the_signature_with_the_state_directory_given_is_the_same(tmp_path: Path
 
     state = StateDir.current(tmp_path)
     state.ensure()
-    (state.path / "dhclient.p1.leases").write_text("lease {}\n")
+    Path(state.file("dhclient.p1.leases")).write_text("lease {}\n")
     dhcp = tmp_path / "var/lib/dhcp"
     dhcp.mkdir(parents=True)
     (dhcp / "dhclient.p2.leases").write_text("lease {}\n")
     with_state = host_signature(tmp_path, state)
-    assert f"{state.path / 'dhclient.p1.leases'}\0" in with_state
+    assert f"{Path(state.path) / 'dhclient.p1.leases'}\0" in with_state
     assert f"{dhcp / 'dhclient.p2.leases'}\0" in with_state
     assert with_state == host_signature(tmp_path)

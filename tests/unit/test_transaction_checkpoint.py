@@ -161,7 +161,7 @@ def test_the_record_is_written_only_when_an_apply_adds_to_it(tmp_path: Path) -> 
     checkpoint.record(folder, first)
     expected = checkpoint.Record().add(first)
     assert checkpoint.Record.load(folder) == expected and expected.moved
-    written = folder.file(RECORD)
+    written = Path(folder.file(RECORD))
     text, inode = written.read_text(), written.stat().st_ino
     again = replace(first, id="again", sysctls={k: "9" for k in first.sysctls})
     checkpoint.record(folder, again)

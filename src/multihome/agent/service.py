@@ -809,7 +809,7 @@ class Agent:
             del self.static[ifname]
         if names != self.link_names:  # ports came or went: the records of those gone go
             self.link_names = names
-            self.recorded = _forget_static(self._state_dir().path, names)
+            self.recorded = _forget_static(Path(self._state_dir().path), names)
         self.dhcp6.awaiting_dad &= names
         self.dhcp6.bound &= names
         self.dhcp6.resumed &= names

@@ -83,7 +83,7 @@ def run_dir(root: Path, *, create: bool = False) -> Path:
     state = StateDir.current(root)
     if create:
         state.ensure()
-    return state.path
+    return Path(state.path)
 
 
 def state_path(root: Path) -> Path:
@@ -97,7 +97,7 @@ def write_status(root: Path, status: AgentStatus, state: StateDir | None = None)
         folder = run_dir(root, create=True)
     else:
         state.ensure()
-        folder = state.path
+        folder = Path(state.path)
     write_atomic(folder / STATE_NAME, json_text(status.to_json()))
 
 

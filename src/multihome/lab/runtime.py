@@ -822,7 +822,7 @@ class Lab:
 
             for parent in (topo.STATE_ROOT, STATE_BASE):
                 with suppress(OSError):
-                    parent.rmdir()  # only when empty: other labs (or multihome) use it
+                    Path(parent).rmdir()  # only when empty: other labs (or multihome) use it
         left = self.existing_namespaces()
         if left:
             raise LabError(
@@ -1135,4 +1135,4 @@ def _multihome_state_dirs(namespace: str) -> list[Path]:
         inode = os.stat(NETNS_RUN / namespace).st_ino
     except OSError:
         return []
-    return [state.path for state in of_inode(Path("/"), inode)]
+    return [Path(state.path) for state in of_inode("/", inode)]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from multihome.backend import Backend
 from multihome.config import Config
 from multihome.errors import InputError
-from multihome.files import read_text, under_root
+from multihome.files import is_dir, read_text, under_root
 from multihome.kerneldigest import SYSCTL_KNOBS
 from multihome.manifest import Manifest, manifest_path, read_manifest
 from multihome.model import SCOPE_UNIVERSE, TABLE_MAIN, HostState, Link, Rule, ip_text
@@ -806,7 +806,7 @@ def check_netplan_nm(ctx: Evidence) -> list[Problem]:
 def check_safety_state(ctx: Evidence) -> list[Problem]:
     """``interrupted-apply`` and ``confirmation-pending`` from the state directory."""
     state = StateDir.current(ctx.root)
-    if not state.path.is_dir():
+    if not is_dir(state.path):
         return []
     busy = is_locked(state)
     problems = []

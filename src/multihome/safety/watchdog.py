@@ -97,7 +97,7 @@ def watch(state: StateDir, root: Path, apply_id: str, terminated: list[int]) -> 
         reason = None
         if state.exists(ROLLBACK_REQUEST):
             text = (
-                state.file(ROLLBACK_REQUEST).read_text(errors="replace").strip()
+                Path(state.file(ROLLBACK_REQUEST)).read_text(errors="replace").strip()
                 or "rollback requested"
             )
             reason = text

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from multihome.facts import Declaration, DeclaredRoute
-from multihome.files import under_root
+from multihome.files import join, rooted
 from multihome.leasefiles import (
     NETWORKD_LEASES,
     NM_DEVICES,
@@ -40,6 +40,10 @@ from multihome.leasefiles import (
 )
 from multihome.model import Link
 from multihome.values import field, frozen, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from _typeshed import StrPath
 
 IPv4 = ipaddress.IPv4Address
 
@@ -350,15 +354,15 @@ class LeaseReader:
     when its size or modification time changed (the agent reads on every repair)."""
 
     root: Path = Path("/")
-    extra: tuple[Path, ...] = ()
+    extra: tuple[StrPath, ...] = ()
     """More dhclient lease files or globs (absolute, not below the root)."""
     processes: bool = True
     """Also read the lease file of each dhclient running in this network namespace."""
     process_every: float = 0.0
     """Look for dhclient processes at most this often (seconds; 0: on every read). A scan of
     /proc costs a few ms, too much for every repair of the agent."""
-    _procs: tuple[float, list[Path]] | None = field(default=None, repr=False)
-    _parsed: dict[Path, tuple[tuple[int, int], list[Lease], list[str]]] = field(
+    _procs: tuple[float, list[str]] | None = field(default=None, repr=False)
+    _parsed: dict[str, tuple[tuple[int, int], list[Lease], list[str]]] = field(
         default_factory=dict, repr=False
     )
     _listings: Listings = field(default_factory=dict, repr=False)
@@ -381,7 +385,7 @@ class LeaseReader:
         return Leases(found, tuple(warnings))
 
     def _all(self, links: Sequence[Link], warnings: list[str]) -> Iterator[Lease]:
-        seen: set[Path] = set()
+        seen: set[str] = set()
         for path in self._dhclient_files():
             if path in seen:
                 continue
@@ -391,7 +395,7 @@ class LeaseReader:
         # repair: 34 failed stats at 16 ports on a host without networkd or NetworkManager).
         folders = []
         for base, parse in ((NETWORKD_LEASES, _networkd_one), (NM_DEVICES, _nm_one)):
-            folder = under_root(self.root, base)
+            folder = rooted(self.root, base)
             try:
                 names = frozenset(os.listdir(folder))
             except OSError:
@@ -400,13 +404,13 @@ class LeaseReader:
         for link in links:
             for folder, names, parse in folders:
                 if str(link.index) in names:
-                    path = folder / str(link.index)
+                    path = join(folder, str(link.index))
                     yield from self._parse(path, warnings, _by_index(parse, link.index))
 
-    def files(self) -> list[tuple[Path, _ParseFn]]:
+    def files(self) -> list[tuple[str, _ParseFn]]:
         """Every lease file this reader may read, whatever the links (each with its parser):
         the dhclient files, and every networkd and NetworkManager file (named by ifindex)."""
-        found: list[tuple[Path, _ParseFn]] = [(p, _dhclient_file) for p in self._dhclient_files()]
+        found: list[tuple[str, _ParseFn]] = [(p, _dhclient_file) for p in self._dhclient_files()]
         ones = {NETWORKD_LEASES: _networkd_one, NM_DEVICES: _nm_one}
         found += [
             (path, _by_index(ones[base], index)) for path, base, index in indexed_files(self.root)
@@ -444,8 +448,8 @@ class LeaseReader:
         that its next repair does not, before its first change)."""
         self._procs = (time.monotonic(), dhclient_lease_files())
 
-    def _dhclient_files(self) -> Iterator[Path]:
-        processes: list[Path] = []
+    def _dhclient_files(self) -> Iterator[str]:
+        processes: list[str] = []
         if self.processes:
             if self.scan_due():
                 self.scan()
@@ -453,16 +457,17 @@ class LeaseReader:
             processes = self._procs[1]
         yield from dhclient_files(self.root, self.extra, processes, self._listings)
 
-    def _parse(self, path: Path, warnings: list[str], parse: _ParseFn) -> Iterator[Lease]:
+    def _parse(self, path: str, warnings: list[str], parse: _ParseFn) -> Iterator[Lease]:
         try:
-            stat = path.stat()
+            stat = os.stat(path)
         except OSError:
             return
         stamp = (stat.st_size, stat.st_mtime_ns)
         cached = self._parsed.get(path)
         if cached is None or cached[0] != stamp:
             try:
-                text = path.read_text(encoding="utf-8", errors="replace")
+                with open(path, encoding="utf-8", errors="replace") as handle:
+                    text = handle.read()
             except OSError as exc:
                 warnings.append(f"{path}: cannot read it ({exc.strerror}); ignored")
                 return

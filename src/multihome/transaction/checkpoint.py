@@ -11,6 +11,7 @@ moved out of main, and the first prior value of every sysctl multihome changed.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -171,7 +172,7 @@ def save(state_dir: StateDir, saved: Checkpoint, text: str | None = None) -> Non
     its apply changes anything; the checkpoint it replaces is kept
     (``snapshot.previous.json``) until the next save, for :func:`discard`."""
     try:
-        state_dir.file(CHECKPOINT).replace(state_dir.file(PREVIOUS))
+        os.replace(state_dir.file(CHECKPOINT), state_dir.file(PREVIOUS))
     except FileNotFoundError:
         state_dir.remove(PREVIOUS)  # no checkpoint: nothing to go back to after a failure
     state_dir.write_text(CHECKPOINT, saved.text() if text is None else text)
@@ -184,7 +185,7 @@ def discard(state_dir: StateDir, apply_id: str) -> None:
     if current is None or current.get("id") != apply_id:
         return
     try:
-        state_dir.file(PREVIOUS).replace(state_dir.file(CHECKPOINT))
+        os.replace(state_dir.file(PREVIOUS), state_dir.file(CHECKPOINT))
     except FileNotFoundError:
         state_dir.remove(CHECKPOINT)
 

@@ -26,10 +26,9 @@ import time
 from _blake2 import blake2b
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 
 from multihome._version import __version__
-from multihome.files import DEFAULT_CONFIG_PATH, read_text, under_root
+from multihome.files import DEFAULT_CONFIG_PATH, normal, read_text, rooted
 from multihome.names import RT_PROTOS_FILE, RT_TABLES_FILE
 from multihome.transaction.statedir import FINGERPRINT, StateDir
 
@@ -37,6 +36,8 @@ from multihome.transaction.statedir import FINGERPRINT, StateDir
 # and neither typing nor the model nor the backend.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from _typeshed import StrPath
+
     from multihome.backend import Backend
     from multihome.model import HostState
     from multihome.plan import Change
@@ -50,11 +51,15 @@ _FAMILIES = {4: 2, 6: 10}
 CONFIG_LIMIT = (1 << 20) + 1
 
 
-def config_source(config_path: Path | None, root: Path) -> tuple[Path, bytes | None] | None:
-    """The configuration file an apply reads (``--config``, else the default below ``root``)
-    and its bytes: None for a default file that does not exist (the defaults apply); None
-    as a whole when the file cannot be read as a regular file (the parser says why)."""
-    path = config_path if config_path is not None else under_root(root, DEFAULT_CONFIG_PATH)
+def config_source(config_path: StrPath | None, root: StrPath) -> tuple[str, bytes | None] | None:
+    """The configuration file an apply reads (``--config``, else the default below ``root``;
+    as ``pathlib`` writes it: :func:`~multihome.files.normal`) and its bytes: None for a
+    default file that does not exist (the defaults apply); None as a whole when the file
+    cannot be read as a regular file (the parser says why)."""
+    if config_path is None:
+        path = rooted(root, DEFAULT_CONFIG_PATH)
+    else:
+        path = normal(os.fspath(config_path))
     if config_path is None and not os.path.lexists(path):
         return path, None
     try:
@@ -77,7 +82,7 @@ def config_source(config_path: Path | None, root: Path) -> tuple[Path, bytes | N
 
 
 def inputs(
-    source: tuple[Path, bytes | None] | None, root: Path, facts: str = "", options: str = ""
+    source: tuple[str, bytes | None] | None, root: StrPath, facts: str = "", options: str = ""
 ) -> str | None:
     """A digest of what the plan depends on besides the kernel state: multihome's version,
     the configuration (``source``: :func:`config_source`, the path and bytes it is parsed
@@ -94,7 +99,7 @@ def inputs(
     digest.update(config or b"")
     digest.update(f"\n{options}\n{facts}\n".encode())
     for name in (RT_TABLES_FILE, RT_PROTOS_FILE):
-        digest.update(f"{name}\n{read_text(under_root(root, name))!r}\n".encode())
+        digest.update(f"{name}\n{read_text(rooted(root, name))!r}\n".encode())
     return digest.hexdigest()
 
 

@@ -21,12 +21,16 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from multihome.errors import LockTimeoutError
 from multihome.processes import pid_alive
 from multihome.transaction import DEFAULT_LOCK_TIMEOUT
 from multihome.transaction.statedir import LOCK, LOCK_OWNER, PENDING, StateDir, flock_held
+
+# Not ``typing.TYPE_CHECKING``: on every apply's path (multihome.noop imports no typing).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from _typeshed import StrPath
 
 #: How long a second apply waits for the first, by default (seconds).
 POLL = 0.05
@@ -124,10 +128,13 @@ def _bind_namespace(state: StateDir, name: str, deadline: float, timeout: float)
         time.sleep(POLL)
 
 
-def holders(name: str, proc: Path = Path("/proc")) -> list[int]:
+def holders(name: str, proc: StrPath = "/proc") -> list[int]:
     """The pids that hold a descriptor of the socket bound to the abstract name ``name`` in
     this network namespace (``/proc/net/unix``, then every process's ``fd/``): the holder,
     and a confirmation watchdog that inherited it. Only called after a lock timeout."""
+    from pathlib import Path  # (not on every apply's path)
+
+    proc = Path(proc)
     wanted = "@" + name
     inodes = set()
     try:

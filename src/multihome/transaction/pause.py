@@ -10,8 +10,6 @@ and changes nothing while it exists. ``multihome apply`` (without ``--interface`
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from multihome.files import read_text, remove_file, write_atomic
 from multihome.processes import pid_alive
 from multihome.transaction.statedir import StateDir, json_value
@@ -20,6 +18,8 @@ from multihome.transaction.statedir import StateDir, json_value
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from _typeshed import StrPath
 
 #: The agent's state file (written by :mod:`multihome.agent.state`) and the pause marker.
 AGENT_STATUS = "agent.json"
@@ -32,7 +32,7 @@ def agent_alive(data: dict[str, Any]) -> bool:
     return bool(data.get("running")) and isinstance(pid, int) and pid_alive(pid)
 
 
-def running_agent(root: Path) -> int | None:
+def running_agent(root: StrPath) -> int | None:
     """The pid of the agent running in this namespace, or None."""
     data = StateDir.current(root).read_json(AGENT_STATUS)
     if data is None or not agent_alive(data):
@@ -41,7 +41,7 @@ def running_agent(root: Path) -> int | None:
     return pid if isinstance(pid, int) else None
 
 
-def paused(root: Path, state: StateDir | None = None) -> dict[str, Any] | None:
+def paused(root: StrPath, state: StateDir | None = None) -> dict[str, Any] | None:
     """The pause marker (``by``, ``at``, ``pid``), or None when the agent is not paused;
     ``state``: this namespace's state directory, when the caller has it (the agent, which
     never changes namespace, looks it up once, not before every repair)."""
@@ -56,7 +56,7 @@ def paused(root: Path, state: StateDir | None = None) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else {"by": "unknown", "at": "?"}
 
 
-def pause(root: Path, by: str, pid: int) -> int | None:
+def pause(root: StrPath, by: str, pid: int) -> int | None:
     """Pause the running agent of this namespace (call under the namespace's lock); returns
     its pid, or None when no agent runs (then nothing is written: an agent started later is
     not paused)."""
@@ -73,7 +73,7 @@ def pause(root: Path, by: str, pid: int) -> int | None:
     return agent
 
 
-def resume(root: Path, state: StateDir | None = None) -> dict[str, Any] | None:
+def resume(root: StrPath, state: StateDir | None = None) -> dict[str, Any] | None:
     """End a pause; returns the marker that was removed (None: the agent was not paused).
     ``state``: this namespace's state directory, when the caller has it (the no-op apply,
     under its lock): not looked up again."""

@@ -3,8 +3,7 @@ of an interrupted apply that every session starts with."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from multihome.files import absolute
 from multihome.processes import NAMESPACE_LOCK
 from multihome.transaction import DEFAULT_LOCK_TIMEOUT
 from multihome.transaction.lock import Lock, acquire
@@ -14,6 +13,10 @@ from multihome.transaction.statedir import JOURNAL, PENDING, StateDir, new_id, s
 # typing, the backend or the model.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from _typeshed import StrPath
+
     from multihome.backend import Backend
     from multihome.transaction import journal
 
@@ -79,22 +82,22 @@ def open_session(
 
 
 def open_clean_session(
-    state: StateDir, root: Path, *, timeout: float = DEFAULT_LOCK_TIMEOUT
-) -> Session | None:
+    state: StateDir, root: StrPath, *, timeout: float = DEFAULT_LOCK_TIMEOUT
+) -> Lock | None:
     """:func:`open_session` for an apply in the namespace of ``state`` (a folder that
-    exists and is this namespace's), without a backend: None, and the lock released again,
-    when an interrupted apply or a confirmation window waits (then only :func:`open_session`
-    with a backend can go on)."""
-    root = root.absolute()
-    state, lock = _lock(state, root, timeout, "apply", NAMESPACE_LOCK)
+    exists and is this namespace's), without a backend: the lock held (all that such an
+    apply, the no-op, needs of a session; ``root`` as text, without ``pathlib``), or None,
+    and the lock released again, when an interrupted apply or a confirmation window waits
+    (then only :func:`open_session` with a backend can go on)."""
+    state, lock = _lock(state, absolute(root), timeout, "apply", NAMESPACE_LOCK)
     if state.exists(JOURNAL) or state.exists(PENDING):
         lock.release()
         return None
-    return Session(state, lock, root, new_id())
+    return lock
 
 
 def _lock(
-    state: StateDir, root: Path, timeout: float, purpose: str, namespace: str | None
+    state: StateDir, root: StrPath, timeout: float, purpose: str, namespace: str | None
 ) -> tuple[StateDir, Lock]:
     """Sweep when due, then take the namespace's lock."""
     if state.identity is not None and sweep_due(state):

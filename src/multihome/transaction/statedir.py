@@ -12,10 +12,22 @@ import os
 import sys
 import time
 from collections.abc import Iterable
-from pathlib import Path
 
 from multihome.errors import InputError
-from multihome.files import make_dirs, read_text, remove_file, under_root, write_atomic
+from multihome.files import (
+    absolute,
+    exists,
+    is_dir,
+    join,
+    make_dirs,
+    name_of,
+    normal,
+    parent,
+    read_text,
+    remove_file,
+    rooted,
+    write_atomic,
+)
 
 # Not ``typing.TYPE_CHECKING``: this module is on the no-op apply's path (multihome.noop),
 # which imports neither typing nor the model (only the codecs below need it).
@@ -25,10 +37,12 @@ if TYPE_CHECKING:  # the plan (and the policy) only where changes are decoded
     import logging
     from typing import Any
 
+    from _typeshed import StrPath
+
     from multihome.model import Route, Rule
     from multihome.plan import Change
 
-STATE_BASE = Path("/run/multihome")
+STATE_BASE = "/run/multihome"
 #: Tries to create a state directory whose shared parent another clean-up keeps removing.
 ENSURE_ATTEMPTS = 5
 
@@ -151,10 +165,10 @@ def netns_cookie() -> int | None:
     return int.from_bytes(raw, sys.byteorder)
 
 
-def current_namespace(proc: Path = Path("/proc")) -> NamespaceId:
+def current_namespace(proc: StrPath = "/proc") -> NamespaceId:
     """The identity of the network namespace this process runs in."""
     try:
-        inode = os.stat(proc / "self/ns/net").st_ino
+        inode = os.stat(join(proc, "self/ns/net")).st_ino
         cookie = netns_cookie()
     except OSError as exc:
         raise InputError(
@@ -164,14 +178,14 @@ def current_namespace(proc: Path = Path("/proc")) -> NamespaceId:
     return NamespaceId(cookie, inode, boot_id(proc))
 
 
-def netns_key(proc: Path = Path("/proc")) -> str:
+def netns_key(proc: StrPath = "/proc") -> str:
     """``netns-<cookie>``: what names the state directory of this process's namespace."""
     return current_namespace(proc).key
 
 
-def boot_id(proc: Path = Path("/proc")) -> str:
+def boot_id(proc: StrPath = "/proc") -> str:
     """The kernel's boot id: state from an earlier boot describes a kernel that is gone."""
-    return (read_text(proc / "sys/kernel/random/boot_id") or "unknown").strip()
+    return (read_text(join(proc, "sys/kernel/random/boot_id")) or "unknown").strip()
 
 
 def new_id() -> str:
@@ -183,18 +197,19 @@ class StateDir(_Frozen):
     """The state directory of one network namespace below one ``--root``."""
 
     __slots__ = ("identity", "netns", "path")
-    path: Path
+    path: str
+    """The folder (text, as ``pathlib`` writes it: see :mod:`multihome.files`)."""
     netns: str
     identity: NamespaceId | None
     """The namespace's identity, written into the folder when it is created."""
 
-    def __init__(self, path: Path, netns: str, identity: NamespaceId | None = None) -> None:
-        object.__setattr__(self, "path", path)
+    def __init__(self, path: StrPath, netns: str, identity: NamespaceId | None = None) -> None:
+        object.__setattr__(self, "path", normal(os.fspath(path)))
         object.__setattr__(self, "netns", netns)
         object.__setattr__(self, "identity", identity)
 
     @classmethod
-    def current(cls, root: Path) -> StateDir:
+    def current(cls, root: StrPath) -> StateDir:
         """The state directory of the namespace this process runs in.
 
         A folder found there that belongs to another namespace (an earlier boot's namespace
@@ -204,14 +219,14 @@ class StateDir(_Frozen):
         found = cls.of(root, identity.key)
         state = cls(found.path, found.netns, identity)
         owner = state.recorded()
-        if owner != identity and state.path.exists():
+        if owner != identity and exists(state.path):
             state.discard(_stale_reason(owner, identity))
         return state
 
     @classmethod
-    def of(cls, root: Path, netns: str) -> StateDir:
+    def of(cls, root: StrPath, netns: str) -> StateDir:
         """The state directory of the namespace whose key is ``netns`` (``netns-<cookie>``)."""
-        return cls(under_root(root.absolute(), STATE_BASE / netns), netns)
+        return cls(rooted(absolute(root), join(STATE_BASE, netns)), netns)
 
     def recorded(self) -> NamespaceId | None:
         """The identity written in the folder; None when absent or damaged."""
@@ -237,7 +252,7 @@ class StateDir(_Frozen):
 
     def ensure(self) -> None:
         """Create the folder (0700; its parents 0755 whatever the umask) when it is missing."""
-        if self.path.is_dir():
+        if is_dir(self.path):
             return
         for attempt in range(ENSURE_ATTEMPTS):
             try:
@@ -250,7 +265,7 @@ class StateDir(_Frozen):
                     continue
                 raise InputError(
                     f"{self.path}: cannot create the state directory (its parent "
-                    f"{self.path.parent} kept disappearing); retry"
+                    f"{parent(self.path)} kept disappearing); retry"
                 ) from None
             except OSError as exc:
                 raise InputError(
@@ -259,7 +274,8 @@ class StateDir(_Frozen):
                 ) from exc
 
     def _create(self) -> None:
-        make_dirs(self.path.parent)
+        folder = parent(self.path)
+        make_dirs(folder)
         if self.identity is None:
             make_dirs(self.path, 0o700)
             return
@@ -268,21 +284,22 @@ class StateDir(_Frozen):
         import shutil  # once per namespace: not on every apply's import path
         import tempfile
 
-        tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+        tmp = normal(tempfile.mkdtemp(prefix=f".{name_of(self.path)}.", dir=folder))
         try:
             text = json.dumps(self.identity.to_json(), sort_keys=True) + "\n"
-            write_atomic(tmp / IDENTITY, text, 0o600)
+            write_atomic(join(tmp, IDENTITY), text, 0o600)
             os.rename(tmp, self.path)
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                 raise
 
-    def file(self, name: str) -> Path:
-        return self.path / name
+    def file(self, name: str) -> str:
+        """The file ``name`` in the folder (text)."""
+        return join(self.path, name)
 
     def exists(self, name: str) -> bool:
-        return self.file(name).exists()
+        return exists(self.file(name))
 
     def read_json(self, name: str) -> dict[str, Any] | None:
         """The file's JSON object, or None when absent or unreadable (a torn write)."""
@@ -332,7 +349,7 @@ def _stale_reason(owner: NamespaceId | None, current: NamespaceId) -> str:
     return f"namespace cookie {owner.cookie} is gone"
 
 
-def live_namespace_inodes(proc: Path = Path("/proc"), named: Path = Path("/run/netns")) -> set[int]:
+def live_namespace_inodes(proc: StrPath = "/proc", named: StrPath = "/run/netns") -> set[int]:
     """Inodes of the network namespaces some process is in or that have an ``ip netns`` name.
 
     A namespace held only by an open descriptor or a bind mount elsewhere is not seen; its
@@ -358,7 +375,7 @@ def sweep_due(state: StateDir, interval: float = SWEEP_INTERVAL) -> bool:
     seconds: an agent opens a session for every repair and need not sweep each time."""
     marker = state.file(SWEPT)
     try:
-        if time.time() - marker.stat().st_mtime < interval:
+        if time.time() - os.stat(marker).st_mtime < interval:
             return False
         os.utime(marker)
     except OSError:
@@ -367,8 +384,8 @@ def sweep_due(state: StateDir, interval: float = SWEEP_INTERVAL) -> bool:
 
 
 def sweep(
-    root: Path, current: NamespaceId, *, limit: int = SWEEP_LIMIT, live: set[int] | None = None
-) -> list[Path]:
+    root: StrPath, current: NamespaceId, *, limit: int = SWEEP_LIMIT, live: set[int] | None = None
+) -> list[str]:
     """Remove the state directories (below ``root``) of namespaces that no longer exist.
 
     Gone: from an earlier boot; or recording this namespace's inode with another cookie (the
@@ -377,16 +394,16 @@ def sweep(
     without an identity (a folder from before cookies) whose inode is not live or is this
     namespace's. A folder whose lock someone holds is left alone. At most ``limit`` folders
     are looked at. Returns the removed folders."""
-    base = under_root(root.absolute(), STATE_BASE)
+    base = rooted(absolute(root), STATE_BASE)
     try:
         names = sorted(e.name for e in os.scandir(base) if e.is_dir(follow_symlinks=False))
     except OSError:
         return []
-    removed: list[Path] = []
+    removed: list[str] = []
     for name in names[:limit]:
         if name == current.key or not name.startswith(("netns-", "net-")):
             continue
-        state = StateDir(base / name, name)
+        state = StateDir(join(base, name), name)
         owner = state.recorded()
         reason: str | None = _stale_reason(owner, current)
         if owner is not None and owner.boot == current.boot and owner.inode != current.inode:
@@ -414,11 +431,11 @@ def sweep(
     return removed
 
 
-def of_inode(root: Path, inode: int) -> list[StateDir]:
+def of_inode(root: StrPath, inode: int) -> list[StateDir]:
     """The state directories below ``root`` that record namespace inode ``inode`` (this
     boot), or are named after it: while that namespace is alive, its own folder and those of
     dead namespaces that had its inode."""
-    base = under_root(root.absolute(), STATE_BASE)
+    base = rooted(absolute(root), STATE_BASE)
     found = []
     boot = boot_id()
     try:
@@ -426,14 +443,14 @@ def of_inode(root: Path, inode: int) -> list[StateDir]:
     except OSError:
         return []
     for name in entries:
-        state = StateDir(base / name, name)
+        state = StateDir(join(base, name), name)
         owner = state.recorded()
         if name == f"net-{inode}" or (owner and owner.inode == inode and owner.boot == boot):
             found.append(state)
     return found
 
 
-def flock_held(path: Path) -> bool:
+def flock_held(path: StrPath) -> bool:
     """True when someone holds the ``flock`` of ``path`` (a probe: takes and drops it)."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
