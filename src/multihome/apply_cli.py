@@ -104,10 +104,13 @@ def main(request: Request, args: list[str], changed: bool) -> NoReturn:
     :func:`multihome.noop.parse` understood) without click, and exit as the CLI would;
     ``changed``: the no-op decision found, under the lock, that the namespace or its inputs
     changed since the recorded apply (no need to digest the kernel again)."""
-    config = None if request.config is None else Path(request.config)
-    obj = CliOptions(config_path=config, root=Path(request.root), color=sys.stdout.isatty())
-    handled(
-        lambda: as_click_runs(
+    from multihome.files import check_root
+
+    def run() -> None:
+        check_root(request.root)  # as the CLI's group does
+        config = None if request.config is None else Path(request.config)
+        obj = CliOptions(config_path=config, root=Path(request.root), color=sys.stdout.isatty())
+        as_click_runs(
             lambda: apply(
                 obj,
                 detailed_exit_codes=request.detailed,
@@ -117,9 +120,9 @@ def main(request: Request, args: list[str], changed: bool) -> NoReturn:
                 changed=changed,
             ),
             args,
-        ),
-        args,
-    )
+        )
+
+    handled(run, args)
 
 
 @contextmanager

@@ -108,6 +108,9 @@ def cli(ctx: click.Context, config_path: Path | None, root: Path) -> None:
     Each managed interface gets its own routing table and `ip rule`s, so that replies
     leave through the port they arrived on and floating IPs on secondary ports work.
     """
+    from multihome.files import check_root
+
+    check_root(root)
     ctx.obj = CliOptions(config_path=config_path, root=root, color=sys.stdout.isatty())
 
 

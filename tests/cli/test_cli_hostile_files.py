@@ -117,3 +117,42 @@ def test_unknown_network_type_in_network_data_exits_2(
         "ipv4_dhcp, ipv6, ipv6_dhcp, ipv6_dhcpv6-stateful, ipv6_dhcpv6-stateless, "
         "ipv6_slaac; the metadata is malformed"
     ), done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--root", "{root}", "status"),
+        ("--root", "{root}", "status", "--json"),
+        ("--root", "{root}/etc", "plan"),
+        ("--root", "{root}", "apply"),
+        ("persist", "--root", "{root}", "--dry-run"),
+    ],
+    ids=["status", "status-json", "below-a-file", "apply", "persist"],
+)
+def test_a_root_that_is_a_file_exits_2_naming_it(
+    tmp_path: Path, private_netns: tuple[str, ...], args: tuple[str, ...]
+) -> None:
+    """``--root`` given a regular file (or a path below one): exit 2, one line naming the
+    option, the file and the fix (``--json``: the error object naming ``--root``), never
+    "internal error: NotADirectoryError" (status and apply said that), and nothing is
+    written next to it. Run in a private, empty network namespace (``unshare --net``): apply
+    is refused before it reads anything, but a test never runs it on the host."""
+    root = tmp_path / "image.qcow2"
+    root.write_text("not a folder\n")
+    done = multihome(*(a.format(root=root) for a in args), prefix=private_netns)
+    assert done.returncode == 2, done.stderr
+    assert "internal error" not in done.stderr + done.stdout
+    if "--json" in args:
+        error = json.loads(done.stdout)["error"]
+        assert (error["code"], error["input"], error["kind"]) == (2, "--root", "InputError")
+        assert error["message"].startswith(f"--root {root}: not a directory; "), error
+    else:
+        assert done.stdout == ""
+        given = args[args.index("--root") + 1].format(root=root)
+        where = "" if given == str(root) else f" ({root} is)"
+        assert done.stderr == (
+            f"multihome: error: --root {given}: not a directory{where}; give the folder that "
+            "stands for the system's / (a guest's or an image's tree)\n"
+        ), done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["image.qcow2"]

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from multihome.errors import InputError
-from multihome.files import json_output
+from multihome.files import check_root, json_output
 from multihome.persist.core import BACKENDS
 
 PERSIST_EPILOG = """\b
@@ -41,6 +41,8 @@ Examples:
 def _root(ctx: click.Context, root: Path | None) -> Path:
     if root is None:
         root = Path(getattr(ctx.find_root().obj, "root", Path("/")))
+    else:
+        check_root(root)
     lab = os.environ.get("MULTIHOME_LAB")  # set by `multihome lab exec`
     if lab and root.resolve() == Path("/"):
         error = InputError(
