@@ -38,6 +38,7 @@ from multihome.policy import DesiredState, PolicyMemo
 from multihome.transaction import DEFAULT_LOCK_TIMEOUT, checkpoint, journal
 from multihome.transaction.journal import Recovery
 from multihome.transaction.session import Session, open_session
+from multihome.transaction.statedir import StateDir
 from multihome.values import field, record, replace
 from multihome.verify import Check, verify_unless
 
@@ -161,13 +162,15 @@ def locked(
     timeout: float = DEFAULT_LOCK_TIMEOUT,
     purpose: str = "apply",
     mode: Mode = "finish",
+    state: StateDir | None = None,
 ) -> Iterator[Session]:
     """Hold the namespace's lock; an interrupted apply is finished (or undone) first.
+    ``state``: the namespace's state directory, if the caller has it (:func:`open_session`).
 
     Raises :class:`multihome.transaction.lock.LockTimeoutError` when another multihome holds the
     lock for longer than ``timeout`` seconds.
     """
-    session = open_session(backend, root, timeout=timeout, purpose=purpose, mode=mode)
+    session = open_session(backend, root, timeout=timeout, purpose=purpose, mode=mode, state=state)
     try:
         yield session
     finally:

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 from agent_util import ADDRESS, GATEWAY, Lab, network_data, wait_until, write_drive
+from leasetext import current_dhclient_lease
+
+LEASE = Path(__file__).resolve().parents[1] / "unit" / "leases" / "dhclient.eth1.leases"
 
 BOUND = 15.0  # seconds: generous, the machine is shared; the benchmark has the real figures
 
@@ -260,3 +264,50 @@ def test_bad_metadata_changes_nothing(lab: Lab) -> None:
     assert lab.addresses("eth2") == []
     assert agent.poll() is None
     assert "metadata" in lab.agent_log() and rules_before != lab.rules()
+
+
+def test_another_tools_dhclient_found_while_idle_rebuilds_a_flapped_table(lab: Lab) -> None:
+    """Another tool's dhclient on eth1 (its lease file in a folder multihome never lists,
+    found only by the agent's scan of the processes, which an idle agent makes when it is
+    due within a second, and a repair only when it is due then): the lease's own route
+    (option 121: 10.99.0.0/16 via 192.168.0.100, in no table before) lands in eth1's table
+    at a repair, and each flap of eth1 puts it back with the table, however the scans fell."""
+    lab.start_agent("--source", "kernel")
+    wait_until(lambda: converged(lab), BOUND, "policy applied")
+    lease = lab.tmp / "elsewhere" / "eth1.leases"
+    lease.parent.mkdir()
+    text = current_dhclient_lease(LEASE.read_text())
+    lease.write_text(text.replace("32,169,254,169,254,192,168,0,100", "16,10,99,192,168,0,100"))
+
+    def leased_route_in_table() -> bool:
+        return any(
+            r.get("dst") == "10.99.0.0/16"
+            and r.get("gateway") == "192.168.0.100"
+            and r.get("dev") == "eth1"
+            and str(r.get("table", "")).isdigit()
+            for r in lab.routes()
+        )
+
+    assert not leased_route_in_table()
+    # A process named dhclient (its comm) with the lease file as its -lf, in the guest.
+    named = (
+        "import ctypes, time; ctypes.CDLL(None).prctl(15, b'dhclient', 0, 0, 0); time.sleep(300)"
+    )
+    lab.processes.append(
+        subprocess.Popen(
+            ["ip", "netns", "exec", lab.guest, sys.executable, "-c", named, "-lf", str(lease)]
+        )
+    )
+    # Events a second and more apart: repairs, each followed by an idle moment.
+    for _ in range(3):
+        time.sleep(1.1)
+        lab.ip(*f"route add default via {GATEWAY} dev eth1 proto dhcp metric 101".split())
+        wait_until(lambda: converged(lab), BOUND, "DHCP's default taken out of main")
+    wait_until(leased_route_in_table, BOUND, "the lease's route in eth1's table")
+    for _ in range(2):
+        lab.ip("link", "set", "eth1", "down")
+        wait_until(lambda: not has_table_default(lab, "eth1"), BOUND, "kernel flushed")
+        lab.ip("link", "set", "eth1", "up")
+        wait_until(lambda: converged(lab) and leased_route_in_table(), BOUND, "eth1's table back")
+    got = lab.ip("route", "get", "10.99.0.1", "from", ADDRESS["eth1"]).stdout
+    assert "dev eth1" in got and "via 192.168.0.100" in got, got

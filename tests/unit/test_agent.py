@@ -15,18 +15,26 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from subprocess import Popen
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from hosts import host, howto_host, link
 
+from multihome import policy
 from multihome.agent import addressing, dhcphook
 from multihome.agent.events import Event, EventSource
-from multihome.agent.service import IDLE_COLLECT, RECHECK_DELAY, Agent, AgentOptions
+from multihome.agent.service import (
+    IDLE_COLLECT,
+    RECHECK_DELAY,
+    SCAN_AHEAD,
+    Agent,
+    AgentOptions,
+)
 from multihome.agent.state import AgentStatus, run_dir, write_status
 from multihome.backend import Lookup
 from multihome.backend.fake import FakeBackend
 from multihome.config import Config
+from multihome.facts import PortFacts
 from multihome.files import under_root
 from multihome.model import (
     PROTO_DHCP,
@@ -38,7 +46,8 @@ from multihome.model import (
     Route,
 )
 from multihome.names import RT_TABLES_FILE
-from multihome.plan import Change
+from multihome.plan import Assessment, Change
+from multihome.source import leases
 from multihome.source.network_data import MetaData, parse_network_data
 from multihome.source.readers import Metadata
 from multihome.transaction.pause import pause, paused, resume
@@ -542,7 +551,7 @@ def test_the_static_records_of_ports_gone_are_removed_and_nothing_else(tmp_path:
     folder = run_dir(tmp_path, create=True)
     for name in ("static.eth1.json", "static.eth2.json", "static.json", "dhclient.eth2.leases"):
         (folder / name).write_text("{}")
-    assert _forget_static(tmp_path, {"eth0", "eth1"}) == {"eth1"}
+    assert _forget_static(folder, {"eth0", "eth1"}) == {"eth1"}
     left = sorted(p.name for p in folder.iterdir() if p.name.endswith((".json", ".leases")))
     assert "static.eth2.json" not in left
     assert {"static.eth1.json", "static.json", "dhclient.eth2.leases"} <= set(left)
@@ -675,13 +684,28 @@ class LateHotplug(FakeBackend):
 
     def read(self) -> HostState:
         state = super().read()
+        self.plug()
+        return state
+
+    def plug(self) -> None:
+        """eth2 plugged in now, once ``events`` is set."""
         if self.events is not None:
             events, self.events = self.events, None
             self.add_link(link("eth2", 4))
             self.add_address(Address("eth2", ETH2))
             self.apply([Change("add", dhcp_default("eth2", ETH2.ip, 102))])
             events._queue.put(Event("link", "new", 4, "eth2", "up", time.monotonic()))
-        return state
+
+
+def late_hotplug(tmp_path: Path) -> tuple[Agent, LateHotplug, EventSource]:
+    """An agent on :class:`LateHotplug` after its start, with a DHCP default put back into
+    main (to repair), and its event source (no reader thread: the twin queues the event)."""
+    events = EventSource()
+    backend = LateHotplug(howto_host())
+    agent = Agent(backend, Config, tmp_path, AgentOptions(source="kernel", dhcp=False), events)
+    agent.reconcile("start", 0.0)
+    backend.apply([Change("add", dhcp_default("eth1", ETH1, 101))])
+    return agent, backend, events
 
 
 def test_events_that_come_while_a_repair_plans_are_planned_with_it(tmp_path: Path) -> None:
@@ -689,11 +713,7 @@ def test_events_that_come_while_a_repair_plans_are_planned_with_it(tmp_path: Pat
     event, queued while the repair read and planned, is taken into the same repair before
     its first change (read and planned again, once): one repair moves eth1's default and
     gives eth2 its table, and nothing is left queued or to do."""
-    events = EventSource()
-    backend = LateHotplug(howto_host())
-    agent = Agent(backend, Config, tmp_path, AgentOptions(source="kernel", dhcp=False), events)
-    agent.reconcile("start", 0.0)
-    backend.apply([Change("add", dhcp_default("eth1", ETH1, 101))])
+    agent, backend, events = late_hotplug(tmp_path)
     backend.events = events
     repairs = agent.status.repairs
     assert agent.reconcile("route new default table 254 dev eth1", 0.0) is not None
@@ -702,6 +722,111 @@ def test_events_that_come_while_a_repair_plans_are_planned_with_it(tmp_path: Pat
     assert converged(backend, ("eth0", "eth1", "eth2"))
     assert "eth2" in agent.hotplugged
     assert agent.reconcile("nothing", 0.0) is None
+
+
+def test_events_that_come_while_a_repair_reads_are_taken_before_its_policy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events queued while the repair took the lock and read (eth2 plugged in) are taken
+    before the policy is computed: the policy runs once, for the read that has them, not
+    once for the out-of-date read and again for the new one; the repair is the same."""
+    agent, backend, events = late_hotplug(tmp_path)
+    backend.events = events
+    computed: list[HostState] = []
+    policy = Assessment.of
+
+    def counted(state: HostState, *args: Any, **kwargs: Any) -> Assessment:
+        computed.append(state)
+        return policy(state, *args, **kwargs)
+
+    monkeypatch.setattr(Assessment, "of", counted)
+    assert agent.reconcile("route new default table 254 dev eth1", 0.0) is not None
+    assert len(computed) == 1 and computed[0].link("eth2") is not None
+    assert converged(backend, ("eth0", "eth1", "eth2"))
+
+
+def test_a_pass_that_plans_again_finds_the_owned_rules_once_per_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """eth2 is plugged in while the repair computes its policy: the pass reads and plans
+    again with its event, and the policy, the plan and the checkpoint of each read share
+    one search for the owned rules and routes (kept for the pass's config object): two
+    searches for two reads, not a third for the checkpoint; the repair is the same."""
+    agent, backend, events = late_hotplug(tmp_path)
+    facts = agent._facts
+    plugged: list[EventSource] = [events]
+
+    def plugged_while_planning(state: HostState) -> PortFacts:
+        if plugged:
+            backend.events = plugged.pop()
+            backend.plug()
+        return facts(state)
+
+    monkeypatch.setattr(agent, "_facts", plugged_while_planning)
+    searches: list[object] = []
+    elsewhere = policy._elsewhere
+
+    def counted(*args: Any) -> Any:
+        searches.append(args)
+        return elsewhere(*args)
+
+    monkeypatch.setattr(policy, "_elsewhere", counted)
+    assert agent.reconcile("route new default table 254 dev eth1", 0.0) is not None
+    assert len(searches) == 2
+    assert converged(backend, ("eth0", "eth1", "eth2"))
+    assert events.pending() == 0
+
+
+class Quiet(EventSource):
+    """An event source with nothing to wait for: ``wait`` returns at once, with no event."""
+
+    def wait(self, timeout: float | None) -> Event | None:
+        return None
+
+
+def test_the_scan_for_dhclient_processes_is_made_while_idle_not_in_the_repair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The /proc scan for other tools' dhclient processes, due every 2 s, is made when the
+    agent waits with no event queued and it is due within SCAN_AHEAD, so that the next
+    repair reads the leases without it; a repair still scans when the scan is due then (no
+    idle moment since), and the lease files the idle scan found are the ones it reads."""
+    lease = tmp_path / "other.leases"
+    scans: list[float] = []
+
+    def scanned() -> list[Path]:
+        scans.append(time.monotonic())
+        return [lease]
+
+    monkeypatch.setattr(leases, "dhclient_lease_files", scanned)
+    agent, backend = make_agent(tmp_path, howto_host())
+    agent.events = Quiet()
+    agent.reconcile("start", 0.0)
+    assert len(scans) == 1
+
+    def aged(seconds: float) -> None:
+        """The last scan made ``seconds`` ago."""
+        assert agent.leases._procs is not None
+        agent.leases._procs = (time.monotonic() - seconds, [])
+
+    def repaired() -> None:
+        backend.apply([Change("add", dhcp_default("eth1", ETH1, 101))])
+        assert agent.reconcile("route new default table 254 dev eth1", 0.0) is not None
+        assert converged(backend)
+
+    aged(2.0 - SCAN_AHEAD - 0.5)
+    assert agent._wait() == [] and len(scans) == 1  # not due within SCAN_AHEAD
+    aged(2.0 - SCAN_AHEAD + 0.2)
+    assert agent._wait() == [] and len(scans) == 2  # due soon, idle: scanned now
+    repaired()
+    assert len(scans) == 2 and agent.leases._procs is not None
+    assert agent.leases._procs[1] == [lease]
+    aged(2.0 - SCAN_AHEAD + 0.2)
+    repaired()
+    assert len(scans) == 2  # due soon, not yet: the repair does not scan
+    aged(2.5)
+    repaired()
+    assert len(scans) == 3  # due at the repair, with no idle moment before it
 
 
 def test_the_readers_error_stays_queued_for_the_loop() -> None:

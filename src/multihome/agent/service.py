@@ -34,7 +34,7 @@ from multihome.agent.events import Event, EventSource
 from multihome.agent.state import AgentStatus, Repair, run_dir, write_status
 from multihome.backend import Backend
 from multihome.config import Config
-from multihome.engine import Convergence, again_on_conflict, assess, converge
+from multihome.engine import Convergence, again_on_conflict, assess, converge, locked
 from multihome.errors import (
     ConcurrentChangeError,
     InputError,
@@ -85,6 +85,10 @@ MAX_BACKOFF = 30.0
 #: more, at once.
 IDLE_COLLECT = 700
 BUSY_COLLECT = 100
+#: Seconds before the agent's scan for dhclient processes is due (every 2 s) that an idle
+#: agent makes it (:meth:`Agent._wait`): events that come less than a second apart never
+#: find it due in their repair (the scans come every 1-2 s then, instead of every 2).
+SCAN_AHEAD = 1.0
 #: How long a repair waits for another multihome (an apply, a reset) to release the lock;
 #: then it fails and is retried (backoff), so that systemd's watchdog is still fed.
 LOCK_TIMEOUT = 5.0
@@ -264,7 +268,7 @@ class Agent:
         self.known = {link.index for link in state.links}
         self._load_metadata(state)
         self.reconcile("start", time.monotonic())
-        write_status(self.root, self.status)
+        write_status(self.root, self.status, self._state_dir())
         sdnotify.notify(
             f"READY=1\nSTATUS=watching {len(state.links)} links; source {self.status.source}"
         )
@@ -307,7 +311,7 @@ class Agent:
     def _save(self) -> None:
         self._dirty = False
         try:
-            write_status(self.root, self.status)
+            write_status(self.root, self.status, self._state_dir())
         except MultihomeError as exc:
             log.error("cannot write the state file: %s", exc)
 
@@ -380,6 +384,13 @@ class Agent:
         allocated = gc.get_count()[0]
         if allocated >= IDLE_COLLECT * (1 if idle else BUSY_COLLECT):
             gc.collect()
+        if idle and self.leases.scan_due(ahead=SCAN_AHEAD):
+            # The /proc scan for other tools' dhclient processes (their lease files), due
+            # every 2 s, is made now when it is due within SCAN_AHEAD, rather than by the
+            # next repair's read of the leases, before its first change (a few ms: every
+            # process's command line; a repair in three paid it when events came every
+            # 0.5 s). A repair still scans when it is due then (no idle moment since).
+            self.leases.scan()
         due = self.timers.next()
         timeout = None if due is None else max(0.0, due - time.monotonic())
         self._idle = True
@@ -514,50 +525,82 @@ class Agent:
     def _converge(self, lines: list[str]) -> Convergence | None:
         """One pass of the transaction (plan, apply, announce, verify) with the agent's
         ``prepare`` step; its lines are added to ``lines``."""
-        return converge(
+        config = self._config()
+        with locked(
             self.backend,
-            self._config(),
             root=self.root,
-            prepare=lambda found: self._prepare(found, lines),
-            lock_timeout=LOCK_TIMEOUT,
-            verify_retries=0,  # a failed check is logged; the next event repairs again
+            timeout=LOCK_TIMEOUT,
             purpose="agent repair",
-            # More events wait: the next pass repairs, announces and verifies; the ARPs
-            # and lookups would only delay it.
-            postpone=lambda: self.events.pending() > 0,
-            facts=self._facts,
-            memo=self.memo,
-        )
+            state=self._state_dir(),
+        ) as session:
+            return converge(
+                self.backend,
+                config,
+                root=self.root,
+                session=session,
+                assessed=self._assess(config),
+                prepare=lambda found: self._prepare(found, lines, config),
+                verify_retries=0,  # a failed check is logged; the next event repairs again
+                # More events wait: the next pass repairs, announces and verifies; the ARPs
+                # and lookups would only delay it.
+                postpone=lambda: self.events.pending() > 0,
+                facts=self._facts,
+                memo=self.memo,
+            )
+
+    def _assess(self, config: Config) -> Assessment:
+        """Read, then plan: events that came while the lock was taken and the state read (a
+        flap's router answer, the kernel's IPv6 routes of a link that came up) are taken
+        first and what they changed read again (:meth:`_late`), so that the policy is not
+        computed for a read that is already out of date (the taking after the plan, in
+        :meth:`_prepare`, then re-read and re-planned: 2-3 ms of a flap's repair at 16
+        dual-stack ports)."""
+        state = self.backend.read()
+        if self._late():
+            state = self.backend.read()
+        return Assessment.of(state, config, self._facts(state), self.memo)
+
+    def _late(self) -> bool:
+        """Take the events queued now into this pass, with the rest of their burst (its
+        debounce), and tell the backend what they changed; whether there were any."""
+        late = self.events.take()
+        if not late:
+            return False
+        late[-1:] = self.events.burst(late[-1], self.options.quiet, self.options.limit)
+        self._take(late)
+        log.debug("planning again with %s", _describe(late, self.names))
+        return True
 
     def _config(self) -> Config:
         """The configuration the policy sees: once a repair succeeded, another tool's rule
         that appears in the band is noted, not refused (every repair would fail)."""
         return replace(self.config, band_claimed=True) if self.claimed else self.config
 
-    def _prepare(self, assessment: Assessment, lines: list[str]) -> tuple[Assessment, int] | None:
+    def _prepare(
+        self, assessment: Assessment, lines: list[str], config: Config
+    ) -> tuple[Assessment, int] | None:
         """Under the lock, before the apply: nothing when paused; else the agent's own
         changes (ports gone, ports to address), the assessment to apply and how many kernel
         changes were made here (plus one when an earlier repair's announcement and
-        verification are owed)."""
+        verification are owed). ``config``: the pass's, the same object for every read and
+        plan of the pass and its apply (the owned rules and routes found for a read are
+        kept for the config asked, by identity: the checkpoint looked for them again)."""
         self.proof.rechecked = None
         if self._paused():
             return None
-        if late := self.events.take():
-            # Events came while this pass read and planned (a flap's router answer right
-            # after the link came up): planned with them, once, before the first change,
-            # rather than in a pass of their own after this one's changes and bookkeeping;
-            # with the rest of their disturbance, as a burst (its debounce).
-            late[-1:] = self.events.burst(late[-1], self.options.quiet, self.options.limit)
-            self._take(late)
-            log.debug("planning again with %s", _describe(late, self.names))
-            assessment = assess(self.backend, self._config(), self._facts, self.memo)
+        if self._late():
+            # Events came while this pass planned (a flap's router answer right after the
+            # link came up): planned with them, once, before the first change, rather than
+            # in a pass of their own after this one's changes and bookkeeping; with the
+            # rest of their disturbance, as a burst (its debounce).
+            assessment = assess(self.backend, config, self._facts, self.memo)
         state = assessment.state
         self.names.update((link.index, link.name) for link in state.links)
         lines += self._forget_gone(state)
         addressed = self._address_ports(state) + self._address_ports6(state)
         lines += addressed
         if addressed:
-            assessment = assess(self.backend, self._config(), self._facts, self.memo)
+            assessment = assess(self.backend, config, self._facts, self.memo)
         prepared = len(addressed) + int(self._owed)
         if prepared == 0 and self._recheck_due(time.monotonic()):
             if assessment.plan.empty:
@@ -565,7 +608,7 @@ class Agent:
                 self.proof.rechecked = verify_unless(
                     self.backend,
                     assessment.desired,
-                    self._config(),
+                    config,
                     lambda: self.events.pending() > 0,
                     retries=0,
                 )
@@ -573,10 +616,16 @@ class Agent:
                 prepared = 1  # the apply's verification is the re-check, whatever it changes
         return assessment, prepared
 
-    def _paused(self) -> bool:
+    def _state_dir(self) -> StateDir:
+        """The namespace's state directory, looked up once (its identity: a socket for the
+        namespace cookie, the boot id, the identity file): the agent never leaves its
+        namespace. The lock recreates the folder, with that identity, if it was removed."""
         if self._statedir is None:
             self._statedir = StateDir.current(self.root)
-        marker = paused(self.root, self._statedir)
+        return self._statedir
+
+    def _paused(self) -> bool:
+        marker = paused(self.root, self._state_dir())
         if marker is None:
             if self.status.paused is not None:
                 log.info("resumed (was %s)", self.status.paused)
@@ -760,7 +809,7 @@ class Agent:
             del self.static[ifname]
         if names != self.link_names:  # ports came or went: the records of those gone go
             self.link_names = names
-            self.recorded = _forget_static(self.root, names)
+            self.recorded = _forget_static(Path(self._state_dir().path), names)
         self.dhcp6.awaiting_dad &= names
         self.dhcp6.bound &= names
         self.dhcp6.resumed &= names
@@ -1167,9 +1216,10 @@ def _recorded_static(root: Path, link: Link) -> StaticConfig | None:
     return StaticConfig(link.name, addresses, routes)
 
 
-def _forget_static(root: Path, names: set[str]) -> set[str]:
-    """Remove the records of ports that are gone; the names of those kept."""
-    folder = run_dir(root)
+def _forget_static(folder: Path, names: set[str]) -> set[str]:
+    """Remove the records of ports that are gone from the namespace's ``folder`` (the
+    agent's state directory, looked up once: before the first change of a hot-plug's and a
+    detach's repair); the names of those kept."""
     prefix, suffix = STATIC_RECORD.split("{}")
     try:  # a listing, not a glob (pathlib's compiles a pattern each time): a hot-plug's repair
         records = [

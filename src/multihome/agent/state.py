@@ -16,10 +16,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from multihome.files import json_text, read_text, remove_file, write_atomic
 from multihome.transaction.pause import AGENT_STATUS, agent_alive, paused
+
+if TYPE_CHECKING:
+    from multihome.transaction.statedir import StateDir
 
 STATE_NAME = AGENT_STATUS
 
@@ -87,8 +90,15 @@ def state_path(root: Path) -> Path:
     return run_dir(root) / STATE_NAME
 
 
-def write_status(root: Path, status: AgentStatus) -> None:
-    write_atomic(run_dir(root, create=True) / STATE_NAME, json_text(status.to_json()))
+def write_status(root: Path, status: AgentStatus, state: StateDir | None = None) -> None:
+    """Write ``agent.json``; ``state``: the namespace's state directory when the caller has
+    it (the agent looks it up once, not at every save after a repair)."""
+    if state is None:
+        folder = run_dir(root, create=True)
+    else:
+        state.ensure()
+        folder = Path(state.path)
+    write_atomic(folder / STATE_NAME, json_text(status.to_json()))
 
 
 def clear_status(root: Path) -> None:

@@ -435,12 +435,25 @@ class LeaseReader:
         ]
         return min(expiries, default=None)
 
+    def scan_due(self, ahead: float = 0.0) -> bool:
+        """The dhclient processes are to be looked for again, now or within ``ahead``
+        seconds (``process_every`` passed since the last scan): a read scans /proc when it
+        is due, unless :meth:`scan` did it first."""
+        return self.processes and (
+            self._procs is None or time.monotonic() - self._procs[0] >= self.process_every - ahead
+        )
+
+    def scan(self) -> None:
+        """Look for the dhclient processes now (the agent, idle, when :meth:`scan_due`: so
+        that its next repair does not, before its first change)."""
+        self._procs = (time.monotonic(), dhclient_lease_files())
+
     def _dhclient_files(self) -> Iterator[str]:
         processes: list[str] = []
         if self.processes:
-            now = time.monotonic()
-            if self._procs is None or now - self._procs[0] >= self.process_every:
-                self._procs = (now, dhclient_lease_files())
+            if self.scan_due():
+                self.scan()
+            assert self._procs is not None
             processes = self._procs[1]
         yield from dhclient_files(self.root, self.extra, processes, self._listings)
 

@@ -58,13 +58,17 @@ def open_session(
     timeout: float = DEFAULT_LOCK_TIMEOUT,
     purpose: str = "apply",
     mode: journal.Mode = "finish",
+    state: StateDir | None = None,
 ) -> Session:
     """Take the lock, then finish (``mode="finish"``) or undo an interrupted apply.
 
     First removes (bounded, with a log line; at most once a minute) the state directories of
-    namespaces that no longer exist (:func:`~multihome.transaction.statedir.sweep`)."""
+    namespaces that no longer exist (:func:`~multihome.transaction.statedir.sweep`).
+    ``state``: this namespace's state directory, when the caller looked it up already (the
+    agent, which never leaves its namespace: not its identity again on every repair)."""
     root = root.absolute()  # the watchdog runs from /
-    state, lock = _lock(StateDir.current(root), root, timeout, purpose, backend.namespace_lock)
+    found = StateDir.current(root) if state is None else state
+    state, lock = _lock(found, root, timeout, purpose, backend.namespace_lock)
     recovery = None
     if state.exists(JOURNAL) or state.exists(PENDING):  # the journal's code only when needed
         from multihome.transaction import journal
