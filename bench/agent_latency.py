@@ -303,24 +303,31 @@ def inner(  # noqa: PLR0915 - one linear script
         condition: Callable[[], bool],
         port: Callable[[], int] | None = None,
     ) -> None:
-        """From the first notification of the disturbance (for a port brought up: the first
-        that shows it running, which the kernel may send a while later) to the last of the
-        repair (the last of a change the agent made: the kernel's own notifications, such as
-        a link's second operational-state report tens of ms after it came up, and this
-        observer's are not the repair's); and as this observer saw it (from before the
-        disturbing call to the corrected state read back)."""
+        """From the last notification of the disturbance to the last of the repair (the
+        last of a change the agent made: the kernel's own notifications, such as a link's
+        second operational-state report tens of ms after it came up, and this observer's
+        are not the repair's); and as this observer saw it (from before the disturbing call
+        to the corrected state read back). The disturbance's last notification: the last of
+        a change this process asked for (a hot-plug's default after its address; a
+        dual-stack flap's router answer, IPv6's counterpart of the DHCP reply the targets
+        do not count), and for a port brought up no earlier than the first that shows it
+        running (which the kernel may send a while later)."""
         watch.reset()
         start = time.monotonic()
         disturb()
         disturbing[kind].append((time.monotonic() - start) * 1000)
         done = watch.until(condition)
         observed[kind].append((done - start - QUIET) * 1000)
-        first = min(watch.stamps)
-        if port is not None:
-            first = max(first, watch.up_at.get(port(), first))
-        ours = {0, ipr.getsockname()[0]}
-        agents = [at for at, pids in zip(watch.stamps, watch.senders, strict=True) if pids - ours]
-        kernel[kind].append((max(agents or watch.stamps) - first) * 1000)
+        link = None if port is None else port()
+        with watch.arrived:  # the reading thread appends a stamp and its senders together
+            stamps = list(zip(watch.stamps, watch.senders, strict=True))
+            up = None if link is None else watch.up_at.get(link)
+        own = ipr.getsockname()[0]
+        starts = [stamps[0][0]] + ([] if up is None else [up])
+        starts += [at for at, pids in stamps if own in pids]  # the changes this process asked
+        first = max(starts)
+        agents = [at for at, pids in stamps if pids - {0, own}]
+        kernel[kind].append((max(agents or [stamps[-1][0]]) - first) * 1000)
         if trace is not None and watch.trace is not None:
             with trace.open("a") as out:
                 out.write(f"{kind}: {kernel[kind][-1]:.2f} ms from +{(first - start) * 1000:.2f}\n")
