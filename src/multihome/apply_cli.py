@@ -106,11 +106,12 @@ def main(request: Request, args: list[str], changed: bool) -> NoReturn:
     changed since the recorded apply (no need to digest the kernel again)."""
     from multihome.files import check_root
 
-    def run() -> None:
+    def run() -> Any:
+        """The apply's exit code (:func:`handled` exits with it)."""
         check_root(request.root)  # as the CLI's group does
         config = None if request.config is None else Path(request.config)
         obj = CliOptions(config_path=config, root=Path(request.root), color=sys.stdout.isatty())
-        as_click_runs(
+        return as_click_runs(
             lambda: apply(
                 obj,
                 detailed_exit_codes=request.detailed,
