@@ -156,11 +156,13 @@ def check_root(root: StrPath, option: str = "--root") -> None:
     """Refuse a ``--root`` that cannot be a folder: it, or the nearest of its parents that
     exists, is not a directory (a file given by mistake). A root that does not exist yet is
     fine: what multihome writes under it creates its folders."""
-    here = normal(os.fspath(root))
-    while not exists(here) and parent(here) != here:
+    given = here = normal(os.fspath(root))
+    mode = _mode(here)
+    while mode is None and parent(here) != here:
         here = parent(here)
-    if exists(here) and not is_dir(here):
-        where = "" if here == normal(os.fspath(root)) else f" ({here} is)"
+        mode = _mode(here)
+    if mode is not None and not stat.S_ISDIR(mode):
+        where = "" if here == given else f" ({here} is)"
         fix = "give the folder that stands for the system's / (a guest's or an image's tree)"
         error = InputError(f"{option} {root}: not a directory{where}; {fix}")
         error.source, error.fix = option, fix

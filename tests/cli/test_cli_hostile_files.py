@@ -156,3 +156,15 @@ def test_a_root_that_is_a_file_exits_2_naming_it(
             "stands for the system's / (a guest's or an image's tree)\n"
         ), done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["image.qcow2"]
+
+
+def test_a_root_that_does_not_exist_yet_is_taken(
+    tmp_path: Path, private_netns: tuple[str, ...]
+) -> None:
+    """``--root`` naming a folder that does not exist yet (an image tree to be written) is not
+    refused as a file would be: ``status --json`` in an empty namespace answers (exit 0)."""
+    done = multihome(
+        "--root", str(tmp_path / "new" / "tree"), "status", "--json", prefix=private_netns
+    )
+    assert done.returncode == 0, done.stderr
+    assert "error" not in json.loads(done.stdout)
