@@ -154,6 +154,7 @@ def bench_size(  # noqa: PLR0915
     n: int, runs: int, log: Callable[[str], None], *, dual_stack: bool = False
 ) -> SizeResult:
     with BenchLab(n, dual_stack=dual_stack) as lab:
+        log(f"lab {lab.name} ({n} ports)")
         time.sleep(0.2)  # let IPv6 link-local setup settle before the first read
         plan_file = lab.root / "plan.pickle"
         info = worker(lab, "plan", str(plan_file))
