@@ -86,6 +86,7 @@ from multihome.model import (
     Link,
     Route,
     Rule,
+    need_strict,
     table_label,
 )
 
@@ -650,7 +651,7 @@ def _output6(host: _Host, flow: Flow) -> Explanation:
         return _failed(flow, errno.EINVAL, None, [f"{flow.src} is not an IPv6 address"])
     if flow.oif is not None and flow.oif not in host.links:
         return _failed(flow, errno.ENODEV, None, [f"there is no interface {flow.oif}"])
-    if _need_strict(flow.dst):
+    if need_strict(flow.dst):
         notes.append(
             f"{flow.dst} is link-local, multicast or loopback: it means something only on one "
             "link, so a socket must name the output device (a scope id, SO_BINDTODEVICE, "
@@ -692,7 +693,7 @@ def _output6(host: _Host, flow: Flow) -> Explanation:
         notes.append("the destination is an address of this host: delivered locally")
         kind = "local" if route.type == RTN_LOCAL else "anycast"
         return _found(flow, walk, route, host.loopback, None, src, kind, notes)
-    strict = _need_strict(flow.dst) or flow.src is None
+    strict = need_strict(flow.dst) or flow.src is None
     return _through_paths(flow, walk, route, "unicast", notes, source, flow.oif if strict else None)
 
 
@@ -719,15 +720,10 @@ def _input6(host: _Host, flow: Flow) -> Explanation:
             f"forwarding is off on {flow.iif}: the route is found, ip6_forward then drops the "
             "packet"
         )
-    device = flow.iif if _need_strict(flow.dst) else None  # RT6_LOOKUP_F_IFACE
+    device = flow.iif if need_strict(flow.dst) else None  # RT6_LOOKUP_F_IFACE
     return _through_paths(
         flow, walk, route, "unicast", notes, lambda _path: (flow.src, None), device
     )
-
-
-def _need_strict(address: IPAddress) -> bool:
-    """``rt6_need_strict``: multicast, link-local and loopback destinations."""
-    return address.is_multicast or address.is_link_local or address.is_loopback
 
 
 def _lookup6(host: _Host, table: int, flow: Flow) -> TableLookup:
@@ -737,7 +733,7 @@ def _lookup6(host: _Host, table: int, flow: Flow) -> TableLookup:
     if not host.tables.get(table):
         return TableLookup(table, False, None)
     oif = flow.iif if flow.iif is not None else flow.oif
-    strict = _need_strict(flow.dst) or (
+    strict = need_strict(flow.dst) or (
         flow.iif is None and flow.oif is not None and flow.src is None
     )
     prefixes = dict(host.holding(table, flow.dst))

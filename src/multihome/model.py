@@ -177,6 +177,19 @@ def is_multicast_net(net: IPNetwork) -> bool:
     return net.prefixlen >= 8 and int(net.network_address) >> 120 == 0xFF
 
 
+def need_strict(address: IPAddress) -> bool:
+    """The kernel's ``rt6_need_strict``: an IPv6 destination that means something on one
+    link only (multicast ``ff00::/8``, link-local ``fe80::/10``, loopback ``::1``). Its
+    lookup takes only routes through the output device, and the source of its answer is
+    chosen among that device's addresses alone. False for IPv4. On the address's number, as
+    :func:`is_link_local_net` (ipaddress's ``is_link_local`` and ``is_multicast`` build a
+    network for each test; tests/unit/test_model.py compares the two)."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return False
+    number = int(address)
+    return number >> 120 == 0xFF or number >> 118 == 0x3FA or number == 1
+
+
 def family_of(value: IPAddress | IPNetwork | IPInterface) -> int:
     """Return 4 or 6."""
     return value.version

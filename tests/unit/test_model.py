@@ -32,6 +32,7 @@ from multihome.model import (
     ip_text,
     is_link_local_net,
     is_multicast_net,
+    need_strict,
     net_text,
     table_label,
 )
@@ -295,6 +296,19 @@ def test_network_classes_are_ipaddress_own(first: int, rest: int, prefix: int) -
     v4 = ipaddress.IPv4Network(((first << 16 | rest >> 96) & 0xFFFFFFFF, prefix % 33), strict=False)
     assert is_link_local_net(v4) == v4.is_link_local, v4
     assert is_multicast_net(v4) == v4.is_multicast, v4
+
+
+@settings(max_examples=400, deadline=None)
+@given(_FIRST_GROUP | st.integers(0, 0xFFFF), st.integers(0, 2**112 - 1) | st.sampled_from([0, 1]))
+def test_need_strict_is_ipaddress_own(first: int, rest: int) -> None:
+    """``need_strict`` (on the address's number) is ipaddress's multicast, link-local or
+    loopback, at and around the edges of fe80::/10 and ff00::/8 and at ::1; never IPv4."""
+    address = ipaddress.IPv6Address((first << 112) | rest)
+    assert need_strict(address) == (
+        address.is_multicast or address.is_link_local or address.is_loopback
+    ), address
+    assert not need_strict(ipaddress.IPv4Address(rest & 0xFFFFFFFF))
+    assert not need_strict(ipaddress.IPv4Address("127.0.0.1"))
 
 
 def test_ordered_values_compare_like_generated_order_methods() -> None:
