@@ -99,11 +99,10 @@ def _run(
     if interrupted is None:
         answers = backend.lookups(queries, sources=False)
     else:
-        answers = []
-        for start in range(0, len(queries), BATCH):
-            if interrupted():
-                return None
-            answers += backend.lookups(queries[start : start + BATCH], sources=False)
+        given = backend.lookups_unless(queries, interrupted, BATCH, sources=False)
+        if given is None:
+            return None
+        answers = given
     return [_check(question, found) for question, found in zip(asked, answers, strict=True)]
 
 

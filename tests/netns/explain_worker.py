@@ -1,7 +1,7 @@
 """Runs inside a test namespace: for each request line (JSON: a list of flows) it reads the
 namespace, asks ``explain`` and the kernel (RTM_GETROUTE) about every flow, and answers one
 JSON line with both answers and the decoded rules; a line ``{"lookups": [...]}`` asks the
-backend's ``lookups`` in both its forms instead."""
+backend's ``lookups`` in both its forms instead (see :func:`_lookups`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import ipaddress
 import json
 import sys
 from typing import Any
+from unittest import mock
 
 from multihome.backend.netlink import NetlinkBackend
 from multihome.explain import Flow, explain
@@ -70,9 +71,16 @@ def _answers(backend: NetlinkBackend, flows: list[dict[str, Any]]) -> dict[str, 
     return {"results": results, "rules": rules}
 
 
-def _lookups(backend: NetlinkBackend, queries: list[list[str | None]]) -> dict[str, Any]:
+def _lookups(
+    backend: NetlinkBackend, queries: list[list[str | None]], batch: int | None, pause: int | None
+) -> dict[str, Any]:
     """Each ``[dst, src, oif]`` asked by ``lookups`` plainly and with ``sources=False``:
-    per form, each answer's device, gateway, table and type (None: no route)."""
+    per form, each answer's device, gateway, table and type (None: no route). With
+    ``batch``, the second form is asked as the agent's verification asks,
+    ``lookups_unless`` in batches of that many; with ``pause`` too, before that batch (1:
+    the second) this prints ``paused`` and waits for a line (the test changes the
+    namespace meanwhile). ``listings``: how many times the second form listed the kernel's
+    route exceptions."""
     asked = [
         (
             ipaddress.ip_address(dst),
@@ -81,6 +89,24 @@ def _lookups(backend: NetlinkBackend, queries: list[list[str | None]]) -> dict[s
         )
         for dst, src, oif in queries
     ]
+    batches = 0
+
+    def interrupted() -> bool:
+        nonlocal batches
+        if batches == pause:
+            print("paused", flush=True)
+            sys.stdin.readline()
+        batches += 1
+        return False
+
+    plain = backend.lookups(asked)
+    with mock.patch.object(backend, "_exceptions6", wraps=backend._exceptions6) as listing:
+        if batch is None:
+            fib = backend.lookups(asked, sources=False)
+        else:
+            given = backend.lookups_unless(asked, interrupted, batch, sources=False)
+            assert given is not None
+            fib = given
     return {
         form: [
             None
@@ -91,10 +117,10 @@ def _lookups(backend: NetlinkBackend, queries: list[list[str | None]]) -> dict[s
                 found.table,
                 found.type,
             ]
-            for found in backend.lookups(asked, sources=sources)
+            for found in answers
         ]
-        for form, sources in (("plain", True), ("fib", False))
-    }
+        for form, answers in (("plain", plain), ("fib", fib))
+    } | {"listings": listing.call_count}
 
 
 def main() -> None:
@@ -104,7 +130,10 @@ def main() -> None:
     for line in sys.stdin:
         request = json.loads(line)
         if isinstance(request, dict):
-            print(json.dumps(_lookups(backend, request["lookups"])), flush=True)
+            answer = _lookups(
+                backend, request["lookups"], request.get("batch"), request.get("pause")
+            )
+            print(json.dumps(answer), flush=True)
         else:
             print(json.dumps(_answers(backend, request)), flush=True)
 

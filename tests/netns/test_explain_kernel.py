@@ -643,6 +643,44 @@ def test_lookups_without_sources_ask_nexthop_objects_and_exceptions_plainly(
         sh("ip", "-n", guest.ns, "-6", "route", "flush", "cache", check=False)
 
 
+def test_batched_lookups_list_exceptions_once_and_find_one_that_came_between_batches(
+    guest: Guest,
+) -> None:
+    """The agent's verification (``lookups_unless``, in batches) lists the kernel's route
+    exceptions once, after its last batch, not once per batch; a redirect's exception that
+    comes between two batches is found by that listing, so its destination's lookups,
+    asked as FIB matches after it came, are asked again and answer with the redirect's
+    gateway, as a plain lookup does (a listing made before the first batch would miss it)."""
+    # replace: the test before leaves its table 100 (not among the tables _network resets)
+    routes6 = ["route replace default via fe80::1 dev v1 table 100 proto static"]
+    try:
+        _network(guest, routes6, ["rule add pref 100 lookup 100"], 6)
+        asked: list[list[str | None]] = [
+            [dst, src, oif]
+            for dst in ("2001:db8:ee::5", "2001:db8:ff::10", "2001:4860::8888")
+            for src in (None, "2001:db8:1::2")
+            for oif in (None, "v1")
+        ]
+        answer = guest.ask({"lookups": asked, "batch": 4})  # type: ignore[arg-type]
+        assert answer["listings"] == 1, answer
+        assert answer["fib"] == answer["plain"], answer
+        assert guest.worker.stdin is not None and guest.worker.stdout is not None
+        # Paused before the third batch (asked[8:]: 2001:4860::8888's four lookups).
+        guest.worker.stdin.write(json.dumps({"lookups": asked, "batch": 4, "pause": 2}) + "\n")
+        guest.worker.stdin.flush()
+        assert guest.worker.stdout.readline().strip() == "paused"
+        _redirect(guest, "2001:db8:1::2", "2001:4860::8888", "fe80::2")
+        guest.worker.stdin.write("\n")
+        guest.worker.stdin.flush()
+        answer = json.loads(guest.worker.stdout.readline())
+        assert answer["listings"] == 1, answer
+        assert [found[1] for found in answer["fib"][8:]] == ["fe80::2"] * 4, answer
+        assert [found[1] for found in answer["fib"][:8]] == ["fe80::1"] * 8, answer
+    finally:
+        _network(guest, [], [], 6)
+        sh("ip", "-n", guest.ns, "-6", "route", "flush", "cache", check=False)
+
+
 def _redirect(guest: Guest, address: str, destination: str, target: str) -> None:
     """Send ``guest``'s port v1 (``address``) an ICMPv6 redirect (RFC 4861 8) from its router
     fe80::1, from the port's peer: ``destination`` is better reached through ``target``. The

@@ -23,7 +23,7 @@ pyroute2, ``ip``, ``nft`` and daemons.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from multihome.model import Address, HostState, IPAddress, Lifetime, Route
 from multihome.values import frozen
@@ -133,6 +133,19 @@ class Backend(Protocol):
         """:meth:`lookup` of each ``(dst, src, oif)``, in one batch. ``sources=False``: the
         caller reads no answer's ``prefsrc``, which may then be the route's own preferred
         source (None without one) instead of the source the kernel would choose."""
+
+    def lookups_unless(
+        self,
+        queries: Sequence[Query],
+        interrupted: Callable[[], bool],
+        batch: int,
+        *,
+        sources: bool = True,
+    ) -> list[Lookup | None] | None:
+        """:meth:`lookups`, asked ``batch`` at a time, given up (None) as soon as
+        ``interrupted()``, asked before each batch, says so; what the answers need checked
+        once (the kernel's route exceptions, :class:`~multihome.backend.netlink.NetlinkBackend`)
+        is checked once for all of them, not per batch."""
 
     def announce(self, items: Sequence[Announcement]) -> list[tuple[Announcement, str]]:
         """Send a gratuitous ARP (IPv4) or an unsolicited neighbour advertisement with the

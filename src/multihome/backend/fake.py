@@ -304,6 +304,21 @@ class FakeBackend:
     def lookups(self, queries: Sequence[Query], *, sources: bool = True) -> list[Lookup | None]:
         return [self.lookup(dst, src, oif) for dst, src, oif in queries]
 
+    def lookups_unless(
+        self,
+        queries: Sequence[Query],
+        interrupted: Callable[[], bool],
+        batch: int,
+        *,
+        sources: bool = True,
+    ) -> list[Lookup | None] | None:
+        found: list[Lookup | None] = []
+        for start in range(0, len(queries), batch):
+            if interrupted():
+                return None
+            found += self.lookups(queries[start : start + batch], sources=sources)
+        return found
+
     def _best_route(self, table: int, dst: IPAddress, oif: str | None) -> Route | None:
         candidates = [
             r

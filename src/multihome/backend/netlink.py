@@ -17,12 +17,13 @@ from __future__ import annotations
 # The C module: socket.py builds enums of every constant at import (start-up of every command).
 import _socket
 import errno
+import functools
 import ipaddress
 import operator
 import os
 import struct
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 from multihome.backend import (
@@ -147,6 +148,7 @@ from multihome.model import (
     Sysctl,
     conf_sysctl,
     ip_text,
+    need_strict,
     with_cached,
 )
 from multihome.nlattrs import spans
@@ -964,35 +966,58 @@ class NetlinkBackend:
         anycast route (answered through ``lo``) or an exception hangs from it for that
         destination (a PMTU's, a redirect's: its own gateway): those are asked again as
         a plain lookup, so every answer is the plain lookup's but for ``prefsrc`` (the
-        route's own, if it has one)."""
+        route's own, if it has one). Only on a kernel that lists its exceptions apart
+        (:func:`_exceptions_listed`); on an older one every lookup is asked plainly, once."""
+        found = self._lookups(queries, sources, None, max(len(queries), 1))
+        assert found is not None  # never interrupted
+        return found
+
+    def lookups_unless(
+        self,
+        queries: Sequence[Query],
+        interrupted: Callable[[], bool],
+        batch: int,
+        *,
+        sources: bool = True,
+    ) -> list[Lookup | None] | None:
+        """:meth:`lookups`, asked ``batch`` at a time, given up (None) as soon as
+        ``interrupted()``, asked before each batch, says so. The route exceptions are listed
+        once, after the last batch (see :meth:`_lookups`), not once per batch (96 listings
+        of a dual-stack verification at 256 ports in batches of 16)."""
+        return self._lookups(queries, sources, interrupted, batch)
+
+    def _lookups(
+        self,
+        queries: Sequence[Query],
+        sources: bool,
+        interrupted: Callable[[], bool] | None,
+        batch: int,
+    ) -> list[Lookup | None] | None:
+        """:meth:`lookups_unless` (``interrupted`` None: never). The FIB matches' check
+        lists the exceptions once, after every lookup was asked: an exception there then is
+        found whenever it came, between two batches too (as when each batch listed them
+        after its own lookups); one that was there at a lookup and has gone since leaves
+        that lookup's FIB match, which a plain lookup gives then too."""
         if any(oif is not None for _dst, _src, oif in queries) and not self._index:
             self._read_index()
-        matched = [] if sources else _fib_matchable(queries)
-        packed: dict[int, bytes] = {}  # see _lookup_body
-        if any(matched):
-            bodies = [
-                self._lookup_body(*query, RTM_F_FIB_MATCH if fib else 0, packed)
-                for query, fib in zip(queries, matched, strict=True)
-            ]
+        if sources or not _exceptions_listed():
+            flags = [0] * len(queries)
         else:
-            matched = []
-            bodies = [self._lookup_body(dst, src, oif, 0, packed) for dst, src, oif in queries]
-        answers = self._gets(bodies)
-        if matched:
-            exceptions = self._exceptions6()
-            again = [
-                i
-                for i, answer in enumerate(answers)
-                if matched[i]
-                and isinstance(answer, bytes)
-                and (
-                    exceptions is None
-                    or (exceptions and queries[i][0].packed in exceptions)
-                    or not _one_hop(answer)
-                )
+            flags = [
+                RTM_F_FIB_MATCH
+                if isinstance(dst, ipaddress.IPv6Address) and not need_strict(dst)
+                else 0
+                for dst, _src, _oif in queries
             ]
+        answers: list[bytes | NetlinkError | None] = []
+        for start in range(0, len(queries), batch):
+            if interrupted is not None and interrupted():
+                return None
+            answers += self._gets(queries[start : start + batch], flags[start : start + batch])
+        if any(flags):
+            again = self._not_plain(queries, flags, answers)
             if again:
-                asked = self._gets([self._lookup_body(*queries[i], 0, packed) for i in again])
+                asked = self._gets([queries[i] for i in again], [0] * len(again))
                 for i, answer in zip(again, asked, strict=True):
                     answers[i] = answer
         if not self._names:
@@ -1006,18 +1031,44 @@ class NetlinkBackend:
                 found.append(self._answer(answer, known))
         return found
 
-    def _gets(self, bodies: list[bytes | None]) -> list[bytes | NetlinkError | None]:
-        """Each lookup body's answer (None where there is no body), in one batch."""
+    def _gets(
+        self, queries: Sequence[Query], flags: Sequence[int]
+    ) -> list[bytes | NetlinkError | None]:
+        """Each lookup's answer (None where its interface does not exist), asked with its
+        rtmsg ``flags`` in one batch."""
+        bodies = [
+            self._lookup_body(dst, src, oif, flag)
+            for (dst, src, oif), flag in zip(queries, flags, strict=True)
+        ]
         answers = iter(self.sock.gets(RTM_GETROUTE, [b for b in bodies if b is not None]))
         return [None if body is None else next(answers) for body in bodies]
+
+    def _not_plain(
+        self,
+        queries: Sequence[Query],
+        flags: Sequence[int],
+        answers: Sequence[bytes | NetlinkError | None],
+    ) -> list[int]:
+        """The positions of the FIB matches' answers that are not what a plain lookup
+        answers (see :meth:`lookups`): all of them when the exceptions cannot be listed."""
+        exceptions = self._exceptions6()
+        return [
+            i
+            for i, answer in enumerate(answers)
+            if flags[i]
+            and isinstance(answer, bytes)
+            and (
+                exceptions is None
+                or (exceptions and queries[i][0].packed in exceptions)
+                or not _one_hop(answer)
+            )
+        ]
 
     def _exceptions6(self) -> frozenset[bytes] | None:
         """The destinations (packed) of the kernel's IPv6 route exceptions, from one dump of
         them alone (a strict dump with ``RTM_F_CLONED``: ~0.6 ms at 256 dual-stack ports,
-        usually empty); None when the kernel cannot tell them apart (before Linux 5.3 a
-        dump holds no exceptions)."""
-        if _KERNEL < (5, 3):
-            return None
+        usually empty); None when the kernel cannot tell them apart after all (the dump
+        refused or not filtered; :func:`_exceptions_listed` said it would)."""
         sock = self.sock
         try:
             sock.strict(True)
@@ -1040,24 +1091,12 @@ class NetlinkBackend:
         return frozenset(found)
 
     def _lookup_body(
-        self,
-        dst: IPAddress,
-        src: IPAddress | None,
-        oif: str | None,
-        flags: int = 0,
-        packed: dict[int, bytes] | None = None,
+        self, dst: IPAddress, src: IPAddress | None, oif: str | None, flags: int = 0
     ) -> bytes | None:
         """The RTM_GETROUTE request of one lookup (None: the interface does not exist),
         packed by the one :data:`_LOOKUP_LAYOUTS` format of its shape; ``flags``: its
-        rtmsg's (``RTM_F_FIB_MATCH``). ``packed``: the bytes of the addresses already
-        packed, by identity (a batch's lookups share a few address objects: a verification
-        at 256 ports asks the probe 512 times, each port's address twice; ``packed`` is a
-        Python property that makes its bytes anew each time)."""
-        if packed is None:
-            packed = {}
-        dst_bytes = packed.get(id(dst))
-        if dst_bytes is None:
-            dst_bytes = packed[id(dst)] = dst.packed
+        rtmsg's (``RTM_F_FIB_MATCH``)."""
+        dst_bytes = dst.packed
         bits = 8 * len(dst_bytes)
         if oif is None:
             index = None
@@ -1072,11 +1111,8 @@ class NetlinkBackend:
         if src is None:
             values = (family, bits, 0, flags, attr_size, RTA_DST, dst_bytes)
         else:
-            src_bytes = packed.get(id(src))
-            if src_bytes is None:
-                src_bytes = packed[id(src)] = src.packed
             values = (family, bits, bits, flags, attr_size, RTA_DST, dst_bytes)
-            values += (attr_size, RTA_SRC, src_bytes)
+            values += (attr_size, RTA_SRC, src.packed)
         if index is not None:
             values += (8, RTA_OIF, index)
         return layout.pack(*values)
@@ -1136,26 +1172,13 @@ def _kernel_release(release: str) -> tuple[int, int]:
         return 0, 0
 
 
-_KERNEL = _kernel_release(os.uname().release)
-
-
-def _fib_matchable(queries: Sequence[Query]) -> list[bool]:
-    """Per query, whether its destination is one whose plain lookup's answer the kernel
-    completes with a source chosen among every device's addresses (global IPv6: not
-    link-local, multicast or loopback, whose candidates are the output device's alone)."""
-    # By identity: a verification's queries share a few address objects, and an address's
-    # own hash is a Python call that formats its number in hex (1,536 at 256 ports).
-    seen: dict[int, bool] = {}
-    flags = []
-    for dst, _src, _oif in queries:
-        if not isinstance(dst, ipaddress.IPv6Address):
-            flags.append(False)
-            continue
-        wide = seen.get(id(dst))
-        if wide is None:
-            wide = seen[id(dst)] = not (dst.is_link_local or dst.is_multicast or dst.is_loopback)
-        flags.append(wide)
-    return flags
+@functools.cache
+def _exceptions_listed() -> bool:
+    """Whether the kernel lists its IPv6 route exceptions apart (a strict dump with
+    ``RTM_F_CLONED``, Linux 5.3; before, a dump holds none): only then is a lookup asked as
+    a FIB match (else each would be asked again, plainly). Asked at the first such lookup,
+    not at import (multihome runs from udev and at boot: its imports do nothing)."""
+    return _kernel_release(os.uname().release) >= (5, 3)
 
 
 def _one_hop(answer: bytes) -> bool:
