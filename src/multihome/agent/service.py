@@ -31,7 +31,7 @@ from types import FrameType
 
 from multihome.agent import addressing, dhcphook, sdnotify
 from multihome.agent.events import Event, EventSource
-from multihome.agent.state import AgentStatus, Repair, run_dir, write_status
+from multihome.agent.state import AgentStatus, Repair, write_status
 from multihome.backend import Backend
 from multihome.config import Config
 from multihome.engine import Convergence, again_on_conflict, assess, converge, locked
@@ -882,7 +882,7 @@ class Agent:
         if not ours or not link.up or _connected(state, name):
             return []
         held = {a.interface for a in state.addresses_of(link.name, 4)}
-        config = self.static.get(link.name) or _recorded_static(self.root, link)
+        config = self.static.get(link.name) or _recorded_static(self._state_dir(), link)
         if config is not None:
             if not held & {a.interface for a in config.addresses}:
                 return []
@@ -960,7 +960,7 @@ class Agent:
         addressing.configure_static(self.backend, config)
         if family == 4:  # IPv6's static address comes back by _address_ports6 after a flap
             self.static[link.name] = config
-            _record_static(self.root, link, config)
+            _record_static(self._state_dir(), link, config)
             self.recorded.add(link.name)
         taken.update((a.ip, a.ifname) for a in config.addresses)
         for note in config.notes:
@@ -1190,23 +1190,26 @@ STATIC_RECORD = "static.{}.json"
 namespace's folder, beside the DHCP clients' lease files)."""
 
 
-def _record_static(root: Path, link: Link, config: StaticConfig) -> None:
-    """Keep ``config`` for ``link`` in the namespace's folder (a failure only logged)."""
+def _record_static(state: StateDir, link: Link, config: StaticConfig) -> None:
+    """Keep ``config`` for ``link`` in the namespace's folder ``state`` (the agent's, looked
+    up once; a failure only logged)."""
     data = {
         "mac": link.mac,
         "addresses": [str(a.interface) for a in config.addresses],
         "routes": [route_to_json(r) for r in config.routes],
     }
     try:
-        write_atomic(run_dir(root, create=True) / STATIC_RECORD.format(link.name), json_text(data))
+        state.ensure()
+        write_atomic(state.file(STATIC_RECORD.format(link.name)), json_text(data))
     except OSError as exc:
         log.warning("cannot record %s's static configuration: %s", link.name, exc)
 
 
-def _recorded_static(root: Path, link: Link) -> StaticConfig | None:
-    """The configuration recorded for ``link`` (same MAC), or None."""
+def _recorded_static(state: StateDir, link: Link) -> StaticConfig | None:
+    """The configuration recorded for ``link`` (same MAC) in the namespace's folder
+    ``state`` (the agent's, looked up once), or None."""
     try:
-        data = json.loads((run_dir(root) / STATIC_RECORD.format(link.name)).read_text())
+        data = json.loads(Path(state.file(STATIC_RECORD.format(link.name))).read_text())
         if data.get("mac") != link.mac:
             return None
         addresses = tuple(Address(link.name, ip_interface(a)) for a in data["addresses"])
