@@ -51,6 +51,7 @@ from multihome.source import leases
 from multihome.source.network_data import MetaData, parse_network_data
 from multihome.source.readers import Metadata
 from multihome.transaction.pause import pause, paused, resume
+from multihome.transaction.statedir import StateDir
 
 GATEWAY = ipaddress.ip_address("192.168.0.1")
 ETH1 = ipaddress.ip_address("192.168.0.112")
@@ -207,7 +208,8 @@ def test_reset_pause_leaves_the_namespace_alone_until_resumed(tmp_path: Path) ->
     """While the pause marker exists (a reset or rollback wrote it) a reconcile changes
     nothing and the status says paused; once it is gone the next event repairs."""
     agent, backend = started(tmp_path)
-    write_status(tmp_path, AgentStatus(pid=os.getpid(), started="now"))  # an agent "runs"
+    running = AgentStatus(pid=os.getpid(), started="now")  # an agent "runs"
+    write_status(StateDir.current(tmp_path), running)
     assert pause(tmp_path, "reset", os.getpid()) == os.getpid()
     foreign = dhcp_default("eth1", ETH1, 101)
     backend.apply([Change("add", foreign)])

@@ -36,16 +36,17 @@ def writable_by_others(root: Path) -> list[str]:
 
 
 def test_state_directory_and_agent_file_under_umask_000(tmp_path: Path, no_umask: None) -> None:
-    """The namespace's folder (0700, parents 0755), its JSON files (0600) and agent.json
-    (0644) are writable by their owner only."""
+    """The namespace's folder (0700, parents 0755) and its JSON files (0600), agent.json
+    among them, are writable by their owner only."""
     root = tmp_path / "root"
     root.mkdir(mode=0o755)
     state = StateDir.current(root)
     state.write_json("journal.json", {"id": 1})
-    write_status(root, AgentStatus(pid=1, started="now"))
+    write_status(state, AgentStatus(pid=1, started="now"))
     assert writable_by_others(root) == []
     assert stat.S_IMODE(os.stat(state.path).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(state.file("journal.json")).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(state.file("agent.json")).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(os.path.dirname(state.path)).st_mode) == 0o755
 
 

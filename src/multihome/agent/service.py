@@ -268,7 +268,7 @@ class Agent:
         self.known = {link.index for link in state.links}
         self._load_metadata(state)
         self.reconcile("start", time.monotonic())
-        write_status(self.root, self.status, self._state_dir())
+        write_status(self._state_dir(), self.status)
         sdnotify.notify(
             f"READY=1\nSTATUS=watching {len(state.links)} links; source {self.status.source}"
         )
@@ -311,7 +311,7 @@ class Agent:
     def _save(self) -> None:
         self._dirty = False
         try:
-            write_status(self.root, self.status, self._state_dir())
+            write_status(self._state_dir(), self.status)
         except MultihomeError as exc:
             log.error("cannot write the state file: %s", exc)
 

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from multihome.files import json_text, read_text, remove_file, write_atomic
+from multihome.files import read_text, remove_file
 from multihome.transaction.pause import AGENT_STATUS, agent_alive, paused
 
 if TYPE_CHECKING:
@@ -90,15 +90,11 @@ def state_path(root: Path) -> Path:
     return run_dir(root) / STATE_NAME
 
 
-def write_status(root: Path, status: AgentStatus, state: StateDir | None = None) -> None:
-    """Write ``agent.json``; ``state``: the namespace's state directory when the caller has
-    it (the agent looks it up once, not at every save after a repair)."""
-    if state is None:
-        folder = run_dir(root, create=True)
-    else:
-        state.ensure()
-        folder = Path(state.path)
-    write_atomic(folder / STATE_NAME, json_text(status.to_json()))
+def write_status(state: StateDir, status: AgentStatus) -> None:
+    """Write ``agent.json`` in the namespace's state directory ``state`` (the agent looks it
+    up once), as every file there is written (:meth:`StateDir.write_json`): atomically, mode
+    0600, not fsynced (it describes the running agent of this boot, under /run)."""
+    state.write_json(STATE_NAME, status.to_json())
 
 
 def clear_status(root: Path) -> None:
