@@ -779,6 +779,22 @@ def test_a_pass_that_plans_again_finds_the_owned_rules_once_per_read(
     assert events.pending() == 0
 
 
+def test_the_claimed_config_is_one_object_until_the_configuration_is_loaded_again(
+    tmp_path: Path,
+) -> None:
+    """Once the band is claimed every pass sees one Config object (the owned rules and
+    routes found for a read are kept for it, by identity), not a new one per call; a
+    configuration loaded again (a reload) is the one seen from then on."""
+    agent, _backend = started(tmp_path)
+    assert agent.claimed
+    seen = agent._config()
+    assert seen.band_claimed and agent._config() is seen
+    agent.config = replace(Config(), probe=ipaddress.ip_address("192.0.2.7"))
+    now = agent._config()
+    assert now.band_claimed and now.probe == ipaddress.ip_address("192.0.2.7")
+    assert agent._config() is now
+
+
 class Quiet(EventSource):
     """An event source with nothing to wait for: ``wait`` returns at once, with no event."""
 

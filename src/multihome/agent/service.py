@@ -213,6 +213,8 @@ class Agent:
         self.claimed = False
         """A repair succeeded, or an apply in this namespace used the band: the band is
         multihome's (``Config.band_claimed``)."""
+        self._claimed_config: tuple[Config, Config] | None = None
+        """``config`` and its claimed form (:meth:`_config`), made once per ``config``."""
         self.metadata: Metadata | None = None
         self.memo = PolicyMemo()
         """Each port's policy part of the last reconcile: only the ports an event changed
@@ -525,7 +527,6 @@ class Agent:
     def _converge(self, lines: list[str]) -> Convergence | None:
         """One pass of the transaction (plan, apply, announce, verify) with the agent's
         ``prepare`` step; its lines are added to ``lines``."""
-        config = self._config()
         with locked(
             self.backend,
             root=self.root,
@@ -535,11 +536,11 @@ class Agent:
         ) as session:
             return converge(
                 self.backend,
-                config,
+                self._config(),
                 root=self.root,
                 session=session,
-                assessed=self._assess(config),
-                prepare=lambda found: self._prepare(found, lines, config),
+                assessed=self._assess(),
+                prepare=lambda found: self._prepare(found, lines),
                 verify_retries=0,  # a failed check is logged; the next event repairs again
                 # More events wait: the next pass repairs, announces and verifies; the ARPs
                 # and lookups would only delay it.
@@ -548,7 +549,7 @@ class Agent:
                 memo=self.memo,
             )
 
-    def _assess(self, config: Config) -> Assessment:
+    def _assess(self) -> Assessment:
         """Read, then plan: events that came while the lock was taken and the state read (a
         flap's router answer, the kernel's IPv6 routes of a link that came up) are taken
         first and what they changed read again (:meth:`_late`), so that the policy is not
@@ -558,7 +559,7 @@ class Agent:
         state = self.backend.read()
         if self._late():
             state = self.backend.read()
-        return Assessment.of(state, config, self._facts(state), self.memo)
+        return Assessment.of(state, self._config(), self._facts(state), self.memo)
 
     def _late(self) -> bool:
         """Take the events queued now into this pass, with the rest of their burst (its
@@ -573,18 +574,23 @@ class Agent:
 
     def _config(self) -> Config:
         """The configuration the policy sees: once a repair succeeded, another tool's rule
-        that appears in the band is noted, not refused (every repair would fail)."""
-        return replace(self.config, band_claimed=True) if self.claimed else self.config
+        that appears in the band is noted, not refused (every repair would fail). One
+        object until the configuration is loaded again (a reload): every read and plan of a
+        pass and its apply see the same (the owned rules and routes found for a read are
+        kept for the config asked, by identity: the checkpoint looked for them again)."""
+        if not self.claimed:
+            return self.config
+        made = self._claimed_config
+        if made is None or made[0] is not self.config:
+            made = self._claimed_config = (self.config, replace(self.config, band_claimed=True))
+        return made[1]
 
-    def _prepare(
-        self, assessment: Assessment, lines: list[str], config: Config
-    ) -> tuple[Assessment, int] | None:
+    def _prepare(self, assessment: Assessment, lines: list[str]) -> tuple[Assessment, int] | None:
         """Under the lock, before the apply: nothing when paused; else the agent's own
         changes (ports gone, ports to address), the assessment to apply and how many kernel
         changes were made here (plus one when an earlier repair's announcement and
-        verification are owed). ``config``: the pass's, the same object for every read and
-        plan of the pass and its apply (the owned rules and routes found for a read are
-        kept for the config asked, by identity: the checkpoint looked for them again)."""
+        verification are owed)."""
+        config = self._config()
         self.proof.rechecked = None
         if self._paused():
             return None
