@@ -474,13 +474,18 @@ class RtnlSocket:
             chunk = requests[start : start + BATCH_SIZE]
             count = len(chunk)
             first = self.next_seq(count)
-            last = (first + count - 1) & 0x7FFFFFFF
+            last = first + count - 1
             data = b"".join(  # :func:`message` of each, without a call per request
-                pack(16 + len(body), kind, NLM_F_REQUEST | flags, seq & 0x7FFFFFFF, 0) + body
-                for seq, (kind, flags, body) in enumerate(chunk[:-1], start=first)
+                pack(
+                    16 + len(body),
+                    kind,
+                    NLM_F_REQUEST | flags | (NLM_F_ACK if seq == last else 0),
+                    seq & 0x7FFFFFFF,
+                    0,
+                )
+                + body
+                for seq, (kind, flags, body) in enumerate(chunk, start=first)
             )
-            kind, flags, body = chunk[-1]
-            data += pack(16 + len(body), kind, NLM_F_REQUEST | NLM_F_ACK | flags, last, 0) + body
             self._sock.send(data)
             self._errors(first, count, results, start)
         return results
