@@ -11,6 +11,7 @@ import sys
 from typing import Any
 from unittest import mock
 
+from multihome.backend import netlink
 from multihome.backend.netlink import NetlinkBackend
 from multihome.explain import Flow, explain
 from multihome.explain_cli import ask_kernel, read_route_sysctls
@@ -72,15 +73,20 @@ def _answers(backend: NetlinkBackend, flows: list[dict[str, Any]]) -> dict[str, 
 
 
 def _lookups(
-    backend: NetlinkBackend, queries: list[list[str | None]], batch: int | None, pause: int | None
+    backend: NetlinkBackend,
+    queries: list[list[str | None]],
+    batch: int | None,
+    pause: int | None,
+    old_kernel: bool,
 ) -> dict[str, Any]:
     """Each ``[dst, src, oif]`` asked by ``lookups`` plainly and with ``sources=False``:
     per form, each answer's device, gateway, table and type (None: no route). With
     ``batch``, the second form is asked as the agent's verification asks,
     ``lookups_unless`` in batches of that many; with ``pause`` too, before that batch (1:
     the second) this prints ``paused`` and waits for a line (the test changes the
-    namespace meanwhile). ``listings``: how many times the second form listed the kernel's
-    route exceptions."""
+    namespace meanwhile). ``old_kernel``: the second form as on a kernel before 5.3, which
+    cannot list its route exceptions apart. ``listings``: how many times the second form
+    listed the kernel's route exceptions; ``asked``: how many lookup requests it sent."""
     asked = [
         (
             ipaddress.ip_address(dst),
@@ -100,7 +106,12 @@ def _lookups(
         return False
 
     plain = backend.lookups(asked)
-    with mock.patch.object(backend, "_exceptions6", wraps=backend._exceptions6) as listing:
+    listed = (lambda: None) if old_kernel else backend._exceptions6
+    with (
+        mock.patch.object(backend, "_exceptions6", wraps=listed) as listing,
+        mock.patch.object(backend.sock, "gets", wraps=backend.sock.gets) as gets,
+        mock.patch.object(netlink, "_exceptions_listed", lambda: not old_kernel),
+    ):
         if batch is None:
             fib = backend.lookups(asked, sources=False)
         else:
@@ -120,7 +131,10 @@ def _lookups(
             for found in answers
         ]
         for form, answers in (("plain", plain), ("fib", fib))
-    } | {"listings": listing.call_count}
+    } | {
+        "listings": listing.call_count,
+        "asked": sum(len(call.args[1]) for call in gets.call_args_list),
+    }
 
 
 def main() -> None:
@@ -131,7 +145,11 @@ def main() -> None:
         request = json.loads(line)
         if isinstance(request, dict):
             answer = _lookups(
-                backend, request["lookups"], request.get("batch"), request.get("pause")
+                backend,
+                request["lookups"],
+                request.get("batch"),
+                request.get("pause"),
+                request.get("old_kernel", False),
             )
             print(json.dumps(answer), flush=True)
         else:

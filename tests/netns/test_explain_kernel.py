@@ -681,6 +681,32 @@ def test_batched_lookups_list_exceptions_once_and_find_one_that_came_between_bat
         sh("ip", "-n", guest.ns, "-6", "route", "flush", "cache", check=False)
 
 
+def test_lookups_without_sources_on_a_kernel_without_exception_listings_ask_each_once(
+    guest: Guest,
+) -> None:
+    """On a kernel that cannot list its route exceptions apart (before 5.3) no lookup is
+    asked as a FIB match, since each would be asked again: 12 global IPv6 lookups are 12
+    requests (24 with the kernel's check made after the FIB matches, as 87acfd7 made it),
+    the plain lookup's answers; on this kernel they are 12 too (no exception, one hop)."""
+    routes6 = ["route replace default via fe80::1 dev v1 table 100 proto static"]
+    try:
+        _network(guest, routes6, ["rule add pref 100 lookup 100"], 6)
+        asked: list[list[str | None]] = [
+            [dst, src, oif]
+            for dst in ("2001:db8:ee::5", "2001:db8:ff::10", "2001:4860::8888")
+            for src in (None, "2001:db8:1::2")
+            for oif in (None, "v1")
+        ]
+        for old_kernel in (True, False):
+            request = {"lookups": asked, "old_kernel": old_kernel}
+            answer = guest.ask(request)  # type: ignore[arg-type]
+            assert answer["asked"] == len(asked), (old_kernel, answer)
+            assert answer["fib"] == answer["plain"], (old_kernel, answer)
+            assert answer["listings"] == (0 if old_kernel else 1), (old_kernel, answer)
+    finally:
+        _network(guest, [], [], 6)
+
+
 def _redirect(guest: Guest, address: str, destination: str, target: str) -> None:
     """Send ``guest``'s port v1 (``address``) an ICMPv6 redirect (RFC 4861 8) from its router
     fe80::1, from the port's peer: ``destination`` is better reached through ``target``. The
