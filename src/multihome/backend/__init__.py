@@ -168,7 +168,9 @@ class Backend(Protocol):
         next no-op apply compares it with the kernel's own and finds them different."""
 
     def watch(self) -> None:
-        """Record, from now on, the namespace's link, address, route and rule notifications."""
+        """Record, from now on, the namespace's link, address, route and rule notifications,
+        but those of the route and rule changes this backend makes itself (:meth:`apply`,
+        :meth:`replace_route`): what shows is what anything else changed."""
 
     def notifications(self) -> list[str] | None:
         """What :meth:`watch` recorded since, and stop: ``route new 2``, ``rule del 10``

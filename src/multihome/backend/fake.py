@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import ipaddress
-import socket
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
@@ -92,9 +91,6 @@ class FakeBackend:
             if error:
                 code = errno.EEXIST if error == "File exists" else None
                 raise ChangeFailed(change, done, error, code)
-            if self.watched is not None and not isinstance(change.obj, Sysctl):
-                action = "new" if change.action == "add" else "del"
-                self.watched.append(f"{change.kind} {action} {_FAMILIES[change.obj.family]}")
             done += 1
         return done
 
@@ -136,8 +132,6 @@ class FakeBackend:
         kept = tuple(r for r in state.routes if r.slot != route.slot)
         routes = tuple(sorted((*kept, route), key=lambda r: r.order))
         self.state = replace(state, routes=routes)
-        if self.watched is not None:
-            self.watched.append(f"route new {_FAMILIES[route.family]}")
 
     # -- links and addresses -------------------------------------------------------------
     def link_index(self, ifname: str) -> int | None:
@@ -369,7 +363,6 @@ class FakeBackend:
 
 
 T = TypeVar("T", Route, Rule)
-_FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
 
 
 def _toggled(

@@ -300,6 +300,7 @@ class NetlinkBackend:
         self._index: dict[str, int] = {}
         self._names: dict[int, str] = {}
         self._watch: RtnlSocket | None = None
+        self._watch_filtered = False  # the watch ignores this backend's changes (see watch)
         self._raw: RawState | None = None
         self._last: RawState | None = None
         """The last read's dumps, for :meth:`expect`."""
@@ -462,10 +463,21 @@ class NetlinkBackend:
 
     def watch(self) -> None:
         """Record, from now on, the namespace's link, address, route and rule notifications
-        (until :meth:`notifications`)."""
+        (until :meth:`notifications`), but those of the route and rule changes this backend
+        makes itself."""
         if self._watch is not None:
             self._watch.close()
         self._watch = RtnlSocket(WATCH_GROUPS)
+        self._watch_filtered = False
+
+    def _unwatch_own_changes(self) -> None:
+        """Before this backend's first route or rule change while watching: the kernel is to
+        drop the notifications of the changes requested through :attr:`sock`
+        (:meth:`RtnlSocket.ignore_changes_of`; not at :meth:`watch`: a no-op apply, which
+        changes nothing, does not build the filter)."""
+        if self._watch is not None and not self._watch_filtered:
+            self._watch.ignore_changes_of(self.sock.portid)
+            self._watch_filtered = True
 
     def notifications(self) -> list[str] | None:
         """What :meth:`watch` recorded (``route new 2``, ``rule del 10``, ``link``, ``addr``;
@@ -481,7 +493,7 @@ class NetlinkBackend:
         finally:
             watch.close()
         texts: list[str] = []
-        for (kind, family), count in Counter(found).items():  # thousands, of a few kinds
+        for (kind, family), count in Counter(found).items():
             if kind in NOTIFICATIONS:
                 plain = kind in (RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR)
                 texts += [NOTIFICATIONS[kind] + ("" if plain else f" {family}")] * count
@@ -535,6 +547,8 @@ class NetlinkBackend:
         """Make ``changes`` in order: sysctls one by one, each run of route and rule
         changes as one batch. Stops at the first failure (see the module's docstring)."""
         kinds = {type(c.obj) for c in changes}
+        if self._watch is not None and kinds - {Sysctl}:
+            self._unwatch_own_changes()
         self._stale.update(_KIND_OF.get(kind, "link") for kind in kinds)
         if not self._index and kinds - {Sysctl}:
             self._read_index()
@@ -787,6 +801,8 @@ class NetlinkBackend:
         if route.ifname:
             self._ifindex(route.ifname)
         self._stale.add("route")
+        if self._watch is not None:
+            self._unwatch_own_changes()
         self.sock.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, self.route_message(route))
 
     # -- links and addresses -----------------------------------------------------------------
