@@ -110,3 +110,31 @@ def test_the_watch_shows_every_change_but_the_backends_own(vm: HowtoVM) -> None:
     found = json.loads(out)
     assert found["made"] > 0, found
     assert found["seen"] == ["route new 10", "route new 2", "rule new 2"], found
+
+
+REFUSED_SCRIPT = """
+import json
+from multihome.backend import rtnl
+from multihome.backend.netlink import NetlinkBackend
+from multihome.config import Config
+from multihome.engine import assess
+
+def refused(self, portid):
+    raise OSError(1, "Operation not permitted")
+
+rtnl.RtnlSocket.ignore_changes_of = refused
+backend = NetlinkBackend(local_table=False)
+backend.watch()
+plan = assess(backend, Config()).plan
+changes = [c for c in plan.changes if c.kind != "sysctl"]
+backend.apply(changes)
+print(json.dumps({"made": len(changes), "seen": len(backend.notifications() or ())}))
+"""
+
+
+def test_a_refused_filter_shows_the_backends_own_changes(vm: HowtoVM) -> None:
+    """A kernel that refuses the socket filter: the apply goes on, and its own changes show
+    as others' would (nothing is recorded then; the next apply reads everything)."""
+    out = sh("ip", "netns", "exec", vm.ns, sys.executable, "-c", REFUSED_SCRIPT).stdout
+    found = json.loads(out)
+    assert found["made"] > 0 and found["seen"] == found["made"], found

@@ -474,10 +474,15 @@ class NetlinkBackend:
         """Before this backend's first route or rule change while watching: the kernel is to
         drop the notifications of the changes requested through :attr:`sock`
         (:meth:`RtnlSocket.ignore_changes_of`; not at :meth:`watch`: a no-op apply, which
-        changes nothing, does not build the filter)."""
+        changes nothing, does not build the filter). A kernel that refuses the filter drops
+        nothing: the changes' own notifications then show as others' (no fingerprint is
+        recorded, the next apply reads everything)."""
         if self._watch is not None and not self._watch_filtered:
-            self._watch.ignore_changes_of(self.sock.portid)
             self._watch_filtered = True
+            try:
+                self._watch.ignore_changes_of(self.sock.portid)
+            except OSError as exc:
+                log().debug("notifications of this apply's own changes not filtered: %s", exc)
 
     def notifications(self) -> list[str] | None:
         """What :meth:`watch` recorded (``route new 2``, ``rule del 10``, ``link``, ``addr``;
