@@ -10,6 +10,7 @@ import ipaddress
 import json
 import os
 import signal
+import stat
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -469,6 +470,8 @@ def test_a_restarted_agent_puts_back_the_static_routes_an_earlier_one_configured
     first.reconcile("link new eth2 up", 0.0)
     static = {r for r in backend.state.routes_in(TABLE_MAIN) if r.ifname == "eth2"}
     assert static and all(r.proto == PROTO_STATIC for r in static)
+    record = first._state_dir().file("static.eth2.json")  # as every file of the folder: 0600
+    assert stat.S_IMODE(os.stat(record).st_mode) == 0o600
     backend.set_link_down("eth2")
     backend.set_link_up("eth2")
     assert not [r for r in backend.state.routes_in(TABLE_MAIN) if r.ifname == "eth2"]

@@ -42,7 +42,6 @@ from multihome.errors import (
     MultihomeError,
 )
 from multihome.facts import PortFacts
-from multihome.files import json_text, write_atomic
 from multihome.leasefiles import agent_lease_files
 from multihome.model import (
     TABLE_MAIN,
@@ -1205,8 +1204,7 @@ def _record_static(state: StateDir, link: Link, config: StaticConfig) -> None:
         "routes": [route_to_json(r) for r in config.routes],
     }
     try:
-        state.ensure()
-        write_atomic(state.file(STATIC_RECORD.format(link.name)), json_text(data))
+        state.write_json(STATIC_RECORD.format(link.name), data)
     except OSError as exc:
         log.warning("cannot record %s's static configuration: %s", link.name, exc)
 
