@@ -482,7 +482,11 @@ class NetlinkBackend:
             try:
                 self._watch.ignore_changes_of(self.sock.portid)
             except OSError as exc:
-                log().debug("notifications of this apply's own changes not filtered: %s", exc)
+                log().warning(
+                    "the kernel refused the socket filter for this apply's own notifications "
+                    "(%s): no fingerprint is recorded, so the next apply reads everything",
+                    exc,
+                )
 
     def notifications(self) -> list[str] | None:
         """What :meth:`watch` recorded (``route new 2``, ``rule del 10``, ``link``, ``addr``;
