@@ -643,6 +643,22 @@ def test_lookups_without_sources_ask_nexthop_objects_and_exceptions_plainly(
         sh("ip", "-n", guest.ns, "-6", "route", "flush", "cache", check=False)
 
 
+#: Table 100's default (replace: the test before these leaves its table 100, which is not
+#: among the tables _network resets).
+ROUTES6 = ["route replace default via fe80::1 dev v1 table 100 proto static"]
+
+
+def twelve_lookups() -> list[list[str | None]]:
+    """Three global destinations, each without and with a source, without and with an
+    output interface (asked[8:]: 2001:4860::8888's four)."""
+    return [
+        [dst, src, oif]
+        for dst in ("2001:db8:ee::5", "2001:db8:ff::10", "2001:4860::8888")
+        for src in (None, "2001:db8:1::2")
+        for oif in (None, "v1")
+    ]
+
+
 def test_batched_lookups_list_exceptions_once_and_find_one_that_came_between_batches(
     guest: Guest,
 ) -> None:
@@ -651,16 +667,9 @@ def test_batched_lookups_list_exceptions_once_and_find_one_that_came_between_bat
     comes between two batches is found by that listing, so its destination's lookups,
     asked as FIB matches after it came, are asked again and answer with the redirect's
     gateway, as a plain lookup does (a listing made before the first batch would miss it)."""
-    # replace: the test before leaves its table 100 (not among the tables _network resets)
-    routes6 = ["route replace default via fe80::1 dev v1 table 100 proto static"]
     try:
-        _network(guest, routes6, ["rule add pref 100 lookup 100"], 6)
-        asked: list[list[str | None]] = [
-            [dst, src, oif]
-            for dst in ("2001:db8:ee::5", "2001:db8:ff::10", "2001:4860::8888")
-            for src in (None, "2001:db8:1::2")
-            for oif in (None, "v1")
-        ]
+        _network(guest, ROUTES6, ["rule add pref 100 lookup 100"], 6)
+        asked = twelve_lookups()
         answer = guest.ask({"lookups": asked, "batch": 4})  # type: ignore[arg-type]
         assert answer["listings"] == 1, answer
         assert answer["fib"] == answer["plain"], answer
@@ -688,15 +697,9 @@ def test_lookups_without_sources_on_a_kernel_without_exception_listings_ask_each
     asked as a FIB match, since each would be asked again: 12 global IPv6 lookups are 12
     requests (24 with the kernel's check made after the FIB matches, as 87acfd7 made it),
     the plain lookup's answers; on this kernel they are 12 too (no exception, one hop)."""
-    routes6 = ["route replace default via fe80::1 dev v1 table 100 proto static"]
     try:
-        _network(guest, routes6, ["rule add pref 100 lookup 100"], 6)
-        asked: list[list[str | None]] = [
-            [dst, src, oif]
-            for dst in ("2001:db8:ee::5", "2001:db8:ff::10", "2001:4860::8888")
-            for src in (None, "2001:db8:1::2")
-            for oif in (None, "v1")
-        ]
+        _network(guest, ROUTES6, ["rule add pref 100 lookup 100"], 6)
+        asked = twelve_lookups()
         for old_kernel in (True, False):
             request = {"lookups": asked, "old_kernel": old_kernel}
             answer = guest.ask(request)  # type: ignore[arg-type]

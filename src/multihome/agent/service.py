@@ -1205,7 +1205,7 @@ def _record_static(state: StateDir, link: Link, config: StaticConfig) -> None:
     }
     try:
         state.write_json(STATIC_RECORD.format(link.name), data)
-    except OSError as exc:
+    except (OSError, MultihomeError) as exc:
         log.warning("cannot record %s's static configuration: %s", link.name, exc)
 
 

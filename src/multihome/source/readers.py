@@ -94,7 +94,7 @@ def find_config_drive(
     runner: Callable[..., subprocess.CompletedProcess[str]] | None = None,
 ) -> list[Path]:
     """Block devices whose filesystem is labelled ``config-2`` (``blkid``)."""
-    import shutil  # only when a config drive is looked for: every apply imports this module
+    import shutil  # only when a config drive is looked for (plan and the agent import this)
 
     run = runner or subprocess.run
     blkid = shutil.which("blkid")
