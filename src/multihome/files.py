@@ -14,13 +14,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Mapping
 
 from multihome.errors import InputError
 
 # Not ``typing.TYPE_CHECKING``: the no-op apply imports neither typing nor pathlib.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
     from _typeshed import StrPath

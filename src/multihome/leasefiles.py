@@ -12,12 +12,13 @@ import errno
 import itertools
 import os
 import time
-from collections.abc import Iterable, Iterator
 
 from multihome.files import anchored, join, name_of, normal, rooted
 
 TYPE_CHECKING = False  # typing is for the type checker only (start-up time)
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
     from _typeshed import StrPath
 
     from multihome.transaction.statedir import StateDir

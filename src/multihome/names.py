@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from multihome.files import HEADER, read_text, rooted, under_root, write_atomic
 
 # Not ``typing.TYPE_CHECKING``: the no-op apply (multihome.noop) reads the name files' paths
 # here without importing typing, pathlib or the model.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from pathlib import Path
 
     from _typeshed import StrPath

@@ -25,7 +25,6 @@ import time
 # hashlib's own blake2b, without hashlib's OpenSSL binding (a shared library to load at
 # every start; nothing here needs another algorithm).
 from _blake2 import blake2b
-from collections.abc import Sequence
 
 from multihome._version import __version__
 from multihome.files import DEFAULT_CONFIG_PATH, normal, read_text, rooted
@@ -36,6 +35,8 @@ from multihome.transaction.statedir import FINGERPRINT, StateDir
 # and neither typing nor the model nor the backend.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from _typeshed import StrPath
 
     from multihome.backend import Backend

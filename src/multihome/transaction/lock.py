@@ -20,7 +20,6 @@ import fcntl
 import os
 import sys
 import time
-from collections.abc import Sequence
 
 from multihome.errors import LockTimeoutError
 from multihome.processes import pid_alive
@@ -30,6 +29,8 @@ from multihome.transaction.statedir import LOCK, LOCK_OWNER, PENDING, StateDir, 
 # Not ``typing.TYPE_CHECKING``: on every apply's path (multihome.noop imports no typing).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from _typeshed import StrPath
 
 #: How long a second apply waits for the first, by default (seconds).

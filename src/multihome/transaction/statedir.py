@@ -11,7 +11,6 @@ import fcntl
 import os
 import sys
 import time
-from collections.abc import Iterable
 
 from multihome.errors import InputError
 from multihome.files import (
@@ -35,6 +34,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # the plan (and the policy) only where changes are decoded
     import ipaddress
     import logging
+    from collections.abc import Iterable
     from typing import Any
 
     from _typeshed import StrPath
