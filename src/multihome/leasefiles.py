@@ -9,7 +9,6 @@ no ``pathlib`` (paths are text, as ``pathlib`` writes them: :mod:`multihome.file
 from __future__ import annotations
 
 import errno
-import itertools
 import os
 import time
 
@@ -161,7 +160,9 @@ def dhclient_lease_files() -> list[str]:
                 continue
         except OSError:
             continue
-        for flag, value in itertools.pairwise(argv):
+        # zip, not itertools.pairwise: importing itertools costs every no-op apply 0.5 M
+        # instructions (of ~85 M at 256 ports)
+        for flag, value in zip(argv, argv[1:], strict=False):  # noqa: RUF007
             if flag == b"-lf" and value:
                 found.append(normal(os.fsdecode(value)))
     return found
