@@ -138,8 +138,10 @@ def link_part(body: bytes) -> tuple[bytes, str | None]:
         else:
             kept.append(body[start:stop])
             if kind == IFLA_IFNAME:
-                name = body[start + 4 : stop].split(b"\0", 1)[0].decode()
-    return b"".join(kept), (name if not inet else None)
+                name = body[start + 4 : stop]
+    if inet or name is None:  # the name is decoded only for a link without an IPv4 devconf
+        return b"".join(kept), None
+    return b"".join(kept), name.split(b"\0", 1)[0].decode()
 
 
 def knob_files(proc_sys: str, ifnames: list[str]) -> list[tuple[str, str]]:
