@@ -41,15 +41,15 @@ def apply(lab: BenchLab, *args: str) -> str:
 #: ``_json``'s C functions, multihome.transaction.statedir), click, and ``pathlib`` with
 #: what it brings, ``re``, ``enum``, ``urllib.parse`` and ``ipaddress`` (paths are text on
 #: the no-op's path: multihome.files), and ``collections`` (``collections.abc``'s names are
-#: the type checker's only: ~7.5 M instructions; ``python -m``'s runpy imports it first, so
+#: the type checker's only: ~6 M instructions; ``python -m``'s runpy imports it first, so
 #: only the console script shows it).
 HEAVY = re.compile(
     r"^import time:.*\|\s+(json|click|pathlib|re|enum|urllib\.parse|ipaddress|collections)$",
     re.MULTILINE,
 )
 #: The first import of multihome's own: what is imported before it is the launcher's (the
-#: console script pip writes imports ``re``, and with it ``enum``, to tidy ``argv[0]``;
-#: ``python -m`` imports neither), and a module imported already is not listed again, so
+#: console script an older pip writes imports ``re``, and with it ``enum``, to tidy
+#: ``argv[0]``; a newer pip's, as this venv's, and ``python -m`` import neither), and a module imported already is not listed again, so
 #: ``python -m multihome`` is what shows all of :data:`HEAVY` (the no-op tests run both).
 OWN = re.compile(r"^import time:.*\|\s+multihome", re.MULTILINE)
 
