@@ -49,8 +49,9 @@ HEAVY = re.compile(
 )
 #: The first import of multihome's own: what is imported before it is the launcher's (the
 #: console script an older pip writes imports ``re``, and with it ``enum``, to tidy
-#: ``argv[0]``; a newer pip's, as this venv's, and ``python -m`` import neither), and a module imported already is not listed again, so
-#: ``python -m multihome`` is what shows all of :data:`HEAVY` (the no-op tests run both).
+#: ``argv[0]``; a newer pip's, as this venv's, and ``python -m`` import neither), and a
+#: module imported already is not listed again, so ``python -m multihome`` is what shows
+#: all of :data:`HEAVY` (the no-op tests run both).
 OWN = re.compile(r"^import time:.*\|\s+multihome", re.MULTILINE)
 
 
