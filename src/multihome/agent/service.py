@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import collections
 import gc
-import json
 import logging
 import os
 import signal
@@ -1213,8 +1212,8 @@ def _recorded_static(state: StateDir, link: Link) -> StaticConfig | None:
     """The configuration recorded for ``link`` (same MAC) in the namespace's folder
     ``state`` (the agent's, looked up once), or None."""
     try:
-        data = json.loads(Path(state.file(STATIC_RECORD.format(link.name))).read_text())
-        if data.get("mac") != link.mac:
+        data = state.read_json(STATIC_RECORD.format(link.name))  # as write_json wrote it
+        if data is None or data.get("mac") != link.mac:
             return None
         addresses = tuple(Address(link.name, ip_interface(a)) for a in data["addresses"])
         routes = tuple(route_from_json(r) for r in data["routes"])

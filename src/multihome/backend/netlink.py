@@ -471,12 +471,12 @@ class NetlinkBackend:
         self._watch_filtered = False
 
     def _unwatch_own_changes(self) -> None:
-        """Before this backend's first route or rule change while watching: the kernel is to
-        drop the notifications of the changes requested through :attr:`sock`
-        (:meth:`RtnlSocket.ignore_changes_of`; not at :meth:`watch`: a no-op apply, which
-        changes nothing, does not build the filter). A kernel that refuses the filter drops
-        nothing: the changes' own notifications then show as others' (no fingerprint is
-        recorded, the next apply reads everything)."""
+        """Before each route or rule change of this backend (nothing unless watching and not
+        filtered yet): the kernel is to drop the notifications of the changes requested
+        through :attr:`sock` (:meth:`RtnlSocket.ignore_changes_of`; not at :meth:`watch`: a
+        no-op apply, which changes nothing, does not build the filter). A kernel that
+        refuses the filter drops nothing: the changes' own notifications then show as
+        others' (no fingerprint is recorded, the next apply reads everything)."""
         if self._watch is not None and not self._watch_filtered:
             self._watch_filtered = True
             try:
@@ -556,7 +556,7 @@ class NetlinkBackend:
         """Make ``changes`` in order: sysctls one by one, each run of route and rule
         changes as one batch. Stops at the first failure (see the module's docstring)."""
         kinds = {type(c.obj) for c in changes}
-        if self._watch is not None and kinds - {Sysctl}:
+        if kinds - {Sysctl}:
             self._unwatch_own_changes()
         self._stale.update(_KIND_OF.get(kind, "link") for kind in kinds)
         if not self._index and kinds - {Sysctl}:
@@ -810,8 +810,7 @@ class NetlinkBackend:
         if route.ifname:
             self._ifindex(route.ifname)
         self._stale.add("route")
-        if self._watch is not None:
-            self._unwatch_own_changes()
+        self._unwatch_own_changes()
         self.sock.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, self.route_message(route))
 
     # -- links and addresses -----------------------------------------------------------------
