@@ -14,10 +14,8 @@ or not reachable: "wait / use the kernel's view") or :class:`~multihome.errors.I
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,6 +94,8 @@ def find_config_drive(
     runner: Callable[..., subprocess.CompletedProcess[str]] | None = None,
 ) -> list[Path]:
     """Block devices whose filesystem is labelled ``config-2`` (``blkid``)."""
+    import shutil  # only when a config drive is looked for: the agent imports this module
+
     run = runner or subprocess.run
     blkid = shutil.which("blkid")
     if blkid is None:
@@ -115,6 +115,9 @@ def find_config_drive(
 
 def read_device(device: Path) -> Metadata:
     """Mount ``device`` (or an image file) read-only, read it, unmount it."""
+    import shutil  # lazy, as in find_config_drive: tempfile (with random) only to mount
+    import tempfile
+
     mount = shutil.which("mount")
     umount = shutil.which("umount")
     if mount is None or umount is None:
